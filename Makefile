@@ -1,0 +1,42 @@
+# Thin wrapper around CMake. Binaries: build/release/bin/ (make build),
+# build/asan/bin/ (the sanitized build that make test runs).
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build test test-gcc unit integration fuzz clean run
+
+all: build
+
+deps:
+	@./scripts/deps.sh
+
+build: deps
+	@cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build/release -j$(JOBS)
+
+# The sanitized build with clang (ASan + UBSan + libFuzzer targets).
+build-asan: deps
+	@cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DSN_SANITIZE=ON -DSN_FUZZ=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build/asan -j$(JOBS)
+
+# make test: gcc -Werror release build, then every test under clang with
+# ASan and UBSan: unit, fuzz-corpus replay and integration.
+test: build build-asan
+	@cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure -j2 --timeout 300
+
+unit: build-asan
+	@cd build/asan && ctest --output-on-failure -L unit
+
+integration: build-asan
+	@cd build/asan && ctest --output-on-failure -L integration
+
+# Run one fuzz target for a while: make fuzz TARGET=h1_request SECONDS=60
+TARGET ?= h1_request
+SECONDS ?= 60
+fuzz: build-asan
+	@mkdir -p build/fuzz-corpus/$(TARGET)
+	./build/asan/fuzz/fuzz_$(TARGET) -max_total_time=$(SECONDS) build/fuzz-corpus/$(TARGET) fuzz/corpus/$(TARGET)
+
+clean:
+	rm -rf build

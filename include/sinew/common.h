@@ -1,0 +1,76 @@
+#ifndef SINEW_COMMON_H
+#define SINEW_COMMON_H
+
+/* Shared basics: error codes, small macros, string views. */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Functions return 0 on success or a negative SN_E* code. "Try again" is
+ * distinct from failure (libuv's convention). */
+#define SN_OK 0
+#define SN_EAGAIN -11   /* would block; retry when ready */
+#define SN_ENOMEM -12   /* allocation failed: fail this request, not the process */
+#define SN_EINVAL -22   /* bad argument or malformed input */
+#define SN_ELIMIT -7    /* a configured bound was hit */
+#define SN_EIO -5       /* system call failed; errno holds why */
+#define SN_ECLOSED -32  /* peer closed */
+#define SN_ETIMEDOUT -110
+#define SN_ENOTFOUND -2
+
+#define SN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define SN_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SN_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define SN_LIKELY(x) __builtin_expect(!!(x), 1)
+#define SN_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define sn_container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* A borrowed, not necessarily NUL-terminated, byte string. */
+struct sn_str {
+	const char *p;
+	size_t len;
+};
+
+#define SN_STR_LIT(s) ((struct sn_str){ (s), sizeof(s) - 1 })
+#define SN_STR_NULL ((struct sn_str){ NULL, 0 })
+
+static inline struct sn_str sn_str_make(const char *p, size_t len)
+{
+	struct sn_str s = { p, len };
+	return s;
+}
+
+static inline int sn_str_eq(struct sn_str a, struct sn_str b)
+{
+	return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+static inline int sn_str_eq_cstr(struct sn_str a, const char *b)
+{
+	return sn_str_eq(a, sn_str_make(b, strlen(b)));
+}
+
+static inline int sn_tolower_ascii(int c)
+{
+	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
+
+/* ASCII case-insensitive equality (header names, host names). */
+static inline int sn_str_ieq(struct sn_str a, struct sn_str b)
+{
+	if (a.len != b.len)
+		return 0;
+	for (size_t i = 0; i < a.len; i++)
+		if (sn_tolower_ascii((unsigned char)a.p[i]) != sn_tolower_ascii((unsigned char)b.p[i]))
+			return 0;
+	return 1;
+}
+
+static inline int sn_str_ieq_cstr(struct sn_str a, const char *b)
+{
+	return sn_str_ieq(a, sn_str_make(b, strlen(b)));
+}
+
+#endif

@@ -1,0 +1,89 @@
+#ifndef SINEW_METRICS_H
+#define SINEW_METRICS_H
+
+/* Request metrics with Istio's standard labels (DESIGN.md §7).
+ *
+ * Each worker thread owns one struct sn_metrics and records into it without
+ * locks; the admin thread renders all of them at once, summing series with
+ * equal labels. Series live in a fixed-capacity, append-only table (bounded
+ * cardinality): once full, new label sets are counted under one overflow
+ * series whose labels are all "overflow", and
+ * sinew_metrics_series_overflow_total says how often. Counters are relaxed
+ * atomics so a scrape never sees a torn value. */
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* Label values for one request. Borrowed; the store copies what it keeps.
+ * NULL means "unknown". */
+struct sn_metric_labels {
+	const char *reporter;                        /* "source" (outbound) or "destination" (inbound) */
+	const char *source_workload;
+	const char *source_workload_namespace;
+	const char *source_principal;
+	const char *source_app;
+	const char *source_version;
+	const char *destination_workload;
+	const char *destination_workload_namespace;
+	const char *destination_principal;
+	const char *destination_app;
+	const char *destination_version;
+	const char *destination_service;             /* FQDN */
+	const char *destination_service_name;
+	const char *destination_service_namespace;
+	const char *destination_cluster;             /* Sinew's cluster name */
+	const char *request_protocol;                /* "http" */
+	int response_code;                           /* 0 if none was sent */
+	const char *grpc_response_status;
+	const char *response_flags;                  /* "-" or the sinew-error reason */
+	const char *connection_security_policy;      /* "none", "mutual_tls", "unknown" */
+};
+
+/* Process-wide counters and gauges that are not per request. Each worker
+ * adds to its own copy; gauges are summed too (e.g. active connections). */
+enum sn_counter {
+	SN_CTR_DOWNSTREAM_CX_TOTAL = 0,   /* sinew_downstream_connections_total */
+	SN_CTR_DOWNSTREAM_CX_ACTIVE,      /* gauge sinew_downstream_connections_active */
+	SN_CTR_UPSTREAM_CX_TOTAL,         /* sinew_upstream_connections_total */
+	SN_CTR_UPSTREAM_CX_ACTIVE,        /* gauge sinew_upstream_connections_active */
+	SN_CTR_UPSTREAM_CX_CONNECT_FAIL,  /* sinew_upstream_connect_failures_total */
+	SN_CTR_UPSTREAM_RQ_RETRY,         /* sinew_upstream_retries_total */
+	SN_CTR_UPSTREAM_RQ_RETRY_BUDGET_EXHAUSTED, /* sinew_upstream_retry_budget_exhausted_total */
+	SN_CTR_UPSTREAM_CX_REUSED,        /* sinew_upstream_connection_reuses_total */
+	SN_CTR_DOWNSTREAM_RQ_REJECTED,    /* sinew_downstream_requests_rejected_total (bad request, limits) */
+	SN_CTR_OVERFLOW,                  /* sinew_overflow_total (pool or pending limits) */
+	SN_CTR__COUNT,
+};
+
+struct sn_metrics;
+
+/* Creates a worker's store with room for max_series label sets (0: 2048).
+ * Returns NULL on ENOMEM. */
+struct sn_metrics *sn_metrics_new(size_t max_series);
+void sn_metrics_free(struct sn_metrics *m);
+
+/* Records one finished request. Worker thread only (one writer per store). */
+void sn_metrics_record_request(struct sn_metrics *m, const struct sn_metric_labels *l,
+			       double duration_ms, uint64_t request_bytes, uint64_t response_bytes);
+
+/* Adds delta (may be negative for gauges) to a counter. Worker thread only. */
+void sn_metrics_add(struct sn_metrics *m, enum sn_counter c, int64_t delta);
+
+/* Process-level values the renderer prints once (not per worker). */
+struct sn_metrics_process {
+	uint64_t config_version;
+	uint64_t config_reloads_ok;
+	uint64_t config_reloads_failed;
+	double config_last_reload_seconds;  /* unix time of the last successful load */
+	int draining;
+};
+
+/* Renders every store in Prometheus text format (version 0.0.4) to f,
+ * summing equal series across stores. Safe to call from another thread
+ * while workers record. istio_names: also emit istio_requests_total,
+ * istio_request_duration_milliseconds, istio_request_bytes and
+ * istio_response_bytes with the same labels. */
+void sn_metrics_render(struct sn_metrics *const *stores, size_t n_stores,
+		       const struct sn_metrics_process *proc, int istio_names, FILE *f);
+
+#endif
