@@ -1,0 +1,180 @@
+/* Unit tests for the core: timer wheel, loop phases, buffers, arena. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "sinew/arena.h"
+#include "sinew/buf.h"
+#include "sinew/loop.h"
+
+static int fired_n;
+
+/* Every timer fires exactly at its tick, across level boundaries. */
+static void test_wheel_exact_expiry(void **state)
+{
+	struct sn_timerwheel w;
+	static const uint64_t delays[] = { 1, 2, 63, 64, 65, 127, 128, 4095, 4096, 4097, 70000, 300000 };
+	struct sn_timer timers[SN_ARRAY_LEN(delays)];
+
+	sn_timerwheel_init(&w, 1000);
+	memset(timers, 0, sizeof(timers));
+	for (size_t i = 0; i < SN_ARRAY_LEN(delays); i++)
+		sn_timerwheel_link(&w, &timers[i], 1000 + delays[i]);
+	assert_int_equal(w.count, SN_ARRAY_LEN(delays));
+	fired_n = 0;
+	for (uint64_t now = 1001; now <= 1000 + 300000; now += 7) {
+		struct sn_timer *exp = NULL;
+		sn_timerwheel_advance(&w, now, &exp);
+		while (exp != NULL) {
+			struct sn_timer *t = exp;
+			sn_timerwheel_unlink(&w, t);
+			/* Fired no earlier than due and at most one step late. */
+			assert_true(t->expire_at <= now);
+			assert_true(now - t->expire_at < 7);
+			fired_n++;
+		}
+	}
+	assert_int_equal(fired_n, SN_ARRAY_LEN(delays));
+	assert_int_equal(w.count, 0);
+}
+
+static void test_wheel_unlink_and_next(void **state)
+{
+	struct sn_timerwheel w;
+	struct sn_timer a = { 0 }, b = { 0 };
+
+	sn_timerwheel_init(&w, 0);
+	assert_int_equal(sn_timerwheel_next_in(&w), -1);
+	sn_timerwheel_link(&w, &a, 10);
+	sn_timerwheel_link(&w, &b, 5000);
+	assert_int_equal(sn_timerwheel_next_in(&w), 10);
+	sn_timerwheel_unlink(&w, &a);
+	assert_false(sn_timer_is_linked(&a));
+	/* Only a far timer: wake no later than the next cascade. */
+	int64_t n = sn_timerwheel_next_in(&w);
+	assert_true(n > 0 && n <= 64);
+	sn_timerwheel_unlink(&w, &b);
+	assert_int_equal(w.count, 0);
+}
+
+/* A timer callback may cancel another timer that is due in the same tick. */
+static struct sn_timer cancel_a, cancel_b;
+static int cancel_fired;
+static void cancel_other(struct sn_loop *loop, struct sn_timer *t)
+{
+	cancel_fired++;
+	sn_timer_stop(loop, t == &cancel_a ? &cancel_b : &cancel_a);
+}
+
+static void test_loop_timer_cancel_in_callback(void **state)
+{
+	struct sn_loop loop;
+	assert_int_equal(sn_loop_init(&loop), 0);
+	sn_timer_start(&loop, &cancel_a, 5, cancel_other);
+	sn_timer_start(&loop, &cancel_b, 5, cancel_other);
+	uint64_t t0 = sn_clock_ms();
+	while (loop.wheel.count > 0 && sn_clock_ms() - t0 < 1000)
+		sn_loop_run_once(&loop, 50);
+	assert_int_equal(cancel_fired, 1);
+	sn_loop_dispose(&loop);
+}
+
+static int order[8];
+static int order_n;
+static struct sn_task t_defer, t_reclaim, t_post;
+static void on_defer(struct sn_loop *l, struct sn_task *t) { order[order_n++] = 4; }
+static void on_reclaim(struct sn_loop *l, struct sn_task *t) { order[order_n++] = 6; }
+static void on_post(struct sn_loop *l, struct sn_task *t)
+{
+	order[order_n++] = 3;
+	sn_loop_reclaim(l, &t_reclaim, on_reclaim);
+	sn_loop_defer(l, &t_defer, on_defer);
+}
+static void *poster(void *arg)
+{
+	sn_loop_post(arg, &t_post, on_post);
+	return NULL;
+}
+
+/* Phases run in the documented order; posting from another thread wakes. */
+static void test_loop_phase_order(void **state)
+{
+	struct sn_loop loop;
+	pthread_t th;
+
+	assert_int_equal(sn_loop_init(&loop), 0);
+	pthread_create(&th, NULL, poster, &loop);
+	pthread_join(th, NULL);
+	for (int i = 0; i < 3 && order_n < 3; i++)
+		sn_loop_run_once(&loop, 1000);
+	assert_int_equal(order_n, 3);
+	assert_int_equal(order[0], 3);
+	assert_int_equal(order[1], 4);
+	assert_int_equal(order[2], 6);
+	sn_loop_dispose(&loop);
+}
+
+static void test_buf_pool(void **state)
+{
+	struct sn_buf_pool pool;
+	struct sn_buf b = { 0 };
+
+	sn_buf_pool_init(&pool, 1024, 4);
+	assert_int_equal(sn_buf_reserve(&pool, &b, 100, 8192), 0);
+	assert_int_equal(b.cap, 1024);
+	memset(b.base, 'x', 1000);
+	b.end = 1000;
+	sn_buf_consume(&b, 10);
+	/* Compaction makes room without growing. */
+	assert_int_equal(sn_buf_reserve(&pool, &b, 30, 8192), 0);
+	assert_int_equal(b.cap, 1024);
+	assert_int_equal(sn_buf_len(&b), 990);
+	/* Growth keeps content, bounded by max_cap. */
+	assert_int_equal(sn_buf_reserve(&pool, &b, 3000, 8192), 0);
+	assert_true(b.cap >= 3990);
+	assert_int_equal(sn_buf_data(&b)[989], 'x');
+	assert_int_equal(sn_buf_reserve(&pool, &b, 9000, 8192), SN_ELIMIT);
+	sn_buf_release(&pool, &b);
+	assert_null(b.base);
+	assert_int_equal(pool.in_use, 0);
+	/* Standard buffers are recycled. */
+	assert_int_equal(sn_buf_reserve(&pool, &b, 1, 8192), 0);
+	char *first = b.base;
+	sn_buf_release(&pool, &b);
+	assert_int_equal(pool.cached, 1);
+	assert_int_equal(sn_buf_reserve(&pool, &b, 1, 8192), 0);
+	assert_ptr_equal(b.base, first);
+	sn_buf_release(&pool, &b);
+	sn_buf_pool_dispose(&pool);
+}
+
+static void test_arena(void **state)
+{
+	struct sn_arena a;
+	sn_arena_init(&a, 256);
+	char *s = sn_arena_strdup(&a, "reviews");
+	assert_string_equal(s, "reviews");
+	char *big = sn_arena_alloc(&a, 10000);
+	assert_non_null(big);
+	assert_int_equal(((uintptr_t)big) & 15, 0);
+	char *p = sn_arena_printf(&a, "%s.%s.svc.cluster.local", "reviews", "default");
+	assert_string_equal(p, "reviews.default.svc.cluster.local");
+	sn_arena_free(&a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_wheel_exact_expiry),
+		cmocka_unit_test(test_wheel_unlink_and_next),
+		cmocka_unit_test(test_loop_timer_cancel_in_callback),
+		cmocka_unit_test(test_loop_phase_order),
+		cmocka_unit_test(test_buf_pool),
+		cmocka_unit_test(test_arena),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
