@@ -13,6 +13,9 @@
 
 #include "sinew/common.h"
 
+/* Longest line written, '\n' included; longer values are truncated. */
+#define SN_ACCESS_LOG_LINE_MAX 8192
+
 struct sn_access_log;
 
 /* Opens path for appending ("-" is stdout). NULL with errno on failure. */
@@ -47,7 +50,9 @@ struct sn_access_entry {
 /* Formats and writes one line. Thread-safe. Returns 0 or SN_EIO. */
 int sn_access_log_write(struct sn_access_log *log, const struct sn_access_entry *e);
 
-/* Formats one line into buf (for tests). Returns its length incl. '\n'. */
+/* Formats one line into buf (for tests). Returns its length incl. '\n'
+ * (no NUL is added), or 0 if size is too small for even a line of empty
+ * values (about 1 KiB). At most SN_ACCESS_LOG_LINE_MAX bytes are used. */
 size_t sn_access_log_format(const struct sn_access_entry *e, char *buf, size_t size);
 
 #endif

@@ -1,0 +1,239 @@
+/* The admin port (15020 by convention): /metrics, /ready, /live,
+ * /config_dump. Served on the main thread's loop, one request per
+ * connection, so a slow scrape never touches a worker. Bounded: request
+ * heads up to 8 KiB, 64 concurrent admin connections, 5 s per connection. */
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "sinew/log.h"
+#include "proxy.h"
+
+#define ADMIN_MAX_CONNS 64
+#define ADMIN_HEAD_MAX 8192
+#define ADMIN_TIMEOUT_MS 5000
+
+struct admin_conn {
+	struct sn_io io;
+	int fd;
+	struct sn_proxy *p;
+	char in[ADMIN_HEAD_MAX];
+	size_t in_len;
+	char *out;
+	size_t out_len, out_off;
+	int responded;
+	struct sn_timer timer;
+	struct sn_task reclaim;
+};
+
+static int admin_conns;
+
+static void reclaim_admin(struct sn_loop *loop, struct sn_task *t)
+{
+	struct admin_conn *a = sn_container_of(t, struct admin_conn, reclaim);
+	free(a->out);
+	free(a);
+}
+
+static void admin_close(struct admin_conn *a)
+{
+	if (a->fd < 0)
+		return;
+	sn_timer_stop(&a->p->loop, &a->timer);
+	sn_io_stop(&a->p->loop, &a->io);
+	close(a->fd);
+	a->fd = -1;
+	admin_conns--;
+	sn_loop_reclaim(&a->p->loop, &a->reclaim, reclaim_admin);
+}
+
+static void on_admin_timeout(struct sn_loop *loop, struct sn_timer *t)
+{
+	admin_close(sn_container_of(t, struct admin_conn, timer));
+}
+
+static void render(struct admin_conn *a, struct sn_str method, struct sn_str path)
+{
+	struct sn_proxy *p = a->p;
+	char *body = NULL;
+	size_t body_len = 0;
+	FILE *f = open_memstream(&body, &body_len);
+	int status = 200;
+	const char *ctype = "text/plain; charset=utf-8";
+	const char *q = memchr(path.p, '?', path.len);
+	struct sn_str route = q ? sn_str_make(path.p, (size_t)(q - path.p)) : path;
+
+	if (f == NULL)
+		return;
+	if (!sn_str_eq_cstr(method, "GET") && !sn_str_eq_cstr(method, "HEAD")) {
+		status = 405;
+		fprintf(f, "admin: only GET and HEAD\n");
+	} else if (sn_str_eq_cstr(route, "/ready")) {
+		if (p->ready && !p->draining) {
+			fprintf(f, "ready: config version %llu\n", (unsigned long long)p->version);
+		} else {
+			status = 503;
+			fprintf(f, "not ready: %s\n", p->draining ? "draining" : "starting");
+		}
+	} else if (sn_str_eq_cstr(route, "/live") || sn_str_eq_cstr(route, "/healthz")) {
+		fprintf(f, "live\n");
+	} else if (sn_str_eq_cstr(route, "/metrics") || sn_str_eq_cstr(route, "/stats/prometheus")) {
+		struct sn_metrics *stores[256];
+		size_t n = 0;
+		for (int i = 0; i < p->n_workers && n < SN_ARRAY_LEN(stores); i++)
+			stores[n++] = p->workers[i].metrics;
+		ctype = "text/plain; version=0.0.4; charset=utf-8";
+		sn_metrics_render(stores, n, &p->proc, p->opt.istio_metric_names, f);
+	} else if (sn_str_eq_cstr(route, "/config_dump")) {
+		ctype = "application/json";
+		pthread_mutex_lock(&p->snap_lock);
+		struct sn_snapshot *s = p->snap;
+		if (s != NULL)
+			sn_snapshot_ref(s);
+		pthread_mutex_unlock(&p->snap_lock);
+		if (s != NULL) {
+			sn_snapshot_dump_json(s, f);
+			sn_snapshot_unref(s);
+		} else {
+			fprintf(f, "{\"version\":0}");
+		}
+		fputc('\n', f);
+	} else {
+		status = 404;
+		fprintf(f, "admin: unknown path; try /metrics, /ready, /live, /config_dump\n");
+	}
+	fclose(f);
+
+	char head[256];
+	int hl = snprintf(head, sizeof(head),
+			  "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\nconnection: close\r\n\r\n",
+			  status, sn_h1_reason_phrase(status), ctype, body_len);
+	int is_head = sn_str_eq_cstr(method, "HEAD");
+	a->out_len = (size_t)hl + (is_head ? 0 : body_len);
+	a->out = malloc(a->out_len);
+	if (a->out != NULL) {
+		memcpy(a->out, head, (size_t)hl);
+		if (!is_head)
+			memcpy(a->out + hl, body, body_len);
+	} else {
+		a->out_len = 0;
+	}
+	free(body);
+	a->responded = 1;
+}
+
+static void admin_flush(struct admin_conn *a)
+{
+	while (a->out_off < a->out_len) {
+		ssize_t n = write(a->fd, a->out + a->out_off, a->out_len - a->out_off);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		a->out_off += (size_t)n;
+	}
+	admin_close(a);
+}
+
+static void on_admin_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct admin_conn *a = sn_container_of(io, struct admin_conn, io);
+
+	if (a->responded) {
+		admin_flush(a);
+		return;
+	}
+	for (;;) {
+		if (a->in_len == sizeof(a->in)) {
+			admin_close(a);
+			return;
+		}
+		ssize_t n = read(a->fd, a->in + a->in_len, sizeof(a->in) - a->in_len);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			admin_close(a);
+			return;
+		}
+		a->in_len += (size_t)n;
+	}
+	struct sn_h1_request req;
+	struct sn_h1_header hdrs[64];
+	struct sn_h1_limits lim = { 4096, ADMIN_HEAD_MAX, 64 };
+	int r = sn_h1_parse_request(a->in, a->in_len, &req, hdrs, SN_ARRAY_LEN(hdrs), &lim);
+	if (r == SN_H1_INCOMPLETE)
+		return;
+	if (r < 0) {
+		admin_close(a);
+		return;
+	}
+	render(a, req.method, req.path);
+	admin_flush(a);
+}
+
+static void on_admin_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct sn_proxy *p = sn_container_of(io, struct sn_proxy, admin_io);
+
+	for (;;) {
+		int fd = accept4(p->admin_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		if (admin_conns >= ADMIN_MAX_CONNS) {
+			close(fd);
+			continue;
+		}
+		struct admin_conn *a = calloc(1, sizeof(*a));
+		if (a == NULL) {
+			close(fd);
+			continue;
+		}
+		a->fd = fd;
+		a->p = p;
+		admin_conns++;
+		if (sn_io_start(loop, &a->io, fd, on_admin_io) != 0) {
+			close(fd);
+			admin_conns--;
+			free(a);
+			continue;
+		}
+		sn_timer_start(loop, &a->timer, ADMIN_TIMEOUT_MS, on_admin_timeout);
+	}
+}
+
+int sn_admin_start(struct sn_proxy *p)
+{
+	int one = 1;
+	const struct sn_addr *addr = &p->opt.admin;
+
+	p->admin_fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (p->admin_fd < 0)
+		return SN_EIO;
+	setsockopt(p->admin_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(p->admin_fd, (const struct sockaddr *)&addr->ss, addr->len) != 0 || listen(p->admin_fd, 64) != 0) {
+		sn_log(SN_LOG_ERROR, "cannot listen on %s (--admin): %s; pick a free port", addr->text, strerror(errno));
+		close(p->admin_fd);
+		p->admin_fd = -1;
+		return SN_EIO;
+	}
+	return sn_io_start(&p->loop, &p->admin_io, p->admin_fd, on_admin_accept);
+}
+
+void sn_admin_stop(struct sn_proxy *p)
+{
+	if (p->admin_fd < 0)
+		return;
+	sn_io_stop(&p->loop, &p->admin_io);
+	close(p->admin_fd);
+	p->admin_fd = -1;
+}

@@ -1,0 +1,1580 @@
+/* Downstream HTTP/1.1 connections and the request/response exchange.
+ *
+ * One exchange at a time per connection: a pipelined request waits in the
+ * connection's input buffer until the response before it is complete
+ * ("safe pipelining"). Bodies are never buffered whole: bytes move from
+ * the reading side's buffer straight to the other socket, and a side is
+ * only read when its buffer has been drained (pull-based backpressure).
+ * The request head is copied into the exchange so the connection's buffer
+ * can be reused for the body; the upstream head is written once and
+ * re-sent as is on a retry.
+ *
+ * Every response the proxy makes itself carries `sinew-error: REASON`
+ * (docs/errors.md), the same reason that goes to the access log and the
+ * response_flags metric label. */
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sinew/log.h"
+#include "exchange.h"
+
+#define MAX_FREE_EXCHANGES 64
+#define MAX_TRANSPARENT_RETRIES 3   /* stale pooled connections */
+#define CONTINUE_LINE "HTTP/1.1 100 Continue\r\n\r\n"
+
+struct sn_dconn {
+	struct sn_dconn *next;       /* first member: the worker's list link */
+	struct sn_dconn **pprev;
+	struct sn_io io;
+	int fd;
+	struct sn_worker *w;
+	enum sn_direction dir;
+	uint64_t id;
+	char peer[64];
+	struct sn_buf in;            /* bytes from the client */
+	struct sn_buf out;           /* response head (or local response) for the client */
+	struct sn_timer timer;       /* idle or request-header timeout */
+	struct sn_exchange *ex;
+	unsigned can_read : 1;
+	unsigned can_write : 1;
+	unsigned eof : 1;
+	unsigned closing : 1;
+	unsigned draining : 1;
+	unsigned header_timer : 1;   /* the timer is the request-header timeout */
+	struct sn_task resume;
+	struct sn_task reclaim;
+};
+
+struct sn_exchange {
+	struct sn_exchange *next_free;
+	struct sn_dconn *c;
+	struct sn_worker *w;
+	struct sn_snapshot *snap;
+	struct sn_buf head;          /* [request head copy][upstream request head] */
+	size_t up_off, up_len, up_written;
+	struct sn_h1_request req;
+	struct sn_h1_header req_hdrs[SN_MAX_HEADERS_ARRAY];
+	struct sn_h1_response resp;
+	struct sn_h1_header resp_hdrs[SN_MAX_HEADERS_ARRAY];
+	const struct sn_http_route *route;
+	const struct sn_route_dest *dest;
+	const struct sn_cluster *cluster;
+	const struct sn_endpoint *ep;
+	struct sn_host *host;        /* holds one `active` while set */
+	struct sn_host *prev_host;
+	struct sn_uconn *u;
+	uint16_t port;
+	/* request body */
+	int held;                    /* body fully in c->in: sent without consuming (replayable) */
+	uint64_t req_remaining;      /* LENGTH: bytes not yet classified */
+	struct sn_h1_chunked req_chunked;
+	size_t req_pending;          /* classified body bytes at the front of c->in, not yet written */
+	uint64_t req_body_bytes;     /* body bytes sent upstream (streaming) or held */
+	int req_classified_done;     /* every body byte has been classified */
+	int req_done;                /* request fully received from the client */
+	int req_sent;                /* request fully written upstream in this attempt */
+	size_t held_sent;
+	int streamed;                /* a streamed body byte left c->in: no replay */
+	int continue_sent;
+	/* response */
+	int resp_head_done;
+	int resp_head_sent;          /* first byte of the head reached the client's buffer */
+	uint64_t resp_remaining;
+	struct sn_h1_chunked resp_chunked;
+	size_t resp_pending;
+	int resp_classified_done;
+	uint64_t resp_body_bytes;
+	int resp_until_close;
+	int local;                   /* the proxy answers itself */
+	int status;
+	const char *flags;           /* response_flags / sinew-error reason; NULL: "-" */
+	int close_after;
+	uint32_t attempts;
+	uint32_t transparent_retries;
+	int force_new;
+	struct sn_timer route_timer;
+	struct sn_timer try_timer;
+	struct sn_timer delay_timer;
+	int pending_abort;           /* fault abort status to apply after the delay */
+	int64_t start_wall_us;
+	uint64_t start_us;
+	uint64_t try_start_us;
+	double upstream_ms;
+	char request_id[40];
+	struct sn_str rid;
+};
+
+static void dconn_process(struct sn_dconn *c);
+static void dconn_close(struct sn_dconn *c);
+static void ex_progress(struct sn_exchange *ex);
+static void ex_finish(struct sn_exchange *ex);
+static void ex_attempt(struct sn_exchange *ex);
+static void ex_local(struct sn_exchange *ex, int status, const char *flag, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static const struct sn_h1_limits *limits(const struct sn_worker *w)
+{
+	return &w->proxy->opt.limits;
+}
+
+static size_t in_cap(const struct sn_worker *w)
+{
+	return SN_MAX(limits(w)->max_head_bytes + 1024, (size_t)SN_BUF_DEFAULT_SIZE);
+}
+
+/* ---- downstream socket I/O ------------------------------------------ */
+
+/* Reads what's available into c->in. Returns bytes read, 0 if nothing
+ * (EAGAIN or buffer full), -1 on EOF or error (c->eof set). */
+static ssize_t dconn_read(struct sn_dconn *c)
+{
+	if (!c->can_read || c->eof)
+		return c->eof ? -1 : 0;
+	if (sn_buf_reserve(&c->w->pool, &c->in, 1, in_cap(c->w)) != 0)
+		return 0;
+	size_t room = sn_buf_room(&c->in);
+	if (room == 0)
+		return 0;
+	ssize_t n = read(c->fd, c->in.base + c->in.end, room);
+	if (n > 0) {
+		c->in.end += (size_t)n;
+		if ((size_t)n < room)
+			c->can_read = 0;  /* short read: the socket is drained (ET) */
+		return n;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+		c->can_read = 0;
+		return 0;
+	}
+	if (n < 0 && errno == EINTR)
+		return 0;
+	c->eof = 1;
+	c->can_read = 0;
+	return -1;
+}
+
+/* Writes c->out and then up to extra_len bytes of extra. Returns the bytes
+ * of extra written, or -1 on a write error (the client is gone). */
+static ssize_t dconn_write(struct sn_dconn *c, const char *extra, size_t extra_len)
+{
+	struct iovec iov[2];
+	int n = 0;
+	size_t head = sn_buf_len(&c->out);
+
+	if (!c->can_write)
+		return 0;
+	if (head)
+		iov[n++] = (struct iovec){ sn_buf_data(&c->out), head };
+	if (extra_len)
+		iov[n++] = (struct iovec){ (void *)extra, extra_len };
+	if (n == 0)
+		return 0;
+	ssize_t w = writev(c->fd, iov, n);
+	if (w < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+			c->can_write = 0;
+			return 0;
+		}
+		return -1;
+	}
+	size_t total = head + extra_len;
+	if ((size_t)w < total)
+		c->can_write = 0;
+	if ((size_t)w <= head) {
+		sn_buf_consume(&c->out, (size_t)w);
+		return 0;
+	}
+	sn_buf_consume(&c->out, head);
+	if (sn_buf_len(&c->out) == 0)
+		sn_buf_release(&c->w->pool, &c->out);
+	return (ssize_t)((size_t)w - head);
+}
+
+/* ---- exchange allocation ---------------------------------------------- */
+
+static struct sn_exchange *ex_alloc(struct sn_worker *w)
+{
+	struct sn_exchange *ex = w->free_exchanges;
+	if (ex != NULL) {
+		w->free_exchanges = ex->next_free;
+		w->n_free_exchanges--;
+	} else {
+		ex = malloc(sizeof(*ex));
+		if (ex == NULL)
+			return NULL;
+	}
+	/* Zero the bookkeeping, not the two header arrays (6 KiB). */
+	memset(ex, 0, offsetof(struct sn_exchange, req_hdrs));
+	memset(&ex->resp, 0, sizeof(ex->resp));
+	memset((char *)ex + offsetof(struct sn_exchange, route), 0,
+	       sizeof(*ex) - offsetof(struct sn_exchange, route));
+	ex->w = w;
+	return ex;
+}
+
+static void ex_release(struct sn_worker *w, struct sn_exchange *ex)
+{
+	if (w->n_free_exchanges < MAX_FREE_EXCHANGES) {
+		ex->next_free = w->free_exchanges;
+		w->free_exchanges = ex;
+		w->n_free_exchanges++;
+	} else {
+		free(ex);
+	}
+}
+
+void sn_exchange_free_cache(struct sn_worker *w)
+{
+	while (w->free_exchanges != NULL) {
+		struct sn_exchange *ex = w->free_exchanges;
+		w->free_exchanges = ex->next_free;
+		free(ex);
+	}
+	w->n_free_exchanges = 0;
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static int header_listed(const struct sn_header_op *ops, size_t n, struct sn_str name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (sn_str_ieq_cstr(name, ops[i].name))
+			return 1;
+	return 0;
+}
+
+static int header_overridden(const struct sn_header_ops *a, const struct sn_header_ops *b,
+			     struct sn_str name)
+{
+	if (a != NULL && (header_listed(a->set, a->n_set, name) || header_listed(a->remove, a->n_remove, name)))
+		return 1;
+	if (b != NULL && (header_listed(b->set, b->n_set, name) || header_listed(b->remove, b->n_remove, name)))
+		return 1;
+	return 0;
+}
+
+static void write_ops(struct sn_h1_writer *wr, const struct sn_header_ops *ops)
+{
+	if (ops == NULL)
+		return;
+	for (size_t i = 0; i < ops->n_set; i++)
+		sn_h1w_header_cstr(wr, ops->set[i].name, ops->set[i].value);
+	for (size_t i = 0; i < ops->n_add; i++)
+		sn_h1w_header_cstr(wr, ops->add[i].name, ops->add[i].value);
+}
+
+/* Headers the proxy manages itself on either side. */
+static int is_managed(struct sn_str name)
+{
+	return sn_str_ieq_cstr(name, "connection") || sn_str_ieq_cstr(name, "keep-alive") ||
+	       sn_str_ieq_cstr(name, "proxy-connection") || sn_str_ieq_cstr(name, "te") ||
+	       sn_str_ieq_cstr(name, "trailer") || sn_str_ieq_cstr(name, "transfer-encoding") ||
+	       sn_str_ieq_cstr(name, "upgrade") || sn_str_ieq_cstr(name, "expect") ||
+	       sn_str_ieq_cstr(name, "host");
+}
+
+static void make_request_id(struct sn_worker *w, char out[40])
+{
+	uint64_t a = sn_worker_random(w), b = sn_worker_random(w);
+	/* RFC 4122 version 4 layout */
+	snprintf(out, 40, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32), (unsigned)(a >> 16) & 0xffff,
+		 (unsigned)a & 0xfff, (unsigned)((b >> 48) & 0x3fff) | 0x8000,
+		 (unsigned long long)(b & 0xffffffffffffull));
+}
+
+static double elapsed_ms(uint64_t since_us)
+{
+	return (double)(sn_clock_us() - since_us) / 1000.0;
+}
+
+static int64_t wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- finishing: metrics, access log, reuse ---------------------------- */
+
+static void ex_stop_timers(struct sn_exchange *ex)
+{
+	struct sn_loop *loop = &ex->w->loop;
+	sn_timer_stop(loop, &ex->route_timer);
+	sn_timer_stop(loop, &ex->try_timer);
+	sn_timer_stop(loop, &ex->delay_timer);
+}
+
+static void ex_drop_host(struct sn_exchange *ex)
+{
+	if (ex->host != NULL) {
+		ex->host->active--;
+		ex->host = NULL;
+	}
+}
+
+static void ex_record(struct sn_exchange *ex)
+{
+	struct sn_worker *w = ex->w;
+	struct sn_proxy *p = w->proxy;
+	struct sn_dconn *c = ex->c;
+	const struct sn_cluster *cl = ex->cluster;
+	double dur = elapsed_ms(ex->start_us);
+	const char *flags = ex->flags ? ex->flags : "-";
+	struct sn_metric_labels l;
+
+	memset(&l, 0, sizeof(l));
+	l.request_protocol = "http";
+	l.response_code = ex->status;
+	l.response_flags = flags;
+	l.connection_security_policy = c->dir == SN_DIR_INBOUND ? "none" : "unknown";
+	if (c->dir == SN_DIR_OUTBOUND) {
+		l.reporter = "source";
+		l.source_workload = p->workload;
+		l.source_workload_namespace = p->identity.namespace_;
+		l.source_principal = p->principal;
+		l.source_app = p->opt.service;
+		l.source_version = sn_labels_get(&p->labels, "version");
+		if (cl != NULL) {
+			l.destination_service = cl->service;
+			l.destination_service_name = cl->service_name;
+			l.destination_service_namespace = cl->namespace_;
+			l.destination_cluster = cl->name;
+			l.destination_app = cl->service_name;
+		}
+		if (ex->ep != NULL) {
+			l.destination_workload = ex->ep->workload;
+			l.destination_workload_namespace = cl ? cl->namespace_ : NULL;
+			l.destination_version = ex->ep->version;
+		}
+	} else {
+		l.reporter = "destination";
+		l.destination_workload = p->workload;
+		l.destination_workload_namespace = p->identity.namespace_;
+		l.destination_principal = p->principal;
+		l.destination_app = p->opt.service;
+		l.destination_version = sn_labels_get(&p->labels, "version");
+		l.destination_service = p->own_service_fqdn[0] ? p->own_service_fqdn : NULL;
+		l.destination_service_name = p->opt.service;
+		l.destination_service_namespace = p->identity.namespace_;
+		l.destination_cluster = "inbound|app";
+	}
+	sn_metrics_record_request(w->metrics, &l, dur, ex->req_body_bytes, ex->resp_body_bytes);
+
+	if (p->access_log != NULL) {
+		struct sn_access_entry e;
+		char upstream[64];
+		int ua = sn_h1_find_header(ex->req.headers, ex->req.num_headers, SN_STR_LIT("user-agent"), 0);
+		int xff = sn_h1_find_header(ex->req.headers, ex->req.num_headers, SN_STR_LIT("x-forwarded-for"), 0);
+
+		memset(&e, 0, sizeof(e));
+		e.start_unix_us = ex->start_wall_us;
+		e.direction = c->dir == SN_DIR_OUTBOUND ? "outbound" : "inbound";
+		e.method = ex->req.method;
+		e.path = ex->req.path;
+		e.authority = ex->req.authority;
+		e.protocol = ex->req.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
+		e.response_code = ex->status;
+		e.response_flags = flags;
+		e.bytes_received = ex->req_body_bytes;
+		e.bytes_sent = ex->resp_body_bytes;
+		e.duration_ms = dur;
+		e.upstream_service_time_ms = ex->resp_head_done ? ex->upstream_ms : -1.0;
+		e.upstream_cluster = cl ? cl->name : NULL;
+		if (ex->ep != NULL) {
+			snprintf(upstream, sizeof(upstream), "%s", ex->ep->address ? ex->ep->address : "");
+			e.upstream_host = upstream;
+		}
+		e.route_name = ex->route ? ex->route->name : NULL;
+		e.attempts = ex->attempts;
+		e.request_id = ex->rid;
+		if (ua >= 0)
+			e.user_agent = ex->req.headers[ua].value;
+		if (xff >= 0)
+			e.forwarded_for = ex->req.headers[xff].value;
+		e.downstream_remote = c->peer;
+		e.source_workload = c->dir == SN_DIR_OUTBOUND ? p->workload : NULL;
+		e.destination_service = l.destination_service;
+		sn_access_log_write(p->access_log, &e);
+	}
+}
+
+static void on_resume(struct sn_loop *loop, struct sn_task *t)
+{
+	struct sn_dconn *c = sn_container_of(t, struct sn_dconn, resume);
+	if (!c->closing)
+		dconn_process(c);
+}
+
+static void ex_finish(struct sn_exchange *ex)
+{
+	struct sn_dconn *c = ex->c;
+	struct sn_worker *w = ex->w;
+	int keep = ex->req.keep_alive && !ex->close_after && ex->req_done && !c->draining &&
+		   !w->draining && !c->eof;
+
+	ex_stop_timers(ex);
+	if (ex->u != NULL) {
+		int reusable = ex->resp_head_done && ex->resp.keep_alive && !ex->resp_until_close &&
+			       ex->req_sent && ex->resp_classified_done && ex->resp_pending == 0;
+		sn_uconn_release(w, ex->u, reusable);
+		ex->u = NULL;
+	}
+	ex_drop_host(ex);
+	if (!ex->local || ex->status != 0)
+		ex_record(ex);
+	if (ex->held)
+		sn_buf_consume(&c->in, ex->req.content_length);
+	if (ex->snap != NULL)
+		sn_snapshot_unref(ex->snap);
+	sn_buf_release(&w->pool, &ex->head);
+	c->ex = NULL;
+	ex_release(w, ex);
+	if (!keep) {
+		dconn_close(c);
+		return;
+	}
+	if (sn_buf_len(&c->in) == 0)
+		sn_buf_release(&w->pool, &c->in);
+	/* Next (pipelined) request: from the deferred phase, not from inside
+	 * this callback chain. */
+	sn_loop_defer(&w->loop, &c->resume, on_resume);
+}
+
+/* Aborts the exchange and the client connection (the response has started
+ * and can't be replaced by an error). */
+static void ex_abort(struct sn_exchange *ex, const char *flag)
+{
+	if (ex->flags == NULL)
+		ex->flags = flag;
+	ex->close_after = 1;
+	if (ex->u != NULL) {
+		sn_uconn_release(ex->w, ex->u, 0);
+		ex->u = NULL;
+	}
+	ex_finish(ex);
+}
+
+/* ---- local responses -------------------------------------------------- */
+
+static void ex_local(struct sn_exchange *ex, int status, const char *flag, const char *fmt, ...)
+{
+	struct sn_dconn *c = ex->c;
+	struct sn_worker *w = ex->w;
+	char body[1024];
+	va_list ap;
+	int n;
+
+	if (ex->resp_head_sent) {
+		ex_abort(ex, flag);
+		return;
+	}
+	ex_stop_timers(ex);
+	if (ex->u != NULL) {
+		sn_uconn_release(w, ex->u, 0);
+		ex->u = NULL;
+	}
+	ex_drop_host(ex);
+	va_start(ap, fmt);
+	n = vsnprintf(body, sizeof(body) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(body) - 2)
+		n = (int)sizeof(body) - 2;
+	body[n++] = '\n';
+
+	ex->local = 1;
+	ex->status = status;
+	ex->flags = flag;
+	/* The rest of an unread request body would be taken for the next
+	 * request: close instead. */
+	if (!ex->req_done || status == 400 || status == 408 || status == 414 || status == 431 ||
+	    status == 501 || status == 505)
+		ex->close_after = 1;
+	sn_buf_release(&w->pool, &c->out);
+	if (sn_buf_reserve(&w->pool, &c->out, 512 + (size_t)n, 4096) != 0) {
+		ex_abort(ex, flag);
+		return;
+	}
+	struct sn_h1_writer wr;
+	sn_h1w_init(&wr, c->out.base + c->out.end, sn_buf_room(&c->out));
+	sn_h1w_status_line(&wr, status, NULL);
+	sn_h1w_header_cstr(&wr, "sinew-error", flag);
+	sn_h1w_header_cstr(&wr, "content-type", "text/plain; charset=utf-8");
+	sn_h1w_header_u64(&wr, "content-length", (uint64_t)n);
+	if (ex->close_after || !ex->req.keep_alive || w->draining)
+		sn_h1w_header_cstr(&wr, "connection", "close");
+	else if (ex->req.minor_version == 0)
+		sn_h1w_header_cstr(&wr, "connection", "keep-alive");
+	if (ex->rid.len)
+		sn_h1w_header(&wr, SN_STR_LIT("x-request-id"), ex->rid);
+	sn_h1w_end(&wr);
+	if (!(ex->req.method.len == 4 && memcmp(ex->req.method.p, "HEAD", 4) == 0))
+		sn_h1w_raw(&wr, body, (size_t)n);
+	if (wr.overflow) {
+		ex_abort(ex, flag);
+		return;
+	}
+	c->out.end += wr.len;
+	ex->resp_head_sent = 1;
+	ex->resp_head_done = 0;
+	ex->resp_classified_done = 1;
+	ex->resp_pending = 0;
+	sn_log(SN_LOG_DEBUG, "conn=%llu local response %d %s", (unsigned long long)c->id, status, flag);
+	ex_progress(ex);
+}
+
+/* ---- retries ---------------------------------------------------------- */
+
+static int replayable(const struct sn_exchange *ex)
+{
+	return !ex->streamed && !ex->resp_head_sent;
+}
+
+static int policy_allows(const struct sn_retry_policy *rp, enum sn_attempt_failure f, int status)
+{
+	uint32_t on = rp->retry_on;
+	if (status != 0) {
+		if ((on & SN_RETRY_5XX) && status >= 500)
+			return 1;
+		if ((on & SN_RETRY_GATEWAY_ERROR) && (status == 502 || status == 503 || status == 504))
+			return 1;
+		if (on & SN_RETRY_RETRIABLE_CODES)
+			for (size_t i = 0; i < rp->n_status_codes; i++)
+				if (rp->status_codes[i] == status)
+					return 1;
+		return 0;
+	}
+	switch (f) {
+	case SN_FAIL_CONNECT:
+		return (on & (SN_RETRY_CONNECT_FAILURE | SN_RETRY_5XX | SN_RETRY_GATEWAY_ERROR)) != 0;
+	case SN_FAIL_RESET:
+		return (on & (SN_RETRY_RESET | SN_RETRY_5XX | SN_RETRY_GATEWAY_ERROR)) != 0;
+	case SN_FAIL_TIMEOUT:
+		return (on & (SN_RETRY_5XX | SN_RETRY_GATEWAY_ERROR | SN_RETRY_RESET)) != 0;
+	case SN_FAIL_PROTOCOL:
+		return (on & SN_RETRY_5XX) != 0;
+	}
+	return 0;
+}
+
+/* Default for a route without a VirtualService or an inbound request:
+ * connection-level failures only (DESIGN.md §6). */
+static const struct sn_retry_policy default_retry = {
+	.attempts = 2,
+	.retry_on = SN_RETRY_CONNECT_FAILURE | SN_RETRY_REFUSED_STREAM,
+};
+
+static const struct sn_retry_policy *retry_policy(const struct sn_exchange *ex)
+{
+	return ex->route != NULL ? &ex->route->retry : &default_retry;
+}
+
+/* Resets per-attempt state so the request can be sent again. */
+static void ex_reset_attempt(struct sn_exchange *ex)
+{
+	struct sn_loop *loop = &ex->w->loop;
+	sn_timer_stop(loop, &ex->try_timer);
+	ex->up_written = 0;
+	ex->held_sent = 0;
+	ex->req_sent = 0;
+	ex->resp_head_done = 0;
+	ex_drop_host(ex);
+}
+
+/* An attempt failed before any response reached the client. Retries if
+ * policy, replayability and the budget allow; else answers with an error. */
+static void ex_attempt_failed(struct sn_exchange *ex, enum sn_attempt_failure f, int status)
+{
+	struct sn_worker *w = ex->w;
+	const struct sn_retry_policy *rp = retry_policy(ex);
+	int was_reused = ex->u != NULL && ex->u->reused;
+	int got_bytes = ex->u != NULL && sn_buf_len(&ex->u->in) > 0;
+
+	if (f == SN_FAIL_CONNECT) {
+		sn_metrics_add(w->metrics, SN_CTR_UPSTREAM_CX_CONNECT_FAIL, 1);
+		if (ex->host != NULL)
+			sn_lb_observe(ex->host, elapsed_ms(ex->try_start_us), 1);
+	}
+	if (ex->u != NULL) {
+		sn_uconn_release(w, ex->u, 0);
+		ex->u = NULL;
+	}
+	ex->prev_host = ex->host;
+	/* A pooled connection the server had already closed: not the
+	 * endpoint's fault, and not a retry in the policy's sense. */
+	if (f == SN_FAIL_RESET && was_reused && !got_bytes && replayable(ex) &&
+	    ex->transparent_retries < MAX_TRANSPARENT_RETRIES) {
+		ex->transparent_retries++;
+		ex->attempts--;
+		ex->force_new = ex->transparent_retries == MAX_TRANSPARENT_RETRIES;
+		ex_reset_attempt(ex);
+		ex_attempt(ex);
+		return;
+	}
+	if (replayable(ex) && ex->attempts <= rp->attempts && policy_allows(rp, f, status)) {
+		if (sn_worker_retry_allowed(w)) {
+			sn_metrics_add(w->metrics, SN_CTR_UPSTREAM_RQ_RETRY, 1);
+			sn_log(SN_LOG_DEBUG, "conn=%llu retry %u after %s", (unsigned long long)ex->c->id,
+			       ex->attempts, status ? "status" : "failure");
+			ex_reset_attempt(ex);
+			ex_attempt(ex);
+			return;
+		}
+		sn_metrics_add(w->metrics, SN_CTR_UPSTREAM_RQ_RETRY_BUDGET_EXHAUSTED, 1);
+	}
+	const char *addr = ex->ep && ex->ep->address ? ex->ep->address : "?";
+	const char *cname = ex->cluster ? ex->cluster->name : "?";
+	switch (f) {
+	case SN_FAIL_CONNECT:
+		ex_local(ex, 503, "upstream_connect_failure",
+			 "sinew: could not connect to %s (cluster %s) after %u attempt(s); is the service listening there?",
+			 addr, cname, ex->attempts);
+		break;
+	case SN_FAIL_TIMEOUT:
+		ex_local(ex, 504, "upstream_timeout",
+			 "sinew: %s (cluster %s) did not answer within the per-try timeout", addr, cname);
+		break;
+	case SN_FAIL_PROTOCOL:
+		ex_local(ex, 502, "upstream_protocol_error",
+			 "sinew: %s (cluster %s) sent a malformed HTTP/1.1 response head", addr, cname);
+		break;
+	case SN_FAIL_RESET:
+	default:
+		ex_local(ex, 502, "upstream_reset",
+			 "sinew: %s (cluster %s) closed the connection before a complete response", addr, cname);
+		break;
+	}
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+static void on_route_timeout(struct sn_loop *loop, struct sn_timer *t)
+{
+	struct sn_exchange *ex = sn_container_of(t, struct sn_exchange, route_timer);
+	if (ex->resp_head_sent) {
+		ex_abort(ex, "upstream_timeout");
+		return;
+	}
+	ex_local(ex, 504, "upstream_timeout", "sinew: no response from %s within the route timeout of %u ms",
+		 ex->cluster ? ex->cluster->name : "upstream", ex->route ? ex->route->timeout_ms : 0);
+}
+
+static void on_try_timeout(struct sn_loop *loop, struct sn_timer *t)
+{
+	struct sn_exchange *ex = sn_container_of(t, struct sn_exchange, try_timer);
+	if (ex->resp_head_done)
+		return;
+	ex_attempt_failed(ex, SN_FAIL_TIMEOUT, 0);
+}
+
+void sn_exchange_on_connect_timeout(struct sn_exchange *ex)
+{
+	ex_attempt_failed(ex, SN_FAIL_CONNECT, 0);
+}
+
+/* ---- building the upstream request head -------------------------------- */
+
+static int build_upstream_head(struct sn_exchange *ex)
+{
+	struct sn_worker *w = ex->w;
+	const struct sn_h1_request *rq = &ex->req;
+	const struct sn_header_ops *rops = ex->route ? &ex->route->request_ops : NULL;
+	const struct sn_header_ops *dops = ex->dest ? &ex->dest->request_ops : NULL;
+	size_t want = ex->up_off + 256 + (rq->path.len + rq->authority.len) * 2;
+	struct sn_h1_writer wr;
+	struct sn_str path = rq->path;
+	struct sn_str host = rq->authority;
+	char pathbuf[4096];
+
+	for (size_t i = 0; i < rq->num_headers; i++)
+		want += rq->headers[i].name.len + rq->headers[i].value.len + 4;
+	if (rops != NULL)
+		for (size_t i = 0; i < rops->n_set + rops->n_add; i++) {
+			const struct sn_header_op *op = i < rops->n_set ? &rops->set[i] : &rops->add[i - rops->n_set];
+			want += strlen(op->name) + strlen(op->value) + 4;
+		}
+	if (dops != NULL)
+		for (size_t i = 0; i < dops->n_set + dops->n_add; i++) {
+			const struct sn_header_op *op = i < dops->n_set ? &dops->set[i] : &dops->add[i - dops->n_set];
+			want += strlen(op->name) + strlen(op->value) + 4;
+		}
+	if (ex->route != NULL && ex->route->rewrite_authority != NULL)
+		host = sn_str_make(ex->route->rewrite_authority, strlen(ex->route->rewrite_authority));
+	if (ex->route != NULL && ex->route->rewrite_uri != NULL) {
+		/* Istio: replace the matched prefix; with no prefix match known
+		 * here, replace the path and keep the query. */
+		const char *q = memchr(rq->path.p, '?', rq->path.len);
+		size_t qlen = q ? rq->path.len - (size_t)(q - rq->path.p) : 0;
+		int n = snprintf(pathbuf, sizeof(pathbuf), "%s%.*s", ex->route->rewrite_uri, (int)qlen, q ? q : "");
+		if (n > 0 && (size_t)n < sizeof(pathbuf))
+			path = sn_str_make(pathbuf, (size_t)n);
+	}
+	if (sn_buf_reserve(&w->pool, &ex->head, want - ex->up_off, SN_MAX(want, limits(w)->max_head_bytes * 3)) != 0)
+		return SN_ENOMEM;
+	sn_h1w_init(&wr, ex->head.base + ex->up_off, ex->head.cap - ex->up_off);
+	sn_h1w_request_line(&wr, rq->method, path);
+	sn_h1w_header(&wr, SN_STR_LIT("host"), host);
+	for (size_t i = 0; i < rq->num_headers; i++) {
+		struct sn_str name = rq->headers[i].name;
+		if (is_managed(name) || sn_h1_is_hop_by_hop(name, rq->headers, rq->num_headers))
+			continue;
+		if (header_overridden(rops, dops, name))
+			continue;
+		sn_h1w_header(&wr, name, rq->headers[i].value);
+	}
+	if (rq->body == SN_H1_BODY_CHUNKED)
+		sn_h1w_header_cstr(&wr, "transfer-encoding", "chunked");
+	if (ex->rid.p == ex->request_id)
+		sn_h1w_header(&wr, SN_STR_LIT("x-request-id"), ex->rid);
+	write_ops(&wr, rops);
+	write_ops(&wr, dops);
+	sn_h1w_end(&wr);
+	if (wr.overflow)
+		return SN_ELIMIT;
+	ex->up_len = wr.len;
+	ex->head.end = ex->up_off + wr.len;
+	return 0;
+}
+
+/* ---- dispatch ---------------------------------------------------------- */
+
+static void ex_attempt(struct sn_exchange *ex)
+{
+	struct sn_worker *w = ex->w;
+	const struct sn_cluster *cl = ex->cluster;
+	struct sn_cluster_state *cs = sn_worker_cluster_state(w, cl);
+	struct sn_uconn *u = NULL;
+	int idx = -1;
+
+	if (cl->n_endpoints == 0) {
+		ex_local(ex, 503, "no_healthy_upstream",
+			 "sinew: cluster %s has no endpoints; register a WorkloadEntry whose labels match the Service %s selector",
+			 cl->name, cl->service_name ? cl->service_name : "");
+		return;
+	}
+	for (int tries = 0; tries < 3; tries++) {
+		idx = cs != NULL ? sn_lb_pick(w, cl, cs) : (int)(sn_worker_random(w) % cl->n_endpoints);
+		struct sn_host *h = cs != NULL ? cs->hosts[idx] : NULL;
+		/* Prefer a different endpoint than the one that just failed. */
+		if (h == NULL || h != ex->prev_host || cl->n_endpoints == 1)
+			break;
+	}
+	ex->ep = &cl->endpoints[idx];
+	struct sn_host *host = cs != NULL ? cs->hosts[idx] : NULL;
+	if (host == NULL)
+		host = sn_worker_host(w, (const struct sockaddr *)&ex->ep->addr, ex->ep->addr_len);
+	if (host == NULL) {
+		ex_local(ex, 503, "overflow", "sinew: too many distinct upstream endpoints");
+		return;
+	}
+	ex->host = host;
+	host->active++;
+	ex->attempts++;
+	ex->try_start_us = sn_clock_us();
+	int r = sn_uconn_acquire(w, host, cl, ex, ex->force_new, &u);
+	if (r == SN_ELIMIT) {
+		sn_metrics_add(w->metrics, SN_CTR_OVERFLOW, 1);
+		ex_local(ex, 503, "overflow",
+			 "sinew: connection limit reached for %s (cluster %s); raise connectionPool.tcp.maxConnections",
+			 ex->ep->address, cl->name);
+		return;
+	}
+	if (r != 0) {
+		ex_attempt_failed(ex, SN_FAIL_CONNECT, 0);
+		return;
+	}
+	ex->u = u;
+	if (ex->route != NULL && ex->route->retry.per_try_timeout_ms)
+		sn_timer_start(&w->loop, &ex->try_timer, ex->route->retry.per_try_timeout_ms, on_try_timeout);
+	ex_progress(ex);
+}
+
+static void ex_dispatch(struct sn_exchange *ex)
+{
+	struct sn_worker *w = ex->w;
+
+	if (ex->pending_abort) {
+		ex_local(ex, ex->pending_abort, "fault_abort", "sinew: fault injected by route %s",
+			 ex->route && ex->route->name ? ex->route->name : "");
+		return;
+	}
+	if (build_upstream_head(ex) != 0) {
+		ex_local(ex, 431, "header_too_large", "sinew: request head too large to forward");
+		return;
+	}
+	if (ex->req.body == SN_H1_BODY_NONE) {
+		ex->req_done = 1;
+		ex->req_classified_done = 1;
+	} else if (ex->req.body == SN_H1_BODY_LENGTH) {
+		ex->req_remaining = ex->req.content_length;
+		if (ex->req.content_length <= sn_buf_len(&ex->c->in)) {
+			/* The whole body is here: send it without consuming so a
+			 * retry can send it again. */
+			ex->held = 1;
+			ex->req_done = 1;
+			ex->req_classified_done = 1;
+			ex->req_body_bytes = ex->req.content_length;
+		}
+	} else {
+		sn_h1_chunked_init(&ex->req_chunked);
+	}
+	if (ex->route != NULL && ex->route->timeout_ms)
+		sn_timer_start(&w->loop, &ex->route_timer, ex->route->timeout_ms, on_route_timeout);
+	ex_attempt(ex);
+}
+
+static void on_fault_delay(struct sn_loop *loop, struct sn_timer *t)
+{
+	struct sn_exchange *ex = sn_container_of(t, struct sn_exchange, delay_timer);
+	ex_dispatch(ex);
+}
+
+static int roll(struct sn_worker *w, double percent)
+{
+	if (percent >= 100.0)
+		return 1;
+	if (percent <= 0.0)
+		return 0;
+	return (double)(sn_worker_random(w) % 1000000) < percent * 10000.0;
+}
+
+/* Chooses route, destination and cluster for an outbound request. */
+static void ex_route(struct sn_exchange *ex)
+{
+	struct sn_worker *w = ex->w;
+	const struct sn_h1_request *rq = &ex->req;
+	struct sn_route_request rr;
+	uint16_t port = 0;
+
+	if (ex->snap == NULL) {
+		ex_local(ex, 503, "no_route", "sinew: no configuration loaded yet");
+		return;
+	}
+	if (rq->authority.len == 0) {
+		ex_local(ex, 400, "bad_request", "sinew: the request names no host (no Host header or absolute URI)");
+		return;
+	}
+	const struct sn_vhost *vh = sn_snapshot_find_vhost(ex->snap, rq->authority, &port);
+	if (vh == NULL) {
+		ex_local(ex, 404, "no_route",
+			 "sinew: no route for host \"%.*s\": no Service or VirtualService host matches it (config version %llu)",
+			 (int)SN_MIN(rq->authority.len, 256), rq->authority.p, (unsigned long long)ex->snap->version);
+		return;
+	}
+	ex->port = port;
+	memset(&rr, 0, sizeof(rr));
+	rr.method = rq->method;
+	rr.authority = rq->authority;
+	rr.port = port;
+	rr.headers = rq->headers;
+	rr.n_headers = rq->num_headers;
+	const char *q = memchr(rq->path.p, '?', rq->path.len);
+	if (q != NULL) {
+		rr.path = sn_str_make(rq->path.p, (size_t)(q - rq->path.p));
+		rr.query = sn_str_make(q + 1, rq->path.len - rr.path.len - 1);
+	} else {
+		rr.path = rq->path;
+	}
+	ex->route = sn_router_match(vh, &rr);
+	if (ex->route == NULL) {
+		ex_local(ex, 404, "no_route", "sinew: no rule for host %s matched %.*s %.*s", vh->host,
+			 (int)rq->method.len, rq->method.p, (int)SN_MIN(rr.path.len, 512), rr.path.p);
+		return;
+	}
+	if (ex->route->direct_status) {
+		ex_local(ex, ex->route->direct_status, "direct_response", "%s",
+			 ex->route->direct_body ? ex->route->direct_body : "");
+		return;
+	}
+	ex->dest = sn_router_pick_dest(ex->route, sn_worker_random(w));
+	if (ex->dest == NULL) {
+		ex_local(ex, 503, "no_route", "sinew: route %s has no destination", ex->route->name);
+		return;
+	}
+	ex->cluster = &ex->snap->clusters[ex->dest->cluster];
+	sn_worker_retry_deposit(w);
+
+	const struct sn_fault *f = &ex->route->fault;
+	if (f->abort_status && roll(w, f->abort_percent))
+		ex->pending_abort = f->abort_status;
+	if (f->delay_ms && roll(w, f->delay_percent)) {
+		sn_timer_start(&w->loop, &ex->delay_timer, f->delay_ms, on_fault_delay);
+		return;
+	}
+	ex_dispatch(ex);
+}
+
+/* ---- moving bytes ------------------------------------------------------ */
+
+/* Sends request head and body upstream as far as the sockets allow.
+ * Returns 0, or -1 when the attempt failed (already handled). */
+static int pump_request(struct sn_exchange *ex)
+{
+	struct sn_dconn *c = ex->c;
+	struct sn_uconn *u = ex->u;
+
+	while (u->can_write && ex->up_written < ex->up_len) {
+		ssize_t n = write(u->fd, ex->head.base + ex->up_off + ex->up_written, ex->up_len - ex->up_written);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				u->can_write = 0;
+				return 0;
+			}
+			if (errno == EINTR)
+				continue;
+			ex_attempt_failed(ex, SN_FAIL_RESET, 0);
+			return -1;
+		}
+		ex->up_written += (size_t)n;
+	}
+	if (ex->up_written < ex->up_len)
+		return 0;
+
+	if (ex->held) {
+		while (u->can_write && ex->held_sent < ex->req.content_length) {
+			ssize_t n = write(u->fd, sn_buf_data(&c->in) + ex->held_sent,
+					  ex->req.content_length - ex->held_sent);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK) {
+					u->can_write = 0;
+					return 0;
+				}
+				if (errno == EINTR)
+					continue;
+				ex_attempt_failed(ex, SN_FAIL_RESET, 0);
+				return -1;
+			}
+			ex->held_sent += (size_t)n;
+		}
+		if (ex->held_sent == ex->req.content_length)
+			ex->req_sent = 1;
+		return 0;
+	}
+	if (ex->req.body == SN_H1_BODY_NONE) {
+		ex->req_sent = 1;
+		return 0;
+	}
+
+	/* Streaming body: tell a waiting client to go on. */
+	if (ex->req.expect_continue && !ex->continue_sent && !ex->resp_head_sent) {
+		ex->continue_sent = 1;
+		if (sn_buf_reserve(&c->w->pool, &c->out, sizeof(CONTINUE_LINE), 4096) == 0)
+			sn_buf_append(&c->out, CONTINUE_LINE, sizeof(CONTINUE_LINE) - 1);
+		if (dconn_write(c, NULL, 0) < 0) {
+			ex_abort(ex, "downstream_disconnect");
+			return -1;
+		}
+	}
+	for (;;) {
+		if (ex->req_pending == 0 && !ex->req_classified_done) {
+			size_t avail = sn_buf_len(&c->in);
+			if (avail == 0) {
+				ssize_t r = dconn_read(c);
+				if (r < 0) {
+					ex_abort(ex, "downstream_disconnect");
+					return -1;
+				}
+				if (r == 0)
+					return 0;
+				continue;
+			}
+			if (ex->req.body == SN_H1_BODY_LENGTH) {
+				size_t take = (size_t)SN_MIN((uint64_t)avail, ex->req_remaining);
+				ex->req_pending = take;
+				ex->req_remaining -= take;
+				if (ex->req_remaining == 0)
+					ex->req_classified_done = 1;
+			} else {
+				int done = 0;
+				ssize_t take = sn_h1_chunked_scan(&ex->req_chunked, sn_buf_data(&c->in), avail, &done);
+				if (take < 0) {
+					ex_local(ex, 400, "bad_request", "sinew: malformed chunked request body");
+					return -1;
+				}
+				ex->req_pending = (size_t)take;
+				if (done)
+					ex->req_classified_done = 1;
+			}
+		}
+		if (ex->req_pending == 0) {
+			if (ex->req_classified_done) {
+				ex->req_done = 1;
+				ex->req_sent = 1;
+			}
+			return 0;
+		}
+		if (!u->can_write)
+			return 0;
+		ssize_t n = write(u->fd, sn_buf_data(&c->in), ex->req_pending);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				u->can_write = 0;
+				return 0;
+			}
+			if (errno == EINTR)
+				continue;
+			/* Some body is gone: no replay, so no retry. */
+			ex_local(ex, 502, "upstream_reset", "sinew: %s closed the connection while receiving the request body",
+				 ex->ep ? ex->ep->address : "upstream");
+			return -1;
+		}
+		ex->streamed = 1;
+		ex->req_body_bytes += (uint64_t)n;
+		ex->req_pending -= (size_t)n;
+		sn_buf_consume(&c->in, (size_t)n);
+	}
+}
+
+/* Builds the client's response head from the upstream one into c->out. */
+static int build_downstream_head(struct sn_exchange *ex)
+{
+	struct sn_dconn *c = ex->c;
+	struct sn_worker *w = ex->w;
+	const struct sn_h1_response *rs = &ex->resp;
+	const struct sn_header_ops *rops = ex->route ? &ex->route->response_ops : NULL;
+	const struct sn_header_ops *dops = ex->dest ? &ex->dest->response_ops : NULL;
+	size_t want = 256 + rs->reason.len;
+	struct sn_h1_writer wr;
+	int closing;
+
+	for (size_t i = 0; i < rs->num_headers; i++)
+		want += rs->headers[i].name.len + rs->headers[i].value.len + 4;
+	for (int k = 0; k < 2; k++) {
+		const struct sn_header_ops *o = k ? dops : rops;
+		if (o == NULL)
+			continue;
+		for (size_t i = 0; i < o->n_set; i++)
+			want += strlen(o->set[i].name) + strlen(o->set[i].value) + 4;
+		for (size_t i = 0; i < o->n_add; i++)
+			want += strlen(o->add[i].name) + strlen(o->add[i].value) + 4;
+	}
+	/* A close-delimited body can only end by closing; so does draining. */
+	closing = ex->resp_until_close || !ex->req.keep_alive || ex->close_after || w->draining || c->draining;
+	if (ex->req.minor_version == 0 && rs->body == SN_H1_BODY_CHUNKED)
+		closing = 1;
+	if (closing)
+		ex->close_after = 1;
+	if (sn_buf_reserve(&w->pool, &c->out, want, SN_MAX(want, limits(w)->max_head_bytes * 2)) != 0)
+		return SN_ENOMEM;
+	sn_h1w_init(&wr, c->out.base + c->out.end, sn_buf_room(&c->out));
+	char reason[128];
+	snprintf(reason, sizeof(reason), "%.*s", (int)SN_MIN(rs->reason.len, 100), rs->reason.p);
+	sn_h1w_status_line(&wr, rs->status, reason[0] ? reason : NULL);
+	for (size_t i = 0; i < rs->num_headers; i++) {
+		struct sn_str name = rs->headers[i].name;
+		if (is_managed(name) || sn_h1_is_hop_by_hop(name, rs->headers, rs->num_headers))
+			continue;
+		if (header_overridden(rops, dops, name))
+			continue;
+		sn_h1w_header(&wr, name, rs->headers[i].value);
+	}
+	if (rs->body == SN_H1_BODY_CHUNKED)
+		sn_h1w_header_cstr(&wr, "transfer-encoding", "chunked");
+	write_ops(&wr, rops);
+	write_ops(&wr, dops);
+	if (closing)
+		sn_h1w_header_cstr(&wr, "connection", "close");
+	else if (ex->req.minor_version == 0)
+		sn_h1w_header_cstr(&wr, "connection", "keep-alive");
+	sn_h1w_end(&wr);
+	if (wr.overflow)
+		return SN_ELIMIT;
+	c->out.end += wr.len;
+	return 0;
+}
+
+/* Reads from upstream into u->in. Returns bytes, 0 for nothing now, -1 EOF/error. */
+static ssize_t uconn_read(struct sn_uconn *u)
+{
+	if (!u->can_read)
+		return u->eof ? -1 : 0;
+	if (sn_buf_reserve(&u->w->pool, &u->in, 1, in_cap(u->w)) != 0)
+		return 0;
+	size_t room = sn_buf_room(&u->in);
+	if (room == 0)
+		return 0;
+	ssize_t n = read(u->fd, u->in.base + u->in.end, room);
+	if (n > 0) {
+		u->in.end += (size_t)n;
+		if ((size_t)n < room)
+			u->can_read = 0;
+		return n;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+		u->can_read = 0;
+		return 0;
+	}
+	u->eof = 1;
+	u->can_read = 0;
+	return -1;
+}
+
+/* Reads the response head; returns 1 when it is done, 0 to wait, -1 if the
+ * exchange was ended. */
+static int read_response_head(struct sn_exchange *ex)
+{
+	struct sn_uconn *u = ex->u;
+	struct sn_worker *w = ex->w;
+
+	for (;;) {
+		int r = SN_H1_INCOMPLETE;
+		if (sn_buf_len(&u->in) > 0)
+			r = sn_h1_parse_response(sn_buf_data(&u->in), sn_buf_len(&u->in), &ex->resp, ex->resp_hdrs,
+						 SN_MAX_HEADERS_ARRAY, limits(w), ex->req.method);
+		if (r == SN_H1_ERROR) {
+			sn_log(SN_LOG_DEBUG, "conn=%llu bad response from %s: %s", (unsigned long long)ex->c->id,
+			       ex->ep ? ex->ep->address : "?", ex->resp.err_reason ? ex->resp.err_reason : "");
+			ex_attempt_failed(ex, SN_FAIL_PROTOCOL, 0);
+			return -1;
+		}
+		if (r > 0) {
+			if (ex->resp.status >= 100 && ex->resp.status < 200 && ex->resp.status != 101) {
+				sn_buf_consume(&u->in, (size_t)r);
+				continue;  /* interim response: we answered Expect ourselves */
+			}
+			if (ex->resp.status == 101) {
+				ex_attempt_failed(ex, SN_FAIL_PROTOCOL, 0);
+				return -1;
+			}
+			/* Retry on status before anything reaches the client. */
+			const struct sn_retry_policy *rp = retry_policy(ex);
+			if (ex->req_sent && replayable(ex) && ex->attempts <= rp->attempts &&
+			    policy_allows(rp, 0, ex->resp.status)) {
+				if (ex->host)
+					sn_lb_observe(ex->host, elapsed_ms(ex->try_start_us), 1);
+				ex_attempt_failed(ex, (enum sn_attempt_failure)0, ex->resp.status);
+				return -1;
+			}
+			sn_buf_consume(&u->in, (size_t)r);
+			ex->resp_head_done = 1;
+			ex->status = ex->resp.status;
+			ex->upstream_ms = elapsed_ms(ex->try_start_us);
+			sn_timer_stop(&w->loop, &ex->try_timer);
+			if (ex->host)
+				sn_lb_observe(ex->host, ex->upstream_ms, ex->resp.status >= 500);
+			switch (ex->resp.body) {
+			case SN_H1_BODY_NONE:
+				ex->resp_classified_done = 1;
+				break;
+			case SN_H1_BODY_LENGTH:
+				ex->resp_remaining = ex->resp.content_length;
+				if (ex->resp_remaining == 0)
+					ex->resp_classified_done = 1;
+				break;
+			case SN_H1_BODY_CHUNKED:
+				sn_h1_chunked_init(&ex->resp_chunked);
+				break;
+			case SN_H1_BODY_UNTIL_CLOSE:
+				ex->resp_until_close = 1;
+				break;
+			}
+			if (build_downstream_head(ex) != 0) {
+				ex_local(ex, 502, "upstream_protocol_error", "sinew: upstream response head too large");
+				return -1;
+			}
+			ex->resp_head_sent = 1;
+			return 1;
+		}
+		/* incomplete */
+		ssize_t n = uconn_read(u);
+		if (n > 0)
+			continue;
+		if (n == 0)
+			return 0;
+		/* EOF before a complete head */
+		ex_attempt_failed(ex, sn_buf_len(&u->in) ? SN_FAIL_PROTOCOL : SN_FAIL_RESET, 0);
+		return -1;
+	}
+}
+
+/* Forwards the response body. Returns 1 when complete, 0 to wait, -1 if
+ * the exchange was ended. */
+static int pump_response(struct sn_exchange *ex)
+{
+	struct sn_dconn *c = ex->c;
+	struct sn_uconn *u = ex->u;
+
+	for (;;) {
+		if (ex->resp_pending == 0 && !ex->resp_classified_done) {
+			size_t avail = sn_buf_len(&u->in);
+			if (avail == 0) {
+				ssize_t r = uconn_read(u);
+				if (r < 0) {
+					if (ex->resp_until_close) {
+						ex->resp_classified_done = 1;
+						continue;
+					}
+					ex_abort(ex, "upstream_reset");
+					return -1;
+				}
+				if (r == 0)
+					break;
+				continue;
+			}
+			if (ex->resp.body == SN_H1_BODY_LENGTH) {
+				size_t take = (size_t)SN_MIN((uint64_t)avail, ex->resp_remaining);
+				ex->resp_pending = take;
+				ex->resp_remaining -= take;
+				if (ex->resp_remaining == 0)
+					ex->resp_classified_done = 1;
+			} else if (ex->resp.body == SN_H1_BODY_CHUNKED) {
+				int done = 0;
+				ssize_t take = sn_h1_chunked_scan(&ex->resp_chunked, sn_buf_data(&u->in), avail, &done);
+				if (take < 0) {
+					ex_abort(ex, "upstream_protocol_error");
+					return -1;
+				}
+				ex->resp_pending = (size_t)take;
+				if (done)
+					ex->resp_classified_done = 1;
+			} else {
+				ex->resp_pending = avail;
+			}
+		}
+		if (ex->resp_pending == 0 && sn_buf_len(&c->out) == 0)
+			break;
+		if (!c->can_write)
+			return 0;
+		ssize_t n = dconn_write(c, sn_buf_data(&u->in), ex->resp_pending);
+		if (n < 0) {
+			ex_abort(ex, "downstream_disconnect");
+			return -1;
+		}
+		if (n > 0) {
+			ex->resp_body_bytes += (uint64_t)n;
+			ex->resp_pending -= (size_t)n;
+			sn_buf_consume(&u->in, (size_t)n);
+		}
+		if (!c->can_write && (ex->resp_pending > 0 || sn_buf_len(&c->out) > 0))
+			return 0;
+	}
+	if (ex->resp_classified_done && ex->resp_pending == 0 && sn_buf_len(&c->out) == 0)
+		return 1;
+	return 0;
+}
+
+static void ex_progress(struct sn_exchange *ex)
+{
+	struct sn_dconn *c = ex->c;
+
+	if (ex->local) {
+		if (dconn_write(c, NULL, 0) < 0) {
+			ex->close_after = 1;
+			ex_finish(ex);
+			return;
+		}
+		if (sn_buf_len(&c->out) == 0)
+			ex_finish(ex);
+		return;
+	}
+	struct sn_uconn *u = ex->u;
+	if (u == NULL)
+		return;   /* fault delay pending */
+
+	if (!u->connected) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (u->eof) {
+			ex_attempt_failed(ex, SN_FAIL_CONNECT, 0);
+			return;
+		}
+		if (!u->can_write && !u->can_read)
+			return;
+		if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+			ex_attempt_failed(ex, SN_FAIL_CONNECT, 0);
+			return;
+		}
+		if (!u->can_write)
+			return;
+		u->connected = 1;
+		sn_timer_stop(&ex->w->loop, &u->timer);
+	}
+	if (!ex->req_sent && pump_request(ex) < 0)
+		return;
+	if (!ex->resp_head_done) {
+		int r = read_response_head(ex);
+		if (r <= 0)
+			return;
+	}
+	int done = pump_response(ex);
+	if (done < 0)
+		return;
+	if (done == 1) {
+		if (!ex->req_done) {
+			/* The server answered before reading the whole request
+			 * body: neither connection can be reused. */
+			ex->close_after = 1;
+		}
+		ex_finish(ex);
+		return;
+	}
+	/* Keep the request body flowing while the response streams. */
+	if (!ex->req_sent && ex->u != NULL)
+		pump_request(ex);
+}
+
+void sn_exchange_on_upstream(struct sn_exchange *ex, unsigned events)
+{
+	if (events & SN_IO_HUP) {
+		/* Read what's left; uconn_read will see the EOF. */
+		ex->u->can_read = 1;
+	}
+	ex_progress(ex);
+}
+
+/* ---- downstream connection lifecycle ------------------------------------ */
+
+static void reclaim_dconn(struct sn_loop *loop, struct sn_task *t)
+{
+	struct sn_dconn *c = sn_container_of(t, struct sn_dconn, reclaim);
+	struct sn_worker *w = c->w;
+	free(c);
+	sn_worker_conn_closed(w);
+}
+
+static void dconn_close(struct sn_dconn *c)
+{
+	struct sn_worker *w = c->w;
+
+	if (c->closing)
+		return;
+	c->closing = 1;
+	if (c->ex != NULL) {
+		struct sn_exchange *ex = c->ex;
+		ex->close_after = 1;
+		if (ex->flags == NULL && !ex->local)
+			ex->flags = "downstream_disconnect";
+		ex_finish(ex);  /* re-enters dconn_close, which returns at once */
+	}
+	sn_timer_stop(&w->loop, &c->timer);
+	sn_io_stop(&w->loop, &c->io);
+	/* Graceful: make sure what we wrote is not lost to an RST caused by
+	 * unread input. */
+	shutdown(c->fd, SHUT_WR);
+	close(c->fd);
+	sn_buf_release(&w->pool, &c->in);
+	sn_buf_release(&w->pool, &c->out);
+	*c->pprev = c->next;
+	if (c->next != NULL)
+		c->next->pprev = c->pprev;
+	w->n_conns--;
+	sn_metrics_add(w->metrics, SN_CTR_DOWNSTREAM_CX_ACTIVE, -1);
+	sn_loop_reclaim(&w->loop, &c->reclaim, reclaim_dconn);
+}
+
+static void on_dconn_timer(struct sn_loop *loop, struct sn_timer *t)
+{
+	struct sn_dconn *c = sn_container_of(t, struct sn_dconn, timer);
+
+	if (c->ex != NULL)
+		return;
+	if (c->header_timer && sn_buf_len(&c->in) > 0) {
+		/* A slow client holding a half-sent head. */
+		struct sn_exchange *ex = ex_alloc(c->w);
+		if (ex == NULL) {
+			dconn_close(c);
+			return;
+		}
+		ex->c = c;
+		ex->start_us = sn_clock_us();
+		ex->start_wall_us = wall_us();
+		ex->req.keep_alive = 0;
+		c->ex = ex;
+		sn_metrics_add(c->w->metrics, SN_CTR_DOWNSTREAM_RQ_REJECTED, 1);
+		ex_local(ex, 408, "request_header_timeout", "sinew: the request head did not arrive within %u ms",
+			 c->w->proxy->opt.request_header_timeout_ms);
+		return;
+	}
+	dconn_close(c);
+}
+
+static const char *error_flag(int status)
+{
+	switch (status) {
+	case 414:
+		return "uri_too_long";
+	case 431:
+		return "header_too_large";
+	case 501:
+		return "not_implemented";
+	case 505:
+		return "http_version_not_supported";
+	case 417:
+		return "expectation_failed";
+	default:
+		return "bad_request";
+	}
+}
+
+/* Parses and starts the next request, if a complete head is buffered. */
+static void dconn_process(struct sn_dconn *c)
+{
+	struct sn_worker *w = c->w;
+
+	while (!c->closing && c->ex == NULL) {
+		if (c->draining && sn_buf_len(&c->in) == 0) {
+			dconn_close(c);
+			return;
+		}
+		int r = SN_H1_INCOMPLETE;
+		struct sn_h1_request req;
+		if (sn_buf_len(&c->in) > 0)
+			r = sn_h1_parse_request(sn_buf_data(&c->in), sn_buf_len(&c->in), &req, w->scratch_hdrs,
+						SN_MAX_HEADERS_ARRAY, limits(w));
+		if (r == SN_H1_INCOMPLETE) {
+			ssize_t n = dconn_read(c);
+			if (n > 0)
+				continue;
+			if (n < 0) {
+				dconn_close(c);  /* EOF between or inside requests */
+				return;
+			}
+			/* Wait: idle timeout between requests, header timeout
+			 * from a request's first byte. */
+			if (sn_buf_len(&c->in) == 0) {
+				sn_buf_release(&w->pool, &c->in);
+				if (c->header_timer || !sn_timer_is_linked(&c->timer)) {
+					c->header_timer = 0;
+					sn_timer_start(&w->loop, &c->timer, w->proxy->opt.idle_timeout_ms, on_dconn_timer);
+				}
+			} else if (!c->header_timer) {
+				c->header_timer = 1;
+				sn_timer_start(&w->loop, &c->timer, w->proxy->opt.request_header_timeout_ms,
+					       on_dconn_timer);
+			}
+			return;
+		}
+		sn_timer_stop(&w->loop, &c->timer);
+		c->header_timer = 0;
+
+		struct sn_exchange *ex = ex_alloc(w);
+		if (ex == NULL) {
+			dconn_close(c);
+			return;
+		}
+		ex->c = c;
+		ex->start_us = sn_clock_us();
+		ex->start_wall_us = wall_us();
+		c->ex = ex;
+		if (r == SN_H1_ERROR) {
+			sn_metrics_add(w->metrics, SN_CTR_DOWNSTREAM_RQ_REJECTED, 1);
+			ex->req.keep_alive = 0;
+			ex->req.method = req.method;
+			ex_local(ex, req.err_status ? req.err_status : 400, error_flag(req.err_status),
+				 "sinew: malformed request: %s", req.err_reason ? req.err_reason : "invalid HTTP/1.1");
+			return;
+		}
+		/* Copy the head so c->in can carry the body. */
+		size_t hlen = (size_t)r;
+		if (sn_buf_reserve(&w->pool, &ex->head, hlen, SN_MAX(hlen, limits(w)->max_head_bytes * 3)) != 0) {
+			ex->req.keep_alive = 0;
+			ex_local(ex, 503, "overflow", "sinew: out of memory");
+			return;
+		}
+		sn_buf_append(&ex->head, sn_buf_data(&c->in), hlen);
+		sn_buf_consume(&c->in, hlen);
+		sn_h1_parse_request(ex->head.base, hlen, &ex->req, ex->req_hdrs, SN_MAX_HEADERS_ARRAY, limits(w));
+		ex->up_off = hlen;
+		int rid = sn_h1_find_header(ex->req.headers, ex->req.num_headers, SN_STR_LIT("x-request-id"), 0);
+		if (rid >= 0 && ex->req.headers[rid].value.len > 0) {
+			ex->rid = ex->req.headers[rid].value;
+		} else {
+			make_request_id(w, ex->request_id);
+			ex->rid = sn_str_make(ex->request_id, strlen(ex->request_id));
+		}
+		if (c->draining || w->draining)
+			ex->req.keep_alive = 0;
+		if (c->dir == SN_DIR_INBOUND) {
+			ex->cluster = &w->inbound_cluster;
+			ex_dispatch(ex);
+		} else {
+			ex->snap = w->snap;
+			if (ex->snap != NULL)
+				sn_snapshot_ref(ex->snap);
+			ex_route(ex);
+		}
+		return;
+	}
+}
+
+static void on_dconn_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct sn_dconn *c = sn_container_of(io, struct sn_dconn, io);
+
+	if (events & SN_IO_WRITE)
+		c->can_write = 1;
+	if (events & SN_IO_READ)
+		c->can_read = 1;
+	if (c->ex != NULL) {
+		struct sn_exchange *ex = c->ex;
+		/* A client that goes away while we wait for upstream: detect it
+		 * only when we would read anyway (half-close after a complete
+		 * request is allowed). */
+		if ((events & SN_IO_HUP) && !ex->req_done && !ex->local) {
+			ssize_t n = dconn_read(c);
+			if (n < 0 && sn_buf_len(&c->in) == 0) {
+				ex_abort(ex, "downstream_disconnect");
+				return;
+			}
+		}
+		if (ex->u == NULL && !ex->local) {
+			/* Waiting on a fault delay; a closed client ends it. */
+			return;
+		}
+		ex_progress(ex);
+		return;
+	}
+	dconn_process(c);
+}
+
+void sn_dconn_accept(struct sn_worker *w, int fd, enum sn_direction dir, const struct sockaddr *peer,
+		     socklen_t peer_len)
+{
+	struct sn_dconn *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->fd = fd;
+	c->w = w;
+	c->dir = dir;
+	c->id = ++w->next_conn_id;
+	sn_addr_format(peer, c->peer, sizeof(c->peer));
+	c->next = w->conns;
+	if (c->next != NULL)
+		c->next->pprev = &c->next;
+	w->conns = c;
+	c->pprev = &w->conns;
+	w->n_conns++;
+	sn_metrics_add(w->metrics, SN_CTR_DOWNSTREAM_CX_TOTAL, 1);
+	sn_metrics_add(w->metrics, SN_CTR_DOWNSTREAM_CX_ACTIVE, 1);
+	if (sn_io_start(&w->loop, &c->io, fd, on_dconn_io) != 0) {
+		dconn_close(c);
+		return;
+	}
+	c->can_read = 1;
+	c->can_write = 1;
+	sn_timer_start(&w->loop, &c->timer, w->proxy->opt.idle_timeout_ms, on_dconn_timer);
+}
+
+void sn_dconn_drain(struct sn_dconn *c)
+{
+	c->draining = 1;
+	if (c->ex == NULL && sn_buf_len(&c->in) == 0)
+		dconn_close(c);
+}
+
+void sn_dconn_abort(struct sn_dconn *c)
+{
+	dconn_close(c);
+}

@@ -1,0 +1,71 @@
+/* Load balancing over a cluster's endpoints.
+ *
+ * The default is power-of-two-choices over peak-EWMA latency (Finagle's
+ * and Linkerd's balancer): pick two endpoints at random and send to the one
+ * with the lower cost, where cost = EWMA latency x (requests in flight + 1).
+ * Peak-EWMA jumps up at once on a slow response and decays slowly back
+ * (time constant TAU_MS), so a degrading endpoint loses traffic within one
+ * request. LEAST_REQUEST is P2C on requests in flight (Envoy's default
+ * choice count of two); RANDOM and ROUND_ROBIN are what they say. */
+#include <math.h>
+
+#include "proxy.h"
+
+#define TAU_MS 10000.0
+#define INITIAL_EWMA_MS 1.0     /* a new endpoint looks fast, so it gets tried */
+#define FAILURE_PENALTY_MS 1000.0
+
+void sn_lb_observe(struct sn_host *h, double latency_ms, int failed)
+{
+	uint64_t now = sn_clock_us();
+	double sample = failed ? SN_MAX(latency_ms, FAILURE_PENALTY_MS) : latency_ms;
+
+	if (h->ewma_stamp_us == 0) {
+		h->ewma_ms = sample;
+	} else if (sample > h->ewma_ms) {
+		h->ewma_ms = sample;   /* peak: react at once */
+	} else {
+		double dt_ms = (double)(now - h->ewma_stamp_us) / 1000.0;
+		double w = exp(-dt_ms / TAU_MS);
+		h->ewma_ms = h->ewma_ms * w + sample * (1.0 - w);
+	}
+	h->ewma_stamp_us = now;
+}
+
+static double ewma_cost(const struct sn_host *h)
+{
+	double e = h->ewma_stamp_us ? h->ewma_ms : INITIAL_EWMA_MS;
+	return e * (double)(h->active + 1);
+}
+
+int sn_lb_pick(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs)
+{
+	size_t n = c->n_endpoints;
+	size_t a, b;
+
+	if (n == 0)
+		return -1;
+	if (n == 1)
+		return 0;
+	switch (c->lb) {
+	case SN_LB_ROUND_ROBIN:
+		return (int)(cs->rr_next++ % n);
+	case SN_LB_RANDOM:
+		return (int)(sn_worker_random(w) % n);
+	case SN_LB_LEAST_REQUEST:
+	case SN_LB_P2C_EWMA:
+	default:
+		break;
+	}
+	a = sn_worker_random(w) % n;
+	b = sn_worker_random(w) % (n - 1);
+	if (b >= a)
+		b++;
+	const struct sn_host *ha = cs->hosts[a];
+	const struct sn_host *hb = cs->hosts[b];
+	if (ha == NULL || hb == NULL)
+		return (int)a;
+	if (c->lb == SN_LB_LEAST_REQUEST)
+		return (int)(ha->active <= hb->active ? a : b);
+	return (int)(ewma_cost(ha) <= ewma_cost(hb) ? a : b);
+}

@@ -1,0 +1,230 @@
+#ifndef SINEW_PROXY_INTERNAL_H
+#define SINEW_PROXY_INTERNAL_H
+
+/* sinew-proxy internals: the process (server.c), its workers (worker.c),
+ * downstream connections and the request exchange (exchange.c), upstream
+ * connections and pools (upstream.c), load balancing (lb.c), routing
+ * (router.c) and the admin server (admin.c).
+ *
+ * Threads: the main thread runs a loop for signals, reloads and the admin
+ * port. Each worker thread runs its own loop with its own listeners
+ * (SO_REUSEPORT), connections, upstream pools, buffers and metrics. The only
+ * shared object is the config snapshot, handed to workers by sn_loop_post
+ * and refcounted atomically. */
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include "sinew/accesslog.h"
+#include "sinew/buf.h"
+#include "sinew/config.h"
+#include "sinew/h1.h"
+#include "sinew/loop.h"
+#include "sinew/metrics.h"
+
+struct sn_proxy;
+struct sn_worker;
+struct sn_dconn;
+struct sn_uconn;
+struct sn_exchange;
+
+enum sn_direction {
+	SN_DIR_OUTBOUND = 0,
+	SN_DIR_INBOUND = 1,
+};
+
+struct sn_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[64];   /* "127.0.0.1:15001" */
+};
+
+/* Parses "HOST:PORT" or "[V6]:PORT" (HOST numeric). Returns 0 or SN_EINVAL. */
+int sn_addr_parse(const char *s, struct sn_addr *out);
+/* Formats a socket address as "ip:port" into buf. */
+void sn_addr_format(const struct sockaddr *sa, char *buf, size_t size);
+
+struct sn_proxy_options {
+	const char *config_path;
+	int have_outbound, have_inbound, have_admin;
+	struct sn_addr outbound, inbound, app, admin;
+	const char *service;
+	const char *namespace_;
+	const char *labels_text;
+	const char *service_account;
+	const char *access_log_path;
+	int workers;
+	uint32_t drain_ms;
+	uint32_t request_header_timeout_ms;
+	uint32_t idle_timeout_ms;
+	uint32_t max_connections;        /* downstream, per worker */
+	int istio_metric_names;
+	struct sn_h1_limits limits;
+};
+
+/* Per endpoint address, per worker: load-balancing state and the pool of
+ * idle upstream connections. Lives as long as the worker, so it survives
+ * snapshot swaps. */
+struct sn_host {
+	char key[64];                    /* "ip:port" */
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	double ewma_ms;                  /* peak-EWMA latency */
+	uint64_t ewma_stamp_us;
+	uint32_t active;                 /* requests in flight */
+	uint32_t n_conns;                /* open connections (busy + idle) */
+	struct sn_uconn *idle;           /* LIFO of idle keep-alive connections */
+	uint32_t n_idle;
+};
+
+/* Per cluster index of the worker's current snapshot. */
+struct sn_cluster_state {
+	uint32_t rr_next;
+	struct sn_host **hosts;          /* one per endpoint, same order */
+};
+
+struct sn_listener {
+	struct sn_io io;
+	int fd;
+	enum sn_direction dir;
+	struct sn_worker *worker;
+};
+
+/* Token bucket for retries: 10 per second plus 20 % of requests. */
+struct sn_retry_budget {
+	double tokens;
+	uint64_t stamp_ms;
+};
+
+struct sn_worker {
+	struct sn_proxy *proxy;
+	int id;
+	pthread_t thread;
+	struct sn_loop loop;
+	struct sn_snapshot *snap;        /* this worker's reference */
+	struct sn_cluster_state *cstate; /* snap->n_clusters entries */
+	struct sn_cluster inbound_cluster;
+	struct sn_endpoint inbound_endpoint;
+	struct sn_cluster_state inbound_state;
+	struct sn_host *inbound_host;
+	struct sn_metrics *metrics;
+	struct sn_buf_pool pool;
+	struct sn_listener listeners[2];
+	int n_listeners;
+	/* host table: open addressing by key */
+	struct sn_host **hosts;
+	size_t hosts_cap, n_hosts;
+	/* connections, for drain */
+	struct sn_dconn *conns;
+	size_t n_conns;
+	struct sn_exchange *free_exchanges;
+	size_t n_free_exchanges;
+	uint64_t rng;
+	struct sn_retry_budget budget;
+	int draining;
+	struct sn_task drain_task;
+	struct sn_task stop_task;
+	uint64_t next_conn_id;
+	struct sn_h1_header scratch_hdrs[SN_H1_DEFAULT_MAX_HEADERS + 1];
+};
+
+struct sn_proxy {
+	struct sn_proxy_options opt;
+	struct sn_labels labels;
+	struct sn_proxy_identity identity;
+	char workload[128];
+	char principal[256];
+	char own_service_fqdn[256];
+	struct sn_loop loop;
+	struct sn_worker *workers;
+	int n_workers;
+	pthread_mutex_t snap_lock;       /* guards snap for the admin thread */
+	struct sn_snapshot *snap;
+	uint64_t version;
+	struct sn_metrics_process proc;
+	struct sn_access_log *access_log;
+	int ready;
+	int draining;
+	int workers_running;             /* workers whose loop has not returned */
+	/* main-loop plumbing */
+	int sigfd;
+	struct sn_io sig_io;
+	int inofd;
+	struct sn_io ino_io;
+	struct sn_timer reload_timer;
+	struct sn_timer drain_timer;
+	struct sn_timer exit_check_timer;
+	int admin_fd;
+	struct sn_io admin_io;
+	int exit_code;
+};
+
+/* server.c */
+int sn_proxy_run(struct sn_proxy_options *opt);
+/* Called by a worker (posted to the main loop) when its loop exits. */
+void sn_proxy_worker_exited(struct sn_proxy *p);
+
+/* worker.c */
+int sn_worker_init(struct sn_worker *w, struct sn_proxy *p, int id);
+int sn_worker_start(struct sn_worker *w);
+/* Posts a new snapshot to the worker; takes one reference. Any thread. */
+void sn_worker_post_snapshot(struct sn_worker *w, struct sn_snapshot *s);
+/* Posts a drain request. Any thread. */
+void sn_worker_post_drain(struct sn_worker *w);
+/* Posts a stop request (drain deadline passed). Any thread. */
+void sn_worker_post_stop(struct sn_worker *w);
+void sn_worker_dispose(struct sn_worker *w);
+/* Looks up or creates the host for an endpoint. NULL on ENOMEM or when
+ * the table's bound is reached. */
+struct sn_host *sn_worker_host(struct sn_worker *w, const struct sockaddr *addr, socklen_t len);
+uint64_t sn_worker_random(struct sn_worker *w);
+/* True if a retry may be spent; takes the token. */
+int sn_worker_retry_allowed(struct sn_worker *w);
+void sn_worker_retry_deposit(struct sn_worker *w);
+/* A downstream connection closed; the worker may now finish draining. */
+void sn_worker_conn_closed(struct sn_worker *w);
+/* Cluster state for cluster index i in the worker's snapshot. */
+struct sn_cluster_state *sn_worker_cluster_state(struct sn_worker *w, const struct sn_cluster *c);
+
+/* exchange.c: downstream connections and the request/response exchange. */
+void sn_dconn_accept(struct sn_worker *w, int fd, enum sn_direction dir,
+		     const struct sockaddr *peer, socklen_t peer_len);
+/* Starts draining a connection: close now if idle, else after the
+ * current response. */
+void sn_dconn_drain(struct sn_dconn *c);
+/* Closes a connection at once (drain deadline). */
+void sn_dconn_abort(struct sn_dconn *c);
+void sn_exchange_free_cache(struct sn_worker *w);
+/* Closes and frees an upstream connection (idle or not). */
+void sn_uconn_destroy(struct sn_worker *w, struct sn_uconn *u);
+
+/* lb.c */
+/* Picks an endpoint index of cluster c for a new request, or -1 if it has
+ * none. The worker's state for c is cs. */
+int sn_lb_pick(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs);
+/* Feeds a finished request's latency into the host's peak-EWMA. */
+void sn_lb_observe(struct sn_host *h, double latency_ms, int failed);
+
+/* router.c */
+/* Request view the router matches on. */
+struct sn_route_request {
+	struct sn_str method;
+	struct sn_str path;           /* path only, without the query */
+	struct sn_str query;          /* after '?', may be empty */
+	struct sn_str authority;
+	uint16_t port;
+	const struct sn_h1_header *headers;
+	size_t n_headers;
+};
+
+/* First route of vh whose matches hold, or NULL. */
+const struct sn_http_route *sn_router_match(const struct sn_vhost *vh, const struct sn_route_request *r);
+/* Chooses a destination of a route by weight. */
+const struct sn_route_dest *sn_router_pick_dest(const struct sn_http_route *route, uint64_t rnd);
+
+/* admin.c */
+int sn_admin_start(struct sn_proxy *p);
+void sn_admin_stop(struct sn_proxy *p);
+
+#endif

@@ -1,0 +1,444 @@
+/* The sinew-proxy process: loads config, starts workers, serves the admin
+ * port, reloads on SIGHUP or when the config file changes, and drains on
+ * SIGTERM/SIGINT.
+ *
+ * Reload: the main thread validates and translates the file into a new
+ * snapshot; only if that succeeds is it posted to every worker, each of
+ * which swaps its pointer between requests. A bad file never replaces a
+ * good snapshot: the error (file:line: field: message) is logged and
+ * counted, and the old config keeps serving.
+ *
+ * Drain: stop accepting, let every in-flight request finish, close idle
+ * keep-alive connections, and exit when all workers are done or at the
+ * --drain-seconds deadline, whichever comes first. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sinew/log.h"
+#include "proxy.h"
+
+#define RELOAD_DEBOUNCE_MS 100
+
+int sn_addr_parse(const char *s, struct sn_addr *out)
+{
+	char host[256];
+	const char *colon;
+	char *end;
+	long port;
+
+	memset(out, 0, sizeof(*out));
+	if (s == NULL || *s == '\0')
+		return SN_EINVAL;
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (rb == NULL || rb[1] != ':' || (size_t)(rb - s - 1) >= sizeof(host))
+			return SN_EINVAL;
+		memcpy(host, s + 1, (size_t)(rb - s - 1));
+		host[rb - s - 1] = '\0';
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL || (size_t)(colon - s) >= sizeof(host))
+			return SN_EINVAL;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = '\0';
+	}
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || end == colon + 1 || port < 0 || port > 65535)
+		return SN_EINVAL;
+	if (host[0] == '\0' || strcmp(host, "localhost") == 0)
+		snprintf(host, sizeof(host), "127.0.0.1");
+	struct sockaddr_in *v4 = (struct sockaddr_in *)&out->ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->ss;
+	if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons((uint16_t)port);
+		out->len = sizeof(*v4);
+	} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons((uint16_t)port);
+		out->len = sizeof(*v6);
+	} else {
+		return SN_EINVAL;
+	}
+	sn_addr_format((struct sockaddr *)&out->ss, out->text, sizeof(out->text));
+	return 0;
+}
+
+void sn_addr_format(const struct sockaddr *sa, char *buf, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN];
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *v4 = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof(ip));
+		snprintf(buf, size, "%s:%u", ip, ntohs(v4->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, size, "[%s]:%u", ip, ntohs(v6->sin6_port));
+	} else {
+		snprintf(buf, size, "unix");
+	}
+}
+
+/* "k=v,k2=v2" into p->labels (strings owned by the proxy, never freed
+ * before exit). */
+static int parse_labels(struct sn_proxy *p, const char *text)
+{
+	size_t n = 0, cap = 0;
+	struct sn_label *v = NULL;
+	const char *s = text;
+
+	while (s != NULL && *s) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		const char *eq = memchr(s, '=', len);
+		if (eq == NULL || eq == s) {
+			fprintf(stderr, "sinew-proxy: --labels: \"%.*s\" is not key=value; write e.g. --labels app=reviews,version=v2\n",
+				(int)len, s);
+			free(v);
+			return SN_EINVAL;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct sn_label *nv = realloc(v, cap * sizeof(*v));
+			if (nv == NULL) {
+				free(v);
+				return SN_ENOMEM;
+			}
+			v = nv;
+		}
+		v[n].key = strndup(s, (size_t)(eq - s));
+		v[n].value = strndup(eq + 1, len - (size_t)(eq - s) - 1);
+		n++;
+		s = comma ? comma + 1 : NULL;
+	}
+	p->labels.v = v;
+	p->labels.n = n;
+	return 0;
+}
+
+static void free_labels(struct sn_proxy *p)
+{
+	for (size_t i = 0; i < p->labels.n; i++) {
+		free(p->labels.v[i].key);
+		free(p->labels.v[i].value);
+	}
+	free(p->labels.v);
+}
+
+/* Loads and translates the config file. On success publishes the new
+ * snapshot to the workers and returns 0; on failure logs every error and
+ * keeps the current snapshot. */
+static int load_config(struct sn_proxy *p, int initial)
+{
+	struct sn_diags d;
+	struct sn_snapshot *s = NULL;
+	int r;
+
+	sn_diags_init(&d);
+	r = sn_config_build_from_file(p->opt.config_path, &p->identity, &d, &s);
+	for (size_t i = 0; i < d.n; i++) {
+		char line[2048];
+		sn_diag_format(&d.v[i], line, sizeof(line));
+		sn_log(d.v[i].severity == SN_DIAG_ERROR ? SN_LOG_ERROR : SN_LOG_WARN, "config: %s", line);
+	}
+	if (r != 0 || s == NULL) {
+		if (initial)
+			sn_log(SN_LOG_ERROR, "config: %s refused (%zu error(s)); fix the errors above and start again",
+			       p->opt.config_path, d.errors);
+		else
+			sn_log(SN_LOG_ERROR, "config: reload of %s refused (%zu error(s)); still serving version %llu",
+			       p->opt.config_path, d.errors, (unsigned long long)p->version);
+		p->proc.config_reloads_failed++;
+		sn_diags_free(&d);
+		return SN_EINVAL;
+	}
+	sn_diags_free(&d);
+	s->version = ++p->version;
+	for (int i = 0; i < p->n_workers; i++) {
+		sn_snapshot_ref(s);
+		sn_worker_post_snapshot(&p->workers[i], s);
+	}
+	pthread_mutex_lock(&p->snap_lock);
+	struct sn_snapshot *old = p->snap;
+	p->snap = s;
+	pthread_mutex_unlock(&p->snap_lock);
+	if (old != NULL)
+		sn_snapshot_unref(old);
+	p->proc.config_version = p->version;
+	p->proc.config_reloads_ok++;
+	p->proc.config_last_reload_seconds = (double)time(NULL);
+	sn_log(SN_LOG_INFO, "config: %s loaded as version %llu (%zu services, %zu clusters, %zu hosts)",
+	       p->opt.config_path, (unsigned long long)p->version, s->n_services, s->n_clusters, s->n_vhosts);
+	return 0;
+}
+
+static void on_reload_timer(struct sn_loop *loop, struct sn_timer *t)
+{
+	struct sn_proxy *p = sn_container_of(t, struct sn_proxy, reload_timer);
+	if (!p->draining)
+		load_config(p, 0);
+}
+
+static void schedule_reload(struct sn_proxy *p)
+{
+	sn_timer_start(&p->loop, &p->reload_timer, RELOAD_DEBOUNCE_MS, on_reload_timer);
+}
+
+static void on_exit_check(struct sn_loop *loop, struct sn_timer *t)
+{
+	struct sn_proxy *p = sn_container_of(t, struct sn_proxy, exit_check_timer);
+	if (__atomic_load_n(&p->workers_running, __ATOMIC_ACQUIRE) == 0) {
+		sn_loop_stop(&p->loop);
+		return;
+	}
+	sn_timer_start(&p->loop, &p->exit_check_timer, 20, on_exit_check);
+}
+
+static void on_drain_deadline(struct sn_loop *loop, struct sn_timer *t)
+{
+	struct sn_proxy *p = sn_container_of(t, struct sn_proxy, drain_timer);
+	sn_log(SN_LOG_WARN, "drain: deadline of %u ms reached; closing what is left", p->opt.drain_ms);
+	for (int i = 0; i < p->n_workers; i++)
+		sn_worker_post_stop(&p->workers[i]);
+}
+
+static void start_drain(struct sn_proxy *p, const char *why)
+{
+	if (p->draining) {
+		sn_log(SN_LOG_WARN, "drain: second signal; stopping now");
+		for (int i = 0; i < p->n_workers; i++)
+			sn_worker_post_stop(&p->workers[i]);
+		return;
+	}
+	p->draining = 1;
+	p->proc.draining = 1;
+	p->ready = 0;
+	sn_log(SN_LOG_INFO, "drain: %s; no new connections, finishing in-flight requests (deadline %u ms)", why,
+	       p->opt.drain_ms);
+	for (int i = 0; i < p->n_workers; i++)
+		sn_worker_post_drain(&p->workers[i]);
+	sn_timer_start(&p->loop, &p->drain_timer, p->opt.drain_ms, on_drain_deadline);
+	sn_timer_start(&p->loop, &p->exit_check_timer, 20, on_exit_check);
+}
+
+static void on_signal(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct sn_proxy *p = sn_container_of(io, struct sn_proxy, sig_io);
+	struct signalfd_siginfo si;
+
+	while (read(p->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			sn_log(SN_LOG_INFO, "config: SIGHUP, reloading %s", p->opt.config_path);
+			if (!p->draining)
+				load_config(p, 0);
+			break;
+		case SIGTERM:
+			start_drain(p, "SIGTERM");
+			break;
+		case SIGINT:
+			start_drain(p, "SIGINT");
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+static void on_inotify(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct sn_proxy *p = sn_container_of(io, struct sn_proxy, ino_io);
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const char *want = base_name(p->opt.config_path);
+	int hit = 0;
+
+	for (;;) {
+		ssize_t n = read(p->inofd, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		for (char *q = buf; q < buf + n;) {
+			struct inotify_event *e = (struct inotify_event *)q;
+			if (e->len > 0 && strcmp(e->name, want) == 0)
+				hit = 1;
+			q += sizeof(*e) + e->len;
+		}
+	}
+	if (hit)
+		schedule_reload(p);
+}
+
+/* Watches the config file's directory: editors and `kubectl`-style tools
+ * replace files by rename, which a watch on the file itself would miss. */
+static void watch_config(struct sn_proxy *p)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(p->opt.config_path, '/');
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == p->opt.config_path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - p->opt.config_path), p->opt.config_path);
+	p->inofd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (p->inofd < 0)
+		return;
+	if (inotify_add_watch(p->inofd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY) < 0) {
+		sn_log(SN_LOG_WARN, "config: cannot watch %s (%s); reload with SIGHUP", dir, strerror(errno));
+		close(p->inofd);
+		p->inofd = -1;
+		return;
+	}
+	sn_io_start(&p->loop, &p->ino_io, p->inofd, on_inotify);
+}
+
+void sn_proxy_worker_exited(struct sn_proxy *p)
+{
+	__atomic_sub_fetch(&p->workers_running, 1, __ATOMIC_RELEASE);
+}
+
+static void setup_identity(struct sn_proxy *p)
+{
+	struct sn_proxy_options *o = &p->opt;
+
+	if (o->namespace_ == NULL)
+		o->namespace_ = "default";
+	if (o->service_account == NULL)
+		o->service_account = "default";
+	snprintf(p->workload, sizeof(p->workload), "%s", o->service ? o->service : "unknown");
+	snprintf(p->principal, sizeof(p->principal), "spiffe://cluster.local/ns/%s/sa/%s", o->namespace_,
+		 o->service_account);
+	if (o->service != NULL)
+		snprintf(p->own_service_fqdn, sizeof(p->own_service_fqdn), "%s.%s.svc.cluster.local", o->service,
+			 o->namespace_);
+	p->identity.service = o->service;
+	p->identity.namespace_ = o->namespace_;
+	p->identity.labels = &p->labels;
+	p->identity.service_account = o->service_account;
+	p->identity.workload = p->workload;
+	p->identity.trust_domain = "cluster.local";
+}
+
+int sn_proxy_run(struct sn_proxy_options *opt)
+{
+	struct sn_proxy *p = calloc(1, sizeof(*p));
+	sigset_t mask;
+	int started = 0;
+	int rc = 1;
+
+	if (p == NULL)
+		return 1;
+	p->opt = *opt;
+	p->sigfd = p->inofd = p->admin_fd = -1;
+	pthread_mutex_init(&p->snap_lock, NULL);
+	if (parse_labels(p, opt->labels_text) != 0)
+		goto out;
+	setup_identity(p);
+
+	/* Signals are handled on the main loop; workers inherit the mask. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (sn_loop_init(&p->loop) != 0)
+		goto out;
+	if (opt->access_log_path != NULL) {
+		p->access_log = sn_access_log_open(opt->access_log_path);
+		if (p->access_log == NULL) {
+			sn_log(SN_LOG_ERROR, "--access-log %s: %s", opt->access_log_path, strerror(errno));
+			goto out_loop;
+		}
+	}
+	p->n_workers = opt->workers > 0 ? opt->workers : 1;
+	p->workers = calloc((size_t)p->n_workers, sizeof(*p->workers));
+	if (p->workers == NULL)
+		goto out_log;
+	for (int i = 0; i < p->n_workers; i++) {
+		if (sn_worker_init(&p->workers[i], p, i) != 0)
+			goto out_workers;
+		started = i + 1;
+	}
+	if (load_config(p, 1) != 0) {
+		rc = 2;
+		goto out_workers;
+	}
+	p->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (p->sigfd < 0 || sn_io_start(&p->loop, &p->sig_io, p->sigfd, on_signal) != 0)
+		goto out_workers;
+	watch_config(p);
+	if (opt->have_admin && sn_admin_start(p) != 0)
+		goto out_workers;
+
+	p->workers_running = p->n_workers;
+	for (int i = 0; i < p->n_workers; i++) {
+		if (sn_worker_start(&p->workers[i]) != 0) {
+			sn_log(SN_LOG_ERROR, "cannot start worker thread %d", i);
+			p->workers_running = i;
+			for (int j = 0; j < i; j++)
+				sn_worker_post_stop(&p->workers[j]);
+			for (int j = 0; j < i; j++)
+				pthread_join(p->workers[j].thread, NULL);
+			goto out_admin;
+		}
+	}
+	p->ready = 1;
+	sn_log(SN_LOG_INFO, "sinew-proxy ready: outbound %s, inbound %s -> app %s, admin %s, %d worker(s)",
+	       opt->have_outbound ? opt->outbound.text : "off", opt->have_inbound ? opt->inbound.text : "off",
+	       opt->have_inbound ? opt->app.text : "-", opt->have_admin ? opt->admin.text : "off", p->n_workers);
+
+	sn_loop_run(&p->loop);
+
+	for (int i = 0; i < p->n_workers; i++)
+		pthread_join(p->workers[i].thread, NULL);
+	sn_log(SN_LOG_INFO, "drain: done; exiting");
+	rc = 0;
+
+out_admin:
+	sn_admin_stop(p);
+out_workers:
+	for (int i = 0; i < started; i++)
+		sn_worker_dispose(&p->workers[i]);
+	for (int i = 0; i < started; i++)
+		sn_metrics_free(p->workers[i].metrics);
+	free(p->workers);
+out_log:
+	if (p->access_log != NULL)
+		sn_access_log_close(p->access_log);
+out_loop:
+	if (p->sigfd >= 0) {
+		sn_io_stop(&p->loop, &p->sig_io);
+		close(p->sigfd);
+	}
+	if (p->inofd >= 0) {
+		sn_io_stop(&p->loop, &p->ino_io);
+		close(p->inofd);
+	}
+	sn_loop_dispose(&p->loop);
+out:
+	if (p->snap != NULL)
+		sn_snapshot_unref(p->snap);
+	free_labels(p);
+	pthread_mutex_destroy(&p->snap_lock);
+	free(p);
+	return rc;
+}

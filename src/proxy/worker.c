@@ -1,0 +1,402 @@
+/* A worker thread: its loop, listeners, snapshot reference, host table,
+ * buffer pool and metrics store. Nothing here is touched by another
+ * thread except through sn_loop_post. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "sinew/log.h"
+#include "proxy.h"
+
+#define HOSTS_MAX 65536
+#define BUF_POOL_CACHE 256
+
+struct snapshot_msg {
+	struct sn_task task;
+	struct sn_snapshot *snap;
+};
+
+static uint64_t splitmix(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+uint64_t sn_worker_random(struct sn_worker *w)
+{
+	return splitmix(&w->rng);
+}
+
+static uint64_t hash_key(const char *k)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211ull;
+	return h;
+}
+
+static int hosts_insert(struct sn_host **tab, size_t cap, struct sn_host *h)
+{
+	size_t i = hash_key(h->key) & (cap - 1);
+	while (tab[i] != NULL)
+		i = (i + 1) & (cap - 1);
+	tab[i] = h;
+	return 0;
+}
+
+struct sn_host *sn_worker_host(struct sn_worker *w, const struct sockaddr *addr, socklen_t len)
+{
+	char key[64];
+	sn_addr_format(addr, key, sizeof(key));
+
+	if (w->hosts_cap > 0) {
+		size_t i = hash_key(key) & (w->hosts_cap - 1);
+		while (w->hosts[i] != NULL) {
+			if (strcmp(w->hosts[i]->key, key) == 0)
+				return w->hosts[i];
+			i = (i + 1) & (w->hosts_cap - 1);
+		}
+	}
+	if (w->n_hosts >= HOSTS_MAX)
+		return NULL;
+	if ((w->n_hosts + 1) * 2 > w->hosts_cap) {
+		size_t ncap = w->hosts_cap ? w->hosts_cap * 2 : 64;
+		struct sn_host **n = calloc(ncap, sizeof(*n));
+		if (n == NULL)
+			return NULL;
+		for (size_t i = 0; i < w->hosts_cap; i++)
+			if (w->hosts[i] != NULL)
+				hosts_insert(n, ncap, w->hosts[i]);
+		free(w->hosts);
+		w->hosts = n;
+		w->hosts_cap = ncap;
+	}
+	struct sn_host *h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return NULL;
+	snprintf(h->key, sizeof(h->key), "%s", key);
+	memcpy(&h->addr, addr, len);
+	h->addr_len = len;
+	hosts_insert(w->hosts, w->hosts_cap, h);
+	w->n_hosts++;
+	return h;
+}
+
+int sn_worker_retry_allowed(struct sn_worker *w)
+{
+	uint64_t now = sn_loop_now(&w->loop);
+	struct sn_retry_budget *b = &w->budget;
+	/* Refill 10 tokens per second, bucket bounded at 100. */
+	if (now > b->stamp_ms) {
+		b->tokens += (double)(now - b->stamp_ms) * 10.0 / 1000.0;
+		b->stamp_ms = now;
+	}
+	if (b->tokens > 100.0)
+		b->tokens = 100.0;
+	if (b->tokens < 1.0)
+		return 0;
+	b->tokens -= 1.0;
+	return 1;
+}
+
+void sn_worker_retry_deposit(struct sn_worker *w)
+{
+	w->budget.tokens += 0.2;
+	if (w->budget.tokens > 100.0)
+		w->budget.tokens = 100.0;
+}
+
+static void release_cluster_state(struct sn_worker *w)
+{
+	if (w->cstate == NULL)
+		return;
+	for (size_t i = 0; i < w->snap->n_clusters; i++)
+		free(w->cstate[i].hosts);
+	free(w->cstate);
+	w->cstate = NULL;
+}
+
+/* Adopts a snapshot: builds per-cluster state (host pointers are looked up
+ * once here, not per request), then drops the old reference. In-flight
+ * exchanges hold their own reference to the snapshot they started on. */
+static int adopt(struct sn_worker *w, struct sn_snapshot *s)
+{
+	struct sn_cluster_state *cs = calloc(s->n_clusters ? s->n_clusters : 1, sizeof(*cs));
+	if (cs == NULL)
+		return SN_ENOMEM;
+	for (size_t i = 0; i < s->n_clusters; i++) {
+		const struct sn_cluster *c = &s->clusters[i];
+		cs[i].hosts = calloc(c->n_endpoints ? c->n_endpoints : 1, sizeof(struct sn_host *));
+		if (cs[i].hosts == NULL)
+			goto fail;
+		for (size_t j = 0; j < c->n_endpoints; j++)
+			cs[i].hosts[j] = sn_worker_host(w, (const struct sockaddr *)&c->endpoints[j].addr,
+							c->endpoints[j].addr_len);
+	}
+	if (w->snap != NULL) {
+		release_cluster_state(w);
+		sn_snapshot_unref(w->snap);
+	}
+	w->snap = s;
+	w->cstate = cs;
+	return 0;
+
+fail:
+	for (size_t i = 0; i < s->n_clusters; i++)
+		free(cs[i].hosts);
+	free(cs);
+	return SN_ENOMEM;
+}
+
+struct sn_cluster_state *sn_worker_cluster_state(struct sn_worker *w, const struct sn_cluster *c)
+{
+	if (c == &w->inbound_cluster)
+		return &w->inbound_state;
+	/* The exchange may run on an older snapshot than the worker's; only
+	 * the worker's current snapshot has state. */
+	if (w->snap != NULL && c >= w->snap->clusters && c < w->snap->clusters + w->snap->n_clusters)
+		return &w->cstate[c - w->snap->clusters];
+	return NULL;
+}
+
+static void on_snapshot_msg(struct sn_loop *loop, struct sn_task *t)
+{
+	struct snapshot_msg *m = sn_container_of(t, struct snapshot_msg, task);
+	struct sn_worker *w = sn_container_of(loop, struct sn_worker, loop);
+
+	if (adopt(w, m->snap) != 0) {
+		sn_log(SN_LOG_ERROR, "worker %d: out of memory adopting config version %llu; keeping the old one",
+		       w->id, (unsigned long long)m->snap->version);
+		sn_snapshot_unref(m->snap);
+	} else {
+		sn_log(SN_LOG_DEBUG, "worker %d: now on config version %llu", w->id,
+		       (unsigned long long)m->snap->version);
+	}
+	free(m);
+}
+
+void sn_worker_post_snapshot(struct sn_worker *w, struct sn_snapshot *s)
+{
+	struct snapshot_msg *m = calloc(1, sizeof(*m));
+	if (m == NULL) {
+		sn_snapshot_unref(s);
+		return;
+	}
+	m->snap = s;
+	sn_loop_post(&w->loop, &m->task, on_snapshot_msg);
+}
+
+static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct sn_listener *l = sn_container_of(io, struct sn_listener, io);
+	struct sn_worker *w = l->worker;
+
+	/* Edge-triggered: accept until EAGAIN. The kernel's backlog bounds it. */
+	for (;;) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				sn_log(SN_LOG_WARN, "listener %s: accept: %s",
+				       l->dir == SN_DIR_OUTBOUND ? "outbound" : "inbound", strerror(errno));
+			return;
+		}
+		if (w->draining || w->n_conns >= w->proxy->opt.max_connections) {
+			sn_metrics_add(w->metrics, SN_CTR_OVERFLOW, 1);
+			close(fd);
+			continue;
+		}
+		sn_dconn_accept(w, fd, l->dir, (struct sockaddr *)&peer, plen);
+	}
+}
+
+static int listen_on(const struct sn_addr *a)
+{
+	int one = 1;
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) != 0 || listen(fd, 1024) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static int add_listener(struct sn_worker *w, const struct sn_addr *a, enum sn_direction dir)
+{
+	struct sn_listener *l = &w->listeners[w->n_listeners];
+	l->fd = listen_on(a);
+	if (l->fd < 0) {
+		sn_log(SN_LOG_ERROR, "cannot listen on %s (%s): %s; pick a free port or stop what holds it",
+		       a->text, dir == SN_DIR_OUTBOUND ? "--outbound" : "--inbound", strerror(errno));
+		return SN_EIO;
+	}
+	l->dir = dir;
+	l->worker = w;
+	if (sn_io_start(&w->loop, &l->io, l->fd, on_accept) != 0) {
+		close(l->fd);
+		return SN_EIO;
+	}
+	w->n_listeners++;
+	return 0;
+}
+
+static void close_listeners(struct sn_worker *w)
+{
+	for (int i = 0; i < w->n_listeners; i++) {
+		sn_io_stop(&w->loop, &w->listeners[i].io);
+		close(w->listeners[i].fd);
+	}
+	w->n_listeners = 0;
+}
+
+int sn_worker_init(struct sn_worker *w, struct sn_proxy *p, int id)
+{
+	memset(w, 0, sizeof(*w));
+	w->proxy = p;
+	w->id = id;
+	w->rng = sn_clock_us() ^ ((uint64_t)id << 32) ^ (uint64_t)getpid();
+	w->budget.tokens = 10.0;
+	if (sn_loop_init(&w->loop) != 0)
+		return SN_EIO;
+	w->budget.stamp_ms = sn_loop_now(&w->loop);
+	sn_buf_pool_init(&w->pool, SN_BUF_DEFAULT_SIZE, BUF_POOL_CACHE);
+	w->metrics = sn_metrics_new(0);
+	if (w->metrics == NULL)
+		return SN_ENOMEM;
+	if (p->opt.have_outbound && add_listener(w, &p->opt.outbound, SN_DIR_OUTBOUND) != 0)
+		return SN_EIO;
+	if (p->opt.have_inbound) {
+		if (add_listener(w, &p->opt.inbound, SN_DIR_INBOUND) != 0)
+			return SN_EIO;
+		/* Inbound has one destination: the local app. */
+		struct sn_endpoint *e = &w->inbound_endpoint;
+		memcpy(&e->addr, &p->opt.app.ss, p->opt.app.len);
+		e->addr_len = p->opt.app.len;
+		e->address = p->opt.app.text;
+		e->workload = p->workload;
+		e->weight = 1;
+		struct sn_cluster *c = &w->inbound_cluster;
+		c->name = "inbound|app";
+		c->service = p->own_service_fqdn[0] ? p->own_service_fqdn : NULL;
+		c->service_name = (char *)p->opt.service;
+		c->namespace_ = (char *)p->identity.namespace_;
+		c->lb = SN_LB_ROUND_ROBIN;
+		c->connect_timeout_ms = 1000;
+		c->idle_timeout_ms = 60000;
+		c->endpoints = e;
+		c->n_endpoints = 1;
+		w->inbound_host = sn_worker_host(w, (struct sockaddr *)&e->addr, e->addr_len);
+		w->inbound_state.hosts = &w->inbound_host;
+	}
+	return 0;
+}
+
+static void *worker_main(void *arg)
+{
+	struct sn_worker *w = arg;
+	char name[16];
+
+	snprintf(name, sizeof(name), "sinew-w%d", w->id);
+	pthread_setname_np(pthread_self(), name);
+	sn_loop_run(&w->loop);
+	close_listeners(w);
+	sn_proxy_worker_exited(w->proxy);
+	return NULL;
+}
+
+int sn_worker_start(struct sn_worker *w)
+{
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+		return SN_EIO;
+	return 0;
+}
+
+static void maybe_finish_drain(struct sn_worker *w)
+{
+	if (w->draining && w->n_conns == 0)
+		sn_loop_stop(&w->loop);
+}
+
+void sn_worker_conn_closed(struct sn_worker *w)
+{
+	maybe_finish_drain(w);
+}
+
+static void on_drain(struct sn_loop *loop, struct sn_task *t)
+{
+	struct sn_worker *w = sn_container_of(t, struct sn_worker, drain_task);
+	struct sn_dconn *c, *next;
+
+	w->draining = 1;
+	close_listeners(w);
+	for (c = w->conns; c != NULL; c = next) {
+		next = *(struct sn_dconn **)c;  /* first member is the list link */
+		sn_dconn_drain(c);
+	}
+	maybe_finish_drain(w);
+}
+
+void sn_worker_post_drain(struct sn_worker *w)
+{
+	sn_loop_post(&w->loop, &w->drain_task, on_drain);
+}
+
+static void on_stop(struct sn_loop *loop, struct sn_task *t)
+{
+	struct sn_worker *w = sn_container_of(t, struct sn_worker, stop_task);
+	struct sn_dconn *c, *next;
+
+	w->draining = 1;
+	close_listeners(w);
+	for (c = w->conns; c != NULL; c = next) {
+		next = *(struct sn_dconn **)c;
+		sn_dconn_abort(c);
+	}
+	sn_loop_stop(&w->loop);
+}
+
+void sn_worker_post_stop(struct sn_worker *w)
+{
+	sn_loop_post(&w->loop, &w->stop_task, on_stop);
+}
+
+void sn_worker_dispose(struct sn_worker *w)
+{
+	close_listeners(w);
+	/* Run reclaim for anything closed by on_stop. */
+	sn_loop_run_once(&w->loop, 0);
+	for (size_t i = 0; i < w->hosts_cap; i++) {
+		struct sn_host *h = w->hosts ? w->hosts[i] : NULL;
+		if (h == NULL)
+			continue;
+		while (h->idle != NULL) {
+			struct sn_uconn *u = h->idle;
+			sn_uconn_destroy(w, u);
+		}
+		free(h);
+	}
+	free(w->hosts);
+	if (w->snap != NULL) {
+		release_cluster_state(w);
+		sn_snapshot_unref(w->snap);
+		w->snap = NULL;
+	}
+	sn_exchange_free_cache(w);
+	sn_buf_pool_dispose(&w->pool);
+	sn_loop_dispose(&w->loop);
+	/* metrics are freed by the proxy after the last scrape */
+}

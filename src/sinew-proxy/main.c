@@ -1,0 +1,204 @@
+/* sinew-proxy: the data plane. Parses flags and runs the proxy. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sinew/log.h"
+#include "../proxy/proxy.h"
+
+#ifndef SINEW_VERSION
+#define SINEW_VERSION "0.1.0-dev"
+#endif
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sinew-proxy --config FILE [options]\n"
+		"\n"
+		"Sinew's data plane: an HTTP/1.1 sidecar proxy configured with Kubernetes-style\n"
+		"resources (Service, WorkloadEntry, Istio VirtualService and DestinationRule).\n"
+		"\n"
+		"  --config FILE                multi-document YAML; reloaded on SIGHUP and when it changes\n"
+		"  --outbound ADDR:PORT         listener for the app's outgoing HTTP (Host or absolute-form routing)\n"
+		"  --inbound ADDR:PORT          listener for requests to the local app (needs --app)\n"
+		"  --app ADDR:PORT              where the local app listens\n"
+		"  --admin ADDR:PORT            /metrics, /ready, /live, /config_dump\n"
+		"  --service NAME               this workload's service (metrics, source matching)\n"
+		"  --namespace NS               default \"default\"; short host names resolve here\n"
+		"  --labels k=v,...             this workload's labels (VirtualService sourceLabels)\n"
+		"  --service-account SA         default \"default\"\n"
+		"  --access-log PATH|-          JSON lines access log (off by default)\n"
+		"  --log-level LEVEL            error, warn, info (default), debug, trace\n"
+		"  --workers N                  worker threads (default 1)\n"
+		"  --drain-seconds N            SIGTERM grace period (default 5)\n"
+		"  --request-header-timeout D   time for a client to send a request head (default 10s)\n"
+		"  --idle-timeout D             keep-alive idle timeout (default 60s)\n"
+		"  --max-connections N          downstream connections per worker (default 16384)\n"
+		"  --istio-metric-names         also export istio_* metric names\n"
+		"  --version, --help\n"
+		"\n"
+		"Exit status: 0 after a clean drain, 1 on a usage or runtime error, 2 when the config is refused.\n");
+}
+
+static int parse_dur(const char *flag, const char *v, uint32_t *out)
+{
+	if (sn_parse_duration_ms(v, out) != 0) {
+		fprintf(stderr, "sinew-proxy: %s %s: not a duration; write e.g. 500ms, 10s, 2m\n", flag, v);
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_uint(const char *flag, const char *v, long max, long *out)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || n < 0 || n > max) {
+		fprintf(stderr, "sinew-proxy: %s %s: want a whole number from 0 to %ld\n", flag, v, max);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+static int parse_addr(const char *flag, const char *v, struct sn_addr *a)
+{
+	if (sn_addr_parse(v, a) != 0) {
+		fprintf(stderr, "sinew-proxy: %s %s: want IP:PORT, e.g. 127.0.0.1:15001 or [::1]:15001\n", flag, v);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum {
+		O_CONFIG = 256, O_OUTBOUND, O_INBOUND, O_APP, O_ADMIN, O_SERVICE, O_NAMESPACE, O_LABELS, O_SA,
+		O_ACCESS_LOG, O_LOG_LEVEL, O_WORKERS, O_DRAIN, O_HDR_TIMEOUT, O_IDLE_TIMEOUT, O_MAX_CONNS,
+		O_ISTIO_NAMES, O_VERSION, O_HELP,
+	};
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, O_CONFIG },
+		{ "outbound", required_argument, NULL, O_OUTBOUND },
+		{ "inbound", required_argument, NULL, O_INBOUND },
+		{ "app", required_argument, NULL, O_APP },
+		{ "admin", required_argument, NULL, O_ADMIN },
+		{ "service", required_argument, NULL, O_SERVICE },
+		{ "namespace", required_argument, NULL, O_NAMESPACE },
+		{ "labels", required_argument, NULL, O_LABELS },
+		{ "service-account", required_argument, NULL, O_SA },
+		{ "access-log", required_argument, NULL, O_ACCESS_LOG },
+		{ "log-level", required_argument, NULL, O_LOG_LEVEL },
+		{ "workers", required_argument, NULL, O_WORKERS },
+		{ "drain-seconds", required_argument, NULL, O_DRAIN },
+		{ "request-header-timeout", required_argument, NULL, O_HDR_TIMEOUT },
+		{ "idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT },
+		{ "max-connections", required_argument, NULL, O_MAX_CONNS },
+		{ "istio-metric-names", no_argument, NULL, O_ISTIO_NAMES },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sn_proxy_options o;
+	int c;
+	long n;
+
+	memset(&o, 0, sizeof(o));
+	o.workers = 1;
+	o.drain_ms = 5000;
+	o.request_header_timeout_ms = 10000;
+	o.idle_timeout_ms = 60000;
+	o.max_connections = 16384;
+	o.limits.max_request_line = SN_H1_DEFAULT_MAX_REQUEST_LINE;
+	o.limits.max_head_bytes = SN_H1_DEFAULT_MAX_HEAD_BYTES;
+	o.limits.max_headers = SN_H1_DEFAULT_MAX_HEADERS;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case O_CONFIG: o.config_path = optarg; break;
+		case O_OUTBOUND:
+			if (parse_addr("--outbound", optarg, &o.outbound) != 0)
+				return 1;
+			o.have_outbound = 1;
+			break;
+		case O_INBOUND:
+			if (parse_addr("--inbound", optarg, &o.inbound) != 0)
+				return 1;
+			o.have_inbound = 1;
+			break;
+		case O_APP:
+			if (parse_addr("--app", optarg, &o.app) != 0)
+				return 1;
+			break;
+		case O_ADMIN:
+			if (parse_addr("--admin", optarg, &o.admin) != 0)
+				return 1;
+			o.have_admin = 1;
+			break;
+		case O_SERVICE: o.service = optarg; break;
+		case O_NAMESPACE: o.namespace_ = optarg; break;
+		case O_LABELS: o.labels_text = optarg; break;
+		case O_SA: o.service_account = optarg; break;
+		case O_ACCESS_LOG: o.access_log_path = optarg; break;
+		case O_LOG_LEVEL:
+			if (sn_log_set_level_name(optarg) != 0) {
+				fprintf(stderr, "sinew-proxy: --log-level %s: want error, warn, info, debug or trace\n", optarg);
+				return 1;
+			}
+			break;
+		case O_WORKERS:
+			if (parse_uint("--workers", optarg, 256, &n) != 0 || n == 0) {
+				if (n == 0)
+					fprintf(stderr, "sinew-proxy: --workers must be at least 1\n");
+				return 1;
+			}
+			o.workers = (int)n;
+			break;
+		case O_DRAIN:
+			if (parse_uint("--drain-seconds", optarg, 86400, &n) != 0)
+				return 1;
+			o.drain_ms = (uint32_t)n * 1000u;
+			break;
+		case O_HDR_TIMEOUT:
+			if (parse_dur("--request-header-timeout", optarg, &o.request_header_timeout_ms) != 0)
+				return 1;
+			break;
+		case O_IDLE_TIMEOUT:
+			if (parse_dur("--idle-timeout", optarg, &o.idle_timeout_ms) != 0)
+				return 1;
+			break;
+		case O_MAX_CONNS:
+			if (parse_uint("--max-connections", optarg, 1000000, &n) != 0)
+				return 1;
+			o.max_connections = (uint32_t)n;
+			break;
+		case O_ISTIO_NAMES: o.istio_metric_names = 1; break;
+		case O_VERSION: printf("sinew-proxy %s\n", SINEW_VERSION); return 0;
+		case O_HELP: usage(stdout); return 0;
+		default: usage(stderr); return 1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sinew-proxy: unexpected argument \"%s\"\n", argv[optind]);
+		usage(stderr);
+		return 1;
+	}
+	if (o.config_path == NULL) {
+		fprintf(stderr, "sinew-proxy: --config FILE is required (the control-plane mode comes later)\n");
+		return 1;
+	}
+	if (o.have_inbound != (o.app.len != 0)) {
+		fprintf(stderr, "sinew-proxy: --inbound and --app go together: --inbound 127.0.0.1:15006 --app 127.0.0.1:8080\n");
+		return 1;
+	}
+	if (!o.have_outbound && !o.have_inbound) {
+		fprintf(stderr, "sinew-proxy: nothing to do: give --outbound and/or --inbound\n");
+		return 1;
+	}
+	if (o.request_header_timeout_ms == 0)
+		o.request_header_timeout_ms = 10000;
+	if (o.idle_timeout_ms == 0)
+		o.idle_timeout_ms = 60000;
+	return sn_proxy_run(&o);
+}

@@ -1,0 +1,791 @@
+/* Per-worker request metrics and the Prometheus renderer (sinew/metrics.h).
+ *
+ * Threads: each store has one writer (its worker) and any number of
+ * readers (the admin thread rendering). The series table is append-only:
+ * the writer fills slot n completely, then publishes n + 1 with a release
+ * store; a reader loads the count with acquire and reads only slots below
+ * it, so it never sees a half-built series. Label strings and the hash of
+ * a published slot never change until sn_metrics_free. Counters are
+ * written only by the owning worker, as a relaxed load plus a relaxed
+ * store (no read-modify-write is needed with a single writer, and it
+ * avoids a locked instruction per bucket); readers use relaxed loads, so
+ * a value is never torn, though a scrape may see one counter of a request
+ * updated and another not yet.
+ *
+ * Lookup: callers pass mostly the same few pointers per route, so a small
+ * direct-mapped cache keyed by the label *pointers* names a candidate
+ * series, which is then verified by content (pointers alone prove nothing:
+ * a caller may reuse a buffer). On a miss the label strings are hashed into
+ * an open-addressing index owned by the writer. Either way nothing is
+ * allocated unless the label set is new. */
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sinew/common.h"
+#include "sinew/json.h"
+#include "sinew/metrics.h"
+
+#define DEFAULT_MAX_SERIES 2048
+#define MAX_MAX_SERIES (1u << 20)
+
+/* Longer label values are cut to this many bytes (memory per series is
+ * bounded, and a peer-supplied value cannot make a huge series). */
+#define LABEL_VALUE_MAX 256
+
+/* String labels, in render order, with response_code (an int) between
+ * request_protocol and grpc_response_status. */
+enum {
+	L_REPORTER,
+	L_SOURCE_WORKLOAD,
+	L_SOURCE_WORKLOAD_NAMESPACE,
+	L_SOURCE_PRINCIPAL,
+	L_SOURCE_APP,
+	L_SOURCE_VERSION,
+	L_DESTINATION_WORKLOAD,
+	L_DESTINATION_WORKLOAD_NAMESPACE,
+	L_DESTINATION_PRINCIPAL,
+	L_DESTINATION_APP,
+	L_DESTINATION_VERSION,
+	L_DESTINATION_SERVICE,
+	L_DESTINATION_SERVICE_NAME,
+	L_DESTINATION_SERVICE_NAMESPACE,
+	L_DESTINATION_CLUSTER,
+	L_REQUEST_PROTOCOL,
+	/* response_code renders here */
+	L_GRPC_RESPONSE_STATUS,
+	L_RESPONSE_FLAGS,
+	L_CONNECTION_SECURITY_POLICY,
+	N_STR_LABELS,
+};
+#define RESPONSE_CODE_POS 16   /* position of response_code among all labels */
+#define N_LABELS (N_STR_LABELS + 1)
+
+static const char *const label_names[N_LABELS] = {
+	"reporter",
+	"source_workload",
+	"source_workload_namespace",
+	"source_principal",
+	"source_app",
+	"source_version",
+	"destination_workload",
+	"destination_workload_namespace",
+	"destination_principal",
+	"destination_app",
+	"destination_version",
+	"destination_service",
+	"destination_service_name",
+	"destination_service_namespace",
+	"destination_cluster",
+	"request_protocol",
+	"response_code",
+	"grpc_response_status",
+	"response_flags",
+	"connection_security_policy",
+};
+
+/* The overflow series renders response_code="overflow". */
+#define CODE_OVERFLOW INT_MIN
+
+/* Istio's duration buckets, in milliseconds; kept in microseconds so that
+ * observations, bounds and the sum are exact integers. */
+static const uint64_t dur_bounds_us[] = {
+	500, 1000, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000, 30000000, 60000000,
+	300000000, 600000000, 1800000000, 3600000000,
+};
+static const char *const dur_le[] = {
+	"0.5", "1", "5", "10", "25", "50", "100", "250", "500",
+	"1000", "2500", "5000", "10000", "30000", "60000",
+	"300000", "600000", "1800000", "3600000",
+};
+#define N_DUR SN_ARRAY_LEN(dur_bounds_us)
+
+/* Byte buckets: powers of ten, 1 to 1e9. */
+static const uint64_t byte_bounds[] = {
+	1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000,
+};
+static const char *const byte_le[] = {
+	"1", "10", "100", "1000", "10000", "100000", "1000000", "10000000",
+	"100000000", "1000000000",
+};
+#define N_BYTES SN_ARRAY_LEN(byte_bounds)
+
+/* Per-bucket (not cumulative) counts; the last slot is +Inf. The renderer
+ * accumulates, so its buckets are monotonic and _count equals +Inf even
+ * when it reads while the worker writes. requests_total is _count too. */
+struct histo_bytes {
+	uint64_t bucket[N_BYTES + 1];
+	uint64_t sum;
+};
+
+struct series {
+	uint64_t hash;
+	int response_code;
+	uint32_t len[N_STR_LABELS];
+	const char *val[N_STR_LABELS];   /* into strings, or static */
+	char *strings;                   /* one block for all values; owned */
+	/* Written by the worker only (relaxed), read by the renderer. */
+	uint64_t dur[N_DUR + 1];
+	uint64_t dur_sum_us;
+	struct histo_bytes req;
+	struct histo_bytes resp;
+};
+
+struct index_slot {
+	uint32_t idx;   /* series index + 1; 0 = empty */
+	uint32_t tag;   /* high half of the hash, to skip most mismatches */
+};
+
+#define PTR_CACHE_SIZE 64   /* power of two */
+
+struct sn_metrics {
+	struct series *series;       /* max_series slots */
+	uint32_t ptr_cache[PTR_CACHE_SIZE];   /* writer only: series index + 1 */
+	size_t max_series;
+	size_t n_series;             /* published: release store, acquire load */
+	struct index_slot *index;    /* writer only */
+	size_t index_mask;
+	struct series overflow;      /* all labels "overflow" */
+	uint64_t overflow_total;     /* records that went to overflow */
+	uint64_t counters[SN_CTR__COUNT];   /* gauges wrap; read as int64 */
+};
+
+static const struct {
+	const char *name;
+	const char *help;
+	int gauge;
+} counter_info[SN_CTR__COUNT] = {
+	[SN_CTR_DOWNSTREAM_CX_TOTAL] = { "sinew_downstream_connections_total",
+		"Downstream connections accepted.", 0 },
+	[SN_CTR_DOWNSTREAM_CX_ACTIVE] = { "sinew_downstream_connections_active",
+		"Downstream connections open now.", 1 },
+	[SN_CTR_UPSTREAM_CX_TOTAL] = { "sinew_upstream_connections_total",
+		"Upstream connections opened.", 0 },
+	[SN_CTR_UPSTREAM_CX_ACTIVE] = { "sinew_upstream_connections_active",
+		"Upstream connections open now.", 1 },
+	[SN_CTR_UPSTREAM_CX_CONNECT_FAIL] = { "sinew_upstream_connect_failures_total",
+		"Upstream connection attempts that failed.", 0 },
+	[SN_CTR_UPSTREAM_RQ_RETRY] = { "sinew_upstream_retries_total",
+		"Upstream request retries.", 0 },
+	[SN_CTR_UPSTREAM_RQ_RETRY_BUDGET_EXHAUSTED] = { "sinew_upstream_retry_budget_exhausted_total",
+		"Retries not made because the retry budget was spent.", 0 },
+	[SN_CTR_UPSTREAM_CX_REUSED] = { "sinew_upstream_connection_reuses_total",
+		"Requests sent on an already open upstream connection.", 0 },
+	[SN_CTR_DOWNSTREAM_RQ_REJECTED] = { "sinew_downstream_requests_rejected_total",
+		"Downstream requests rejected (malformed or over a limit).", 0 },
+	[SN_CTR_OVERFLOW] = { "sinew_overflow_total",
+		"Requests refused because a connection pool or pending queue was full.", 0 },
+};
+
+static inline uint64_t load_relaxed(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/* Single writer: a plain add published as one relaxed store. */
+static inline void bump(uint64_t *p, uint64_t delta)
+{
+	__atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + delta, __ATOMIC_RELAXED);
+}
+
+/* ---- hashing and lookup (writer side) ---- */
+
+static inline uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v;
+	h *= 0x9E3779B97F4A7C15ull;
+	return h ^ (h >> 29);
+}
+
+static uint64_t hash_labels(const char *const *val, const uint32_t *len, int code)
+{
+	uint64_t h = 0x243F6A8885A308D3ull;
+
+	for (size_t k = 0; k < N_STR_LABELS; k++) {
+		const char *p = val[k];
+		size_t n = len[k];
+		uint64_t w;
+
+		for (; n >= 8; n -= 8, p += 8) {
+			memcpy(&w, p, 8);
+			h = mix(h, w);
+		}
+		w = 0;
+		memcpy(&w, p, n);
+		/* The length keeps ("ab","c") apart from ("a","bc"). */
+		h = mix(h, w ^ ((uint64_t)len[k] << 56));
+	}
+	h = mix(h, (uint64_t)(uint32_t)code);
+	return h ^ (h >> 32);
+}
+
+static int series_equal(const struct series *s, uint64_t hash, const char *const *val,
+			const uint32_t *len, int code)
+{
+	if (s->hash != hash || s->response_code != code)
+		return 0;
+	for (size_t k = 0; k < N_STR_LABELS; k++)
+		if (s->len[k] != len[k] || memcmp(s->val[k], val[k], len[k]) != 0)
+			return 0;
+	return 1;
+}
+
+static void labels_to_array(const struct sn_metric_labels *l, const char **val)
+{
+	val[L_REPORTER] = l->reporter;
+	val[L_SOURCE_WORKLOAD] = l->source_workload;
+	val[L_SOURCE_WORKLOAD_NAMESPACE] = l->source_workload_namespace;
+	val[L_SOURCE_PRINCIPAL] = l->source_principal;
+	val[L_SOURCE_APP] = l->source_app;
+	val[L_SOURCE_VERSION] = l->source_version;
+	val[L_DESTINATION_WORKLOAD] = l->destination_workload;
+	val[L_DESTINATION_WORKLOAD_NAMESPACE] = l->destination_workload_namespace;
+	val[L_DESTINATION_PRINCIPAL] = l->destination_principal;
+	val[L_DESTINATION_APP] = l->destination_app;
+	val[L_DESTINATION_VERSION] = l->destination_version;
+	val[L_DESTINATION_SERVICE] = l->destination_service;
+	val[L_DESTINATION_SERVICE_NAME] = l->destination_service_name;
+	val[L_DESTINATION_SERVICE_NAMESPACE] = l->destination_service_namespace;
+	val[L_DESTINATION_CLUSTER] = l->destination_cluster;
+	val[L_REQUEST_PROTOCOL] = l->request_protocol;
+	val[L_GRPC_RESPONSE_STATUS] = l->grpc_response_status;
+	val[L_RESPONSE_FLAGS] = l->response_flags;
+	val[L_CONNECTION_SECURITY_POLICY] = l->connection_security_policy;
+	/* NULL and "unknown" render the same, so they are one series. */
+	for (size_t k = 0; k < N_STR_LABELS; k++)
+		if (!val[k])
+			val[k] = "unknown";
+}
+
+/* Builds the series in slot n_series and publishes it. Returns NULL when
+ * the table is full or the copy cannot be allocated. */
+static struct series *series_add(struct sn_metrics *m, uint64_t hash, const char *const *val,
+				 const uint32_t *len, int code)
+{
+	size_t n = m->n_series;   /* only this thread writes it */
+	struct series *s;
+	size_t total = 0;
+	char *p;
+
+	if (n >= m->max_series)
+		return NULL;
+	for (size_t k = 0; k < N_STR_LABELS; k++)
+		total += len[k] + 1;
+	p = malloc(total);
+	if (!p)
+		return NULL;
+	s = &m->series[n];
+	s->strings = p;
+	for (size_t k = 0; k < N_STR_LABELS; k++) {
+		memcpy(p, val[k], len[k]);
+		p[len[k]] = '\0';
+		s->val[k] = p;
+		s->len[k] = len[k];
+		p += len[k] + 1;
+	}
+	s->hash = hash;
+	s->response_code = code;
+	__atomic_store_n(&m->n_series, n + 1, __ATOMIC_RELEASE);
+	return s;
+}
+
+static struct series *series_find_or_add(struct sn_metrics *m, const char *const *val,
+					 const uint32_t *len, int code)
+{
+	uint64_t hash = hash_labels(val, len, code);
+	uint32_t tag = (uint32_t)(hash >> 32);
+	size_t i = (size_t)hash & m->index_mask;
+	struct series *s;
+
+	for (;; i = (i + 1) & m->index_mask) {
+		struct index_slot *slot = &m->index[i];
+
+		if (slot->idx == 0)
+			break;
+		if (slot->tag == tag) {
+			s = &m->series[slot->idx - 1];
+			if (series_equal(s, hash, val, len, code))
+				return s;
+		}
+	}
+	/* The index has at least twice as many slots as the table, so the
+	 * probe above always ends at an empty slot. */
+	s = series_add(m, hash, val, len, code);
+	if (!s)
+		return NULL;
+	m->index[i].idx = (uint32_t)(s - m->series) + 1;
+	m->index[i].tag = tag;
+	return s;
+}
+
+/* ---- recording ---- */
+
+static size_t dur_bucket(uint64_t us)
+{
+	size_t i = 0;
+
+	while (i < N_DUR && us > dur_bounds_us[i])
+		i++;
+	return i;
+}
+
+static void observe_bytes(struct histo_bytes *h, uint64_t v)
+{
+	size_t i = 0;
+
+	while (i < N_BYTES && v > byte_bounds[i])
+		i++;
+	bump(&h->bucket[i], 1);
+	bump(&h->sum, v);
+}
+
+static uint64_t ms_to_us(double ms)
+{
+	/* NaN and negatives count as 0; absurd values are capped. */
+	if (!(ms > 0))
+		return 0;
+	if (ms > 1e15)
+		return (uint64_t)1e18;
+	return (uint64_t)(ms * 1000.0 + 0.5);
+}
+
+static size_t ptr_cache_slot(const char *const *val, int code)
+{
+	uint64_t h = (uint64_t)(uint32_t)code;
+
+	for (size_t k = 0; k < N_STR_LABELS; k++)
+		h = mix(h, (uintptr_t)val[k]);
+	return (size_t)(h >> 40) & (PTR_CACHE_SIZE - 1);
+}
+
+/* True if s holds exactly these NUL-terminated values. strncmp, not
+ * memcmp: it stops at the caller's NUL, so a shorter value is never read
+ * past its end; and there is no strlen. */
+static int series_holds(const struct series *s, const char *const *val, int code)
+{
+	if (s->response_code != code)
+		return 0;
+	for (size_t k = 0; k < N_STR_LABELS; k++)
+		if (strncmp(s->val[k], val[k], s->len[k]) != 0 || val[k][s->len[k]] != '\0')
+			return 0;
+	return 1;
+}
+
+void sn_metrics_record_request(struct sn_metrics *m, const struct sn_metric_labels *l,
+			       double duration_ms, uint64_t request_bytes, uint64_t response_bytes)
+{
+	const char *val[N_STR_LABELS];
+	uint32_t len[N_STR_LABELS];
+	int code = l->response_code > 0 ? l->response_code : 0;
+	uint64_t us = ms_to_us(duration_ms);
+	size_t slot;
+	uint32_t cached;
+	struct series *s = NULL;
+
+	labels_to_array(l, val);
+	slot = ptr_cache_slot(val, code);
+	cached = m->ptr_cache[slot];
+	if (cached && series_holds(&m->series[cached - 1], val, code)) {
+		s = &m->series[cached - 1];
+	} else {
+		for (size_t k = 0; k < N_STR_LABELS; k++)
+			len[k] = (uint32_t)strnlen(val[k], LABEL_VALUE_MAX);
+		s = series_find_or_add(m, val, len, code);
+		if (s)
+			m->ptr_cache[slot] = (uint32_t)(s - m->series) + 1;
+	}
+	if (SN_UNLIKELY(!s)) {
+		s = &m->overflow;
+		bump(&m->overflow_total, 1);
+	}
+	bump(&s->dur[dur_bucket(us)], 1);
+	bump(&s->dur_sum_us, us);
+	observe_bytes(&s->req, request_bytes);
+	observe_bytes(&s->resp, response_bytes);
+}
+
+void sn_metrics_add(struct sn_metrics *m, enum sn_counter c, int64_t delta)
+{
+	if ((unsigned)c >= SN_CTR__COUNT)
+		return;
+	bump(&m->counters[c], (uint64_t)delta);
+}
+
+/* ---- lifetime ---- */
+
+struct sn_metrics *sn_metrics_new(size_t max_series)
+{
+	static const char overflow[] = "overflow";
+	struct sn_metrics *m;
+	size_t index_size = 1;
+
+	if (max_series == 0)
+		max_series = DEFAULT_MAX_SERIES;
+	if (max_series > MAX_MAX_SERIES)
+		max_series = MAX_MAX_SERIES;
+	while (index_size < 2 * max_series)
+		index_size <<= 1;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->max_series = max_series;
+	/* calloc of a large table maps zero pages lazily: unused slots cost
+	 * address space, not memory. */
+	m->series = calloc(max_series, sizeof(*m->series));
+	if (!m->series)
+		goto fail;
+	m->index = calloc(index_size, sizeof(*m->index));
+	if (!m->index)
+		goto fail;
+	m->index_mask = index_size - 1;
+	for (size_t k = 0; k < N_STR_LABELS; k++) {
+		m->overflow.val[k] = overflow;
+		m->overflow.len[k] = sizeof(overflow) - 1;
+	}
+	m->overflow.response_code = CODE_OVERFLOW;
+	m->overflow.hash = hash_labels(m->overflow.val, m->overflow.len, CODE_OVERFLOW);
+	return m;
+
+fail:
+	free(m->series);
+	free(m);
+	return NULL;
+}
+
+void sn_metrics_free(struct sn_metrics *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->n_series; i++)
+		free(m->series[i].strings);
+	free(m->index);
+	free(m->series);
+	free(m);
+}
+
+/* ---- rendering (any thread) ---- */
+
+/* Sums of one label set over all stores, read once per scrape. */
+struct agg {
+	const struct series *labels;   /* the first store's copy */
+	char *text;                    /* escaped label pairs, no braces */
+	uint64_t dur[N_DUR + 1];
+	uint64_t dur_sum_us;
+	struct histo_bytes req;
+	struct histo_bytes resp;
+};
+
+struct merge {
+	struct agg *aggs;   /* in order of first appearance */
+	size_t n, cap;
+	size_t *index;      /* agg index + 1; 0 = empty */
+	size_t index_mask;
+};
+
+static uint64_t snapshot_sum(const uint64_t *b, size_t n)
+{
+	uint64_t t = 0;
+
+	for (size_t i = 0; i < n; i++)
+		t += load_relaxed(&b[i]);
+	return t;
+}
+
+static void add_histo(struct histo_bytes *dst, const struct histo_bytes *src)
+{
+	for (size_t i = 0; i <= N_BYTES; i++)
+		dst->bucket[i] += load_relaxed(&src->bucket[i]);
+	dst->sum += load_relaxed(&src->sum);
+}
+
+static void merge_series(struct merge *mg, const struct series *s)
+{
+	size_t i = (size_t)s->hash & mg->index_mask;
+	struct agg *a = NULL;
+
+	for (;; i = (i + 1) & mg->index_mask) {
+		if (mg->index[i] == 0)
+			break;
+		a = &mg->aggs[mg->index[i] - 1];
+		if (series_equal(a->labels, s->hash, s->val, s->len, s->response_code))
+			break;
+		a = NULL;
+	}
+	if (!a) {
+		if (mg->n == mg->cap)
+			return;   /* cannot happen: cap counts every series */
+		a = &mg->aggs[mg->n++];
+		a->labels = s;
+		mg->index[i] = mg->n;
+	}
+	for (size_t b = 0; b <= N_DUR; b++)
+		a->dur[b] += load_relaxed(&s->dur[b]);
+	a->dur_sum_us += load_relaxed(&s->dur_sum_us);
+	add_histo(&a->req, &s->req);
+	add_histo(&a->resp, &s->resp);
+}
+
+/* Appends a label value escaped per the text format (\\, \", \n), with
+ * invalid UTF-8 bytes replaced by U+FFFD so the exposition stays valid. */
+static char *escape_label_value(char *p, const char *v, size_t n)
+{
+	const unsigned char *in = (const unsigned char *)v;
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = in[i];
+		size_t l;
+
+		if (c == '\\' || c == '"') {
+			*p++ = '\\';
+			*p++ = (char)c;
+			i++;
+		} else if (c == '\n') {
+			*p++ = '\\';
+			*p++ = 'n';
+			i++;
+		} else if (c < 0x80) {
+			*p++ = (char)c;
+			i++;
+		} else if ((l = sn_utf8_seq_len(in + i, n - i)) != 0) {
+			memcpy(p, in + i, l);
+			p += l;
+			i += l;
+		} else {
+			memcpy(p, "\xEF\xBF\xBD", 3);
+			p += 3;
+			i++;
+		}
+	}
+	return p;
+}
+
+static char *label_text(const struct series *s)
+{
+	size_t cap = 1;
+	char *text, *p;
+
+	for (size_t k = 0; k < N_LABELS; k++)
+		cap += strlen(label_names[k]) + 4;
+	for (size_t k = 0; k < N_STR_LABELS; k++)
+		cap += 3 * (size_t)s->len[k];   /* worst case: every byte escaped */
+	cap += 16;                              /* response_code */
+	text = malloc(cap);
+	if (!text)
+		return NULL;
+	p = text;
+	for (size_t pos = 0, k = 0; pos < N_LABELS; pos++) {
+		size_t nl = strlen(label_names[pos]);
+
+		if (pos)
+			*p++ = ',';
+		memcpy(p, label_names[pos], nl);
+		p += nl;
+		*p++ = '=';
+		*p++ = '"';
+		if (pos == RESPONSE_CODE_POS) {
+			if (s->response_code == CODE_OVERFLOW)
+				p += snprintf(p, 16, "overflow");
+			else
+				p += snprintf(p, 16, "%d", s->response_code);
+		} else {
+			p = escape_label_value(p, s->val[k], s->len[k]);
+			k++;
+		}
+		*p++ = '"';
+	}
+	*p = '\0';
+	return text;
+}
+
+static void render_histogram_rows(FILE *f, const char *name, const char *labels,
+				  const uint64_t *bucket, const char *const *le, size_t n,
+				  uint64_t sum_int, int sum_is_us)
+{
+	uint64_t cum = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		cum += bucket[i];
+		fprintf(f, "%s_bucket{%s,le=\"%s\"} %" PRIu64 "\n", name, labels, le[i], cum);
+	}
+	cum += bucket[n];
+	fprintf(f, "%s_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n", name, labels, cum);
+	if (sum_is_us)
+		fprintf(f, "%s_sum{%s} %" PRIu64 ".%03" PRIu64 "\n", name, labels,
+			sum_int / 1000, sum_int % 1000);
+	else
+		fprintf(f, "%s_sum{%s} %" PRIu64 "\n", name, labels, sum_int);
+	fprintf(f, "%s_count{%s} %" PRIu64 "\n", name, labels, cum);
+}
+
+static void render_request_families(FILE *f, const struct merge *mg, const char *prefix)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "%s_requests_total", prefix);
+	fprintf(f, "# HELP %s Requests completed, by source and destination.\n", name);
+	fprintf(f, "# TYPE %s counter\n", name);
+	for (size_t i = 0; i < mg->n; i++) {
+		const struct agg *a = &mg->aggs[i];
+
+		if (a->text)
+			fprintf(f, "%s{%s} %" PRIu64 "\n", name, a->text,
+				snapshot_sum(a->dur, N_DUR + 1));
+	}
+
+	snprintf(name, sizeof(name), "%s_request_duration_milliseconds", prefix);
+	fprintf(f, "# HELP %s Request duration in milliseconds.\n", name);
+	fprintf(f, "# TYPE %s histogram\n", name);
+	for (size_t i = 0; i < mg->n; i++) {
+		const struct agg *a = &mg->aggs[i];
+
+		if (a->text)
+			render_histogram_rows(f, name, a->text, a->dur, dur_le, N_DUR,
+					      a->dur_sum_us, 1);
+	}
+
+	snprintf(name, sizeof(name), "%s_request_bytes", prefix);
+	fprintf(f, "# HELP %s Request body size in bytes.\n", name);
+	fprintf(f, "# TYPE %s histogram\n", name);
+	for (size_t i = 0; i < mg->n; i++) {
+		const struct agg *a = &mg->aggs[i];
+
+		if (a->text)
+			render_histogram_rows(f, name, a->text, a->req.bucket, byte_le, N_BYTES,
+					      a->req.sum, 0);
+	}
+
+	snprintf(name, sizeof(name), "%s_response_bytes", prefix);
+	fprintf(f, "# HELP %s Response body size in bytes.\n", name);
+	fprintf(f, "# TYPE %s histogram\n", name);
+	for (size_t i = 0; i < mg->n; i++) {
+		const struct agg *a = &mg->aggs[i];
+
+		if (a->text)
+			render_histogram_rows(f, name, a->text, a->resp.bucket, byte_le, N_BYTES,
+					      a->resp.sum, 0);
+	}
+}
+
+static void render_scalar(FILE *f, const char *name, const char *type, const char *help,
+			  const char *value)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, type, name, value);
+}
+
+static void render_process(FILE *f, const struct sn_metrics_process *proc)
+{
+	char v[48];
+	double t = proc->config_last_reload_seconds;
+	int64_t t_ms;
+
+	snprintf(v, sizeof(v), "%" PRIu64, proc->config_version);
+	render_scalar(f, "sinew_config_version", "gauge",
+		      "Version of the configuration in use.", v);
+
+	fprintf(f, "# HELP sinew_config_reloads_total Configuration loads, by result.\n"
+		   "# TYPE sinew_config_reloads_total counter\n"
+		   "sinew_config_reloads_total{result=\"success\"} %" PRIu64 "\n"
+		   "sinew_config_reloads_total{result=\"failure\"} %" PRIu64 "\n",
+		proc->config_reloads_ok, proc->config_reloads_failed);
+
+	/* Integer formatting: printf's %f follows LC_NUMERIC. */
+	t_ms = (isfinite(t) && t > 0 && t < 1e15) ? (int64_t)llround(t * 1000.0) : 0;
+	snprintf(v, sizeof(v), "%" PRId64 ".%03" PRId64, t_ms / 1000, t_ms % 1000);
+	render_scalar(f, "sinew_config_last_reload_success_timestamp_seconds", "gauge",
+		      "Unix time of the last successful configuration load.", v);
+
+	render_scalar(f, "sinew_draining", "gauge",
+		      "1 while the proxy drains before shutting down, else 0.",
+		      proc->draining ? "1" : "0");
+}
+
+void sn_metrics_render(struct sn_metrics *const *stores, size_t n_stores,
+		       const struct sn_metrics_process *proc, int istio_names, FILE *f)
+{
+	struct merge mg = { 0 };
+	size_t counts[64], *count = counts;
+	size_t total = 0, index_size = 1;
+	uint64_t ctr[SN_CTR__COUNT] = { 0 };
+	uint64_t overflow_total = 0, n_series = 0;
+
+	/* Acquire each store's count once: the series below it are complete. */
+	if (n_stores > SN_ARRAY_LEN(counts)) {
+		count = calloc(n_stores, sizeof(*count));
+		if (!count)
+			n_stores = 0;
+	}
+	for (size_t s = 0; s < n_stores; s++) {
+		count[s] = stores[s] ? __atomic_load_n(&stores[s]->n_series, __ATOMIC_ACQUIRE) : 0;
+		total += count[s] + 1;   /* + its overflow series */
+	}
+	while (index_size < 2 * total)
+		index_size <<= 1;
+	mg.cap = total;
+	mg.aggs = total ? calloc(total, sizeof(*mg.aggs)) : NULL;
+	mg.index = total ? calloc(index_size, sizeof(*mg.index)) : NULL;
+	mg.index_mask = index_size - 1;
+	if (total && (!mg.aggs || !mg.index)) {
+		fprintf(f, "# sinew: out of memory rendering request metrics\n");
+		mg.cap = 0;
+	}
+
+	for (size_t s = 0; s < n_stores && mg.cap; s++) {
+		const struct sn_metrics *m = stores[s];
+
+		if (!m)
+			continue;
+		for (size_t i = 0; i < count[s]; i++)
+			merge_series(&mg, &m->series[i]);
+		if (snapshot_sum(m->overflow.dur, N_DUR + 1))
+			merge_series(&mg, &m->overflow);
+	}
+	for (size_t s = 0; s < n_stores; s++) {
+		const struct sn_metrics *m = stores[s];
+
+		if (!m)
+			continue;
+		for (size_t c = 0; c < SN_CTR__COUNT; c++)
+			ctr[c] += load_relaxed(&m->counters[c]);
+		overflow_total += load_relaxed(&m->overflow_total);
+		n_series += count[s];
+	}
+	for (size_t i = 0; i < mg.n; i++)
+		mg.aggs[i].text = label_text(mg.aggs[i].labels);   /* NULL: row skipped */
+
+	render_request_families(f, &mg, "sinew");
+	if (istio_names)
+		render_request_families(f, &mg, "istio");
+
+	for (size_t c = 0; c < SN_CTR__COUNT; c++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", counter_info[c].name,
+			counter_info[c].help, counter_info[c].name,
+			counter_info[c].gauge ? "gauge" : "counter");
+		if (counter_info[c].gauge)
+			fprintf(f, "%s %" PRId64 "\n", counter_info[c].name, (int64_t)ctr[c]);
+		else
+			fprintf(f, "%s %" PRIu64 "\n", counter_info[c].name, ctr[c]);
+	}
+	fprintf(f, "# HELP sinew_metrics_series Request label sets held, over all workers.\n"
+		   "# TYPE sinew_metrics_series gauge\n"
+		   "sinew_metrics_series %" PRIu64 "\n", n_series);
+	fprintf(f, "# HELP sinew_metrics_series_overflow_total Requests recorded under the "
+		   "overflow series because the series table was full.\n"
+		   "# TYPE sinew_metrics_series_overflow_total counter\n"
+		   "sinew_metrics_series_overflow_total %" PRIu64 "\n", overflow_total);
+	if (proc)
+		render_process(f, proc);
+
+	for (size_t i = 0; i < mg.n; i++)
+		free(mg.aggs[i].text);
+	free(mg.aggs);
+	free(mg.index);
+	if (count != counts)
+		free(count);
+}
