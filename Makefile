@@ -3,7 +3,7 @@
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-gcc unit integration fuzz clean run
+.PHONY: all deps build build-asan test unit integration fuzz clean demo
 
 all: build
 
@@ -40,3 +40,8 @@ fuzz: build-asan
 
 clean:
 	rm -rf build
+
+# The main job at this stage: bookinfo's backends behind one sinew-proxy,
+# with Istio's task files applied live. Runs until Ctrl-C.
+demo: build
+	@./examples/file-mode/demo.sh

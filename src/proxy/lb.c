@@ -13,7 +13,7 @@
 
 #define TAU_MS 10000.0
 #define INITIAL_EWMA_MS 1.0     /* a new endpoint looks fast, so it gets tried */
-#define FAILURE_PENALTY_MS 1000.0
+#define FAILURE_PENALTY_MS 250.0
 
 void sn_lb_observe(struct sn_host *h, double latency_ms, int failed)
 {
@@ -32,9 +32,16 @@ void sn_lb_observe(struct sn_host *h, double latency_ms, int failed)
 	h->ewma_stamp_us = now;
 }
 
-static double ewma_cost(const struct sn_host *h)
+/* Reading decays the estimate toward zero with the time since the last
+ * sample (Finagle's PeakEwma does the same), so an endpoint that was
+ * penalized once is probed again instead of being starved forever. */
+static double ewma_cost(const struct sn_host *h, uint64_t now_us)
 {
-	double e = h->ewma_stamp_us ? h->ewma_ms : INITIAL_EWMA_MS;
+	double e = INITIAL_EWMA_MS;
+	if (h->ewma_stamp_us) {
+		double dt_ms = (double)(now_us - h->ewma_stamp_us) / 1000.0;
+		e = h->ewma_ms * exp(-dt_ms / TAU_MS);
+	}
 	return e * (double)(h->active + 1);
 }
 
@@ -67,5 +74,6 @@ int sn_lb_pick(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluste
 		return (int)a;
 	if (c->lb == SN_LB_LEAST_REQUEST)
 		return (int)(ha->active <= hb->active ? a : b);
-	return (int)(ewma_cost(ha) <= ewma_cost(hb) ? a : b);
+	uint64_t now = sn_clock_us();
+	return (int)(ewma_cost(ha, now) <= ewma_cost(hb, now) ? a : b);
 }
