@@ -719,7 +719,18 @@ static int build_upstream_head(struct sn_exchange *ex)
 	if (sn_buf_reserve(&w->pool, &ex->head, want - ex->up_off, SN_MAX(want, limits(w)->max_head_bytes * 3)) != 0)
 		return SN_ENOMEM;
 	sn_h1w_init(&wr, ex->head.base + ex->up_off, ex->head.cap - ex->up_off);
-	sn_h1w_request_line(&wr, rq->method, path);
+	if (rq->minor_version == 0) {
+		/* An HTTP/1.0 client can't take a chunked response, and we relay
+		 * bodies without re-framing: ask upstream as HTTP/1.0 too, so it
+		 * answers with Content-Length or close-delimited. */
+		sn_h1w_raw(&wr, rq->method.p, rq->method.len);
+		sn_h1w_raw(&wr, " ", 1);
+		sn_h1w_raw(&wr, path.p, path.len);
+		sn_h1w_raw(&wr, " HTTP/1.0\r\n", 11);
+		sn_h1w_header_cstr(&wr, "connection", "keep-alive");
+	} else {
+		sn_h1w_request_line(&wr, rq->method, path);
+	}
 	sn_h1w_header(&wr, SN_STR_LIT("host"), host);
 	for (size_t i = 0; i < rq->num_headers; i++) {
 		struct sn_str name = rq->headers[i].name;
