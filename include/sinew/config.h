@@ -111,6 +111,9 @@ struct sn_config_set {
 	struct sn_resource *head;
 	struct sn_resource **tail;
 	size_t count;
+	void *priv;         /* private to src/config (added): hosts declared by
+			     * kinds not implemented yet (ServiceEntry), so routes
+			     * to them warn instead of failing */
 };
 
 void sn_config_set_init(struct sn_config_set *set);

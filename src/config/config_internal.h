@@ -1,0 +1,263 @@
+#ifndef SINEW_CONFIG_INTERNAL_H
+#define SINEW_CONFIG_INTERNAL_H
+
+/* Private to src/config: the YAML tree with positions, the loading
+ * context that turns problems into diagnostics, and the typed bodies of
+ * loaded resources (sn_resource.spec). */
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include "sinew/config.h"
+
+/* ---- bounds: absurd input is refused with an error, never a crash ---- */
+
+#define CFG_MAX_INPUT (16u << 20)        /* bytes of YAML per load */
+#define CFG_MAX_DOCS 10000               /* documents per load */
+#define CFG_MAX_RESOURCES 20000          /* resources per set */
+#define CFG_MAX_NODES 200000             /* YAML nodes per document */
+#define CFG_MAX_DEPTH 64                 /* YAML nesting */
+#define CFG_MAX_MAP_KEYS 1024            /* keys per mapping */
+#define CFG_MAX_SCALAR (1u << 20)        /* bytes per scalar */
+#define CFG_MAX_STR 4096                 /* bytes of an ordinary string field */
+#define CFG_MAX_NAME 253                 /* names and hosts (DNS-1123) */
+#define CFG_MAX_BODY (64u << 10)         /* directResponse body */
+#define CFG_MAX_REGEX 1024               /* bytes of a regex */
+#define CFG_MAX_LIST 1024                /* items in a list field (hosts, routes, ports...) */
+#define CFG_MAX_MATCHES 64               /* match[] per rule; dests per rule */
+#define CFG_MAX_KV 64                    /* headers/queryParams per match, header ops */
+
+/* ---- YAML tree ------------------------------------------------------ */
+
+enum yn_type { YN_NULL = 0, YN_SCALAR, YN_SEQ, YN_MAP };
+
+struct yn {
+	enum yn_type type;
+	int line, col;       /* 1-based */
+	int plain;           /* scalar written without quotes (so 80 is a number) */
+	char *s;             /* scalar text, NUL-terminated */
+	size_t len;
+	struct yn **keys;    /* mapping keys (scalars) */
+	struct yn **items;   /* sequence items, or mapping values */
+	size_t n;
+};
+
+/* One document's worth of loading: where diagnostics go and what they name.
+ * path is the dotted field path of the node being read. */
+struct cfg_ctx {
+	struct sn_diags *d;
+	struct sn_arena *a;          /* owns what is kept (the set's arena) */
+	const char *file;
+	const char *kind;            /* NULL until known */
+	const char *name;            /* "ns/name", NULL until known */
+	size_t errors;               /* errors added for this document */
+	char path[512];
+	size_t path_len;
+};
+
+struct cfg_loc {
+	int line, col;
+};
+
+static inline struct cfg_loc cfg_loc_of(const struct yn *n)
+{
+	struct cfg_loc l = { n ? n->line : 0, n ? n->col : 0 };
+	return l;
+}
+
+/* yaml.c: parse a whole stream; calls on_doc for each non-empty document
+ * root (tree memory is freed after the callback). YAML syntax errors become
+ * diagnostics. Returns the number of errors added. */
+typedef void (*cfg_doc_cb)(void *user, struct yn *root, struct sn_arena *tmp);
+size_t cfg_yaml_parse(const char *file, const char *text, size_t len, struct sn_diags *d,
+		      cfg_doc_cb on_doc, void *user);
+
+const char *yn_type_str(const struct yn *n);
+/* Value of key in a mapping, or NULL. */
+struct yn *yn_get(const struct yn *map, const char *key);
+
+/* Field path stack: push returns the length to pop back to. */
+size_t cfg_path_push(struct cfg_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cfg_path_pop(struct cfg_ctx *c, size_t len);
+/* Path with one more segment, copied into the arena (for translation-time errors). */
+char *cfg_path_dup(struct cfg_ctx *c, const char *suffix);
+
+void cfg_err(struct cfg_ctx *c, const struct yn *at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void cfg_warn(struct cfg_ctx *c, const struct yn *at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Warnings for a key Sinew does not read: known-but-not-implemented vs unknown. */
+void cfg_warn_unimplemented(struct cfg_ctx *c, const struct yn *key, const char *what);
+void cfg_warn_unknown(struct cfg_ctx *c, const struct yn *key);
+
+/* Typed getters. Each reads node v at the current path (the caller pushed
+ * the field name). Null means "absent": they return 1 and leave *out.
+ * Wrong type or out of range: an error naming what was expected, return -1.
+ * Success: 0. */
+int cfg_get_str(struct cfg_ctx *c, const struct yn *v, size_t max, char **out);
+int cfg_get_uint(struct cfg_ctx *c, const struct yn *v, uint64_t min, uint64_t max, uint64_t *out);
+int cfg_get_double(struct cfg_ctx *c, const struct yn *v, double min, double max, double *out);
+int cfg_get_bool(struct cfg_ctx *c, const struct yn *v, int *out);
+int cfg_get_duration(struct cfg_ctx *c, const struct yn *v, uint32_t *ms_out);
+/* Type checks only: 0 if v has the type, 1 if null, -1 (error added) otherwise. */
+int cfg_want_map(struct cfg_ctx *c, const struct yn *v);
+int cfg_want_seq(struct cfg_ctx *c, const struct yn *v, size_t max_items);
+/* map<string,string> (labels, selectors, header ops). */
+int cfg_get_labels(struct cfg_ctx *c, const struct yn *v, struct sn_labels *out);
+/* sequence of strings. */
+int cfg_get_str_list(struct cfg_ctx *c, const struct yn *v, size_t max_len, char ***out, size_t *n_out,
+		     struct cfg_loc **locs_out);
+
+/* ---- typed resource bodies ------------------------------------------ */
+
+struct cfg_svc_port {
+	char *name;
+	uint16_t port;
+	uint16_t target_port;        /* 0: same as port */
+	char *protocol;              /* TCP */
+	char *app_protocol;
+};
+
+struct cfg_service {
+	struct sn_labels labels;     /* metadata.labels */
+	struct sn_labels selector;
+	int has_selector;
+	struct cfg_svc_port *ports;
+	size_t n_ports;
+};
+
+struct cfg_named_port {
+	char *name;
+	uint16_t port;
+};
+
+struct cfg_workload {
+	struct sn_labels labels;     /* spec.labels, else metadata.labels */
+	char *address;
+	struct cfg_named_port *ports;
+	size_t n_ports;
+	char *service_account;
+	uint32_t weight;
+};
+
+/* A match as loaded; string matches have no compiled regex yet. */
+struct cfg_match {
+	struct sn_route_match m;
+	struct sn_labels source_labels;
+	int has_source_labels;
+	char *source_namespace;
+	char **gateways;
+	size_t n_gateways;
+};
+
+struct cfg_dest {
+	char *host;
+	struct cfg_loc host_loc;
+	char *subset;
+	struct cfg_loc subset_loc;
+	uint16_t port;               /* 0: not given */
+	int has_weight;
+	uint32_t weight;
+	char *path;                  /* "spec.http[0].route[1].destination" */
+	struct sn_header_ops req, resp;
+};
+
+struct cfg_http {
+	char *name;
+	char *path;                  /* "spec.http[0]" */
+	struct cfg_loc loc;
+	struct cfg_match *matches;
+	size_t n_matches;
+	struct cfg_dest *dests;
+	size_t n_dests;
+	uint32_t timeout_ms;
+	struct sn_retry_policy retry;
+	struct sn_fault fault;
+	struct sn_header_ops req, resp;
+	char *rewrite_uri;
+	char *rewrite_authority;
+	int direct_status;
+	char *direct_body;
+	int has_redirect;            /* not implemented: the rule is dropped */
+};
+
+struct cfg_vs {
+	char **hosts;
+	struct cfg_loc *host_locs;
+	size_t n_hosts;
+	int for_mesh;                /* gateways absent or includes "mesh" */
+	struct cfg_http *http;
+	size_t n_http;
+};
+
+/* TrafficPolicy fields Sinew implements, with "set" flags for Istio's
+ * merge (a subset's loadBalancer / connectionPool replace the rule's). */
+struct cfg_policy {
+	int has_lb;
+	enum sn_lb_policy lb;
+	int has_pool;
+	uint32_t connect_timeout_ms;
+	uint32_t max_connections;
+	uint32_t max_pending;
+	uint32_t max_requests_per_conn;
+	uint32_t idle_timeout_ms;
+};
+
+struct cfg_subset {
+	char *name;
+	struct cfg_loc loc;
+	struct sn_labels labels;
+	struct cfg_policy policy;
+};
+
+struct cfg_dr {
+	char *host;
+	struct cfg_loc host_loc;
+	struct cfg_policy policy;
+	struct cfg_subset *subsets;
+	size_t n_subsets;
+};
+
+/* Hosts named by kinds Sinew accepts but does not implement (ServiceEntry),
+ * so routes to them are a warning rather than an "unknown host" error. */
+struct cfg_external_host {
+	char *host;
+	char *origin;                /* "ServiceEntry ns/name" */
+	char *namespace_;
+	struct cfg_external_host *next;
+};
+
+/* Kind parsers (service.c, virtualservice.c, destinationrule.c): read spec
+ * into a typed body allocated in c->a. Return NULL only on allocation
+ * failure; problems are diagnostics counted in c->errors. */
+struct cfg_service *cfg_parse_service(struct cfg_ctx *c, const struct yn *spec, const struct sn_labels *meta_labels);
+struct cfg_workload *cfg_parse_workload(struct cfg_ctx *c, const struct yn *spec, const struct sn_labels *meta_labels);
+struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spec);
+struct cfg_dr *cfg_parse_destination_rule(struct cfg_ctx *c, const struct yn *spec);
+
+/* match.c */
+/* Reads an Istio StringMatch {exact|prefix|regex}; "{}" gives PRESENT when
+ * allow_present. Validates regexes (compiles and frees). */
+int cfg_parse_string_match(struct cfg_ctx *c, const struct yn *v, int allow_present, struct sn_str_match *out);
+/* Compiles m->value into m->re (anchored, extended, icase if set). Returns
+ * 0, or SN_EINVAL with a message in err. re is malloc'd: free with
+ * regfree + free. */
+int cfg_regex_compile(const char *src, int icase, regex_t **out, char *err, size_t errlen);
+
+/* External hosts live in the set's private list (sn_config_set.priv). */
+struct cfg_set_priv {
+	struct cfg_external_host *external;
+};
+
+/* The snapshot as allocated: the public part plus what unref must
+ * release besides the arena (compiled regexes). */
+struct cfg_snapshot {
+	struct sn_snapshot pub;
+	regex_t **regexes;
+	size_t n_regexes;
+	size_t cap_regexes;
+};
+
+#define CFG_SVC_DOMAIN "svc.cluster.local"
+
+#endif

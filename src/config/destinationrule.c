@@ -1,0 +1,226 @@
+/* DestinationRule: subsets and the traffic policy Sinew implements
+ * (load balancer, connection pool); the rest is a warning. */
+#include <string.h>
+
+#include "config_internal.h"
+
+static void parse_lb(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *p)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *x = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "simple")) {
+			char *s = NULL;
+			if (cfg_get_str(c, x, 64, &s) == 0) {
+				p->has_lb = 1;
+				if (!strcmp(s, "ROUND_ROBIN"))
+					p->lb = SN_LB_ROUND_ROBIN;
+				else if (!strcmp(s, "LEAST_REQUEST") || !strcmp(s, "LEAST_CONN"))
+					p->lb = SN_LB_LEAST_REQUEST;
+				else if (!strcmp(s, "RANDOM"))
+					p->lb = SN_LB_RANDOM;
+				else if (!strcmp(s, "UNSPECIFIED"))
+					p->lb = SN_LB_P2C_EWMA;
+				else if (!strcmp(s, "PASSTHROUGH")) {
+					p->lb = SN_LB_P2C_EWMA;
+					cfg_warn(c, x, "PASSTHROUGH is not implemented; the default balancer "
+						 "(P2C with peak EWMA) is used");
+				} else {
+					p->has_lb = 0;
+					cfg_err(c, x, "unknown load balancer \"%.64s\"; use ROUND_ROBIN, LEAST_REQUEST, "
+						"RANDOM or PASSTHROUGH", s);
+				}
+			}
+		} else if (!strcmp(k, "consistentHash") || !strcmp(k, "localityLbSetting") ||
+			   !strcmp(k, "warmupDurationSecs") || !strcmp(k, "warmup")) {
+			cfg_warn_unimplemented(c, v->keys[i], k);
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+}
+
+static void parse_pool(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *p)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	p->has_pool = 1;
+	uint64_t x;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *sec = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		int tcp = !strcmp(k, "tcp");
+		if (!tcp && strcmp(k, "http") != 0) {
+			cfg_warn_unknown(c, v->keys[i]);
+			cfg_path_pop(c, pl);
+			continue;
+		}
+		if (cfg_want_map(c, sec) != 0) {
+			cfg_path_pop(c, pl);
+			continue;
+		}
+		for (size_t j = 0; j < sec->n; j++) {
+			const char *f = sec->keys[j]->s;
+			const struct yn *y = sec->items[j];
+			size_t ql = cfg_path_push(c, ".%s", f);
+			if (tcp && !strcmp(f, "maxConnections")) {
+				if (cfg_get_uint(c, y, 1, 10000000, &x) == 0)
+					p->max_connections = (uint32_t)x;
+			} else if (tcp && !strcmp(f, "connectTimeout")) {
+				cfg_get_duration(c, y, &p->connect_timeout_ms);
+			} else if (!tcp && !strcmp(f, "http1MaxPendingRequests")) {
+				if (cfg_get_uint(c, y, 1, 10000000, &x) == 0)
+					p->max_pending = (uint32_t)x;
+			} else if (!tcp && !strcmp(f, "maxRequestsPerConnection")) {
+				if (cfg_get_uint(c, y, 0, 1000000000, &x) == 0)
+					p->max_requests_per_conn = (uint32_t)x;
+			} else if (!tcp && !strcmp(f, "idleTimeout")) {
+				cfg_get_duration(c, y, &p->idle_timeout_ms);
+			} else if ((tcp && (!strcmp(f, "tcpKeepalive") || !strcmp(f, "maxConnectionDuration") ||
+					    !strcmp(f, "idleTimeout"))) ||
+				   (!tcp && (!strcmp(f, "http2MaxRequests") || !strcmp(f, "maxRetries") ||
+					     !strcmp(f, "h2UpgradePolicy") || !strcmp(f, "useClientProtocol") ||
+					     !strcmp(f, "maxConcurrentStreams")))) {
+				cfg_warn_unimplemented(c, sec->keys[j], f);
+			} else {
+				cfg_warn_unknown(c, sec->keys[j]);
+			}
+			cfg_path_pop(c, ql);
+		}
+		cfg_path_pop(c, pl);
+	}
+}
+
+static void parse_tls(struct cfg_ctx *c, const struct yn *v)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "mode")) {
+			char *m = NULL;
+			if (cfg_get_str(c, v->items[i], 32, &m) == 0) {
+				if (!strcmp(m, "ISTIO_MUTUAL") || !strcmp(m, "MUTUAL") || !strcmp(m, "SIMPLE"))
+					cfg_warn(c, v->items[i], "tls mode %s is not implemented yet (mTLS arrives with "
+						 "the identity issue); connections are plaintext for now", m);
+				else if (strcmp(m, "DISABLE") != 0)
+					cfg_err(c, v->items[i], "unknown tls mode \"%.32s\"; use DISABLE, SIMPLE, MUTUAL "
+						"or ISTIO_MUTUAL", m);
+			}
+		} else {
+			cfg_warn_unimplemented(c, v->keys[i], k);
+		}
+		cfg_path_pop(c, pl);
+	}
+}
+
+static void parse_policy(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *p)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *x = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "loadBalancer"))
+			parse_lb(c, x, p);
+		else if (!strcmp(k, "connectionPool"))
+			parse_pool(c, x, p);
+		else if (!strcmp(k, "tls"))
+			parse_tls(c, x);
+		else if (!strcmp(k, "outlierDetection"))
+			cfg_warn(c, v->keys[i], "outlierDetection is not implemented by Sinew yet; ignored "
+				 "(unhealthy endpoints are not ejected)");
+		else if (!strcmp(k, "portLevelSettings") || !strcmp(k, "tunnel") || !strcmp(k, "proxyProtocol"))
+			cfg_warn_unimplemented(c, v->keys[i], k);
+		else
+			cfg_warn_unknown(c, v->keys[i]);
+		cfg_path_pop(c, pl);
+	}
+}
+
+struct cfg_dr *cfg_parse_destination_rule(struct cfg_ctx *c, const struct yn *spec)
+{
+	struct cfg_dr *dr = sn_arena_new(c->a, struct cfg_dr);
+	if (dr == NULL)
+		return NULL;
+	for (size_t i = 0; i < spec->n; i++) {
+		const char *k = spec->keys[i]->s;
+		const struct yn *v = spec->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "host")) {
+			if (cfg_get_str(c, v, CFG_MAX_NAME, &dr->host) == 0) {
+				for (char *p = dr->host; *p; p++)
+					*p = (char)sn_tolower_ascii((unsigned char)*p);
+				size_t n = strlen(dr->host);
+				if (n > 1 && dr->host[n - 1] == '.')
+					dr->host[n - 1] = '\0';
+				dr->host_loc = cfg_loc_of(v);
+				if (dr->host[0] == '\0' || strchr(dr->host, ':') || strchr(dr->host, '/')) {
+					cfg_err(c, v, "\"%.64s\" is not a valid host; write a service name like "
+						"\"reviews\"", dr->host);
+					dr->host = NULL;
+				}
+			}
+		} else if (!strcmp(k, "trafficPolicy")) {
+			parse_policy(c, v, &dr->policy);
+		} else if (!strcmp(k, "subsets")) {
+			if (cfg_want_seq(c, v, CFG_MAX_LIST) == 0) {
+				dr->subsets = sn_arena_new_array(c->a, struct cfg_subset, v->n ? v->n : 1);
+				if (dr->subsets == NULL)
+					return NULL;
+				for (size_t j = 0; j < v->n; j++) {
+					size_t ql = cfg_path_push(c, "[%zu]", j);
+					const struct yn *sv = v->items[j];
+					if (cfg_want_map(c, sv) != 0) {
+						cfg_path_pop(c, ql);
+						continue;
+					}
+					struct cfg_subset *s = &dr->subsets[dr->n_subsets];
+					s->loc = cfg_loc_of(sv);
+					for (size_t m = 0; m < sv->n; m++) {
+						const char *sk = sv->keys[m]->s;
+						size_t rl = cfg_path_push(c, ".%s", sk);
+						if (!strcmp(sk, "name"))
+							cfg_get_str(c, sv->items[m], CFG_MAX_NAME, &s->name);
+						else if (!strcmp(sk, "labels"))
+							cfg_get_labels(c, sv->items[m], &s->labels);
+						else if (!strcmp(sk, "trafficPolicy"))
+							parse_policy(c, sv->items[m], &s->policy);
+						else
+							cfg_warn_unknown(c, sv->keys[m]);
+						cfg_path_pop(c, rl);
+					}
+					if (s->name == NULL) {
+						cfg_err(c, sv, "subset name is required");
+					} else {
+						for (size_t m = 0; m < dr->n_subsets; m++)
+							if (!strcmp(dr->subsets[m].name, s->name))
+								cfg_err(c, sv, "subset \"%.64s\" is defined twice", s->name);
+						dr->n_subsets++;
+					}
+					cfg_path_pop(c, ql);
+				}
+			}
+		} else if (!strcmp(k, "exportTo")) {
+			cfg_warn_unimplemented(c, spec->keys[i], "exportTo (every DestinationRule is visible to every proxy)");
+		} else if (!strcmp(k, "workloadSelector")) {
+			cfg_warn_unimplemented(c, spec->keys[i], "workloadSelector");
+		} else {
+			cfg_warn_unknown(c, spec->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+	if (dr->host == NULL && c->errors == 0) {
+		size_t pl = cfg_path_push(c, ".host");
+		cfg_err(c, spec, "host is required (the Service this rule applies to)");
+		cfg_path_pop(c, pl);
+	}
+	return dr;
+}

@@ -1,0 +1,264 @@
+/* String matches (Istio StringMatch) and regexes. Istio regexes are RE2;
+ * Sinew compiles them as POSIX extended regexes after rewriting the RE2
+ * spellings that POSIX lacks (\d, (?:...), lazy quantifiers, a leading
+ * (?i)). A regex matches the whole value, as in Istio. */
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_internal.h"
+
+static int append(char *out, size_t cap, size_t *o, const char *s)
+{
+	size_t n = strlen(s);
+	if (*o + n >= cap)
+		return -1;
+	memcpy(out + *o, s, n);
+	*o += n;
+	out[*o] = '\0';
+	return 0;
+}
+
+/* RE2 → POSIX ERE for the common cases. Returns 0, or -1 with err set. */
+static int re2_to_posix(const char *src, char *out, size_t cap, int *icase, char *err, size_t errlen)
+{
+	size_t o = 0;
+	int in_bracket = 0;
+	const char *p = src;
+
+	out[0] = '\0';
+	if (!strncmp(p, "(?i)", 4)) {
+		*icase = 1;
+		p += 4;
+	}
+	if (append(out, cap, &o, "^(") < 0)
+		goto toolong;
+	for (; *p; p++) {
+		char tmp[2] = { *p, 0 };
+		if (in_bracket) {
+			if (*p == ']' && !(in_bracket == 1)) {
+				in_bracket = 0;
+				if (append(out, cap, &o, "]") < 0)
+					goto toolong;
+				continue;
+			}
+			in_bracket++;
+			if (*p == '\\' && p[1]) {
+				p++;
+				const char *rep = NULL;
+				char lit[2] = { *p, 0 };
+				switch (*p) {
+				case 'd': rep = "0-9"; break;
+				case 's': rep = "[:space:]"; break;
+				case 'w': rep = "[:alnum:]_"; break;
+				case ']':
+				case '\\':
+				case '^':
+					snprintf(err, errlen, "escaped '%c' inside [...] is not supported; reorder the class", *p);
+					return -1;
+				default: rep = lit; break;
+				}
+				if (append(out, cap, &o, rep) < 0)
+					goto toolong;
+				continue;
+			}
+			if (append(out, cap, &o, tmp) < 0)
+				goto toolong;
+			continue;
+		}
+		if (*p == '[') {
+			in_bracket = 1;
+			if (append(out, cap, &o, "[") < 0)
+				goto toolong;
+			if (p[1] == '^') {
+				p++;
+				if (append(out, cap, &o, "^") < 0)
+					goto toolong;
+			}
+			continue;
+		}
+		if (*p == '\\' && p[1]) {
+			p++;
+			const char *rep = NULL;
+			char esc[3] = { '\\', *p, 0 };
+			switch (*p) {
+			case 'd': rep = "[0-9]"; break;
+			case 'D': rep = "[^0-9]"; break;
+			case 'A': case 'z': case 'p': case 'P': case 'Q': case 'E': case 'C':
+				snprintf(err, errlen, "\\%c is not supported", *p);
+				return -1;
+			default: rep = esc; break;
+			}
+			if (append(out, cap, &o, rep) < 0)
+				goto toolong;
+			continue;
+		}
+		if (*p == '(' && p[1] == '?') {
+			if (p[2] == ':') {
+				p += 2;
+				if (append(out, cap, &o, "(") < 0)
+					goto toolong;
+				continue;
+			}
+			snprintf(err, errlen, "(?%c...) groups are not supported", p[2] ? p[2] : ' ');
+			return -1;
+		}
+		/* Lazy quantifiers: whole-value matching does not depend on
+		 * greediness, so "*?" is "*". */
+		if (*p == '?' && p > src && (p[-1] == '*' || p[-1] == '+' || p[-1] == '?' || p[-1] == '}'))
+			continue;
+		if (append(out, cap, &o, tmp) < 0)
+			goto toolong;
+	}
+	if (in_bracket) {
+		snprintf(err, errlen, "unterminated [ ]");
+		return -1;
+	}
+	if (append(out, cap, &o, ")$") < 0)
+		goto toolong;
+	return 0;
+toolong:
+	snprintf(err, errlen, "regex too long");
+	return -1;
+}
+
+int cfg_regex_compile(const char *src, int icase, regex_t **out, char *err, size_t errlen)
+{
+	size_t len = strlen(src);
+	if (len > CFG_MAX_REGEX) {
+		snprintf(err, errlen, "regex is %zu bytes, more than the limit of %d", len, CFG_MAX_REGEX);
+		return SN_EINVAL;
+	}
+	size_t cap = len * 12 + 16;
+	char *posix = malloc(cap);
+	regex_t *re = malloc(sizeof(*re));
+	if (posix == NULL || re == NULL) {
+		free(posix);
+		free(re);
+		snprintf(err, errlen, "out of memory");
+		return SN_ENOMEM;
+	}
+	if (re2_to_posix(src, posix, cap, &icase, err, errlen) < 0) {
+		free(posix);
+		free(re);
+		return SN_EINVAL;
+	}
+	int rc = regcomp(re, posix, REG_EXTENDED | REG_NOSUB | (icase ? REG_ICASE : 0));
+	free(posix);
+	if (rc != 0) {
+		char buf[200];
+		regerror(rc, re, buf, sizeof(buf));
+		snprintf(err, errlen, "%s", buf);
+		/* glibc frees partial state on failure */
+		free(re);
+		return SN_EINVAL;
+	}
+	*out = re;
+	return 0;
+}
+
+int sn_str_match_test(const struct sn_str_match *m, struct sn_str s)
+{
+	const char *p = s.p ? s.p : "";
+
+	switch (m->kind) {
+	case SN_MATCH_ANY:
+	case SN_MATCH_PRESENT:
+		return 1;
+	case SN_MATCH_EXACT: {
+		size_t n = strlen(m->value);
+		if (n != s.len)
+			return 0;
+		return m->ignore_case ? sn_str_ieq(s, sn_str_make(m->value, n))
+				      : (n == 0 || memcmp(p, m->value, n) == 0);
+	}
+	case SN_MATCH_PREFIX: {
+		size_t n = strlen(m->value);
+		if (n > s.len)
+			return 0;
+		return m->ignore_case ? sn_str_ieq(sn_str_make(p, n), sn_str_make(m->value, n))
+				      : (n == 0 || memcmp(p, m->value, n) == 0);
+	}
+	case SN_MATCH_REGEX: {
+		if (m->re == NULL)
+			return 0;
+		/* REG_STARTEND: match the view without copying it */
+		regmatch_t pm[1];
+		pm[0].rm_so = 0;
+		pm[0].rm_eo = (regoff_t)s.len;
+		return regexec(m->re, p, 1, pm, REG_STARTEND) == 0;
+	}
+	}
+	return 0;
+}
+
+int cfg_parse_string_match(struct cfg_ctx *c, const struct yn *v, int allow_present, struct sn_str_match *out)
+{
+	int r = cfg_want_map(c, v);
+	memset(out, 0, sizeof(*out));
+	if (r < 0)
+		return -1;
+	if (r == 1 || v->n == 0) {
+		if (allow_present) {
+			out->kind = SN_MATCH_PRESENT;
+			return 0;
+		}
+		cfg_err(c, v, "empty match; set one of exact, prefix or regex");
+		return -1;
+	}
+	int set = 0, bad = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		enum sn_str_match_kind kind;
+		if (!strcmp(k, "exact"))
+			kind = SN_MATCH_EXACT;
+		else if (!strcmp(k, "prefix"))
+			kind = SN_MATCH_PREFIX;
+		else if (!strcmp(k, "regex"))
+			kind = SN_MATCH_REGEX;
+		else {
+			size_t pl = cfg_path_push(c, ".%s", k);
+			cfg_warn_unknown(c, v->keys[i]);
+			cfg_path_pop(c, pl);
+			continue;
+		}
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (set++) {
+			cfg_err(c, v->keys[i], "set only one of exact, prefix or regex");
+			bad = 1;
+		} else {
+			char *s = NULL;
+			int g = cfg_get_str(c, v->items[i], kind == SN_MATCH_REGEX ? CFG_MAX_REGEX : CFG_MAX_STR, &s);
+			if (g < 0) {
+				bad = 1;
+			} else {
+				out->kind = kind;
+				out->value = s ? s : sn_arena_strdup(c->a, "");
+				if (kind == SN_MATCH_REGEX) {
+					regex_t *re = NULL;
+					char err[256];
+					if (cfg_regex_compile(out->value, 0, &re, err, sizeof(err)) != 0) {
+						cfg_err(c, v->items[i],
+							"regex \"%.200s\" does not compile: %s; Sinew uses POSIX "
+							"extended regexes with RE2's \\d and (?:...)",
+							out->value, err);
+						bad = 1;
+					} else {
+						regfree(re);
+						free(re);
+					}
+				}
+			}
+		}
+		cfg_path_pop(c, pl);
+	}
+	if (!set && !bad) {
+		if (allow_present) {
+			out->kind = SN_MATCH_PRESENT;
+			return 0;
+		}
+		cfg_err(c, v, "set one of exact, prefix or regex");
+		return -1;
+	}
+	return bad ? -1 : 0;
+}

@@ -1,0 +1,435 @@
+/* Resources: multi-document loading, kinds and apiVersions, metadata. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_internal.h"
+
+static const char *const kind_names[SN_KIND__COUNT] = {
+	[SN_KIND_SERVICE] = "Service",
+	[SN_KIND_WORKLOAD_ENTRY] = "WorkloadEntry",
+	[SN_KIND_VIRTUAL_SERVICE] = "VirtualService",
+	[SN_KIND_DESTINATION_RULE] = "DestinationRule",
+};
+
+const char *sn_resource_kind_str(enum sn_resource_kind k)
+{
+	return (unsigned)k < SN_KIND__COUNT ? kind_names[k] : "unknown";
+}
+
+/* Kinds an Istio or Kubernetes user applies that Sinew does not implement
+ * yet: a warning, so that whole sample files load. */
+static const char *const later_kinds[] = {
+	"Gateway", "ServiceEntry", "Sidecar", "PeerAuthentication", "AuthorizationPolicy",
+	"RequestAuthentication", "Telemetry", "EnvoyFilter", "WorkloadGroup", "ProxyConfig",
+	"WasmPlugin", "HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute", "ReferenceGrant",
+	"GatewayClass", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job",
+	"CronJob", "ServiceAccount", "ConfigMap", "Secret", "Namespace", "Endpoints",
+	"EndpointSlice", "Ingress", "NetworkPolicy", "HorizontalPodAutoscaler",
+	"PodDisruptionBudget", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
+	"PersistentVolumeClaim",
+};
+
+static const char *const istio_versions[] = {
+	"networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3",
+};
+
+int sn_labels_match(const struct sn_labels *selector, const struct sn_labels *set)
+{
+	if (selector == NULL)
+		return 1;
+	for (size_t i = 0; i < selector->n; i++) {
+		const char *v = sn_labels_get(set, selector->v[i].key);
+		if (v == NULL || strcmp(v, selector->v[i].value) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+const char *sn_labels_get(const struct sn_labels *set, const char *key)
+{
+	if (set == NULL)
+		return NULL;
+	for (size_t i = 0; i < set->n; i++)
+		if (strcmp(set->v[i].key, key) == 0)
+			return set->v[i].value;
+	return NULL;
+}
+
+void sn_config_set_init(struct sn_config_set *set)
+{
+	memset(set, 0, sizeof(*set));
+	sn_arena_init(&set->arena, 0);
+	set->tail = &set->head;
+}
+
+void sn_config_set_free(struct sn_config_set *set)
+{
+	sn_arena_free(&set->arena);
+	memset(set, 0, sizeof(*set));
+	set->tail = &set->head;
+}
+
+struct load_state {
+	struct sn_config_set *set;
+	struct sn_diags *d;
+	const char *file;
+};
+
+static int name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > CFG_MAX_NAME)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '-' || ch == '.' || ch == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+struct meta {
+	char *name;
+	char *namespace_;
+	struct sn_labels labels;
+};
+
+static void parse_metadata(struct cfg_ctx *c, const struct yn *v, struct meta *m)
+{
+	size_t pl = cfg_path_push(c, ".metadata");
+	int r = cfg_want_map(c, v);
+	if (r != 0) {
+		if (r == 1)
+			cfg_err(c, v, "metadata is required; add metadata.name");
+		cfg_path_pop(c, pl);
+		return;
+	}
+	const struct yn *name_node = NULL;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *x = v->items[i];
+		size_t fl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "name")) {
+			name_node = x;
+			if (cfg_get_str(c, x, CFG_MAX_NAME, &m->name) == 0 && !name_ok(m->name)) {
+				cfg_err(c, x, "\"%.64s\" is not a valid name; use letters, digits, '-' and '.'", m->name);
+				m->name = NULL;
+			}
+		} else if (!strcmp(k, "namespace")) {
+			if (cfg_get_str(c, x, 63, &m->namespace_) == 0 && !name_ok(m->namespace_)) {
+				cfg_err(c, x, "\"%.64s\" is not a valid namespace", m->namespace_);
+				m->namespace_ = NULL;
+			}
+		} else if (!strcmp(k, "labels")) {
+			cfg_get_labels(c, x, &m->labels);
+		} else if (!strcmp(k, "annotations") || !strcmp(k, "uid") || !strcmp(k, "resourceVersion") ||
+			   !strcmp(k, "generation") || !strcmp(k, "creationTimestamp") ||
+			   !strcmp(k, "managedFields") || !strcmp(k, "selfLink")) {
+			/* Kubernetes bookkeeping: no traffic meaning. */
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, fl);
+	}
+	if (m->name == NULL && c->errors == 0) {
+		size_t fl = cfg_path_push(c, ".name");
+		cfg_err(c, name_node ? name_node : v, "metadata.name is required");
+		cfg_path_pop(c, fl);
+	}
+	cfg_path_pop(c, pl);
+}
+
+static void record_external_hosts(struct load_state *ls, struct cfg_ctx *c, const struct yn *spec,
+				  const char *kind, const char *name, const char *ns)
+{
+	const struct yn *hosts = yn_get(spec, "hosts");
+	if (hosts == NULL || hosts->type != YN_SEQ)
+		return;
+	struct cfg_set_priv *priv = ls->set->priv;
+	if (priv == NULL) {
+		priv = sn_arena_new(&ls->set->arena, struct cfg_set_priv);
+		if (priv == NULL)
+			return;
+		ls->set->priv = priv;
+	}
+	for (size_t i = 0; i < hosts->n && i < CFG_MAX_LIST; i++) {
+		const struct yn *h = hosts->items[i];
+		if (h->type != YN_SCALAR || h->len == 0 || h->len > CFG_MAX_NAME)
+			continue;
+		struct cfg_external_host *e = sn_arena_new(c->a, struct cfg_external_host);
+		if (e == NULL)
+			return;
+		e->host = sn_arena_strdup(c->a, h->s);
+		e->origin = sn_arena_printf(c->a, "%s %s/%s", kind, ns, name ? name : "?");
+		e->namespace_ = sn_arena_strdup(c->a, ns);
+		if (e->host == NULL || e->origin == NULL || e->namespace_ == NULL)
+			return;
+		for (char *p = e->host; *p; p++)
+			*p = (char)sn_tolower_ascii((unsigned char)*p);
+		e->next = priv->external;
+		priv->external = e;
+	}
+}
+
+static void load_object(struct load_state *ls, const struct yn *root, const char *prefix, int depth);
+
+static void load_list(struct load_state *ls, struct cfg_ctx *c, const struct yn *root, const char *prefix,
+		      int depth)
+{
+	const struct yn *items = NULL;
+	for (size_t i = 0; i < root->n; i++) {
+		const char *k = root->keys[i]->s;
+		if (!strcmp(k, "items")) {
+			items = root->items[i];
+		} else if (strcmp(k, "apiVersion") && strcmp(k, "kind") && strcmp(k, "metadata")) {
+			size_t pl = cfg_path_push(c, ".%s", k);
+			cfg_warn_unknown(c, root->keys[i]);
+			cfg_path_pop(c, pl);
+		}
+	}
+	if (depth > 0) {
+		cfg_err(c, root, "a List inside a List is not supported; flatten it");
+		return;
+	}
+	size_t pl = cfg_path_push(c, ".items");
+	if (cfg_want_seq(c, items, CFG_MAX_RESOURCES) == 0) {
+		for (size_t i = 0; i < items->n; i++) {
+			char pfx[64];
+			snprintf(pfx, sizeof(pfx), "%sitems[%zu].", prefix, i);
+			load_object(ls, items->items[i], pfx, depth + 1);
+		}
+	}
+	cfg_path_pop(c, pl);
+}
+
+static void load_object(struct load_state *ls, const struct yn *root, const char *prefix, int depth)
+{
+	struct cfg_ctx c;
+	memset(&c, 0, sizeof(c));
+	c.d = ls->d;
+	c.a = &ls->set->arena;
+	c.file = ls->file;
+	if (prefix[0]) {
+		/* "items[3]." -> path "items[3]" */
+		cfg_path_push(&c, "%.*s", (int)strlen(prefix) - 1, prefix);
+	}
+
+	if (root->type != YN_MAP) {
+		cfg_err(&c, root, "a document must be a mapping with apiVersion, kind, metadata and spec; got %s",
+			yn_type_str(root));
+		return;
+	}
+	char *api = NULL, *kind = NULL;
+	const struct yn *kind_node = yn_get(root, "kind");
+	const struct yn *api_node = yn_get(root, "apiVersion");
+	size_t pl = cfg_path_push(&c, ".kind");
+	if (cfg_get_str(&c, kind_node, 64, &kind) == 1)
+		cfg_err(&c, root, "kind is required (e.g. kind: VirtualService)");
+	cfg_path_pop(&c, pl);
+	pl = cfg_path_push(&c, ".apiVersion");
+	if (cfg_get_str(&c, api_node, 128, &api) == 1)
+		cfg_err(&c, root, "apiVersion is required (e.g. apiVersion: networking.istio.io/v1)");
+	cfg_path_pop(&c, pl);
+	if (kind == NULL || api == NULL)
+		return;
+	c.kind = kind;
+
+	if (!strcmp(kind, "List")) {
+		if (strcmp(api, "v1") != 0) {
+			pl = cfg_path_push(&c, ".apiVersion");
+			cfg_err(&c, api_node, "apiVersion \"%.64s\" is not valid for kind List; use v1", api);
+			cfg_path_pop(&c, pl);
+			return;
+		}
+		load_list(ls, &c, root, prefix, depth);
+		return;
+	}
+
+	int k = -1;
+	for (int i = 0; i < SN_KIND__COUNT; i++)
+		if (!strcmp(kind, kind_names[i]))
+			k = i;
+	if (k < 0) {
+		int later = 0;
+		for (size_t i = 0; i < SN_ARRAY_LEN(later_kinds); i++)
+			if (!strcmp(kind, later_kinds[i]))
+				later = 1;
+		struct meta m = { 0 };
+		const struct yn *md = yn_get(root, "metadata");
+		const struct yn *nm = yn_get(md, "name");
+		const struct yn *ns = yn_get(md, "namespace");
+		m.name = nm && nm->type == YN_SCALAR ? nm->s : NULL;
+		m.namespace_ = ns && ns->type == YN_SCALAR ? ns->s : "default";
+		char nsname[320];
+		snprintf(nsname, sizeof(nsname), "%s/%s", m.namespace_, m.name ? m.name : "?");
+		c.name = nsname;
+		pl = cfg_path_push(&c, ".kind");
+		if (later) {
+			cfg_warn(&c, kind_node, "kind %s is not implemented yet; ignored", kind);
+			if (!strcmp(kind, "ServiceEntry"))
+				record_external_hosts(ls, &c, yn_get(root, "spec"), kind, m.name, m.namespace_);
+		} else {
+			c.name = NULL;
+			cfg_err(&c, kind_node,
+				"unknown kind \"%.64s\"; Sinew supports Service, WorkloadEntry, VirtualService and "
+				"DestinationRule (other Istio and Kubernetes kinds load with a warning)", kind);
+		}
+		cfg_path_pop(&c, pl);
+		return;
+	}
+
+	int api_ok = 0;
+	if (k == SN_KIND_SERVICE) {
+		api_ok = !strcmp(api, "v1");
+	} else {
+		for (size_t i = 0; i < SN_ARRAY_LEN(istio_versions); i++)
+			if (!strcmp(api, istio_versions[i]))
+				api_ok = 1;
+	}
+	if (!api_ok) {
+		pl = cfg_path_push(&c, ".apiVersion");
+		cfg_err(&c, api_node, "apiVersion \"%.64s\" is not valid for kind %s; use %s", api, kind,
+			k == SN_KIND_SERVICE ? "v1"
+					     : "networking.istio.io/v1 (or v1beta1, v1alpha3)");
+		cfg_path_pop(&c, pl);
+		return;
+	}
+
+	struct meta m;
+	memset(&m, 0, sizeof(m));
+	parse_metadata(&c, yn_get(root, "metadata"), &m);
+	if (m.name == NULL)
+		return;
+	if (m.namespace_ == NULL)
+		m.namespace_ = sn_arena_strdup(c.a, "default");
+	c.name = sn_arena_printf(c.a, "%s/%s", m.namespace_, m.name);
+	if (m.namespace_ == NULL || c.name == NULL) {
+		cfg_err(&c, root, "out of memory");
+		return;
+	}
+
+	const struct yn *spec = NULL;
+	for (size_t i = 0; i < root->n; i++) {
+		const char *key = root->keys[i]->s;
+		if (!strcmp(key, "spec")) {
+			spec = root->items[i];
+		} else if (strcmp(key, "apiVersion") && strcmp(key, "kind") && strcmp(key, "metadata") &&
+			   strcmp(key, "status")) {
+			/* status is written by controllers: no meaning as input */
+			pl = cfg_path_push(&c, ".%s", key);
+			cfg_warn_unknown(&c, root->keys[i]);
+			cfg_path_pop(&c, pl);
+		}
+	}
+	pl = cfg_path_push(&c, ".spec");
+	int r = cfg_want_map(&c, spec);
+	if (r == 1)
+		cfg_err(&c, root, "spec is required");
+	void *body = NULL;
+	if (r == 0) {
+		switch ((enum sn_resource_kind)k) {
+		case SN_KIND_SERVICE:
+			body = cfg_parse_service(&c, spec, &m.labels);
+			break;
+		case SN_KIND_WORKLOAD_ENTRY:
+			body = cfg_parse_workload(&c, spec, &m.labels);
+			break;
+		case SN_KIND_VIRTUAL_SERVICE:
+			body = cfg_parse_virtual_service(&c, spec);
+			break;
+		case SN_KIND_DESTINATION_RULE:
+			body = cfg_parse_destination_rule(&c, spec);
+			break;
+		default:
+			break;
+		}
+		if (body == NULL && c.errors == 0)
+			cfg_err(&c, spec, "out of memory");
+	}
+	cfg_path_pop(&c, pl);
+	if (c.errors)
+		return;
+	if (ls->set->count >= CFG_MAX_RESOURCES) {
+		cfg_err(&c, root, "more than %d resources in one set; split the configuration",
+			CFG_MAX_RESOURCES);
+		return;
+	}
+	struct sn_resource *res = sn_arena_new(c.a, struct sn_resource);
+	if (res == NULL) {
+		cfg_err(&c, root, "out of memory");
+		return;
+	}
+	res->kind = (enum sn_resource_kind)k;
+	res->api_version = api;
+	res->name = m.name;
+	res->namespace_ = m.namespace_;
+	res->file = sn_arena_strdup(c.a, ls->file);
+	res->line = root->n ? root->keys[0]->line : root->line;
+	res->spec = body;
+	*ls->set->tail = res;
+	ls->set->tail = &res->next;
+	ls->set->count++;
+}
+
+static void on_doc(void *user, struct yn *root, struct sn_arena *tmp)
+{
+	(void)tmp;
+	load_object(user, root, "", 0);
+}
+
+int sn_config_load_text(struct sn_config_set *set, const char *display_name, const char *text,
+			size_t len, struct sn_diags *d)
+{
+	struct load_state ls = { set, d, display_name ? display_name : "-" };
+	size_t before = d->errors;
+	cfg_yaml_parse(ls.file, text ? text : "", text ? len : 0, d, on_doc, &ls);
+	return d->errors == before ? 0 : SN_EINVAL;
+}
+
+int sn_config_load_file(struct sn_config_set *set, const char *path, struct sn_diags *d)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		sn_diags_add(d, SN_DIAG_ERROR, path, 0, 0, NULL, NULL, NULL, "cannot open: %s", strerror(errno));
+		return SN_EIO;
+	}
+	size_t cap = 64 * 1024, len = 0;
+	char *buf = malloc(cap);
+	while (buf != NULL) {
+		if (len == cap) {
+			if (cap >= CFG_MAX_INPUT) {
+				free(buf);
+				fclose(f);
+				sn_diags_add(d, SN_DIAG_ERROR, path, 0, 0, NULL, NULL, NULL,
+					     "file is larger than 16 MiB; split it");
+				return SN_EINVAL;
+			}
+			char *nb = realloc(buf, cap * 2);
+			if (nb == NULL) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		size_t n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	int rd_err = ferror(f);
+	fclose(f);
+	if (buf == NULL || rd_err) {
+		const char *why = buf == NULL ? "out of memory" : strerror(errno);
+		sn_diags_add(d, SN_DIAG_ERROR, path, 0, 0, NULL, NULL, NULL, "cannot read: %s", why);
+		free(buf);
+		return SN_EIO;
+	}
+	int rc = sn_config_load_text(set, path, buf, len, d);
+	free(buf);
+	return rc;
+}

@@ -1,0 +1,152 @@
+/* Service (Kubernetes v1) and WorkloadEntry: what the registry is made of. */
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "config_internal.h"
+
+static void parse_port(struct cfg_ctx *c, const struct yn *v, struct cfg_svc_port *p)
+{
+	uint64_t x;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *x_node = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "name")) {
+			cfg_get_str(c, x_node, 63, &p->name);
+		} else if (!strcmp(k, "port")) {
+			if (cfg_get_uint(c, x_node, 1, 65535, &x) == 0)
+				p->port = (uint16_t)x;
+		} else if (!strcmp(k, "targetPort")) {
+			if (x_node->type == YN_SCALAR && !x_node->plain) {
+				cfg_warn(c, x_node, "a named targetPort (\"%.64s\") is not implemented yet; "
+					 "the service port is used (or the WorkloadEntry's port of the same name)",
+					 x_node->s);
+			} else if (x_node->type == YN_SCALAR && x_node->len && (x_node->s[0] < '0' || x_node->s[0] > '9')) {
+				cfg_warn(c, x_node, "a named targetPort (\"%.64s\") is not implemented yet; "
+					 "the service port is used (or the WorkloadEntry's port of the same name)",
+					 x_node->s);
+			} else if (cfg_get_uint(c, x_node, 1, 65535, &x) == 0) {
+				p->target_port = (uint16_t)x;
+			}
+		} else if (!strcmp(k, "protocol")) {
+			if (cfg_get_str(c, x_node, 16, &p->protocol) == 0 && strcmp(p->protocol, "TCP") != 0)
+				cfg_warn(c, x_node, "protocol %.16s is not implemented (only TCP); the port is "
+					 "treated as TCP", p->protocol);
+		} else if (!strcmp(k, "appProtocol")) {
+			cfg_get_str(c, x_node, 63, &p->app_protocol);
+		} else if (!strcmp(k, "nodePort")) {
+			cfg_warn_unimplemented(c, v->keys[i], "nodePort");
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+	if (p->port == 0 && c->errors == 0)
+		cfg_err(c, v, "port is required (1-65535)");
+}
+
+struct cfg_service *cfg_parse_service(struct cfg_ctx *c, const struct yn *spec, const struct sn_labels *meta_labels)
+{
+	struct cfg_service *s = sn_arena_new(c->a, struct cfg_service);
+	if (s == NULL)
+		return NULL;
+	s->labels = *meta_labels;
+	for (size_t i = 0; i < spec->n; i++) {
+		const char *k = spec->keys[i]->s;
+		const struct yn *v = spec->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "selector")) {
+			if (cfg_get_labels(c, v, &s->selector) == 0)
+				s->has_selector = 1;
+		} else if (!strcmp(k, "ports")) {
+			if (cfg_want_seq(c, v, 256) == 0) {
+				s->ports = sn_arena_new_array(c->a, struct cfg_svc_port, v->n ? v->n : 1);
+				if (s->ports == NULL)
+					return NULL;
+				for (size_t j = 0; j < v->n; j++) {
+					size_t ql = cfg_path_push(c, "[%zu]", j);
+					if (cfg_want_map(c, v->items[j]) == 0)
+						parse_port(c, v->items[j], &s->ports[s->n_ports++]);
+					cfg_path_pop(c, ql);
+				}
+				for (size_t a = 0; a < s->n_ports; a++)
+					for (size_t b = a + 1; b < s->n_ports; b++)
+						if (s->ports[a].port == s->ports[b].port && s->ports[a].port) {
+							size_t ql = cfg_path_push(c, "[%zu].port", b);
+							cfg_err(c, v->items[b], "port %u is listed twice",
+								s->ports[b].port);
+							cfg_path_pop(c, ql);
+						}
+			}
+		} else {
+			/* type, clusterIP, sessionAffinity...: Kubernetes fields with
+			 * no Sinew behaviour yet; said so rather than dropped. */
+			cfg_warn(c, spec->keys[i], "Service field %s is not implemented by Sinew; ignored", k);
+		}
+		cfg_path_pop(c, pl);
+	}
+	return s;
+}
+
+struct cfg_workload *cfg_parse_workload(struct cfg_ctx *c, const struct yn *spec, const struct sn_labels *meta_labels)
+{
+	struct cfg_workload *w = sn_arena_new(c->a, struct cfg_workload);
+	if (w == NULL)
+		return NULL;
+	w->weight = 1;
+	int has_labels = 0;
+	const struct yn *addr_node = NULL;
+	for (size_t i = 0; i < spec->n; i++) {
+		const char *k = spec->keys[i]->s;
+		const struct yn *v = spec->items[i];
+		uint64_t x;
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "address")) {
+			addr_node = v;
+			if (cfg_get_str(c, v, CFG_MAX_NAME, &w->address) == 0) {
+				unsigned char buf[16];
+				if (inet_pton(AF_INET, w->address, buf) != 1 && inet_pton(AF_INET6, w->address, buf) != 1) {
+					cfg_err(c, v, "\"%.64s\" is not an IP address; host names and unix sockets "
+						"are not supported yet, write the workload's IPv4 or IPv6 address",
+						w->address);
+					w->address = NULL;
+				}
+			}
+		} else if (!strcmp(k, "ports")) {
+			if (cfg_want_map(c, v) == 0) {
+				w->ports = sn_arena_new_array(c->a, struct cfg_named_port, v->n ? v->n : 1);
+				if (w->ports == NULL)
+					return NULL;
+				for (size_t j = 0; j < v->n; j++) {
+					size_t ql = cfg_path_push(c, ".%s", v->keys[j]->s);
+					if (cfg_get_uint(c, v->items[j], 1, 65535, &x) == 0) {
+						w->ports[w->n_ports].name = sn_arena_strdup(c->a, v->keys[j]->s);
+						w->ports[w->n_ports++].port = (uint16_t)x;
+					}
+					cfg_path_pop(c, ql);
+				}
+			}
+		} else if (!strcmp(k, "labels")) {
+			if (cfg_get_labels(c, v, &w->labels) == 0)
+				has_labels = 1;
+		} else if (!strcmp(k, "serviceAccount")) {
+			cfg_get_str(c, v, CFG_MAX_NAME, &w->service_account);
+		} else if (!strcmp(k, "weight")) {
+			if (cfg_get_uint(c, v, 0, 1000000, &x) == 0)
+				w->weight = (uint32_t)x;
+		} else if (!strcmp(k, "network") || !strcmp(k, "locality")) {
+			cfg_warn_unimplemented(c, spec->keys[i], k);
+		} else {
+			cfg_warn_unknown(c, spec->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+	if (!has_labels)
+		w->labels = *meta_labels;
+	if (w->address == NULL && addr_node == NULL) {
+		size_t pl = cfg_path_push(c, ".address");
+		cfg_err(c, spec, "address is required (the workload's IP address)");
+		cfg_path_pop(c, pl);
+	}
+	return w;
+}

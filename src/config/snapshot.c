@@ -1,0 +1,416 @@
+/* The snapshot a proxy runs: shared by worker threads (atomic refcount,
+ * never written after translation), vhost lookup by authority, and the
+ * JSON dump behind /config_dump. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_internal.h"
+
+const char *sn_lb_policy_str(enum sn_lb_policy p)
+{
+	switch (p) {
+	case SN_LB_P2C_EWMA:
+		return "P2C_EWMA";
+	case SN_LB_ROUND_ROBIN:
+		return "ROUND_ROBIN";
+	case SN_LB_LEAST_REQUEST:
+		return "LEAST_REQUEST";
+	case SN_LB_RANDOM:
+		return "RANDOM";
+	}
+	return "unknown";
+}
+
+void sn_snapshot_ref(struct sn_snapshot *s)
+{
+	__atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+}
+
+void sn_snapshot_unref(struct sn_snapshot *s)
+{
+	if (s == NULL)
+		return;
+	if (__atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	struct cfg_snapshot *cs = sn_container_of(s, struct cfg_snapshot, pub);
+	for (size_t i = 0; i < cs->n_regexes; i++) {
+		regfree(cs->regexes[i]);
+		free(cs->regexes[i]);
+	}
+	free(cs->regexes);
+	sn_arena_free(&s->arena);
+	free(cs);
+}
+
+const struct sn_service *sn_snapshot_find_service(const struct sn_snapshot *s, const char *fqdn)
+{
+	for (size_t i = 0; i < s->n_services; i++)
+		if (!strcmp(s->services[i].fqdn, fqdn))
+			return &s->services[i];
+	return NULL;
+}
+
+static uint16_t default_port(const struct sn_snapshot *s, const char *host)
+{
+	const struct sn_service *svc = sn_snapshot_find_service(s, host);
+	return svc && svc->n_ports ? svc->ports[0].port : 80;
+}
+
+static const struct sn_vhost *find_exact(const struct sn_snapshot *s, const char *host, uint16_t port)
+{
+	const struct sn_vhost *any = NULL;
+	for (size_t i = 0; i < s->n_vhosts; i++) {
+		const struct sn_vhost *v = &s->vhosts[i];
+		if (strcmp(v->host, host) != 0)
+			continue;
+		if (v->port == port)
+			return v;
+		if (v->port == 0 && any == NULL)
+			any = v;
+	}
+	return any;
+}
+
+const struct sn_vhost *sn_snapshot_find_vhost(const struct sn_snapshot *s, struct sn_str authority,
+					       uint16_t *port_out)
+{
+	char host[256];
+	uint16_t port = 0;
+	int has_port = 0;
+
+	if (s == NULL || authority.p == NULL || authority.len == 0 || authority.len > 260 ||
+	    authority.p[0] == '[')
+		return NULL;
+	size_t hl = authority.len;
+	const char *colon = memrchr(authority.p, ':', authority.len);
+	if (colon != NULL) {
+		if (memchr(authority.p, ':', (size_t)(colon - authority.p)) != NULL)
+			return NULL; /* bare IPv6 */
+		size_t pl = authority.len - (size_t)(colon - authority.p) - 1;
+		unsigned long v = 0;
+		if (pl == 0 || pl > 5)
+			return NULL;
+		for (size_t i = 0; i < pl; i++) {
+			char c = colon[1 + i];
+			if (c < '0' || c > '9')
+				return NULL;
+			v = v * 10 + (unsigned long)(c - '0');
+		}
+		if (v == 0 || v > 65535)
+			return NULL;
+		port = (uint16_t)v;
+		has_port = 1;
+		hl = (size_t)(colon - authority.p);
+	}
+	if (hl && authority.p[hl - 1] == '.')
+		hl--;
+	if (hl == 0 || hl > 200)
+		return NULL;
+	for (size_t i = 0; i < hl; i++)
+		host[i] = (char)sn_tolower_ascii((unsigned char)authority.p[i]);
+	host[hl] = '\0';
+	unsigned char ip[16];
+	if (inet_pton(AF_INET, host, ip) == 1)
+		return NULL;
+
+	/* Candidate names, most specific first, as a client in the proxy's
+	 * namespace would have them resolved by DNS. */
+	const char *ns = s->identity_namespace ? s->identity_namespace : "default";
+	char cand[3][320];
+	int nc = 0;
+	const char *dot = strchr(host, '.');
+	if (dot == NULL) {
+		snprintf(cand[nc++], sizeof(cand[0]), "%s.%s." CFG_SVC_DOMAIN, host, ns);
+	} else if (hl > 4 && !strcmp(host + hl - 4, ".svc")) {
+		snprintf(cand[nc++], sizeof(cand[0]), "%s.cluster.local", host);
+	} else if (strchr(dot + 1, '.') == NULL) {
+		snprintf(cand[nc++], sizeof(cand[0]), "%s." CFG_SVC_DOMAIN, host);
+	}
+	snprintf(cand[nc++], sizeof(cand[0]), "%s", host);
+
+	for (int i = 0; i < nc; i++) {
+		uint16_t p = has_port ? port : default_port(s, cand[i]);
+		const struct sn_vhost *v = find_exact(s, cand[i], p);
+		if (v != NULL) {
+			if (port_out)
+				*port_out = p;
+			return v;
+		}
+	}
+	/* Wildcards: the longest suffix wins; "*" last. */
+	const struct sn_vhost *best = NULL;
+	size_t best_len = 0;
+	uint16_t best_port = 0;
+	for (int i = 0; i < nc; i++) {
+		size_t cl = strlen(cand[i]);
+		uint16_t p = has_port ? port : default_port(s, cand[i]);
+		for (size_t j = 0; j < s->n_vhosts; j++) {
+			const struct sn_vhost *v = &s->vhosts[j];
+			if (v->host[0] != '*' || (v->port != 0 && v->port != p))
+				continue;
+			size_t vl = strlen(v->host);
+			int ok = vl == 1 || (cl > vl - 1 && !strcmp(cand[i] + cl - (vl - 1), v->host + 1));
+			if (ok && (best == NULL || vl > best_len)) {
+				best = v;
+				best_len = vl;
+				best_port = p;
+			}
+		}
+	}
+	if (best && port_out)
+		*port_out = best_port;
+	return best;
+}
+
+/* ---- JSON dump ------------------------------------------------------ */
+
+static void json_str(FILE *f, const char *s)
+{
+	if (s == NULL) {
+		fputs("null", f);
+		return;
+	}
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '"': fputs("\\\"", f); break;
+		case '\\': fputs("\\\\", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\r': fputs("\\r", f); break;
+		case '\t': fputs("\\t", f); break;
+		default:
+			if (*p < 0x20 || *p == 0x7f)
+				fprintf(f, "\\u%04x", *p);
+			else
+				fputc(*p, f);
+		}
+	}
+	fputc('"', f);
+}
+
+static const char *match_kind_str(enum sn_str_match_kind k)
+{
+	switch (k) {
+	case SN_MATCH_ANY: return "any";
+	case SN_MATCH_EXACT: return "exact";
+	case SN_MATCH_PREFIX: return "prefix";
+	case SN_MATCH_REGEX: return "regex";
+	case SN_MATCH_PRESENT: return "present";
+	}
+	return "?";
+}
+
+static void dump_str_match(FILE *f, const char *key, const struct sn_str_match *m, int *first)
+{
+	if (m->kind == SN_MATCH_ANY)
+		return;
+	fprintf(f, "%s", *first ? "" : ",");
+	*first = 0;
+	json_str(f, key);
+	fprintf(f, ":{\"%s\":", match_kind_str(m->kind));
+	if (m->kind == SN_MATCH_PRESENT)
+		fputs("true", f);
+	else
+		json_str(f, m->value);
+	if (m->ignore_case)
+		fputs(",\"ignore_case\":true", f);
+	fputc('}', f);
+}
+
+static void dump_kv(FILE *f, const char *key, const struct sn_kv_match *kv, size_t n, int *first)
+{
+	if (n == 0)
+		return;
+	fprintf(f, "%s", *first ? "" : ",");
+	*first = 0;
+	json_str(f, key);
+	fputs(":{", f);
+	for (size_t i = 0; i < n; i++) {
+		int inner = 1;
+		if (i)
+			fputc(',', f);
+		json_str(f, kv[i].name);
+		fputc(':', f);
+		fputc('{', f);
+		struct sn_str_match m = kv[i].m;
+		if (m.kind == SN_MATCH_ANY)
+			m.kind = SN_MATCH_PRESENT;
+		dump_str_match(f, "match", &m, &inner);
+		fputc('}', f);
+	}
+	fputc('}', f);
+}
+
+static void dump_ops_list(FILE *f, const char *key, const struct sn_header_op *ops, size_t n, int *first)
+{
+	if (n == 0)
+		return;
+	fprintf(f, "%s", *first ? "" : ",");
+	*first = 0;
+	json_str(f, key);
+	fputs(":[", f);
+	for (size_t i = 0; i < n; i++) {
+		fputs(i ? ",{\"name\":" : "{\"name\":", f);
+		json_str(f, ops[i].name);
+		if (ops[i].value) {
+			fputs(",\"value\":", f);
+			json_str(f, ops[i].value);
+		}
+		fputc('}', f);
+	}
+	fputc(']', f);
+}
+
+static void dump_ops(FILE *f, const char *key, const struct sn_header_ops *o)
+{
+	if (o->n_set + o->n_add + o->n_remove == 0)
+		return;
+	fputc(',', f);
+	json_str(f, key);
+	fputs(":{", f);
+	int first = 1;
+	dump_ops_list(f, "set", o->set, o->n_set, &first);
+	dump_ops_list(f, "add", o->add, o->n_add, &first);
+	dump_ops_list(f, "remove", o->remove, o->n_remove, &first);
+	fputc('}', f);
+}
+
+static void dump_route(FILE *f, const struct sn_snapshot *s, const struct sn_http_route *r)
+{
+	fputs("{\"name\":", f);
+	json_str(f, r->name);
+	fputs(",\"origin\":", f);
+	json_str(f, r->origin);
+	fputs(",\"match\":[", f);
+	for (size_t i = 0; i < r->n_matches; i++) {
+		const struct sn_route_match *m = &r->matches[i];
+		int first = 1;
+		fputs(i ? ",{" : "{", f);
+		if (m->name) {
+			fputs("\"name\":", f);
+			json_str(f, m->name);
+			first = 0;
+		}
+		dump_str_match(f, "uri", &m->uri, &first);
+		dump_str_match(f, "method", &m->method, &first);
+		dump_str_match(f, "authority", &m->authority, &first);
+		dump_str_match(f, "scheme", &m->scheme, &first);
+		dump_kv(f, "headers", m->headers, m->n_headers, &first);
+		dump_kv(f, "without_headers", m->without_headers, m->n_without_headers, &first);
+		dump_kv(f, "query_params", m->query_params, m->n_query_params, &first);
+		if (m->port)
+			fprintf(f, "%s\"port\":%u", first ? "" : ",", m->port);
+		fputc('}', f);
+	}
+	fputs("],\"destinations\":[", f);
+	for (size_t i = 0; i < r->n_dests; i++) {
+		const struct sn_route_dest *d = &r->dests[i];
+		fprintf(f, "%s{\"cluster\":", i ? "," : "");
+		json_str(f, d->cluster < s->n_clusters ? s->clusters[d->cluster].name : NULL);
+		fprintf(f, ",\"weight\":%u", d->weight);
+		dump_ops(f, "request_headers", &d->request_ops);
+		dump_ops(f, "response_headers", &d->response_ops);
+		fputc('}', f);
+	}
+	fprintf(f, "],\"total_weight\":%u,\"timeout_ms\":%u", r->total_weight, r->timeout_ms);
+	fprintf(f, ",\"retries\":{\"attempts\":%u,\"per_try_timeout_ms\":%u,\"retry_on\":[", r->retry.attempts,
+		r->retry.per_try_timeout_ms);
+	static const char *const bits[] = { "5xx", "gateway-error", "connect-failure", "refused-stream", "reset",
+					    "retriable-status-codes" };
+	int first = 1;
+	for (size_t i = 0; i < SN_ARRAY_LEN(bits); i++)
+		if (r->retry.retry_on & (1u << i)) {
+			fprintf(f, "%s\"%s\"", first ? "" : ",", bits[i]);
+			first = 0;
+		}
+	fputs("],\"status_codes\":[", f);
+	for (size_t i = 0; i < r->retry.n_status_codes; i++)
+		fprintf(f, "%s%u", i ? "," : "", r->retry.status_codes[i]);
+	fputs("]}", f);
+	if (r->fault.delay_ms || r->fault.abort_status)
+		fprintf(f, ",\"fault\":{\"delay_ms\":%u,\"delay_percent\":%g,\"abort_status\":%d,\"abort_percent\":%g}",
+			r->fault.delay_ms, r->fault.delay_percent, r->fault.abort_status, r->fault.abort_percent);
+	dump_ops(f, "request_headers", &r->request_ops);
+	dump_ops(f, "response_headers", &r->response_ops);
+	if (r->rewrite_uri) {
+		fputs(",\"rewrite_uri\":", f);
+		json_str(f, r->rewrite_uri);
+	}
+	if (r->rewrite_authority) {
+		fputs(",\"rewrite_authority\":", f);
+		json_str(f, r->rewrite_authority);
+	}
+	if (r->direct_status) {
+		fprintf(f, ",\"direct_response\":{\"status\":%d,\"body\":", r->direct_status);
+		json_str(f, r->direct_body);
+		fputc('}', f);
+	}
+	fputc('}', f);
+}
+
+void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
+{
+	fprintf(f, "{\"version\":%llu,\"source\":", (unsigned long long)s->version);
+	json_str(f, s->source);
+	fputs(",\"namespace\":", f);
+	json_str(f, s->identity_namespace);
+	fputs(",\"services\":[", f);
+	for (size_t i = 0; i < s->n_services; i++) {
+		const struct sn_service *v = &s->services[i];
+		fputs(i ? ",{\"fqdn\":" : "{\"fqdn\":", f);
+		json_str(f, v->fqdn);
+		fputs(",\"ports\":[", f);
+		for (size_t p = 0; p < v->n_ports; p++) {
+			fputs(p ? ",{\"name\":" : "{\"name\":", f);
+			json_str(f, v->ports[p].name);
+			fprintf(f, ",\"port\":%u,\"target_port\":%u,\"protocol\":", v->ports[p].port,
+				v->ports[p].target_port);
+			json_str(f, v->ports[p].protocol);
+			fputc('}', f);
+		}
+		fputs("]}", f);
+	}
+	fputs("],\"clusters\":[", f);
+	for (size_t i = 0; i < s->n_clusters; i++) {
+		const struct sn_cluster *c = &s->clusters[i];
+		fputs(i ? ",{\"name\":" : "{\"name\":", f);
+		json_str(f, c->name);
+		fputs(",\"service\":", f);
+		json_str(f, c->service);
+		fprintf(f, ",\"port\":%u,\"subset\":", c->port);
+		json_str(f, c->subset);
+		fprintf(f, ",\"lb\":\"%s\",\"connect_timeout_ms\":%u,\"max_connections\":%u,\"max_pending\":%u,"
+			"\"max_requests_per_conn\":%u,\"idle_timeout_ms\":%u,\"endpoints\":[",
+			sn_lb_policy_str(c->lb), c->connect_timeout_ms, c->max_connections, c->max_pending,
+			c->max_requests_per_conn, c->idle_timeout_ms);
+		for (size_t e = 0; e < c->n_endpoints; e++) {
+			const struct sn_endpoint *ep = &c->endpoints[e];
+			fputs(e ? ",{\"address\":" : "{\"address\":", f);
+			json_str(f, ep->address);
+			fputs(",\"workload\":", f);
+			json_str(f, ep->workload);
+			fputs(",\"version\":", f);
+			json_str(f, ep->version);
+			fputs(",\"service_account\":", f);
+			json_str(f, ep->service_account);
+			fprintf(f, ",\"weight\":%u}", ep->weight);
+		}
+		fputs("]}", f);
+	}
+	fputs("],\"vhosts\":[", f);
+	for (size_t i = 0; i < s->n_vhosts; i++) {
+		const struct sn_vhost *v = &s->vhosts[i];
+		fputs(i ? ",{\"host\":" : "{\"host\":", f);
+		json_str(f, v->host);
+		fprintf(f, ",\"port\":%u,\"routes\":[", v->port);
+		for (size_t r = 0; r < v->n_routes; r++) {
+			if (r)
+				fputc(',', f);
+			dump_route(f, s, &v->routes[r]);
+		}
+		fputs("]}", f);
+	}
+	fputs("]}\n", f);
+}

@@ -1,0 +1,858 @@
+/* Translation: from loaded resources to the immutable snapshot one proxy
+ * runs. Resolves short host names in the right namespace, destinations to
+ * clusters (service, port, subset), merges DestinationRule policies the way
+ * Istio does, selects endpoints by labels, and builds one vhost per
+ * (host, port).
+ *
+ * Everything the snapshot holds is copied into its own arena: the config
+ * set may be freed while proxies still run the snapshot. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_internal.h"
+
+struct tr_svc {
+	const struct sn_resource *res;
+	const struct cfg_service *cs;
+	char *fqdn;
+};
+
+struct tr_dr {
+	const struct sn_resource *res;
+	const struct cfg_dr *dr;
+	char *host;                  /* resolved */
+};
+
+struct tr_vs_host {
+	char *host;                  /* resolved */
+	const struct sn_resource *res;
+	const struct cfg_vs *vs;
+};
+
+struct tr {
+	const struct sn_config_set *set;
+	const struct sn_proxy_identity *id;
+	struct sn_diags *d;
+	struct cfg_snapshot *cs;
+	struct sn_snapshot *s;
+	struct sn_arena *a;          /* the snapshot's */
+	struct sn_arena tmp;         /* translation scratch */
+	const char *ns;
+	size_t errors;
+	size_t diag_start;           /* first diagnostic of this translation */
+	int oom;
+
+	struct tr_svc *svcs;
+	size_t n_svcs;
+	struct tr_dr *drs;
+	size_t n_drs;
+	struct tr_vs_host *vsh;
+	size_t n_vsh;
+
+	struct sn_cluster *clusters; /* malloc'd while building */
+	size_t n_clusters, cap_clusters;
+	struct sn_vhost *vhosts;
+	size_t n_vhosts, cap_vhosts;
+};
+
+static char *sdup(struct tr *t, const char *s)
+{
+	if (s == NULL)
+		return NULL;
+	char *p = sn_arena_strdup(t->a, s);
+	if (p == NULL)
+		t->oom = 1;
+	return p;
+}
+
+static void tr_diag(struct tr *t, enum sn_diag_severity sev, const struct sn_resource *r, struct cfg_loc loc,
+		    const char *field, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void tr_diag(struct tr *t, enum sn_diag_severity sev, const struct sn_resource *r, struct cfg_loc loc,
+		    const char *field, const char *fmt, ...)
+{
+	char msg[900], name[320];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(name, sizeof(name), "%s/%s", r->namespace_, r->name);
+	if (sev == SN_DIAG_ERROR)
+		t->errors++;
+	/* A rule is built once per port of its host: say each thing once. */
+	for (size_t i = t->diag_start; i < t->d->n; i++) {
+		const struct sn_diag *g = &t->d->v[i];
+		if (g->line == (loc.line ? loc.line : r->line) && !strcmp(g->message, msg) &&
+		    !strcmp(g->file, r->file) && ((g->field == NULL) == (field == NULL)) &&
+		    (field == NULL || !strcmp(g->field, field)))
+			return;
+	}
+	sn_diags_add(t->d, sev, r->file, loc.line ? loc.line : r->line, loc.line ? loc.col : 1,
+		     sn_resource_kind_str(r->kind), name, field, "%s", msg);
+}
+
+/* ---- names ---------------------------------------------------------- */
+
+static struct tr_svc *find_svc(struct tr *t, const char *fqdn)
+{
+	for (size_t i = 0; i < t->n_svcs; i++)
+		if (!strcmp(t->svcs[i].fqdn, fqdn))
+			return &t->svcs[i];
+	return NULL;
+}
+
+/* Short names resolve in ns: "reviews" -> reviews.ns.svc.cluster.local;
+ * "reviews.other" -> reviews.other.svc.cluster.local when that Service
+ * exists; "x.svc" gets the cluster domain; anything else is kept. */
+static char *resolve_host(struct tr *t, const char *host, const char *ns)
+{
+	if (host[0] == '*')
+		return sn_arena_strdup(&t->tmp, host);
+	const char *dot = strchr(host, '.');
+	if (dot == NULL)
+		return sn_arena_printf(&t->tmp, "%s.%s." CFG_SVC_DOMAIN, host, ns);
+	size_t n = strlen(host);
+	if (n > 4 && !strcmp(host + n - 4, ".svc"))
+		return sn_arena_printf(&t->tmp, "%s.cluster.local", host);
+	if (strchr(dot + 1, '.') == NULL) {
+		char *c = sn_arena_printf(&t->tmp, "%s." CFG_SVC_DOMAIN, host);
+		if (c != NULL && find_svc(t, c) != NULL)
+			return c;
+	}
+	return sn_arena_strdup(&t->tmp, host);
+}
+
+static const struct cfg_external_host *find_external(struct tr *t, const char *host, const char *fqdn)
+{
+	const struct cfg_set_priv *priv = t->set->priv;
+	for (const struct cfg_external_host *e = priv ? priv->external : NULL; e; e = e->next)
+		if (!strcmp(e->host, host) || !strcmp(e->host, fqdn))
+			return e;
+	return NULL;
+}
+
+static int wildcard_match(const char *pattern, const char *host)
+{
+	if (!strcmp(pattern, "*"))
+		return 1;
+	if (pattern[0] != '*')
+		return 0;
+	size_t pl = strlen(pattern + 1), hl = strlen(host);
+	return hl > pl && !strcmp(host + hl - pl, pattern + 1);
+}
+
+static const struct tr_dr *find_dr(struct tr *t, const char *fqdn)
+{
+	const struct tr_dr *best = NULL;
+	size_t best_len = 0;
+	for (size_t i = 0; i < t->n_drs; i++) {
+		if (!strcmp(t->drs[i].host, fqdn))
+			return &t->drs[i];
+		if (wildcard_match(t->drs[i].host, fqdn) && strlen(t->drs[i].host) > best_len) {
+			best = &t->drs[i];
+			best_len = strlen(t->drs[i].host);
+		}
+	}
+	return best;
+}
+
+/* ---- clusters ------------------------------------------------------- */
+
+static void apply_pool(struct sn_cluster *c, const struct cfg_policy *p)
+{
+	c->connect_timeout_ms = p->connect_timeout_ms ? p->connect_timeout_ms : 1000;
+	c->max_connections = p->max_connections;
+	c->max_pending = p->max_pending;
+	c->max_requests_per_conn = p->max_requests_per_conn;
+	c->idle_timeout_ms = p->idle_timeout_ms ? p->idle_timeout_ms : 60000;
+}
+
+static int copy_labels(struct tr *t, const struct sn_labels *in, struct sn_labels *out)
+{
+	out->n = 0;
+	out->v = sn_arena_new_array(t->a, struct sn_label, in->n ? in->n : 1);
+	if (out->v == NULL)
+		return -1;
+	for (size_t i = 0; i < in->n; i++) {
+		out->v[i].key = sdup(t, in->v[i].key);
+		out->v[i].value = sdup(t, in->v[i].value);
+	}
+	out->n = in->n;
+	return 0;
+}
+
+static void add_endpoints(struct tr *t, struct sn_cluster *cl, const struct tr_svc *sv, const struct cfg_svc_port *sp,
+			  const struct sn_labels *subset_labels)
+{
+	const struct cfg_service *cs = sv->cs;
+	size_t n = 0;
+	if (!cs->has_selector || cs->selector.n == 0)
+		return;
+	for (const struct sn_resource *r = t->set->head; r; r = r->next)
+		if (r->kind == SN_KIND_WORKLOAD_ENTRY && !strcmp(r->namespace_, sv->res->namespace_))
+			n++;
+	if (n == 0)
+		return;
+	cl->endpoints = sn_arena_new_array(t->a, struct sn_endpoint, n);
+	if (cl->endpoints == NULL) {
+		t->oom = 1;
+		return;
+	}
+	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
+		if (r->kind != SN_KIND_WORKLOAD_ENTRY || strcmp(r->namespace_, sv->res->namespace_) != 0)
+			continue;
+		const struct cfg_workload *w = r->spec;
+		if (!sn_labels_match(&cs->selector, &w->labels) || !sn_labels_match(subset_labels, &w->labels))
+			continue;
+		uint16_t port = sp->target_port ? sp->target_port : sp->port;
+		for (size_t i = 0; sp->name && i < w->n_ports; i++)
+			if (!strcmp(w->ports[i].name, sp->name))
+				port = w->ports[i].port;
+		struct sn_endpoint *e = &cl->endpoints[cl->n_endpoints];
+		memset(e, 0, sizeof(*e));
+		struct sockaddr_in *a4 = (struct sockaddr_in *)&e->addr;
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&e->addr;
+		if (inet_pton(AF_INET, w->address, &a4->sin_addr) == 1) {
+			a4->sin_family = AF_INET;
+			a4->sin_port = htons(port);
+			e->addr_len = sizeof(*a4);
+			e->address = sn_arena_printf(t->a, "%s:%u", w->address, port);
+		} else if (inet_pton(AF_INET6, w->address, &a6->sin6_addr) == 1) {
+			a6->sin6_family = AF_INET6;
+			a6->sin6_port = htons(port);
+			e->addr_len = sizeof(*a6);
+			e->address = sn_arena_printf(t->a, "[%s]:%u", w->address, port);
+		} else {
+			continue; /* validated at load */
+		}
+		e->workload = sdup(t, r->name);
+		e->version = sdup(t, sn_labels_get(&w->labels, "version"));
+		e->service_account = sdup(t, w->service_account ? w->service_account : "default");
+		copy_labels(t, &w->labels, &e->labels);
+		e->weight = w->weight ? w->weight : 1;
+		if (e->address == NULL)
+			t->oom = 1;
+		cl->n_endpoints++;
+	}
+}
+
+/* Index of the cluster for (service, port, subset), created on first use. */
+static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, const struct cfg_subset *subset,
+			const struct tr_dr *dr)
+{
+	const struct cfg_svc_port *sp = &sv->cs->ports[port_idx];
+	for (size_t i = 0; i < t->n_clusters; i++) {
+		struct sn_cluster *c = &t->clusters[i];
+		if (c->port == sp->port && !strcmp(c->service, sv->fqdn) &&
+		    ((subset == NULL && c->subset == NULL) ||
+		     (subset != NULL && c->subset != NULL && !strcmp(c->subset, subset->name))))
+			return (long)i;
+	}
+	if (t->n_clusters == t->cap_clusters) {
+		size_t cap = t->cap_clusters ? t->cap_clusters * 2 : 16;
+		struct sn_cluster *nc = realloc(t->clusters, cap * sizeof(*nc));
+		if (nc == NULL) {
+			t->oom = 1;
+			return -1;
+		}
+		t->clusters = nc;
+		t->cap_clusters = cap;
+	}
+	struct sn_cluster *c = &t->clusters[t->n_clusters];
+	memset(c, 0, sizeof(*c));
+	c->name = sn_arena_printf(t->a, "outbound|%u|%s|%s", sp->port, subset ? subset->name : "", sv->fqdn);
+	c->service = sdup(t, sv->fqdn);
+	c->service_name = sdup(t, sv->res->name);
+	c->namespace_ = sdup(t, sv->res->namespace_);
+	c->port = sp->port;
+	c->subset = subset ? sdup(t, subset->name) : NULL;
+	c->lb = SN_LB_P2C_EWMA;
+	static const struct cfg_policy none;
+	apply_pool(c, &none);
+	if (dr != NULL) {
+		/* Istio merge: the subset's loadBalancer / connectionPool replace
+		 * the rule's as a whole. */
+		const struct cfg_policy *p = &dr->dr->policy;
+		if (p->has_lb)
+			c->lb = p->lb;
+		if (p->has_pool)
+			apply_pool(c, p);
+		if (subset != NULL) {
+			if (subset->policy.has_lb)
+				c->lb = subset->policy.lb;
+			if (subset->policy.has_pool)
+				apply_pool(c, &subset->policy);
+		}
+	}
+	if (c->name == NULL)
+		t->oom = 1;
+	add_endpoints(t, c, sv, sp, subset ? &subset->labels : NULL);
+	return (long)t->n_clusters++;
+}
+
+/* ---- routes --------------------------------------------------------- */
+
+static int copy_str_match(struct tr *t, const struct sn_str_match *in, struct sn_str_match *out)
+{
+	*out = *in;
+	out->re = NULL;
+	out->value = sdup(t, in->value);
+	if (in->kind != SN_MATCH_REGEX)
+		return 0;
+	if (t->cs->n_regexes == t->cs->cap_regexes) {
+		size_t cap = t->cs->cap_regexes ? t->cs->cap_regexes * 2 : 8;
+		regex_t **nr = realloc(t->cs->regexes, cap * sizeof(*nr));
+		if (nr == NULL) {
+			t->oom = 1;
+			return -1;
+		}
+		t->cs->regexes = nr;
+		t->cs->cap_regexes = cap;
+	}
+	char err[128];
+	if (cfg_regex_compile(in->value, in->ignore_case, &out->re, err, sizeof(err)) != 0) {
+		t->oom = 1; /* validated at load: only memory can fail here */
+		return -1;
+	}
+	t->cs->regexes[t->cs->n_regexes++] = out->re;
+	return 0;
+}
+
+static void copy_kv(struct tr *t, const struct sn_kv_match *in, size_t n, struct sn_kv_match **out, size_t *n_out)
+{
+	*out = NULL;
+	*n_out = 0;
+	if (n == 0)
+		return;
+	*out = sn_arena_new_array(t->a, struct sn_kv_match, n);
+	if (*out == NULL) {
+		t->oom = 1;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		(*out)[i].name = sdup(t, in[i].name);
+		copy_str_match(t, &in[i].m, &(*out)[i].m);
+	}
+	*n_out = n;
+}
+
+static void copy_ops_list(struct tr *t, const struct sn_header_op *in, size_t n, struct sn_header_op **out,
+			  size_t *n_out)
+{
+	*out = NULL;
+	*n_out = 0;
+	if (n == 0)
+		return;
+	*out = sn_arena_new_array(t->a, struct sn_header_op, n);
+	if (*out == NULL) {
+		t->oom = 1;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		(*out)[i].name = sdup(t, in[i].name);
+		(*out)[i].value = sdup(t, in[i].value);
+	}
+	*n_out = n;
+}
+
+static void copy_ops(struct tr *t, const struct sn_header_ops *in, struct sn_header_ops *out)
+{
+	copy_ops_list(t, in->set, in->n_set, &out->set, &out->n_set);
+	copy_ops_list(t, in->add, in->n_add, &out->add, &out->n_add);
+	copy_ops_list(t, in->remove, in->n_remove, &out->remove, &out->n_remove);
+}
+
+static int gateways_include_mesh(const struct cfg_match *m)
+{
+	if (m->n_gateways == 0)
+		return 1;
+	for (size_t i = 0; i < m->n_gateways; i++)
+		if (!strcmp(m->gateways[i], "mesh"))
+			return 1;
+	return 0;
+}
+
+static void ports_list(const struct tr_svc *sv, char *buf, size_t size)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < sv->cs->n_ports && off + 8 < size; i++)
+		off += (size_t)snprintf(buf + off, size - off, "%s%u", i ? ", " : "", sv->cs->ports[i].port);
+}
+
+/* Cluster for one destination; -1 on error (reported if report), -2 when
+ * the rule must be dropped with a warning (ServiceEntry host). */
+static long resolve_dest(struct tr *t, const struct sn_resource *r, const struct cfg_dest *d,
+			 const struct tr_svc *vh_svc, uint16_t vh_port, int report)
+{
+	char field[600];
+	if (d->host == NULL)
+		return -1; /* refused at load; defensive */
+	char *fqdn = resolve_host(t, d->host, r->namespace_);
+	if (fqdn == NULL) {
+		t->oom = 1;
+		return -1;
+	}
+	struct tr_svc *sv = find_svc(t, fqdn);
+	if (sv == NULL) {
+		const struct cfg_external_host *e = find_external(t, d->host, fqdn);
+		snprintf(field, sizeof(field), "%s.host", d->path);
+		if (e != NULL) {
+			if (report)
+				tr_diag(t, SN_DIAG_WARNING, r, d->host_loc, field,
+					"destination host \"%s\" is declared by %s, which Sinew does not implement yet; "
+					"this rule is dropped", d->host, e->origin);
+			return -2;
+		}
+		if (report)
+			tr_diag(t, SN_DIAG_ERROR, r, d->host_loc, field,
+				"destination host \"%s\" (%s) is not a known Service; define a Service named \"%s\" "
+				"in namespace %s or fix the host (ServiceEntry is not supported yet)",
+				d->host, fqdn, d->host, r->namespace_);
+		return -1;
+	}
+	size_t pi = (size_t)-1;
+	if (d->port) {
+		for (size_t i = 0; i < sv->cs->n_ports; i++)
+			if (sv->cs->ports[i].port == d->port)
+				pi = i;
+		if (pi == (size_t)-1) {
+			char pl[200];
+			ports_list(sv, pl, sizeof(pl));
+			snprintf(field, sizeof(field), "%s.port.number", d->path);
+			if (report)
+				tr_diag(t, SN_DIAG_ERROR, r, d->host_loc, field,
+					"port %u is not a port of Service %s (its ports: %s); use one of them",
+					d->port, sv->fqdn, pl[0] ? pl : "none");
+			return -1;
+		}
+	} else if (sv->cs->n_ports == 0) {
+		snprintf(field, sizeof(field), "%s.host", d->path);
+		if (report)
+			tr_diag(t, SN_DIAG_ERROR, r, d->host_loc, field,
+				"Service %s has no ports; add spec.ports to the Service", sv->fqdn);
+		return -1;
+	} else if (sv->cs->n_ports == 1) {
+		pi = 0;
+	} else {
+		/* Several ports: follow the port the request came on when the
+		 * destination is the vhost's own service (Istio's behaviour). */
+		for (size_t i = 0; vh_port && i < sv->cs->n_ports; i++)
+			if (sv->cs->ports[i].port == vh_port && (sv == vh_svc || vh_svc == NULL))
+				pi = i;
+		if (pi == (size_t)-1 && sv != vh_svc) {
+			for (size_t i = 0; vh_port && i < sv->cs->n_ports; i++)
+				if (sv->cs->ports[i].port == vh_port)
+					pi = i;
+		}
+		if (pi == (size_t)-1) {
+			char pl[200];
+			ports_list(sv, pl, sizeof(pl));
+			snprintf(field, sizeof(field), "%s.port", d->path);
+			if (report)
+				tr_diag(t, SN_DIAG_ERROR, r, d->host_loc, field,
+					"Service %s has several ports (%s); set destination.port.number", sv->fqdn, pl);
+			return -1;
+		}
+	}
+	const struct tr_dr *dr = find_dr(t, sv->fqdn);
+	const struct cfg_subset *subset = NULL;
+	if (d->subset != NULL) {
+		for (size_t i = 0; dr && i < dr->dr->n_subsets; i++)
+			if (!strcmp(dr->dr->subsets[i].name, d->subset))
+				subset = &dr->dr->subsets[i];
+		if (subset == NULL) {
+			snprintf(field, sizeof(field), "%s.subset", d->path);
+			if (report)
+				tr_diag(t, SN_DIAG_ERROR, r, d->subset_loc, field,
+					"subset \"%s\" is not defined by any DestinationRule for %s; define it in a "
+					"DestinationRule's subsets or fix the name", d->subset, sv->fqdn);
+			return -1;
+		}
+	}
+	return get_cluster(t, sv, pi, subset, dr);
+}
+
+/* Builds vh->routes from a VirtualService. vh_svc/vh_port: the Service and
+ * port this vhost is for (NULL/0 for hosts that are not Services). */
+static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_resource *r, const struct cfg_vs *vs,
+			    const struct tr_svc *vh_svc, uint16_t vh_port, int report)
+{
+	vh->routes = sn_arena_new_array(t->a, struct sn_http_route, vs->n_http ? vs->n_http : 1);
+	if (vh->routes == NULL) {
+		t->oom = 1;
+		return;
+	}
+	const struct sn_labels *proxy_labels = t->id ? t->id->labels : NULL;
+	static const struct sn_labels no_labels;
+	if (proxy_labels == NULL)
+		proxy_labels = &no_labels;
+
+	for (size_t i = 0; i < vs->n_http; i++) {
+		const struct cfg_http *h = &vs->http[i];
+		if (h->has_redirect)
+			continue;
+		struct sn_http_route *rt = &vh->routes[vh->n_routes];
+		memset(rt, 0, sizeof(*rt));
+
+		/* Matches that cannot apply to this proxy are dropped; a rule
+		 * whose matches are all dropped never matches. */
+		size_t keep = 0;
+		if (h->n_matches) {
+			rt->matches = sn_arena_new_array(t->a, struct sn_route_match, h->n_matches);
+			if (rt->matches == NULL) {
+				t->oom = 1;
+				return;
+			}
+		}
+		for (size_t j = 0; j < h->n_matches; j++) {
+			const struct cfg_match *cm = &h->matches[j];
+			if (!gateways_include_mesh(cm))
+				continue;
+			if (cm->has_source_labels && !sn_labels_match(&cm->source_labels, proxy_labels))
+				continue;
+			if (cm->source_namespace && strcmp(cm->source_namespace, t->ns) != 0)
+				continue;
+			if (cm->m.port && vh_port && cm->m.port != vh_port)
+				continue;
+			struct sn_route_match *m = &rt->matches[keep++];
+			m->name = sdup(t, cm->m.name);
+			copy_str_match(t, &cm->m.uri, &m->uri);
+			copy_str_match(t, &cm->m.method, &m->method);
+			copy_str_match(t, &cm->m.authority, &m->authority);
+			copy_str_match(t, &cm->m.scheme, &m->scheme);
+			copy_kv(t, cm->m.headers, cm->m.n_headers, &m->headers, &m->n_headers);
+			copy_kv(t, cm->m.without_headers, cm->m.n_without_headers, &m->without_headers,
+				&m->n_without_headers);
+			copy_kv(t, cm->m.query_params, cm->m.n_query_params, &m->query_params, &m->n_query_params);
+			m->port = cm->m.port;
+		}
+		if (h->n_matches && keep == 0)
+			continue;
+		rt->n_matches = keep;
+
+		int drop = 0;
+		if (h->n_dests) {
+			rt->dests = sn_arena_new_array(t->a, struct sn_route_dest, h->n_dests);
+			if (rt->dests == NULL) {
+				t->oom = 1;
+				return;
+			}
+		}
+		for (size_t j = 0; j < h->n_dests; j++) {
+			long ci = resolve_dest(t, r, &h->dests[j], vh_svc, vh_port, report);
+			if (ci == -2)
+				drop = 1;
+			if (ci < 0)
+				continue;
+			struct sn_route_dest *d = &rt->dests[rt->n_dests++];
+			d->cluster = (uint32_t)ci;
+			d->weight = h->dests[j].weight;
+			rt->total_weight += d->weight;
+			copy_ops(t, &h->dests[j].req, &d->request_ops);
+			copy_ops(t, &h->dests[j].resp, &d->response_ops);
+		}
+		if (drop)
+			continue;
+		rt->name = h->name ? sdup(t, h->name) : sn_arena_printf(t->a, "%s.http[%zu]", r->name, i);
+		rt->origin = sn_arena_printf(t->a, "VirtualService %s/%s, %s:%d", r->namespace_, r->name,
+					     r->file, h->loc.line);
+		rt->timeout_ms = h->timeout_ms;
+		rt->retry = h->retry;
+		if (h->retry.n_status_codes) {
+			rt->retry.status_codes = sn_arena_new_array(t->a, uint16_t, h->retry.n_status_codes);
+			if (rt->retry.status_codes == NULL)
+				t->oom = 1;
+			else
+				memcpy(rt->retry.status_codes, h->retry.status_codes,
+				       h->retry.n_status_codes * sizeof(uint16_t));
+		}
+		rt->fault = h->fault;
+		copy_ops(t, &h->req, &rt->request_ops);
+		copy_ops(t, &h->resp, &rt->response_ops);
+		rt->rewrite_uri = sdup(t, h->rewrite_uri);
+		rt->rewrite_authority = sdup(t, h->rewrite_authority);
+		rt->direct_status = h->direct_status;
+		rt->direct_body = sdup(t, h->direct_body);
+		vh->n_routes++;
+	}
+}
+
+static struct sn_vhost *new_vhost(struct tr *t, const char *host, uint16_t port)
+{
+	if (t->n_vhosts == t->cap_vhosts) {
+		size_t cap = t->cap_vhosts ? t->cap_vhosts * 2 : 16;
+		struct sn_vhost *nv = realloc(t->vhosts, cap * sizeof(*nv));
+		if (nv == NULL) {
+			t->oom = 1;
+			return NULL;
+		}
+		t->vhosts = nv;
+		t->cap_vhosts = cap;
+	}
+	struct sn_vhost *vh = &t->vhosts[t->n_vhosts++];
+	memset(vh, 0, sizeof(*vh));
+	vh->host = sdup(t, host);
+	vh->port = port;
+	return vh;
+}
+
+static const struct tr_vs_host *find_vs_for(struct tr *t, const char *host)
+{
+	for (size_t i = 0; i < t->n_vsh; i++)
+		if (!strcmp(t->vsh[i].host, host))
+			return &t->vsh[i];
+	return NULL;
+}
+
+/* ---- the whole translation ------------------------------------------ */
+
+static int collect(struct tr *t)
+{
+	size_t n = t->set->count ? t->set->count : 1;
+	t->svcs = sn_arena_new_array(&t->tmp, struct tr_svc, n);
+	t->drs = sn_arena_new_array(&t->tmp, struct tr_dr, n);
+	if (t->svcs == NULL || t->drs == NULL)
+		return -1;
+
+	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
+		if (r->kind != SN_KIND_SERVICE)
+			continue;
+		char *fqdn = sn_arena_printf(&t->tmp, "%s.%s." CFG_SVC_DOMAIN, r->name, r->namespace_);
+		if (fqdn == NULL)
+			return -1;
+		for (char *p = fqdn; *p; p++)
+			*p = (char)sn_tolower_ascii((unsigned char)*p);
+		if (find_svc(t, fqdn) != NULL) {
+			tr_diag(t, SN_DIAG_WARNING, r, (struct cfg_loc){ 0, 0 }, "metadata.name",
+				"another Service %s/%s came first; this one is ignored", r->namespace_, r->name);
+			continue;
+		}
+		t->svcs[t->n_svcs].res = r;
+		t->svcs[t->n_svcs].cs = r->spec;
+		t->svcs[t->n_svcs++].fqdn = fqdn;
+	}
+	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
+		if (r->kind != SN_KIND_DESTINATION_RULE)
+			continue;
+		const struct cfg_dr *dr = r->spec;
+		char *host = resolve_host(t, dr->host, r->namespace_);
+		if (host == NULL)
+			return -1;
+		int dup = 0;
+		for (size_t i = 0; i < t->n_drs; i++)
+			if (!strcmp(t->drs[i].host, host)) {
+				tr_diag(t, SN_DIAG_WARNING, r, dr->host_loc, "spec.host",
+					"DestinationRule %s/%s for %s came first; this one is ignored",
+					t->drs[i].res->namespace_, t->drs[i].res->name, host);
+				dup = 1;
+			}
+		if (dup)
+			continue;
+		t->drs[t->n_drs].res = r;
+		t->drs[t->n_drs].dr = dr;
+		t->drs[t->n_drs++].host = host;
+	}
+	size_t nh = 0;
+	for (const struct sn_resource *r = t->set->head; r; r = r->next)
+		if (r->kind == SN_KIND_VIRTUAL_SERVICE)
+			nh += ((const struct cfg_vs *)r->spec)->n_hosts;
+	t->vsh = sn_arena_new_array(&t->tmp, struct tr_vs_host, nh ? nh : 1);
+	if (t->vsh == NULL)
+		return -1;
+	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
+		if (r->kind != SN_KIND_VIRTUAL_SERVICE)
+			continue;
+		const struct cfg_vs *vs = r->spec;
+		if (!vs->for_mesh)
+			continue;
+		for (size_t i = 0; i < vs->n_hosts; i++) {
+			char *host = resolve_host(t, vs->hosts[i], r->namespace_);
+			if (host == NULL)
+				return -1;
+			const struct tr_vs_host *prev = find_vs_for(t, host);
+			if (prev != NULL) {
+				if (prev->res != r) {
+					char field[64];
+					snprintf(field, sizeof(field), "spec.hosts[%zu]", i);
+					tr_diag(t, SN_DIAG_WARNING, r, vs->host_locs[i], field,
+						"VirtualService %s/%s (%s:%d) also routes %s and comes first; for "
+						"sidecars this one is ignored for that host (merge them into one)",
+						prev->res->namespace_, prev->res->name, prev->res->file, prev->res->line,
+						host);
+				}
+				continue;
+			}
+			t->vsh[t->n_vsh].host = host;
+			t->vsh[t->n_vsh].res = r;
+			t->vsh[t->n_vsh++].vs = vs;
+		}
+	}
+	return 0;
+}
+
+static void build(struct tr *t)
+{
+	/* Services: a default cluster per port and a vhost per port. */
+	t->s->services = sn_arena_new_array(t->a, struct sn_service, t->n_svcs ? t->n_svcs : 1);
+	if (t->s->services == NULL) {
+		t->oom = 1;
+		return;
+	}
+	for (size_t i = 0; i < t->n_svcs; i++) {
+		const struct tr_svc *sv = &t->svcs[i];
+		struct sn_service *out = &t->s->services[t->s->n_services++];
+		out->name = sdup(t, sv->res->name);
+		out->namespace_ = sdup(t, sv->res->namespace_);
+		out->fqdn = sdup(t, sv->fqdn);
+		out->ports = sn_arena_new_array(t->a, struct sn_service_port, sv->cs->n_ports ? sv->cs->n_ports : 1);
+		if (out->ports == NULL) {
+			t->oom = 1;
+			return;
+		}
+		const struct tr_dr *dr = find_dr(t, sv->fqdn);
+		for (size_t p = 0; p < sv->cs->n_ports; p++) {
+			const struct cfg_svc_port *sp = &sv->cs->ports[p];
+			struct sn_service_port *op = &out->ports[out->n_ports++];
+			op->name = sdup(t, sp->name);
+			op->port = sp->port;
+			op->target_port = sp->target_port ? sp->target_port : sp->port;
+			if (sp->app_protocol) {
+				op->protocol = sdup(t, sp->app_protocol);
+			} else {
+				static const char *const known[] = { "http", "http2", "https", "grpc", "grpc-web",
+								     "tcp", "tls", "mongo", "mysql", "redis" };
+				const char *proto = "auto";
+				for (size_t k = 0; sp->name && k < SN_ARRAY_LEN(known); k++) {
+					size_t kl = strlen(known[k]);
+					if (!strncmp(sp->name, known[k], kl) && (sp->name[kl] == '\0' || sp->name[kl] == '-'))
+						proto = known[k];
+				}
+				op->protocol = sdup(t, proto);
+			}
+			long ci = get_cluster(t, sv, p, NULL, dr);
+			if (ci < 0)
+				return;
+			op->default_cluster = (uint32_t)ci;
+		}
+	}
+
+	/* vhosts for Services: the VirtualService's rules, else a catch-all. */
+	for (size_t i = 0; i < t->n_svcs; i++) {
+		const struct tr_svc *sv = &t->svcs[i];
+		const struct tr_vs_host *vsh = find_vs_for(t, sv->fqdn);
+		for (size_t p = 0; p < sv->cs->n_ports; p++) {
+			uint16_t port = sv->cs->ports[p].port;
+			struct sn_vhost *vh = new_vhost(t, sv->fqdn, port);
+			if (vh == NULL)
+				return;
+			if (vsh != NULL) {
+				build_vs_routes(t, vh, vsh->res, vsh->vs, sv, port, 1);
+				continue;
+			}
+			vh->routes = sn_arena_new(t->a, struct sn_http_route);
+			struct sn_route_dest *d = sn_arena_new(t->a, struct sn_route_dest);
+			if (vh->routes == NULL || d == NULL) {
+				t->oom = 1;
+				return;
+			}
+			d->cluster = t->s->services[i].ports[p].default_cluster;
+			d->weight = 100;
+			vh->routes[0].name = sdup(t, "default");
+			vh->routes[0].origin = sn_arena_printf(t->a, "Service %s/%s, %s:%d", sv->res->namespace_,
+							       sv->res->name, sv->res->file, sv->res->line);
+			vh->routes[0].dests = d;
+			vh->routes[0].n_dests = 1;
+			vh->routes[0].total_weight = 100;
+			vh->routes[0].retry.attempts = 2;
+			vh->routes[0].retry.retry_on = SN_RETRY_CONNECT_FAILURE | SN_RETRY_REFUSED_STREAM;
+			vh->n_routes = 1;
+		}
+	}
+
+	/* vhosts for VirtualService hosts that are not Services (wildcards,
+	 * external names): every port. */
+	for (size_t i = 0; i < t->n_vsh; i++) {
+		const struct tr_vs_host *vsh = &t->vsh[i];
+		if (find_svc(t, vsh->host) != NULL)
+			continue;
+		struct sn_vhost *vh = new_vhost(t, vsh->host, 0);
+		if (vh == NULL)
+			return;
+		build_vs_routes(t, vh, vsh->res, vsh->vs, NULL, 0, 1);
+	}
+}
+
+int sn_config_translate(const struct sn_config_set *set, const struct sn_proxy_identity *id,
+			struct sn_diags *d, struct sn_snapshot **out)
+{
+	struct tr t;
+	memset(&t, 0, sizeof(t));
+	*out = NULL;
+	t.set = set;
+	t.id = id;
+	t.d = d;
+	t.ns = id && id->namespace_ ? id->namespace_ : "default";
+	t.diag_start = d->n;
+	sn_arena_init(&t.tmp, 0);
+
+	t.cs = calloc(1, sizeof(*t.cs));
+	if (t.cs == NULL) {
+		sn_arena_free(&t.tmp);
+		return SN_ENOMEM;
+	}
+	t.s = &t.cs->pub;
+	sn_arena_init(&t.s->arena, 0);
+	t.a = &t.s->arena;
+	t.s->refs = 1;
+	t.s->identity_namespace = sdup(&t, t.ns);
+	t.s->source = sdup(&t, set->head && set->head->file ? set->head->file : "-");
+
+	if (collect(&t) < 0)
+		t.oom = 1;
+	else
+		build(&t);
+
+	if (!t.oom) {
+		t.s->clusters = sn_arena_new_array(t.a, struct sn_cluster, t.n_clusters ? t.n_clusters : 1);
+		t.s->vhosts = sn_arena_new_array(t.a, struct sn_vhost, t.n_vhosts ? t.n_vhosts : 1);
+		if (t.s->clusters == NULL || t.s->vhosts == NULL) {
+			t.oom = 1;
+		} else {
+			if (t.n_clusters)
+				memcpy(t.s->clusters, t.clusters, t.n_clusters * sizeof(*t.clusters));
+			if (t.n_vhosts)
+				memcpy(t.s->vhosts, t.vhosts, t.n_vhosts * sizeof(*t.vhosts));
+			t.s->n_clusters = t.n_clusters;
+			t.s->n_vhosts = t.n_vhosts;
+		}
+	}
+	free(t.clusters);
+	free(t.vhosts);
+	sn_arena_free(&t.tmp);
+	if (t.oom)
+		sn_diags_add(d, SN_DIAG_ERROR, t.s->source ? t.s->source : "-", 0, 0, NULL, NULL, NULL,
+			     "out of memory while translating the configuration");
+	if (t.oom || t.errors) {
+		sn_snapshot_unref(t.s);
+		return t.oom ? SN_ENOMEM : SN_EINVAL;
+	}
+	*out = t.s;
+	return 0;
+}
+
+int sn_config_build_from_file(const char *path, const struct sn_proxy_identity *id,
+			      struct sn_diags *d, struct sn_snapshot **out)
+{
+	struct sn_config_set set;
+	*out = NULL;
+	sn_config_set_init(&set);
+	int rc = sn_config_load_file(&set, path, d);
+	if (rc == 0)
+		rc = sn_config_translate(&set, id, d, out);
+	sn_config_set_free(&set);
+	return rc;
+}

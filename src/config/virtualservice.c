@@ -1,0 +1,689 @@
+/* VirtualService: hosts, http[] rules (matches, routes, faults, retries,
+ * rewrites, header operations, direct responses). Shapes and values are
+ * checked here; references (hosts, subsets, ports) at translation. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_internal.h"
+
+static void lowercase(char *s)
+{
+	for (; s && *s; s++)
+		*s = (char)sn_tolower_ascii((unsigned char)*s);
+}
+
+static int host_ok(const char *h)
+{
+	size_t n = strlen(h);
+	if (n == 0 || n > CFG_MAX_NAME)
+		return 0;
+	if (!strcmp(h, "*"))
+		return 1;
+	if (h[0] == '*') {
+		if (h[1] != '.')
+			return 0;
+		h += 2;
+	}
+	for (; *h; h++) {
+		char c = *h;
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+/* map name -> StringMatch */
+static int parse_kv_matches(struct cfg_ctx *c, const struct yn *v, int lower_names, struct sn_kv_match **out,
+			    size_t *n_out)
+{
+	int r = cfg_want_map(c, v);
+	if (r != 0)
+		return r;
+	if (v->n > CFG_MAX_KV) {
+		cfg_err(c, v, "%zu entries, more than the limit of %d", v->n, CFG_MAX_KV);
+		return -1;
+	}
+	struct sn_kv_match *kv = sn_arena_new_array(c->a, struct sn_kv_match, v->n ? v->n : 1);
+	if (kv == NULL)
+		return -1;
+	size_t n = 0;
+	int bad = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		size_t pl = cfg_path_push(c, ".%s", v->keys[i]->s);
+		if (v->keys[i]->len == 0 || v->keys[i]->len > 256) {
+			cfg_err(c, v->keys[i], "a name must be 1 to 256 characters");
+			bad = 1;
+		} else if (cfg_parse_string_match(c, v->items[i], 1, &kv[n].m) == 0) {
+			kv[n].name = sn_arena_strdup(c->a, v->keys[i]->s);
+			if (lower_names)
+				lowercase(kv[n].name);
+			n++;
+		} else {
+			bad = 1;
+		}
+		cfg_path_pop(c, pl);
+	}
+	*out = kv;
+	*n_out = n;
+	return bad ? -1 : 0;
+}
+
+static void parse_match(struct cfg_ctx *c, const struct yn *v, struct cfg_match *cm)
+{
+	int ignore_case = 0;
+	uint64_t x;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *x_node = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "name")) {
+			cfg_get_str(c, x_node, CFG_MAX_NAME, &cm->m.name);
+		} else if (!strcmp(k, "uri")) {
+			cfg_parse_string_match(c, x_node, 0, &cm->m.uri);
+		} else if (!strcmp(k, "scheme")) {
+			cfg_parse_string_match(c, x_node, 0, &cm->m.scheme);
+		} else if (!strcmp(k, "method")) {
+			cfg_parse_string_match(c, x_node, 0, &cm->m.method);
+		} else if (!strcmp(k, "authority")) {
+			cfg_parse_string_match(c, x_node, 0, &cm->m.authority);
+		} else if (!strcmp(k, "headers")) {
+			parse_kv_matches(c, x_node, 1, &cm->m.headers, &cm->m.n_headers);
+		} else if (!strcmp(k, "withoutHeaders")) {
+			parse_kv_matches(c, x_node, 1, &cm->m.without_headers, &cm->m.n_without_headers);
+		} else if (!strcmp(k, "queryParams")) {
+			parse_kv_matches(c, x_node, 0, &cm->m.query_params, &cm->m.n_query_params);
+		} else if (!strcmp(k, "ignoreUriCase")) {
+			cfg_get_bool(c, x_node, &ignore_case);
+		} else if (!strcmp(k, "port")) {
+			if (cfg_get_uint(c, x_node, 1, 65535, &x) == 0)
+				cm->m.port = (uint16_t)x;
+		} else if (!strcmp(k, "sourceLabels")) {
+			if (cfg_get_labels(c, x_node, &cm->source_labels) == 0)
+				cm->has_source_labels = 1;
+		} else if (!strcmp(k, "sourceNamespace")) {
+			cfg_get_str(c, x_node, 63, &cm->source_namespace);
+		} else if (!strcmp(k, "gateways")) {
+			cfg_get_str_list(c, x_node, CFG_MAX_NAME, &cm->gateways, &cm->n_gateways, NULL);
+		} else if (!strcmp(k, "statPrefix")) {
+			cfg_warn_unimplemented(c, v->keys[i], "statPrefix");
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+	cm->m.uri.ignore_case = ignore_case;
+}
+
+static int parse_header_kv(struct cfg_ctx *c, const struct yn *v, struct sn_header_op **out, size_t *n_out)
+{
+	int r = cfg_want_map(c, v);
+	if (r != 0)
+		return r;
+	if (v->n > CFG_MAX_KV) {
+		cfg_err(c, v, "%zu headers, more than the limit of %d", v->n, CFG_MAX_KV);
+		return -1;
+	}
+	struct sn_header_op *ops = sn_arena_new_array(c->a, struct sn_header_op, v->n ? v->n : 1);
+	if (ops == NULL)
+		return -1;
+	size_t n = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		size_t pl = cfg_path_push(c, ".%s", v->keys[i]->s);
+		char *val = NULL;
+		if (v->keys[i]->len == 0 || v->keys[i]->len > 256)
+			cfg_err(c, v->keys[i], "a header name must be 1 to 256 characters");
+		else if (cfg_get_str(c, v->items[i], CFG_MAX_STR, &val) >= 0) {
+			ops[n].name = sn_arena_strdup(c->a, v->keys[i]->s);
+			lowercase(ops[n].name);
+			ops[n++].value = val ? val : sn_arena_strdup(c->a, "");
+		}
+		cfg_path_pop(c, pl);
+	}
+	*out = ops;
+	*n_out = n;
+	return 0;
+}
+
+static void parse_header_ops(struct cfg_ctx *c, const struct yn *v, struct sn_header_ops *ops)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "set")) {
+			parse_header_kv(c, v->items[i], &ops->set, &ops->n_set);
+		} else if (!strcmp(k, "add")) {
+			parse_header_kv(c, v->items[i], &ops->add, &ops->n_add);
+		} else if (!strcmp(k, "remove")) {
+			char **names = NULL;
+			size_t n = 0;
+			if (cfg_get_str_list(c, v->items[i], 256, &names, &n, NULL) == 0 && n) {
+				if (n > CFG_MAX_KV) {
+					cfg_err(c, v->items[i], "more than %d headers", CFG_MAX_KV);
+				} else {
+					ops->remove = sn_arena_new_array(c->a, struct sn_header_op, n);
+					if (ops->remove) {
+						for (size_t j = 0; j < n; j++) {
+							lowercase(names[j]);
+							ops->remove[j].name = names[j];
+						}
+						ops->n_remove = n;
+					}
+				}
+			}
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+}
+
+static void parse_headers(struct cfg_ctx *c, const struct yn *v, struct sn_header_ops *req, struct sn_header_ops *resp)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "request"))
+			parse_header_ops(c, v->items[i], req);
+		else if (!strcmp(k, "response"))
+			parse_header_ops(c, v->items[i], resp);
+		else
+			cfg_warn_unknown(c, v->keys[i]);
+		cfg_path_pop(c, pl);
+	}
+}
+
+static void parse_destination(struct cfg_ctx *c, const struct yn *v, struct cfg_dest *d)
+{
+	uint64_t x;
+	d->path = cfg_path_dup(c, NULL);
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *x_node = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "host")) {
+			if (cfg_get_str(c, x_node, CFG_MAX_NAME, &d->host) == 0) {
+				lowercase(d->host);
+				size_t n = strlen(d->host);
+				if (n && d->host[n - 1] == '.')
+					d->host[n - 1] = '\0';
+				d->host_loc = cfg_loc_of(x_node);
+				if (!host_ok(d->host) || d->host[0] == '*') {
+					cfg_err(c, x_node, "\"%.64s\" is not a valid destination host; write a "
+						"service name like \"reviews\" or \"reviews.default.svc.cluster.local\"",
+						d->host);
+					d->host = NULL;
+				}
+			}
+		} else if (!strcmp(k, "subset")) {
+			if (cfg_get_str(c, x_node, CFG_MAX_NAME, &d->subset) == 0)
+				d->subset_loc = cfg_loc_of(x_node);
+		} else if (!strcmp(k, "port")) {
+			if (cfg_want_map(c, x_node) == 0) {
+				for (size_t j = 0; j < x_node->n; j++) {
+					size_t ql = cfg_path_push(c, ".%s", x_node->keys[j]->s);
+					if (!strcmp(x_node->keys[j]->s, "number")) {
+						if (cfg_get_uint(c, x_node->items[j], 1, 65535, &x) == 0)
+							d->port = (uint16_t)x;
+					} else {
+						cfg_warn_unknown(c, x_node->keys[j]);
+					}
+					cfg_path_pop(c, ql);
+				}
+			}
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+	if (d->host == NULL && c->errors == 0) {
+		size_t pl = cfg_path_push(c, ".host");
+		cfg_err(c, v, "host is required (the Service to route to)");
+		cfg_path_pop(c, pl);
+	}
+}
+
+static void parse_route(struct cfg_ctx *c, const struct yn *v, struct cfg_dest *d)
+{
+	uint64_t x;
+	const struct yn *dest = NULL;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *x_node = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "destination")) {
+			dest = x_node;
+			if (cfg_want_map(c, x_node) == 0)
+				parse_destination(c, x_node, d);
+		} else if (!strcmp(k, "weight")) {
+			if (cfg_get_uint(c, x_node, 0, 100, &x) == 0) {
+				d->has_weight = 1;
+				d->weight = (uint32_t)x;
+			}
+		} else if (!strcmp(k, "headers")) {
+			parse_headers(c, x_node, &d->req, &d->resp);
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+	if (dest == NULL || dest->type == YN_NULL) {
+		size_t pl = cfg_path_push(c, ".destination");
+		cfg_err(c, dest ? dest : v, "destination is required");
+		cfg_path_pop(c, pl);
+	}
+}
+
+static void parse_percentage(struct cfg_ctx *c, const struct yn *v, double *out)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		size_t pl = cfg_path_push(c, ".%s", v->keys[i]->s);
+		if (!strcmp(v->keys[i]->s, "value"))
+			cfg_get_double(c, v->items[i], 0, 100, out);
+		else
+			cfg_warn_unknown(c, v->keys[i]);
+		cfg_path_pop(c, pl);
+	}
+}
+
+static void parse_fault(struct cfg_ctx *c, const struct yn *v, struct sn_fault *f)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *part = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		int is_delay = !strcmp(k, "delay");
+		if (!is_delay && strcmp(k, "abort") != 0) {
+			cfg_warn_unknown(c, v->keys[i]);
+			cfg_path_pop(c, pl);
+			continue;
+		}
+		if (cfg_want_map(c, part) != 0) {
+			cfg_path_pop(c, pl);
+			continue;
+		}
+		int has_pct = 0, has_what = 0;
+		double pct = 0;
+		uint64_t x;
+		for (size_t j = 0; j < part->n; j++) {
+			const char *pk = part->keys[j]->s;
+			size_t ql = cfg_path_push(c, ".%s", pk);
+			if (!strcmp(pk, "percentage")) {
+				parse_percentage(c, part->items[j], &pct);
+				has_pct = 1;
+			} else if (!strcmp(pk, "percent")) {
+				if (cfg_get_uint(c, part->items[j], 0, 100, &x) == 0) {
+					pct = (double)x;
+					has_pct = 1;
+				}
+			} else if (is_delay && !strcmp(pk, "fixedDelay")) {
+				if (cfg_get_duration(c, part->items[j], &f->delay_ms) == 0)
+					has_what = 1;
+			} else if (is_delay && !strcmp(pk, "exponentialDelay")) {
+				cfg_warn_unimplemented(c, part->keys[j], "exponentialDelay");
+			} else if (!is_delay && !strcmp(pk, "httpStatus")) {
+				if (cfg_get_uint(c, part->items[j], 200, 599, &x) == 0) {
+					f->abort_status = (int)x;
+					has_what = 1;
+				}
+			} else if (!is_delay && (!strcmp(pk, "grpcStatus") || !strcmp(pk, "http2Error"))) {
+				cfg_warn_unimplemented(c, part->keys[j], pk);
+			} else {
+				cfg_warn_unknown(c, part->keys[j]);
+			}
+			cfg_path_pop(c, ql);
+		}
+		if (!has_what && c->errors == 0)
+			cfg_warn(c, part, "%s has no %s; this fault does nothing", k,
+				 is_delay ? "fixedDelay" : "httpStatus");
+		if (has_what && !has_pct)
+			cfg_warn(c, part, "percentage is not set: as in Istio, the fault applies to no request; "
+				 "set percentage.value (0-100)");
+		if (is_delay)
+			f->delay_percent = pct;
+		else
+			f->abort_percent = pct;
+		cfg_path_pop(c, pl);
+	}
+}
+
+struct retry_token {
+	const char *name;
+	uint32_t bit;
+};
+
+static const struct retry_token retry_tokens[] = {
+	{ "5xx", SN_RETRY_5XX },
+	{ "gateway-error", SN_RETRY_GATEWAY_ERROR },
+	{ "connect-failure", SN_RETRY_CONNECT_FAILURE },
+	{ "refused-stream", SN_RETRY_REFUSED_STREAM },
+	{ "reset", SN_RETRY_RESET },
+	{ "retriable-status-codes", SN_RETRY_RETRIABLE_CODES },
+};
+
+static void parse_retry_on(struct cfg_ctx *c, const struct yn *v, const char *s, struct sn_retry_policy *r)
+{
+	uint16_t codes[32];
+	size_t n_codes = 0;
+	r->retry_on = 0;
+	const char *p = s;
+	while (*p) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		while (len && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len) {
+			int found = 0, numeric = len <= 3;
+			for (size_t i = 0; i < len; i++)
+				if (p[i] < '0' || p[i] > '9')
+					numeric = 0;
+			for (size_t i = 0; i < SN_ARRAY_LEN(retry_tokens); i++)
+				if (strlen(retry_tokens[i].name) == len && !memcmp(retry_tokens[i].name, p, len)) {
+					r->retry_on |= retry_tokens[i].bit;
+					found = 1;
+				}
+			if (numeric) {
+				int code = 0;
+				for (size_t i = 0; i < len; i++)
+					code = code * 10 + (p[i] - '0');
+				if (code < 100 || code > 599) {
+					cfg_err(c, v, "retryOn status code %d is not an HTTP status (100-599)", code);
+				} else if (n_codes < SN_ARRAY_LEN(codes)) {
+					codes[n_codes++] = (uint16_t)code;
+					r->retry_on |= SN_RETRY_RETRIABLE_CODES;
+				}
+				found = 1;
+			}
+			if (!found)
+				cfg_warn(c, v, "retryOn condition \"%.*s\" is not implemented by Sinew; ignored "
+					 "(implemented: 5xx, gateway-error, connect-failure, refused-stream, reset, "
+					 "retriable-status-codes and status codes like 503)", (int)SN_MIN(len, 64), p);
+		}
+		if (e == NULL)
+			break;
+		p = e + 1;
+	}
+	if (n_codes) {
+		r->status_codes = sn_arena_new_array(c->a, uint16_t, n_codes);
+		if (r->status_codes) {
+			memcpy(r->status_codes, codes, n_codes * sizeof(codes[0]));
+			r->n_status_codes = n_codes;
+		}
+	}
+}
+
+static void parse_retries(struct cfg_ctx *c, const struct yn *v, struct sn_retry_policy *r)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	uint64_t x;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *x_node = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "attempts")) {
+			if (cfg_get_uint(c, x_node, 0, 10, &x) == 0)
+				r->attempts = (uint32_t)x;
+		} else if (!strcmp(k, "perTryTimeout")) {
+			cfg_get_duration(c, x_node, &r->per_try_timeout_ms);
+		} else if (!strcmp(k, "retryOn")) {
+			char *s = NULL;
+			if (cfg_get_str(c, x_node, 512, &s) == 0)
+				parse_retry_on(c, x_node, s, r);
+		} else if (!strcmp(k, "retryRemoteLocalities") || !strcmp(k, "retryIgnorePreviousHosts") ||
+			   !strcmp(k, "backoff")) {
+			cfg_warn_unimplemented(c, v->keys[i], k);
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+}
+
+static void parse_rewrite(struct cfg_ctx *c, const struct yn *v, struct cfg_http *h)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "uri")) {
+			if (cfg_get_str(c, v->items[i], CFG_MAX_STR, &h->rewrite_uri) == 0 && h->rewrite_uri[0] != '/' &&
+			    h->rewrite_uri[0] != '\0')
+				cfg_warn(c, v->items[i], "a rewritten path normally starts with '/'");
+		} else if (!strcmp(k, "authority")) {
+			cfg_get_str(c, v->items[i], CFG_MAX_NAME + 6, &h->rewrite_authority);
+		} else if (!strcmp(k, "uriRegexRewrite")) {
+			cfg_warn_unimplemented(c, v->keys[i], "uriRegexRewrite");
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+}
+
+static void parse_direct(struct cfg_ctx *c, const struct yn *v, struct cfg_http *h)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	uint64_t x;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *x_node = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "status")) {
+			if (cfg_get_uint(c, x_node, 200, 599, &x) == 0)
+				h->direct_status = (int)x;
+		} else if (!strcmp(k, "body")) {
+			if (cfg_want_map(c, x_node) == 0) {
+				for (size_t j = 0; j < x_node->n; j++) {
+					const char *bk = x_node->keys[j]->s;
+					size_t ql = cfg_path_push(c, ".%s", bk);
+					if (!strcmp(bk, "string"))
+						cfg_get_str(c, x_node->items[j], CFG_MAX_BODY, &h->direct_body);
+					else if (!strcmp(bk, "bytes"))
+						cfg_warn_unimplemented(c, x_node->keys[j], "body.bytes (use body.string)");
+					else
+						cfg_warn_unknown(c, x_node->keys[j]);
+					cfg_path_pop(c, ql);
+				}
+			}
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+	if (h->direct_status == 0 && c->errors == 0) {
+		size_t pl = cfg_path_push(c, ".status");
+		cfg_err(c, v, "status is required (200-599)");
+		cfg_path_pop(c, pl);
+	}
+}
+
+static void parse_http(struct cfg_ctx *c, const struct yn *v, struct cfg_http *h)
+{
+	const struct yn *route = NULL, *direct = NULL, *redirect = NULL;
+	h->path = cfg_path_dup(c, NULL);
+	h->loc = cfg_loc_of(v);
+	h->retry.attempts = 2;
+	h->retry.retry_on = SN_RETRY_CONNECT_FAILURE | SN_RETRY_REFUSED_STREAM;
+
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *x = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "name")) {
+			cfg_get_str(c, x, CFG_MAX_NAME, &h->name);
+		} else if (!strcmp(k, "match")) {
+			if (cfg_want_seq(c, x, CFG_MAX_MATCHES) == 0) {
+				h->matches = sn_arena_new_array(c->a, struct cfg_match, x->n ? x->n : 1);
+				if (h->matches == NULL)
+					return;
+				for (size_t j = 0; j < x->n; j++) {
+					size_t ql = cfg_path_push(c, "[%zu]", j);
+					if (cfg_want_map(c, x->items[j]) == 0)
+						parse_match(c, x->items[j], &h->matches[h->n_matches++]);
+					else if (x->items[j]->type == YN_NULL)
+						h->n_matches++; /* "- {}"-like: matches everything */
+					cfg_path_pop(c, ql);
+				}
+			}
+		} else if (!strcmp(k, "route")) {
+			route = x;
+			if (cfg_want_seq(c, x, CFG_MAX_MATCHES) == 0) {
+				h->dests = sn_arena_new_array(c->a, struct cfg_dest, x->n ? x->n : 1);
+				if (h->dests == NULL)
+					return;
+				for (size_t j = 0; j < x->n; j++) {
+					size_t ql = cfg_path_push(c, "[%zu]", j);
+					if (cfg_want_map(c, x->items[j]) == 0)
+						parse_route(c, x->items[j], &h->dests[h->n_dests++]);
+					cfg_path_pop(c, ql);
+				}
+			}
+		} else if (!strcmp(k, "redirect")) {
+			redirect = x;
+			h->has_redirect = 1;
+			cfg_warn(c, v->keys[i], "redirect is not implemented by Sinew yet; this rule is dropped "
+				 "(requests it would match go to the next rule)");
+		} else if (!strcmp(k, "rewrite")) {
+			parse_rewrite(c, x, h);
+		} else if (!strcmp(k, "timeout")) {
+			cfg_get_duration(c, x, &h->timeout_ms);
+		} else if (!strcmp(k, "retries")) {
+			parse_retries(c, x, &h->retry);
+		} else if (!strcmp(k, "fault")) {
+			parse_fault(c, x, &h->fault);
+		} else if (!strcmp(k, "headers")) {
+			parse_headers(c, x, &h->req, &h->resp);
+		} else if (!strcmp(k, "directResponse")) {
+			direct = x;
+			parse_direct(c, x, h);
+		} else if (!strcmp(k, "mirror") || !strcmp(k, "mirrorPercentage") || !strcmp(k, "mirrorPercent") ||
+			   !strcmp(k, "mirror_percent") || !strcmp(k, "mirrors") || !strcmp(k, "corsPolicy") ||
+			   !strcmp(k, "delegate")) {
+			cfg_warn_unimplemented(c, v->keys[i], k);
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+
+	int actions = (route != NULL) + (direct != NULL) + (redirect != NULL);
+	if (actions == 0)
+		cfg_err(c, v, "a rule needs one of route, redirect or directResponse");
+	else if (actions > 1)
+		cfg_err(c, v, "set only one of route, redirect or directResponse");
+	if (route != NULL && route->type == YN_SEQ && route->n == 0) {
+		size_t pl = cfg_path_push(c, ".route");
+		cfg_err(c, route, "route has no destinations; add at least one");
+		cfg_path_pop(c, pl);
+	}
+
+	/* Weights: a lone destination gets 100; several must sum to 100
+	 * (Istio's validation). */
+	if (h->n_dests == 1 && (!h->dests[0].has_weight || h->dests[0].weight == 0)) {
+		h->dests[0].weight = 100;
+	} else if (h->n_dests >= 1) {
+		uint32_t sum = 0;
+		for (size_t i = 0; i < h->n_dests; i++)
+			sum += h->dests[i].weight;
+		if (sum != 100) {
+			size_t pl = cfg_path_push(c, ".route");
+			cfg_err(c, route, "weights sum to %u, want 100; give every destination a weight so they add up to 100",
+				sum);
+			cfg_path_pop(c, pl);
+		}
+	}
+}
+
+struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spec)
+{
+	struct cfg_vs *vs = sn_arena_new(c->a, struct cfg_vs);
+	if (vs == NULL)
+		return NULL;
+	vs->for_mesh = 1;
+	const struct yn *hosts = NULL;
+	for (size_t i = 0; i < spec->n; i++) {
+		const char *k = spec->keys[i]->s;
+		const struct yn *v = spec->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "hosts")) {
+			hosts = v;
+			if (cfg_get_str_list(c, v, CFG_MAX_NAME, &vs->hosts, &vs->n_hosts, &vs->host_locs) == 0) {
+				for (size_t j = 0; j < vs->n_hosts; j++) {
+					char *h = vs->hosts[j];
+					lowercase(h);
+					size_t n = strlen(h);
+					if (n > 1 && h[n - 1] == '.')
+						h[n - 1] = '\0';
+					if (!host_ok(h)) {
+						size_t ql = cfg_path_push(c, "[%zu]", j);
+						struct yn at = { .line = vs->host_locs[j].line, .col = vs->host_locs[j].col };
+						cfg_err(c, &at, "\"%.64s\" is not a valid host; write a name like "
+							"\"reviews\", \"reviews.default.svc.cluster.local\" or \"*.example.com\" "
+							"(no port, no scheme)", h);
+						cfg_path_pop(c, ql);
+					}
+				}
+			}
+		} else if (!strcmp(k, "gateways")) {
+			char **gw = NULL;
+			size_t n = 0;
+			if (cfg_get_str_list(c, v, CFG_MAX_NAME, &gw, &n, NULL) == 0 && n > 0) {
+				int mesh = 0, other = 0;
+				for (size_t j = 0; j < n; j++) {
+					if (!strcmp(gw[j], "mesh"))
+						mesh = 1;
+					else
+						other = 1;
+				}
+				vs->for_mesh = mesh;
+				if (!mesh)
+					cfg_warn(c, v, "bound only to gateways (e.g. \"%.64s\"); Sinew has no gateways yet, "
+						 "so sidecars ignore this VirtualService", gw[0]);
+				else if (other)
+					cfg_warn(c, v, "gateways other than \"mesh\" are not implemented yet; this "
+						 "VirtualService applies to sidecars only");
+			}
+		} else if (!strcmp(k, "http")) {
+			if (cfg_want_seq(c, v, CFG_MAX_LIST) == 0) {
+				vs->http = sn_arena_new_array(c->a, struct cfg_http, v->n ? v->n : 1);
+				if (vs->http == NULL)
+					return NULL;
+				for (size_t j = 0; j < v->n; j++) {
+					size_t ql = cfg_path_push(c, "[%zu]", j);
+					if (cfg_want_map(c, v->items[j]) == 0)
+						parse_http(c, v->items[j], &vs->http[vs->n_http++]);
+					cfg_path_pop(c, ql);
+				}
+			}
+		} else if (!strcmp(k, "tcp") || !strcmp(k, "tls")) {
+			cfg_warn(c, spec->keys[i], "%s routes are not implemented by Sinew yet; ignored "
+				 "(such traffic goes straight to the Service)", k);
+		} else if (!strcmp(k, "exportTo")) {
+			cfg_warn_unimplemented(c, spec->keys[i], "exportTo (every VirtualService is visible to every proxy)");
+		} else {
+			cfg_warn_unknown(c, spec->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+	if (vs->n_hosts == 0 && c->errors == 0) {
+		size_t pl = cfg_path_push(c, ".hosts");
+		cfg_err(c, hosts ? hosts : spec, "hosts is required: list the hosts this VirtualService routes, "
+			"e.g. [reviews]");
+		cfg_path_pop(c, pl);
+	}
+	return vs;
+}
