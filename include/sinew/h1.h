@@ -13,7 +13,9 @@
  * SN_H1_INCOMPLETE (-2) for "need more", SN_H1_ERROR (-1) for malformed, in
  * which case the result's err_status (400, 414, 431, 501, 505, or 502 for a
  * bad upstream response) and err_reason (a short static string naming what
- * was wrong, e.g. "content-length with transfer-encoding") are set. */
+ * was wrong, e.g. "content-length with transfer-encoding") are set.
+ * A request may also get 417 (an Expect other than 100-continue). The rules
+ * are in docs/internals/http1.md. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -121,11 +123,15 @@ int sn_h1_find_header(const struct sn_h1_header *hdrs, size_t n, struct sn_str n
 /* True if name is hop-by-hop (Connection, Keep-Alive, Proxy-Connection,
  * TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate,
  * Proxy-Authorization is NOT hop-by-hop for us) or listed in the message's
- * Connection header. */
+ * Connection header. Content-Length and Host are never hop-by-hop, even
+ * when listed: dropping them while forwarding the body would smuggle. */
 int sn_h1_is_hop_by_hop(struct sn_str name, const struct sn_h1_header *hdrs, size_t n);
 
 /* Writing. A writer appends to a caller-owned buffer and never overflows:
- * once it runs out of room `overflow` is set and later calls do nothing. */
+ * once it runs out of room `overflow` is set and later calls do nothing.
+ * An append that would break the framing (CR, LF or another CTL in a value
+ * or reason, a name or method that is not a token, a space in a target) is
+ * refused the same way: check `overflow` before sending. */
 struct sn_h1_writer {
 	char *buf;
 	size_t cap;

@@ -47,6 +47,7 @@ struct sn_dconn {
 	unsigned closing : 1;
 	unsigned draining : 1;
 	unsigned header_timer : 1;   /* the timer is the request-header timeout */
+	size_t scanned;              /* bytes of c->in already seen to hold no complete line */
 	struct sn_task resume;
 	struct sn_task reclaim;
 };
@@ -56,8 +57,9 @@ struct sn_exchange {
 	struct sn_dconn *c;
 	struct sn_worker *w;
 	struct sn_snapshot *snap;
-	struct sn_buf head;          /* [request head copy][upstream request head] */
-	size_t up_off, up_len, up_written;
+	struct sn_buf head;          /* copy of the request head: req's views point here */
+	struct sn_buf up;            /* the upstream request head, re-sent on retries */
+	size_t up_len, up_written;
 	struct sn_h1_request req;
 	struct sn_h1_header req_hdrs[SN_MAX_HEADERS_ARRAY];
 	struct sn_h1_response resp;
@@ -433,6 +435,7 @@ static void ex_finish(struct sn_exchange *ex)
 	if (ex->snap != NULL)
 		sn_snapshot_unref(ex->snap);
 	sn_buf_release(&w->pool, &ex->head);
+	sn_buf_release(&w->pool, &ex->up);
 	c->ex = NULL;
 	ex_release(w, ex);
 	if (!keep) {
@@ -687,7 +690,7 @@ static int build_upstream_head(struct sn_exchange *ex)
 	const struct sn_h1_request *rq = &ex->req;
 	const struct sn_header_ops *rops = ex->route ? &ex->route->request_ops : NULL;
 	const struct sn_header_ops *dops = ex->dest ? &ex->dest->request_ops : NULL;
-	size_t want = ex->up_off + 256 + (rq->path.len + rq->authority.len) * 2;
+	size_t want = 256 + (rq->path.len + rq->authority.len) * 2;
 	struct sn_h1_writer wr;
 	struct sn_str path = rq->path;
 	struct sn_str host = rq->authority;
@@ -716,9 +719,11 @@ static int build_upstream_head(struct sn_exchange *ex)
 		if (n > 0 && (size_t)n < sizeof(pathbuf))
 			path = sn_str_make(pathbuf, (size_t)n);
 	}
-	if (sn_buf_reserve(&w->pool, &ex->head, want - ex->up_off, SN_MAX(want, limits(w)->max_head_bytes * 3)) != 0)
+	/* A separate buffer: growing the one that holds the request head would
+	 * move the bytes the parsed views point at. */
+	if (sn_buf_reserve(&w->pool, &ex->up, want, SN_MAX(want, limits(w)->max_head_bytes * 3)) != 0)
 		return SN_ENOMEM;
-	sn_h1w_init(&wr, ex->head.base + ex->up_off, ex->head.cap - ex->up_off);
+	sn_h1w_init(&wr, ex->up.base, ex->up.cap);
 	if (rq->minor_version == 0) {
 		/* An HTTP/1.0 client can't take a chunked response, and we relay
 		 * bodies without re-framing: ask upstream as HTTP/1.0 too, so it
@@ -750,7 +755,7 @@ static int build_upstream_head(struct sn_exchange *ex)
 	if (wr.overflow)
 		return SN_ELIMIT;
 	ex->up_len = wr.len;
-	ex->head.end = ex->up_off + wr.len;
+	ex->up.end = wr.len;
 	return 0;
 }
 
@@ -835,6 +840,16 @@ static void ex_dispatch(struct sn_exchange *ex)
 		}
 	} else {
 		sn_h1_chunked_init(&ex->req_chunked);
+		/* Validate the framing that came with the head before anything
+		 * goes upstream: a malformed chunked body must never reach the
+		 * backend, not even as a head followed by a reset. */
+		struct sn_h1_chunked probe = ex->req_chunked;
+		int done = 0;
+		if (sn_buf_len(&ex->c->in) > 0 &&
+		    sn_h1_chunked_scan(&probe, sn_buf_data(&ex->c->in), sn_buf_len(&ex->c->in), &done) < 0) {
+			ex_local(ex, 400, "bad_request", "sinew: malformed chunked request body");
+			return;
+		}
 	}
 	if (ex->route != NULL && ex->route->timeout_ms)
 		sn_timer_start(&w->loop, &ex->route_timer, ex->route->timeout_ms, on_route_timeout);
@@ -932,7 +947,7 @@ static int pump_request(struct sn_exchange *ex)
 	struct sn_uconn *u = ex->u;
 
 	while (u->can_write && ex->up_written < ex->up_len) {
-		ssize_t n = write(u->fd, ex->head.base + ex->up_off + ex->up_written, ex->up_len - ex->up_written);
+		ssize_t n = write(u->fd, ex->up.base + ex->up_written, ex->up_len - ex->up_written);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				u->can_write = 0;
@@ -1436,10 +1451,18 @@ static void dconn_process(struct sn_dconn *c)
 		}
 		int r = SN_H1_INCOMPLETE;
 		struct sn_h1_request req;
-		if (sn_buf_len(&c->in) > 0)
+		size_t len = sn_buf_len(&c->in);
+		/* The parser starts over on each call; parse again only when a
+		 * new line has arrived (or the head limit is reached), so a
+		 * client trickling one byte at a time costs O(lines x size),
+		 * not O(size^2). */
+		int fresh_line = len > c->scanned &&
+				 memchr(sn_buf_data(&c->in) + c->scanned, '\n', len - c->scanned) != NULL;
+		if (len > 0 && (fresh_line || len >= limits(w)->max_head_bytes))
 			r = sn_h1_parse_request(sn_buf_data(&c->in), sn_buf_len(&c->in), &req, w->scratch_hdrs,
 						SN_MAX_HEADERS_ARRAY, limits(w));
 		if (r == SN_H1_INCOMPLETE) {
+			c->scanned = len;
 			ssize_t n = dconn_read(c);
 			if (n > 0)
 				continue;
@@ -1464,6 +1487,7 @@ static void dconn_process(struct sn_dconn *c)
 		}
 		sn_timer_stop(&w->loop, &c->timer);
 		c->header_timer = 0;
+		c->scanned = 0;
 
 		struct sn_exchange *ex = ex_alloc(w);
 		if (ex == NULL) {
@@ -1492,7 +1516,6 @@ static void dconn_process(struct sn_dconn *c)
 		sn_buf_append(&ex->head, sn_buf_data(&c->in), hlen);
 		sn_buf_consume(&c->in, hlen);
 		sn_h1_parse_request(ex->head.base, hlen, &ex->req, ex->req_hdrs, SN_MAX_HEADERS_ARRAY, limits(w));
-		ex->up_off = hlen;
 		int rid = sn_h1_find_header(ex->req.headers, ex->req.num_headers, SN_STR_LIT("x-request-id"), 0);
 		if (rid >= 0 && ex->req.headers[rid].value.len > 0) {
 			ex->rid = ex->req.headers[rid].value;

@@ -377,18 +377,18 @@ void sn_worker_post_stop(struct sn_worker *w)
 void sn_worker_dispose(struct sn_worker *w)
 {
 	close_listeners(w);
-	/* Run reclaim for anything closed by on_stop. */
-	sn_loop_run_once(&w->loop, 0);
+	/* The worker thread has exited; its loop is ours now. Close pooled
+	 * connections, then run one iteration so the reclaim phase frees them
+	 * and anything closed by on_stop. */
 	for (size_t i = 0; i < w->hosts_cap; i++) {
 		struct sn_host *h = w->hosts ? w->hosts[i] : NULL;
-		if (h == NULL)
-			continue;
-		while (h->idle != NULL) {
-			struct sn_uconn *u = h->idle;
-			sn_uconn_destroy(w, u);
-		}
-		free(h);
+		while (h != NULL && h->idle != NULL)
+			sn_uconn_destroy(w, h->idle);
 	}
+	sn_loop_run_once(&w->loop, 0);
+	for (size_t i = 0; i < w->hosts_cap; i++)
+		if (w->hosts != NULL)
+			free(w->hosts[i]);
 	free(w->hosts);
 	if (w->snap != NULL) {
 		release_cluster_state(w);
