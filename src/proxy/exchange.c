@@ -47,6 +47,7 @@ struct sn_dconn {
 	unsigned closing : 1;
 	unsigned draining : 1;
 	unsigned header_timer : 1;   /* the timer is the request-header timeout */
+	unsigned hup : 1;            /* epoll reported hang-up: read until EOF */
 	size_t scanned;              /* bytes of c->in already seen to hold no complete line */
 	struct sn_task resume;
 	struct sn_task reclaim;
@@ -146,8 +147,11 @@ static ssize_t dconn_read(struct sn_dconn *c)
 	ssize_t n = read(c->fd, c->in.base + c->in.end, room);
 	if (n > 0) {
 		c->in.end += (size_t)n;
-		if ((size_t)n < room)
-			c->can_read = 0;  /* short read: the socket is drained (ET) */
+		/* A short read means the socket is drained (edge-triggered),
+		 * unless a hang-up was reported: then the EOF that follows the
+		 * data will not be announced again. */
+		if ((size_t)n < room && !c->hup)
+			c->can_read = 0;
 		return n;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -1129,7 +1133,7 @@ static ssize_t uconn_read(struct sn_uconn *u)
 	ssize_t n = read(u->fd, u->in.base + u->in.end, room);
 	if (n > 0) {
 		u->in.end += (size_t)n;
-		if ((size_t)n < room)
+		if ((size_t)n < room && !u->hup)
 			u->can_read = 0;
 		return n;
 	}
@@ -1546,6 +1550,8 @@ static void on_dconn_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		c->can_write = 1;
 	if (events & SN_IO_READ)
 		c->can_read = 1;
+	if (events & SN_IO_HUP)
+		c->hup = 1;
 	if (c->ex != NULL) {
 		struct sn_exchange *ex = c->ex;
 		/* A client that goes away while we wait for upstream: detect it

@@ -27,6 +27,7 @@ struct sn_uconn {
 	unsigned can_read : 1;
 	unsigned eof : 1;
 	unsigned idle : 1;
+	unsigned hup : 1;            /* epoll reported hang-up/error: read until EOF */
 	struct sn_task reclaim;
 };
 

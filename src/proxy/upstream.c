@@ -73,6 +73,8 @@ static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		u->can_write = 1;
 	if (events & SN_IO_READ)
 		u->can_read = 1;
+	if (events & SN_IO_HUP)
+		u->hup = 1;
 	if (u->ex != NULL) {
 		sn_exchange_on_upstream(u->ex, events);
 		return;
