@@ -27,6 +27,8 @@
 #define MAX_FREE_EXCHANGES 64
 #define MAX_TRANSPARENT_RETRIES 3   /* stale pooled connections */
 #define CONTINUE_LINE "HTTP/1.1 100 Continue\r\n\r\n"
+#define LINGER_MS 2000
+#define LINGER_MAX_BYTES (64u << 20)
 
 struct sn_dconn {
 	struct sn_dconn *next;       /* first member: the worker's list link */
@@ -48,6 +50,8 @@ struct sn_dconn {
 	unsigned draining : 1;
 	unsigned header_timer : 1;   /* the timer is the request-header timeout */
 	unsigned hup : 1;            /* epoll reported hang-up: read until EOF */
+	unsigned lingering : 1;      /* closed our side; dropping late input */
+	size_t lingered;
 	size_t scanned;              /* bytes of c->in already seen to hold no complete line */
 	struct sn_task resume;
 	struct sn_task reclaim;
@@ -115,6 +119,8 @@ struct sn_exchange {
 
 static void dconn_process(struct sn_dconn *c);
 static void dconn_close(struct sn_dconn *c);
+static void dconn_close_linger(struct sn_dconn *c);
+static void on_dconn_timer(struct sn_loop *loop, struct sn_timer *t);
 static void ex_progress(struct sn_exchange *ex);
 static void ex_finish(struct sn_exchange *ex);
 static void ex_attempt(struct sn_exchange *ex);
@@ -423,6 +429,8 @@ static void ex_finish(struct sn_exchange *ex)
 	struct sn_worker *w = ex->w;
 	int keep = ex->req.keep_alive && !ex->close_after && ex->req_done && !c->draining &&
 		   !w->draining && !c->eof;
+	int req_done = ex->req_done;
+	int local = ex->local;
 
 	ex_stop_timers(ex);
 	if (ex->u != NULL) {
@@ -443,7 +451,13 @@ static void ex_finish(struct sn_exchange *ex)
 	c->ex = NULL;
 	ex_release(w, ex);
 	if (!keep) {
-		dconn_close(c);
+		/* Unread input (a refused body, a malformed request) must not
+		 * turn into an RST that destroys the response we just sent. */
+		int unread = !req_done || local;
+		if (unread)
+			dconn_close_linger(c);
+		else
+			dconn_close(c);
 		return;
 	}
 	if (sn_buf_len(&c->in) == 0)
@@ -1369,7 +1383,67 @@ static void reclaim_dconn(struct sn_loop *loop, struct sn_task *t)
 	sn_worker_conn_closed(w);
 }
 
+/* Frees the connection now. */
+static void dconn_destroy(struct sn_dconn *c)
+{
+	struct sn_worker *w = c->w;
+
+	sn_timer_stop(&w->loop, &c->timer);
+	sn_io_stop(&w->loop, &c->io);
+	close(c->fd);
+	sn_buf_release(&w->pool, &c->in);
+	sn_buf_release(&w->pool, &c->out);
+	*c->pprev = c->next;
+	if (c->next != NULL)
+		c->next->pprev = c->pprev;
+	w->n_conns--;
+	sn_metrics_add(w->metrics, SN_CTR_DOWNSTREAM_CX_ACTIVE, -1);
+	sn_loop_reclaim(&w->loop, &c->reclaim, reclaim_dconn);
+}
+
+/* Reads and drops what the client still sends after we closed our side.
+ * Returns 1 when the lingering is over. */
+static int linger_drain(struct sn_dconn *c)
+{
+	char sink[4096];
+
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = read(c->fd, sink, sizeof(sink));
+		if (n > 0) {
+			c->lingered += (size_t)n;
+			if (c->lingered > LINGER_MAX_BYTES)
+				return 1;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		return 1;  /* EOF or error */
+	}
+	return 0;
+}
+
+/* Closes the connection politely: after the last response, shut down our
+ * side and keep reading (and dropping) for a moment, so that input the
+ * client sent after it -- the rest of a body we refused -- does not make
+ * the kernel answer with an RST that destroys the response in flight
+ * (nginx's lingering close). */
+static void close_common(struct sn_dconn *c, int linger);
+
+/* Closes a connection with nothing in flight (idle, drained, or gone). */
 static void dconn_close(struct sn_dconn *c)
+{
+	close_common(c, 0);
+}
+
+/* Closes after a response when the client may still be sending. */
+static void dconn_close_linger(struct sn_dconn *c)
+{
+	close_common(c, 1);
+}
+
+static void close_common(struct sn_dconn *c, int linger)
 {
 	struct sn_worker *w = c->w;
 
@@ -1383,26 +1457,24 @@ static void dconn_close(struct sn_dconn *c)
 			ex->flags = "downstream_disconnect";
 		ex_finish(ex);  /* re-enters dconn_close, which returns at once */
 	}
-	sn_timer_stop(&w->loop, &c->timer);
-	sn_io_stop(&w->loop, &c->io);
-	/* Graceful: make sure what we wrote is not lost to an RST caused by
-	 * unread input. */
-	shutdown(c->fd, SHUT_WR);
-	close(c->fd);
 	sn_buf_release(&w->pool, &c->in);
 	sn_buf_release(&w->pool, &c->out);
-	*c->pprev = c->next;
-	if (c->next != NULL)
-		c->next->pprev = c->pprev;
-	w->n_conns--;
-	sn_metrics_add(w->metrics, SN_CTR_DOWNSTREAM_CX_ACTIVE, -1);
-	sn_loop_reclaim(&w->loop, &c->reclaim, reclaim_dconn);
+	if (!linger || c->eof || shutdown(c->fd, SHUT_WR) != 0 || linger_drain(c)) {
+		dconn_destroy(c);
+		return;
+	}
+	c->lingering = 1;
+	sn_timer_start(&w->loop, &c->timer, LINGER_MS, on_dconn_timer);
 }
 
 static void on_dconn_timer(struct sn_loop *loop, struct sn_timer *t)
 {
 	struct sn_dconn *c = sn_container_of(t, struct sn_dconn, timer);
 
+	if (c->lingering) {
+		dconn_destroy(c);
+		return;
+	}
 	if (c->ex != NULL)
 		return;
 	if (c->header_timer && sn_buf_len(&c->in) > 0) {
@@ -1552,6 +1624,11 @@ static void on_dconn_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		c->can_read = 1;
 	if (events & SN_IO_HUP)
 		c->hup = 1;
+	if (c->lingering) {
+		if (linger_drain(c))
+			dconn_destroy(c);
+		return;
+	}
 	if (c->ex != NULL) {
 		struct sn_exchange *ex = c->ex;
 		/* A client that goes away while we wait for upstream: detect it
@@ -1616,5 +1693,10 @@ void sn_dconn_drain(struct sn_dconn *c)
 
 void sn_dconn_abort(struct sn_dconn *c)
 {
-	dconn_close(c);
+	if (!c->closing)
+		dconn_close(c);
+	if (c->lingering) {
+		c->lingering = 0;
+		dconn_destroy(c);
+	}
 }
