@@ -22,6 +22,8 @@ static int header_matches(const struct sn_route_request *r, const struct sn_kv_m
 static int query_matches(const struct sn_route_request *r, const struct sn_kv_match *km)
 {
 	size_t nlen = strlen(km->name);
+	if (r->query.len == 0)
+		return 0;
 	const char *p = r->query.p;
 	const char *end = r->query.p + r->query.len;
 
