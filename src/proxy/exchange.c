@@ -28,6 +28,7 @@
 #define MAX_TRANSPARENT_RETRIES 3   /* stale pooled connections */
 #define CONTINUE_LINE "HTTP/1.1 100 Continue\r\n\r\n"
 #define LINGER_MS 2000
+#define DISCOVERY_WAIT_MS 1000
 #define LINGER_MAX_BYTES (64u << 20)
 
 struct sn_dconn {
@@ -115,6 +116,10 @@ struct sn_exchange {
 	double upstream_ms;
 	char request_id[40];
 	struct sn_str rid;
+	/* waiting for discovery (control-plane mode) */
+	struct sn_exchange *next_parked;
+	struct sn_exchange **pprev_parked;
+	uint64_t park_deadline_ms;
 };
 
 static void dconn_process(struct sn_dconn *c);
@@ -330,6 +335,17 @@ static void ex_drop_host(struct sn_exchange *ex)
 	}
 }
 
+static void unpark(struct sn_exchange *ex)
+{
+	if (ex->pprev_parked == NULL)
+		return;
+	*ex->pprev_parked = ex->next_parked;
+	if (ex->next_parked != NULL)
+		ex->next_parked->pprev_parked = ex->pprev_parked;
+	ex->next_parked = NULL;
+	ex->pprev_parked = NULL;
+}
+
 static void ex_record(struct sn_exchange *ex)
 {
 	struct sn_worker *w = ex->w;
@@ -433,6 +449,7 @@ static void ex_finish(struct sn_exchange *ex)
 	int local = ex->local;
 
 	ex_stop_timers(ex);
+	unpark(ex);
 	if (ex->u != NULL) {
 		int reusable = ex->resp_head_done && ex->resp.keep_alive && !ex->resp_until_close &&
 			       ex->req_sent && ex->resp_classified_done && ex->resp_pending == 0;
@@ -889,6 +906,85 @@ static int roll(struct sn_worker *w, double percent)
 	return (double)(sn_worker_random(w) % 1000000) < percent * 10000.0;
 }
 
+static void ex_route(struct sn_exchange *ex);
+
+static void on_discovery_timeout(struct sn_loop *loop, struct sn_timer *t)
+{
+	struct sn_exchange *ex = sn_container_of(t, struct sn_exchange, delay_timer);
+	unpark(ex);
+	ex_local(ex, 404, "no_route",
+		 "sinew: the control plane did not resolve host \"%.*s\" within %d ms; is sinewd reachable?",
+		 (int)SN_MIN(ex->req.authority.len, 256), ex->req.authority.p, DISCOVERY_WAIT_MS);
+}
+
+/* Control-plane mode: a host this proxy has never asked about. Subscribe
+ * and park the request until a snapshot that knows it arrives (or the
+ * wait runs out). Returns 1 if parked. */
+static int park_for_discovery(struct sn_exchange *ex)
+{
+	struct sn_worker *w = ex->w;
+	struct sn_str a = ex->req.authority;
+	char host[256];
+	size_t n = 0;
+	uint64_t now = sn_loop_now(&w->loop);
+
+	/* host without the port, lowercase; an IPv6 literal keeps brackets */
+	if (a.len > 0 && a.p[0] == '[') {
+		const char *rb = memchr(a.p, ']', a.len);
+		n = rb ? (size_t)(rb - a.p) + 1 : a.len;
+	} else {
+		const char *colon = memchr(a.p, ':', a.len);
+		n = colon ? (size_t)(colon - a.p) : a.len;
+	}
+	if (n == 0 || n >= sizeof(host))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		host[i] = (char)sn_tolower_ascii((unsigned char)a.p[i]);
+	host[n] = '\0';
+	if (n > 1 && host[n - 1] == '.')
+		host[--n] = '\0';
+	struct sn_str h = sn_str_make(host, n);
+	int known = sn_cp_host_known(w->proxy, h);
+	if (known == 1)
+		return 0;
+	if (ex->park_deadline_ms == 0)
+		ex->park_deadline_ms = now + DISCOVERY_WAIT_MS;
+	else if (now >= ex->park_deadline_ms)
+		return 0;
+	if (known == 0)
+		sn_cp_subscribe(w->proxy, h);
+	ex->next_parked = w->parked;
+	if (ex->next_parked != NULL)
+		ex->next_parked->pprev_parked = &ex->next_parked;
+	w->parked = ex;
+	ex->pprev_parked = &w->parked;
+	sn_timer_start(&w->loop, &ex->delay_timer, ex->park_deadline_ms - now, on_discovery_timeout);
+	return 1;
+}
+
+void sn_exchange_retry_parked(struct sn_worker *w)
+{
+	struct sn_exchange *list = w->parked;
+
+	/* Detach the whole list first: re-routing may park again. */
+	w->parked = NULL;
+	if (list != NULL)
+		list->pprev_parked = &list;
+	while (list != NULL) {
+		struct sn_exchange *ex = list;
+		unpark(ex);
+		sn_timer_stop(&w->loop, &ex->delay_timer);
+		if (ex->snap != w->snap) {
+			if (ex->snap != NULL)
+				sn_snapshot_unref(ex->snap);
+			ex->snap = w->snap;
+			if (ex->snap != NULL)
+				sn_snapshot_ref(ex->snap);
+		}
+		ex_route(ex);
+	}
+}
+
 /* Chooses route, destination and cluster for an outbound request. */
 static void ex_route(struct sn_exchange *ex)
 {
@@ -906,6 +1002,8 @@ static void ex_route(struct sn_exchange *ex)
 		return;
 	}
 	const struct sn_vhost *vh = sn_snapshot_find_vhost(ex->snap, rq->authority, &port);
+	if (vh == NULL && w->proxy->cp != NULL && park_for_discovery(ex))
+		return;
 	if (vh == NULL) {
 		ex_local(ex, 404, "no_route",
 			 "sinew: no route for host \"%.*s\": no Service or VirtualService host matches it (config version %llu)",

@@ -28,6 +28,7 @@ struct sn_worker;
 struct sn_dconn;
 struct sn_uconn;
 struct sn_exchange;
+struct sn_cp;
 
 enum sn_direction {
 	SN_DIR_OUTBOUND = 0,
@@ -47,8 +48,8 @@ void sn_addr_format(const struct sockaddr *sa, char *buf, size_t size);
 
 struct sn_proxy_options {
 	const char *config_path;
-	int have_outbound, have_inbound, have_admin;
-	struct sn_addr outbound, inbound, app, admin;
+	int have_outbound, have_inbound, have_admin, have_control_plane;
+	struct sn_addr outbound, inbound, app, admin, control_plane;
 	const char *service;
 	const char *namespace_;
 	const char *labels_text;
@@ -120,6 +121,7 @@ struct sn_worker {
 	size_t n_conns;
 	struct sn_exchange *free_exchanges;
 	size_t n_free_exchanges;
+	struct sn_exchange *parked;      /* waiting for discovery */
 	uint64_t rng;
 	struct sn_retry_budget budget;
 	int draining;
@@ -158,10 +160,17 @@ struct sn_proxy {
 	int admin_fd;
 	struct sn_io admin_io;
 	int exit_code;
+	struct sn_cp *cp;                /* control-plane mode; NULL in file mode */
 };
 
 /* server.c */
 int sn_proxy_run(struct sn_proxy_options *opt);
+/* Makes s (takes the caller's reference) the active snapshot: numbers it,
+ * hands it to every worker. Main thread only. */
+void sn_proxy_publish(struct sn_proxy *p, struct sn_snapshot *s);
+/* Hands the active snapshot to the workers again, so that requests parked
+ * waiting for discovery look again. Main thread only. */
+void sn_proxy_republish(struct sn_proxy *p);
 /* Called by a worker (posted to the main loop) when its loop exits. */
 void sn_proxy_worker_exited(struct sn_proxy *p);
 
@@ -222,6 +231,22 @@ struct sn_route_request {
 const struct sn_http_route *sn_router_match(const struct sn_vhost *vh, const struct sn_route_request *r);
 /* Chooses a destination of a route by weight. */
 const struct sn_route_dest *sn_router_pick_dest(const struct sn_http_route *route, uint64_t rnd);
+
+/* discovery.c: control-plane mode (docs/internals/control-protocol.md). */
+int sn_cp_start(struct sn_proxy *p);
+void sn_cp_stop(struct sn_proxy *p);
+void sn_cp_free(struct sn_proxy *p);
+/* For a host (as the app wrote it, without port, lowercase): 1 if sinewd
+ * answered its subscription (or in file mode), -1 if one is pending, 0 if
+ * never asked. Any thread. */
+int sn_cp_host_known(struct sn_proxy *p, struct sn_str host);
+/* Asks the main thread to subscribe to host. Any thread. */
+void sn_cp_subscribe(struct sn_proxy *p, struct sn_str host);
+/* The store revision this proxy runs, or NULL. Main thread. */
+const char *sn_cp_revision(struct sn_proxy *p);
+
+/* Re-routes requests parked waiting for discovery (after a new snapshot). */
+void sn_exchange_retry_parked(struct sn_worker *w);
 
 /* admin.c */
 int sn_admin_start(struct sn_proxy *p);

@@ -164,6 +164,14 @@ static int load_config(struct sn_proxy *p, int initial)
 		return SN_EINVAL;
 	}
 	sn_diags_free(&d);
+	sn_proxy_publish(p, s);
+	sn_log(SN_LOG_INFO, "config: %s loaded as version %llu (%zu services, %zu clusters, %zu hosts)",
+	       p->opt.config_path, (unsigned long long)p->version, s->n_services, s->n_clusters, s->n_vhosts);
+	return 0;
+}
+
+void sn_proxy_publish(struct sn_proxy *p, struct sn_snapshot *s)
+{
 	s->version = ++p->version;
 	for (int i = 0; i < p->n_workers; i++) {
 		sn_snapshot_ref(s);
@@ -178,9 +186,19 @@ static int load_config(struct sn_proxy *p, int initial)
 	p->proc.config_version = p->version;
 	p->proc.config_reloads_ok++;
 	p->proc.config_last_reload_seconds = (double)time(NULL);
-	sn_log(SN_LOG_INFO, "config: %s loaded as version %llu (%zu services, %zu clusters, %zu hosts)",
-	       p->opt.config_path, (unsigned long long)p->version, s->n_services, s->n_clusters, s->n_vhosts);
-	return 0;
+}
+
+void sn_proxy_republish(struct sn_proxy *p)
+{
+	pthread_mutex_lock(&p->snap_lock);
+	struct sn_snapshot *s = p->snap;
+	pthread_mutex_unlock(&p->snap_lock);
+	if (s == NULL)
+		return;
+	for (int i = 0; i < p->n_workers; i++) {
+		sn_snapshot_ref(s);
+		sn_worker_post_snapshot(&p->workers[i], s);
+	}
 }
 
 static void on_reload_timer(struct sn_loop *loop, struct sn_timer *t)
@@ -224,6 +242,7 @@ static void start_drain(struct sn_proxy *p, const char *why)
 	p->draining = 1;
 	p->proc.draining = 1;
 	p->ready = 0;
+	sn_cp_stop(p);
 	sn_log(SN_LOG_INFO, "drain: %s; no new connections, finishing in-flight requests (deadline %u ms)", why,
 	       p->opt.drain_ms);
 	for (int i = 0; i < p->n_workers; i++)
@@ -240,6 +259,8 @@ static void on_signal(struct sn_loop *loop, struct sn_io *io, unsigned events)
 	while (read(p->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		switch (si.ssi_signo) {
 		case SIGHUP:
+			if (p->opt.config_path == NULL)
+				break;  /* control-plane mode: nothing to reload */
 			sn_log(SN_LOG_INFO, "config: SIGHUP, reloading %s", p->opt.config_path);
 			if (!p->draining)
 				load_config(p, 0);
@@ -378,14 +399,18 @@ int sn_proxy_run(struct sn_proxy_options *opt)
 			goto out_workers;
 		started = i + 1;
 	}
-	if (load_config(p, 1) != 0) {
+	if (opt->have_control_plane) {
+		if (sn_cp_start(p) != 0)
+			goto out_workers;
+	} else if (load_config(p, 1) != 0) {
 		rc = 2;
 		goto out_workers;
 	}
 	p->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (p->sigfd < 0 || sn_io_start(&p->loop, &p->sig_io, p->sigfd, on_signal) != 0)
 		goto out_workers;
-	watch_config(p);
+	if (!opt->have_control_plane)
+		watch_config(p);
 	if (opt->have_admin && sn_admin_start(p) != 0)
 		goto out_workers;
 
@@ -401,10 +426,14 @@ int sn_proxy_run(struct sn_proxy_options *opt)
 			goto out_admin;
 		}
 	}
-	p->ready = 1;
-	sn_log(SN_LOG_INFO, "sinew-proxy ready: outbound %s, inbound %s -> app %s, admin %s, %d worker(s)",
-	       opt->have_outbound ? opt->outbound.text : "off", opt->have_inbound ? opt->inbound.text : "off",
-	       opt->have_inbound ? opt->app.text : "-", opt->have_admin ? opt->admin.text : "off", p->n_workers);
+	/* In control-plane mode, ready comes with the first sync. */
+	if (!opt->have_control_plane)
+		p->ready = 1;
+	sn_log(SN_LOG_INFO, "sinew-proxy %s: outbound %s, inbound %s -> app %s, admin %s, %d worker(s)%s%s",
+	       p->ready ? "ready" : "started", opt->have_outbound ? opt->outbound.text : "off",
+	       opt->have_inbound ? opt->inbound.text : "off", opt->have_inbound ? opt->app.text : "-",
+	       opt->have_admin ? opt->admin.text : "off", p->n_workers,
+	       opt->have_control_plane ? ", control plane " : "", opt->have_control_plane ? opt->control_plane.text : "");
 
 	sn_loop_run(&p->loop);
 
@@ -412,6 +441,9 @@ int sn_proxy_run(struct sn_proxy_options *opt)
 		pthread_join(p->workers[i].thread, NULL);
 	sn_log(SN_LOG_INFO, "drain: done; exiting");
 	rc = 0;
+	/* Close the control link and let the loop free it. */
+	sn_cp_stop(p);
+	sn_loop_run_once(&p->loop, 0);
 
 out_admin:
 	sn_admin_stop(p);
@@ -435,6 +467,7 @@ out_loop:
 	}
 	sn_loop_dispose(&p->loop);
 out:
+	sn_cp_free(p);
 	if (p->snap != NULL)
 		sn_snapshot_unref(p->snap);
 	free_labels(p);

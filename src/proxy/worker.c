@@ -178,6 +178,7 @@ static void on_snapshot_msg(struct sn_loop *loop, struct sn_task *t)
 		       (unsigned long long)m->snap->version);
 	}
 	free(m);
+	sn_exchange_retry_parked(w);
 }
 
 void sn_worker_post_snapshot(struct sn_worker *w, struct sn_snapshot *s)

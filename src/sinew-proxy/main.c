@@ -14,12 +14,13 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sinew-proxy --config FILE [options]\n"
+		"usage: sinew-proxy --config FILE | --control-plane ADDR:PORT [options]\n"
 		"\n"
 		"Sinew's data plane: an HTTP/1.1 sidecar proxy configured with Kubernetes-style\n"
 		"resources (Service, WorkloadEntry, Istio VirtualService and DestinationRule).\n"
 		"\n"
 		"  --config FILE                multi-document YAML; reloaded on SIGHUP and when it changes\n"
+		"  --control-plane ADDR:PORT    get config from sinewd instead (its --mesh address)\n"
 		"  --outbound ADDR:PORT         listener for the app's outgoing HTTP (Host or absolute-form routing)\n"
 		"  --inbound ADDR:PORT          listener for requests to the local app (needs --app)\n"
 		"  --app ADDR:PORT              where the local app listens\n"
@@ -76,7 +77,7 @@ int main(int argc, char **argv)
 	enum {
 		O_CONFIG = 256, O_OUTBOUND, O_INBOUND, O_APP, O_ADMIN, O_SERVICE, O_NAMESPACE, O_LABELS, O_SA,
 		O_ACCESS_LOG, O_LOG_LEVEL, O_WORKERS, O_DRAIN, O_HDR_TIMEOUT, O_IDLE_TIMEOUT, O_MAX_CONNS,
-		O_ISTIO_NAMES, O_VERSION, O_HELP,
+		O_ISTIO_NAMES, O_VERSION, O_HELP, O_CONTROL_PLANE,
 	};
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
@@ -96,6 +97,7 @@ int main(int argc, char **argv)
 		{ "idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT },
 		{ "max-connections", required_argument, NULL, O_MAX_CONNS },
 		{ "istio-metric-names", no_argument, NULL, O_ISTIO_NAMES },
+		{ "control-plane", required_argument, NULL, O_CONTROL_PLANE },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -174,6 +176,11 @@ int main(int argc, char **argv)
 			o.max_connections = (uint32_t)n;
 			break;
 		case O_ISTIO_NAMES: o.istio_metric_names = 1; break;
+		case O_CONTROL_PLANE:
+			if (parse_addr("--control-plane", optarg, &o.control_plane) != 0)
+				return 1;
+			o.have_control_plane = 1;
+			break;
 		case O_VERSION: printf("sinew-proxy %s\n", SINEW_VERSION); return 0;
 		case O_HELP: usage(stdout); return 0;
 		default: usage(stderr); return 1;
@@ -184,8 +191,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	if (o.config_path == NULL) {
-		fprintf(stderr, "sinew-proxy: --config FILE is required (the control-plane mode comes later)\n");
+	if ((o.config_path == NULL) == !o.have_control_plane) {
+		fprintf(stderr, "sinew-proxy: give exactly one of --config FILE (file mode) or --control-plane ADDR:PORT (sinewd)\n");
 		return 1;
 	}
 	if (o.have_inbound != (o.app.len != 0)) {

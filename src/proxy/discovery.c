@@ -1,0 +1,692 @@
+/* Control-plane mode: `sinew-proxy --control-plane ADDR:PORT`.
+ *
+ * The proxy holds no config file. It keeps the resources sinewd sent it
+ * (their YAML text, keyed by Kind/namespace/name) and, on every delta,
+ * loads and translates the whole set with the same config library sinewd
+ * ran at admission; a delta that does not translate is NACKed with the
+ * diagnostics and changes nothing. Discovery is lazy: a request for a host
+ * the proxy knows nothing about parks (at most 1 s) while the proxy
+ * subscribes to it. Runs on the main thread's loop; workers reach it only
+ * through sn_loop_post and the mutex-guarded table of known hosts.
+ * Wire format: docs/internals/control-protocol.md. */
+#include <errno.h>
+#include <libfyaml.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "sinew/log.h"
+#include "sinew/xds.h"
+#include "proxy.h"
+
+#define HEARTBEAT_MS 3000
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 10000
+#define CONNECT_TIMEOUT_MS 2000
+#define MAX_RESOURCES 100000
+#define MAX_SUBSCRIPTIONS 4096
+#define MAX_HOST 253
+
+struct cp_resource {
+	char *key;      /* "Kind/namespace/name" */
+	char *rv;
+	char *source;
+	char *yaml;
+	size_t yaml_len;
+};
+
+struct cp_sub {
+	char host[MAX_HOST + 1];
+	int known;      /* sinewd answered this subscription */
+};
+
+struct sn_cp {
+	struct sn_proxy *p;
+	struct sn_addr addr;
+	struct sn_xds_conn *conn;
+	struct sn_timer timer;        /* reconnect backoff, then heartbeat */
+	uint32_t backoff_ms;
+	int open;
+	char node_id[96];
+	char revision[32];
+	struct cp_resource *res;
+	size_t n_res;
+	pthread_mutex_t lock;         /* guards subs for worker reads */
+	struct cp_sub *subs;
+	size_t n_subs;
+	uint64_t rng;
+	uint64_t pushes, acks, nacks;
+};
+
+struct sub_msg {
+	struct sn_task task;
+	struct sn_cp *cp;
+	char host[MAX_HOST + 1];
+};
+
+/* ---- a small growable JSON writer ------------------------------------- */
+
+struct sb {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void sb_put(struct sb *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t ncap = b->cap ? b->cap * 2 : 1024;
+		while (ncap < b->len + n + 1)
+			ncap *= 2;
+		char *np = realloc(b->p, ncap);
+		if (np == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_lit(struct sb *b, const char *s)
+{
+	sb_put(b, s, strlen(s));
+}
+
+/* A JSON string, escaped. */
+static void sb_str(struct sb *b, const char *s, size_t n)
+{
+	sb_put(b, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		char esc[8];
+		if (ch == '"' || ch == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)ch;
+			sb_put(b, esc, 2);
+		} else if (ch < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", ch);
+			sb_put(b, esc, 6);
+		} else {
+			sb_put(b, (const char *)&s[i], 1);
+		}
+	}
+	sb_put(b, "\"", 1);
+}
+
+static void sb_cstr(struct sb *b, const char *s)
+{
+	sb_str(b, s ? s : "", s ? strlen(s) : 0);
+}
+
+static void cp_send(struct sn_cp *cp, struct sb *b)
+{
+	if (b->oom || cp->conn == NULL) {
+		free(b->p);
+		return;
+	}
+	int r = sn_xds_send(cp->conn, b->p, b->len);
+	if (r != 0)
+		sn_log(SN_LOG_WARN, "control: cannot queue a message (%d); reconnecting", r);
+	free(b->p);
+	if (r != 0)
+		sn_xds_close(cp->conn, "send queue full");
+}
+
+/* ---- JSON input via libfyaml (JSON is YAML) -------------------------- */
+
+static int utf8_ok(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = p[i];
+		size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		if (len == 0 || i + len > n)
+			return 0;
+		for (size_t k = 1; k < len; k++)
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+		i += len;
+	}
+	return 1;
+}
+
+static const char *scalar(struct fy_node *map, const char *key, size_t *len)
+{
+	struct fy_node *n = map ? fy_node_mapping_lookup_by_string(map, key, FY_NT) : NULL;
+	if (n == NULL || !fy_node_is_scalar(n))
+		return NULL;
+	return fy_node_get_scalar(n, len);
+}
+
+static char *scalar_dup(struct fy_node *map, const char *key)
+{
+	size_t len;
+	const char *s = scalar(map, key, &len);
+	return s ? strndup(s, len) : NULL;
+}
+
+/* ---- resources --------------------------------------------------------- */
+
+static void res_free(struct cp_resource *r)
+{
+	free(r->key);
+	free(r->rv);
+	free(r->source);
+	free(r->yaml);
+}
+
+static void res_table_free(struct cp_resource *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		res_free(&v[i]);
+	free(v);
+}
+
+static ssize_t res_find(struct cp_resource *v, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].key, key) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Loads every resource of the table and translates the set. On success
+ * *out gets the snapshot; diagnostics go to d either way. */
+static int build(struct sn_cp *cp, struct cp_resource *v, size_t n, struct sn_diags *d, struct sn_snapshot **out)
+{
+	struct sn_config_set set;
+	int r = 0;
+
+	sn_config_set_init(&set);
+	for (size_t i = 0; i < n; i++)
+		if (sn_config_load_text(&set, v[i].source ? v[i].source : v[i].key, v[i].yaml, v[i].yaml_len, d) != 0)
+			r = SN_EINVAL;
+	if (r == 0)
+		r = sn_config_translate(&set, &cp->p->identity, d, out);
+	sn_config_set_free(&set);
+	return r;
+}
+
+static void send_ack(struct sn_cp *cp, const char *nonce)
+{
+	struct sb b = { 0 };
+	sb_lit(&b, "{\"type\":\"ack\",\"nonce\":");
+	sb_cstr(&b, nonce);
+	sb_lit(&b, "}");
+	cp_send(cp, &b);
+}
+
+static void send_nack(struct sn_cp *cp, const char *nonce, const struct sn_diags *d)
+{
+	struct sb b = { 0 };
+	int first = 1;
+	sb_lit(&b, "{\"type\":\"nack\",\"nonce\":");
+	sb_cstr(&b, nonce);
+	sb_lit(&b, ",\"errors\":[");
+	for (size_t i = 0; i < d->n; i++) {
+		char line[2048];
+		char key[512];
+		if (d->v[i].severity != SN_DIAG_ERROR)
+			continue;
+		sn_diag_format(&d->v[i], line, sizeof(line));
+		snprintf(key, sizeof(key), "%s/%s", d->v[i].kind ? d->v[i].kind : "", d->v[i].name ? d->v[i].name : "");
+		if (!first)
+			sb_lit(&b, ",");
+		first = 0;
+		sb_lit(&b, "{\"resource\":");
+		sb_cstr(&b, key);
+		sb_lit(&b, ",\"text\":");
+		sb_cstr(&b, line);
+		sb_lit(&b, "}");
+	}
+	sb_lit(&b, "]}");
+	cp_send(cp, &b);
+}
+
+/* Marks the subscriptions a message completes. Returns how many changed. */
+static int mark_known(struct sn_cp *cp, struct fy_node *list)
+{
+	int changed = 0;
+	struct fy_node *it;
+	void *iter = NULL;
+
+	if (list == NULL || !fy_node_is_sequence(list))
+		return 0;
+	pthread_mutex_lock(&cp->lock);
+	while ((it = fy_node_sequence_iterate(list, &iter)) != NULL) {
+		size_t len;
+		const char *h = fy_node_is_scalar(it) ? fy_node_get_scalar(it, &len) : NULL;
+		if (h == NULL)
+			continue;
+		for (size_t i = 0; i < cp->n_subs; i++)
+			if (strlen(cp->subs[i].host) == len && memcmp(cp->subs[i].host, h, len) == 0 &&
+			    !cp->subs[i].known) {
+				cp->subs[i].known = 1;
+				changed++;
+			}
+	}
+	pthread_mutex_unlock(&cp->lock);
+	return changed;
+}
+
+static void on_resources(struct sn_cp *cp, struct fy_node *root)
+{
+	struct sn_proxy *p = cp->p;
+	char *nonce = scalar_dup(root, "nonce");
+	char *version = scalar_dup(root, "version");
+	struct fy_node *list = fy_node_mapping_lookup_by_string(root, "resources", FY_NT);
+	struct fy_node *removed = fy_node_mapping_lookup_by_string(root, "removed", FY_NT);
+	struct cp_resource *v = NULL;
+	size_t n = 0;
+	struct fy_node *it;
+	void *iter;
+	struct sn_diags d;
+	struct sn_snapshot *snap = NULL;
+
+	cp->pushes++;
+	/* Start from a copy of what we hold; apply the delta to the copy. */
+	v = calloc(cp->n_res + (list && fy_node_is_sequence(list) ? (size_t)fy_node_sequence_item_count(list) : 0) + 1,
+		   sizeof(*v));
+	if (v == NULL)
+		goto out;
+	for (size_t i = 0; i < cp->n_res; i++) {
+		v[n].key = strdup(cp->res[i].key);
+		v[n].rv = cp->res[i].rv ? strdup(cp->res[i].rv) : NULL;
+		v[n].source = cp->res[i].source ? strdup(cp->res[i].source) : NULL;
+		v[n].yaml = malloc(cp->res[i].yaml_len + 1);
+		if (v[n].yaml != NULL) {
+			memcpy(v[n].yaml, cp->res[i].yaml, cp->res[i].yaml_len + 1);
+			v[n].yaml_len = cp->res[i].yaml_len;
+		}
+		n++;
+	}
+	iter = NULL;
+	while (removed != NULL && fy_node_is_sequence(removed) && (it = fy_node_sequence_iterate(removed, &iter)) != NULL) {
+		size_t len;
+		const char *k = fy_node_is_scalar(it) ? fy_node_get_scalar(it, &len) : NULL;
+		if (k == NULL)
+			continue;
+		char *key = strndup(k, len);
+		ssize_t at = key ? res_find(v, n, key) : -1;
+		if (at >= 0) {
+			res_free(&v[at]);
+			v[at] = v[--n];
+		}
+		free(key);
+	}
+	iter = NULL;
+	while (list != NULL && fy_node_is_sequence(list) && (it = fy_node_sequence_iterate(list, &iter)) != NULL) {
+		char key[768];
+		size_t ylen;
+		char *kind = scalar_dup(it, "kind"), *ns = scalar_dup(it, "namespace"), *name = scalar_dup(it, "name");
+		const char *yaml = scalar(it, "yaml", &ylen);
+		if (kind == NULL || name == NULL || yaml == NULL || n >= MAX_RESOURCES) {
+			free(kind), free(ns), free(name);
+			continue;
+		}
+		snprintf(key, sizeof(key), "%s/%s/%s", kind, ns ? ns : "default", name);
+		free(kind), free(ns), free(name);
+		ssize_t at = res_find(v, n, key);
+		if (at < 0)
+			at = (ssize_t)n++;
+		else
+			res_free(&v[at]);
+		v[at].key = strdup(key);
+		v[at].rv = scalar_dup(it, "resourceVersion");
+		v[at].source = scalar_dup(it, "source");
+		v[at].yaml = strndup(yaml, ylen);
+		v[at].yaml_len = ylen;
+	}
+	sn_diags_init(&d);
+	if (build(cp, v, n, &d, &snap) != 0 || snap == NULL) {
+		cp->nacks++;
+		for (size_t i = 0; i < d.n; i++) {
+			char line[2048];
+			if (d.v[i].severity != SN_DIAG_ERROR)
+				continue;
+			sn_diag_format(&d.v[i], line, sizeof(line));
+			sn_log(SN_LOG_ERROR, "control: refused push %s: %s", nonce ? nonce : "?", line);
+		}
+		send_nack(cp, nonce ? nonce : "", &d);
+		res_table_free(v, n);
+		p->proc.config_reloads_failed++;
+		/* Hosts this push answered are known (their routes failed):
+		 * requests waiting for them must not hang. */
+		if (mark_known(cp, fy_node_mapping_lookup_by_string(root, "subscribed", FY_NT)))
+			sn_proxy_republish(p);
+	} else {
+		res_table_free(cp->res, cp->n_res);
+		cp->res = v;
+		cp->n_res = n;
+		if (version != NULL)
+			snprintf(cp->revision, sizeof(cp->revision), "%s", version);
+		mark_known(cp, fy_node_mapping_lookup_by_string(root, "subscribed", FY_NT));
+		sn_proxy_publish(p, snap);
+		cp->acks++;
+		send_ack(cp, nonce ? nonce : "");
+		if (!p->ready) {
+			p->ready = 1;
+			sn_log(SN_LOG_INFO, "control: synced with %s at revision %s (%zu resources); ready",
+			       cp->addr.text, cp->revision, n);
+		} else {
+			sn_log(SN_LOG_DEBUG, "control: revision %s applied as config version %llu (%zu resources)",
+			       cp->revision, (unsigned long long)p->version, n);
+		}
+	}
+	sn_diags_free(&d);
+out:
+	free(nonce);
+	free(version);
+}
+
+/* ---- link lifecycle ----------------------------------------------------- */
+
+static void send_hello(struct sn_cp *cp)
+{
+	struct sn_proxy *p = cp->p;
+	struct sb b = { 0 };
+
+	sb_lit(&b, "{\"type\":\"hello\",\"node\":{\"id\":");
+	sb_cstr(&b, cp->node_id);
+	sb_lit(&b, ",\"service\":");
+	sb_cstr(&b, p->opt.service ? p->opt.service : "");
+	sb_lit(&b, ",\"namespace\":");
+	sb_cstr(&b, p->identity.namespace_);
+	sb_lit(&b, ",\"service_account\":");
+	sb_cstr(&b, p->identity.service_account);
+	sb_lit(&b, ",\"labels\":{");
+	for (size_t i = 0; i < p->labels.n; i++) {
+		if (i)
+			sb_lit(&b, ",");
+		sb_cstr(&b, p->labels.v[i].key);
+		sb_lit(&b, ":");
+		sb_cstr(&b, p->labels.v[i].value);
+	}
+	sb_lit(&b, "},\"inbound\":");
+	if (p->opt.have_inbound)
+		sb_cstr(&b, p->opt.inbound.text);
+	else
+		sb_lit(&b, "null");
+	sb_lit(&b, ",\"admin\":");
+	if (p->opt.have_admin)
+		sb_cstr(&b, p->opt.admin.text);
+	else
+		sb_lit(&b, "null");
+	sb_lit(&b, ",\"version\":\"0.1.0\"},\"have\":{");
+	for (size_t i = 0; i < cp->n_res; i++) {
+		if (i)
+			sb_lit(&b, ",");
+		sb_cstr(&b, cp->res[i].key);
+		sb_lit(&b, ":");
+		sb_cstr(&b, cp->res[i].rv ? cp->res[i].rv : "");
+	}
+	sb_lit(&b, "}}");
+	cp_send(cp, &b);
+}
+
+static void send_subscribe(struct sn_cp *cp, const char *const *hosts, size_t n)
+{
+	struct sb b = { 0 };
+	if (n == 0)
+		return;
+	sb_lit(&b, "{\"type\":\"subscribe\",\"hosts\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			sb_lit(&b, ",");
+		sb_cstr(&b, hosts[i]);
+	}
+	sb_lit(&b, "]}");
+	cp_send(cp, &b);
+}
+
+static void connect_now(struct sn_cp *cp);
+
+static void on_timer(struct sn_loop *loop, struct sn_timer *t)
+{
+	struct sn_cp *cp = sn_container_of(t, struct sn_cp, timer);
+
+	if (cp->conn == NULL) {
+		connect_now(cp);
+		return;
+	}
+	if (cp->open) {
+		struct sb b = { 0 };
+		sb_lit(&b, "{\"type\":\"heartbeat\"}");
+		cp_send(cp, &b);
+		sn_timer_start(loop, &cp->timer, HEARTBEAT_MS, on_timer);
+	} else {
+		/* The stream did not open in time. */
+		sn_xds_close(cp->conn, "connect timeout");
+	}
+}
+
+static void on_open(struct sn_xds_conn *c)
+{
+	struct sn_cp *cp = sn_xds_arg(c);
+	const char **hosts;
+
+	cp->open = 1;
+	cp->backoff_ms = BACKOFF_MIN_MS;
+	sn_log(SN_LOG_INFO, "control: connected to %s", cp->addr.text);
+	send_hello(cp);
+	/* Re-subscribe to everything this proxy was watching. */
+	pthread_mutex_lock(&cp->lock);
+	hosts = calloc(cp->n_subs + 1, sizeof(*hosts));
+	size_t n = 0;
+	for (size_t i = 0; hosts != NULL && i < cp->n_subs; i++)
+		hosts[n++] = cp->subs[i].host;
+	pthread_mutex_unlock(&cp->lock);
+	if (hosts != NULL)
+		send_subscribe(cp, hosts, n);
+	free(hosts);
+	sn_timer_start(&cp->p->loop, &cp->timer, HEARTBEAT_MS, on_timer);
+}
+
+static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
+{
+	struct sn_cp *cp = sn_xds_arg(c);
+	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET };
+	struct fy_document *doc;
+	size_t tlen;
+	const char *type;
+
+	if (!utf8_ok(msg, len)) {
+		sn_xds_close(c, "message is not UTF-8");
+		return;
+	}
+	doc = fy_document_build_from_string(&cfg, msg, len);
+	if (doc == NULL || fy_document_root(doc) == NULL || !fy_node_is_mapping(fy_document_root(doc))) {
+		if (doc != NULL)
+			fy_document_destroy(doc);
+		sn_log(SN_LOG_WARN, "control: unparsable message from %s; reconnecting", cp->addr.text);
+		sn_xds_close(c, "bad message");
+		return;
+	}
+	type = scalar(fy_document_root(doc), "type", &tlen);
+	if (type != NULL && tlen == 9 && memcmp(type, "resources", 9) == 0)
+		on_resources(cp, fy_document_root(doc));
+	else if (type != NULL && tlen == 5 && memcmp(type, "error", 5) == 0) {
+		size_t mlen = 0;
+		const char *m = scalar(fy_document_root(doc), "message", &mlen);
+		sn_log(SN_LOG_ERROR, "control: %s says: %.*s", cp->addr.text, (int)mlen, m ? m : "");
+	}
+	fy_document_destroy(doc);
+}
+
+static void on_close(struct sn_xds_conn *c, const char *why)
+{
+	struct sn_cp *cp = sn_xds_arg(c);
+	uint32_t jitter;
+
+	if (cp->conn != c)
+		return;
+	cp->conn = NULL;
+	if (cp->open)
+		sn_log(SN_LOG_WARN, "control: lost %s (%s); serving config version %llu meanwhile",
+		       cp->addr.text, why, (unsigned long long)cp->p->version);
+	else
+		sn_log(SN_LOG_DEBUG, "control: %s unreachable (%s)", cp->addr.text, why);
+	cp->open = 0;
+	if (cp->p->draining)
+		return;
+	/* Jittered exponential backoff: +-50 %. */
+	cp->rng = cp->rng * 6364136223846793005ull + 1442695040888963407ull;
+	jitter = (uint32_t)((cp->rng >> 33) % (cp->backoff_ms + 1));
+	sn_timer_start(&cp->p->loop, &cp->timer, cp->backoff_ms / 2 + jitter, on_timer);
+	cp->backoff_ms = SN_MIN(cp->backoff_ms * 2, BACKOFF_MAX_MS);
+}
+
+static const struct sn_xds_ops cp_ops = {
+	.on_open = on_open,
+	.on_message = on_message,
+	.on_close = on_close,
+};
+
+static void connect_now(struct sn_cp *cp)
+{
+	int fd = socket(cp->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || (connect(fd, (struct sockaddr *)&cp->addr.ss, cp->addr.len) != 0 && errno != EINPROGRESS)) {
+		if (fd >= 0)
+			close(fd);
+		sn_timer_start(&cp->p->loop, &cp->timer, cp->backoff_ms, on_timer);
+		cp->backoff_ms = SN_MIN(cp->backoff_ms * 2, BACKOFF_MAX_MS);
+		return;
+	}
+	cp->conn = sn_xds_client(&cp->p->loop, fd, cp->addr.text, &cp_ops, cp);
+	if (cp->conn == NULL) {
+		sn_timer_start(&cp->p->loop, &cp->timer, cp->backoff_ms, on_timer);
+		return;
+	}
+	sn_timer_start(&cp->p->loop, &cp->timer, CONNECT_TIMEOUT_MS, on_timer);
+}
+
+/* ---- subscriptions from workers ----------------------------------------- */
+
+static void on_sub_msg(struct sn_loop *loop, struct sn_task *t)
+{
+	struct sub_msg *m = sn_container_of(t, struct sub_msg, task);
+	struct sn_cp *cp = m->cp;
+	int fresh = 1;
+
+	pthread_mutex_lock(&cp->lock);
+	for (size_t i = 0; i < cp->n_subs; i++)
+		if (strcmp(cp->subs[i].host, m->host) == 0)
+			fresh = 0;
+	if (fresh && cp->n_subs < MAX_SUBSCRIPTIONS) {
+		struct cp_sub *ns = realloc(cp->subs, (cp->n_subs + 1) * sizeof(*ns));
+		if (ns != NULL) {
+			cp->subs = ns;
+			snprintf(cp->subs[cp->n_subs].host, sizeof(cp->subs[0].host), "%s", m->host);
+			cp->subs[cp->n_subs].known = 0;
+			cp->n_subs++;
+		} else {
+			fresh = 0;
+		}
+	} else if (fresh) {
+		fresh = 0;
+	}
+	pthread_mutex_unlock(&cp->lock);
+	if (fresh && cp->open) {
+		const char *h = m->host;
+		sn_log(SN_LOG_DEBUG, "control: subscribing to %s", h);
+		send_subscribe(cp, &h, 1);
+	}
+	free(m);
+}
+
+int sn_cp_host_known(struct sn_proxy *p, struct sn_str host)
+{
+	struct sn_cp *cp = p->cp;
+	int known = 0;
+
+	if (cp == NULL)
+		return 1;
+	pthread_mutex_lock(&cp->lock);
+	for (size_t i = 0; i < cp->n_subs; i++)
+		if (strlen(cp->subs[i].host) == host.len && memcmp(cp->subs[i].host, host.p, host.len) == 0)
+			known = cp->subs[i].known ? 1 : -1;
+	pthread_mutex_unlock(&cp->lock);
+	return known;
+}
+
+void sn_cp_subscribe(struct sn_proxy *p, struct sn_str host)
+{
+	struct sub_msg *m;
+
+	if (p->cp == NULL || host.len == 0 || host.len > MAX_HOST)
+		return;
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return;
+	m->cp = p->cp;
+	for (size_t i = 0; i < host.len; i++)
+		m->host[i] = (char)sn_tolower_ascii((unsigned char)host.p[i]);
+	sn_loop_post(&p->loop, &m->task, on_sub_msg);
+}
+
+/* ---- setup --------------------------------------------------------------- */
+
+int sn_cp_start(struct sn_proxy *p)
+{
+	struct sn_cp *cp = calloc(1, sizeof(*cp));
+	struct sn_diags d;
+	struct sn_snapshot *empty = NULL;
+
+	if (cp == NULL)
+		return SN_ENOMEM;
+	cp->p = p;
+	cp->addr = p->opt.control_plane;
+	cp->backoff_ms = BACKOFF_MIN_MS;
+	cp->rng = sn_clock_us() ^ (uint64_t)getpid();
+	pthread_mutex_init(&cp->lock, NULL);
+	snprintf(cp->node_id, sizeof(cp->node_id), "%s-%08llx", p->opt.service ? p->opt.service : "proxy",
+		 (unsigned long long)(cp->rng & 0xffffffffull));
+	p->cp = cp;
+	/* Start from an empty snapshot: requests park until discovery
+	 * answers, and /ready says 503 until the first sync. */
+	sn_diags_init(&d);
+	if (build(cp, NULL, 0, &d, &empty) == 0 && empty != NULL)
+		sn_proxy_publish(p, empty);
+	sn_diags_free(&d);
+	p->proc.config_reloads_ok = 0;
+	connect_now(cp);
+	return 0;
+}
+
+void sn_cp_stop(struct sn_proxy *p)
+{
+	struct sn_cp *cp = p->cp;
+	if (cp == NULL)
+		return;
+	sn_timer_stop(&p->loop, &cp->timer);
+	if (cp->conn != NULL) {
+		struct sn_xds_conn *c = cp->conn;
+		cp->conn = NULL;
+		sn_xds_close(c, "shutting down");
+	}
+}
+
+void sn_cp_free(struct sn_proxy *p)
+{
+	struct sn_cp *cp = p->cp;
+	if (cp == NULL)
+		return;
+	res_table_free(cp->res, cp->n_res);
+	free(cp->subs);
+	pthread_mutex_destroy(&cp->lock);
+	free(cp);
+	p->cp = NULL;
+}
+
+const char *sn_cp_revision(struct sn_proxy *p)
+{
+	return p->cp ? p->cp->revision : NULL;
+}

@@ -1,0 +1,457 @@
+/* The control link's transport: one HTTP/2 stream of NDJSON messages over
+ * nghttp2, driven by our loop with nghttp2's memory I/O (mem_recv and
+ * mem_send), so the socket stays ours (non-blocking, edge-triggered).
+ *
+ * Outgoing messages go to a bounded queue that the stream's data provider
+ * drains; when the queue is empty the provider defers and sn_xds_send
+ * resumes it. Incoming DATA is split into lines, each bounded. Nothing is
+ * freed inside an nghttp2 callback: close marks the link and a deferred
+ * task runs on_close and frees it afterwards. */
+#include <errno.h>
+#include <nghttp2/nghttp2.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "sinew/log.h"
+#include "sinew/xds.h"
+
+#define WINDOW (4u << 20)
+
+struct bytes {
+	char *p;
+	size_t off, len, cap;
+};
+
+struct sn_xds_conn {
+	struct sn_loop *loop;
+	struct sn_io io;
+	int fd;
+	int server;
+	nghttp2_session *h2;
+	int32_t stream_id;
+	const struct sn_xds_ops *ops;
+	void *arg;
+	char authority[128];
+	char peer[64];
+	struct bytes out;      /* produced by nghttp2, not yet written */
+	struct bytes q;        /* queued messages for our stream */
+	struct bytes line;     /* incoming partial line */
+	int connected;
+	int opened;
+	int deferred;          /* the data provider is waiting for messages */
+	int status;            /* client: response :status */
+	int path_ok;           /* server: request :path matched */
+	int closing;
+	const char *why;
+	struct sn_task close_task;
+	struct sn_task reclaim_task;
+};
+
+static int bytes_reserve(struct bytes *b, size_t want, size_t max)
+{
+	if (b->off > 0 && b->off == b->len) {
+		b->off = b->len = 0;
+	}
+	if (b->cap - b->len >= want)
+		return 0;
+	if (b->off > 0) {
+		memmove(b->p, b->p + b->off, b->len - b->off);
+		b->len -= b->off;
+		b->off = 0;
+		if (b->cap - b->len >= want)
+			return 0;
+	}
+	size_t need = b->len + want;
+	if (need > max)
+		return SN_ELIMIT;
+	size_t ncap = b->cap ? b->cap : 4096;
+	while (ncap < need)
+		ncap *= 2;
+	char *n = realloc(b->p, ncap);
+	if (n == NULL)
+		return SN_ENOMEM;
+	b->p = n;
+	b->cap = ncap;
+	return 0;
+}
+
+static void bytes_free(struct bytes *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+void *sn_xds_arg(const struct sn_xds_conn *c)
+{
+	return c->arg;
+}
+
+const char *sn_xds_peer(const struct sn_xds_conn *c)
+{
+	return c->peer;
+}
+
+size_t sn_xds_queued(const struct sn_xds_conn *c)
+{
+	return (c->q.len - c->q.off) + (c->out.len - c->out.off);
+}
+
+static void reclaim_conn(struct sn_loop *loop, struct sn_task *t)
+{
+	struct sn_xds_conn *c = sn_container_of(t, struct sn_xds_conn, reclaim_task);
+	if (c->h2 != NULL)
+		nghttp2_session_del(c->h2);
+	bytes_free(&c->out);
+	bytes_free(&c->q);
+	bytes_free(&c->line);
+	free(c);
+}
+
+static void run_close(struct sn_loop *loop, struct sn_task *t)
+{
+	struct sn_xds_conn *c = sn_container_of(t, struct sn_xds_conn, close_task);
+	if (c->ops->on_close != NULL)
+		c->ops->on_close(c, c->why);
+	sn_loop_reclaim(loop, &c->reclaim_task, reclaim_conn);
+}
+
+void sn_xds_close(struct sn_xds_conn *c, const char *why)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	c->why = why;
+	sn_io_stop(c->loop, &c->io);
+	close(c->fd);
+	c->fd = -1;
+	sn_loop_defer(c->loop, &c->close_task, run_close);
+}
+
+/* Hands nghttp2's output to the socket. Returns 0 or -1 (closed). */
+static int flush(struct sn_xds_conn *c)
+{
+	if (c->closing || !c->connected)
+		return c->closing ? -1 : 0;
+	for (;;) {
+		while (c->out.off < c->out.len) {
+			ssize_t n = write(c->fd, c->out.p + c->out.off, c->out.len - c->out.off);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
+					return 0;
+				if (errno == EINTR)
+					continue;
+				sn_xds_close(c, "write failed");
+				return -1;
+			}
+			c->out.off += (size_t)n;
+		}
+		c->out.off = c->out.len = 0;
+		const uint8_t *data;
+		ssize_t n = nghttp2_session_mem_send(c->h2, &data);
+		if (n < 0) {
+			sn_xds_close(c, "http/2 send error");
+			return -1;
+		}
+		if (n == 0)
+			break;
+		if (bytes_reserve(&c->out, (size_t)n, SN_XDS_MAX_QUEUE) != 0) {
+			sn_xds_close(c, "out of memory");
+			return -1;
+		}
+		memcpy(c->out.p + c->out.len, data, (size_t)n);
+		c->out.len += (size_t)n;
+	}
+	if (!nghttp2_session_want_read(c->h2) && !nghttp2_session_want_write(c->h2)) {
+		sn_xds_close(c, "http/2 session ended");
+		return -1;
+	}
+	return 0;
+}
+
+int sn_xds_send(struct sn_xds_conn *c, const char *msg, size_t len)
+{
+	if (c->closing)
+		return SN_ECLOSED;
+	if (len > SN_XDS_MAX_MESSAGE || memchr(msg, '\n', len) != NULL)
+		return SN_EINVAL;
+	if (sn_xds_queued(c) + len + 1 > SN_XDS_MAX_QUEUE)
+		return SN_ELIMIT;
+	if (bytes_reserve(&c->q, len + 1, SN_XDS_MAX_QUEUE) != 0)
+		return SN_ELIMIT;
+	memcpy(c->q.p + c->q.len, msg, len);
+	c->q.p[c->q.len + len] = '\n';
+	c->q.len += len + 1;
+	if (c->deferred && c->stream_id > 0) {
+		c->deferred = 0;
+		nghttp2_session_resume_data(c->h2, c->stream_id);
+	}
+	flush(c);
+	return 0;
+}
+
+static ssize_t read_queue(nghttp2_session *s, int32_t stream_id, uint8_t *buf, size_t length,
+			  uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+	struct sn_xds_conn *c = user;
+	size_t avail = c->q.len - c->q.off;
+
+	if (avail == 0) {
+		c->deferred = 1;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	size_t n = SN_MIN(avail, length);
+	memcpy(buf, c->q.p + c->q.off, n);
+	c->q.off += n;
+	if (c->q.off == c->q.len)
+		c->q.off = c->q.len = 0;
+	return (ssize_t)n;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, const uint8_t *data,
+			 size_t len, void *user)
+{
+	struct sn_xds_conn *c = user;
+
+	if (stream_id != c->stream_id || c->closing)
+		return 0;
+	while (len > 0 && !c->closing) {
+		const uint8_t *nl = memchr(data, '\n', len);
+		size_t take = nl ? (size_t)(nl - data) : len;
+		if (c->line.len + take > SN_XDS_MAX_MESSAGE) {
+			sn_xds_close(c, "message over the 8 MiB limit");
+			return 0;
+		}
+		if (nl != NULL && c->line.len == 0) {
+			/* Whole line in this chunk: no copy. */
+			c->ops->on_message(c, (const char *)data, take);
+		} else {
+			if (bytes_reserve(&c->line, take, SN_XDS_MAX_MESSAGE) != 0) {
+				sn_xds_close(c, "out of memory");
+				return 0;
+			}
+			memcpy(c->line.p + c->line.len, data, take);
+			c->line.len += take;
+			if (nl != NULL) {
+				c->ops->on_message(c, c->line.p, c->line.len);
+				c->line.len = 0;
+			}
+		}
+		if (nl == NULL)
+			break;
+		data += take + 1;
+		len -= take + 1;
+	}
+	/* We consume at once: give the window back. */
+	return 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+		     const uint8_t *value, size_t valuelen, uint8_t flags, void *user)
+{
+	struct sn_xds_conn *c = user;
+
+	if (frame->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	if (c->server) {
+		if (namelen == 5 && memcmp(name, ":path", 5) == 0 && valuelen == strlen(SN_XDS_PATH) &&
+		    memcmp(value, SN_XDS_PATH, valuelen) == 0)
+			c->path_ok = 1;
+	} else if (namelen == 7 && memcmp(name, ":status", 7) == 0 && valuelen == 3) {
+		c->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
+	}
+	return 0;
+}
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+	struct sn_xds_conn *c = user;
+	if (c->server && frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST &&
+	    c->stream_id == 0)
+		c->stream_id = frame->hd.stream_id;
+	return 0;
+}
+
+static void submit_response(struct sn_xds_conn *c)
+{
+	nghttp2_data_provider prd;
+	const nghttp2_nv hdrs[] = {
+		{ (uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)"content-type", (uint8_t *)"application/x-ndjson", 12, 20, NGHTTP2_NV_FLAG_NONE },
+	};
+	prd.source.ptr = c;
+	prd.read_callback = read_queue;
+	nghttp2_submit_response(c->h2, c->stream_id, hdrs, SN_ARRAY_LEN(hdrs), &prd);
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+	struct sn_xds_conn *c = user;
+
+	if (frame->hd.type != NGHTTP2_HEADERS || frame->hd.stream_id != c->stream_id || c->opened)
+		return 0;
+	if (c->server) {
+		if (!c->path_ok) {
+			const nghttp2_nv h404[] = { { (uint8_t *)":status", (uint8_t *)"404", 7, 3, NGHTTP2_NV_FLAG_NONE } };
+			nghttp2_submit_response(c->h2, c->stream_id, h404, 1, NULL);
+			c->stream_id = 0;
+			return 0;
+		}
+		submit_response(c);
+	} else if (c->status != 200) {
+		sn_log(SN_LOG_WARN, "control link %s: stream answered with status %d", c->peer, c->status);
+		sn_xds_close(c, "control plane refused the stream");
+		return 0;
+	}
+	c->opened = 1;
+	if (c->ops->on_open != NULL)
+		c->ops->on_open(c);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t stream_id, uint32_t error_code, void *user)
+{
+	struct sn_xds_conn *c = user;
+	if (stream_id == c->stream_id)
+		sn_xds_close(c, error_code ? "stream reset" : "stream ended");
+	return 0;
+}
+
+static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct sn_xds_conn *c = sn_container_of(io, struct sn_xds_conn, io);
+	uint8_t buf[16384];
+
+	if (c->closing)
+		return;
+	if (!c->connected) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (!(events & (SN_IO_WRITE | SN_IO_HUP)))
+			return;
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+			sn_xds_close(c, "connect failed");
+			return;
+		}
+		c->connected = 1;
+	}
+	if (events & (SN_IO_READ | SN_IO_HUP)) {
+		for (;;) {
+			ssize_t n = read(c->fd, buf, sizeof(buf));
+			if (n > 0) {
+				ssize_t r = nghttp2_session_mem_recv(c->h2, buf, (size_t)n);
+				if (r < 0) {
+					sn_xds_close(c, "http/2 protocol error");
+					return;
+				}
+				if (c->closing)
+					return;
+				continue;
+			}
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
+			if (n < 0 && errno == EINTR)
+				continue;
+			sn_xds_close(c, n == 0 ? "peer closed the connection" : "read failed");
+			return;
+		}
+	}
+	flush(c);
+}
+
+static struct sn_xds_conn *conn_new(struct sn_loop *loop, int fd, int server, const struct sn_xds_ops *ops,
+				    void *arg)
+{
+	nghttp2_session_callbacks *cbs;
+	struct sn_xds_conn *c = calloc(1, sizeof(*c));
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int one = 1;
+
+	if (c == NULL) {
+		close(fd);
+		return NULL;
+	}
+	c->loop = loop;
+	c->fd = fd;
+	c->server = server;
+	c->ops = ops;
+	c->arg = arg;
+	snprintf(c->peer, sizeof(c->peer), "?");
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		char ip[64];
+		if (ss.ss_family == AF_INET) {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
+			snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+		}
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (nghttp2_session_callbacks_new(&cbs) != 0)
+		goto fail;
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+	int r = server ? nghttp2_session_server_new(&c->h2, cbs, c) : nghttp2_session_client_new(&c->h2, cbs, c);
+	nghttp2_session_callbacks_del(cbs);
+	if (r != 0)
+		goto fail;
+	nghttp2_settings_entry iv[] = {
+		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 4 },
+		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, WINDOW },
+	};
+	nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, SN_ARRAY_LEN(iv));
+	nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, (int32_t)WINDOW * 2);
+	if (sn_io_start(loop, &c->io, fd, on_io) != 0)
+		goto fail;
+	return c;
+
+fail:
+	if (c->h2 != NULL)
+		nghttp2_session_del(c->h2);
+	close(fd);
+	free(c);
+	return NULL;
+}
+
+struct sn_xds_conn *sn_xds_client(struct sn_loop *loop, int fd, const char *authority,
+				  const struct sn_xds_ops *ops, void *arg)
+{
+	struct sn_xds_conn *c = conn_new(loop, fd, 0, ops, arg);
+	nghttp2_data_provider prd;
+
+	if (c == NULL)
+		return NULL;
+	snprintf(c->authority, sizeof(c->authority), "%s", authority);
+	const nghttp2_nv hdrs[] = {
+		{ (uint8_t *)":method", (uint8_t *)"POST", 7, 4, NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)":scheme", (uint8_t *)"http", 7, 4, NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)":authority", (uint8_t *)c->authority, 10, strlen(c->authority), NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)":path", (uint8_t *)SN_XDS_PATH, 5, strlen(SN_XDS_PATH), NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)"content-type", (uint8_t *)"application/x-ndjson", 12, 20, NGHTTP2_NV_FLAG_NONE },
+	};
+	prd.source.ptr = c;
+	prd.read_callback = read_queue;
+	c->stream_id = nghttp2_submit_request(c->h2, NULL, hdrs, SN_ARRAY_LEN(hdrs), &prd, c);
+	if (c->stream_id < 0) {
+		sn_xds_close(c, "cannot open the stream");
+		return c;
+	}
+	return c;
+}
+
+struct sn_xds_conn *sn_xds_server(struct sn_loop *loop, int fd, const struct sn_xds_ops *ops, void *arg)
+{
+	struct sn_xds_conn *c = conn_new(loop, fd, 1, ops, arg);
+	if (c != NULL) {
+		c->connected = 1;
+		flush(c);
+	}
+	return c;
+}
