@@ -100,6 +100,7 @@ struct sn_exchange {
 	uint64_t resp_body_bytes;
 	int resp_until_close;
 	int local;                   /* the proxy answers itself */
+	int recorded;                /* metrics and access log written */
 	int status;
 	const char *flags;           /* response_flags / sinew-error reason; NULL: "-" */
 	int close_after;
@@ -346,7 +347,11 @@ static void unpark(struct sn_exchange *ex)
 	ex->pprev_parked = NULL;
 }
 
-static void ex_record(struct sn_exchange *ex)
+/* Records metrics and the access log line, once per exchange. It runs
+ * just before the last bytes of the response are written, so that a
+ * client that reads its response and then scrapes /metrics sees the
+ * request counted. resp_bytes: the response body size as it will be. */
+static void ex_record(struct sn_exchange *ex, uint64_t resp_bytes)
 {
 	struct sn_worker *w = ex->w;
 	struct sn_proxy *p = w->proxy;
@@ -392,7 +397,10 @@ static void ex_record(struct sn_exchange *ex)
 		l.destination_service_namespace = p->identity.namespace_;
 		l.destination_cluster = "inbound|app";
 	}
-	sn_metrics_record_request(w->metrics, &l, dur, ex->req_body_bytes, ex->resp_body_bytes);
+	if (ex->recorded)
+		return;
+	ex->recorded = 1;
+	sn_metrics_record_request(w->metrics, &l, dur, ex->req_body_bytes, resp_bytes);
 
 	if (p->access_log != NULL) {
 		struct sn_access_entry e;
@@ -410,7 +418,7 @@ static void ex_record(struct sn_exchange *ex)
 		e.response_code = ex->status;
 		e.response_flags = flags;
 		e.bytes_received = ex->req_body_bytes;
-		e.bytes_sent = ex->resp_body_bytes;
+		e.bytes_sent = resp_bytes;
 		e.duration_ms = dur;
 		e.upstream_service_time_ms = ex->resp_head_done ? ex->upstream_ms : -1.0;
 		e.upstream_cluster = cl ? cl->name : NULL;
@@ -457,8 +465,7 @@ static void ex_finish(struct sn_exchange *ex)
 		ex->u = NULL;
 	}
 	ex_drop_host(ex);
-	if (!ex->local || ex->status != 0)
-		ex_record(ex);
+	ex_record(ex, ex->resp_body_bytes);
 	if (ex->held)
 		sn_buf_consume(&c->in, ex->req.content_length);
 	if (ex->snap != NULL)
@@ -560,6 +567,7 @@ static void ex_local(struct sn_exchange *ex, int status, const char *flag, const
 		return;
 	}
 	c->out.end += wr.len;
+	ex_record(ex, 0);
 	ex->resp_head_sent = 1;
 	ex->resp_head_done = 0;
 	ex->resp_classified_done = 1;
@@ -1384,6 +1392,8 @@ static int pump_response(struct sn_exchange *ex)
 			break;
 		if (!c->can_write)
 			return 0;
+		if (ex->resp_classified_done && !ex->recorded)
+			ex_record(ex, ex->resp_body_bytes + ex->resp_pending);
 		ssize_t n = dconn_write(c, sn_buf_data(&u->in), ex->resp_pending);
 		if (n < 0) {
 			ex_abort(ex, "downstream_disconnect");
