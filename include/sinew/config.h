@@ -102,6 +102,14 @@ struct sn_resource {
 	int line;           /* line of the document's first key */
 	void *spec;         /* typed, private to src/config */
 	struct sn_resource *next;
+	/* (added for sinewd) The resource's own YAML text, in the set's arena:
+	 * lines text_line.. of file, columns as there (what preceded the
+	 * resource on its first line, "--- " or "- ", is blanked). Loading it
+	 * again with sn_config_load_text_at(.., text_line, ..) reports the same
+	 * file:line:column. NULL only if memory ran out. */
+	char *text;
+	size_t text_len;
+	int text_line;
 };
 
 /* A set of resources, e.g. one file or sinewd's whole store. Owns its
@@ -127,6 +135,19 @@ void sn_config_set_free(struct sn_config_set *set);
 int sn_config_load_file(struct sn_config_set *set, const char *path, struct sn_diags *d);
 int sn_config_load_text(struct sn_config_set *set, const char *display_name, const char *text,
 			size_t len, struct sn_diags *d);
+/* (added for sinewd) Same, for text that is lines first_line.. of the file
+ * display_name: diagnostics and resource lines count from first_line. */
+int sn_config_load_text_at(struct sn_config_set *set, const char *display_name, const char *text,
+			   size_t len, int first_line, struct sn_diags *d);
+
+/* (added) Kind by a name a person types: singular, plural or short name,
+ * any case ("VirtualService", "virtualservices", "vs"; "dr", "svc", "we").
+ * Returns the kind, or -1 if unknown. */
+int sn_kind_lookup(const char *name);
+/* (added) Lower-case plural of a kind ("virtualservices"), for URLs and messages. */
+const char *sn_kind_plural(enum sn_resource_kind k);
+/* (added) Short name of a kind ("vs", "dr", "svc", "we"). */
+const char *sn_kind_short(enum sn_resource_kind k);
 
 /* ---- the snapshot a proxy runs -------------------------------------- */
 

@@ -35,6 +35,7 @@ struct yn {
 	enum yn_type type;
 	int line, col;       /* 1-based */
 	int plain;           /* scalar written without quotes (so 80 is a number) */
+	size_t start, end;   /* byte span in the input (added: sinewd keeps each resource's text) */
 	char *s;             /* scalar text, NUL-terminated */
 	size_t len;
 	struct yn **keys;    /* mapping keys (scalars) */
@@ -71,6 +72,9 @@ static inline struct cfg_loc cfg_loc_of(const struct yn *n)
 typedef void (*cfg_doc_cb)(void *user, struct yn *root, struct sn_arena *tmp);
 size_t cfg_yaml_parse(const char *file, const char *text, size_t len, struct sn_diags *d,
 		      cfg_doc_cb on_doc, void *user);
+/* Same, for text that starts at line line_base + 1 of file (added). */
+size_t cfg_yaml_parse_at(const char *file, const char *text, size_t len, int line_base, struct sn_diags *d,
+			 cfg_doc_cb on_doc, void *user);
 
 const char *yn_type_str(const struct yn *n);
 /* Value of key in a mapping, or NULL. */

@@ -75,7 +75,33 @@ struct load_state {
 	struct sn_config_set *set;
 	struct sn_diags *d;
 	const char *file;
+	const char *text;    /* the whole input, for each resource's text */
+	size_t len;
 };
+
+/* The resource's own YAML: its root node's bytes, from the start of its
+ * first line to the end of its last, with what precedes the root on the
+ * first line ("--- ", "- ") blanked so lines and columns stay as in the
+ * input. NULL on allocation failure. */
+static char *resource_text(struct load_state *ls, struct sn_arena *a, const struct yn *root, size_t *len_out)
+{
+	size_t start = root->start, end = root->end;
+	if (start > ls->len || end > ls->len || end < start)
+		return NULL;
+	while (end < ls->len && ls->text[end] != '\n')
+		end++;
+	size_t lead = 0;
+	while (lead < start && ls->text[start - lead - 1] != '\n')
+		lead++;
+	char *t = sn_arena_alloc(a, lead + (end - start) + 2);
+	if (t == NULL)
+		return NULL;
+	memset(t, ' ', lead);
+	memcpy(t + lead, ls->text + start, end - start);
+	t[lead + end - start] = '\n';
+	*len_out = lead + (end - start) + 1;
+	return t;
+}
 
 static int name_ok(const char *s)
 {
@@ -369,6 +395,8 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 	res->file = sn_arena_strdup(c.a, ls->file);
 	res->line = root->n ? root->keys[0]->line : root->line;
 	res->spec = body;
+	res->text = resource_text(ls, c.a, root, &res->text_len);
+	res->text_line = root->line;
 	*ls->set->tail = res;
 	ls->set->tail = &res->next;
 	ls->set->count++;
@@ -383,9 +411,15 @@ static void on_doc(void *user, struct yn *root, struct sn_arena *tmp)
 int sn_config_load_text(struct sn_config_set *set, const char *display_name, const char *text,
 			size_t len, struct sn_diags *d)
 {
-	struct load_state ls = { set, d, display_name ? display_name : "-" };
+	return sn_config_load_text_at(set, display_name, text, len, 1, d);
+}
+
+int sn_config_load_text_at(struct sn_config_set *set, const char *display_name, const char *text,
+			   size_t len, int first_line, struct sn_diags *d)
+{
+	struct load_state ls = { set, d, display_name ? display_name : "-", text ? text : "", text ? len : 0 };
 	size_t before = d->errors;
-	cfg_yaml_parse(ls.file, text ? text : "", text ? len : 0, d, on_doc, &ls);
+	cfg_yaml_parse_at(ls.file, ls.text, ls.len, first_line > 1 ? first_line - 1 : 0, d, on_doc, &ls);
 	return d->errors == before ? 0 : SN_EINVAL;
 }
 

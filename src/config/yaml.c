@@ -27,6 +27,7 @@ struct builder {
 	struct yn *root;
 	size_t nodes;
 	int failed;              /* this document has an error: not delivered */
+	int line_base;           /* added to every line: text is a slice of a larger file */
 	int errors;
 };
 
@@ -41,7 +42,7 @@ static void build_err(struct builder *b, int line, int col, const char *fmt, con
 static struct yn *new_node(struct builder *b, enum yn_type t, const struct fy_mark *m)
 {
 	if (++b->nodes > CFG_MAX_NODES) {
-		build_err(b, m ? m->line + 1 : 0, m ? m->column + 1 : 0,
+		build_err(b, m ? m->line + 1 + b->line_base : 0, m ? m->column + 1 : 0,
 			  "document has more than 200000 YAML nodes%s; split it", "");
 		return NULL;
 	}
@@ -51,8 +52,9 @@ static struct yn *new_node(struct builder *b, enum yn_type t, const struct fy_ma
 		return NULL;
 	}
 	n->type = t;
-	n->line = m ? m->line + 1 : 0;
+	n->line = m ? m->line + 1 + b->line_base : 0;
 	n->col = m ? m->column + 1 : 0;
+	n->start = n->end = m ? m->input_pos : 0;
 	return n;
 }
 
@@ -87,6 +89,8 @@ static void attach(struct builder *b, struct yn *n)
 {
 	if (n == NULL)
 		return;
+	if (b->depth > 0 && n->end > b->stack[b->depth - 1].node->end)
+		b->stack[b->depth - 1].node->end = n->end;
 	if (b->depth == 0) {
 		if (b->root == NULL)
 			b->root = n;
@@ -170,7 +174,7 @@ static void on_event(struct builder *b, struct fy_event *e)
 		if (t == NULL)
 			len = 0;
 		if (len > CFG_MAX_SCALAR) {
-			build_err(b, m ? m->line + 1 : 0, m ? m->column + 1 : 0,
+			build_err(b, m ? m->line + 1 + b->line_base : 0, m ? m->column + 1 : 0,
 				  "scalar longer than 1 MiB%s", "");
 			return;
 		}
@@ -179,6 +183,8 @@ static void on_event(struct builder *b, struct fy_event *e)
 		if (n == NULL)
 			return;
 		n->plain = plain;
+		if (fy_event_end_mark(e) != NULL)
+			n->end = fy_event_end_mark(e)->input_pos;
 		n->s = sn_arena_strndup(b->tmp, t ? t : "", len);
 		n->len = len;
 		if (n->s == NULL) {
@@ -189,7 +195,7 @@ static void on_event(struct builder *b, struct fy_event *e)
 		break;
 	}
 	case FYET_ALIAS:
-		build_err(b, m ? m->line + 1 : 0, m ? m->column + 1 : 0,
+		build_err(b, m ? m->line + 1 + b->line_base : 0, m ? m->column + 1 : 0,
 			  "YAML aliases (*name) are not supported%s; write the value out", "");
 		n = new_node(b, YN_NULL, m);
 		attach(b, n);
@@ -197,7 +203,7 @@ static void on_event(struct builder *b, struct fy_event *e)
 	case FYET_MAPPING_START:
 	case FYET_SEQUENCE_START:
 		if (b->depth >= CFG_MAX_DEPTH) {
-			build_err(b, m ? m->line + 1 : 0, m ? m->column + 1 : 0,
+			build_err(b, m ? m->line + 1 + b->line_base : 0, m ? m->column + 1 : 0,
 				  "YAML nested deeper than 64 levels%s", "");
 			/* parse on; nodes below are dropped, the document is refused */
 			b->depth++;
@@ -214,6 +220,11 @@ static void on_event(struct builder *b, struct fy_event *e)
 		if (b->depth == 0)
 			return;
 		b->depth--;
+		/* a flow collection ends at its bracket; a block one's end mark
+		 * is the next token, so its children bound it */
+		if (m != NULL && fy_event_end_mark(e) != NULL && fy_event_end_mark(e)->input_pos > m->input_pos &&
+		    b->stack[b->depth].node != NULL)
+			b->stack[b->depth].node->end = fy_event_end_mark(e)->input_pos;
 		attach(b, b->stack[b->depth].node);
 		break;
 	default:
@@ -266,6 +277,12 @@ static size_t first_bad_byte(const unsigned char *s, size_t len)
 size_t cfg_yaml_parse(const char *file, const char *text, size_t len, struct sn_diags *d,
 		      cfg_doc_cb on_doc, void *user)
 {
+	return cfg_yaml_parse_at(file, text, len, 0, d, on_doc, user);
+}
+
+size_t cfg_yaml_parse_at(const char *file, const char *text, size_t len, int line_base, struct sn_diags *d,
+			 cfg_doc_cb on_doc, void *user)
+{
 	struct builder b;
 	struct sn_arena tmp;
 	size_t before = d->errors;
@@ -276,6 +293,7 @@ size_t cfg_yaml_parse(const char *file, const char *text, size_t len, struct sn_
 	b.tmp = &tmp;
 	b.d = d;
 	b.file = file;
+	b.line_base = line_base > 0 ? line_base : 0;
 
 	if (len > CFG_MAX_INPUT) {
 		sn_diags_add(d, SN_DIAG_ERROR, file, 0, 0, NULL, NULL, NULL,
@@ -285,7 +303,7 @@ size_t cfg_yaml_parse(const char *file, const char *text, size_t len, struct sn_
 
 	size_t bad = first_bad_byte((const unsigned char *)text, len);
 	if (bad < len) {
-		int line = 1, col = 1;
+		int line = 1 + b.line_base, col = 1;
 		for (size_t i = 0; i < bad; i++) {
 			if (text[i] == '\n') {
 				line++;
@@ -345,7 +363,7 @@ size_t cfg_yaml_parse(const char *file, const char *text, size_t len, struct sn_
 		if (de->type < FYET_ERROR)
 			continue;
 		syntax++;
-		sn_diags_add(d, SN_DIAG_ERROR, file, de->line, de->column, NULL, NULL, NULL,
+		sn_diags_add(d, SN_DIAG_ERROR, file, de->line ? de->line + b.line_base : 0, de->column, NULL, NULL, NULL,
 			     "YAML syntax error: %s; fix the YAML (documents before this one were read)",
 			     de->msg ? de->msg : "malformed input");
 	}

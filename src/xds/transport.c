@@ -384,7 +384,7 @@ static struct sn_xds_conn *conn_new(struct sn_loop *loop, int fd, int server, co
 	c->arg = arg;
 	snprintf(c->peer, sizeof(c->peer), "?");
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		char ip[64];
+		char ip[INET_ADDRSTRLEN];
 		if (ss.ss_family == AF_INET) {
 			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
 			snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));

@@ -1,0 +1,219 @@
+#ifndef SINEW_CONTROL_H
+#define SINEW_CONTROL_H
+
+/* sinewd, the control plane: the resource store, same-code admission,
+ * analysis and the HTTP/JSON API (docs/api.md, docs/internals/store.md).
+ *
+ * Everything here runs on sinewd's one loop thread; nothing is locked.
+ *
+ *   sn_store_open(&st, dir, &report);        // load what is on disk
+ *   sn_admit_apply(&st, "f.yaml", text, len, &res);   // validate + persist
+ *   sn_api_start(&api, &loop, &st, &addr);   // serve /api/v1
+ */
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "sinew/config.h"
+#include "sinew/loop.h"
+
+/* ---- bounds ---------------------------------------------------------- */
+
+#define SN_STORE_MAX_RESOURCE_BYTES (1u << 20)   /* one resource's YAML */
+#define SN_STORE_MAX_RESOURCES 100000u
+#define SN_API_MAX_BODY (8u << 20)
+#define SN_API_MAX_CONNS 256
+#define SN_API_ADMIT_MAX_NAMESPACES 16           /* identities translated per admission */
+
+/* ---- the store ------------------------------------------------------- */
+
+/* One stored resource. Every string is owned by the entry. */
+struct sn_stored {
+	enum sn_resource_kind kind;
+	char *api_version;
+	char *namespace_;
+	char *name;
+	char *source;               /* file name it was applied from (diagnostics) */
+	int line;                   /* line of text's first line in source */
+	char *text;                 /* the resource's YAML, as applied */
+	size_t text_len;
+	uint64_t resource_version;  /* store revision of its last change */
+	uint64_t generation;        /* 1 when created, +1 per change of its text */
+	/* Status, recomputed (not persisted) after every change to the store:
+	 * formatted diagnostics ("FILE:LINE:COL: warning: ..."). */
+	int accepted;               /* no error when translated with the rest */
+	char **warnings;
+	size_t n_warnings;
+	char **errors;
+	size_t n_errors;
+};
+
+struct sn_store {
+	char *dir;                  /* data directory */
+	uint64_t revision;          /* persisted, never goes back */
+	struct sn_stored **v;       /* sorted by kind, namespace, name */
+	size_t n;
+	size_t cap;
+	int no_sync;                /* tests only: skip fsync (never in sinewd) */
+};
+
+/* Opens (creating if needed) the store in dir and loads every resource.
+ * A file that cannot be read, fails its checksum or does not load is
+ * skipped and reported in report (warnings with its path); that is never
+ * fatal. Stale temp files from a crash are removed. Returns 0, or SN_EIO
+ * if dir cannot be created or read (errno set). */
+int sn_store_open(struct sn_store *st, const char *dir, struct sn_diags *report);
+void sn_store_close(struct sn_store *st);
+
+/* Finds a resource; NULL if absent. The pointer is valid until the next
+ * change to the store. */
+struct sn_stored *sn_store_get(const struct sn_store *st, enum sn_resource_kind kind, const char *ns,
+			       const char *name);
+
+/* Creates or replaces a resource, durably: when it returns 0 the resource
+ * survives a crash. Strings are copied. The new revision is st->revision
+ * + 1; *out (may be NULL) gets the entry. Returns 0, SN_ELIMIT (too large,
+ * too many), SN_EINVAL (a name that can't be a file name) or SN_EIO. */
+int sn_store_put(struct sn_store *st, enum sn_resource_kind kind, const char *api_version, const char *ns,
+		 const char *name, const char *source, int line, const char *text, size_t text_len,
+		 struct sn_stored **out);
+
+/* Writes st->revision to DIR/revision (durably). Puts do not need it to
+ * be crash-safe (each file carries its resourceVersion); it keeps the
+ * revision from going back when the newest file is later lost or
+ * skipped. Returns 0 or SN_EIO. */
+int sn_store_save_revision(struct sn_store *st);
+
+/* Deletes a resource durably. Returns 0, SN_ENOTFOUND or SN_EIO. */
+int sn_store_delete(struct sn_store *st, enum sn_resource_kind kind, const char *ns, const char *name);
+
+/* Replaces e's status with what d says about it (kind and ns/name). */
+void sn_stored_set_status(struct sn_stored *e, const struct sn_diags *d);
+
+/* ---- admission ------------------------------------------------------- */
+
+enum sn_apply_result {
+	SN_APPLY_CREATED = 0,
+	SN_APPLY_CONFIGURED,
+	SN_APPLY_UNCHANGED,
+	SN_APPLY_REFUSED,
+	SN_APPLY_IGNORED,           /* a kind Sinew does not implement yet: not stored */
+};
+
+const char *sn_apply_result_str(enum sn_apply_result r);
+
+/* What happened to one document (one resource) of an apply. */
+struct sn_apply_item {
+	char *kind;                 /* "" if the document had none */
+	char *namespace_;
+	char *name;
+	enum sn_apply_result result;
+	uint64_t resource_version;  /* 0 when refused or ignored */
+	int line;                   /* where the document starts in the source (0: unknown) */
+	size_t seq;                 /* order found; items are sorted by line, then seq */
+	struct sn_diags diags;      /* this resource's own messages */
+};
+
+struct sn_apply_report {
+	struct sn_apply_item *v;
+	size_t n;
+	size_t refused;
+};
+
+void sn_apply_report_free(struct sn_apply_report *r);
+
+/* Same-code admission: loads text (multi-document YAML named source),
+ * translates the store plus the new resources with the proxy's
+ * translation, refuses each resource that has an error of its own (alone:
+ * the others are re-translated without it) and persists the rest. Updates
+ * every resource's status. Returns 0 (see out->refused), or SN_EIO/SN_ENOMEM
+ * when the store could not be written (the items say which). */
+int sn_admit_apply(struct sn_store *st, const char *source, const char *text, size_t len,
+		   struct sn_apply_report *out);
+
+/* Deletes a resource and recomputes every status. Returns 0, SN_ENOTFOUND
+ * or SN_EIO. */
+int sn_admit_delete(struct sn_store *st, enum sn_resource_kind kind, const char *ns, const char *name);
+
+/* Recomputes every resource's status from a translation of the whole
+ * store (on start and after changes). */
+void sn_admit_refresh_status(struct sn_store *st);
+
+/* ---- analysis -------------------------------------------------------- */
+
+enum sn_analysis_level {
+	SN_ANALYSIS_ERROR = 0,
+	SN_ANALYSIS_WARNING,
+	SN_ANALYSIS_INFO,
+};
+
+const char *sn_analysis_level_str(enum sn_analysis_level l);
+
+/* One istioctl-analyze-style message. Strings owned by the list. */
+struct sn_analysis_msg {
+	const char *code;           /* "SN0101", static */
+	const char *type;           /* "ReferencedResourceNotFound", static */
+	enum sn_analysis_level level;
+	char *resource;             /* "VirtualService default/reviews" or NULL */
+	char *file;                 /* NULL if unknown */
+	int line;
+	char *field;                /* may be NULL */
+	char *message;
+};
+
+struct sn_analysis {
+	struct sn_analysis_msg *v;
+	size_t n;
+	size_t cap;
+	size_t errors, warnings, infos;
+};
+
+void sn_analysis_free(struct sn_analysis *a);
+
+/* Analyzes a set of resources given as YAML texts: store (may be NULL)
+ * plus body (may be NULL, named body_source). Messages are sorted by
+ * code, then resource. Returns 0 or SN_ENOMEM. */
+int sn_analyze(const struct sn_store *st, const char *body_source, const char *body, size_t body_len,
+	       struct sn_analysis *out);
+
+/* ---- the HTTP API ---------------------------------------------------- */
+
+struct sn_api {
+	struct sn_loop *loop;
+	struct sn_store *store;
+	int fd;
+	struct sn_io io;
+	int conns;
+	const char *mesh_addr;      /* recorded for /api/v1/version */
+	uint64_t started_ms;
+	uint64_t next_conn_id;      /* for log lines */
+	void *conn_list;            /* open connections (private to api.c) */
+};
+
+/* Listens on addr (borrowed, loopback in this slice) and serves requests
+ * on loop. Returns 0 or SN_EIO (errno set). */
+int sn_api_start(struct sn_api *api, struct sn_loop *loop, struct sn_store *st,
+		 const struct sockaddr *addr, socklen_t addr_len);
+void sn_api_stop(struct sn_api *api);
+
+/* Growable output used for JSON responses. All-or-nothing appends;
+ * after a failed allocation `failed` is set and further appends do
+ * nothing. */
+struct sn_out {
+	char *p;
+	size_t len;
+	size_t cap;
+	int failed;
+};
+
+void sn_out_raw(struct sn_out *o, const char *s, size_t n);
+void sn_out_cstr(struct sn_out *o, const char *s);
+void sn_out_printf(struct sn_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s (n bytes) as a quoted JSON string; invalid UTF-8 becomes U+FFFD. */
+void sn_out_json_str(struct sn_out *o, const char *s, size_t n);
+void sn_out_json_cstr(struct sn_out *o, const char *s);   /* NULL -> null */
+void sn_out_free(struct sn_out *o);
+
+#define SINEWD_VERSION "0.1.0-dev"
+
+#endif

@@ -1,0 +1,42 @@
+/* Kind names as people type them (kubectl style): singular, plural and
+ * short names, any case. Shared by sinewd's API and the CLI. */
+#include <strings.h>
+
+#include "config_internal.h"
+
+struct kind_alias {
+	enum sn_resource_kind kind;
+	const char *singular;   /* lower case */
+	const char *plural;
+	const char *short_name;
+};
+
+static const struct kind_alias aliases[SN_KIND__COUNT] = {
+	{ SN_KIND_SERVICE, "service", "services", "svc" },
+	{ SN_KIND_WORKLOAD_ENTRY, "workloadentry", "workloadentries", "we" },
+	{ SN_KIND_VIRTUAL_SERVICE, "virtualservice", "virtualservices", "vs" },
+	{ SN_KIND_DESTINATION_RULE, "destinationrule", "destinationrules", "dr" },
+};
+
+int sn_kind_lookup(const char *name)
+{
+	if (name == NULL)
+		return -1;
+	for (size_t i = 0; i < SN_ARRAY_LEN(aliases); i++) {
+		const struct kind_alias *k = &aliases[i];
+		if (!strcasecmp(name, k->singular) || !strcasecmp(name, k->plural) ||
+		    !strcasecmp(name, k->short_name))
+			return (int)k->kind;
+	}
+	return -1;
+}
+
+const char *sn_kind_plural(enum sn_resource_kind k)
+{
+	return (unsigned)k < SN_KIND__COUNT ? aliases[k].plural : "unknown";
+}
+
+const char *sn_kind_short(enum sn_resource_kind k)
+{
+	return (unsigned)k < SN_KIND__COUNT ? aliases[k].short_name : "unknown";
+}

@@ -1,0 +1,509 @@
+/* Analysis, istioctl-analyze style: stable codes for problems that are
+ * legal one resource at a time but wrong together (a route to a host or
+ * subset nobody defines, a rule hidden behind a catch-all, two
+ * VirtualServices for one host, a subset with no endpoints...). The codes
+ * are documented in docs/api.md and never reused for something else.
+ *
+ * It reads the config library's typed resource bodies (config_internal.h):
+ * analysis is about the same model the proxy runs, not a second parser. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sinew/control.h"
+#include "../config/config_internal.h"
+
+struct code {
+	const char *code;
+	const char *type;
+	enum sn_analysis_level level;
+};
+
+static const struct code C_INVALID = { "SN0001", "InvalidConfig", SN_ANALYSIS_ERROR };
+static const struct code C_NOT_IMPL = { "SN0002", "NotImplemented", SN_ANALYSIS_INFO };
+static const struct code C_UNKNOWN_FIELD = { "SN0003", "UnknownField", SN_ANALYSIS_WARNING };
+static const struct code C_HOST_NOT_FOUND = { "SN0101", "ReferencedResourceNotFound", SN_ANALYSIS_ERROR };
+static const struct code C_SUBSET_NOT_FOUND = { "SN0102", "ReferencedSubsetNotFound", SN_ANALYSIS_ERROR };
+static const struct code C_UNREACHABLE = { "SN0103", "VirtualServiceUnreachableRule", SN_ANALYSIS_WARNING };
+static const struct code C_CONFLICT_VS = { "SN0104", "ConflictingVirtualServiceHosts", SN_ANALYSIS_ERROR };
+static const struct code C_WEIGHTS = { "SN0105", "RouteWeightsInvalid", SN_ANALYSIS_ERROR };
+static const struct code C_SUBSET_EMPTY = { "SN0106", "DestinationRuleSubsetNoEndpoints", SN_ANALYSIS_WARNING };
+static const struct code C_SVC_EMPTY = { "SN0107", "ServiceSelectsNoWorkloads", SN_ANALYSIS_WARNING };
+static const struct code C_DR_HOST = { "SN0108", "DestinationRuleHostNotFound", SN_ANALYSIS_WARNING };
+static const struct code C_DR_DUP = { "SN0109", "MultipleDestinationRulesForHost", SN_ANALYSIS_WARNING };
+
+const char *sn_analysis_level_str(enum sn_analysis_level l)
+{
+	switch (l) {
+	case SN_ANALYSIS_ERROR:
+		return "Error";
+	case SN_ANALYSIS_WARNING:
+		return "Warning";
+	case SN_ANALYSIS_INFO:
+		return "Info";
+	}
+	return "Unknown";
+}
+
+void sn_analysis_free(struct sn_analysis *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		free(a->v[i].resource);
+		free(a->v[i].file);
+		free(a->v[i].field);
+		free(a->v[i].message);
+	}
+	free(a->v);
+	memset(a, 0, sizeof(*a));
+}
+
+struct an {
+	struct sn_analysis *out;
+	const struct sn_config_set *set;
+	struct sn_arena tmp;
+	int oom;
+};
+
+static void emit(struct an *an, const struct code *c, const struct sn_resource *r, const char *resource_text,
+		 const char *file, int line, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 8, 9)));
+
+static void emit(struct an *an, const struct code *c, const struct sn_resource *r, const char *resource_text,
+		 const char *file, int line, const char *field, const char *fmt, ...)
+{
+	struct sn_analysis *a = an->out;
+	char msg[1200], res[600];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (r != NULL)
+		snprintf(res, sizeof(res), "%s %s/%s", sn_resource_kind_str(r->kind), r->namespace_, r->name);
+	else
+		snprintf(res, sizeof(res), "%s", resource_text ? resource_text : "");
+	for (size_t i = 0; i < a->n; i++) /* once per identical finding */
+		if (a->v[i].code == c->code && !strcmp(a->v[i].message, msg) && a->v[i].line == line)
+			return;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 16;
+		struct sn_analysis_msg *v = realloc(a->v, cap * sizeof(*v));
+		if (v == NULL) {
+			an->oom = 1;
+			return;
+		}
+		a->v = v;
+		a->cap = cap;
+	}
+	struct sn_analysis_msg *m = &a->v[a->n];
+	memset(m, 0, sizeof(*m));
+	m->code = c->code;
+	m->type = c->type;
+	m->level = c->level;
+	m->resource = res[0] ? strdup(res) : NULL;
+	m->file = file ? strdup(file) : NULL;
+	m->line = line;
+	m->field = field ? strdup(field) : NULL;
+	m->message = strdup(msg);
+	if (m->message == NULL) {
+		an->oom = 1;
+		free(m->resource);
+		free(m->file);
+		free(m->field);
+		return;
+	}
+	a->n++;
+	if (c->level == SN_ANALYSIS_ERROR)
+		a->errors++;
+	else if (c->level == SN_ANALYSIS_WARNING)
+		a->warnings++;
+	else
+		a->infos++;
+}
+
+/* ---- the model, as the proxy resolves it ---------------------------- */
+
+static const struct sn_resource *find_service(struct an *an, const char *fqdn)
+{
+	for (const struct sn_resource *r = an->set->head; r; r = r->next) {
+		if (r->kind != SN_KIND_SERVICE)
+			continue;
+		char buf[600];
+		snprintf(buf, sizeof(buf), "%s.%s." CFG_SVC_DOMAIN, r->name, r->namespace_);
+		if (!strcasecmp(buf, fqdn))
+			return r;
+	}
+	return NULL;
+}
+
+/* The same rules as translation: "reviews" is reviews.NS.svc.cluster.local,
+ * "reviews.other" names namespace other when such a Service exists,
+ * "x.svc" gets the cluster domain, anything else is kept. */
+static const char *resolve(struct an *an, const char *host, const char *ns)
+{
+	const char *dot = strchr(host, '.');
+	size_t n = strlen(host);
+	char *out;
+	if (host[0] == '*')
+		out = sn_arena_strdup(&an->tmp, host);
+	else if (dot == NULL)
+		out = sn_arena_printf(&an->tmp, "%s.%s." CFG_SVC_DOMAIN, host, ns);
+	else if (n > 4 && !strcmp(host + n - 4, ".svc"))
+		out = sn_arena_printf(&an->tmp, "%s.cluster.local", host);
+	else if (strchr(dot + 1, '.') == NULL && (out = sn_arena_printf(&an->tmp, "%s." CFG_SVC_DOMAIN, host)) &&
+		 find_service(an, out) != NULL)
+		;
+	else
+		out = sn_arena_strdup(&an->tmp, host);
+	if (out == NULL) {
+		an->oom = 1;
+		return host;
+	}
+	for (char *p = out; *p; p++)
+		*p = (char)sn_tolower_ascii((unsigned char)*p);
+	return out;
+}
+
+static int is_external(struct an *an, const char *host, const char *fqdn)
+{
+	const struct cfg_set_priv *priv = an->set->priv;
+	for (const struct cfg_external_host *e = priv ? priv->external : NULL; e; e = e->next)
+		if (!strcasecmp(e->host, host) || !strcasecmp(e->host, fqdn))
+			return 1;
+	return 0;
+}
+
+/* Workload entries a Service (and optionally a subset) selects, as the
+ * proxy builds endpoints: same namespace, selector and subset labels. */
+static size_t count_endpoints(struct an *an, const struct sn_resource *svc, const struct sn_labels *subset)
+{
+	const struct cfg_service *cs = svc->spec;
+	size_t n = 0;
+	if (!cs->has_selector || cs->selector.n == 0)
+		return 0;
+	for (const struct sn_resource *r = an->set->head; r; r = r->next) {
+		if (r->kind != SN_KIND_WORKLOAD_ENTRY || strcmp(r->namespace_, svc->namespace_) != 0)
+			continue;
+		const struct cfg_workload *w = r->spec;
+		if (sn_labels_match(&cs->selector, &w->labels) && sn_labels_match(subset, &w->labels))
+			n++;
+	}
+	return n;
+}
+
+/* The first DestinationRule for a Service host (what the proxy uses). */
+static const struct sn_resource *find_dr(struct an *an, const char *fqdn)
+{
+	for (const struct sn_resource *r = an->set->head; r; r = r->next) {
+		if (r->kind != SN_KIND_DESTINATION_RULE)
+			continue;
+		const struct cfg_dr *dr = r->spec;
+		if (!strcmp(resolve(an, dr->host, r->namespace_), fqdn))
+			return r;
+	}
+	return NULL;
+}
+
+/* ---- checks ---------------------------------------------------------- */
+
+static void check_destinations(struct an *an, const struct sn_resource *r)
+{
+	const struct cfg_vs *vs = r->spec;
+	for (size_t i = 0; i < vs->n_http; i++) {
+		const struct cfg_http *h = &vs->http[i];
+		for (size_t j = 0; j < h->n_dests; j++) {
+			const struct cfg_dest *d = &h->dests[j];
+			char field[600];
+			if (d->host == NULL)
+				continue;
+			const char *fqdn = resolve(an, d->host, r->namespace_);
+			const struct sn_resource *svc = find_service(an, fqdn);
+			if (svc == NULL) {
+				if (is_external(an, d->host, fqdn))
+					continue;
+				snprintf(field, sizeof(field), "%s.host", d->path);
+				emit(an, &C_HOST_NOT_FOUND, r, NULL, r->file, d->host_loc.line, field,
+				     "destination host \"%s\" (%s) is not a known Service; apply a Service named "
+				     "\"%s\" in namespace %s, or fix the host",
+				     d->host, fqdn, d->host, r->namespace_);
+				continue;
+			}
+			if (d->subset == NULL)
+				continue;
+			const struct sn_resource *drr = find_dr(an, fqdn);
+			const struct cfg_dr *dr = drr ? drr->spec : NULL;
+			int found = 0;
+			for (size_t k = 0; dr && k < dr->n_subsets; k++)
+				if (!strcmp(dr->subsets[k].name, d->subset))
+					found = 1;
+			if (!found) {
+				snprintf(field, sizeof(field), "%s.subset", d->path);
+				if (drr != NULL)
+					emit(an, &C_SUBSET_NOT_FOUND, r, NULL, r->file, d->subset_loc.line, field,
+					     "subset \"%s\" of %s is not defined by DestinationRule %s/%s (%s:%d); add it "
+					     "to its subsets or fix the name",
+					     d->subset, fqdn, drr->namespace_, drr->name, drr->file, drr->line);
+				else
+					emit(an, &C_SUBSET_NOT_FOUND, r, NULL, r->file, d->subset_loc.line, field,
+					     "subset \"%s\" of %s is not defined: no DestinationRule has host %s; apply "
+					     "one that defines the subset",
+					     d->subset, fqdn, fqdn);
+			}
+		}
+	}
+}
+
+static int str_match_all(const struct sn_str_match *m)
+{
+	return m->kind == SN_MATCH_ANY ||
+	       (m->kind == SN_MATCH_PREFIX && m->value != NULL && !strcmp(m->value, "/"));
+}
+
+/* A match that every request to the host satisfies. */
+static int match_is_catch_all(const struct cfg_match *m)
+{
+	return str_match_all(&m->m.uri) && m->m.method.kind == SN_MATCH_ANY &&
+	       m->m.authority.kind == SN_MATCH_ANY && m->m.scheme.kind == SN_MATCH_ANY && m->m.n_headers == 0 &&
+	       m->m.n_without_headers == 0 && m->m.n_query_params == 0 && m->m.port == 0 &&
+	       !m->has_source_labels && m->source_namespace == NULL && m->n_gateways == 0;
+}
+
+static void check_unreachable(struct an *an, const struct sn_resource *r)
+{
+	const struct cfg_vs *vs = r->spec;
+	for (size_t i = 0; i + 1 < vs->n_http; i++) {
+		const struct cfg_http *h = &vs->http[i];
+		int all = h->n_matches == 0;
+		for (size_t k = 0; k < h->n_matches && !all; k++)
+			all = match_is_catch_all(&h->matches[k]);
+		if (!all)
+			continue;
+		const struct cfg_http *next = &vs->http[i + 1];
+		emit(an, &C_UNREACHABLE, r, NULL, r->file, next->loc.line, next->path,
+		     "%s and every rule after it are never used: %s (line %d) matches every request first; "
+		     "move the catch-all rule last",
+		     next->path, h->path, h->loc.line);
+		break;
+	}
+}
+
+static void check_vs_conflicts(struct an *an)
+{
+	for (const struct sn_resource *r = an->set->head; r; r = r->next) {
+		if (r->kind != SN_KIND_VIRTUAL_SERVICE || !((const struct cfg_vs *)r->spec)->for_mesh)
+			continue;
+		const struct cfg_vs *vs = r->spec;
+		for (size_t i = 0; i < vs->n_hosts; i++) {
+			const char *h = resolve(an, vs->hosts[i], r->namespace_);
+			const struct sn_resource *first = NULL;
+			for (const struct sn_resource *p = an->set->head; p && p != r && first == NULL; p = p->next) {
+				if (p->kind != SN_KIND_VIRTUAL_SERVICE)
+					continue;
+				const struct cfg_vs *pv = p->spec;
+				for (size_t k = 0; pv->for_mesh && k < pv->n_hosts && first == NULL; k++)
+					if (!strcmp(resolve(an, pv->hosts[k], p->namespace_), h))
+						first = p;
+			}
+			if (first == NULL)
+				continue;
+			char field[64];
+			snprintf(field, sizeof(field), "spec.hosts[%zu]", i);
+			emit(an, &C_CONFLICT_VS, r, NULL, r->file, vs->host_locs[i].line, field,
+			     "VirtualServices %s/%s (%s:%d) and %s/%s both route host %s for sidecars; only the first "
+			     "is used: merge them into one VirtualService or delete one",
+			     first->namespace_, first->name, first->file, first->line, r->namespace_, r->name, h);
+		}
+	}
+}
+
+static void check_destination_rules(struct an *an, const struct sn_resource *r)
+{
+	const struct cfg_dr *dr = r->spec;
+	const char *fqdn = resolve(an, dr->host, r->namespace_);
+	const struct sn_resource *svc = find_service(an, fqdn);
+	if (svc == NULL) {
+		if (!is_external(an, dr->host, fqdn) && dr->host[0] != '*')
+			emit(an, &C_DR_HOST, r, NULL, r->file, dr->host_loc.line, "spec.host",
+			     "host \"%s\" (%s) is not a known Service, so this DestinationRule applies to nothing; "
+			     "apply the Service or fix the host",
+			     dr->host, fqdn);
+		return;
+	}
+	const struct sn_resource *first = find_dr(an, fqdn);
+	if (first != NULL && first != r) {
+		emit(an, &C_DR_DUP, r, NULL, r->file, dr->host_loc.line, "spec.host",
+		     "DestinationRule %s/%s (%s:%d) is also for %s and comes first, so this one is ignored; merge "
+		     "them into one",
+		     first->namespace_, first->name, first->file, first->line, fqdn);
+		return;
+	}
+	if (count_endpoints(an, svc, NULL) == 0)
+		return; /* SN0107 says it once for the Service */
+	for (size_t i = 0; i < dr->n_subsets; i++) {
+		const struct cfg_subset *s = &dr->subsets[i];
+		if (count_endpoints(an, svc, &s->labels) > 0)
+			continue;
+		char field[64], labels[400];
+		size_t off = 0;
+		labels[0] = '\0';
+		for (size_t k = 0; k < s->labels.n && off + 2 < sizeof(labels); k++)
+			off += (size_t)snprintf(labels + off, sizeof(labels) - off, "%s%s=%s", k ? "," : "",
+						s->labels.v[k].key, s->labels.v[k].value);
+		snprintf(field, sizeof(field), "spec.subsets[%zu]", i);
+		emit(an, &C_SUBSET_EMPTY, r, NULL, r->file, s->loc.line, field,
+		     "subset \"%s\" (labels %s) selects no WorkloadEntry of Service %s/%s, so routes to it fail "
+		     "with 503; apply a WorkloadEntry with those labels or fix the labels",
+		     s->name, off ? labels : "none", svc->namespace_, svc->name);
+	}
+}
+
+static void check_service(struct an *an, const struct sn_resource *r)
+{
+	const struct cfg_service *cs = r->spec;
+	if (count_endpoints(an, r, NULL) > 0)
+		return;
+	emit(an, &C_SVC_EMPTY, r, NULL, r->file, r->line, cs->has_selector ? "spec.selector" : "spec",
+	     cs->has_selector ? "Service %s/%s selects no WorkloadEntry in namespace %s, so requests to it fail "
+				"with 503; apply WorkloadEntries whose labels match spec.selector"
+			      : "Service %s/%s has no selector, so it has no endpoints in namespace %s; add "
+				"spec.selector",
+	     r->namespace_, r->name, r->namespace_);
+}
+
+/* Load diagnostics become messages; a few have their own codes. */
+static void from_diags(struct an *an, const struct sn_diags *d, int translation)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		const struct sn_diag *g = &d->v[i];
+		const struct code *c;
+		if (translation) {
+			/* what the checks above say better */
+			if (strstr(g->message, "is not a known Service") || strstr(g->message, "subset \"") ||
+			    strstr(g->message, "came first") || strstr(g->message, "comes first"))
+				continue;
+		}
+		if (g->severity == SN_DIAG_ERROR)
+			c = strstr(g->message, "weights sum to") ? &C_WEIGHTS : &C_INVALID;
+		else if (strstr(g->message, "unknown field"))
+			c = &C_UNKNOWN_FIELD;
+		else
+			c = &C_NOT_IMPL;
+		char res[600] = "";
+		if (g->kind && g->name)
+			snprintf(res, sizeof(res), "%s %s", g->kind, g->name);
+		else if (g->kind)
+			snprintf(res, sizeof(res), "%s", g->kind);
+		emit(an, c, NULL, res, g->file, g->line, g->field, "%s", g->message);
+	}
+}
+
+/* The same resource twice in a body: the later one wins, as if the
+ * documents were applied one after another. */
+static void drop_earlier_duplicates(struct sn_config_set *set, struct sn_resource **from)
+{
+	struct sn_resource **pp = from;
+	while (*pp != NULL) {
+		struct sn_resource *r = *pp;
+		int later = 0;
+		for (const struct sn_resource *q = r->next; q && !later; q = q->next)
+			later = q->kind == r->kind && !strcmp(q->namespace_, r->namespace_) && !strcmp(q->name, r->name);
+		if (later) {
+			*pp = r->next;
+			set->count--;
+			if (set->tail == &r->next)
+				set->tail = pp;
+			continue;
+		}
+		pp = &r->next;
+	}
+}
+
+static int cmp_msg(const void *a, const void *b)
+{
+	const struct sn_analysis_msg *x = a, *y = b;
+	int c = strcmp(x->code, y->code);
+	if (c)
+		return c;
+	c = strcmp(x->resource ? x->resource : "", y->resource ? y->resource : "");
+	if (c)
+		return c;
+	c = strcmp(x->file ? x->file : "", y->file ? y->file : "");
+	return c ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+int sn_analyze(const struct sn_store *st, const char *body_source, const char *body, size_t body_len,
+	       struct sn_analysis *out)
+{
+	struct sn_config_set set, over;
+	struct sn_diags d, td;
+	struct an an;
+
+	memset(out, 0, sizeof(*out));
+	memset(&an, 0, sizeof(an));
+	an.out = out;
+	an.set = &set;
+	sn_arena_init(&an.tmp, 0);
+	sn_config_set_init(&set);
+	sn_config_set_init(&over);
+	sn_diags_init(&d);
+	sn_diags_init(&td);
+	const char *src = body_source && body_source[0] ? body_source : "-";
+
+	/* The body's resources replace stored ones with the same name. */
+	if (body != NULL)
+		sn_config_load_text(&over, src, body, body_len, &td);
+	for (size_t i = 0; st != NULL && i < st->n; i++) {
+		const struct sn_stored *e = st->v[i];
+		int replaced = 0;
+		for (const struct sn_resource *r = over.head; r && !replaced; r = r->next)
+			replaced = r->kind == e->kind && !strcmp(r->namespace_, e->namespace_) &&
+				   !strcmp(r->name, e->name);
+		if (!replaced)
+			sn_config_load_text_at(&set, e->source, e->text, e->text_len, e->line, &d);
+	}
+	struct sn_resource **body_start = set.tail;
+	if (body != NULL)
+		sn_config_load_text(&set, src, body, body_len, &d);
+	drop_earlier_duplicates(&set, body_start);
+	from_diags(&an, &d, 0);
+
+	for (const struct sn_resource *r = set.head; r; r = r->next) {
+		switch (r->kind) {
+		case SN_KIND_VIRTUAL_SERVICE:
+			check_destinations(&an, r);
+			check_unreachable(&an, r);
+			break;
+		case SN_KIND_DESTINATION_RULE:
+			check_destination_rules(&an, r);
+			break;
+		case SN_KIND_SERVICE:
+			check_service(&an, r);
+			break;
+		default:
+			break;
+		}
+	}
+	check_vs_conflicts(&an);
+
+	/* What else translation refuses (ports, ...), as the proxy would. */
+	sn_diags_free(&td);
+	sn_diags_init(&td);
+	struct sn_proxy_identity id = { .namespace_ = "default", .workload = "sinewd-analyze" };
+	struct sn_snapshot *snap = NULL;
+	if (set.count > 0) {
+		sn_config_translate(&set, &id, &td, &snap);
+		if (snap != NULL)
+			sn_snapshot_unref(snap);
+		from_diags(&an, &td, 1);
+	}
+
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof(*out->v), cmp_msg);
+	sn_diags_free(&d);
+	sn_diags_free(&td);
+	sn_config_set_free(&set);
+	sn_config_set_free(&over);
+	sn_arena_free(&an.tmp);
+	return an.oom ? SN_ENOMEM : 0;
+}

@@ -1,0 +1,727 @@
+/* sinewd's HTTP/JSON API (docs/api.md): apply, get, delete, analyze,
+ * version, ready, live. Served on the loop thread, one request per
+ * connection (the response says connection: close). Bounded: heads up to
+ * 16 KiB, bodies up to 8 MiB (Content-Length only), SN_API_MAX_CONNS
+ * connections, 30 s per connection. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "sinew/control.h"
+#include "sinew/h1.h"
+#include "sinew/log.h"
+
+#define API_HEAD_MAX 16384
+#define API_TIMEOUT_MS 30000
+#define API_MAX_PARAM 256
+
+struct api_conn {
+	struct sn_io io;
+	int fd;
+	struct sn_api *api;
+	char *in;
+	size_t in_len, in_cap;
+	size_t head_len;            /* 0 until the head is parsed */
+	size_t body_len;
+	int sent_continue;
+	char *out;
+	size_t out_len, out_off;
+	int responded;
+	uint64_t id;
+	struct api_conn *next, **pprev;   /* api->conn_list, for shutdown */
+	struct sn_timer timer;
+	struct sn_task reclaim;
+};
+
+/* A parsed request, borrowed from the connection's buffer. */
+struct api_req {
+	struct sn_str method;
+	struct sn_str route;        /* path without the query */
+	struct sn_str query;
+	const char *body;
+	size_t body_len;
+};
+
+/* ---- plumbing -------------------------------------------------------- */
+
+static void reclaim_conn(struct sn_loop *loop, struct sn_task *t)
+{
+	struct api_conn *c = sn_container_of(t, struct api_conn, reclaim);
+	free(c->in);
+	free(c->out);
+	free(c);
+}
+
+static void conn_close(struct api_conn *c)
+{
+	if (c->fd < 0)
+		return;
+	sn_timer_stop(c->api->loop, &c->timer);
+	sn_io_stop(c->api->loop, &c->io);
+	close(c->fd);
+	c->fd = -1;
+	c->api->conns--;
+	if (c->next != NULL)
+		c->next->pprev = c->pprev;
+	*c->pprev = c->next;
+	sn_loop_reclaim(c->api->loop, &c->reclaim, reclaim_conn);
+}
+
+static void on_timeout(struct sn_loop *loop, struct sn_timer *t)
+{
+	struct api_conn *c = sn_container_of(t, struct api_conn, timer);
+	sn_log(SN_LOG_DEBUG, "api conn=%llu: timed out after %d ms; closing", (unsigned long long)c->id,
+	       API_TIMEOUT_MS);
+	conn_close(c);
+}
+
+static void respond(struct api_conn *c, int status, struct sn_out *body)
+{
+	char head[256];
+	if (body->failed) {
+		sn_out_free(body);
+		status = 500;
+		sn_out_cstr(body, "{\"error\":\"sinewd ran out of memory rendering the response; retry with a "
+				  "narrower query\"}");
+	}
+	sn_out_raw(body, "\n", 1);
+	int hl = snprintf(head, sizeof(head),
+			  "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %zu\r\n"
+			  "connection: close\r\n\r\n",
+			  status, sn_h1_reason_phrase(status), body->len);
+	free(c->out);
+	c->out_len = (size_t)hl + body->len;
+	c->out = malloc(c->out_len);
+	if (c->out != NULL) {
+		memcpy(c->out, head, (size_t)hl);
+		memcpy(c->out + hl, body->p, body->len);
+	} else {
+		c->out_len = 0;
+	}
+	c->out_off = 0;
+	c->responded = 1;
+	sn_out_free(body);
+}
+
+static void respond_error(struct api_conn *c, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void respond_error(struct api_conn *c, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	struct sn_out o = { 0 };
+	sn_out_cstr(&o, "{\"error\":");
+	sn_out_json_cstr(&o, msg);
+	sn_out_printf(&o, ",\"status\":%d}", status);
+	respond(c, status, &o);
+}
+
+static void flush(struct api_conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		c->out_off += (size_t)n;
+	}
+	conn_close(c);
+}
+
+/* ---- query strings --------------------------------------------------- */
+
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decodes s into out (NUL-terminated). Returns 0, or -1 if it is
+ * malformed, decodes to a NUL or does not fit. */
+static int url_decode(struct sn_str s, char *out, size_t size)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < s.len; i++) {
+		char ch = s.p[i];
+		if (ch == '%') {
+			if (i + 2 >= s.len)
+				return -1;
+			int h = hexval(s.p[i + 1]), l = hexval(s.p[i + 2]);
+			if (h < 0 || l < 0 || (h == 0 && l == 0))
+				return -1;
+			ch = (char)(h * 16 + l);
+			i += 2;
+		} else if (ch == '+') {
+			ch = ' ';
+		}
+		if (o + 1 >= size)
+			return -1;
+		out[o++] = ch;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* Finds key in the query and decodes its value into out. Returns 1 if
+ * found, 0 if absent, -1 if malformed or too long. */
+static int query_get(struct sn_str q, const char *key, char *out, size_t size)
+{
+	size_t kl = strlen(key);
+	size_t i = 0;
+	while (i < q.len) {
+		const char *amp = memchr(q.p + i, '&', q.len - i);
+		size_t end = amp ? (size_t)(amp - q.p) : q.len;
+		struct sn_str part = sn_str_make(q.p + i, end - i);
+		if (part.len >= kl && !memcmp(part.p, key, kl) && (part.len == kl || part.p[kl] == '=')) {
+			struct sn_str v = part.len == kl ? SN_STR_LIT("") : sn_str_make(part.p + kl + 1, part.len - kl - 1);
+			return url_decode(v, out, size) == 0 ? 1 : -1;
+		}
+		i = end + 1;
+	}
+	return 0;
+}
+
+/* ---- rendering ------------------------------------------------------- */
+
+static void out_diag(struct sn_out *o, const struct sn_diag *g)
+{
+	char text[1600];
+	sn_diag_format(g, text, sizeof(text));
+	sn_out_printf(o, "{\"severity\":\"%s\",\"file\":", g->severity == SN_DIAG_ERROR ? "error" : "warning");
+	sn_out_json_cstr(o, g->file);
+	sn_out_printf(o, ",\"line\":%d,\"column\":%d,\"field\":", g->line, g->column);
+	sn_out_json_cstr(o, g->field);
+	sn_out_cstr(o, ",\"message\":");
+	sn_out_json_cstr(o, g->message);
+	sn_out_cstr(o, ",\"text\":");
+	sn_out_json_cstr(o, text);
+	sn_out_cstr(o, "}");
+}
+
+static void out_strv(struct sn_out *o, char **v, size_t n)
+{
+	sn_out_cstr(o, "[");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			sn_out_cstr(o, ",");
+		sn_out_json_cstr(o, v[i]);
+	}
+	sn_out_cstr(o, "]");
+}
+
+static void out_resource(struct sn_out *o, const struct sn_stored *e)
+{
+	sn_out_cstr(o, "{\"kind\":");
+	sn_out_json_cstr(o, sn_resource_kind_str(e->kind));
+	sn_out_cstr(o, ",\"apiVersion\":");
+	sn_out_json_cstr(o, e->api_version);
+	sn_out_cstr(o, ",\"namespace\":");
+	sn_out_json_cstr(o, e->namespace_);
+	sn_out_cstr(o, ",\"name\":");
+	sn_out_json_cstr(o, e->name);
+	sn_out_printf(o, ",\"resourceVersion\":\"%llu\",\"generation\":%llu,\"source\":",
+		      (unsigned long long)e->resource_version, (unsigned long long)e->generation);
+	sn_out_json_cstr(o, e->source);
+	sn_out_printf(o, ",\"line\":%d,\"yaml\":", e->line);
+	sn_out_json_str(o, e->text, e->text_len);
+	sn_out_printf(o, ",\"status\":{\"accepted\":%s,\"warnings\":", e->accepted ? "true" : "false");
+	out_strv(o, e->warnings, e->n_warnings);
+	sn_out_cstr(o, ",\"errors\":");
+	out_strv(o, e->errors, e->n_errors);
+	sn_out_cstr(o, "}}");
+}
+
+static const char *kinds_help(void)
+{
+	return "known kinds: service (services, svc), workloadentry (workloadentries, we), virtualservice "
+	       "(virtualservices, vs), destinationrule (destinationrules, dr)";
+}
+
+/* ---- handlers -------------------------------------------------------- */
+
+static void handle_apply(struct api_conn *c, const struct api_req *r)
+{
+	char source[API_MAX_PARAM];
+	int q = query_get(r->query, "source", source, sizeof(source));
+	if (q < 0) {
+		respond_error(c, 400, "query parameter source is malformed or longer than %d bytes; pass the file "
+				      "name, percent-encoded", API_MAX_PARAM - 1);
+		return;
+	}
+	if (q == 0)
+		snprintf(source, sizeof(source), "-");
+	struct sn_apply_report rep;
+	int rc = sn_admit_apply(c->api->store, source, r->body, r->body_len, &rep);
+	struct sn_out o = { 0 };
+	sn_out_cstr(&o, "[");
+	for (size_t i = 0; i < rep.n; i++) {
+		const struct sn_apply_item *it = &rep.v[i];
+		if (i)
+			sn_out_cstr(&o, ",");
+		sn_out_cstr(&o, "{\"kind\":");
+		sn_out_json_cstr(&o, it->kind);
+		sn_out_cstr(&o, ",\"namespace\":");
+		sn_out_json_cstr(&o, it->namespace_);
+		sn_out_cstr(&o, ",\"name\":");
+		sn_out_json_cstr(&o, it->name);
+		sn_out_printf(&o, ",\"result\":\"%s\",\"resourceVersion\":\"%llu\",\"line\":%d,\"diagnostics\":[",
+			      sn_apply_result_str(it->result), (unsigned long long)it->resource_version, it->line);
+		for (size_t k = 0; k < it->diags.n; k++) {
+			if (k)
+				sn_out_cstr(&o, ",");
+			out_diag(&o, &it->diags.v[k]);
+		}
+		sn_out_cstr(&o, "]}");
+	}
+	sn_out_cstr(&o, "]");
+	size_t refused = rep.refused;
+	sn_log(SN_LOG_INFO, "api conn=%llu: apply source=%s: %zu resources, %zu refused, revision %llu",
+	       (unsigned long long)c->id, source, rep.n, refused, (unsigned long long)c->api->store->revision);
+	sn_apply_report_free(&rep);
+	respond(c, rc == SN_EIO ? 500 : refused ? 422 : 200, &o);
+}
+
+/* KIND from a person: 0 with *kind set, or an error response. */
+static int parse_kind(struct api_conn *c, const char *s, int *kind)
+{
+	*kind = sn_kind_lookup(s);
+	if (*kind < 0) {
+		respond_error(c, 400, "unknown kind \"%.64s\"; %s", s, kinds_help());
+		return -1;
+	}
+	return 0;
+}
+
+static void handle_list(struct api_conn *c, const struct api_req *r)
+{
+	char kind_s[API_MAX_PARAM], ns[API_MAX_PARAM], name[API_MAX_PARAM];
+	int hk = query_get(r->query, "kind", kind_s, sizeof(kind_s));
+	int hn = query_get(r->query, "namespace", ns, sizeof(ns));
+	int hm = query_get(r->query, "name", name, sizeof(name));
+	int kind = -1;
+	if (hk < 0 || hn < 0 || hm < 0) {
+		respond_error(c, 400, "a query parameter is malformed or longer than %d bytes", API_MAX_PARAM - 1);
+		return;
+	}
+	if (hk > 0 && kind_s[0] && parse_kind(c, kind_s, &kind) != 0)
+		return;
+	const struct sn_store *st = c->api->store;
+	struct sn_out o = { 0 };
+	sn_out_cstr(&o, "[");
+	size_t n = 0;
+	for (size_t i = 0; i < st->n; i++) {
+		const struct sn_stored *e = st->v[i];
+		if ((kind >= 0 && (int)e->kind != kind) || (hn > 0 && ns[0] && strcmp(ns, e->namespace_)) ||
+		    (hm > 0 && name[0] && strcmp(name, e->name)))
+			continue;
+		if (n++)
+			sn_out_cstr(&o, ",");
+		out_resource(&o, e);
+	}
+	sn_out_cstr(&o, "]");
+	respond(c, 200, &o);
+}
+
+/* /api/v1/resources/KIND/NS/NAME: splits and decodes the three parts. */
+static int split_path(struct sn_str rest, char *kind, char *ns, char *name, size_t size)
+{
+	char *dst[3] = { kind, ns, name };
+	size_t i = 0;
+	for (int part = 0; part < 3; part++) {
+		const char *slash = memchr(rest.p + i, '/', rest.len - i);
+		size_t end = part < 2 ? (slash ? (size_t)(slash - rest.p) : rest.len) : rest.len;
+		if (part < 2 && slash == NULL)
+			return -1;
+		if (end == i || url_decode(sn_str_make(rest.p + i, end - i), dst[part], size) != 0 ||
+		    strchr(dst[part], '/') != NULL)
+			return -1;
+		i = end + 1;
+	}
+	return 0;
+}
+
+/* What exists of kind in ns, for a 404 that helps. */
+static void existing_names(const struct sn_store *st, int kind, const char *ns, char *buf, size_t size)
+{
+	size_t off = 0, shown = 0, total = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < st->n; i++) {
+		const struct sn_stored *e = st->v[i];
+		if ((int)e->kind != kind || strcmp(e->namespace_, ns))
+			continue;
+		total++;
+		if (shown < 10 && off + 70 < size) {
+			off += (size_t)snprintf(buf + off, size - off, "%s%.60s", shown ? ", " : "", e->name);
+			shown++;
+		}
+	}
+	if (total > shown && off + 30 < size)
+		snprintf(buf + off, size - off, " and %zu more", total - shown);
+}
+
+static void handle_one(struct api_conn *c, const struct api_req *r, struct sn_str rest, int del)
+{
+	char kind_s[API_MAX_PARAM], ns[API_MAX_PARAM], name[API_MAX_PARAM], have[900];
+	int kind;
+	if (split_path(rest, kind_s, ns, name, sizeof(kind_s)) != 0) {
+		respond_error(c, 400, "want /api/v1/resources/KIND/NAMESPACE/NAME, e.g. "
+				      "/api/v1/resources/virtualservices/default/reviews");
+		return;
+	}
+	if (parse_kind(c, kind_s, &kind) != 0)
+		return;
+	struct sn_store *st = c->api->store;
+	const char *kname = sn_resource_kind_str((enum sn_resource_kind)kind);
+	struct sn_stored *e = sn_store_get(st, (enum sn_resource_kind)kind, ns, name);
+	if (e == NULL) {
+		existing_names(st, kind, ns, have, sizeof(have));
+		if (have[0])
+			respond_error(c, 404, "%s %s/%s not found; %s in namespace %s: %s", kname, ns, name,
+				      sn_kind_plural((enum sn_resource_kind)kind), ns, have);
+		else
+			respond_error(c, 404, "%s %s/%s not found; there are no %s in namespace %s", kname, ns, name,
+				      sn_kind_plural((enum sn_resource_kind)kind), ns);
+		return;
+	}
+	struct sn_out o = { 0 };
+	if (!del) {
+		out_resource(&o, e);
+		respond(c, 200, &o);
+		return;
+	}
+	int rc = sn_admit_delete(st, (enum sn_resource_kind)kind, ns, name);
+	if (rc != 0) {
+		respond_error(c, 500, "could not delete %s %s/%s from the store in %s: %s; see sinewd's log and "
+				      "check the disk, then retry", kname, ns, name, st->dir, strerror(errno));
+		return;
+	}
+	sn_log(SN_LOG_INFO, "api conn=%llu: deleted %s %s/%s, revision %llu", (unsigned long long)c->id, kname, ns,
+	       name, (unsigned long long)st->revision);
+	sn_out_cstr(&o, "{\"result\":\"deleted\",\"kind\":");
+	sn_out_json_cstr(&o, kname);
+	sn_out_cstr(&o, ",\"namespace\":");
+	sn_out_json_cstr(&o, ns);
+	sn_out_cstr(&o, ",\"name\":");
+	sn_out_json_cstr(&o, name);
+	sn_out_printf(&o, ",\"revision\":\"%llu\"}", (unsigned long long)st->revision);
+	respond(c, 200, &o);
+}
+
+static void handle_analyze(struct api_conn *c, const struct api_req *r)
+{
+	char source[API_MAX_PARAM], only[16];
+	int q = query_get(r->query, "source", source, sizeof(source));
+	int qo = query_get(r->query, "only", only, sizeof(only));
+	if (q < 0 || qo < 0) {
+		respond_error(c, 400, "a query parameter is malformed or too long");
+		return;
+	}
+	if (q == 0)
+		snprintf(source, sizeof(source), "-");
+	int body_only = qo > 0 && (!strcmp(only, "1") || !strcmp(only, "true"));
+	if (body_only && r->body_len == 0) {
+		respond_error(c, 400, "only=1 analyzes the request body alone, and the body is empty; send YAML or "
+				      "drop only=1 to analyze the store");
+		return;
+	}
+	struct sn_analysis an;
+	int rc = sn_analyze(body_only ? NULL : c->api->store, source, r->body_len ? r->body : NULL, r->body_len,
+			    &an);
+	struct sn_out o = { 0 };
+	sn_out_printf(&o, "{\"errors\":%zu,\"warnings\":%zu,\"infos\":%zu,\"messages\":[", an.errors, an.warnings,
+		      an.infos);
+	for (size_t i = 0; i < an.n; i++) {
+		const struct sn_analysis_msg *m = &an.v[i];
+		if (i)
+			sn_out_cstr(&o, ",");
+		sn_out_printf(&o, "{\"code\":\"%s\",\"type\":\"%s\",\"level\":\"%s\",\"resource\":", m->code, m->type,
+			      sn_analysis_level_str(m->level));
+		sn_out_json_cstr(&o, m->resource);
+		sn_out_cstr(&o, ",\"file\":");
+		sn_out_json_cstr(&o, m->file);
+		sn_out_printf(&o, ",\"line\":%d,\"field\":", m->line);
+		sn_out_json_cstr(&o, m->field);
+		sn_out_cstr(&o, ",\"message\":");
+		sn_out_json_cstr(&o, m->message);
+		/* one line, istioctl's shape: Error [SN0101] (VirtualService ns/x f.yaml:12) message */
+		char text[1800], where[700];
+		if (m->file && m->line)
+			snprintf(where, sizeof(where), "%s%s%s:%d", m->resource ? m->resource : "",
+				 m->resource ? " " : "", m->file, m->line);
+		else
+			snprintf(where, sizeof(where), "%s", m->resource ? m->resource : "-");
+		snprintf(text, sizeof(text), "%s [%s] (%s) %s", sn_analysis_level_str(m->level), m->code, where,
+			 m->message);
+		sn_out_cstr(&o, ",\"text\":");
+		sn_out_json_cstr(&o, text);
+		sn_out_cstr(&o, "}");
+	}
+	sn_out_cstr(&o, "]}");
+	sn_analysis_free(&an);
+	if (rc != 0) {
+		sn_out_free(&o);
+		respond_error(c, 500, "sinewd ran out of memory analyzing; analyze fewer resources at once");
+		return;
+	}
+	respond(c, 200, &o);
+}
+
+static void handle_version(struct api_conn *c)
+{
+	const struct sn_api *api = c->api;
+	struct sn_out o = { 0 };
+	sn_out_cstr(&o, "{\"version\":\"" SINEWD_VERSION "\",\"api\":\"v1\",\"revision\":");
+	sn_out_printf(&o, "\"%llu\",\"resources\":%zu,\"dataDir\":", (unsigned long long)api->store->revision,
+		      api->store->n);
+	sn_out_json_cstr(&o, api->store->dir);
+	sn_out_cstr(&o, ",\"mesh\":");
+	sn_out_json_cstr(&o, api->mesh_addr);
+	sn_out_printf(&o, ",\"uptimeSeconds\":%llu}",
+		      (unsigned long long)((sn_loop_now(api->loop) - api->started_ms) / 1000));
+	respond(c, 200, &o);
+}
+
+static void route(struct api_conn *c, const struct api_req *r)
+{
+	static const struct sn_str one_prefix = SN_STR_LIT("/api/v1/resources/");
+	int get = sn_str_eq_cstr(r->method, "GET"), post = sn_str_eq_cstr(r->method, "POST");
+	int del = sn_str_eq_cstr(r->method, "DELETE");
+	struct sn_out o = { 0 };
+
+	if (sn_str_eq_cstr(r->route, "/live") && get) {
+		sn_out_cstr(&o, "{\"status\":\"live\"}");
+		respond(c, 200, &o);
+	} else if (sn_str_eq_cstr(r->route, "/ready") && get) {
+		sn_out_printf(&o, "{\"status\":\"ready\",\"revision\":\"%llu\"}",
+			      (unsigned long long)c->api->store->revision);
+		respond(c, 200, &o);
+	} else if (sn_str_eq_cstr(r->route, "/api/v1/version") && get) {
+		handle_version(c);
+	} else if (sn_str_eq_cstr(r->route, "/api/v1/apply") && post) {
+		handle_apply(c, r);
+	} else if (sn_str_eq_cstr(r->route, "/api/v1/analyze") && post) {
+		handle_analyze(c, r);
+	} else if (sn_str_eq_cstr(r->route, "/api/v1/resources") && get) {
+		handle_list(c, r);
+	} else if (r->route.len > one_prefix.len && !memcmp(r->route.p, one_prefix.p, one_prefix.len) &&
+		   (get || del)) {
+		handle_one(c, r, sn_str_make(r->route.p + one_prefix.len, r->route.len - one_prefix.len), del);
+	} else if (sn_str_eq_cstr(r->route, "/api/v1/apply") || sn_str_eq_cstr(r->route, "/api/v1/analyze") ||
+		   sn_str_eq_cstr(r->route, "/api/v1/resources") || sn_str_eq_cstr(r->route, "/live") ||
+		   sn_str_eq_cstr(r->route, "/ready") || sn_str_eq_cstr(r->route, "/api/v1/version") ||
+		   (r->route.len > one_prefix.len && !memcmp(r->route.p, one_prefix.p, one_prefix.len))) {
+		respond_error(c, 405, "method %.*s is not allowed on %.*s; see docs/api.md", (int)SN_MIN(r->method.len, 16),
+			      r->method.p, (int)SN_MIN(r->route.len, 200), r->route.p);
+	} else {
+		respond_error(c, 404, "no such endpoint %.*s; try /api/v1/resources, /api/v1/apply, /api/v1/analyze, "
+				      "/api/v1/version, /ready, /live", (int)SN_MIN(r->route.len, 200), r->route.p);
+	}
+}
+
+/* ---- reading --------------------------------------------------------- */
+
+static int grow_in(struct api_conn *c, size_t want)
+{
+	if (want <= c->in_cap)
+		return 0;
+	char *p = realloc(c->in, want);
+	if (p == NULL)
+		return -1;
+	c->in = p;
+	c->in_cap = want;
+	return 0;
+}
+
+/* Parses the head once it is complete; sets head_len/body_len or
+ * responds with an error. Returns 1 when a request is ready to route,
+ * 0 to read more, -1 when a response (error) is queued. */
+static int progress(struct api_conn *c, struct api_req *r)
+{
+	struct sn_h1_request req;
+	struct sn_h1_header hdrs[64];
+	struct sn_h1_limits lim = { 8192, API_HEAD_MAX, 64 };
+	int hl = sn_h1_parse_request(c->in, c->in_len, &req, hdrs, SN_ARRAY_LEN(hdrs), &lim);
+	if (hl == SN_H1_INCOMPLETE) {
+		if (c->in_len >= API_HEAD_MAX) {
+			respond_error(c, 431, "request head larger than %d bytes", API_HEAD_MAX);
+			return -1;
+		}
+		return 0;
+	}
+	if (hl < 0) {
+		respond_error(c, req.err_status ? req.err_status : 400, "malformed request: %s",
+			      req.err_reason ? req.err_reason : "bad HTTP/1.1");
+		return -1;
+	}
+	if (c->head_len == 0) {
+		if (req.body == SN_H1_BODY_CHUNKED) {
+			respond_error(c, 411, "chunked request bodies are not accepted; send Content-Length");
+			return -1;
+		}
+		if (req.body == SN_H1_BODY_LENGTH && req.content_length > SN_API_MAX_BODY) {
+			respond_error(c, 413, "request body is %llu bytes, more than the 8 MiB limit; split the apply",
+				      (unsigned long long)req.content_length);
+			return -1;
+		}
+		c->head_len = (size_t)hl;
+		c->body_len = req.body == SN_H1_BODY_LENGTH ? (size_t)req.content_length : 0;
+		if (grow_in(c, c->head_len + c->body_len + 1) != 0) {
+			respond_error(c, 503, "sinewd is out of memory; retry later");
+			return -1;
+		}
+		if (req.expect_continue && c->in_len < c->head_len + c->body_len && !c->sent_continue) {
+			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+			c->sent_continue = 1;
+			if (write(c->fd, cont, sizeof(cont) - 1) != (ssize_t)(sizeof(cont) - 1)) {
+				conn_close(c);
+				return -1;
+			}
+		}
+	}
+	if (c->in_len < c->head_len + c->body_len)
+		return 0;
+	const char *qm = memchr(req.path.p, '?', req.path.len);
+	r->method = req.method;
+	r->route = qm ? sn_str_make(req.path.p, (size_t)(qm - req.path.p)) : req.path;
+	r->query = qm ? sn_str_make(qm + 1, req.path.len - (size_t)(qm - req.path.p) - 1) : SN_STR_NULL;
+	r->body = c->in + c->head_len;
+	r->body_len = c->body_len;
+	return 1;
+}
+
+static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct api_conn *c = sn_container_of(io, struct api_conn, io);
+	if (c->responded) {
+		flush(c);
+		return;
+	}
+	for (;;) {
+		size_t want = c->head_len ? c->head_len + c->body_len : API_HEAD_MAX;
+		if (c->in_len >= want) {
+			/* more than the request: pipelining is not supported; the
+			 * extra bytes are ignored (connection: close) */
+			break;
+		}
+		if (grow_in(c, want + 1) != 0) {
+			conn_close(c);
+			return;
+		}
+		ssize_t n = read(c->fd, c->in + c->in_len, want - c->in_len);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			conn_close(c);
+			return;
+		}
+		c->in_len += (size_t)n;
+		struct api_req r;
+		int p = progress(c, &r);
+		if (c->fd < 0)
+			return;
+		if (p < 0)
+			break;
+		if (p > 0) {
+			route(c, &r);
+			break;
+		}
+	}
+	if (c->responded)
+		flush(c);
+}
+
+static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct sn_api *api = sn_container_of(io, struct sn_api, io);
+	for (;;) {
+		int fd = accept4(api->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				sn_log(SN_LOG_WARN, "api: accept: %s", strerror(errno));
+			return;
+		}
+		if (api->conns >= SN_API_MAX_CONNS) {
+			sn_log(SN_LOG_WARN, "api: %d connections open, the limit; refusing one", SN_API_MAX_CONNS);
+			close(fd);
+			continue;
+		}
+		struct api_conn *c = calloc(1, sizeof(*c));
+		if (c == NULL) {
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		c->api = api;
+		c->id = ++api->next_conn_id;
+		if (sn_io_start(loop, &c->io, fd, on_io) != 0) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		api->conns++;
+		c->next = api->conn_list;
+		if (c->next != NULL)
+			c->next->pprev = &c->next;
+		c->pprev = (struct api_conn **)&api->conn_list;
+		api->conn_list = c;
+		sn_timer_start(loop, &c->timer, API_TIMEOUT_MS, on_timeout);
+	}
+}
+
+int sn_api_start(struct sn_api *api, struct sn_loop *loop, struct sn_store *st, const struct sockaddr *addr,
+		 socklen_t addr_len)
+{
+	int one = 1;
+	api->loop = loop;
+	api->store = st;
+	api->conns = 0;
+	api->started_ms = sn_loop_now(loop);
+	api->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (api->fd < 0)
+		return SN_EIO;
+	setsockopt(api->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(api->fd, addr, addr_len) != 0 || listen(api->fd, 128) != 0) {
+		int e = errno;
+		close(api->fd);
+		api->fd = -1;
+		errno = e;
+		return SN_EIO;
+	}
+	if (sn_io_start(loop, &api->io, api->fd, on_accept) != 0) {
+		close(api->fd);
+		api->fd = -1;
+		return SN_EIO;
+	}
+	return 0;
+}
+
+void sn_api_stop(struct sn_api *api)
+{
+	if (api->fd < 0)
+		return;
+	sn_io_stop(api->loop, &api->io);
+	close(api->fd);
+	api->fd = -1;
+	while (api->conn_list != NULL)
+		conn_close(api->conn_list);
+}

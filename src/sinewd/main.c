@@ -1,0 +1,209 @@
+/* sinewd: the control plane. Parses flags, opens the store and serves the
+ * API on one loop thread until SIGTERM or SIGINT. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "sinew/control.h"
+#include "sinew/log.h"
+
+struct sinewd {
+	struct sn_loop loop;
+	struct sn_store store;
+	struct sn_api api;
+	struct sn_io sig_io;
+	int sig_fd;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sinewd --data-dir DIR [options]\n"
+		"\n"
+		"Sinew's control plane: a crash-safe store of mesh configuration with same-code\n"
+		"admission and analysis, served over an HTTP/JSON API (docs/api.md).\n"
+		"\n"
+		"  --data-dir DIR       where resources are stored (created if missing)\n"
+		"  --api ADDR:PORT      HTTP API, loopback only (default 127.0.0.1:15080)\n"
+		"  --mesh ADDR:PORT     proxy connections (default 127.0.0.1:15012; recorded, not served yet)\n"
+		"  --log-level LEVEL    error, warn, info (default), debug, trace\n"
+		"  --version, --help\n"
+		"\n"
+		"Exit status: 0 after SIGTERM/SIGINT, 1 on a usage or start-up error.\n");
+}
+
+/* IPv4 "A.B.C.D:PORT" or "[V6]:PORT", loopback only in this release. */
+static int parse_addr(const char *flag, const char *v, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[64];
+	const char *colon = strrchr(v, ':');
+	char *end;
+	memset(ss, 0, sizeof(*ss));
+	if (colon == NULL || (size_t)(colon - v) >= sizeof(host) || colon == v)
+		goto bad;
+	long port = strtol(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || port < 0 || port > 65535)
+		goto bad;
+	memcpy(host, v, (size_t)(colon - v));
+	host[colon - v] = '\0';
+	if (host[0] == '[') {
+		size_t hl = strlen(host);
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+		if (hl < 3 || host[hl - 1] != ']')
+			goto bad;
+		host[hl - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
+			goto bad;
+		if (!IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr))
+			goto not_loopback;
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*a6);
+		return 0;
+	}
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+		goto bad;
+	if ((ntohl(a4->sin_addr.s_addr) >> 24) != 127)
+		goto not_loopback;
+	a4->sin_family = AF_INET;
+	a4->sin_port = htons((uint16_t)port);
+	*len = sizeof(*a4);
+	return 0;
+bad:
+	fprintf(stderr, "sinewd: %s %s: want IP:PORT, e.g. 127.0.0.1:15080 or [::1]:15080\n", flag, v);
+	return -1;
+not_loopback:
+	fprintf(stderr, "sinewd: %s %s: only loopback addresses (127.0.0.0/8, ::1) are served until the API "
+			"has authentication; use 127.0.0.1\n", flag, v);
+	return -1;
+}
+
+static void on_signal(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct sinewd *d = sn_container_of(io, struct sinewd, sig_io);
+	struct signalfd_siginfo si;
+	while (read(d->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		sn_log(SN_LOG_INFO, "sinewd: signal %u; stopping (the store is durable: nothing to flush)",
+		       si.ssi_signo);
+		sn_loop_stop(loop);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	enum { O_DATA = 256, O_API, O_MESH, O_LOG_LEVEL, O_VERSION, O_HELP };
+	static const struct option opts[] = {
+		{ "data-dir", required_argument, NULL, O_DATA },
+		{ "api", required_argument, NULL, O_API },
+		{ "mesh", required_argument, NULL, O_MESH },
+		{ "log-level", required_argument, NULL, O_LOG_LEVEL },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *data_dir = NULL, *api_s = "127.0.0.1:15080", *mesh_s = "127.0.0.1:15012";
+	struct sockaddr_storage api_addr, mesh_addr;
+	socklen_t api_len = 0, mesh_len = 0;
+	static struct sinewd d;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case O_DATA:
+			data_dir = optarg;
+			break;
+		case O_API:
+			api_s = optarg;
+			break;
+		case O_MESH:
+			mesh_s = optarg;
+			break;
+		case O_LOG_LEVEL:
+			if (sn_log_set_level_name(optarg) != 0) {
+				fprintf(stderr, "sinewd: --log-level %s: want error, warn, info, debug or trace\n", optarg);
+				return 1;
+			}
+			break;
+		case O_VERSION:
+			printf("sinewd %s\n", SINEWD_VERSION);
+			return 0;
+		case 'h':
+		case O_HELP:
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sinewd: unexpected argument \"%s\"; see sinewd --help\n", argv[optind]);
+		return 1;
+	}
+	if (data_dir == NULL) {
+		fprintf(stderr, "sinewd: --data-dir DIR is required: where the store keeps resources\n");
+		return 1;
+	}
+	if (parse_addr("--api", api_s, &api_addr, &api_len) != 0 ||
+	    parse_addr("--mesh", mesh_s, &mesh_addr, &mesh_len) != 0)
+		return 1;
+
+	struct sn_diags report;
+	sn_diags_init(&report);
+	uint64_t t0 = sn_clock_ms();
+	if (sn_store_open(&d.store, data_dir, &report) != 0) {
+		fprintf(stderr, "sinewd: cannot open the store in %s: %s; check the path and its permissions\n",
+			data_dir, strerror(errno));
+		sn_diags_free(&report);
+		return 1;
+	}
+	for (size_t i = 0; i < report.n; i++) {
+		char line[1600];
+		sn_diag_format(&report.v[i], line, sizeof(line));
+		sn_log(SN_LOG_WARN, "store: %s", line);
+	}
+	sn_diags_free(&report);
+	sn_admit_refresh_status(&d.store);
+	sn_log(SN_LOG_INFO, "store: %zu resources at revision %llu loaded from %s in %llu ms", d.store.n,
+	       (unsigned long long)d.store.revision, data_dir, (unsigned long long)(sn_clock_ms() - t0));
+
+	if (sn_loop_init(&d.loop) != 0) {
+		fprintf(stderr, "sinewd: cannot create the event loop: %s\n", strerror(errno));
+		return 1;
+	}
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	d.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d.sig_fd < 0 || sn_io_start(&d.loop, &d.sig_io, d.sig_fd, on_signal) != 0) {
+		fprintf(stderr, "sinewd: cannot watch signals: %s\n", strerror(errno));
+		return 1;
+	}
+	d.api.mesh_addr = mesh_s;
+	if (sn_api_start(&d.api, &d.loop, &d.store, (const struct sockaddr *)&api_addr, api_len) != 0) {
+		fprintf(stderr, "sinewd: cannot listen on %s (--api): %s; pick a free port\n", api_s, strerror(errno));
+		return 1;
+	}
+	(void)mesh_len;
+	sn_log(SN_LOG_INFO, "sinewd %s: API on http://%s, data in %s (mesh port %s not served yet)", SINEWD_VERSION,
+	       api_s, data_dir, mesh_s);
+
+	int rc = sn_loop_run(&d.loop);
+	sn_api_stop(&d.api);
+	sn_io_stop(&d.loop, &d.sig_io);
+	close(d.sig_fd);
+	sn_loop_run_once(&d.loop, 0); /* reclaim closed connections */
+	sn_loop_dispose(&d.loop);
+	sn_store_close(&d.store);
+	return rc == 0 ? 0 : 1;
+}
