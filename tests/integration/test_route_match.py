@@ -1,0 +1,188 @@
+#!/usr/bin/python3
+"""Istio HTTPMatchRequest semantics (uri exact/prefix/regex, ignoreUriCase,
+method, headers, withoutHeaders, queryParams, authority; AND within a
+match block, OR across blocks, first rule wins) and DestinationRule load
+balancer policies, with real backends for reviews v1/v2/v3."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sinewtest as st  # noqa: E402
+
+DR = """apiVersion: networking.istio.io/v1beta1
+kind: DestinationRule
+metadata:
+  name: reviews
+spec:
+  host: reviews.default.svc.cluster.local
+  subsets:
+  - name: v1
+    labels:
+      version: v1
+  - name: v2
+    labels:
+      version: v2
+  - name: v3
+    labels:
+      version: v3
+"""
+
+
+def rule(name, match, subset):
+    return ("  - name: %s\n%s    route:\n    - destination:\n        host: reviews\n"
+            "        subset: %s\n" % (name, match, subset))
+
+
+VS = ("apiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata:\n"
+      "  name: reviews\nspec:\n  hosts:\n  - reviews\n  http:\n"
+      + rule("exact", "    match:\n    - uri:\n        exact: /exact\n", "v2")
+      + rule("ignorecase", "    match:\n    - uri:\n        exact: /CaseLess\n"
+             "      ignoreUriCase: true\n", "v3")
+      + rule("regex", "    match:\n    - uri:\n        regex: /re/[0-9]+\n", "v2")
+      + rule("and", "    match:\n    - uri:\n        prefix: /and\n      method:\n"
+             "        exact: POST\n      headers:\n        x-tier:\n          prefix: gold\n",
+             "v3")
+      + rule("or", "    match:\n    - headers:\n        x-or-a:\n          exact: \"1\"\n"
+             "    - queryParams:\n        or-b:\n          exact: \"1\"\n", "v3")
+      + rule("without", "    match:\n    - uri:\n        prefix: /without\n"
+             "      withoutHeaders:\n        x-skip:\n          exact: \"yes\"\n", "v3")
+      + rule("qp", "    match:\n    - uri:\n        prefix: /qp\n      queryParams:\n"
+             "        q:\n          regex: \"a+\"\n", "v2")
+      + rule("hdr", "    match:\n    - uri:\n        prefix: /hdr\n      headers:\n"
+             "        x-re:\n          regex: \"ab+c\"\n", "v3")
+      + rule("auth", "    match:\n    - uri:\n        prefix: /auth\n      authority:\n"
+             "        prefix: reviews.default\n", "v2")
+      + rule("method", "    match:\n    - uri:\n        prefix: /m\n      method:\n"
+             "        regex: \"DELETE|PATCH\"\n", "v2")
+      + rule("default", "", "v1"))
+
+# (method, path, headers, host, expected version)
+CASES = [
+    ("GET", "/exact", {}, "reviews", "v2"),
+    ("GET", "/exact?x=1", {}, "reviews", "v2"),      # the query is not part of the uri
+    ("GET", "/exact/x", {}, "reviews", "v1"),
+    ("GET", "/exactly", {}, "reviews", "v1"),
+    ("GET", "/exact", {"x-or-a": "1"}, "reviews", "v2"),  # first rule wins
+    ("GET", "/caseless", {}, "reviews", "v3"),
+    ("GET", "/CASELESS", {}, "reviews", "v3"),
+    ("GET", "/re/123", {}, "reviews", "v2"),
+    ("GET", "/re/12a", {}, "reviews", "v1"),          # regex matches the whole path
+    ("GET", "/x/re/123", {}, "reviews", "v1"),
+    ("POST", "/and/x", {"x-tier": "gold-plus"}, "reviews", "v3"),
+    ("GET", "/and/x", {"x-tier": "gold"}, "reviews", "v1"),
+    ("POST", "/and/x", {"x-tier": "silver"}, "reviews", "v1"),
+    ("POST", "/and/x", {}, "reviews", "v1"),
+    ("GET", "/any", {"x-or-a": "1"}, "reviews", "v3"),
+    ("GET", "/any?or-b=1", {}, "reviews", "v3"),
+    ("GET", "/any?a=2&or-b=1", {}, "reviews", "v3"),
+    ("GET", "/any?or-b=2", {}, "reviews", "v1"),
+    ("GET", "/any", {"x-or-a": "11"}, "reviews", "v1"),
+    ("GET", "/without", {}, "reviews", "v3"),
+    ("GET", "/without", {"x-skip": "yes"}, "reviews", "v1"),
+    ("GET", "/without", {"x-skip": "no"}, "reviews", "v3"),
+    ("GET", "/qp?q=aaa", {}, "reviews", "v2"),
+    ("GET", "/qp?q=aab", {}, "reviews", "v1"),
+    ("GET", "/qp", {}, "reviews", "v1"),
+    ("GET", "/hdr", {"x-re": "abbbc"}, "reviews", "v3"),
+    ("GET", "/hdr", {"x-re": "abcd"}, "reviews", "v1"),
+    ("GET", "/hdr", {}, "reviews", "v1"),
+    ("GET", "/auth", {}, "reviews.default:9080", "v2"),
+    ("GET", "/auth", {}, "reviews.default.svc.cluster.local", "v2"),
+    ("GET", "/auth", {}, "reviews", "v1"),
+    ("DELETE", "/m", {}, "reviews", "v2"),
+    ("PATCH", "/m", {}, "reviews", "v2"),
+    ("GET", "/m", {}, "reviews", "v1"),
+]
+
+WORKLOADS = (("reviews", "v1"), ("reviews", "v2"), ("reviews", "v3"))
+
+
+def start_reviews(test, *docs, args=()):
+    backends = {w: st.start_backend(test, *w) for w in WORKLOADS}
+    ports = {w: b.port for w, b in backends.items()}
+    cfg = st.join_docs(st.registry_yaml(ports), *docs)
+    p = st.start_proxy(test, cfg, args=list(args))
+    return p, backends
+
+
+class RouteMatch(unittest.TestCase):
+
+    def test_match_semantics(self):
+        p, _ = start_reviews(self, DR, VS)
+        for method, path, headers, host, want in CASES:
+            with self.subTest(method=method, path=path, headers=headers, host=host):
+                body = b"x" if method in ("POST", "PATCH") else None
+                r = st.request(p.outbound_port, method, path, host=host, headers=headers,
+                               body=body)
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json()["version"], want)
+
+
+class LoadBalancing(unittest.TestCase):
+
+    def lb_dr(self, policy):
+        return ("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n"
+                "  name: reviews\nspec:\n  host: reviews\n  trafficPolicy:\n"
+                "    loadBalancer:\n      simple: %s\n" % policy)
+
+    def spread(self, p, n):
+        seen = {}
+        for i in range(n):
+            r = st.request(p.outbound_port, "GET", "/lb/%d" % i, host="reviews")
+            self.assertEqual(r.status, 200, r)
+            v = r.json()["version"]
+            seen[v] = seen.get(v, 0) + 1
+        return seen
+
+    def test_round_robin(self):
+        p, _ = start_reviews(self, self.lb_dr("ROUND_ROBIN"), args=["--workers", "1"])
+        seen = self.spread(p, 60)
+        self.assertEqual(set(seen), {"v1", "v2", "v3"}, seen)
+        for v, n in seen.items():
+            self.assertLessEqual(abs(n - 20), 1, "ROUND_ROBIN over 3 endpoints: %r" % seen)
+
+    def test_random(self):
+        p, _ = start_reviews(self, self.lb_dr("RANDOM"))
+        seen = self.spread(p, 150)
+        self.assertEqual(set(seen), {"v1", "v2", "v3"}, seen)
+        for v, n in seen.items():
+            self.assertGreater(n, 20, "RANDOM over 3 endpoints: %r" % seen)
+
+    def test_least_request(self):
+        p, _ = start_reviews(self, self.lb_dr("LEAST_REQUEST"))
+        seen = self.spread(p, 90)
+        self.assertGreaterEqual(len(seen), 2, seen)
+
+    def test_slow_endpoint_avoided(self):
+        """reviews v1 answers in 150 ms, v2 and v3 at once. The default
+        (P2C with peak EWMA) learns that and sends little to v1;
+        LEAST_REQUEST under concurrency sends it fewer than either fast
+        one."""
+        for policy in (None, "LEAST_REQUEST"):
+            with self.subTest(policy=policy or "default"):
+                backends = {w: st.start_backend(self, *w, delay_ms=150 if w[1] == "v1" else 0)
+                            for w in WORKLOADS}
+                cfg = st.join_docs(st.registry_yaml({w: b.port for w, b in backends.items()}),
+                                   *([self.lb_dr(policy)] if policy else []))
+                p = st.start_proxy(self, cfg)
+                clients = [st.KeepAliveClient(p.outbound_port) for _ in range(6)]
+                for c in clients:
+                    self.addCleanup(c.close)
+                n = 120 if policy else 60
+                threads = 6 if policy else 1
+                res = st.run_parallel(threads, n, lambda ti, i: clients[ti].request(
+                    "GET", "/lb/%d" % i, "reviews"), deadline_s=40)
+                seen = st.versions_of(res)
+                self.assertEqual(sum(seen.values()), n, st.describe_failures(res))
+                slow = seen.get("v1", 0)
+                if policy:
+                    self.assertLess(slow, min(seen.get("v2", 0), seen.get("v3", 0)), seen)
+                else:
+                    self.assertLessEqual(slow, n // 6, "P2C/EWMA kept using the slow "
+                                         "endpoint: %r" % seen)
+
+
+if __name__ == "__main__":
+    st.main()
