@@ -26,6 +26,8 @@ Query parameters:
     partial=fin     send the head and half the body, then close it cleanly (FIN)
     fail_first=N    with request header x-fail-key: K, the first N requests
                     with that key get fail_status (default 503)
+    slow_first=N    with x-fail-key: K, the first N requests with that key are
+                    delayed slow_ms (default 2000) ms
     header.NAME=V   add response header NAME: V
     bighead=N       add a response header X-Big of N bytes
 
@@ -210,6 +212,13 @@ class Handler(BaseHTTPRequestHandler):
             self.abort_connection()
             return
         delay = int(q.get("delay_ms", self.server.delay_ms))
+        slow_key = self.headers.get("x-fail-key")
+        if slow_key and "slow_first" in q:
+            with st.lock:
+                seen = st.fail_counts.get("slow:" + slow_key, 0)
+                st.fail_counts["slow:" + slow_key] = seen + 1
+            if seen < int(q["slow_first"]):
+                delay = int(q.get("slow_ms", "2000"))
         if delay:
             time.sleep(min(delay, 60000) / 1000.0)
 

@@ -87,6 +87,7 @@ atexit.register(kill_all)
 
 def _on_term(signum, frame):
     kill_all()
+    remove_tempdirs()
     os._exit(128 + signum)
 
 
@@ -141,13 +142,23 @@ def wait_port(port, timeout=10.0, host=LOOPBACK):
 # ---------------------------------------------------------------------------
 # temp dirs
 
+_tmpdirs = []
+
+
 def make_tempdir(test, prefix="sinew-it-"):
     d = tempfile.mkdtemp(prefix=prefix)
     if os.environ.get("SINEW_KEEP_TMP"):
         print("keeping", d, file=sys.stderr)
     else:
+        _tmpdirs.append(d)
         test.addCleanup(shutil.rmtree, d, True)
     return d
+
+
+def remove_tempdirs():
+    """For exits that skip unittest's cleanups (watchdog, SIGTERM)."""
+    for d in _tmpdirs:
+        shutil.rmtree(d, True)
 
 
 def write_file(path, text):
@@ -838,6 +849,7 @@ def _watchdog():
                      % WATCHDOG_SECONDS)
     sys.stderr.flush()
     kill_all()
+    remove_tempdirs()
     print("0 passed, 1 failed", flush=True)
     os._exit(1)
 

@@ -138,6 +138,8 @@ class ConfigErrors(unittest.TestCase):
                 self.assertIsNotNone(code, "%s: proxy still running after 10 s" % name)
                 self.assertGreater(code, 0, "%s: exit status %r (negative: killed by a signal)"
                                    "\n%s" % (name, code, err[-3000:]))
+                # sinew-proxy --help: "2 when the config is refused".
+                self.assertEqual(code, 2, "%s: exit status for a refused config" % name)
                 self.assertNotRegex(err, "|".join(map(re.escape, st.SANITIZER_PATTERNS)))
                 self.assertNotRegex(err, re.escape(path) + r":0\b",
                                     "%s: diagnostic with line 0" % name)

@@ -63,6 +63,35 @@ spec:
         host: reviews
   - match:
     - uri:
+        prefix: /pertry
+    timeout: 5s
+    retries:
+      attempts: 2
+      perTryTimeout: 0.3s
+      retryOn: 5xx
+    route:
+    - destination:
+        host: reviews
+  - match:
+    - uri:
+        prefix: /r429
+    retries:
+      attempts: 2
+      retryOn: connect-failure,429
+    route:
+    - destination:
+        host: reviews
+  - match:
+    - uri:
+        prefix: /gw
+    retries:
+      attempts: 2
+      retryOn: gateway-error
+    route:
+    - destination:
+        host: reviews
+  - match:
+    - uri:
         prefix: /noretry
     retries:
       attempts: 0
@@ -489,6 +518,42 @@ class Http1(unittest.TestCase):
                               "waiting 5 s with a truncated body" % mode)
                 self.assertEqual(r.status, 502, "truncated body passed off as complete: %r" % r)
 
+    def test_retry_per_try_timeout(self):
+        t0 = time.monotonic()
+        r = st.request(self.port, "GET", "/pertry?slow_first=1&slow_ms=3000", host="reviews",
+                       headers={"x-fail-key": "pertry-once"})
+        elapsed = time.monotonic() - t0
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.attempts("pertry-once"), 2)
+        self.assertGreaterEqual(elapsed, 0.25)
+        self.assertLess(elapsed, 1.5, "perTryTimeout 0.3s did not cut the first attempt")
+        t0 = time.monotonic()
+        r = st.request(self.port, "GET", "/pertry?slow_first=10&slow_ms=3000", host="reviews",
+                       headers={"x-fail-key": "pertry-always"})
+        elapsed = time.monotonic() - t0
+        self.assertEqual(r.status, 504, r)
+        self.assertEqual(r.header("sinew-error"), "upstream_timeout")
+        self.assertEqual(self.attempts("pertry-always"), 3)
+        self.assertLess(elapsed, 2.5)
+
+    def test_retry_on_status_and_gateway_error(self):
+        # A status code in retryOn makes it retriable (Istio semantics).
+        r = st.request(self.port, "GET", "/r429?fail_first=1&fail_status=429", host="reviews",
+                       headers={"x-fail-key": "r429"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.attempts("r429"), 2)
+        r = st.request(self.port, "GET", "/r429?fail_first=1&fail_status=503", host="reviews",
+                       headers={"x-fail-key": "r429-503"})
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(self.attempts("r429-503"), 1)
+        # gateway-error: 502, 503, 504 are retried, 500 is not.
+        for status, tries in ((503, 2), (502, 2), (504, 2), (500, 1)):
+            key = "gw-%d" % status
+            r = st.request(self.port, "GET", "/gw?fail_first=1&fail_status=%d" % status,
+                           host="reviews", headers={"x-fail-key": key})
+            self.assertEqual(r.status, 200 if tries == 2 else status, r)
+            self.assertEqual(self.attempts(key), tries, key)
+
     def test_bad_upstream_response(self):
         """Response smuggling is refused too: an upstream response with
         conflicting framing is not relayed (502 with sinew-error)."""
@@ -504,7 +569,7 @@ class Http1(unittest.TestCase):
                 except EOFError:
                     self.fail("connection closed without a response")
                 self.assertEqual(r.status, 502, r)
-                self.assertTrue(r.header("sinew-error"), r)
+                self.assertEqual(r.header("sinew-error"), "upstream_protocol_error", r)
                 self.assertIsNone(r.header("x-backend-service"), "backend head relayed")
 
     def test_header_operations(self):
@@ -567,30 +632,39 @@ class Http1(unittest.TestCase):
         for e in tries:
             self.assertEqual(e["body_len"], len(body))
             self.assertEqual(e["body_sha256"], hashlib.sha256(body).hexdigest())
+        # 4xx is not a 5xx.
+        r = st.request(self.port, "GET", "/retry?fail_first=1&fail_status=429", host="reviews",
+                       headers={"x-fail-key": "retry-429"})
+        self.assertEqual(r.status, 429, r)
+        self.assertEqual(self.attempts("retry-429"), 1)
+
+
+class RetryBudget(unittest.TestCase):
+    """With its own proxy, so that no other test spends or saves budget."""
+
+    def test_budget_caps_retries(self):
+        backend = st.start_backend(self, "reviews", "v1")
+        cfg = st.join_docs(st.registry_yaml({("reviews", "v1"): backend.port}), VS)
+        p = st.start_proxy(self, cfg)
         # The retry budget (20 % of requests + 10/s; a burst of at most 100
         # saved up) caps retries when everything fails: 300 always-failing
         # requests with attempts 2 must not make 900 attempts.
         n = 300
-        before = self.backend.requests()
-        c = st.KeepAliveClient(self.port)
+        before = backend.requests()
+        c = st.KeepAliveClient(p.outbound_port)
         self.addCleanup(c.close)
         t0 = time.monotonic()
         for i in range(n):
             c.request("GET", "/retry?fail_first=1000", "reviews",
                       headers={"x-fail-key": "budget-%d" % i})
         elapsed = time.monotonic() - t0
-        attempts = self.backend.requests() - before
+        attempts = backend.requests() - before
         allowed = n + 100 + 0.2 * n + 10 * (elapsed + 1) + 10
         self.assertLessEqual(attempts, allowed, "%d failing requests made %d attempts in "
                              "%.1f s; the retry budget allows about %d" % (n, attempts, elapsed,
                                                                           allowed))
-        m = self.proxy.metrics()
+        m = p.metrics()
         self.assertGreater(st.metric_sum(m, "sinew_upstream_retry_budget_exhausted_total"), 0)
-        # 4xx is not a 5xx.
-        r = st.request(self.port, "GET", "/retry?fail_first=1&fail_status=429", host="reviews",
-                       headers={"x-fail-key": "retry-429"})
-        self.assertEqual(r.status, 429, r)
-        self.assertEqual(self.attempts("retry-429"), 1)
 
 
 class SlowClients(unittest.TestCase):

@@ -42,7 +42,8 @@ CASES = [
      "bad_request"),
     # Transfer codings other than chunked are not implemented (RFC 9112
     # §6.1: 501); chunked not last in a request is a 400.
-    ("te_gzip", req([H.strip(), b"Transfer-Encoding: gzip"], b"x" * 10), {400, 501}, None),
+    ("te_gzip", req([H.strip(), b"Transfer-Encoding: gzip"], b"x" * 10), {501},
+     "not_implemented"),
     ("te_gzip_chunked", req([H.strip(), b"Transfer-Encoding: gzip, chunked"],
                             b"5\r\nhello\r\n0\r\n\r\n"), {400, 501}, None),
     ("te_chunked_identity", req([H.strip(), b"Transfer-Encoding: chunked, identity"],
@@ -88,8 +89,14 @@ CASES = [
      None),
     ("space_in_target", b"GET /a b HTTP/1.1\r\nHost: reviews\r\n\r\n", {400}, "bad_request"),
     ("ctl_in_target", b"GET /a\x01b HTTP/1.1\r\nHost: reviews\r\n\r\n", {400}, "bad_request"),
-    ("http2_version", b"GET /target HTTP/2.0\r\nHost: reviews\r\n\r\n", {505}, None),
-    ("http3_version", b"GET /target HTTP/3.0\r\nHost: reviews\r\n\r\n", {505}, None),
+    ("http2_version", b"GET /target HTTP/2.0\r\nHost: reviews\r\n\r\n", {505},
+     "http_version_not_supported"),
+    ("http3_version", b"GET /target HTTP/3.0\r\nHost: reviews\r\n\r\n", {505},
+     "http_version_not_supported"),
+    ("connect_method", b"CONNECT reviews:9080 HTTP/1.1\r\nHost: reviews:9080\r\n\r\n", {501},
+     "not_implemented"),
+    ("expect_unknown", req([H.strip(), b"Content-Length: 5", b"Expect: 200-ok"], b"hello"),
+     {417}, "expectation_failed"),
     ("http09_version", b"GET /target HTTP/0.9\r\nHost: reviews\r\n\r\n", {400, 505}, None),
     # Limits.
     ("request_line_over_8k",
@@ -118,6 +125,11 @@ CASES = [
     ("chunk_bare_lf", req([H.strip(), b"Transfer-Encoding: chunked"],
                           b"5\nhello\n0\n\n"), {400}, "bad_request"),
 ]
+
+# docs/errors.md: the reason each status is sent with.
+REASON_FOR = {400: "bad_request", 404: "no_route", 414: "uri_too_long",
+              431: "header_too_large", 417: "expectation_failed", 501: "not_implemented",
+              505: "http_version_not_supported"}
 
 # Cases where a body with bad framing follows a valid head: a proxy that
 # streams may have to decide after connecting upstream. They must still
@@ -180,6 +192,8 @@ class Smuggling(unittest.TestCase):
                                 % (name, r))
                 if reason:
                     self.assertEqual(r.header("sinew-error"), reason, name)
+                self.assertEqual(r.header("sinew-error"), REASON_FOR.get(r.status),
+                                 "%s: reason does not match the status (docs/errors.md)" % name)
                 self.assertTrue(closed, "%s: connection left open after a malformed request"
                                 % name)
                 time.sleep(0.1)
