@@ -3,7 +3,7 @@
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan test unit integration fuzz clean demo
+.PHONY: all deps build build-asan test unit integration fuzz clean demo bench
 
 all: build
 
@@ -45,3 +45,9 @@ clean:
 # with Istio's task files applied live. Runs until Ctrl-C.
 demo: build
 	@./examples/file-mode/demo.sh
+
+# Benchmarks (never part of make test): sinew-proxy vs HAProxy vs nginx vs a
+# direct connection, in two network namespaces. Needs root. Results in
+# bench/results/. make bench QUICK=1 for the short run.
+bench: build
+	@python3 bench/run.py $(if $(filter-out 0,$(QUICK)),--quick)

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential cmake clang pkg-config libssl-dev libnghttp2-dev \
 libfyaml-dev libcmocka-dev libclang-rt-14-dev libfuzzer-14-dev curl \
-python3 nghttp2-client iproute2 prometheus"
+python3 nghttp2-client iproute2 prometheus haproxy nginx"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then

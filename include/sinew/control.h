@@ -176,6 +176,46 @@ void sn_analysis_free(struct sn_analysis *a);
 int sn_analyze(const struct sn_store *st, const char *body_source, const char *body, size_t body_len,
 	       struct sn_analysis *out);
 
+/* ---- the mesh: proxies, registry, push --------------------------------
+ * (src/control/mesh.c, registry.c, push.c; docs/internals/control-protocol.md)
+ * Proxies connect to --mesh over the control link (include/sinew/xds.h);
+ * sinewd registers the workload of each proxy that has an inbound
+ * listener, answers lazy subscriptions and pushes deltas on every change
+ * of the store or the registry. */
+
+#define SN_MESH_MAX_PROXIES 10000
+
+struct sn_mesh;
+struct sn_mesh_proxy;
+struct sn_out;
+
+/* Listens on addr (borrowed) for proxies and serves them on loop. *out
+ * gets the mesh (free with sn_mesh_stop). Returns 0, SN_ENOMEM or SN_EIO
+ * (errno set). */
+int sn_mesh_start(struct sn_mesh **out, struct sn_loop *loop, struct sn_store *st, const struct sockaddr *addr,
+		  socklen_t addr_len);
+/* Closes the listener and every proxy link and frees the mesh. NULL is
+ * fine. Run the loop once afterwards to reclaim the links. */
+void sn_mesh_stop(struct sn_mesh *m);
+/* The store changed (apply, delete): every proxy gets what changed for
+ * it, from the loop's deferred phase. NULL is fine. */
+void sn_mesh_store_changed(struct sn_mesh *m);
+/* GET /api/v1/proxies: a JSON array, one object per connected proxy. */
+void sn_mesh_render_proxies(struct sn_mesh *m, struct sn_out *o);
+/* Appends `,"proxies":{...}` for the resource kind ns/name (its
+ * resourceVersion rv) to a status object being written. NULL m writes
+ * nothing. */
+void sn_mesh_render_resource_status(struct sn_mesh *m, struct sn_out *o, enum sn_resource_kind kind,
+				    const char *ns, const char *name, const char *rv);
+/* Registered WorkloadEntries, sorted by namespace and name: *out gets a
+ * malloc'd array (the caller frees the array, not the proxies; valid until
+ * the loop runs again). Returns how many. */
+size_t sn_mesh_registered(struct sn_mesh *m, struct sn_mesh_proxy ***out);
+const char *sn_mesh_registered_ns(const struct sn_mesh_proxy *p);
+const char *sn_mesh_registered_name(const struct sn_mesh_proxy *p);
+/* One registered WorkloadEntry as a GET /api/v1/resources element. */
+void sn_mesh_render_registered(struct sn_mesh *m, const struct sn_mesh_proxy *p, struct sn_out *o);
+
 /* ---- the HTTP API ---------------------------------------------------- */
 
 struct sn_api {
@@ -185,6 +225,7 @@ struct sn_api {
 	struct sn_io io;
 	int conns;
 	const char *mesh_addr;      /* recorded for /api/v1/version */
+	struct sn_mesh *mesh;       /* may be NULL: no proxies, no push */
 	uint64_t started_ms;
 	uint64_t next_conn_id;      /* for log lines */
 	void *conn_list;            /* open connections (private to api.c) */
