@@ -50,4 +50,5 @@ demo: build
 # direct connection, in two network namespaces. Needs root. Results in
 # bench/results/. make bench QUICK=1 for the short run.
 bench: build
+	@./scripts/deps.sh bench
 	@python3 bench/run.py $(if $(filter-out 0,$(QUICK)),--quick)

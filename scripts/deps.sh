@@ -1,10 +1,18 @@
 #!/bin/sh
-# Installs the Debian packages Sinew needs to build and test, if missing.
-# Idempotent: prints nothing and touches nothing when all are present.
+# Installs the Debian packages Sinew needs, if missing. Idempotent: prints
+# nothing and touches nothing when all are present.
+#   scripts/deps.sh          build and test (make build, make test)
+#   scripts/deps.sh bench    also what the benchmarks compare against
+# Packages that ship daemons (prometheus for promtool, haproxy, nginx) are
+# installed with their services kept from starting: the tests start what
+# they need themselves, on loopback.
 set -eu
 PKGS="build-essential cmake clang pkg-config libssl-dev libnghttp2-dev \
 libfyaml-dev libcmocka-dev libclang-rt-14-dev libfuzzer-14-dev curl \
-python3 nghttp2-client iproute2 prometheus haproxy nginx"
+python3 python3-h2 nghttp2-client iproute2 prometheus"
+if [ "${1:-}" = "bench" ]; then
+	PKGS="$PKGS haproxy nginx"
+fi
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
@@ -16,6 +24,16 @@ echo "deps: installing$missing"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# Keep package scripts from starting services (Debian's policy-rc.d hook).
+POLICY=/usr/sbin/policy-rc.d
+OWN_POLICY=0
+if [ ! -e "$POLICY" ]; then
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+	$SUDO chmod +x "$POLICY"
+	OWN_POLICY=1
+fi
+cleanup() { [ "$OWN_POLICY" = 1 ] && $SUDO rm -f "$POLICY"; return 0; }
+trap cleanup EXIT
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing
