@@ -145,36 +145,51 @@ static size_t in_cap(const struct sn_worker *w)
 
 /* ---- downstream socket I/O ------------------------------------------ */
 
-/* Reads what's available into c->in. Returns bytes read, 0 if nothing
- * (EAGAIN or buffer full), -1 on EOF or error (c->eof set). */
-static ssize_t dconn_read(struct sn_dconn *c)
+/* Reads what fd has into b (pooled storage, bounded by the head limit).
+ * Returns bytes read, 0 for nothing now, -1 on EOF or error. *drained is
+ * set when the socket has nothing more (EAGAIN, or a short read -- unless
+ * a hang-up was reported, since the EOF that follows the data will not be
+ * announced again by edge-triggered epoll). */
+static ssize_t sock_read(struct sn_worker *w, int fd, struct sn_buf *b, int hup, int *drained)
 {
-	if (!c->can_read || c->eof)
-		return c->eof ? -1 : 0;
-	if (sn_buf_reserve(&c->w->pool, &c->in, 1, in_cap(c->w)) != 0)
+	*drained = 0;
+	if (sn_buf_reserve(&w->pool, b, 1, in_cap(w)) != 0)
 		return 0;
-	size_t room = sn_buf_room(&c->in);
+	size_t room = sn_buf_room(b);
 	if (room == 0)
 		return 0;
-	ssize_t n = read(c->fd, c->in.base + c->in.end, room);
+	ssize_t n = read(fd, b->base + b->end, room);
 	if (n > 0) {
-		c->in.end += (size_t)n;
-		/* A short read means the socket is drained (edge-triggered),
-		 * unless a hang-up was reported: then the EOF that follows the
-		 * data will not be announced again. */
-		if ((size_t)n < room && !c->hup)
-			c->can_read = 0;
+		b->end += (size_t)n;
+		if ((size_t)n < room && !hup)
+			*drained = 1;
 		return n;
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		c->can_read = 0;
+		*drained = 1;
 		return 0;
 	}
 	if (n < 0 && errno == EINTR)
 		return 0;
-	c->eof = 1;
-	c->can_read = 0;
 	return -1;
+}
+
+/* Reads what's available into c->in. Returns bytes read, 0 if nothing
+ * (EAGAIN or buffer full), -1 on EOF or error (c->eof set). */
+static ssize_t dconn_read(struct sn_dconn *c)
+{
+	int drained;
+
+	if (!c->can_read || c->eof)
+		return c->eof ? -1 : 0;
+	ssize_t n = sock_read(c->w, c->fd, &c->in, c->hup, &drained);
+	if (drained)
+		c->can_read = 0;
+	if (n < 0) {
+		c->eof = 1;
+		c->can_read = 0;
+	}
+	return n;
 }
 
 /* Writes c->out and then up to extra_len bytes of extra. Returns the bytes
@@ -1243,27 +1258,18 @@ static int build_downstream_head(struct sn_exchange *ex)
 /* Reads from upstream into u->in. Returns bytes, 0 for nothing now, -1 EOF/error. */
 static ssize_t uconn_read(struct sn_uconn *u)
 {
+	int drained;
+
 	if (!u->can_read)
 		return u->eof ? -1 : 0;
-	if (sn_buf_reserve(&u->w->pool, &u->in, 1, in_cap(u->w)) != 0)
-		return 0;
-	size_t room = sn_buf_room(&u->in);
-	if (room == 0)
-		return 0;
-	ssize_t n = read(u->fd, u->in.base + u->in.end, room);
-	if (n > 0) {
-		u->in.end += (size_t)n;
-		if ((size_t)n < room && !u->hup)
-			u->can_read = 0;
-		return n;
-	}
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+	ssize_t n = sock_read(u->w, u->fd, &u->in, u->hup, &drained);
+	if (drained)
 		u->can_read = 0;
-		return 0;
+	if (n < 0) {
+		u->eof = 1;
+		u->can_read = 0;
 	}
-	u->eof = 1;
-	u->can_read = 0;
-	return -1;
+	return n;
 }
 
 /* Reads the response head; returns 1 when it is done, 0 to wait, -1 if the
