@@ -3,7 +3,7 @@
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan test unit integration fuzz clean demo bench
+.PHONY: all deps build build-asan test unit integration fuzz clean demo bench bench-control
 
 all: build
 
@@ -52,3 +52,8 @@ demo: build
 bench: build
 	@./scripts/deps.sh bench
 	@python3 bench/run.py $(if $(filter-out 0,$(QUICK)),--quick)
+
+# Control-plane scale: 1,000 simulated proxies against a real sinewd.
+bench-control: build
+	@./scripts/deps.sh
+	@/usr/bin/python3 bench/control.py $(if $(filter-out 0,$(QUICK)),--quick)
