@@ -51,7 +51,7 @@ demo: build
 # bench/results/. make bench QUICK=1 for the short run.
 bench: build
 	@./scripts/deps.sh bench
-	@python3 bench/run.py $(if $(filter-out 0,$(QUICK)),--quick)
+	@/usr/bin/python3 bench/run.py $(if $(filter-out 0,$(QUICK)),--quick)
 
 # Control-plane scale: 1,000 simulated proxies against a real sinewd.
 bench-control: build

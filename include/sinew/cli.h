@@ -1,0 +1,153 @@
+#ifndef SINEW_CLI_H
+#define SINEW_CLI_H
+
+/* The `sinew` command line: one function per subcommand, each in its own
+ * file under src/cli/, dispatched by the thin main in src/sinew/main.c.
+ *
+ * A subcommand gets argv with argv[0] set to its own name ("load") and
+ * returns the process exit status: 0 success, 1 runtime failure (or, for
+ * `load`, errors seen), 2 usage error. It prints its own messages. */
+
+#ifndef SINEW_VERSION
+#define SINEW_VERSION "0.1.0-dev"
+#endif
+
+typedef int (*sn_cli_cmd_cb)(int argc, char **argv);
+
+struct sn_cli_cmd {
+	const char *name;
+	const char *summary;   /* one line for `sinew --help` */
+	sn_cli_cmd_cb run;
+};
+
+/* The subcommands, NULL-terminated (name == NULL), in help order. Static
+ * storage; defined in src/cli/commands.c. */
+extern const struct sn_cli_cmd sn_cli_commands[];
+
+/* Finds a subcommand by name; NULL if there is none. */
+const struct sn_cli_cmd *sn_cli_find(const char *name);
+
+/* `sinew load`: the open-loop HTTP load generator (src/cli/load.c). */
+int sn_cli_load(int argc, char **argv);
+/* `sinew version` (src/cli/version.c): the CLI's, and sinewd's if reachable. */
+int sn_cli_version(int argc, char **argv);
+
+/* The control-plane commands (docs/cli.md), one file each under src/cli/. */
+int sn_cli_up(int argc, char **argv);            /* up.c */
+int sn_cli_down(int argc, char **argv);          /* up.c */
+int sn_cli_apply(int argc, char **argv);         /* apply.c */
+int sn_cli_get(int argc, char **argv);           /* get.c */
+int sn_cli_delete(int argc, char **argv);        /* delete.c */
+int sn_cli_analyze(int argc, char **argv);       /* analyze.c */
+int sn_cli_proxy_status(int argc, char **argv);  /* proxy_status.c */
+int sn_cli_proxy_config(int argc, char **argv);  /* proxy_config.c */
+int sn_cli_explain(int argc, char **argv);       /* explain.c */
+int sn_cli_completion(int argc, char **argv);    /* completion.c */
+
+/* ---- shared by the commands: src/cli/client.c, src/cli/util.c ---------- */
+
+#include <stddef.h>
+#include <stdio.h>
+
+#define SN_CLI_DEFAULT_SERVER "http://127.0.0.1:15080"
+#define SN_CLI_MAX_RESPONSE (64u << 20)   /* bytes of one response body */
+#define SN_CLI_MAX_INPUT (8u << 20)       /* bytes of one input file (sinewd's body bound) */
+#define SN_CLI_CONNECT_TIMEOUT_MS 3000
+#define SN_CLI_TIMEOUT_MS 30000           /* whole exchange */
+
+/* An http:// base URL: "http://127.0.0.1:15080", "http://[::1]:15080/". */
+struct sn_cli_url {
+	char host[256];     /* without brackets */
+	char port[8];
+	char authority[272];/* host[:port] as for a Host header */
+	char text[300];     /* normalized "http://authority", for messages */
+};
+
+/* Parses an http:// URL with an empty path (or "/"). Returns 0, or
+ * SN_EINVAL with why in err. */
+int sn_cli_url_parse(const char *s, struct sn_cli_url *u, char *err, size_t err_size);
+
+struct sn_cli_response {
+	int status;
+	char *body;         /* malloc'd, NUL-terminated (not counted in len) */
+	size_t len;
+};
+
+void sn_cli_response_free(struct sn_cli_response *r);
+
+/* One blocking HTTP/1.1 exchange with base (an http:// URL): METHOD path,
+ * an optional body (content_type may be NULL), connect timeout
+ * SN_CLI_CONNECT_TIMEOUT_MS and timeout_ms for the whole exchange. who
+ * names the peer in messages ("sinewd"), hint says what to do when it
+ * cannot be reached (may be NULL). Returns 0 with *out filled (any
+ * status), or -1 with a one-line message in err ("cannot reach sinewd at
+ * http://127.0.0.1:15080 (connection refused); start it with `sinew up`"). */
+int sn_cli_http(const char *base, const char *method, const char *path, const char *content_type,
+		const char *body, size_t body_len, int timeout_ms, const char *who, const char *hint,
+		struct sn_cli_response *out, char *err, size_t err_size);
+
+/* The sinewd URL: flag if given, else $SINEW_SERVER, else the default. */
+const char *sn_cli_server(const char *flag);
+
+/* sn_cli_http against sinewd; prints "sinew: ..." on stderr and returns
+ * -1 when it cannot be reached. */
+int sn_cli_api(const char *server, const char *method, const char *path, const char *body, size_t body_len,
+	       struct sn_cli_response *out);
+
+/* For a non-2xx sinewd answer: prints "sinew: <its error message>" (or
+ * the status) on stderr. */
+void sn_cli_api_error(const struct sn_cli_response *r);
+
+/* JSON (read with libfyaml, as sinew-proxy reads the control link). The
+ * nodes belong to the document. */
+struct fy_document;
+struct fy_node;
+struct fy_document *sn_cli_json_parse(const char *text, size_t len);
+void sn_cli_json_free(struct fy_document *doc);
+struct fy_node *sn_cli_json_root(struct fy_document *doc);
+struct fy_node *sn_cli_json_get(struct fy_node *map, const char *key);
+/* A scalar member as a NUL-terminated string owned by the document; NULL
+ * if absent, not a scalar, or JSON null. */
+const char *sn_cli_json_str(struct fy_node *map, const char *key);
+/* The same with def for NULL. */
+const char *sn_cli_json_str_or(struct fy_node *map, const char *key, const char *def);
+long long sn_cli_json_int(struct fy_node *map, const char *key, long long def);
+int sn_cli_json_bool(struct fy_node *map, const char *key);
+/* Number of items of a sequence (0 if n is not one) and item i. */
+size_t sn_cli_json_len(struct fy_node *seq);
+struct fy_node *sn_cli_json_at(struct fy_node *seq, size_t i);
+
+/* A text table printed with aligned columns (kubectl style). */
+struct sn_cli_table {
+	size_t ncols;
+	char **cells;       /* rows * ncols, malloc'd */
+	size_t n_rows;
+	size_t cap_rows;
+};
+
+void sn_cli_table_init(struct sn_cli_table *t, size_t ncols);
+/* Appends a row of t->ncols strings (copied; NULL prints as "-"). */
+void sn_cli_table_row(struct sn_cli_table *t, const char *const *cells);
+/* Prints the rows, columns separated by three spaces, no trailing blanks. */
+void sn_cli_table_print(const struct sn_cli_table *t, FILE *f);
+void sn_cli_table_free(struct sn_cli_table *t);
+
+/* Reads a whole file ("-": stdin) of at most SN_CLI_MAX_INPUT bytes into
+ * a malloc'd NUL-terminated buffer. Returns 0, or -1 after printing why. */
+int sn_cli_read_file(const char *path, char **out, size_t *len);
+/* Expands -f arguments: a file, "-", or a directory (its *.yaml, *.yml and
+ * *.json, sorted). *out gets a malloc'd array of malloc'd paths. Returns 0,
+ * or -1 after printing why. */
+int sn_cli_expand_files(char **args, size_t n_args, char ***out, size_t *n_out);
+void sn_cli_free_strv(char **v, size_t n);
+/* Percent-encodes s for a query value or path segment into buf. */
+void sn_cli_url_escape(const char *s, char *buf, size_t size);
+/* kubectl's resource name for a kind: "virtualservice.networking.istio.io",
+ * "service". */
+void sn_cli_kind_resource(const char *kind, char *buf, size_t size);
+/* "5s", "3m", "2h", "4d" for a duration in seconds. */
+void sn_cli_age(long long seconds, char *buf, size_t size);
+/* True for "-h" and "--help". */
+int sn_cli_is_help(const char *arg);
+
+#endif
