@@ -312,13 +312,26 @@ static int is_managed(struct sn_str name)
 	       sn_str_ieq_cstr(name, "host");
 }
 
+/* A random RFC 4122 version 4 UUID, formatted by hand (snprintf was 2 %
+ * of the proxy's CPU in the benchmark profile). */
 static void make_request_id(struct sn_worker *w, char out[40])
 {
+	static const char hex[] = "0123456789abcdef";
 	uint64_t a = sn_worker_random(w), b = sn_worker_random(w);
-	/* RFC 4122 version 4 layout */
-	snprintf(out, 40, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32), (unsigned)(a >> 16) & 0xffff,
-		 (unsigned)a & 0xfff, (unsigned)((b >> 48) & 0x3fff) | 0x8000,
-		 (unsigned long long)(b & 0xffffffffffffull));
+	unsigned char bytes[16];
+	size_t o = 0;
+
+	memcpy(bytes, &a, 8);
+	memcpy(bytes + 8, &b, 8);
+	bytes[6] = (unsigned char)((bytes[6] & 0x0f) | 0x40);
+	bytes[8] = (unsigned char)((bytes[8] & 0x3f) | 0x80);
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[bytes[i] >> 4];
+		out[o++] = hex[bytes[i] & 15];
+	}
+	out[o] = '\0';
 }
 
 static double elapsed_ms(uint64_t since_us)

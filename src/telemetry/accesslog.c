@@ -125,7 +125,7 @@ static int put_ms(struct sn_json_out *o, double ms)
 		return sn_json_out_raw(o, "null", 4);
 	if (ms > 1e12)   /* 30 years; keeps the number within NUM_MAX */
 		ms = 1e12;
-	return sn_json_out_fixed3(o, (int64_t)llround(ms * 1000.0));
+	return sn_json_out_fixed3(o, (int64_t)(ms * 1000.0 + 0.5));
 }
 
 static int put_value(struct sn_json_out *o, const struct field *f, size_t room)

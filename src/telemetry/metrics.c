@@ -696,7 +696,7 @@ static void render_process(FILE *f, const struct sn_metrics_process *proc)
 		proc->config_reloads_ok, proc->config_reloads_failed);
 
 	/* Integer formatting: printf's %f follows LC_NUMERIC. */
-	t_ms = (isfinite(t) && t > 0 && t < 1e15) ? (int64_t)llround(t * 1000.0) : 0;
+	t_ms = (isfinite(t) && t > 0 && t < 1e15) ? (int64_t)(t * 1000.0 + 0.5) : 0;
 	snprintf(v, sizeof(v), "%" PRId64 ".%03" PRId64, t_ms / 1000, t_ms % 1000);
 	render_scalar(f, "sinew_config_last_reload_success_timestamp_seconds", "gauge",
 		      "Unix time of the last successful configuration load.", v);
