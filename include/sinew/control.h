@@ -194,9 +194,11 @@ struct sn_out;
  * (errno set). */
 int sn_mesh_start(struct sn_mesh **out, struct sn_loop *loop, struct sn_store *st, const struct sockaddr *addr,
 		  socklen_t addr_len);
-/* Closes the listener and every proxy link and frees the mesh. NULL is
- * fine. Run the loop once afterwards to reclaim the links. */
+/* Closes the listener and every proxy link (their close callbacks run in
+ * the loop's next deferred phase: run it once, then sn_mesh_free). NULL
+ * is fine. */
 void sn_mesh_stop(struct sn_mesh *m);
+void sn_mesh_free(struct sn_mesh *m);
 /* The store changed (apply, delete): every proxy gets what changed for
  * it, from the loop's deferred phase. NULL is fine. */
 void sn_mesh_store_changed(struct sn_mesh *m);

@@ -1,5 +1,5 @@
 /* sinewd's HTTP/JSON API (docs/api.md): apply, get, delete, analyze,
- * version, ready, live. Served on the loop thread, one request per
+ * proxies, version, ready, live. Served on the loop thread, one request per
  * connection (the response says connection: close). Bounded: heads up to
  * 16 KiB, bodies up to 8 MiB (Content-Length only), SN_API_MAX_CONNS
  * connections, 30 s per connection. */
@@ -225,8 +225,10 @@ static void out_strv(struct sn_out *o, char **v, size_t n)
 	sn_out_cstr(o, "]");
 }
 
-static void out_resource(struct sn_out *o, const struct sn_stored *e)
+static void out_resource(struct sn_out *o, const struct sn_stored *e, struct sn_mesh *mesh)
 {
+	char rv[32];
+	snprintf(rv, sizeof(rv), "%llu", (unsigned long long)e->resource_version);
 	sn_out_cstr(o, "{\"kind\":");
 	sn_out_json_cstr(o, sn_resource_kind_str(e->kind));
 	sn_out_cstr(o, ",\"apiVersion\":");
@@ -244,6 +246,7 @@ static void out_resource(struct sn_out *o, const struct sn_stored *e)
 	out_strv(o, e->warnings, e->n_warnings);
 	sn_out_cstr(o, ",\"errors\":");
 	out_strv(o, e->errors, e->n_errors);
+	sn_mesh_render_resource_status(mesh, o, e->kind, e->namespace_, e->name, rv);
 	sn_out_cstr(o, "}}");
 }
 
@@ -267,7 +270,10 @@ static void handle_apply(struct api_conn *c, const struct api_req *r)
 	if (q == 0)
 		snprintf(source, sizeof(source), "-");
 	struct sn_apply_report rep;
+	uint64_t rev_before = c->api->store->revision;
 	int rc = sn_admit_apply(c->api->store, source, r->body, r->body_len, &rep);
+	if (c->api->store->revision != rev_before)
+		sn_mesh_store_changed(c->api->mesh);
 	struct sn_out o = { 0 };
 	sn_out_cstr(&o, "[");
 	for (size_t i = 0; i < rep.n; i++) {
@@ -323,17 +329,38 @@ static void handle_list(struct api_conn *c, const struct api_req *r)
 		return;
 	const struct sn_store *st = c->api->store;
 	struct sn_out o = { 0 };
+	struct sn_mesh_proxy **reg = NULL;
+	size_t n_reg = 0, ri = 0;
+	if (kind < 0 || kind == SN_KIND_WORKLOAD_ENTRY)
+		n_reg = sn_mesh_registered(c->api->mesh, &reg);
 	sn_out_cstr(&o, "[");
 	size_t n = 0;
-	for (size_t i = 0; i < st->n; i++) {
-		const struct sn_stored *e = st->v[i];
+	for (size_t i = 0; i <= st->n; i++) {
+		const struct sn_stored *e = i < st->n ? st->v[i] : NULL;
+		/* registered WorkloadEntries, merged in (kind, namespace, name) order */
+		while (ri < n_reg && (e == NULL || e->kind > SN_KIND_WORKLOAD_ENTRY ||
+				      (e->kind == SN_KIND_WORKLOAD_ENTRY &&
+				       (strcmp(sn_mesh_registered_ns(reg[ri]), e->namespace_) < 0 ||
+					(!strcmp(sn_mesh_registered_ns(reg[ri]), e->namespace_) &&
+					 strcmp(sn_mesh_registered_name(reg[ri]), e->name) < 0))))) {
+			const struct sn_mesh_proxy *p = reg[ri++];
+			if ((hn > 0 && ns[0] && strcmp(ns, sn_mesh_registered_ns(p))) ||
+			    (hm > 0 && name[0] && strcmp(name, sn_mesh_registered_name(p))))
+				continue;
+			if (n++)
+				sn_out_cstr(&o, ",");
+			sn_mesh_render_registered(c->api->mesh, p, &o);
+		}
+		if (e == NULL)
+			break;
 		if ((kind >= 0 && (int)e->kind != kind) || (hn > 0 && ns[0] && strcmp(ns, e->namespace_)) ||
 		    (hm > 0 && name[0] && strcmp(name, e->name)))
 			continue;
 		if (n++)
 			sn_out_cstr(&o, ",");
-		out_resource(&o, e);
+		out_resource(&o, e, c->api->mesh);
 	}
+	free(reg);
 	sn_out_cstr(&o, "]");
 	respond(c, 200, &o);
 }
@@ -389,6 +416,26 @@ static void handle_one(struct api_conn *c, const struct api_req *r, struct sn_st
 	struct sn_store *st = c->api->store;
 	const char *kname = sn_resource_kind_str((enum sn_resource_kind)kind);
 	struct sn_stored *e = sn_store_get(st, (enum sn_resource_kind)kind, ns, name);
+	if (e == NULL && kind == SN_KIND_WORKLOAD_ENTRY) {
+		struct sn_mesh_proxy **reg = NULL;
+		size_t n_reg = sn_mesh_registered(c->api->mesh, &reg);
+		for (size_t i = 0; i < n_reg; i++) {
+			if (strcmp(sn_mesh_registered_ns(reg[i]), ns) || strcmp(sn_mesh_registered_name(reg[i]), name))
+				continue;
+			struct sn_out o = { 0 };
+			if (del) {
+				free(reg);
+				respond_error(c, 409, "WorkloadEntry %s/%s is registered by a connected proxy, not stored; "
+						      "it leaves when that proxy disconnects (stop the workload)", ns, name);
+				return;
+			}
+			sn_mesh_render_registered(c->api->mesh, reg[i], &o);
+			free(reg);
+			respond(c, 200, &o);
+			return;
+		}
+		free(reg);
+	}
 	if (e == NULL) {
 		existing_names(st, kind, ns, have, sizeof(have));
 		if (have[0])
@@ -401,7 +448,7 @@ static void handle_one(struct api_conn *c, const struct api_req *r, struct sn_st
 	}
 	struct sn_out o = { 0 };
 	if (!del) {
-		out_resource(&o, e);
+		out_resource(&o, e, c->api->mesh);
 		respond(c, 200, &o);
 		return;
 	}
@@ -413,6 +460,7 @@ static void handle_one(struct api_conn *c, const struct api_req *r, struct sn_st
 	}
 	sn_log(SN_LOG_INFO, "api conn=%llu: deleted %s %s/%s, revision %llu", (unsigned long long)c->id, kname, ns,
 	       name, (unsigned long long)st->revision);
+	sn_mesh_store_changed(c->api->mesh);
 	sn_out_cstr(&o, "{\"result\":\"deleted\",\"kind\":");
 	sn_out_json_cstr(&o, kname);
 	sn_out_cstr(&o, ",\"namespace\":");
@@ -519,18 +567,22 @@ static void route(struct api_conn *c, const struct api_req *r)
 		handle_analyze(c, r);
 	} else if (sn_str_eq_cstr(r->route, "/api/v1/resources") && get) {
 		handle_list(c, r);
+	} else if (sn_str_eq_cstr(r->route, "/api/v1/proxies") && get) {
+		sn_mesh_render_proxies(c->api->mesh, &o);
+		respond(c, 200, &o);
 	} else if (r->route.len > one_prefix.len && !memcmp(r->route.p, one_prefix.p, one_prefix.len) &&
 		   (get || del)) {
 		handle_one(c, r, sn_str_make(r->route.p + one_prefix.len, r->route.len - one_prefix.len), del);
 	} else if (sn_str_eq_cstr(r->route, "/api/v1/apply") || sn_str_eq_cstr(r->route, "/api/v1/analyze") ||
 		   sn_str_eq_cstr(r->route, "/api/v1/resources") || sn_str_eq_cstr(r->route, "/live") ||
+		   sn_str_eq_cstr(r->route, "/api/v1/proxies") ||
 		   sn_str_eq_cstr(r->route, "/ready") || sn_str_eq_cstr(r->route, "/api/v1/version") ||
 		   (r->route.len > one_prefix.len && !memcmp(r->route.p, one_prefix.p, one_prefix.len))) {
 		respond_error(c, 405, "method %.*s is not allowed on %.*s; see docs/api.md", (int)SN_MIN(r->method.len, 16),
 			      r->method.p, (int)SN_MIN(r->route.len, 200), r->route.p);
 	} else {
 		respond_error(c, 404, "no such endpoint %.*s; try /api/v1/resources, /api/v1/apply, /api/v1/analyze, "
-				      "/api/v1/version, /ready, /live", (int)SN_MIN(r->route.len, 200), r->route.p);
+				      "/api/v1/proxies, /api/v1/version, /ready, /live", (int)SN_MIN(r->route.len, 200), r->route.p);
 	}
 }
 

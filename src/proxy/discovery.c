@@ -33,6 +33,7 @@ struct cp_resource {
 	char *source;
 	char *yaml;
 	size_t yaml_len;
+	int line;       /* line of yaml's first line in source (0: 1) */
 };
 
 struct cp_sub {
@@ -197,6 +198,40 @@ static ssize_t res_find(struct cp_resource *v, size_t n, const char *key)
 	return -1;
 }
 
+/* Orders keys as sinewd's store does (kind, then namespace, then name),
+ * so "the first one wins" rules (two VirtualServices for one host...)
+ * pick the same resource here as at admission. */
+static int kind_rank(const char *key, size_t len)
+{
+	static const char *const kinds[] = { "Service", "WorkloadEntry", "VirtualService", "DestinationRule" };
+	for (size_t i = 0; i < SN_ARRAY_LEN(kinds); i++)
+		if (strlen(kinds[i]) == len && !memcmp(kinds[i], key, len))
+			return (int)i;
+	return (int)SN_ARRAY_LEN(kinds);
+}
+
+static int cmp_res(const void *a, const void *b)
+{
+	const char *x = ((const struct cp_resource *)a)->key, *y = ((const struct cp_resource *)b)->key;
+	for (int part = 0; part < 3; part++) {
+		const char *xe = part < 2 ? strchr(x, '/') : NULL, *ye = part < 2 ? strchr(y, '/') : NULL;
+		size_t xl = xe ? (size_t)(xe - x) : strlen(x), yl = ye ? (size_t)(ye - y) : strlen(y);
+		int c;
+		if (part == 0) {
+			c = kind_rank(x, xl) - kind_rank(y, yl);
+		} else {
+			c = memcmp(x, y, SN_MIN(xl, yl));
+			if (c == 0)
+				c = (xl > yl) - (xl < yl);
+		}
+		if (c != 0 || xe == NULL || ye == NULL)
+			return c != 0 ? c : (xe != NULL) - (ye != NULL);
+		x = xe + 1;
+		y = ye + 1;
+	}
+	return 0;
+}
+
 /* Loads every resource of the table and translates the set. On success
  * *out gets the snapshot; diagnostics go to d either way. */
 static int build(struct sn_cp *cp, struct cp_resource *v, size_t n, struct sn_diags *d, struct sn_snapshot **out)
@@ -206,7 +241,8 @@ static int build(struct sn_cp *cp, struct cp_resource *v, size_t n, struct sn_di
 
 	sn_config_set_init(&set);
 	for (size_t i = 0; i < n; i++)
-		if (sn_config_load_text(&set, v[i].source ? v[i].source : v[i].key, v[i].yaml, v[i].yaml_len, d) != 0)
+		if (sn_config_load_text_at(&set, v[i].source ? v[i].source : v[i].key, v[i].yaml, v[i].yaml_len,
+					   v[i].line > 0 ? v[i].line : 1, d) != 0)
 			r = SN_EINVAL;
 	if (r == 0)
 		r = sn_config_translate(&set, &cp->p->identity, d, out);
@@ -305,6 +341,7 @@ static void on_resources(struct sn_cp *cp, struct fy_node *root)
 			memcpy(v[n].yaml, cp->res[i].yaml, cp->res[i].yaml_len + 1);
 			v[n].yaml_len = cp->res[i].yaml_len;
 		}
+		v[n].line = cp->res[i].line;
 		n++;
 	}
 	iter = NULL;
@@ -343,7 +380,13 @@ static void on_resources(struct sn_cp *cp, struct fy_node *root)
 		v[at].source = scalar_dup(it, "source");
 		v[at].yaml = strndup(yaml, ylen);
 		v[at].yaml_len = ylen;
+		size_t llen;
+		const char *ls = scalar(it, "line", &llen);
+		v[at].line = 0;
+		for (size_t k = 0; ls != NULL && k < llen && k < 9 && ls[k] >= '0' && ls[k] <= '9'; k++)
+			v[at].line = v[at].line * 10 + (ls[k] - '0');
 	}
+	qsort(v, n, sizeof(*v), cmp_res);
 	sn_diags_init(&d);
 	if (build(cp, v, n, &d, &snap) != 0 || snap == NULL) {
 		cp->nacks++;

@@ -1,5 +1,6 @@
-/* sinewd: the control plane. Parses flags, opens the store and serves the
- * API on one loop thread until SIGTERM or SIGINT. */
+/* sinewd: the control plane. Parses flags, opens the store, serves the
+ * API and the mesh port (proxies: registry and push) on one loop thread
+ * until SIGTERM or SIGINT. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +18,7 @@ struct sinewd {
 	struct sn_loop loop;
 	struct sn_store store;
 	struct sn_api api;
+	struct sn_mesh *mesh;
 	struct sn_io sig_io;
 	int sig_fd;
 };
@@ -27,11 +29,13 @@ static void usage(FILE *f)
 		"usage: sinewd --data-dir DIR [options]\n"
 		"\n"
 		"Sinew's control plane: a crash-safe store of mesh configuration with same-code\n"
-		"admission and analysis, served over an HTTP/JSON API (docs/api.md).\n"
+		"admission and analysis, served over an HTTP/JSON API (docs/api.md); proxies\n"
+		"connect to --mesh for their configuration and register their workloads\n"
+		"(docs/internals/control-protocol.md).\n"
 		"\n"
 		"  --data-dir DIR       where resources are stored (created if missing)\n"
 		"  --api ADDR:PORT      HTTP API, loopback only (default 127.0.0.1:15080)\n"
-		"  --mesh ADDR:PORT     proxy connections (default 127.0.0.1:15012; recorded, not served yet)\n"
+		"  --mesh ADDR:PORT     proxy connections (default 127.0.0.1:15012), loopback only\n"
 		"  --log-level LEVEL    error, warn, info (default), debug, trace\n"
 		"  --version, --help\n"
 		"\n"
@@ -190,19 +194,26 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d.api.mesh_addr = mesh_s;
+	if (sn_mesh_start(&d.mesh, &d.loop, &d.store, (const struct sockaddr *)&mesh_addr, mesh_len) != 0) {
+		fprintf(stderr, "sinewd: cannot listen on %s (--mesh): %s; pick a free port\n", mesh_s,
+			strerror(errno));
+		return 1;
+	}
+	d.api.mesh = d.mesh;
 	if (sn_api_start(&d.api, &d.loop, &d.store, (const struct sockaddr *)&api_addr, api_len) != 0) {
 		fprintf(stderr, "sinewd: cannot listen on %s (--api): %s; pick a free port\n", api_s, strerror(errno));
 		return 1;
 	}
-	(void)mesh_len;
-	sn_log(SN_LOG_INFO, "sinewd %s: API on http://%s, data in %s (mesh port %s not served yet)", SINEWD_VERSION,
-	       api_s, data_dir, mesh_s);
+	sn_log(SN_LOG_INFO, "sinewd %s: API on http://%s, mesh on %s, data in %s", SINEWD_VERSION, api_s, mesh_s,
+	       data_dir);
 
 	int rc = sn_loop_run(&d.loop);
 	sn_api_stop(&d.api);
+	sn_mesh_stop(d.mesh);
 	sn_io_stop(&d.loop, &d.sig_io);
 	close(d.sig_fd);
 	sn_loop_run_once(&d.loop, 0); /* reclaim closed connections */
+	sn_mesh_free(d.mesh);
 	sn_loop_dispose(&d.loop);
 	sn_store_close(&d.store);
 	return rc == 0 ? 0 : 1;

@@ -54,13 +54,14 @@ class Sinewd:
         self.test = test
         self.dir = data_dir or st.make_tempdir(test, "sinewd-")
         self.port = st.free_port()
+        self.mesh_port = st.free_port()
         self.log = os.path.join(self.dir, "..", os.path.basename(self.dir) + ".log")
         self.start()
 
     def start(self):
         self.logf = open(self.log, "ab")
         self.p = st.spawn([SINEWD, "--data-dir", self.dir, "--api", "127.0.0.1:%d" % self.port,
-                           "--log-level", "info"], stdout=self.logf, stderr=self.logf)
+                           "--mesh", "127.0.0.1:%d" % self.mesh_port, "--log-level", "info"], stdout=self.logf, stderr=self.logf)
         self.test.addCleanup(self.stop)
         deadline = time.time() + 15
         while time.time() < deadline:

@@ -1,0 +1,188 @@
+#ifndef SINEW_CONTROL_MESH_INTERNAL_H
+#define SINEW_CONTROL_MESH_INTERNAL_H
+
+/* Private to sinewd's push side (mesh.c, registry.c, push.c): the view of
+ * every resource proxies may get (the store plus registered workloads),
+ * the connected proxies and what each holds. Wire format:
+ * docs/internals/control-protocol.md. Loop thread only. */
+
+#include "sinew/control.h"
+#include "sinew/xds.h"
+
+#define MESH_LEASE_MS 10000
+#define MESH_LEASE_CHECK_MS 1000
+#define MESH_MAX_SUBS 4096
+#define MESH_MAX_HAVE 100000
+#define MESH_MAX_ID 200
+#define MESH_MAX_NACK_ERRORS 64
+#define MESH_MAX_TEXT 2048           /* one NACK error text kept */
+#define MESH_REG_PREFIX "proxy-"
+
+/* (key -> resourceVersion), sorted by key: what a proxy holds. */
+struct kv {
+	char *key;
+	char *rv;
+};
+
+struct kvmap {
+	struct kv *v;
+	size_t n, cap;
+};
+
+/* One resource of the view. Owns its strings and its parsed form; kept
+ * across rebuilds while its resourceVersion does not change. */
+struct view_res {
+	char *key;                   /* "Kind/namespace/name" */
+	char *rv;
+	enum sn_resource_kind kind;
+	char *ns, *name;
+	char *api_version;
+	char *source;
+	int line;
+	char *text;
+	size_t text_len;
+	struct sn_config_set set;    /* the resource, parsed (set.head may be NULL) */
+	struct sn_mesh_proxy *reg;   /* registered by this proxy, or NULL */
+	/* derived per view: */
+	char *fqdn;                  /* Service: name.ns.svc.cluster.local (lower case) */
+	size_t *deps;                /* Service: WEs, DRs, VSs it needs; VS: destination Services */
+	size_t n_deps;
+	char **hosts;                /* VS: hosts resolved in its namespace; DR: [host] */
+	size_t n_hosts;
+	uint32_t mark;               /* closure epoch */
+	int taken;                   /* moved to the next view during a rebuild */
+};
+
+struct view {
+	struct view_res **v;         /* sorted by key */
+	size_t n;
+	uint64_t revision;           /* store revision it was built at */
+	struct host_ref *by_host;    /* exact (resolved) VS hosts and Service FQDNs, sorted */
+	size_t n_by_host;
+	size_t *wild_vs;             /* VirtualServices with a wildcard host */
+	size_t n_wild_vs;
+	uint32_t epoch;
+};
+
+struct host_ref {
+	const char *host;
+	size_t res;
+};
+
+struct sub {
+	char *host;                  /* as the proxy wrote it */
+	int answered;                /* named in a `subscribed` of a push sent */
+};
+
+struct nack_error {
+	char *resource;              /* "Kind/ns/name" as the proxy named it */
+	char *text;
+};
+
+/* One connected proxy. */
+struct sn_mesh_proxy {
+	struct sn_mesh *mesh;
+	struct sn_xds_conn *conn;
+	uint64_t serial;             /* connection number, for logs */
+	char peer[64];
+	int hello;
+	int gone;                    /* connection closed; freed in reclaim */
+	char *id, *service, *ns, *sa, *inbound, *admin, *version;
+	struct sn_labels labels;     /* as the node sent them */
+	uint64_t connected_at;       /* wall clock, seconds */
+	uint64_t last_heard_ms;      /* loop time */
+
+	struct sub *subs;
+	size_t n_subs;
+	int keep_have;               /* no subscribe yet since a hello with `have` */
+
+	struct kvmap held;           /* acked: what the proxy runs */
+	struct kvmap inflight_set;   /* the push in flight: added/changed */
+	char **inflight_removed;
+	size_t n_inflight_removed;
+	int inflight;
+	uint64_t nonce;              /* last nonce sent */
+	uint64_t inflight_revision;
+	uint64_t acked_revision;
+	uint64_t synced_revision;    /* found up to date at this store revision */
+	int dirty;                   /* recompute after what is in flight */
+	int force;                   /* send even an empty delta (after hello) */
+	uint64_t sent_ms;            /* when the push in flight was sent */
+
+	int nacked;                  /* the last answer was a nack */
+	struct nack_error *nack;
+	size_t n_nack;
+	uint64_t pushes, acks, nacks;
+	uint64_t last_ack_latency_ms;
+
+	/* registry (registry.c): set when the hello has `inbound` */
+	int registered;
+	char *reg_name;              /* "proxy-<id>" */
+	char *reg_text;
+	char *reg_rv;
+	char *reg_error;             /* why the registration was refused */
+	char reg_address[64];
+	uint16_t reg_port;
+	struct sn_labels reg_labels; /* node labels plus app=<service> when absent */
+
+	struct sn_task reclaim;
+	struct sn_mesh_proxy *next, **pprev;
+};
+
+struct sn_mesh {
+	struct sn_loop *loop;
+	struct sn_store *store;
+	int fd;
+	struct sn_io io;
+	struct sn_mesh_proxy *proxies;
+	size_t n_proxies;
+	uint64_t serial;
+	struct view view;
+	int view_stale;              /* store or registry changed since the view was built */
+	struct sn_task push_task;    /* deferred recompute */
+	struct sn_timer lease_timer;
+	struct sn_timer grace_timer;
+	uint64_t started_ms;
+	uint64_t grace_until_ms;     /* before this, keys of registered entries a
+				      * proxy holds are not removed (a restarted
+				      * sinewd waits for proxies to re-register) */
+	int grace_over;
+	struct kvmap seen_regs;      /* registered during the grace: not waited for */
+	uint64_t pushes, acks, nacks;
+};
+
+/* ---- kvmap (push.c) ---- */
+void kvmap_free(struct kvmap *m);
+struct kv *kvmap_get(const struct kvmap *m, const char *key);
+int kvmap_put(struct kvmap *m, const char *key, const char *rv);
+void kvmap_del(struct kvmap *m, const char *key);
+
+/* ---- view and push (push.c) ---- */
+/* Rebuilds the view from the store and the registry when stale. */
+int mesh_view_refresh(struct sn_mesh *m);
+void mesh_view_free(struct view *v);
+const struct view_res *mesh_view_find(const struct view *v, const char *key);
+/* Marks every proxy dirty and schedules a recompute. */
+void mesh_changed(struct sn_mesh *m);
+/* Schedules a recompute of dirty proxies (deferred task). */
+void mesh_schedule(struct sn_mesh *m);
+/* Computes and sends this proxy's delta if nothing is in flight. */
+void mesh_push(struct sn_mesh *m, struct sn_mesh_proxy *px);
+
+/* ---- registry (registry.c) ---- */
+/* From the hello's node: validates and prepares the registration (text
+ * is generated at view build). Returns 0 or an error text (static). */
+const char *registry_prepare(struct sn_mesh_proxy *px);
+/* Regenerates px's WorkloadEntry from the Services of view (store part),
+ * revalidating when its text changes. */
+void registry_render(struct sn_mesh *m, struct sn_mesh_proxy *px, const struct view_res *const *svcs,
+		     size_t n_svcs);
+void registry_clear(struct sn_mesh_proxy *px);
+void registry_start(struct sn_mesh *m);
+void registry_stop(struct sn_mesh *m);
+
+/* ---- helpers (mesh.c) ---- */
+void free_labels(struct sn_labels *l);
+int copy_labels(struct sn_labels *dst, const struct sn_labels *src);
+
+#endif
