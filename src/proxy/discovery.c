@@ -39,6 +39,17 @@ struct cp_resource {
 struct cp_sub {
 	char host[MAX_HOST + 1];
 	int known;      /* sinewd answered this subscription */
+	uint64_t last_used_ms;
+};
+
+/* A sweep: the main thread asks each worker which hosts it routed to
+ * since the last sweep; the worker answers on the same message. */
+struct sweep_msg {
+	struct sn_task task;
+	struct sn_cp *cp;
+	struct sn_worker *w;
+	char **hosts;
+	size_t n_hosts;
 };
 
 struct sn_cp {
@@ -46,6 +57,8 @@ struct sn_cp {
 	struct sn_addr addr;
 	struct sn_xds_conn *conn;
 	struct sn_timer timer;        /* reconnect backoff, then heartbeat */
+	struct sn_timer sweep_timer;  /* idle subscriptions */
+	uint32_t idle_ms;
 	uint32_t backoff_ms;
 	int open;
 	char node_id[96];
@@ -629,6 +642,7 @@ static void on_sub_msg(struct sn_loop *loop, struct sn_task *t)
 			cp->subs = ns;
 			snprintf(cp->subs[cp->n_subs].host, sizeof(cp->subs[0].host), "%s", m->host);
 			cp->subs[cp->n_subs].known = 0;
+			cp->subs[cp->n_subs].last_used_ms = sn_loop_now(&cp->p->loop);
 			cp->n_subs++;
 		} else {
 			fresh = 0;
@@ -675,6 +689,123 @@ void sn_cp_subscribe(struct sn_proxy *p, struct sn_str host)
 	sn_loop_post(&p->loop, &m->task, on_sub_msg);
 }
 
+/* ---- idle subscriptions -------------------------------------------------- */
+
+static void send_unsubscribe(struct sn_cp *cp, const char *const *hosts, size_t n)
+{
+	struct sb b = { 0 };
+	if (n == 0)
+		return;
+	sb_lit(&b, "{\"type\":\"unsubscribe\",\"hosts\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			sb_lit(&b, ",");
+		sb_cstr(&b, hosts[i]);
+	}
+	sb_lit(&b, "]}");
+	cp_send(cp, &b);
+}
+
+static void sweep_free(struct sweep_msg *m)
+{
+	for (size_t i = 0; i < m->n_hosts; i++)
+		free(m->hosts[i]);
+	free(m->hosts);
+	free(m);
+}
+
+/* Main thread: a worker's report. Subscriptions whose virtual host was
+ * used are fresh again. */
+static void on_sweep_report(struct sn_loop *loop, struct sn_task *t)
+{
+	struct sweep_msg *m = sn_container_of(t, struct sweep_msg, task);
+	struct sn_cp *cp = m->cp;
+	struct sn_proxy *p = cp->p;
+	uint64_t now = sn_loop_now(loop);
+
+	pthread_mutex_lock(&p->snap_lock);
+	struct sn_snapshot *snap = p->snap;
+	if (snap != NULL)
+		sn_snapshot_ref(snap);
+	pthread_mutex_unlock(&p->snap_lock);
+	pthread_mutex_lock(&cp->lock);
+	for (size_t i = 0; snap != NULL && i < cp->n_subs; i++) {
+		uint16_t port;
+		const struct sn_vhost *vh = sn_snapshot_find_vhost(
+			snap, sn_str_make(cp->subs[i].host, strlen(cp->subs[i].host)), &port);
+		for (size_t k = 0; vh != NULL && k < m->n_hosts; k++)
+			if (strcmp(vh->host, m->hosts[k]) == 0)
+				cp->subs[i].last_used_ms = now;
+	}
+	pthread_mutex_unlock(&cp->lock);
+	if (snap != NULL)
+		sn_snapshot_unref(snap);
+	sweep_free(m);
+}
+
+/* Worker thread: report and reset the hosts routed since the last sweep. */
+static void on_sweep_request(struct sn_loop *loop, struct sn_task *t)
+{
+	struct sweep_msg *m = sn_container_of(t, struct sweep_msg, task);
+	struct sn_worker *w = m->w;
+
+	if (w->snap != NULL && w->vhost_used != NULL) {
+		m->hosts = calloc(w->snap->n_vhosts + 1, sizeof(char *));
+		for (size_t i = 0; m->hosts != NULL && i < w->snap->n_vhosts; i++) {
+			if (!w->vhost_used[i])
+				continue;
+			w->vhost_used[i] = 0;
+			m->hosts[m->n_hosts] = strdup(w->snap->vhosts[i].host);
+			if (m->hosts[m->n_hosts] != NULL)
+				m->n_hosts++;
+		}
+	}
+	sn_loop_post(&m->cp->p->loop, &m->task, on_sweep_report);
+}
+
+static void on_sweep_timer(struct sn_loop *loop, struct sn_timer *t)
+{
+	struct sn_cp *cp = sn_container_of(t, struct sn_cp, sweep_timer);
+	struct sn_proxy *p = cp->p;
+	uint64_t now = sn_loop_now(loop);
+	const char **gone = NULL;
+	size_t n_gone = 0;
+
+	/* Drop what has been idle longer than the limit (reports from the
+	 * previous round have arrived by now), then ask for a new round. */
+	pthread_mutex_lock(&cp->lock);
+	gone = calloc(cp->n_subs + 1, sizeof(*gone));
+	char (*names)[MAX_HOST + 1] = calloc(cp->n_subs + 1, sizeof(*names));
+	for (size_t i = 0; gone != NULL && names != NULL && i < cp->n_subs;) {
+		if (now - cp->subs[i].last_used_ms < cp->idle_ms) {
+			i++;
+			continue;
+		}
+		snprintf(names[n_gone], sizeof(names[0]), "%s", cp->subs[i].host);
+		gone[n_gone] = names[n_gone];
+		n_gone++;
+		cp->subs[i] = cp->subs[--cp->n_subs];
+	}
+	pthread_mutex_unlock(&cp->lock);
+	if (n_gone > 0) {
+		sn_log(SN_LOG_INFO, "control: dropping %zu subscription(s) idle for %u s (first: %s)", n_gone,
+		       cp->idle_ms / 1000, gone[0]);
+		if (cp->open)
+			send_unsubscribe(cp, gone, n_gone);
+	}
+	free(gone);
+	free(names);
+	for (int i = 0; i < p->n_workers; i++) {
+		struct sweep_msg *m = calloc(1, sizeof(*m));
+		if (m == NULL)
+			continue;
+		m->cp = cp;
+		m->w = &p->workers[i];
+		sn_loop_post(&p->workers[i].loop, &m->task, on_sweep_request);
+	}
+	sn_timer_start(loop, &cp->sweep_timer, SN_MAX(cp->idle_ms / 4, 100u), on_sweep_timer);
+}
+
 /* ---- setup --------------------------------------------------------------- */
 
 int sn_cp_start(struct sn_proxy *p)
@@ -700,6 +831,8 @@ int sn_cp_start(struct sn_proxy *p)
 		sn_proxy_publish(p, empty);
 	sn_diags_free(&d);
 	p->proc.config_reloads_ok = 0;
+	cp->idle_ms = p->opt.discovery_idle_ms ? p->opt.discovery_idle_ms : 600000;
+	sn_timer_start(&p->loop, &cp->sweep_timer, SN_MAX(cp->idle_ms / 4, 100u), on_sweep_timer);
 	connect_now(cp);
 	return 0;
 }
@@ -710,6 +843,7 @@ void sn_cp_stop(struct sn_proxy *p)
 	if (cp == NULL)
 		return;
 	sn_timer_stop(&p->loop, &cp->timer);
+	sn_timer_stop(&p->loop, &cp->sweep_timer);
 	if (cp->conn != NULL) {
 		struct sn_xds_conn *c = cp->conn;
 		cp->conn = NULL;

@@ -1047,6 +1047,8 @@ static void ex_route(struct sn_exchange *ex)
 		return;
 	}
 	ex->port = port;
+	if (w->vhost_used != NULL && ex->snap == w->snap)
+		w->vhost_used[vh - ex->snap->vhosts] = 1;
 	memset(&rr, 0, sizeof(rr));
 	rr.method = rq->method;
 	rr.authority = rq->authority;

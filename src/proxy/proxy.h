@@ -61,6 +61,7 @@ struct sn_proxy_options {
 	uint32_t idle_timeout_ms;
 	uint32_t max_connections;        /* downstream, per worker */
 	int istio_metric_names;
+	uint32_t discovery_idle_ms;      /* control-plane mode: drop a subscription unused this long */
 	struct sn_h1_limits limits;
 };
 
@@ -122,6 +123,7 @@ struct sn_worker {
 	struct sn_exchange *free_exchanges;
 	size_t n_free_exchanges;
 	struct sn_exchange *parked;      /* waiting for discovery */
+	unsigned char *vhost_used;       /* per vhost of snap: routed since the last sweep */
 	uint64_t rng;
 	struct sn_retry_budget budget;
 	int draining;

@@ -138,6 +138,18 @@ static int adopt(struct sn_worker *w, struct sn_snapshot *s)
 			cs[i].hosts[j] = sn_worker_host(w, (const struct sockaddr *)&c->endpoints[j].addr,
 							c->endpoints[j].addr_len);
 	}
+	unsigned char *used = calloc(s->n_vhosts ? s->n_vhosts : 1, 1);
+	if (used == NULL)
+		goto fail;
+	/* Carry usage over by host name, so a config change between two
+	 * sweeps does not make a busy destination look idle. */
+	if (w->snap != NULL && w->vhost_used != NULL)
+		for (size_t i = 0; i < w->snap->n_vhosts; i++)
+			for (size_t j = 0; w->vhost_used[i] && j < s->n_vhosts; j++)
+				if (strcmp(w->snap->vhosts[i].host, s->vhosts[j].host) == 0)
+					used[j] = 1;
+	free(w->vhost_used);
+	w->vhost_used = used;
 	if (w->snap != NULL) {
 		release_cluster_state(w);
 		sn_snapshot_unref(w->snap);
@@ -397,6 +409,7 @@ void sn_worker_dispose(struct sn_worker *w)
 		w->snap = NULL;
 	}
 	sn_exchange_free_cache(w);
+	free(w->vhost_used);
 	sn_buf_pool_dispose(&w->pool);
 	sn_loop_dispose(&w->loop);
 	/* metrics are freed by the proxy after the last scrape */

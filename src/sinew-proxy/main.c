@@ -21,6 +21,7 @@ static void usage(FILE *f)
 		"\n"
 		"  --config FILE                multi-document YAML; reloaded on SIGHUP and when it changes\n"
 		"  --control-plane ADDR:PORT    get config from sinewd instead (its --mesh address)\n"
+		"  --discovery-idle D           drop a destination not called for D (default 10m)\n"
 		"  --outbound ADDR:PORT         listener for the app's outgoing HTTP (Host or absolute-form routing)\n"
 		"  --inbound ADDR:PORT          listener for requests to the local app (needs --app)\n"
 		"  --app ADDR:PORT              where the local app listens\n"
@@ -77,7 +78,7 @@ int main(int argc, char **argv)
 	enum {
 		O_CONFIG = 256, O_OUTBOUND, O_INBOUND, O_APP, O_ADMIN, O_SERVICE, O_NAMESPACE, O_LABELS, O_SA,
 		O_ACCESS_LOG, O_LOG_LEVEL, O_WORKERS, O_DRAIN, O_HDR_TIMEOUT, O_IDLE_TIMEOUT, O_MAX_CONNS,
-		O_ISTIO_NAMES, O_VERSION, O_HELP, O_CONTROL_PLANE,
+		O_ISTIO_NAMES, O_VERSION, O_HELP, O_CONTROL_PLANE, O_DISCOVERY_IDLE,
 	};
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
@@ -98,6 +99,7 @@ int main(int argc, char **argv)
 		{ "max-connections", required_argument, NULL, O_MAX_CONNS },
 		{ "istio-metric-names", no_argument, NULL, O_ISTIO_NAMES },
 		{ "control-plane", required_argument, NULL, O_CONTROL_PLANE },
+		{ "discovery-idle", required_argument, NULL, O_DISCOVERY_IDLE },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -176,6 +178,10 @@ int main(int argc, char **argv)
 			o.max_connections = (uint32_t)n;
 			break;
 		case O_ISTIO_NAMES: o.istio_metric_names = 1; break;
+		case O_DISCOVERY_IDLE:
+			if (parse_dur("--discovery-idle", optarg, &o.discovery_idle_ms) != 0)
+				return 1;
+			break;
 		case O_CONTROL_PLANE:
 			if (parse_addr("--control-plane", optarg, &o.control_plane) != 0)
 				return 1;
