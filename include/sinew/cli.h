@@ -8,6 +8,9 @@
  * returns the process exit status: 0 success, 1 runtime failure (or, for
  * `load`, errors seen), 2 usage error. It prints its own messages. */
 
+#include <stddef.h>
+#include <stdio.h>
+
 #ifndef SINEW_VERSION
 #define SINEW_VERSION "0.1.0-dev"
 #endif
@@ -45,9 +48,6 @@ int sn_cli_explain(int argc, char **argv);       /* explain.c */
 int sn_cli_completion(int argc, char **argv);    /* completion.c */
 
 /* ---- shared by the commands: src/cli/client.c, src/cli/util.c ---------- */
-
-#include <stddef.h>
-#include <stdio.h>
 
 #define SN_CLI_DEFAULT_SERVER "http://127.0.0.1:15080"
 #define SN_CLI_MAX_RESPONSE (64u << 20)   /* bytes of one response body */

@@ -6,8 +6,18 @@
 #include "sinew/cli.h"
 
 const struct sn_cli_cmd sn_cli_commands[] = {
+	{ "up", "start sinewd (the control plane) in the background", sn_cli_up },
+	{ "down", "stop the sinewd that `sinew up` started", sn_cli_down },
+	{ "apply", "apply configuration from files (-f FILE|DIR|-)", sn_cli_apply },
+	{ "get", "list resources: sinew get KIND [NAME]", sn_cli_get },
+	{ "delete", "delete resources: sinew delete KIND NAME, or -f FILE", sn_cli_delete },
+	{ "analyze", "find problems in the live configuration or in files", sn_cli_analyze },
+	{ "explain", "show what the mesh would do with a request", sn_cli_explain },
+	{ "proxy-status", "list connected proxies and whether they run the latest config", sn_cli_proxy_status },
+	{ "proxy-config", "show a proxy's routes, clusters or endpoints", sn_cli_proxy_config },
 	{ "load", "generate HTTP load at a fixed rate and report latency (open loop)", sn_cli_load },
-	{ "version", "print the version", sn_cli_version },
+	{ "completion", "print a shell completion script (bash)", sn_cli_completion },
+	{ "version", "print the version (and sinewd's)", sn_cli_version },
 	{ NULL, NULL, NULL },
 };
 
@@ -17,12 +27,4 @@ const struct sn_cli_cmd *sn_cli_find(const char *name)
 		if (strcmp(c->name, name) == 0)
 			return c;
 	return NULL;
-}
-
-int sn_cli_version(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	printf("sinew %s\n", SINEW_VERSION);
-	return 0;
 }

@@ -13,7 +13,7 @@ static void usage(FILE *f)
 		"\n"
 		"Commands:\n");
 	for (const struct sn_cli_cmd *c = sn_cli_commands; c->name != NULL; c++)
-		fprintf(f, "  %-10s %s\n", c->name, c->summary);
+		fprintf(f, "  %-13s %s\n", c->name, c->summary);
 	fprintf(f,
 		"\n"
 		"`sinew COMMAND --help` (or `sinew help COMMAND`) describes a command.\n");

@@ -426,7 +426,7 @@ class AnalyzeTest(unittest.TestCase):
 kind: WorkloadEntry
 metadata: {name: reviews-v1}
 spec:
-  address: 10.0.0.3
+  address: 127.0.10.3
   labels: {app: reviews, version: v1}
 """)
         dr = """apiVersion: networking.istio.io/v1

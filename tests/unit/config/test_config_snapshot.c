@@ -65,7 +65,7 @@ static void test_jason_v2_v3(void **state)
 	assert_string_equal(c->name, "outbound|9080|v2|reviews.default.svc.cluster.local");
 	assert_string_equal(c->subset, "v2");
 	assert_int_equal(c->n_endpoints, 1);
-	assert_string_equal(c->endpoints[0].address, "10.0.0.4:9080");
+	assert_string_equal(c->endpoints[0].address, "127.0.10.4:9080");
 	assert_string_equal(c->endpoints[0].version, "v2");
 	assert_string_equal(c->endpoints[0].workload, "reviews-v2");
 	assert_string_equal(c->endpoints[0].service_account, "bookinfo-reviews");
@@ -83,7 +83,7 @@ static void test_jason_v2_v3(void **state)
 	assert_string_equal(c->subset, "v3");
 	assert_int_equal(c->n_endpoints, 1);
 	/* WorkloadEntry.ports[http] overrides the service port */
-	assert_string_equal(c->endpoints[0].address, "10.0.0.5:19080");
+	assert_string_equal(c->endpoints[0].address, "127.0.10.5:19080");
 
 	const char *same[] = { "reviews:9080", "reviews.default", "reviews.default.svc.cluster.local:9080",
 			       "REVIEWS.default.svc.cluster.local.", "reviews.default.svc", "reviews.default:9080" };
@@ -94,7 +94,7 @@ static void test_jason_v2_v3(void **state)
 		assert_int_equal(port, 9080);
 	}
 	assert_null(sn_snapshot_find_vhost(s, SN_STR_LIT("reviews:9081"), &port));
-	assert_null(sn_snapshot_find_vhost(s, SN_STR_LIT("10.0.0.5:9080"), &port));
+	assert_null(sn_snapshot_find_vhost(s, SN_STR_LIT("127.0.10.5:9080"), &port));
 	assert_null(sn_snapshot_find_vhost(s, SN_STR_LIT("[::1]:9080"), &port));
 	assert_null(sn_snapshot_find_vhost(s, SN_STR_LIT("nosuch"), &port));
 	assert_null(sn_snapshot_find_vhost(s, SN_STR_LIT("reviews.other"), &port));

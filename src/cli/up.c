@@ -1,0 +1,409 @@
+/* sinew up / sinew down: run sinewd in the background for this user.
+ *
+ * up starts sinewd (the binary next to this sinew, else from PATH) in its
+ * own session with stdout and stderr going to DIR/sinewd.log, records its
+ * pid in DIR/sinewd.pid and waits for /ready. down sends SIGTERM, waits,
+ * SIGKILLs after 10 s and removes the pid file. Both are idempotent. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sinew/cli.h"
+#include "sinew/common.h"
+
+#define READY_WAIT_MS 10000
+#define STOP_WAIT_MS 10000
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* DIR from --data-dir, $SINEW_HOME or ~/.sinew. */
+static int data_dir(const char *flag, char *buf, size_t size)
+{
+	const char *home;
+	if (flag != NULL)
+		snprintf(buf, size, "%s", flag);
+	else if ((home = getenv("SINEW_HOME")) != NULL && home[0])
+		snprintf(buf, size, "%s", home);
+	else if ((home = getenv("HOME")) != NULL && home[0])
+		snprintf(buf, size, "%s/.sinew", home);
+	else {
+		fprintf(stderr, "sinew: no --data-dir, $SINEW_HOME or $HOME; give --data-dir DIR\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Alive and not a zombie waiting for a parent that is not us. */
+static int alive(pid_t pid)
+{
+	char path[64], buf[256];
+	if (kill(pid, 0) != 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *rp = strrchr(buf, ')');
+	return !(rp != NULL && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+}
+
+/* The pid in DIR/sinewd.pid if that process is alive and is a sinewd;
+ * 0 otherwise. */
+static pid_t running_pid(const char *pidfile)
+{
+	FILE *f = fopen(pidfile, "r");
+	long pid = 0;
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	if (pid <= 1 || !alive((pid_t)pid))
+		return 0;
+	char path[64], exe[PATH_MAX];
+	snprintf(path, sizeof(path), "/proc/%ld/exe", pid);
+	ssize_t n = readlink(path, exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		const char *base = strrchr(exe, '/');
+		base = base ? base + 1 : exe;
+		if (strncmp(base, "sinewd", 6) != 0)
+			return 0;   /* the pid was reused by something else */
+	}
+	return (pid_t)pid;
+}
+
+/* sinewd next to this executable, else "sinewd" (found on PATH by exec). */
+static void sinewd_path(char *buf, size_t size)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			snprintf(buf, size, "%s/sinewd", self);
+			if (access(buf, X_OK) == 0)
+				return;
+		}
+	}
+	snprintf(buf, size, "sinewd");
+}
+
+static void print_log_tail(const char *log)
+{
+	FILE *f = fopen(log, "r");
+	char buf[4096];
+	if (f == NULL)
+		return;
+	fseek(f, 0, SEEK_END);
+	long sz = ftell(f);
+	fseek(f, sz > (long)sizeof(buf) - 1 ? sz - (long)sizeof(buf) + 1 : 0, SEEK_SET);
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	fprintf(stderr, "--- %s (end) ---\n%s", log, buf);
+	if (n && buf[n - 1] != '\n')
+		fputc('\n', stderr);
+}
+
+/* "HOST:PORT" or "[V6]:PORT" with a numeric port (sinewd checks the rest). */
+static int addr_port(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	const char *rb = strrchr(s, ']');
+	if (colon == NULL || colon == s || colon[1] == '\0' || (rb != NULL && rb > colon))
+		return 0;
+	for (const char *p = colon + 1; *p; p++)
+		if (*p < '0' || *p > '9')
+			return 0;
+	return 1;
+}
+
+static void up_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sinew up [--data-dir DIR] [--api ADDR:PORT] [--mesh ADDR:PORT]\n"
+		"\n"
+		"Starts sinewd, the control plane, in the background and waits until it is ready.\n"
+		"It stores resources in DIR, logs to DIR/sinewd.log and records its pid in\n"
+		"DIR/sinewd.pid. If it is already running, says so.\n"
+		"\n"
+		"  --data-dir DIR       default $SINEW_HOME, else ~/.sinew\n"
+		"  --api ADDR:PORT      the HTTP API the CLI talks to (default 127.0.0.1:15080);\n"
+		"                       with another address, point the CLI at it with\n"
+		"                       --server or SINEW_SERVER=http://ADDR:PORT\n"
+		"  --mesh ADDR:PORT     where proxies connect (default 127.0.0.1:15012)\n"
+		"  --log-level LEVEL    sinewd's: error, warn, info (default), debug, trace\n"
+		"\n"
+		"Exit status: 0 running (started or already), 1 it did not start, 2 usage error.\n");
+}
+
+int sn_cli_up(int argc, char **argv)
+{
+	enum { O_DATA = 256, O_API, O_MESH, O_LOG };
+	static const struct option opts[] = {
+		{ "data-dir", required_argument, NULL, O_DATA },
+		{ "api", required_argument, NULL, O_API },
+		{ "mesh", required_argument, NULL, O_MESH },
+		{ "log-level", required_argument, NULL, O_LOG },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir_flag = NULL, *api = "127.0.0.1:15080", *mesh = "127.0.0.1:15012", *level = "info";
+	char dir[PATH_MAX - 32], pidfile[PATH_MAX], log[PATH_MAX], exe[PATH_MAX], url[300];
+	int o;
+
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case O_DATA: dir_flag = optarg; break;
+		case O_API: api = optarg; break;
+		case O_MESH: mesh = optarg; break;
+		case O_LOG: level = optarg; break;
+		case 'h': up_usage(stdout); return 0;
+		default: up_usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sinew up: unexpected argument \"%s\"; see sinew up --help\n", argv[optind]);
+		return 2;
+	}
+	if (data_dir(dir_flag, dir, sizeof(dir)) != 0)
+		return 2;
+	snprintf(url, sizeof(url), "http://%s", api);
+	struct sn_cli_url u;
+	char err[600];
+	if (!addr_port(api) || sn_cli_url_parse(url, &u, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sinew up: --api %s: want ADDR:PORT, e.g. 127.0.0.1:15080\n", api);
+		return 2;
+	}
+	if (!addr_port(mesh)) {
+		fprintf(stderr, "sinew up: --mesh %s: want ADDR:PORT, e.g. 127.0.0.1:15012\n", mesh);
+		return 2;
+	}
+	if (mkdir_p(dir) != 0) {
+		fprintf(stderr, "sinew: cannot create the data directory %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	char abs[PATH_MAX];
+	if (realpath(dir, abs) != NULL && strlen(abs) < sizeof(dir))
+		memcpy(dir, abs, strlen(abs) + 1);
+	snprintf(pidfile, sizeof(pidfile), "%s/sinewd.pid", dir);
+	snprintf(log, sizeof(log), "%s/sinewd.log", dir);
+
+	pid_t old = running_pid(pidfile);
+	if (old > 0) {
+		printf("sinewd is already running (pid %ld, data in %s, log %s)\n", (long)old, dir, log);
+		return 0;
+	}
+
+	sinewd_path(exe, sizeof(exe));
+	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (logfd < 0) {
+		fprintf(stderr, "sinew: cannot open the log %s: %s\n", log, strerror(errno));
+		return 1;
+	}
+	int pipefd[2];   /* tells the parent when exec failed */
+	if (pipe2(pipefd, O_CLOEXEC) != 0) {
+		fprintf(stderr, "sinew: pipe: %s\n", strerror(errno));
+		close(logfd);
+		return 1;
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "sinew: cannot start sinewd: fork: %s\n", strerror(errno));
+		close(logfd);
+		return 1;
+	}
+	if (pid == 0) {
+		close(pipefd[0]);
+		setsid();
+		int nul = open("/dev/null", O_RDONLY);
+		if (nul >= 0)
+			dup2(nul, 0);
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		signal(SIGPIPE, SIG_DFL);
+		char *av[] = { exe, (char *)"--data-dir", dir, (char *)"--api", (char *)api, (char *)"--mesh",
+			       (char *)mesh, (char *)"--log-level", (char *)level, NULL };
+		execvp(exe, av);
+		int e = errno;
+		if (write(pipefd[1], &e, sizeof(e)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	close(logfd);
+	int exec_errno = 0;
+	ssize_t rn = read(pipefd[0], &exec_errno, sizeof(exec_errno));
+	close(pipefd[0]);
+	if (rn == (ssize_t)sizeof(exec_errno)) {
+		waitpid(pid, NULL, 0);
+		fprintf(stderr, "sinew: cannot run %s: %s; build it (make build) or put it on PATH\n", exe,
+			strerror(exec_errno));
+		return 1;
+	}
+	FILE *pf = fopen(pidfile, "w");
+	if (pf == NULL || fprintf(pf, "%ld\n", (long)pid) < 0 || fclose(pf) != 0) {
+		fprintf(stderr, "sinew: cannot write %s: %s; stopping sinewd\n", pidfile, strerror(errno));
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+		return 1;
+	}
+
+	long long deadline = now_ms() + READY_WAIT_MS;
+	for (;;) {
+		int status;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			unlink(pidfile);
+			fprintf(stderr, "sinew: sinewd exited during start-up (%s %d)\n",
+				WIFEXITED(status) ? "status" : "signal",
+				WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+			print_log_tail(log);
+			return 1;
+		}
+		struct sn_cli_response r;
+		if (sn_cli_http(u.text, "GET", "/ready", NULL, NULL, 0, 1000, "sinewd", NULL, &r, err, sizeof(err)) ==
+		    0) {
+			int st = r.status;
+			sn_cli_response_free(&r);
+			if (st == 200)
+				break;
+		}
+		if (now_ms() > deadline) {
+			fprintf(stderr, "sinew: sinewd (pid %ld) is not ready after %d s; see %s (stop it with `sinew down`)\n",
+				(long)pid, READY_WAIT_MS / 1000, log);
+			print_log_tail(log);
+			return 1;
+		}
+		sleep_ms(50);
+	}
+	printf("sinewd is running (pid %ld)\n", (long)pid);
+	printf("  API:   %s\n", u.text);
+	printf("  mesh:  %s (proxies: sinew-proxy --control-plane %s)\n", mesh, mesh);
+	printf("  data:  %s\n", dir);
+	printf("  log:   %s\n", log);
+	if (strcmp(u.text, SN_CLI_DEFAULT_SERVER) != 0) {
+		const char *env = getenv("SINEW_SERVER");
+		if (env == NULL || strcmp(env, u.text) != 0)
+			printf("The API is not on the default address; run: export SINEW_SERVER=%s\n", u.text);
+	}
+	return 0;
+}
+
+static void down_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sinew down [--data-dir DIR]\n"
+		"\n"
+		"Stops the sinewd that `sinew up` started with this data directory: SIGTERM, then\n"
+		"SIGKILL if it has not exited after 10 s. Resources stay in DIR for the next\n"
+		"`sinew up`. Nothing running is not an error.\n"
+		"\n"
+		"  --data-dir DIR   default $SINEW_HOME, else ~/.sinew\n"
+		"\n"
+		"Exit status: 0 stopped (or not running), 1 it could not be stopped, 2 usage error.\n");
+}
+
+int sn_cli_down(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "data-dir", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *dir_flag = NULL;
+	char dir[PATH_MAX - 32], pidfile[PATH_MAX];
+	int o;
+
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'd': dir_flag = optarg; break;
+		case 'h': down_usage(stdout); return 0;
+		default: down_usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sinew down: unexpected argument \"%s\"; see sinew down --help\n", argv[optind]);
+		return 2;
+	}
+	if (data_dir(dir_flag, dir, sizeof(dir)) != 0)
+		return 2;
+	snprintf(pidfile, sizeof(pidfile), "%s/sinewd.pid", dir);
+	pid_t pid = running_pid(pidfile);
+	if (pid <= 0) {
+		if (unlink(pidfile) == 0)
+			printf("sinewd is not running (removed a stale %s)\n", pidfile);
+		else
+			printf("sinewd is not running (data dir %s)\n", dir);
+		return 0;
+	}
+	if (kill(pid, SIGTERM) != 0) {
+		fprintf(stderr, "sinew: cannot stop sinewd (pid %ld): %s\n", (long)pid, strerror(errno));
+		return 1;
+	}
+	long long deadline = now_ms() + STOP_WAIT_MS;
+	int killed = 0;
+	for (;;) {
+		/* Our child only if this shell started it; reap it if so. */
+		waitpid(pid, NULL, WNOHANG);
+		if (!alive(pid))
+			break;
+		if (!killed && now_ms() > deadline) {
+			fprintf(stderr, "sinew: sinewd (pid %ld) did not exit within %d s of SIGTERM; sending SIGKILL\n",
+				(long)pid, STOP_WAIT_MS / 1000);
+			kill(pid, SIGKILL);
+			killed = 1;
+			deadline = now_ms() + 5000;
+		} else if (killed && now_ms() > deadline) {
+			fprintf(stderr, "sinew: sinewd (pid %ld) is still there after SIGKILL\n", (long)pid);
+			return 1;
+		}
+		sleep_ms(20);
+	}
+	unlink(pidfile);
+	printf("sinewd stopped (pid %ld%s); data kept in %s\n", (long)pid, killed ? ", killed" : "", dir);
+	return 0;
+}
