@@ -70,6 +70,8 @@ enum sn_resource_kind {
 	SN_KIND_WORKLOAD_ENTRY,
 	SN_KIND_VIRTUAL_SERVICE,
 	SN_KIND_DESTINATION_RULE,
+	SN_KIND_AUTHORIZATION_POLICY,   /* (added) security.istio.io; docs/security.md */
+	SN_KIND_PEER_AUTHENTICATION,    /* (added) security.istio.io */
 	SN_KIND__COUNT,
 };
 
@@ -327,6 +329,155 @@ struct sn_service {
 	size_t n_ports;
 };
 
+/* ---- security policy (added; docs/security.md) ----------------------- */
+
+/* Policies in this namespace apply mesh-wide (Istio's default root namespace). */
+#define SN_MESH_ROOT_NAMESPACE "istio-system"
+
+enum sn_authz_action {
+	SN_AUTHZ_ALLOW = 0,
+	SN_AUTHZ_DENY,
+	SN_AUTHZ_AUDIT,
+};
+
+const char *sn_authz_action_str(enum sn_authz_action a);
+
+/* Istio's string match for authorization fields: "abc" exact, "abc*"
+ * prefix, "*abc" suffix, "*" present (non-empty). */
+enum sn_authz_str_kind {
+	SN_AUTHZ_STR_EXACT = 0,
+	SN_AUTHZ_STR_PREFIX,
+	SN_AUTHZ_STR_SUFFIX,
+	SN_AUTHZ_STR_PRESENT,
+};
+
+struct sn_authz_str {
+	enum sn_authz_str_kind kind;
+	char *value;                 /* the text to compare, without the '*' (not NUL-terminated for PREFIX) */
+	size_t len;
+	char *raw;                   /* as written in the policy */
+};
+
+/* One attribute's values and notValues: holds when (no values, or one
+ * matches) and no notValue matches. */
+struct sn_authz_strs {
+	struct sn_authz_str *v;
+	size_t n;
+	struct sn_authz_str *not_v;
+	size_t n_not;
+	int icase;                   /* hosts: case-insensitive */
+};
+
+struct sn_authz_cidr {
+	int family;                  /* AF_INET or AF_INET6 */
+	uint8_t bits;                /* prefix length */
+	uint8_t addr[16];            /* network order, host bits zero */
+	char *raw;
+};
+
+struct sn_authz_cidrs {
+	struct sn_authz_cidr *v;
+	size_t n;
+	struct sn_authz_cidr *not_v;
+	size_t n_not;
+};
+
+struct sn_authz_ports {
+	uint16_t *v;
+	size_t n;
+	uint16_t *not_v;
+	size_t n_not;
+};
+
+/* Attributes a `when` condition (or a source field) reads. */
+enum sn_authz_attr {
+	SN_AUTHZ_ATTR_HEADER = 0,        /* request.headers[NAME] */
+	SN_AUTHZ_ATTR_SOURCE_IP,         /* source.ip (CIDR values) */
+	SN_AUTHZ_ATTR_REMOTE_IP,         /* remote.ip: the peer address (no trusted proxies) */
+	SN_AUTHZ_ATTR_SOURCE_NAMESPACE,  /* source.namespace */
+	SN_AUTHZ_ATTR_SOURCE_PRINCIPAL,  /* source.principal */
+	SN_AUTHZ_ATTR_DESTINATION_PORT,  /* destination.port (port values) */
+	SN_AUTHZ_ATTR_ABSENT,            /* an attribute no request carries yet
+					  * (request.auth.* without RequestAuthentication):
+					  * evaluated as empty, as Istio does for a request
+					  * without it */
+};
+
+struct sn_authz_condition {
+	enum sn_authz_attr attr;
+	char *key;                   /* as written: "request.headers[x-user]" */
+	char *header;                /* lowercase header name (HEADER only) */
+	struct sn_authz_strs strs;   /* HEADER, NAMESPACE, PRINCIPAL, ABSENT */
+	struct sn_authz_cidrs cidrs; /* SOURCE_IP, REMOTE_IP */
+	struct sn_authz_ports ports; /* DESTINATION_PORT */
+};
+
+/* Rule.from[].source: every field set must hold. */
+struct sn_authz_source {
+	struct sn_authz_strs principals;          /* "cluster.local/ns/NS/sa/SA" */
+	struct sn_authz_strs request_principals;  /* never present yet (no JWT) */
+	struct sn_authz_strs namespaces;
+	struct sn_authz_cidrs ip_blocks;
+	struct sn_authz_cidrs remote_ip_blocks;
+};
+
+/* Rule.to[].operation: every field set must hold. */
+struct sn_authz_operation {
+	struct sn_authz_strs hosts;               /* case-insensitive, authority as sent */
+	struct sn_authz_ports ports;
+	struct sn_authz_strs methods;
+	struct sn_authz_strs paths;               /* normalized path, no query */
+};
+
+/* A rule matches when one source (or none given), one operation (or none
+ * given) and every condition hold. An empty rule matches everything. */
+struct sn_authz_rule {
+	struct sn_authz_source *from;
+	size_t n_from;
+	struct sn_authz_operation *to;
+	size_t n_to;
+	struct sn_authz_condition *when;
+	size_t n_when;
+};
+
+/* An AuthorizationPolicy that applies to this proxy, compiled. A policy
+ * with no rules matches nothing (an ALLOW one still makes the workload
+ * default-deny). */
+struct sn_authz_policy {
+	char *name;                  /* "ns/name" */
+	char *origin;                /* "AuthorizationPolicy ns/name, file:line" */
+	enum sn_authz_action action;
+	struct sn_authz_rule *rules;
+	size_t n_rules;
+};
+
+enum sn_mtls_mode {
+	SN_MTLS_UNSET = 0,           /* inherit; at the top: PERMISSIVE */
+	SN_MTLS_DISABLE,
+	SN_MTLS_PERMISSIVE,
+	SN_MTLS_STRICT,
+};
+
+const char *sn_mtls_mode_str(enum sn_mtls_mode m);
+
+struct sn_mtls_port {
+	uint16_t port;               /* workload (target) port */
+	enum sn_mtls_mode mode;      /* effective, never UNSET */
+	char *origin;                /* the PeerAuthentication that set it */
+};
+
+/* The effective PeerAuthentication for this proxy's inbound: workload
+ * (selector) over namespace over mesh (root namespace), then per port. */
+struct sn_peer_auth {
+	enum sn_mtls_mode mode;      /* effective, never UNSET */
+	char *origin;                /* "PeerAuthentication ns/name" or "default" */
+	struct sn_mtls_port *ports;
+	size_t n_ports;
+};
+
+/* Effective mode for an inbound port. */
+enum sn_mtls_mode sn_peer_auth_mode(const struct sn_peer_auth *pa, uint16_t port);
+
 /* Immutable once built; shared by every worker thread and freed when the
  * last reference goes. */
 struct sn_snapshot {
@@ -341,6 +492,13 @@ struct sn_snapshot {
 	struct sn_vhost *vhosts;     /* one per host named by a VirtualService or a Service */
 	size_t n_vhosts;
 	struct sn_arena arena;       /* owns everything above */
+	/* (added) Security: AuthorizationPolicies that select this proxy
+	 * (its namespace and root namespace, selector on its labels), in
+	 * load order; the effective PeerAuthentication. In the arena too. */
+	struct sn_authz_policy *authz;
+	size_t n_authz;
+	size_t n_authz_allow;        /* ALLOW policies among them: >0 means default deny */
+	struct sn_peer_auth peer_auth;
 };
 
 /* Resolves references (subsets, hosts, ports), builds clusters and
@@ -373,6 +531,48 @@ const struct sn_service *sn_snapshot_find_service(const struct sn_snapshot *s, c
 /* Writes the snapshot as JSON (for /config_dump): version, source,
  * services, clusters with endpoints, vhosts with routes. */
 void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f);
+
+/* ---- authorization (added; src/config/authz.c) ---------------------- */
+
+struct sn_h1_header;
+
+/* What a request is judged on. Views are borrowed for the call. */
+struct sn_authz_request {
+	struct sn_str principal;          /* peer identity "TD/ns/NS/sa/SA" (no spiffe://);
+					   * empty for plaintext */
+	struct sn_str source_namespace;   /* from the identity; empty for plaintext */
+	const struct sockaddr *source;    /* peer address; NULL if unknown */
+	uint16_t port;                    /* destination (workload) port */
+	struct sn_str host;               /* authority as sent */
+	struct sn_str method;
+	struct sn_str path;               /* path, with or without the query (it is cut) */
+	const struct sn_h1_header *headers;
+	size_t n_headers;
+};
+
+enum sn_authz_decision {
+	SN_AUTHZ_DECISION_ALLOW = 0,
+	SN_AUTHZ_DECISION_DENY,
+};
+
+struct sn_authz_result {
+	enum sn_authz_decision decision;
+	/* Who decided: "ns/name" of the DENY or ALLOW policy that matched,
+	 * "default deny: no ALLOW policy matched", or "no policy" /
+	 * "no ALLOW policy" for an allow without a match. Static or owned by
+	 * the snapshot. */
+	const char *policy;
+	const char *audit_policy;         /* first matching AUDIT policy, or NULL */
+	int audited;
+};
+
+/* Istio's evaluation: DENY (any match denies), then ALLOW (when the
+ * workload has one, only a match allows), else allow; AUDIT only marks.
+ * The path is judged in normal form (RFC 3986 dot segments removed,
+ * unreserved characters decoded, '\' as '/'), as Istio's default BASE
+ * normalization does. Pure; any thread. s may be NULL (allow). */
+void sn_authz_check(const struct sn_snapshot *s, const struct sn_authz_request *r,
+		    struct sn_authz_result *out);
 
 /* Parses an Istio/protobuf duration ("1s", "0.5s", "100ms", "2m", "1h",
  * "1.5s") into milliseconds. Returns 0 or SN_EINVAL. */

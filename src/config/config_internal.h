@@ -231,6 +231,26 @@ struct cfg_external_host {
 	struct cfg_external_host *next;
 };
 
+/* AuthorizationPolicy as loaded (authz.c): rules already compiled, in the
+ * set's arena; translation copies the policies that select a proxy. */
+struct cfg_authz {
+	int has_selector;
+	struct sn_labels selector;
+	int ignored;                 /* CUSTOM or targetRef: never applies to a sidecar */
+	enum sn_authz_action action;
+	struct sn_authz_rule *rules;
+	size_t n_rules;
+};
+
+/* PeerAuthentication as loaded (peerauth.c). */
+struct cfg_peer_auth {
+	int has_selector;
+	struct sn_labels selector;
+	enum sn_mtls_mode mode;      /* UNSET: inherit */
+	struct sn_mtls_port *ports;  /* portLevelMtls; origin unset */
+	size_t n_ports;
+};
+
 /* Kind parsers (service.c, virtualservice.c, destinationrule.c): read spec
  * into a typed body allocated in c->a. Return NULL only on allocation
  * failure; problems are diagnostics counted in c->errors. */
@@ -238,6 +258,12 @@ struct cfg_service *cfg_parse_service(struct cfg_ctx *c, const struct yn *spec, 
 struct cfg_workload *cfg_parse_workload(struct cfg_ctx *c, const struct yn *spec, const struct sn_labels *meta_labels);
 struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spec);
 struct cfg_dr *cfg_parse_destination_rule(struct cfg_ctx *c, const struct yn *spec);
+struct cfg_authz *cfg_parse_authorization_policy(struct cfg_ctx *c, const struct yn *spec);
+struct cfg_peer_auth *cfg_parse_peer_authentication(struct cfg_ctx *c, const struct yn *spec);
+
+/* authz.c: deep copy of a compiled policy's rules into arena a (the
+ * snapshot's). Returns 0 or -1 (out of memory). */
+int cfg_authz_copy_rules(struct sn_arena *a, const struct sn_authz_rule *in, size_t n, struct sn_authz_rule **out);
 
 /* match.c */
 /* Reads an Istio StringMatch {exact|prefix|regex}; "{}" gives PRESENT when

@@ -16,6 +16,8 @@ static const struct kind_alias aliases[SN_KIND__COUNT] = {
 	{ SN_KIND_WORKLOAD_ENTRY, "workloadentry", "workloadentries", "we" },
 	{ SN_KIND_VIRTUAL_SERVICE, "virtualservice", "virtualservices", "vs" },
 	{ SN_KIND_DESTINATION_RULE, "destinationrule", "destinationrules", "dr" },
+	{ SN_KIND_AUTHORIZATION_POLICY, "authorizationpolicy", "authorizationpolicies", "ap" },
+	{ SN_KIND_PEER_AUTHENTICATION, "peerauthentication", "peerauthentications", "pa" },
 };
 
 int sn_kind_lookup(const char *name)

@@ -11,6 +11,8 @@ static const char *const kind_names[SN_KIND__COUNT] = {
 	[SN_KIND_WORKLOAD_ENTRY] = "WorkloadEntry",
 	[SN_KIND_VIRTUAL_SERVICE] = "VirtualService",
 	[SN_KIND_DESTINATION_RULE] = "DestinationRule",
+	[SN_KIND_AUTHORIZATION_POLICY] = "AuthorizationPolicy",
+	[SN_KIND_PEER_AUTHENTICATION] = "PeerAuthentication",
 };
 
 const char *sn_resource_kind_str(enum sn_resource_kind k)
@@ -21,8 +23,7 @@ const char *sn_resource_kind_str(enum sn_resource_kind k)
 /* Kinds an Istio or Kubernetes user applies that Sinew does not implement
  * yet: a warning, so that whole sample files load. */
 static const char *const later_kinds[] = {
-	"Gateway", "ServiceEntry", "Sidecar", "PeerAuthentication", "AuthorizationPolicy",
-	"RequestAuthentication", "Telemetry", "EnvoyFilter", "WorkloadGroup", "ProxyConfig",
+	"Gateway", "ServiceEntry", "Sidecar", "RequestAuthentication", "Telemetry", "EnvoyFilter", "WorkloadGroup", "ProxyConfig",
 	"WasmPlugin", "HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute", "ReferenceGrant",
 	"GatewayClass", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job",
 	"CronJob", "ServiceAccount", "ConfigMap", "Secret", "Namespace", "Endpoints",
@@ -34,6 +35,15 @@ static const char *const later_kinds[] = {
 static const char *const istio_versions[] = {
 	"networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3",
 };
+
+static const char *const security_versions[] = {
+	"security.istio.io/v1", "security.istio.io/v1beta1",
+};
+
+static int is_security_kind(int k)
+{
+	return k == SN_KIND_AUTHORIZATION_POLICY || k == SN_KIND_PEER_AUTHENTICATION;
+}
 
 int sn_labels_match(const struct sn_labels *selector, const struct sn_labels *set)
 {
@@ -300,8 +310,9 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 		} else {
 			c.name = NULL;
 			cfg_err(&c, kind_node,
-				"unknown kind \"%.64s\"; Sinew supports Service, WorkloadEntry, VirtualService and "
-				"DestinationRule (other Istio and Kubernetes kinds load with a warning)", kind);
+				"unknown kind \"%.64s\"; Sinew supports Service, WorkloadEntry, VirtualService, "
+				"DestinationRule, AuthorizationPolicy and PeerAuthentication (other Istio and "
+				"Kubernetes kinds load with a warning)", kind);
 		}
 		cfg_path_pop(&c, pl);
 		return;
@@ -310,6 +321,10 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 	int api_ok = 0;
 	if (k == SN_KIND_SERVICE) {
 		api_ok = !strcmp(api, "v1");
+	} else if (is_security_kind(k)) {
+		for (size_t i = 0; i < SN_ARRAY_LEN(security_versions); i++)
+			if (!strcmp(api, security_versions[i]))
+				api_ok = 1;
 	} else {
 		for (size_t i = 0; i < SN_ARRAY_LEN(istio_versions); i++)
 			if (!strcmp(api, istio_versions[i]))
@@ -319,6 +334,7 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 		pl = cfg_path_push(&c, ".apiVersion");
 		cfg_err(&c, api_node, "apiVersion \"%.64s\" is not valid for kind %s; use %s", api, kind,
 			k == SN_KIND_SERVICE ? "v1"
+			: is_security_kind(k) ? "security.istio.io/v1 (or v1beta1)"
 					     : "networking.istio.io/v1 (or v1beta1, v1alpha3)");
 		cfg_path_pop(&c, pl);
 		return;
@@ -368,6 +384,12 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			break;
 		case SN_KIND_DESTINATION_RULE:
 			body = cfg_parse_destination_rule(&c, spec);
+			break;
+		case SN_KIND_AUTHORIZATION_POLICY:
+			body = cfg_parse_authorization_policy(&c, spec);
+			break;
+		case SN_KIND_PEER_AUTHENTICATION:
+			body = cfg_parse_peer_authentication(&c, spec);
 			break;
 		default:
 			break;

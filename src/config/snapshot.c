@@ -350,6 +350,136 @@ static void dump_route(FILE *f, const struct sn_snapshot *s, const struct sn_htt
 	fputc('}', f);
 }
 
+/* ---- security (added) ---------------------------------------------- */
+
+static void dump_authz_strs(FILE *f, const char *name, const char *not_name, const struct sn_authz_strs *x,
+			    int *first)
+{
+	const struct sn_authz_str *lists[2] = { x->v, x->not_v };
+	size_t ns[2] = { x->n, x->n_not };
+	for (int k = 0; k < 2; k++) {
+		if (ns[k] == 0)
+			continue;
+		fputs(*first ? "" : ",", f);
+		*first = 0;
+		json_str(f, k ? not_name : name);
+		fputs(":[", f);
+		for (size_t i = 0; i < ns[k]; i++) {
+			if (i)
+				fputc(',', f);
+			json_str(f, lists[k][i].raw);
+		}
+		fputc(']', f);
+	}
+}
+
+static void dump_authz_cidrs(FILE *f, const char *name, const char *not_name, const struct sn_authz_cidrs *x,
+			     int *first)
+{
+	const struct sn_authz_cidr *lists[2] = { x->v, x->not_v };
+	size_t ns[2] = { x->n, x->n_not };
+	for (int k = 0; k < 2; k++) {
+		if (ns[k] == 0)
+			continue;
+		fputs(*first ? "" : ",", f);
+		*first = 0;
+		json_str(f, k ? not_name : name);
+		fputs(":[", f);
+		for (size_t i = 0; i < ns[k]; i++) {
+			if (i)
+				fputc(',', f);
+			json_str(f, lists[k][i].raw);
+		}
+		fputc(']', f);
+	}
+}
+
+static void dump_authz_ports(FILE *f, const char *name, const char *not_name, const struct sn_authz_ports *x,
+			     int *first)
+{
+	const uint16_t *lists[2] = { x->v, x->not_v };
+	size_t ns[2] = { x->n, x->n_not };
+	for (int k = 0; k < 2; k++) {
+		if (ns[k] == 0)
+			continue;
+		fprintf(f, "%s\"%s\":[", *first ? "" : ",", k ? not_name : name);
+		*first = 0;
+		for (size_t i = 0; i < ns[k]; i++)
+			fprintf(f, "%s\"%u\"", i ? "," : "", lists[k][i]);
+		fputc(']', f);
+	}
+}
+
+static void dump_authz_rule(FILE *f, const struct sn_authz_rule *r)
+{
+	fputs("{\"from\":[", f);
+	for (size_t i = 0; i < r->n_from; i++) {
+		const struct sn_authz_source *x = &r->from[i];
+		int first = 1;
+		fputs(i ? ",{" : "{", f);
+		dump_authz_strs(f, "principals", "notPrincipals", &x->principals, &first);
+		dump_authz_strs(f, "requestPrincipals", "notRequestPrincipals", &x->request_principals, &first);
+		dump_authz_strs(f, "namespaces", "notNamespaces", &x->namespaces, &first);
+		dump_authz_cidrs(f, "ipBlocks", "notIpBlocks", &x->ip_blocks, &first);
+		dump_authz_cidrs(f, "remoteIpBlocks", "notRemoteIpBlocks", &x->remote_ip_blocks, &first);
+		fputc('}', f);
+	}
+	fputs("],\"to\":[", f);
+	for (size_t i = 0; i < r->n_to; i++) {
+		const struct sn_authz_operation *x = &r->to[i];
+		int first = 1;
+		fputs(i ? ",{" : "{", f);
+		dump_authz_strs(f, "hosts", "notHosts", &x->hosts, &first);
+		dump_authz_ports(f, "ports", "notPorts", &x->ports, &first);
+		dump_authz_strs(f, "methods", "notMethods", &x->methods, &first);
+		dump_authz_strs(f, "paths", "notPaths", &x->paths, &first);
+		fputc('}', f);
+	}
+	fputs("],\"when\":[", f);
+	for (size_t i = 0; i < r->n_when; i++) {
+		const struct sn_authz_condition *w = &r->when[i];
+		int first = 0;
+		fputs(i ? ",{\"key\":" : "{\"key\":", f);
+		json_str(f, w->key);
+		dump_authz_strs(f, "values", "notValues", &w->strs, &first);
+		dump_authz_cidrs(f, "values", "notValues", &w->cidrs, &first);
+		dump_authz_ports(f, "values", "notValues", &w->ports, &first);
+		fputc('}', f);
+	}
+	fputs("]}", f);
+}
+
+static void dump_security(const struct sn_snapshot *s, FILE *f)
+{
+	fputs(",\"authorization_policies\":[", f);
+	for (size_t i = 0; i < s->n_authz; i++) {
+		const struct sn_authz_policy *p = &s->authz[i];
+		fputs(i ? ",{\"name\":" : "{\"name\":", f);
+		json_str(f, p->name);
+		fputs(",\"origin\":", f);
+		json_str(f, p->origin);
+		fprintf(f, ",\"action\":\"%s\",\"rules\":[", sn_authz_action_str(p->action));
+		for (size_t r = 0; r < p->n_rules; r++) {
+			if (r)
+				fputc(',', f);
+			dump_authz_rule(f, &p->rules[r]);
+		}
+		fputs("]}", f);
+	}
+	const struct sn_peer_auth *pa = &s->peer_auth;
+	fprintf(f, "],\"peer_authentication\":{\"mode\":\"%s\",\"origin\":",
+		sn_mtls_mode_str(pa->mode == SN_MTLS_UNSET ? SN_MTLS_PERMISSIVE : pa->mode));
+	json_str(f, pa->origin ? pa->origin : "default");
+	fputs(",\"ports\":[", f);
+	for (size_t i = 0; i < pa->n_ports; i++) {
+		fprintf(f, "%s{\"port\":%u,\"mode\":\"%s\",\"origin\":", i ? "," : "", pa->ports[i].port,
+			sn_mtls_mode_str(pa->ports[i].mode));
+		json_str(f, pa->ports[i].origin);
+		fputc('}', f);
+	}
+	fputs("]}", f);
+}
+
 void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 {
 	fprintf(f, "{\"version\":%llu,\"source\":", (unsigned long long)s->version);
@@ -412,5 +542,7 @@ void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 		}
 		fputs("]}", f);
 	}
-	fputs("]}\n", f);
+	fputc(']', f);
+	dump_security(s, f);
+	fputs("}\n", f);
 }

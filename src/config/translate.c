@@ -786,6 +786,112 @@ static void build(struct tr *t)
 	}
 }
 
+/* ---- security (added): AuthorizationPolicy, PeerAuthentication ------- */
+
+/* Istio's scope: a policy applies to workloads of its namespace, or of
+ * every namespace from the root namespace; a selector narrows it to
+ * workloads with its labels. */
+static int policy_selects(struct tr *t, const struct sn_resource *r, int has_selector, const struct sn_labels *sel)
+{
+	static const struct sn_labels no_labels;
+	const struct sn_labels *labels = t->id && t->id->labels ? t->id->labels : &no_labels;
+	if (strcmp(r->namespace_, t->ns) != 0 && strcmp(r->namespace_, SN_MESH_ROOT_NAMESPACE) != 0)
+		return 0;
+	return !has_selector || sn_labels_match(sel, labels);
+}
+
+static void build_authz(struct tr *t)
+{
+	size_t n = 0;
+	for (const struct sn_resource *r = t->set->head; r; r = r->next)
+		if (r->kind == SN_KIND_AUTHORIZATION_POLICY)
+			n++;
+	if (n == 0)
+		return;
+	t->s->authz = sn_arena_new_array(t->a, struct sn_authz_policy, n);
+	if (t->s->authz == NULL) {
+		t->oom = 1;
+		return;
+	}
+	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
+		if (r->kind != SN_KIND_AUTHORIZATION_POLICY)
+			continue;
+		const struct cfg_authz *az = r->spec;
+		if (az->ignored || !policy_selects(t, r, az->has_selector, &az->selector))
+			continue;
+		struct sn_authz_policy *p = &t->s->authz[t->s->n_authz];
+		p->name = sn_arena_printf(t->a, "%s/%s", r->namespace_, r->name);
+		p->origin = sn_arena_printf(t->a, "AuthorizationPolicy %s/%s, %s:%d", r->namespace_, r->name,
+					    r->file, r->line);
+		p->action = az->action;
+		p->n_rules = az->n_rules;
+		if (p->name == NULL || p->origin == NULL ||
+		    cfg_authz_copy_rules(t->a, az->rules, az->n_rules, &p->rules) != 0) {
+			t->oom = 1;
+			return;
+		}
+		t->s->n_authz++;
+		if (p->action == SN_AUTHZ_ALLOW)
+			t->s->n_authz_allow++;
+	}
+}
+
+static void build_peer_auth(struct tr *t)
+{
+	const struct sn_resource *mesh = NULL, *nsp = NULL, *wl = NULL;
+	struct sn_peer_auth *out = &t->s->peer_auth;
+
+	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
+		if (r->kind != SN_KIND_PEER_AUTHENTICATION)
+			continue;
+		const struct cfg_peer_auth *pa = r->spec;
+		int workload = pa->has_selector && pa->selector.n > 0;
+		const struct sn_resource **slot = NULL;
+		if (workload && policy_selects(t, r, 1, &pa->selector))
+			slot = &wl;
+		else if (!workload && !strcmp(r->namespace_, t->ns) && strcmp(t->ns, SN_MESH_ROOT_NAMESPACE) != 0)
+			slot = &nsp;
+		else if (!workload && !strcmp(r->namespace_, SN_MESH_ROOT_NAMESPACE))
+			slot = &mesh;
+		if (slot == NULL)
+			continue;
+		if (*slot != NULL) {
+			/* Istio keeps the oldest; in a file, the first. */
+			tr_diag(t, SN_DIAG_WARNING, r, (struct cfg_loc){ 0, 0 }, "metadata.name",
+				"PeerAuthentication %s/%s also applies to this workload at the same level and comes "
+				"first; this one is ignored for it", (*slot)->namespace_, (*slot)->name);
+			continue;
+		}
+		*slot = r;
+	}
+	out->mode = SN_MTLS_PERMISSIVE;
+	out->origin = sdup(t, "default");
+	const struct sn_resource *levels[3] = { mesh, nsp, wl };
+	for (int i = 0; i < 3; i++) {
+		const struct cfg_peer_auth *pa = levels[i] ? levels[i]->spec : NULL;
+		if (pa == NULL || pa->mode == SN_MTLS_UNSET)
+			continue;
+		out->mode = pa->mode;
+		out->origin = sn_arena_printf(t->a, "PeerAuthentication %s/%s", levels[i]->namespace_, levels[i]->name);
+	}
+	const struct cfg_peer_auth *pw = wl ? wl->spec : NULL;
+	if (pw == NULL || pw->n_ports == 0)
+		return;
+	out->ports = sn_arena_new_array(t->a, struct sn_mtls_port, pw->n_ports);
+	char *origin = sn_arena_printf(t->a, "PeerAuthentication %s/%s", wl->namespace_, wl->name);
+	if (out->ports == NULL || origin == NULL) {
+		t->oom = 1;
+		return;
+	}
+	for (size_t i = 0; i < pw->n_ports; i++) {
+		struct sn_mtls_port *pp = &out->ports[out->n_ports++];
+		pp->port = pw->ports[i].port;
+		/* UNSET on a port inherits the workload's effective mode. */
+		pp->mode = pw->ports[i].mode == SN_MTLS_UNSET ? out->mode : pw->ports[i].mode;
+		pp->origin = pw->ports[i].mode == SN_MTLS_UNSET ? out->origin : origin;
+	}
+}
+
 int sn_config_translate(const struct sn_config_set *set, const struct sn_proxy_identity *id,
 			struct sn_diags *d, struct sn_snapshot **out)
 {
@@ -815,6 +921,10 @@ int sn_config_translate(const struct sn_config_set *set, const struct sn_proxy_i
 		t.oom = 1;
 	else
 		build(&t);
+	if (!t.oom)
+		build_authz(&t);
+	if (!t.oom)
+		build_peer_auth(&t);
 
 	if (!t.oom) {
 		t.s->clusters = sn_arena_new_array(t.a, struct sn_cluster, t.n_clusters ? t.n_clusters : 1);

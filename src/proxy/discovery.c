@@ -428,6 +428,7 @@ static void on_resources(struct sn_cp *cp, struct fy_node *root)
 		cp->acks++;
 		send_ack(cp, nonce ? nonce : "");
 		if (!p->ready) {
+			__atomic_store_n(&p->cp_synced, 1, __ATOMIC_RELEASE);
 			p->ready = 1;
 			sn_log(SN_LOG_INFO, "control: synced with %s at revision %s (%zu resources); ready",
 			       cp->addr.text, cp->revision, n);

@@ -927,6 +927,54 @@ static void ex_dispatch(struct sn_exchange *ex)
 	ex_attempt(ex);
 }
 
+/* AuthorizationPolicy on the inbound path (docs/security.md). Judges the
+ * request on what a plaintext connection offers today: no principal or
+ * source namespace (mTLS fills them in), the peer address, the app's
+ * port, authority, method, path and headers. Returns 1 when the request
+ * was denied (a local 403 is under way), 0 to go on. */
+static int ex_authorize(struct sn_exchange *ex)
+{
+	struct sn_worker *w = ex->w;
+	const struct sn_snapshot *s = w->snap;
+	const struct sockaddr_storage *app = &w->proxy->opt.app.ss;
+	struct sn_authz_request ar;
+	struct sn_authz_result res;
+	struct sn_addr peer;
+
+	if (s == NULL || s->n_authz == 0)
+		return 0;
+	memset(&ar, 0, sizeof(ar));
+	if (sn_addr_parse(ex->c->peer, &peer) == 0)
+		ar.source = (const struct sockaddr *)&peer.ss;
+	if (app->ss_family == AF_INET)
+		ar.port = ntohs(((const struct sockaddr_in *)app)->sin_port);
+	else if (app->ss_family == AF_INET6)
+		ar.port = ntohs(((const struct sockaddr_in6 *)app)->sin6_port);
+	ar.host = ex->req.authority;
+	ar.method = ex->req.method;
+	ar.path = ex->req.path;
+	ar.headers = ex->req.headers;
+	ar.n_headers = ex->req.num_headers;
+	sn_authz_check(s, &ar, &res);
+	if (res.audited)
+		sn_log(SN_LOG_INFO, "conn=%llu audit: %.*s %.*s from %s matched AUDIT policy %s (%s)",
+		       (unsigned long long)ex->c->id, (int)ex->req.method.len, ex->req.method.p,
+		       (int)SN_MIN(ex->req.path.len, 256), ex->req.path.p, ex->c->peer, res.audit_policy,
+		       res.decision == SN_AUTHZ_DECISION_DENY ? "denied" : "allowed");
+	if (res.decision == SN_AUTHZ_DECISION_ALLOW) {
+		sn_metrics_add(w->metrics, SN_CTR_AUTHZ_ALLOW, 1);
+		return 0;
+	}
+	sn_metrics_add(w->metrics, SN_CTR_AUTHZ_DENY, 1);
+	/* A denied request without a body keeps its connection. */
+	if (ex->req.body == SN_H1_BODY_NONE) {
+		ex->req_done = 1;
+		ex->req_classified_done = 1;
+	}
+	ex_local(ex, 403, "rbac_denied", "RBAC: access denied (sinew: %s)", res.policy);
+	return 1;
+}
+
 static void on_fault_delay(struct sn_loop *loop, struct sn_timer *t)
 {
 	struct sn_exchange *ex = sn_container_of(t, struct sn_exchange, delay_timer);
@@ -1732,7 +1780,14 @@ static void dconn_process(struct sn_dconn *c)
 			ex->req.keep_alive = 0;
 		if (c->dir == SN_DIR_INBOUND) {
 			ex->cluster = &w->inbound_cluster;
-			ex_dispatch(ex);
+			/* Fail closed: in control-plane mode, the workload's
+			 * policies are unknown until the first sync. */
+			if (w->proxy->cp != NULL && !__atomic_load_n(&w->proxy->cp_synced, __ATOMIC_ACQUIRE))
+				ex_local(ex, 503, "no_config",
+					 "sinew: this proxy has no configuration from the control plane yet, so its "
+					 "authorization policies are unknown; retry when it is ready");
+			else if (!ex_authorize(ex))
+				ex_dispatch(ex);
 		} else {
 			ex->snap = w->snap;
 			if (ex->snap != NULL)

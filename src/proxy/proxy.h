@@ -163,6 +163,7 @@ struct sn_proxy {
 	struct sn_io admin_io;
 	int exit_code;
 	struct sn_cp *cp;                /* control-plane mode; NULL in file mode */
+	int cp_synced;                   /* first push applied (atomic; read by workers) */
 };
 
 /* server.c */

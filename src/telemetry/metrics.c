@@ -180,6 +180,10 @@ static const struct {
 		"Downstream requests rejected (malformed or over a limit).", 0 },
 	[SN_CTR_OVERFLOW] = { "sinew_overflow_total",
 		"Requests refused because a connection pool or pending queue was full.", 0 },
+	[SN_CTR_AUTHZ_ALLOW] = { "sinew_authz_allow_total",
+		"Inbound requests allowed by AuthorizationPolicy evaluation.", 0 },
+	[SN_CTR_AUTHZ_DENY] = { "sinew_authz_deny_total",
+		"Inbound requests denied by AuthorizationPolicy (403, rbac_denied).", 0 },
 };
 
 static inline uint64_t load_relaxed(const uint64_t *p)
