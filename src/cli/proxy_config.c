@@ -85,11 +85,21 @@ static int find_admin(const char *server, const char *name, char *admin, size_t 
 	return rc;
 }
 
+/* Appends sep (unless buf is empty) and s, truncating to fit. */
 static void append(char *buf, size_t size, const char *sep, const char *s)
 {
 	size_t l = strlen(buf);
-	if (l + 1 < size)
-		snprintf(buf + l, size - l, "%s%s", l ? sep : "", s);
+	const char *parts[2] = { l ? sep : "", s };
+	for (int i = 0; i < 2; i++) {
+		size_t n = strlen(parts[i]);
+		if (l + 1 >= size)
+			return;
+		if (n > size - l - 1)
+			n = size - l - 1;
+		memcpy(buf + l, parts[i], n);
+		l += n;
+		buf[l] = '\0';
+	}
 }
 
 /* {"prefix":"/x"} or {"exact":"v","ignore_case":true} -> "prefix /x" */

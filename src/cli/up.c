@@ -119,9 +119,10 @@ static void sinewd_path(char *buf, size_t size)
 	if (n > 0) {
 		self[n] = '\0';
 		char *slash = strrchr(self, '/');
-		if (slash != NULL) {
-			*slash = '\0';
-			snprintf(buf, size, "%s/sinewd", self);
+		size_t dir = slash != NULL ? (size_t)(slash - self) : 0;
+		if (slash != NULL && dir + sizeof("/sinewd") <= size) {
+			memcpy(buf, self, dir);
+			memcpy(buf + dir, "/sinewd", sizeof("/sinewd"));
 			if (access(buf, X_OK) == 0)
 				return;
 		}
