@@ -2,7 +2,7 @@
 #define SINEW_CONFIG_H
 
 /* Configuration: Kubernetes-style resources (Service, WorkloadEntry, Istio
- * VirtualService and DestinationRule) loaded from YAML, validated, and
+ * VirtualService, DestinationRule and ServiceEntry) loaded from YAML, validated, and
  * translated into an immutable snapshot that a proxy runs.
  *
  * The same code serves sinew-proxy's file mode and sinewd's admission
@@ -72,6 +72,7 @@ enum sn_resource_kind {
 	SN_KIND_DESTINATION_RULE,
 	SN_KIND_AUTHORIZATION_POLICY,   /* (added) security.istio.io; docs/security.md */
 	SN_KIND_PEER_AUTHENTICATION,    /* (added) security.istio.io */
+	SN_KIND_SERVICE_ENTRY,          /* (added) networking.istio.io; docs/configuration.md */
 	SN_KIND__COUNT,
 };
 
@@ -121,9 +122,6 @@ struct sn_config_set {
 	struct sn_resource *head;
 	struct sn_resource **tail;
 	size_t count;
-	void *priv;         /* private to src/config (added): hosts declared by
-			     * kinds not implemented yet (ServiceEntry), so routes
-			     * to them warn instead of failing */
 };
 
 void sn_config_set_init(struct sn_config_set *set);
@@ -321,12 +319,20 @@ struct sn_service_port {
 	uint32_t default_cluster;    /* index of the subset-less cluster for this port */
 };
 
+/* A Service, or one host of a ServiceEntry (added): its fqdn is the host
+ * as written (resolved like a VirtualService host), its clusters and
+ * vhosts are built exactly like a Service's. */
 struct sn_service {
-	char *name;
+	char *name;                  /* Service name; a ServiceEntry's host */
 	char *namespace_;
 	char *fqdn;
 	struct sn_service_port *ports;
 	size_t n_ports;
+	char *service_entry;         /* "ns/name" of the ServiceEntry; NULL for a Service */
+	char *resolution;            /* ServiceEntry: "NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN" */
+	int mesh_internal;           /* ServiceEntry: location MESH_INTERNAL */
+	char **addresses;            /* ServiceEntry: spec.addresses (VIPs/CIDRs, not captured yet) */
+	size_t n_addresses;
 };
 
 /* ---- security policy (added; docs/security.md) ----------------------- */

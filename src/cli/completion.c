@@ -56,7 +56,7 @@ int sn_cli_completion(int argc, char **argv)
 		printf("%s%s", c == sn_cli_commands ? "" : " ", c->name);
 	printf(" help\"\n"
 	       "    local kinds=\"service services svc workloadentry workloadentries we virtualservice "
-	       "virtualservices vs destinationrule destinationrules dr all\"\n"
+	       "virtualservices vs destinationrule destinationrules dr serviceentry serviceentries se all\"\n"
 	       "    cmd=\"\"\n"
 	       "    for ((i = 1; i < COMP_CWORD; i++)); do\n"
 	       "        case \"${COMP_WORDS[i]}\" in\n"

@@ -98,6 +98,10 @@ static void detail(const char *kind, const char *yaml, char *a, char *b, size_t 
 			append(a, size, ",", one);
 		}
 		join_map(at(doc, "/spec/selector"), b, size);
+	} else if (!strcmp(kind, "ServiceEntry")) {
+		join_seq(at(doc, "/spec/hosts"), NULL, a, size);
+		struct fy_node *r = at(doc, "/spec/resolution");
+		snprintf(b, size, "%s", r && fy_node_is_scalar(r) ? fy_node_get_scalar0(r) : "NONE");
 	} else if (!strcmp(kind, "WorkloadEntry")) {
 		struct fy_node *ad = at(doc, "/spec/address");
 		if (ad && fy_node_is_scalar(ad))
@@ -118,6 +122,8 @@ static const char *detail_header(const char *kind, int second)
 		return second ? "SELECTOR" : "PORTS";
 	if (!strcmp(kind, "WorkloadEntry"))
 		return second ? "LABELS" : "ADDRESS";
+	if (!strcmp(kind, "ServiceEntry"))
+		return second ? "RESOLUTION" : "HOSTS";
 	return second ? "DETAIL2" : "DETAIL";
 }
 

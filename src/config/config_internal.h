@@ -133,11 +133,13 @@ struct cfg_service {
 struct cfg_named_port {
 	char *name;
 	uint16_t port;
+	struct cfg_loc loc;          /* of the name */
 };
 
 struct cfg_workload {
 	struct sn_labels labels;     /* spec.labels, else metadata.labels */
 	char *address;
+	struct cfg_loc address_loc;
 	struct cfg_named_port *ports;
 	size_t n_ports;
 	char *service_account;
@@ -222,14 +224,41 @@ struct cfg_dr {
 	size_t n_subsets;
 };
 
-/* Hosts named by kinds Sinew accepts but does not implement (ServiceEntry),
- * so routes to them are a warning rather than an "unknown host" error. */
-struct cfg_external_host {
-	char *host;
-	char *origin;                /* "ServiceEntry ns/name" */
-	char *namespace_;
-	struct cfg_external_host *next;
+/* ServiceEntry as loaded (serviceentry.c). */
+enum cfg_se_resolution {
+	CFG_SE_NONE = 0,             /* Istio's default */
+	CFG_SE_STATIC,
+	CFG_SE_DNS,
+	CFG_SE_DNS_ROUND_ROBIN,
 };
+
+const char *cfg_se_resolution_str(enum cfg_se_resolution r);
+
+struct cfg_se_endpoint {
+	struct cfg_workload w;       /* address as written: an IP or (DNS) a host name */
+	char *ip;                    /* what to connect to: the IP literal, 127.0.0.1 for
+				      * "localhost"; NULL: needs DNS (not implemented) */
+};
+
+struct cfg_service_entry {
+	/* ports and workloadSelector in a Service's shape, so translation
+	 * builds each host like a Service: ports[].app_protocol is the Istio
+	 * protocol in lower case; selector is workloadSelector.labels. */
+	struct cfg_service svc;
+	char **hosts;                /* lower case, no trailing dot, as written otherwise */
+	struct cfg_loc *host_locs;
+	size_t n_hosts;
+	char **addresses;            /* VIPs and CIDRs, validated */
+	size_t n_addresses;
+	int mesh_internal;           /* location MESH_INTERNAL */
+	enum cfg_se_resolution resolution;
+	struct cfg_se_endpoint *endpoints;
+	size_t n_endpoints;
+};
+
+/* The address to connect to for a name without DNS: name itself if it is
+ * an IP literal, "127.0.0.1" for "localhost", else NULL. */
+const char *cfg_literal_ip(const char *name);
 
 /* AuthorizationPolicy as loaded (authz.c): rules already compiled, in the
  * set's arena; translation copies the policies that select a proxy. */
@@ -256,6 +285,12 @@ struct cfg_peer_auth {
  * failure; problems are diagnostics counted in c->errors. */
 struct cfg_service *cfg_parse_service(struct cfg_ctx *c, const struct yn *spec, const struct sn_labels *meta_labels);
 struct cfg_workload *cfg_parse_workload(struct cfg_ctx *c, const struct yn *spec, const struct sn_labels *meta_labels);
+/* The body of cfg_parse_workload into w (also a ServiceEntry's
+ * endpoints[i]); names_ok: the address may be a host name. meta_labels
+ * may be NULL. Returns 0, or -1 on allocation failure. */
+int cfg_parse_workload_body(struct cfg_ctx *c, const struct yn *spec, const struct sn_labels *meta_labels,
+			    int names_ok, struct cfg_workload *w);
+struct cfg_service_entry *cfg_parse_service_entry(struct cfg_ctx *c, const struct yn *spec);
 struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spec);
 struct cfg_dr *cfg_parse_destination_rule(struct cfg_ctx *c, const struct yn *spec);
 struct cfg_authz *cfg_parse_authorization_policy(struct cfg_ctx *c, const struct yn *spec);
@@ -273,11 +308,6 @@ int cfg_parse_string_match(struct cfg_ctx *c, const struct yn *v, int allow_pres
  * 0, or SN_EINVAL with a message in err. re is malloc'd: free with
  * regfree + free. */
 int cfg_regex_compile(const char *src, int icase, regex_t **out, char *err, size_t errlen);
-
-/* External hosts live in the set's private list (sn_config_set.priv). */
-struct cfg_set_priv {
-	struct cfg_external_host *external;
-};
 
 /* The snapshot as allocated: the public part plus what unref must
  * release besides the arena (compiled regexes). */

@@ -13,6 +13,7 @@ static const char *const kind_names[SN_KIND__COUNT] = {
 	[SN_KIND_DESTINATION_RULE] = "DestinationRule",
 	[SN_KIND_AUTHORIZATION_POLICY] = "AuthorizationPolicy",
 	[SN_KIND_PEER_AUTHENTICATION] = "PeerAuthentication",
+	[SN_KIND_SERVICE_ENTRY] = "ServiceEntry",
 };
 
 const char *sn_resource_kind_str(enum sn_resource_kind k)
@@ -23,7 +24,7 @@ const char *sn_resource_kind_str(enum sn_resource_kind k)
 /* Kinds an Istio or Kubernetes user applies that Sinew does not implement
  * yet: a warning, so that whole sample files load. */
 static const char *const later_kinds[] = {
-	"Gateway", "ServiceEntry", "Sidecar", "RequestAuthentication", "Telemetry", "EnvoyFilter", "WorkloadGroup", "ProxyConfig",
+	"Gateway", "Sidecar", "RequestAuthentication", "Telemetry", "EnvoyFilter", "WorkloadGroup", "ProxyConfig",
 	"WasmPlugin", "HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute", "ReferenceGrant",
 	"GatewayClass", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job",
 	"CronJob", "ServiceAccount", "ConfigMap", "Secret", "Namespace", "Endpoints",
@@ -178,38 +179,6 @@ static void parse_metadata(struct cfg_ctx *c, const struct yn *v, struct meta *m
 	cfg_path_pop(c, pl);
 }
 
-static void record_external_hosts(struct load_state *ls, struct cfg_ctx *c, const struct yn *spec,
-				  const char *kind, const char *name, const char *ns)
-{
-	const struct yn *hosts = yn_get(spec, "hosts");
-	if (hosts == NULL || hosts->type != YN_SEQ)
-		return;
-	struct cfg_set_priv *priv = ls->set->priv;
-	if (priv == NULL) {
-		priv = sn_arena_new(&ls->set->arena, struct cfg_set_priv);
-		if (priv == NULL)
-			return;
-		ls->set->priv = priv;
-	}
-	for (size_t i = 0; i < hosts->n && i < CFG_MAX_LIST; i++) {
-		const struct yn *h = hosts->items[i];
-		if (h->type != YN_SCALAR || h->len == 0 || h->len > CFG_MAX_NAME)
-			continue;
-		struct cfg_external_host *e = sn_arena_new(c->a, struct cfg_external_host);
-		if (e == NULL)
-			return;
-		e->host = sn_arena_strdup(c->a, h->s);
-		e->origin = sn_arena_printf(c->a, "%s %s/%s", kind, ns, name ? name : "?");
-		e->namespace_ = sn_arena_strdup(c->a, ns);
-		if (e->host == NULL || e->origin == NULL || e->namespace_ == NULL)
-			return;
-		for (char *p = e->host; *p; p++)
-			*p = (char)sn_tolower_ascii((unsigned char)*p);
-		e->next = priv->external;
-		priv->external = e;
-	}
-}
-
 static void load_object(struct load_state *ls, const struct yn *root, const char *prefix, int depth);
 
 static void load_list(struct load_state *ls, struct cfg_ctx *c, const struct yn *root, const char *prefix,
@@ -305,13 +274,11 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 		pl = cfg_path_push(&c, ".kind");
 		if (later) {
 			cfg_warn(&c, kind_node, "kind %s is not implemented yet; ignored", kind);
-			if (!strcmp(kind, "ServiceEntry"))
-				record_external_hosts(ls, &c, yn_get(root, "spec"), kind, m.name, m.namespace_);
 		} else {
 			c.name = NULL;
 			cfg_err(&c, kind_node,
 				"unknown kind \"%.64s\"; Sinew supports Service, WorkloadEntry, VirtualService, "
-				"DestinationRule, AuthorizationPolicy and PeerAuthentication (other Istio and "
+				"DestinationRule, ServiceEntry, AuthorizationPolicy and PeerAuthentication (other Istio and "
 				"Kubernetes kinds load with a warning)", kind);
 		}
 		cfg_path_pop(&c, pl);
@@ -390,6 +357,9 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			break;
 		case SN_KIND_PEER_AUTHENTICATION:
 			body = cfg_parse_peer_authentication(&c, spec);
+			break;
+		case SN_KIND_SERVICE_ENTRY:
+			body = cfg_parse_service_entry(&c, spec);
 			break;
 		default:
 			break;

@@ -88,11 +88,26 @@ struct cfg_service *cfg_parse_service(struct cfg_ctx *c, const struct yn *spec, 
 	return s;
 }
 
-struct cfg_workload *cfg_parse_workload(struct cfg_ctx *c, const struct yn *spec, const struct sn_labels *meta_labels)
+/* A host name as an endpoint address may be written (ServiceEntry DNS
+ * endpoints): DNS-1123 characters, no wildcard. */
+static int endpoint_name_ok(const char *s)
 {
-	struct cfg_workload *w = sn_arena_new(c->a, struct cfg_workload);
-	if (w == NULL)
-		return NULL;
+	size_t n = strlen(s);
+	if (n == 0 || n > CFG_MAX_NAME || s[0] == '.' || s[0] == '-')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '-' || ch == '.' || ch == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+int cfg_parse_workload_body(struct cfg_ctx *c, const struct yn *spec, const struct sn_labels *meta_labels,
+			    int names_ok, struct cfg_workload *w)
+{
+	memset(w, 0, sizeof(*w));
 	w->weight = 1;
 	int has_labels = 0;
 	const struct yn *addr_node = NULL;
@@ -103,12 +118,22 @@ struct cfg_workload *cfg_parse_workload(struct cfg_ctx *c, const struct yn *spec
 		size_t pl = cfg_path_push(c, ".%s", k);
 		if (!strcmp(k, "address")) {
 			addr_node = v;
+			w->address_loc = cfg_loc_of(v);
 			if (cfg_get_str(c, v, CFG_MAX_NAME, &w->address) == 0) {
 				unsigned char buf[16];
-				if (inet_pton(AF_INET, w->address, buf) != 1 && inet_pton(AF_INET6, w->address, buf) != 1) {
+				int ip = inet_pton(AF_INET, w->address, buf) == 1 || inet_pton(AF_INET6, w->address, buf) == 1;
+				if (!ip && !strncmp(w->address, "unix://", 7)) {
+					cfg_err(c, v, "unix domain socket addresses (\"%.64s\") are not supported yet; "
+						"write an IPv4 or IPv6 address", w->address);
+					w->address = NULL;
+				} else if (!ip && !names_ok) {
 					cfg_err(c, v, "\"%.64s\" is not an IP address; host names and unix sockets "
 						"are not supported yet, write the workload's IPv4 or IPv6 address",
 						w->address);
+					w->address = NULL;
+				} else if (!ip && !endpoint_name_ok(w->address)) {
+					cfg_err(c, v, "\"%.64s\" is neither an IP address nor a valid host name "
+						"(no wildcard, port or scheme)", w->address);
 					w->address = NULL;
 				}
 			}
@@ -116,11 +141,12 @@ struct cfg_workload *cfg_parse_workload(struct cfg_ctx *c, const struct yn *spec
 			if (cfg_want_map(c, v) == 0) {
 				w->ports = sn_arena_new_array(c->a, struct cfg_named_port, v->n ? v->n : 1);
 				if (w->ports == NULL)
-					return NULL;
+					return -1;
 				for (size_t j = 0; j < v->n; j++) {
 					size_t ql = cfg_path_push(c, ".%s", v->keys[j]->s);
 					if (cfg_get_uint(c, v->items[j], 1, 65535, &x) == 0) {
 						w->ports[w->n_ports].name = sn_arena_strdup(c->a, v->keys[j]->s);
+						w->ports[w->n_ports].loc = cfg_loc_of(v->keys[j]);
 						w->ports[w->n_ports++].port = (uint16_t)x;
 					}
 					cfg_path_pop(c, ql);
@@ -141,12 +167,20 @@ struct cfg_workload *cfg_parse_workload(struct cfg_ctx *c, const struct yn *spec
 		}
 		cfg_path_pop(c, pl);
 	}
-	if (!has_labels)
+	if (!has_labels && meta_labels != NULL)
 		w->labels = *meta_labels;
 	if (w->address == NULL && addr_node == NULL) {
 		size_t pl = cfg_path_push(c, ".address");
 		cfg_err(c, spec, "address is required (the workload's IP address)");
 		cfg_path_pop(c, pl);
 	}
+	return 0;
+}
+
+struct cfg_workload *cfg_parse_workload(struct cfg_ctx *c, const struct yn *spec, const struct sn_labels *meta_labels)
+{
+	struct cfg_workload *w = sn_arena_new(c->a, struct cfg_workload);
+	if (w == NULL || cfg_parse_workload_body(c, spec, meta_labels, 0, w) != 0)
+		return NULL;
 	return w;
 }

@@ -500,7 +500,22 @@ void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 			json_str(f, v->ports[p].protocol);
 			fputc('}', f);
 		}
-		fputs("]}", f);
+		fputc(']', f);
+		if (v->service_entry != NULL) {
+			fputs(",\"service_entry\":", f);
+			json_str(f, v->service_entry);
+			fputs(",\"resolution\":", f);
+			json_str(f, v->resolution);
+			fprintf(f, ",\"location\":\"%s\",\"addresses\":[",
+				v->mesh_internal ? "MESH_INTERNAL" : "MESH_EXTERNAL");
+			for (size_t k = 0; k < v->n_addresses; k++) {
+				if (k)
+					fputc(',', f);
+				json_str(f, v->addresses[k]);
+			}
+			fputc(']', f);
+		}
+		fputc('}', f);
 	}
 	fputs("],\"clusters\":[", f);
 	for (size_t i = 0; i < s->n_clusters; i++) {

@@ -16,8 +16,9 @@
 
 struct tr_svc {
 	const struct sn_resource *res;
-	const struct cfg_service *cs;
-	char *fqdn;
+	const struct cfg_service *cs;    /* a ServiceEntry's: se->svc */
+	const struct cfg_service_entry *se; /* NULL for a Service */
+	char *fqdn;                      /* a ServiceEntry's host, resolved */
 };
 
 struct tr_dr {
@@ -46,7 +47,7 @@ struct tr {
 	int oom;
 
 	struct tr_svc *svcs;
-	size_t n_svcs;
+	size_t n_svcs, cap_svcs;     /* a ServiceEntry brings one per host */
 	struct tr_dr *drs;
 	size_t n_drs;
 	struct tr_vs_host *vsh;
@@ -125,15 +126,6 @@ static char *resolve_host(struct tr *t, const char *host, const char *ns)
 	return sn_arena_strdup(&t->tmp, host);
 }
 
-static const struct cfg_external_host *find_external(struct tr *t, const char *host, const char *fqdn)
-{
-	const struct cfg_set_priv *priv = t->set->priv;
-	for (const struct cfg_external_host *e = priv ? priv->external : NULL; e; e = e->next)
-		if (!strcmp(e->host, host) || !strcmp(e->host, fqdn))
-			return e;
-	return NULL;
-}
-
 static int wildcard_match(const char *pattern, const char *host)
 {
 	if (!strcmp(pattern, "*"))
@@ -184,11 +176,93 @@ static int copy_labels(struct tr *t, const struct sn_labels *in, struct sn_label
 	return 0;
 }
 
+/* Appends one endpoint at ip:port (ip validated at load). */
+static void add_endpoint(struct tr *t, struct sn_cluster *cl, const char *ip, uint16_t port, const char *workload,
+			 const struct sn_labels *labels, const char *service_account, uint32_t weight)
+{
+	struct sn_endpoint *e = &cl->endpoints[cl->n_endpoints];
+	memset(e, 0, sizeof(*e));
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&e->addr;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&e->addr;
+	if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons(port);
+		e->addr_len = sizeof(*a4);
+		e->address = sn_arena_printf(t->a, "%s:%u", ip, port);
+	} else if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons(port);
+		e->addr_len = sizeof(*a6);
+		e->address = sn_arena_printf(t->a, "[%s]:%u", ip, port);
+	} else {
+		return; /* validated at load */
+	}
+	e->workload = sdup(t, workload);
+	e->version = sdup(t, sn_labels_get(labels, "version"));
+	e->service_account = sdup(t, service_account ? service_account : "default");
+	copy_labels(t, labels, &e->labels);
+	e->weight = weight ? weight : 1;
+	if (e->address == NULL)
+		t->oom = 1;
+	cl->n_endpoints++;
+}
+
+/* The port an endpoint listens on for service port sp: its ports map
+ * entry of the same name, else targetPort, else the port itself. */
+static uint16_t endpoint_port(const struct cfg_svc_port *sp, const struct cfg_workload *w)
+{
+	uint16_t port = sp->target_port ? sp->target_port : sp->port;
+	for (size_t i = 0; sp->name && i < w->n_ports; i++)
+		if (!strcmp(w->ports[i].name, sp->name))
+			port = w->ports[i].port;
+	return port;
+}
+
+/* A ServiceEntry's endpoints (its workloadSelector goes the Service way):
+ * the listed ones with an address known without DNS, or for DNS with no
+ * endpoints the host itself when it is an IP literal or "localhost". */
+static void add_se_endpoints(struct tr *t, struct sn_cluster *cl, const struct tr_svc *sv, const struct cfg_svc_port *sp,
+			     const struct sn_labels *subset_labels)
+{
+	const struct cfg_service_entry *se = sv->se;
+	static const struct sn_labels no_labels;
+	if (se->resolution == CFG_SE_NONE)
+		return; /* original destination: needs capture */
+	if (se->n_endpoints == 0) {
+		const char *ip = cfg_literal_ip(sv->fqdn);
+		if (se->resolution == CFG_SE_STATIC || ip == NULL || !sn_labels_match(subset_labels, &no_labels))
+			return;
+		cl->endpoints = sn_arena_new_array(t->a, struct sn_endpoint, 1);
+		if (cl->endpoints == NULL) {
+			t->oom = 1;
+			return;
+		}
+		add_endpoint(t, cl, ip, sp->target_port ? sp->target_port : sp->port, sv->res->name, &no_labels, NULL, 1);
+		return;
+	}
+	cl->endpoints = sn_arena_new_array(t->a, struct sn_endpoint, se->n_endpoints);
+	if (cl->endpoints == NULL) {
+		t->oom = 1;
+		return;
+	}
+	for (size_t i = 0; i < se->n_endpoints; i++) {
+		const struct cfg_se_endpoint *ep = &se->endpoints[i];
+		if (ep->ip == NULL || !sn_labels_match(subset_labels, &ep->w.labels))
+			continue;
+		add_endpoint(t, cl, ep->ip, endpoint_port(sp, &ep->w), sv->res->name, &ep->w.labels,
+			     ep->w.service_account, ep->w.weight);
+	}
+}
+
 static void add_endpoints(struct tr *t, struct sn_cluster *cl, const struct tr_svc *sv, const struct cfg_svc_port *sp,
 			  const struct sn_labels *subset_labels)
 {
 	const struct cfg_service *cs = sv->cs;
 	size_t n = 0;
+	if (sv->se != NULL && (!cs->has_selector || sv->se->resolution == CFG_SE_NONE)) {
+		add_se_endpoints(t, cl, sv, sp, subset_labels);
+		return;
+	}
 	if (!cs->has_selector || cs->selector.n == 0)
 		return;
 	for (const struct sn_resource *r = t->set->head; r; r = r->next)
@@ -207,35 +281,8 @@ static void add_endpoints(struct tr *t, struct sn_cluster *cl, const struct tr_s
 		const struct cfg_workload *w = r->spec;
 		if (!sn_labels_match(&cs->selector, &w->labels) || !sn_labels_match(subset_labels, &w->labels))
 			continue;
-		uint16_t port = sp->target_port ? sp->target_port : sp->port;
-		for (size_t i = 0; sp->name && i < w->n_ports; i++)
-			if (!strcmp(w->ports[i].name, sp->name))
-				port = w->ports[i].port;
-		struct sn_endpoint *e = &cl->endpoints[cl->n_endpoints];
-		memset(e, 0, sizeof(*e));
-		struct sockaddr_in *a4 = (struct sockaddr_in *)&e->addr;
-		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&e->addr;
-		if (inet_pton(AF_INET, w->address, &a4->sin_addr) == 1) {
-			a4->sin_family = AF_INET;
-			a4->sin_port = htons(port);
-			e->addr_len = sizeof(*a4);
-			e->address = sn_arena_printf(t->a, "%s:%u", w->address, port);
-		} else if (inet_pton(AF_INET6, w->address, &a6->sin6_addr) == 1) {
-			a6->sin6_family = AF_INET6;
-			a6->sin6_port = htons(port);
-			e->addr_len = sizeof(*a6);
-			e->address = sn_arena_printf(t->a, "[%s]:%u", w->address, port);
-		} else {
-			continue; /* validated at load */
-		}
-		e->workload = sdup(t, r->name);
-		e->version = sdup(t, sn_labels_get(&w->labels, "version"));
-		e->service_account = sdup(t, w->service_account ? w->service_account : "default");
-		copy_labels(t, &w->labels, &e->labels);
-		e->weight = w->weight ? w->weight : 1;
-		if (e->address == NULL)
-			t->oom = 1;
-		cl->n_endpoints++;
+		add_endpoint(t, cl, w->address, endpoint_port(sp, w), r->name, &w->labels, w->service_account,
+			     w->weight);
 	}
 }
 
@@ -265,7 +312,7 @@ static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, 
 	memset(c, 0, sizeof(*c));
 	c->name = sn_arena_printf(t->a, "outbound|%u|%s|%s", sp->port, subset ? subset->name : "", sv->fqdn);
 	c->service = sdup(t, sv->fqdn);
-	c->service_name = sdup(t, sv->res->name);
+	c->service_name = sdup(t, sv->se ? sv->fqdn : sv->res->name);
 	c->namespace_ = sdup(t, sv->res->namespace_);
 	c->port = sp->port;
 	c->subset = subset ? sdup(t, subset->name) : NULL;
@@ -383,8 +430,8 @@ static void ports_list(const struct tr_svc *sv, char *buf, size_t size)
 		off += (size_t)snprintf(buf + off, size - off, "%s%u", i ? ", " : "", sv->cs->ports[i].port);
 }
 
-/* Cluster for one destination; -1 on error (reported if report), -2 when
- * the rule must be dropped with a warning (ServiceEntry host). */
+/* Cluster for one destination (a Service or a ServiceEntry host); -1 on
+ * error (reported if report). */
 static long resolve_dest(struct tr *t, const struct sn_resource *r, const struct cfg_dest *d,
 			 const struct tr_svc *vh_svc, uint16_t vh_port, int report)
 {
@@ -398,19 +445,11 @@ static long resolve_dest(struct tr *t, const struct sn_resource *r, const struct
 	}
 	struct tr_svc *sv = find_svc(t, fqdn);
 	if (sv == NULL) {
-		const struct cfg_external_host *e = find_external(t, d->host, fqdn);
 		snprintf(field, sizeof(field), "%s.host", d->path);
-		if (e != NULL) {
-			if (report)
-				tr_diag(t, SN_DIAG_WARNING, r, d->host_loc, field,
-					"destination host \"%s\" is declared by %s, which Sinew does not implement yet; "
-					"this rule is dropped", d->host, e->origin);
-			return -2;
-		}
 		if (report)
 			tr_diag(t, SN_DIAG_ERROR, r, d->host_loc, field,
-				"destination host \"%s\" (%s) is not a known Service; define a Service named \"%s\" "
-				"in namespace %s or fix the host (ServiceEntry is not supported yet)",
+				"destination host \"%s\" (%s) is not a known Service nor a ServiceEntry host; define a "
+				"Service named \"%s\" in namespace %s, a ServiceEntry with this host, or fix the host",
 				d->host, fqdn, d->host, r->namespace_);
 		return -1;
 	}
@@ -534,7 +573,6 @@ static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_r
 			continue;
 		rt->n_matches = keep;
 
-		int drop = 0;
 		if (h->n_dests) {
 			rt->dests = sn_arena_new_array(t->a, struct sn_route_dest, h->n_dests);
 			if (rt->dests == NULL) {
@@ -544,8 +582,6 @@ static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_r
 		}
 		for (size_t j = 0; j < h->n_dests; j++) {
 			long ci = resolve_dest(t, r, &h->dests[j], vh_svc, vh_port, report);
-			if (ci == -2)
-				drop = 1;
 			if (ci < 0)
 				continue;
 			struct sn_route_dest *d = &rt->dests[rt->n_dests++];
@@ -555,8 +591,6 @@ static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_r
 			copy_ops(t, &h->dests[j].req, &d->request_ops);
 			copy_ops(t, &h->dests[j].resp, &d->response_ops);
 		}
-		if (drop)
-			continue;
 		rt->name = h->name ? sdup(t, h->name) : sn_arena_printf(t->a, "%s.http[%zu]", r->name, i);
 		rt->origin = sn_arena_printf(t->a, "VirtualService %s/%s, %s:%d", r->namespace_, r->name,
 					     r->file, h->loc.line);
@@ -614,6 +648,7 @@ static int collect(struct tr *t)
 {
 	size_t n = t->set->count ? t->set->count : 1;
 	t->svcs = sn_arena_new_array(&t->tmp, struct tr_svc, n);
+	t->cap_svcs = n;
 	t->drs = sn_arena_new_array(&t->tmp, struct tr_dr, n);
 	if (t->svcs == NULL || t->drs == NULL)
 		return -1;
@@ -634,6 +669,46 @@ static int collect(struct tr *t)
 		t->svcs[t->n_svcs].res = r;
 		t->svcs[t->n_svcs].cs = r->spec;
 		t->svcs[t->n_svcs++].fqdn = fqdn;
+	}
+	/* ServiceEntry hosts, after every Service: a Service wins its host. */
+	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
+		if (r->kind != SN_KIND_SERVICE_ENTRY)
+			continue;
+		const struct cfg_service_entry *se = r->spec;
+		for (size_t i = 0; i < se->n_hosts; i++) {
+			char *fqdn = resolve_host(t, se->hosts[i], r->namespace_);
+			if (fqdn == NULL)
+				return -1;
+			const struct tr_svc *prev = find_svc(t, fqdn);
+			if (prev != NULL) {
+				char field[64];
+				snprintf(field, sizeof(field), "spec.hosts[%zu]", i);
+				if (prev->se == NULL)
+					tr_diag(t, SN_DIAG_WARNING, r, se->host_locs[i], field,
+						"Service %s/%s also defines host %s; the Service wins and this "
+						"ServiceEntry is ignored for that host", prev->res->namespace_,
+						prev->res->name, fqdn);
+				else if (prev->res != r)
+					tr_diag(t, SN_DIAG_WARNING, r, se->host_locs[i], field,
+						"ServiceEntry %s/%s (%s:%d) also defines host %s and comes first; this one "
+						"is ignored for that host (merge them into one)", prev->res->namespace_,
+						prev->res->name, prev->res->file, prev->res->line, fqdn);
+				continue;
+			}
+			if (t->n_svcs == t->cap_svcs) {
+				size_t cap = t->cap_svcs * 2;
+				struct tr_svc *nv = sn_arena_new_array(&t->tmp, struct tr_svc, cap);
+				if (nv == NULL)
+					return -1;
+				memcpy(nv, t->svcs, t->n_svcs * sizeof(*nv));
+				t->svcs = nv;
+				t->cap_svcs = cap;
+			}
+			t->svcs[t->n_svcs].res = r;
+			t->svcs[t->n_svcs].cs = &se->svc;
+			t->svcs[t->n_svcs].se = se;
+			t->svcs[t->n_svcs++].fqdn = fqdn;
+		}
 	}
 	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
 		if (r->kind != SN_KIND_DESTINATION_RULE)
@@ -705,9 +780,26 @@ static void build(struct tr *t)
 	for (size_t i = 0; i < t->n_svcs; i++) {
 		const struct tr_svc *sv = &t->svcs[i];
 		struct sn_service *out = &t->s->services[t->s->n_services++];
-		out->name = sdup(t, sv->res->name);
+		out->name = sdup(t, sv->se ? sv->fqdn : sv->res->name);
 		out->namespace_ = sdup(t, sv->res->namespace_);
 		out->fqdn = sdup(t, sv->fqdn);
+		if (sv->se != NULL) {
+			out->service_entry = sn_arena_printf(t->a, "%s/%s", sv->res->namespace_, sv->res->name);
+			out->resolution = sdup(t, cfg_se_resolution_str(sv->se->resolution));
+			out->mesh_internal = sv->se->mesh_internal;
+			if (sv->se->n_addresses) {
+				out->addresses = sn_arena_new_array(t->a, char *, sv->se->n_addresses);
+				if (out->addresses == NULL) {
+					t->oom = 1;
+					return;
+				}
+				for (size_t k = 0; k < sv->se->n_addresses; k++)
+					out->addresses[k] = sdup(t, sv->se->addresses[k]);
+				out->n_addresses = sv->se->n_addresses;
+			}
+			if (out->service_entry == NULL)
+				t->oom = 1;
+		}
 		out->ports = sn_arena_new_array(t->a, struct sn_service_port, sv->cs->n_ports ? sv->cs->n_ports : 1);
 		if (out->ports == NULL) {
 			t->oom = 1;
@@ -762,8 +854,9 @@ static void build(struct tr *t)
 			d->cluster = t->s->services[i].ports[p].default_cluster;
 			d->weight = 100;
 			vh->routes[0].name = sdup(t, "default");
-			vh->routes[0].origin = sn_arena_printf(t->a, "Service %s/%s, %s:%d", sv->res->namespace_,
-							       sv->res->name, sv->res->file, sv->res->line);
+			vh->routes[0].origin = sn_arena_printf(t->a, "%s %s/%s, %s:%d", sn_resource_kind_str(sv->res->kind),
+							       sv->res->namespace_, sv->res->name, sv->res->file,
+							       sv->res->line);
 			vh->routes[0].dests = d;
 			vh->routes[0].n_dests = 1;
 			vh->routes[0].total_weight = 100;

@@ -165,12 +165,17 @@ static const char *resolve(struct an *an, const char *host, const char *ns)
 	return out;
 }
 
-static int is_external(struct an *an, const char *host, const char *fqdn)
+/* Is fqdn a host of a ServiceEntry (hosts resolved like translation)? */
+static int is_service_entry_host(struct an *an, const char *fqdn)
 {
-	const struct cfg_set_priv *priv = an->set->priv;
-	for (const struct cfg_external_host *e = priv ? priv->external : NULL; e; e = e->next)
-		if (!strcasecmp(e->host, host) || !strcasecmp(e->host, fqdn))
-			return 1;
+	for (const struct sn_resource *r = an->set->head; r; r = r->next) {
+		if (r->kind != SN_KIND_SERVICE_ENTRY)
+			continue;
+		const struct cfg_service_entry *se = r->spec;
+		for (size_t i = 0; i < se->n_hosts; i++)
+			if (!strcmp(resolve(an, se->hosts[i], r->namespace_), fqdn))
+				return 1;
+	}
 	return 0;
 }
 
@@ -220,7 +225,7 @@ static void check_destinations(struct an *an, const struct sn_resource *r)
 			const char *fqdn = resolve(an, d->host, r->namespace_);
 			const struct sn_resource *svc = find_service(an, fqdn);
 			if (svc == NULL) {
-				if (is_external(an, d->host, fqdn))
+				if (is_service_entry_host(an, fqdn))
 					continue;
 				snprintf(field, sizeof(field), "%s.host", d->path);
 				emit(an, &C_HOST_NOT_FOUND, r, NULL, r->file, d->host_loc.line, field,
@@ -323,7 +328,7 @@ static void check_destination_rules(struct an *an, const struct sn_resource *r)
 	const char *fqdn = resolve(an, dr->host, r->namespace_);
 	const struct sn_resource *svc = find_service(an, fqdn);
 	if (svc == NULL) {
-		if (!is_external(an, dr->host, fqdn) && dr->host[0] != '*')
+		if (!is_service_entry_host(an, fqdn) && dr->host[0] != '*')
 			emit(an, &C_DR_HOST, r, NULL, r->file, dr->host_loc.line, "spec.host",
 			     "host \"%s\" (%s) is not a known Service, so this DestinationRule applies to nothing; "
 			     "apply the Service or fix the host",

@@ -253,7 +253,8 @@ static void out_resource(struct sn_out *o, const struct sn_stored *e, struct sn_
 static const char *kinds_help(void)
 {
 	return "known kinds: service (services, svc), workloadentry (workloadentries, we), virtualservice "
-	       "(virtualservices, vs), destinationrule (destinationrules, dr)";
+	       "(virtualservices, vs), destinationrule (destinationrules, dr), serviceentry (serviceentries, se), "
+	       "authorizationpolicy (authorizationpolicies, ap), peerauthentication (peerauthentications, pa)";
 }
 
 /* ---- handlers -------------------------------------------------------- */

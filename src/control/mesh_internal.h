@@ -47,7 +47,7 @@ struct view_res {
 	char *fqdn;                  /* Service: name.ns.svc.cluster.local (lower case) */
 	size_t *deps;                /* Service: WEs, DRs, VSs it needs; VS: destination Services */
 	size_t n_deps;
-	char **hosts;                /* VS: hosts resolved in its namespace; DR: [host] */
+	char **hosts;                /* VS, ServiceEntry: hosts resolved in its namespace; DR: [host] */
 	size_t n_hosts;
 	uint32_t mark;               /* closure epoch */
 	int taken;                   /* moved to the next view during a rebuild */
@@ -57,9 +57,9 @@ struct view {
 	struct view_res **v;         /* sorted by key */
 	size_t n;
 	uint64_t revision;           /* store revision it was built at */
-	struct host_ref *by_host;    /* exact (resolved) VS hosts and Service FQDNs, sorted */
+	struct host_ref *by_host;    /* exact (resolved) VS and ServiceEntry hosts, Service FQDNs, sorted */
 	size_t n_by_host;
-	size_t *wild_vs;             /* VirtualServices with a wildcard host */
+	size_t *wild_vs;             /* VirtualServices and ServiceEntries with a wildcard host */
 	size_t n_wild_vs;
 	uint32_t epoch;
 };

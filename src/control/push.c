@@ -9,7 +9,8 @@
  * Service brings the WorkloadEntries it selects, its DestinationRules and
  * the VirtualServices for its host (the proxy builds a vhost for every
  * Service it holds, so those must be complete); a VirtualService brings
- * the Services it routes to. The delta against what the proxy acked is
+ * the Services it routes to. A ServiceEntry is a Service for each of its
+ * hosts, and its workloadSelector a Service's selector. The delta against what the proxy acked is
  * sent when nothing is in flight; changes meanwhile coalesce.
  *
  * Cost per change: O(proxies x relevant set); the view is rebuilt only
@@ -362,7 +363,11 @@ static int derive(struct view *v)
 	v->by_host = NULL;
 	v->wild_vs = NULL;
 	v->n_by_host = v->n_wild_vs = 0;
-	svcs = calloc(v->n + 1, sizeof(*svcs));
+	size_t n_se_hosts = 0;
+	for (size_t i = 0; i < v->n; i++)
+		if (v->v[i]->kind == SN_KIND_SERVICE_ENTRY && v->v[i]->set.head != NULL)
+			n_se_hosts += ((const struct cfg_service_entry *)v->v[i]->set.head->spec)->n_hosts;
+	svcs = calloc(v->n + n_se_hosts + 1, sizeof(*svcs));
 	if (svcs == NULL)
 		return SN_ENOMEM;
 	for (size_t i = 0; i < v->n; i++) {
@@ -378,6 +383,28 @@ static int derive(struct view *v)
 		lower(r->fqdn);
 		svcs[n_svcs].host = r->fqdn;
 		svcs[n_svcs++].res = i;
+	}
+	qsort(svcs, n_svcs, sizeof(*svcs), cmp_host_ref);
+
+	/* ServiceEntry hosts, resolved like the proxy does (against Services),
+	 * are looked up like Service FQDNs; wildcard ones like wildcard VS
+	 * hosts. */
+	size_t n_plain = n_svcs;
+	for (size_t i = 0; i < v->n; i++) {
+		struct view_res *r = v->v[i];
+		if (r->kind != SN_KIND_SERVICE_ENTRY || r->set.head == NULL)
+			continue;
+		const struct cfg_service_entry *se = r->set.head->spec;
+		for (size_t k = 0; k < se->n_hosts; k++) {
+			if (push_host(r, resolve(se->hosts[k], r->ns, svcs, n_plain)) != 0) {
+				oom = 1;
+				continue;
+			}
+			if (r->hosts[r->n_hosts - 1][0] == '*')
+				continue;
+			svcs[n_svcs].host = r->hosts[r->n_hosts - 1];
+			svcs[n_svcs++].res = i;
+		}
 	}
 	qsort(svcs, n_svcs, sizeof(*svcs), cmp_host_ref);
 
@@ -423,7 +450,7 @@ static int derive(struct view *v)
 	n_refs = n_svcs;
 	for (size_t i = 0; i < v->n; i++) {
 		struct view_res *r = v->v[i];
-		if (r->kind != SN_KIND_VIRTUAL_SERVICE)
+		if (r->kind != SN_KIND_VIRTUAL_SERVICE && r->kind != SN_KIND_SERVICE_ENTRY)
 			continue;
 		int wild = 0;
 		for (size_t k = 0; k < r->n_hosts; k++) {
@@ -431,6 +458,8 @@ static int derive(struct view *v)
 				wild = 1;
 				continue;
 			}
+			if (r->kind != SN_KIND_VIRTUAL_SERVICE)
+				continue; /* a ServiceEntry's are in svcs */
 			v->by_host[n_refs].host = r->hosts[k];
 			v->by_host[n_refs++].res = i;
 		}
@@ -441,36 +470,49 @@ static int derive(struct view *v)
 	v->n_by_host = n_refs;
 	v->n_wild_vs = n_wild;
 
-	/* what each Service needs: its WorkloadEntries, DestinationRules and
-	 * VirtualServices */
+	/* what each Service (or ServiceEntry) needs: the WorkloadEntries its
+	 * selector (workloadSelector) picks, and per host its DestinationRules
+	 * and VirtualServices */
+	for (size_t s = 0; s < v->n; s++) {
+		struct view_res *sv = v->v[s];
+		const struct cfg_service *cs = NULL;
+		if (sv->set.head == NULL)
+			continue;
+		if (sv->kind == SN_KIND_SERVICE)
+			cs = sv->set.head->spec;
+		else if (sv->kind == SN_KIND_SERVICE_ENTRY)
+			cs = &((const struct cfg_service_entry *)sv->set.head->spec)->svc;
+		if (cs == NULL || !cs->has_selector || cs->selector.n == 0)
+			continue;
+		for (size_t i = 0; i < v->n; i++) {
+			struct view_res *w = v->v[i];
+			if (w->kind != SN_KIND_WORKLOAD_ENTRY || w->set.head == NULL || strcmp(w->ns, sv->ns))
+				continue;
+			const struct cfg_workload *cw = w->set.head->spec;
+			if (sn_labels_match(&cs->selector, &cw->labels))
+				oom |= push_dep(sv, i) != 0;
+		}
+	}
 	for (size_t s = 0; s < n_svcs; s++) {
 		struct view_res *sv = v->v[svcs[s].res];
-		const struct cfg_service *cs = sv->set.head->spec;
-		if (cs->has_selector && cs->selector.n > 0) {
-			for (size_t i = 0; i < v->n; i++) {
-				struct view_res *w = v->v[i];
-				if (w->kind != SN_KIND_WORKLOAD_ENTRY || w->set.head == NULL || strcmp(w->ns, sv->ns))
-					continue;
-				const struct cfg_workload *cw = w->set.head->spec;
-				if (sn_labels_match(&cs->selector, &cw->labels))
-					oom |= push_dep(sv, i) != 0;
-			}
-		}
+		const char *fqdn = svcs[s].host;
 		for (size_t i = 0; i < v->n; i++) {
 			struct view_res *d = v->v[i];
 			if (d->kind != SN_KIND_DESTINATION_RULE || d->n_hosts == 0)
 				continue;
-			if (!strcmp(d->hosts[0], sv->fqdn) || wildcard_match(d->hosts[0], sv->fqdn))
+			if (!strcmp(d->hosts[0], fqdn) || wildcard_match(d->hosts[0], fqdn))
 				oom |= push_dep(sv, i) != 0;
 		}
-		for (size_t i = host_lower_bound(v->by_host, v->n_by_host, sv->fqdn);
-		     i < v->n_by_host && !strcmp(v->by_host[i].host, sv->fqdn); i++)
+		for (size_t i = host_lower_bound(v->by_host, v->n_by_host, fqdn);
+		     i < v->n_by_host && !strcmp(v->by_host[i].host, fqdn); i++)
 			if (v->v[v->by_host[i].res]->kind == SN_KIND_VIRTUAL_SERVICE)
 				oom |= push_dep(sv, v->by_host[i].res) != 0;
 		for (size_t i = 0; i < v->n_wild_vs; i++) {
 			struct view_res *vs = v->v[v->wild_vs[i]];
+			if (vs->kind != SN_KIND_VIRTUAL_SERVICE)
+				continue;
 			for (size_t k = 0; k < vs->n_hosts; k++)
-				if (wildcard_match(vs->hosts[k], sv->fqdn)) {
+				if (wildcard_match(vs->hosts[k], fqdn)) {
 					oom |= push_dep(sv, v->wild_vs[i]) != 0;
 					break;
 				}

@@ -22,7 +22,7 @@ import sinewtest as st  # noqa: E402
 # May be refused (cleanly) or loaded with warnings.
 TOLERANT = {"egress-rule-google-apis.yaml", "certmanager-gateway.yaml"}
 
-IMPLEMENTED = {"Service", "WorkloadEntry", "VirtualService", "DestinationRule"}
+IMPLEMENTED = {"Service", "WorkloadEntry", "VirtualService", "DestinationRule", "ServiceEntry"}
 
 WORKLOADS = [("productpage", "v1"), ("details", "v1"), ("details", "v2"), ("reviews", "v1"),
              ("reviews", "v2"), ("reviews", "v3"), ("ratings", "v1"), ("ratings", "v2")]

@@ -163,10 +163,17 @@ static void test_gateway_bound_and_service_entry(void **state)
 	struct sn_snapshot *s = build(files, &pp_id);
 	/* the gateway-only VS ("*") is not applied to sidecars */
 	assert_null(sn_snapshot_find_vhost(s, SN_STR_LIT("example.com"), NULL));
-	/* the googleapis VS routes to a ServiceEntry host: its rule is dropped */
-	const struct sn_vhost *vh = sn_snapshot_find_vhost(s, SN_STR_LIT("www.googleapis.com"), NULL);
+	/* the googleapis VS routes port 80 of a ServiceEntry host (DNS, not
+	 * resolved yet) to its port 443: the rule is kept, with no endpoints */
+	uint16_t port = 0;
+	const struct sn_vhost *vh = sn_snapshot_find_vhost(s, SN_STR_LIT("www.googleapis.com"), &port);
 	assert_non_null(vh);
-	assert_int_equal(vh->n_routes, 0);
+	assert_int_equal(port, 80);
+	assert_int_equal(vh->n_routes, 1);
+	const struct sn_cluster *c = dest_cluster(s, &vh->routes[0], 0);
+	assert_string_equal(c->name, "outbound|443||www.googleapis.com");
+	assert_int_equal(c->n_endpoints, 0);
+	assert_int_equal(c->lb, SN_LB_ROUND_ROBIN);
 	sn_snapshot_unref(s);
 }
 
