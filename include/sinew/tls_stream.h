@@ -1,0 +1,220 @@
+#ifndef SINEW_TLS_STREAM_H
+#define SINEW_TLS_STREAM_H
+
+/* Mutual TLS 1.3 between meshed proxies: a context built from a workload
+ * identity (sinew/identity.h) and a non-blocking stream over a socket,
+ * driven by the owner's edge-triggered loop (src/tls/stream.c; how it
+ * works and why: docs/internals/tls.md).
+ *
+ * The stream never touches the loop itself: each call does what the
+ * socket allows now and says, through SN_EAGAIN and sn_tls_stream_want(),
+ * which readiness to wait for. As with a plain socket under EPOLLET, the
+ * owner keeps calling until SN_EAGAIN; a short read does NOT mean the
+ * socket is drained (OpenSSL may hold a decrypted record).
+ *
+ * Threads: a ctx may be shared by worker threads (its SSL_CTX pointer and
+ * session cache are locked); a stream belongs to one thread. Nothing here
+ * logs; failures come back as codes plus a sentence naming the peer
+ * (sn_tls_stream_error). Messages never hold keys. */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <openssl/types.h>
+
+#include "sinew/common.h"
+#include "sinew/identity.h"
+
+#define SN_TLS_WANT_READ 0x1u    /* wait for the socket to be readable */
+#define SN_TLS_WANT_WRITE 0x2u   /* wait for the socket to be writable */
+
+/* ALPN names of the inner protocol (DESIGN.md §2). */
+#define SN_TLS_ALPN_H1 "sinew/h1"
+#define SN_TLS_ALPN_H2 "sinew/h2"
+#define SN_TLS_ALPN_TCP "sinew/tcp"
+
+#define SN_TLS_ALPN_MAX 8                /* protocols per context */
+#define SN_TLS_EXPECTED_MAX 64           /* expected server IDs per connection */
+#define SN_TLS_SESSION_CACHE_DEFAULT 256 /* client: resumable destinations */
+#define SN_TLS_SESSION_KEY_MAX 96        /* bytes of a session key */
+#define SN_TLS_TICKET_LIFETIME 3600      /* seconds a server's ticket is good */
+#define SN_TLS_PREFIX_MAX 16384          /* bytes given back by protocol detection */
+
+struct sn_tls_ctx;
+struct sn_tls_stream;
+
+enum sn_tls_role {
+	SN_TLS_SERVER = 0,
+	SN_TLS_CLIENT = 1,
+};
+
+enum sn_tls_state {
+	SN_TLS_STATE_HANDSHAKE = 0,
+	SN_TLS_STATE_OPEN,
+	SN_TLS_STATE_SHUTDOWN,   /* our close_notify sent (or being sent) */
+	SN_TLS_STATE_CLOSED,     /* peer's close_notify received */
+	SN_TLS_STATE_FAILED,
+};
+
+/* The workload's material. Borrowed during the call; the context keeps
+ * its own copies (references), so the caller may free these after. */
+struct sn_tls_identity {
+	EVP_PKEY *key;                 /* ECDSA P-256; or NULL and key_pem */
+	const char *key_pem;
+	size_t key_len;
+	const char *chain_pem;         /* leaf first, then intermediates */
+	size_t chain_len;
+	const struct sn_trust_bundle *bundle;  /* roots; required */
+};
+
+struct sn_tls_ctx_opts {
+	enum sn_tls_role role;
+	/* Server: require and verify a client certificate (mTLS). 0: verify
+	 * one if sent (sn_tls_stream_peer_id tells). Client: ignored. */
+	int require_client_cert;
+	/* Client: offered in this order; server: accepted, first of the
+	 * server's list the client offers wins; a client offering only
+	 * others is refused (no_application_protocol), one offering none
+	 * is served without ALPN (sn_tls_stream_alpn is ""). NULL/0: none. */
+	const char *const *alpn;
+	size_t n_alpn;
+	/* Client: how many destinations' resumable sessions are kept (0:
+	 * SN_TLS_SESSION_CACHE_DEFAULT). Only streams given a session key
+	 * resume. */
+	size_t session_cache;
+	int no_resumption;             /* client and server: full handshakes only */
+};
+
+/* Per connection. Strings are copied. */
+struct sn_tls_conn_opts {
+	/* Client: the SPIFFE IDs the server may present (exact match); NULL
+	 * or 0: any ID of the bundle's trust domain. Server: ignored (policy
+	 * decides after the handshake, on sn_tls_stream_peer_id). */
+	const char *const *expected_ids;
+	size_t n_expected;
+	/* Client: the destination a resumed session is reused for (e.g. the
+	 * endpoint's "10.0.0.7:9080"); NULL: no resumption. */
+	const char *session_key;
+	/* Client: SNI, or NULL (SPIFFE needs none). */
+	const char *server_name;
+};
+
+/* An I/O layer, for stacking tcp -> tls -> h1 (STYLE.md). Returns as the
+ * sn_tls_stream_* functions below. To move to its own header when the tcp
+ * and h1 layers get theirs. */
+struct sn_xprt_ops {
+	const char *name;
+	ssize_t (*read)(void *self, void *buf, size_t len);
+	ssize_t (*writev)(void *self, const struct iovec *iov, int iovcnt);
+	int (*shutdown)(void *self);
+	unsigned (*want)(const void *self);
+};
+
+/* The TLS layer's table; self is a struct sn_tls_stream. */
+extern const struct sn_xprt_ops sn_tls_xprt_ops;
+
+/* --- contexts --- */
+
+/* Creates a context for o->role from id: TLS 1.3 only, AES-GCM and
+ * ChaCha20-Poly1305, X25519/P-256, ECDSA P-256 signatures. The leaf
+ * must pass sn_svid_check_leaf against the bundle's trust domain and
+ * match the key. A client may pass no key and no chain (it then has no
+ * certificate: tests, or a server not asking for one). *out is the
+ * caller's (sn_tls_ctx_free). Returns 0, SN_EINVAL (err says why) or
+ * SN_ENOMEM. Not from a signal handler; from a loop callback is fine. */
+int sn_tls_ctx_new(const struct sn_tls_ctx_opts *o, const struct sn_tls_identity *id,
+		   struct sn_tls_ctx **out, struct sn_id_error *err);
+
+/* Replaces the certificate, key and bundle: handshakes started after it
+ * use the new material; streams already made keep the old SSL_CTX (each
+ * holds a reference) and never notice. The client's session cache is
+ * emptied (a session verified under the old bundle is not resumed).
+ * Any thread. Returns 0, or SN_EINVAL/SN_ENOMEM with the ctx unchanged. */
+int sn_tls_ctx_update(struct sn_tls_ctx *ctx, const struct sn_tls_identity *id,
+		      struct sn_id_error *err);
+
+/* Frees the context. Streams made from it must be freed first. */
+void sn_tls_ctx_free(struct sn_tls_ctx *ctx);
+
+/* How many times the material was replaced (0 for the first). */
+uint64_t sn_tls_ctx_generation(const struct sn_tls_ctx *ctx);
+
+/* --- streams --- */
+
+/* Creates a stream over fd (non-blocking, connected; borrowed: the
+ * owner closes it after sn_tls_stream_free). conn may be NULL. Nothing
+ * is sent until sn_tls_stream_handshake. *out is the caller's.
+ * Returns 0, SN_EINVAL or SN_ENOMEM. */
+int sn_tls_stream_new(struct sn_tls_ctx *ctx, int fd, const struct sn_tls_conn_opts *conn,
+		      struct sn_tls_stream **out);
+
+/* Gives back bytes protocol detection already read from fd (at most
+ * SN_TLS_PREFIX_MAX; copied): the handshake reads them first. Before
+ * the first handshake call only. Returns 0, SN_EINVAL or SN_ENOMEM. */
+int sn_tls_stream_set_prefix(struct sn_tls_stream *s, const void *p, size_t len);
+
+/* Frees the stream (no close_notify: call sn_tls_stream_shutdown first
+ * for a clean close). Never from inside a call on the same stream. */
+void sn_tls_stream_free(struct sn_tls_stream *s);
+
+/* Advances the handshake. Returns 0 once done (then peer ID, ALPN and
+ * resumption are known), SN_EAGAIN (see sn_tls_stream_want), or a
+ * negative error with sn_tls_stream_error set; after an error only
+ * sn_tls_stream_free is useful. Calling it when done returns 0. */
+int sn_tls_stream_handshake(struct sn_tls_stream *s);
+
+/* Reads up to len plaintext bytes. Returns bytes (> 0), SN_EAGAIN,
+ * SN_ECLOSED once the peer's close_notify arrived, or a negative error
+ * (a peer that closes the TCP connection without close_notify is
+ * SN_EIO: the data may be truncated). Runs the handshake if needed. */
+ssize_t sn_tls_stream_read(struct sn_tls_stream *s, void *buf, size_t len);
+
+/* Writes up to len bytes. Returns bytes taken (> 0; may be fewer than
+ * len: one or more whole TLS records went out), SN_EAGAIN, or a negative
+ * error. After SN_EAGAIN the next call must offer at least the same
+ * bytes again (the same content, the buffer may have moved): OpenSSL
+ * holds the encrypted record until the socket takes it. */
+ssize_t sn_tls_stream_write(struct sn_tls_stream *s, const void *buf, size_t len);
+
+/* Writes the iovecs in order as sn_tls_stream_write does, each as its
+ * own record(s); returns the bytes taken in total (> 0), SN_EAGAIN if
+ * none, or a negative error. The same retry rule applies. */
+ssize_t sn_tls_stream_writev(struct sn_tls_stream *s, const struct iovec *iov, int iovcnt);
+
+/* Sends close_notify. Returns 0 once it is out (the owner may close the
+ * fd, or read to SN_ECLOSED to see the peer's), SN_EAGAIN, or an error.
+ * Before the handshake finished: 0 and nothing is sent. */
+int sn_tls_stream_shutdown(struct sn_tls_stream *s);
+
+/* SN_TLS_WANT_READ and/or SN_TLS_WANT_WRITE after an SN_EAGAIN. */
+unsigned sn_tls_stream_want(const struct sn_tls_stream *s);
+
+enum sn_tls_state sn_tls_stream_state(const struct sn_tls_stream *s);
+const char *sn_tls_state_str(enum sn_tls_state st);
+
+/* The peer's SPIFFE ID once the handshake is done (borrowed, valid until
+ * free), or NULL if the peer sent no certificate. */
+const char *sn_tls_stream_peer_id(const struct sn_tls_stream *s);
+
+/* The ALPN protocol agreed ("" if none); borrowed. */
+struct sn_str sn_tls_stream_alpn(const struct sn_tls_stream *s);
+
+/* 1 if the handshake resumed a session (no certificates exchanged). */
+int sn_tls_stream_resumed(const struct sn_tls_stream *s);
+
+/* The last failure as a sentence naming the peer ("TLS handshake with
+ * 10.0.0.7:9080 failed: peer presented spiffe://…, expected spiffe://…"),
+ * or "". Borrowed, valid until the next call or free. */
+const char *sn_tls_stream_error(const struct sn_tls_stream *s);
+
+/* The id_err code behind a refused peer certificate (SN_ID_OK if the
+ * failure was not about the certificate). */
+enum sn_id_err sn_tls_stream_id_err(const struct sn_tls_stream *s);
+
+/* The OpenSSL object, borrowed, for inspection (cipher, version, peer
+ * certificate). Do not read or write through it. */
+SSL *sn_tls_stream_ssl(const struct sn_tls_stream *s);
+
+#endif
