@@ -97,4 +97,6 @@ echo "   curl http://127.0.0.1:15020/metrics | grep sinew_requests_total"
 echo "   curl http://127.0.0.1:15020/config_dump; tail -f $RUN/access.log"
 echo "Ctrl-C stops everything."
 if [ -n "${SINEW_DEMO_ONESHOT:-}" ]; then exit 0; fi
-while :; do sleep 3600; done
+# `wait` (unlike a foreground sleep) is interrupted by signals, so Ctrl-C and
+# SIGTERM run the cleanup at once.
+while :; do sleep 3600 & PIDS="$PIDS $!"; wait $!; done
