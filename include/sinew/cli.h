@@ -46,6 +46,8 @@ int sn_cli_proxy_status(int argc, char **argv);  /* proxy_status.c */
 int sn_cli_proxy_config(int argc, char **argv);  /* proxy_config.c */
 int sn_cli_explain(int argc, char **argv);       /* explain.c */
 int sn_cli_completion(int argc, char **argv);    /* completion.c */
+int sn_cli_token(int argc, char **argv);         /* token.c: token create */
+int sn_cli_ca(int argc, char **argv);            /* ca.c: ca [show] */
 
 /* ---- shared by the commands: src/cli/client.c, src/cli/util.c ---------- */
 

@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "sinew/config.h"
 #include "sinew/loop.h"
@@ -218,6 +219,102 @@ const char *sn_mesh_registered_name(const struct sn_mesh_proxy *p);
 /* One registered WorkloadEntry as a GET /api/v1/resources element. */
 void sn_mesh_render_registered(struct sn_mesh *m, const struct sn_mesh_proxy *p, struct sn_out *o);
 
+/* ---- the CA (src/control/ca.c; docs/internals/identity.md) ------------
+ * sinewd's certificate authority: its root (generated in DATA_DIR/ca or
+ * the user's --ca-cert/--ca-key), the join-token secret, the spent-token
+ * record, and issuance of X.509-SVIDs against a join token or, for
+ * renewal, the caller's current SVID plus a proof of its key. Keys and
+ * tokens are never logged; token nonces are. */
+
+#define SN_CA_TOKEN_TTL_DEFAULT 3600u            /* seconds */
+#define SN_CA_TOKEN_TTL_MAX (24u * 3600u)
+#define SN_CA_MAX_SPENT 100000u                  /* unexpired spent tokens remembered */
+#define SN_CA_SPENT_GRACE 300                    /* s a spent nonce outlives its token (clock steps) */
+#define SN_CA_MAX_CERT_PEM (64u << 10)           /* bytes of a certificate chain in a request */
+#define SN_CA_MAX_CSR_PEM (16u << 10)
+/* What a renewal signature covers: this string, its NUL, then the CSR's DER
+ * (domain separation: the workload key also signs TLS handshakes). */
+#define SN_CA_RENEW_CONTEXT "sinew SVID renewal v1"
+
+struct sn_ca_service;
+
+struct sn_ca_service_opts {
+	const char *data_dir;       /* the CA lives in DATA_DIR/ca (created 0700) */
+	const char *trust_domain;   /* NULL: cluster.local */
+	const char *cert_file;      /* user CA: issuer … root PEM; NULL: generate/load in DATA_DIR/ca */
+	const char *key_file;       /* the issuer's key (PEM); with cert_file */
+	int no_sync;                /* tests only: skip fsync */
+	time_t now;                 /* 0: the wall clock */
+};
+
+/* Why a CA request was refused: the HTTP status to answer (400, 401, 500,
+ * 503) and a sentence that never holds a key or a token. */
+struct sn_ca_refusal {
+	int status;
+	char msg[512];
+};
+
+/* A certificate just issued; strings malloc'd, freed by sn_ca_issued_free. */
+struct sn_ca_issued {
+	char *certificate;          /* the leaf, PEM */
+	char *spiffe_id;
+	char serial[41];            /* hex */
+	time_t not_before, not_after;
+};
+
+/* Opens the CA: loads the user's files, or DATA_DIR/ca/{root.pem,
+ * issuer.pem, key.pem}, or creates a self-signed root there (root.pem is
+ * written last: it marks a complete CA); loads or creates token.key and
+ * the spent-token record. *out is the caller's (sn_ca_service_free).
+ * Returns 0, or a negative SN_E* with a sentence in err. Not for
+ * callbacks (file I/O, fsync). */
+int sn_ca_service_open(const struct sn_ca_service_opts *o, struct sn_ca_service **out, char *err, size_t err_size);
+void sn_ca_service_free(struct sn_ca_service *s);
+
+/* Parses a token lifetime: "90s", "30m", "1h", "1h30m", or plain seconds.
+ * Returns 0 with *out in [1, SN_CA_TOKEN_TTL_MAX], or SN_EINVAL. */
+int sn_ca_parse_ttl(const char *s, uint32_t *out);
+
+/* Mints a join token for ns/sa valid for ttl seconds. *token (a secret,
+ * malloc'd, the caller's) and *nonce_hex (safe to log). Returns 0, or a
+ * negative SN_E* with why (400 for a bad identity). */
+int sn_ca_service_mint(struct sn_ca_service *s, const char *ns, const char *sa, uint32_t ttl, time_t now,
+		       char **token, char nonce_hex[33], time_t *expires_at, struct sn_ca_refusal *why);
+
+/* Signs csr_pem for the identity token names, once: checks the MAC,
+ * expiry, trust domain and root pin, refuses a spent nonce, signs, then
+ * records the nonce durably before returning 0 (nothing is issued
+ * otherwise). A bad CSR (400) does not spend the token. nonce_hex (may be
+ * NULL) gets the token's nonce when it verified. */
+int sn_ca_service_issue(struct sn_ca_service *s, const char *token, size_t token_len, const char *csr_pem,
+			size_t csr_len, time_t now, struct sn_ca_issued *out, char nonce_hex[33],
+			struct sn_ca_refusal *why);
+
+/* Renewal: signs csr_pem for the identity of cert_pem (the caller's
+ * current leaf, then any intermediates) if that leaf is a valid SVID of
+ * this CA's bundle now and sig (base64 DER ECDSA-SHA256 made with the
+ * leaf's key over SN_CA_RENEW_CONTEXT, NUL, CSR DER) verifies. want_id
+ * (may be NULL) must then equal the leaf's SPIFFE ID. */
+int sn_ca_service_renew(struct sn_ca_service *s, const char *cert_pem, size_t cert_len, const char *csr_pem,
+			size_t csr_len, const char *sig_b64, size_t sig_len, const char *want_id, time_t now,
+			struct sn_ca_issued *out, struct sn_ca_refusal *why);
+
+void sn_ca_issued_free(struct sn_ca_issued *c);
+
+/* Borrowed PEM texts, valid until sn_ca_service_free: the intermediates
+ * between leaves and the root ("" without), and the trust bundle. */
+const char *sn_ca_service_chain_pem(const struct sn_ca_service *s);
+const char *sn_ca_service_bundle_pem(const struct sn_ca_service *s);
+const char *sn_ca_service_trust_domain(const struct sn_ca_service *s);
+/* The current root's SHA-256 (the token pin) as 64 hex digits and a NUL. */
+void sn_ca_service_root_sha256_hex(const struct sn_ca_service *s, char out[65]);
+
+/* GET /api/v1/ca: trust domain, roots (PEM, SHA-256, dates), issuer. */
+void sn_ca_service_render(const struct sn_ca_service *s, struct sn_out *o, time_t now);
+
+/* Spent tokens remembered now (tests, diagnostics). */
+size_t sn_ca_service_spent_count(const struct sn_ca_service *s);
+
 /* ---- the HTTP API ---------------------------------------------------- */
 
 struct sn_api {
@@ -228,6 +325,7 @@ struct sn_api {
 	int conns;
 	const char *mesh_addr;      /* recorded for /api/v1/version */
 	struct sn_mesh *mesh;       /* may be NULL: no proxies, no push */
+	struct sn_ca_service *ca;   /* may be NULL: the CA endpoints answer 503 */
 	uint64_t started_ms;
 	uint64_t next_conn_id;      /* for log lines */
 	void *conn_list;            /* open connections (private to api.c) */

@@ -19,6 +19,8 @@ static const struct {
 	{ "explain", "--from -n --namespace -H --header -X --request -f --filename -o --output --server --help" },
 	{ "proxy-status", "-o --output --server --help" },
 	{ "proxy-config", "--admin -o --output --server --help" },
+	{ "token", "--service-account -n --namespace --ttl --server --help" },
+	{ "ca", "-o --output --server --help" },
 	{ "load", "-q --qps -c --connections -d --duration -n --requests -m --method -H --header -b --body-size -t --timeout --queue --json --quiet --help" },
 	{ "completion", "--help" },
 	{ "version", "--server --client --help" },
@@ -79,6 +81,7 @@ int sn_cli_completion(int argc, char **argv)
 	       "            case \"$cmd\" in\n"
 	       "                get) COMPREPLY=( $(compgen -W \"yaml json wide\" -- \"$cur\") ) ;;\n"
 	       "                proxy-status) COMPREPLY=( $(compgen -W \"json wide\" -- \"$cur\") ) ;;\n"
+	       "                ca) COMPREPLY=( $(compgen -W \"json pem\" -- \"$cur\") ) ;;\n"
 	       "                *) COMPREPLY=( $(compgen -W \"json\" -- \"$cur\") ) ;;\n"
 	       "            esac\n"
 	       "            return 0 ;;\n"
@@ -88,7 +91,7 @@ int sn_cli_completion(int argc, char **argv)
 	       "        --log-level)\n"
 	       "            COMPREPLY=( $(compgen -W \"error warn info debug trace\" -- \"$cur\") )\n"
 	       "            return 0 ;;\n"
-	       "        --server|--api|--mesh|--admin|-n|--namespace|--from|-H|--header)\n"
+	       "        --server|--api|--mesh|--admin|-n|--namespace|--from|-H|--header|--service-account|--ttl)\n"
 	       "            return 0 ;;\n"
 	       "    esac\n"
 	       "    local flags=\"\"\n"
@@ -109,6 +112,14 @@ int sn_cli_completion(int argc, char **argv)
 	       "        proxy-config)\n"
 	       "            if [[ \"$prev\" == \"$cmd\" ]]; then\n"
 	       "                COMPREPLY=( $(compgen -W \"routes clusters endpoints all\" -- \"$cur\") )\n"
+	       "            fi ;;\n"
+	       "        token)\n"
+	       "            if [[ \"$prev\" == \"$cmd\" ]]; then\n"
+	       "                COMPREPLY=( $(compgen -W \"create\" -- \"$cur\") )\n"
+	       "            fi ;;\n"
+	       "        ca)\n"
+	       "            if [[ \"$prev\" == \"$cmd\" ]]; then\n"
+	       "                COMPREPLY=( $(compgen -W \"show\" -- \"$cur\") )\n"
 	       "            fi ;;\n"
 	       "        completion)\n"
 	       "            COMPREPLY=( $(compgen -W \"bash\" -- \"$cur\") ) ;;\n"

@@ -1,5 +1,5 @@
 /* sinewd's HTTP/JSON API (docs/api.md): apply, get, delete, analyze,
- * proxies, version, ready, live. Served on the loop thread, one request per
+ * proxies, the CA (tokens, certificates), version, ready, live. Served on the loop thread, one request per
  * connection (the response says connection: close). Bounded: heads up to
  * 16 KiB, bodies up to 8 MiB (Content-Length only), SN_API_MAX_CONNS
  * connections, 30 s per connection. */
@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <libfyaml.h>
 
 #include "sinew/control.h"
 #include "sinew/h1.h"
@@ -531,6 +534,194 @@ static void handle_analyze(struct api_conn *c, const struct api_req *r)
 	respond(c, 200, &o);
 }
 
+/* ---- the CA: tokens and certificates -------------------------------- */
+
+/* Parses the body as a JSON object whose members are all among known
+ * (NULL-terminated). Returns the document, or NULL after responding 400. */
+static struct fy_document *json_object(struct api_conn *c, const struct api_req *r, const char *const *known,
+				       struct fy_node **root)
+{
+	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET };
+	struct fy_document *doc = r->body_len ? fy_document_build_from_string(&cfg, r->body, r->body_len) : NULL;
+	*root = doc ? fy_document_root(doc) : NULL;
+	if (*root == NULL || !fy_node_is_mapping(*root)) {
+		if (doc)
+			fy_document_destroy(doc);
+		respond_error(c, 400, "want a JSON object body; see docs/api.md");
+		return NULL;
+	}
+	void *iter = NULL;
+	struct fy_node_pair *pair;
+	while ((pair = fy_node_mapping_iterate(*root, &iter)) != NULL) {
+		size_t kl = 0;
+		struct fy_node *k = fy_node_pair_key(pair);
+		const char *ks = k && fy_node_is_scalar(k) ? fy_node_get_scalar(k, &kl) : NULL;
+		int ok = 0;
+		for (size_t i = 0; ks != NULL && known[i] != NULL; i++)
+			ok |= strlen(known[i]) == kl && !memcmp(known[i], ks, kl);
+		if (!ok) {
+			char list[256];
+			size_t off = 0;
+			for (size_t i = 0; known[i] != NULL && off + 40 < sizeof(list); i++)
+				off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%s", i ? ", " : "", known[i]);
+			respond_error(c, 400, "unknown field \"%.*s\"; known fields: %s", (int)SN_MIN(kl, 64),
+				      ks ? ks : "?", list);
+			fy_document_destroy(doc);
+			return NULL;
+		}
+	}
+	return doc;
+}
+
+/* A string member as a NUL-terminated string owned by the document:
+ * 1 found, 0 absent or null, -1 after responding 400. */
+static int json_string(struct api_conn *c, struct fy_node *root, const char *key, const char **out, size_t *len)
+{
+	struct fy_node *n = fy_node_mapping_lookup_by_string(root, key, FY_NT);
+	*out = NULL;
+	*len = 0;
+	if (n == NULL || (fy_node_is_scalar(n) && fy_node_get_style(n) == FYNS_PLAIN &&
+			  fy_node_get_scalar_length(n) == 4 && !memcmp(fy_node_get_scalar(n, len), "null", 4))) {
+		*len = 0;
+		return 0;
+	}
+	const char *s = fy_node_is_scalar(n) ? fy_node_get_scalar0(n) : NULL;
+	if (s == NULL || strlen(s) != fy_node_get_scalar_length(n)) {
+		respond_error(c, 400, "field %s must be a string", key);
+		return -1;
+	}
+	*out = s;
+	*len = strlen(s);
+	return 1;
+}
+
+static void handle_tokens(struct api_conn *c, const struct api_req *r)
+{
+	static const char *const known[] = { "namespace", "serviceAccount", "ttl", NULL };
+	struct sn_ca_service *ca = c->api->ca;
+	struct fy_node *root;
+	const char *ns, *sa, *ttl_s;
+	size_t nl, sl, tl;
+	uint32_t ttl = SN_CA_TOKEN_TTL_DEFAULT;
+	struct sn_ca_refusal why;
+	char nonce[33], exp[32], *token = NULL;
+	time_t expires;
+
+	struct fy_document *doc = json_object(c, r, known, &root);
+	if (doc == NULL)
+		return;
+	int hn = json_string(c, root, "namespace", &ns, &nl);
+	int hs = hn < 0 ? -1 : json_string(c, root, "serviceAccount", &sa, &sl);
+	int ht = hs < 0 ? -1 : json_string(c, root, "ttl", &ttl_s, &tl);
+	if (ht < 0)
+		goto out;
+	if (hs == 0 || sl == 0) {
+		respond_error(c, 400, "serviceAccount is required: the identity the token lets a proxy ask for "
+				      "(spiffe://%s/ns/NS/sa/SERVICE_ACCOUNT)", sn_ca_service_trust_domain(ca));
+		goto out;
+	}
+	if (hn == 0 || nl == 0)
+		ns = "default";
+	if (ht > 0 && sn_ca_parse_ttl(ttl_s, &ttl) != 0) {
+		respond_error(c, 400, "ttl \"%.32s\" is not a duration between 1s and 24h (e.g. \"90s\", \"30m\", "
+				      "\"1h\")", ttl_s);
+		goto out;
+	}
+	if (sn_ca_service_mint(ca, ns, sa, ttl, 0, &token, nonce, &expires, &why) != 0) {
+		respond_error(c, why.status, "%s", why.msg);
+		goto out;
+	}
+	struct sn_out o = { 0 };
+	char tstr[32];
+	struct tm tm;
+	if (gmtime_r(&expires, &tm) == NULL || strftime(tstr, sizeof(tstr), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(tstr, sizeof(tstr), "?");
+	snprintf(exp, sizeof(exp), "%s", tstr);
+	sn_out_cstr(&o, "{\"token\":");
+	sn_out_json_cstr(&o, token);
+	sn_out_printf(&o, ",\"nonce\":\"%s\",\"spiffeId\":", nonce);
+	sn_out_cstr(&o, "\"spiffe://");
+	sn_out_cstr(&o, sn_ca_service_trust_domain(ca));
+	sn_out_cstr(&o, "/ns/");
+	sn_out_cstr(&o, ns);
+	sn_out_cstr(&o, "/sa/");
+	sn_out_cstr(&o, sa);
+	sn_out_printf(&o, "\",\"expiresAt\":\"%s\"}", exp);
+	sn_log(SN_LOG_INFO, "api conn=%llu: token minted nonce=%s for ns=%s sa=%s, expires %s",
+	       (unsigned long long)c->id, nonce, ns, sa, exp);
+	free(token);   /* NUL-terminated; it was copied into o */
+	token = NULL;
+	respond(c, 200, &o);
+out:
+	free(token);
+	fy_document_destroy(doc);
+}
+
+static void handle_certificates(struct api_conn *c, const struct api_req *r)
+{
+	static const char *const known[] = { "token", "csr", "certificate", "signature", "spiffeId", NULL };
+	struct sn_ca_service *ca = c->api->ca;
+	struct fy_node *root;
+	const char *tok, *csr, *cert, *sig, *want;
+	size_t tokl, csrl, certl, sigl, wantl;
+	struct sn_ca_issued is;
+	struct sn_ca_refusal why;
+	char nonce[33] = "", nb[32], na[32];
+	int rc;
+
+	struct fy_document *doc = json_object(c, r, known, &root);
+	if (doc == NULL)
+		return;
+	if (json_string(c, root, "token", &tok, &tokl) < 0 || json_string(c, root, "csr", &csr, &csrl) < 0 ||
+	    json_string(c, root, "certificate", &cert, &certl) < 0 ||
+	    json_string(c, root, "signature", &sig, &sigl) < 0 || json_string(c, root, "spiffeId", &want, &wantl) < 0)
+		goto out;
+	if ((tok != NULL) == (cert != NULL)) {
+		respond_error(c, 400, "send either token (first certificate) or certificate and signature (renewal), "
+				      "with csr; see docs/api.md");
+		goto out;
+	}
+	if (tok != NULL)
+		rc = sn_ca_service_issue(ca, tok, tokl, csr, csrl, 0, &is, nonce, &why);
+	else
+		rc = sn_ca_service_renew(ca, cert, certl, csr, csrl, sig, sigl, want, 0, &is, &why);
+	if (rc != 0) {
+		sn_log(SN_LOG_INFO, "api conn=%llu: certificate refused (%d, %s%s%s): %s", (unsigned long long)c->id,
+		       why.status, tok ? "join token" : "renewal", nonce[0] ? " nonce=" : "", nonce, why.msg);
+		respond_error(c, why.status, "%s", why.msg);
+		goto out;
+	}
+	struct tm tm;
+	if (gmtime_r(&is.not_before, &tm) == NULL || strftime(nb, sizeof(nb), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(nb, sizeof(nb), "?");
+	if (gmtime_r(&is.not_after, &tm) == NULL || strftime(na, sizeof(na), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(na, sizeof(na), "?");
+	struct sn_out o = { 0 };
+	sn_out_cstr(&o, "{\"certificate\":");
+	sn_out_json_cstr(&o, is.certificate);
+	sn_out_cstr(&o, ",\"chain\":");
+	sn_out_json_cstr(&o, sn_ca_service_chain_pem(ca));
+	sn_out_cstr(&o, ",\"bundle\":");
+	sn_out_json_cstr(&o, sn_ca_service_bundle_pem(ca));
+	sn_out_cstr(&o, ",\"spiffeId\":");
+	sn_out_json_cstr(&o, is.spiffe_id);
+	sn_out_printf(&o, ",\"serial\":\"%s\",\"notBefore\":\"%s\",\"notAfter\":\"%s\",\"notAfterUnix\":%lld}",
+		      is.serial, nb, na, (long long)is.not_after);
+	sn_log(SN_LOG_INFO, "api conn=%llu: issued %s serial=%s notAfter=%s (%s%s)", (unsigned long long)c->id,
+	       is.spiffe_id, is.serial, na, tok ? "join token nonce=" : "renewal", nonce);
+	sn_ca_issued_free(&is);
+	respond(c, 200, &o);
+out:
+	fy_document_destroy(doc);
+}
+
+static void handle_ca(struct api_conn *c)
+{
+	struct sn_out o = { 0 };
+	sn_ca_service_render(c->api->ca, &o, 0);
+	respond(c, 200, &o);
+}
+
 static void handle_version(struct api_conn *c)
 {
 	const struct sn_api *api = c->api;
@@ -571,19 +762,31 @@ static void route(struct api_conn *c, const struct api_req *r)
 	} else if (sn_str_eq_cstr(r->route, "/api/v1/proxies") && get) {
 		sn_mesh_render_proxies(c->api->mesh, &o);
 		respond(c, 200, &o);
+	} else if ((sn_str_eq_cstr(r->route, "/api/v1/ca") && get) ||
+		   ((sn_str_eq_cstr(r->route, "/api/v1/tokens") || sn_str_eq_cstr(r->route, "/api/v1/certificates")) &&
+		    post)) {
+		if (c->api->ca == NULL)
+			respond_error(c, 503, "sinewd runs without a CA");
+		else if (get)
+			handle_ca(c);
+		else if (sn_str_eq_cstr(r->route, "/api/v1/tokens"))
+			handle_tokens(c, r);
+		else
+			handle_certificates(c, r);
 	} else if (r->route.len > one_prefix.len && !memcmp(r->route.p, one_prefix.p, one_prefix.len) &&
 		   (get || del)) {
 		handle_one(c, r, sn_str_make(r->route.p + one_prefix.len, r->route.len - one_prefix.len), del);
 	} else if (sn_str_eq_cstr(r->route, "/api/v1/apply") || sn_str_eq_cstr(r->route, "/api/v1/analyze") ||
 		   sn_str_eq_cstr(r->route, "/api/v1/resources") || sn_str_eq_cstr(r->route, "/live") ||
-		   sn_str_eq_cstr(r->route, "/api/v1/proxies") ||
+		   sn_str_eq_cstr(r->route, "/api/v1/proxies") || sn_str_eq_cstr(r->route, "/api/v1/ca") ||
+		   sn_str_eq_cstr(r->route, "/api/v1/tokens") || sn_str_eq_cstr(r->route, "/api/v1/certificates") ||
 		   sn_str_eq_cstr(r->route, "/ready") || sn_str_eq_cstr(r->route, "/api/v1/version") ||
 		   (r->route.len > one_prefix.len && !memcmp(r->route.p, one_prefix.p, one_prefix.len))) {
 		respond_error(c, 405, "method %.*s is not allowed on %.*s; see docs/api.md", (int)SN_MIN(r->method.len, 16),
 			      r->method.p, (int)SN_MIN(r->route.len, 200), r->route.p);
 	} else {
 		respond_error(c, 404, "no such endpoint %.*s; try /api/v1/resources, /api/v1/apply, /api/v1/analyze, "
-				      "/api/v1/proxies, /api/v1/version, /ready, /live", (int)SN_MIN(r->route.len, 200), r->route.p);
+				      "/api/v1/proxies, /api/v1/ca, /api/v1/tokens, /api/v1/certificates, /api/v1/version, /ready, /live", (int)SN_MIN(r->route.len, 200), r->route.p);
 	}
 }
 

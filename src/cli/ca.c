@@ -1,0 +1,150 @@
+/* sinew ca [show]: sinewd's CA (GET /api/v1/ca): trust domain, each root's
+ * SHA-256 fingerprint and expiry, the issuer; warns when a root expires
+ * within 60 days. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sinew/cli.h"
+
+#define ROOT_WARN_DAYS 60
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sinew ca [show] [-o json|pem] [--server URL]\n"
+		"\n"
+		"Shows sinewd's certificate authority: the trust domain, each trusted root with\n"
+		"its SHA-256 fingerprint (what join tokens pin) and expiry, and the certificate\n"
+		"that signs workload certificates. Warns on stderr when a root expires within\n"
+		"%d days.\n"
+		"\n"
+		"  -o json        the API's JSON\n"
+		"  -o pem         the trust bundle (roots) as PEM, nothing else\n"
+		"  --server URL   sinewd's API (default $SINEW_SERVER, else " SN_CLI_DEFAULT_SERVER ")\n"
+		"\n"
+		"Exit status: 0, 1 sinewd failed or is unreachable, 2 usage error.\n",
+		ROOT_WARN_DAYS);
+}
+
+/* "ab12cd..." as "AB:12:CD:..." (openssl x509 -fingerprint's form). */
+static void colon_hex(const char *h, char *out, size_t size)
+{
+	size_t o = 0;
+	for (size_t i = 0; h[i] && h[i + 1] && o + 4 < size; i += 2) {
+		if (i)
+			out[o++] = ':';
+		for (int k = 0; k < 2; k++) {
+			char c = h[i + (size_t)k];
+			out[o++] = c >= 'a' && c <= 'f' ? (char)(c - 'a' + 'A') : c;
+		}
+	}
+	out[o] = '\0';
+}
+
+int sn_cli_ca(int argc, char **argv)
+{
+	enum { O_SERVER = 256 };
+	static const struct option opts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "server", required_argument, NULL, O_SERVER },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *server = NULL, *output = NULL;
+	int o;
+
+	if (argc >= 2 && !strcmp(argv[1], "show")) {
+		argc--;
+		argv++;
+	}
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'o':
+			if (strcmp(optarg, "json") && strcmp(optarg, "pem")) {
+				fprintf(stderr, "sinew ca: -o %s: want json or pem\n", optarg);
+				return 2;
+			}
+			output = optarg;
+			break;
+		case O_SERVER: server = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sinew ca: unexpected argument \"%s\"; usage: sinew ca [show] [-o json|pem]\n",
+			argv[optind]);
+		return 2;
+	}
+	struct sn_cli_response r;
+	if (sn_cli_api(sn_cli_server(server), "GET", "/api/v1/ca", NULL, 0, &r) != 0)
+		return 1;
+	if (r.status != 200) {
+		sn_cli_api_error(&r);
+		sn_cli_response_free(&r);
+		return 1;
+	}
+	if (output != NULL && !strcmp(output, "json")) {
+		fwrite(r.body, 1, r.len, stdout);
+		sn_cli_response_free(&r);
+		return 0;
+	}
+	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
+	struct fy_node *root = sn_cli_json_root(doc);
+	if (root == NULL) {
+		fprintf(stderr, "sinew: sinewd's answer to /api/v1/ca is not JSON\n");
+		sn_cli_response_free(&r);
+		return 1;
+	}
+	if (output != NULL) {   /* pem */
+		fputs(sn_cli_json_str_or(root, "bundle", ""), stdout);
+		sn_cli_json_free(doc);
+		sn_cli_response_free(&r);
+		return 0;
+	}
+	time_t now = time(NULL);
+	struct fy_node *roots = sn_cli_json_get(root, "roots");
+	printf("Trust domain:  %s\n", sn_cli_json_str_or(root, "trustDomain", "?"));
+	printf("Source:        %s\n", sn_cli_json_str_or(root, "source", "?"));
+	for (size_t i = 0; i < sn_cli_json_len(roots); i++) {
+		struct fy_node *c = sn_cli_json_at(roots, i);
+		char fp[200];
+		long long na = sn_cli_json_int(c, "notAfterUnix", 0);
+		long long days = (na - (long long)now) / 86400;
+		colon_hex(sn_cli_json_str_or(c, "sha256", ""), fp, sizeof(fp));
+		printf("\nRoot %zu:\n", i + 1);
+		printf("  Subject:     %s\n", sn_cli_json_str_or(c, "subject", "?"));
+		printf("  SHA-256:     %s\n", sn_cli_json_str_or(c, "sha256", "?"));
+		printf("               %s\n", fp);
+		printf("  Not before:  %s\n", sn_cli_json_str_or(c, "notBefore", "?"));
+		printf("  Not after:   %s (%s%lld days)\n", sn_cli_json_str_or(c, "notAfter", "?"),
+		       na <= (long long)now ? "expired " : "in ", na <= (long long)now ? -days : days);
+		if (na <= (long long)now)
+			fprintf(stderr, "sinew: warning: root %s expired at %s; workloads cannot get certificates\n",
+				sn_cli_json_str_or(c, "sha256", "?"), sn_cli_json_str_or(c, "notAfter", "?"));
+		else if (na - (long long)now < ROOT_WARN_DAYS * 86400LL)
+			fprintf(stderr, "sinew: warning: root %s expires in %lld days (%s), within %d days; rotate it "
+					"before then (docs/internals/identity.md, Rotation)\n",
+				sn_cli_json_str_or(c, "sha256", "?"), days, sn_cli_json_str_or(c, "notAfter", "?"),
+				ROOT_WARN_DAYS);
+	}
+	struct fy_node *iss = sn_cli_json_get(root, "issuer");
+	if (iss != NULL && strcmp(sn_cli_json_str_or(iss, "sha256", ""), sn_cli_json_str_or(
+		    sn_cli_json_at(roots, 0), "sha256", "")) != 0) {
+		printf("\nIssuer (intermediate):\n");
+		printf("  Subject:     %s\n", sn_cli_json_str_or(iss, "subject", "?"));
+		printf("  SHA-256:     %s\n", sn_cli_json_str_or(iss, "sha256", "?"));
+		printf("  Not after:   %s\n", sn_cli_json_str_or(iss, "notAfter", "?"));
+	} else {
+		printf("\nIssuer:        the root (no intermediate)\n");
+	}
+	printf("Leaf lifetime: %llds; spent join tokens remembered: %lld\n",
+	       sn_cli_json_int(root, "leafTtlSeconds", 0), sn_cli_json_int(root, "spentTokens", 0));
+	sn_cli_json_free(doc);
+	sn_cli_response_free(&r);
+	return 0;
+}

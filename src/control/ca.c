@@ -1,0 +1,1140 @@
+/* sinewd's CA (docs/internals/identity.md, "sinewd's CA"): the root on
+ * disk or the user's, the join-token secret, the spent-token record, and
+ * issuance of X.509-SVIDs to a join token or, for renewal, to the holder of
+ * a current SVID. Built on the identity library (sinew/identity.h).
+ *
+ * DATA_DIR/ca/ (0700):
+ *   root.pem      the self-signed root; written last, so it marks a complete CA
+ *   issuer.pem    intermediates between leaves and root, if any
+ *   key.pem       the issuer's key (PKCS#8), 0600
+ *   token.key     32 random bytes, the join-token HMAC secret, 0600
+ *   trust-domain  the trust domain the generated root serves
+ *   used-nonces   "<nonce hex> <exp>\n" per spent token, kept until exp + grace
+ *
+ * Keys and tokens are never logged, nor put in a refusal; nonces are. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "sinew/control.h"
+#include "sinew/identity.h"
+#include "sinew/join_token.h"
+#include "sinew/log.h"
+
+#define CA_PATH_MAX 4096
+#define CA_FILE_MAX (1u << 20)          /* bytes of a PEM file we read */
+#define CA_SECRET_LEN 32
+#define CA_MAX_CHAIN 8
+
+struct spent {
+	uint8_t nonce[16];
+	int64_t keep_until;                 /* token exp + grace */
+};
+
+struct sn_ca_service {
+	char dir[CA_PATH_MAX];              /* DATA_DIR/ca */
+	struct sn_ca *ca;
+	struct sn_trust_bundle *bundle;
+	char *chain_pem;                    /* intermediates, "" without */
+	char *bundle_pem;
+	uint8_t root_sha256[32];
+	uint8_t secret[CA_SECRET_LEN];
+	int provided;                       /* the user's CA files */
+	char source[CA_PATH_MAX];           /* where the CA came from, for messages */
+	struct spent *spent;
+	size_t n_spent, cap_spent;
+	size_t file_lines;                  /* lines in used-nonces (live or not) */
+	int no_sync;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void seterr(char *err, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, size, fmt, ap);
+	va_end(ap);
+}
+
+static int refuse(struct sn_ca_refusal *why, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int refuse(struct sn_ca_refusal *why, int status, const char *fmt, ...)
+{
+	va_list ap;
+	why->status = status;
+	va_start(ap, fmt);
+	vsnprintf(why->msg, sizeof(why->msg), fmt, ap);
+	va_end(ap);
+	return status >= 500 ? SN_EIO : SN_EINVAL;
+}
+
+/* a + "/" + b into out, bounded (no snprintf: gcc -O2 warns on truncation). */
+static int join_path(char *out, size_t size, const char *a, const char *b)
+{
+	size_t al = strlen(a), bl = strlen(b);
+	if (al + 1 + bl + 1 > size) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(out, a, al);
+	out[al] = '/';
+	memcpy(out + al + 1, b, bl);
+	out[al + 1 + bl] = '\0';
+	return 0;
+}
+
+static void hex(const uint8_t *b, size_t n, char *out)
+{
+	static const char d[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = d[b[i] >> 4];
+		out[2 * i + 1] = d[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int unhex(const char *s, size_t n, uint8_t *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		int v = 0;
+		for (int k = 0; k < 2; k++) {
+			char c = s[2 * i + (size_t)k];
+			int h = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+			if (h < 0)
+				return -1;
+			v = v * 16 + h;
+		}
+		out[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
+static void time_str(time_t t, char *out, size_t size)
+{
+	struct tm tm;
+	if (gmtime_r(&t, &tm) == NULL || strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, size, "?");
+}
+
+static time_t asn1_time(const ASN1_TIME *a)
+{
+	struct tm tm;
+	if (a == NULL || ASN1_TIME_to_tm(a, &tm) != 1)
+		return 0;
+	return timegm(&tm);
+}
+
+static int fsync_dir(const char *dir, int no_sync)
+{
+	if (no_sync)
+		return 0;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	int e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Replaces dir/name with data, atomically and durably (temp, fsync,
+ * rename, fsync dir), created with mode. */
+static int write_atomic(const char *dir, const char *name, const void *data, size_t len, mode_t mode, int no_sync)
+{
+	char tmp[CA_PATH_MAX], dst[CA_PATH_MAX], tname[256];
+	size_t nl = strlen(name);
+	if (nl + 6 > sizeof(tname)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	tname[0] = '.';
+	memcpy(tname + 1, name, nl);
+	memcpy(tname + 1 + nl, ".tmp", 5);
+	if (join_path(tmp, sizeof(tmp), dir, tname) != 0 || join_path(dst, sizeof(dst), dir, name) != 0)
+		return -1;
+	unlink(tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0)
+		return -1;
+	if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || (!no_sync && fsync(fd) != 0)) {
+		int e = errno;
+		close(fd);
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	if (close(fd) != 0 || rename(tmp, dst) != 0) {
+		int e = errno;
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	return fsync_dir(dir, no_sync);
+}
+
+/* Reads a whole file of at most max bytes, NUL-terminated. Returns 0,
+ * SN_ENOTFOUND, SN_ELIMIT or SN_EIO (errno). *mode gets its permissions. */
+static int read_file(const char *path, size_t max, char **out, size_t *len, mode_t *mode)
+{
+	struct stat sb;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? SN_ENOTFOUND : SN_EIO;
+	if (fstat(fd, &sb) != 0) {
+		close(fd);
+		return SN_EIO;
+	}
+	if (sb.st_size < 0 || (size_t)sb.st_size > max) {
+		close(fd);
+		return SN_ELIMIT;
+	}
+	char *buf = malloc((size_t)sb.st_size + 1);
+	size_t got = 0;
+	if (buf == NULL) {
+		close(fd);
+		return SN_ENOMEM;
+	}
+	while (got < (size_t)sb.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)sb.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	buf[got] = '\0';
+	*out = buf;
+	*len = got;
+	if (mode != NULL)
+		*mode = sb.st_mode & 07777;
+	return 0;
+}
+
+/* Frees a secret buffer after wiping it. */
+static void free_secret(char *p, size_t len)
+{
+	if (p != NULL)
+		OPENSSL_cleanse(p, len);
+	free(p);
+}
+
+static void warn_mode(const char *path, mode_t mode)
+{
+	if (mode & 077)
+		sn_log(SN_LOG_WARN, "ca: %s is readable by others (mode %04o); chmod 600 it", path, (unsigned)mode);
+}
+
+/* ---- the CA's certificates ---------------------------------------------- */
+
+/* From the CA chain PEM (issuer … root): the intermediates PEM, the
+ * bundle, the root pin. */
+static int setup_chain(struct sn_ca_service *s, const char *chain_pem, size_t chain_len, char *err, size_t es)
+{
+	STACK_OF(X509) *certs = NULL;
+	BIO *bio = NULL;
+	int rc = SN_ENOMEM;
+
+	if (sn_pem_read_certs(chain_pem, chain_len, &certs) != 0) {
+		seterr(err, es, "%s: cannot read the CA certificates", s->source);
+		return SN_EINVAL;
+	}
+	X509 *root = sn_ca_root(s->ca);
+	bio = BIO_new(BIO_s_mem());
+	if (bio == NULL)
+		goto out;
+	for (int i = 0; i < sk_X509_num(certs) - 1; i++)
+		if (PEM_write_bio_X509(bio, sk_X509_value(certs, i)) != 1)
+			goto out;
+	char *p;
+	long n = BIO_get_mem_data(bio, &p);
+	s->chain_pem = malloc((size_t)n + 1);
+	if (s->chain_pem == NULL)
+		goto out;
+	if (n > 0)
+		memcpy(s->chain_pem, p, (size_t)n);
+	else
+		n = 0;
+	s->chain_pem[n] = '\0';
+	if (sn_trust_bundle_new(sn_ca_trust_domain(s->ca), &s->bundle) != 0 || sn_trust_bundle_add(s->bundle, root) != 0)
+		goto out;
+	size_t bl;
+	if (sn_trust_bundle_pem(s->bundle, &s->bundle_pem, &bl) != 0 || sn_cert_sha256(root, s->root_sha256) != 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc != 0)
+		seterr(err, es, "out of memory setting up the CA");
+	BIO_free(bio);
+	sk_X509_pop_free(certs, X509_free);
+	return rc;
+}
+
+static int load_user_ca(struct sn_ca_service *s, const struct sn_ca_service_opts *o, char *err, size_t es)
+{
+	char *cert = NULL, *key = NULL;
+	size_t cl = 0, kl = 0;
+	mode_t mode = 0;
+	struct sn_id_error e;
+	int rc = read_file(o->cert_file, CA_FILE_MAX, &cert, &cl, NULL);
+	if (rc != 0) {
+		seterr(err, es, "--ca-cert %s: cannot read it: %s", o->cert_file,
+		       rc == SN_ENOTFOUND ? "no such file" : rc == SN_ELIMIT ? "larger than 1 MiB" : strerror(errno));
+		return rc;
+	}
+	rc = read_file(o->key_file, CA_FILE_MAX, &key, &kl, &mode);
+	if (rc != 0) {
+		seterr(err, es, "--ca-key %s: cannot read it: %s", o->key_file,
+		       rc == SN_ENOTFOUND ? "no such file" : rc == SN_ELIMIT ? "larger than 1 MiB" : strerror(errno));
+		free(cert);
+		return rc;
+	}
+	warn_mode(o->key_file, mode);
+	snprintf(s->source, sizeof(s->source), "%s", o->cert_file);
+	rc = sn_ca_load_pem(cert, cl, key, kl, o->trust_domain, o->now, &s->ca, &e);
+	free_secret(key, kl);
+	if (rc != 0) {
+		seterr(err, es, "--ca-cert %s / --ca-key %s: %s", o->cert_file, o->key_file, e.msg);
+		free(cert);
+		return rc;
+	}
+	s->provided = 1;
+	rc = setup_chain(s, cert, cl, err, es);
+	free(cert);
+	return rc;
+}
+
+/* DATA_DIR/ca/trust-domain: a generated root serves one trust domain;
+ * restarting with another would issue identities nobody expects. */
+static int check_trust_domain(struct sn_ca_service *s, const char *td, int create, char *err, size_t es)
+{
+	char path[CA_PATH_MAX], *have = NULL;
+	size_t len;
+	if (join_path(path, sizeof(path), s->dir, "trust-domain") != 0) {
+		seterr(err, es, "data directory path too long");
+		return SN_EINVAL;
+	}
+	int rc = read_file(path, 1024, &have, &len, NULL);
+	if (rc == SN_ENOTFOUND || create) {
+		char line[SN_TRUST_DOMAIN_MAX + 2];
+		size_t tl = strlen(td);
+		memcpy(line, td, tl);
+		line[tl] = '\n';
+		free(have);
+		if (write_atomic(s->dir, "trust-domain", line, tl + 1, 0644, s->no_sync) != 0) {
+			seterr(err, es, "%s: cannot write it: %s", path, strerror(errno));
+			return SN_EIO;
+		}
+		return 0;
+	}
+	if (rc != 0) {
+		seterr(err, es, "%s: cannot read it: %s", path, strerror(errno));
+		return SN_EIO;
+	}
+	while (len > 0 && (have[len - 1] == '\n' || have[len - 1] == ' '))
+		have[--len] = '\0';
+	if (strcmp(have, td) != 0) {
+		seterr(err, es, "the CA in %s serves trust domain %.255s, not %s; pass --trust-domain %.255s, or use "
+				"another --data-dir for a new trust domain", s->dir, have, td, have);
+		free(have);
+		return SN_EINVAL;
+	}
+	free(have);
+	return 0;
+}
+
+static int create_ca(struct sn_ca_service *s, const struct sn_ca_service_opts *o, char *err, size_t es)
+{
+	struct sn_ca_params p = { .trust_domain = o->trust_domain, .now = o->now };
+	struct sn_id_error e;
+	char *chain = NULL, *key = NULL;
+	size_t cl = 0, kl = 0;
+	STACK_OF(X509) *certs = NULL;
+	BIO *bio = NULL;
+	int rc = sn_ca_create(&p, &s->ca, &e);
+	if (rc != 0) {
+		seterr(err, es, "cannot create the CA: %s", e.msg);
+		return rc;
+	}
+	if (sn_ca_write_pem(s->ca, &chain, &cl, &key, &kl) != 0 || sn_pem_read_certs(chain, cl, &certs) != 0 ||
+	    (bio = BIO_new(BIO_s_mem())) == NULL) {
+		seterr(err, es, "out of memory writing the CA");
+		rc = SN_ENOMEM;
+		goto out;
+	}
+	/* key first, root last: root.pem present means the CA is complete */
+	if (write_atomic(s->dir, "key.pem", key, kl, 0600, s->no_sync) != 0)
+		goto io;
+	for (int i = 0; i < sk_X509_num(certs) - 1; i++)
+		PEM_write_bio_X509(bio, sk_X509_value(certs, i));
+	char *ip;
+	long il = BIO_get_mem_data(bio, &ip);
+	char path[CA_PATH_MAX];
+	if (il > 0) {
+		if (write_atomic(s->dir, "issuer.pem", ip, (size_t)il, 0644, s->no_sync) != 0)
+			goto io;
+	} else if (join_path(path, sizeof(path), s->dir, "issuer.pem") == 0 && unlink(path) == 0) {
+		fsync_dir(s->dir, s->no_sync);
+	}
+	BIO_reset(bio);
+	PEM_write_bio_X509(bio, sk_X509_value(certs, sk_X509_num(certs) - 1));
+	char *rp;
+	long rl = BIO_get_mem_data(bio, &rp);
+	if (check_trust_domain(s, sn_ca_trust_domain(s->ca), 1, err, es) != 0) {
+		rc = SN_EIO;
+		goto out;
+	}
+	if (write_atomic(s->dir, "root.pem", rp, (size_t)rl, 0644, s->no_sync) != 0)
+		goto io;
+	snprintf(s->source, sizeof(s->source), "%s", s->dir);
+	rc = setup_chain(s, chain, cl, err, es);
+	goto out;
+io:
+	seterr(err, es, "cannot write the new CA into %s: %s; check the directory's permissions and free space",
+	       s->dir, strerror(errno));
+	rc = SN_EIO;
+out:
+	BIO_free(bio);
+	sk_X509_pop_free(certs, X509_free);
+	free(chain);
+	free_secret(key, kl);
+	return rc;
+}
+
+static int load_dir_ca(struct sn_ca_service *s, const struct sn_ca_service_opts *o, char *err, size_t es)
+{
+	char rpath[CA_PATH_MAX], ipath[CA_PATH_MAX], kpath[CA_PATH_MAX];
+	char *root = NULL, *issuer = NULL, *key = NULL, *chain = NULL;
+	size_t rl = 0, il = 0, kl = 0;
+	mode_t mode = 0;
+	struct sn_id_error e;
+	int rc;
+
+	if (join_path(rpath, sizeof(rpath), s->dir, "root.pem") != 0 ||
+	    join_path(ipath, sizeof(ipath), s->dir, "issuer.pem") != 0 ||
+	    join_path(kpath, sizeof(kpath), s->dir, "key.pem") != 0) {
+		seterr(err, es, "data directory path too long");
+		return SN_EINVAL;
+	}
+	rc = read_file(rpath, CA_FILE_MAX, &root, &rl, NULL);
+	if (rc == SN_ENOTFOUND) {
+		/* no root.pem: no CA yet, or a crash while creating one (never served) */
+		return create_ca(s, o, err, es);
+	}
+	if (rc != 0) {
+		seterr(err, es, "%s: cannot read it: %s", rpath, strerror(errno));
+		return rc;
+	}
+	if (check_trust_domain(s, o->trust_domain ? o->trust_domain : SN_ID_DEFAULT_TRUST_DOMAIN, 0, err, es) != 0) {
+		free(root);
+		return SN_EINVAL;
+	}
+	rc = read_file(ipath, CA_FILE_MAX, &issuer, &il, NULL);
+	if (rc != 0 && rc != SN_ENOTFOUND) {
+		seterr(err, es, "%s: cannot read it: %s", ipath, strerror(errno));
+		goto out;
+	}
+	rc = read_file(kpath, CA_FILE_MAX, &key, &kl, &mode);
+	if (rc != 0) {
+		seterr(err, es, "%s is there but %s is %s; restore the key from a backup (a new root would "
+				"invalidate every certificate and token)", rpath, kpath,
+		       rc == SN_ENOTFOUND ? "missing" : "unreadable");
+		goto out;
+	}
+	warn_mode(kpath, mode);
+	chain = malloc(il + rl + 1);
+	if (chain == NULL) {
+		rc = SN_ENOMEM;
+		seterr(err, es, "out of memory loading the CA");
+		goto out;
+	}
+	if (il)
+		memcpy(chain, issuer, il);
+	memcpy(chain + il, root, rl);
+	chain[il + rl] = '\0';
+	snprintf(s->source, sizeof(s->source), "%s", s->dir);
+	rc = sn_ca_load_pem(chain, il + rl, key, kl, o->trust_domain, o->now, &s->ca, &e);
+	if (rc != 0) {
+		seterr(err, es, "the CA in %s does not load: %s", s->dir, e.msg);
+		goto out;
+	}
+	rc = setup_chain(s, chain, il + rl, err, es);
+out:
+	free(root);
+	free(issuer);
+	free(chain);
+	free_secret(key, kl);
+	return rc;
+}
+
+static int load_secret(struct sn_ca_service *s, char *err, size_t es)
+{
+	char path[CA_PATH_MAX], *buf = NULL;
+	size_t len = 0;
+	mode_t mode = 0;
+	if (join_path(path, sizeof(path), s->dir, "token.key") != 0) {
+		seterr(err, es, "data directory path too long");
+		return SN_EINVAL;
+	}
+	int rc = read_file(path, 4096, &buf, &len, &mode);
+	if (rc == SN_ENOTFOUND) {
+		if (sn_join_token_secret_generate(s->secret, sizeof(s->secret)) != 0) {
+			seterr(err, es, "cannot draw random bytes for the token secret");
+			return SN_EIO;
+		}
+		if (write_atomic(s->dir, "token.key", s->secret, sizeof(s->secret), 0600, s->no_sync) != 0) {
+			seterr(err, es, "%s: cannot write it: %s", path, strerror(errno));
+			return SN_EIO;
+		}
+		return 0;
+	}
+	if (rc != 0 || len != CA_SECRET_LEN) {
+		seterr(err, es, "%s: %s; remove it to draw a new secret (tokens minted before stop working)", path,
+		       rc != 0 ? "cannot read it" : "not 32 bytes");
+		free_secret(buf, len);
+		return rc != 0 ? rc : SN_EINVAL;
+	}
+	warn_mode(path, mode);
+	memcpy(s->secret, buf, CA_SECRET_LEN);
+	free_secret(buf, len);
+	return 0;
+}
+
+/* ---- spent tokens ------------------------------------------------------- */
+
+static int spent_find(const struct sn_ca_service *s, const uint8_t nonce[16])
+{
+	for (size_t i = 0; i < s->n_spent; i++)
+		if (!memcmp(s->spent[i].nonce, nonce, 16))
+			return 1;
+	return 0;
+}
+
+static void spent_expire(struct sn_ca_service *s, int64_t now)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < s->n_spent; i++)
+		if (s->spent[i].keep_until > now)
+			s->spent[k++] = s->spent[i];
+	s->n_spent = k;
+}
+
+/* Rewrites used-nonces with the live entries, atomically. */
+static int spent_compact(struct sn_ca_service *s)
+{
+	size_t cap = s->n_spent * 54 + 1;
+	char *buf = malloc(cap), hx[33];
+	size_t off = 0;
+	if (buf == NULL)
+		return SN_ENOMEM;
+	for (size_t i = 0; i < s->n_spent; i++) {
+		hex(s->spent[i].nonce, 16, hx);
+		off += (size_t)snprintf(buf + off, cap - off, "%s %lld\n", hx, (long long)s->spent[i].keep_until);
+	}
+	int rc = write_atomic(s->dir, "used-nonces", buf, off, 0600, s->no_sync);
+	free(buf);
+	if (rc != 0)
+		return SN_EIO;
+	s->file_lines = s->n_spent;
+	return 0;
+}
+
+static int spent_load(struct sn_ca_service *s, int64_t now, char *err, size_t es)
+{
+	char path[CA_PATH_MAX], *buf = NULL;
+	size_t len = 0, bad = 0;
+	if (join_path(path, sizeof(path), s->dir, "used-nonces") != 0) {
+		seterr(err, es, "data directory path too long");
+		return SN_EINVAL;
+	}
+	int rc = read_file(path, (size_t)SN_CA_MAX_SPENT * 2 * 64, &buf, &len, NULL);
+	if (rc != 0 && rc != SN_ENOTFOUND) {
+		seterr(err, es, "%s: cannot read it: %s", path, strerror(errno));
+		return rc;
+	}
+	for (char *p = buf, *end = buf ? buf + len : NULL; p != NULL && p < end;) {
+		char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			nl = end;   /* a line cut by a crash: its leaf was never sent */
+		struct spent e;
+		char *sp = memchr(p, ' ', (size_t)(nl - p));
+		long long k = 0;
+		int ok = sp == p + 32 && unhex(p, 16, e.nonce) == 0 && nl - sp > 1 && nl - sp < 20;
+		for (char *q = sp ? sp + 1 : NULL; ok && q < nl; q++) {
+			if (*q < '0' || *q > '9')
+				ok = 0;
+			else
+				k = k * 10 + (*q - '0');
+		}
+		if (!ok) {
+			bad++;
+		} else if (k > now && s->n_spent < SN_CA_MAX_SPENT) {
+			if (s->n_spent == s->cap_spent) {
+				size_t nc = s->cap_spent ? s->cap_spent * 2 : 64;
+				struct spent *v = realloc(s->spent, nc * sizeof(*v));
+				if (v == NULL) {
+					free(buf);
+					seterr(err, es, "out of memory loading %s", path);
+					return SN_ENOMEM;
+				}
+				s->spent = v;
+				s->cap_spent = nc;
+			}
+			e.keep_until = k;
+			s->spent[s->n_spent++] = e;
+		}
+		p = nl + 1;
+	}
+	free(buf);
+	if (bad)
+		sn_log(SN_LOG_WARN, "ca: %s: %zu malformed lines skipped", path, bad);
+	/* always rewrite: drops expired entries and any line a crash cut short,
+	 * so that appends start on a clean line */
+	if (spent_compact(s) != 0) {
+		seterr(err, es, "%s: cannot write it: %s", path, strerror(errno));
+		return SN_EIO;
+	}
+	return 0;
+}
+
+/* Records a spent nonce durably (fsync'd append, or a compaction). */
+static int spent_record(struct sn_ca_service *s, const uint8_t nonce[16], int64_t keep_until)
+{
+	if (s->n_spent == s->cap_spent) {
+		size_t nc = s->cap_spent ? s->cap_spent * 2 : 64;
+		struct spent *v = realloc(s->spent, nc * sizeof(*v));
+		if (v == NULL)
+			return SN_ENOMEM;
+		s->spent = v;
+		s->cap_spent = nc;
+	}
+	memcpy(s->spent[s->n_spent].nonce, nonce, 16);
+	s->spent[s->n_spent].keep_until = keep_until;
+	s->n_spent++;
+	if (s->file_lines >= 2 * s->n_spent + 64) {
+		if (spent_compact(s) != 0) {
+			s->n_spent--;
+			return SN_EIO;
+		}
+		return 0;
+	}
+	char path[CA_PATH_MAX], line[64], hx[33];
+	hex(nonce, 16, hx);
+	int n = snprintf(line, sizeof(line), "%s %lld\n", hx, (long long)keep_until);
+	if (join_path(path, sizeof(path), s->dir, "used-nonces") != 0) {
+		s->n_spent--;
+		return SN_EIO;
+	}
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || write_all(fd, line, (size_t)n) != 0 || (!s->no_sync && fsync(fd) != 0)) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		s->n_spent--;
+		errno = e;
+		return SN_EIO;
+	}
+	close(fd);
+	s->file_lines++;
+	return 0;
+}
+
+size_t sn_ca_service_spent_count(const struct sn_ca_service *s)
+{
+	return s->n_spent;
+}
+
+/* ---- open / free -------------------------------------------------------- */
+
+int sn_ca_service_open(const struct sn_ca_service_opts *o, struct sn_ca_service **out, char *err, size_t es)
+{
+	struct sn_id_error e;
+	const char *td = o->trust_domain ? o->trust_domain : SN_ID_DEFAULT_TRUST_DOMAIN;
+	int rc;
+
+	*out = NULL;
+	if (sn_trust_domain_check(td, &e) != 0) {
+		seterr(err, es, "--trust-domain %s: %s", td, e.msg);
+		return SN_EINVAL;
+	}
+	if ((o->cert_file == NULL) != (o->key_file == NULL)) {
+		seterr(err, es, "--ca-cert and --ca-key go together: the certificate chain and its issuer's key");
+		return SN_EINVAL;
+	}
+	struct sn_ca_service *s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		seterr(err, es, "out of memory");
+		return SN_ENOMEM;
+	}
+	s->no_sync = o->no_sync;
+	if (join_path(s->dir, sizeof(s->dir), o->data_dir, "ca") != 0) {
+		seterr(err, es, "--data-dir %s: path too long", o->data_dir);
+		rc = SN_EINVAL;
+		goto fail;
+	}
+	if (mkdir(s->dir, 0700) == 0) {
+		fsync_dir(o->data_dir, s->no_sync);
+	} else if (errno != EEXIST) {
+		seterr(err, es, "cannot create %s: %s", s->dir, strerror(errno));
+		rc = SN_EIO;
+		goto fail;
+	}
+	struct sn_ca_service_opts oo = *o;
+	oo.trust_domain = td;
+	rc = o->cert_file ? load_user_ca(s, &oo, err, es) : load_dir_ca(s, &oo, err, es);
+	if (rc != 0)
+		goto fail;
+	if ((rc = load_secret(s, err, es)) != 0)
+		goto fail;
+	if ((rc = spent_load(s, (int64_t)(o->now ? o->now : time(NULL)), err, es)) != 0)
+		goto fail;
+	*out = s;
+	return 0;
+fail:
+	sn_ca_service_free(s);
+	return rc;
+}
+
+void sn_ca_service_free(struct sn_ca_service *s)
+{
+	if (s == NULL)
+		return;
+	sn_ca_free(s->ca);
+	sn_trust_bundle_free(s->bundle);
+	free(s->chain_pem);
+	free(s->bundle_pem);
+	free(s->spent);
+	OPENSSL_cleanse(s->secret, sizeof(s->secret));
+	free(s);
+}
+
+const char *sn_ca_service_chain_pem(const struct sn_ca_service *s)
+{
+	return s->chain_pem;
+}
+
+const char *sn_ca_service_bundle_pem(const struct sn_ca_service *s)
+{
+	return s->bundle_pem;
+}
+
+const char *sn_ca_service_trust_domain(const struct sn_ca_service *s)
+{
+	return sn_ca_trust_domain(s->ca);
+}
+
+void sn_ca_service_root_sha256_hex(const struct sn_ca_service *s, char out[65])
+{
+	hex(s->root_sha256, 32, out);
+}
+
+/* ---- tokens ------------------------------------------------------------- */
+
+int sn_ca_parse_ttl(const char *s, uint32_t *out)
+{
+	uint64_t total = 0;
+	const char *p = s;
+	if (s == NULL || *s == '\0')
+		return SN_EINVAL;
+	while (*p != '\0') {
+		uint64_t v = 0;
+		const char *d = p;
+		while (*p >= '0' && *p <= '9' && p - d < 9)
+			v = v * 10 + (uint64_t)(*p++ - '0');
+		if (p == d)
+			return SN_EINVAL;
+		uint64_t unit = 1;
+		if (*p == 'h')
+			unit = 3600;
+		else if (*p == 'm')
+			unit = 60;
+		else if (*p == 's')
+			unit = 1;
+		else if (*p != '\0' || d != s)
+			return SN_EINVAL;   /* a bare number is seconds, and only alone */
+		if (*p != '\0')
+			p++;
+		total += v * unit;
+		if (total > SN_CA_TOKEN_TTL_MAX)
+			return SN_EINVAL;
+	}
+	if (total == 0)
+		return SN_EINVAL;
+	*out = (uint32_t)total;
+	return 0;
+}
+
+int sn_ca_service_mint(struct sn_ca_service *s, const char *ns, const char *sa, uint32_t ttl, time_t now,
+		       char **token, char nonce_hex[33], time_t *expires_at, struct sn_ca_refusal *why)
+{
+	struct sn_join_token t;
+	struct sn_spiffe_id id;
+	struct sn_id_error e;
+	size_t len;
+
+	*token = NULL;
+	if (ttl == 0 || ttl > SN_CA_TOKEN_TTL_MAX)
+		return refuse(why, 400, "ttl must be between 1s and 24h");
+	if (strlen(ns) > SN_JOIN_TOKEN_NS_MAX || strlen(sa) > SN_JOIN_TOKEN_SA_MAX)
+		return refuse(why, 400, "namespace (at most %d bytes) or serviceAccount (at most %d) is too long",
+			      SN_JOIN_TOKEN_NS_MAX, SN_JOIN_TOKEN_SA_MAX);
+	if (sn_spiffe_id_from_workload(sn_ca_trust_domain(s->ca), ns, sa, &id, &e) != 0)
+		return refuse(why, 400, "namespace %.63s / serviceAccount %.253s do not form a SPIFFE ID: %s", ns, sa,
+			      e.msg);
+	memset(&t, 0, sizeof(t));
+	memcpy(t.trust_domain, sn_ca_trust_domain(s->ca), strlen(sn_ca_trust_domain(s->ca)) + 1);
+	memcpy(t.ns, ns, strlen(ns) + 1);
+	memcpy(t.sa, sa, strlen(sa) + 1);
+	t.expires_at = (int64_t)(now ? now : time(NULL)) + ttl;
+	memcpy(t.root_sha256, s->root_sha256, 32);
+	int rc = sn_join_token_create(&t, s->secret, sizeof(s->secret), token, &len);
+	if (rc != 0)
+		return refuse(why, 500, "could not mint a token (%s)", rc == SN_ENOMEM ? "out of memory" : "no randomness");
+	sn_join_token_nonce_hex(&t, nonce_hex);
+	*expires_at = (time_t)t.expires_at;
+	return 0;
+}
+
+/* ---- issuance ----------------------------------------------------------- */
+
+void sn_ca_issued_free(struct sn_ca_issued *c)
+{
+	free(c->certificate);
+	free(c->spiffe_id);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Reads a PEM CSR: *der gets its exact DER (what a renewal signs), *req
+ * the parsed request. Returns 0 or a refusal (400). */
+static int read_csr(const char *pem, size_t len, unsigned char **der, long *der_len, X509_REQ **req,
+		    struct sn_ca_refusal *why)
+{
+	*der = NULL;
+	*req = NULL;
+	if (pem == NULL || len == 0)
+		return refuse(why, 400, "csr is missing: send a PEM certificate request (-----BEGIN CERTIFICATE "
+					"REQUEST-----)");
+	if (len > SN_CA_MAX_CSR_PEM)
+		return refuse(why, 400, "csr is larger than %u bytes", SN_CA_MAX_CSR_PEM);
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+	char *name = NULL, *header = NULL;
+	int ok = bio != NULL && PEM_read_bio(bio, &name, &header, der, der_len) == 1 &&
+		 (!strcmp(name, PEM_STRING_X509_REQ) || !strcmp(name, PEM_STRING_X509_REQ_OLD));
+	BIO_free(bio);
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	if (ok) {
+		const unsigned char *p = *der;
+		*req = d2i_X509_REQ(NULL, &p, *der_len);
+		ok = *req != NULL && p == *der + *der_len;
+	}
+	if (!ok) {
+		ERR_clear_error();
+		X509_REQ_free(*req);
+		OPENSSL_free(*der);
+		*req = NULL;
+		*der = NULL;
+		return refuse(why, 400, "csr is not a PEM certificate request (-----BEGIN CERTIFICATE REQUEST-----)");
+	}
+	return 0;
+}
+
+/* Signs req for ns/sa into out. */
+static int sign(struct sn_ca_service *s, X509_REQ *req, const char *ns, const char *sa, time_t now,
+		struct sn_ca_issued *out, struct sn_ca_refusal *why)
+{
+	struct sn_svid_params p = { .ns = ns, .sa = sa, .now = now };
+	struct sn_spiffe_id id;
+	struct sn_id_error e;
+	X509 *leaf = NULL;
+	BIO *bio = NULL;
+	int rc = sn_ca_sign_req(s->ca, req, &p, &leaf, &e);
+
+	memset(out, 0, sizeof(*out));
+	if (rc != 0) {
+		int bad_csr = e.code == SN_ID_E_CSR_KEY || e.code == SN_ID_E_CSR_SIGNATURE || e.code == SN_ID_E_MALFORMED;
+		return refuse(why, bad_csr ? 400 : 500, "%s%s", bad_csr ? "csr refused: " : "could not sign: ", e.msg);
+	}
+	if (sn_spiffe_id_from_workload(sn_ca_trust_domain(s->ca), ns, sa, &id, &e) != 0)
+		goto nomem;
+	bio = BIO_new(BIO_s_mem());
+	char *pp;
+	long pl;
+	if (bio == NULL || PEM_write_bio_X509(bio, leaf) != 1 || (pl = BIO_get_mem_data(bio, &pp)) <= 0)
+		goto nomem;
+	out->certificate = malloc((size_t)pl + 1);
+	out->spiffe_id = strdup(id.uri);
+	if (out->certificate == NULL || out->spiffe_id == NULL)
+		goto nomem;
+	memcpy(out->certificate, pp, (size_t)pl);
+	out->certificate[pl] = '\0';
+	out->not_before = asn1_time(X509_get0_notBefore(leaf));
+	out->not_after = asn1_time(X509_get0_notAfter(leaf));
+	const ASN1_INTEGER *ser = X509_get0_serialNumber(leaf);
+	size_t sl = (size_t)ASN1_STRING_length(ser);
+	hex(ASN1_STRING_get0_data(ser), SN_MIN(sl, (sizeof(out->serial) - 1) / 2), out->serial);
+	BIO_free(bio);
+	X509_free(leaf);
+	return 0;
+nomem:
+	BIO_free(bio);
+	X509_free(leaf);
+	sn_ca_issued_free(out);
+	return refuse(why, 500, "out of memory issuing a certificate");
+}
+
+int sn_ca_service_issue(struct sn_ca_service *s, const char *token, size_t token_len, const char *csr_pem,
+			size_t csr_len, time_t now, struct sn_ca_issued *out, char nonce_hex[33],
+			struct sn_ca_refusal *why)
+{
+	struct sn_join_token t;
+	struct sn_id_error e;
+	unsigned char *der = NULL;
+	long der_len = 0;
+	X509_REQ *req = NULL;
+	char hx[65];
+
+	memset(out, 0, sizeof(*out));
+	if (nonce_hex != NULL)
+		nonce_hex[0] = '\0';
+	now = now ? now : time(NULL);
+	if (token == NULL || token_len == 0)
+		return refuse(why, 401, "token is missing: mint one with `sinew token create --service-account SA`");
+	if (sn_join_token_verify(token, token_len, s->secret, sizeof(s->secret), now, &t, &e) != 0) {
+		switch (e.code) {
+		case SN_ID_E_TOKEN_EXPIRED:
+			return refuse(why, 401, "%s; mint a new one with `sinew token create`", e.msg);
+		case SN_ID_E_TOKEN_MAC:
+			return refuse(why, 401, "bad token signature: %s", e.msg);
+		default:
+			return refuse(why, 401, "malformed token: %s", e.msg);
+		}
+	}
+	if (nonce_hex != NULL)
+		sn_join_token_nonce_hex(&t, nonce_hex);
+	if (strcmp(t.trust_domain, sn_ca_trust_domain(s->ca)) != 0)
+		return refuse(why, 401, "wrong trust domain: the token is for %s, this CA serves %s", t.trust_domain,
+			      sn_ca_trust_domain(s->ca));
+	if (CRYPTO_memcmp(t.root_sha256, s->root_sha256, 32) != 0) {
+		hex(t.root_sha256, 32, hx);
+		return refuse(why, 401, "the token pins CA root sha256 %s, which is not this CA's current root; mint a "
+					"new token", hx);
+	}
+	spent_expire(s, (int64_t)now);
+	if (spent_find(s, t.nonce))
+		return refuse(why, 401, "token already used (single use); mint a new one with `sinew token create`");
+	if (s->n_spent >= SN_CA_MAX_SPENT)
+		return refuse(why, 503, "%u unexpired tokens are spent, the limit; retry once some expire", SN_CA_MAX_SPENT);
+	int rc = read_csr(csr_pem, csr_len, &der, &der_len, &req, why);
+	if (rc != 0)
+		return rc;
+	rc = sign(s, req, t.ns, t.sa, now, out, why);
+	X509_REQ_free(req);
+	OPENSSL_free(der);
+	if (rc != 0)
+		return rc;
+	/* the leaf leaves only once its token is durably spent */
+	if (spent_record(s, t.nonce, t.expires_at + SN_CA_SPENT_GRACE) != 0) {
+		sn_ca_issued_free(out);
+		return refuse(why, 500, "could not record the token as used in %s/used-nonces (%s); the certificate "
+					"was not issued, retry", s->dir, strerror(errno));
+	}
+	return 0;
+}
+
+/* base64 (standard alphabet, padding optional) into out. Returns bytes or -1. */
+static long b64_decode(const char *in, size_t n, unsigned char *out, size_t cap)
+{
+	char buf[512];
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+		if (c == '\n' || c == '\r' || c == ' ')
+			continue;
+		if (k + 4 >= sizeof(buf))
+			return -1;
+		buf[k++] = c;
+	}
+	size_t pad = 0;
+	while (k > 0 && buf[k - 1] == '=') {
+		k--;
+		pad++;
+	}
+	if (pad > 2 || k % 4 == 1)
+		return -1;
+	size_t full = k;
+	while (full % 4)
+		buf[full++] = '=';
+	if (full / 4 * 3 > cap)
+		return -1;
+	int got = EVP_DecodeBlock(out, (const unsigned char *)buf, (int)full);
+	if (got < 0)
+		return -1;
+	return got - (long)(full - k);
+}
+
+int sn_ca_service_renew(struct sn_ca_service *s, const char *cert_pem, size_t cert_len, const char *csr_pem,
+			size_t csr_len, const char *sig_b64, size_t sig_len, const char *want_id, time_t now,
+			struct sn_ca_issued *out, struct sn_ca_refusal *why)
+{
+	STACK_OF(X509) *certs = NULL;
+	X509_REQ *req = NULL;
+	unsigned char *der = NULL, sig[256];
+	long der_len = 0, sl;
+	struct sn_spiffe_id id;
+	struct sn_id_error e;
+	struct sn_str ns, sa;
+	EVP_MD_CTX *md = NULL;
+	char nsb[SN_JOIN_TOKEN_NS_MAX + 1], sab[SN_JOIN_TOKEN_SA_MAX + 1];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	now = now ? now : time(NULL);
+	if (want_id != NULL && sn_spiffe_id_parse(want_id, strlen(want_id), &id, &e) != 0)
+		return refuse(why, 400, "spiffeId is not a SPIFFE ID: %s", e.msg);
+	if (cert_len > SN_CA_MAX_CERT_PEM)
+		return refuse(why, 400, "certificate is larger than %u bytes", SN_CA_MAX_CERT_PEM);
+	rc = sn_pem_read_certs(cert_pem, cert_len, &certs);
+	if (rc != 0)
+		return refuse(why, rc == SN_ENOMEM ? 500 : 401, "certificate is not a PEM certificate chain (your "
+								 "current leaf first)");
+	if (sk_X509_num(certs) > CA_MAX_CHAIN) {
+		rc = refuse(why, 401, "certificate chain is longer than %d certificates", CA_MAX_CHAIN);
+		goto out;
+	}
+	X509 *leaf = sk_X509_shift(certs);
+	struct sn_svid_verify_opts vo = { .bundle = s->bundle, .trust_domain = sn_ca_trust_domain(s->ca),
+					  .purpose = SN_SVID_PURPOSE_CLIENT, .now = now };
+	rc = sn_svid_verify(&vo, leaf, certs, &id, &e);
+	if (rc != 0) {
+		X509_free(leaf);
+		rc = refuse(why, rc == SN_ENOMEM ? 500 : 401, "current certificate refused (%s): %s; bootstrap again "
+							      "with a join token", sn_id_err_str(e.code), e.msg);
+		goto out;
+	}
+	if (sn_spiffe_id_workload(&id, &ns, &sa) != 0 || ns.len >= sizeof(nsb) || sa.len >= sizeof(sab)) {
+		X509_free(leaf);
+		rc = refuse(why, 401, "current certificate's SPIFFE ID %s is not a workload identity (/ns/NS/sa/SA)",
+			    id.uri);
+		goto out;
+	}
+	if (want_id != NULL && strcmp(want_id, id.uri) != 0) {
+		X509_free(leaf);
+		rc = refuse(why, 401, "current certificate is for %s, not %.300s; a certificate renews only its own "
+				      "identity", id.uri, want_id);
+		goto out;
+	}
+	memcpy(nsb, ns.p, ns.len);
+	nsb[ns.len] = '\0';
+	memcpy(sab, sa.p, sa.len);
+	sab[sa.len] = '\0';
+	rc = read_csr(csr_pem, csr_len, &der, &der_len, &req, why);
+	if (rc != 0) {
+		X509_free(leaf);
+		goto out;
+	}
+	/* proof of possession of the current key, over exactly this CSR */
+	sl = sig_b64 ? b64_decode(sig_b64, sig_len, sig, sizeof(sig)) : -1;
+	int ok = 0;
+	if (sl > 0 && (md = EVP_MD_CTX_new()) != NULL &&
+	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(leaf)) == 1 &&
+	    EVP_DigestVerifyUpdate(md, SN_CA_RENEW_CONTEXT, sizeof(SN_CA_RENEW_CONTEXT)) == 1 &&
+	    EVP_DigestVerifyUpdate(md, der, (size_t)der_len) == 1)
+		ok = EVP_DigestVerifyFinal(md, sig, (size_t)sl) == 1;
+	ERR_clear_error();
+	X509_free(leaf);
+	if (!ok) {
+		rc = refuse(why, 401, "%s; sign \"" SN_CA_RENEW_CONTEXT "\", a NUL byte and the CSR's DER with the "
+				      "current certificate's key (ECDSA SHA-256, base64)",
+			    sig_b64 == NULL ? "signature is missing" : sl <= 0 ? "signature is not base64"
+									     : "renewal signature does not verify");
+		goto out;
+	}
+	rc = sign(s, req, nsb, sab, now, out, why);
+out:
+	EVP_MD_CTX_free(md);
+	X509_REQ_free(req);
+	OPENSSL_free(der);
+	sk_X509_pop_free(certs, X509_free);
+	return rc;
+}
+
+/* ---- GET /api/v1/ca ----------------------------------------------------- */
+
+static void out_cert(struct sn_out *o, X509 *c, time_t now, int with_pem)
+{
+	uint8_t fp[32];
+	char fph[65], nb[32], na[32], *subj;
+	time_t tnb = asn1_time(X509_get0_notBefore(c)), tna = asn1_time(X509_get0_notAfter(c));
+	sn_cert_sha256(c, fp);
+	hex(fp, 32, fph);
+	time_str(tnb, nb, sizeof(nb));
+	time_str(tna, na, sizeof(na));
+	subj = X509_NAME_oneline(X509_get_subject_name(c), NULL, 0);
+	sn_out_cstr(o, "{\"subject\":");
+	sn_out_json_cstr(o, subj ? subj : "?");
+	OPENSSL_free(subj);
+	sn_out_printf(o, ",\"sha256\":\"%s\",\"notBefore\":\"%s\",\"notAfter\":\"%s\",\"notAfterUnix\":%lld,"
+			 "\"expiresInSeconds\":%lld", fph, nb, na, (long long)tna, (long long)(tna - now));
+	if (with_pem) {
+		BIO *bio = BIO_new(BIO_s_mem());
+		char *p;
+		long n;
+		if (bio != NULL && PEM_write_bio_X509(bio, c) == 1 && (n = BIO_get_mem_data(bio, &p)) > 0) {
+			sn_out_cstr(o, ",\"pem\":");
+			sn_out_json_str(o, p, (size_t)n);
+		}
+		BIO_free(bio);
+	}
+	sn_out_cstr(o, "}");
+}
+
+void sn_ca_service_render(const struct sn_ca_service *s, struct sn_out *o, time_t now)
+{
+	now = now ? now : time(NULL);
+	sn_out_cstr(o, "{\"trustDomain\":");
+	sn_out_json_cstr(o, sn_ca_trust_domain(s->ca));
+	sn_out_printf(o, ",\"source\":\"%s\",\"roots\":[", s->provided ? "provided" : "generated");
+	for (size_t i = 0; i < sn_trust_bundle_count(s->bundle); i++) {
+		if (i)
+			sn_out_cstr(o, ",");
+		out_cert(o, sn_trust_bundle_get(s->bundle, i), now, 1);
+	}
+	sn_out_cstr(o, "],\"issuer\":");
+	out_cert(o, sn_ca_issuer(s->ca), now, 0);
+	sn_out_cstr(o, ",\"bundle\":");
+	sn_out_json_cstr(o, s->bundle_pem);
+	sn_out_cstr(o, ",\"chain\":");
+	sn_out_json_cstr(o, s->chain_pem);
+	sn_out_printf(o, ",\"leafTtlSeconds\":%d,\"tokenTtlMaxSeconds\":%u,\"spentTokens\":%zu}", SN_SVID_DEFAULT_TTL,
+		      SN_CA_TOKEN_TTL_MAX, s->n_spent);
+}
