@@ -1,5 +1,5 @@
-/* sinewd: the control plane. Parses flags, opens the store, serves the
- * API and the mesh port (proxies: registry and push) on one loop thread
+/* sinewd: the control plane. Parses flags, opens the store and the CA,
+ * serves the API and the mesh port (proxies: registry and push) on one loop thread
  * until SIGTERM or SIGINT. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +19,7 @@ struct sinewd {
 	struct sn_store store;
 	struct sn_api api;
 	struct sn_mesh *mesh;
+	struct sn_ca_service *ca;
 	struct sn_io sig_io;
 	int sig_fd;
 };
@@ -36,6 +37,10 @@ static void usage(FILE *f)
 		"  --data-dir DIR       where resources are stored (created if missing)\n"
 		"  --api ADDR:PORT      HTTP API, loopback only (default 127.0.0.1:15080)\n"
 		"  --mesh ADDR:PORT     proxy connections (default 127.0.0.1:15012), loopback only\n"
+		"  --trust-domain TD    SPIFFE trust domain of issued identities (default cluster.local)\n"
+		"  --ca-cert FILE       use this CA: the issuing certificate, any intermediates, then\n"
+		"                       the root (PEM); default: a root generated in DATA_DIR/ca\n"
+		"  --ca-key FILE        the issuing certificate's private key (PEM), with --ca-cert\n"
 		"  --log-level LEVEL    error, warn, info (default), debug, trace\n"
 		"  --version, --help\n"
 		"\n"
@@ -102,17 +107,21 @@ static void on_signal(struct sn_loop *loop, struct sn_io *io, unsigned events)
 
 int main(int argc, char **argv)
 {
-	enum { O_DATA = 256, O_API, O_MESH, O_LOG_LEVEL, O_VERSION, O_HELP };
+	enum { O_DATA = 256, O_API, O_MESH, O_LOG_LEVEL, O_VERSION, O_HELP, O_TD, O_CA_CERT, O_CA_KEY };
 	static const struct option opts[] = {
 		{ "data-dir", required_argument, NULL, O_DATA },
 		{ "api", required_argument, NULL, O_API },
 		{ "mesh", required_argument, NULL, O_MESH },
 		{ "log-level", required_argument, NULL, O_LOG_LEVEL },
+		{ "trust-domain", required_argument, NULL, O_TD },
+		{ "ca-cert", required_argument, NULL, O_CA_CERT },
+		{ "ca-key", required_argument, NULL, O_CA_KEY },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *data_dir = NULL, *api_s = "127.0.0.1:15080", *mesh_s = "127.0.0.1:15012";
+	struct sn_ca_service_opts ca_opts = { 0 };
 	struct sockaddr_storage api_addr, mesh_addr;
 	socklen_t api_len = 0, mesh_len = 0;
 	static struct sinewd d;
@@ -128,6 +137,15 @@ int main(int argc, char **argv)
 			break;
 		case O_MESH:
 			mesh_s = optarg;
+			break;
+		case O_TD:
+			ca_opts.trust_domain = optarg;
+			break;
+		case O_CA_CERT:
+			ca_opts.cert_file = optarg;
+			break;
+		case O_CA_KEY:
+			ca_opts.key_file = optarg;
 			break;
 		case O_LOG_LEVEL:
 			if (sn_log_set_level_name(optarg) != 0) {
@@ -178,6 +196,18 @@ int main(int argc, char **argv)
 	sn_log(SN_LOG_INFO, "store: %zu resources at revision %llu loaded from %s in %llu ms", d.store.n,
 	       (unsigned long long)d.store.revision, data_dir, (unsigned long long)(sn_clock_ms() - t0));
 
+	char ca_err[1024];
+	ca_opts.data_dir = data_dir;
+	if (sn_ca_service_open(&ca_opts, &d.ca, ca_err, sizeof(ca_err)) != 0) {
+		fprintf(stderr, "sinewd: CA: %s\n", ca_err);
+		sn_store_close(&d.store);
+		return 1;
+	}
+	char root_fp[65];
+	sn_ca_service_root_sha256_hex(d.ca, root_fp);
+	sn_log(SN_LOG_INFO, "ca: trust domain %s, root sha256 %s (%s)", sn_ca_service_trust_domain(d.ca), root_fp,
+	       ca_opts.cert_file ? ca_opts.cert_file : "DATA_DIR/ca");
+
 	if (sn_loop_init(&d.loop) != 0) {
 		fprintf(stderr, "sinewd: cannot create the event loop: %s\n", strerror(errno));
 		return 1;
@@ -200,6 +230,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d.api.mesh = d.mesh;
+	d.api.ca = d.ca;
 	if (sn_api_start(&d.api, &d.loop, &d.store, (const struct sockaddr *)&api_addr, api_len) != 0) {
 		fprintf(stderr, "sinewd: cannot listen on %s (--api): %s; pick a free port\n", api_s, strerror(errno));
 		return 1;
@@ -216,5 +247,6 @@ int main(int argc, char **argv)
 	sn_mesh_free(d.mesh);
 	sn_loop_dispose(&d.loop);
 	sn_store_close(&d.store);
+	sn_ca_service_free(d.ca);
 	return rc == 0 ? 0 : 1;
 }
