@@ -282,6 +282,14 @@ enum sn_lb_policy {
 
 const char *sn_lb_policy_str(enum sn_lb_policy p);
 
+/* DestinationRule trafficPolicy.tls.mode. */
+enum sn_cluster_tls {
+	SN_CLUSTER_TLS_DISABLE = 0,
+	SN_CLUSTER_TLS_SIMPLE,
+	SN_CLUSTER_TLS_MUTUAL,
+	SN_CLUSTER_TLS_ISTIO_MUTUAL,  /* mesh mTLS with SPIFFE identities */
+};
+
 struct sn_endpoint {
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
@@ -306,6 +314,7 @@ struct sn_cluster {
 	uint32_t max_pending;        /* connectionPool.http.http1MaxPendingRequests; 0: default */
 	uint32_t max_requests_per_conn; /* 0: unlimited */
 	uint32_t idle_timeout_ms;    /* connectionPool.http.idleTimeout; default 60000 */
+	enum sn_cluster_tls tls_mode; /* trafficPolicy.tls.mode (subset's wins) */
 	struct sn_endpoint *endpoints;
 	size_t n_endpoints;
 };

@@ -207,6 +207,8 @@ struct cfg_policy {
 	uint32_t max_pending;
 	uint32_t max_requests_per_conn;
 	uint32_t idle_timeout_ms;
+	int has_tls;
+	enum sn_cluster_tls tls_mode;
 };
 
 struct cfg_subset {

@@ -96,7 +96,7 @@ static void parse_pool(struct cfg_ctx *c, const struct yn *v, struct cfg_policy 
 	}
 }
 
-static void parse_tls(struct cfg_ctx *c, const struct yn *v)
+static void parse_tls(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *p)
 {
 	if (cfg_want_map(c, v) != 0)
 		return;
@@ -106,9 +106,16 @@ static void parse_tls(struct cfg_ctx *c, const struct yn *v)
 		if (!strcmp(k, "mode")) {
 			char *m = NULL;
 			if (cfg_get_str(c, v->items[i], 32, &m) == 0) {
-				if (!strcmp(m, "ISTIO_MUTUAL") || !strcmp(m, "MUTUAL") || !strcmp(m, "SIMPLE"))
-					cfg_warn(c, v->items[i], "tls mode %s is not implemented yet (mTLS arrives with "
-						 "the identity issue); connections are plaintext for now", m);
+				p->has_tls = 1;
+				p->tls_mode = SN_CLUSTER_TLS_DISABLE;
+				if (!strcmp(m, "ISTIO_MUTUAL")) {
+					p->tls_mode = SN_CLUSTER_TLS_ISTIO_MUTUAL;
+					cfg_warn(c, v->items[i], "tls mode ISTIO_MUTUAL needs the proxy's identity "
+						 "(--tls-cert, --tls-key, --tls-bundle); a proxy without one "
+						 "connects in plaintext");
+				} else if (!strcmp(m, "MUTUAL") || !strcmp(m, "SIMPLE"))
+					cfg_warn(c, v->items[i], "tls mode %s is not implemented yet (only ISTIO_MUTUAL "
+						 "is); connections are plaintext for now", m);
 				else if (strcmp(m, "DISABLE") != 0)
 					cfg_err(c, v->items[i], "unknown tls mode \"%.32s\"; use DISABLE, SIMPLE, MUTUAL "
 						"or ISTIO_MUTUAL", m);
@@ -133,7 +140,7 @@ static void parse_policy(struct cfg_ctx *c, const struct yn *v, struct cfg_polic
 		else if (!strcmp(k, "connectionPool"))
 			parse_pool(c, x, p);
 		else if (!strcmp(k, "tls"))
-			parse_tls(c, x);
+			parse_tls(c, x, p);
 		else if (!strcmp(k, "outlierDetection"))
 			cfg_warn(c, v->keys[i], "outlierDetection is not implemented by Sinew yet; ignored "
 				 "(unhealthy endpoints are not ejected)");

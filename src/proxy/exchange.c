@@ -52,6 +52,10 @@ struct sn_dconn {
 	unsigned header_timer : 1;   /* the timer is the request-header timeout */
 	unsigned hup : 1;            /* epoll reported hang-up: read until EOF */
 	unsigned lingering : 1;      /* closed our side; dropping late input */
+	unsigned detecting : 1;      /* inbound with mTLS: first byte not seen yet */
+	unsigned handshaking : 1;    /* tls: server handshake not done yet */
+	struct sn_tls_stream *tls;   /* mTLS; NULL: plaintext */
+	const char *peer_id;         /* tls: the client's SPIFFE ID (borrowed from tls) */
 	size_t lingered;
 	size_t scanned;              /* bytes of c->in already seen to hold no complete line */
 	struct sn_task resume;
@@ -121,6 +125,7 @@ struct sn_exchange {
 	struct sn_exchange *next_parked;
 	struct sn_exchange **pprev_parked;
 	uint64_t park_deadline_ms;
+	char conn_err[512];          /* last TLS handshake failure with upstream, for the 503 */
 };
 
 static void dconn_process(struct sn_dconn *c);
@@ -174,6 +179,32 @@ static ssize_t sock_read(struct sn_worker *w, int fd, struct sn_buf *b, int hup,
 	return -1;
 }
 
+/* Reads from a TLS stream into b. Returns as sock_read; *drained is set on
+ * SN_EAGAIN only (a short TLS read says nothing about the socket) and
+ * *want to what the stream waits for. */
+static ssize_t tls_read(struct sn_worker *w, struct sn_tls_stream *s, struct sn_buf *b, int *drained,
+			unsigned *want)
+{
+	*drained = 0;
+	*want = 0;
+	if (sn_buf_reserve(&w->pool, b, 1, in_cap(w)) != 0)
+		return 0;
+	size_t room = sn_buf_room(b);
+	if (room == 0)
+		return 0;
+	ssize_t n = sn_tls_stream_read(s, b->base + b->end, room);
+	if (n > 0) {
+		b->end += (size_t)n;
+		return n;
+	}
+	if (n == SN_EAGAIN) {
+		*drained = 1;
+		*want = sn_tls_stream_want(s);
+		return 0;
+	}
+	return -1;
+}
+
 /* Reads what's available into c->in. Returns bytes read, 0 if nothing
  * (EAGAIN or buffer full), -1 on EOF or error (c->eof set). */
 static ssize_t dconn_read(struct sn_dconn *c)
@@ -182,6 +213,19 @@ static ssize_t dconn_read(struct sn_dconn *c)
 
 	if (!c->can_read || c->eof)
 		return c->eof ? -1 : 0;
+	if (c->tls != NULL) {
+		unsigned want;
+		ssize_t n = tls_read(c->w, c->tls, &c->in, &drained, &want);
+		if (drained)
+			c->can_read = 0;
+		if (want & SN_TLS_WANT_WRITE)
+			c->can_write = 0;
+		if (n < 0) {
+			c->eof = 1;
+			c->can_read = 0;
+		}
+		return n;
+	}
 	ssize_t n = sock_read(c->w, c->fd, &c->in, c->hup, &drained);
 	if (drained)
 		c->can_read = 0;
@@ -208,6 +252,42 @@ static ssize_t dconn_write(struct sn_dconn *c, const char *extra, size_t extra_l
 		iov[n++] = (struct iovec){ (void *)extra, extra_len };
 	if (n == 0)
 		return 0;
+	if (c->tls != NULL) {
+		/* Offer the same bytes again after SN_EAGAIN (they still head
+		 * c->out and extra); loop on short writes, which do not mean
+		 * the socket is full. */
+		size_t done = 0, total = head + extra_len;
+		while (done < total) {
+			ssize_t k = sn_tls_stream_writev(c->tls, iov, n);
+			if (k == SN_EAGAIN) {
+				c->can_write = 0;
+				if (sn_tls_stream_want(c->tls) & SN_TLS_WANT_READ)
+					c->can_read = 0;
+				break;
+			}
+			if (k < 0)
+				return -1;
+			done += (size_t)k;
+			size_t skip = (size_t)k;
+			int i = 0;
+			while (i < n && skip >= iov[i].iov_len)
+				skip -= iov[i++].iov_len;
+			memmove(iov, iov + i, (size_t)(n - i) * sizeof(iov[0]));
+			n -= i;
+			if (n > 0) {
+				iov[0].iov_base = (char *)iov[0].iov_base + skip;
+				iov[0].iov_len -= skip;
+			}
+		}
+		if (done <= head) {
+			sn_buf_consume(&c->out, done);
+			return 0;
+		}
+		sn_buf_consume(&c->out, head);
+		if (sn_buf_len(&c->out) == 0)
+			sn_buf_release(&c->w->pool, &c->out);
+		return (ssize_t)(done - head);
+	}
 	ssize_t w = writev(c->fd, iov, n);
 	if (w < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
@@ -393,7 +473,7 @@ static void ex_record(struct sn_exchange *ex, uint64_t resp_bytes)
 	l.request_protocol = "http";
 	l.response_code = ex->status;
 	l.response_flags = flags;
-	l.connection_security_policy = c->dir == SN_DIR_INBOUND ? "none" : "unknown";
+	l.connection_security_policy = c->dir == SN_DIR_INBOUND ? (c->tls != NULL ? "mutual_tls" : "none") : "unknown";
 	if (c->dir == SN_DIR_OUTBOUND) {
 		l.reporter = "source";
 		l.source_workload = p->workload;
@@ -424,6 +504,8 @@ static void ex_record(struct sn_exchange *ex, uint64_t resp_bytes)
 		l.destination_service_name = p->opt.service;
 		l.destination_service_namespace = p->identity.namespace_;
 		l.destination_cluster = "inbound|app";
+		if (c->peer_id != NULL)
+			l.source_principal = c->peer_id;
 	}
 	if (ex->recorded)
 		return;
@@ -707,6 +789,12 @@ static void ex_attempt_failed(struct sn_exchange *ex, enum sn_attempt_failure f,
 	const char *cname = ex->cluster ? ex->cluster->name : "?";
 	switch (f) {
 	case SN_FAIL_CONNECT:
+		if (ex->conn_err[0]) {
+			ex_local(ex, 503, "upstream_connect_failure",
+				 "sinew: could not connect to %s (cluster %s) after %u attempt(s): %s", addr, cname,
+				 ex->attempts, ex->conn_err);
+			break;
+		}
 		ex_local(ex, 503, "upstream_connect_failure",
 			 "sinew: could not connect to %s (cluster %s) after %u attempt(s); is the service listening there?",
 			 addr, cname, ex->attempts);
@@ -864,8 +952,18 @@ static void ex_attempt(struct sn_exchange *ex)
 	ex->host = host;
 	host->active++;
 	ex->attempts++;
+	ex->conn_err[0] = '\0';
 	ex->try_start_us = sn_clock_us();
-	int r = sn_uconn_acquire(w, host, cl, ex, ex->force_new, &u);
+	char tls_id[SN_SPIFFE_ID_MAX];
+	const char *want_id = NULL;
+	if (cl->tls_mode == SN_CLUSTER_TLS_ISTIO_MUTUAL && w->proxy->tls_client != NULL) {
+		/* The identity the registry gives the endpoint (DESIGN.md §5). */
+		snprintf(tls_id, sizeof(tls_id), "spiffe://%s/ns/%s/sa/%s", w->proxy->opt.trust_domain,
+			 cl->namespace_ ? cl->namespace_ : "default",
+			 ex->ep->service_account && ex->ep->service_account[0] ? ex->ep->service_account : "default");
+		want_id = tls_id;
+	}
+	int r = sn_uconn_acquire(w, host, cl, ex, ex->force_new, want_id, &u);
 	if (r == SN_ELIMIT) {
 		sn_metrics_add(w->metrics, SN_CTR_OVERFLOW, 1);
 		ex_local(ex, 503, "overflow",
@@ -944,6 +1042,17 @@ static int ex_authorize(struct sn_exchange *ex)
 	if (s == NULL || s->n_authz == 0)
 		return 0;
 	memset(&ar, 0, sizeof(ar));
+	if (ex->c->peer_id != NULL && strncmp(ex->c->peer_id, "spiffe://", 9) == 0) {
+		/* spiffe://TD/ns/NS/sa/SA: principal "TD/ns/NS/sa/SA", namespace NS. */
+		const char *id = ex->c->peer_id + 9;
+		ar.principal = sn_str_make(id, strlen(id));
+		const char *ns = strstr(id, "/ns/");
+		if (ns != NULL) {
+			ns += 4;
+			const char *end = strchr(ns, '/');
+			ar.source_namespace = sn_str_make(ns, end ? (size_t)(end - ns) : strlen(ns));
+		}
+	}
 	if (sn_addr_parse(ex->c->peer, &peer) == 0)
 		ar.source = (const struct sockaddr *)&peer.ss;
 	if (app->ss_family == AF_INET)
@@ -1141,6 +1250,32 @@ static void ex_route(struct sn_exchange *ex)
 
 /* ---- moving bytes ------------------------------------------------------ */
 
+/* Writes to upstream, through TLS when the connection has it. Returns
+ * bytes (> 0), or -1 with errno (EAGAIN: can_write was cleared). After
+ * EAGAIN the caller offers the same bytes again, as TLS requires. */
+static ssize_t uconn_send(struct sn_uconn *u, const void *p, size_t len)
+{
+	if (u->tls == NULL) {
+		ssize_t n = write(u->fd, p, len);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			u->can_write = 0;
+		return n;
+	}
+	ssize_t n = sn_tls_stream_write(u->tls, p, len);
+	if (n == SN_EAGAIN) {
+		u->can_write = 0;
+		if (sn_tls_stream_want(u->tls) & SN_TLS_WANT_READ)
+			u->can_read = 0;
+		errno = EAGAIN;
+		return -1;
+	}
+	if (n < 0) {
+		errno = EIO;
+		return -1;
+	}
+	return n;
+}
+
 /* Sends request head and body upstream as far as the sockets allow.
  * Returns 0, or -1 when the attempt failed (already handled). */
 static int pump_request(struct sn_exchange *ex)
@@ -1149,12 +1284,10 @@ static int pump_request(struct sn_exchange *ex)
 	struct sn_uconn *u = ex->u;
 
 	while (u->can_write && ex->up_written < ex->up_len) {
-		ssize_t n = write(u->fd, ex->up.base + ex->up_written, ex->up_len - ex->up_written);
+		ssize_t n = uconn_send(u, ex->up.base + ex->up_written, ex->up_len - ex->up_written);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				u->can_write = 0;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
-			}
 			if (errno == EINTR)
 				continue;
 			ex_attempt_failed(ex, SN_FAIL_RESET, 0);
@@ -1167,13 +1300,11 @@ static int pump_request(struct sn_exchange *ex)
 
 	if (ex->held) {
 		while (u->can_write && ex->held_sent < ex->req.content_length) {
-			ssize_t n = write(u->fd, sn_buf_data(&c->in) + ex->held_sent,
-					  ex->req.content_length - ex->held_sent);
+			ssize_t n = uconn_send(u, sn_buf_data(&c->in) + ex->held_sent,
+					       ex->req.content_length - ex->held_sent);
 			if (n < 0) {
-				if (errno == EAGAIN || errno == EWOULDBLOCK) {
-					u->can_write = 0;
+				if (errno == EAGAIN || errno == EWOULDBLOCK)
 					return 0;
-				}
 				if (errno == EINTR)
 					continue;
 				ex_attempt_failed(ex, SN_FAIL_RESET, 0);
@@ -1240,12 +1371,10 @@ static int pump_request(struct sn_exchange *ex)
 		}
 		if (!u->can_write)
 			return 0;
-		ssize_t n = write(u->fd, sn_buf_data(&c->in), ex->req_pending);
+		ssize_t n = uconn_send(u, sn_buf_data(&c->in), ex->req_pending);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				u->can_write = 0;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
-			}
 			if (errno == EINTR)
 				continue;
 			/* Some body is gone: no replay, so no retry. */
@@ -1325,6 +1454,19 @@ static ssize_t uconn_read(struct sn_uconn *u)
 
 	if (!u->can_read)
 		return u->eof ? -1 : 0;
+	if (u->tls != NULL) {
+		unsigned want;
+		ssize_t n = tls_read(u->w, u->tls, &u->in, &drained, &want);
+		if (drained)
+			u->can_read = 0;
+		if (want & SN_TLS_WANT_WRITE)
+			u->can_write = 0;
+		if (n < 0) {
+			u->eof = 1;
+			u->can_read = 0;
+		}
+		return n;
+	}
 	ssize_t n = sock_read(u->w, u->fd, &u->in, u->hup, &drained);
 	if (drained)
 		u->can_read = 0;
@@ -1515,6 +1657,30 @@ static void ex_progress(struct sn_exchange *ex)
 		if (!u->can_write)
 			return;
 		u->connected = 1;
+		if (u->tls == NULL)
+			sn_timer_stop(&ex->w->loop, &u->timer);
+	}
+	if (u->handshaking) {
+		/* mTLS: the handshake counts as connecting (its timeout and,
+		 * on failure, upstream_connect_failure). */
+		int r = sn_tls_stream_handshake(u->tls);
+		if (r == SN_EAGAIN) {
+			unsigned want = sn_tls_stream_want(u->tls);
+			if (want & SN_TLS_WANT_READ)
+				u->can_read = 0;
+			if (want & SN_TLS_WANT_WRITE)
+				u->can_write = 0;
+			return;
+		}
+		if (r != 0) {
+			snprintf(ex->conn_err, sizeof(ex->conn_err), "%s", sn_tls_stream_error(u->tls));
+			sn_log(SN_LOG_INFO, "conn=%llu upstream %s", (unsigned long long)ex->c->id, ex->conn_err);
+			ex_attempt_failed(ex, SN_FAIL_CONNECT, 0);
+			return;
+		}
+		u->handshaking = 0;
+		u->can_read = 1;
+		u->can_write = 1;
 		sn_timer_stop(&ex->w->loop, &u->timer);
 	}
 	if (!ex->req_sent && pump_request(ex) < 0)
@@ -1567,6 +1733,11 @@ static void dconn_destroy(struct sn_dconn *c)
 
 	sn_timer_stop(&w->loop, &c->timer);
 	sn_io_stop(&w->loop, &c->io);
+	if (c->tls != NULL) {
+		sn_tls_stream_free(c->tls);
+		c->tls = NULL;
+		c->peer_id = NULL;
+	}
 	close(c->fd);
 	sn_buf_release(&w->pool, &c->in);
 	sn_buf_release(&w->pool, &c->out);
@@ -1636,6 +1807,8 @@ static void close_common(struct sn_dconn *c, int linger)
 	}
 	sn_buf_release(&w->pool, &c->in);
 	sn_buf_release(&w->pool, &c->out);
+	if (c->tls != NULL && !c->handshaking && !c->eof)
+		sn_tls_stream_shutdown(c->tls);  /* close_notify, best effort */
 	if (!linger || c->eof || shutdown(c->fd, SHUT_WR) != 0 || linger_drain(c)) {
 		dconn_destroy(c);
 		return;
@@ -1798,6 +1971,74 @@ static void dconn_process(struct sn_dconn *c)
 	}
 }
 
+/* Inbound with mTLS configured (DESIGN.md §2): tells TLS from plaintext
+ * by the first byte, then runs the server handshake. Returns 0 when the
+ * connection is ready for HTTP/1.1, 1 to wait (or when it was closed). */
+static int dconn_secure(struct sn_dconn *c)
+{
+	struct sn_worker *w = c->w;
+
+	if (c->detecting) {
+		unsigned char b;
+		ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			c->can_read = 0;
+			return 1;
+		}
+		if (n <= 0) {
+			dconn_close(c);
+			return 1;
+		}
+		c->detecting = 0;
+		if (b != 0x16) {
+			const struct sn_snapshot *s = w->snap;
+			const struct sockaddr_storage *app = &w->proxy->opt.app.ss;
+			uint16_t port = 0;
+			if (app->ss_family == AF_INET)
+				port = ntohs(((const struct sockaddr_in *)app)->sin_port);
+			else if (app->ss_family == AF_INET6)
+				port = ntohs(((const struct sockaddr_in6 *)app)->sin6_port);
+			if (s != NULL && sn_peer_auth_mode(&s->peer_auth, port) == SN_MTLS_STRICT) {
+				sn_metrics_add(w->metrics, SN_CTR_DOWNSTREAM_RQ_REJECTED, 1);
+				sn_log(SN_LOG_INFO, "conn=%llu from %s: plaintext refused: PeerAuthentication STRICT for "
+				       "port %u (%s)", (unsigned long long)c->id, c->peer, port,
+				       s->peer_auth.origin ? s->peer_auth.origin : "default");
+				dconn_close(c);
+				return 1;
+			}
+			return 0;
+		}
+		if (sn_tls_stream_new(w->proxy->tls_server, c->fd, NULL, &c->tls) != 0) {
+			c->tls = NULL;
+			dconn_close(c);
+			return 1;
+		}
+		c->handshaking = 1;
+	}
+	int r = sn_tls_stream_handshake(c->tls);
+	if (r == SN_EAGAIN) {
+		unsigned want = sn_tls_stream_want(c->tls);
+		if (want & SN_TLS_WANT_READ)
+			c->can_read = 0;
+		if (want & SN_TLS_WANT_WRITE)
+			c->can_write = 0;
+		return 1;
+	}
+	if (r != 0) {
+		sn_log(SN_LOG_INFO, "conn=%llu inbound %s", (unsigned long long)c->id, sn_tls_stream_error(c->tls));
+		c->eof = 1;  /* no close_notify on a failed stream */
+		dconn_close(c);
+		return 1;
+	}
+	c->handshaking = 0;
+	c->peer_id = sn_tls_stream_peer_id(c->tls);
+	c->can_read = 1;   /* OpenSSL may already hold the first request */
+	c->can_write = 1;
+	sn_log(SN_LOG_DEBUG, "conn=%llu mTLS from %s (%s)", (unsigned long long)c->id, c->peer,
+	       c->peer_id ? c->peer_id : "no certificate");
+	return 0;
+}
+
 static void on_dconn_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 {
 	struct sn_dconn *c = sn_container_of(io, struct sn_dconn, io);
@@ -1808,11 +2049,19 @@ static void on_dconn_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		c->can_read = 1;
 	if (events & SN_IO_HUP)
 		c->hup = 1;
+	if (c->tls != NULL && (events & (SN_IO_READ | SN_IO_WRITE))) {
+		/* A TLS read may wait for writability and a write for
+		 * readability: any readiness retries both. */
+		c->can_read = 1;
+		c->can_write = 1;
+	}
 	if (c->lingering) {
 		if (linger_drain(c))
 			dconn_destroy(c);
 		return;
 	}
+	if ((c->detecting || c->handshaking) && dconn_secure(c) != 0)
+		return;
 	if (c->ex != NULL) {
 		struct sn_exchange *ex = c->ex;
 		/* A client that goes away while we wait for upstream: detect it
@@ -1865,6 +2114,13 @@ void sn_dconn_accept(struct sn_worker *w, int fd, enum sn_direction dir, const s
 	}
 	c->can_read = 1;
 	c->can_write = 1;
+	if (dir == SN_DIR_INBOUND && w->proxy->tls_server != NULL) {
+		/* Bounded wait for the first byte and the handshake. */
+		c->detecting = 1;
+		c->header_timer = 1;
+		sn_timer_start(&w->loop, &c->timer, w->proxy->opt.request_header_timeout_ms, on_dconn_timer);
+		return;
+	}
 	sn_timer_start(&w->loop, &c->timer, w->proxy->opt.idle_timeout_ms, on_dconn_timer);
 }
 

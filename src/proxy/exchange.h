@@ -28,6 +28,9 @@ struct sn_uconn {
 	unsigned eof : 1;
 	unsigned idle : 1;
 	unsigned hup : 1;            /* epoll reported hang-up/error: read until EOF */
+	unsigned handshaking : 1;    /* tls: handshake not done yet */
+	struct sn_tls_stream *tls;   /* ISTIO_MUTUAL: the mTLS stream; NULL: plaintext */
+	char *tls_id;                /* the server ID expected (pool key with host); NULL: plaintext */
 	struct sn_task reclaim;
 };
 
@@ -41,10 +44,12 @@ enum sn_attempt_failure {
 /* upstream.c */
 /* Gets an idle pooled connection to host or opens a new one (non-blocking
  * connect with the cluster's connect timeout). force_new skips the pool.
+ * tls_id: for mTLS, the SPIFFE ID the endpoint must present (a pooled
+ * connection is reused only for the same expectation); NULL: plaintext.
  * Returns 0, SN_ELIMIT when the host's connection bound is reached, or
  * SN_EIO when the socket can't even be created. */
 int sn_uconn_acquire(struct sn_worker *w, struct sn_host *host, const struct sn_cluster *c,
-		     struct sn_exchange *ex, int force_new, struct sn_uconn **out);
+		     struct sn_exchange *ex, int force_new, const char *tls_id, struct sn_uconn **out);
 /* Detaches u from its exchange. reusable: back to the idle pool;
  * otherwise closed. */
 void sn_uconn_release(struct sn_worker *w, struct sn_uconn *u, int reusable);

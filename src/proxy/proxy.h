@@ -22,6 +22,7 @@
 #include "sinew/h1.h"
 #include "sinew/loop.h"
 #include "sinew/metrics.h"
+#include "sinew/tls_stream.h"
 
 struct sn_proxy;
 struct sn_worker;
@@ -62,6 +63,10 @@ struct sn_proxy_options {
 	uint32_t max_connections;        /* downstream, per worker */
 	int istio_metric_names;
 	uint32_t discovery_idle_ms;      /* control-plane mode: drop a subscription unused this long */
+	const char *tls_cert;            /* mTLS (file mode): leaf + chain PEM */
+	const char *tls_key;
+	const char *tls_bundle;          /* trust roots PEM */
+	const char *trust_domain;        /* default cluster.local */
 	struct sn_h1_limits limits;
 };
 
@@ -164,6 +169,10 @@ struct sn_proxy {
 	int exit_code;
 	struct sn_cp *cp;                /* control-plane mode; NULL in file mode */
 	int cp_synced;                   /* first push applied (atomic; read by workers) */
+	/* mTLS (--tls-cert...): NULL when plaintext only. Shared by workers. */
+	struct sn_trust_bundle *bundle;
+	struct sn_tls_ctx *tls_server;   /* inbound: requires a client certificate */
+	struct sn_tls_ctx *tls_client;   /* outbound: ISTIO_MUTUAL clusters */
 };
 
 /* server.c */

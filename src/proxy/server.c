@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "sinew/log.h"
 #include "proxy.h"
 
@@ -344,7 +346,9 @@ static void setup_identity(struct sn_proxy *p)
 	if (o->service_account == NULL)
 		o->service_account = "default";
 	snprintf(p->workload, sizeof(p->workload), "%s", o->service ? o->service : "unknown");
-	snprintf(p->principal, sizeof(p->principal), "spiffe://cluster.local/ns/%s/sa/%s", o->namespace_,
+	if (o->trust_domain == NULL)
+		o->trust_domain = SN_ID_DEFAULT_TRUST_DOMAIN;
+	snprintf(p->principal, sizeof(p->principal), "spiffe://%s/ns/%s/sa/%s", o->trust_domain, o->namespace_,
 		 o->service_account);
 	if (o->service != NULL)
 		snprintf(p->own_service_fqdn, sizeof(p->own_service_fqdn), "%s.%s.svc.cluster.local", o->service,
@@ -354,7 +358,106 @@ static void setup_identity(struct sn_proxy *p)
 	p->identity.labels = &p->labels;
 	p->identity.service_account = o->service_account;
 	p->identity.workload = p->workload;
-	p->identity.trust_domain = "cluster.local";
+	p->identity.trust_domain = o->trust_domain;
+}
+
+static int slurp(const char *path, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+
+	if (f == NULL)
+		return -1;
+	for (;;) {
+		if (cap - n < 4096) {
+			char *nb = realloc(buf, cap + 65536);
+			if (nb == NULL || cap > (16u << 20)) {
+				free(nb ? nb : buf);
+				fclose(f);
+				return -1;
+			}
+			buf = nb;
+			cap += 65536;
+		}
+		size_t r = fread(buf + n, 1, cap - n - 1, f);
+		n += r;
+		if (r == 0)
+			break;
+	}
+	int bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		free(buf);
+		return -1;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* --tls-cert/--tls-key/--tls-bundle: the inbound server and outbound
+ * client contexts (docs/internals/tls.md). Returns 0 (also when TLS is
+ * not configured) or -1 after logging why. */
+static int setup_tls(struct sn_proxy *p)
+{
+	struct sn_proxy_options *o = &p->opt;
+	static const char *const alpn[] = { SN_TLS_ALPN_H1 };
+	char *cert = NULL, *key = NULL, *roots = NULL;
+	size_t cert_len = 0, key_len = 0, roots_len = 0;
+	struct sn_id_error err;
+	int rc = -1;
+
+	if (o->tls_cert == NULL)
+		return 0;
+	memset(&err, 0, sizeof(err));
+	const char *bad = slurp(o->tls_cert, &cert, &cert_len) != 0 ? o->tls_cert
+			: slurp(o->tls_key, &key, &key_len) != 0       ? o->tls_key
+			: slurp(o->tls_bundle, &roots, &roots_len) != 0 ? o->tls_bundle
+									: NULL;
+	if (bad != NULL) {
+		sn_log(SN_LOG_ERROR, "mTLS: cannot read %s: %s", bad, strerror(errno));
+		goto out;
+	}
+	if (sn_trust_bundle_new(o->trust_domain, &p->bundle) != 0) {
+		sn_log(SN_LOG_ERROR, "mTLS: --trust-domain %s: not a valid trust domain", o->trust_domain);
+		goto out;
+	}
+	if (sn_trust_bundle_add_pem(p->bundle, roots, roots_len, &err) != 0 || sn_trust_bundle_count(p->bundle) == 0) {
+		sn_log(SN_LOG_ERROR, "mTLS: --tls-bundle %s: %s", o->tls_bundle, err.msg[0] ? err.msg : "no root");
+		goto out;
+	}
+	struct sn_tls_identity id = {
+		.key_pem = key, .key_len = key_len, .chain_pem = cert, .chain_len = cert_len, .bundle = p->bundle,
+	};
+	struct sn_tls_ctx_opts so = { .role = SN_TLS_SERVER, .require_client_cert = 1, .alpn = alpn, .n_alpn = 1 };
+	struct sn_tls_ctx_opts co = { .role = SN_TLS_CLIENT, .alpn = alpn, .n_alpn = 1 };
+	if (sn_tls_ctx_new(&so, &id, &p->tls_server, &err) != 0 ||
+	    sn_tls_ctx_new(&co, &id, &p->tls_client, &err) != 0) {
+		sn_log(SN_LOG_ERROR, "mTLS: --tls-cert %s / --tls-key %s: %s", o->tls_cert, o->tls_key, err.msg);
+		goto out;
+	}
+	sn_log(SN_LOG_INFO, "mTLS: identity %s, trust domain %s (%zu root(s))", p->principal, o->trust_domain,
+	       sn_trust_bundle_count(p->bundle));
+	rc = 0;
+out:
+	if (key != NULL)
+		OPENSSL_cleanse(key, key_len);
+	free(cert);
+	free(key);
+	free(roots);
+	return rc;
+}
+
+static void free_tls(struct sn_proxy *p)
+{
+	if (p->tls_server != NULL)
+		sn_tls_ctx_free(p->tls_server);
+	if (p->tls_client != NULL)
+		sn_tls_ctx_free(p->tls_client);
+	if (p->bundle != NULL)
+		sn_trust_bundle_free(p->bundle);
 }
 
 int sn_proxy_run(struct sn_proxy_options *opt)
@@ -372,6 +475,8 @@ int sn_proxy_run(struct sn_proxy_options *opt)
 	if (parse_labels(p, opt->labels_text) != 0)
 		goto out;
 	setup_identity(p);
+	if (setup_tls(p) != 0)
+		goto out;
 
 	/* Signals are handled on the main loop; workers inherit the mask. */
 	sigemptyset(&mask);
@@ -471,6 +576,7 @@ out:
 	if (p->snap != NULL)
 		sn_snapshot_unref(p->snap);
 	free_labels(p);
+	free_tls(p);
 	pthread_mutex_destroy(&p->snap_lock);
 	free(p);
 	return rc;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "sinew/log.h"
@@ -39,6 +40,14 @@ void sn_uconn_destroy(struct sn_worker *w, struct sn_uconn *u)
 		idle_unlink(u);
 	sn_timer_stop(&w->loop, &u->timer);
 	sn_io_stop(&w->loop, &u->io);
+	if (u->tls != NULL) {
+		if (!u->handshaking && !u->eof)
+			sn_tls_stream_shutdown(u->tls);  /* close_notify, best effort */
+		sn_tls_stream_free(u->tls);
+		u->tls = NULL;
+	}
+	free(u->tls_id);
+	u->tls_id = NULL;
 	if (u->fd >= 0) {
 		close(u->fd);
 		u->fd = -1;
@@ -75,6 +84,12 @@ static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		u->can_read = 1;
 	if (events & SN_IO_HUP)
 		u->hup = 1;
+	if (u->tls != NULL && (events & (SN_IO_READ | SN_IO_WRITE))) {
+		/* A TLS read may wait for writability and a write for
+		 * readability: any readiness retries both. */
+		u->can_read = 1;
+		u->can_write = 1;
+	}
 	if (u->ex != NULL) {
 		sn_exchange_on_upstream(u->ex, events);
 		return;
@@ -92,13 +107,15 @@ static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 }
 
 int sn_uconn_acquire(struct sn_worker *w, struct sn_host *host, const struct sn_cluster *c,
-		     struct sn_exchange *ex, int force_new, struct sn_uconn **out)
+		     struct sn_exchange *ex, int force_new, const char *tls_id, struct sn_uconn **out)
 {
 	struct sn_uconn *u;
 	uint32_t max = c->max_connections ? c->max_connections : DEFAULT_MAX_CONNS_PER_HOST;
 
-	if (!force_new && host->idle != NULL) {
-		u = host->idle;
+	u = host->idle;
+	while (u != NULL && (tls_id == NULL ? u->tls_id != NULL : u->tls_id == NULL || strcmp(u->tls_id, tls_id) != 0))
+		u = u->next_idle;
+	if (!force_new && u != NULL) {
 		idle_unlink(u);
 		sn_timer_stop(&w->loop, &u->timer);
 		u->ex = ex;
@@ -132,7 +149,23 @@ int sn_uconn_acquire(struct sn_worker *w, struct sn_host *host, const struct sn_
 		 * the normal path so retries apply. */
 		u->eof = 1;
 	}
+	if (tls_id != NULL) {
+		const char *ids[1] = { tls_id };
+		struct sn_tls_conn_opts co = { .expected_ids = ids, .n_expected = 1, .session_key = host->key };
+		u->tls_id = strdup(tls_id);
+		if (u->tls_id == NULL || sn_tls_stream_new(w->proxy->tls_client, u->fd, &co, &u->tls) != 0) {
+			free(u->tls_id);
+			u->tls_id = NULL;
+			u->tls = NULL;
+			u->eof = 1;  /* fails the attempt as a connect failure */
+		} else {
+			u->handshaking = 1;
+		}
+	}
 	if (sn_io_start(&w->loop, &u->io, u->fd, on_io) != 0) {
+		if (u->tls != NULL)
+			sn_tls_stream_free(u->tls);
+		free(u->tls_id);
 		close(u->fd);
 		host->n_conns--;
 		sn_metrics_add(w->metrics, SN_CTR_UPSTREAM_CX_ACTIVE, -1);

@@ -38,6 +38,10 @@ static void usage(FILE *f)
 		"  --idle-timeout D             keep-alive idle timeout (default 60s)\n"
 		"  --max-connections N          downstream connections per worker (default 16384)\n"
 		"  --istio-metric-names         also export istio_* metric names\n"
+		"  --tls-cert FILE              mTLS: this workload's SVID, leaf first then its chain (PEM)\n"
+		"  --tls-key FILE               mTLS: its private key (PEM, EC P-256)\n"
+		"  --tls-bundle FILE            mTLS: the trust domain's roots (PEM)\n"
+		"  --trust-domain TD            default cluster.local\n"
 		"  --version, --help\n"
 		"\n"
 		"Exit status: 0 after a clean drain, 1 on a usage or runtime error, 2 when the config is refused.\n");
@@ -79,6 +83,7 @@ int main(int argc, char **argv)
 		O_CONFIG = 256, O_OUTBOUND, O_INBOUND, O_APP, O_ADMIN, O_SERVICE, O_NAMESPACE, O_LABELS, O_SA,
 		O_ACCESS_LOG, O_LOG_LEVEL, O_WORKERS, O_DRAIN, O_HDR_TIMEOUT, O_IDLE_TIMEOUT, O_MAX_CONNS,
 		O_ISTIO_NAMES, O_VERSION, O_HELP, O_CONTROL_PLANE, O_DISCOVERY_IDLE,
+		O_TLS_CERT, O_TLS_KEY, O_TLS_BUNDLE, O_TRUST_DOMAIN,
 	};
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
@@ -100,6 +105,10 @@ int main(int argc, char **argv)
 		{ "istio-metric-names", no_argument, NULL, O_ISTIO_NAMES },
 		{ "control-plane", required_argument, NULL, O_CONTROL_PLANE },
 		{ "discovery-idle", required_argument, NULL, O_DISCOVERY_IDLE },
+		{ "tls-cert", required_argument, NULL, O_TLS_CERT },
+		{ "tls-key", required_argument, NULL, O_TLS_KEY },
+		{ "tls-bundle", required_argument, NULL, O_TLS_BUNDLE },
+		{ "trust-domain", required_argument, NULL, O_TRUST_DOMAIN },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -187,6 +196,10 @@ int main(int argc, char **argv)
 				return 1;
 			o.have_control_plane = 1;
 			break;
+		case O_TLS_CERT: o.tls_cert = optarg; break;
+		case O_TLS_KEY: o.tls_key = optarg; break;
+		case O_TLS_BUNDLE: o.tls_bundle = optarg; break;
+		case O_TRUST_DOMAIN: o.trust_domain = optarg; break;
 		case O_VERSION: printf("sinew-proxy %s\n", SINEW_VERSION); return 0;
 		case O_HELP: usage(stdout); return 0;
 		default: usage(stderr); return 1;
@@ -203,6 +216,10 @@ int main(int argc, char **argv)
 	}
 	if (o.have_inbound != (o.app.len != 0)) {
 		fprintf(stderr, "sinew-proxy: --inbound and --app go together: --inbound 127.0.0.1:15006 --app 127.0.0.1:8080\n");
+		return 1;
+	}
+	if ((o.tls_cert != NULL) != (o.tls_key != NULL) || (o.tls_cert != NULL) != (o.tls_bundle != NULL)) {
+		fprintf(stderr, "sinew-proxy: --tls-cert, --tls-key and --tls-bundle go together\n");
 		return 1;
 	}
 	if (!o.have_outbound && !o.have_inbound) {
