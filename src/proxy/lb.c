@@ -10,7 +10,7 @@
 #include "proxy.h"
 
 #define TAU_MS 10000.0
-#define INITIAL_EWMA_MS 1.0     /* a new endpoint looks fast, so it gets tried */
+#define INITIAL_EWMA_MS 0.0     /* an endpoint without samples costs nothing, so it is tried first (Finagle) */
 #define FAILURE_PENALTY_MS 250.0
 
 /* exp(-x) for x >= 0, to about 1e-6 relative: range-reduced Taylor series,
@@ -52,6 +52,11 @@ void sn_lb_observe(struct sn_host *h, double latency_ms, int failed)
 static double ewma_cost(const struct sn_host *h, uint64_t now_us)
 {
 	double e = INITIAL_EWMA_MS;
+	/* Untried: free while idle, so it gets probed; but once a request is
+	 * on its way, as costly as a failure, so a new endpoint is not handed
+	 * every request until its first answer (Finagle's penalty). */
+	if (!h->ewma_stamp_us && h->active > 0)
+		return FAILURE_PENALTY_MS * (double)(h->active + 1);
 	if (h->ewma_stamp_us) {
 		double dt_ms = (double)(now_us - h->ewma_stamp_us) / 1000.0;
 		e = h->ewma_ms * decay(dt_ms / TAU_MS);

@@ -111,12 +111,37 @@ static void test_p2c_ewma_prefers_fast(void **state)
 	assert_int_equal(picks[1], 50);
 }
 
+/* An endpoint without samples is probed first, but only one request at a
+ * time until it answers. */
+static void test_p2c_new_endpoint_probed_not_flooded(void **state)
+{
+	struct sn_worker w;
+	struct sn_host known = { 0 }, fresh = { 0 };
+	struct sn_host *hosts[2] = { &known, &fresh };
+	struct sn_cluster_state cs = { 0, hosts };
+	struct sn_endpoint eps[2];
+	struct sn_cluster c;
+
+	memset(&w, 0, sizeof(w));
+	w.rng = 7;
+	memset(&c, 0, sizeof(c));
+	memset(eps, 0, sizeof(eps));
+	c.endpoints = eps;
+	c.n_endpoints = 2;
+	c.lb = SN_LB_P2C_EWMA;
+	sn_lb_observe(&known, 5.0, 0);
+	assert_int_equal(sn_lb_pick(&w, &c, &cs), 1);
+	fresh.active = 1;   /* the probe is in flight */
+	assert_int_equal(sn_lb_pick(&w, &c, &cs), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_first_match_wins),
 		cmocka_unit_test(test_weighted_pick),
 		cmocka_unit_test(test_p2c_ewma_prefers_fast),
+		cmocka_unit_test(test_p2c_new_endpoint_probed_not_flooded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
