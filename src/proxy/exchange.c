@@ -205,34 +205,45 @@ static ssize_t tls_read(struct sn_worker *w, struct sn_tls_stream *s, struct sn_
 	return -1;
 }
 
+/* Reads from one side (plain socket or TLS stream) into b. Returns bytes,
+ * 0 for nothing now, -1 on EOF or error; *clear gets the readiness flags
+ * the caller must drop: SN_IO_READ when drained, SN_IO_WRITE when TLS waits
+ * to write first. */
+static ssize_t side_read(struct sn_worker *w, int fd, struct sn_tls_stream *tls, struct sn_buf *b, int hup,
+			 unsigned *clear)
+{
+	int drained;
+	ssize_t n;
+
+	*clear = 0;
+	if (tls != NULL) {
+		unsigned want;
+		n = tls_read(w, tls, b, &drained, &want);
+		if (want & SN_TLS_WANT_WRITE)
+			*clear |= SN_IO_WRITE;
+	} else {
+		n = sock_read(w, fd, b, hup, &drained);
+	}
+	if (drained || n < 0)
+		*clear |= SN_IO_READ;
+	return n;
+}
+
 /* Reads what's available into c->in. Returns bytes read, 0 if nothing
  * (EAGAIN or buffer full), -1 on EOF or error (c->eof set). */
 static ssize_t dconn_read(struct sn_dconn *c)
 {
-	int drained;
+	unsigned clear;
 
 	if (!c->can_read || c->eof)
 		return c->eof ? -1 : 0;
-	if (c->tls != NULL) {
-		unsigned want;
-		ssize_t n = tls_read(c->w, c->tls, &c->in, &drained, &want);
-		if (drained)
-			c->can_read = 0;
-		if (want & SN_TLS_WANT_WRITE)
-			c->can_write = 0;
-		if (n < 0) {
-			c->eof = 1;
-			c->can_read = 0;
-		}
-		return n;
-	}
-	ssize_t n = sock_read(c->w, c->fd, &c->in, c->hup, &drained);
-	if (drained)
+	ssize_t n = side_read(c->w, c->fd, c->tls, &c->in, c->hup, &clear);
+	if (clear & SN_IO_READ)
 		c->can_read = 0;
-	if (n < 0) {
+	if (clear & SN_IO_WRITE)
+		c->can_write = 0;
+	if (n < 0)
 		c->eof = 1;
-		c->can_read = 0;
-	}
 	return n;
 }
 
@@ -370,6 +381,27 @@ static int header_overridden(const struct sn_header_ops *a, const struct sn_head
 	if (b != NULL && (header_listed(b->set, b->n_set, name) || header_listed(b->remove, b->n_remove, name)))
 		return 1;
 	return 0;
+}
+
+/* Bytes "name: value\r\n" lines take, to size a head before writing it. */
+static size_t headers_bytes(const struct sn_h1_header *h, size_t n)
+{
+	size_t b = 0;
+	for (size_t i = 0; i < n; i++)
+		b += h[i].name.len + h[i].value.len + 4;
+	return b;
+}
+
+static size_t ops_bytes(const struct sn_header_ops *ops)
+{
+	size_t b = 0;
+	if (ops == NULL)
+		return 0;
+	for (size_t i = 0; i < ops->n_set; i++)
+		b += strlen(ops->set[i].name) + strlen(ops->set[i].value) + 4;
+	for (size_t i = 0; i < ops->n_add; i++)
+		b += strlen(ops->add[i].name) + strlen(ops->add[i].value) + 4;
+	return b;
 }
 
 static void write_ops(struct sn_h1_writer *wr, const struct sn_header_ops *ops)
@@ -855,18 +887,7 @@ static int build_upstream_head(struct sn_exchange *ex)
 	struct sn_str host = rq->authority;
 	char pathbuf[4096];
 
-	for (size_t i = 0; i < rq->num_headers; i++)
-		want += rq->headers[i].name.len + rq->headers[i].value.len + 4;
-	if (rops != NULL)
-		for (size_t i = 0; i < rops->n_set + rops->n_add; i++) {
-			const struct sn_header_op *op = i < rops->n_set ? &rops->set[i] : &rops->add[i - rops->n_set];
-			want += strlen(op->name) + strlen(op->value) + 4;
-		}
-	if (dops != NULL)
-		for (size_t i = 0; i < dops->n_set + dops->n_add; i++) {
-			const struct sn_header_op *op = i < dops->n_set ? &dops->set[i] : &dops->add[i - dops->n_set];
-			want += strlen(op->name) + strlen(op->value) + 4;
-		}
+	want += headers_bytes(rq->headers, rq->num_headers) + ops_bytes(rops) + ops_bytes(dops);
 	if (ex->route != NULL && ex->route->rewrite_authority != NULL)
 		host = sn_str_make(ex->route->rewrite_authority, strlen(ex->route->rewrite_authority));
 	if (ex->route != NULL && ex->route->rewrite_uri != NULL) {
@@ -1276,15 +1297,15 @@ static ssize_t uconn_send(struct sn_uconn *u, const void *p, size_t len)
 	return n;
 }
 
-/* Sends request head and body upstream as far as the sockets allow.
- * Returns 0, or -1 when the attempt failed (already handled). */
-static int pump_request(struct sn_exchange *ex)
+/* Writes p[*sent..len) upstream while the socket takes it, advancing
+ * *sent. Returns 0 (done or would block) or -1 when the attempt failed
+ * (already handled: the request is replayable, so it may be retried). */
+static int send_replayable(struct sn_exchange *ex, const char *p, size_t len, size_t *sent)
 {
-	struct sn_dconn *c = ex->c;
 	struct sn_uconn *u = ex->u;
 
-	while (u->can_write && ex->up_written < ex->up_len) {
-		ssize_t n = uconn_send(u, ex->up.base + ex->up_written, ex->up_len - ex->up_written);
+	while (u->can_write && *sent < len) {
+		ssize_t n = uconn_send(u, p + *sent, len - *sent);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
@@ -1293,25 +1314,27 @@ static int pump_request(struct sn_exchange *ex)
 			ex_attempt_failed(ex, SN_FAIL_RESET, 0);
 			return -1;
 		}
-		ex->up_written += (size_t)n;
+		*sent += (size_t)n;
 	}
+	return 0;
+}
+
+/* Sends request head and body upstream as far as the sockets allow.
+ * Returns 0, or -1 when the attempt failed (already handled). */
+static int pump_request(struct sn_exchange *ex)
+{
+	struct sn_dconn *c = ex->c;
+	struct sn_uconn *u = ex->u;
+
+	/* The head, then a body that arrived with it, are replayable: they
+	 * stay in their buffers and a retry sends them again from 0. */
+	if (send_replayable(ex, ex->up.base, ex->up_len, &ex->up_written) < 0)
+		return -1;
 	if (ex->up_written < ex->up_len)
 		return 0;
-
 	if (ex->held) {
-		while (u->can_write && ex->held_sent < ex->req.content_length) {
-			ssize_t n = uconn_send(u, sn_buf_data(&c->in) + ex->held_sent,
-					       ex->req.content_length - ex->held_sent);
-			if (n < 0) {
-				if (errno == EAGAIN || errno == EWOULDBLOCK)
-					return 0;
-				if (errno == EINTR)
-					continue;
-				ex_attempt_failed(ex, SN_FAIL_RESET, 0);
-				return -1;
-			}
-			ex->held_sent += (size_t)n;
-		}
+		if (send_replayable(ex, sn_buf_data(&c->in), ex->req.content_length, &ex->held_sent) < 0)
+			return -1;
 		if (ex->held_sent == ex->req.content_length)
 			ex->req_sent = 1;
 		return 0;
@@ -1401,17 +1424,7 @@ static int build_downstream_head(struct sn_exchange *ex)
 	struct sn_h1_writer wr;
 	int closing;
 
-	for (size_t i = 0; i < rs->num_headers; i++)
-		want += rs->headers[i].name.len + rs->headers[i].value.len + 4;
-	for (int k = 0; k < 2; k++) {
-		const struct sn_header_ops *o = k ? dops : rops;
-		if (o == NULL)
-			continue;
-		for (size_t i = 0; i < o->n_set; i++)
-			want += strlen(o->set[i].name) + strlen(o->set[i].value) + 4;
-		for (size_t i = 0; i < o->n_add; i++)
-			want += strlen(o->add[i].name) + strlen(o->add[i].value) + 4;
-	}
+	want += headers_bytes(rs->headers, rs->num_headers) + ops_bytes(rops) + ops_bytes(dops);
 	/* A close-delimited body can only end by closing; so does draining. */
 	closing = ex->resp_until_close || !ex->req.keep_alive || ex->close_after || w->draining || c->draining;
 	if (ex->req.minor_version == 0 && rs->body == SN_H1_BODY_CHUNKED)
@@ -1450,30 +1463,17 @@ static int build_downstream_head(struct sn_exchange *ex)
 /* Reads from upstream into u->in. Returns bytes, 0 for nothing now, -1 EOF/error. */
 static ssize_t uconn_read(struct sn_uconn *u)
 {
-	int drained;
+	unsigned clear;
 
 	if (!u->can_read)
 		return u->eof ? -1 : 0;
-	if (u->tls != NULL) {
-		unsigned want;
-		ssize_t n = tls_read(u->w, u->tls, &u->in, &drained, &want);
-		if (drained)
-			u->can_read = 0;
-		if (want & SN_TLS_WANT_WRITE)
-			u->can_write = 0;
-		if (n < 0) {
-			u->eof = 1;
-			u->can_read = 0;
-		}
-		return n;
-	}
-	ssize_t n = sock_read(u->w, u->fd, &u->in, u->hup, &drained);
-	if (drained)
+	ssize_t n = side_read(u->w, u->fd, u->tls, &u->in, u->hup, &clear);
+	if (clear & SN_IO_READ)
 		u->can_read = 0;
-	if (n < 0) {
+	if (clear & SN_IO_WRITE)
+		u->can_write = 0;
+	if (n < 0)
 		u->eof = 1;
-		u->can_read = 0;
-	}
 	return n;
 }
 

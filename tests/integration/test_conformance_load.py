@@ -19,9 +19,6 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sinewtest as st  # noqa: E402
 
-# May be refused (cleanly) or loaded with warnings.
-TOLERANT = {"egress-rule-google-apis.yaml", "certmanager-gateway.yaml"}
-
 IMPLEMENTED = {"Service", "WorkloadEntry", "VirtualService", "DestinationRule", "ServiceEntry"}
 
 WORKLOADS = [("productpage", "v1"), ("details", "v1"), ("details", "v2"), ("reviews", "v1"),
@@ -104,15 +101,6 @@ class ConformanceLoad(unittest.TestCase):
                 err = p.stderr()
                 if ready:
                     self.assert_unimplemented_kinds_warned(name, path, text, err)
-                if name in TOLERANT:
-                    if not ready:
-                        code = p.wait_exit(5)
-                        self.assertIsNotNone(code, "%s: neither ready nor exited in 10 s\n%s"
-                                             % (name, err[-3000:]))
-                        self.assertGreater(code, 0, name)
-                        self.assertRegex(p.stderr(), re.escape(path) + r":\d+",
-                                         "%s: refused without a file:line diagnostic" % name)
-                    continue
                 self.assertTrue(ready, "%s did not load: exit %r\n--- stderr ---\n%s"
                                 % (name, p.proc.poll(), err[-4000:]))
                 self.assertNotRegex(err, re.escape(path) + r":\d+(:\d+)?: error",
