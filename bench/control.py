@@ -294,7 +294,7 @@ def main():
     api = "http://127.0.0.1:%d" % api_port
     d = subprocess.Popen([os.path.join(BIN, "sinewd"), "--data-dir", os.path.join(tmp, "data"),
                           "--api", "127.0.0.1:%d" % api_port, "--mesh", "127.0.0.1:%d" % mesh_port,
-                          "--log-level", "warn"],
+                          "--log-level", "warn", "--mesh-plaintext"],  # simulated proxies speak plaintext h2
                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "sinewd.log"), "w"))
     try:
         for _ in range(100):

@@ -48,6 +48,8 @@ int sn_cli_explain(int argc, char **argv);       /* explain.c */
 int sn_cli_completion(int argc, char **argv);    /* completion.c */
 int sn_cli_token(int argc, char **argv);         /* token.c: token create */
 int sn_cli_ca(int argc, char **argv);            /* ca.c: ca [show] */
+int sn_cli_identity(int argc, char **argv);      /* identity.c */
+int sn_cli_check(int argc, char **argv);         /* check.c */
 
 /* ---- shared by the commands: src/cli/client.c, src/cli/util.c ---------- */
 

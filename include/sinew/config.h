@@ -290,6 +290,10 @@ enum sn_cluster_tls {
 	SN_CLUSTER_TLS_ISTIO_MUTUAL,  /* mesh mTLS with SPIFFE identities */
 };
 
+/* An endpoint whose proxy holds a mesh identity (set by sinewd's
+ * registry; Istio's own label): auto mTLS uses it. */
+#define SN_TLS_MODE_LABEL "security.istio.io/tlsMode"
+
 struct sn_endpoint {
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
@@ -315,6 +319,7 @@ struct sn_cluster {
 	uint32_t max_requests_per_conn; /* 0: unlimited */
 	uint32_t idle_timeout_ms;    /* connectionPool.http.idleTimeout; default 60000 */
 	enum sn_cluster_tls tls_mode; /* trafficPolicy.tls.mode (subset's wins) */
+	int tls_set;                 /* a DestinationRule set tls.mode; else auto mTLS by endpoint label */
 	struct sn_endpoint *endpoints;
 	size_t n_endpoints;
 };

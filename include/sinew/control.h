@@ -193,8 +193,23 @@ struct sn_out;
 /* Listens on addr (borrowed) for proxies and serves them on loop. *out
  * gets the mesh (free with sn_mesh_stop). Returns 0, SN_ENOMEM or SN_EIO
  * (errno set). */
+struct sn_ca_service;
+struct sn_mesh_opts {
+	/* The CA: the mesh port speaks TLS with its own certificate, issues
+	 * certificates to proxies and pushes the trust bundle. NULL:
+	 * plaintext only (tests of the push protocol). */
+	struct sn_ca_service *ca;
+	int allow_plaintext;        /* also serve plaintext proxies (sinewd --mesh-plaintext) */
+	int no_auto_rotate;         /* tests: no rotation when the CA nears expiry */
+	uint32_t renew_spread_ms;   /* a rotation's renewals spread over this (0: 5 s) */
+	uint32_t phase_timeout_ms;  /* a rotation phase waits this long for a silent proxy (0: 10 min) */
+};
+/* opts may be NULL (no CA). */
 int sn_mesh_start(struct sn_mesh **out, struct sn_loop *loop, struct sn_store *st, const struct sockaddr *addr,
-		  socklen_t addr_len);
+		  socklen_t addr_len, const struct sn_mesh_opts *opts);
+/* `sinew ca rotate`: starts a rotation (sn_ca_service_rotate_begin) and
+ * drives it through its phases. Returns 0 or SN_E* with err set. */
+int sn_mesh_ca_rotate(struct sn_mesh *m, const char *why, char *err, size_t err_size);
 /* Closes the listener and every proxy link (their close callbacks run in
  * the loop's next deferred phase: run it once, then sn_mesh_free). NULL
  * is fine. */
@@ -245,6 +260,16 @@ struct sn_ca_service_opts {
 	const char *key_file;       /* the issuer's key (PEM); with cert_file */
 	int no_sync;                /* tests only: skip fsync */
 	time_t now;                 /* 0: the wall clock */
+	uint32_t root_ttl;          /* generated roots, seconds; 0: 1 year */
+	int intermediate;           /* generated CAs issue from an intermediate */
+	uint32_t leaf_ttl;          /* seconds; 0: 24 h */
+};
+
+/* Root rotation (docs/internals/identity.md, "Root rotation"). */
+enum sn_ca_phase {
+	SN_CA_STABLE,               /* one root */
+	SN_CA_DISTRIBUTING,         /* next root trusted everywhere first; old issuer still signs */
+	SN_CA_MIGRATING,            /* new issuer signs; old roots trusted until every leaf moved */
 };
 
 /* Why a CA request was refused: the HTTP status to answer (400, 401, 500,
@@ -305,9 +330,35 @@ void sn_ca_issued_free(struct sn_ca_issued *c);
  * between leaves and the root ("" without), and the trust bundle. */
 const char *sn_ca_service_chain_pem(const struct sn_ca_service *s);
 const char *sn_ca_service_bundle_pem(const struct sn_ca_service *s);
+/* The issuing CA's root, PEM. */
+const char *sn_ca_service_root_pem(const struct sn_ca_service *s);
 const char *sn_ca_service_trust_domain(const struct sn_ca_service *s);
 /* The current root's SHA-256 (the token pin) as 64 hex digits and a NUL. */
 void sn_ca_service_root_sha256_hex(const struct sn_ca_service *s, char out[65]);
+
+enum sn_ca_phase sn_ca_service_phase(const struct sn_ca_service *s);
+const char *sn_ca_phase_str(enum sn_ca_phase p);
+/* Bumped whenever the trust bundle changes (proxies are sent it again). */
+uint64_t sn_ca_service_bundle_version(const struct sn_ca_service *s);
+/* Bumped when a new issuer takes over: a leaf signed at an older
+ * generation chains to a root on its way out. */
+uint64_t sn_ca_service_issuer_gen(const struct sn_ca_service *s);
+/* The issuing CA's expiry: min(issuer, root) notAfter; *not_before (may
+ * be NULL) the issuer's notBefore. */
+time_t sn_ca_service_issuer_not_after(const struct sn_ca_service *s, time_t *not_before);
+/* stable -> distributing: a new CA (root, and intermediate if configured)
+ * written to DATA_DIR/ca/next and added to the bundle. Refused for a
+ * user-provided CA (SN_EINVAL) or during a rotation (SN_ELIMIT). */
+int sn_ca_service_rotate_begin(struct sn_ca_service *s, time_t now, char *err, size_t err_size);
+/* distributing -> migrating: the next CA becomes the issuer; the old
+ * root stays in the bundle (DATA_DIR/ca/previous.pem). */
+int sn_ca_service_rotate_switch(struct sn_ca_service *s, char *err, size_t err_size);
+/* migrating -> stable: old roots leave the bundle. */
+int sn_ca_service_rotate_finish(struct sn_ca_service *s, char *err, size_t err_size);
+/* Signs csr_pem for ns/sa: for a caller that authenticated the holder
+ * itself (a proxy's mTLS peer identity, or sinewd's own identity). */
+int sn_ca_service_issue_for(struct sn_ca_service *s, const char *ns, const char *sa, const char *csr_pem,
+			    size_t csr_len, time_t now, struct sn_ca_issued *out, struct sn_ca_refusal *why);
 
 /* GET /api/v1/ca: trust domain, roots (PEM, SHA-256, dates), issuer. */
 void sn_ca_service_render(const struct sn_ca_service *s, struct sn_out *o, time_t now);

@@ -85,6 +85,10 @@ enum sn_svid_purpose {
 struct sn_ca;
 struct sn_trust_bundle;
 
+/* sinewd's own identity on the mesh port: spiffe://TD/ns/sinew-system/sa/sinewd. */
+#define SN_SINEWD_NAMESPACE "sinew-system"
+#define SN_SINEWD_SERVICE_ACCOUNT "sinewd"
+
 /* Parameters of a new CA. Zero values take the defaults. */
 struct sn_ca_params {
 	const char *trust_domain;    /* NULL: cluster.local */

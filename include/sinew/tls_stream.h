@@ -85,6 +85,12 @@ struct sn_tls_ctx_opts {
 	 * resume. */
 	size_t session_cache;
 	int no_resumption;             /* client and server: full handshakes only */
+	/* Client, bootstrap only (a proxy holding a join token and no bundle
+	 * yet): trust the server only if the chain it sends contains a root
+	 * whose SHA-256 is pinned_root and the leaf validates to that root
+	 * as an X.509-SVID of pinned_td. id->bundle may then be NULL. */
+	const uint8_t *pinned_root;    /* 32 bytes, or NULL */
+	const char *pinned_td;
 };
 
 /* Per connection. Strings are copied. */
@@ -216,5 +222,81 @@ enum sn_id_err sn_tls_stream_id_err(const struct sn_tls_stream *s);
 /* The OpenSSL object, borrowed, for inspection (cipher, version, peer
  * certificate). Do not read or write through it. */
 SSL *sn_tls_stream_ssl(const struct sn_tls_stream *s);
+
+/* ==== What a context serves (src/tls/info.c) ==========================
+ * The identity a ctx currently presents and trusts, for the admin
+ * endpoint /identity, the certificate-expiry gauge and `sinew identity`.
+ * Certificates are public; nothing here ever reads the private key. */
+
+#define SN_TLS_INFO_CHAIN_MAX 8          /* certificates of the served chain described */
+#define SN_TLS_INFO_ROOTS_MAX 8          /* roots of the trust bundle described */
+#define SN_TLS_INFO_NAME_MAX 256         /* subject/issuer bytes with the NUL; longer is cut */
+#define SN_TLS_INFO_SERIAL_MAX 48        /* hex digits of a serial with sign and NUL */
+#define SN_TLS_INFO_PEM_MAX 16384        /* bytes of the whole chain's PEM with the NUL */
+
+#define SN_TLS_INFO_PEM 0x1u             /* sn_tls_ctx_describe: fill chain_pem too */
+
+enum sn_tls_cert_kind {
+	SN_TLS_CERT_LEAF = 0,
+	SN_TLS_CERT_INTERMEDIATE,
+	SN_TLS_CERT_ROOT,
+};
+
+/* One certificate. Strings are NUL-terminated. */
+struct sn_tls_cert_info {
+	enum sn_tls_cert_kind kind;
+	/* X509_NAME_oneline form, as `sinew ca` and GET /api/v1/ca print
+	 * names ("/O=sinew/OU=cluster.local/CN=sinew root 1a2b"); "" for
+	 * the empty subject of an SVID issued by sinewd. */
+	char subject[SN_TLS_INFO_NAME_MAX];
+	char issuer[SN_TLS_INFO_NAME_MAX];
+	char serial[SN_TLS_INFO_SERIAL_MAX];   /* upper-case hex, as `openssl x509 -serial` */
+	int64_t not_before, not_after;         /* unix seconds */
+	char sha256[65];                       /* SHA-256 of the DER, lower-case hex */
+	/* Chain certificates with SN_TLS_INFO_PEM: this one's PEM is
+	 * chain_pem[pem_off .. pem_off + pem_len); pem_len 0 if it did not
+	 * fit. Roots: always 0. */
+	size_t pem_off, pem_len;
+};
+
+/* The identity of one ctx generation, read at one instant. Fixed size
+ * (about 29 KiB, 16 of them the PEM): allocate it rather than put it on
+ * a worker's stack. */
+struct sn_tls_ctx_info {
+	uint64_t generation;                   /* as sn_tls_ctx_generation */
+	int has_cert;                          /* 0: a client ctx made without one */
+	char spiffe_id[SN_SPIFFE_ID_MAX + 1];  /* the leaf's URI SAN; "" without a leaf */
+	char trust_domain[SN_TRUST_DOMAIN_MAX + 1];
+	/* The chain served to peers: [0] the leaf, then intermediates, in
+	 * the order sent. n_chain are described; chain_total are held
+	 * (more than SN_TLS_INFO_CHAIN_MAX: the rest is left out). */
+	size_t n_chain, chain_total;
+	struct sn_tls_cert_info chain[SN_TLS_INFO_CHAIN_MAX];
+	/* The trust bundle's roots (in the verify store's order). */
+	size_t n_roots, roots_total;
+	struct sn_tls_cert_info roots[SN_TLS_INFO_ROOTS_MAX];
+	/* With SN_TLS_INFO_PEM: the chain's PEM, leaf first (what
+	 * `--tls-cert` holds), cut after the last certificate that fits. */
+	char chain_pem[SN_TLS_INFO_PEM_MAX];
+	size_t chain_pem_len;
+};
+
+/* Describes the identity ctx serves now into *out (the caller's; every
+ * field is overwritten). The current generation is taken under the ctx's
+ * lock with a reference, so a concurrent sn_tls_ctx_update() yields
+ * either the old or the new identity, whole, never a mix. flags:
+ * SN_TLS_INFO_PEM or 0. Any thread; CPU only (no I/O), a few tens of
+ * microseconds. Returns 0, or SN_ENOMEM. */
+int sn_tls_ctx_describe(struct sn_tls_ctx *ctx, unsigned flags, struct sn_tls_ctx_info *out);
+
+/* "leaf", "intermediate", "root". */
+const char *sn_tls_cert_kind_str(enum sn_tls_cert_kind k);
+
+/* For src/tls/info.c (defined in stream.c, which owns the ctx's layout):
+ * the current SSL_CTX with a new reference the caller drops with
+ * SSL_CTX_free(), its generation, and its trust domain copied into td,
+ * all read under the ctx's lock. NULL if the reference cannot be taken. */
+SSL_CTX *sn_tls_ctx_current(struct sn_tls_ctx *ctx, uint64_t *generation,
+			    char td[SN_TRUST_DOMAIN_MAX + 1]);
 
 #endif

@@ -32,16 +32,36 @@ struct sn_xds_ops {
 	 * Called once; the conn is freed after it returns (in the loop's
 	 * reclaim phase). why is a static string. */
 	void (*on_close)(struct sn_xds_conn *c, const char *why);
+	/* Optional: the TLS handshake is done (the peer's ID is known);
+	 * nothing has been sent or received yet. Nonzero closes the link. */
+	int (*on_secure)(struct sn_xds_conn *c);
+};
+
+struct sn_tls_ctx;
+
+/* TLS for the link (NULL or ctx NULL: plaintext). Borrowed: the ctx must
+ * outlive the connections (sn_tls_ctx_update swaps certificates under
+ * them). */
+struct sn_xds_tls {
+	struct sn_tls_ctx *ctx;
+	const char *expected_id;    /* client: the server's SPIFFE ID; NULL: any */
+	int allow_plaintext;        /* server: a first byte other than 0x16 is plaintext h2 */
 };
 
 /* Takes fd (non-blocking; connected or with connect in progress) and
  * starts a client session: sends the preface and opens the stream.
  * Returns NULL on ENOMEM (fd closed). */
 struct sn_xds_conn *sn_xds_client(struct sn_loop *loop, int fd, const char *authority,
-				  const struct sn_xds_ops *ops, void *arg);
+				  const struct sn_xds_tls *tls, const struct sn_xds_ops *ops, void *arg);
 /* Takes an accepted fd and starts a server session that accepts one
  * stream on SN_XDS_PATH (others get 404). */
-struct sn_xds_conn *sn_xds_server(struct sn_loop *loop, int fd, const struct sn_xds_ops *ops, void *arg);
+struct sn_xds_conn *sn_xds_server(struct sn_loop *loop, int fd, const struct sn_xds_tls *tls,
+				  const struct sn_xds_ops *ops, void *arg);
+/* The peer's SPIFFE ID once the TLS handshake is done; NULL for plaintext
+ * or a TLS client that sent no certificate. */
+const char *sn_xds_peer_id(const struct sn_xds_conn *c);
+/* Whether the link runs over TLS. */
+int sn_xds_secure(const struct sn_xds_conn *c);
 
 /* Queues one message (a '\n' is appended). Returns 0, SN_EINVAL if msg
  * holds a newline or is too long, SN_ELIMIT if the queue is full, SN_ECLOSED

@@ -17,6 +17,8 @@ const struct sn_cli_cmd sn_cli_commands[] = {
 	{ "proxy-config", "show a proxy's routes, clusters or endpoints", sn_cli_proxy_config },
 	{ "token", "mint a join token for a proxy: token create --service-account SA", sn_cli_token },
 	{ "ca", "show the CA: roots, fingerprints, expiry", sn_cli_ca },
+	{ "identity", "show a proxy's SPIFFE ID, certificate chain and roots", sn_cli_identity },
+	{ "check", "check certificates and mTLS across sinewd and its proxies", sn_cli_check },
 	{ "load", "generate HTTP load at a fixed rate and report latency (open loop)", sn_cli_load },
 	{ "completion", "print a shell completion script (bash)", sn_cli_completion },
 	{ "version", "print the version (and sinewd's)", sn_cli_version },

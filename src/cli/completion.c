@@ -21,6 +21,8 @@ static const struct {
 	{ "proxy-config", "--admin -o --output --server --help" },
 	{ "token", "--service-account -n --namespace --ttl --server --help" },
 	{ "ca", "-o --output --server --help" },
+	{ "identity", "--admin -o --output --pem --server --help" },
+	{ "check", "--server --help" },
 	{ "load", "-q --qps -c --connections -d --duration -n --requests -m --method -H --header -b --body-size -t --timeout --queue --json --quiet --help" },
 	{ "completion", "--help" },
 	{ "version", "--server --client --help" },

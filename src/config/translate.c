@@ -327,11 +327,15 @@ static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, 
 			c->lb = p->lb;
 		if (p->has_pool)
 			apply_pool(c, p);
-		if (p->has_tls)
+		if (p->has_tls) {
 			c->tls_mode = p->tls_mode;
+			c->tls_set = 1;
+		}
 		if (subset != NULL) {
-			if (subset->policy.has_tls)
+			if (subset->policy.has_tls) {
 				c->tls_mode = subset->policy.tls_mode;
+				c->tls_set = 1;
+			}
 			if (subset->policy.has_lb)
 				c->lb = subset->policy.lb;
 			if (subset->policy.has_pool)

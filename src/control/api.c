@@ -762,6 +762,15 @@ static void route(struct api_conn *c, const struct api_req *r)
 	} else if (sn_str_eq_cstr(r->route, "/api/v1/proxies") && get) {
 		sn_mesh_render_proxies(c->api->mesh, &o);
 		respond(c, 200, &o);
+	} else if (sn_str_eq_cstr(r->route, "/api/v1/ca/rotate") && post) {
+		char err[512] = "";
+		if (c->api->ca == NULL || c->api->mesh == NULL) {
+			respond_error(c, 503, "sinewd runs without a CA");
+		} else if (sn_mesh_ca_rotate(c->api->mesh, "asked through the API", err, sizeof(err)) != 0) {
+			respond_error(c, 409, "%s", err);
+		} else {
+			handle_ca(c);
+		}
 	} else if ((sn_str_eq_cstr(r->route, "/api/v1/ca") && get) ||
 		   ((sn_str_eq_cstr(r->route, "/api/v1/tokens") || sn_str_eq_cstr(r->route, "/api/v1/certificates")) &&
 		    post)) {
@@ -779,14 +788,15 @@ static void route(struct api_conn *c, const struct api_req *r)
 	} else if (sn_str_eq_cstr(r->route, "/api/v1/apply") || sn_str_eq_cstr(r->route, "/api/v1/analyze") ||
 		   sn_str_eq_cstr(r->route, "/api/v1/resources") || sn_str_eq_cstr(r->route, "/live") ||
 		   sn_str_eq_cstr(r->route, "/api/v1/proxies") || sn_str_eq_cstr(r->route, "/api/v1/ca") ||
-		   sn_str_eq_cstr(r->route, "/api/v1/tokens") || sn_str_eq_cstr(r->route, "/api/v1/certificates") ||
+		   sn_str_eq_cstr(r->route, "/api/v1/ca/rotate") || sn_str_eq_cstr(r->route, "/api/v1/tokens") || sn_str_eq_cstr(r->route, "/api/v1/certificates") ||
 		   sn_str_eq_cstr(r->route, "/ready") || sn_str_eq_cstr(r->route, "/api/v1/version") ||
 		   (r->route.len > one_prefix.len && !memcmp(r->route.p, one_prefix.p, one_prefix.len))) {
 		respond_error(c, 405, "method %.*s is not allowed on %.*s; see docs/api.md", (int)SN_MIN(r->method.len, 16),
 			      r->method.p, (int)SN_MIN(r->route.len, 200), r->route.p);
 	} else {
 		respond_error(c, 404, "no such endpoint %.*s; try /api/v1/resources, /api/v1/apply, /api/v1/analyze, "
-				      "/api/v1/proxies, /api/v1/ca, /api/v1/tokens, /api/v1/certificates, /api/v1/version, /ready, /live", (int)SN_MIN(r->route.len, 200), r->route.p);
+				      "/api/v1/proxies, /api/v1/ca, /api/v1/ca/rotate, /api/v1/tokens, /api/v1/certificates, /api/v1/version, "
+				      "/ready, /live", (int)SN_MIN(r->route.len, 200), r->route.p);
 	}
 }
 

@@ -36,6 +36,7 @@
 #define CA_FILE_MAX (1u << 20)          /* bytes of a PEM file we read */
 #define CA_SECRET_LEN 32
 #define CA_MAX_CHAIN 8
+#define CA_MAX_PREV 4
 
 struct spent {
 	uint8_t nonce[16];
@@ -48,9 +49,18 @@ struct sn_ca_service {
 	struct sn_trust_bundle *bundle;
 	char *chain_pem;                    /* intermediates, "" without */
 	char *bundle_pem;
+	char *root_pem;                     /* the issuing CA's root */
 	uint8_t root_sha256[32];
 	uint8_t secret[CA_SECRET_LEN];
 	int provided;                       /* the user's CA files */
+	struct sn_ca_params params;         /* for a generated CA and its rotations */
+	uint32_t leaf_ttl;
+	/* Rotation (docs/internals/identity.md, "Root rotation"): */
+	struct sn_ca *next;                 /* distributing: trusted, not issuing yet */
+	X509 *prev[CA_MAX_PREV];            /* migrating: old roots still trusted */
+	size_t n_prev;
+	uint64_t bundle_version;            /* bumped on every change of the bundle */
+	uint64_t issuer_gen;                /* bumped when a new issuer takes over */
 	char source[CA_PATH_MAX];           /* where the CA came from, for messages */
 	struct spent *spent;
 	size_t n_spent, cap_spent;
@@ -256,6 +266,34 @@ static void warn_mode(const char *path, mode_t mode)
 
 /* ---- the CA's certificates ---------------------------------------------- */
 
+/* The trust bundle: the issuing CA's root, the next one's while it is
+ * distributed, the previous ones while proxies migrate. */
+static int rebuild_bundle(struct sn_ca_service *s)
+{
+	struct sn_trust_bundle *b = NULL;
+	char *pem = NULL;
+	size_t len;
+
+	if (sn_trust_bundle_new(sn_ca_trust_domain(s->ca), &b) != 0 || sn_trust_bundle_add(b, sn_ca_root(s->ca)) != 0)
+		goto fail;
+	if (s->next != NULL && sn_trust_bundle_add(b, sn_ca_root(s->next)) != 0)
+		goto fail;
+	for (size_t i = 0; i < s->n_prev; i++)
+		if (sn_trust_bundle_add(b, s->prev[i]) != 0)
+			goto fail;
+	if (sn_trust_bundle_pem(b, &pem, &len) != 0)
+		goto fail;
+	sn_trust_bundle_free(s->bundle);
+	free(s->bundle_pem);
+	s->bundle = b;
+	s->bundle_pem = pem;
+	s->bundle_version++;
+	return 0;
+fail:
+	sn_trust_bundle_free(b);
+	return SN_ENOMEM;
+}
+
 /* From the CA chain PEM (issuer … root): the intermediates PEM, the
  * bundle, the root pin. */
 static int setup_chain(struct sn_ca_service *s, const char *chain_pem, size_t chain_len, char *err, size_t es)
@@ -272,6 +310,8 @@ static int setup_chain(struct sn_ca_service *s, const char *chain_pem, size_t ch
 	bio = BIO_new(BIO_s_mem());
 	if (bio == NULL)
 		goto out;
+	free(s->chain_pem);
+	s->chain_pem = NULL;
 	for (int i = 0; i < sk_X509_num(certs) - 1; i++)
 		if (PEM_write_bio_X509(bio, sk_X509_value(certs, i)) != 1)
 			goto out;
@@ -285,10 +325,13 @@ static int setup_chain(struct sn_ca_service *s, const char *chain_pem, size_t ch
 	else
 		n = 0;
 	s->chain_pem[n] = '\0';
-	if (sn_trust_bundle_new(sn_ca_trust_domain(s->ca), &s->bundle) != 0 || sn_trust_bundle_add(s->bundle, root) != 0)
+	if (rebuild_bundle(s) != 0 || sn_cert_sha256(root, s->root_sha256) != 0)
 		goto out;
-	size_t bl;
-	if (sn_trust_bundle_pem(s->bundle, &s->bundle_pem, &bl) != 0 || sn_cert_sha256(root, s->root_sha256) != 0)
+	BIO_reset(bio);
+	if (PEM_write_bio_X509(bio, root) != 1 || (n = BIO_get_mem_data(bio, &p)) <= 0)
+		goto out;
+	free(s->root_pem);
+	if ((s->root_pem = strndup(p, (size_t)n)) == NULL)
 		goto out;
 	rc = 0;
 out:
@@ -372,59 +415,218 @@ static int check_trust_domain(struct sn_ca_service *s, const char *td, int creat
 	return 0;
 }
 
-static int create_ca(struct sn_ca_service *s, const struct sn_ca_service_opts *o, char *err, size_t es)
+/* Writes ca's files into dir: key.pem first and root.pem last, so that
+ * root.pem marks a complete set. *chain gets issuer … root PEM. */
+static int write_ca_files(struct sn_ca_service *s, const char *dir, const struct sn_ca *ca, char **chain_out,
+			  size_t *chain_len, char *err, size_t es)
 {
-	struct sn_ca_params p = { .trust_domain = o->trust_domain, .now = o->now };
-	struct sn_id_error e;
 	char *chain = NULL, *key = NULL;
 	size_t cl = 0, kl = 0;
 	STACK_OF(X509) *certs = NULL;
 	BIO *bio = NULL;
-	int rc = sn_ca_create(&p, &s->ca, &e);
-	if (rc != 0) {
-		seterr(err, es, "cannot create the CA: %s", e.msg);
-		return rc;
-	}
-	if (sn_ca_write_pem(s->ca, &chain, &cl, &key, &kl) != 0 || sn_pem_read_certs(chain, cl, &certs) != 0 ||
+	char path[CA_PATH_MAX];
+	int rc = SN_ENOMEM;
+
+	if (sn_ca_write_pem(ca, &chain, &cl, &key, &kl) != 0 || sn_pem_read_certs(chain, cl, &certs) != 0 ||
 	    (bio = BIO_new(BIO_s_mem())) == NULL) {
 		seterr(err, es, "out of memory writing the CA");
-		rc = SN_ENOMEM;
 		goto out;
 	}
-	/* key first, root last: root.pem present means the CA is complete */
-	if (write_atomic(s->dir, "key.pem", key, kl, 0600, s->no_sync) != 0)
+	if (write_atomic(dir, "key.pem", key, kl, 0600, s->no_sync) != 0)
 		goto io;
 	for (int i = 0; i < sk_X509_num(certs) - 1; i++)
 		PEM_write_bio_X509(bio, sk_X509_value(certs, i));
 	char *ip;
 	long il = BIO_get_mem_data(bio, &ip);
-	char path[CA_PATH_MAX];
 	if (il > 0) {
-		if (write_atomic(s->dir, "issuer.pem", ip, (size_t)il, 0644, s->no_sync) != 0)
+		if (write_atomic(dir, "issuer.pem", ip, (size_t)il, 0644, s->no_sync) != 0)
 			goto io;
-	} else if (join_path(path, sizeof(path), s->dir, "issuer.pem") == 0 && unlink(path) == 0) {
-		fsync_dir(s->dir, s->no_sync);
+	} else if (join_path(path, sizeof(path), dir, "issuer.pem") == 0 && unlink(path) == 0) {
+		fsync_dir(dir, s->no_sync);
 	}
 	BIO_reset(bio);
 	PEM_write_bio_X509(bio, sk_X509_value(certs, sk_X509_num(certs) - 1));
 	char *rp;
 	long rl = BIO_get_mem_data(bio, &rp);
-	if (check_trust_domain(s, sn_ca_trust_domain(s->ca), 1, err, es) != 0) {
-		rc = SN_EIO;
-		goto out;
-	}
-	if (write_atomic(s->dir, "root.pem", rp, (size_t)rl, 0644, s->no_sync) != 0)
+	if (write_atomic(dir, "root.pem", rp, (size_t)rl, 0644, s->no_sync) != 0)
 		goto io;
-	snprintf(s->source, sizeof(s->source), "%s", s->dir);
-	rc = setup_chain(s, chain, cl, err, es);
+	*chain_out = chain;
+	*chain_len = cl;
+	chain = NULL;
+	rc = 0;
 	goto out;
 io:
 	seterr(err, es, "cannot write the new CA into %s: %s; check the directory's permissions and free space",
-	       s->dir, strerror(errno));
+	       dir, strerror(errno));
 	rc = SN_EIO;
 out:
 	BIO_free(bio);
 	sk_X509_pop_free(certs, X509_free);
+	free(chain);
+	free_secret(key, kl);
+	return rc;
+}
+
+static int create_ca(struct sn_ca_service *s, const struct sn_ca_service_opts *o, char *err, size_t es)
+{
+	struct sn_id_error e;
+	char *chain = NULL;
+	size_t cl = 0;
+	int rc = sn_ca_create(&s->params, &s->ca, &e);
+	if (rc != 0) {
+		seterr(err, es, "cannot create the CA: %s", e.msg);
+		return rc;
+	}
+	if (check_trust_domain(s, sn_ca_trust_domain(s->ca), 1, err, es) != 0)
+		return SN_EIO;
+	rc = write_ca_files(s, s->dir, s->ca, &chain, &cl, err, es);
+	if (rc != 0)
+		return rc;
+	snprintf(s->source, sizeof(s->source), "%s", s->dir);
+	rc = setup_chain(s, chain, cl, err, es);
+	free(chain);
+	return rc;
+}
+
+/* ---- rotation state on disk ---------------------------------------------
+ *
+ * ca/next/{key,issuer,root}.pem   the next CA while its root is distributed
+ * ca/previous.pem                 old roots still trusted while proxies migrate
+ *
+ * A switch writes previous.pem (old roots + the current root) first, then
+ * renames next/key.pem, next/issuer.pem and next/root.pem over the current
+ * files (root last) and removes next/. A crash in between is finished on
+ * the next start: next/root.pem still there with the current root already
+ * in previous.pem means the renames were under way. */
+
+static int read_certs_file(const char *path, STACK_OF(X509) **out)
+{
+	char *pem = NULL;
+	size_t len = 0;
+	int rc = read_file(path, CA_FILE_MAX, &pem, &len, NULL);
+	if (rc != 0)
+		return rc;
+	rc = sn_pem_read_certs(pem, len, out);
+	free(pem);
+	return rc;
+}
+
+/* Whether the certificate in root_path is among those of list_path. */
+static int root_listed(const char *root_path, const char *list_path)
+{
+	STACK_OF(X509) *r = NULL, *l = NULL;
+	uint8_t a[32], b[32];
+	int found = 0;
+
+	if (read_certs_file(root_path, &r) == 0 && read_certs_file(list_path, &l) == 0 &&
+	    sn_cert_sha256(sk_X509_value(r, 0), a) == 0)
+		for (int i = 0; i < sk_X509_num(l) && !found; i++)
+			found = sn_cert_sha256(sk_X509_value(l, i), b) == 0 && memcmp(a, b, 32) == 0;
+	sk_X509_pop_free(r, X509_free);
+	sk_X509_pop_free(l, X509_free);
+	return found;
+}
+
+static int finish_renames(struct sn_ca_service *s, char *err, size_t es)
+{
+	static const char *const names[] = { "key.pem", "issuer.pem", "root.pem" };
+	char next[CA_PATH_MAX], from[CA_PATH_MAX], to[CA_PATH_MAX];
+
+	if (join_path(next, sizeof(next), s->dir, "next") != 0)
+		return SN_EINVAL;
+	for (size_t i = 0; i < SN_ARRAY_LEN(names); i++) {
+		if (join_path(from, sizeof(from), next, names[i]) != 0 || join_path(to, sizeof(to), s->dir, names[i]) != 0)
+			return SN_EINVAL;
+		if (rename(from, to) != 0) {
+			if (errno != ENOENT) {
+				seterr(err, es, "cannot move %s to %s: %s", from, to, strerror(errno));
+				return SN_EIO;
+			}
+			/* next has no intermediate: the new CA has none either */
+			if (i == 1 && access(from, F_OK) != 0 && unlink(to) != 0 && errno != ENOENT) {
+				seterr(err, es, "cannot remove %s: %s", to, strerror(errno));
+				return SN_EIO;
+			}
+		}
+	}
+	fsync_dir(s->dir, s->no_sync);
+	rmdir(next);
+	fsync_dir(s->dir, s->no_sync);
+	return 0;
+}
+
+static int recover_switch(struct sn_ca_service *s, char *err, size_t es)
+{
+	char nroot[CA_PATH_MAX], root[CA_PATH_MAX], prev[CA_PATH_MAX];
+
+	if (join_path(nroot, sizeof(nroot), s->dir, "next/root.pem") != 0 ||
+	    join_path(root, sizeof(root), s->dir, "root.pem") != 0 ||
+	    join_path(prev, sizeof(prev), s->dir, "previous.pem") != 0)
+		return SN_EINVAL;
+	if (access(nroot, F_OK) != 0 || !root_listed(root, prev))
+		return 0;
+	sn_log(SN_LOG_WARN, "ca: finishing a root switch interrupted by a stop (%s)", s->dir);
+	return finish_renames(s, err, es);
+}
+
+/* previous.pem and next/, after the issuing CA loaded. */
+static int load_rotation(struct sn_ca_service *s, const struct sn_ca_service_opts *o, char *err, size_t es)
+{
+	char path[CA_PATH_MAX], kpath[CA_PATH_MAX], ipath[CA_PATH_MAX];
+	STACK_OF(X509) *prev = NULL;
+	char *root = NULL, *issuer = NULL, *key = NULL, *chain = NULL;
+	size_t rl = 0, il = 0, kl = 0;
+	struct sn_id_error e;
+	int rc;
+
+	if (join_path(path, sizeof(path), s->dir, "previous.pem") != 0)
+		return SN_EINVAL;
+	rc = read_certs_file(path, &prev);
+	if (rc == 0) {
+		uint8_t cur[32], h[32];
+		sn_cert_sha256(sn_ca_root(s->ca), cur);
+		for (int i = 0; i < sk_X509_num(prev) && s->n_prev < CA_MAX_PREV; i++) {
+			X509 *c = sk_X509_value(prev, i);
+			if (sn_cert_sha256(c, h) != 0 || memcmp(h, cur, 32) == 0 || !X509_up_ref(c))
+				continue;
+			s->prev[s->n_prev++] = c;
+		}
+		sk_X509_pop_free(prev, X509_free);
+	} else if (rc != SN_ENOTFOUND) {
+		seterr(err, es, "%s: cannot read it", path);
+		return rc;
+	}
+	if (join_path(path, sizeof(path), s->dir, "next/root.pem") != 0 ||
+	    join_path(ipath, sizeof(ipath), s->dir, "next/issuer.pem") != 0 ||
+	    join_path(kpath, sizeof(kpath), s->dir, "next/key.pem") != 0)
+		return SN_EINVAL;
+	rc = read_file(path, CA_FILE_MAX, &root, &rl, NULL);
+	if (rc == SN_ENOTFOUND)
+		return rebuild_bundle(s);
+	if (rc == 0)
+		rc = read_file(kpath, CA_FILE_MAX, &key, &kl, NULL);
+	if (rc == 0 && (rc = read_file(ipath, CA_FILE_MAX, &issuer, &il, NULL)) == SN_ENOTFOUND)
+		rc = 0;
+	if (rc != 0) {
+		seterr(err, es, "%s/next: cannot read the next CA (%s); remove the directory to abandon that rotation",
+		       s->dir, strerror(errno));
+		goto out;
+	}
+	rc = SN_ENOMEM;
+	if ((chain = malloc(il + rl + 1)) == NULL)
+		goto out;
+	if (il)
+		memcpy(chain, issuer, il);
+	memcpy(chain + il, root, rl);
+	rc = sn_ca_load_pem(chain, il + rl, key, kl, o->trust_domain, o->now, &s->next, &e);
+	if (rc != 0) {
+		seterr(err, es, "%s/next does not load: %s; remove the directory to abandon that rotation", s->dir, e.msg);
+		goto out;
+	}
+	rc = rebuild_bundle(s);
+out:
+	free(root);
+	free(issuer);
 	free(chain);
 	free_secret(key, kl);
 	return rc;
@@ -445,6 +647,8 @@ static int load_dir_ca(struct sn_ca_service *s, const struct sn_ca_service_opts 
 		seterr(err, es, "data directory path too long");
 		return SN_EINVAL;
 	}
+	if ((rc = recover_switch(s, err, es)) != 0)
+		return rc;
 	rc = read_file(rpath, CA_FILE_MAX, &root, &rl, NULL);
 	if (rc == SN_ENOTFOUND) {
 		/* no root.pem: no CA yet, or a crash while creating one (never served) */
@@ -488,6 +692,8 @@ static int load_dir_ca(struct sn_ca_service *s, const struct sn_ca_service_opts 
 		goto out;
 	}
 	rc = setup_chain(s, chain, il + rl, err, es);
+	if (rc == 0)
+		rc = load_rotation(s, o, err, es);
 out:
 	free(root);
 	free(issuer);
@@ -696,6 +902,12 @@ int sn_ca_service_open(const struct sn_ca_service_opts *o, struct sn_ca_service 
 		return SN_ENOMEM;
 	}
 	s->no_sync = o->no_sync;
+	s->params.trust_domain = td;
+	s->params.root_ttl = o->root_ttl;
+	s->params.intermediate = o->intermediate;
+	s->params.now = o->now;
+	s->leaf_ttl = o->leaf_ttl;
+	s->issuer_gen = 1;
 	if (join_path(s->dir, sizeof(s->dir), o->data_dir, "ca") != 0) {
 		seterr(err, es, "--data-dir %s: path too long", o->data_dir);
 		rc = SN_EINVAL;
@@ -729,9 +941,13 @@ void sn_ca_service_free(struct sn_ca_service *s)
 	if (s == NULL)
 		return;
 	sn_ca_free(s->ca);
+	sn_ca_free(s->next);
+	for (size_t i = 0; i < s->n_prev; i++)
+		X509_free(s->prev[i]);
 	sn_trust_bundle_free(s->bundle);
 	free(s->chain_pem);
 	free(s->bundle_pem);
+	free(s->root_pem);
 	free(s->spent);
 	OPENSSL_cleanse(s->secret, sizeof(s->secret));
 	free(s);
@@ -740,6 +956,11 @@ void sn_ca_service_free(struct sn_ca_service *s)
 const char *sn_ca_service_chain_pem(const struct sn_ca_service *s)
 {
 	return s->chain_pem;
+}
+
+const char *sn_ca_service_root_pem(const struct sn_ca_service *s)
+{
+	return s->root_pem;
 }
 
 const char *sn_ca_service_bundle_pem(const struct sn_ca_service *s)
@@ -872,7 +1093,7 @@ static int read_csr(const char *pem, size_t len, unsigned char **der, long *der_
 static int sign(struct sn_ca_service *s, X509_REQ *req, const char *ns, const char *sa, time_t now,
 		struct sn_ca_issued *out, struct sn_ca_refusal *why)
 {
-	struct sn_svid_params p = { .ns = ns, .sa = sa, .now = now };
+	struct sn_svid_params p = { .ns = ns, .sa = sa, .now = now, .ttl = s->leaf_ttl };
 	struct sn_spiffe_id id;
 	struct sn_id_error e;
 	X509 *leaf = NULL;
@@ -1088,6 +1309,183 @@ out:
 	return rc;
 }
 
+/* ---- rotation ----------------------------------------------------------- */
+
+enum sn_ca_phase sn_ca_service_phase(const struct sn_ca_service *s)
+{
+	return s->next != NULL ? SN_CA_DISTRIBUTING : s->n_prev > 0 ? SN_CA_MIGRATING : SN_CA_STABLE;
+}
+
+const char *sn_ca_phase_str(enum sn_ca_phase p)
+{
+	return p == SN_CA_DISTRIBUTING ? "distributing" : p == SN_CA_MIGRATING ? "migrating" : "stable";
+}
+
+uint64_t sn_ca_service_bundle_version(const struct sn_ca_service *s)
+{
+	return s->bundle_version;
+}
+
+uint64_t sn_ca_service_issuer_gen(const struct sn_ca_service *s)
+{
+	return s->issuer_gen;
+}
+
+time_t sn_ca_service_issuer_not_after(const struct sn_ca_service *s, time_t *not_before)
+{
+	X509 *c = sn_ca_issuer(s->ca);
+	if (not_before != NULL)
+		*not_before = asn1_time(X509_get0_notBefore(c));
+	time_t na = asn1_time(X509_get0_notAfter(c));
+	time_t ra = asn1_time(X509_get0_notAfter(sn_ca_root(s->ca)));
+	return ra < na ? ra : na;
+}
+
+static int busy(const struct sn_ca_service *s, char *err, size_t es)
+{
+	if (s->provided) {
+		seterr(err, es, "the CA comes from --ca-cert %s; to rotate it, restart sinewd with new files (sinewd "
+				"rotates only a CA it generated)", s->source);
+		return SN_EINVAL;
+	}
+	return 0;
+}
+
+int sn_ca_service_rotate_begin(struct sn_ca_service *s, time_t now, char *err, size_t es)
+{
+	char dir[CA_PATH_MAX], *chain = NULL;
+	size_t cl = 0;
+	struct sn_id_error e;
+	struct sn_ca *ca = NULL;
+	int rc;
+
+	if ((rc = busy(s, err, es)) != 0)
+		return rc;
+	if (sn_ca_service_phase(s) != SN_CA_STABLE) {
+		seterr(err, es, "a rotation is already under way (%s); it finishes on its own",
+		       sn_ca_phase_str(sn_ca_service_phase(s)));
+		return SN_ELIMIT;
+	}
+	struct sn_ca_params p = s->params;
+	p.now = now;
+	if ((rc = sn_ca_create(&p, &ca, &e)) != 0) {
+		seterr(err, es, "cannot create the new CA: %s", e.msg);
+		return rc;
+	}
+	if (join_path(dir, sizeof(dir), s->dir, "next") != 0) {
+		sn_ca_free(ca);
+		return SN_EINVAL;
+	}
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		seterr(err, es, "cannot create %s: %s", dir, strerror(errno));
+		sn_ca_free(ca);
+		return SN_EIO;
+	}
+	fsync_dir(s->dir, s->no_sync);
+	rc = write_ca_files(s, dir, ca, &chain, &cl, err, es);
+	free(chain);
+	if (rc != 0) {
+		sn_ca_free(ca);
+		return rc;
+	}
+	s->next = ca;
+	if (rebuild_bundle(s) != 0) {
+		seterr(err, es, "out of memory");
+		return SN_ENOMEM;
+	}
+	return 0;
+}
+
+int sn_ca_service_rotate_switch(struct sn_ca_service *s, char *err, size_t es)
+{
+	char *chain = NULL, *key = NULL;
+	size_t cl = 0, kl = 0;
+	BIO *bio = NULL;
+	int rc = SN_ENOMEM;
+
+	if (s->next == NULL) {
+		seterr(err, es, "no next CA to switch to");
+		return SN_EINVAL;
+	}
+	if (s->n_prev >= CA_MAX_PREV) {
+		seterr(err, es, "%d old roots are still trusted, the limit", CA_MAX_PREV);
+		return SN_ELIMIT;
+	}
+	/* previous.pem first: with it on disk, a stop mid-way is finished
+	 * at the next start (recover_switch). */
+	if ((bio = BIO_new(BIO_s_mem())) == NULL)
+		goto out;
+	for (size_t i = 0; i < s->n_prev; i++)
+		PEM_write_bio_X509(bio, s->prev[i]);
+	if (PEM_write_bio_X509(bio, sn_ca_root(s->ca)) != 1)
+		goto out;
+	char *pp;
+	long pl = BIO_get_mem_data(bio, &pp);
+	if (write_atomic(s->dir, "previous.pem", pp, (size_t)pl, 0644, s->no_sync) != 0) {
+		seterr(err, es, "cannot write %s/previous.pem: %s", s->dir, strerror(errno));
+		rc = SN_EIO;
+		goto out;
+	}
+	if ((rc = finish_renames(s, err, es)) != 0)
+		goto out;
+	rc = SN_ENOMEM;
+	if (!X509_up_ref(sn_ca_root(s->ca)))
+		goto out;
+	s->prev[s->n_prev++] = sn_ca_root(s->ca);
+	sn_ca_free(s->ca);
+	s->ca = s->next;
+	s->next = NULL;
+	s->issuer_gen++;
+	if (sn_ca_write_pem(s->ca, &chain, &cl, &key, &kl) != 0 || setup_chain(s, chain, cl, err, es) != 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc == SN_ENOMEM && err[0] == '\0')
+		seterr(err, es, "out of memory");
+	BIO_free(bio);
+	free(chain);
+	free_secret(key, kl);
+	return rc;
+}
+
+int sn_ca_service_rotate_finish(struct sn_ca_service *s, char *err, size_t es)
+{
+	char path[CA_PATH_MAX];
+
+	if (s->n_prev == 0)
+		return 0;
+	if (join_path(path, sizeof(path), s->dir, "previous.pem") != 0)
+		return SN_EINVAL;
+	if (unlink(path) != 0 && errno != ENOENT) {
+		seterr(err, es, "cannot remove %s: %s", path, strerror(errno));
+		return SN_EIO;
+	}
+	fsync_dir(s->dir, s->no_sync);
+	for (size_t i = 0; i < s->n_prev; i++)
+		X509_free(s->prev[i]);
+	s->n_prev = 0;
+	if (rebuild_bundle(s) != 0) {
+		seterr(err, es, "out of memory");
+		return SN_ENOMEM;
+	}
+	return 0;
+}
+
+int sn_ca_service_issue_for(struct sn_ca_service *s, const char *ns, const char *sa, const char *csr_pem,
+			    size_t csr_len, time_t now, struct sn_ca_issued *out, struct sn_ca_refusal *why)
+{
+	unsigned char *der = NULL;
+	long der_len = 0;
+	X509_REQ *req = NULL;
+	int rc = read_csr(csr_pem, csr_len, &der, &der_len, &req, why);
+	if (rc != 0)
+		return rc;
+	rc = sign(s, req, ns, sa, now ? now : time(NULL), out, why);
+	X509_REQ_free(req);
+	OPENSSL_free(der);
+	return rc;
+}
+
 /* ---- GET /api/v1/ca ----------------------------------------------------- */
 
 static void out_cert(struct sn_out *o, X509 *c, time_t now, int with_pem)
@@ -1135,6 +1533,20 @@ void sn_ca_service_render(const struct sn_ca_service *s, struct sn_out *o, time_
 	sn_out_json_cstr(o, s->bundle_pem);
 	sn_out_cstr(o, ",\"chain\":");
 	sn_out_json_cstr(o, s->chain_pem);
-	sn_out_printf(o, ",\"leafTtlSeconds\":%d,\"tokenTtlMaxSeconds\":%u,\"spentTokens\":%zu}", SN_SVID_DEFAULT_TTL,
-		      SN_CA_TOKEN_TTL_MAX, s->n_spent);
+	sn_out_printf(o, ",\"leafTtlSeconds\":%u,\"tokenTtlMaxSeconds\":%u,\"spentTokens\":%zu,"
+			 "\"rotation\":{\"phase\":\"%s\",\"bundleVersion\":%llu,\"issuerGeneration\":%llu",
+		      s->leaf_ttl ? s->leaf_ttl : (unsigned)SN_SVID_DEFAULT_TTL, SN_CA_TOKEN_TTL_MAX, s->n_spent,
+		      sn_ca_phase_str(sn_ca_service_phase(s)), (unsigned long long)s->bundle_version,
+		      (unsigned long long)s->issuer_gen);
+	if (s->next != NULL) {
+		sn_out_cstr(o, ",\"next\":");
+		out_cert(o, sn_ca_root(s->next), now, 0);
+	}
+	sn_out_cstr(o, ",\"previous\":[");
+	for (size_t i = 0; i < s->n_prev; i++) {
+		if (i)
+			sn_out_cstr(o, ",");
+		out_cert(o, s->prev[i], now, 0);
+	}
+	sn_out_cstr(o, "]}}");
 }

@@ -96,6 +96,7 @@ static void proxy_free(struct sn_mesh_proxy *px)
 	free(px->admin);
 	free(px->version);
 	free_labels(&px->labels);
+	mesh_ca_proxy_free(px);
 	for (size_t i = 0; i < px->n_subs; i++)
 		free(px->subs[i].host);
 	free(px->subs);
@@ -267,6 +268,11 @@ static void on_hello(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node
 			}
 		}
 	}
+	const char *bad = mesh_ca_check_hello(m, px);
+	if (bad != NULL) {
+		protocol_error(px, bad);
+		return;
+	}
 	/* The same proxy on a new link (it reconnected before we noticed the
 	 * old one died): the new link wins. */
 	for (struct sn_mesh_proxy *o = m->proxies; o != NULL; o = o->next) {
@@ -294,6 +300,7 @@ static void on_hello(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node
 	sn_log(SN_LOG_INFO, "mesh: proxy %s connected from %s (service %s, namespace %s%s%s, holds %zu resources)",
 	       px->id, px->peer, px->service && px->service[0] ? px->service : "-", px->ns,
 	       px->registered ? ", registers " : "", px->registered ? px->inbound : "", px->held.n);
+	mesh_ca_after_hello(m, px);
 	if (px->registered)
 		mesh_changed(m);
 	else
@@ -474,6 +481,8 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 		protocol_error(px, "a message has no type");
 	} else if (tlen == 5 && !memcmp(type, "hello", 5)) {
 		on_hello(m, px, root);
+	} else if (tlen == 3 && !memcmp(type, "csr", 3) && m->ca != NULL) {
+		mesh_ca_on_csr(m, px, root);
 	} else if (!px->hello) {
 		protocol_error(px, "the first message must be hello");
 	} else if (tlen == 9 && !memcmp(type, "heartbeat", 9)) {
@@ -486,6 +495,8 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 		on_answer(m, px, root, 1);
 	} else if (tlen == 4 && !memcmp(type, "nack", 4)) {
 		on_answer(m, px, root, 0);
+	} else if (tlen == 12 && !memcmp(type, "identity_ack", 12) && m->ca != NULL) {
+		mesh_ca_on_ack(m, px, root);
 	} else {
 		sn_log(SN_LOG_DEBUG, "mesh: proxy %s sent a message of unknown type %.*s; ignored", px->id,
 		       (int)SN_MIN(tlen, 32), type);
@@ -507,14 +518,24 @@ static void on_close(struct sn_xds_conn *c, const char *why)
 	if (px->hello)
 		sn_log(SN_LOG_INFO, "mesh: proxy %s (%s) disconnected: %s%s", px->id, px->peer, why,
 		       px->registered ? "; its registered endpoint leaves" : "");
+	else if (!px->bootstrap)
+		sn_log(SN_LOG_WARN, "mesh: link from %s closed before its hello: %s", px->peer, why);
 	if (px->registered && m->fd >= 0)
 		mesh_changed(m);
 	sn_loop_reclaim(m->loop, &px->reclaim, reclaim_proxy);
+	if (m->ca != NULL && m->fd >= 0)
+		mesh_ca_progress(m);   /* a rotation may have waited for this proxy */
+}
+
+static int on_secure(struct sn_xds_conn *c)
+{
+	return mesh_ca_on_secure(sn_xds_arg(c));
 }
 
 static const struct sn_xds_ops mesh_ops = {
 	.on_message = on_message,
 	.on_close = on_close,
+	.on_secure = on_secure,
 };
 
 static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
@@ -543,7 +564,8 @@ static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		px->serial = ++m->serial;
 		px->last_heard_ms = sn_loop_now(loop);
 		px->connected_at = (uint64_t)time(NULL);
-		px->conn = sn_xds_server(loop, fd, &mesh_ops, px);
+		struct sn_xds_tls tls = { .ctx = m->tls, .allow_plaintext = m->allow_plaintext };
+		px->conn = sn_xds_server(loop, fd, m->tls != NULL ? &tls : NULL, &mesh_ops, px);
 		if (px->conn == NULL) {
 			free(px);
 			continue;
@@ -559,8 +581,9 @@ static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
 }
 
 int sn_mesh_start(struct sn_mesh **out, struct sn_loop *loop, struct sn_store *st, const struct sockaddr *addr,
-		  socklen_t addr_len)
+		  socklen_t addr_len, const struct sn_mesh_opts *opts)
 {
+	static const struct sn_mesh_opts none = { .allow_plaintext = 1 };
 	struct sn_mesh *m = calloc(1, sizeof(*m));
 	int one = 1;
 
@@ -571,6 +594,12 @@ int sn_mesh_start(struct sn_mesh **out, struct sn_loop *loop, struct sn_store *s
 	m->store = st;
 	m->view_stale = 1;
 	m->started_ms = sn_loop_now(loop);
+	if (mesh_ca_start(m, opts != NULL ? opts : &none) != 0) {
+		mesh_ca_free(m);
+		free(m);
+		errno = EINVAL;
+		return SN_EINVAL;
+	}
 	m->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (m->fd < 0)
 		goto fail;
@@ -585,6 +614,8 @@ fail:;
 	int e = errno;
 	if (m->fd >= 0)
 		close(m->fd);
+	mesh_ca_stop(m);
+	mesh_ca_free(m);
 	free(m);
 	errno = e;
 	return SN_EIO;
@@ -595,6 +626,7 @@ void sn_mesh_stop(struct sn_mesh *m)
 	if (m == NULL || m->fd < 0)
 		return;
 	registry_stop(m);
+	mesh_ca_stop(m);
 	sn_io_stop(m->loop, &m->io);
 	close(m->fd);
 	m->fd = -1;
@@ -615,6 +647,7 @@ void sn_mesh_free(struct sn_mesh *m)
 	}
 	mesh_view_free(&m->view);
 	kvmap_free(&m->seen_regs);
+	mesh_ca_free(m);
 	free(m);
 }
 
@@ -687,6 +720,7 @@ void sn_mesh_render_proxies(struct sn_mesh *m, struct sn_out *o)
 		sn_out_json_cstr(o, px->ns);
 		sn_out_cstr(o, ",\"serviceAccount\":");
 		sn_out_json_cstr(o, px->sa && px->sa[0] ? px->sa : "default");
+		mesh_ca_render_proxy(m, px, o);
 		sn_out_cstr(o, ",\"labels\":");
 		out_labels(o, &px->labels);
 		sn_out_cstr(o, ",\"address\":");

@@ -6,6 +6,8 @@
  * the connected proxies and what each holds. Wire format:
  * docs/internals/control-protocol.md. Loop thread only. */
 
+#include <openssl/evp.h>
+
 #include "sinew/control.h"
 #include "sinew/xds.h"
 
@@ -125,11 +127,37 @@ struct sn_mesh_proxy {
 	uint16_t reg_port;
 	struct sn_labels reg_labels; /* node labels plus app=<service> when absent */
 
+	/* identity (mesh_ca.c) */
+	int bootstrap;               /* TLS without a client certificate */
+	char *peer_id, *peer_ns, *peer_sa;  /* the link's mTLS identity */
+	uint64_t bundle_sent, bundle_acked;
+	char issued_serial[41];
+	uint64_t issued_gen;         /* issuer generation of what we issued last */
+	uint64_t leaf_gen;           /* … once the proxy acked it (0: unknown) */
+	uint64_t renew_sent_gen;
+
 	struct sn_task reclaim;
 	struct sn_mesh_proxy *next, **pprev;
 };
 
+struct sn_tls_ctx;
+struct fy_node;
+
 struct sn_mesh {
+	/* identity (mesh_ca.c) */
+	struct sn_ca_service *ca;
+	struct sn_tls_ctx *tls;      /* the mesh port's server context */
+	int allow_plaintext;
+	int no_auto_rotate;
+	uint32_t renew_spread_ms;
+	uint32_t phase_timeout_ms;
+	EVP_PKEY *self_key;
+	int64_t self_renew_at;
+	uint64_t self_gen, self_bundle;
+	uint64_t phase_since_ms;
+	uint64_t issued;
+	struct sn_timer ca_timer;
+
 	struct sn_loop *loop;
 	struct sn_store *store;
 	int fd;
@@ -184,5 +212,18 @@ void registry_stop(struct sn_mesh *m);
 /* ---- helpers (mesh.c) ---- */
 void free_labels(struct sn_labels *l);
 int copy_labels(struct sn_labels *dst, const struct sn_labels *src);
+
+/* mesh_ca.c */
+int mesh_ca_start(struct sn_mesh *m, const struct sn_mesh_opts *o);
+void mesh_ca_stop(struct sn_mesh *m);
+void mesh_ca_free(struct sn_mesh *m);
+void mesh_ca_proxy_free(struct sn_mesh_proxy *px);
+int mesh_ca_on_secure(struct sn_mesh_proxy *px);
+const char *mesh_ca_check_hello(struct sn_mesh *m, struct sn_mesh_proxy *px);
+void mesh_ca_after_hello(struct sn_mesh *m, struct sn_mesh_proxy *px);
+void mesh_ca_on_csr(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node *root);
+void mesh_ca_on_ack(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node *root);
+void mesh_ca_progress(struct sn_mesh *m);
+void mesh_ca_render_proxy(const struct sn_mesh *m, const struct sn_mesh_proxy *px, struct sn_out *o);
 
 #endif

@@ -111,6 +111,23 @@ const char *registry_prepare(struct sn_mesh_proxy *px)
 		}
 		px->reg_labels.n++;
 	}
+	/* A workload whose proxy holds our certificate takes mutual TLS:
+	 * clients use it without a DestinationRule saying so (Istio's auto
+	 * mTLS keys on the same label). */
+	if (px->peer_id != NULL && sn_labels_get(&px->reg_labels, SN_TLS_MODE_LABEL) == NULL) {
+		struct sn_label *v = realloc(px->reg_labels.v, (px->reg_labels.n + 1) * sizeof(*v));
+		if (v == NULL)
+			return "out of memory";
+		px->reg_labels.v = v;
+		v[px->reg_labels.n].key = strdup(SN_TLS_MODE_LABEL);
+		v[px->reg_labels.n].value = strdup("istio");
+		if (v[px->reg_labels.n].key == NULL || v[px->reg_labels.n].value == NULL) {
+			free(v[px->reg_labels.n].key);
+			free(v[px->reg_labels.n].value);
+			return "out of memory";
+		}
+		px->reg_labels.n++;
+	}
 	px->registered = 1;
 	return NULL;
 }

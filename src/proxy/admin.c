@@ -1,8 +1,9 @@
 /* The admin port (15020 by convention): /metrics, /ready, /live,
- * /config_dump. Served on the main thread's loop, one request per
- * connection, so a slow scrape never touches a worker. Bounded: request
+ * /config_dump, /identity. Served on the main thread's loop, one request
+ * per connection, so a slow scrape never touches a worker. Bounded: request
  * heads up to 8 KiB, 64 concurrent admin connections, 5 s per connection. */
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,184 @@ static void on_admin_timeout(struct sn_loop *loop, struct sn_timer *t)
 	admin_close(sn_container_of(t, struct admin_conn, timer));
 }
 
+/* ---- identity: GET /identity and the certificate-expiry gauge ---- */
+
+static void json_str(FILE *f, const char *s, size_t n)
+{
+	fputc('"', f);
+	for (const unsigned char *c = (const unsigned char *)s; n > 0; c++, n--) {
+		switch (*c) {
+		case '"': fputs("\\\"", f); break;
+		case '\\': fputs("\\\\", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\r': fputs("\\r", f); break;
+		case '\t': fputs("\\t", f); break;
+		default:
+			if (*c < 0x20 || *c == 0x7f)
+				fprintf(f, "\\u%04x", *c);
+			else
+				fputc(*c, f);
+		}
+	}
+	fputc('"', f);
+}
+
+static void json_cstr(FILE *f, const char *s)
+{
+	json_str(f, s, strlen(s));
+}
+
+/* A Prometheus label value: \\, \" and \n escaped (text format 0.0.4). */
+static void prom_str(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\n') {
+			fputs("\\n", f);
+			continue;
+		}
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		fputc(*s, f);
+	}
+}
+
+/* The ctx the inbound listener serves, or NULL without mTLS. It may be
+ * installed after start-up (certificates from sinewd), hence the acquire
+ * load; it is freed only after the admin port has stopped. */
+static struct sn_tls_ctx *served_ctx(struct sn_proxy *p)
+{
+	return __atomic_load_n(&p->tls_server, __ATOMIC_ACQUIRE);
+}
+
+static void json_cert(FILE *f, const struct sn_tls_ctx_info *in, const struct sn_tls_cert_info *c)
+{
+	int root = c->kind == SN_TLS_CERT_ROOT;
+
+	fprintf(f, "{\"kind\":\"%s\",\"subject\":", sn_tls_cert_kind_str(c->kind));
+	json_cstr(f, c->subject);
+	if (!root) {
+		fputs(",\"issuer\":", f);
+		json_cstr(f, c->issuer);
+		fprintf(f, ",\"serial\":\"%s\",\"not_before\":%" PRId64, c->serial, c->not_before);
+	}
+	fprintf(f, ",\"not_after\":%" PRId64 ",\"sha256\":\"%s\"", c->not_after, c->sha256);
+	if (!root) {
+		fputs(",\"pem\":", f);
+		if (c->pem_len > 0)
+			json_str(f, in->chain_pem + c->pem_off, c->pem_len);
+		else
+			fputs("null", f);
+	}
+	fputc('}', f);
+}
+
+/* GET /identity: the SPIFFE ID, chain and roots the inbound side serves
+ * (docs/observability.md). Certificates only, never the key. Returns the
+ * HTTP status. */
+static int render_identity(struct sn_proxy *p, FILE *f)
+{
+	struct sn_tls_ctx *ctx = served_ctx(p);
+	struct sn_tls_ctx_info *in;
+
+	if (ctx == NULL) {
+		fputs("{\"mtls\":false}\n", f);
+		return 200;
+	}
+	in = malloc(sizeof(*in));
+	if (in == NULL || sn_tls_ctx_describe(ctx, SN_TLS_INFO_PEM, in) != 0) {
+		free(in);
+		fputs("{\"error\":\"out of memory describing the identity; try again\"}\n", f);
+		return 503;
+	}
+	fputs("{\"mtls\":true,\"spiffe_id\":", f);
+	json_cstr(f, in->spiffe_id);
+	fputs(",\"trust_domain\":", f);
+	json_cstr(f, in->trust_domain);
+	fprintf(f, ",\"generation\":%" PRIu64 ",\"chain\":[", in->generation);
+	for (size_t i = 0; i < in->n_chain; i++) {
+		if (i)
+			fputc(',', f);
+		json_cert(f, in, &in->chain[i]);
+	}
+	fputs("],\"roots\":[", f);
+	for (size_t i = 0; i < in->n_roots; i++) {
+		if (i)
+			fputc(',', f);
+		json_cert(f, in, &in->roots[i]);
+	}
+	fputc(']', f);
+	/* Past the description's bounds (8 certificates each): say so. */
+	if (in->chain_total > in->n_chain || in->roots_total > in->n_roots)
+		fprintf(f, ",\"chain_total\":%zu,\"roots_total\":%zu", in->chain_total, in->roots_total);
+	fputs("}\n", f);
+	free(in);
+	return 200;
+}
+
+#define EXPIRY_SERIES_MAX (2 * (SN_TLS_INFO_CHAIN_MAX + SN_TLS_INFO_ROOTS_MAX))
+
+struct expiry_seen {
+	enum sn_tls_cert_kind kind;
+	char sha[17];
+};
+
+/* One series, unless this certificate (kind and fingerprint) was printed
+ * already: the server and client contexts hold the same identity. */
+static void expiry_series(FILE *f, const char *spiffe_id, const struct sn_tls_cert_info *c,
+			  struct expiry_seen *seen, size_t *n_seen)
+{
+	char sha[17];
+
+	snprintf(sha, sizeof(sha), "%.16s", c->sha256);
+	for (size_t i = 0; i < *n_seen; i++)
+		if (seen[i].kind == c->kind && !strcmp(seen[i].sha, sha))
+			return;
+	if (*n_seen == EXPIRY_SERIES_MAX)
+		return;
+	seen[*n_seen].kind = c->kind;
+	memcpy(seen[*n_seen].sha, sha, sizeof(sha));
+	(*n_seen)++;
+	fprintf(f, "sinew_certificate_expiry_timestamp_seconds{kind=\"%s\"", sn_tls_cert_kind_str(c->kind));
+	if (c->kind == SN_TLS_CERT_LEAF && spiffe_id[0]) {
+		fputs(",spiffe_id=\"", f);
+		prom_str(f, spiffe_id);
+		fputc('"', f);
+	}
+	fprintf(f, ",sha256=\"%s\"} %" PRId64 "\n", sha, c->not_after);
+}
+
+/* sinew_certificate_expiry_timestamp_seconds: one series per certificate
+ * the proxy holds now (the chain it presents and the roots it trusts, in
+ * its server and client contexts), read at scrape time so that it follows
+ * renewals and rotations. */
+static void render_cert_expiry(struct sn_proxy *p, FILE *f)
+{
+	struct sn_tls_ctx *ctxs[2] = { served_ctx(p), __atomic_load_n(&p->tls_client, __ATOMIC_ACQUIRE) };
+	struct expiry_seen seen[EXPIRY_SERIES_MAX];
+	size_t n_seen = 0;
+	struct sn_tls_ctx_info *in;
+
+	fputs("# HELP sinew_certificate_expiry_timestamp_seconds Unix time at which a certificate the proxy "
+	      "holds expires (notAfter).\n"
+	      "# TYPE sinew_certificate_expiry_timestamp_seconds gauge\n", f);
+	if (ctxs[0] == NULL && ctxs[1] == NULL)
+		return;
+	in = malloc(sizeof(*in));
+	if (in == NULL)
+		return;   /* the family stays, without samples, until the next scrape */
+	for (size_t k = 0; k < SN_ARRAY_LEN(ctxs); k++) {
+		if (ctxs[k] == NULL || (k == 1 && ctxs[1] == ctxs[0]))
+			continue;
+		if (sn_tls_ctx_describe(ctxs[k], 0, in) != 0)
+			continue;
+		for (size_t i = 0; i < in->n_chain; i++)
+			expiry_series(f, in->spiffe_id, &in->chain[i], seen, &n_seen);
+		for (size_t i = 0; i < in->n_roots; i++)
+			expiry_series(f, in->spiffe_id, &in->roots[i], seen, &n_seen);
+	}
+	free(in);
+}
+
 static void render(struct admin_conn *a, struct sn_str method, struct sn_str path)
 {
 	struct sn_proxy *p = a->p;
@@ -86,6 +265,7 @@ static void render(struct admin_conn *a, struct sn_str method, struct sn_str pat
 			stores[n++] = p->workers[i].metrics;
 		ctype = "text/plain; version=0.0.4; charset=utf-8";
 		sn_metrics_render(stores, n, &p->proc, p->opt.istio_metric_names, f);
+		render_cert_expiry(p, f);
 	} else if (sn_str_eq_cstr(route, "/config_dump")) {
 		ctype = "application/json";
 		pthread_mutex_lock(&p->snap_lock);
@@ -100,9 +280,12 @@ static void render(struct admin_conn *a, struct sn_str method, struct sn_str pat
 			fprintf(f, "{\"version\":0}");
 		}
 		fputc('\n', f);
+	} else if (sn_str_eq_cstr(route, "/identity")) {
+		ctype = "application/json";
+		status = render_identity(p, f);
 	} else {
 		status = 404;
-		fprintf(f, "admin: unknown path; try /metrics, /ready, /live, /config_dump\n");
+		fprintf(f, "admin: unknown path; try /metrics, /ready, /live, /config_dump, /identity\n");
 	}
 	fclose(f);
 

@@ -61,6 +61,8 @@ struct sn_cp {
 	uint32_t idle_ms;
 	uint32_t backoff_ms;
 	int open;
+	int bootstrap;                /* this link only fetches a certificate (identity.c) */
+	int reconnect_now;
 	char node_id[96];
 	char revision[32];
 	struct cp_resource *res;
@@ -513,7 +515,9 @@ static void on_timer(struct sn_loop *loop, struct sn_timer *t)
 		connect_now(cp);
 		return;
 	}
-	if (cp->open) {
+	if (cp->open && cp->bootstrap) {
+		sn_xds_close(cp->conn, "no certificate from sinewd in time");
+	} else if (cp->open) {
 		struct sb b = { 0 };
 		sb_lit(&b, "{\"type\":\"heartbeat\"}");
 		cp_send(cp, &b);
@@ -531,7 +535,14 @@ static void on_open(struct sn_xds_conn *c)
 
 	cp->open = 1;
 	cp->backoff_ms = BACKOFF_MIN_MS;
-	sn_log(SN_LOG_INFO, "control: connected to %s", cp->addr.text);
+	sn_log(SN_LOG_INFO, "control: connected to %s%s", cp->addr.text,
+	       sn_xds_secure(c) ? (cp->bootstrap ? " (TLS, to get a certificate)" : " (mutual TLS)") : "");
+	if (sn_ident_on_open(cp->p)) {
+		/* Bootstrap: no hello; the certificate comes back, or the link
+		 * times out and we try again. */
+		sn_timer_start(&cp->p->loop, &cp->timer, CONNECT_TIMEOUT_MS * 5, on_timer);
+		return;
+	}
 	send_hello(cp);
 	/* Re-subscribe to everything this proxy was watching. */
 	pthread_mutex_lock(&cp->lock);
@@ -567,7 +578,11 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 		return;
 	}
 	type = scalar(fy_document_root(doc), "type", &tlen);
-	if (type != NULL && tlen == 9 && memcmp(type, "resources", 9) == 0)
+	if (type != NULL && sn_ident_on_message(cp->p, type, tlen, fy_document_root(doc), cp->bootstrap))
+		; /* identity.c took it */
+	else if (cp->bootstrap)
+		sn_log(SN_LOG_DEBUG, "control: ignoring a message on the bootstrap link");
+	else if (type != NULL && tlen == 9 && memcmp(type, "resources", 9) == 0)
 		on_resources(cp, fy_document_root(doc));
 	else if (type != NULL && tlen == 5 && memcmp(type, "error", 5) == 0) {
 		size_t mlen = 0;
@@ -585,14 +600,24 @@ static void on_close(struct sn_xds_conn *c, const char *why)
 	if (cp->conn != c)
 		return;
 	cp->conn = NULL;
-	if (cp->open)
+	if (cp->reconnect_now) {
+		sn_log(SN_LOG_INFO, "control: %s", why);
+	} else if (cp->open && !cp->bootstrap) {
 		sn_log(SN_LOG_WARN, "control: lost %s (%s); serving config version %llu meanwhile",
 		       cp->addr.text, why, (unsigned long long)cp->p->version);
-	else
-		sn_log(SN_LOG_DEBUG, "control: %s unreachable (%s)", cp->addr.text, why);
+	} else {
+		/* Unreachable, or refused: TLS failures say why once per try. */
+		sn_log(sn_xds_secure(c) ? SN_LOG_WARN : SN_LOG_DEBUG, "control: %s: %s", cp->addr.text, why);
+	}
 	cp->open = 0;
 	if (cp->p->draining)
 		return;
+	if (cp->reconnect_now) {
+		cp->reconnect_now = 0;
+		cp->backoff_ms = BACKOFF_MIN_MS;
+		sn_timer_start(&cp->p->loop, &cp->timer, 0, on_timer);
+		return;
+	}
 	/* Jittered exponential backoff: +-50 %. */
 	cp->rng = cp->rng * 6364136223846793005ull + 1442695040888963407ull;
 	jitter = (uint32_t)((cp->rng >> 33) % (cp->backoff_ms + 1));
@@ -617,7 +642,9 @@ static void connect_now(struct sn_cp *cp)
 		cp->backoff_ms = SN_MIN(cp->backoff_ms * 2, BACKOFF_MAX_MS);
 		return;
 	}
-	cp->conn = sn_xds_client(&cp->p->loop, fd, cp->addr.text, &cp_ops, cp);
+	struct sn_xds_tls tls;
+	cp->bootstrap = sn_ident_cp_tls(cp->p, &tls);
+	cp->conn = sn_xds_client(&cp->p->loop, fd, cp->addr.text, tls.ctx != NULL ? &tls : NULL, &cp_ops, cp);
 	if (cp->conn == NULL) {
 		sn_timer_start(&cp->p->loop, &cp->timer, cp->backoff_ms, on_timer);
 		return;
@@ -845,6 +872,7 @@ void sn_cp_stop(struct sn_proxy *p)
 		return;
 	sn_timer_stop(&p->loop, &cp->timer);
 	sn_timer_stop(&p->loop, &cp->sweep_timer);
+	sn_ident_stop(p);
 	if (cp->conn != NULL) {
 		struct sn_xds_conn *c = cp->conn;
 		cp->conn = NULL;
@@ -867,4 +895,26 @@ void sn_cp_free(struct sn_proxy *p)
 const char *sn_cp_revision(struct sn_proxy *p)
 {
 	return p->cp ? p->cp->revision : NULL;
+}
+
+int sn_cp_send_raw(struct sn_proxy *p, const char *msg, size_t len)
+{
+	struct sn_cp *cp = p->cp;
+	if (cp == NULL || cp->conn == NULL || !cp->open)
+		return SN_ECLOSED;
+	return sn_xds_send(cp->conn, msg, len);
+}
+
+int sn_cp_is_open(struct sn_proxy *p)
+{
+	return p->cp != NULL && p->cp->conn != NULL && p->cp->open;
+}
+
+void sn_cp_reconnect(struct sn_proxy *p, const char *why)
+{
+	struct sn_cp *cp = p->cp;
+	if (cp == NULL || cp->conn == NULL)
+		return;
+	cp->reconnect_now = 1;
+	sn_xds_close(cp->conn, why);
 }

@@ -977,7 +977,18 @@ static void ex_attempt(struct sn_exchange *ex)
 	ex->try_start_us = sn_clock_us();
 	char tls_id[SN_SPIFFE_ID_MAX];
 	const char *want_id = NULL;
-	if (cl->tls_mode == SN_CLUSTER_TLS_ISTIO_MUTUAL && w->proxy->tls_client != NULL) {
+	struct sn_tls_ctx *tls_client = __atomic_load_n(&w->proxy->tls_client, __ATOMIC_ACQUIRE);
+	const char *tls_label = sn_labels_get(&ex->ep->labels, SN_TLS_MODE_LABEL);
+	/* mTLS when the DestinationRule says ISTIO_MUTUAL, or, without a tls
+	 * setting, when the endpoint's proxy holds a mesh identity (auto). */
+	int mtls = cl->tls_mode == SN_CLUSTER_TLS_ISTIO_MUTUAL ||
+		   (!cl->tls_set && tls_label != NULL && strcmp(tls_label, "istio") == 0);
+	if (mtls && tls_client == NULL && w->proxy->opt.token != NULL) {
+		ex_local(ex, 503, "no_identity", "sinew: this proxy has no certificate from sinewd yet; mutual TLS "
+			 "to %s is not possible", ex->ep->address);
+		return;
+	}
+	if (mtls && tls_client != NULL) {
 		/* The identity the registry gives the endpoint (DESIGN.md §5). */
 		snprintf(tls_id, sizeof(tls_id), "spiffe://%s/ns/%s/sa/%s", w->proxy->opt.trust_domain,
 			 cl->namespace_ ? cl->namespace_ : "default",
@@ -2008,7 +2019,7 @@ static int dconn_secure(struct sn_dconn *c)
 			}
 			return 0;
 		}
-		if (sn_tls_stream_new(w->proxy->tls_server, c->fd, NULL, &c->tls) != 0) {
+		if (sn_tls_stream_new(__atomic_load_n(&w->proxy->tls_server, __ATOMIC_ACQUIRE), c->fd, NULL, &c->tls) != 0) {
 			c->tls = NULL;
 			dconn_close(c);
 			return 1;
@@ -2114,7 +2125,15 @@ void sn_dconn_accept(struct sn_worker *w, int fd, enum sn_direction dir, const s
 	}
 	c->can_read = 1;
 	c->can_write = 1;
-	if (dir == SN_DIR_INBOUND && w->proxy->tls_server != NULL) {
+	if (dir == SN_DIR_INBOUND && w->proxy->opt.token != NULL &&
+	    __atomic_load_n(&w->proxy->tls_server, __ATOMIC_ACQUIRE) == NULL) {
+		/* Fail closed: no certificate from sinewd yet. */
+		sn_log(SN_LOG_INFO, "conn=%llu from %s: refused: this proxy has no certificate yet",
+		       (unsigned long long)c->id, c->peer);
+		dconn_close(c);
+		return;
+	}
+	if (dir == SN_DIR_INBOUND && __atomic_load_n(&w->proxy->tls_server, __ATOMIC_ACQUIRE) != NULL) {
 		/* Bounded wait for the first byte and the handshake. */
 		c->detecting = 1;
 		c->header_timer = 1;

@@ -63,6 +63,7 @@ struct sn_proxy_options {
 	uint32_t max_connections;        /* downstream, per worker */
 	int istio_metric_names;
 	uint32_t discovery_idle_ms;      /* control-plane mode: drop a subscription unused this long */
+	const char *token;               /* --token / SINEW_TOKEN: a join token (a secret) */
 	const char *tls_cert;            /* mTLS (file mode): leaf + chain PEM */
 	const char *tls_key;
 	const char *tls_bundle;          /* trust roots PEM */
@@ -173,7 +174,22 @@ struct sn_proxy {
 	struct sn_trust_bundle *bundle;
 	struct sn_tls_ctx *tls_server;   /* inbound: requires a client certificate */
 	struct sn_tls_ctx *tls_client;   /* outbound: ISTIO_MUTUAL clusters */
+	struct sn_ident *ident;          /* --token: identity from sinewd (identity.c) */
 };
+
+/* identity.c: the identity from sinewd (--token) */
+struct sn_xds_tls;
+struct fy_node;
+int sn_ident_init(struct sn_proxy *p);
+void sn_ident_stop(struct sn_proxy *p);   /* before the loop goes */
+void sn_ident_free(struct sn_proxy *p);
+int sn_ident_ready(const struct sn_proxy *p);
+const char *sn_ident_error(const struct sn_proxy *p);
+/* TLS for the next control link; returns 1 if it is a bootstrap link. */
+int sn_ident_cp_tls(struct sn_proxy *p, struct sn_xds_tls *out);
+int sn_ident_on_open(struct sn_proxy *p);
+int sn_ident_on_message(struct sn_proxy *p, const char *type, size_t tlen, struct fy_node *root, int bootstrap);
+void sn_ident_render(const struct sn_proxy *p, FILE *f);
 
 /* server.c */
 int sn_proxy_run(struct sn_proxy_options *opt);
@@ -256,6 +272,11 @@ int sn_cp_host_known(struct sn_proxy *p, struct sn_str host);
 void sn_cp_subscribe(struct sn_proxy *p, struct sn_str host);
 /* The store revision this proxy runs, or NULL. Main thread. */
 const char *sn_cp_revision(struct sn_proxy *p);
+/* Sends one message on the control link if it is open. */
+int sn_cp_send_raw(struct sn_proxy *p, const char *msg, size_t len);
+int sn_cp_is_open(struct sn_proxy *p);
+/* Closes the link and reconnects at once. */
+void sn_cp_reconnect(struct sn_proxy *p, const char *why);
 
 /* Re-routes requests parked waiting for discovery (after a new snapshot). */
 void sn_exchange_retry_parked(struct sn_worker *w);

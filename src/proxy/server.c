@@ -477,6 +477,8 @@ int sn_proxy_run(struct sn_proxy_options *opt)
 	setup_identity(p);
 	if (setup_tls(p) != 0)
 		goto out;
+	if (opt->token != NULL && sn_ident_init(p) != 0)
+		goto out;
 
 	/* Signals are handled on the main loop; workers inherit the mask. */
 	sigemptyset(&mask);
@@ -573,6 +575,7 @@ out_loop:
 	sn_loop_dispose(&p->loop);
 out:
 	sn_cp_free(p);
+	sn_ident_free(p);
 	if (p->snap != NULL)
 		sn_snapshot_unref(p->snap);
 	free_labels(p);

@@ -153,7 +153,8 @@ int sn_uconn_acquire(struct sn_worker *w, struct sn_host *host, const struct sn_
 		const char *ids[1] = { tls_id };
 		struct sn_tls_conn_opts co = { .expected_ids = ids, .n_expected = 1, .session_key = host->key };
 		u->tls_id = strdup(tls_id);
-		if (u->tls_id == NULL || sn_tls_stream_new(w->proxy->tls_client, u->fd, &co, &u->tls) != 0) {
+		if (u->tls_id == NULL ||
+		    sn_tls_stream_new(__atomic_load_n(&w->proxy->tls_client, __ATOMIC_ACQUIRE), u->fd, &co, &u->tls) != 0) {
 			free(u->tls_id);
 			u->tls_id = NULL;
 			u->tls = NULL;

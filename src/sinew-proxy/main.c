@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sinew/join_token.h"
 #include "sinew/log.h"
 #include "../proxy/proxy.h"
 
@@ -42,6 +43,9 @@ static void usage(FILE *f)
 		"  --tls-key FILE               mTLS: its private key (PEM, EC P-256)\n"
 		"  --tls-bundle FILE            mTLS: the trust domain's roots (PEM)\n"
 		"  --trust-domain TD            default cluster.local\n"
+		"  --token TOKEN                join token from `sinew token create` (or SINEW_TOKEN): the\n"
+		"                               proxy makes its key, gets its certificate from sinewd, renews\n"
+		"                               it, and talks mutual TLS to sinewd and other proxies\n"
 		"  --version, --help\n"
 		"\n"
 		"Exit status: 0 after a clean drain, 1 on a usage or runtime error, 2 when the config is refused.\n");
@@ -77,13 +81,52 @@ static int parse_addr(const char *flag, const char *v, struct sn_addr *a)
 	return 0;
 }
 
+/* --token: the identity comes from the token (sinewd signs only that);
+ * flags that say otherwise are a mistake worth stopping for. */
+static int check_token(struct sn_proxy_options *o)
+{
+	static struct sn_join_token t;
+	struct sn_id_error e = { 0 };
+
+	if (!o->have_control_plane) {
+		fprintf(stderr, "sinew-proxy: --token needs --control-plane ADDR:PORT (the sinewd that minted it)\n");
+		return -1;
+	}
+	if (o->tls_cert != NULL) {
+		fprintf(stderr, "sinew-proxy: give --token (certificates from sinewd) or --tls-cert/--tls-key/--tls-bundle "
+				"(files), not both\n");
+		return -1;
+	}
+	if (sn_join_token_parse(o->token, strlen(o->token), &t, &e) != 0) {
+		fprintf(stderr, "sinew-proxy: --token: %s; mint one with `sinew token create --service-account SA`\n",
+			e.msg);
+		return -1;
+	}
+	const struct { const char *flag, *given, *token; } v[] = {
+		{ "--namespace", o->namespace_, t.ns },
+		{ "--service-account", o->service_account, t.sa },
+		{ "--trust-domain", o->trust_domain, t.trust_domain },
+	};
+	for (size_t i = 0; i < SN_ARRAY_LEN(v); i++) {
+		if (v[i].given != NULL && strcmp(v[i].given, v[i].token) != 0) {
+			fprintf(stderr, "sinew-proxy: %s %s, but the token is for %s %s; drop the flag or mint a token for "
+					"that identity\n", v[i].flag, v[i].given, v[i].flag + 2, v[i].token);
+			return -1;
+		}
+	}
+	o->namespace_ = t.ns;
+	o->service_account = t.sa;
+	o->trust_domain = t.trust_domain;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	enum {
 		O_CONFIG = 256, O_OUTBOUND, O_INBOUND, O_APP, O_ADMIN, O_SERVICE, O_NAMESPACE, O_LABELS, O_SA,
 		O_ACCESS_LOG, O_LOG_LEVEL, O_WORKERS, O_DRAIN, O_HDR_TIMEOUT, O_IDLE_TIMEOUT, O_MAX_CONNS,
 		O_ISTIO_NAMES, O_VERSION, O_HELP, O_CONTROL_PLANE, O_DISCOVERY_IDLE,
-		O_TLS_CERT, O_TLS_KEY, O_TLS_BUNDLE, O_TRUST_DOMAIN,
+		O_TLS_CERT, O_TLS_KEY, O_TLS_BUNDLE, O_TRUST_DOMAIN, O_TOKEN,
 	};
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
@@ -106,6 +149,7 @@ int main(int argc, char **argv)
 		{ "control-plane", required_argument, NULL, O_CONTROL_PLANE },
 		{ "discovery-idle", required_argument, NULL, O_DISCOVERY_IDLE },
 		{ "tls-cert", required_argument, NULL, O_TLS_CERT },
+		{ "token", required_argument, NULL, O_TOKEN },
 		{ "tls-key", required_argument, NULL, O_TLS_KEY },
 		{ "tls-bundle", required_argument, NULL, O_TLS_BUNDLE },
 		{ "trust-domain", required_argument, NULL, O_TRUST_DOMAIN },
@@ -197,6 +241,7 @@ int main(int argc, char **argv)
 			o.have_control_plane = 1;
 			break;
 		case O_TLS_CERT: o.tls_cert = optarg; break;
+		case O_TOKEN: o.token = optarg; break;
 		case O_TLS_KEY: o.tls_key = optarg; break;
 		case O_TLS_BUNDLE: o.tls_bundle = optarg; break;
 		case O_TRUST_DOMAIN: o.trust_domain = optarg; break;
@@ -222,6 +267,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sinew-proxy: --tls-cert, --tls-key and --tls-bundle go together\n");
 		return 1;
 	}
+	if (o.token == NULL && getenv("SINEW_TOKEN") != NULL && getenv("SINEW_TOKEN")[0] != '\0')
+		o.token = getenv("SINEW_TOKEN");
+	if (o.token != NULL && check_token(&o) != 0)
+		return 1;
 	if (!o.have_outbound && !o.have_inbound) {
 		fprintf(stderr, "sinew-proxy: nothing to do: give --outbound and/or --inbound\n");
 		return 1;

@@ -41,6 +41,12 @@ static void usage(FILE *f)
 		"  --ca-cert FILE       use this CA: the issuing certificate, any intermediates, then\n"
 		"                       the root (PEM); default: a root generated in DATA_DIR/ca\n"
 		"  --ca-key FILE        the issuing certificate's private key (PEM), with --ca-cert\n"
+		"  --mesh-plaintext     also accept proxies without TLS on --mesh (tests, development);\n"
+		"                       by default the mesh port takes mutual TLS only\n"
+		"  --leaf-ttl D         lifetime of issued workload certificates (default 24h)\n"
+		"  --root-ttl D         lifetime of a generated root (default 365d); a rotation starts\n"
+		"                       by itself when a third of the issuing CA's life is left\n"
+		"  --renew-spread D     during a rotation, proxies renew within D (default 5s)\n"
 		"  --log-level LEVEL    error, warn, info (default), debug, trace\n"
 		"  --version, --help\n"
 		"\n"
@@ -105,9 +111,35 @@ static void on_signal(struct sn_loop *loop, struct sn_io *io, unsigned events)
 	}
 }
 
+/* "90s", "30m", "24h", "365d", or plain seconds. */
+static int parse_duration(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+	unsigned long long unit = 1;
+
+	if (end == s || v == 0)
+		return -1;
+	if (*end == 'd')
+		unit = 86400;
+	else if (*end == 'h')
+		unit = 3600;
+	else if (*end == 'm')
+		unit = 60;
+	else if (*end != 's' && *end != '\0')
+		return -1;
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	if (v > 100ull * 365 * 86400 / unit)
+		return -1;
+	*out = (uint32_t)(v * unit);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	enum { O_DATA = 256, O_API, O_MESH, O_LOG_LEVEL, O_VERSION, O_HELP, O_TD, O_CA_CERT, O_CA_KEY };
+	enum { O_DATA = 256, O_API, O_MESH, O_LOG_LEVEL, O_VERSION, O_HELP, O_TD, O_CA_CERT, O_CA_KEY,
+	       O_MESH_PLAIN, O_LEAF_TTL, O_ROOT_TTL, O_RENEW_SPREAD };
 	static const struct option opts[] = {
 		{ "data-dir", required_argument, NULL, O_DATA },
 		{ "api", required_argument, NULL, O_API },
@@ -116,12 +148,18 @@ int main(int argc, char **argv)
 		{ "trust-domain", required_argument, NULL, O_TD },
 		{ "ca-cert", required_argument, NULL, O_CA_CERT },
 		{ "ca-key", required_argument, NULL, O_CA_KEY },
+		{ "mesh-plaintext", no_argument, NULL, O_MESH_PLAIN },
+		{ "leaf-ttl", required_argument, NULL, O_LEAF_TTL },
+		{ "root-ttl", required_argument, NULL, O_ROOT_TTL },
+		{ "renew-spread", required_argument, NULL, O_RENEW_SPREAD },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *data_dir = NULL, *api_s = "127.0.0.1:15080", *mesh_s = "127.0.0.1:15012";
 	struct sn_ca_service_opts ca_opts = { 0 };
+	struct sn_mesh_opts mesh_opts = { 0 };
+	uint32_t ttl;
 	struct sockaddr_storage api_addr, mesh_addr;
 	socklen_t api_len = 0, mesh_len = 0;
 	static struct sinewd d;
@@ -146,6 +184,26 @@ int main(int argc, char **argv)
 			break;
 		case O_CA_KEY:
 			ca_opts.key_file = optarg;
+			break;
+		case O_MESH_PLAIN:
+			mesh_opts.allow_plaintext = 1;
+			break;
+		case O_LEAF_TTL:
+		case O_ROOT_TTL:
+		case O_RENEW_SPREAD:
+			if (parse_duration(optarg, &ttl) != 0 || (o == O_LEAF_TTL && ttl < 10) ||
+			    (o == O_ROOT_TTL && ttl < 60)) {
+				fprintf(stderr, "sinewd: --%s %s: want a duration such as 90s, 30m, 24h or 365d (leaves at "
+						"least 10s, roots at least 60s)\n",
+					o == O_LEAF_TTL ? "leaf-ttl" : o == O_ROOT_TTL ? "root-ttl" : "renew-spread", optarg);
+				return 1;
+			}
+			if (o == O_LEAF_TTL)
+				ca_opts.leaf_ttl = ttl;
+			else if (o == O_ROOT_TTL)
+				ca_opts.root_ttl = ttl;
+			else
+				mesh_opts.renew_spread_ms = ttl * 1000;
 			break;
 		case O_LOG_LEVEL:
 			if (sn_log_set_level_name(optarg) != 0) {
@@ -224,7 +282,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d.api.mesh_addr = mesh_s;
-	if (sn_mesh_start(&d.mesh, &d.loop, &d.store, (const struct sockaddr *)&mesh_addr, mesh_len) != 0) {
+	mesh_opts.ca = d.ca;
+	if (sn_mesh_start(&d.mesh, &d.loop, &d.store, (const struct sockaddr *)&mesh_addr, mesh_len, &mesh_opts) != 0) {
 		fprintf(stderr, "sinewd: cannot listen on %s (--mesh): %s; pick a free port\n", mesh_s,
 			strerror(errno));
 		return 1;

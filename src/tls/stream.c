@@ -46,6 +46,9 @@ struct sn_tls_ctx {
 	enum sn_tls_role role;
 	int require_client_cert;
 	int no_resumption;
+	int pinned;                    /* bootstrap client: pin, pin_td */
+	uint8_t pin[32];
+	char pin_td[SN_TRUST_DOMAIN_MAX + 1];
 	unsigned char alpn[256];       /* wire format: len, bytes, len, bytes… */
 	size_t alpn_len;
 	pthread_mutex_t lock;          /* guards cur, generation, cache */
@@ -356,6 +359,61 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
 	return 1;
 }
 
+/* Bootstrap client (docs/internals/identity.md, "Join tokens"): the
+ * proxy has no bundle yet, only the root's SHA-256 from its token. The
+ * server sends its root along; we take it as the only anchor if, and only
+ * if, it is the pinned one, then validate the leaf as an X.509-SVID
+ * (purpose TLS server) and check the expected IDs. Replaces OpenSSL's
+ * whole chain verification for this context. */
+static int pinned_verify(X509_STORE_CTX *x, void *arg)
+{
+	struct sn_tls_ctx *ctx = arg;
+	SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct sn_tls_stream *s = ssl != NULL ? SSL_get_app_data(ssl) : NULL;
+	X509 *leaf = X509_STORE_CTX_get0_cert(x);
+	STACK_OF(X509) *sent = X509_STORE_CTX_get0_untrusted(x);
+	struct sn_trust_bundle *b = NULL;
+	struct sn_spiffe_id id;
+	struct sn_id_error e;
+	X509 *root = NULL;
+	int ok = 0;
+
+	if (s == NULL || leaf == NULL)
+		return 0;
+	for (int i = 0; sent != NULL && i < sk_X509_num(sent) && root == NULL; i++) {
+		uint8_t h[32];
+		if (sn_cert_sha256(sk_X509_value(sent, i), h) == 0 && CRYPTO_memcmp(h, ctx->pin, 32) == 0)
+			root = sk_X509_value(sent, i);
+	}
+	if (root == NULL) {
+		s->id_err = SN_ID_E_UNTRUSTED;
+		s->verify_failed = 1;
+		set_err(s, "TLS handshake with", "server's chain does not hold the root pinned by the join token "
+			"(sinewd's CA changed since the token was minted, or this is not that sinewd)");
+		goto out;
+	}
+	struct sn_svid_verify_opts vo = { .trust_domain = ctx->pin_td, .purpose = SN_SVID_PURPOSE_SERVER };
+	if (sn_trust_bundle_new(ctx->pin_td, &b) != 0 || sn_trust_bundle_add(b, root) != 0) {
+		set_err(s, "TLS handshake with", "out of memory");
+		goto out;
+	}
+	vo.bundle = b;
+	if (sn_svid_verify(&vo, leaf, sent, &id, &e) != 0) {
+		s->id_err = e.code;
+		s->verify_failed = 1;
+		set_err(s, "TLS handshake with", "peer certificate refused: %s", e.msg);
+		goto out;
+	}
+	if (check_expected(s, id.uri) != 0 || keep_peer_id(s, &id) != 0)
+		goto out;
+	ok = 1;
+out:
+	if (!ok)
+		X509_STORE_CTX_set_error(x, X509_V_ERR_APPLICATION_VERIFICATION);
+	sn_trust_bundle_free(b);
+	return ok;
+}
+
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 		       const unsigned char *in, unsigned int inlen, void *arg)
 {
@@ -533,15 +591,16 @@ static int build(struct sn_tls_ctx *ctx, const struct sn_tls_identity *id, SSL_C
 	X509_STORE *store = NULL;
 	int rc = SN_ENOMEM;
 
-	if (id == NULL || id->bundle == NULL)
+	if (id == NULL || (id->bundle == NULL && !ctx->pinned))
 		return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED, "no trust bundle given");
-	if (sn_trust_bundle_count(id->bundle) == 0)
+	if (!ctx->pinned && sn_trust_bundle_count(id->bundle) == 0)
 		return sn_id_fail(err, SN_EINVAL, SN_ID_E_UNTRUSTED, "trust bundle has no root");
+	const char *td = ctx->pinned ? ctx->pin_td : sn_trust_bundle_trust_domain(id->bundle);
 	c = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
 	g = OPENSSL_zalloc(sizeof(*g));
 	if (c == NULL || g == NULL)
 		goto nomem;
-	snprintf(g->td, sizeof(g->td), "%s", sn_trust_bundle_trust_domain(id->bundle));
+	snprintf(g->td, sizeof(g->td), "%s", td);
 	if (!SSL_CTX_set_ex_data(c, gen_idx, g))
 		goto nomem;
 	g = NULL;   /* freed with c */
@@ -559,10 +618,14 @@ static int build(struct sn_tls_ctx *ctx, const struct sn_tls_identity *id, SSL_C
 	SSL_CTX_set_read_ahead(c, 1);
 	SSL_CTX_set_max_early_data(c, 0);
 
-	store = sn_trust_bundle_store(id->bundle);
-	if (store == NULL || !SSL_CTX_set0_verify_cert_store(c, store))
-		goto nomem;
-	store = NULL;
+	if (ctx->pinned) {
+		SSL_CTX_set_cert_verify_callback(c, pinned_verify, ctx);
+	} else {
+		store = sn_trust_bundle_store(id->bundle);
+		if (store == NULL || !SSL_CTX_set0_verify_cert_store(c, store))
+			goto nomem;
+		store = NULL;
+	}
 	SSL_CTX_set_verify_depth(c, VERIFY_DEPTH);
 	SSL_CTX_set_verify(c, SSL_VERIFY_PEER |
 			      (server && ctx->require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
@@ -605,7 +668,7 @@ static int build(struct sn_tls_ctx *ctx, const struct sn_tls_identity *id, SSL_C
 	}
 
 	if (server || id->key != NULL || id->key_pem != NULL || id->chain_pem != NULL) {
-		rc = load_identity(c, id, sn_trust_bundle_trust_domain(id->bundle), err);
+		rc = load_identity(c, id, td, err);
 		if (rc != 0)
 			goto fail;
 	}
@@ -639,6 +702,18 @@ int sn_tls_ctx_new(const struct sn_tls_ctx_opts *o, const struct sn_tls_identity
 	ctx->role = o->role;
 	ctx->require_client_cert = o->require_client_cert;
 	ctx->no_resumption = o->no_resumption;
+	if (o->pinned_root != NULL) {
+		if (o->role != SN_TLS_CLIENT || o->pinned_td == NULL ||
+		    sn_trust_domain_check(o->pinned_td, NULL) != 0) {
+			free(ctx);
+			return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED,
+					  "a pinned root needs the client role and a valid trust domain");
+		}
+		ctx->pinned = 1;
+		ctx->no_resumption = 1;
+		memcpy(ctx->pin, o->pinned_root, 32);
+		snprintf(ctx->pin_td, sizeof(ctx->pin_td), "%s", o->pinned_td);
+	}
 	for (size_t i = 0; i < o->n_alpn; i++) {
 		size_t l = strlen(o->alpn[i]);
 		if (l == 0 || l > 255 || ctx->alpn_len + 1 + l > sizeof(ctx->alpn)) {
@@ -1144,3 +1219,22 @@ const struct sn_xprt_ops sn_tls_xprt_ops = {
 	.shutdown = xprt_shutdown,
 	.want = xprt_want,
 };
+
+/* ---- for src/tls/info.c ---- */
+
+SSL_CTX *sn_tls_ctx_current(struct sn_tls_ctx *ctx, uint64_t *generation, char td[SN_TRUST_DOMAIN_MAX + 1])
+{
+	SSL_CTX *c;
+
+	pthread_mutex_lock(&ctx->lock);
+	c = ctx->cur;
+	if (c != NULL && !SSL_CTX_up_ref(c))
+		c = NULL;
+	*generation = ctx->generation;
+	pthread_mutex_unlock(&ctx->lock);
+	if (c != NULL) {
+		const struct tls_gen *g = SSL_CTX_get_ex_data(c, gen_idx);
+		snprintf(td, SN_TRUST_DOMAIN_MAX + 1, "%s", g != NULL ? g->td : "");
+	}
+	return c;
+}

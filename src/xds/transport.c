@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 
 #include "sinew/log.h"
+#include "sinew/tls_stream.h"
 #include "sinew/xds.h"
 
 #define WINDOW (4u << 20)
@@ -49,6 +50,15 @@ struct sn_xds_conn {
 	int path_ok;           /* server: request :path matched */
 	int closing;
 	const char *why;
+	/* TLS (docs/internals/control-protocol.md, "Security"): a server
+	 * that may also take plaintext looks at the first byte. */
+	struct sn_tls_ctx *tls_ctx;
+	struct sn_tls_stream *tls;
+	char *expected_id;
+	int detecting;         /* server: TLS or plaintext not known yet */
+	int allow_plaintext;
+	int tls_done;          /* handshake complete (or plaintext) */
+	char why_buf[320];
 	struct sn_task close_task;
 	struct sn_task reclaim_task;
 };
@@ -107,6 +117,8 @@ static void reclaim_conn(struct sn_loop *loop, struct sn_task *t)
 	struct sn_xds_conn *c = sn_container_of(t, struct sn_xds_conn, reclaim_task);
 	if (c->h2 != NULL)
 		nghttp2_session_del(c->h2);
+	sn_tls_stream_free(c->tls);
+	free(c->expected_id);
 	bytes_free(&c->out);
 	bytes_free(&c->q);
 	bytes_free(&c->line);
@@ -128,26 +140,97 @@ void sn_xds_close(struct sn_xds_conn *c, const char *why)
 	c->closing = 1;
 	c->why = why;
 	sn_io_stop(c->loop, &c->io);
+	if (c->tls != NULL && c->tls_done)
+		sn_tls_stream_shutdown(c->tls);   /* close_notify, best effort */
 	close(c->fd);
 	c->fd = -1;
 	sn_loop_defer(c->loop, &c->close_task, run_close);
 }
 
+/* Closes with the TLS layer's sentence (it names the peer and why). */
+static void tls_close(struct sn_xds_conn *c)
+{
+	const char *e = sn_tls_stream_error(c->tls);
+	snprintf(c->why_buf, sizeof(c->why_buf), "%s", e != NULL && e[0] ? e : "TLS failed");
+	sn_xds_close(c, c->why_buf);
+}
+
+/* Server: TLS or plaintext, from the first byte (a TLS record starts with
+ * 0x16, an HTTP/2 preface with 'P'). Returns 1 decided, 0 wait, -1 closed. */
+static int detect(struct sn_xds_conn *c)
+{
+	unsigned char b;
+	ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		sn_xds_close(c, n == 0 ? "peer closed the connection" : "read failed");
+		return -1;
+	}
+	c->detecting = 0;
+	if (b == 0x16) {
+		if (sn_tls_stream_new(c->tls_ctx, c->fd, NULL, &c->tls) != 0) {
+			sn_xds_close(c, "out of memory");
+			return -1;
+		}
+		return 1;
+	}
+	if (!c->allow_plaintext) {
+		sn_xds_close(c, "plaintext refused: the mesh port takes mutual TLS only (sinewd --mesh-plaintext "
+				"allows plaintext proxies)");
+		return -1;
+	}
+	c->tls_done = 1;
+	return 1;
+}
+
+/* Runs the handshake. Returns 1 done, 0 wait, -1 closed. */
+static int handshake(struct sn_xds_conn *c)
+{
+	int r = sn_tls_stream_handshake(c->tls);
+	if (r == SN_EAGAIN)
+		return 0;
+	if (r < 0) {
+		tls_close(c);
+		return -1;
+	}
+	c->tls_done = 1;
+	if (c->ops->on_secure != NULL && c->ops->on_secure(c) != 0) {
+		if (!c->closing)
+			sn_xds_close(c, "refused after the TLS handshake");
+		return -1;
+	}
+	return 1;
+}
+
 /* Hands nghttp2's output to the socket. Returns 0 or -1 (closed). */
 static int flush(struct sn_xds_conn *c)
 {
-	if (c->closing || !c->connected)
+	if (c->closing || !c->connected || !c->tls_done)
 		return c->closing ? -1 : 0;
 	for (;;) {
 		while (c->out.off < c->out.len) {
-			ssize_t n = write(c->fd, c->out.p + c->out.off, c->out.len - c->out.off);
-			if (n < 0) {
-				if (errno == EAGAIN || errno == EWOULDBLOCK)
+			ssize_t n;
+			if (c->tls != NULL) {
+				/* A retry offers the same bytes again (tls.md). */
+				n = sn_tls_stream_write(c->tls, c->out.p + c->out.off, c->out.len - c->out.off);
+				if (n == SN_EAGAIN)
 					return 0;
-				if (errno == EINTR)
-					continue;
-				sn_xds_close(c, "write failed");
-				return -1;
+				if (n < 0) {
+					tls_close(c);
+					return -1;
+				}
+			} else {
+				n = write(c->fd, c->out.p + c->out.off, c->out.len - c->out.off);
+				if (n < 0) {
+					if (errno == EAGAIN || errno == EWOULDBLOCK)
+						return 0;
+					if (errno == EINTR)
+						continue;
+					sn_xds_close(c, "write failed");
+					return -1;
+				}
 			}
 			c->out.off += (size_t)n;
 		}
@@ -339,8 +422,43 @@ static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 			return;
 		}
 		c->connected = 1;
+		if (c->tls_ctx != NULL && c->tls == NULL &&
+		    sn_tls_stream_new(c->tls_ctx, c->fd, &(struct sn_tls_conn_opts){
+			    .expected_ids = c->expected_id ? (const char *const *)&c->expected_id : NULL,
+			    .n_expected = c->expected_id ? 1 : 0 }, &c->tls) != 0) {
+			sn_xds_close(c, "cannot set up TLS (out of memory or a bad expected ID)");
+			return;
+		}
 	}
-	if (events & (SN_IO_READ | SN_IO_HUP)) {
+	if (c->detecting && detect(c) <= 0)
+		return;
+	if (!c->tls_done) {
+		if (handshake(c) <= 0)
+			return;
+	}
+	if (c->tls != NULL) {
+		for (;;) {
+			ssize_t n = sn_tls_stream_read(c->tls, buf, sizeof(buf));
+			if (n > 0) {
+				ssize_t r = nghttp2_session_mem_recv(c->h2, buf, (size_t)n);
+				if (r < 0) {
+					sn_xds_close(c, "http/2 protocol error");
+					return;
+				}
+				if (c->closing)
+					return;
+				continue;
+			}
+			if (n == SN_EAGAIN)
+				break;
+			if (n == SN_ECLOSED || n == 0) {
+				sn_xds_close(c, "peer closed the connection");
+				return;
+			}
+			tls_close(c);
+			return;
+		}
+	} else if (events & (SN_IO_READ | SN_IO_HUP)) {
 		for (;;) {
 			ssize_t n = read(c->fd, buf, sizeof(buf));
 			if (n > 0) {
@@ -364,8 +482,8 @@ static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 	flush(c);
 }
 
-static struct sn_xds_conn *conn_new(struct sn_loop *loop, int fd, int server, const struct sn_xds_ops *ops,
-				    void *arg)
+static struct sn_xds_conn *conn_new(struct sn_loop *loop, int fd, int server, const struct sn_xds_tls *tls,
+				    const struct sn_xds_ops *ops, void *arg)
 {
 	nghttp2_session_callbacks *cbs;
 	struct sn_xds_conn *c = calloc(1, sizeof(*c));
@@ -382,6 +500,18 @@ static struct sn_xds_conn *conn_new(struct sn_loop *loop, int fd, int server, co
 	c->server = server;
 	c->ops = ops;
 	c->arg = arg;
+	c->tls_done = 1;
+	if (tls != NULL && tls->ctx != NULL) {
+		c->tls_ctx = tls->ctx;
+		c->tls_done = 0;
+		c->detecting = server;
+		c->allow_plaintext = tls->allow_plaintext;
+		if (tls->expected_id != NULL && (c->expected_id = strdup(tls->expected_id)) == NULL) {
+			close(fd);
+			free(c);
+			return NULL;
+		}
+	}
 	snprintf(c->peer, sizeof(c->peer), "?");
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		char ip[INET_ADDRSTRLEN];
@@ -415,15 +545,16 @@ static struct sn_xds_conn *conn_new(struct sn_loop *loop, int fd, int server, co
 fail:
 	if (c->h2 != NULL)
 		nghttp2_session_del(c->h2);
+	free(c->expected_id);
 	close(fd);
 	free(c);
 	return NULL;
 }
 
 struct sn_xds_conn *sn_xds_client(struct sn_loop *loop, int fd, const char *authority,
-				  const struct sn_xds_ops *ops, void *arg)
+				  const struct sn_xds_tls *tls, const struct sn_xds_ops *ops, void *arg)
 {
-	struct sn_xds_conn *c = conn_new(loop, fd, 0, ops, arg);
+	struct sn_xds_conn *c = conn_new(loop, fd, 0, tls, ops, arg);
 	nghttp2_data_provider prd;
 
 	if (c == NULL)
@@ -431,7 +562,8 @@ struct sn_xds_conn *sn_xds_client(struct sn_loop *loop, int fd, const char *auth
 	snprintf(c->authority, sizeof(c->authority), "%s", authority);
 	const nghttp2_nv hdrs[] = {
 		{ (uint8_t *)":method", (uint8_t *)"POST", 7, 4, NGHTTP2_NV_FLAG_NONE },
-		{ (uint8_t *)":scheme", (uint8_t *)"http", 7, 4, NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)":scheme", (uint8_t *)(c->tls_ctx ? "https" : "http"), 7, c->tls_ctx ? 5 : 4,
+		  NGHTTP2_NV_FLAG_NONE },
 		{ (uint8_t *)":authority", (uint8_t *)c->authority, 10, strlen(c->authority), NGHTTP2_NV_FLAG_NONE },
 		{ (uint8_t *)":path", (uint8_t *)SN_XDS_PATH, 5, strlen(SN_XDS_PATH), NGHTTP2_NV_FLAG_NONE },
 		{ (uint8_t *)"content-type", (uint8_t *)"application/x-ndjson", 12, 20, NGHTTP2_NV_FLAG_NONE },
@@ -446,12 +578,23 @@ struct sn_xds_conn *sn_xds_client(struct sn_loop *loop, int fd, const char *auth
 	return c;
 }
 
-struct sn_xds_conn *sn_xds_server(struct sn_loop *loop, int fd, const struct sn_xds_ops *ops, void *arg)
+struct sn_xds_conn *sn_xds_server(struct sn_loop *loop, int fd, const struct sn_xds_tls *tls,
+				  const struct sn_xds_ops *ops, void *arg)
 {
-	struct sn_xds_conn *c = conn_new(loop, fd, 1, ops, arg);
+	struct sn_xds_conn *c = conn_new(loop, fd, 1, tls, ops, arg);
 	if (c != NULL) {
 		c->connected = 1;
 		flush(c);
 	}
 	return c;
+}
+
+const char *sn_xds_peer_id(const struct sn_xds_conn *c)
+{
+	return c->tls != NULL && c->tls_done ? sn_tls_stream_peer_id(c->tls) : NULL;
+}
+
+int sn_xds_secure(const struct sn_xds_conn *c)
+{
+	return c->tls != NULL;
 }

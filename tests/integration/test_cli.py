@@ -527,8 +527,12 @@ class TestProxies(unittest.TestCase):
         rc, out, err = sd.sinew("apply", "-f", write(self, "svc.yaml", st.service_yaml("reviews")))
         self.assertEqual(rc, 0, err)
         w = st.make_tempdir(self)
+        # The mesh port takes mutual TLS only: the proxy joins with a token.
+        rc, token, err = sd.sinew("token", "create", "--service-account", "reviews")
+        self.assertEqual(rc, 0, err)
         p = st.Proxy(None, w, outbound=True, inbound=True, app="127.0.0.1:%d" % app.port,
-                     args=["--service", "reviews", "--labels", "app=reviews,version=v2"])
+                     args=["--service", "reviews", "--labels", "app=reviews,version=v2",
+                           "--token", token.strip()])
         p.argv = lambda: [st.PROXY, "--control-plane", sd.mesh,
                           "--outbound", "127.0.0.1:%d" % p.outbound_port,
                           "--inbound", "127.0.0.1:%d" % p.inbound_port, "--app", p.app,

@@ -30,26 +30,7 @@ class CaMesh(Mesh):
     """Mesh with extra sinewd flags (--trust-domain, --ca-cert, --ca-key)."""
 
     def __init__(self, test, data_dir=None, extra=(), start=True):
-        self.extra = list(extra)
-        super().__init__(test, data_dir=data_dir, start=start)
-
-    def start(self, wait=True):
-        self.logf = open(self.log, "ab")
-        self.p = st.spawn([SINEWD, "--data-dir", self.dir, "--api", "127.0.0.1:%d" % self.port,
-                           "--mesh", self.mesh_addr, "--log-level", "info"] + self.extra,
-                          stdout=self.logf, stderr=self.logf, env=st.proxy_env())
-        if not wait:
-            return
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            if self.p.poll() is not None:
-                raise AssertionError("sinewd exited %s: %s" % (self.p.returncode, self.read_log()))
-            try:
-                if self.call("GET", "/ready")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("sinewd not ready: " + self.read_log())
+        super().__init__(test, data_dir=data_dir, start=start, extra=extra)
 
     def post(self, path, obj):
         return self.call("POST", path, json.dumps(obj))

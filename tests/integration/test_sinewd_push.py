@@ -28,8 +28,11 @@ class Mesh:
     """sinewd with its API and mesh ports on loopback, stopped (and its log
     checked for sanitizer reports) when the test ends."""
 
-    def __init__(self, test, data_dir=None, start=True):
+    def __init__(self, test, data_dir=None, start=True, plaintext=True, extra=()):
         self.test = test
+        # The push-protocol tests speak plaintext (--mesh-plaintext); the
+        # identity tests (test_mesh_identity.py) run the default: mTLS only.
+        self.extra = (["--mesh-plaintext"] if plaintext else []) + list(extra)
         self.dir = data_dir or st.make_tempdir(test, "sinewd-")
         self.port = st.free_port()
         self.mesh_port = st.free_port()
@@ -47,7 +50,7 @@ class Mesh:
         self.logf = open(self.log, "ab")
         env = st.proxy_env()
         self.p = st.spawn([SINEWD, "--data-dir", self.dir, "--api", "127.0.0.1:%d" % self.port,
-                           "--mesh", self.mesh_addr, "--log-level", "info"],
+                           "--mesh", self.mesh_addr, "--log-level", "info"] + self.extra,
                           stdout=self.logf, stderr=self.logf, env=env)
         if not wait:
             return

@@ -77,7 +77,7 @@ static void on_close(struct sn_xds_conn *c, const char *why)
 	cl->c = NULL;
 }
 
-static const struct sn_xds_ops ops = { on_open, on_message, on_close };
+static const struct sn_xds_ops ops = { .on_open = on_open, .on_message = on_message, .on_close = on_close };
 
 static void client_connect(struct fixture *f, struct client *cl, const char *hello)
 {
@@ -88,7 +88,7 @@ static void client_connect(struct fixture *f, struct client *cl, const char *hel
 	assert_true(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 || errno == EINPROGRESS);
 	memset(cl, 0, sizeof(*cl));
 	cl->hello = hello;
-	cl->c = sn_xds_client(&f->loop, fd, "sinewd", &ops, cl);
+	cl->c = sn_xds_client(&f->loop, fd, "sinewd", NULL, &ops, cl);
 	assert_non_null(cl->c);
 }
 
@@ -138,7 +138,7 @@ static int setup(void **state)
 	assert_int_equal(rep.refused, 0);
 	sn_apply_report_free(&rep);
 	assert_int_equal(sn_loop_init(&f->loop), 0);
-	assert_int_equal(sn_mesh_start(&f->mesh, &f->loop, &f->st, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(sn_mesh_start(&f->mesh, &f->loop, &f->st, (struct sockaddr *)&a, sizeof(a), NULL), 0);
 	assert_int_equal(getsockname(f->mesh->fd, (struct sockaddr *)&a, &al), 0);
 	f->port = ntohs(a.sin_port);
 	*state = f;
