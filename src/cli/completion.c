@@ -20,7 +20,7 @@ static const struct {
 	{ "proxy-status", "-o --output --server --help" },
 	{ "proxy-config", "--admin -o --output --server --help" },
 	{ "token", "--service-account -n --namespace --ttl --server --help" },
-	{ "ca", "-o --output --server --help" },
+	{ "ca", "show rotate -o --output --server --wait --help" },
 	{ "identity", "--admin -o --output --pem --server --help" },
 	{ "check", "--server --help" },
 	{ "load", "-q --qps -c --connections -d --duration -n --requests -m --method -H --header -b --body-size -t --timeout --queue --json --quiet --help" },

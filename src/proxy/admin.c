@@ -254,7 +254,12 @@ static void render(struct admin_conn *a, struct sn_str method, struct sn_str pat
 			fprintf(f, "ready: config version %llu\n", (unsigned long long)p->version);
 		} else {
 			status = 503;
-			fprintf(f, "not ready: %s\n", p->draining ? "draining" : "starting");
+			const char *ierr = sn_ident_error(p);
+			fprintf(f, "not ready: %s%s%s\n",
+				p->draining ? "draining"
+				: !sn_ident_ready(p) ? "waiting for a certificate from sinewd"
+						       : "starting",
+				ierr ? ": " : "", ierr ? ierr : "");
 		}
 	} else if (sn_str_eq_cstr(route, "/live") || sn_str_eq_cstr(route, "/healthz")) {
 		fprintf(f, "live\n");

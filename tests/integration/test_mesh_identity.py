@@ -218,13 +218,12 @@ class Rotation(unittest.TestCase):
         t = threading.Thread(target=lambda: out.update(r=load(client.outbound_port, "ratings:9080", 200, 12)))
         t.start()
         time.sleep(3)
-        status, body = mesh.call("POST", "/api/v1/ca/rotate")
-        self.assertEqual(status, 200, body)
-        self.assertEqual(body["rotation"]["phase"], "distributing")
-        self.assertEqual(len(body["roots"]), 2)
-        deadline = time.time() + 20
-        while time.time() < deadline and ca(mesh)["rotation"]["phase"] != "stable":
-            time.sleep(0.2)
+        r = subprocess.run([SINEW, "ca", "rotate", "--wait", "--server", "http://127.0.0.1:%d" % mesh.port],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Rotation started: new root", r.stdout)
+        self.assertIn("Every proxy trusts the new root", r.stdout)
+        self.assertIn("Done: every proxy holds a leaf of root", r.stdout)
         t.join(60)
         after = ca(mesh)
         self.assertEqual(after["rotation"]["phase"], "stable", after["rotation"])
@@ -243,12 +242,31 @@ class Rotation(unittest.TestCase):
         log = mesh.read_log()
         self.assertIn("every proxy trusts the new root", log)
         self.assertIn("rotation done", log)
+        self.assertIn(new_root["sha256"], r.stdout)
         # a second rotation while one runs is refused; after, allowed again
         status, body = mesh.call("POST", "/api/v1/ca/rotate")
         self.assertEqual(status, 200, body)
+        self.assertEqual(body["rotation"]["phase"], "distributing")
+        self.assertEqual(len(body["roots"]), 2)
         status2, body2 = mesh.call("POST", "/api/v1/ca/rotate")
         self.assertEqual(status2, 409, body2)
         self.assertIn("already under way", body2["error"])
+
+    def test_automatic_rotation_before_expiry(self):
+        """A 60 s root (notBefore back-dated 60 s): sinewd starts a rotation
+        by itself once a third of its life is left, and finishes it."""
+        mesh = Mesh(self, plaintext=False, extra=["--root-ttl", "60s", "--renew-spread", "1s"])
+        server, client = self.pair(mesh)
+        first = ca(mesh)["roots"][0]["sha256"]
+        deadline = time.time() + 45
+        while time.time() < deadline and "rotation done" not in mesh.read_log():
+            time.sleep(0.5)
+        log = mesh.read_log()
+        self.assertIn("rotation started (the CA expires soon)", log)
+        self.assertIn("rotation done", log)
+        now = ca(mesh)
+        self.assertNotEqual(now["roots"][-1]["sha256"], first)
+        self.assertEqual(st.request(client.outbound_port, "GET", "/", host="ratings:9080", timeout=5).status, 200)
 
 
 if __name__ == "__main__":
