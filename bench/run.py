@@ -2,7 +2,7 @@
 """Sinew's benchmark suite: sinew-proxy against HAProxy and nginx, side by
 side, against a direct connection, in the same run (issue 3, "MB2" shape).
 
-    make bench            # ~10 min, results in bench/results/full.{md,json}
+    make bench            # ~12 min, results in bench/results/full.{md,json}
     make bench QUICK=1    # < 3 min, results in bench/results/quick.{md,json}
     SINEW_BIN=build/bench-rel/bin python3 bench/run.py --quick
 
@@ -14,6 +14,13 @@ server namespace on 127.0.0.1:8080 and 10.77.0.2:8080.
   S0 direct   client ─veth─▶ origin
   S1 one hop  client ─veth─▶ proxy(server ns) ─lo─▶ origin
   S2 sidecars client ─lo─▶ proxy(client ns) ─veth─▶ proxy(server ns) ─lo─▶ origin
+  P2 mTLS     S2 with mutual TLS 1.3 (ECDSA P-256 SPIFFE certificates) on
+              the veth hop between the two proxies
+
+P2 runs its own pair of processes per proxy (other ports), configured as
+for S2 plus TLS; the certificates are made at start with the openssl CLI.
+Before measuring, each P2 pair is checked to really speak mutual TLS 1.3
+(verify_p2); a pair that does not gets no P2 figures.
 
 Each proxy (sinew-proxy, HAProxy, nginx) runs one worker with upstream
 keep-alive and no logs (configs in bench/conf/). CPU placement on the
@@ -21,7 +28,7 @@ keep-alive and no logs (configs in bench/conf/). CPU placement on the
 
 Cells: 1000 req/s × 16 connections, 5000 req/s × 16, and saturation
 (--qps 0) × 64. Each repetition runs every cell for S0 and for every proxy
-in S1 and S2, proxies in a rotating order; S0 is re-run every repetition
+in S1, S2 and P2, proxies in a rotating order; S0 is re-run every repetition
 and deltas are taken against the S0 of the same repetition.
 """
 
@@ -49,9 +56,20 @@ RESULTS = os.path.join(HERE, "results")
 CLI_ADDR, SRV_ADDR = "10.77.0.1", "10.77.0.2"
 ORIGIN_PORT = 8080
 PROXIES = ["sinew", "haproxy", "nginx"]
+SCENARIOS = ("S1", "S2", "P2")
 # Server-side listener and S2 client-side listener per proxy.
 SRV_PORT = {"sinew": 15006, "haproxy": 15106, "nginx": 15206}
 CLI_PORT = {"sinew": 15001, "haproxy": 15101, "nginx": 15201}
+# The same for P2's pairs (bench/conf/sinew-client-mtls.yaml names 15016).
+P2_SRV_PORT = {"sinew": 15016, "haproxy": 15116, "nginx": 15216}
+P2_CLI_PORT = {"sinew": 15011, "haproxy": 15111, "nginx": 15211}
+P2_ADMIN = "127.0.0.1:15021"   # the P2 sinew-proxies' admin, in each namespace
+# P2 identities: X.509-SVIDs of this trust domain, in the namespace the
+# proxies run in (--namespace bench); the client-side sinew-proxy expects
+# the server's to be its WorkloadEntry's serviceAccount.
+TRUST_DOMAIN = "cluster.local"
+BENCH_NS = "bench"
+P2_SUITE = "TLS_AES_128_GCM_SHA256"   # what every pair must negotiate
 PROXY_CPU, CLIENT_CPU = 1, 0
 PATH = "/1k"
 HOST = "origin"
@@ -62,6 +80,57 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def log(msg):
     print(msg, flush=True)
+
+
+# --------------------------------------------------------------------------
+# P2's certificates
+
+SVID_EXT = """[v3]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = URI:%s
+"""
+
+
+def spiffe_id(sa):
+    return "spiffe://%s/ns/%s/sa/%s" % (TRUST_DOMAIN, BENCH_NS, sa)
+
+
+def make_pki(d):
+    """A P-256 root and two P-256 X.509-SVID leaves under d, made as
+    tests/integration/test_mtls.py makes them (docs/internals/identity.md):
+    origin.{pem,key} for the server-side proxies, client.{pem,key} for the
+    client-side ones; NAME.crtkey is leaf and key in one file (HAProxy's
+    crt). The leaves' subject also has CN=<service account>: HAProxy's
+    verifyhost and nginx's proxy_ssl_verify can only check a host name (a
+    DNS SAN, else the CN), not the URI SAN sinew-proxy checks. stranger.*:
+    a leaf with the client's name from another root, for the negative
+    check."""
+    os.makedirs(d)
+
+    def openssl(*argv):
+        r = subprocess.run(["openssl"] + list(argv), capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("openssl %s: %s" % (argv[0], r.stderr.strip()))
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    for root, subj in (("root", "/O=sinew/OU=%s/CN=bench root" % TRUST_DOMAIN),
+                       ("stranger-root", "/O=stranger/CN=other root")):
+        openssl("req", "-x509", *ec, "-keyout", os.path.join(d, root + ".key"),
+                "-out", os.path.join(d, root + ".pem"), "-subj", subj, "-days", "2",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    for name, sa, root in (("origin", "origin", "root"), ("client", "client", "root"),
+                           ("stranger", "client", "stranger-root")):
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write(SVID_EXT % spiffe_id(sa))
+        key, crt = os.path.join(d, name + ".key"), os.path.join(d, name + ".pem")
+        openssl("req", "-new", *ec, "-keyout", key, "-out", os.path.join(d, name + ".csr"),
+                "-subj", "/O=sinew/CN=%s" % sa)
+        openssl("x509", "-req", "-in", os.path.join(d, name + ".csr"), "-CA", os.path.join(d, root + ".pem"),
+                "-CAkey", os.path.join(d, root + ".key"), "-CAcreateserial", "-days", "1",
+                "-extfile", os.path.join(d, name + ".ext"), "-extensions", "v3", "-out", crt)
+        with open(os.path.join(d, name + ".crtkey"), "w") as f:
+            f.write(open(crt).read() + open(key).read())
 
 
 # --------------------------------------------------------------------------
@@ -158,11 +227,18 @@ class Bench:
         os.makedirs(os.path.join(self.dir, "www"))
         with open(os.path.join(self.dir, "www", "1k"), "wb") as f:
             f.write(b"s" * 1024)
+        self.pki = os.path.join(self.dir, "pki")
+        make_pki(self.pki)
         cfg = self.template("origin-nginx.conf", "origin", ORIGIN_ADDR=SRV_ADDR)
         self.spawn("origin", self.ns_srv, ["nginx", "-e", os.path.join(self.dir, "origin.err"), "-c", cfg],
                    CLIENT_CPU)
         proxy_bin = os.path.join(self.args.sinew_bin, "sinew-proxy")
-        common = ["--workers", "1", "--log-level", "error", "--namespace", "bench"]
+        common = ["--workers", "1", "--log-level", "error", "--namespace", BENCH_NS]
+
+        def tls(name):
+            return ["--tls-cert", os.path.join(self.pki, name + ".pem"),
+                    "--tls-key", os.path.join(self.pki, name + ".key"),
+                    "--tls-bundle", os.path.join(self.pki, "root.pem"), "--trust-domain", TRUST_DOMAIN]
         # sinew-proxy: server side (inbound → app) and client side (outbound, routes Host: origin).
         self.spawn("sinew-srv", self.ns_srv,
                    [proxy_bin, "--config", os.path.join(CONF, "sinew-server.yaml"),
@@ -173,30 +249,61 @@ class Bench:
                    [proxy_bin, "--config", os.path.join(CONF, "sinew-client.yaml"),
                     "--outbound", "127.0.0.1:%d" % CLI_PORT["sinew"], "--admin", "127.0.0.1:15020",
                     "--service", "client"] + common, PROXY_CPU)
-        for side, ns, listen, up in (
-                ("srv", self.ns_srv, "%s:%d" % (SRV_ADDR, SRV_PORT["haproxy"]), "127.0.0.1:%d" % ORIGIN_PORT),
-                ("cli", self.ns_cli, "127.0.0.1:%d" % CLI_PORT["haproxy"], "%s:%d" % (SRV_ADDR, SRV_PORT["haproxy"]))):
+        # P2: the same with identities, STRICT inbound and ISTIO_MUTUAL outbound.
+        self.spawn("sinew-p2srv", self.ns_srv,
+                   [proxy_bin, "--config", os.path.join(CONF, "sinew-server-mtls.yaml"),
+                    "--inbound", "%s:%d" % (SRV_ADDR, P2_SRV_PORT["sinew"]),
+                    "--app", "127.0.0.1:%d" % ORIGIN_PORT, "--admin", P2_ADMIN,
+                    "--service", "origin", "--service-account", "origin"] + common + tls("origin"), PROXY_CPU)
+        self.spawn("sinew-p2cli", self.ns_cli,
+                   [proxy_bin, "--config", os.path.join(CONF, "sinew-client-mtls.yaml"),
+                    "--outbound", "127.0.0.1:%d" % P2_CLI_PORT["sinew"], "--admin", P2_ADMIN,
+                    "--service", "client", "--service-account", "client"] + common + tls("client"), PROXY_CPU)
+        # HAProxy and nginx: (process, namespace, listener, upstream, TLS role).
+        hops = {}
+        for proxy in ("haproxy", "nginx"):
+            hops[proxy] = (
+                ("srv", self.ns_srv, "%s:%d" % (SRV_ADDR, SRV_PORT[proxy]), "127.0.0.1:%d" % ORIGIN_PORT, "none"),
+                ("cli", self.ns_cli, "127.0.0.1:%d" % CLI_PORT[proxy], "%s:%d" % (SRV_ADDR, SRV_PORT[proxy]), "none"),
+                ("p2srv", self.ns_srv, "%s:%d" % (SRV_ADDR, P2_SRV_PORT[proxy]), "127.0.0.1:%d" % ORIGIN_PORT,
+                 "server"),
+                ("p2cli", self.ns_cli, "127.0.0.1:%d" % P2_CLI_PORT[proxy], "%s:%d" % (SRV_ADDR, P2_SRV_PORT[proxy]),
+                 "client"))
+        for side, ns, listen, up, role in hops["haproxy"]:
             cfg = self.template("haproxy.cfg", "haproxy-" + side, LISTEN=listen, UPSTREAM=up,
-                                MAXCONN=self.args.haproxy_maxconn)
+                                MAXCONN=self.args.haproxy_maxconn, TLS=role, PKI=self.pki)
             self.spawn("haproxy-" + side, ns, ["haproxy", "-db", "-f", cfg], PROXY_CPU)
-        for side, ns, listen, up in (
-                ("srv", self.ns_srv, "%s:%d" % (SRV_ADDR, SRV_PORT["nginx"]), "127.0.0.1:%d" % ORIGIN_PORT),
-                ("cli", self.ns_cli, "127.0.0.1:%d" % CLI_PORT["nginx"], "%s:%d" % (SRV_ADDR, SRV_PORT["nginx"]))):
-            cfg = self.template("nginx-proxy.conf", "nginx-" + side, LISTEN=listen, UPSTREAM=up)
-            self.spawn("nginx-" + side, ns,
-                       ["nginx", "-e", os.path.join(self.dir, "nginx-%s.err" % side), "-c", cfg], PROXY_CPU)
-        # Ready when a few requests pass end to end on every path.
+        for side, ns, listen, up, role in hops["nginx"]:
+            name = "nginx-" + side
+            server_tls = proxy_tls = ""
+            if role == "server":
+                listen += " ssl"
+                server_tls = "include %s;" % self.template("nginx-mtls-server.conf", name, PKI=self.pki)
+            elif role == "client":
+                proxy_tls = "include %s;" % self.template("nginx-mtls-client.conf", name, PKI=self.pki)
+            cfg = self.template("nginx-proxy.conf", name, LISTEN=listen, UPSTREAM=up, SERVER_TLS=server_tls,
+                                PROXY_TLS=proxy_tls, SCHEME="https" if role == "client" else "http")
+            self.spawn(name, ns, ["nginx", "-e", os.path.join(self.dir, name + ".err"), "-c", cfg], PROXY_CPU)
+        # Ready when a few requests pass end to end on every path. A P2
+        # pair that never answers only loses its P2 figures (verify_p2).
+        self.p2_down = {}
         deadline = time.time() + 15
-        for scen, proxy in [("S0", None)] + [(s, p) for s in ("S1", "S2") for p in PROXIES]:
+        for scen, proxy in [("S0", None)] + [(s, p) for s in SCENARIOS for p in PROXIES]:
             while True:
                 r = self.load(scen, proxy, ["--qps", "100", "-c", "1", "-n", "3", "--timeout", "1s"], timeout=10)
                 if r is not None and r.get("errors_total") == 0 and r.get("completed") == 3:
                     break
                 if time.time() > deadline:
-                    for name, p in self.procs.items():
+                    names = [n for n in self.procs if scen != "P2" or n.startswith(proxy + "-p2")]
+                    for name in names:
+                        p = self.procs[name]
                         if p.poll() is not None:
                             log("  %s exited with %s; its output:" % (name, p.returncode))
                             log(open(os.path.join(self.dir, name + ".out")).read()[-2000:])
+                    if scen == "P2":
+                        self.p2_down[proxy] = "the pair never answered: %r" % (r and r.get("errors"))
+                        log("bench: P2 %s %s" % (proxy, self.p2_down[proxy]))
+                        break
                     raise RuntimeError("%s %s never answered: %r" % (scen, proxy or "direct", r))
                 time.sleep(0.2)
 
@@ -205,16 +312,20 @@ class Bench:
             return [self.procs[proxy + "-srv"].pid]
         if scen == "S2":
             return [self.procs[proxy + "-cli"].pid, self.procs[proxy + "-srv"].pid]
+        if scen == "P2":
+            return [self.procs[proxy + "-p2cli"].pid, self.procs[proxy + "-p2srv"].pid]
         return []
 
     # -- load -------------------------------------------------------------
 
-    def url(self, scen, proxy):
+    def url(self, scen, proxy, path=PATH):
         if scen == "S0":
-            return "http://%s:%d%s" % (SRV_ADDR, ORIGIN_PORT, PATH)
+            return "http://%s:%d%s" % (SRV_ADDR, ORIGIN_PORT, path)
         if scen == "S1":
-            return "http://%s:%d%s" % (SRV_ADDR, SRV_PORT[proxy], PATH)
-        return "http://127.0.0.1:%d%s" % (CLI_PORT[proxy], PATH)
+            return "http://%s:%d%s" % (SRV_ADDR, SRV_PORT[proxy], path)
+        if scen == "P2":
+            return "http://127.0.0.1:%d%s" % (P2_CLI_PORT[proxy], path)
+        return "http://127.0.0.1:%d%s" % (CLI_PORT[proxy], path)
 
     def load(self, scen, proxy, extra, timeout):
         argv = [os.path.join(self.args.sinew_bin, "sinew"), "load", "--json", "--quiet",
@@ -227,6 +338,148 @@ class Bench:
             return json.loads(r.stdout)
         except ValueError:
             return None
+
+    # -- P2: is it really mutual TLS? -------------------------------------
+
+    def http_get(self, ns, url, timeout=5):
+        """(status, body) of a GET from inside ns (Host: origin), or (None, why)."""
+        code = ("import sys, urllib.request, urllib.error\n"
+                "req = urllib.request.Request(sys.argv[1], headers={'Host': sys.argv[2]})\n"
+                "try:\n"
+                "    r = urllib.request.urlopen(req, timeout=float(sys.argv[3])); s, b = r.status, r.read()\n"
+                "except urllib.error.HTTPError as e:\n"
+                "    s, b = e.code, e.read()\n"
+                "sys.stdout.write('%d\\n' % s + b.decode(errors='replace'))\n")
+        try:
+            r = self.run_in(ns, ["/usr/bin/python3", "-c", code, url, HOST, str(timeout)], CLIENT_CPU, timeout + 5)
+        except subprocess.TimeoutExpired:
+            return None, "timed out"
+        if r.returncode != 0:
+            return None, (r.stderr.strip().splitlines() or ["failed"])[-1]
+        head, _, body = r.stdout.partition("\n")
+        return int(head), body
+
+    def sinew_metrics(self, ns):
+        """The P2 sinew-proxy's counters in ns: {series text: value}."""
+        status, body = self.http_get(ns, "http://%s/metrics" % P2_ADMIN)
+        if status != 200:
+            raise RuntimeError("P2 sinew-proxy /metrics in %s: %s" % (ns, body))
+        out = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                k, _, v = line.rpartition(" ")
+                out[k] = float(v)
+        return out
+
+    def s_client(self, port, cert=None, extra=()):
+        """openssl s_client from the client namespace to a P2 server-side
+        listener: one GET, then what it printed."""
+        argv = ["openssl", "s_client", "-connect", "%s:%d" % (SRV_ADDR, port), "-CAfile",
+                os.path.join(self.pki, "root.pem"), "-ign_eof"] + list(extra)
+        if cert:
+            argv += ["-cert", os.path.join(self.pki, cert + ".pem"), "-key", os.path.join(self.pki, cert + ".key")]
+
+        def pre():
+            os.sched_setaffinity(0, {CLIENT_CPU})
+        try:
+            r = subprocess.run(["ip", "netns", "exec", self.ns_cli] + argv, capture_output=True, text=True,
+                               input="GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (PATH, HOST),
+                               timeout=10, preexec_fn=pre)
+        except subprocess.TimeoutExpired:
+            return "(timed out)"
+        return r.stdout + r.stderr
+
+    def verify_p2(self):
+        """Checks that each P2 pair speaks mutual TLS 1.3 with P2_SUITE on
+        its hop, and that its server side serves nothing else. Returns
+        {proxy: {"ok", "hop", "checks": [[what, ok, detail]], "reason"}}; a
+        pair that is not ok gets no P2 figures."""
+        out = {}
+        for proxy in PROXIES:
+            checks = []
+            hop = "?"
+            if proxy in self.p2_down:
+                out[proxy] = {"ok": False, "hop": hop, "checks": [["starts", False, self.p2_down[proxy]]],
+                              "reason": self.p2_down[proxy]}
+                continue
+            if proxy == "sinew":
+                # sinew-proxy's inbound labels each request it served with
+                # how it came; nothing else uses the P2 pair.
+                before = self.sinew_metrics(self.ns_srv)
+                r = self.load("P2", proxy, ["--qps", "100", "-c", "1", "-n", "5", "--timeout", "2s"], timeout=10)
+                after = self.sinew_metrics(self.ns_srv)
+                mtls = sum_series(after, "sinew_requests_total", connection_security_policy="mutual_tls",
+                                  source_principal=spiffe_id("client")) - \
+                    sum_series(before, "sinew_requests_total", connection_security_policy="mutual_tls",
+                               source_principal=spiffe_id("client"))
+                plain = sum_series(after, "sinew_requests_total", connection_security_policy="none")
+                ok = r is not None and r.get("completed") == 5 and mtls >= 5 and plain == 0
+                checks.append(["through the pair", ok, "%s of 5 served, %d counted as mutual_tls from %s, %d as "
+                               "plaintext" % (r.get("completed") if r else "none", mtls, spiffe_id("client"), plain)])
+                # Its hop's suite cannot be read from outside: both ends are
+                # sinew-proxy, which speaks TLS 1.3 only and puts P2_SUITE
+                # first on both sides; s_client below shows the server's pick.
+                hop = "mutual_tls from %s (its /metrics); TLSv1.3 only, %s first on both ends" % (
+                    spiffe_id("client"), P2_SUITE)
+            else:
+                status, body = self.http_get(self.ns_cli, self.url("P2", proxy, "/tls-check"))
+                body = (body or "").strip()
+                f = body.split()
+                want_verify = "0" if proxy == "haproxy" else "SUCCESS"
+                ok = (status == 200 and len(f) >= 2 and f[0] == "TLSv1.3" and f[1] == P2_SUITE and
+                      ("verify=%s" % want_verify) in f)
+                checks.append(["through the pair (/tls-check)", ok, "%s %s" % (status, body)])
+                hop = body
+            port = P2_SRV_PORT[proxy]
+            txt = self.s_client(port, "client")
+            ok = ("HTTP/1.1 200" in txt and ("TLSv1.3, Cipher is %s" % P2_SUITE) in txt and
+                  "Verify return code: 0 (ok)" in txt)
+            m = re.search(r"New, (\S+), Cipher is (\S+)", txt)
+            checks.append(["s_client with the client's certificate (must be served over TLSv1.3 %s, the server's "
+                           "certificate verified)" % P2_SUITE, ok,
+                           ("200, %s %s" % m.groups()) if ok else (m.group(0) if m else txt.strip()[-200:])])
+            for what, cert, extra in (("without a client certificate", None, ()),
+                                      ("with a certificate of another root", "stranger", ()),
+                                      ("offering TLS 1.2 only", "client", ("-tls1_2",))):
+                txt = self.s_client(port, cert, extra)
+                ok = "HTTP/1.1 200" not in txt and "TLSv1.2, Cipher is" not in txt
+                m = re.search(r"(alert [a-z ]+|HTTP/1.1 \d+)", txt)
+                checks.append(["%s (must be refused)" % what, ok, m.group(0).strip() if m else "no answer"])
+            r = self.load_url(self.ns_cli, "http://%s:%d%s" % (SRV_ADDR, port, PATH), ["-n", "1", "--timeout", "2s"])
+            ok = r is not None and r.get("completed", 0) - r.get("errors_total", 0) <= 0
+            kinds = ", ".join("%s %d" % kv for kv in (r.get("errors") or {}).items() if kv[1]) if r else "no answer"
+            checks.append(["plaintext (must be refused)", ok, kinds or "served"])
+            bad = [c[0] for c in checks if not c[1]]
+            out[proxy] = {"ok": not bad, "hop": hop, "checks": checks,
+                          "reason": ("failed: " + "; ".join(bad)) if bad else ""}
+        return out
+
+    def load_url(self, ns, url, extra, timeout=10):
+        argv = [os.path.join(self.args.sinew_bin, "sinew"), "load", "--json", "--quiet", "-H", "Host: " + HOST] + \
+            extra + [url]
+        try:
+            r = self.run_in(ns, argv, CLIENT_CPU, timeout)
+            return json.loads(r.stdout)
+        except (subprocess.TimeoutExpired, ValueError):
+            return None
+
+
+def sum_series(metrics, name, **labels):
+    """Sum of a counter's series whose labels include all of labels."""
+    total = 0.0
+    for k, v in metrics.items():
+        if k == name or k.startswith(name + "{"):
+            if all(('%s="%s"' % kv) in k for kv in labels.items()):
+                total += v
+    return total
+
+
+def tcp_opens(pid):
+    """(ActiveOpens, PassiveOpens) of the network namespace pid lives in."""
+    with open("/proc/%d/net/snmp" % pid) as f:
+        rows = [line.split() for line in f if line.startswith("Tcp:")]
+    d = dict(zip(rows[0][1:], rows[1][1:]))
+    return int(d["ActiveOpens"]), int(d["PassiveOpens"])
 
 
 def cpu_ticks(pid):
@@ -289,6 +542,13 @@ class RssSampler(threading.Thread):
 def measure_cell(b, scen, proxy, cell):
     pids = b.pids(scen, proxy)
     extra = ["--qps", str(cell["qps"]), "-c", str(cell["conns"]), "-d", "%gs" % cell["secs"], "--timeout", "5s"]
+    # P2 sinew-proxy: its counters before and after, outside the CPU window
+    # (a scrape costs the proxy CPU): every request must have come in as
+    # mutual TLS, and the new upstream connections are its handshakes.
+    sinew_p2 = scen == "P2" and proxy == "sinew"
+    if sinew_p2:
+        m0 = (b.sinew_metrics(b.ns_cli), b.sinew_metrics(b.ns_srv))
+    srv_opens = tcp_opens(b.procs["origin"].pid)[1]
     before = {p: cpu_ticks(p) for p in pids}
     sampler = RssSampler(pids)
     sampler.start()
@@ -304,7 +564,25 @@ def measure_cell(b, scen, proxy, cell):
         "achieved_qps": r["achieved_qps"], "completed": r["completed"], "errors": r["errors_total"],
         "latency_us": r["latency_us"], "service_us": r["service_us"],
         "send_lag_p99_us": r["send_lag_us"]["p99"], "wall_s": wall,
+        # TCP connections accepted in the server namespace during the cell
+        # (by the server-side proxy, and by the origin from it): with
+        # keep-alive working, a few at most; in P2 each is a handshake.
+        "srv_ns_new_conns": tcp_opens(b.procs["origin"].pid)[1] - srv_opens,
     }
+    if sinew_p2:
+        m1 = (b.sinew_metrics(b.ns_cli), b.sinew_metrics(b.ns_srv))
+
+        def delta(i, name, **labels):
+            return sum_series(m1[i], name, **labels) - sum_series(m0[i], name, **labels)
+        mtls = delta(1, "sinew_requests_total", connection_security_policy="mutual_tls")
+        plain = delta(1, "sinew_requests_total", connection_security_policy="none")
+        out["mtls_requests"] = mtls
+        out["mtls_ok"] = mtls >= r["completed"] and plain == 0
+        out["upstream_new_conns"] = delta(0, "sinew_upstream_connections_total")
+        out["upstream_reuses"] = delta(0, "sinew_upstream_connection_reuses_total")
+    elif scen == "P2":
+        # Their P2 listeners accept nothing but mutual TLS (verify_p2).
+        out["mtls_ok"] = True
     if pids:
         out["cpu_s"] = cpu_s
         # Cores used per 1000 req/s, in percent of one core: CPU seconds
@@ -358,14 +636,38 @@ def spread(xs):
     return [min(xs), max(xs)] if xs else None
 
 
-def summarize(runs, idle, idle_rss, cells, reps):
+def scenarios(runs, p2):
+    """The proxy scenarios of a run: S1, S2, and P2 if it was attempted
+    (runs saved before P2 existed have none)."""
+    tried = p2 is not None or any(k.startswith("P2/") for k in runs[0][next(iter(runs[0]))])
+    return [s for s in SCENARIOS if s != "P2" or tried]
+
+
+def p2_refusal(runs, reps, cn, proxy, p2):
+    """Why P2 figures of proxy in cell cn may not be reported, or None."""
+    if p2 is not None and proxy in p2 and not p2[proxy]["ok"]:
+        return "no mutual TLS: " + p2[proxy]["reason"]
+    for r in range(reps):
+        x = runs[r][cn].get("P2/" + proxy)
+        if x is None:
+            return "not measured"
+        if not x.get("mtls_ok"):
+            return "repetition %d: not every request came in over mutual TLS (%d of %d)" % (
+                r + 1, int(x.get("mtls_requests") or 0), x["completed"])
+    return None
+
+
+def summarize(runs, idle, idle_rss, cells, reps, p2=None):
     """runs[rep][cell][scen/proxy] → per-proxy figures with median and
-    spread over repetitions, and sinew's ratios to HAProxy and nginx."""
+    spread over repetitions, and sinew's ratios to HAProxy and nginx. p2:
+    verify_p2's findings; a P2 pair that failed them, or a cell where not
+    every request was mutual TLS, gets {"refused": why} instead of figures."""
     keys = ("p50", "p99", "p99.9")
-    summ = {"cells": {}, "proxies": {}}
+    scens = scenarios(runs, p2)
+    summ = {"cells": {}, "proxies": {}, "scenarios": scens}
     for cell in cells:
         cn = cell["name"]
-        cs = {"S0": {}, "S1": {}, "S2": {}}
+        cs = {"S0": {}}
         s0 = [runs[r][cn]["S0"] for r in range(reps)]
         cs["S0"] = {
             "achieved_qps": med([x["achieved_qps"] for x in s0]),
@@ -374,12 +676,23 @@ def summarize(runs, idle, idle_rss, cells, reps):
             "latency_us_spread": {k: spread([x["latency_us"][k] for x in s0]) for k in keys},
             "service_us_spread": {k: spread([x["service_us"][k] for x in s0]) for k in keys},
         }
-        for scen in ("S1", "S2"):
+        for scen in scens:
+            cs[scen] = {}
             for proxy in PROXIES:
+                why = p2_refusal(runs, reps, cn, proxy, p2) if scen == "P2" else None
+                if why:
+                    cs[scen][proxy] = {"refused": why}
+                    continue
                 xs = [runs[r][cn]["%s/%s" % (scen, proxy)] for r in range(reps)]
                 d = {"achieved_qps": med([x["achieved_qps"] for x in xs]),
                      "achieved_qps_spread": spread([x["achieved_qps"] for x in xs]),
-                     "errors": sum(x["errors"] for x in xs)}
+                     "errors": sum(x["errors"] for x in xs),
+                     "completed": sum(x["completed"] for x in xs)}
+                if all("srv_ns_new_conns" in x for x in xs):
+                    d["srv_ns_new_conns"] = sum(x["srv_ns_new_conns"] for x in xs)
+                if all("upstream_new_conns" in x for x in xs):
+                    d["upstream_new_conns"] = sum(x["upstream_new_conns"] for x in xs)
+                    d["upstream_reuses"] = sum(x["upstream_reuses"] for x in xs)
                 for lk in ("latency_us", "service_us"):
                     d["delta_" + lk] = {}
                     for k in keys:
@@ -421,8 +734,10 @@ def summarize(runs, idle, idle_rss, cells, reps):
     }
     for cell in cells:
         cn = cell["name"]
-        for scen in ("S1", "S2"):
+        for scen in scens:
             for other in ("haproxy", "nginx"):
+                if "refused" in summ["cells"][cn][scen]["sinew"] or "refused" in summ["cells"][cn][scen][other]:
+                    continue
                 for fig, get in figures.items():
                     if fig == "throughput" and not cell["saturate"]:
                         continue
@@ -431,6 +746,32 @@ def summarize(runs, idle, idle_rss, cells, reps):
                     ratios["%s/%s/%s/sinew:%s" % (cn, scen, fig, other)] = ratio(
                         cn, scen, get, other, fig.startswith("delta"))
     summ["ratios"] = ratios
+    if "P2" in scens:
+        # What mutual TLS adds to the same pair: P2 − S2 per repetition
+        # (both run back to back in it), median and spread.
+        cost = summ["p2_cost"] = {}
+        for cell in cells:
+            cn = cell["name"]
+            cost[cn] = {}
+            for proxy in PROXIES:
+                if "refused" in summ["cells"][cn]["P2"][proxy]:
+                    continue
+                pairs = [(runs[r][cn]["P2/" + proxy], runs[r][cn]["S2/" + proxy]) for r in range(reps)]
+                c = {}
+                for k in ("p50", "p99"):
+                    ds = [a["service_us"][k] - b["service_us"][k] for a, b in pairs]
+                    c["svc_" + k + "_us"] = {"median": med(ds), "spread": spread(ds)}
+                ds = [a["cpu_pct_per_krps"] - b["cpu_pct_per_krps"] for a, b in pairs]
+                c["cpu_pct_per_krps"] = {"median": med(ds), "spread": spread(ds)}
+                rs = [a["achieved_qps"] / b["achieved_qps"] for a, b in pairs if b["achieved_qps"] > 0]
+                c["throughput_ratio"] = {"median": med(rs), "spread": spread(rs)}
+                d, d2 = summ["cells"][cn]["P2"][proxy], summ["cells"][cn]["S2"][proxy]
+                if "srv_ns_new_conns" in d and "srv_ns_new_conns" in d2:
+                    c["srv_ns_new_conns_per_krq"] = d["srv_ns_new_conns"] * 1000.0 / max(d["completed"], 1)
+                    c["s2_srv_ns_new_conns_per_krq"] = d2["srv_ns_new_conns"] * 1000.0 / max(d2["completed"], 1)
+                if "upstream_new_conns" in d:
+                    c["handshakes_per_krq"] = d["upstream_new_conns"] * 1000.0 / max(d["completed"], 1)
+                cost[cn][proxy] = c
     for proxy in PROXIES:
         summ["proxies"][proxy] = {"rss_idle_kib": idle_rss[proxy],
                                   "idle_conns": idle[proxy]}
@@ -534,6 +875,7 @@ def targets(summ):
 
 def markdown(result):
     summ, m, cells = result["summary"], result["machine"], result["cells"]
+    scens = summ.get("scenarios", ["S1", "S2"])
     L = []
     L.append("# Sinew benchmark: %s run, %s" % (result["mode"], result["date"]))
     L.append("")
@@ -562,9 +904,12 @@ def markdown(result):
             L.append("")
             L.append("| scenario | proxy | max req/s | spread | CPU %/1k req/s | RSS peak MiB | errors |")
             L.append("|---|---|---:|---|---:|---:|---:|")
-            for scen in ("S1", "S2"):
+            for scen in scens:
                 for p in PROXIES:
                     d = cs[scen][p]
+                    if "refused" in d:
+                        L.append("| %s | %s | not reported: %s | | | | |" % (scen, p, d["refused"]))
+                        continue
                     L.append("| %s | %s | %.0f | %.0f–%.0f | %.2f | %.2f | %d |" % (
                         scen, p, d["achieved_qps"], d["achieved_qps_spread"][0], d["achieved_qps_spread"][1],
                         d["cpu_pct_per_krps"]["median"], d["rss_peak_kib"] / 1024, d["errors"]))
@@ -581,9 +926,12 @@ def markdown(result):
         L.append("")
         L.append("| scenario | proxy | Δp50 µs | Δp99 µs | Δp99.9 µs | Δp50 svc µs | Δp99 svc µs | CPU %/1k req/s | RSS peak MiB | errors |")
         L.append("|---|---|---|---|---|---|---|---|---:|---:|")
-        for scen in ("S1", "S2"):
+        for scen in scens:
             for p in PROXIES:
                 d = cs[scen][p]
+                if "refused" in d:
+                    L.append("| %s | %s | not reported: %s | | | | | | | |" % (scen, p, d["refused"]))
+                    continue
 
                 def dl(lk, k):
                     x = d["delta_" + lk][k]
@@ -628,13 +976,15 @@ def markdown(result):
             continue
         seen.add((cn, scen, fig))
         L.append("| %s | %s | %s | %s | %s |" % (
-            cn, scen, fig, fmt_ratio(summ["ratios"]["%s/%s/%s/sinew:haproxy" % (cn, scen, fig)]),
-            fmt_ratio(summ["ratios"]["%s/%s/%s/sinew:nginx" % (cn, scen, fig)])))
+            cn, scen, fig, fmt_ratio(summ["ratios"].get("%s/%s/%s/sinew:haproxy" % (cn, scen, fig))),
+            fmt_ratio(summ["ratios"].get("%s/%s/%s/sinew:nginx" % (cn, scen, fig)))))
     L.append("")
     L.append("Idle memory per connection (RSS growth / connections): " + "; ".join(
         "%s %s" % (p, ", ".join("%.0f B @ %d" % (x["bytes_per_conn"], x["n"]) for x in summ["proxies"][p]["idle_conns"]))
         for p in PROXIES) + ".")
     L.append("")
+    if "P2" in scens:
+        L.extend(markdown_p2(result, cells))
     L.append("## Issue 2's targets (one hop, 1000 req/s × 16 × 1 KiB)")
     L.append("")
     L.append("| target | measured | met |")
@@ -643,6 +993,69 @@ def markdown(result):
         L.append("| %s | %s | %s |" % (name, val, "yes" if ok else "**no**"))
     L.append("")
     return "\n".join(L)
+
+
+def markdown_p2(result, cells):
+    summ, p2 = result["summary"], result.get("p2_checks") or {}
+    L = ["## P2: mutual TLS between the sidecars", ""]
+    L.append("S2's topology with mutual TLS 1.3 on the veth hop between the two proxies: ECDSA P-256 "
+             "X.509-SVIDs made at start (%s for the server side, %s for the client side), one root. "
+             "Before measuring, each pair was checked (below); a pair that failed a check, or a "
+             "sinew-proxy cell where not every request reached the server side as mutual TLS, has no "
+             "P2 figures." % (spiffe_id("origin"), spiffe_id("client")))
+    L.append("")
+    L.append("| proxy | the hop, as its server side saw it | checks (all passed unless marked) |")
+    L.append("|---|---|---|")
+    for p in PROXIES:
+        c = p2.get(p)
+        if c is None:
+            L.append("| %s | – | not recorded |" % p)
+            continue
+        L.append("| %s | %s | %s |" % (p, c["hop"].replace("|", "/"), "; ".join(
+            "%s%s: %s" % ("" if ok else "**FAILED** ", what.split(" (")[0], detail.replace("|", "/"))
+            for what, ok, detail in c["checks"])))
+    L.append("")
+    if all("p2_idle_mem_kib" in summ["proxies"][p] for p in PROXIES):
+        L.append("Idle memory of the server-side P2 process (TLS configured, after the checks), against the "
+                 "plaintext one: " + "; ".join(
+                     "%s RSS %.2f MiB (%.2f), anonymous %.2f MiB (%.2f)" % (
+                         p, summ["proxies"][p]["p2_idle_mem_kib"]["rss"] / 1024,
+                         summ["proxies"][p]["idle_mem_kib"]["rss"] / 1024,
+                         summ["proxies"][p]["p2_idle_mem_kib"]["anon"] / 1024,
+                         summ["proxies"][p]["idle_mem_kib"]["anon"] / 1024) for p in PROXIES) + ".")
+        L.append("")
+    L.append("What mutual TLS adds to the same pair, P2 − S2 per repetition (median, spread): service-time "
+             "latency, CPU of both proxies per 1000 req/s, throughput at saturation as P2/S2; and TCP "
+             "connections accepted in the server namespace per 1000 requests during the P2 cell (each one "
+             "on the hop is a TLS handshake; near 0 when keep-alive holds; the cell's first repetition "
+             "opens the pool).")
+    L.append("")
+    L.append("| cell | proxy | +p50 svc µs | +p99 svc µs | +CPU %/1k req/s | throughput P2/S2 | new conns per 1k req, P2 (S2) |")
+    L.append("|---|---|---|---|---|---|---|")
+
+    def ms(x, nd=0):
+        if x is None or x.get("median") is None:
+            return "–"
+        f = "%%.%df (%%.%df–%%.%df)" % (nd, nd, nd)
+        return f % (x["median"], x["spread"][0], x["spread"][1])
+    for cell in cells:
+        cn = cell["name"]
+        for p in PROXIES:
+            c = summ.get("p2_cost", {}).get(cn, {}).get(p)
+            if c is None:
+                L.append("| %s | %s | not reported | | | | |" % (cn, p))
+                continue
+            conns = "–"
+            if "srv_ns_new_conns_per_krq" in c:
+                conns = "%.2f (S2 %.2f)" % (c["srv_ns_new_conns_per_krq"], c["s2_srv_ns_new_conns_per_krq"])
+            if "handshakes_per_krq" in c:
+                conns += "; TLS connections the client side opened: %.2f" % c["handshakes_per_krq"]
+            sat = cell["saturate"]
+            L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                cn, p, "" if sat else ms(c["svc_p50_us"]), "" if sat else ms(c["svc_p99_us"]),
+                ms(c["cpu_pct_per_krps"], 2), ms(c["throughput_ratio"], 2) if sat else "", conns))
+    L.append("")
+    return L
 
 
 # --------------------------------------------------------------------------
@@ -660,9 +1073,12 @@ def main():
         result = json.load(open(args.rerender))
         pr = result["summary"]["proxies"]
         summ = summarize(result["runs"], {p: pr[p]["idle_conns"] for p in PROXIES},
-                         {p: pr[p]["rss_idle_kib"] for p in PROXIES}, result["cells"], result["reps"])
+                         {p: pr[p]["rss_idle_kib"] for p in PROXIES}, result["cells"], result["reps"],
+                         result.get("p2_checks"))
         for p in PROXIES:
-            summ["proxies"][p]["idle_mem_kib"] = pr[p]["idle_mem_kib"]
+            for k in ("idle_mem_kib", "p2_idle_mem_kib"):
+                if k in pr[p]:
+                    summ["proxies"][p][k] = pr[p][k]
         result["summary"] = summ
         result["targets"] = targets(summ)
         write_results(args.out, result)
@@ -670,7 +1086,7 @@ def main():
 
     if os.geteuid() != 0:
         sys.exit("bench: needs root (network namespaces)")
-    for tool in ("ip", "nginx", "haproxy"):
+    for tool in ("ip", "nginx", "haproxy", "openssl"):
         if not shutil.which(tool):
             sys.exit("bench: %s not found; run scripts/deps.sh" % tool)
     for prog in ("sinew", "sinew-proxy"):
@@ -726,16 +1142,25 @@ def main():
         idle_rss = {p: idle_mem[p]["rss"] for p in PROXIES}
         log("bench: all paths answer; idle RSS (server side): " +
             ", ".join("%s %.2f MiB" % (p, idle_rss[p] / 1024) for p in PROXIES))
+        p2 = b.verify_p2()
+        for p in PROXIES:
+            log("bench: P2 %-7s %s: %s" % (p, "mutual TLS verified" if p2[p]["ok"] else "REFUSED, no P2 figures",
+                                          p2[p]["hop"] if p2[p]["ok"] else p2[p]["reason"]))
+            for what, ok, detail in p2[p]["checks"]:
+                if not ok:
+                    log("    %s: %s" % (what, detail))
+        p2_ok = [p for p in PROXIES if p2[p]["ok"]]
+        p2_idle_mem = {p: mem_kib(b.procs[p + "-p2srv"].pid) for p in PROXIES}
 
         runs = []
-        n_total = args.reps * len(cells) * (1 + 2 * len(PROXIES))
+        n_total = args.reps * len(cells) * (1 + 2 * len(PROXIES) + len(p2_ok))
         n_done = 0
         for rep in range(args.reps):
             runs.append({})
             order = PROXIES[rep % len(PROXIES):] + PROXIES[:rep % len(PROXIES)]
             for cell in cells:
                 cr = runs[rep][cell["name"]] = {}
-                seq = [("S0", None)] + [(s, p) for p in order for s in ("S1", "S2")]
+                seq = [("S0", None)] + [(s, p) for p in order for s in SCENARIOS if s != "P2" or p in p2_ok]
                 for scen, proxy in seq:
                     key = scen if proxy is None else "%s/%s" % (scen, proxy)
                     x = measure_cell(b, scen, proxy, cell)
@@ -744,6 +1169,10 @@ def main():
                     extra = ""
                     if "cpu_pct_per_krps" in x:
                         extra = "  cpu %.2f %%/1k  rss %.1f MiB" % (x["cpu_pct_per_krps"], x["rss_peak_kib"] / 1024)
+                    if scen == "P2":
+                        extra += "  new conns %d%s" % (x["srv_ns_new_conns"], "" if x["mtls_ok"] else
+                                                       "  NOT ALL mTLS: %s of %d" % (x.get("mtls_requests"),
+                                                                                    x["completed"]))
                     log("[%3d/%d %4.0fs] rep %d %-3s %-2s %-7s %8.1f req/s  p50 %s p99 %s p99.9 %s ms  err %d%s" % (
                         n_done, n_total, time.time() - started, rep + 1, cell["name"], scen, proxy or "direct",
                         x["achieved_qps"], fmt_ms(x["latency_us"]["p50"]), fmt_ms(x["latency_us"]["p99"]),
@@ -759,14 +1188,15 @@ def main():
     finally:
         b.cleanup()
 
-    summ = summarize(runs, idle, idle_rss, cells, args.reps)
+    summ = summarize(runs, idle, idle_rss, cells, args.reps, p2)
     for p in PROXIES:
         summ["proxies"][p]["idle_mem_kib"] = idle_mem[p]
+        summ["proxies"][p]["p2_idle_mem_kib"] = p2_idle_mem[p]
     result = {
         "mode": mode, "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "duration_s": round(time.time() - started, 1), "reps": args.reps, "cells": cells,
         "sinew_bin": os.path.relpath(args.sinew_bin, SRC) if args.sinew_bin.startswith(SRC) else args.sinew_bin,
-        "machine": machine(), "summary": summ, "runs": runs,
+        "machine": machine(), "summary": summ, "runs": runs, "p2_checks": p2,
     }
     result["targets"] = targets(summ)
     write_results(args.out, result)
