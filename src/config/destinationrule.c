@@ -110,9 +110,9 @@ static void parse_tls(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *
 				p->tls_mode = SN_CLUSTER_TLS_DISABLE;
 				if (!strcmp(m, "ISTIO_MUTUAL")) {
 					p->tls_mode = SN_CLUSTER_TLS_ISTIO_MUTUAL;
-					cfg_warn(c, v->items[i], "tls mode ISTIO_MUTUAL needs the proxy's identity "
-						 "(--tls-cert, --tls-key, --tls-bundle); a proxy without one "
-						 "connects in plaintext");
+					cfg_warn(c, v->items[i], "tls mode ISTIO_MUTUAL: mutual TLS needs the proxy's "
+						 "identity (--token, or --tls-cert/--tls-key/--tls-bundle); a proxy "
+						 "started without one connects in plaintext");
 				} else if (!strcmp(m, "MUTUAL") || !strcmp(m, "SIMPLE"))
 					cfg_warn(c, v->items[i], "tls mode %s is not implemented yet (only ISTIO_MUTUAL "
 						 "is); connections are plaintext for now", m);

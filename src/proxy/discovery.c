@@ -469,7 +469,9 @@ static void send_hello(struct sn_cp *cp)
 		sb_cstr(&b, p->labels.v[i].value);
 	}
 	sb_lit(&b, "},\"inbound\":");
-	if (p->opt.have_inbound)
+	if (p->opt.have_advertise)
+		sb_cstr(&b, p->opt.advertise.text);
+	else if (p->opt.have_inbound)
 		sb_cstr(&b, p->opt.inbound.text);
 	else
 		sb_lit(&b, "null");

@@ -64,6 +64,11 @@ struct sn_proxy_options {
 	int istio_metric_names;
 	uint32_t discovery_idle_ms;      /* control-plane mode: drop a subscription unused this long */
 	const char *token;               /* --token / SINEW_TOKEN: a join token (a secret) */
+	struct sn_addr capture_probe;    /* --capture-probe: answer `sinew run`'s rule check */
+	int have_capture_probe;
+	const char *pod_name;            /* --pod NAME (sinew run), for the probe's answer */
+	struct sn_addr advertise;        /* --advertise: where other proxies reach our inbound */
+	int have_advertise;
 	const char *tls_cert;            /* mTLS (file mode): leaf + chain PEM */
 	const char *tls_key;
 	const char *tls_bundle;          /* trust roots PEM */

@@ -2,6 +2,7 @@
  * buffer pool and metrics store. Nothing here is touched by another
  * thread except through sn_loop_post. */
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -10,6 +11,10 @@
 
 #include "sinew/log.h"
 #include "proxy.h"
+
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80   /* linux/netfilter_ipv4.h */
+#endif
 
 #define HOSTS_MAX 65536
 #define BUF_POOL_CACHE 256
@@ -204,6 +209,31 @@ void sn_worker_post_snapshot(struct sn_worker *w, struct sn_snapshot *s)
 	sn_loop_post(&w->loop, &m->task, on_snapshot_msg);
 }
 
+/* Transparent capture (sinew run; DESIGN.md §6 "capture: fail closed"):
+ * a connection whose original destination (before the pod's REDIRECT
+ * rule) is the probe address was sent by `sinew run` to check that the
+ * rules are in place; it gets one line and is closed. Returns 1 if fd was
+ * such a probe. */
+static int capture_probe(struct sn_worker *w, int fd)
+{
+	const struct sn_addr *probe = &w->proxy->opt.capture_probe;
+	struct sockaddr_in orig;
+	socklen_t ol = sizeof(orig);
+
+	if (probe->ss.ss_family != AF_INET || getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &orig, &ol) != 0)
+		return 0;
+	const struct sockaddr_in *want = (const struct sockaddr_in *)&probe->ss;
+	if (orig.sin_addr.s_addr != want->sin_addr.s_addr || orig.sin_port != want->sin_port)
+		return 0;
+	char line[128];
+	int n = snprintf(line, sizeof(line), "sinew-capture-ok %s\n",
+			 w->proxy->opt.pod_name ? w->proxy->opt.pod_name : w->proxy->workload);
+	if (send(fd, line, (size_t)SN_MIN(n, (int)sizeof(line) - 1), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		sn_log(SN_LOG_DEBUG, "capture probe: %s", strerror(errno));
+	close(fd);
+	return 1;
+}
+
 static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
 {
 	struct sn_listener *l = sn_container_of(io, struct sn_listener, io);
@@ -227,6 +257,8 @@ static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
 			close(fd);
 			continue;
 		}
+		if (l->dir == SN_DIR_OUTBOUND && w->proxy->opt.have_capture_probe && capture_probe(w, fd))
+			continue;
 		sn_dconn_accept(w, fd, l->dir, (struct sockaddr *)&peer, plen);
 	}
 }

@@ -43,6 +43,12 @@ static void usage(FILE *f)
 		"  --tls-key FILE               mTLS: its private key (PEM, EC P-256)\n"
 		"  --tls-bundle FILE            mTLS: the trust domain's roots (PEM)\n"
 		"  --trust-domain TD            default cluster.local\n"
+		"  --advertise ADDR:PORT        where other proxies reach --inbound (registered with sinewd;\n"
+		"                               default --inbound), e.g. the pod's address and app port\n"
+		"  --capture-probe ADDR:PORT    transparent capture (sinew run): a connection to --outbound\n"
+		"                               whose original destination is ADDR:PORT is answered\n"
+		"                               \"sinew-capture-ok POD\" (the pod's rule check)\n"
+		"  --pod NAME                   the pod's name, for that answer\n"
 		"  --token TOKEN                join token from `sinew token create` (or SINEW_TOKEN): the\n"
 		"                               proxy makes its key, gets its certificate from sinewd, renews\n"
 		"                               it, and talks mutual TLS to sinewd and other proxies\n"
@@ -126,7 +132,7 @@ int main(int argc, char **argv)
 		O_CONFIG = 256, O_OUTBOUND, O_INBOUND, O_APP, O_ADMIN, O_SERVICE, O_NAMESPACE, O_LABELS, O_SA,
 		O_ACCESS_LOG, O_LOG_LEVEL, O_WORKERS, O_DRAIN, O_HDR_TIMEOUT, O_IDLE_TIMEOUT, O_MAX_CONNS,
 		O_ISTIO_NAMES, O_VERSION, O_HELP, O_CONTROL_PLANE, O_DISCOVERY_IDLE,
-		O_TLS_CERT, O_TLS_KEY, O_TLS_BUNDLE, O_TRUST_DOMAIN, O_TOKEN,
+		O_TLS_CERT, O_TLS_KEY, O_TLS_BUNDLE, O_TRUST_DOMAIN, O_TOKEN, O_CAPTURE_PROBE, O_POD, O_ADVERTISE,
 	};
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
@@ -150,6 +156,9 @@ int main(int argc, char **argv)
 		{ "discovery-idle", required_argument, NULL, O_DISCOVERY_IDLE },
 		{ "tls-cert", required_argument, NULL, O_TLS_CERT },
 		{ "token", required_argument, NULL, O_TOKEN },
+		{ "capture-probe", required_argument, NULL, O_CAPTURE_PROBE },
+		{ "pod", required_argument, NULL, O_POD },
+		{ "advertise", required_argument, NULL, O_ADVERTISE },
 		{ "tls-key", required_argument, NULL, O_TLS_KEY },
 		{ "tls-bundle", required_argument, NULL, O_TLS_BUNDLE },
 		{ "trust-domain", required_argument, NULL, O_TRUST_DOMAIN },
@@ -242,6 +251,17 @@ int main(int argc, char **argv)
 			break;
 		case O_TLS_CERT: o.tls_cert = optarg; break;
 		case O_TOKEN: o.token = optarg; break;
+		case O_POD: o.pod_name = optarg; break;
+		case O_CAPTURE_PROBE:
+			if (parse_addr("--capture-probe", optarg, &o.capture_probe) != 0)
+				return 1;
+			o.have_capture_probe = 1;
+			break;
+		case O_ADVERTISE:
+			if (parse_addr("--advertise", optarg, &o.advertise) != 0)
+				return 1;
+			o.have_advertise = 1;
+			break;
 		case O_TLS_KEY: o.tls_key = optarg; break;
 		case O_TLS_BUNDLE: o.tls_bundle = optarg; break;
 		case O_TRUST_DOMAIN: o.trust_domain = optarg; break;
