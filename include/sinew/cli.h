@@ -48,6 +48,9 @@ int sn_cli_explain(int argc, char **argv);       /* explain.c */
 int sn_cli_completion(int argc, char **argv);    /* completion.c */
 int sn_cli_token(int argc, char **argv);         /* token.c: token create */
 int sn_cli_ca(int argc, char **argv);            /* ca.c: ca [show] */
+int sn_cli_run(int argc, char **argv);           /* run.c: a workload in a pod */
+int sn_cli_ps(int argc, char **argv);            /* ps.c: the pods */
+int sn_cli_logs(int argc, char **argv);          /* ps.c: a pod's logs */
 int sn_cli_identity(int argc, char **argv);      /* identity.c */
 int sn_cli_check(int argc, char **argv);         /* check.c */
 
@@ -89,6 +92,10 @@ void sn_cli_response_free(struct sn_cli_response *r);
 int sn_cli_http(const char *base, const char *method, const char *path, const char *content_type,
 		const char *body, size_t body_len, int timeout_ms, const char *who, const char *hint,
 		struct sn_cli_response *out, char *err, size_t err_size);
+
+/* The data directory (src/cli/up.c): flag if given, else $SINEW_HOME,
+ * else ~/.sinew. Returns 0, or -1 after printing why there is none. */
+int sn_cli_data_dir(const char *flag, char *buf, size_t size);
 
 /* The sinewd URL: flag if given, else $SINEW_SERVER, else the default. */
 const char *sn_cli_server(const char *flag);

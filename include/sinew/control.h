@@ -207,6 +207,9 @@ struct sn_mesh_opts {
 /* opts may be NULL (no CA). */
 int sn_mesh_start(struct sn_mesh **out, struct sn_loop *loop, struct sn_store *st, const struct sockaddr *addr,
 		  socklen_t addr_len, const struct sn_mesh_opts *opts);
+/* A second listener, bound (not yet listening) by the caller: sinewd
+ * --pod-mesh binds one inside the pods' network namespace. */
+int sn_mesh_add_listener(struct sn_mesh *m, int fd);
 /* `sinew ca rotate`: starts a rotation (sn_ca_service_rotate_begin) and
  * drives it through its phases. Returns 0 or SN_E* with err set. */
 int sn_mesh_ca_rotate(struct sn_mesh *m, const char *why, char *err, size_t err_size);

@@ -88,7 +88,11 @@ static int rotate(int argc, char **argv)
 		return 1;
 	}
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
+	/* With no proxy to wait for, the rotation may already be past its
+	 * first phase: the new root is then the issuing one, listed first. */
 	struct fy_node *next = sn_cli_json_get(sn_cli_json_get(sn_cli_json_root(doc), "rotation"), "next");
+	if (next == NULL)
+		next = sn_cli_json_at(sn_cli_json_get(sn_cli_json_root(doc), "roots"), 0);
 	printf("Rotation started: new root %s is being added to every proxy's trust bundle.\n",
 	       next ? sn_cli_json_str_or(next, "sha256", "?") : "?");
 	sn_cli_json_free(doc);

@@ -10,7 +10,7 @@ static const struct {
 	const char *cmd;
 	const char *flags;
 } cmd_flags[] = {
-	{ "up", "--data-dir --api --mesh --log-level --help" },
+	{ "up", "--data-dir --api --mesh --log-level --pod-cidr --mesh-netns --help" },
 	{ "down", "--data-dir --help" },
 	{ "apply", "-f --filename --server --help" },
 	{ "get", "-n --namespace -A --all-namespaces -o --output --server --help" },
@@ -23,6 +23,11 @@ static const struct {
 	{ "ca", "show rotate -o --output --server --wait --help" },
 	{ "identity", "--admin -o --output --pem --server --help" },
 	{ "check", "--server --help" },
+	{ "run", "--service -n --namespace --labels --service-account --port --no-capture --outbound --inbound "
+		 "--admin --pod-cidr --mesh-netns --control-plane --no-token --proxy-cmd --ready-timeout "
+		 "--drain-timeout --data-dir --server --help" },
+	{ "ps", "-o --output --data-dir --help" },
+	{ "logs", "--proxy --data-dir --help" },
 	{ "load", "-q --qps -c --connections -d --duration -n --requests -m --method -H --header -b --body-size -t --timeout --queue --json --quiet --help" },
 	{ "completion", "--help" },
 	{ "version", "--server --client --help" },
@@ -94,6 +99,9 @@ int sn_cli_completion(int argc, char **argv)
 	       "            COMPREPLY=( $(compgen -W \"error warn info debug trace\" -- \"$cur\") )\n"
 	       "            return 0 ;;\n"
 	       "        --server|--api|--mesh|--admin|-n|--namespace|--from|-H|--header|--service-account|--ttl)\n"
+	       "            return 0 ;;\n"
+	       "        --service|--labels|--port|--outbound|--inbound|--pod-cidr|--mesh-netns|--control-plane"
+	       "|--proxy-cmd|--ready-timeout|--drain-timeout)\n"
 	       "            return 0 ;;\n"
 	       "    esac\n"
 	       "    local flags=\"\"\n"

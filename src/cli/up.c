@@ -19,6 +19,7 @@
 
 #include "sinew/cli.h"
 #include "sinew/common.h"
+#include "sinew/pod.h"
 
 #define READY_WAIT_MS 10000
 #define STOP_WAIT_MS 10000
@@ -36,8 +37,8 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* DIR from --data-dir, $SINEW_HOME or ~/.sinew. */
-static int data_dir(const char *flag, char *buf, size_t size)
+/* DIR from --data-dir, $SINEW_HOME or ~/.sinew (declared in cli.h). */
+int sn_cli_data_dir(const char *flag, char *buf, size_t size)
 {
 	const char *home;
 	if (flag != NULL)
@@ -160,10 +161,48 @@ static int addr_port(const char *s)
 	return 1;
 }
 
+/* The mesh network for pods (src/pod/), made before sinewd starts so that
+ * it can listen inside it. */
+static int mesh_up(const char *dir, const char *cidr, const char *netns)
+{
+	char pods[PATH_MAX], err[700], c[32], gw[16];
+	struct sn_pod_mesh m, old;
+	if (geteuid() != 0) {
+		fprintf(stderr, "sinew up: --pod-cidr/--mesh-netns make a network namespace: run as root\n");
+		return -1;
+	}
+	if (sn_pod_state_dir(dir, pods, sizeof(pods)) != 0 || sn_pod_state_dir_make(pods, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sinew up: %s\n", err);
+		return -1;
+	}
+	int have = sn_pod_mesh_read(pods, &old) == 0;
+	memset(&m, 0, sizeof(m));
+	if (have)
+		sn_pod_cidr_str(&old.cidr, c, sizeof(c));
+	if (sn_pod_cidr_parse(cidr ? cidr : have ? c : SN_POD_DEFAULT_CIDR, &m.cidr, err, sizeof(err)) != 0) {
+		fprintf(stderr, "sinew up: --pod-cidr: %s\n", err);
+		return -1;
+	}
+	snprintf(m.netns, sizeof(m.netns), "%s", netns ? netns : have ? old.netns : SN_POD_MESH_NETNS);
+	snprintf(m.bridge, sizeof(m.bridge), "%s", have ? old.bridge : SN_POD_BRIDGE);
+	int lock = sn_pod_state_lock(pods, err, sizeof(err));
+	int rc = lock < 0 ? lock : sn_pod_mesh_ensure(pods, &m, err, sizeof(err));
+	sn_pod_state_unlock(lock);
+	if (rc != 0) {
+		fprintf(stderr, "sinew up: the mesh network: %s\n", err);
+		return -1;
+	}
+	sn_pod_cidr_str(&m.cidr, c, sizeof(c));
+	sn_pod_addr_str(sn_pod_cidr_gateway(&m.cidr), gw, sizeof(gw));
+	printf("mesh network %s: bridge %s, pods %s, gateway %s\n", m.netns, m.bridge, c, gw);
+	return 0;
+}
+
 static void up_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sinew up [--data-dir DIR] [--api ADDR:PORT] [--mesh ADDR:PORT]\n"
+		"                [--pod-cidr CIDR] [--mesh-netns NAME]\n"
 		"\n"
 		"Starts sinewd, the control plane, in the background and waits until it is ready.\n"
 		"It stores resources in DIR, logs to DIR/sinewd.log and records its pid in\n"
@@ -175,22 +214,28 @@ static void up_usage(FILE *f)
 		"                       --server or SINEW_SERVER=http://ADDR:PORT\n"
 		"  --mesh ADDR:PORT     where proxies connect (default 127.0.0.1:15012)\n"
 		"  --log-level LEVEL    sinewd's: error, warn, info (default), debug, trace\n"
+		"  --pod-cidr CIDR      also create the mesh network for pods (`sinew run`; root)\n"
+		"                       with this range (default " SN_POD_DEFAULT_CIDR ")\n"
+		"  --mesh-netns NAME    ... in this network namespace (default " SN_POD_MESH_NETNS ")\n"
 		"\n"
 		"Exit status: 0 running (started or already), 1 it did not start, 2 usage error.\n");
 }
 
 int sn_cli_up(int argc, char **argv)
 {
-	enum { O_DATA = 256, O_API, O_MESH, O_LOG };
+	enum { O_DATA = 256, O_API, O_MESH, O_LOG, O_POD_CIDR, O_MESH_NETNS };
 	static const struct option opts[] = {
 		{ "data-dir", required_argument, NULL, O_DATA },
 		{ "api", required_argument, NULL, O_API },
 		{ "mesh", required_argument, NULL, O_MESH },
 		{ "log-level", required_argument, NULL, O_LOG },
+		{ "pod-cidr", required_argument, NULL, O_POD_CIDR },
+		{ "mesh-netns", required_argument, NULL, O_MESH_NETNS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir_flag = NULL, *api = "127.0.0.1:15080", *mesh = "127.0.0.1:15012", *level = "info";
+	const char *pod_cidr = NULL, *mesh_netns = NULL;
 	char dir[PATH_MAX - 32], pidfile[PATH_MAX], log[PATH_MAX], exe[PATH_MAX], url[300];
 	int o;
 
@@ -201,6 +246,8 @@ int sn_cli_up(int argc, char **argv)
 		case O_API: api = optarg; break;
 		case O_MESH: mesh = optarg; break;
 		case O_LOG: level = optarg; break;
+		case O_POD_CIDR: pod_cidr = optarg; break;
+		case O_MESH_NETNS: mesh_netns = optarg; break;
 		case 'h': up_usage(stdout); return 0;
 		default: up_usage(stderr); return 2;
 		}
@@ -209,7 +256,7 @@ int sn_cli_up(int argc, char **argv)
 		fprintf(stderr, "sinew up: unexpected argument \"%s\"; see sinew up --help\n", argv[optind]);
 		return 2;
 	}
-	if (data_dir(dir_flag, dir, sizeof(dir)) != 0)
+	if (sn_cli_data_dir(dir_flag, dir, sizeof(dir)) != 0)
 		return 2;
 	snprintf(url, sizeof(url), "http://%s", api);
 	struct sn_cli_url u;
@@ -231,6 +278,18 @@ int sn_cli_up(int argc, char **argv)
 		memcpy(dir, abs, strlen(abs) + 1);
 	snprintf(pidfile, sizeof(pidfile), "%s/sinewd.pid", dir);
 	snprintf(log, sizeof(log), "%s/sinewd.log", dir);
+	if ((pod_cidr != NULL || mesh_netns != NULL) && mesh_up(dir, pod_cidr, mesh_netns) != 0)
+		return 1;
+	/* With a mesh network (made now or by an earlier `sinew run`), sinewd
+	 * also takes proxies on its gateway, where pods' proxies connect. */
+	char pods[PATH_MAX], pod_mesh[SN_POD_NAME_MAX + 32] = "";
+	struct sn_pod_mesh pm;
+	if (geteuid() == 0 && sn_pod_state_dir(dir, pods, sizeof(pods)) == 0 && sn_pod_mesh_read(pods, &pm) == 0 &&
+	    sn_pod_netns_exists(pm.netns)) {
+		char gw[16];
+		sn_pod_addr_str(sn_pod_cidr_gateway(&pm.cidr), gw, sizeof(gw));
+		snprintf(pod_mesh, sizeof(pod_mesh), "%s=%s:%d", pm.netns, gw, SN_POD_PORT_CONTROL);
+	}
 
 	pid_t old = running_pid(pidfile);
 	if (old > 0) {
@@ -267,7 +326,8 @@ int sn_cli_up(int argc, char **argv)
 		dup2(logfd, 2);
 		signal(SIGPIPE, SIG_DFL);
 		char *av[] = { exe, (char *)"--data-dir", dir, (char *)"--api", (char *)api, (char *)"--mesh",
-			       (char *)mesh, (char *)"--log-level", (char *)level, NULL };
+			       (char *)mesh, (char *)"--log-level", (char *)level,
+			       pod_mesh[0] ? (char *)"--pod-mesh" : NULL, pod_mesh, NULL };
 		execvp(exe, av);
 		int e = errno;
 		if (write(pipefd[1], &e, sizeof(e)) < 0)
@@ -323,6 +383,9 @@ int sn_cli_up(int argc, char **argv)
 	printf("sinewd is running (pid %ld)\n", (long)pid);
 	printf("  API:   %s\n", u.text);
 	printf("  mesh:  %s (proxies: sinew-proxy --control-plane %s)\n", mesh, mesh);
+	if (pod_mesh[0])
+		printf("  pods:  %s (in network namespace %.*s, for `sinew run`)\n", strchr(pod_mesh, '=') + 1,
+		       (int)(strchr(pod_mesh, '=') - pod_mesh), pod_mesh);
 	printf("  data:  %s\n", dir);
 	printf("  log:   %s\n", log);
 	if (strcmp(u.text, SN_CLI_DEFAULT_SERVER) != 0) {
@@ -340,7 +403,9 @@ static void down_usage(FILE *f)
 		"\n"
 		"Stops the sinewd that `sinew up` started with this data directory: SIGTERM, then\n"
 		"SIGKILL if it has not exited after 10 s. Resources stay in DIR for the next\n"
-		"`sinew up`. Nothing running is not an error.\n"
+		"`sinew up`. Pods that `sinew run` made with this data directory are removed\n"
+		"first (their processes, network namespaces, capture rules, logs), then the\n"
+		"mesh network. Nothing running is not an error.\n"
 		"\n"
 		"  --data-dir DIR   default $SINEW_HOME, else ~/.sinew\n"
 		"\n"
@@ -370,8 +435,16 @@ int sn_cli_down(int argc, char **argv)
 		fprintf(stderr, "sinew down: unexpected argument \"%s\"; see sinew down --help\n", argv[optind]);
 		return 2;
 	}
-	if (data_dir(dir_flag, dir, sizeof(dir)) != 0)
+	if (sn_cli_data_dir(dir_flag, dir, sizeof(dir)) != 0)
 		return 2;
+	/* Pods first: their proxies drain while sinewd is still there. */
+	char pods[PATH_MAX], perr[700];
+	int pods_rc = 0;
+	if (sn_pod_state_dir(dir, pods, sizeof(pods)) == 0 && sn_pod_down(pods, STOP_WAIT_MS, stdout, perr,
+									  sizeof(perr)) != 0) {
+		fprintf(stderr, "sinew down: %s\n", perr);
+		pods_rc = 1;
+	}
 	snprintf(pidfile, sizeof(pidfile), "%s/sinewd.pid", dir);
 	pid_t pid = running_pid(pidfile);
 	if (pid <= 0) {
@@ -379,7 +452,7 @@ int sn_cli_down(int argc, char **argv)
 			printf("sinewd is not running (removed a stale %s)\n", pidfile);
 		else
 			printf("sinewd is not running (data dir %s)\n", dir);
-		return 0;
+		return pods_rc;
 	}
 	if (kill(pid, SIGTERM) != 0) {
 		fprintf(stderr, "sinew: cannot stop sinewd (pid %ld): %s\n", (long)pid, strerror(errno));
@@ -406,5 +479,5 @@ int sn_cli_down(int argc, char **argv)
 	}
 	unlink(pidfile);
 	printf("sinewd stopped (pid %ld%s); data kept in %s\n", (long)pid, killed ? ", killed" : "", dir);
-	return 0;
+	return pods_rc;
 }

@@ -764,10 +764,12 @@ static void route(struct api_conn *c, const struct api_req *r)
 		respond(c, 200, &o);
 	} else if (sn_str_eq_cstr(r->route, "/api/v1/ca/rotate") && post) {
 		char err[512] = "";
+		int rc;
 		if (c->api->ca == NULL || c->api->mesh == NULL) {
 			respond_error(c, 503, "sinewd runs without a CA");
-		} else if (sn_mesh_ca_rotate(c->api->mesh, "asked through the API", err, sizeof(err)) != 0) {
-			respond_error(c, 409, "%s", err);
+		} else if ((rc = sn_mesh_ca_rotate(c->api->mesh, "asked through the API", err, sizeof(err))) != 0) {
+			/* refused (under way, user CA): 409; could not write or sign: 500 */
+			respond_error(c, rc == SN_ELIMIT || rc == SN_EINVAL ? 409 : 500, "%s", err);
 		} else {
 			handle_ca(c);
 		}

@@ -538,11 +538,10 @@ static const struct sn_xds_ops mesh_ops = {
 	.on_secure = on_secure,
 };
 
-static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
+static void accept_from(struct sn_loop *loop, struct sn_mesh *m, int lfd)
 {
-	struct sn_mesh *m = sn_container_of(io, struct sn_mesh, io);
 	for (;;) {
-		int fd = accept4(m->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR)
 				continue;
@@ -580,6 +579,26 @@ static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
 	}
 }
 
+static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct sn_mesh *m = sn_container_of(io, struct sn_mesh, io);
+	accept_from(loop, m, m->fd);
+}
+
+static void on_accept_pods(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct sn_mesh *m = sn_container_of(io, struct sn_mesh, pod_io);
+	accept_from(loop, m, m->pod_fd);
+}
+
+int sn_mesh_add_listener(struct sn_mesh *m, int fd)
+{
+	if (m->pod_fd >= 0 || listen(fd, 1024) != 0 || sn_io_start(m->loop, &m->pod_io, fd, on_accept_pods) != 0)
+		return SN_EIO;
+	m->pod_fd = fd;
+	return 0;
+}
+
 int sn_mesh_start(struct sn_mesh **out, struct sn_loop *loop, struct sn_store *st, const struct sockaddr *addr,
 		  socklen_t addr_len, const struct sn_mesh_opts *opts)
 {
@@ -593,6 +612,7 @@ int sn_mesh_start(struct sn_mesh **out, struct sn_loop *loop, struct sn_store *s
 	m->loop = loop;
 	m->store = st;
 	m->view_stale = 1;
+	m->pod_fd = -1;
 	m->started_ms = sn_loop_now(loop);
 	if (mesh_ca_start(m, opts != NULL ? opts : &none) != 0) {
 		mesh_ca_free(m);
@@ -630,6 +650,11 @@ void sn_mesh_stop(struct sn_mesh *m)
 	sn_io_stop(m->loop, &m->io);
 	close(m->fd);
 	m->fd = -1;
+	if (m->pod_fd >= 0) {
+		sn_io_stop(m->loop, &m->pod_io);
+		close(m->pod_fd);
+		m->pod_fd = -1;
+	}
 	for (struct sn_mesh_proxy *px = m->proxies; px != NULL; px = px->next)
 		if (px->conn != NULL)
 			sn_xds_close(px->conn, "sinewd stopping");

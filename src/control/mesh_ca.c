@@ -29,6 +29,7 @@
 
 #define CA_TICK_MS 500
 #define PHASE_TIMEOUT_MS (10 * 60 * 1000)   /* a phase waits this long for a silent proxy */
+#define RESTART_HOLD_MS (MESH_LEASE_MS + 5000)  /* proxies reconnect within their backoff (10 s max) */
 #define MAX_CSR 8192
 #define MAX_TOKEN 1024
 
@@ -46,6 +47,41 @@ static const char *phase_name(const struct sn_mesh *m)
 static int has_identity(const struct sn_mesh_proxy *px)
 {
 	return px->peer_id != NULL;
+}
+
+/* ---- the rotation's roster ---------------------------------------------
+ * A rotation waits for every proxy that held an mTLS link since it began,
+ * also while one is disconnected (it may come back trusting only the old
+ * root), up to the phase timeout. Keyed by node id. */
+
+static struct ca_member *member(struct sn_mesh *m, const char *id, int add)
+{
+	for (size_t i = 0; i < m->n_members; i++)
+		if (strcmp(m->members[i].id, id) == 0)
+			return &m->members[i];
+	if (!add)
+		return NULL;
+	if (m->n_members == m->cap_members) {
+		size_t cap = m->cap_members ? m->cap_members * 2 : 16;
+		struct ca_member *v = realloc(m->members, cap * sizeof(*v));
+		if (v == NULL)
+			return NULL;
+		m->members = v;
+		m->cap_members = cap;
+	}
+	struct ca_member *e = &m->members[m->n_members];
+	if ((e->id = strdup(id)) == NULL)
+		return NULL;
+	e->bundle_acked = e->leaf_gen = 0;
+	m->n_members++;
+	return e;
+}
+
+static void roster_clear(struct sn_mesh *m)
+{
+	for (size_t i = 0; i < m->n_members; i++)
+		free(m->members[i].id);
+	m->n_members = 0;
 }
 
 static void send_out(struct sn_mesh_proxy *px, struct sn_out *o)
@@ -224,6 +260,11 @@ void mesh_ca_after_hello(struct sn_mesh *m, struct sn_mesh_proxy *px)
 {
 	if (!has_identity(px))
 		return;
+	if (sn_ca_service_phase(m->ca) != SN_CA_STABLE) {
+		struct ca_member *e = member(m, px->id, 1);
+		if (e != NULL && e->leaf_gen == sn_ca_service_issuer_gen(m->ca))
+			px->leaf_gen = e->leaf_gen;   /* it renewed before it reconnected */
+	}
 	send_bundle(m, px);
 	if (sn_ca_service_phase(m->ca) == SN_CA_MIGRATING && px->leaf_gen != sn_ca_service_issuer_gen(m->ca))
 		send_renew(m, px);
@@ -297,6 +338,12 @@ void mesh_ca_on_ack(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node 
 	if (serial != NULL && px->issued_serial[0] && strcmp(serial, px->issued_serial) == 0)
 		px->leaf_gen = px->issued_gen;
 	free(serial);
+	struct ca_member *e = px->id != NULL ? member(m, px->id, 0) : NULL;
+	if (e != NULL) {
+		e->bundle_acked = SN_MAX(e->bundle_acked, px->bundle_acked);
+		if (px->leaf_gen)
+			e->leaf_gen = px->leaf_gen;
+	}
 	mesh_ca_progress(m);
 }
 
@@ -323,8 +370,12 @@ int sn_mesh_ca_rotate(struct sn_mesh *m, const char *why, char *err, size_t es)
 	if (rc != 0)
 		return rc;
 	m->phase_since_ms = sn_loop_now(m->loop);
+	roster_clear(m);
+	for (struct sn_mesh_proxy *px = m->proxies; px != NULL; px = px->next)
+		if (!px->gone && px->hello && has_identity(px))
+			member(m, px->id, 1);
 	sn_log(SN_LOG_INFO, "ca: rotation started (%s): distributing the new root to %zu proxies before it issues",
-	       why, m->n_proxies);
+	       why, m->n_members);
 	bundle_changed(m);
 	mesh_ca_progress(m);
 	return 0;
@@ -342,19 +393,25 @@ void mesh_ca_progress(struct sn_mesh *m)
 	ph = sn_ca_service_phase(m->ca);
 	if (ph == SN_CA_STABLE)
 		return;
+	if (now < m->hold_until_ms)
+		return;
 	uint64_t v = sn_ca_service_bundle_version(m->ca), gen = sn_ca_service_issuer_gen(m->ca);
-	for (struct sn_mesh_proxy *px = m->proxies; px != NULL; px = px->next) {
-		if (px->gone || !px->hello || !has_identity(px))
-			continue;
-		if (ph == SN_CA_DISTRIBUTING ? px->bundle_acked < v : px->leaf_gen != gen)
+	const char *first = NULL;
+	for (size_t i = 0; i < m->n_members; i++) {
+		const struct ca_member *e = &m->members[i];
+		if (ph == SN_CA_DISTRIBUTING ? e->bundle_acked < v : e->leaf_gen != gen) {
+			if (first == NULL)
+				first = e->id;
 			waiting++;
+		}
 	}
 	int timed_out = now - m->phase_since_ms > m->phase_timeout_ms;
 	if (waiting > 0 && !timed_out)
 		return;
 	if (waiting > 0)
-		sn_log(SN_LOG_WARN, "ca: rotation: %zu proxies did not answer within %u s; going on without them",
-		       waiting, m->phase_timeout_ms / 1000);
+		sn_log(SN_LOG_WARN, "ca: rotation: %zu proxies (%s%s) did not answer within %u s, connected or not; "
+				    "going on without them (they will need a new token)",
+		       waiting, first, waiting > 1 ? ", …" : "", m->phase_timeout_ms / 1000);
 	if (ph == SN_CA_DISTRIBUTING) {
 		if (sn_ca_service_rotate_switch(m->ca, err, sizeof(err)) != 0) {
 			sn_log(SN_LOG_ERROR, "ca: rotation: cannot switch to the new issuer: %s", err);
@@ -363,7 +420,8 @@ void mesh_ca_progress(struct sn_mesh *m)
 		m->phase_since_ms = now;
 		sn_log(SN_LOG_INFO, "ca: rotation: every proxy trusts the new root; it issues now, proxies renew "
 				    "within %u ms", m->renew_spread_ms);
-		self_issue(m);
+		/* The mesh port keeps its leaf of the old root until the end:
+		 * a proxy that missed the new bundle can still reconnect. */
 		for (struct sn_mesh_proxy *px = m->proxies; px != NULL; px = px->next)
 			if (!px->gone && px->hello && has_identity(px))
 				send_renew(m, px);
@@ -373,6 +431,7 @@ void mesh_ca_progress(struct sn_mesh *m)
 			return;
 		}
 		m->phase_since_ms = now;
+		roster_clear(m);
 		char fp[65];
 		sn_ca_service_root_sha256_hex(m->ca, fp);
 		sn_log(SN_LOG_INFO, "ca: rotation done: every proxy holds a leaf of root %s; the old root leaves the "
@@ -386,7 +445,8 @@ static void on_tick(struct sn_loop *loop, struct sn_timer *t)
 	struct sn_mesh *m = sn_container_of(t, struct sn_mesh, ca_timer);
 	int64_t now = now_s();
 
-	if (now >= m->self_renew_at || m->self_gen != sn_ca_service_issuer_gen(m->ca))
+	if (now >= m->self_renew_at ||
+	    (sn_ca_service_phase(m->ca) == SN_CA_STABLE && m->self_gen != sn_ca_service_issuer_gen(m->ca)))
 		self_issue(m);
 	if (sn_ca_service_phase(m->ca) == SN_CA_STABLE && !m->no_auto_rotate) {
 		/* Automatic rotation once a third of the issuer's life is left. */
@@ -411,6 +471,13 @@ int mesh_ca_start(struct sn_mesh *m, const struct sn_mesh_opts *o)
 	if (self_issue(m) != 0)
 		return SN_EINVAL;
 	m->phase_since_ms = sn_loop_now(m->loop);
+	if (sn_ca_service_phase(m->ca) != SN_CA_STABLE) {
+		/* Restarted mid-rotation: who took part is not known; wait for
+		 * the proxies to reconnect and report before going on. */
+		m->hold_until_ms = m->phase_since_ms + RESTART_HOLD_MS;
+		sn_log(SN_LOG_INFO, "ca: a rotation is %s; waiting %d s for proxies to reconnect before it goes on",
+		       phase_name(m), RESTART_HOLD_MS / 1000);
+	}
 	sn_timer_start(m->loop, &m->ca_timer, CA_TICK_MS, on_tick);
 	return 0;
 }
@@ -423,6 +490,9 @@ void mesh_ca_stop(struct sn_mesh *m)
 
 void mesh_ca_free(struct sn_mesh *m)
 {
+	roster_clear(m);
+	free(m->members);
+	m->members = NULL;
 	sn_tls_ctx_free(m->tls);
 	m->tls = NULL;
 	EVP_PKEY_free(m->self_key);

@@ -143,6 +143,13 @@ struct sn_mesh_proxy {
 struct sn_tls_ctx;
 struct fy_node;
 
+/* A proxy a rotation waits for, connected or not (mesh_ca.c). */
+struct ca_member {
+	char *id;
+	uint64_t bundle_acked;
+	uint64_t leaf_gen;
+};
+
 struct sn_mesh {
 	/* identity (mesh_ca.c) */
 	struct sn_ca_service *ca;
@@ -155,6 +162,9 @@ struct sn_mesh {
 	int64_t self_renew_at;
 	uint64_t self_gen, self_bundle;
 	uint64_t phase_since_ms;
+	uint64_t hold_until_ms;      /* after a restart mid-rotation: let proxies reconnect first */
+	struct ca_member *members;   /* the rotation's roster: every mTLS proxy seen since it began */
+	size_t n_members, cap_members;
 	uint64_t issued;
 	struct sn_timer ca_timer;
 
@@ -162,6 +172,8 @@ struct sn_mesh {
 	struct sn_store *store;
 	int fd;
 	struct sn_io io;
+	int pod_fd;                  /* second listener: the pods' network (sinewd --pod-mesh) */
+	struct sn_io pod_io;
 	struct sn_mesh_proxy *proxies;
 	size_t n_proxies;
 	uint64_t serial;

@@ -142,7 +142,9 @@ static void sb_cstr(struct sb *b, const char *s)
 
 static void cp_send(struct sn_cp *cp, struct sb *b)
 {
-	if (b->oom || cp->conn == NULL) {
+	/* A bootstrap link carries only the CSR (identity.c): no hello,
+	 * subscriptions or heartbeats, which sinewd would refuse. */
+	if (b->oom || cp->conn == NULL || cp->bootstrap) {
 		free(b->p);
 		return;
 	}
@@ -610,6 +612,8 @@ static void on_close(struct sn_xds_conn *c, const char *why)
 	} else {
 		/* Unreachable, or refused: TLS failures say why once per try. */
 		sn_log(sn_xds_secure(c) ? SN_LOG_WARN : SN_LOG_DEBUG, "control: %s: %s", cp->addr.text, why);
+		if (cp->bootstrap)
+			sn_ident_set_error(cp->p, why);
 	}
 	cp->open = 0;
 	if (cp->p->draining)

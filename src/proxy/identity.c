@@ -111,6 +111,12 @@ int sn_ident_ready(const struct sn_proxy *p)
 	return p->ident == NULL || p->ident->key != NULL;
 }
 
+void sn_ident_set_error(struct sn_proxy *p, const char *why)
+{
+	if (p->ident != NULL)
+		snprintf(p->ident->last_error, sizeof(p->ident->last_error), "%s", why);
+}
+
 const char *sn_ident_error(const struct sn_proxy *p)
 {
 	return p->ident != NULL && p->ident->last_error[0] ? p->ident->last_error : NULL;

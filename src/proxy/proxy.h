@@ -190,6 +190,7 @@ void sn_ident_stop(struct sn_proxy *p);   /* before the loop goes */
 void sn_ident_free(struct sn_proxy *p);
 int sn_ident_ready(const struct sn_proxy *p);
 const char *sn_ident_error(const struct sn_proxy *p);
+void sn_ident_set_error(struct sn_proxy *p, const char *why);
 /* TLS for the next control link; returns 1 if it is a bootstrap link. */
 int sn_ident_cp_tls(struct sn_proxy *p, struct sn_xds_tls *out);
 int sn_ident_on_open(struct sn_proxy *p);

@@ -13,6 +13,7 @@
 
 #include "sinew/control.h"
 #include "sinew/log.h"
+#include "sinew/pod.h"
 
 struct sinewd {
 	struct sn_loop loop;
@@ -47,6 +48,8 @@ static void usage(FILE *f)
 		"  --root-ttl D         lifetime of a generated root (default 365d); a rotation starts\n"
 		"                       by itself when a third of the issuing CA's life is left\n"
 		"  --renew-spread D     during a rotation, proxies renew within D (default 5s)\n"
+		"  --pod-mesh NETNS=ADDR:PORT  also take proxies on ADDR:PORT inside network namespace\n"
+		"                       NETNS (the pods' network of `sinew run`, e.g. sn-mesh=10.88.0.1:15012)\n"
 		"  --log-level LEVEL    error, warn, info (default), debug, trace\n"
 		"  --version, --help\n"
 		"\n"
@@ -111,6 +114,51 @@ static void on_signal(struct sn_loop *loop, struct sn_io *io, unsigned events)
 	}
 }
 
+/* --pod-mesh NETNS=ADDR:PORT: a second mesh listener inside the pods'
+ * network namespace (made by `sinew up`/`sinew run`; docs/internals/pods.md),
+ * so that proxies in pods reach sinewd on their bridge's gateway. */
+static int listen_in_netns(struct sn_mesh *m, const char *spec)
+{
+	char netns[SN_POD_NAME_MAX];
+	const char *eq = strchr(spec, '=');
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	char host[32];
+	const char *colon = eq ? strrchr(eq, ':') : NULL;
+
+	if (eq == NULL || eq == spec || (size_t)(eq - spec) >= sizeof(netns) || colon == NULL ||
+	    (size_t)(colon - eq - 1) >= sizeof(host)) {
+		fprintf(stderr, "sinewd: --pod-mesh %s: want NETNS=ADDR:PORT, e.g. sn-mesh=10.88.0.1:15012\n", spec);
+		return -1;
+	}
+	memcpy(netns, spec, (size_t)(eq - spec));
+	netns[eq - spec] = '\0';
+	memcpy(host, eq + 1, (size_t)(colon - eq - 1));
+	host[colon - eq - 1] = '\0';
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || *end != '\0' || port < 1 || port > 65535) {
+		fprintf(stderr, "sinewd: --pod-mesh %s: want NETNS=ADDR:PORT with an IPv4 address\n", spec);
+		return -1;
+	}
+	sa.sin_port = htons((uint16_t)port);
+	int one = 1;
+	int fd = sn_pod_socket_in_netns(netns, AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		fprintf(stderr, "sinewd: --pod-mesh: cannot open a socket in network namespace %s: %s (does it exist? "
+				"`sinew up` creates it; root is needed)\n", netns, strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || sn_mesh_add_listener(m, fd) != 0) {
+		fprintf(stderr, "sinewd: --pod-mesh: cannot listen on %s:%ld in %s: %s\n", host, port, netns,
+			strerror(errno));
+		close(fd);
+		return -1;
+	}
+	sn_log(SN_LOG_INFO, "mesh: also listening on %s:%ld in network namespace %s (pods)", host, port, netns);
+	return 0;
+}
+
 /* "90s", "30m", "24h", "365d", or plain seconds. */
 static int parse_duration(const char *s, uint32_t *out)
 {
@@ -139,7 +187,7 @@ static int parse_duration(const char *s, uint32_t *out)
 int main(int argc, char **argv)
 {
 	enum { O_DATA = 256, O_API, O_MESH, O_LOG_LEVEL, O_VERSION, O_HELP, O_TD, O_CA_CERT, O_CA_KEY,
-	       O_MESH_PLAIN, O_LEAF_TTL, O_ROOT_TTL, O_RENEW_SPREAD };
+	       O_MESH_PLAIN, O_LEAF_TTL, O_ROOT_TTL, O_RENEW_SPREAD, O_POD_MESH };
 	static const struct option opts[] = {
 		{ "data-dir", required_argument, NULL, O_DATA },
 		{ "api", required_argument, NULL, O_API },
@@ -152,11 +200,12 @@ int main(int argc, char **argv)
 		{ "leaf-ttl", required_argument, NULL, O_LEAF_TTL },
 		{ "root-ttl", required_argument, NULL, O_ROOT_TTL },
 		{ "renew-spread", required_argument, NULL, O_RENEW_SPREAD },
+		{ "pod-mesh", required_argument, NULL, O_POD_MESH },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *data_dir = NULL, *api_s = "127.0.0.1:15080", *mesh_s = "127.0.0.1:15012";
+	const char *data_dir = NULL, *api_s = "127.0.0.1:15080", *mesh_s = "127.0.0.1:15012", *pod_mesh = NULL;
 	struct sn_ca_service_opts ca_opts = { 0 };
 	struct sn_mesh_opts mesh_opts = { 0 };
 	uint32_t ttl;
@@ -187,6 +236,9 @@ int main(int argc, char **argv)
 			break;
 		case O_MESH_PLAIN:
 			mesh_opts.allow_plaintext = 1;
+			break;
+		case O_POD_MESH:
+			pod_mesh = optarg;
 			break;
 		case O_LEAF_TTL:
 		case O_ROOT_TTL:
@@ -283,11 +335,14 @@ int main(int argc, char **argv)
 	}
 	d.api.mesh_addr = mesh_s;
 	mesh_opts.ca = d.ca;
+	mesh_opts.no_auto_rotate = ca_opts.cert_file != NULL;   /* sinewd rotates only a CA it made */
 	if (sn_mesh_start(&d.mesh, &d.loop, &d.store, (const struct sockaddr *)&mesh_addr, mesh_len, &mesh_opts) != 0) {
 		fprintf(stderr, "sinewd: cannot listen on %s (--mesh): %s; pick a free port\n", mesh_s,
 			strerror(errno));
 		return 1;
 	}
+	if (pod_mesh != NULL && listen_in_netns(d.mesh, pod_mesh) != 0)
+		return 1;
 	d.api.mesh = d.mesh;
 	d.api.ca = d.ca;
 	if (sn_api_start(&d.api, &d.loop, &d.store, (const struct sockaddr *)&api_addr, api_len) != 0) {

@@ -252,6 +252,32 @@ class Rotation(unittest.TestCase):
         self.assertEqual(status2, 409, body2)
         self.assertIn("already under way", body2["error"])
 
+    def test_sinewd_restart_mid_rotation(self):
+        """sinewd stops while proxies migrate (slow renewals) and restarts:
+        it waits for them to reconnect instead of dropping the old root
+        under them; the rotation then finishes and traffic flows."""
+        mesh = Mesh(self, plaintext=False, extra=["--renew-spread", "60s"])
+        server, client = self.pair(mesh)
+        status, body = mesh.call("POST", "/api/v1/ca/rotate")
+        self.assertEqual(status, 200, body)
+        deadline = time.time() + 10
+        while time.time() < deadline and ca(mesh)["rotation"]["phase"] != "migrating":
+            time.sleep(0.1)
+        self.assertEqual(ca(mesh)["rotation"]["phase"], "migrating")
+        mesh.stop()
+        mesh.extra = [x for x in mesh.extra if x not in ("--renew-spread", "60s")] + ["--renew-spread", "1s"]
+        mesh.start()
+        self.assertIn("waiting 15 s for proxies to reconnect", mesh.read_log())
+        deadline = time.time() + 40
+        while time.time() < deadline and ca(mesh)["rotation"]["phase"] != "stable":
+            time.sleep(0.3)
+        self.assertEqual(ca(mesh)["rotation"]["phase"], "stable", mesh.read_log()[-3000:])
+        mesh.all_synced(2, timeout=15)
+        self.assertEqual(st.request(client.outbound_port, "GET", "/", host="ratings:9080", timeout=5).status, 200)
+        new_root = ca(mesh)["roots"][0]
+        for p in (server, client):
+            self.assertTrue(chains_to(self, served_chain(p.inbound_port), new_root["pem"]))
+
     def test_automatic_rotation_before_expiry(self):
         """A 60 s root (notBefore back-dated 60 s): sinewd starts a rotation
         by itself once a third of its life is left, and finishes it."""
