@@ -53,6 +53,12 @@ int sn_cli_ps(int argc, char **argv);            /* ps.c: the pods */
 int sn_cli_logs(int argc, char **argv);          /* ps.c: a pod's logs */
 int sn_cli_identity(int argc, char **argv);      /* identity.c */
 int sn_cli_check(int argc, char **argv);         /* check.c */
+struct sn_pod;
+/* vips.c: gives every Service a stable VIP (DATA_DIR/pods/vips), creates
+ * the Service of self (a pod being started, may be NULL) if missing and
+ * it declares ports, and rewrites every live pod's hosts file. Call with
+ * the pod state lock held. Returns 0 or -1 with err set. */
+int sn_cli_vips_refresh(const char *server, const char *dir, const struct sn_pod *self, char *err, size_t err_size);
 
 /* ---- shared by the commands: src/cli/client.c, src/cli/util.c ---------- */
 

@@ -1098,8 +1098,21 @@ int sn_cli_run(int argc, char **argv)
 			fprintf(stderr, "sinew run: cannot create pod %s: %s\n", r.pod.name, err);
 			goto out;
 		}
+		/* Service names: every Service gets a VIP in every pod's hosts
+		 * (vips.c); without sinewd (--no-token), the pod's own name. */
+		int vips = -1;
+		if (o.token) {
+			int lock = sn_pod_state_lock(r.dir, err, sizeof(err));
+			if (lock >= 0) {
+				vips = sn_cli_vips_refresh(sn_cli_server(o.server), r.dir, &r.pod, err, sizeof(err));
+				sn_pod_state_unlock(lock);
+			}
+			if (vips != 0)
+				fprintf(stderr, "sinew run: pod %s: service names: %s; only the pod's own name resolves\n",
+					r.pod.name, err);
+		}
 		struct sn_pod_host self = { r.pod.address, r.pod.name, NULL };
-		if (sn_pod_hosts_write(r.pod.name, &self, 1, err, sizeof(err)) != 0) {
+		if (vips != 0 && sn_pod_hosts_write(r.pod.name, &self, 1, err, sizeof(err)) != 0) {
 			fprintf(stderr, "sinew run: pod %s: %s\n", r.pod.name, err);
 			goto out;
 		}

@@ -1,0 +1,104 @@
+"""The local mesh end to end (issue 6): `sinew up` with a pod network,
+`sinew run` for two unmodified programs, real sinew-proxies in the pods
+with certificates from sinewd, names resolving to service VIPs, capture
+sending the client's plain HTTP through both proxies over mutual TLS, and
+`sinew down` leaving nothing behind. Needs root (CI runs as root)."""
+
+import json
+import os
+import re
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sinewtest as st  # noqa: E402
+from test_pods import (Env, SUFFIX, SINEW, netns_list, host_links, host_rules, read,  # noqa: E402
+                       wait_exit, sh)
+
+
+def in_pod_sh(pod, argv, timeout=15):
+    """An unmodified program in the pod, as root (not the proxy's uid):
+    its TCP is captured like the app's."""
+    return sh(["ip", "netns", "exec", pod] + argv, timeout=timeout)
+
+
+class LocalMesh(unittest.TestCase):
+    def setUp(self):
+        if os.geteuid() != 0:
+            self.fail("needs root: network namespaces and iptables (CI runs as root)")
+        self.links0, self.rules0 = host_links(), host_rules()
+        self.e = Env(self)
+        self.mesh = "sn-lm-" + SUFFIX
+        self.api = "127.0.0.1:%d" % st.free_port()
+        rc, out, err = self.e.sinew("up", "--api", self.api, "--mesh", "127.0.0.1:%d" % st.free_port(),
+                                    "--mesh-netns", self.mesh, "--pod-cidr", "10.67.0.0/24")
+        self.assertEqual(rc, 0, err)
+
+    def run_pod(self, service, *args, cmd):
+        out = os.path.join(self.e.tmp, "%s.out" % service)
+        errp = os.path.join(self.e.tmp, "%s.err" % service)
+        argv = [SINEW, "run", "--service", service, "--server", "http://" + self.api, "--ready-timeout", "30",
+                "--drain-timeout", "5"] + list(args) + ["--"] + cmd
+        with open(out, "w") as fo, open(errp, "w") as fe:
+            p = st.spawn(argv, stdout=fo, stderr=fe, env=self.e.env())
+        p.out_path, p.err_path = out, errp
+        self.addCleanup(st.stop_process, p)
+        return p
+
+    def test_unmodified_programs_talk_mtls_by_name(self):
+        e = self.e
+        os.chmod(e.tmp, 0o755)
+        web = self.run_pod("web", "--port", "8000", "--service-account", "web",
+                           cmd=["/usr/bin/python3", "-m", "http.server", "8000", "--bind", "127.0.0.1",
+                                "--directory", e.www])
+        wpod = e.wait_ready("web", web, timeout=40)
+        client = self.run_pod("shell", "--service-account", "shell", cmd=["sleep", "120"])
+        cpod = e.wait_ready("shell", client, timeout=40)
+        # names resolve to the Service's VIP in every pod
+        hosts = read("/etc/netns/%s/hosts" % cpod["name"])
+        m = re.search(r"^(10\.96\.\d+\.\d+)\s+web web\.default web\.default\.svc\.cluster\.local", hosts, re.M)
+        self.assertTrue(m, hosts)
+        vip = m.group(1)
+        # sinew run created the Service (selector app=web, port 8000)
+        rc, out, err = e.sinew("get", "svc", "web", "--server", "http://" + self.api)
+        self.assertEqual(rc, 0, err)
+        # curl with no proxy settings, by name and by FQDN
+        for url in ("http://web:8000/index.txt", "http://web.default.svc.cluster.local:8000/index.txt"):
+            r = in_pod_sh(cpod["name"], ["curl", "-sS", "--max-time", "10", url])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, "hello from pod A\n")
+        # python's http client, by name
+        r = in_pod_sh(cpod["name"], ["/usr/bin/python3", "-c",
+                                     "import urllib.request;print(urllib.request.urlopen("
+                                     "'http://web:8000/index.txt', timeout=10).read().decode(), end='')"])
+        self.assertEqual(r.stdout, "hello from pod A\n", r.stderr)
+        # over mTLS: the server proxy saw the client's SPIFFE ID
+        r = in_pod_sh(wpod["name"], ["curl", "-sS", "--max-time", "5", "http://127.0.0.1:15020/metrics"])
+        samples = st.parse_metrics(r.stdout)
+        n = st.metric_sum(samples, "sinew_requests_total", connection_security_policy="mutual_tls",
+                          source_principal="spiffe://cluster.local/ns/default/sa/shell")
+        self.assertGreaterEqual(n, 3, r.stdout[-3000:])
+        self.assertEqual(st.metric_sum(samples, "sinew_requests_total", connection_security_policy="none"), 0)
+        # the client's proxy routed by Host to the VIP's service
+        r = in_pod_sh(cpod["name"], ["curl", "-sS", "--max-time", "5", "http://127.0.0.1:15020/metrics"])
+        self.assertGreaterEqual(st.metric_sum(st.parse_metrics(r.stdout), "sinew_requests_total",
+                                              destination_service="web.default.svc.cluster.local"), 3)
+        self.assertTrue(vip.startswith("10.96."))
+        # the app exits: sinew run drains the proxy, removes the pod, exits with the app's status
+        client.send_signal(signal.SIGTERM)
+        self.assertEqual(wait_exit(client, 20), 128 + signal.SIGTERM, read(client.err_path))
+        self.assertNotIn(cpod["name"], netns_list())
+
+    def tearDown(self):
+        rc, out, err = self.e.sinew("down")
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn(self.mesh, netns_list())
+        self.assertEqual([n for n in netns_list() if n.startswith("sn-")], [])
+        self.assertEqual(host_links(), self.links0)
+        self.assertEqual(host_rules(), self.rules0)
+
+
+if __name__ == "__main__":
+    st.main()
