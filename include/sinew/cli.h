@@ -9,6 +9,7 @@
  * `load`, errors seen), 2 usage error. It prints its own messages. */
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #ifndef SINEW_VERSION
@@ -53,6 +54,10 @@ int sn_cli_ps(int argc, char **argv);            /* ps.c: the pods */
 int sn_cli_logs(int argc, char **argv);          /* ps.c: a pod's logs */
 int sn_cli_identity(int argc, char **argv);      /* identity.c */
 int sn_cli_check(int argc, char **argv);         /* check.c */
+/* publish.c: sinew run --publish [HOSTADDR:]HOSTPORT:PODPORT */
+int sn_cli_publish_parse(const char *spec, char *host, size_t host_size, uint16_t *host_port, uint16_t *pod_port);
+int sn_cli_publish_start(const char *netns, const char *spec, char *err, size_t err_size);   /* binds */
+int sn_cli_publish_go(char *err, size_t err_size);                                           /* threads */
 struct sn_pod;
 /* vips.c: gives every Service a stable VIP (DATA_DIR/pods/vips), creates
  * the Service of self (a pod being started, may be NULL) if missing and

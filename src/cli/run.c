@@ -53,6 +53,8 @@ struct run_opts {
 	const char *outbound, *inbound, *admin;   /* --no-capture listeners */
 	int ready_timeout_s;
 	int drain_timeout_s;
+	const char *publish[8];      /* --publish [HOSTADDR:]HOSTPORT:PODPORT */
+	size_t n_publish;
 	char **cmd;                  /* the app: argv, NULL-terminated */
 };
 
@@ -915,6 +917,8 @@ static void usage(FILE *f)
 		"  --labels k=v,...          its labels (e.g. app=reviews,version=v2)\n"
 		"  --service-account SA      its identity's service account (default \"default\")\n"
 		"  --port PORT[/PROTOCOL]    a port the app serves (repeatable, or comma-separated)\n"
+		"  --publish [ADDR:]HPORT:PPORT  the app's port PPORT on the host at ADDR:HPORT (default\n"
+		"                            127.0.0.1), like kubectl port-forward (repeatable)\n"
 		"  --no-capture              no pod and no root: the proxy listens on --outbound,\n"
 		"                            --inbound and --admin, and CMD gets http_proxy\n"
 		"  --outbound ADDR:PORT      with --no-capture (default 127.0.0.1:15001)\n"
@@ -952,7 +956,7 @@ static int seconds_arg(const char *flag, const char *v, int *out)
 int sn_cli_run(int argc, char **argv)
 {
 	enum { O_SERVICE = 256, O_LABELS, O_SA, O_PORT, O_NO_CAPTURE, O_NO_TOKEN, O_DATA, O_SERVER, O_CIDR, O_MESH,
-	       O_PROXY_CMD, O_CP, O_OUT, O_IN, O_ADMIN, O_READY, O_DRAIN };
+	       O_PROXY_CMD, O_CP, O_OUT, O_IN, O_ADMIN, O_READY, O_DRAIN, O_PUBLISH };
 	static const struct option opts[] = {
 		{ "service", required_argument, NULL, O_SERVICE },
 		{ "namespace", required_argument, NULL, 'n' },
@@ -972,6 +976,7 @@ int sn_cli_run(int argc, char **argv)
 		{ "admin", required_argument, NULL, O_ADMIN },
 		{ "ready-timeout", required_argument, NULL, O_READY },
 		{ "drain-timeout", required_argument, NULL, O_DRAIN },
+		{ "publish", required_argument, NULL, O_PUBLISH },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1021,9 +1026,26 @@ int sn_cli_run(int argc, char **argv)
 			if (seconds_arg("--drain-timeout", optarg, &o.drain_timeout_s) != 0)
 				return 2;
 			break;
+		case O_PUBLISH: {
+			char h[64];
+			uint16_t hp, pp;
+			if (o.n_publish == SN_ARRAY_LEN(o.publish) ||
+			    sn_cli_publish_parse(optarg, h, sizeof(h), &hp, &pp) != 0) {
+				fprintf(stderr, "sinew run: --publish %s: want [HOSTADDR:]HOSTPORT:PODPORT, e.g. 9080:9080 "
+						"(at most 8)\n", optarg);
+				return 2;
+			}
+			o.publish[o.n_publish++] = optarg;
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (o.n_publish > 0 && !o.capture) {
+		fprintf(stderr, "sinew run: --publish is for pods; with --no-capture the app already listens on the "
+				"host\n");
+		return 2;
 	}
 	if (o.service == NULL || !dns_label(o.service) || strlen(o.service) > 40) {
 		fprintf(stderr, "sinew run: %s; see sinew run --help\n",
@@ -1123,6 +1145,12 @@ int sn_cli_run(int argc, char **argv)
 			goto out;
 		}
 	}
+	for (size_t i = 0; i < o.n_publish; i++) {
+		if (sn_cli_publish_start(r.pod.name, o.publish[i], err, sizeof(err)) != 0) {
+			fprintf(stderr, "sinew run: %s\n", err);
+			goto out;
+		}
+	}
 	if (open_logs(&r) != 0 || stop_signal || start_proxy(&r) != 0 || wait_ready(&r) != 0)
 		goto out;
 	if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
@@ -1137,6 +1165,12 @@ int sn_cli_run(int argc, char **argv)
 		close(err_pipe[0]);
 		rc = 127;
 		goto out;
+	}
+	if (o.n_publish > 0) {
+		if (sn_cli_publish_go(err, sizeof(err)) != 0)
+			fprintf(stderr, "sinew run: %s\n", err);
+		for (size_t i = 0; i < o.n_publish; i++)
+			fprintf(stderr, "sinew run: pod %s: port published: %s\n", r.pod.name, o.publish[i]);
 	}
 	supervise(&r, out_pipe[0], err_pipe[0]);
 	if (r.app_exited) {

@@ -1,0 +1,195 @@
+"""Istio's bookinfo tasks on the local mesh (issue 6 acceptance): the C
+bookinfo services each in its own pod behind a real sinew-proxy (capture,
+certificates from sinewd, auto mTLS), productpage published on the host
+like `kubectl port-forward`, and the unmodified task files from
+../shared/conformance/istio-bookinfo/networking applied with `sinew apply`.
+Results are observed through productpage as a user would: page content,
+status, and timing for the 7 s delay."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sinewtest as st  # noqa: E402
+from test_pods import Env, SUFFIX, SINEW, netns_list, sh  # noqa: E402
+
+NET = st.BOOKINFO   # .../istio-bookinfo/networking
+BOOKINFO = os.path.join(st.BIN, "bookinfo")
+UNAVAILABLE = "Sorry, product reviews are currently unavailable for this book."
+
+
+def stars(page):
+    """The color of the stars on the page: None (reviews v1), 'black' or 'red'."""
+    colors = set(re.findall(r'<font class="stars" color="(\w+)"', page))
+    if not colors:
+        return None
+    assert len(colors) == 1, colors
+    return colors.pop()
+
+
+class BookinfoPods(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise AssertionError("needs root: network namespaces and iptables (CI runs as root)")
+        cls.t = unittest.TestCase()   # Env and make_tempdir want a test for cleanups
+        cls.e = Env(cls.t)
+        cls.procs = []
+        cls.addClassCleanup(cls.teardown)   # also when setUpClass fails
+        cls.mesh = "sn-bi-" + SUFFIX
+        cls.api = "127.0.0.1:%d" % st.free_port()
+        cls.server = "http://" + cls.api
+        cls.page_port = st.free_port()
+        cls.procs = []
+        rc, out, err = cls.e.sinew("up", "--api", cls.api, "--mesh", "127.0.0.1:%d" % st.free_port(),
+                                   "--mesh-netns", cls.mesh, "--pod-cidr", "10.68.0.0/24")
+        assert rc == 0, err
+        for svc, version in (("details", "v1"), ("ratings", "v1"), ("reviews", "v1"), ("reviews", "v2"),
+                             ("reviews", "v3"), ("productpage", "v1")):
+            extra = ["--publish", "%d:9080" % cls.page_port] if svc == "productpage" else []
+            cls.start(svc, version, extra)
+        for svc, version, p in cls.procs:
+            cls.e.wait_ready(svc, p, timeout=40) if svc != "reviews" else None
+        deadline = time.time() + 40
+        while time.time() < deadline:
+            ready = [p for p in cls.e.ps() if p["proxy"]["state"] == "ready" and p["app"]["running"]]
+            if len(ready) == 6:
+                break
+            time.sleep(0.2)
+        assert len(ready) == 6, cls.e.ps()
+        cls.apply("destination-rule-all.yaml")
+
+    @classmethod
+    def start(cls, svc, version, extra):
+        name = "%s-%s" % (svc, version)
+        out = os.path.join(cls.e.tmp, name + ".out")
+        err = os.path.join(cls.e.tmp, name + ".err")
+        argv = [SINEW, "run", "--service", svc, "--labels", "app=%s,version=%s" % (svc, version),
+                "--service-account", "bookinfo-" + svc, "--port", "9080", "--server", cls.server,
+                "--ready-timeout", "30", "--drain-timeout", "3"] + extra + \
+               ["--", BOOKINFO, svc, "--listen", "0.0.0.0:9080", "--version", version]
+        with open(out, "w") as fo, open(err, "w") as fe:
+            p = st.spawn(argv, stdout=fo, stderr=fe, env=cls.e.env())
+        p.out_path, p.err_path = out, err
+        cls.procs.append((svc, version, p))
+
+    @classmethod
+    def teardown(cls):
+        for _, _, p in cls.procs:
+            st.stop_process(p)
+        rc, out, err = cls.e.sinew("down")
+        assert rc == 0, err
+        assert [n for n in netns_list() if n.startswith("sn-bi-") or cls.mesh in n] == [], netns_list()
+        cls.t.doCleanups()
+
+    @classmethod
+    def apply(cls, *files):
+        for f in files:
+            rc, out, err = cls.e.sinew("apply", "-f", os.path.join(NET, f), "--server", cls.server)
+            assert rc == 0, (f, out, err)
+        # every proxy runs the new revision before we look
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            rc, out, err = cls.e.sinew("proxy-status", "--server", cls.server)
+            if rc == 0 and "STALE" not in out and "NACK" not in out and out.count("SYNCED") >= 6:
+                return
+            time.sleep(0.1)
+        raise AssertionError("proxies did not sync: %s" % out)
+
+    @classmethod
+    def delete(cls, kind, name):
+        cls.e.sinew("delete", kind, name, "--server", cls.server)
+
+    def page(self, user=None):
+        """GET /productpage the way a browser does: signed in through the
+        login form (cookie), or anonymous. Returns (status, html, seconds)."""
+        headers = {}
+        if user:
+            body = urllib.parse.urlencode({"username": user, "passwd": "x"})
+            r = st.request(self.page_port, "POST", "/login", host="127.0.0.1:%d" % self.page_port,
+                           headers={"content-type": "application/x-www-form-urlencoded"}, body=body.encode())
+            cookie = r.header("set-cookie")
+            self.assertTrue(cookie, r)
+            headers["cookie"] = cookie.split(";")[0]
+        t0 = time.time()
+        r = st.request(self.page_port, "GET", "/productpage", host="127.0.0.1:%d" % self.page_port,
+                       headers=headers, timeout=30)
+        return r.status, r.body.decode("utf-8", "replace"), time.time() - t0
+
+    def test_1_request_routing(self):
+        self.apply("virtual-service-all-v1.yaml")
+        for user in (None, "jason"):
+            for _ in range(6):
+                status, html, _ = self.page(user)
+                self.assertEqual(status, 200)
+                self.assertIn("The Comedy of Errors", html)
+                self.assertIsNone(stars(html), "v1 shows no stars")
+        self.apply("virtual-service-reviews-test-v2.yaml")
+        for _ in range(6):
+            status, html, _ = self.page("jason")
+            self.assertEqual((status, stars(html)), (200, "black"))
+            status, html, _ = self.page()
+            self.assertEqual((status, stars(html)), (200, None))
+            status, html, _ = self.page("bob")
+            self.assertEqual((status, stars(html)), (200, None))
+
+    def test_2_fault_injection_delay(self):
+        self.apply("virtual-service-all-v1.yaml", "virtual-service-reviews-test-v2.yaml",
+                   "virtual-service-ratings-test-delay.yaml")
+        status, html, took = self.page("jason")
+        self.assertEqual(status, 200)
+        # productpage gives reviews two tries of 3 s; ratings is 7 s late
+        self.assertIn(UNAVAILABLE, html)
+        self.assertTrue(5.5 <= took <= 8.0, "jason's page took %.2f s" % took)
+        status, html, took = self.page()
+        self.assertEqual((status, stars(html)), (200, None))
+        self.assertLess(took, 2.0)
+
+    def test_3_fault_injection_abort(self):
+        self.apply("virtual-service-all-v1.yaml", "virtual-service-reviews-test-v2.yaml",
+                   "virtual-service-ratings-test-abort.yaml")
+        status, html, took = self.page("jason")
+        self.assertEqual(status, 200)
+        self.assertIn("Ratings service is currently unavailable", html)
+        self.assertLess(took, 3.0)
+        status, html, _ = self.page()
+        self.assertEqual((status, stars(html)), (200, None))
+        self.delete("vs", "ratings")
+
+    def test_4_traffic_shifting(self):
+        self.delete("vs", "ratings")
+        self.apply("virtual-service-all-v1.yaml", "virtual-service-reviews-50-v3.yaml")
+        seen = {None: 0, "red": 0, "black": 0}
+        for _ in range(40):
+            status, html, _ = self.page()
+            self.assertEqual(status, 200)
+            seen[stars(html)] += 1
+        self.assertEqual(seen["black"], 0, seen)
+        self.assertTrue(10 <= seen["red"] <= 30, seen)
+        self.apply("virtual-service-reviews-v3.yaml")
+        for _ in range(10):
+            status, html, _ = self.page()
+            self.assertEqual((status, stars(html)), (200, "red"))
+
+    def test_5_mutual_tls_between_pods(self):
+        """The calls productpage made reached reviews over mTLS."""
+        rev = [p for p in self.e.ps() if p["service"] == "reviews"]
+        self.assertEqual(len(rev), 3)
+        total = 0
+        for p in rev:
+            r = sh(["ip", "netns", "exec", p["name"], "curl", "-sS", "--max-time", "5",
+                    "http://127.0.0.1:15020/metrics"])
+            samples = st.parse_metrics(r.stdout)
+            total += st.metric_sum(samples, "sinew_requests_total", connection_security_policy="mutual_tls",
+                                   source_principal="spiffe://cluster.local/ns/default/sa/bookinfo-productpage")
+            self.assertEqual(st.metric_sum(samples, "sinew_requests_total", connection_security_policy="none"), 0)
+        self.assertGreater(total, 50)
+
+
+if __name__ == "__main__":
+    st.main()
