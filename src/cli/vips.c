@@ -22,7 +22,7 @@
 #define MAX_SERVICES 4096
 
 struct vip {
-	char key[320];   /* "ns/name" */
+	char key[520];   /* "ns/name" */
 	uint32_t addr;
 };
 
@@ -35,8 +35,8 @@ static int load(const char *path, struct vip *v, size_t *n)
 	if (f == NULL)
 		return errno == ENOENT ? 0 : -1;
 	while (fgets(line, sizeof(line), f) != NULL && *n < MAX_SERVICES) {
-		char key[320], a[32];
-		if (sscanf(line, "%319s %31s", key, a) == 2 && sn_pod_addr_parse(a, &v[*n].addr) == 0) {
+		char key[520], a[32];
+		if (sscanf(line, "%519s %31s", key, a) == 2 && sn_pod_addr_parse(a, &v[*n].addr) == 0) {
 			memcpy(v[*n].key, key, strlen(key) + 1);
 			(*n)++;
 		}
@@ -137,7 +137,7 @@ int sn_cli_vips_refresh(const char *server, const char *dir, const struct sn_pod
 	size_t before = n;
 	for (size_t i = 0; i < sn_cli_json_len(list); i++) {
 		struct fy_node *it = sn_cli_json_at(list, i);
-		char key[320];
+		char key[520];
 		snprintf(key, sizeof(key), "%s/%s", sn_cli_json_str_or(it, "namespace", "default"),
 			 sn_cli_json_str_or(it, "name", "?"));
 		if (self != NULL && !have_self && !strcmp(sn_cli_json_str_or(it, "name", ""), self->service) &&
@@ -158,7 +158,7 @@ int sn_cli_vips_refresh(const char *server, const char *dir, const struct sn_pod
 	if (!have_self && self->ports[0] != '\0') {
 		if (ensure_service(server, self->service, self->namespace_, self->ports, err, es) != 0)
 			goto out;
-		char key[320];
+		char key[520];
 		snprintf(key, sizeof(key), "%s/%s", self->namespace_, self->service);
 		int known = 0;
 		for (size_t k = 0; k < n && !known; k++)
@@ -181,11 +181,11 @@ int sn_cli_vips_refresh(const char *server, const char *dir, const struct sn_pod
 	if (sn_pod_record_list(dir, &pods, &np) != 0)
 		np = 0;
 	static struct sn_pod_host h[MAX_SERVICES + 1];
-	static char addrs[MAX_SERVICES][16], names[MAX_SERVICES][320];
+	static char addrs[MAX_SERVICES][16], names[MAX_SERVICES][520];
 	for (size_t i = 0; i < n; i++) {
 		char *slash = strchr(v[i].key, '/');
 		sn_pod_addr_str(v[i].addr, addrs[i], sizeof(addrs[i]));
-		snprintf(names[i], sizeof(names[i]), "%s", slash ? slash + 1 : v[i].key);
+		snprintf(names[i], sizeof(names[i]), "%.*s", 519, slash ? slash + 1 : v[i].key);
 		if (slash)
 			*slash = '\0';
 		h[i + 1].address = addrs[i];
