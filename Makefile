@@ -41,10 +41,11 @@ fuzz: build-asan
 clean:
 	rm -rf build
 
-# The main job at this stage: bookinfo's backends behind one sinew-proxy,
-# with Istio's task files applied live. Runs until Ctrl-C.
+# The local mesh: sinewd, and bookinfo's services each in a pod behind its
+# sidecar (sinew run), productpage on http://127.0.0.1:9080/productpage.
+# Needs root (else the file-mode demo runs). Runs until Ctrl-C.
 demo: build
-	@./examples/file-mode/demo.sh
+	@./examples/bookinfo/demo.sh
 
 # Benchmarks (never part of make test): sinew-proxy vs HAProxy vs nginx vs a
 # direct connection, in two network namespaces. Needs root. Results in
