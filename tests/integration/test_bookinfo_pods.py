@@ -62,6 +62,7 @@ class BookinfoPods(unittest.TestCase):
                 break
             time.sleep(0.2)
         assert len(ready) == 6, cls.e.ps()
+        cls.pod_names = [p["name"] for p in ready]
         cls.apply("destination-rule-all.yaml")
 
     @classmethod
@@ -84,7 +85,8 @@ class BookinfoPods(unittest.TestCase):
             st.stop_process(p)
         rc, out, err = cls.e.sinew("down")
         assert rc == 0, err
-        assert [n for n in netns_list() if n.startswith("sn-bi-") or cls.mesh in n] == [], netns_list()
+        left = netns_list()
+        assert [n for n in getattr(cls, "pod_names", []) + [cls.mesh] if n in left] == [], left
         cls.t.doCleanups()
 
     @classmethod

@@ -39,7 +39,11 @@ class Demo(unittest.TestCase):
         self.assertLess(took, 60, out)
         for svc in ("details", "ratings", "reviews", "productpage"):
             self.assertIn(svc, r.stdout)   # the sinew ps table
-        self.assertEqual([n for n in netns_list() if n.startswith("sn-")], [])
+        # what it made (other tests may run pods at the same time)
+        made = [ln.split()[0] for ln in r.stdout.splitlines() if ln.startswith("sn-")]
+        self.assertEqual(len(made), 6, r.stdout)
+        left = netns_list()
+        self.assertEqual([n for n in made + [env["DEMO_NETNS"]] if n in left], [])
         self.assertEqual(host_links(), links0)
         self.assertEqual(host_rules(), rules0)
 

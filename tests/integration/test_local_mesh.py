@@ -56,6 +56,7 @@ class LocalMesh(unittest.TestCase):
         wpod = e.wait_ready("web", web, timeout=40)
         client = self.run_pod("shell", "--service-account", "shell", cmd=["sleep", "120"])
         cpod = e.wait_ready("shell", client, timeout=40)
+        self.pods = [wpod["name"], cpod["name"]]
         # names resolve to the Service's VIP in every pod
         hosts = read("/etc/netns/%s/hosts" % cpod["name"])
         m = re.search(r"^(10\.96\.\d+\.\d+)\s+web web\.default web\.default\.svc\.cluster\.local", hosts, re.M)
@@ -94,8 +95,10 @@ class LocalMesh(unittest.TestCase):
     def tearDown(self):
         rc, out, err = self.e.sinew("down")
         self.assertEqual(rc, 0, err)
-        self.assertNotIn(self.mesh, netns_list())
-        self.assertEqual([n for n in netns_list() if n.startswith("sn-")], [])
+        left = netns_list()
+        self.assertNotIn(self.mesh, left)
+        # this test's pods (other tests may run pods at the same time)
+        self.assertEqual([n for n in getattr(self, "pods", []) if n in left], [])
         self.assertEqual(host_links(), self.links0)
         self.assertEqual(host_rules(), self.rules0)
 
