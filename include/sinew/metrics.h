@@ -54,6 +54,10 @@ enum sn_counter {
 	SN_CTR_OVERFLOW,                  /* sinew_overflow_total (pool or pending limits) */
 	SN_CTR_AUTHZ_ALLOW,               /* sinew_authz_allow_total (inbound requests AuthorizationPolicy let through) */
 	SN_CTR_AUTHZ_DENY,                /* sinew_authz_deny_total (inbound requests denied: 403 rbac_denied) */
+	SN_CTR_TCP_OUTBOUND_CX,           /* sinew_tcp_outbound_connections_total (opaque TCP, capture) */
+	SN_CTR_TCP_OUTBOUND_MTLS_CX,      /* sinew_tcp_outbound_mtls_connections_total */
+	SN_CTR_TCP_INBOUND_MTLS_CX,       /* sinew_tcp_inbound_mtls_connections_total */
+	SN_CTR_SNIFF_TIMEOUT,             /* sinew_protocol_detection_timeouts_total */
 	SN_CTR__COUNT,
 };
 

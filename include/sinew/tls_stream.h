@@ -105,6 +105,9 @@ struct sn_tls_conn_opts {
 	const char *session_key;
 	/* Client: SNI, or NULL (SPIFFE needs none). */
 	const char *server_name;
+	/* Client: offer only this ALPN protocol (e.g. SN_TLS_ALPN_TCP) instead
+	 * of the context's list; NULL: the context's. */
+	const char *alpn;
 };
 
 /* An I/O layer, for stacking tcp -> tls -> h1 (STYLE.md). Returns as the

@@ -89,6 +89,7 @@ struct sn_mesh_proxy {
 	char peer[64];
 	int hello;
 	int gone;                    /* connection closed; freed in reclaim */
+	int capture;                 /* node.capture: a pod taking every port at its address */
 	char *id, *service, *ns, *sa, *inbound, *admin, *version;
 	struct sn_labels labels;     /* as the node sent them */
 	uint64_t connected_at;       /* wall clock, seconds */

@@ -175,7 +175,11 @@ void registry_render(struct sn_mesh *m, struct sn_mesh_proxy *px, const struct v
 			names[n_names++] = pn;
 			sn_out_cstr(&o, "\n    ");
 			sn_out_json_cstr(&o, pn);
-			sn_out_printf(&o, ": %u", px->reg_port);
+			/* A pod with capture takes every port at its address (the
+			 * REDIRECT rule): each Service port reaches its targetPort.
+			 * Otherwise every port reaches the proxy's one inbound. */
+			uint16_t tp = cs->ports[p].target_port ? cs->ports[p].target_port : cs->ports[p].port;
+			sn_out_printf(&o, ": %u", px->capture && tp ? tp : px->reg_port);
 		}
 	}
 	if (n_names == 0)

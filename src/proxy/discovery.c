@@ -482,6 +482,8 @@ static void send_hello(struct sn_cp *cp)
 		sb_cstr(&b, p->opt.admin.text);
 	else
 		sb_lit(&b, "null");
+	if (p->opt.have_capture_probe)
+		sb_lit(&b, ",\"capture\":true");
 	sb_lit(&b, ",\"version\":\"0.1.0\"},\"have\":{");
 	for (size_t i = 0; i < cp->n_res; i++) {
 		if (i)

@@ -2043,6 +2043,29 @@ static int dconn_secure(struct sn_dconn *c)
 	}
 	c->handshaking = 0;
 	c->peer_id = sn_tls_stream_peer_id(c->tls);
+	struct sn_str alpn = sn_tls_stream_alpn(c->tls);
+	if (sn_str_eq_cstr(alpn, SN_TLS_ALPN_TCP)) {
+		/* Opaque TCP from a peer proxy (tcp.c): the app's port is the
+		 * original destination's (capture), else --app's. */
+		struct sockaddr_in orig;
+		socklen_t ol = sizeof(orig);
+		const struct sockaddr_storage *app = &w->proxy->opt.app.ss;
+		uint16_t port = app->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)app)->sin_port) : 0;
+		if (getsockopt(c->fd, SOL_IP, 80 /* SO_ORIGINAL_DST */, &orig, &ol) == 0 && orig.sin_family == AF_INET &&
+		    ntohs(orig.sin_port) != 0 && w->proxy->opt.have_capture_probe)
+			port = ntohs(orig.sin_port);
+		char peer_id[SN_SPIFFE_ID_MAX + 1];
+		snprintf(peer_id, sizeof(peer_id), "%s", c->peer_id ? c->peer_id : "?");
+		int fd = c->fd;
+		struct sn_tls_stream *tls = c->tls;
+		sn_io_stop(&w->loop, &c->io);
+		c->tls = NULL;
+		c->peer_id = NULL;
+		c->fd = -1;
+		dconn_close(c);
+		sn_tcp_inbound(w, fd, tls, peer_id, port);
+		return 1;
+	}
 	c->can_read = 1;   /* OpenSSL may already hold the first request */
 	c->can_write = 1;
 	sn_log(SN_LOG_DEBUG, "conn=%llu mTLS from %s (%s)", (unsigned long long)c->id, c->peer,

@@ -216,7 +216,7 @@ static void schedule_renewal(struct sn_ident *id, uint64_t in_ms)
  * key + chain + bundle. Returns 0, or -1 with nothing changed. */
 static int install(struct sn_proxy *p, EVP_PKEY *key, const char *chain, const char *bundle_pem)
 {
-	static const char *const alpn[] = { SN_TLS_ALPN_H1 };
+	static const char *const alpn[] = { SN_TLS_ALPN_H1, SN_TLS_ALPN_TCP };
 	struct sn_ident *id = p->ident;
 	struct sn_trust_bundle *b = NULL;
 	struct sn_id_error e = { 0 };
@@ -229,8 +229,8 @@ static int install(struct sn_proxy *p, EVP_PKEY *key, const char *chain, const c
 		return -1;
 	}
 	struct sn_tls_identity ti = { .key = key, .chain_pem = chain, .chain_len = strlen(chain), .bundle = b };
-	struct sn_tls_ctx_opts so = { .role = SN_TLS_SERVER, .require_client_cert = 1, .alpn = alpn, .n_alpn = 1 };
-	struct sn_tls_ctx_opts co = { .role = SN_TLS_CLIENT, .alpn = alpn, .n_alpn = 1 };
+	struct sn_tls_ctx_opts so = { .role = SN_TLS_SERVER, .require_client_cert = 1, .alpn = alpn, .n_alpn = 2 };
+	struct sn_tls_ctx_opts co = { .role = SN_TLS_CLIENT, .alpn = alpn, .n_alpn = 2 };
 	struct sn_tls_ctx_opts cpo = { .role = SN_TLS_CLIENT, .no_resumption = 1 };
 	int rc;
 	if (p->tls_server == NULL) {

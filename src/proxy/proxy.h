@@ -69,6 +69,9 @@ struct sn_proxy_options {
 	const char *pod_name;            /* --pod NAME (sinew run), for the probe's answer */
 	struct sn_addr advertise;        /* --advertise: where other proxies reach our inbound */
 	int have_advertise;
+	uint16_t opaque_ports[32];       /* --opaque-ports: captured ports proxied as TCP */
+	size_t n_opaque_ports;
+	const char *services_hosts;      /* --services-hosts: VIP -> NAME.NS.svc.cluster.local */
 	const char *tls_cert;            /* mTLS (file mode): leaf + chain PEM */
 	const char *tls_key;
 	const char *tls_bundle;          /* trust roots PEM */
@@ -181,6 +184,13 @@ struct sn_proxy {
 	struct sn_tls_ctx *tls_client;   /* outbound: ISTIO_MUTUAL clusters */
 	struct sn_ident *ident;          /* --token: identity from sinewd (identity.c) */
 };
+
+/* tcp.c: opaque TCP and protocol detection for captured traffic. Returns
+ * 1 when it took fd (a captured outbound connection), 0 to go on as HTTP. */
+int sn_tcp_outbound_accept(struct sn_worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len);
+/* Takes fd and its TLS stream (ALPN sinew/tcp) and relays to the app's port. */
+struct sn_tls_stream;
+void sn_tcp_inbound(struct sn_worker *w, int fd, struct sn_tls_stream *tls, const char *peer_id, uint16_t port);
 
 /* identity.c: the identity from sinewd (--token) */
 struct sn_xds_tls;

@@ -257,7 +257,8 @@ static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
 			close(fd);
 			continue;
 		}
-		if (l->dir == SN_DIR_OUTBOUND && w->proxy->opt.have_capture_probe && capture_probe(w, fd))
+		if (l->dir == SN_DIR_OUTBOUND && w->proxy->opt.have_capture_probe &&
+		    (capture_probe(w, fd) || sn_tcp_outbound_accept(w, fd, (struct sockaddr *)&peer, plen)))
 			continue;
 		sn_dconn_accept(w, fd, l->dir, (struct sockaddr *)&peer, plen);
 	}

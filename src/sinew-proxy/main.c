@@ -49,6 +49,11 @@ static void usage(FILE *f)
 		"                               whose original destination is ADDR:PORT is answered\n"
 		"                               \"sinew-capture-ok POD\" (the pod's rule check)\n"
 		"  --pod NAME                   the pod's name, for that answer\n"
+		"  --opaque-ports LIST          with --capture-probe: ports proxied as TCP (default the\n"
+		"                               server-first 25,587,3306,4444,5432,6379,9300,11211); other\n"
+		"                               ports are sniffed for 1 s: HTTP, else TCP\n"
+		"  --services-hosts FILE        with --capture-probe: VIP -> NAME.NS.svc.cluster.local (a\n"
+		"                               hosts file; default /etc/hosts, the pod's)\n"
 		"  --token TOKEN                join token from `sinew token create` (or SINEW_TOKEN): the\n"
 		"                               proxy makes its key, gets its certificate from sinewd, renews\n"
 		"                               it, and talks mutual TLS to sinewd and other proxies\n"
@@ -83,6 +88,26 @@ static int parse_addr(const char *flag, const char *v, struct sn_addr *a)
 	if (sn_addr_parse(v, a) != 0) {
 		fprintf(stderr, "sinew-proxy: %s %s: want IP:PORT, e.g. 127.0.0.1:15001 or [::1]:15001\n", flag, v);
 		return -1;
+	}
+	return 0;
+}
+
+/* --opaque-ports 3306,6379,...: replaces the default server-first list. */
+static int parse_ports(const char *v, struct sn_proxy_options *o)
+{
+	const char *p = v;
+	o->n_opaque_ports = 0;
+	while (*p) {
+		char *end;
+		long n = strtol(p, &end, 10);
+		if (end == p || n < 1 || n > 65535 || (*end != ',' && *end != '\0') ||
+		    o->n_opaque_ports == SN_ARRAY_LEN(o->opaque_ports)) {
+			fprintf(stderr, "sinew-proxy: --opaque-ports %s: want up to %zu ports, e.g. 3306,6379\n", v,
+				SN_ARRAY_LEN(o->opaque_ports));
+			return -1;
+		}
+		o->opaque_ports[o->n_opaque_ports++] = (uint16_t)n;
+		p = *end ? end + 1 : end;
 	}
 	return 0;
 }
@@ -132,7 +157,7 @@ int main(int argc, char **argv)
 		O_CONFIG = 256, O_OUTBOUND, O_INBOUND, O_APP, O_ADMIN, O_SERVICE, O_NAMESPACE, O_LABELS, O_SA,
 		O_ACCESS_LOG, O_LOG_LEVEL, O_WORKERS, O_DRAIN, O_HDR_TIMEOUT, O_IDLE_TIMEOUT, O_MAX_CONNS,
 		O_ISTIO_NAMES, O_VERSION, O_HELP, O_CONTROL_PLANE, O_DISCOVERY_IDLE,
-		O_TLS_CERT, O_TLS_KEY, O_TLS_BUNDLE, O_TRUST_DOMAIN, O_TOKEN, O_CAPTURE_PROBE, O_POD, O_ADVERTISE,
+		O_TLS_CERT, O_TLS_KEY, O_TLS_BUNDLE, O_TRUST_DOMAIN, O_TOKEN, O_CAPTURE_PROBE, O_POD, O_ADVERTISE, O_OPAQUE, O_SVC_HOSTS,
 	};
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
@@ -159,6 +184,8 @@ int main(int argc, char **argv)
 		{ "capture-probe", required_argument, NULL, O_CAPTURE_PROBE },
 		{ "pod", required_argument, NULL, O_POD },
 		{ "advertise", required_argument, NULL, O_ADVERTISE },
+		{ "opaque-ports", required_argument, NULL, O_OPAQUE },
+		{ "services-hosts", required_argument, NULL, O_SVC_HOSTS },
 		{ "tls-key", required_argument, NULL, O_TLS_KEY },
 		{ "tls-bundle", required_argument, NULL, O_TLS_BUNDLE },
 		{ "trust-domain", required_argument, NULL, O_TRUST_DOMAIN },
@@ -257,6 +284,11 @@ int main(int argc, char **argv)
 				return 1;
 			o.have_capture_probe = 1;
 			break;
+		case O_OPAQUE:
+			if (parse_ports(optarg, &o) != 0)
+				return 1;
+			break;
+		case O_SVC_HOSTS: o.services_hosts = optarg; break;
 		case O_ADVERTISE:
 			if (parse_addr("--advertise", optarg, &o.advertise) != 0)
 				return 1;
@@ -286,6 +318,17 @@ int main(int argc, char **argv)
 	if ((o.tls_cert != NULL) != (o.tls_key != NULL) || (o.tls_cert != NULL) != (o.tls_bundle != NULL)) {
 		fprintf(stderr, "sinew-proxy: --tls-cert, --tls-key and --tls-bundle go together\n");
 		return 1;
+	}
+	if (o.have_capture_probe) {
+		/* Captured traffic: server-first ports are TCP (DESIGN.md §6);
+		 * names resolve through the pod's hosts file. */
+		static const uint16_t server_first[] = { 25, 587, 3306, 4444, 5432, 6379, 9300, 11211 };
+		if (o.n_opaque_ports == 0) {
+			memcpy(o.opaque_ports, server_first, sizeof(server_first));
+			o.n_opaque_ports = SN_ARRAY_LEN(server_first);
+		}
+		if (o.services_hosts == NULL)
+			o.services_hosts = "/etc/hosts";
 	}
 	if (o.token == NULL && getenv("SINEW_TOKEN") != NULL && getenv("SINEW_TOKEN")[0] != '\0')
 		o.token = getenv("SINEW_TOKEN");

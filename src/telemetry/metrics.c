@@ -184,6 +184,14 @@ static const struct {
 		"Inbound requests allowed by AuthorizationPolicy evaluation.", 0 },
 	[SN_CTR_AUTHZ_DENY] = { "sinew_authz_deny_total",
 		"Inbound requests denied by AuthorizationPolicy (403, rbac_denied).", 0 },
+	[SN_CTR_TCP_OUTBOUND_CX] = { "sinew_tcp_outbound_connections_total",
+		"Captured outbound connections proxied as opaque TCP.", 0 },
+	[SN_CTR_TCP_OUTBOUND_MTLS_CX] = { "sinew_tcp_outbound_mtls_connections_total",
+		"Opaque TCP connections carried over mutual TLS to the destination's proxy.", 0 },
+	[SN_CTR_TCP_INBOUND_MTLS_CX] = { "sinew_tcp_inbound_mtls_connections_total",
+		"Inbound mutual TLS connections carrying opaque TCP (ALPN sinew/tcp) to the app.", 0 },
+	[SN_CTR_SNIFF_TIMEOUT] = { "sinew_protocol_detection_timeouts_total",
+		"Captured connections whose client sent nothing within 1 s: taken as server-first TCP.", 0 },
 };
 
 static inline uint64_t load_relaxed(const uint64_t *p)

@@ -851,6 +851,19 @@ int sn_tls_stream_new(struct sn_tls_ctx *ctx, int fd, const struct sn_tls_conn_o
 				rc = SN_EINVAL;
 				goto fail;
 			}
+			if (conn->alpn != NULL) {
+				/* This connection's inner protocol instead of the ctx's list. */
+				unsigned char wire[256];
+				size_t l = strlen(conn->alpn);
+				if (l == 0 || l > 255) {
+					rc = SN_EINVAL;
+					goto fail;
+				}
+				wire[0] = (unsigned char)l;
+				memcpy(wire + 1, conn->alpn, l);
+				if (SSL_set_alpn_protos(s->ssl, wire, (unsigned)l + 1) != 0)
+					goto fail;
+			}
 			if (conn->session_key != NULL && ctx->cache_n > 0) {
 				if (strlen(conn->session_key) > SN_TLS_SESSION_KEY_MAX) {
 					rc = SN_EINVAL;

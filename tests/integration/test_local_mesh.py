@@ -18,6 +18,41 @@ from test_pods import (Env, SUFFIX, SINEW, netns_list, host_links, host_rules, r
                        wait_exit, sh)
 
 
+KV_SERVER = r"""
+import socket, threading
+def serve(port, banner):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port)); s.listen(16)
+    while True:
+        c, _ = s.accept()
+        def one(c=c):
+            f = c.makefile("rwb")
+            if banner:
+                f.write(b"+HELLO kv\n"); f.flush()
+            for line in f:
+                f.write(line.upper()); f.flush()
+            c.close()
+        threading.Thread(target=one, daemon=True).start()
+threading.Thread(target=serve, args=(7000, False), daemon=True).start()
+serve(6379, True)
+"""
+
+KV_CLIENT = r"""
+import socket
+c = socket.create_connection(("kv", 6379), timeout=10)
+f = c.makefile("rwb")
+print("banner", f.readline().decode().strip())
+f.write(b"ping\n"); f.flush()
+print("6379", f.readline().decode().strip())
+c.close()
+c = socket.create_connection(("kv.default.svc.cluster.local", 7000), timeout=10)
+f = c.makefile("rwb")
+f.write(b"hello there\n"); f.flush()
+print("7000", f.readline().decode().strip())
+c.close()
+"""
+
+
 def in_pod_sh(pod, argv, timeout=15):
     """An unmodified program in the pod, as root (not the proxy's uid):
     its TCP is captured like the app's."""
@@ -91,6 +126,33 @@ class LocalMesh(unittest.TestCase):
         client.send_signal(signal.SIGTERM)
         self.assertEqual(wait_exit(client, 20), 128 + signal.SIGTERM, read(client.err_path))
         self.assertNotIn(cpod["name"], netns_list())
+
+    def test_opaque_tcp_over_mtls(self):
+        """A server-first protocol on 6379 (in the opaque list: TCP at once)
+        and a client-first non-HTTP protocol on 7000 (sniffed: not HTTP,
+        so TCP), both reached by name from another pod through both
+        proxies over mutual TLS (ALPN sinew/tcp)."""
+        e = self.e
+        server = os.path.join(e.tmp, "kv.py")
+        with open(server, "w") as f:
+            f.write(KV_SERVER)
+        os.chmod(e.tmp, 0o755)
+        os.chmod(server, 0o644)
+        kv = self.run_pod("kv", "--port", "6379/tcp,7000/tcp", "--service-account", "kv",
+                          cmd=["/usr/bin/python3", server])
+        kpod = e.wait_ready("kv", kv, timeout=40)
+        client = self.run_pod("tcpclient", "--service-account", "tcpclient", cmd=["sleep", "120"])
+        cpod = e.wait_ready("tcpclient", client, timeout=40)
+        self.pods = [kpod["name"], cpod["name"]]
+        r = in_pod_sh(cpod["name"], ["/usr/bin/python3", "-c", KV_CLIENT], timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(r.stdout.splitlines(), ["banner +HELLO kv", "6379 PING", "7000 HELLO THERE"], r.stderr)
+        m = st.parse_metrics(in_pod_sh(kpod["name"], ["curl", "-sS", "--max-time", "5",
+                                                      "http://127.0.0.1:15020/metrics"]).stdout)
+        self.assertGreaterEqual(st.metric_sum(m, "sinew_tcp_inbound_mtls_connections_total"), 2)
+        m = st.parse_metrics(in_pod_sh(cpod["name"], ["curl", "-sS", "--max-time", "5",
+                                                      "http://127.0.0.1:15020/metrics"]).stdout)
+        self.assertGreaterEqual(st.metric_sum(m, "sinew_tcp_outbound_mtls_connections_total"), 2)
 
     def tearDown(self):
         rc, out, err = self.e.sinew("down")

@@ -1,0 +1,578 @@
+/* Opaque TCP and protocol detection for captured traffic (DESIGN.md §6;
+ * issue 6 item 2; docs/internals/proxy.md "Opaque TCP").
+ *
+ * Outbound (the pod's REDIRECT to --outbound, original destination from
+ * SO_ORIGINAL_DST):
+ *   - a destination port in --opaque-ports (the server-first ports 25,
+ *     587, 3306, 4444, 5432, 6379, 9300, 11211 by default) is TCP at once;
+ *   - otherwise the first bytes are sniffed (MSG_PEEK, nothing consumed)
+ *     for up to 1 s: an HTTP/1 method and a space is HTTP (the normal
+ *     exchange path); anything else, or silence (a server-first protocol),
+ *     is TCP;
+ *   - TCP goes to the Service whose VIP the client dialled (the pod's
+ *     hosts file maps VIPs to NAME.NS.svc.cluster.local; --services-hosts),
+ *     to one of its endpoints, in mutual TLS with ALPN sinew/tcp when the
+ *     endpoint's proxy holds an identity (or the DestinationRule says
+ *     ISTIO_MUTUAL); a destination that is no Service's VIP is connected
+ *     to as is (Istio's passthrough).
+ * Inbound: a TLS connection that negotiated sinew/tcp is relayed to the
+ * app's port on loopback.
+ *
+ * The relay: two sockets (either may carry TLS), a bounded buffer each way,
+ * half-close passed on (FIN, or close_notify over TLS), an idle timeout.
+ * Edge-triggered: every event runs both directions until nothing moves. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sinew/log.h"
+#include "sinew/tls_stream.h"
+#include "proxy.h"
+
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80   /* linux/netfilter_ipv4.h */
+#endif
+
+#define RELAY_BUF 16384
+#define SNIFF_MS 1000
+#define SNIFF_BYTES 8
+#define TCP_IDLE_MS (60u * 60 * 1000)   /* Istio's TCP idle timeout: 1 h */
+#define DISCOVERY_WAIT_MS 1000
+#define DISCOVERY_STEP_MS 50
+#define MAX_VIPS 4096
+
+/* ---- VIP -> service, from the pod's hosts file ---------------------------- */
+
+struct vip {
+	uint32_t addr;        /* network order */
+	char fqdn[254];
+};
+
+static pthread_mutex_t vip_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vip *vips;
+static size_t n_vips;
+static struct timespec vip_mtime;
+static off_t vip_size = -1;
+
+static void vip_reload(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0 || (st.st_size == vip_size && st.st_mtim.tv_sec == vip_mtime.tv_sec &&
+				     st.st_mtim.tv_nsec == vip_mtime.tv_nsec))
+		return;
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	struct vip *v = calloc(MAX_VIPS, sizeof(*v));
+	size_t n = 0;
+	char line[1024];
+	while (v != NULL && fgets(line, sizeof(line), f) != NULL && n < MAX_VIPS) {
+		char *save = NULL, *ip = strtok_r(line, " \t\r\n", &save);
+		struct in_addr a;
+		if (ip == NULL || ip[0] == '#' || inet_pton(AF_INET, ip, &a) != 1)
+			continue;
+		for (char *name = strtok_r(NULL, " \t\r\n", &save); name; name = strtok_r(NULL, " \t\r\n", &save)) {
+			size_t l = strlen(name);
+			if (l > 18 && l < sizeof(v[n].fqdn) && !strcmp(name + l - 18, ".svc.cluster.local")) {
+				v[n].addr = a.s_addr;
+				memcpy(v[n].fqdn, name, l + 1);
+				n++;
+				break;
+			}
+		}
+	}
+	fclose(f);
+	if (v == NULL)
+		return;
+	free(vips);
+	vips = v;
+	n_vips = n;
+	vip_mtime = st.st_mtim;
+	vip_size = st.st_size;
+}
+
+/* The Service FQDN whose VIP is addr, into out; 0 if none. */
+static int vip_lookup(const char *path, uint32_t addr, char *out, size_t size)
+{
+	int found = 0;
+	if (path == NULL)
+		return 0;
+	pthread_mutex_lock(&vip_lock);
+	vip_reload(path);
+	for (size_t i = 0; i < n_vips && !found; i++) {
+		if (vips[i].addr == addr) {
+			snprintf(out, size, "%s", vips[i].fqdn);
+			found = 1;
+		}
+	}
+	pthread_mutex_unlock(&vip_lock);
+	return found;
+}
+
+/* ---- the relay ------------------------------------------------------------- */
+
+struct side {
+	int fd;
+	struct sn_io io;
+	struct sn_tls_stream *tls;
+	int eof;          /* read side done */
+	int shut;         /* we passed the peer's EOF on (FIN / close_notify sent) */
+	int connecting;
+};
+
+struct sn_tcp {
+	struct sn_worker *w;
+	struct side d, u;           /* downstream (client side), upstream */
+	unsigned char *d2u, *u2d;
+	size_t d2u_off, d2u_len, u2d_off, u2d_len;
+	struct sn_timer timer;
+	int closing;
+	uint64_t id;
+	char what[160];             /* for logs: "10.96.0.3:6379 -> ratings… 10.88.0.4:6379" */
+	/* outbound, waiting for discovery */
+	struct sockaddr_in orig;
+	char fqdn[254];
+	uint64_t waited_ms;
+	struct sn_task reclaim;
+};
+
+static void relay_pump(struct sn_tcp *t);
+static void on_tcp_timer(struct sn_loop *loop, struct sn_timer *tm);
+
+static void reclaim_tcp(struct sn_loop *loop, struct sn_task *task)
+{
+	struct sn_tcp *t = sn_container_of(task, struct sn_tcp, reclaim);
+	free(t->d2u);
+	free(t->u2d);
+	free(t);
+}
+
+static void side_close(struct sn_worker *w, struct side *s)
+{
+	if (s->fd < 0)
+		return;
+	sn_io_stop(&w->loop, &s->io);
+	if (s->tls != NULL) {
+		if (!s->eof)
+			sn_tls_stream_shutdown(s->tls);
+		sn_tls_stream_free(s->tls);
+		s->tls = NULL;
+	}
+	close(s->fd);
+	s->fd = -1;
+}
+
+static void tcp_close(struct sn_tcp *t, const char *why)
+{
+	if (t->closing)
+		return;
+	t->closing = 1;
+	if (why != NULL)
+		sn_log(SN_LOG_DEBUG, "tcp=%llu %s: closed: %s", (unsigned long long)t->id, t->what, why);
+	sn_timer_stop(&t->w->loop, &t->timer);
+	side_close(t->w, &t->d);
+	side_close(t->w, &t->u);
+	sn_loop_reclaim(&t->w->loop, &t->reclaim, reclaim_tcp);
+}
+
+static ssize_t side_read(struct side *s, void *buf, size_t len)
+{
+	if (s->tls != NULL) {
+		ssize_t n = sn_tls_stream_read(s->tls, buf, len);
+		return n == SN_ECLOSED ? 0 : n;
+	}
+	ssize_t n = read(s->fd, buf, len);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? SN_EAGAIN : SN_EIO;
+	return n;
+}
+
+static ssize_t side_write(struct side *s, const void *buf, size_t len)
+{
+	if (s->tls != NULL)
+		return sn_tls_stream_write(s->tls, buf, len);
+	ssize_t n = send(s->fd, buf, len, MSG_NOSIGNAL);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? SN_EAGAIN : SN_EIO;
+	return n;
+}
+
+static void side_shut(struct side *s)
+{
+	if (s->shut || s->fd < 0)
+		return;
+	s->shut = 1;
+	if (s->tls != NULL)
+		sn_tls_stream_shutdown(s->tls);
+	else
+		shutdown(s->fd, SHUT_WR);
+}
+
+/* One direction: read from `from` into buf while there is room, write to
+ * `to` while there are bytes. Returns 1 if anything moved, 0 if not, -1
+ * on error. */
+static int move(struct side *from, struct side *to, unsigned char *buf, size_t *off, size_t *len)
+{
+	int moved = 0;
+	for (;;) {
+		int step = 0;
+		if (!from->eof && *off + *len < RELAY_BUF) {
+			if (*len == 0)
+				*off = 0;
+			ssize_t n = side_read(from, buf + *off + *len, RELAY_BUF - *off - *len);
+			if (n > 0) {
+				*len += (size_t)n;
+				step = 1;
+			} else if (n == 0) {
+				from->eof = 1;
+				step = 1;
+			} else if (n != SN_EAGAIN) {
+				return -1;
+			}
+		}
+		if (*len > 0 && !to->connecting) {
+			ssize_t n = side_write(to, buf + *off, *len);
+			if (n > 0) {
+				*off += (size_t)n;
+				*len -= (size_t)n;
+				step = 1;
+			} else if (n != SN_EAGAIN) {
+				return -1;
+			}
+		}
+		if (from->eof && *len == 0 && !to->connecting)
+			side_shut(to);
+		if (!step)
+			return moved;
+		moved = 1;
+	}
+}
+
+static void relay_pump(struct sn_tcp *t)
+{
+	if (t->closing || t->u.fd < 0)
+		return;   /* the upstream is not chosen yet (discovery): its connect runs this again */
+	if (t->u.connecting) {
+		int err = 0;
+		socklen_t l = sizeof(err);
+		if (getsockopt(t->u.fd, SOL_SOCKET, SO_ERROR, &err, &l) != 0 || (err != 0 && err != EINPROGRESS)) {
+			sn_metrics_add(t->w->metrics, SN_CTR_UPSTREAM_CX_CONNECT_FAIL, 1);
+			sn_log(SN_LOG_INFO, "tcp=%llu %s: connect failed: %s", (unsigned long long)t->id, t->what,
+			       strerror(err ? err : errno));
+			tcp_close(t, NULL);
+			return;
+		}
+		if (err == EINPROGRESS)
+			return;
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		if (getpeername(t->u.fd, (struct sockaddr *)&ss, &sl) != 0)
+			return;   /* not connected yet */
+		t->u.connecting = 0;
+		sn_timer_start(&t->w->loop, &t->timer, TCP_IDLE_MS, on_tcp_timer);
+	}
+	int a = move(&t->d, &t->u, t->d2u, &t->d2u_off, &t->d2u_len);
+	int b = a < 0 ? 0 : move(&t->u, &t->d, t->u2d, &t->u2d_off, &t->u2d_len);
+	if (a < 0 || b < 0) {
+		const char *e = t->d.tls ? sn_tls_stream_error(t->d.tls) : t->u.tls ? sn_tls_stream_error(t->u.tls) : NULL;
+		sn_log(SN_LOG_INFO, "tcp=%llu %s: %s", (unsigned long long)t->id, t->what, e && e[0] ? e : "I/O error");
+		tcp_close(t, NULL);
+		return;
+	}
+	if (a || b)
+		sn_timer_start(&t->w->loop, &t->timer, TCP_IDLE_MS, on_tcp_timer);
+	if (t->d.eof && t->u.eof && t->d2u_len == 0 && t->u2d_len == 0)
+		tcp_close(t, "both sides done");
+}
+
+static void on_d_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct sn_tcp *t = sn_container_of(io, struct sn_tcp, d.io);
+	relay_pump(t);
+}
+
+static void on_u_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct sn_tcp *t = sn_container_of(io, struct sn_tcp, u.io);
+	relay_pump(t);
+}
+
+static void on_tcp_timer(struct sn_loop *loop, struct sn_timer *tm)
+{
+	struct sn_tcp *t = sn_container_of(tm, struct sn_tcp, timer);
+	tcp_close(t, t->u.connecting ? "connect timeout" : "idle timeout");
+}
+
+static struct sn_tcp *tcp_new(struct sn_worker *w, int dfd, struct sn_tls_stream *dtls)
+{
+	struct sn_tcp *t = calloc(1, sizeof(*t));
+	if (t != NULL) {
+		t->d2u = malloc(RELAY_BUF);
+		t->u2d = malloc(RELAY_BUF);
+	}
+	if (t == NULL || t->d2u == NULL || t->u2d == NULL || sn_io_start(&w->loop, &t->d.io, dfd, on_d_io) != 0) {
+		if (t != NULL) {
+			free(t->d2u);
+			free(t->u2d);
+		}
+		free(t);
+		sn_tls_stream_free(dtls);
+		close(dfd);
+		return NULL;
+	}
+	t->w = w;
+	t->id = ++w->next_conn_id;
+	t->d.fd = dfd;
+	t->d.tls = dtls;
+	t->u.fd = -1;
+	return t;
+}
+
+/* Connects t's upstream to addr, in mTLS (ALPN sinew/tcp) when want_id. */
+static int tcp_connect(struct sn_tcp *t, const struct sockaddr *addr, socklen_t len, const char *want_id,
+		       uint32_t timeout_ms)
+{
+	struct sn_worker *w = t->w;
+	int one = 1;
+	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, addr, len) != 0 && errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	t->u.fd = fd;
+	t->u.connecting = 1;
+	if (want_id != NULL) {
+		const char *ids[1] = { want_id };
+		struct sn_tls_conn_opts co = { .expected_ids = ids, .n_expected = 1, .alpn = SN_TLS_ALPN_TCP };
+		if (sn_tls_stream_new(__atomic_load_n(&w->proxy->tls_client, __ATOMIC_ACQUIRE), fd, &co, &t->u.tls) != 0)
+			return -1;
+	}
+	if (sn_io_start(&w->loop, &t->u.io, fd, on_u_io) != 0)
+		return -1;
+	sn_timer_start(&w->loop, &t->timer, timeout_ms ? timeout_ms : 1000, on_tcp_timer);
+	return 0;
+}
+
+static const struct sn_cluster *find_cluster(const struct sn_snapshot *s, const char *fqdn, uint16_t port)
+{
+	char name[320];
+	snprintf(name, sizeof(name), "outbound|%u||%s", port, fqdn);
+	for (size_t i = 0; s != NULL && i < s->n_clusters; i++)
+		if (!strcmp(s->clusters[i].name, name))
+			return &s->clusters[i];
+	return NULL;
+}
+
+static void outbound_route(struct sn_tcp *t);
+
+static void on_discovery_wait(struct sn_loop *loop, struct sn_timer *tm)
+{
+	struct sn_tcp *t = sn_container_of(tm, struct sn_tcp, timer);
+	t->waited_ms += DISCOVERY_STEP_MS;
+	outbound_route(t);
+}
+
+/* Picks the upstream: the VIP's Service (cluster outbound|PORT||FQDN), or
+ * the original destination itself. */
+static void outbound_route(struct sn_tcp *t)
+{
+	struct sn_worker *w = t->w;
+	uint16_t port = ntohs(t->orig.sin_port);
+	char ip[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &t->orig.sin_addr, ip, sizeof(ip));
+
+	if (t->fqdn[0] == '\0') {
+		snprintf(t->what, sizeof(t->what), "%s:%u (passthrough)", ip, port);
+		if (tcp_connect(t, (struct sockaddr *)&t->orig, sizeof(t->orig), NULL, 1000) != 0)
+			tcp_close(t, "cannot connect");
+		return;
+	}
+	const struct sn_cluster *cl = find_cluster(w->snap, t->fqdn, port);
+	if (cl == NULL || cl->n_endpoints == 0) {
+		struct sn_str h = sn_str_make(t->fqdn, strlen(t->fqdn));   /* discovery is per host */
+		if (w->proxy->cp != NULL && t->waited_ms < DISCOVERY_WAIT_MS) {
+			if (t->waited_ms == 0 && !sn_cp_host_known(w->proxy, h))
+				sn_cp_subscribe(w->proxy, h);
+			sn_timer_start(&w->loop, &t->timer, DISCOVERY_STEP_MS, on_discovery_wait);
+			return;
+		}
+		sn_log(SN_LOG_INFO, "tcp=%llu to %s:%u (%s): no endpoint for that service and port; closing",
+		       (unsigned long long)t->id, ip, port, t->fqdn);
+		tcp_close(t, NULL);
+		return;
+	}
+	const struct sn_endpoint *ep = &cl->endpoints[(size_t)(sn_worker_random(w) % cl->n_endpoints)];
+	const char *label = sn_labels_get(&ep->labels, SN_TLS_MODE_LABEL);
+	int mtls = cl->tls_mode == SN_CLUSTER_TLS_ISTIO_MUTUAL ||
+		   (!cl->tls_set && label != NULL && !strcmp(label, "istio"));
+	struct sn_tls_ctx *tc = __atomic_load_n(&w->proxy->tls_client, __ATOMIC_ACQUIRE);
+	char want[SN_SPIFFE_ID_MAX];
+	if (mtls && tc == NULL && w->proxy->opt.token != NULL) {
+		sn_log(SN_LOG_INFO, "tcp=%llu to %s: no certificate yet; closing", (unsigned long long)t->id, t->fqdn);
+		tcp_close(t, NULL);
+		return;
+	}
+	if (mtls && tc != NULL)
+		snprintf(want, sizeof(want), "spiffe://%s/ns/%s/sa/%s", w->proxy->opt.trust_domain,
+			 cl->namespace_ ? cl->namespace_ : "default",
+			 ep->service_account && ep->service_account[0] ? ep->service_account : "default");
+	snprintf(t->what, sizeof(t->what), "%s:%u -> %s %s%s", ip, port, t->fqdn, ep->address,
+		 mtls && tc ? " (mTLS)" : "");
+	sn_metrics_add(w->metrics, SN_CTR_TCP_OUTBOUND_CX, 1);
+	if (mtls && tc != NULL)
+		sn_metrics_add(w->metrics, SN_CTR_TCP_OUTBOUND_MTLS_CX, 1);
+	if (tcp_connect(t, (const struct sockaddr *)&ep->addr, ep->addr_len, mtls && tc ? want : NULL,
+			cl->connect_timeout_ms) != 0)
+		tcp_close(t, "cannot connect");
+}
+
+static void tcp_outbound(struct sn_worker *w, int fd, const struct sockaddr_in *orig)
+{
+	struct sn_tcp *t = tcp_new(w, fd, NULL);
+	if (t == NULL)
+		return;
+	t->orig = *orig;
+	vip_lookup(w->proxy->opt.services_hosts, orig->sin_addr.s_addr, t->fqdn, sizeof(t->fqdn));
+	outbound_route(t);
+}
+
+void sn_tcp_inbound(struct sn_worker *w, int fd, struct sn_tls_stream *tls, const char *peer_id, uint16_t port)
+{
+	struct sn_tcp *t = tcp_new(w, fd, tls);
+	struct sockaddr_in app = { .sin_family = AF_INET, .sin_port = htons(port) };
+
+	if (t == NULL)
+		return;
+	app.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	snprintf(t->what, sizeof(t->what), "inbound from %s -> 127.0.0.1:%u", peer_id ? peer_id : "?", port);
+	sn_metrics_add(w->metrics, SN_CTR_TCP_INBOUND_MTLS_CX, 1);
+	if (tcp_connect(t, (struct sockaddr *)&app, sizeof(app), NULL, 1000) != 0) {
+		tcp_close(t, "cannot connect to the app");
+		return;
+	}
+	relay_pump(t);   /* TLS may already hold the client's first bytes */
+}
+
+/* ---- protocol detection ---------------------------------------------------- */
+
+struct sniff {
+	struct sn_worker *w;
+	int fd;
+	struct sn_io io;
+	struct sn_timer timer;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	struct sockaddr_in orig;
+	int done;
+	struct sn_task reclaim;
+};
+
+static void reclaim_sniff(struct sn_loop *loop, struct sn_task *task)
+{
+	free(sn_container_of(task, struct sniff, reclaim));
+}
+
+/* 1 HTTP, 0 not HTTP, -1 not known yet: "METHOD " with METHOD [A-Z]{1,7}. */
+static int looks_http(const unsigned char *b, size_t n)
+{
+	size_t i = 0;
+	while (i < n && i < 8 && b[i] >= 'A' && b[i] <= 'Z')
+		i++;
+	if (i < n)
+		return i > 0 && b[i] == ' ' ? 1 : 0;
+	return i >= 8 ? 0 : -1;
+}
+
+static void sniff_decide(struct sniff *s, int http)
+{
+	struct sn_worker *w = s->w;
+	if (s->done)
+		return;
+	s->done = 1;
+	sn_timer_stop(&w->loop, &s->timer);
+	sn_io_stop(&w->loop, &s->io);
+	if (http)
+		sn_dconn_accept(w, s->fd, SN_DIR_OUTBOUND, (struct sockaddr *)&s->peer, s->peer_len);
+	else
+		tcp_outbound(w, s->fd, &s->orig);
+	sn_loop_reclaim(&w->loop, &s->reclaim, reclaim_sniff);
+}
+
+static void on_sniff_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct sniff *s = sn_container_of(io, struct sniff, io);
+	unsigned char b[SNIFF_BYTES];
+	ssize_t n = recv(s->fd, b, sizeof(b), MSG_PEEK);
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* gone before a byte: nothing to proxy */
+		if (!s->done) {
+			s->done = 1;
+			sn_timer_stop(&s->w->loop, &s->timer);
+			sn_io_stop(&s->w->loop, &s->io);
+			close(s->fd);
+			sn_loop_reclaim(&s->w->loop, &s->reclaim, reclaim_sniff);
+		}
+		return;
+	}
+	int h = looks_http(b, (size_t)n);
+	if (h >= 0)
+		sniff_decide(s, h);
+}
+
+static void on_sniff_timer(struct sn_loop *loop, struct sn_timer *tm)
+{
+	struct sniff *s = sn_container_of(tm, struct sniff, timer);
+	unsigned char b[SNIFF_BYTES];
+	ssize_t n = recv(s->fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+	if (n <= 0)
+		sn_metrics_add(s->w->metrics, SN_CTR_SNIFF_TIMEOUT, 1);
+	sniff_decide(s, n > 0 && looks_http(b, (size_t)n) == 1);
+}
+
+static int port_opaque(const struct sn_proxy_options *o, uint16_t port)
+{
+	for (size_t i = 0; i < o->n_opaque_ports; i++)
+		if (o->opaque_ports[i] == port)
+			return 1;
+	return 0;
+}
+
+int sn_tcp_outbound_accept(struct sn_worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len)
+{
+	struct sockaddr_in orig;
+	socklen_t ol = sizeof(orig);
+
+	if (!w->proxy->opt.have_capture_probe || getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &orig, &ol) != 0 ||
+	    orig.sin_family != AF_INET)
+		return 0;   /* not captured: HTTP as always */
+	if (port_opaque(&w->proxy->opt, ntohs(orig.sin_port))) {
+		tcp_outbound(w, fd, &orig);
+		return 1;
+	}
+	struct sniff *s = calloc(1, sizeof(*s));
+	if (s == NULL || sn_io_start(&w->loop, &s->io, fd, on_sniff_io) != 0) {
+		free(s);
+		close(fd);
+		return 1;
+	}
+	s->w = w;
+	s->fd = fd;
+	s->orig = orig;
+	memcpy(&s->peer, peer, SN_MIN((size_t)peer_len, sizeof(s->peer)));
+	s->peer_len = peer_len;
+	sn_timer_start(&w->loop, &s->timer, SNIFF_MS, on_sniff_timer);
+	return 1;
+}
