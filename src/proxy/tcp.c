@@ -135,7 +135,7 @@ struct sn_tcp {
 	struct sn_timer timer;
 	int closing;
 	uint64_t id;
-	char what[160];             /* for logs: "10.96.0.3:6379 -> ratings… 10.88.0.4:6379" */
+	char what[600];             /* for logs: "10.96.0.3:6379 -> ratings… 10.88.0.4:6379" */
 	/* outbound, waiting for discovery */
 	struct sockaddr_in orig;
 	char fqdn[254];
