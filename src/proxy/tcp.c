@@ -4,7 +4,8 @@
  * Outbound (the pod's REDIRECT to --outbound, original destination from
  * SO_ORIGINAL_DST):
  *   - a destination port in --opaque-ports (the server-first ports 25,
- *     587, 3306, 4444, 5432, 6379, 9300, 11211 by default) is TCP at once;
+ *     587, 3306, 4444, 5432, 6379, 9300, 11211 by default), or a Service
+ *     port named or declared tcp/tls/mongo/mysql/redis, is TCP at once;
  *   - otherwise the first bytes are sniffed (MSG_PEEK, nothing consumed)
  *     for up to 1 s: an HTTP/1 method and a space is HTTP (the normal
  *     exchange path); anything else, or silence (a server-first protocol),
@@ -550,6 +551,27 @@ static int port_opaque(const struct sn_proxy_options *o, uint16_t port)
 	return 0;
 }
 
+/* A Service port named or declared (appProtocol) as a TCP protocol, as
+ * Istio reads them: tcp, tls, mongo, mysql, redis. Known only once the
+ * Service is in the snapshot; otherwise sniffing decides. */
+static int declared_opaque(struct sn_worker *w, const struct sockaddr_in *orig)
+{
+	static const char *const opaque[] = { "tcp", "tls", "mongo", "mysql", "redis" };
+	char fqdn[254];
+
+	if (!vip_lookup(w->proxy->opt.services_hosts, orig->sin_addr.s_addr, fqdn, sizeof(fqdn)))
+		return 0;
+	const struct sn_service *svc = sn_snapshot_find_service(w->snap, fqdn);
+	for (size_t i = 0; svc != NULL && i < svc->n_ports; i++) {
+		if (svc->ports[i].port != ntohs(orig->sin_port) || svc->ports[i].protocol == NULL)
+			continue;
+		for (size_t k = 0; k < SN_ARRAY_LEN(opaque); k++)
+			if (!strcmp(svc->ports[i].protocol, opaque[k]))
+				return 1;
+	}
+	return 0;
+}
+
 int sn_tcp_outbound_accept(struct sn_worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len)
 {
 	struct sockaddr_in orig;
@@ -558,7 +580,7 @@ int sn_tcp_outbound_accept(struct sn_worker *w, int fd, const struct sockaddr *p
 	if (!w->proxy->opt.have_capture_probe || getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &orig, &ol) != 0 ||
 	    orig.sin_family != AF_INET)
 		return 0;   /* not captured: HTTP as always */
-	if (port_opaque(&w->proxy->opt, ntohs(orig.sin_port))) {
+	if (port_opaque(&w->proxy->opt, ntohs(orig.sin_port)) || declared_opaque(w, &orig)) {
 		tcp_outbound(w, fd, &orig);
 		return 1;
 	}

@@ -34,6 +34,7 @@ def serve(port, banner):
             c.close()
         threading.Thread(target=one, daemon=True).start()
 threading.Thread(target=serve, args=(7000, False), daemon=True).start()
+threading.Thread(target=serve, args=(7100, True), daemon=True).start()
 serve(6379, True)
 """
 
@@ -50,6 +51,14 @@ f = c.makefile("rwb")
 f.write(b"hello there\n"); f.flush()
 print("7000", f.readline().decode().strip())
 c.close()
+import time
+for i in range(2):   # the first connection also brings the Service into the proxy (lazy discovery)
+    t0 = time.time()
+    c = socket.create_connection(("kv", 7100), timeout=10)
+    b = c.makefile("rb").readline().decode().strip()
+    took = time.time() - t0
+    c.close()
+print("7100", b, "fast" if took < 0.5 else "slow %.2f" % took)
 """
 
 
@@ -122,23 +131,27 @@ class LocalMesh(unittest.TestCase):
         self.assertGreaterEqual(st.metric_sum(st.parse_metrics(r.stdout), "sinew_requests_total",
                                               destination_service="web.default.svc.cluster.local"), 3)
         self.assertTrue(vip.startswith("10.96."))
+        # capture rules removed under a running pod: it reports not-ready (fail closed)
+        in_pod_sh(wpod["name"], ["iptables", "-t", "nat", "-F"])
+        self.assertEqual(e.pod("web")["proxy"]["state"], "not-ready")
         # the app exits: sinew run drains the proxy, removes the pod, exits with the app's status
         client.send_signal(signal.SIGTERM)
         self.assertEqual(wait_exit(client, 20), 128 + signal.SIGTERM, read(client.err_path))
         self.assertNotIn(cpod["name"], netns_list())
 
     def test_opaque_tcp_over_mtls(self):
-        """A server-first protocol on 6379 (in the opaque list: TCP at once)
-        and a client-first non-HTTP protocol on 7000 (sniffed: not HTTP,
-        so TCP), both reached by name from another pod through both
-        proxies over mutual TLS (ALPN sinew/tcp)."""
+        """A server-first protocol on 6379 (in the opaque list: TCP at once),
+        a client-first non-HTTP protocol on 7000 (sniffed: not HTTP, so
+        TCP) and a server-first one on 7100 declared tcp, all reached by
+        name from another pod through both proxies over mutual TLS (ALPN
+        sinew/tcp)."""
         e = self.e
         server = os.path.join(e.tmp, "kv.py")
         with open(server, "w") as f:
             f.write(KV_SERVER)
         os.chmod(e.tmp, 0o755)
         os.chmod(server, 0o644)
-        kv = self.run_pod("kv", "--port", "6379/tcp,7000/tcp", "--service-account", "kv",
+        kv = self.run_pod("kv", "--port", "6379/tcp,7000/tcp,7100/tcp", "--service-account", "kv",
                           cmd=["/usr/bin/python3", server])
         kpod = e.wait_ready("kv", kv, timeout=40)
         client = self.run_pod("tcpclient", "--service-account", "tcpclient", cmd=["sleep", "120"])
@@ -146,10 +159,13 @@ class LocalMesh(unittest.TestCase):
         self.pods = [kpod["name"], cpod["name"]]
         r = in_pod_sh(cpod["name"], ["/usr/bin/python3", "-c", KV_CLIENT], timeout=30)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertEqual(r.stdout.splitlines(), ["banner +HELLO kv", "6379 PING", "7000 HELLO THERE"], r.stderr)
+        # 7100 is server-first but not a well-known port: declared tcp (Service port
+        # "tcp-7100"), it is TCP at once, not after the 1 s sniff
+        self.assertEqual(r.stdout.splitlines(), ["banner +HELLO kv", "6379 PING", "7000 HELLO THERE",
+                                                 "7100 +HELLO kv fast"], r.stderr)
         m = st.parse_metrics(in_pod_sh(kpod["name"], ["curl", "-sS", "--max-time", "5",
                                                       "http://127.0.0.1:15020/metrics"]).stdout)
-        self.assertGreaterEqual(st.metric_sum(m, "sinew_tcp_inbound_mtls_connections_total"), 2)
+        self.assertGreaterEqual(st.metric_sum(m, "sinew_tcp_inbound_mtls_connections_total"), 4)
         m = st.parse_metrics(in_pod_sh(cpod["name"], ["curl", "-sS", "--max-time", "5",
                                                       "http://127.0.0.1:15020/metrics"]).stdout)
         self.assertGreaterEqual(st.metric_sum(m, "sinew_tcp_outbound_mtls_connections_total"), 2)
