@@ -54,6 +54,11 @@ int sn_cli_ps(int argc, char **argv);            /* ps.c: the pods */
 int sn_cli_logs(int argc, char **argv);          /* ps.c: a pod's logs */
 int sn_cli_identity(int argc, char **argv);      /* identity.c */
 int sn_cli_check(int argc, char **argv);         /* check.c */
+/* identity.c: the admin ADDR:PORT (and id, may be NULL) of the connected
+ * proxy whose id is or uniquely starts with name; -1 after printing why. */
+int sn_cli_find_admin(const char *server, const char *name, char *admin, size_t size, char *id, size_t id_size);
+/* up.c: the last few KiB of a log file on stderr. */
+void sn_cli_print_log_tail(const char *path);
 /* publish.c: sinew run --publish [HOSTADDR:]HOSTPORT:PODPORT */
 int sn_cli_publish_parse(const char *spec, char *host, size_t host_size, uint16_t *host_port, uint16_t *pod_port);
 int sn_cli_publish_start(const char *netns, const char *spec, char *err, size_t err_size);   /* binds */

@@ -37,9 +37,10 @@ static void usage(FILE *f)
 		"Exit status: 0, 1 proxy not found, unreachable or without mTLS, 2 usage error.\n");
 }
 
-/* The admin address and id of the connected proxy whose id is (or
- * uniquely starts with) name. Returns 0, or -1 after printing why. */
-static int find_admin(const char *server, const char *name, char *admin, size_t size, char *id, size_t id_size)
+/* The admin address and id (id may be NULL) of the connected proxy whose id
+ * is (or uniquely starts with) name. Returns 0, or -1 after printing why.
+ * Shared with proxy-config (include/sinew/cli.h). */
+int sn_cli_find_admin(const char *server, const char *name, char *admin, size_t size, char *id, size_t id_size)
 {
 	struct sn_cli_response r;
 	if (sn_cli_api(server, "GET", "/api/v1/proxies", NULL, 0, &r) != 0)
@@ -78,8 +79,8 @@ static int find_admin(const char *server, const char *name, char *admin, size_t 
 		fprintf(stderr, "sinew: \"%s\" names %zu proxies; give more of the id (sinew proxy-status)\n", name,
 			matches);
 	else if (a == NULL || !a[0])
-		fprintf(stderr, "sinew: proxy %s has no admin port, so its identity cannot be read; start it with "
-				"--admin ADDR:PORT\n", sn_cli_json_str_or(found, "id", name));
+		fprintf(stderr, "sinew: proxy %s has no admin port; start it with --admin ADDR:PORT\n",
+			sn_cli_json_str_or(found, "id", name));
 	else {
 		/* An unspecified host (0.0.0.0, [::]) is reached at the address
 		 * the proxy connected to sinewd from. */
@@ -89,7 +90,8 @@ static int find_admin(const char *server, const char *name, char *admin, size_t 
 			snprintf(admin, size, "%.*s%s", (int)(pp - peer), peer, port);
 		else
 			snprintf(admin, size, "%s", a);
-		snprintf(id, id_size, "%s", sn_cli_json_str_or(found, "id", name));
+		if (id != NULL)
+			snprintf(id, id_size, "%s", sn_cli_json_str_or(found, "id", name));
 		rc = 0;
 	}
 	sn_cli_json_free(doc);
@@ -198,7 +200,7 @@ int sn_cli_identity(int argc, char **argv)
 	char admin[300], id[300] = "", base[320], err[700];
 	if (admin_flag != NULL)
 		snprintf(admin, sizeof(admin), "%s", admin_flag);
-	else if (find_admin(sn_cli_server(server), proxy, admin, sizeof(admin), id, sizeof(id)) != 0)
+	else if (sn_cli_find_admin(sn_cli_server(server), proxy, admin, sizeof(admin), id, sizeof(id)) != 0)
 		return 1;
 	snprintf(base, sizeof(base), "%s%s", strncmp(admin, "http://", 7) ? "http://" : "", admin);
 	const char *who = id[0] ? id : base + 7;

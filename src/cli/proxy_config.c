@@ -33,58 +33,6 @@ static void usage(FILE *f)
 		"Exit status: 0, 1 proxy not found or unreachable, 2 usage error.\n");
 }
 
-/* The admin address of the proxy whose id is (or uniquely starts with) name. */
-static int find_admin(const char *server, const char *name, char *admin, size_t size)
-{
-	struct sn_cli_response r;
-	if (sn_cli_api(server, "GET", "/api/v1/proxies", NULL, 0, &r) != 0)
-		return -1;
-	if (r.status == 404) {
-		fprintf(stderr, "sinew: sinewd at %s has no /api/v1/proxies; give the proxy's admin port with --admin "
-				"ADDR:PORT\n", server);
-		sn_cli_response_free(&r);
-		return -1;
-	}
-	if (r.status != 200) {
-		sn_cli_api_error(&r);
-		sn_cli_response_free(&r);
-		return -1;
-	}
-	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
-	struct fy_node *list = sn_cli_json_root(doc);
-	size_t matches = 0;
-	const char *found = NULL, *found_id = NULL;
-	for (size_t i = 0; i < sn_cli_json_len(list); i++) {
-		struct fy_node *p = sn_cli_json_at(list, i);
-		const char *id = sn_cli_json_str_or(p, "id", "");
-		if (strcmp(id, name) == 0) {
-			found = sn_cli_json_str(p, "admin");
-			found_id = id;
-			matches = 1;
-			break;
-		}
-		if (strncmp(id, name, strlen(name)) == 0) {
-			matches++;
-			found = sn_cli_json_str(p, "admin");
-			found_id = id;
-		}
-	}
-	int rc = -1;
-	if (matches == 0)
-		fprintf(stderr, "sinew: no connected proxy \"%s\"; `sinew proxy-status` lists them\n", name);
-	else if (matches > 1)
-		fprintf(stderr, "sinew: \"%s\" names %zu proxies; give more of the id (sinew proxy-status)\n", name, matches);
-	else if (found == NULL || !found[0])
-		fprintf(stderr, "sinew: proxy %s has no admin port (start it with --admin ADDR:PORT)\n", found_id);
-	else {
-		snprintf(admin, size, "%s", found);
-		rc = 0;
-	}
-	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
-	return rc;
-}
-
 /* Appends sep (unless buf is empty) and s, truncating to fit. */
 static void append(char *buf, size_t size, const char *sep, const char *s)
 {
@@ -366,7 +314,7 @@ int sn_cli_proxy_config(int argc, char **argv)
 	char admin[300], base[320], err[700];
 	if (admin_flag != NULL)
 		snprintf(admin, sizeof(admin), "%s", admin_flag);
-	else if (find_admin(sn_cli_server(server), proxy, admin, sizeof(admin)) != 0)
+	else if (sn_cli_find_admin(sn_cli_server(server), proxy, admin, sizeof(admin), NULL, 0) != 0)
 		return 1;
 	snprintf(base, sizeof(base), "%s%s", strncmp(admin, "http://", 7) ? "http://" : "", admin);
 	struct sn_cli_response r;

@@ -407,25 +407,6 @@ static void record(struct run *r)
 		fprintf(stderr, "sinew run: warning: %s\n", err);
 }
 
-static void print_log_tail(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char buf[2048];
-	if (f == NULL)
-		return;
-	fseek(f, 0, SEEK_END);
-	long sz = ftell(f);
-	fseek(f, sz > (long)sizeof(buf) - 1 ? sz - (long)sizeof(buf) + 1 : 0, SEEK_SET);
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	if (n == 0)
-		return;
-	fprintf(stderr, "--- %s (end) ---\n%s", path, buf);
-	if (buf[n - 1] != '\n')
-		fputc('\n', stderr);
-}
-
 static void reap(struct run *r)
 {
 	int st;
@@ -668,7 +649,7 @@ static int wait_ready(struct run *r)
 			status_str(r->proxy_status, st, sizeof(st));
 			fprintf(stderr, "sinew run: the proxy of pod %s exited during start-up (%s); the app was not "
 					"started\n", r->pod.name, st);
-			print_log_tail(log);
+			sn_cli_print_log_tail(log);
 			return -1;
 		}
 		int status = 0;
@@ -702,7 +683,7 @@ static int wait_ready(struct run *r)
 		if (now_ms() > deadline) {
 			fprintf(stderr, "sinew run: pod %s is not ready after %d s: %s; the app was not started\n",
 				r->pod.name, r->o->ready_timeout_s, why);
-			print_log_tail(log);
+			sn_cli_print_log_tail(log);
 			return -1;
 		}
 		nap(100);

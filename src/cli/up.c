@@ -131,7 +131,7 @@ static void sinewd_path(char *buf, size_t size)
 	snprintf(buf, size, "sinewd");
 }
 
-static void print_log_tail(const char *log)
+void sn_cli_print_log_tail(const char *log)
 {
 	FILE *f = fopen(log, "r");
 	char buf[4096];
@@ -361,7 +361,7 @@ int sn_cli_up(int argc, char **argv)
 			fprintf(stderr, "sinew: sinewd exited during start-up (%s %d)\n",
 				WIFEXITED(status) ? "status" : "signal",
 				WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-			print_log_tail(log);
+			sn_cli_print_log_tail(log);
 			return 1;
 		}
 		struct sn_cli_response r;
@@ -375,7 +375,7 @@ int sn_cli_up(int argc, char **argv)
 		if (now_ms() > deadline) {
 			fprintf(stderr, "sinew: sinewd (pid %ld) is not ready after %d s; see %s (stop it with `sinew down`)\n",
 				(long)pid, READY_WAIT_MS / 1000, log);
-			print_log_tail(log);
+			sn_cli_print_log_tail(log);
 			return 1;
 		}
 		sleep_ms(50);
