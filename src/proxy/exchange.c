@@ -2001,6 +2001,16 @@ static int dconn_secure(struct sn_dconn *c)
 			return 1;
 		}
 		c->detecting = 0;
+		if (b != 0x16 && (b < 'A' || b > 'Z')) {
+			/* Neither a TLS record nor an HTTP/1 method (an SSLv2
+			 * hello starts 0x80): refused now, not after the header
+			 * timeout. */
+			sn_metrics_add(w->metrics, SN_CTR_DOWNSTREAM_RQ_REJECTED, 1);
+			sn_log(SN_LOG_INFO, "conn=%llu from %s: refused: first byte 0x%02x is neither TLS nor HTTP/1",
+			       (unsigned long long)c->id, c->peer, b);
+			dconn_close(c);
+			return 1;
+		}
 		if (b != 0x16) {
 			const struct sn_snapshot *s = w->snap;
 			const struct sockaddr_storage *app = &w->proxy->opt.app.ss;

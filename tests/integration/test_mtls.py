@@ -160,6 +160,26 @@ def s_client(port, *extra):
 
 class MTLS(unittest.TestCase):
 
+    def test_neither_tls_nor_http_is_refused_at_once(self):
+        """An SSLv2 hello (first byte 0x80) on a PERMISSIVE inbound port is
+        closed at once, not held until the request-header timeout."""
+        import socket
+        import time
+        app, a, b = start_pair(self)
+        c = socket.create_connection(("127.0.0.1", b.inbound_port), timeout=5)
+        t0 = time.time()
+        c.sendall(bytes.fromhex("802e0100020015000000100100800700c0030080060040020080040080"))
+        try:
+            data = c.recv(100)   # closed (FIN, or RST: unread bytes)
+        except ConnectionResetError:
+            data = b""
+        took = time.time() - t0
+        c.close()
+        self.assertEqual(data, b"")
+        self.assertLess(took, 1.0)
+        self.assertIn("is neither TLS nor HTTP/1", b.stderr())
+        self.assertEqual(app.counts()["requests"], 0)
+
     def test_requests_over_mtls(self):
         app, a, b = start_pair(self)
         for _ in range(3):
