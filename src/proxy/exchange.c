@@ -56,6 +56,7 @@ struct sn_dconn {
 	unsigned handshaking : 1;    /* tls: server handshake not done yet */
 	struct sn_tls_stream *tls;   /* mTLS; NULL: plaintext */
 	const char *peer_id;         /* tls: the client's SPIFFE ID (borrowed from tls) */
+	uint16_t app_port;           /* inbound with capture: the original destination port */
 	size_t lingered;
 	size_t scanned;              /* bytes of c->in already seen to hold no complete line */
 	struct sn_task resume;
@@ -1087,7 +1088,9 @@ static int ex_authorize(struct sn_exchange *ex)
 	}
 	if (sn_addr_parse(ex->c->peer, &peer) == 0)
 		ar.source = (const struct sockaddr *)&peer.ss;
-	if (app->ss_family == AF_INET)
+	if (ex->c->app_port)
+		ar.port = ex->c->app_port;
+	else if (app->ss_family == AF_INET)
 		ar.port = ntohs(((const struct sockaddr_in *)app)->sin_port);
 	else if (app->ss_family == AF_INET6)
 		ar.port = ntohs(((const struct sockaddr_in6 *)app)->sin6_port);
@@ -1963,7 +1966,7 @@ static void dconn_process(struct sn_dconn *c)
 		if (c->draining || w->draining)
 			ex->req.keep_alive = 0;
 		if (c->dir == SN_DIR_INBOUND) {
-			ex->cluster = &w->inbound_cluster;
+			ex->cluster = sn_worker_inbound_cluster(w, c->app_port);
 			/* Fail closed: in control-plane mode, the workload's
 			 * policies are unknown until the first sync. */
 			if (w->proxy->cp != NULL && !__atomic_load_n(&w->proxy->cp_synced, __ATOMIC_ACQUIRE))
@@ -2158,6 +2161,13 @@ void sn_dconn_accept(struct sn_worker *w, int fd, enum sn_direction dir, const s
 	}
 	c->can_read = 1;
 	c->can_write = 1;
+	if (dir == SN_DIR_INBOUND && w->proxy->opt.have_capture_probe) {
+		/* Captured: the app's port is the one the client dialled. */
+		struct sockaddr_in orig;
+		socklen_t ol = sizeof(orig);
+		if (getsockopt(fd, SOL_IP, 80 /* SO_ORIGINAL_DST */, &orig, &ol) == 0 && orig.sin_family == AF_INET)
+			c->app_port = ntohs(orig.sin_port);
+	}
 	if (dir == SN_DIR_INBOUND && w->proxy->opt.token != NULL &&
 	    __atomic_load_n(&w->proxy->tls_server, __ATOMIC_ACQUIRE) == NULL) {
 		/* Fail closed: no certificate from sinewd yet. */

@@ -124,6 +124,17 @@ struct sn_worker {
 	struct sn_endpoint inbound_endpoint;
 	struct sn_cluster_state inbound_state;
 	struct sn_host *inbound_host;
+	/* Captured pods serving several ports: one inbound cluster per
+	 * further app port, made on first use (worker.c). */
+	struct sn_inbound_port {
+		uint16_t port;
+		char address[24];
+		struct sn_cluster cluster;
+		struct sn_endpoint endpoint;
+		struct sn_cluster_state state;
+		struct sn_host *host;
+	} inbound_ports[8];
+	size_t n_inbound_ports;
 	struct sn_metrics *metrics;
 	struct sn_buf_pool pool;
 	struct sn_listener listeners[2];
@@ -228,6 +239,8 @@ void sn_worker_post_drain(struct sn_worker *w);
 /* Posts a stop request (drain deadline passed). Any thread. */
 void sn_worker_post_stop(struct sn_worker *w);
 void sn_worker_dispose(struct sn_worker *w);
+/* The inbound cluster for the app's port (0 or --app's: the main one). */
+struct sn_cluster *sn_worker_inbound_cluster(struct sn_worker *w, uint16_t port);
 /* Looks up or creates the host for an endpoint. NULL on ENOMEM or when
  * the table's bound is reached. */
 struct sn_host *sn_worker_host(struct sn_worker *w, const struct sockaddr *addr, socklen_t len);

@@ -170,10 +170,46 @@ fail:
 	return SN_ENOMEM;
 }
 
+struct sn_cluster *sn_worker_inbound_cluster(struct sn_worker *w, uint16_t port)
+{
+	const struct sockaddr_storage *app = &w->proxy->opt.app.ss;
+	if (port == 0 || app->ss_family != AF_INET || ntohs(((const struct sockaddr_in *)app)->sin_port) == port)
+		return &w->inbound_cluster;
+	for (size_t i = 0; i < w->n_inbound_ports; i++)
+		if (w->inbound_ports[i].port == port)
+			return &w->inbound_ports[i].cluster;
+	if (w->n_inbound_ports == SN_ARRAY_LEN(w->inbound_ports))
+		return &w->inbound_cluster;
+	struct sn_inbound_port *ip = &w->inbound_ports[w->n_inbound_ports];
+	struct sockaddr_in *sa = (struct sockaddr_in *)&ip->endpoint.addr;
+	memset(ip, 0, sizeof(*ip));
+	ip->port = port;
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons(port);
+	sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ip->endpoint.addr_len = sizeof(*sa);
+	snprintf(ip->address, sizeof(ip->address), "127.0.0.1:%u", port);
+	ip->endpoint.address = ip->address;
+	ip->endpoint.workload = w->inbound_endpoint.workload;
+	ip->endpoint.weight = 1;
+	ip->cluster = w->inbound_cluster;
+	ip->cluster.endpoints = &ip->endpoint;
+	ip->cluster.n_endpoints = 1;
+	ip->host = sn_worker_host(w, (struct sockaddr *)sa, ip->endpoint.addr_len);
+	if (ip->host == NULL)
+		return &w->inbound_cluster;
+	ip->state.hosts = &ip->host;
+	w->n_inbound_ports++;
+	return &ip->cluster;
+}
+
 struct sn_cluster_state *sn_worker_cluster_state(struct sn_worker *w, const struct sn_cluster *c)
 {
 	if (c == &w->inbound_cluster)
 		return &w->inbound_state;
+	for (size_t i = 0; i < w->n_inbound_ports; i++)
+		if (c == &w->inbound_ports[i].cluster)
+			return &w->inbound_ports[i].state;
 	/* The exchange may run on an older snapshot than the worker's; only
 	 * the worker's current snapshot has state. */
 	if (w->snap != NULL && c >= w->snap->clusters && c < w->snap->clusters + w->snap->n_clusters)

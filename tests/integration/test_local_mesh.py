@@ -170,6 +170,30 @@ class LocalMesh(unittest.TestCase):
                                                       "http://127.0.0.1:15020/metrics"]).stdout)
         self.assertGreaterEqual(st.metric_sum(m, "sinew_tcp_outbound_mtls_connections_total"), 2)
 
+    def test_http_on_two_ports(self):
+        """A pod serving HTTP on two ports: each port's requests reach the
+        app's own port (the inbound routes by original destination)."""
+        e = self.e
+        os.chmod(e.tmp, 0o755)
+        for port in ("8000", "8001"):
+            d = os.path.join(e.tmp, "www" + port)
+            os.mkdir(d)
+            with open(os.path.join(d, "who"), "w") as f:
+                f.write("port %s\n" % port)
+            os.chmod(d, 0o755)
+            os.chmod(os.path.join(d, "who"), 0o644)
+        two = self.run_pod("two", "--port", "8000,8001", cmd=[
+            "/bin/sh", "-c", "/usr/bin/python3 -m http.server 8001 --bind 127.0.0.1 --directory %s & "
+            "exec /usr/bin/python3 -m http.server 8000 --bind 127.0.0.1 --directory %s"
+            % (os.path.join(e.tmp, "www8001"), os.path.join(e.tmp, "www8000"))])
+        tpod = e.wait_ready("two", two, timeout=40)
+        client = self.run_pod("c2", cmd=["sleep", "120"])
+        cpod = e.wait_ready("c2", client, timeout=40)
+        self.pods = [tpod["name"], cpod["name"]]
+        for port in ("8000", "8001", "8000"):
+            r = in_pod_sh(cpod["name"], ["curl", "-sS", "--max-time", "10", "http://two:%s/who" % port])
+            self.assertEqual((r.returncode, r.stdout), (0, "port %s\n" % port), r.stderr)
+
     def tearDown(self):
         rc, out, err = self.e.sinew("down")
         self.assertEqual(rc, 0, err)
