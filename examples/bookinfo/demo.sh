@@ -25,6 +25,10 @@ NETNS=${DEMO_NETNS:-sn-mesh}
 CIDR=${DEMO_CIDR:-10.88.0.0/16}
 PAGE=http://127.0.0.1:$PAGE_PORT/productpage
 
+if [ ! -d "$NET" ]; then
+	echo "demo: Istio's bookinfo files are not at $NET; point SINEW_SHARED at the shared/ directory" >&2
+	exit 1
+fi
 if [ "$(id -u)" != 0 ]; then
 	echo "demo: pods need root (network namespaces, iptables); running the file-mode demo instead." >&2
 	echo "demo: for the full mesh: sudo make demo" >&2

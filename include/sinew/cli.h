@@ -54,8 +54,12 @@ int sn_cli_ps(int argc, char **argv);            /* ps.c: the pods */
 int sn_cli_logs(int argc, char **argv);          /* ps.c: a pod's logs */
 int sn_cli_identity(int argc, char **argv);      /* identity.c */
 int sn_cli_check(int argc, char **argv);         /* check.c */
+/* client.c: when set, connections are made inside this network namespace
+ * (a pod's: its proxy's admin port is on the pod's loopback). */
+extern const char *sn_cli_netns;
 /* identity.c: the admin ADDR:PORT (and id, may be NULL) of the connected
- * proxy whose id is or uniquely starts with name; -1 after printing why. */
+ * proxy whose id is or uniquely starts with name; -1 after printing why.
+ * For a proxy in a pod it also sets sn_cli_netns to the pod. */
 int sn_cli_find_admin(const char *server, const char *name, char *admin, size_t size, char *id, size_t id_size);
 /* up.c: the last few KiB of a log file on stderr. */
 void sn_cli_print_log_tail(const char *path);

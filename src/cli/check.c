@@ -189,8 +189,13 @@ static void check_proxy(struct checker *c, struct fy_node *px, const char *ca_ro
 		return;
 	}
 	admin_base(admin, sn_cli_json_str(px, "peer"), base, sizeof(base));
-	if (sn_cli_http(base, "GET", "/identity", NULL, NULL, 0, ADMIN_TIMEOUT_MS, "its admin port", NULL, &r, err,
-			sizeof(err)) != 0) {
+	/* a pod's proxy: its admin port is on the pod's loopback */
+	const char *pod = sn_cli_json_str(px, "pod");
+	sn_cli_netns = pod != NULL && pod[0] ? pod : NULL;
+	int hr = sn_cli_http(base, "GET", "/identity", NULL, NULL, 0, ADMIN_TIMEOUT_MS, "its admin port", NULL, &r, err,
+			     sizeof(err));
+	sn_cli_netns = NULL;
+	if (hr != 0) {
 		result(c, WARN, "proxy %s: admin port %s is unreachable", id, base + 7);
 		hint(c, "%s", err);
 		return;

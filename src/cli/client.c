@@ -15,6 +15,9 @@
 #include <unistd.h>
 
 #include "sinew/cli.h"
+#include "sinew/pod.h"
+
+const char *sn_cli_netns;
 #include "sinew/h1.h"
 
 #define HEAD_MAX 65536
@@ -133,7 +136,11 @@ static int connect_to(const struct sn_cli_url *u, long long deadline, int *err_o
 	int last = ECONNREFUSED;
 	long long connect_deadline = SN_MIN(deadline, now_ms() + SN_CLI_CONNECT_TIMEOUT_MS);
 	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+		/* A pod's proxy: its admin port is on the pod's loopback. */
+		int fd = sn_cli_netns != NULL
+				 ? sn_pod_socket_in_netns(sn_cli_netns, ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK,
+							  ai->ai_protocol)
+				 : socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
 		if (fd < 0) {
 			last = errno;
 			continue;

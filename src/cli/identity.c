@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "sinew/cli.h"
+#include "sinew/pod.h"
 
 #define LEAF_WARN_SECONDS (6 * 3600)
 #define CA_WARN_SECONDS (60 * 86400)
@@ -92,6 +93,12 @@ int sn_cli_find_admin(const char *server, const char *name, char *admin, size_t 
 			snprintf(admin, size, "%s", a);
 		if (id != NULL)
 			snprintf(id, id_size, "%s", sn_cli_json_str_or(found, "id", name));
+		static char pod[SN_POD_NAME_MAX];
+		const char *pn = sn_cli_json_str(found, "pod");
+		if (pn != NULL && pn[0] && strlen(pn) < sizeof(pod)) {
+			memcpy(pod, pn, strlen(pn) + 1);
+			sn_cli_netns = pod;
+		}
 		rc = 0;
 	}
 	sn_cli_json_free(doc);

@@ -11,6 +11,10 @@
  * there is no namespace and no root: the proxy listens on explicit ports
  * and the app gets http_proxy. docs/internals/pods.md has the details. */
 #include <errno.h>
+#include <sys/time.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
@@ -543,7 +547,14 @@ static int reserve(struct run *r)
 	snprintf(p->service, sizeof(p->service), "%s", r->o->service);
 	snprintf(p->namespace_, sizeof(p->namespace_), "%s", r->o->namespace_);
 	snprintf(p->service_account, sizeof(p->service_account), "%s", r->o->service_account);
-	snprintf(p->labels, sizeof(p->labels), "%s", r->o->labels ? r->o->labels : "");
+	/* app=SERVICE unless given: the Service sinew run creates selects on
+	 * it, and so do AuthorizationPolicies (the proxy's own labels). */
+	const char *ul = r->o->labels ? r->o->labels : "";
+	int has_app = !strncmp(ul, "app=", 4) || strstr(ul, ",app=") != NULL;
+	if (has_app)
+		snprintf(p->labels, sizeof(p->labels), "%s", ul);
+	else
+		snprintf(p->labels, sizeof(p->labels), "app=%s%s%s", r->o->service, ul[0] ? "," : "", ul);
 	snprintf(p->ports, sizeof(p->ports), "%s", r->o->ports);
 	p->supervisor.pid = getpid();
 	p->supervisor.start = sn_pod_proc_start(getpid());
@@ -573,6 +584,39 @@ static int open_logs(struct run *r)
 	return 0;
 }
 
+/* Fail fast, with the fix, when sinewd does not listen on the pods'
+ * network (a `sinew up` without a pod network, or before this mesh was
+ * made): otherwise the proxy would wait out --ready-timeout. */
+static int control_reachable(struct run *r, const char *control_plane)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	char host[32];
+	const char *colon = strrchr(control_plane, ':');
+	if (colon == NULL || (size_t)(colon - control_plane) >= sizeof(host))
+		return 0;
+	memcpy(host, control_plane, (size_t)(colon - control_plane));
+	host[colon - control_plane] = '\0';
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return 0;
+	/* From the mesh namespace, where sinewd's pod listener is: from the
+	 * pod the capture rules would send this to the (not yet started) proxy. */
+	int fd = sn_pod_socket_in_netns(r->mesh.netns, AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return 0;   /* cannot tell: let the proxy try */
+	struct timeval tv = { 2, 0 };
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	int e = errno;
+	close(fd);
+	if (ok)
+		return 0;
+	fprintf(stderr, "sinew run: sinewd does not answer on %s in the pods' network (%s): it listens there "
+			"only when started with it; run `sinew down` then `sinew up --pod-cidr %s` (as root), or give "
+			"--control-plane\n", control_plane, strerror(e), SN_POD_DEFAULT_CIDR);
+	return -1;
+}
+
 static int start_proxy(struct run *r)
 {
 	char store[PATH_MAX], cp[64], err[700], gw[16];
@@ -587,6 +631,8 @@ static int start_proxy(struct run *r)
 		}
 		control_plane = cp;
 	}
+	if (r->o->capture && r->o->token && r->o->proxy_cmd == NULL && control_reachable(r, control_plane) != 0)
+		return -1;
 	char app[32], advertise[32];
 	if (build_proxy_argv(r->o, &r->pod, control_plane, r->probe, store, sizeof(store), app, advertise, argv,
 			     MAX_PROXY_ARGS) < 0) {

@@ -94,6 +94,7 @@ static void proxy_free(struct sn_mesh_proxy *px)
 	free(px->sa);
 	free(px->inbound);
 	free(px->admin);
+	free(px->pod);
 	free(px->version);
 	free_labels(&px->labels);
 	mesh_ca_proxy_free(px);
@@ -230,6 +231,7 @@ static void on_hello(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node
 	px->sa = field_dup(node, "service_account", 253);
 	px->inbound = field_dup(node, "inbound", 64);
 	px->admin = field_dup(node, "admin", 64);
+	px->pod = field_dup(node, "pod", 80);
 	px->version = field_dup(node, "version", 64);
 	struct fy_node *cap = fy_node_mapping_lookup_by_string(node, "capture", FY_NT);
 	px->capture = cap != NULL && fy_node_is_scalar(cap) && !strcmp(fy_node_get_scalar0(cap), "true");
@@ -752,6 +754,8 @@ void sn_mesh_render_proxies(struct sn_mesh *m, struct sn_out *o)
 		out_labels(o, &px->labels);
 		sn_out_cstr(o, ",\"address\":");
 		sn_out_json_cstr(o, px->inbound);
+		sn_out_cstr(o, ",\"pod\":");
+		sn_out_json_cstr(o, px->pod);
 		sn_out_cstr(o, ",\"admin\":");
 		sn_out_json_cstr(o, px->admin);
 		sn_out_cstr(o, ",\"peer\":");

@@ -91,6 +91,7 @@ struct sn_mesh_proxy {
 	int gone;                    /* connection closed; freed in reclaim */
 	int capture;                 /* node.capture: a pod taking every port at its address */
 	char *id, *service, *ns, *sa, *inbound, *admin, *version;
+	char *pod;                   /* node.pod: the `sinew run` pod it runs in, or NULL */
 	struct sn_labels labels;     /* as the node sent them */
 	uint64_t connected_at;       /* wall clock, seconds */
 	uint64_t last_heard_ms;      /* loop time */

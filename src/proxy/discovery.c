@@ -484,6 +484,10 @@ static void send_hello(struct sn_cp *cp)
 		sb_lit(&b, "null");
 	if (p->opt.have_capture_probe)
 		sb_lit(&b, ",\"capture\":true");
+	if (p->opt.pod_name != NULL) {
+		sb_lit(&b, ",\"pod\":");
+		sb_cstr(&b, p->opt.pod_name);
+	}
 	sb_lit(&b, ",\"version\":\"0.1.0\"},\"have\":{");
 	for (size_t i = 0; i < cp->n_res; i++) {
 		if (i)

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 import unittest
@@ -17,6 +18,22 @@ import sinewtest as st  # noqa: E402
 from test_pods import (Env, SUFFIX, SINEW, netns_list, host_links, host_rules, read,  # noqa: E402
                        wait_exit, sh)
 
+
+AUTHZ = """apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: web-shell-only, namespace: default}
+spec:
+  selector:
+    matchLabels: {app: web}
+  action: ALLOW
+  rules:
+  - from:
+    - source:
+        principals: ["cluster.local/ns/default/sa/shell"]
+    to:
+    - operation:
+        methods: ["GET"]
+"""
 
 KV_SERVER = r"""
 import socket, threading
@@ -131,6 +148,36 @@ class LocalMesh(unittest.TestCase):
         self.assertGreaterEqual(st.metric_sum(st.parse_metrics(r.stdout), "sinew_requests_total",
                                               destination_service="web.default.svc.cluster.local"), 3)
         self.assertTrue(vip.startswith("10.96."))
+        # the CLI inspects pod proxies from the host (their admin port is on the pod's loopback)
+        rc, out, err = e.sinew("proxy-status", "-o", "json", "--server", "http://" + self.api)
+        self.assertEqual(rc, 0, err)
+        wid = [p["id"] for p in json.loads(out) if p.get("service") == "web"][0]
+        rc, out, err = e.sinew("identity", wid, "--server", "http://" + self.api)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("spiffe://cluster.local/ns/default/sa/web", out)
+        rc, out, err = e.sinew("check", "--server", "http://" + self.api)
+        self.assertNotIn("unreachable", out)
+        self.assertNotIn("without mTLS", out)
+        self.assertEqual(rc, 0, out + err)
+        # an AuthorizationPolicy selecting app=web (the label sinew run adds):
+        # only the shell's identity may GET
+        rc, out, err = e.sinew("apply", "-f", "-", "--server", "http://" + self.api, stdin=AUTHZ)
+        self.assertEqual(rc, 0, err)
+        other = self.run_pod("other", "--service-account", "other", cmd=["sleep", "120"])
+        opod = e.wait_ready("other", other, timeout=40)
+        self.pods.append(opod["name"])
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            r = in_pod_sh(opod["name"], ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                                        "http://web:8000/index.txt"])
+            if r.stdout == "403":
+                break
+            time.sleep(0.2)
+        self.assertEqual(r.stdout, "403")
+        r = in_pod_sh(opod["name"], ["curl", "-si", "--max-time", "5", "http://web:8000/index.txt"])
+        self.assertIn("sinew-error: rbac_denied", r.stdout)
+        r = in_pod_sh(cpod["name"], ["curl", "-sS", "--max-time", "10", "http://web:8000/index.txt"])
+        self.assertEqual(r.stdout, "hello from pod A\n")
         # capture rules removed under a running pod: it reports not-ready (fail closed)
         in_pod_sh(wpod["name"], ["iptables", "-t", "nat", "-F"])
         self.assertEqual(e.pod("web")["proxy"]["state"], "not-ready")
@@ -193,6 +240,24 @@ class LocalMesh(unittest.TestCase):
         for port in ("8000", "8001", "8000"):
             r = in_pod_sh(cpod["name"], ["curl", "-sS", "--max-time", "10", "http://two:%s/who" % port])
             self.assertEqual((r.returncode, r.stdout), (0, "port %s\n" % port), r.stderr)
+
+    def test_run_without_pod_network_fails_fast(self):
+        """sinewd started without a pod network: sinew run says so at once
+        instead of waiting out --ready-timeout."""
+        e2 = Env(self, name="d2")
+        api = "127.0.0.1:%d" % st.free_port()
+        rc, out, err = e2.sinew("up", "--api", api, "--mesh", "127.0.0.1:%d" % st.free_port())
+        self.assertEqual(rc, 0, err)
+        t0 = time.time()
+        r = subprocess.run([SINEW, "run", "--service", "lonely", "--server", "http://" + api,
+                            "--mesh-netns", "sn-lm2-" + SUFFIX, "--pod-cidr", "10.72.0.0/24", "--", "true"],
+                           capture_output=True, text=True, timeout=60, env=e2.env())
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("sinewd does not answer on 10.72.0.1:15012 in the pods' network", r.stderr)
+        self.assertLess(time.time() - t0, 10)
+        rc, out, err = e2.sinew("down")
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("sn-lm2-" + SUFFIX, netns_list())
 
     def tearDown(self):
         rc, out, err = self.e.sinew("down")

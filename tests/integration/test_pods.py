@@ -263,9 +263,9 @@ class Env:
         e.pop("SUDO_UID", None)
         return e
 
-    def sinew(self, *args, timeout=60):
+    def sinew(self, *args, timeout=60, stdin=None):
         p = subprocess.run([SINEW] + list(args), capture_output=True, text=True, env=self.env(),
-                           timeout=timeout)
+                           timeout=timeout, input=stdin)
         for pat in st.SANITIZER_PATTERNS:
             if pat in p.stderr:
                 raise AssertionError("sanitizer report from sinew %s:\n%s" % (" ".join(args), p.stderr))
