@@ -39,6 +39,7 @@
 #define DEFAULT_READY_S 30
 #define DEFAULT_DRAIN_S 30
 #define APP_STOP_GRACE_MS 10000
+#define NAMES_REFRESH_MS 3000        /* new Services' names reach running pods within this */
 
 struct run_opts {
 	const char *service;
@@ -819,9 +820,20 @@ static void supervise(struct run *r, int out_fd, int err_fd)
 {
 	long long kill_at = 0;
 	int signalled = 0;
+	long long names_at = now_ms() + NAMES_REFRESH_MS;
 	fcntl(out_fd, F_SETFL, O_NONBLOCK);
 	fcntl(err_fd, F_SETFL, O_NONBLOCK);
 	while (r->app > 0) {
+		if (r->o->capture && r->o->token && now_ms() >= names_at) {
+			/* Services applied since: their names in every pod (vips.c). */
+			char err[600];
+			int lock = sn_pod_state_lock(r->dir, err, sizeof(err));
+			if (lock >= 0) {
+				sn_cli_vips_refresh(sn_cli_server(r->o->server), r->dir, NULL, err, sizeof(err));
+				sn_pod_state_unlock(lock);
+			}
+			names_at = now_ms() + NAMES_REFRESH_MS;
+		}
 		struct pollfd p[3] = { { sig_pipe[0], POLLIN, 0 }, { out_fd, POLLIN, 0 }, { err_fd, POLLIN, 0 } };
 		int n = poll(p, 3, 500);
 		if (n > 0) {

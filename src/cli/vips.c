@@ -114,6 +114,23 @@ static int ensure_service(const char *server, const char *name, const char *ns, 
 	return ok ? 0 : -1;
 }
 
+/* Whether /etc/netns/POD/hosts already says exactly this. */
+static int hosts_unchanged(const char *pod, const struct sn_pod_host *h, size_t n)
+{
+	static char want[1 << 20], have[1 << 20];
+	char path[PATH_MAX];
+	int wl = sn_pod_hosts_render(h, n, want, sizeof(want));
+	if (wl < 0)
+		return 0;
+	snprintf(path, sizeof(path), "/etc/netns/%s/hosts", pod);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	size_t hl = fread(have, 1, sizeof(have), f);
+	fclose(f);
+	return hl == (size_t)wl && memcmp(have, want, hl) == 0;
+}
+
 int sn_cli_vips_refresh(const char *server, const char *dir, const struct sn_pod *self, char *err, size_t es)
 {
 	static struct vip v[MAX_SERVICES];
@@ -200,6 +217,8 @@ int sn_cli_vips_refresh(const char *server, const char *dir, const struct sn_pod
 		h[0].name = p->name;
 		h[0].ns = NULL;
 		char e2[300];
+		if (hosts_unchanged(p->name, h, n + 1))
+			continue;   /* rewriting is not atomic for readers: only on change */
 		if (sn_pod_hosts_write(p->name, h, n + 1, e2, sizeof(e2)) != 0 && p == self) {
 			snprintf(err, es, "%s", e2);
 			free(pods);

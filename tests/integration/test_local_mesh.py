@@ -123,6 +123,15 @@ class LocalMesh(unittest.TestCase):
         m = re.search(r"^(10\.96\.\d+\.\d+)\s+web web\.default web\.default\.svc\.cluster\.local", hosts, re.M)
         self.assertTrue(m, hosts)
         vip = m.group(1)
+        # a Service applied later gets a name in running pods within seconds
+        rc, out, err = e.sinew("apply", "-f", "-", "--server", "http://" + self.api,
+                               stdin="apiVersion: v1\nkind: Service\nmetadata: {name: late}\n"
+                                     "spec:\n  selector: {app: late}\n  ports: [{name: http, port: 80}]\n")
+        self.assertEqual(rc, 0, err)
+        deadline = time.time() + 10
+        while time.time() < deadline and "\tlate late.default " not in read("/etc/netns/%s/hosts" % cpod["name"]):
+            time.sleep(0.2)
+        self.assertIn("\tlate late.default late.default.svc.cluster.local", read("/etc/netns/%s/hosts" % cpod["name"]))
         # sinew run created the Service (selector app=web, port 8000)
         rc, out, err = e.sinew("get", "svc", "web", "--server", "http://" + self.api)
         self.assertEqual(rc, 0, err)
