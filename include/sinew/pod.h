@@ -24,6 +24,7 @@
 #define SN_POD_MESH_NETNS "sn-mesh"        /* default mesh namespace */
 #define SN_POD_BRIDGE "snbr0"              /* the bridge inside it */
 #define SN_POD_DEFAULT_CIDR "10.88.0.0/16" /* pod range; its first host is the gateway */
+#define SN_POD_VIP_NET 0x0a600000u         /* 10.96.0.0/16: service VIPs (host order); no pod range overlaps it */
 #define SN_POD_PORT_OUTBOUND 15001         /* outbound capture */
 #define SN_POD_PORT_INBOUND 15006          /* inbound capture */
 #define SN_POD_PORT_ADMIN 15020            /* proxy admin: /ready, /metrics */

@@ -17,7 +17,7 @@
 #include "sinew/cli.h"
 #include "sinew/pod.h"
 
-#define VIP_NET 0x0a600000u      /* 10.96.0.0 */
+#define VIP_NET SN_POD_VIP_NET   /* 10.96.0.0 */
 #define VIP_HOSTS 65534u
 #define MAX_SERVICES 4096
 

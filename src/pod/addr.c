@@ -72,6 +72,13 @@ int sn_pod_cidr_parse(const char *s, struct sn_pod_cidr *out, char *err, size_t 
 		snprintf(err, err_size, "pod range \"%s\": host bits set; did you mean %s/%ld?", s, net, prefix);
 		return SN_EINVAL;
 	}
+	/* The service VIPs (10.96.0.0/16, src/cli/vips.c) must stay apart. */
+	uint32_t vnet = SN_POD_VIP_NET, common = SN_MIN((unsigned)prefix, 16u);
+	if ((a & mask_of(common)) == (vnet & mask_of(common))) {
+		snprintf(err, err_size, "pod range \"%s\" overlaps the service VIP range 10.96.0.0/16; pick another, "
+					"e.g. %s", s, SN_POD_DEFAULT_CIDR);
+		return SN_EINVAL;
+	}
 	out->net = a;
 	out->prefix = (unsigned)prefix;
 	return 0;

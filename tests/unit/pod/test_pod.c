@@ -89,6 +89,11 @@ static void test_cidr(void **state)
 
 	assert_int_equal(sn_pod_cidr_parse("10.88.0.1/16", &c, err, sizeof(err)), SN_EINVAL);
 	assert_non_null(strstr(err, "did you mean 10.88.0.0/16"));
+	/* never over the service VIPs (10.96.0.0/16) */
+	assert_int_equal(sn_pod_cidr_parse("10.96.4.0/24", &c, err, sizeof(err)), SN_EINVAL);
+	assert_non_null(strstr(err, "overlaps the service VIP range"));
+	assert_int_equal(sn_pod_cidr_parse("10.0.0.0/8", &c, err, sizeof(err)), SN_EINVAL);
+	assert_int_equal(sn_pod_cidr_parse("10.97.0.0/16", &c, err, sizeof(err)), 0);
 	assert_int_equal(sn_pod_cidr_parse("10.88.0.0/29", &c, err, sizeof(err)), SN_EINVAL);
 	assert_non_null(strstr(err, "8 to 28"));
 	const char *bad[] = { "10.88.0.0", "10.88.0/16", "10.88.0.0/", "10.88.0.0/x", "300.1.1.0/24",
