@@ -29,6 +29,7 @@
 #define SIGALGS "ECDSA+SHA256"
 #define VERIFY_DEPTH 8
 #define ERR_MAX 512
+#define COALESCE_MAX 16384   /* a TLS record's payload */
 #define SESSION_ID_CTX "sinew"
 
 /* What one SSL_CTX needs to know in callbacks; freed with the SSL_CTX
@@ -1104,6 +1105,20 @@ ssize_t sn_tls_stream_writev(struct sn_tls_stream *s, const struct iovec *iov, i
 {
 	size_t total = 0;
 
+	if (iovcnt > 1) {
+		/* One record for what fits in one (a response head and a small
+		 * body used to be two records, two sends). Always the first
+		 * min(total, COALESCE_MAX) bytes, so a retry after SN_EAGAIN
+		 * offers the same bytes again, never fewer (tls.md). */
+		unsigned char buf[COALESCE_MAX];
+		size_t n = 0;
+		for (int i = 0; i < iovcnt && n < sizeof(buf); i++) {
+			size_t take = SN_MIN(iov[i].iov_len, sizeof(buf) - n);
+			memcpy(buf + n, iov[i].iov_base, take);
+			n += take;
+		}
+		return n == 0 ? 0 : sn_tls_stream_write(s, buf, n);
+	}
 	for (int i = 0; i < iovcnt; i++) {
 		if (iov[i].iov_len == 0)
 			continue;
