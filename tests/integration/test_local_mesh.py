@@ -250,6 +250,39 @@ class LocalMesh(unittest.TestCase):
             r = in_pod_sh(cpod["name"], ["curl", "-sS", "--max-time", "10", "http://two:%s/who" % port])
             self.assertEqual((r.returncode, r.stdout), (0, "port %s\n" % port), r.stderr)
 
+    def test_sigkill_everything_then_down(self):
+        """Real sinewd, proxies and apps, all SIGKILLed (sinewd too): `sinew
+        down` still removes every pod, namespace, link and rule."""
+        e = self.e
+        web = self.run_pod("kweb", "--port", "8000", cmd=["/usr/bin/python3", "-m", "http.server", "8000",
+                                                          "--bind", "127.0.0.1"])
+        wpod = e.wait_ready("kweb", web, timeout=40)
+        cl = self.run_pod("kcl", cmd=["sleep", "300"])
+        cpod = e.wait_ready("kcl", cl, timeout=40)
+        self.pods = [wpod["name"], cpod["name"]]
+        victims = [web.pid, cl.pid]
+        for pod in self.pods:
+            victims += [int(x) for x in sh(["ip", "netns", "pids", pod]).stdout.split()]
+        with open(os.path.join(e.home, "sinewd.pid")) as f:
+            victims.append(int(f.read().split()[0]))
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for p in (web, cl):
+            p.wait(10)
+        self.assertIn(wpod["name"], netns_list())   # left behind by the crash
+        rc, out, err = e.sinew("down")
+        self.assertEqual(rc, 0, out + err)
+        for pod in self.pods:
+            self.assertIn("pod %s removed" % pod, out)
+        self.assertIn("mesh network %s removed" % self.mesh, out)
+        for pid in victims:
+            self.assertFalse(os.path.exists("/proc/%d/status" % pid) and
+                             "zombie" not in read("/proc/%d/status" % pid), pid)
+        # tearDown checks: no namespace of this test, host links and rules as before
+
     def test_run_without_pod_network_fails_fast(self):
         """sinewd started without a pod network: sinew run says so at once
         instead of waiting out --ready-timeout."""
