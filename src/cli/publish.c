@@ -26,7 +26,6 @@
 
 #define PUBLISH_MAX_CONNS 256
 #define RELAY_BUF 16384
-#define IDLE_MS (10 * 60 * 1000)
 
 struct pub {
 	int lfd;
@@ -34,8 +33,14 @@ struct pub {
 	uint16_t pod_port;
 };
 
+/* One direction of a relayed connection; two per connection (a single
+ * thread blocked sending one way could never read the other: an app that
+ * echoes while the client uploads would deadlock it). The last of the two
+ * closes both sockets. */
 struct relay {
-	int a, b;
+	int from, to;
+	int *refs;
+	int *fds;
 };
 
 static int active;   /* connections being relayed (atomic) */
@@ -72,43 +77,34 @@ static void *relay_run(void *arg)
 {
 	struct relay r = *(struct relay *)arg;
 	char *buf = malloc(RELAY_BUF);
-	struct pollfd pf[2] = { { .fd = r.a, .events = POLLIN }, { .fd = r.b, .events = POLLIN } };
 
 	free(arg);
 	while (buf != NULL) {
-		int n = poll(pf, 2, IDLE_MS);
-		if (n <= 0)
+		/* no idle timeout per direction: one side may rightly stay silent
+		 * while the other streams; the connection ends with its peers */
+		ssize_t got = recv(r.from, buf, RELAY_BUF, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
 			break;
-		int done = 0;
-		for (int i = 0; i < 2 && !done; i++) {
-			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			ssize_t got = recv(pf[i].fd, buf, RELAY_BUF, 0);
-			if (got <= 0) {
-				/* half-close: pass the FIN on, keep the other way */
-				shutdown(pf[1 - i].fd, SHUT_WR);
-				pf[i].fd = -pf[i].fd - 1;
-				if (pf[1 - i].fd < 0)
-					done = 1;
-				continue;
-			}
-			for (ssize_t off = 0; off < got;) {
-				ssize_t w = send(pf[1 - i].fd < 0 ? -pf[1 - i].fd - 1 : pf[1 - i].fd, buf + off,
-						 (size_t)(got - off), MSG_NOSIGNAL);
-				if (w <= 0) {
-					done = 1;
-					break;
-				}
-				off += w;
-			}
+		ssize_t off = 0;
+		while (off < got) {
+			ssize_t w = send(r.to, buf + off, (size_t)(got - off), MSG_NOSIGNAL);
+			if (w <= 0)
+				break;
+			off += w;
 		}
-		if (done || (pf[0].fd < 0 && pf[1].fd < 0))
+		if (off < got)
 			break;
 	}
 	free(buf);
-	close(r.a);
-	close(r.b);
-	__atomic_sub_fetch(&active, 1, __ATOMIC_RELAXED);
+	shutdown(r.to, SHUT_WR);      /* pass the EOF on; the other way goes on */
+	if (__atomic_sub_fetch(r.refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		close(r.fds[0]);
+		close(r.fds[1]);
+		free(r.refs);   /* refs and fds share one allocation */
+		__atomic_sub_fetch(&active, 1, __ATOMIC_RELAXED);
+	}
 	return NULL;
 }
 
@@ -135,21 +131,43 @@ static void *accept_run(void *arg)
 			close(c);
 			continue;
 		}
-		struct relay *r = malloc(sizeof(*r));
+		/* shared: [refs, fd a, fd b] */
+		int *shared = malloc(3 * sizeof(int));
+		struct relay *up = malloc(sizeof(*up)), *down = malloc(sizeof(*down));
 		pthread_t t;
 		pthread_attr_t at;
 		pthread_attr_init(&at);
 		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&at, 128 * 1024);
-		if (r != NULL) {
-			r->a = c;
-			r->b = s;
+		int started = 0;
+		if (shared != NULL && up != NULL && down != NULL) {
+			shared[0] = 2;
+			shared[1] = c;
+			shared[2] = s;
+			*up = (struct relay){ .from = c, .to = s, .refs = &shared[0], .fds = &shared[1] };
+			*down = (struct relay){ .from = s, .to = c, .refs = &shared[0], .fds = &shared[1] };
 			__atomic_add_fetch(&active, 1, __ATOMIC_RELAXED);
-		}
-		if (r == NULL || pthread_create(&t, &at, relay_run, r) != 0) {
-			if (r != NULL)
+			if (pthread_create(&t, &at, relay_run, up) == 0) {
+				started = 1;
+				if (pthread_create(&t, &at, relay_run, down) != 0) {
+					/* the running half finishes alone: drop our reference */
+					free(down);
+					shutdown(s, SHUT_RDWR);
+					if (__atomic_sub_fetch(&shared[0], 1, __ATOMIC_ACQ_REL) == 0) {
+						close(c);
+						close(s);
+						free(shared);
+						__atomic_sub_fetch(&active, 1, __ATOMIC_RELAXED);
+					}
+				}
+			} else {
 				__atomic_sub_fetch(&active, 1, __ATOMIC_RELAXED);
-			free(r);
+			}
+		}
+		if (!started) {
+			free(up);
+			free(down);
+			free(shared);
 			close(c);
 			close(s);
 		}

@@ -144,8 +144,11 @@ int sn_cli_vips_refresh(const char *server, const char *dir, const struct sn_pod
 		snprintf(err, es, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (sn_cli_api(server, "GET", "/api/v1/resources?kind=svc", NULL, 0, &r) != 0 || r.status != 200) {
-		snprintf(err, es, "cannot list Services from sinewd at %s", server);
+	if (sn_cli_api(server, "GET", "/api/v1/resources?kind=svc", NULL, 0, &r) != 0)
+		return snprintf(err, es, "cannot list Services from sinewd at %s", server), -1;
+	if (r.status != 200) {
+		snprintf(err, es, "cannot list Services from sinewd at %s (%d)", server, r.status);
+		sn_cli_response_free(&r);
 		return -1;
 	}
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);

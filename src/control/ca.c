@@ -424,7 +424,6 @@ static int write_ca_files(struct sn_ca_service *s, const char *dir, const struct
 	size_t cl = 0, kl = 0;
 	STACK_OF(X509) *certs = NULL;
 	BIO *bio = NULL;
-	char path[CA_PATH_MAX];
 	int rc = SN_ENOMEM;
 
 	if (sn_ca_write_pem(ca, &chain, &cl, &key, &kl) != 0 || sn_pem_read_certs(chain, cl, &certs) != 0 ||
@@ -438,12 +437,10 @@ static int write_ca_files(struct sn_ca_service *s, const char *dir, const struct
 		PEM_write_bio_X509(bio, sk_X509_value(certs, i));
 	char *ip;
 	long il = BIO_get_mem_data(bio, &ip);
-	if (il > 0) {
-		if (write_atomic(dir, "issuer.pem", ip, (size_t)il, 0644, s->no_sync) != 0)
-			goto io;
-	} else if (join_path(path, sizeof(path), dir, "issuer.pem") == 0 && unlink(path) == 0) {
-		fsync_dir(dir, s->no_sync);
-	}
+	/* Always written, empty without an intermediate: a rotation's renames
+	 * (finish_renames) then move the same three files every time. */
+	if (write_atomic(dir, "issuer.pem", il > 0 ? ip : "", il > 0 ? (size_t)il : 0, 0644, s->no_sync) != 0)
+		goto io;
 	BIO_reset(bio);
 	PEM_write_bio_X509(bio, sk_X509_value(certs, sk_X509_num(certs) - 1));
 	char *rp;
@@ -537,16 +534,10 @@ static int finish_renames(struct sn_ca_service *s, char *err, size_t es)
 	for (size_t i = 0; i < SN_ARRAY_LEN(names); i++) {
 		if (join_path(from, sizeof(from), next, names[i]) != 0 || join_path(to, sizeof(to), s->dir, names[i]) != 0)
 			return SN_EINVAL;
-		if (rename(from, to) != 0) {
-			if (errno != ENOENT) {
-				seterr(err, es, "cannot move %s to %s: %s", from, to, strerror(errno));
-				return SN_EIO;
-			}
-			/* next has no intermediate: the new CA has none either */
-			if (i == 1 && access(from, F_OK) != 0 && unlink(to) != 0 && errno != ENOENT) {
-				seterr(err, es, "cannot remove %s: %s", to, strerror(errno));
-				return SN_EIO;
-			}
+		/* ENOENT: moved already (a stop between two renames) */
+		if (rename(from, to) != 0 && errno != ENOENT) {
+			seterr(err, es, "cannot move %s to %s: %s", from, to, strerror(errno));
+			return SN_EIO;
 		}
 	}
 	fsync_dir(s->dir, s->no_sync);

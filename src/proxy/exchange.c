@@ -1969,7 +1969,10 @@ static void dconn_process(struct sn_dconn *c)
 			ex->cluster = sn_worker_inbound_cluster(w, c->app_port);
 			/* Fail closed: in control-plane mode, the workload's
 			 * policies are unknown until the first sync. */
-			if (w->proxy->cp != NULL && !__atomic_load_n(&w->proxy->cp_synced, __ATOMIC_ACQUIRE))
+			if (ex->cluster == NULL)
+				ex_local(ex, 503, "overflow", "sinew: this pod's app serves more ports than the proxy tracks "
+					 "(%zu); port %u is not served", SN_ARRAY_LEN(w->inbound_ports) + 1, c->app_port);
+			else if (w->proxy->cp != NULL && !__atomic_load_n(&w->proxy->cp_synced, __ATOMIC_ACQUIRE))
 				ex_local(ex, 503, "no_config",
 					 "sinew: this proxy has no configuration from the control plane yet, so its "
 					 "authorization policies are unknown; retry when it is ready");
@@ -1983,6 +1986,57 @@ static void dconn_process(struct sn_dconn *c)
 		}
 		return;
 	}
+}
+
+/* Opaque TCP from a peer proxy is judged like a request, on what a TCP
+ * connection offers (Istio's rule: HTTP-only conditions never match it):
+ * fail closed before the first config, AuthorizationPolicy on principal,
+ * namespace, source address and port; and never a relay to the proxy's own
+ * ports (a peer dialling podIP:15001 must not borrow this workload's
+ * outbound). Returns 1 to go on. */
+static int tcp_allowed(struct sn_dconn *c, uint16_t port)
+{
+	struct sn_worker *w = c->w;
+	const struct sn_snapshot *s = w->snap;
+	static const uint16_t own[] = { 15000, 15001, 15006, 15020, 15021 };
+
+	for (size_t i = 0; i < SN_ARRAY_LEN(own); i++) {
+		if (port == own[i] || port == 0) {
+			sn_log(SN_LOG_INFO, "conn=%llu tcp from %s: refused: port %u is the proxy's own",
+			       (unsigned long long)c->id, c->peer, port);
+			return 0;
+		}
+	}
+	if (w->proxy->cp != NULL && !__atomic_load_n(&w->proxy->cp_synced, __ATOMIC_ACQUIRE))
+		return 0;
+	if (s == NULL || s->n_authz == 0)
+		return 1;
+	struct sn_authz_request ar;
+	struct sn_authz_result res;
+	struct sn_addr peer;
+	memset(&ar, 0, sizeof(ar));
+	if (c->peer_id != NULL && strncmp(c->peer_id, "spiffe://", 9) == 0) {
+		const char *id = c->peer_id + 9;
+		ar.principal = sn_str_make(id, strlen(id));
+		const char *ns = strstr(id, "/ns/");
+		if (ns != NULL) {
+			ns += 4;
+			const char *end = strchr(ns, '/');
+			ar.source_namespace = sn_str_make(ns, end ? (size_t)(end - ns) : strlen(ns));
+		}
+	}
+	if (sn_addr_parse(c->peer, &peer) == 0)
+		ar.source = (const struct sockaddr *)&peer.ss;
+	ar.port = port;
+	sn_authz_check(s, &ar, &res);
+	if (res.decision == SN_AUTHZ_DECISION_ALLOW) {
+		sn_metrics_add(w->metrics, SN_CTR_AUTHZ_ALLOW, 1);
+		return 1;
+	}
+	sn_metrics_add(w->metrics, SN_CTR_AUTHZ_DENY, 1);
+	sn_log(SN_LOG_INFO, "conn=%llu tcp from %s (%s) to port %u: denied by AuthorizationPolicy",
+	       (unsigned long long)c->id, c->peer, c->peer_id ? c->peer_id : "no identity", port);
+	return 0;
 }
 
 /* Inbound with mTLS configured (DESIGN.md §2): tells TLS from plaintext
@@ -2069,6 +2123,10 @@ static int dconn_secure(struct sn_dconn *c)
 			port = ntohs(orig.sin_port);
 		char peer_id[SN_SPIFFE_ID_MAX + 1];
 		snprintf(peer_id, sizeof(peer_id), "%s", c->peer_id ? c->peer_id : "?");
+		if (!tcp_allowed(c, port)) {
+			dconn_close(c);
+			return 1;
+		}
 		int fd = c->fd;
 		struct sn_tls_stream *tls = c->tls;
 		sn_io_stop(&w->loop, &c->io);

@@ -30,6 +30,7 @@
 #include "proxy.h"
 
 #define RETRY_MS 2000
+#define CSR_ANSWER_MS 30000   /* a renewal CSR unanswered this long is sent again */
 
 struct sn_ident {
 	struct sn_proxy *p;
@@ -160,6 +161,8 @@ static int send_text(struct sn_proxy *p, char *buf, size_t len)
 	return rc;
 }
 
+static void schedule_renewal(struct sn_ident *id, uint64_t in_ms);
+
 /* A CSR for a new key; with the token on the bootstrap link. */
 static void send_csr(struct sn_proxy *p, int with_token)
 {
@@ -185,8 +188,11 @@ static void send_csr(struct sn_proxy *p, int with_token)
 	fputs("}", f);
 	fclose(f);
 	free(csr);
-	if (send_text(p, buf, len) == 0)
-		id->renew_due = 0;
+	/* renew_due stays set until a certificate installs: a link lost with
+	 * the CSR in flight sends it again on the next link; and a guard
+	 * timer asks again if no answer comes. */
+	if (send_text(p, buf, len) == 0 && !with_token)
+		schedule_renewal(id, CSR_ANSWER_MS);
 }
 
 static void send_ack(struct sn_proxy *p)
@@ -302,6 +308,7 @@ static void on_certificate(struct sn_proxy *p, struct fy_node *root, int bootstr
 	EVP_PKEY_free(id->key);
 	id->key = id->pending;
 	id->pending = NULL;
+	id->renew_due = 0;
 	free(id->chain);
 	id->chain = chain;
 	chain = NULL;
@@ -317,8 +324,10 @@ static void on_certificate(struct sn_proxy *p, struct fy_node *root, int bootstr
 	time_t now = time(NULL);
 	time_t at = sn_svid_renew_at(SN_MAX((time_t)nb, now), (time_t)na, rnd(id, UINT32_MAX));
 	schedule_renewal(id, at > now ? (uint64_t)(at - now) * 1000 : 0);
+	/* p->principal came from the token at start-up and is what sinewd
+	 * signs; workers read it unlocked, so it is never rewritten. */
 	if (strcmp(spiffe, p->principal) != 0)
-		snprintf(p->principal, sizeof(p->principal), "%s", spiffe);
+		sn_log(SN_LOG_WARN, "identity: sinewd issued %s, not %s as the token said", spiffe, p->principal);
 	sn_log(SN_LOG_INFO, "identity: %s %s, serial %s, valid until %lld; renews in %llds", bootstrap ? "got" : "renewed",
 	       spiffe, serial, na, (long long)(at > now ? at - now : 0));
 	if (!bootstrap)

@@ -239,7 +239,8 @@ void sn_worker_post_drain(struct sn_worker *w);
 /* Posts a stop request (drain deadline passed). Any thread. */
 void sn_worker_post_stop(struct sn_worker *w);
 void sn_worker_dispose(struct sn_worker *w);
-/* The inbound cluster for the app's port (0 or --app's: the main one). */
+/* The inbound cluster for the app's port (0 or --app's: the main one);
+ * NULL when no more ports can be tracked. */
 struct sn_cluster *sn_worker_inbound_cluster(struct sn_worker *w, uint16_t port);
 /* Looks up or creates the host for an endpoint. NULL on ENOMEM or when
  * the table's bound is reached. */

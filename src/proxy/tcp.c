@@ -205,15 +205,24 @@ static ssize_t side_write(struct side *s, const void *buf, size_t len)
 	return n;
 }
 
+/* Passes the other side's EOF on: a FIN, or over TLS a close_notify —
+ * which may have to wait for the handshake to finish or for room in the
+ * socket; the pump calls this again until it is out. */
 static void side_shut(struct side *s)
 {
 	if (s->shut || s->fd < 0)
 		return;
-	s->shut = 1;
-	if (s->tls != NULL)
-		sn_tls_stream_shutdown(s->tls);
-	else
+	if (s->tls == NULL) {
 		shutdown(s->fd, SHUT_WR);
+		s->shut = 1;
+		return;
+	}
+	enum sn_tls_state st = sn_tls_stream_state(s->tls);
+	if (st == SN_TLS_STATE_HANDSHAKE)
+		return;   /* reads drive the handshake; retried after */
+	int r = sn_tls_stream_shutdown(s->tls);
+	if (r != SN_EAGAIN)
+		s->shut = 1;   /* sent, or the stream failed: nothing more to send */
 }
 
 /* One direction: read from `from` into buf while there is room, write to
@@ -224,9 +233,9 @@ static int move(struct side *from, struct side *to, unsigned char *buf, size_t *
 	int moved = 0;
 	for (;;) {
 		int step = 0;
+		if (*len == 0)
+			*off = 0;   /* all written: the whole buffer is room again */
 		if (!from->eof && *off + *len < RELAY_BUF) {
-			if (*len == 0)
-				*off = 0;
 			ssize_t n = side_read(from, buf + *off + *len, RELAY_BUF - *off - *len);
 			if (n > 0) {
 				*len += (size_t)n;

@@ -179,7 +179,7 @@ struct sn_cluster *sn_worker_inbound_cluster(struct sn_worker *w, uint16_t port)
 		if (w->inbound_ports[i].port == port)
 			return &w->inbound_ports[i].cluster;
 	if (w->n_inbound_ports == SN_ARRAY_LEN(w->inbound_ports))
-		return &w->inbound_cluster;
+		return NULL;   /* never another port's app */
 	struct sn_inbound_port *ip = &w->inbound_ports[w->n_inbound_ports];
 	struct sockaddr_in *sa = (struct sockaddr_in *)&ip->endpoint.addr;
 	memset(ip, 0, sizeof(*ip));
@@ -197,7 +197,7 @@ struct sn_cluster *sn_worker_inbound_cluster(struct sn_worker *w, uint16_t port)
 	ip->cluster.n_endpoints = 1;
 	ip->host = sn_worker_host(w, (struct sockaddr *)sa, ip->endpoint.addr_len);
 	if (ip->host == NULL)
-		return &w->inbound_cluster;
+		return NULL;
 	ip->state.hosts = &ip->host;
 	w->n_inbound_ports++;
 	return &ip->cluster;

@@ -52,6 +52,20 @@ def serve(port, banner):
         threading.Thread(target=one, daemon=True).start()
 threading.Thread(target=serve, args=(7000, False), daemon=True).start()
 threading.Thread(target=serve, args=(7100, True), daemon=True).start()
+def count_until_eof():
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 7200)); s.listen(16)
+    while True:
+        c, _ = s.accept()
+        n = 0
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            n += len(b)
+        c.sendall(b"GOT %d\n" % n)
+        c.close()
+threading.Thread(target=count_until_eof, daemon=True).start()
 serve(6379, True)
 """
 
@@ -76,6 +90,11 @@ for i in range(2):   # the first connection also brings the Service into the pro
     took = time.time() - t0
     c.close()
 print("7100", b, "fast" if took < 0.5 else "slow %.2f" % took)
+c = socket.create_connection(("kv", 7200), timeout=10)   # half-close carried through both proxies
+c.sendall(b"x" * 300000)
+c.shutdown(socket.SHUT_WR)
+print("7200", c.makefile("rb").readline().decode().strip())
+c.close()
 """
 
 
@@ -207,7 +226,7 @@ class LocalMesh(unittest.TestCase):
             f.write(KV_SERVER)
         os.chmod(e.tmp, 0o755)
         os.chmod(server, 0o644)
-        kv = self.run_pod("kv", "--port", "6379/tcp,7000/tcp,7100/tcp", "--service-account", "kv",
+        kv = self.run_pod("kv", "--port", "6379/tcp,7000/tcp,7100/tcp,7200/tcp", "--service-account", "kv",
                           cmd=["/usr/bin/python3", server])
         kpod = e.wait_ready("kv", kv, timeout=40)
         client = self.run_pod("tcpclient", "--service-account", "tcpclient", cmd=["sleep", "120"])
@@ -218,10 +237,10 @@ class LocalMesh(unittest.TestCase):
         # 7100 is server-first but not a well-known port: declared tcp (Service port
         # "tcp-7100"), it is TCP at once, not after the 1 s sniff
         self.assertEqual(r.stdout.splitlines(), ["banner +HELLO kv", "6379 PING", "7000 HELLO THERE",
-                                                 "7100 +HELLO kv fast"], r.stderr)
+                                                 "7100 +HELLO kv fast", "7200 GOT 300000"], r.stderr)
         m = st.parse_metrics(in_pod_sh(kpod["name"], ["curl", "-sS", "--max-time", "5",
                                                       "http://127.0.0.1:15020/metrics"]).stdout)
-        self.assertGreaterEqual(st.metric_sum(m, "sinew_tcp_inbound_mtls_connections_total"), 4)
+        self.assertGreaterEqual(st.metric_sum(m, "sinew_tcp_inbound_mtls_connections_total"), 5)
         m = st.parse_metrics(in_pod_sh(cpod["name"], ["curl", "-sS", "--max-time", "5",
                                                       "http://127.0.0.1:15020/metrics"]).stdout)
         self.assertGreaterEqual(st.metric_sum(m, "sinew_tcp_outbound_mtls_connections_total"), 2)
