@@ -244,6 +244,25 @@ class LocalMesh(unittest.TestCase):
         m = st.parse_metrics(in_pod_sh(cpod["name"], ["curl", "-sS", "--max-time", "5",
                                                       "http://127.0.0.1:15020/metrics"]).stdout)
         self.assertGreaterEqual(st.metric_sum(m, "sinew_tcp_outbound_mtls_connections_total"), 2)
+        # AuthorizationPolicy holds for opaque TCP too: only another identity may connect
+        rc, out, err = e.sinew("apply", "-f", "-", "--server", "http://" + self.api, stdin=(
+            "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: kv-only-admin}\n"
+            "spec:\n  selector:\n    matchLabels: {app: kv}\n  action: ALLOW\n  rules:\n"
+            "  - from:\n    - source:\n        principals: [\"cluster.local/ns/default/sa/admin\"]\n"))
+        self.assertEqual(rc, 0, err)
+        probe = ("import socket\nc = socket.create_connection(('kv', 7000), timeout=5)\n"
+                 "c.sendall(b'hi\\n')\ntry:\n    print(repr(c.recv(100)))\nexcept Exception as x:\n"
+                 "    print(type(x).__name__)\n")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            r = in_pod_sh(cpod["name"], ["/usr/bin/python3", "-c", probe], timeout=20)
+            if r.stdout.strip() in ("b''", "ConnectionResetError"):
+                break
+            time.sleep(0.3)
+        self.assertIn(r.stdout.strip(), ("b''", "ConnectionResetError"), r.stdout + r.stderr)
+        m = st.parse_metrics(in_pod_sh(kpod["name"], ["curl", "-sS", "--max-time", "5",
+                                                      "http://127.0.0.1:15020/metrics"]).stdout)
+        self.assertGreaterEqual(st.metric_sum(m, "sinew_authz_deny_total"), 1)
 
     def test_http_on_two_ports(self):
         """A pod serving HTTP on two ports: each port's requests reach the
