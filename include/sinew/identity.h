@@ -204,6 +204,8 @@ int sn_ca_sign_req(struct sn_ca *ca, X509_REQ *req,
 
 /* SHA-256 of the certificate's DER (the join token's root pin). */
 int sn_cert_sha256(X509 *cert, uint8_t out[32]);
+/* n bytes as 2n lower-case hex digits and a NUL into out. */
+void sn_hex(const uint8_t *b, size_t n, char *out);
 
 /* --- The workload side (src/tls/workload.c) --- */
 

@@ -58,4 +58,8 @@ size_t sn_json_escape(char *dst, size_t cap, const char *s, size_t n, size_t *co
  * does not start one that is complete within n bytes. n must be > 0. */
 size_t sn_utf8_seq_len(const unsigned char *p, size_t n);
 
+/* Whether s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
+ * code points past U+10FFFF). */
+int sn_utf8_valid(const char *s, size_t n);
+
 #endif

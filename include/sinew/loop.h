@@ -108,6 +108,9 @@ static inline uint64_t sn_loop_now(const struct sn_loop *loop)
 }
 /* Reads the monotonic clock now (ms); for tests and durations. */
 uint64_t sn_clock_ms(void);
+/* Sleeps ms milliseconds (resumed after signals); for command-line
+ * tools, never on a loop thread. */
+void sn_sleep_ms(unsigned ms);
 /* Monotonic clock in microseconds. */
 uint64_t sn_clock_us(void);
 

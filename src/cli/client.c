@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "sinew/cli.h"
+#include "sinew/loop.h"
 #include "sinew/pod.h"
 
 const char *sn_cli_netns;
@@ -23,13 +24,6 @@ const char *sn_cli_netns;
 #define HEAD_MAX 65536
 #define REQ_HEAD_MAX 16384
 #define MAX_HEADERS 100
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* strerror with a lower-case first letter, to sit inside a sentence. */
 static void reason(int e, char *buf, size_t size)
@@ -110,7 +104,7 @@ void sn_cli_response_free(struct sn_cli_response *r)
 static int wait_fd(int fd, short events, long long deadline)
 {
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - (long long)sn_clock_ms();
 		if (left <= 0) {
 			errno = ETIMEDOUT;
 			return -1;
@@ -134,7 +128,7 @@ static int connect_to(const struct sn_cli_url *u, long long deadline, int *err_o
 		return -1;
 	}
 	int last = ECONNREFUSED;
-	long long connect_deadline = SN_MIN(deadline, now_ms() + SN_CLI_CONNECT_TIMEOUT_MS);
+	long long connect_deadline = SN_MIN(deadline, (long long)sn_clock_ms() + SN_CLI_CONNECT_TIMEOUT_MS);
 	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
 		/* A pod's proxy: its admin port is on the pod's loopback. */
 		int fd = sn_cli_netns != NULL
@@ -242,7 +236,7 @@ int sn_cli_http(const char *base, const char *method, const char *path, const ch
 	char why[200];
 	char *buf = NULL;
 	int fd = -1;
-	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : SN_CLI_TIMEOUT_MS);
+	long long deadline = (long long)sn_clock_ms() + (timeout_ms > 0 ? timeout_ms : SN_CLI_TIMEOUT_MS);
 
 	memset(out, 0, sizeof(*out));
 	if (sn_cli_url_parse(base, &u, err, err_size) != 0)

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "sinew/cli.h"
+#include "sinew/loop.h"
 #include "sinew/common.h"
 #include "sinew/control.h"
 #include "sinew/pod.h"
@@ -106,13 +107,6 @@ static void drain_sig_pipe(void)
 }
 
 /* ---- small helpers ------------------------------------------------------------ */
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Waits up to ms, returning early on a signal. */
 static void nap(int ms)
@@ -684,7 +678,7 @@ static int wait_ready(struct run *r)
 {
 	char why[700] = "the proxy's admin port did not answer";
 	char log[PATH_MAX];
-	long long deadline = now_ms() + (long long)r->o->ready_timeout_s * 1000;
+	long long deadline = (long long)sn_clock_ms() + (long long)r->o->ready_timeout_s * 1000;
 	const char *netns = r->o->capture ? r->pod.name : NULL;
 	snprintf(log, sizeof(log), "%s/%s.proxy.log", r->dir, r->pod.name);
 	for (;;) {
@@ -727,7 +721,7 @@ static int wait_ready(struct run *r)
 				snprintf(why, sizeof(why), "%s", err);
 			}
 		}
-		if (now_ms() > deadline) {
+		if ((long long)sn_clock_ms() > deadline) {
 			fprintf(stderr, "sinew run: pod %s is not ready after %d s: %s; the app was not started\n",
 				r->pod.name, r->o->ready_timeout_s, why);
 			sn_cli_print_log_tail(log);
@@ -820,11 +814,11 @@ static void supervise(struct run *r, int out_fd, int err_fd)
 {
 	long long kill_at = 0;
 	int signalled = 0;
-	long long names_at = now_ms() + NAMES_REFRESH_MS;
+	long long names_at = (long long)sn_clock_ms() + NAMES_REFRESH_MS;
 	fcntl(out_fd, F_SETFL, O_NONBLOCK);
 	fcntl(err_fd, F_SETFL, O_NONBLOCK);
 	while (r->app > 0) {
-		if (r->o->capture && r->o->token && now_ms() >= names_at) {
+		if (r->o->capture && r->o->token && (long long)sn_clock_ms() >= names_at) {
 			/* Services applied since: their names in every pod (vips.c). */
 			char err[600];
 			int lock = sn_pod_state_lock(r->dir, err, sizeof(err));
@@ -832,7 +826,7 @@ static void supervise(struct run *r, int out_fd, int err_fd)
 				sn_cli_vips_refresh(sn_cli_server(r->o->server), r->dir, NULL, err, sizeof(err));
 				sn_pod_state_unlock(lock);
 			}
-			names_at = now_ms() + NAMES_REFRESH_MS;
+			names_at = (long long)sn_clock_ms() + NAMES_REFRESH_MS;
 		}
 		struct pollfd p[3] = { { sig_pipe[0], POLLIN, 0 }, { out_fd, POLLIN, 0 }, { err_fd, POLLIN, 0 } };
 		int n = poll(p, 3, 500);
@@ -858,19 +852,19 @@ static void supervise(struct run *r, int out_fd, int err_fd)
 			signalled = -1;
 			r->proxy_died = 1;
 			kill(r->app, SIGTERM);
-			kill_at = now_ms() + APP_STOP_GRACE_MS;
+			kill_at = (long long)sn_clock_ms() + APP_STOP_GRACE_MS;
 		}
 		if (stop_signal) {
 			if (signalled > 0) {
 				kill(r->app, SIGKILL);   /* asked twice */
 			} else if (signalled == 0) {
 				kill(r->app, SIGTERM);
-				kill_at = now_ms() + APP_STOP_GRACE_MS;
+				kill_at = (long long)sn_clock_ms() + APP_STOP_GRACE_MS;
 				signalled = 1;
 			}
 			stop_signal = 0;
 		}
-		if (kill_at && now_ms() > kill_at) {
+		if (kill_at && (long long)sn_clock_ms() > kill_at) {
 			kill(r->app, SIGKILL);
 			kill_at = 0;
 		}
@@ -898,8 +892,8 @@ static int teardown(struct run *r)
 	record(r);
 	if (r->app > 0) {
 		kill(r->app, SIGTERM);
-		long long until = now_ms() + APP_STOP_GRACE_MS;
-		while (r->app > 0 && now_ms() < until) {
+		long long until = (long long)sn_clock_ms() + APP_STOP_GRACE_MS;
+		while (r->app > 0 && (long long)sn_clock_ms() < until) {
 			nap(50);
 			reap(r);
 		}
@@ -913,8 +907,8 @@ static int teardown(struct run *r)
 	if (r->proxy > 0) {
 		kill(-r->proxy, SIGTERM);
 		kill(r->proxy, SIGTERM);
-		long long until = now_ms() + (long long)r->o->drain_timeout_s * 1000;
-		while (r->proxy > 0 && now_ms() < until) {
+		long long until = (long long)sn_clock_ms() + (long long)r->o->drain_timeout_s * 1000;
+		while (r->proxy > 0 && (long long)sn_clock_ms() < until) {
 			nap(50);
 			reap(r);
 		}

@@ -18,24 +18,12 @@
 #include <unistd.h>
 
 #include "sinew/cli.h"
+#include "sinew/loop.h"
 #include "sinew/common.h"
 #include "sinew/pod.h"
 
 #define READY_WAIT_MS 10000
 #define STOP_WAIT_MS 10000
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* DIR from --data-dir, $SINEW_HOME or ~/.sinew (declared in cli.h). */
 int sn_cli_data_dir(const char *flag, char *buf, size_t size)
@@ -353,7 +341,7 @@ int sn_cli_up(int argc, char **argv)
 		return 1;
 	}
 
-	long long deadline = now_ms() + READY_WAIT_MS;
+	long long deadline = (long long)sn_clock_ms() + READY_WAIT_MS;
 	for (;;) {
 		int status;
 		if (waitpid(pid, &status, WNOHANG) == pid) {
@@ -372,13 +360,13 @@ int sn_cli_up(int argc, char **argv)
 			if (st == 200)
 				break;
 		}
-		if (now_ms() > deadline) {
+		if ((long long)sn_clock_ms() > deadline) {
 			fprintf(stderr, "sinew: sinewd (pid %ld) is not ready after %d s; see %s (stop it with `sinew down`)\n",
 				(long)pid, READY_WAIT_MS / 1000, log);
 			sn_cli_print_log_tail(log);
 			return 1;
 		}
-		sleep_ms(50);
+		sn_sleep_ms(50);
 	}
 	printf("sinewd is running (pid %ld)\n", (long)pid);
 	printf("  API:   %s\n", u.text);
@@ -458,24 +446,24 @@ int sn_cli_down(int argc, char **argv)
 		fprintf(stderr, "sinew: cannot stop sinewd (pid %ld): %s\n", (long)pid, strerror(errno));
 		return 1;
 	}
-	long long deadline = now_ms() + STOP_WAIT_MS;
+	long long deadline = (long long)sn_clock_ms() + STOP_WAIT_MS;
 	int killed = 0;
 	for (;;) {
 		/* Our child only if this shell started it; reap it if so. */
 		waitpid(pid, NULL, WNOHANG);
 		if (!alive(pid))
 			break;
-		if (!killed && now_ms() > deadline) {
+		if (!killed && (long long)sn_clock_ms() > deadline) {
 			fprintf(stderr, "sinew: sinewd (pid %ld) did not exit within %d s of SIGTERM; sending SIGKILL\n",
 				(long)pid, STOP_WAIT_MS / 1000);
 			kill(pid, SIGKILL);
 			killed = 1;
-			deadline = now_ms() + 5000;
-		} else if (killed && now_ms() > deadline) {
+			deadline = (long long)sn_clock_ms() + 5000;
+		} else if (killed && (long long)sn_clock_ms() > deadline) {
 			fprintf(stderr, "sinew: sinewd (pid %ld) is still there after SIGKILL\n", (long)pid);
 			return 1;
 		}
-		sleep_ms(20);
+		sn_sleep_ms(20);
 	}
 	unlink(pidfile);
 	printf("sinewd stopped (pid %ld%s); data kept in %s\n", (long)pid, killed ? ", killed" : "", dir);

@@ -105,16 +105,6 @@ static int join_path(char *out, size_t size, const char *a, const char *b)
 	return 0;
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-	static const char d[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = d[b[i] >> 4];
-		out[2 * i + 1] = d[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static int unhex(const char *s, size_t n, uint8_t *out)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -754,7 +744,7 @@ static int spent_compact(struct sn_ca_service *s)
 	if (buf == NULL)
 		return SN_ENOMEM;
 	for (size_t i = 0; i < s->n_spent; i++) {
-		hex(s->spent[i].nonce, 16, hx);
+		sn_hex(s->spent[i].nonce, 16, hx);
 		off += (size_t)snprintf(buf + off, cap - off, "%s %lld\n", hx, (long long)s->spent[i].keep_until);
 	}
 	int rc = write_atomic(s->dir, "used-nonces", buf, off, 0600, s->no_sync);
@@ -845,7 +835,7 @@ static int spent_record(struct sn_ca_service *s, const uint8_t nonce[16], int64_
 		return 0;
 	}
 	char path[CA_PATH_MAX], line[64], hx[33];
-	hex(nonce, 16, hx);
+	sn_hex(nonce, 16, hx);
 	int n = snprintf(line, sizeof(line), "%s %lld\n", hx, (long long)keep_until);
 	if (join_path(path, sizeof(path), s->dir, "used-nonces") != 0) {
 		s->n_spent--;
@@ -966,7 +956,7 @@ const char *sn_ca_service_trust_domain(const struct sn_ca_service *s)
 
 void sn_ca_service_root_sha256_hex(const struct sn_ca_service *s, char out[65])
 {
-	hex(s->root_sha256, 32, out);
+	sn_hex(s->root_sha256, 32, out);
 }
 
 /* ---- tokens ------------------------------------------------------------- */
@@ -1113,7 +1103,7 @@ static int sign(struct sn_ca_service *s, X509_REQ *req, const char *ns, const ch
 	out->not_after = asn1_time(X509_get0_notAfter(leaf));
 	const ASN1_INTEGER *ser = X509_get0_serialNumber(leaf);
 	size_t sl = (size_t)ASN1_STRING_length(ser);
-	hex(ASN1_STRING_get0_data(ser), SN_MIN(sl, (sizeof(out->serial) - 1) / 2), out->serial);
+	sn_hex(ASN1_STRING_get0_data(ser), SN_MIN(sl, (sizeof(out->serial) - 1) / 2), out->serial);
 	BIO_free(bio);
 	X509_free(leaf);
 	return 0;
@@ -1157,7 +1147,7 @@ int sn_ca_service_issue(struct sn_ca_service *s, const char *token, size_t token
 		return refuse(why, 401, "wrong trust domain: the token is for %s, this CA serves %s", t.trust_domain,
 			      sn_ca_trust_domain(s->ca));
 	if (CRYPTO_memcmp(t.root_sha256, s->root_sha256, 32) != 0) {
-		hex(t.root_sha256, 32, hx);
+		sn_hex(t.root_sha256, 32, hx);
 		return refuse(why, 401, "the token pins CA root sha256 %s, which is not this CA's current root; mint a "
 					"new token", hx);
 	}
@@ -1485,7 +1475,7 @@ static void out_cert(struct sn_out *o, X509 *c, time_t now, int with_pem)
 	char fph[65], nb[32], na[32], *subj;
 	time_t tnb = asn1_time(X509_get0_notBefore(c)), tna = asn1_time(X509_get0_notAfter(c));
 	sn_cert_sha256(c, fp);
-	hex(fp, 32, fph);
+	sn_hex(fp, 32, fph);
 	time_str(tnb, nb, sizeof(nb));
 	time_str(tna, na, sizeof(na));
 	subj = X509_NAME_oneline(X509_get_subject_name(c), NULL, 0);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sinew/json.h"
 #include "sinew/log.h"
 #include "mesh_internal.h"
 
@@ -42,23 +43,6 @@ int copy_labels(struct sn_labels *dst, const struct sn_labels *src)
 			return SN_ENOMEM;
 	}
 	return 0;
-}
-
-static int utf8_ok(const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < n) {
-		unsigned char c = p[i];
-		size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-		if (len == 0 || i + len > n)
-			return 0;
-		for (size_t k = 1; k < len; k++)
-			if ((p[i + k] & 0xc0) != 0x80)
-				return 0;
-		i += len;
-	}
-	return 1;
 }
 
 static const char *scalar(struct fy_node *map, const char *key, size_t *len)
@@ -468,7 +452,7 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 	if (px->gone)
 		return;
 	px->last_heard_ms = sn_loop_now(m->loop);
-	if (!utf8_ok(msg, len)) {
+	if (!sn_utf8_valid(msg, len)) {
 		protocol_error(px, "a message is not UTF-8");
 		return;
 	}

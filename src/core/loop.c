@@ -19,6 +19,13 @@ uint64_t sn_clock_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+void sn_sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+	}
+}
+
 uint64_t sn_clock_us(void)
 {
 	struct timespec ts;

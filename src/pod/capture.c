@@ -28,6 +28,7 @@
 
 #include "pod_internal.h"
 #include "sinew/common.h"
+#include "sinew/loop.h"
 #include "sinew/pod.h"
 
 static const unsigned default_exclude[] = { SN_POD_PORT_ADMIN, SN_POD_PORT_HEALTH };
@@ -151,13 +152,6 @@ int sn_pod_capture_present(const char *netns, const struct sn_pod_capture *c, ch
 	return 1;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int sn_pod_capture_probe(const char *netns, uint32_t probe_addr, const char *pod, int timeout_ms, char *err,
 			 size_t err_size)
 {
@@ -170,7 +164,7 @@ int sn_pod_capture_probe(const char *netns, uint32_t probe_addr, const char *pod
 	}
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(SN_POD_PORT_PROBE),
 				  .sin_addr.s_addr = htonl(probe_addr) };
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = (long long)sn_clock_ms() + timeout_ms;
 	int rc = 0;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno != EINPROGRESS) {
 		snprintf(err, err_size, "capture probe to %s:%d from %s: %s (outbound traffic is not redirected to "
@@ -178,7 +172,7 @@ int sn_pod_capture_probe(const char *netns, uint32_t probe_addr, const char *pod
 		goto done;
 	}
 	struct pollfd pfd = { fd, POLLOUT, 0 };
-	int left = (int)(deadline - now_ms());
+	int left = (int)(deadline - (long long)sn_clock_ms());
 	if (poll(&pfd, 1, left > 0 ? left : 0) != 1) {
 		snprintf(err, err_size, "capture probe to %s:%d from %s: no connection within %d ms (outbound traffic "
 					"is not redirected to the proxy)", addr, SN_POD_PORT_PROBE, netns, timeout_ms);
@@ -196,7 +190,7 @@ int sn_pod_capture_probe(const char *netns, uint32_t probe_addr, const char *pod
 	char line[256];
 	size_t got = 0;
 	while (got < sizeof(line) - 1 && memchr(line, '\n', got) == NULL) {
-		left = (int)(deadline - now_ms());
+		left = (int)(deadline - (long long)sn_clock_ms());
 		pfd.events = POLLIN;
 		if (left <= 0 || poll(&pfd, 1, left) != 1)
 			break;

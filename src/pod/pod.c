@@ -18,22 +18,10 @@
 
 #include "pod_internal.h"
 #include "sinew/common.h"
+#include "sinew/loop.h"
 #include "sinew/pod.h"
 
 #define MAX_PIDS 256
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* `ip ARGS...` (strings), failing with the command in err. exec's argv
  * is not const-qualified; nothing writes to it. */
@@ -262,7 +250,7 @@ int sn_pod_remove(const char *dir, const struct sn_pod *p, int grace_ms, char *e
 	pid_t pids[MAX_PIDS];
 	const struct sn_pod_proc *rec[] = { &p->supervisor, &p->app, &p->proxy };
 	int sig = SIGTERM;
-	long long deadline = now_ms() + grace_ms;
+	long long deadline = (long long)sn_clock_ms() + grace_ms;
 
 	/* SIGTERM to the recorded processes and to everything in the pod's
 	 * namespace; SIGKILL what is left after the grace period. */
@@ -272,17 +260,17 @@ int sn_pod_remove(const char *dir, const struct sn_pod *p, int grace_ms, char *e
 			signal_proc(rec[i], sig, rec[i] == &p->proxy);
 		for (int i = 0; i < n; i++)
 			kill(pids[i], sig);
-		while (now_ms() < deadline) {
+		while ((long long)sn_clock_ms() < deadline) {
 			n = pod_pids(p, pids, MAX_PIDS);
 			if (!any_alive(p, pids, n))
 				break;
-			sleep_ms(20);
+			sn_sleep_ms(20);
 		}
 		n = pod_pids(p, pids, MAX_PIDS);
 		if (!any_alive(p, pids, n))
 			break;
 		sig = SIGKILL;
-		deadline = now_ms() + 3000;
+		deadline = (long long)sn_clock_ms() + 3000;
 	}
 	if (sn_pod_netns_exists(p->name)) {
 		/* The veth pair and the capture rules go with the namespace. */

@@ -12,20 +12,14 @@
 #include <unistd.h>
 
 #include "sinew/common.h"
+#include "sinew/loop.h"
 #include "sinew/pod.h"
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int wait_fd(int fd, short events, long long deadline)
 {
 	struct pollfd p = { fd, events, 0 };
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - (long long)sn_clock_ms();
 		if (left <= 0)
 			return 0;
 		int r = poll(&p, 1, (int)left);
@@ -54,7 +48,7 @@ int sn_pod_http_get(const char *netns, const char *addr_port, const char *path, 
 		snprintf(err, err_size, "bad address \"%s\": want IPV4:PORT", addr_port);
 		return SN_EINVAL;
 	}
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = (long long)sn_clock_ms() + timeout_ms;
 	int fd = sn_pod_socket_in_netns(netns, AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
 		snprintf(err, err_size, "cannot make a socket in %s: %s", netns ? netns : "this namespace",

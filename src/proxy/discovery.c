@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "sinew/json.h"
 #include "sinew/log.h"
 #include "sinew/xds.h"
 #include "proxy.h"
@@ -157,23 +158,6 @@ static void cp_send(struct sn_cp *cp, struct sb *b)
 }
 
 /* ---- JSON input via libfyaml (JSON is YAML) -------------------------- */
-
-static int utf8_ok(const char *s, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < n) {
-		unsigned char c = p[i];
-		size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-		if (len == 0 || i + len > n)
-			return 0;
-		for (size_t k = 1; k < len; k++)
-			if ((p[i + k] & 0xc0) != 0x80)
-				return 0;
-		i += len;
-	}
-	return 1;
-}
 
 static const char *scalar(struct fy_node *map, const char *key, size_t *len)
 {
@@ -575,7 +559,7 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 	size_t tlen;
 	const char *type;
 
-	if (!utf8_ok(msg, len)) {
+	if (!sn_utf8_valid(msg, len)) {
 		sn_xds_close(c, "message is not UTF-8");
 		return;
 	}

@@ -111,6 +111,18 @@ size_t sn_utf8_seq_len(const unsigned char *p, size_t n)
 	return len;
 }
 
+int sn_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0; i < n;) {
+		size_t l = sn_utf8_seq_len(p + i, n - i);
+		if (l == 0)
+			return 0;
+		i += l;
+	}
+	return 1;
+}
+
 size_t sn_json_escape(char *dst, size_t cap, const char *s, size_t n, size_t *consumed)
 {
 	static const char hex[] = "0123456789abcdef";

@@ -31,20 +31,9 @@ int sn_join_token_secret_generate(uint8_t *secret, size_t len)
 	return 0;
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-	static const char d[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = d[b[i] >> 4];
-		out[2 * i + 1] = d[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 void sn_join_token_nonce_hex(const struct sn_join_token *t, char out[33])
 {
-	hex(t->nonce, sizeof(t->nonce), out);
+	sn_hex(t->nonce, sizeof(t->nonce), out);
 }
 
 static int check_identity(const char *td, const char *ns, const char *sa, struct sn_id_error *err)
@@ -86,8 +75,8 @@ int sn_join_token_create(struct sn_join_token *t, const uint8_t *secret, size_t 
 		ERR_clear_error();
 		return SN_EIO;
 	}
-	hex(t->nonce, sizeof(t->nonce), nh);
-	hex(t->root_sha256, sizeof(t->root_sha256), rh);
+	sn_hex(t->nonce, sizeof(t->nonce), nh);
+	sn_hex(t->root_sha256, sizeof(t->root_sha256), rh);
 	n = snprintf(claims, sizeof(claims), "td=%s;ns=%s;sa=%s;exp=%lld;nonce=%s;root=%s", t->trust_domain,
 		     t->ns, t->sa, (long long)t->expires_at, nh, rh);
 	if (n < 0 || (size_t)n >= sizeof(claims))

@@ -132,3 +132,13 @@ long sn_b64url_decode(const char *in, size_t n, uint8_t *out, size_t cap)
 		return -1;
 	return (long)o;
 }
+
+void sn_hex(const uint8_t *b, size_t n, char *out)
+{
+	static const char d[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = d[b[i] >> 4];
+		out[2 * i + 1] = d[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
