@@ -132,6 +132,14 @@ void sn_apply_report_free(struct sn_apply_report *r);
 int sn_admit_apply(struct sn_store *st, const char *source, const char *text, size_t len,
 		   struct sn_apply_report *out);
 
+/* The same, with the deciding half (parse, validate, translate: the config
+ * code that untrusted input reaches) in a child process with limits
+ * (src/control/admit_isolate.c): if it dies, sinewd stays up, the
+ * resources that make it die are refused with internal_error and the others
+ * are admitted. What sinewd's API uses. */
+int sn_admit_apply_isolated(struct sn_store *st, const char *source, const char *text, size_t len,
+			    struct sn_apply_report *out);
+
 /* Deletes a resource and recomputes every status. Returns 0, SN_ENOTFOUND
  * or SN_EIO. */
 int sn_admit_delete(struct sn_store *st, enum sn_resource_kind kind, const char *ns, const char *name);

@@ -423,15 +423,14 @@ static void parse_when(struct cfg_ctx *c, const struct yn *v, struct sn_authz_ru
 				cfg_path_pop(c, ql);
 			}
 		}
-		size_t ql = cfg_path_push(c, ".key");
 		char *ks = NULL;
-		int g = cfg_get_str(c, key, CFG_MAX_STR, &ks);
 		int ok = 0;
-		if (g == 1 || (g == 0 && ks[0] == '\0'))
-			cfg_err(c, key ? key : x, "key is required (e.g. key: request.headers[x-user])");
-		else if (g == 0)
-			ok = parse_condition_key(c, key, ks, w) == 0;
-		cfg_path_pop(c, ql);
+		if (cfg_require(c, x, "key", YN_SCALAR, "the attribute to test, e.g. key: request.headers[x-user]")) {
+			size_t ql = cfg_path_push(c, ".key");
+			if (cfg_get_str(c, key, CFG_MAX_STR, &ks) == 0)
+				ok = parse_condition_key(c, key, ks, w) == 0;
+			cfg_path_pop(c, ql);
+		}
 		if ((values == NULL || values->type == YN_NULL) && (not_values == NULL || not_values->type == YN_NULL)) {
 			cfg_err(c, x, "at least one of values or notValues must be set");
 			ok = 0;

@@ -94,6 +94,16 @@ void cfg_warn(struct cfg_ctx *c, const struct yn *at, const char *fmt, ...)
 void cfg_warn_unimplemented(struct cfg_ctx *c, const struct yn *key, const char *what);
 void cfg_warn_unknown(struct cfg_ctx *c, const struct yn *key);
 
+/* The one rule for values a resource cannot do without: a value is missing
+ * when absent, null, an empty string, or an empty list/mapping where want
+ * is that collection type (a value of another type is present, and its
+ * getter reports the type; want YN_NULL: an empty collection is present). cfg_require reports a missing key of map as
+ * an error at map.key ("KEY is required: WHAT") and returns NULL, else
+ * the value node. Every kind checks its required fields with it. */
+int cfg_missing(const struct yn *v, enum yn_type want);
+const struct yn *cfg_require(struct cfg_ctx *c, const struct yn *map, const char *key, enum yn_type want,
+			     const char *what);
+
 /* Typed getters. Each reads node v at the current path (the caller pushed
  * the field name). Null means "absent": they return 1 and leave *out.
  * Wrong type or out of range: an error naming what was expected, return -1.

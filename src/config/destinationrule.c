@@ -204,9 +204,8 @@ struct cfg_dr *cfg_parse_destination_rule(struct cfg_ctx *c, const struct yn *sp
 							cfg_warn_unknown(c, sv->keys[m]);
 						cfg_path_pop(c, rl);
 					}
-					if (s->name == NULL) {
-						cfg_err(c, sv, "subset name is required");
-					} else {
+					if (cfg_require(c, sv, "name", YN_SCALAR, "name the subset (e.g. v1)") != NULL &&
+					    s->name != NULL) {
 						for (size_t m = 0; m < dr->n_subsets; m++)
 							if (!strcmp(dr->subsets[m].name, s->name))
 								cfg_err(c, sv, "subset \"%.64s\" is defined twice", s->name);
@@ -224,10 +223,6 @@ struct cfg_dr *cfg_parse_destination_rule(struct cfg_ctx *c, const struct yn *sp
 		}
 		cfg_path_pop(c, pl);
 	}
-	if (dr->host == NULL && c->errors == 0) {
-		size_t pl = cfg_path_push(c, ".host");
-		cfg_err(c, spec, "host is required (the Service this rule applies to)");
-		cfg_path_pop(c, pl);
-	}
+	cfg_require(c, spec, "host", YN_SCALAR, "the Service this rule applies to");
 	return dr;
 }

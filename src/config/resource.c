@@ -136,21 +136,22 @@ struct meta {
 
 static void parse_metadata(struct cfg_ctx *c, const struct yn *v, struct meta *m)
 {
-	size_t pl = cfg_path_push(c, ".metadata");
-	int r = cfg_want_map(c, v);
-	if (r != 0) {
-		if (r == 1)
-			cfg_err(c, v, "metadata is required; add metadata.name");
+	if (v == NULL || v->type == YN_NULL) {
+		size_t pl = cfg_path_push(c, ".metadata.name");
+		cfg_err(c, v, "metadata.name is required: name the resource (letters, digits, '-' and '.')");
 		cfg_path_pop(c, pl);
 		return;
 	}
-	const struct yn *name_node = NULL;
+	size_t pl = cfg_path_push(c, ".metadata");
+	if (cfg_want_map(c, v) != 0) {
+		cfg_path_pop(c, pl);
+		return;
+	}
 	for (size_t i = 0; i < v->n; i++) {
 		const char *k = v->keys[i]->s;
 		const struct yn *x = v->items[i];
 		size_t fl = cfg_path_push(c, ".%s", k);
 		if (!strcmp(k, "name")) {
-			name_node = x;
 			if (cfg_get_str(c, x, CFG_MAX_NAME, &m->name) == 0 && !name_ok(m->name)) {
 				cfg_err(c, x, "\"%.64s\" is not a valid name; use letters, digits, '-' and '.'", m->name);
 				m->name = NULL;
@@ -171,11 +172,7 @@ static void parse_metadata(struct cfg_ctx *c, const struct yn *v, struct meta *m
 		}
 		cfg_path_pop(c, fl);
 	}
-	if (m->name == NULL && c->errors == 0) {
-		size_t fl = cfg_path_push(c, ".name");
-		cfg_err(c, name_node ? name_node : v, "metadata.name is required");
-		cfg_path_pop(c, fl);
-	}
+	cfg_require(c, v, "name", YN_SCALAR, "name the resource (letters, digits, '-' and '.')");
 	cfg_path_pop(c, pl);
 }
 
@@ -230,14 +227,17 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 	char *api = NULL, *kind = NULL;
 	const struct yn *kind_node = yn_get(root, "kind");
 	const struct yn *api_node = yn_get(root, "apiVersion");
-	size_t pl = cfg_path_push(&c, ".kind");
-	if (cfg_get_str(&c, kind_node, 64, &kind) == 1)
-		cfg_err(&c, root, "kind is required (e.g. kind: VirtualService)");
-	cfg_path_pop(&c, pl);
-	pl = cfg_path_push(&c, ".apiVersion");
-	if (cfg_get_str(&c, api_node, 128, &api) == 1)
-		cfg_err(&c, root, "apiVersion is required (e.g. apiVersion: networking.istio.io/v1)");
-	cfg_path_pop(&c, pl);
+	size_t pl;
+	if (cfg_require(&c, root, "kind", YN_SCALAR, "e.g. kind: VirtualService") != NULL) {
+		pl = cfg_path_push(&c, ".kind");
+		cfg_get_str(&c, kind_node, 64, &kind);
+		cfg_path_pop(&c, pl);
+	}
+	if (cfg_require(&c, root, "apiVersion", YN_SCALAR, "e.g. apiVersion: networking.istio.io/v1") != NULL) {
+		pl = cfg_path_push(&c, ".apiVersion");
+		cfg_get_str(&c, api_node, 128, &api);
+		cfg_path_pop(&c, pl);
+	}
 	if (kind == NULL || api == NULL)
 		return;
 	c.kind = kind;
@@ -333,10 +333,10 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			cfg_path_pop(&c, pl);
 		}
 	}
+	int r = cfg_require(&c, root, "spec", YN_NULL, "the resource's settings (spec: {} for none)") ? 0 : -1;
 	pl = cfg_path_push(&c, ".spec");
-	int r = cfg_want_map(&c, spec);
-	if (r == 1)
-		cfg_err(&c, root, "spec is required");
+	if (r == 0)
+		r = cfg_want_map(&c, spec);
 	void *body = NULL;
 	if (r == 0) {
 		switch ((enum sn_resource_kind)k) {

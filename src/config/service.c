@@ -41,8 +41,7 @@ static void parse_port(struct cfg_ctx *c, const struct yn *v, struct cfg_svc_por
 		}
 		cfg_path_pop(c, pl);
 	}
-	if (p->port == 0 && c->errors == 0)
-		cfg_err(c, v, "port is required (1-65535)");
+	cfg_require(c, v, "port", YN_SCALAR, "the port number the service listens on (1-65535)");
 }
 
 struct cfg_service *cfg_parse_service(struct cfg_ctx *c, const struct yn *spec, const struct sn_labels *meta_labels)
@@ -110,14 +109,12 @@ int cfg_parse_workload_body(struct cfg_ctx *c, const struct yn *spec, const stru
 	memset(w, 0, sizeof(*w));
 	w->weight = 1;
 	int has_labels = 0;
-	const struct yn *addr_node = NULL;
 	for (size_t i = 0; i < spec->n; i++) {
 		const char *k = spec->keys[i]->s;
 		const struct yn *v = spec->items[i];
 		uint64_t x;
 		size_t pl = cfg_path_push(c, ".%s", k);
 		if (!strcmp(k, "address")) {
-			addr_node = v;
 			w->address_loc = cfg_loc_of(v);
 			if (cfg_get_str(c, v, CFG_MAX_NAME, &w->address) == 0) {
 				unsigned char buf[16];
@@ -169,11 +166,7 @@ int cfg_parse_workload_body(struct cfg_ctx *c, const struct yn *spec, const stru
 	}
 	if (!has_labels && meta_labels != NULL)
 		w->labels = *meta_labels;
-	if (w->address == NULL && addr_node == NULL) {
-		size_t pl = cfg_path_push(c, ".address");
-		cfg_err(c, spec, "address is required (the workload's IP address)");
-		cfg_path_pop(c, pl);
-	}
+	cfg_require(c, spec, "address", YN_SCALAR, "the workload's IP address");
 	return 0;
 }
 

@@ -112,13 +112,11 @@ static const char *const known_protocols[] = {
 static void parse_port(struct cfg_ctx *c, const struct yn *v, struct cfg_svc_port *p)
 {
 	uint64_t x;
-	const struct yn *number = NULL;
 	for (size_t i = 0; i < v->n; i++) {
 		const char *k = v->keys[i]->s;
 		const struct yn *xn = v->items[i];
 		size_t pl = cfg_path_push(c, ".%s", k);
 		if (!strcmp(k, "number")) {
-			number = xn;
 			if (cfg_get_uint(c, xn, 1, 65535, &x) == 0)
 				p->port = (uint16_t)x;
 		} else if (!strcmp(k, "targetPort")) {
@@ -150,17 +148,9 @@ static void parse_port(struct cfg_ctx *c, const struct yn *v, struct cfg_svc_por
 		}
 		cfg_path_pop(c, pl);
 	}
-	if (number == NULL && c->errors == 0) {
-		size_t pl = cfg_path_push(c, ".number");
-		cfg_err(c, v, "number is required (1-65535)");
-		cfg_path_pop(c, pl);
-	}
-	if (p->name == NULL && c->errors == 0) {
-		size_t pl = cfg_path_push(c, ".name");
-		cfg_err(c, v, "name is required (Istio: a DNS label such as \"http\"); endpoints' ports maps refer "
-			"to it");
-		cfg_path_pop(c, pl);
-	}
+	cfg_require(c, v, "number", YN_SCALAR, "the port number (1-65535)");
+	cfg_require(c, v, "name", YN_SCALAR,
+		    "Istio: a DNS label such as \"http\"; endpoints' ports maps refer to it");
 }
 
 static void parse_ports(struct cfg_ctx *c, const struct yn *v, struct cfg_service *s)
@@ -392,13 +382,12 @@ struct cfg_service_entry *cfg_parse_service_entry(struct cfg_ctx *c, const struc
 	struct cfg_service_entry *se = sn_arena_new(c->a, struct cfg_service_entry);
 	if (se == NULL)
 		return NULL;
-	const struct yn *hosts = NULL, *res_node = NULL, *addr_node = NULL, *sel_node = NULL;
+	const struct yn *res_node = NULL, *addr_node = NULL, *sel_node = NULL;
 	for (size_t i = 0; i < spec->n; i++) {
 		const char *k = spec->keys[i]->s;
 		const struct yn *v = spec->items[i];
 		size_t pl = cfg_path_push(c, ".%s", k);
 		if (!strcmp(k, "hosts")) {
-			hosts = v;
 			if (cfg_get_str_list(c, v, CFG_MAX_NAME, &se->hosts, &se->n_hosts, &se->host_locs) == 0) {
 				for (size_t j = 0; j < se->n_hosts; j++) {
 					char *h = se->hosts[j];
@@ -447,12 +436,7 @@ struct cfg_service_entry *cfg_parse_service_entry(struct cfg_ctx *c, const struc
 		}
 		cfg_path_pop(c, pl);
 	}
-	if (se->n_hosts == 0 && c->errors == 0) {
-		size_t pl = cfg_path_push(c, ".hosts");
-		cfg_err(c, hosts ? hosts : spec, "hosts is required: list the host names this ServiceEntry adds, "
-			"e.g. [api.example.com]");
-		cfg_path_pop(c, pl);
-	}
+	cfg_require(c, spec, "hosts", YN_SEQ, "list the host names this ServiceEntry adds, e.g. [api.example.com]");
 	if (se->svc.n_ports == 0 && c->errors == 0) {
 		size_t pl = cfg_path_push(c, ".ports");
 		cfg_warn(c, yn_get(spec, "ports") ? yn_get(spec, "ports") : spec,

@@ -7,6 +7,7 @@
  * Everything the snapshot holds is copied into its own arena: the config
  * set may be freed while proxies still run the snapshot. */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,6 +181,8 @@ static int copy_labels(struct tr *t, const struct sn_labels *in, struct sn_label
 static void add_endpoint(struct tr *t, struct sn_cluster *cl, const char *ip, uint16_t port, const char *workload,
 			 const struct sn_labels *labels, const char *service_account, uint32_t weight)
 {
+	/* loaded resources hold every required value (cfg_require) */
+	assert(ip != NULL && ip[0] != '\0' && workload != NULL);
 	struct sn_endpoint *e = &cl->endpoints[cl->n_endpoints];
 	memset(e, 0, sizeof(*e));
 	struct sockaddr_in *a4 = (struct sockaddr_in *)&e->addr;
@@ -444,6 +447,7 @@ static long resolve_dest(struct tr *t, const struct sn_resource *r, const struct
 			 const struct tr_svc *vh_svc, uint16_t vh_port, int report)
 {
 	char field[600];
+	assert(d->host != NULL);  /* required at load: a route without one was refused */
 	if (d->host == NULL)
 		return -1; /* refused at load; defensive */
 	char *fqdn = resolve_host(t, d->host, r->namespace_);
@@ -684,6 +688,7 @@ static int collect(struct tr *t)
 			continue;
 		const struct cfg_service_entry *se = r->spec;
 		for (size_t i = 0; i < se->n_hosts; i++) {
+			assert(se->hosts[i] != NULL);
 			char *fqdn = resolve_host(t, se->hosts[i], r->namespace_);
 			if (fqdn == NULL)
 				return -1;
@@ -722,6 +727,7 @@ static int collect(struct tr *t)
 		if (r->kind != SN_KIND_DESTINATION_RULE)
 			continue;
 		const struct cfg_dr *dr = r->spec;
+		assert(dr->host != NULL);
 		char *host = resolve_host(t, dr->host, r->namespace_);
 		if (host == NULL)
 			return -1;
@@ -753,6 +759,7 @@ static int collect(struct tr *t)
 		if (!vs->for_mesh)
 			continue;
 		for (size_t i = 0; i < vs->n_hosts; i++) {
+			assert(vs->hosts[i] != NULL);
 			char *host = resolve_host(t, vs->hosts[i], r->namespace_);
 			if (host == NULL)
 				return -1;
@@ -1018,6 +1025,21 @@ int sn_config_translate(const struct sn_config_set *set, const struct sn_proxy_i
 	t.s->identity_namespace = sdup(&t, t.ns);
 	t.s->source = sdup(&t, set->head && set->head->file ? set->head->file : "-");
 
+#ifdef SN_TEST_HOOKS
+	/* Fault injection (test builds only): translating a set that holds
+	 * the resource NS/NAME named by SINEW_FAULT_CRASH_RESOURCE crashes, as
+	 * a bug that input reaches would (the WorkloadEntry whose null address
+	 * reached inet_pton did); tests check that sinewd contains it. */
+	const char *crash = getenv("SINEW_FAULT_CRASH_RESOURCE");
+	for (const struct sn_resource *r = set->head; crash != NULL && r != NULL; r = r->next) {
+		char nsname[600];
+		snprintf(nsname, sizeof(nsname), "%s/%s", r->namespace_, r->name);
+		if (!strcmp(crash, nsname)) {
+			volatile int *nowhere = NULL;
+			*nowhere = 1;
+		}
+	}
+#endif
 	if (collect(&t) < 0)
 		t.oom = 1;
 	else

@@ -239,23 +239,17 @@ static void parse_destination(struct cfg_ctx *c, const struct yn *v, struct cfg_
 		}
 		cfg_path_pop(c, pl);
 	}
-	if (d->host == NULL && c->errors == 0) {
-		size_t pl = cfg_path_push(c, ".host");
-		cfg_err(c, v, "host is required (the Service to route to)");
-		cfg_path_pop(c, pl);
-	}
+	cfg_require(c, v, "host", YN_SCALAR, "the Service to route to");
 }
 
 static void parse_route(struct cfg_ctx *c, const struct yn *v, struct cfg_dest *d)
 {
 	uint64_t x;
-	const struct yn *dest = NULL;
 	for (size_t i = 0; i < v->n; i++) {
 		const char *k = v->keys[i]->s;
 		const struct yn *x_node = v->items[i];
 		size_t pl = cfg_path_push(c, ".%s", k);
 		if (!strcmp(k, "destination")) {
-			dest = x_node;
 			if (cfg_want_map(c, x_node) == 0)
 				parse_destination(c, x_node, d);
 		} else if (!strcmp(k, "weight")) {
@@ -270,11 +264,7 @@ static void parse_route(struct cfg_ctx *c, const struct yn *v, struct cfg_dest *
 		}
 		cfg_path_pop(c, pl);
 	}
-	if (dest == NULL || dest->type == YN_NULL) {
-		size_t pl = cfg_path_push(c, ".destination");
-		cfg_err(c, dest ? dest : v, "destination is required");
-		cfg_path_pop(c, pl);
-	}
+	cfg_require(c, v, "destination", YN_MAP, "where the route sends requests (destination.host)");
 }
 
 static void parse_percentage(struct cfg_ctx *c, const struct yn *v, double *out)
@@ -504,11 +494,7 @@ static void parse_direct(struct cfg_ctx *c, const struct yn *v, struct cfg_http 
 		}
 		cfg_path_pop(c, pl);
 	}
-	if (h->direct_status == 0 && c->errors == 0) {
-		size_t pl = cfg_path_push(c, ".status");
-		cfg_err(c, v, "status is required (200-599)");
-		cfg_path_pop(c, pl);
-	}
+	cfg_require(c, v, "status", YN_SCALAR, "the HTTP status to answer (200-599)");
 }
 
 static void parse_http(struct cfg_ctx *c, const struct yn *v, struct cfg_http *h)
@@ -614,13 +600,11 @@ struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spe
 	if (vs == NULL)
 		return NULL;
 	vs->for_mesh = 1;
-	const struct yn *hosts = NULL;
 	for (size_t i = 0; i < spec->n; i++) {
 		const char *k = spec->keys[i]->s;
 		const struct yn *v = spec->items[i];
 		size_t pl = cfg_path_push(c, ".%s", k);
 		if (!strcmp(k, "hosts")) {
-			hosts = v;
 			if (cfg_get_str_list(c, v, CFG_MAX_NAME, &vs->hosts, &vs->n_hosts, &vs->host_locs) == 0) {
 				for (size_t j = 0; j < vs->n_hosts; j++) {
 					char *h = vs->hosts[j];
@@ -679,11 +663,6 @@ struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spe
 		}
 		cfg_path_pop(c, pl);
 	}
-	if (vs->n_hosts == 0 && c->errors == 0) {
-		size_t pl = cfg_path_push(c, ".hosts");
-		cfg_err(c, hosts ? hosts : spec, "hosts is required: list the hosts this VirtualService routes, "
-			"e.g. [reviews]");
-		cfg_path_pop(c, pl);
-	}
+	cfg_require(c, spec, "hosts", YN_SEQ, "list the hosts this VirtualService routes, e.g. [reviews]");
 	return vs;
 }
