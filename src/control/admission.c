@@ -10,6 +10,8 @@
 #include "sinew/control.h"
 #include "sinew/log.h"
 
+#include "admission_internal.h"
+
 #define ADMIT_MAX_SOURCE 200
 
 /* One resource of the candidate store: stored, or new in this apply. */
@@ -324,24 +326,85 @@ static int name_ok_for_store(const char *s)
 	return s[0] != '.';
 }
 
-int sn_admit_apply(struct sn_store *st, const char *source_in, const char *text, size_t len,
-		   struct sn_apply_report *out)
+void sn__admit_decision_free(struct sn__admit_decision *dec)
+{
+	sn_apply_report_free(&dec->rep);
+	for (size_t i = 0; i < dec->n_puts; i++) {
+		struct sn__admit_put *p = &dec->puts[i];
+		free(p->api_version);
+		free(p->ns);
+		free(p->name);
+		free(p->source);
+		free(p->text);
+	}
+	free(dec->puts);
+	sn_diags_free(&dec->eval);
+	memset(dec, 0, sizeof(*dec));
+}
+
+static char *memdup0(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+	if (p != NULL) {
+		memcpy(p, s, n);
+		p[n] = '\0';
+	}
+	return p;
+}
+
+static int add_put(struct sn__admit_decision *dec, const struct cand *c)
+{
+	struct sn__admit_put *v = realloc(dec->puts, (dec->n_puts + 1) * sizeof(*v));
+	if (v == NULL)
+		return SN_ENOMEM;
+	dec->puts = v;
+	struct sn__admit_put *p = &v[dec->n_puts];
+	memset(p, 0, sizeof(*p));
+	p->item = c->item;
+	p->kind = c->kind;
+	p->line = c->line;
+	p->api_version = strdup(c->api_version);
+	p->ns = strdup(c->ns);
+	p->name = strdup(c->name);
+	p->source = strdup(c->source);
+	p->text = memdup0(c->text, c->len);
+	p->len = c->len;
+	dec->n_puts++;
+	if (p->api_version == NULL || p->ns == NULL || p->name == NULL || p->source == NULL || p->text == NULL)
+		return SN_ENOMEM;
+	return 0;
+}
+
+void sn__admit_sanitize_source(const char *in, char *out, size_t size)
+{
+	sanitize_source(in, out, size);
+}
+
+/* Steps 1 to 3 of an apply: load, decide per resource, translate with the
+ * store; changes nothing. mark (n_mark entries, one per resource of the
+ * body in order, or NULL) sets resources aside: SN__ADMIT_SKIP quietly,
+ * SN__ADMIT_CRASHED refused with internal_error. */
+int sn__admit_decide(const struct sn_store *st, const char *source_in, const char *text, size_t len,
+		     const unsigned char *mark, size_t n_mark, sn__admit_loaded_cb on_loaded, void *user,
+		     struct sn__admit_decision *dec)
 {
 	char source[ADMIT_MAX_SOURCE + 8];
 	struct sn_config_set body;
-	struct sn_diags load_d, eval_d;
+	struct sn_diags load_d;
 	struct cand *c = NULL;
 	long *item_of = NULL;   /* report item per new resource */
+	struct sn_apply_report *out = &dec->rep;
 	int rc = 0;
 
-	uint64_t rev_before = st->revision;
-	memset(out, 0, sizeof(*out));
+	memset(dec, 0, sizeof(*dec));
 	sanitize_source(source_in, source, sizeof(source));
 	sn_config_set_init(&body);
 	sn_diags_init(&load_d);
-	sn_diags_init(&eval_d);
+	sn_diags_init(&dec->eval);
 
 	sn_config_load_text(&body, source, text, len, &load_d);
+	if (on_loaded != NULL)
+		on_loaded(user, &body);
 
 	/* 1. one item per loaded resource, in document order */
 	size_t n_new = body.count;
@@ -361,6 +424,18 @@ int sn_admit_apply(struct sn_store *st, const char *source_in, const char *text,
 		}
 		item_of[k] = (long)(out->n - 1);
 		it->line = r->text_line;
+		if (mark != NULL && k < n_mark && mark[k] != SN__ADMIT_ADMIT) {
+			if (mark[k] == SN__ADMIT_CRASHED)
+				sn_diags_add(&it->diags, SN_DIAG_ERROR, source, r->line, 1, kind,
+					     NULL, NULL,
+					     "internal_error: admitting %s %s/%s crashed sinewd's admission "
+					     "process; it was refused, sinewd and the other resources are "
+					     "unaffected and no proxy received it. Please report it with this "
+					     "resource (sinewd " SINEWD_VERSION ")",
+					     kind, r->namespace_, r->name);
+			it->result = SN_APPLY_REFUSED;
+			continue;
+		}
 		struct cand tmp = { r->kind, r->api_version, r->namespace_, r->name, source, r->text_line,
 				    r->text, r->text_len, item_of[k], 0 };
 		copy_about(&it->diags, &load_d, &tmp);
@@ -425,17 +500,17 @@ int sn_admit_apply(struct sn_store *st, const char *source_in, const char *text,
 	/* 3. translate; drop the new resources with errors of their own;
 	 * again until none is dropped */
 	for (size_t round = 0; round <= n_new; round++) {
-		sn_diags_free(&eval_d);
-		sn_diags_init(&eval_d);
-		rc = evaluate(c, n, &eval_d);
+		sn_diags_free(&dec->eval);
+		sn_diags_init(&dec->eval);
+		rc = evaluate(c, n, &dec->eval);
 		if (rc != 0)
 			goto out;
 		int dropped = 0;
 		for (size_t i = 0; i < n; i++) {
-			if (c[i].item < 0 || c[i].dropped || !has_error_about(&eval_d, &c[i]))
+			if (c[i].item < 0 || c[i].dropped || !has_error_about(&dec->eval, &c[i]))
 				continue;
 			struct sn_apply_item *it = &out->v[c[i].item];
-			copy_about(&it->diags, &eval_d, &c[i]);
+			copy_about(&it->diags, &dec->eval, &c[i]);
 			it->result = SN_APPLY_REFUSED;
 			c[i].dropped = 1;
 			dropped = 1;
@@ -444,25 +519,52 @@ int sn_admit_apply(struct sn_store *st, const char *source_in, const char *text,
 			break;
 	}
 
-	/* 4. persist what was accepted */
+	/* what step 4 persists, owned (it may cross a process boundary) */
 	for (size_t i = 0; i < n; i++) {
 		if (c[i].item < 0 || c[i].dropped)
 			continue;
-		struct sn_apply_item *it = &out->v[c[i].item];
-		copy_about(&it->diags, &eval_d, &c[i]);
-		struct sn_stored *old = sn_store_get(st, c[i].kind, c[i].ns, c[i].name);
-		if (old != NULL && old->text_len == c[i].len && !memcmp(old->text, c[i].text, c[i].len) &&
-		    !strcmp(old->api_version, c[i].api_version)) {
+		copy_about(&out->v[c[i].item].diags, &dec->eval, &c[i]);
+		if (add_put(dec, &c[i]) != 0) {
+			rc = SN_ENOMEM;
+			goto out;
+		}
+	}
+
+out:
+	dec->rc = rc;
+	free(item_of);
+	free(c);
+	sn_diags_free(&load_d);
+	sn_config_set_free(&body);
+	return rc;
+}
+
+/* Step 4: persist what dec accepted, update every status; then the
+ * report's final order and count (into out, which takes dec's report). */
+int sn__admit_commit(struct sn_store *st, struct sn__admit_decision *dec, struct sn_apply_report *out)
+{
+	struct sn_apply_report *rep = &dec->rep;
+	int rc = dec->rc;
+	uint64_t rev_before = st->revision;
+
+	for (size_t i = 0; rc == 0 && i < dec->n_puts; i++) {
+		const struct sn__admit_put *p = &dec->puts[i];
+		if (p->item < 0 || (size_t)p->item >= rep->n)
+			continue;
+		struct sn_apply_item *it = &rep->v[p->item];
+		struct sn_stored *old = sn_store_get(st, p->kind, p->ns, p->name);
+		if (old != NULL && old->text_len == p->len && !memcmp(old->text, p->text, p->len) &&
+		    !strcmp(old->api_version, p->api_version)) {
 			it->result = SN_APPLY_UNCHANGED;
 			it->resource_version = old->resource_version;
 			continue;
 		}
 		struct sn_stored *e = NULL;
-		int prc = sn_store_put(st, c[i].kind, c[i].api_version, c[i].ns, c[i].name, c[i].source, c[i].line,
-				       c[i].text, c[i].len, &e);
+		int prc = sn_store_put(st, p->kind, p->api_version, p->ns, p->name, p->source, p->line, p->text,
+				       p->len, &e);
 		if (prc != 0) {
-			sn_diags_add(&it->diags, SN_DIAG_ERROR, c[i].source, c[i].line, 1,
-				     sn_resource_kind_str(c[i].kind), NULL, NULL,
+			sn_diags_add(&it->diags, SN_DIAG_ERROR, p->source, p->line, 1, sn_resource_kind_str(p->kind),
+				     NULL, NULL,
 				     "sinewd could not store this resource (%s); see sinewd's log, check the data "
 				     "directory's disk, and apply again",
 				     prc == SN_EIO ? "I/O error" : prc == SN_ELIMIT ? "limit" : "out of memory");
@@ -473,30 +575,37 @@ int sn_admit_apply(struct sn_store *st, const char *source_in, const char *text,
 		it->result = old != NULL ? SN_APPLY_CONFIGURED : SN_APPLY_CREATED;
 		it->resource_version = e->resource_version;
 	}
-	set_statuses(st, &eval_d);
-	if (st->revision != rev_before && sn_store_save_revision(st) != 0)
-		sn_log(SN_LOG_WARN, "store: cannot write %s/revision; resources are stored, the revision is "
-				    "recovered from them on start", st->dir);
-
-out:
-	if (rc == SN_ENOMEM) {
-		struct sn_apply_item *it = new_item(out, "", "", "", SN_APPLY_REFUSED);
-		if (it != NULL)
-			sn_diags_add(&it->diags, SN_DIAG_ERROR, source, 0, 0, NULL, NULL, NULL,
-				     "sinewd ran out of memory admitting this apply; nothing was stored; split it");
-		for (size_t i = 0; i < out->n; i++)
-			if (out->v[i].result != SN_APPLY_IGNORED)
-				out->v[i].result = SN_APPLY_REFUSED;
+	if (dec->rc == 0) {
+		set_statuses(st, &dec->eval);
+		if (st->revision != rev_before && sn_store_save_revision(st) != 0)
+			sn_log(SN_LOG_WARN, "store: cannot write %s/revision; resources are stored, the revision is "
+					    "recovered from them on start", st->dir);
 	}
-	qsort(out->v, out->n, sizeof(*out->v), cmp_item_line);
-	out->refused = 0;
-	for (size_t i = 0; i < out->n; i++)
-		if (out->v[i].result == SN_APPLY_REFUSED)
-			out->refused++;
-	free(item_of);
-	free(c);
-	sn_diags_free(&load_d);
-	sn_diags_free(&eval_d);
-	sn_config_set_free(&body);
+	if (rc == SN_ENOMEM) {
+		struct sn_apply_item *it = new_item(rep, "", "", "", SN_APPLY_REFUSED);
+		if (it != NULL)
+			sn_diags_add(&it->diags, SN_DIAG_ERROR, "-", 0, 0, NULL, NULL, NULL,
+				     "sinewd ran out of memory admitting this apply; nothing was stored; split it");
+		for (size_t i = 0; i < rep->n; i++)
+			if (rep->v[i].result != SN_APPLY_IGNORED)
+				rep->v[i].result = SN_APPLY_REFUSED;
+	}
+	if (rep->n > 1)
+		qsort(rep->v, rep->n, sizeof(*rep->v), cmp_item_line);
+	rep->refused = 0;
+	for (size_t i = 0; i < rep->n; i++)
+		if (rep->v[i].result == SN_APPLY_REFUSED)
+			rep->refused++;
+	*out = *rep;
+	memset(rep, 0, sizeof(*rep));
+	sn__admit_decision_free(dec);
 	return rc;
+}
+
+int sn_admit_apply(struct sn_store *st, const char *source, const char *text, size_t len,
+		   struct sn_apply_report *out)
+{
+	struct sn__admit_decision dec;
+	sn__admit_decide(st, source, text, len, NULL, 0, NULL, NULL, &dec);
+	return sn__admit_commit(st, &dec, out);
 }
