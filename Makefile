@@ -3,7 +3,7 @@
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan test unit integration fuzz clean demo bench bench-control
+.PHONY: all deps build build-asan test unit integration fuzz fuzz-all clean demo bench bench-control
 
 all: build
 
@@ -16,7 +16,7 @@ build: deps
 
 # The sanitized build with clang (ASan + UBSan + libFuzzer targets).
 build-asan: deps
-	@cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DSN_SANITIZE=ON -DSN_FUZZ=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DSN_SANITIZE=ON -DSN_FUZZ=ON -DSN_TEST_HOOKS=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build build/asan -j$(JOBS)
 
 # make test: gcc -Werror release build, then every test under clang with
@@ -32,11 +32,16 @@ integration: build-asan
 	@cd build/asan && ctest --output-on-failure -L integration
 
 # Run one fuzz target for a while: make fuzz TARGET=h1_request SECONDS=60
+# (leak detection on; fuzz/<target>.dict is used when present). New
+# inputs go to build/fuzz-corpus/<target>; crashes to build/fuzz-crash/.
+# make fuzz-all SECONDS=N runs every target in turn, N seconds each.
 TARGET ?= h1_request
 SECONDS ?= 60
 fuzz: build-asan
-	@mkdir -p build/fuzz-corpus/$(TARGET)
-	./build/asan/fuzz/fuzz_$(TARGET) -max_total_time=$(SECONDS) build/fuzz-corpus/$(TARGET) fuzz/corpus/$(TARGET)
+	@./scripts/fuzz.sh $(TARGET) $(SECONDS)
+
+fuzz-all: build-asan
+	@./scripts/fuzz.sh all $(SECONDS)
 
 clean:
 	rm -rf build

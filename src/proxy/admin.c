@@ -233,9 +233,10 @@ static void render_cert_expiry(struct sn_proxy *p, FILE *f)
 	free(in);
 }
 
-static void render(struct admin_conn *a, struct sn_str method, struct sn_str path)
+/* The response to METHOD PATH into *out (malloc'd; NULL, *out_len 0 when
+ * memory ran out). */
+static void render(struct sn_proxy *p, struct sn_str method, struct sn_str path, char **out, size_t *out_len)
 {
-	struct sn_proxy *p = a->p;
 	char *body = NULL;
 	size_t body_len = 0;
 	FILE *f = open_memstream(&body, &body_len);
@@ -244,6 +245,8 @@ static void render(struct admin_conn *a, struct sn_str method, struct sn_str pat
 	const char *q = memchr(path.p, '?', path.len);
 	struct sn_str route = q ? sn_str_make(path.p, (size_t)(q - path.p)) : path;
 
+	*out = NULL;
+	*out_len = 0;
 	if (f == NULL)
 		return;
 	if (!sn_str_eq_cstr(method, "GET") && !sn_str_eq_cstr(method, "HEAD")) {
@@ -299,17 +302,27 @@ static void render(struct admin_conn *a, struct sn_str method, struct sn_str pat
 			  "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\nconnection: close\r\n\r\n",
 			  status, sn_h1_reason_phrase(status), ctype, body_len);
 	int is_head = sn_str_eq_cstr(method, "HEAD");
-	a->out_len = (size_t)hl + (is_head ? 0 : body_len);
-	a->out = malloc(a->out_len);
-	if (a->out != NULL) {
-		memcpy(a->out, head, (size_t)hl);
+	size_t n = (size_t)hl + (is_head ? 0 : body_len);
+	*out = malloc(n);
+	if (*out != NULL) {
+		memcpy(*out, head, (size_t)hl);
 		if (!is_head)
-			memcpy(a->out + hl, body, body_len);
-	} else {
-		a->out_len = 0;
+			memcpy(*out + hl, body, body_len);
+		*out_len = n;
 	}
 	free(body);
-	a->responded = 1;
+}
+
+int sn_admin_respond(struct sn_proxy *p, const char *req, size_t len, char **out, size_t *out_len)
+{
+	struct sn_h1_request r;
+	struct sn_h1_header hdrs[64];
+	struct sn_h1_limits lim = { 4096, ADMIN_HEAD_MAX, 64 };
+	int n = sn_h1_parse_request(req, len, &r, hdrs, SN_ARRAY_LEN(hdrs), &lim);
+
+	if (n > 0)
+		render(p, r.method, r.path, out, out_len);
+	return n;
 }
 
 static void admin_flush(struct admin_conn *a)
@@ -352,17 +365,14 @@ static void on_admin_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		}
 		a->in_len += (size_t)n;
 	}
-	struct sn_h1_request req;
-	struct sn_h1_header hdrs[64];
-	struct sn_h1_limits lim = { 4096, ADMIN_HEAD_MAX, 64 };
-	int r = sn_h1_parse_request(a->in, a->in_len, &req, hdrs, SN_ARRAY_LEN(hdrs), &lim);
+	int r = sn_admin_respond(a->p, a->in, a->in_len, &a->out, &a->out_len);
 	if (r == SN_H1_INCOMPLETE)
 		return;
 	if (r < 0) {
 		admin_close(a);
 		return;
 	}
-	render(a, req.method, req.path);
+	a->responded = 1;
 	admin_flush(a);
 }
 

@@ -14,6 +14,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "sinew/accesslog.h"
@@ -202,6 +203,24 @@ int sn_tcp_outbound_accept(struct sn_worker *w, int fd, const struct sockaddr *p
 /* Takes fd and its TLS stream (ALPN sinew/tcp) and relays to the app's port. */
 struct sn_tls_stream;
 void sn_tcp_inbound(struct sn_worker *w, int fd, struct sn_tls_stream *tls, const char *peer_id, uint16_t port);
+/* Protocol detection on the first bytes b[0..n) of a captured outbound
+ * connection (peeked, not consumed): 1 HTTP/1 ("METHOD " with METHOD
+ * [A-Z]{1,7}), 0 anything else, -1 not known until more bytes arrive. */
+int sn_tcp_looks_http(const unsigned char *b, size_t n);
+
+#define SN_TCP_VIPS_MAX 4096
+
+/* A Service's virtual IP, from the pod's hosts file (--services-hosts). */
+struct sn_vip {
+	uint32_t addr;        /* network order */
+	char fqdn[254];       /* NAME.NS.svc.cluster.local */
+};
+
+/* Reads a hosts file from f: for each IPv4 line, its first name ending in
+ * .svc.cluster.local; at most SN_TCP_VIPS_MAX. '#' starts a comment; a
+ * line over 1023 bytes is skipped whole. Returns an array for the caller
+ * to free, its length in *n, or NULL when memory ran out. */
+struct sn_vip *sn_tcp_vips_read(FILE *f, size_t *n);
 
 /* identity.c: the identity from sinewd (--token) */
 struct sn_xds_tls;
@@ -313,6 +332,12 @@ void sn_exchange_retry_parked(struct sn_worker *w);
 
 /* admin.c */
 int sn_admin_start(struct sn_proxy *p);
+/* Answers one admin request: parses the head in req[0..len) and renders
+ * the whole response (no body for HEAD) into *out, for the caller to free
+ * (NULL and *out_len 0 when memory ran out: close). Returns the head's
+ * length, SN_H1_INCOMPLETE (*out untouched), or SN_H1_ERROR (malformed:
+ * close without an answer). Main thread: reads the snapshot under snap_lock. */
+int sn_admin_respond(struct sn_proxy *p, const char *req, size_t len, char **out, size_t *out_len);
 void sn_admin_stop(struct sn_proxy *p);
 
 #endif

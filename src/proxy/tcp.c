@@ -47,20 +47,82 @@
 #define TCP_IDLE_MS (60u * 60 * 1000)   /* Istio's TCP idle timeout: 1 h */
 #define DISCOVERY_WAIT_MS 1000
 #define DISCOVERY_STEP_MS 50
-#define MAX_VIPS 4096
 
 /* ---- VIP -> service, from the pod's hosts file ---------------------------- */
 
-struct vip {
-	uint32_t addr;        /* network order */
-	char fqdn[254];
-};
-
 static pthread_mutex_t vip_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct vip *vips;
+static struct sn_vip *vips;
 static size_t n_vips;
 static struct timespec vip_mtime;
 static off_t vip_size = -1;
+
+/* One line of f, its '\n' consumed, into line (NUL-terminated; a NUL in
+ * the line ends it early, as in any C string). Returns 1, 0 at the end of
+ * the file, or -1 for a line longer than size - 1 bytes: consumed whole
+ * and not stored, so that no piece of it reads as a line of its own. */
+static int read_line(FILE *f, char *line, size_t size)
+{
+	size_t n = 0;
+	int c;
+
+	for (;;) {
+		c = getc(f);
+		if (c == EOF || c == '\n')
+			break;
+		if (n + 1 < size)
+			line[n] = (char)c;
+		n++;
+	}
+	if (c == EOF && n == 0)
+		return 0;
+	if (n >= size)
+		return -1;
+	line[n] = '\0';
+	return 1;
+}
+
+struct sn_vip *sn_tcp_vips_read(FILE *f, size_t *n_out)
+{
+	size_t n = 0, cap = 64;   /* grown as needed: a pod sees a few services, not 4096 */
+	struct sn_vip *v = malloc(cap * sizeof(*v));
+	char line[1024];
+
+	*n_out = 0;
+	if (v == NULL)
+		return NULL;
+	while (n < SN_TCP_VIPS_MAX) {
+		int r = read_line(f, line, sizeof(line));
+		if (r == 0)
+			break;
+		if (r < 0)
+			continue;
+		line[strcspn(line, "#")] = '\0';   /* hosts(5): '#' to the end of the line is a comment */
+		char *save = NULL, *ip = strtok_r(line, " \t\r", &save);
+		struct in_addr a;
+		if (ip == NULL || inet_pton(AF_INET, ip, &a) != 1)
+			continue;
+		for (char *name = strtok_r(NULL, " \t\r", &save); name; name = strtok_r(NULL, " \t\r", &save)) {
+			size_t l = strlen(name);
+			if (l > 18 && l < sizeof(v[n].fqdn) && !strcmp(name + l - 18, ".svc.cluster.local")) {
+				if (n == cap) {
+					struct sn_vip *bigger = realloc(v, 2 * cap * sizeof(*v));
+					if (bigger == NULL) {
+						free(v);
+						return NULL;
+					}
+					v = bigger;
+					cap *= 2;
+				}
+				v[n].addr = a.s_addr;
+				memcpy(v[n].fqdn, name, l + 1);
+				n++;
+				break;
+			}
+		}
+	}
+	*n_out = n;
+	return v;
+}
 
 static void vip_reload(const char *path)
 {
@@ -71,24 +133,8 @@ static void vip_reload(const char *path)
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
 		return;
-	struct vip *v = calloc(MAX_VIPS, sizeof(*v));
-	size_t n = 0;
-	char line[1024];
-	while (v != NULL && fgets(line, sizeof(line), f) != NULL && n < MAX_VIPS) {
-		char *save = NULL, *ip = strtok_r(line, " \t\r\n", &save);
-		struct in_addr a;
-		if (ip == NULL || ip[0] == '#' || inet_pton(AF_INET, ip, &a) != 1)
-			continue;
-		for (char *name = strtok_r(NULL, " \t\r\n", &save); name; name = strtok_r(NULL, " \t\r\n", &save)) {
-			size_t l = strlen(name);
-			if (l > 18 && l < sizeof(v[n].fqdn) && !strcmp(name + l - 18, ".svc.cluster.local")) {
-				v[n].addr = a.s_addr;
-				memcpy(v[n].fqdn, name, l + 1);
-				n++;
-				break;
-			}
-		}
-	}
+	size_t n;
+	struct sn_vip *v = sn_tcp_vips_read(f, &n);
 	fclose(f);
 	if (v == NULL)
 		return;
@@ -492,15 +538,16 @@ static void reclaim_sniff(struct sn_loop *loop, struct sn_task *task)
 	free(sn_container_of(task, struct sniff, reclaim));
 }
 
-/* 1 HTTP, 0 not HTTP, -1 not known yet: "METHOD " with METHOD [A-Z]{1,7}. */
-static int looks_http(const unsigned char *b, size_t n)
+int sn_tcp_looks_http(const unsigned char *b, size_t n)
 {
 	size_t i = 0;
 	while (i < n && i < 8 && b[i] >= 'A' && b[i] <= 'Z')
 		i++;
+	if (i >= 8)
+		return 0;   /* too long for a method, however many bytes follow */
 	if (i < n)
 		return i > 0 && b[i] == ' ' ? 1 : 0;
-	return i >= 8 ? 0 : -1;
+	return -1;
 }
 
 static void sniff_decide(struct sniff *s, int http)
@@ -537,7 +584,7 @@ static void on_sniff_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		}
 		return;
 	}
-	int h = looks_http(b, (size_t)n);
+	int h = sn_tcp_looks_http(b, (size_t)n);
 	if (h >= 0)
 		sniff_decide(s, h);
 }
@@ -549,7 +596,7 @@ static void on_sniff_timer(struct sn_loop *loop, struct sn_timer *tm)
 	ssize_t n = recv(s->fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
 	if (n <= 0)
 		sn_metrics_add(s->w->metrics, SN_CTR_SNIFF_TIMEOUT, 1);
-	sniff_decide(s, n > 0 && looks_http(b, (size_t)n) == 1);
+	sniff_decide(s, n > 0 && sn_tcp_looks_http(b, (size_t)n) == 1);
 }
 
 static int port_opaque(const struct sn_proxy_options *o, uint16_t port)

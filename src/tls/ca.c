@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -408,11 +409,11 @@ EVP_PKEY *sn_ca_issuer_key(const struct sn_ca *ca)
 	return ca->key;
 }
 
-/* Only EC P-256 keys, and only points on the curve. */
+/* Only EC P-256 keys, in named-curve form, and only points on the curve. */
 static int check_csr_key(EVP_PKEY *pk, struct sn_id_error *err)
 {
-	char group[64] = "";
-	size_t glen = 0;
+	char group[64] = "", enc[32] = "";
+	size_t glen = 0, elen = 0;
 	EVP_PKEY_CTX *pctx;
 	int ok;
 
@@ -427,6 +428,13 @@ static int check_csr_key(EVP_PKEY *pk, struct sn_id_error *err)
 		return sn_id_fail(err, SN_EINVAL, SN_ID_E_CSR_KEY,
 				  "CSR key is on curve %s; the mesh issues only for P-256",
 				  group[0] ? group : "(unknown)");
+	/* OpenSSL names P-256 even when the key spells out its parameters,
+	 * but X.509 allows only the named form (RFC 5480 §2.1.1), and a leaf
+	 * copying such a key fails verification at every peer. */
+	if (!EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_EC_ENCODING, enc, sizeof(enc), &elen) ||
+	    strcmp(enc, OSSL_PKEY_EC_ENCODING_GROUP) != 0)
+		return sn_id_fail(err, SN_EINVAL, SN_ID_E_CSR_KEY,
+				  "CSR key spells out its curve parameters; send a P-256 key in named-curve form");
 	pctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
 	if (pctx == NULL)
 		return sn_id_fail(err, SN_ENOMEM, SN_ID_E_NOMEM, "out of memory checking the CSR");
