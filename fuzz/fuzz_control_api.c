@@ -53,21 +53,11 @@ static struct {
 static void setup(void)
 {
 	const char *dir = fz_tempdir("ctlapi");
-	char err[512];
-
-	fz_quiet();
-	if (sn_loop_init(&F.loop) != 0)
-		abort();
-	fz_store_open(&F.st, dir, BASE);
-	F.base_revision = F.st.revision;
-	struct sn_ca_service_opts co = { .data_dir = dir, .no_sync = 1 };
-	if (sn_ca_service_open(&co, &F.ca, err, sizeof(err)) != 0) {
-		fprintf(stderr, "fuzz: CA: %s\n", err);
-		exit(1);
-	}
+	fz_sinewd_open(&F.loop, &F.st, &F.base_revision, &F.ca, dir, BASE);
 	socklen_t al = fz_unix_addr(&F.addr, dir, "api.sock");
 	F.api.mesh_addr = "fuzz";
 	F.api.ca = F.ca;
+	F.api.admit_in_process = 1;  /* the child would hide admission from the fuzzer */
 	if (sn_api_start(&F.api, &F.loop, &F.st, (struct sockaddr *)&F.addr, al) != 0) {
 		fprintf(stderr, "fuzz: sn_api_start: %s\n", strerror(errno));
 		exit(1);

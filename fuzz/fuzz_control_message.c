@@ -93,18 +93,7 @@ static const struct sn_xds_ops cl_ops = { .on_message = cl_message, .on_close = 
 static void setup(void)
 {
 	const char *dir = fz_tempdir("ctlmsg");
-	char err[512];
-
-	fz_quiet();
-	if (sn_loop_init(&F.loop) != 0)
-		abort();
-	fz_store_open(&F.st, dir, BASE);
-	F.base_revision = F.st.revision;
-	struct sn_ca_service_opts co = { .data_dir = dir, .no_sync = 1 };
-	if (sn_ca_service_open(&co, &F.ca, err, sizeof(err)) != 0) {
-		fprintf(stderr, "fuzz: CA: %s\n", err);
-		exit(1);
-	}
+	fz_sinewd_open(&F.loop, &F.st, &F.base_revision, &F.ca, dir, BASE);
 	struct sn_mesh_opts mo = { .ca = F.ca, .allow_plaintext = 1, .no_auto_rotate = 1 };
 	socklen_t al = fz_unix_addr(&F.addr, dir, "mesh.sock");
 	if (sn_mesh_start(&F.mesh, &F.loop, &F.st, (struct sockaddr *)&F.addr, al, &mo) != 0) {

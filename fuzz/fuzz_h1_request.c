@@ -21,11 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAX_HDRS 100
 
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
+#include "fuzz_check.h"
 
 static void check_view(struct sn_str s, const char *base, size_t n)
 {

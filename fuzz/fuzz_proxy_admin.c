@@ -27,11 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define ADMIN_HEAD_MAX 8192   /* admin.c: what a connection buffers */
 
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
+#include "fuzz_check.h"
 
 /* Names and values with quotes, backslashes, control characters and
  * UTF-8, so the dump's escaping is exercised. */

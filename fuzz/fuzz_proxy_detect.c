@@ -22,11 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define SNIFF_BYTES 8   /* tcp.c: what on_sniff_io peeks */
 
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
+#include "fuzz_check.h"
 
 static int model(const uint8_t *b, size_t n)
 {

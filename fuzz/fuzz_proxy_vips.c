@@ -25,11 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define LINE_MAX_BYTES 1023
 #define SUFFIX ".svc.cluster.local"
 
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
+#include "fuzz_check.h"
 
 static int blank(uint8_t c)
 {

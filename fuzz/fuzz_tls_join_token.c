@@ -30,11 +30,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
+#include "fuzz_check.h"
 
 /* The seeds in fuzz/corpus/tls_join_token/ were minted under this secret,
  * with exp 2000000000 (valid at NOW) or 1800000000 (expired). */

@@ -38,11 +38,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			__builtin_trap();                                      \
-	} while (0)
+#include "fuzz_check.h"
 
 #define TD "cluster.local"
 #define NOW ((time_t)1900000000)   /* 2030-03-17: inside every seed's validity but one */

@@ -107,4 +107,23 @@ static inline void fz_store_reset(struct sn_store *st, uint64_t *base_revision, 
 	*base_revision = st->revision;
 }
 
+
+/* The part of sinewd every control target starts with: a loop, the store
+ * (base applied) and a CA in dir; exits on failure. */
+static inline void fz_sinewd_open(struct sn_loop *loop, struct sn_store *st, uint64_t *base_revision,
+				  struct sn_ca_service **ca, const char *dir, const char *base)
+{
+	char err[512];
+	fz_quiet();
+	if (sn_loop_init(loop) != 0)
+		abort();
+	fz_store_open(st, dir, base);
+	*base_revision = st->revision;
+	struct sn_ca_service_opts co = { .data_dir = dir, .no_sync = 1 };
+	if (sn_ca_service_open(&co, ca, err, sizeof(err)) != 0) {
+		fprintf(stderr, "fuzz: CA: %s\n", err);
+		exit(1);
+	}
+}
+
 #endif

@@ -391,6 +391,8 @@ struct sn_api {
 	uint64_t started_ms;
 	uint64_t next_conn_id;      /* for log lines */
 	void *conn_list;            /* open connections (private to api.c) */
+	int admit_in_process;       /* fuzzing only: admission in this process, so the
+				     * fuzzer sees it (sinewd always isolates it) */
 };
 
 /* Listens on addr (borrowed, loopback in this slice) and serves requests

@@ -275,7 +275,8 @@ static void handle_apply(struct api_conn *c, const struct api_req *r)
 		snprintf(source, sizeof(source), "-");
 	struct sn_apply_report rep;
 	uint64_t rev_before = c->api->store->revision;
-	int rc = sn_admit_apply_isolated(c->api->store, source, r->body, r->body_len, &rep);
+	int rc = c->api->admit_in_process ? sn_admit_apply(c->api->store, source, r->body, r->body_len, &rep)
+					  : sn_admit_apply_isolated(c->api->store, source, r->body, r->body_len, &rep);
 	if (c->api->store->revision != rev_before)
 		sn_mesh_store_changed(c->api->mesh);
 	struct sn_out o = { 0 };
