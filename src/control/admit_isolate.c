@@ -250,7 +250,7 @@ static uint32_t get_count(struct rd *r, size_t min)
 
 static void get_diags(struct rd *r, struct sn_diags *d)
 {
-	uint32_t n = get_count(r, 32);
+	uint32_t n = get_count(r, 32);  /* severity, 5 strings, line, column: 32 bytes at least */
 	for (uint32_t i = 0; i < n && !r->bad; i++) {
 		uint32_t sev = get_u32(r);
 		char *file = get_str(r, NULL);
@@ -292,7 +292,7 @@ static void loaded_free(struct loaded *l)
 
 static int read_loaded(struct rd *r, struct loaded *l)
 {
-	uint32_t n = get_count(r, 16);
+	uint32_t n = get_count(r, 16);  /* 3 strings and a line */
 	if (r->bad)
 		return -1;
 	l->kind = calloc(n ? n : 1, sizeof(char *));
@@ -316,7 +316,7 @@ static int read_decision(struct rd *r, struct sn__admit_decision *dec)
 	memset(dec, 0, sizeof(*dec));
 	sn_diags_init(&dec->eval);
 	dec->rc = (int)get_u32(r);
-	uint32_t n = get_count(r, 40);
+	uint32_t n = get_count(r, 32);  /* 3 strings, result, line, seq, diags count */
 	if (n > 0) {
 		dec->rep.v = calloc(n, sizeof(*dec->rep.v));
 		if (dec->rep.v == NULL)
@@ -336,7 +336,7 @@ static int read_decision(struct rd *r, struct sn__admit_decision *dec)
 		if (it->kind == NULL || it->namespace_ == NULL || it->name == NULL || it->result > SN_APPLY_IGNORED)
 			r->bad = 1;
 	}
-	uint32_t np = get_count(r, 40);
+	uint32_t np = get_count(r, 36); /* item, kind, 4 strings, line, text */
 	if (np > 0) {
 		dec->puts = calloc(np, sizeof(*dec->puts));
 		if (dec->puts == NULL)
