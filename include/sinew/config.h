@@ -598,4 +598,10 @@ void sn_authz_check(const struct sn_snapshot *s, const struct sn_authz_request *
  * "1.5s") into milliseconds. Returns 0 or SN_EINVAL. */
 int sn_parse_duration_ms(const char *s, uint32_t *ms_out);
 
+/* JSON text (control messages, API bodies) as a libfyaml document, or NULL
+ * if it does not parse; nothing is printed (src/config/json_read.c). Free
+ * with fy_document_destroy. */
+struct fy_document;
+struct fy_document *sn_json_parse(const char *text, size_t len);
+
 #endif

@@ -10,15 +10,15 @@
 
 #include "sinew/cli.h"
 #include "sinew/common.h"
+#include "sinew/config.h"
 
 /* ---- JSON ---------------------------------------------------------------- */
 
 struct fy_document *sn_cli_json_parse(const char *text, size_t len)
 {
-	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET };
 	if (text == NULL || len == 0)
 		return NULL;
-	struct fy_document *doc = fy_document_build_from_string(&cfg, text, len);
+	struct fy_document *doc = sn_json_parse(text, len);
 	if (doc != NULL && fy_document_root(doc) == NULL) {
 		fy_document_destroy(doc);
 		return NULL;

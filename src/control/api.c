@@ -542,8 +542,7 @@ static void handle_analyze(struct api_conn *c, const struct api_req *r)
 static struct fy_document *json_object(struct api_conn *c, const struct api_req *r, const char *const *known,
 				       struct fy_node **root)
 {
-	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET };
-	struct fy_document *doc = r->body_len ? fy_document_build_from_string(&cfg, r->body, r->body_len) : NULL;
+	struct fy_document *doc = r->body_len ? sn_json_parse(r->body, r->body_len) : NULL;
 	*root = doc ? fy_document_root(doc) : NULL;
 	if (*root == NULL || !fy_node_is_mapping(*root)) {
 		if (doc)

@@ -444,7 +444,6 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 {
 	struct sn_mesh_proxy *px = sn_xds_arg(c);
 	struct sn_mesh *m = px->mesh;
-	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET };
 	struct fy_document *doc;
 	size_t tlen;
 	const char *type;
@@ -456,7 +455,7 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 		protocol_error(px, "a message is not UTF-8");
 		return;
 	}
-	doc = fy_document_build_from_string(&cfg, msg, len);
+	doc = sn_json_parse(msg, len);
 	if (doc == NULL || fy_document_root(doc) == NULL || !fy_node_is_mapping(fy_document_root(doc))) {
 		if (doc != NULL)
 			fy_document_destroy(doc);

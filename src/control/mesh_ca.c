@@ -270,12 +270,16 @@ void mesh_ca_after_hello(struct sn_mesh *m, struct sn_mesh_proxy *px)
 		send_renew(m, px);
 }
 
+/* A string field, copied, with its length; NULL if absent, longer than
+ * max, or holding a NUL byte (JSON's \u0000: no PEM or token has one, and
+ * the copy would be shorter than *len). Found by fuzz_control_message. */
 static char *str_field(struct fy_node *root, const char *key, size_t max, size_t *len)
 {
 	struct fy_node *n = fy_node_mapping_lookup_by_string(root, key, FY_NT);
 	const char *s;
 
-	if (n == NULL || !fy_node_is_scalar(n) || (s = fy_node_get_scalar(n, len)) == NULL || *len > max)
+	if (n == NULL || !fy_node_is_scalar(n) || (s = fy_node_get_scalar(n, len)) == NULL || *len > max ||
+	    memchr(s, '\0', *len) != NULL)
 		return NULL;
 	return strndup(s, *len);
 }

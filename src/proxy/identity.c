@@ -277,8 +277,9 @@ static char *str_field(struct fy_node *root, const char *key)
 	struct fy_node *n = fy_node_mapping_lookup_by_string(root, key, FY_NT);
 	size_t len;
 	const char *s;
-	if (n == NULL || !fy_node_is_scalar(n) || (s = fy_node_get_scalar(n, &len)) == NULL || len > (1u << 20))
-		return NULL;
+	if (n == NULL || !fy_node_is_scalar(n) || (s = fy_node_get_scalar(n, &len)) == NULL || len > (1u << 20) ||
+	    memchr(s, '\0', len) != NULL)
+		return NULL;  /* a NUL (JSON \u0000) has no place in a PEM, and would cut the copy short */
 	return strndup(s, len);
 }
 
