@@ -3,6 +3,7 @@
  * spellings that POSIX lacks (\d, (?:...), lazy quantifiers, a leading
  * (?i)). A regex matches the whole value, as in Istio. */
 #include <regex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,147 @@ static int append(char *out, size_t cap, size_t *o, const char *s)
 }
 
 /* RE2 → POSIX ERE for the common cases. Returns 0, or -1 with err set. */
+/* Repetition, bounded as RE2 bounds it (Istio's regexes are RE2): no
+ * repetition of a repetition ("a++", "a*{2}"; a '?' after one is lazy),
+ * counts up to 1000, and the pattern's size once every repetition is
+ * expanded (what glibc's regcomp builds: "x+" is two copies, "x{2,5}"
+ * five) at most REGEX_MAX_EXPANDED. Without this a short pattern made
+ * regcomp take gigabytes (":+++…+" doubles its tree per '+'; found by
+ * fuzz_config_yaml). */
+#define REGEX_MAX_COUNT 1000
+#define REGEX_MAX_EXPANDED 20000
+#define REGEX_MAX_GROUPS 64
+
+static int count_at(const char *p, unsigned long *hi, size_t *used)
+{
+	/* {n}, {n,} or {n,m}: its largest count and its length, else 0 */
+	const char *q = p + 1;
+	unsigned long n = 0, m = 0;
+	int dn = 0, dm = 0, comma = 0;
+	while (*q >= '0' && *q <= '9' && dn < 6)
+		n = n * 10 + (unsigned long)(*q++ - '0'), dn++;
+	if (dn == 0)
+		return 0;
+	if (*q == ',') {
+		comma = 1;
+		q++;
+		while (*q >= '0' && *q <= '9' && dm < 6)
+			m = m * 10 + (unsigned long)(*q++ - '0'), dm++;
+	}
+	if (*q != '}')
+		return 0;
+	*hi = comma && dm ? (m > n ? m : n) : n + (comma ? 1 : 0);
+	*used = (size_t)(q - p) + 1;
+	return 1;
+}
+
+static int repetition_ok(const char *src, char *err, size_t errlen)
+{
+	unsigned long total[REGEX_MAX_GROUPS + 1] = { 0 }, last[REGEX_MAX_GROUPS + 1] = { 0 };
+	/* counted repetitions nested: of the last atom, and the most in a group */
+	unsigned long counted[REGEX_MAX_GROUPS + 1] = { 0 }, most[REGEX_MAX_GROUPS + 1] = { 1 };
+	int depth = 0, after_rep = 0;   /* 1: just after a repetition, 2: after its lazy '?' */
+	for (const char *p = src; *p; p++) {
+		unsigned long mult = 0, hi;
+		size_t used = 1;
+		if (*p == '*' || *p == '?')
+			mult = 1;
+		else if (*p == '+')
+			mult = 2;
+		else if (*p == '{' && count_at(p, &hi, &used)) {
+			if (hi > REGEX_MAX_COUNT) {
+				snprintf(err, errlen, "a repetition count above %d (RE2's limit)", REGEX_MAX_COUNT);
+				return -1;
+			}
+			mult = hi ? hi : 1;
+			if (last[depth] != 0 && after_rep == 0) {
+				counted[depth] *= mult;
+				if (counted[depth] > REGEX_MAX_COUNT) {
+					snprintf(err, errlen, "repetition counts nested to more than %d (RE2's limit)",
+						 REGEX_MAX_COUNT);
+					return -1;
+				}
+				if (counted[depth] > most[depth])
+					most[depth] = counted[depth];
+			}
+		}
+		if (mult) {
+			if (after_rep == 1 && *p == '?') {
+				after_rep = 2;   /* lazy */
+				continue;
+			}
+			if (after_rep || last[depth] == 0) {
+				snprintf(err, errlen, "bad repetition operator at \"%.8s\": a repetition must follow "
+					 "something to repeat, and cannot be repeated itself", p);
+				return -1;
+			}
+			total[depth] += last[depth] * (mult - 1);
+			last[depth] *= mult;
+			p += used - 1;
+			after_rep = 1;
+		} else {
+			unsigned long atom = 1;
+			after_rep = 0;
+			if (*p == '\\' && p[1]) {
+				p++;
+			} else if (*p == '[') {
+				const char *q = p + 1;
+				if (*q == '^')
+					q++;
+				if (*q == ']')
+					q++;
+				while (*q && *q != ']')
+					q += (*q == '\\' && q[1]) ? 2 : 1;
+				if (*q == '\0')
+					break;   /* re2_to_posix reports it */
+				p = q;
+			} else if (*p == '(') {
+				if (p[1] == '?' && p[2] != ':') {
+					/* a flags group, (?i): no atom (re2_to_posix judges it) */
+					const char *q = strchr(p, ')');
+					if (q == NULL)
+						break;
+					p = q;
+					continue;
+				}
+				if (p[1] == '?')
+					p += 2;   /* (?:...) groups like (...) */
+				if (depth == REGEX_MAX_GROUPS) {
+					snprintf(err, errlen, "groups nested deeper than %d", REGEX_MAX_GROUPS);
+					return -1;
+				}
+				depth++;
+				total[depth] = last[depth] = 0;
+				most[depth] = 1;
+				continue;
+			} else if (*p == ')' && depth > 0) {
+				atom = total[depth];
+				unsigned long inner = most[depth];
+				depth--;
+				last[depth] = atom;
+				total[depth] += atom;
+				counted[depth] = inner;
+				if (inner > most[depth])
+					most[depth] = inner;
+				goto check;
+			} else if (*p == '|') {
+				last[depth] = 0;
+				continue;
+			}
+			last[depth] = atom;
+			total[depth] += atom;
+			counted[depth] = 1;
+		}
+check:
+		if (total[depth] > REGEX_MAX_EXPANDED || last[depth] > REGEX_MAX_EXPANDED) {
+			snprintf(err, errlen, "the regex is too large once its repetitions are expanded (more than %d "
+				 "elements); simplify it", REGEX_MAX_EXPANDED);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int re2_to_posix(const char *src, char *out, size_t cap, int *icase, char *err, size_t errlen)
 {
 	size_t o = 0;
@@ -138,7 +280,7 @@ int cfg_regex_compile(const char *src, int icase, regex_t **out, char *err, size
 		snprintf(err, errlen, "out of memory");
 		return SN_ENOMEM;
 	}
-	if (re2_to_posix(src, posix, cap, &icase, err, errlen) < 0) {
+	if (repetition_ok(src, err, errlen) < 0 || re2_to_posix(src, posix, cap, &icase, err, errlen) < 0) {
 		free(posix);
 		free(re);
 		return SN_EINVAL;
