@@ -68,7 +68,11 @@ static void check_ok(const char *buf, int r, const struct sn_h1_request *req)
 		for (size_t j = 0; j < req->headers[i].value.len; j++)
 			CHECK(req->headers[i].value.p[j] != '\r' && req->headers[i].value.p[j] != '\n');
 	}
-	CHECK(req->path.p[0] == '/' || (req->path.len == 1 && req->path.p[0] == '*'));
+	/* origin-form; "*"; or an absolute-form query whose "/" the caller
+	 * writes (path_slash). */
+	CHECK(req->path.p[0] == '/' || (req->path.len == 1 && req->path.p[0] == '*') ||
+	      (req->path_slash && req->absolute_form && req->path.p[0] == '?'));
+	CHECK(!req->path_slash || req->path.p[0] == '?');
 
 	int cl = count_header(req, "content-length");
 	int te = count_header(req, "transfer-encoding");

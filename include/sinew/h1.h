@@ -63,6 +63,10 @@ struct sn_h1_request {
 	unsigned expect_continue : 1;  /* Expect: 100-continue (HTTP/1.1 only) */
 	unsigned absolute_form : 1;    /* target was absolute-form (proxy request) */
 	unsigned upgrade : 1;          /* Connection: upgrade with an Upgrade header */
+	/* Absolute-form with a query and an empty path ("http://a?x=1"): path
+	 * holds "?x=1" and the origin-form is "/" followed by it; the caller
+	 * that forwards it writes the "/" (the views stay in its buffer). */
+	unsigned path_slash : 1;
 	int err_status;
 	const char *err_reason;
 };

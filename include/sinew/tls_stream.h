@@ -26,6 +26,7 @@
 
 #include "sinew/common.h"
 #include "sinew/identity.h"
+#include "sinew/xprt.h"
 
 #define SN_TLS_WANT_READ 0x1u    /* wait for the socket to be readable */
 #define SN_TLS_WANT_WRITE 0x2u   /* wait for the socket to be writable */
@@ -110,19 +111,13 @@ struct sn_tls_conn_opts {
 	const char *alpn;
 };
 
-/* An I/O layer, for stacking tcp -> tls -> h1 (STYLE.md). Returns as the
- * sn_tls_stream_* functions below. To move to its own header when the tcp
- * and h1 layers get theirs. */
-struct sn_xprt_ops {
-	const char *name;
-	ssize_t (*read)(void *self, void *buf, size_t len);
-	ssize_t (*writev)(void *self, const struct iovec *iov, int iovcnt);
-	int (*shutdown)(void *self);
-	unsigned (*want)(const void *self);
-};
-
-/* The TLS layer's table; self is a struct sn_tls_stream. */
-extern const struct sn_xprt_ops sn_tls_xprt_ops;
+/* The TLS transport (sinew/xprt.h): turns the plain transport x (its fd
+ * connected, non-blocking) into a TLS stream over the same socket, as
+ * sn_tls_stream_new does (conn may be NULL); the handshake starts with
+ * sn_xprt_handshake or the first read. x then owns the stream and frees
+ * it on sn_xprt_close. Returns 0, or SN_EINVAL/SN_ENOMEM with x still
+ * plain. */
+int sn_xprt_tls(struct sn_xprt *x, struct sn_tls_ctx *ctx, const struct sn_tls_conn_opts *conn);
 
 /* --- contexts --- */
 

@@ -67,6 +67,8 @@ struct head {
 	struct sn_h1_header *hdrs;
 	size_t n;
 	int bad; /* status for malformed input: 400 (requests) or 502 (responses) */
+	int cl_count;    /* Content-Length fields seen (all valid, all equal) */
+	uint64_t cl;     /* their value */
 	int err_status;
 	const char *err_reason;
 };
@@ -127,6 +129,39 @@ static size_t skip_vchar(const char *b, size_t pos, size_t end)
 	while (pos < end && IS(b[pos], C_VCHAR))
 		pos++;
 	return pos;
+}
+
+static int parse_content_length(struct sn_str v, uint64_t *out);
+
+/* A Content-Length line that can never be accepted is refused as soon as
+ * its line is complete, not when the head ends: an invalid or overflowing
+ * value, and in a request any second one (in a response, only one that
+ * differs). The head-end checks then see the same. Returns 1 (h failed)
+ * or 0. */
+static int cl_line_bad(struct head *h)
+{
+	static const char cl[] = "content-length";
+	const struct sn_h1_header *f = &h->hdrs[h->n];
+	uint64_t n;
+
+	for (size_t i = 0; i < sizeof(cl) - 1; i++)
+		if ((f->name.p[i] | 0x20) != cl[i])   /* '-' | 0x20 is '-' */
+			return 0;
+	if (parse_content_length(f->value, &n) != 0) {
+		fail(h, h->bad, "invalid content-length");
+		return 1;
+	}
+	if (h->cl_count > 0 && h->bad == 400) {
+		fail(h, 400, "duplicate content-length");
+		return 1;
+	}
+	if (h->cl_count > 0 && n != h->cl) {
+		fail(h, h->bad, "conflicting content-length");
+		return 1;
+	}
+	h->cl = n;
+	h->cl_count++;
+	return 0;
 }
 
 /* Parses field lines from pos up to and including the empty line. Returns
@@ -191,6 +226,8 @@ static int parse_fields(struct head *h, size_t pos, int too_large)
 			vend--;
 		h->hdrs[h->n].name = sn_str_make(b + name, name_len);
 		h->hdrs[h->n].value = sn_str_make(b + vstart, vend - vstart);
+		if (name_len == 14 && (b[name] | 0x20) == 'c' && cl_line_bad(h))
+			return SN_H1_ERROR;
 		h->n++;
 		pos += 2;
 	}
@@ -211,10 +248,23 @@ static int match_version(const char *p, size_t avail)
 	return 1;
 }
 
-/* authority = host [ ":" port ]; host is an IP-literal, or letters, digits,
- * '-', '.', '_', '~' (no userinfo, no percent-encoding, no sub-delims: it is
- * a routing key, and ',' would make "a, b" lists possible); the port, if
- * the colon is there, is 1-5 digits up to 65535. */
+/* authority = host [ ":" port ] (RFC 3986 3.2.2, without userinfo, which
+ * RFC 9110 4.2.4 forbids); host is an IP-literal, or a reg-name: letters,
+ * digits, '-', '.', '_', '~', sub-delims ("0.0.0.0=5000" is a valid name)
+ * and %HH -- except ',', which is what two Host fields folded into one
+ * look like (RFC 9110 5.3), an ambiguity a routing key must not have; the
+ * port, if the colon is there, is 1-5 digits up to 65535. */
+static int is_sub_delim(char c)
+{
+	switch (c) {
+	case '!': case '$': case '&': case '\'': case '(': case ')':
+	case '*': case '+': case ';': case '=':
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 static int valid_authority(struct sn_str a)
 {
 	size_t i = 0;
@@ -234,8 +284,15 @@ static int valid_authority(struct sn_str a)
 			return 0;
 		i++;
 	} else {
-		while (i < a.len && IS(a.p[i], C_HOST))
-			i++;
+		for (; i < a.len; i++) {
+			if (IS(a.p[i], C_HOST) || is_sub_delim(a.p[i]))
+				continue;
+			if (a.p[i] != '%')
+				break;
+			if (a.len - i < 3 || !IS(a.p[i + 1], C_HEX) || !IS(a.p[i + 2], C_HEX))
+				return 0;
+			i += 2;
+		}
 		if (i == 0)
 			return 0;
 	}
@@ -338,8 +395,6 @@ struct fields {
 	int host_count;
 	struct sn_str host;
 	int cl_count;
-	int cl_bad;
-	int cl_differ;
 	uint64_t cl;
 	int te_count;
 	struct sn_str te;
@@ -353,22 +408,16 @@ struct fields {
 static void gather(const struct head *h, struct fields *f)
 {
 	memset(f, 0, sizeof(*f));
+	f->cl_count = h->cl_count;
+	f->cl = h->cl;
 	for (size_t i = 0; i < h->n; i++) {
 		struct sn_str name = h->hdrs[i].name, value = h->hdrs[i].value;
 
 		if (sn_str_ieq_cstr(name, "host")) {
 			if (f->host_count++ == 0)
 				f->host = value;
-		} else if (sn_str_ieq_cstr(name, "content-length")) {
-			uint64_t n;
-
-			if (parse_content_length(value, &n) != 0)
-				f->cl_bad = 1;
-			else if (f->cl_count > 0 && n != f->cl)
-				f->cl_differ = 1;
-			else
-				f->cl = n;
-			f->cl_count++;
+		} else if (name.len == 14 && (name.p[0] | 0x20) == 'c') {
+			continue;   /* content-length: checked line by line (cl_line_bad) */
 		} else if (sn_str_ieq_cstr(name, "transfer-encoding")) {
 			if (f->te_count++ == 0)
 				f->te = value;
@@ -490,9 +539,10 @@ static int parse_target(struct head *h, struct sn_h1_request *req)
 		 * that every view stays inside the caller's buffer. */
 		req->path = sn_str_make(t.p + 5, 1);
 	} else if (t.p[i] == '?') {
-		/* The origin-form would be "/?q", which is not a substring of
-		 * the input; too rare to be worth a copy. */
-		return fail(h, 400, "absolute-form with query but no path");
+		/* The origin-form is "/?q", which is not a substring of the
+		 * input: the query, and a flag for the "/" (RFC 9112 3.2.1). */
+		req->path = sn_str_make(t.p + i, t.len - i);
+		req->path_slash = 1;
 	} else {
 		req->path = sn_str_make(t.p + i, t.len - i);
 	}
@@ -552,10 +602,6 @@ int sn_h1_parse_request(const char *buf, size_t len, struct sn_h1_request *req,
 		r = fail(&h, 400, "transfer-encoding in HTTP/1.0");
 	} else if (f.te_count > 0 && f.cl_count > 0) {
 		r = fail(&h, 400, "content-length with transfer-encoding");
-	} else if (f.cl_bad) {
-		r = fail(&h, 400, "invalid content-length");
-	} else if (f.cl_count > 1) {
-		r = fail(&h, 400, "duplicate content-length");
 	} else if (f.te_count > 1) {
 		r = fail(&h, 501, "repeated transfer-encoding");
 	} else if (f.te_count == 1 && !sn_str_ieq_cstr(f.te, "chunked")) {
@@ -711,10 +757,6 @@ int sn_h1_parse_response(const char *buf, size_t len, struct sn_h1_response *res
 		r = fail(&h, 502, "transfer-encoding in HTTP/1.0 response");
 	} else if (f.te_count > 0 && f.cl_count > 0) {
 		r = fail(&h, 502, "content-length with transfer-encoding");
-	} else if (f.cl_bad) {
-		r = fail(&h, 502, "invalid content-length");
-	} else if (f.cl_differ) {
-		r = fail(&h, 502, "conflicting content-length");
 	} else if (f.te_count > 0 && parse_response_te(&h, &chunked) != 0) {
 		r = fail(&h, 502, "invalid transfer-encoding");
 	} else if (f.conn_bad) {

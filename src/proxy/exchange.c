@@ -35,7 +35,7 @@ struct sn_dconn {
 	struct sn_dconn *next;       /* first member: the worker's list link */
 	struct sn_dconn **pprev;
 	struct sn_io io;
-	int fd;
+	struct sn_xprt x;            /* the client's socket, plain or mTLS */
 	struct sn_worker *w;
 	enum sn_direction dir;
 	uint64_t id;
@@ -53,9 +53,8 @@ struct sn_dconn {
 	unsigned hup : 1;            /* epoll reported hang-up: read until EOF */
 	unsigned lingering : 1;      /* closed our side; dropping late input */
 	unsigned detecting : 1;      /* inbound with mTLS: first byte not seen yet */
-	unsigned handshaking : 1;    /* tls: server handshake not done yet */
-	struct sn_tls_stream *tls;   /* mTLS; NULL: plaintext */
-	const char *peer_id;         /* tls: the client's SPIFFE ID (borrowed from tls) */
+	unsigned handshaking : 1;    /* the transport's handshake is not done yet */
+	const char *peer_id;         /* mTLS: the client's SPIFFE ID (borrowed from x) */
 	uint16_t app_port;           /* inbound with capture: the original destination port */
 	size_t lingered;
 	size_t scanned;              /* bytes of c->in already seen to hold no complete line */
@@ -98,6 +97,7 @@ struct sn_exchange {
 	/* response */
 	int resp_head_done;
 	int resp_head_sent;          /* first byte of the head reached the client's buffer */
+	size_t resp_head_out;        /* the head's bytes in c->out while none of it went out; 0 after */
 	uint64_t resp_remaining;
 	struct sn_h1_chunked resp_chunked;
 	size_t resp_pending;
@@ -151,83 +151,74 @@ static size_t in_cap(const struct sn_worker *w)
 
 /* ---- downstream socket I/O ------------------------------------------ */
 
-/* Reads what fd has into b (pooled storage, bounded by the head limit).
- * Returns bytes read, 0 for nothing now, -1 on EOF or error. *drained is
- * set when the socket has nothing more (EAGAIN, or a short read -- unless
- * a hang-up was reported, since the EOF that follows the data will not be
- * announced again by edge-triggered epoll). */
-static ssize_t sock_read(struct sn_worker *w, int fd, struct sn_buf *b, int hup, int *drained)
+/* Reads what the transport has into b (pooled storage, bounded by the
+ * head limit). Returns bytes read, 0 for nothing now, -1 on EOF or error;
+ * *clear gets the readiness flags the caller must drop: SN_IO_READ once
+ * the socket is drained (SN_EAGAIN, or a short read where the transport
+ * says that proves it -- unless a hang-up was reported, since the EOF that
+ * follows the data will not be announced again by edge-triggered epoll),
+ * SN_IO_WRITE when the transport waits to write first. */
+static ssize_t side_read(struct sn_worker *w, struct sn_xprt *x, struct sn_buf *b, int hup, unsigned *clear)
 {
-	*drained = 0;
+	*clear = 0;
 	if (sn_buf_reserve(&w->pool, b, 1, in_cap(w)) != 0)
 		return 0;
 	size_t room = sn_buf_room(b);
 	if (room == 0)
 		return 0;
-	ssize_t n = read(fd, b->base + b->end, room);
+	ssize_t n = sn_xprt_read(x, b->base + b->end, room);
 	if (n > 0) {
 		b->end += (size_t)n;
-		if ((size_t)n < room && !hup)
-			*drained = 1;
+		if ((size_t)n < room && !hup && sn_xprt_has(x, SN_XPRT_SHORT_IO_FINAL))
+			*clear = SN_IO_READ;
 		return n;
 	}
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-		*drained = 1;
-		return 0;
-	}
-	if (n < 0 && errno == EINTR)
-		return 0;
-	return -1;
-}
-
-/* Reads from a TLS stream into b. Returns as sock_read; *drained is set on
- * SN_EAGAIN only (a short TLS read says nothing about the socket) and
- * *want to what the stream waits for. */
-static ssize_t tls_read(struct sn_worker *w, struct sn_tls_stream *s, struct sn_buf *b, int *drained,
-			unsigned *want)
-{
-	*drained = 0;
-	*want = 0;
-	if (sn_buf_reserve(&w->pool, b, 1, in_cap(w)) != 0)
-		return 0;
-	size_t room = sn_buf_room(b);
-	if (room == 0)
-		return 0;
-	ssize_t n = sn_tls_stream_read(s, b->base + b->end, room);
-	if (n > 0) {
-		b->end += (size_t)n;
-		return n;
-	}
+	*clear = SN_IO_READ;
 	if (n == SN_EAGAIN) {
-		*drained = 1;
-		*want = sn_tls_stream_want(s);
+		if (sn_xprt_want(x) & SN_XPRT_WANT_WRITE)
+			*clear |= SN_IO_WRITE;
 		return 0;
 	}
-	return -1;
+	return -1;   /* SN_ECLOSED or an error */
 }
 
-/* Reads from one side (plain socket or TLS stream) into b. Returns bytes,
- * 0 for nothing now, -1 on EOF or error; *clear gets the readiness flags
- * the caller must drop: SN_IO_READ when drained, SN_IO_WRITE when TLS waits
- * to write first. */
-static ssize_t side_read(struct sn_worker *w, int fd, struct sn_tls_stream *tls, struct sn_buf *b, int hup,
-			 unsigned *clear)
+/* Writes iov[0..n) through x while it takes bytes. Returns the bytes
+ * written (possibly 0), or -1 on a write error; *clear as side_read's,
+ * for the write direction. TLS writes a record at a time, so a short write
+ * there does not mean the socket is full: loop until SN_EAGAIN. The iovecs
+ * are consumed. */
+static ssize_t side_writev(struct sn_xprt *x, struct iovec *iov, int n, unsigned *clear)
 {
-	int drained;
-	ssize_t n;
+	size_t done = 0;
 
 	*clear = 0;
-	if (tls != NULL) {
-		unsigned want;
-		n = tls_read(w, tls, b, &drained, &want);
-		if (want & SN_TLS_WANT_WRITE)
-			*clear |= SN_IO_WRITE;
-	} else {
-		n = sock_read(w, fd, b, hup, &drained);
+	while (n > 0) {
+		ssize_t k = sn_xprt_writev(x, iov, n);
+		if (k == SN_EAGAIN) {
+			*clear = SN_IO_WRITE;
+			if (sn_xprt_want(x) & SN_XPRT_WANT_READ)
+				*clear |= SN_IO_READ;
+			break;
+		}
+		if (k < 0)
+			return -1;
+		done += (size_t)k;
+		size_t skip = (size_t)k;
+		int i = 0;
+		while (i < n && skip >= iov[i].iov_len)
+			skip -= iov[i++].iov_len;
+		memmove(iov, iov + i, (size_t)(n - i) * sizeof(iov[0]));
+		n -= i;
+		if (n > 0) {
+			iov[0].iov_base = (char *)iov[0].iov_base + skip;
+			iov[0].iov_len -= skip;
+			if (sn_xprt_has(x, SN_XPRT_SHORT_IO_FINAL)) {
+				*clear = SN_IO_WRITE;   /* short: the socket is full */
+				break;
+			}
+		}
 	}
-	if (drained || n < 0)
-		*clear |= SN_IO_READ;
-	return n;
+	return (ssize_t)done;
 }
 
 /* Reads what's available into c->in. Returns bytes read, 0 if nothing
@@ -238,7 +229,7 @@ static ssize_t dconn_read(struct sn_dconn *c)
 
 	if (!c->can_read || c->eof)
 		return c->eof ? -1 : 0;
-	ssize_t n = side_read(c->w, c->fd, c->tls, &c->in, c->hup, &clear);
+	ssize_t n = side_read(c->w, &c->x, &c->in, c->hup, &clear);
 	if (clear & SN_IO_READ)
 		c->can_read = 0;
 	if (clear & SN_IO_WRITE)
@@ -249,12 +240,15 @@ static ssize_t dconn_read(struct sn_dconn *c)
 }
 
 /* Writes c->out and then up to extra_len bytes of extra. Returns the bytes
- * of extra written, or -1 on a write error (the client is gone). */
+ * of extra written, or -1 on a write error (the client is gone). After
+ * SN_EAGAIN the same bytes are offered again (they still head c->out and
+ * extra), as TLS requires. */
 static ssize_t dconn_write(struct sn_dconn *c, const char *extra, size_t extra_len)
 {
 	struct iovec iov[2];
 	int n = 0;
 	size_t head = sn_buf_len(&c->out);
+	unsigned clear;
 
 	if (!c->can_write)
 		return 0;
@@ -264,61 +258,21 @@ static ssize_t dconn_write(struct sn_dconn *c, const char *extra, size_t extra_l
 		iov[n++] = (struct iovec){ (void *)extra, extra_len };
 	if (n == 0)
 		return 0;
-	if (c->tls != NULL) {
-		/* Offer the same bytes again after SN_EAGAIN (they still head
-		 * c->out and extra); loop on short writes, which do not mean
-		 * the socket is full. */
-		size_t done = 0, total = head + extra_len;
-		while (done < total) {
-			ssize_t k = sn_tls_stream_writev(c->tls, iov, n);
-			if (k == SN_EAGAIN) {
-				c->can_write = 0;
-				if (sn_tls_stream_want(c->tls) & SN_TLS_WANT_READ)
-					c->can_read = 0;
-				break;
-			}
-			if (k < 0)
-				return -1;
-			done += (size_t)k;
-			size_t skip = (size_t)k;
-			int i = 0;
-			while (i < n && skip >= iov[i].iov_len)
-				skip -= iov[i++].iov_len;
-			memmove(iov, iov + i, (size_t)(n - i) * sizeof(iov[0]));
-			n -= i;
-			if (n > 0) {
-				iov[0].iov_base = (char *)iov[0].iov_base + skip;
-				iov[0].iov_len -= skip;
-			}
-		}
-		if (done <= head) {
-			sn_buf_consume(&c->out, done);
-			return 0;
-		}
-		sn_buf_consume(&c->out, head);
-		if (sn_buf_len(&c->out) == 0)
-			sn_buf_release(&c->w->pool, &c->out);
-		return (ssize_t)(done - head);
-	}
-	ssize_t w = writev(c->fd, iov, n);
-	if (w < 0) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-			c->can_write = 0;
-			return 0;
-		}
-		return -1;
-	}
-	size_t total = head + extra_len;
-	if ((size_t)w < total)
+	ssize_t done = side_writev(&c->x, iov, n, &clear);
+	if (clear & SN_IO_WRITE)
 		c->can_write = 0;
-	if ((size_t)w <= head) {
-		sn_buf_consume(&c->out, (size_t)w);
+	if (clear & SN_IO_READ)
+		c->can_read = 0;
+	if (done < 0)
+		return -1;
+	if ((size_t)done <= head) {
+		sn_buf_consume(&c->out, (size_t)done);
 		return 0;
 	}
 	sn_buf_consume(&c->out, head);
 	if (sn_buf_len(&c->out) == 0)
 		sn_buf_release(&c->w->pool, &c->out);
-	return (ssize_t)((size_t)w - head);
+	return (ssize_t)((size_t)done - head);
 }
 
 /* ---- exchange allocation ---------------------------------------------- */
@@ -506,7 +460,8 @@ static void ex_record(struct sn_exchange *ex, uint64_t resp_bytes)
 	l.request_protocol = "http";
 	l.response_code = ex->status;
 	l.response_flags = flags;
-	l.connection_security_policy = c->dir == SN_DIR_INBOUND ? (c->tls != NULL ? "mutual_tls" : "none") : "unknown";
+	l.connection_security_policy = c->dir != SN_DIR_INBOUND ? "unknown"
+					 : sn_xprt_has(&c->x, SN_XPRT_SECURE) ? "mutual_tls" : "none";
 	if (c->dir == SN_DIR_OUTBOUND) {
 		l.reporter = "source";
 		l.source_workload = p->workload;
@@ -1285,27 +1240,25 @@ static void ex_route(struct sn_exchange *ex)
 
 /* ---- moving bytes ------------------------------------------------------ */
 
-/* Writes to upstream, through TLS when the connection has it. Returns
- * bytes (> 0), or -1 with errno (EAGAIN: can_write was cleared). After
- * EAGAIN the caller offers the same bytes again, as TLS requires. */
+/* Writes to upstream. Returns bytes (> 0), or -1 with errno (EAGAIN:
+ * can_write was cleared). After EAGAIN the caller offers the same bytes
+ * again, as TLS requires. */
 static ssize_t uconn_send(struct sn_uconn *u, const void *p, size_t len)
 {
-	if (u->tls == NULL) {
-		ssize_t n = write(u->fd, p, len);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			u->can_write = 0;
-		return n;
-	}
-	ssize_t n = sn_tls_stream_write(u->tls, p, len);
-	if (n == SN_EAGAIN) {
+	struct iovec iov = { (void *)p, len };
+	unsigned clear;
+	ssize_t n = side_writev(&u->x, &iov, 1, &clear);
+
+	if (clear & SN_IO_WRITE)
 		u->can_write = 0;
-		if (sn_tls_stream_want(u->tls) & SN_TLS_WANT_READ)
-			u->can_read = 0;
-		errno = EAGAIN;
-		return -1;
-	}
+	if (clear & SN_IO_READ)
+		u->can_read = 0;
 	if (n < 0) {
 		errno = EIO;
+		return -1;
+	}
+	if (n == 0) {
+		errno = EAGAIN;
 		return -1;
 	}
 	return n;
@@ -1470,6 +1423,7 @@ static int build_downstream_head(struct sn_exchange *ex)
 	sn_h1w_end(&wr);
 	if (wr.overflow)
 		return SN_ELIMIT;
+	ex->resp_head_out = sn_buf_len(&c->out) == 0 ? wr.len : 0;
 	c->out.end += wr.len;
 	return 0;
 }
@@ -1481,7 +1435,7 @@ static ssize_t uconn_read(struct sn_uconn *u)
 
 	if (!u->can_read)
 		return u->eof ? -1 : 0;
-	ssize_t n = side_read(u->w, u->fd, u->tls, &u->in, u->hup, &clear);
+	ssize_t n = side_read(u->w, &u->x, &u->in, u->hup, &clear);
 	if (clear & SN_IO_READ)
 		u->can_read = 0;
 	if (clear & SN_IO_WRITE)
@@ -1586,11 +1540,31 @@ static int pump_response(struct sn_exchange *ex)
 						ex->resp_classified_done = 1;
 						continue;
 					}
+					if (ex->resp_head_out != 0 && sn_buf_len(&c->out) == ex->resp_head_out) {
+						/* Nothing reached the client yet: it
+						 * gets a 502, not a bare close. */
+						ex->resp_head_sent = 0;
+						ex_local(ex, 502, "upstream_reset",
+							 "sinew: upstream closed the connection after the response head, "
+							 "before its body");
+						return -1;
+					}
 					ex_abort(ex, "upstream_reset");
 					return -1;
 				}
-				if (r == 0)
+				if (r == 0) {
+					/* Nothing more from upstream now: the head
+					 * goes out alone rather than wait for a body
+					 * byte that may come much later (streams,
+					 * long polls). */
+					if (sn_buf_len(&c->out) > 0 && c->can_write && dconn_write(c, NULL, 0) < 0) {
+						ex_abort(ex, "downstream_disconnect");
+						return -1;
+					}
+					if (sn_buf_len(&c->out) != ex->resp_head_out)
+						ex->resp_head_out = 0;
 					break;
+				}
 				continue;
 			}
 			if (ex->resp.body == SN_H1_BODY_LENGTH) {
@@ -1624,6 +1598,7 @@ static int pump_response(struct sn_exchange *ex)
 			ex_abort(ex, "downstream_disconnect");
 			return -1;
 		}
+		ex->resp_head_out = 0;
 		if (n > 0) {
 			ex->resp_body_bytes += (uint64_t)n;
 			ex->resp_pending -= (size_t)n;
@@ -1664,30 +1639,30 @@ static void ex_progress(struct sn_exchange *ex)
 		}
 		if (!u->can_write && !u->can_read)
 			return;
-		if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+		if (getsockopt(u->x.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
 			ex_attempt_failed(ex, SN_FAIL_CONNECT, 0);
 			return;
 		}
 		if (!u->can_write)
 			return;
 		u->connected = 1;
-		if (u->tls == NULL)
+		if (!u->handshaking)
 			sn_timer_stop(&ex->w->loop, &u->timer);
 	}
 	if (u->handshaking) {
 		/* mTLS: the handshake counts as connecting (its timeout and,
 		 * on failure, upstream_connect_failure). */
-		int r = sn_tls_stream_handshake(u->tls);
+		int r = sn_xprt_handshake(&u->x);
 		if (r == SN_EAGAIN) {
-			unsigned want = sn_tls_stream_want(u->tls);
-			if (want & SN_TLS_WANT_READ)
+			unsigned want = sn_xprt_want(&u->x);
+			if (want & SN_XPRT_WANT_READ)
 				u->can_read = 0;
-			if (want & SN_TLS_WANT_WRITE)
+			if (want & SN_XPRT_WANT_WRITE)
 				u->can_write = 0;
 			return;
 		}
 		if (r != 0) {
-			snprintf(ex->conn_err, sizeof(ex->conn_err), "%s", sn_tls_stream_error(u->tls));
+			snprintf(ex->conn_err, sizeof(ex->conn_err), "%s", sn_xprt_error(&u->x));
 			sn_log(SN_LOG_INFO, "conn=%llu upstream %s", (unsigned long long)ex->c->id, ex->conn_err);
 			ex_attempt_failed(ex, SN_FAIL_CONNECT, 0);
 			return;
@@ -1747,12 +1722,8 @@ static void dconn_destroy(struct sn_dconn *c)
 
 	sn_timer_stop(&w->loop, &c->timer);
 	sn_io_stop(&w->loop, &c->io);
-	if (c->tls != NULL) {
-		sn_tls_stream_free(c->tls);
-		c->tls = NULL;
-		c->peer_id = NULL;
-	}
-	close(c->fd);
+	c->peer_id = NULL;
+	sn_xprt_close(&c->x, !c->handshaking && !c->eof && !c->lingering);
 	sn_buf_release(&w->pool, &c->in);
 	sn_buf_release(&w->pool, &c->out);
 	*c->pprev = c->next;
@@ -1770,7 +1741,7 @@ static int linger_drain(struct sn_dconn *c)
 	char sink[4096];
 
 	for (int i = 0; i < 64; i++) {
-		ssize_t n = read(c->fd, sink, sizeof(sink));
+		ssize_t n = read(c->x.fd, sink, sizeof(sink));   /* raw: dropped unread, TLS or not */
 		if (n > 0) {
 			c->lingered += (size_t)n;
 			if (c->lingered > LINGER_MAX_BYTES)
@@ -1821,9 +1792,9 @@ static void close_common(struct sn_dconn *c, int linger)
 	}
 	sn_buf_release(&w->pool, &c->in);
 	sn_buf_release(&w->pool, &c->out);
-	if (c->tls != NULL && !c->handshaking && !c->eof)
-		sn_tls_stream_shutdown(c->tls);  /* close_notify, best effort */
-	if (!linger || c->eof || shutdown(c->fd, SHUT_WR) != 0 || linger_drain(c)) {
+	/* Lingering starts with our end of the stream (TLS: close_notify,
+	 * then FIN); if that can't go out now, close at once. */
+	if (!linger || c->eof || c->handshaking || sn_xprt_shutdown(&c->x) != 0 || linger_drain(c)) {
 		dconn_destroy(c);
 		return;
 	}
@@ -1946,9 +1917,11 @@ static void dconn_process(struct sn_dconn *c)
 				 "sinew: malformed request: %s", req.err_reason ? req.err_reason : "invalid HTTP/1.1");
 			return;
 		}
-		/* Copy the head so c->in can carry the body. */
-		size_t hlen = (size_t)r;
-		if (sn_buf_reserve(&w->pool, &ex->head, hlen, SN_MAX(hlen, limits(w)->max_head_bytes * 3)) != 0) {
+		/* Copy the head so c->in can carry the body; behind it, the
+		 * origin-form path when the target had none to point at. */
+		size_t hlen = (size_t)r, extra = req.path_slash ? req.path.len + 1 : 0;
+		if (sn_buf_reserve(&w->pool, &ex->head, hlen + extra,
+				   SN_MAX(hlen + extra, limits(w)->max_head_bytes * 3)) != 0) {
 			ex->req.keep_alive = 0;
 			ex_local(ex, 503, "overflow", "sinew: out of memory");
 			return;
@@ -1956,6 +1929,15 @@ static void dconn_process(struct sn_dconn *c)
 		sn_buf_append(&ex->head, sn_buf_data(&c->in), hlen);
 		sn_buf_consume(&c->in, hlen);
 		sn_h1_parse_request(ex->head.base, hlen, &ex->req, ex->req_hdrs, SN_MAX_HEADERS_ARRAY, limits(w));
+		if (ex->req.path_slash) {
+			/* "http://a?x=1" is "/?x=1" (RFC 9112 3.2.1). */
+			char *p = ex->head.base + ex->head.end;
+			p[0] = '/';
+			memcpy(p + 1, ex->req.path.p, ex->req.path.len);
+			ex->head.end += extra;
+			ex->req.path = sn_str_make(p, extra);
+			ex->req.path_slash = 0;
+		}
 		int rid = sn_h1_find_header(ex->req.headers, ex->req.num_headers, SN_STR_LIT("x-request-id"), 0);
 		if (rid >= 0 && ex->req.headers[rid].value.len > 0) {
 			ex->rid = ex->req.headers[rid].value;
@@ -2048,7 +2030,7 @@ static int dconn_secure(struct sn_dconn *c)
 
 	if (c->detecting) {
 		unsigned char b;
-		ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+		ssize_t n = recv(c->x.fd, &b, 1, MSG_PEEK);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
 			c->can_read = 0;
 			return 1;
@@ -2086,31 +2068,30 @@ static int dconn_secure(struct sn_dconn *c)
 			}
 			return 0;
 		}
-		if (sn_tls_stream_new(__atomic_load_n(&w->proxy->tls_server, __ATOMIC_ACQUIRE), c->fd, NULL, &c->tls) != 0) {
-			c->tls = NULL;
+		if (sn_xprt_tls(&c->x, __atomic_load_n(&w->proxy->tls_server, __ATOMIC_ACQUIRE), NULL) != 0) {
 			dconn_close(c);
 			return 1;
 		}
 		c->handshaking = 1;
 	}
-	int r = sn_tls_stream_handshake(c->tls);
+	int r = sn_xprt_handshake(&c->x);
 	if (r == SN_EAGAIN) {
-		unsigned want = sn_tls_stream_want(c->tls);
-		if (want & SN_TLS_WANT_READ)
+		unsigned want = sn_xprt_want(&c->x);
+		if (want & SN_XPRT_WANT_READ)
 			c->can_read = 0;
-		if (want & SN_TLS_WANT_WRITE)
+		if (want & SN_XPRT_WANT_WRITE)
 			c->can_write = 0;
 		return 1;
 	}
 	if (r != 0) {
-		sn_log(SN_LOG_INFO, "conn=%llu inbound %s", (unsigned long long)c->id, sn_tls_stream_error(c->tls));
+		sn_log(SN_LOG_INFO, "conn=%llu inbound %s", (unsigned long long)c->id, sn_xprt_error(&c->x));
 		c->eof = 1;  /* no close_notify on a failed stream */
 		dconn_close(c);
 		return 1;
 	}
 	c->handshaking = 0;
-	c->peer_id = sn_tls_stream_peer_id(c->tls);
-	struct sn_str alpn = sn_tls_stream_alpn(c->tls);
+	c->peer_id = sn_xprt_peer_id(&c->x);
+	struct sn_str alpn = sn_xprt_alpn(&c->x);
 	if (sn_str_eq_cstr(alpn, SN_TLS_ALPN_TCP)) {
 		/* Opaque TCP from a peer proxy (tcp.c): the app's port is the
 		 * original destination's (capture), else --app's. */
@@ -2118,7 +2099,7 @@ static int dconn_secure(struct sn_dconn *c)
 		socklen_t ol = sizeof(orig);
 		const struct sockaddr_storage *app = &w->proxy->opt.app.ss;
 		uint16_t port = app->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)app)->sin_port) : 0;
-		if (getsockopt(c->fd, SOL_IP, 80 /* SO_ORIGINAL_DST */, &orig, &ol) == 0 && orig.sin_family == AF_INET &&
+		if (getsockopt(c->x.fd, SOL_IP, 80 /* SO_ORIGINAL_DST */, &orig, &ol) == 0 && orig.sin_family == AF_INET &&
 		    ntohs(orig.sin_port) != 0 && w->proxy->opt.have_capture_probe)
 			port = ntohs(orig.sin_port);
 		char peer_id[SN_SPIFFE_ID_MAX + 1];
@@ -2127,14 +2108,12 @@ static int dconn_secure(struct sn_dconn *c)
 			dconn_close(c);
 			return 1;
 		}
-		int fd = c->fd;
-		struct sn_tls_stream *tls = c->tls;
+		struct sn_xprt x = c->x;   /* handed to the relay */
 		sn_io_stop(&w->loop, &c->io);
-		c->tls = NULL;
+		sn_xprt_init(&c->x, -1);
 		c->peer_id = NULL;
-		c->fd = -1;
 		dconn_close(c);
-		sn_tcp_inbound(w, fd, tls, peer_id, port);
+		sn_tcp_inbound(w, &x, peer_id, port);
 		return 1;
 	}
 	c->can_read = 1;   /* OpenSSL may already hold the first request */
@@ -2154,7 +2133,7 @@ static void on_dconn_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		c->can_read = 1;
 	if (events & SN_IO_HUP)
 		c->hup = 1;
-	if (c->tls != NULL && (events & (SN_IO_READ | SN_IO_WRITE))) {
+	if (sn_xprt_has(&c->x, SN_XPRT_CROSSED_READINESS) && (events & (SN_IO_READ | SN_IO_WRITE))) {
 		/* A TLS read may wait for writability and a write for
 		 * readability: any readiness retries both. */
 		c->can_read = 1;
@@ -2200,7 +2179,7 @@ void sn_dconn_accept(struct sn_worker *w, int fd, enum sn_direction dir, const s
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->fd = fd;
+	sn_xprt_init(&c->x, fd);
 	c->w = w;
 	c->dir = dir;
 	c->id = ++w->next_conn_id;

@@ -11,7 +11,7 @@
  * idle in its host's LIFO pool, watched for EOF while idle. */
 struct sn_uconn {
 	struct sn_io io;
-	int fd;
+	struct sn_xprt x;            /* plain, or mTLS (ISTIO_MUTUAL) */
 	struct sn_worker *w;
 	struct sn_host *host;
 	struct sn_uconn *next_idle;
@@ -28,8 +28,7 @@ struct sn_uconn {
 	unsigned eof : 1;
 	unsigned idle : 1;
 	unsigned hup : 1;            /* epoll reported hang-up/error: read until EOF */
-	unsigned handshaking : 1;    /* tls: handshake not done yet */
-	struct sn_tls_stream *tls;   /* ISTIO_MUTUAL: the mTLS stream; NULL: plaintext */
+	unsigned handshaking : 1;    /* the transport's handshake is not done yet */
 	char *tls_id;                /* the server ID expected (pool key with host); NULL: plaintext */
 	struct sn_task reclaim;
 };

@@ -200,9 +200,9 @@ struct sn_proxy {
 /* tcp.c: opaque TCP and protocol detection for captured traffic. Returns
  * 1 when it took fd (a captured outbound connection), 0 to go on as HTTP. */
 int sn_tcp_outbound_accept(struct sn_worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len);
-/* Takes fd and its TLS stream (ALPN sinew/tcp) and relays to the app's port. */
-struct sn_tls_stream;
-void sn_tcp_inbound(struct sn_worker *w, int fd, struct sn_tls_stream *tls, const char *peer_id, uint16_t port);
+/* Takes x, a peer proxy's mTLS transport (ALPN sinew/tcp), and relays it
+ * to the app's port. */
+void sn_tcp_inbound(struct sn_worker *w, struct sn_xprt *x, const char *peer_id, uint16_t port);
 /* Protocol detection on the first bytes b[0..n) of a captured outbound
  * connection (peeked, not consumed): 1 HTTP/1 ("METHOD " with METHOD
  * [A-Z]{1,7}), 0 anything else, -1 not known until more bytes arrive. */

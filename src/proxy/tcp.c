@@ -166,9 +166,8 @@ static int vip_lookup(const char *path, uint32_t addr, char *out, size_t size)
 /* ---- the relay ------------------------------------------------------------- */
 
 struct side {
-	int fd;
+	struct sn_xprt x;   /* plain, or mTLS between proxies (ALPN sinew/tcp) */
 	struct sn_io io;
-	struct sn_tls_stream *tls;
 	int eof;          /* read side done */
 	int shut;         /* we passed the peer's EOF on (FIN / close_notify sent) */
 	int connecting;
@@ -203,17 +202,10 @@ static void reclaim_tcp(struct sn_loop *loop, struct sn_task *task)
 
 static void side_close(struct sn_worker *w, struct side *s)
 {
-	if (s->fd < 0)
+	if (s->x.fd < 0)
 		return;
 	sn_io_stop(&w->loop, &s->io);
-	if (s->tls != NULL) {
-		if (!s->eof)
-			sn_tls_stream_shutdown(s->tls);
-		sn_tls_stream_free(s->tls);
-		s->tls = NULL;
-	}
-	close(s->fd);
-	s->fd = -1;
+	sn_xprt_close(&s->x, !s->eof);
 }
 
 static void tcp_close(struct sn_tcp *t, const char *why)
@@ -229,45 +221,14 @@ static void tcp_close(struct sn_tcp *t, const char *why)
 	sn_loop_reclaim(&t->w->loop, &t->reclaim, reclaim_tcp);
 }
 
-static ssize_t side_read(struct side *s, void *buf, size_t len)
-{
-	if (s->tls != NULL) {
-		ssize_t n = sn_tls_stream_read(s->tls, buf, len);
-		return n == SN_ECLOSED ? 0 : n;
-	}
-	ssize_t n = read(s->fd, buf, len);
-	if (n < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? SN_EAGAIN : SN_EIO;
-	return n;
-}
-
-static ssize_t side_write(struct side *s, const void *buf, size_t len)
-{
-	if (s->tls != NULL)
-		return sn_tls_stream_write(s->tls, buf, len);
-	ssize_t n = send(s->fd, buf, len, MSG_NOSIGNAL);
-	if (n < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? SN_EAGAIN : SN_EIO;
-	return n;
-}
-
-/* Passes the other side's EOF on: a FIN, or over TLS a close_notify —
- * which may have to wait for the handshake to finish or for room in the
- * socket; the pump calls this again until it is out. */
+/* Passes the other side's EOF on: a FIN, or over TLS close_notify and
+ * FIN -- which may have to wait for the handshake to finish or for room
+ * in the socket; the pump calls this again until it is out. */
 static void side_shut(struct side *s)
 {
-	if (s->shut || s->fd < 0)
+	if (s->shut || s->x.fd < 0)
 		return;
-	if (s->tls == NULL) {
-		shutdown(s->fd, SHUT_WR);
-		s->shut = 1;
-		return;
-	}
-	enum sn_tls_state st = sn_tls_stream_state(s->tls);
-	if (st == SN_TLS_STATE_HANDSHAKE)
-		return;   /* reads drive the handshake; retried after */
-	int r = sn_tls_stream_shutdown(s->tls);
-	if (r != SN_EAGAIN)
+	if (sn_xprt_shutdown(&s->x) != SN_EAGAIN)
 		s->shut = 1;   /* sent, or the stream failed: nothing more to send */
 }
 
@@ -282,11 +243,11 @@ static int move(struct side *from, struct side *to, unsigned char *buf, size_t *
 		if (*len == 0)
 			*off = 0;   /* all written: the whole buffer is room again */
 		if (!from->eof && *off + *len < RELAY_BUF) {
-			ssize_t n = side_read(from, buf + *off + *len, RELAY_BUF - *off - *len);
+			ssize_t n = sn_xprt_read(&from->x, buf + *off + *len, RELAY_BUF - *off - *len);
 			if (n > 0) {
 				*len += (size_t)n;
 				step = 1;
-			} else if (n == 0) {
+			} else if (n == SN_ECLOSED) {
 				from->eof = 1;
 				step = 1;
 			} else if (n != SN_EAGAIN) {
@@ -294,7 +255,7 @@ static int move(struct side *from, struct side *to, unsigned char *buf, size_t *
 			}
 		}
 		if (*len > 0 && !to->connecting) {
-			ssize_t n = side_write(to, buf + *off, *len);
+			ssize_t n = sn_xprt_write(&to->x, buf + *off, *len);
 			if (n > 0) {
 				*off += (size_t)n;
 				*len -= (size_t)n;
@@ -313,12 +274,12 @@ static int move(struct side *from, struct side *to, unsigned char *buf, size_t *
 
 static void relay_pump(struct sn_tcp *t)
 {
-	if (t->closing || t->u.fd < 0)
+	if (t->closing || t->u.x.fd < 0)
 		return;   /* the upstream is not chosen yet (discovery): its connect runs this again */
 	if (t->u.connecting) {
 		int err = 0;
 		socklen_t l = sizeof(err);
-		if (getsockopt(t->u.fd, SOL_SOCKET, SO_ERROR, &err, &l) != 0 || (err != 0 && err != EINPROGRESS)) {
+		if (getsockopt(t->u.x.fd, SOL_SOCKET, SO_ERROR, &err, &l) != 0 || (err != 0 && err != EINPROGRESS)) {
 			sn_metrics_add(t->w->metrics, SN_CTR_UPSTREAM_CX_CONNECT_FAIL, 1);
 			sn_log(SN_LOG_INFO, "tcp=%llu %s: connect failed: %s", (unsigned long long)t->id, t->what,
 			       strerror(err ? err : errno));
@@ -329,7 +290,7 @@ static void relay_pump(struct sn_tcp *t)
 			return;
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
-		if (getpeername(t->u.fd, (struct sockaddr *)&ss, &sl) != 0)
+		if (getpeername(t->u.x.fd, (struct sockaddr *)&ss, &sl) != 0)
 			return;   /* not connected yet */
 		t->u.connecting = 0;
 		sn_timer_start(&t->w->loop, &t->timer, TCP_IDLE_MS, on_tcp_timer);
@@ -337,8 +298,10 @@ static void relay_pump(struct sn_tcp *t)
 	int a = move(&t->d, &t->u, t->d2u, &t->d2u_off, &t->d2u_len);
 	int b = a < 0 ? 0 : move(&t->u, &t->d, t->u2d, &t->u2d_off, &t->u2d_len);
 	if (a < 0 || b < 0) {
-		const char *e = t->d.tls ? sn_tls_stream_error(t->d.tls) : t->u.tls ? sn_tls_stream_error(t->u.tls) : NULL;
-		sn_log(SN_LOG_INFO, "tcp=%llu %s: %s", (unsigned long long)t->id, t->what, e && e[0] ? e : "I/O error");
+		const char *e = sn_xprt_error(&t->d.x);
+		if (e[0] == '\0')
+			e = sn_xprt_error(&t->u.x);
+		sn_log(SN_LOG_INFO, "tcp=%llu %s: %s", (unsigned long long)t->id, t->what, e[0] ? e : "I/O error");
 		tcp_close(t, NULL);
 		return;
 	}
@@ -366,28 +329,27 @@ static void on_tcp_timer(struct sn_loop *loop, struct sn_timer *tm)
 	tcp_close(t, t->u.connecting ? "connect timeout" : "idle timeout");
 }
 
-static struct sn_tcp *tcp_new(struct sn_worker *w, int dfd, struct sn_tls_stream *dtls)
+/* Takes d, the client's transport (closed on failure). */
+static struct sn_tcp *tcp_new(struct sn_worker *w, struct sn_xprt *d)
 {
 	struct sn_tcp *t = calloc(1, sizeof(*t));
 	if (t != NULL) {
 		t->d2u = malloc(RELAY_BUF);
 		t->u2d = malloc(RELAY_BUF);
 	}
-	if (t == NULL || t->d2u == NULL || t->u2d == NULL || sn_io_start(&w->loop, &t->d.io, dfd, on_d_io) != 0) {
+	if (t == NULL || t->d2u == NULL || t->u2d == NULL || sn_io_start(&w->loop, &t->d.io, d->fd, on_d_io) != 0) {
 		if (t != NULL) {
 			free(t->d2u);
 			free(t->u2d);
 		}
 		free(t);
-		sn_tls_stream_free(dtls);
-		close(dfd);
+		sn_xprt_close(d, 0);
 		return NULL;
 	}
 	t->w = w;
 	t->id = ++w->next_conn_id;
-	t->d.fd = dfd;
-	t->d.tls = dtls;
-	t->u.fd = -1;
+	t->d.x = *d;
+	sn_xprt_init(&t->u.x, -1);
 	return t;
 }
 
@@ -405,12 +367,12 @@ static int tcp_connect(struct sn_tcp *t, const struct sockaddr *addr, socklen_t 
 		close(fd);
 		return -1;
 	}
-	t->u.fd = fd;
+	sn_xprt_init(&t->u.x, fd);
 	t->u.connecting = 1;
 	if (want_id != NULL) {
 		const char *ids[1] = { want_id };
 		struct sn_tls_conn_opts co = { .expected_ids = ids, .n_expected = 1, .alpn = SN_TLS_ALPN_TCP };
-		if (sn_tls_stream_new(__atomic_load_n(&w->proxy->tls_client, __ATOMIC_ACQUIRE), fd, &co, &t->u.tls) != 0)
+		if (sn_xprt_tls(&t->u.x, __atomic_load_n(&w->proxy->tls_client, __ATOMIC_ACQUIRE), &co) != 0)
 			return -1;
 	}
 	if (sn_io_start(&w->loop, &t->u.io, fd, on_u_io) != 0)
@@ -494,7 +456,9 @@ static void outbound_route(struct sn_tcp *t)
 
 static void tcp_outbound(struct sn_worker *w, int fd, const struct sockaddr_in *orig)
 {
-	struct sn_tcp *t = tcp_new(w, fd, NULL);
+	struct sn_xprt d;
+	sn_xprt_init(&d, fd);
+	struct sn_tcp *t = tcp_new(w, &d);
 	if (t == NULL)
 		return;
 	t->orig = *orig;
@@ -502,9 +466,9 @@ static void tcp_outbound(struct sn_worker *w, int fd, const struct sockaddr_in *
 	outbound_route(t);
 }
 
-void sn_tcp_inbound(struct sn_worker *w, int fd, struct sn_tls_stream *tls, const char *peer_id, uint16_t port)
+void sn_tcp_inbound(struct sn_worker *w, struct sn_xprt *x, const char *peer_id, uint16_t port)
 {
-	struct sn_tcp *t = tcp_new(w, fd, tls);
+	struct sn_tcp *t = tcp_new(w, x);
 	struct sockaddr_in app = { .sin_family = AF_INET, .sin_port = htons(port) };
 
 	if (t == NULL)

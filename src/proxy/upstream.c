@@ -40,17 +40,10 @@ void sn_uconn_destroy(struct sn_worker *w, struct sn_uconn *u)
 		idle_unlink(u);
 	sn_timer_stop(&w->loop, &u->timer);
 	sn_io_stop(&w->loop, &u->io);
-	if (u->tls != NULL) {
-		if (!u->handshaking && !u->eof)
-			sn_tls_stream_shutdown(u->tls);  /* close_notify, best effort */
-		sn_tls_stream_free(u->tls);
-		u->tls = NULL;
-	}
 	free(u->tls_id);
 	u->tls_id = NULL;
-	if (u->fd >= 0) {
-		close(u->fd);
-		u->fd = -1;
+	if (u->x.fd >= 0) {
+		sn_xprt_close(&u->x, !u->handshaking && !u->eof);   /* TLS: close_notify, best effort */
 		u->host->n_conns--;
 		sn_metrics_add(w->metrics, SN_CTR_UPSTREAM_CX_ACTIVE, -1);
 	}
@@ -84,7 +77,7 @@ static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		u->can_read = 1;
 	if (events & SN_IO_HUP)
 		u->hup = 1;
-	if (u->tls != NULL && (events & (SN_IO_READ | SN_IO_WRITE))) {
+	if (sn_xprt_has(&u->x, SN_XPRT_CROSSED_READINESS) && (events & (SN_IO_READ | SN_IO_WRITE))) {
 		/* A TLS read may wait for writability and a write for
 		 * readability: any readiness retries both. */
 		u->can_read = 1;
@@ -98,7 +91,7 @@ static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		/* Data or EOF on an idle connection: the server closed it or
 		 * broke the protocol. Either way it can't be reused. */
 		char b[1];
-		ssize_t n = recv(u->fd, b, sizeof(b), MSG_PEEK);
+		ssize_t n = recv(u->x.fd, b, sizeof(b), MSG_PEEK);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || n > 0)
 			sn_uconn_destroy(u->w, u);
 		else
@@ -129,13 +122,14 @@ int sn_uconn_acquire(struct sn_worker *w, struct sn_host *host, const struct sn_
 	u = calloc(1, sizeof(*u));
 	if (u == NULL)
 		return SN_ENOMEM;
-	u->fd = socket(host->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (u->fd < 0) {
+	int fd = socket(host->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
 		free(u);
 		return SN_EIO;
 	}
+	sn_xprt_init(&u->x, fd);
 	int one = 1;
-	setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	u->w = w;
 	u->host = host;
 	u->ex = ex;
@@ -144,7 +138,7 @@ int sn_uconn_acquire(struct sn_worker *w, struct sn_host *host, const struct sn_
 	host->n_conns++;
 	sn_metrics_add(w->metrics, SN_CTR_UPSTREAM_CX_TOTAL, 1);
 	sn_metrics_add(w->metrics, SN_CTR_UPSTREAM_CX_ACTIVE, 1);
-	if (connect(u->fd, (struct sockaddr *)&host->addr, host->addr_len) != 0 && errno != EINPROGRESS) {
+	if (connect(fd, (struct sockaddr *)&host->addr, host->addr_len) != 0 && errno != EINPROGRESS) {
 		/* Immediate failure (e.g. refused on loopback): report through
 		 * the normal path so retries apply. */
 		u->eof = 1;
@@ -154,20 +148,17 @@ int sn_uconn_acquire(struct sn_worker *w, struct sn_host *host, const struct sn_
 		struct sn_tls_conn_opts co = { .expected_ids = ids, .n_expected = 1, .session_key = host->key };
 		u->tls_id = strdup(tls_id);
 		if (u->tls_id == NULL ||
-		    sn_tls_stream_new(__atomic_load_n(&w->proxy->tls_client, __ATOMIC_ACQUIRE), u->fd, &co, &u->tls) != 0) {
+		    sn_xprt_tls(&u->x, __atomic_load_n(&w->proxy->tls_client, __ATOMIC_ACQUIRE), &co) != 0) {
 			free(u->tls_id);
 			u->tls_id = NULL;
-			u->tls = NULL;
 			u->eof = 1;  /* fails the attempt as a connect failure */
 		} else {
 			u->handshaking = 1;
 		}
 	}
-	if (sn_io_start(&w->loop, &u->io, u->fd, on_io) != 0) {
-		if (u->tls != NULL)
-			sn_tls_stream_free(u->tls);
+	if (sn_io_start(&w->loop, &u->io, fd, on_io) != 0) {
+		sn_xprt_close(&u->x, 0);
 		free(u->tls_id);
-		close(u->fd);
 		host->n_conns--;
 		sn_metrics_add(w->metrics, SN_CTR_UPSTREAM_CX_ACTIVE, -1);
 		free(u);

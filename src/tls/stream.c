@@ -1218,35 +1218,94 @@ SSL *sn_tls_stream_ssl(const struct sn_tls_stream *s)
 	return s->ssl;
 }
 
-/* ---- the ops table ---- */
+/* ---- the transport (sinew/xprt.h) ---- */
 
-static ssize_t xprt_read(void *self, void *buf, size_t len)
+_Static_assert(SN_TLS_WANT_READ == SN_XPRT_WANT_READ && SN_TLS_WANT_WRITE == SN_XPRT_WANT_WRITE,
+	       "want bits are passed through");
+
+static int xprt_handshake(struct sn_xprt *x)
 {
-	return sn_tls_stream_read(self, buf, len);
+	return sn_tls_stream_handshake(x->layer);
 }
 
-static ssize_t xprt_writev(void *self, const struct iovec *iov, int iovcnt)
+static ssize_t xprt_read(struct sn_xprt *x, void *buf, size_t len)
 {
-	return sn_tls_stream_writev(self, iov, iovcnt);
+	return sn_tls_stream_read(x->layer, buf, len);
 }
 
-static int xprt_shutdown(void *self)
+static ssize_t xprt_writev(struct sn_xprt *x, const struct iovec *iov, int iovcnt)
 {
-	return sn_tls_stream_shutdown(self);
+	return sn_tls_stream_writev(x->layer, iov, iovcnt);
 }
 
-static unsigned xprt_want(const void *self)
+/* close_notify, then FIN once it is out. Nothing can be sent before the
+ * handshake is done: SN_EAGAIN, the owner's reads drive it on. */
+static int xprt_shutdown(struct sn_xprt *x)
 {
-	return sn_tls_stream_want(self);
+	struct sn_tls_stream *s = x->layer;
+	if (s->state == SN_TLS_STATE_HANDSHAKE)
+		return SN_EAGAIN;
+	int r = sn_tls_stream_shutdown(s);
+	if (r != 0)
+		return r;
+	return shutdown(x->fd, SHUT_WR) == 0 ? 0 : SN_EIO;
 }
 
-const struct sn_xprt_ops sn_tls_xprt_ops = {
+static unsigned xprt_want(const struct sn_xprt *x)
+{
+	return sn_tls_stream_want(x->layer);
+}
+
+static const char *xprt_peer_id(const struct sn_xprt *x)
+{
+	return sn_tls_stream_peer_id(x->layer);
+}
+
+static struct sn_str xprt_alpn(const struct sn_xprt *x)
+{
+	return sn_tls_stream_alpn(x->layer);
+}
+
+static const char *xprt_error(const struct sn_xprt *x)
+{
+	return sn_tls_stream_error(x->layer);
+}
+
+static void xprt_close(struct sn_xprt *x, int graceful)
+{
+	struct sn_tls_stream *s = x->layer;
+	if (graceful && s->state == SN_TLS_STATE_OPEN)
+		sn_tls_stream_shutdown(s);   /* close_notify, best effort */
+	sn_tls_stream_free(s);
+	if (x->fd >= 0)
+		close(x->fd);
+	sn_xprt_init(x, -1);
+}
+
+static const struct sn_xprt_ops tls_xprt_ops = {
 	.name = "tls",
+	.flags = SN_XPRT_CROSSED_READINESS | SN_XPRT_SECURE,
+	.handshake = xprt_handshake,
 	.read = xprt_read,
 	.writev = xprt_writev,
 	.shutdown = xprt_shutdown,
 	.want = xprt_want,
+	.peer_id = xprt_peer_id,
+	.alpn = xprt_alpn,
+	.error = xprt_error,
+	.close = xprt_close,
 };
+
+int sn_xprt_tls(struct sn_xprt *x, struct sn_tls_ctx *ctx, const struct sn_tls_conn_opts *conn)
+{
+	struct sn_tls_stream *s;
+	int r = sn_tls_stream_new(ctx, x->fd, conn, &s);
+	if (r != 0)
+		return r;
+	x->ops = &tls_xprt_ops;
+	x->layer = s;
+	return 0;
+}
 
 /* ---- for src/tls/info.c ---- */
 

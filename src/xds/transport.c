@@ -53,11 +53,12 @@ struct sn_xds_conn {
 	/* TLS (docs/internals/control-protocol.md, "Security"): a server
 	 * that may also take plaintext looks at the first byte. */
 	struct sn_tls_ctx *tls_ctx;
-	struct sn_tls_stream *tls;
+	struct sn_xprt x;      /* the socket: plain until TLS is set up on it */
 	char *expected_id;
 	int detecting;         /* server: TLS or plaintext not known yet */
 	int allow_plaintext;
 	int tls_done;          /* handshake complete (or plaintext) */
+	int secure;            /* the link is TLS (kept after close, for on_close) */
 	char why_buf[320];
 	struct sn_task close_task;
 	struct sn_task reclaim_task;
@@ -117,7 +118,6 @@ static void reclaim_conn(struct sn_loop *loop, struct sn_task *t)
 	struct sn_xds_conn *c = sn_container_of(t, struct sn_xds_conn, reclaim_task);
 	if (c->h2 != NULL)
 		nghttp2_session_del(c->h2);
-	sn_tls_stream_free(c->tls);
 	free(c->expected_id);
 	bytes_free(&c->out);
 	bytes_free(&c->q);
@@ -140,18 +140,16 @@ void sn_xds_close(struct sn_xds_conn *c, const char *why)
 	c->closing = 1;
 	c->why = why;
 	sn_io_stop(c->loop, &c->io);
-	if (c->tls != NULL && c->tls_done)
-		sn_tls_stream_shutdown(c->tls);   /* close_notify, best effort */
-	close(c->fd);
-	c->fd = -1;
+	sn_xprt_close(&c->x, c->tls_done);   /* TLS: close_notify, best effort */
 	sn_loop_defer(c->loop, &c->close_task, run_close);
 }
 
-/* Closes with the TLS layer's sentence (it names the peer and why). */
-static void tls_close(struct sn_xds_conn *c)
+/* Closes with the transport's sentence (TLS names the peer and why), or
+ * plain when it has none. */
+static void xprt_failed(struct sn_xds_conn *c, const char *plain)
 {
-	const char *e = sn_tls_stream_error(c->tls);
-	snprintf(c->why_buf, sizeof(c->why_buf), "%s", e != NULL && e[0] ? e : "TLS failed");
+	const char *e = sn_xprt_error(&c->x);
+	snprintf(c->why_buf, sizeof(c->why_buf), "%s", e[0] ? e : sn_xprt_has(&c->x, SN_XPRT_SECURE) ? "TLS failed" : plain);
 	sn_xds_close(c, c->why_buf);
 }
 
@@ -160,7 +158,7 @@ static void tls_close(struct sn_xds_conn *c)
 static int detect(struct sn_xds_conn *c)
 {
 	unsigned char b;
-	ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+	ssize_t n = recv(c->x.fd, &b, 1, MSG_PEEK);
 
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return 0;
@@ -170,10 +168,11 @@ static int detect(struct sn_xds_conn *c)
 	}
 	c->detecting = 0;
 	if (b == 0x16) {
-		if (sn_tls_stream_new(c->tls_ctx, c->fd, NULL, &c->tls) != 0) {
+		if (sn_xprt_tls(&c->x, c->tls_ctx, NULL) != 0) {
 			sn_xds_close(c, "out of memory");
 			return -1;
 		}
+		c->secure = 1;
 		return 1;
 	}
 	if (!c->allow_plaintext) {
@@ -188,11 +187,11 @@ static int detect(struct sn_xds_conn *c)
 /* Runs the handshake. Returns 1 done, 0 wait, -1 closed. */
 static int handshake(struct sn_xds_conn *c)
 {
-	int r = sn_tls_stream_handshake(c->tls);
+	int r = sn_xprt_handshake(&c->x);
 	if (r == SN_EAGAIN)
 		return 0;
 	if (r < 0) {
-		tls_close(c);
+		xprt_failed(c, "TLS failed");
 		return -1;
 	}
 	c->tls_done = 1;
@@ -211,26 +210,13 @@ static int flush(struct sn_xds_conn *c)
 		return c->closing ? -1 : 0;
 	for (;;) {
 		while (c->out.off < c->out.len) {
-			ssize_t n;
-			if (c->tls != NULL) {
-				/* A retry offers the same bytes again (tls.md). */
-				n = sn_tls_stream_write(c->tls, c->out.p + c->out.off, c->out.len - c->out.off);
-				if (n == SN_EAGAIN)
-					return 0;
-				if (n < 0) {
-					tls_close(c);
-					return -1;
-				}
-			} else {
-				n = write(c->fd, c->out.p + c->out.off, c->out.len - c->out.off);
-				if (n < 0) {
-					if (errno == EAGAIN || errno == EWOULDBLOCK)
-						return 0;
-					if (errno == EINTR)
-						continue;
-					sn_xds_close(c, "write failed");
-					return -1;
-				}
+			/* A retry offers the same bytes again (tls.md). */
+			ssize_t n = sn_xprt_write(&c->x, c->out.p + c->out.off, c->out.len - c->out.off);
+			if (n == SN_EAGAIN)
+				return 0;
+			if (n < 0) {
+				xprt_failed(c, "write failed");
+				return -1;
 			}
 			c->out.off += (size_t)n;
 		}
@@ -417,17 +403,19 @@ static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		socklen_t len = sizeof(err);
 		if (!(events & (SN_IO_WRITE | SN_IO_HUP)))
 			return;
-		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+		if (getsockopt(c->x.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
 			sn_xds_close(c, "connect failed");
 			return;
 		}
 		c->connected = 1;
-		if (c->tls_ctx != NULL && c->tls == NULL &&
-		    sn_tls_stream_new(c->tls_ctx, c->fd, &(struct sn_tls_conn_opts){
-			    .expected_ids = c->expected_id ? (const char *const *)&c->expected_id : NULL,
-			    .n_expected = c->expected_id ? 1 : 0 }, &c->tls) != 0) {
-			sn_xds_close(c, "cannot set up TLS (out of memory or a bad expected ID)");
-			return;
+		if (c->tls_ctx != NULL) {
+			if (sn_xprt_tls(&c->x, c->tls_ctx, &(struct sn_tls_conn_opts){
+				    .expected_ids = c->expected_id ? (const char *const *)&c->expected_id : NULL,
+				    .n_expected = c->expected_id ? 1 : 0 }) != 0) {
+				sn_xds_close(c, "cannot set up TLS (out of memory or a bad expected ID)");
+				return;
+			}
+			c->secure = 1;
 		}
 	}
 	if (c->detecting && detect(c) <= 0)
@@ -436,9 +424,11 @@ static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		if (handshake(c) <= 0)
 			return;
 	}
-	if (c->tls != NULL) {
+	/* TLS may hold decrypted bytes whatever the event said; a plain
+	 * socket is read on readiness only. Until SN_EAGAIN (edge-triggered). */
+	if (sn_xprt_has(&c->x, SN_XPRT_CROSSED_READINESS) || (events & (SN_IO_READ | SN_IO_HUP))) {
 		for (;;) {
-			ssize_t n = sn_tls_stream_read(c->tls, buf, sizeof(buf));
+			ssize_t n = sn_xprt_read(&c->x, buf, sizeof(buf));
 			if (n > 0) {
 				ssize_t r = nghttp2_session_mem_recv(c->h2, buf, (size_t)n);
 				if (r < 0) {
@@ -451,31 +441,11 @@ static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 			}
 			if (n == SN_EAGAIN)
 				break;
-			if (n == SN_ECLOSED || n == 0) {
+			if (n == SN_ECLOSED) {
 				sn_xds_close(c, "peer closed the connection");
 				return;
 			}
-			tls_close(c);
-			return;
-		}
-	} else if (events & (SN_IO_READ | SN_IO_HUP)) {
-		for (;;) {
-			ssize_t n = read(c->fd, buf, sizeof(buf));
-			if (n > 0) {
-				ssize_t r = nghttp2_session_mem_recv(c->h2, buf, (size_t)n);
-				if (r < 0) {
-					sn_xds_close(c, "http/2 protocol error");
-					return;
-				}
-				if (c->closing)
-					return;
-				continue;
-			}
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				break;
-			if (n < 0 && errno == EINTR)
-				continue;
-			sn_xds_close(c, n == 0 ? "peer closed the connection" : "read failed");
+			xprt_failed(c, "read failed");
 			return;
 		}
 	}
@@ -496,7 +466,7 @@ static struct sn_xds_conn *conn_new(struct sn_loop *loop, int fd, int server, co
 		return NULL;
 	}
 	c->loop = loop;
-	c->fd = fd;
+	sn_xprt_init(&c->x, fd);
 	c->server = server;
 	c->ops = ops;
 	c->arg = arg;
@@ -591,10 +561,10 @@ struct sn_xds_conn *sn_xds_server(struct sn_loop *loop, int fd, const struct sn_
 
 const char *sn_xds_peer_id(const struct sn_xds_conn *c)
 {
-	return c->tls != NULL && c->tls_done ? sn_tls_stream_peer_id(c->tls) : NULL;
+	return c->tls_done ? sn_xprt_peer_id(&c->x) : NULL;
 }
 
 int sn_xds_secure(const struct sn_xds_conn *c)
 {
-	return c->tls != NULL;
+	return c->secure;
 }

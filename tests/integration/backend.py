@@ -262,6 +262,23 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         out = b"\r\n".join(head) + b"\r\n\r\n"
 
+        if q.get("partial") == "head":
+            # The head and then the end, in one segment (the cork holds
+            # the head until shutdown sends it with the FIN): a proxy
+            # sees both at once.
+            self.close_connection = True
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+            self.wfile.write(out)
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            return
+        if "head_first_ms" in q:
+            # A stream: the head now, the body much later.
+            self.wfile.write(out)
+            self.wfile.flush()
+            time.sleep(min(int(q["head_first_ms"]), 10000) / 1000.0)
+            self.wfile.write(resp_body)
+            return
         if q.get("partial") in ("1", "fin"):
             self.wfile.write(out + resp_body[:len(resp_body) // 2])
             if q["partial"] == "fin":

@@ -437,6 +437,56 @@ class Http1(unittest.TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["path"], "/abs2")
 
+    def test_absolute_form_query_without_path(self):
+        """http://host?x=1 is valid; its origin-form is /?x=1."""
+        r, _ = st.raw_exchange(self.port, b"GET http://reviews?x=1 HTTP/1.1\r\nHost: reviews\r\n\r\n")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["path"], "/?x=1")
+
+    def test_reg_name_host(self):
+        """A Host with sub-delims is a valid reg-name: routed (here to no
+        route), not refused as malformed."""
+        r, _ = st.raw_exchange(self.port, b"GET / HTTP/1.1\r\nHost: 0.0.0.0=5000\r\n\r\n")
+        self.assertEqual(r.status, 404, r)
+        self.assertEqual(r.header("sinew-error"), "no_route", r)
+        r, _ = st.raw_exchange(self.port, b"GET / HTTP/1.1\r\nHost: a,b\r\n\r\n")
+        self.assertEqual(r.status, 400, r)
+
+    def test_bad_content_length_refused_before_head_ends(self):
+        """A duplicate Content-Length is refused at once, while the rest of
+        the head has not come (nor ever will)."""
+        c = self.conn()
+        c.send(b"POST / HTTP/1.1\r\nHost: reviews\r\nContent-Length: 5\r\n"
+               b"Content-Length: 5\r\nX-Still-Coming: ")
+        c.sock.settimeout(3)
+        r = c.read_response()
+        self.assertEqual(r.status, 400, r)
+        self.assertIn(b"duplicate content-length", r.body)
+
+    def test_head_then_close_is_502(self):
+        """An upstream that sends a response head and closes before the
+        body: nothing reached the client yet, so it gets 502
+        upstream_reset rather than a bare close."""
+        r = st.request(self.port, "GET", "/noretry?partial=head", host="reviews")
+        self.assertEqual(r.status, 502, r)
+        self.assertEqual(r.header("sinew-error"), "upstream_reset", r)
+
+    def test_head_forwarded_before_body(self):
+        """A response head is forwarded as soon as it is complete, not
+        held until the first body byte (streams, long polls)."""
+        c = self.conn()
+        t0 = time.monotonic()
+        c.send(raw_get("/stream?head_first_ms=3000"))
+        c.sock.settimeout(10)
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = c.sock.recv(4096)
+            self.assertTrue(chunk, "closed before the head")
+            got += chunk
+        head_s = time.monotonic() - t0
+        self.assertTrue(got.startswith(b"HTTP/1.1 200"), got)
+        self.assertLess(head_s, 2.0, "the head waited %.2fs for the body" % head_s)
+
     def test_backend_status_passthrough(self):
         """An application's own error is not a mesh error: no sinew-error."""
         r = st.request(self.port, "GET", "/noretry?status=503", host="reviews")

@@ -206,6 +206,8 @@ static const struct bad_case bad_requests[] = {
 	BAD("host empty", "GET / HTTP/1.1\r\nHost:\r\n\r\n", 400),
 	BAD("host space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
 	BAD("host list", "GET / HTTP/1.1\r\nHost: a,b\r\n\r\n", 400),
+	BAD("host bad percent", "GET / HTTP/1.1\r\nHost: a%4\r\n\r\n", 400),
+	BAD("host percent non-hex", "GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", 400),
 	BAD("host userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 400),
 	BAD("host slash", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
 	BAD("host empty port", "GET / HTTP/1.1\r\nHost: a:\r\n\r\n", 400),
@@ -245,7 +247,6 @@ static const struct bad_case bad_requests[] = {
 	BAD("http no slashes", "GET http:a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
 	BAD("absolute empty authority", "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
 	BAD("absolute userinfo", "GET http://u:p@a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
-	BAD("absolute query no path", "GET http://a?x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
 	BAD("absolute bad port", "GET http://a:x/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
 	BAD("asterisk for GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
 	BAD("asterisk with more", "OPTIONS *x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
@@ -386,6 +387,48 @@ static void test_request_absolute_form(void **state)
 	assert_true(preq("GET / HTTP/1.1\r\nHost: [2001:db8::1]\r\n\r\n", &req) > 0);
 	assert_str(req.authority, "[2001:db8::1]");
 	assert_true(preq("GET / HTTP/1.1\r\nHost: my-svc.ns_1.svc~x:65535\r\n\r\n", &req) > 0);
+
+	/* An empty path with a query: origin-form "/?x=1" (RFC 9112 3.2.1),
+	 * the query as path and a flag for the "/". */
+	assert_true(preq("GET http://host?x=1 HTTP/1.1\r\nHost: host\r\n\r\n", &req) > 0);
+	assert_int_equal(req.absolute_form, 1);
+	assert_int_equal(req.path_slash, 1);
+	assert_str(req.authority, "host");
+	assert_str(req.path, "?x=1");
+	assert_true(preq("GET http://host/?x=1 HTTP/1.1\r\nHost: host\r\n\r\n", &req) > 0);
+	assert_int_equal(req.path_slash, 0);
+	assert_str(req.path, "/?x=1");
+
+	/* reg-names with sub-delims and percent-encoding are valid. */
+	assert_true(preq("GET / HTTP/1.1\r\nHost: 0.0.0.0=5000\r\n\r\n", &req) > 0);
+	assert_str(req.authority, "0.0.0.0=5000");
+	assert_true(preq("GET / HTTP/1.1\r\nHost: a!$&'()*+;=b:80\r\n\r\n", &req) > 0);
+	assert_true(preq("GET / HTTP/1.1\r\nHost: caf%C3%A9\r\n\r\n", &req) > 0);
+	assert_true(preq("GET http://0.0.0.0=5000/x HTTP/1.1\r\nHost: y\r\n\r\n", &req) > 0);
+	assert_str(req.authority, "0.0.0.0=5000");
+}
+
+/* A Content-Length that can never be accepted is refused as soon as its
+ * line ends, not when the head does: a client can't hold the proxy with
+ * a head that never ends after one. */
+static void test_request_content_length_early(void **state)
+{
+	struct sn_h1_request req;
+	static const char *const heads[] = {
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\nX-Slow: ",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\nX",
+		"POST / HTTP/1.1\r\nContent-Length: 1x\r\n",
+	};
+	static const char *const reasons[] = { "duplicate content-length", "invalid content-length",
+					      "invalid content-length" };
+
+	for (size_t i = 0; i < SN_ARRAY_LEN(heads); i++) {
+		assert_int_equal(preq(heads[i], &req), SN_H1_ERROR);
+		assert_int_equal(req.err_status, 400);
+		assert_string_equal(req.err_reason, reasons[i]);
+	}
+	/* Still incomplete until the line ends. */
+	assert_int_equal(preq("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1x", &req), SN_H1_INCOMPLETE);
 }
 
 static void test_request_keep_alive(void **state)
@@ -1260,6 +1303,7 @@ int main(void)
 		cmocka_unit_test(test_request_value_scan_offsets),
 		cmocka_unit_test(test_request_leading_crlf),
 		cmocka_unit_test(test_request_absolute_form),
+		cmocka_unit_test(test_request_content_length_early),
 		cmocka_unit_test(test_request_keep_alive),
 		cmocka_unit_test(test_request_expect_upgrade),
 		cmocka_unit_test(test_request_pipelined),

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -429,19 +430,70 @@ static void test_handshake_ok(void **state)
 	exchange(&c, &s, "GET / HTTP/1.1\r\nhost: reviews\r\n\r\n");
 	exchange(&s, &c, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
 
-	/* Through the ops table, as the proxy will call it. */
-	c.rd = s.rd = 0;
+	end_stop(&c);
+	end_stop(&s);
+	sn_tls_ctx_free(cc);
+	sn_tls_ctx_free(sc);
+}
+
+/* Waits (bounded) until fd has one of the events. */
+static void wait_fd(int fd, short events)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	assert_true(poll(&p, 1, 5000) >= 0);
+}
+
+/* The TLS transport (sinew/xprt.h) as the proxy drives it: handshake,
+ * writev/read, peer ID and ALPN through the ops, shutdown seen by the
+ * peer as SN_ECLOSED, close freeing the stream and the socket. */
+static void test_xprt_tls(void **state)
+{
+	(void)state;
+	struct sn_tls_ctx *sc = server_ctx(&id_reviews, bundle1);
+	struct sn_tls_ctx *cc = client_ctx(&id_productpage, bundle1);
+	struct sn_xprt c, s;
+	int cfd, sfd;
+
+	tcp_pair(&cfd, &sfd, 0);
+	sn_xprt_init(&c, cfd);
+	sn_xprt_init(&s, sfd);
+	assert_string_equal(c.ops->name, "tcp");
+	assert_int_equal(sn_xprt_tls(&c, cc, &to_reviews), 0);
+	assert_int_equal(sn_xprt_tls(&s, sc, NULL), 0);
+	assert_string_equal(c.ops->name, "tls");
+	assert_true(sn_xprt_has(&c, SN_XPRT_SECURE) && sn_xprt_has(&c, SN_XPRT_CROSSED_READINESS));
+	assert_false(sn_xprt_has(&c, SN_XPRT_SHORT_IO_FINAL));
+	/* Before the handshake nothing can end the stream. */
+	assert_int_equal(sn_xprt_shutdown(&c), SN_EAGAIN);
+
+	int rc = SN_EAGAIN, rs = SN_EAGAIN;
+	uint64_t deadline = sn_clock_ms() + 5000;
+	while ((rc != 0 || rs != 0) && sn_clock_ms() < deadline) {
+		if (rc != 0)
+			rc = sn_xprt_handshake(&c);
+		if (rs != 0)
+			rs = sn_xprt_handshake(&s);
+		assert_true(rc == 0 || rc == SN_EAGAIN);
+		assert_true(rs == 0 || rs == SN_EAGAIN);
+		struct pollfd p[2] = { { .fd = cfd, .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+		poll(p, 2, 50);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(rs, 0);
+	assert_string_equal(sn_xprt_peer_id(&c), REVIEWS);
+	assert_string_equal(sn_xprt_peer_id(&s), PRODUCTPAGE);
+	assert_true(sn_str_eq_cstr(sn_xprt_alpn(&s), SN_TLS_ALPN_H1));
+	assert_string_equal(sn_xprt_error(&s), "");
+
 	struct iovec iov[2] = { { "ab", 2 }, { "cdef", 4 } };
-	assert_int_equal(sn_tls_xprt_ops.writev(c.s, iov, 2), 6);
-	assert_string_equal(sn_tls_xprt_ops.name, "tls");
+	assert_int_equal(sn_xprt_writev(&c, iov, 2), 6);
 	char buf[16];
 	size_t got = 0;
-	uint64_t deadline = sn_clock_ms() + 5000;
 	while (got < 6 && sn_clock_ms() < deadline) {
-		ssize_t n = sn_tls_xprt_ops.read(s.s, buf + got, sizeof(buf) - got);
+		ssize_t n = sn_xprt_read(&s, buf + got, sizeof(buf) - got);
 		if (n == SN_EAGAIN) {
-			assert_int_equal(sn_tls_xprt_ops.want(s.s), SN_TLS_WANT_READ);
-			sn_loop_run_once(&loop, 50);
+			assert_int_equal(sn_xprt_want(&s), SN_XPRT_WANT_READ);
+			wait_fd(sfd, POLLIN);
 			continue;
 		}
 		assert_true(n > 0);
@@ -450,8 +502,32 @@ static void test_handshake_ok(void **state)
 	assert_int_equal(got, 6);
 	assert_memory_equal(buf, "abcdef", 6);
 
-	end_stop(&c);
-	end_stop(&s);
+	/* Half-close: close_notify and FIN; the server reads the end and
+	 * can still answer. */
+	assert_int_equal(sn_xprt_shutdown(&c), 0);
+	ssize_t n;
+	while ((n = sn_xprt_read(&s, buf, sizeof(buf))) == SN_EAGAIN && sn_clock_ms() < deadline)
+		wait_fd(sfd, POLLIN);
+	assert_int_equal(n, SN_ECLOSED);
+	assert_int_equal(sn_xprt_write(&s, "late", 4), 4);
+	got = 0;
+	while (got < 4 && sn_clock_ms() < deadline) {
+		n = sn_xprt_read(&c, buf + got, sizeof(buf) - got);
+		if (n == SN_EAGAIN) {
+			wait_fd(cfd, POLLIN);
+			continue;
+		}
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+	assert_memory_equal(buf, "late", 4);
+
+	sn_xprt_close(&c, 1);
+	sn_xprt_close(&s, 1);
+	assert_int_equal(c.fd, -1);
+	assert_ptr_equal(c.layer, NULL);
+	assert_string_equal(c.ops->name, "tcp");
+	sn_xprt_close(&c, 1);   /* an empty transport: nothing to do */
 	sn_tls_ctx_free(cc);
 	sn_tls_ctx_free(sc);
 }
@@ -1253,6 +1329,7 @@ int main(void)
 
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_handshake_ok),
+		cmocka_unit_test(test_xprt_tls),
 		cmocka_unit_test(test_wrong_expected_server),
 		cmocka_unit_test(test_client_without_cert),
 		cmocka_unit_test(test_untrusted_ca),
