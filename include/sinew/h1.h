@@ -121,6 +121,12 @@ void sn_h1_chunked_init(struct sn_h1_chunked *c);
  * final CRLF have been consumed. */
 ssize_t sn_h1_chunked_scan(struct sn_h1_chunked *c, const char *buf, size_t len, int *done);
 
+/* As sn_h1_chunked_scan, for a relay that removes the framing (an HTTP/1.0
+ * client can't take chunked): consumes either framing only (*data 0: drop
+ * the bytes) or data only (*data is the count, all of the bytes returned:
+ * forward them), never both. Returns bytes consumed or -1. */
+ssize_t sn_h1_chunked_next(struct sn_h1_chunked *c, const char *buf, size_t len, size_t *data, int *done);
+
 /* Finds a header by name (case-insensitive). Returns its index or -1. */
 int sn_h1_find_header(const struct sn_h1_header *hdrs, size_t n, struct sn_str name, int from);
 

@@ -1015,6 +1015,31 @@ ssize_t sn_h1_chunked_scan(struct sn_h1_chunked *c, const char *buf, size_t len,
 	return (ssize_t)i;
 }
 
+ssize_t sn_h1_chunked_next(struct sn_h1_chunked *c, const char *buf, size_t len, size_t *data, int *done)
+{
+	size_t i = 0;
+
+	*data = 0;
+	*done = 0;
+	if (c->state == CS_DATA) {
+		size_t n = (uint64_t)len > c->remaining ? (size_t)c->remaining : len;
+		ssize_t r = sn_h1_chunked_scan(c, buf, n, done);
+		*data = (size_t)r;
+		return r;
+	}
+	/* Framing, a byte at a time up to the next data byte: a size line
+	 * and its CRLFs are a few bytes per chunk. */
+	while (i < len && c->state != CS_DATA && !*done) {
+		ssize_t r = sn_h1_chunked_scan(c, buf + i, 1, done);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		i++;
+	}
+	return (ssize_t)i;
+}
+
 /* Header helpers. */
 
 int sn_h1_find_header(const struct sn_h1_header *hdrs, size_t n, struct sn_str name, int from)

@@ -104,6 +104,7 @@ struct sn_exchange {
 	int resp_classified_done;
 	uint64_t resp_body_bytes;
 	int resp_until_close;
+	int resp_dechunk;            /* chunked upstream, HTTP/1.0 client: framing removed */
 	int local;                   /* the proxy answers itself */
 	int recorded;                /* metrics and access log written */
 	int status;
@@ -860,18 +861,10 @@ static int build_upstream_head(struct sn_exchange *ex)
 	if (sn_buf_reserve(&w->pool, &ex->up, want, SN_MAX(want, limits(w)->max_head_bytes * 3)) != 0)
 		return SN_ENOMEM;
 	sn_h1w_init(&wr, ex->up.base, ex->up.cap);
-	if (rq->minor_version == 0) {
-		/* An HTTP/1.0 client can't take a chunked response, and we relay
-		 * bodies without re-framing: ask upstream as HTTP/1.0 too, so it
-		 * answers with Content-Length or close-delimited. */
-		sn_h1w_raw(&wr, rq->method.p, rq->method.len);
-		sn_h1w_raw(&wr, " ", 1);
-		sn_h1w_raw(&wr, path.p, path.len);
-		sn_h1w_raw(&wr, " HTTP/1.0\r\n", 11);
-		sn_h1w_header_cstr(&wr, "connection", "keep-alive");
-	} else {
-		sn_h1w_request_line(&wr, rq->method, path);
-	}
+	/* A proxy sends its own version (RFC 9110 2.5), whatever the client's;
+	 * a chunked answer to an HTTP/1.0 client loses its framing on the way
+	 * back (pump_response). */
+	sn_h1w_request_line(&wr, rq->method, path);
 	sn_h1w_header(&wr, SN_STR_LIT("host"), host);
 	for (size_t i = 0; i < rq->num_headers; i++) {
 		struct sn_str name = rq->headers[i].name;
@@ -1412,7 +1405,9 @@ static int build_downstream_head(struct sn_exchange *ex)
 			continue;
 		sn_h1w_header(&wr, name, rs->headers[i].value);
 	}
-	if (rs->body == SN_H1_BODY_CHUNKED)
+	if (rs->body == SN_H1_BODY_CHUNKED && ex->req.minor_version == 0)
+		ex->resp_dechunk = 1;   /* close-delimited for the 1.0 client */
+	else if (rs->body == SN_H1_BODY_CHUNKED)
 		sn_h1w_header_cstr(&wr, "transfer-encoding", "chunked");
 	write_ops(&wr, rops);
 	write_ops(&wr, dops);
@@ -1573,6 +1568,22 @@ static int pump_response(struct sn_exchange *ex)
 				ex->resp_remaining -= take;
 				if (ex->resp_remaining == 0)
 					ex->resp_classified_done = 1;
+			} else if (ex->resp_dechunk) {
+				int done = 0;
+				size_t data;
+				ssize_t take = sn_h1_chunked_next(&ex->resp_chunked, sn_buf_data(&u->in), avail, &data,
+								  &done);
+				if (take < 0) {
+					ex_abort(ex, "upstream_protocol_error");
+					return -1;
+				}
+				if (done)
+					ex->resp_classified_done = 1;
+				if (data == 0) {
+					sn_buf_consume(&u->in, (size_t)take);   /* framing: dropped */
+					continue;
+				}
+				ex->resp_pending = data;
 			} else if (ex->resp.body == SN_H1_BODY_CHUNKED) {
 				int done = 0;
 				ssize_t take = sn_h1_chunked_scan(&ex->resp_chunked, sn_buf_data(&u->in), avail, &done);

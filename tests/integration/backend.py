@@ -200,6 +200,7 @@ class Handler(BaseHTTPRequestHandler):
             "version": st.version,
             "method": self.command,
             "path": self.path,
+            "http_version": self.request_version,
             "headers": headers,
             "header_list": [[k, v] for k, v in self.headers.items()],
             "body_len": len(body),
@@ -237,7 +238,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             resp_body = json.dumps({k: rec[k] for k in
                                     ("service", "version", "method", "path", "headers",
-                                     "body_len", "body_sha256")}).encode()
+                                     "body_len", "body_sha256", "http_version")}).encode()
             ctype = b"application/json"
         no_body = self.command == "HEAD" or status in (204, 304) or 100 <= status < 200
         close = q.get("close") == "1"

@@ -236,6 +236,24 @@ class Http1(unittest.TestCase):
         self.assertTrue(c.closed_by_peer(2.0), "HTTP/1.0 request without keep-alive: "
                         "connection left open")
 
+    def test_http10_client_gets_http11_upstream_and_dechunked_body(self):
+        """A proxy sends its own version upstream (RFC 9110 2.5); a chunked
+        answer reaches the HTTP/1.0 client without its framing,
+        close-delimited."""
+        c = self.conn()
+        c.send(b"GET /ten11 HTTP/1.0\r\nHost: reviews\r\n\r\n")
+        r = c.read_response()
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["http_version"], "HTTP/1.1")
+        c2 = self.conn()
+        c2.send(b"GET /ten-chunked?chunked=1&size=20000 HTTP/1.0\r\nHost: reviews\r\n\r\n")
+        r = c2.read_response()
+        self.assertEqual(r.status, 200, r)
+        self.assertIsNone(r.header("transfer-encoding"), r)
+        self.assertIsNone(r.header("content-length"), r)
+        self.assertEqual(r.header("connection"), "close", r)
+        self.assertEqual(r.body, pattern(20000))
+
     def test_client_connection_close(self):
         c = self.conn()
         c.send(raw_get("/cc", extra=b"Connection: close\r\n"))

@@ -1025,6 +1025,46 @@ static void test_chunked_cases(void **state)
 	}
 }
 
+/* sn_h1_chunked_next: framing and data never in one step; the data
+ * stitched together is the decoded body, whatever the split. */
+static void test_chunked_next(void **state)
+{
+	static const char body[] = "5;ext=\"q\"\r\nhello\r\n1a\r\nabcdefghijklmnopqrstuvwxyz\r\n"
+				   "0\r\nx-trailer: 1\r\n\r\nNEXT";
+	const size_t len = sizeof(body) - 1;
+
+	for (size_t step = 1; step <= len; step++) {
+		struct sn_h1_chunked c;
+		char out[64];
+		size_t got = 0, pos = 0;
+		int done = 0;
+
+		sn_h1_chunked_init(&c);
+		while (!done && pos < len) {
+			size_t avail = SN_MIN(step, len - pos), data;
+			ssize_t r = sn_h1_chunked_next(&c, body + pos, avail, &data, &done);
+			assert_true(r >= 0);
+			if (data > 0) {
+				assert_int_equal((size_t)r, data);
+				memcpy(out + got, body + pos, data);
+				got += data;
+			}
+			pos += (size_t)r;
+			if (r == 0)
+				assert_true(done);
+		}
+		assert_true(done);
+		assert_int_equal(got, 31);
+		assert_memory_equal(out, "helloabcdefghijklmnopqrstuvwxyz", 31);
+		assert_string_equal(body + pos, "NEXT");
+	}
+	struct sn_h1_chunked c;
+	size_t data;
+	int done;
+	sn_h1_chunked_init(&c);
+	assert_int_equal(sn_h1_chunked_next(&c, "zz\r\n", 4, &data, &done), -1);
+}
+
 static void test_chunked_limits(void **state)
 {
 	struct sn_h1_chunked c;
@@ -1324,6 +1364,7 @@ int main(void)
 		cmocka_unit_test(test_writer_overflow),
 		cmocka_unit_test(test_writer_refuses_injection),
 		cmocka_unit_test(test_chunk_header_and_reasons),
+		cmocka_unit_test(test_chunked_next),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
