@@ -58,6 +58,7 @@ enum sn_counter {
 	SN_CTR_TCP_OUTBOUND_MTLS_CX,      /* sinew_tcp_outbound_mtls_connections_total */
 	SN_CTR_TCP_INBOUND_MTLS_CX,       /* sinew_tcp_inbound_mtls_connections_total */
 	SN_CTR_SNIFF_TIMEOUT,             /* sinew_protocol_detection_timeouts_total */
+	SN_CTR_TUNNEL_CX,                 /* sinew_upgraded_connections_total (101: WebSocket, Upgrade) */
 	SN_CTR__COUNT,
 };
 

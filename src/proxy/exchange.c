@@ -105,6 +105,7 @@ struct sn_exchange {
 	uint64_t resp_body_bytes;
 	int resp_until_close;
 	int resp_dechunk;            /* chunked upstream, HTTP/1.0 client: framing removed */
+	int upgrade;                 /* Upgrade forwarded: a 101 turns the exchange into a tunnel */
 	int local;                   /* the proxy answers itself */
 	int recorded;                /* metrics and access log written */
 	int status;
@@ -137,6 +138,7 @@ static void on_dconn_timer(struct sn_loop *loop, struct sn_timer *t);
 static void ex_progress(struct sn_exchange *ex);
 static void ex_finish(struct sn_exchange *ex);
 static void ex_attempt(struct sn_exchange *ex);
+static void ex_tunnel(struct sn_exchange *ex);
 static void ex_local(struct sn_exchange *ex, int status, const char *flag, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
@@ -876,6 +878,18 @@ static int build_upstream_head(struct sn_exchange *ex)
 	}
 	if (rq->body == SN_H1_BODY_CHUNKED)
 		sn_h1w_header_cstr(&wr, "transfer-encoding", "chunked");
+	/* Upgrade (WebSocket and the like) is hop-by-hop, so it is forwarded
+	 * on purpose: Istio allows upgrades by default, and dropping it would
+	 * turn the client's handshake into a plain request the app answers
+	 * 200. Not h2c: a cleartext HTTP/2 upgrade is between us and the
+	 * client, and not a request with a body (its framing would be lost). */
+	int up = rq->upgrade ? sn_h1_find_header(rq->headers, rq->num_headers, SN_STR_LIT("upgrade"), 0) : -1;
+	ex->upgrade = up >= 0 && rq->body == SN_H1_BODY_NONE &&
+		      !sn_str_ieq_cstr(rq->headers[up].value, "h2c");
+	if (ex->upgrade) {
+		sn_h1w_header_cstr(&wr, "connection", "upgrade");
+		sn_h1w_header(&wr, SN_STR_LIT("upgrade"), rq->headers[up].value);
+	}
 	if (ex->rid.p == ex->request_id)
 		sn_h1w_header(&wr, SN_STR_LIT("x-request-id"), ex->rid);
 	write_ops(&wr, rops);
@@ -1385,10 +1399,13 @@ static int build_downstream_head(struct sn_exchange *ex)
 	int closing;
 
 	want += headers_bytes(rs->headers, rs->num_headers) + ops_bytes(rops) + ops_bytes(dops);
-	/* A close-delimited body can only end by closing; so does draining. */
+	/* A close-delimited body can only end by closing; so does draining.
+	 * A 101 is followed by the new protocol, never by a close. */
 	closing = ex->resp_until_close || !ex->req.keep_alive || ex->close_after || w->draining || c->draining;
 	if (ex->req.minor_version == 0 && rs->body == SN_H1_BODY_CHUNKED)
 		closing = 1;
+	if (rs->status == 101)
+		closing = 0;
 	if (closing)
 		ex->close_after = 1;
 	if (sn_buf_reserve(&w->pool, &c->out, want, SN_MAX(want, limits(w)->max_head_bytes * 2)) != 0)
@@ -1411,10 +1428,15 @@ static int build_downstream_head(struct sn_exchange *ex)
 		sn_h1w_header_cstr(&wr, "transfer-encoding", "chunked");
 	write_ops(&wr, rops);
 	write_ops(&wr, dops);
-	if (closing)
+	int up = rs->status == 101 ? sn_h1_find_header(rs->headers, rs->num_headers, SN_STR_LIT("upgrade"), 0) : -1;
+	if (up >= 0) {
+		sn_h1w_header_cstr(&wr, "connection", "upgrade");
+		sn_h1w_header(&wr, SN_STR_LIT("upgrade"), rs->headers[up].value);
+	} else if (closing) {
 		sn_h1w_header_cstr(&wr, "connection", "close");
-	else if (ex->req.minor_version == 0)
+	} else if (ex->req.minor_version == 0) {
 		sn_h1w_header_cstr(&wr, "connection", "keep-alive");
+	}
 	sn_h1w_end(&wr);
 	if (wr.overflow)
 		return SN_ELIMIT;
@@ -1463,8 +1485,8 @@ static int read_response_head(struct sn_exchange *ex)
 				sn_buf_consume(&u->in, (size_t)r);
 				continue;  /* interim response: we answered Expect ourselves */
 			}
-			if (ex->resp.status == 101) {
-				ex_attempt_failed(ex, SN_FAIL_PROTOCOL, 0);
+			if (ex->resp.status == 101 && !ex->upgrade) {
+				ex_attempt_failed(ex, SN_FAIL_PROTOCOL, 0);   /* switched without being asked */
 				return -1;
 			}
 			/* Retry on status before anything reaches the client. */
@@ -1504,6 +1526,10 @@ static int read_response_head(struct sn_exchange *ex)
 				return -1;
 			}
 			ex->resp_head_sent = 1;
+			if (ex->resp.status == 101) {
+				ex_tunnel(ex);
+				return -1;
+			}
 			return 1;
 		}
 		/* incomplete */
@@ -1621,6 +1647,42 @@ static int pump_response(struct sn_exchange *ex)
 	if (ex->resp_classified_done && ex->resp_pending == 0 && sn_buf_len(&c->out) == 0)
 		return 1;
 	return 0;
+}
+
+/* The upstream switched protocols (101: WebSocket, any Upgrade): the
+ * exchange ends here, recorded with its 101, and both transports go to the
+ * byte relay (tcp.c) with what each side already sent -- the 101 head and
+ * the server's first bytes one way, the client's early bytes the other. */
+static void ex_tunnel(struct sn_exchange *ex)
+{
+	struct sn_dconn *c = ex->c;
+	struct sn_worker *w = ex->w;
+	struct sn_uconn *u = ex->u;
+	struct sn_xprt dx, ux;
+	char what[600];
+
+	snprintf(what, sizeof(what), "conn=%llu %s upgrade %.*s -> %s", (unsigned long long)c->id, c->peer,
+		 (int)SN_MIN(ex->req.path.len, 200), ex->req.path.p, ex->ep && ex->ep->address ? ex->ep->address : "?");
+	struct iovec to_up[1] = { { sn_buf_data(&c->in), sn_buf_len(&c->in) } };
+	struct iovec to_down[2] = { { sn_buf_data(&c->out), sn_buf_len(&c->out) },
+				    { sn_buf_data(&u->in), sn_buf_len(&u->in) } };
+	ex->resp_classified_done = 1;
+	ex_record(ex, 0);   /* while the client's transport (its identity) is still c's */
+	ex->u = NULL;
+	sn_uconn_detach(w, u, &ux);
+	sn_io_stop(&w->loop, &c->io);
+	dx = c->x;
+	sn_xprt_init(&c->x, -1);
+	c->peer_id = NULL;
+	/* The relay copies the bytes before the buffers go. */
+	if (sn_tcp_tunnel(w, &dx, &ux, to_up, 1, to_down, 2, what) != 0)
+		sn_log(SN_LOG_INFO, "%s: cannot start the relay", what);
+	sn_uconn_destroy(w, u);
+	sn_buf_consume(&c->in, sn_buf_len(&c->in));
+	sn_buf_release(&w->pool, &c->out);
+	ex->close_after = 1;
+	ex->resp_classified_done = 1;
+	ex_finish(ex);
 }
 
 static void ex_progress(struct sn_exchange *ex)

@@ -52,6 +52,10 @@ int sn_uconn_acquire(struct sn_worker *w, struct sn_host *host, const struct sn_
 /* Detaches u from its exchange. reusable: back to the idle pool;
  * otherwise closed. */
 void sn_uconn_release(struct sn_worker *w, struct sn_uconn *u, int reusable);
+/* Hands out u's transport (the exchange switched protocols: the socket now
+ * belongs to a tunnel). u keeps its buffers until sn_uconn_destroy, which
+ * the caller does next. */
+void sn_uconn_detach(struct sn_worker *w, struct sn_uconn *u, struct sn_xprt *out);
 
 /* exchange.c: upstream events for the exchange that owns u. */
 void sn_exchange_on_upstream(struct sn_exchange *ex, unsigned events);

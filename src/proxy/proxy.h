@@ -203,6 +203,13 @@ int sn_tcp_outbound_accept(struct sn_worker *w, int fd, const struct sockaddr *p
 /* Takes x, a peer proxy's mTLS transport (ALPN sinew/tcp), and relays it
  * to the app's port. */
 void sn_tcp_inbound(struct sn_worker *w, struct sn_xprt *x, const char *peer_id, uint16_t port);
+/* Takes the client's transport d and the upstream's u of an HTTP exchange
+ * that switched protocols (101: WebSocket, any Upgrade) and relays bytes
+ * both ways, with half-close, until both ends are done or idle for the TCP
+ * idle timeout. to_up / to_down: bytes one side already sent that the other
+ * has not had yet (copied). Both transports are closed on failure. */
+int sn_tcp_tunnel(struct sn_worker *w, struct sn_xprt *d, struct sn_xprt *u, const struct iovec *to_up, int n_up,
+		  const struct iovec *to_down, int n_down, const char *what);
 /* Protocol detection on the first bytes b[0..n) of a captured outbound
  * connection (peeked, not consumed): 1 HTTP/1 ("METHOD " with METHOD
  * [A-Z]{1,7}), 0 anything else, -1 not known until more bytes arrive. */

@@ -178,6 +178,7 @@ struct sn_tcp {
 	struct side d, u;           /* downstream (client side), upstream */
 	unsigned char *d2u, *u2d;
 	size_t d2u_off, d2u_len, u2d_off, u2d_len;
+	size_t d2u_cap, u2d_cap;    /* RELAY_BUF, or more for a tunnel's first bytes */
 	struct sn_timer timer;
 	int closing;
 	uint64_t id;
@@ -235,15 +236,15 @@ static void side_shut(struct side *s)
 /* One direction: read from `from` into buf while there is room, write to
  * `to` while there are bytes. Returns 1 if anything moved, 0 if not, -1
  * on error. */
-static int move(struct side *from, struct side *to, unsigned char *buf, size_t *off, size_t *len)
+static int move(struct side *from, struct side *to, unsigned char *buf, size_t cap, size_t *off, size_t *len)
 {
 	int moved = 0;
 	for (;;) {
 		int step = 0;
 		if (*len == 0)
 			*off = 0;   /* all written: the whole buffer is room again */
-		if (!from->eof && *off + *len < RELAY_BUF) {
-			ssize_t n = sn_xprt_read(&from->x, buf + *off + *len, RELAY_BUF - *off - *len);
+		if (!from->eof && *off + *len < cap) {
+			ssize_t n = sn_xprt_read(&from->x, buf + *off + *len, cap - *off - *len);
 			if (n > 0) {
 				*len += (size_t)n;
 				step = 1;
@@ -295,8 +296,8 @@ static void relay_pump(struct sn_tcp *t)
 		t->u.connecting = 0;
 		sn_timer_start(&t->w->loop, &t->timer, TCP_IDLE_MS, on_tcp_timer);
 	}
-	int a = move(&t->d, &t->u, t->d2u, &t->d2u_off, &t->d2u_len);
-	int b = a < 0 ? 0 : move(&t->u, &t->d, t->u2d, &t->u2d_off, &t->u2d_len);
+	int a = move(&t->d, &t->u, t->d2u, t->d2u_cap, &t->d2u_off, &t->d2u_len);
+	int b = a < 0 ? 0 : move(&t->u, &t->d, t->u2d, t->u2d_cap, &t->u2d_off, &t->u2d_len);
 	if (a < 0 || b < 0) {
 		const char *e = sn_xprt_error(&t->d.x);
 		if (e[0] == '\0')
@@ -329,13 +330,16 @@ static void on_tcp_timer(struct sn_loop *loop, struct sn_timer *tm)
 	tcp_close(t, t->u.connecting ? "connect timeout" : "idle timeout");
 }
 
-/* Takes d, the client's transport (closed on failure). */
-static struct sn_tcp *tcp_new(struct sn_worker *w, struct sn_xprt *d)
+/* Takes d, the client's transport (closed on failure). The buffers hold
+ * RELAY_BUF, or the first bytes a tunnel starts with when they are more. */
+static struct sn_tcp *tcp_new(struct sn_worker *w, struct sn_xprt *d, size_t d2u_cap, size_t u2d_cap)
 {
 	struct sn_tcp *t = calloc(1, sizeof(*t));
 	if (t != NULL) {
-		t->d2u = malloc(RELAY_BUF);
-		t->u2d = malloc(RELAY_BUF);
+		t->d2u_cap = SN_MAX(d2u_cap, (size_t)RELAY_BUF);
+		t->u2d_cap = SN_MAX(u2d_cap, (size_t)RELAY_BUF);
+		t->d2u = malloc(t->d2u_cap);
+		t->u2d = malloc(t->u2d_cap);
 	}
 	if (t == NULL || t->d2u == NULL || t->u2d == NULL || sn_io_start(&w->loop, &t->d.io, d->fd, on_d_io) != 0) {
 		if (t != NULL) {
@@ -458,7 +462,7 @@ static void tcp_outbound(struct sn_worker *w, int fd, const struct sockaddr_in *
 {
 	struct sn_xprt d;
 	sn_xprt_init(&d, fd);
-	struct sn_tcp *t = tcp_new(w, &d);
+	struct sn_tcp *t = tcp_new(w, &d, 0, 0);
 	if (t == NULL)
 		return;
 	t->orig = *orig;
@@ -468,7 +472,7 @@ static void tcp_outbound(struct sn_worker *w, int fd, const struct sockaddr_in *
 
 void sn_tcp_inbound(struct sn_worker *w, struct sn_xprt *x, const char *peer_id, uint16_t port)
 {
-	struct sn_tcp *t = tcp_new(w, x);
+	struct sn_tcp *t = tcp_new(w, x, 0, 0);
 	struct sockaddr_in app = { .sin_family = AF_INET, .sin_port = htons(port) };
 
 	if (t == NULL)
@@ -481,6 +485,48 @@ void sn_tcp_inbound(struct sn_worker *w, struct sn_xprt *x, const char *peer_id,
 		return;
 	}
 	relay_pump(t);   /* TLS may already hold the client's first bytes */
+}
+
+static size_t iov_total(const struct iovec *iov, int n)
+{
+	size_t total = 0;
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	return total;
+}
+
+static void iov_copy(unsigned char *dst, const struct iovec *iov, int n)
+{
+	for (int i = 0; i < n; i++) {
+		memcpy(dst, iov[i].iov_base, iov[i].iov_len);
+		dst += iov[i].iov_len;
+	}
+}
+
+int sn_tcp_tunnel(struct sn_worker *w, struct sn_xprt *d, struct sn_xprt *u, const struct iovec *to_up, int n_up,
+		  const struct iovec *to_down, int n_down, const char *what)
+{
+	size_t up = iov_total(to_up, n_up), down = iov_total(to_down, n_down);
+	struct sn_tcp *t = tcp_new(w, d, up, down);
+
+	if (t == NULL) {
+		sn_xprt_close(u, 0);
+		return SN_ENOMEM;
+	}
+	t->u.x = *u;
+	if (sn_io_start(&w->loop, &t->u.io, u->fd, on_u_io) != 0) {
+		tcp_close(t, "cannot watch the upstream");
+		return SN_EIO;
+	}
+	iov_copy(t->d2u, to_up, n_up);
+	t->d2u_len = up;
+	iov_copy(t->u2d, to_down, n_down);
+	t->u2d_len = down;
+	snprintf(t->what, sizeof(t->what), "%s", what);
+	sn_metrics_add(w->metrics, SN_CTR_TUNNEL_CX, 1);
+	sn_timer_start(&w->loop, &t->timer, TCP_IDLE_MS, on_tcp_timer);
+	relay_pump(t);   /* TLS may already hold bytes, and the first ones wait */
+	return 0;
 }
 
 /* ---- protocol detection ---------------------------------------------------- */

@@ -52,6 +52,17 @@ void sn_uconn_destroy(struct sn_worker *w, struct sn_uconn *u)
 	sn_loop_reclaim(&w->loop, &u->reclaim, reclaim_uconn);
 }
 
+void sn_uconn_detach(struct sn_worker *w, struct sn_uconn *u, struct sn_xprt *out)
+{
+	*out = u->x;
+	sn_io_stop(&w->loop, &u->io);
+	if (u->x.fd >= 0) {
+		u->host->n_conns--;
+		sn_metrics_add(w->metrics, SN_CTR_UPSTREAM_CX_ACTIVE, -1);
+	}
+	sn_xprt_init(&u->x, -1);
+}
+
 static void on_idle_timeout(struct sn_loop *loop, struct sn_timer *t)
 {
 	struct sn_uconn *u = sn_container_of(t, struct sn_uconn, timer);

@@ -192,6 +192,8 @@ static const struct {
 		"Inbound mutual TLS connections carrying opaque TCP (ALPN sinew/tcp) to the app.", 0 },
 	[SN_CTR_SNIFF_TIMEOUT] = { "sinew_protocol_detection_timeouts_total",
 		"Captured connections whose client sent nothing within 1 s: taken as server-first TCP.", 0 },
+	[SN_CTR_TUNNEL_CX] = { "sinew_upgraded_connections_total",
+		"HTTP/1.1 connections that switched protocols (101: WebSocket, Upgrade) and became a byte relay.", 0 },
 };
 
 static inline uint64_t load_relaxed(const uint64_t *p)
