@@ -141,6 +141,27 @@ static inline const char *sn_xprt_error(const struct sn_xprt *x)
 	return x->ops->error(x);
 }
 
+struct sn_buf;
+struct sn_buf_pool;
+
+/* Reads what x has into b (storage from pool, grown up to max_cap).
+ * Returns bytes read, 0 for nothing now (or b full), -1 on the end or an
+ * error. *clear gets the readiness the caller must drop (SN_XPRT_WANT_*):
+ * READ once the socket is drained -- SN_EAGAIN, or a short read where the
+ * transport says that proves it, unless hup (a hang-up was reported: the
+ * EOF after the data will not be announced again by edge-triggered epoll)
+ * -- and WRITE when the transport waits to write first. */
+ssize_t sn_xprt_read_buf(struct sn_xprt *x, struct sn_buf_pool *pool, struct sn_buf *b, size_t max_cap, int hup,
+			 unsigned *clear);
+
+/* Writes iov[0..n) through x while it takes bytes, consuming the iovecs.
+ * Returns the bytes written (possibly 0) or -1 on an error; *clear as
+ * above, for the write direction (WRITE once the socket is full, READ
+ * when the transport waits to read first). TLS takes a record at a time,
+ * so a short write there does not mean full: it loops to SN_EAGAIN. After
+ * SN_EAGAIN the same bytes must be offered again. */
+ssize_t sn_xprt_send(struct sn_xprt *x, struct iovec *iov, int n, unsigned *clear);
+
 /* Closes (see the close op); does nothing on an empty transport. */
 static inline void sn_xprt_close(struct sn_xprt *x, int graceful)
 {

@@ -3,8 +3,10 @@
  * (src/tls/stream.c). */
 #include <errno.h>
 #include <sys/socket.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "sinew/buf.h"
 #include "sinew/xprt.h"
 
 static int plain_handshake(struct sn_xprt *x)
@@ -99,4 +101,65 @@ void sn_xprt_init(struct sn_xprt *x, int fd)
 	x->ops = &sn_xprt_plain_ops;
 	x->fd = fd;
 	x->layer = NULL;
+}
+
+/* ---- transport <-> buffer, for the request path ---- */
+
+ssize_t sn_xprt_read_buf(struct sn_xprt *x, struct sn_buf_pool *pool, struct sn_buf *b, size_t max_cap, int hup,
+			 unsigned *clear)
+{
+	*clear = 0;
+	if (sn_buf_reserve(pool, b, 1, max_cap) != 0)
+		return 0;
+	size_t room = sn_buf_room(b);
+	if (room == 0)
+		return 0;
+	ssize_t n = sn_xprt_read(x, b->base + b->end, room);
+	if (n > 0) {
+		b->end += (size_t)n;
+		if ((size_t)n < room && !hup && sn_xprt_has(x, SN_XPRT_SHORT_IO_FINAL))
+			*clear = SN_XPRT_WANT_READ;
+		return n;
+	}
+	*clear = SN_XPRT_WANT_READ;
+	if (n == SN_EAGAIN) {
+		if (sn_xprt_want(x) & SN_XPRT_WANT_WRITE)
+			*clear |= SN_XPRT_WANT_WRITE;
+		return 0;
+	}
+	return -1;   /* SN_ECLOSED or an error */
+}
+
+ssize_t sn_xprt_send(struct sn_xprt *x, struct iovec *iov, int n, unsigned *clear)
+{
+	size_t done = 0;
+
+	*clear = 0;
+	while (n > 0) {
+		ssize_t k = sn_xprt_writev(x, iov, n);
+		if (k == SN_EAGAIN) {
+			*clear = SN_XPRT_WANT_WRITE;
+			if (sn_xprt_want(x) & SN_XPRT_WANT_READ)
+				*clear |= SN_XPRT_WANT_READ;
+			break;
+		}
+		if (k < 0)
+			return -1;
+		done += (size_t)k;
+		size_t skip = (size_t)k;
+		int i = 0;
+		while (i < n && skip >= iov[i].iov_len)
+			skip -= iov[i++].iov_len;
+		memmove(iov, iov + i, (size_t)(n - i) * sizeof(iov[0]));
+		n -= i;
+		if (n > 0) {
+			iov[0].iov_base = (char *)iov[0].iov_base + skip;
+			iov[0].iov_len -= skip;
+			if (sn_xprt_has(x, SN_XPRT_SHORT_IO_FINAL)) {
+				*clear = SN_XPRT_WANT_WRITE;   /* short: the socket is full */
+				break;
+			}
+		}
+	}
+	return (ssize_t)done;
 }

@@ -1,8 +1,8 @@
-/* Downstream HTTP/1.1 connections and the request/response exchange.
+/* The exchange: one request from the client's connection (downstream.c)
+ * to an endpoint's (upstream.c) and back -- route, fault, authorize,
+ * attempt, retry, relay, record.
  *
- * One exchange at a time per connection: a pipelined request waits in the
- * connection's input buffer until the response before it is complete
- * ("safe pipelining"). Bodies are never buffered whole: bytes move from
+ * Bodies are never buffered whole: bytes move from
  * the reading side's buffer straight to the other socket, and a side is
  * only read when its buffer has been drained (pull-based backpressure).
  * The request head is copied into the exchange so the connection's buffer
@@ -12,6 +12,7 @@
  * Every response the proxy makes itself carries `sinew-error: REASON`
  * (docs/errors.md), the same reason that goes to the access log and the
  * response_flags metric label. */
+#include <assert.h>
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -27,39 +28,20 @@
 #define MAX_FREE_EXCHANGES 64
 #define MAX_TRANSPARENT_RETRIES 3   /* stale pooled connections */
 #define CONTINUE_LINE "HTTP/1.1 100 Continue\r\n\r\n"
-#define LINGER_MS 2000
 #define DISCOVERY_WAIT_MS 1000
-#define LINGER_MAX_BYTES (64u << 20)
 
-struct sn_dconn {
-	struct sn_dconn *next;       /* first member: the worker's list link */
-	struct sn_dconn **pprev;
-	struct sn_io io;
-	struct sn_xprt x;            /* the client's socket, plain or mTLS */
-	struct sn_worker *w;
-	enum sn_direction dir;
-	uint64_t id;
-	char peer[64];
-	struct sn_buf in;            /* bytes from the client */
-	struct sn_buf out;           /* response head (or local response) for the client */
-	struct sn_timer timer;       /* idle or request-header timeout */
-	struct sn_exchange *ex;
-	unsigned can_read : 1;
-	unsigned can_write : 1;
-	unsigned eof : 1;
-	unsigned closing : 1;
-	unsigned draining : 1;
-	unsigned header_timer : 1;   /* the timer is the request-header timeout */
-	unsigned hup : 1;            /* epoll reported hang-up: read until EOF */
-	unsigned lingering : 1;      /* closed our side; dropping late input */
-	unsigned detecting : 1;      /* inbound with mTLS: first byte not seen yet */
-	unsigned handshaking : 1;    /* the transport's handshake is not done yet */
-	const char *peer_id;         /* mTLS: the client's SPIFFE ID (borrowed from x) */
-	uint16_t app_port;           /* inbound with capture: the original destination port */
-	size_t lingered;
-	size_t scanned;              /* bytes of c->in already seen to hold no complete line */
-	struct sn_task resume;
-	struct sn_task reclaim;
+/* Where an exchange is; ex_set_state() asserts every change against
+ * ex_next below. The request body's progress (req_*) runs alongside
+ * ATTEMPT and RELAYING: a server may answer before it has read it all. */
+enum sn_ex_state {
+	SN_EX_STATE_ROUTING = 0,     /* head taken: route, authorize, fault (a new exchange) */
+	SN_EX_STATE_PARKED,          /* waiting for the control plane to resolve the host */
+	SN_EX_STATE_DELAYED,         /* a fault delay runs */
+	SN_EX_STATE_ATTEMPT,         /* upstream: connecting, sending, waiting for the head */
+	SN_EX_STATE_RELAYING,        /* response head accepted: relaying the body */
+	SN_EX_STATE_LOCAL,           /* the proxy answers itself */
+	SN_EX_STATE_DONE,            /* recorded and released */
+	SN_EX_STATE__COUNT,
 };
 
 struct sn_exchange {
@@ -95,7 +77,6 @@ struct sn_exchange {
 	int streamed;                /* a streamed body byte left c->in: no replay */
 	int continue_sent;
 	/* response */
-	int resp_head_done;
 	int resp_head_sent;          /* first byte of the head reached the client's buffer */
 	size_t resp_head_out;        /* the head's bytes in c->out while none of it went out; 0 after */
 	uint64_t resp_remaining;
@@ -106,7 +87,7 @@ struct sn_exchange {
 	int resp_until_close;
 	int resp_dechunk;            /* chunked upstream, HTTP/1.0 client: framing removed */
 	int upgrade;                 /* Upgrade forwarded: a 101 turns the exchange into a tunnel */
-	int local;                   /* the proxy answers itself */
+	enum sn_ex_state state;      /* only through ex_set_state() */
 	int recorded;                /* metrics and access log written */
 	int status;
 	const char *flags;           /* response_flags / sinew-error reason; NULL: "-" */
@@ -131,152 +112,53 @@ struct sn_exchange {
 	char conn_err[512];          /* last TLS handshake failure with upstream, for the 503 */
 };
 
-static void dconn_process(struct sn_dconn *c);
-static void dconn_close(struct sn_dconn *c);
-static void dconn_close_linger(struct sn_dconn *c);
-static void on_dconn_timer(struct sn_loop *loop, struct sn_timer *t);
+#define ST(x) (1u << SN_EX_STATE_##x)
+/* The states each state may move to. DONE is reachable from all: a
+ * client that goes away ends an exchange wherever it is. */
+static const unsigned ex_next[SN_EX_STATE__COUNT] = {
+	[SN_EX_STATE_ROUTING] = ST(ROUTING) | ST(PARKED) | ST(DELAYED) | ST(ATTEMPT) | ST(LOCAL) | ST(DONE),
+	[SN_EX_STATE_PARKED] = ST(ROUTING) | ST(LOCAL) | ST(DONE),
+	[SN_EX_STATE_DELAYED] = ST(ATTEMPT) | ST(LOCAL) | ST(DONE),
+	[SN_EX_STATE_ATTEMPT] = ST(ATTEMPT) | ST(RELAYING) | ST(LOCAL) | ST(DONE),
+	/* LOCAL: an upstream that closed after a head none of which left */
+	[SN_EX_STATE_RELAYING] = ST(LOCAL) | ST(DONE),
+	[SN_EX_STATE_LOCAL] = ST(DONE),
+	[SN_EX_STATE_DONE] = 0,
+};
+#undef ST
+
+static const char *ex_state_str(enum sn_ex_state st)
+{
+	static const char *const names[SN_EX_STATE__COUNT] = {
+		[SN_EX_STATE_ROUTING] = "routing", [SN_EX_STATE_PARKED] = "parked",
+		[SN_EX_STATE_DELAYED] = "delayed", [SN_EX_STATE_ATTEMPT] = "attempt",
+		[SN_EX_STATE_RELAYING] = "relaying", [SN_EX_STATE_LOCAL] = "local",
+		[SN_EX_STATE_DONE] = "done",
+	};
+	return (unsigned)st < SN_EX_STATE__COUNT ? names[st] : "?";
+}
+
+/* Moves ex to `to`. A change ex_next does not list is a bug: it stops a
+ * debug build, and is logged (and made anyway) in a release build. */
+static void ex_set_state(struct sn_exchange *ex, enum sn_ex_state to)
+{
+	if ((unsigned)ex->state >= SN_EX_STATE__COUNT || !(ex_next[ex->state] & (1u << to))) {
+		sn_log(SN_LOG_ERROR, "conn=%llu exchange: %s -> %s is not a transition; please report",
+		       (unsigned long long)(ex->c ? ex->c->id : 0), ex_state_str(ex->state), ex_state_str(to));
+		assert(!"exchange state transition");
+	}
+	ex->state = to;
+}
+
 static void ex_progress(struct sn_exchange *ex);
 static void ex_finish(struct sn_exchange *ex);
+static void ex_abort(struct sn_exchange *ex, const char *flag);
 static void ex_attempt(struct sn_exchange *ex);
 static void ex_tunnel(struct sn_exchange *ex);
 static void ex_local(struct sn_exchange *ex, int status, const char *flag, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-static const struct sn_h1_limits *limits(const struct sn_worker *w)
-{
-	return &w->proxy->opt.limits;
-}
 
-static size_t in_cap(const struct sn_worker *w)
-{
-	return SN_MAX(limits(w)->max_head_bytes + 1024, (size_t)SN_BUF_DEFAULT_SIZE);
-}
-
-/* ---- downstream socket I/O ------------------------------------------ */
-
-/* Reads what the transport has into b (pooled storage, bounded by the
- * head limit). Returns bytes read, 0 for nothing now, -1 on EOF or error;
- * *clear gets the readiness flags the caller must drop: SN_IO_READ once
- * the socket is drained (SN_EAGAIN, or a short read where the transport
- * says that proves it -- unless a hang-up was reported, since the EOF that
- * follows the data will not be announced again by edge-triggered epoll),
- * SN_IO_WRITE when the transport waits to write first. */
-static ssize_t side_read(struct sn_worker *w, struct sn_xprt *x, struct sn_buf *b, int hup, unsigned *clear)
-{
-	*clear = 0;
-	if (sn_buf_reserve(&w->pool, b, 1, in_cap(w)) != 0)
-		return 0;
-	size_t room = sn_buf_room(b);
-	if (room == 0)
-		return 0;
-	ssize_t n = sn_xprt_read(x, b->base + b->end, room);
-	if (n > 0) {
-		b->end += (size_t)n;
-		if ((size_t)n < room && !hup && sn_xprt_has(x, SN_XPRT_SHORT_IO_FINAL))
-			*clear = SN_IO_READ;
-		return n;
-	}
-	*clear = SN_IO_READ;
-	if (n == SN_EAGAIN) {
-		if (sn_xprt_want(x) & SN_XPRT_WANT_WRITE)
-			*clear |= SN_IO_WRITE;
-		return 0;
-	}
-	return -1;   /* SN_ECLOSED or an error */
-}
-
-/* Writes iov[0..n) through x while it takes bytes. Returns the bytes
- * written (possibly 0), or -1 on a write error; *clear as side_read's,
- * for the write direction. TLS writes a record at a time, so a short write
- * there does not mean the socket is full: loop until SN_EAGAIN. The iovecs
- * are consumed. */
-static ssize_t side_writev(struct sn_xprt *x, struct iovec *iov, int n, unsigned *clear)
-{
-	size_t done = 0;
-
-	*clear = 0;
-	while (n > 0) {
-		ssize_t k = sn_xprt_writev(x, iov, n);
-		if (k == SN_EAGAIN) {
-			*clear = SN_IO_WRITE;
-			if (sn_xprt_want(x) & SN_XPRT_WANT_READ)
-				*clear |= SN_IO_READ;
-			break;
-		}
-		if (k < 0)
-			return -1;
-		done += (size_t)k;
-		size_t skip = (size_t)k;
-		int i = 0;
-		while (i < n && skip >= iov[i].iov_len)
-			skip -= iov[i++].iov_len;
-		memmove(iov, iov + i, (size_t)(n - i) * sizeof(iov[0]));
-		n -= i;
-		if (n > 0) {
-			iov[0].iov_base = (char *)iov[0].iov_base + skip;
-			iov[0].iov_len -= skip;
-			if (sn_xprt_has(x, SN_XPRT_SHORT_IO_FINAL)) {
-				*clear = SN_IO_WRITE;   /* short: the socket is full */
-				break;
-			}
-		}
-	}
-	return (ssize_t)done;
-}
-
-/* Reads what's available into c->in. Returns bytes read, 0 if nothing
- * (EAGAIN or buffer full), -1 on EOF or error (c->eof set). */
-static ssize_t dconn_read(struct sn_dconn *c)
-{
-	unsigned clear;
-
-	if (!c->can_read || c->eof)
-		return c->eof ? -1 : 0;
-	ssize_t n = side_read(c->w, &c->x, &c->in, c->hup, &clear);
-	if (clear & SN_IO_READ)
-		c->can_read = 0;
-	if (clear & SN_IO_WRITE)
-		c->can_write = 0;
-	if (n < 0)
-		c->eof = 1;
-	return n;
-}
-
-/* Writes c->out and then up to extra_len bytes of extra. Returns the bytes
- * of extra written, or -1 on a write error (the client is gone). After
- * SN_EAGAIN the same bytes are offered again (they still head c->out and
- * extra), as TLS requires. */
-static ssize_t dconn_write(struct sn_dconn *c, const char *extra, size_t extra_len)
-{
-	struct iovec iov[2];
-	int n = 0;
-	size_t head = sn_buf_len(&c->out);
-	unsigned clear;
-
-	if (!c->can_write)
-		return 0;
-	if (head)
-		iov[n++] = (struct iovec){ sn_buf_data(&c->out), head };
-	if (extra_len)
-		iov[n++] = (struct iovec){ (void *)extra, extra_len };
-	if (n == 0)
-		return 0;
-	ssize_t done = side_writev(&c->x, iov, n, &clear);
-	if (clear & SN_IO_WRITE)
-		c->can_write = 0;
-	if (clear & SN_IO_READ)
-		c->can_read = 0;
-	if (done < 0)
-		return -1;
-	if ((size_t)done <= head) {
-		sn_buf_consume(&c->out, (size_t)done);
-		return 0;
-	}
-	sn_buf_consume(&c->out, head);
-	if (sn_buf_len(&c->out) == 0)
-		sn_buf_release(&c->w->pool, &c->out);
-	return (ssize_t)((size_t)done - head);
-}
 
 /* ---- exchange allocation ---------------------------------------------- */
 
@@ -521,7 +403,7 @@ static void ex_record(struct sn_exchange *ex, uint64_t resp_bytes)
 		e.bytes_received = ex->req_body_bytes;
 		e.bytes_sent = resp_bytes;
 		e.duration_ms = dur;
-		e.upstream_service_time_ms = ex->resp_head_done ? ex->upstream_ms : -1.0;
+		e.upstream_service_time_ms = ex->state == SN_EX_STATE_RELAYING ? ex->upstream_ms : -1.0;
 		e.upstream_cluster = cl ? cl->name : NULL;
 		if (ex->ep != NULL) {
 			snprintf(upstream, sizeof(upstream), "%s", ex->ep->address ? ex->ep->address : "");
@@ -545,7 +427,7 @@ static void on_resume(struct sn_loop *loop, struct sn_task *t)
 {
 	struct sn_dconn *c = sn_container_of(t, struct sn_dconn, resume);
 	if (!c->closing)
-		dconn_process(c);
+		sn__dconn_process(c);
 }
 
 static void ex_finish(struct sn_exchange *ex)
@@ -555,12 +437,12 @@ static void ex_finish(struct sn_exchange *ex)
 	int keep = ex->req.keep_alive && !ex->close_after && ex->req_done && !c->draining &&
 		   !w->draining && !c->eof;
 	int req_done = ex->req_done;
-	int local = ex->local;
+	int local = ex->state == SN_EX_STATE_LOCAL;
 
 	ex_stop_timers(ex);
 	unpark(ex);
 	if (ex->u != NULL) {
-		int reusable = ex->resp_head_done && ex->resp.keep_alive && !ex->resp_until_close &&
+		int reusable = ex->state == SN_EX_STATE_RELAYING && ex->resp.keep_alive && !ex->resp_until_close &&
 			       ex->req_sent && ex->resp_classified_done && ex->resp_pending == 0;
 		sn_uconn_release(w, ex->u, reusable);
 		ex->u = NULL;
@@ -574,15 +456,16 @@ static void ex_finish(struct sn_exchange *ex)
 	sn_buf_release(&w->pool, &ex->head);
 	sn_buf_release(&w->pool, &ex->up);
 	c->ex = NULL;
+	ex_set_state(ex, SN_EX_STATE_DONE);
 	ex_release(w, ex);
 	if (!keep) {
 		/* Unread input (a refused body, a malformed request) must not
 		 * turn into an RST that destroys the response we just sent. */
 		int unread = !req_done || local;
 		if (unread)
-			dconn_close_linger(c);
+			sn__dconn_close_linger(c);
 		else
-			dconn_close(c);
+			sn__dconn_close(c);
 		return;
 	}
 	if (sn_buf_len(&c->in) == 0)
@@ -635,7 +518,7 @@ static void ex_local(struct sn_exchange *ex, int status, const char *flag, const
 		n = (int)sizeof(body) - 2;
 	body[n++] = '\n';
 
-	ex->local = 1;
+	ex_set_state(ex, SN_EX_STATE_LOCAL);
 	ex->status = status;
 	ex->flags = flag;
 	/* The rest of an unread request body would be taken for the next
@@ -670,7 +553,6 @@ static void ex_local(struct sn_exchange *ex, int status, const char *flag, const
 	c->out.end += wr.len;
 	ex_record(ex, 0);
 	ex->resp_head_sent = 1;
-	ex->resp_head_done = 0;
 	ex->resp_classified_done = 1;
 	ex->resp_pending = 0;
 	sn_log(SN_LOG_DEBUG, "conn=%llu local response %d %s", (unsigned long long)c->id, status, flag);
@@ -731,7 +613,6 @@ static void ex_reset_attempt(struct sn_exchange *ex)
 	ex->up_written = 0;
 	ex->held_sent = 0;
 	ex->req_sent = 0;
-	ex->resp_head_done = 0;
 	ex_drop_host(ex);
 }
 
@@ -822,7 +703,7 @@ static void on_route_timeout(struct sn_loop *loop, struct sn_timer *t)
 static void on_try_timeout(struct sn_loop *loop, struct sn_timer *t)
 {
 	struct sn_exchange *ex = sn_container_of(t, struct sn_exchange, try_timer);
-	if (ex->resp_head_done)
+	if (ex->state == SN_EX_STATE_RELAYING)
 		return;
 	ex_attempt_failed(ex, SN_FAIL_TIMEOUT, 0);
 }
@@ -860,7 +741,7 @@ static int build_upstream_head(struct sn_exchange *ex)
 	}
 	/* A separate buffer: growing the one that holds the request head would
 	 * move the bytes the parsed views point at. */
-	if (sn_buf_reserve(&w->pool, &ex->up, want, SN_MAX(want, limits(w)->max_head_bytes * 3)) != 0)
+	if (sn_buf_reserve(&w->pool, &ex->up, want, SN_MAX(want, sn__limits(w)->max_head_bytes * 3)) != 0)
 		return SN_ENOMEM;
 	sn_h1w_init(&wr, ex->up.base, ex->up.cap);
 	/* A proxy sends its own version (RFC 9110 2.5), whatever the client's;
@@ -912,6 +793,7 @@ static void ex_attempt(struct sn_exchange *ex)
 	struct sn_uconn *u = NULL;
 	int idx = -1;
 
+	ex_set_state(ex, SN_EX_STATE_ATTEMPT);
 	if (cl->n_endpoints == 0) {
 		ex_local(ex, 503, "no_healthy_upstream",
 			 "sinew: cluster %s has no endpoints; register a WorkloadEntry whose labels match the Service %s selector",
@@ -1148,6 +1030,7 @@ static int park_for_discovery(struct sn_exchange *ex)
 		ex->next_parked->pprev_parked = &ex->next_parked;
 	w->parked = ex;
 	ex->pprev_parked = &w->parked;
+	ex_set_state(ex, SN_EX_STATE_PARKED);
 	sn_timer_start(&w->loop, &ex->delay_timer, ex->park_deadline_ms - now, on_discovery_timeout);
 	return 1;
 }
@@ -1171,6 +1054,7 @@ void sn_exchange_retry_parked(struct sn_worker *w)
 			if (ex->snap != NULL)
 				sn_snapshot_ref(ex->snap);
 		}
+		ex_set_state(ex, SN_EX_STATE_ROUTING);
 		ex_route(ex);
 	}
 }
@@ -1239,6 +1123,7 @@ static void ex_route(struct sn_exchange *ex)
 	if (f->abort_status && roll(w, f->abort_percent))
 		ex->pending_abort = f->abort_status;
 	if (f->delay_ms && roll(w, f->delay_percent)) {
+		ex_set_state(ex, SN_EX_STATE_DELAYED);
 		sn_timer_start(&w->loop, &ex->delay_timer, f->delay_ms, on_fault_delay);
 		return;
 	}
@@ -1254,11 +1139,11 @@ static ssize_t uconn_send(struct sn_uconn *u, const void *p, size_t len)
 {
 	struct iovec iov = { (void *)p, len };
 	unsigned clear;
-	ssize_t n = side_writev(&u->x, &iov, 1, &clear);
+	ssize_t n = sn_xprt_send(&u->x, &iov, 1, &clear);
 
-	if (clear & SN_IO_WRITE)
+	if (clear & SN_XPRT_WANT_WRITE)
 		u->can_write = 0;
-	if (clear & SN_IO_READ)
+	if (clear & SN_XPRT_WANT_READ)
 		u->can_read = 0;
 	if (n < 0) {
 		errno = EIO;
@@ -1323,7 +1208,7 @@ static int pump_request(struct sn_exchange *ex)
 		ex->continue_sent = 1;
 		if (sn_buf_reserve(&c->w->pool, &c->out, sizeof(CONTINUE_LINE), 4096) == 0)
 			sn_buf_append(&c->out, CONTINUE_LINE, sizeof(CONTINUE_LINE) - 1);
-		if (dconn_write(c, NULL, 0) < 0) {
+		if (sn__dconn_write(c, NULL, 0) < 0) {
 			ex_abort(ex, "downstream_disconnect");
 			return -1;
 		}
@@ -1332,7 +1217,7 @@ static int pump_request(struct sn_exchange *ex)
 		if (ex->req_pending == 0 && !ex->req_classified_done) {
 			size_t avail = sn_buf_len(&c->in);
 			if (avail == 0) {
-				ssize_t r = dconn_read(c);
+				ssize_t r = sn__dconn_read(c);
 				if (r < 0) {
 					ex_abort(ex, "downstream_disconnect");
 					return -1;
@@ -1408,7 +1293,7 @@ static int build_downstream_head(struct sn_exchange *ex)
 		closing = 0;
 	if (closing)
 		ex->close_after = 1;
-	if (sn_buf_reserve(&w->pool, &c->out, want, SN_MAX(want, limits(w)->max_head_bytes * 2)) != 0)
+	if (sn_buf_reserve(&w->pool, &c->out, want, SN_MAX(want, sn__limits(w)->max_head_bytes * 2)) != 0)
 		return SN_ENOMEM;
 	sn_h1w_init(&wr, c->out.base + c->out.end, sn_buf_room(&c->out));
 	char reason[128];
@@ -1452,10 +1337,10 @@ static ssize_t uconn_read(struct sn_uconn *u)
 
 	if (!u->can_read)
 		return u->eof ? -1 : 0;
-	ssize_t n = side_read(u->w, &u->x, &u->in, u->hup, &clear);
-	if (clear & SN_IO_READ)
+	ssize_t n = sn_xprt_read_buf(&u->x, &u->w->pool, &u->in, sn__in_cap(u->w), u->hup, &clear);
+	if (clear & SN_XPRT_WANT_READ)
 		u->can_read = 0;
-	if (clear & SN_IO_WRITE)
+	if (clear & SN_XPRT_WANT_WRITE)
 		u->can_write = 0;
 	if (n < 0)
 		u->eof = 1;
@@ -1473,7 +1358,7 @@ static int read_response_head(struct sn_exchange *ex)
 		int r = SN_H1_INCOMPLETE;
 		if (sn_buf_len(&u->in) > 0)
 			r = sn_h1_parse_response(sn_buf_data(&u->in), sn_buf_len(&u->in), &ex->resp, ex->resp_hdrs,
-						 SN_MAX_HEADERS_ARRAY, limits(w), ex->req.method);
+						 SN_MAX_HEADERS_ARRAY, sn__limits(w), ex->req.method);
 		if (r == SN_H1_ERROR) {
 			sn_log(SN_LOG_DEBUG, "conn=%llu bad response from %s: %s", (unsigned long long)ex->c->id,
 			       ex->ep ? ex->ep->address : "?", ex->resp.err_reason ? ex->resp.err_reason : "");
@@ -1499,7 +1384,7 @@ static int read_response_head(struct sn_exchange *ex)
 				return -1;
 			}
 			sn_buf_consume(&u->in, (size_t)r);
-			ex->resp_head_done = 1;
+			ex_set_state(ex, SN_EX_STATE_RELAYING);
 			ex->status = ex->resp.status;
 			ex->upstream_ms = elapsed_ms(ex->try_start_us);
 			sn_timer_stop(&w->loop, &ex->try_timer);
@@ -1578,7 +1463,7 @@ static int pump_response(struct sn_exchange *ex)
 					 * goes out alone rather than wait for a body
 					 * byte that may come much later (streams,
 					 * long polls). */
-					if (sn_buf_len(&c->out) > 0 && c->can_write && dconn_write(c, NULL, 0) < 0) {
+					if (sn_buf_len(&c->out) > 0 && c->can_write && sn__dconn_write(c, NULL, 0) < 0) {
 						ex_abort(ex, "downstream_disconnect");
 						return -1;
 					}
@@ -1630,7 +1515,7 @@ static int pump_response(struct sn_exchange *ex)
 			return 0;
 		if (ex->resp_classified_done && !ex->recorded)
 			ex_record(ex, ex->resp_body_bytes + ex->resp_pending);
-		ssize_t n = dconn_write(c, sn_buf_data(&u->in), ex->resp_pending);
+		ssize_t n = sn__dconn_write(c, sn_buf_data(&u->in), ex->resp_pending);
 		if (n < 0) {
 			ex_abort(ex, "downstream_disconnect");
 			return -1;
@@ -1689,8 +1574,8 @@ static void ex_progress(struct sn_exchange *ex)
 {
 	struct sn_dconn *c = ex->c;
 
-	if (ex->local) {
-		if (dconn_write(c, NULL, 0) < 0) {
+	if (ex->state == SN_EX_STATE_LOCAL) {
+		if (sn__dconn_write(c, NULL, 0) < 0) {
 			ex->close_after = 1;
 			ex_finish(ex);
 			return;
@@ -1747,7 +1632,7 @@ static void ex_progress(struct sn_exchange *ex)
 	}
 	if (!ex->req_sent && pump_request(ex) < 0)
 		return;
-	if (!ex->resp_head_done) {
+	if (ex->state == SN_EX_STATE_ATTEMPT) {
 		int r = read_response_head(ex);
 		if (r <= 0)
 			return;
@@ -1778,537 +1663,109 @@ void sn_exchange_on_upstream(struct sn_exchange *ex, unsigned events)
 	ex_progress(ex);
 }
 
-/* ---- downstream connection lifecycle ------------------------------------ */
+/* ---- entry points for the downstream connection (downstream.c) --------- */
 
-static void reclaim_dconn(struct sn_loop *loop, struct sn_task *t)
+void sn__ex_on_downstream(struct sn_exchange *ex, unsigned events)
 {
-	struct sn_dconn *c = sn_container_of(t, struct sn_dconn, reclaim);
-	struct sn_worker *w = c->w;
-	free(c);
-	sn_worker_conn_closed(w);
-}
-
-/* Frees the connection now. */
-static void dconn_destroy(struct sn_dconn *c)
-{
-	struct sn_worker *w = c->w;
-
-	sn_timer_stop(&w->loop, &c->timer);
-	sn_io_stop(&w->loop, &c->io);
-	c->peer_id = NULL;
-	sn_xprt_close(&c->x, !c->handshaking && !c->eof && !c->lingering);
-	sn_buf_release(&w->pool, &c->in);
-	sn_buf_release(&w->pool, &c->out);
-	*c->pprev = c->next;
-	if (c->next != NULL)
-		c->next->pprev = c->pprev;
-	w->n_conns--;
-	sn_metrics_add(w->metrics, SN_CTR_DOWNSTREAM_CX_ACTIVE, -1);
-	sn_loop_reclaim(&w->loop, &c->reclaim, reclaim_dconn);
-}
-
-/* Reads and drops what the client still sends after we closed our side.
- * Returns 1 when the lingering is over. */
-static int linger_drain(struct sn_dconn *c)
-{
-	char sink[4096];
-
-	for (int i = 0; i < 64; i++) {
-		ssize_t n = read(c->x.fd, sink, sizeof(sink));   /* raw: dropped unread, TLS or not */
-		if (n > 0) {
-			c->lingered += (size_t)n;
-			if (c->lingered > LINGER_MAX_BYTES)
-				return 1;
-			continue;
-		}
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return 0;
-		if (n < 0 && errno == EINTR)
-			continue;
-		return 1;  /* EOF or error */
-	}
-	return 0;
-}
-
-/* Closes the connection politely: after the last response, shut down our
- * side and keep reading (and dropping) for a moment, so that input the
- * client sent after it -- the rest of a body we refused -- does not make
- * the kernel answer with an RST that destroys the response in flight
- * (nginx's lingering close). */
-static void close_common(struct sn_dconn *c, int linger);
-
-/* Closes a connection with nothing in flight (idle, drained, or gone). */
-static void dconn_close(struct sn_dconn *c)
-{
-	close_common(c, 0);
-}
-
-/* Closes after a response when the client may still be sending. */
-static void dconn_close_linger(struct sn_dconn *c)
-{
-	close_common(c, 1);
-}
-
-static void close_common(struct sn_dconn *c, int linger)
-{
-	struct sn_worker *w = c->w;
-
-	if (c->closing)
-		return;
-	c->closing = 1;
-	if (c->ex != NULL) {
-		struct sn_exchange *ex = c->ex;
-		ex->close_after = 1;
-		if (ex->flags == NULL && !ex->local)
-			ex->flags = "downstream_disconnect";
-		ex_finish(ex);  /* re-enters dconn_close, which returns at once */
-	}
-	sn_buf_release(&w->pool, &c->in);
-	sn_buf_release(&w->pool, &c->out);
-	/* Lingering starts with our end of the stream (TLS: close_notify,
-	 * then FIN); if that can't go out now, close at once. */
-	if (!linger || c->eof || c->handshaking || sn_xprt_shutdown(&c->x) != 0 || linger_drain(c)) {
-		dconn_destroy(c);
-		return;
-	}
-	c->lingering = 1;
-	sn_timer_start(&w->loop, &c->timer, LINGER_MS, on_dconn_timer);
-}
-
-static void on_dconn_timer(struct sn_loop *loop, struct sn_timer *t)
-{
-	struct sn_dconn *c = sn_container_of(t, struct sn_dconn, timer);
-
-	if (c->lingering) {
-		dconn_destroy(c);
-		return;
-	}
-	if (c->ex != NULL)
-		return;
-	if (c->header_timer && sn_buf_len(&c->in) > 0) {
-		/* A slow client holding a half-sent head. */
-		struct sn_exchange *ex = ex_alloc(c->w);
-		if (ex == NULL) {
-			dconn_close(c);
+	/* A client that goes away while we wait for upstream: detect it only
+	 * when we would read anyway (half-close after a complete request is
+	 * allowed). */
+	if ((events & SN_IO_HUP) && !ex->req_done && ex->state != SN_EX_STATE_LOCAL) {
+		ssize_t n = sn__dconn_read(ex->c);
+		if (n < 0 && sn_buf_len(&ex->c->in) == 0) {
+			ex_abort(ex, "downstream_disconnect");
 			return;
 		}
-		ex->c = c;
-		ex->start_us = sn_clock_us();
-		ex->start_wall_us = wall_us();
+	}
+	if (ex->u == NULL && ex->state != SN_EX_STATE_LOCAL)
+		return;   /* parked, or waiting on a fault delay; a closed client ends it */
+	ex_progress(ex);
+}
+
+void sn__ex_on_downstream_close(struct sn_exchange *ex)
+{
+	ex->close_after = 1;
+	if (ex->flags == NULL && ex->state != SN_EX_STATE_LOCAL)
+		ex->flags = "downstream_disconnect";
+	ex_finish(ex);
+}
+
+struct sn_exchange *sn__ex_new(struct sn_dconn *c)
+{
+	struct sn_exchange *ex = ex_alloc(c->w);
+	if (ex == NULL)
+		return NULL;
+	ex->c = c;
+	ex->start_us = sn_clock_us();
+	ex->start_wall_us = wall_us();
+	c->ex = ex;
+	return ex;
+}
+
+void sn__ex_refuse(struct sn_exchange *ex, const struct sn_h1_request *req, int status, const char *flag)
+{
+	ex->req.keep_alive = 0;
+	if (req == NULL) {
+		ex_local(ex, status, flag, "sinew: the request head did not arrive within %u ms",
+			 ex->w->proxy->opt.request_header_timeout_ms);
+		return;
+	}
+	ex->req.method = req->method;
+	ex_local(ex, status, flag, "sinew: malformed request: %s", req->err_reason ? req->err_reason : "invalid HTTP/1.1");
+}
+
+void sn__ex_start(struct sn_exchange *ex, size_t hlen, const struct sn_h1_request *req)
+{
+	struct sn_dconn *c = ex->c;
+	struct sn_worker *w = ex->w;
+
+	/* Copy the head so c->in can carry the body; behind it, the
+	 * origin-form path when the target had none to point at. */
+	size_t extra = req->path_slash ? req->path.len + 1 : 0;
+	if (sn_buf_reserve(&w->pool, &ex->head, hlen + extra,
+			   SN_MAX(hlen + extra, sn__limits(w)->max_head_bytes * 3)) != 0) {
 		ex->req.keep_alive = 0;
-		c->ex = ex;
-		sn_metrics_add(c->w->metrics, SN_CTR_DOWNSTREAM_RQ_REJECTED, 1);
-		ex_local(ex, 408, "request_header_timeout", "sinew: the request head did not arrive within %u ms",
-			 c->w->proxy->opt.request_header_timeout_ms);
+		ex_local(ex, 503, "overflow", "sinew: out of memory");
 		return;
 	}
-	dconn_close(c);
-}
-
-static const char *error_flag(int status)
-{
-	switch (status) {
-	case 414:
-		return "uri_too_long";
-	case 431:
-		return "header_too_large";
-	case 501:
-		return "not_implemented";
-	case 505:
-		return "http_version_not_supported";
-	case 417:
-		return "expectation_failed";
-	default:
-		return "bad_request";
+	sn_buf_append(&ex->head, sn_buf_data(&c->in), hlen);
+	sn_buf_consume(&c->in, hlen);
+	sn_h1_parse_request(ex->head.base, hlen, &ex->req, ex->req_hdrs, SN_MAX_HEADERS_ARRAY, sn__limits(w));
+	if (ex->req.path_slash) {
+		/* "http://a?x=1" is "/?x=1" (RFC 9112 3.2.1). */
+		char *p = ex->head.base + ex->head.end;
+		p[0] = '/';
+		memcpy(p + 1, ex->req.path.p, ex->req.path.len);
+		ex->head.end += extra;
+		ex->req.path = sn_str_make(p, extra);
+		ex->req.path_slash = 0;
 	}
-}
-
-/* Parses and starts the next request, if a complete head is buffered. */
-static void dconn_process(struct sn_dconn *c)
-{
-	struct sn_worker *w = c->w;
-
-	while (!c->closing && c->ex == NULL) {
-		if (c->draining && sn_buf_len(&c->in) == 0) {
-			dconn_close(c);
-			return;
-		}
-		int r = SN_H1_INCOMPLETE;
-		struct sn_h1_request req;
-		size_t len = sn_buf_len(&c->in);
-		/* The parser starts over on each call; parse again only when a
-		 * new line has arrived (or the head limit is reached), so a
-		 * client trickling one byte at a time costs O(lines x size),
-		 * not O(size^2). */
-		int fresh_line = len > c->scanned &&
-				 memchr(sn_buf_data(&c->in) + c->scanned, '\n', len - c->scanned) != NULL;
-		if (len > 0 && (fresh_line || len >= limits(w)->max_head_bytes))
-			r = sn_h1_parse_request(sn_buf_data(&c->in), sn_buf_len(&c->in), &req, w->scratch_hdrs,
-						SN_MAX_HEADERS_ARRAY, limits(w));
-		if (r == SN_H1_INCOMPLETE) {
-			c->scanned = len;
-			ssize_t n = dconn_read(c);
-			if (n > 0)
-				continue;
-			if (n < 0) {
-				dconn_close(c);  /* EOF between or inside requests */
-				return;
-			}
-			/* Wait: idle timeout between requests, header timeout
-			 * from a request's first byte. */
-			if (sn_buf_len(&c->in) == 0) {
-				sn_buf_release(&w->pool, &c->in);
-				if (c->header_timer || !sn_timer_is_linked(&c->timer)) {
-					c->header_timer = 0;
-					sn_timer_start(&w->loop, &c->timer, w->proxy->opt.idle_timeout_ms, on_dconn_timer);
-				}
-			} else if (!c->header_timer) {
-				c->header_timer = 1;
-				sn_timer_start(&w->loop, &c->timer, w->proxy->opt.request_header_timeout_ms,
-					       on_dconn_timer);
-			}
-			return;
-		}
-		sn_timer_stop(&w->loop, &c->timer);
-		c->header_timer = 0;
-		c->scanned = 0;
-
-		struct sn_exchange *ex = ex_alloc(w);
-		if (ex == NULL) {
-			dconn_close(c);
-			return;
-		}
-		ex->c = c;
-		ex->start_us = sn_clock_us();
-		ex->start_wall_us = wall_us();
-		c->ex = ex;
-		if (r == SN_H1_ERROR) {
-			sn_metrics_add(w->metrics, SN_CTR_DOWNSTREAM_RQ_REJECTED, 1);
-			ex->req.keep_alive = 0;
-			ex->req.method = req.method;
-			ex_local(ex, req.err_status ? req.err_status : 400, error_flag(req.err_status),
-				 "sinew: malformed request: %s", req.err_reason ? req.err_reason : "invalid HTTP/1.1");
-			return;
-		}
-		/* Copy the head so c->in can carry the body; behind it, the
-		 * origin-form path when the target had none to point at. */
-		size_t hlen = (size_t)r, extra = req.path_slash ? req.path.len + 1 : 0;
-		if (sn_buf_reserve(&w->pool, &ex->head, hlen + extra,
-				   SN_MAX(hlen + extra, limits(w)->max_head_bytes * 3)) != 0) {
-			ex->req.keep_alive = 0;
-			ex_local(ex, 503, "overflow", "sinew: out of memory");
-			return;
-		}
-		sn_buf_append(&ex->head, sn_buf_data(&c->in), hlen);
-		sn_buf_consume(&c->in, hlen);
-		sn_h1_parse_request(ex->head.base, hlen, &ex->req, ex->req_hdrs, SN_MAX_HEADERS_ARRAY, limits(w));
-		if (ex->req.path_slash) {
-			/* "http://a?x=1" is "/?x=1" (RFC 9112 3.2.1). */
-			char *p = ex->head.base + ex->head.end;
-			p[0] = '/';
-			memcpy(p + 1, ex->req.path.p, ex->req.path.len);
-			ex->head.end += extra;
-			ex->req.path = sn_str_make(p, extra);
-			ex->req.path_slash = 0;
-		}
-		int rid = sn_h1_find_header(ex->req.headers, ex->req.num_headers, SN_STR_LIT("x-request-id"), 0);
-		if (rid >= 0 && ex->req.headers[rid].value.len > 0) {
-			ex->rid = ex->req.headers[rid].value;
-		} else {
-			make_request_id(w, ex->request_id);
-			ex->rid = sn_str_make(ex->request_id, strlen(ex->request_id));
-		}
-		if (c->draining || w->draining)
-			ex->req.keep_alive = 0;
-		if (c->dir == SN_DIR_INBOUND) {
-			ex->cluster = sn_worker_inbound_cluster(w, c->app_port);
-			/* Fail closed: in control-plane mode, the workload's
-			 * policies are unknown until the first sync. */
-			if (ex->cluster == NULL)
-				ex_local(ex, 503, "overflow", "sinew: this pod's app serves more ports than the proxy tracks "
-					 "(%zu); port %u is not served", SN_ARRAY_LEN(w->inbound_ports) + 1, c->app_port);
-			else if (w->proxy->cp != NULL && !__atomic_load_n(&w->proxy->cp_synced, __ATOMIC_ACQUIRE))
-				ex_local(ex, 503, "no_config",
-					 "sinew: this proxy has no configuration from the control plane yet, so its "
-					 "authorization policies are unknown; retry when it is ready");
-			else if (!ex_authorize(ex))
-				ex_dispatch(ex);
-		} else {
-			ex->snap = w->snap;
-			if (ex->snap != NULL)
-				sn_snapshot_ref(ex->snap);
-			ex_route(ex);
-		}
-		return;
+	int rid = sn_h1_find_header(ex->req.headers, ex->req.num_headers, SN_STR_LIT("x-request-id"), 0);
+	if (rid >= 0 && ex->req.headers[rid].value.len > 0) {
+		ex->rid = ex->req.headers[rid].value;
+	} else {
+		make_request_id(w, ex->request_id);
+		ex->rid = sn_str_make(ex->request_id, strlen(ex->request_id));
 	}
-}
-
-/* Opaque TCP from a peer proxy is judged like a request, on what a TCP
- * connection offers (Istio's rule: HTTP-only conditions never match it):
- * fail closed before the first config, AuthorizationPolicy on principal,
- * namespace, source address and port; and never a relay to the proxy's own
- * ports (a peer dialling podIP:15001 must not borrow this workload's
- * outbound). Returns 1 to go on. */
-static int tcp_allowed(struct sn_dconn *c, uint16_t port)
-{
-	struct sn_worker *w = c->w;
-	const struct sn_snapshot *s = w->snap;
-	static const uint16_t own[] = { 15000, 15001, 15006, 15020, 15021 };
-
-	for (size_t i = 0; i < SN_ARRAY_LEN(own); i++) {
-		if (port == own[i] || port == 0) {
-			sn_log(SN_LOG_INFO, "conn=%llu tcp from %s: refused: port %u is the proxy's own",
-			       (unsigned long long)c->id, c->peer, port);
-			return 0;
-		}
-	}
-	if (w->proxy->cp != NULL && !__atomic_load_n(&w->proxy->cp_synced, __ATOMIC_ACQUIRE))
-		return 0;
-	if (s == NULL || s->n_authz == 0)
-		return 1;
-	struct sn_authz_request ar;
-	struct sn_authz_result res;
-	struct sn_addr peer;
-	memset(&ar, 0, sizeof(ar));
-	if (c->peer_id != NULL && strncmp(c->peer_id, "spiffe://", 9) == 0) {
-		const char *id = c->peer_id + 9;
-		ar.principal = sn_str_make(id, strlen(id));
-		const char *ns = strstr(id, "/ns/");
-		if (ns != NULL) {
-			ns += 4;
-			const char *end = strchr(ns, '/');
-			ar.source_namespace = sn_str_make(ns, end ? (size_t)(end - ns) : strlen(ns));
-		}
-	}
-	if (sn_addr_parse(c->peer, &peer) == 0)
-		ar.source = (const struct sockaddr *)&peer.ss;
-	ar.port = port;
-	sn_authz_check(s, &ar, &res);
-	if (res.decision == SN_AUTHZ_DECISION_ALLOW) {
-		sn_metrics_add(w->metrics, SN_CTR_AUTHZ_ALLOW, 1);
-		return 1;
-	}
-	sn_metrics_add(w->metrics, SN_CTR_AUTHZ_DENY, 1);
-	sn_log(SN_LOG_INFO, "conn=%llu tcp from %s (%s) to port %u: denied by AuthorizationPolicy",
-	       (unsigned long long)c->id, c->peer, c->peer_id ? c->peer_id : "no identity", port);
-	return 0;
-}
-
-/* Inbound with mTLS configured (DESIGN.md §2): tells TLS from plaintext
- * by the first byte, then runs the server handshake. Returns 0 when the
- * connection is ready for HTTP/1.1, 1 to wait (or when it was closed). */
-static int dconn_secure(struct sn_dconn *c)
-{
-	struct sn_worker *w = c->w;
-
-	if (c->detecting) {
-		unsigned char b;
-		ssize_t n = recv(c->x.fd, &b, 1, MSG_PEEK);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-			c->can_read = 0;
-			return 1;
-		}
-		if (n <= 0) {
-			dconn_close(c);
-			return 1;
-		}
-		c->detecting = 0;
-		if (b != 0x16 && (b < 'A' || b > 'Z')) {
-			/* Neither a TLS record nor an HTTP/1 method (an SSLv2
-			 * hello starts 0x80): refused now, not after the header
-			 * timeout. */
-			sn_metrics_add(w->metrics, SN_CTR_DOWNSTREAM_RQ_REJECTED, 1);
-			sn_log(SN_LOG_INFO, "conn=%llu from %s: refused: first byte 0x%02x is neither TLS nor HTTP/1",
-			       (unsigned long long)c->id, c->peer, b);
-			dconn_close(c);
-			return 1;
-		}
-		if (b != 0x16) {
-			const struct sn_snapshot *s = w->snap;
-			const struct sockaddr_storage *app = &w->proxy->opt.app.ss;
-			uint16_t port = 0;
-			if (app->ss_family == AF_INET)
-				port = ntohs(((const struct sockaddr_in *)app)->sin_port);
-			else if (app->ss_family == AF_INET6)
-				port = ntohs(((const struct sockaddr_in6 *)app)->sin6_port);
-			if (s != NULL && sn_peer_auth_mode(&s->peer_auth, port) == SN_MTLS_STRICT) {
-				sn_metrics_add(w->metrics, SN_CTR_DOWNSTREAM_RQ_REJECTED, 1);
-				sn_log(SN_LOG_INFO, "conn=%llu from %s: plaintext refused: PeerAuthentication STRICT for "
-				       "port %u (%s)", (unsigned long long)c->id, c->peer, port,
-				       s->peer_auth.origin ? s->peer_auth.origin : "default");
-				dconn_close(c);
-				return 1;
-			}
-			return 0;
-		}
-		if (sn_xprt_tls(&c->x, __atomic_load_n(&w->proxy->tls_server, __ATOMIC_ACQUIRE), NULL) != 0) {
-			dconn_close(c);
-			return 1;
-		}
-		c->handshaking = 1;
-	}
-	int r = sn_xprt_handshake(&c->x);
-	if (r == SN_EAGAIN) {
-		unsigned want = sn_xprt_want(&c->x);
-		if (want & SN_XPRT_WANT_READ)
-			c->can_read = 0;
-		if (want & SN_XPRT_WANT_WRITE)
-			c->can_write = 0;
-		return 1;
-	}
-	if (r != 0) {
-		sn_log(SN_LOG_INFO, "conn=%llu inbound %s", (unsigned long long)c->id, sn_xprt_error(&c->x));
-		c->eof = 1;  /* no close_notify on a failed stream */
-		dconn_close(c);
-		return 1;
-	}
-	c->handshaking = 0;
-	c->peer_id = sn_xprt_peer_id(&c->x);
-	struct sn_str alpn = sn_xprt_alpn(&c->x);
-	if (sn_str_eq_cstr(alpn, SN_TLS_ALPN_TCP)) {
-		/* Opaque TCP from a peer proxy (tcp.c): the app's port is the
-		 * original destination's (capture), else --app's. */
-		struct sockaddr_in orig;
-		socklen_t ol = sizeof(orig);
-		const struct sockaddr_storage *app = &w->proxy->opt.app.ss;
-		uint16_t port = app->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)app)->sin_port) : 0;
-		if (getsockopt(c->x.fd, SOL_IP, 80 /* SO_ORIGINAL_DST */, &orig, &ol) == 0 && orig.sin_family == AF_INET &&
-		    ntohs(orig.sin_port) != 0 && w->proxy->opt.have_capture_probe)
-			port = ntohs(orig.sin_port);
-		char peer_id[SN_SPIFFE_ID_MAX + 1];
-		snprintf(peer_id, sizeof(peer_id), "%s", c->peer_id ? c->peer_id : "?");
-		if (!tcp_allowed(c, port)) {
-			dconn_close(c);
-			return 1;
-		}
-		struct sn_xprt x = c->x;   /* handed to the relay */
-		sn_io_stop(&w->loop, &c->io);
-		sn_xprt_init(&c->x, -1);
-		c->peer_id = NULL;
-		dconn_close(c);
-		sn_tcp_inbound(w, &x, peer_id, port);
-		return 1;
-	}
-	c->can_read = 1;   /* OpenSSL may already hold the first request */
-	c->can_write = 1;
-	sn_log(SN_LOG_DEBUG, "conn=%llu mTLS from %s (%s)", (unsigned long long)c->id, c->peer,
-	       c->peer_id ? c->peer_id : "no certificate");
-	return 0;
-}
-
-static void on_dconn_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
-{
-	struct sn_dconn *c = sn_container_of(io, struct sn_dconn, io);
-
-	if (events & SN_IO_WRITE)
-		c->can_write = 1;
-	if (events & SN_IO_READ)
-		c->can_read = 1;
-	if (events & SN_IO_HUP)
-		c->hup = 1;
-	if (sn_xprt_has(&c->x, SN_XPRT_CROSSED_READINESS) && (events & (SN_IO_READ | SN_IO_WRITE))) {
-		/* A TLS read may wait for writability and a write for
-		 * readability: any readiness retries both. */
-		c->can_read = 1;
-		c->can_write = 1;
-	}
-	if (c->lingering) {
-		if (linger_drain(c))
-			dconn_destroy(c);
-		return;
-	}
-	if ((c->detecting || c->handshaking) && dconn_secure(c) != 0)
-		return;
-	if (c->ex != NULL) {
-		struct sn_exchange *ex = c->ex;
-		/* A client that goes away while we wait for upstream: detect it
-		 * only when we would read anyway (half-close after a complete
-		 * request is allowed). */
-		if ((events & SN_IO_HUP) && !ex->req_done && !ex->local) {
-			ssize_t n = dconn_read(c);
-			if (n < 0 && sn_buf_len(&c->in) == 0) {
-				ex_abort(ex, "downstream_disconnect");
-				return;
-			}
-		}
-		if (ex->u == NULL && !ex->local) {
-			/* Waiting on a fault delay; a closed client ends it. */
-			return;
-		}
-		ex_progress(ex);
-		return;
-	}
-	dconn_process(c);
-}
-
-void sn_dconn_accept(struct sn_worker *w, int fd, enum sn_direction dir, const struct sockaddr *peer,
-		     socklen_t peer_len)
-{
-	struct sn_dconn *c = calloc(1, sizeof(*c));
-	int one = 1;
-
-	if (c == NULL) {
-		close(fd);
-		return;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	sn_xprt_init(&c->x, fd);
-	c->w = w;
-	c->dir = dir;
-	c->id = ++w->next_conn_id;
-	sn_addr_format(peer, c->peer, sizeof(c->peer));
-	c->next = w->conns;
-	if (c->next != NULL)
-		c->next->pprev = &c->next;
-	w->conns = c;
-	c->pprev = &w->conns;
-	w->n_conns++;
-	sn_metrics_add(w->metrics, SN_CTR_DOWNSTREAM_CX_TOTAL, 1);
-	sn_metrics_add(w->metrics, SN_CTR_DOWNSTREAM_CX_ACTIVE, 1);
-	if (sn_io_start(&w->loop, &c->io, fd, on_dconn_io) != 0) {
-		dconn_close(c);
-		return;
-	}
-	c->can_read = 1;
-	c->can_write = 1;
-	if (dir == SN_DIR_INBOUND && w->proxy->opt.have_capture_probe) {
-		/* Captured: the app's port is the one the client dialled. */
-		struct sockaddr_in orig;
-		socklen_t ol = sizeof(orig);
-		if (getsockopt(fd, SOL_IP, 80 /* SO_ORIGINAL_DST */, &orig, &ol) == 0 && orig.sin_family == AF_INET)
-			c->app_port = ntohs(orig.sin_port);
-	}
-	if (dir == SN_DIR_INBOUND && w->proxy->opt.token != NULL &&
-	    __atomic_load_n(&w->proxy->tls_server, __ATOMIC_ACQUIRE) == NULL) {
-		/* Fail closed: no certificate from sinewd yet. */
-		sn_log(SN_LOG_INFO, "conn=%llu from %s: refused: this proxy has no certificate yet",
-		       (unsigned long long)c->id, c->peer);
-		dconn_close(c);
-		return;
-	}
-	if (dir == SN_DIR_INBOUND && __atomic_load_n(&w->proxy->tls_server, __ATOMIC_ACQUIRE) != NULL) {
-		/* Bounded wait for the first byte and the handshake. */
-		c->detecting = 1;
-		c->header_timer = 1;
-		sn_timer_start(&w->loop, &c->timer, w->proxy->opt.request_header_timeout_ms, on_dconn_timer);
-		return;
-	}
-	sn_timer_start(&w->loop, &c->timer, w->proxy->opt.idle_timeout_ms, on_dconn_timer);
-}
-
-void sn_dconn_drain(struct sn_dconn *c)
-{
-	c->draining = 1;
-	if (c->ex == NULL && sn_buf_len(&c->in) == 0)
-		dconn_close(c);
-}
-
-void sn_dconn_abort(struct sn_dconn *c)
-{
-	if (!c->closing)
-		dconn_close(c);
-	if (c->lingering) {
-		c->lingering = 0;
-		dconn_destroy(c);
+	if (c->draining || w->draining)
+		ex->req.keep_alive = 0;
+	if (c->dir == SN_DIR_INBOUND) {
+		ex->cluster = sn_worker_inbound_cluster(w, c->app_port);
+		/* Fail closed: in control-plane mode, the workload's
+		 * policies are unknown until the first sync. */
+		if (ex->cluster == NULL)
+			ex_local(ex, 503, "overflow", "sinew: this pod's app serves more ports than the proxy tracks "
+				 "(%zu); port %u is not served", SN_ARRAY_LEN(w->inbound_ports) + 1, c->app_port);
+		else if (w->proxy->cp != NULL && !__atomic_load_n(&w->proxy->cp_synced, __ATOMIC_ACQUIRE))
+			ex_local(ex, 503, "no_config",
+				 "sinew: this proxy has no configuration from the control plane yet, so its "
+				 "authorization policies are unknown; retry when it is ready");
+		else if (!ex_authorize(ex))
+			ex_dispatch(ex);
+	} else {
+		ex->snap = w->snap;
+		if (ex->snap != NULL)
+			sn_snapshot_ref(ex->snap);
+		ex_route(ex);
 	}
 }

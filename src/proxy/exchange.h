@@ -1,11 +1,91 @@
 #ifndef SINEW_EXCHANGE_H
 #define SINEW_EXCHANGE_H
 
-/* Connection and exchange objects shared by exchange.c and upstream.c. */
+/* The request path's objects, shared by its three files: downstream.c
+ * (the client's HTTP/1.1 connection: reading, head parsing, writing,
+ * closing), exchange.c (one request: route, attempt, retry, record) and
+ * upstream.c (pooled connections to endpoints). Names with `sn__` cross
+ * these files only. */
 
 #include "proxy.h"
 
 #define SN_MAX_HEADERS_ARRAY (SN_H1_DEFAULT_MAX_HEADERS + 1)
+
+/* A client's HTTP/1.1 connection (downstream.c). One exchange at a time. */
+struct sn_dconn {
+	struct sn_dconn *next;       /* first member: the worker's list link */
+	struct sn_dconn **pprev;
+	struct sn_io io;
+	struct sn_xprt x;            /* the client's socket, plain or mTLS */
+	struct sn_worker *w;
+	enum sn_direction dir;
+	uint64_t id;
+	char peer[64];
+	struct sn_buf in;            /* bytes from the client */
+	struct sn_buf out;           /* response head (or local response) for the client */
+	struct sn_timer timer;       /* idle or request-header timeout */
+	struct sn_exchange *ex;
+	unsigned can_read : 1;
+	unsigned can_write : 1;
+	unsigned eof : 1;
+	unsigned closing : 1;
+	unsigned draining : 1;
+	unsigned header_timer : 1;   /* the timer is the request-header timeout */
+	unsigned hup : 1;            /* epoll reported hang-up: read until EOF */
+	unsigned lingering : 1;      /* closed our side; dropping late input */
+	unsigned detecting : 1;      /* inbound with mTLS: first byte not seen yet */
+	unsigned handshaking : 1;    /* the transport's handshake is not done yet */
+	const char *peer_id;         /* mTLS: the client's SPIFFE ID (borrowed from x) */
+	uint16_t app_port;           /* inbound with capture: the original destination port */
+	size_t lingered;
+	size_t scanned;              /* bytes of c->in already seen to hold no complete line */
+	struct sn_task resume;
+	struct sn_task reclaim;
+};
+
+static inline const struct sn_h1_limits *sn__limits(const struct sn_worker *w)
+{
+	return &w->proxy->opt.limits;
+}
+
+/* How far a connection's input buffer may grow: a whole head and a bit. */
+static inline size_t sn__in_cap(const struct sn_worker *w)
+{
+	return SN_MAX(sn__limits(w)->max_head_bytes + 1024, (size_t)SN_BUF_DEFAULT_SIZE);
+}
+
+/* downstream.c, for the exchange */
+/* Reads what's available into c->in: bytes, 0 if nothing (EAGAIN or the
+ * buffer full), -1 on EOF or error (c->eof set). */
+ssize_t sn__dconn_read(struct sn_dconn *c);
+/* Writes c->out, then up to extra_len bytes of extra: returns the bytes of
+ * extra written, or -1 when the client is gone. After EAGAIN the same
+ * bytes are offered again (they still head c->out and extra), as TLS
+ * requires. */
+ssize_t sn__dconn_write(struct sn_dconn *c, const char *extra, size_t extra_len);
+/* Parses and starts the next request if a complete head is buffered. */
+void sn__dconn_process(struct sn_dconn *c);
+/* Closes a connection with nothing in flight (idle, drained, or gone). */
+void sn__dconn_close(struct sn_dconn *c);
+/* Closes after a response while the client may still be sending
+ * (lingering: our side shut, late input read and dropped for a while). */
+void sn__dconn_close_linger(struct sn_dconn *c);
+
+/* exchange.c, for the downstream connection */
+/* A new exchange on c (c->ex), its clock started; NULL on ENOMEM. */
+struct sn_exchange *sn__ex_new(struct sn_dconn *c);
+/* Starts ex on the complete head of hlen bytes at the front of c->in,
+ * parsed as req (views into c->in): copies it, routes (outbound) or
+ * authorizes (inbound), dispatches. */
+void sn__ex_start(struct sn_exchange *ex, size_t hlen, const struct sn_h1_request *req);
+/* Answers a head that can't be served: req with its parse error, or NULL
+ * for a head that did not arrive in time (408). */
+void sn__ex_refuse(struct sn_exchange *ex, const struct sn_h1_request *req, int status, const char *flag);
+/* The client's connection had events (SN_IO_*) while ex runs. */
+void sn__ex_on_downstream(struct sn_exchange *ex, unsigned events);
+/* The client's connection is closing under ex: ends it
+ * (downstream_disconnect unless already decided). */
+void sn__ex_on_downstream_close(struct sn_exchange *ex);
 
 /* An upstream HTTP/1.1 connection to one endpoint. Busy (ex != NULL) or
  * idle in its host's LIFO pool, watched for EOF while idle. */
