@@ -29,6 +29,7 @@
 #define MAX_TRANSPARENT_RETRIES 3   /* stale pooled connections */
 #define CONTINUE_LINE "HTTP/1.1 100 Continue\r\n\r\n"
 #define DISCOVERY_WAIT_MS 1000
+#define HEAD_HOLD_MS 1   /* a response head waits this long for its first body bytes */
 
 /* Where an exchange is; ex_set_state() asserts every change against
  * ex_next below. The request body's progress (req_*) runs alongside
@@ -1429,6 +1430,23 @@ static int read_response_head(struct sn_exchange *ex)
 	}
 }
 
+/* HEAD_HOLD_MS passed and no body byte came: the head goes out alone. The
+ * try timer is free once the head is accepted. */
+static void on_head_hold(struct sn_loop *loop, struct sn_timer *t)
+{
+	struct sn_exchange *ex = sn_container_of(t, struct sn_exchange, try_timer);
+	struct sn_dconn *c = ex->c;
+
+	if (ex->state != SN_EX_STATE_RELAYING || ex->resp_head_out == 0)
+		return;
+	if (c->can_write && sn__dconn_write(c, NULL, 0) < 0) {
+		ex_abort(ex, "downstream_disconnect");
+		return;
+	}
+	if (sn_buf_len(&c->out) != ex->resp_head_out)
+		ex->resp_head_out = 0;
+}
+
 /* Forwards the response body. Returns 1 when complete, 0 to wait, -1 if
  * the exchange was ended. */
 static int pump_response(struct sn_exchange *ex)
@@ -1459,10 +1477,17 @@ static int pump_response(struct sn_exchange *ex)
 					return -1;
 				}
 				if (r == 0) {
-					/* Nothing more from upstream now: the head
-					 * goes out alone rather than wait for a body
-					 * byte that may come much later (streams,
-					 * long polls). */
+					/* Nothing more from upstream now. A head none
+					 * of which left waits a moment for its first
+					 * body bytes, to leave with them in one write;
+					 * then alone (a stream's or a long poll's head
+					 * is not held for its body). */
+					if (ex->resp_head_out != 0 && sn_buf_len(&c->out) == ex->resp_head_out) {
+						if (!sn_timer_is_linked(&ex->try_timer))
+							sn_timer_start(&ex->w->loop, &ex->try_timer, HEAD_HOLD_MS,
+								       on_head_hold);
+						break;
+					}
 					if (sn_buf_len(&c->out) > 0 && c->can_write && sn__dconn_write(c, NULL, 0) < 0) {
 						ex_abort(ex, "downstream_disconnect");
 						return -1;
