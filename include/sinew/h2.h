@@ -1,0 +1,124 @@
+#ifndef SINEW_H2_H
+#define SINEW_H2_H
+
+/* The server side of one HTTP/2 connection (src/http/h2_server.c):
+ * nghttp2 driven from our loop, without sockets. The owner feeds it the
+ * bytes its transport read (sn_h2s_recv), writes what it has to send
+ * (sn_h2s_send_buf), and hears about each request through callbacks in
+ * the codec-neutral model of sinew/http.h; it answers through
+ * sn_h2s_respond / sn_h2s_write / sn_h2s_end.
+ *
+ * Bounded everything a client controls: concurrent streams, the size and
+ * count of a head's fields, receive windows (given back only when the
+ * owner says it passed the bytes on: sn_h2s_consumed, which is the
+ * backpressure), the response bytes queued per stream, and the floods
+ * known to hurt HTTP/2 servers -- rapid reset (CVE-2023-44487),
+ * CONTINUATION (CVE-2024-27316), SETTINGS/PING acknowledgements, empty
+ * DATA frames -- each of which ends the connection with GOAWAY.
+ *
+ * Not thread-safe: a connection belongs to one worker. Callbacks run from
+ * inside sn_h2s_recv and sn_h2s_send_buf; they may call the answering
+ * functions, but must not free the connection. */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sinew/http.h"
+
+#define SN_H2S_DEFAULT_MAX_STREAMS 100
+#define SN_H2S_DEFAULT_MAX_HEADER_LIST (64u << 10)   /* bytes, counted as HPACK does (+32 per field) */
+#define SN_H2S_DEFAULT_MAX_FIELDS 100
+#define SN_H2S_DEFAULT_STREAM_WINDOW (256u << 10)
+#define SN_H2S_DEFAULT_CONN_WINDOW (1u << 20)
+#define SN_H2S_DEFAULT_MAX_OUT (64u << 10)          /* response bytes queued per stream */
+#define SN_H2S_MAX_EMPTY_DATA 100                     /* empty DATA frames in a row */
+
+struct sn_h2s;
+struct sn_h2s_stream;
+
+/* A zero field means its default. */
+struct sn_h2s_limits {
+	uint32_t max_streams;        /* SETTINGS_MAX_CONCURRENT_STREAMS */
+	uint32_t max_header_list;    /* SETTINGS_MAX_HEADER_LIST_SIZE, enforced */
+	uint32_t max_fields;
+	uint32_t stream_window;      /* SETTINGS_INITIAL_WINDOW_SIZE */
+	uint32_t conn_window;
+	size_t max_out;
+};
+
+struct sn_h2s_cbs {
+	/* A request's head is complete (HEADERS and its CONTINUATIONs).
+	 * Views live until on_close. Return 0, or non-zero to refuse the
+	 * stream (RST_STREAM REFUSED_STREAM). */
+	int (*on_request)(void *arg, struct sn_h2s_stream *st, const struct sn_http_head *h);
+	/* Request body bytes (borrowed for the call). They count against the
+	 * windows until sn_h2s_consumed. Return 0, or non-zero to reset the
+	 * stream. */
+	int (*on_data)(void *arg, struct sn_h2s_stream *st, const void *p, size_t n);
+	/* The request is complete; trailers (n may be 0) borrowed for the
+	 * call. */
+	void (*on_end)(void *arg, struct sn_h2s_stream *st, const struct sn_http_field *trailers, size_t n);
+	/* The stream's response queue has room again after SN_EAGAIN. */
+	void (*on_writable)(void *arg, struct sn_h2s_stream *st);
+	/* The stream is gone: answered and closed (error 0), or reset by
+	 * either side (an HTTP/2 error code). st is freed after the call. */
+	void (*on_close)(void *arg, struct sn_h2s_stream *st, uint32_t error);
+};
+
+/* A connection whose client preface has not been read yet. Our SETTINGS
+ * are queued at once. lim may be NULL. Returns 0 or SN_ENOMEM. */
+int sn_h2s_new(const struct sn_h2s_limits *lim, const struct sn_h2s_cbs *cbs, void *arg, struct sn_h2s **out);
+
+/* Frees the connection and its streams, without callbacks. */
+void sn_h2s_free(struct sn_h2s *c);
+
+/* Takes n bytes read from the client. Returns 0, or SN_EINVAL when the
+ * connection must end (a protocol error or a flood: a GOAWAY saying why
+ * is queued; send it, then close). */
+int sn_h2s_recv(struct sn_h2s *c, const void *p, size_t n);
+
+/* The next bytes to send: returns their count with *p set (valid until
+ * the next call on c), 0 when there is nothing to send now, or SN_ENOMEM. */
+ssize_t sn_h2s_send_buf(struct sn_h2s *c, const uint8_t **p);
+
+/* 1 while the connection has something to do; 0 once both sides are done
+ * with it (GOAWAY sent or received and no stream left): close it. */
+int sn_h2s_alive(const struct sn_h2s *c);
+
+/* Why the connection ended, or "" (for logs). */
+const char *sn_h2s_error(const struct sn_h2s *c);
+
+/* Answers st with h (status and fields; pseudo-headers other than the
+ * status are ignored). end: no body follows. Returns 0, SN_EINVAL (the
+ * stream is gone or already answered) or SN_ENOMEM. */
+int sn_h2s_respond(struct sn_h2s *c, struct sn_h2s_stream *st, const struct sn_http_head *h, int end);
+
+/* Queues response body bytes (copied), at most the per-stream bound.
+ * Returns bytes taken (> 0), SN_EAGAIN when the queue is full (on_writable
+ * follows), or SN_EINVAL. */
+ssize_t sn_h2s_write(struct sn_h2s *c, struct sn_h2s_stream *st, const void *p, size_t n);
+
+/* Ends the response after what is queued, with trailers if n > 0 (copied).
+ * Returns 0, SN_EINVAL or SN_ENOMEM. */
+int sn_h2s_end(struct sn_h2s *c, struct sn_h2s_stream *st, const struct sn_http_field *trailers, size_t n);
+
+/* Resets st (RST_STREAM with an HTTP/2 error code). on_close follows. */
+void sn_h2s_reset(struct sn_h2s *c, struct sn_h2s_stream *st, uint32_t error);
+
+/* n bytes of st's request body were passed on: the client may send as
+ * many more. */
+void sn_h2s_consumed(struct sn_h2s *c, struct sn_h2s_stream *st, size_t n);
+
+/* Graceful end: GOAWAY with the last stream taken; streams in flight
+ * finish. */
+void sn_h2s_goaway(struct sn_h2s *c);
+
+void sn_h2s_set_user(struct sn_h2s_stream *st, void *user);
+void *sn_h2s_user(const struct sn_h2s_stream *st);
+int32_t sn_h2s_stream_id(const struct sn_h2s_stream *st);
+
+/* How many streams are open (for metrics and tests). */
+size_t sn_h2s_streams(const struct sn_h2s *c);
+
+#endif

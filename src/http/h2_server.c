@@ -1,0 +1,651 @@
+/* The server side of an HTTP/2 connection on nghttp2 (sinew/h2.h).
+ *
+ * nghttp2 does the framing, HPACK, flow-control bookkeeping and the
+ * message checks of RFC 9113 8 (pseudo-headers, lower-case names, no
+ * connection-specific fields, content-length against DATA); this file
+ * bounds what it keeps per stream, turns heads into struct sn_http_head,
+ * queues response bytes per stream with a bound, and adds the flood
+ * checks nghttp2 leaves to its user. Windows are given back by the owner
+ * (sn_h2s_consumed), never automatically: a client can't have more request
+ * body in flight than the windows allow, whatever the upstream's pace.
+ *
+ * How it was shaped: h2o lib/http2/connection.c (its own frames, not
+ * nghttp2) and curl lib/http2.c (nghttp2 on a caller's loop). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "sinew/h2.h"
+
+/* Names and values of one head (or its trailers) as they arrive, bounded
+ * by the header-list size and the field count. Offsets, not pointers: the
+ * buffer grows. */
+struct field_off {
+	uint32_t name, name_len, value, value_len;
+};
+
+struct collector {
+	char *buf;
+	size_t len, cap;
+	struct field_off *f;
+	size_t n, cap_f;
+	size_t list;                 /* HPACK's count: name + value + 32 per field */
+};
+
+struct sn_h2s_stream {
+	struct sn_h2s_stream *next, **pprev;   /* the connection's list */
+	struct sn_h2s *c;
+	int32_t id;
+	void *user;
+	struct collector req, tr;
+	struct sn_http_field *fields;   /* the head's regular fields, views into req.buf */
+	struct sn_http_head head;
+	unsigned head_done : 1;      /* on_request was called */
+	unsigned refused : 1;        /* over a limit, or the owner said no: no callbacks */
+	unsigned responded : 1;
+	unsigned out_end : 1;        /* sn_h2s_end was called */
+	unsigned deferred : 1;       /* the data provider waits for bytes */
+	unsigned want_writable : 1;
+	char *out;                   /* queued response body */
+	size_t out_off, out_len, out_cap;
+	nghttp2_nv *trailers;        /* copies, sent after the body */
+	size_t n_trailers;
+	char *trailer_buf;
+};
+
+struct sn_h2s {
+	nghttp2_session *s;
+	struct sn_h2s_limits lim;
+	struct sn_h2s_cbs cbs;
+	void *arg;
+	struct sn_h2s_stream *streams;   /* every stream we allocated (nghttp2 frees its own without telling) */
+	size_t n_streams;
+	uint32_t empty_data;         /* empty DATA frames in a row */
+	const char *err;
+};
+
+/* ---- collecting fields ------------------------------------------------------ */
+
+static int grow(void **p, size_t *cap, size_t want, size_t elem, size_t max)
+{
+	if (want <= *cap)
+		return 0;
+	size_t n = *cap ? *cap : 8;
+	while (n < want)
+		n *= 2;
+	if (n > max)
+		n = max;
+	if (n < want)
+		return -1;
+	void *q = realloc(*p, n * elem);
+	if (q == NULL)
+		return -1;
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
+/* Adds one field. Returns 0, or -1 over a bound (or out of memory). */
+static int collect(struct sn_h2s *c, struct collector *col, const uint8_t *name, size_t nl, const uint8_t *value,
+		   size_t vl)
+{
+	size_t list = col->list + nl + vl + 32;
+	if (list > c->lim.max_header_list || col->n >= c->lim.max_fields + 5 /* pseudo-headers */)
+		return -1;
+	if (grow((void **)&col->buf, &col->cap, col->len + nl + vl, 1, c->lim.max_header_list) != 0 ||
+	    grow((void **)&col->f, &col->cap_f, col->n + 1, sizeof(*col->f), c->lim.max_fields + 5) != 0)
+		return -1;
+	struct field_off *f = &col->f[col->n++];
+	f->name = (uint32_t)col->len;
+	f->name_len = (uint32_t)nl;
+	memcpy(col->buf + col->len, name, nl);
+	col->len += nl;
+	f->value = (uint32_t)col->len;
+	f->value_len = (uint32_t)vl;
+	memcpy(col->buf + col->len, value, vl);
+	col->len += vl;
+	col->list = list;
+	return 0;
+}
+
+static struct sn_str col_str(const struct collector *col, uint32_t off, uint32_t len)
+{
+	return sn_str_make(col->buf + off, len);
+}
+
+static void collector_free(struct collector *col)
+{
+	free(col->buf);
+	free(col->f);
+	memset(col, 0, sizeof(*col));
+}
+
+/* Content-Length as nghttp2 already checked it (digits only); -1 if absent. */
+static int64_t parse_cl(struct sn_str v)
+{
+	int64_t n = 0;
+	for (size_t i = 0; i < v.len; i++) {
+		if (v.p[i] < '0' || v.p[i] > '9' || n > (INT64_MAX - 9) / 10)
+			return -1;
+		n = n * 10 + (v.p[i] - '0');
+	}
+	return v.len ? n : -1;
+}
+
+/* The request head from st->req: pseudo-headers into their members, the
+ * rest, in order, into st->fields. Returns 0 or -1 (out of memory). */
+static int build_head(struct sn_h2s_stream *st)
+{
+	struct collector *col = &st->req;
+	struct sn_http_head *h = &st->head;
+
+	st->fields = calloc(col->n ? col->n : 1, sizeof(*st->fields));
+	if (st->fields == NULL)
+		return -1;
+	memset(h, 0, sizeof(*h));
+	h->content_length = -1;
+	for (size_t i = 0; i < col->n; i++) {
+		struct sn_str name = col_str(col, col->f[i].name, col->f[i].name_len);
+		struct sn_str value = col_str(col, col->f[i].value, col->f[i].value_len);
+		if (name.len > 0 && name.p[0] == ':') {
+			if (sn_str_eq_cstr(name, ":method"))
+				h->method = value;
+			else if (sn_str_eq_cstr(name, ":scheme"))
+				h->scheme = value;
+			else if (sn_str_eq_cstr(name, ":authority"))
+				h->authority = value;
+			else if (sn_str_eq_cstr(name, ":path"))
+				h->path = value;
+			else if (sn_str_eq_cstr(name, ":protocol"))
+				h->protocol = value;
+			continue;
+		}
+		if (sn_str_eq_cstr(name, "content-length"))
+			h->content_length = parse_cl(value);
+		if (sn_str_eq_cstr(name, "host") && h->authority.len == 0)
+			h->authority = value;
+		st->fields[h->n_fields++] = (struct sn_http_field){ name, value };
+	}
+	h->fields = st->fields;
+	return 0;
+}
+
+/* ---- streams ---------------------------------------------------------------- */
+
+static void stream_free(struct sn_h2s_stream *st)
+{
+	*st->pprev = st->next;
+	if (st->next != NULL)
+		st->next->pprev = st->pprev;
+	st->c->n_streams--;
+	collector_free(&st->req);
+	collector_free(&st->tr);
+	free(st->fields);
+	free(st->out);
+	free(st->trailers);
+	free(st->trailer_buf);
+	free(st);
+}
+
+static struct sn_h2s_stream *stream_of(struct sn_h2s *c, int32_t id)
+{
+	return nghttp2_session_get_stream_user_data(c->s, id);
+}
+
+/* Ends the connection: GOAWAY with code, and why for the logs. */
+static void terminate(struct sn_h2s *c, uint32_t code, const char *why)
+{
+	if (c->err == NULL)
+		c->err = why;
+	nghttp2_session_terminate_session(c->s, code);
+}
+
+/* ---- nghttp2 callbacks ------------------------------------------------------ */
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+	struct sn_h2s *c = user;
+
+	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	struct sn_h2s_stream *st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	st->c = c;
+	st->id = frame->hd.stream_id;
+	if (nghttp2_session_set_stream_user_data(s, st->id, st) != 0) {
+		free(st);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	st->next = c->streams;
+	if (st->next != NULL)
+		st->next->pprev = &st->next;
+	c->streams = st;
+	st->pprev = &c->streams;
+	c->n_streams++;
+	return 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name, size_t nl,
+		     const uint8_t *value, size_t vl, uint8_t flags, void *user)
+{
+	struct sn_h2s *c = user;
+	struct sn_h2s_stream *st = stream_of(c, frame->hd.stream_id);
+
+	(void)s;
+	(void)flags;
+	if (st == NULL || st->refused)
+		return 0;
+	struct collector *col = frame->headers.cat == NGHTTP2_HCAT_REQUEST ? &st->req : &st->tr;
+	if (collect(c, col, name, nl, value, vl) != 0) {
+		/* Over the header-list size or field count we announced: the
+		 * stream is reset (nghttp2 sends RST_STREAM). */
+		st->refused = 1;
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	return 0;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+	struct sn_h2s *c = user;
+	struct sn_h2s_stream *st;
+	int end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+
+	if (frame->hd.type == NGHTTP2_DATA) {
+		/* Empty DATA frames cost us a wake-up each and carry nothing
+		 * (an attack on servers, CVE-2019-9518): a run of them ends
+		 * the connection. */
+		if (frame->hd.length == 0 && !end) {
+			if (++c->empty_data > SN_H2S_MAX_EMPTY_DATA) {
+				terminate(c, NGHTTP2_ENHANCE_YOUR_CALM, "flood of empty DATA frames");
+				return 0;
+			}
+		} else {
+			c->empty_data = 0;
+		}
+	}
+	if (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	st = stream_of(c, frame->hd.stream_id);
+	if (st == NULL || st->refused)
+		return 0;
+	if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+		if (build_head(st) != 0) {
+			st->refused = 1;
+			nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+			return 0;
+		}
+		st->head_done = 1;
+		if (c->cbs.on_request(c->arg, st, &st->head) != 0) {
+			st->refused = 1;
+			nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+			return 0;
+		}
+		if (end)
+			c->cbs.on_end(c->arg, st, NULL, 0);
+		return 0;
+	}
+	if (frame->hd.type == NGHTTP2_HEADERS) {
+		/* Trailers (nghttp2 requires END_STREAM on them). */
+		struct collector *col = &st->tr;
+		struct sn_http_field tf[SN_H2S_DEFAULT_MAX_FIELDS + 5];
+		size_t n = 0;
+		for (size_t i = 0; i < col->n && n < SN_ARRAY_LEN(tf); i++)
+			tf[n++] = (struct sn_http_field){ col_str(col, col->f[i].name, col->f[i].name_len),
+							  col_str(col, col->f[i].value, col->f[i].value_len) };
+		c->cbs.on_end(c->arg, st, tf, n);
+		collector_free(col);
+		return 0;
+	}
+	if (end)
+		c->cbs.on_end(c->arg, st, NULL, 0);
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *user)
+{
+	struct sn_h2s *c = user;
+	struct sn_h2s_stream *st = stream_of(c, id);
+
+	(void)flags;
+	if (st == NULL || st->refused || !st->head_done) {
+		nghttp2_session_consume(s, id, len);   /* nobody takes it: give the window back */
+		return 0;
+	}
+	if (c->cbs.on_data(c->arg, st, data, len) != 0) {
+		st->refused = 1;
+		nghttp2_session_consume(s, id, len);
+		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+	}
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error, void *user)
+{
+	struct sn_h2s *c = user;
+	struct sn_h2s_stream *st = stream_of(c, id);
+
+	if (st == NULL)
+		return 0;
+	nghttp2_session_set_stream_user_data(s, id, NULL);
+	if (st->head_done && c->cbs.on_close != NULL)
+		c->cbs.on_close(c->arg, st, error);
+	stream_free(st);
+	return 0;
+}
+
+/* The data provider: response body from the stream's queue. */
+static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
+			 nghttp2_data_source *source, void *user)
+{
+	struct sn_h2s *c = user;
+	struct sn_h2s_stream *st = source->ptr;
+	size_t avail = st->out_len - st->out_off;
+	size_t n = avail < length ? avail : length;
+
+	(void)id;
+	if (n > 0) {
+		memcpy(buf, st->out + st->out_off, n);
+		st->out_off += n;
+		if (st->out_off == st->out_len)
+			st->out_off = st->out_len = 0;
+	}
+	if (st->out_len == st->out_off && st->out_end) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (st->n_trailers > 0) {
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			if (nghttp2_submit_trailer(s, st->id, st->trailers, st->n_trailers) != 0)
+				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		}
+	} else if (n == 0) {
+		st->deferred = 1;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	if (st->want_writable && st->out_len - st->out_off <= c->lim.max_out / 2) {
+		st->want_writable = 0;
+		if (c->cbs.on_writable != NULL)
+			c->cbs.on_writable(c->arg, st);
+	}
+	return (ssize_t)n;
+}
+
+/* ---- the connection --------------------------------------------------------- */
+
+int sn_h2s_new(const struct sn_h2s_limits *lim, const struct sn_h2s_cbs *cbs, void *arg, struct sn_h2s **out)
+{
+	nghttp2_session_callbacks *cb = NULL;
+	nghttp2_option *opt = NULL;
+	struct sn_h2s *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return SN_ENOMEM;
+	if (lim != NULL)
+		c->lim = *lim;
+	if (!c->lim.max_streams)
+		c->lim.max_streams = SN_H2S_DEFAULT_MAX_STREAMS;
+	if (!c->lim.max_header_list)
+		c->lim.max_header_list = SN_H2S_DEFAULT_MAX_HEADER_LIST;
+	if (!c->lim.max_fields || c->lim.max_fields > SN_H2S_DEFAULT_MAX_FIELDS)
+		c->lim.max_fields = SN_H2S_DEFAULT_MAX_FIELDS;
+	if (!c->lim.stream_window)
+		c->lim.stream_window = SN_H2S_DEFAULT_STREAM_WINDOW;
+	if (!c->lim.conn_window)
+		c->lim.conn_window = SN_H2S_DEFAULT_CONN_WINDOW;
+	if (!c->lim.max_out)
+		c->lim.max_out = SN_H2S_DEFAULT_MAX_OUT;
+	c->cbs = *cbs;
+	c->arg = arg;
+	if (nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
+		goto fail;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	/* Windows go back when the owner passed the bytes on. */
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	/* Floods (each ends the connection with GOAWAY): RST_STREAM faster
+	 * than a token bucket allows (rapid reset), more CONTINUATIONs than a
+	 * head needs, SETTINGS and PING that make us queue acknowledgements. */
+	nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+	nghttp2_option_set_max_continuations(opt, 8);
+	nghttp2_option_set_max_outbound_ack(opt, 1000);
+	nghttp2_option_set_max_settings(opt, 32);
+	nghttp2_option_set_max_send_header_block_length(opt, 64u << 10);
+	if (nghttp2_session_server_new2(&c->s, cb, c, opt) != 0)
+		goto fail;
+	nghttp2_session_callbacks_del(cb);
+	nghttp2_option_del(opt);
+	cb = NULL;
+	opt = NULL;
+	nghttp2_settings_entry iv[] = {
+		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->lim.max_streams },
+		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, c->lim.stream_window },
+		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, c->lim.max_header_list },
+		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+	};
+	if (nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, iv, SN_ARRAY_LEN(iv)) != 0 ||
+	    nghttp2_session_set_local_window_size(c->s, NGHTTP2_FLAG_NONE, 0, (int32_t)c->lim.conn_window) != 0)
+		goto fail;
+	*out = c;
+	return 0;
+
+fail:
+	if (cb != NULL)
+		nghttp2_session_callbacks_del(cb);
+	if (opt != NULL)
+		nghttp2_option_del(opt);
+	sn_h2s_free(c);
+	return SN_ENOMEM;
+}
+
+void sn_h2s_free(struct sn_h2s *c)
+{
+	if (c == NULL)
+		return;
+	if (c->s != NULL)
+		nghttp2_session_del(c->s);   /* no callbacks */
+	/* Streams still open, and any nghttp2 dropped without closing them
+	 * (a head refused before the stream opened): freed without callbacks. */
+	while (c->streams != NULL)
+		stream_free(c->streams);
+	free(c);
+}
+
+int sn_h2s_recv(struct sn_h2s *c, const void *p, size_t n)
+{
+	ssize_t r = nghttp2_session_mem_recv(c->s, p, n);
+	if (r < 0) {
+		/* Fatal for the connection (bad preface, flood, protocol
+		 * error): make sure a GOAWAY says so. */
+		terminate(c, r == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR,
+			  nghttp2_strerror((int)r));
+		return SN_EINVAL;
+	}
+	return c->err != NULL ? SN_EINVAL : 0;
+}
+
+ssize_t sn_h2s_send_buf(struct sn_h2s *c, const uint8_t **p)
+{
+	ssize_t n = nghttp2_session_mem_send(c->s, p);
+	if (n < 0) {
+		if (c->err == NULL)
+			c->err = nghttp2_strerror((int)n);
+		return SN_ENOMEM;
+	}
+	return n;
+}
+
+int sn_h2s_alive(const struct sn_h2s *c)
+{
+	return nghttp2_session_want_read(c->s) || nghttp2_session_want_write(c->s);
+}
+
+const char *sn_h2s_error(const struct sn_h2s *c)
+{
+	return c->err != NULL ? c->err : "";
+}
+
+size_t sn_h2s_streams(const struct sn_h2s *c)
+{
+	return c->n_streams;
+}
+
+/* ---- answering -------------------------------------------------------------- */
+
+/* Fields an HTTP/2 message must not carry (RFC 9113 8.2.2). */
+static int connection_specific(struct sn_str name)
+{
+	static const char *const drop[] = { "connection", "keep-alive", "proxy-connection", "transfer-encoding",
+					    "upgrade", "te" };
+	for (size_t i = 0; i < SN_ARRAY_LEN(drop); i++)
+		if (sn_str_ieq_cstr(name, drop[i]))
+			return 1;
+	return 0;
+}
+
+/* Copies fields into nghttp2 name/value pairs with lower-case names, after
+ * `first` leading entries the caller fills, leaving out pseudo-headers and
+ * connection-specific fields. *buf holds the names, and the values too when
+ * copy_values (trailers are sent later than the caller's values live).
+ * Returns the count, or -1 (out of memory). */
+static ssize_t to_nv(const struct sn_http_field *f, size_t n, size_t first, int copy_values, nghttp2_nv **nv,
+		     char **buf)
+{
+	size_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += f[i].name.len + (copy_values ? f[i].value.len : 0);
+	*nv = calloc(first + n, sizeof(**nv));
+	*buf = malloc(bytes ? bytes : 1);
+	if (*nv == NULL || *buf == NULL) {
+		free(*nv);
+		free(*buf);
+		*nv = NULL;
+		*buf = NULL;
+		return -1;
+	}
+	size_t k = first, off = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].name.len == 0 || f[i].name.p[0] == ':' || connection_specific(f[i].name))
+			continue;
+		char *name = *buf + off;
+		for (size_t j = 0; j < f[i].name.len; j++)
+			name[j] = (char)sn_tolower_ascii((unsigned char)f[i].name.p[j]);
+		off += f[i].name.len;
+		const char *value = f[i].value.p;
+		if (copy_values) {
+			memcpy(*buf + off, f[i].value.p, f[i].value.len);
+			value = *buf + off;
+			off += f[i].value.len;
+		}
+		(*nv)[k++] = (nghttp2_nv){ (uint8_t *)name, (uint8_t *)value, f[i].name.len, f[i].value.len,
+					   NGHTTP2_NV_FLAG_NONE };
+	}
+	return (ssize_t)k;
+}
+
+int sn_h2s_respond(struct sn_h2s *c, struct sn_h2s_stream *st, const struct sn_http_head *h, int end)
+{
+	char status[4];
+	nghttp2_nv *nv;
+	char *names;
+
+	if (st->responded || st->refused || h->status < 100 || h->status > 999)
+		return SN_EINVAL;
+	ssize_t n = to_nv(h->fields, h->n_fields, 1, 0, &nv, &names);
+	if (n < 0)
+		return SN_ENOMEM;
+	snprintf(status, sizeof(status), "%03d", h->status);
+	nv[0] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE };
+	nghttp2_data_provider dp = { .source.ptr = st, .read_callback = read_body };
+	st->out_end = end ? 1 : 0;
+	int r = nghttp2_submit_response(c->s, st->id, nv, (size_t)n, end ? NULL : &dp);   /* copies nv */
+	free(nv);
+	free(names);
+	if (r != 0)
+		return r == NGHTTP2_ERR_NOMEM ? SN_ENOMEM : SN_EINVAL;
+	st->responded = 1;
+	return 0;
+}
+
+static void resume(struct sn_h2s *c, struct sn_h2s_stream *st)
+{
+	if (st->deferred) {
+		st->deferred = 0;
+		nghttp2_session_resume_data(c->s, st->id);
+	}
+}
+
+ssize_t sn_h2s_write(struct sn_h2s *c, struct sn_h2s_stream *st, const void *p, size_t n)
+{
+	if (!st->responded || st->out_end || st->refused)
+		return SN_EINVAL;
+	if (st->out_off > 0 && st->out_off == st->out_len)
+		st->out_off = st->out_len = 0;
+	if (st->out_off > 0 && st->out_len + n > st->out_cap) {
+		memmove(st->out, st->out + st->out_off, st->out_len - st->out_off);
+		st->out_len -= st->out_off;
+		st->out_off = 0;
+	}
+	size_t room = c->lim.max_out > st->out_len ? c->lim.max_out - st->out_len : 0;
+	if (room == 0) {
+		st->want_writable = 1;
+		return SN_EAGAIN;
+	}
+	size_t take = n < room ? n : room;
+	if (grow((void **)&st->out, &st->out_cap, st->out_len + take, 1, c->lim.max_out) != 0)
+		return SN_ENOMEM;
+	memcpy(st->out + st->out_len, p, take);
+	st->out_len += take;
+	resume(c, st);
+	return (ssize_t)take;
+}
+
+int sn_h2s_end(struct sn_h2s *c, struct sn_h2s_stream *st, const struct sn_http_field *trailers, size_t n)
+{
+	if (!st->responded || st->out_end || st->refused)
+		return SN_EINVAL;
+	if (n > 0) {
+		ssize_t k = to_nv(trailers, n, 0, 1, &st->trailers, &st->trailer_buf);
+		if (k < 0)
+			return SN_ENOMEM;
+		st->n_trailers = (size_t)k;
+	}
+	st->out_end = 1;
+	resume(c, st);
+	return 0;
+}
+
+void sn_h2s_reset(struct sn_h2s *c, struct sn_h2s_stream *st, uint32_t error)
+{
+	nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st->id, error);
+}
+
+void sn_h2s_consumed(struct sn_h2s *c, struct sn_h2s_stream *st, size_t n)
+{
+	nghttp2_session_consume(c->s, st->id, n);
+}
+
+void sn_h2s_goaway(struct sn_h2s *c)
+{
+	nghttp2_submit_goaway(c->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->s),
+			      NGHTTP2_NO_ERROR, NULL, 0);
+}
+
+void sn_h2s_set_user(struct sn_h2s_stream *st, void *user)
+{
+	st->user = user;
+}
+
+void *sn_h2s_user(const struct sn_h2s_stream *st)
+{
+	return st->user;
+}
+
+int32_t sn_h2s_stream_id(const struct sn_h2s_stream *st)
+{
+	return st->id;
+}
