@@ -382,14 +382,14 @@ static void test_post_backpressure(void **state)
 	assert_true(r->body > 0);
 	assert_true(r->body <= SN_H2S_DEFAULT_STREAM_WINDOW);
 	assert_false(r->ended);
-	/* Pass on what arrived, a round at a time, until the end. */
-	for (int i = 0; i < 1000 && !r->ended; i++) {
-		size_t before = r->body;
-		sn_h2s_consumed(a.c, r->st, before - (size_t)(i == 0 ? 0 : 0));
-		a.consume = 1;   /* from now on at once */
-		pump(&cl, &a);
-		assert_true(r->body > before || r->ended);
-	}
+	/* Nothing more comes until the owner passes the bytes on. */
+	size_t held = r->body;
+	pump(&cl, &a);
+	assert_int_equal(r->body, held);
+	/* Passed on: the rest follows (given back at once from now on). */
+	sn_h2s_consumed(a.c, r->st, held);
+	a.consume = 1;
+	pump(&cl, &a);
 	assert_true(r->ended);
 	assert_int_equal(r->body, total);
 	assert_int_equal(cl.r[id / 2].status, 200);
@@ -426,8 +426,10 @@ static void test_many_streams_bounded_queue(void **state)
 	teardown(&a, &cl);
 }
 
-/* More streams than SETTINGS_MAX_CONCURRENT_STREAMS: the extra ones are
- * refused, the others served. */
+/* SETTINGS_MAX_CONCURRENT_STREAMS reaches the client: a compliant one
+ * holds the streams over the limit itself (refusing a client that does
+ * not comply is nghttp2's, and is for the attack tests with crafted
+ * frames). */
 static void test_max_streams(void **state)
 {
 	(void)state;
