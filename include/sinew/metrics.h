@@ -59,6 +59,7 @@ enum sn_counter {
 	SN_CTR_TCP_INBOUND_MTLS_CX,       /* sinew_tcp_inbound_mtls_connections_total */
 	SN_CTR_SNIFF_TIMEOUT,             /* sinew_protocol_detection_timeouts_total */
 	SN_CTR_TUNNEL_CX,                 /* sinew_upgraded_connections_total (101: WebSocket, Upgrade) */
+	SN_CTR_DOWNSTREAM_CX_HTTP2,       /* sinew_downstream_http2_connections_total */
 	SN_CTR__COUNT,
 };
 

@@ -22,6 +22,8 @@
 
 static void on_dconn_timer(struct sn_loop *loop, struct sn_timer *t);
 
+#define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
 /* ---- I/O ----------------------------------------------------------------- */
 
 ssize_t sn__dconn_read(struct sn_dconn *c)
@@ -152,6 +154,8 @@ static void close_common(struct sn_dconn *c, int linger)
 	c->closing = 1;
 	if (c->ex != NULL)
 		sn__ex_on_downstream_close(c->ex);   /* re-enters dconn_close, which returns at once */
+	if (c->h2 != NULL)
+		sn__h2d_close(c);                    /* ends every stream's exchange */
 	sn_buf_release(&w->pool, &c->in);
 	sn_buf_release(&w->pool, &c->out);
 	/* Lingering starts with our end of the stream (TLS: close_notify,
@@ -170,6 +174,10 @@ static void on_dconn_timer(struct sn_loop *loop, struct sn_timer *t)
 
 	if (c->lingering) {
 		dconn_destroy(c);
+		return;
+	}
+	if (c->h2 != NULL) {
+		sn__h2d_on_timer(c);
 		return;
 	}
 	if (c->ex != NULL)
@@ -211,6 +219,11 @@ void sn__dconn_process(struct sn_dconn *c)
 {
 	struct sn_worker *w = c->w;
 
+	if (c->h2 != NULL) {
+		if (!c->closing)
+			sn__h2d_on_io(c, 0);
+		return;
+	}
 	while (!c->closing && c->ex == NULL) {
 		if (c->draining && sn_buf_len(&c->in) == 0) {
 			sn__dconn_close(c);
@@ -225,7 +238,15 @@ void sn__dconn_process(struct sn_dconn *c)
 		 * not O(size^2). */
 		int fresh_line = len > c->scanned &&
 				 memchr(sn_buf_data(&c->in) + c->scanned, '\n', len - c->scanned) != NULL;
-		if (len > 0 && (fresh_line || len >= sn__limits(w)->max_head_bytes))
+		/* HTTP/2 with prior knowledge: the connection's first bytes
+		 * are the client preface (RFC 9113 3.3). */
+		int h2 = !c->spoke_h1 && len > 0 &&
+			 memcmp(sn_buf_data(&c->in), H2_PREFACE, SN_MIN(len, sizeof(H2_PREFACE) - 1)) == 0;
+		if (h2 && len >= sizeof(H2_PREFACE) - 1) {
+			sn__h2d_start(c);
+			return;
+		}
+		if (len > 0 && !h2 && (fresh_line || len >= sn__limits(w)->max_head_bytes))
 			r = sn_h1_parse_request(sn_buf_data(&c->in), sn_buf_len(&c->in), &req, w->scratch_hdrs,
 						SN_MAX_HEADERS_ARRAY, sn__limits(w));
 		if (r == SN_H1_INCOMPLETE) {
@@ -261,6 +282,7 @@ void sn__dconn_process(struct sn_dconn *c)
 			sn__dconn_close(c);
 			return;
 		}
+		c->spoke_h1 = 1;
 		if (r == SN_H1_ERROR) {
 			sn_metrics_add(w->metrics, SN_CTR_DOWNSTREAM_RQ_REJECTED, 1);
 			sn__ex_refuse(ex, &req, req.err_status ? req.err_status : 400, error_flag(req.err_status));
@@ -447,6 +469,10 @@ static void on_dconn_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 	}
 	if ((c->detecting || c->handshaking) && dconn_secure(c) != 0)
 		return;
+	if (c->h2 != NULL) {
+		sn__h2d_on_io(c, events);
+		return;
+	}
 	if (c->ex != NULL) {
 		sn__ex_on_downstream(c->ex, events);
 		return;
@@ -509,9 +535,23 @@ void sn_dconn_accept(struct sn_worker *w, int fd, enum sn_direction dir, const s
 	sn_timer_start(&w->loop, &c->timer, w->proxy->opt.idle_timeout_ms, on_dconn_timer);
 }
 
+void sn__dconn_idle_timer(struct sn_dconn *c, int on)
+{
+	struct sn_worker *w = c->w;
+
+	if (!on)
+		sn_timer_stop(&w->loop, &c->timer);
+	else if (!sn_timer_is_linked(&c->timer))
+		sn_timer_start(&w->loop, &c->timer, w->proxy->opt.idle_timeout_ms, on_dconn_timer);
+}
+
 void sn_dconn_drain(struct sn_dconn *c)
 {
 	c->draining = 1;
+	if (c->h2 != NULL) {
+		sn__h2d_drain(c);
+		return;
+	}
 	if (c->ex == NULL && sn_buf_len(&c->in) == 0)
 		sn__dconn_close(c);
 }

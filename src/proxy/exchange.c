@@ -47,7 +47,8 @@ enum sn_ex_state {
 
 struct sn_exchange {
 	struct sn_exchange *next_free;
-	struct sn_dconn *c;
+	struct sn_dconn *c;          /* the client's connection */
+	struct sn_h2d_stream *s;     /* HTTP/2: the stream it answers; NULL: HTTP/1.1, c's one exchange */
 	struct sn_worker *w;
 	struct sn_snapshot *snap;
 	struct sn_buf head;          /* copy of the request head: req's views point here */
@@ -106,6 +107,7 @@ struct sn_exchange {
 	double upstream_ms;
 	char request_id[40];
 	struct sn_str rid;
+	char cl_value[24];           /* HTTP/2: a Content-Length the proxy wrote for a complete body */
 	/* waiting for discovery (control-plane mode) */
 	struct sn_exchange *next_parked;
 	struct sn_exchange **pprev_parked;
@@ -299,6 +301,45 @@ static int64_t wall_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* ---- the client's side: one HTTP/1.1 connection, or an HTTP/2 stream --- */
+
+/* Request body bytes not yet sent upstream: the connection's input
+ * (HTTP/1.1, framed as the client sent it) or the stream's body (HTTP/2,
+ * framed as ex->req.body says). */
+static struct sn_buf *ex_in(struct sn_exchange *ex)
+{
+	return ex->s != NULL ? sn__h2d_body(ex->s) : &ex->c->in;
+}
+
+/* n body bytes went upstream. */
+static void ex_in_consume(struct sn_exchange *ex, size_t n)
+{
+	sn_buf_consume(ex_in(ex), n);
+	if (ex->s != NULL)
+		sn__h2d_consumed(ex->s, n);
+}
+
+/* Response bytes waiting in the client connection's own buffer (an
+ * HTTP/1.1 head or local response); an HTTP/2 stream's go to its codec. */
+static size_t ds_queued(const struct sn_exchange *ex)
+{
+	return ex->s != NULL ? 0 : sn_buf_len(&ex->c->out);
+}
+
+static int ds_can_write(const struct sn_exchange *ex)
+{
+	return ex->s != NULL || ex->c->can_write;
+}
+
+/* Response body bytes to the client: taken (>= 0; 0 when it can take
+ * none now) or -1 when it is gone. HTTP/1.1 writes c->out first. */
+static ssize_t ds_write(struct sn_exchange *ex, const char *p, size_t n)
+{
+	if (ex->s != NULL)
+		return n > 0 ? sn__h2d_write(ex->s, p, n) : 0;
+	return sn__dconn_write(ex->c, p, n);
+}
+
 /* ---- finishing: metrics, access log, reuse ---------------------------- */
 
 static void ex_stop_timers(struct sn_exchange *ex)
@@ -398,7 +439,7 @@ static void ex_record(struct sn_exchange *ex, uint64_t resp_bytes)
 		e.method = ex->req.method;
 		e.path = ex->req.path;
 		e.authority = ex->req.authority;
-		e.protocol = ex->req.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
+		e.protocol = ex->s != NULL ? "HTTP/2" : ex->req.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
 		e.response_code = ex->status;
 		e.response_flags = flags;
 		e.bytes_received = ex->req_body_bytes;
@@ -451,13 +492,21 @@ static void ex_finish(struct sn_exchange *ex)
 	ex_drop_host(ex);
 	ex_record(ex, ex->resp_body_bytes);
 	if (ex->held)
-		sn_buf_consume(&c->in, ex->req.content_length);
+		ex_in_consume(ex, ex->req.content_length);
 	if (ex->snap != NULL)
 		sn_snapshot_unref(ex->snap);
 	sn_buf_release(&w->pool, &ex->head);
 	sn_buf_release(&w->pool, &ex->up);
-	c->ex = NULL;
 	ex_set_state(ex, SN_EX_STATE_DONE);
+	if (ex->s != NULL) {
+		/* HTTP/2: the stream (reset if its response is cut short);
+		 * the connection goes on with its other streams. */
+		struct sn_h2d_stream *s = ex->s;
+		ex_release(w, ex);
+		sn__h2d_ex_done(s);
+		return;
+	}
+	c->ex = NULL;
 	ex_release(w, ex);
 	if (!keep) {
 		/* Unread input (a refused body, a malformed request) must not
@@ -492,6 +541,34 @@ static void ex_abort(struct sn_exchange *ex, const char *flag)
 
 /* ---- local responses -------------------------------------------------- */
 
+/* ex_local for an HTTP/2 stream: the whole answer goes to the codec at
+ * once, and the exchange is over. */
+static void ex_local_stream(struct sn_exchange *ex, const char *body, size_t n)
+{
+	struct sn_http_field f[4];
+	size_t nf = 0;
+	char len[24];
+	int head = ex->req.method.len == 4 && memcmp(ex->req.method.p, "HEAD", 4) == 0;
+
+	snprintf(len, sizeof(len), "%zu", n);
+	f[nf++] = (struct sn_http_field){ SN_STR_LIT("sinew-error"), sn_str_make(ex->flags, strlen(ex->flags)) };
+	f[nf++] = (struct sn_http_field){ SN_STR_LIT("content-type"), SN_STR_LIT("text/plain; charset=utf-8") };
+	f[nf++] = (struct sn_http_field){ SN_STR_LIT("content-length"), sn_str_make(len, strlen(len)) };
+	if (ex->rid.len)
+		f[nf++] = (struct sn_http_field){ SN_STR_LIT("x-request-id"), ex->rid };
+	struct sn_http_head h = { .status = ex->status, .fields = f, .n_fields = nf, .content_length = (int64_t)n };
+	ex_record(ex, 0);
+	ex->resp_head_sent = 1;
+	ex->resp_classified_done = 1;
+	ex->resp_pending = 0;
+	if (sn__h2d_respond(ex->s, &h, head) != 0 ||
+	    (!head && (sn__h2d_write(ex->s, body, n) != (ssize_t)n || sn__h2d_end(ex->s) != 0)))
+		ex->close_after = 1;
+	sn_log(SN_LOG_DEBUG, "conn=%llu stream local response %d %s", (unsigned long long)ex->c->id, ex->status,
+	       ex->flags);
+	ex_finish(ex);
+}
+
 static void ex_local(struct sn_exchange *ex, int status, const char *flag, const char *fmt, ...)
 {
 	struct sn_dconn *c = ex->c;
@@ -522,6 +599,10 @@ static void ex_local(struct sn_exchange *ex, int status, const char *flag, const
 	ex_set_state(ex, SN_EX_STATE_LOCAL);
 	ex->status = status;
 	ex->flags = flag;
+	if (ex->s != NULL) {
+		ex_local_stream(ex, body, (size_t)n);
+		return;
+	}
 	/* The rest of an unread request body would be taken for the next
 	 * request: close instead. */
 	if (!ex->req_done || status == 400 || status == 408 || status == 414 || status == 431 ||
@@ -877,7 +958,7 @@ static void ex_dispatch(struct sn_exchange *ex)
 		ex->req_classified_done = 1;
 	} else if (ex->req.body == SN_H1_BODY_LENGTH) {
 		ex->req_remaining = ex->req.content_length;
-		if (ex->req.content_length <= sn_buf_len(&ex->c->in)) {
+		if (ex->req.content_length <= sn_buf_len(ex_in(ex))) {
 			/* The whole body is here: send it without consuming so a
 			 * retry can send it again. */
 			ex->held = 1;
@@ -892,8 +973,8 @@ static void ex_dispatch(struct sn_exchange *ex)
 		 * backend, not even as a head followed by a reset. */
 		struct sn_h1_chunked probe = ex->req_chunked;
 		int done = 0;
-		if (sn_buf_len(&ex->c->in) > 0 &&
-		    sn_h1_chunked_scan(&probe, sn_buf_data(&ex->c->in), sn_buf_len(&ex->c->in), &done) < 0) {
+		struct sn_buf *in = ex_in(ex);
+		if (sn_buf_len(in) > 0 && sn_h1_chunked_scan(&probe, sn_buf_data(in), sn_buf_len(in), &done) < 0) {
 			ex_local(ex, 400, "bad_request", "sinew: malformed chunked request body");
 			return;
 		}
@@ -1185,6 +1266,7 @@ static int pump_request(struct sn_exchange *ex)
 {
 	struct sn_dconn *c = ex->c;
 	struct sn_uconn *u = ex->u;
+	struct sn_buf *in = ex_in(ex);
 
 	/* The head, then a body that arrived with it, are replayable: they
 	 * stay in their buffers and a retry sends them again from 0. */
@@ -1193,7 +1275,7 @@ static int pump_request(struct sn_exchange *ex)
 	if (ex->up_written < ex->up_len)
 		return 0;
 	if (ex->held) {
-		if (send_replayable(ex, sn_buf_data(&c->in), ex->req.content_length, &ex->held_sent) < 0)
+		if (send_replayable(ex, sn_buf_data(in), ex->req.content_length, &ex->held_sent) < 0)
 			return -1;
 		if (ex->held_sent == ex->req.content_length)
 			ex->req_sent = 1;
@@ -1216,8 +1298,10 @@ static int pump_request(struct sn_exchange *ex)
 	}
 	for (;;) {
 		if (ex->req_pending == 0 && !ex->req_classified_done) {
-			size_t avail = sn_buf_len(&c->in);
+			size_t avail = sn_buf_len(in);
 			if (avail == 0) {
+				if (ex->s != NULL)
+					return 0;   /* the stream's on_data moves us on */
 				ssize_t r = sn__dconn_read(c);
 				if (r < 0) {
 					ex_abort(ex, "downstream_disconnect");
@@ -1235,7 +1319,7 @@ static int pump_request(struct sn_exchange *ex)
 					ex->req_classified_done = 1;
 			} else {
 				int done = 0;
-				ssize_t take = sn_h1_chunked_scan(&ex->req_chunked, sn_buf_data(&c->in), avail, &done);
+				ssize_t take = sn_h1_chunked_scan(&ex->req_chunked, sn_buf_data(in), avail, &done);
 				if (take < 0) {
 					ex_local(ex, 400, "bad_request", "sinew: malformed chunked request body");
 					return -1;
@@ -1254,7 +1338,7 @@ static int pump_request(struct sn_exchange *ex)
 		}
 		if (!u->can_write)
 			return 0;
-		ssize_t n = uconn_send(u, sn_buf_data(&c->in), ex->req_pending);
+		ssize_t n = uconn_send(u, sn_buf_data(in), ex->req_pending);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
@@ -1268,8 +1352,51 @@ static int pump_request(struct sn_exchange *ex)
 		ex->streamed = 1;
 		ex->req_body_bytes += (uint64_t)n;
 		ex->req_pending -= (size_t)n;
-		sn_buf_consume(&c->in, (size_t)n);
+		ex_in_consume(ex, (size_t)n);
 	}
+}
+
+/* The upstream's response head as an HTTP/2 stream's: the same fields an
+ * HTTP/1.1 client gets (the codec drops the connection-specific ones),
+ * chunked bodies unframed. */
+static int stream_head(struct sn_exchange *ex)
+{
+	const struct sn_h1_response *rs = &ex->resp;
+	const struct sn_header_ops *ops[2] = { ex->route ? &ex->route->response_ops : NULL,
+					       ex->dest ? &ex->dest->response_ops : NULL };
+	size_t max = rs->num_headers;
+	for (int k = 0; k < 2; k++)
+		if (ops[k] != NULL)
+			max += ops[k]->n_set + ops[k]->n_add;
+	struct sn_http_field *f = malloc((max ? max : 1) * sizeof(*f));
+	size_t n = 0;
+
+	if (f == NULL)
+		return SN_ENOMEM;
+	for (size_t i = 0; i < rs->num_headers; i++) {
+		struct sn_str name = rs->headers[i].name;
+		if (is_managed(name) || sn_h1_is_hop_by_hop(name, rs->headers, rs->num_headers) ||
+		    header_overridden(ops[0], ops[1], name))
+			continue;
+		f[n++] = (struct sn_http_field){ name, rs->headers[i].value };
+	}
+	for (int k = 0; k < 2; k++) {
+		if (ops[k] == NULL)
+			continue;
+		for (size_t i = 0; i < ops[k]->n_set; i++)
+			f[n++] = (struct sn_http_field){ sn_str_make(ops[k]->set[i].name, strlen(ops[k]->set[i].name)),
+							 sn_str_make(ops[k]->set[i].value, strlen(ops[k]->set[i].value)) };
+		for (size_t i = 0; i < ops[k]->n_add; i++)
+			f[n++] = (struct sn_http_field){ sn_str_make(ops[k]->add[i].name, strlen(ops[k]->add[i].name)),
+							 sn_str_make(ops[k]->add[i].value, strlen(ops[k]->add[i].value)) };
+	}
+	if (rs->body == SN_H1_BODY_CHUNKED)
+		ex->resp_dechunk = 1;
+	struct sn_http_head h = { .status = rs->status, .fields = f, .n_fields = n, .content_length = -1 };
+	int r = sn__h2d_respond(ex->s, &h, rs->body == SN_H1_BODY_NONE);
+	free(f);
+	ex->resp_head_out = 0;
+	return r == 0 ? 0 : SN_EIO;
 }
 
 /* Builds the client's response head from the upstream one into c->out. */
@@ -1284,6 +1411,8 @@ static int build_downstream_head(struct sn_exchange *ex)
 	struct sn_h1_writer wr;
 	int closing;
 
+	if (ex->s != NULL)
+		return stream_head(ex);
 	want += headers_bytes(rs->headers, rs->num_headers) + ops_bytes(rops) + ops_bytes(dops);
 	/* A close-delimited body can only end by closing; so does draining.
 	 * A 101 is followed by the new protocol, never by a close. */
@@ -1464,7 +1593,7 @@ static int pump_response(struct sn_exchange *ex)
 						ex->resp_classified_done = 1;
 						continue;
 					}
-					if (ex->resp_head_out != 0 && sn_buf_len(&c->out) == ex->resp_head_out) {
+					if (ex->resp_head_out != 0 && ds_queued(ex) == ex->resp_head_out) {
 						/* Nothing reached the client yet: it
 						 * gets a 502, not a bare close. */
 						ex->resp_head_sent = 0;
@@ -1482,17 +1611,17 @@ static int pump_response(struct sn_exchange *ex)
 					 * body bytes, to leave with them in one write;
 					 * then alone (a stream's or a long poll's head
 					 * is not held for its body). */
-					if (ex->resp_head_out != 0 && sn_buf_len(&c->out) == ex->resp_head_out) {
+					if (ex->resp_head_out != 0 && ds_queued(ex) == ex->resp_head_out) {
 						if (!sn_timer_is_linked(&ex->try_timer))
 							sn_timer_start(&ex->w->loop, &ex->try_timer, HEAD_HOLD_MS,
 								       on_head_hold);
 						break;
 					}
-					if (sn_buf_len(&c->out) > 0 && c->can_write && sn__dconn_write(c, NULL, 0) < 0) {
+					if (ds_queued(ex) > 0 && c->can_write && sn__dconn_write(c, NULL, 0) < 0) {
 						ex_abort(ex, "downstream_disconnect");
 						return -1;
 					}
-					if (sn_buf_len(&c->out) != ex->resp_head_out)
+					if (ds_queued(ex) != ex->resp_head_out)
 						ex->resp_head_out = 0;
 					break;
 				}
@@ -1534,13 +1663,13 @@ static int pump_response(struct sn_exchange *ex)
 				ex->resp_pending = avail;
 			}
 		}
-		if (ex->resp_pending == 0 && sn_buf_len(&c->out) == 0)
+		if (ex->resp_pending == 0 && ds_queued(ex) == 0)
 			break;
-		if (!c->can_write)
+		if (!ds_can_write(ex))
 			return 0;
 		if (ex->resp_classified_done && !ex->recorded)
 			ex_record(ex, ex->resp_body_bytes + ex->resp_pending);
-		ssize_t n = sn__dconn_write(c, sn_buf_data(&u->in), ex->resp_pending);
+		ssize_t n = ds_write(ex, sn_buf_data(&u->in), ex->resp_pending);
 		if (n < 0) {
 			ex_abort(ex, "downstream_disconnect");
 			return -1;
@@ -1551,10 +1680,10 @@ static int pump_response(struct sn_exchange *ex)
 			ex->resp_pending -= (size_t)n;
 			sn_buf_consume(&u->in, (size_t)n);
 		}
-		if (!c->can_write && (ex->resp_pending > 0 || sn_buf_len(&c->out) > 0))
+		if (ex->s != NULL ? n == 0 : !c->can_write && (ex->resp_pending > 0 || ds_queued(ex) > 0))
 			return 0;
 	}
-	if (ex->resp_classified_done && ex->resp_pending == 0 && sn_buf_len(&c->out) == 0)
+	if (ex->resp_classified_done && ex->resp_pending == 0 && ds_queued(ex) == 0)
 		return 1;
 	return 0;
 }
@@ -1600,6 +1729,10 @@ static void ex_progress(struct sn_exchange *ex)
 	struct sn_dconn *c = ex->c;
 
 	if (ex->state == SN_EX_STATE_LOCAL) {
+		if (ex->s != NULL) {
+			ex_finish(ex);   /* the codec has the whole answer */
+			return;
+		}
 		if (sn__dconn_write(c, NULL, 0) < 0) {
 			ex->close_after = 1;
 			ex_finish(ex);
@@ -1666,6 +1799,10 @@ static void ex_progress(struct sn_exchange *ex)
 	if (done < 0)
 		return;
 	if (done == 1) {
+		if (ex->s != NULL && sn__h2d_end(ex->s) != 0) {
+			ex_abort(ex, "downstream_disconnect");
+			return;
+		}
 		if (!ex->req_done) {
 			/* The server answered before reading the whole request
 			 * body: neither connection can be reused. */
@@ -1739,6 +1876,8 @@ void sn__ex_refuse(struct sn_exchange *ex, const struct sn_h1_request *req, int 
 	ex_local(ex, status, flag, "sinew: malformed request: %s", req->err_reason ? req->err_reason : "invalid HTTP/1.1");
 }
 
+static void ex_begin(struct sn_exchange *ex);
+
 void sn__ex_start(struct sn_exchange *ex, size_t hlen, const struct sn_h1_request *req)
 {
 	struct sn_dconn *c = ex->c;
@@ -1765,6 +1904,15 @@ void sn__ex_start(struct sn_exchange *ex, size_t hlen, const struct sn_h1_reques
 		ex->req.path = sn_str_make(p, extra);
 		ex->req.path_slash = 0;
 	}
+	ex_begin(ex);
+}
+
+/* The request is in ex->req, whichever protocol brought it: its ID, then
+ * route (outbound) or authorize (inbound), and dispatch. */
+static void ex_begin(struct sn_exchange *ex)
+{
+	struct sn_dconn *c = ex->c;
+	struct sn_worker *w = ex->w;
 	int rid = sn_h1_find_header(ex->req.headers, ex->req.num_headers, SN_STR_LIT("x-request-id"), 0);
 	if (rid >= 0 && ex->req.headers[rid].value.len > 0) {
 		ex->rid = ex->req.headers[rid].value;
@@ -1793,4 +1941,60 @@ void sn__ex_start(struct sn_exchange *ex, size_t hlen, const struct sn_h1_reques
 			sn_snapshot_ref(ex->snap);
 		ex_route(ex);
 	}
+}
+
+/* ---- entry points for HTTP/2 streams (h2_downstream.c) ------------------ */
+
+struct sn_exchange *sn__ex_new_stream(struct sn_dconn *c, struct sn_h2d_stream *s)
+{
+	struct sn_exchange *ex = ex_alloc(c->w);
+	if (ex == NULL)
+		return NULL;
+	ex->c = c;
+	ex->s = s;
+	ex->start_us = sn_clock_us();
+	ex->start_wall_us = wall_us();
+	return ex;
+}
+
+void sn__ex_start_stream(struct sn_exchange *ex, const struct sn_http_head *h, enum sn_h1_body_kind body,
+			 uint64_t content_length)
+{
+	struct sn_h1_request *rq = &ex->req;
+	size_t n = 0;
+
+	/* The head in the HTTP/1.1 request model the exchange routes on; the
+	 * views stay the codec's, valid as long as the stream. */
+	rq->method = h->method;
+	rq->target = h->path;
+	rq->path = h->path;
+	rq->authority = h->authority;
+	rq->minor_version = 1;
+	rq->keep_alive = 1;
+	rq->headers = ex->req_hdrs;
+	for (size_t i = 0; i < h->n_fields && n < SN_MAX_HEADERS_ARRAY - 1; i++)
+		ex->req_hdrs[n++] = (struct sn_h1_header){ h->fields[i].name, h->fields[i].value };
+	if (body == SN_H1_BODY_LENGTH && h->content_length < 0) {
+		/* A body that was complete before the exchange started: sent
+		 * with its length rather than in chunks. */
+		snprintf(ex->cl_value, sizeof(ex->cl_value), "%llu", (unsigned long long)content_length);
+		ex->req_hdrs[n++] = (struct sn_h1_header){ SN_STR_LIT("content-length"),
+							   sn_str_make(ex->cl_value, strlen(ex->cl_value)) };
+	}
+	rq->num_headers = n;
+	rq->body = body;
+	rq->content_length = content_length;
+	if (sn_str_eq_cstr(h->method, "CONNECT")) {
+		ex->req_done = body == SN_H1_BODY_NONE;
+		ex_local(ex, 501, "not_implemented", "sinew: CONNECT over HTTP/2 is not supported");
+		return;
+	}
+	ex_begin(ex);
+}
+
+void sn__ex_on_stream(struct sn_exchange *ex)
+{
+	if (ex->u == NULL && ex->state != SN_EX_STATE_LOCAL)
+		return;   /* routing, parked or delayed: body bytes wait */
+	ex_progress(ex);
 }

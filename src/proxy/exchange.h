@@ -7,11 +7,14 @@
  * upstream.c (pooled connections to endpoints). Names with `sn__` cross
  * these files only. */
 
+#include "sinew/http.h"
 #include "proxy.h"
 
 #define SN_MAX_HEADERS_ARRAY (SN_H1_DEFAULT_MAX_HEADERS + 1)
 
-/* A client's HTTP/1.1 connection (downstream.c). One exchange at a time. */
+/* A client's connection (downstream.c): HTTP/1.1 with one exchange at a
+ * time, or, once its first bytes are the HTTP/2 preface (or TLS chose h2),
+ * HTTP/2 with an exchange per stream (h2_downstream.c, through c->h2). */
 struct sn_dconn {
 	struct sn_dconn *next;       /* first member: the worker's list link */
 	struct sn_dconn **pprev;
@@ -24,7 +27,8 @@ struct sn_dconn {
 	struct sn_buf in;            /* bytes from the client */
 	struct sn_buf out;           /* response head (or local response) for the client */
 	struct sn_timer timer;       /* idle or request-header timeout */
-	struct sn_exchange *ex;
+	struct sn_exchange *ex;      /* HTTP/1.1: the request in progress */
+	struct sn_h2d *h2;           /* HTTP/2 (h2_downstream.c): the codec and its streams; NULL for HTTP/1.1 */
 	unsigned can_read : 1;
 	unsigned can_write : 1;
 	unsigned eof : 1;
@@ -35,6 +39,7 @@ struct sn_dconn {
 	unsigned lingering : 1;      /* closed our side; dropping late input */
 	unsigned detecting : 1;      /* inbound with mTLS: first byte not seen yet */
 	unsigned handshaking : 1;    /* the transport's handshake is not done yet */
+	unsigned spoke_h1 : 1;       /* an HTTP/1.1 request came: no HTTP/2 preface now */
 	const char *peer_id;         /* mTLS: the client's SPIFFE ID (borrowed from x) */
 	uint16_t app_port;           /* inbound with capture: the original destination port */
 	size_t lingered;
@@ -65,11 +70,46 @@ ssize_t sn__dconn_read(struct sn_dconn *c);
 ssize_t sn__dconn_write(struct sn_dconn *c, const char *extra, size_t extra_len);
 /* Parses and starts the next request if a complete head is buffered. */
 void sn__dconn_process(struct sn_dconn *c);
+/* Idle (on) or busy: the idle timeout runs only while nothing is in flight. */
+void sn__dconn_idle_timer(struct sn_dconn *c, int on);
 /* Closes a connection with nothing in flight (idle, drained, or gone). */
 void sn__dconn_close(struct sn_dconn *c);
 /* Closes after a response while the client may still be sending
  * (lingering: our side shut, late input read and dropped for a while). */
 void sn__dconn_close_linger(struct sn_dconn *c);
+
+/* h2_downstream.c, for downstream.c: c's input (c->in) starts with the
+ * HTTP/2 client preface, or TLS negotiated HTTP/2: c becomes an HTTP/2
+ * connection. */
+void sn__h2d_start(struct sn_dconn *c);
+/* Readiness on an HTTP/2 connection. */
+void sn__h2d_on_io(struct sn_dconn *c, unsigned events);
+/* The idle timer of an HTTP/2 connection fired. */
+void sn__h2d_on_timer(struct sn_dconn *c);
+/* Graceful end (GOAWAY): streams in flight finish, then the connection closes. */
+void sn__h2d_drain(struct sn_dconn *c);
+/* The connection is closing: every stream's exchange ends, the codec is freed. */
+void sn__h2d_close(struct sn_dconn *c);
+
+/* h2_downstream.c, for the exchange of one HTTP/2 stream */
+struct sn_h2d_stream;
+/* The stream's request body as the exchange reads it: framed the way
+ * ex->req.body says (raw bytes for LENGTH, chunks for CHUNKED). */
+struct sn_buf *sn__h2d_body(struct sn_h2d_stream *s);
+/* n bytes of the body were sent upstream: the client may send more. */
+void sn__h2d_consumed(struct sn_h2d_stream *s, size_t n);
+/* The request body is complete, or the stream is gone (-1). */
+int sn__h2d_body_state(const struct sn_h2d_stream *s);
+/* The response head (status, fields); end: no body follows. 0 or -1. */
+int sn__h2d_respond(struct sn_h2d_stream *s, const struct sn_http_head *h, int end);
+/* Response body bytes: returns bytes taken, 0 when the stream's queue is
+ * full (the exchange hears again when it drains), -1 if the stream is gone. */
+ssize_t sn__h2d_write(struct sn_h2d_stream *s, const void *p, size_t n);
+/* The response is complete. 0 or -1. */
+int sn__h2d_end(struct sn_h2d_stream *s);
+/* The exchange is over; the stream is reset unless its response was
+ * complete (and, if the client is still sending, told to stop). */
+void sn__h2d_ex_done(struct sn_h2d_stream *s);
 
 /* exchange.c, for the downstream connection */
 /* A new exchange on c (c->ex), its clock started; NULL on ENOMEM. */
@@ -78,6 +118,15 @@ struct sn_exchange *sn__ex_new(struct sn_dconn *c);
  * parsed as req (views into c->in): copies it, routes (outbound) or
  * authorizes (inbound), dispatches. */
 void sn__ex_start(struct sn_exchange *ex, size_t hlen, const struct sn_h1_request *req);
+/* An exchange for HTTP/2 stream s on c (c->ex untouched); NULL on ENOMEM. */
+struct sn_exchange *sn__ex_new_stream(struct sn_dconn *c, struct sn_h2d_stream *s);
+/* Starts a stream's exchange on its head (views live as long as the
+ * stream). body: SN_H1_BODY_NONE, _LENGTH (content_length bytes) or
+ * _CHUNKED (the stream frames the body in chunks for HTTP/1.1). */
+void sn__ex_start_stream(struct sn_exchange *ex, const struct sn_http_head *h, enum sn_h1_body_kind body,
+			 uint64_t content_length);
+/* The stream's body or its room to answer moved: the exchange goes on. */
+void sn__ex_on_stream(struct sn_exchange *ex);
 /* Answers a head that can't be served: req with its parse error, or NULL
  * for a head that did not arrive in time (408). */
 void sn__ex_refuse(struct sn_exchange *ex, const struct sn_h1_request *req, int status, const char *flag);

@@ -194,6 +194,8 @@ static const struct {
 		"Captured connections whose client sent nothing within 1 s: taken as server-first TCP.", 0 },
 	[SN_CTR_TUNNEL_CX] = { "sinew_upgraded_connections_total",
 		"HTTP/1.1 connections that switched protocols (101: WebSocket, Upgrade) and became a byte relay.", 0 },
+	[SN_CTR_DOWNSTREAM_CX_HTTP2] = { "sinew_downstream_http2_connections_total",
+		"Client connections that spoke HTTP/2 (prior knowledge, or the preface after TLS).", 0 },
 };
 
 static inline uint64_t load_relaxed(const uint64_t *p)
