@@ -1,0 +1,272 @@
+#!/usr/bin/python3
+"""HTTP/2 from clients through sinew-proxy (src/proxy/h2_downstream.c):
+h2c with prior knowledge on the outbound listener and on the inbound one
+(plaintext, and behind a sidecar pair over mutual TLS), to an HTTP/1.1 app.
+Real clients: curl --http2-prior-knowledge, nghttp (many streams on one
+connection), h2load, and python3-h2 where a test needs to see frames.
+
+What is checked: heads and bodies both ways (a body of unknown length goes
+upstream chunked, a complete one with its length), local answers
+(sinew-error) on a stream, many streams on one connection, a stream reset
+by the client ending its exchange while the others go on, and metrics and
+the access log saying HTTP/2. Floods and limits: test_http2_attacks.py."""
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sinewtest as st  # noqa: E402
+import test_mtls  # noqa: E402  (its openssl-made SVIDs)
+
+import h2.config  # noqa: E402  (python3-h2)
+import h2.connection  # noqa: E402
+import h2.events  # noqa: E402
+
+
+def curl(port, url, *args, data=None, timeout=30):
+    """curl --http2-prior-knowledge to the proxy at port (the URL's host is
+    the authority). Returns (status, headers dict, body bytes, stderr)."""
+    argv = ["curl", "-sS", "--http2-prior-knowledge", "--connect-to", "::127.0.0.1:%d" % port,
+            "-D", "-", "-o", "-", "--max-time", str(timeout)] + list(args) + [url]
+    r = subprocess.run(argv, input=data, capture_output=True, timeout=timeout + 5)
+    if r.returncode != 0:
+        raise AssertionError("curl failed (%d): %s" % (r.returncode, r.stderr.decode(errors="replace")))
+    head, _, body = r.stdout.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    proto, status = lines[0].split()[:2]
+    if proto != "HTTP/2":
+        raise AssertionError("not HTTP/2: %r" % lines[0])
+    hdrs = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    return int(status), hdrs, body, r.stderr
+
+
+class H2Client:
+    """A python3-h2 client on a plain socket, for tests that drive streams
+    one by one."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                                          header_encoding="utf-8"))
+        self.conn.initiate_connection()
+        self.flush()
+        self.responses = {}   # stream -> {"headers", "data", "ended", "reset"}
+        self.goaway = None
+
+    def flush(self):
+        out = self.conn.data_to_send()
+        if out:
+            self.sock.sendall(out)
+
+    def request(self, path, authority="reviews:9080", method="GET", end=True):
+        sid = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(sid, [(":method", method), (":scheme", "http"), (":authority", authority),
+                                     (":path", path)], end_stream=end)
+        self.responses[sid] = {"headers": None, "data": b"", "ended": False, "reset": None}
+        self.flush()
+        return sid
+
+    def pump(self, until, timeout=10):
+        deadline = time.time() + timeout
+        while not until():
+            if time.time() > deadline:
+                raise AssertionError("timed out; responses so far: %r" % {
+                    k: (v["headers"], len(v["data"]), v["ended"], v["reset"]) for k, v in self.responses.items()})
+            data = self.sock.recv(65536)
+            if not data:
+                raise AssertionError("connection closed")
+            for ev in self.conn.receive_data(data):
+                r = self.responses.get(getattr(ev, "stream_id", None))
+                if isinstance(ev, h2.events.ResponseReceived):
+                    r["headers"] = dict(ev.headers)
+                elif isinstance(ev, h2.events.DataReceived):
+                    r["data"] += ev.data
+                    self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    r["ended"] = True
+                elif isinstance(ev, h2.events.StreamReset):
+                    r["reset"] = ev.error_code
+                elif isinstance(ev, h2.events.ConnectionTerminated):
+                    self.goaway = ev.error_code
+            self.flush()
+
+    def close(self):
+        self.sock.close()
+
+
+class OutboundH2(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        scope = st.ClassScope(cls)
+        cls.backend = st.start_backend(scope, "reviews", "v1")
+        cls.workdir = st.make_tempdir(scope)
+        cls.log = os.path.join(cls.workdir, "access.log")
+        cfg = st.registry_yaml({("reviews", "v1"): cls.backend.port})
+        cls.proxy = st.start_proxy(scope, cfg, workdir=cls.workdir, args=["--access-log", cls.log])
+
+    def url(self, path):
+        return "http://reviews:9080" + path
+
+    def test_get_post_head(self):
+        status, hdrs, body, _ = curl(self.proxy.outbound_port, self.url("/hello?x=1"))
+        self.assertEqual(status, 200)
+        seen = json.loads(body)
+        self.assertEqual(seen["path"], "/hello?x=1")
+        self.assertEqual(seen["headers"]["host"], "reviews:9080")
+        self.assertEqual(seen["http_version"], "HTTP/1.1")
+        self.assertEqual(hdrs["x-backend-service"], "reviews")
+        self.assertNotIn("connection", hdrs)
+
+        status, _, body, _ = curl(self.proxy.outbound_port, self.url("/post"), "-d", "abc=1")
+        seen = json.loads(body)
+        self.assertEqual((status, seen["method"], seen["body_len"]), (200, "POST", 5))
+        self.assertEqual(seen["headers"]["content-length"], "5")
+
+        status, hdrs, body, _ = curl(self.proxy.outbound_port, self.url("/head"), "-I")
+        self.assertEqual(status, 200)
+        self.assertGreater(int(hdrs["content-length"]), 0)   # the GET's length, no body
+        self.assertNotIn(b"{", body)
+
+    def test_local_answer_on_a_stream(self):
+        status, hdrs, body, _ = curl(self.proxy.outbound_port, "http://nowhere:9080/x")
+        self.assertEqual(status, 404)
+        self.assertEqual(hdrs["sinew-error"], "no_route")
+        self.assertIn(b"no route for host", body)
+        self.assertEqual(int(hdrs["content-length"]), len(body))
+
+    def test_bodies_both_ways(self):
+        """3 MiB of unknown length up (chunked to the app, windows given
+        back as it goes), 5 MB down (chunked by the app: unframed on the
+        stream)."""
+        data = os.urandom(3 << 20)
+        status, _, body, _ = curl(self.proxy.outbound_port, self.url("/up"), "-T", "-", "-X", "POST", data=data)
+        seen = json.loads(body)
+        self.assertEqual(status, 200)
+        self.assertEqual(seen["body_len"], len(data))
+        self.assertEqual(seen["body_sha256"], hashlib.sha256(data).hexdigest())
+        self.assertEqual(seen["headers"].get("transfer-encoding"), "chunked")
+
+        status, hdrs, body, _ = curl(self.proxy.outbound_port, self.url("/down?size=5000000&chunked=1"))
+        self.assertEqual((status, len(body)), (200, 5000000))
+        self.assertEqual(body[:32], b"0123456789abcdef" * 2)
+        self.assertNotIn("transfer-encoding", hdrs)
+
+    def test_many_streams_one_connection(self):
+        before = st.metric_sum(self.proxy.metrics(), "sinew_downstream_connections_total")
+        r = subprocess.run(["nghttp", "-v", "-n", "-m", "20", "-H", ":authority: reviews:9080",
+                            "http://127.0.0.1:%d/many" % self.proxy.outbound_port],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.count(":status: 200"), 20, r.stdout[-2000:])
+        after = st.metric_sum(self.proxy.metrics(), "sinew_downstream_connections_total")
+        self.assertEqual(after - before, 1)
+
+    def test_h2load(self):
+        r = subprocess.run(["h2load", "-n", "1000", "-c", "4", "-m", "10", "-H", ":authority: reviews:9080",
+                            "http://127.0.0.1:%d/load" % self.proxy.outbound_port],
+                           capture_output=True, text=True, timeout=60)
+        self.assertIn("1000 succeeded, 0 failed, 0 errored", r.stdout, r.stdout)
+        self.assertIn("status codes: 1000 2xx", r.stdout)
+
+    def test_client_reset_ends_only_its_stream(self):
+        c = H2Client(self.proxy.outbound_port)
+        self.addCleanup(c.close)
+        slow = c.request("/slow?delay_ms=800")
+        quick = c.request("/quick")
+        c.pump(lambda: c.responses[quick]["ended"])
+        self.assertEqual(c.responses[quick]["headers"][":status"], "200")
+        c.conn.reset_stream(slow)
+        c.flush()
+        again = c.request("/again")
+        c.pump(lambda: c.responses[again]["ended"])
+        self.assertEqual(json.loads(c.responses[again]["data"])["path"], "/again")
+        # the reset stream is recorded as the client's going
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            if "downstream_disconnect" in open(self.log).read():
+                break
+            time.sleep(0.1)
+        self.assertIn("downstream_disconnect", open(self.log).read())
+
+    def test_metrics_and_access_log(self):
+        curl(self.proxy.outbound_port, self.url("/logged"))
+        m = self.proxy.metrics()
+        self.assertGreaterEqual(st.metric_sum(m, "sinew_downstream_http2_connections_total"), 1)
+        deadline = time.time() + 5
+        entry = None
+        while time.time() < deadline and entry is None:
+            for line in open(self.log):
+                e = json.loads(line)
+                if e.get("path") == "/logged":
+                    entry = e
+            time.sleep(0.05)
+        self.assertIsNotNone(entry)
+        self.assertEqual(entry["protocol"], "HTTP/2")
+        self.assertEqual(entry["response_code"], 200)
+
+    def test_http1_still_works_on_the_same_listener(self):
+        r = st.request(self.proxy.outbound_port, "GET", "/h1", host="reviews:9080")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json()["path"], "/h1")
+
+    def test_preface_after_http1_is_refused(self):
+        """The preface counts only as a connection's first bytes."""
+        c = st.RawConn(self.proxy.outbound_port)
+        self.addCleanup(c.close)
+        c.send(b"GET /first HTTP/1.1\r\nHost: reviews:9080\r\n\r\n")
+        self.assertEqual(c.read_response().status, 200)
+        c.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        self.assertEqual(c.read_response().status, 505)
+
+
+class InboundH2OverMTLS(unittest.TestCase):
+    """h2c to A's outbound → (HTTP/1.1 over mTLS) → B's inbound → the app;
+    and h2c straight to B's inbound (PERMISSIVE: plaintext allowed)."""
+
+    @classmethod
+    def setUpClass(cls):
+        scope = st.ClassScope(cls)
+        d = tempfile.mkdtemp(prefix="sinew-h2-")
+        scope.addCleanup(shutil.rmtree, d, True)
+        certs = test_mtls.Certs(d)
+        cls.app = st.start_backend(scope, "reviews", "v1")
+        cls.b = st.start_proxy(scope, test_mtls.b_config(cls.app.port), outbound=False, inbound=True,
+                               app="127.0.0.1:%d" % cls.app.port,
+                               args=["--service", "reviews", "--labels", "app=reviews,version=v1",
+                                     "--service-account", "reviews"] + certs.args("reviews"))
+        cls.a = st.start_proxy(scope, test_mtls.a_config(cls.b.inbound_port),
+                               args=["--service", "productpage", "--service-account", "productpage"] +
+                               certs.args("productpage"))
+
+    def test_through_the_pair(self):
+        data = os.urandom(300000)
+        status, _, body, _ = curl(self.a.outbound_port, "http://reviews:9080/pair", "--data-binary", "@-",
+                                  data=data)
+        seen = json.loads(body)
+        self.assertEqual(status, 200)
+        self.assertEqual(seen["body_sha256"], hashlib.sha256(data).hexdigest())
+        mb = self.b.metrics()
+        self.assertGreaterEqual(st.metric_sum(mb, "sinew_requests_total", reporter="destination",
+                                              connection_security_policy="mutual_tls"), 1)
+
+    def test_h2c_to_the_inbound_listener(self):
+        status, _, body, _ = curl(self.b.inbound_port, "http://reviews:9080/in")
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body)["path"], "/in")
+        self.assertGreaterEqual(st.metric_sum(self.b.metrics(), "sinew_downstream_http2_connections_total"), 1)
+
+
+if __name__ == "__main__":
+    st.main()
