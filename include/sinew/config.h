@@ -320,6 +320,7 @@ struct sn_cluster {
 	uint32_t idle_timeout_ms;    /* connectionPool.http.idleTimeout; default 60000 */
 	enum sn_cluster_tls tls_mode; /* trafficPolicy.tls.mode (subset's wins) */
 	int tls_set;                 /* a DestinationRule set tls.mode; else auto mTLS by endpoint label */
+	int http2;                   /* endpoints speak HTTP/2: the port is http2, grpc or grpc-web */
 	struct sn_endpoint *endpoints;
 	size_t n_endpoints;
 };

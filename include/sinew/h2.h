@@ -121,4 +121,71 @@ int32_t sn_h2s_stream_id(const struct sn_h2s_stream *st);
 /* How many streams are open (for metrics and tests). */
 size_t sn_h2s_streams(const struct sn_h2s *c);
 
+/* ---- the client side (src/http/h2_client.c) ------------------------------ *
+ *
+ * One connection to an HTTP/2 server, many requests on it; driven the same
+ * way (sn_h2c_recv, sn_h2c_send_buf), bounded the same way: response heads
+ * within the header-list size and field count we announce (a stream over
+ * them is reset), bodies within windows given back by sn_h2c_consumed,
+ * request bytes queued per stream up to max_out. */
+
+struct sn_h2c;
+struct sn_h2c_stream;
+
+struct sn_h2c_limits {
+	uint32_t max_header_list;
+	uint32_t max_fields;
+	uint32_t stream_window;
+	uint32_t conn_window;
+	size_t max_out;
+};
+
+struct sn_h2c_cbs {
+	/* The final response head (interim 1xx heads are skipped). Views
+	 * live until on_close. */
+	void (*on_response)(void *arg, struct sn_h2c_stream *st, const struct sn_http_head *h);
+	/* Response body bytes, borrowed for the call; they count against the
+	 * windows until sn_h2c_consumed. */
+	void (*on_data)(void *arg, struct sn_h2c_stream *st, const void *p, size_t n);
+	/* The response is complete; trailers (n may be 0) borrowed. */
+	void (*on_end)(void *arg, struct sn_h2c_stream *st, const struct sn_http_field *trailers, size_t n);
+	/* The stream's request queue has room again after SN_EAGAIN. */
+	void (*on_writable)(void *arg, struct sn_h2c_stream *st);
+	/* The stream is gone (error 0: both sides ended; else the HTTP/2
+	 * error code of a reset, ours or the server's). st is freed after. */
+	void (*on_close)(void *arg, struct sn_h2c_stream *st, uint32_t error);
+};
+
+/* A connection whose preface and SETTINGS are queued. lim may be NULL. */
+int sn_h2c_new(const struct sn_h2c_limits *lim, const struct sn_h2c_cbs *cbs, void *arg, struct sn_h2c **out);
+/* Frees the connection and its streams, without callbacks. */
+void sn_h2c_free(struct sn_h2c *c);
+int sn_h2c_recv(struct sn_h2c *c, const void *p, size_t n);
+ssize_t sn_h2c_send_buf(struct sn_h2c *c, const uint8_t **p);
+int sn_h2c_alive(const struct sn_h2c *c);
+const char *sn_h2c_error(const struct sn_h2c *c);
+/* 1 when a new request may start now: under the server's concurrent
+ * stream limit, no GOAWAY, stream IDs left. */
+int sn_h2c_can_open(const struct sn_h2c *c);
+size_t sn_h2c_streams(const struct sn_h2c *c);
+
+/* Starts a request: h's method, scheme (empty: "http"), authority, path
+ * and fields (connection-specific ones left out); te_trailers adds
+ * "te: trailers" (gRPC). end: no body follows. Returns 0, SN_ELIMIT (no
+ * stream may open now) or SN_ENOMEM. */
+int sn_h2c_request(struct sn_h2c *c, const struct sn_http_head *h, int te_trailers, int end, void *user,
+		   struct sn_h2c_stream **out);
+/* Queues request body bytes (copied): bytes taken, SN_EAGAIN when full
+ * (on_writable follows), or SN_EINVAL. */
+ssize_t sn_h2c_write(struct sn_h2c *c, struct sn_h2c_stream *st, const void *p, size_t n);
+/* The request body is complete. */
+int sn_h2c_end(struct sn_h2c *c, struct sn_h2c_stream *st);
+/* Resets st (RST_STREAM); on_close follows. */
+void sn_h2c_reset(struct sn_h2c *c, struct sn_h2c_stream *st, uint32_t error);
+/* n response body bytes were passed on: the server may send as many more. */
+void sn_h2c_consumed(struct sn_h2c *c, struct sn_h2c_stream *st, size_t n);
+void sn_h2c_set_user(struct sn_h2c_stream *st, void *user);
+void *sn_h2c_user(const struct sn_h2c_stream *st);
+int32_t sn_h2c_stream_id(const struct sn_h2c_stream *st);
+
 #endif

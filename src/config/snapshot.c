@@ -526,6 +526,7 @@ void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 		json_str(f, c->service);
 		fprintf(f, ",\"port\":%u,\"subset\":", c->port);
 		json_str(f, c->subset);
+		fprintf(f, ",\"protocol\":\"%s\"", c->http2 ? "HTTP/2" : "HTTP/1.1");
 		fprintf(f, ",\"lb\":\"%s\",\"connect_timeout_ms\":%u,\"max_connections\":%u,\"max_pending\":%u,"
 			"\"max_requests_per_conn\":%u,\"idle_timeout_ms\":%u,\"endpoints\":[",
 			sn_lb_policy_str(c->lb), c->connect_timeout_ms, c->max_connections, c->max_pending,

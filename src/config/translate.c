@@ -290,6 +290,31 @@ static void add_endpoints(struct tr *t, struct sn_cluster *cl, const struct tr_s
 }
 
 /* Index of the cluster for (service, port, subset), created on first use. */
+/* A Service port's protocol, Istio's way: appProtocol, else the name's
+ * prefix ("grpc-api" is grpc), else "auto" (detected). */
+static const char *port_protocol(const struct cfg_svc_port *sp)
+{
+	static const char *const known[] = { "http", "http2", "https", "grpc", "grpc-web",
+					     "tcp", "tls", "mongo", "mysql", "redis" };
+	const char *proto = "auto";
+
+	if (sp->app_protocol)
+		return sp->app_protocol;
+	for (size_t k = 0; sp->name && k < SN_ARRAY_LEN(known); k++) {
+		size_t kl = strlen(known[k]);
+		if (!strncmp(sp->name, known[k], kl) && (sp->name[kl] == '\0' || sp->name[kl] == '-'))
+			proto = known[k];
+	}
+	return proto;
+}
+
+/* Endpoints of this protocol are spoken to in HTTP/2 (Istio: http2, grpc,
+ * grpc-web; Kubernetes' kubernetes.io/h2c). */
+static int protocol_is_h2(const char *p)
+{
+	return !strcmp(p, "http2") || !strcmp(p, "grpc") || !strcmp(p, "grpc-web") || !strcmp(p, "kubernetes.io/h2c");
+}
+
 static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, const struct cfg_subset *subset,
 			const struct tr_dr *dr)
 {
@@ -318,6 +343,7 @@ static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, 
 	c->service_name = sdup(t, sv->se ? sv->fqdn : sv->res->name);
 	c->namespace_ = sdup(t, sv->res->namespace_);
 	c->port = sp->port;
+	c->http2 = protocol_is_h2(port_protocol(sp));
 	c->subset = subset ? sdup(t, subset->name) : NULL;
 	c->lb = SN_LB_P2C_EWMA;
 	static const struct cfg_policy none;
@@ -827,19 +853,7 @@ static void build(struct tr *t)
 			op->name = sdup(t, sp->name);
 			op->port = sp->port;
 			op->target_port = sp->target_port ? sp->target_port : sp->port;
-			if (sp->app_protocol) {
-				op->protocol = sdup(t, sp->app_protocol);
-			} else {
-				static const char *const known[] = { "http", "http2", "https", "grpc", "grpc-web",
-								     "tcp", "tls", "mongo", "mysql", "redis" };
-				const char *proto = "auto";
-				for (size_t k = 0; sp->name && k < SN_ARRAY_LEN(known); k++) {
-					size_t kl = strlen(known[k]);
-					if (!strncmp(sp->name, known[k], kl) && (sp->name[kl] == '\0' || sp->name[kl] == '-'))
-						proto = known[k];
-				}
-				op->protocol = sdup(t, proto);
-			}
+			op->protocol = sdup(t, port_protocol(sp));
 			long ci = get_cluster(t, sv, p, NULL, dr);
 			if (ci < 0)
 				return;

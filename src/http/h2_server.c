@@ -18,28 +18,14 @@
 #include <nghttp2/nghttp2.h>
 
 #include "sinew/h2.h"
-
-/* Names and values of one head (or its trailers) as they arrive, bounded
- * by the header-list size and the field count. Offsets, not pointers: the
- * buffer grows. */
-struct field_off {
-	uint32_t name, name_len, value, value_len;
-};
-
-struct collector {
-	char *buf;
-	size_t len, cap;
-	struct field_off *f;
-	size_t n, cap_f;
-	size_t list;                 /* HPACK's count: name + value + 32 per field */
-};
+#include "h2_common.h"
 
 struct sn_h2s_stream {
 	struct sn_h2s_stream *next, **pprev;   /* the connection's list */
 	struct sn_h2s *c;
 	int32_t id;
 	void *user;
-	struct collector req, tr;
+	struct sn__h2_collector req, tr;
 	struct sn_http_field *fields;   /* the head's regular fields, views into req.buf */
 	struct sn_http_head head;
 	unsigned head_done : 1;      /* on_request was called */
@@ -66,79 +52,11 @@ struct sn_h2s {
 	const char *err;
 };
 
-/* ---- collecting fields ------------------------------------------------------ */
-
-static int grow(void **p, size_t *cap, size_t want, size_t elem, size_t max)
-{
-	if (want <= *cap)
-		return 0;
-	size_t n = *cap ? *cap : 8;
-	while (n < want)
-		n *= 2;
-	if (n > max)
-		n = max;
-	if (n < want)
-		return -1;
-	void *q = realloc(*p, n * elem);
-	if (q == NULL)
-		return -1;
-	*p = q;
-	*cap = n;
-	return 0;
-}
-
-/* Adds one field. Returns 0, or -1 over a bound (or out of memory). */
-static int collect(struct sn_h2s *c, struct collector *col, const uint8_t *name, size_t nl, const uint8_t *value,
-		   size_t vl)
-{
-	size_t list = col->list + nl + vl + 32;
-	if (list > c->lim.max_header_list || col->n >= c->lim.max_fields + 5 /* pseudo-headers */)
-		return -1;
-	if (grow((void **)&col->buf, &col->cap, col->len + nl + vl, 1, c->lim.max_header_list) != 0 ||
-	    grow((void **)&col->f, &col->cap_f, col->n + 1, sizeof(*col->f), c->lim.max_fields + 5) != 0)
-		return -1;
-	struct field_off *f = &col->f[col->n++];
-	f->name = (uint32_t)col->len;
-	f->name_len = (uint32_t)nl;
-	memcpy(col->buf + col->len, name, nl);
-	col->len += nl;
-	f->value = (uint32_t)col->len;
-	f->value_len = (uint32_t)vl;
-	memcpy(col->buf + col->len, value, vl);
-	col->len += vl;
-	col->list = list;
-	return 0;
-}
-
-static struct sn_str col_str(const struct collector *col, uint32_t off, uint32_t len)
-{
-	return sn_str_make(col->buf + off, len);
-}
-
-static void collector_free(struct collector *col)
-{
-	free(col->buf);
-	free(col->f);
-	memset(col, 0, sizeof(*col));
-}
-
-/* Content-Length as nghttp2 already checked it (digits only); -1 if absent. */
-static int64_t parse_cl(struct sn_str v)
-{
-	int64_t n = 0;
-	for (size_t i = 0; i < v.len; i++) {
-		if (v.p[i] < '0' || v.p[i] > '9' || n > (INT64_MAX - 9) / 10)
-			return -1;
-		n = n * 10 + (v.p[i] - '0');
-	}
-	return v.len ? n : -1;
-}
-
 /* The request head from st->req: pseudo-headers into their members, the
  * rest, in order, into st->fields. Returns 0 or -1 (out of memory). */
 static int build_head(struct sn_h2s_stream *st)
 {
-	struct collector *col = &st->req;
+	struct sn__h2_collector *col = &st->req;
 	struct sn_http_head *h = &st->head;
 
 	st->fields = calloc(col->n ? col->n : 1, sizeof(*st->fields));
@@ -147,8 +65,8 @@ static int build_head(struct sn_h2s_stream *st)
 	memset(h, 0, sizeof(*h));
 	h->content_length = -1;
 	for (size_t i = 0; i < col->n; i++) {
-		struct sn_str name = col_str(col, col->f[i].name, col->f[i].name_len);
-		struct sn_str value = col_str(col, col->f[i].value, col->f[i].value_len);
+		struct sn_str name = sn__h2_col_name(col, i);
+		struct sn_str value = sn__h2_col_value(col, i);
 		if (name.len > 0 && name.p[0] == ':') {
 			if (sn_str_eq_cstr(name, ":method"))
 				h->method = value;
@@ -163,7 +81,7 @@ static int build_head(struct sn_h2s_stream *st)
 			continue;
 		}
 		if (sn_str_eq_cstr(name, "content-length"))
-			h->content_length = parse_cl(value);
+			h->content_length = sn__h2_parse_cl(value);
 		if (sn_str_eq_cstr(name, "host") && h->authority.len == 0)
 			h->authority = value;
 		st->fields[h->n_fields++] = (struct sn_http_field){ name, value };
@@ -180,8 +98,8 @@ static void stream_free(struct sn_h2s_stream *st)
 	if (st->next != NULL)
 		st->next->pprev = st->pprev;
 	st->c->n_streams--;
-	collector_free(&st->req);
-	collector_free(&st->tr);
+	sn__h2_collector_free(&st->req);
+	sn__h2_collector_free(&st->tr);
 	free(st->fields);
 	free(st->out);
 	free(st->trailers);
@@ -238,8 +156,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
 	(void)flags;
 	if (st == NULL || st->refused)
 		return 0;
-	struct collector *col = frame->headers.cat == NGHTTP2_HCAT_REQUEST ? &st->req : &st->tr;
-	if (collect(c, col, name, nl, value, vl) != 0) {
+	struct sn__h2_collector *col = frame->headers.cat == NGHTTP2_HCAT_REQUEST ? &st->req : &st->tr;
+	if (sn__h2_collect(col, c->lim.max_header_list, c->lim.max_fields, name, nl, value, vl) != 0) {
 		/* Over the header-list size or field count we announced: the
 		 * stream is reset (nghttp2 sends RST_STREAM). */
 		st->refused = 1;
@@ -290,14 +208,14 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 	}
 	if (frame->hd.type == NGHTTP2_HEADERS) {
 		/* Trailers (nghttp2 requires END_STREAM on them). */
-		struct collector *col = &st->tr;
+		struct sn__h2_collector *col = &st->tr;
 		struct sn_http_field tf[SN_H2S_DEFAULT_MAX_FIELDS + 5];
 		size_t n = 0;
 		for (size_t i = 0; i < col->n && n < SN_ARRAY_LEN(tf); i++)
-			tf[n++] = (struct sn_http_field){ col_str(col, col->f[i].name, col->f[i].name_len),
-							  col_str(col, col->f[i].value, col->f[i].value_len) };
+			tf[n++] = (struct sn_http_field){ sn__h2_col_name(col, i),
+							  sn__h2_col_value(col, i) };
 		c->cbs.on_end(c->arg, st, tf, n);
-		collector_free(col);
+		sn__h2_collector_free(col);
 		return 0;
 	}
 	if (end)
@@ -496,57 +414,6 @@ size_t sn_h2s_streams(const struct sn_h2s *c)
 
 /* ---- answering -------------------------------------------------------------- */
 
-/* Fields an HTTP/2 message must not carry (RFC 9113 8.2.2). */
-static int connection_specific(struct sn_str name)
-{
-	static const char *const drop[] = { "connection", "keep-alive", "proxy-connection", "transfer-encoding",
-					    "upgrade", "te" };
-	for (size_t i = 0; i < SN_ARRAY_LEN(drop); i++)
-		if (sn_str_ieq_cstr(name, drop[i]))
-			return 1;
-	return 0;
-}
-
-/* Copies fields into nghttp2 name/value pairs with lower-case names, after
- * `first` leading entries the caller fills, leaving out pseudo-headers and
- * connection-specific fields. *buf holds the names, and the values too when
- * copy_values (trailers are sent later than the caller's values live).
- * Returns the count, or -1 (out of memory). */
-static ssize_t to_nv(const struct sn_http_field *f, size_t n, size_t first, int copy_values, nghttp2_nv **nv,
-		     char **buf)
-{
-	size_t bytes = 0;
-	for (size_t i = 0; i < n; i++)
-		bytes += f[i].name.len + (copy_values ? f[i].value.len : 0);
-	*nv = calloc(first + n, sizeof(**nv));
-	*buf = malloc(bytes ? bytes : 1);
-	if (*nv == NULL || *buf == NULL) {
-		free(*nv);
-		free(*buf);
-		*nv = NULL;
-		*buf = NULL;
-		return -1;
-	}
-	size_t k = first, off = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (f[i].name.len == 0 || f[i].name.p[0] == ':' || connection_specific(f[i].name))
-			continue;
-		char *name = *buf + off;
-		for (size_t j = 0; j < f[i].name.len; j++)
-			name[j] = (char)sn_tolower_ascii((unsigned char)f[i].name.p[j]);
-		off += f[i].name.len;
-		const char *value = f[i].value.p;
-		if (copy_values) {
-			memcpy(*buf + off, f[i].value.p, f[i].value.len);
-			value = *buf + off;
-			off += f[i].value.len;
-		}
-		(*nv)[k++] = (nghttp2_nv){ (uint8_t *)name, (uint8_t *)value, f[i].name.len, f[i].value.len,
-					   NGHTTP2_NV_FLAG_NONE };
-	}
-	return (ssize_t)k;
-}
-
 int sn_h2s_respond(struct sn_h2s *c, struct sn_h2s_stream *st, const struct sn_http_head *h, int end)
 {
 	char status[4];
@@ -555,7 +422,7 @@ int sn_h2s_respond(struct sn_h2s *c, struct sn_h2s_stream *st, const struct sn_h
 
 	if (st->responded || st->refused || h->status < 100 || h->status > 999)
 		return SN_EINVAL;
-	ssize_t n = to_nv(h->fields, h->n_fields, 1, 0, &nv, &names);
+	ssize_t n = sn__h2_to_nv(h->fields, h->n_fields, 1, 0, &nv, &names);
 	if (n < 0)
 		return SN_ENOMEM;
 	snprintf(status, sizeof(status), "%03d", h->status);
@@ -596,7 +463,7 @@ ssize_t sn_h2s_write(struct sn_h2s *c, struct sn_h2s_stream *st, const void *p, 
 		return SN_EAGAIN;
 	}
 	size_t take = n < room ? n : room;
-	if (grow((void **)&st->out, &st->out_cap, st->out_len + take, 1, c->lim.max_out) != 0)
+	if (sn__h2_grow((void **)&st->out, &st->out_cap, st->out_len + take, 1, c->lim.max_out) != 0)
 		return SN_ENOMEM;
 	memcpy(st->out + st->out_len, p, take);
 	st->out_len += take;
@@ -609,7 +476,7 @@ int sn_h2s_end(struct sn_h2s *c, struct sn_h2s_stream *st, const struct sn_http_
 	if (!st->responded || st->out_end || st->refused)
 		return SN_EINVAL;
 	if (n > 0) {
-		ssize_t k = to_nv(trailers, n, 0, 1, &st->trailers, &st->trailer_buf);
+		ssize_t k = sn__h2_to_nv(trailers, n, 0, 1, &st->trailers, &st->trailer_buf);
 		if (k < 0)
 			return SN_ENOMEM;
 		st->n_trailers = (size_t)k;

@@ -439,6 +439,9 @@ static int dconn_secure(struct sn_dconn *c)
 		sn_tcp_inbound(w, &x, peer_id, port);
 		return 1;
 	}
+	/* The peer proxy speaks HTTP/2 to us because the app does (its
+	 * Service port says so): the request goes on to the app in HTTP/2. */
+	c->mesh_h2 = sn_str_eq_cstr(alpn, SN_TLS_ALPN_H2);
 	c->can_read = 1;   /* OpenSSL may already hold the first request */
 	c->can_write = 1;
 	sn_log(SN_LOG_DEBUG, "conn=%llu mTLS from %s (%s)", (unsigned long long)c->id, c->peer,

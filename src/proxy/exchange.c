@@ -52,8 +52,12 @@ struct sn_exchange {
 	struct sn_worker *w;
 	struct sn_snapshot *snap;
 	struct sn_buf head;          /* copy of the request head: req's views point here */
-	struct sn_buf up;            /* the upstream request head, re-sent on retries */
+	struct sn_buf up;            /* the upstream request head, re-sent on retries (HTTP/2: the path) */
 	size_t up_len, up_written;
+	int up_h2;                   /* the endpoint speaks HTTP/2: a stream per attempt */
+	int up_te;                   /* HTTP/2 upstream: "te: trailers" (gRPC) */
+	struct sn_http_head up_head; /* HTTP/2 upstream: the request head, kept for retries */
+	struct sn_http_field *up_fields;
 	struct sn_h1_request req;
 	struct sn_h1_header req_hdrs[SN_MAX_HEADERS_ARRAY];
 	struct sn_h1_response resp;
@@ -68,6 +72,8 @@ struct sn_exchange {
 	uint16_t port;
 	/* request body */
 	int held;                    /* body fully in c->in: sent without consuming (replayable) */
+	int req_raw;                 /* HTTP/2 both sides, length unknown: data until the stream's end */
+	int req_dechunk;             /* HTTP/1.1 chunked body to HTTP/2: framing dropped */
 	uint64_t req_remaining;      /* LENGTH: bytes not yet classified */
 	struct sn_h1_chunked req_chunked;
 	size_t req_pending;          /* classified body bytes at the front of c->in, not yet written */
@@ -255,6 +261,25 @@ static void write_ops(struct sn_h1_writer *wr, const struct sn_header_ops *ops)
 		sn_h1w_header_cstr(wr, ops->set[i].name, ops->set[i].value);
 	for (size_t i = 0; i < ops->n_add; i++)
 		sn_h1w_header_cstr(wr, ops->add[i].name, ops->add[i].value);
+}
+
+/* Appends ops' set and add fields to f[n..]: the new count. */
+static size_t ops_fields(const struct sn_header_ops *ops, struct sn_http_field *f, size_t n)
+{
+	if (ops == NULL)
+		return n;
+	for (size_t i = 0; i < ops->n_set; i++)
+		f[n++] = (struct sn_http_field){ sn_str_make(ops->set[i].name, strlen(ops->set[i].name)),
+						 sn_str_make(ops->set[i].value, strlen(ops->set[i].value)) };
+	for (size_t i = 0; i < ops->n_add; i++)
+		f[n++] = (struct sn_http_field){ sn_str_make(ops->add[i].name, strlen(ops->add[i].name)),
+						 sn_str_make(ops->add[i].value, strlen(ops->add[i].value)) };
+	return n;
+}
+
+static size_t ops_count(const struct sn_header_ops *ops)
+{
+	return ops != NULL ? ops->n_set + ops->n_add : 0;
 }
 
 /* Headers the proxy manages itself on either side. */
@@ -497,6 +522,8 @@ static void ex_finish(struct sn_exchange *ex)
 		sn_snapshot_unref(ex->snap);
 	sn_buf_release(&w->pool, &ex->head);
 	sn_buf_release(&w->pool, &ex->up);
+	free(ex->up_fields);
+	ex->up_fields = NULL;
 	ex_set_state(ex, SN_EX_STATE_DONE);
 	if (ex->s != NULL) {
 		/* HTTP/2: the stream (reset if its response is cut short);
@@ -562,7 +589,7 @@ static void ex_local_stream(struct sn_exchange *ex, const char *body, size_t n)
 	ex->resp_classified_done = 1;
 	ex->resp_pending = 0;
 	if (sn__h2d_respond(ex->s, &h, head) != 0 ||
-	    (!head && (sn__h2d_write(ex->s, body, n) != (ssize_t)n || sn__h2d_end(ex->s) != 0)))
+	    (!head && (sn__h2d_write(ex->s, body, n) != (ssize_t)n || sn__h2d_end(ex->s, NULL, 0) != 0)))
 		ex->close_after = 1;
 	sn_log(SN_LOG_DEBUG, "conn=%llu stream local response %d %s", (unsigned long long)ex->c->id, ex->status,
 	       ex->flags);
@@ -865,6 +892,55 @@ static int build_upstream_head(struct sn_exchange *ex)
 	return 0;
 }
 
+/* The request head for an HTTP/2 endpoint: the same fields an HTTP/1.1
+ * one gets, as a field list (the codec writes :authority from Host and
+ * leaves connection-specific fields out). Kept for retries. */
+static int build_upstream_h2(struct sn_exchange *ex)
+{
+	struct sn_worker *w = ex->w;
+	const struct sn_h1_request *rq = &ex->req;
+	const struct sn_header_ops *rops = ex->route ? &ex->route->request_ops : NULL;
+	const struct sn_header_ops *dops = ex->dest ? &ex->dest->request_ops : NULL;
+	struct sn_str path = rq->path;
+	struct sn_str host = rq->authority;
+	size_t n = 0;
+
+	if (ex->route != NULL && ex->route->rewrite_authority != NULL)
+		host = sn_str_make(ex->route->rewrite_authority, strlen(ex->route->rewrite_authority));
+	if (ex->route != NULL && ex->route->rewrite_uri != NULL) {
+		const char *q = memchr(rq->path.p, '?', rq->path.len);
+		size_t qlen = q ? rq->path.len - (size_t)(q - rq->path.p) : 0;
+		size_t want = strlen(ex->route->rewrite_uri) + qlen;
+		if (sn_buf_reserve(&w->pool, &ex->up, want, SN_MAX(want, (size_t)SN_BUF_DEFAULT_SIZE)) != 0)
+			return SN_ENOMEM;
+		sn_buf_append(&ex->up, ex->route->rewrite_uri, strlen(ex->route->rewrite_uri));
+		if (qlen)
+			sn_buf_append(&ex->up, q, qlen);
+		path = sn_str_make(sn_buf_data(&ex->up), sn_buf_len(&ex->up));
+	}
+	ex->up_fields = malloc((rq->num_headers + ops_count(rops) + ops_count(dops) + 1) * sizeof(*ex->up_fields));
+	if (ex->up_fields == NULL)
+		return SN_ENOMEM;
+	for (size_t i = 0; i < rq->num_headers; i++) {
+		struct sn_str name = rq->headers[i].name;
+		if (sn_str_ieq_cstr(name, "te") && sn_str_ieq_cstr(rq->headers[i].value, "trailers"))
+			ex->up_te = 1;
+		if (is_managed(name) || sn_h1_is_hop_by_hop(name, rq->headers, rq->num_headers) ||
+		    header_overridden(rops, dops, name))
+			continue;
+		ex->up_fields[n++] = (struct sn_http_field){ name, rq->headers[i].value };
+	}
+	if (ex->rid.p == ex->request_id)
+		ex->up_fields[n++] = (struct sn_http_field){ SN_STR_LIT("x-request-id"), ex->rid };
+	n = ops_fields(rops, ex->up_fields, n);
+	n = ops_fields(dops, ex->up_fields, n);
+	ex->up_head = (struct sn_http_head){ .method = rq->method, .scheme = SN_STR_LIT("http"), .authority = host,
+					     .path = path, .fields = ex->up_fields, .n_fields = n,
+					     .content_length = -1 };
+	ex->up_len = 0;   /* the head goes with the stream, not as bytes */
+	return 0;
+}
+
 /* ---- dispatch ---------------------------------------------------------- */
 
 static void ex_attempt(struct sn_exchange *ex)
@@ -922,7 +998,19 @@ static void ex_attempt(struct sn_exchange *ex)
 			 ex->ep->service_account && ex->ep->service_account[0] ? ex->ep->service_account : "default");
 		want_id = tls_id;
 	}
-	int r = sn_uconn_acquire(w, host, cl, ex, ex->force_new, want_id, &u);
+	int r;
+	if (ex->up_h2) {
+		struct sn_h2u_request rq = {
+			.head = &ex->up_head,
+			.end = ex->req.body == SN_H1_BODY_NONE ||
+			       (ex->req.body == SN_H1_BODY_LENGTH && ex->req.content_length == 0),
+			.te_trailers = ex->up_te,
+			.frame_chunks = ex->s == NULL && ex->req.minor_version == 1,
+		};
+		r = sn__h2u_acquire(w, host, cl, ex, want_id, &rq, &u);
+	} else {
+		r = sn_uconn_acquire(w, host, cl, ex, ex->force_new, want_id, &u);
+	}
 	if (r == SN_ELIMIT) {
 		sn_metrics_add(w->metrics, SN_CTR_OVERFLOW, 1);
 		ex_local(ex, 503, "overflow",
@@ -949,7 +1037,11 @@ static void ex_dispatch(struct sn_exchange *ex)
 			 ex->route && ex->route->name ? ex->route->name : "");
 		return;
 	}
-	if (build_upstream_head(ex) != 0) {
+	/* HTTP/2 to the endpoint when its port says so (http2, grpc,
+	 * grpc-web), or, inbound, when the peer proxy chose HTTP/2 on the
+	 * mesh link for the same reason. */
+	ex->up_h2 = ex->cluster->http2 || (ex->c->dir == SN_DIR_INBOUND && ex->c->mesh_h2);
+	if ((ex->up_h2 ? build_upstream_h2(ex) : build_upstream_head(ex)) != 0) {
 		ex_local(ex, 431, "header_too_large", "sinew: request head too large to forward");
 		return;
 	}
@@ -966,8 +1058,19 @@ static void ex_dispatch(struct sn_exchange *ex)
 			ex->req_classified_done = 1;
 			ex->req_body_bytes = ex->req.content_length;
 		}
+	} else if (ex->s != NULL) {
+		/* HTTP/2 client, length unknown: data as it comes to an HTTP/2
+		 * endpoint, chunks to an HTTP/1.1 one. */
+		sn_h1_chunked_init(&ex->req_chunked);
+		if (ex->up_h2)
+			ex->req_raw = 1;
+		else if (sn__h2d_frame_chunks(ex->s) != 0) {
+			ex_local(ex, 503, "overflow", "sinew: out of memory");
+			return;
+		}
 	} else {
 		sn_h1_chunked_init(&ex->req_chunked);
+		ex->req_dechunk = ex->up_h2;
 		/* Validate the framing that came with the head before anything
 		 * goes upstream: a malformed chunked body must never reach the
 		 * backend, not even as a head followed by a reset. */
@@ -1221,6 +1324,12 @@ static ssize_t uconn_send(struct sn_uconn *u, const void *p, size_t len)
 {
 	struct iovec iov = { (void *)p, len };
 	unsigned clear;
+
+	if (u->h2 != NULL) {
+		ssize_t n = sn__h2u_write(u, p, len);
+		errno = n < 0 ? EIO : EAGAIN;
+		return n > 0 ? n : -1;
+	}
 	ssize_t n = sn_xprt_send(&u->x, &iov, 1, &clear);
 
 	if (clear & SN_XPRT_WANT_WRITE)
@@ -1260,6 +1369,14 @@ static int send_replayable(struct sn_exchange *ex, const char *p, size_t len, si
 	return 0;
 }
 
+/* The whole request went upstream (HTTP/2: the stream's END_STREAM). */
+static void ex_req_sent(struct sn_exchange *ex)
+{
+	ex->req_sent = 1;
+	if (ex->u != NULL && ex->u->h2 != NULL)
+		sn__h2u_end(ex->u);
+}
+
 /* Sends request head and body upstream as far as the sockets allow.
  * Returns 0, or -1 when the attempt failed (already handled). */
 static int pump_request(struct sn_exchange *ex)
@@ -1278,11 +1395,11 @@ static int pump_request(struct sn_exchange *ex)
 		if (send_replayable(ex, sn_buf_data(in), ex->req.content_length, &ex->held_sent) < 0)
 			return -1;
 		if (ex->held_sent == ex->req.content_length)
-			ex->req_sent = 1;
+			ex_req_sent(ex);
 		return 0;
 	}
 	if (ex->req.body == SN_H1_BODY_NONE) {
-		ex->req_sent = 1;
+		ex_req_sent(ex);
 		return 0;
 	}
 
@@ -1300,6 +1417,10 @@ static int pump_request(struct sn_exchange *ex)
 		if (ex->req_pending == 0 && !ex->req_classified_done) {
 			size_t avail = sn_buf_len(in);
 			if (avail == 0) {
+				if (ex->s != NULL && ex->req_raw && sn__h2d_body_state(ex->s) == 1) {
+					ex->req_classified_done = 1;
+					continue;
+				}
 				if (ex->s != NULL)
 					return 0;   /* the stream's on_data moves us on */
 				ssize_t r = sn__dconn_read(c);
@@ -1311,12 +1432,29 @@ static int pump_request(struct sn_exchange *ex)
 					return 0;
 				continue;
 			}
-			if (ex->req.body == SN_H1_BODY_LENGTH) {
+			if (ex->req_raw) {
+				ex->req_pending = avail;
+			} else if (ex->req.body == SN_H1_BODY_LENGTH) {
 				size_t take = (size_t)SN_MIN((uint64_t)avail, ex->req_remaining);
 				ex->req_pending = take;
 				ex->req_remaining -= take;
 				if (ex->req_remaining == 0)
 					ex->req_classified_done = 1;
+			} else if (ex->req_dechunk) {
+				int done = 0;
+				size_t data;
+				ssize_t take = sn_h1_chunked_next(&ex->req_chunked, sn_buf_data(in), avail, &data, &done);
+				if (take < 0) {
+					ex_local(ex, 400, "bad_request", "sinew: malformed chunked request body");
+					return -1;
+				}
+				if (done)
+					ex->req_classified_done = 1;
+				if (data == 0) {
+					ex_in_consume(ex, (size_t)take);   /* framing: dropped */
+					continue;
+				}
+				ex->req_pending = data;
 			} else {
 				int done = 0;
 				ssize_t take = sn_h1_chunked_scan(&ex->req_chunked, sn_buf_data(in), avail, &done);
@@ -1332,7 +1470,7 @@ static int pump_request(struct sn_exchange *ex)
 		if (ex->req_pending == 0) {
 			if (ex->req_classified_done) {
 				ex->req_done = 1;
-				ex->req_sent = 1;
+				ex_req_sent(ex);
 			}
 			return 0;
 		}
@@ -1364,10 +1502,7 @@ static int stream_head(struct sn_exchange *ex)
 	const struct sn_h1_response *rs = &ex->resp;
 	const struct sn_header_ops *ops[2] = { ex->route ? &ex->route->response_ops : NULL,
 					       ex->dest ? &ex->dest->response_ops : NULL };
-	size_t max = rs->num_headers;
-	for (int k = 0; k < 2; k++)
-		if (ops[k] != NULL)
-			max += ops[k]->n_set + ops[k]->n_add;
+	size_t max = rs->num_headers + ops_count(ops[0]) + ops_count(ops[1]);
 	struct sn_http_field *f = malloc((max ? max : 1) * sizeof(*f));
 	size_t n = 0;
 
@@ -1380,16 +1515,8 @@ static int stream_head(struct sn_exchange *ex)
 			continue;
 		f[n++] = (struct sn_http_field){ name, rs->headers[i].value };
 	}
-	for (int k = 0; k < 2; k++) {
-		if (ops[k] == NULL)
-			continue;
-		for (size_t i = 0; i < ops[k]->n_set; i++)
-			f[n++] = (struct sn_http_field){ sn_str_make(ops[k]->set[i].name, strlen(ops[k]->set[i].name)),
-							 sn_str_make(ops[k]->set[i].value, strlen(ops[k]->set[i].value)) };
-		for (size_t i = 0; i < ops[k]->n_add; i++)
-			f[n++] = (struct sn_http_field){ sn_str_make(ops[k]->add[i].name, strlen(ops[k]->add[i].name)),
-							 sn_str_make(ops[k]->add[i].value, strlen(ops[k]->add[i].value)) };
-	}
+	for (int k = 0; k < 2; k++)
+		n = ops_fields(ops[k], f, n);
 	if (rs->body == SN_H1_BODY_CHUNKED)
 		ex->resp_dechunk = 1;
 	struct sn_http_head h = { .status = rs->status, .fields = f, .n_fields = n, .content_length = -1 };
@@ -1465,6 +1592,8 @@ static ssize_t uconn_read(struct sn_uconn *u)
 {
 	unsigned clear;
 
+	if (u->h2 != NULL)
+		return sn__h2u_read(u);   /* the stream put its bytes in u->in */
 	if (!u->can_read)
 		return u->eof ? -1 : 0;
 	ssize_t n = sn_xprt_read_buf(&u->x, &u->w->pool, &u->in, sn__in_cap(u->w), u->hup, &clear);
@@ -1477,6 +1606,46 @@ static ssize_t uconn_read(struct sn_uconn *u)
 	return n;
 }
 
+/* n response bytes of u->in were passed on (HTTP/2: the server may send
+ * as many more). */
+static void ex_uconsume(struct sn_exchange *ex, size_t n)
+{
+	sn_buf_consume(&ex->u->in, n);
+	if (ex->u->h2 != NULL)
+		sn__h2u_consumed(ex->u, n);
+}
+
+static int accept_head(struct sn_exchange *ex);
+
+/* An HTTP/2 endpoint's head, structured already: into ex->resp. */
+static int read_response_head_h2(struct sn_exchange *ex)
+{
+	struct sn_uconn *u = ex->u;
+	enum sn_h1_body_kind kind;
+	uint64_t cl;
+	const struct sn_http_head *h = sn__h2u_head(u, &kind, &cl);
+	size_t n = 0;
+
+	if (h == NULL) {
+		if (u->eof || sn__h2u_reset(u)) {
+			ex_attempt_failed(ex, SN_FAIL_RESET, 0);
+			return -1;
+		}
+		return 0;
+	}
+	memset(&ex->resp, 0, sizeof(ex->resp));
+	ex->resp.minor_version = 1;
+	ex->resp.status = h->status;
+	ex->resp.keep_alive = 1;
+	ex->resp.headers = ex->resp_hdrs;
+	for (size_t i = 0; i < h->n_fields && n < SN_MAX_HEADERS_ARRAY; i++)
+		ex->resp_hdrs[n++] = (struct sn_h1_header){ h->fields[i].name, h->fields[i].value };
+	ex->resp.num_headers = n;
+	ex->resp.body = kind;
+	ex->resp.content_length = cl;
+	return accept_head(ex);
+}
+
 /* Reads the response head; returns 1 when it is done, 0 to wait, -1 if the
  * exchange was ended. */
 static int read_response_head(struct sn_exchange *ex)
@@ -1484,6 +1653,8 @@ static int read_response_head(struct sn_exchange *ex)
 	struct sn_uconn *u = ex->u;
 	struct sn_worker *w = ex->w;
 
+	if (u->h2 != NULL)
+		return read_response_head_h2(ex);
 	for (;;) {
 		int r = SN_H1_INCOMPLETE;
 		if (sn_buf_len(&u->in) > 0)
@@ -1504,48 +1675,8 @@ static int read_response_head(struct sn_exchange *ex)
 				ex_attempt_failed(ex, SN_FAIL_PROTOCOL, 0);   /* switched without being asked */
 				return -1;
 			}
-			/* Retry on status before anything reaches the client. */
-			const struct sn_retry_policy *rp = retry_policy(ex);
-			if (ex->req_sent && replayable(ex) && ex->attempts <= rp->attempts &&
-			    policy_allows(rp, 0, ex->resp.status)) {
-				if (ex->host)
-					sn_lb_observe(ex->host, elapsed_ms(ex->try_start_us), 1);
-				ex_attempt_failed(ex, (enum sn_attempt_failure)0, ex->resp.status);
-				return -1;
-			}
 			sn_buf_consume(&u->in, (size_t)r);
-			ex_set_state(ex, SN_EX_STATE_RELAYING);
-			ex->status = ex->resp.status;
-			ex->upstream_ms = elapsed_ms(ex->try_start_us);
-			sn_timer_stop(&w->loop, &ex->try_timer);
-			if (ex->host)
-				sn_lb_observe(ex->host, ex->upstream_ms, ex->resp.status >= 500);
-			switch (ex->resp.body) {
-			case SN_H1_BODY_NONE:
-				ex->resp_classified_done = 1;
-				break;
-			case SN_H1_BODY_LENGTH:
-				ex->resp_remaining = ex->resp.content_length;
-				if (ex->resp_remaining == 0)
-					ex->resp_classified_done = 1;
-				break;
-			case SN_H1_BODY_CHUNKED:
-				sn_h1_chunked_init(&ex->resp_chunked);
-				break;
-			case SN_H1_BODY_UNTIL_CLOSE:
-				ex->resp_until_close = 1;
-				break;
-			}
-			if (build_downstream_head(ex) != 0) {
-				ex_local(ex, 502, "upstream_protocol_error", "sinew: upstream response head too large");
-				return -1;
-			}
-			ex->resp_head_sent = 1;
-			if (ex->resp.status == 101) {
-				ex_tunnel(ex);
-				return -1;
-			}
-			return 1;
+			return accept_head(ex);
 		}
 		/* incomplete */
 		ssize_t n = uconn_read(u);
@@ -1557,6 +1688,57 @@ static int read_response_head(struct sn_exchange *ex)
 		ex_attempt_failed(ex, sn_buf_len(&u->in) ? SN_FAIL_PROTOCOL : SN_FAIL_RESET, 0);
 		return -1;
 	}
+}
+
+/* A complete response head is in ex->resp: retry on its status, or
+ * accept it (the body's framing, the client's head). Returns 1 when
+ * accepted, -1 if the exchange moved on (a retry, a local answer, a
+ * tunnel). */
+static int accept_head(struct sn_exchange *ex)
+{
+	struct sn_worker *w = ex->w;
+
+	/* Retry on status before anything reaches the client. */
+	const struct sn_retry_policy *rp = retry_policy(ex);
+	if (ex->req_sent && replayable(ex) && ex->attempts <= rp->attempts &&
+	    policy_allows(rp, 0, ex->resp.status)) {
+		if (ex->host)
+			sn_lb_observe(ex->host, elapsed_ms(ex->try_start_us), 1);
+		ex_attempt_failed(ex, (enum sn_attempt_failure)0, ex->resp.status);
+		return -1;
+	}
+	ex_set_state(ex, SN_EX_STATE_RELAYING);
+	ex->status = ex->resp.status;
+	ex->upstream_ms = elapsed_ms(ex->try_start_us);
+	sn_timer_stop(&w->loop, &ex->try_timer);
+	if (ex->host)
+		sn_lb_observe(ex->host, ex->upstream_ms, ex->resp.status >= 500);
+	switch (ex->resp.body) {
+	case SN_H1_BODY_NONE:
+		ex->resp_classified_done = 1;
+		break;
+	case SN_H1_BODY_LENGTH:
+		ex->resp_remaining = ex->resp.content_length;
+		if (ex->resp_remaining == 0)
+			ex->resp_classified_done = 1;
+		break;
+	case SN_H1_BODY_CHUNKED:
+		sn_h1_chunked_init(&ex->resp_chunked);
+		break;
+	case SN_H1_BODY_UNTIL_CLOSE:
+		ex->resp_until_close = 1;
+		break;
+	}
+	if (build_downstream_head(ex) != 0) {
+		ex_local(ex, 502, "upstream_protocol_error", "sinew: upstream response head too large");
+		return -1;
+	}
+	ex->resp_head_sent = 1;
+	if (ex->resp.status == 101) {
+		ex_tunnel(ex);
+		return -1;
+	}
+	return 1;
 }
 
 /* HEAD_HOLD_MS passed and no body byte came: the head goes out alone. The
@@ -1589,7 +1771,9 @@ static int pump_response(struct sn_exchange *ex)
 			if (avail == 0) {
 				ssize_t r = uconn_read(u);
 				if (r < 0) {
-					if (ex->resp_until_close) {
+					/* The end of a close-delimited body -- or of an
+					 * HTTP/2 stream, unless it was reset. */
+					if (ex->resp_until_close && !(u->h2 != NULL && sn__h2u_reset(u))) {
 						ex->resp_classified_done = 1;
 						continue;
 					}
@@ -1645,7 +1829,7 @@ static int pump_response(struct sn_exchange *ex)
 				if (done)
 					ex->resp_classified_done = 1;
 				if (data == 0) {
-					sn_buf_consume(&u->in, (size_t)take);   /* framing: dropped */
+					ex_uconsume(ex, (size_t)take);   /* framing: dropped */
 					continue;
 				}
 				ex->resp_pending = data;
@@ -1678,7 +1862,7 @@ static int pump_response(struct sn_exchange *ex)
 		if (n > 0) {
 			ex->resp_body_bytes += (uint64_t)n;
 			ex->resp_pending -= (size_t)n;
-			sn_buf_consume(&u->in, (size_t)n);
+			ex_uconsume(ex, (size_t)n);
 		}
 		if (ex->s != NULL ? n == 0 : !c->can_write && (ex->resp_pending > 0 || ds_queued(ex) > 0))
 			return 0;
@@ -1746,6 +1930,12 @@ static void ex_progress(struct sn_exchange *ex)
 	if (u == NULL)
 		return;   /* fault delay pending */
 
+	if (u->h2 != NULL && !u->connected) {
+		/* HTTP/2: the stream opens once its connection is ready. */
+		if (u->eof)
+			ex_attempt_failed(ex, SN_FAIL_CONNECT, 0);
+		return;
+	}
 	if (!u->connected) {
 		int err = 0;
 		socklen_t len = sizeof(err);
@@ -1799,7 +1989,9 @@ static void ex_progress(struct sn_exchange *ex)
 	if (done < 0)
 		return;
 	if (done == 1) {
-		if (ex->s != NULL && sn__h2d_end(ex->s) != 0) {
+		size_t ntr = 0;
+		const struct sn_http_field *tr = ex->u != NULL && ex->u->h2 != NULL ? sn__h2u_trailers(ex->u, &ntr) : NULL;
+		if (ex->s != NULL && sn__h2d_end(ex->s, tr, ntr) != 0) {
 			ex_abort(ex, "downstream_disconnect");
 			return;
 		}

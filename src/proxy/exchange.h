@@ -40,6 +40,7 @@ struct sn_dconn {
 	unsigned detecting : 1;      /* inbound with mTLS: first byte not seen yet */
 	unsigned handshaking : 1;    /* the transport's handshake is not done yet */
 	unsigned spoke_h1 : 1;       /* an HTTP/1.1 request came: no HTTP/2 preface now */
+	unsigned mesh_h2 : 1;        /* inbound mTLS with ALPN sinew/h2: the app speaks HTTP/2 */
 	const char *peer_id;         /* mTLS: the client's SPIFFE ID (borrowed from x) */
 	uint16_t app_port;           /* inbound with capture: the original destination port */
 	size_t lingered;
@@ -105,8 +106,11 @@ int sn__h2d_respond(struct sn_h2d_stream *s, const struct sn_http_head *h, int e
 /* Response body bytes: returns bytes taken, 0 when the stream's queue is
  * full (the exchange hears again when it drains), -1 if the stream is gone. */
 ssize_t sn__h2d_write(struct sn_h2d_stream *s, const void *p, size_t n);
-/* The response is complete. 0 or -1. */
-int sn__h2d_end(struct sn_h2d_stream *s);
+/* The response is complete, with trailers if n > 0 (copied). 0 or -1. */
+int sn__h2d_end(struct sn_h2d_stream *s, const struct sn_http_field *trailers, size_t n);
+/* The exchange goes to an HTTP/1.1 endpoint with a body of unknown
+ * length: from now on the stream's body is framed in chunks. 0 or -1. */
+int sn__h2d_frame_chunks(struct sn_h2d_stream *s);
 /* The exchange is over; the stream is reset unless its response was
  * complete (and, if the client is still sending, told to stop). */
 void sn__h2d_ex_done(struct sn_h2d_stream *s);
@@ -159,6 +163,8 @@ struct sn_uconn {
 	unsigned hup : 1;            /* epoll reported hang-up/error: read until EOF */
 	unsigned handshaking : 1;    /* the transport's handshake is not done yet */
 	char *tls_id;                /* the server ID expected (pool key with host); NULL: plaintext */
+	struct sn_h2u_stream *h2;    /* HTTP/2: this is one attempt's stream on a shared connection
+				      * (h2_upstream.c), not a connection of its own */
 	struct sn_task reclaim;
 };
 
@@ -185,6 +191,38 @@ void sn_uconn_release(struct sn_worker *w, struct sn_uconn *u, int reusable);
  * belongs to a tunnel). u keeps its buffers until sn_uconn_destroy, which
  * the caller does next. */
 void sn_uconn_detach(struct sn_worker *w, struct sn_uconn *u, struct sn_xprt *out);
+
+/* h2_upstream.c: HTTP/2 to an endpoint, an attempt per stream. */
+struct sn_h2u_request {
+	const struct sn_http_head *head;   /* the exchange's, valid for the attempt */
+	int end;                           /* no request body */
+	int te_trailers;                   /* "te: trailers" (gRPC) */
+	int frame_chunks;                  /* an HTTP/1.1 client: a body of unknown length in chunks */
+};
+/* A stream for ex on a connection to host (opened, or reused while it has
+ * room for one more stream): a uconn shell with u->h2 set. Returns 0,
+ * SN_ELIMIT or SN_EIO/SN_ENOMEM. */
+int sn__h2u_acquire(struct sn_worker *w, struct sn_host *host, const struct sn_cluster *c, struct sn_exchange *ex,
+		    const char *tls_id, const struct sn_h2u_request *rq, struct sn_uconn **out);
+/* Request body bytes: taken (0: the stream's queue is full, u->can_write
+ * cleared until it drains), or -1 when the stream is gone. */
+ssize_t sn__h2u_write(struct sn_uconn *u, const void *p, size_t n);
+void sn__h2u_end(struct sn_uconn *u);
+/* The response head once it came (NULL before, or after a reset), with how
+ * its body arrives in u->in. */
+const struct sn_http_head *sn__h2u_head(struct sn_uconn *u, enum sn_h1_body_kind *kind, uint64_t *cl);
+/* The stream ended with a reset (or its connection's end). */
+int sn__h2u_reset(const struct sn_uconn *u);
+/* 0 while the response goes on, -1 once u->in is empty and it ended. */
+ssize_t sn__h2u_read(struct sn_uconn *u);
+/* n bytes of u->in were passed on. */
+void sn__h2u_consumed(struct sn_uconn *u, size_t n);
+/* The response's trailers (HTTP/2 clients get them as trailers). */
+const struct sn_http_field *sn__h2u_trailers(const struct sn_uconn *u, size_t *n);
+/* The attempt is over: the stream is cancelled unless complete; u goes. */
+void sn__h2u_release(struct sn_uconn *u);
+/* Worker shutdown: every HTTP/2 connection to host closes. */
+void sn__h2u_close_all(struct sn_worker *w, struct sn_host *host);
 
 /* exchange.c: upstream events for the exchange that owns u. */
 void sn_exchange_on_upstream(struct sn_exchange *ex, unsigned events);

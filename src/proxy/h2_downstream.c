@@ -145,6 +145,27 @@ int sn__h2d_body_state(const struct sn_h2d_stream *s)
 	return s->closing ? -1 : s->ended;
 }
 
+int sn__h2d_frame_chunks(struct sn_h2d_stream *s)
+{
+	struct sn_worker *w = s->c->w;
+
+	if (s->chunked)
+		return 0;
+	s->chunked = 1;
+	if (sn_buf_len(&s->body) > 0) {
+		/* The bytes already here are the first chunk. */
+		struct sn_buf raw = s->body;
+		memset(&s->body, 0, sizeof(s->body));
+		int r = body_add(s, sn_buf_data(&raw), sn_buf_len(&raw));
+		sn_buf_release(&w->pool, &raw);
+		if (r != 0)
+			return -1;
+	}
+	if (s->ended)
+		return body_add(s, "", 0);   /* the last chunk */
+	return 0;
+}
+
 /* ---- answering (for the exchange) ----------------------------------------- */
 
 int sn__h2d_respond(struct sn_h2d_stream *s, const struct sn_http_head *h, int end)
@@ -170,11 +191,11 @@ ssize_t sn__h2d_write(struct sn_h2d_stream *s, const void *p, size_t n)
 	return r;
 }
 
-int sn__h2d_end(struct sn_h2d_stream *s)
+int sn__h2d_end(struct sn_h2d_stream *s, const struct sn_http_field *trailers, size_t n)
 {
 	if (s->out_ended)
 		return 0;
-	if (s->closing || s->c->h2 == NULL || sn_h2s_end(s->c->h2->s, s->st, NULL, 0) != 0)
+	if (s->closing || s->c->h2 == NULL || sn_h2s_end(s->c->h2->s, s->st, trailers, n) != 0)
 		return -1;
 	s->out_ended = 1;
 	kick(s->c);
@@ -260,7 +281,7 @@ static void on_end(void *arg, struct sn_h2s_stream *st, const struct sn_http_fie
 	if (s == NULL)
 		return;
 	s->ended = 1;
-	if (s->started && s->chunked && s->ex != NULL && body_add(s, "", 0) != 0)
+	if (s->chunked && s->ex != NULL && body_add(s, "", 0) != 0)
 		sn_h2s_reset(c->h2->s, st, 2 /* INTERNAL_ERROR */);
 	if (s->started)
 		enqueue(c->h2, s);
@@ -318,20 +339,9 @@ static void start_stream(struct sn_dconn *c, struct sn_h2d_stream *s)
 		body = s->received == 0 ? SN_H1_BODY_NONE : SN_H1_BODY_LENGTH;
 		cl = s->received;
 	} else {
-		/* Still coming, length unknown: chunks, the bytes already
-		 * here as the first. */
+		/* Still coming, length unknown: raw to an HTTP/2 endpoint, in
+		 * chunks to an HTTP/1.1 one (sn__h2d_frame_chunks). */
 		body = SN_H1_BODY_CHUNKED;
-		s->chunked = 1;
-		if (sn_buf_len(&s->body) > 0) {
-			struct sn_buf raw = s->body;
-			memset(&s->body, 0, sizeof(s->body));
-			int r = body_add(s, sn_buf_data(&raw), sn_buf_len(&raw));
-			sn_buf_release(&c->w->pool, &raw);
-			if (r != 0) {
-				sn_h2s_reset(c->h2->s, s->st, 2 /* INTERNAL_ERROR */);
-				return;
-			}
-		}
 	}
 	struct sn_exchange *ex = sn__ex_new_stream(c, s);
 	if (ex == NULL) {

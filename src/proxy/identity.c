@@ -218,11 +218,12 @@ static void schedule_renewal(struct sn_ident *id, uint64_t in_ms)
 	sn_timer_start(&id->p->loop, &id->renew_timer, in_ms, on_renew_timer);
 }
 
+const char *const sn__mesh_alpn[SN_MESH_ALPN_SERVER] = { SN_TLS_ALPN_H1, SN_TLS_ALPN_TCP, SN_TLS_ALPN_H2 };
+
 /* Builds (or swaps) the data-plane contexts and the control link's from
  * key + chain + bundle. Returns 0, or -1 with nothing changed. */
 static int install(struct sn_proxy *p, EVP_PKEY *key, const char *chain, const char *bundle_pem)
 {
-	static const char *const alpn[] = { SN_TLS_ALPN_H1, SN_TLS_ALPN_TCP };
 	struct sn_ident *id = p->ident;
 	struct sn_trust_bundle *b = NULL;
 	struct sn_id_error e = { 0 };
@@ -235,8 +236,9 @@ static int install(struct sn_proxy *p, EVP_PKEY *key, const char *chain, const c
 		return -1;
 	}
 	struct sn_tls_identity ti = { .key = key, .chain_pem = chain, .chain_len = strlen(chain), .bundle = b };
-	struct sn_tls_ctx_opts so = { .role = SN_TLS_SERVER, .require_client_cert = 1, .alpn = alpn, .n_alpn = 2 };
-	struct sn_tls_ctx_opts co = { .role = SN_TLS_CLIENT, .alpn = alpn, .n_alpn = 2 };
+	struct sn_tls_ctx_opts so = { .role = SN_TLS_SERVER, .require_client_cert = 1, .alpn = sn__mesh_alpn,
+				      .n_alpn = SN_MESH_ALPN_SERVER };
+	struct sn_tls_ctx_opts co = { .role = SN_TLS_CLIENT, .alpn = sn__mesh_alpn, .n_alpn = SN_MESH_ALPN_CLIENT };
 	struct sn_tls_ctx_opts cpo = { .role = SN_TLS_CLIENT, .no_resumption = 1 };
 	int rc;
 	if (p->tls_server == NULL) {

@@ -30,6 +30,14 @@ struct sn_worker;
 struct sn_dconn;
 struct sn_uconn;
 struct sn_exchange;
+struct sn_h2u;
+
+/* ALPN on the mesh link (DESIGN.md §2): a server takes all three; a
+ * client's context offers the first two (HTTP/1.1, opaque TCP), and an
+ * HTTP/2 connection asks for sinew/h2 alone. */
+#define SN_MESH_ALPN_CLIENT 2
+#define SN_MESH_ALPN_SERVER 3
+extern const char *const sn__mesh_alpn[SN_MESH_ALPN_SERVER];
 struct sn_cp;
 
 enum sn_direction {
@@ -93,6 +101,7 @@ struct sn_host {
 	uint32_t n_conns;                /* open connections (busy + idle) */
 	struct sn_uconn *idle;           /* LIFO of idle keep-alive connections */
 	uint32_t n_idle;
+	struct sn_h2u *h2;               /* HTTP/2 connections, each carrying many requests */
 };
 
 /* Per cluster index of the worker's current snapshot. */

@@ -403,7 +403,6 @@ static int slurp(const char *path, char **out, size_t *len)
 static int setup_tls(struct sn_proxy *p)
 {
 	struct sn_proxy_options *o = &p->opt;
-	static const char *const alpn[] = { SN_TLS_ALPN_H1, SN_TLS_ALPN_TCP };
 	char *cert = NULL, *key = NULL, *roots = NULL;
 	size_t cert_len = 0, key_len = 0, roots_len = 0;
 	struct sn_id_error err;
@@ -431,8 +430,9 @@ static int setup_tls(struct sn_proxy *p)
 	struct sn_tls_identity id = {
 		.key_pem = key, .key_len = key_len, .chain_pem = cert, .chain_len = cert_len, .bundle = p->bundle,
 	};
-	struct sn_tls_ctx_opts so = { .role = SN_TLS_SERVER, .require_client_cert = 1, .alpn = alpn, .n_alpn = 2 };
-	struct sn_tls_ctx_opts co = { .role = SN_TLS_CLIENT, .alpn = alpn, .n_alpn = 2 };
+	struct sn_tls_ctx_opts so = { .role = SN_TLS_SERVER, .require_client_cert = 1, .alpn = sn__mesh_alpn,
+				      .n_alpn = SN_MESH_ALPN_SERVER };
+	struct sn_tls_ctx_opts co = { .role = SN_TLS_CLIENT, .alpn = sn__mesh_alpn, .n_alpn = SN_MESH_ALPN_CLIENT };
 	if (sn_tls_ctx_new(&so, &id, &p->tls_server, &err) != 0 ||
 	    sn_tls_ctx_new(&co, &id, &p->tls_client, &err) != 0) {
 		sn_log(SN_LOG_ERROR, "mTLS: --tls-cert %s / --tls-key %s: %s", o->tls_cert, o->tls_key, err.msg);

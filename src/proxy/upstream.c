@@ -183,6 +183,10 @@ int sn_uconn_acquire(struct sn_worker *w, struct sn_host *host, const struct sn_
 
 void sn_uconn_release(struct sn_worker *w, struct sn_uconn *u, int reusable)
 {
+	if (u->h2 != NULL) {
+		sn__h2u_release(u);   /* a stream; its connection goes on */
+		return;
+	}
 	u->ex = NULL;
 	u->requests++;
 	if (!reusable || w->draining || u->eof || sn_buf_len(&u->in) != 0 ||

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "sinew/log.h"
-#include "proxy.h"
+#include "exchange.h"
 
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80   /* linux/netfilter_ipv4.h */
@@ -466,6 +466,8 @@ void sn_worker_dispose(struct sn_worker *w)
 		struct sn_host *h = w->hosts ? w->hosts[i] : NULL;
 		while (h != NULL && h->idle != NULL)
 			sn_uconn_destroy(w, h->idle);
+		if (h != NULL)
+			sn__h2u_close_all(w, h);
 	}
 	sn_loop_run_once(&w->loop, 0);
 	for (size_t i = 0; i < w->hosts_cap; i++)

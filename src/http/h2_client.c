@@ -1,0 +1,453 @@
+/* The client side of an HTTP/2 connection on nghttp2 (sinew/h2.h): the
+ * proxy's connection to an HTTP/2 upstream (an app, or the peer proxy
+ * over mutual TLS), many requests at once.
+ *
+ * Like the server codec (h2_server.c): nghttp2 frames and checks, this
+ * file bounds what a server sends us (response heads under the header-list
+ * size we announce, bodies within windows the owner gives back with
+ * sn_h2c_consumed), queues request bytes per stream with a bound, and
+ * reports each response as a head, body chunks and trailers in the
+ * codec-neutral model. Interim (1xx) heads are skipped. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "sinew/h2.h"
+#include "h2_common.h"
+
+struct sn_h2c_stream {
+	struct sn_h2c_stream *next, **pprev;   /* the connection's list */
+	struct sn_h2c *c;
+	int32_t id;
+	void *user;
+	struct sn__h2_collector resp, tr;
+	struct sn_http_field *fields;   /* the head's regular fields, views into resp.buf */
+	struct sn_http_head head;
+	unsigned head_done : 1;      /* on_response was called */
+	unsigned out_end : 1;        /* sn_h2c_end was called (or the request had no body) */
+	unsigned deferred : 1;       /* the data provider waits for bytes */
+	unsigned want_writable : 1;
+	unsigned bad : 1;            /* over a bound: reset, no more callbacks but on_close */
+	char *out;                   /* queued request body */
+	size_t out_off, out_len, out_cap;
+};
+
+struct sn_h2c {
+	nghttp2_session *s;
+	struct sn_h2c_limits lim;
+	struct sn_h2c_cbs cbs;
+	void *arg;
+	struct sn_h2c_stream *streams;
+	size_t n_streams;
+	const char *err;
+	unsigned goaway : 1;         /* the server said GOAWAY: no new streams */
+};
+
+static void stream_free(struct sn_h2c_stream *st)
+{
+	*st->pprev = st->next;
+	if (st->next != NULL)
+		st->next->pprev = st->pprev;
+	st->c->n_streams--;
+	sn__h2_collector_free(&st->resp);
+	sn__h2_collector_free(&st->tr);
+	free(st->fields);
+	free(st->out);
+	free(st);
+}
+
+static struct sn_h2c_stream *stream_of(struct sn_h2c *c, int32_t id)
+{
+	return nghttp2_session_get_stream_user_data(c->s, id);
+}
+
+/* The response head from st->resp: :status, the rest in order. */
+static int build_head(struct sn_h2c_stream *st)
+{
+	struct sn__h2_collector *col = &st->resp;
+	struct sn_http_head *h = &st->head;
+
+	free(st->fields);
+	st->fields = calloc(col->n ? col->n : 1, sizeof(*st->fields));
+	if (st->fields == NULL)
+		return -1;
+	memset(h, 0, sizeof(*h));
+	h->content_length = -1;
+	for (size_t i = 0; i < col->n; i++) {
+		struct sn_str name = sn__h2_col_name(col, i);
+		struct sn_str value = sn__h2_col_value(col, i);
+		if (name.len > 0 && name.p[0] == ':') {
+			if (sn_str_eq_cstr(name, ":status") && value.len == 3 && value.p[0] >= '1' && value.p[0] <= '9')
+				h->status = (value.p[0] - '0') * 100 + (value.p[1] - '0') * 10 + (value.p[2] - '0');
+			continue;
+		}
+		if (sn_str_eq_cstr(name, "content-length"))
+			h->content_length = sn__h2_parse_cl(value);
+		st->fields[h->n_fields++] = (struct sn_http_field){ name, value };
+	}
+	h->fields = st->fields;
+	return h->status >= 100 ? 0 : -1;
+}
+
+/* ---- nghttp2 callbacks ------------------------------------------------------ */
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name, size_t nl,
+		     const uint8_t *value, size_t vl, uint8_t flags, void *user)
+{
+	struct sn_h2c *c = user;
+	struct sn_h2c_stream *st = stream_of(c, frame->hd.stream_id);
+
+	(void)flags;
+	if (st == NULL || st->bad || frame->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	struct sn__h2_collector *col = frame->headers.cat == NGHTTP2_HCAT_HEADERS && st->head_done ? &st->tr : &st->resp;
+	if (sn__h2_collect(col, c->lim.max_header_list, c->lim.max_fields, name, nl, value, vl) != 0) {
+		st->bad = 1;
+		nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	return 0;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+	struct sn_h2c *c = user;
+	int end = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+
+	if (frame->hd.type == NGHTTP2_GOAWAY) {
+		c->goaway = 1;
+		return 0;
+	}
+	if (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	struct sn_h2c_stream *st = stream_of(c, frame->hd.stream_id);
+	if (st == NULL || st->bad)
+		return 0;
+	if (frame->hd.type == NGHTTP2_HEADERS && !st->head_done) {
+		if (build_head(st) != 0) {
+			st->bad = 1;
+			nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
+			return 0;
+		}
+		if (st->head.status < 200) {
+			/* Interim: forget it, the final head follows. */
+			sn__h2_collector_free(&st->resp);
+			return 0;
+		}
+		st->head_done = 1;
+		c->cbs.on_response(c->arg, st, &st->head);
+		if (end && !st->bad)
+			c->cbs.on_end(c->arg, st, NULL, 0);
+		return 0;
+	}
+	if (frame->hd.type == NGHTTP2_HEADERS) {
+		/* Trailers (END_STREAM on them, nghttp2 checks). */
+		struct sn__h2_collector *col = &st->tr;
+		struct sn_http_field tf[SN_H2S_DEFAULT_MAX_FIELDS + 5];
+		size_t n = 0;
+		for (size_t i = 0; i < col->n && n < SN_ARRAY_LEN(tf); i++)
+			tf[n++] = (struct sn_http_field){ sn__h2_col_name(col, i), sn__h2_col_value(col, i) };
+		c->cbs.on_end(c->arg, st, tf, n);
+		sn__h2_collector_free(col);
+		return 0;
+	}
+	if (end && st->head_done)
+		c->cbs.on_end(c->arg, st, NULL, 0);
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *user)
+{
+	struct sn_h2c *c = user;
+	struct sn_h2c_stream *st = stream_of(c, id);
+
+	(void)flags;
+	if (st == NULL || st->bad || !st->head_done) {
+		nghttp2_session_consume(s, id, len);
+		return 0;
+	}
+	c->cbs.on_data(c->arg, st, data, len);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error, void *user)
+{
+	struct sn_h2c *c = user;
+	struct sn_h2c_stream *st = stream_of(c, id);
+
+	if (st == NULL)
+		return 0;
+	nghttp2_session_set_stream_user_data(s, id, NULL);
+	c->cbs.on_close(c->arg, st, error);
+	stream_free(st);
+	return 0;
+}
+
+/* The data provider: request body from the stream's queue. */
+static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
+			 nghttp2_data_source *source, void *user)
+{
+	struct sn_h2c *c = user;
+	struct sn_h2c_stream *st = source->ptr;
+	size_t avail = st->out_len - st->out_off;
+	size_t n = avail < length ? avail : length;
+
+	(void)s;
+	(void)id;
+	if (n > 0) {
+		memcpy(buf, st->out + st->out_off, n);
+		st->out_off += n;
+		if (st->out_off == st->out_len)
+			st->out_off = st->out_len = 0;
+	}
+	if (st->out_len == st->out_off && st->out_end) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	} else if (n == 0) {
+		st->deferred = 1;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	if (st->want_writable && st->out_len - st->out_off <= c->lim.max_out / 2) {
+		st->want_writable = 0;
+		if (c->cbs.on_writable != NULL)
+			c->cbs.on_writable(c->arg, st);
+	}
+	return (ssize_t)n;
+}
+
+/* ---- the connection --------------------------------------------------------- */
+
+int sn_h2c_new(const struct sn_h2c_limits *lim, const struct sn_h2c_cbs *cbs, void *arg, struct sn_h2c **out)
+{
+	nghttp2_session_callbacks *cb = NULL;
+	nghttp2_option *opt = NULL;
+	struct sn_h2c *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return SN_ENOMEM;
+	if (lim != NULL)
+		c->lim = *lim;
+	if (!c->lim.max_header_list)
+		c->lim.max_header_list = SN_H2S_DEFAULT_MAX_HEADER_LIST;
+	if (!c->lim.max_fields || c->lim.max_fields > SN_H2S_DEFAULT_MAX_FIELDS)
+		c->lim.max_fields = SN_H2S_DEFAULT_MAX_FIELDS;
+	if (!c->lim.stream_window)
+		c->lim.stream_window = SN_H2S_DEFAULT_STREAM_WINDOW;
+	if (!c->lim.conn_window)
+		c->lim.conn_window = SN_H2S_DEFAULT_CONN_WINDOW;
+	if (!c->lim.max_out)
+		c->lim.max_out = SN_H2S_DEFAULT_MAX_OUT;
+	c->cbs = *cbs;
+	c->arg = arg;
+	if (nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
+		goto fail;
+	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	nghttp2_option_set_max_continuations(opt, 8);
+	nghttp2_option_set_max_outbound_ack(opt, 1000);
+	nghttp2_option_set_max_settings(opt, 32);
+	nghttp2_option_set_max_send_header_block_length(opt, 64u << 10);
+	if (nghttp2_session_client_new2(&c->s, cb, c, opt) != 0)
+		goto fail;
+	nghttp2_session_callbacks_del(cb);
+	nghttp2_option_del(opt);
+	cb = NULL;
+	opt = NULL;
+	nghttp2_settings_entry iv[] = {
+		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, c->lim.stream_window },
+		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, c->lim.max_header_list },
+	};
+	if (nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, iv, SN_ARRAY_LEN(iv)) != 0 ||
+	    nghttp2_session_set_local_window_size(c->s, NGHTTP2_FLAG_NONE, 0, (int32_t)c->lim.conn_window) != 0)
+		goto fail;
+	*out = c;
+	return 0;
+
+fail:
+	if (cb != NULL)
+		nghttp2_session_callbacks_del(cb);
+	if (opt != NULL)
+		nghttp2_option_del(opt);
+	sn_h2c_free(c);
+	return SN_ENOMEM;
+}
+
+void sn_h2c_free(struct sn_h2c *c)
+{
+	if (c == NULL)
+		return;
+	if (c->s != NULL)
+		nghttp2_session_del(c->s);
+	while (c->streams != NULL)
+		stream_free(c->streams);
+	free(c);
+}
+
+int sn_h2c_recv(struct sn_h2c *c, const void *p, size_t n)
+{
+	ssize_t r = nghttp2_session_mem_recv(c->s, p, n);
+	if (r < 0) {
+		if (c->err == NULL)
+			c->err = nghttp2_strerror((int)r);
+		nghttp2_session_terminate_session(c->s, r == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM
+										 : NGHTTP2_PROTOCOL_ERROR);
+		return SN_EINVAL;
+	}
+	return 0;
+}
+
+ssize_t sn_h2c_send_buf(struct sn_h2c *c, const uint8_t **p)
+{
+	ssize_t n = nghttp2_session_mem_send(c->s, p);
+	if (n < 0) {
+		if (c->err == NULL)
+			c->err = nghttp2_strerror((int)n);
+		return SN_ENOMEM;
+	}
+	return n;
+}
+
+int sn_h2c_alive(const struct sn_h2c *c)
+{
+	return nghttp2_session_want_read(c->s) || nghttp2_session_want_write(c->s);
+}
+
+const char *sn_h2c_error(const struct sn_h2c *c)
+{
+	return c->err != NULL ? c->err : "";
+}
+
+int sn_h2c_can_open(const struct sn_h2c *c)
+{
+	if (c->goaway || c->err != NULL || !nghttp2_session_want_read(c->s))
+		return 0;
+	uint32_t max = nghttp2_session_get_remote_settings(c->s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+	return c->n_streams < max && nghttp2_session_get_next_stream_id(c->s) < (1u << 30);
+}
+
+size_t sn_h2c_streams(const struct sn_h2c *c)
+{
+	return c->n_streams;
+}
+
+/* ---- requests ----------------------------------------------------------------- */
+
+int sn_h2c_request(struct sn_h2c *c, const struct sn_http_head *h, int te_trailers, int end, void *user,
+		   struct sn_h2c_stream **out)
+{
+	nghttp2_nv *nv;
+	char *names;
+	size_t first = 4 + (te_trailers ? 1 : 0);
+
+	if (!sn_h2c_can_open(c))
+		return SN_ELIMIT;
+	struct sn_h2c_stream *st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return SN_ENOMEM;
+	ssize_t n = sn__h2_to_nv(h->fields, h->n_fields, first, 0, &nv, &names);
+	if (n < 0) {
+		free(st);
+		return SN_ENOMEM;
+	}
+#define NV(i, nm, v) nv[i] = (nghttp2_nv){ (uint8_t *)(nm), (uint8_t *)(v).p, sizeof(nm) - 1, (v).len, NGHTTP2_NV_FLAG_NONE }
+	NV(0, ":method", h->method);
+	NV(1, ":scheme", h->scheme.len ? h->scheme : SN_STR_LIT("http"));
+	NV(2, ":authority", h->authority);
+	NV(3, ":path", h->path);
+	if (te_trailers)
+		NV(4, "te", SN_STR_LIT("trailers"));
+#undef NV
+	st->c = c;
+	st->user = user;
+	st->out_end = end ? 1 : 0;
+	nghttp2_data_provider dp = { .source.ptr = st, .read_callback = read_body };
+	int32_t id = nghttp2_submit_request(c->s, NULL, nv, (size_t)n, end ? NULL : &dp, st);   /* copies nv */
+	free(nv);
+	free(names);
+	if (id < 0) {
+		free(st);
+		return id == NGHTTP2_ERR_NOMEM ? SN_ENOMEM : SN_ELIMIT;
+	}
+	st->id = id;
+	st->next = c->streams;
+	if (st->next != NULL)
+		st->next->pprev = &st->next;
+	c->streams = st;
+	st->pprev = &c->streams;
+	c->n_streams++;
+	*out = st;
+	return 0;
+}
+
+static void resume(struct sn_h2c *c, struct sn_h2c_stream *st)
+{
+	if (st->deferred) {
+		st->deferred = 0;
+		nghttp2_session_resume_data(c->s, st->id);
+	}
+}
+
+ssize_t sn_h2c_write(struct sn_h2c *c, struct sn_h2c_stream *st, const void *p, size_t n)
+{
+	if (st->out_end || st->bad)
+		return SN_EINVAL;
+	if (st->out_off > 0 && st->out_off == st->out_len)
+		st->out_off = st->out_len = 0;
+	if (st->out_off > 0 && st->out_len + n > st->out_cap) {
+		memmove(st->out, st->out + st->out_off, st->out_len - st->out_off);
+		st->out_len -= st->out_off;
+		st->out_off = 0;
+	}
+	size_t room = c->lim.max_out > st->out_len ? c->lim.max_out - st->out_len : 0;
+	if (room == 0) {
+		st->want_writable = 1;
+		return SN_EAGAIN;
+	}
+	size_t take = n < room ? n : room;
+	if (sn__h2_grow((void **)&st->out, &st->out_cap, st->out_len + take, 1, c->lim.max_out) != 0)
+		return SN_ENOMEM;
+	memcpy(st->out + st->out_len, p, take);
+	st->out_len += take;
+	resume(c, st);
+	return (ssize_t)take;
+}
+
+int sn_h2c_end(struct sn_h2c *c, struct sn_h2c_stream *st)
+{
+	if (st->out_end)
+		return 0;
+	st->out_end = 1;
+	resume(c, st);
+	return 0;
+}
+
+void sn_h2c_reset(struct sn_h2c *c, struct sn_h2c_stream *st, uint32_t error)
+{
+	st->bad = 1;
+	nghttp2_submit_rst_stream(c->s, NGHTTP2_FLAG_NONE, st->id, error);
+}
+
+void sn_h2c_consumed(struct sn_h2c *c, struct sn_h2c_stream *st, size_t n)
+{
+	nghttp2_session_consume(c->s, st->id, n);
+}
+
+void sn_h2c_set_user(struct sn_h2c_stream *st, void *user)
+{
+	st->user = user;
+}
+
+void *sn_h2c_user(const struct sn_h2c_stream *st)
+{
+	return st->user;
+}
+
+int32_t sn_h2c_stream_id(const struct sn_h2c_stream *st)
+{
+	return st->id;
+}

@@ -1,0 +1,109 @@
+/* What the HTTP/2 codecs share (h2_common.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "h2_common.h"
+
+int sn__h2_grow(void **p, size_t *cap, size_t want, size_t elem, size_t max)
+{
+	if (want <= *cap)
+		return 0;
+	size_t n = *cap ? *cap : 8;
+	while (n < want)
+		n *= 2;
+	if (n > max)
+		n = max;
+	if (n < want)
+		return -1;
+	void *q = realloc(*p, n * elem);
+	if (q == NULL)
+		return -1;
+	*p = q;
+	*cap = n;
+	return 0;
+}
+
+int sn__h2_collect(struct sn__h2_collector *col, size_t max_list, size_t max_fields, const uint8_t *name,
+		   size_t nl, const uint8_t *value, size_t vl)
+{
+	size_t list = col->list + nl + vl + 32;
+	if (list > max_list || col->n >= max_fields + 5 /* pseudo-headers */)
+		return -1;
+	if (sn__h2_grow((void **)&col->buf, &col->cap, col->len + nl + vl, 1, max_list) != 0 ||
+	    sn__h2_grow((void **)&col->f, &col->cap_f, col->n + 1, sizeof(*col->f), max_fields + 5) != 0)
+		return -1;
+	struct sn__h2_field_off *f = &col->f[col->n++];
+	f->name = (uint32_t)col->len;
+	f->name_len = (uint32_t)nl;
+	memcpy(col->buf + col->len, name, nl);
+	col->len += nl;
+	f->value = (uint32_t)col->len;
+	f->value_len = (uint32_t)vl;
+	memcpy(col->buf + col->len, value, vl);
+	col->len += vl;
+	col->list = list;
+	return 0;
+}
+
+void sn__h2_collector_free(struct sn__h2_collector *col)
+{
+	free(col->buf);
+	free(col->f);
+	memset(col, 0, sizeof(*col));
+}
+
+int64_t sn__h2_parse_cl(struct sn_str v)
+{
+	int64_t n = 0;
+	for (size_t i = 0; i < v.len; i++) {
+		if (v.p[i] < '0' || v.p[i] > '9' || n > (INT64_MAX - 9) / 10)
+			return -1;
+		n = n * 10 + (v.p[i] - '0');
+	}
+	return v.len ? n : -1;
+}
+
+int sn__h2_connection_specific(struct sn_str name)
+{
+	static const char *const drop[] = { "connection", "keep-alive", "proxy-connection", "transfer-encoding",
+					    "upgrade", "te" };
+	for (size_t i = 0; i < SN_ARRAY_LEN(drop); i++)
+		if (sn_str_ieq_cstr(name, drop[i]))
+			return 1;
+	return 0;
+}
+
+ssize_t sn__h2_to_nv(const struct sn_http_field *f, size_t n, size_t first, int copy_values, nghttp2_nv **nv,
+		     char **buf)
+{
+	size_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		bytes += f[i].name.len + (copy_values ? f[i].value.len : 0);
+	*nv = calloc(first + n, sizeof(**nv));
+	*buf = malloc(bytes ? bytes : 1);
+	if (*nv == NULL || *buf == NULL) {
+		free(*nv);
+		free(*buf);
+		*nv = NULL;
+		*buf = NULL;
+		return -1;
+	}
+	size_t k = first, off = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (f[i].name.len == 0 || f[i].name.p[0] == ':' || sn__h2_connection_specific(f[i].name))
+			continue;
+		char *name = *buf + off;
+		for (size_t j = 0; j < f[i].name.len; j++)
+			name[j] = (char)sn_tolower_ascii((unsigned char)f[i].name.p[j]);
+		off += f[i].name.len;
+		const char *value = f[i].value.p;
+		if (copy_values) {
+			memcpy(*buf + off, f[i].value.p, f[i].value.len);
+			value = *buf + off;
+			off += f[i].value.len;
+		}
+		(*nv)[k++] = (nghttp2_nv){ (uint8_t *)name, (uint8_t *)value, f[i].name.len, f[i].value.len,
+					   NGHTTP2_NV_FLAG_NONE };
+	}
+	return (ssize_t)k;
+}

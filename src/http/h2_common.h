@@ -1,0 +1,68 @@
+#ifndef SINEW_H2_COMMON_H
+#define SINEW_H2_COMMON_H
+
+/* What the HTTP/2 server and client codecs (h2_server.c, h2_client.c)
+ * share: collecting a head's fields under the bounds we announced, and
+ * turning the model's fields into nghttp2's name/value pairs. Private to
+ * src/http. */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "sinew/http.h"
+
+/* Names and values of one head (or its trailers) as they arrive, bounded
+ * by the header-list size and the field count. Offsets, not pointers: the
+ * buffer grows. */
+struct sn__h2_field_off {
+	uint32_t name, name_len, value, value_len;
+};
+
+struct sn__h2_collector {
+	char *buf;
+	size_t len, cap;
+	struct sn__h2_field_off *f;
+	size_t n, cap_f;
+	size_t list;                 /* HPACK's count: name + value + 32 per field */
+};
+
+/* Grows *p (of *cap elements of elem bytes) to hold want, at most max.
+ * Returns 0 or -1. */
+int sn__h2_grow(void **p, size_t *cap, size_t want, size_t elem, size_t max);
+
+/* Adds one field. Returns 0, or -1 over max_list (HPACK's count) or
+ * max_fields (+5 pseudo-headers), or out of memory. */
+int sn__h2_collect(struct sn__h2_collector *col, size_t max_list, size_t max_fields, const uint8_t *name,
+		   size_t nl, const uint8_t *value, size_t vl);
+
+static inline struct sn_str sn__h2_col_name(const struct sn__h2_collector *col, size_t i)
+{
+	return sn_str_make(col->buf + col->f[i].name, col->f[i].name_len);
+}
+
+static inline struct sn_str sn__h2_col_value(const struct sn__h2_collector *col, size_t i)
+{
+	return sn_str_make(col->buf + col->f[i].value, col->f[i].value_len);
+}
+
+void sn__h2_collector_free(struct sn__h2_collector *col);
+
+/* Content-Length as nghttp2 already checked it (digits only); -1 if absent
+ * or not a number. */
+int64_t sn__h2_parse_cl(struct sn_str v);
+
+/* Fields an HTTP/2 message must not carry (RFC 9113 8.2.2). */
+int sn__h2_connection_specific(struct sn_str name);
+
+/* Copies fields into nghttp2 name/value pairs with lower-case names, after
+ * `first` leading entries the caller fills, leaving out pseudo-headers and
+ * connection-specific fields. *buf holds the names, and the values too when
+ * copy_values (trailers are sent later than the caller's values live).
+ * Returns the count, or -1 (out of memory). */
+ssize_t sn__h2_to_nv(const struct sn_http_field *f, size_t n, size_t first, int copy_values, nghttp2_nv **nv,
+		     char **buf);
+
+#endif
