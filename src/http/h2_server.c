@@ -383,6 +383,12 @@ int sn_h2s_recv(struct sn_h2s *c, const void *p, size_t n)
 			  nghttp2_strerror((int)r));
 		return SN_EINVAL;
 	}
+	/* nghttp2 may end the connection itself (rapid reset, a stream over
+	 * the acknowledged limit): its GOAWAY is queued, say so. */
+	if (c->err == NULL && !nghttp2_session_want_read(c->s) && nghttp2_session_get_last_proc_stream_id(c->s) >= 0 &&
+	    nghttp2_session_get_remote_settings(c->s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) > 0 &&
+	    nghttp2_session_want_write(c->s))
+		c->err = "the client broke a limit (rapid reset, or more streams than announced): GOAWAY";
 	return c->err != NULL ? SN_EINVAL : 0;
 }
 
