@@ -28,7 +28,8 @@ struct sn_access_entry {
 	struct sn_str method;
 	struct sn_str path;             /* as sent, query included */
 	struct sn_str authority;
-	const char *protocol;           /* "HTTP/1.1" */
+	const char *protocol;           /* "HTTP/1.1", "HTTP/2" */
+	const char *grpc_status;        /* gRPC: the call's grpc-status ("0", "14"...); NULL: none */
 	int response_code;              /* 0: none sent */
 	const char *response_flags;     /* "-" or the sinew-error reason */
 	uint64_t bytes_received;        /* request body bytes */

@@ -230,6 +230,13 @@ struct sn_route_dest {
 #define SN_RETRY_REFUSED_STREAM (1u << 3)
 #define SN_RETRY_RESET (1u << 4)
 #define SN_RETRY_RETRIABLE_CODES (1u << 5)
+/* gRPC status codes (Istio/Envoy retryOn names), read from a trailers-only
+ * response's grpc-status */
+#define SN_RETRY_GRPC_CANCELLED (1u << 6)            /* 1 */
+#define SN_RETRY_GRPC_DEADLINE_EXCEEDED (1u << 7)    /* 4 */
+#define SN_RETRY_GRPC_INTERNAL (1u << 8)             /* 13 */
+#define SN_RETRY_GRPC_RESOURCE_EXHAUSTED (1u << 9)   /* 8 */
+#define SN_RETRY_GRPC_UNAVAILABLE (1u << 10)         /* 14 */
 
 struct sn_retry_policy {
 	uint32_t attempts;           /* retries after the first try; Istio default 2 */

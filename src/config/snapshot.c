@@ -318,7 +318,8 @@ static void dump_route(FILE *f, const struct sn_snapshot *s, const struct sn_htt
 	fprintf(f, ",\"retries\":{\"attempts\":%u,\"per_try_timeout_ms\":%u,\"retry_on\":[", r->retry.attempts,
 		r->retry.per_try_timeout_ms);
 	static const char *const bits[] = { "5xx", "gateway-error", "connect-failure", "refused-stream", "reset",
-					    "retriable-status-codes" };
+					    "retriable-status-codes", "cancelled", "deadline-exceeded", "internal",
+					    "resource-exhausted", "unavailable" };
 	int first = 1;
 	for (size_t i = 0; i < SN_ARRAY_LEN(bits); i++)
 		if (r->retry.retry_on & (1u << i)) {

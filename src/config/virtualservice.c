@@ -356,6 +356,11 @@ static const struct retry_token retry_tokens[] = {
 	{ "refused-stream", SN_RETRY_REFUSED_STREAM },
 	{ "reset", SN_RETRY_RESET },
 	{ "retriable-status-codes", SN_RETRY_RETRIABLE_CODES },
+	{ "cancelled", SN_RETRY_GRPC_CANCELLED },
+	{ "deadline-exceeded", SN_RETRY_GRPC_DEADLINE_EXCEEDED },
+	{ "internal", SN_RETRY_GRPC_INTERNAL },
+	{ "resource-exhausted", SN_RETRY_GRPC_RESOURCE_EXHAUSTED },
+	{ "unavailable", SN_RETRY_GRPC_UNAVAILABLE },
 };
 
 static void parse_retry_on(struct cfg_ctx *c, const struct yn *v, const char *s, struct sn_retry_policy *r)
@@ -398,7 +403,8 @@ static void parse_retry_on(struct cfg_ctx *c, const struct yn *v, const char *s,
 			if (!found)
 				cfg_warn(c, v, "retryOn condition \"%.*s\" is not implemented by Sinew; ignored "
 					 "(implemented: 5xx, gateway-error, connect-failure, refused-stream, reset, "
-					 "retriable-status-codes and status codes like 503)", (int)SN_MIN(len, 64), p);
+					 "retriable-status-codes, status codes like 503, and the gRPC cancelled, "
+					 "deadline-exceeded, internal, resource-exhausted, unavailable)", (int)SN_MIN(len, 64), p);
 		}
 		if (e == NULL)
 			break;

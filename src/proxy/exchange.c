@@ -95,6 +95,9 @@ struct sn_exchange {
 	int resp_until_close;
 	int resp_dechunk;            /* chunked upstream, HTTP/1.0 client: framing removed */
 	int upgrade;                 /* Upgrade forwarded: a 101 turns the exchange into a tunnel */
+	int grpc;                    /* content-type application/grpc*: statuses in grpc-status */
+	char grpc_status[8];         /* the call's grpc-status as relayed or made; "" unknown */
+	int grpc_deadline;           /* the route timer runs to the call's grpc-timeout */
 	enum sn_ex_state state;      /* only through ex_set_state() */
 	int recorded;                /* metrics and access log written */
 	int status;
@@ -365,6 +368,114 @@ static ssize_t ds_write(struct sn_exchange *ex, const char *p, size_t n)
 	return sn__dconn_write(ex->c, p, n);
 }
 
+/* ---- gRPC ---------------------------------------------------------------- */
+
+static int field_is(const struct sn_h1_header *h, size_t n, const char *name, struct sn_str *value)
+{
+	int i = sn_h1_find_header(h, n, sn_str_make(name, strlen(name)), 0);
+	if (i < 0)
+		return 0;
+	*value = h[i].value;
+	return 1;
+}
+
+/* A gRPC request: content-type application/grpc, +proto, +json... */
+static int request_is_grpc(const struct sn_h1_request *rq)
+{
+	struct sn_str ct;
+	return field_is(rq->headers, rq->num_headers, "content-type", &ct) && ct.len >= 16 &&
+	       sn_str_ieq(sn_str_make(ct.p, 16), SN_STR_LIT("application/grpc")) &&
+	       (ct.len == 16 || ct.p[16] == '+' || ct.p[16] == ';');
+}
+
+/* grpc-status's value (a decimal code), or -1. */
+static int grpc_code(struct sn_str v)
+{
+	int code = 0;
+	if (v.len == 0 || v.len > 2)
+		return -1;
+	for (size_t i = 0; i < v.len; i++) {
+		if (v.p[i] < '0' || v.p[i] > '9')
+			return -1;
+		code = code * 10 + (v.p[i] - '0');
+	}
+	return code;
+}
+
+/* The grpc-timeout header (RFC: up to 8 digits and a unit) in ms, rounded
+ * up; -1 if absent or malformed. */
+static int64_t grpc_timeout_ms(const struct sn_h1_request *rq)
+{
+	struct sn_str v;
+	int64_t n = 0;
+
+	if (!field_is(rq->headers, rq->num_headers, "grpc-timeout", &v) || v.len < 2 || v.len > 9)
+		return -1;
+	for (size_t i = 0; i + 1 < v.len; i++) {
+		if (v.p[i] < '0' || v.p[i] > '9')
+			return -1;
+		n = n * 10 + (v.p[i] - '0');
+	}
+	switch (v.p[v.len - 1]) {
+	case 'H': return n * 3600000;
+	case 'M': return n * 60000;
+	case 'S': return n * 1000;
+	case 'm': return n;
+	case 'u': return (n + 999) / 1000;
+	case 'n': return (n + 999999) / 1000000;
+	}
+	return -1;
+}
+
+/* The gRPC status for an answer the proxy makes (Envoy's mapping of HTTP
+ * statuses; a timeout is DEADLINE_EXCEEDED). */
+static int grpc_code_for(int status, const char *flag)
+{
+	if (flag != NULL && strcmp(flag, "upstream_timeout") == 0)
+		return 4;
+	switch (status) {
+	case 400: return 13;   /* INTERNAL */
+	case 401: return 16;   /* UNAUTHENTICATED */
+	case 403: return 7;    /* PERMISSION_DENIED */
+	case 404: return 12;   /* UNIMPLEMENTED */
+	case 429: case 502: case 503: case 504: return 14;   /* UNAVAILABLE */
+	default: return 2;     /* UNKNOWN */
+	}
+}
+
+static int grpc_retry_on(uint32_t on, int code)
+{
+	switch (code) {
+	case 1: return (on & SN_RETRY_GRPC_CANCELLED) != 0;
+	case 4: return (on & SN_RETRY_GRPC_DEADLINE_EXCEEDED) != 0;
+	case 8: return (on & SN_RETRY_GRPC_RESOURCE_EXHAUSTED) != 0;
+	case 13: return (on & SN_RETRY_GRPC_INTERNAL) != 0;
+	case 14: return (on & SN_RETRY_GRPC_UNAVAILABLE) != 0;
+	}
+	return 0;
+}
+
+/* The call's grpc-status, once known: a trailers-only head's, or the
+ * trailers' (HTTP/2 endpoint). */
+static void grpc_note_status(struct sn_exchange *ex)
+{
+	struct sn_str v = { NULL, 0 };
+
+	/* The head and trailers are the attempt's: read them before it goes. */
+	if (!ex->grpc || ex->grpc_status[0] || ex->state != SN_EX_STATE_RELAYING || ex->u == NULL)
+		return;
+	if (!field_is(ex->resp.headers, ex->resp.num_headers, "grpc-status", &v) && ex->u != NULL &&
+	    ex->u->h2 != NULL) {
+		size_t n;
+		const struct sn_http_field *tr = sn__h2u_trailers(ex->u, &n);
+		for (size_t i = 0; i < n; i++)
+			if (sn_str_ieq_cstr(tr[i].name, "grpc-status"))
+				v = tr[i].value;
+	}
+	if (grpc_code(v) >= 0)
+		snprintf(ex->grpc_status, sizeof(ex->grpc_status), "%.*s", (int)v.len, v.p);
+}
+
 /* ---- finishing: metrics, access log, reuse ---------------------------- */
 
 static void ex_stop_timers(struct sn_exchange *ex)
@@ -450,6 +561,11 @@ static void ex_record(struct sn_exchange *ex, uint64_t resp_bytes)
 	if (ex->recorded)
 		return;
 	ex->recorded = 1;
+	if (ex->grpc) {
+		grpc_note_status(ex);
+		l.request_protocol = "grpc";
+		l.grpc_response_status = ex->grpc_status[0] ? ex->grpc_status : NULL;
+	}
 	sn_metrics_record_request(w->metrics, &l, dur, ex->req_body_bytes, resp_bytes);
 
 	if (p->access_log != NULL) {
@@ -465,6 +581,7 @@ static void ex_record(struct sn_exchange *ex, uint64_t resp_bytes)
 		e.path = ex->req.path;
 		e.authority = ex->req.authority;
 		e.protocol = ex->s != NULL ? "HTTP/2" : ex->req.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
+		e.grpc_status = ex->grpc_status[0] ? ex->grpc_status : NULL;
 		e.response_code = ex->status;
 		e.response_flags = flags;
 		e.bytes_received = ex->req_body_bytes;
@@ -508,6 +625,7 @@ static void ex_finish(struct sn_exchange *ex)
 
 	ex_stop_timers(ex);
 	unpark(ex);
+	grpc_note_status(ex);
 	if (ex->u != NULL) {
 		int reusable = ex->state == SN_EX_STATE_RELAYING && ex->resp.keep_alive && !ex->resp_until_close &&
 			       ex->req_sent && ex->resp_classified_done && ex->resp_pending == 0;
@@ -559,6 +677,7 @@ static void ex_abort(struct sn_exchange *ex, const char *flag)
 	if (ex->flags == NULL)
 		ex->flags = flag;
 	ex->close_after = 1;
+	grpc_note_status(ex);
 	if (ex->u != NULL) {
 		sn_uconn_release(ex->w, ex->u, 0);
 		ex->u = NULL;
@@ -567,6 +686,48 @@ static void ex_abort(struct sn_exchange *ex, const char *flag)
 }
 
 /* ---- local responses -------------------------------------------------- */
+
+/* A proxy-made answer to a gRPC call: trailers-only (HTTP 200, grpc-status
+ * and grpc-message, percent-encoded), with sinew-error as for any answer
+ * of ours. */
+static void ex_local_grpc(struct sn_exchange *ex, const char *body, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char msg[3 * 1024];
+	size_t m = 0;
+	struct sn_http_field f[6];
+	size_t nf = 0;
+	int code = grpc_code_for(ex->status, ex->flags);
+
+	while (n > 0 && body[n - 1] == '\n')
+		n--;
+	for (size_t i = 0; i < n && m + 3 < sizeof(msg); i++) {
+		unsigned char b = (unsigned char)body[i];
+		if (b >= 0x20 && b <= 0x7e && b != '%') {
+			msg[m++] = (char)b;
+		} else {
+			msg[m++] = '%';
+			msg[m++] = hex[b >> 4];
+			msg[m++] = hex[b & 15];
+		}
+	}
+	snprintf(ex->grpc_status, sizeof(ex->grpc_status), "%d", code);
+	f[nf++] = (struct sn_http_field){ SN_STR_LIT("content-type"), SN_STR_LIT("application/grpc") };
+	f[nf++] = (struct sn_http_field){ SN_STR_LIT("grpc-status"), sn_str_make(ex->grpc_status, strlen(ex->grpc_status)) };
+	f[nf++] = (struct sn_http_field){ SN_STR_LIT("grpc-message"), sn_str_make(msg, m) };
+	f[nf++] = (struct sn_http_field){ SN_STR_LIT("sinew-error"), sn_str_make(ex->flags, strlen(ex->flags)) };
+	if (ex->rid.len)
+		f[nf++] = (struct sn_http_field){ SN_STR_LIT("x-request-id"), ex->rid };
+	ex->status = 200;
+	struct sn_http_head h = { .status = 200, .fields = f, .n_fields = nf, .content_length = -1 };
+	ex_record(ex, 0);
+	ex->resp_head_sent = 1;
+	ex->resp_classified_done = 1;
+	ex->resp_pending = 0;
+	if (sn__h2d_respond(ex->s, &h, 1) != 0)
+		ex->close_after = 1;
+	ex_finish(ex);
+}
 
 /* ex_local for an HTTP/2 stream: the whole answer goes to the codec at
  * once, and the exchange is over. */
@@ -577,6 +738,10 @@ static void ex_local_stream(struct sn_exchange *ex, const char *body, size_t n)
 	char len[24];
 	int head = ex->req.method.len == 4 && memcmp(ex->req.method.p, "HEAD", 4) == 0;
 
+	if (ex->grpc) {
+		ex_local_grpc(ex, body, n);
+		return;
+	}
 	snprintf(len, sizeof(len), "%zu", n);
 	f[nf++] = (struct sn_http_field){ SN_STR_LIT("sinew-error"), sn_str_make(ex->flags, strlen(ex->flags)) };
 	f[nf++] = (struct sn_http_field){ SN_STR_LIT("content-type"), SN_STR_LIT("text/plain; charset=utf-8") };
@@ -698,6 +863,8 @@ static int policy_allows(const struct sn_retry_policy *rp, enum sn_attempt_failu
 		return (on & (SN_RETRY_5XX | SN_RETRY_GATEWAY_ERROR | SN_RETRY_RESET)) != 0;
 	case SN_FAIL_PROTOCOL:
 		return (on & SN_RETRY_5XX) != 0;
+	case SN_FAIL_GRPC:
+		return 1;   /* accept_head checked the policy */
 	}
 	return 0;
 }
@@ -788,6 +955,11 @@ static void ex_attempt_failed(struct sn_exchange *ex, enum sn_attempt_failure f,
 		ex_local(ex, 502, "upstream_protocol_error",
 			 "sinew: %s (cluster %s) sent a malformed HTTP/1.1 response head", addr, cname);
 		break;
+	case SN_FAIL_GRPC:
+		ex_local(ex, 503, "upstream_retries_exhausted",
+			 "sinew: %s (cluster %s) kept answering a gRPC status the route retries on; retry budget spent",
+			 addr, cname);
+		break;
 	case SN_FAIL_RESET:
 	default:
 		ex_local(ex, 502, "upstream_reset",
@@ -805,8 +977,9 @@ static void on_route_timeout(struct sn_loop *loop, struct sn_timer *t)
 		ex_abort(ex, "upstream_timeout");
 		return;
 	}
-	ex_local(ex, 504, "upstream_timeout", "sinew: no response from %s within the route timeout of %u ms",
-		 ex->cluster ? ex->cluster->name : "upstream", ex->route ? ex->route->timeout_ms : 0);
+	ex_local(ex, 504, "upstream_timeout", "sinew: no response from %s within the %s",
+		 ex->cluster ? ex->cluster->name : "upstream",
+		 ex->grpc_deadline ? "call's grpc-timeout" : "route timeout");
 }
 
 static void on_try_timeout(struct sn_loop *loop, struct sn_timer *t)
@@ -1082,8 +1255,16 @@ static void ex_dispatch(struct sn_exchange *ex)
 			return;
 		}
 	}
-	if (ex->route != NULL && ex->route->timeout_ms)
-		sn_timer_start(&w->loop, &ex->route_timer, ex->route->timeout_ms, on_route_timeout);
+	/* The route's timeout; a gRPC call's own deadline (grpc-timeout) when
+	 * it is sooner. */
+	int64_t timeout = ex->route != NULL ? ex->route->timeout_ms : 0;
+	int64_t gt = ex->grpc ? grpc_timeout_ms(&ex->req) : -1;
+	if (gt >= 0 && (timeout == 0 || gt < timeout)) {
+		timeout = gt > 0 ? gt : 1;
+		ex->grpc_deadline = 1;
+	}
+	if (timeout > 0)
+		sn_timer_start(&w->loop, &ex->route_timer, (uint64_t)timeout, on_route_timeout);
 	ex_attempt(ex);
 }
 
@@ -1707,6 +1888,17 @@ static int accept_head(struct sn_exchange *ex)
 		ex_attempt_failed(ex, (enum sn_attempt_failure)0, ex->resp.status);
 		return -1;
 	}
+	/* gRPC: a trailers-only answer whose grpc-status the route retries on
+	 * (retryOn: unavailable, ...). */
+	struct sn_str gs;
+	if (ex->grpc && ex->req_sent && replayable(ex) && ex->attempts <= rp->attempts &&
+	    field_is(ex->resp.headers, ex->resp.num_headers, "grpc-status", &gs) &&
+	    grpc_retry_on(rp->retry_on, grpc_code(gs))) {
+		if (ex->host)
+			sn_lb_observe(ex->host, elapsed_ms(ex->try_start_us), 1);
+		ex_attempt_failed(ex, SN_FAIL_GRPC, 0);
+		return -1;
+	}
 	ex_set_state(ex, SN_EX_STATE_RELAYING);
 	ex->status = ex->resp.status;
 	ex->upstream_ms = elapsed_ms(ex->try_start_us);
@@ -2105,6 +2297,7 @@ static void ex_begin(struct sn_exchange *ex)
 {
 	struct sn_dconn *c = ex->c;
 	struct sn_worker *w = ex->w;
+	ex->grpc = ex->s != NULL && request_is_grpc(&ex->req);
 	int rid = sn_h1_find_header(ex->req.headers, ex->req.num_headers, SN_STR_LIT("x-request-id"), 0);
 	if (rid >= 0 && ex->req.headers[rid].value.len > 0) {
 		ex->rid = ex->req.headers[rid].value;

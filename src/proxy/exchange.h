@@ -173,6 +173,7 @@ enum sn_attempt_failure {
 	SN_FAIL_RESET,        /* connection closed or errored before a response head */
 	SN_FAIL_TIMEOUT,      /* per-try timeout */
 	SN_FAIL_PROTOCOL,     /* malformed response head */
+	SN_FAIL_GRPC,         /* a trailers-only gRPC answer whose grpc-status the route retries on */
 };
 
 /* upstream.c */

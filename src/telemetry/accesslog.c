@@ -168,6 +168,7 @@ size_t sn_access_log_format(const struct sn_access_entry *e, char *buf, size_t s
 		S("authority", e->authority, 512),
 		C("protocol", e->protocol, 32),
 		{ "response_code", F_INT, 0, { .i = e->response_code } },
+		C("grpc_status", e->grpc_status, 8),
 		C("response_flags", e->response_flags, 256),
 		{ "bytes_received", F_U64, 0, { .u = e->bytes_received } },
 		{ "bytes_sent", F_U64, 0, { .u = e->bytes_sent } },

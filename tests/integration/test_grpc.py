@@ -45,6 +45,8 @@ class EchoServer:
         self.name = name.encode()
         self.calls = 0
         self.cancelled = threading.Event()
+        self.lock = threading.Lock()
+        self.failed_once = set()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
                                   options=[("grpc.max_receive_message_length", 8 * MIB),
                                            ("grpc.max_send_message_length", 8 * MIB)])
@@ -65,6 +67,12 @@ class EchoServer:
             ctx.send_initial_metadata((("x-echo-initial", md["x-echo-initial"]),))
         if "x-echo-trailing-bin" in md:
             ctx.set_trailing_metadata((("x-echo-trailing-bin", md["x-echo-trailing-bin"]),))
+        if "x-fail-once" in md:
+            with self.lock:
+                first = md["x-fail-once"] not in self.failed_once
+                self.failed_once.add(md["x-fail-once"])
+            if first:
+                ctx.abort(grpc.StatusCode.UNAVAILABLE, "not yet")
         if "x-fail" in md:
             ctx.abort(grpc.StatusCode(int_to_code(int(md["x-fail"]))), "failed on purpose: " + md["x-fail"])
         if "x-sleep-ms" in md:
@@ -282,6 +290,76 @@ class GrpcOverMTLS(unittest.TestCase):
         self.assertGreaterEqual(st.metric_sum(mb, "sinew_requests_total", reporter="destination",
                                               connection_security_policy="mutual_tls"), 9)
         self.assertGreaterEqual(st.metric_sum(mb, "sinew_downstream_http2_connections_total"), 1)
+
+
+class GrpcPolicies(unittest.TestCase):
+    """VirtualService retries on gRPC statuses, a route timeout answered as
+    DEADLINE_EXCEEDED, proxy-made errors as gRPC statuses, and
+    grpc_response_status in metrics and the access log."""
+
+    @classmethod
+    def setUpClass(cls):
+        scope = st.ClassScope(cls)
+        cls.server = EchoServer("p")
+        scope.addCleanup(cls.server.stop)
+        vs = ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: retry}\n"
+              "spec:\n  hosts: [retry]\n  http:\n  - route: [{destination: {host: retry}}]\n"
+              "    retries: {attempts: 3, retryOn: unavailable}\n---\n"
+              "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: slow}\n"
+              "spec:\n  hosts: [slow]\n  http:\n  - route: [{destination: {host: slow}}]\n"
+              "    timeout: 300ms\n---\n")
+        cls.workdir = st.make_tempdir(scope)
+        cls.log = os.path.join(cls.workdir, "access.log")
+        cls.proxy = st.start_proxy(scope, grpc_config([cls.server.port], name="retry") +
+                                   grpc_config([cls.server.port], name="slow") +
+                                   grpc_config([cls.server.port], name="plain") + vs,
+                                   workdir=cls.workdir, args=["--access-log", cls.log])
+
+    def unary(self, host):
+        ch = channel(self.proxy.outbound_port, authority=host + ":50051")
+        self.addCleanup(ch.close)
+        return ch.unary_unary("/%s/Unary" % SVC)
+
+    def test_retry_recovers_unavailable(self):
+        before = self.server.calls
+        self.assertEqual(self.unary("retry")(b"again", metadata=(("x-fail-once", "k1"),), timeout=10), b"again")
+        self.assertEqual(self.server.calls - before, 2)
+        # without the VirtualService's retries, the UNAVAILABLE comes back
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.unary("plain")(b"x", metadata=(("x-fail-once", "k2"),), timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertGreaterEqual(st.metric_sum(self.proxy.metrics(), "sinew_upstream_retries_total"), 1)
+
+    def test_route_timeout_is_deadline_exceeded(self):
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.unary("slow")(b"zz", metadata=(("x-sleep-ms", "2000"),), timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.assertIn("route timeout", cm.exception.details())
+        self.assertIn(("sinew-error", "upstream_timeout"), cm.exception.trailing_metadata())
+
+    def test_proxy_made_errors_are_grpc_statuses(self):
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.unary("nowhere")(b"x", timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        self.assertIn("no route for host", cm.exception.details())
+        self.assertIn(("sinew-error", "no_route"), cm.exception.trailing_metadata())
+
+    def test_grpc_status_in_metrics_and_access_log(self):
+        self.unary("plain")(b"ok", timeout=10)
+        with self.assertRaises(grpc.RpcError):
+            self.unary("plain")(b"x", metadata=(("x-fail", "9"),), timeout=10)
+        m = self.proxy.metrics()
+        self.assertGreaterEqual(st.metric_sum(m, "sinew_requests_total", request_protocol="grpc",
+                                              grpc_response_status="0"), 1)
+        self.assertGreaterEqual(st.metric_sum(m, "sinew_requests_total", request_protocol="grpc",
+                                              grpc_response_status="9"), 1)
+        deadline = time.time() + 5
+        seen = set()
+        while time.time() < deadline and not {"0", "9"} <= seen:
+            import json
+            seen = {json.loads(line).get("grpc_status") for line in open(self.log)}
+            time.sleep(0.05)
+        self.assertLessEqual({"0", "9"}, seen)
 
 
 if __name__ == "__main__":

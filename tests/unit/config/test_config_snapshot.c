@@ -237,7 +237,7 @@ static void test_rich_virtual_service(void **state)
 		"    - sourceLabels: {app: nobody}\n"
 		"    rewrite: {uri: /v2/, authority: reviews-v2}\n"
 		"    timeout: 1.5s\n"
-		"    retries: {attempts: 3, perTryTimeout: 500ms, retryOn: \"5xx,503,reset,unavailable\"}\n"
+		"    retries: {attempts: 3, perTryTimeout: 500ms, retryOn: \"5xx,503,reset,retriable-4xx\"}\n"
 		"    headers:\n"
 		"      request: {set: {X-Sinew: yes}, remove: [X-Debug]}\n"
 		"      response: {add: {x-served-by: canary}}\n"
@@ -259,7 +259,7 @@ static void test_rich_virtual_service(void **state)
 		"    retries: {attempts: 0}\n";
 	struct sn_diags d;
 	struct sn_snapshot *s = build_text(text, &pp_id, &d);
-	assert_diag(&d, SN_DIAG_WARNING, "t.yaml:38:", "spec.http[0].retries.retryOn", "\"unavailable\"");
+	assert_diag(&d, SN_DIAG_WARNING, "t.yaml:38:", "spec.http[0].retries.retryOn", "\"retriable-4xx\"");
 	sn_diags_free(&d);
 
 	const struct sn_vhost *vh = sn_snapshot_find_vhost(s, SN_STR_LIT("reviews"), NULL);

@@ -78,7 +78,7 @@ static void expect_substr_(const char *hay, const char *needle, const char *file
 static const char check_py[] =
 	"import json,sys\n"
 	"keys={'start_time','direction','method','path','authority','protocol',"
-	"'response_code','response_flags','bytes_received','bytes_sent','duration_ms',"
+	"'response_code','grpc_status','response_flags','bytes_received','bytes_sent','duration_ms',"
 	"'upstream_service_time_ms','upstream_cluster','upstream_host','route_name',"
 	"'attempts','request_id','user_agent','x_forwarded_for',"
 	"'downstream_remote_address','source_workload','destination_service'}\n"
@@ -152,7 +152,7 @@ static void test_format_full_line(void **state)
 		"{\"start_time\":\"2023-11-14T22:13:20.123Z\",\"direction\":\"outbound\","
 		"\"method\":\"GET\",\"path\":\"/api/v1/items?id=7\","
 		"\"authority\":\"api.default.svc:8080\",\"protocol\":\"HTTP/1.1\","
-		"\"response_code\":200,\"response_flags\":\"-\",\"bytes_received\":12,"
+		"\"response_code\":200,\"grpc_status\":null,\"response_flags\":\"-\",\"bytes_received\":12,"
 		"\"bytes_sent\":3456,\"duration_ms\":12.500,\"upstream_service_time_ms\":10.250,"
 		"\"upstream_cluster\":\"outbound|8080||api.default.svc.cluster.local\","
 		"\"upstream_host\":\"10.0.0.7:8080\",\"route_name\":\"api-route\",\"attempts\":1,"
