@@ -2357,8 +2357,32 @@ void sn__ex_start_stream(struct sn_exchange *ex, const struct sn_http_head *h, e
 	rq->minor_version = 1;
 	rq->keep_alive = 1;
 	rq->headers = ex->req_hdrs;
-	for (size_t i = 0; i < h->n_fields && n < SN_MAX_HEADERS_ARRAY - 1; i++)
+	size_t cookies = 0, cookie_bytes = 0;
+	for (size_t i = 0; i < h->n_fields; i++) {
+		if (sn_str_eq_cstr(h->fields[i].name, "cookie")) {
+			cookies++;
+			cookie_bytes += h->fields[i].value.len + 2;
+		}
+	}
+	for (size_t i = 0; i < h->n_fields && n < SN_MAX_HEADERS_ARRAY - 1; i++) {
+		if (cookies > 1 && sn_str_eq_cstr(h->fields[i].name, "cookie"))
+			continue;
 		ex->req_hdrs[n++] = (struct sn_h1_header){ h->fields[i].name, h->fields[i].value };
+	}
+	if (cookies > 1 && n < SN_MAX_HEADERS_ARRAY - 1 &&
+	    sn_buf_reserve(&ex->w->pool, &ex->head, cookie_bytes, SN_MAX(cookie_bytes, (size_t)SN_BUF_DEFAULT_SIZE)) == 0) {
+		/* HTTP/2 splits cookies into fields; HTTP/1.1 wants one line,
+		 * joined with "; " (RFC 9113 8.2.3). */
+		for (size_t i = 0; i < h->n_fields; i++) {
+			if (!sn_str_eq_cstr(h->fields[i].name, "cookie"))
+				continue;
+			if (sn_buf_len(&ex->head) > 0)
+				sn_buf_append(&ex->head, "; ", 2);
+			sn_buf_append(&ex->head, h->fields[i].value.p, h->fields[i].value.len);
+		}
+		ex->req_hdrs[n++] = (struct sn_h1_header){ SN_STR_LIT("cookie"),
+							   sn_str_make(sn_buf_data(&ex->head), sn_buf_len(&ex->head)) };
+	}
 	if (body == SN_H1_BODY_LENGTH && h->content_length < 0) {
 		/* A body that was complete before the exchange started: sent
 		 * with its length rather than in chunks. */

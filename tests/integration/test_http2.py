@@ -139,6 +139,19 @@ class OutboundH2(unittest.TestCase):
         self.assertGreater(int(hdrs["content-length"]), 0)   # the GET's length, no body
         self.assertNotIn(b"{", body)
 
+    def test_cookies_joined_for_http1(self):
+        """HTTP/2 sends each cookie as its own field; the HTTP/1.1 app gets
+        one Cookie line (RFC 9113 8.2.3)."""
+        c = H2Client(self.proxy.outbound_port)
+        self.addCleanup(c.close)
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "reviews:9080"),
+                                  (":path", "/cookies"), ("cookie", "a=1"), ("cookie", "b=2")], end_stream=True)
+        c.responses[sid] = {"headers": None, "data": b"", "ended": False, "reset": None}
+        c.flush()
+        c.pump(lambda: c.responses[sid]["ended"])
+        self.assertEqual(json.loads(c.responses[sid]["data"])["headers"]["cookie"], "a=1; b=2")
+
     def test_local_answer_on_a_stream(self):
         status, hdrs, body, _ = curl(self.proxy.outbound_port, "http://nowhere:9080/x")
         self.assertEqual(status, 404)
