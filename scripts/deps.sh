@@ -20,7 +20,23 @@ for p in $PKGS; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
+# Node.js and npm (for @grpc/grpc-js in the gRPC tests), unless some
+# node is already on PATH.
+if ! command -v npm >/dev/null 2>&1; then
+	missing="$missing nodejs npm"
+fi
+npm_deps() {
+	# @grpc/grpc-js from the npm registry, pinned by package-lock.json.
+	dir="$(dirname "$0")/../tests/integration/grpc-js"
+	if [ ! -d "$dir/node_modules/@grpc/grpc-js" ]; then
+		echo "deps: npm ci in tests/integration/grpc-js"
+		(cd "$dir" && npm ci --no-audit --no-fund --silent)
+	fi
+}
+if [ -z "$missing" ]; then
+	npm_deps
+	exit 0
+fi
 echo "deps: installing$missing"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -38,3 +54,4 @@ trap cleanup EXIT
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing
+npm_deps

@@ -13,8 +13,10 @@ sidecar pair over mutual TLS (HTTP/2 on the mesh link, ALPN sinew/h2).
 With three endpoints, unary calls on one client channel spread across
 them."""
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -360,6 +362,52 @@ class GrpcPolicies(unittest.TestCase):
             seen = {json.loads(line).get("grpc_status") for line in open(self.log)}
             time.sleep(0.05)
         self.assertLessEqual({"0", "9"}, seen)
+
+
+GRPC_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grpc-js")
+
+
+class GrpcJs(unittest.TestCase):
+    """@grpc/grpc-js (npm; scripts/deps.sh installs it) on both ends: a
+    grpc-js client through the proxy to the Python server, and the Python
+    client through the proxy to a grpc-js server."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.isdir(os.path.join(GRPC_JS, "node_modules", "@grpc", "grpc-js")):
+            raise AssertionError("@grpc/grpc-js is not installed in %s: run scripts/deps.sh" % GRPC_JS)
+        scope = st.ClassScope(cls)
+        cls.py = EchoServer("py")
+        scope.addCleanup(cls.py.stop)
+        cls.js = subprocess.Popen(["node", os.path.join(GRPC_JS, "peer.js"), "server"], stdout=subprocess.PIPE,
+                                  text=True)
+        scope.addCleanup(lambda: (cls.js.kill(), cls.js.wait(5)))
+        line = cls.js.stdout.readline().split()
+        if line[:1] != ["LISTENING"]:
+            raise AssertionError("grpc-js server did not start: %r" % line)
+        cls.js_port = int(line[1])
+        cls.proxy = st.start_proxy(scope, grpc_config([cls.py.port], name="pysvc") +
+                                   grpc_config([cls.js_port], name="jssvc"))
+
+    def test_grpc_js_client_to_python_server(self):
+        r = subprocess.run(["node", os.path.join(GRPC_JS, "peer.js"), "client",
+                            "127.0.0.1:%d" % self.proxy.outbound_port, "pysvc:50051"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        self.assertEqual(len(res), 9, res)
+        for case, outcome in res.items():
+            self.assertEqual(outcome, "ok", "%s: %s" % (case, outcome))
+
+    def test_python_client_to_grpc_js_server(self):
+        ch = channel(self.proxy.outbound_port, authority="jssvc:50051")
+        self.addCleanup(ch.close)
+        calls = Calls(self, ch, [])
+        for name in ("empty_unary", "large_unary", "server_streaming", "client_streaming", "ping_pong",
+                     "status_code_and_message", "custom_metadata", "timeout_on_sleeping_server"):
+            with self.subTest(case=name):
+                getattr(calls, name)()
+        self.assertEqual(ch.unary_unary("/%s/Unary" % SVC)(b"who", timeout=10), b"js")
 
 
 if __name__ == "__main__":
