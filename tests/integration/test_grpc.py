@@ -410,5 +410,23 @@ class GrpcJs(unittest.TestCase):
         self.assertEqual(ch.unary_unary("/%s/Unary" % SVC)(b"who", timeout=10), b"js")
 
 
+class GrpcExample(unittest.TestCase):
+    """examples/grpc/demo.sh, as a user runs it (on free ports)."""
+
+    def test_demo(self):
+        st.require_proxy(self)
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = dict(os.environ, SINEW_BIN=os.path.dirname(st.PROXY))
+        for k in ("ECHO_A_PORT", "ECHO_B_PORT", "PROXY_PORT", "ADMIN_PORT"):
+            env[k] = str(st.free_port())
+        r = subprocess.run([os.path.join(root, "examples", "grpc", "demo.sh")], env=env, capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("calls answered by: server-a 10, server-b 10", r.stdout)
+        self.assertIn("a failing call: FAILED_PRECONDITION - asked to fail", r.stdout)
+        self.assertIn("workload=echo-a grpc_response_status=0 count=10", r.stdout)
+        self.assertIn("grpc_response_status=9 count=1", r.stdout)
+
+
 if __name__ == "__main__":
     st.main()
