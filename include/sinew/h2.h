@@ -109,6 +109,8 @@ void sn_h2s_reset(struct sn_h2s *c, struct sn_h2s_stream *st, uint32_t error);
 /* n bytes of st's request body were passed on: the client may send as
  * many more. */
 void sn_h2s_consumed(struct sn_h2s *c, struct sn_h2s_stream *st, size_t n);
+/* The same for a stream already closed: only the connection's window. */
+void sn_h2s_consumed_conn(struct sn_h2s *c, size_t n);
 
 /* Graceful end: GOAWAY with the last stream taken; streams in flight
  * finish. */
@@ -160,6 +162,10 @@ struct sn_h2c_cbs {
 int sn_h2c_new(const struct sn_h2c_limits *lim, const struct sn_h2c_cbs *cbs, void *arg, struct sn_h2c **out);
 /* Frees the connection and its streams, without callbacks. */
 void sn_h2c_free(struct sn_h2c *c);
+/* Takes n bytes from the server: 0, or SN_EINVAL when the connection must
+ * end. nghttp2 may also end it on its own (bytes that are not HTTP/2, a
+ * frame it refuses): sn_h2c_can_open is 0 at once, and once its GOAWAY
+ * went out (sn_h2c_send_buf) sn_h2c_error says why and sn_h2c_alive is 0. */
 int sn_h2c_recv(struct sn_h2c *c, const void *p, size_t n);
 ssize_t sn_h2c_send_buf(struct sn_h2c *c, const uint8_t **p);
 int sn_h2c_alive(const struct sn_h2c *c);
@@ -184,6 +190,8 @@ int sn_h2c_end(struct sn_h2c *c, struct sn_h2c_stream *st);
 void sn_h2c_reset(struct sn_h2c *c, struct sn_h2c_stream *st, uint32_t error);
 /* n response body bytes were passed on: the server may send as many more. */
 void sn_h2c_consumed(struct sn_h2c *c, struct sn_h2c_stream *st, size_t n);
+/* The same for a stream already closed: only the connection's window. */
+void sn_h2c_consumed_conn(struct sn_h2c *c, size_t n);
 void sn_h2c_set_user(struct sn_h2c_stream *st, void *user);
 void *sn_h2c_user(const struct sn_h2c_stream *st);
 int32_t sn_h2c_stream_id(const struct sn_h2c_stream *st);

@@ -26,15 +26,12 @@ struct sn_h2c_stream {
 	struct sn_http_field *fields;   /* the head's regular fields, views into resp.buf */
 	struct sn_http_head head;
 	unsigned head_done : 1;      /* on_response was called */
-	unsigned out_end : 1;        /* sn_h2c_end was called (or the request had no body) */
-	unsigned deferred : 1;       /* the data provider waits for bytes */
-	unsigned want_writable : 1;
 	unsigned bad : 1;            /* over a bound: reset, no more callbacks but on_close */
-	char *out;                   /* queued request body */
-	size_t out_off, out_len, out_cap;
+	struct sn__h2_outq out;      /* queued request body; out.end: sn_h2c_end (or no body) */
 };
 
 struct sn_h2c {
+	struct sn__h2_why why;       /* first: nghttp2's error callback writes here */
 	nghttp2_session *s;
 	struct sn_h2c_limits lim;
 	struct sn_h2c_cbs cbs;
@@ -54,7 +51,7 @@ static void stream_free(struct sn_h2c_stream *st)
 	sn__h2_collector_free(&st->resp);
 	sn__h2_collector_free(&st->tr);
 	free(st->fields);
-	free(st->out);
+	sn__h2_outq_free(&st->out);
 	free(st);
 }
 
@@ -158,6 +155,17 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 	return 0;
 }
 
+/* nghttp2 ends a session on its own (not HTTP/2, a frame it refuses)
+ * with a GOAWAY carrying an error: when it goes out, say why. */
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+	struct sn_h2c *c = user;
+	(void)s;
+	if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && c->err == NULL)
+		c->err = c->why.msg[0] ? c->why.msg : "the server broke the HTTP/2 protocol";
+	return 0;
+}
+
 static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len, void *user)
 {
 	struct sn_h2c *c = user;
@@ -191,29 +199,14 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 {
 	struct sn_h2c *c = user;
 	struct sn_h2c_stream *st = source->ptr;
-	size_t avail = st->out_len - st->out_off;
-	size_t n = avail < length ? avail : length;
+	int writable;
 
 	(void)s;
 	(void)id;
-	if (n > 0) {
-		memcpy(buf, st->out + st->out_off, n);
-		st->out_off += n;
-		if (st->out_off == st->out_len)
-			st->out_off = st->out_len = 0;
-	}
-	if (st->out_len == st->out_off && st->out_end) {
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-	} else if (n == 0) {
-		st->deferred = 1;
-		return NGHTTP2_ERR_DEFERRED;
-	}
-	if (st->want_writable && st->out_len - st->out_off <= c->lim.max_out / 2) {
-		st->want_writable = 0;
-		if (c->cbs.on_writable != NULL)
-			c->cbs.on_writable(c->arg, st);
-	}
-	return (ssize_t)n;
+	ssize_t n = sn__h2_outq_read(&st->out, c->lim.max_out, buf, length, flags, &writable);
+	if (writable && c->cbs.on_writable != NULL)
+		c->cbs.on_writable(c->arg, st);
+	return n;
 }
 
 /* ---- the connection --------------------------------------------------------- */
@@ -246,6 +239,8 @@ int sn_h2c_new(const struct sn_h2c_limits *lim, const struct sn_h2c_cbs *cbs, vo
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	nghttp2_session_callbacks_set_error_callback2(cb, sn__h2_on_error);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_max_continuations(opt, 8);
 	nghttp2_option_set_max_outbound_ack(opt, 1000);
@@ -298,7 +293,7 @@ int sn_h2c_recv(struct sn_h2c *c, const void *p, size_t n)
 										 : NGHTTP2_PROTOCOL_ERROR);
 		return SN_EINVAL;
 	}
-	return 0;
+	return c->err != NULL ? SN_EINVAL : 0;
 }
 
 ssize_t sn_h2c_send_buf(struct sn_h2c *c, const uint8_t **p)
@@ -324,7 +319,9 @@ const char *sn_h2c_error(const struct sn_h2c *c)
 
 int sn_h2c_can_open(const struct sn_h2c *c)
 {
-	if (c->goaway || c->err != NULL || !nghttp2_session_want_read(c->s))
+	/* nghttp2 knows a session it is ending (its GOAWAY not yet sent). */
+	if (c->goaway || c->err != NULL || !nghttp2_session_want_read(c->s) ||
+	    !nghttp2_session_check_request_allowed(c->s))
 		return 0;
 	uint32_t max = nghttp2_session_get_remote_settings(c->s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 	return c->n_streams < max && nghttp2_session_get_next_stream_id(c->s) < (1u << 30);
@@ -364,7 +361,7 @@ int sn_h2c_request(struct sn_h2c *c, const struct sn_http_head *h, int te_traile
 #undef NV
 	st->c = c;
 	st->user = user;
-	st->out_end = end ? 1 : 0;
+	st->out.end = end ? 1 : 0;
 	nghttp2_data_provider dp = { .source.ptr = st, .read_callback = read_body };
 	int32_t id = nghttp2_submit_request(c->s, NULL, nv, (size_t)n, end ? NULL : &dp, st);   /* copies nv */
 	free(nv);
@@ -384,45 +381,22 @@ int sn_h2c_request(struct sn_h2c *c, const struct sn_http_head *h, int te_traile
 	return 0;
 }
 
-static void resume(struct sn_h2c *c, struct sn_h2c_stream *st)
-{
-	if (st->deferred) {
-		st->deferred = 0;
-		nghttp2_session_resume_data(c->s, st->id);
-	}
-}
-
 ssize_t sn_h2c_write(struct sn_h2c *c, struct sn_h2c_stream *st, const void *p, size_t n)
 {
-	if (st->out_end || st->bad)
+	if (st->out.end || st->bad)
 		return SN_EINVAL;
-	if (st->out_off > 0 && st->out_off == st->out_len)
-		st->out_off = st->out_len = 0;
-	if (st->out_off > 0 && st->out_len + n > st->out_cap) {
-		memmove(st->out, st->out + st->out_off, st->out_len - st->out_off);
-		st->out_len -= st->out_off;
-		st->out_off = 0;
-	}
-	size_t room = c->lim.max_out > st->out_len ? c->lim.max_out - st->out_len : 0;
-	if (room == 0) {
-		st->want_writable = 1;
-		return SN_EAGAIN;
-	}
-	size_t take = n < room ? n : room;
-	if (sn__h2_grow((void **)&st->out, &st->out_cap, st->out_len + take, 1, c->lim.max_out) != 0)
-		return SN_ENOMEM;
-	memcpy(st->out + st->out_len, p, take);
-	st->out_len += take;
-	resume(c, st);
-	return (ssize_t)take;
+	ssize_t r = sn__h2_outq_write(&st->out, c->lim.max_out, p, n);
+	if (r > 0)
+		sn__h2_outq_resume(&st->out, c->s, st->id);
+	return r;
 }
 
 int sn_h2c_end(struct sn_h2c *c, struct sn_h2c_stream *st)
 {
-	if (st->out_end)
+	if (st->out.end)
 		return 0;
-	st->out_end = 1;
-	resume(c, st);
+	st->out.end = 1;
+	sn__h2_outq_resume(&st->out, c->s, st->id);
 	return 0;
 }
 
@@ -435,6 +409,11 @@ void sn_h2c_reset(struct sn_h2c *c, struct sn_h2c_stream *st, uint32_t error)
 void sn_h2c_consumed(struct sn_h2c *c, struct sn_h2c_stream *st, size_t n)
 {
 	nghttp2_session_consume(c->s, st->id, n);
+}
+
+void sn_h2c_consumed_conn(struct sn_h2c *c, size_t n)
+{
+	nghttp2_session_consume_connection(c->s, n);
 }
 
 void sn_h2c_set_user(struct sn_h2c_stream *st, void *user)

@@ -1,6 +1,9 @@
 /* What the HTTP/2 codecs share (h2_common.h). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "sinew/h2.h"
 
 #include "h2_common.h"
 
@@ -106,4 +109,75 @@ ssize_t sn__h2_to_nv(const struct sn_http_field *f, size_t n, size_t first, int 
 					   NGHTTP2_NV_FLAG_NONE };
 	}
 	return (ssize_t)k;
+}
+
+ssize_t sn__h2_outq_write(struct sn__h2_outq *q, size_t max, const void *p, size_t n)
+{
+	if (q->off > 0 && q->off == q->len)
+		q->off = q->len = 0;
+	if (q->off > 0 && q->len + n > q->cap) {
+		memmove(q->buf, q->buf + q->off, q->len - q->off);
+		q->len -= q->off;
+		q->off = 0;
+	}
+	size_t room = max > q->len ? max - q->len : 0;
+	if (room == 0) {
+		q->want_writable = 1;
+		return SN_EAGAIN;
+	}
+	size_t take = n < room ? n : room;
+	if (sn__h2_grow((void **)&q->buf, &q->cap, q->len + take, 1, max) != 0)
+		return SN_ENOMEM;
+	memcpy(q->buf + q->len, p, take);
+	q->len += take;
+	return (ssize_t)take;
+}
+
+ssize_t sn__h2_outq_read(struct sn__h2_outq *q, size_t max, uint8_t *buf, size_t length, uint32_t *flags,
+			 int *writable)
+{
+	size_t avail = q->len - q->off;
+	size_t n = avail < length ? avail : length;
+
+	*writable = 0;
+	if (n > 0) {
+		memcpy(buf, q->buf + q->off, n);
+		q->off += n;
+		if (q->off == q->len)
+			q->off = q->len = 0;
+	}
+	if (q->len == q->off && q->end) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	} else if (n == 0) {
+		q->deferred = 1;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	if (q->want_writable && q->len - q->off <= max / 2) {
+		q->want_writable = 0;
+		*writable = 1;
+	}
+	return (ssize_t)n;
+}
+
+void sn__h2_outq_resume(struct sn__h2_outq *q, nghttp2_session *s, int32_t id)
+{
+	if (q->deferred) {
+		q->deferred = 0;
+		nghttp2_session_resume_data(s, id);
+	}
+}
+
+void sn__h2_outq_free(struct sn__h2_outq *q)
+{
+	free(q->buf);
+	memset(q, 0, sizeof(*q));
+}
+
+int sn__h2_on_error(nghttp2_session *s, int code, const char *msg, size_t len, void *user)
+{
+	struct sn__h2_why *w = user;
+	(void)s;
+	(void)code;
+	snprintf(w->msg, sizeof(w->msg), "%.*s", (int)(len < sizeof(w->msg) ? len : sizeof(w->msg) - 1), msg);
+	return 0;
 }

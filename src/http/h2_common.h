@@ -50,6 +50,41 @@ static inline struct sn_str sn__h2_col_value(const struct sn__h2_collector *col,
 
 void sn__h2_collector_free(struct sn__h2_collector *col);
 
+/* A stream's outbound body, queued for nghttp2's data provider: bounded
+ * by max bytes; `end` once the owner said the body is complete. */
+struct sn__h2_outq {
+	char *buf;
+	size_t off, len, cap;
+	unsigned end : 1;            /* no more bytes after these */
+	unsigned deferred : 1;       /* the data provider waits for bytes */
+	unsigned want_writable : 1;  /* the owner was told SN_EAGAIN */
+};
+
+/* Queues up to n bytes (copied): bytes taken, SN_EAGAIN when full
+ * (want_writable set), or SN_ENOMEM. */
+ssize_t sn__h2_outq_write(struct sn__h2_outq *q, size_t max, const void *p, size_t n);
+
+/* nghttp2's data provider body: copies up to length bytes into buf and
+ * sets NGHTTP2_DATA_FLAG_EOF at the end. Returns the count, or
+ * NGHTTP2_ERR_DEFERRED when empty and not ended. *writable is set when
+ * the owner, told SN_EAGAIN, may write again (the queue is half empty). */
+ssize_t sn__h2_outq_read(struct sn__h2_outq *q, size_t max, uint8_t *buf, size_t length, uint32_t *flags,
+			 int *writable);
+
+/* Wakes the stream's data provider if it waits (after a write or the end). */
+void sn__h2_outq_resume(struct sn__h2_outq *q, nghttp2_session *s, int32_t id);
+
+void sn__h2_outq_free(struct sn__h2_outq *q);
+
+/* nghttp2's messages about what it refused, the last one kept (for the
+ * log line of a connection nghttp2 ends on its own). */
+struct sn__h2_why {
+	char msg[160];
+};
+/* An nghttp2_error_callback2 for a user pointer whose first member is a
+ * struct sn__h2_why. */
+int sn__h2_on_error(nghttp2_session *s, int code, const char *msg, size_t len, void *user);
+
 /* Content-Length as nghttp2 already checked it (digits only); -1 if absent
  * or not a number. */
 int64_t sn__h2_parse_cl(struct sn_str v);

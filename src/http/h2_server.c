@@ -31,17 +31,14 @@ struct sn_h2s_stream {
 	unsigned head_done : 1;      /* on_request was called */
 	unsigned refused : 1;        /* over a limit, or the owner said no: no callbacks */
 	unsigned responded : 1;
-	unsigned out_end : 1;        /* sn_h2s_end was called */
-	unsigned deferred : 1;       /* the data provider waits for bytes */
-	unsigned want_writable : 1;
-	char *out;                   /* queued response body */
-	size_t out_off, out_len, out_cap;
+	struct sn__h2_outq out;      /* queued response body; out.end: sn_h2s_end was called */
 	nghttp2_nv *trailers;        /* copies, sent after the body */
 	size_t n_trailers;
 	char *trailer_buf;
 };
 
 struct sn_h2s {
+	struct sn__h2_why why;       /* first: nghttp2's error callback writes here */
 	nghttp2_session *s;
 	struct sn_h2s_limits lim;
 	struct sn_h2s_cbs cbs;
@@ -50,6 +47,8 @@ struct sn_h2s {
 	size_t n_streams;
 	uint32_t empty_data;         /* empty DATA frames in a row */
 	const char *err;
+	unsigned goaway_in : 1;      /* the client sent GOAWAY */
+	unsigned goaway_out : 1;     /* we submitted a graceful GOAWAY */
 };
 
 /* The request head from st->req: pseudo-headers into their members, the
@@ -101,7 +100,7 @@ static void stream_free(struct sn_h2s_stream *st)
 	sn__h2_collector_free(&st->req);
 	sn__h2_collector_free(&st->tr);
 	free(st->fields);
-	free(st->out);
+	sn__h2_outq_free(&st->out);
 	free(st->trailers);
 	free(st->trailer_buf);
 	free(st);
@@ -185,6 +184,8 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 			c->empty_data = 0;
 		}
 	}
+	if (frame->hd.type == NGHTTP2_GOAWAY)
+		c->goaway_in = 1;
 	if (frame->hd.type != NGHTTP2_DATA && frame->hd.type != NGHTTP2_HEADERS)
 		return 0;
 	st = stream_of(c, frame->hd.stream_id);
@@ -220,6 +221,18 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 	}
 	if (end)
 		c->cbs.on_end(c->arg, st, NULL, 0);
+	return 0;
+}
+
+/* nghttp2 ends a connection on its own (rapid reset, a stream over the
+ * acknowledged limit, a frame it refuses) with a GOAWAY carrying an error:
+ * when it goes out, say why. */
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+	struct sn_h2s *c = user;
+	(void)s;
+	if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR && c->err == NULL)
+		c->err = c->why.msg[0] ? c->why.msg : "the client broke the protocol or a limit";
 	return 0;
 }
 
@@ -261,33 +274,18 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 {
 	struct sn_h2s *c = user;
 	struct sn_h2s_stream *st = source->ptr;
-	size_t avail = st->out_len - st->out_off;
-	size_t n = avail < length ? avail : length;
+	int writable;
 
 	(void)id;
-	if (n > 0) {
-		memcpy(buf, st->out + st->out_off, n);
-		st->out_off += n;
-		if (st->out_off == st->out_len)
-			st->out_off = st->out_len = 0;
+	ssize_t n = sn__h2_outq_read(&st->out, c->lim.max_out, buf, length, flags, &writable);
+	if (n >= 0 && (*flags & NGHTTP2_DATA_FLAG_EOF) && st->n_trailers > 0) {
+		*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+		if (nghttp2_submit_trailer(s, st->id, st->trailers, st->n_trailers) != 0)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
-	if (st->out_len == st->out_off && st->out_end) {
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-		if (st->n_trailers > 0) {
-			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-			if (nghttp2_submit_trailer(s, st->id, st->trailers, st->n_trailers) != 0)
-				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-		}
-	} else if (n == 0) {
-		st->deferred = 1;
-		return NGHTTP2_ERR_DEFERRED;
-	}
-	if (st->want_writable && st->out_len - st->out_off <= c->lim.max_out / 2) {
-		st->want_writable = 0;
-		if (c->cbs.on_writable != NULL)
-			c->cbs.on_writable(c->arg, st);
-	}
-	return (ssize_t)n;
+	if (writable && c->cbs.on_writable != NULL)
+		c->cbs.on_writable(c->arg, st);
+	return n;
 }
 
 /* ---- the connection --------------------------------------------------------- */
@@ -323,6 +321,8 @@ int sn_h2s_new(const struct sn_h2s_limits *lim, const struct sn_h2s_cbs *cbs, vo
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	nghttp2_session_callbacks_set_error_callback2(cb, sn__h2_on_error);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
 	/* Windows go back when the owner passed the bytes on. */
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	/* Floods (each ends the connection with GOAWAY): RST_STREAM faster
@@ -383,12 +383,6 @@ int sn_h2s_recv(struct sn_h2s *c, const void *p, size_t n)
 			  nghttp2_strerror((int)r));
 		return SN_EINVAL;
 	}
-	/* nghttp2 may end the connection itself (rapid reset, a stream over
-	 * the acknowledged limit): its GOAWAY is queued, say so. */
-	if (c->err == NULL && !nghttp2_session_want_read(c->s) && nghttp2_session_get_last_proc_stream_id(c->s) >= 0 &&
-	    nghttp2_session_get_remote_settings(c->s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) > 0 &&
-	    nghttp2_session_want_write(c->s))
-		c->err = "the client broke a limit (rapid reset, or more streams than announced): GOAWAY";
 	return c->err != NULL ? SN_EINVAL : 0;
 }
 
@@ -434,7 +428,7 @@ int sn_h2s_respond(struct sn_h2s *c, struct sn_h2s_stream *st, const struct sn_h
 	snprintf(status, sizeof(status), "%03d", h->status);
 	nv[0] = (nghttp2_nv){ (uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE };
 	nghttp2_data_provider dp = { .source.ptr = st, .read_callback = read_body };
-	st->out_end = end ? 1 : 0;
+	st->out.end = end ? 1 : 0;
 	int r = nghttp2_submit_response(c->s, st->id, nv, (size_t)n, end ? NULL : &dp);   /* copies nv */
 	free(nv);
 	free(names);
@@ -444,42 +438,19 @@ int sn_h2s_respond(struct sn_h2s *c, struct sn_h2s_stream *st, const struct sn_h
 	return 0;
 }
 
-static void resume(struct sn_h2s *c, struct sn_h2s_stream *st)
-{
-	if (st->deferred) {
-		st->deferred = 0;
-		nghttp2_session_resume_data(c->s, st->id);
-	}
-}
-
 ssize_t sn_h2s_write(struct sn_h2s *c, struct sn_h2s_stream *st, const void *p, size_t n)
 {
-	if (!st->responded || st->out_end || st->refused)
+	if (!st->responded || st->out.end || st->refused)
 		return SN_EINVAL;
-	if (st->out_off > 0 && st->out_off == st->out_len)
-		st->out_off = st->out_len = 0;
-	if (st->out_off > 0 && st->out_len + n > st->out_cap) {
-		memmove(st->out, st->out + st->out_off, st->out_len - st->out_off);
-		st->out_len -= st->out_off;
-		st->out_off = 0;
-	}
-	size_t room = c->lim.max_out > st->out_len ? c->lim.max_out - st->out_len : 0;
-	if (room == 0) {
-		st->want_writable = 1;
-		return SN_EAGAIN;
-	}
-	size_t take = n < room ? n : room;
-	if (sn__h2_grow((void **)&st->out, &st->out_cap, st->out_len + take, 1, c->lim.max_out) != 0)
-		return SN_ENOMEM;
-	memcpy(st->out + st->out_len, p, take);
-	st->out_len += take;
-	resume(c, st);
-	return (ssize_t)take;
+	ssize_t r = sn__h2_outq_write(&st->out, c->lim.max_out, p, n);
+	if (r > 0)
+		sn__h2_outq_resume(&st->out, c->s, st->id);
+	return r;
 }
 
 int sn_h2s_end(struct sn_h2s *c, struct sn_h2s_stream *st, const struct sn_http_field *trailers, size_t n)
 {
-	if (!st->responded || st->out_end || st->refused)
+	if (!st->responded || st->out.end || st->refused)
 		return SN_EINVAL;
 	if (n > 0) {
 		ssize_t k = sn__h2_to_nv(trailers, n, 0, 1, &st->trailers, &st->trailer_buf);
@@ -487,8 +458,8 @@ int sn_h2s_end(struct sn_h2s *c, struct sn_h2s_stream *st, const struct sn_http_
 			return SN_ENOMEM;
 		st->n_trailers = (size_t)k;
 	}
-	st->out_end = 1;
-	resume(c, st);
+	st->out.end = 1;
+	sn__h2_outq_resume(&st->out, c->s, st->id);
 	return 0;
 }
 
@@ -502,8 +473,14 @@ void sn_h2s_consumed(struct sn_h2s *c, struct sn_h2s_stream *st, size_t n)
 	nghttp2_session_consume(c->s, st->id, n);
 }
 
+void sn_h2s_consumed_conn(struct sn_h2s *c, size_t n)
+{
+	nghttp2_session_consume_connection(c->s, n);
+}
+
 void sn_h2s_goaway(struct sn_h2s *c)
 {
+	c->goaway_out = 1;
 	nghttp2_submit_goaway(c->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->s),
 			      NGHTTP2_NO_ERROR, NULL, 0);
 }

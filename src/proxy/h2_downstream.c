@@ -305,6 +305,10 @@ static void on_close(void *arg, struct sn_h2s_stream *st, uint32_t error)
 		return;
 	s->closing = 1;
 	unqueue(c->h2, s);
+	/* Body bytes never passed on hold the connection's window: back. */
+	if (s->received > s->credited)
+		sn_h2s_consumed_conn(c->h2->s, (size_t)(s->received - s->credited));
+	s->credited = s->received;
 	if (s->ex != NULL) {
 		sn_log(SN_LOG_DEBUG, "conn=%llu stream %d closed by the client (error %u)", (unsigned long long)c->id,
 		       (int)sn_h2s_stream_id(st), (unsigned)error);

@@ -772,10 +772,15 @@ void sn__h2u_consumed(struct sn_uconn *u, size_t n)
 	struct sn_h2u_stream *s = u->h2;
 	uint64_t give = SN_MIN((uint64_t)n, s->received - s->credited);
 
-	if (give == 0 || s->st == NULL || s->conn == NULL)
+	if (give == 0 || s->conn == NULL || s->conn->codec == NULL)
 		return;
 	s->credited += give;
-	sn_h2c_consumed(s->conn->codec, s->st, (size_t)give);
+	/* A stream closed already still holds its bytes against the
+	 * connection's window. */
+	if (s->st != NULL)
+		sn_h2c_consumed(s->conn->codec, s->st, (size_t)give);
+	else
+		sn_h2c_consumed_conn(s->conn->codec, (size_t)give);
 	kick(s->conn);
 }
 
@@ -790,6 +795,14 @@ void sn__h2u_release(struct sn_uconn *u)
 	struct sn_h2u_stream *s = u->h2;
 	struct sn_h2u *h = s->conn;
 
+	/* Bytes nobody will pass on go back to the connection's window. */
+	if (s->received > s->credited && h != NULL && h->codec != NULL) {
+		if (s->st != NULL)
+			sn_h2c_consumed(h->codec, s->st, (size_t)(s->received - s->credited));
+		else
+			sn_h2c_consumed_conn(h->codec, (size_t)(s->received - s->credited));
+		s->credited = s->received;
+	}
 	u->ex = NULL;
 	s->released = 1;
 	s->req = NULL;

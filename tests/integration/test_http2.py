@@ -244,6 +244,57 @@ class OutboundH2(unittest.TestCase):
         self.assertEqual(c.read_response().status, 505)
 
 
+class ToAnHTTP2App(unittest.TestCase):
+    """An app that speaks HTTP/2 (nghttpd, nghttp2-server): a Service port
+    named http2-web makes the proxy speak HTTP/2 to it, every request over
+    one connection, whatever the client speaks."""
+
+    @classmethod
+    def setUpClass(cls):
+        scope = st.ClassScope(cls)
+        cls.docroot = st.make_tempdir(scope)
+        with open(os.path.join(cls.docroot, "hello.txt"), "w") as f:
+            f.write("hello from nghttpd\n")
+        cls.big = os.urandom(100000)
+        with open(os.path.join(cls.docroot, "big.bin"), "wb") as f:
+            f.write(cls.big)
+        cls.port = st.free_port()
+        cls.ng = st.spawn(["nghttpd", "--no-tls", "-d", cls.docroot, str(cls.port)])
+        scope.addCleanup(st.stop_process, cls.ng)
+        st.wait_port(cls.port)
+        cfg = ("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n"
+               "  ports:\n  - {name: http2-web, port: 8080}\n---\n"
+               "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: web-1}\nspec:\n"
+               "  address: 127.0.0.1\n  ports: {http2-web: %d}\n  labels: {app: web}\n" % cls.port)
+        cls.proxy = st.start_proxy(scope, cfg)
+
+    def test_http1_and_http2_clients(self):
+        r = st.request(self.proxy.outbound_port, "GET", "/hello.txt", host="web:8080")
+        self.assertEqual((r.status, r.body), (200, b"hello from nghttpd\n"))
+        self.assertEqual(r.header("server", "").split()[0], "nghttpd")
+        status, hdrs, body, _ = curl(self.proxy.outbound_port, "http://web:8080/hello.txt")
+        self.assertEqual((status, body), (200, b"hello from nghttpd\n"))
+
+    def test_many_bodies_over_one_connection(self):
+        """3 MB of whole responses through one upstream connection: bytes
+        a closed stream held go back to the connection's window (1 MiB),
+        or the connection would stall after ten of them."""
+        before = st.metric_sum(self.proxy.metrics(), "sinew_upstream_connections_total")
+        for i in range(30):
+            status, _, body, _ = curl(self.proxy.outbound_port, "http://web:8080/big.bin", timeout=10)
+            self.assertEqual((status, len(body)), (200, len(self.big)), "response %d" % i)
+            self.assertEqual(body, self.big)
+        self.assertLessEqual(st.metric_sum(self.proxy.metrics(), "sinew_upstream_connections_total") - before, 1)
+
+    def test_h2load_one_upstream_connection(self):
+        before = st.metric_sum(self.proxy.metrics(), "sinew_upstream_connections_total")
+        r = subprocess.run(["h2load", "-n", "2000", "-c", "4", "-m", "10", "-H", ":authority: web:8080",
+                            "http://127.0.0.1:%d/hello.txt" % self.proxy.outbound_port],
+                           capture_output=True, text=True, timeout=60)
+        self.assertIn("2000 succeeded, 0 failed, 0 errored", r.stdout, r.stdout)
+        self.assertLessEqual(st.metric_sum(self.proxy.metrics(), "sinew_upstream_connections_total") - before, 1)
+
+
 class InboundH2OverMTLS(unittest.TestCase):
     """h2c to A's outbound → (HTTP/1.1 over mTLS) → B's inbound → the app;
     and h2c straight to B's inbound (PERMISSIVE: plaintext allowed)."""
