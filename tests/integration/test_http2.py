@@ -295,6 +295,102 @@ class ToAnHTTP2App(unittest.TestCase):
         self.assertLessEqual(st.metric_sum(self.proxy.metrics(), "sinew_upstream_connections_total") - before, 1)
 
 
+class Churn(unittest.TestCase):
+    """Clients that go away at any moment, on both kinds of endpoint: a
+    few hundred streams -- downloads, uploads of unknown length, slow
+    answers -- each reset or its connection dropped at a random point, for
+    a bounded time, through one proxy to an HTTP/1.1 app and to an HTTP/2
+    app. The proxy must stay up and answer well afterwards; under ASan
+    every path that ends an exchange early is checked for memory errors."""
+
+    @classmethod
+    def setUpClass(cls):
+        scope = st.ClassScope(cls)
+        cls.backend = st.start_backend(scope, "reviews", "v1")
+        cls.docroot = st.make_tempdir(scope)
+        with open(os.path.join(cls.docroot, "big.bin"), "wb") as f:
+            f.write(os.urandom(400000))
+        cls.ngport = st.free_port()
+        cls.ng = st.spawn(["nghttpd", "--no-tls", "-d", cls.docroot, str(cls.ngport)])
+        scope.addCleanup(st.stop_process, cls.ng)
+        st.wait_port(cls.ngport)
+        cfg = (st.registry_yaml({("reviews", "v1"): cls.backend.port}) +
+               "---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n"
+               "  ports:\n  - {name: http2-web, port: 8080}\n---\n"
+               "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: web-1}\nspec:\n"
+               "  address: 127.0.0.1\n  ports: {http2-web: %d}\n  labels: {app: web}\n" % cls.ngport)
+        cls.proxy = st.start_proxy(scope, cfg)
+
+    def test_random_resets_and_drops(self):
+        import random
+        rnd = random.Random(7)
+        deadline = time.time() + 8
+        conns = 0
+        while time.time() < deadline:
+            conns += 1
+            c = H2Client(self.proxy.outbound_port, timeout=5)
+            sids = []
+            for _ in range(rnd.randint(1, 12)):
+                kind = rnd.choice(["h1big", "h1slow", "h2big", "upload"])
+                sid = c.conn.get_next_available_stream_id()
+                if kind == "h1big":
+                    hdr = ("reviews:9080", "/big?size=%d" % rnd.randint(1, 2000000))
+                elif kind == "h1slow":
+                    hdr = ("reviews:9080", "/slow?delay_ms=%d" % rnd.randint(0, 300))
+                elif kind == "h2big":
+                    hdr = ("web:8080", "/big.bin")
+                else:
+                    hdr = ("reviews:9080", "/up")
+                method = "POST" if kind == "upload" else "GET"
+                c.conn.send_headers(sid, [(":method", method), (":scheme", "http"), (":authority", hdr[0]),
+                                          (":path", hdr[1])], end_stream=method == "GET")
+                if kind == "upload":
+                    room = min(c.conn.local_flow_control_window(sid), c.conn.max_outbound_frame_size)
+                    if room > 0:
+                        c.conn.send_data(sid, os.urandom(rnd.randint(1, room)))
+                c.responses[sid] = {"headers": None, "data": b"", "ended": False, "reset": None}
+                sids.append(sid)
+            c.flush()
+            # read a little, then reset some streams, then maybe drop all
+            try:
+                c.sock.settimeout(0.05)
+                for _ in range(rnd.randint(0, 5)):
+                    try:
+                        data = c.sock.recv(65536)
+                    except socket.timeout:
+                        break
+                    if not data:
+                        break
+                    c.conn.receive_data(data)
+                for sid in sids:
+                    if rnd.random() < 0.5:
+                        try:
+                            c.conn.reset_stream(sid)
+                        except Exception:
+                            pass
+                c.flush()
+            except OSError:
+                pass
+            if rnd.random() < 0.7:
+                c.close()
+        self.assertGreater(conns, 10)
+        # the proxy is up and answers both ways, on fresh connections
+        status, _, body, _ = curl(self.proxy.outbound_port, "http://reviews:9080/after")
+        self.assertEqual(status, 200)
+        status, _, body, _ = curl(self.proxy.outbound_port, "http://web:8080/big.bin", timeout=10)
+        self.assertEqual((status, len(body)), (200, 400000))
+        r = st.request(self.proxy.outbound_port, "GET", "/h1-after", host="reviews:9080")
+        self.assertEqual(r.status, 200)
+        # nothing left open once the clients are gone
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            active = st.metric_sum(self.proxy.metrics(), "sinew_downstream_connections_active")
+            if active <= 1:
+                break
+            time.sleep(0.2)
+        self.assertLessEqual(active, 1)
+
+
 class InboundH2OverMTLS(unittest.TestCase):
     """h2c to A's outbound → (HTTP/1.1 over mTLS) → B's inbound → the app;
     and h2c straight to B's inbound (PERMISSIVE: plaintext allowed)."""
