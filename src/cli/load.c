@@ -1,4 +1,5 @@
-/* sinew load: an open-loop HTTP/1.1 load generator (fortio load, wrk2).
+/* sinew load: an open-loop HTTP/1.1 and HTTP/2 load generator (fortio
+ * load, wrk2, h2load).
  *
  * Request i is due at t0 + i / qps, whatever happened before it: that is
  * what makes the loop open. A due request goes to a free keep-alive
@@ -15,7 +16,12 @@
  *
  * The rate's denominator (elapsed) is the scheduling window (duration, or
  * requests / qps) or, if later, the last completion; with --qps 0 it is t0
- * to the last completion. */
+ * to the last completion.
+ *
+ * With --h2 N (prior knowledge, the client codec of src/http/h2_client.c)
+ * each connection carries N streams: the scheduler hands requests to
+ * "slots" -- N per connection, each a struct conn whose `sess` is the
+ * shared connection -- exactly as it hands them to HTTP/1.1 connections. */
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -35,6 +41,7 @@
 
 #include "sinew/cli.h"
 #include "sinew/h1.h"
+#include "sinew/h2.h"
 #include "sinew/loop.h"
 #include "load.h"
 
@@ -53,6 +60,21 @@ enum conn_state {
 };
 
 struct run;
+struct conn;
+
+/* --h2: one HTTP/2 connection, carrying the requests of its slots. */
+struct h2sess {
+	struct sn_io io;
+	struct sn_timer timer;      /* connect timeout; reconnect backoff */
+	struct sn_task task;        /* deferred reconnect; deferred flush */
+	struct run *run;
+	enum conn_state state;      /* CLOSED, BACKOFF, CONNECTING, IDLE (ready) */
+	struct sn_h2c *codec;
+	struct conn *slots;         /* n_slots of run->conns */
+	unsigned n_slots;
+	char *out;                  /* codec bytes the socket did not take */
+	size_t out_len, out_off;
+};
 
 struct conn {
 	struct sn_io io;
@@ -72,6 +94,9 @@ struct conn {
 	struct sn_h1_chunked chunked;
 	size_t rlen;
 	char *rbuf;                 /* RBUF_SIZE, owned */
+	struct h2sess *sess;        /* --h2: this is a slot of sess, not a socket */
+	struct sn_h2c_stream *st;   /* --h2: the request in flight */
+	size_t body_sent;           /* --h2: request body bytes queued */
 };
 
 struct run {
@@ -90,6 +115,10 @@ struct run {
 	int sfd;                    /* signalfd: SIGINT, SIGTERM */
 	struct sn_io signal_io;
 	struct sn_task pump_task;
+	struct h2sess *sessions;    /* --h2: o->connections of them */
+	unsigned n_conns;           /* request slots: connections, or connections x streams */
+	struct sn_http_head h2head; /* --h2: the request, built once */
+	struct sn_http_field h2fields[SN_LOAD_MAX_HEADERS + 1];
 	struct sn_timer progress_timer;
 	struct sn_timer drain_timer;
 	int started;
@@ -204,11 +233,18 @@ static void on_conn_timer(struct sn_loop *loop, struct sn_timer *t);
  * connection reconnects (after a backoff when the connect itself failed).
  * The reconnect is deferred past this iteration's I/O callbacks so that no
  * stale event for the old socket reaches the new one. */
+static void slot_fail(struct conn *c, int err);
+static void sess_connect(struct h2sess *s);
+
 static void conn_close(struct conn *c, int err)
 {
 	struct run *run = c->run;
 	int was_usable = c->state == CONN_IDLE || c->state == CONN_BUSY;
 
+	if (c->sess != NULL) {
+		slot_fail(c, err);   /* the stream goes; the connection stays */
+		return;
+	}
 	if (c->state == CONN_IDLE)
 		idle_remove(run, c);
 	if (c->state == CONN_BUSY) {
@@ -505,6 +541,11 @@ static void conn_connect(struct conn *c)
 	int one = 1;
 	int fd;
 
+	if (c->sess != NULL) {
+		if (c->sess->state == CONN_CLOSED)
+			sess_connect(c->sess);
+		return;
+	}
 	if (run->sched_done && run->dispatch_seq == run->next_seq) {
 		c->state = CONN_CLOSED;
 		return;
@@ -533,7 +574,305 @@ static void conn_connect(struct conn *c)
 	sn_timer_start(&run->loop, &c->timer, o->timeout_ns / 1000000u, on_conn_timer);
 }
 
+/* ---- HTTP/2 (--h2) ------------------------------------------------------ */
+
+static void sess_kick(struct h2sess *s);
+
+/* Writes what the codec has; keeps what the socket does not take. Returns
+ * 0, or -1 when the connection failed. */
+static int sess_flush(struct h2sess *s)
+{
+	for (;;) {
+		if (s->out_off < s->out_len) {
+			ssize_t n = send(s->io.fd, s->out + s->out_off, s->out_len - s->out_off, MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				return 0;
+			if (n <= 0)
+				return -1;
+			s->run->r->bytes_sent += (uint64_t)n;
+			s->out_off += (size_t)n;
+			if (s->out_off < s->out_len)
+				return 0;
+			s->out_off = s->out_len = 0;
+		}
+		const uint8_t *p;
+		ssize_t n = sn_h2c_send_buf(s->codec, &p);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return 0;
+		char *q = realloc(s->out, (size_t)n);
+		if (q == NULL)
+			return -1;
+		s->out = q;
+		memcpy(s->out, p, (size_t)n);
+		s->out_len = (size_t)n;
+		s->out_off = 0;
+	}
+}
+
+/* A slot's request ends without a response (reset, timeout, the
+ * connection gone): counted, and the slot is free again if its connection
+ * lives. */
+static void slot_fail(struct conn *c, int err)
+{
+	struct run *run = c->run;
+	struct h2sess *s = c->sess;
+
+	sn_timer_stop(&run->loop, &c->timer);
+	if (c->st != NULL) {
+		sn_h2c_set_user(c->st, NULL);
+		if (s->codec != NULL)
+			sn_h2c_reset(s->codec, c->st, 8 /* CANCEL */);
+		c->st = NULL;
+		sess_kick(s);
+	}
+	if (c->state == CONN_BUSY) {
+		run->inflight--;
+		defer_pump(run);
+	}
+	if (err >= 0)
+		run->r->errors[err]++;
+	if (c->state == CONN_BUSY && s->state == CONN_IDLE)
+		idle_push(run, c);
+}
+
+static void slot_body(struct conn *c)
+{
+	const struct sn_load_opts *o = c->run->o;
+	while (c->st != NULL && c->body_sent < o->body_size) {
+		ssize_t n = sn_h2c_write(c->sess->codec, c->st, c->run->req + (c->run->req_len - o->body_size) +
+					 c->body_sent, o->body_size - c->body_sent);
+		if (n <= 0)
+			return;   /* SN_EAGAIN: on_writable */
+		c->body_sent += (size_t)n;
+	}
+	if (c->st != NULL && c->body_sent == o->body_size)
+		sn_h2c_end(c->sess->codec, c->st);
+}
+
+static void slot_send(struct run *run, struct conn *c)
+{
+	struct h2sess *s = c->sess;
+	int end = run->o->body_size == 0;
+
+	c->status = 0;
+	c->body_sent = 0;
+	if (sn_h2c_request(s->codec, &run->h2head, 0, end, c, &c->st) != 0) {
+		c->st = NULL;
+		slot_fail(c, SN_LOAD_ERR_RESET);
+		return;
+	}
+	if (!end)
+		slot_body(c);
+	sess_kick(s);
+}
+
+static void on_h2_response(void *arg, struct sn_h2c_stream *st, const struct sn_http_head *h)
+{
+	struct conn *c = sn_h2c_user(st);
+	(void)arg;
+	if (c != NULL)
+		c->status = h->status;
+}
+
+static void on_h2_data(void *arg, struct sn_h2c_stream *st, const void *p, size_t n)
+{
+	struct h2sess *s = arg;
+	(void)p;
+	sn_h2c_consumed(s->codec, st, n);
+}
+
+static void on_h2_end(void *arg, struct sn_h2c_stream *st, const struct sn_http_field *t, size_t n)
+{
+	struct conn *c = sn_h2c_user(st);
+	(void)arg;
+	(void)t;
+	(void)n;
+	if (c == NULL || c->state != CONN_BUSY)
+		return;
+	sn_h2c_set_user(st, NULL);
+	c->st = NULL;
+	c->keep_alive = 1;
+	complete(c, 0);
+}
+
+static void on_h2_writable(void *arg, struct sn_h2c_stream *st)
+{
+	struct conn *c = sn_h2c_user(st);
+	(void)arg;
+	if (c != NULL)
+		slot_body(c);
+}
+
+static void on_h2_close(void *arg, struct sn_h2c_stream *st, uint32_t error)
+{
+	struct conn *c = sn_h2c_user(st);
+	(void)arg;
+	(void)error;
+	if (c == NULL)
+		return;
+	c->st = NULL;
+	if (c->state == CONN_BUSY)
+		slot_fail(c, SN_LOAD_ERR_RESET);
+}
+
+static const struct sn_h2c_cbs h2_cbs = { on_h2_response, on_h2_data, on_h2_end, on_h2_writable, on_h2_close };
+
+static void on_sess_timer(struct sn_loop *loop, struct sn_timer *t);
+
+/* The connection is gone: every request on it fails; it reconnects. */
+static void sess_close(struct h2sess *s, int err)
+{
+	struct run *run = s->run;
+	int was_ready = s->state == CONN_IDLE;
+
+	sn_timer_stop(&run->loop, &s->timer);
+	if (s->io.fd >= 0) {
+		sn_io_stop(&run->loop, &s->io);
+		close(s->io.fd);
+		s->io.fd = -1;
+	}
+	sn_h2c_free(s->codec);   /* no callbacks */
+	s->codec = NULL;
+	s->out_len = s->out_off = 0;
+	s->state = CONN_CLOSED;
+	for (unsigned i = 0; i < s->n_slots; i++) {
+		struct conn *c = &s->slots[i];
+		c->st = NULL;
+		if (c->state == CONN_IDLE)
+			idle_remove(run, c);
+		if (c->state == CONN_BUSY)
+			slot_fail(c, SN_LOAD_ERR_RESET);
+		if (was_ready)
+			run->connected--;
+		c->state = CONN_CLOSED;
+	}
+	if (err >= 0 && err != SN_LOAD_ERR_RESET)
+		run->r->errors[err]++;
+	if (run->sched_done && run->dispatch_seq == run->next_seq)
+		return;
+	s->state = CONN_BACKOFF;
+	sn_timer_start(&run->loop, &s->timer, RECONNECT_BACKOFF_MS, on_sess_timer);
+}
+
+static void sess_run(struct h2sess *s)
+{
+	char buf[16384];
+
+	for (;;) {
+		ssize_t n = recv(s->io.fd, buf, sizeof(buf), 0);
+		if (n > 0) {
+			s->run->r->bytes_received += (uint64_t)n;   /* on the wire, as for HTTP/1.1 */
+			if (sn_h2c_recv(s->codec, buf, (size_t)n) != 0) {
+				sess_close(s, SN_LOAD_ERR_PROTOCOL);
+				return;
+			}
+			if (s->codec == NULL)
+				return;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		sess_close(s, SN_LOAD_ERR_RESET);
+		return;
+	}
+	if (sess_flush(s) != 0 || !sn_h2c_alive(s->codec))
+		sess_close(s, SN_LOAD_ERR_RESET);
+}
+
+static void on_sess_task(struct sn_loop *loop, struct sn_task *t)
+{
+	struct h2sess *s = sn_container_of(t, struct h2sess, task);
+	(void)loop;
+	if (s->state == CONN_CLOSED)
+		sess_connect(s);
+	else if (s->state == CONN_IDLE && sess_flush(s) != 0)
+		sess_close(s, SN_LOAD_ERR_RESET);
+}
+
+static void sess_kick(struct h2sess *s)
+{
+	if (s->state == CONN_IDLE)
+		sn_loop_defer(&s->run->loop, &s->task, on_sess_task);
+}
+
+static void on_sess_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
+{
+	struct h2sess *s = sn_container_of(io, struct h2sess, io);
+	struct run *run = s->run;
+
+	if (s->state == CONN_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (!(events & (SN_IO_WRITE | SN_IO_HUP)))
+			return;
+		if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+			sess_close(s, SN_LOAD_ERR_CONNECT);
+			return;
+		}
+		sn_timer_stop(loop, &s->timer);
+		s->state = CONN_IDLE;
+		for (unsigned i = 0; i < s->n_slots; i++)
+			conn_usable(&s->slots[i]);
+		run->r->connects -= s->n_slots - 1;   /* one connection, many slots */
+		if (sess_flush(s) != 0)
+			sess_close(s, SN_LOAD_ERR_RESET);
+		return;
+	}
+	if (s->state == CONN_IDLE)
+		sess_run(s);
+}
+
+static void sess_connect(struct h2sess *s)
+{
+	struct run *run = s->run;
+	const struct sn_load_opts *o = run->o;
+	int one = 1;
+
+	if (run->sched_done && run->dispatch_seq == run->next_seq)
+		return;
+	int fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sn_h2c_new(NULL, &h2_cbs, s, &s->codec) != 0) {
+		if (fd >= 0)
+			close(fd);
+		s->state = CONN_BACKOFF;
+		run->r->errors[SN_LOAD_ERR_CONNECT]++;
+		sn_timer_start(&run->loop, &s->timer, RECONNECT_BACKOFF_MS, on_sess_timer);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s->io.fd = fd;
+	s->state = CONN_CONNECTING;
+	for (unsigned i = 0; i < s->n_slots; i++)
+		s->slots[i].state = CONN_CONNECTING;
+	if ((connect(fd, (const struct sockaddr *)&o->addr, o->addrlen) != 0 && errno != EINPROGRESS) ||
+	    sn_io_start(&run->loop, &s->io, fd, on_sess_io) != 0) {
+		sess_close(s, SN_LOAD_ERR_CONNECT);
+		return;
+	}
+	sn_timer_start(&run->loop, &s->timer, o->timeout_ns / 1000000u, on_sess_timer);
+}
+
+static void on_sess_timer(struct sn_loop *loop, struct sn_timer *t)
+{
+	struct h2sess *s = sn_container_of(t, struct h2sess, timer);
+	(void)loop;
+	if (s->state == CONN_BACKOFF) {
+		s->state = CONN_CLOSED;
+		sess_connect(s);
+	} else if (s->state == CONN_CONNECTING) {
+		sess_close(s, SN_LOAD_ERR_CONNECT);
+	}
+}
+
 /* ---- scheduling -------------------------------------------------------- */
+
+static void slot_send(struct run *run, struct conn *c);
 
 static void send_request(struct run *run, struct conn *c, uint64_t sched)
 {
@@ -547,7 +886,10 @@ static void send_request(struct run *run, struct conn *c, uint64_t sched)
 	run->r->sent++;
 	sn_hist_record(&run->r->send_lag, c->sent_ns > sched ? c->sent_ns - sched : 0);
 	sn_timer_start(&run->loop, &c->timer, run->o->timeout_ns / 1000000u, on_conn_timer);
-	write_some(c);
+	if (c->sess != NULL)
+		slot_send(run, c);
+	else
+		write_some(c);
 }
 
 static void arm_pacer(struct run *run, uint64_t at)
@@ -572,7 +914,7 @@ static void on_drain_timer(struct sn_loop *loop, struct sn_timer *t)
 	 * which come first. */
 	run->r->errors[SN_LOAD_ERR_UNSENT] += run->next_seq - run->dispatch_seq;
 	run->dispatch_seq = run->next_seq;
-	for (unsigned i = 0; i < run->o->connections; i++) {
+	for (unsigned i = 0; i < run->n_conns; i++) {
 		struct conn *c = &run->conns[i];
 		if (c->state == CONN_BUSY)
 			conn_close(c, SN_LOAD_ERR_TIMEOUT);
@@ -593,7 +935,7 @@ static void maybe_finish(struct run *run)
 {
 	if (run->sched_done && run->dispatch_seq == run->next_seq && run->inflight == 0) {
 		/* Close what is idle so the peer sees a clean end. */
-		for (unsigned i = 0; i < run->o->connections; i++) {
+		for (unsigned i = 0; i < run->n_conns; i++) {
 			struct conn *c = &run->conns[i];
 			if (c->state == CONN_IDLE)
 				conn_close(c, -1);
@@ -765,6 +1107,25 @@ static int build_request(struct run *run)
 	memset(run->req + w.len, 'x', o->body_size);
 	run->req_len = w.len + o->body_size;
 	run->method = sn_str_make(o->method, strlen(o->method));
+	/* --h2: the same request as fields (Host as :authority). */
+	size_t n = 0;
+	struct sn_str authority = sn_str_make(o->host, strlen(o->host));
+	for (size_t i = 0; i < o->num_headers; i++) {
+		const char *h = o->headers[i];
+		const char *colon = strchr(h, ':');
+		const char *v = colon + 1;
+		while (*v == ' ' || *v == '\t')
+			v++;
+		if ((size_t)(colon - h) == 4 && strncasecmp(h, "host", 4) == 0) {
+			authority = sn_str_make(v, strlen(v));
+			continue;
+		}
+		run->h2fields[n++] = (struct sn_http_field){ sn_str_make(h, (size_t)(colon - h)), sn_str_make(v, strlen(v)) };
+	}
+	run->h2fields[n++] = (struct sn_http_field){ SN_STR_LIT("user-agent"), SN_STR_LIT("sinew-load/" SINEW_VERSION) };
+	run->h2head = (struct sn_http_head){ .method = run->method, .scheme = SN_STR_LIT("http"), .authority = authority,
+					     .path = sn_str_make(o->path, strlen(o->path)), .fields = run->h2fields,
+					     .n_fields = n, .content_length = -1 };
 	return 0;
 }
 
@@ -809,10 +1170,12 @@ static int run_load(const struct sn_load_opts *o, struct sn_load_result *r)
 		goto out_loop;
 	}
 	run.pump_task.cb = on_pump_task;
-	run.conns = calloc(o->connections, sizeof(*run.conns));
+	/* A request slot per connection; with --h2, N per connection. */
+	run.n_conns = o->h2_streams > 0 ? o->connections * o->h2_streams : o->connections;
+	run.conns = calloc(run.n_conns, sizeof(*run.conns));
 	if (run.conns == NULL)
 		goto out_loop;
-	for (unsigned i = 0; i < o->connections; i++) {
+	for (unsigned i = 0; i < run.n_conns; i++) {
 		struct conn *c = &run.conns[i];
 		c->run = &run;
 		c->io.fd = -1;
@@ -822,16 +1185,32 @@ static int run_load(const struct sn_load_opts *o, struct sn_load_result *r)
 			goto out_conns;
 		}
 	}
+	if (o->h2_streams > 0) {
+		/* --h2: `connections` sessions of h2_streams slots each. */
+		unsigned n_sess = o->connections;
+		run.sessions = calloc(n_sess, sizeof(*run.sessions));
+		if (run.sessions == NULL)
+			goto out_conns;
+		for (unsigned i = 0; i < n_sess; i++) {
+			struct h2sess *s = &run.sessions[i];
+			s->run = &run;
+			s->io.fd = -1;
+			s->slots = &run.conns[i * o->h2_streams];
+			s->n_slots = o->h2_streams;
+			for (unsigned k = 0; k < s->n_slots; k++)
+				s->slots[k].sess = s;
+		}
+	}
 	if (o->qps > 0)
 		run.interval_ns = 1e9 / o->qps;
 
 	/* Warm-up: connect everything before t0, so that the first requests
 	 * do not pay for connection setup. Bounded: a target that does not
 	 * answer still gets its run (and its connect errors). */
-	for (unsigned i = 0; i < o->connections; i++)
+	for (unsigned i = 0; i < run.n_conns; i++)
 		conn_connect(&run.conns[i]);
 	uint64_t warm_until = sn_clock_ms() + WARMUP_MAX_MS;
-	while (run.connected < o->connections && sn_clock_ms() < warm_until && !r->interrupted)
+	while (run.connected < run.n_conns && sn_clock_ms() < warm_until && !r->interrupted)
 		sn_loop_run_once(&run.loop, 10);
 	if (r->interrupted)
 		goto report;
@@ -850,7 +1229,19 @@ static int run_load(const struct sn_load_opts *o, struct sn_load_result *r)
 		progress_line(&run, 1);
 
 report:
-	for (unsigned i = 0; i < o->connections; i++) {
+	for (unsigned i = 0; run.sessions != NULL && i < o->connections; i++) {
+		struct h2sess *s = &run.sessions[i];
+		sn_timer_stop(&run.loop, &s->timer);
+		if (s->io.fd >= 0) {
+			sn_io_stop(&run.loop, &s->io);
+			close(s->io.fd);
+			s->io.fd = -1;
+		}
+		sn_h2c_free(s->codec);
+		s->codec = NULL;
+		free(s->out);
+	}
+	for (unsigned i = 0; i < run.n_conns; i++) {
 		struct conn *c = &run.conns[i];
 		sn_timer_stop(&run.loop, &c->timer);
 		if (c->io.fd >= 0) {
@@ -869,9 +1260,10 @@ report:
 	}
 	rc = 0;
 out_conns:
-	for (unsigned i = 0; i < o->connections; i++)
+	for (unsigned i = 0; i < run.n_conns; i++)
 		free(run.conns[i].rbuf);
 	free(run.conns);
+	free(run.sessions);
 out_loop:
 	if (run.tfd >= 0) {
 		sn_io_stop(&run.loop, &run.pacer_io);
@@ -894,7 +1286,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: sinew load [options] URL\n"
 		"\n"
-		"Sends HTTP/1.1 requests to URL (http://host[:port][/path]) at a fixed rate over\n"
+		"Sends HTTP/1.1 (or, with --h2, HTTP/2) requests to URL (http://host[:port][/path]) at a fixed rate over\n"
 		"keep-alive connections (open loop: a request is due at its time whether or not\n"
 		"earlier ones have been answered) and reports the latency from each request's\n"
 		"scheduled send time (corrected for coordinated omission) and the service time\n"
@@ -903,6 +1295,8 @@ static void usage(FILE *f)
 		"  -q, --qps N             requests per second over all connections (default 100;\n"
 		"                          0: as fast as the connections go, closed loop)\n"
 		"  -c, --connections N     keep-alive connections, one request in flight each (default 16)\n"
+		"      --h2 N              HTTP/2 with prior knowledge (h2c), N requests in flight on each\n"
+		"                          connection (h2load's -m)\n"
 		"  -d, --duration D        how long to send: 500ms, 3s, 1m (default 5s unless --requests)\n"
 		"  -n, --requests N        how many requests to send (with --duration: whichever ends first)\n"
 		"  -m, --method M          request method (default GET, or POST with --body-size)\n"
@@ -1068,6 +1462,7 @@ int sn_cli_load(int argc, char **argv)
 		{ "queue", required_argument, NULL, 'Q' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "quiet", no_argument, NULL, 'S' },
+		{ "h2", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1150,6 +1545,15 @@ int sn_cli_load(int argc, char **argv)
 			}
 			have_queue = 1;
 			break;
+		case 'T': {
+			uint64_t streams;
+			if (parse_u64(optarg, 1000, &streams) != 0 || streams == 0) {
+				fprintf(stderr, "sinew load: --h2 %s: want 1 to 1000 streams per connection\n", optarg);
+				return 2;
+			}
+			o.h2_streams = (unsigned)streams;
+			break;
+		}
 		case 'J':
 			o.json = 1;
 			break;

@@ -31,6 +31,8 @@ struct sn_load_opts {
 	uint64_t requests;             /* 0: no limit by count */
 	uint64_t timeout_ns;           /* per request, and per connect */
 	uint64_t max_queue;            /* requests waiting for a free connection */
+	unsigned h2_streams;           /* --h2 N: HTTP/2, N streams per connection (then
+					* `connections` counts streams); 0: HTTP/1.1 */
 	int json;
 	int quiet;
 };

@@ -40,6 +40,8 @@ void sn_load_report_text(FILE *f, const struct sn_load_opts *o, const struct sn_
 	uint64_t errors = sn_load_errors_total(r);
 
 	fprintf(f, "sinew load %s %s: %u connections, ", o->method, o->url, o->connections);
+	if (o->h2_streams > 0)
+		fprintf(f, "HTTP/2 with %u streams each, ", o->h2_streams);
 	if (o->qps > 0)
 		fprintf(f, "target %.1f req/s", o->qps);
 	else
@@ -117,7 +119,8 @@ void sn_load_report_json(FILE *f, const struct sn_load_opts *o, const struct sn_
 	json_str(f, o->url);
 	fprintf(f, ",\n  \"method\": ");
 	json_str(f, o->method);
-	fprintf(f, ",\n  \"connections\": %u,\n  \"target_qps\": %.3f,\n", o->connections, o->qps);
+	fprintf(f, ",\n  \"connections\": %u,\n  \"h2_streams\": %u,\n  \"target_qps\": %.3f,\n", o->connections,
+		o->h2_streams, o->qps);
 	fprintf(f, "  \"duration_s\": %.3f,\n  \"body_size\": %zu,\n", (double)o->duration_ns / 1e9, o->body_size);
 	fprintf(f, "  \"interrupted\": %s,\n", r->interrupted ? "true" : "false");
 	fprintf(f, "  \"scheduled\": %" PRIu64 ",\n  \"sent\": %" PRIu64 ",\n  \"completed\": %" PRIu64 ",\n",

@@ -193,6 +193,16 @@ class OutboundH2(unittest.TestCase):
         self.assertIn("1000 succeeded, 0 failed, 0 errored", r.stdout, r.stdout)
         self.assertIn("status codes: 1000 2xx", r.stdout)
 
+    def test_sinew_load_h2(self):
+        """`sinew load --h2`: 2 connections x 8 streams through the proxy."""
+        sinew = os.path.join(os.path.dirname(st.PROXY), "sinew")
+        r = subprocess.run([sinew, "load", "--h2", "8", "-c", "2", "-q", "0", "-n", "2000", "--json",
+                            "-H", "Host: reviews:9080", "http://127.0.0.1:%d/load" % self.proxy.outbound_port],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        res = json.loads(r.stdout)
+        self.assertEqual((res["completed"], res["status"], res["connects"]), (2000, {"200": 2000}, 2))
+
     def test_client_reset_ends_only_its_stream(self):
         c = H2Client(self.proxy.outbound_port)
         self.addCleanup(c.close)

@@ -174,6 +174,59 @@ def load_json(test, args, timeout=30):
         test.fail("not JSON (exit %d):\n%s\nstderr:\n%s" % (rc, out, err))
 
 
+def start_nghttpd(test, files):
+    """nghttpd (nghttp2-server) serving files {name: bytes} in h2c."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix="sinew-load-h2-")
+    test.addCleanup(lambda: __import__("shutil").rmtree(d, True))
+    for name, data in files.items():
+        with open(os.path.join(d, name), "wb") as f:
+            f.write(data)
+    port = closed_port()
+    spawn(test, ["nghttpd", "--no-tls", "-d", d, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return port
+        except OSError:
+            time.sleep(0.05)
+    test.fail("nghttpd did not start")
+
+
+class SinewLoadH2(unittest.TestCase):
+    """--h2 N: HTTP/2 with prior knowledge, N streams in flight per
+    connection, against nghttpd."""
+
+    def test_rate_and_streams(self):
+        port = start_nghttpd(self, {"k.bin": b"k" * 1024})
+        rc, r = load_json(self, ["--h2", "8", "-c", "2", "-q", "1000", "-d", "2s",
+                                 "http://127.0.0.1:%d/k.bin" % port])
+        self.assertEqual(rc, 0, r)
+        self.assertEqual(r["h2_streams"], 8)
+        self.assertEqual((r["scheduled"], r["completed"]), (2000, 2000), r)
+        self.assertEqual(r["status"], {"200": 2000})
+        self.assertEqual(r["connects"], 2, "two connections, many streams each")
+        self.assertGreater(r["bytes_received"], 2000 * 1024)   # on the wire: bodies and frames
+        self.assertLessEqual(abs(r["achieved_qps"] - 1000.0), 20.0, r["achieved_qps"])
+
+    def test_closed_loop_bodies_and_errors(self):
+        port = start_nghttpd(self, {"k.bin": b"k" * 10})
+        rc, r = load_json(self, ["--h2", "16", "-c", "1", "-q", "0", "-n", "3000", "-b", "100000",
+                                 "http://127.0.0.1:%d/k.bin" % port])
+        self.assertEqual(rc, 0, r)
+        self.assertEqual(r["completed"], 3000)
+        self.assertGreater(r["bytes_sent"], 3000 * 100000)
+        rc, r = load_json(self, ["--h2", "4", "-c", "2", "-q", "0", "-n", "100", "http://127.0.0.1:%d/none" % port])
+        self.assertEqual(rc, 1)
+        self.assertEqual(r["status"], {"404": 100})
+        rc, r = load_json(self, ["--h2", "4", "-c", "1", "-q", "100", "-d", "300ms", "--timeout", "1s",
+                                 "http://127.0.0.1:%d/" % closed_port()])
+        self.assertEqual(rc, 1)
+        self.assertGreater(r["errors"]["connect"], 0, r)
+        self.assertEqual(r["completed"], 0)
+
+
 class SinewLoad(unittest.TestCase):
 
     @classmethod
