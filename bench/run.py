@@ -16,6 +16,12 @@ server namespace on 127.0.0.1:8080 and 10.77.0.2:8080.
   S2 sidecars client ─lo─▶ proxy(client ns) ─veth─▶ proxy(server ns) ─lo─▶ origin
   P2 mTLS     S2 with mutual TLS 1.3 (ECDSA P-256 SPIFFE certificates) on
               the veth hop between the two proxies
+  H1 HTTP/2   S1 with the client speaking HTTP/2 with prior knowledge (h2c)
+              to the proxy, H2_STREAMS streams per connection and 1/H2_STREAMS
+              of the cell's connections (the same requests in flight); the
+              proxy speaks HTTP/1.1 to the origin. HAProxy takes h2c on its
+              HTTP listener; nginx 1.22 needs a listener of its own
+              ("listen ... http2")
 
 P2 runs its own pair of processes per proxy (other ports), configured as
 for S2 plus TLS; the certificates are made at start with the openssl CLI.
@@ -56,14 +62,16 @@ RESULTS = os.path.join(HERE, "results")
 CLI_ADDR, SRV_ADDR = "10.77.0.1", "10.77.0.2"
 ORIGIN_PORT = 8080
 PROXIES = ["sinew", "haproxy", "nginx"]
-SCENARIOS = ("S1", "S2", "P2")
+SCENARIOS = ("S1", "S2", "P2", "H1")
+H2_STREAMS = 8
 # Server-side listener and S2 client-side listener per proxy.
 SRV_PORT = {"sinew": 15006, "haproxy": 15106, "nginx": 15206}
 CLI_PORT = {"sinew": 15001, "haproxy": 15101, "nginx": 15201}
 # The same for P2's pairs (bench/conf/sinew-client-mtls.yaml names 15016).
 P2_SRV_PORT = {"sinew": 15016, "haproxy": 15116, "nginx": 15216}
 P2_CLI_PORT = {"sinew": 15011, "haproxy": 15111, "nginx": 15211}
-P2_ADMIN = "127.0.0.1:15021"   # the P2 sinew-proxies' admin, in each namespace
+P2_ADMIN = "127.0.0.1:15021"
+NGINX_H2_PORT = 15207   # H1: nginx's h2c listener (its S1 one speaks HTTP/1.1 only)   # the P2 sinew-proxies' admin, in each namespace
 # P2 identities: X.509-SVIDs of this trust domain, in the namespace the
 # proxies run in (--namespace bench); the client-side sinew-proxy expects
 # the server's to be its WorkloadEntry's serviceAccount.
@@ -281,7 +289,9 @@ class Bench:
                 server_tls = "include %s;" % self.template("nginx-mtls-server.conf", name, PKI=self.pki)
             elif role == "client":
                 proxy_tls = "include %s;" % self.template("nginx-mtls-client.conf", name, PKI=self.pki)
-            cfg = self.template("nginx-proxy.conf", name, LISTEN=listen, UPSTREAM=up, SERVER_TLS=server_tls,
+            h2 = "listen %s:%d http2;" % (SRV_ADDR, NGINX_H2_PORT) if side == "srv" else ""
+            cfg = self.template("nginx-proxy.conf", name, LISTEN=listen, LISTEN_H2=h2, UPSTREAM=up,
+                                SERVER_TLS=server_tls,
                                 PROXY_TLS=proxy_tls, SCHEME="https" if role == "client" else "http")
             self.spawn(name, ns, ["nginx", "-e", os.path.join(self.dir, name + ".err"), "-c", cfg], PROXY_CPU)
         # Ready when a few requests pass end to end on every path. A P2
@@ -308,7 +318,7 @@ class Bench:
                 time.sleep(0.2)
 
     def pids(self, scen, proxy):
-        if scen == "S1":
+        if scen in ("S1", "H1"):
             return [self.procs[proxy + "-srv"].pid]
         if scen == "S2":
             return [self.procs[proxy + "-cli"].pid, self.procs[proxy + "-srv"].pid]
@@ -323,11 +333,21 @@ class Bench:
             return "http://%s:%d%s" % (SRV_ADDR, ORIGIN_PORT, path)
         if scen == "S1":
             return "http://%s:%d%s" % (SRV_ADDR, SRV_PORT[proxy], path)
+        if scen == "H1":
+            return "http://%s:%d%s" % (SRV_ADDR, NGINX_H2_PORT if proxy == "nginx" else SRV_PORT[proxy], path)
         if scen == "P2":
             return "http://127.0.0.1:%d%s" % (P2_CLI_PORT[proxy], path)
         return "http://127.0.0.1:%d%s" % (CLI_PORT[proxy], path)
 
     def load(self, scen, proxy, extra, timeout):
+        if scen == "H1":
+            # The same requests in flight: connections / H2_STREAMS, each
+            # with H2_STREAMS streams.
+            extra = list(extra)
+            if "-c" in extra:
+                i = extra.index("-c") + 1
+                extra[i] = str(max(1, int(extra[i]) // H2_STREAMS))
+            extra += ["--h2", str(H2_STREAMS)]
         argv = [os.path.join(self.args.sinew_bin, "sinew"), "load", "--json", "--quiet",
                 "-H", "Host: " + HOST] + extra + [self.url(scen, proxy)]
         try:
@@ -637,10 +657,12 @@ def spread(xs):
 
 
 def scenarios(runs, p2):
-    """The proxy scenarios of a run: S1, S2, and P2 if it was attempted
-    (runs saved before P2 existed have none)."""
-    tried = p2 is not None or any(k.startswith("P2/") for k in runs[0][next(iter(runs[0]))])
-    return [s for s in SCENARIOS if s != "P2" or tried]
+    """The proxy scenarios of a run: S1, S2, P2 if it was attempted (runs
+    saved before P2 existed have none), H1 if it was measured."""
+    keys = runs[0][next(iter(runs[0]))]
+    tried = p2 is not None or any(k.startswith("P2/") for k in keys)
+    h2 = any(k.startswith("H1/") for k in keys)
+    return [s for s in SCENARIOS if (s != "P2" or tried) and (s != "H1" or h2)]
 
 
 def p2_refusal(runs, reps, cn, proxy, p2):
@@ -1153,7 +1175,7 @@ def main():
         p2_idle_mem = {p: mem_kib(b.procs[p + "-p2srv"].pid) for p in PROXIES}
 
         runs = []
-        n_total = args.reps * len(cells) * (1 + 2 * len(PROXIES) + len(p2_ok))
+        n_total = args.reps * len(cells) * (1 + 3 * len(PROXIES) + len(p2_ok))
         n_done = 0
         for rep in range(args.reps):
             runs.append({})
