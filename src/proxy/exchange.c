@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "sinew/log.h"
-#include "exchange.h"
+#include "filter.h"
 
 #define MAX_FREE_EXCHANGES 64
 #define MAX_TRANSPARENT_RETRIES 3   /* stale pooled connections */
@@ -37,7 +37,7 @@
 enum sn_ex_state {
 	SN_EX_STATE_ROUTING = 0,     /* head taken: route, authorize, fault (a new exchange) */
 	SN_EX_STATE_PARKED,          /* waiting for the control plane to resolve the host */
-	SN_EX_STATE_DELAYED,         /* a fault delay runs */
+	SN_EX_STATE_DELAYED,         /* a filter holds the request (a fault delay) */
 	SN_EX_STATE_ATTEMPT,         /* upstream: connecting, sending, waiting for the head */
 	SN_EX_STATE_RELAYING,        /* response head accepted: relaying the body */
 	SN_EX_STATE_LOCAL,           /* the proxy answers itself */
@@ -109,7 +109,8 @@ struct sn_exchange {
 	struct sn_timer route_timer;
 	struct sn_timer try_timer;
 	struct sn_timer delay_timer;
-	int pending_abort;           /* fault abort status to apply after the delay */
+	uint64_t fstate[SN_FILTER_MAX];   /* each filter's state word (filter.h) */
+	unsigned filter_at;          /* the chain's filter whose request_head runs (or ran) */
 	int64_t start_wall_us;
 	uint64_t start_us;
 	uint64_t try_start_us;
@@ -130,7 +131,7 @@ struct sn_exchange {
 static const unsigned ex_next[SN_EX_STATE__COUNT] = {
 	[SN_EX_STATE_ROUTING] = ST(ROUTING) | ST(PARKED) | ST(DELAYED) | ST(ATTEMPT) | ST(LOCAL) | ST(DONE),
 	[SN_EX_STATE_PARKED] = ST(ROUTING) | ST(LOCAL) | ST(DONE),
-	[SN_EX_STATE_DELAYED] = ST(ATTEMPT) | ST(LOCAL) | ST(DONE),
+	[SN_EX_STATE_DELAYED] = ST(DELAYED) | ST(ATTEMPT) | ST(LOCAL) | ST(DONE),
 	[SN_EX_STATE_ATTEMPT] = ST(ATTEMPT) | ST(RELAYING) | ST(LOCAL) | ST(DONE),
 	/* LOCAL: an upstream that closed after a head none of which left */
 	[SN_EX_STATE_RELAYING] = ST(LOCAL) | ST(DONE),
@@ -169,6 +170,9 @@ static void ex_attempt(struct sn_exchange *ex);
 static void ex_tunnel(struct sn_exchange *ex);
 static void ex_local(struct sn_exchange *ex, int status, const char *flag, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+static void ex_vlocal(struct sn_exchange *ex, int status, const char *flag, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+static void ex_dispatch(struct sn_exchange *ex);
 
 
 
@@ -505,105 +509,48 @@ static void unpark(struct sn_exchange *ex)
 	ex->pprev_parked = NULL;
 }
 
-/* Records metrics and the access log line, once per exchange. It runs
+/* The exchange is over as far as the client will know: the filters'
+ * done hooks (metrics, the access log) see its summary, once. It runs
  * just before the last bytes of the response are written, so that a
  * client that reads its response and then scrapes /metrics sees the
  * request counted. resp_bytes: the response body size as it will be. */
 static void ex_record(struct sn_exchange *ex, uint64_t resp_bytes)
 {
-	struct sn_worker *w = ex->w;
-	struct sn_proxy *p = w->proxy;
 	struct sn_dconn *c = ex->c;
-	const struct sn_cluster *cl = ex->cluster;
-	double dur = elapsed_ms(ex->start_us);
-	const char *flags = ex->flags ? ex->flags : "-";
-	struct sn_metric_labels l;
+	struct sn_fx_summary sum;
 
-	memset(&l, 0, sizeof(l));
-	l.request_protocol = "http";
-	l.response_code = ex->status;
-	l.response_flags = flags;
-	l.connection_security_policy = c->dir != SN_DIR_INBOUND ? "unknown"
-					 : sn_xprt_has(&c->x, SN_XPRT_SECURE) ? "mutual_tls" : "none";
-	if (c->dir == SN_DIR_OUTBOUND) {
-		l.reporter = "source";
-		l.source_workload = p->workload;
-		l.source_workload_namespace = p->identity.namespace_;
-		l.source_principal = p->principal;
-		l.source_app = p->opt.service;
-		l.source_version = sn_labels_get(&p->labels, "version");
-		if (cl != NULL) {
-			l.destination_service = cl->service;
-			l.destination_service_name = cl->service_name;
-			l.destination_service_namespace = cl->namespace_;
-			l.destination_cluster = cl->name;
-			l.destination_app = cl->service_name;
-		}
-		if (ex->ep != NULL) {
-			l.destination_workload = ex->ep->workload;
-			l.destination_workload_namespace = cl ? cl->namespace_ : NULL;
-			l.destination_version = ex->ep->version;
-		}
-	} else {
-		l.reporter = "destination";
-		l.destination_workload = p->workload;
-		l.destination_workload_namespace = p->identity.namespace_;
-		l.destination_principal = p->principal;
-		l.destination_app = p->opt.service;
-		l.destination_version = sn_labels_get(&p->labels, "version");
-		l.destination_service = p->own_service_fqdn[0] ? p->own_service_fqdn : NULL;
-		l.destination_service_name = p->opt.service;
-		l.destination_service_namespace = p->identity.namespace_;
-		l.destination_cluster = "inbound|app";
-		if (c->peer_id != NULL)
-			l.source_principal = c->peer_id;
-	}
 	if (ex->recorded)
 		return;
 	ex->recorded = 1;
-	if (ex->grpc) {
-		grpc_note_status(ex);
-		l.request_protocol = "grpc";
-		l.grpc_response_status = ex->grpc_status[0] ? ex->grpc_status : NULL;
-	}
-	sn_metrics_record_request(w->metrics, &l, dur, ex->req_body_bytes, resp_bytes);
-
-	if (p->access_log != NULL) {
-		struct sn_access_entry e;
-		char upstream[64];
-		int ua = sn_h1_find_header(ex->req.headers, ex->req.num_headers, SN_STR_LIT("user-agent"), 0);
-		int xff = sn_h1_find_header(ex->req.headers, ex->req.num_headers, SN_STR_LIT("x-forwarded-for"), 0);
-
-		memset(&e, 0, sizeof(e));
-		e.start_unix_us = ex->start_wall_us;
-		e.direction = c->dir == SN_DIR_OUTBOUND ? "outbound" : "inbound";
-		e.method = ex->req.method;
-		e.path = ex->req.path;
-		e.authority = ex->req.authority;
-		e.protocol = ex->s != NULL ? "HTTP/2" : ex->req.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
-		e.grpc_status = ex->grpc_status[0] ? ex->grpc_status : NULL;
-		e.response_code = ex->status;
-		e.response_flags = flags;
-		e.bytes_received = ex->req_body_bytes;
-		e.bytes_sent = resp_bytes;
-		e.duration_ms = dur;
-		e.upstream_service_time_ms = ex->state == SN_EX_STATE_RELAYING ? ex->upstream_ms : -1.0;
-		e.upstream_cluster = cl ? cl->name : NULL;
-		if (ex->ep != NULL) {
-			snprintf(upstream, sizeof(upstream), "%s", ex->ep->address ? ex->ep->address : "");
-			e.upstream_host = upstream;
+	grpc_note_status(ex);
+	memset(&sum, 0, sizeof(sum));
+	sum.dir = c->dir;
+	sum.req = &ex->req;
+	sum.protocol = ex->s != NULL ? "HTTP/2" : ex->req.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
+	sum.grpc = ex->grpc;
+	sum.grpc_status = ex->grpc_status[0] ? ex->grpc_status : NULL;
+	sum.status = ex->status;
+	sum.flags = ex->flags ? ex->flags : "-";
+	sum.cluster = ex->cluster;
+	sum.ep = ex->ep;
+	sum.route = ex->route;
+	sum.attempts = ex->attempts;
+	sum.request_id = ex->rid;
+	sum.request_bytes = ex->req_body_bytes;
+	sum.response_bytes = resp_bytes;
+	sum.start_wall_us = ex->start_wall_us;
+	sum.duration_ms = elapsed_ms(ex->start_us);
+	sum.upstream_ms = ex->state == SN_EX_STATE_RELAYING ? ex->upstream_ms : -1.0;
+	sum.secure = sn_xprt_has(&c->x, SN_XPRT_SECURE);
+	sum.peer = c->peer;
+	sum.peer_id = c->peer_id;
+	unsigned dir = c->dir == SN_DIR_OUTBOUND ? SN_FILTER_OUTBOUND : SN_FILTER_INBOUND;
+	for (unsigned i = 0; sn_filter_chain[i] != NULL; i++) {
+		const struct sn_filter *f = sn_filter_chain[i];
+		if ((f->dirs & dir) && f->done != NULL) {
+			ex->filter_at = i;
+			f->done(ex, &sum);
 		}
-		e.route_name = ex->route ? ex->route->name : NULL;
-		e.attempts = ex->attempts;
-		e.request_id = ex->rid;
-		if (ua >= 0)
-			e.user_agent = ex->req.headers[ua].value;
-		if (xff >= 0)
-			e.forwarded_for = ex->req.headers[xff].value;
-		e.downstream_remote = c->peer;
-		e.source_workload = c->dir == SN_DIR_OUTBOUND ? p->workload : NULL;
-		e.destination_service = l.destination_service;
-		sn_access_log_write(p->access_log, &e);
 	}
 }
 
@@ -763,10 +710,17 @@ static void ex_local_stream(struct sn_exchange *ex, const char *body, size_t n)
 
 static void ex_local(struct sn_exchange *ex, int status, const char *flag, const char *fmt, ...)
 {
+	va_list ap;
+	va_start(ap, fmt);
+	ex_vlocal(ex, status, flag, fmt, ap);
+	va_end(ap);
+}
+
+static void ex_vlocal(struct sn_exchange *ex, int status, const char *flag, const char *fmt, va_list ap)
+{
 	struct sn_dconn *c = ex->c;
 	struct sn_worker *w = ex->w;
 	char body[1024];
-	va_list ap;
 	int n;
 
 	if (ex->resp_head_sent) {
@@ -779,9 +733,7 @@ static void ex_local(struct sn_exchange *ex, int status, const char *flag, const
 		ex->u = NULL;
 	}
 	ex_drop_host(ex);
-	va_start(ap, fmt);
 	n = vsnprintf(body, sizeof(body) - 1, fmt, ap);
-	va_end(ap);
 	if (n < 0)
 		n = 0;
 	if ((size_t)n > sizeof(body) - 2)
@@ -1205,11 +1157,6 @@ static void ex_dispatch(struct sn_exchange *ex)
 {
 	struct sn_worker *w = ex->w;
 
-	if (ex->pending_abort) {
-		ex_local(ex, ex->pending_abort, "fault_abort", "sinew: fault injected by route %s",
-			 ex->route && ex->route->name ? ex->route->name : "");
-		return;
-	}
 	/* HTTP/2 to the endpoint when its port says so (http2, grpc,
 	 * grpc-web), or, inbound, when the peer proxy chose HTTP/2 on the
 	 * mesh link for the same reason. */
@@ -1268,80 +1215,95 @@ static void ex_dispatch(struct sn_exchange *ex)
 	ex_attempt(ex);
 }
 
-/* AuthorizationPolicy on the inbound path (docs/security.md). Judges the
- * request on what a plaintext connection offers today: no principal or
- * source namespace (mTLS fills them in), the peer address, the app's
- * port, authority, method, path and headers. Returns 1 when the request
- * was denied (a local 403 is under way), 0 to go on. */
-static int ex_authorize(struct sn_exchange *ex)
-{
-	struct sn_worker *w = ex->w;
-	const struct sn_snapshot *s = w->snap;
-	const struct sockaddr_storage *app = &w->proxy->opt.app.ss;
-	struct sn_authz_request ar;
-	struct sn_authz_result res;
-	struct sn_addr peer;
+/* ---- the filter chain (filter.h) -------------------------------------- */
 
-	if (s == NULL || s->n_authz == 0)
-		return 0;
-	memset(&ar, 0, sizeof(ar));
-	if (ex->c->peer_id != NULL && strncmp(ex->c->peer_id, "spiffe://", 9) == 0) {
-		/* spiffe://TD/ns/NS/sa/SA: principal "TD/ns/NS/sa/SA", namespace NS. */
-		const char *id = ex->c->peer_id + 9;
-		ar.principal = sn_str_make(id, strlen(id));
-		const char *ns = strstr(id, "/ns/");
-		if (ns != NULL) {
-			ns += 4;
-			const char *end = strchr(ns, '/');
-			ar.source_namespace = sn_str_make(ns, end ? (size_t)(end - ns) : strlen(ns));
-		}
+/* Runs the request_head hooks from the current filter on; when every one
+ * said go on, the request goes upstream. */
+static void ex_filters(struct sn_exchange *ex)
+{
+	unsigned dir = ex->c->dir == SN_DIR_OUTBOUND ? SN_FILTER_OUTBOUND : SN_FILTER_INBOUND;
+
+	for (; sn_filter_chain[ex->filter_at] != NULL; ex->filter_at++) {
+		const struct sn_filter *f = sn_filter_chain[ex->filter_at];
+		if (!(f->dirs & dir) || f->request_head == NULL)
+			continue;
+		enum sn_filter_verdict v = f->request_head(ex);
+		if (v != SN_FILTER_NEXT)
+			return;   /* answered, or paused: sn_fx_pause resumes here */
 	}
-	if (sn_addr_parse(ex->c->peer, &peer) == 0)
-		ar.source = (const struct sockaddr *)&peer.ss;
-	if (ex->c->app_port)
-		ar.port = ex->c->app_port;
-	else if (app->ss_family == AF_INET)
-		ar.port = ntohs(((const struct sockaddr_in *)app)->sin_port);
-	else if (app->ss_family == AF_INET6)
-		ar.port = ntohs(((const struct sockaddr_in6 *)app)->sin6_port);
-	ar.host = ex->req.authority;
-	ar.method = ex->req.method;
-	ar.path = ex->req.path;
-	ar.headers = ex->req.headers;
-	ar.n_headers = ex->req.num_headers;
-	sn_authz_check(s, &ar, &res);
-	if (res.audited)
-		sn_log(SN_LOG_INFO, "conn=%llu audit: %.*s %.*s from %s matched AUDIT policy %s (%s)",
-		       (unsigned long long)ex->c->id, (int)ex->req.method.len, ex->req.method.p,
-		       (int)SN_MIN(ex->req.path.len, 256), ex->req.path.p, ex->c->peer, res.audit_policy,
-		       res.decision == SN_AUTHZ_DECISION_DENY ? "denied" : "allowed");
-	if (res.decision == SN_AUTHZ_DECISION_ALLOW) {
-		sn_metrics_add(w->metrics, SN_CTR_AUTHZ_ALLOW, 1);
-		return 0;
-	}
-	sn_metrics_add(w->metrics, SN_CTR_AUTHZ_DENY, 1);
-	/* A denied request without a body keeps its connection. */
+	ex_dispatch(ex);
+}
+
+static void on_filter_pause(struct sn_loop *loop, struct sn_timer *t)
+{
+	struct sn_exchange *ex = sn_container_of(t, struct sn_exchange, delay_timer);
+	(void)loop;
+	ex_filters(ex);
+}
+
+struct sn_worker *sn_fx_worker(const struct sn_exchange *ex)
+{
+	return ex->w;
+}
+
+enum sn_direction sn_fx_direction(const struct sn_exchange *ex)
+{
+	return ex->c->dir;
+}
+
+const struct sn_h1_request *sn_fx_request(const struct sn_exchange *ex)
+{
+	return &ex->req;
+}
+
+const struct sn_http_route *sn_fx_route(const struct sn_exchange *ex)
+{
+	return ex->route;
+}
+
+const char *sn_fx_peer(const struct sn_exchange *ex)
+{
+	return ex->c->peer;
+}
+
+const char *sn_fx_peer_id(const struct sn_exchange *ex)
+{
+	return ex->c->peer_id;
+}
+
+uint16_t sn_fx_app_port(const struct sn_exchange *ex)
+{
+	return ex->c->app_port;
+}
+
+uint64_t sn_fx_conn_id(const struct sn_exchange *ex)
+{
+	return ex->c->id;
+}
+
+uint64_t *sn_fx_state(struct sn_exchange *ex)
+{
+	return &ex->fstate[ex->filter_at < SN_FILTER_MAX ? ex->filter_at : SN_FILTER_MAX - 1];
+}
+
+void sn_fx_answer(struct sn_exchange *ex, int status, const char *flag, const char *fmt, ...)
+{
+	va_list ap;
+
+	/* A request without a body keeps its connection. */
 	if (ex->req.body == SN_H1_BODY_NONE) {
 		ex->req_done = 1;
 		ex->req_classified_done = 1;
 	}
-	ex_local(ex, 403, "rbac_denied", "RBAC: access denied (sinew: %s)", res.policy);
-	return 1;
+	va_start(ap, fmt);
+	ex_vlocal(ex, status, flag, fmt, ap);
+	va_end(ap);
 }
 
-static void on_fault_delay(struct sn_loop *loop, struct sn_timer *t)
+void sn_fx_pause(struct sn_exchange *ex, uint32_t ms)
 {
-	struct sn_exchange *ex = sn_container_of(t, struct sn_exchange, delay_timer);
-	ex_dispatch(ex);
-}
-
-static int roll(struct sn_worker *w, double percent)
-{
-	if (percent >= 100.0)
-		return 1;
-	if (percent <= 0.0)
-		return 0;
-	return (double)(sn_worker_random(w) % 1000000) < percent * 10000.0;
+	ex_set_state(ex, SN_EX_STATE_DELAYED);
+	sn_timer_start(&ex->w->loop, &ex->delay_timer, ms, on_filter_pause);
 }
 
 static void ex_route(struct sn_exchange *ex);
@@ -1484,16 +1446,7 @@ static void ex_route(struct sn_exchange *ex)
 	}
 	ex->cluster = &ex->snap->clusters[ex->dest->cluster];
 	sn_worker_retry_deposit(w);
-
-	const struct sn_fault *f = &ex->route->fault;
-	if (f->abort_status && roll(w, f->abort_percent))
-		ex->pending_abort = f->abort_status;
-	if (f->delay_ms && roll(w, f->delay_percent)) {
-		ex_set_state(ex, SN_EX_STATE_DELAYED);
-		sn_timer_start(&w->loop, &ex->delay_timer, f->delay_ms, on_fault_delay);
-		return;
-	}
-	ex_dispatch(ex);
+	ex_filters(ex);
 }
 
 /* ---- moving bytes ------------------------------------------------------ */
@@ -2318,8 +2271,8 @@ static void ex_begin(struct sn_exchange *ex)
 			ex_local(ex, 503, "no_config",
 				 "sinew: this proxy has no configuration from the control plane yet, so its "
 				 "authorization policies are unknown; retry when it is ready");
-		else if (!ex_authorize(ex))
-			ex_dispatch(ex);
+		else
+			ex_filters(ex);
 	} else {
 		ex->snap = w->snap;
 		if (ex->snap != NULL)

@@ -1,0 +1,11 @@
+/* The filter chain's order (filter.h). Authorization first: a request a
+ * policy denies is never delayed or aborted by a fault. Telemetry last:
+ * its done hook sees what the others decided. */
+#include "filter.h"
+
+const struct sn_filter *const sn_filter_chain[] = {
+	&sn_filter_authz,
+	&sn_filter_fault,
+	&sn_filter_telemetry,
+	NULL,
+};

@@ -1,0 +1,105 @@
+#ifndef SINEW_FILTER_H
+#define SINEW_FILTER_H
+
+/* The filter chain: what a feature that touches requests plugs into,
+ * without editing the exchange (docs/internals/proxy.md, "Filters").
+ *
+ * A filter is a table of hooks, each optional:
+ *
+ *   request_head  the request's head is complete and routed (outbound:
+ *                 route, destination, cluster known; inbound: the app's
+ *                 cluster). Returns SN_FILTER_NEXT to go on,
+ *                 SN_FILTER_ANSWERED after answering the request itself
+ *                 (sn_fx_answer), or SN_FILTER_PAUSED after sn_fx_pause:
+ *                 the chain stops and calls this hook again when the pause
+ *                 ends (the filter tells the calls apart by its state word).
+ *   done          the exchange is over and this is what it was (once per
+ *                 exchange, just before the last bytes of the response
+ *                 leave, so that a client that reads its answer and then
+ *                 scrapes /metrics sees the request counted).
+ *
+ * Filters run in the order of their chain (filter.c) for the directions
+ * they name. Each has one 64-bit state word per exchange, zero at the
+ * start (sn_fx_state): enough for a flag or a pointer to more (freed in
+ * done). Filters see the exchange only through the sn_fx_* calls below;
+ * they run on the exchange's worker thread and must not block.
+ *
+ * Next on this seam (issues "Traffic management, complete", "Security,
+ * complete"): request and response header operations and rewrites
+ * (today in the exchange's head builders), then mirroring, redirects,
+ * CORS, rate limits, tracing, external authorization -- each one file. */
+
+#include "exchange.h"
+
+enum sn_filter_verdict {
+	SN_FILTER_NEXT = 0,     /* go on with the next filter */
+	SN_FILTER_ANSWERED,     /* the filter answered (sn_fx_answer): the chain ends */
+	SN_FILTER_PAUSED,       /* sn_fx_pause was called: this hook runs again after it */
+};
+
+#define SN_FILTER_OUTBOUND 0x1u
+#define SN_FILTER_INBOUND 0x2u
+
+/* What an exchange was, for done hooks. Views valid for the call. */
+struct sn_fx_summary {
+	enum sn_direction dir;
+	const struct sn_h1_request *req;   /* the request as the proxy read it */
+	const char *protocol;              /* "HTTP/1.0", "HTTP/1.1", "HTTP/2" */
+	int grpc;                          /* a gRPC call */
+	const char *grpc_status;           /* NULL: none known */
+	int status;                        /* the status sent to the client, 0 if none */
+	const char *flags;                 /* "-" or the sinew-error reason */
+	const struct sn_cluster *cluster;
+	const struct sn_endpoint *ep;      /* the last attempt's endpoint */
+	const struct sn_http_route *route;
+	uint32_t attempts;
+	struct sn_str request_id;
+	uint64_t request_bytes, response_bytes;   /* bodies */
+	int64_t start_wall_us;
+	double duration_ms;
+	double upstream_ms;                /* < 0: no upstream response head */
+	int secure;                        /* inbound over mutual TLS */
+	const char *peer;                  /* "ip:port" */
+	const char *peer_id;               /* mTLS: the client's SPIFFE ID, or NULL */
+};
+
+struct sn_filter {
+	const char *name;
+	unsigned dirs;                     /* SN_FILTER_OUTBOUND | SN_FILTER_INBOUND */
+	enum sn_filter_verdict (*request_head)(struct sn_exchange *ex);
+	void (*done)(struct sn_exchange *ex, const struct sn_fx_summary *s);
+};
+
+/* The chain (filter.c): the filters in order, NULL-terminated. */
+extern const struct sn_filter *const sn_filter_chain[];
+#define SN_FILTER_MAX 8                /* state words per exchange */
+
+/* The filters of today. */
+extern const struct sn_filter sn_filter_authz;       /* filter_authz.c: AuthorizationPolicy, inbound */
+extern const struct sn_filter sn_filter_fault;       /* filter_fault.c: fault injection, outbound */
+extern const struct sn_filter sn_filter_telemetry;   /* filter_telemetry.c: metrics and access log */
+
+/* ---- what a filter may ask of its exchange (exchange.c) ---------------- */
+
+struct sn_worker *sn_fx_worker(const struct sn_exchange *ex);
+enum sn_direction sn_fx_direction(const struct sn_exchange *ex);
+const struct sn_h1_request *sn_fx_request(const struct sn_exchange *ex);
+const struct sn_http_route *sn_fx_route(const struct sn_exchange *ex);
+/* The client: "ip:port", its SPIFFE ID over mutual TLS (else NULL), and
+ * the app port it dialled (inbound with capture; 0 otherwise). */
+const char *sn_fx_peer(const struct sn_exchange *ex);
+const char *sn_fx_peer_id(const struct sn_exchange *ex);
+uint16_t sn_fx_app_port(const struct sn_exchange *ex);
+uint64_t sn_fx_conn_id(const struct sn_exchange *ex);
+/* The calling filter's state word for this exchange. */
+uint64_t *sn_fx_state(struct sn_exchange *ex);
+/* Answers the request with status and a one-line text (sinew-error: flag;
+ * a gRPC status for a gRPC call, docs/errors.md). The hook then returns
+ * SN_FILTER_ANSWERED. */
+void sn_fx_answer(struct sn_exchange *ex, int status, const char *flag, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Holds the request ms milliseconds; then the same hook runs again. The
+ * hook then returns SN_FILTER_PAUSED. */
+void sn_fx_pause(struct sn_exchange *ex, uint32_t ms);
+
+#endif
