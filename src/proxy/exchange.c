@@ -110,6 +110,11 @@ struct sn_exchange {
 	struct sn_timer try_timer;
 	struct sn_timer delay_timer;
 	uint64_t fstate[SN_FILTER_MAX];   /* each filter's state word (filter.h) */
+	/* What filters asked of the heads (sn_fx_header_ops, sn_fx_rewrite):
+	 * config strings, alive as long as the exchange's snapshot. */
+	const struct sn_header_ops *req_ops[SN_FX_MAX_OPS], *resp_ops[SN_FX_MAX_OPS];
+	unsigned n_req_ops, n_resp_ops;
+	const char *rw_authority, *rw_uri;
 	unsigned filter_at;          /* the chain's filter whose request_head runs (or ran) */
 	int64_t start_wall_us;
 	uint64_t start_us;
@@ -229,13 +234,13 @@ static int header_listed(const struct sn_header_op *ops, size_t n, struct sn_str
 	return 0;
 }
 
-static int header_overridden(const struct sn_header_ops *a, const struct sn_header_ops *b,
-			     struct sn_str name)
+/* Whether one of the filters' header operations sets or removes name
+ * (the original field is then not forwarded). */
+static int header_overridden(const struct sn_header_ops *const *ops, unsigned n, struct sn_str name)
 {
-	if (a != NULL && (header_listed(a->set, a->n_set, name) || header_listed(a->remove, a->n_remove, name)))
-		return 1;
-	if (b != NULL && (header_listed(b->set, b->n_set, name) || header_listed(b->remove, b->n_remove, name)))
-		return 1;
+	for (unsigned i = 0; i < n; i++)
+		if (header_listed(ops[i]->set, ops[i]->n_set, name) || header_listed(ops[i]->remove, ops[i]->n_remove, name))
+			return 1;
 	return 0;
 }
 
@@ -953,23 +958,23 @@ static int build_upstream_head(struct sn_exchange *ex)
 {
 	struct sn_worker *w = ex->w;
 	const struct sn_h1_request *rq = &ex->req;
-	const struct sn_header_ops *rops = ex->route ? &ex->route->request_ops : NULL;
-	const struct sn_header_ops *dops = ex->dest ? &ex->dest->request_ops : NULL;
 	size_t want = 256 + (rq->path.len + rq->authority.len) * 2;
 	struct sn_h1_writer wr;
 	struct sn_str path = rq->path;
 	struct sn_str host = rq->authority;
 	char pathbuf[4096];
 
-	want += headers_bytes(rq->headers, rq->num_headers) + ops_bytes(rops) + ops_bytes(dops);
-	if (ex->route != NULL && ex->route->rewrite_authority != NULL)
-		host = sn_str_make(ex->route->rewrite_authority, strlen(ex->route->rewrite_authority));
-	if (ex->route != NULL && ex->route->rewrite_uri != NULL) {
+	want += headers_bytes(rq->headers, rq->num_headers);
+	for (unsigned i = 0; i < ex->n_req_ops; i++)
+		want += ops_bytes(ex->req_ops[i]);
+	if (ex->rw_authority != NULL)
+		host = sn_str_make(ex->rw_authority, strlen(ex->rw_authority));
+	if (ex->rw_uri != NULL) {
 		/* Istio: replace the matched prefix; with no prefix match known
 		 * here, replace the path and keep the query. */
 		const char *q = memchr(rq->path.p, '?', rq->path.len);
 		size_t qlen = q ? rq->path.len - (size_t)(q - rq->path.p) : 0;
-		int n = snprintf(pathbuf, sizeof(pathbuf), "%s%.*s", ex->route->rewrite_uri, (int)qlen, q ? q : "");
+		int n = snprintf(pathbuf, sizeof(pathbuf), "%s%.*s", ex->rw_uri, (int)qlen, q ? q : "");
 		if (n > 0 && (size_t)n < sizeof(pathbuf))
 			path = sn_str_make(pathbuf, (size_t)n);
 	}
@@ -987,7 +992,7 @@ static int build_upstream_head(struct sn_exchange *ex)
 		struct sn_str name = rq->headers[i].name;
 		if (is_managed(name) || sn_h1_is_hop_by_hop(name, rq->headers, rq->num_headers))
 			continue;
-		if (header_overridden(rops, dops, name))
+		if (header_overridden(ex->req_ops, ex->n_req_ops, name))
 			continue;
 		sn_h1w_header(&wr, name, rq->headers[i].value);
 	}
@@ -1007,8 +1012,8 @@ static int build_upstream_head(struct sn_exchange *ex)
 	}
 	if (ex->rid.p == ex->request_id)
 		sn_h1w_header(&wr, SN_STR_LIT("x-request-id"), ex->rid);
-	write_ops(&wr, rops);
-	write_ops(&wr, dops);
+	for (unsigned i = 0; i < ex->n_req_ops; i++)
+		write_ops(&wr, ex->req_ops[i]);
 	sn_h1w_end(&wr);
 	if (wr.overflow)
 		return SN_ELIMIT;
@@ -1024,26 +1029,26 @@ static int build_upstream_h2(struct sn_exchange *ex)
 {
 	struct sn_worker *w = ex->w;
 	const struct sn_h1_request *rq = &ex->req;
-	const struct sn_header_ops *rops = ex->route ? &ex->route->request_ops : NULL;
-	const struct sn_header_ops *dops = ex->dest ? &ex->dest->request_ops : NULL;
 	struct sn_str path = rq->path;
 	struct sn_str host = rq->authority;
-	size_t n = 0;
+	size_t n = 0, nops = 0;
 
-	if (ex->route != NULL && ex->route->rewrite_authority != NULL)
-		host = sn_str_make(ex->route->rewrite_authority, strlen(ex->route->rewrite_authority));
-	if (ex->route != NULL && ex->route->rewrite_uri != NULL) {
+	if (ex->rw_authority != NULL)
+		host = sn_str_make(ex->rw_authority, strlen(ex->rw_authority));
+	if (ex->rw_uri != NULL) {
 		const char *q = memchr(rq->path.p, '?', rq->path.len);
 		size_t qlen = q ? rq->path.len - (size_t)(q - rq->path.p) : 0;
-		size_t want = strlen(ex->route->rewrite_uri) + qlen;
+		size_t want = strlen(ex->rw_uri) + qlen;
 		if (sn_buf_reserve(&w->pool, &ex->up, want, SN_MAX(want, (size_t)SN_BUF_DEFAULT_SIZE)) != 0)
 			return SN_ENOMEM;
-		sn_buf_append(&ex->up, ex->route->rewrite_uri, strlen(ex->route->rewrite_uri));
+		sn_buf_append(&ex->up, ex->rw_uri, strlen(ex->rw_uri));
 		if (qlen)
 			sn_buf_append(&ex->up, q, qlen);
 		path = sn_str_make(sn_buf_data(&ex->up), sn_buf_len(&ex->up));
 	}
-	ex->up_fields = malloc((rq->num_headers + ops_count(rops) + ops_count(dops) + 1) * sizeof(*ex->up_fields));
+	for (unsigned i = 0; i < ex->n_req_ops; i++)
+		nops += ops_count(ex->req_ops[i]);
+	ex->up_fields = malloc((rq->num_headers + nops + 1) * sizeof(*ex->up_fields));
 	if (ex->up_fields == NULL)
 		return SN_ENOMEM;
 	for (size_t i = 0; i < rq->num_headers; i++) {
@@ -1051,14 +1056,14 @@ static int build_upstream_h2(struct sn_exchange *ex)
 		if (sn_str_ieq_cstr(name, "te") && sn_str_ieq_cstr(rq->headers[i].value, "trailers"))
 			ex->up_te = 1;
 		if (is_managed(name) || sn_h1_is_hop_by_hop(name, rq->headers, rq->num_headers) ||
-		    header_overridden(rops, dops, name))
+		    header_overridden(ex->req_ops, ex->n_req_ops, name))
 			continue;
 		ex->up_fields[n++] = (struct sn_http_field){ name, rq->headers[i].value };
 	}
 	if (ex->rid.p == ex->request_id)
 		ex->up_fields[n++] = (struct sn_http_field){ SN_STR_LIT("x-request-id"), ex->rid };
-	n = ops_fields(rops, ex->up_fields, n);
-	n = ops_fields(dops, ex->up_fields, n);
+	for (unsigned i = 0; i < ex->n_req_ops; i++)
+		n = ops_fields(ex->req_ops[i], ex->up_fields, n);
 	ex->up_head = (struct sn_http_head){ .method = rq->method, .scheme = SN_STR_LIT("http"), .authority = host,
 					     .path = path, .fields = ex->up_fields, .n_fields = n,
 					     .content_length = -1 };
@@ -1298,6 +1303,33 @@ void sn_fx_answer(struct sn_exchange *ex, int status, const char *flag, const ch
 	va_start(ap, fmt);
 	ex_vlocal(ex, status, flag, fmt, ap);
 	va_end(ap);
+}
+
+int sn_fx_header_ops(struct sn_exchange *ex, const struct sn_header_ops *request, const struct sn_header_ops *response)
+{
+	int empty_req = request == NULL || (!request->n_set && !request->n_add && !request->n_remove);
+	int empty_resp = response == NULL || (!response->n_set && !response->n_add && !response->n_remove);
+
+	if ((!empty_req && ex->n_req_ops == SN_FX_MAX_OPS) || (!empty_resp && ex->n_resp_ops == SN_FX_MAX_OPS))
+		return SN_ELIMIT;
+	if (!empty_req)
+		ex->req_ops[ex->n_req_ops++] = request;
+	if (!empty_resp)
+		ex->resp_ops[ex->n_resp_ops++] = response;
+	return 0;
+}
+
+void sn_fx_rewrite(struct sn_exchange *ex, const char *authority, const char *uri)
+{
+	if (authority != NULL)
+		ex->rw_authority = authority;
+	if (uri != NULL)
+		ex->rw_uri = uri;
+}
+
+const struct sn_route_dest *sn_fx_destination(const struct sn_exchange *ex)
+{
+	return ex->dest;
 }
 
 void sn_fx_pause(struct sn_exchange *ex, uint32_t ms)
@@ -1634,9 +1666,9 @@ static int pump_request(struct sn_exchange *ex)
 static int stream_head(struct sn_exchange *ex)
 {
 	const struct sn_h1_response *rs = &ex->resp;
-	const struct sn_header_ops *ops[2] = { ex->route ? &ex->route->response_ops : NULL,
-					       ex->dest ? &ex->dest->response_ops : NULL };
-	size_t max = rs->num_headers + ops_count(ops[0]) + ops_count(ops[1]);
+	size_t max = rs->num_headers;
+	for (unsigned k = 0; k < ex->n_resp_ops; k++)
+		max += ops_count(ex->resp_ops[k]);
 	struct sn_http_field *f = malloc((max ? max : 1) * sizeof(*f));
 	size_t n = 0;
 
@@ -1645,12 +1677,12 @@ static int stream_head(struct sn_exchange *ex)
 	for (size_t i = 0; i < rs->num_headers; i++) {
 		struct sn_str name = rs->headers[i].name;
 		if (is_managed(name) || sn_h1_is_hop_by_hop(name, rs->headers, rs->num_headers) ||
-		    header_overridden(ops[0], ops[1], name))
+		    header_overridden(ex->resp_ops, ex->n_resp_ops, name))
 			continue;
 		f[n++] = (struct sn_http_field){ name, rs->headers[i].value };
 	}
-	for (int k = 0; k < 2; k++)
-		n = ops_fields(ops[k], f, n);
+	for (unsigned k = 0; k < ex->n_resp_ops; k++)
+		n = ops_fields(ex->resp_ops[k], f, n);
 	if (rs->body == SN_H1_BODY_CHUNKED)
 		ex->resp_dechunk = 1;
 	struct sn_http_head h = { .status = rs->status, .fields = f, .n_fields = n, .content_length = -1 };
@@ -1666,15 +1698,15 @@ static int build_downstream_head(struct sn_exchange *ex)
 	struct sn_dconn *c = ex->c;
 	struct sn_worker *w = ex->w;
 	const struct sn_h1_response *rs = &ex->resp;
-	const struct sn_header_ops *rops = ex->route ? &ex->route->response_ops : NULL;
-	const struct sn_header_ops *dops = ex->dest ? &ex->dest->response_ops : NULL;
 	size_t want = 256 + rs->reason.len;
 	struct sn_h1_writer wr;
 	int closing;
 
 	if (ex->s != NULL)
 		return stream_head(ex);
-	want += headers_bytes(rs->headers, rs->num_headers) + ops_bytes(rops) + ops_bytes(dops);
+	want += headers_bytes(rs->headers, rs->num_headers);
+	for (unsigned i = 0; i < ex->n_resp_ops; i++)
+		want += ops_bytes(ex->resp_ops[i]);
 	/* A close-delimited body can only end by closing; so does draining.
 	 * A 101 is followed by the new protocol, never by a close. */
 	closing = ex->resp_until_close || !ex->req.keep_alive || ex->close_after || w->draining || c->draining;
@@ -1694,7 +1726,7 @@ static int build_downstream_head(struct sn_exchange *ex)
 		struct sn_str name = rs->headers[i].name;
 		if (is_managed(name) || sn_h1_is_hop_by_hop(name, rs->headers, rs->num_headers))
 			continue;
-		if (header_overridden(rops, dops, name))
+		if (header_overridden(ex->resp_ops, ex->n_resp_ops, name))
 			continue;
 		sn_h1w_header(&wr, name, rs->headers[i].value);
 	}
@@ -1702,8 +1734,8 @@ static int build_downstream_head(struct sn_exchange *ex)
 		ex->resp_dechunk = 1;   /* close-delimited for the 1.0 client */
 	else if (rs->body == SN_H1_BODY_CHUNKED)
 		sn_h1w_header_cstr(&wr, "transfer-encoding", "chunked");
-	write_ops(&wr, rops);
-	write_ops(&wr, dops);
+	for (unsigned i = 0; i < ex->n_resp_ops; i++)
+		write_ops(&wr, ex->resp_ops[i]);
 	int up = rs->status == 101 ? sn_h1_find_header(rs->headers, rs->num_headers, SN_STR_LIT("upgrade"), 0) : -1;
 	if (up >= 0) {
 		sn_h1w_header_cstr(&wr, "connection", "upgrade");

@@ -1,11 +1,13 @@
 /* The filter chain's order (filter.h). Authorization first: a request a
- * policy denies is never delayed or aborted by a fault. Telemetry last:
- * its done hook sees what the others decided. */
+ * policy denies is never delayed or aborted by a fault. Header operations
+ * after the fault (an aborted request goes nowhere). Telemetry last: its
+ * done hook sees what the others decided. */
 #include "filter.h"
 
 const struct sn_filter *const sn_filter_chain[] = {
 	&sn_filter_authz,
 	&sn_filter_fault,
+	&sn_filter_headers,
 	&sn_filter_telemetry,
 	NULL,
 };

@@ -25,9 +25,8 @@
  * they run on the exchange's worker thread and must not block.
  *
  * Next on this seam (issues "Traffic management, complete", "Security,
- * complete"): request and response header operations and rewrites
- * (today in the exchange's head builders), then mirroring, redirects,
- * CORS, rate limits, tracing, external authorization -- each one file. */
+ * complete"): mirroring, redirects, CORS, rate limits, tracing, external
+ * authorization -- each one file. */
 
 #include "exchange.h"
 
@@ -77,6 +76,7 @@ extern const struct sn_filter *const sn_filter_chain[];
 /* The filters of today. */
 extern const struct sn_filter sn_filter_authz;       /* filter_authz.c: AuthorizationPolicy, inbound */
 extern const struct sn_filter sn_filter_fault;       /* filter_fault.c: fault injection, outbound */
+extern const struct sn_filter sn_filter_headers;     /* filter_headers.c: header operations and rewrite, outbound */
 extern const struct sn_filter sn_filter_telemetry;   /* filter_telemetry.c: metrics and access log */
 
 /* ---- what a filter may ask of its exchange (exchange.c) ---------------- */
@@ -91,6 +91,7 @@ const char *sn_fx_peer(const struct sn_exchange *ex);
 const char *sn_fx_peer_id(const struct sn_exchange *ex);
 uint16_t sn_fx_app_port(const struct sn_exchange *ex);
 uint64_t sn_fx_conn_id(const struct sn_exchange *ex);
+const struct sn_route_dest *sn_fx_destination(const struct sn_exchange *ex);
 /* The calling filter's state word for this exchange. */
 uint64_t *sn_fx_state(struct sn_exchange *ex);
 /* Answers the request with status and a one-line text (sinew-error: flag;
@@ -101,5 +102,14 @@ void sn_fx_answer(struct sn_exchange *ex, int status, const char *flag, const ch
 /* Holds the request ms milliseconds; then the same hook runs again. The
  * hook then returns SN_FILTER_PAUSED. */
 void sn_fx_pause(struct sn_exchange *ex, uint32_t ms);
+/* Header operations (set, add, remove) for the request going upstream and
+ * the response coming back, applied in the order filters add them; the
+ * ops must live as long as the exchange's snapshot (config). Returns 0,
+ * or SN_ELIMIT past SN_FX_MAX_OPS each way. */
+#define SN_FX_MAX_OPS 4
+int sn_fx_header_ops(struct sn_exchange *ex, const struct sn_header_ops *request, const struct sn_header_ops *response);
+/* The authority and the path (the query is kept) the request goes upstream
+ * with; NULL leaves one as it is. Strings as long-lived as the ops. */
+void sn_fx_rewrite(struct sn_exchange *ex, const char *authority, const char *uri);
 
 #endif

@@ -113,7 +113,15 @@ class OutboundH2(unittest.TestCase):
         cls.backend = st.start_backend(scope, "reviews", "v1")
         cls.workdir = st.make_tempdir(scope)
         cls.log = os.path.join(cls.workdir, "access.log")
-        cfg = st.registry_yaml({("reviews", "v1"): cls.backend.port})
+        # A rewrite on one path, for both clients (the header-operations
+        # filter gives the head builders their authority and path).
+        vs = ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\n"
+              "spec:\n  hosts: [reviews]\n  http:\n  - match: [{uri: {prefix: /rw}}]\n"
+              "    rewrite: {uri: /new, authority: rewritten.example}\n"
+              "    headers: {request: {set: {x-filter: set}}, response: {add: {x-resp: added}}}\n"
+              "    route: [{destination: {host: reviews}}]\n"
+              "  - route: [{destination: {host: reviews}}]\n")
+        cfg = st.registry_yaml({("reviews", "v1"): cls.backend.port}) + vs
         cls.proxy = st.start_proxy(scope, cfg, workdir=cls.workdir, args=["--access-log", cls.log])
 
     def url(self, path):
@@ -138,6 +146,18 @@ class OutboundH2(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertGreater(int(hdrs["content-length"]), 0)   # the GET's length, no body
         self.assertNotIn(b"{", body)
+
+    def test_rewrite_and_header_operations(self):
+        """VirtualService rewrite and headers, the same for an HTTP/2 and an
+        HTTP/1.1 client."""
+        status, hdrs, body, _ = curl(self.proxy.outbound_port, self.url("/rw?x=1"))
+        seen = json.loads(body)
+        self.assertEqual((status, seen["path"], seen["headers"]["host"]), (200, "/new?x=1", "rewritten.example"))
+        self.assertEqual(seen["headers"]["x-filter"], "set")
+        self.assertEqual(hdrs.get("x-resp"), "added")
+        r = st.request(self.proxy.outbound_port, "GET", "/rw?x=2", host="reviews:9080")
+        self.assertEqual((r.json()["path"], r.json()["headers"]["host"]), ("/new?x=2", "rewritten.example"))
+        self.assertEqual(r.header("x-resp"), "added")
 
     def test_cookies_joined_for_http1(self):
         """HTTP/2 sends each cookie as its own field; the HTTP/1.1 app gets
@@ -275,7 +295,11 @@ class ToAnHTTP2App(unittest.TestCase):
         cfg = ("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n"
                "  ports:\n  - {name: http2-web, port: 8080}\n---\n"
                "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: web-1}\nspec:\n"
-               "  address: 127.0.0.1\n  ports: {http2-web: %d}\n  labels: {app: web}\n" % cls.port)
+               "  address: 127.0.0.1\n  ports: {http2-web: %d}\n  labels: {app: web}\n---\n" % cls.port +
+               "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web}\n"
+               "spec:\n  hosts: [web]\n  http:\n  - match: [{uri: {prefix: /old}}]\n"
+               "    rewrite: {uri: /hello.txt}\n    route: [{destination: {host: web}}]\n"
+               "  - route: [{destination: {host: web}}]\n")
         cls.proxy = st.start_proxy(scope, cfg)
 
     def test_http1_and_http2_clients(self):
@@ -283,6 +307,10 @@ class ToAnHTTP2App(unittest.TestCase):
         self.assertEqual((r.status, r.body), (200, b"hello from nghttpd\n"))
         self.assertEqual(r.header("server", "").split()[0], "nghttpd")
         status, hdrs, body, _ = curl(self.proxy.outbound_port, "http://web:8080/hello.txt")
+        self.assertEqual((status, body), (200, b"hello from nghttpd\n"))
+
+    def test_rewrite_to_an_http2_app(self):
+        status, _, body, _ = curl(self.proxy.outbound_port, "http://web:8080/old")
         self.assertEqual((status, body), (200, b"hello from nghttpd\n"))
 
     def test_many_bodies_over_one_connection(self):
