@@ -233,32 +233,20 @@ int sn_h2c_new(const struct sn_h2c_limits *lim, const struct sn_h2c_cbs *cbs, vo
 		c->lim.max_out = SN_H2S_DEFAULT_MAX_OUT;
 	c->cbs = *cbs;
 	c->arg = arg;
-	if (nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
+	if (sn__h2_prepare(&cb, &opt) != 0)
 		goto fail;
 	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
-	nghttp2_session_callbacks_set_error_callback2(cb, sn__h2_on_error);
 	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
-	nghttp2_option_set_no_auto_window_update(opt, 1);
-	nghttp2_option_set_max_continuations(opt, 8);
-	nghttp2_option_set_max_outbound_ack(opt, 1000);
-	nghttp2_option_set_max_settings(opt, 32);
-	nghttp2_option_set_max_send_header_block_length(opt, 64u << 10);
 	if (nghttp2_session_client_new2(&c->s, cb, c, opt) != 0)
 		goto fail;
 	nghttp2_session_callbacks_del(cb);
 	nghttp2_option_del(opt);
 	cb = NULL;
 	opt = NULL;
-	nghttp2_settings_entry iv[] = {
-		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
-		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, c->lim.stream_window },
-		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, c->lim.max_header_list },
-	};
-	if (nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, iv, SN_ARRAY_LEN(iv)) != 0 ||
-	    nghttp2_session_set_local_window_size(c->s, NGHTTP2_FLAG_NONE, 0, (int32_t)c->lim.conn_window) != 0)
+	if (sn__h2_settings(c->s, 0, c->lim.stream_window, c->lim.max_header_list, c->lim.conn_window) != 0)
 		goto fail;
 	*out = c;
 	return 0;

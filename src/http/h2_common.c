@@ -181,3 +181,41 @@ int sn__h2_on_error(nghttp2_session *s, int code, const char *msg, size_t len, v
 	snprintf(w->msg, sizeof(w->msg), "%.*s", (int)(len < sizeof(w->msg) ? len : sizeof(w->msg) - 1), msg);
 	return 0;
 }
+
+int sn__h2_prepare(nghttp2_session_callbacks **cb, nghttp2_option **opt)
+{
+	*cb = NULL;
+	*opt = NULL;
+	if (nghttp2_session_callbacks_new(cb) != 0 || nghttp2_option_new(opt) != 0)
+		return -1;
+	nghttp2_session_callbacks_set_error_callback2(*cb, sn__h2_on_error);
+	/* Windows go back when the owner passed the bytes on. */
+	nghttp2_option_set_no_auto_window_update(*opt, 1);
+	/* Floods: RST_STREAM faster than a token bucket allows (rapid reset,
+	 * CVE-2023-44487), more CONTINUATIONs than a head needs
+	 * (CVE-2024-27316), SETTINGS and PING that make us queue
+	 * acknowledgements. */
+	nghttp2_option_set_stream_reset_rate_limit(*opt, 1000, 33);
+	nghttp2_option_set_max_continuations(*opt, 8);
+	nghttp2_option_set_max_outbound_ack(*opt, 1000);
+	nghttp2_option_set_max_settings(*opt, 32);
+	nghttp2_option_set_max_send_header_block_length(*opt, 64u << 10);
+	return 0;
+}
+
+int sn__h2_settings(nghttp2_session *s, uint32_t max_streams, uint32_t stream_window, uint32_t max_header_list,
+		    uint32_t conn_window)
+{
+	nghttp2_settings_entry iv[4];
+	size_t n = 0;
+
+	iv[n++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 };
+	iv[n++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, stream_window };
+	iv[n++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, max_header_list };
+	if (max_streams)
+		iv[n++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams };
+	if (nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, iv, n) != 0 ||
+	    nghttp2_session_set_local_window_size(s, NGHTTP2_FLAG_NONE, 0, (int32_t)conn_window) != 0)
+		return -1;
+	return 0;
+}

@@ -76,6 +76,17 @@ void sn__h2_outq_resume(struct sn__h2_outq *q, nghttp2_session *s, int32_t id);
 
 void sn__h2_outq_free(struct sn__h2_outq *q);
 
+/* What both sides take: windows given back by the owner (no automatic
+ * WINDOW_UPDATE), the flood bounds (each ends the connection with
+ * GOAWAY), nghttp2's error messages kept (sn__h2_on_error). *cb and *opt
+ * are the caller's to add to and delete. Returns 0 or -1. */
+int sn__h2_prepare(nghttp2_session_callbacks **cb, nghttp2_option **opt);
+
+/* Our SETTINGS (max_streams 0: not sent) and the connection's receive
+ * window. Returns 0 or -1. */
+int sn__h2_settings(nghttp2_session *s, uint32_t max_streams, uint32_t stream_window, uint32_t max_header_list,
+		    uint32_t conn_window);
+
 /* nghttp2's messages about what it refused, the last one kept (for the
  * log line of a connection nghttp2 ends on its own). */
 struct sn__h2_why {

@@ -320,18 +320,7 @@ static int tcp_allowed(struct sn_dconn *c, uint16_t port)
 	struct sn_authz_result res;
 	struct sn_addr peer;
 	memset(&ar, 0, sizeof(ar));
-	if (c->peer_id != NULL && strncmp(c->peer_id, "spiffe://", 9) == 0) {
-		const char *id = c->peer_id + 9;
-		ar.principal = sn_str_make(id, strlen(id));
-		const char *ns = strstr(id, "/ns/");
-		if (ns != NULL) {
-			ns += 4;
-			const char *end = strchr(ns, '/');
-			ar.source_namespace = sn_str_make(ns, end ? (size_t)(end - ns) : strlen(ns));
-		}
-	}
-	if (sn_addr_parse(c->peer, &peer) == 0)
-		ar.source = (const struct sockaddr *)&peer.ss;
+	sn__authz_peer(&ar, c->peer, c->peer_id, &peer);
 	ar.port = port;
 	sn_authz_check(s, &ar, &res);
 	if (res.decision == SN_AUTHZ_DECISION_ALLOW) {

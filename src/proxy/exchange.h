@@ -225,6 +225,11 @@ void sn__h2u_release(struct sn_uconn *u);
 /* Worker shutdown: every HTTP/2 connection to host closes. */
 void sn__h2u_close_all(struct sn_worker *w, struct sn_host *host);
 
+/* filter_authz.c, also for opaque TCP (downstream.c): who the client is,
+ * for AuthorizationPolicy -- principal and namespace from its SPIFFE ID
+ * (NULL over plaintext), the source address (parsed into storage). */
+void sn__authz_peer(struct sn_authz_request *ar, const char *peer, const char *peer_id, struct sn_addr *storage);
+
 /* exchange.c: upstream events for the exchange that owns u. */
 void sn_exchange_on_upstream(struct sn_exchange *ex, unsigned events);
 void sn_exchange_on_connect_timeout(struct sn_exchange *ex);

@@ -10,13 +10,29 @@
 #include "sinew/log.h"
 #include "filter.h"
 
+void sn__authz_peer(struct sn_authz_request *ar, const char *peer, const char *peer_id, struct sn_addr *storage)
+{
+	if (peer_id != NULL && strncmp(peer_id, "spiffe://", 9) == 0) {
+		/* spiffe://TD/ns/NS/sa/SA: principal "TD/ns/NS/sa/SA", namespace NS. */
+		const char *id = peer_id + 9;
+		ar->principal = sn_str_make(id, strlen(id));
+		const char *ns = strstr(id, "/ns/");
+		if (ns != NULL) {
+			ns += 4;
+			const char *end = strchr(ns, '/');
+			ar->source_namespace = sn_str_make(ns, end ? (size_t)(end - ns) : strlen(ns));
+		}
+	}
+	if (peer != NULL && sn_addr_parse(peer, storage) == 0)
+		ar->source = (const struct sockaddr *)&storage->ss;
+}
+
 static enum sn_filter_verdict authz_request(struct sn_exchange *ex)
 {
 	struct sn_worker *w = sn_fx_worker(ex);
 	const struct sn_snapshot *s = w->snap;
 	const struct sockaddr_storage *app = &w->proxy->opt.app.ss;
 	const struct sn_h1_request *rq = sn_fx_request(ex);
-	const char *peer_id = sn_fx_peer_id(ex);
 	struct sn_authz_request ar;
 	struct sn_authz_result res;
 	struct sn_addr peer;
@@ -24,19 +40,7 @@ static enum sn_filter_verdict authz_request(struct sn_exchange *ex)
 	if (s == NULL || s->n_authz == 0)
 		return SN_FILTER_NEXT;
 	memset(&ar, 0, sizeof(ar));
-	if (peer_id != NULL && strncmp(peer_id, "spiffe://", 9) == 0) {
-		/* spiffe://TD/ns/NS/sa/SA: principal "TD/ns/NS/sa/SA", namespace NS. */
-		const char *id = peer_id + 9;
-		ar.principal = sn_str_make(id, strlen(id));
-		const char *ns = strstr(id, "/ns/");
-		if (ns != NULL) {
-			ns += 4;
-			const char *end = strchr(ns, '/');
-			ar.source_namespace = sn_str_make(ns, end ? (size_t)(end - ns) : strlen(ns));
-		}
-	}
-	if (sn_addr_parse(sn_fx_peer(ex), &peer) == 0)
-		ar.source = (const struct sockaddr *)&peer.ss;
+	sn__authz_peer(&ar, sn_fx_peer(ex), sn_fx_peer_id(ex), &peer);
 	if (sn_fx_app_port(ex))
 		ar.port = sn_fx_app_port(ex);
 	else if (app->ss_family == AF_INET)
