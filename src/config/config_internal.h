@@ -217,6 +217,7 @@ struct cfg_policy {
 	uint32_t max_pending;
 	uint32_t max_requests_per_conn;
 	uint32_t idle_timeout_ms;
+	int h2_upgrade;              /* connectionPool.http.h2UpgradePolicy: 1 UPGRADE, -1 DO_NOT_UPGRADE, 0 DEFAULT */
 	int has_tls;
 	enum sn_cluster_tls tls_mode;
 };

@@ -81,10 +81,20 @@ static void parse_pool(struct cfg_ctx *c, const struct yn *v, struct cfg_policy 
 					p->max_requests_per_conn = (uint32_t)x;
 			} else if (!tcp && !strcmp(f, "idleTimeout")) {
 				cfg_get_duration(c, y, &p->idle_timeout_ms);
+			} else if (!tcp && !strcmp(f, "h2UpgradePolicy")) {
+				char *m = NULL;
+				if (cfg_get_str(c, y, 32, &m) == 0) {
+					if (!strcmp(m, "UPGRADE"))
+						p->h2_upgrade = 1;
+					else if (!strcmp(m, "DO_NOT_UPGRADE"))
+						p->h2_upgrade = -1;
+					else if (strcmp(m, "DEFAULT") != 0)
+						cfg_err(c, y, "h2UpgradePolicy \"%s\" is not one of DEFAULT, DO_NOT_UPGRADE, UPGRADE", m);
+				}
 			} else if ((tcp && (!strcmp(f, "tcpKeepalive") || !strcmp(f, "maxConnectionDuration") ||
 					    !strcmp(f, "idleTimeout"))) ||
 				   (!tcp && (!strcmp(f, "http2MaxRequests") || !strcmp(f, "maxRetries") ||
-					     !strcmp(f, "h2UpgradePolicy") || !strcmp(f, "useClientProtocol") ||
+					     !strcmp(f, "useClientProtocol") ||
 					     !strcmp(f, "maxConcurrentStreams")))) {
 				cfg_warn_unimplemented(c, sec->keys[j], f);
 			} else {

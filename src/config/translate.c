@@ -161,6 +161,10 @@ static void apply_pool(struct sn_cluster *c, const struct cfg_policy *p)
 	c->max_pending = p->max_pending;
 	c->max_requests_per_conn = p->max_requests_per_conn;
 	c->idle_timeout_ms = p->idle_timeout_ms ? p->idle_timeout_ms : 60000;
+	/* UPGRADE: HTTP/2 to endpoints of an HTTP/1.1 port too (Istio's
+	 * h2UpgradePolicy; a port declared http2/grpc is HTTP/2 anyway). */
+	if (p->h2_upgrade == 1)
+		c->http2 = 1;
 }
 
 static int copy_labels(struct tr *t, const struct sn_labels *in, struct sn_labels *out)

@@ -299,7 +299,15 @@ class ToAnHTTP2App(unittest.TestCase):
                "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web}\n"
                "spec:\n  hosts: [web]\n  http:\n  - match: [{uri: {prefix: /old}}]\n"
                "    rewrite: {uri: /hello.txt}\n    route: [{destination: {host: web}}]\n"
-               "  - route: [{destination: {host: web}}]\n")
+               "  - route: [{destination: {host: web}}]\n---\n"
+               # an HTTP/1.1 port, upgraded by a DestinationRule
+               "apiVersion: v1\nkind: Service\nmetadata: {name: legacy}\nspec:\n  selector: {app: legacy}\n"
+               "  ports:\n  - {name: http, port: 8081}\n---\n"
+               "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: legacy-1}\nspec:\n"
+               "  address: 127.0.0.1\n  ports: {http: %d}\n  labels: {app: legacy}\n---\n" % cls.port +
+               "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: legacy}\n"
+               "spec:\n  host: legacy\n  trafficPolicy:\n    connectionPool:\n"
+               "      http: {h2UpgradePolicy: UPGRADE}\n")
         cls.proxy = st.start_proxy(scope, cfg)
 
     def test_http1_and_http2_clients(self):
@@ -308,6 +316,13 @@ class ToAnHTTP2App(unittest.TestCase):
         self.assertEqual(r.header("server", "").split()[0], "nghttpd")
         status, hdrs, body, _ = curl(self.proxy.outbound_port, "http://web:8080/hello.txt")
         self.assertEqual((status, body), (200, b"hello from nghttpd\n"))
+
+    def test_h2_upgrade_policy(self):
+        """An http port with h2UpgradePolicy: UPGRADE reaches the HTTP/2-only
+        app (without it the app would get HTTP/1.1 and refuse it)."""
+        r = st.request(self.proxy.outbound_port, "GET", "/hello.txt", host="legacy:8081")
+        self.assertEqual((r.status, r.body), (200, b"hello from nghttpd\n"))
+        self.assertNotIn("h2UpgradePolicy", self.proxy.stderr())   # no "not implemented" warning
 
     def test_rewrite_to_an_http2_app(self):
         status, _, body, _ = curl(self.proxy.outbound_port, "http://web:8080/old")
