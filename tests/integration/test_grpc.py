@@ -31,6 +31,7 @@ import test_mtls  # noqa: E402  (its openssl-made SVIDs)
 import grpc  # noqa: E402  (python3-grpcio)
 
 SVC = "sinew.test.Echo"
+GRPC_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grpc-js")
 MIB = 1024 * 1024
 
 
@@ -284,6 +285,19 @@ class GrpcOverMTLS(unittest.TestCase):
         cls.a = st.start_proxy(scope, cfg, args=["--service", "productpage", "--service-account", "productpage"] +
                                certs.args("productpage"))
 
+    def test_grpc_js_client_over_the_pair(self):
+        """@grpc/grpc-js's client through the same pair."""
+        if not os.path.isdir(os.path.join(GRPC_JS, "node_modules", "@grpc", "grpc-js")):
+            self.fail("@grpc/grpc-js is not installed in %s: run scripts/deps.sh" % GRPC_JS)
+        r = subprocess.run(["node", os.path.join(GRPC_JS, "peer.js"), "client",
+                            "127.0.0.1:%d" % self.a.outbound_port, "reviews:50051"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        self.assertEqual(len(res), 9, res)
+        for case, outcome in res.items():
+            self.assertEqual(outcome, "ok", "%s: %s" % (case, outcome))
+
     def test_interop_cases_over_the_pair(self):
         ch = channel(self.a.outbound_port, authority="reviews:50051")
         self.addCleanup(ch.close)
@@ -362,9 +376,6 @@ class GrpcPolicies(unittest.TestCase):
             seen = {json.loads(line).get("grpc_status") for line in open(self.log)}
             time.sleep(0.05)
         self.assertLessEqual({"0", "9"}, seen)
-
-
-GRPC_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grpc-js")
 
 
 class GrpcJs(unittest.TestCase):
