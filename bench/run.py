@@ -19,9 +19,10 @@ server namespace on 127.0.0.1:8080 and 10.77.0.2:8080.
   H1 HTTP/2   S1 with the client speaking HTTP/2 with prior knowledge (h2c)
               to the proxy, H2_STREAMS streams per connection and 1/H2_STREAMS
               of the cell's connections (the same requests in flight); the
-              proxy speaks HTTP/1.1 to the origin. HAProxy takes h2c on its
-              HTTP listener; nginx 1.22 needs a listener of its own
-              ("listen ... http2")
+              proxy speaks HTTP/1.1 to the origin. Each proxy runs H1 in a
+              process of its own (like P2), so S1's memory figures are S1's
+              alone; nginx's H1 listener is "listen ... http2" (nginx 1.22
+              speaks only HTTP/2 there)
 
 P2 runs its own pair of processes per proxy (other ports), configured as
 for S2 plus TLS; the certificates are made at start with the openssl CLI.
@@ -71,7 +72,8 @@ CLI_PORT = {"sinew": 15001, "haproxy": 15101, "nginx": 15201}
 P2_SRV_PORT = {"sinew": 15016, "haproxy": 15116, "nginx": 15216}
 P2_CLI_PORT = {"sinew": 15011, "haproxy": 15111, "nginx": 15211}
 P2_ADMIN = "127.0.0.1:15021"
-NGINX_H2_PORT = 15207   # H1: nginx's h2c listener (its S1 one speaks HTTP/1.1 only)   # the P2 sinew-proxies' admin, in each namespace
+H1_SRV_PORT = {"sinew": 15007, "haproxy": 15107, "nginx": 15207}   # H1's own processes
+H1_ADMIN = "127.0.0.1:15022"   # the P2 sinew-proxies' admin, in each namespace
 # P2 identities: X.509-SVIDs of this trust domain, in the namespace the
 # proxies run in (--namespace bench); the client-side sinew-proxy expects
 # the server's to be its WorkloadEntry's serviceAccount.
@@ -267,6 +269,12 @@ class Bench:
                    [proxy_bin, "--config", os.path.join(CONF, "sinew-client-mtls.yaml"),
                     "--outbound", "127.0.0.1:%d" % P2_CLI_PORT["sinew"], "--admin", P2_ADMIN,
                     "--service", "client", "--service-account", "client"] + common + tls("client"), PROXY_CPU)
+        # H1: HTTP/2 from the client, a process of its own.
+        self.spawn("sinew-h1srv", self.ns_srv,
+                   [proxy_bin, "--config", os.path.join(CONF, "sinew-server.yaml"),
+                    "--inbound", "%s:%d" % (SRV_ADDR, H1_SRV_PORT["sinew"]),
+                    "--app", "127.0.0.1:%d" % ORIGIN_PORT, "--admin", H1_ADMIN,
+                    "--service", "origin"] + common, PROXY_CPU)
         # HAProxy and nginx: (process, namespace, listener, upstream, TLS role).
         hops = {}
         for proxy in ("haproxy", "nginx"):
@@ -276,7 +284,9 @@ class Bench:
                 ("p2srv", self.ns_srv, "%s:%d" % (SRV_ADDR, P2_SRV_PORT[proxy]), "127.0.0.1:%d" % ORIGIN_PORT,
                  "server"),
                 ("p2cli", self.ns_cli, "127.0.0.1:%d" % P2_CLI_PORT[proxy], "%s:%d" % (SRV_ADDR, P2_SRV_PORT[proxy]),
-                 "client"))
+                 "client"),
+                ("h1srv", self.ns_srv, "%s:%d" % (SRV_ADDR, H1_SRV_PORT[proxy]), "127.0.0.1:%d" % ORIGIN_PORT,
+                 "none"))
         for side, ns, listen, up, role in hops["haproxy"]:
             cfg = self.template("haproxy.cfg", "haproxy-" + side, LISTEN=listen, UPSTREAM=up,
                                 MAXCONN=self.args.haproxy_maxconn, TLS=role, PKI=self.pki)
@@ -289,9 +299,9 @@ class Bench:
                 server_tls = "include %s;" % self.template("nginx-mtls-server.conf", name, PKI=self.pki)
             elif role == "client":
                 proxy_tls = "include %s;" % self.template("nginx-mtls-client.conf", name, PKI=self.pki)
-            h2 = "listen %s:%d http2;" % (SRV_ADDR, NGINX_H2_PORT) if side == "srv" else ""
-            cfg = self.template("nginx-proxy.conf", name, LISTEN=listen, LISTEN_H2=h2, UPSTREAM=up,
-                                SERVER_TLS=server_tls,
+            if side == "h1srv":
+                listen += " http2"
+            cfg = self.template("nginx-proxy.conf", name, LISTEN=listen, UPSTREAM=up, SERVER_TLS=server_tls,
                                 PROXY_TLS=proxy_tls, SCHEME="https" if role == "client" else "http")
             self.spawn(name, ns, ["nginx", "-e", os.path.join(self.dir, name + ".err"), "-c", cfg], PROXY_CPU)
         # Ready when a few requests pass end to end on every path. A P2
@@ -318,8 +328,10 @@ class Bench:
                 time.sleep(0.2)
 
     def pids(self, scen, proxy):
-        if scen in ("S1", "H1"):
+        if scen == "S1":
             return [self.procs[proxy + "-srv"].pid]
+        if scen == "H1":
+            return [self.procs[proxy + "-h1srv"].pid]
         if scen == "S2":
             return [self.procs[proxy + "-cli"].pid, self.procs[proxy + "-srv"].pid]
         if scen == "P2":
@@ -334,7 +346,7 @@ class Bench:
         if scen == "S1":
             return "http://%s:%d%s" % (SRV_ADDR, SRV_PORT[proxy], path)
         if scen == "H1":
-            return "http://%s:%d%s" % (SRV_ADDR, NGINX_H2_PORT if proxy == "nginx" else SRV_PORT[proxy], path)
+            return "http://%s:%d%s" % (SRV_ADDR, H1_SRV_PORT[proxy], path)
         if scen == "P2":
             return "http://127.0.0.1:%d%s" % (P2_CLI_PORT[proxy], path)
         return "http://127.0.0.1:%d%s" % (CLI_PORT[proxy], path)
