@@ -37,6 +37,8 @@ struct sn_h2d_stream {
 	struct sn_buf body;               /* request body not yet sent upstream */
 	uint64_t received;                /* body bytes from the client */
 	uint64_t credited;                /* body bytes given back to its windows */
+	uint64_t framing;                 /* chunk framing added to s->body */
+	uint64_t consumed;                /* bytes of s->body (data and framing) passed on */
 	unsigned ended : 1;               /* the request is complete */
 	unsigned started : 1;             /* the exchange has the head */
 	unsigned chunked : 1;             /* body bytes are framed in chunks as they arrive */
@@ -118,8 +120,10 @@ static int body_add(struct sn_h2d_stream *s, const void *p, size_t n)
 	if (ll > 0)
 		sn_buf_append(&s->body, line, (size_t)ll);
 	sn_buf_append(&s->body, p, n);
-	if (s->chunked)
+	if (s->chunked) {
 		sn_buf_append(&s->body, "\r\n", 2);
+		s->framing += (uint64_t)ll + 2;
+	}
 	return 0;
 }
 
@@ -130,10 +134,14 @@ struct sn_buf *sn__h2d_body(struct sn_h2d_stream *s)
 
 void sn__h2d_consumed(struct sn_h2d_stream *s, size_t n)
 {
-	/* Framing bytes count as body here: never more than was received. */
-	uint64_t give = SN_MIN((uint64_t)n, s->received - s->credited);
+	/* Windows take data bytes only: count the framing as passed on first,
+	 * so what is given back never runs ahead of the data that left (it
+	 * catches up by the end). */
+	s->consumed += n;
+	uint64_t data = s->consumed > s->framing ? s->consumed - s->framing : 0;
+	uint64_t give = data > s->credited ? SN_MIN(data, s->received) - s->credited : 0;
 
-	if (give == 0 || s->closing || s->c->h2 == NULL)
+	if (give == 0 || s->closing || s->c->h2 == NULL || data <= s->credited)
 		return;
 	s->credited += give;
 	sn_h2s_consumed(s->c->h2->s, s->st, (size_t)give);

@@ -71,6 +71,8 @@ struct sn_h2u_stream {
 	enum sn_h1_body_kind kind;
 	uint64_t cl;
 	uint64_t received, credited;
+	uint64_t framing;                 /* chunk framing added to u->in */
+	uint64_t consumed;                /* bytes of u->in (data and framing) passed on */
 	char *trailer_buf;                /* trailers, copied (sn__h2u_trailers) */
 	struct sn_http_field *trailers;
 	size_t n_trailers;
@@ -173,8 +175,10 @@ static int body_add(struct sn_h2u_stream *s, const void *p, size_t n)
 	if (ll > 0)
 		sn_buf_append(&s->u.in, line, (size_t)ll);
 	sn_buf_append(&s->u.in, p, n);
-	if (s->kind == SN_H1_BODY_CHUNKED)
+	if (s->kind == SN_H1_BODY_CHUNKED) {
 		sn_buf_append(&s->u.in, "\r\n", 2);
+		s->framing += (uint64_t)ll + 2;
+	}
 	return 0;
 }
 
@@ -269,6 +273,7 @@ static void on_end(void *arg, struct sn_h2c_stream *st, const struct sn_http_fie
 	if (s->kind == SN_H1_BODY_CHUNKED) {
 		struct sn_worker *w = s->u.w;
 		if (sn_buf_reserve(&w->pool, &s->u.in, bytes + 8, H2U_MAX_BODY + bytes + 8) == 0) {
+			size_t before = sn_buf_len(&s->u.in);
 			sn_buf_append(&s->u.in, "0\r\n", 3);
 			for (size_t i = 0; i < s->n_trailers; i++) {
 				sn_buf_append(&s->u.in, s->trailers[i].name.p, s->trailers[i].name.len);
@@ -277,6 +282,7 @@ static void on_end(void *arg, struct sn_h2c_stream *st, const struct sn_http_fie
 				sn_buf_append(&s->u.in, "\r\n", 2);
 			}
 			sn_buf_append(&s->u.in, "\r\n", 2);
+			s->framing += sn_buf_len(&s->u.in) - before;
 		}
 	}
 	s->ended = 1;
@@ -770,7 +776,11 @@ ssize_t sn__h2u_read(struct sn_uconn *u)
 void sn__h2u_consumed(struct sn_uconn *u, size_t n)
 {
 	struct sn_h2u_stream *s = u->h2;
-	uint64_t give = SN_MIN((uint64_t)n, s->received - s->credited);
+	/* Windows take data bytes only: the framing counts as passed on
+	 * first, so what is given back never runs ahead of the data. */
+	s->consumed += n;
+	uint64_t data = s->consumed > s->framing ? s->consumed - s->framing : 0;
+	uint64_t give = data > s->credited ? SN_MIN(data, s->received) - s->credited : 0;
 
 	if (give == 0 || s->conn == NULL || s->conn->codec == NULL)
 		return;
