@@ -377,92 +377,7 @@ static ssize_t ds_write(struct sn_exchange *ex, const char *p, size_t n)
 	return sn__dconn_write(ex->c, p, n);
 }
 
-/* ---- gRPC ---------------------------------------------------------------- */
-
-static int field_is(const struct sn_h1_header *h, size_t n, const char *name, struct sn_str *value)
-{
-	int i = sn_h1_find_header(h, n, sn_str_make(name, strlen(name)), 0);
-	if (i < 0)
-		return 0;
-	*value = h[i].value;
-	return 1;
-}
-
-/* A gRPC request: content-type application/grpc, +proto, +json... */
-static int request_is_grpc(const struct sn_h1_request *rq)
-{
-	struct sn_str ct;
-	return field_is(rq->headers, rq->num_headers, "content-type", &ct) && ct.len >= 16 &&
-	       sn_str_ieq(sn_str_make(ct.p, 16), SN_STR_LIT("application/grpc")) &&
-	       (ct.len == 16 || ct.p[16] == '+' || ct.p[16] == ';');
-}
-
-/* grpc-status's value (a decimal code), or -1. */
-static int grpc_code(struct sn_str v)
-{
-	int code = 0;
-	if (v.len == 0 || v.len > 2)
-		return -1;
-	for (size_t i = 0; i < v.len; i++) {
-		if (v.p[i] < '0' || v.p[i] > '9')
-			return -1;
-		code = code * 10 + (v.p[i] - '0');
-	}
-	return code;
-}
-
-/* The grpc-timeout header (RFC: up to 8 digits and a unit) in ms, rounded
- * up; -1 if absent or malformed. */
-static int64_t grpc_timeout_ms(const struct sn_h1_request *rq)
-{
-	struct sn_str v;
-	int64_t n = 0;
-
-	if (!field_is(rq->headers, rq->num_headers, "grpc-timeout", &v) || v.len < 2 || v.len > 9)
-		return -1;
-	for (size_t i = 0; i + 1 < v.len; i++) {
-		if (v.p[i] < '0' || v.p[i] > '9')
-			return -1;
-		n = n * 10 + (v.p[i] - '0');
-	}
-	switch (v.p[v.len - 1]) {
-	case 'H': return n * 3600000;
-	case 'M': return n * 60000;
-	case 'S': return n * 1000;
-	case 'm': return n;
-	case 'u': return (n + 999) / 1000;
-	case 'n': return (n + 999999) / 1000000;
-	}
-	return -1;
-}
-
-/* The gRPC status for an answer the proxy makes (Envoy's mapping of HTTP
- * statuses; a timeout is DEADLINE_EXCEEDED). */
-static int grpc_code_for(int status, const char *flag)
-{
-	if (flag != NULL && strcmp(flag, "upstream_timeout") == 0)
-		return 4;
-	switch (status) {
-	case 400: return 13;   /* INTERNAL */
-	case 401: return 16;   /* UNAUTHENTICATED */
-	case 403: return 7;    /* PERMISSION_DENIED */
-	case 404: return 12;   /* UNIMPLEMENTED */
-	case 429: case 502: case 503: case 504: return 14;   /* UNAVAILABLE */
-	default: return 2;     /* UNKNOWN */
-	}
-}
-
-static int grpc_retry_on(uint32_t on, int code)
-{
-	switch (code) {
-	case 1: return (on & SN_RETRY_GRPC_CANCELLED) != 0;
-	case 4: return (on & SN_RETRY_GRPC_DEADLINE_EXCEEDED) != 0;
-	case 8: return (on & SN_RETRY_GRPC_RESOURCE_EXHAUSTED) != 0;
-	case 13: return (on & SN_RETRY_GRPC_INTERNAL) != 0;
-	case 14: return (on & SN_RETRY_GRPC_UNAVAILABLE) != 0;
-	}
-	return 0;
-}
+/* ---- gRPC (the protocol's rules in grpc.c) ------------------------------- */
 
 /* The call's grpc-status, once known: a trailers-only head's, or the
  * trailers' (HTTP/2 endpoint). */
@@ -473,7 +388,7 @@ static void grpc_note_status(struct sn_exchange *ex)
 	/* The head and trailers are the attempt's: read them before it goes. */
 	if (!ex->grpc || ex->grpc_status[0] || ex->state != SN_EX_STATE_RELAYING || ex->u == NULL)
 		return;
-	if (!field_is(ex->resp.headers, ex->resp.num_headers, "grpc-status", &v) && ex->u != NULL &&
+	if (!sn__field(ex->resp.headers, ex->resp.num_headers, "grpc-status", &v) && ex->u != NULL &&
 	    ex->u->h2 != NULL) {
 		size_t n;
 		const struct sn_http_field *tr = sn__h2u_trailers(ex->u, &n);
@@ -481,7 +396,7 @@ static void grpc_note_status(struct sn_exchange *ex)
 			if (sn_str_ieq_cstr(tr[i].name, "grpc-status"))
 				v = tr[i].value;
 	}
-	if (grpc_code(v) >= 0)
+	if (sn__grpc_code(v) >= 0)
 		snprintf(ex->grpc_status, sizeof(ex->grpc_status), "%.*s", (int)v.len, v.p);
 }
 
@@ -649,7 +564,7 @@ static void ex_local_grpc(struct sn_exchange *ex, const char *body, size_t n)
 	size_t m = 0;
 	struct sn_http_field f[6];
 	size_t nf = 0;
-	int code = grpc_code_for(ex->status, ex->flags);
+	int code = sn__grpc_code_for(ex->status, ex->flags);
 
 	while (n > 0 && body[n - 1] == '\n')
 		n--;
@@ -1210,7 +1125,7 @@ static void ex_dispatch(struct sn_exchange *ex)
 	/* The route's timeout; a gRPC call's own deadline (grpc-timeout) when
 	 * it is sooner. */
 	int64_t timeout = ex->route != NULL ? ex->route->timeout_ms : 0;
-	int64_t gt = ex->grpc ? grpc_timeout_ms(&ex->req) : -1;
+	int64_t gt = ex->grpc ? sn__grpc_timeout_ms(&ex->req) : -1;
 	if (gt >= 0 && (timeout == 0 || gt < timeout)) {
 		timeout = gt > 0 ? gt : 1;
 		ex->grpc_deadline = 1;
@@ -1877,8 +1792,8 @@ static int accept_head(struct sn_exchange *ex)
 	 * (retryOn: unavailable, ...). */
 	struct sn_str gs;
 	if (ex->grpc && ex->req_sent && replayable(ex) && ex->attempts <= rp->attempts &&
-	    field_is(ex->resp.headers, ex->resp.num_headers, "grpc-status", &gs) &&
-	    grpc_retry_on(rp->retry_on, grpc_code(gs))) {
+	    sn__field(ex->resp.headers, ex->resp.num_headers, "grpc-status", &gs) &&
+	    sn__grpc_retry_on(rp->retry_on, sn__grpc_code(gs))) {
 		if (ex->host)
 			sn_lb_observe(ex->host, elapsed_ms(ex->try_start_us), 1);
 		ex_attempt_failed(ex, SN_FAIL_GRPC, 0);
@@ -2282,7 +2197,7 @@ static void ex_begin(struct sn_exchange *ex)
 {
 	struct sn_dconn *c = ex->c;
 	struct sn_worker *w = ex->w;
-	ex->grpc = ex->s != NULL && request_is_grpc(&ex->req);
+	ex->grpc = ex->s != NULL && sn__grpc_request(&ex->req);
 	int rid = sn_h1_find_header(ex->req.headers, ex->req.num_headers, SN_STR_LIT("x-request-id"), 0);
 	if (rid >= 0 && ex->req.headers[rid].value.len > 0) {
 		ex->rid = ex->req.headers[rid].value;

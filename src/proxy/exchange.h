@@ -230,6 +230,21 @@ void sn__h2u_close_all(struct sn_worker *w, struct sn_host *host);
  * (NULL over plaintext), the source address (parsed into storage). */
 void sn__authz_peer(struct sn_authz_request *ar, const char *peer, const char *peer_id, struct sn_addr *storage);
 
+/* grpc.c */
+/* Whether the head has a field name (case-insensitive); its value in *value. */
+int sn__field(const struct sn_h1_header *h, size_t n, const char *name, struct sn_str *value);
+/* A gRPC call: content-type application/grpc, +proto, +json... */
+int sn__grpc_request(const struct sn_h1_request *rq);
+/* A grpc-status value (a decimal code), or -1. */
+int sn__grpc_code(struct sn_str v);
+/* The grpc-timeout field in ms, rounded up; -1 if absent or malformed. */
+int64_t sn__grpc_timeout_ms(const struct sn_h1_request *rq);
+/* The gRPC status of an answer the proxy makes (Envoy's mapping; a
+ * timeout is DEADLINE_EXCEEDED). */
+int sn__grpc_code_for(int status, const char *flag);
+/* Whether retry_on (SN_RETRY_*) names the gRPC status code. */
+int sn__grpc_retry_on(uint32_t retry_on, int code);
+
 /* exchange.c: upstream events for the exchange that owns u. */
 void sn_exchange_on_upstream(struct sn_exchange *ex, unsigned events);
 void sn_exchange_on_connect_timeout(struct sn_exchange *ex);
