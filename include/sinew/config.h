@@ -250,6 +250,7 @@ struct sn_fault {
 	uint32_t delay_ms;           /* 0: no delay fault */
 	double delay_percent;        /* 0..100 */
 	int abort_status;            /* 0: no abort fault */
+	int abort_grpc;              /* abort.grpcStatus + 1 (0..16 as 1..17); 0: none */
 	double abort_percent;
 };
 

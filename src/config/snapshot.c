@@ -330,9 +330,10 @@ static void dump_route(FILE *f, const struct sn_snapshot *s, const struct sn_htt
 	for (size_t i = 0; i < r->retry.n_status_codes; i++)
 		fprintf(f, "%s%u", i ? "," : "", r->retry.status_codes[i]);
 	fputs("]}", f);
-	if (r->fault.delay_ms || r->fault.abort_status)
-		fprintf(f, ",\"fault\":{\"delay_ms\":%u,\"delay_percent\":%g,\"abort_status\":%d,\"abort_percent\":%g}",
-			r->fault.delay_ms, r->fault.delay_percent, r->fault.abort_status, r->fault.abort_percent);
+	if (r->fault.delay_ms || r->fault.abort_status || r->fault.abort_grpc)
+		fprintf(f, ",\"fault\":{\"delay_ms\":%u,\"delay_percent\":%g,\"abort_status\":%d,\"abort_grpc_status\":%d,"
+			"\"abort_percent\":%g}", r->fault.delay_ms, r->fault.delay_percent, r->fault.abort_status,
+			r->fault.abort_grpc - 1, r->fault.abort_percent);
 	dump_ops(f, "request_headers", &r->request_ops);
 	dump_ops(f, "response_headers", &r->response_ops);
 	if (r->rewrite_uri) {

@@ -281,6 +281,24 @@ static void parse_percentage(struct cfg_ctx *c, const struct yn *v, double *out)
 	}
 }
 
+/* A gRPC status by name (Istio writes "UNAVAILABLE") or number; -1 if
+ * neither. */
+static int grpc_status_code(const char *s)
+{
+	static const char *const names[] = { "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+					     "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+					     "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+					     "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED" };
+	for (int i = 0; i < (int)SN_ARRAY_LEN(names); i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	if (s[0] >= '0' && s[0] <= '9' && (s[1] == '\0' || (s[1] >= '0' && s[1] <= '9' && s[2] == '\0'))) {
+		int n = atoi(s);
+		return n <= 16 ? n : -1;
+	}
+	return -1;
+}
+
 static void parse_fault(struct cfg_ctx *c, const struct yn *v, struct sn_fault *f)
 {
 	if (cfg_want_map(c, v) != 0)
@@ -323,16 +341,30 @@ static void parse_fault(struct cfg_ctx *c, const struct yn *v, struct sn_fault *
 					f->abort_status = (int)x;
 					has_what = 1;
 				}
-			} else if (!is_delay && (!strcmp(pk, "grpcStatus") || !strcmp(pk, "http2Error"))) {
+			} else if (!is_delay && !strcmp(pk, "grpcStatus")) {
+				char *name = NULL;
+				if (cfg_get_str(c, part->items[j], 32, &name) == 0) {
+					int code = grpc_status_code(name);
+					if (code < 0)
+						cfg_err(c, part->items[j], "grpcStatus \"%s\" is not a gRPC status: use a name "
+							"such as UNAVAILABLE or a code from 0 to 16", name);
+					else {
+						f->abort_grpc = code + 1;
+						has_what = 1;
+					}
+				}
+			} else if (!is_delay && !strcmp(pk, "http2Error")) {
 				cfg_warn_unimplemented(c, part->keys[j], pk);
 			} else {
 				cfg_warn_unknown(c, part->keys[j]);
 			}
 			cfg_path_pop(c, ql);
 		}
+		if (!is_delay && f->abort_status && f->abort_grpc)
+			cfg_err(c, part, "abort sets both httpStatus and grpcStatus; set one");
 		if (!has_what && c->errors == 0)
 			cfg_warn(c, part, "%s has no %s; this fault does nothing", k,
-				 is_delay ? "fixedDelay" : "httpStatus");
+				 is_delay ? "fixedDelay" : "httpStatus or grpcStatus");
 		if (has_what && !has_pct)
 			cfg_warn(c, part, "percentage is not set: as in Istio, the fault applies to no request; "
 				 "set percentage.value (0-100)");

@@ -98,6 +98,7 @@ struct sn_exchange {
 	int grpc;                    /* content-type application/grpc*: statuses in grpc-status */
 	char grpc_status[8];         /* the call's grpc-status as relayed or made; "" unknown */
 	int grpc_deadline;           /* the route timer runs to the call's grpc-timeout */
+	int grpc_answer;             /* a filter's gRPC status for the proxy's answer + 1; 0: mapped */
 	enum sn_ex_state state;      /* only through ex_set_state() */
 	int recorded;                /* metrics and access log written */
 	int status;
@@ -564,7 +565,7 @@ static void ex_local_grpc(struct sn_exchange *ex, const char *body, size_t n)
 	size_t m = 0;
 	struct sn_http_field f[6];
 	size_t nf = 0;
-	int code = sn__grpc_code_for(ex->status, ex->flags);
+	int code = ex->grpc_answer ? ex->grpc_answer - 1 : sn__grpc_code_for(ex->status, ex->flags);
 
 	while (n > 0 && body[n - 1] == '\n')
 		n--;
@@ -1245,6 +1246,20 @@ void sn_fx_rewrite(struct sn_exchange *ex, const char *authority, const char *ur
 const struct sn_route_dest *sn_fx_destination(const struct sn_exchange *ex)
 {
 	return ex->dest;
+}
+
+void sn_fx_answer_grpc(struct sn_exchange *ex, int grpc_status, const char *flag, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ex->req.body == SN_H1_BODY_NONE) {
+		ex->req_done = 1;
+		ex->req_classified_done = 1;
+	}
+	ex->grpc_answer = grpc_status + 1;
+	va_start(ap, fmt);
+	ex_vlocal(ex, sn__grpc_http_status(grpc_status), flag, fmt, ap);
+	va_end(ap);
 }
 
 void sn_fx_pause(struct sn_exchange *ex, uint32_t ms)

@@ -242,6 +242,9 @@ int64_t sn__grpc_timeout_ms(const struct sn_h1_request *rq);
 /* The gRPC status of an answer the proxy makes (Envoy's mapping; a
  * timeout is DEADLINE_EXCEEDED). */
 int sn__grpc_code_for(int status, const char *flag);
+/* The HTTP status for a gRPC status, for a request that is not a gRPC
+ * call (Envoy's mapping: UNAVAILABLE 503, DEADLINE_EXCEEDED 504, ...). */
+int sn__grpc_http_status(int code);
 /* Whether retry_on (SN_RETRY_*) names the gRPC status code. */
 int sn__grpc_retry_on(uint32_t retry_on, int code);
 

@@ -99,6 +99,10 @@ uint64_t *sn_fx_state(struct sn_exchange *ex);
  * SN_FILTER_ANSWERED. */
 void sn_fx_answer(struct sn_exchange *ex, int status, const char *flag, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* As sn_fx_answer, with a gRPC status: a gRPC call gets it (trailers-only),
+ * any other request its HTTP equivalent (UNAVAILABLE 503, ...). */
+void sn_fx_answer_grpc(struct sn_exchange *ex, int grpc_status, const char *flag, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 /* Holds the request ms milliseconds; then the same hook runs again. The
  * hook then returns SN_FILTER_PAUSED. */
 void sn_fx_pause(struct sn_exchange *ex, uint32_t ms);

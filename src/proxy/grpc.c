@@ -79,6 +79,13 @@ int sn__grpc_code_for(int status, const char *flag)
 	}
 }
 
+int sn__grpc_http_status(int code)
+{
+	static const int http[17] = { 200, 499, 500, 400, 504, 404, 409, 403, 429, 400, 409, 400, 501, 500, 503, 500,
+				      401 };
+	return code >= 0 && code <= 16 ? http[code] : 500;
+}
+
 int sn__grpc_retry_on(uint32_t on, int code)
 {
 	switch (code) {

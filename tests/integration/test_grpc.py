@@ -323,12 +323,16 @@ class GrpcPolicies(unittest.TestCase):
               "    retries: {attempts: 3, retryOn: unavailable}\n---\n"
               "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: slow}\n"
               "spec:\n  hosts: [slow]\n  http:\n  - route: [{destination: {host: slow}}]\n"
-              "    timeout: 300ms\n---\n")
+              "    timeout: 300ms\n---\n"
+              "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: faulty}\n"
+              "spec:\n  hosts: [faulty]\n  http:\n  - route: [{destination: {host: faulty}}]\n"
+              "    fault: {abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}\n---\n")
         cls.workdir = st.make_tempdir(scope)
         cls.log = os.path.join(cls.workdir, "access.log")
         cls.proxy = st.start_proxy(scope, grpc_config([cls.server.port], name="retry") +
                                    grpc_config([cls.server.port], name="slow") +
-                                   grpc_config([cls.server.port], name="plain") + vs,
+                                   grpc_config([cls.server.port], name="plain") +
+                                   grpc_config([cls.server.port], name="faulty") + vs,
                                    workdir=cls.workdir, args=["--access-log", cls.log])
 
     def unary(self, host):
@@ -352,6 +356,18 @@ class GrpcPolicies(unittest.TestCase):
         self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
         self.assertIn("route timeout", cm.exception.details())
         self.assertIn(("sinew-error", "upstream_timeout"), cm.exception.trailing_metadata())
+
+    def test_fault_abort_with_grpc_status(self):
+        """fault.abort.grpcStatus: the call gets that status; a plain HTTP
+        request to the same route gets its HTTP equivalent (503)."""
+        before = self.server.calls
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.unary("faulty")(b"x", timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn(("sinew-error", "fault_abort"), cm.exception.trailing_metadata())
+        self.assertEqual(self.server.calls, before, "an aborted call never reaches the app")
+        r = st.request(self.proxy.outbound_port, "GET", "/", host="faulty:50051")
+        self.assertEqual((r.status, r.header("sinew-error")), (503, "fault_abort"))
 
     def test_proxy_made_errors_are_grpc_statuses(self):
         with self.assertRaises(grpc.RpcError) as cm:
