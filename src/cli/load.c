@@ -534,11 +534,26 @@ static void on_conn_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 	}
 }
 
+/* A non-blocking TCP socket to the target with TCP_NODELAY, its connect
+ * begun. Returns the fd, -2 when connect failed at once (fd in *fd, to
+ * close), or -1 when no socket could be made. */
+static int open_target(const struct sn_load_opts *o, int *fd)
+{
+	int one = 1;
+
+	*fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (*fd < 0)
+		return -1;
+	setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(*fd, (const struct sockaddr *)&o->addr, o->addrlen) != 0 && errno != EINPROGRESS)
+		return -2;
+	return *fd;
+}
+
 static void conn_connect(struct conn *c)
 {
 	struct run *run = c->run;
 	const struct sn_load_opts *o = run->o;
-	int one = 1;
 	int fd;
 
 	if (c->sess != NULL) {
@@ -550,20 +565,19 @@ static void conn_connect(struct conn *c)
 		c->state = CONN_CLOSED;
 		return;
 	}
-	fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
+	int r = open_target(o, &fd);
+	if (r == -1) {
 		fprintf(stderr, "sinew load: socket: %s\n", strerror(errno));
 		c->state = CONN_BACKOFF;
 		run->r->errors[SN_LOAD_ERR_CONNECT]++;
 		sn_timer_start(&run->loop, &c->timer, RECONNECT_BACKOFF_MS, on_conn_timer);
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->io.fd = fd;
 	c->state = CONN_CONNECTING;
 	c->rlen = 0;
 	c->head_done = 0;
-	if (connect(fd, (const struct sockaddr *)&o->addr, o->addrlen) != 0 && errno != EINPROGRESS) {
+	if (r == -2) {
 		conn_close(c, SN_LOAD_ERR_CONNECT);
 		return;
 	}
@@ -832,26 +846,24 @@ static void sess_connect(struct h2sess *s)
 {
 	struct run *run = s->run;
 	const struct sn_load_opts *o = run->o;
-	int one = 1;
+	int fd = -1;
 
 	if (run->sched_done && run->dispatch_seq == run->next_seq)
 		return;
-	int fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || sn_h2c_new(NULL, &h2_cbs, s, &s->codec) != 0) {
-		if (fd >= 0)
-			close(fd);
+	int r = sn_h2c_new(NULL, &h2_cbs, s, &s->codec) == 0 ? open_target(o, &fd) : -1;
+	if (r == -1) {
+		sn_h2c_free(s->codec);
+		s->codec = NULL;
 		s->state = CONN_BACKOFF;
 		run->r->errors[SN_LOAD_ERR_CONNECT]++;
 		sn_timer_start(&run->loop, &s->timer, RECONNECT_BACKOFF_MS, on_sess_timer);
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->io.fd = fd;
 	s->state = CONN_CONNECTING;
 	for (unsigned i = 0; i < s->n_slots; i++)
 		s->slots[i].state = CONN_CONNECTING;
-	if ((connect(fd, (const struct sockaddr *)&o->addr, o->addrlen) != 0 && errno != EINPROGRESS) ||
-	    sn_io_start(&run->loop, &s->io, fd, on_sess_io) != 0) {
+	if (r == -2 || sn_io_start(&run->loop, &s->io, fd, on_sess_io) != 0) {
 		sess_close(s, SN_LOAD_ERR_CONNECT);
 		return;
 	}

@@ -221,16 +221,8 @@ int sn_h2c_new(const struct sn_h2c_limits *lim, const struct sn_h2c_cbs *cbs, vo
 		return SN_ENOMEM;
 	if (lim != NULL)
 		c->lim = *lim;
-	if (!c->lim.max_header_list)
-		c->lim.max_header_list = SN_H2S_DEFAULT_MAX_HEADER_LIST;
-	if (!c->lim.max_fields || c->lim.max_fields > SN_H2S_DEFAULT_MAX_FIELDS)
-		c->lim.max_fields = SN_H2S_DEFAULT_MAX_FIELDS;
-	if (!c->lim.stream_window)
-		c->lim.stream_window = SN_H2S_DEFAULT_STREAM_WINDOW;
-	if (!c->lim.conn_window)
-		c->lim.conn_window = SN_H2S_DEFAULT_CONN_WINDOW;
-	if (!c->lim.max_out)
-		c->lim.max_out = SN_H2S_DEFAULT_MAX_OUT;
+	sn__h2_limit_defaults(&c->lim.max_header_list, &c->lim.max_fields, &c->lim.stream_window,
+			      &c->lim.conn_window, &c->lim.max_out);
 	c->cbs = *cbs;
 	c->arg = arg;
 	if (sn__h2_prepare(&cb, &opt) != 0)

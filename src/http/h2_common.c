@@ -219,3 +219,18 @@ int sn__h2_settings(nghttp2_session *s, uint32_t max_streams, uint32_t stream_wi
 		return -1;
 	return 0;
 }
+
+void sn__h2_limit_defaults(uint32_t *max_header_list, uint32_t *max_fields, uint32_t *stream_window,
+			   uint32_t *conn_window, size_t *max_out)
+{
+	if (!*max_header_list)
+		*max_header_list = SN_H2S_DEFAULT_MAX_HEADER_LIST;
+	if (!*max_fields || *max_fields > SN_H2S_DEFAULT_MAX_FIELDS)
+		*max_fields = SN_H2S_DEFAULT_MAX_FIELDS;
+	if (!*stream_window)
+		*stream_window = SN_H2S_DEFAULT_STREAM_WINDOW;
+	if (!*conn_window)
+		*conn_window = SN_H2S_DEFAULT_CONN_WINDOW;
+	if (!*max_out)
+		*max_out = SN_H2S_DEFAULT_MAX_OUT;
+}

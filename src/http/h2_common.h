@@ -76,6 +76,11 @@ void sn__h2_outq_resume(struct sn__h2_outq *q, nghttp2_session *s, int32_t id);
 
 void sn__h2_outq_free(struct sn__h2_outq *q);
 
+/* Fills the zero fields of a codec's limits with their defaults
+ * (SN_H2S_DEFAULT_*, sinew/h2.h); max_fields is also capped there. */
+void sn__h2_limit_defaults(uint32_t *max_header_list, uint32_t *max_fields, uint32_t *stream_window,
+			   uint32_t *conn_window, size_t *max_out);
+
 /* What both sides take: windows given back by the owner (no automatic
  * WINDOW_UPDATE), the flood bounds (each ends the connection with
  * GOAWAY), nghttp2's error messages kept (sn__h2_on_error). *cb and *opt

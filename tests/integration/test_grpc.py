@@ -130,6 +130,20 @@ def grpc_config(ports, name="echo", port=50051):
     return out
 
 
+def grpc_js_client(test, port, authority):
+    """Runs @grpc/grpc-js's client (grpc-js/peer.js) through the proxy at
+    port and checks that each of its 9 interop cases passed."""
+    if not os.path.isdir(os.path.join(GRPC_JS, "node_modules", "@grpc", "grpc-js")):
+        test.fail("@grpc/grpc-js is not installed in %s: run scripts/deps.sh" % GRPC_JS)
+    r = subprocess.run(["node", os.path.join(GRPC_JS, "peer.js"), "client", "127.0.0.1:%d" % port, authority],
+                       capture_output=True, text=True, timeout=60)
+    test.assertEqual(r.returncode, 0, r.stderr)
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    test.assertEqual(len(res), 9, res)
+    for case, outcome in res.items():
+        test.assertEqual(outcome, "ok", "%s: %s" % (case, outcome))
+
+
 def channel(port, authority="echo:50051"):
     return grpc.insecure_channel("127.0.0.1:%d" % port, options=[("grpc.default_authority", authority),
                                                                  ("grpc.max_receive_message_length", 8 * MIB)])
@@ -287,16 +301,7 @@ class GrpcOverMTLS(unittest.TestCase):
 
     def test_grpc_js_client_over_the_pair(self):
         """@grpc/grpc-js's client through the same pair."""
-        if not os.path.isdir(os.path.join(GRPC_JS, "node_modules", "@grpc", "grpc-js")):
-            self.fail("@grpc/grpc-js is not installed in %s: run scripts/deps.sh" % GRPC_JS)
-        r = subprocess.run(["node", os.path.join(GRPC_JS, "peer.js"), "client",
-                            "127.0.0.1:%d" % self.a.outbound_port, "reviews:50051"],
-                           capture_output=True, text=True, timeout=60)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        res = json.loads(r.stdout.strip().splitlines()[-1])
-        self.assertEqual(len(res), 9, res)
-        for case, outcome in res.items():
-            self.assertEqual(outcome, "ok", "%s: %s" % (case, outcome))
+        grpc_js_client(self, self.a.outbound_port, "reviews:50051")
 
     def test_interop_cases_over_the_pair(self):
         ch = channel(self.a.outbound_port, authority="reviews:50051")
@@ -417,14 +422,7 @@ class GrpcJs(unittest.TestCase):
                                    grpc_config([cls.js_port], name="jssvc"))
 
     def test_grpc_js_client_to_python_server(self):
-        r = subprocess.run(["node", os.path.join(GRPC_JS, "peer.js"), "client",
-                            "127.0.0.1:%d" % self.proxy.outbound_port, "pysvc:50051"],
-                           capture_output=True, text=True, timeout=60)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        res = json.loads(r.stdout.strip().splitlines()[-1])
-        self.assertEqual(len(res), 9, res)
-        for case, outcome in res.items():
-            self.assertEqual(outcome, "ok", "%s: %s" % (case, outcome))
+        grpc_js_client(self, self.proxy.outbound_port, "pysvc:50051")
 
     def test_python_client_to_grpc_js_server(self):
         ch = channel(self.proxy.outbound_port, authority="jssvc:50051")
