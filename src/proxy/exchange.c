@@ -1167,11 +1167,6 @@ struct sn_worker *sn_fx_worker(const struct sn_exchange *ex)
 	return ex->w;
 }
 
-enum sn_direction sn_fx_direction(const struct sn_exchange *ex)
-{
-	return ex->c->dir;
-}
-
 const struct sn_h1_request *sn_fx_request(const struct sn_exchange *ex)
 {
 	return &ex->req;

@@ -82,7 +82,6 @@ extern const struct sn_filter sn_filter_telemetry;   /* filter_telemetry.c: metr
 /* ---- what a filter may ask of its exchange (exchange.c) ---------------- */
 
 struct sn_worker *sn_fx_worker(const struct sn_exchange *ex);
-enum sn_direction sn_fx_direction(const struct sn_exchange *ex);
 const struct sn_h1_request *sn_fx_request(const struct sn_exchange *ex);
 const struct sn_http_route *sn_fx_route(const struct sn_exchange *ex);
 /* The client: "ip:port", its SPIFFE ID over mutual TLS (else NULL), and
