@@ -15,6 +15,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -60,6 +61,15 @@ class EchoServer:
             await self.server.wait_closed()
         self.loop.run_until_complete(main())
 
+    def last_close(self, timeout=5):
+        """The close code and reason the last connection's handler saw. The
+        handler records them after the close handshake, which the client
+        may finish a moment before: wait for it."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and (not self.seen or "close" not in self.seen[-1]):
+            time.sleep(0.02)
+        return self.seen[-1].get("close") if self.seen else None
+
     def close(self):
         self.loop.call_soon_threadsafe(self.server.close)
         self.thread.join(10)
@@ -100,7 +110,7 @@ class WebSocket(unittest.TestCase):
         self.assertEqual(code, 4001)
         rec = self.echo.seen[-1]
         self.assertEqual(rec["path"], "/echo")
-        self.assertEqual(rec.get("close"), (4001, "bye"))
+        self.assertEqual(self.echo.last_close(), (4001, "bye"))
         m = self.proxy.metrics()
         self.assertGreaterEqual(st.metric_sum(m, "sinew_upgraded_connections_total"), 1)
         self.assertGreaterEqual(st.metric_sum(m, "sinew_requests_total", response_code="101"), 1)
@@ -167,7 +177,7 @@ class WebSocketOverMTLS(unittest.TestCase):
         sent, got, code = exchange_through(self.a.outbound_port)
         self.assertEqual(got, sent)
         self.assertEqual(code, 4001)
-        self.assertEqual(self.echo.seen[-1].get("close"), (4001, "bye"))
+        self.assertEqual(self.echo.last_close(), (4001, "bye"))
         mb = self.b.metrics()
         self.assertGreaterEqual(st.metric_sum(mb, "sinew_requests_total", reporter="destination",
                                               response_code="101",
