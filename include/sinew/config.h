@@ -367,6 +367,7 @@ enum sn_authz_action {
 	SN_AUTHZ_ALLOW = 0,
 	SN_AUTHZ_DENY,
 	SN_AUTHZ_AUDIT,
+	SN_AUTHZ_CUSTOM,             /* external authorization: not implemented, denies what it selects */
 };
 
 const char *sn_authz_action_str(enum sn_authz_action a);
@@ -476,6 +477,7 @@ struct sn_authz_policy {
 	char *name;                  /* "ns/name" */
 	char *origin;                /* "AuthorizationPolicy ns/name, file:line" */
 	enum sn_authz_action action;
+	char *provider;              /* CUSTOM: provider.name */
 	struct sn_authz_rule *rules;
 	size_t n_rules;
 };
@@ -591,6 +593,11 @@ struct sn_authz_result {
 	 * "no ALLOW policy" for an allow without a match. Static or owned by
 	 * the snapshot. */
 	const char *policy;
+	/* A denial's sinew-error: "rbac_denied", or "ext_authz_unavailable"
+	 * for a CUSTOM policy's (its authorizer is not implemented: the
+	 * request is denied as an unreachable authorizer's would be). */
+	const char *reason;
+	const char *provider;             /* CUSTOM denial: the provider's name */
 	const char *audit_policy;         /* first matching AUDIT policy, or NULL */
 	int audited;
 };

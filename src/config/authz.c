@@ -3,7 +3,8 @@
  * runs (docs/security.md).
  *
  * Semantics are Istio's (istio/api security/v1 authorization_policy.proto):
- * CUSTOM, then DENY, then ALLOW; with any ALLOW policy on the workload a
+ * CUSTOM (not implemented: a match denies, fail closed), then DENY, then
+ * ALLOW; with any ALLOW policy on the workload a
  * request no ALLOW policy matches is denied; AUDIT only marks. A policy
  * without rules matches nothing; an empty rule matches everything. Strings
  * match exact, "prefix*", "*suffix" or "*" (present, i.e. non-empty). */
@@ -27,6 +28,8 @@ const char *sn_authz_action_str(enum sn_authz_action a)
 		return "DENY";
 	case SN_AUTHZ_AUDIT:
 		return "AUDIT";
+	case SN_AUTHZ_CUSTOM:
+		return "CUSTOM";
 	}
 	return "unknown";
 }
@@ -518,6 +521,25 @@ static void parse_selector(struct cfg_ctx *c, const struct yn *v, struct sn_labe
 	}
 }
 
+/* provider: {name: NAME} of a CUSTOM policy (Istio's ExtensionProvider). */
+static void parse_provider(struct cfg_ctx *c, const struct yn *v, struct cfg_authz *az)
+{
+	if (v->type != YN_MAP) {
+		cfg_err(c, v, "provider must be a map: {name: NAME}");
+		return;
+	}
+	for (size_t i = 0; i < v->n; i++) {
+		size_t pl = cfg_path_push(c, ".%s", v->keys[i]->s);
+		if (!strcmp(v->keys[i]->s, "name"))
+			cfg_get_str(c, v->items[i], 253, &az->provider);
+		else
+			cfg_warn_unknown(c, v->keys[i]);
+		cfg_path_pop(c, pl);
+	}
+	if (az->provider == NULL || az->provider[0] == '\0')
+		cfg_err(c, v, "provider needs a name (the extension provider that decides)");
+}
+
 struct cfg_authz *cfg_parse_authorization_policy(struct cfg_ctx *c, const struct yn *spec)
 {
 	struct cfg_authz *az = sn_arena_new(c->a, struct cfg_authz);
@@ -543,7 +565,7 @@ struct cfg_authz *cfg_parse_authorization_policy(struct cfg_ctx *c, const struct
 				else if (!strcmp(a, "AUDIT"))
 					az->action = SN_AUTHZ_AUDIT;
 				else if (!strcmp(a, "CUSTOM"))
-					custom = 1;
+					custom = 1, az->action = SN_AUTHZ_CUSTOM;
 				else
 					cfg_err(c, v, "unknown action \"%.32s\"; use ALLOW, DENY, AUDIT or CUSTOM", a);
 			}
@@ -551,6 +573,7 @@ struct cfg_authz *cfg_parse_authorization_policy(struct cfg_ctx *c, const struct
 			parse_rules(c, v, az);
 		} else if (!strcmp(k, "provider")) {
 			provider = spec->keys[i];
+			parse_provider(c, v, az);
 		} else if (!strcmp(k, "targetRef") || !strcmp(k, "targetRefs")) {
 			if (v->type != YN_NULL)
 				target = spec->keys[i];
@@ -569,18 +592,27 @@ struct cfg_authz *cfg_parse_authorization_policy(struct cfg_ctx *c, const struct
 		cfg_err(c, target, "at most one of selector and %s can be set", target->s);
 		cfg_path_pop(c, pl);
 	}
-	if (custom) {
-		size_t pl = cfg_path_push(c, ".action");
-		cfg_warn(c, action_node, "action CUSTOM (external authorization) is not implemented by Sinew yet; "
-			 "this policy is ignored");
+	if (custom && az->provider == NULL && provider == NULL) {
+		size_t pl = cfg_path_push(c, ".provider");
+		cfg_err(c, action_node, "action CUSTOM needs provider: {name: NAME}, the extension provider "
+			"that decides");
 		cfg_path_pop(c, pl);
-		az->ignored = 1;
-	} else if (target != NULL) {
+	}
+	if (target != NULL) {
 		size_t pl = cfg_path_push(c, ".%s", target->s);
 		cfg_warn(c, target, "%s (policies attached to a Gateway) is not implemented by Sinew yet; this "
 			 "policy is ignored (it never applies to sidecars)", target->s);
 		cfg_path_pop(c, pl);
 		az->ignored = 1;
+	} else if (custom) {
+		/* Fail closed (docs/security.md): what the policy selects is
+		 * denied, as Envoy denies when its authorizer can't be reached
+		 * (failOpen false, statusOnError 403). */
+		size_t pl = cfg_path_push(c, ".action");
+		cfg_warn(c, action_node, "action CUSTOM (external authorization, provider \"%s\") is not implemented "
+			 "by Sinew yet: the requests this policy's rules select are denied, 403 ext_authz_unavailable "
+			 "(fail closed)", az->provider ? az->provider : "?");
+		cfg_path_pop(c, pl);
 	}
 	return az;
 }
@@ -781,6 +813,13 @@ static int ports_hold(const struct sn_authz_ports *s, uint16_t port)
 	return 1;
 }
 
+/* A condition that can't be judged holds in a policy whose match denies
+ * (DENY, CUSTOM) and not in one whose match allows: fail closed. */
+static int denying(const struct eval *e)
+{
+	return e->action == SN_AUTHZ_DENY || e->action == SN_AUTHZ_CUSTOM;
+}
+
 /* request.headers[NAME]: repeated headers are joined with ',' as Envoy
  * does. A joined value too long to judge fails closed: the condition
  * holds in a DENY policy and not in an ALLOW one. */
@@ -801,12 +840,12 @@ static int header_holds(const struct sn_authz_condition *w, const struct eval *e
 		} else {
 			if (found == 1) {
 				if (v.len > sizeof(join))
-					return e->action == SN_AUTHZ_DENY;
+					return denying(e);
 				memcpy(join, v.p, v.len);
 				jl = v.len;
 			}
 			if (jl + 1 + hv.len > sizeof(join))
-				return e->action == SN_AUTHZ_DENY;
+				return denying(e);
 			join[jl++] = ',';
 			memcpy(join + jl, hv.p, hv.len);
 			jl += hv.len;
@@ -977,6 +1016,7 @@ void sn_authz_check(const struct sn_snapshot *s, const struct sn_authz_request *
 {
 	memset(out, 0, sizeof(*out));
 	out->decision = SN_AUTHZ_DECISION_ALLOW;
+	out->reason = "rbac_denied";
 	if (s == NULL || s->n_authz == 0) {
 		out->policy = "no policy";
 		return;
@@ -1015,6 +1055,16 @@ void sn_authz_check(const struct sn_snapshot *s, const struct sn_authz_request *
 		if (p->action == SN_AUTHZ_AUDIT && !out->audited && policy_matches(p, &e)) {
 			out->audited = 1;
 			out->audit_policy = p->name;
+		}
+	}
+	for (size_t i = 0; i < s->n_authz; i++) {
+		const struct sn_authz_policy *p = &s->authz[i];
+		if (p->action == SN_AUTHZ_CUSTOM && policy_matches(p, &e)) {
+			out->decision = SN_AUTHZ_DECISION_DENY;
+			out->policy = p->name;
+			out->reason = "ext_authz_unavailable";
+			out->provider = p->provider;
+			return;
 		}
 	}
 	for (size_t i = 0; i < s->n_authz; i++) {

@@ -278,8 +278,9 @@ const char *cfg_literal_ip(const char *name);
 struct cfg_authz {
 	int has_selector;
 	struct sn_labels selector;
-	int ignored;                 /* CUSTOM or targetRef: never applies to a sidecar */
+	int ignored;                 /* targetRef: never applies to a sidecar */
 	enum sn_authz_action action;
+	char *provider;              /* CUSTOM: provider.name */
 	struct sn_authz_rule *rules;
 	size_t n_rules;
 };

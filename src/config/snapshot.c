@@ -460,7 +460,12 @@ static void dump_security(const struct sn_snapshot *s, FILE *f)
 		json_str(f, p->name);
 		fputs(",\"origin\":", f);
 		json_str(f, p->origin);
-		fprintf(f, ",\"action\":\"%s\",\"rules\":[", sn_authz_action_str(p->action));
+		fprintf(f, ",\"action\":\"%s\"", sn_authz_action_str(p->action));
+		if (p->provider != NULL) {
+			fputs(",\"provider\":", f);
+			json_str(f, p->provider);
+		}
+		fputs(",\"rules\":[", f);
 		for (size_t r = 0; r < p->n_rules; r++) {
 			if (r)
 				fputc(',', f);

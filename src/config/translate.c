@@ -950,8 +950,9 @@ static void build_authz(struct tr *t)
 		p->origin = sn_arena_printf(t->a, "AuthorizationPolicy %s/%s, %s:%d", r->namespace_, r->name,
 					    r->file, r->line);
 		p->action = az->action;
+		p->provider = az->provider ? sn_arena_strdup(t->a, az->provider) : NULL;
 		p->n_rules = az->n_rules;
-		if (p->name == NULL || p->origin == NULL ||
+		if (p->name == NULL || p->origin == NULL || (az->provider != NULL && p->provider == NULL) ||
 		    cfg_authz_copy_rules(t->a, az->rules, az->n_rules, &p->rules) != 0) {
 			t->oom = 1;
 			return;

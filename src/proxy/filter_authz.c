@@ -3,7 +3,8 @@
  * principal and namespace of the client's SPIFFE ID over mutual TLS (none
  * over plaintext), the peer address, the app's port, authority, method,
  * path and headers. A denial is answered 403 rbac_denied, naming the
- * policy; an AUDIT match is logged. */
+ * policy (ext_authz_unavailable for a CUSTOM policy's: fail closed); an
+ * AUDIT match is logged. */
 #include <arpa/inet.h>
 #include <string.h>
 
@@ -63,7 +64,12 @@ static enum sn_filter_verdict authz_request(struct sn_exchange *ex)
 		return SN_FILTER_NEXT;
 	}
 	sn_metrics_add(w->metrics, SN_CTR_AUTHZ_DENY, 1);
-	sn_fx_answer(ex, 403, "rbac_denied", "RBAC: access denied (sinew: %s)", res.policy);
+	if (res.provider != NULL)
+		sn_fx_answer(ex, 403, res.reason,
+			     "external authorization denied: provider %s is not implemented by Sinew, so what "
+			     "policy %s selects is denied (fail closed)", res.provider, res.policy);
+	else
+		sn_fx_answer(ex, 403, res.reason, "RBAC: access denied (sinew: %s)", res.policy);
 	return SN_FILTER_ANSWERED;
 }
 

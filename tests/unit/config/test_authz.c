@@ -157,6 +157,7 @@ static void test_diagnostics(void **state)
 			   "---\n" HDR "metadata: {name: b}\nspec:\n  provider: {name: x}\n"
 			   "---\n" HDR "metadata: {name: c}\nspec:\n  action: CUSTOM\n  provider: {name: ext}\n"
 			   "  rules: [{}]\n"
+			   "---\n" HDR "metadata: {name: e}\nspec:\n  action: CUSTOM\n  rules: [{}]\n"
 			   "---\napiVersion: security.istio.io/v1beta1\nkind: PeerAuthentication\n"
 			   "metadata: {name: d}\nspec:\n  mtls: {mode: STRICTER}\n  portLevelMtls:\n    8080: {mode: DISABLE}\n",
 			   &d);
@@ -164,7 +165,9 @@ static void test_diagnostics(void **state)
 		    "AuthorizationPolicy; use security.istio.io/v1 (or v1beta1)");
 	assert_diag(&d, SN_DIAG_ERROR, "AuthorizationPolicy default/b: spec.provider:", "only with action: CUSTOM");
 	assert_diag(&d, SN_DIAG_WARNING, "AuthorizationPolicy default/c: spec.action:",
-		    "CUSTOM (external authorization) is not implemented", "ignored");
+		    "CUSTOM (external authorization, provider \"ext\") is not implemented",
+		    "denied, 403 ext_authz_unavailable (fail closed)");
+	assert_diag(&d, SN_DIAG_ERROR, "AuthorizationPolicy default/e: spec.provider:", "action CUSTOM needs provider");
 	assert_diag(&d, SN_DIAG_ERROR, "PeerAuthentication default/d: spec.mtls.mode:", "unknown mTLS mode \"STRICTER\"");
 	assert_diag(&d, SN_DIAG_ERROR, "PeerAuthentication default/d: spec.portLevelMtls:", "needs a workload selector");
 	sn_diags_free(&d);
@@ -401,16 +404,28 @@ static void test_selector_and_root_namespace(void **state)
 			    "  action: AUDIT\n  rules: [{}]\n"
 			    "---\n" HDR "metadata: {name: ns-reviews}\nspec:\n"
 			    "  selector: {matchLabels: {app: reviews}}\n  rules: [{to: [{operation: {paths: [\"/ok\"]}}]}]\n"
-			    "---\n" HDR "metadata: {name: custom}\nspec:\n  action: CUSTOM\n  provider: {name: x}\n  rules: [{}]\n";
+			    "---\n" HDR "metadata: {name: custom}\nspec:\n  action: CUSTOM\n  provider: {name: x}\n"
+			    "  rules: [{to: [{operation: {paths: [\"/ok/ext*\"]}}]}]\n";
 	struct sn_snapshot *s = build(y);
-	assert_int_equal(s->n_authz, 3);
+	assert_int_equal(s->n_authz, 4);
 	assert_string_equal(s->authz[0].name, "istio-system/mesh-v1");
 	assert_string_equal(s->authz[1].name, "istio-system/mesh-all");
 	assert_string_equal(s->authz[2].name, "default/ns-reviews");
 	assert_string_equal(s->authz[2].origin, "AuthorizationPolicy default/ns-reviews, authz.yaml:27");
+	assert_string_equal(s->authz[3].provider, "x");
 	judge(s, NO_, "istio-system/mesh-v1", .path = "/v1only");
 	judge(s, OK_, "default/ns-reviews", .path = "/ok");
 	judge(s, NO_, DEFAULT_DENY, .path = "/other");
+	/* CUSTOM comes first and, unimplemented, denies what it selects
+	 * (fail closed); what it does not select goes on to DENY and ALLOW. */
+	struct sn_authz_request car = { .method = { "GET", 3 }, .path = { "/ok/ext/x", 9 } };
+	struct sn_authz_result cres;
+	sn_authz_check(s, &car, &cres);
+	assert_int_equal(cres.decision, NO_);
+	assert_string_equal(cres.policy, "default/custom");
+	assert_string_equal(cres.reason, "ext_authz_unavailable");
+	assert_string_equal(cres.provider, "x");
+	judge(s, OK_, "default/ns-reviews", .path = "/ok");
 	sn_snapshot_unref(s);
 
 	/* Another workload (version v2, app reviews) in another namespace. */
