@@ -5,7 +5,7 @@
  * SO_ORIGINAL_DST):
  *   - a destination port in --opaque-ports (the server-first ports 25,
  *     587, 3306, 4444, 5432, 6379, 9300, 11211 by default), or a Service
- *     port named or declared tcp/tls/mongo/mysql/redis, is TCP at once;
+ *     port named or declared tcp/tls/https/mongo/mysql/redis, is TCP at once;
  *   - otherwise the first bytes are sniffed (MSG_PEEK, nothing consumed)
  *     for up to 1 s: an HTTP/1 method and a space is HTTP (the normal
  *     exchange path); anything else, or silence (a server-first protocol),
@@ -618,11 +618,12 @@ static int port_opaque(const struct sn_proxy_options *o, uint16_t port)
 }
 
 /* A Service port named or declared (appProtocol) as a TCP protocol, as
- * Istio reads them: tcp, tls, mongo, mysql, redis. Known only once the
+ * Istio reads them: tcp, tls, https (TLS the proxy does not hold the key
+ * of), mongo, mysql, redis. Known only once the
  * Service is in the snapshot; otherwise sniffing decides. */
 static int declared_opaque(struct sn_worker *w, const struct sockaddr_in *orig)
 {
-	static const char *const opaque[] = { "tcp", "tls", "mongo", "mysql", "redis" };
+	static const char *const opaque[] = { "tcp", "tls", "https", "mongo", "mysql", "redis" };
 	char fqdn[254];
 
 	if (!vip_lookup(w->proxy->opt.services_hosts, orig->sin_addr.s_addr, fqdn, sizeof(fqdn)))

@@ -6,9 +6,16 @@ and a client pod whose traffic is captured. From the client pod: a
 WebSocket session (1 MiB each way, close handshake relayed) and gRPC calls
 (unary, server streaming, a status) by service name -- so the upgrade is
 relayed over the sidecars' mutual TLS, and gRPC goes as HTTP/2 over it
-(ALPN sinew/h2) to an app spoken to in HTTP/2."""
+(ALPN sinew/h2) to an app spoken to in HTTP/2. And TLS from the app:
+`curl --http2` over TLS to an HTTP/2 app (nghttpd) and to an HTTP/1.1 app
+(python's ssl), and `nghttp` with many streams: the sidecars never hold
+the app's key, so its TLS goes through as opaque TCP inside the mesh's
+mutual TLS, and ALPN is agreed end to end (h2 with nghttpd, http/1.1
+with the HTTP/1.1 app), as Istio's sidecars do with TLS they don't
+originate."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -47,6 +54,24 @@ s.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.Echo", {
 s.add_insecure_port("0.0.0.0:50051")
 s.start()
 s.wait_for_termination()
+'''
+
+H1_TLS_APP = r'''
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = b"h1 over tls " + self.path.encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+ctx.set_alpn_protocols(["http/1.1"])
+srv = http.server.ThreadingHTTPServer(("0.0.0.0", 8444), H)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
 '''
 
 WS_CLIENT = r'''
@@ -91,13 +116,29 @@ class PodProtocols(unittest.TestCase):
         rc, out, err = cls.e.sinew("up", "--api", api, "--mesh", "127.0.0.1:%d" % st.free_port(),
                                    "--mesh-netns", cls.mesh, "--pod-cidr", "10.69.0.0/24")
         assert rc == 0, err
-        for name, code in (("ws_app.py", WS_APP), ("grpc_app.py", GRPC_APP)):
+        for name, code in (("ws_app.py", WS_APP), ("grpc_app.py", GRPC_APP), ("h1_tls_app.py", H1_TLS_APP)):
             path = os.path.join(cls.e.tmp, name)
             with open(path, "w") as f:
                 f.write(code)
             os.chmod(path, 0o644)
         cls.start("wsecho", "9090/http", ["/usr/bin/python3", os.path.join(cls.e.tmp, "ws_app.py")])
         cls.start("grpcecho", "50051/grpc", ["/usr/bin/python3", os.path.join(cls.e.tmp, "grpc_app.py")])
+        # One certificate for both TLS apps; the client trusts it.
+        cls.key = os.path.join(cls.e.tmp, "app.key")
+        cls.cert = os.path.join(cls.e.tmp, "app.crt")
+        sh(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", cls.key, "-out", cls.cert, "-days", "1", "-subj", "/CN=h2tls",
+            "-addext", "subjectAltName=DNS:h2tls,DNS:h1tls"])
+        docs = os.path.join(cls.e.tmp, "htdocs")
+        os.makedirs(docs)
+        for i in range(8):
+            with open(os.path.join(docs, "f%d.txt" % i), "w") as f:
+                f.write("file %d\n" % i * 100)
+        for path in (cls.key, cls.cert, docs, os.path.join(cls.e.tmp, "h1_tls_app.py")):
+            os.chmod(path, 0o755 if os.path.isdir(path) else 0o644)
+        cls.start("h2tls", "8443/https", ["nghttpd", "--htdocs", docs, "8443", cls.key, cls.cert])
+        cls.start("h1tls", "8444/https", ["/usr/bin/python3", os.path.join(cls.e.tmp, "h1_tls_app.py"),
+                                          cls.cert, cls.key])
         cls.start("client", None, ["sleep", "600"])
         for svc, p in cls.procs:
             cls.e.wait_ready(svc, p, timeout=40)
@@ -153,6 +194,29 @@ class PodProtocols(unittest.TestCase):
                                               grpc_response_status="0",
                                               connection_security_policy="mutual_tls"), 2)
         self.assertGreaterEqual(st.metric_sum(m, "sinew_downstream_http2_connections_total"), 1)
+
+    def in_client_argv(self, argv):
+        return sh(["ip", "netns", "exec", self.pods["client"]] + argv, timeout=60)
+
+    def test_tls_from_the_app_h2_and_h1(self):
+        before = st.metric_sum(self.metrics("client"), "sinew_tcp_outbound_mtls_connections_total")
+        fmt = "%{http_version} %{http_code} "
+        r = self.in_client_argv(["curl", "-sS", "--max-time", "10", "--http2", "--cacert", self.cert,
+                                 "-w", fmt, "-o", "/dev/null", "https://h2tls:8443/f1.txt"])
+        self.assertEqual(r.stdout.strip(), "2 200", r.stdout + r.stderr)
+        r = self.in_client_argv(["curl", "-sS", "--max-time", "10", "--http2", "--cacert", self.cert,
+                                 "-w", fmt, "https://h1tls:8444/hello"])
+        self.assertEqual(r.stdout, "h1 over tls /hello1.1 200 ", r.stdout + r.stderr)
+        # nghttp: one connection, eight streams, over the sidecars' mTLS.
+        urls = ["https://h2tls:8443/f%d.txt" % i for i in range(8)]
+        r = self.in_client_argv(["nghttp", "-v", "-n", "-t", "10"] + urls)
+        out = r.stdout + r.stderr
+        self.assertEqual(out.count("Connected"), 1, out)
+        self.assertIn("The negotiated protocol: h2", out)
+        ids = set(re.findall(r"recv DATA frame <length=700, flags=0x01, stream_id=(\d+)>", out))
+        self.assertEqual(len(ids), 8, out)
+        after = st.metric_sum(self.metrics("client"), "sinew_tcp_outbound_mtls_connections_total")
+        self.assertEqual(after - before, 3, "each TLS connection is one opaque connection in mutual TLS")
 
 
 if __name__ == "__main__":
