@@ -1074,14 +1074,41 @@ static void ex_attempt(struct sn_exchange *ex)
 	ex_progress(ex);
 }
 
+/* Inbound: is the app spoken to in HTTP/2? As its own Service's port
+ * declares (http2, grpc, grpc-web: yes; http or any other: no) -- the
+ * port whose target is the app's, or the Service's only port (file mode,
+ * where the app's port comes from a WorkloadEntry); a port not declared
+ * gets what the client chose (Envoy's USE_DOWNSTREAM_PROTOCOL, which
+ * Istio gives the ports it sniffs): HTTP/2 from a peer proxy (ALPN
+ * sinew/h2) or a plaintext h2c client. */
+static int inbound_app_h2(const struct sn_exchange *ex)
+{
+	const struct sn_proxy *p = ex->w->proxy;
+	const struct sn_snapshot *s = ex->w->snap;   /* inbound exchanges hold none */
+	const struct sn_service_port *sp = NULL;
+	uint16_t port = ex->c->app_port;
+	if (port == 0 && p->opt.app.ss.ss_family == AF_INET)
+		port = ntohs(((const struct sockaddr_in *)&p->opt.app.ss)->sin_port);
+	const struct sn_service *svc = s && p->own_service_fqdn[0] ? sn_snapshot_find_service(s, p->own_service_fqdn)
+								 : NULL;
+	for (size_t i = 0; svc != NULL && sp == NULL && i < svc->n_ports; i++)
+		if ((svc->ports[i].target_port ? svc->ports[i].target_port : svc->ports[i].port) == port)
+			sp = &svc->ports[i];
+	if (sp == NULL && svc != NULL && svc->n_ports == 1)
+		sp = &svc->ports[0];
+	if (sp != NULL && sp->protocol != NULL && strcmp(sp->protocol, "auto") != 0 &&
+	    sp->default_cluster < s->n_clusters)
+		return s->clusters[sp->default_cluster].http2;
+	return ex->c->mesh_h2 || ex->c->h2 != NULL;
+}
+
 static void ex_dispatch(struct sn_exchange *ex)
 {
 	struct sn_worker *w = ex->w;
 
 	/* HTTP/2 to the endpoint when its port says so (http2, grpc,
-	 * grpc-web), or, inbound, when the peer proxy chose HTTP/2 on the
-	 * mesh link for the same reason. */
-	ex->up_h2 = ex->cluster->http2 || (ex->c->dir == SN_DIR_INBOUND && ex->c->mesh_h2);
+	 * grpc-web); inbound, as inbound_app_h2 says. */
+	ex->up_h2 = ex->c->dir == SN_DIR_INBOUND ? inbound_app_h2(ex) : ex->cluster->http2;
 	if ((ex->up_h2 ? build_upstream_h2(ex) : build_upstream_head(ex)) != 0) {
 		ex_local(ex, 431, "header_too_large", "sinew: request head too large to forward");
 		return;

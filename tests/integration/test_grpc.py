@@ -312,6 +312,20 @@ class GrpcOverMTLS(unittest.TestCase):
                                               connection_security_policy="mutual_tls"), 9)
         self.assertGreaterEqual(st.metric_sum(mb, "sinew_downstream_http2_connections_total"), 1)
 
+    def test_plaintext_grpc_client_to_the_inbound(self):
+        """A gRPC client without a sidecar (PERMISSIVE: plaintext allowed)
+        speaks h2c to B's inbound: the port is declared grpc, so B speaks
+        HTTP/2 to the app too (it used to speak HTTP/1.1, which a gRPC
+        server refuses)."""
+        ch = channel(self.b.inbound_port, authority="reviews:50051")
+        self.addCleanup(ch.close)
+        calls = Calls(self, ch, [self.server])
+        calls.large_unary()
+        calls.ping_pong()
+        calls.status_code_and_message()
+        self.assertGreaterEqual(st.metric_sum(self.b.metrics(), "sinew_requests_total", reporter="destination",
+                                              connection_security_policy="none", request_protocol="grpc"), 3)
+
 
 class GrpcPolicies(unittest.TestCase):
     """VirtualService retries on gRPC statuses, a route timeout answered as

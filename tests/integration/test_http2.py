@@ -579,5 +579,41 @@ class InboundH2OverMTLS(unittest.TestCase):
         self.assertGreaterEqual(st.metric_sum(self.b.metrics(), "sinew_downstream_http2_connections_total"), 1)
 
 
+class InboundToAnHTTP2App(unittest.TestCase):
+    """The inbound listener speaks to its app in the protocol the app's
+    Service port declares, or, undeclared, in the client's (Envoy's
+    USE_DOWNSTREAM_PROTOCOL): an h2c client reaches an HTTP/2-only app
+    (nghttpd) on an undeclared port; an HTTP/1.1 client still gets
+    HTTP/1.1 to the app, and an http-declared port stays HTTP/1.1."""
+
+    def start(self, port_name):
+        d = st.make_tempdir(self)
+        with open(os.path.join(d, "hello.txt"), "w") as f:
+            f.write("hello from nghttpd\n")
+        port = st.free_port()
+        ng = st.spawn(["nghttpd", "--no-tls", "-d", d, str(port)])
+        self.addCleanup(st.stop_process, ng)
+        st.wait_port(port)
+        cfg = ("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n"
+               "  ports:\n  - {name: %s, port: 8080}\n---\n"
+               "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: web-1}\nspec:\n"
+               "  address: 127.0.0.1\n  ports: {%s: %d}\n  labels: {app: web}\n" % (port_name, port_name, port))
+        return st.start_proxy(self, cfg, outbound=False, inbound=True, app="127.0.0.1:%d" % port,
+                              args=["--service", "web", "--labels", "app=web"])
+
+    def test_undeclared_port_follows_the_client(self):
+        p = self.start("web")
+        status, _, body, _ = curl(p.inbound_port, "http://web:8080/hello.txt")
+        self.assertEqual((status, body), (200, b"hello from nghttpd\n"))
+        # HTTP/1.1 from the client: HTTP/1.1 to the app, which nghttpd refuses.
+        r = st.request(p.inbound_port, "GET", "/hello.txt", host="web:8080")
+        self.assertEqual(r.status, 502, r)
+
+    def test_declared_http2_port(self):
+        p = self.start("http2-web")
+        r = st.request(p.inbound_port, "GET", "/hello.txt", host="web:8080")
+        self.assertEqual((r.status, r.body), (200, b"hello from nghttpd\n"))
+
+
 if __name__ == "__main__":
     st.main()
