@@ -1083,23 +1083,31 @@ static void ex_attempt(struct sn_exchange *ex)
  * sinew/h2) or a plaintext h2c client. */
 static int inbound_app_h2(const struct sn_exchange *ex)
 {
-	const struct sn_proxy *p = ex->w->proxy;
-	const struct sn_snapshot *s = ex->w->snap;   /* inbound exchanges hold none */
-	const struct sn_service_port *sp = NULL;
+	struct sn_worker *w = ex->w;
+	const struct sn_proxy *p = w->proxy;
+	const struct sn_snapshot *s = w->snap;   /* inbound exchanges hold none */
 	uint16_t port = ex->c->app_port;
 	if (port == 0 && p->opt.app.ss.ss_family == AF_INET)
 		port = ntohs(((const struct sockaddr_in *)&p->opt.app.ss)->sin_port);
-	const struct sn_service *svc = s && p->own_service_fqdn[0] ? sn_snapshot_find_service(s, p->own_service_fqdn)
-								 : NULL;
-	for (size_t i = 0; svc != NULL && sp == NULL && i < svc->n_ports; i++)
-		if ((svc->ports[i].target_port ? svc->ports[i].target_port : svc->ports[i].port) == port)
-			sp = &svc->ports[i];
-	if (sp == NULL && svc != NULL && svc->n_ports == 1)
-		sp = &svc->ports[0];
-	if (sp != NULL && sp->protocol != NULL && strcmp(sp->protocol, "auto") != 0 &&
-	    sp->default_cluster < s->n_clusters)
-		return s->clusters[sp->default_cluster].http2;
-	return ex->c->mesh_h2 || ex->c->h2 != NULL;
+	if (s == NULL || s != w->app_proto_snap || port != w->app_proto_port) {
+		/* Once per snapshot and port, not per request (the worker
+		 * forgets it when its snapshot changes). */
+		const struct sn_service_port *sp = NULL;
+		const struct sn_service *svc = s && p->own_service_fqdn[0] ?
+						       sn_snapshot_find_service(s, p->own_service_fqdn) : NULL;
+		for (size_t i = 0; svc != NULL && sp == NULL && i < svc->n_ports; i++)
+			if ((svc->ports[i].target_port ? svc->ports[i].target_port : svc->ports[i].port) == port)
+				sp = &svc->ports[i];
+		if (sp == NULL && svc != NULL && svc->n_ports == 1)
+			sp = &svc->ports[0];
+		w->app_proto = -1;
+		if (sp != NULL && sp->protocol != NULL && strcmp(sp->protocol, "auto") != 0 &&
+		    sp->default_cluster < s->n_clusters)
+			w->app_proto = s->clusters[sp->default_cluster].http2;
+		w->app_proto_snap = s;
+		w->app_proto_port = port;
+	}
+	return w->app_proto >= 0 ? w->app_proto : ex->c->mesh_h2 || ex->c->h2 != NULL;
 }
 
 static void ex_dispatch(struct sn_exchange *ex)

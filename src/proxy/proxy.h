@@ -145,6 +145,11 @@ struct sn_worker {
 		struct sn_host *host;
 	} inbound_ports[8];
 	size_t n_inbound_ports;
+	/* exchange.c's inbound_app_h2: the app port's declared protocol as of
+	 * one snapshot (1 HTTP/2, 0 HTTP/1.1, -1 not declared). */
+	const struct sn_snapshot *app_proto_snap;
+	uint16_t app_proto_port;
+	int app_proto;
 	struct sn_metrics *metrics;
 	struct sn_buf_pool pool;
 	struct sn_listener listeners[2];

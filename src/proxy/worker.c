@@ -161,6 +161,7 @@ static int adopt(struct sn_worker *w, struct sn_snapshot *s)
 	}
 	w->snap = s;
 	w->cstate = cs;
+	w->app_proto_snap = NULL;   /* exchange.c looks the app's protocol up again */
 	return 0;
 
 fail:
