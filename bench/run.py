@@ -23,6 +23,20 @@ server namespace on 127.0.0.1:8080 and 10.77.0.2:8080.
               process of its own (like P2), so S1's memory figures are S1's
               alone; nginx's H1 listener is "listen ... http2" (nginx 1.22
               speaks only HTTP/2 there)
+  H2 HTTP/2   S2 with HTTP/2 from the client (as H1) and on the hop between
+     pair     the proxies (sinew-proxy: the Service port is named http2;
+              HAProxy: "proto h2"); HTTP/1.1 to the origin. nginx cannot
+              proxy HTTP/2 to an upstream (only gRPC), so its middle hop is
+              HTTP/1.1: its H2 row is HTTP/2 at the edge only
+  G0 direct   gRPC-shaped unary calls straight to the gRPC origin: nghttpd
+     gRPC     (nghttp2-server) answering POST /grpc.bench.Echo/Unary with a
+              5-byte-framed message and the trailer grpc-status: 0; G1's
+              baseline (S0 is the others')
+  G1 gRPC     the same calls through one proxy, HTTP/2 on both sides
+     one hop  (sinew-proxy: Service port named grpc; HAProxy: "proto h2";
+              nginx: grpc_pass); content-type application/grpc and
+              te: trailers, 100-byte requests, the trailers relayed
+              (checked with nghttp before measuring)
 
 P2 runs its own pair of processes per proxy (other ports), configured as
 for S2 plus TLS; the certificates are made at start with the openssl CLI.
@@ -63,7 +77,14 @@ RESULTS = os.path.join(HERE, "results")
 CLI_ADDR, SRV_ADDR = "10.77.0.1", "10.77.0.2"
 ORIGIN_PORT = 8080
 PROXIES = ["sinew", "haproxy", "nginx"]
-SCENARIOS = ("S1", "S2", "P2", "H1")
+SCENARIOS = ("S1", "S2", "P2", "H1", "H2", "G1")
+BASELINES = ("S0", "G0")     # direct: no proxy
+
+
+def baseline(scen):
+    """The direct run a scenario's added latency is taken against."""
+    return "G0" if scen == "G1" else "S0"
+
 H2_STREAMS = 8
 # Server-side listener and S2 client-side listener per proxy.
 SRV_PORT = {"sinew": 15006, "haproxy": 15106, "nginx": 15206}
@@ -73,7 +94,15 @@ P2_SRV_PORT = {"sinew": 15016, "haproxy": 15116, "nginx": 15216}
 P2_CLI_PORT = {"sinew": 15011, "haproxy": 15111, "nginx": 15211}
 P2_ADMIN = "127.0.0.1:15021"
 H1_SRV_PORT = {"sinew": 15007, "haproxy": 15107, "nginx": 15207}   # H1's own processes
-H1_ADMIN = "127.0.0.1:15022"   # the P2 sinew-proxies' admin, in each namespace
+H1_ADMIN = "127.0.0.1:15022"   # the H1 sinew-proxy's admin
+H2_SRV_PORT = {"sinew": 15008, "haproxy": 15108, "nginx": 15208}   # H2's pairs (sinew-client-h2.yaml names 15008)
+H2_CLI_PORT = {"sinew": 15003, "haproxy": 15103, "nginx": 15203}
+H2_ADMIN = "127.0.0.1:15023"
+G1_SRV_PORT = {"sinew": 15009, "haproxy": 15109, "nginx": 15209}
+G1_ADMIN = "127.0.0.1:15024"
+GRPC_ORIGIN_PORT = 8082      # nghttpd, h2c, in the server namespace (all its addresses)
+GRPC_PATH = "/grpc.bench.Echo/Unary"
+GRPC_HEADERS = ["-m", "POST", "-b", "100", "-H", "content-type: application/grpc", "-H", "te: trailers"]
 # P2 identities: X.509-SVIDs of this trust domain, in the namespace the
 # proxies run in (--namespace bench); the client-side sinew-proxy expects
 # the server's to be its WorkloadEntry's serviceAccount.
@@ -242,6 +271,16 @@ class Bench:
         cfg = self.template("origin-nginx.conf", "origin", ORIGIN_ADDR=SRV_ADDR)
         self.spawn("origin", self.ns_srv, ["nginx", "-e", os.path.join(self.dir, "origin.err"), "-c", cfg],
                    CLIENT_CPU)
+        # The gRPC origin: a 5-byte-framed 20-byte message, grpc-status 0
+        # in the trailers; on every address of the server namespace (its
+        # loopback for the proxies, the veth for G0), as the origin is.
+        grpc_www = os.path.join(self.dir, "grpc-www", GRPC_PATH.strip("/").split("/")[0])
+        os.makedirs(grpc_www)
+        with open(os.path.join(grpc_www, "Unary"), "wb") as f:
+            f.write(b"\x00\x00\x00\x00\x14" + b"g" * 20)
+        self.spawn("grpc-origin", self.ns_srv,
+                   ["nghttpd", "--no-tls", "-a", "0.0.0.0", "-d", os.path.join(self.dir, "grpc-www"),
+                    "--trailer", "grpc-status: 0", str(GRPC_ORIGIN_PORT)], CLIENT_CPU)
         proxy_bin = os.path.join(self.args.sinew_bin, "sinew-proxy")
         common = ["--workers", "1", "--log-level", "error", "--namespace", BENCH_NS]
 
@@ -275,6 +314,21 @@ class Bench:
                     "--inbound", "%s:%d" % (SRV_ADDR, H1_SRV_PORT["sinew"]),
                     "--app", "127.0.0.1:%d" % ORIGIN_PORT, "--admin", H1_ADMIN,
                     "--service", "origin"] + common, PROXY_CPU)
+        # H2: a pair speaking HTTP/2 between them; G1: gRPC to nghttpd.
+        self.spawn("sinew-h2srv", self.ns_srv,
+                   [proxy_bin, "--config", os.path.join(CONF, "sinew-server.yaml"),
+                    "--inbound", "%s:%d" % (SRV_ADDR, H2_SRV_PORT["sinew"]),
+                    "--app", "127.0.0.1:%d" % ORIGIN_PORT, "--admin", H2_ADMIN,
+                    "--service", "origin"] + common, PROXY_CPU)
+        self.spawn("sinew-h2cli", self.ns_cli,
+                   [proxy_bin, "--config", os.path.join(CONF, "sinew-client-h2.yaml"),
+                    "--outbound", "127.0.0.1:%d" % H2_CLI_PORT["sinew"], "--admin", H2_ADMIN,
+                    "--service", "client"] + common, PROXY_CPU)
+        self.spawn("sinew-g1srv", self.ns_srv,
+                   [proxy_bin, "--config", os.path.join(CONF, "sinew-grpc-server.yaml"),
+                    "--inbound", "%s:%d" % (SRV_ADDR, G1_SRV_PORT["sinew"]),
+                    "--app", "127.0.0.1:%d" % GRPC_ORIGIN_PORT, "--admin", G1_ADMIN,
+                    "--service", "origin"] + common, PROXY_CPU)
         # HAProxy and nginx: (process, namespace, listener, upstream, TLS role).
         hops = {}
         for proxy in ("haproxy", "nginx"):
@@ -286,20 +340,31 @@ class Bench:
                 ("p2cli", self.ns_cli, "127.0.0.1:%d" % P2_CLI_PORT[proxy], "%s:%d" % (SRV_ADDR, P2_SRV_PORT[proxy]),
                  "client"),
                 ("h1srv", self.ns_srv, "%s:%d" % (SRV_ADDR, H1_SRV_PORT[proxy]), "127.0.0.1:%d" % ORIGIN_PORT,
-                 "none"))
+                 "none"),
+                ("h2srv", self.ns_srv, "%s:%d" % (SRV_ADDR, H2_SRV_PORT[proxy]), "127.0.0.1:%d" % ORIGIN_PORT,
+                 "none"),
+                ("h2cli", self.ns_cli, "127.0.0.1:%d" % H2_CLI_PORT[proxy], "%s:%d" % (SRV_ADDR, H2_SRV_PORT[proxy]),
+                 "none"),
+                ("g1srv", self.ns_srv, "%s:%d" % (SRV_ADDR, G1_SRV_PORT[proxy]),
+                 "127.0.0.1:%d" % GRPC_ORIGIN_PORT, "none"))
         for side, ns, listen, up, role in hops["haproxy"]:
             cfg = self.template("haproxy.cfg", "haproxy-" + side, LISTEN=listen, UPSTREAM=up,
-                                MAXCONN=self.args.haproxy_maxconn, TLS=role, PKI=self.pki)
+                                MAXCONN=self.args.haproxy_maxconn, TLS=role, PKI=self.pki,
+                                SERVER_OPTS="proto h2" if side in ("h2cli", "g1srv") else "")
             self.spawn("haproxy-" + side, ns, ["haproxy", "-db", "-f", cfg], PROXY_CPU)
         for side, ns, listen, up, role in hops["nginx"]:
             name = "nginx-" + side
+            if side == "g1srv":
+                cfg = self.template("nginx-grpc.conf", name, LISTEN=listen, UPSTREAM=up)
+                self.spawn(name, ns, ["nginx", "-e", os.path.join(self.dir, name + ".err"), "-c", cfg], PROXY_CPU)
+                continue
             server_tls = proxy_tls = ""
             if role == "server":
                 listen += " ssl"
                 server_tls = "include %s;" % self.template("nginx-mtls-server.conf", name, PKI=self.pki)
             elif role == "client":
                 proxy_tls = "include %s;" % self.template("nginx-mtls-client.conf", name, PKI=self.pki)
-            if side == "h1srv":
+            if side in ("h1srv", "h2cli"):
                 listen += " http2"
             cfg = self.template("nginx-proxy.conf", name, LISTEN=listen, UPSTREAM=up, SERVER_TLS=server_tls,
                                 PROXY_TLS=proxy_tls, SCHEME="https" if role == "client" else "http")
@@ -308,7 +373,7 @@ class Bench:
         # pair that never answers only loses its P2 figures (verify_p2).
         self.p2_down = {}
         deadline = time.time() + 15
-        for scen, proxy in [("S0", None)] + [(s, p) for s in SCENARIOS for p in PROXIES]:
+        for scen, proxy in [(b, None) for b in BASELINES] + [(s, p) for s in SCENARIOS for p in PROXIES]:
             while True:
                 r = self.load(scen, proxy, ["--qps", "100", "-c", "1", "-n", "3", "--timeout", "1s"], timeout=10)
                 if r is not None and r.get("errors_total") == 0 and r.get("completed") == 3:
@@ -326,12 +391,37 @@ class Bench:
                         break
                     raise RuntimeError("%s %s never answered: %r" % (scen, proxy or "direct", r))
                 time.sleep(0.2)
+        self.verify_grpc()
+
+    def verify_grpc(self):
+        """G0 and G1 must be gRPC end to end: with nghttp, one call per path
+        must come back 200 with the trailer grpc-status: 0 (the proxy
+        relays trailers), and sinew-proxy must count it as gRPC."""
+        body = os.path.join(self.dir, "grpc-body")
+        with open(body, "wb") as f:
+            f.write(b"\x00\x00\x00\x00\x5f" + b"q" * 95)
+        for proxy in [None] + PROXIES:
+            url = self.url("G0" if proxy is None else "G1", proxy, GRPC_PATH)
+            r = self.run_in(self.ns_cli, ["nghttp", "-v", "-d", body, "-H", "content-type: application/grpc",
+                                          "-H", "te: trailers", "-H", ":authority: " + HOST, url], CLIENT_CPU, 10)
+            out = r.stdout + r.stderr
+            if ":status: 200" not in out or not re.search(r"recv \(stream_id=\d+\) grpc-status: 0", out):
+                raise RuntimeError("G1 %s: no gRPC answer with trailers through it:\n%s" % (proxy or "direct",
+                                                                                          out[-1500:]))
+        status, text = self.http_get(self.ns_srv, "http://%s/metrics" % G1_ADMIN)
+        if status != 200 or not re.search(r'sinew_requests_total\{[^}]*request_protocol="grpc"[^}]*'
+                                          r'grpc_response_status="0"', text or ""):
+            raise RuntimeError("G1 sinew: the calls were not counted as gRPC: %s" % (text or "")[-800:])
 
     def pids(self, scen, proxy):
         if scen == "S1":
             return [self.procs[proxy + "-srv"].pid]
         if scen == "H1":
             return [self.procs[proxy + "-h1srv"].pid]
+        if scen == "H2":
+            return [self.procs[proxy + "-h2cli"].pid, self.procs[proxy + "-h2srv"].pid]
+        if scen == "G1":
+            return [self.procs[proxy + "-g1srv"].pid]
         if scen == "S2":
             return [self.procs[proxy + "-cli"].pid, self.procs[proxy + "-srv"].pid]
         if scen == "P2":
@@ -347,12 +437,22 @@ class Bench:
             return "http://%s:%d%s" % (SRV_ADDR, SRV_PORT[proxy], path)
         if scen == "H1":
             return "http://%s:%d%s" % (SRV_ADDR, H1_SRV_PORT[proxy], path)
+        if scen == "H2":
+            return "http://127.0.0.1:%d%s" % (H2_CLI_PORT[proxy], path)
+        if scen == "G0":
+            return "http://%s:%d%s" % (SRV_ADDR, GRPC_ORIGIN_PORT, path)
+        if scen == "G1":
+            return "http://%s:%d%s" % (SRV_ADDR, G1_SRV_PORT[proxy], path)
         if scen == "P2":
             return "http://127.0.0.1:%d%s" % (P2_CLI_PORT[proxy], path)
         return "http://127.0.0.1:%d%s" % (CLI_PORT[proxy], path)
 
     def load(self, scen, proxy, extra, timeout):
-        if scen == "H1":
+        path = PATH
+        if scen in ("G0", "G1"):
+            extra = list(extra) + GRPC_HEADERS
+            path = GRPC_PATH
+        if scen in ("H1", "H2", "G0", "G1"):
             # The same requests in flight: connections / H2_STREAMS, each
             # with H2_STREAMS streams.
             extra = list(extra)
@@ -361,7 +461,7 @@ class Bench:
                 extra[i] = str(max(1, int(extra[i]) // H2_STREAMS))
             extra += ["--h2", str(H2_STREAMS)]
         argv = [os.path.join(self.args.sinew_bin, "sinew"), "load", "--json", "--quiet",
-                "-H", "Host: " + HOST] + extra + [self.url(scen, proxy)]
+                "-H", "Host: " + HOST] + extra + [self.url(scen, proxy, path)]
         try:
             r = self.run_in(self.ns_cli, argv, CLIENT_CPU, timeout)
         except subprocess.TimeoutExpired:
@@ -670,11 +770,10 @@ def spread(xs):
 
 def scenarios(runs, p2):
     """The proxy scenarios of a run: S1, S2, P2 if it was attempted (runs
-    saved before P2 existed have none), H1 if it was measured."""
+    saved before P2 existed have none), the others if they were measured."""
     keys = runs[0][next(iter(runs[0]))]
     tried = p2 is not None or any(k.startswith("P2/") for k in keys)
-    h2 = any(k.startswith("H1/") for k in keys)
-    return [s for s in SCENARIOS if (s != "P2" or tried) and (s != "H1" or h2)]
+    return [s for s in SCENARIOS if (s == "P2" and tried) or any(k.startswith(s + "/") for k in keys)]
 
 
 def p2_refusal(runs, reps, cn, proxy, p2):
@@ -701,15 +800,18 @@ def summarize(runs, idle, idle_rss, cells, reps, p2=None):
     summ = {"cells": {}, "proxies": {}, "scenarios": scens}
     for cell in cells:
         cn = cell["name"]
-        cs = {"S0": {}}
-        s0 = [runs[r][cn]["S0"] for r in range(reps)]
-        cs["S0"] = {
-            "achieved_qps": med([x["achieved_qps"] for x in s0]),
-            "latency_us": {k: med([x["latency_us"][k] for x in s0]) for k in keys},
-            "service_us": {k: med([x["service_us"][k] for x in s0]) for k in keys},
-            "latency_us_spread": {k: spread([x["latency_us"][k] for x in s0]) for k in keys},
-            "service_us_spread": {k: spread([x["service_us"][k] for x in s0]) for k in keys},
-        }
+        cs = {}
+        for base in BASELINES:
+            if base not in runs[0][cn]:
+                continue   # runs saved before G0 existed
+            s0 = [runs[r][cn][base] for r in range(reps)]
+            cs[base] = {
+                "achieved_qps": med([x["achieved_qps"] for x in s0]),
+                "latency_us": {k: med([x["latency_us"][k] for x in s0]) for k in keys},
+                "service_us": {k: med([x["service_us"][k] for x in s0]) for k in keys},
+                "latency_us_spread": {k: spread([x["latency_us"][k] for x in s0]) for k in keys},
+                "service_us_spread": {k: spread([x["service_us"][k] for x in s0]) for k in keys},
+            }
         for scen in scens:
             cs[scen] = {}
             for proxy in PROXIES:
@@ -730,7 +832,7 @@ def summarize(runs, idle, idle_rss, cells, reps, p2=None):
                 for lk in ("latency_us", "service_us"):
                     d["delta_" + lk] = {}
                     for k in keys:
-                        ds = [runs[r][cn]["%s/%s" % (scen, proxy)][lk][k] - runs[r][cn]["S0"][lk][k]
+                        ds = [runs[r][cn]["%s/%s" % (scen, proxy)][lk][k] - runs[r][cn][baseline(scen)][lk][k]
                               for r in range(reps)]
                         d["delta_" + lk][k] = {"median": med(ds), "spread": spread(ds), "reps": ds}
                 cpus = [x["cpu_pct_per_krps"] for x in xs]
@@ -745,8 +847,9 @@ def summarize(runs, idle, idle_rss, cells, reps, p2=None):
         noisy repetition, which makes a per-repetition ratio meaningless:
         there the median is the ratio of the medians, and the spread only
         counts repetitions where both deltas are positive."""
-        a = [get(runs[r][cn]["%s/sinew" % scen], runs[r][cn]["S0"]) for r in range(reps)]
-        o = [get(runs[r][cn]["%s/%s" % (scen, other)], runs[r][cn]["S0"]) for r in range(reps)]
+        b = baseline(scen)
+        a = [get(runs[r][cn]["%s/sinew" % scen], runs[r][cn][b]) for r in range(reps)]
+        o = [get(runs[r][cn]["%s/%s" % (scen, other)], runs[r][cn][b]) for r in range(reps)]
         per = [x / y for x, y in zip(a, o) if y > 0 and x > 0]
         if of_medians:
             ma, mo = med(a), med(o)
@@ -907,6 +1010,33 @@ def targets(summ):
     return res
 
 
+def h2_targets(summ, cells):
+    """Issue 10's speed targets for the HTTP/2 scenarios (H1 one hop, H2
+    pair, G1 gRPC) in the rate-limited cells: sinew's added service-time
+    p50 and p99 and CPU per 1000 req/s against 0.8× the lower of HAProxy's
+    and nginx's. Rows: (cell, scenario, figure, sinew, limit, met)."""
+    rows = []
+    for cell in cells:
+        if cell["saturate"]:
+            continue
+        cn = cell["name"]
+        for scen in ("H1", "H2", "G1"):
+            c = summ["cells"][cn].get(scen)
+            if c is None or any("refused" in c[p] for p in PROXIES):
+                continue
+            for fig in ("p50", "p99", "cpu"):
+                if fig == "cpu":
+                    v = {p: c[p]["cpu_pct_per_krps"]["median"] for p in PROXIES}
+                    unit = "%.2f %%"
+                else:
+                    v = {p: c[p]["delta_service_us"][fig]["median"] for p in PROXIES}
+                    unit = "%.0f µs"
+                lim = 0.8 * min(v["haproxy"], v["nginx"])
+                rows.append((cn, scen, "added " + fig + " (service)" if fig != "cpu" else "CPU per 1k req/s",
+                             unit % v["sinew"], unit % lim, v["sinew"] <= lim))
+    return rows
+
+
 def markdown(result):
     summ, m, cells = result["summary"], result["machine"], result["cells"]
     scens = summ.get("scenarios", ["S1", "S2"])
@@ -934,7 +1064,8 @@ def markdown(result):
         if cell["saturate"]:
             L.append("## Saturation: %d connections, as fast as possible" % cell["conns"])
             L.append("")
-            L.append("S0 direct: %.0f req/s." % s0["achieved_qps"])
+            L.append("S0 direct: %.0f req/s.%s" % (s0["achieved_qps"], (" G0 direct gRPC: %.0f calls/s." % (
+                cs["G0"]["achieved_qps"])) if "G0" in cs else ""))
             L.append("")
             L.append("| scenario | proxy | max req/s | spread | CPU %/1k req/s | RSS peak MiB | errors |")
             L.append("|---|---|---:|---|---:|---:|---:|")
@@ -957,6 +1088,12 @@ def markdown(result):
                      fmt_ms(s0["latency_us"]["p50"]), fmt_ms(s0["latency_us"]["p99"]), fmt_ms(sp["p99"][0]),
                      fmt_ms(sp["p99"][1]), fmt_ms(s0["latency_us"]["p99.9"]),
                      fmt_ms(s0["service_us"]["p50"]), fmt_ms(s0["service_us"]["p99"])))
+        if "G0" in cs:
+            g0 = cs["G0"]
+            L.append("")
+            L.append("G0 direct gRPC (G1's baseline), ms: p50 %s, p99 %s, p99.9 %s (service time p50 %s, p99 %s)." % (
+                fmt_ms(g0["latency_us"]["p50"]), fmt_ms(g0["latency_us"]["p99"]), fmt_ms(g0["latency_us"]["p99.9"]),
+                fmt_ms(g0["service_us"]["p50"]), fmt_ms(g0["service_us"]["p99"])))
         L.append("")
         L.append("| scenario | proxy | Δp50 µs | Δp99 µs | Δp99.9 µs | Δp50 svc µs | Δp99 svc µs | CPU %/1k req/s | RSS peak MiB | errors |")
         L.append("|---|---|---|---|---|---|---|---|---:|---:|")
@@ -1019,6 +1156,20 @@ def markdown(result):
     L.append("")
     if "P2" in scens:
         L.extend(markdown_p2(result, cells))
+    h2t = h2_targets(summ, cells)
+    if h2t:
+        L.append("## HTTP/2 and gRPC targets (issue 10): added p50/p99 (service time) and CPU per 1000 req/s "
+                 "≤ 0.8× HAProxy's and nginx's")
+        L.append("")
+        L.append("| cell | scenario | figure | sinew | ≤ (0.8 × the lower of HAProxy, nginx) | met |")
+        L.append("|---|---|---|---:|---:|---|")
+        for row in h2t:
+            L.append("| %s | %s | %s | %s | %s | %s |" % (row[0], row[1], row[2], row[3], row[4],
+                                                       "yes" if row[5] else "**no**"))
+        L.append("")
+        L.append("nginx's H2 hop between the proxies is HTTP/1.1 (it cannot proxy HTTP/2 but to gRPC "
+                 "servers), so its H2 figures are HTTP/2 at the edge only.")
+        L.append("")
     L.append("## Issue 2's targets (one hop, 1000 req/s × 16 × 1 KiB)")
     L.append("")
     L.append("| target | measured | met |")
@@ -1187,14 +1338,15 @@ def main():
         p2_idle_mem = {p: mem_kib(b.procs[p + "-p2srv"].pid) for p in PROXIES}
 
         runs = []
-        n_total = args.reps * len(cells) * (1 + 3 * len(PROXIES) + len(p2_ok))
+        n_total = args.reps * len(cells) * (len(BASELINES) + (len(SCENARIOS) - 1) * len(PROXIES) + len(p2_ok))
         n_done = 0
         for rep in range(args.reps):
             runs.append({})
             order = PROXIES[rep % len(PROXIES):] + PROXIES[:rep % len(PROXIES)]
             for cell in cells:
                 cr = runs[rep][cell["name"]] = {}
-                seq = [("S0", None)] + [(s, p) for p in order for s in SCENARIOS if s != "P2" or p in p2_ok]
+                seq = [(b, None) for b in BASELINES] + \
+                    [(s, p) for p in order for s in SCENARIOS if s != "P2" or p in p2_ok]
                 for scen, proxy in seq:
                     key = scen if proxy is None else "%s/%s" % (scen, proxy)
                     x = measure_cell(b, scen, proxy, cell)

@@ -333,21 +333,6 @@ static void describe_match(const struct sn_route_match *m, char *buf, size_t siz
 		snprintf(buf, size, "every request");
 }
 
-/* Which of the route's matches holds, by the router's own test on a
- * one-match copy of the route. -1: the route has no match list. */
-static int which_match(const struct sn_http_route *route, const struct sn_route_request *rr)
-{
-	for (size_t j = 0; j < route->n_matches; j++) {
-		struct sn_http_route one = *route;
-		struct sn_vhost vh = { .host = (char *)"", .routes = &one, .n_routes = 1 };
-		one.matches = &route->matches[j];
-		one.n_matches = 1;
-		if (sn_router_match(&vh, rr) != NULL)
-			return (int)j;
-	}
-	return -1;
-}
-
 static void retry_on_text(uint32_t bits, char *buf, size_t size)
 {
 	static const char *const names[] = { "5xx", "gateway-error", "connect-failure", "refused-stream", "reset",
@@ -610,7 +595,8 @@ static int explain_request(struct explain *x, const struct sn_snapshot *s)
 	rr.port = port;
 	rr.headers = all;
 	rr.n_headers = x->n_headers + 1;
-	const struct sn_http_route *route = sn_router_match(vh, &rr);
+	const struct sn_route_match *hit = NULL;
+	const struct sn_http_route *route = sn_router_match(vh, &rr, &hit);
 	if (route == NULL) {
 		snprintf(reason, sizeof(reason), "no rule for host %s matched %.32s %.1000s (its %zu rule%s all have matches "
 			 "that do not hold)", vh->host, x->method, x->path, vh->n_routes, vh->n_routes == 1 ? "" : "s");
@@ -622,7 +608,7 @@ static int explain_request(struct explain *x, const struct sn_snapshot *s)
 		print_no_route(x, 503, "no_route", reason);
 		return 1;
 	}
-	int m = which_match(route, &rr);
+	int m = hit ? (int)(hit - route->matches) : -1;   /* which of the route's matches held */
 	size_t idx = (size_t)(route - vh->routes);
 	if (x->json)
 		print_route_json(x, s, vh, port, route, m);

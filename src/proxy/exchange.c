@@ -63,6 +63,7 @@ struct sn_exchange {
 	struct sn_h1_response resp;
 	struct sn_h1_header resp_hdrs[SN_MAX_HEADERS_ARRAY];
 	const struct sn_http_route *route;
+	const struct sn_route_match *route_match;   /* the match of route that held; NULL: none */
 	const struct sn_route_dest *dest;
 	const struct sn_cluster *cluster;
 	const struct sn_endpoint *ep;
@@ -870,6 +871,19 @@ void sn_exchange_on_connect_timeout(struct sn_exchange *ex)
 
 /* ---- building the upstream request head -------------------------------- */
 
+/* How many bytes at the front of the path a rewrite.uri replaces, as
+ * Istio does: the prefix the rule matched on (the match that held), or,
+ * after an exact, regex or no uri match, the whole path. The query stays. */
+static size_t rewrite_cut(const struct sn_exchange *ex, struct sn_str path)
+{
+	const char *q = memchr(path.p, '?', path.len);
+	size_t plen = q ? (size_t)(q - path.p) : path.len;
+	const struct sn_route_match *m = ex->route_match;
+	if (m != NULL && m->uri.kind == SN_MATCH_PREFIX && m->uri.value != NULL)
+		return SN_MIN(strlen(m->uri.value), plen);
+	return plen;
+}
+
 static int build_upstream_head(struct sn_exchange *ex)
 {
 	struct sn_worker *w = ex->w;
@@ -886,13 +900,12 @@ static int build_upstream_head(struct sn_exchange *ex)
 	if (ex->rw_authority != NULL)
 		host = sn_str_make(ex->rw_authority, strlen(ex->rw_authority));
 	if (ex->rw_uri != NULL) {
-		/* Istio: replace the matched prefix; with no prefix match known
-		 * here, replace the path and keep the query. */
-		const char *q = memchr(rq->path.p, '?', rq->path.len);
-		size_t qlen = q ? rq->path.len - (size_t)(q - rq->path.p) : 0;
-		int n = snprintf(pathbuf, sizeof(pathbuf), "%s%.*s", ex->rw_uri, (int)qlen, q ? q : "");
-		if (n > 0 && (size_t)n < sizeof(pathbuf))
-			path = sn_str_make(pathbuf, (size_t)n);
+		size_t cut = rewrite_cut(ex, rq->path);
+		int n = snprintf(pathbuf, sizeof(pathbuf), "%s%.*s", ex->rw_uri, (int)(rq->path.len - cut),
+				 rq->path.p + cut);
+		if (n < 0 || (size_t)n >= sizeof(pathbuf))
+			return SN_ELIMIT;
+		path = sn_str_make(pathbuf, (size_t)n);
 	}
 	/* A separate buffer: growing the one that holds the request head would
 	 * move the bytes the parsed views point at. */
@@ -952,14 +965,12 @@ static int build_upstream_h2(struct sn_exchange *ex)
 	if (ex->rw_authority != NULL)
 		host = sn_str_make(ex->rw_authority, strlen(ex->rw_authority));
 	if (ex->rw_uri != NULL) {
-		const char *q = memchr(rq->path.p, '?', rq->path.len);
-		size_t qlen = q ? rq->path.len - (size_t)(q - rq->path.p) : 0;
-		size_t want = strlen(ex->rw_uri) + qlen;
+		size_t cut = rewrite_cut(ex, rq->path);
+		size_t want = strlen(ex->rw_uri) + rq->path.len - cut;
 		if (sn_buf_reserve(&w->pool, &ex->up, want, SN_MAX(want, (size_t)SN_BUF_DEFAULT_SIZE)) != 0)
 			return SN_ENOMEM;
 		sn_buf_append(&ex->up, ex->rw_uri, strlen(ex->rw_uri));
-		if (qlen)
-			sn_buf_append(&ex->up, q, qlen);
+		sn_buf_append(&ex->up, rq->path.p + cut, rq->path.len - cut);
 		path = sn_str_make(sn_buf_data(&ex->up), sn_buf_len(&ex->up));
 	}
 	for (unsigned i = 0; i < ex->n_req_ops; i++)
@@ -1420,7 +1431,7 @@ static void ex_route(struct sn_exchange *ex)
 	} else {
 		rr.path = rq->path;
 	}
-	ex->route = sn_router_match(vh, &rr);
+	ex->route = sn_router_match(vh, &rr, &ex->route_match);
 	if (ex->route == NULL) {
 		ex_local(ex, 404, "no_route", "sinew: no rule for host %s matched %.*s %.*s", vh->host,
 			 (int)rq->method.len, rq->method.p, (int)SN_MIN(rr.path.len, 512), rr.path.p);

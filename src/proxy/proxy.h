@@ -326,7 +326,11 @@ struct sn_route_request {
 };
 
 /* First route of vh whose matches hold, or NULL. */
-const struct sn_http_route *sn_router_match(const struct sn_vhost *vh, const struct sn_route_request *r);
+/* The first rule of vh whose match list holds for r (or that has none);
+ * *hit: the match that held (NULL for a rule without matches), which
+ * decides what a rewrite.uri replaces. NULL: no rule. */
+const struct sn_http_route *sn_router_match(const struct sn_vhost *vh, const struct sn_route_request *r,
+					    const struct sn_route_match **hit);
 /* Chooses a destination of a route by weight. */
 const struct sn_route_dest *sn_router_pick_dest(const struct sn_http_route *route, uint64_t rnd);
 

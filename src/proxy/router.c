@@ -66,16 +66,22 @@ static int match_holds(const struct sn_route_match *m, const struct sn_route_req
 	return 1;
 }
 
-const struct sn_http_route *sn_router_match(const struct sn_vhost *vh, const struct sn_route_request *r)
+const struct sn_http_route *sn_router_match(const struct sn_vhost *vh, const struct sn_route_request *r,
+					    const struct sn_route_match **hit)
 {
 	for (size_t i = 0; i < vh->n_routes; i++) {
 		const struct sn_http_route *route = &vh->routes[i];
-		if (route->n_matches == 0)
+		if (route->n_matches == 0) {
+			*hit = NULL;
 			return route;
+		}
 		for (size_t j = 0; j < route->n_matches; j++)
-			if (match_holds(&route->matches[j], r))
+			if (match_holds(&route->matches[j], r)) {
+				*hit = &route->matches[j];
 				return route;
+			}
 	}
+	*hit = NULL;
 	return NULL;
 }
 

@@ -4,7 +4,9 @@ method, headers, withoutHeaders, queryParams, authority; AND within a
 match block, OR across blocks, first rule wins) and DestinationRule load
 balancer policies, with real backends for reviews v1/v2/v3."""
 
+import json
 import os
+import subprocess
 import sys
 import unittest
 
@@ -118,6 +120,76 @@ class RouteMatch(unittest.TestCase):
                                body=body)
                 self.assertEqual(r.status, 200, r)
                 self.assertEqual(r.json()["version"], want)
+
+
+REWRITE_VS = """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - name: prefix
+    match: [{uri: {prefix: /old}}]
+    rewrite: {uri: /new}
+    route: [{destination: {host: reviews}}]
+  - name: either
+    match: [{uri: {prefix: /aa}}, {uri: {prefix: /b}, headers: {x-b: {exact: "1"}}}]
+    rewrite: {uri: /z}
+    route: [{destination: {host: reviews}}]
+  - name: caseless-prefix
+    match: [{uri: {prefix: /CI/}, ignoreUriCase: true}]
+    rewrite: {uri: /ci-}
+    route: [{destination: {host: reviews}}]
+  - name: exact
+    match: [{uri: {exact: /exact}}]
+    rewrite: {uri: /e}
+    route: [{destination: {host: reviews}}]
+  - name: regex
+    match: [{uri: {regex: "/re/[0-9]+"}}]
+    rewrite: {uri: /r}
+    route: [{destination: {host: reviews}}]
+  - name: header-only
+    match: [{headers: {x-all: {exact: "1"}}}]
+    rewrite: {uri: /all}
+    route: [{destination: {host: reviews}}]
+  - route: [{destination: {host: reviews}}]
+"""
+
+# (path, headers, the path the app sees)
+REWRITES = [
+    ("/old/path/deeper?q=1", {}, "/new/path/deeper?q=1"),   # only the matched prefix
+    ("/old", {}, "/new"),
+    ("/oldish/x", {}, "/newish/x"),                         # a prefix is bytes, as Envoy's
+    ("/aa/1", {}, "/z/1"),
+    ("/b/2?k=v", {"x-b": "1"}, "/z/2?k=v"),                 # the second match held: its prefix
+    ("/ci/X/y", {}, "/ci-X/y"),
+    ("/exact?x=1", {}, "/e?x=1"),                           # exact: the whole path, query kept
+    ("/re/42?y", {}, "/r?y"),                               # regex: the whole path
+    ("/any/thing?z=1", {"x-all": "1"}, "/all?z=1"),         # no uri match: the whole path
+    ("/untouched?x", {}, "/untouched?x"),
+]
+
+
+class Rewrite(unittest.TestCase):
+    """rewrite.uri replaces what the rule matched: the prefix of a prefix
+    match (the match that held, of several), else the whole path; the
+    query always stays (Istio's HTTPRewrite). HTTP/1.1 and HTTP/2 clients
+    alike."""
+
+    def test_rewrite_uri(self):
+        app = st.start_backend(self, "reviews", "v1")
+        p = st.start_proxy(self, st.join_docs(st.registry_yaml({("reviews", "v1"): app.port}), REWRITE_VS))
+        for path, headers, want in REWRITES:
+            with self.subTest(path=path, headers=headers):
+                r = st.request(p.outbound_port, "GET", path, host="reviews", headers=headers)
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json()["path"], want)
+                argv = ["curl", "-sS", "--max-time", "5", "--http2-prior-knowledge", "-H", "Host: reviews"]
+                for k, v in headers.items():
+                    argv += ["-H", "%s: %s" % (k, v)]
+                out = subprocess.run(argv + ["http://127.0.0.1:%d%s" % (p.outbound_port, path)],
+                                     capture_output=True, text=True, timeout=10)
+                self.assertEqual(json.loads(out.stdout)["path"], want, out)
 
 
 class LoadBalancing(unittest.TestCase):

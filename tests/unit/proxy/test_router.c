@@ -51,16 +51,21 @@ static void test_first_match_wins(void **state)
 
 	struct sn_h1_header jason = { SN_STR_LIT("End-User"), SN_STR_LIT("jason") };
 	struct sn_h1_header other = { SN_STR_LIT("end-user"), SN_STR_LIT("bob") };
+	const struct sn_route_match *hit = NULL;
 	struct sn_route_request r = req("GET", "/api/x", NULL, &jason, 1);
-	assert_string_equal(sn_router_match(&vh, &r)->name, "jason-or-query");
+	assert_string_equal(sn_router_match(&vh, &r, &hit)->name, "jason-or-query");
+	assert_ptr_equal(hit, &routes[0].matches[0]);
 	r = req("GET", "/api/x", NULL, &other, 1);
-	assert_string_equal(sn_router_match(&vh, &r)->name, "api");
+	assert_string_equal(sn_router_match(&vh, &r, &hit)->name, "api");
+	assert_ptr_equal(hit, &m_prefix);   /* a rewrite.uri replaces its prefix */
 	r = req("GET", "/other", "a=1&v", NULL, 0);
-	assert_string_equal(sn_router_match(&vh, &r)->name, "jason-or-query");
+	assert_string_equal(sn_router_match(&vh, &r, &hit)->name, "jason-or-query");
+	assert_ptr_equal(hit, &routes[0].matches[1]);   /* the second match held */
 	r = req("GET", "/other", NULL, NULL, 0);
-	assert_string_equal(sn_router_match(&vh, &r)->name, "default");
+	assert_string_equal(sn_router_match(&vh, &r, &hit)->name, "default");
+	assert_null(hit);
 	vh.n_routes = 2;
-	assert_null(sn_router_match(&vh, &r));
+	assert_null(sn_router_match(&vh, &r, &hit));
 }
 
 static void test_weighted_pick(void **state)
