@@ -24,7 +24,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "sinew/buf.h"
 #include "sinew/http.h"
+
+/* What one gather (sn_h2s_gather, sn_h2c_gather) collects before a write. */
+#define SN_H2_GATHER SN_BUF_DEFAULT_SIZE
 
 #define SN_H2S_DEFAULT_MAX_STREAMS 100
 #define SN_H2S_DEFAULT_MAX_HEADER_LIST (64u << 10)   /* bytes, counted as HPACK does (+32 per field) */
@@ -81,6 +85,11 @@ int sn_h2s_recv(struct sn_h2s *c, const void *p, size_t n);
 /* The next bytes to send: returns their count with *p set (valid until
  * the next call on c), 0 when there is nothing to send now, or SN_ENOMEM. */
 ssize_t sn_h2s_send_buf(struct sn_h2s *c, const uint8_t **p);
+/* Appends the bytes to send to out (storage from pool) until out holds at
+ * least SN_H2_GATHER bytes or there are none: nghttp2 hands out one frame
+ * per call, and a write per frame would cost a system call each (a
+ * response is HEADERS, DATA and trailers). 0 or SN_ENOMEM. */
+int sn_h2s_gather(struct sn_h2s *c, struct sn_buf_pool *pool, struct sn_buf *out);
 
 /* 1 while the connection has something to do; 0 once both sides are done
  * with it (GOAWAY sent or received and no stream left): close it. */
@@ -168,6 +177,8 @@ void sn_h2c_free(struct sn_h2c *c);
  * went out (sn_h2c_send_buf) sn_h2c_error says why and sn_h2c_alive is 0. */
 int sn_h2c_recv(struct sn_h2c *c, const void *p, size_t n);
 ssize_t sn_h2c_send_buf(struct sn_h2c *c, const uint8_t **p);
+/* As sn_h2s_gather. */
+int sn_h2c_gather(struct sn_h2c *c, struct sn_buf_pool *pool, struct sn_buf *out);
 int sn_h2c_alive(const struct sn_h2c *c);
 const char *sn_h2c_error(const struct sn_h2c *c);
 /* 1 when a new request may start now: under the server's concurrent

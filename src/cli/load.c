@@ -72,8 +72,7 @@ struct h2sess {
 	struct sn_h2c *codec;
 	struct conn *slots;         /* n_slots of run->conns */
 	unsigned n_slots;
-	char *out;                  /* codec bytes the socket did not take */
-	size_t out_len, out_off;
+	struct sn_buf out;          /* the codec's frames, gathered; what the socket did not take */
 };
 
 struct conn {
@@ -101,6 +100,7 @@ struct conn {
 
 struct run {
 	struct sn_loop loop;
+	struct sn_buf_pool pool;    /* HTTP/2 sessions' output */
 	const struct sn_load_opts *o;
 	struct sn_load_result *r;
 	struct conn *conns;
@@ -596,34 +596,27 @@ static void sess_kick(struct h2sess *s);
  * 0, or -1 when the connection failed. */
 static int sess_flush(struct h2sess *s)
 {
+	struct sn_buf_pool *pool = &s->run->pool;
+
 	for (;;) {
-		if (s->out_off < s->out_len) {
-			ssize_t n = send(s->io.fd, s->out + s->out_off, s->out_len - s->out_off, MSG_NOSIGNAL);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-				return 0;
-			if (n <= 0)
-				return -1;
-			s->run->r->bytes_sent += (uint64_t)n;
-			s->out_off += (size_t)n;
-			if (s->out_off < s->out_len)
-				return 0;
-			s->out_off = s->out_len = 0;
-		}
-		const uint8_t *p;
-		ssize_t n = sn_h2c_send_buf(s->codec, &p);
-		if (n < 0)
+		/* Frames gathered: one send carries many, as the proxy's do. */
+		if (sn_h2c_gather(s->codec, pool, &s->out) != 0)
 			return -1;
-		if (n == 0)
+		if (sn_buf_len(&s->out) == 0) {
+			sn_buf_release(pool, &s->out);
 			return 0;
-		char *q = realloc(s->out, (size_t)n);
-		if (q == NULL)
+		}
+		ssize_t n = send(s->io.fd, sn_buf_data(&s->out), sn_buf_len(&s->out), MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0)
 			return -1;
-		s->out = q;
-		memcpy(s->out, p, (size_t)n);
-		s->out_len = (size_t)n;
-		s->out_off = 0;
+		s->run->r->bytes_sent += (uint64_t)n;
+		sn_buf_consume(&s->out, (size_t)n);
+		if (sn_buf_len(&s->out) > 0)
+			return 0;
 	}
 }
 
@@ -751,7 +744,7 @@ static void sess_close(struct h2sess *s, int err)
 	}
 	sn_h2c_free(s->codec);   /* no callbacks */
 	s->codec = NULL;
-	s->out_len = s->out_off = 0;
+	sn_buf_release(&run->pool, &s->out);
 	s->state = CONN_CLOSED;
 	for (unsigned i = 0; i < s->n_slots; i++) {
 		struct conn *c = &s->slots[i];
@@ -1166,6 +1159,7 @@ static int run_load(const struct sn_load_opts *o, struct sn_load_result *r)
 	/* Wake-ups within microseconds of the due time, not the default 50 µs
 	 * slack: the pacer's lateness is part of what is measured. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	sn_buf_pool_init(&run.pool, SN_BUF_DEFAULT_SIZE, 64);
 	if (sn_loop_init(&run.loop) != 0) {
 		fprintf(stderr, "sinew load: event loop: %s\n", strerror(errno));
 		goto out;
@@ -1251,7 +1245,7 @@ report:
 		}
 		sn_h2c_free(s->codec);
 		s->codec = NULL;
-		free(s->out);
+		sn_buf_release(&run.pool, &s->out);
 	}
 	for (unsigned i = 0; i < run.n_conns; i++) {
 		struct conn *c = &run.conns[i];
@@ -1287,6 +1281,7 @@ out_loop:
 	}
 	sn_loop_dispose(&run.loop);
 out:
+	sn_buf_pool_dispose(&run.pool);
 	free(run.req);
 	return rc;
 }

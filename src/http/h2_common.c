@@ -234,3 +234,23 @@ void sn__h2_limit_defaults(uint32_t *max_header_list, uint32_t *max_fields, uint
 	if (!*max_out)
 		*max_out = SN_H2S_DEFAULT_MAX_OUT;
 }
+
+int sn__h2_gather(nghttp2_session *s, const char **err, struct sn_buf_pool *pool, struct sn_buf *out)
+{
+	while (sn_buf_len(out) < SN_H2_GATHER) {
+		const uint8_t *p;
+		ssize_t n = nghttp2_session_mem_send(s, &p);
+		if (n < 0) {
+			if (*err == NULL)
+				*err = nghttp2_strerror((int)n);
+			return SN_ENOMEM;
+		}
+		if (n == 0)
+			break;
+		/* A frame is at most 16 KiB and 9: out stays under 48 KiB. */
+		if (sn_buf_reserve(pool, out, (size_t)n, 3 * SN_H2_GATHER) != 0)
+			return SN_ENOMEM;
+		sn_buf_append(out, p, (size_t)n);
+	}
+	return 0;
+}

@@ -50,6 +50,10 @@ static inline struct sn_str sn__h2_col_value(const struct sn__h2_collector *col,
 
 void sn__h2_collector_free(struct sn__h2_collector *col);
 
+/* sn_h2s_gather and sn_h2c_gather on their session; *err keeps nghttp2's
+ * first error. */
+int sn__h2_gather(nghttp2_session *s, const char **err, struct sn_buf_pool *pool, struct sn_buf *out);
+
 /* A stream's outbound body, queued for nghttp2's data provider: bounded
  * by max bytes; `end` once the owner said the body is complete. */
 struct sn__h2_outq {

@@ -361,6 +361,11 @@ int sn_h2s_recv(struct sn_h2s *c, const void *p, size_t n)
 	return c->err != NULL ? SN_EINVAL : 0;
 }
 
+int sn_h2s_gather(struct sn_h2s *c, struct sn_buf_pool *pool, struct sn_buf *out)
+{
+	return sn__h2_gather(c->s, &c->err, pool, out);
+}
+
 ssize_t sn_h2s_send_buf(struct sn_h2s *c, const uint8_t **p)
 {
 	ssize_t n = nghttp2_session_mem_send(c->s, p);

@@ -383,38 +383,25 @@ static void run_streams(struct sn_dconn *c)
 
 /* ---- the connection's I/O -------------------------------------------------- */
 
-/* Writes what the codec has while the socket takes it; what it does not
- * take waits in c->out (and the codec is not asked for more until it
+/* Writes what the codec has while the socket takes it, its frames
+ * gathered in c->out so that one write carries many; what the socket does
+ * not take waits there (and the codec is not asked for more until it
  * went). Returns 0, or -1 when the client is gone. */
 static int h2d_flush(struct sn_dconn *c)
 {
-	struct sn_worker *w = c->w;
-
 	for (;;) {
-		if (sn_buf_len(&c->out) > 0) {
-			if (!c->can_write)
-				return 0;
-			if (sn__dconn_write(c, NULL, 0) < 0)
-				return -1;
-			if (sn_buf_len(&c->out) > 0)
-				return 0;
-		}
-		const uint8_t *p;
-		ssize_t n = sn_h2s_send_buf(c->h2->s, &p);
-		if (n < 0)
+		if (sn_h2s_gather(c->h2->s, &c->w->pool, &c->out) != 0)
 			return -1;
-		if (n == 0)
-			return 0;
-		ssize_t k = c->can_write ? sn__dconn_write(c, (const char *)p, (size_t)n) : 0;
-		if (k < 0)
-			return -1;
-		if (k < n) {
-			size_t rest = (size_t)(n - k);
-			if (sn_buf_reserve(&w->pool, &c->out, rest, SN_MAX(rest, (size_t)SN_BUF_DEFAULT_SIZE)) != 0)
-				return -1;
-			sn_buf_append(&c->out, p + k, rest);
+		if (sn_buf_len(&c->out) == 0) {
+			sn_buf_release(&c->w->pool, &c->out);
 			return 0;
 		}
+		if (!c->can_write)
+			return 0;
+		if (sn__dconn_write(c, NULL, 0) < 0)
+			return -1;
+		if (sn_buf_len(&c->out) > 0)
+			return 0;
 	}
 }
 

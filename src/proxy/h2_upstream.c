@@ -480,30 +480,27 @@ static int h2u_flush(struct sn_h2u *h)
 	struct sn_worker *w = h->w;
 
 	for (;;) {
-		if (sn_buf_len(&h->out) > 0) {
-			if (!h->can_write)
-				return 0;
-			struct iovec iov = { sn_buf_data(&h->out), sn_buf_len(&h->out) };
-			unsigned clear;
-			ssize_t k = sn_xprt_send(&h->x, &iov, 1, &clear);
-			if (clear & SN_XPRT_WANT_WRITE)
-				h->can_write = 0;
-			if (clear & SN_XPRT_WANT_READ)
-				h->can_read = 0;
-			if (k < 0)
-				return -1;
-			sn_buf_consume(&h->out, (size_t)k);
-			if (sn_buf_len(&h->out) > 0)
-				return 0;
-			sn_buf_release(&w->pool, &h->out);
-		}
-		const uint8_t *p;
-		ssize_t n = sn_h2c_send_buf(h->codec, &p);
-		if (n <= 0)
-			return n < 0 ? -1 : 0;
-		if (sn_buf_reserve(&w->pool, &h->out, (size_t)n, SN_MAX((size_t)n, (size_t)SN_BUF_DEFAULT_SIZE)) != 0)
+		/* Frames gathered: one write carries many. */
+		if (sn_h2c_gather(h->codec, &w->pool, &h->out) != 0)
 			return -1;
-		sn_buf_append(&h->out, p, (size_t)n);
+		if (sn_buf_len(&h->out) == 0) {
+			sn_buf_release(&w->pool, &h->out);
+			return 0;
+		}
+		if (!h->can_write)
+			return 0;
+		struct iovec iov = { sn_buf_data(&h->out), sn_buf_len(&h->out) };
+		unsigned clear;
+		ssize_t k = sn_xprt_send(&h->x, &iov, 1, &clear);
+		if (clear & SN_XPRT_WANT_WRITE)
+			h->can_write = 0;
+		if (clear & SN_XPRT_WANT_READ)
+			h->can_read = 0;
+		if (k < 0)
+			return -1;
+		sn_buf_consume(&h->out, (size_t)k);
+		if (sn_buf_len(&h->out) > 0)
+			return 0;
 	}
 }
 
