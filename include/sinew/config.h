@@ -162,6 +162,31 @@ struct sn_proxy_identity {
 	const char *trust_domain;     /* default "cluster.local" */
 };
 
+/* ---- host names (src/config/hostname.c) ---------------------------------- */
+
+#define SN_HOST_NAME_MAX 253           /* a DNS name */
+#define SN_CLUSTER_DOMAIN_MAX 100
+#define SN_HOST_CAND_MAX 448           /* a name, ".NS.svc." and the cluster domain */
+
+/* The cluster domain short names complete with ("cluster.local" unless
+ * set): set once at start (sinew-proxy and sinewd --cluster-domain),
+ * before any configuration is loaded. 0, or SN_EINVAL for what is not a
+ * DNS name. */
+int sn_cluster_domain_set(const char *domain);
+const char *sn_cluster_domain(void);
+
+/* What host (hl bytes; a trailing dot ignored) may stand for, most
+ * specific first, lower-cased into out, as a client in namespace ns (NULL:
+ * "default") has it resolved: "reviews" is reviews.NS.svc.DOMAIN, then
+ * reviews as written (a ServiceEntry host); "reviews.other" is
+ * reviews.other.svc.DOMAIN, then itself; "x.svc" is x.svc.DOMAIN, then
+ * itself; a wildcard or a name of three labels or more is only itself.
+ * Returns how many (1 or 2; 0 for an empty or over-long name). The first
+ * that names something wins; when none does, out[*fallback] is the name
+ * to report (the qualified one, but for "a.b", which stays a.b). */
+size_t sn_host_candidates(const char *host, size_t hl, const char *ns, char out[2][SN_HOST_CAND_MAX],
+			  size_t *fallback);
+
 enum sn_str_match_kind {
 	SN_MATCH_ANY = 0,   /* not set: matches everything */
 	SN_MATCH_EXACT,

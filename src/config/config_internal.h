@@ -332,6 +332,5 @@ struct cfg_snapshot {
 	size_t cap_regexes;
 };
 
-#define CFG_SVC_DOMAIN "svc.cluster.local"
 
 #endif

@@ -117,18 +117,9 @@ const struct sn_vhost *sn_snapshot_find_vhost(const struct sn_snapshot *s, struc
 
 	/* Candidate names, most specific first, as a client in the proxy's
 	 * namespace would have them resolved by DNS. */
-	const char *ns = s->identity_namespace ? s->identity_namespace : "default";
-	char cand[3][320];
-	int nc = 0;
-	const char *dot = strchr(host, '.');
-	if (dot == NULL) {
-		snprintf(cand[nc++], sizeof(cand[0]), "%s.%s." CFG_SVC_DOMAIN, host, ns);
-	} else if (hl > 4 && !strcmp(host + hl - 4, ".svc")) {
-		snprintf(cand[nc++], sizeof(cand[0]), "%s.cluster.local", host);
-	} else if (strchr(dot + 1, '.') == NULL) {
-		snprintf(cand[nc++], sizeof(cand[0]), "%s." CFG_SVC_DOMAIN, host);
-	}
-	snprintf(cand[nc++], sizeof(cand[0]), "%s", host);
+	char cand[2][SN_HOST_CAND_MAX];
+	size_t fb;
+	int nc = (int)sn_host_candidates(host, hl, s->identity_namespace, cand, &fb);
 
 	for (int i = 0; i < nc; i++) {
 		uint16_t p = has_port ? port : default_port(s, cand[i]);

@@ -106,25 +106,35 @@ static struct tr_svc *find_svc(struct tr *t, const char *fqdn)
 	return NULL;
 }
 
-/* Short names resolve in ns: "reviews" -> reviews.ns.svc.cluster.local;
- * "reviews.other" -> reviews.other.svc.cluster.local when that Service
- * exists; "x.svc" gets the cluster domain; anything else is kept. */
+/* What a host in a resource of namespace ns names (sn_host_candidates):
+ * the first candidate that is a Service or ServiceEntry host, else the
+ * name to report. */
 static char *resolve_host(struct tr *t, const char *host, const char *ns)
 {
-	if (host[0] == '*')
+	char cand[2][SN_HOST_CAND_MAX];
+	size_t fb;
+	size_t n = sn_host_candidates(host, strlen(host), ns, cand, &fb);
+	if (n == 0)
 		return sn_arena_strdup(&t->tmp, host);
-	const char *dot = strchr(host, '.');
-	if (dot == NULL)
-		return sn_arena_printf(&t->tmp, "%s.%s." CFG_SVC_DOMAIN, host, ns);
-	size_t n = strlen(host);
-	if (n > 4 && !strcmp(host + n - 4, ".svc"))
-		return sn_arena_printf(&t->tmp, "%s.cluster.local", host);
-	if (strchr(dot + 1, '.') == NULL) {
-		char *c = sn_arena_printf(&t->tmp, "%s." CFG_SVC_DOMAIN, host);
-		if (c != NULL && find_svc(t, c) != NULL)
-			return c;
-	}
-	return sn_arena_strdup(&t->tmp, host);
+	for (size_t i = 0; i < n; i++)
+		if (find_svc(t, cand[i]) != NULL)
+			return sn_arena_strdup(&t->tmp, cand[i]);
+	return sn_arena_strdup(&t->tmp, cand[fb]);
+}
+
+/* A ServiceEntry host is never qualified (Istio): "localhost" stays
+ * localhost. Lower-cased, a trailing dot dropped. */
+static char *entry_host(struct tr *t, const char *host)
+{
+	char *h = sn_arena_strdup(&t->tmp, host);
+	if (h == NULL)
+		return NULL;
+	size_t n = strlen(h);
+	if (n > 1 && h[n - 1] == '.')
+		h[n - 1] = '\0';
+	for (char *p = h; *p; p++)
+		*p = (char)sn_tolower_ascii((unsigned char)*p);
+	return h;
 }
 
 static int wildcard_match(const char *pattern, const char *host)
@@ -698,7 +708,7 @@ static int collect(struct tr *t)
 	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
 		if (r->kind != SN_KIND_SERVICE)
 			continue;
-		char *fqdn = sn_arena_printf(&t->tmp, "%s.%s." CFG_SVC_DOMAIN, r->name, r->namespace_);
+		char *fqdn = sn_arena_printf(&t->tmp, "%s.%s.svc.%s", r->name, r->namespace_, sn_cluster_domain());
 		if (fqdn == NULL)
 			return -1;
 		for (char *p = fqdn; *p; p++)
@@ -719,7 +729,7 @@ static int collect(struct tr *t)
 		const struct cfg_service_entry *se = r->spec;
 		for (size_t i = 0; i < se->n_hosts; i++) {
 			assert(se->hosts[i] != NULL);
-			char *fqdn = resolve_host(t, se->hosts[i], r->namespace_);
+			char *fqdn = entry_host(t, se->hosts[i]);
 			if (fqdn == NULL)
 				return -1;
 			const struct tr_svc *prev = find_svc(t, fqdn);

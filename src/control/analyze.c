@@ -130,42 +130,58 @@ static const struct sn_resource *find_service(struct an *an, const char *fqdn)
 		if (r->kind != SN_KIND_SERVICE)
 			continue;
 		char buf[600];
-		snprintf(buf, sizeof(buf), "%s.%s." CFG_SVC_DOMAIN, r->name, r->namespace_);
+		snprintf(buf, sizeof(buf), "%s.%s.svc.%s", r->name, r->namespace_, sn_cluster_domain());
 		if (!strcasecmp(buf, fqdn))
 			return r;
 	}
 	return NULL;
 }
 
-/* The same rules as translation: "reviews" is reviews.NS.svc.cluster.local,
- * "reviews.other" names namespace other when such a Service exists,
- * "x.svc" gets the cluster domain, anything else is kept. */
+static int is_entry_host(struct an *an, const char *host);
+
+/* As translation resolves a host of a resource in ns (sn_host_candidates):
+ * the first candidate that is a Service or a ServiceEntry host, else the
+ * name to report. */
 static const char *resolve(struct an *an, const char *host, const char *ns)
 {
-	const char *dot = strchr(host, '.');
-	size_t n = strlen(host);
-	char *out;
-	if (host[0] == '*')
-		out = sn_arena_strdup(&an->tmp, host);
-	else if (dot == NULL)
-		out = sn_arena_printf(&an->tmp, "%s.%s." CFG_SVC_DOMAIN, host, ns);
-	else if (n > 4 && !strcmp(host + n - 4, ".svc"))
-		out = sn_arena_printf(&an->tmp, "%s.cluster.local", host);
-	else if (strchr(dot + 1, '.') == NULL && (out = sn_arena_printf(&an->tmp, "%s." CFG_SVC_DOMAIN, host)) &&
-		 find_service(an, out) != NULL)
-		;
-	else
-		out = sn_arena_strdup(&an->tmp, host);
+	char cand[2][SN_HOST_CAND_MAX];
+	size_t fb;
+	size_t n = sn_host_candidates(host, strlen(host), ns, cand, &fb);
+	size_t pick = fb;
+	if (n == 0)
+		return host;
+	for (size_t i = 0; i < n; i++)
+		if (find_service(an, cand[i]) != NULL || is_entry_host(an, cand[i])) {
+			pick = i;
+			break;
+		}
+	char *out = sn_arena_strdup(&an->tmp, cand[pick]);
 	if (out == NULL) {
 		an->oom = 1;
 		return host;
 	}
-	for (char *p = out; *p; p++)
-		*p = (char)sn_tolower_ascii((unsigned char)*p);
 	return out;
 }
 
-/* Is fqdn a host of a ServiceEntry (hosts resolved like translation)? */
+/* Is host (lower-case) one of a ServiceEntry's hosts, as written? */
+static int is_entry_host(struct an *an, const char *host)
+{
+	for (const struct sn_resource *r = an->set->head; r; r = r->next) {
+		if (r->kind != SN_KIND_SERVICE_ENTRY)
+			continue;
+		const struct cfg_service_entry *se = r->spec;
+		for (size_t i = 0; i < se->n_hosts; i++) {
+			size_t n = strlen(se->hosts[i]);
+			if (n > 1 && se->hosts[i][n - 1] == '.')
+				n--;
+			if (strlen(host) == n && !strncasecmp(se->hosts[i], host, n))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Is fqdn a host of a ServiceEntry (its hosts as written)? */
 static int is_service_entry_host(struct an *an, const char *fqdn)
 {
 	for (const struct sn_resource *r = an->set->head; r; r = r->next) {
@@ -173,7 +189,7 @@ static int is_service_entry_host(struct an *an, const char *fqdn)
 			continue;
 		const struct cfg_service_entry *se = r->spec;
 		for (size_t i = 0; i < se->n_hosts; i++)
-			if (!strcmp(resolve(an, se->hosts[i], r->namespace_), fqdn))
+			if (!strcasecmp(se->hosts[i], fqdn))   /* never qualified */
 				return 1;
 	}
 	return 0;

@@ -291,30 +291,37 @@ static ssize_t find_service(const struct host_ref *svcs, size_t n, const char *f
 	return i < n && !strcmp(svcs[i].host, fqdn) ? (ssize_t)svcs[i].res : -1;
 }
 
-/* translate.c's resolve_host, lower-cased: short names in ns; "a.b" is
- * a.b.svc.cluster.local when that Service exists. */
+/* What host in namespace ns names, as translation resolves it
+ * (sn_host_candidates): the first candidate that is a Service or
+ * ServiceEntry host in svcs, else the name to report. Allocated. */
 static char *resolve(const char *host, const char *ns, const struct host_ref *svcs, size_t n_svcs)
 {
-	char *out;
-	if (host[0] == '*')
-		out = strdup(host);
-	else if (strchr(host, '.') == NULL)
-		out = xprintf("%s.%s." CFG_SVC_DOMAIN, host, ns);
-	else if (strlen(host) > 4 && !strcmp(host + strlen(host) - 4, ".svc"))
-		out = xprintf("%s.cluster.local", host, NULL);
-	else if (strchr(strchr(host, '.') + 1, '.') == NULL) {
-		out = xprintf("%s." CFG_SVC_DOMAIN, host, NULL);
-		if (out != NULL) {
+	char cand[2][SN_HOST_CAND_MAX];
+	size_t fb;
+	size_t n = sn_host_candidates(host, strlen(host), ns, cand, &fb);
+	if (n == 0) {
+		char *out = strdup(host);
+		if (out != NULL)
 			lower(out);
-			if (find_service(svcs, n_svcs, out) < 0) {
-				free(out);
-				out = strdup(host);
-			}
-		}
-	} else
-		out = strdup(host);
-	if (out != NULL)
-		lower(out);
+		return out;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (find_service(svcs, n_svcs, cand[i]) >= 0)
+			return strdup(cand[i]);
+	return strdup(cand[fb]);
+}
+
+/* A ServiceEntry host as written (never qualified), lower-cased, a
+ * trailing dot dropped. Allocated. */
+static char *entry_host(const char *host)
+{
+	char *out = strdup(host);
+	if (out == NULL)
+		return NULL;
+	size_t n = strlen(out);
+	if (n > 1 && out[n - 1] == '.')
+		out[n - 1] = '\0';
+	lower(out);
 	return out;
 }
 
@@ -375,7 +382,12 @@ static int derive(struct view *v)
 		res_clear_derived(r);
 		if (r->kind != SN_KIND_SERVICE || r->set.head == NULL)
 			continue;
-		r->fqdn = xprintf("%s.%s." CFG_SVC_DOMAIN, r->name, r->ns);
+		r->fqdn = xprintf("%s.%s.svc.", r->name, r->ns);
+		if (r->fqdn != NULL) {
+			char *full = xprintf("%s%s", r->fqdn, sn_cluster_domain());
+			free(r->fqdn);
+			r->fqdn = full;
+		}
 		if (r->fqdn == NULL) {
 			oom = 1;
 			continue;
@@ -386,17 +398,15 @@ static int derive(struct view *v)
 	}
 	qsort(svcs, n_svcs, sizeof(*svcs), cmp_host_ref);
 
-	/* ServiceEntry hosts, resolved like the proxy does (against Services),
-	 * are looked up like Service FQDNs; wildcard ones like wildcard VS
-	 * hosts. */
-	size_t n_plain = n_svcs;
+	/* ServiceEntry hosts (as written, never qualified) are looked up
+	 * like Service FQDNs; wildcard ones like wildcard VS hosts. */
 	for (size_t i = 0; i < v->n; i++) {
 		struct view_res *r = v->v[i];
 		if (r->kind != SN_KIND_SERVICE_ENTRY || r->set.head == NULL)
 			continue;
 		const struct cfg_service_entry *se = r->set.head->spec;
 		for (size_t k = 0; k < se->n_hosts; k++) {
-			if (push_host(r, resolve(se->hosts[k], r->ns, svcs, n_plain)) != 0) {
+			if (push_host(r, entry_host(se->hosts[k])) != 0) {
 				oom = 1;
 				continue;
 			}
@@ -650,29 +660,12 @@ static void add_res(struct closure *c, size_t i)
 	c->list[c->n++] = i;
 }
 
-/* The candidate names a proxy in ns tries for host (snapshot.c's
+/* The candidate names a proxy in ns tries for host (the snapshot's
  * sn_snapshot_find_vhost), most specific first. Returns how many. */
-static int candidates(const char *host_in, const char *ns, char cand[3][320])
+static int candidates(const char *host, const char *ns, char cand[2][SN_HOST_CAND_MAX])
 {
-	char host[256];
-	size_t hl = strlen(host_in);
-	int nc = 0;
-	if (hl == 0 || hl >= sizeof(host))
-		return 0;
-	for (size_t i = 0; i < hl; i++)
-		host[i] = (char)sn_tolower_ascii((unsigned char)host_in[i]);
-	host[hl] = '\0';
-	if (hl > 1 && host[hl - 1] == '.')
-		host[--hl] = '\0';
-	const char *dot = strchr(host, '.');
-	if (dot == NULL)
-		snprintf(cand[nc++], 320, "%s.%s." CFG_SVC_DOMAIN, host, ns);
-	else if (hl > 4 && !strcmp(host + hl - 4, ".svc"))
-		snprintf(cand[nc++], 320, "%s.cluster.local", host);
-	else if (strchr(dot + 1, '.') == NULL)
-		snprintf(cand[nc++], 320, "%s." CFG_SVC_DOMAIN, host);
-	snprintf(cand[nc++], 320, "%s", host);
-	return nc;
+	size_t fb;
+	return (int)sn_host_candidates(host, strlen(host), ns, cand, &fb);
 }
 
 static void closure_of(struct sn_mesh_proxy *px, struct closure *c)
@@ -683,7 +676,7 @@ static void closure_of(struct sn_mesh_proxy *px, struct closure *c)
 	if (v->epoch == 0)
 		v->epoch = 1;
 	for (size_t s = 0; s < px->n_subs; s++) {
-		char cand[3][320];
+		char cand[2][SN_HOST_CAND_MAX];
 		int nc = candidates(px->subs[s].host, px->ns, cand);
 		for (int k = 0; k < nc; k++) {
 			for (size_t i = host_lower_bound(v->by_host, v->n_by_host, cand[k]);

@@ -1010,9 +1010,18 @@ static void ex_attempt(struct sn_exchange *ex)
 
 	ex_set_state(ex, SN_EX_STATE_ATTEMPT);
 	if (cl->n_endpoints == 0) {
-		ex_local(ex, 503, "no_healthy_upstream",
-			 "sinew: cluster %s has no endpoints; register a WorkloadEntry whose labels match the Service %s selector",
-			 cl->name, cl->service_name ? cl->service_name : "");
+		const struct sn_service *svc = ex->snap && cl->service ? sn_snapshot_find_service(ex->snap, cl->service)
+								     : NULL;
+		if (svc != NULL && svc->service_entry != NULL)
+			ex_local(ex, 503, "no_healthy_upstream",
+				 "sinew: cluster %s has no endpoints: ServiceEntry %s (resolution %s) lists none Sinew "
+				 "can reach; list spec.endpoints by address (an IP, or localhost), or, for resolution DNS "
+				 "without endpoints, use a host that is an IP or localhost (DNS names are not resolved "
+				 "yet)", cl->name, svc->service_entry, svc->resolution ? svc->resolution : "?");
+		else
+			ex_local(ex, 503, "no_healthy_upstream",
+				 "sinew: cluster %s has no endpoints; register a WorkloadEntry whose labels match the "
+				 "Service %s selector", cl->name, cl->service_name ? cl->service_name : "");
 		return;
 	}
 	for (int tries = 0; tries < 3; tries++) {

@@ -351,8 +351,8 @@ static void setup_identity(struct sn_proxy *p)
 	snprintf(p->principal, sizeof(p->principal), "spiffe://%s/ns/%s/sa/%s", o->trust_domain, o->namespace_,
 		 o->service_account);
 	if (o->service != NULL)
-		snprintf(p->own_service_fqdn, sizeof(p->own_service_fqdn), "%s.%s.svc.cluster.local", o->service,
-			 o->namespace_);
+		snprintf(p->own_service_fqdn, sizeof(p->own_service_fqdn), "%s.%s.svc.%s", o->service, o->namespace_,
+			 sn_cluster_domain());
 	p->identity.service = o->service;
 	p->identity.namespace_ = o->namespace_;
 	p->identity.labels = &p->labels;

@@ -102,8 +102,9 @@ struct sn_vip *sn_tcp_vips_read(FILE *f, size_t *n_out)
 		if (ip == NULL || inet_pton(AF_INET, ip, &a) != 1)
 			continue;
 		for (char *name = strtok_r(NULL, " \t\r", &save); name; name = strtok_r(NULL, " \t\r", &save)) {
-			size_t l = strlen(name);
-			if (l > 18 && l < sizeof(v[n].fqdn) && !strcmp(name + l - 18, ".svc.cluster.local")) {
+			size_t l = strlen(name), dl = strlen(sn_cluster_domain());
+			if (l > dl + 5 && l < sizeof(v[n].fqdn) && !strcmp(name + l - dl, sn_cluster_domain()) &&
+			    !memcmp(name + l - dl - 5, ".svc.", 5)) {
 				if (n == cap) {
 					struct sn_vip *bigger = realloc(v, 2 * cap * sizeof(*v));
 					if (bigger == NULL) {

@@ -43,6 +43,8 @@ static void usage(FILE *f)
 		"  --tls-key FILE               mTLS: its private key (PEM, EC P-256)\n"
 		"  --tls-bundle FILE            mTLS: the trust domain's roots (PEM)\n"
 		"  --trust-domain TD            default cluster.local\n"
+		"  --cluster-domain D           the DNS domain short names complete with: reviews is\n"
+		"                               reviews.NS.svc.D (default cluster.local)\n"
 		"  --advertise ADDR:PORT        where other proxies reach --inbound (registered with sinewd;\n"
 		"                               default --inbound), e.g. the pod's address and app port\n"
 		"  --capture-probe ADDR:PORT    transparent capture (sinew run): a connection to --outbound\n"
@@ -157,7 +159,7 @@ int main(int argc, char **argv)
 		O_CONFIG = 256, O_OUTBOUND, O_INBOUND, O_APP, O_ADMIN, O_SERVICE, O_NAMESPACE, O_LABELS, O_SA,
 		O_ACCESS_LOG, O_LOG_LEVEL, O_WORKERS, O_DRAIN, O_HDR_TIMEOUT, O_IDLE_TIMEOUT, O_MAX_CONNS,
 		O_ISTIO_NAMES, O_VERSION, O_HELP, O_CONTROL_PLANE, O_DISCOVERY_IDLE,
-		O_TLS_CERT, O_TLS_KEY, O_TLS_BUNDLE, O_TRUST_DOMAIN, O_TOKEN, O_CAPTURE_PROBE, O_POD, O_ADVERTISE, O_OPAQUE, O_SVC_HOSTS,
+		O_TLS_CERT, O_TLS_KEY, O_TLS_BUNDLE, O_TRUST_DOMAIN, O_CLUSTER_DOMAIN, O_TOKEN, O_CAPTURE_PROBE, O_POD, O_ADVERTISE, O_OPAQUE, O_SVC_HOSTS,
 	};
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
@@ -189,6 +191,7 @@ int main(int argc, char **argv)
 		{ "tls-key", required_argument, NULL, O_TLS_KEY },
 		{ "tls-bundle", required_argument, NULL, O_TLS_BUNDLE },
 		{ "trust-domain", required_argument, NULL, O_TRUST_DOMAIN },
+		{ "cluster-domain", required_argument, NULL, O_CLUSTER_DOMAIN },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -297,6 +300,13 @@ int main(int argc, char **argv)
 		case O_TLS_KEY: o.tls_key = optarg; break;
 		case O_TLS_BUNDLE: o.tls_bundle = optarg; break;
 		case O_TRUST_DOMAIN: o.trust_domain = optarg; break;
+		case O_CLUSTER_DOMAIN:
+			if (sn_cluster_domain_set(optarg) != 0) {
+				fprintf(stderr, "sinew-proxy: --cluster-domain %s: not a DNS name (letters, digits, '-' "
+					"and '.', at most %d characters), e.g. cluster.local\n", optarg, SN_CLUSTER_DOMAIN_MAX);
+				return 1;
+			}
+			break;
 		case O_VERSION: printf("sinew-proxy %s\n", SINEW_VERSION); return 0;
 		case O_HELP: usage(stdout); return 0;
 		default: usage(stderr); return 1;

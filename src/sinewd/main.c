@@ -39,6 +39,8 @@ static void usage(FILE *f)
 		"  --api ADDR:PORT      HTTP API, loopback only (default 127.0.0.1:15080)\n"
 		"  --mesh ADDR:PORT     proxy connections (default 127.0.0.1:15012), loopback only\n"
 		"  --trust-domain TD    SPIFFE trust domain of issued identities (default cluster.local)\n"
+		"  --cluster-domain D   the DNS domain short names complete with: reviews is\n"
+		"                       reviews.NS.svc.D (default cluster.local; give proxies the same)\n"
 		"  --ca-cert FILE       use this CA: the issuing certificate, any intermediates, then\n"
 		"                       the root (PEM); default: a root generated in DATA_DIR/ca\n"
 		"  --ca-key FILE        the issuing certificate's private key (PEM), with --ca-cert\n"
@@ -186,7 +188,7 @@ static int parse_duration(const char *s, uint32_t *out)
 
 int main(int argc, char **argv)
 {
-	enum { O_DATA = 256, O_API, O_MESH, O_LOG_LEVEL, O_VERSION, O_HELP, O_TD, O_CA_CERT, O_CA_KEY,
+	enum { O_DATA = 256, O_API, O_MESH, O_LOG_LEVEL, O_VERSION, O_HELP, O_TD, O_CLUSTER_DOMAIN, O_CA_CERT, O_CA_KEY,
 	       O_MESH_PLAIN, O_LEAF_TTL, O_ROOT_TTL, O_RENEW_SPREAD, O_POD_MESH };
 	static const struct option opts[] = {
 		{ "data-dir", required_argument, NULL, O_DATA },
@@ -194,6 +196,7 @@ int main(int argc, char **argv)
 		{ "mesh", required_argument, NULL, O_MESH },
 		{ "log-level", required_argument, NULL, O_LOG_LEVEL },
 		{ "trust-domain", required_argument, NULL, O_TD },
+		{ "cluster-domain", required_argument, NULL, O_CLUSTER_DOMAIN },
 		{ "ca-cert", required_argument, NULL, O_CA_CERT },
 		{ "ca-key", required_argument, NULL, O_CA_KEY },
 		{ "mesh-plaintext", no_argument, NULL, O_MESH_PLAIN },
@@ -224,6 +227,13 @@ int main(int argc, char **argv)
 			break;
 		case O_MESH:
 			mesh_s = optarg;
+			break;
+		case O_CLUSTER_DOMAIN:
+			if (sn_cluster_domain_set(optarg) != 0) {
+				fprintf(stderr, "sinewd: --cluster-domain %s: not a DNS name (letters, digits, '-' and "
+					"'.', at most %d characters), e.g. cluster.local\n", optarg, SN_CLUSTER_DOMAIN_MAX);
+				return 1;
+			}
 			break;
 		case O_TD:
 			ca_opts.trust_domain = optarg;

@@ -192,6 +192,31 @@ class Rewrite(unittest.TestCase):
                 self.assertEqual(json.loads(out.stdout)["path"], want, out)
 
 
+class ClusterDomain(unittest.TestCase):
+    """--cluster-domain: short names complete with it, and names in the
+    default cluster.local domain are then someone else's."""
+
+    def test_cluster_domain(self):
+        app = st.start_backend(self, "reviews", "v1")
+        p = st.start_proxy(self, st.registry_yaml({("reviews", "v1"): app.port}),
+                           args=["--cluster-domain", "corp.internal"])
+        for host in ("reviews", "reviews:9080", "reviews.default", "reviews.default.svc",
+                     "reviews.default.svc.corp.internal:9080"):
+            with self.subTest(host=host):
+                r = st.request(p.outbound_port, "GET", "/", host=host)
+                self.assertEqual(r.status, 200, r)
+        r = st.request(p.outbound_port, "GET", "/", host="reviews.default.svc.cluster.local")
+        self.assertEqual((r.status, r.header("sinew-error")), (404, "no_route"), r)
+        _, _, body = p.admin_get("/config_dump")
+        self.assertIn(b"outbound|9080||reviews.default.svc.corp.internal", body)
+
+    def test_bad_cluster_domain_refused(self):
+        r = subprocess.run([st.PROXY, "--cluster-domain", "a..b", "--outbound", "127.0.0.1:0"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("--cluster-domain a..b: not a DNS name", r.stderr)
+
+
 class LoadBalancing(unittest.TestCase):
 
     def lb_dr(self, policy):

@@ -113,6 +113,39 @@ class FileMode(unittest.TestCase):
         for name in ("sinew_upstream_connections_total", "sinew_upstream_connect_failures_total"):
             self.assertEqual(total(after, name), total(before, name), name)
 
+    def test_localhost_entry_is_not_qualified(self):
+        """hosts: [localhost], resolution DNS, no endpoints: the host is
+        the endpoint (localhost needs no DNS), never
+        localhost.default.svc.cluster.local; a VirtualService names it
+        by the same short name."""
+        be = st.start_backend(self, "local", "v1")
+        entry = ("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: local}\n"
+                 "spec:\n  hosts: [localhost]\n  ports:\n  - {number: %d, name: http, protocol: HTTP}\n"
+                 "  resolution: DNS\n" % be.port)
+        vs = ("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: local}\n"
+              "spec:\n  hosts: [localhost]\n  http:\n  - match: [{uri: {prefix: /v}}]\n"
+              "    headers: {request: {set: {x-via: vs}}}\n    route: [{destination: {host: localhost}}]\n"
+              "  - route: [{destination: {host: localhost}}]\n")
+        p = st.start_proxy(self, config_text=st.join_docs(entry, vs))
+        r = get(p.outbound_port, "localhost:%d" % be.port)
+        self.assertEqual((r.status, version_of(r)), (200, "v1"), r)
+        r = st.request(p.outbound_port, "GET", "/v", host="localhost:%d" % be.port)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["headers"].get("x-via"), "vs")
+        st_code, _, body = p.admin_get("/config_dump")
+        self.assertIn(("outbound|%d||localhost" % be.port).encode(), body)
+        self.assertNotIn(b"localhost.default.svc", body)
+
+    def test_entry_without_endpoints_says_what_to_do(self):
+        entry = ("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ext}\n"
+                 "spec:\n  hosts: [ext.example.com]\n  ports:\n  - {number: 80, name: http}\n"
+                 "  resolution: DNS\n")
+        p = st.start_proxy(self, config_text=entry)
+        r = get(p.outbound_port, "ext.example.com")
+        self.assertEqual((r.status, r.header("sinew-error")), (503, "no_healthy_upstream"), r)
+        self.assertIn("ServiceEntry default/ext (resolution DNS)", r.body.decode())
+        self.assertNotIn("WorkloadEntry", r.body.decode())
+
 
 class ThroughSinewd(unittest.TestCase):
     def test_applied_entry_reaches_a_control_plane_proxy(self):
@@ -141,6 +174,19 @@ class ThroughSinewd(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(version_of(get(px.outbound_port, HOST, {"x-canary": "yes"})), "v2")
         self.assertEqual(version_of(get(px.outbound_port, HOST)), "v1")
+
+    def test_localhost_entry_through_sinewd(self):
+        """The same short-name rule in sinewd's push as in file mode: a
+        control-plane proxy asked for localhost gets the entry."""
+        be = st.start_backend(self, "local", "v1")
+        mesh = Mesh(self)
+        entry = ("apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: local}\n"
+                 "spec:\n  hosts: [localhost]\n  ports:\n  - {number: %d, name: http, protocol: HTTP}\n"
+                 "  resolution: DNS\n" % be.port)
+        mesh.apply(entry, "local.yaml")
+        px = start_cp_proxy(self, mesh, args=["--service", "productpage"])
+        r = get(px.outbound_port, "localhost:%d" % be.port)
+        self.assertEqual((r.status, version_of(r)), (200, "v1"), r)
 
 
 if __name__ == "__main__":

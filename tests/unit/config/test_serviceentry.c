@@ -483,7 +483,7 @@ static void test_service_wins(void **state)
 			   "kind: ServiceEntry\n"
 			   "metadata: {name: shadow}\n"
 			   "spec:\n"
-			   "  hosts: [ratings, shadow.example]\n"
+			   "  hosts: [ratings.default.svc.cluster.local, shadow.example]\n"
 			   "  ports: [{number: 80, name: http}]\n"
 			   "  resolution: STATIC\n"
 			   "  endpoints: [{address: 127.0.0.1}]\n";
