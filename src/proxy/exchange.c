@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@
 #define CONTINUE_LINE "HTTP/1.1 100 Continue\r\n\r\n"
 #define DISCOVERY_WAIT_MS 1000
 #define HEAD_HOLD_MS 1   /* a response head waits this long for its first body bytes */
+#define DEFAULT_MAX_PENDING 1024   /* requests waiting for a connection per endpoint (Envoy's default) */
 
 /* Where an exchange is; ex_set_state() asserts every change against
  * ex_next below. The request body's progress (req_*) runs alongside
@@ -125,6 +127,9 @@ struct sn_exchange {
 	char request_id[40];
 	struct sn_str rid;
 	char cl_value[24];           /* HTTP/2: a Content-Length the proxy wrote for a complete body */
+	/* waiting for a connection: its host was at its limit */
+	struct sn_exchange *next_pending;
+	struct sn_exchange **pprev_pending;
 	/* waiting for discovery (control-plane mode) */
 	struct sn_exchange *next_parked;
 	struct sn_exchange **pprev_parked;
@@ -180,6 +185,7 @@ static void ex_local(struct sn_exchange *ex, int status, const char *flag, const
 static void ex_vlocal(struct sn_exchange *ex, int status, const char *flag, const char *fmt, va_list ap)
 	__attribute__((format(printf, 4, 0)));
 static void ex_dispatch(struct sn_exchange *ex);
+static void ex_connect(struct sn_exchange *ex);
 
 
 
@@ -412,8 +418,25 @@ static void ex_stop_timers(struct sn_exchange *ex)
 	sn_timer_stop(loop, &ex->delay_timer);
 }
 
+/* Out of its host's queue of requests waiting for a connection. */
+static void unpend(struct sn_exchange *ex)
+{
+	struct sn_host *h = ex->host;
+	if (ex->pprev_pending == NULL)
+		return;
+	*ex->pprev_pending = ex->next_pending;
+	if (ex->next_pending != NULL)
+		ex->next_pending->pprev_pending = ex->pprev_pending;
+	else
+		h->pending_tail = ex->pprev_pending;
+	h->n_pending--;
+	ex->next_pending = NULL;
+	ex->pprev_pending = NULL;
+}
+
 static void ex_drop_host(struct sn_exchange *ex)
 {
+	unpend(ex);
 	if (ex->host != NULL) {
 		ex->host->active--;
 		ex->host = NULL;
@@ -1005,7 +1028,6 @@ static void ex_attempt(struct sn_exchange *ex)
 	struct sn_worker *w = ex->w;
 	const struct sn_cluster *cl = ex->cluster;
 	struct sn_cluster_state *cs = sn_worker_cluster_state(w, cl);
-	struct sn_uconn *u = NULL;
 	int idx = -1;
 
 	ex_set_state(ex, SN_EX_STATE_ATTEMPT);
@@ -1042,6 +1064,21 @@ static void ex_attempt(struct sn_exchange *ex)
 	ex->host = host;
 	host->active++;
 	ex->attempts++;
+	ex_connect(ex);
+}
+
+/* The attempt's connection to ex->host: a pooled or new one, or, at the
+ * host's connection limit, a place in its queue (DestinationRule
+ * http1MaxPendingRequests, default 1024, as Envoy's): the request waits
+ * for a connection to close or go idle, its route timeout running. Past
+ * the queue: 503 overflow. */
+static void ex_connect(struct sn_exchange *ex)
+{
+	struct sn_worker *w = ex->w;
+	const struct sn_cluster *cl = ex->cluster;
+	struct sn_host *host = ex->host;
+	struct sn_uconn *u = NULL;
+
 	ex->conn_err[0] = '\0';
 	ex->try_start_us = sn_clock_us();
 	char tls_id[SN_SPIFFE_ID_MAX];
@@ -1078,10 +1115,23 @@ static void ex_attempt(struct sn_exchange *ex)
 		r = sn_uconn_acquire(w, host, cl, ex, ex->force_new, want_id, &u);
 	}
 	if (r == SN_ELIMIT) {
+		uint32_t max_pending = cl->max_pending ? cl->max_pending : DEFAULT_MAX_PENDING;
+		if (host->n_pending < max_pending) {
+			if (host->pending_tail == NULL)
+				host->pending_tail = &host->pending;
+			ex->next_pending = NULL;
+			ex->pprev_pending = host->pending_tail;
+			*host->pending_tail = ex;
+			host->pending_tail = &ex->next_pending;
+			host->n_pending++;
+			sn_metrics_add(w->metrics, SN_CTR_UPSTREAM_RQ_PENDING, 1);
+			return;
+		}
 		sn_metrics_add(w->metrics, SN_CTR_OVERFLOW, 1);
 		ex_local(ex, 503, "overflow",
-			 "sinew: connection limit reached for %s (cluster %s); raise connectionPool.tcp.maxConnections",
-			 ex->ep->address, cl->name);
+			 "sinew: connection limit reached for %s (cluster %s) and %u requests already wait for a "
+			 "connection; raise connectionPool.tcp.maxConnections or http1MaxPendingRequests",
+			 ex->ep->address, cl->name, host->n_pending);
 		return;
 	}
 	if (r != 0) {
@@ -1092,6 +1142,45 @@ static void ex_attempt(struct sn_exchange *ex)
 	if (ex->route != NULL && ex->route->retry.per_try_timeout_ms)
 		sn_timer_start(&w->loop, &ex->try_timer, ex->route->retry.per_try_timeout_ms, on_try_timeout);
 	ex_progress(ex);
+}
+
+/* Requests waiting for a connection go on, one per connection freed, in
+ * the order they came; a deferred pass, never inside the caller that
+ * freed the connection (it may be an exchange ending). */
+static void on_wake(struct sn_loop *loop, struct sn_task *t)
+{
+	struct sn_worker *w = sn_container_of(t, struct sn_worker, wake_task);
+	(void)loop;
+	w->wake_scheduled = 0;
+	while (w->wake_hosts != NULL) {
+		struct sn_host *h = w->wake_hosts;
+		w->wake_hosts = h->next_wake;
+		h->on_wake_list = 0;
+		uint32_t n = h->freed;
+		h->freed = 0;
+		while (n-- > 0 && h->pending != NULL) {
+			struct sn_exchange *ex = h->pending;
+			unpend(ex);
+			if (ex->state == SN_EX_STATE_ATTEMPT && ex->u == NULL)
+				ex_connect(ex);
+		}
+	}
+}
+
+void sn__host_freed(struct sn_worker *w, struct sn_host *host)
+{
+	if (host->pending == NULL)
+		return;
+	host->freed++;
+	if (!host->on_wake_list) {
+		host->on_wake_list = 1;
+		host->next_wake = w->wake_hosts;
+		w->wake_hosts = host;
+	}
+	if (!w->wake_scheduled) {
+		w->wake_scheduled = 1;
+		sn_loop_defer(&w->loop, &w->wake_task, on_wake);
+	}
 }
 
 /* Inbound: is the app spoken to in HTTP/2? As its own Service's port
@@ -2184,6 +2273,16 @@ void sn__ex_on_downstream(struct sn_exchange *ex, unsigned events)
 	if ((events & SN_IO_HUP) && !ex->req_done && ex->state != SN_EX_STATE_LOCAL) {
 		ssize_t n = sn__dconn_read(ex->c);
 		if (n < 0 && sn_buf_len(&ex->c->in) == 0) {
+			ex_abort(ex, "downstream_disconnect");
+			return;
+		}
+	} else if ((events & SN_IO_HUP) && ex->state != SN_EX_STATE_LOCAL && ex->c->x.fd >= 0) {
+		/* The request is complete: an EOF is a half-close and the
+		 * answer still goes out, but a reset means nobody will read it
+		 * (the upstream request, or its wait for a connection, ends). */
+		char b;
+		if (recv(ex->c->x.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != EINTR) {
 			ex_abort(ex, "downstream_disconnect");
 			return;
 		}

@@ -176,6 +176,12 @@ enum sn_attempt_failure {
 	SN_FAIL_GRPC,         /* a trailers-only gRPC answer whose grpc-status the route retries on */
 };
 
+/* exchange.c, for upstream.c and h2_upstream.c: a connection to host
+ * closed or went idle, or a stream on one ended; a request waiting for a
+ * connection to host may go on (in a deferred pass, never inside the
+ * caller). */
+void sn__host_freed(struct sn_worker *w, struct sn_host *host);
+
 /* upstream.c */
 /* Gets an idle pooled connection to host or opens a new one (non-blocking
  * connect with the cluster's connect timeout). force_new skips the pool.

@@ -140,6 +140,8 @@ static void stream_free(struct sn_h2u_stream *s)
 {
 	struct sn_worker *w = s->u.w;
 	stream_unlink(s);
+	if (s->u.host != NULL)
+		sn__host_freed(w, s->u.host);   /* a stream's room on its connection */
 	sn_buf_release(&w->pool, &s->u.in);
 	free(s->trailer_buf);
 	free(s->trailers);
@@ -361,6 +363,7 @@ static void h2u_close(struct sn_h2u *h, const char *why)
 		sn_xprt_init(&h->x, -1);
 		h->host->n_conns--;
 		sn_metrics_add(w->metrics, SN_CTR_UPSTREAM_CX_ACTIVE, -1);
+		sn__host_freed(w, h->host);
 	}
 	sn_buf_release(&w->pool, &h->in);
 	sn_buf_release(&w->pool, &h->out);

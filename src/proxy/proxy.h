@@ -102,6 +102,14 @@ struct sn_host {
 	struct sn_uconn *idle;           /* LIFO of idle keep-alive connections */
 	uint32_t n_idle;
 	struct sn_h2u *h2;               /* HTTP/2 connections, each carrying many requests */
+	/* Requests waiting for a connection: the host was at its connection
+	 * limit (exchange.c; DestinationRule http1MaxPendingRequests). */
+	struct sn_exchange *pending;     /* FIFO */
+	struct sn_exchange **pending_tail;
+	uint32_t n_pending;
+	uint32_t freed;                  /* connections freed since the last wake-up pass */
+	struct sn_host *next_wake;       /* in the worker's wake list */
+	unsigned on_wake_list : 1;
 };
 
 /* Per cluster index of the worker's current snapshot. */
@@ -163,6 +171,9 @@ struct sn_worker {
 	struct sn_exchange *free_exchanges;
 	size_t n_free_exchanges;
 	struct sn_exchange *parked;      /* waiting for discovery */
+	struct sn_host *wake_hosts;      /* hosts whose pending requests may go on (exchange.c) */
+	struct sn_task wake_task;
+	int wake_scheduled;
 	unsigned char *vhost_used;       /* per vhost of snap: routed since the last sweep */
 	uint64_t rng;
 	struct sn_retry_budget budget;

@@ -46,6 +46,7 @@ void sn_uconn_destroy(struct sn_worker *w, struct sn_uconn *u)
 		sn_xprt_close(&u->x, !u->handshaking && !u->eof);   /* TLS: close_notify, best effort */
 		u->host->n_conns--;
 		sn_metrics_add(w->metrics, SN_CTR_UPSTREAM_CX_ACTIVE, -1);
+		sn__host_freed(w, u->host);
 	}
 	sn_buf_release(&w->pool, &u->in);
 	u->ex = NULL;
@@ -59,6 +60,7 @@ void sn_uconn_detach(struct sn_worker *w, struct sn_uconn *u, struct sn_xprt *ou
 	if (u->x.fd >= 0) {
 		u->host->n_conns--;
 		sn_metrics_add(w->metrics, SN_CTR_UPSTREAM_CX_ACTIVE, -1);
+		sn__host_freed(w, u->host);
 	}
 	sn_xprt_init(&u->x, -1);
 }
@@ -201,4 +203,5 @@ void sn_uconn_release(struct sn_worker *w, struct sn_uconn *u, int reusable)
 	u->host->idle = u;
 	u->host->n_idle++;
 	sn_timer_start(&w->loop, &u->timer, u->idle_timeout_ms, on_idle_timeout);
+	sn__host_freed(w, u->host);
 }

@@ -180,6 +180,8 @@ static const struct {
 		"Downstream requests rejected (malformed or over a limit).", 0 },
 	[SN_CTR_OVERFLOW] = { "sinew_overflow_total",
 		"Requests refused because a connection pool or pending queue was full.", 0 },
+	[SN_CTR_UPSTREAM_RQ_PENDING] = { "sinew_upstream_pending_requests_total",
+		"Requests that waited for an upstream connection (the endpoint was at its connection limit).", 0 },
 	[SN_CTR_AUTHZ_ALLOW] = { "sinew_authz_allow_total",
 		"Inbound requests allowed by AuthorizationPolicy evaluation.", 0 },
 	[SN_CTR_AUTHZ_DENY] = { "sinew_authz_deny_total",
