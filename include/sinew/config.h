@@ -338,6 +338,20 @@ struct sn_endpoint {
 	uint32_t weight;             /* 1 unless WorkloadEntry.weight */
 };
 
+/* DestinationRule trafficPolicy.outlierDetection (Istio's fields and
+ * defaults, Envoy's meaning): src/proxy/outlier.c. */
+struct sn_outlier_policy {
+	int enabled;                 /* the rule has outlierDetection */
+	uint32_t consecutive_5xx;    /* 0: off; default 5 */
+	uint32_t consecutive_gateway;/* 502/503/504 in a row; 0 (default): off */
+	uint32_t consecutive_local;  /* connect failures, resets, timeouts; with split_local only */
+	int split_local;             /* splitExternalLocalOriginErrors */
+	uint32_t interval_ms;        /* default 10 s */
+	uint32_t base_ejection_ms;   /* default 30 s; times the ejections so far */
+	uint32_t max_ejection_pct;   /* default 10; at least one endpoint may always go */
+	uint32_t min_health_pct;     /* default 0: below it, ejections are ignored */
+};
+
 struct sn_cluster {
 	char *name;                  /* Istio style: "outbound|9080|v1|reviews.default.svc.cluster.local" */
 	char *service;               /* FQDN */
@@ -354,6 +368,7 @@ struct sn_cluster {
 	enum sn_cluster_tls tls_mode; /* trafficPolicy.tls.mode (subset's wins) */
 	int tls_set;                 /* a DestinationRule set tls.mode; else auto mTLS by endpoint label */
 	int http2;                   /* endpoints speak HTTP/2: the port is http2, grpc or grpc-web */
+	struct sn_outlier_policy outlier;
 	struct sn_endpoint *endpoints;
 	size_t n_endpoints;
 };

@@ -137,6 +137,56 @@ static void parse_tls(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *
 	}
 }
 
+/* outlierDetection, with Istio's defaults (networking/v1 destination_rule
+ * OutlierDetection). consecutiveErrors is the deprecated name of
+ * consecutiveGatewayErrors's older meaning; it is refused with a pointer. */
+static void parse_outlier(struct cfg_ctx *c, const struct yn *v, struct sn_outlier_policy *o)
+{
+	uint64_t x;
+	double d;
+
+	if (cfg_want_map(c, v) != 0)
+		return;
+	*o = (struct sn_outlier_policy){ .enabled = 1, .consecutive_5xx = 5, .consecutive_local = 5,
+					 .interval_ms = 10000, .base_ejection_ms = 30000, .max_ejection_pct = 10 };
+	for (size_t i = 0; i < v->n; i++) {
+		const char *f = v->keys[i]->s;
+		const struct yn *y = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", f);
+		if (!strcmp(f, "consecutive5xxErrors")) {
+			if (cfg_get_uint(c, y, 0, 1000000, &x) == 0)
+				o->consecutive_5xx = (uint32_t)x;
+		} else if (!strcmp(f, "consecutiveGatewayErrors")) {
+			if (cfg_get_uint(c, y, 0, 1000000, &x) == 0)
+				o->consecutive_gateway = (uint32_t)x;
+		} else if (!strcmp(f, "consecutiveLocalOriginFailures")) {
+			if (cfg_get_uint(c, y, 0, 1000000, &x) == 0)
+				o->consecutive_local = (uint32_t)x;
+		} else if (!strcmp(f, "splitExternalLocalOriginErrors")) {
+			cfg_get_bool(c, y, &o->split_local);
+		} else if (!strcmp(f, "interval")) {
+			if (cfg_get_duration(c, y, &o->interval_ms) == 0 && o->interval_ms == 0)
+				cfg_err(c, y, "interval must be at least 1ms");
+		} else if (!strcmp(f, "baseEjectionTime")) {
+			if (cfg_get_duration(c, y, &o->base_ejection_ms) == 0 && o->base_ejection_ms == 0)
+				cfg_err(c, y, "baseEjectionTime must be at least 1ms");
+		} else if (!strcmp(f, "maxEjectionPercent") || !strcmp(f, "minHealthPercent")) {
+			if (cfg_get_double(c, y, 0, 100, &d) == 0) {
+				if (f[1] == 'a')
+					o->max_ejection_pct = (uint32_t)d;
+				else
+					o->min_health_pct = (uint32_t)d;
+			}
+		} else if (!strcmp(f, "consecutiveErrors")) {
+			cfg_err(c, v->keys[i], "consecutiveErrors is deprecated and removed from Istio's v1 API; use "
+				"consecutive5xxErrors or consecutiveGatewayErrors");
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+}
+
 static void parse_policy(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *p)
 {
 	if (cfg_want_map(c, v) != 0)
@@ -152,8 +202,7 @@ static void parse_policy(struct cfg_ctx *c, const struct yn *v, struct cfg_polic
 		else if (!strcmp(k, "tls"))
 			parse_tls(c, x, p);
 		else if (!strcmp(k, "outlierDetection"))
-			cfg_warn(c, v->keys[i], "outlierDetection is not implemented by Sinew yet; ignored "
-				 "(unhealthy endpoints are not ejected)");
+			parse_outlier(c, x, &p->outlier);
 		else if (!strcmp(k, "portLevelSettings") || !strcmp(k, "tunnel") || !strcmp(k, "proxyProtocol"))
 			cfg_warn_unimplemented(c, v->keys[i], k);
 		else

@@ -525,6 +525,13 @@ void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 		fprintf(f, ",\"port\":%u,\"subset\":", c->port);
 		json_str(f, c->subset);
 		fprintf(f, ",\"protocol\":\"%s\"", c->http2 ? "HTTP/2" : "HTTP/1.1");
+		if (c->outlier.enabled)
+			fprintf(f, ",\"outlier_detection\":{\"consecutive_5xx\":%u,\"consecutive_gateway\":%u,"
+				   "\"consecutive_local\":%u,\"split_local\":%s,\"interval_ms\":%u,"
+				   "\"base_ejection_ms\":%u,\"max_ejection_percent\":%u,\"min_health_percent\":%u}",
+				c->outlier.consecutive_5xx, c->outlier.consecutive_gateway, c->outlier.consecutive_local,
+				c->outlier.split_local ? "true" : "false", c->outlier.interval_ms,
+				c->outlier.base_ejection_ms, c->outlier.max_ejection_pct, c->outlier.min_health_pct);
 		fprintf(f, ",\"lb\":\"%s\",\"connect_timeout_ms\":%u,\"max_connections\":%u,\"max_pending\":%u,"
 			"\"max_requests_per_conn\":%u,\"idle_timeout_ms\":%u,\"endpoints\":[",
 			sn_lb_policy_str(c->lb), c->connect_timeout_ms, c->max_connections, c->max_pending,

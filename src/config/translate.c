@@ -370,6 +370,8 @@ static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, 
 			c->lb = p->lb;
 		if (p->has_pool)
 			apply_pool(c, p);
+		if (p->outlier.enabled)
+			c->outlier = p->outlier;
 		if (p->has_tls) {
 			c->tls_mode = p->tls_mode;
 			c->tls_set = 1;
@@ -383,6 +385,8 @@ static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, 
 				c->lb = subset->policy.lb;
 			if (subset->policy.has_pool)
 				apply_pool(c, &subset->policy);
+			if (subset->policy.outlier.enabled)
+				c->outlier = subset->policy.outlier;
 		}
 	}
 	if (c->name == NULL)

@@ -791,12 +791,28 @@ static void ex_reset_attempt(struct sn_exchange *ex)
 
 /* An attempt failed before any response reached the client. Retries if
  * policy, replayability and the budget allow; else answers with an error. */
+/* Outlier detection hears how the attempt on ex->ep went: a response
+ * status, or 0 for a failure of local origin. */
+static void ex_outlier(struct sn_exchange *ex, int status)
+{
+	const struct sn_cluster *cl = ex->cluster;
+	if (!cl->outlier.enabled || ex->ep == NULL || ex->ep < cl->endpoints || ex->ep >= cl->endpoints + cl->n_endpoints)
+		return;
+	sn_outlier_report(ex->w, cl, sn_worker_cluster_state(ex->w, cl), (size_t)(ex->ep - cl->endpoints), status);
+}
+
 static void ex_attempt_failed(struct sn_exchange *ex, enum sn_attempt_failure f, int status)
 {
 	struct sn_worker *w = ex->w;
 	const struct sn_retry_policy *rp = retry_policy(ex);
 	int was_reused = ex->u != NULL && ex->u->reused;
 	int got_bytes = ex->u != NULL && sn_buf_len(&ex->u->in) > 0;
+
+	/* A stale pooled connection is not the endpoint's failure. */
+	if (f == SN_FAIL_PROTOCOL)
+		ex_outlier(ex, 502);
+	else if (f != SN_FAIL_GRPC && !(f == SN_FAIL_RESET && was_reused && !got_bytes))
+		ex_outlier(ex, 0);
 
 	if (f == SN_FAIL_CONNECT) {
 		sn_metrics_add(w->metrics, SN_CTR_UPSTREAM_CX_CONNECT_FAIL, 1);
@@ -1932,6 +1948,8 @@ static int read_response_head(struct sn_exchange *ex)
 static int accept_head(struct sn_exchange *ex)
 {
 	struct sn_worker *w = ex->w;
+
+	ex_outlier(ex, ex->resp.status);
 
 	/* Retry on status before anything reaches the client. */
 	const struct sn_retry_policy *rp = retry_policy(ex);

@@ -64,7 +64,15 @@ static double ewma_cost(const struct sn_host *h, uint64_t now_us)
 	return e * (double)(h->active + 1);
 }
 
+static int pick(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs);
+
 int sn_lb_pick(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs)
+{
+	int idx = pick(w, c, cs);
+	return sn_outlier_active(w, c, cs) ? sn_outlier_pick_in(w, c, cs, idx) : idx;
+}
+
+static int pick(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs)
 {
 	size_t n = c->n_endpoints;
 	size_t a, b;

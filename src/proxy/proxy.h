@@ -112,10 +112,21 @@ struct sn_host {
 	unsigned on_wake_list : 1;
 };
 
+/* An endpoint's outlier detection state (outlier.c). */
+struct sn_outlier_host {
+	uint32_t c5xx, cgw, clocal;      /* failures in a row, by kind */
+	uint32_t times;                  /* ejections so far: the next one's multiplier */
+	uint64_t ejected_until_ms;       /* 0: in the pool */
+	uint64_t back_since_ms;          /* when the last ejection ended */
+};
+
 /* Per cluster index of the worker's current snapshot. */
 struct sn_cluster_state {
 	uint32_t rr_next;
 	struct sn_host **hosts;          /* one per endpoint, same order */
+	struct sn_outlier_host *od;      /* one per endpoint when the cluster has outlierDetection */
+	uint32_t n_ejected;
+	uint64_t next_expiry_ms;         /* the earliest ejection to end */
 };
 
 struct sn_listener {
@@ -317,9 +328,28 @@ void sn_exchange_free_cache(struct sn_worker *w);
 /* Closes and frees an upstream connection (idle or not). */
 void sn_uconn_destroy(struct sn_worker *w, struct sn_uconn *u);
 
+/* outlier.c (DestinationRule outlierDetection) */
+/* An attempt on endpoint i of c ended: its response status, or 0 for a
+ * failure of local origin (connect failure, reset, timeout). */
+void sn_outlier_report(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs, size_t i,
+		       int status);
+/* 1 when some of c's endpoints are out of the pool and the rest are
+ * healthy enough (minHealthPercent) for that to count. */
+int sn_outlier_active(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs);
+/* idx, or, if it is out of the pool, one in it, at random. */
+int sn_outlier_pick_in(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs, int idx);
+/* Is endpoint i out of the pool? */
+int sn_outlier_ejected(const struct sn_cluster_state *cs, size_t i);
+/* A new snapshot's state for c takes over what old_cs (for old) knew of
+ * the same cluster's endpoints. */
+void sn_outlier_carry(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs,
+		      const struct sn_snapshot *old, const struct sn_cluster_state *old_cs);
+void sn_outlier_release(struct sn_worker *w, struct sn_cluster_state *cs);
+
 /* lb.c */
 /* Picks an endpoint index of cluster c for a new request, or -1 if it has
- * none. The worker's state for c is cs. */
+ * none, among those in the pool (outlier detection). The worker's state
+ * for c is cs. */
 int sn_lb_pick(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs);
 /* Feeds a finished request's latency into the host's peak-EWMA. */
 void sn_lb_observe(struct sn_host *h, double latency_ms, int failed);

@@ -120,8 +120,10 @@ static void release_cluster_state(struct sn_worker *w)
 {
 	if (w->cstate == NULL)
 		return;
-	for (size_t i = 0; i < w->snap->n_clusters; i++)
+	for (size_t i = 0; i < w->snap->n_clusters; i++) {
+		sn_outlier_release(w, &w->cstate[i]);
 		free(w->cstate[i].hosts);
+	}
 	free(w->cstate);
 	w->cstate = NULL;
 }
@@ -142,6 +144,12 @@ static int adopt(struct sn_worker *w, struct sn_snapshot *s)
 		for (size_t j = 0; j < c->n_endpoints; j++)
 			cs[i].hosts[j] = sn_worker_host(w, (const struct sockaddr *)&c->endpoints[j].addr,
 							c->endpoints[j].addr_len);
+		if (c->outlier.enabled) {
+			cs[i].od = calloc(c->n_endpoints ? c->n_endpoints : 1, sizeof(*cs[i].od));
+			if (cs[i].od == NULL)
+				goto fail;
+			sn_outlier_carry(w, c, &cs[i], w->snap, w->cstate);
+		}
 	}
 	unsigned char *used = calloc(s->n_vhosts ? s->n_vhosts : 1, 1);
 	if (used == NULL)
@@ -165,8 +173,10 @@ static int adopt(struct sn_worker *w, struct sn_snapshot *s)
 	return 0;
 
 fail:
-	for (size_t i = 0; i < s->n_clusters; i++)
+	for (size_t i = 0; i < s->n_clusters; i++) {
+		sn_outlier_release(w, &cs[i]);
 		free(cs[i].hosts);
+	}
 	free(cs);
 	return SN_ENOMEM;
 }

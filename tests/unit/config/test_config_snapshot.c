@@ -196,6 +196,86 @@ static struct sn_snapshot *build_text(const char *text, const struct sn_proxy_id
 	return s;
 }
 
+static const struct sn_cluster *cluster_named(const struct sn_snapshot *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_clusters; i++)
+		if (!strcmp(s->clusters[i].name, name))
+			return &s->clusters[i];
+	fail_msg("no cluster %s", name);
+	return NULL;
+}
+
+static void test_outlier_detection(void **state)
+{
+	(void)state;
+	const char *text =
+		"apiVersion: networking.istio.io/v1\n"
+		"kind: DestinationRule\n"
+		"metadata: {name: reviews}\n"
+		"spec:\n"
+		"  host: reviews\n"
+		"  trafficPolicy:\n"
+		"    outlierDetection: {consecutive5xxErrors: 3, interval: 2s, baseEjectionTime: 1m}\n"
+		"  subsets:\n"
+		"  - name: v1\n"
+		"    labels: {version: v1}\n"
+		"    trafficPolicy:\n"
+		"      outlierDetection: {consecutiveGatewayErrors: 2, maxEjectionPercent: 50, minHealthPercent: 30,\n"
+		"                         splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailures: 4}\n"
+		"  - name: v2\n"
+		"    labels: {version: v2}\n"
+		"---\n"
+		"apiVersion: networking.istio.io/v1\n"
+		"kind: VirtualService\n"
+		"metadata: {name: reviews}\n"
+		"spec:\n"
+		"  hosts: [reviews]\n"
+		"  http:\n"
+		"  - route:\n"
+		"    - {destination: {host: reviews, subset: v1}, weight: 50}\n"
+		"    - {destination: {host: reviews, subset: v2}, weight: 50}\n";
+	struct sn_diags d;
+	struct sn_snapshot *s = build_text(text, &pp_id, &d);
+	sn_diags_free(&d);
+	const struct sn_outlier_policy *o = &cluster_named(s, "outbound|9080||reviews.default.svc.cluster.local")->outlier;
+	assert_true(o->enabled);
+	assert_int_equal(o->consecutive_5xx, 3);
+	assert_int_equal(o->consecutive_gateway, 0);
+	assert_int_equal(o->interval_ms, 2000);
+	assert_int_equal(o->base_ejection_ms, 60000);
+	assert_int_equal(o->max_ejection_pct, 10);   /* Istio's defaults for the rest */
+	assert_int_equal(o->min_health_pct, 0);
+	/* a subset's outlierDetection replaces the rule's as a whole */
+	o = &cluster_named(s, "outbound|9080|v1|reviews.default.svc.cluster.local")->outlier;
+	assert_int_equal(o->consecutive_5xx, 5);
+	assert_int_equal(o->consecutive_gateway, 2);
+	assert_int_equal(o->interval_ms, 10000);
+	assert_int_equal(o->base_ejection_ms, 30000);
+	assert_int_equal(o->max_ejection_pct, 50);
+	assert_int_equal(o->min_health_pct, 30);
+	assert_true(o->split_local);
+	assert_int_equal(o->consecutive_local, 4);
+	o = &cluster_named(s, "outbound|9080|v2|reviews.default.svc.cluster.local")->outlier;
+	assert_int_equal(o->consecutive_5xx, 3);   /* v2 has none of its own: the rule's */
+	/* no outlierDetection: none */
+	assert_false(cluster_named(s, "outbound|9080||ratings.default.svc.cluster.local")->outlier.enabled);
+	sn_snapshot_unref(s);
+
+	/* refusals name the field */
+	struct sn_config_set set;
+	sn_config_set_init(&set);
+	sn_diags_init(&d);
+	const char *bad = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\n"
+			  "spec:\n  host: reviews\n  trafficPolicy:\n    outlierDetection:\n"
+			  "      consecutiveErrors: 5\n      interval: 0s\n      maxEjectionPercent: 120\n";
+	assert_int_not_equal(sn_config_load_text(&set, "bad.yaml", bad, strlen(bad), &d), 0);
+	assert_diag(&d, SN_DIAG_ERROR, "bad.yaml:8:", "outlierDetection.consecutiveErrors", "consecutive5xxErrors");
+	assert_diag(&d, SN_DIAG_ERROR, "bad.yaml:9:", "outlierDetection.interval", "at least 1ms");
+	assert_diag(&d, SN_DIAG_ERROR, "bad.yaml:10:", "outlierDetection.maxEjectionPercent");
+	sn_diags_free(&d);
+	sn_config_set_free(&set);
+}
+
 static void test_rich_virtual_service(void **state)
 {
 	(void)state;
@@ -412,6 +492,7 @@ int main(void)
 		cmocka_unit_test(test_fault_delay_and_abort),
 		cmocka_unit_test(test_gateway_bound_and_service_entry),
 		cmocka_unit_test(test_rich_virtual_service),
+		cmocka_unit_test(test_outlier_detection),
 		cmocka_unit_test(test_source_labels_match_proxy),
 		cmocka_unit_test(test_duration),
 	};

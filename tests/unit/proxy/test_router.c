@@ -91,7 +91,7 @@ static void test_p2c_ewma_prefers_fast(void **state)
 	struct sn_worker w;
 	struct sn_host fast = { 0 }, slow = { 0 };
 	struct sn_host *hosts[2] = { &fast, &slow };
-	struct sn_cluster_state cs = { 0, hosts };
+	struct sn_cluster_state cs = { .hosts = hosts };
 	struct sn_endpoint eps[2];
 	struct sn_cluster c;
 	int picks[2] = { 0 };
@@ -123,7 +123,7 @@ static void test_p2c_new_endpoint_probed_not_flooded(void **state)
 	struct sn_worker w;
 	struct sn_host known = { 0 }, fresh = { 0 };
 	struct sn_host *hosts[2] = { &known, &fresh };
-	struct sn_cluster_state cs = { 0, hosts };
+	struct sn_cluster_state cs = { .hosts = hosts };
 	struct sn_endpoint eps[2];
 	struct sn_cluster c;
 
