@@ -279,6 +279,12 @@ struct sn_fault {
 	double abort_percent;
 };
 
+/* Where a rule's requests are mirrored (VirtualService mirror, mirrors). */
+struct sn_route_mirror {
+	uint32_t cluster;            /* index into the snapshot's clusters */
+	double percent;              /* of the rule's requests, 0-100 */
+};
+
 struct sn_http_route {
 	char *name;                  /* http[].name or "VSNAME.http[i]" */
 	char *origin;                /* "VirtualService ns/name, file:line" */
@@ -296,6 +302,8 @@ struct sn_http_route {
 	char *rewrite_authority;     /* NULL: none */
 	int direct_status;           /* directResponse.status; 0: none */
 	char *direct_body;
+	struct sn_route_mirror *mirrors;   /* mirror / mirrors: copies sent, answers dropped */
+	size_t n_mirrors;
 };
 
 /* A virtual host: the routes for requests whose authority names host. */

@@ -55,6 +55,10 @@ enum sn_counter {
 	SN_CTR_UPSTREAM_RQ_PENDING,       /* sinew_upstream_pending_requests_total (waited for a connection) */
 	SN_CTR_OUTLIER_EJECTIONS,         /* sinew_outlier_ejections_total */
 	SN_CTR_OUTLIER_EJECTED_ACTIVE,    /* sinew_outlier_ejected_endpoints (gauge) */
+	SN_CTR_MIRROR_SENT,               /* sinew_mirror_requests_total (copies sent) */
+	SN_CTR_MIRROR_ANSWERED,           /* sinew_mirror_answered_total */
+	SN_CTR_MIRROR_FAILED,             /* sinew_mirror_failed_total (connect, TLS, timeout) */
+	SN_CTR_MIRROR_SKIPPED,            /* sinew_mirror_skipped_total (body streaming, HTTP/2, limits) */
 	SN_CTR_AUTHZ_ALLOW,               /* sinew_authz_allow_total (inbound requests AuthorizationPolicy let through) */
 	SN_CTR_AUTHZ_DENY,                /* sinew_authz_deny_total (inbound requests denied: 403 rbac_denied) */
 	SN_CTR_TCP_OUTBOUND_CX,           /* sinew_tcp_outbound_connections_total (opaque TCP, capture) */

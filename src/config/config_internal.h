@@ -176,6 +176,7 @@ struct cfg_dest {
 	uint32_t weight;
 	char *path;                  /* "spec.http[0].route[1].destination" */
 	struct sn_header_ops req, resp;
+	double mirror_pct;           /* mirrors[]: percentage.value (default 100) */
 };
 
 struct cfg_http {
@@ -195,6 +196,8 @@ struct cfg_http {
 	int direct_status;
 	char *direct_body;
 	int has_redirect;            /* not implemented: the rule is dropped */
+	struct cfg_dest *mirrors;    /* mirror (one) or mirrors[] */
+	size_t n_mirrors;
 };
 
 struct cfg_vs {

@@ -340,6 +340,15 @@ static void dump_route(FILE *f, const struct sn_snapshot *s, const struct sn_htt
 		json_str(f, r->direct_body);
 		fputc('}', f);
 	}
+	if (r->n_mirrors) {
+		fputs(",\"mirrors\":[", f);
+		for (size_t i = 0; i < r->n_mirrors; i++) {
+			fputs(i ? ",{\"cluster\":" : "{\"cluster\":", f);
+			json_str(f, r->mirrors[i].cluster < s->n_clusters ? s->clusters[r->mirrors[i].cluster].name : NULL);
+			fprintf(f, ",\"percent\":%g}", r->mirrors[i].percent);
+		}
+		fputc(']', f);
+	}
 	fputc('}', f);
 }
 

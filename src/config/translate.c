@@ -667,6 +667,20 @@ static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_r
 		rt->rewrite_authority = sdup(t, h->rewrite_authority);
 		rt->direct_status = h->direct_status;
 		rt->direct_body = sdup(t, h->direct_body);
+		if (h->n_mirrors) {
+			rt->mirrors = sn_arena_new_array(t->a, struct sn_route_mirror, h->n_mirrors);
+			if (rt->mirrors == NULL) {
+				t->oom = 1;
+				return;
+			}
+		}
+		for (size_t j = 0; j < h->n_mirrors; j++) {
+			long ci = resolve_dest(t, r, &h->mirrors[j], vh_svc, vh_port, report);
+			if (ci < 0)
+				continue;
+			rt->mirrors[rt->n_mirrors].cluster = (uint32_t)ci;
+			rt->mirrors[rt->n_mirrors++].percent = h->mirrors[j].mirror_pct;
+		}
 		vh->n_routes++;
 	}
 }

@@ -281,6 +281,38 @@ static void parse_percentage(struct cfg_ctx *c, const struct yn *v, double *out)
 	}
 }
 
+/* mirrors[]: {destination, percentage} (Istio 1.22's HTTPMirrorPolicy). */
+static void parse_mirrors(struct cfg_ctx *c, const struct yn *v, struct cfg_http *h)
+{
+	if (cfg_want_seq(c, v, CFG_MAX_MATCHES) != 0)
+		return;
+	h->mirrors = sn_arena_new_array(c->a, struct cfg_dest, v->n ? v->n : 1);
+	if (h->mirrors == NULL)
+		return;
+	for (size_t j = 0; j < v->n; j++) {
+		const struct yn *m = v->items[j];
+		size_t ql = cfg_path_push(c, "[%zu]", j);
+		if (cfg_want_map(c, m) == 0) {
+			struct cfg_dest *d = &h->mirrors[h->n_mirrors++];
+			d->mirror_pct = 100;
+			for (size_t i = 0; i < m->n; i++) {
+				size_t pl = cfg_path_push(c, ".%s", m->keys[i]->s);
+				if (!strcmp(m->keys[i]->s, "destination")) {
+					if (cfg_want_map(c, m->items[i]) == 0)
+						parse_destination(c, m->items[i], d);
+				} else if (!strcmp(m->keys[i]->s, "percentage")) {
+					parse_percentage(c, m->items[i], &d->mirror_pct);
+				} else {
+					cfg_warn_unknown(c, m->keys[i]);
+				}
+				cfg_path_pop(c, pl);
+			}
+			cfg_require(c, m, "destination", YN_MAP, "where the copies go (destination.host)");
+		}
+		cfg_path_pop(c, ql);
+	}
+}
+
 /* A gRPC status by name (Istio writes "UNAVAILABLE") or number; -1 if
  * neither. */
 static int grpc_status_code(const char *s)
@@ -537,7 +569,9 @@ static void parse_direct(struct cfg_ctx *c, const struct yn *v, struct cfg_http 
 
 static void parse_http(struct cfg_ctx *c, const struct yn *v, struct cfg_http *h)
 {
-	const struct yn *route = NULL, *direct = NULL, *redirect = NULL;
+	const struct yn *route = NULL, *direct = NULL, *redirect = NULL, *mirror = NULL, *mirrors = NULL;
+	struct cfg_dest *mirror_dest = NULL;
+	double mirror_pct = 100;   /* Istio: absent, all the traffic is mirrored */
 	h->path = cfg_path_dup(c, NULL);
 	h->loc = cfg_loc_of(v);
 	h->retry.attempts = 2;
@@ -594,9 +628,23 @@ static void parse_http(struct cfg_ctx *c, const struct yn *v, struct cfg_http *h
 		} else if (!strcmp(k, "directResponse")) {
 			direct = x;
 			parse_direct(c, x, h);
-		} else if (!strcmp(k, "mirror") || !strcmp(k, "mirrorPercentage") || !strcmp(k, "mirrorPercent") ||
-			   !strcmp(k, "mirror_percent") || !strcmp(k, "mirrors") || !strcmp(k, "corsPolicy") ||
-			   !strcmp(k, "delegate")) {
+		} else if (!strcmp(k, "mirror")) {
+			mirror = x;
+			if (cfg_want_map(c, x) == 0) {
+				mirror_dest = sn_arena_new(c->a, struct cfg_dest);
+				if (mirror_dest != NULL)
+					parse_destination(c, x, mirror_dest);
+			}
+		} else if (!strcmp(k, "mirrorPercentage")) {
+			parse_percentage(c, x, &mirror_pct);
+		} else if (!strcmp(k, "mirrorPercent") || !strcmp(k, "mirror_percent")) {
+			uint64_t pct;
+			if (cfg_get_uint(c, x, 0, 100, &pct) == 0)
+				mirror_pct = (double)pct;   /* deprecated: mirrorPercentage */
+		} else if (!strcmp(k, "mirrors")) {
+			mirrors = x;
+			parse_mirrors(c, x, h);
+		} else if (!strcmp(k, "corsPolicy") || !strcmp(k, "delegate")) {
 			cfg_warn_unimplemented(c, v->keys[i], k);
 		} else {
 			cfg_warn_unknown(c, v->keys[i]);
@@ -604,6 +652,15 @@ static void parse_http(struct cfg_ctx *c, const struct yn *v, struct cfg_http *h
 		cfg_path_pop(c, pl);
 	}
 
+	if (mirror != NULL && mirrors != NULL) {
+		size_t pl = cfg_path_push(c, ".mirrors");
+		cfg_err(c, mirrors, "mirror and mirrors are both set; use one (mirrors takes a list)");
+		cfg_path_pop(c, pl);
+	} else if (mirror_dest != NULL && mirror_dest->host != NULL) {
+		mirror_dest->mirror_pct = mirror_pct;
+		h->mirrors = mirror_dest;
+		h->n_mirrors = 1;
+	}
 	int actions = (route != NULL) + (direct != NULL) + (redirect != NULL);
 	if (actions == 0)
 		cfg_err(c, v, "a rule needs one of route, redirect or directResponse");

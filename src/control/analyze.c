@@ -233,8 +233,9 @@ static void check_destinations(struct an *an, const struct sn_resource *r)
 	const struct cfg_vs *vs = r->spec;
 	for (size_t i = 0; i < vs->n_http; i++) {
 		const struct cfg_http *h = &vs->http[i];
-		for (size_t j = 0; j < h->n_dests; j++) {
-			const struct cfg_dest *d = &h->dests[j];
+		/* route destinations, then mirrors: both must exist */
+		for (size_t j = 0; j < h->n_dests + h->n_mirrors; j++) {
+			const struct cfg_dest *d = j < h->n_dests ? &h->dests[j] : &h->mirrors[j - h->n_dests];
 			char field[600];
 			if (d->host == NULL)
 				continue;

@@ -432,10 +432,12 @@ static int derive(struct view *v)
 			for (size_t k = 0; k < vs->n_hosts; k++)
 				oom |= push_host(r, resolve(vs->hosts[k], r->ns, svcs, n_svcs)) != 0;
 			cap_refs += r->n_hosts;
-			/* destinations */
+			/* destinations and mirrors */
 			for (size_t h = 0; h < vs->n_http; h++)
-				for (size_t d = 0; d < vs->http[h].n_dests; d++) {
-					const char *host = vs->http[h].dests[d].host;
+				for (size_t d = 0; d < vs->http[h].n_dests + vs->http[h].n_mirrors; d++) {
+					const struct cfg_http *ht = &vs->http[h];
+					const char *host = d < ht->n_dests ? ht->dests[d].host
+									   : ht->mirrors[d - ht->n_dests].host;
 					if (host == NULL)
 						continue;
 					char *fq = resolve(host, r->ns, svcs, n_svcs);

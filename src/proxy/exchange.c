@@ -102,6 +102,7 @@ struct sn_exchange {
 	char grpc_status[8];         /* the call's grpc-status as relayed or made; "" unknown */
 	int grpc_deadline;           /* the route timer runs to the call's grpc-timeout */
 	int grpc_answer;             /* a filter's gRPC status for the proxy's answer + 1; 0: mapped */
+	int wait_body;               /* a filter waits for the whole request body (sn_fx_wait_body) */
 	enum sn_ex_state state;      /* only through ex_set_state() */
 	int recorded;                /* metrics and access log written */
 	int status;
@@ -1098,25 +1099,13 @@ static void ex_connect(struct sn_exchange *ex)
 	ex->conn_err[0] = '\0';
 	ex->try_start_us = sn_clock_us();
 	char tls_id[SN_SPIFFE_ID_MAX];
-	const char *want_id = NULL;
-	struct sn_tls_ctx *tls_client = __atomic_load_n(&w->proxy->tls_client, __ATOMIC_ACQUIRE);
-	const char *tls_label = sn_labels_get(&ex->ep->labels, SN_TLS_MODE_LABEL);
-	/* mTLS when the DestinationRule says ISTIO_MUTUAL, or, without a tls
-	 * setting, when the endpoint's proxy holds a mesh identity (auto). */
-	int mtls = cl->tls_mode == SN_CLUSTER_TLS_ISTIO_MUTUAL ||
-		   (!cl->tls_set && tls_label != NULL && strcmp(tls_label, "istio") == 0);
-	if (mtls && tls_client == NULL && w->proxy->opt.token != NULL) {
+	int mtls = sn_upstream_mtls(w, cl, ex->ep, tls_id, sizeof(tls_id));
+	if (mtls == SN_EAGAIN) {
 		ex_local(ex, 503, "no_identity", "sinew: this proxy has no certificate from sinewd yet; mutual TLS "
 			 "to %s is not possible", ex->ep->address);
 		return;
 	}
-	if (mtls && tls_client != NULL) {
-		/* The identity the registry gives the endpoint (DESIGN.md §5). */
-		snprintf(tls_id, sizeof(tls_id), "spiffe://%s/ns/%s/sa/%s", w->proxy->opt.trust_domain,
-			 cl->namespace_ ? cl->namespace_ : "default",
-			 ex->ep->service_account && ex->ep->service_account[0] ? ex->ep->service_account : "default");
-		want_id = tls_id;
-	}
+	const char *want_id = mtls == 1 ? tls_id : NULL;
 	int r;
 	if (ex->up_h2) {
 		struct sn_h2u_request rq = {
@@ -1319,6 +1308,7 @@ static void on_filter_pause(struct sn_loop *loop, struct sn_timer *t)
 {
 	struct sn_exchange *ex = sn_container_of(t, struct sn_exchange, delay_timer);
 	(void)loop;
+	ex->wait_body = 0;   /* a wait for the body ran out: the hook sees it still incomplete */
 	ex_filters(ex);
 }
 
@@ -1345,6 +1335,30 @@ const char *sn_fx_peer(const struct sn_exchange *ex)
 const char *sn_fx_peer_id(const struct sn_exchange *ex)
 {
 	return ex->c->peer_id;
+}
+
+const struct sn_snapshot *sn_fx_snapshot(const struct sn_exchange *ex)
+{
+	return ex->snap;
+}
+
+struct sn_str sn_fx_request_id(const struct sn_exchange *ex)
+{
+	return ex->rid;
+}
+
+int sn_fx_request_body(struct sn_exchange *ex, const char **p, size_t *n)
+{
+	*p = NULL;
+	*n = 0;
+	if (ex->req.body == SN_H1_BODY_NONE)
+		return 1;
+	struct sn_buf *in = ex_in(ex);
+	if (ex->req.body != SN_H1_BODY_LENGTH || in == NULL || ex->req.content_length > sn_buf_len(in))
+		return 0;
+	*p = sn_buf_data(in);
+	*n = (size_t)ex->req.content_length;
+	return 1;
 }
 
 uint16_t sn_fx_app_port(const struct sn_exchange *ex)
@@ -1421,6 +1435,39 @@ void sn_fx_pause(struct sn_exchange *ex, uint32_t ms)
 {
 	ex_set_state(ex, SN_EX_STATE_DELAYED);
 	sn_timer_start(&ex->w->loop, &ex->delay_timer, ms, on_filter_pause);
+}
+
+static int body_complete(struct sn_exchange *ex)
+{
+	struct sn_buf *in = ex_in(ex);
+	return ex->req.body == SN_H1_BODY_NONE ||
+	       (ex->req.body == SN_H1_BODY_LENGTH && in != NULL && ex->req.content_length <= sn_buf_len(in));
+}
+
+int sn_fx_wait_body(struct sn_exchange *ex, size_t max, uint32_t ms)
+{
+	if (body_complete(ex))
+		return 1;
+	/* Only a Content-Length body that fits the buffer it arrives in. */
+	if (ex->req.body != SN_H1_BODY_LENGTH || ex->req.content_length > max ||
+	    (ex->s == NULL && ex->req.content_length > sn__in_cap(ex->w)))
+		return -1;
+	ex->wait_body = 1;
+	sn_fx_pause(ex, ms);
+	return 0;
+}
+
+/* Body bytes came while a filter waits for all of them: its hook runs
+ * again once they are all here. */
+static void ex_body_progress(struct sn_exchange *ex)
+{
+	if (ex->s == NULL)
+		(void)sn__dconn_read(ex->c);
+	if (!body_complete(ex))
+		return;
+	ex->wait_body = 0;
+	sn_timer_stop(&ex->w->loop, &ex->delay_timer);
+	ex_filters(ex);
 }
 
 static void ex_route(struct sn_exchange *ex);
@@ -2305,6 +2352,10 @@ void sn__ex_on_downstream(struct sn_exchange *ex, unsigned events)
 			return;
 		}
 	}
+	if (ex->wait_body && ex->state == SN_EX_STATE_DELAYED) {
+		ex_body_progress(ex);
+		return;
+	}
 	if (ex->u == NULL && ex->state != SN_EX_STATE_LOCAL)
 		return;   /* parked, or waiting on a fault delay; a closed client ends it */
 	ex_progress(ex);
@@ -2485,6 +2536,10 @@ void sn__ex_start_stream(struct sn_exchange *ex, const struct sn_http_head *h, e
 
 void sn__ex_on_stream(struct sn_exchange *ex)
 {
+	if (ex->wait_body && ex->state == SN_EX_STATE_DELAYED) {
+		ex_body_progress(ex);
+		return;
+	}
 	if (ex->u == NULL && ex->state != SN_EX_STATE_LOCAL)
 		return;   /* routing, parked or delayed: body bytes wait */
 	ex_progress(ex);

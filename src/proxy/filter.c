@@ -1,6 +1,7 @@
 /* The filter chain's order (filter.h). Authorization first: a request a
  * policy denies is never delayed or aborted by a fault. Header operations
- * after the fault (an aborted request goes nowhere). Telemetry last: its
+ * after the fault (an aborted request goes nowhere), and so the mirror (an
+ * aborted request is not copied). Telemetry last: its
  * done hook sees what the others decided. */
 #include "filter.h"
 
@@ -8,6 +9,7 @@ const struct sn_filter *const sn_filter_chain[] = {
 	&sn_filter_authz,
 	&sn_filter_fault,
 	&sn_filter_headers,
+	&sn_filter_mirror,
 	&sn_filter_telemetry,
 	NULL,
 };

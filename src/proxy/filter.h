@@ -77,6 +77,7 @@ extern const struct sn_filter *const sn_filter_chain[];
 extern const struct sn_filter sn_filter_authz;       /* filter_authz.c: AuthorizationPolicy, inbound */
 extern const struct sn_filter sn_filter_fault;       /* filter_fault.c: fault injection, outbound */
 extern const struct sn_filter sn_filter_headers;     /* filter_headers.c: header operations and rewrite, outbound */
+extern const struct sn_filter sn_filter_mirror;      /* filter_mirror.c: mirror / mirrors, outbound */
 extern const struct sn_filter sn_filter_telemetry;   /* filter_telemetry.c: metrics and access log */
 
 /* ---- what a filter may ask of its exchange (exchange.c) ---------------- */
@@ -91,6 +92,13 @@ const char *sn_fx_peer_id(const struct sn_exchange *ex);
 uint16_t sn_fx_app_port(const struct sn_exchange *ex);
 uint64_t sn_fx_conn_id(const struct sn_exchange *ex);
 const struct sn_route_dest *sn_fx_destination(const struct sn_exchange *ex);
+/* The snapshot the exchange routes on (its clusters); NULL inbound. */
+const struct sn_snapshot *sn_fx_snapshot(const struct sn_exchange *ex);
+/* The x-request-id the request goes upstream with. */
+struct sn_str sn_fx_request_id(const struct sn_exchange *ex);
+/* 1 with the whole request body when all of it is here already (none,
+ * or a Content-Length body read with the head), 0 while it streams. */
+int sn_fx_request_body(struct sn_exchange *ex, const char **p, size_t *n);
 /* The calling filter's state word for this exchange. */
 uint64_t *sn_fx_state(struct sn_exchange *ex);
 /* Answers the request with status and a one-line text (sinew-error: flag;
@@ -111,6 +119,12 @@ void sn_fx_pause(struct sn_exchange *ex, uint32_t ms);
  * or SN_ELIMIT past SN_FX_MAX_OPS each way. */
 #define SN_FX_MAX_OPS 4
 int sn_fx_header_ops(struct sn_exchange *ex, const struct sn_header_ops *request, const struct sn_header_ops *response);
+/* Holds the request until its whole body is here (at most ms): 1 when it
+ * is already (the hook goes on), 0 when the hook must return
+ * SN_FILTER_PAUSED (it runs again once the body is complete or ms passed),
+ * -1 when it will never be whole here (streamed, chunked, or more than max
+ * bytes or the buffer it arrives in). Envoy buffers so for shadowing. */
+int sn_fx_wait_body(struct sn_exchange *ex, size_t max, uint32_t ms);
 /* The authority and the path (the query is kept) the request goes upstream
  * with; NULL leaves one as it is. Strings as long-lived as the ops. */
 void sn_fx_rewrite(struct sn_exchange *ex, const char *authority, const char *uri);

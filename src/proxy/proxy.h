@@ -183,6 +183,8 @@ struct sn_worker {
 	size_t n_free_exchanges;
 	struct sn_exchange *parked;      /* waiting for discovery */
 	struct sn_host *wake_hosts;      /* hosts whose pending requests may go on (exchange.c) */
+	struct shadow *shadows;          /* mirrored copies in flight (filter_mirror.c) */
+	uint32_t n_shadows;
 	struct sn_task wake_task;
 	int wake_scheduled;
 	unsigned char *vhost_used;       /* per vhost of snap: routed since the last sweep */
@@ -327,6 +329,19 @@ void sn_dconn_abort(struct sn_dconn *c);
 void sn_exchange_free_cache(struct sn_worker *w);
 /* Closes and frees an upstream connection (idle or not). */
 void sn_uconn_destroy(struct sn_worker *w, struct sn_uconn *u);
+
+/* upstream.c */
+/* Whether endpoint ep of cl is spoken to in mutual TLS (DESIGN.md §5): a
+ * DestinationRule's ISTIO_MUTUAL, or, without a tls setting, an endpoint
+ * labelled as holding a mesh identity (auto mTLS). 1 with id (size bytes)
+ * set to the SPIFFE ID the endpoint must present; 0: plaintext (also when
+ * this proxy has no identity and no way to get one); SN_EAGAIN: mutual
+ * TLS is due but the certificate from sinewd has not come yet. */
+int sn_upstream_mtls(struct sn_worker *w, const struct sn_cluster *cl, const struct sn_endpoint *ep, char *id,
+		     size_t size);
+
+/* filter_mirror.c: ends the worker's mirrored copies in flight (at exit). */
+void sn_mirror_close_all(struct sn_worker *w);
 
 /* outlier.c (DestinationRule outlierDetection) */
 /* An attempt on endpoint i of c ended: its response status, or 0 for a

@@ -435,26 +435,19 @@ static void outbound_route(struct sn_tcp *t)
 		return;
 	}
 	const struct sn_endpoint *ep = &cl->endpoints[(size_t)(sn_worker_random(w) % cl->n_endpoints)];
-	const char *label = sn_labels_get(&ep->labels, SN_TLS_MODE_LABEL);
-	int mtls = cl->tls_mode == SN_CLUSTER_TLS_ISTIO_MUTUAL ||
-		   (!cl->tls_set && label != NULL && !strcmp(label, "istio"));
-	struct sn_tls_ctx *tc = __atomic_load_n(&w->proxy->tls_client, __ATOMIC_ACQUIRE);
 	char want[SN_SPIFFE_ID_MAX];
-	if (mtls && tc == NULL && w->proxy->opt.token != NULL) {
+	int mtls = sn_upstream_mtls(w, cl, ep, want, sizeof(want));
+	if (mtls == SN_EAGAIN) {
 		sn_log(SN_LOG_INFO, "tcp=%llu to %s: no certificate yet; closing", (unsigned long long)t->id, t->fqdn);
 		tcp_close(t, NULL);
 		return;
 	}
-	if (mtls && tc != NULL)
-		snprintf(want, sizeof(want), "spiffe://%s/ns/%s/sa/%s", w->proxy->opt.trust_domain,
-			 cl->namespace_ ? cl->namespace_ : "default",
-			 ep->service_account && ep->service_account[0] ? ep->service_account : "default");
 	snprintf(t->what, sizeof(t->what), "%s:%u -> %s %s%s", ip, port, t->fqdn, ep->address,
-		 mtls && tc ? " (mTLS)" : "");
+		 mtls == 1 ? " (mTLS)" : "");
 	sn_metrics_add(w->metrics, SN_CTR_TCP_OUTBOUND_CX, 1);
-	if (mtls && tc != NULL)
+	if (mtls == 1)
 		sn_metrics_add(w->metrics, SN_CTR_TCP_OUTBOUND_MTLS_CX, 1);
-	if (tcp_connect(t, (const struct sockaddr *)&ep->addr, ep->addr_len, mtls && tc ? want : NULL,
+	if (tcp_connect(t, (const struct sockaddr *)&ep->addr, ep->addr_len, mtls == 1 ? want : NULL,
 			cl->connect_timeout_ms) != 0)
 		tcp_close(t, "cannot connect");
 }

@@ -112,6 +112,24 @@ static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 	}
 }
 
+int sn_upstream_mtls(struct sn_worker *w, const struct sn_cluster *cl, const struct sn_endpoint *ep, char *id,
+		     size_t size)
+{
+	const char *label = sn_labels_get(&ep->labels, SN_TLS_MODE_LABEL);
+	int mtls = cl->tls_mode == SN_CLUSTER_TLS_ISTIO_MUTUAL ||
+		   (!cl->tls_set && label != NULL && strcmp(label, "istio") == 0);
+	struct sn_tls_ctx *tc = __atomic_load_n(&w->proxy->tls_client, __ATOMIC_ACQUIRE);
+	if (!mtls)
+		return 0;
+	if (tc == NULL)
+		return w->proxy->opt.token != NULL ? SN_EAGAIN : 0;
+	/* The identity the registry gives the endpoint (DESIGN.md §5). */
+	snprintf(id, size, "spiffe://%s/ns/%s/sa/%s", w->proxy->opt.trust_domain,
+		 cl->namespace_ ? cl->namespace_ : "default",
+		 ep->service_account && ep->service_account[0] ? ep->service_account : "default");
+	return 1;
+}
+
 int sn_uconn_acquire(struct sn_worker *w, struct sn_host *host, const struct sn_cluster *c,
 		     struct sn_exchange *ex, int force_new, const char *tls_id, struct sn_uconn **out)
 {
