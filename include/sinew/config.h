@@ -73,6 +73,7 @@ enum sn_resource_kind {
 	SN_KIND_AUTHORIZATION_POLICY,   /* (added) security.istio.io; docs/security.md */
 	SN_KIND_PEER_AUTHENTICATION,    /* (added) security.istio.io */
 	SN_KIND_SERVICE_ENTRY,          /* (added) networking.istio.io; docs/configuration.md */
+	SN_KIND_REQUEST_AUTHENTICATION, /* (added) security.istio.io; docs/security.md (JWT) */
 	SN_KIND__COUNT,
 };
 
@@ -408,6 +409,42 @@ struct sn_service {
 
 /* ---- security policy (added; docs/security.md) ----------------------- */
 
+/* RequestAuthentication (src/config/reqauthn.c; checked by the proxy's
+ * filter_jwt.c): one jwtRules[] entry. A JWK's fields are kept as the
+ * JWKS wrote them (base64url), validated at load. */
+struct sn_jwt_key {
+	char *kty;                   /* "RSA", "EC", "OKP" */
+	char *kid;                   /* NULL: none */
+	char *alg;                   /* NULL: any the key type allows */
+	char *crv;                   /* EC: "P-256", "P-384"; OKP: "Ed25519" */
+	char *n, *e;                 /* RSA */
+	char *x, *y;                 /* EC (x, y), OKP (x) */
+};
+
+struct sn_jwt_from {
+	char *name;                  /* header name, lower case */
+	char *prefix;                /* e.g. "Bearer "; "" for none */
+};
+
+struct sn_jwt_rule {
+	char *origin;                /* "RequestAuthentication ns/name, file:line" */
+	char *issuer;
+	char **audiences;            /* none: any */
+	size_t n_audiences;
+	struct sn_jwt_key *keys;
+	size_t n_keys;
+	char *jwks_uri;              /* not fetched yet: such a rule's tokens fail (fail closed) */
+	struct sn_jwt_from *headers; /* where tokens are looked for; none of the three: */
+	size_t n_headers;            /* Authorization: Bearer and ?access_token= (Istio) */
+	char **params;
+	size_t n_params;
+	char **cookies;
+	size_t n_cookies;
+	int forward;                 /* forwardOriginalToken: keep it in the request */
+	struct sn_header_ops strip;  /* without forward: the token's headers, removed */
+};
+
+
 /* Policies in this namespace apply mesh-wide (Istio's default root namespace). */
 #define SN_MESH_ROOT_NAMESPACE "istio-system"
 
@@ -475,10 +512,10 @@ enum sn_authz_attr {
 	SN_AUTHZ_ATTR_SOURCE_NAMESPACE,  /* source.namespace */
 	SN_AUTHZ_ATTR_SOURCE_PRINCIPAL,  /* source.principal */
 	SN_AUTHZ_ATTR_DESTINATION_PORT,  /* destination.port (port values) */
-	SN_AUTHZ_ATTR_ABSENT,            /* an attribute no request carries yet
-					  * (request.auth.* without RequestAuthentication):
-					  * evaluated as empty, as Istio does for a request
-					  * without it */
+	SN_AUTHZ_ATTR_ABSENT,            /* an attribute no request carries: evaluated as empty */
+	SN_AUTHZ_ATTR_REQ_PRINCIPAL,     /* request.auth.principal: the JWT's "iss/sub" */
+	SN_AUTHZ_ATTR_REQ_CLAIM,         /* request.auth.claims[a][b], .audiences (aud), .presenter (azp):
+					  * the path in `header`, names joined by '\x1f' */
 };
 
 struct sn_authz_condition {
@@ -493,7 +530,7 @@ struct sn_authz_condition {
 /* Rule.from[].source: every field set must hold. */
 struct sn_authz_source {
 	struct sn_authz_strs principals;          /* "cluster.local/ns/NS/sa/SA" */
-	struct sn_authz_strs request_principals;  /* never present yet (no JWT) */
+	struct sn_authz_strs request_principals;  /* the JWT's "iss/sub" (RequestAuthentication) */
 	struct sn_authz_strs namespaces;
 	struct sn_authz_cidrs ip_blocks;
 	struct sn_authz_cidrs remote_ip_blocks;
@@ -578,6 +615,8 @@ struct sn_snapshot {
 	size_t n_authz;
 	size_t n_authz_allow;        /* ALLOW policies among them: >0 means default deny */
 	struct sn_peer_auth peer_auth;
+	struct sn_jwt_rule *jwt_rules;   /* the RequestAuthentications that select this proxy */
+	size_t n_jwt_rules;
 };
 
 /* Resolves references (subsets, hosts, ports), builds clusters and
@@ -627,6 +666,17 @@ struct sn_authz_request {
 	struct sn_str path;               /* path, with or without the query (it is cut) */
 	const struct sn_h1_header *headers;
 	size_t n_headers;
+	/* RequestAuthentication: the request's valid JWT, or none */
+	struct sn_str request_principal;  /* "iss/sub"; empty without one */
+	const struct sn_jwt_claims *claims;   /* NULL without one */
+};
+
+/* A valid JWT's claims, as AuthorizationPolicy reads them (the proxy's
+ * filter_jwt.c). get: the values at path (depth names; a string, or each
+ * string of a list), up to max into out; returns how many. */
+struct sn_jwt_claims {
+	size_t (*get)(const struct sn_jwt_claims *c, const char *const *path, size_t depth, struct sn_str *out,
+		      size_t max);
 };
 
 enum sn_authz_decision {

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdint.h>
 #include <time.h>
 
 #include <openssl/types.h>
@@ -295,5 +296,12 @@ int sn_svid_chains_to(X509 *leaf, STACK_OF(X509) *intermediates, X509 *root,
  * (sk_X509_pop_free(s, X509_free)). Returns 0, SN_EINVAL (no certificate,
  * or garbage) or SN_ENOMEM. */
 int sn_pem_read_certs(const char *pem, size_t len, STACK_OF(X509) **out);
+
+/* base64url without padding (join tokens, JWTs; src/tls/util.c). enc: out
+ * has room for 4*ceil(n/3)+1; returns the length written (NUL-terminated).
+ * dec: returns bytes written, or -1 if in is not canonical base64url or
+ * does not fit in cap. */
+size_t sn_b64url_encode(const uint8_t *in, size_t n, char *out);
+long sn_b64url_decode(const char *in, size_t n, uint8_t *out, size_t cap);
 
 #endif

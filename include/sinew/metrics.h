@@ -59,6 +59,8 @@ enum sn_counter {
 	SN_CTR_MIRROR_ANSWERED,           /* sinew_mirror_answered_total */
 	SN_CTR_MIRROR_FAILED,             /* sinew_mirror_failed_total (connect, TLS, timeout) */
 	SN_CTR_MIRROR_SKIPPED,            /* sinew_mirror_skipped_total (body streaming, HTTP/2, limits) */
+	SN_CTR_JWT_VALID,                 /* sinew_jwt_valid_total (RequestAuthentication) */
+	SN_CTR_JWT_INVALID,               /* sinew_jwt_invalid_total (401 jwt_invalid) */
 	SN_CTR_AUTHZ_ALLOW,               /* sinew_authz_allow_total (inbound requests AuthorizationPolicy let through) */
 	SN_CTR_AUTHZ_DENY,                /* sinew_authz_deny_total (inbound requests denied: 403 rbac_denied) */
 	SN_CTR_TCP_OUTBOUND_CX,           /* sinew_tcp_outbound_connections_total (opaque TCP, capture) */

@@ -201,7 +201,7 @@ struct field_spec {
 	const char *not_name;
 	enum item_kind kind;
 	size_t off;                  /* offset of the sn_authz_strs/cidrs/ports */
-	int warn;                    /* 1: requestPrincipals (no JWT yet) */
+	int warn;                    /* unused */
 };
 
 static const struct field_spec source_fields[] = {
@@ -224,10 +224,6 @@ static int parse_field(struct cfg_ctx *c, const struct yn *key, const struct yn 
 		       int negative, void *base)
 {
 	char *p = (char *)base + f->off;
-	if (f->warn)
-		cfg_warn(c, key, "%s needs RequestAuthentication (JWT), which Sinew does not implement yet: no "
-			 "request has a request principal, so this is evaluated as for a request without a JWT",
-			 key->s);
 	if (f->kind == ITEM_CIDR) {
 		struct sn_authz_cidrs *x = (struct sn_authz_cidrs *)p;
 		return negative ? parse_list(c, v, f->kind, &x->not_v, &x->n_not) : parse_list(c, v, f->kind, &x->v, &x->n);
@@ -378,11 +374,33 @@ static int parse_condition_key(struct cfg_ctx *c, const struct yn *at, const cha
 		w->attr = SN_AUTHZ_ATTR_SOURCE_PRINCIPAL;
 	} else if (!strcmp(key, "destination.port")) {
 		w->attr = SN_AUTHZ_ATTR_DESTINATION_PORT;
-	} else if (!strcmp(key, "request.auth.principal") || !strcmp(key, "request.auth.audiences") ||
-		   !strcmp(key, "request.auth.presenter") || !strncmp(key, "request.auth.claims[", 20)) {
-		cfg_warn(c, at, "%s needs RequestAuthentication (JWT), which Sinew does not implement yet: no "
-			 "request carries it, so this condition is evaluated as for a request without a JWT", key);
-		w->attr = SN_AUTHZ_ATTR_ABSENT;
+	} else if (!strcmp(key, "request.auth.principal")) {
+		w->attr = SN_AUTHZ_ATTR_REQ_PRINCIPAL;
+	} else if (!strcmp(key, "request.auth.audiences") || !strcmp(key, "request.auth.presenter")) {
+		w->attr = SN_AUTHZ_ATTR_REQ_CLAIM;
+		w->header = key[13] == 'a' ? "aud" : "azp";
+	} else if (!strncmp(key, "request.auth.claims[", 20)) {
+		/* claims[a] or claims[a][b]...: the names, joined by 0x1f */
+		size_t n = strlen(key);
+		char *path = sn_arena_strndup(c->a, key + 20, n > 20 ? n - 20 : 0);
+		size_t pl = path ? strlen(path) : 0;
+		if (path == NULL || pl < 2 || path[pl - 1] != ']' || strstr(path, "[]") || path[0] == ']') {
+			cfg_err(c, at, "\"%.64s\": write request.auth.claims[NAME], or [NAME][NAME] for a nested claim",
+				key);
+			return -1;
+		}
+		path[pl - 1] = '\0';
+		for (char *p = strstr(path, "]["); p != NULL; p = strstr(p, "][")) {
+			p[0] = '\x1f';
+			memmove(p + 1, p + 2, strlen(p + 2) + 1);
+		}
+		if (strchr(path, '[') || strchr(path, ']')) {
+			cfg_err(c, at, "\"%.64s\": write request.auth.claims[NAME], or [NAME][NAME] for a nested claim",
+				key);
+			return -1;
+		}
+		w->attr = SN_AUTHZ_ATTR_REQ_CLAIM;
+		w->header = path;
 	} else if (!strcmp(key, "destination.ip") || !strcmp(key, "connection.sni") ||
 		   !strncmp(key, "experimental.envoy.filters.", 27)) {
 		cfg_err(c, at, "condition key %s is not implemented by Sinew yet; remove this condition "
@@ -505,7 +523,7 @@ static void parse_rules(struct cfg_ctx *c, const struct yn *v, struct cfg_authz 
 	}
 }
 
-static void parse_selector(struct cfg_ctx *c, const struct yn *v, struct sn_labels *out, int *has)
+void cfg_parse_selector(struct cfg_ctx *c, const struct yn *v, struct sn_labels *out, int *has)
 {
 	if (cfg_want_map(c, v) != 0)
 		return;
@@ -553,7 +571,7 @@ struct cfg_authz *cfg_parse_authorization_policy(struct cfg_ctx *c, const struct
 		size_t pl = cfg_path_push(c, ".%s", k);
 		if (!strcmp(k, "selector")) {
 			selector = spec->keys[i];
-			parse_selector(c, v, &az->selector, &az->has_selector);
+			cfg_parse_selector(c, v, &az->selector, &az->has_selector);
 		} else if (!strcmp(k, "action")) {
 			char *a = NULL;
 			action_node = v;
@@ -856,6 +874,34 @@ static int header_holds(const struct sn_authz_condition *w, const struct eval *e
 	return strs_hold(&w->strs, v);
 }
 
+/* request.auth.claims[...]: holds when any value of the claim (each
+ * string of a list) matches; a request without a valid JWT has none. */
+static int claim_holds(const struct sn_authz_condition *w, const struct eval *e)
+{
+	static const struct sn_str empty = { "", 0 };
+	const char *path[8];
+	char buf[256];
+	size_t depth = 0;
+	struct sn_str vals[32];
+
+	if (e->r->claims == NULL)
+		return strs_hold(&w->strs, empty);
+	snprintf(buf, sizeof(buf), "%s", w->header);
+	for (char *p = buf, *q; depth < SN_ARRAY_LEN(path); p = q + 1) {
+		path[depth++] = p;
+		if ((q = strchr(p, '\x1f')) == NULL)
+			break;
+		*q = '\0';
+	}
+	size_t n = e->r->claims->get(e->r->claims, path, depth, vals, SN_ARRAY_LEN(vals));
+	if (n == 0)
+		return strs_hold(&w->strs, empty);
+	for (size_t i = 0; i < n; i++)
+		if (strs_hold(&w->strs, vals[i]))
+			return 1;
+	return 0;
+}
+
 static int condition_holds(const struct sn_authz_condition *w, const struct eval *e)
 {
 	static const struct sn_str empty = { "", 0 };
@@ -873,14 +919,18 @@ static int condition_holds(const struct sn_authz_condition *w, const struct eval
 		return ports_hold(&w->ports, e->r->port);
 	case SN_AUTHZ_ATTR_ABSENT:
 		return strs_hold(&w->strs, empty);
+	case SN_AUTHZ_ATTR_REQ_PRINCIPAL:
+		return strs_hold(&w->strs, e->r->request_principal);
+	case SN_AUTHZ_ATTR_REQ_CLAIM:
+		return claim_holds(w, e);
 	}
 	return 0;
 }
 
 static int source_holds(const struct sn_authz_source *s, const struct eval *e)
 {
-	static const struct sn_str empty = { "", 0 };
-	return strs_hold(&s->principals, e->r->principal) && strs_hold(&s->request_principals, empty) &&
+	return strs_hold(&s->principals, e->r->principal) &&
+	       strs_hold(&s->request_principals, e->r->request_principal) &&
 	       strs_hold(&s->namespaces, e->r->source_namespace) && cidrs_hold(&s->ip_blocks, e) &&
 	       cidrs_hold(&s->remote_ip_blocks, e);
 }

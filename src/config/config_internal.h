@@ -289,6 +289,16 @@ struct cfg_authz {
 	size_t n_rules;
 };
 
+/* RequestAuthentication as loaded (reqauthn.c): its rules are the
+ * snapshot's form already (strings in the config arena). */
+struct cfg_reqauthn {
+	int has_selector;
+	struct sn_labels selector;
+	int ignored;                 /* targetRef: a Gateway's, never a sidecar's */
+	struct sn_jwt_rule *rules;
+	size_t n_rules;
+};
+
 /* PeerAuthentication as loaded (peerauth.c). */
 struct cfg_peer_auth {
 	int has_selector;
@@ -313,6 +323,11 @@ struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spe
 struct cfg_dr *cfg_parse_destination_rule(struct cfg_ctx *c, const struct yn *spec);
 struct cfg_authz *cfg_parse_authorization_policy(struct cfg_ctx *c, const struct yn *spec);
 struct cfg_peer_auth *cfg_parse_peer_authentication(struct cfg_ctx *c, const struct yn *spec);
+struct cfg_reqauthn *cfg_parse_request_authentication(struct cfg_ctx *c, const struct yn *spec);
+/* selector: {matchLabels} of a security policy (authz.c). */
+void cfg_parse_selector(struct cfg_ctx *c, const struct yn *v, struct sn_labels *out, int *has);
+/* A deep copy of a loaded jwtRule into a snapshot's arena. 0 or SN_ENOMEM. */
+int cfg_jwt_rule_copy(struct sn_arena *a, const struct sn_jwt_rule *in, const char *origin, struct sn_jwt_rule *out);
 
 /* authz.c: deep copy of a compiled policy's rules into arena a (the
  * snapshot's). Returns 0 or -1 (out of memory). */

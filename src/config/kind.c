@@ -19,6 +19,7 @@ static const struct kind_alias aliases[SN_KIND__COUNT] = {
 	{ SN_KIND_AUTHORIZATION_POLICY, "authorizationpolicy", "authorizationpolicies", "ap" },
 	{ SN_KIND_PEER_AUTHENTICATION, "peerauthentication", "peerauthentications", "pa" },
 	{ SN_KIND_SERVICE_ENTRY, "serviceentry", "serviceentries", "se" },
+	{ SN_KIND_REQUEST_AUTHENTICATION, "requestauthentication", "requestauthentications", "ra" },
 };
 
 int sn_kind_lookup(const char *name)

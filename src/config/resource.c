@@ -14,6 +14,7 @@ static const char *const kind_names[SN_KIND__COUNT] = {
 	[SN_KIND_AUTHORIZATION_POLICY] = "AuthorizationPolicy",
 	[SN_KIND_PEER_AUTHENTICATION] = "PeerAuthentication",
 	[SN_KIND_SERVICE_ENTRY] = "ServiceEntry",
+	[SN_KIND_REQUEST_AUTHENTICATION] = "RequestAuthentication",
 };
 
 const char *sn_resource_kind_str(enum sn_resource_kind k)
@@ -24,7 +25,7 @@ const char *sn_resource_kind_str(enum sn_resource_kind k)
 /* Kinds an Istio or Kubernetes user applies that Sinew does not implement
  * yet: a warning, so that whole sample files load. */
 static const char *const later_kinds[] = {
-	"Gateway", "Sidecar", "RequestAuthentication", "Telemetry", "EnvoyFilter", "WorkloadGroup", "ProxyConfig",
+	"Gateway", "Sidecar", "Telemetry", "EnvoyFilter", "WorkloadGroup", "ProxyConfig",
 	"WasmPlugin", "HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute", "ReferenceGrant",
 	"GatewayClass", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job",
 	"CronJob", "ServiceAccount", "ConfigMap", "Secret", "Namespace", "Endpoints",
@@ -43,7 +44,8 @@ static const char *const security_versions[] = {
 
 static int is_security_kind(int k)
 {
-	return k == SN_KIND_AUTHORIZATION_POLICY || k == SN_KIND_PEER_AUTHENTICATION;
+	return k == SN_KIND_AUTHORIZATION_POLICY || k == SN_KIND_PEER_AUTHENTICATION ||
+	       k == SN_KIND_REQUEST_AUTHENTICATION;
 }
 
 int sn_labels_match(const struct sn_labels *selector, const struct sn_labels *set)
@@ -278,7 +280,7 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			c.name = NULL;
 			cfg_err(&c, kind_node,
 				"unknown kind \"%.64s\"; Sinew supports Service, WorkloadEntry, VirtualService, "
-				"DestinationRule, ServiceEntry, AuthorizationPolicy and PeerAuthentication (other Istio and "
+				"DestinationRule, ServiceEntry, AuthorizationPolicy, PeerAuthentication and RequestAuthentication (other Istio and "
 				"Kubernetes kinds load with a warning)", kind);
 		}
 		cfg_path_pop(&c, pl);
@@ -360,6 +362,9 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			break;
 		case SN_KIND_SERVICE_ENTRY:
 			body = cfg_parse_service_entry(&c, spec);
+			break;
+		case SN_KIND_REQUEST_AUTHENTICATION:
+			body = cfg_parse_request_authentication(&c, spec);
 			break;
 		default:
 			break;

@@ -484,7 +484,19 @@ static void dump_security(const struct sn_snapshot *s, FILE *f)
 		json_str(f, pa->ports[i].origin);
 		fputc('}', f);
 	}
-	fputs("]}", f);
+	fputs("]},\"request_authentication\":[", f);
+	for (size_t i = 0; i < s->n_jwt_rules; i++) {
+		const struct sn_jwt_rule *r = &s->jwt_rules[i];
+		fputs(i ? ",{\"issuer\":" : "{\"issuer\":", f);
+		json_str(f, r->issuer);
+		fputs(",\"origin\":", f);
+		json_str(f, r->origin);
+		fprintf(f, ",\"keys\":%zu,\"jwks_uri\":", r->n_keys);
+		json_str(f, r->jwks_uri);
+		fprintf(f, ",\"audiences\":%zu,\"forward_original_token\":%s}", r->n_audiences,
+			r->forward ? "true" : "false");
+	}
+	fputc(']', f);
 }
 
 void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)

@@ -991,6 +991,37 @@ static void build_authz(struct tr *t)
 	}
 }
 
+/* The RequestAuthentications that select this proxy (its namespace's and
+ * the mesh root's, by selector, as for AuthorizationPolicy): their rules,
+ * in file order. */
+static void build_jwt_rules(struct tr *t)
+{
+	size_t n = 0;
+	for (const struct sn_resource *r = t->set->head; r; r = r->next)
+		if (r->kind == SN_KIND_REQUEST_AUTHENTICATION)
+			n += ((const struct cfg_reqauthn *)r->spec)->n_rules;
+	if (n == 0)
+		return;
+	t->s->jwt_rules = sn_arena_new_array(t->a, struct sn_jwt_rule, n);
+	if (t->s->jwt_rules == NULL) {
+		t->oom = 1;
+		return;
+	}
+	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
+		if (r->kind != SN_KIND_REQUEST_AUTHENTICATION)
+			continue;
+		const struct cfg_reqauthn *ra = r->spec;
+		if (ra->ignored || !policy_selects(t, r, ra->has_selector, &ra->selector))
+			continue;
+		char origin[600];
+		snprintf(origin, sizeof(origin), "RequestAuthentication %s/%s, %s:%d", r->namespace_, r->name, r->file,
+			 r->line);
+		for (size_t i = 0; i < ra->n_rules; i++)
+			if (cfg_jwt_rule_copy(t->a, &ra->rules[i], origin, &t->s->jwt_rules[t->s->n_jwt_rules++]) != 0)
+				t->oom = 1;
+	}
+}
+
 static void build_peer_auth(struct tr *t)
 {
 	const struct sn_resource *mesh = NULL, *nsp = NULL, *wl = NULL;
@@ -1095,6 +1126,8 @@ int sn_config_translate(const struct sn_config_set *set, const struct sn_proxy_i
 		build_authz(&t);
 	if (!t.oom)
 		build_peer_auth(&t);
+	if (!t.oom)
+		build_jwt_rules(&t);
 
 	if (!t.oom) {
 		t.s->clusters = sn_arena_new_array(t.a, struct sn_cluster, t.n_clusters ? t.n_clusters : 1);

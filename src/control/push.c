@@ -700,7 +700,8 @@ static void closure_of(struct sn_mesh_proxy *px, struct closure *c)
 	 * translation keeps those whose selector picks its labels. */
 	for (size_t i = 0; i < v->n; i++) {
 		struct view_res *r = v->v[i];
-		if ((r->kind == SN_KIND_AUTHORIZATION_POLICY || r->kind == SN_KIND_PEER_AUTHENTICATION) &&
+		if ((r->kind == SN_KIND_AUTHORIZATION_POLICY || r->kind == SN_KIND_PEER_AUTHENTICATION ||
+		     r->kind == SN_KIND_REQUEST_AUTHENTICATION) &&
 		    (!strcmp(r->ns, px->ns) || !strcmp(r->ns, SN_MESH_ROOT_NAMESPACE)))
 			add_res(c, i);
 	}

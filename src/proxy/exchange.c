@@ -103,6 +103,9 @@ struct sn_exchange {
 	int grpc_deadline;           /* the route timer runs to the call's grpc-timeout */
 	int grpc_answer;             /* a filter's gRPC status for the proxy's answer + 1; 0: mapped */
 	int wait_body;               /* a filter waits for the whole request body (sn_fx_wait_body) */
+	const char *answer_hdr[2];   /* sn_fx_answer_header: one more field for the next local answer */
+	struct sn_str jwt_principal; /* RequestAuthentication: "iss/sub" of a valid token */
+	const struct sn_jwt_claims *jwt_claims;
 	enum sn_ex_state state;      /* only through ex_set_state() */
 	int recorded;                /* metrics and access log written */
 	int status;
@@ -626,7 +629,7 @@ static void ex_local_grpc(struct sn_exchange *ex, const char *body, size_t n)
  * once, and the exchange is over. */
 static void ex_local_stream(struct sn_exchange *ex, const char *body, size_t n)
 {
-	struct sn_http_field f[4];
+	struct sn_http_field f[5];
 	size_t nf = 0;
 	char len[24];
 	int head = ex->req.method.len == 4 && memcmp(ex->req.method.p, "HEAD", 4) == 0;
@@ -641,6 +644,10 @@ static void ex_local_stream(struct sn_exchange *ex, const char *body, size_t n)
 	f[nf++] = (struct sn_http_field){ SN_STR_LIT("content-length"), sn_str_make(len, strlen(len)) };
 	if (ex->rid.len)
 		f[nf++] = (struct sn_http_field){ SN_STR_LIT("x-request-id"), ex->rid };
+	if (ex->answer_hdr[0] != NULL)
+		f[nf++] = (struct sn_http_field){ sn_str_make(ex->answer_hdr[0], strlen(ex->answer_hdr[0])),
+						  sn_str_make(ex->answer_hdr[1], strlen(ex->answer_hdr[1])) };
+	ex->answer_hdr[0] = NULL;
 	struct sn_http_head h = { .status = ex->status, .fields = f, .n_fields = nf, .content_length = (int64_t)n };
 	ex_record(ex, 0);
 	ex->resp_head_sent = 1;
@@ -715,6 +722,9 @@ static void ex_vlocal(struct sn_exchange *ex, int status, const char *flag, cons
 		sn_h1w_header_cstr(&wr, "connection", "keep-alive");
 	if (ex->rid.len)
 		sn_h1w_header(&wr, SN_STR_LIT("x-request-id"), ex->rid);
+	if (ex->answer_hdr[0] != NULL)
+		sn_h1w_header_cstr(&wr, ex->answer_hdr[0], ex->answer_hdr[1]);
+	ex->answer_hdr[0] = NULL;
 	sn_h1w_end(&wr);
 	if (!(ex->req.method.len == 4 && memcmp(ex->req.method.p, "HEAD", 4) == 0))
 		sn_h1w_raw(&wr, body, (size_t)n);
@@ -1335,6 +1345,24 @@ const char *sn_fx_peer(const struct sn_exchange *ex)
 const char *sn_fx_peer_id(const struct sn_exchange *ex)
 {
 	return ex->c->peer_id;
+}
+
+void sn_fx_answer_header(struct sn_exchange *ex, const char *name, const char *value)
+{
+	ex->answer_hdr[0] = name;
+	ex->answer_hdr[1] = value;
+}
+
+void sn_fx_set_request_auth(struct sn_exchange *ex, struct sn_str principal, const struct sn_jwt_claims *claims)
+{
+	ex->jwt_principal = principal;
+	ex->jwt_claims = claims;
+}
+
+void sn_fx_request_auth(const struct sn_exchange *ex, struct sn_str *principal, const struct sn_jwt_claims **claims)
+{
+	*principal = ex->jwt_principal;
+	*claims = ex->jwt_claims;
 }
 
 const struct sn_snapshot *sn_fx_snapshot(const struct sn_exchange *ex)

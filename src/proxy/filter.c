@@ -1,4 +1,6 @@
-/* The filter chain's order (filter.h). Authorization first: a request a
+/* The filter chain's order (filter.h). RequestAuthentication first (an
+ * invalid token is 401 before anything; a valid one is what
+ * AuthorizationPolicy's requestPrincipals see), then authorization: a request a
  * policy denies is never delayed or aborted by a fault. Header operations
  * after the fault (an aborted request goes nowhere), and so the mirror (an
  * aborted request is not copied). Telemetry last: its
@@ -6,6 +8,7 @@
 #include "filter.h"
 
 const struct sn_filter *const sn_filter_chain[] = {
+	&sn_filter_jwt,
 	&sn_filter_authz,
 	&sn_filter_fault,
 	&sn_filter_headers,

@@ -74,6 +74,7 @@ extern const struct sn_filter *const sn_filter_chain[];
 #define SN_FILTER_MAX 8                /* state words per exchange */
 
 /* The filters of today. */
+extern const struct sn_filter sn_filter_jwt;         /* filter_jwt.c: RequestAuthentication, inbound */
 extern const struct sn_filter sn_filter_authz;       /* filter_authz.c: AuthorizationPolicy, inbound */
 extern const struct sn_filter sn_filter_fault;       /* filter_fault.c: fault injection, outbound */
 extern const struct sn_filter sn_filter_headers;     /* filter_headers.c: header operations and rewrite, outbound */
@@ -119,6 +120,13 @@ void sn_fx_pause(struct sn_exchange *ex, uint32_t ms);
  * or SN_ELIMIT past SN_FX_MAX_OPS each way. */
 #define SN_FX_MAX_OPS 4
 int sn_fx_header_ops(struct sn_exchange *ex, const struct sn_header_ops *request, const struct sn_header_ops *response);
+/* The next sn_fx_answer carries one more response field (both strings
+ * valid until that call). */
+void sn_fx_answer_header(struct sn_exchange *ex, const char *name, const char *value);
+/* The request's valid JWT (RequestAuthentication), for AuthorizationPolicy:
+ * "iss/sub" and its claims, both alive until the exchange's done hooks. */
+void sn_fx_set_request_auth(struct sn_exchange *ex, struct sn_str principal, const struct sn_jwt_claims *claims);
+void sn_fx_request_auth(const struct sn_exchange *ex, struct sn_str *principal, const struct sn_jwt_claims **claims);
 /* Holds the request until its whole body is here (at most ms): 1 when it
  * is already (the hook goes on), 0 when the hook must return
  * SN_FILTER_PAUSED (it runs again once the body is complete or ms passed),

@@ -53,6 +53,7 @@ static enum sn_filter_verdict authz_request(struct sn_exchange *ex)
 	ar.path = rq->path;
 	ar.headers = rq->headers;
 	ar.n_headers = rq->num_headers;
+	sn_fx_request_auth(ex, &ar.request_principal, &ar.claims);
 	sn_authz_check(s, &ar, &res);
 	if (res.audited)
 		sn_log(SN_LOG_INFO, "conn=%llu audit: %.*s %.*s from %s matched AUDIT policy %s (%s)",

@@ -184,6 +184,7 @@ struct sn_worker {
 	struct sn_exchange *parked;      /* waiting for discovery */
 	struct sn_host *wake_hosts;      /* hosts whose pending requests may go on (exchange.c) */
 	struct shadow *shadows;          /* mirrored copies in flight (filter_mirror.c) */
+	struct jwt_cache *jwt_cache;     /* RequestAuthentication keys of w->snap (filter_jwt.c) */
 	uint32_t n_shadows;
 	struct sn_task wake_task;
 	int wake_scheduled;
@@ -340,6 +341,13 @@ void sn_uconn_destroy(struct sn_worker *w, struct sn_uconn *u);
 int sn_upstream_mtls(struct sn_worker *w, const struct sn_cluster *cl, const struct sn_endpoint *ep, char *id,
 		     size_t size);
 
+/* filter_jwt.c: forgets the keys built for the worker's snapshot (it changes). */
+void sn_jwt_cache_drop(struct sn_worker *w);
+/* Checks one token against s's RequestAuthentication rules: NULL if valid
+ * (*principal "iss/sub", valid until the next call on this thread), else
+ * why not. What the filter does per request; for the fuzz target. */
+const char *sn_jwt_check_token(struct sn_worker *w, const struct sn_snapshot *s, struct sn_str tok,
+			       struct sn_str *principal);
 /* filter_mirror.c: ends the worker's mirrored copies in flight (at exit). */
 void sn_mirror_close_all(struct sn_worker *w);
 

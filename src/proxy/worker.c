@@ -170,6 +170,7 @@ static int adopt(struct sn_worker *w, struct sn_snapshot *s)
 	w->snap = s;
 	w->cstate = cs;
 	w->app_proto_snap = NULL;   /* exchange.c looks the app's protocol up again */
+	sn_jwt_cache_drop(w);       /* keys are built again for the new snapshot */
 	return 0;
 
 fail:
@@ -492,6 +493,7 @@ void sn_worker_dispose(struct sn_worker *w)
 		w->snap = NULL;
 	}
 	sn_exchange_free_cache(w);
+	sn_jwt_cache_drop(w);
 	free(w->vhost_used);
 	sn_buf_pool_dispose(&w->pool);
 	sn_loop_dispose(&w->loop);

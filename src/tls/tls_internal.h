@@ -36,11 +36,7 @@ int sn_spiffe_path_char(int c);
 /* Writes what a memory BIO holds into a malloc'd NUL-terminated buffer. */
 int sn_bio_to_str(BIO *bio, char **out, size_t *len);
 
-/* base64url without padding. enc: out has room for 4*ceil(n/3)+1; returns
- * the length written (NUL-terminated). dec: returns bytes written, or -1 if
- * in is not canonical base64url or does not fit in cap. */
-size_t sn_b64url_encode(const uint8_t *in, size_t n, char *out);
-long sn_b64url_decode(const char *in, size_t n, uint8_t *out, size_t cap);
+/* sn_b64url_encode, sn_b64url_decode: include/sinew/identity.h. */
 
 
 

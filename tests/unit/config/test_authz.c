@@ -172,7 +172,8 @@ static void test_diagnostics(void **state)
 	assert_diag(&d, SN_DIAG_ERROR, "PeerAuthentication default/d: spec.portLevelMtls:", "needs a workload selector");
 	sn_diags_free(&d);
 
-	/* requestPrincipals and request.auth.* load with a warning. */
+	/* requestPrincipals and request.auth.* load without a warning now
+	 * (RequestAuthentication); a malformed claims key is an error. */
 	struct sn_config_set set;
 	sn_config_set_init(&set);
 	sn_diags_init(&d);
@@ -180,9 +181,8 @@ static void test_diagnostics(void **state)
 			    "        requestPrincipals: [\"*\"]\n    when:\n    - key: request.auth.claims[iss]\n"
 			    "      values: [\"https://accounts.google.com\"]\n";
 	assert_int_equal(sn_config_load_text(&set, "jwt.yaml", y, strlen(y), &d), 0);
-	assert_diag(&d, SN_DIAG_WARNING, "jwt.yaml:8:9:", "spec.rules[0].from[0].source.requestPrincipals:",
-		    "RequestAuthentication");
-	assert_diag(&d, SN_DIAG_WARNING, "spec.rules[0].when[0].key:", "request.auth.claims[iss] needs RequestAuthentication");
+	assert_int_equal(d.warnings, 0);
+	assert_int_equal(d.errors, 0);
 	assert_int_equal(sn_kind_lookup("authorizationpolicies"), SN_KIND_AUTHORIZATION_POLICY);
 	assert_int_equal(sn_kind_lookup("pa"), SN_KIND_PEER_AUTHENTICATION);
 	assert_int_equal(set.count, 1);
@@ -392,6 +392,49 @@ static void test_principals_and_namespaces(void **state)
 	sn_snapshot_unref(s);
 }
 
+static void test_request_authentication(void **state)
+{
+	(void)state;
+	struct sn_diags d;
+	const char *RA = "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\n";
+	char text[4096];
+	/* the JWKS is checked at load; jwksUri alone warns (fail closed) */
+	snprintf(text, sizeof(text),
+		 "%smetadata: {name: bad}\nspec:\n  jwtRules:\n"
+		 "  - issuer: a\n    jwks: '{\"keys\": [{\"kty\": \"EC\", \"crv\": \"P-521\", \"x\": \"AAAAAAAA\", \"y\": \"AAAAAAAA\"}]}'\n"
+		 "  - issuer: b\n    jwks: 'not json'\n"
+		 "  - issuer: c\n    jwksUri: https://c/jwks\n"
+		 "  - jwks: '{\"keys\": [{\"kty\": \"OKP\", \"crv\": \"Ed25519\", \"x\": \"AAAAAAAAAAAA\"}]}'\n"
+		 "  - issuer: e\n", RA);
+	load_expect_errors(text, &d);
+	assert_diag(&d, SN_DIAG_ERROR, "RequestAuthentication default/bad: spec.jwtRules[0].jwks:", "jwks key 0 needs crv P-256 or P-384");
+	assert_diag(&d, SN_DIAG_ERROR, "spec.jwtRules[1].jwks:", "not a JSON Web Key Set");
+	assert_diag(&d, SN_DIAG_WARNING, "spec.jwtRules[2]:", "jwksUri is not fetched by Sinew yet", "fail closed");
+	assert_diag(&d, SN_DIAG_ERROR, "spec.jwtRules[3].issuer:", "issuer is required");
+	assert_diag(&d, SN_DIAG_ERROR, "spec.jwtRules[4]:", "needs jwks");
+	sn_diags_free(&d);
+	assert_int_equal(sn_kind_lookup("ra"), SN_KIND_REQUEST_AUTHENTICATION);
+
+	/* selection as for AuthorizationPolicy; defaults strip Authorization */
+	snprintf(text, sizeof(text),
+		 "%smetadata: {name: mine}\nspec:\n  selector: {matchLabels: {app: reviews}}\n  jwtRules:\n"
+		 "  - issuer: https://i\n    jwks: '{\"keys\": [{\"kty\": \"RSA\", \"n\": \"AQABAQABAQABAQABAQABAQAB\", \"e\": \"AQAB\"}]}'\n"
+		 "    fromHeaders: [{name: X-Token}]\n    fromParams: [tok]\n"
+		 "---\n%smetadata: {name: theirs}\nspec:\n  selector: {matchLabels: {app: other}}\n  jwtRules:\n"
+		 "  - issuer: https://o\n    jwksUri: https://o/k\n", RA, RA);
+	struct sn_snapshot *s = build(text);
+	assert_int_equal(s->n_jwt_rules, 1);
+	assert_string_equal(s->jwt_rules[0].issuer, "https://i");
+	assert_int_equal(s->jwt_rules[0].n_keys, 1);
+	assert_string_equal(s->jwt_rules[0].headers[0].name, "x-token");
+	assert_string_equal(s->jwt_rules[0].headers[0].prefix, "");
+	assert_string_equal(s->jwt_rules[0].params[0], "tok");
+	assert_int_equal(s->jwt_rules[0].strip.n_remove, 1);
+	assert_string_equal(s->jwt_rules[0].strip.remove[0].name, "x-token");
+	assert_non_null(strstr(s->jwt_rules[0].origin, "RequestAuthentication default/mine, authz.yaml:"));
+	sn_snapshot_unref(s);
+}
+
 static void test_selector_and_root_namespace(void **state)
 {
 	(void)state;
@@ -525,6 +568,7 @@ int main(void)
 		cmocka_unit_test(test_ports),
 		cmocka_unit_test(test_principals_and_namespaces),
 		cmocka_unit_test(test_selector_and_root_namespace),
+		cmocka_unit_test(test_request_authentication),
 		cmocka_unit_test(test_peer_authentication),
 		cmocka_unit_test(test_dump_json),
 	};

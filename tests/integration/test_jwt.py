@@ -1,0 +1,145 @@
+#!/usr/bin/python3
+"""RequestAuthentication with AuthorizationPolicy through a real inbound
+proxy (docs/security.md), tokens minted here with PyJWT and cryptography
+(python3-jwt): RS256, ES256 and EdDSA tokens from an inline JWKS are
+accepted and stripped before the app; expired, wrongly signed, wrong
+audience, unknown issuer, garbage -> 401 jwt_invalid with a
+www-authenticate challenge; no token passes authentication and
+AuthorizationPolicy decides (requestPrincipals, request.auth.claims);
+?access_token= works; an issuer whose keys are only behind a jwksUri
+(not fetched) is refused, fail closed."""
+
+import base64
+import json
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sinewtest as st  # noqa: E402
+
+sys.path.insert(0, "/usr/lib/python3/dist-packages")
+import jwt  # noqa: E402  (python3-jwt)
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+
+ISS = "https://issuer.test"
+
+
+def b64(n, length=None):
+    b = n.to_bytes(length or (n.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+ED_KEY = ed25519.Ed25519PrivateKey.generate()
+OTHER_RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def jwks():
+    rn = RSA_KEY.public_key().public_numbers()
+    en = EC_KEY.public_key().public_numbers()
+    ed = ED_KEY.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return json.dumps({"keys": [
+        {"kty": "RSA", "kid": "r1", "n": b64(rn.n), "e": b64(rn.e)},
+        {"kty": "EC", "kid": "e1", "crv": "P-256", "x": b64(en.x, 32), "y": b64(en.y, 32)},
+        {"kty": "OKP", "kid": "d1", "crv": "Ed25519", "x": base64.urlsafe_b64encode(ed).rstrip(b"=").decode()},
+    ]})
+
+
+def token(key=RSA_KEY, alg="RS256", kid="r1", **claims):
+    c = {"iss": ISS, "sub": "alice", "aud": "api", "exp": int(time.time()) + 600}
+    c.update(claims)
+    c = {k: v for k, v in c.items() if v is not None}
+    return jwt.encode(c, key, algorithm=alg, headers={"kid": kid})
+
+
+RA = ("apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: jwt}\nspec:\n"
+      "  selector: {matchLabels: {app: reviews}}\n  jwtRules:\n"
+      "  - issuer: %s\n    audiences: [api]\n    jwks: '%s'\n"
+      "  - issuer: https://remote.test\n    jwksUri: https://remote.test/jwks.json\n" % (ISS, jwks()))
+
+AP = """apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow}
+spec:
+  rules:
+  - to: [{operation: {paths: ["/public*"]}}]
+  - from: [{source: {requestPrincipals: ["https://issuer.test/*"]}}]
+    to: [{operation: {paths: ["/secure*"]}}]
+  - to: [{operation: {paths: ["/admin*"]}}]
+    when: [{key: "request.auth.claims[groups]", values: ["admin"]}]
+"""
+
+
+class Jwt(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        scope = st.ClassScope(cls)
+        cls.app = st.start_backend(scope, "reviews", "v1")
+        cfg = st.join_docs(st.registry_yaml({("reviews", "v1"): cls.app.port}), RA, AP)
+        cls.p = st.start_proxy(scope, cfg, outbound=False, inbound=True, app="127.0.0.1:%d" % cls.app.port,
+                               args=["--service", "reviews", "--labels", "app=reviews,version=v1"])
+
+    def get(self, path, tok=None, headers=None):
+        h = dict(headers or {})
+        if tok is not None:
+            h["authorization"] = "Bearer " + tok
+        return st.request(self.p.inbound_port, "GET", path, host="reviews", headers=h)
+
+    def test_valid_tokens(self):
+        for key, alg, kid in ((RSA_KEY, "RS256", "r1"), (EC_KEY, "ES256", "e1"), (ED_KEY, "EdDSA", "d1"),
+                              (RSA_KEY, "PS256", "r1")):
+            with self.subTest(alg=alg):
+                r = self.get("/secure/x", token(key, alg, kid))
+                self.assertEqual(r.status, 200, r)
+                self.assertNotIn("authorization", r.json()["headers"], "the token was forwarded")
+        r = self.get("/secure/q?access_token=" + token())
+        self.assertEqual(r.status, 200, r)
+
+    def test_invalid_tokens_are_401(self):
+        cases = {
+            "expired": token(exp=int(time.time()) - 3600),
+            "not yet": token(nbf=int(time.time()) + 3600),
+            "other key": token(OTHER_RSA),
+            "audience": token(aud="other"),
+            "issuer": token(iss="https://unknown.test"),
+            "garbage": "not.a.jwt",
+            "remote keys": token(iss="https://remote.test"),
+            "alg none": jwt.encode({"iss": ISS, "sub": "x"}, None, algorithm="none"),
+        }
+        before = self.app.requests()
+        for what, tok in cases.items():
+            with self.subTest(what=what):
+                r = self.get("/public/x", tok)
+                self.assertEqual((r.status, r.header("sinew-error")), (401, "jwt_invalid"), r)
+                self.assertEqual(r.header("www-authenticate"),
+                                 'Bearer realm="http://reviews/public/x", error="invalid_token"')
+                self.assertIn("Jwt verification fails", r.body.decode())
+        self.assertEqual(self.app.requests(), before, "a request with a bad token reached the app")
+        self.assertIn("not fetched by Sinew yet", self.get("/public", token(iss="https://remote.test")).body.decode())
+
+    def test_no_token_and_authorization(self):
+        self.assertEqual(self.get("/public/x").status, 200)          # no token: authentication passes
+        r = self.get("/secure/x")
+        self.assertEqual((r.status, r.header("sinew-error")), (403, "rbac_denied"), r)   # but no principal
+        self.assertEqual(self.get("/admin", token(groups=["dev", "admin"])).status, 200)
+        self.assertEqual(self.get("/admin", token(groups=["dev"])).status, 403)
+        self.assertEqual(self.get("/admin", token()).status, 403)
+
+    def test_metrics_and_config_dump(self):
+        self.get("/secure/m", token())
+        self.get("/public/m", token(OTHER_RSA))
+        m = self.p.metrics()
+        self.assertGreaterEqual(st.metric_sum(m, "sinew_jwt_valid_total"), 1)
+        self.assertGreaterEqual(st.metric_sum(m, "sinew_jwt_invalid_total"), 1)
+        _, _, body = self.p.admin_get("/config_dump")
+        self.assertIn(b'"request_authentication":[{"issuer":"https://issuer.test"', body)
+        self.assertIn(b'"keys":3', body)
+        self.assertIn("jwksUri is not fetched by Sinew yet", self.p.stderr())
+
+
+if __name__ == "__main__":
+    st.main()
