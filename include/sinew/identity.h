@@ -19,7 +19,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <stdint.h>
 #include <time.h>
 
 #include <openssl/types.h>
