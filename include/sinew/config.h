@@ -320,9 +320,29 @@ enum sn_lb_policy {
 	SN_LB_ROUND_ROBIN,
 	SN_LB_LEAST_REQUEST,
 	SN_LB_RANDOM,
+	SN_LB_RING_HASH,             /* consistentHash (ringHash, the default) */
+	SN_LB_MAGLEV,                /* consistentHash.maglev */
 };
 
 const char *sn_lb_policy_str(enum sn_lb_policy p);
+
+/* DestinationRule loadBalancer.consistentHash: what a request is hashed
+ * on (src/proxy/lb_hash.c). */
+enum sn_hash_on {
+	SN_HASH_HEADER = 1,          /* httpHeaderName */
+	SN_HASH_COOKIE,              /* httpCookie {name, path, ttl} */
+	SN_HASH_SOURCE_IP,           /* useSourceIp */
+	SN_HASH_QUERY,               /* httpQueryParameterName */
+};
+
+struct sn_hash_policy {
+	enum sn_hash_on on;          /* 0: no consistentHash */
+	char *name;                  /* header (lower case), cookie or query parameter */
+	char *cookie_path;           /* NULL: none */
+	uint32_t cookie_ttl_s;       /* > 0: the proxy makes the cookie when the request has none */
+	uint32_t ring_size;          /* ringHash minimumRingSize (default 1024) */
+	uint32_t table_size;         /* maglev tableSize (default 65537, a prime) */
+};
 
 /* DestinationRule trafficPolicy.tls.mode. */
 enum sn_cluster_tls {
@@ -378,6 +398,7 @@ struct sn_cluster {
 	int tls_set;                 /* a DestinationRule set tls.mode; else auto mTLS by endpoint label */
 	int http2;                   /* endpoints speak HTTP/2: the port is http2, grpc or grpc-web */
 	struct sn_outlier_policy outlier;
+	struct sn_hash_policy hash;  /* lb RING_HASH or MAGLEV */
 	struct sn_endpoint *endpoints;
 	size_t n_endpoints;
 };

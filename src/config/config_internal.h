@@ -224,6 +224,7 @@ struct cfg_policy {
 	int has_tls;
 	enum sn_cluster_tls tls_mode;
 	struct sn_outlier_policy outlier;   /* enabled: the policy has outlierDetection */
+	struct sn_hash_policy hash;         /* with lb RING_HASH / MAGLEV */
 };
 
 struct cfg_subset {

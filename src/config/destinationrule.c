@@ -4,6 +4,100 @@
 
 #include "config_internal.h"
 
+/* consistentHash: one of httpHeaderName, httpCookie, useSourceIp,
+ * httpQueryParameterName; ringHash {minimumRingSize} (the default, also
+ * the deprecated top-level minimumRingSize) or maglev {tableSize}. */
+static void parse_hash(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *p)
+{
+	struct sn_hash_policy *h = &p->hash;
+	uint64_t x;
+	int keys = 0;
+
+	if (cfg_want_map(c, v) != 0)
+		return;
+	*h = (struct sn_hash_policy){ .ring_size = 1024, .table_size = 65537 };
+	p->has_lb = 1;
+	p->lb = SN_LB_RING_HASH;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *y = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "httpHeaderName")) {
+			keys++;
+			if (cfg_get_str(c, y, CFG_MAX_NAME, &h->name) == 0) {
+				h->on = SN_HASH_HEADER;
+				for (char *q = h->name; *q; q++)
+					*q = (char)sn_tolower_ascii((unsigned char)*q);
+			}
+		} else if (!strcmp(k, "httpQueryParameterName")) {
+			keys++;
+			if (cfg_get_str(c, y, CFG_MAX_NAME, &h->name) == 0)
+				h->on = SN_HASH_QUERY;
+		} else if (!strcmp(k, "useSourceIp")) {
+			int b = 0;
+			keys++;
+			if (cfg_get_bool(c, y, &b) == 0 && b)
+				h->on = SN_HASH_SOURCE_IP;
+		} else if (!strcmp(k, "httpCookie")) {
+			keys++;
+			if (cfg_want_map(c, y) == 0) {
+				h->on = SN_HASH_COOKIE;
+				for (size_t j = 0; j < y->n; j++) {
+					const char *f = y->keys[j]->s;
+					size_t ql = cfg_path_push(c, ".%s", f);
+					if (!strcmp(f, "name"))
+						cfg_get_str(c, y->items[j], CFG_MAX_NAME, &h->name);
+					else if (!strcmp(f, "path"))
+						cfg_get_str(c, y->items[j], CFG_MAX_NAME, &h->cookie_path);
+					else if (!strcmp(f, "ttl")) {
+						uint32_t ms = 0;
+						if (cfg_get_duration(c, y->items[j], &ms) == 0)
+							h->cookie_ttl_s = (ms + 999) / 1000;
+					} else
+						cfg_warn_unknown(c, y->keys[j]);
+					cfg_path_pop(c, ql);
+				}
+				cfg_require(c, y, "name", YN_SCALAR, "the cookie to hash on");
+			}
+		} else if (!strcmp(k, "ringHash") || !strcmp(k, "maglev")) {
+			int maglev = k[0] == 'm';
+			if (maglev)
+				p->lb = SN_LB_MAGLEV;
+			if (cfg_want_map(c, y) == 0)
+				for (size_t j = 0; j < y->n; j++) {
+					const char *f = y->keys[j]->s;
+					size_t ql = cfg_path_push(c, ".%s", f);
+					if (!maglev && !strcmp(f, "minimumRingSize")) {
+						if (cfg_get_uint(c, y->items[j], 1, 1u << 20, &x) == 0)
+							h->ring_size = (uint32_t)x;
+					} else if (maglev && !strcmp(f, "tableSize")) {
+						if (cfg_get_uint(c, y->items[j], 2, 5000011, &x) == 0) {
+							int prime = x > 1;
+							for (uint64_t d = 2; prime && d * d <= x; d++)
+								prime = x % d != 0;
+							if (!prime)
+								cfg_err(c, y->items[j], "maglev tableSize must be a prime number "
+									"(e.g. 65537)");
+							h->table_size = (uint32_t)x;
+						}
+					} else {
+						cfg_warn_unknown(c, y->keys[j]);
+					}
+					cfg_path_pop(c, ql);
+				}
+		} else if (!strcmp(k, "minimumRingSize")) {
+			if (cfg_get_uint(c, y, 1, 1u << 20, &x) == 0)
+				h->ring_size = (uint32_t)x;   /* deprecated: ringHash.minimumRingSize */
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+	if (keys != 1)
+		cfg_err(c, v, "consistentHash needs exactly one of httpHeaderName, httpCookie, useSourceIp, "
+			"httpQueryParameterName (it has %d)", keys);
+}
+
 static void parse_lb(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *p)
 {
 	if (cfg_want_map(c, v) != 0)
@@ -34,7 +128,9 @@ static void parse_lb(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *p
 						"RANDOM or PASSTHROUGH", s);
 				}
 			}
-		} else if (!strcmp(k, "consistentHash") || !strcmp(k, "localityLbSetting") ||
+		} else if (!strcmp(k, "consistentHash")) {
+			parse_hash(c, x, p);
+		} else if (!strcmp(k, "localityLbSetting") ||
 			   !strcmp(k, "warmupDurationSecs") || !strcmp(k, "warmup")) {
 			cfg_warn_unimplemented(c, v->keys[i], k);
 		} else {

@@ -19,6 +19,10 @@ const char *sn_lb_policy_str(enum sn_lb_policy p)
 		return "LEAST_REQUEST";
 	case SN_LB_RANDOM:
 		return "RANDOM";
+	case SN_LB_RING_HASH:
+		return "RING_HASH";
+	case SN_LB_MAGLEV:
+		return "MAGLEV";
 	}
 	return "unknown";
 }

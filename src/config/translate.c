@@ -366,8 +366,10 @@ static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, 
 		/* Istio merge: the subset's loadBalancer / connectionPool replace
 		 * the rule's as a whole. */
 		const struct cfg_policy *p = &dr->dr->policy;
-		if (p->has_lb)
+		if (p->has_lb) {
 			c->lb = p->lb;
+			c->hash = p->hash;
+		}
 		if (p->has_pool)
 			apply_pool(c, p);
 		if (p->outlier.enabled)
@@ -381,14 +383,19 @@ static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, 
 				c->tls_mode = subset->policy.tls_mode;
 				c->tls_set = 1;
 			}
-			if (subset->policy.has_lb)
+			if (subset->policy.has_lb) {
 				c->lb = subset->policy.lb;
+				c->hash = subset->policy.hash;
+			}
 			if (subset->policy.has_pool)
 				apply_pool(c, &subset->policy);
 			if (subset->policy.outlier.enabled)
 				c->outlier = subset->policy.outlier;
 		}
 	}
+	/* the hash policy's strings live in the set's arena: the snapshot's own */
+	c->hash.name = sdup(t, c->hash.name);
+	c->hash.cookie_path = sdup(t, c->hash.cookie_path);
 	if (c->name == NULL)
 		t->oom = 1;
 	add_endpoints(t, c, sv, sp, subset ? &subset->labels : NULL);

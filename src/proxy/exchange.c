@@ -104,6 +104,7 @@ struct sn_exchange {
 	int grpc_answer;             /* a filter's gRPC status for the proxy's answer + 1; 0: mapped */
 	int wait_body;               /* a filter waits for the whole request body (sn_fx_wait_body) */
 	const char *answer_hdr[2];   /* sn_fx_answer_header: one more field for the next local answer */
+	char set_cookie[320];        /* consistentHash httpCookie made here: its Set-Cookie; "" none */
 	struct sn_str jwt_principal; /* RequestAuthentication: "iss/sub" of a valid token */
 	const struct sn_jwt_claims *jwt_claims;
 	enum sn_ex_state state;      /* only through ex_set_state() */
@@ -1050,6 +1051,28 @@ static int build_upstream_h2(struct sn_exchange *ex)
 
 /* ---- dispatch ---------------------------------------------------------- */
 
+/* The request's consistentHash key. An httpCookie with a ttl that the
+ * request does not carry is made here, as Envoy does: a random value
+ * hashed now and set on the response, so the client's next requests
+ * carry it and land on the same endpoint. */
+static int hash_key(struct sn_exchange *ex, uint64_t *key)
+{
+	const struct sn_hash_policy *h = &ex->cluster->hash;
+	if (sn_lb_hash_key(h, &ex->req, ex->c->peer, key))
+		return 1;
+	if (h->on != SN_HASH_COOKIE || h->cookie_ttl_s == 0)
+		return 0;
+	if (ex->set_cookie[0] == '\0') {
+		char v[17];
+		snprintf(v, sizeof(v), "%016llx", (unsigned long long)sn_worker_random(ex->w));
+		snprintf(ex->set_cookie, sizeof(ex->set_cookie), "%s=%s; Max-Age=%u%s%s; HttpOnly", h->name, v,
+			 h->cookie_ttl_s, h->cookie_path ? "; Path=" : "", h->cookie_path ? h->cookie_path : "");
+	}
+	const char *v = strchr(ex->set_cookie, '=') + 1;
+	*key = sn_hash64(v, 16, 0);
+	return 1;
+}
+
 static void ex_attempt(struct sn_exchange *ex)
 {
 	struct sn_worker *w = ex->w;
@@ -1073,12 +1096,17 @@ static void ex_attempt(struct sn_exchange *ex)
 				 "Service %s selector", cl->name, cl->service_name ? cl->service_name : "");
 		return;
 	}
-	for (int tries = 0; tries < 3; tries++) {
-		idx = cs != NULL ? sn_lb_pick(w, cl, cs) : (int)(sn_worker_random(w) % cl->n_endpoints);
-		struct sn_host *h = cs != NULL ? cs->hosts[idx] : NULL;
-		/* Prefer a different endpoint than the one that just failed. */
-		if (h == NULL || h != ex->prev_host || cl->n_endpoints == 1)
-			break;
+	uint64_t key;
+	if (cs != NULL && (cs->ring != NULL || cs->maglev != NULL) && hash_key(ex, &key)) {
+		idx = sn_lb_hash_pick(w, cl, cs, key);   /* the same endpoint for the same key, retries too */
+	} else {
+		for (int tries = 0; tries < 3; tries++) {
+			idx = cs != NULL ? sn_lb_pick(w, cl, cs) : (int)(sn_worker_random(w) % cl->n_endpoints);
+			struct sn_host *h = cs != NULL ? cs->hosts[idx] : NULL;
+			/* Prefer a different endpoint than the one that just failed. */
+			if (h == NULL || h != ex->prev_host || cl->n_endpoints == 1)
+				break;
+		}
 	}
 	ex->ep = &cl->endpoints[idx];
 	struct sn_host *host = cs != NULL ? cs->hosts[idx] : NULL;
@@ -1826,10 +1854,10 @@ static int pump_request(struct sn_exchange *ex)
 static int stream_head(struct sn_exchange *ex)
 {
 	const struct sn_h1_response *rs = &ex->resp;
-	size_t max = rs->num_headers;
+	size_t max = rs->num_headers + 1;   /* + a Set-Cookie of consistentHash */
 	for (unsigned k = 0; k < ex->n_resp_ops; k++)
 		max += ops_count(ex->resp_ops[k]);
-	struct sn_http_field *f = malloc((max ? max : 1) * sizeof(*f));
+	struct sn_http_field *f = malloc(max * sizeof(*f));
 	size_t n = 0;
 
 	if (f == NULL)
@@ -1843,6 +1871,8 @@ static int stream_head(struct sn_exchange *ex)
 	}
 	for (unsigned k = 0; k < ex->n_resp_ops; k++)
 		n = ops_fields(ex->resp_ops[k], f, n);
+	if (ex->set_cookie[0])
+		f[n++] = (struct sn_http_field){ SN_STR_LIT("set-cookie"), sn_str_make(ex->set_cookie, strlen(ex->set_cookie)) };
 	if (rs->body == SN_H1_BODY_CHUNKED)
 		ex->resp_dechunk = 1;
 	struct sn_http_head h = { .status = rs->status, .fields = f, .n_fields = n, .content_length = -1 };
@@ -1858,7 +1888,7 @@ static int build_downstream_head(struct sn_exchange *ex)
 	struct sn_dconn *c = ex->c;
 	struct sn_worker *w = ex->w;
 	const struct sn_h1_response *rs = &ex->resp;
-	size_t want = 256 + rs->reason.len;
+	size_t want = 256 + rs->reason.len + sizeof(ex->set_cookie);
 	struct sn_h1_writer wr;
 	int closing;
 
@@ -1896,6 +1926,8 @@ static int build_downstream_head(struct sn_exchange *ex)
 		sn_h1w_header_cstr(&wr, "transfer-encoding", "chunked");
 	for (unsigned i = 0; i < ex->n_resp_ops; i++)
 		write_ops(&wr, ex->resp_ops[i]);
+	if (ex->set_cookie[0])
+		sn_h1w_header_cstr(&wr, "set-cookie", ex->set_cookie);
 	int up = rs->status == 101 ? sn_h1_find_header(rs->headers, rs->num_headers, SN_STR_LIT("upgrade"), 0) : -1;
 	if (up >= 0) {
 		sn_h1w_header_cstr(&wr, "connection", "upgrade");

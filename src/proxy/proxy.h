@@ -125,6 +125,10 @@ struct sn_cluster_state {
 	uint32_t rr_next;
 	struct sn_host **hosts;          /* one per endpoint, same order */
 	struct sn_outlier_host *od;      /* one per endpoint when the cluster has outlierDetection */
+	struct point *ring;              /* consistentHash ringHash (lb_hash.c) */
+	size_t ring_n;
+	uint32_t *maglev;                /* consistentHash maglev: endpoint per slot */
+	size_t maglev_n;
 	uint32_t n_ejected;
 	uint64_t next_expiry_ms;         /* the earliest ejection to end */
 };
@@ -368,6 +372,18 @@ int sn_outlier_ejected(const struct sn_cluster_state *cs, size_t i);
 void sn_outlier_carry(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs,
 		      const struct sn_snapshot *old, const struct sn_cluster_state *old_cs);
 void sn_outlier_release(struct sn_worker *w, struct sn_cluster_state *cs);
+
+/* lb_hash.c (consistentHash) */
+uint64_t sn_hash64(const void *p, size_t n, uint64_t seed);
+/* Builds cs's ring or Maglev table for c (lb RING_HASH or MAGLEV). 0 or SN_ENOMEM. */
+int sn_lb_hash_build(const struct sn_cluster *c, struct sn_cluster_state *cs);
+void sn_lb_hash_free(struct sn_cluster_state *cs);
+/* The request's key by c's hash policy: 1 with *key set, 0 if it has none. */
+int sn_lb_hash_key(const struct sn_hash_policy *h, const struct sn_h1_request *rq, const char *peer, uint64_t *key);
+/* A cookie's value in the request's Cookie headers; empty view if none. */
+struct sn_str sn_lb_hash_cookie(const struct sn_h1_request *rq, const char *name);
+/* The endpoint for key (skipping those outlier detection took out). */
+int sn_lb_hash_pick(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs, uint64_t key);
 
 /* lb.c */
 /* Picks an endpoint index of cluster c for a new request, or -1 if it has

@@ -122,6 +122,7 @@ static void release_cluster_state(struct sn_worker *w)
 		return;
 	for (size_t i = 0; i < w->snap->n_clusters; i++) {
 		sn_outlier_release(w, &w->cstate[i]);
+		sn_lb_hash_free(&w->cstate[i]);
 		free(w->cstate[i].hosts);
 	}
 	free(w->cstate);
@@ -144,6 +145,8 @@ static int adopt(struct sn_worker *w, struct sn_snapshot *s)
 		for (size_t j = 0; j < c->n_endpoints; j++)
 			cs[i].hosts[j] = sn_worker_host(w, (const struct sockaddr *)&c->endpoints[j].addr,
 							c->endpoints[j].addr_len);
+		if (sn_lb_hash_build(c, &cs[i]) != 0)
+			goto fail;
 		if (c->outlier.enabled) {
 			cs[i].od = calloc(c->n_endpoints ? c->n_endpoints : 1, sizeof(*cs[i].od));
 			if (cs[i].od == NULL)
@@ -176,6 +179,7 @@ static int adopt(struct sn_worker *w, struct sn_snapshot *s)
 fail:
 	for (size_t i = 0; i < s->n_clusters; i++) {
 		sn_outlier_release(w, &cs[i]);
+		sn_lb_hash_free(&cs[i]);
 		free(cs[i].hosts);
 	}
 	free(cs);
