@@ -401,6 +401,8 @@ struct sn_cluster {
 	struct sn_hash_policy hash;  /* lb RING_HASH or MAGLEV */
 	struct sn_endpoint *endpoints;
 	size_t n_endpoints;
+	uint64_t weight_total;       /* of the endpoints' weights */
+	int weighted;                /* the endpoints' weights differ (WorkloadEntry weight) */
 };
 
 /* A Service as the registry knows it, for name resolution and defaults. */

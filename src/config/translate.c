@@ -399,6 +399,11 @@ static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, 
 	if (c->name == NULL)
 		t->oom = 1;
 	add_endpoints(t, c, sv, sp, subset ? &subset->labels : NULL);
+	for (size_t i = 0; i < c->n_endpoints; i++) {
+		c->weight_total += c->endpoints[i].weight;
+		if (c->endpoints[i].weight != c->endpoints[0].weight)
+			c->weighted = 1;
+	}
 	return (long)t->n_clusters++;
 }
 

@@ -66,6 +66,36 @@ static double ewma_cost(const struct sn_host *h, uint64_t now_us)
 
 static int pick(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs);
 
+/* With weights (WorkloadEntry weight): an endpoint by weight at random. */
+static size_t weighted_random(struct sn_worker *w, const struct sn_cluster *c, size_t skip)
+{
+	uint64_t total = c->weight_total - (skip < c->n_endpoints ? c->endpoints[skip].weight : 0);
+	uint64_t r = total ? sn_worker_random(w) % total : 0;
+	for (size_t i = 0; i < c->n_endpoints; i++) {
+		if (i == skip)
+			continue;
+		if (r < c->endpoints[i].weight)
+			return i;
+		r -= c->endpoints[i].weight;
+	}
+	return skip == 0 ? 1 : 0;
+}
+
+/* Smooth weighted round robin (nginx's): each turn every endpoint gains
+ * its weight, the richest is picked and pays the total; weights 3:1 give
+ * a, a, b, a -- never bursts. */
+static int weighted_rr(const struct sn_cluster *c, struct sn_cluster_state *cs)
+{
+	int best = -1;
+	for (size_t i = 0; i < c->n_endpoints; i++) {
+		cs->wrr[i] += c->endpoints[i].weight;
+		if (best < 0 || cs->wrr[i] > cs->wrr[best])
+			best = (int)i;
+	}
+	cs->wrr[best] -= (int64_t)c->weight_total;
+	return best;
+}
+
 int sn_lb_pick(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs)
 {
 	int idx = pick(w, c, cs);
@@ -83,24 +113,35 @@ static int pick(struct sn_worker *w, const struct sn_cluster *c, struct sn_clust
 		return 0;
 	switch (c->lb) {
 	case SN_LB_ROUND_ROBIN:
+		if (c->weighted && cs->wrr != NULL)
+			return weighted_rr(c, cs);
 		return (int)(cs->rr_next++ % n);
 	case SN_LB_RANDOM:
+		if (c->weighted)
+			return (int)weighted_random(w, c, SIZE_MAX);
 		return (int)(sn_worker_random(w) % n);
 	case SN_LB_LEAST_REQUEST:
 	case SN_LB_P2C_EWMA:
 	default:
 		break;
 	}
-	a = sn_worker_random(w) % n;
-	b = sn_worker_random(w) % (n - 1);
-	if (b >= a)
-		b++;
+	if (c->weighted) {
+		/* Two candidates drawn by weight, costs divided by it. */
+		a = weighted_random(w, c, SIZE_MAX);
+		b = weighted_random(w, c, a);
+	} else {
+		a = sn_worker_random(w) % n;
+		b = sn_worker_random(w) % (n - 1);
+		if (b >= a)
+			b++;
+	}
 	const struct sn_host *ha = cs->hosts[a];
 	const struct sn_host *hb = cs->hosts[b];
 	if (ha == NULL || hb == NULL)
 		return (int)a;
+	double wa = c->weighted ? c->endpoints[a].weight : 1.0, wb = c->weighted ? c->endpoints[b].weight : 1.0;
 	if (c->lb == SN_LB_LEAST_REQUEST)
-		return (int)(ha->active <= hb->active ? a : b);
+		return (int)(ha->active / wa <= hb->active / wb ? a : b);
 	uint64_t now = sn_clock_us();
-	return (int)(ewma_cost(ha, now) <= ewma_cost(hb, now) ? a : b);
+	return (int)(ewma_cost(ha, now) / wa <= ewma_cost(hb, now) / wb ? a : b);
 }

@@ -103,8 +103,10 @@ void sn_lb_hash_free(struct sn_cluster_state *cs)
 {
 	free(cs->ring);
 	free(cs->maglev);
+	free(cs->wrr);
 	cs->ring = NULL;
 	cs->maglev = NULL;
+	cs->wrr = NULL;
 	cs->ring_n = cs->maglev_n = 0;
 }
 

@@ -129,6 +129,7 @@ struct sn_cluster_state {
 	size_t ring_n;
 	uint32_t *maglev;                /* consistentHash maglev: endpoint per slot */
 	size_t maglev_n;
+	int64_t *wrr;                    /* weighted round robin: each endpoint's current weight */
 	uint32_t n_ejected;
 	uint64_t next_expiry_ms;         /* the earliest ejection to end */
 };
@@ -377,6 +378,7 @@ void sn_outlier_release(struct sn_worker *w, struct sn_cluster_state *cs);
 uint64_t sn_hash64(const void *p, size_t n, uint64_t seed);
 /* Builds cs's ring or Maglev table for c (lb RING_HASH or MAGLEV). 0 or SN_ENOMEM. */
 int sn_lb_hash_build(const struct sn_cluster *c, struct sn_cluster_state *cs);
+/* Frees cs's balancer tables (ring, Maglev, weighted round robin). */
 void sn_lb_hash_free(struct sn_cluster_state *cs);
 /* The request's key by c's hash policy: 1 with *key set, 0 if it has none. */
 int sn_lb_hash_key(const struct sn_hash_policy *h, const struct sn_h1_request *rq, const char *peer, uint64_t *key);

@@ -147,6 +147,9 @@ static int adopt(struct sn_worker *w, struct sn_snapshot *s)
 							c->endpoints[j].addr_len);
 		if (sn_lb_hash_build(c, &cs[i]) != 0)
 			goto fail;
+		if (c->weighted && c->lb == SN_LB_ROUND_ROBIN &&
+		    (cs[i].wrr = calloc(c->n_endpoints, sizeof(*cs[i].wrr))) == NULL)
+			goto fail;
 		if (c->outlier.enabled) {
 			cs[i].od = calloc(c->n_endpoints ? c->n_endpoints : 1, sizeof(*cs[i].od));
 			if (cs[i].od == NULL)

@@ -247,6 +247,26 @@ class LoadBalancing(unittest.TestCase):
         for v, n in seen.items():
             self.assertGreater(n, 20, "RANDOM over 3 endpoints: %r" % seen)
 
+    def weighted(self, policy):
+        """v1 weight 3, v2 weight 1 (WorkloadEntry weight)."""
+        apps = {v: st.start_backend(self, "reviews", v) for v in ("v1", "v2")}
+        docs = [st.service_yaml("reviews")]
+        for v, wgt in (("v1", 3), ("v2", 1)):
+            docs.append("apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: reviews-%s}\n"
+                        "spec:\n  address: 127.0.0.1\n  weight: %d\n  ports: {http: %d}\n"
+                        "  labels: {app: reviews, version: %s}\n" % (v, wgt, apps[v].port, v))
+        if policy:
+            docs.append(self.lb_dr(policy))
+        return st.start_proxy(self, st.join_docs(*docs), args=["--workers", "1"])
+
+    def test_workload_entry_weights(self):
+        seen = self.spread(self.weighted("ROUND_ROBIN"), 40)
+        self.assertEqual(seen, {"v1": 30, "v2": 10})               # smooth weighted round robin
+        seen = self.spread(self.weighted("RANDOM"), 400)
+        self.assertTrue(250 <= seen.get("v1", 0) <= 350, seen)     # 300 expected, 3 sigma ~26
+        seen = self.spread(self.weighted(None), 200)               # P2C, costs divided by weight
+        self.assertGreater(seen.get("v1", 0), 1.5 * seen.get("v2", 0), seen)
+
     def test_least_request(self):
         p, _ = start_reviews(self, self.lb_dr("LEAST_REQUEST"))
         seen = self.spread(p, 90)
