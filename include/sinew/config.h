@@ -280,6 +280,16 @@ struct sn_fault {
 	double abort_percent;
 };
 
+/* VirtualService http[].redirect (Istio's HTTPRedirect). */
+struct sn_redirect {
+	int code;                    /* 0: no redirect; else redirectCode (default 301) */
+	char *uri;                   /* replaces the whole path; NULL: kept */
+	char *authority;             /* replaces the host; NULL: kept */
+	char *scheme;                /* NULL: the request's */
+	uint16_t port;               /* 0: not given */
+	int derive_port;             /* 1 FROM_PROTOCOL_DEFAULT, 2 FROM_REQUEST_PORT, 0 not given */
+};
+
 /* Where a rule's requests are mirrored (VirtualService mirror, mirrors). */
 struct sn_route_mirror {
 	uint32_t cluster;            /* index into the snapshot's clusters */
@@ -303,6 +313,7 @@ struct sn_http_route {
 	char *rewrite_authority;     /* NULL: none */
 	int direct_status;           /* directResponse.status; 0: none */
 	char *direct_body;
+	struct sn_redirect redirect; /* code != 0: the rule answers with a redirect */
 	struct sn_route_mirror *mirrors;   /* mirror / mirrors: copies sent, answers dropped */
 	size_t n_mirrors;
 };

@@ -195,7 +195,8 @@ struct cfg_http {
 	char *rewrite_authority;
 	int direct_status;
 	char *direct_body;
-	int has_redirect;            /* not implemented: the rule is dropped */
+	int has_redirect;
+	struct sn_redirect redirect;
 	struct cfg_dest *mirrors;    /* mirror (one) or mirrors[] */
 	size_t n_mirrors;
 };

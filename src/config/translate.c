@@ -600,8 +600,6 @@ static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_r
 
 	for (size_t i = 0; i < vs->n_http; i++) {
 		const struct cfg_http *h = &vs->http[i];
-		if (h->has_redirect)
-			continue;
 		struct sn_http_route *rt = &vh->routes[vh->n_routes];
 		memset(rt, 0, sizeof(*rt));
 
@@ -679,6 +677,12 @@ static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_r
 		rt->rewrite_authority = sdup(t, h->rewrite_authority);
 		rt->direct_status = h->direct_status;
 		rt->direct_body = sdup(t, h->direct_body);
+		if (h->has_redirect) {
+			rt->redirect = h->redirect;
+			rt->redirect.uri = sdup(t, h->redirect.uri);
+			rt->redirect.authority = sdup(t, h->redirect.authority);
+			rt->redirect.scheme = sdup(t, h->redirect.scheme);
+		}
 		if (h->n_mirrors) {
 			rt->mirrors = sn_arena_new_array(t->a, struct sn_route_mirror, h->n_mirrors);
 			if (rt->mirrors == NULL) {

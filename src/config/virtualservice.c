@@ -533,6 +533,56 @@ static void parse_rewrite(struct cfg_ctx *c, const struct yn *v, struct cfg_http
 	}
 }
 
+/* redirect: uri, authority, port or derivePort, scheme, redirectCode. */
+static void parse_redirect(struct cfg_ctx *c, const struct yn *v, struct sn_redirect *r)
+{
+	uint64_t x;
+	const struct yn *port = NULL, *derive = NULL;
+	if (cfg_want_map(c, v) != 0)
+		return;
+	r->code = 301;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *y = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "uri")) {
+			if (cfg_get_str(c, y, CFG_MAX_STR, &r->uri) == 0 && r->uri[0] != '/')
+				cfg_err(c, y, "uri \"%.64s\" must start with /", r->uri);
+		} else if (!strcmp(k, "authority")) {
+			cfg_get_str(c, y, CFG_MAX_NAME + 6, &r->authority);
+		} else if (!strcmp(k, "scheme")) {
+			if (cfg_get_str(c, y, 32, &r->scheme) == 0 && strcmp(r->scheme, "http") && strcmp(r->scheme, "https"))
+				cfg_err(c, y, "scheme \"%.32s\": use http or https", r->scheme);
+		} else if (!strcmp(k, "port")) {
+			port = y;
+			if (cfg_get_uint(c, y, 1, 65535, &x) == 0)
+				r->port = (uint16_t)x;
+		} else if (!strcmp(k, "derivePort")) {
+			char *d = NULL;
+			derive = y;
+			if (cfg_get_str(c, y, 32, &d) == 0) {
+				if (!strcmp(d, "FROM_PROTOCOL_DEFAULT"))
+					r->derive_port = 1;
+				else if (!strcmp(d, "FROM_REQUEST_PORT"))
+					r->derive_port = 2;
+				else
+					cfg_err(c, y, "derivePort \"%.32s\": use FROM_PROTOCOL_DEFAULT or FROM_REQUEST_PORT", d);
+			}
+		} else if (!strcmp(k, "redirectCode")) {
+			if (cfg_get_uint(c, y, 300, 399, &x) == 0) {
+				if (x != 301 && x != 302 && x != 303 && x != 307 && x != 308)
+					cfg_err(c, y, "redirectCode %u: use 301, 302, 303, 307 or 308", (unsigned)x);
+				r->code = (int)x;
+			}
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+	if (port != NULL && derive != NULL)
+		cfg_err(c, derive, "port and derivePort are both set; use one");
+}
+
 static void parse_direct(struct cfg_ctx *c, const struct yn *v, struct cfg_http *h)
 {
 	if (cfg_want_map(c, v) != 0)
@@ -613,8 +663,7 @@ static void parse_http(struct cfg_ctx *c, const struct yn *v, struct cfg_http *h
 		} else if (!strcmp(k, "redirect")) {
 			redirect = x;
 			h->has_redirect = 1;
-			cfg_warn(c, v->keys[i], "redirect is not implemented by Sinew yet; this rule is dropped "
-				 "(requests it would match go to the next rule)");
+			parse_redirect(c, x, &h->redirect);
 		} else if (!strcmp(k, "rewrite")) {
 			parse_rewrite(c, x, h);
 		} else if (!strcmp(k, "timeout")) {

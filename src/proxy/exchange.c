@@ -1528,6 +1528,45 @@ static void ex_body_progress(struct sn_exchange *ex)
 
 static void ex_route(struct sn_exchange *ex);
 
+/* A rule's redirect (Istio's HTTPRedirect, Envoy's meaning): Location is
+ * SCHEME://HOST[:PORT]PATH[?QUERY] -- the scheme, host and path from the
+ * rule where it gives them, else the request's; the port as given, or
+ * the request's (FROM_REQUEST_PORT), or none (FROM_PROTOCOL_DEFAULT); the
+ * request's query unless the rule's uri has one of its own. */
+static void ex_redirect(struct sn_exchange *ex, const struct sn_redirect *r)
+{
+	const struct sn_h1_request *rq = &ex->req;
+	struct sn_str auth = r->authority ? sn_str_make(r->authority, strlen(r->authority)) : rq->authority;
+	const char *colon = auth.len && auth.p[0] != '[' ? memchr(auth.p, ':', auth.len) : NULL;
+	size_t hl = colon ? (size_t)(colon - auth.p) : auth.len;
+	char port[8] = "";
+	const char *rcolon = rq->authority.len ? memchr(rq->authority.p, ':', rq->authority.len) : NULL;
+	if (r->port)
+		snprintf(port, sizeof(port), ":%u", r->port);
+	else if (r->derive_port == 2 && rcolon != NULL)
+		snprintf(port, sizeof(port), ":%.*s",
+			 (int)SN_MIN((size_t)5, rq->authority.len - (size_t)(rcolon + 1 - rq->authority.p)), rcolon + 1);
+	else if (r->derive_port == 2)
+		snprintf(port, sizeof(port), ":80");
+	else if (r->derive_port == 0 && colon != NULL)
+		snprintf(port, sizeof(port), ":%.*s", (int)SN_MIN((size_t)5, auth.len - hl - 1), colon + 1);
+	const char *q = memchr(rq->path.p, '?', rq->path.len);
+	size_t pl = q ? (size_t)(q - rq->path.p) : rq->path.len;
+	int keep_query = q != NULL && (r->uri == NULL || strchr(r->uri, '?') == NULL);
+	char location[2048];
+	int n = snprintf(location, sizeof(location), "%s://%.*s%s%s%.*s", r->scheme ? r->scheme : "http", (int)hl, auth.p,
+			 port, r->uri ? r->uri : "", r->uri ? 0 : (int)pl, rq->path.p);
+	if (n > 0 && keep_query && (size_t)n < sizeof(location))
+		snprintf(location + n, sizeof(location) - (size_t)n, "%.*s", (int)(rq->path.len - pl), q);
+	if (n < 0 || (size_t)n >= sizeof(location)) {
+		ex_local(ex, 414, "uri_too_long", "sinew: the redirect's location is too long");
+		return;
+	}
+	ex->answer_hdr[0] = "location";
+	ex->answer_hdr[1] = location;
+	ex_local(ex, r->code, "redirect", "%s", location);
+}
+
 static void on_discovery_timeout(struct sn_loop *loop, struct sn_timer *t)
 {
 	struct sn_exchange *ex = sn_container_of(t, struct sn_exchange, delay_timer);
@@ -1657,6 +1696,10 @@ static void ex_route(struct sn_exchange *ex)
 	if (ex->route->direct_status) {
 		ex_local(ex, ex->route->direct_status, "direct_response", "%s",
 			 ex->route->direct_body ? ex->route->direct_body : "");
+		return;
+	}
+	if (ex->route->redirect.code) {
+		ex_redirect(ex, &ex->route->redirect);
 		return;
 	}
 	ex->dest = sn_router_pick_dest(ex->route, sn_worker_random(w));

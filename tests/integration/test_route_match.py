@@ -192,6 +192,51 @@ class Rewrite(unittest.TestCase):
                 self.assertEqual(json.loads(out.stdout)["path"], want, out)
 
 
+REDIRECT_VS = """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{uri: {prefix: /old}}]
+    redirect: {uri: /new}
+  - match: [{uri: {exact: /moved}}]
+    redirect: {authority: reviews-v2, uri: /here?x=1, redirectCode: 302}
+  - match: [{uri: {prefix: /secure}}]
+    redirect: {scheme: https, derivePort: FROM_PROTOCOL_DEFAULT}
+  - match: [{uri: {prefix: /port}}]
+    redirect: {port: 8443}
+  - route: [{destination: {host: reviews}}]
+"""
+
+
+class Redirect(unittest.TestCase):
+    """http[].redirect answers with Location built Envoy's way; the app
+    never sees the request; HTTP/2 clients too."""
+
+    def test_redirects(self):
+        app = st.start_backend(self, "reviews", "v1")
+        p = st.start_proxy(self, st.join_docs(st.registry_yaml({("reviews", "v1"): app.port}), REDIRECT_VS))
+        cases = [
+            ("/old/a?q=1", "reviews:9080", 301, "http://reviews:9080/new?q=1"),
+            ("/moved?y=2", "reviews", 302, "http://reviews-v2/here?x=1"),
+            ("/secure/x", "reviews:9080", 301, "https://reviews/secure/x"),
+            ("/port/p", "reviews:9080", 301, "http://reviews:8443/port/p"),
+        ]
+        for path, host, code, loc in cases:
+            with self.subTest(path=path):
+                r = st.request(p.outbound_port, "GET", path, host=host)
+                self.assertEqual((r.status, r.header("location")), (code, loc), r)
+                out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+                                      "--http2-prior-knowledge", "-H", "Host: " + host,
+                                      "http://127.0.0.1:%d%s" % (p.outbound_port, path)],
+                                     capture_output=True, text=True, timeout=10).stdout
+                self.assertEqual(out, "%d %s" % (code, loc))
+        self.assertEqual(app.requests(), 0)
+        self.assertEqual(st.request(p.outbound_port, "GET", "/other", host="reviews").status, 200)
+        self.assertNotIn("redirect is not implemented", p.stderr())
+
+
 class ClusterDomain(unittest.TestCase):
     """--cluster-domain: short names complete with it, and names in the
     default cluster.local domain are then someone else's."""
