@@ -280,6 +280,18 @@ struct sn_fault {
 	double abort_percent;
 };
 
+/* VirtualService http[].corsPolicy (src/proxy/filter_cors.c). */
+struct sn_cors {
+	struct sn_str_match *origins;   /* allowOrigins (and the deprecated allowOrigin, exact) */
+	size_t n_origins;
+	char *methods;               /* allowMethods joined by ", "; NULL: none */
+	char *headers;               /* allowHeaders joined */
+	char *expose;                /* exposeHeaders joined */
+	char *max_age;               /* maxAge in seconds, as text; NULL: none */
+	int credentials;             /* allowCredentials */
+	int ignore_unmatched;        /* unmatchedPreflights: IGNORE (default FORWARD) */
+};
+
 /* VirtualService http[].redirect (Istio's HTTPRedirect). */
 struct sn_redirect {
 	int code;                    /* 0: no redirect; else redirectCode (default 301) */
@@ -314,6 +326,7 @@ struct sn_http_route {
 	int direct_status;           /* directResponse.status; 0: none */
 	char *direct_body;
 	struct sn_redirect redirect; /* code != 0: the rule answers with a redirect */
+	struct sn_cors *cors;        /* corsPolicy; NULL: none */
 	struct sn_route_mirror *mirrors;   /* mirror / mirrors: copies sent, answers dropped */
 	size_t n_mirrors;
 };

@@ -197,6 +197,7 @@ struct cfg_http {
 	char *direct_body;
 	int has_redirect;
 	struct sn_redirect redirect;
+	struct sn_cors *cors;
 	struct cfg_dest *mirrors;    /* mirror (one) or mirrors[] */
 	size_t n_mirrors;
 };

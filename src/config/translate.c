@@ -677,6 +677,20 @@ static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_r
 		rt->rewrite_authority = sdup(t, h->rewrite_authority);
 		rt->direct_status = h->direct_status;
 		rt->direct_body = sdup(t, h->direct_body);
+		if (h->cors != NULL && (rt->cors = sn_arena_new(t->a, struct sn_cors)) != NULL) {
+			const struct sn_cors *in = h->cors;
+			rt->cors->origins = sn_arena_new_array(t->a, struct sn_str_match, in->n_origins ? in->n_origins : 1);
+			for (size_t j = 0; rt->cors->origins && j < in->n_origins; j++)
+				copy_str_match(t, &in->origins[j], &rt->cors->origins[rt->cors->n_origins++]);
+			rt->cors->methods = sdup(t, in->methods);
+			rt->cors->headers = sdup(t, in->headers);
+			rt->cors->expose = sdup(t, in->expose);
+			rt->cors->max_age = sdup(t, in->max_age);
+			rt->cors->credentials = in->credentials;
+			rt->cors->ignore_unmatched = in->ignore_unmatched;
+		} else if (h->cors != NULL) {
+			t->oom = 1;
+		}
 		if (h->has_redirect) {
 			rt->redirect = h->redirect;
 			rt->redirect.uri = sdup(t, h->redirect.uri);

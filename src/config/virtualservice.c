@@ -533,6 +533,95 @@ static void parse_rewrite(struct cfg_ctx *c, const struct yn *v, struct cfg_http
 	}
 }
 
+/* A list of strings joined by ", " (allowMethods, allowHeaders...). */
+static char *joined(struct cfg_ctx *c, const struct yn *v)
+{
+	char buf[2048];
+	size_t n = 0;
+	if (cfg_want_seq(c, v, 64) != 0)
+		return NULL;
+	buf[0] = '\0';
+	for (size_t i = 0; i < v->n; i++) {
+		char *s = NULL;
+		size_t pl = cfg_path_push(c, "[%zu]", i);
+		if (cfg_get_str(c, v->items[i], 256, &s) == 0) {
+			for (const char *q = s; *q; q++)
+				if ((unsigned char)*q < 0x20 || *q == ',') {
+					cfg_err(c, v->items[i], "\"%.64s\" cannot go in a header list", s);
+					s = NULL;
+					break;
+				}
+			if (s != NULL)
+				n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? ", " : "", s);
+		}
+		cfg_path_pop(c, pl);
+		if (n >= sizeof(buf) - 1)
+			break;
+	}
+	return n ? sn_arena_strdup(c->a, buf) : NULL;
+}
+
+/* corsPolicy: allowOrigins (StringMatch), the deprecated allowOrigin
+ * (exact strings), allowMethods, allowHeaders, exposeHeaders, maxAge,
+ * allowCredentials, unmatchedPreflights. */
+static void parse_cors(struct cfg_ctx *c, const struct yn *v, struct cfg_http *h)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	struct sn_cors *o = sn_arena_new(c->a, struct sn_cors);
+	if (o == NULL)
+		return;
+	o->origins = sn_arena_new_array(c->a, struct sn_str_match, 64);
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *y = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if ((!strcmp(k, "allowOrigins") || !strcmp(k, "allowOrigin")) && o->origins != NULL) {
+			if (cfg_want_seq(c, y, 64) == 0)
+				for (size_t j = 0; j < y->n && o->n_origins < 64; j++) {
+					size_t ql = cfg_path_push(c, "[%zu]", j);
+					struct sn_str_match *m = &o->origins[o->n_origins];
+					char *s = NULL;
+					if (k[11] == 's') {
+						if (cfg_parse_string_match(c, y->items[j], 0, m) == 0)
+							o->n_origins++;
+					} else if (cfg_get_str(c, y->items[j], 256, &s) == 0) {
+						*m = (struct sn_str_match){ .kind = SN_MATCH_EXACT, .value = s };
+						o->n_origins++;
+					}
+					cfg_path_pop(c, ql);
+				}
+		} else if (!strcmp(k, "allowMethods")) {
+			o->methods = joined(c, y);
+		} else if (!strcmp(k, "allowHeaders")) {
+			o->headers = joined(c, y);
+		} else if (!strcmp(k, "exposeHeaders")) {
+			o->expose = joined(c, y);
+		} else if (!strcmp(k, "maxAge")) {
+			uint32_t ms = 0;
+			if (cfg_get_duration(c, y, &ms) == 0) {
+				char buf[16];
+				snprintf(buf, sizeof(buf), "%u", ms / 1000);
+				o->max_age = sn_arena_strdup(c->a, buf);
+			}
+		} else if (!strcmp(k, "allowCredentials")) {
+			cfg_get_bool(c, y, &o->credentials);
+		} else if (!strcmp(k, "unmatchedPreflights")) {
+			char *s = NULL;
+			if (cfg_get_str(c, y, 32, &s) == 0) {
+				if (!strcmp(s, "IGNORE"))
+					o->ignore_unmatched = 1;
+				else if (strcmp(s, "FORWARD") && strcmp(s, "UNSPECIFIED"))
+					cfg_err(c, y, "unmatchedPreflights \"%.32s\": use FORWARD or IGNORE", s);
+			}
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+	h->cors = o;
+}
+
 /* redirect: uri, authority, port or derivePort, scheme, redirectCode. */
 static void parse_redirect(struct cfg_ctx *c, const struct yn *v, struct sn_redirect *r)
 {
@@ -693,7 +782,9 @@ static void parse_http(struct cfg_ctx *c, const struct yn *v, struct cfg_http *h
 		} else if (!strcmp(k, "mirrors")) {
 			mirrors = x;
 			parse_mirrors(c, x, h);
-		} else if (!strcmp(k, "corsPolicy") || !strcmp(k, "delegate")) {
+		} else if (!strcmp(k, "corsPolicy")) {
+			parse_cors(c, x, h);
+		} else if (!strcmp(k, "delegate")) {
 			cfg_warn_unimplemented(c, v->keys[i], k);
 		} else {
 			cfg_warn_unknown(c, v->keys[i]);

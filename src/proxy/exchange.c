@@ -103,7 +103,8 @@ struct sn_exchange {
 	int grpc_deadline;           /* the route timer runs to the call's grpc-timeout */
 	int grpc_answer;             /* a filter's gRPC status for the proxy's answer + 1; 0: mapped */
 	int wait_body;               /* a filter waits for the whole request body (sn_fx_wait_body) */
-	const char *answer_hdr[2];   /* sn_fx_answer_header: one more field for the next local answer */
+	const char *answer_hdr[SN_FX_MAX_ANSWER_HEADERS][2];   /* sn_fx_answer_header: fields for the next local answer */
+	unsigned n_answer_hdr;
 	char set_cookie[320];        /* consistentHash httpCookie made here: its Set-Cookie; "" none */
 	struct sn_str jwt_principal; /* RequestAuthentication: "iss/sub" of a valid token */
 	const struct sn_jwt_claims *jwt_claims;
@@ -630,7 +631,7 @@ static void ex_local_grpc(struct sn_exchange *ex, const char *body, size_t n)
  * once, and the exchange is over. */
 static void ex_local_stream(struct sn_exchange *ex, const char *body, size_t n)
 {
-	struct sn_http_field f[5];
+	struct sn_http_field f[4 + SN_FX_MAX_ANSWER_HEADERS];
 	size_t nf = 0;
 	char len[24];
 	int head = ex->req.method.len == 4 && memcmp(ex->req.method.p, "HEAD", 4) == 0;
@@ -645,10 +646,10 @@ static void ex_local_stream(struct sn_exchange *ex, const char *body, size_t n)
 	f[nf++] = (struct sn_http_field){ SN_STR_LIT("content-length"), sn_str_make(len, strlen(len)) };
 	if (ex->rid.len)
 		f[nf++] = (struct sn_http_field){ SN_STR_LIT("x-request-id"), ex->rid };
-	if (ex->answer_hdr[0] != NULL)
-		f[nf++] = (struct sn_http_field){ sn_str_make(ex->answer_hdr[0], strlen(ex->answer_hdr[0])),
-						  sn_str_make(ex->answer_hdr[1], strlen(ex->answer_hdr[1])) };
-	ex->answer_hdr[0] = NULL;
+	for (unsigned i = 0; i < ex->n_answer_hdr; i++)
+		f[nf++] = (struct sn_http_field){ sn_str_make(ex->answer_hdr[i][0], strlen(ex->answer_hdr[i][0])),
+						  sn_str_make(ex->answer_hdr[i][1], strlen(ex->answer_hdr[i][1])) };
+	ex->n_answer_hdr = 0;
 	struct sn_http_head h = { .status = ex->status, .fields = f, .n_fields = nf, .content_length = (int64_t)n };
 	ex_record(ex, 0);
 	ex->resp_head_sent = 1;
@@ -723,9 +724,9 @@ static void ex_vlocal(struct sn_exchange *ex, int status, const char *flag, cons
 		sn_h1w_header_cstr(&wr, "connection", "keep-alive");
 	if (ex->rid.len)
 		sn_h1w_header(&wr, SN_STR_LIT("x-request-id"), ex->rid);
-	if (ex->answer_hdr[0] != NULL)
-		sn_h1w_header_cstr(&wr, ex->answer_hdr[0], ex->answer_hdr[1]);
-	ex->answer_hdr[0] = NULL;
+	for (unsigned i = 0; i < ex->n_answer_hdr; i++)
+		sn_h1w_header_cstr(&wr, ex->answer_hdr[i][0], ex->answer_hdr[i][1]);
+	ex->n_answer_hdr = 0;
 	sn_h1w_end(&wr);
 	if (!(ex->req.method.len == 4 && memcmp(ex->req.method.p, "HEAD", 4) == 0))
 		sn_h1w_raw(&wr, body, (size_t)n);
@@ -1377,8 +1378,10 @@ const char *sn_fx_peer_id(const struct sn_exchange *ex)
 
 void sn_fx_answer_header(struct sn_exchange *ex, const char *name, const char *value)
 {
-	ex->answer_hdr[0] = name;
-	ex->answer_hdr[1] = value;
+	if (ex->n_answer_hdr < SN_FX_MAX_ANSWER_HEADERS) {
+		ex->answer_hdr[ex->n_answer_hdr][0] = name;
+		ex->answer_hdr[ex->n_answer_hdr++][1] = value;
+	}
 }
 
 void sn_fx_set_request_auth(struct sn_exchange *ex, struct sn_str principal, const struct sn_jwt_claims *claims)
@@ -1562,8 +1565,7 @@ static void ex_redirect(struct sn_exchange *ex, const struct sn_redirect *r)
 		ex_local(ex, 414, "uri_too_long", "sinew: the redirect's location is too long");
 		return;
 	}
-	ex->answer_hdr[0] = "location";
-	ex->answer_hdr[1] = location;
+	sn_fx_answer_header(ex, "location", location);
 	ex_local(ex, r->code, "redirect", "%s", location);
 }
 

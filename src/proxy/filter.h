@@ -78,6 +78,7 @@ extern const struct sn_filter sn_filter_jwt;         /* filter_jwt.c: RequestAut
 extern const struct sn_filter sn_filter_authz;       /* filter_authz.c: AuthorizationPolicy, inbound */
 extern const struct sn_filter sn_filter_fault;       /* filter_fault.c: fault injection, outbound */
 extern const struct sn_filter sn_filter_headers;     /* filter_headers.c: header operations and rewrite, outbound */
+extern const struct sn_filter sn_filter_cors;        /* filter_cors.c: corsPolicy, outbound */
 extern const struct sn_filter sn_filter_mirror;      /* filter_mirror.c: mirror / mirrors, outbound */
 extern const struct sn_filter sn_filter_telemetry;   /* filter_telemetry.c: metrics and access log */
 
@@ -121,7 +122,8 @@ void sn_fx_pause(struct sn_exchange *ex, uint32_t ms);
 #define SN_FX_MAX_OPS 4
 int sn_fx_header_ops(struct sn_exchange *ex, const struct sn_header_ops *request, const struct sn_header_ops *response);
 /* The next sn_fx_answer carries one more response field (both strings
- * valid until that call). */
+ * valid until that call; at most SN_FX_MAX_ANSWER_HEADERS). */
+#define SN_FX_MAX_ANSWER_HEADERS 8
 void sn_fx_answer_header(struct sn_exchange *ex, const char *name, const char *value);
 /* The request's valid JWT (RequestAuthentication), for AuthorizationPolicy:
  * "iss/sub" and its claims, both alive until the exchange's done hooks. */

@@ -237,6 +237,58 @@ class Redirect(unittest.TestCase):
         self.assertNotIn("redirect is not implemented", p.stderr())
 
 
+CORS_VS = """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - corsPolicy:
+      allowOrigins: [{exact: "https://app.example.com"}, {regex: "https://.*\\\\.test\\\\.com"}]
+      allowMethods: [GET, POST]
+      allowHeaders: [x-custom, content-type]
+      exposeHeaders: [x-served-by]
+      maxAge: 24h
+      allowCredentials: true
+    route: [{destination: {host: reviews}}]
+"""
+
+
+class Cors(unittest.TestCase):
+    """corsPolicy: a preflight from an allowed origin is answered by the
+    proxy without reaching the app; another origin's goes to the app; an
+    actual request from an allowed origin gets the Allow-Origin fields."""
+
+    def test_cors(self):
+        app = st.start_backend(self, "reviews", "v1")
+        p = st.start_proxy(self, st.join_docs(st.registry_yaml({("reviews", "v1"): app.port}), CORS_VS))
+        pre = {"origin": "https://app.example.com", "access-control-request-method": "POST"}
+        r = st.request(p.outbound_port, "OPTIONS", "/api", host="reviews", headers=pre)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.header("access-control-allow-origin"), "https://app.example.com")
+        self.assertEqual(r.header("access-control-allow-methods"), "GET, POST")
+        self.assertEqual(r.header("access-control-allow-headers"), "x-custom, content-type")
+        self.assertEqual(r.header("access-control-max-age"), "86400")
+        self.assertEqual(r.header("access-control-allow-credentials"), "true")
+        self.assertEqual(app.requests(), 0, "the preflight reached the app")
+        r = st.request(p.outbound_port, "OPTIONS", "/api", host="reviews",
+                       headers=dict(pre, origin="https://a.test.com"))
+        self.assertEqual(r.header("access-control-allow-origin"), "https://a.test.com")   # regex
+        # an origin not allowed: forwarded to the app (unmatchedPreflights FORWARD)
+        r = st.request(p.outbound_port, "OPTIONS", "/api", host="reviews", headers=dict(pre, origin="https://evil.com"))
+        self.assertIsNone(r.header("access-control-allow-origin"))
+        self.assertEqual(app.requests(), 1)
+        # actual requests
+        r = st.request(p.outbound_port, "GET", "/api", host="reviews", headers={"origin": "https://app.example.com"})
+        self.assertEqual((r.status, r.header("access-control-allow-origin")), (200, "https://app.example.com"), r)
+        self.assertEqual(r.header("access-control-expose-headers"), "x-served-by")
+        r = st.request(p.outbound_port, "GET", "/api", host="reviews", headers={"origin": "https://evil.com"})
+        self.assertIsNone(r.header("access-control-allow-origin"))
+        r = st.request(p.outbound_port, "GET", "/api", host="reviews")
+        self.assertIsNone(r.header("access-control-allow-origin"))
+        self.assertNotIn("corsPolicy is not implemented", p.stderr())
+
+
 class ClusterDomain(unittest.TestCase):
     """--cluster-domain: short names complete with it, and names in the
     default cluster.local domain are then someone else's."""
