@@ -489,6 +489,9 @@ struct sn_jwt_rule {
 	size_t n_cookies;
 	int forward;                 /* forwardOriginalToken: keep it in the request */
 	struct sn_header_ops strip;  /* without forward: the token's headers, removed */
+	char *payload_header;        /* outputPayloadToHeader (lower case); NULL: none */
+	struct sn_header_op *claim_headers;   /* outputClaimToHeaders: name = header, value = claim */
+	size_t n_claim_headers;
 };
 
 

@@ -159,6 +159,39 @@ static void parse_from_headers(struct cfg_ctx *c, const struct yn *v, struct sn_
 	}
 }
 
+/* outputClaimToHeaders: [{header, claim}] */
+static void parse_claim_headers(struct cfg_ctx *c, const struct yn *v, struct sn_jwt_rule *r)
+{
+	if (cfg_want_seq(c, v, 8) != 0)
+		return;
+	r->claim_headers = sn_arena_new_array(c->a, struct sn_header_op, v->n ? v->n : 1);
+	for (size_t i = 0; r->claim_headers && i < v->n; i++) {
+		const struct yn *h = v->items[i];
+		size_t pl = cfg_path_push(c, "[%zu]", i);
+		struct sn_header_op *o = &r->claim_headers[r->n_claim_headers];
+		if (cfg_want_map(c, h) == 0) {
+			for (size_t j = 0; j < h->n; j++) {
+				size_t ql = cfg_path_push(c, ".%s", h->keys[j]->s);
+				if (!strcmp(h->keys[j]->s, "header")) {
+					if (cfg_get_str(c, h->items[j], CFG_MAX_NAME, &o->name) == 0)
+						for (char *p = o->name; *p; p++)
+							*p = (char)sn_tolower_ascii((unsigned char)*p);
+				} else if (!strcmp(h->keys[j]->s, "claim")) {
+					cfg_get_str(c, h->items[j], CFG_MAX_NAME, &o->value);
+				} else {
+					cfg_warn_unknown(c, h->keys[j]);
+				}
+				cfg_path_pop(c, ql);
+			}
+			if (cfg_require(c, h, "header", YN_SCALAR, "the header to write the claim to") != NULL &&
+			    cfg_require(c, h, "claim", YN_SCALAR, "the claim to copy (a.b for a nested one)") != NULL &&
+			    o->name && o->value)
+				r->n_claim_headers++;
+		}
+		cfg_path_pop(c, pl);
+	}
+}
+
 static void parse_rule(struct cfg_ctx *c, const struct yn *v, struct sn_jwt_rule *r)
 {
 	const struct yn *jwks_node = NULL;
@@ -185,8 +218,13 @@ static void parse_rule(struct cfg_ctx *c, const struct yn *v, struct sn_jwt_rule
 			parse_strs(c, x, &r->cookies, &r->n_cookies);
 		} else if (!strcmp(k, "forwardOriginalToken")) {
 			cfg_get_bool(c, x, &r->forward);
-		} else if (!strcmp(k, "outputPayloadToHeader") || !strcmp(k, "outputClaimToHeaders") ||
-			   !strcmp(k, "timeout")) {
+		} else if (!strcmp(k, "outputPayloadToHeader")) {
+			if (cfg_get_str(c, x, CFG_MAX_NAME, &r->payload_header) == 0)
+				for (char *p = r->payload_header; *p; p++)
+					*p = (char)sn_tolower_ascii((unsigned char)*p);
+		} else if (!strcmp(k, "outputClaimToHeaders")) {
+			parse_claim_headers(c, x, r);
+		} else if (!strcmp(k, "timeout")) {
 			cfg_warn_unimplemented(c, v->keys[i], k);
 		} else {
 			cfg_warn_unknown(c, v->keys[i]);
@@ -268,6 +306,16 @@ int cfg_jwt_rule_copy(struct sn_arena *a, const struct sn_jwt_rule *in, const ch
 	out->issuer = adup(a, in->issuer, &oom);
 	out->jwks_uri = adup(a, in->jwks_uri, &oom);
 	out->forward = in->forward;
+	out->payload_header = adup(a, in->payload_header, &oom);
+	if (in->n_claim_headers) {
+		out->claim_headers = sn_arena_new_array(a, struct sn_header_op, in->n_claim_headers);
+		oom |= out->claim_headers == NULL;
+		for (size_t i = 0; out->claim_headers && i < in->n_claim_headers; i++) {
+			out->claim_headers[i].name = adup(a, in->claim_headers[i].name, &oom);
+			out->claim_headers[i].value = adup(a, in->claim_headers[i].value, &oom);
+		}
+		out->n_claim_headers = in->n_claim_headers;
+	}
 	out->audiences = dup_strs(a, in->audiences, in->n_audiences, &oom);
 	out->n_audiences = in->n_audiences;
 	out->params = dup_strs(a, in->params, in->n_params, &oom);

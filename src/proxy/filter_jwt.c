@@ -291,7 +291,59 @@ struct jwt_auth {
 	struct sn_jwt_claims claims;   /* first: what AuthorizationPolicy sees */
 	struct fy_document *doc;       /* the payload */
 	char principal[600];
+	/* outputPayloadToHeader, outputClaimToHeaders: set on the request */
+	struct sn_header_ops out;
+	struct sn_header_op set[9];
+	char values[9][1024];
 };
+
+/* A header value may not carry control bytes (a forged field). */
+static int value_ok(struct sn_str v)
+{
+	for (size_t i = 0; i < v.len; i++)
+		if ((unsigned char)v.p[i] < 0x20 || v.p[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* The headers a rule asks for from a valid token: its payload segment
+ * (base64url, as sent) and claims of type string, number or bool (a.b
+ * for a nested one); a claim absent or of another type gives no header. */
+static void output_headers(struct jwt_auth *a, const struct sn_jwt_rule *rule, struct sn_str payload)
+{
+	size_t n = 0;
+	if (rule->payload_header && payload.len < sizeof(a->values[0])) {
+		memcpy(a->values[n], payload.p, payload.len);
+		a->values[n][payload.len] = '\0';
+		a->set[n] = (struct sn_header_op){ rule->payload_header, a->values[n] };
+		n++;
+	}
+	for (size_t i = 0; i < rule->n_claim_headers && n < SN_ARRAY_LEN(a->set); i++) {
+		char path[256];
+		const char *parts[8];
+		size_t depth = 0;
+		snprintf(path, sizeof(path), "%s", rule->claim_headers[i].value);
+		for (char *p = path, *dot; depth < SN_ARRAY_LEN(parts); p = dot + 1) {
+			parts[depth++] = p;
+			if ((dot = strchr(p, '.')) == NULL)
+				break;
+			*dot = '\0';
+		}
+		struct fy_node *node = fy_document_root(a->doc);
+		for (size_t k = 0; k < depth && node != NULL; k++)
+			node = node && fy_node_is_mapping(node) ? fy_node_mapping_lookup_by_string(node, parts[k], FY_NT) : NULL;
+		size_t len;
+		const char *s = node && fy_node_is_scalar(node) ? fy_node_get_scalar(node, &len) : NULL;
+		if (s == NULL || len >= sizeof(a->values[0]) || !value_ok(sn_str_make(s, len)))
+			continue;
+		memcpy(a->values[n], s, len);
+		a->values[n][len] = '\0';
+		a->set[n] = (struct sn_header_op){ rule->claim_headers[i].name, a->values[n] };
+		n++;
+	}
+	a->out.set = a->set;
+	a->out.n_set = n;
+}
 
 static struct fy_node *get(struct fy_node *map, const char *key)
 {
@@ -445,6 +497,7 @@ static const char *check(struct sn_worker *w, const struct sn_snapshot *s, struc
 	pd = NULL;
 	v = scalar(get(fy_document_root(a->doc), "sub"));
 	snprintf(a->principal, sizeof(a->principal), "%s/%.*s", iss, (int)v.len, v.p ? v.p : "");
+	output_headers(a, rule, sn_str_make(d1 + 1, (size_t)(d2 - d1 - 1)));
 	*out = a;
 out:
 	fy_document_destroy(hd);
@@ -504,6 +557,7 @@ static enum sn_filter_verdict jwt_request(struct sn_exchange *ex)
 	sn_fx_set_request_auth(ex, sn_str_make(a->principal, strlen(a->principal)), &a->claims);
 	if (!rule->forward)
 		sn_fx_header_ops(ex, &rule->strip, NULL);
+	sn_fx_header_ops(ex, &a->out, NULL);
 	return SN_FILTER_NEXT;
 }
 

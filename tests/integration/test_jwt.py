@@ -59,6 +59,8 @@ def token(key=RSA_KEY, alg="RS256", kid="r1", **claims):
 RA = ("apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: jwt}\nspec:\n"
       "  selector: {matchLabels: {app: reviews}}\n  jwtRules:\n"
       "  - issuer: %s\n    audiences: [api]\n    jwks: '%s'\n"
+      "    outputPayloadToHeader: x-jwt-payload\n"
+      "    outputClaimToHeaders: [{header: x-user, claim: sub}, {header: x-org, claim: org.id}]\n"
       "  - issuer: https://remote.test\n    jwksUri: https://remote.test/jwks.json\n" % (ISS, jwks()))
 
 AP = """apiVersion: security.istio.io/v1
@@ -98,6 +100,17 @@ class Jwt(unittest.TestCase):
                 self.assertNotIn("authorization", r.json()["headers"], "the token was forwarded")
         r = self.get("/secure/q?access_token=" + token())
         self.assertEqual(r.status, 200, r)
+
+    def test_output_headers(self):
+        tok = token(org={"id": "acme"})
+        r = self.get("/secure/o", tok, headers={"x-user": "forged"})
+        self.assertEqual(r.status, 200, r)
+        h = r.json()["headers"]
+        self.assertEqual(h["x-user"], "alice")          # set, not appended: the forged one is gone
+        self.assertEqual(h["x-org"], "acme")
+        self.assertEqual(h["x-jwt-payload"], tok.split(".")[1])
+        r = self.get("/secure/o", token())
+        self.assertNotIn("x-org", r.json()["headers"])   # no such claim: no header
 
     def test_invalid_tokens_are_401(self):
         cases = {
