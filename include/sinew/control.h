@@ -157,6 +157,10 @@ enum sn_analysis_level {
 };
 
 const char *sn_analysis_level_str(enum sn_analysis_level l);
+struct sn_analysis_msg;
+/* One message as one line, istioctl's shape plus the field:
+ * "Error [SN0101] (VirtualService ns/x f.yaml:12) spec.http[0].route: message". */
+void sn_analysis_msg_text(const struct sn_analysis_msg *m, char *text, size_t size);
 
 /* One istioctl-analyze-style message. Strings owned by the list. */
 struct sn_analysis_msg {

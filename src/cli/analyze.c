@@ -138,16 +138,6 @@ static int mem_put_file(struct mem_store *m, const char *path, const char *text,
 
 /* ---- output -------------------------------------------------------------- */
 
-static void format_text(const struct sn_analysis_msg *m, char *text, size_t size)
-{
-	char where[700];
-	if (m->file && m->line)
-		snprintf(where, sizeof(where), "%s%s%s:%d", m->resource ? m->resource : "", m->resource ? " " : "",
-			 m->file, m->line);
-	else
-		snprintf(where, sizeof(where), "%s", m->resource ? m->resource : "-");
-	snprintf(text, size, "%s [%s] (%s) %s", sn_analysis_level_str(m->level), m->code, where, m->message);
-}
 
 static void print_local_json(const struct sn_analysis *an)
 {
@@ -156,8 +146,8 @@ static void print_local_json(const struct sn_analysis *an)
 		      an->infos);
 	for (size_t i = 0; i < an->n; i++) {
 		const struct sn_analysis_msg *m = &an->v[i];
-		char text[2000];
-		format_text(m, text, sizeof(text));
+		char text[2400];
+		sn_analysis_msg_text(m, text, sizeof(text));
 		sn_out_printf(&o, "%s{\"code\":\"%s\",\"type\":\"%s\",\"level\":\"%s\",\"resource\":", i ? "," : "",
 			      m->code, m->type, sn_analysis_level_str(m->level));
 		sn_out_json_cstr(&o, m->resource);
@@ -200,8 +190,8 @@ static int analyze_local(struct mem_store *m, int json)
 		print_local_json(&an);
 	} else {
 		for (size_t i = 0; i < an.n; i++) {
-			char text[2000];
-			format_text(&an.v[i], text, sizeof(text));
+			char text[2400];
+			sn_analysis_msg_text(&an.v[i], text, sizeof(text));
 			printf("%s\n", text);
 		}
 		print_summary(an.n, an.errors, an.warnings, an.infos);

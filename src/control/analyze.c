@@ -393,6 +393,18 @@ static void check_service(struct an *an, const struct sn_resource *r)
 	     r->namespace_, r->name, r->namespace_);
 }
 
+void sn_analysis_msg_text(const struct sn_analysis_msg *m, char *text, size_t size)
+{
+	char where[700];
+	if (m->file && m->line)
+		snprintf(where, sizeof(where), "%s%s%s:%d", m->resource ? m->resource : "", m->resource ? " " : "",
+			 m->file, m->line);
+	else
+		snprintf(where, sizeof(where), "%s", m->resource ? m->resource : "-");
+	snprintf(text, size, "%s [%s] (%s) %s%s%s", sn_analysis_level_str(m->level), m->code, where,
+		 m->field && m->field[0] ? m->field : "", m->field && m->field[0] ? ": " : "", m->message);
+}
+
 /* Load diagnostics become messages; a few have their own codes. */
 static void from_diags(struct an *an, const struct sn_diags *d, int translation)
 {

@@ -512,15 +512,8 @@ static void handle_analyze(struct api_conn *c, const struct api_req *r)
 		sn_out_json_cstr(&o, m->field);
 		sn_out_cstr(&o, ",\"message\":");
 		sn_out_json_cstr(&o, m->message);
-		/* one line, istioctl's shape: Error [SN0101] (VirtualService ns/x f.yaml:12) message */
-		char text[1800], where[700];
-		if (m->file && m->line)
-			snprintf(where, sizeof(where), "%s%s%s:%d", m->resource ? m->resource : "",
-				 m->resource ? " " : "", m->file, m->line);
-		else
-			snprintf(where, sizeof(where), "%s", m->resource ? m->resource : "-");
-		snprintf(text, sizeof(text), "%s [%s] (%s) %s", sn_analysis_level_str(m->level), m->code, where,
-			 m->message);
+		char text[2400];
+		sn_analysis_msg_text(m, text, sizeof(text));
 		sn_out_cstr(&o, ",\"text\":");
 		sn_out_json_cstr(&o, text);
 		sn_out_cstr(&o, "}");
