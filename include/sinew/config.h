@@ -105,6 +105,7 @@ struct sn_resource {
 	char *file;
 	int line;           /* line of the document's first key */
 	void *spec;         /* typed, private to src/config */
+	int invalid;        /* had errors: kept only in a set with keep_invalid (analysis) */
 	struct sn_resource *next;
 	/* (added for sinewd) The resource's own YAML text, in the set's arena:
 	 * lines text_line.. of file, columns as there (what preceded the
@@ -123,6 +124,10 @@ struct sn_config_set {
 	struct sn_resource *head;
 	struct sn_resource **tail;
 	size_t count;
+	/* Keep resources that had errors too, marked invalid (as parsed as
+	 * far as it went), so that an analysis can check the rest of them;
+	 * never for a set that is translated as is. */
+	int keep_invalid;
 };
 
 void sn_config_set_init(struct sn_config_set *set);

@@ -373,7 +373,7 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			cfg_err(&c, spec, "out of memory");
 	}
 	cfg_path_pop(&c, pl);
-	if (c.errors)
+	if (c.errors && (!ls->set->keep_invalid || body == NULL || m.name == NULL))
 		return;
 	if (ls->set->count >= CFG_MAX_RESOURCES) {
 		cfg_err(&c, root, "more than %d resources in one set; split the configuration",
@@ -392,6 +392,7 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 	res->file = sn_arena_strdup(c.a, ls->file);
 	res->line = root->n ? root->keys[0]->line : root->line;
 	res->spec = body;
+	res->invalid = c.errors != 0;
 	res->text = resource_text(ls, c.a, root, &res->text_len);
 	res->text_line = root->line;
 	*ls->set->tail = res;

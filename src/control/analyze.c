@@ -480,6 +480,7 @@ int sn_analyze(const struct sn_store *st, const char *body_source, const char *b
 	sn_arena_init(&an.tmp, 0);
 	sn_config_set_init(&set);
 	sn_config_set_init(&over);
+	set.keep_invalid = 1;   /* a resource with an error still has its other checks */
 	sn_diags_init(&d);
 	sn_diags_init(&td);
 	const char *src = body_source && body_source[0] ? body_source : "-";
@@ -502,6 +503,23 @@ int sn_analyze(const struct sn_store *st, const char *body_source, const char *b
 	drop_earlier_duplicates(&set, body_start);
 	from_diags(&an, &d, 0);
 
+	/* A resource with a load error (already reported): only its
+	 * destinations are checked too, so that one error hides no other;
+	 * then it leaves the set, which the other checks and the
+	 * translation see whole. */
+	for (struct sn_resource **pp = &set.head; *pp != NULL;) {
+		struct sn_resource *r = *pp;
+		if (!r->invalid) {
+			pp = &r->next;
+			continue;
+		}
+		if (r->kind == SN_KIND_VIRTUAL_SERVICE)
+			check_destinations(&an, r);
+		*pp = r->next;
+		set.count--;
+		if (set.tail == &r->next)
+			set.tail = pp;
+	}
 	for (const struct sn_resource *r = set.head; r; r = r->next) {
 		switch (r->kind) {
 		case SN_KIND_VIRTUAL_SERVICE:

@@ -515,6 +515,18 @@ class TestAnalyze(unittest.TestCase):
         # offline needs no sinewd
         rc, out, err = run(["analyze", "-f", self.crafted["SN0105"], "--server", "http://127.0.0.1:%d" % st.closed_port()])
         self.assertIn("SN0105", out, err)
+        # one error hides no other: a resource the loader refuses (weights)
+        # still has its destinations checked; the text names each field
+        bad = write(self, "many.yaml", st.service_yaml("reviews") +
+                    "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\n"
+                    "spec:\n  hosts: [reviews]\n  http:\n  - route:\n"
+                    "    - {destination: {host: reviews, subset: v9}, weight: 50}\n"
+                    "    - {destination: {host: ratingz}, weight: 40}\n    frobnicate: 1\n")
+        rc, out, err = run(["analyze", "-f", bad])
+        self.assertEqual(rc, 1)
+        self.assertTrue({"SN0105", "SN0101", "SN0102", "SN0003"} <= self.codes(out), out)
+        self.assertIn("spec.http[0].frobnicate: unknown field", out)
+        self.assertIn("spec.http[0].route[1].destination.host: destination host \"ratingz\"", out)
 
 
 # ---- proxies ---------------------------------------------------------------
