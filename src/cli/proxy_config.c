@@ -233,17 +233,26 @@ static void print_endpoints(struct fy_node *root)
 {
 	struct fy_node *clusters = sn_cli_json_get(root, "clusters");
 	struct sn_cli_table t;
-	static const char *const hdr[] = { "CLUSTER", "ADDRESS", "WORKLOAD", "VERSION", "WEIGHT" };
-	sn_cli_table_init(&t, 5);
+	static const char *const hdr[] = { "CLUSTER", "ADDRESS", "WORKLOAD", "VERSION", "WEIGHT", "STATUS" };
+	struct fy_node *out = sn_cli_json_get(root, "outlier_ejections");
+	sn_cli_table_init(&t, 6);
 	sn_cli_table_row(&t, hdr);
 	for (size_t i = 0; i < sn_cli_json_len(clusters); i++) {
 		struct fy_node *c = sn_cli_json_at(clusters, i);
 		struct fy_node *eps = sn_cli_json_get(c, "endpoints");
 		for (size_t e = 0; e < sn_cli_json_len(eps); e++) {
 			struct fy_node *ep = sn_cli_json_at(eps, e);
-			const char *cells[] = { sn_cli_json_str(c, "name"), sn_cli_json_str(ep, "address"),
-						sn_cli_json_str(ep, "workload"), sn_cli_json_str(ep, "version"),
-						sn_cli_json_str(ep, "weight") };
+			char status[64] = "healthy";
+			const char *cn = sn_cli_json_str(c, "name"), *addr = sn_cli_json_str(ep, "address");
+			for (size_t k = 0; k < sn_cli_json_len(out); k++) {
+				struct fy_node *o = sn_cli_json_at(out, k);
+				const char *oc = sn_cli_json_str(o, "cluster"), *oa = sn_cli_json_str(o, "address");
+				if (cn && addr && oc && oa && !strcmp(cn, oc) && !strcmp(addr, oa))
+					snprintf(status, sizeof(status), "ejected (%s ms left)",
+						 sn_cli_json_str_or(o, "remaining_ms", "?"));
+			}
+			const char *cells[] = { cn, addr, sn_cli_json_str(ep, "workload"), sn_cli_json_str(ep, "version"),
+						sn_cli_json_str(ep, "weight"), status };
 			sn_cli_table_row(&t, cells);
 		}
 	}

@@ -282,7 +282,25 @@ static void render(struct sn_proxy *p, struct sn_str method, struct sn_str path,
 			sn_snapshot_ref(s);
 		pthread_mutex_unlock(&p->snap_lock);
 		if (s != NULL) {
-			sn_snapshot_dump_json(s, f);
+			/* the snapshot's dump, and what outlier detection took out */
+			char *dump = NULL;
+			size_t dl = 0;
+			FILE *df = open_memstream(&dump, &dl);
+			if (df != NULL) {
+				sn_snapshot_dump_json(s, df);
+				fclose(df);
+			}
+			while (dump != NULL && dl > 0 && (dump[dl - 1] == '\n' || dump[dl - 1] == ' '))
+				dl--;
+			if (dump != NULL && dl > 1 && dump[dl - 1] == '}') {
+				fwrite(dump, 1, dl - 1, f);
+				fputs(",\"outlier_ejections\":", f);
+				sn_outlier_dump_json(p, f);
+				fputc('}', f);
+			} else {
+				fprintf(f, "{\"version\":0}");
+			}
+			free(dump);
 			sn_snapshot_unref(s);
 		} else {
 			fprintf(f, "{\"version\":0}");

@@ -18,13 +18,18 @@
  * State is per worker, like the connection limits, and lives in the
  * worker's cluster state; a new snapshot carries it over for endpoints
  * that stay (sn_outlier_carry). */
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sinew/log.h"
 #include "proxy.h"
 
 #define MAX_EJECTION_MS 300000u
+
+static void mark(struct sn_worker *w, const char *cluster, const char *address, int64_t until);
 
 static uint64_t now_ms(struct sn_worker *w)
 {
@@ -46,6 +51,7 @@ static void expire(struct sn_worker *w, const struct sn_cluster *c, struct sn_cl
 			o->ejected_until_ms = 0;
 			o->back_since_ms = now;
 			cs->n_ejected--;
+			mark(w, c->name, c->endpoints[i].address, 0);   /* back in */
 			sn_metrics_add(w->metrics, SN_CTR_OUTLIER_EJECTED_ACTIVE, -1);
 			sn_log(SN_LOG_INFO, "outlier: %s back in %s's pool", c->endpoints[i].address, c->name);
 		} else if (o->ejected_until_ms < next) {
@@ -53,6 +59,67 @@ static void expire(struct sn_worker *w, const struct sn_cluster *c, struct sn_cl
 		}
 	}
 	cs->next_expiry_ms = next;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* For the admin port: cluster's endpoint at address is out until then
+ * (wall clock); a later mark of the same endpoint replaces it. */
+static void mark(struct sn_worker *w, const char *cluster, const char *address, int64_t until)
+{
+	struct sn_proxy *p = w->proxy;
+	int64_t now = wall_ms();
+	pthread_mutex_lock(&p->outlier_lock);
+	size_t k = p->n_outlier_marks;
+	for (size_t i = 0; i < p->n_outlier_marks; i++) {
+		struct sn_outlier_mark *m = &p->outlier_marks[i];
+		if ((!strcmp(m->cluster, cluster) && !strcmp(m->address, address)) || m->until_wall_ms <= now) {
+			k = i;
+			break;
+		}
+	}
+	if (k == p->n_outlier_marks && k < SN_ARRAY_LEN(p->outlier_marks))
+		p->n_outlier_marks++;
+	if (k < SN_ARRAY_LEN(p->outlier_marks)) {
+		snprintf(p->outlier_marks[k].cluster, sizeof(p->outlier_marks[k].cluster), "%s", cluster);
+		snprintf(p->outlier_marks[k].address, sizeof(p->outlier_marks[k].address), "%s", address);
+		p->outlier_marks[k].until_wall_ms = until;
+	}
+	pthread_mutex_unlock(&p->outlier_lock);
+}
+
+/* Cluster names and addresses come from validated configuration; a byte
+ * JSON would need escaped is written as '?' all the same. */
+static void json_safe(FILE *f, const char *s)
+{
+	for (; *s; s++)
+		fputc((unsigned char)*s < 0x20 || *s == '"' || *s == '\\' ? '?' : *s, f);
+}
+
+void sn_outlier_dump_json(struct sn_proxy *p, FILE *f)
+{
+	int64_t now = wall_ms();
+	int first = 1;
+	fputc('[', f);
+	pthread_mutex_lock(&p->outlier_lock);
+	for (size_t i = 0; i < p->n_outlier_marks; i++) {
+		const struct sn_outlier_mark *m = &p->outlier_marks[i];
+		if (m->until_wall_ms <= now)
+			continue;
+		fprintf(f, "%s{\"cluster\":\"", first ? "" : ",");
+		json_safe(f, m->cluster);
+		fputs("\",\"address\":\"", f);
+		json_safe(f, m->address);
+		fprintf(f, "\",\"remaining_ms\":%lld}", (long long)(m->until_wall_ms - now));
+		first = 0;
+	}
+	pthread_mutex_unlock(&p->outlier_lock);
+	fputc(']', f);
 }
 
 static void eject(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs, size_t i,
@@ -80,6 +147,7 @@ static void eject(struct sn_worker *w, const struct sn_cluster *c, struct sn_clu
 		cs->next_expiry_ms = o->ejected_until_ms;
 	sn_metrics_add(w->metrics, SN_CTR_OUTLIER_EJECTIONS, 1);
 	sn_metrics_add(w->metrics, SN_CTR_OUTLIER_EJECTED_ACTIVE, 1);
+	mark(w, c->name, c->endpoints[i].address, wall_ms() + (int64_t)(o->ejected_until_ms - now));
 	sn_log(SN_LOG_INFO, "outlier: %s ejected from %s for %llu ms (%s; ejection %u)", c->endpoints[i].address,
 	       c->name, (unsigned long long)(o->ejected_until_ms - now), why, o->times);
 }

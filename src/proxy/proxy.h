@@ -214,6 +214,16 @@ struct sn_proxy {
 	struct sn_worker *workers;
 	int n_workers;
 	pthread_mutex_t snap_lock;       /* guards snap for the admin thread */
+	/* Endpoints outlier detection took out, for the admin port (workers
+	 * write under outlier_lock; an entry is current until its wall-clock
+	 * end): cluster name, address. */
+	pthread_mutex_t outlier_lock;
+	struct sn_outlier_mark {
+		char cluster[200];
+		char address[64];
+		int64_t until_wall_ms;
+	} outlier_marks[128];
+	size_t n_outlier_marks;
 	struct sn_snapshot *snap;
 	uint64_t version;
 	struct sn_metrics_process proc;
@@ -357,6 +367,8 @@ const char *sn_jwt_check_token(struct sn_worker *w, const struct sn_snapshot *s,
 void sn_mirror_close_all(struct sn_worker *w);
 
 /* outlier.c (DestinationRule outlierDetection) */
+/* The endpoints out of their pool now, as JSON ("[{...}]") for the admin port. */
+void sn_outlier_dump_json(struct sn_proxy *p, FILE *f);
 /* An attempt on endpoint i of c ended: its response status, or 0 for a
  * failure of local origin (connect failure, reset, timeout). */
 void sn_outlier_report(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs, size_t i,

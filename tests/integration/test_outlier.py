@@ -8,8 +8,10 @@ an endpoint that refuses connections is ejected the same way (a failure
 of local origin counts as a 5xx); minHealthPercent stops ejections when
 too few endpoints would be left; the counters and the config dump say so."""
 
+import json
 import os
 import socket
+import subprocess
 import sys
 import time
 import unittest
@@ -55,6 +57,7 @@ class Outlier(unittest.TestCase):
             self.addCleanup(st.stop_process, bad)
             st.wait_port(bad_port)
         ports[("reviews", "bad")] = bad_port
+        self.bad_port = bad_port
         cfg = st.join_docs(st.registry_yaml(ports), dr, *([vs] if vs else []))
         return st.start_proxy(self, cfg, args=["--workers", "1"])
 
@@ -70,6 +73,18 @@ class Outlier(unittest.TestCase):
         m = p.metrics()
         self.assertEqual(st.metric_sum(m, "sinew_outlier_ejections_total"), 1)
         self.assertEqual(st.metric_sum(m, "sinew_outlier_ejected_endpoints"), 1)
+        # visible in the config dump and in proxy-config endpoints
+        _, _, body = p.admin_get("/config_dump")
+        dump = json.loads(body)
+        self.assertEqual([(e["cluster"], e["address"]) for e in dump["outlier_ejections"]],
+                         [("outbound|9080||reviews.default.svc.cluster.local", "127.0.0.1:%d" % self.bad_port)])
+        self.assertTrue(0 < dump["outlier_ejections"][0]["remaining_ms"] <= 2000)
+        out = subprocess.run([os.path.join(st.BIN, "sinew"), "proxy-config", "endpoints", "--admin",
+                              "127.0.0.1:%d" % p.admin_port], capture_output=True, text=True, timeout=10).stdout
+        bad_line = [line for line in out.splitlines() if ":%d" % self.bad_port in line]
+        self.assertEqual(len(bad_line), 1, out)
+        self.assertIn("ejected (", bad_line[0])
+        self.assertEqual(sum("healthy" in line for line in out.splitlines()), 2, out)
         # still out within baseEjectionTime
         self.assertEqual(self.statuses(p, 20).count(503), 0)
         time.sleep(2.2)
