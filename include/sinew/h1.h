@@ -129,6 +129,12 @@ ssize_t sn_h1_chunked_next(struct sn_h1_chunked *c, const char *buf, size_t len,
 
 /* Finds a header by name (case-insensitive). Returns its index or -1. */
 int sn_h1_find_header(const struct sn_h1_header *hdrs, size_t n, struct sn_str name, int from);
+/* The value of query parameter name in path ("/p?a=1&b"): a view into
+ * path; "" (non-NULL) for a parameter without '='; a NULL view if absent. */
+struct sn_str sn_http_query_param(struct sn_str path, const char *name);
+/* The value of cookie name in the request's Cookie fields; a NULL view
+ * if absent. */
+struct sn_str sn_http_cookie(const struct sn_h1_header *hdrs, size_t n, const char *name);
 
 /* True if name is hop-by-hop (Connection, Keep-Alive, Proxy-Connection,
  * TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate,

@@ -1079,3 +1079,39 @@ int sn_h1_is_hop_by_hop(struct sn_str name, const struct sn_h1_header *hdrs, siz
 	}
 	return 0;
 }
+
+struct sn_str sn_http_query_param(struct sn_str path, const char *name)
+{
+	const char *q = path.p ? memchr(path.p, '?', path.len) : NULL;
+	size_t nl = strlen(name);
+	while (q != NULL) {
+		const char *p = q + 1, *end = path.p + path.len;
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *stop = amp ? amp : end;
+		if ((size_t)(stop - p) >= nl && !memcmp(p, name, nl) && (p + nl == stop || p[nl] == '='))
+			return p + nl == stop ? sn_str_make(p + nl, 0)
+					      : sn_str_make(p + nl + 1, (size_t)(stop - p - nl - 1));
+		q = amp;
+	}
+	return sn_str_make(NULL, 0);
+}
+
+struct sn_str sn_http_cookie(const struct sn_h1_header *hdrs, size_t n, const char *name)
+{
+	size_t nl = strlen(name);
+	for (size_t i = 0; i < n; i++) {
+		if (!sn_str_ieq(hdrs[i].name, sn_str_make("cookie", 6)))
+			continue;
+		const char *p = hdrs[i].value.p, *end = p + hdrs[i].value.len;
+		while (p < end) {
+			while (p < end && (*p == ' ' || *p == ';'))
+				p++;
+			const char *semi = memchr(p, ';', (size_t)(end - p));
+			const char *stop = semi ? semi : end;
+			if ((size_t)(stop - p) > nl && p[nl] == '=' && !memcmp(p, name, nl))
+				return sn_str_make(p + nl + 1, (size_t)(stop - p - nl - 1));
+			p = stop;
+		}
+	}
+	return sn_str_make(NULL, 0);
+}

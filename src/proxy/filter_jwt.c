@@ -219,42 +219,6 @@ static int prefix_ieq(struct sn_str v, const char *prefix)
 	return v.len >= n && sn_str_ieq(sn_str_make(v.p, n), sn_str_make(prefix, n));
 }
 
-/* The value of query parameter name in path, or an empty view. */
-static struct sn_str query_param(struct sn_str path, const char *name)
-{
-	const char *q = memchr(path.p, '?', path.len);
-	size_t nl = strlen(name);
-	while (q != NULL) {
-		const char *p = q + 1, *end = path.p + path.len;
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *stop = amp ? amp : end;
-		if ((size_t)(stop - p) > nl && p[nl] == '=' && !memcmp(p, name, nl))
-			return sn_str_make(p + nl + 1, (size_t)(stop - p - nl - 1));
-		q = amp;
-	}
-	return sn_str_make(NULL, 0);
-}
-
-static struct sn_str cookie(const struct sn_h1_request *rq, const char *name)
-{
-	size_t nl = strlen(name);
-	for (size_t i = 0; i < rq->num_headers; i++) {
-		if (!sn_str_ieq_cstr(rq->headers[i].name, "cookie"))
-			continue;
-		const char *p = rq->headers[i].value.p, *end = p + rq->headers[i].value.len;
-		while (p < end) {
-			while (p < end && (*p == ' ' || *p == ';'))
-				p++;
-			const char *semi = memchr(p, ';', (size_t)(end - p));
-			const char *stop = semi ? semi : end;
-			if ((size_t)(stop - p) > nl && p[nl] == '=' && !memcmp(p, name, nl))
-				return sn_str_make(p + nl + 1, (size_t)(stop - p - nl - 1));
-			p = stop;
-		}
-	}
-	return sn_str_make(NULL, 0);
-}
-
 /* The first token of the request where rule looks for one. */
 static struct sn_str find_token(const struct sn_h1_request *rq, const struct sn_jwt_rule *rule)
 {
@@ -273,12 +237,12 @@ static struct sn_str find_token(const struct sn_h1_request *rq, const struct sn_
 				return sn_str_make(rq->headers[j].value.p + pl, rq->headers[j].value.len - pl);
 			}
 	for (size_t i = 0; i < np; i++) {
-		struct sn_str v = query_param(rq->path, ps[i]);
+		struct sn_str v = sn_http_query_param(rq->path, ps[i]);
 		if (v.len)
 			return v;
 	}
 	for (size_t i = 0; i < rule->n_cookies; i++) {
-		struct sn_str v = cookie(rq, rule->cookies[i]);
+		struct sn_str v = sn_http_cookie(rq->headers, rq->num_headers, rule->cookies[i]);
 		if (v.len)
 			return v;
 	}

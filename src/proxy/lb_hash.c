@@ -137,41 +137,6 @@ int sn_lb_hash_pick(struct sn_worker *w, const struct sn_cluster *c, struct sn_c
 	return sn_lb_pick(w, c, cs);
 }
 
-static struct sn_str query_value(struct sn_str path, const char *name)
-{
-	const char *q = memchr(path.p, '?', path.len);
-	size_t nl = strlen(name);
-	while (q != NULL) {
-		const char *p = q + 1, *end = path.p + path.len;
-		const char *amp = memchr(p, '&', (size_t)(end - p));
-		const char *stop = amp ? amp : end;
-		if ((size_t)(stop - p) >= nl && !memcmp(p, name, nl) && (p + nl == stop || p[nl] == '='))
-			return p + nl == stop ? sn_str_make(p, 0) : sn_str_make(p + nl + 1, (size_t)(stop - p - nl - 1));
-		q = amp;
-	}
-	return sn_str_make(NULL, 0);
-}
-
-struct sn_str sn_lb_hash_cookie(const struct sn_h1_request *rq, const char *name)
-{
-	size_t nl = strlen(name);
-	for (size_t i = 0; i < rq->num_headers; i++) {
-		if (!sn_str_ieq_cstr(rq->headers[i].name, "cookie"))
-			continue;
-		const char *p = rq->headers[i].value.p, *end = p + rq->headers[i].value.len;
-		while (p < end) {
-			while (p < end && (*p == ' ' || *p == ';'))
-				p++;
-			const char *semi = memchr(p, ';', (size_t)(end - p));
-			const char *stop = semi ? semi : end;
-			if ((size_t)(stop - p) > nl && p[nl] == '=' && !memcmp(p, name, nl))
-				return sn_str_make(p + nl + 1, (size_t)(stop - p - nl - 1));
-			p = stop;
-		}
-	}
-	return sn_str_make(NULL, 0);
-}
-
 int sn_lb_hash_key(const struct sn_hash_policy *h, const struct sn_h1_request *rq, const char *peer, uint64_t *key)
 {
 	struct sn_str v = { NULL, 0 };
@@ -185,12 +150,10 @@ int sn_lb_hash_key(const struct sn_hash_policy *h, const struct sn_h1_request *r
 		break;
 	}
 	case SN_HASH_COOKIE:
-		v = sn_lb_hash_cookie(rq, h->name);
+		v = sn_http_cookie(rq->headers, rq->num_headers, h->name);
 		break;
 	case SN_HASH_QUERY:
-		v = query_value(rq->path, h->name);
-		if (v.p != NULL && v.len == 0)
-			v = sn_str_make("", 0);
+		v = sn_http_query_param(rq->path, h->name);
 		break;
 	case SN_HASH_SOURCE_IP: {
 		/* "ip:port" or "[v6]:port": the address only */

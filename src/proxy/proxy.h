@@ -394,8 +394,6 @@ int sn_lb_hash_build(const struct sn_cluster *c, struct sn_cluster_state *cs);
 void sn_lb_hash_free(struct sn_cluster_state *cs);
 /* The request's key by c's hash policy: 1 with *key set, 0 if it has none. */
 int sn_lb_hash_key(const struct sn_hash_policy *h, const struct sn_h1_request *rq, const char *peer, uint64_t *key);
-/* A cookie's value in the request's Cookie headers; empty view if none. */
-struct sn_str sn_lb_hash_cookie(const struct sn_h1_request *rq, const char *name);
 /* The endpoint for key (skipping those outlier detection took out). */
 int sn_lb_hash_pick(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs, uint64_t key);
 
