@@ -580,6 +580,12 @@ static void h2u_run(struct sn_h2u *h)
 			break;
 	}
 	run_streams(h);
+	/* What those streams queued -- window credits for bytes that reached
+	 * clients, resets -- goes out now: a kick while running is dropped,
+	 * and nothing else would wake this connection (a download stalled at
+	 * one stream window once, on a loaded machine). */
+	if (!h->dead && h->ready && h2u_flush(h) != 0)
+		h->eof = 1;
 	h->running = 0;
 	if (!h->dead && (h->eof || (h->ready && !sn_h2c_alive(h->codec) && sn_buf_len(&h->out) == 0))) {
 		h2u_close(h, h->eof ? NULL : sn_h2c_error(h->codec));

@@ -4,9 +4,9 @@
  * goes or comes only about 1/N of the keys move. Two ways, as Envoy:
  *
  * - ringHash (the default): each endpoint is placed at ring_size/N
- *   points of a 64-bit ring (at least one each), by the hash of its
- *   address and the point's number; a key goes to the first point at or
- *   after its hash. minimumRingSize sets the points (default 1024).
+ *   points (rounded up to a power of two) of a 64-bit ring, by the hash
+ *   of its address and the point's number; a key goes to the first point
+ *   at or after its hash. minimumRingSize sets the points (default 1024).
  * - maglev: a table of table_size slots (a prime, default 65537) filled
  *   by each endpoint's permutation in turn (Google's Maglev); a key goes
  *   to slot hash % size. Fewer keys move than on a ring, in a fixed table.
@@ -54,7 +54,13 @@ int sn_lb_hash_build(const struct sn_cluster *c, struct sn_cluster_state *cs)
 	if ((c->lb != SN_LB_RING_HASH && c->lb != SN_LB_MAGLEV) || n == 0)
 		return 0;
 	if (c->lb == SN_LB_RING_HASH) {
-		size_t per = SN_MAX((size_t)1, (c->hash.ring_size + n - 1) / n);
+		/* Points per endpoint: ring_size/N rounded up to a power of two,
+		 * so that an endpoint more or less rarely changes the others'
+		 * points -- when it does not, only the keys of the endpoint that
+		 * came or went move. The ring has at least ring_size points. */
+		size_t per = 1;
+		while (per * n < c->hash.ring_size)
+			per *= 2;
 		struct point *ring = calloc(n * per, sizeof(*ring));
 		if (ring == NULL)
 			return SN_ENOMEM;

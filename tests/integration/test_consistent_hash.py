@@ -45,22 +45,25 @@ class ConsistentHash(unittest.TestCase):
             out[u] = got.pop()
         return out
 
-    def check_moves(self, spec):
+    def check_moves(self, spec, exact):
         users = ["user-%d" % i for i in range(60)]
         before = self.where(self.proxy(spec), users)
         self.assertGreaterEqual(len(set(before.values())), 4, before)   # spread over the endpoints
         after = self.where(self.proxy(spec, VERSIONS[:4]), users)        # v5 gone
-        moved = [u for u in users if before[u] != after[u]]
-        # v5's keys must move; of the others only a few may (a ring gives
-        # each remaining endpoint a few more points), ~1/5 in all
-        self.assertTrue(all(u in moved for u in users if before[u] == "v5"), (before, after))
-        self.assertLess(len(moved), len(users) * 0.4, (moved, before, after))
+        moved = sorted(u for u in users if before[u] != after[u])
+        lost = sorted(u for u in users if before[u] == "v5")
+        if exact:
+            self.assertEqual(moved, lost, (before, after))   # ring: only v5's keys move
+        else:
+            # Maglev: v5's keys move, and a few others (its minimal disruption)
+            self.assertTrue(set(lost) <= set(moved), (before, after))
+            self.assertLess(len(moved), len(lost) + len(users) * 0.15, (moved, before, after))
 
     def test_ring_hash_header(self):
-        self.check_moves("        httpHeaderName: x-user\n")
+        self.check_moves("        httpHeaderName: x-user\n", exact=True)
 
     def test_maglev_header(self):
-        self.check_moves("        httpHeaderName: x-user\n        maglev: {tableSize: 65537}\n")
+        self.check_moves("        httpHeaderName: x-user\n        maglev: {tableSize: 65537}\n", exact=False)
 
     def test_query_parameter(self):
         p = self.proxy("        httpQueryParameterName: user\n        ringHash: {minimumRingSize: 2048}\n")
