@@ -5,6 +5,8 @@ side, against a direct connection, in the same run (issue 3, "MB2" shape).
     make bench            # ~12 min, results in bench/results/full.{md,json}
     make bench QUICK=1    # < 3 min, results in bench/results/quick.{md,json}
     SINEW_BIN=build/bench-rel/bin python3 bench/run.py --quick
+    SCENARIOS=J1 python3 bench/run.py --quick   # some scenarios only: results
+                                                # in bench/results/quick-J1.{md,json}
 
 Topology: two network namespaces made here, joined by a veth pair
 (10.77.0.1 client side, 10.77.0.2 server side), deleted at the end; nothing
@@ -37,6 +39,20 @@ server namespace on 127.0.0.1:8080 and 10.77.0.2:8080.
               nginx: grpc_pass); content-type application/grpc and
               te: trailers, 100-byte requests, the trailers relayed
               (checked with nghttp before measuring)
+
+  J0/J1 JWT   sinew-proxy only (issue 13's cost of JWT verification): S1's
+              inbound hop twice, in processes of their own. J1: with a
+              RequestAuthentication (bench/conf/sinew-server-jwt.yaml, one
+              rule, an inline JWKS with an ES256 key made at start), every
+              request carrying the same valid ES256 token in
+              "Authorization: Bearer" (as a client reuses its token); J0:
+              without a RequestAuthentication and without a token. 1000
+              req/s × 16 connections, J0 and J1 back to back in each
+              repetition; CPU from schedstat (ns, all threads). Before
+              measuring: J1 must answer the token 200 (counted by
+              sinew_jwt_valid_total) and a corrupted one 401 jwt_invalid,
+              J0 must not check tokens; otherwise J1 has no figures and
+              the run exits 1. Target: J1's CPU per 1000 req/s ≤ 1.10× J0's.
 
 P2 runs its own pair of processes per proxy (other ports), configured as
 for S2 plus TLS; the certificates are made at start with the openssl CLI.
@@ -79,11 +95,21 @@ ORIGIN_PORT = 8080
 PROXIES = ["sinew", "haproxy", "nginx"]
 SCENARIOS = ("S1", "S2", "P2", "H1", "H2", "G1")
 BASELINES = ("S0", "G0")     # direct: no proxy
+# sinew-proxy alone: its inbound hop without (J0) and with (J1) JWT
+# verification; --scenarios names them J1.
+JWT_SCENARIOS = ("J0", "J1")
+SELECTABLE = SCENARIOS + ("J1",)
 
 
 def baseline(scen):
     """The direct run a scenario's added latency is taken against."""
     return "G0" if scen == "G1" else "S0"
+
+
+def needed_baselines(scens):
+    """The direct runs the scenarios scens need, in BASELINES' order."""
+    want = {baseline(s) for s in scens} | ({"S0"} if scens else set())   # S0: the noise floor, always
+    return [b for b in BASELINES if b in want]
 
 H2_STREAMS = 8
 # Server-side listener and S2 client-side listener per proxy.
@@ -100,6 +126,12 @@ H2_CLI_PORT = {"sinew": 15003, "haproxy": 15103, "nginx": 15203}
 H2_ADMIN = "127.0.0.1:15023"
 G1_SRV_PORT = {"sinew": 15009, "haproxy": 15109, "nginx": 15209}
 G1_ADMIN = "127.0.0.1:15024"
+J_SRV_PORT = {"J0": 15013, "J1": 15012}   # J0/J1's own sinew-proxy processes
+J_ADMIN = {"J0": "127.0.0.1:15026", "J1": "127.0.0.1:15025"}
+JWT_ISSUER = "https://issuer.bench.sinew"
+JWT_AUDIENCE = "origin"
+JWT_KID = "bench-es256"
+JWT_TARGET = 1.10            # issue 13: J1's CPU per 1000 req/s ≤ 1.10 × J0's
 GRPC_ORIGIN_PORT = 8082      # nghttpd, h2c, in the server namespace (all its addresses)
 GRPC_PATH = "/grpc.bench.Echo/Unary"
 GRPC_HEADERS = ["-m", "POST", "-b", "100", "-H", "content-type: application/grpc", "-H", "te: trailers"]
@@ -170,6 +202,39 @@ def make_pki(d):
                 "-extfile", os.path.join(d, name + ".ext"), "-extensions", "v3", "-out", crt)
         with open(os.path.join(d, name + ".crtkey"), "w") as f:
             f.write(open(crt).read() + open(key).read())
+
+
+# --------------------------------------------------------------------------
+# J1's key and token
+
+def make_jwt():
+    """An ES256 key made here, minted as tests/integration/test_jwt.py
+    does (python3-jwt, python3-cryptography): (JWKS text for the
+    RequestAuthentication, a valid token, the same token with its
+    signature corrupted)."""
+    sys.path.insert(0, "/usr/lib/python3/dist-packages")
+    try:
+        import base64
+        import jwt
+        from cryptography.hazmat.primitives.asymmetric import ec
+    except ImportError as e:
+        raise RuntimeError("J1 needs python3-jwt and python3-cryptography (scripts/deps.sh bench): %s" % e)
+
+    def b64(n):
+        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+    key = ec.generate_private_key(ec.SECP256R1())
+    pub = key.public_key().public_numbers()
+    jwks = json.dumps({"keys": [{"kty": "EC", "kid": JWT_KID, "crv": "P-256", "alg": "ES256",
+                                 "x": b64(pub.x), "y": b64(pub.y)}]})
+    now = int(time.time())
+    tok = jwt.encode({"iss": JWT_ISSUER, "sub": "bench-client", "aud": JWT_AUDIENCE, "iat": now,
+                      "exp": now + 86400}, key, algorithm="ES256", headers={"kid": JWT_KID})
+    if isinstance(tok, bytes):
+        tok = tok.decode()
+    head, payload, sig = tok.split(".")
+    i = len(sig) // 2   # a character in the middle of the signature: r or s changes
+    bad = "%s.%s.%s%s%s" % (head, payload, sig[:i], "A" if sig[i] != "A" else "B", sig[i + 1:])
+    return jwks, tok, bad
 
 
 # --------------------------------------------------------------------------
@@ -329,6 +394,20 @@ class Bench:
                     "--inbound", "%s:%d" % (SRV_ADDR, G1_SRV_PORT["sinew"]),
                     "--app", "127.0.0.1:%d" % GRPC_ORIGIN_PORT, "--admin", G1_ADMIN,
                     "--service", "origin"] + common, PROXY_CPU)
+        # J1: sinew-proxy's inbound hop with a RequestAuthentication, and
+        # J0, its baseline, without; processes of their own.
+        self.jwt_token = self.jwt_bad = None
+        if self.args.jwt:
+            jwks, self.jwt_token, self.jwt_bad = make_jwt()
+            jcfg = {"J1": self.template("sinew-server-jwt.yaml", "j1", ISSUER=JWT_ISSUER, AUDIENCE=JWT_AUDIENCE,
+                                        JWKS=jwks),
+                    "J0": os.path.join(CONF, "sinew-server.yaml")}
+            for scen in JWT_SCENARIOS:
+                self.spawn("sinew-%ssrv" % scen.lower(), self.ns_srv,
+                           [proxy_bin, "--config", jcfg[scen],
+                            "--inbound", "%s:%d" % (SRV_ADDR, J_SRV_PORT[scen]),
+                            "--app", "127.0.0.1:%d" % ORIGIN_PORT, "--admin", J_ADMIN[scen],
+                            "--service", "origin"] + common, PROXY_CPU)
         # HAProxy and nginx: (process, namespace, listener, upstream, TLS role).
         hops = {}
         for proxy in ("haproxy", "nginx"):
@@ -373,13 +452,24 @@ class Bench:
         # pair that never answers only loses its P2 figures (verify_p2).
         self.p2_down = {}
         deadline = time.time() + 15
-        for scen, proxy in [(b, None) for b in BASELINES] + [(s, p) for s in SCENARIOS for p in PROXIES]:
+        paths = [(b, None) for b in needed_baselines(self.args.scenarios)] + \
+            [(s, p) for s in self.args.scenarios for p in PROXIES] + \
+            [(s, "sinew") for s in (JWT_SCENARIOS if self.args.jwt else ())]
+        self.jwt_down = None
+        for scen, proxy in paths:
             while True:
-                r = self.load(scen, proxy, ["--qps", "100", "-c", "1", "-n", "3", "--timeout", "1s"], timeout=10)
+                probe = ["--qps", "100", "-c", "1", "-n", "3", "--timeout", "1s"]
+                if scen in JWT_SCENARIOS:
+                    # Up, without a token (which passes authentication):
+                    # whether tokens are verified is verify_jwt's to say.
+                    r = self.load_url(self.ns_cli, self.url(scen, proxy), probe)
+                else:
+                    r = self.load(scen, proxy, probe, timeout=10)
                 if r is not None and r.get("errors_total") == 0 and r.get("completed") == 3:
                     break
                 if time.time() > deadline:
-                    names = [n for n in self.procs if scen != "P2" or n.startswith(proxy + "-p2")]
+                    names = [n for n in self.procs if (scen != "P2" or n.startswith(proxy + "-p2")) and
+                             (scen not in JWT_SCENARIOS or n == "sinew-%ssrv" % scen.lower())]
                     for name in names:
                         p = self.procs[name]
                         if p.poll() is not None:
@@ -389,9 +479,14 @@ class Bench:
                         self.p2_down[proxy] = "the pair never answered: %r" % (r and r.get("errors"))
                         log("bench: P2 %s %s" % (proxy, self.p2_down[proxy]))
                         break
+                    if scen in JWT_SCENARIOS:
+                        self.jwt_down = "%s's sinew-proxy never answered: %r" % (scen, r and r.get("errors"))
+                        log("bench: %s" % self.jwt_down)
+                        break
                     raise RuntimeError("%s %s never answered: %r" % (scen, proxy or "direct", r))
                 time.sleep(0.2)
-        self.verify_grpc()
+        if "G1" in self.args.scenarios:
+            self.verify_grpc()
 
     def verify_grpc(self):
         """G0 and G1 must be gRPC end to end: with nghttp, one call per path
@@ -426,6 +521,8 @@ class Bench:
             return [self.procs[proxy + "-cli"].pid, self.procs[proxy + "-srv"].pid]
         if scen == "P2":
             return [self.procs[proxy + "-p2cli"].pid, self.procs[proxy + "-p2srv"].pid]
+        if scen in JWT_SCENARIOS:
+            return [self.procs["sinew-%ssrv" % scen.lower()].pid]
         return []
 
     # -- load -------------------------------------------------------------
@@ -445,6 +542,8 @@ class Bench:
             return "http://%s:%d%s" % (SRV_ADDR, G1_SRV_PORT[proxy], path)
         if scen == "P2":
             return "http://127.0.0.1:%d%s" % (P2_CLI_PORT[proxy], path)
+        if scen in JWT_SCENARIOS:
+            return "http://%s:%d%s" % (SRV_ADDR, J_SRV_PORT[scen], path)
         return "http://127.0.0.1:%d%s" % (CLI_PORT[proxy], path)
 
     def load(self, scen, proxy, extra, timeout):
@@ -460,6 +559,8 @@ class Bench:
                 i = extra.index("-c") + 1
                 extra[i] = str(max(1, int(extra[i]) // H2_STREAMS))
             extra += ["--h2", str(H2_STREAMS)]
+        if scen == "J1":
+            extra = list(extra) + ["-H", "Authorization: Bearer " + self.jwt_token]
         argv = [os.path.join(self.args.sinew_bin, "sinew"), "load", "--json", "--quiet",
                 "-H", "Host: " + HOST] + extra + [self.url(scen, proxy, path)]
         try:
@@ -491,11 +592,33 @@ class Bench:
         head, _, body = r.stdout.partition("\n")
         return int(head), body
 
-    def sinew_metrics(self, ns):
-        """The P2 sinew-proxy's counters in ns: {series text: value}."""
-        status, body = self.http_get(ns, "http://%s/metrics" % P2_ADMIN)
+    def http_status(self, ns, url, headers, timeout=5):
+        """(status, its sinew-error header) of a GET from inside ns (Host:
+        origin, plus headers), or (None, why)."""
+        code = ("import json, sys, urllib.request, urllib.error\n"
+                "h = json.loads(sys.argv[2]); h['Host'] = sys.argv[3]\n"
+                "req = urllib.request.Request(sys.argv[1], headers=h)\n"
+                "try:\n"
+                "    r = urllib.request.urlopen(req, timeout=float(sys.argv[4])); r.read()\n"
+                "except urllib.error.HTTPError as e:\n"
+                "    r = e; e.read()\n"
+                "sys.stdout.write('%d %s' % (r.status, r.headers.get('sinew-error') or ''))\n")
+        try:
+            r = self.run_in(ns, ["/usr/bin/python3", "-c", code, url, json.dumps(headers), HOST, str(timeout)],
+                            CLIENT_CPU, timeout + 5)
+        except subprocess.TimeoutExpired:
+            return None, "timed out"
+        if r.returncode != 0:
+            return None, (r.stderr.strip().splitlines() or ["failed"])[-1]
+        status, _, err = r.stdout.partition(" ")
+        return int(status), err.strip()
+
+    def sinew_metrics(self, ns, admin=P2_ADMIN):
+        """A sinew-proxy's counters in ns (by default the P2 one's): {series
+        text: value}."""
+        status, body = self.http_get(ns, "http://%s/metrics" % admin)
         if status != 200:
-            raise RuntimeError("P2 sinew-proxy /metrics in %s: %s" % (ns, body))
+            raise RuntimeError("sinew-proxy /metrics at %s in %s: %s" % (admin, ns, body))
         out = {}
         for line in body.splitlines():
             if line and not line.startswith("#"):
@@ -586,6 +709,42 @@ class Bench:
                           "reason": ("failed: " + "; ".join(bad)) if bad else ""}
         return out
 
+    # -- J1: are the tokens really verified? ------------------------------
+
+    def verify_jwt(self):
+        """Checks, before J1 is measured, that its sinew-proxy verifies the
+        token: answered 200 and counted by sinew_jwt_valid_total, and 401
+        jwt_invalid once its signature is corrupted; and that J0 checks no
+        token. Returns {"ok", "checks": [[what, ok, detail]], "reason",
+        "token_bytes"}; J1 is not measured unless ok."""
+        checks = []
+        if self.jwt_down:
+            return {"ok": False, "checks": [["starts", False, self.jwt_down]], "reason": self.jwt_down,
+                    "token_bytes": len(self.jwt_token)}
+
+        def get(scen, tok):
+            return self.http_status(self.ns_cli, self.url(scen, "sinew"),
+                                    {"Authorization": "Bearer " + tok} if tok else {})
+        try:
+            m0 = self.sinew_metrics(self.ns_srv, J_ADMIN["J1"])
+            status, err = get("J1", self.jwt_token)
+            m1 = self.sinew_metrics(self.ns_srv, J_ADMIN["J1"])
+            valid = sum_series(m1, "sinew_jwt_valid_total") - sum_series(m0, "sinew_jwt_valid_total")
+            checks.append(["J1 with the valid ES256 token (must be 200 and counted by sinew_jwt_valid_total)",
+                           status == 200 and valid >= 1, "%s%s, %d counted valid" % (
+                               status, (" " + err) if err else "", valid)])
+            status, err = get("J1", self.jwt_bad)
+            checks.append(["J1 with the token's signature corrupted (must be 401 jwt_invalid)",
+                           status == 401 and err == "jwt_invalid", ("%s %s" % (status, err)).strip()])
+            status, err = get("J0", self.jwt_bad)
+            checks.append(["J0 with the corrupted token (must be 200: J0 has no RequestAuthentication)",
+                           status == 200, ("%s %s" % (status, err)).strip()])
+        except RuntimeError as e:
+            checks.append(["J1's /metrics", False, str(e)])
+        bad = [c[0].split(" (")[0] + ": " + c[2] for c in checks if not c[1]]
+        return {"ok": not bad, "checks": checks, "reason": ("failed: " + "; ".join(bad)) if bad else "",
+                "token_bytes": len(self.jwt_token)}
+
     def load_url(self, ns, url, extra, timeout=10):
         argv = [os.path.join(self.args.sinew_bin, "sinew"), "load", "--json", "--quiet", "-H", "Host: " + HOST] + \
             extra + [url]
@@ -618,6 +777,26 @@ def cpu_ticks(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])   # utime + stime (fields 14, 15)
+
+
+def cpu_sched_ns(pid):
+    """CPU time of all of pid's threads in ns (schedstat's first field,
+    user and system together), or None without schedstat. A clock tick is
+    10 ms: at 1000 req/s a 10 % difference in a 3 s run is under two."""
+    total = 0
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:
+            continue   # the thread ended
+        except (OSError, ValueError, IndexError):
+            return None
+    return total
 
 
 def rss_kib(pid):
@@ -680,8 +859,13 @@ def measure_cell(b, scen, proxy, cell):
     sinew_p2 = scen == "P2" and proxy == "sinew"
     if sinew_p2:
         m0 = (b.sinew_metrics(b.ns_cli), b.sinew_metrics(b.ns_srv))
+    # J1: every request must have been verified (its counters, outside the
+    # CPU window as for P2).
+    if scen == "J1":
+        j0 = b.sinew_metrics(b.ns_srv, J_ADMIN["J1"])
     srv_opens = tcp_opens(b.procs["origin"].pid)[1]
     before = {p: cpu_ticks(p) for p in pids}
+    before_ns = {p: cpu_sched_ns(p) for p in pids}
     sampler = RssSampler(pids)
     sampler.start()
     t0 = time.time()
@@ -692,6 +876,10 @@ def measure_cell(b, scen, proxy, cell):
     if r is None:
         raise RuntimeError("sinew load failed for %s %s %s" % (cell["name"], scen, proxy))
     cpu_s = sum(cpu_ticks(p) - before[p] for p in pids) / CLK_TCK
+    after_ns = {p: cpu_sched_ns(p) for p in pids}
+    cpu_sched_s = None
+    if all(before_ns[p] is not None and after_ns[p] is not None for p in pids):
+        cpu_sched_s = sum(after_ns[p] - before_ns[p] for p in pids) / 1e9
     out = {
         "achieved_qps": r["achieved_qps"], "completed": r["completed"], "errors": r["errors_total"],
         "latency_us": r["latency_us"], "service_us": r["service_us"],
@@ -715,12 +903,21 @@ def measure_cell(b, scen, proxy, cell):
     elif scen == "P2":
         # Their P2 listeners accept nothing but mutual TLS (verify_p2).
         out["mtls_ok"] = True
+    if scen == "J1":
+        j1 = b.sinew_metrics(b.ns_srv, J_ADMIN["J1"])
+        out["jwt_valid"] = sum_series(j1, "sinew_jwt_valid_total") - sum_series(j0, "sinew_jwt_valid_total")
+        out["jwt_invalid"] = sum_series(j1, "sinew_jwt_invalid_total") - sum_series(j0, "sinew_jwt_invalid_total")
+        out["jwt_ok"] = out["jwt_valid"] >= r["completed"] and out["jwt_invalid"] == 0 and r["errors_total"] == 0
     if pids:
         out["cpu_s"] = cpu_s
         # Cores used per 1000 req/s, in percent of one core: CPU seconds
         # per 1000 completed requests × 100 (the rate cancels out).
         out["cpu_pct_per_krps"] = cpu_s * 1000.0 / max(r["completed"], 1) * 100.0
         out["rss_peak_kib"] = sum(sampler.peak.values())
+        if cpu_sched_s is not None:
+            # The same from schedstat, in ns rather than clock ticks.
+            out["cpu_sched_s"] = cpu_sched_s
+            out["cpu_sched_pct_per_krps"] = cpu_sched_s * 1000.0 / max(r["completed"], 1) * 100.0
     return out
 
 
@@ -771,7 +968,8 @@ def spread(xs):
 def scenarios(runs, p2):
     """The proxy scenarios of a run: S1, S2, P2 if it was attempted (runs
     saved before P2 existed have none), the others if they were measured."""
-    keys = runs[0][next(iter(runs[0]))]
+    first = next((k for k in runs[0] if k != "jwt"), None) if runs else None
+    keys = runs[0][first] if first is not None else {}
     tried = p2 is not None or any(k.startswith("P2/") for k in keys)
     return [s for s in SCENARIOS if (s == "P2" and tried) or any(k.startswith(s + "/") for k in keys)]
 
@@ -790,11 +988,52 @@ def p2_refusal(runs, reps, cn, proxy, p2):
     return None
 
 
-def summarize(runs, idle, idle_rss, cells, reps, p2=None):
+def summarize_jwt(runs, reps, checks):
+    """J0 and J1 (runs[rep]["jwt"]["J0/sinew"], ...): their CPU per 1000
+    req/s, service time and counts, and J1/J0's CPU per repetition (both
+    back to back in it) with its median against JWT_TARGET. checks:
+    verify_jwt's findings; None when J1 was not asked for."""
+    if checks is None and not any("jwt" in runs[r] for r in range(reps)):
+        return None
+    if checks is not None and not checks["ok"]:
+        return {"refused": "not measured, its checks " + checks["reason"]}
+    out = {}
+    for r in range(reps):
+        x = runs[r].get("jwt", {}).get("J1/sinew")
+        if x is None:
+            return {"refused": "not measured in repetition %d" % (r + 1)}
+        if not x.get("jwt_ok"):
+            return {"refused": "repetition %d: not every request was verified (%d of %d counted valid, %d invalid, "
+                               "%d errors)" % (r + 1, x["jwt_valid"], x["completed"], x["jwt_invalid"], x["errors"])}
+
+    def cpu(x):
+        return x.get("cpu_sched_pct_per_krps", x["cpu_pct_per_krps"])
+    for scen in JWT_SCENARIOS:
+        xs = [runs[r]["jwt"][scen + "/sinew"] for r in range(reps)]
+        cs = [cpu(x) for x in xs]
+        out[scen] = {"cpu_pct_per_krps": {"median": med(cs), "spread": spread(cs), "reps": cs},
+                     "cpu_source": "schedstat" if all("cpu_sched_pct_per_krps" in x for x in xs) else "ticks",
+                     "achieved_qps": med([x["achieved_qps"] for x in xs]),
+                     "service_us": {k: {"median": med([x["service_us"][k] for x in xs]),
+                                        "spread": spread([x["service_us"][k] for x in xs])}
+                                    for k in ("p50", "p99")},
+                     "completed": sum(x["completed"] for x in xs), "errors": sum(x["errors"] for x in xs),
+                     "rss_peak_kib": max(x["rss_peak_kib"] for x in xs)}
+        if scen == "J1":
+            out[scen]["jwt_valid"] = sum(x["jwt_valid"] for x in xs)
+    per = [a / b for a, b in zip(out["J1"]["cpu_pct_per_krps"]["reps"], out["J0"]["cpu_pct_per_krps"]["reps"])
+           if b > 0]
+    out["cpu_ratio"] = {"median": med(per), "spread": spread(per), "reps": per}
+    out["met"] = bool(per) and med(per) <= JWT_TARGET
+    return out
+
+
+def summarize(runs, idle, idle_rss, cells, reps, p2=None, jwt=None):
     """runs[rep][cell][scen/proxy] → per-proxy figures with median and
     spread over repetitions, and sinew's ratios to HAProxy and nginx. p2:
     verify_p2's findings; a P2 pair that failed them, or a cell where not
-    every request was mutual TLS, gets {"refused": why} instead of figures."""
+    every request was mutual TLS, gets {"refused": why} instead of figures.
+    jwt: verify_jwt's findings (summarize_jwt)."""
     keys = ("p50", "p99", "p99.9")
     scens = scenarios(runs, p2)
     summ = {"cells": {}, "proxies": {}, "scenarios": scens}
@@ -912,6 +1151,9 @@ def summarize(runs, idle, idle_rss, cells, reps, p2=None):
     for proxy in PROXIES:
         summ["proxies"][proxy] = {"rss_idle_kib": idle_rss[proxy],
                                   "idle_conns": idle[proxy]}
+    j = summarize_jwt(runs, reps, jwt)
+    if j is not None:
+        summ["jwt"] = j
     return summ
 
 
@@ -983,6 +1225,8 @@ def targets(summ):
     only by the load generator's own wake-up lag, which is not the proxy's
     and on a shared 2-core VM is most of the corrected p99's noise. A delta
     within the S0 noise floor is reported as inconclusive."""
+    if "S1" not in summ["cells"].get("1k", {}):
+        return []   # a run of other scenarios (--scenarios)
     c = summ["cells"]["1k"]["S1"]
     s0 = summ["cells"]["1k"]["S0"]
     s, h, n = c["sinew"], c["haproxy"], c["nginx"]
@@ -1048,14 +1292,22 @@ def markdown(result):
         (" (%s)" % m["sys_vendor"]) if m["sys_vendor"] else ""))
     L.append("Versions: sinew %s (%s), %s, %s; compiler %s." % (m["sinew"], result["sinew_bin"], m["haproxy"],
                                                                 m["nginx"], m["compiler"]))
-    L.append("%d repetitions, proxies interleaved in rotating order, S0 re-run in each; "
-             "cells: %s. Proxies pinned to CPU %d, load generator and origin to CPU %d. "
-             "Latency is `sinew load`'s, from the scheduled send time (corrected for coordinated "
-             "omission); Δ is against S0 of the same repetition; figures are medians over the "
-             "repetitions with the spread (min–max) in parentheses." % (
-                 result["reps"], ", ".join("%s (%s req/s × %d conns, %gs)" % (
-                     c["name"], "max" if c["saturate"] else c["qps"], c["conns"], c["secs"]) for c in cells),
-                 PROXY_CPU, CLIENT_CPU))
+    if not cells:
+        L.append("%d repetitions. Proxies pinned to CPU %d, load generator and origin to CPU %d." % (
+            result["reps"], PROXY_CPU, CLIENT_CPU))
+    else:
+        L.append("%d repetitions, proxies interleaved in rotating order, S0 re-run in each; "
+                 "cells: %s. Proxies pinned to CPU %d, load generator and origin to CPU %d. "
+                 "Latency is `sinew load`'s, from the scheduled send time (corrected for coordinated "
+                 "omission); Δ is against S0 of the same repetition; figures are medians over the "
+                 "repetitions with the spread (min–max) in parentheses." % (
+                     result["reps"], ", ".join("%s (%s req/s × %d conns, %gs)" % (
+                         c["name"], "max" if c["saturate"] else c["qps"], c["conns"], c["secs"]) for c in cells),
+                     PROXY_CPU, CLIENT_CPU))
+    chosen = result.get("scenarios")
+    if chosen and set(chosen) != set(SELECTABLE):
+        L.append("")
+        L.append("Scenarios %s only (--scenarios / SCENARIOS); the others were not run." % ", ".join(chosen))
     L.append("")
     for cell in cells:
         cn = cell["name"]
@@ -1113,6 +1365,42 @@ def markdown(result):
                     dl("service_us", "p50"), dl("service_us", "p99"),
                     cpu["median"], cpu["spread"][0], cpu["spread"][1], d["rss_peak_kib"] / 1024, d["errors"]))
         L.append("")
+    has_s1 = "S1" in summ["cells"].get("1k", {})
+    if has_s1:
+        L.extend(markdown_memory(summ))
+    if summ["ratios"]:
+        L.extend(markdown_ratios(summ))
+    if "P2" in scens:
+        L.extend(markdown_p2(result, cells))
+    h2t = h2_targets(summ, cells)
+    if h2t:
+        L.append("## HTTP/2 and gRPC targets (issue 10): added p50/p99 (service time) and CPU per 1000 req/s "
+                 "≤ 0.8× HAProxy's and nginx's")
+        L.append("")
+        L.append("| cell | scenario | figure | sinew | ≤ (0.8 × the lower of HAProxy, nginx) | met |")
+        L.append("|---|---|---|---:|---:|---|")
+        for row in h2t:
+            L.append("| %s | %s | %s | %s | %s | %s |" % (row[0], row[1], row[2], row[3], row[4],
+                                                       "yes" if row[5] else "**no**"))
+        L.append("")
+        L.append("nginx's H2 hop between the proxies is HTTP/1.1 (it cannot proxy HTTP/2 but to gRPC "
+                 "servers), so its H2 figures are HTTP/2 at the edge only.")
+        L.append("")
+    if "jwt" in summ:
+        L.extend(markdown_jwt(result))
+    if result["targets"]:
+        L.append("## Issue 2's targets (one hop, 1000 req/s × 16 × 1 KiB)")
+        L.append("")
+        L.append("| target | measured | met |")
+        L.append("|---|---|---|")
+        for name, val, ok in result["targets"]:
+            L.append("| %s | %s | %s |" % (name, val, "yes" if ok else "**no**"))
+        L.append("")
+    return "\n".join(L)
+
+
+def markdown_memory(summ):
+    L = []
     L.append("## Memory")
     L.append("")
     L.append("| proxy | RSS idle MiB | of which anonymous | PSS idle MiB | RSS at 1000 req/s MiB (S1) | bytes per idle keep-alive conn |")
@@ -1131,6 +1419,11 @@ def markdown(result):
              "few requests of the readiness check. Bytes per idle connection: RSS growth while "
              "`bench/idle_conns.py` holds N connections that each carried one request.")
     L.append("")
+    return L
+
+
+def markdown_ratios(summ):
+    L = []
     L.append("## Ratios sinew / HAProxy and sinew / nginx (median, spread over repetitions; < 1 is better for sinew except throughput)")
     L.append("")
     L.append("delta_* are added latency from the scheduled send (corrected), delta_svc_* from the actual "
@@ -1150,34 +1443,67 @@ def markdown(result):
             cn, scen, fig, fmt_ratio(summ["ratios"].get("%s/%s/%s/sinew:haproxy" % (cn, scen, fig))),
             fmt_ratio(summ["ratios"].get("%s/%s/%s/sinew:nginx" % (cn, scen, fig)))))
     L.append("")
-    L.append("Idle memory per connection (RSS growth / connections): " + "; ".join(
-        "%s %s" % (p, ", ".join("%.0f B @ %d" % (x["bytes_per_conn"], x["n"]) for x in summ["proxies"][p]["idle_conns"]))
-        for p in PROXIES) + ".")
+    if any(summ["proxies"][p]["idle_conns"] for p in PROXIES):
+        L.append("Idle memory per connection (RSS growth / connections): " + "; ".join(
+            "%s %s" % (p, ", ".join("%.0f B @ %d" % (x["bytes_per_conn"], x["n"])
+                                    for x in summ["proxies"][p]["idle_conns"]))
+            for p in PROXIES) + ".")
+        L.append("")
+    return L
+
+
+def markdown_jwt(result):
+    """J1's section: JWT verification against the same hop without it."""
+    j, jc = result["summary"]["jwt"], result.get("jwt_cell") or {}
+    checks = result.get("jwt_checks") or {}
+    L = ["## J1: JWT verification on the inbound hop (issue 13)", ""]
+    L.append("sinew-proxy alone, S1's inbound hop in two processes of its own: J1 with a RequestAuthentication "
+             "(one rule, issuer %s, audience %s, an inline JWKS with one ES256 P-256 key made at start), every "
+             "request carrying the same valid ES256 token (%s bytes) in `Authorization: Bearer`, as a client "
+             "reuses its token; J0 without a RequestAuthentication and without a token. %s req/s × %s "
+             "connections × %ss, J0 and J1 back to back in each of %d repetitions (order alternating). CPU: "
+             "the process's threads' run time from /proc/PID/task/*/schedstat (ns; clock ticks are too coarse "
+             "for a 10 %% difference at this rate), per 1000 completed requests. Target: J1's CPU per 1000 "
+             "req/s ≤ %.2f× J0's, judged on the median of the per-repetition ratios." % (
+                 JWT_ISSUER, JWT_AUDIENCE, checks.get("token_bytes", "?"), jc.get("qps", "?"),
+                 jc.get("conns", "?"), jc.get("secs", "?"), result["reps"], JWT_TARGET))
     L.append("")
-    if "P2" in scens:
-        L.extend(markdown_p2(result, cells))
-    h2t = h2_targets(summ, cells)
-    if h2t:
-        L.append("## HTTP/2 and gRPC targets (issue 10): added p50/p99 (service time) and CPU per 1000 req/s "
-                 "≤ 0.8× HAProxy's and nginx's")
+    if checks.get("checks"):
+        L.append("Checked before measuring: " + "; ".join(
+            "%s%s: %s" % ("" if ok else "**FAILED** ", what, detail) for what, ok, detail in checks["checks"]) + ".")
         L.append("")
-        L.append("| cell | scenario | figure | sinew | ≤ (0.8 × the lower of HAProxy, nginx) | met |")
-        L.append("|---|---|---|---:|---:|---|")
-        for row in h2t:
-            L.append("| %s | %s | %s | %s | %s | %s |" % (row[0], row[1], row[2], row[3], row[4],
-                                                       "yes" if row[5] else "**no**"))
+    if "refused" in j:
+        L.append("**No J1 figures**: %s." % j["refused"])
         L.append("")
-        L.append("nginx's H2 hop between the proxies is HTTP/1.1 (it cannot proxy HTTP/2 but to gRPC "
-                 "servers), so its H2 figures are HTTP/2 at the edge only.")
+        L.append("| target | measured | met |")
+        L.append("|---|---|---|")
+        L.append("| CPU per 1000 req/s with JWT (ES256) ≤ %.2f× without | not measured | **no** |" % JWT_TARGET)
         L.append("")
-    L.append("## Issue 2's targets (one hop, 1000 req/s × 16 × 1 KiB)")
+        return L
+    L.append("| scenario | inbound hop | CPU %/1k req/s | p50 svc µs | p99 svc µs | req/s | completed | errors | "
+             "counted valid JWT | RSS peak MiB |")
+    L.append("|---|---|---|---|---|---:|---:|---:|---:|---:|")
+    for scen, what in (("J0", "no RequestAuthentication, no token"),
+                       ("J1", "RequestAuthentication, ES256 token")):
+        d = j[scen]
+        c, sv = d["cpu_pct_per_krps"], d["service_us"]
+        L.append("| %s | %s | %.2f (%.2f–%.2f) | %.0f (%.0f–%.0f) | %.0f (%.0f–%.0f) | %.0f | %d | %d | %s | %.2f |" % (
+            scen, what, c["median"], c["spread"][0], c["spread"][1],
+            sv["p50"]["median"], sv["p50"]["spread"][0], sv["p50"]["spread"][1],
+            sv["p99"]["median"], sv["p99"]["spread"][0], sv["p99"]["spread"][1],
+            d["achieved_qps"], d["completed"], d["errors"], "%d" % d["jwt_valid"] if "jwt_valid" in d else "–",
+            d["rss_peak_kib"] / 1024))
     L.append("")
+    r = j["cpu_ratio"]
     L.append("| target | measured | met |")
     L.append("|---|---|---|")
-    for name, val, ok in result["targets"]:
-        L.append("| %s | %s | %s |" % (name, val, "yes" if ok else "**no**"))
+    L.append("| CPU per 1000 req/s with JWT (ES256) ≤ %.2f× without, at %s req/s | %.2f %% vs %.2f %%: %s× "
+             "(per repetition %s) | %s |" % (
+                 JWT_TARGET, jc.get("qps", "?"), j["J1"]["cpu_pct_per_krps"]["median"],
+                 j["J0"]["cpu_pct_per_krps"]["median"], fmt(r["median"], 2),
+                 ", ".join("%.2f" % x for x in r["reps"]), "yes" if j["met"] else "**no**"))
     L.append("")
-    return "\n".join(L)
+    return L
 
 
 def markdown_p2(result, cells):
@@ -1252,14 +1578,28 @@ def main():
     ap.add_argument("--sinew-bin", default=os.environ.get("SINEW_BIN", os.path.join(SRC, "build", "release", "bin")))
     ap.add_argument("--out", default=RESULTS, help="directory for <mode>.md and <mode>.json")
     ap.add_argument("--rerender", metavar="JSON", help="recompute the summary and Markdown of a saved run")
+    ap.add_argument("--scenarios", default=os.environ.get("SCENARIOS", ""),
+                    help="run only these, comma-separated, of %s (default: all; env SCENARIOS); S0 (and G0 "
+                         "for G1) come along, and the results go to <mode>-<scenarios>.{md,json}" %
+                    ",".join(SELECTABLE))
     args = ap.parse_args()
     args.sinew_bin = os.path.abspath(args.sinew_bin)
+    chosen = [x.strip().upper() for x in re.split(r"[,\s]+", args.scenarios) if x.strip()]
+    unknown = [x for x in chosen if x not in SELECTABLE]
+    if unknown:
+        sys.exit("bench: unknown scenario %s; choose among %s" % (", ".join(unknown), ", ".join(SELECTABLE)))
+    subset = bool(chosen) and set(chosen) != set(SELECTABLE)
+    if not subset:
+        chosen = list(SELECTABLE)
+    chosen = [x for x in SELECTABLE if x in chosen]
+    args.scenarios = [x for x in SCENARIOS if x in chosen]   # those with the three proxies
+    args.jwt = "J1" in chosen
     if args.rerender:
         result = json.load(open(args.rerender))
         pr = result["summary"]["proxies"]
         summ = summarize(result["runs"], {p: pr[p]["idle_conns"] for p in PROXIES},
                          {p: pr[p]["rss_idle_kib"] for p in PROXIES}, result["cells"], result["reps"],
-                         result.get("p2_checks"))
+                         result.get("p2_checks"), result.get("jwt_checks"))
         for p in PROXIES:
             for k in ("idle_mem_kib", "p2_idle_mem_kib"):
                 if k in pr[p]:
@@ -1290,7 +1630,10 @@ def main():
         {"name": "1k", "qps": 1000, "conns": 16, "secs": secs, "saturate": False},
         {"name": "5k", "qps": 5000, "conns": 16, "secs": secs, "saturate": False},
         {"name": "max", "qps": 0, "conns": 64, "secs": sat_secs, "saturate": True},
-    ]
+    ] if args.scenarios else []
+    # J1's cell: issue 13's rate; a few seconds even when quick, since a
+    # 10 % difference in CPU is what it has to see.
+    jwt_cell = {"name": "jwt-1k", "qps": 1000, "conns": 16, "secs": 3 if args.quick else secs, "saturate": False}
     # Descriptors for 10k idle connections (and the proxies' upstream side):
     # as many as allowed, up to 65536 (raising the hard limit needs
     # CAP_SYS_RESOURCE, which a container may not give).
@@ -1317,8 +1660,10 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     started = time.time()
     mode = "quick" if args.quick else "full"
+    jwt_checks = None
     try:
-        log("bench: %s run, %d repetitions, sinew from %s" % (mode, args.reps, args.sinew_bin))
+        log("bench: %s run, %d repetitions, sinew from %s%s" % (
+            mode, args.reps, args.sinew_bin, (", scenarios " + ",".join(chosen)) if subset else ""))
         b.setup_netns()
         log("bench: namespaces %s (%s) and %s (%s) joined by a veth pair" % (b.ns_cli, CLI_ADDR, b.ns_srv, SRV_ADDR))
         b.start_servers()
@@ -1327,26 +1672,41 @@ def main():
         idle_rss = {p: idle_mem[p]["rss"] for p in PROXIES}
         log("bench: all paths answer; idle RSS (server side): " +
             ", ".join("%s %.2f MiB" % (p, idle_rss[p] / 1024) for p in PROXIES))
-        p2 = b.verify_p2()
-        for p in PROXIES:
-            log("bench: P2 %-7s %s: %s" % (p, "mutual TLS verified" if p2[p]["ok"] else "REFUSED, no P2 figures",
-                                          p2[p]["hop"] if p2[p]["ok"] else p2[p]["reason"]))
-            for what, ok, detail in p2[p]["checks"]:
-                if not ok:
-                    log("    %s: %s" % (what, detail))
-        p2_ok = [p for p in PROXIES if p2[p]["ok"]]
-        p2_idle_mem = {p: mem_kib(b.procs[p + "-p2srv"].pid) for p in PROXIES}
+        p2, p2_ok, p2_idle_mem = None, [], None
+        if "P2" in args.scenarios:
+            p2 = b.verify_p2()
+            for p in PROXIES:
+                log("bench: P2 %-7s %s: %s" % (p, "mutual TLS verified" if p2[p]["ok"] else "REFUSED, no P2 figures",
+                                              p2[p]["hop"] if p2[p]["ok"] else p2[p]["reason"]))
+                for what, ok, detail in p2[p]["checks"]:
+                    if not ok:
+                        log("    %s: %s" % (what, detail))
+            p2_ok = [p for p in PROXIES if p2[p]["ok"]]
+            p2_idle_mem = {p: mem_kib(b.procs[p + "-p2srv"].pid) for p in PROXIES}
+        jwt_seq = []
+        if args.jwt:
+            jwt_checks = b.verify_jwt()
+            log("bench: J1 %s" % ("tokens verified: " + "; ".join(
+                "%s: %s" % (c[0].split(" (")[0], c[2]) for c in jwt_checks["checks"])
+                if jwt_checks["ok"] else "FAILED ITS CHECKS, no J1 figures: " + jwt_checks["reason"]))
+            if jwt_checks["ok"]:
+                jwt_seq = list(JWT_SCENARIOS)
 
         runs = []
-        n_total = args.reps * len(cells) * (len(BASELINES) + (len(SCENARIOS) - 1) * len(PROXIES) + len(p2_ok))
+        n_total = args.reps * (len(cells) * (len(needed_baselines(args.scenarios)) + len(
+            [s for s in args.scenarios if s != "P2"]) * len(PROXIES) + len(p2_ok)) + len(jwt_seq))
         n_done = 0
         for rep in range(args.reps):
             runs.append({})
             order = PROXIES[rep % len(PROXIES):] + PROXIES[:rep % len(PROXIES)]
-            for cell in cells:
-                cr = runs[rep][cell["name"]] = {}
-                seq = [(b, None) for b in BASELINES] + \
-                    [(s, p) for p in order for s in SCENARIOS if s != "P2" or p in p2_ok]
+            # J0 and J1 back to back, the order alternating, before the
+            # cells.
+            seqs = [(cell, [(b, None) for b in needed_baselines(args.scenarios)] +
+                     [(s, p) for p in order for s in args.scenarios if s != "P2" or p in p2_ok]) for cell in cells]
+            if jwt_seq:
+                seqs.insert(0, (jwt_cell, [(s, "sinew") for s in (jwt_seq if rep % 2 == 0 else jwt_seq[::-1])]))
+            for cell, seq in seqs:
+                cr = runs[rep]["jwt" if cell is jwt_cell else cell["name"]] = {}
                 for scen, proxy in seq:
                     key = scen if proxy is None else "%s/%s" % (scen, proxy)
                     x = measure_cell(b, scen, proxy, cell)
@@ -1359,13 +1719,19 @@ def main():
                         extra += "  new conns %d%s" % (x["srv_ns_new_conns"], "" if x["mtls_ok"] else
                                                        "  NOT ALL mTLS: %s of %d" % (x.get("mtls_requests"),
                                                                                     x["completed"]))
+                    if "cpu_sched_pct_per_krps" in x and scen in JWT_SCENARIOS:
+                        extra += "  (schedstat %.2f %%/1k)" % x["cpu_sched_pct_per_krps"]
+                    if scen == "J1":
+                        extra += "  JWT valid %d%s" % (x["jwt_valid"], "" if x["jwt_ok"] else
+                                                       "  NOT ALL VERIFIED: %d of %d, %d invalid" % (
+                                                           x["jwt_valid"], x["completed"], x["jwt_invalid"]))
                     log("[%3d/%d %4.0fs] rep %d %-3s %-2s %-7s %8.1f req/s  p50 %s p99 %s p99.9 %s ms  err %d%s" % (
                         n_done, n_total, time.time() - started, rep + 1, cell["name"], scen, proxy or "direct",
                         x["achieved_qps"], fmt_ms(x["latency_us"]["p50"]), fmt_ms(x["latency_us"]["p99"]),
                         fmt_ms(x["latency_us"]["p99.9"]), x["errors"], extra))
 
         idle = {p: [] for p in PROXIES}
-        for n in idle_ns:
+        for n in (idle_ns if "S1" in args.scenarios else []):
             for p in PROXIES:
                 x = measure_idle(b, p, n)
                 idle[p].append(x)
@@ -1374,27 +1740,38 @@ def main():
     finally:
         b.cleanup()
 
-    summ = summarize(runs, idle, idle_rss, cells, args.reps, p2)
+    summ = summarize(runs, idle, idle_rss, cells, args.reps, p2, jwt_checks)
     for p in PROXIES:
         summ["proxies"][p]["idle_mem_kib"] = idle_mem[p]
-        summ["proxies"][p]["p2_idle_mem_kib"] = p2_idle_mem[p]
+        if p2_idle_mem is not None:
+            summ["proxies"][p]["p2_idle_mem_kib"] = p2_idle_mem[p]
     result = {
         "mode": mode, "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "duration_s": round(time.time() - started, 1), "reps": args.reps, "cells": cells,
         "sinew_bin": os.path.relpath(args.sinew_bin, SRC) if args.sinew_bin.startswith(SRC) else args.sinew_bin,
         "machine": machine(), "summary": summ, "runs": runs, "p2_checks": p2,
+        "scenarios": chosen, "file": mode + ("-" + "-".join(chosen) if subset else ""),
     }
+    if args.jwt:
+        result["jwt_cell"] = jwt_cell
+        result["jwt_checks"] = jwt_checks
     result["targets"] = targets(summ)
     write_results(args.out, result)
-    log("bench: done in %.0f s; results in %s/%s.{md,json}" % (time.time() - started, os.path.relpath(args.out), mode))
+    log("bench: done in %.0f s; results in %s/%s.{md,json}" % (time.time() - started, os.path.relpath(args.out),
+                                                              result["file"]))
+    j = summ.get("jwt")
+    if j is not None and "refused" in j:
+        # The cost of JWT verification was not measured: say so by the exit status too.
+        sys.exit("bench: J1 has no figures: %s" % j["refused"])
 
 
 def write_results(out, result):
     md = markdown(result)
+    name = result.get("file", result["mode"])
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, result["mode"] + ".json"), "w") as f:
+    with open(os.path.join(out, name + ".json"), "w") as f:
         json.dump(result, f, indent=1)
-    with open(os.path.join(out, result["mode"] + ".md"), "w") as f:
+    with open(os.path.join(out, name + ".md"), "w") as f:
         f.write(md)
     log("")
     log(md)
