@@ -74,6 +74,8 @@ enum sn_resource_kind {
 	SN_KIND_PEER_AUTHENTICATION,    /* (added) security.istio.io */
 	SN_KIND_SERVICE_ENTRY,          /* (added) networking.istio.io; docs/configuration.md */
 	SN_KIND_REQUEST_AUTHENTICATION, /* (added) security.istio.io; docs/security.md (JWT) */
+	SN_KIND_CONFIG_MAP,             /* (added) v1 ConfigMap istio-system/istio: the mesh config
+					 * (extensionProviders); docs/security.md */
 	SN_KIND__COUNT,
 };
 
@@ -500,6 +502,43 @@ struct sn_jwt_rule {
 };
 
 
+/* An external authorizer: one extensionProviders[] entry of the mesh
+ * config (ConfigMap istio-system/istio, data.mesh, as Istio's MeshConfig),
+ * envoyExtAuthzHttp or envoyExtAuthzGrpc, for CUSTOM AuthorizationPolicies
+ * (src/config/meshconfig.c; called by the proxy's filter_extauthz.c).
+ * Header names are lower case; patterns as AuthorizationPolicy's strings
+ * ("x-*", "*-id", exact). */
+enum sn_ext_authz_proto { SN_EXT_AUTHZ_HTTP = 0, SN_EXT_AUTHZ_GRPC };
+
+struct sn_ext_authz {
+	char *name;
+	char *origin;                /* "extensionProviders[N] (ConfigMap istio-system/istio, file:line)" */
+	enum sn_ext_authz_proto proto;
+	char *service;               /* [NS/]HOST as written */
+	uint16_t port;
+	uint32_t timeout_ms;         /* default 600 s, as Istio's */
+	int fail_open;               /* failOpen: an error allows (default: denies) */
+	int status_on_error;         /* statusOnError: default 403 */
+	char *path_prefix;           /* HTTP: pathPrefix, before the request's path */
+	struct sn_authz_str *include_headers;      /* includeRequestHeadersInCheck (patterns) */
+	size_t n_include_headers;
+	struct sn_header_op *additional;   /* includeAdditionalHeadersInCheck */
+	size_t n_additional;
+	struct sn_authz_str *to_upstream_on_allow;       /* headersToUpstreamOnAllow (patterns) */
+	size_t n_to_upstream_on_allow;
+	struct sn_authz_str *to_downstream_on_allow;     /* headersToDownstreamOnAllow */
+	size_t n_to_downstream_on_allow;
+	struct sn_authz_str *to_downstream_on_deny;      /* headersToDownstreamOnDeny */
+	size_t n_to_downstream_on_deny;
+	uint32_t max_body;           /* includeRequestBodyInCheck.maxRequestBytes; 0: no body */
+	int body_partial;            /* allowPartialMessage */
+	int with_body;               /* includeRequestBodyInCheck given */
+	/* translation: the cluster of service:port in the snapshot, or
+	 * UINT32_MAX when it names no known service port (requests its
+	 * policies select are then denied, fail closed) */
+	uint32_t cluster;
+};
+
 /* Policies in this namespace apply mesh-wide (Istio's default root namespace). */
 #define SN_MESH_ROOT_NAMESPACE "istio-system"
 
@@ -507,10 +546,16 @@ enum sn_authz_action {
 	SN_AUTHZ_ALLOW = 0,
 	SN_AUTHZ_DENY,
 	SN_AUTHZ_AUDIT,
-	SN_AUTHZ_CUSTOM,             /* external authorization: not implemented, denies what it selects */
+	SN_AUTHZ_CUSTOM,             /* external authorization by provider (filter_extauthz.c) */
 };
 
 const char *sn_authz_action_str(enum sn_authz_action a);
+
+struct sn_authz_str;
+/* One string pattern of a policy ("abc" exact, "abc*", "*abc", "*"): s
+ * must outlive out. And its match against v (icase: ASCII case ignored). */
+void sn_authz_str_compile(const char *s, struct sn_authz_str *out);
+int sn_authz_str_match(const struct sn_authz_str *m, struct sn_str v, int icase);
 
 /* Istio's string match for authorization fields: "abc" exact, "abc*"
  * prefix, "*abc" suffix, "*" present (non-empty). */
@@ -672,7 +717,12 @@ struct sn_snapshot {
 	struct sn_peer_auth peer_auth;
 	struct sn_jwt_rule *jwt_rules;   /* the RequestAuthentications that select this proxy */
 	size_t n_jwt_rules;
+	struct sn_ext_authz *ext_authz;  /* the mesh config's extensionProviders */
+	size_t n_ext_authz;
 };
+
+/* The extension provider named name, or NULL. */
+const struct sn_ext_authz *sn_snapshot_find_ext_authz(const struct sn_snapshot *s, const char *name);
 
 /* Resolves references (subsets, hosts, ports), builds clusters and
  * per-host route tables for one proxy. Errors (unknown subset or host,
@@ -724,6 +774,9 @@ struct sn_authz_request {
 	/* RequestAuthentication: the request's valid JWT, or none */
 	struct sn_str request_principal;  /* "iss/sub"; empty without one */
 	const struct sn_jwt_claims *claims;   /* NULL without one */
+	/* The external authorizer of the CUSTOM policy that matched has
+	 * allowed the request: judge the DENY and ALLOW policies only. */
+	int custom_allowed;
 };
 
 /* A valid JWT's claims, as AuthorizationPolicy reads them (the proxy's

@@ -69,6 +69,10 @@ enum sn_counter {
 	SN_CTR_SNIFF_TIMEOUT,             /* sinew_protocol_detection_timeouts_total */
 	SN_CTR_TUNNEL_CX,                 /* sinew_upgraded_connections_total (101: WebSocket, Upgrade) */
 	SN_CTR_DOWNSTREAM_CX_HTTP2,       /* sinew_downstream_http2_connections_total */
+	SN_CTR_EXT_AUTHZ_ALLOWED,         /* sinew_ext_authz_total{result="allowed"} (CUSTOM policies) */
+	SN_CTR_EXT_AUTHZ_DENIED,          /* ...{result="denied"}: the authorizer said no */
+	SN_CTR_EXT_AUTHZ_ERROR,           /* ...{result="error"}: no answer, denied (statusOnError) */
+	SN_CTR_EXT_AUTHZ_FAILED_OPEN,     /* ...{result="failed_open"}: no answer, allowed (failOpen) */
 	SN_CTR__COUNT,
 };
 

@@ -3,7 +3,8 @@
  * runs (docs/security.md).
  *
  * Semantics are Istio's (istio/api security/v1 authorization_policy.proto):
- * CUSTOM (not implemented: a match denies, fail closed), then DENY, then
+ * CUSTOM (the provider decides: the proxy's filter_extauthz.c asks it, then
+ * judges again with custom_allowed), then DENY, then
  * ALLOW; with any ALLOW policy on the workload a
  * request no ALLOW policy matches is denied; AUDIT only marks. A policy
  * without rules matches nothing; an empty rule matches everything. Strings
@@ -36,7 +37,7 @@ const char *sn_authz_action_str(enum sn_authz_action a)
 
 /* ---- loading ---------------------------------------------------------- */
 
-static void compile_str(const char *s, struct sn_authz_str *out)
+void sn_authz_str_compile(const char *s, struct sn_authz_str *out)
 {
 	size_t n = strlen(s);
 	out->raw = (char *)s;
@@ -179,7 +180,7 @@ static int parse_list(struct cfg_ctx *c, const struct yn *v, enum item_kind kind
 				if (sl > 2 && memchr(s + 1, '*', sl - 2) != NULL)
 					cfg_warn(c, x, "'*' only has a meaning at the start or the end of a value; "
 						 "\"%.64s\" is matched with that '*' as a literal character", s);
-				compile_str(s, &((struct sn_authz_str *)arr)[k++]);
+				sn_authz_str_compile(s, &((struct sn_authz_str *)arr)[k++]);
 			}
 		}
 		cfg_path_pop(c, pl);
@@ -622,15 +623,6 @@ struct cfg_authz *cfg_parse_authorization_policy(struct cfg_ctx *c, const struct
 			 "policy is ignored (it never applies to sidecars)", target->s);
 		cfg_path_pop(c, pl);
 		az->ignored = 1;
-	} else if (custom) {
-		/* Fail closed (docs/security.md): what the policy selects is
-		 * denied, as Envoy denies when its authorizer can't be reached
-		 * (failOpen false, statusOnError 403). */
-		size_t pl = cfg_path_push(c, ".action");
-		cfg_warn(c, action_node, "action CUSTOM (external authorization, provider \"%s\") is not implemented "
-			 "by Sinew yet: the requests this policy's rules select are denied, 403 ext_authz_unavailable "
-			 "(fail closed)", az->provider ? az->provider : "?");
-		cfg_path_pop(c, pl);
 	}
 	return az;
 }
@@ -651,7 +643,7 @@ static int copy_strs(struct sn_arena *a, struct sn_authz_strs *s)
 			char *raw = sn_arena_strdup(a, lists[k][i].raw);
 			if (raw == NULL)
 				return -1;
-			compile_str(raw, &o[i]);
+			sn_authz_str_compile(raw, &o[i]);
 		}
 		if (k == 0)
 			s->v = o;
@@ -763,7 +755,7 @@ static int bytes_eq(const char *a, const char *b, size_t n, int icase)
 	return icase ? sn_str_ieq(sn_str_make(a, n), sn_str_make(b, n)) : memcmp(a, b, n) == 0;
 }
 
-static int str_match(const struct sn_authz_str *m, struct sn_str v, int icase)
+int sn_authz_str_match(const struct sn_authz_str *m, struct sn_str v, int icase)
 {
 	const char *p = v.p ? v.p : "";
 	switch (m->kind) {
@@ -783,11 +775,11 @@ static int strs_hold(const struct sn_authz_strs *s, struct sn_str v)
 {
 	int any = s->n == 0;
 	for (size_t i = 0; !any && i < s->n; i++)
-		any = str_match(&s->v[i], v, s->icase);
+		any = sn_authz_str_match(&s->v[i], v, s->icase);
 	if (!any)
 		return 0;
 	for (size_t i = 0; i < s->n_not; i++)
-		if (str_match(&s->not_v[i], v, s->icase))
+		if (sn_authz_str_match(&s->not_v[i], v, s->icase))
 			return 0;
 	return 1;
 }
@@ -1109,7 +1101,7 @@ void sn_authz_check(const struct sn_snapshot *s, const struct sn_authz_request *
 	}
 	for (size_t i = 0; i < s->n_authz; i++) {
 		const struct sn_authz_policy *p = &s->authz[i];
-		if (p->action == SN_AUTHZ_CUSTOM && policy_matches(p, &e)) {
+		if (p->action == SN_AUTHZ_CUSTOM && !r->custom_allowed && policy_matches(p, &e)) {
 			out->decision = SN_AUTHZ_DECISION_DENY;
 			out->policy = p->name;
 			out->reason = "ext_authz_unavailable";

@@ -294,6 +294,12 @@ struct cfg_authz {
 
 /* RequestAuthentication as loaded (reqauthn.c): its rules are the
  * snapshot's form already (strings in the config arena). */
+/* The mesh config (meshconfig.c). */
+struct cfg_mesh {
+	struct sn_ext_authz *providers;
+	size_t n_providers;
+};
+
 struct cfg_reqauthn {
 	int has_selector;
 	struct sn_labels selector;
@@ -327,6 +333,11 @@ struct cfg_dr *cfg_parse_destination_rule(struct cfg_ctx *c, const struct yn *sp
 struct cfg_authz *cfg_parse_authorization_policy(struct cfg_ctx *c, const struct yn *spec);
 struct cfg_peer_auth *cfg_parse_peer_authentication(struct cfg_ctx *c, const struct yn *spec);
 struct cfg_reqauthn *cfg_parse_request_authentication(struct cfg_ctx *c, const struct yn *spec);
+/* ConfigMap istio-system/istio (meshconfig.c): data, and the loaded text
+ * data's positions point into (for where data.mesh's own text starts). */
+struct cfg_mesh *cfg_parse_config_map(struct cfg_ctx *c, const struct yn *data, const char *src, size_t src_len);
+/* A deep copy of a provider into a snapshot's arena (cluster unresolved). */
+int cfg_ext_authz_copy(struct sn_arena *a, const struct sn_ext_authz *in, struct sn_ext_authz *out);
 /* selector: {matchLabels} of a security policy (authz.c). */
 void cfg_parse_selector(struct cfg_ctx *c, const struct yn *v, struct sn_labels *out, int *has);
 /* A deep copy of a loaded jwtRule into a snapshot's arena. 0 or SN_ENOMEM. */

@@ -20,6 +20,7 @@ static const struct kind_alias aliases[SN_KIND__COUNT] = {
 	{ SN_KIND_PEER_AUTHENTICATION, "peerauthentication", "peerauthentications", "pa" },
 	{ SN_KIND_SERVICE_ENTRY, "serviceentry", "serviceentries", "se" },
 	{ SN_KIND_REQUEST_AUTHENTICATION, "requestauthentication", "requestauthentications", "ra" },
+	{ SN_KIND_CONFIG_MAP, "configmap", "configmaps", "cm" },
 };
 
 int sn_kind_lookup(const char *name)

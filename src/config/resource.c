@@ -15,6 +15,7 @@ static const char *const kind_names[SN_KIND__COUNT] = {
 	[SN_KIND_PEER_AUTHENTICATION] = "PeerAuthentication",
 	[SN_KIND_SERVICE_ENTRY] = "ServiceEntry",
 	[SN_KIND_REQUEST_AUTHENTICATION] = "RequestAuthentication",
+	[SN_KIND_CONFIG_MAP] = "ConfigMap",
 };
 
 const char *sn_resource_kind_str(enum sn_resource_kind k)
@@ -28,7 +29,7 @@ static const char *const later_kinds[] = {
 	"Gateway", "Sidecar", "Telemetry", "EnvoyFilter", "WorkloadGroup", "ProxyConfig",
 	"WasmPlugin", "HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute", "ReferenceGrant",
 	"GatewayClass", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job",
-	"CronJob", "ServiceAccount", "ConfigMap", "Secret", "Namespace", "Endpoints",
+	"CronJob", "ServiceAccount", "Secret", "Namespace", "Endpoints",
 	"EndpointSlice", "Ingress", "NetworkPolicy", "HorizontalPodAutoscaler",
 	"PodDisruptionBudget", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
 	"PersistentVolumeClaim",
@@ -209,6 +210,73 @@ static void load_list(struct load_state *ls, struct cfg_ctx *c, const struct yn 
 	cfg_path_pop(c, pl);
 }
 
+/* Keeps a loaded resource in the set (an invalid one only when the set
+ * keeps those, for sinewd's analysis). */
+static void keep_resource(struct load_state *ls, struct cfg_ctx *c, const struct yn *root, int k, char *api,
+			  const struct meta *m, void *body)
+{
+	if (c->errors && (!ls->set->keep_invalid || body == NULL || m->name == NULL))
+		return;
+	if (ls->set->count >= CFG_MAX_RESOURCES) {
+		cfg_err(c, root, "more than %d resources in one set; split the configuration",
+			CFG_MAX_RESOURCES);
+		return;
+	}
+	struct sn_resource *res = sn_arena_new(c->a, struct sn_resource);
+	if (res == NULL) {
+		cfg_err(c, root, "out of memory");
+		return;
+	}
+	res->kind = (enum sn_resource_kind)k;
+	res->api_version = api;
+	res->name = m->name;
+	res->namespace_ = m->namespace_;
+	res->file = sn_arena_strdup(c->a, ls->file);
+	res->line = root->n ? root->keys[0]->line : root->line;
+	res->spec = body;
+	res->invalid = c->errors != 0;
+	res->text = resource_text(ls, c->a, root, &res->text_len);
+	res->text_line = root->line;
+	*ls->set->tail = res;
+	ls->set->tail = &res->next;
+	ls->set->count++;
+}
+
+/* ConfigMap: only istio-system/istio, the mesh config, is Sinew's
+ * (meshconfig.c); any other is an application's and loads with a warning. */
+static void load_config_map(struct load_state *ls, struct cfg_ctx *c, const struct yn *root, char *api,
+			    const struct meta *m)
+{
+	const struct yn *data = NULL;
+	if (strcmp(m->namespace_, SN_MESH_ROOT_NAMESPACE) != 0 || strcmp(m->name, "istio") != 0) {
+		size_t pl = cfg_path_push(c, ".metadata.name");
+		cfg_warn(c, yn_get(yn_get(root, "metadata"), "name"),
+			 "ConfigMap %s/%s is not read by Sinew; ignored (Sinew reads only %s/istio, the mesh config)",
+			 m->namespace_, m->name, SN_MESH_ROOT_NAMESPACE);
+		cfg_path_pop(c, pl);
+		return;
+	}
+	for (size_t i = 0; i < root->n; i++) {
+		const char *key = root->keys[i]->s;
+		if (!strcmp(key, "data")) {
+			data = root->items[i];
+		} else if (strcmp(key, "apiVersion") && strcmp(key, "kind") && strcmp(key, "metadata")) {
+			size_t pl = cfg_path_push(c, ".%s", key);
+			if (!strcmp(key, "binaryData") || !strcmp(key, "immutable"))
+				cfg_warn_unimplemented(c, root->keys[i], key);
+			else
+				cfg_warn_unknown(c, root->keys[i]);
+			cfg_path_pop(c, pl);
+		}
+	}
+	size_t pl = cfg_path_push(c, ".data");
+	void *body = cfg_parse_config_map(c, data, ls->text, ls->len);
+	if (body == NULL && c->errors == 0)
+		cfg_err(c, root, "out of memory");
+	cfg_path_pop(c, pl);
+	keep_resource(ls, c, root, SN_KIND_CONFIG_MAP, api, m, body);
+}
+
 static void load_object(struct load_state *ls, const struct yn *root, const char *prefix, int depth)
 {
 	struct cfg_ctx c;
@@ -288,7 +356,7 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 	}
 
 	int api_ok = 0;
-	if (k == SN_KIND_SERVICE) {
+	if (k == SN_KIND_SERVICE || k == SN_KIND_CONFIG_MAP) {
 		api_ok = !strcmp(api, "v1");
 	} else if (is_security_kind(k)) {
 		for (size_t i = 0; i < SN_ARRAY_LEN(security_versions); i++)
@@ -302,7 +370,7 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 	if (!api_ok) {
 		pl = cfg_path_push(&c, ".apiVersion");
 		cfg_err(&c, api_node, "apiVersion \"%.64s\" is not valid for kind %s; use %s", api, kind,
-			k == SN_KIND_SERVICE ? "v1"
+			k == SN_KIND_SERVICE || k == SN_KIND_CONFIG_MAP ? "v1"
 			: is_security_kind(k) ? "security.istio.io/v1 (or v1beta1)"
 					     : "networking.istio.io/v1 (or v1beta1, v1alpha3)");
 		cfg_path_pop(&c, pl);
@@ -319,6 +387,11 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 	c.name = sn_arena_printf(c.a, "%s/%s", m.namespace_, m.name);
 	if (m.namespace_ == NULL || c.name == NULL) {
 		cfg_err(&c, root, "out of memory");
+		return;
+	}
+
+	if (k == SN_KIND_CONFIG_MAP) {
+		load_config_map(ls, &c, root, api, &m);
 		return;
 	}
 
@@ -373,31 +446,7 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			cfg_err(&c, spec, "out of memory");
 	}
 	cfg_path_pop(&c, pl);
-	if (c.errors && (!ls->set->keep_invalid || body == NULL || m.name == NULL))
-		return;
-	if (ls->set->count >= CFG_MAX_RESOURCES) {
-		cfg_err(&c, root, "more than %d resources in one set; split the configuration",
-			CFG_MAX_RESOURCES);
-		return;
-	}
-	struct sn_resource *res = sn_arena_new(c.a, struct sn_resource);
-	if (res == NULL) {
-		cfg_err(&c, root, "out of memory");
-		return;
-	}
-	res->kind = (enum sn_resource_kind)k;
-	res->api_version = api;
-	res->name = m.name;
-	res->namespace_ = m.namespace_;
-	res->file = sn_arena_strdup(c.a, ls->file);
-	res->line = root->n ? root->keys[0]->line : root->line;
-	res->spec = body;
-	res->invalid = c.errors != 0;
-	res->text = resource_text(ls, c.a, root, &res->text_len);
-	res->text_line = root->line;
-	*ls->set->tail = res;
-	ls->set->tail = &res->next;
-	ls->set->count++;
+	keep_resource(ls, &c, root, k, api, &m, body);
 }
 
 static void on_doc(void *user, struct yn *root, struct sn_arena *tmp)

@@ -1052,6 +1052,74 @@ static void build_jwt_rules(struct tr *t)
 	}
 }
 
+/* The mesh config's extension providers (ConfigMap istio-system/istio),
+ * each resolved to its service port's cluster; and every CUSTOM policy of
+ * this proxy checked against them: a provider that is not defined, or
+ * names no known service port, denies what its policies select (the
+ * proxy's filter_extauthz.c), said here. */
+static void build_ext_authz(struct tr *t)
+{
+	const struct sn_resource *mr = NULL;
+	for (const struct sn_resource *r = t->set->head; r; r = r->next)
+		if (r->kind == SN_KIND_CONFIG_MAP && !r->invalid && mr == NULL)
+			mr = r;
+	const struct cfg_mesh *m = mr ? mr->spec : NULL;
+	if (m != NULL && m->n_providers > 0) {
+		t->s->ext_authz = sn_arena_new_array(t->a, struct sn_ext_authz, m->n_providers);
+		if (t->s->ext_authz == NULL) {
+			t->oom = 1;
+			return;
+		}
+	}
+	for (size_t i = 0; m != NULL && i < m->n_providers; i++) {
+		struct sn_ext_authz *p = &t->s->ext_authz[t->s->n_ext_authz];
+		if (cfg_ext_authz_copy(t->a, &m->providers[i], p) != 0) {
+			t->oom = 1;
+			return;
+		}
+		t->s->n_ext_authz++;
+		/* "[NS/]HOST": the namespace only picks among same-named hosts */
+		const char *host = p->service, *slash = strchr(p->service, '/');
+		char ns[CFG_MAX_NAME + 1];
+		snprintf(ns, sizeof(ns), "%s", mr->namespace_);
+		if (slash != NULL) {
+			snprintf(ns, sizeof(ns), "%.*s", (int)SN_MIN((size_t)(slash - host), (size_t)CFG_MAX_NAME), host);
+			host = slash + 1;
+		}
+		char *fqdn = resolve_host(t, host, ns);
+		const struct sn_service *sv = fqdn ? sn_snapshot_find_service(t->s, fqdn) : NULL;
+		for (size_t k = 0; sv != NULL && k < sv->n_ports; k++)
+			if (sv->ports[k].port == p->port)
+				p->cluster = sv->ports[k].default_cluster;
+	}
+	for (size_t i = 0; i < t->s->n_authz; i++) {
+		const struct sn_authz_policy *ap = &t->s->authz[i];
+		if (ap->action != SN_AUTHZ_CUSTOM || ap->provider == NULL)
+			continue;
+		const struct sn_ext_authz *p = sn_snapshot_find_ext_authz(t->s, ap->provider);
+		const struct sn_resource *pr = NULL;
+		for (const struct sn_resource *r = t->set->head; r; r = r->next) {
+			char nm[600];
+			snprintf(nm, sizeof(nm), "%s/%s", r->namespace_, r->name);
+			if (r->kind == SN_KIND_AUTHORIZATION_POLICY && !strcmp(nm, ap->name))
+				pr = r;
+		}
+		if (pr == NULL)
+			continue;
+		if (p == NULL)
+			tr_diag(t, SN_DIAG_WARNING, pr, (struct cfg_loc){ 0, 0 }, "spec.provider.name",
+				"provider \"%s\" is not defined in the mesh config (ConfigMap %s/istio, data.mesh "
+				"extensionProviders): the requests this policy selects are denied, 403 "
+				"ext_authz_unavailable (fail closed)", ap->provider, SN_MESH_ROOT_NAMESPACE);
+		else if (p->cluster == UINT32_MAX)
+			tr_diag(t, SN_DIAG_WARNING, pr, (struct cfg_loc){ 0, 0 }, "spec.provider.name",
+				"provider \"%s\" names service %s port %u, which is no known Service or ServiceEntry "
+				"port (write the host in full, e.g. NAME.NAMESPACE.svc.cluster.local): the requests "
+				"this policy selects are denied, 403 ext_authz_unavailable (fail closed)", ap->provider,
+				p->service, p->port);
+	}
+}
+
 static void build_peer_auth(struct tr *t)
 {
 	const struct sn_resource *mesh = NULL, *nsp = NULL, *wl = NULL;
@@ -1158,6 +1226,8 @@ int sn_config_translate(const struct sn_config_set *set, const struct sn_proxy_i
 		build_peer_auth(&t);
 	if (!t.oom)
 		build_jwt_rules(&t);
+	if (!t.oom)
+		build_ext_authz(&t);
 
 	if (!t.oom) {
 		t.s->clusters = sn_arena_new_array(t.a, struct sn_cluster, t.n_clusters ? t.n_clusters : 1);

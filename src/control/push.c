@@ -450,6 +450,20 @@ static int derive(struct view *v)
 			const struct cfg_dr *dr = res->spec;
 			if (dr->host != NULL)
 				oom |= push_host(r, resolve(dr->host, r->ns, svcs, n_svcs)) != 0;
+		} else if (r->kind == SN_KIND_CONFIG_MAP) {
+			/* the mesh config brings its authorizers' services */
+			const struct cfg_mesh *m = res->spec;
+			for (size_t k = 0; m != NULL && k < m->n_providers; k++) {
+				const char *svc = m->providers[k].service, *slash = strchr(svc, '/');
+				char ns[256];
+				snprintf(ns, sizeof(ns), "%.*s", slash ? (int)(slash - svc) : (int)strlen(r->ns),
+					 slash ? svc : r->ns);
+				char *fq = resolve(slash ? slash + 1 : svc, ns, svcs, n_svcs);
+				ssize_t si = fq ? find_service(svcs, n_svcs, fq) : -1;
+				free(fq);
+				if (si >= 0)
+					oom |= push_dep(r, (size_t)si) != 0;
+			}
 		}
 	}
 	v->by_host = calloc(cap_refs + 1, sizeof(*v->by_host));
@@ -697,12 +711,16 @@ static void closure_of(struct sn_mesh_proxy *px, struct closure *c)
 	/* Security policies are about the proxy's own workload, not about
 	 * what it calls: every AuthorizationPolicy and PeerAuthentication of
 	 * its namespace and of the mesh root namespace goes to it, and its
-	 * translation keeps those whose selector picks its labels. */
+	 * translation keeps those whose selector picks its labels; and the
+	 * mesh config with the services of its external authorizers. */
 	for (size_t i = 0; i < v->n; i++) {
 		struct view_res *r = v->v[i];
 		if ((r->kind == SN_KIND_AUTHORIZATION_POLICY || r->kind == SN_KIND_PEER_AUTHENTICATION ||
 		     r->kind == SN_KIND_REQUEST_AUTHENTICATION) &&
 		    (!strcmp(r->ns, px->ns) || !strcmp(r->ns, SN_MESH_ROOT_NAMESPACE)))
+			add_res(c, i);
+		/* the mesh config (istio-system/istio) is every proxy's */
+		if (r->kind == SN_KIND_CONFIG_MAP)
 			add_res(c, i);
 	}
 	/* breadth first: what is added brings what it needs */

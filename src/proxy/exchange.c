@@ -81,6 +81,7 @@ static void ex_local(struct sn_exchange *ex, int status, const char *flag, const
 	__attribute__((format(printf, 4, 5)));
 static void ex_vlocal(struct sn_exchange *ex, int status, const char *flag, const char *fmt, va_list ap)
 	__attribute__((format(printf, 4, 0)));
+static void ex_local_raw(struct sn_exchange *ex, int status, const char *flag, const char *body, size_t n);
 static void ex_dispatch(struct sn_exchange *ex);
 static void ex_connect(struct sn_exchange *ex);
 
@@ -454,7 +455,9 @@ static void ex_local_stream(struct sn_exchange *ex, const char *body, size_t n)
 	}
 	snprintf(len, sizeof(len), "%zu", n);
 	f[nf++] = (struct sn_http_field){ SN_STR_LIT("sinew-error"), sn_str_make(ex->flags, strlen(ex->flags)) };
-	f[nf++] = (struct sn_http_field){ SN_STR_LIT("content-type"), SN_STR_LIT("text/plain; charset=utf-8") };
+	const char *ctype = ex->answer_ctype ? ex->answer_ctype : "text/plain; charset=utf-8";
+	ex->answer_ctype = NULL;
+	f[nf++] = (struct sn_http_field){ SN_STR_LIT("content-type"), sn_str_make(ctype, strlen(ctype)) };
 	f[nf++] = (struct sn_http_field){ SN_STR_LIT("content-length"), sn_str_make(len, strlen(len)) };
 	if (ex->rid.len)
 		f[nf++] = (struct sn_http_field){ SN_STR_LIT("x-request-id"), ex->rid };
@@ -485,7 +488,6 @@ static void ex_local(struct sn_exchange *ex, int status, const char *flag, const
 
 static void ex_vlocal(struct sn_exchange *ex, int status, const char *flag, const char *fmt, va_list ap)
 {
-	struct sn_dconn *c = ex->c;
 	struct sn_worker *w = ex->w;
 	char body[1024];
 	int n;
@@ -506,12 +508,22 @@ static void ex_vlocal(struct sn_exchange *ex, int status, const char *flag, cons
 	if ((size_t)n > sizeof(body) - 2)
 		n = (int)sizeof(body) - 2;
 	body[n++] = '\n';
+	ex_local_raw(ex, status, flag, body, (size_t)n);
+}
+
+/* The local answer's head and body (ex_vlocal's text, or a filter's
+ * own body with ex->answer_ctype). */
+static void ex_local_raw(struct sn_exchange *ex, int status, const char *flag, const char *body, size_t n)
+{
+	struct sn_dconn *c = ex->c;
+	struct sn_worker *w = ex->w;
+	const char *ctype = ex->answer_ctype ? ex->answer_ctype : "text/plain; charset=utf-8";
 
 	ex_set_state(ex, SN_EX_STATE_LOCAL);
 	ex->status = status;
 	ex->flags = flag;
 	if (ex->s != NULL) {
-		ex_local_stream(ex, body, (size_t)n);
+		ex_local_stream(ex, body, n);
 		return;
 	}
 	/* The rest of an unread request body would be taken for the next
@@ -520,7 +532,7 @@ static void ex_vlocal(struct sn_exchange *ex, int status, const char *flag, cons
 	    status == 501 || status == 505)
 		ex->close_after = 1;
 	sn_buf_release(&w->pool, &c->out);
-	if (sn_buf_reserve(&w->pool, &c->out, 512 + (size_t)n, 4096) != 0) {
+	if (sn_buf_reserve(&w->pool, &c->out, 512 + SN_FX_MAX_ANSWER_HEADERS * 256 + n, 4096) != 0) {
 		ex_abort(ex, flag);
 		return;
 	}
@@ -528,7 +540,8 @@ static void ex_vlocal(struct sn_exchange *ex, int status, const char *flag, cons
 	sn_h1w_init(&wr, c->out.base + c->out.end, sn_buf_room(&c->out));
 	sn_h1w_status_line(&wr, status, NULL);
 	sn_h1w_header_cstr(&wr, "sinew-error", flag);
-	sn_h1w_header_cstr(&wr, "content-type", "text/plain; charset=utf-8");
+	sn_h1w_header_cstr(&wr, "content-type", ctype);
+	ex->answer_ctype = NULL;
 	sn_h1w_header_u64(&wr, "content-length", (uint64_t)n);
 	if (ex->close_after || !ex->req.keep_alive || w->draining)
 		sn_h1w_header_cstr(&wr, "connection", "close");
@@ -541,7 +554,7 @@ static void ex_vlocal(struct sn_exchange *ex, int status, const char *flag, cons
 	ex->n_answer_hdr = 0;
 	sn_h1w_end(&wr);
 	if (!(ex->req.method.len == 4 && memcmp(ex->req.method.p, "HEAD", 4) == 0))
-		sn_h1w_raw(&wr, body, (size_t)n);
+		sn_h1w_raw(&wr, body, n);
 	if (wr.overflow) {
 		ex_abort(ex, flag);
 		return;
@@ -1177,6 +1190,35 @@ void sn_fx_pause(struct sn_exchange *ex, uint32_t ms)
 {
 	ex_set_state(ex, SN_EX_STATE_DELAYED);
 	sn_timer_start(&ex->w->loop, &ex->delay_timer, ms, on_filter_pause);
+}
+
+void sn_fx_resume(struct sn_exchange *ex)
+{
+	if (ex->state != SN_EX_STATE_DELAYED || ex->wait_body)
+		return;
+	sn_timer_stop(&ex->w->loop, &ex->delay_timer);
+	ex_filters(ex);
+}
+
+void sn_fx_answer_body(struct sn_exchange *ex, int status, const char *flag, const char *ctype, const char *body,
+		       size_t n)
+{
+	if (ex->req.body == SN_H1_BODY_NONE) {
+		ex->req_done = 1;
+		ex->req_classified_done = 1;
+	}
+	if (ex->resp_head_sent) {
+		ex_abort(ex, flag);
+		return;
+	}
+	ex_stop_timers(ex);
+	if (ex->u != NULL) {
+		sn_uconn_release(ex->w, ex->u, 0);
+		ex->u = NULL;
+	}
+	ex_drop_host(ex);
+	ex->answer_ctype = ctype;
+	ex_local_raw(ex, status, flag, body, n);
 }
 
 static int body_complete(struct sn_exchange *ex)

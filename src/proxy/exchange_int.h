@@ -82,6 +82,7 @@ struct sn_exchange {
 	int wait_body;               /* a filter waits for the whole request body (sn_fx_wait_body) */
 	const char *answer_hdr[SN_FX_MAX_ANSWER_HEADERS][2];   /* sn_fx_answer_header: fields for the next local answer */
 	unsigned n_answer_hdr;
+	const char *answer_ctype;    /* sn_fx_answer_body: the body's type (else text/plain) */
 	char set_cookie[320];        /* consistentHash httpCookie made here: its Set-Cookie; "" none */
 	struct sn_str jwt_principal; /* RequestAuthentication: "iss/sub" of a valid token */
 	const struct sn_jwt_claims *jwt_claims;

@@ -76,6 +76,15 @@ extern const struct sn_filter *const sn_filter_chain[];
 /* The filters of today. */
 extern const struct sn_filter sn_filter_jwt;         /* filter_jwt.c: RequestAuthentication, inbound */
 extern const struct sn_filter sn_filter_authz;       /* filter_authz.c: AuthorizationPolicy, inbound */
+/* filter_extauthz.c: a CUSTOM policy's provider asked, for filter_authz.c.
+ * start: SN_FILTER_PAUSED while it is asked, ANSWERED when it denied at
+ * once, NEXT when allowed at once (failOpen); verdict, once resumed: NEXT
+ * when allowed, else ANSWERED; done: the call's memory, from the done hook.
+ * The state word is authz's. */
+enum sn_filter_verdict sn__extauthz_start(struct sn_exchange *ex, uint64_t *st, const char *provider,
+					  const char *policy);
+enum sn_filter_verdict sn__extauthz_verdict(struct sn_exchange *ex, uint64_t *st);
+void sn__extauthz_done(uint64_t *st);
 extern const struct sn_filter sn_filter_fault;       /* filter_fault.c: fault injection, outbound */
 extern const struct sn_filter sn_filter_headers;     /* filter_headers.c: header operations and rewrite, outbound */
 extern const struct sn_filter sn_filter_cors;        /* filter_cors.c: corsPolicy, outbound */
@@ -115,6 +124,13 @@ void sn_fx_answer_grpc(struct sn_exchange *ex, int grpc_status, const char *flag
 /* Holds the request ms milliseconds; then the same hook runs again. The
  * hook then returns SN_FILTER_PAUSED. */
 void sn_fx_pause(struct sn_exchange *ex, uint32_t ms);
+/* Ends a pause early (what the filter waited for has come): the hook runs
+ * again now, from within this call. Nothing if ex is not paused. */
+void sn_fx_resume(struct sn_exchange *ex);
+/* As sn_fx_answer with a body of the filter's own (copied): the status,
+ * its content type, and any sn_fx_answer_header fields. */
+void sn_fx_answer_body(struct sn_exchange *ex, int status, const char *flag, const char *ctype, const char *body,
+		       size_t n);
 /* Header operations (set, add, remove) for the request going upstream and
  * the response coming back, applied in the order filters add them; the
  * ops must live as long as the exchange's snapshot (config). Returns 0,

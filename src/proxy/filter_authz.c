@@ -2,9 +2,9 @@
  * filter. Judges the request on what its connection offers: the
  * principal and namespace of the client's SPIFFE ID over mutual TLS (none
  * over plaintext), the peer address, the app's port, authority, method,
- * path and headers. A denial is answered 403 rbac_denied, naming the
- * policy (ext_authz_unavailable for a CUSTOM policy's: fail closed); an
- * AUDIT match is logged. */
+ * path and headers. A CUSTOM policy that selects the request asks its
+ * provider first (filter_extauthz.c). A denial is answered 403
+ * rbac_denied, naming the policy; an AUDIT match is logged. */
 #include <arpa/inet.h>
 #include <string.h>
 
@@ -34,6 +34,7 @@ static enum sn_filter_verdict authz_request(struct sn_exchange *ex)
 	const struct sn_snapshot *s = w->snap;
 	const struct sockaddr_storage *app = &w->proxy->opt.app.ss;
 	const struct sn_h1_request *rq = sn_fx_request(ex);
+	uint64_t *st = sn_fx_state(ex);
 	struct sn_authz_request ar;
 	struct sn_authz_result res;
 	struct sn_addr peer;
@@ -41,6 +42,13 @@ static enum sn_filter_verdict authz_request(struct sn_exchange *ex)
 	if (s == NULL || s->n_authz == 0)
 		return SN_FILTER_NEXT;
 	memset(&ar, 0, sizeof(ar));
+	if ((*st & ~7ull) != 0) {
+		/* A CUSTOM policy's provider was asked: its verdict first. */
+		enum sn_filter_verdict v = sn__extauthz_verdict(ex, st);
+		if (v != SN_FILTER_NEXT)
+			return v;
+		ar.custom_allowed = 1;
+	}
 	sn__authz_peer(&ar, sn_fx_peer(ex), sn_fx_peer_id(ex), &peer);
 	if (sn_fx_app_port(ex))
 		ar.port = sn_fx_app_port(ex);
@@ -54,7 +62,17 @@ static enum sn_filter_verdict authz_request(struct sn_exchange *ex)
 	ar.headers = rq->headers;
 	ar.n_headers = rq->num_headers;
 	sn_fx_request_auth(ex, &ar.request_principal, &ar.claims);
-	sn_authz_check(s, &ar, &res);
+	for (;;) {
+		sn_authz_check(s, &ar, &res);
+		if (res.provider == NULL || ar.custom_allowed)
+			break;
+		/* A CUSTOM policy selects the request: its provider decides
+		 * (filter_extauthz.c), then the DENY and ALLOW policies. */
+		enum sn_filter_verdict v = sn__extauthz_start(ex, st, res.provider, res.policy);
+		if (v != SN_FILTER_NEXT)
+			return v;
+		ar.custom_allowed = 1;   /* allowed at once: failOpen */
+	}
 	if (res.audited)
 		sn_log(SN_LOG_INFO, "conn=%llu audit: %.*s %.*s from %s matched AUDIT policy %s (%s)",
 		       (unsigned long long)sn_fx_conn_id(ex), (int)rq->method.len, rq->method.p,
@@ -65,17 +83,19 @@ static enum sn_filter_verdict authz_request(struct sn_exchange *ex)
 		return SN_FILTER_NEXT;
 	}
 	sn_metrics_add(w->metrics, SN_CTR_AUTHZ_DENY, 1);
-	if (res.provider != NULL)
-		sn_fx_answer(ex, 403, res.reason,
-			     "external authorization denied: provider %s is not implemented by Sinew, so what "
-			     "policy %s selects is denied (fail closed)", res.provider, res.policy);
-	else
-		sn_fx_answer(ex, 403, res.reason, "RBAC: access denied (sinew: %s)", res.policy);
+	sn_fx_answer(ex, 403, res.reason, "RBAC: access denied (sinew: %s)", res.policy);
 	return SN_FILTER_ANSWERED;
+}
+
+static void authz_done(struct sn_exchange *ex, const struct sn_fx_summary *s)
+{
+	(void)s;
+	sn__extauthz_done(sn_fx_state(ex));
 }
 
 const struct sn_filter sn_filter_authz = {
 	.name = "authz",
 	.dirs = SN_FILTER_INBOUND,
 	.request_head = authz_request,
+	.done = authz_done,
 };

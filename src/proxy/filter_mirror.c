@@ -12,118 +12,27 @@
  * at most MIRROR_MAX_BODY (and what the client connection's buffer holds)
  * is waited for, at most MIRROR_BODY_WAIT_MS, before the request goes on,
  * as Envoy buffers for shadowing; a chunked or larger body is not
- * mirrored (counted as skipped). Copies go in HTTP/1.1: a mirror
- * whose port speaks HTTP/2 gets none (skipped). In flight per worker:
- * at most MIRROR_MAX_INFLIGHT; each ends within the rule's timeout, or
- * MIRROR_TIMEOUT_MS without one. */
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+ * mirrored (counted as skipped). Copies go in HTTP/1.1 (oneshot.c): a
+ * mirror whose port speaks HTTP/2 gets none (skipped). Each ends within
+ * the rule's timeout, or MIRROR_TIMEOUT_MS without one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "sinew/log.h"
-#include "sinew/tls_stream.h"
 #include "filter.h"
 
 #define MIRROR_MAX_BODY (64u << 10)
 #define MIRROR_BODY_WAIT_MS 1000
-#define MIRROR_MAX_INFLIGHT 1024
 #define MIRROR_TIMEOUT_MS 10000
 
-struct shadow {
-	struct sn_io io;
-	struct shadow *next, **pprev;   /* the worker's copies in flight */
-	struct sn_xprt x;
-	struct sn_timer timer;
-	struct sn_worker *w;
-	char *out;
-	size_t out_len, out_off;
-	int status;                 /* of the answer, once its first line is read */
-	unsigned handshaking : 1;
-	unsigned ended : 1;
-	char head[16];              /* the answer's first bytes, for its status */
-	size_t head_len;
-	struct sn_task reclaim;
-};
-
-static void reclaim_shadow(struct sn_loop *loop, struct sn_task *t)
+static void copy_answered(void *user, enum sn_oneshot_end how, char *resp, size_t len)
 {
-	(void)loop;
-	free(sn_container_of(t, struct shadow, reclaim));
-}
-
-static void shadow_end(struct shadow *sh, int ok)
-{
-	struct sn_worker *w = sh->w;
-	if (sh->ended)
-		return;
-	sh->ended = 1;
-	sn_timer_stop(&w->loop, &sh->timer);
-	sn_io_stop(&w->loop, &sh->io);
-	sn_xprt_close(&sh->x, 0);
-	free(sh->out);
-	sh->out = NULL;
-	*sh->pprev = sh->next;
-	if (sh->next != NULL)
-		sh->next->pprev = sh->pprev;
-	w->n_shadows--;
+	struct sn_worker *w = user;
+	/* Only that an answer came (its status line) counts; it is dropped. */
+	int ok = how == SN_ONESHOT_ANSWERED && len >= 12 && !memcmp(resp, "HTTP/1.", 7);
 	sn_metrics_add(w->metrics, ok ? SN_CTR_MIRROR_ANSWERED : SN_CTR_MIRROR_FAILED, 1);
-	sn_loop_reclaim(&w->loop, &sh->reclaim, reclaim_shadow);
-}
-
-static void shadow_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
-{
-	struct shadow *sh = sn_container_of(io, struct shadow, io);
-	char b[4096];
-	(void)loop, (void)events;
-
-	if (sh->handshaking) {
-		int r = sn_xprt_handshake(&sh->x);
-		if (r == SN_EAGAIN)
-			return;
-		if (r < 0) {
-			shadow_end(sh, 0);
-			return;
-		}
-		sh->handshaking = 0;
-	}
-	while (sh->out_off < sh->out_len) {
-		ssize_t n = sn_xprt_write(&sh->x, sh->out + sh->out_off, sh->out_len - sh->out_off);
-		if (n == SN_EAGAIN)
-			break;
-		if (n < 0) {
-			shadow_end(sh, 0);
-			return;
-		}
-		sh->out_off += (size_t)n;
-	}
-	for (;;) {
-		ssize_t n = sn_xprt_read(&sh->x, b, sizeof(b));
-		if (n > 0) {
-			/* Only the status line's code is kept; the rest goes. */
-			size_t k = SN_MIN((size_t)n, sizeof(sh->head) - sh->head_len);
-			memcpy(sh->head + sh->head_len, b, k);
-			sh->head_len += k;
-			if (sh->status == 0 && sh->head_len >= 12 && !memcmp(sh->head, "HTTP/1.", 7))
-				sh->status = atoi(sh->head + 9);
-			continue;
-		}
-		if (n == SN_EAGAIN)
-			return;
-		/* The end (Connection: close) or an error. */
-		shadow_end(sh, n == SN_ECLOSED && sh->status > 0);
-		return;
-	}
-}
-
-static void shadow_timeout(struct sn_loop *loop, struct sn_timer *t)
-{
-	(void)loop;
-	shadow_end(sn_container_of(t, struct shadow, timer), 0);
+	free(resp);
 }
 
 /* The authority with "-shadow" after its host (Envoy's rule). */
@@ -180,61 +89,25 @@ static char *build_copy(struct sn_exchange *ex, const char *body, size_t body_le
 static void send_copy(struct sn_exchange *ex, const struct sn_cluster *cl, const char *body, size_t body_len)
 {
 	struct sn_worker *w = sn_fx_worker(ex);
-	struct sn_cluster_state *cs = sn_worker_cluster_state(w, cl);
-	char id[SN_SPIFFE_ID_MAX];
+	const char *why;
+	size_t len;
 
-	if (cl->n_endpoints == 0 || cl->http2 || w->n_shadows >= MIRROR_MAX_INFLIGHT) {
+	if (cl->n_endpoints == 0 || cl->http2) {
 		sn_metrics_add(w->metrics, SN_CTR_MIRROR_SKIPPED, 1);
 		return;
 	}
-	int idx = cs != NULL ? sn_lb_pick(w, cl, cs) : (int)(sn_worker_random(w) % cl->n_endpoints);
-	const struct sn_endpoint *ep = &cl->endpoints[idx];
-	int mtls = sn_upstream_mtls(w, cl, ep, id, sizeof(id));
-	if (mtls < 0) {
-		sn_metrics_add(w->metrics, SN_CTR_MIRROR_SKIPPED, 1);   /* no certificate yet */
-		return;
-	}
-	struct shadow *sh = calloc(1, sizeof(*sh));
-	if (sh == NULL)
-		return;
-	sh->w = w;
-	sh->out = build_copy(ex, body, body_len, &sh->out_len);
-	int fd = sh->out ? socket(ep->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0) : -1;
-	if (fd < 0) {
-		free(sh->out);
-		free(sh);
+	char *out = build_copy(ex, body, body_len, &len);
+	if (out == NULL) {
 		sn_metrics_add(w->metrics, SN_CTR_MIRROR_FAILED, 1);
 		return;
-	}
-	sn_xprt_init(&sh->x, fd);
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if ((connect(fd, (const struct sockaddr *)&ep->addr, ep->addr_len) != 0 && errno != EINPROGRESS) ||
-	    sn_io_start(&w->loop, &sh->io, fd, shadow_io) != 0) {
-		sn_xprt_close(&sh->x, 0);
-		free(sh->out);
-		free(sh);
-		sn_metrics_add(w->metrics, SN_CTR_MIRROR_FAILED, 1);
-		return;
-	}
-	sh->next = w->shadows;
-	if (sh->next != NULL)
-		sh->next->pprev = &sh->next;
-	sh->pprev = &w->shadows;
-	w->shadows = sh;
-	w->n_shadows++;
-	if (mtls == 1) {
-		const char *ids[1] = { id };
-		struct sn_tls_conn_opts co = { .expected_ids = ids, .n_expected = 1 };
-		struct sn_tls_ctx *tc = __atomic_load_n(&w->proxy->tls_client, __ATOMIC_ACQUIRE);
-		if (sn_xprt_tls(&sh->x, tc, &co) != 0) {
-			shadow_end(sh, 0);
-			return;
-		}
-		sh->handshaking = 1;
 	}
 	const struct sn_http_route *r = sn_fx_route(ex);
-	sn_timer_start(&w->loop, &sh->timer, r && r->timeout_ms ? r->timeout_ms : MIRROR_TIMEOUT_MS, shadow_timeout);
+	if (sn_oneshot_start(w, cl, out, len, 16, r && r->timeout_ms ? r->timeout_ms : MIRROR_TIMEOUT_MS,
+			     copy_answered, w, &why) == NULL) {
+		sn_log(SN_LOG_DEBUG, "mirror to %s not sent: %s", cl->name, why);
+		sn_metrics_add(w->metrics, SN_CTR_MIRROR_SKIPPED, 1);
+		return;
+	}
 	sn_metrics_add(w->metrics, SN_CTR_MIRROR_SENT, 1);
 }
 
@@ -283,12 +156,6 @@ static enum sn_filter_verdict mirror_request(struct sn_exchange *ex)
 			send_copy(ex, &s->clusters[r->mirrors[i].cluster], body, body_len);
 	*st &= ~0xffffffffull;
 	return SN_FILTER_NEXT;
-}
-
-void sn_mirror_close_all(struct sn_worker *w)
-{
-	while (w->shadows != NULL)
-		shadow_end(w->shadows, 0);
 }
 
 const struct sn_filter sn_filter_mirror = {

@@ -188,9 +188,9 @@ struct sn_worker {
 	size_t n_free_exchanges;
 	struct sn_exchange *parked;      /* waiting for discovery */
 	struct sn_host *wake_hosts;      /* hosts whose pending requests may go on (exchange.c) */
-	struct shadow *shadows;          /* mirrored copies in flight (filter_mirror.c) */
+	struct sn_oneshot *oneshots;     /* the proxy's own calls in flight (oneshot.c) */
 	struct jwt_cache *jwt_cache;     /* RequestAuthentication keys of w->snap (filter_jwt.c) */
-	uint32_t n_shadows;
+	uint32_t n_oneshots;
 	struct sn_task wake_task;
 	int wake_scheduled;
 	unsigned char *vhost_used;       /* per vhost of snap: routed since the last sweep */
@@ -363,8 +363,23 @@ void sn_jwt_cache_drop(struct sn_worker *w);
  * why not. What the filter does per request; for the fuzz target. */
 const char *sn_jwt_check_token(struct sn_worker *w, const struct sn_snapshot *s, struct sn_str tok,
 			       struct sn_str *principal);
-/* filter_mirror.c: ends the worker's mirrored copies in flight (at exit). */
-void sn_mirror_close_all(struct sn_worker *w);
+/* oneshot.c: one-shot HTTP/1.1 calls of the proxy's own (mirrored copies,
+ * external authorization): out (malloc'd, taken) is the whole request,
+ * sent to an endpoint of cl (mutual TLS as its requests); the answer, up
+ * to max_response bytes (the rest dropped), goes to cb once, at the end of
+ * the connection, a failure or timeout_ms: resp is malloc'd and cb's to
+ * free (NULL when nothing was kept). NULL when the call cannot start
+ * (*why says why; cb is never called). Worker thread only. */
+enum sn_oneshot_end { SN_ONESHOT_ANSWERED = 0, SN_ONESHOT_FAILED, SN_ONESHOT_TIMEOUT };
+typedef void (*sn_oneshot_cb)(void *user, enum sn_oneshot_end how, char *resp, size_t len);
+struct sn_oneshot;
+struct sn_oneshot *sn_oneshot_start(struct sn_worker *w, const struct sn_cluster *cl, char *out, size_t out_len,
+				    size_t max_response, uint32_t timeout_ms, sn_oneshot_cb cb, void *user,
+				    const char **why);
+/* Ends a call without calling cb (its owner is going away). */
+void sn_oneshot_cancel(struct sn_oneshot *o);
+/* Ends the worker's calls in flight (at exit). */
+void sn_oneshot_close_all(struct sn_worker *w);
 
 /* outlier.c (DestinationRule outlierDetection) */
 /* The endpoints out of their pool now, as JSON ("[{...}]") for the admin port. */

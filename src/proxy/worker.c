@@ -478,7 +478,7 @@ void sn_worker_post_stop(struct sn_worker *w)
 void sn_worker_dispose(struct sn_worker *w)
 {
 	close_listeners(w);
-	sn_mirror_close_all(w);
+	sn_oneshot_close_all(w);
 	/* The worker thread has exited; its loop is ours now. Close pooled
 	 * connections, then run one iteration so the reclaim phase frees them
 	 * and anything closed by on_stop. */

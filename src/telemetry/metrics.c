@@ -214,6 +214,19 @@ static const struct {
 		"HTTP/1.1 connections that switched protocols (101: WebSocket, Upgrade) and became a byte relay.", 0 },
 	[SN_CTR_DOWNSTREAM_CX_HTTP2] = { "sinew_downstream_http2_connections_total",
 		"Client connections that spoke HTTP/2 (prior knowledge, or the preface after TLS).", 0 },
+#define EXT_AUTHZ_HELP "External authorization checks (CUSTOM AuthorizationPolicy) by result."
+	[SN_CTR_EXT_AUTHZ_ALLOWED] = { "sinew_ext_authz_total", EXT_AUTHZ_HELP, 0 },
+	[SN_CTR_EXT_AUTHZ_DENIED] = { "sinew_ext_authz_total", EXT_AUTHZ_HELP, 0 },
+	[SN_CTR_EXT_AUTHZ_ERROR] = { "sinew_ext_authz_total", EXT_AUTHZ_HELP, 0 },
+	[SN_CTR_EXT_AUTHZ_FAILED_OPEN] = { "sinew_ext_authz_total", EXT_AUTHZ_HELP, 0 },
+};
+
+/* A family's members are consecutive in counter_info, each with its labels. */
+static const char *const counter_labels[SN_CTR__COUNT] = {
+	[SN_CTR_EXT_AUTHZ_ALLOWED] = "result=\"allowed\"",
+	[SN_CTR_EXT_AUTHZ_DENIED] = "result=\"denied\"",
+	[SN_CTR_EXT_AUTHZ_ERROR] = "result=\"error\"",
+	[SN_CTR_EXT_AUTHZ_FAILED_OPEN] = "result=\"failed_open\"",
 };
 
 static inline uint64_t load_relaxed(const uint64_t *p)
@@ -798,13 +811,17 @@ void sn_metrics_render(struct sn_metrics *const *stores, size_t n_stores,
 		render_request_families(f, &mg, "istio");
 
 	for (size_t c = 0; c < SN_CTR__COUNT; c++) {
-		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", counter_info[c].name,
-			counter_info[c].help, counter_info[c].name,
-			counter_info[c].gauge ? "gauge" : "counter");
+		if (c == 0 || strcmp(counter_info[c].name, counter_info[c - 1].name) != 0)
+			fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", counter_info[c].name,
+				counter_info[c].help, counter_info[c].name,
+				counter_info[c].gauge ? "gauge" : "counter");
+		const char *l = counter_labels[c];
 		if (counter_info[c].gauge)
-			fprintf(f, "%s %" PRId64 "\n", counter_info[c].name, (int64_t)ctr[c]);
+			fprintf(f, "%s%s%s%s %" PRId64 "\n", counter_info[c].name, l ? "{" : "", l ? l : "",
+				l ? "}" : "", (int64_t)ctr[c]);
 		else
-			fprintf(f, "%s %" PRIu64 "\n", counter_info[c].name, ctr[c]);
+			fprintf(f, "%s%s%s%s %" PRIu64 "\n", counter_info[c].name, l ? "{" : "", l ? l : "",
+				l ? "}" : "", ctr[c]);
 	}
 	fprintf(f, "# HELP sinew_metrics_series Request label sets held, over all workers.\n"
 		   "# TYPE sinew_metrics_series gauge\n"

@@ -182,9 +182,10 @@ class Defaults(unittest.TestCase):
 
 
 class Custom(unittest.TestCase):
-    """action: CUSTOM (external authorization) is not implemented: what the
-    policy selects is denied (fail closed), never served; the rest is
-    judged as usual. The warning says so at load."""
+    """action: CUSTOM with a provider the mesh config does not define: what
+    the policy selects is denied (fail closed), never served; the rest is
+    judged as usual. The warning says so at load. (Providers that are
+    defined: test_ext_authz.py.)"""
 
     def test_custom_fails_closed(self):
         app, p = start(self, AP + "metadata: {name: ext}\nspec:\n  action: CUSTOM\n"
@@ -192,12 +193,14 @@ class Custom(unittest.TestCase):
                        "  - to: [{operation: {paths: [\"/admin*\"]}}]\n")
         r = st.request(p.inbound_port, "GET", "/admin/users", host="reviews")
         self.assertEqual((r.status, r.header("sinew-error")), (403, "ext_authz_unavailable"), r)
-        self.assertIn("provider my-ext-authz is not implemented", r.body.decode())
+        self.assertIn("provider my-ext-authz is not defined in the mesh config", r.body.decode())
         self.assertIn("default/ext", r.body.decode())
         self.assertEqual(app.requests(), 0, "a request a CUSTOM policy selects reached the app")
         self.assertEqual(st.request(p.inbound_port, "GET", "/public", host="reviews").status, 200)
         self.assertEqual(app.requests(), 1)
-        self.assertEqual(authz_counts(p), (1, 1))
+        self.assertEqual(authz_counts(p), (1, 0))
+        self.assertEqual(st.metric_sum(p.metrics(), "sinew_ext_authz_total", result="error"), 1)
+        self.assertIn("provider \"my-ext-authz\" is not defined in the mesh config", p.stderr())
         self.assertIn("denied, 403 ext_authz_unavailable (fail closed)", p.stderr())
         m = p.metrics()
         self.assertEqual(st.metric_sum(m, "sinew_requests_total", response_code="403",

@@ -152,7 +152,7 @@ static void test_diagnostics(void **state)
 	assert_diag(&d, SN_DIAG_WARNING, "bad.yaml:22:", "spec.rules[1].bogus:", "unknown field");
 	sn_diags_free(&d);
 
-	/* Wrong apiVersion; provider without CUSTOM; CUSTOM is a warning. */
+	/* Wrong apiVersion; provider without CUSTOM; CUSTOM needs a provider. */
 	load_expect_errors("apiVersion: networking.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a}\nspec: {}\n"
 			   "---\n" HDR "metadata: {name: b}\nspec:\n  provider: {name: x}\n"
 			   "---\n" HDR "metadata: {name: c}\nspec:\n  action: CUSTOM\n  provider: {name: ext}\n"
@@ -164,9 +164,6 @@ static void test_diagnostics(void **state)
 	assert_diag(&d, SN_DIAG_ERROR, "bad.yaml:1:", "apiVersion \"networking.istio.io/v1\" is not valid for kind "
 		    "AuthorizationPolicy; use security.istio.io/v1 (or v1beta1)");
 	assert_diag(&d, SN_DIAG_ERROR, "AuthorizationPolicy default/b: spec.provider:", "only with action: CUSTOM");
-	assert_diag(&d, SN_DIAG_WARNING, "AuthorizationPolicy default/c: spec.action:",
-		    "CUSTOM (external authorization, provider \"ext\") is not implemented",
-		    "denied, 403 ext_authz_unavailable (fail closed)");
 	assert_diag(&d, SN_DIAG_ERROR, "AuthorizationPolicy default/e: spec.provider:", "action CUSTOM needs provider");
 	assert_diag(&d, SN_DIAG_ERROR, "PeerAuthentication default/d: spec.mtls.mode:", "unknown mTLS mode \"STRICTER\"");
 	assert_diag(&d, SN_DIAG_ERROR, "PeerAuthentication default/d: spec.portLevelMtls:", "needs a workload selector");
@@ -459,8 +456,9 @@ static void test_selector_and_root_namespace(void **state)
 	judge(s, NO_, "istio-system/mesh-v1", .path = "/v1only");
 	judge(s, OK_, "default/ns-reviews", .path = "/ok");
 	judge(s, NO_, DEFAULT_DENY, .path = "/other");
-	/* CUSTOM comes first and, unimplemented, denies what it selects
-	 * (fail closed); what it does not select goes on to DENY and ALLOW. */
+	/* CUSTOM comes first: a match names its provider (asked by the
+	 * proxy) and denies until it has said yes (fail closed); what it does
+	 * not select goes on to DENY and ALLOW. */
 	struct sn_authz_request car = { .method = { "GET", 3 }, .path = { "/ok/ext/x", 9 } };
 	struct sn_authz_result cres;
 	sn_authz_check(s, &car, &cres);
@@ -468,6 +466,14 @@ static void test_selector_and_root_namespace(void **state)
 	assert_string_equal(cres.policy, "default/custom");
 	assert_string_equal(cres.reason, "ext_authz_unavailable");
 	assert_string_equal(cres.provider, "x");
+	/* Once the provider allowed, the other policies judge (here no
+	 * ALLOW policy matches: default deny, not the provider's). */
+	car.custom_allowed = 1;
+	sn_authz_check(s, &car, &cres);
+	assert_int_equal(cres.decision, NO_);
+	assert_null(cres.provider);
+	assert_string_equal(cres.policy, DEFAULT_DENY);
+	assert_string_equal(cres.reason, "rbac_denied");
 	judge(s, OK_, "default/ns-reviews", .path = "/ok");
 	sn_snapshot_unref(s);
 

@@ -1,0 +1,361 @@
+/* External authorization: what a CUSTOM AuthorizationPolicy's provider
+ * (the mesh config's extensionProviders, envoyExtAuthzHttp) says about a
+ * request, asked by the authz filter (filter_authz.c) before its DENY and
+ * ALLOW policies are judged, as Envoy's ext_authz filter does for Istio.
+ *
+ * The check is Envoy's HTTP protocol: the request's method, pathPrefix +
+ * path, Host, and only the fields includeRequestHeadersInCheck names (with
+ * includeAdditionalHeadersInCheck added), its body when
+ * includeRequestBodyInCheck asks, on a connection of its own to an
+ * endpoint of the provider's service (oneshot.c: mutual TLS when the
+ * authorizer has a sidecar). The answer:
+ *   200          allowed: headersToUpstreamOnAllow go on the request,
+ *                headersToDownstreamOnAllow on the response, and the
+ *                request goes on to the DENY and ALLOW policies;
+ *   5xx, none    an error: denied with statusOnError (default 403,
+ *                sinew-error ext_authz_error), or allowed with failOpen;
+ *   other        denied: its status, body and headersToDownstreamOnDeny
+ *                (every field of the answer when none is named) relayed,
+ *                sinew-error ext_authz_denied.
+ * Nothing is cached: every request is asked (Istio's). A provider that is
+ * not defined, or whose service is unknown, denies (403
+ * ext_authz_unavailable; fail closed). Counted in sinew_ext_authz_total. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sinew/log.h"
+#include "filter.h"
+
+#define XA_MAX_ANSWER (64u << 10)    /* the authorizer's answer, head and body */
+#define XA_MAX_FIELDS 64
+#define XA_MAX_OPS 16                /* header ops carried from an allowing answer */
+#define XA_ST_BODY_WAITED 1ull       /* low bit of the state word */
+
+enum xa_phase { XA_RUNNING = 0, XA_ANSWERED, XA_FAILED };
+
+struct xa_call {
+	struct sn_exchange *ex;
+	const struct sn_ext_authz *p;
+	const char *policy;
+	struct sn_oneshot *os;
+	enum xa_phase phase;
+	enum sn_oneshot_end how;
+	char *resp;                  /* the answer (oneshot's) */
+	size_t resp_len;
+	struct sn_h1_response head;
+	struct sn_h1_header fields[XA_MAX_FIELDS];
+	const char *body;
+	size_t body_len;
+	/* an allowing answer's header ops, alive as long as the exchange */
+	struct sn_header_op up[XA_MAX_OPS], down[XA_MAX_OPS];
+	struct sn_header_ops up_ops, down_ops;
+	char *strs;                  /* NUL-terminated copies for the ops */
+};
+
+static int patterns_hold(const struct sn_authz_str *pat, size_t n, struct sn_str name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (sn_authz_str_match(&pat[i], name, 1))
+			return 1;
+	return 0;
+}
+
+/* The check request: HTTP/1.1, Connection: close. NULL on ENOMEM. */
+static char *build_check(struct sn_exchange *ex, const struct sn_ext_authz *p, const char *body, size_t body_len,
+			 size_t *len_out)
+{
+	const struct sn_h1_request *rq = sn_fx_request(ex);
+	size_t prefix = p->path_prefix ? strlen(p->path_prefix) : 0;
+	size_t want = rq->method.len + prefix + rq->path.len + rq->authority.len + body_len + 256;
+	for (size_t i = 0; i < rq->num_headers; i++)
+		want += rq->headers[i].name.len + rq->headers[i].value.len + 4;
+	for (size_t i = 0; i < p->n_additional; i++)
+		want += strlen(p->additional[i].name) + strlen(p->additional[i].value) + 4;
+	char *buf = malloc(want);
+	char *target = malloc(prefix + rq->path.len + 1);
+	if (buf == NULL || target == NULL) {
+		free(buf);
+		free(target);
+		return NULL;
+	}
+	/* pathPrefix "/check" and path "/a?b": "/check/a?b" (Envoy's). */
+	if (prefix > 1 && p->path_prefix[prefix - 1] == '/' && rq->path.len && rq->path.p[0] == '/')
+		prefix--;
+	memcpy(target, p->path_prefix ? p->path_prefix : "", prefix);
+	memcpy(target + prefix, rq->path.p, rq->path.len);
+	struct sn_h1_writer wr;
+	sn_h1w_init(&wr, buf, want);
+	sn_h1w_request_line(&wr, rq->method, sn_str_make(target, prefix + rq->path.len));
+	sn_h1w_header(&wr, SN_STR_LIT("host"), rq->authority);
+	for (size_t i = 0; i < rq->num_headers; i++) {
+		struct sn_str name = rq->headers[i].name;
+		if (sn_h1_is_hop_by_hop(name, rq->headers, rq->num_headers) || sn_str_ieq_cstr(name, "host") ||
+		    sn_str_ieq_cstr(name, "content-length") || sn_str_ieq_cstr(name, "transfer-encoding") ||
+		    !patterns_hold(p->include_headers, p->n_include_headers, name))
+			continue;
+		sn_h1w_header(&wr, name, rq->headers[i].value);
+	}
+	for (size_t i = 0; i < p->n_additional; i++)
+		sn_h1w_header_cstr(&wr, p->additional[i].name, p->additional[i].value);
+	sn_h1w_header_u64(&wr, "content-length", body_len);
+	sn_h1w_header_cstr(&wr, "connection", "close");
+	sn_h1w_end(&wr);
+	sn_h1w_raw(&wr, body, body_len);
+	free(target);
+	if (wr.overflow) {
+		free(buf);
+		return NULL;
+	}
+	*len_out = wr.len;
+	return buf;
+}
+
+/* The answer's body after its head: by Content-Length, chunked (decoded
+ * in place), or to the end. 0, or -1 when it is cut short. */
+static int answer_body(struct xa_call *xc, size_t head_len)
+{
+	char *b = xc->resp + head_len;
+	size_t n = xc->resp_len - head_len;
+	if (xc->head.body == SN_H1_BODY_LENGTH) {
+		if (xc->head.content_length > n)
+			return -1;
+		n = (size_t)xc->head.content_length;
+	} else if (xc->head.body == SN_H1_BODY_CHUNKED) {
+		struct sn_h1_chunked ck;
+		size_t in = 0, out = 0;
+		int done = 0;
+		sn_h1_chunked_init(&ck);
+		while (!done && in < n) {
+			size_t data = 0;
+			ssize_t k = sn_h1_chunked_next(&ck, b + in, n - in, &data, &done);
+			if (k <= 0)
+				return -1;
+			/* k bytes consumed, of which the last data are payload */
+			memmove(b + out, b + in + (size_t)k - data, data);
+			out += data;
+			in += (size_t)k;
+		}
+		if (!done)
+			return -1;
+		n = out;
+	} else if (xc->head.body == SN_H1_BODY_NONE) {
+		n = 0;
+	}
+	xc->body = b;
+	xc->body_len = n;
+	return 0;
+}
+
+static void xa_answered(void *user, enum sn_oneshot_end how, char *resp, size_t len)
+{
+	struct xa_call *xc = user;
+	xc->os = NULL;
+	xc->how = how;
+	xc->resp = resp;
+	xc->resp_len = len;
+	xc->phase = how == SN_ONESHOT_ANSWERED ? XA_ANSWERED : XA_FAILED;
+	if (xc->phase == XA_ANSWERED) {
+		int hl = sn_h1_parse_response(resp, len, &xc->head, xc->fields, XA_MAX_FIELDS, NULL,
+					      sn_fx_request(xc->ex)->method);
+		if (hl < 0 || answer_body(xc, (size_t)hl) != 0)
+			xc->phase = XA_FAILED;
+	}
+	if (xc->ex != NULL)
+		sn_fx_resume(xc->ex);   /* the last thing: xc may be gone after */
+}
+
+static struct xa_call *xa_of(uint64_t st)
+{
+	return (struct xa_call *)(uintptr_t)(st & ~7ull);
+}
+
+/* The answer's fields that patterns name, as set operations, each a
+ * NUL-terminated copy in xc->strs. Returns how many. */
+static size_t fields_to_ops(struct xa_call *xc, const struct sn_authz_str *pat, size_t n_pat, int all,
+			    struct sn_header_op *ops, size_t max, char **cursor)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < xc->head.num_headers && n < max; i++) {
+		const struct sn_h1_header *f = &xc->fields[i];
+		if (!(all ? !sn_str_ieq_cstr(f->name, "content-length") && !sn_str_ieq_cstr(f->name, "content-type") &&
+				     !sn_str_ieq_cstr(f->name, "connection") && !sn_str_ieq_cstr(f->name, "transfer-encoding") &&
+				     !sn_str_ieq_cstr(f->name, "date") && !sn_str_ieq_cstr(f->name, "server") &&
+				     !sn_str_ieq_cstr(f->name, "host") && !sn_str_ieq_cstr(f->name, "keep-alive")
+			  : patterns_hold(pat, n_pat, f->name)))
+			continue;
+		char *name = *cursor;
+		for (size_t k = 0; k < f->name.len; k++)
+			name[k] = (char)sn_tolower_ascii((unsigned char)f->name.p[k]);
+		name[f->name.len] = '\0';
+		char *value = name + f->name.len + 1;
+		memcpy(value, f->value.p, f->value.len);
+		value[f->value.len] = '\0';
+		*cursor = value + f->value.len + 1;
+		ops[n].name = name;
+		ops[n].value = value;
+		n++;
+	}
+	return n;
+}
+
+static void count(struct sn_exchange *ex, enum sn_counter c)
+{
+	sn_metrics_add(sn_fx_worker(ex)->metrics, c, 1);
+}
+
+/* An error (no answer, a 5xx, a malformed one): statusOnError, or on with
+ * failOpen. */
+static enum sn_filter_verdict xa_error(struct sn_exchange *ex, const struct sn_ext_authz *p, const char *policy,
+				       const char *what)
+{
+	sn_log(SN_LOG_INFO, "conn=%llu ext_authz: provider %s (%s:%u), policy %s: %s; %s",
+	       (unsigned long long)sn_fx_conn_id(ex), p->name, p->service, p->port, policy, what,
+	       p->fail_open ? "allowed (failOpen)" : "denied");
+	if (p->fail_open) {
+		count(ex, SN_CTR_EXT_AUTHZ_FAILED_OPEN);
+		return SN_FILTER_NEXT;
+	}
+	count(ex, SN_CTR_EXT_AUTHZ_ERROR);
+	sn_fx_answer(ex, p->status_on_error, "ext_authz_error",
+		     "external authorization failed: provider %s (%s:%u) %s; policy %s denies (fail closed; "
+		     "failOpen would allow)", p->name, p->service, p->port, what, policy);
+	return SN_FILTER_ANSWERED;
+}
+
+enum sn_filter_verdict sn__extauthz_start(struct sn_exchange *ex, uint64_t *st, const char *provider,
+					  const char *policy)
+{
+	struct sn_worker *w = sn_fx_worker(ex);
+	const struct sn_snapshot *s = w->snap;
+	const struct sn_ext_authz *p = sn_snapshot_find_ext_authz(s, provider);
+	const char *body = NULL, *why = NULL;
+	size_t body_len = 0, len;
+
+	if (p == NULL || p->cluster >= s->n_clusters || p->proto != SN_EXT_AUTHZ_HTTP) {
+		count(ex, SN_CTR_EXT_AUTHZ_ERROR);
+		sn_fx_answer(ex, 403, "ext_authz_unavailable",
+			     "external authorization: provider %s %s, so what policy %s selects is denied (fail closed)",
+			     provider,
+			     p == NULL ? "is not defined in the mesh config (ConfigMap istio-system/istio, "
+					 "extensionProviders)"
+			     : p->proto != SN_EXT_AUTHZ_HTTP ? "speaks gRPC, which Sinew does not call yet"
+							     : "names a service port Sinew does not know",
+			     policy);
+		return SN_FILTER_ANSWERED;
+	}
+	if (p->with_body) {
+		int whole = sn_fx_wait_body(ex, p->max_body, p->timeout_ms);
+		if (whole == 0 && !(*st & XA_ST_BODY_WAITED)) {
+			*st |= XA_ST_BODY_WAITED;
+			return SN_FILTER_PAUSED;
+		}
+		if (whole == 1)
+			sn_fx_request_body(ex, &body, &body_len);
+		else if (!p->body_partial) {
+			count(ex, SN_CTR_EXT_AUTHZ_ERROR);
+			sn_fx_answer(ex, 413, "ext_authz_error",
+				     "external authorization: the request body is not whole here within "
+				     "maxRequestBytes (%u) of provider %s, and allowPartialMessage is off", p->max_body,
+				     p->name);
+			return SN_FILTER_ANSWERED;
+		}
+	}
+	struct xa_call *xc = calloc(1, sizeof(*xc));
+	char *out = xc ? build_check(ex, p, body, body_len, &len) : NULL;
+	if (out == NULL) {
+		free(xc);
+		return xa_error(ex, p, policy, "could not be asked (out of memory)");
+	}
+	xc->ex = ex;
+	xc->p = p;
+	xc->policy = policy;
+	xc->os = sn_oneshot_start(w, &s->clusters[p->cluster], out, len, XA_MAX_ANSWER, p->timeout_ms, xa_answered,
+				  xc, &why);
+	if (xc->os == NULL) {
+		free(xc);
+		char what[128];
+		snprintf(what, sizeof(what), "could not be asked (%s)", why);
+		return xa_error(ex, p, policy, what);
+	}
+	*st = (uint64_t)(uintptr_t)xc | (*st & 7);
+	/* The call's own time limit ends it first; this is a backstop. */
+	sn_fx_pause(ex, p->timeout_ms < UINT32_MAX - 1000 ? p->timeout_ms + 1000 : UINT32_MAX);
+	return SN_FILTER_PAUSED;
+}
+
+enum sn_filter_verdict sn__extauthz_verdict(struct sn_exchange *ex, uint64_t *st)
+{
+	struct xa_call *xc = xa_of(*st);
+	if (xc == NULL)
+		return SN_FILTER_NEXT;
+	const struct sn_ext_authz *p = xc->p;
+	if (xc->phase == XA_RUNNING) {
+		/* the backstop ran out before the call's own limit */
+		sn_oneshot_cancel(xc->os);
+		xc->os = NULL;
+		xc->phase = XA_FAILED;
+		xc->how = SN_ONESHOT_TIMEOUT;
+	}
+	if (xc->phase == XA_FAILED) {
+		char what[96];
+		snprintf(what, sizeof(what), "%s",
+			 xc->how == SN_ONESHOT_TIMEOUT ? "did not answer within its timeout"
+			 : xc->how == SN_ONESHOT_ANSWERED ? "answered with a malformed response"
+							  : "could not be reached");
+		return xa_error(ex, p, xc->policy, what);
+	}
+	int status = xc->head.status;
+	if (status >= 500) {
+		char what[64];
+		snprintf(what, sizeof(what), "answered %d", status);
+		return xa_error(ex, p, xc->policy, what);
+	}
+	/* Copies of the fields that go on: room for all of them at most. */
+	xc->strs = malloc(2 * xc->resp_len + 4 * XA_MAX_FIELDS + 256);
+	if (xc->strs == NULL)
+		return xa_error(ex, p, xc->policy, "answered, and Sinew ran out of memory");
+	char *cur = xc->strs;
+	if (status == 200) {
+		count(ex, SN_CTR_EXT_AUTHZ_ALLOWED);
+		xc->up_ops.set = xc->up;
+		xc->up_ops.n_set = fields_to_ops(xc, p->to_upstream_on_allow, p->n_to_upstream_on_allow, 0, xc->up,
+						 XA_MAX_OPS, &cur);
+		xc->down_ops.add = xc->down;
+		xc->down_ops.n_add = fields_to_ops(xc, p->to_downstream_on_allow, p->n_to_downstream_on_allow, 0,
+						   xc->down, XA_MAX_OPS, &cur);
+		if (sn_fx_header_ops(ex, &xc->up_ops, &xc->down_ops) != 0)
+			sn_log(SN_LOG_WARN, "ext_authz: provider %s: header operations past the limit dropped", p->name);
+		return SN_FILTER_NEXT;
+	}
+	count(ex, SN_CTR_EXT_AUTHZ_DENIED);
+	size_t n = fields_to_ops(xc, p->to_downstream_on_deny, p->n_to_downstream_on_deny,
+				 p->n_to_downstream_on_deny == 0, xc->down, SN_FX_MAX_ANSWER_HEADERS, &cur);
+	for (size_t i = 0; i < n; i++)
+		sn_fx_answer_header(ex, xc->down[i].name, xc->down[i].value);
+	const char *ctype = "text/plain; charset=utf-8";
+	int ct = sn_h1_find_header(xc->fields, xc->head.num_headers, SN_STR_LIT("content-type"), 0);
+	if (ct >= 0 && xc->fields[ct].value.len < 200) {
+		char *c = cur;
+		memcpy(c, xc->fields[ct].value.p, xc->fields[ct].value.len);
+		c[xc->fields[ct].value.len] = '\0';
+		ctype = c;
+	}
+	sn_log(SN_LOG_INFO, "conn=%llu ext_authz: provider %s denied (%d), policy %s",
+	       (unsigned long long)sn_fx_conn_id(ex), p->name, status, xc->policy);
+	sn_fx_answer_body(ex, status >= 200 ? status : 403, "ext_authz_denied", ctype, xc->body, xc->body_len);
+	return SN_FILTER_ANSWERED;
+}
+
+void sn__extauthz_done(uint64_t *st)
+{
+	struct xa_call *xc = xa_of(*st);
+	if (xc == NULL)
+		return;
+	if (xc->os != NULL)
+		sn_oneshot_cancel(xc->os);
+	free(xc->resp);
+	free(xc->strs);
+	free(xc);
+	*st = 0;
+}
