@@ -20,7 +20,9 @@
  *   removed from the request unless forwardOriginalToken.
  *
  * Keys are built once per worker and snapshot (the cache is dropped when
- * the worker takes a new snapshot). */
+ * the worker takes a new snapshot), and so is a table of tokens verified
+ * already (TOK_CACHE_SLOTS, by hash, the whole token compared): a token
+ * seen again within its exp is not verified again. */
 #include <libfyaml.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -40,15 +42,33 @@
 
 #define MAX_TOKEN (16u << 10)
 #define CLOCK_SKEW_S 60
+/* Verified tokens kept per worker (direct-mapped by hash), each at most
+ * TOK_CACHE_MAX bytes: a client reuses its token, and a signature is
+ * checked once instead of per request (bench cell J1). */
+#define TOK_CACHE_SLOTS 128
+#define TOK_CACHE_MAX 4096
 
 /* ---- keys ------------------------------------------------------------- */
+
+struct jwt_auth;
+
+struct tok_entry {
+	uint64_t hash;
+	char *tok;                   /* a copy, compared whole on a hit */
+	size_t len;
+	const struct sn_jwt_rule *rule;
+	struct jwt_auth *a;          /* shared with the exchanges using it (refs) */
+};
 
 struct jwt_cache {
 	const struct sn_snapshot *snap;   /* compared, never read: it may be gone when the cache is dropped */
 	EVP_PKEY ***keys;            /* [rule][key]; NULL: unusable */
 	size_t *n_keys;              /* [rule] */
 	size_t n_rules;
+	struct tok_entry toks[TOK_CACHE_SLOTS];
 };
+
+static void auth_release(struct jwt_auth *a);
 
 static EVP_PKEY *from_params(const char *type, OSSL_PARAM_BLD *bld)
 {
@@ -116,6 +136,11 @@ static void cache_free(struct jwt_cache *c)
 	if (c != NULL) {
 		free(c->keys);
 		free(c->n_keys);
+		for (size_t i = 0; i < TOK_CACHE_SLOTS; i++) {
+			free(c->toks[i].tok);
+			if (c->toks[i].a != NULL)
+				auth_release(c->toks[i].a);
+		}
 	}
 	free(c);
 }
@@ -254,6 +279,8 @@ static struct sn_str find_token(const struct sn_h1_request *rq, const struct sn_
 struct jwt_auth {
 	struct sn_jwt_claims claims;   /* first: what AuthorizationPolicy sees */
 	struct fy_document *doc;       /* the payload */
+	unsigned refs;                 /* exchanges and the token cache */
+	long long exp;                 /* 0: none */
 	char principal[600];
 	/* outputPayloadToHeader, outputClaimToHeaders: set on the request */
 	struct sn_header_ops out;
@@ -458,6 +485,8 @@ static const char *check(struct sn_worker *w, const struct sn_snapshot *s, struc
 	}
 	a->claims.get = claims_get;
 	a->doc = pd;
+	a->refs = 1;
+	a->exp = exp;
 	pd = NULL;
 	v = scalar(get(fy_document_root(a->doc), "sub"));
 	snprintf(a->principal, sizeof(a->principal), "%s/%.*s", iss, (int)v.len, v.p ? v.p : "");
@@ -467,6 +496,56 @@ out:
 	fy_document_destroy(hd);
 	fy_document_destroy(pd);
 	return why;
+}
+
+static void auth_release(struct jwt_auth *a)
+{
+	if (--a->refs > 0)
+		return;
+	fy_document_destroy(a->doc);
+	free(a);
+}
+
+/* A token verified before, still within its exp: its principal and
+ * claims again, without the signature's cost. */
+static struct jwt_auth *cached(struct sn_worker *w, const struct sn_snapshot *s, struct sn_str tok, uint64_t h,
+			       const struct sn_jwt_rule **rule)
+{
+	struct jwt_cache *c = cache_for(w, s);
+	struct tok_entry *e = c ? &c->toks[h % TOK_CACHE_SLOTS] : NULL;
+	if (e == NULL || e->a == NULL || e->hash != h || e->len != tok.len || memcmp(e->tok, tok.p, tok.len) != 0)
+		return NULL;
+	if (e->a->exp && (long long)time(NULL) > e->a->exp + CLOCK_SKEW_S) {
+		free(e->tok);
+		auth_release(e->a);
+		memset(e, 0, sizeof(*e));
+		return NULL;
+	}
+	*rule = e->rule;
+	e->a->refs++;
+	return e->a;
+}
+
+static void remember(struct sn_worker *w, const struct sn_snapshot *s, struct sn_str tok, uint64_t h,
+		     const struct sn_jwt_rule *rule, struct jwt_auth *a)
+{
+	struct jwt_cache *c = cache_for(w, s);
+	if (c == NULL || tok.len > TOK_CACHE_MAX)
+		return;
+	char *copy = malloc(tok.len);
+	if (copy == NULL)
+		return;
+	memcpy(copy, tok.p, tok.len);
+	struct tok_entry *e = &c->toks[h % TOK_CACHE_SLOTS];
+	free(e->tok);
+	if (e->a != NULL)
+		auth_release(e->a);
+	e->hash = h;
+	e->tok = copy;
+	e->len = tok.len;
+	e->rule = rule;
+	e->a = a;
+	a->refs++;
 }
 
 const char *sn_jwt_check_token(struct sn_worker *w, const struct sn_snapshot *s, struct sn_str tok,
@@ -500,8 +579,11 @@ static enum sn_filter_verdict jwt_request(struct sn_exchange *ex)
 	if (tok.len == 0)
 		return SN_FILTER_NEXT;   /* no token: authorization decides */
 	const struct sn_jwt_rule *rule = NULL;
-	struct jwt_auth *a = NULL;
-	const char *why = check(w, s, tok, &rule, &a);
+	uint64_t h = sn_hash64(tok.p, tok.len, 0x6a7774u);
+	struct jwt_auth *a = cached(w, s, tok, h, &rule);
+	const char *why = NULL;
+	if (a == NULL && (why = check(w, s, tok, &rule, &a)) == NULL)
+		remember(w, s, tok, h, rule, a);
 	if (why != NULL) {
 		char realm[300], challenge[400];
 		snprintf(realm, sizeof(realm), "http://%.*s%.*s", (int)SN_MIN(rq->authority.len, 128),
@@ -531,8 +613,7 @@ static void jwt_done(struct sn_exchange *ex, const struct sn_fx_summary *s)
 	(void)s;
 	if (a == NULL)
 		return;
-	fy_document_destroy(a->doc);
-	free(a);
+	auth_release(a);
 	*sn_fx_state(ex) = 0;
 }
 
