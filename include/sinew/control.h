@@ -370,6 +370,15 @@ int sn_ca_service_rotate_begin(struct sn_ca_service *s, time_t now, char *err, s
 int sn_ca_service_rotate_switch(struct sn_ca_service *s, char *err, size_t err_size);
 /* migrating -> stable: old roots leave the bundle. */
 int sn_ca_service_rotate_finish(struct sn_ca_service *s, char *err, size_t err_size);
+
+/* The cross-certificate of a switch (docs/internals/identity.md, "Tokens
+ * across a root switch"): the current root certified by the previous
+ * root's key, then the previous root, PEM; "" when there is none. Join
+ * tokens pinning the previous root are honoured while it is held. */
+const char *sn_ca_service_cross_pem(const struct sn_ca_service *s);
+/* Drops the cross-certificate once past its notAfter (and its file).
+ * Returns 1 if it dropped one (the mesh port's chain must change), else 0. */
+int sn_ca_service_expire_cross(struct sn_ca_service *s, time_t now);
 /* Signs csr_pem for ns/sa: for a caller that authenticated the holder
  * itself (a proxy's mTLS peer identity, or sinewd's own identity). */
 int sn_ca_service_issue_for(struct sn_ca_service *s, const char *ns, const char *sa, const char *csr_pem,

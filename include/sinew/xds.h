@@ -60,6 +60,10 @@ struct sn_xds_conn *sn_xds_server(struct sn_loop *loop, int fd, const struct sn_
 /* The peer's SPIFFE ID once the TLS handshake is done; NULL for plaintext
  * or a TLS client that sent no certificate. */
 const char *sn_xds_peer_id(const struct sn_xds_conn *c);
+/* The notAfter (unix seconds) of the certificate the peer presented in
+ * the handshake, or 0 for none (plaintext, no certificate). It does not
+ * change while the link lives: the peer may hold a newer one by now. */
+int64_t sn_xds_peer_not_after(const struct sn_xds_conn *c);
 /* Whether the link runs over TLS. */
 int sn_xds_secure(const struct sn_xds_conn *c);
 

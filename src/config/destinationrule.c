@@ -214,12 +214,11 @@ static void parse_tls(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *
 			if (cfg_get_str(c, v->items[i], 32, &m) == 0) {
 				p->has_tls = 1;
 				p->tls_mode = SN_CLUSTER_TLS_DISABLE;
-				if (!strcmp(m, "ISTIO_MUTUAL")) {
+				if (!strcmp(m, "ISTIO_MUTUAL"))
+					/* Whether this proxy can do it (it holds an identity)
+					 * is the proxy's to say: sn_ident_check_snapshot. */
 					p->tls_mode = SN_CLUSTER_TLS_ISTIO_MUTUAL;
-					cfg_warn(c, v->items[i], "tls mode ISTIO_MUTUAL: mutual TLS needs the proxy's "
-						 "identity (--token, or --tls-cert/--tls-key/--tls-bundle); a proxy "
-						 "started without one connects in plaintext");
-				} else if (!strcmp(m, "MUTUAL") || !strcmp(m, "SIMPLE"))
+				else if (!strcmp(m, "MUTUAL") || !strcmp(m, "SIMPLE"))
 					cfg_warn(c, v->items[i], "tls mode %s is not implemented yet (only ISTIO_MUTUAL "
 						 "is); connections are plaintext for now", m);
 				else if (strcmp(m, "DISABLE") != 0)

@@ -10,6 +10,9 @@
  *   token.key     32 random bytes, the join-token HMAC secret, 0600
  *   trust-domain  the trust domain the generated root serves
  *   used-nonces   "<nonce hex> <exp>\n" per spent token, kept until exp + grace
+ *   cross.pem     after a root switch: the current root certified by the
+ *                 previous root's key, then the previous root; kept while a
+ *                 join token minted before the switch can live
  *
  * Keys and tokens are never logged, nor put in a refusal; nonces are. */
 #include <errno.h>
@@ -21,11 +24,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "sinew/control.h"
 #include "sinew/identity.h"
@@ -59,6 +65,12 @@ struct sn_ca_service {
 	struct sn_ca *next;                 /* distributing: trusted, not issuing yet */
 	X509 *prev[CA_MAX_PREV];            /* migrating: old roots still trusted */
 	size_t n_prev;
+	/* Tokens across a switch (docs/internals/identity.md): */
+	X509 *cross;                        /* the current root, certified by cross_by's key */
+	X509 *cross_by;                     /* the previous root */
+	uint8_t cross_pin[32];              /* SHA-256 of cross_by: the pin of tokens minted before */
+	char *cross_pem;                    /* cross then cross_by, PEM; "" without */
+	X509 *cross_pending;                /* written at a switch, for the next root */
 	uint64_t bundle_version;            /* bumped on every change of the bundle */
 	uint64_t issuer_gen;                /* bumped when a new issuer takes over */
 	char source[CA_PATH_MAX];           /* where the CA came from, for messages */
@@ -613,6 +625,182 @@ out:
 	return rc;
 }
 
+/* ---- tokens across a root switch ---------------------------------------
+ *
+ * A join token pins the root current when it was minted; the proxy trusts
+ * sinewd the first time only through that pin. At a switch, while it still
+ * holds the old root's key, sinewd certifies the new root with it (a
+ * cross-certificate: the new root's subject, key and extensions, issued by
+ * the old root) and keeps it in cross.pem with the old root. The mesh
+ * port sends both after its leaf, so a proxy holding a token minted before
+ * the switch finds its pinned root in the chain and a path to it
+ * (leaf -> cross -> old root), and sinewd honours that pin while the cross
+ * is held: until every token minted before the switch has expired (at
+ * most SN_CA_TOKEN_TTL_MAX, plus the clock-step grace). Only possible when
+ * the old root signed leaves itself (no intermediate: the root's key is
+ * not kept then). */
+
+static void cross_clear(struct sn_ca_service *s)
+{
+	X509_free(s->cross);
+	X509_free(s->cross_by);
+	free(s->cross_pem);
+	s->cross = s->cross_by = NULL;
+	s->cross_pem = NULL;
+	memset(s->cross_pin, 0, sizeof(s->cross_pin));
+}
+
+/* Takes cross and by. */
+static int cross_set(struct sn_ca_service *s, X509 *cross, X509 *by)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+	int rc = SN_ENOMEM;
+
+	cross_clear(s);
+	if (bio == NULL || PEM_write_bio_X509(bio, cross) != 1 || PEM_write_bio_X509(bio, by) != 1 ||
+	    (n = BIO_get_mem_data(bio, &p)) <= 0 || (s->cross_pem = strndup(p, (size_t)n)) == NULL ||
+	    sn_cert_sha256(by, s->cross_pin) != 0) {
+		X509_free(cross);
+		X509_free(by);
+		goto out;
+	}
+	s->cross = cross;
+	s->cross_by = by;
+	rc = 0;
+out:
+	BIO_free(bio);
+	if (rc != 0)
+		cross_clear(s);
+	return rc;
+}
+
+/* Copies extension nid of from into x; 0 if from has none. */
+static int copy_ext(X509 *x, X509 *from, int nid)
+{
+	int i = X509_get_ext_by_NID(from, nid, -1);
+	return i < 0 || X509_add_ext(x, X509_get_ext(from, i), -1) == 1 ? 0 : SN_ENOMEM;
+}
+
+/* The new root certified by the old root's key, valid from now - 60 s to
+ * until (no later than either root). */
+static X509 *cross_sign(X509 *new_root, X509 *old_root, EVP_PKEY *old_key, time_t now, time_t until)
+{
+	X509 *x = X509_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *aki = NULL;
+	BIGNUM *bn = NULL;
+	uint8_t serial[16];
+	time_t na = SN_MIN(until, SN_MIN(asn1_time(X509_get0_notAfter(old_root)),
+					  asn1_time(X509_get0_notAfter(new_root))));
+
+	if (x == NULL || RAND_bytes(serial, sizeof(serial)) != 1)
+		goto fail;
+	serial[0] &= 0x7f;
+	serial[0] |= 0x01;   /* positive, never zero */
+	if ((bn = BN_bin2bn(serial, sizeof(serial), NULL)) == NULL ||
+	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)) == NULL)
+		goto fail;
+	if (!X509_set_version(x, X509_VERSION_3) || !X509_set_subject_name(x, X509_get_subject_name(new_root)) ||
+	    !X509_set_issuer_name(x, X509_get_subject_name(old_root)) ||
+	    !X509_set_pubkey(x, X509_get0_pubkey(new_root)) ||
+	    ASN1_TIME_set(X509_getm_notBefore(x), now - 60) == NULL || ASN1_TIME_set(X509_getm_notAfter(x), na) == NULL)
+		goto fail;
+	/* The same constraints as the root it stands for; the key identifier
+	 * of the old root as authority. */
+	if (copy_ext(x, new_root, NID_basic_constraints) != 0 || copy_ext(x, new_root, NID_key_usage) != 0 ||
+	    copy_ext(x, new_root, NID_subject_key_identifier) != 0)
+		goto fail;
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, old_root, x, NULL, NULL, 0);
+	if ((aki = X509V3_EXT_conf_nid(NULL, &v3, NID_authority_key_identifier, "keyid:always")) == NULL ||
+	    X509_add_ext(x, aki, -1) != 1)
+		goto fail;
+	if (X509_sign(x, old_key, EVP_sha256()) <= 0)
+		goto fail;
+	X509_EXTENSION_free(aki);
+	BN_free(bn);
+	return x;
+fail:
+	ERR_clear_error();
+	X509_EXTENSION_free(aki);
+	BN_free(bn);
+	X509_free(x);
+	return NULL;
+}
+
+/* Whether cross certifies the current root (same subject and key) and is
+ * signed by by's key. */
+static int cross_fits(struct sn_ca_service *s, X509 *cross, X509 *by)
+{
+	X509 *root = sn_ca_root(s->ca);
+	int ok = X509_NAME_cmp(X509_get_subject_name(cross), X509_get_subject_name(root)) == 0 &&
+		 EVP_PKEY_eq(X509_get0_pubkey(cross), X509_get0_pubkey(root)) == 1 &&
+		 X509_NAME_cmp(X509_get_issuer_name(cross), X509_get_subject_name(by)) == 0 &&
+		 X509_verify(cross, X509_get0_pubkey(by)) == 1;
+	ERR_clear_error();
+	return ok;
+}
+
+/* cross.pem at start. One that is past its notAfter is removed; one that
+ * does not certify the current root (a stop between its write and the
+ * switch's renames) is ignored: the switch, finished or done again,
+ * writes it anew. */
+static void load_cross(struct sn_ca_service *s, time_t now)
+{
+	char path[CA_PATH_MAX];
+	STACK_OF(X509) *certs = NULL;
+
+	if (join_path(path, sizeof(path), s->dir, "cross.pem") != 0 || read_certs_file(path, &certs) != 0)
+		return;
+	if (sk_X509_num(certs) == 2) {
+		X509 *cross = sk_X509_value(certs, 0), *by = sk_X509_value(certs, 1);
+		if (asn1_time(X509_get0_notAfter(cross)) <= now) {
+			unlink(path);
+			fsync_dir(s->dir, s->no_sync);
+		} else if (cross_fits(s, cross, by) && X509_up_ref(cross) && X509_up_ref(by)) {
+			if (cross_set(s, cross, by) != 0)
+				sn_log(SN_LOG_WARN, "ca: out of memory loading %s; tokens minted before the last root "
+						    "switch will not work", path);
+		}
+	}
+	sk_X509_pop_free(certs, X509_free);
+}
+
+/* At a switch, before the old key is dropped: cross.pem for the next CA's
+ * root. A failure leaves tokens minted before the switch unusable after
+ * it (as without cross-signing); the rotation goes on. */
+static void write_cross(struct sn_ca_service *s, time_t now)
+{
+	X509 *old_root = sn_ca_root(s->ca), *new_root = sn_ca_root(s->next);
+	X509 *cross = NULL;
+	BIO *bio = NULL;
+	char *p;
+	long n;
+
+	if (X509_cmp(sn_ca_issuer(s->ca), old_root) != 0) {
+		sn_log(SN_LOG_WARN, "ca: rotation: the old root's key is not held (the CA issues from an "
+				    "intermediate), so the new root is not cross-signed: join tokens minted before "
+				    "this switch stop working at it");
+		return;
+	}
+	cross = cross_sign(new_root, old_root, sn_ca_issuer_key(s->ca), now,
+			   now + (time_t)SN_CA_TOKEN_TTL_MAX + SN_CA_SPENT_GRACE);
+	if (cross == NULL || (bio = BIO_new(BIO_s_mem())) == NULL || PEM_write_bio_X509(bio, cross) != 1 ||
+	    PEM_write_bio_X509(bio, old_root) != 1 || (n = BIO_get_mem_data(bio, &p)) <= 0 ||
+	    write_atomic(s->dir, "cross.pem", p, (size_t)n, 0644, s->no_sync) != 0) {
+		sn_log(SN_LOG_WARN, "ca: rotation: cannot cross-sign the new root into %s/cross.pem (%s); join "
+				    "tokens minted before this switch stop working at it", s->dir,
+		       cross == NULL ? "signing failed" : strerror(errno));
+		X509_free(cross);
+		BIO_free(bio);
+		return;
+	}
+	BIO_free(bio);
+	s->cross_pending = cross;   /* certifies s->next's root; set once it is current */
+}
+
 static int load_dir_ca(struct sn_ca_service *s, const struct sn_ca_service_opts *o, char *err, size_t es)
 {
 	char rpath[CA_PATH_MAX], ipath[CA_PATH_MAX], kpath[CA_PATH_MAX];
@@ -675,6 +863,8 @@ static int load_dir_ca(struct sn_ca_service *s, const struct sn_ca_service_opts 
 	rc = setup_chain(s, chain, il + rl, err, es);
 	if (rc == 0)
 		rc = load_rotation(s, o, err, es);
+	if (rc == 0)
+		load_cross(s, o->now ? o->now : time(NULL));
 out:
 	free(root);
 	free(issuer);
@@ -925,6 +1115,8 @@ void sn_ca_service_free(struct sn_ca_service *s)
 	sn_ca_free(s->next);
 	for (size_t i = 0; i < s->n_prev; i++)
 		X509_free(s->prev[i]);
+	cross_clear(s);
+	X509_free(s->cross_pending);
 	sn_trust_bundle_free(s->bundle);
 	free(s->chain_pem);
 	free(s->bundle_pem);
@@ -957,6 +1149,25 @@ const char *sn_ca_service_trust_domain(const struct sn_ca_service *s)
 void sn_ca_service_root_sha256_hex(const struct sn_ca_service *s, char out[65])
 {
 	sn_hex(s->root_sha256, 32, out);
+}
+
+const char *sn_ca_service_cross_pem(const struct sn_ca_service *s)
+{
+	return s->cross_pem != NULL ? s->cross_pem : "";
+}
+
+int sn_ca_service_expire_cross(struct sn_ca_service *s, time_t now)
+{
+	char path[CA_PATH_MAX];
+
+	if (s->cross == NULL || asn1_time(X509_get0_notAfter(s->cross)) > now)
+		return 0;
+	cross_clear(s);
+	if (join_path(path, sizeof(path), s->dir, "cross.pem") == 0 && unlink(path) == 0)
+		fsync_dir(s->dir, s->no_sync);
+	sn_log(SN_LOG_INFO, "ca: the cross-certificate of the last root switch expired: join tokens minted before "
+			    "it have all expired too");
+	return 1;
 }
 
 /* ---- tokens ------------------------------------------------------------- */
@@ -1146,10 +1357,15 @@ int sn_ca_service_issue(struct sn_ca_service *s, const char *token, size_t token
 	if (strcmp(t.trust_domain, sn_ca_trust_domain(s->ca)) != 0)
 		return refuse(why, 401, "wrong trust domain: the token is for %s, this CA serves %s", t.trust_domain,
 			      sn_ca_trust_domain(s->ca));
-	if (CRYPTO_memcmp(t.root_sha256, s->root_sha256, 32) != 0) {
+	/* The current root, or the previous one while its cross-certificate
+	 * lets such a token's proxy verify us (tokens across a switch). */
+	int pin_ok = CRYPTO_memcmp(t.root_sha256, s->root_sha256, 32) == 0 ||
+		     (s->cross != NULL && asn1_time(X509_get0_notAfter(s->cross)) > now &&
+		      CRYPTO_memcmp(t.root_sha256, s->cross_pin, 32) == 0);
+	if (!pin_ok) {
 		sn_hex(t.root_sha256, 32, hx);
-		return refuse(why, 401, "the token pins CA root sha256 %s, which is not this CA's current root; mint a "
-					"new token", hx);
+		return refuse(why, 401, "the token pins CA root sha256 %s, which is not this CA's current root (nor "
+					"the previous one, cross-signed at the last switch); mint a new token", hx);
 	}
 	spent_expire(s, (int64_t)now);
 	if (spent_find(s, t.nonce))
@@ -1392,8 +1608,12 @@ int sn_ca_service_rotate_switch(struct sn_ca_service *s, char *err, size_t es)
 		seterr(err, es, "%d old roots are still trusted, the limit", CA_MAX_PREV);
 		return SN_ELIMIT;
 	}
-	/* previous.pem first: with it on disk, a stop mid-way is finished
-	 * at the next start (recover_switch). */
+	/* cross.pem while the old root's key is still here; then
+	 * previous.pem: with it on disk, a stop mid-way is finished at the
+	 * next start (recover_switch). */
+	X509_free(s->cross_pending);
+	s->cross_pending = NULL;
+	write_cross(s, time(NULL));
 	if ((bio = BIO_new(BIO_s_mem())) == NULL)
 		goto out;
 	for (size_t i = 0; i < s->n_prev; i++)
@@ -1419,6 +1639,17 @@ int sn_ca_service_rotate_switch(struct sn_ca_service *s, char *err, size_t es)
 	s->issuer_gen++;
 	if (sn_ca_write_pem(s->ca, &chain, &cl, &key, &kl) != 0 || setup_chain(s, chain, cl, err, es) != 0)
 		goto out;
+	if (s->cross_pending != NULL) {
+		X509 *by = s->prev[s->n_prev - 1];
+		X509 *cross = s->cross_pending;
+		s->cross_pending = NULL;
+		if (!X509_up_ref(by)) {
+			X509_free(cross);
+			goto out;
+		}
+		if (cross_set(s, cross, by) != 0)
+			goto out;
+	}
 	rc = 0;
 out:
 	if (rc == SN_ENOMEM && err[0] == '\0')
@@ -1529,5 +1760,17 @@ void sn_ca_service_render(const struct sn_ca_service *s, struct sn_out *o, time_
 			sn_out_cstr(o, ",");
 		out_cert(o, s->prev[i], now, 0);
 	}
-	sn_out_cstr(o, "]}}");
+	sn_out_cstr(o, "]}");
+	/* Tokens pinning crossSigned.by's sha256 are honoured until its notAfter. */
+	sn_out_cstr(o, ",\"crossSigned\":");
+	if (s->cross != NULL) {
+		sn_out_cstr(o, "{\"certificate\":");
+		out_cert(o, s->cross, now, 0);
+		sn_out_cstr(o, ",\"by\":");
+		out_cert(o, s->cross_by, now, 0);
+		sn_out_cstr(o, "}");
+	} else {
+		sn_out_cstr(o, "null");
+	}
+	sn_out_cstr(o, "}");
 }

@@ -116,20 +116,28 @@ static int self_issue(struct sn_mesh *m)
 		goto out;
 	}
 	/* The chain ends with the root: a proxy bootstrapping from a join
-	 * token finds there the root its token pins. */
+	 * token finds there the root its token pins. After a switch the
+	 * cross-certificate and the previous root come before it, so that a
+	 * token minted before the switch finds its root and a path to it
+	 * (leaf -> cross -> previous root); the cross comes before the
+	 * self-signed root, since a verifier takes the first issuer it finds
+	 * among the certificates sent. */
 	const char *inter = sn_ca_service_chain_pem(m->ca);
+	const char *cross = sn_ca_service_cross_pem(m->ca);
 	const char *root = sn_ca_service_root_pem(m->ca);
-	size_t l1 = strlen(is.certificate), l2 = strlen(inter), l3 = strlen(root);
-	if ((chain = malloc(l1 + l2 + l3 + 1)) == NULL)
+	size_t l1 = strlen(is.certificate), l2 = strlen(inter), lx = strlen(cross), l3 = strlen(root);
+	if ((chain = malloc(l1 + l2 + lx + l3 + 1)) == NULL)
 		goto out;
 	memcpy(chain, is.certificate, l1);
 	memcpy(chain + l1, inter, l2);
-	memcpy(chain + l1 + l2, root, l3 + 1);
+	memcpy(chain + l1 + l2, cross, lx);
+	memcpy(chain + l1 + l2 + lx, root, l3 + 1);
 	const char *bpem = sn_ca_service_bundle_pem(m->ca);
 	if (sn_trust_bundle_new(sn_ca_service_trust_domain(m->ca), &b) != 0 ||
 	    sn_trust_bundle_add_pem(b, bpem, strlen(bpem), &e) != 0)
 		goto out;
-	struct sn_tls_identity id = { .key = m->self_key, .chain_pem = chain, .chain_len = l1 + l2 + l3, .bundle = b };
+	struct sn_tls_identity id = { .key = m->self_key, .chain_pem = chain, .chain_len = l1 + l2 + lx + l3,
+				     .bundle = b };
 	struct sn_tls_ctx_opts so = { .role = SN_TLS_SERVER, .require_client_cert = 0, .no_resumption = 1 };
 	if (m->tls == NULL ? sn_tls_ctx_new(&so, &id, &m->tls, &e) != 0 : sn_tls_ctx_update(m->tls, &id, &e) != 0) {
 		sn_log(SN_LOG_ERROR, "ca: mesh port TLS context: %s", e.msg);
@@ -284,12 +292,52 @@ static char *str_field(struct fy_node *root, const char *key, size_t max, size_t
 	return strndup(s, *len);
 }
 
+/* Renewal on an mTLS link (docs/internals/identity.md, "Renewal on the
+ * link"): for the link's identity only. The certificate that opened the
+ * link proves it while that certificate is valid; once it has expired
+ * (the link outlived it: a proxy renews at half-life and keeps its link),
+ * only the proxy's current certificate with a renewal signature over the
+ * CSR does, checked as the HTTP API checks them. *proved notes the
+ * latter for the log. */
+static int renew_on_link(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node *root, const char *csr,
+			 size_t csr_len, struct sn_ca_issued *is, struct sn_ca_refusal *why, char proved[160])
+{
+	int64_t now = now_s(), link_na = sn_xds_peer_not_after(px->conn);
+	size_t cert_len = 0, sig_len = 0;
+	char *cert, *sig;
+	char when[32];
+	int rc;
+
+	if (link_na > now)
+		return sn_ca_service_issue_for(m->ca, px->peer_ns, px->peer_sa, csr, csr_len, 0, is, why);
+	time_t t = (time_t)link_na;
+	struct tm tm;
+	if (link_na <= 0 || gmtime_r(&t, &tm) == NULL || strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(when, sizeof(when), "an unknown time");
+	cert = str_field(root, "certificate", SN_CA_MAX_CERT_PEM, &cert_len);
+	sig = str_field(root, "signature", 1024, &sig_len);
+	if (cert == NULL || sig == NULL) {
+		why->status = 401;
+		snprintf(why->msg, sizeof(why->msg), "the certificate this link was opened with expired at %s, so it no "
+			 "longer proves %s; send the current certificate and a renewal signature with the csr, or "
+			 "reconnect with the current certificate", when, px->peer_id);
+		rc = SN_EINVAL;
+	} else {
+		rc = sn_ca_service_renew(m->ca, cert, cert_len, csr, csr_len, sig, sig_len, px->peer_id, 0, is, why);
+		if (rc == 0)
+			snprintf(proved, 160, " (the link's certificate expired at %s; proved by its current one)", when);
+	}
+	free(cert);
+	free(sig);
+	return rc;
+}
+
 void mesh_ca_on_csr(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node *root)
 {
 	struct sn_ca_issued is = { 0 };
 	struct sn_ca_refusal why = { 0 };
 	size_t csr_len = 0, tok_len = 0;
-	char nonce[33] = "";
+	char nonce[33] = "", proved[160] = "";
 	char *csr = str_field(root, "csr", MAX_CSR, &csr_len);
 	char *token = str_field(root, "token", MAX_TOKEN, &tok_len);
 	int rc;
@@ -299,8 +347,7 @@ void mesh_ca_on_csr(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node 
 		goto out;
 	}
 	if (has_identity(px)) {
-		/* Renewal: the link's certificate proved the identity. */
-		rc = sn_ca_service_issue_for(m->ca, px->peer_ns, px->peer_sa, csr, csr_len, 0, &is, &why);
+		rc = renew_on_link(m, px, root, csr, csr_len, &is, &why, proved);
 	} else if (px->bootstrap) {
 		rc = sn_ca_service_issue(m->ca, token, token ? tok_len : 0, csr, csr_len, 0, &is, nonce, &why);
 	} else {
@@ -316,8 +363,9 @@ void mesh_ca_on_csr(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node 
 	}
 	snprintf(px->issued_serial, sizeof(px->issued_serial), "%s", is.serial);
 	px->issued_gen = sn_ca_service_issuer_gen(m->ca);
-	sn_log(SN_LOG_INFO, "ca: issued %s (serial %s) to %s%s%s%s", is.spiffe_id, is.serial, px->peer,
-	       nonce[0] ? " for token " : " renewing", nonce[0] ? nonce : "", nonce[0] ? "" : " its own identity");
+	sn_log(SN_LOG_INFO, "ca: issued %s (serial %s) to %s%s%s%s%s", is.spiffe_id, is.serial, px->peer,
+	       nonce[0] ? " for token " : " renewing", nonce[0] ? nonce : "", nonce[0] ? "" : " its own identity",
+	       proved[0] ? proved : "");
 	send_certificate(m, px, &is);
 	m->issued++;
 out:
@@ -449,7 +497,8 @@ static void on_tick(struct sn_loop *loop, struct sn_timer *t)
 	struct sn_mesh *m = sn_container_of(t, struct sn_mesh, ca_timer);
 	int64_t now = now_s();
 
-	if (now >= m->self_renew_at ||
+	int cross_gone = sn_ca_service_expire_cross(m->ca, (time_t)now);
+	if (now >= m->self_renew_at || cross_gone ||
 	    (sn_ca_service_phase(m->ca) == SN_CA_STABLE && m->self_gen != sn_ca_service_issuer_gen(m->ca)))
 		self_issue(m);
 	if (sn_ca_service_phase(m->ca) == SN_CA_STABLE && !m->no_auto_rotate) {

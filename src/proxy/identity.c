@@ -18,10 +18,12 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "sinew/control.h"
 #include "sinew/identity.h"
 #include "sinew/join_token.h"
 #include "sinew/log.h"
@@ -163,6 +165,37 @@ static int send_text(struct sn_proxy *p, char *buf, size_t len)
 
 static void schedule_renewal(struct sn_ident *id, uint64_t in_ms);
 
+/* The renewal proof sinewd takes once the certificate that opened the
+ * link has expired (docs/internals/identity.md, "Renewal on the link"):
+ * base64 of ECDSA-SHA256 by the current key over SN_CA_RENEW_CONTEXT, its
+ * NUL and the CSR's DER exactly as the PEM carries it. malloc'd; NULL on
+ * failure (the CSR then goes without it). */
+static char *renewal_signature(EVP_PKEY *key, const char *csr_pem, size_t csr_len)
+{
+	BIO *bio = BIO_new_mem_buf(csr_pem, (int)csr_len);
+	char *name = NULL, *header = NULL, *out = NULL;
+	unsigned char *der = NULL, sig[160];
+	long der_len = 0;
+	size_t sl = sizeof(sig);
+	EVP_MD_CTX *md = NULL;
+
+	if (bio == NULL || PEM_read_bio(bio, &name, &header, &der, &der_len) != 1 || (md = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, key) != 1 ||
+	    EVP_DigestSignUpdate(md, SN_CA_RENEW_CONTEXT, sizeof(SN_CA_RENEW_CONTEXT)) != 1 ||
+	    EVP_DigestSignUpdate(md, der, (size_t)der_len) != 1 || EVP_DigestSignFinal(md, sig, &sl) != 1)
+		goto out;
+	if ((out = malloc(4 * ((sl + 2) / 3) + 1)) != NULL)
+		EVP_EncodeBlock((unsigned char *)out, sig, (int)sl);
+out:
+	ERR_clear_error();
+	EVP_MD_CTX_free(md);
+	BIO_free(bio);
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	OPENSSL_free(der);
+	return out;
+}
+
 /* A CSR for a new key; with the token on the bootstrap link. */
 static void send_csr(struct sn_proxy *p, int with_token)
 {
@@ -184,6 +217,17 @@ static void send_csr(struct sn_proxy *p, int with_token)
 	if (with_token) {
 		fputs(",\"token\":", f);
 		json_str(f, p->opt.token);
+	} else if (id->key != NULL && id->chain != NULL) {
+		/* For when the link outlived the certificate it was opened
+		 * with: sinewd then takes this proof of the current one. */
+		char *sig = renewal_signature(id->key, csr, csr_len);
+		if (sig != NULL) {
+			fputs(",\"certificate\":", f);
+			json_str(f, id->chain);
+			fputs(",\"signature\":", f);
+			json_str(f, sig);
+			free(sig);
+		}
 	}
 	fputs("}", f);
 	fclose(f);
@@ -437,4 +481,118 @@ void sn_ident_render(const struct sn_proxy *p, FILE *f)
 		id->key ? p->principal : "(none yet)", id->serial[0] ? id->serial : "-", (long long)id->not_after,
 		(unsigned long long)id->bundle_version, (unsigned long long)id->renewals,
 		id->last_error[0] ? "; last error: " : "", id->last_error);
+}
+
+/* ---- ISTIO_MUTUAL without an identity ------------------------------------
+ * A DestinationRule's tls.mode ISTIO_MUTUAL means mutual TLS only for a
+ * proxy that holds an identity (--token, or --tls-cert/--tls-key/
+ * --tls-bundle); one without connects to those destinations in plaintext.
+ * Only the proxy knows which it is, so the warning is the proxy's, not the
+ * config loader's: printed once per change of the set of such clusters,
+ * never by a proxy holding an identity. In file mode it names each place
+ * in the file; from sinewd, the clusters. */
+
+static uint64_t fnv(uint64_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return (h ^ 0xff) * 1099511628211ull;
+}
+
+static const char *node_str(struct fy_node *n, const char *path)
+{
+	struct fy_node *v = n != NULL ? fy_node_by_path(n, path, FY_NT, FYNWF_DONT_FOLLOW) : NULL;
+	return v != NULL && fy_node_is_scalar(v) ? fy_node_get_scalar0(v) : NULL;
+}
+
+/* One policy (trafficPolicy, or a portLevelSettings entry): its tls.mode
+ * if ISTIO_MUTUAL, then its portLevelSettings. */
+static void warn_policy(const char *file, const char *name, struct fy_node *pol, const char *field, int depth)
+{
+	struct fy_node *mode = pol != NULL ? fy_node_by_path(pol, "/tls/mode", FY_NT, FYNWF_DONT_FOLLOW) : NULL;
+	if (mode != NULL && fy_node_is_scalar(mode) && strcmp(fy_node_get_scalar0(mode), "ISTIO_MUTUAL") == 0) {
+		struct fy_token *tok = fy_node_get_scalar_token(mode);
+		const struct fy_mark *mk = tok != NULL ? fy_token_start_mark(tok) : NULL;
+		sn_log(SN_LOG_WARN, "config: %s:%d:%d: warning: DestinationRule %s: %s.tls.mode: ISTIO_MUTUAL, but this "
+				    "proxy has no identity (start it with --token, or --tls-cert/--tls-key/--tls-bundle): "
+				    "it connects to these endpoints in plaintext",
+		       file, mk ? mk->line + 1 : 0, mk ? mk->column + 1 : 0, name, field);
+	}
+	struct fy_node *pls = depth == 0 && pol != NULL ?
+				      fy_node_by_path(pol, "/portLevelSettings", FY_NT, FYNWF_DONT_FOLLOW) : NULL;
+	struct fy_node *it;
+	void *iter = NULL;
+	for (int i = 0; pls != NULL && fy_node_is_sequence(pls) && (it = fy_node_sequence_iterate(pls, &iter)) != NULL;
+	     i++) {
+		char f[160];
+		snprintf(f, sizeof(f), "%s.portLevelSettings[%d]", field, i);
+		warn_policy(file, name, it, f, depth + 1);
+	}
+}
+
+/* File mode: every ISTIO_MUTUAL in the file's DestinationRules. */
+static void warn_file(const char *path)
+{
+	struct fy_parse_cfg cfg = { .flags = FYPCF_QUIET };
+	struct fy_parser *fyp = fy_parser_create(&cfg);
+	struct fy_document *doc;
+
+	if (fyp == NULL || fy_parser_set_input_file(fyp, path) != 0) {
+		fy_parser_destroy(fyp);
+		return;
+	}
+	while ((doc = fy_parse_load_document(fyp)) != NULL) {
+		struct fy_node *root = fy_document_root(doc);
+		const char *kind = node_str(root, "/kind");
+		if (kind != NULL && strcmp(kind, "DestinationRule") == 0) {
+			const char *ns = node_str(root, "/metadata/namespace"), *nm = node_str(root, "/metadata/name");
+			char name[300];
+			snprintf(name, sizeof(name), "%s/%s", ns ? ns : "default", nm ? nm : "?");
+			warn_policy(path, name, fy_node_by_path(root, "/spec/trafficPolicy", FY_NT, FYNWF_DONT_FOLLOW),
+				    "spec.trafficPolicy", 0);
+			struct fy_node *subs = fy_node_by_path(root, "/spec/subsets", FY_NT, FYNWF_DONT_FOLLOW), *it;
+			void *iter = NULL;
+			for (int i = 0; subs != NULL && fy_node_is_sequence(subs) &&
+					(it = fy_node_sequence_iterate(subs, &iter)) != NULL;
+			     i++) {
+				char f[96];
+				snprintf(f, sizeof(f), "spec.subsets[%d].trafficPolicy", i);
+				warn_policy(path, name, fy_node_by_path(it, "/trafficPolicy", FY_NT, FYNWF_DONT_FOLLOW), f,
+					    0);
+			}
+		}
+		fy_parse_document_destroy(fyp, doc);
+	}
+	fy_parser_destroy(fyp);
+}
+
+void sn_ident_check_snapshot(struct sn_proxy *p, const struct sn_snapshot *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	const char *first = NULL;
+	size_t n = 0;
+
+	if (p->opt.token != NULL || p->opt.tls_cert != NULL)
+		return;   /* it holds an identity (or is getting one): ISTIO_MUTUAL is mutual TLS */
+	for (size_t i = 0; i < s->n_clusters; i++) {
+		const struct sn_cluster *c = &s->clusters[i];
+		if (!c->tls_set || c->tls_mode != SN_CLUSTER_TLS_ISTIO_MUTUAL)
+			continue;
+		h = fnv(h, c->name);
+		if (first == NULL)
+			first = c->name;
+		n++;
+	}
+	if (n == 0 || h == p->plaintext_mtls_warned) {
+		p->plaintext_mtls_warned = n == 0 ? 0 : h;
+		return;
+	}
+	p->plaintext_mtls_warned = h;
+	if (p->opt.config_path != NULL) {
+		warn_file(p->opt.config_path);
+		return;
+	}
+	sn_log(SN_LOG_WARN, "config: DestinationRule tls.mode of cluster %s%s: ISTIO_MUTUAL, but this proxy has no "
+			    "identity (start it with --token, or --tls-cert/--tls-key/--tls-bundle): it connects to %s "
+			    "in plaintext", first, n > 1 ? " and others" : "", n > 1 ? "them" : "its endpoints");
 }

@@ -249,6 +249,7 @@ struct sn_proxy {
 	struct sn_tls_ctx *tls_server;   /* inbound: requires a client certificate */
 	struct sn_tls_ctx *tls_client;   /* outbound: ISTIO_MUTUAL clusters */
 	struct sn_ident *ident;          /* --token: identity from sinewd (identity.c) */
+	uint64_t plaintext_mtls_warned;  /* ISTIO_MUTUAL clusters warned about (identity.c) */
 };
 
 /* tcp.c: opaque TCP and protocol detection for captured traffic. Returns
@@ -297,6 +298,11 @@ int sn_ident_cp_tls(struct sn_proxy *p, struct sn_xds_tls *out);
 int sn_ident_on_open(struct sn_proxy *p);
 int sn_ident_on_message(struct sn_proxy *p, const char *type, size_t tlen, struct fy_node *root, int bootstrap);
 void sn_ident_render(const struct sn_proxy *p, FILE *f);
+/* Warns, once per change, about DestinationRules that ask ISTIO_MUTUAL of a
+ * proxy without an identity (it connects in plaintext); silent for one
+ * holding an identity. Main loop, at each new snapshot. */
+struct sn_snapshot;
+void sn_ident_check_snapshot(struct sn_proxy *p, const struct sn_snapshot *s);
 
 /* server.c */
 int sn_proxy_run(struct sn_proxy_options *opt);

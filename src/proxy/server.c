@@ -175,6 +175,7 @@ static int load_config(struct sn_proxy *p, int initial)
 void sn_proxy_publish(struct sn_proxy *p, struct sn_snapshot *s)
 {
 	s->version = ++p->version;
+	sn_ident_check_snapshot(p, s);
 	for (int i = 0; i < p->n_workers; i++) {
 		sn_snapshot_ref(s);
 		sn_worker_post_snapshot(&p->workers[i], s);

@@ -14,9 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "sinew/log.h"
 #include "sinew/tls_stream.h"
@@ -562,6 +566,17 @@ struct sn_xds_conn *sn_xds_server(struct sn_loop *loop, int fd, const struct sn_
 const char *sn_xds_peer_id(const struct sn_xds_conn *c)
 {
 	return c->tls_done ? sn_xprt_peer_id(&c->x) : NULL;
+}
+
+int64_t sn_xds_peer_not_after(const struct sn_xds_conn *c)
+{
+	SSL *ssl = c->tls_done && c->secure && c->x.layer != NULL ? sn_tls_stream_ssl(c->x.layer) : NULL;
+	X509 *cert = ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;
+	struct tm tm;
+
+	if (cert == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
 }
 
 int sn_xds_secure(const struct sn_xds_conn *c)
