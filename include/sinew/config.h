@@ -539,6 +539,14 @@ struct sn_ext_authz {
 	uint32_t cluster;
 };
 
+/* A JSON Web Key Set's keys (RFC 7517), each checked for its type, curve
+ * and fields, into a (inline jwks at load; a jwksUri's when fetched): the
+ * usable ones in *keys_out / *n_out, each problem told to on_err (naming
+ * the key). Returns the number of problems. */
+struct sn_arena;
+size_t sn_jwks_parse(struct sn_arena *a, const char *text, size_t len, struct sn_jwt_key **keys_out, size_t *n_out,
+		     void (*on_err)(void *user, const char *msg), void *user);
+
 /* Policies in this namespace apply mesh-wide (Istio's default root namespace). */
 #define SN_MESH_ROOT_NAMESPACE "istio-system"
 

@@ -101,6 +101,12 @@ int sn_h1_parse_response(const char *buf, size_t len, struct sn_h1_response *res
 			 struct sn_h1_header *hdrs, size_t max_hdrs,
 			 const struct sn_h1_limits *lim, struct sn_str request_method);
 
+/* The body of a whole response read to the end of its connection: b[0..n)
+ * is what followed the head. By Content-Length, chunked (decoded in place,
+ * trailers dropped), or all of it. 0 with *len_out, or -1 when it is cut
+ * short or malformed. */
+int sn_h1_response_body(const struct sn_h1_response *res, char *b, size_t n, size_t *len_out);
+
 /* Incremental chunked-body scanner. It validates the framing and reports
  * how many input bytes belong to the body, so a proxy can forward the bytes
  * verbatim without decoding. Bounded: chunk-size lines (with extensions)

@@ -3,9 +3,9 @@
  * and the copy into a snapshot. Tokens are checked by the proxy
  * (src/proxy/filter_jwt.c; docs/security.md).
  *
- * jwksUri is not fetched yet: a rule that has only a jwksUri loads with a
- * warning, and a token of its issuer is refused (401), never accepted --
- * a policy Sinew cannot enforce denies what it covers. */
+ * A rule with only a jwksUri gets its keys from the proxy's fetcher
+ * (src/proxy/jwks.c); until they are here its tokens are refused (401),
+ * never accepted -- a policy Sinew cannot enforce denies what it covers. */
 #include <libfyaml.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,49 +38,56 @@ static int b64url_ok(const char *s, size_t min, size_t max)
 	return 1;
 }
 
-/* The inline JWKS: {"keys": [JWK...]}. Errors name the key. */
-static void parse_jwks(struct cfg_ctx *c, const struct yn *at, const char *text, struct sn_jwt_rule *r)
+size_t sn_jwks_parse(struct sn_arena *a, const char *text, size_t len, struct sn_jwt_key **keys_out, size_t *n_out,
+		     void (*on_err)(void *user, const char *msg), void *user)
 {
-	size_t len = strlen(text);
+	char msg[160];
+	*keys_out = NULL;
+	*n_out = 0;
 	if (len > MAX_JWKS_TEXT) {
-		cfg_err(c, at, "jwks is %zu bytes; at most %u", len, MAX_JWKS_TEXT);
-		return;
+		snprintf(msg, sizeof(msg), "jwks is %zu bytes; at most %u", len, MAX_JWKS_TEXT);
+		on_err(user, msg);
+		return 1;
 	}
 	struct fy_document *doc = sn_json_parse(text, len);
 	struct fy_node *root = doc ? fy_document_root(doc) : NULL;
 	struct fy_node *keys = root && fy_node_is_mapping(root) ? fy_node_mapping_lookup_by_string(root, "keys", FY_NT)
 								 : NULL;
 	if (keys == NULL || !fy_node_is_sequence(keys)) {
-		cfg_err(c, at, "jwks is not a JSON Web Key Set: want {\"keys\": [...]} (RFC 7517)");
+		on_err(user, "jwks is not a JSON Web Key Set: want {\"keys\": [...]} (RFC 7517)");
 		fy_document_destroy(doc);
-		return;
+		return 1;
 	}
 	int n = fy_node_sequence_item_count(keys);
 	if (n <= 0 || n > MAX_KEYS) {
-		cfg_err(c, at, "jwks has %d keys; want 1 to %d", n, MAX_KEYS);
+		snprintf(msg, sizeof(msg), "jwks has %d keys; want 1 to %d", n, MAX_KEYS);
+		on_err(user, msg);
 		fy_document_destroy(doc);
-		return;
+		return 1;
 	}
-	r->keys = sn_arena_new_array(c->a, struct sn_jwt_key, (size_t)n);
-	if (r->keys == NULL) {
+	struct sn_jwt_key *out = sn_arena_new_array(a, struct sn_jwt_key, (size_t)n);
+	if (out == NULL) {
+		on_err(user, "out of memory");
 		fy_document_destroy(doc);
-		return;
+		return 1;
 	}
+	size_t errors = 0, kept = 0;
 	for (int i = 0; i < n; i++) {
 		struct fy_node *k = fy_node_sequence_get_by_index(keys, i);
-		struct sn_jwt_key *o = &r->keys[r->n_keys];
+		struct sn_jwt_key *o = &out[kept];
 		const char *why = NULL;
+		memset(o, 0, sizeof(*o));
 		if (k == NULL || !fy_node_is_mapping(k)) {
 			why = "is not a JSON object";
 		} else {
-			o->kty = fy_str(c->a, k, "kty");
-			o->kid = fy_str(c->a, k, "kid");
-			o->alg = fy_str(c->a, k, "alg");
-			o->crv = fy_str(c->a, k, "crv");
-			o->n = fy_str(c->a, k, "n");
-			o->e = fy_str(c->a, k, "e");
-			o->x = fy_str(c->a, k, "x");
-			o->y = fy_str(c->a, k, "y");
+			o->kty = fy_str(a, k, "kty");
+			o->kid = fy_str(a, k, "kid");
+			o->alg = fy_str(a, k, "alg");
+			o->crv = fy_str(a, k, "crv");
+			o->n = fy_str(a, k, "n");
+			o->e = fy_str(a, k, "e");
+			o->x = fy_str(a, k, "x");
+			o->y = fy_str(a, k, "y");
 			if (o->kty == NULL)
 				why = "has no kty";
 			else if (!strcmp(o->kty, "RSA"))
@@ -98,12 +105,35 @@ static void parse_jwks(struct cfg_ctx *c, const struct yn *at, const char *text,
 				why = "has a kty other than RSA, EC or OKP";
 		}
 		if (why != NULL) {
-			cfg_err(c, at, "jwks key %d %s", i, why);
+			snprintf(msg, sizeof(msg), "jwks key %d %s", i, why);
+			on_err(user, msg);
+			errors++;
 			continue;
 		}
-		r->n_keys++;
+		kept++;
 	}
 	fy_document_destroy(doc);
+	*keys_out = out;
+	*n_out = kept;
+	return errors;
+}
+
+struct jwks_err {
+	struct cfg_ctx *c;
+	const struct yn *at;
+};
+
+static void jwks_cfg_err(void *user, const char *msg)
+{
+	struct jwks_err *e = user;
+	cfg_err(e->c, e->at, "%s", msg);
+}
+
+/* The inline JWKS: {"keys": [JWK...]}. Errors name the key. */
+static void parse_jwks(struct cfg_ctx *c, const struct yn *at, const char *text, struct sn_jwt_rule *r)
+{
+	struct jwks_err e = { c, at };
+	sn_jwks_parse(c->a, text, strlen(text), &r->keys, &r->n_keys, jwks_cfg_err, &e);
 }
 
 /* A list of strings (fromParams, fromCookies, audiences). */
@@ -232,10 +262,10 @@ static void parse_rule(struct cfg_ctx *c, const struct yn *v, struct sn_jwt_rule
 		cfg_path_pop(c, pl);
 	}
 	cfg_require(c, v, "issuer", YN_SCALAR, "the iss of the tokens this rule accepts");
-	if (jwks_node == NULL && r->jwks_uri != NULL)
-		cfg_warn(c, v, "jwksUri is not fetched by Sinew yet: tokens from issuer %s are refused (401, fail "
-			 "closed); put the JWKS inline in jwks", r->issuer ? r->issuer : "?");
-	else if (jwks_node == NULL)
+	if (jwks_node == NULL && r->jwks_uri != NULL && strncmp(r->jwks_uri, "http://", 7) != 0 &&
+	    strncmp(r->jwks_uri, "https://", 8) != 0)
+		cfg_err(c, v, "jwksUri \"%.200s\" is not an http:// or https:// URI", r->jwks_uri);
+	else if (jwks_node == NULL && r->jwks_uri == NULL)
 		cfg_err(c, v, "a jwtRule needs jwks (inline JSON Web Key Set) or jwksUri to check signatures");
 }
 

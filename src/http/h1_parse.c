@@ -9,6 +9,7 @@
  * to right at the earliest byte that makes them certain, so a prefix of an
  * input yields either SN_H1_INCOMPLETE or the same error as the whole (the
  * fuzz targets check this). */
+#include <string.h>
 #include <limits.h>
 
 #include "sinew/h1.h"
@@ -1114,4 +1115,39 @@ struct sn_str sn_http_cookie(const struct sn_h1_header *hdrs, size_t n, const ch
 		}
 	}
 	return sn_str_make(NULL, 0);
+}
+
+int sn_h1_response_body(const struct sn_h1_response *res, char *b, size_t n, size_t *len_out)
+{
+	if (res->body == SN_H1_BODY_NONE) {
+		*len_out = 0;
+		return 0;
+	}
+	if (res->body == SN_H1_BODY_LENGTH) {
+		if (res->content_length > n)
+			return -1;
+		*len_out = (size_t)res->content_length;
+		return 0;
+	}
+	if (res->body != SN_H1_BODY_CHUNKED) {
+		*len_out = n;   /* to the end of the connection */
+		return 0;
+	}
+	struct sn_h1_chunked ck;
+	size_t in = 0, out = 0;
+	int done = 0;
+	sn_h1_chunked_init(&ck);
+	while (!done && in < n) {
+		size_t data = 0;
+		ssize_t k = sn_h1_chunked_next(&ck, b + in, n - in, &data, &done);
+		if (k <= 0)
+			return -1;
+		memmove(b + out, b + in + (size_t)k - data, data);   /* framing or data, never both */
+		out += data;
+		in += (size_t)k;
+	}
+	if (!done)
+		return -1;
+	*len_out = out;
+	return 0;
 }

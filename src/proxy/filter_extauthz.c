@@ -111,42 +111,6 @@ static char *build_check(struct sn_exchange *ex, const struct sn_ext_authz *p, c
 	return buf;
 }
 
-/* The answer's body after its head: by Content-Length, chunked (decoded
- * in place), or to the end. 0, or -1 when it is cut short. */
-static int answer_body(struct xa_call *xc, size_t head_len)
-{
-	char *b = xc->resp + head_len;
-	size_t n = xc->resp_len - head_len;
-	if (xc->head.body == SN_H1_BODY_LENGTH) {
-		if (xc->head.content_length > n)
-			return -1;
-		n = (size_t)xc->head.content_length;
-	} else if (xc->head.body == SN_H1_BODY_CHUNKED) {
-		struct sn_h1_chunked ck;
-		size_t in = 0, out = 0;
-		int done = 0;
-		sn_h1_chunked_init(&ck);
-		while (!done && in < n) {
-			size_t data = 0;
-			ssize_t k = sn_h1_chunked_next(&ck, b + in, n - in, &data, &done);
-			if (k <= 0)
-				return -1;
-			/* k bytes consumed, of which the last data are payload */
-			memmove(b + out, b + in + (size_t)k - data, data);
-			out += data;
-			in += (size_t)k;
-		}
-		if (!done)
-			return -1;
-		n = out;
-	} else if (xc->head.body == SN_H1_BODY_NONE) {
-		n = 0;
-	}
-	xc->body = b;
-	xc->body_len = n;
-	return 0;
-}
-
 static void xa_answered(void *user, enum sn_oneshot_end how, char *resp, size_t len)
 {
 	struct xa_call *xc = user;
@@ -158,8 +122,10 @@ static void xa_answered(void *user, enum sn_oneshot_end how, char *resp, size_t 
 	if (xc->phase == XA_ANSWERED) {
 		int hl = sn_h1_parse_response(resp, len, &xc->head, xc->fields, XA_MAX_FIELDS, NULL,
 					      sn_fx_request(xc->ex)->method);
-		if (hl < 0 || answer_body(xc, (size_t)hl) != 0)
+		if (hl < 0 || sn_h1_response_body(&xc->head, resp + hl, len - (size_t)hl, &xc->body_len) != 0)
 			xc->phase = XA_FAILED;
+		else
+			xc->body = resp + hl;
 	}
 	if (xc->ex != NULL)
 		sn_fx_resume(xc->ex);   /* the last thing: xc may be gone after */

@@ -46,6 +46,10 @@
  * TOK_CACHE_MAX bytes: a client reuses its token, and a signature is
  * checked once instead of per request (bench cell J1). */
 #define TOK_CACHE_SLOTS 128
+/* A token of a jwksUri issuer whose keys are not here (or not its kid)
+ * waits for them at most JWT_WAIT_STEPS x JWT_WAIT_STEP_MS, then fails. */
+#define JWT_WAIT_STEPS 20
+#define JWT_WAIT_STEP_MS 50
 #define TOK_CACHE_MAX 4096
 
 /* ---- keys ------------------------------------------------------------- */
@@ -57,13 +61,25 @@ struct tok_entry {
 	char *tok;                   /* a copy, compared whole on a hit */
 	size_t len;
 	const struct sn_jwt_rule *rule;
+	size_t ri;                   /* the rule's index */
+	uint64_t keys_version;       /* a jwksUri rule: the set it was verified with */
 	struct jwt_auth *a;          /* shared with the exchanges using it (refs) */
+};
+
+/* A jwksUri rule's keys, as fetched (jwks.c), by version. */
+struct uri_keys {
+	uint64_t version;
+	struct sn_arena arena;       /* the JWKs */
+	struct sn_jwt_key *jwk;
+	EVP_PKEY **pk;
+	size_t n;
 };
 
 struct jwt_cache {
 	const struct sn_snapshot *snap;   /* compared, never read: it may be gone when the cache is dropped */
 	EVP_PKEY ***keys;            /* [rule][key]; NULL: unusable */
 	size_t *n_keys;              /* [rule] */
+	struct uri_keys *uk;         /* [rule] */
 	size_t n_rules;
 	struct tok_entry toks[TOK_CACHE_SLOTS];
 };
@@ -126,21 +142,41 @@ static EVP_PKEY *jwk_key(const struct sn_jwt_key *k)
 	return pk;
 }
 
+static void uri_keys_clear(struct uri_keys *u)
+{
+	for (size_t k = 0; k < u->n; k++)
+		EVP_PKEY_free(u->pk[k]);
+	free(u->pk);
+	sn_arena_free(&u->arena);
+	u->pk = NULL;
+	u->jwk = NULL;
+	u->n = 0;
+}
+
+static void forget_tokens(struct jwt_cache *c)
+{
+	for (size_t i = 0; i < TOK_CACHE_SLOTS; i++) {
+		free(c->toks[i].tok);
+		if (c->toks[i].a != NULL)
+			auth_release(c->toks[i].a);
+		memset(&c->toks[i], 0, sizeof(c->toks[i]));
+	}
+}
+
 static void cache_free(struct jwt_cache *c)
 {
 	for (size_t r = 0; c && r < c->n_rules; r++) {
 		for (size_t k = 0; c->keys[r] && k < c->n_keys[r]; k++)
 			EVP_PKEY_free(c->keys[r][k]);
 		free(c->keys[r]);
+		if (c->uk != NULL)
+			uri_keys_clear(&c->uk[r]);
 	}
 	if (c != NULL) {
+		free(c->uk);
 		free(c->keys);
 		free(c->n_keys);
-		for (size_t i = 0; i < TOK_CACHE_SLOTS; i++) {
-			free(c->toks[i].tok);
-			if (c->toks[i].a != NULL)
-				auth_release(c->toks[i].a);
-		}
+		forget_tokens(c);
 	}
 	free(c);
 }
@@ -163,7 +199,8 @@ static struct jwt_cache *cache_for(struct sn_worker *w, const struct sn_snapshot
 	c->snap = s;
 	c->keys = calloc(s->n_jwt_rules, sizeof(*c->keys));
 	c->n_keys = calloc(s->n_jwt_rules, sizeof(*c->n_keys));
-	if (c->keys == NULL || c->n_keys == NULL) {
+	c->uk = calloc(s->n_jwt_rules, sizeof(*c->uk));
+	if (c->keys == NULL || c->n_keys == NULL || c->uk == NULL) {
 		cache_free(c);
 		return NULL;
 	}
@@ -179,6 +216,36 @@ static struct jwt_cache *cache_for(struct sn_worker *w, const struct sn_snapshot
 	}
 	w->jwt_cache = c;
 	return c;
+}
+
+static void jwks_err(void *user, const char *msg)
+{
+	sn_log(SN_LOG_WARN, "jwt: jwksUri %s: %s", (const char *)user, msg);
+}
+
+/* A jwksUri rule's keys: the newest set fetched, built once per version
+ * (a new set forgets the tokens verified with the old one). */
+static struct uri_keys *uri_keys(struct jwt_cache *c, size_t ri, const struct sn_jwt_rule *rule, char *err,
+				 size_t errlen)
+{
+	struct uri_keys *u = &c->uk[ri];
+	char *text = NULL;
+	size_t len = 0;
+	uint64_t v = sn_jwks_get(rule->jwks_uri, u->version, &text, &len, err, errlen);
+	if (text == NULL)
+		return u;
+	uri_keys_clear(u);
+	sn_arena_init(&u->arena, 0);
+	sn_jwks_parse(&u->arena, text, len, &u->jwk, &u->n, jwks_err, rule->jwks_uri);
+	free(text);
+	u->pk = calloc(u->n ? u->n : 1, sizeof(*u->pk));
+	if (u->pk == NULL)
+		u->n = 0;
+	for (size_t k = 0; k < u->n; k++)
+		u->pk[k] = jwk_key(&u->jwk[k]);
+	u->version = v;
+	forget_tokens(c);
+	return u;
 }
 
 /* ---- signatures ------------------------------------------------------- */
@@ -391,8 +458,12 @@ static long long num_claim(struct fy_node *root, const char *key)
 /* ---- the filter ------------------------------------------------------- */
 
 /* Checks tok; NULL if valid (*out set), else why not. */
+/* check() asks the filter to hold the request a moment: the keys behind
+ * a jwksUri are on their way. */
+static const char JWT_WAIT[] = "waiting for the issuer's keys (jwksUri)";
+
 static const char *check(struct sn_worker *w, const struct sn_snapshot *s, struct sn_str tok, const struct sn_jwt_rule **rule_out,
-			 struct jwt_auth **out)
+			 struct jwt_auth **out, int can_wait)
 {
 	uint8_t buf[3][MAX_TOKEN];   /* on the worker's stack: 48 KiB */
 	const char *d1 = memchr(tok.p, '.', tok.len);
@@ -433,18 +504,39 @@ static const char *check(struct sn_worker *w, const struct sn_snapshot *s, struc
 		goto out;
 	}
 	*rule_out = rule;
-	if (rule->n_keys == 0) {
-		why = "the issuer's keys (jwksUri) are not fetched by Sinew yet";
-		goto out;
-	}
 	struct jwt_cache *c = cache_for(w, s);
+	EVP_PKEY **pks = c != NULL ? c->keys[ri] : NULL;
+	const struct sn_jwt_key *jwks = rule->keys;
+	size_t n_keys = rule->n_keys;
+	char ferr[256] = "";
+	if (c != NULL && rule->n_keys == 0 && rule->jwks_uri != NULL) {
+		struct uri_keys *u = uri_keys(c, ri, rule, ferr, sizeof(ferr));
+		pks = u->pk;
+		jwks = u->jwk;
+		n_keys = u->n;
+		int known = 0;
+		for (size_t k = 0; k < n_keys && !known; k++)
+			known = !kid[0] || (jwks[k].kid != NULL && !strcmp(kid, jwks[k].kid));
+		if (!known && can_wait) {
+			/* none yet, or a key id of a set newer than ours */
+			sn_jwks_refresh(rule->jwks_uri);
+			why = JWT_WAIT;
+			goto out;
+		}
+		if (n_keys == 0) {
+			static __thread char msg[400];
+			snprintf(msg, sizeof(msg), "the issuer's keys (jwksUri %s) could not be fetched: %s",
+				 rule->jwks_uri, ferr[0] ? ferr : "not fetched yet");
+			why = msg;
+			goto out;
+		}
+	}
 	int ok = 0;
-	for (size_t k = 0; c != NULL && k < rule->n_keys && !ok; k++) {
-		const struct sn_jwt_key *key = &rule->keys[k];
-		if (c->keys[ri] == NULL || c->keys[ri][k] == NULL || (kid[0] && key->kid && strcmp(kid, key->kid)) ||
-		    (key->alg && strcmp(key->alg, alg)))
+	for (size_t k = 0; pks != NULL && k < n_keys && !ok; k++) {
+		const struct sn_jwt_key *key = &jwks[k];
+		if (pks[k] == NULL || (kid[0] && key->kid && strcmp(kid, key->kid)) || (key->alg && strcmp(key->alg, alg)))
 			continue;
-		ok = verify(c->keys[ri][k], alg, (const unsigned char *)tok.p, (size_t)(d2 - tok.p), buf[2], (size_t)sl);
+		ok = verify(pks[k], alg, (const unsigned char *)tok.p, (size_t)(d2 - tok.p), buf[2], (size_t)sl);
 	}
 	if (!ok) {
 		why = "its signature does not verify with the issuer's keys";
@@ -515,6 +607,12 @@ static struct jwt_auth *cached(struct sn_worker *w, const struct sn_snapshot *s,
 	struct tok_entry *e = c ? &c->toks[h % TOK_CACHE_SLOTS] : NULL;
 	if (e == NULL || e->a == NULL || e->hash != h || e->len != tok.len || memcmp(e->tok, tok.p, tok.len) != 0)
 		return NULL;
+	/* a jwksUri rule's set changed since: verified again (a rotation
+	 * that removed the key ends the token) */
+	char ferr[8];
+	if (e->rule->jwks_uri != NULL && e->rule->n_keys == 0 &&
+	    uri_keys(c, e->ri, e->rule, ferr, sizeof(ferr))->version != e->keys_version)
+		return NULL;   /* uri_keys forgot the tokens already */
 	if (e->a->exp && (long long)time(NULL) > e->a->exp + CLOCK_SKEW_S) {
 		free(e->tok);
 		auth_release(e->a);
@@ -544,6 +642,8 @@ static void remember(struct sn_worker *w, const struct sn_snapshot *s, struct sn
 	e->tok = copy;
 	e->len = tok.len;
 	e->rule = rule;
+	e->ri = (size_t)(rule - s->jwt_rules);
+	e->keys_version = c->uk[e->ri].version;
 	e->a = a;
 	a->refs++;
 }
@@ -554,7 +654,7 @@ const char *sn_jwt_check_token(struct sn_worker *w, const struct sn_snapshot *s,
 	static __thread char buf[600];
 	const struct sn_jwt_rule *rule = NULL;
 	struct jwt_auth *a = NULL;
-	const char *why = check(w, s, tok, &rule, &a);
+	const char *why = check(w, s, tok, &rule, &a, 0);
 	*principal = sn_str_make(NULL, 0);
 	if (a != NULL) {
 		snprintf(buf, sizeof(buf), "%s", a->principal);
@@ -582,8 +682,15 @@ static enum sn_filter_verdict jwt_request(struct sn_exchange *ex)
 	uint64_t h = sn_hash64(tok.p, tok.len, 0x6a7774u);
 	struct jwt_auth *a = cached(w, s, tok, h, &rule);
 	const char *why = NULL;
-	if (a == NULL && (why = check(w, s, tok, &rule, &a)) == NULL)
+	uint64_t *st = sn_fx_state(ex);
+	if (a == NULL && (why = check(w, s, tok, &rule, &a, *st < JWT_WAIT_STEPS)) == NULL)
 		remember(w, s, tok, h, rule, a);
+	if (why == JWT_WAIT) {
+		/* the state word counts the waits until a token is valid */
+		(*st)++;
+		sn_fx_pause(ex, JWT_WAIT_STEP_MS);
+		return SN_FILTER_PAUSED;
+	}
 	if (why != NULL) {
 		char realm[300], challenge[400];
 		snprintf(realm, sizeof(realm), "http://%.*s%.*s", (int)SN_MIN(rq->authority.len, 128),
@@ -611,8 +718,8 @@ static void jwt_done(struct sn_exchange *ex, const struct sn_fx_summary *s)
 {
 	struct jwt_auth *a = (struct jwt_auth *)(uintptr_t)*sn_fx_state(ex);
 	(void)s;
-	if (a == NULL)
-		return;
+	if (*sn_fx_state(ex) <= JWT_WAIT_STEPS)
+		return;   /* no token, or waits counted */
 	auth_release(a);
 	*sn_fx_state(ex) = 0;
 }

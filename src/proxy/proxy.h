@@ -369,6 +369,16 @@ void sn_jwt_cache_drop(struct sn_worker *w);
  * why not. What the filter does per request; for the fuzz target. */
 const char *sn_jwt_check_token(struct sn_worker *w, const struct sn_snapshot *s, struct sn_str tok,
 			       struct sn_str *principal);
+/* jwks.c: the key sets behind jwksUri, fetched by a thread of their own.
+ * watch registers the URIs of a snapshot (any thread); get returns the
+ * URI's version (0: none yet) and, when it is not have, a malloc'd copy of
+ * the set's text, with what went wrong last in err ("" if nothing);
+ * refresh asks for a fetch soon (a key id nobody knew). */
+void sn_jwks_watch(const struct sn_snapshot *s);
+uint64_t sn_jwks_get(const char *uri, uint64_t have, char **text, size_t *len, char *err, size_t errlen);
+void sn_jwks_refresh(const char *uri);
+void sn_jwks_set_refresh(uint32_t ms);
+
 /* oneshot.c: one-shot HTTP/1.1 calls of the proxy's own (mirrored copies,
  * external authorization): out (malloc'd, taken) is the whole request,
  * sent to an endpoint of cl (mutual TLS as its requests); the answer, up

@@ -177,6 +177,7 @@ static int adopt(struct sn_worker *w, struct sn_snapshot *s)
 	w->cstate = cs;
 	w->app_proto_snap = NULL;   /* exchange.c looks the app's protocol up again */
 	sn_jwt_cache_drop(w);       /* keys are built again for the new snapshot */
+	sn_jwks_watch(s);           /* and the jwksUri sets it needs are fetched */
 	return 0;
 
 fail:

@@ -7,7 +7,8 @@ audience, unknown issuer, garbage -> 401 jwt_invalid with a
 www-authenticate challenge; no token passes authentication and
 AuthorizationPolicy decides (requestPrincipals, request.auth.claims);
 ?access_token= works; an issuer whose keys are only behind a jwksUri
-(not fetched) is refused, fail closed."""
+that cannot be fetched is refused, fail closed; one served by a real HTTP
+server in the test is fetched, and its rotation is picked up."""
 
 import base64
 import json
@@ -61,7 +62,7 @@ RA = ("apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: 
       "  - issuer: %s\n    audiences: [api]\n    jwks: '%s'\n"
       "    outputPayloadToHeader: x-jwt-payload\n"
       "    outputClaimToHeaders: [{header: x-user, claim: sub}, {header: x-org, claim: org.id}]\n"
-      "  - issuer: https://remote.test\n    jwksUri: https://remote.test/jwks.json\n" % (ISS, jwks()))
+      "  - issuer: https://remote.test\n    jwksUri: http://127.0.0.1:%d/jwks.json\n" % (ISS, jwks(), st.closed_port()))
 
 AP = """apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -132,7 +133,7 @@ class Jwt(unittest.TestCase):
                                  'Bearer realm="http://reviews/public/x", error="invalid_token"')
                 self.assertIn("Jwt verification fails", r.body.decode())
         self.assertEqual(self.app.requests(), before, "a request with a bad token reached the app")
-        self.assertIn("not fetched by Sinew yet", self.get("/public", token(iss="https://remote.test")).body.decode())
+        self.assertIn("could not be fetched", self.get("/public", token(iss="https://remote.test")).body.decode())
 
     def test_no_token_and_authorization(self):
         self.assertEqual(self.get("/public/x").status, 200)          # no token: authentication passes
@@ -151,7 +152,89 @@ class Jwt(unittest.TestCase):
         _, _, body = self.p.admin_get("/config_dump")
         self.assertIn(b'"request_authentication":[{"issuer":"https://issuer.test"', body)
         self.assertIn(b'"keys":3', body)
-        self.assertIn("jwksUri is not fetched by Sinew yet", self.p.stderr())
+        self.assertIn("jwksUri http://127.0.0.1:", self.p.stderr())   # its fetch fails, said
+
+
+class JwksServer:
+    """The issuer's JWKS over HTTP, replaceable (a rotation)."""
+
+    def __init__(self, keyset):
+        import http.server
+        import socketserver
+        import threading
+        self.body = keyset.encode()
+        self.fetches = 0
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                outer.fetches += 1
+                self.send_response(200 if self.path == "/.well-known/jwks.json" else 404)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(outer.body)))
+                self.end_headers()
+                self.wfile.write(outer.body)
+
+        class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = S((st.LOOPBACK, 0), H)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def ec_jwks(key, kid):
+    n = key.public_key().public_numbers()
+    return json.dumps({"keys": [{"kty": "EC", "kid": kid, "crv": "P-256", "alg": "ES256",
+                                 "x": b64(n.x, 32), "y": b64(n.y, 32)}]})
+
+
+class JwksUri(unittest.TestCase):
+    """jwksUri: fetched by the proxy from a real HTTP server, tokens valid
+    once it is here (the first waits for it), a rotation picked up when a
+    token names a key id the proxy does not know, the old key refused
+    after it."""
+
+    def test_fetched_and_rotated(self):
+        iss = "https://rotating.test"
+        k1 = ec.generate_private_key(ec.SECP256R1())
+        k2 = ec.generate_private_key(ec.SECP256R1())
+        srv = JwksServer(ec_jwks(k1, "k1"))
+        self.addCleanup(srv.stop)
+        app = st.start_backend(self, "reviews", "v1")
+        ra = ("apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: remote}\n"
+              "spec:\n  jwtRules:\n  - issuer: %s\n    jwksUri: http://127.0.0.1:%d/.well-known/jwks.json\n"
+              % (iss, srv.port))
+        p = st.start_proxy(self, st.join_docs(st.registry_yaml({("reviews", "v1"): app.port}), ra),
+                           outbound=False, inbound=True, app="127.0.0.1:%d" % app.port,
+                           args=["--service", "reviews"])
+
+        def get(tok):
+            return st.request(p.inbound_port, "GET", "/x", host="reviews",
+                              headers={"authorization": "Bearer " + tok})
+
+        t1 = token(k1, "ES256", "k1", iss=iss)
+        r = get(t1)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(get(t1).status, 200)
+        self.assertGreaterEqual(srv.fetches, 1)
+        # Rotation: the issuer now signs with k2 only.
+        srv.body = ec_jwks(k2, "k2").encode()
+        t2 = token(k2, "ES256", "k2", iss=iss)
+        r = get(t2)
+        self.assertEqual(r.status, 200, r)
+        # k1 is gone from the set: its token, verified before, is refused now.
+        r = get(t1)
+        self.assertEqual((r.status, r.header("sinew-error")), (401, "jwt_invalid"), r)
+        self.assertIn("jwksUri http://127.0.0.1:%d/.well-known/jwks.json: key set 2 fetched" % srv.port,
+                      p.stderr())
 
 
 if __name__ == "__main__":

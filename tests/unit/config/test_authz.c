@@ -395,18 +395,18 @@ static void test_request_authentication(void **state)
 	struct sn_diags d;
 	const char *RA = "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\n";
 	char text[4096];
-	/* the JWKS is checked at load; jwksUri alone warns (fail closed) */
+	/* the JWKS is checked at load; a jwksUri must be http(s) */
 	snprintf(text, sizeof(text),
 		 "%smetadata: {name: bad}\nspec:\n  jwtRules:\n"
 		 "  - issuer: a\n    jwks: '{\"keys\": [{\"kty\": \"EC\", \"crv\": \"P-521\", \"x\": \"AAAAAAAA\", \"y\": \"AAAAAAAA\"}]}'\n"
 		 "  - issuer: b\n    jwks: 'not json'\n"
-		 "  - issuer: c\n    jwksUri: https://c/jwks\n"
+		 "  - issuer: c\n    jwksUri: ftp://c/jwks\n"
 		 "  - jwks: '{\"keys\": [{\"kty\": \"OKP\", \"crv\": \"Ed25519\", \"x\": \"AAAAAAAAAAAA\"}]}'\n"
 		 "  - issuer: e\n", RA);
 	load_expect_errors(text, &d);
 	assert_diag(&d, SN_DIAG_ERROR, "RequestAuthentication default/bad: spec.jwtRules[0].jwks:", "jwks key 0 needs crv P-256 or P-384");
 	assert_diag(&d, SN_DIAG_ERROR, "spec.jwtRules[1].jwks:", "not a JSON Web Key Set");
-	assert_diag(&d, SN_DIAG_WARNING, "spec.jwtRules[2]:", "jwksUri is not fetched by Sinew yet", "fail closed");
+	assert_diag(&d, SN_DIAG_ERROR, "spec.jwtRules[2]:", "jwksUri \"ftp://c/jwks\" is not an http:// or https:// URI");
 	assert_diag(&d, SN_DIAG_ERROR, "spec.jwtRules[3].issuer:", "issuer is required");
 	assert_diag(&d, SN_DIAG_ERROR, "spec.jwtRules[4]:", "needs jwks");
 	sn_diags_free(&d);
