@@ -533,6 +533,7 @@ struct sn_ext_authz {
 	uint32_t max_body;           /* includeRequestBodyInCheck.maxRequestBytes; 0: no body */
 	int body_partial;            /* allowPartialMessage */
 	int with_body;               /* includeRequestBodyInCheck given */
+	int pack_as_bytes;           /* gRPC: packAsBytes, the body in raw_body (bytes), not body (string) */
 	/* translation: the cluster of service:port in the snapshot, or
 	 * UINT32_MAX when it names no known service port (requests its
 	 * policies select are then denied, fail closed) */
@@ -673,6 +674,7 @@ struct sn_authz_policy {
 	char *provider;              /* CUSTOM: provider.name */
 	struct sn_authz_rule *rules;
 	size_t n_rules;
+	int unenforceable;           /* fields Sinew does not know: it denies every request (fail closed) */
 };
 
 enum sn_mtls_mode {
@@ -697,6 +699,9 @@ struct sn_peer_auth {
 	char *origin;                /* "PeerAuthentication ns/name" or "default" */
 	struct sn_mtls_port *ports;
 	size_t n_ports;
+	/* a PeerAuthentication that applies has fields Sinew does not know:
+	 * "ns/name", and every inbound request is denied (fail closed) */
+	char *unenforceable;
 };
 
 /* Effective mode for an inbound port. */
@@ -725,6 +730,8 @@ struct sn_snapshot {
 	struct sn_peer_auth peer_auth;
 	struct sn_jwt_rule *jwt_rules;   /* the RequestAuthentications that select this proxy */
 	size_t n_jwt_rules;
+	char *jwt_unenforceable;     /* one of them has fields Sinew does not know: "ns/name"; every
+				      * request is refused 401 (fail closed) */
 	struct sn_ext_authz *ext_authz;  /* the mesh config's extensionProviders */
 	size_t n_ext_authz;
 };

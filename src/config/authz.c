@@ -562,6 +562,7 @@ static void parse_provider(struct cfg_ctx *c, const struct yn *v, struct cfg_aut
 struct cfg_authz *cfg_parse_authorization_policy(struct cfg_ctx *c, const struct yn *spec)
 {
 	struct cfg_authz *az = sn_arena_new(c->a, struct cfg_authz);
+	size_t unknown0 = c->unknown;
 	if (az == NULL)
 		return NULL;
 	const struct yn *provider = NULL, *action_node = NULL, *target = NULL, *selector = NULL;
@@ -623,6 +624,9 @@ struct cfg_authz *cfg_parse_authorization_policy(struct cfg_ctx *c, const struct
 			 "policy is ignored (it never applies to sidecars)", target->s);
 		cfg_path_pop(c, pl);
 		az->ignored = 1;
+	} else {
+		az->unenforceable = cfg_security_unenforceable(c, spec, unknown0,
+			"every request to the workloads it selects is denied, 403 policy_unenforceable");
 	}
 	return az;
 }
@@ -1059,9 +1063,24 @@ void sn_authz_check(const struct sn_snapshot *s, const struct sn_authz_request *
 	memset(out, 0, sizeof(*out));
 	out->decision = SN_AUTHZ_DECISION_ALLOW;
 	out->reason = "rbac_denied";
+	if (s != NULL && s->peer_auth.unenforceable != NULL) {
+		/* fail closed: a policy Sinew cannot read whole denies */
+		out->decision = SN_AUTHZ_DECISION_DENY;
+		out->policy = s->peer_auth.unenforceable;
+		out->reason = "policy_unenforceable";
+		return;
+	}
 	if (s == NULL || s->n_authz == 0) {
 		out->policy = "no policy";
 		return;
+	}
+	for (size_t i = 0; i < s->n_authz; i++) {
+		if (s->authz[i].unenforceable) {
+			out->decision = SN_AUTHZ_DECISION_DENY;
+			out->policy = s->authz[i].name;
+			out->reason = "policy_unenforceable";
+			return;
+		}
 	}
 	struct eval e;
 	char path[AUTHZ_MAX_PATH];

@@ -52,6 +52,7 @@ struct cfg_ctx {
 	const char *kind;            /* NULL until known */
 	const char *name;            /* "ns/name", NULL until known */
 	size_t errors;               /* errors added for this document */
+	size_t unknown;              /* unknown fields warned (cfg_warn_unknown) */
 	char path[512];
 	size_t path_len;
 };
@@ -93,6 +94,10 @@ void cfg_warn(struct cfg_ctx *c, const struct yn *at, const char *fmt, ...)
 /* Warnings for a key Sinew does not read: known-but-not-implemented vs unknown. */
 void cfg_warn_unimplemented(struct cfg_ctx *c, const struct yn *key, const char *what);
 void cfg_warn_unknown(struct cfg_ctx *c, const struct yn *key);
+/* A security policy with an unknown field since unknown0 (c->unknown
+ * then) cannot be enforced as written: warns that what it selects is
+ * denied (fail closed; docs/security.md) and returns 1, else 0. */
+int cfg_security_unenforceable(struct cfg_ctx *c, const struct yn *at, size_t unknown0, const char *denial);
 
 /* The one rule for values a resource cannot do without: a value is missing
  * when absent, null, an empty string, or an empty list/mapping where want
@@ -286,30 +291,33 @@ struct cfg_authz {
 	int has_selector;
 	struct sn_labels selector;
 	int ignored;                 /* targetRef: never applies to a sidecar */
+	int unenforceable;           /* a field Sinew does not know: denies what it selects */
 	enum sn_authz_action action;
 	char *provider;              /* CUSTOM: provider.name */
 	struct sn_authz_rule *rules;
 	size_t n_rules;
 };
 
-/* RequestAuthentication as loaded (reqauthn.c): its rules are the
- * snapshot's form already (strings in the config arena). */
 /* The mesh config (meshconfig.c). */
 struct cfg_mesh {
 	struct sn_ext_authz *providers;
 	size_t n_providers;
 };
 
+/* RequestAuthentication as loaded (reqauthn.c): its rules are the
+ * snapshot's form already (strings in the config arena). */
 struct cfg_reqauthn {
 	int has_selector;
 	struct sn_labels selector;
 	int ignored;                 /* targetRef: a Gateway's, never a sidecar's */
+	int unenforceable;           /* a field Sinew does not know: refuses its workloads' requests */
 	struct sn_jwt_rule *rules;
 	size_t n_rules;
 };
 
 /* PeerAuthentication as loaded (peerauth.c). */
 struct cfg_peer_auth {
+	int unenforceable;           /* a field Sinew does not know: denies its workloads' requests */
 	int has_selector;
 	struct sn_labels selector;
 	enum sn_mtls_mode mode;      /* UNSET: inherit */

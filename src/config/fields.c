@@ -107,7 +107,19 @@ void cfg_warn_unimplemented(struct cfg_ctx *c, const struct yn *key, const char 
 
 void cfg_warn_unknown(struct cfg_ctx *c, const struct yn *key)
 {
+	c->unknown++;
 	cfg_warn(c, key, "unknown field; ignored (check the spelling against the Istio/Kubernetes reference)");
+}
+
+int cfg_security_unenforceable(struct cfg_ctx *c, const struct yn *at, size_t unknown0, const char *denial)
+{
+	if (c->unknown == unknown0)
+		return 0;
+	size_t pl = c->path_len;
+	c->path[pl] = '\0';
+	cfg_warn(c, at, "this policy has %zu field(s) Sinew does not know (warned above), so it cannot be enforced "
+		 "as written: %s (fail closed) until they are fixed or removed", c->unknown - unknown0, denial);
+	return 1;
 }
 
 /* ---- required values ------------------------------------------------ */

@@ -106,6 +106,7 @@ static void parse_port_level(struct cfg_ctx *c, const struct yn *v, struct cfg_p
 struct cfg_peer_auth *cfg_parse_peer_authentication(struct cfg_ctx *c, const struct yn *spec)
 {
 	struct cfg_peer_auth *pa = sn_arena_new(c->a, struct cfg_peer_auth);
+	size_t unknown0 = c->unknown;
 	if (pa == NULL)
 		return NULL;
 	const struct yn *port_level = NULL;
@@ -131,7 +132,10 @@ struct cfg_peer_auth *cfg_parse_peer_authentication(struct cfg_ctx *c, const str
 			port_level = spec->keys[i];
 			parse_port_level(c, v, pa);
 		} else if (!strcmp(k, "portLevelTls")) {
+			/* what it would change is not enforced: counted as unknown,
+			 * so the policy fails closed (docs/security.md) */
 			cfg_warn_unimplemented(c, spec->keys[i], "portLevelTls");
+			c->unknown++;
 		} else {
 			cfg_warn_unknown(c, spec->keys[i]);
 		}
@@ -145,5 +149,7 @@ struct cfg_peer_auth *cfg_parse_peer_authentication(struct cfg_ctx *c, const str
 			"effect on a namespace or mesh policy");
 		cfg_path_pop(c, pl);
 	}
+	pa->unenforceable = cfg_security_unenforceable(c, spec, unknown0,
+		"every request to the workloads it applies to is denied, 403 policy_unenforceable");
 	return pa;
 }

@@ -272,6 +272,7 @@ static void parse_rule(struct cfg_ctx *c, const struct yn *v, struct sn_jwt_rule
 struct cfg_reqauthn *cfg_parse_request_authentication(struct cfg_ctx *c, const struct yn *spec)
 {
 	struct cfg_reqauthn *ra = sn_arena_new(c->a, struct cfg_reqauthn);
+	size_t unknown0 = c->unknown;
 	if (ra == NULL)
 		return NULL;
 	for (size_t i = 0; i < spec->n; i++) {
@@ -301,6 +302,9 @@ struct cfg_reqauthn *cfg_parse_request_authentication(struct cfg_ctx *c, const s
 		}
 		cfg_path_pop(c, pl);
 	}
+	if (!ra->ignored)
+		ra->unenforceable = cfg_security_unenforceable(c, spec, unknown0,
+			"every request to the workloads it selects is refused, 401 policy_unenforceable");
 	return ra;
 }
 

@@ -465,6 +465,8 @@ static void dump_security(const struct sn_snapshot *s, FILE *f)
 		fputs(",\"origin\":", f);
 		json_str(f, p->origin);
 		fprintf(f, ",\"action\":\"%s\"", sn_authz_action_str(p->action));
+		if (p->unenforceable)
+			fputs(",\"unenforceable\":true", f);
 		if (p->provider != NULL) {
 			fputs(",\"provider\":", f);
 			json_str(f, p->provider);
@@ -488,7 +490,18 @@ static void dump_security(const struct sn_snapshot *s, FILE *f)
 		json_str(f, pa->ports[i].origin);
 		fputc('}', f);
 	}
-	fputs("]},\"request_authentication\":[", f);
+	fputc(']', f);
+	if (pa->unenforceable != NULL) {   /* fail closed: names the policy */
+		fputs(",\"unenforceable\":", f);
+		json_str(f, pa->unenforceable);
+	}
+	if (s->jwt_unenforceable != NULL) {
+		fputs("},\"request_authentication_unenforceable\":", f);
+		json_str(f, s->jwt_unenforceable);
+		fputs(",\"request_authentication\":[", f);
+	} else {
+		fputs("},\"request_authentication\":[", f);
+	}
 	for (size_t i = 0; i < s->n_jwt_rules; i++) {
 		const struct sn_jwt_rule *r = &s->jwt_rules[i];
 		fputs(i ? ",{\"issuer\":" : "{\"issuer\":", f);

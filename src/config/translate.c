@@ -1010,6 +1010,7 @@ static void build_authz(struct tr *t)
 		p->action = az->action;
 		p->provider = az->provider ? sn_arena_strdup(t->a, az->provider) : NULL;
 		p->n_rules = az->n_rules;
+		p->unenforceable = az->unenforceable;
 		if (p->name == NULL || p->origin == NULL || (az->provider != NULL && p->provider == NULL) ||
 		    cfg_authz_copy_rules(t->a, az->rules, az->n_rules, &p->rules) != 0) {
 			t->oom = 1;
@@ -1027,9 +1028,15 @@ static void build_authz(struct tr *t)
 static void build_jwt_rules(struct tr *t)
 {
 	size_t n = 0;
-	for (const struct sn_resource *r = t->set->head; r; r = r->next)
-		if (r->kind == SN_KIND_REQUEST_AUTHENTICATION)
-			n += ((const struct cfg_reqauthn *)r->spec)->n_rules;
+	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
+		if (r->kind != SN_KIND_REQUEST_AUTHENTICATION)
+			continue;
+		const struct cfg_reqauthn *ra = r->spec;
+		n += ra->n_rules;
+		if (ra->unenforceable && !ra->ignored && t->s->jwt_unenforceable == NULL &&
+		    policy_selects(t, r, ra->has_selector, &ra->selector))
+			t->s->jwt_unenforceable = sn_arena_printf(t->a, "%s/%s", r->namespace_, r->name);
+	}
 	if (n == 0)
 		return;
 	t->s->jwt_rules = sn_arena_new_array(t->a, struct sn_jwt_rule, n);
@@ -1153,6 +1160,8 @@ static void build_peer_auth(struct tr *t)
 	const struct sn_resource *levels[3] = { mesh, nsp, wl };
 	for (int i = 0; i < 3; i++) {
 		const struct cfg_peer_auth *pa = levels[i] ? levels[i]->spec : NULL;
+		if (pa != NULL && pa->unenforceable && out->unenforceable == NULL)
+			out->unenforceable = sn_arena_printf(t->a, "%s/%s", levels[i]->namespace_, levels[i]->name);
 		if (pa == NULL || pa->mode == SN_MTLS_UNSET)
 			continue;
 		out->mode = pa->mode;

@@ -314,7 +314,7 @@ static int tcp_allowed(struct sn_dconn *c, uint16_t port)
 	}
 	if (w->proxy->cp != NULL && !__atomic_load_n(&w->proxy->cp_synced, __ATOMIC_ACQUIRE))
 		return 0;
-	if (s == NULL || s->n_authz == 0)
+	if (s == NULL || (s->n_authz == 0 && s->peer_auth.unenforceable == NULL))
 		return 1;
 	struct sn_authz_request ar;
 	struct sn_authz_result res;

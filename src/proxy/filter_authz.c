@@ -39,7 +39,7 @@ static enum sn_filter_verdict authz_request(struct sn_exchange *ex)
 	struct sn_authz_result res;
 	struct sn_addr peer;
 
-	if (s == NULL || s->n_authz == 0)
+	if (s == NULL || (s->n_authz == 0 && s->peer_auth.unenforceable == NULL))
 		return SN_FILTER_NEXT;
 	memset(&ar, 0, sizeof(ar));
 	if ((*st & ~7ull) != 0) {
@@ -83,7 +83,13 @@ static enum sn_filter_verdict authz_request(struct sn_exchange *ex)
 		return SN_FILTER_NEXT;
 	}
 	sn_metrics_add(w->metrics, SN_CTR_AUTHZ_DENY, 1);
-	sn_fx_answer(ex, 403, res.reason, "RBAC: access denied (sinew: %s)", res.policy);
+	if (!strcmp(res.reason, "policy_unenforceable"))
+		sn_fx_answer(ex, 403, res.reason,
+			     "RBAC: access denied (sinew: policy %s has fields Sinew does not know, so it cannot be "
+			     "enforced as written and denies every request it covers; `sinew analyze` names them)",
+			     res.policy);
+	else
+		sn_fx_answer(ex, 403, res.reason, "RBAC: access denied (sinew: %s)", res.policy);
 	return SN_FILTER_ANSWERED;
 }
 

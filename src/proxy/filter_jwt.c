@@ -40,7 +40,9 @@
 #include "sinew/log.h"
 #include "filter.h"
 
-#define MAX_TOKEN (16u << 10)
+/* A longer token is refused (issue 13: oversize > 8 KiB -> 401); the
+ * request head allows far more (64 KiB, docs/security.md). */
+#define MAX_TOKEN (8u << 10)
 #define CLOCK_SKEW_S 60
 /* Verified tokens kept per worker (direct-mapped by hash), each at most
  * TOK_CACHE_MAX bytes: a client reuses its token, and a signature is
@@ -465,10 +467,12 @@ static const char JWT_WAIT[] = "waiting for the issuer's keys (jwksUri)";
 static const char *check(struct sn_worker *w, const struct sn_snapshot *s, struct sn_str tok, const struct sn_jwt_rule **rule_out,
 			 struct jwt_auth **out, int can_wait)
 {
-	uint8_t buf[3][MAX_TOKEN];   /* on the worker's stack: 48 KiB */
+	uint8_t buf[3][MAX_TOKEN];   /* on the worker's stack: 24 KiB */
+	if (tok.len > MAX_TOKEN)
+		return "the token is longer than 8 KiB";
 	const char *d1 = memchr(tok.p, '.', tok.len);
 	const char *d2 = d1 ? memchr(d1 + 1, '.', (size_t)(tok.p + tok.len - d1 - 1)) : NULL;
-	if (tok.len > MAX_TOKEN || d1 == NULL || d2 == NULL || memchr(d2 + 1, '.', (size_t)(tok.p + tok.len - d2 - 1)))
+	if (d1 == NULL || d2 == NULL || memchr(d2 + 1, '.', (size_t)(tok.p + tok.len - d2 - 1)))
 		return "the token is not a JWS (header.payload.signature)";
 	long hl = sn_b64url_decode(tok.p, (size_t)(d1 - tok.p), buf[0], sizeof(buf[0]));
 	long pl = sn_b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), buf[1], sizeof(buf[1]));
@@ -665,6 +669,24 @@ const char *sn_jwt_check_token(struct sn_worker *w, const struct sn_snapshot *s,
 	return why;
 }
 
+/* 401 with the bearer challenge (RFC 6750) and the reason. */
+static enum sn_filter_verdict refuse(struct sn_exchange *ex, const char *reason, const char *why, const char *origin)
+{
+	struct sn_worker *w = sn_fx_worker(ex);
+	const struct sn_h1_request *rq = sn_fx_request(ex);
+	char realm[300], challenge[400];
+	snprintf(realm, sizeof(realm), "http://%.*s%.*s", (int)SN_MIN(rq->authority.len, 128),
+		 rq->authority.p ? rq->authority.p : "", (int)SN_MIN(rq->path.len, 128), rq->path.p);
+	char *q = strchr(realm, '?');
+	if (q != NULL)
+		*q = '\0';
+	snprintf(challenge, sizeof(challenge), "Bearer realm=\"%s\", error=\"invalid_token\"", realm);
+	sn_metrics_add(w->metrics, SN_CTR_JWT_INVALID, 1);
+	sn_fx_answer_header(ex, "www-authenticate", challenge);
+	sn_fx_answer(ex, 401, reason, "Jwt verification fails: %s (sinew: %s)", why, origin);
+	return SN_FILTER_ANSWERED;
+}
+
 static enum sn_filter_verdict jwt_request(struct sn_exchange *ex)
 {
 	struct sn_worker *w = sn_fx_worker(ex);
@@ -672,8 +694,12 @@ static enum sn_filter_verdict jwt_request(struct sn_exchange *ex)
 	const struct sn_h1_request *rq = sn_fx_request(ex);
 	struct sn_str tok = { NULL, 0 };
 
-	if (s == NULL || s->n_jwt_rules == 0)
+	if (s == NULL || (s->n_jwt_rules == 0 && s->jwt_unenforceable == NULL))
 		return SN_FILTER_NEXT;
+	if (s->jwt_unenforceable != NULL)   /* fail closed (docs/security.md) */
+		return refuse(ex, "policy_unenforceable", "the RequestAuthentication has fields Sinew does not know, "
+			      "so it cannot be enforced as written and refuses every request it covers; `sinew analyze` "
+			      "names them", s->jwt_unenforceable);
 	for (size_t i = 0; i < s->n_jwt_rules && tok.len == 0; i++)
 		tok = find_token(rq, &s->jwt_rules[i]);
 	if (tok.len == 0)
@@ -691,20 +717,8 @@ static enum sn_filter_verdict jwt_request(struct sn_exchange *ex)
 		sn_fx_pause(ex, JWT_WAIT_STEP_MS);
 		return SN_FILTER_PAUSED;
 	}
-	if (why != NULL) {
-		char realm[300], challenge[400];
-		snprintf(realm, sizeof(realm), "http://%.*s%.*s", (int)SN_MIN(rq->authority.len, 128),
-			 rq->authority.p ? rq->authority.p : "", (int)SN_MIN(rq->path.len, 128), rq->path.p);
-		char *q = strchr(realm, '?');
-		if (q != NULL)
-			*q = '\0';
-		snprintf(challenge, sizeof(challenge), "Bearer realm=\"%s\", error=\"invalid_token\"", realm);
-		sn_metrics_add(w->metrics, SN_CTR_JWT_INVALID, 1);
-		sn_fx_answer_header(ex, "www-authenticate", challenge);
-		sn_fx_answer(ex, 401, "jwt_invalid", "Jwt verification fails: %s (sinew: %s)", why,
-			     rule ? rule->origin : "no RequestAuthentication for its issuer");
-		return SN_FILTER_ANSWERED;
-	}
+	if (why != NULL)
+		return refuse(ex, "jwt_invalid", why, rule ? rule->origin : "no RequestAuthentication for its issuer");
 	sn_metrics_add(w->metrics, SN_CTR_JWT_VALID, 1);
 	*sn_fx_state(ex) = (uint64_t)(uintptr_t)a;
 	sn_fx_set_request_auth(ex, sn_str_make(a->principal, strlen(a->principal)), &a->claims);

@@ -6,6 +6,7 @@ sinew_authz_allow_total / sinew_authz_deny_total; denied requests never
 reach the app. Plaintext only: principals wait for mTLS."""
 
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -245,6 +246,54 @@ class BadPolicy(unittest.TestCase):
         self.assertNotEqual(code, 0)
         self.assertIn("bad.yaml:8:21: error: AuthorizationPolicy default/bad: "
                       "spec.rules[0].from[0].source.ipBlocks[0]:", err)
+
+
+class FailClosed(unittest.TestCase):
+    """A security policy with a field Sinew does not know cannot be
+    enforced as written: it denies every request it covers, 403
+    policy_unenforceable naming the policy (docs/security.md "Fail
+    closed"), warned at load and in `sinew analyze`; a policy for another
+    workload changes nothing here."""
+
+    def test_authorization_policy_with_unknown_field(self):
+        typo = (AP + "metadata: {name: typo}\nspec:\n  action: DENY\n  rules:\n"
+                "  - to: [{operation: {paths: [\"/admin*\"], methodz: [GET]}}]\n")
+        app, p = start(self, st.join_docs(typo, AP + "metadata: {name: other}\nspec:\n"
+                                          "  selector: {matchLabels: {app: ratings}}\n  actionz: DENY\n"))
+        for path in ("/admin", "/public"):
+            r = st.request(p.inbound_port, "GET", path, host="reviews")
+            self.assertEqual((r.status, r.header("sinew-error")), (403, "policy_unenforceable"), r)
+            self.assertIn("default/typo", r.body.decode())
+            self.assertIn("cannot be enforced as written", r.body.decode())
+        self.assertEqual(app.requests(), 0, "a request an unenforceable policy covers reached the app")
+        self.assertEqual(authz_counts(p), (0, 2))
+        err = p.stderr()
+        self.assertIn("spec.rules[0].to[0].operation.methodz: unknown field", err)
+        self.assertIn("cannot be enforced as written: every request to the workloads it selects is denied", err)
+        d = st.make_tempdir(self)
+        path = os.path.join(d, "typo.yaml")
+        st.write_file(path, typo)
+        r = subprocess.run([os.path.join(st.BIN, "sinew"), "analyze", "-f", path], capture_output=True,
+                           text=True, env=st.proxy_env(), timeout=60)
+        out = r.stdout
+        self.assertIn("AuthorizationPolicy default/typo", out)
+        self.assertIn("cannot be enforced as written", out)
+
+    def test_policy_for_another_workload_with_unknown_field(self):
+        app, p = start(self, AP + "metadata: {name: other}\nspec:\n"
+                       "  selector: {matchLabels: {app: ratings}}\n  actionz: DENY\n")
+        self.assertEqual(st.request(p.inbound_port, "GET", "/", host="reviews").status, 200)
+        self.assertEqual(app.requests(), 1)
+
+    def test_peer_authentication_with_unknown_field(self):
+        app, p = start(self, "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
+                       "metadata: {name: default, namespace: istio-system}\n"
+                       "spec:\n  mtls: {mode: PERMISSIVE, strictness: high}\n")
+        r = st.request(p.inbound_port, "GET", "/", host="reviews")
+        self.assertEqual((r.status, r.header("sinew-error")), (403, "policy_unenforceable"), r)
+        self.assertIn("istio-system/default", r.body.decode())
+        self.assertEqual(app.requests(), 0)
+        self.assertIn("spec.mtls.strictness: unknown field", p.stderr())
 
 
 if __name__ == "__main__":

@@ -237,5 +237,31 @@ class JwksUri(unittest.TestCase):
                       p.stderr())
 
 
+class FailClosed(unittest.TestCase):
+    """A RequestAuthentication with a field Sinew does not know refuses
+    every request to what it selects, with or without a token: 401
+    policy_unenforceable naming it, with the bearer challenge
+    (docs/security.md "Fail closed")."""
+
+    def test_unknown_field_refuses_everything(self):
+        app = st.start_backend(self, "reviews", "v1")
+        ra = ("apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: typo}\nspec:\n"
+              "  selector: {matchLabels: {app: reviews}}\n  jwtRules:\n"
+              "  - issuer: %s\n    audience: [api]\n    jwks: '%s'\n" % (ISS, jwks()))
+        p = st.start_proxy(self, st.join_docs(st.registry_yaml({("reviews", "v1"): app.port}), ra),
+                           outbound=False, inbound=True, app="127.0.0.1:%d" % app.port,
+                           args=["--service", "reviews", "--labels", "app=reviews,version=v1"])
+        for tok in (None, token(), "garbage"):
+            with self.subTest(tok=tok):
+                h = {"authorization": "Bearer " + tok} if tok else {}
+                r = st.request(p.inbound_port, "GET", "/x", host="reviews", headers=h)
+                self.assertEqual((r.status, r.header("sinew-error")), (401, "policy_unenforceable"), r)
+                self.assertIn("default/typo", r.body.decode())
+                self.assertIn('error="invalid_token"', r.header("www-authenticate"))
+        self.assertEqual(app.requests(), 0)
+        self.assertIn("spec.jwtRules[0].audience: unknown field", p.stderr())
+        self.assertIn("every request to the workloads it selects is refused, 401 policy_unenforceable", p.stderr())
+
+
 if __name__ == "__main__":
     st.main()

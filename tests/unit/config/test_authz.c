@@ -557,6 +557,54 @@ static void test_dump_json(void **state)
 	sn_snapshot_unref(s);
 }
 
+/* A field Sinew does not know: the policy denies everything it covers
+ * (docs/security.md "Fail closed"); the same field in a policy for
+ * another workload changes nothing here. */
+static void test_unenforceable(void **state)
+{
+	(void)state;
+	struct sn_snapshot *s = build(HDR "metadata: {name: typo}\nspec:\n  action: DENY\n  rules:\n"
+				      "  - to: [{operation: {paths: [\"/admin\"], methodz: [GET]}}]\n");
+	assert_int_equal(s->n_authz, 1);
+	assert_true(s->authz[0].unenforceable);
+	struct sn_authz_result r = run(s, &(struct rq){ .path = "/public" });
+	assert_int_equal(r.decision, SN_AUTHZ_DECISION_DENY);
+	assert_string_equal(r.reason, "policy_unenforceable");
+	assert_string_equal(r.policy, "default/typo");
+	sn_snapshot_unref(s);
+
+	s = build(HDR "metadata: {name: other}\nspec:\n  selector: {matchLabels: {app: ratings}}\n"
+		  "  actionz: DENY\n");
+	assert_int_equal(s->n_authz, 0);
+	assert_int_equal(run(s, &(struct rq){ 0 }).decision, SN_AUTHZ_DECISION_ALLOW);
+	sn_snapshot_unref(s);
+
+	/* PeerAuthentication: only the level that applies counts */
+	const char *pa = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n";
+	char y[1024];
+	snprintf(y, sizeof(y), "%smetadata: {name: default, namespace: prod}\nspec: {mtls: {mode: STRICT, x: 1}}\n"
+		 "---\n%smetadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: PERMISSIVE}}\n",
+		 pa, pa);
+	s = build(y);
+	assert_null(s->peer_auth.unenforceable);
+	assert_int_equal(run(s, &(struct rq){ 0 }).decision, SN_AUTHZ_DECISION_ALLOW);
+	sn_snapshot_unref(s);
+	s = build_ns(y, "prod", NULL);
+	assert_string_equal(s->peer_auth.unenforceable, "prod/default");
+	r = run(s, &(struct rq){ 0 });
+	assert_int_equal(r.decision, SN_AUTHZ_DECISION_DENY);
+	assert_string_equal(r.reason, "policy_unenforceable");
+	assert_string_equal(r.policy, "prod/default");
+	sn_snapshot_unref(s);
+
+	/* RequestAuthentication: the snapshot names it */
+	s = build("apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: ra}\n"
+		  "spec:\n  jwtRules:\n  - issuer: https://i.test\n    jwksUri: http://127.0.0.1:1/k\n"
+		  "    audience: [x]\n");
+	assert_string_equal(s->jwt_unenforceable, "default/ra");
+	sn_snapshot_unref(s);
+}
+
 int main(void)
 {
 	(void)shared_path;   /* shared helpers this file does not need */
@@ -577,6 +625,7 @@ int main(void)
 		cmocka_unit_test(test_request_authentication),
 		cmocka_unit_test(test_peer_authentication),
 		cmocka_unit_test(test_dump_json),
+		cmocka_unit_test(test_unenforceable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
