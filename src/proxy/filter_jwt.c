@@ -535,12 +535,19 @@ static const char *check(struct sn_worker *w, const struct sn_snapshot *s, struc
 			goto out;
 		}
 	}
-	int ok = 0;
+	int ok = 0, tried = 0;
 	for (size_t k = 0; pks != NULL && k < n_keys && !ok; k++) {
 		const struct sn_jwt_key *key = &jwks[k];
 		if (pks[k] == NULL || (kid[0] && key->kid && strcmp(kid, key->kid)) || (key->alg && strcmp(key->alg, alg)))
 			continue;
+		tried++;
 		ok = verify(pks[k], alg, (const unsigned char *)tok.p, (size_t)(d2 - tok.p), buf[2], (size_t)sl);
+	}
+	if (!tried) {
+		static __thread char msg[400];
+		snprintf(msg, sizeof(msg), "no key of the issuer's matches its kid \"%.64s\" and alg %s", kid[0] ? kid : "(none)", alg);
+		why = msg;
+		goto out;
 	}
 	if (!ok) {
 		why = "its signature does not verify with the issuer's keys";

@@ -123,6 +123,9 @@ class Jwt(unittest.TestCase):
             "garbage": "not.a.jwt",
             "remote keys": token(iss="https://remote.test"),
             "alg none": jwt.encode({"iss": ISS, "sub": "x"}, None, algorithm="none"),
+            "unknown kid": token(kid="k-unknown"),
+            "truncated": token()[:-12],
+            "oversize": token(pad="x" * 9000),
         }
         before = self.app.requests()
         for what, tok in cases.items():
@@ -134,6 +137,8 @@ class Jwt(unittest.TestCase):
                 self.assertIn("Jwt verification fails", r.body.decode())
         self.assertEqual(self.app.requests(), before, "a request with a bad token reached the app")
         self.assertIn("could not be fetched", self.get("/public", token(iss="https://remote.test")).body.decode())
+        self.assertIn("longer than 8 KiB", self.get("/public", token(pad="x" * 9000)).body.decode())
+        self.assertIn("k-unknown", self.get("/public", token(kid="k-unknown")).body.decode())
 
     def test_no_token_and_authorization(self):
         self.assertEqual(self.get("/public/x").status, 200)          # no token: authentication passes
