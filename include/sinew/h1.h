@@ -133,6 +133,12 @@ ssize_t sn_h1_chunked_scan(struct sn_h1_chunked *c, const char *buf, size_t len,
  * forward them), never both. Returns bytes consumed or -1. */
 ssize_t sn_h1_chunked_next(struct sn_h1_chunked *c, const char *buf, size_t len, size_t *data, int *done);
 
+/* RFC 9110 grammar, the one owner for every writer and reader of fields:
+ * a token (field names, methods; 1*tchar), and a field value's bytes
+ * (HTAB, SP, VCHAR, obs-text: no CR, LF, NUL or other controls). */
+int sn_h1_is_token(struct sn_str s);
+int sn_h1_is_field_value(struct sn_str s);
+
 /* Finds a header by name (case-insensitive). Returns its index or -1. */
 int sn_h1_find_header(const struct sn_h1_header *hdrs, size_t n, struct sn_str name, int from);
 /* The value of query parameter name in path ("/p?a=1&b"): a view into

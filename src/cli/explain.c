@@ -37,7 +37,25 @@ struct explain {
 	char workload[256];
 	char ns_buf[256];
 	const char *identity_note;    /* how --from was resolved */
+	/* for the destination's inbound verdict and the warnings */
+	const struct sn_config_set *set;
+	struct sn_diags loaded;       /* the load's warnings */
+	struct sn_h1_header *all;     /* the request's headers, Host first */
+	size_t n_all;
 };
+
+/* What an endpoint's own proxy would decide on the request. */
+struct inbound {
+	const struct sn_endpoint *ep;
+	struct sn_snapshot *snap;     /* the endpoint's; owns the origins noted */
+	int status;                   /* 0: it reaches the app */
+	const char *reason;           /* sinew-error of a refusal */
+	char why[700];
+	char ext[300];                /* "" or the CUSTOM policy's authorizer, asked first */
+};
+
+#define MAX_INBOUND 8
+#define MAX_ORIGINS 64
 
 static void usage(FILE *f)
 {
@@ -413,6 +431,197 @@ static void print_identity(const struct explain *x)
 	       labels[0] ? labels : "-");
 }
 
+/* The destination's inbound, by the code its proxy runs: the
+ * configuration translated for the endpoint's workload, its
+ * RequestAuthentication and sn_authz_check with the caller's mTLS
+ * identity. A JWT is not verified here (explain holds no keys' fetches):
+ * the request is judged as one without a valid token; the source address
+ * is unknown (ipBlocks do not match). Origins of the policies that took
+ * part are added to origins for the warnings. */
+static void judge_inbound(const struct explain *x, const struct sn_cluster *c, struct inbound *v,
+			  const char **origins, size_t *n_origins)
+{
+	const struct sn_endpoint *ep = v->ep;
+	struct sn_proxy_identity id = {
+		.service = c->service_name,
+		.namespace_ = c->namespace_,
+		.labels = &ep->labels,
+		.service_account = ep->service_account,
+		.workload = ep->workload,
+		.trust_domain = "cluster.local",
+	};
+	struct sn_diags d;
+	struct sn_snapshot *t = NULL;
+	sn_diags_init(&d);
+	v->snap = NULL;
+	v->status = 0;
+	v->reason = NULL;
+	v->ext[0] = '\0';
+	if (sn_config_translate(x->set, &id, &d, &t) != 0 || t == NULL) {
+		snprintf(v->why, sizeof(v->why), "its configuration does not translate (its proxy keeps the previous one)");
+		sn_diags_free(&d);
+		return;
+	}
+	sn_diags_free(&d);
+	for (size_t i = 0; i < t->n_authz && *n_origins < MAX_ORIGINS; i++)
+		origins[(*n_origins)++] = t->authz[i].origin;
+	for (size_t i = 0; i < t->n_jwt_rules && *n_origins < MAX_ORIGINS; i++)
+		origins[(*n_origins)++] = t->jwt_rules[i].origin;
+	if (t->peer_auth.origin != NULL && *n_origins < MAX_ORIGINS)
+		origins[(*n_origins)++] = t->peer_auth.origin;
+	if (t->jwt_unenforceable != NULL) {
+		v->status = 401;
+		v->reason = "policy_unenforceable";
+		snprintf(v->why, sizeof(v->why), "RequestAuthentication %s has fields Sinew does not know, so it refuses "
+			 "every request (fail closed)", t->jwt_unenforceable);
+		goto out;
+	}
+	char principal[600];
+	snprintf(principal, sizeof(principal), "cluster.local/ns/%s/sa/%s", x->ns, x->sa);
+	struct sn_authz_request ar;
+	struct sn_authz_result res;
+	memset(&ar, 0, sizeof(ar));
+	ar.principal = sn_str_make(principal, strlen(principal));
+	ar.source_namespace = sn_str_make(x->ns, strlen(x->ns));
+	ar.port = ep->addr.ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)&ep->addr)->sin6_port)
+						 : ntohs(((const struct sockaddr_in *)&ep->addr)->sin_port);
+	ar.host = sn_str_make(x->authority, strlen(x->authority));
+	ar.method = sn_str_make(x->method, strlen(x->method));
+	ar.path = sn_str_make(x->path, strlen(x->path));
+	ar.headers = x->all;
+	ar.n_headers = x->n_all;
+	sn_authz_check(t, &ar, &res);
+	if (res.decision == SN_AUTHZ_DECISION_DENY && !strcmp(res.reason, "ext_authz_unavailable")) {
+		const struct sn_ext_authz *pv = NULL;
+		for (size_t i = 0; i < t->n_ext_authz && pv == NULL; i++)
+			if (res.provider != NULL && !strcmp(t->ext_authz[i].name, res.provider))
+				pv = &t->ext_authz[i];
+		if (pv != NULL) {
+			/* the proxy asks it; what follows holds if it allows */
+			snprintf(v->ext, sizeof(v->ext), "external authorizer %s (%s:%u) of CUSTOM policy %s", pv->name,
+				 pv->service, pv->port, res.policy);
+			ar.custom_allowed = 1;
+			sn_authz_check(t, &ar, &res);
+		}
+	}
+	if (res.decision == SN_AUTHZ_DECISION_DENY) {
+		v->status = 403;
+		v->reason = res.reason;
+		if (!strcmp(res.reason, "policy_unenforceable"))
+			snprintf(v->why, sizeof(v->why), "policy %s has fields Sinew does not know, so it denies every "
+				 "request it covers (fail closed)", res.policy);
+		else if (!strcmp(res.reason, "ext_authz_unavailable"))
+			snprintf(v->why, sizeof(v->why), "CUSTOM policy %s names provider %s, which the mesh config does not "
+				 "define (fail closed)", res.policy, res.provider ? res.provider : "-");
+		else
+			snprintf(v->why, sizeof(v->why), "%s", res.policy);
+	} else {
+		snprintf(v->why, sizeof(v->why), "%s", res.policy);
+	}
+out:
+	v->snap = t;
+}
+
+static void inbound_free(struct inbound *in, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (in[i].snap != NULL)
+			sn_snapshot_unref(in[i].snap);
+}
+
+/* The inbound verdicts of the route's endpoints (at most MAX_INBOUND). */
+static size_t judge_route(const struct explain *x, const struct sn_snapshot *s, const struct sn_http_route *route,
+			  struct inbound *in, const char **origins, size_t *n_origins)
+{
+	size_t n = 0;
+	if (route->origin != NULL && *n_origins < MAX_ORIGINS)
+		origins[(*n_origins)++] = route->origin;
+	for (size_t i = 0; i < route->n_dests; i++) {
+		const struct sn_cluster *c = &s->clusters[route->dests[i].cluster];
+		for (size_t e = 0; e < c->n_endpoints && n < MAX_INBOUND; e++) {
+			in[n].ep = &c->endpoints[e];
+			judge_inbound(x, c, &in[n++], origins, n_origins);
+		}
+	}
+	return n;
+}
+
+/* The load's warnings about a resource that took part: its "Kind ns/name"
+ * starts one of the origins. */
+static int warning_applies(const struct sn_diag *g, const char **origins, size_t n_origins)
+{
+	char who[600];
+	if (g->severity != SN_DIAG_WARNING || g->kind == NULL || g->name == NULL)
+		return 0;
+	int l = snprintf(who, sizeof(who), "%s %s", g->kind, g->name);
+	for (size_t i = 0; i < n_origins; i++) {
+		const char *o = origins[i];
+		if (l > 0 && !strncmp(o, who, (size_t)l) && (o[l] == '\0' || o[l] == ','))
+			return 1;
+	}
+	return 0;
+}
+
+static void print_inbound_text(const struct explain *x, const struct inbound *in, size_t n, const char **origins,
+			       size_t n_origins)
+{
+	char buf[1200];
+	if (n > 0)
+		printf("Inbound:     as the endpoints' proxies judge it, from cluster.local/ns/%s/sa/%s over mTLS%s:\n",
+		       x->ns, x->sa, sn_h1_find_header(x->all, x->n_all, SN_STR_LIT("authorization"), 0) >= 0 ?
+		       " (a token is not verified here: judged as without one)" : "");
+	for (size_t i = 0; i < n; i++) {
+		printf("  %s (%s): ", in[i].ep->address, in[i].ep->workload ? in[i].ep->workload : "-");
+		if (in[i].ext[0])
+			printf("asks the %s; if it allows: ", in[i].ext);
+		if (in[i].status)
+			printf("refused %d (sinew-error: %s): %s\n", in[i].status, in[i].reason, in[i].why);
+		else
+			printf("allowed (%s)\n", in[i].why);
+	}
+	int head = 0;
+	for (size_t i = 0; i < x->loaded.n; i++) {
+		if (!warning_applies(&x->loaded.v[i], origins, n_origins))
+			continue;
+		if (!head++)
+			printf("Warnings:    what the configuration that took part has that Sinew does not do:\n");
+		sn_diag_format(&x->loaded.v[i], buf, sizeof(buf));
+		printf("  %s\n", buf);
+	}
+}
+
+static void print_inbound_json(struct sn_out *o, const struct explain *x, const struct inbound *in, size_t n,
+			       const char **origins, size_t n_origins)
+{
+	char buf[1200];
+	sn_out_cstr(o, ",\"inbound\":[");
+	for (size_t i = 0; i < n; i++) {
+		sn_out_cstr(o, i ? ",{\"endpoint\":" : "{\"endpoint\":");
+		sn_out_json_cstr(o, in[i].ep->address);
+		sn_out_cstr(o, ",\"workload\":");
+		sn_out_json_cstr(o, in[i].ep->workload);
+		sn_out_printf(o, ",\"allowed\":%s,\"status\":%d,\"error\":", in[i].status ? "false" : "true",
+			      in[i].status);
+		sn_out_json_cstr(o, in[i].reason);
+		sn_out_cstr(o, ",\"why\":");
+		sn_out_json_cstr(o, in[i].why);
+		sn_out_cstr(o, ",\"extAuthz\":");
+		sn_out_json_cstr(o, in[i].ext[0] ? in[i].ext : NULL);
+		sn_out_cstr(o, "}");
+	}
+	sn_out_cstr(o, "],\"warnings\":[");
+	int k = 0;
+	for (size_t i = 0; i < x->loaded.n; i++) {
+		if (!warning_applies(&x->loaded.v[i], origins, n_origins))
+			continue;
+		sn_diag_format(&x->loaded.v[i], buf, sizeof(buf));
+		if (k++)
+			sn_out_cstr(o, ",");
+		sn_out_json_cstr(o, buf);
+	}
+	sn_out_cstr(o, "]");
+}
+
 static void print_route_text(const struct explain *x, const struct sn_snapshot *s, const struct sn_vhost *vh,
 			     uint16_t port, const struct sn_http_route *route, int match_idx, size_t route_idx)
 {
@@ -489,6 +698,12 @@ static void print_route_text(const struct explain *x, const struct sn_snapshot *
 	if (route->rewrite_uri || route->rewrite_authority)
 		printf("Rewrite:     %s%s%s%s\n", route->rewrite_uri ? "uri " : "", route->rewrite_uri ? route->rewrite_uri : "",
 		       route->rewrite_authority ? " authority " : "", route->rewrite_authority ? route->rewrite_authority : "");
+	struct inbound in[MAX_INBOUND];
+	const char *origins[MAX_ORIGINS];
+	size_t n_origins = 0;
+	size_t n = judge_route(x, s, route, in, origins, &n_origins);
+	print_inbound_text(x, in, n, origins, n_origins);
+	inbound_free(in, n);
 }
 
 static void print_route_json(const struct explain *x, const struct sn_snapshot *s, const struct sn_vhost *vh,
@@ -561,6 +776,12 @@ static void print_route_json(const struct explain *x, const struct sn_snapshot *
 	sn_out_json_cstr(&o, route->rewrite_uri);
 	sn_out_cstr(&o, ",\"rewriteAuthority\":");
 	sn_out_json_cstr(&o, route->rewrite_authority);
+	struct inbound in[MAX_INBOUND];
+	const char *origins[MAX_ORIGINS];
+	size_t n_origins = 0;
+	size_t n = route->direct_status ? 0 : judge_route(x, s, route, in, origins, &n_origins);
+	print_inbound_json(&o, x, in, n, origins, n_origins);
+	inbound_free(in, n);
 	sn_out_cstr(&o, "}\n");
 	if (!o.failed)
 		fwrite(o.p, 1, o.len, stdout);
@@ -595,6 +816,8 @@ static int explain_request(struct explain *x, const struct sn_snapshot *s)
 	rr.port = port;
 	rr.headers = all;
 	rr.n_headers = x->n_headers + 1;
+	x->all = all;
+	x->n_all = rr.n_headers;
 	const struct sn_route_match *hit = NULL;
 	const struct sn_http_route *route = sn_router_match(vh, &rr, &hit);
 	if (route == NULL) {
@@ -712,8 +935,9 @@ int sn_cli_explain(int argc, char **argv)
 		.workload = x.workload,
 		.trust_domain = "cluster.local",
 	};
-	sn_diags_free(&d);
+	x.loaded = d;                /* its warnings, for the resources that take part */
 	sn_diags_init(&d);
+	x.set = &set;
 	if (sn_config_translate(&set, &id, &d, &snap) != 0 || snap == NULL) {
 		fprintf(stderr, "sinew explain: the configuration does not translate for %s (its proxy would refuse "
 				"it and keep its previous configuration):\n", x.workload);
@@ -727,6 +951,7 @@ out:
 	sn_cli_json_free(keep);
 	sn_cli_free_strv(files, n_files);
 	sn_diags_free(&d);
+	sn_diags_free(&x.loaded);
 	sn_config_set_free(&set);
 	free(hdr_args);
 	free(file_args);

@@ -1364,28 +1364,12 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-static int valid_token(const char *p, size_t n)
-{
-	if (n == 0)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)p[i];
-		if (ch <= 0x20 || ch >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", ch) != NULL)
-			return 0;
-	}
-	return 1;
-}
-
 static int valid_header(const char *h)
 {
 	const char *colon = strchr(h, ':');
 
-	if (colon == NULL || !valid_token(h, (size_t)(colon - h)))
-		return 0;
-	for (const char *p = colon + 1; *p; p++)
-		if ((unsigned char)*p < 0x20 && *p != '\t')
-			return 0;
-	return 1;
+	return colon != NULL && sn_h1_is_token(sn_str_make(h, (size_t)(colon - h))) &&
+	       sn_h1_is_field_value(sn_str_make(colon + 1, strlen(colon + 1)));
 }
 
 /* Splits http://host[:port][/path] and resolves host. */
@@ -1515,7 +1499,7 @@ int sn_cli_load(int argc, char **argv)
 			}
 			break;
 		case 'm':
-			if (!valid_token(optarg, strlen(optarg))) {
+			if (!sn_h1_is_token(sn_str_make(optarg, strlen(optarg)))) {
 				fprintf(stderr, "sinew load: --method %s: not a method token\n", optarg);
 				return 2;
 			}

@@ -62,7 +62,10 @@ static void parse_body_opts(struct cfg_ctx *c, const struct yn *v, struct sn_ext
 		} else if (!strcmp(k, "allowPartialMessage")) {
 			cfg_get_bool(c, v->items[i], &p->body_partial);
 		} else if (!strcmp(k, "packAsBytes")) {
-			cfg_warn_unimplemented(c, v->keys[i], "packAsBytes (the gRPC check sends the body as bytes always)");
+			/* Envoy's: only the gRPC check has a string and a bytes body */
+			if (cfg_get_bool(c, v->items[i], &p->pack_as_bytes) == 0 && p->proto != SN_EXT_AUTHZ_GRPC)
+				cfg_warn(c, v->keys[i], "packAsBytes only changes the gRPC check "
+					 "(envoyExtAuthzGrpc); an HTTP check sends the body as it is");
 		} else {
 			cfg_warn_unknown(c, v->keys[i]);
 		}
@@ -199,10 +202,6 @@ static void parse_provider(struct cfg_ctx *c, const struct yn *v, struct sn_ext_
 	}
 	if (impl == NULL)
 		cfg_err(c, v, "a provider needs its kind: envoyExtAuthzHttp or envoyExtAuthzGrpc");
-	else if (!strcmp(impl->s, "envoyExtAuthzGrpc"))
-		cfg_warn(c, impl, "envoyExtAuthzGrpc (Envoy's gRPC Check protocol) is not implemented by Sinew "
-			 "yet: CUSTOM policies naming provider \"%s\" deny what they select, 403 "
-			 "ext_authz_unavailable (fail closed); envoyExtAuthzHttp works", p->name ? p->name : "?");
 }
 
 static void on_mesh_doc(void *user, struct yn *root, struct sn_arena *tmp)

@@ -355,13 +355,23 @@ static int list_next(struct sn_str v, size_t *pos, struct sn_str *elem)
 	return 1;
 }
 
-static int is_token(struct sn_str s)
+int sn_h1_is_token(struct sn_str s)
 {
 	if (s.len == 0)
 		return 0;
 	for (size_t i = 0; i < s.len; i++)
 		if (!IS(s.p[i], C_TCHAR))
 			return 0;
+	return 1;
+}
+
+int sn_h1_is_field_value(struct sn_str s)
+{
+	for (size_t i = 0; i < s.len; i++) {
+		unsigned char c = (unsigned char)s.p[i];
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return 0;
+	}
 	return 1;
 }
 
@@ -379,7 +389,7 @@ static int parse_connection(struct sn_str v, int *flags)
 	while (list_next(v, &pos, &e)) {
 		if (e.len == 0)
 			continue;
-		if (!is_token(e))
+		if (!sn_h1_is_token(e))
 			return -1;
 		if (sn_str_ieq_cstr(e, "close"))
 			*flags |= CONN_CLOSE;
@@ -661,7 +671,7 @@ static int parse_response_te(const struct head *h, int *chunked)
 		if (!sn_str_ieq_cstr(h->hdrs[i].name, "transfer-encoding"))
 			continue;
 		while (list_next(h->hdrs[i].value, &pos, &e)) {
-			if (!is_token(e))
+			if (!sn_h1_is_token(e))
 				return -1;
 			last_chunked = sn_str_ieq_cstr(e, "chunked");
 			if (last_chunked && seen_chunked++)

@@ -26,35 +26,6 @@ static void put(struct sn_h1_writer *w, const void *p, size_t n)
 	w->len += n;
 }
 
-static int is_tchar(int c)
-{
-	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-		return 1;
-	return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-static int valid_token(struct sn_str s)
-{
-	if (s.len == 0)
-		return 0;
-	for (size_t i = 0; i < s.len; i++)
-		if (!is_tchar((unsigned char)s.p[i]))
-			return 0;
-	return 1;
-}
-
-/* field-value / reason-phrase bytes: HTAB, SP, VCHAR, obs-text. */
-static int valid_text(struct sn_str s)
-{
-	for (size_t i = 0; i < s.len; i++) {
-		unsigned char c = (unsigned char)s.p[i];
-
-		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			return 0;
-	}
-	return 1;
-}
-
 static int valid_target(struct sn_str s)
 {
 	if (s.len == 0)
@@ -83,7 +54,7 @@ void sn_h1w_request_line(struct sn_h1_writer *w, struct sn_str method, struct sn
 {
 	static const char ver[] = " HTTP/1.1\r\n";
 
-	if (!valid_token(method) || !valid_target(target)) {
+	if (!sn_h1_is_token(method) || !valid_target(target)) {
 		refuse(w);
 		return;
 	}
@@ -108,7 +79,7 @@ void sn_h1w_status_line(struct sn_h1_writer *w, int status, const char *reason)
 	if (reason == NULL)
 		reason = sn_h1_reason_phrase(status);
 	r = sn_str_make(reason, strlen(reason));
-	if (!valid_text(r)) {
+	if (!sn_h1_is_field_value(r)) {
 		refuse(w);
 		return;
 	}
@@ -124,7 +95,7 @@ void sn_h1w_status_line(struct sn_h1_writer *w, int status, const char *reason)
 
 void sn_h1w_header(struct sn_h1_writer *w, struct sn_str name, struct sn_str value)
 {
-	if (!valid_token(name) || !valid_text(value)) {
+	if (!sn_h1_is_token(name) || !sn_h1_is_field_value(value)) {
 		refuse(w);
 		return;
 	}

@@ -1116,6 +1116,20 @@ int sn_fx_request_body(struct sn_exchange *ex, const char **p, size_t *n)
 	return 1;
 }
 
+const char *sn_fx_protocol(const struct sn_exchange *ex)
+{
+	return ex->s != NULL ? "HTTP/2" : ex->req.minor_version == 0 ? "HTTP/1.0" : "HTTP/1.1";
+}
+
+void sn_fx_local(const struct sn_exchange *ex, char *buf, size_t size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	buf[0] = '\0';
+	if (ex->c->x.fd >= 0 && getsockname(ex->c->x.fd, (struct sockaddr *)&ss, &len) == 0)
+		sn_addr_format((const struct sockaddr *)&ss, buf, size);
+}
+
 uint16_t sn_fx_app_port(const struct sn_exchange *ex)
 {
 	return ex->c->app_port;

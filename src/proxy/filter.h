@@ -101,6 +101,11 @@ const struct sn_http_route *sn_fx_route(const struct sn_exchange *ex);
 const char *sn_fx_peer(const struct sn_exchange *ex);
 const char *sn_fx_peer_id(const struct sn_exchange *ex);
 uint16_t sn_fx_app_port(const struct sn_exchange *ex);
+/* "HTTP/1.0", "HTTP/1.1" or "HTTP/2": how the client sent the request. */
+const char *sn_fx_protocol(const struct sn_exchange *ex);
+/* The address the client connected to ("ip:port", as sn_fx_peer), or ""
+ * when the socket cannot say. */
+void sn_fx_local(const struct sn_exchange *ex, char *buf, size_t size);
 uint64_t sn_fx_conn_id(const struct sn_exchange *ex);
 const struct sn_route_dest *sn_fx_destination(const struct sn_exchange *ex);
 /* The snapshot the exchange routes on (its clusters); NULL inbound. */

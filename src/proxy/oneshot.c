@@ -1,12 +1,21 @@
-/* One-shot HTTP/1.1 calls the proxy makes on its own behalf: a request
- * already written out, on a connection of its own (the caller's bytes say
- * Connection: close), to an endpoint picked from a cluster by its balancer,
- * in mutual TLS when any request to that endpoint would be. The answer is
- * read to the end of the connection, at most max_response bytes kept (the
- * rest read and dropped), and handed to the callback once, with the time
- * limit. Users: the mirror's copies (filter_mirror.c) and external
- * authorization checks (extauthz.c). At most ONESHOT_MAX_INFLIGHT per
- * worker. */
+/* One-shot calls the proxy makes on its own behalf, on a connection of
+ * their own to an endpoint picked from a cluster by its balancer, in
+ * mutual TLS when any request to that endpoint would be, each handed to
+ * its callback once, with a time limit. Two kinds share the connection's
+ * life (pick, connect, TLS, timer, the worker's list):
+ *   HTTP/1.1  a request already written out (the caller's bytes say
+ *             Connection: close); the answer is read to the end of the
+ *             connection, at most max_response bytes kept (the rest read
+ *             and dropped). Users: the mirror's copies (filter_mirror.c),
+ *             external authorization over HTTP (filter_extauthz.c).
+ *   gRPC      one unary call over HTTP/2 with prior knowledge (h2c, or h2
+ *             inside the mesh's mTLS), on the tree's one HTTP/2 client
+ *             codec (src/http/h2_client.c); the response's status, DATA
+ *             (at most max_response: more resets the stream and ends the
+ *             call as failed) and grpc-status. User: external
+ *             authorization over gRPC.
+ * One connection per call: no pooling yet (docs/security.md). At most
+ * ONESHOT_MAX_INFLIGHT calls per worker. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -15,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "sinew/h2.h"
 #include "sinew/log.h"
 #include "sinew/tls_stream.h"
 #include "proxy.h"
@@ -37,6 +47,14 @@ struct sn_oneshot {
 	unsigned ended : 1;
 	unsigned failed : 1;        /* TLS could not start: ends at the next turn */
 	struct sn_task reclaim;
+	/* gRPC: the HTTP/2 session; out holds one batch of its bytes at a time */
+	struct sn_h2c *h2;
+	sn_oneshot_grpc_cb gcb;
+	size_t out_cap;
+	int status, grpc_status;
+	unsigned h2_closed : 1;      /* the stream is gone: the call is over */
+	unsigned h2_ended : 1;       /* ... and the response was whole */
+	unsigned h2_truncated : 1;   /* the response was longer than max_in */
 };
 
 static void reclaim_oneshot(struct sn_loop *loop, struct sn_task *t)
@@ -64,11 +82,148 @@ static void oneshot_end(struct sn_oneshot *o, enum sn_oneshot_end how, int call)
 	char *in = o->in;
 	size_t in_len = o->in_len;
 	o->in = NULL;
+	sn_h2c_free(o->h2);   /* never from inside its own callbacks (h2_io) */
+	o->h2 = NULL;
 	sn_loop_reclaim(&w->loop, &o->reclaim, reclaim_oneshot);
-	if (call)
+	if (call && o->gcb != NULL) {
+		struct sn_oneshot_grpc_answer a = { o->status, o->grpc_status, in, in_len, o->h2_truncated };
+		o->gcb(o->user, how, &a);          /* o is not touched after this */
+	} else if (call) {
 		o->cb(o->user, how, in, in_len);   /* o is not touched after this */
-	else
+	} else {
 		free(in);
+	}
+}
+
+/* Writes what is left of o->out: 1 when all of it is out, 0 when the
+ * socket would block, -1 when the call ended (failed). */
+static int flush_out(struct sn_oneshot *o)
+{
+	while (o->out_off < o->out_len) {
+		ssize_t n = sn_xprt_write(&o->x, o->out + o->out_off, o->out_len - o->out_off);
+		if (n == SN_EAGAIN)
+			return 0;
+		if (n < 0) {
+			oneshot_end(o, SN_ONESHOT_FAILED, 1);
+			return -1;
+		}
+		o->out_off += (size_t)n;
+	}
+	return 1;
+}
+
+/* ---- gRPC over HTTP/2 ---------------------------------------------------- */
+
+/* grpc-status among fields (a trailers-only answer carries it in its
+ * head). -1 when absent or not a number. */
+static int grpc_status_of(const struct sn_http_field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!sn_str_eq_cstr(f[i].name, "grpc-status"))
+			continue;
+		int v = 0;
+		if (f[i].value.len == 0 || f[i].value.len > 3)
+			return -1;
+		for (size_t k = 0; k < f[i].value.len; k++) {
+			if (f[i].value.p[k] < '0' || f[i].value.p[k] > '9')
+				return -1;
+			v = v * 10 + (f[i].value.p[k] - '0');
+		}
+		return v;
+	}
+	return -1;
+}
+
+static void g_on_response(void *arg, struct sn_h2c_stream *st, const struct sn_http_head *h)
+{
+	struct sn_oneshot *o = arg;
+	(void)st;
+	o->status = h->status;
+	o->grpc_status = grpc_status_of(h->fields, h->n_fields);
+}
+
+static void g_on_data(void *arg, struct sn_h2c_stream *st, const void *p, size_t n)
+{
+	struct sn_oneshot *o = arg;
+	if (o->h2_truncated)
+		return;
+	if (n > o->max_in - o->in_len) {
+		o->h2_truncated = 1;
+		sn_h2c_reset(o->h2, st, 0x8 /* CANCEL */);
+		return;
+	}
+	memcpy(o->in + o->in_len, p, n);
+	o->in_len += n;
+	sn_h2c_consumed(o->h2, st, n);
+}
+
+static void g_on_end(void *arg, struct sn_h2c_stream *st, const struct sn_http_field *trailers, size_t n)
+{
+	struct sn_oneshot *o = arg;
+	(void)st;
+	if (n > 0)
+		o->grpc_status = grpc_status_of(trailers, n);
+	o->h2_ended = !o->h2_truncated;
+}
+
+static void g_on_close(void *arg, struct sn_h2c_stream *st, uint32_t error)
+{
+	struct sn_oneshot *o = arg;
+	(void)st;
+	o->h2_closed = 1;
+	if (error != 0)
+		o->h2_ended = 0;
+}
+
+static void g_on_writable(void *arg, struct sn_h2c_stream *st)
+{
+	(void)arg, (void)st;   /* the whole message is queued at once */
+}
+
+/* Drives the session: its bytes out (one batch at a time, kept in o->out
+ * until written, since nghttp2's pointer dies with the next call), the
+ * server's in, until the socket would block or the stream is over. */
+static void h2_io(struct sn_oneshot *o)
+{
+	char b[16384];
+	for (;;) {
+		for (;;) {
+			if (o->out_off == o->out_len) {
+				const uint8_t *p;
+				ssize_t n = sn_h2c_send_buf(o->h2, &p);
+				if (n < 0) {
+					oneshot_end(o, SN_ONESHOT_FAILED, 1);
+					return;
+				}
+				if (n == 0)
+					break;
+				if ((size_t)n > o->out_cap) {
+					char *nb = realloc(o->out, (size_t)n);
+					if (nb == NULL) {
+						oneshot_end(o, SN_ONESHOT_FAILED, 1);
+						return;
+					}
+					o->out = nb;
+					o->out_cap = (size_t)n;
+				}
+				memcpy(o->out, p, (size_t)n);
+				o->out_len = (size_t)n;
+				o->out_off = 0;
+			}
+			int r = flush_out(o);
+			if (r < 0)
+				return;
+			if (r == 0)
+				break;
+		}
+		ssize_t n = sn_xprt_read(&o->x, b, sizeof(b));
+		if (n == SN_EAGAIN)
+			return;
+		if (n <= 0 || sn_h2c_recv(o->h2, b, (size_t)n) != 0 || o->h2_closed) {
+			oneshot_end(o, o->h2_closed && o->h2_ended ? SN_ONESHOT_ANSWERED : SN_ONESHOT_FAILED, 1);
+			return;
+		}
+	}
 }
 
 static void oneshot_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
@@ -87,16 +242,12 @@ static void oneshot_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		}
 		o->handshaking = 0;
 	}
-	while (o->out_off < o->out_len) {
-		ssize_t n = sn_xprt_write(&o->x, o->out + o->out_off, o->out_len - o->out_off);
-		if (n == SN_EAGAIN)
-			break;
-		if (n < 0) {
-			oneshot_end(o, SN_ONESHOT_FAILED, 1);
-			return;
-		}
-		o->out_off += (size_t)n;
+	if (o->h2 != NULL) {
+		h2_io(o);
+		return;
 	}
+	if (flush_out(o) < 0)
+		return;
 	for (;;) {
 		size_t room = o->max_in - o->in_len;
 		ssize_t n = sn_xprt_read(&o->x, room ? o->in + o->in_len : b, room ? room : sizeof(b));
@@ -120,9 +271,11 @@ static void oneshot_timeout(struct sn_loop *loop, struct sn_timer *t)
 	oneshot_end(o, o->failed ? SN_ONESHOT_FAILED : SN_ONESHOT_TIMEOUT, 1);
 }
 
-struct sn_oneshot *sn_oneshot_start(struct sn_worker *w, const struct sn_cluster *cl, char *out, size_t out_len,
-				    size_t max_response, uint32_t timeout_ms, sn_oneshot_cb cb, void *user,
-				    const char **why)
+/* The connection of a call: an endpoint of cl, a socket connecting to it,
+ * the timer, TLS when the endpoint's requests use it. out (taken) is what
+ * the call sends first. NULL with *why when it cannot start. */
+static struct sn_oneshot *oneshot_open(struct sn_worker *w, const struct sn_cluster *cl, char *out, size_t out_len,
+				       size_t max_response, uint32_t timeout_ms, void *user, const char **why)
 {
 	struct sn_cluster_state *cs = sn_worker_cluster_state(w, cl);
 	char id[SN_SPIFFE_ID_MAX];
@@ -160,10 +313,11 @@ struct sn_oneshot *sn_oneshot_start(struct sn_worker *w, const struct sn_cluster
 	o->w = w;
 	o->out = out;
 	o->out_len = out_len;
+	o->out_cap = out_len;
 	o->in = in;
 	o->max_in = max_response;
-	o->cb = cb;
 	o->user = user;
+	o->grpc_status = -1;
 	sn_xprt_init(&o->x, fd);
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -196,6 +350,60 @@ struct sn_oneshot *sn_oneshot_start(struct sn_worker *w, const struct sn_cluster
 		}
 		o->handshaking = 1;
 	}
+	return o;
+}
+
+struct sn_oneshot *sn_oneshot_start(struct sn_worker *w, const struct sn_cluster *cl, char *out, size_t out_len,
+				    size_t max_response, uint32_t timeout_ms, sn_oneshot_cb cb, void *user,
+				    const char **why)
+{
+	struct sn_oneshot *o = oneshot_open(w, cl, out, out_len, max_response, timeout_ms, user, why);
+	if (o != NULL)
+		o->cb = cb;
+	return o;
+}
+
+struct sn_oneshot *sn_oneshot_grpc_start(struct sn_worker *w, const struct sn_cluster *cl, const char *authority,
+					 const char *path, char *msg, size_t msg_len, size_t max_response,
+					 uint32_t timeout_ms, sn_oneshot_grpc_cb cb, void *user, const char **why)
+{
+	static const struct sn_h2c_cbs cbs = { g_on_response, g_on_data, g_on_end, g_on_writable, g_on_close };
+	/* The answer's DATA within one window: nothing to give back mid-call. */
+	struct sn_h2c_limits lim = {
+		.max_header_list = 16u << 10,
+		.max_fields = 32,
+		.stream_window = (uint32_t)SN_MIN(max_response + 1024, (size_t)(1u << 30)),
+		.conn_window = (uint32_t)SN_MIN(max_response + 1024, (size_t)(1u << 30)),
+		.max_out = msg_len ? msg_len : 1,
+	};
+	const struct sn_http_field fields[] = { { SN_STR_LIT("content-type"), SN_STR_LIT("application/grpc") } };
+	struct sn_http_head h = { .method = SN_STR_LIT("POST"), .scheme = SN_STR_LIT("http"),
+				  .authority = sn_str_make(authority, strlen(authority)),
+				  .path = sn_str_make(path, strlen(path)), .fields = fields,
+				  .n_fields = SN_ARRAY_LEN(fields), .content_length = -1 };
+	struct sn_h2c_stream *st;
+
+	if (max_response == 0) {
+		*why = "no room for an answer";
+		free(msg);
+		return NULL;
+	}
+	struct sn_oneshot *o = oneshot_open(w, cl, NULL, 0, max_response, timeout_ms, user, why);
+	if (o == NULL) {
+		free(msg);
+		return NULL;
+	}
+	o->gcb = cb;
+	/* The request is queued as the connection starts: its bytes go as
+	 * soon as it is up (the socket's first writable event). */
+	if (sn_h2c_new(&lim, &cbs, o, &o->h2) != 0 || sn_h2c_request(o->h2, &h, 1, 0, NULL, &st) != 0 ||
+	    sn_h2c_write(o->h2, st, msg, msg_len) != (ssize_t)msg_len || sn_h2c_end(o->h2, st) != 0) {
+		*why = "out of memory for the HTTP/2 session";
+		free(msg);
+		oneshot_end(o, SN_ONESHOT_FAILED, 0);
+		return NULL;
+	}
+	free(msg);
 	return o;
 }
 

@@ -392,6 +392,25 @@ struct sn_oneshot;
 struct sn_oneshot *sn_oneshot_start(struct sn_worker *w, const struct sn_cluster *cl, char *out, size_t out_len,
 				    size_t max_response, uint32_t timeout_ms, sn_oneshot_cb cb, void *user,
 				    const char **why);
+/* One unary gRPC call over HTTP/2 (prior knowledge; mutual TLS as cl's
+ * requests): POST path to authority, msg (malloc'd, taken) as the whole
+ * request body, content-type application/grpc, te: trailers. cb gets,
+ * once, the answer's :status, grpc-status (its trailers, or a
+ * trailers-only head; -1 when none) and DATA (malloc'd, cb's to free; at
+ * most max_response bytes: more ends the call SN_ONESHOT_FAILED with
+ * truncated set). SN_ONESHOT_ANSWERED only for a stream that ended whole.
+ * NULL when the call cannot start (*why says why; cb is never called). */
+struct sn_oneshot_grpc_answer {
+	int status;
+	int grpc_status;
+	char *body;
+	size_t body_len;
+	int truncated;
+};
+typedef void (*sn_oneshot_grpc_cb)(void *user, enum sn_oneshot_end how, struct sn_oneshot_grpc_answer *a);
+struct sn_oneshot *sn_oneshot_grpc_start(struct sn_worker *w, const struct sn_cluster *cl, const char *authority,
+					 const char *path, char *msg, size_t msg_len, size_t max_response,
+					 uint32_t timeout_ms, sn_oneshot_grpc_cb cb, void *user, const char **why);
 /* Ends a call without calling cb (its owner is going away). */
 void sn_oneshot_cancel(struct sn_oneshot *o);
 /* Ends the worker's calls in flight (at exit). */
