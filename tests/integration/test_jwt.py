@@ -8,7 +8,11 @@ www-authenticate challenge; no token passes authentication and
 AuthorizationPolicy decides (requestPrincipals, request.auth.claims);
 ?access_token= works; an issuer whose keys are only behind a jwksUri
 that cannot be fetched is refused, fail closed; one served by a real HTTP
-server in the test is fetched, and its rotation is picked up."""
+server in the test is fetched, and its rotation is picked up; fromHeaders
+with a prefix, fromParams, fromCookies, forwardOriginalToken, RS384,
+RS512 and ES384, request.auth.audiences/presenter and
+notRequestPrincipals; a RequestAuthentication with an unknown field
+refuses everything (fail closed)."""
 
 import base64
 import json
@@ -240,6 +244,92 @@ class JwksUri(unittest.TestCase):
         self.assertEqual((r.status, r.header("sinew-error")), (401, "jwt_invalid"), r)
         self.assertIn("jwksUri http://127.0.0.1:%d/.well-known/jwks.json: key set 2 fetched" % srv.port,
                       p.stderr())
+
+
+ISS2 = "https://other.test"
+RSA2 = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EC384 = ec.generate_private_key(ec.SECP384R1())
+
+
+def jwks2():
+    rn = RSA2.public_key().public_numbers()
+    en = EC384.public_key().public_numbers()
+    return json.dumps({"keys": [
+        {"kty": "RSA", "kid": "r2", "n": b64(rn.n), "e": b64(rn.e)},
+        {"kty": "EC", "kid": "e384", "crv": "P-384", "x": b64(en.x, 48), "y": b64(en.y, 48)},
+    ]})
+
+
+def token2(key=RSA2, alg="RS384", kid="r2", **claims):
+    c = {"iss": ISS2, "aud": "api2"}
+    c.update(claims)
+    return token(key, alg, kid, **c)
+
+
+class Sources(unittest.TestCase):
+    """Where the token is taken from (fromHeaders with a prefix,
+    fromParams, fromCookies: then not from Authorization), what is
+    forwarded (forwardOriginalToken), the other algorithms (RS384, RS512,
+    ES384), and the request.auth conditions audiences, presenter and
+    notRequestPrincipals (Istio's semantics)."""
+
+    @classmethod
+    def setUpClass(cls):
+        scope = st.ClassScope(cls)
+        cls.app = st.start_backend(scope, "reviews", "v1")
+        ra = ("apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {name: sources}\nspec:\n"
+              "  jwtRules:\n  - issuer: %s\n    jwks: '%s'\n"
+              "    fromHeaders: [{name: x-jwt-assertion, prefix: \"Bearer \"}]\n"
+              "    fromParams: [tok]\n    fromCookies: [session]\n    forwardOriginalToken: true\n" % (ISS2, jwks2()))
+        ap = ("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: conds}\nspec:\n"
+              "  rules:\n"
+              "  - to: [{operation: {paths: [\"/aud*\"]}}]\n"
+              "    when: [{key: request.auth.audiences, values: [api2]}]\n"
+              "  - to: [{operation: {paths: [\"/azp*\"]}}]\n"
+              "    when: [{key: request.auth.presenter, values: [web-app]}]\n"
+              "  - from: [{source: {requestPrincipals: [\"*\"], notRequestPrincipals: [\"%s/mallory\"]}}]\n"
+              "    to: [{operation: {paths: [\"/notme*\"]}}]\n" % ISS2)
+        cfg = st.join_docs(st.registry_yaml({("reviews", "v1"): cls.app.port}), ra, ap)
+        cls.p = st.start_proxy(scope, cfg, outbound=False, inbound=True, app="127.0.0.1:%d" % cls.app.port,
+                               args=["--service", "reviews", "--labels", "app=reviews,version=v1"])
+
+    def get(self, path, headers):
+        return st.request(self.p.inbound_port, "GET", path, host="reviews", headers=headers)
+
+    def test_algorithms_and_locations(self):
+        for key, alg, kid in ((RSA2, "RS384", "r2"), (RSA2, "RS512", "r2"), (EC384, "ES384", "e384")):
+            with self.subTest(alg=alg):
+                t = token2(key, alg, kid)
+                r = self.get("/aud/x", {"x-jwt-assertion": "Bearer " + t})
+                self.assertEqual(r.status, 200, r)
+                # forwardOriginalToken: the app sees the header as sent
+                self.assertEqual(r.json()["headers"]["x-jwt-assertion"], "Bearer " + t)
+        t = token2()
+        self.assertEqual(self.get("/aud/q?tok=" + t, {}).status, 200)
+        self.assertEqual(self.get("/aud/c", {"cookie": "a=b; session=" + t + "; c=d"}).status, 200)
+        # fromHeaders given: Authorization is no longer where tokens are
+        # read, so this request has no token (authentication passes) and
+        # the policy, wanting an audience, denies it
+        r = self.get("/aud/x", {"authorization": "Bearer " + t})
+        self.assertEqual((r.status, r.header("sinew-error")), (403, "rbac_denied"), r)
+        # the prefix is part of the location
+        r = self.get("/aud/x", {"x-jwt-assertion": t})
+        self.assertEqual(r.status, 403, r)
+        # a bad token where tokens are read is refused
+        r = self.get("/aud/x", {"cookie": "session=" + t[:-5]})
+        self.assertEqual((r.status, r.header("sinew-error")), (401, "jwt_invalid"), r)
+
+    def test_request_auth_conditions(self):
+        h = lambda t: {"x-jwt-assertion": "Bearer " + t}   # noqa: E731
+        # the rule names no audiences, so any is authenticated; the policy
+        # then wants api2
+        self.assertEqual(self.get("/aud", h(token2(aud="other"))).status, 403)
+        self.assertEqual(self.get("/aud", h(token2(aud=["other", "api2"]))).status, 200)
+        self.assertEqual(self.get("/azp", h(token2(azp="web-app"))).status, 200)
+        self.assertEqual(self.get("/azp", h(token2(azp="cli"))).status, 403)
+        self.assertEqual(self.get("/notme", h(token2(sub="alice"))).status, 200)
+        self.assertEqual(self.get("/notme", h(token2(sub="mallory"))).status, 403)
+        self.assertEqual(self.get("/notme", {}).status, 403)   # no principal: requestPrincipals * fails
 
 
 class FailClosed(unittest.TestCase):
