@@ -93,6 +93,13 @@ int sn_h1_parse_request(const char *buf, size_t len, struct sn_h1_request *req,
 			struct sn_h1_header *hdrs, size_t max_hdrs,
 			const struct sn_h1_limits *lim);
 
+/* The same parse, its bytes moved: buf[0..len) now lives at to. Copies
+ * req->headers into hdrs (room for req->num_headers) and moves every view
+ * that pointed into buf, so a head parsed once in a connection's buffer
+ * can be kept in a copy without parsing it again. */
+void sn_h1_request_move(struct sn_h1_request *req, const char *buf, size_t len, const char *to,
+			struct sn_h1_header *hdrs);
+
 /* Parses a response head. request_method is the method of the request it
  * answers (HEAD and CONNECT change the body rules). A 1xx response other
  * than 101 is parsed as such (body NONE); the caller skips it and parses

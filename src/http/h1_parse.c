@@ -9,8 +9,9 @@
  * to right at the earliest byte that makes them certain, so a prefix of an
  * input yields either SN_H1_INCOMPLETE or the same error as the whole (the
  * fuzz targets check this). */
-#include <string.h>
 #include <limits.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "sinew/h1.h"
 
@@ -353,6 +354,32 @@ static int list_next(struct sn_str v, size_t *pos, struct sn_str *elem)
 	*elem = sn_str_make(v.p + s, e - s);
 	*pos = i + 1;
 	return 1;
+}
+
+/* A view into [from, from + len) moved to the same place under to; others
+ * (empty ones, static strings) stay. Compares addresses as integers: the
+ * view may point anywhere. */
+static void move_view(struct sn_str *v, uintptr_t from, size_t len, const char *to)
+{
+	uintptr_t p = (uintptr_t)v->p;
+	if (v->p != NULL && p >= from && p - from <= len && v->len <= len - (p - from))
+		v->p = to + (p - from);
+}
+
+void sn_h1_request_move(struct sn_h1_request *req, const char *buf, size_t len, const char *to,
+			struct sn_h1_header *hdrs)
+{
+	uintptr_t from = (uintptr_t)buf;
+	move_view(&req->method, from, len, to);
+	move_view(&req->target, from, len, to);
+	move_view(&req->path, from, len, to);
+	move_view(&req->authority, from, len, to);
+	for (size_t i = 0; i < req->num_headers; i++) {
+		hdrs[i] = req->headers[i];
+		move_view(&hdrs[i].name, from, len, to);
+		move_view(&hdrs[i].value, from, len, to);
+	}
+	req->headers = hdrs;
 }
 
 int sn_h1_is_token(struct sn_str s)

@@ -2156,9 +2156,13 @@ void sn__ex_start(struct sn_exchange *ex, size_t hlen, const struct sn_h1_reques
 		ex_local(ex, 503, "overflow", "sinew: out of memory");
 		return;
 	}
-	sn_buf_append(&ex->head, sn_buf_data(&c->in), hlen);
+	/* parsed once, in c->in: the views move with the bytes (reserved
+	 * above, so the append does not move the copy) */
+	const char *src = sn_buf_data(&c->in);
+	sn_buf_append(&ex->head, src, hlen);
+	ex->req = *req;
+	sn_h1_request_move(&ex->req, src, hlen, ex->head.base + ex->head.end - hlen, ex->req_hdrs);
 	sn_buf_consume(&c->in, hlen);
-	sn_h1_parse_request(ex->head.base, hlen, &ex->req, ex->req_hdrs, SN_MAX_HEADERS_ARRAY, sn__limits(w));
 	if (ex->req.path_slash) {
 		/* "http://a?x=1" is "/?x=1" (RFC 9112 3.2.1). */
 		char *p = ex->head.base + ex->head.end;

@@ -20,15 +20,26 @@
 
 #include "proxy.h"
 
-/* FNV-1a, then a 64-bit finalizer (splitmix64's) so close keys spread. */
+/* Eight bytes at a time (a JWT of 300 bytes is hashed on every request
+ * of a RequestAuthentication's workload, filter_jwt.c), each word mixed
+ * by a multiply and a fold of its high half into the low, then a 64-bit
+ * finalizer (splitmix64's) so close keys spread. Not a stable format:
+ * only this process's tables and caches use it. */
 uint64_t sn_hash64(const void *p, size_t n, uint64_t seed)
 {
 	const unsigned char *s = p;
-	uint64_t h = 1469598103934665603ull ^ seed;
-	for (size_t i = 0; i < n; i++) {
-		h ^= s[i];
-		h *= 1099511628211ull;
+	uint64_t h = 1469598103934665603ull ^ seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ull);
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, s + i, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
 	}
+	uint64_t t = 0;
+	for (size_t k = 0; i + k < n; k++)
+		t |= (uint64_t)s[i + k] << (8 * k);
+	h = (h ^ t) * 0xff51afd7ed558ccdull;
 	h ^= h >> 30;
 	h *= 0xbf58476d1ce4e5b9ull;
 	h ^= h >> 27;

@@ -1333,6 +1333,47 @@ static void test_chunk_header_and_reasons(void **state)
 	assert_string_equal(sn_h1_reason_phrase(-1), "Unknown");
 }
 
+/* A head parsed once and moved with its bytes reads as a parse of the
+ * copy (sn_h1_request_move: the proxy keeps the head it parsed in the
+ * connection's buffer). */
+static void test_request_move(void **state)
+{
+	(void)state;
+	static const char *heads[] = {
+		"GET /a?b=1 HTTP/1.1\r\nHost: x.test:80\r\nX-A: 1\r\nCookie: c=d\r\n\r\n",
+		"POST http://y.test:81/p HTTP/1.1\r\nHost: y.test:81\r\nContent-Length: 3\r\n\r\n",
+		"GET http://z.test?q=1 HTTP/1.1\r\nHost: z.test\r\n\r\n",
+		"OPTIONS * HTTP/1.0\r\n\r\n",
+	};
+	for (size_t k = 0; k < SN_ARRAY_LEN(heads); k++) {
+		char a[512], b[512];
+		struct sn_h1_request r1, r2;
+		struct sn_h1_header h1[16], h2[16], moved[16];
+		size_t n = strlen(heads[k]);
+		memcpy(a, heads[k], n);
+		memcpy(b, heads[k], n);
+		int l1 = sn_h1_parse_request(a, n, &r1, h1, 16, NULL);
+		int l2 = sn_h1_parse_request(b, n, &r2, h2, 16, NULL);
+		assert_int_equal(l1, (int)n);
+		assert_int_equal(l2, (int)n);
+		memset(a, 'x', sizeof(a));   /* the old bytes are gone */
+		sn_h1_request_move(&r1, a, n, b, moved);
+		assert_ptr_equal(r1.method.p, r2.method.p);
+		assert_ptr_equal(r1.target.p, r2.target.p);
+		assert_ptr_equal(r1.path.p, r2.path.p);
+		assert_int_equal(r1.path.len, r2.path.len);
+		assert_ptr_equal(r1.authority.p, r2.authority.p);
+		assert_int_equal(r1.authority.len, r2.authority.len);
+		assert_ptr_equal(r1.headers, moved);
+		assert_int_equal(r1.num_headers, r2.num_headers);
+		for (size_t i = 0; i < r1.num_headers; i++) {
+			assert_ptr_equal(moved[i].name.p, h2[i].name.p);
+			assert_ptr_equal(moved[i].value.p, h2[i].value.p);
+			assert_int_equal(moved[i].value.len, h2[i].value.len);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1343,6 +1384,7 @@ int main(void)
 		cmocka_unit_test(test_request_value_scan_offsets),
 		cmocka_unit_test(test_request_leading_crlf),
 		cmocka_unit_test(test_request_absolute_form),
+		cmocka_unit_test(test_request_move),
 		cmocka_unit_test(test_request_content_length_early),
 		cmocka_unit_test(test_request_keep_alive),
 		cmocka_unit_test(test_request_expect_upgrade),
