@@ -60,6 +60,22 @@ class SinewdAuthz(unittest.TestCase):
         self.assertTrue(until(lambda: status_of(px.inbound_port, "/admin/x") == (200, None)),
                         "deleting the policy did not lift it")
 
+    def test_unenforceable_policy_pushed_fails_closed(self):
+        """A policy with a field Sinew does not know, applied through
+        sinewd (which accepts it with a warning), denies what it selects on
+        the proxy it reaches (docs/security.md "Fail closed")."""
+        app = st.start_backend(self, "reviews", "v1")
+        mesh = Mesh(self)
+        px = start_cp_proxy(self, mesh, outbound=False, inbound=True, app="127.0.0.1:%d" % app.port,
+                            args=["--service", "reviews", "--labels", "app=reviews,version=v1"])
+        self.assertEqual(status_of(px.inbound_port, "/x"), (200, None))
+        mesh.apply(DENY_ADMIN.replace("paths: [\"/admin*\"]", "paths: [\"/admin*\"], methodz: [GET]")
+                   .replace("deny-admin", "typo"), "typo.yaml")
+        self.assertTrue(until(lambda: status_of(px.inbound_port, "/x") == (403, "policy_unenforceable")),
+                        "the unenforceable policy did not deny on the proxy")
+        r = st.request(px.inbound_port, "GET", "/x", host="reviews")
+        self.assertIn("default/typo", r.body.decode())
+
     def test_fail_closed_before_first_sync(self):
         app = st.start_backend(self, "reviews", "v1")
         mesh = Mesh(self, start=False)  # sinewd not up: the proxy never syncs
