@@ -76,6 +76,8 @@ enum sn_resource_kind {
 	SN_KIND_REQUEST_AUTHENTICATION, /* (added) security.istio.io; docs/security.md (JWT) */
 	SN_KIND_CONFIG_MAP,             /* (added) v1 ConfigMap istio-system/istio: the mesh config
 					 * (extensionProviders); docs/security.md */
+	SN_KIND_SERVER,                 /* (added) policy.linkerd.io Server: a workload port (ratelimit.c) */
+	SN_KIND_RATE_LIMIT,             /* (added) policy.linkerd.io HTTPLocalRateLimitPolicy */
 	SN_KIND__COUNT,
 };
 
@@ -709,6 +711,39 @@ enum sn_mtls_mode sn_peer_auth_mode(const struct sn_peer_auth *pa, uint16_t port
 
 /* Immutable once built; shared by every worker thread and freed when the
  * last reference goes. */
+/* Linkerd's Server (policy.linkerd.io) on this proxy's workload, with its
+ * accessPolicy and the HTTPLocalRateLimitPolicy that targets it
+ * (src/config/ratelimit.c, src/proxy/filter_ratelimit.c). */
+enum sn_server_access {
+	SN_ACCESS_DENY = 0,          /* Linkerd's default */
+	SN_ACCESS_ALL_UNAUTHENTICATED,
+	SN_ACCESS_ALL_AUTHENTICATED,
+	SN_ACCESS_CLUSTER_UNAUTHENTICATED,
+	SN_ACCESS_CLUSTER_AUTHENTICATED,
+};
+
+const char *sn_server_access_str(enum sn_server_access a);
+
+struct sn_rl_override {
+	uint32_t rps;
+	char **clients;              /* "ns/sa" of ServiceAccounts */
+	size_t n_clients;
+};
+
+struct sn_server {
+	char *name;                  /* "ns/name" */
+	char *origin;                /* "Server ns/name, file:line" */
+	uint16_t port;               /* the workload's port */
+	enum sn_server_access access;
+	char *unenforceable;         /* fields Sinew does not know: every request denied */
+	/* HTTPLocalRateLimitPolicy: 0 when none */
+	char *rl_name;               /* "ns/name" of the policy, NULL when none */
+	char *rl_origin;             /* "HTTPLocalRateLimitPolicy ns/name, file:line" */
+	uint32_t rl_total, rl_identity;
+	struct sn_rl_override *rl_overrides;
+	size_t n_rl_overrides;
+};
+
 struct sn_snapshot {
 	long refs;                   /* atomic; use sn_snapshot_ref/unref */
 	uint64_t version;            /* set by the caller (reload counter) */
@@ -734,6 +769,8 @@ struct sn_snapshot {
 				      * request is refused 401 (fail closed) */
 	struct sn_ext_authz *ext_authz;  /* the mesh config's extensionProviders */
 	size_t n_ext_authz;
+	struct sn_server *servers;   /* Linkerd Servers that select this workload */
+	size_t n_servers;
 };
 
 /* The extension provider named name, or NULL. */

@@ -73,6 +73,7 @@ enum sn_counter {
 	SN_CTR_EXT_AUTHZ_DENIED,          /* ...{result="denied"}: the authorizer said no */
 	SN_CTR_EXT_AUTHZ_ERROR,           /* ...{result="error"}: no answer, denied (statusOnError) */
 	SN_CTR_EXT_AUTHZ_FAILED_OPEN,     /* ...{result="failed_open"}: no answer, allowed (failOpen) */
+	SN_CTR_RATE_LIMITED,              /* sinew_rate_limited_total (429 rate_limited, HTTPLocalRateLimitPolicy) */
 	SN_CTR__COUNT,
 };
 

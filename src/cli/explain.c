@@ -16,6 +16,7 @@
 #include "sinew/control.h"
 #include "../config/config_internal.h"
 #include "../proxy/proxy.h"
+#include "../proxy/exchange.h"
 
 #define MAX_HEADERS 64
 
@@ -517,6 +518,23 @@ static void judge_inbound(const struct explain *x, const struct sn_cluster *c, s
 			snprintf(v->why, sizeof(v->why), "%s", res.policy);
 	} else {
 		snprintf(v->why, sizeof(v->why), "%s", res.policy);
+		/* then Linkerd's Server of the port: access and rate limit */
+		const struct sn_server *sv = sn__server_for_port(t, ar.port);
+		const char *no = sv != NULL ? sn__server_refusal(sv, &ar) : NULL;
+		if (no != NULL) {
+			v->status = 403;
+			v->reason = sv->unenforceable ? "policy_unenforceable" : "rbac_denied";
+			snprintf(v->why, sizeof(v->why), "Server %s: %s", sv->name, no);
+		} else if (sv != NULL && sv->rl_name != NULL) {
+			size_t l = strlen(v->why);
+			snprintf(v->why + l, sizeof(v->why) - l, "; rate limited by HTTPLocalRateLimitPolicy %s (total %u/s, "
+				 "per identity %u/s, %zu override(s); 0: none): past them 429 rate_limited", sv->rl_name,
+				 sv->rl_total, sv->rl_identity, sv->n_rl_overrides);
+		}
+		if (sv != NULL && *n_origins < MAX_ORIGINS)
+			origins[(*n_origins)++] = sv->origin;
+		if (sv != NULL && sv->rl_origin != NULL && *n_origins < MAX_ORIGINS)
+			origins[(*n_origins)++] = sv->rl_origin;
 	}
 out:
 	v->snap = t;

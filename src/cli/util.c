@@ -325,6 +325,8 @@ void sn_cli_kind_resource(const char *kind, char *buf, size_t size)
 		{ "PeerAuthentication", "security.istio.io" },
 		{ "AuthorizationPolicy", "security.istio.io" },
 		{ "RequestAuthentication", "security.istio.io" },
+		{ "Server", "policy.linkerd.io" },
+		{ "HTTPLocalRateLimitPolicy", "policy.linkerd.io" },
 		{ "Telemetry", "telemetry.istio.io" },
 		{ "HTTPRoute", "gateway.networking.k8s.io" },
 		{ "GRPCRoute", "gateway.networking.k8s.io" },

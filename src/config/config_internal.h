@@ -341,6 +341,23 @@ struct cfg_dr *cfg_parse_destination_rule(struct cfg_ctx *c, const struct yn *sp
 struct cfg_authz *cfg_parse_authorization_policy(struct cfg_ctx *c, const struct yn *spec);
 struct cfg_peer_auth *cfg_parse_peer_authentication(struct cfg_ctx *c, const struct yn *spec);
 struct cfg_reqauthn *cfg_parse_request_authentication(struct cfg_ctx *c, const struct yn *spec);
+/* Linkerd's Server and HTTPLocalRateLimitPolicy as loaded (ratelimit.c). */
+struct cfg_server {
+	int has_selector;
+	struct sn_labels selector;   /* podSelector.matchLabels */
+	uint16_t port;               /* 0: by name */
+	char *port_name;
+	enum sn_server_access access;
+	int unenforceable;
+};
+struct cfg_rate_limit {
+	char *server;                /* targetRef.name: a Server of the same namespace */
+	uint32_t total, identity;    /* requestsPerSecond; 0: none */
+	struct sn_rl_override *overrides;
+	size_t n_overrides;
+};
+struct cfg_server *cfg_parse_server(struct cfg_ctx *c, const struct yn *spec);
+struct cfg_rate_limit *cfg_parse_rate_limit(struct cfg_ctx *c, const struct yn *spec, const char *ns);
 /* ConfigMap istio-system/istio (meshconfig.c): data, and the loaded text
  * data's positions point into (for where data.mesh's own text starts). */
 struct cfg_mesh *cfg_parse_config_map(struct cfg_ctx *c, const struct yn *data, const char *src, size_t src_len);

@@ -21,6 +21,8 @@ static const struct kind_alias aliases[SN_KIND__COUNT] = {
 	{ SN_KIND_SERVICE_ENTRY, "serviceentry", "serviceentries", "se" },
 	{ SN_KIND_REQUEST_AUTHENTICATION, "requestauthentication", "requestauthentications", "ra" },
 	{ SN_KIND_CONFIG_MAP, "configmap", "configmaps", "cm" },
+	{ SN_KIND_SERVER, "server", "servers", "srv" },
+	{ SN_KIND_RATE_LIMIT, "httplocalratelimitpolicy", "httplocalratelimitpolicies", "rl" },
 };
 
 int sn_kind_lookup(const char *name)

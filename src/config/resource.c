@@ -16,6 +16,8 @@ static const char *const kind_names[SN_KIND__COUNT] = {
 	[SN_KIND_SERVICE_ENTRY] = "ServiceEntry",
 	[SN_KIND_REQUEST_AUTHENTICATION] = "RequestAuthentication",
 	[SN_KIND_CONFIG_MAP] = "ConfigMap",
+	[SN_KIND_SERVER] = "Server",
+	[SN_KIND_RATE_LIMIT] = "HTTPLocalRateLimitPolicy",
 };
 
 const char *sn_resource_kind_str(enum sn_resource_kind k)
@@ -41,6 +43,11 @@ static const char *const istio_versions[] = {
 
 static const char *const security_versions[] = {
 	"security.istio.io/v1", "security.istio.io/v1beta1",
+};
+
+/* Linkerd's policy resources Sinew reads (ratelimit.c) */
+static const char *const linkerd_server_versions[] = {
+	"policy.linkerd.io/v1beta3", "policy.linkerd.io/v1beta2", "policy.linkerd.io/v1beta1",
 };
 
 static int is_security_kind(int k)
@@ -348,7 +355,8 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			c.name = NULL;
 			cfg_err(&c, kind_node,
 				"unknown kind \"%.64s\"; Sinew supports Service, WorkloadEntry, VirtualService, "
-				"DestinationRule, ServiceEntry, AuthorizationPolicy, PeerAuthentication and RequestAuthentication (other Istio and "
+				"DestinationRule, ServiceEntry, AuthorizationPolicy, PeerAuthentication, RequestAuthentication, "
+				"ConfigMap istio-system/istio, and Linkerd's Server and HTTPLocalRateLimitPolicy (other Istio and "
 				"Kubernetes kinds load with a warning)", kind);
 		}
 		cfg_path_pop(&c, pl);
@@ -362,6 +370,12 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 		for (size_t i = 0; i < SN_ARRAY_LEN(security_versions); i++)
 			if (!strcmp(api, security_versions[i]))
 				api_ok = 1;
+	} else if (k == SN_KIND_SERVER) {
+		for (size_t i = 0; i < SN_ARRAY_LEN(linkerd_server_versions); i++)
+			if (!strcmp(api, linkerd_server_versions[i]))
+				api_ok = 1;
+	} else if (k == SN_KIND_RATE_LIMIT) {
+		api_ok = !strcmp(api, "policy.linkerd.io/v1alpha1");
 	} else {
 		for (size_t i = 0; i < SN_ARRAY_LEN(istio_versions); i++)
 			if (!strcmp(api, istio_versions[i]))
@@ -372,6 +386,8 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 		cfg_err(&c, api_node, "apiVersion \"%.64s\" is not valid for kind %s; use %s", api, kind,
 			k == SN_KIND_SERVICE || k == SN_KIND_CONFIG_MAP ? "v1"
 			: is_security_kind(k) ? "security.istio.io/v1 (or v1beta1)"
+			: k == SN_KIND_SERVER ? "policy.linkerd.io/v1beta3 (or v1beta2, v1beta1)"
+			: k == SN_KIND_RATE_LIMIT ? "policy.linkerd.io/v1alpha1"
 					     : "networking.istio.io/v1 (or v1beta1, v1alpha3)");
 		cfg_path_pop(&c, pl);
 		return;
@@ -438,6 +454,12 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			break;
 		case SN_KIND_REQUEST_AUTHENTICATION:
 			body = cfg_parse_request_authentication(&c, spec);
+			break;
+		case SN_KIND_SERVER:
+			body = cfg_parse_server(&c, spec);
+			break;
+		case SN_KIND_RATE_LIMIT:
+			body = cfg_parse_rate_limit(&c, spec, m.namespace_);
 			break;
 		default:
 			break;

@@ -513,6 +513,34 @@ static void dump_security(const struct sn_snapshot *s, FILE *f)
 		fprintf(f, ",\"audiences\":%zu,\"forward_original_token\":%s}", r->n_audiences,
 			r->forward ? "true" : "false");
 	}
+	fputs("],\"servers\":[", f);
+	for (size_t i = 0; i < s->n_servers; i++) {
+		const struct sn_server *v = &s->servers[i];
+		fputs(i ? ",{\"name\":" : "{\"name\":", f);
+		json_str(f, v->name);
+		fputs(",\"origin\":", f);
+		json_str(f, v->origin);
+		fprintf(f, ",\"port\":%u,\"access_policy\":\"%s\"", v->port, sn_server_access_str(v->access));
+		if (v->unenforceable != NULL)
+			fputs(",\"unenforceable\":true", f);
+		if (v->rl_name != NULL) {
+			fputs(",\"rate_limit\":{\"name\":", f);
+			json_str(f, v->rl_name);
+			fprintf(f, ",\"total\":%u,\"identity\":%u,\"overrides\":[", v->rl_total, v->rl_identity);
+			for (size_t k = 0; k < v->n_rl_overrides; k++) {
+				fprintf(f, "%s{\"requests_per_second\":%u,\"clients\":[", k ? "," : "",
+					v->rl_overrides[k].rps);
+				for (size_t j = 0; j < v->rl_overrides[k].n_clients; j++) {
+					if (j)
+						fputc(',', f);
+					json_str(f, v->rl_overrides[k].clients[j]);
+				}
+				fputs("]}", f);
+			}
+			fputs("]}", f);
+		}
+		fputc('}', f);
+	}
 	fputc(']', f);
 }
 

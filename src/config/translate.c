@@ -1059,6 +1059,101 @@ static void build_jwt_rules(struct tr *t)
 	}
 }
 
+/* Linkerd's Servers of this workload (its namespace, podSelector on its
+ * labels), a named port resolved through its own WorkloadEntry, each with
+ * the first HTTPLocalRateLimitPolicy that targets it (Linkerd allows one;
+ * another is warned). */
+static void build_servers(struct tr *t)
+{
+	static const struct sn_labels no_labels;
+	const struct sn_labels *labels = t->id && t->id->labels ? t->id->labels : &no_labels;
+	size_t n = 0;
+	for (const struct sn_resource *r = t->set->head; r; r = r->next)
+		if (r->kind == SN_KIND_SERVER)
+			n++;
+	if (n == 0)
+		return;
+	t->s->servers = sn_arena_new_array(t->a, struct sn_server, n);
+	if (t->s->servers == NULL) {
+		t->oom = 1;
+		return;
+	}
+	const struct cfg_workload *self = NULL;
+	for (const struct sn_resource *r = t->set->head; r && t->id && t->id->workload; r = r->next)
+		if (r->kind == SN_KIND_WORKLOAD_ENTRY && !r->invalid && !strcmp(r->namespace_, t->ns) &&
+		    !strcmp(r->name, t->id->workload))
+			self = r->spec;
+	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
+		const struct cfg_server *cs = r->spec;
+		if (r->kind != SN_KIND_SERVER || r->invalid || cs == NULL || strcmp(r->namespace_, t->ns) != 0 ||
+		    !sn_labels_match(&cs->selector, labels))
+			continue;
+		struct sn_server *sv = &t->s->servers[t->s->n_servers];
+		memset(sv, 0, sizeof(*sv));
+		sv->name = sn_arena_printf(t->a, "%s/%s", r->namespace_, r->name);
+		sv->origin = sn_arena_printf(t->a, "Server %s/%s, %s:%d", r->namespace_, r->name, r->file, r->line);
+		sv->port = cs->port;
+		sv->access = cs->access;
+		if (cs->unenforceable)
+			sv->unenforceable = sv->name;
+		for (size_t i = 0; cs->port_name != NULL && self != NULL && i < self->n_ports; i++)
+			if (!strcmp(self->ports[i].name, cs->port_name))
+				sv->port = self->ports[i].port;
+		if (cs->port_name != NULL && sv->port == 0) {
+			tr_diag(t, SN_DIAG_WARNING, r, (struct cfg_loc){ 0, 0 }, "spec.port",
+				"port \"%s\" is not a port name of this workload's WorkloadEntry (%s): the Server selects "
+				"no port here", cs->port_name, t->id && t->id->workload ? t->id->workload : "none");
+			continue;
+		}
+		for (const struct sn_resource *q = t->set->head; q; q = q->next) {
+			const struct cfg_rate_limit *rl = q->spec;
+			if (q->kind != SN_KIND_RATE_LIMIT || q->invalid || rl == NULL || rl->server == NULL ||
+			    strcmp(q->namespace_, r->namespace_) || strcmp(rl->server, r->name))
+				continue;
+			if (sv->rl_name != NULL) {
+				tr_diag(t, SN_DIAG_WARNING, q, (struct cfg_loc){ 0, 0 }, "spec.targetRef",
+					"Server %s already has HTTPLocalRateLimitPolicy %s (a Server takes one, as in "
+					"Linkerd); this one is ignored", sv->name, sv->rl_name);
+				continue;
+			}
+			sv->rl_name = sn_arena_printf(t->a, "%s/%s", q->namespace_, q->name);
+			sv->rl_origin = sn_arena_printf(t->a, "HTTPLocalRateLimitPolicy %s/%s, %s:%d", q->namespace_, q->name,
+							q->file, q->line);
+			if (sv->rl_name == NULL || sv->rl_origin == NULL) {
+				t->oom = 1;
+				return;
+			}
+			sv->rl_total = rl->total;
+			sv->rl_identity = rl->identity;
+			if (rl->n_overrides > 0) {
+				sv->rl_overrides = sn_arena_new_array(t->a, struct sn_rl_override, rl->n_overrides);
+				if (sv->rl_overrides == NULL) {
+					t->oom = 1;
+					return;
+				}
+			}
+			for (size_t i = 0; i < rl->n_overrides; i++) {
+				const struct sn_rl_override *o = &rl->overrides[i];
+				struct sn_rl_override *d = &sv->rl_overrides[sv->n_rl_overrides++];
+				d->rps = o->rps;
+				d->clients = o->n_clients ? sn_arena_new_array(t->a, char *, o->n_clients) : NULL;
+				for (size_t k = 0; d->clients != NULL && k < o->n_clients; k++)
+					if ((d->clients[d->n_clients++] = sn_arena_strdup(t->a, o->clients[k])) == NULL)
+						t->oom = 1;
+				if (o->n_clients && d->clients == NULL)
+					t->oom = 1;
+			}
+			if (t->oom)
+				return;
+		}
+		if (sv->name == NULL || sv->origin == NULL) {
+			t->oom = 1;
+			return;
+		}
+		t->s->n_servers++;
+	}
+}
+
 /* The mesh config's extension providers (ConfigMap istio-system/istio),
  * each resolved to its service port's cluster; and every CUSTOM policy of
  * this proxy checked against them: a provider that is not defined, or
@@ -1237,6 +1332,8 @@ int sn_config_translate(const struct sn_config_set *set, const struct sn_proxy_i
 		build_jwt_rules(&t);
 	if (!t.oom)
 		build_ext_authz(&t);
+	if (!t.oom)
+		build_servers(&t);
 
 	if (!t.oom) {
 		t.s->clusters = sn_arena_new_array(t.a, struct sn_cluster, t.n_clusters ? t.n_clusters : 1);

@@ -719,6 +719,9 @@ static void closure_of(struct sn_mesh_proxy *px, struct closure *c)
 		     r->kind == SN_KIND_REQUEST_AUTHENTICATION) &&
 		    (!strcmp(r->ns, px->ns) || !strcmp(r->ns, SN_MESH_ROOT_NAMESPACE)))
 			add_res(c, i);
+		/* Linkerd's Servers and their rate limits: namespaced, no root */
+		if ((r->kind == SN_KIND_SERVER || r->kind == SN_KIND_RATE_LIMIT) && !strcmp(r->ns, px->ns))
+			add_res(c, i);
 		/* the mesh config (istio-system/istio) is every proxy's */
 		if (r->kind == SN_KIND_CONFIG_MAP)
 			add_res(c, i);

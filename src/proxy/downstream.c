@@ -314,7 +314,8 @@ static int tcp_allowed(struct sn_dconn *c, uint16_t port)
 	}
 	if (w->proxy->cp != NULL && !__atomic_load_n(&w->proxy->cp_synced, __ATOMIC_ACQUIRE))
 		return 0;
-	if (s == NULL || (s->n_authz == 0 && s->peer_auth.unenforceable == NULL))
+	const struct sn_server *sv = sn__server_for_port(s, port);
+	if (s == NULL || (s->n_authz == 0 && s->peer_auth.unenforceable == NULL && sv == NULL))
 		return 1;
 	struct sn_authz_request ar;
 	struct sn_authz_result res;
@@ -323,6 +324,13 @@ static int tcp_allowed(struct sn_dconn *c, uint16_t port)
 	sn__authz_peer(&ar, c->peer, c->peer_id, &peer);
 	ar.port = port;
 	sn_authz_check(s, &ar, &res);
+	const char *no = sv != NULL && res.decision == SN_AUTHZ_DECISION_ALLOW ? sn__server_refusal(sv, &ar) : NULL;
+	if (no != NULL) {
+		sn_metrics_add(w->metrics, SN_CTR_AUTHZ_DENY, 1);
+		sn_log(SN_LOG_INFO, "conn=%llu tcp from %s to port %u: denied by Server %s: %s", (unsigned long long)c->id,
+		       c->peer, port, sv->name, no);
+		return 0;
+	}
 	if (res.decision == SN_AUTHZ_DECISION_ALLOW) {
 		sn_metrics_add(w->metrics, SN_CTR_AUTHZ_ALLOW, 1);
 		return 1;

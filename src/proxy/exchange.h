@@ -235,6 +235,12 @@ void sn__h2u_close_all(struct sn_worker *w, struct sn_host *host);
  * for AuthorizationPolicy -- principal and namespace from its SPIFFE ID
  * (NULL over plaintext), the source address (parsed into storage). */
 void sn__authz_peer(struct sn_authz_request *ar, const char *peer, const char *peer_id, struct sn_addr *storage);
+/* The workload port an inbound request is for (the app port). */
+uint16_t sn__inbound_port(struct sn_exchange *ex);
+/* Linkerd's Server for a workload port, or NULL; why its accessPolicy
+ * refuses a client (NULL: it lets it in). filter_ratelimit.c. */
+const struct sn_server *sn__server_for_port(const struct sn_snapshot *s, uint16_t port);
+const char *sn__server_refusal(const struct sn_server *sv, const struct sn_authz_request *ar);
 
 /* grpc.c */
 /* Whether the head has a field name (case-insensitive); its value in *value. */

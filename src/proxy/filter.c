@@ -1,7 +1,8 @@
 /* The filter chain's order (filter.h). RequestAuthentication first (an
  * invalid token is 401 before anything; a valid one is what
  * AuthorizationPolicy's requestPrincipals see), then authorization: a
- * request a policy denies is never delayed or aborted by a fault. CORS
+ * request a policy denies is never delayed or aborted by a fault. Linkerd's
+ * Server and rate limit after it: a denied request takes no token. CORS
  * before faults: a preflight is the proxy's to answer. Header operations
  * after the fault (an aborted request goes nowhere), and so the mirror (an
  * aborted request is not copied). Telemetry last: its done hook sees what
@@ -11,6 +12,7 @@
 const struct sn_filter *const sn_filter_chain[] = {
 	&sn_filter_jwt,
 	&sn_filter_authz,
+	&sn_filter_ratelimit,
 	&sn_filter_cors,
 	&sn_filter_fault,
 	&sn_filter_headers,

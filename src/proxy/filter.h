@@ -76,6 +76,7 @@ extern const struct sn_filter *const sn_filter_chain[];
 /* The filters of today. */
 extern const struct sn_filter sn_filter_jwt;         /* filter_jwt.c: RequestAuthentication, inbound */
 extern const struct sn_filter sn_filter_authz;       /* filter_authz.c: AuthorizationPolicy, inbound */
+extern const struct sn_filter sn_filter_ratelimit;   /* filter_ratelimit.c: Linkerd Server and rate limit, inbound */
 /* filter_extauthz.c: a CUSTOM policy's provider asked, for filter_authz.c.
  * start: SN_FILTER_PAUSED while it is asked, ANSWERED when it denied at
  * once, NEXT when allowed at once (failOpen); verdict, once resumed: NEXT

@@ -28,11 +28,22 @@ void sn__authz_peer(struct sn_authz_request *ar, const char *peer, const char *p
 		ar->source = (const struct sockaddr *)&storage->ss;
 }
 
+uint16_t sn__inbound_port(struct sn_exchange *ex)
+{
+	const struct sockaddr_storage *app = &sn_fx_worker(ex)->proxy->opt.app.ss;
+	if (sn_fx_app_port(ex))
+		return sn_fx_app_port(ex);
+	if (app->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)app)->sin_port);
+	if (app->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)app)->sin6_port);
+	return 0;
+}
+
 static enum sn_filter_verdict authz_request(struct sn_exchange *ex)
 {
 	struct sn_worker *w = sn_fx_worker(ex);
 	const struct sn_snapshot *s = w->snap;
-	const struct sockaddr_storage *app = &w->proxy->opt.app.ss;
 	const struct sn_h1_request *rq = sn_fx_request(ex);
 	uint64_t *st = sn_fx_state(ex);
 	struct sn_authz_request ar;
@@ -50,12 +61,7 @@ static enum sn_filter_verdict authz_request(struct sn_exchange *ex)
 		ar.custom_allowed = 1;
 	}
 	sn__authz_peer(&ar, sn_fx_peer(ex), sn_fx_peer_id(ex), &peer);
-	if (sn_fx_app_port(ex))
-		ar.port = sn_fx_app_port(ex);
-	else if (app->ss_family == AF_INET)
-		ar.port = ntohs(((const struct sockaddr_in *)app)->sin_port);
-	else if (app->ss_family == AF_INET6)
-		ar.port = ntohs(((const struct sockaddr_in6 *)app)->sin6_port);
+	ar.port = sn__inbound_port(ex);
 	ar.host = rq->authority;
 	ar.method = rq->method;
 	ar.path = rq->path;

@@ -200,6 +200,8 @@ static const struct {
 		"Requests not mirrored: body still streaming or too large, HTTP/2 mirror, no endpoint, limits.", 0 },
 	[SN_CTR_AUTHZ_ALLOW] = { "sinew_authz_allow_total",
 		"Inbound requests allowed by AuthorizationPolicy evaluation.", 0 },
+	[SN_CTR_RATE_LIMITED] = { "sinew_rate_limited_total",
+		"Inbound requests refused 429 rate_limited by an HTTPLocalRateLimitPolicy.", 0 },
 	[SN_CTR_AUTHZ_DENY] = { "sinew_authz_deny_total",
 		"Inbound requests denied by AuthorizationPolicy (403, rbac_denied).", 0 },
 	[SN_CTR_TCP_OUTBOUND_CX] = { "sinew_tcp_outbound_connections_total",

@@ -309,8 +309,13 @@ class PushTest(unittest.TestCase):
         self.assertFalse(registered(), "still registered %.1f s after SIGSTOP" % gone_after)
         self.assertLess(gone_after, 12.5)
         self.assertGreater(gone_after, 8.0)
-        # A got the removal: no endpoint for reviews any more
+        # A gets the removal (pushed once sinewd drops the entry): no
+        # endpoint for reviews any more
+        deadline = time.time() + 2
         r = get(a.outbound_port, "reviews:9080")
+        while r.status != 503 and time.time() < deadline:
+            time.sleep(0.05)
+            r = get(a.outbound_port, "reviews:9080")
         self.assertEqual(r.status, 503, r.body)
         # B is alive again and reconnects: registered again, reachable
         deadline = time.time() + 10
