@@ -10,10 +10,12 @@
  * overlong form, surrogate, > U+10FFFF, cut-off sequence) becomes U+FFFD
  * (written as the three bytes EF BF BD). '"' and '\\' are escaped, control
  * characters below 0x20 become \b \f \n \r \t or \u00XX. Nothing else is
- * escaped. Used by the access log; meant for the config module too. */
+ * escaped. The one rule for every JSON the tree writes: the access log,
+ * /config_dump, the admin and control APIs, the CLI's reports. */
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sinew/common.h"
 
@@ -53,6 +55,11 @@ int sn_json_out_str(struct sn_json_out *o, const char *s, size_t n, size_t max);
  * before the first escape or UTF-8 sequence that would not fit in cap.
  * Returns bytes written; *consumed (may be NULL) gets input bytes used. */
 size_t sn_json_escape(char *dst, size_t cap, const char *s, size_t n, size_t *consumed);
+
+/* s (n bytes) as a quoted JSON string on f, escaped as above. The cstr
+ * form writes null for NULL. */
+void sn_json_fput_str(FILE *f, const char *s, size_t n);
+void sn_json_fput_cstr(FILE *f, const char *s);
 
 /* Length of the valid UTF-8 sequence at p (1 to 4), or 0 if the byte at p
  * does not start one that is complete within n bytes. n must be > 0. */

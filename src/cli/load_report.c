@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "sinew/common.h"
+#include "sinew/json.h"
 #include "load.h"
 
 static const struct {
@@ -98,27 +99,12 @@ static void json_hist(FILE *f, const char *key, const struct sn_hist *h)
 
 /* The URL and method were validated (token, no quotes or controls) except
  * the URL's path; escape the two characters JSON cares about. */
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
-}
-
 void sn_load_report_json(FILE *f, const struct sn_load_opts *o, const struct sn_load_result *r)
 {
 	fprintf(f, "{\n  \"url\": ");
-	json_str(f, o->url);
+	sn_json_fput_cstr(f, o->url);
 	fprintf(f, ",\n  \"method\": ");
-	json_str(f, o->method);
+	sn_json_fput_cstr(f, o->method);
 	fprintf(f, ",\n  \"connections\": %u,\n  \"h2_streams\": %u,\n  \"target_qps\": %.3f,\n", o->connections,
 		o->h2_streams, o->qps);
 	fprintf(f, "  \"duration_s\": %.3f,\n  \"body_size\": %zu,\n", (double)o->duration_ns / 1e9, o->body_size);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config_internal.h"
+#include "sinew/json.h"
 
 const char *sn_lb_policy_str(enum sn_lb_policy p)
 {
@@ -161,30 +162,6 @@ const struct sn_vhost *sn_snapshot_find_vhost(const struct sn_snapshot *s, struc
 
 /* ---- JSON dump ------------------------------------------------------ */
 
-static void json_str(FILE *f, const char *s)
-{
-	if (s == NULL) {
-		fputs("null", f);
-		return;
-	}
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"': fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\r': fputs("\\r", f); break;
-		case '\t': fputs("\\t", f); break;
-		default:
-			if (*p < 0x20 || *p == 0x7f)
-				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
-		}
-	}
-	fputc('"', f);
-}
-
 static const char *match_kind_str(enum sn_str_match_kind k)
 {
 	switch (k) {
@@ -203,12 +180,12 @@ static void dump_str_match(FILE *f, const char *key, const struct sn_str_match *
 		return;
 	fprintf(f, "%s", *first ? "" : ",");
 	*first = 0;
-	json_str(f, key);
+	sn_json_fput_cstr(f, key);
 	fprintf(f, ":{\"%s\":", match_kind_str(m->kind));
 	if (m->kind == SN_MATCH_PRESENT)
 		fputs("true", f);
 	else
-		json_str(f, m->value);
+		sn_json_fput_cstr(f, m->value);
 	if (m->ignore_case)
 		fputs(",\"ignore_case\":true", f);
 	fputc('}', f);
@@ -220,13 +197,13 @@ static void dump_kv(FILE *f, const char *key, const struct sn_kv_match *kv, size
 		return;
 	fprintf(f, "%s", *first ? "" : ",");
 	*first = 0;
-	json_str(f, key);
+	sn_json_fput_cstr(f, key);
 	fputs(":{", f);
 	for (size_t i = 0; i < n; i++) {
 		int inner = 1;
 		if (i)
 			fputc(',', f);
-		json_str(f, kv[i].name);
+		sn_json_fput_cstr(f, kv[i].name);
 		fputc(':', f);
 		fputc('{', f);
 		struct sn_str_match m = kv[i].m;
@@ -244,14 +221,14 @@ static void dump_ops_list(FILE *f, const char *key, const struct sn_header_op *o
 		return;
 	fprintf(f, "%s", *first ? "" : ",");
 	*first = 0;
-	json_str(f, key);
+	sn_json_fput_cstr(f, key);
 	fputs(":[", f);
 	for (size_t i = 0; i < n; i++) {
 		fputs(i ? ",{\"name\":" : "{\"name\":", f);
-		json_str(f, ops[i].name);
+		sn_json_fput_cstr(f, ops[i].name);
 		if (ops[i].value) {
 			fputs(",\"value\":", f);
-			json_str(f, ops[i].value);
+			sn_json_fput_cstr(f, ops[i].value);
 		}
 		fputc('}', f);
 	}
@@ -263,7 +240,7 @@ static void dump_ops(FILE *f, const char *key, const struct sn_header_ops *o)
 	if (o->n_set + o->n_add + o->n_remove == 0)
 		return;
 	fputc(',', f);
-	json_str(f, key);
+	sn_json_fput_cstr(f, key);
 	fputs(":{", f);
 	int first = 1;
 	dump_ops_list(f, "set", o->set, o->n_set, &first);
@@ -275,9 +252,9 @@ static void dump_ops(FILE *f, const char *key, const struct sn_header_ops *o)
 static void dump_route(FILE *f, const struct sn_snapshot *s, const struct sn_http_route *r)
 {
 	fputs("{\"name\":", f);
-	json_str(f, r->name);
+	sn_json_fput_cstr(f, r->name);
 	fputs(",\"origin\":", f);
-	json_str(f, r->origin);
+	sn_json_fput_cstr(f, r->origin);
 	fputs(",\"match\":[", f);
 	for (size_t i = 0; i < r->n_matches; i++) {
 		const struct sn_route_match *m = &r->matches[i];
@@ -285,7 +262,7 @@ static void dump_route(FILE *f, const struct sn_snapshot *s, const struct sn_htt
 		fputs(i ? ",{" : "{", f);
 		if (m->name) {
 			fputs("\"name\":", f);
-			json_str(f, m->name);
+			sn_json_fput_cstr(f, m->name);
 			first = 0;
 		}
 		dump_str_match(f, "uri", &m->uri, &first);
@@ -303,7 +280,7 @@ static void dump_route(FILE *f, const struct sn_snapshot *s, const struct sn_htt
 	for (size_t i = 0; i < r->n_dests; i++) {
 		const struct sn_route_dest *d = &r->dests[i];
 		fprintf(f, "%s{\"cluster\":", i ? "," : "");
-		json_str(f, d->cluster < s->n_clusters ? s->clusters[d->cluster].name : NULL);
+		sn_json_fput_cstr(f, d->cluster < s->n_clusters ? s->clusters[d->cluster].name : NULL);
 		fprintf(f, ",\"weight\":%u", d->weight);
 		dump_ops(f, "request_headers", &d->request_ops);
 		dump_ops(f, "response_headers", &d->response_ops);
@@ -333,22 +310,22 @@ static void dump_route(FILE *f, const struct sn_snapshot *s, const struct sn_htt
 	dump_ops(f, "response_headers", &r->response_ops);
 	if (r->rewrite_uri) {
 		fputs(",\"rewrite_uri\":", f);
-		json_str(f, r->rewrite_uri);
+		sn_json_fput_cstr(f, r->rewrite_uri);
 	}
 	if (r->rewrite_authority) {
 		fputs(",\"rewrite_authority\":", f);
-		json_str(f, r->rewrite_authority);
+		sn_json_fput_cstr(f, r->rewrite_authority);
 	}
 	if (r->direct_status) {
 		fprintf(f, ",\"direct_response\":{\"status\":%d,\"body\":", r->direct_status);
-		json_str(f, r->direct_body);
+		sn_json_fput_cstr(f, r->direct_body);
 		fputc('}', f);
 	}
 	if (r->n_mirrors) {
 		fputs(",\"mirrors\":[", f);
 		for (size_t i = 0; i < r->n_mirrors; i++) {
 			fputs(i ? ",{\"cluster\":" : "{\"cluster\":", f);
-			json_str(f, r->mirrors[i].cluster < s->n_clusters ? s->clusters[r->mirrors[i].cluster].name : NULL);
+			sn_json_fput_cstr(f, r->mirrors[i].cluster < s->n_clusters ? s->clusters[r->mirrors[i].cluster].name : NULL);
 			fprintf(f, ",\"percent\":%g}", r->mirrors[i].percent);
 		}
 		fputc(']', f);
@@ -368,12 +345,12 @@ static void dump_authz_strs(FILE *f, const char *name, const char *not_name, con
 			continue;
 		fputs(*first ? "" : ",", f);
 		*first = 0;
-		json_str(f, k ? not_name : name);
+		sn_json_fput_cstr(f, k ? not_name : name);
 		fputs(":[", f);
 		for (size_t i = 0; i < ns[k]; i++) {
 			if (i)
 				fputc(',', f);
-			json_str(f, lists[k][i].raw);
+			sn_json_fput_cstr(f, lists[k][i].raw);
 		}
 		fputc(']', f);
 	}
@@ -389,12 +366,12 @@ static void dump_authz_cidrs(FILE *f, const char *name, const char *not_name, co
 			continue;
 		fputs(*first ? "" : ",", f);
 		*first = 0;
-		json_str(f, k ? not_name : name);
+		sn_json_fput_cstr(f, k ? not_name : name);
 		fputs(":[", f);
 		for (size_t i = 0; i < ns[k]; i++) {
 			if (i)
 				fputc(',', f);
-			json_str(f, lists[k][i].raw);
+			sn_json_fput_cstr(f, lists[k][i].raw);
 		}
 		fputc(']', f);
 	}
@@ -446,7 +423,7 @@ static void dump_authz_rule(FILE *f, const struct sn_authz_rule *r)
 		const struct sn_authz_condition *w = &r->when[i];
 		int first = 0;
 		fputs(i ? ",{\"key\":" : "{\"key\":", f);
-		json_str(f, w->key);
+		sn_json_fput_cstr(f, w->key);
 		dump_authz_strs(f, "values", "notValues", &w->strs, &first);
 		dump_authz_cidrs(f, "values", "notValues", &w->cidrs, &first);
 		dump_authz_ports(f, "values", "notValues", &w->ports, &first);
@@ -461,15 +438,15 @@ static void dump_security(const struct sn_snapshot *s, FILE *f)
 	for (size_t i = 0; i < s->n_authz; i++) {
 		const struct sn_authz_policy *p = &s->authz[i];
 		fputs(i ? ",{\"name\":" : "{\"name\":", f);
-		json_str(f, p->name);
+		sn_json_fput_cstr(f, p->name);
 		fputs(",\"origin\":", f);
-		json_str(f, p->origin);
+		sn_json_fput_cstr(f, p->origin);
 		fprintf(f, ",\"action\":\"%s\"", sn_authz_action_str(p->action));
 		if (p->unenforceable)
 			fputs(",\"unenforceable\":true", f);
 		if (p->provider != NULL) {
 			fputs(",\"provider\":", f);
-			json_str(f, p->provider);
+			sn_json_fput_cstr(f, p->provider);
 		}
 		fputs(",\"rules\":[", f);
 		for (size_t r = 0; r < p->n_rules; r++) {
@@ -482,22 +459,22 @@ static void dump_security(const struct sn_snapshot *s, FILE *f)
 	const struct sn_peer_auth *pa = &s->peer_auth;
 	fprintf(f, "],\"peer_authentication\":{\"mode\":\"%s\",\"origin\":",
 		sn_mtls_mode_str(pa->mode == SN_MTLS_UNSET ? SN_MTLS_PERMISSIVE : pa->mode));
-	json_str(f, pa->origin ? pa->origin : "default");
+	sn_json_fput_cstr(f, pa->origin ? pa->origin : "default");
 	fputs(",\"ports\":[", f);
 	for (size_t i = 0; i < pa->n_ports; i++) {
 		fprintf(f, "%s{\"port\":%u,\"mode\":\"%s\",\"origin\":", i ? "," : "", pa->ports[i].port,
 			sn_mtls_mode_str(pa->ports[i].mode));
-		json_str(f, pa->ports[i].origin);
+		sn_json_fput_cstr(f, pa->ports[i].origin);
 		fputc('}', f);
 	}
 	fputc(']', f);
 	if (pa->unenforceable != NULL) {   /* fail closed: names the policy */
 		fputs(",\"unenforceable\":", f);
-		json_str(f, pa->unenforceable);
+		sn_json_fput_cstr(f, pa->unenforceable);
 	}
 	if (s->jwt_unenforceable != NULL) {
 		fputs("},\"request_authentication_unenforceable\":", f);
-		json_str(f, s->jwt_unenforceable);
+		sn_json_fput_cstr(f, s->jwt_unenforceable);
 		fputs(",\"request_authentication\":[", f);
 	} else {
 		fputs("},\"request_authentication\":[", f);
@@ -505,11 +482,11 @@ static void dump_security(const struct sn_snapshot *s, FILE *f)
 	for (size_t i = 0; i < s->n_jwt_rules; i++) {
 		const struct sn_jwt_rule *r = &s->jwt_rules[i];
 		fputs(i ? ",{\"issuer\":" : "{\"issuer\":", f);
-		json_str(f, r->issuer);
+		sn_json_fput_cstr(f, r->issuer);
 		fputs(",\"origin\":", f);
-		json_str(f, r->origin);
+		sn_json_fput_cstr(f, r->origin);
 		fprintf(f, ",\"keys\":%zu,\"jwks_uri\":", r->n_keys);
-		json_str(f, r->jwks_uri);
+		sn_json_fput_cstr(f, r->jwks_uri);
 		fprintf(f, ",\"audiences\":%zu,\"forward_original_token\":%s}", r->n_audiences,
 			r->forward ? "true" : "false");
 	}
@@ -517,15 +494,15 @@ static void dump_security(const struct sn_snapshot *s, FILE *f)
 	for (size_t i = 0; i < s->n_servers; i++) {
 		const struct sn_server *v = &s->servers[i];
 		fputs(i ? ",{\"name\":" : "{\"name\":", f);
-		json_str(f, v->name);
+		sn_json_fput_cstr(f, v->name);
 		fputs(",\"origin\":", f);
-		json_str(f, v->origin);
+		sn_json_fput_cstr(f, v->origin);
 		fprintf(f, ",\"port\":%u,\"access_policy\":\"%s\"", v->port, sn_server_access_str(v->access));
 		if (v->unenforceable != NULL)
 			fputs(",\"unenforceable\":true", f);
 		if (v->rl_name != NULL) {
 			fputs(",\"rate_limit\":{\"name\":", f);
-			json_str(f, v->rl_name);
+			sn_json_fput_cstr(f, v->rl_name);
 			fprintf(f, ",\"total\":%u,\"identity\":%u,\"overrides\":[", v->rl_total, v->rl_identity);
 			for (size_t k = 0; k < v->n_rl_overrides; k++) {
 				fprintf(f, "%s{\"requests_per_second\":%u,\"clients\":[", k ? "," : "",
@@ -533,7 +510,7 @@ static void dump_security(const struct sn_snapshot *s, FILE *f)
 				for (size_t j = 0; j < v->rl_overrides[k].n_clients; j++) {
 					if (j)
 						fputc(',', f);
-					json_str(f, v->rl_overrides[k].clients[j]);
+					sn_json_fput_cstr(f, v->rl_overrides[k].clients[j]);
 				}
 				fputs("]}", f);
 			}
@@ -547,35 +524,35 @@ static void dump_security(const struct sn_snapshot *s, FILE *f)
 void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 {
 	fprintf(f, "{\"version\":%llu,\"source\":", (unsigned long long)s->version);
-	json_str(f, s->source);
+	sn_json_fput_cstr(f, s->source);
 	fputs(",\"namespace\":", f);
-	json_str(f, s->identity_namespace);
+	sn_json_fput_cstr(f, s->identity_namespace);
 	fputs(",\"services\":[", f);
 	for (size_t i = 0; i < s->n_services; i++) {
 		const struct sn_service *v = &s->services[i];
 		fputs(i ? ",{\"fqdn\":" : "{\"fqdn\":", f);
-		json_str(f, v->fqdn);
+		sn_json_fput_cstr(f, v->fqdn);
 		fputs(",\"ports\":[", f);
 		for (size_t p = 0; p < v->n_ports; p++) {
 			fputs(p ? ",{\"name\":" : "{\"name\":", f);
-			json_str(f, v->ports[p].name);
+			sn_json_fput_cstr(f, v->ports[p].name);
 			fprintf(f, ",\"port\":%u,\"target_port\":%u,\"protocol\":", v->ports[p].port,
 				v->ports[p].target_port);
-			json_str(f, v->ports[p].protocol);
+			sn_json_fput_cstr(f, v->ports[p].protocol);
 			fputc('}', f);
 		}
 		fputc(']', f);
 		if (v->service_entry != NULL) {
 			fputs(",\"service_entry\":", f);
-			json_str(f, v->service_entry);
+			sn_json_fput_cstr(f, v->service_entry);
 			fputs(",\"resolution\":", f);
-			json_str(f, v->resolution);
+			sn_json_fput_cstr(f, v->resolution);
 			fprintf(f, ",\"location\":\"%s\",\"addresses\":[",
 				v->mesh_internal ? "MESH_INTERNAL" : "MESH_EXTERNAL");
 			for (size_t k = 0; k < v->n_addresses; k++) {
 				if (k)
 					fputc(',', f);
-				json_str(f, v->addresses[k]);
+				sn_json_fput_cstr(f, v->addresses[k]);
 			}
 			fputc(']', f);
 		}
@@ -585,11 +562,11 @@ void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 	for (size_t i = 0; i < s->n_clusters; i++) {
 		const struct sn_cluster *c = &s->clusters[i];
 		fputs(i ? ",{\"name\":" : "{\"name\":", f);
-		json_str(f, c->name);
+		sn_json_fput_cstr(f, c->name);
 		fputs(",\"service\":", f);
-		json_str(f, c->service);
+		sn_json_fput_cstr(f, c->service);
 		fprintf(f, ",\"port\":%u,\"subset\":", c->port);
-		json_str(f, c->subset);
+		sn_json_fput_cstr(f, c->subset);
 		fprintf(f, ",\"protocol\":\"%s\"", c->http2 ? "HTTP/2" : "HTTP/1.1");
 		if (c->outlier.enabled)
 			fprintf(f, ",\"outlier_detection\":{\"consecutive_5xx\":%u,\"consecutive_gateway\":%u,"
@@ -605,13 +582,13 @@ void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 		for (size_t e = 0; e < c->n_endpoints; e++) {
 			const struct sn_endpoint *ep = &c->endpoints[e];
 			fputs(e ? ",{\"address\":" : "{\"address\":", f);
-			json_str(f, ep->address);
+			sn_json_fput_cstr(f, ep->address);
 			fputs(",\"workload\":", f);
-			json_str(f, ep->workload);
+			sn_json_fput_cstr(f, ep->workload);
 			fputs(",\"version\":", f);
-			json_str(f, ep->version);
+			sn_json_fput_cstr(f, ep->version);
 			fputs(",\"service_account\":", f);
-			json_str(f, ep->service_account);
+			sn_json_fput_cstr(f, ep->service_account);
 			fprintf(f, ",\"weight\":%u}", ep->weight);
 		}
 		fputs("]}", f);
@@ -620,7 +597,7 @@ void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 	for (size_t i = 0; i < s->n_vhosts; i++) {
 		const struct sn_vhost *v = &s->vhosts[i];
 		fputs(i ? ",{\"host\":" : "{\"host\":", f);
-		json_str(f, v->host);
+		sn_json_fput_cstr(f, v->host);
 		fprintf(f, ",\"port\":%u,\"routes\":[", v->port);
 		for (size_t r = 0; r < v->n_routes; r++) {
 			if (r)

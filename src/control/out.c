@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sinew/control.h"
+#include "sinew/json.h"
 
 static int reserve(struct sn_out *o, size_t n)
 {
@@ -62,80 +63,20 @@ void sn_out_printf(struct sn_out *o, const char *fmt, ...)
 	o->len += (size_t)n;
 }
 
-/* Length of the valid UTF-8 sequence at p, 0 if none. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-	unsigned char c = p[0];
-	size_t k;
-	uint32_t cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		k = 1;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		k = 2;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		k = 3;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (k >= n)
-		return 0;
-	for (size_t i = 1; i <= k; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return k + 1;
-}
-
+/* Escaped by the tree's one rule (sinew/json.h), straight into the
+ * buffer, a slice at a time (at most 6 bytes out per byte in). */
 void sn_out_json_str(struct sn_out *o, const char *s, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	if (reserve(o, n + 2) != 0)
-		return;
 	sn_out_raw(o, "\"", 1);
-	size_t i = 0;
-	while (i < n && !o->failed) {
-		size_t run = i;
-		while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
-			run++;
-		if (run > i) {
-			sn_out_raw(o, s + i, run - i);
-			i = run;
-			continue;
-		}
-		unsigned char c = p[i];
-		char esc[8];
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			sn_out_raw(o, esc, 2);
-			i++;
-		} else if (c < 0x20) {
-			const char *named = c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
-			if (named != NULL) {
-				sn_out_raw(o, named, 2);
-			} else {
-				snprintf(esc, sizeof(esc), "\\u%04x", c);
-				sn_out_raw(o, esc, 6);
-			}
-			i++;
-		} else {
-			size_t k = utf8_len(p + i, n - i);
-			if (k == 0) {
-				sn_out_raw(o, "\xef\xbf\xbd", 3);
-				i++;
-			} else {
-				sn_out_raw(o, s + i, k);
-				i += k;
-			}
-		}
+	while (n > 0 && !o->failed) {
+		/* the escaper stops before what does not fit, never inside a
+		 * sequence: room for a slice of output, all of the input */
+		size_t room = SN_MIN(n, (size_t)4096) * 6, used = 0;
+		if (reserve(o, room) != 0)
+			return;
+		o->len += sn_json_escape(o->p + o->len, room, s, n, &used);
+		s += used;
+		n -= used;
 	}
 	sn_out_raw(o, "\"", 1);
 }

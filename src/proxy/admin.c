@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "sinew/log.h"
+#include "sinew/json.h"
 #include "proxy.h"
 
 #define ADMIN_MAX_CONNS 64
@@ -57,31 +58,6 @@ static void on_admin_timeout(struct sn_loop *loop, struct sn_timer *t)
 
 /* ---- identity: GET /identity and the certificate-expiry gauge ---- */
 
-static void json_str(FILE *f, const char *s, size_t n)
-{
-	fputc('"', f);
-	for (const unsigned char *c = (const unsigned char *)s; n > 0; c++, n--) {
-		switch (*c) {
-		case '"': fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\r': fputs("\\r", f); break;
-		case '\t': fputs("\\t", f); break;
-		default:
-			if (*c < 0x20 || *c == 0x7f)
-				fprintf(f, "\\u%04x", *c);
-			else
-				fputc(*c, f);
-		}
-	}
-	fputc('"', f);
-}
-
-static void json_cstr(FILE *f, const char *s)
-{
-	json_str(f, s, strlen(s));
-}
-
 /* A Prometheus label value: \\, \" and \n escaped (text format 0.0.4). */
 static void prom_str(FILE *f, const char *s)
 {
@@ -109,17 +85,17 @@ static void json_cert(FILE *f, const struct sn_tls_ctx_info *in, const struct sn
 	int root = c->kind == SN_TLS_CERT_ROOT;
 
 	fprintf(f, "{\"kind\":\"%s\",\"subject\":", sn_tls_cert_kind_str(c->kind));
-	json_cstr(f, c->subject);
+	sn_json_fput_cstr(f, c->subject);
 	if (!root) {
 		fputs(",\"issuer\":", f);
-		json_cstr(f, c->issuer);
+		sn_json_fput_cstr(f, c->issuer);
 		fprintf(f, ",\"serial\":\"%s\",\"not_before\":%" PRId64, c->serial, c->not_before);
 	}
 	fprintf(f, ",\"not_after\":%" PRId64 ",\"sha256\":\"%s\"", c->not_after, c->sha256);
 	if (!root) {
 		fputs(",\"pem\":", f);
 		if (c->pem_len > 0)
-			json_str(f, in->chain_pem + c->pem_off, c->pem_len);
+			sn_json_fput_str(f, in->chain_pem + c->pem_off, c->pem_len);
 		else
 			fputs("null", f);
 	}
@@ -145,9 +121,9 @@ static int render_identity(struct sn_proxy *p, FILE *f)
 		return 503;
 	}
 	fputs("{\"mtls\":true,\"spiffe_id\":", f);
-	json_cstr(f, in->spiffe_id);
+	sn_json_fput_cstr(f, in->spiffe_id);
 	fputs(",\"trust_domain\":", f);
-	json_cstr(f, in->trust_domain);
+	sn_json_fput_cstr(f, in->trust_domain);
 	fprintf(f, ",\"generation\":%" PRIu64 ",\"chain\":[", in->generation);
 	for (size_t i = 0; i < in->n_chain; i++) {
 		if (i)

@@ -115,23 +115,16 @@ static void sb_lit(struct sb *b, const char *s)
 	sb_put(b, s, strlen(s));
 }
 
-/* A JSON string, escaped. */
+/* A JSON string, escaped by the tree's one rule (sinew/json.h). */
 static void sb_str(struct sb *b, const char *s, size_t n)
 {
+	char buf[512];
 	sb_put(b, "\"", 1);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		char esc[8];
-		if (ch == '"' || ch == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)ch;
-			sb_put(b, esc, 2);
-		} else if (ch < 0x20) {
-			snprintf(esc, sizeof(esc), "\\u%04x", ch);
-			sb_put(b, esc, 6);
-		} else {
-			sb_put(b, (const char *)&s[i], 1);
-		}
+	while (n > 0) {
+		size_t used = 0, w = sn_json_escape(buf, sizeof(buf), s, n, &used);
+		sb_put(b, buf, w);
+		s += used;
+		n -= used;
 	}
 	sb_put(b, "\"", 1);
 }

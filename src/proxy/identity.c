@@ -29,6 +29,7 @@
 #include "sinew/log.h"
 #include "sinew/tls_stream.h"
 #include "sinew/xds.h"
+#include "sinew/json.h"
 #include "proxy.h"
 
 #define RETRY_MS 2000
@@ -138,23 +139,6 @@ int sn_ident_cp_tls(struct sn_proxy *p, struct sn_xds_tls *out)
 
 /* ---- sending ------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", f);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static int send_text(struct sn_proxy *p, char *buf, size_t len)
 {
 	int rc = sn_cp_send_raw(p, buf, len);
@@ -213,19 +197,19 @@ static void send_csr(struct sn_proxy *p, int with_token)
 		return;
 	}
 	fputs("{\"type\":\"csr\",\"csr\":", f);
-	json_str(f, csr);
+	sn_json_fput_cstr(f, csr);
 	if (with_token) {
 		fputs(",\"token\":", f);
-		json_str(f, p->opt.token);
+		sn_json_fput_cstr(f, p->opt.token);
 	} else if (id->key != NULL && id->chain != NULL) {
 		/* For when the link outlived the certificate it was opened
 		 * with: sinewd then takes this proof of the current one. */
 		char *sig = renewal_signature(id->key, csr, csr_len);
 		if (sig != NULL) {
 			fputs(",\"certificate\":", f);
-			json_str(f, id->chain);
+			sn_json_fput_cstr(f, id->chain);
 			fputs(",\"signature\":", f);
-			json_str(f, sig);
+			sn_json_fput_cstr(f, sig);
 			free(sig);
 		}
 	}

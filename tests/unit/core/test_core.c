@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "sinew/arena.h"
+#include "sinew/json.h"
 #include "sinew/buf.h"
 #include "sinew/loop.h"
 
@@ -166,6 +167,31 @@ static void test_arena(void **state)
 	sn_arena_free(&a);
 }
 
+/* The one JSON string writer (sinew/json.h) on a FILE: escapes, strict
+ * UTF-8 (a bad byte becomes U+FFFD), a sequence longer than one chunk of
+ * its buffer kept whole, NULL as null. */
+static void test_json_fput(void **state)
+{
+	(void)state;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	sn_json_fput_str(f, "a\"b\\c\n\x01\x7f\xff\xe2\x82\xac", 12);
+	fputc(' ', f);
+	sn_json_fput_cstr(f, NULL);
+	fputc(' ', f);
+	char big[2000];
+	for (size_t i = 0; i + 3 <= sizeof(big); i += 3)
+		memcpy(big + i, "\xe2\x82\xac", 3);   /* 666 euro signs: chunks end mid-way */
+	sn_json_fput_str(f, big, 1998);
+	fclose(f);
+	const char *want = "\"a\\\"b\\\\c\\n\\u0001\x7f\xef\xbf\xbd\xe2\x82\xac\" null \"";
+	assert_memory_equal(buf, want, strlen(want));
+	assert_int_equal(len, strlen(want) + 1998 + 1);
+	assert_memory_equal(buf + strlen(want), big, 1998);   /* no sequence was cut */
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -175,6 +201,7 @@ int main(void)
 		cmocka_unit_test(test_loop_phase_order),
 		cmocka_unit_test(test_buf_pool),
 		cmocka_unit_test(test_arena),
+		cmocka_unit_test(test_json_fput),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,8 @@
-/* Bounded JSON output and string escaping (see sinew/json.h). */
+/* Bounded JSON output and string escaping (see sinew/json.h): the one
+ * escaping rule of the tree (strict UTF-8), for every JSON writer. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sinew/common.h"
@@ -222,4 +224,25 @@ int sn_json_out_str(struct sn_json_out *o, const char *s, size_t n, size_t max)
 	dst[1 + w] = '"';
 	o->len += w + 2;
 	return used < n;
+}
+
+void sn_json_fput_str(FILE *f, const char *s, size_t n)
+{
+	char buf[512];
+	fputc('"', f);
+	while (n > 0) {
+		size_t used = 0, w = sn_json_escape(buf, sizeof(buf), s, n, &used);
+		fwrite(buf, 1, w, f);
+		s += used;
+		n -= used;
+	}
+	fputc('"', f);
+}
+
+void sn_json_fput_cstr(FILE *f, const char *s)
+{
+	if (s == NULL)
+		fputs("null", f);
+	else
+		sn_json_fput_str(f, s, strlen(s));
 }
