@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "sinew/cli.h"
+#include "sinew/file.h"
 #include "sinew/pod.h"
 
 #define VIP_NET SN_POD_VIP_NET   /* 10.96.0.0 */
@@ -47,9 +48,10 @@ static int load(const char *path, struct vip *v, size_t *n)
 
 static int save(const char *dir, const char *path, const struct vip *v, size_t n)
 {
-	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s/.vips.tmp", dir);
-	FILE *f = fopen(tmp, "w");
+	(void)path;   /* dir/vips, written atomically (sinew/file.h) */
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
 	if (f == NULL)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
@@ -57,13 +59,14 @@ static int save(const char *dir, const char *path, const struct vip *v, size_t n
 		sn_pod_addr_str(v[i].addr, a, sizeof(a));
 		fprintf(f, "%s %s\n", v[i].key, a);
 	}
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		fclose(f);
-		unlink(tmp);
+	if (fclose(f) != 0) {
+		free(buf);
 		return -1;
 	}
-	fclose(f);
-	return rename(tmp, path);
+	struct iovec part = { buf, len };
+	int rc = sn_write_atomic(dir, "vips", &part, 1, 0644, 0);
+	free(buf);
+	return rc;
 }
 
 static uint32_t pick(const struct vip *v, size_t n)

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "sinew/control.h"
+#include "sinew/file.h"
 #include "sinew/log.h"
 #include "sinew/loop.h"
 
@@ -89,20 +90,6 @@ static void put_diags(struct sn_out *o, const struct sn_diags *d)
 	}
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 static void on_loaded(void *user, const struct sn_config_set *body)
 {
 	int fd = *(int *)user;
@@ -115,7 +102,7 @@ static void on_loaded(void *user, const struct sn_config_set *body)
 		put_str(&o, r->name);
 		put_u32(&o, (uint32_t)r->line);
 	}
-	if (o.failed || write_all(fd, o.p, o.len) != 0)
+	if (o.failed || sn_write_all(fd, o.p, o.len) != 0)
 		_exit(3);
 	sn_out_free(&o);
 }
@@ -175,7 +162,7 @@ static void child_main(int fd, const struct sn_store *st, const char *source, co
 	}
 	put_diags(&o, &dec.eval);
 	/* no free: the process ends here, and _exit runs no handlers */
-	_exit(o.failed || write_all(fd, o.p, o.len) != 0 ? 3 : 0);
+	_exit(o.failed || sn_write_all(fd, o.p, o.len) != 0 ? 3 : 0);
 }
 
 /* ---- reading (in sinewd) --------------------------------------------- */

@@ -34,6 +34,7 @@
 #include <openssl/x509v3.h>
 
 #include "sinew/control.h"
+#include "sinew/file.h"
 #include "sinew/identity.h"
 #include "sinew/join_token.h"
 #include "sinew/log.h"
@@ -150,67 +151,14 @@ static time_t asn1_time(const ASN1_TIME *a)
 
 static int fsync_dir(const char *dir, int no_sync)
 {
-	if (no_sync)
-		return 0;
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	int e = errno;
-	close(fd);
-	errno = e;
-	return rc;
+	return no_sync ? 0 : sn_fsync_dir(dir);
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n > 0) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Replaces dir/name with data, atomically and durably (temp, fsync,
- * rename, fsync dir), created with mode. */
+/* Replaces dir/name with data, atomically and durably (sinew/file.h). */
 static int write_atomic(const char *dir, const char *name, const void *data, size_t len, mode_t mode, int no_sync)
 {
-	char tmp[CA_PATH_MAX], dst[CA_PATH_MAX], tname[256];
-	size_t nl = strlen(name);
-	if (nl + 6 > sizeof(tname)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	tname[0] = '.';
-	memcpy(tname + 1, name, nl);
-	memcpy(tname + 1 + nl, ".tmp", 5);
-	if (join_path(tmp, sizeof(tmp), dir, tname) != 0 || join_path(dst, sizeof(dst), dir, name) != 0)
-		return -1;
-	unlink(tmp);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	if (fd < 0)
-		return -1;
-	if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || (!no_sync && fsync(fd) != 0)) {
-		int e = errno;
-		close(fd);
-		unlink(tmp);
-		errno = e;
-		return -1;
-	}
-	if (close(fd) != 0 || rename(tmp, dst) != 0) {
-		int e = errno;
-		unlink(tmp);
-		errno = e;
-		return -1;
-	}
-	return fsync_dir(dir, no_sync);
+	struct iovec part = { (void *)data, len };
+	return sn_write_atomic(dir, name, &part, 1, mode, no_sync);
 }
 
 /* Reads a whole file of at most max bytes, NUL-terminated. Returns 0,
@@ -1032,7 +980,7 @@ static int spent_record(struct sn_ca_service *s, const uint8_t nonce[16], int64_
 		return SN_EIO;
 	}
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, line, (size_t)n) != 0 || (!s->no_sync && fsync(fd) != 0)) {
+	if (fd < 0 || sn_write_all(fd, line, (size_t)n) != 0 || (!s->no_sync && fsync(fd) != 0)) {
 		int e = errno;
 		if (fd >= 0)
 			close(fd);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "sinew/control.h"
+#include "sinew/file.h"
 #include "sinew/log.h"
 
 #define STORE_MAGIC "# sinew-store 1\n"
@@ -58,16 +59,7 @@ static int component_ok(const char *s)
 
 static int fsync_path(const char *path, int no_sync)
 {
-	if (no_sync)
-		return 0;
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	int e = errno;
-	close(fd);
-	errno = e;
-	return rc;
+	return no_sync ? 0 : sn_fsync_dir(path);
 }
 
 /* mkdir that makes the new entry durable in its parent. */
@@ -78,49 +70,13 @@ static int make_dir(const char *path, const char *parent, int no_sync)
 	return errno == EEXIST ? 0 : -1;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Replaces dir/name with the bytes a+b, atomically and durably: a crash
- * leaves either the old file or the new one, never a mix. */
+ * leaves either the old file or the new one, never a mix (sinew/file.h). */
 static int write_atomic(const char *dir, const char *name, const char *a, size_t alen, const char *b,
 			size_t blen, int no_sync)
 {
-	char tmp[STORE_MAX_PATH], dst[STORE_MAX_PATH];
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= sizeof(tmp) ||
-	    (size_t)snprintf(dst, sizeof(dst), "%s/%s", dir, name) >= sizeof(dst)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -1;
-	if (write_all(fd, a, alen) != 0 || write_all(fd, b, blen) != 0 || (!no_sync && fsync(fd) != 0)) {
-		int e = errno;
-		close(fd);
-		unlink(tmp);
-		errno = e;
-		return -1;
-	}
-	if (close(fd) != 0 || rename(tmp, dst) != 0) {
-		int e = errno;
-		unlink(tmp);
-		errno = e;
-		return -1;
-	}
-	return fsync_path(dir, no_sync);
+	struct iovec parts[2] = { { (void *)a, alen }, { (void *)b, blen } };
+	return sn_write_atomic(dir, name, parts, 2, 0644, no_sync);
 }
 
 /* ---- the index ------------------------------------------------------- */

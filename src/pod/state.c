@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "sinew/common.h"
+#include "sinew/file.h"
 #include "sinew/pod.h"
 
 #define RECORD_MAX 8192
@@ -236,28 +237,9 @@ static int name_ok(const char *name)
 static int write_atomic(const char *dir, const char *name, const char *text, size_t len, char *err,
 			size_t err_size)
 {
-	char tmp[PATH_MAX], path[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		snprintf(err, err_size, "cannot write %s: %s", tmp, strerror(errno));
-		return SN_EIO;
-	}
-	size_t off = 0;
-	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			snprintf(err, err_size, "cannot write %s: %s", tmp, strerror(errno));
-			close(fd);
-			return SN_EIO;
-		}
-		off += (size_t)w;
-	}
-	if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
-		snprintf(err, err_size, "cannot write %s: %s", path, strerror(errno));
+	struct iovec part = { (void *)text, len };
+	if (sn_write_atomic(dir, name, &part, 1, 0600, 0) != 0) {
+		snprintf(err, err_size, "cannot write %s/%s: %s", dir, name, strerror(errno));
 		return SN_EIO;
 	}
 	return 0;

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "sinew/log.h"
 #include "sinew/json.h"
+#include "sinew/log.h"
 #include "proxy.h"
 
 #define ADMIN_MAX_CONNS 64

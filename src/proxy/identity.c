@@ -26,10 +26,10 @@
 #include "sinew/control.h"
 #include "sinew/identity.h"
 #include "sinew/join_token.h"
+#include "sinew/json.h"
 #include "sinew/log.h"
 #include "sinew/tls_stream.h"
 #include "sinew/xds.h"
-#include "sinew/json.h"
 #include "proxy.h"
 
 #define RETRY_MS 2000
