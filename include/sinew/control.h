@@ -17,6 +17,7 @@
 
 #include "sinew/config.h"
 #include "sinew/loop.h"
+#include "sinew/out.h"
 
 /* ---- bounds ---------------------------------------------------------- */
 
@@ -414,23 +415,6 @@ int sn_api_start(struct sn_api *api, struct sn_loop *loop, struct sn_store *st,
 		 const struct sockaddr *addr, socklen_t addr_len);
 void sn_api_stop(struct sn_api *api);
 
-/* Growable output used for JSON responses. All-or-nothing appends;
- * after a failed allocation `failed` is set and further appends do
- * nothing. */
-struct sn_out {
-	char *p;
-	size_t len;
-	size_t cap;
-	int failed;
-};
-
-void sn_out_raw(struct sn_out *o, const char *s, size_t n);
-void sn_out_cstr(struct sn_out *o, const char *s);
-void sn_out_printf(struct sn_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends s (n bytes) as a quoted JSON string; invalid UTF-8 becomes U+FFFD. */
-void sn_out_json_str(struct sn_out *o, const char *s, size_t n);
-void sn_out_json_cstr(struct sn_out *o, const char *s);   /* NULL -> null */
-void sn_out_free(struct sn_out *o);
 
 #define SINEWD_VERSION "0.1.0-dev"
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "sinew/json.h"
+#include "sinew/out.h"
 #include "sinew/log.h"
 #include "sinew/xds.h"
 #include "proxy.h"
@@ -81,64 +82,17 @@ struct sub_msg {
 	char host[MAX_HOST + 1];
 };
 
-/* ---- a small growable JSON writer ------------------------------------- */
-
-struct sb {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void sb_put(struct sb *b, const char *s, size_t n)
+/* A JSON string; NULL as "" (the protocol's fields are strings). */
+static void json_text(struct sn_out *o, const char *s)
 {
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t ncap = b->cap ? b->cap * 2 : 1024;
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		char *np = realloc(b->p, ncap);
-		if (np == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
+	sn_out_json_str(o, s ? s : "", s ? strlen(s) : 0);
 }
 
-static void sb_lit(struct sb *b, const char *s)
-{
-	sb_put(b, s, strlen(s));
-}
-
-/* A JSON string, escaped by the tree's one rule (sinew/json.h). */
-static void sb_str(struct sb *b, const char *s, size_t n)
-{
-	char buf[512];
-	sb_put(b, "\"", 1);
-	while (n > 0) {
-		size_t used = 0, w = sn_json_escape(buf, sizeof(buf), s, n, &used);
-		sb_put(b, buf, w);
-		s += used;
-		n -= used;
-	}
-	sb_put(b, "\"", 1);
-}
-
-static void sb_cstr(struct sb *b, const char *s)
-{
-	sb_str(b, s ? s : "", s ? strlen(s) : 0);
-}
-
-static void cp_send(struct sn_cp *cp, struct sb *b)
+static void cp_send(struct sn_cp *cp, struct sn_out *b)
 {
 	/* A bootstrap link carries only the CSR (identity.c): no hello,
 	 * subscriptions or heartbeats, which sinewd would refuse. */
-	if (b->oom || cp->conn == NULL || cp->bootstrap) {
+	if (b->failed || cp->conn == NULL || cp->bootstrap) {
 		free(b->p);
 		return;
 	}
@@ -246,20 +200,20 @@ static int build(struct sn_cp *cp, struct cp_resource *v, size_t n, struct sn_di
 
 static void send_ack(struct sn_cp *cp, const char *nonce)
 {
-	struct sb b = { 0 };
-	sb_lit(&b, "{\"type\":\"ack\",\"nonce\":");
-	sb_cstr(&b, nonce);
-	sb_lit(&b, "}");
+	struct sn_out b = { 0 };
+	sn_out_cstr(&b, "{\"type\":\"ack\",\"nonce\":");
+	json_text(&b, nonce);
+	sn_out_cstr(&b, "}");
 	cp_send(cp, &b);
 }
 
 static void send_nack(struct sn_cp *cp, const char *nonce, const struct sn_diags *d)
 {
-	struct sb b = { 0 };
+	struct sn_out b = { 0 };
 	int first = 1;
-	sb_lit(&b, "{\"type\":\"nack\",\"nonce\":");
-	sb_cstr(&b, nonce);
-	sb_lit(&b, ",\"errors\":[");
+	sn_out_cstr(&b, "{\"type\":\"nack\",\"nonce\":");
+	json_text(&b, nonce);
+	sn_out_cstr(&b, ",\"errors\":[");
 	for (size_t i = 0; i < d->n; i++) {
 		char line[2048];
 		char key[512];
@@ -268,15 +222,15 @@ static void send_nack(struct sn_cp *cp, const char *nonce, const struct sn_diags
 		sn_diag_format(&d->v[i], line, sizeof(line));
 		snprintf(key, sizeof(key), "%s/%s", d->v[i].kind ? d->v[i].kind : "", d->v[i].name ? d->v[i].name : "");
 		if (!first)
-			sb_lit(&b, ",");
+			sn_out_cstr(&b, ",");
 		first = 0;
-		sb_lit(&b, "{\"resource\":");
-		sb_cstr(&b, key);
-		sb_lit(&b, ",\"text\":");
-		sb_cstr(&b, line);
-		sb_lit(&b, "}");
+		sn_out_cstr(&b, "{\"resource\":");
+		json_text(&b, key);
+		sn_out_cstr(&b, ",\"text\":");
+		json_text(&b, line);
+		sn_out_cstr(&b, "}");
 	}
-	sb_lit(&b, "]}");
+	sn_out_cstr(&b, "]}");
 	cp_send(cp, &b);
 }
 
@@ -429,66 +383,66 @@ out:
 static void send_hello(struct sn_cp *cp)
 {
 	struct sn_proxy *p = cp->p;
-	struct sb b = { 0 };
+	struct sn_out b = { 0 };
 
-	sb_lit(&b, "{\"type\":\"hello\",\"node\":{\"id\":");
-	sb_cstr(&b, cp->node_id);
-	sb_lit(&b, ",\"service\":");
-	sb_cstr(&b, p->opt.service ? p->opt.service : "");
-	sb_lit(&b, ",\"namespace\":");
-	sb_cstr(&b, p->identity.namespace_);
-	sb_lit(&b, ",\"service_account\":");
-	sb_cstr(&b, p->identity.service_account);
-	sb_lit(&b, ",\"labels\":{");
+	sn_out_cstr(&b, "{\"type\":\"hello\",\"node\":{\"id\":");
+	json_text(&b, cp->node_id);
+	sn_out_cstr(&b, ",\"service\":");
+	json_text(&b, p->opt.service ? p->opt.service : "");
+	sn_out_cstr(&b, ",\"namespace\":");
+	json_text(&b, p->identity.namespace_);
+	sn_out_cstr(&b, ",\"service_account\":");
+	json_text(&b, p->identity.service_account);
+	sn_out_cstr(&b, ",\"labels\":{");
 	for (size_t i = 0; i < p->labels.n; i++) {
 		if (i)
-			sb_lit(&b, ",");
-		sb_cstr(&b, p->labels.v[i].key);
-		sb_lit(&b, ":");
-		sb_cstr(&b, p->labels.v[i].value);
+			sn_out_cstr(&b, ",");
+		json_text(&b, p->labels.v[i].key);
+		sn_out_cstr(&b, ":");
+		json_text(&b, p->labels.v[i].value);
 	}
-	sb_lit(&b, "},\"inbound\":");
+	sn_out_cstr(&b, "},\"inbound\":");
 	if (p->opt.have_advertise)
-		sb_cstr(&b, p->opt.advertise.text);
+		json_text(&b, p->opt.advertise.text);
 	else if (p->opt.have_inbound)
-		sb_cstr(&b, p->opt.inbound.text);
+		json_text(&b, p->opt.inbound.text);
 	else
-		sb_lit(&b, "null");
-	sb_lit(&b, ",\"admin\":");
+		sn_out_cstr(&b, "null");
+	sn_out_cstr(&b, ",\"admin\":");
 	if (p->opt.have_admin)
-		sb_cstr(&b, p->opt.admin.text);
+		json_text(&b, p->opt.admin.text);
 	else
-		sb_lit(&b, "null");
+		sn_out_cstr(&b, "null");
 	if (p->opt.have_capture_probe)
-		sb_lit(&b, ",\"capture\":true");
+		sn_out_cstr(&b, ",\"capture\":true");
 	if (p->opt.pod_name != NULL) {
-		sb_lit(&b, ",\"pod\":");
-		sb_cstr(&b, p->opt.pod_name);
+		sn_out_cstr(&b, ",\"pod\":");
+		json_text(&b, p->opt.pod_name);
 	}
-	sb_lit(&b, ",\"version\":\"0.1.0\"},\"have\":{");
+	sn_out_cstr(&b, ",\"version\":\"0.1.0\"},\"have\":{");
 	for (size_t i = 0; i < cp->n_res; i++) {
 		if (i)
-			sb_lit(&b, ",");
-		sb_cstr(&b, cp->res[i].key);
-		sb_lit(&b, ":");
-		sb_cstr(&b, cp->res[i].rv ? cp->res[i].rv : "");
+			sn_out_cstr(&b, ",");
+		json_text(&b, cp->res[i].key);
+		sn_out_cstr(&b, ":");
+		json_text(&b, cp->res[i].rv ? cp->res[i].rv : "");
 	}
-	sb_lit(&b, "}}");
+	sn_out_cstr(&b, "}}");
 	cp_send(cp, &b);
 }
 
 static void send_subscribe(struct sn_cp *cp, const char *const *hosts, size_t n)
 {
-	struct sb b = { 0 };
+	struct sn_out b = { 0 };
 	if (n == 0)
 		return;
-	sb_lit(&b, "{\"type\":\"subscribe\",\"hosts\":[");
+	sn_out_cstr(&b, "{\"type\":\"subscribe\",\"hosts\":[");
 	for (size_t i = 0; i < n; i++) {
 		if (i)
-			sb_lit(&b, ",");
-		sb_cstr(&b, hosts[i]);
+			sn_out_cstr(&b, ",");
+		json_text(&b, hosts[i]);
 	}
-	sb_lit(&b, "]}");
+	sn_out_cstr(&b, "]}");
 	cp_send(cp, &b);
 }
 
@@ -505,8 +459,8 @@ static void on_timer(struct sn_loop *loop, struct sn_timer *t)
 	if (cp->open && cp->bootstrap) {
 		sn_xds_close(cp->conn, "no certificate from sinewd in time");
 	} else if (cp->open) {
-		struct sb b = { 0 };
-		sb_lit(&b, "{\"type\":\"heartbeat\"}");
+		struct sn_out b = { 0 };
+		sn_out_cstr(&b, "{\"type\":\"heartbeat\"}");
 		cp_send(cp, &b);
 		sn_timer_start(loop, &cp->timer, HEARTBEAT_MS, on_timer);
 	} else {
@@ -709,16 +663,16 @@ void sn_cp_subscribe(struct sn_proxy *p, struct sn_str host)
 
 static void send_unsubscribe(struct sn_cp *cp, const char *const *hosts, size_t n)
 {
-	struct sb b = { 0 };
+	struct sn_out b = { 0 };
 	if (n == 0)
 		return;
-	sb_lit(&b, "{\"type\":\"unsubscribe\",\"hosts\":[");
+	sn_out_cstr(&b, "{\"type\":\"unsubscribe\",\"hosts\":[");
 	for (size_t i = 0; i < n; i++) {
 		if (i)
-			sb_lit(&b, ",");
-		sb_cstr(&b, hosts[i]);
+			sn_out_cstr(&b, ",");
+		json_text(&b, hosts[i]);
 	}
-	sb_lit(&b, "]}");
+	sn_out_cstr(&b, "]}");
 	cp_send(cp, &b);
 }
 

@@ -1,4 +1,4 @@
-/* A growable output buffer for API responses, with JSON string escaping.
+/* The growable output buffer (sinew/out.h), with JSON string escaping.
  * Responses can be large (GET of the whole store), so the buffer grows;
  * what a peer controls is bounded before anything is rendered. */
 #include <stdarg.h>
@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sinew/control.h"
 #include "sinew/json.h"
+#include "sinew/out.h"
 
 static int reserve(struct sn_out *o, size_t n)
 {
