@@ -97,6 +97,13 @@ struct sn_labels {
 int sn_labels_match(const struct sn_labels *selector, const struct sn_labels *set);
 /* Value of key in set, or NULL. */
 const char *sn_labels_get(const struct sn_labels *set, const char *key);
+/* A copy of src in dst: on the heap (free with sn_labels_free; on
+ * SN_ENOMEM, what was copied is freed too), or in arena a (sn_arena.h;
+ * -1 without memory). */
+int sn_labels_dup(struct sn_labels *dst, const struct sn_labels *src);
+void sn_labels_free(struct sn_labels *l);
+struct sn_arena;
+int sn_labels_arena_dup(struct sn_arena *a, struct sn_labels *dst, const struct sn_labels *src);
 
 /* A loaded resource. Its typed body is private to the config library; the
  * fields here are what every consumer (status, get, dump) needs. The YAML

@@ -78,6 +78,51 @@ const char *sn_labels_get(const struct sn_labels *set, const char *key)
 	return NULL;
 }
 
+void sn_labels_free(struct sn_labels *l)
+{
+	for (size_t i = 0; l->v != NULL && i < l->n; i++) {
+		free(l->v[i].key);
+		free(l->v[i].value);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+int sn_labels_dup(struct sn_labels *dst, const struct sn_labels *src)
+{
+	dst->n = 0;
+	dst->v = calloc(src->n + 1, sizeof(*dst->v));
+	if (dst->v == NULL)
+		return SN_ENOMEM;
+	for (size_t i = 0; i < src->n; i++) {
+		dst->v[i].key = strdup(src->v[i].key);
+		dst->v[i].value = strdup(src->v[i].value);
+		dst->n++;
+		if (dst->v[i].key == NULL || dst->v[i].value == NULL) {
+			sn_labels_free(dst);
+			return SN_ENOMEM;
+		}
+	}
+	return 0;
+}
+
+int sn_labels_arena_dup(struct sn_arena *a, struct sn_labels *dst, const struct sn_labels *src)
+{
+	dst->n = 0;
+	dst->v = sn_arena_new_array(a, struct sn_label, src->n ? src->n : 1);
+	if (dst->v == NULL)
+		return -1;
+	for (size_t i = 0; i < src->n; i++) {
+		dst->v[i].key = sn_arena_strdup(a, src->v[i].key);
+		dst->v[i].value = sn_arena_strdup(a, src->v[i].value);
+		if (dst->v[i].key == NULL || dst->v[i].value == NULL)
+			return -1;
+	}
+	dst->n = src->n;
+	return 0;
+}
+
 void sn_config_set_init(struct sn_config_set *set)
 {
 	memset(set, 0, sizeof(*set));

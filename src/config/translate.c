@@ -177,20 +177,6 @@ static void apply_pool(struct sn_cluster *c, const struct cfg_policy *p)
 		c->http2 = 1;
 }
 
-static int copy_labels(struct tr *t, const struct sn_labels *in, struct sn_labels *out)
-{
-	out->n = 0;
-	out->v = sn_arena_new_array(t->a, struct sn_label, in->n ? in->n : 1);
-	if (out->v == NULL)
-		return -1;
-	for (size_t i = 0; i < in->n; i++) {
-		out->v[i].key = sdup(t, in->v[i].key);
-		out->v[i].value = sdup(t, in->v[i].value);
-	}
-	out->n = in->n;
-	return 0;
-}
-
 /* Appends one endpoint at ip:port (ip validated at load). */
 static void add_endpoint(struct tr *t, struct sn_cluster *cl, const char *ip, uint16_t port, const char *workload,
 			 const struct sn_labels *labels, const char *service_account, uint32_t weight)
@@ -217,7 +203,8 @@ static void add_endpoint(struct tr *t, struct sn_cluster *cl, const char *ip, ui
 	e->workload = sdup(t, workload);
 	e->version = sdup(t, sn_labels_get(labels, "version"));
 	e->service_account = sdup(t, service_account ? service_account : "default");
-	copy_labels(t, labels, &e->labels);
+	if (sn_labels_arena_dup(t->a, &e->labels, labels) != 0)
+		t->oom = 1;
 	e->weight = weight ? weight : 1;
 	if (e->address == NULL)
 		t->oom = 1;

@@ -18,33 +18,6 @@
 
 /* ---- small helpers ---------------------------------------------------- */
 
-void free_labels(struct sn_labels *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->v[i].key);
-		free(l->v[i].value);
-	}
-	free(l->v);
-	l->v = NULL;
-	l->n = 0;
-}
-
-int copy_labels(struct sn_labels *dst, const struct sn_labels *src)
-{
-	dst->n = 0;
-	dst->v = calloc(src->n + 1, sizeof(*dst->v));
-	if (dst->v == NULL)
-		return SN_ENOMEM;
-	for (size_t i = 0; i < src->n; i++) {
-		dst->v[i].key = strdup(src->v[i].key);
-		dst->v[i].value = strdup(src->v[i].value);
-		dst->n++;
-		if (dst->v[i].key == NULL || dst->v[i].value == NULL)
-			return SN_ENOMEM;
-	}
-	return 0;
-}
-
 static const char *scalar(struct fy_node *map, const char *key, size_t *len)
 {
 	struct fy_node *n = map ? fy_node_mapping_lookup_by_string(map, key, FY_NT) : NULL;
@@ -80,7 +53,7 @@ static void proxy_free(struct sn_mesh_proxy *px)
 	free(px->admin);
 	free(px->pod);
 	free(px->version);
-	free_labels(&px->labels);
+	sn_labels_free(&px->labels);
 	mesh_ca_proxy_free(px);
 	for (size_t i = 0; i < px->n_subs; i++)
 		free(px->subs[i].host);

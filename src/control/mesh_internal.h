@@ -224,8 +224,6 @@ void registry_start(struct sn_mesh *m);
 void registry_stop(struct sn_mesh *m);
 
 /* ---- helpers (mesh.c) ---- */
-void free_labels(struct sn_labels *l);
-int copy_labels(struct sn_labels *dst, const struct sn_labels *src);
 
 /* mesh_ca.c */
 int mesh_ca_start(struct sn_mesh *m, const struct sn_mesh_opts *o);

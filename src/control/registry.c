@@ -54,7 +54,7 @@ void registry_clear(struct sn_mesh_proxy *px)
 	free(px->reg_text);
 	free(px->reg_rv);
 	free(px->reg_error);
-	free_labels(&px->reg_labels);
+	sn_labels_free(&px->reg_labels);
 	px->reg_name = px->reg_text = px->reg_rv = px->reg_error = NULL;
 	px->registered = 0;
 }
@@ -94,7 +94,7 @@ const char *registry_prepare(struct sn_mesh_proxy *px)
 	px->reg_port = (uint16_t)port;
 	size_t nl = strlen(MESH_REG_PREFIX) + strlen(px->id) + 1;
 	px->reg_name = malloc(nl);
-	if (px->reg_name == NULL || copy_labels(&px->reg_labels, &px->labels) != 0)
+	if (px->reg_name == NULL || sn_labels_dup(&px->reg_labels, &px->labels) != 0)
 		return "out of memory";
 	snprintf(px->reg_name, nl, "%s%s", MESH_REG_PREFIX, px->id);
 	if (px->service != NULL && px->service[0] && sn_labels_get(&px->reg_labels, "app") == NULL) {

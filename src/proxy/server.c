@@ -129,15 +129,6 @@ static int parse_labels(struct sn_proxy *p, const char *text)
 	return 0;
 }
 
-static void free_labels(struct sn_proxy *p)
-{
-	for (size_t i = 0; i < p->labels.n; i++) {
-		free(p->labels.v[i].key);
-		free(p->labels.v[i].value);
-	}
-	free(p->labels.v);
-}
-
 /* Loads and translates the config file. On success publishes the new
  * snapshot to the workers and returns 0; on failure logs every error and
  * keeps the current snapshot. */
@@ -580,7 +571,7 @@ out:
 	sn_ident_free(p);
 	if (p->snap != NULL)
 		sn_snapshot_unref(p->snap);
-	free_labels(p);
+	sn_labels_free(&p->labels);
 	free_tls(p);
 	pthread_mutex_destroy(&p->snap_lock);
 	free(p);
