@@ -45,8 +45,11 @@ server namespace on 127.0.0.1:8080 and 10.77.0.2:8080.
               RequestAuthentication (bench/conf/sinew-server-jwt.yaml, one
               rule, an inline JWKS with an ES256 key made at start), every
               request carrying the same valid ES256 token in
-              "Authorization: Bearer" (as a client reuses its token); J0:
-              without a RequestAuthentication and without a token. 1000
+              "Authorization: Bearer" (as a client reuses its token),
+              forwarded to the app (forwardOriginalToken); J0: the same
+              requests, the same token, without a RequestAuthentication
+              (forwarded as any header), so only the verification
+              differs (bench/jwt_cost.py counts it in instructions). 1000
               req/s × 16 connections, J0 and J1 back to back in each
               repetition; CPU from schedstat (ns, all threads). Before
               measuring: J1 must answer the token 200 (counted by
@@ -559,7 +562,8 @@ class Bench:
                 i = extra.index("-c") + 1
                 extra[i] = str(max(1, int(extra[i]) // H2_STREAMS))
             extra += ["--h2", str(H2_STREAMS)]
-        if scen == "J1":
+        if scen in ("J0", "J1"):
+            # the same requests: only J1's verification differs
             extra = list(extra) + ["-H", "Authorization: Bearer " + self.jwt_token]
         argv = [os.path.join(self.args.sinew_bin, "sinew"), "load", "--json", "--quiet",
                 "-H", "Host: " + HOST] + extra + [self.url(scen, proxy, path)]
@@ -1460,7 +1464,9 @@ def markdown_jwt(result):
     L.append("sinew-proxy alone, S1's inbound hop in two processes of its own: J1 with a RequestAuthentication "
              "(one rule, issuer %s, audience %s, an inline JWKS with one ES256 P-256 key made at start), every "
              "request carrying the same valid ES256 token (%s bytes) in `Authorization: Bearer`, as a client "
-             "reuses its token; J0 without a RequestAuthentication and without a token. %s req/s × %s "
+             "reuses its token, forwarded to the app (`forwardOriginalToken: true`); J0 the same requests with the "
+             "same token, without a RequestAuthentication (the token forwarded as any header), so that only the "
+             "verification differs (`bench/jwt_cost.py` counts it in instructions per request). %s req/s × %s "
              "connections × %ss, J0 and J1 back to back in each of %d repetitions (order alternating). CPU: "
              "the process's threads' run time from /proc/PID/task/*/schedstat (ns; clock ticks are too coarse "
              "for a 10 %% difference at this rate), per 1000 completed requests. Target: J1's CPU per 1000 "
@@ -1483,7 +1489,7 @@ def markdown_jwt(result):
     L.append("| scenario | inbound hop | CPU %/1k req/s | p50 svc µs | p99 svc µs | req/s | completed | errors | "
              "counted valid JWT | RSS peak MiB |")
     L.append("|---|---|---|---|---|---:|---:|---:|---:|---:|")
-    for scen, what in (("J0", "no RequestAuthentication, no token"),
+    for scen, what in (("J0", "no RequestAuthentication, the same token"),
                        ("J1", "RequestAuthentication, ES256 token")):
         d = j[scen]
         c, sv = d["cpu_pct_per_krps"], d["service_us"]
