@@ -111,7 +111,7 @@ static int parse_copy(const uint8_t *data, size_t n, struct sn_h1_request *req,
 		      struct sn_h1_header *hdrs, const struct sn_h1_limits *lim)
 {
 	/* Exact-size copy so ASan sees any read past the prefix. */
-	char *b = malloc(n ? n : 1);
+	char *b = calloc(1, n ? n : 1);
 	int r;
 
 	CHECK(b != NULL);

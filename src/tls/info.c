@@ -45,16 +45,19 @@ static void hex(const unsigned char *p, size_t n, int upper, char *out)
 static void serial_str(const ASN1_INTEGER *s, char *out, size_t cap)
 {
 	const unsigned char *p = s != NULL ? ASN1_STRING_get0_data(s) : NULL;
-	size_t n = s != NULL ? (size_t)ASN1_STRING_length(s) : 0;
+	int len = s != NULL ? ASN1_STRING_length(s) : 0;
+	size_t n = len > 0 ? (size_t)len : 0;
 	size_t o = 0;
 
+	if (cap < 4)
+		return;
 	if (s != NULL && ASN1_STRING_type(s) == V_ASN1_NEG_INTEGER)
 		out[o++] = '-';
 	if (p == NULL || n == 0) {
 		snprintf(out + o, cap - o, "00");
 		return;
 	}
-	if (2 * n + 1 > cap - o)
+	if (n > (cap - o - 1) / 2)
 		n = (cap - o - 1) / 2;   /* RFC 5280 allows 20 octets; cut a longer one */
 	hex(p, n, 1, out + o);
 }

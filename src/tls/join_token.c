@@ -207,7 +207,7 @@ static int decode_claims(const char *tok, size_t dot, struct sn_join_token *out,
 
 int sn_join_token_parse(const char *tok, size_t len, struct sn_join_token *out, struct sn_id_error *err)
 {
-	size_t dot;
+	size_t dot = 0;
 
 	if (split(tok, len, &dot, err) != 0 || decode_claims(tok, dot, out, err) != 0)
 		return SN_EINVAL;
@@ -220,7 +220,7 @@ int sn_join_token_verify(const char *tok, size_t len, const uint8_t *secret, siz
 {
 	uint8_t want[MAC_LEN], got[MAC_LEN + 3];
 	struct sn_join_token t;
-	size_t dot;
+	size_t dot = 0;
 	int rc = SN_EINVAL;
 
 	if (secret == NULL || secret_len < SN_JOIN_TOKEN_SECRET_MIN || secret_len > INT32_MAX)
