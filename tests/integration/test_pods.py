@@ -298,6 +298,20 @@ class Env:
         self.test.addCleanup(st.stop_process, p)
         return p
 
+    def run_joined(self, server, service, port, cmd, namespace=None):
+        """`sinew run` of a real sidecar that joins sinewd at server
+        (labels app=SERVICE,version=v1, service account SERVICE), in the
+        background, its stdout/stderr in files; the caller stops it."""
+        out = os.path.join(self.tmp, service + ".out")
+        err = os.path.join(self.tmp, service + ".err")
+        argv = [SINEW, "run", "--service", service] + (["--namespace", namespace] if namespace else []) + [
+            "--labels", "app=%s,version=v1" % service, "--service-account", service, "--server", server,
+            "--ready-timeout", "30", "--drain-timeout", "3"] + (["--port", port] if port else []) + ["--"] + cmd
+        with open(out, "w") as fo, open(err, "w") as fe:
+            p = st.spawn(argv, stdout=fo, stderr=fe, env=self.env())
+        p.out_path, p.err_path = out, err
+        return p
+
     def ps(self):
         rc, out, err = self.sinew("ps", "-o", "json")
         self.test.assertEqual(rc, 0, err)

@@ -174,15 +174,7 @@ class JwtTask(unittest.TestCase):
 
     @classmethod
     def start(cls, svc, port, cmd):
-        out = os.path.join(cls.e.tmp, svc + ".out")
-        err = os.path.join(cls.e.tmp, svc + ".err")
-        argv = [SINEW, "run", "--service", svc, "--namespace", "foo", "--labels", "app=%s,version=v1" % svc,
-                "--service-account", svc, "--server", cls.server, "--ready-timeout", "30",
-                "--drain-timeout", "3"] + (["--port", port] if port else []) + ["--"] + cmd
-        with open(out, "w") as fo, open(err, "w") as fe:
-            p = st.spawn(argv, stdout=fo, stderr=fe, env=cls.e.env())
-        p.out_path, p.err_path = out, err
-        cls.procs.append((svc, p))
+        cls.procs.append((svc, cls.e.run_joined(cls.server, svc, port, cmd, namespace="foo")))
 
     @classmethod
     def teardown(cls):
