@@ -1065,11 +1065,21 @@ static void build_servers(struct tr *t)
 		t->oom = 1;
 		return;
 	}
-	const struct cfg_workload *self = NULL;
-	for (const struct sn_resource *r = t->set->head; r && t->id && t->id->workload; r = r->next)
-		if (r->kind == SN_KIND_WORKLOAD_ENTRY && !r->invalid && !strcmp(r->namespace_, t->ns) &&
-		    !strcmp(r->name, t->id->workload))
-			self = r->spec;
+	/* the workload's own WorkloadEntry: by name, else the first of its
+	 * namespace whose labels are the proxy's (file mode names a proxy
+	 * after its service) */
+	const struct cfg_workload *self = NULL, *like = NULL;
+	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
+		const struct cfg_workload *we = r->spec;
+		if (r->kind != SN_KIND_WORKLOAD_ENTRY || r->invalid || we == NULL || strcmp(r->namespace_, t->ns))
+			continue;
+		if (t->id && t->id->workload && !strcmp(r->name, t->id->workload))
+			self = we;
+		else if (like == NULL && labels->n > 0 && sn_labels_match(labels, &we->labels))
+			like = we;
+	}
+	if (self == NULL)
+		self = like;
 	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
 		const struct cfg_server *cs = r->spec;
 		if (r->kind != SN_KIND_SERVER || r->invalid || cs == NULL || strcmp(r->namespace_, t->ns) != 0 ||

@@ -92,6 +92,15 @@ class Total(unittest.TestCase):
         self.assertIn(b'"access_policy":"all-unauthenticated","rate_limit":{"name":"default/reviews-rl",'
                       b'"total":5,"identity":0', body)
 
+    def test_port_by_name(self):
+        """port: http, Linkerd's usual form: the name of the workload's port,
+        found in its WorkloadEntry (the one with the proxy's labels)."""
+        app, p = start(self, lambda port: server(port).replace("port: %d" % port, "port: http") +
+                       rate_limit(total=2))
+        t0 = time.monotonic()
+        allowed(self, burst(p.inbound_port, 5), t0, 2)
+        self.assertNotIn("is not a port name", p.stderr())
+
     def test_server_for_another_port_or_workload(self):
         app, p = start(self, lambda port: server(port + 1) + server(port, name="other", app="ratings") +
                        rate_limit(total=1) + rate_limit(total=1, target="other").replace("reviews-rl", "other-rl"))
