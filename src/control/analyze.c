@@ -33,6 +33,8 @@ static const struct code C_SUBSET_EMPTY = { "SN0106", "DestinationRuleSubsetNoEn
 static const struct code C_SVC_EMPTY = { "SN0107", "ServiceSelectsNoWorkloads", SN_ANALYSIS_WARNING };
 static const struct code C_DR_HOST = { "SN0108", "DestinationRuleHostNotFound", SN_ANALYSIS_WARNING };
 static const struct code C_DR_DUP = { "SN0109", "MultipleDestinationRulesForHost", SN_ANALYSIS_WARNING };
+static const struct code C_UNENFORCEABLE = { "SN0110", "SecurityPolicyUnenforceable", SN_ANALYSIS_ERROR };
+static const struct code C_RL_TARGET = { "SN0111", "RateLimitServerNotFound", SN_ANALYSIS_WARNING };
 
 const char *sn_analysis_level_str(enum sn_analysis_level l)
 {
@@ -380,6 +382,21 @@ static void check_destination_rules(struct an *an, const struct sn_resource *r)
 	}
 }
 
+/* An HTTPLocalRateLimitPolicy limits nothing when its Server is not there. */
+static void check_rate_limit(struct an *an, const struct sn_resource *r)
+{
+	const struct cfg_rate_limit *rl = r->spec;
+	if (rl == NULL || rl->server == NULL)
+		return;
+	for (const struct sn_resource *q = an->set->head; q; q = q->next)
+		if (q->kind == SN_KIND_SERVER && !strcmp(q->namespace_, r->namespace_) && !strcmp(q->name, rl->server))
+			return;
+	emit(an, &C_RL_TARGET, r, NULL, r->file, r->line, "spec.targetRef",
+	     "HTTPLocalRateLimitPolicy %s/%s targets Server %s, which is not in namespace %s, so it limits nothing; "
+	     "apply the Server (policy.linkerd.io/v1beta3) or fix targetRef.name", r->namespace_, r->name, rl->server,
+	     r->namespace_);
+}
+
 static void check_service(struct an *an, const struct sn_resource *r)
 {
 	const struct cfg_service *cs = r->spec;
@@ -421,6 +438,8 @@ static void from_diags(struct an *an, const struct sn_diags *d, int translation)
 			c = strstr(g->message, "weights sum to") ? &C_WEIGHTS : &C_INVALID;
 		else if (strstr(g->message, "unknown field"))
 			c = &C_UNKNOWN_FIELD;
+		else if (strstr(g->message, "cannot be enforced as written"))
+			c = &C_UNENFORCEABLE;   /* it loads, and denies all it covers */
 		else
 			c = &C_NOT_IMPL;
 		char res[600] = "";
@@ -531,6 +550,9 @@ int sn_analyze(const struct sn_store *st, const char *body_source, const char *b
 			break;
 		case SN_KIND_SERVICE:
 			check_service(&an, r);
+			break;
+		case SN_KIND_RATE_LIMIT:
+			check_rate_limit(&an, r);
 			break;
 		default:
 			break;

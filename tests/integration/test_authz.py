@@ -276,8 +276,9 @@ class FailClosed(unittest.TestCase):
         r = subprocess.run([os.path.join(st.BIN, "sinew"), "analyze", "-f", path], capture_output=True,
                            text=True, env=st.proxy_env(), timeout=60)
         out = r.stdout
-        self.assertIn("AuthorizationPolicy default/typo", out)
+        self.assertIn("Error [SN0110] (AuthorizationPolicy default/typo", out)
         self.assertIn("cannot be enforced as written", out)
+        self.assertEqual(r.returncode, 1, out)
 
     def test_policy_for_another_workload_with_unknown_field(self):
         app, p = start(self, AP + "metadata: {name: other}\nspec:\n"

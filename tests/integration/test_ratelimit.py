@@ -190,6 +190,21 @@ class Explain(unittest.TestCase):
                       out)
 
 
+class Analyze(unittest.TestCase):
+    def test_policy_for_a_missing_server(self):
+        d = st.make_tempdir(self)
+        path = os.path.join(d, "rl.yaml")
+        st.write_file(path, rate_limit(total=5, target="nope"))
+        r = subprocess.run([os.path.join(st.BIN, "sinew"), "analyze", "-f", path], capture_output=True, text=True,
+                           env=st.proxy_env(), timeout=60)
+        self.assertIn("Warning [SN0111] (HTTPLocalRateLimitPolicy default/reviews-rl", r.stdout)
+        self.assertIn("targets Server nope, which is not in namespace default", r.stdout)
+        st.write_file(path, server(9080) + rate_limit(total=5))
+        r = subprocess.run([os.path.join(st.BIN, "sinew"), "analyze", "-f", path], capture_output=True, text=True,
+                           env=st.proxy_env(), timeout=60)
+        self.assertNotIn("SN0111", r.stdout)
+
+
 class BadPolicy(unittest.TestCase):
     def test_identity_above_total_refused(self):
         d = st.make_tempdir(self)
