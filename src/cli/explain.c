@@ -38,6 +38,7 @@ struct explain {
 	char workload[256];
 	char ns_buf[256];
 	const char *identity_note;    /* how --from was resolved */
+	struct sn_addr source;        /* the caller's address (its WorkloadEntry), family 0 if unknown */
 	/* for the destination's inbound verdict and the warnings */
 	const struct sn_config_set *set;
 	struct sn_diags loaded;       /* the load's warnings */
@@ -226,6 +227,11 @@ static int resolve_identity(struct explain *x, const struct sn_config_set *set, 
 				copy_labels(x, &w->labels);
 				if (w->service_account != NULL)
 					snprintf(x->sa, sizeof(x->sa), "%s", w->service_account);
+				char a[80];   /* an address, for Linkerd's cluster-* access */
+				snprintf(a, sizeof(a), w->address && strchr(w->address, ':') ? "[%s]:1" : "%s:1",
+					 w->address ? w->address : "");
+				if (w->address == NULL || sn_addr_parse(a, &x->source) != 0)
+					memset(&x->source, 0, sizeof(x->source));
 			}
 			const struct sn_resource *svc = service_of(set, x->ns, &x->labels);
 			snprintf(x->service, sizeof(x->service), "%s", svc ? svc->name : "");
@@ -437,7 +443,8 @@ static void print_identity(const struct explain *x)
  * RequestAuthentication and sn_authz_check with the caller's mTLS
  * identity. A JWT is not verified here (explain holds no keys' fetches):
  * the request is judged as one without a valid token; the source address
- * is unknown (ipBlocks do not match). Origins of the policies that took
+ * is the caller's WorkloadEntry's, else unknown (ipBlocks and Linkerd's
+ * cluster-* access do not match then). Origins of the policies that took
  * part are added to origins for the warnings. */
 static void judge_inbound(const struct explain *x, const struct sn_cluster *c, struct inbound *v,
 			  const char **origins, size_t *n_origins)
@@ -484,6 +491,8 @@ static void judge_inbound(const struct explain *x, const struct sn_cluster *c, s
 	memset(&ar, 0, sizeof(ar));
 	ar.principal = sn_str_make(principal, strlen(principal));
 	ar.source_namespace = sn_str_make(x->ns, strlen(x->ns));
+	if (x->source.ss.ss_family != 0)
+		ar.source = (const struct sockaddr *)&x->source.ss;
 	ar.port = ep->addr.ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)&ep->addr)->sin6_port)
 						 : ntohs(((const struct sockaddr_in *)&ep->addr)->sin_port);
 	ar.host = sn_str_make(x->authority, strlen(x->authority));

@@ -173,12 +173,14 @@ class ThroughSinewd(unittest.TestCase):
 
 
 class Explain(unittest.TestCase):
-    def explain(self, extra):
+    def explain(self, extra, *args):
         d = st.make_tempdir(self)
         path = os.path.join(d, "all.yaml")
-        st.write_file(path, st.join_docs(st.registry_yaml({("reviews", "v1"): 9081}), extra))
-        r = subprocess.run([os.path.join(st.BIN, "sinew"), "explain", "-f", path, "http://reviews:9080/"],
-                           capture_output=True, text=True, env=st.proxy_env(), timeout=60)
+        pp = st.workload_yaml("productpage-v1", 9080, {"app": "productpage"}, address="10.0.9.9",
+                              service_account="productpage")
+        st.write_file(path, st.join_docs(st.registry_yaml({("reviews", "v1"): 9081}) + pp, extra))
+        r = subprocess.run([os.path.join(st.BIN, "sinew"), "explain", "-f", path] + list(args) +
+                           ["http://reviews:9080/"], capture_output=True, text=True, env=st.proxy_env(), timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         return r.stdout
 
@@ -188,6 +190,11 @@ class Explain(unittest.TestCase):
         out = self.explain(server(9081, access=None))
         self.assertIn("refused 403 (sinew-error: rbac_denied): Server default/reviews-http: its accessPolicy is deny",
                       out)
+        # cluster-unauthenticated: judged on the caller's WorkloadEntry address
+        out = self.explain(server(9081, access="cluster-unauthenticated"), "--from", "productpage-v1")
+        self.assertIn("(reviews-v1): allowed", out)
+        out = self.explain(server(9081, access="cluster-unauthenticated"))
+        self.assertIn("wants a client from the cluster networks", out)
 
 
 class Analyze(unittest.TestCase):
