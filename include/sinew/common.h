@@ -57,6 +57,13 @@ static inline int sn_tolower_ascii(int c)
 	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
 }
 
+/* Lower-cases s in place (ASCII; header and host names); NULL is none. */
+static inline void sn_ascii_lower(char *s)
+{
+	for (; s != NULL && *s; s++)
+		*s = (char)sn_tolower_ascii((unsigned char)*s);
+}
+
 /* ASCII case-insensitive equality (header names, host names). */
 static inline int sn_str_ieq(struct sn_str a, struct sn_str b)
 {

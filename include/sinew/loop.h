@@ -111,8 +111,9 @@ uint64_t sn_clock_ms(void);
 /* Sleeps ms milliseconds (resumed after signals); for command-line
  * tools, never on a loop thread. */
 void sn_sleep_ms(unsigned ms);
-/* Monotonic clock in microseconds. */
+/* Monotonic clock in microseconds, and in nanoseconds. */
 uint64_t sn_clock_us(void);
+uint64_t sn_clock_ns(void);
 
 /* Starts watching fd (already non-blocking). Returns 0 or SN_EIO. */
 int sn_io_start(struct sn_loop *loop, struct sn_io *io, int fd, sn_io_cb cb);

@@ -360,8 +360,7 @@ static int parse_condition_key(struct cfg_ctx *c, const struct yn *at, const cha
 		w->header = sn_arena_strndup(c->a, key + 16, n - 17);
 		if (w->header == NULL)
 			return -1;
-		for (char *p = w->header; *p; p++)
-			*p = (char)sn_tolower_ascii((unsigned char)*p);
+		sn_ascii_lower(w->header);
 		w->attr = SN_AUTHZ_ATTR_HEADER;
 		return 0;
 	}

@@ -26,8 +26,7 @@ static void parse_hash(struct cfg_ctx *c, const struct yn *v, struct cfg_policy 
 			keys++;
 			if (cfg_get_str(c, y, CFG_MAX_NAME, &h->name) == 0) {
 				h->on = SN_HASH_HEADER;
-				for (char *q = h->name; *q; q++)
-					*q = (char)sn_tolower_ascii((unsigned char)*q);
+				sn_ascii_lower(h->name);
 			}
 		} else if (!strcmp(k, "httpQueryParameterName")) {
 			keys++;
@@ -317,8 +316,7 @@ struct cfg_dr *cfg_parse_destination_rule(struct cfg_ctx *c, const struct yn *sp
 		size_t pl = cfg_path_push(c, ".%s", k);
 		if (!strcmp(k, "host")) {
 			if (cfg_get_str(c, v, CFG_MAX_NAME, &dr->host) == 0) {
-				for (char *p = dr->host; *p; p++)
-					*p = (char)sn_tolower_ascii((unsigned char)*p);
+				sn_ascii_lower(dr->host);
 				size_t n = strlen(dr->host);
 				if (n > 1 && dr->host[n - 1] == '.')
 					dr->host[n - 1] = '\0';

@@ -115,8 +115,6 @@ int cfg_security_unenforceable(struct cfg_ctx *c, const struct yn *at, size_t un
 {
 	if (c->unknown == unknown0)
 		return 0;
-	size_t pl = c->path_len;
-	c->path[pl] = '\0';
 	cfg_warn(c, at, "this policy has %zu field(s) Sinew does not know (warned above), so it cannot be enforced "
 		 "as written: %s (fail closed) until they are fixed or removed", c->unknown - unknown0, denial);
 	return 1;

@@ -38,9 +38,7 @@ static void get_patterns(struct cfg_ctx *c, const struct yn *v, struct sn_authz_
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		for (char *p = s[i]; *p; p++)
-			if (*p >= 'A' && *p <= 'Z')
-				*p = (char)(*p - 'A' + 'a');
+		sn_ascii_lower(s[i]);
 		sn_authz_str_compile(s[i], &(*out)[i]);
 	}
 	*n_out = n;

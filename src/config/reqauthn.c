@@ -169,8 +169,7 @@ static void parse_from_headers(struct cfg_ctx *c, const struct yn *v, struct sn_
 				size_t ql = cfg_path_push(c, ".%s", h->keys[j]->s);
 				if (!strcmp(h->keys[j]->s, "name")) {
 					if (cfg_get_str(c, h->items[j], CFG_MAX_NAME, &o->name) == 0)
-						for (char *p = o->name; *p; p++)
-							*p = (char)sn_tolower_ascii((unsigned char)*p);
+						sn_ascii_lower(o->name);
 				} else if (!strcmp(h->keys[j]->s, "prefix")) {
 					cfg_get_str(c, h->items[j], CFG_MAX_NAME, &o->prefix);
 				} else {
@@ -204,8 +203,7 @@ static void parse_claim_headers(struct cfg_ctx *c, const struct yn *v, struct sn
 				size_t ql = cfg_path_push(c, ".%s", h->keys[j]->s);
 				if (!strcmp(h->keys[j]->s, "header")) {
 					if (cfg_get_str(c, h->items[j], CFG_MAX_NAME, &o->name) == 0)
-						for (char *p = o->name; *p; p++)
-							*p = (char)sn_tolower_ascii((unsigned char)*p);
+						sn_ascii_lower(o->name);
 				} else if (!strcmp(h->keys[j]->s, "claim")) {
 					cfg_get_str(c, h->items[j], CFG_MAX_NAME, &o->value);
 				} else {
@@ -250,8 +248,7 @@ static void parse_rule(struct cfg_ctx *c, const struct yn *v, struct sn_jwt_rule
 			cfg_get_bool(c, x, &r->forward);
 		} else if (!strcmp(k, "outputPayloadToHeader")) {
 			if (cfg_get_str(c, x, CFG_MAX_NAME, &r->payload_header) == 0)
-				for (char *p = r->payload_header; *p; p++)
-					*p = (char)sn_tolower_ascii((unsigned char)*p);
+				sn_ascii_lower(r->payload_header);
 		} else if (!strcmp(k, "outputClaimToHeaders")) {
 			parse_claim_headers(c, x, r);
 		} else if (!strcmp(k, "timeout")) {

@@ -43,12 +43,6 @@ const char *cfg_literal_ip(const char *name)
 	return NULL;
 }
 
-static void lowercase(char *s)
-{
-	for (; s && *s; s++)
-		*s = (char)sn_tolower_ascii((unsigned char)*s);
-}
-
 /* DNS-1123 names with an optional "*." prefix (Istio's wildcard domain). */
 static int se_host_ok(const char *h)
 {
@@ -127,7 +121,7 @@ static void parse_port(struct cfg_ctx *c, const struct yn *v, struct cfg_svc_por
 		} else if (!strcmp(k, "protocol")) {
 			char *proto = NULL;
 			if (cfg_get_str(c, xn, 32, &proto) == 0) {
-				lowercase(proto);
+				sn_ascii_lower(proto);
 				int known = 0;
 				for (size_t j = 0; j < SN_ARRAY_LEN(known_protocols); j++)
 					known |= !strcmp(proto, known_protocols[j]);
@@ -210,7 +204,7 @@ static void parse_endpoints(struct cfg_ctx *c, const struct yn *v, struct cfg_se
 		struct cfg_se_endpoint *ep = &se->endpoints[se->n_endpoints];
 		if (cfg_want_map(c, v->items[j]) == 0 && cfg_parse_workload_body(c, v->items[j], NULL, 1, &ep->w) == 0) {
 			if (ep->w.address != NULL)
-				lowercase(ep->w.address);
+				sn_ascii_lower(ep->w.address);
 			se->n_endpoints++;
 		}
 		cfg_path_pop(c, ql);
@@ -391,7 +385,7 @@ struct cfg_service_entry *cfg_parse_service_entry(struct cfg_ctx *c, const struc
 			if (cfg_get_str_list(c, v, CFG_MAX_NAME, &se->hosts, &se->n_hosts, &se->host_locs) == 0) {
 				for (size_t j = 0; j < se->n_hosts; j++) {
 					char *h = se->hosts[j];
-					lowercase(h);
+					sn_ascii_lower(h);
 					size_t n = strlen(h);
 					if (n > 1 && h[n - 1] == '.')
 						h[n - 1] = '\0';

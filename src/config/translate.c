@@ -132,8 +132,7 @@ static char *entry_host(struct tr *t, const char *host)
 	size_t n = strlen(h);
 	if (n > 1 && h[n - 1] == '.')
 		h[n - 1] = '\0';
-	for (char *p = h; *p; p++)
-		*p = (char)sn_tolower_ascii((unsigned char)*p);
+	sn_ascii_lower(h);
 	return h;
 }
 
@@ -746,8 +745,7 @@ static int collect(struct tr *t)
 		char *fqdn = sn_arena_printf(&t->tmp, "%s.%s.svc.%s", r->name, r->namespace_, sn_cluster_domain());
 		if (fqdn == NULL)
 			return -1;
-		for (char *p = fqdn; *p; p++)
-			*p = (char)sn_tolower_ascii((unsigned char)*p);
+		sn_ascii_lower(fqdn);
 		if (find_svc(t, fqdn) != NULL) {
 			tr_diag(t, SN_DIAG_WARNING, r, (struct cfg_loc){ 0, 0 }, "metadata.name",
 				"another Service %s/%s came first; this one is ignored", r->namespace_, r->name);

@@ -6,12 +6,6 @@
 
 #include "config_internal.h"
 
-static void lowercase(char *s)
-{
-	for (; s && *s; s++)
-		*s = (char)sn_tolower_ascii((unsigned char)*s);
-}
-
 static int host_ok(const char *h)
 {
 	size_t n = strlen(h);
@@ -56,7 +50,7 @@ static int parse_kv_matches(struct cfg_ctx *c, const struct yn *v, int lower_nam
 		} else if (cfg_parse_string_match(c, v->items[i], 1, &kv[n].m) == 0) {
 			kv[n].name = sn_arena_strdup(c->a, v->keys[i]->s);
 			if (lower_names)
-				lowercase(kv[n].name);
+				sn_ascii_lower(kv[n].name);
 			n++;
 		} else {
 			bad = 1;
@@ -134,7 +128,7 @@ static int parse_header_kv(struct cfg_ctx *c, const struct yn *v, struct sn_head
 			cfg_err(c, v->keys[i], "a header name must be 1 to 256 characters");
 		else if (cfg_get_str(c, v->items[i], CFG_MAX_STR, &val) >= 0) {
 			ops[n].name = sn_arena_strdup(c->a, v->keys[i]->s);
-			lowercase(ops[n].name);
+			sn_ascii_lower(ops[n].name);
 			ops[n++].value = val ? val : sn_arena_strdup(c->a, "");
 		}
 		cfg_path_pop(c, pl);
@@ -165,7 +159,7 @@ static void parse_header_ops(struct cfg_ctx *c, const struct yn *v, struct sn_he
 					ops->remove = sn_arena_new_array(c->a, struct sn_header_op, n);
 					if (ops->remove) {
 						for (size_t j = 0; j < n; j++) {
-							lowercase(names[j]);
+							sn_ascii_lower(names[j]);
 							ops->remove[j].name = names[j];
 						}
 						ops->n_remove = n;
@@ -206,7 +200,7 @@ static void parse_destination(struct cfg_ctx *c, const struct yn *v, struct cfg_
 		size_t pl = cfg_path_push(c, ".%s", k);
 		if (!strcmp(k, "host")) {
 			if (cfg_get_str(c, x_node, CFG_MAX_NAME, &d->host) == 0) {
-				lowercase(d->host);
+				sn_ascii_lower(d->host);
 				size_t n = strlen(d->host);
 				if (n && d->host[n - 1] == '.')
 					d->host[n - 1] = '\0';
@@ -843,7 +837,7 @@ struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spe
 			if (cfg_get_str_list(c, v, CFG_MAX_NAME, &vs->hosts, &vs->n_hosts, &vs->host_locs) == 0) {
 				for (size_t j = 0; j < vs->n_hosts; j++) {
 					char *h = vs->hosts[j];
-					lowercase(h);
+					sn_ascii_lower(h);
 					size_t n = strlen(h);
 					if (n > 1 && h[n - 1] == '.')
 						h[n - 1] = '\0';

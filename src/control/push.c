@@ -247,12 +247,6 @@ static struct view_res *take_old(struct view *old, const char *key, const char *
 
 /* ---- deriving the indexes ------------------------------------------- */
 
-static void lower(char *s)
-{
-	for (; *s; s++)
-		*s = (char)sn_tolower_ascii((unsigned char)*s);
-}
-
 static char *xprintf(const char *fmt, const char *a, const char *b)
 {
 	size_t n = strlen(fmt) + strlen(a) + (b ? strlen(b) : 0) + 1;
@@ -302,7 +296,7 @@ static char *resolve(const char *host, const char *ns, const struct host_ref *sv
 	if (n == 0) {
 		char *out = strdup(host);
 		if (out != NULL)
-			lower(out);
+			sn_ascii_lower(out);
 		return out;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -321,7 +315,7 @@ static char *entry_host(const char *host)
 	size_t n = strlen(out);
 	if (n > 1 && out[n - 1] == '.')
 		out[n - 1] = '\0';
-	lower(out);
+	sn_ascii_lower(out);
 	return out;
 }
 
@@ -392,7 +386,7 @@ static int derive(struct view *v)
 			oom = 1;
 			continue;
 		}
-		lower(r->fqdn);
+		sn_ascii_lower(r->fqdn);
 		svcs[n_svcs].host = r->fqdn;
 		svcs[n_svcs++].res = i;
 	}

@@ -14,9 +14,7 @@
 
 uint64_t sn_clock_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	return sn_clock_ns() / 1000000u;
 }
 
 void sn_sleep_ms(unsigned ms)
@@ -26,11 +24,16 @@ void sn_sleep_ms(unsigned ms)
 	}
 }
 
-uint64_t sn_clock_us(void)
+uint64_t sn_clock_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t sn_clock_us(void)
+{
+	return sn_clock_ns() / 1000u;
 }
 
 static void queue_init(struct sn_task_queue *q)

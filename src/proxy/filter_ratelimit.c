@@ -22,9 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "sinew/identity.h"
 #include "sinew/log.h"
+#include "sinew/loop.h"
 #include "filter.h"
 
 #define RL_SLOTS 1024
@@ -40,13 +41,6 @@ struct rl_slot {
 
 static pthread_mutex_t rl_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rl_slot *rl_table;   /* allocated at the first limited request */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
-}
 
 /* The bucket of key, found or taken; NULL without memory. Under rl_lock. */
 static struct rl_slot *rl_slot(const char *key)
@@ -108,19 +102,15 @@ static int in_cluster_networks(const struct sockaddr *sa)
 	return 0;
 }
 
-/* "ns/sa" of a principal "TD/ns/NS/sa/SA" into buf; "" without one. */
-static void client_sa(struct sn_str principal, char *buf, size_t size)
+/* "ns/sa" of a client's SPIFFE ID into buf; "" without one. */
+static void client_sa(const char *peer_id, char *buf, size_t size)
 {
+	struct sn_spiffe_id id;
+	struct sn_str ns, sa;
 	buf[0] = '\0';
-	const char *p = principal.p, *end = p ? p + principal.len : NULL;
-	const char *ns = p ? memmem(p, principal.len, "/ns/", 4) : NULL;
-	if (ns == NULL)
-		return;
-	ns += 4;
-	const char *sa = memmem(ns, (size_t)(end - ns), "/sa/", 4);
-	if (sa == NULL)
-		return;
-	snprintf(buf, size, "%.*s/%.*s", (int)(sa - ns), ns, (int)(end - sa - 4), sa + 4);
+	if (peer_id != NULL && sn_spiffe_id_parse(peer_id, strlen(peer_id), &id, NULL) == 0 &&
+	    sn_spiffe_id_workload(&id, &ns, &sa) == 0)
+		snprintf(buf, size, "%.*s/%.*s", (int)ns.len, ns.p, (int)sa.len, sa.p);
 }
 
 static enum sn_filter_verdict refuse_rate(struct sn_exchange *ex, const struct sn_server *sv, const char *which,
@@ -205,7 +195,7 @@ static enum sn_filter_verdict ratelimit_request(struct sn_exchange *ex)
 	/* the client's own limit: an override naming its ServiceAccount, else
 	 * the identity limit (unmeshed clients share one bucket) */
 	char sa[300], key[2][RL_KEY];
-	client_sa(ar.principal, sa, sizeof(sa));
+	client_sa(sn_fx_peer_id(ex), sa, sizeof(sa));
 	uint32_t own = sv->rl_identity;
 	const char *own_what = "per identity";
 	for (size_t i = 0; sa[0] && i < sv->n_rl_overrides; i++)
@@ -217,7 +207,7 @@ static enum sn_filter_verdict ratelimit_request(struct sn_exchange *ex)
 	snprintf(key[0], RL_KEY, "%s|%u|total", sv->rl_name, sv->rl_total);
 	snprintf(key[1], RL_KEY, "%s|%u|%.*s", sv->rl_name, own, (int)SN_MIN(ar.principal.len, 150),
 		 ar.principal.len ? ar.principal.p : "");
-	uint64_t now = now_ns(), wait[2] = { 0, 0 };
+	uint64_t now = sn_clock_ns(), wait[2] = { 0, 0 };
 	uint32_t rps[2] = { sv->rl_total, own };
 	struct rl_slot *slot[2] = { NULL, NULL };
 	pthread_mutex_lock(&rl_lock);

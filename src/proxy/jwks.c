@@ -58,9 +58,7 @@ static struct {
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)sn_clock_ms();
 }
 
 /* ---- one fetch (the fetcher thread) ----------------------------------- */

@@ -21,6 +21,7 @@ from concurrent import futures
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sinewtest as st  # noqa: E402
+from test_ext_authz import ext_counts  # noqa: E402
 
 import grpc  # noqa: E402  (python3-grpcio, installed by scripts/deps.sh: a missing one fails, not skips)
 
@@ -300,10 +301,6 @@ spec:
 )
 
 
-def ext_counts(p):
-    m = p.metrics()
-    return {r: st.metric_sum(m, "sinew_ext_authz_total", result=r)
-            for r in ("allowed", "denied", "error", "failed_open")}
 
 
 class ExtAuthzGrpc(unittest.TestCase):
