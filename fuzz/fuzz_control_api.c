@@ -6,9 +6,11 @@
  * (a short body ends there), and the loop runs until sinewd has answered
  * and closed it. So the request parser, routing, the query decoder, apply
  * through admission (sn_admit_apply: load, validate, translate, persist),
- * get, delete, analyze, tokens and certificates run as in production.
+ * get, delete, analyze, tokens, certificates and traces (POST /v1/traces,
+ * GET /api/v1/traces[/ID]) run as in production.
  * An input that changed the store is undone afterwards (the base applied
- * again), so every input meets the same store. */
+ * again; the trace store emptied and given its base trace again), so
+ * every input meets the same store. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include "sinew/control.h"
+#include "control/traces.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -40,6 +43,13 @@ static const char BASE[] =
 	"---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\n"
 	"spec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews, subset: v1}}]\n";
 
+/* One trace held before every input (GET /api/v1/traces/ID finds it). */
+static const char BASE_SPANS[] =
+	"{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":"
+	"\"productpage.default\"}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"sinew-proxy\"},\"spans\":[{\"traceId\":"
+	"\"5b8efff798038103d269b633813fc60c\",\"spanId\":\"eee19b7ec3c1b173\",\"name\":\"GET /productpage\",\"kind\":2,"
+	"\"startTimeUnixNano\":\"1544712660000000000\",\"endTimeUnixNano\":\"1544712661000000000\"}]}]}]}";
+
 static struct {
 	int ready;
 	struct sn_loop loop;
@@ -50,6 +60,14 @@ static struct {
 	uint64_t base_revision;
 } F;
 
+static void traces_reset(void)
+{
+	struct sn_traces_result res;
+	sn_traces_clear(F.api.traces);
+	if (sn_traces_ingest_json(F.api.traces, BASE_SPANS, sizeof(BASE_SPANS) - 1, &res) != 0)
+		abort();
+}
+
 static void setup(void)
 {
 	const char *dir = fz_tempdir("ctlapi");
@@ -58,6 +76,10 @@ static void setup(void)
 	F.api.mesh_addr = "fuzz";
 	F.api.ca = F.ca;
 	F.api.admit_in_process = 1;  /* the child would hide admission from the fuzzer */
+	F.api.traces = sn_traces_new(NULL);
+	if (F.api.traces == NULL)
+		abort();
+	traces_reset();
 	if (sn_api_start(&F.api, &F.loop, &F.st, (struct sockaddr *)&F.addr, al) != 0) {
 		fprintf(stderr, "fuzz: sn_api_start: %s\n", strerror(errno));
 		exit(1);
@@ -108,5 +130,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	fz_store_reset(&F.st, &F.base_revision, BASE);
+	traces_reset();
 	return 0;
 }

@@ -1,6 +1,7 @@
 /* Fuzz target: the control-protocol messages sinewd reads from a proxy
  * (docs/internals/control-protocol.md): hello, subscribe, unsubscribe,
- * ack, nack, heartbeat, csr, identity_ack. They go through the real link:
+ * ack, nack, heartbeat, csr, identity_ack, spans (into a trace store,
+ * emptied after each input). They go through the real link:
  * sinewd's mesh port (sn_mesh_start, with a CA) listens on an AF_UNIX
  * socket in a temp dir, and each input is one proxy connection made with
  * sn_xds_client on the same loop, so HTTP/2 framing, line splitting,
@@ -26,6 +27,7 @@
 #include "sinew/control.h"
 #include "sinew/xds.h"
 #include "control/mesh_internal.h"
+#include "control/traces.h"
 #include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -70,6 +72,7 @@ static struct {
 	struct sn_store st;
 	struct sn_ca_service *ca;
 	struct sn_mesh *mesh;
+	struct sn_traces *traces;
 	struct sockaddr_un addr;
 	uint64_t base_revision;
 } F;
@@ -94,7 +97,11 @@ static void setup(void)
 {
 	const char *dir = fz_tempdir("ctlmsg");
 	fz_sinewd_open(&F.loop, &F.st, &F.base_revision, &F.ca, dir, BASE);
-	struct sn_mesh_opts mo = { .ca = F.ca, .allow_plaintext = 1, .no_auto_rotate = 1 };
+	const struct sn_traces_limits tl = { .traces = 4, .spans_per_trace = 8, .bytes = 64u << 10 };
+	F.traces = sn_traces_new(&tl);
+	if (F.traces == NULL)
+		abort();
+	struct sn_mesh_opts mo = { .ca = F.ca, .allow_plaintext = 1, .no_auto_rotate = 1, .traces = F.traces };
 	socklen_t al = fz_unix_addr(&F.addr, dir, "mesh.sock");
 	if (sn_mesh_start(&F.mesh, &F.loop, &F.st, (struct sockaddr *)&F.addr, al, &mo) != 0) {
 		fprintf(stderr, "fuzz: sn_mesh_start: %s\n", strerror(errno));
@@ -204,5 +211,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (F.mesh->n_proxies != 0 || F.mesh->proxies != NULL || !cl.closed)
 		abort();
 	fz_store_reset(&F.st, &F.base_revision, BASE);
+	sn_traces_clear(F.traces);
 	return 0;
 }

@@ -89,6 +89,7 @@ until [ "$(sinew ps 2>/dev/null | grep -c ' ready ')" -ge 6 ]; do
 	sleep 0.1
 done
 sinew apply -f "$NET/destination-rule-all.yaml" >/dev/null
+sinew apply -f "$ROOT/examples/bookinfo/telemetry.yaml" >/dev/null
 until curl -sf -o /dev/null --max-time 5 "$PAGE"; do sleep 0.1; done
 NOW=$(date +%s.%N)
 echo "demo: bookinfo is up in $(awk "BEGIN { printf \"%.1f\", $NOW - $START }") s"
@@ -125,6 +126,8 @@ And look around:
   $BIN/sinew logs productpage --proxy
   $BIN/sinew identity <proxy id>    # its certificate and SPIFFE ID
   $BIN/sinew check                  # mTLS everywhere? certificates far from expiry?
+  $BIN/sinew traces                 # each page load, one trace across four services
+  $BIN/sinew traces <trace id>      # one as a waterfall
   $BIN/sinew ca rotate --wait       # rotate the root under traffic
 
 Ctrl-C stops the demo and removes everything it made.

@@ -54,6 +54,7 @@ int sn_cli_ps(int argc, char **argv);            /* ps.c: the pods */
 int sn_cli_logs(int argc, char **argv);          /* ps.c: a pod's logs */
 int sn_cli_identity(int argc, char **argv);      /* identity.c */
 int sn_cli_check(int argc, char **argv);         /* check.c */
+int sn_cli_traces(int argc, char **argv);        /* traces.c */
 /* client.c: when set, connections are made inside this network namespace
  * (a pod's: its proxy's admin port is on the pod's loopback). */
 extern const char *sn_cli_netns;
@@ -114,6 +115,8 @@ int sn_cli_http(const char *base, const char *method, const char *path, const ch
 		struct sn_cli_response *out, char *err, size_t err_size);
 
 /* The data directory (src/cli/up.c): flag if given, else $SINEW_HOME,
+ * else the one the last `sinew up --data-dir` recorded in
+ * ~/.sinew/current.json (until its `sinew down`; only while it exists),
  * else ~/.sinew. Returns 0, or -1 after printing why there is none. */
 int sn_cli_data_dir(const char *flag, char *buf, size_t size);
 

@@ -57,6 +57,28 @@ static inline int sn_tolower_ascii(int c)
 	return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
 }
 
+/* A hex digit's value, either case; -1 for anything else. */
+static inline int sn_hex_value(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = sn_tolower_ascii(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* n bytes from the 2n hex digits at s, either case: 0, or -1 when one is
+ * not a hex digit (out is then partly written). */
+static inline int sn_hex_decode(const char *s, size_t n, uint8_t *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		int hi = sn_hex_value((unsigned char)s[2 * i]), lo = sn_hex_value((unsigned char)s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
 /* Lower-cases s in place (ASCII; header and host names); NULL is none. */
 static inline void sn_ascii_lower(char *s)
 {

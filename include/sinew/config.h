@@ -78,6 +78,7 @@ enum sn_resource_kind {
 					 * (extensionProviders); docs/security.md */
 	SN_KIND_SERVER,                 /* (added) policy.linkerd.io Server: a workload port (ratelimit.c) */
 	SN_KIND_RATE_LIMIT,             /* (added) policy.linkerd.io HTTPLocalRateLimitPolicy */
+	SN_KIND_TELEMETRY,              /* (added) telemetry.istio.io Telemetry: tracing (telemetry.c) */
 	SN_KIND__COUNT,
 };
 
@@ -511,13 +512,16 @@ struct sn_jwt_rule {
 };
 
 
-/* An external authorizer: one extensionProviders[] entry of the mesh
- * config (ConfigMap istio-system/istio, data.mesh, as Istio's MeshConfig),
- * envoyExtAuthzHttp or envoyExtAuthzGrpc, for CUSTOM AuthorizationPolicies
- * (src/config/meshconfig.c; called by the proxy's filter_extauthz.c).
+/* One extensionProviders[] entry of the mesh config (ConfigMap
+ * istio-system/istio, data.mesh, as Istio's MeshConfig): an external
+ * authorizer, envoyExtAuthzHttp or envoyExtAuthzGrpc, for CUSTOM
+ * AuthorizationPolicies (the proxy's filter_extauthz.c); or a tracer,
+ * zipkin or opentelemetry (OTLP over HTTP, JSON), that spans are exported
+ * to (the proxy's trace.c). src/config/meshconfig.c.
  * Header names are lower case; patterns as AuthorizationPolicy's strings
  * ("x-*", "*-id", exact). */
-enum sn_ext_authz_proto { SN_EXT_AUTHZ_HTTP = 0, SN_EXT_AUTHZ_GRPC };
+enum sn_ext_authz_proto { SN_EXT_AUTHZ_HTTP = 0, SN_EXT_AUTHZ_GRPC, SN_EXT_TRACE_ZIPKIN, SN_EXT_TRACE_OTLP };
+#define SN_EXT_IS_TRACER(p) ((p)->proto == SN_EXT_TRACE_ZIPKIN || (p)->proto == SN_EXT_TRACE_OTLP)
 
 struct sn_ext_authz {
 	char *name;
@@ -528,7 +532,9 @@ struct sn_ext_authz {
 	uint32_t timeout_ms;         /* default 600 s, as Istio's */
 	int fail_open;               /* failOpen: an error allows (default: denies) */
 	int status_on_error;         /* statusOnError: default 403 */
-	char *path_prefix;           /* HTTP: pathPrefix, before the request's path */
+	char *path_prefix;           /* HTTP: pathPrefix, before the request's path; a tracer: the
+				      * path spans are POSTed to (/api/v2/spans, /v1/traces) */
+	uint32_t max_tag_length;     /* zipkin: maxTagLength (default 256); OTLP: 256 too */
 	struct sn_authz_str *include_headers;      /* includeRequestHeadersInCheck (patterns) */
 	size_t n_include_headers;
 	struct sn_header_op *additional;   /* includeAdditionalHeadersInCheck */
@@ -751,6 +757,29 @@ struct sn_server {
 	size_t n_rl_overrides;
 };
 
+/* Tracing for one proxy (translate.c): the mesh config's enableTracing,
+ * defaultProviders.tracing and defaultConfig.tracing.sampling, overridden
+ * by the Telemetry resources that select the proxy (root namespace, then
+ * its namespace, then a selector on its labels; each sets what it names).
+ * The proxy's trace.c and filter_trace.c. */
+struct sn_trace_tag {
+	char *name;
+	enum { SN_TRACE_TAG_LITERAL, SN_TRACE_TAG_HEADER } kind;
+	char *value;                 /* literal (environment: read at translation); header: its name, lower case */
+	char *default_value;         /* header absent: this, or NULL for no tag */
+};
+
+struct sn_tracing {
+	int disabled;                /* enableTracing: false: no context made, no span */
+	double sampling;             /* percent of new traces sampled; < 0: the proxy's --trace-sampling */
+	int no_reporting;            /* disableSpanReporting: contexts go on, spans are not sent */
+	uint32_t *providers;         /* indexes into ext_authz of the tracers spans go to */
+	size_t n_providers;
+	struct sn_trace_tag *tags;   /* customTags */
+	size_t n_tags;
+	char *origin;                /* "Telemetry ns/name" that decided, or NULL */
+};
+
 struct sn_snapshot {
 	long refs;                   /* atomic; use sn_snapshot_ref/unref */
 	uint64_t version;            /* set by the caller (reload counter) */
@@ -778,6 +807,7 @@ struct sn_snapshot {
 	size_t n_ext_authz;
 	struct sn_server *servers;   /* Linkerd Servers that select this workload */
 	size_t n_servers;
+	struct sn_tracing tracing;   /* Telemetry and the mesh config's tracing, for this proxy */
 };
 
 /* The extension provider named name, or NULL. */

@@ -207,6 +207,8 @@ struct sn_out;
  * gets the mesh (free with sn_mesh_stop). Returns 0, SN_ENOMEM or SN_EIO
  * (errno set). */
 struct sn_ca_service;
+struct sn_traces;
+struct sn_stats;
 struct sn_mesh_opts {
 	/* The CA: the mesh port speaks TLS with its own certificate, issues
 	 * certificates to proxies and pushes the trust bundle. NULL:
@@ -216,6 +218,8 @@ struct sn_mesh_opts {
 	int no_auto_rotate;         /* tests: no rotation when the CA nears expiry */
 	uint32_t renew_spread_ms;   /* a rotation's renewals spread over this (0: 5 s) */
 	uint32_t phase_timeout_ms;  /* a rotation phase waits this long for a silent proxy (0: 10 min) */
+	struct sn_traces *traces;   /* where `spans` messages go (borrowed); NULL: they are dropped */
+	struct sn_stats *stats;     /* where `stats` messages go (borrowed); NULL: they are dropped */
 };
 /* opts may be NULL (no CA). */
 int sn_mesh_start(struct sn_mesh **out, struct sn_loop *loop, struct sn_store *st, const struct sockaddr *addr,
@@ -236,6 +240,9 @@ void sn_mesh_free(struct sn_mesh *m);
 void sn_mesh_store_changed(struct sn_mesh *m);
 /* GET /api/v1/proxies: a JSON array, one object per connected proxy. */
 void sn_mesh_render_proxies(struct sn_mesh *m, struct sn_out *o);
+/* Every connected proxy's admin address as Prometheus HTTP SD target
+ * groups (prom_sd.c; GET /api/v1/prometheus/targets). */
+void sn_mesh_render_prom_sd(struct sn_mesh *m, struct sn_out *o);
 /* Appends `,"proxies":{...}` for the resource kind ns/name (its
  * resourceVersion rv) to a status object being written. NULL m writes
  * nothing. */
@@ -391,6 +398,69 @@ void sn_ca_service_render(const struct sn_ca_service *s, struct sn_out *o, time_
 /* Spent tokens remembered now (tests, diagnostics). */
 size_t sn_ca_service_spent_count(const struct sn_ca_service *s);
 
+/* ---- traces (src/control/traces.c; docs/api.md "Traces") -------------
+ * Recent traces, kept in memory so they are visible with nothing else
+ * installed: proxies send their spans over the control link (a `spans`
+ * message) and OTLP exporters to POST /v1/traces on the API port; both go
+ * into one store, which the API lists and shows. Bounded: oldest traces
+ * (first seen) leave to make room. Reading in and rendering out:
+ * src/control/traces.h. */
+
+#define SN_TRACES_MAX_TRACES 2000u
+#define SN_TRACES_MAX_SPANS 1000u                /* per trace; more are dropped and counted */
+#define SN_TRACES_MAX_BYTES (64u << 20)          /* the whole store; a trace at most 1/8 of it */
+#define SN_TRACES_MAX_ATTRS 64u                  /* per span, per resource; more are dropped */
+#define SN_TRACES_MAX_KEY 256u                   /* an attribute key longer is dropped */
+#define SN_TRACES_MAX_VALUE 1024u                /* strings, names, messages: truncated to this */
+
+struct sn_traces;
+
+/* Bounds of a store; 0 takes the SN_TRACES_MAX_* default (tests and the
+ * fuzz target use small ones). */
+struct sn_traces_limits {
+	size_t traces;
+	size_t spans_per_trace;
+	size_t bytes;
+};
+
+/* Makes an empty store; lim may be NULL. Returns it, or NULL (no memory).
+ * Free with sn_traces_free (NULL is fine). */
+struct sn_traces *sn_traces_new(const struct sn_traces_limits *lim);
+void sn_traces_free(struct sn_traces *t);
+
+/* ---- live stats (src/control/stats.c; docs/api.md "Stats") ----------
+ * The request counts every proxy sends over its control link (a `stats`
+ * message), kept as a time series in memory for `sinew stat` and `sinew
+ * edges`: the last hour, per (reporter, source workload, destination
+ * workload, destination service, mTLS), in slots of --stats-resolution.
+ * Bounded: past the bounds the key updated longest ago goes first.
+ * Reading in and rendering out: src/control/stats.h. */
+
+#define SN_STATS_RETENTION_MS 3600000u
+#define SN_STATS_RESOLUTION_DEFAULT_MS 10000u
+#define SN_STATS_MAX_KEYS 20000u                  /* aggregation keys */
+#define SN_STATS_MAX_SLOTS (1u << 20)             /* time slots over every key, 96 bytes each */
+#define SN_STATS_MAX_PROXIES 20000u               /* proxy records: connected, or within the hour */
+#define SN_STATS_MAX_BASELINES 400000u            /* series remembered over every proxy, 96 bytes each */
+#define SN_STATS_MAX_SERIES 65536u                /* series in one message */
+
+struct sn_stats;
+
+/* Bounds of a store; 0 takes the default above (tests and the fuzz target
+ * use small ones). resolution_ms: 1 s to 10 min. */
+struct sn_stats_limits {
+	uint32_t resolution_ms;
+	size_t keys;
+	size_t slots;
+	size_t proxies;
+	size_t baselines;
+};
+
+/* Makes an empty store; lim may be NULL. Returns it, or NULL (no memory).
+ * Free with sn_stats_free (NULL is fine). */
+struct sn_stats *sn_stats_new(const struct sn_stats_limits *lim);
+void sn_stats_free(struct sn_stats *s);
+
 /* ---- the HTTP API ---------------------------------------------------- */
 
 struct sn_api {
@@ -402,6 +472,8 @@ struct sn_api {
 	const char *mesh_addr;      /* recorded for /api/v1/version */
 	struct sn_mesh *mesh;       /* may be NULL: no proxies, no push */
 	struct sn_ca_service *ca;   /* may be NULL: the CA endpoints answer 503 */
+	struct sn_traces *traces;   /* may be NULL: the trace endpoints answer 503 */
+	struct sn_stats *stats;     /* may be NULL: /api/v1/stats and /api/v1/edges answer 503 */
 	uint64_t started_ms;
 	uint64_t next_conn_id;      /* for log lines */
 	void *conn_list;            /* open connections (private to api.c) */

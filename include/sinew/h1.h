@@ -189,6 +189,12 @@ void sn_h1w_status_line(struct sn_h1_writer *w, int status, const char *reason);
 /* "name: value\r\n" */
 void sn_h1w_header(struct sn_h1_writer *w, struct sn_str name, struct sn_str value);
 void sn_h1w_header_cstr(struct sn_h1_writer *w, const char *name, const char *value);
+/* The same for a field already proven valid -- parsed by this file's
+ * parser (sn_h1_parse_request/_response checked name and value), or made
+ * by the proxy from hex and digits -- without checking it again: the
+ * head is validated once, where it is read. Anything else goes through
+ * sn_h1w_header. */
+void sn_h1w_header_valid(struct sn_h1_writer *w, struct sn_str name, struct sn_str value);
 void sn_h1w_header_u64(struct sn_h1_writer *w, const char *name, uint64_t value);
 /* Final "\r\n". */
 void sn_h1w_end(struct sn_h1_writer *w);

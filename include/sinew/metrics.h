@@ -14,6 +14,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* What source_cluster and destination_cluster say: in Istio these name the
+ * Kubernetes cluster a workload runs in (its CLUSTER_ID), not an Envoy
+ * cluster. A Sinew mesh is one cluster and has no setting to name it, so
+ * it reports Istio's default id: Istio's dashboards and Kiali, written for
+ * a single-cluster mesh, then match. (The Envoy-style "outbound|9080||..."
+ * cluster is the access log's upstream_cluster.) */
+#define SN_METRICS_CLUSTER_ID "Kubernetes"
+
 /* Label values for one request. Borrowed; the store copies what it keeps.
  * NULL means "unknown". */
 struct sn_metric_labels {
@@ -23,6 +31,7 @@ struct sn_metric_labels {
 	const char *source_principal;
 	const char *source_app;
 	const char *source_version;
+	const char *source_cluster;                  /* SN_METRICS_CLUSTER_ID or unknown */
 	const char *destination_workload;
 	const char *destination_workload_namespace;
 	const char *destination_principal;
@@ -31,7 +40,7 @@ struct sn_metric_labels {
 	const char *destination_service;             /* FQDN */
 	const char *destination_service_name;
 	const char *destination_service_namespace;
-	const char *destination_cluster;             /* Sinew's cluster name */
+	const char *destination_cluster;             /* SN_METRICS_CLUSTER_ID or unknown */
 	const char *request_protocol;                /* "http" */
 	int response_code;                           /* 0 if none was sent */
 	const char *grpc_response_status;
@@ -74,6 +83,9 @@ enum sn_counter {
 	SN_CTR_EXT_AUTHZ_ERROR,           /* ...{result="error"}: no answer, denied (statusOnError) */
 	SN_CTR_EXT_AUTHZ_FAILED_OPEN,     /* ...{result="failed_open"}: no answer, allowed (failOpen) */
 	SN_CTR_RATE_LIMITED,              /* sinew_rate_limited_total (429 rate_limited, HTTPLocalRateLimitPolicy) */
+	SN_CTR_TRACE_SPANS,               /* sinew_trace_spans_total (sampled spans recorded) */
+	SN_CTR_TRACE_SPANS_DROPPED,       /* sinew_trace_spans_dropped_total (batch full, tracer busy, link full) */
+	SN_CTR_TRACE_EXPORTS_FAILED,      /* sinew_trace_exports_failed_total (a tracer did not answer 2xx) */
 	SN_CTR__COUNT,
 };
 
@@ -107,5 +119,27 @@ struct sn_metrics_process {
  * istio_response_bytes with the same labels. */
 void sn_metrics_render(struct sn_metrics *const *stores, size_t n_stores,
 		       const struct sn_metrics_process *proc, int istio_names, FILE *f);
+
+/* What sn_metrics_json wrote. */
+struct sn_metrics_json_info {
+	uint64_t requests;   /* the written series' counts summed: unchanged, nothing new */
+	size_t series;       /* series written */
+	size_t left_out;     /* series not written: they would have passed max_bytes */
+};
+
+struct sn_out;
+/* Appends the members `"durationBucketsMs":[0.5,...],"requests":[...]` of
+ * the control link's stats message (docs/internals/control-protocol.md):
+ * every store's series, summed by labels as sn_metrics_render sums them,
+ * each with its cumulative count and duration buckets (per bucket, the
+ * last +Inf). The overflow series is not written. A series that would take
+ * o past max_bytes is left out, with every one after it. Safe from another
+ * thread while workers record. Returns 0, or SN_ENOMEM (o may be partial;
+ * o->failed tells). */
+int sn_metrics_json(struct sn_metrics *const *stores, size_t n_stores, size_t max_bytes, struct sn_out *o,
+		    struct sn_metrics_json_info *info);
+
+/* A counter or gauge summed over every store. Any thread. */
+int64_t sn_metrics_counter_sum(struct sn_metrics *const *stores, size_t n_stores, enum sn_counter c);
 
 #endif

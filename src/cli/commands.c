@@ -22,6 +22,7 @@ const struct sn_cli_cmd sn_cli_commands[] = {
 	{ "logs", "print a pod's app or proxy log: logs NAME [--proxy]", sn_cli_logs },
 	{ "identity", "show a proxy's SPIFFE ID, certificate chain and roots", sn_cli_identity },
 	{ "check", "check certificates and mTLS across sinewd and its proxies", sn_cli_check },
+	{ "traces", "list recent traces, or show one as a waterfall: traces [TRACE_ID]", sn_cli_traces },
 	{ "load", "generate HTTP load at a fixed rate and report latency (open loop)", sn_cli_load },
 	{ "completion", "print a shell completion script (bash)", sn_cli_completion },
 	{ "version", "print the version (and sinewd's)", sn_cli_version },

@@ -10,7 +10,7 @@ static const struct {
 	const char *cmd;
 	const char *flags;
 } cmd_flags[] = {
-	{ "up", "--data-dir --api --mesh --log-level --pod-cidr --mesh-netns --help" },
+	{ "up", "--data-dir --api --mesh --log-level --pod-cidr --mesh-netns --no-pods --help" },
 	{ "down", "--data-dir --help" },
 	{ "apply", "-f --filename --server --help" },
 	{ "get", "-n --namespace -A --all-namespaces -o --output --server --help" },
@@ -23,6 +23,7 @@ static const struct {
 	{ "ca", "show rotate -o --output --server --wait --help" },
 	{ "identity", "--admin -o --output --pem --server --help" },
 	{ "check", "--server --help" },
+	{ "traces", "--service --limit --errors -o --server --help" },
 	{ "run", "--service -n --namespace --labels --service-account --port --no-capture --outbound --inbound "
 		 "--admin --pod-cidr --mesh-netns --control-plane --no-token --proxy-cmd --ready-timeout "
 		 "--drain-timeout --data-dir --server --help" },

@@ -112,7 +112,7 @@ static void ps_usage(FILE *f)
 		"exited), the config version it runs, and age. Asking a proxy in a pod needs root.\n"
 		"\n"
 		"  -o json          the same as JSON, with pids and the reason when not ready\n"
-		"  --data-dir DIR   default $SINEW_HOME, else ~/.sinew\n"
+		"  --data-dir DIR   default $SINEW_HOME, else the last `sinew up --data-dir`'s, else ~/.sinew\n"
 		"\n"
 		"Exit status: 0, 1 the state cannot be read, 2 usage error.\n");
 }
@@ -263,7 +263,7 @@ static void logs_usage(FILE *f)
 		"Logs stay after the pod exits, until `sinew down`.\n"
 		"\n"
 		"  --proxy          the proxy's log instead of the app's\n"
-		"  --data-dir DIR   default $SINEW_HOME, else ~/.sinew\n"
+		"  --data-dir DIR   default $SINEW_HOME, else the last `sinew up --data-dir`'s, else ~/.sinew\n"
 		"\n"
 		"Exit status: 0, 1 no such pod or service, 2 usage error.\n");
 }

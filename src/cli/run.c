@@ -607,8 +607,8 @@ static int control_reachable(struct run *r, const char *control_plane)
 	if (ok)
 		return 0;
 	fprintf(stderr, "sinew run: sinewd does not answer on %s in the pods' network (%s): it listens there "
-			"only when started with it; run `sinew down` then `sinew up --pod-cidr %s` (as root), or give "
-			"--control-plane\n", control_plane, strerror(e), SN_POD_DEFAULT_CIDR);
+			"only when started with it; run `sinew down` then `sinew up` (as root, without --no-pods), "
+			"or give --control-plane\n", control_plane, strerror(e));
 	return -1;
 }
 
@@ -966,7 +966,8 @@ static void usage(FILE *f)
 		"  --proxy-cmd 'CMD ARGS'    run this instead of sinew-proxy, with the same flags\n"
 		"  --ready-timeout SECONDS   how long to wait for the proxy (default %d)\n"
 		"  --drain-timeout SECONDS   how long the proxy may drain at the end (default %d)\n"
-		"  --data-dir DIR            state and logs in DIR/pods (default $SINEW_HOME, else ~/.sinew)\n"
+		"  --data-dir DIR            state and logs in DIR/pods (default $SINEW_HOME, else the last\n"
+		"                            `sinew up --data-dir`'s, else ~/.sinew)\n"
 		"  --server URL              sinewd's API (default $SINEW_SERVER, else " SN_CLI_DEFAULT_SERVER ")\n"
 		"\n"
 		"Exit status: CMD's (128+N when a signal N ended it); 1 when the pod or its proxy\n"

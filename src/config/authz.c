@@ -963,17 +963,6 @@ static int policy_matches(const struct sn_authz_policy *p, struct eval *e)
 	return 0;
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int unreserved(int c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -995,8 +984,8 @@ static long normalize_path(struct sn_str in, char *out, size_t cap)
 	for (size_t i = 0; i < len; i++) {
 		char ch = in.p[i];
 		if (ch == '%' && i + 2 < len) {
-			int hi = hexval((unsigned char)in.p[i + 1]);
-			int lo = hexval((unsigned char)in.p[i + 2]);
+			int hi = sn_hex_value((unsigned char)in.p[i + 1]);
+			int lo = sn_hex_value((unsigned char)in.p[i + 2]);
 			if (hi >= 0 && lo >= 0) {
 				int v = hi * 16 + lo;
 				if (unreserved(v)) {

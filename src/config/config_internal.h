@@ -302,7 +302,28 @@ struct cfg_authz {
 struct cfg_mesh {
 	struct sn_ext_authz *providers;
 	size_t n_providers;
+	int enable_tracing;          /* enableTracing (default true) */
+	char **default_tracers;      /* defaultProviders.tracing */
+	size_t n_default_tracers;
+	double sampling;             /* defaultConfig.tracing.sampling; < 0: not given */
 };
+
+/* Telemetry (telemetry.c): its first tracing entry. */
+struct cfg_telemetry {
+	int has_selector;
+	struct sn_labels selector;
+	int ignored;                 /* targetRef(s): a Gateway's, never a sidecar's */
+	int has_tracing;
+	char **providers;            /* providers[].name; NULL: not given */
+	size_t n_providers;
+	int providers_set;
+	double sampling;             /* randomSamplingPercentage; < 0: not given */
+	int no_reporting;            /* disableSpanReporting; -1: not given */
+	struct sn_trace_tag *tags;   /* customTags; NULL: not given */
+	size_t n_tags;
+	int tags_set;
+};
+void *cfg_parse_telemetry(struct cfg_ctx *c, const struct yn *spec);
 
 /* RequestAuthentication as loaded (reqauthn.c): its rules are the
  * snapshot's form already (strings in the config arena). */

@@ -166,6 +166,83 @@ static void parse_ext_authz(struct cfg_ctx *c, const struct yn *key, const struc
 	}
 }
 
+/* zipkin / opentelemetry: a tracer spans are POSTed to, as JSON: Zipkin
+ * v2 to /api/v2/spans, OTLP to http.path. Istio's opentelemetry without
+ * http speaks OTLP over gRPC (protobuf), which Sinew does not write: an
+ * error, so that a user sees why no span arrives. */
+static void parse_tracer(struct cfg_ctx *c, const struct yn *key, const struct yn *v, struct sn_ext_authz *p)
+{
+	int otlp = !strcmp(key->s, "opentelemetry");
+	const struct yn *svc = NULL, *port = NULL, *http = NULL;
+	uint64_t u;
+
+	p->proto = otlp ? SN_EXT_TRACE_OTLP : SN_EXT_TRACE_ZIPKIN;
+	p->timeout_ms = 10000;
+	p->max_tag_length = 256;
+	if (cfg_want_map(c, v) != 0)
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *x = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "service")) {
+			svc = x;
+			cfg_get_str(c, x, CFG_MAX_NAME + 64, &p->service);
+		} else if (!strcmp(k, "port")) {
+			port = x;
+			if (cfg_get_uint(c, x, 1, 65535, &u) == 0)
+				p->port = (uint16_t)u;
+		} else if (!strcmp(k, "maxTagLength")) {
+			if (cfg_get_uint(c, x, 1, 65536, &u) == 0)
+				p->max_tag_length = (uint32_t)u;
+		} else if (!otlp && !strcmp(k, "enable64bitTraceId")) {
+			int b = 0;
+			if (cfg_get_bool(c, x, &b) == 0 && b)
+				cfg_warn(c, v->keys[i], "enable64bitTraceId: Sinew makes 128-bit trace IDs; a 64-bit "
+					 "one from a client is kept as it is");
+		} else if (otlp && !strcmp(k, "http")) {
+			http = x;
+			if (cfg_want_map(c, x) == 0) {
+				for (size_t j = 0; j < x->n; j++) {
+					const char *hk = x->keys[j]->s;
+					size_t pl2 = cfg_path_push(c, ".%s", hk);
+					if (!strcmp(hk, "path")) {
+						if (cfg_get_str(c, x->items[j], CFG_MAX_STR, &p->path_prefix) == 0 &&
+						    p->path_prefix[0] != '/')
+							cfg_err(c, x->items[j], "path must start with '/', e.g. /v1/traces");
+					} else if (!strcmp(hk, "timeout")) {
+						uint32_t ms;
+						if (cfg_get_duration(c, x->items[j], &ms) == 0 && ms > 0)
+							p->timeout_ms = ms;
+					} else {
+						cfg_warn_unimplemented(c, x->keys[j], hk);
+					}
+					cfg_path_pop(c, pl2);
+				}
+			}
+		} else {
+			cfg_warn_unimplemented(c, v->keys[i], k);
+		}
+		cfg_path_pop(c, pl);
+	}
+	if (cfg_missing(svc, YN_SCALAR)) {
+		size_t pl = cfg_path_push(c, ".service");
+		cfg_err(c, svc ? svc : v, "service is required: the tracer's host, e.g. "
+			"zipkin.istio-system.svc.cluster.local (a Service or ServiceEntry)");
+		cfg_path_pop(c, pl);
+	}
+	if (port == NULL) {
+		size_t pl = cfg_path_push(c, ".port");
+		cfg_err(c, v, "port is required: the tracer's service port (Zipkin 9411, OTLP/HTTP 4318)");
+		cfg_path_pop(c, pl);
+	}
+	if (otlp && http == NULL)
+		cfg_err(c, key, "opentelemetry without http: exports OTLP over gRPC, which Sinew does not "
+			"speak; add http: {path: /v1/traces} and point port at the collector's OTLP/HTTP port (4318)");
+	if (p->path_prefix == NULL)
+		p->path_prefix = sn_arena_strdup(c->a, otlp ? "/v1/traces" : "/api/v2/spans");
+}
+
 static void parse_provider(struct cfg_ctx *c, const struct yn *v, struct sn_ext_authz *p)
 {
 	const struct yn *impl = NULL;
@@ -182,11 +259,18 @@ static void parse_provider(struct cfg_ctx *c, const struct yn *v, struct sn_ext_
 			else
 				parse_ext_authz(c, v->keys[i], v->items[i], p);
 			impl = v->keys[i];
-		} else if (!strcmp(k, "zipkin") || !strcmp(k, "opentelemetry") || !strcmp(k, "envoyOtelAls") ||
+		} else if (!strcmp(k, "zipkin") || !strcmp(k, "opentelemetry")) {
+			if (impl != NULL)
+				cfg_err(c, v->keys[i], "a provider has one kind; %s is given already", impl->s);
+			else
+				parse_tracer(c, v->keys[i], v->items[i], p);
+			impl = v->keys[i];
+		} else if (!strcmp(k, "envoyOtelAls") ||
 			   !strcmp(k, "envoyFileAccessLog") || !strcmp(k, "envoyHttpAls") || !strcmp(k, "envoyTcpAls") ||
 			   !strcmp(k, "prometheus") || !strcmp(k, "stackdriver") || !strcmp(k, "datadog") ||
 			   !strcmp(k, "lightstep") || !strcmp(k, "skywalking") || !strcmp(k, "sds")) {
-			cfg_warn_unimplemented(c, v->keys[i], "this provider kind (telemetry and tracing providers)");
+			cfg_warn_unimplemented(c, v->keys[i], "this provider kind (Sinew's providers: envoyExtAuthzHttp, "
+					       "envoyExtAuthzGrpc, zipkin, opentelemetry)");
 			impl = v->keys[i];
 		} else {
 			cfg_warn_unknown(c, v->keys[i]);
@@ -195,11 +279,52 @@ static void parse_provider(struct cfg_ctx *c, const struct yn *v, struct sn_ext_
 	}
 	if (p->name == NULL || p->name[0] == '\0') {
 		size_t pl = cfg_path_push(c, ".name");
-		cfg_err(c, v, "name is required: what CUSTOM policies give as provider.name");
+		cfg_err(c, v, "name is required: what CUSTOM policies and Telemetry resources give as provider.name");
 		cfg_path_pop(c, pl);
 	}
 	if (impl == NULL)
-		cfg_err(c, v, "a provider needs its kind: envoyExtAuthzHttp or envoyExtAuthzGrpc");
+		cfg_err(c, v, "a provider needs its kind: envoyExtAuthzHttp, envoyExtAuthzGrpc, zipkin or opentelemetry");
+}
+
+/* defaultProviders: the tracers spans go to when no Telemetry names one. */
+static void parse_default_providers(struct cfg_ctx *c, const struct yn *v, struct cfg_mesh *m)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "tracing"))
+			cfg_get_str_list(c, v->items[i], CFG_MAX_NAME, &m->default_tracers, &m->n_default_tracers, NULL);
+		else
+			cfg_warn_unimplemented(c, v->keys[i], k);
+		cfg_path_pop(c, pl);
+	}
+}
+
+/* defaultConfig (ProxyConfig): tracing.sampling only. */
+static void parse_default_config(struct cfg_ctx *c, const struct yn *v, struct cfg_mesh *m)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *x = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "tracing") && cfg_want_map(c, x) == 0) {
+			for (size_t j = 0; j < x->n; j++) {
+				size_t pl2 = cfg_path_push(c, ".%s", x->keys[j]->s);
+				if (!strcmp(x->keys[j]->s, "sampling"))
+					cfg_get_double(c, x->items[j], 0, 100, &m->sampling);
+				else
+					cfg_warn_unimplemented(c, x->keys[j], x->keys[j]->s);
+				cfg_path_pop(c, pl2);
+			}
+		} else if (strcmp(k, "tracing") != 0) {
+			cfg_warn_unimplemented(c, v->keys[i], k);
+		}
+		cfg_path_pop(c, pl);
+	}
 }
 
 static void on_mesh_doc(void *user, struct yn *root, struct sn_arena *tmp)
@@ -244,9 +369,16 @@ static void on_mesh_doc(void *user, struct yn *root, struct sn_arena *tmp)
 					}
 				}
 			}
+		} else if (!strcmp(k, "enableTracing")) {
+			cfg_get_bool(c, v, &mp->m->enable_tracing);
+		} else if (!strcmp(k, "defaultProviders")) {
+			parse_default_providers(c, v, mp->m);
+		} else if (!strcmp(k, "defaultConfig")) {
+			parse_default_config(c, v, mp->m);
 		} else {
 			cfg_warn(c, root->keys[i], "MeshConfig field %s is not implemented by Sinew; ignored "
-				 "(Sinew reads extensionProviders from the mesh config)", k);
+				 "(Sinew reads extensionProviders, defaultProviders.tracing, enableTracing and "
+				 "defaultConfig.tracing.sampling from the mesh config)", k);
 		}
 		cfg_path_pop(c, pl);
 	}
@@ -257,6 +389,8 @@ struct cfg_mesh *cfg_parse_config_map(struct cfg_ctx *c, const struct yn *data, 
 	struct cfg_mesh *m = sn_arena_new(c->a, struct cfg_mesh);
 	if (m == NULL)
 		return NULL;
+	m->enable_tracing = 1;
+	m->sampling = -1;
 	if (data == NULL || cfg_want_map(c, data) != 0)
 		return m;
 	for (size_t i = 0; i < data->n; i++) {

@@ -18,6 +18,7 @@ static const char *const kind_names[SN_KIND__COUNT] = {
 	[SN_KIND_CONFIG_MAP] = "ConfigMap",
 	[SN_KIND_SERVER] = "Server",
 	[SN_KIND_RATE_LIMIT] = "HTTPLocalRateLimitPolicy",
+	[SN_KIND_TELEMETRY] = "Telemetry",
 };
 
 const char *sn_resource_kind_str(enum sn_resource_kind k)
@@ -28,7 +29,7 @@ const char *sn_resource_kind_str(enum sn_resource_kind k)
 /* Kinds an Istio or Kubernetes user applies that Sinew does not implement
  * yet: a warning, so that whole sample files load. */
 static const char *const later_kinds[] = {
-	"Gateway", "Sidecar", "Telemetry", "EnvoyFilter", "WorkloadGroup", "ProxyConfig",
+	"Gateway", "Sidecar", "EnvoyFilter", "WorkloadGroup", "ProxyConfig",
 	"WasmPlugin", "HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute", "ReferenceGrant",
 	"GatewayClass", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job",
 	"CronJob", "ServiceAccount", "Secret", "Namespace", "Endpoints",
@@ -401,7 +402,7 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			cfg_err(&c, kind_node,
 				"unknown kind \"%.64s\"; Sinew supports Service, WorkloadEntry, VirtualService, "
 				"DestinationRule, ServiceEntry, AuthorizationPolicy, PeerAuthentication, RequestAuthentication, "
-				"ConfigMap istio-system/istio, and Linkerd's Server and HTTPLocalRateLimitPolicy (other Istio and "
+				"ConfigMap istio-system/istio, Telemetry, and Linkerd's Server and HTTPLocalRateLimitPolicy (other Istio and "
 				"Kubernetes kinds load with a warning)", kind);
 		}
 		cfg_path_pop(&c, pl);
@@ -421,6 +422,8 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 				api_ok = 1;
 	} else if (k == SN_KIND_RATE_LIMIT) {
 		api_ok = !strcmp(api, "policy.linkerd.io/v1alpha1");
+	} else if (k == SN_KIND_TELEMETRY) {
+		api_ok = !strcmp(api, "telemetry.istio.io/v1") || !strcmp(api, "telemetry.istio.io/v1alpha1");
 	} else {
 		for (size_t i = 0; i < SN_ARRAY_LEN(istio_versions); i++)
 			if (!strcmp(api, istio_versions[i]))
@@ -433,6 +436,7 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			: is_security_kind(k) ? "security.istio.io/v1 (or v1beta1)"
 			: k == SN_KIND_SERVER ? "policy.linkerd.io/v1beta3 (or v1beta2, v1beta1)"
 			: k == SN_KIND_RATE_LIMIT ? "policy.linkerd.io/v1alpha1"
+			: k == SN_KIND_TELEMETRY ? "telemetry.istio.io/v1 (or v1alpha1)"
 					     : "networking.istio.io/v1 (or v1beta1, v1alpha3)");
 		cfg_path_pop(&c, pl);
 		return;
@@ -505,6 +509,9 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			break;
 		case SN_KIND_RATE_LIMIT:
 			body = cfg_parse_rate_limit(&c, spec, m.namespace_);
+			break;
+		case SN_KIND_TELEMETRY:
+			body = cfg_parse_telemetry(&c, spec);
 			break;
 		default:
 			break;

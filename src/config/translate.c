@@ -1208,12 +1208,111 @@ static void build_ext_authz(struct tr *t)
 				"provider \"%s\" is not defined in the mesh config (ConfigMap %s/istio, data.mesh "
 				"extensionProviders): the requests this policy selects are denied, 403 "
 				"ext_authz_unavailable (fail closed)", ap->provider, SN_MESH_ROOT_NAMESPACE);
+		else if (SN_EXT_IS_TRACER(p))
+			tr_diag(t, SN_DIAG_WARNING, pr, (struct cfg_loc){ 0, 0 }, "spec.provider.name",
+				"provider \"%s\" is a tracer, not an authorizer (envoyExtAuthzHttp or envoyExtAuthzGrpc): "
+				"the requests this policy selects are denied, 403 ext_authz_unavailable (fail closed)",
+				ap->provider);
 		else if (p->cluster == UINT32_MAX)
 			tr_diag(t, SN_DIAG_WARNING, pr, (struct cfg_loc){ 0, 0 }, "spec.provider.name",
 				"provider \"%s\" names service %s port %u, which is no known Service or ServiceEntry "
 				"port (write the host in full, e.g. NAME.NAMESPACE.svc.cluster.local): the requests "
 				"this policy selects are denied, 403 ext_authz_unavailable (fail closed)", ap->provider,
 				p->service, p->port);
+	}
+}
+
+/* This proxy's tracing: the mesh config's defaults, then the Telemetry
+ * resources that select it, least specific first (root namespace, its
+ * namespace, a selector on its labels), each setting what it names; at
+ * one level the first in load order. Tracers resolve to the mesh
+ * config's extensionProviders; a name that is none is warned (spans still
+ * go to sinewd). */
+static void build_tracing(struct tr *t)
+{
+	struct sn_tracing *tr = &t->s->tracing;
+	const struct sn_resource *mr = NULL, *lvl[3] = { NULL, NULL, NULL };
+	char *const *names = NULL;
+	size_t n_names = 0;
+
+	tr->sampling = -1;
+	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
+		if (r->kind == SN_KIND_CONFIG_MAP && !r->invalid && mr == NULL)
+			mr = r;
+		if (r->kind != SN_KIND_TELEMETRY || r->invalid)
+			continue;
+		const struct cfg_telemetry *te = r->spec;
+		if (te->ignored || !te->has_tracing || !policy_selects(t, r, te->has_selector, &te->selector))
+			continue;
+		int level = te->has_selector ? 2 : strcmp(r->namespace_, t->ns) == 0 &&
+						   strcmp(t->ns, SN_MESH_ROOT_NAMESPACE) != 0 ? 1 : 0;
+		if (level == 0 && strcmp(r->namespace_, SN_MESH_ROOT_NAMESPACE) != 0)
+			continue;
+		if (lvl[level] == NULL)
+			lvl[level] = r;
+	}
+	const struct cfg_mesh *m = mr ? mr->spec : NULL;
+	if (m != NULL) {
+		tr->disabled = !m->enable_tracing;
+		tr->sampling = m->sampling;
+		names = m->default_tracers;
+		n_names = m->n_default_tracers;
+	}
+	for (int i = 0; i < 3; i++) {
+		const struct sn_resource *r = lvl[i];
+		if (r == NULL)
+			continue;
+		const struct cfg_telemetry *te = r->spec;
+		tr->origin = sn_arena_printf(t->a, "Telemetry %s/%s", r->namespace_, r->name);
+		if (te->sampling >= 0)
+			tr->sampling = te->sampling;
+		if (te->no_reporting >= 0)
+			tr->no_reporting = te->no_reporting;
+		if (te->providers_set) {
+			names = te->providers;
+			n_names = te->n_providers;
+		}
+		if (te->tags_set) {
+			tr->tags = te->tags;   /* copied below */
+			tr->n_tags = te->n_tags;
+		}
+	}
+	if (tr->n_tags) {
+		struct sn_trace_tag *in = tr->tags;
+		tr->tags = sn_arena_new_array(t->a, struct sn_trace_tag, tr->n_tags);
+		for (size_t i = 0; tr->tags != NULL && i < tr->n_tags; i++) {
+			tr->tags[i] = in[i];
+			tr->tags[i].name = in[i].name ? sdup(t, in[i].name) : NULL;
+			tr->tags[i].value = in[i].value ? sdup(t, in[i].value) : NULL;
+			tr->tags[i].default_value = in[i].default_value ? sdup(t, in[i].default_value) : NULL;
+		}
+		if (tr->tags == NULL)
+			t->oom = 1;
+	}
+	if (n_names == 0)
+		return;
+	tr->providers = sn_arena_new_array(t->a, uint32_t, n_names);
+	if (tr->providers == NULL) {
+		t->oom = 1;
+		return;
+	}
+	for (size_t i = 0; i < n_names; i++) {
+		const struct sn_ext_authz *p = sn_snapshot_find_ext_authz(t->s, names[i]);
+		const struct sn_resource *who = lvl[2] ? lvl[2] : lvl[1] ? lvl[1] : lvl[0] ? lvl[0] : mr;
+		if (p == NULL || !SN_EXT_IS_TRACER(p) || p->cluster == UINT32_MAX) {
+			if (who != NULL)
+				tr_diag(t, SN_DIAG_WARNING, who, (struct cfg_loc){ 0, 0 },
+					who == mr ? "data.mesh.defaultProviders.tracing" : "spec.tracing[0].providers",
+					p == NULL ? "tracing provider \"%s\" is not defined in the mesh config (ConfigMap "
+						    "%s/istio, data.mesh extensionProviders); spans go to sinewd only"
+					: !SN_EXT_IS_TRACER(p) ? "provider \"%s\" is not a tracer (zipkin or opentelemetry); "
+								"spans go to sinewd only%.0s"
+					: "tracing provider \"%s\" names no known Service or ServiceEntry port "
+					  "(write the host in full, e.g. NAME.NAMESPACE.svc.cluster.local); spans go to "
+					  "sinewd only%.0s", names[i], SN_MESH_ROOT_NAMESPACE);
+			continue;
+		}
+		tr->providers[tr->n_providers++] = (uint32_t)(p - t->s->ext_authz);
 	}
 }
 
@@ -1329,6 +1428,8 @@ int sn_config_translate(const struct sn_config_set *set, const struct sn_proxy_i
 		build_ext_authz(&t);
 	if (!t.oom)
 		build_servers(&t);
+	if (!t.oom)
+		build_tracing(&t);
 
 	if (!t.oom) {
 		t.s->clusters = sn_arena_new_array(t.a, struct sn_cluster, t.n_clusters ? t.n_clusters : 1);

@@ -1,5 +1,6 @@
 /* sinewd's HTTP/JSON API (docs/api.md): apply, get, delete, analyze,
- * proxies, the CA (tokens, certificates), version, ready, live. Served on the loop thread, one request per
+ * proxies, the CA (tokens, certificates), traces (and OTLP/HTTP JSON span
+ * export, POST /v1/traces), version, ready, live. Served on the loop thread, one request per
  * connection (the response says connection: close). Bounded: heads up to
  * 16 KiB, bodies up to 8 MiB (Content-Length only), SN_API_MAX_CONNS
  * connections, 30 s per connection. */
@@ -16,6 +17,7 @@
 #include "sinew/control.h"
 #include "sinew/h1.h"
 #include "sinew/log.h"
+#include "traces.h"
 
 #define API_HEAD_MAX 16384
 #define API_TIMEOUT_MS 30000
@@ -46,6 +48,8 @@ struct api_req {
 	struct sn_str query;
 	const char *body;
 	size_t body_len;
+	struct sn_str content_type;     /* SN_STR_NULL when absent */
+	struct sn_str content_encoding;
 };
 
 /* ---- plumbing -------------------------------------------------------- */
@@ -144,17 +148,6 @@ static void flush(struct api_conn *c)
 
 /* ---- query strings --------------------------------------------------- */
 
-static int hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes s into out (NUL-terminated). Returns 0, or -1 if it is
  * malformed, decodes to a NUL or does not fit. */
 static int url_decode(struct sn_str s, char *out, size_t size)
@@ -165,7 +158,7 @@ static int url_decode(struct sn_str s, char *out, size_t size)
 		if (ch == '%') {
 			if (i + 2 >= s.len)
 				return -1;
-			int h = hexval(s.p[i + 1]), l = hexval(s.p[i + 2]);
+			int h = sn_hex_value((unsigned char)s.p[i + 1]), l = sn_hex_value((unsigned char)s.p[i + 2]);
 			if (h < 0 || l < 0 || (h == 0 && l == 0))
 				return -1;
 			ch = (char)(h * 16 + l);
@@ -715,6 +708,178 @@ static void handle_ca(struct api_conn *c)
 	respond(c, 200, &o);
 }
 
+/* ---- traces ---------------------------------------------------------- */
+
+/* An error for an OTLP exporter: the API's {"error","status"} plus what
+ * OTLP/HTTP answers in JSON, a google.rpc.Status ("code", "message"). */
+static void respond_otlp_error(struct api_conn *c, int status, int grpc_code, const char *msg)
+{
+	struct sn_out o = { 0 };
+	sn_out_cstr(&o, "{\"error\":");
+	sn_out_json_cstr(&o, msg);
+	sn_out_printf(&o, ",\"status\":%d,\"code\":%d,\"message\":", status, grpc_code);
+	sn_out_json_cstr(&o, msg);
+	sn_out_cstr(&o, "}");
+	respond(c, status, &o);
+}
+
+/* Whether a content-type's media type (parameters aside) is want. */
+static int media_type_is(struct sn_str v, const char *want)
+{
+	const char *semi = memchr(v.p, ';', v.len);
+	size_t n = semi != NULL ? (size_t)(semi - v.p) : v.len;
+	while (n > 0 && (v.p[n - 1] == ' ' || v.p[n - 1] == '\t'))
+		n--;
+	return sn_str_ieq(sn_str_make(v.p, n), sn_str_make(want, strlen(want)));
+}
+
+/* POST /v1/traces: OTLP/HTTP, JSON encoding. Same access as the rest of
+ * the API (loopback, docs/api.md). */
+static void handle_otlp_traces(struct api_conn *c, const struct api_req *r)
+{
+	struct sn_traces_result res;
+	char msg[600];
+
+	if (r->content_type.p != NULL && !media_type_is(r->content_type, "application/json")) {
+		if (media_type_is(r->content_type, "application/x-protobuf") ||
+		    media_type_is(r->content_type, "application/protobuf"))
+			respond_otlp_error(c, 415, 3, "sinewd takes OTLP/HTTP in its JSON encoding only (content-type: "
+						      "application/json), not protobuf; set the exporter's protocol to "
+						      "http/json (OTEL_EXPORTER_OTLP_PROTOCOL=http/json)");
+		else {
+			snprintf(msg, sizeof(msg), "content-type %.*s is not taken; send an OTLP "
+				 "ExportTraceServiceRequest as JSON with content-type: application/json",
+				 (int)SN_MIN(r->content_type.len, 100), r->content_type.p);
+			respond_otlp_error(c, 415, 3, msg);
+		}
+		return;
+	}
+	if (r->content_encoding.p != NULL && r->content_encoding.len > 0 &&
+	    !sn_str_ieq_cstr(r->content_encoding, "identity")) {
+		snprintf(msg, sizeof(msg), "content-encoding %.*s is not taken; send the JSON uncompressed (the "
+			 "exporter's compression: none)", (int)SN_MIN(r->content_encoding.len, 40), r->content_encoding.p);
+		respond_otlp_error(c, 415, 3, msg);
+		return;
+	}
+	int rc = sn_traces_ingest_json(c->api->traces, r->body, r->body_len, &res);
+	if (rc != 0) {
+		sn_log(SN_LOG_DEBUG, "api conn=%llu: /v1/traces: refused a batch: %s", (unsigned long long)c->id,
+		       res.error);
+		/* out of memory may pass: OTLP exporters retry a 503 */
+		respond_otlp_error(c, rc == SN_ENOMEM ? 503 : 400, rc == SN_ENOMEM ? 14 : 3, res.error);
+		return;
+	}
+	sn_log(SN_LOG_DEBUG, "api conn=%llu: /v1/traces: %zu spans stored, %zu already held, %zu dropped",
+	       (unsigned long long)c->id, res.accepted, res.duplicates, res.dropped);
+	struct sn_out o = { 0 };
+	if (res.dropped > 0) {
+		snprintf(msg, sizeof(msg), "%zu span%s dropped: %s", res.dropped, res.dropped == 1 ? "" : "s",
+			 res.dropped_why);
+		sn_out_printf(&o, "{\"partialSuccess\":{\"rejectedSpans\":%zu,\"errorMessage\":", res.dropped);
+		sn_out_json_cstr(&o, msg);
+		sn_out_cstr(&o, "}}");
+	} else {
+		sn_out_cstr(&o, "{}");
+	}
+	respond(c, 200, &o);
+}
+
+/* "12", "12.5": milliseconds to nanoseconds. Returns 0 or -1. */
+static int parse_ms(const char *s, uint64_t *ns)
+{
+	uint64_t ms = 0, frac = 0, scale = 1000000;
+	size_t i = 0;
+	if (s[0] == '\0')
+		return -1;
+	for (; s[i] >= '0' && s[i] <= '9'; i++) {
+		if (ms > 1000000000000ull)   /* past 30 years */
+			return -1;
+		ms = ms * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (i == 0)
+		return -1;
+	if (s[i] == '.') {
+		size_t d = ++i;
+		for (; s[i] >= '0' && s[i] <= '9'; i++) {
+			if (scale > 1) {
+				scale /= 10;
+				frac += (uint64_t)(s[i] - '0') * scale;
+			}
+		}
+		if (i == d)
+			return -1;
+	}
+	if (s[i] != '\0')
+		return -1;
+	*ns = ms * 1000000 + frac;
+	return 0;
+}
+
+static void handle_traces_list(struct api_conn *c, const struct api_req *r)
+{
+	char service[API_MAX_PARAM], limit_s[32], min_s[32], err_s[16];
+	int hs = query_get(r->query, "service", service, sizeof(service));
+	int hl = query_get(r->query, "limit", limit_s, sizeof(limit_s));
+	int hm = query_get(r->query, "minDurationMs", min_s, sizeof(min_s));
+	int he = query_get(r->query, "error", err_s, sizeof(err_s));
+	struct sn_traces_query q = { .limit = SN_TRACES_DEFAULT_LIST, .error = -1 };
+
+	if (hs < 0 || hl < 0 || hm < 0 || he < 0) {
+		respond_error(c, 400, "a query parameter is malformed or too long (service: %d bytes at most)",
+			      API_MAX_PARAM - 1);
+		return;
+	}
+	if (hs > 0 && service[0])
+		q.service = service;
+	if (hl > 0) {
+		char *end;
+		unsigned long v = strtoul(limit_s, &end, 10);
+		if (limit_s[0] < '0' || limit_s[0] > '9' || *end != '\0' || v < 1 || v > SN_TRACES_MAX_LIST) {
+			respond_error(c, 400, "limit \"%.20s\" is not a number from 1 to %u (default %u)", limit_s,
+				      SN_TRACES_MAX_LIST, SN_TRACES_DEFAULT_LIST);
+			return;
+		}
+		q.limit = v;
+	}
+	if (hm > 0 && parse_ms(min_s, &q.min_duration_ns) != 0) {
+		respond_error(c, 400, "minDurationMs \"%.20s\" is not a duration in milliseconds (e.g. 250 or 0.5)",
+			      min_s);
+		return;
+	}
+	if (he > 0) {
+		if (!strcmp(err_s, "true") || !strcmp(err_s, "1"))
+			q.error = 1;
+		else if (!strcmp(err_s, "false") || !strcmp(err_s, "0"))
+			q.error = 0;
+		else if (err_s[0] != '\0') {
+			respond_error(c, 400, "error \"%.10s\" is not true or false", err_s);
+			return;
+		}
+	}
+	struct sn_out o = { 0 };
+	sn_traces_render_list(c->api->traces, &q, &o);
+	respond(c, 200, &o);
+}
+
+static void handle_trace_one(struct api_conn *c, struct sn_str rest)
+{
+	uint8_t id[16];
+	if (sn_traces_parse_id(rest.p, rest.len, id) != 0) {
+		respond_error(c, 400, "trace id \"%.*s\" is not 32 hex digits (not all zero); e.g. "
+				      "/api/v1/traces/5b8efff798038103d269b633813fc60c", (int)SN_MIN(rest.len, 64), rest.p);
+		return;
+	}
+	struct sn_out o = { 0 };
+	if (sn_traces_render_trace(c->api->traces, id, &o) != 0) {
+		sn_out_free(&o);
+		respond_error(c, 404, "trace %.32s is not held: sinewd keeps the most recent %zu traces in memory, so it "
+				      "may have been evicted or not arrived yet; list what is held with GET /api/v1/traces",
+			      rest.p, (size_t)SN_TRACES_MAX_TRACES);
+		return;
+	}
+	respond(c, 200, &o);
+}
+
 static void handle_version(struct api_conn *c)
 {
 	const struct sn_api *api = c->api;
@@ -733,6 +898,10 @@ static void handle_version(struct api_conn *c)
 static void route(struct api_conn *c, const struct api_req *r)
 {
 	static const struct sn_str one_prefix = SN_STR_LIT("/api/v1/resources/");
+	static const struct sn_str trace_prefix = SN_STR_LIT("/api/v1/traces/");
+	int is_trace_one = r->route.len > trace_prefix.len && !memcmp(r->route.p, trace_prefix.p, trace_prefix.len);
+	int is_trace_list = sn_str_eq_cstr(r->route, "/api/v1/traces");
+	int is_otlp = sn_str_eq_cstr(r->route, "/v1/traces");   /* OTLP/HTTP's own path */
 	int get = sn_str_eq_cstr(r->method, "GET"), post = sn_str_eq_cstr(r->method, "POST");
 	int del = sn_str_eq_cstr(r->method, "DELETE");
 	struct sn_out o = { 0 };
@@ -754,6 +923,9 @@ static void route(struct api_conn *c, const struct api_req *r)
 		handle_list(c, r);
 	} else if (sn_str_eq_cstr(r->route, "/api/v1/proxies") && get) {
 		sn_mesh_render_proxies(c->api->mesh, &o);
+		respond(c, 200, &o);
+	} else if (sn_str_eq_cstr(r->route, "/api/v1/prometheus/targets") && get) {
+		sn_mesh_render_prom_sd(c->api->mesh, &o);
 		respond(c, 200, &o);
 	} else if (sn_str_eq_cstr(r->route, "/api/v1/ca/rotate") && post) {
 		char err[512] = "";
@@ -780,9 +952,19 @@ static void route(struct api_conn *c, const struct api_req *r)
 	} else if (r->route.len > one_prefix.len && !memcmp(r->route.p, one_prefix.p, one_prefix.len) &&
 		   (get || del)) {
 		handle_one(c, r, sn_str_make(r->route.p + one_prefix.len, r->route.len - one_prefix.len), del);
-	} else if (sn_str_eq_cstr(r->route, "/api/v1/apply") || sn_str_eq_cstr(r->route, "/api/v1/analyze") ||
-		   sn_str_eq_cstr(r->route, "/api/v1/resources") || sn_str_eq_cstr(r->route, "/live") ||
+	} else if ((is_otlp && post) || ((is_trace_list || is_trace_one) && get)) {
+		if (c->api->traces == NULL)
+			respond_error(c, 503, "sinewd runs without a trace store");
+		else if (post)
+			handle_otlp_traces(c, r);
+		else if (is_trace_one)
+			handle_trace_one(c, sn_str_make(r->route.p + trace_prefix.len, r->route.len - trace_prefix.len));
+		else
+			handle_traces_list(c, r);
+	} else if (is_otlp || is_trace_list || is_trace_one || sn_str_eq_cstr(r->route, "/api/v1/apply") ||
+		   sn_str_eq_cstr(r->route, "/api/v1/analyze") || sn_str_eq_cstr(r->route, "/api/v1/resources") || sn_str_eq_cstr(r->route, "/live") ||
 		   sn_str_eq_cstr(r->route, "/api/v1/proxies") || sn_str_eq_cstr(r->route, "/api/v1/ca") ||
+		   sn_str_eq_cstr(r->route, "/api/v1/prometheus/targets") ||
 		   sn_str_eq_cstr(r->route, "/api/v1/ca/rotate") || sn_str_eq_cstr(r->route, "/api/v1/tokens") || sn_str_eq_cstr(r->route, "/api/v1/certificates") ||
 		   sn_str_eq_cstr(r->route, "/ready") || sn_str_eq_cstr(r->route, "/api/v1/version") ||
 		   (r->route.len > one_prefix.len && !memcmp(r->route.p, one_prefix.p, one_prefix.len))) {
@@ -790,8 +972,8 @@ static void route(struct api_conn *c, const struct api_req *r)
 			      r->method.p, (int)SN_MIN(r->route.len, 200), r->route.p);
 	} else {
 		respond_error(c, 404, "no such endpoint %.*s; try /api/v1/resources, /api/v1/apply, /api/v1/analyze, "
-				      "/api/v1/proxies, /api/v1/ca, /api/v1/ca/rotate, /api/v1/tokens, /api/v1/certificates, /api/v1/version, "
-				      "/ready, /live", (int)SN_MIN(r->route.len, 200), r->route.p);
+				      "/api/v1/proxies, /api/v1/ca, /api/v1/ca/rotate, /api/v1/tokens, /api/v1/certificates, /api/v1/traces, "
+				      "/v1/traces (OTLP), /api/v1/prometheus/targets, /api/v1/version, /ready, /live", (int)SN_MIN(r->route.len, 200), r->route.p);
 	}
 }
 
@@ -863,6 +1045,13 @@ static int progress(struct api_conn *c, struct api_req *r)
 	r->query = qm ? sn_str_make(qm + 1, req.path.len - (size_t)(qm - req.path.p) - 1) : SN_STR_NULL;
 	r->body = c->in + c->head_len;
 	r->body_len = c->body_len;
+	r->content_type = r->content_encoding = SN_STR_NULL;
+	for (size_t i = 0; i < req.num_headers && i < SN_ARRAY_LEN(hdrs); i++) {
+		if (sn_str_ieq_cstr(hdrs[i].name, "content-type"))
+			r->content_type = hdrs[i].value;
+		else if (sn_str_ieq_cstr(hdrs[i].name, "content-encoding"))
+			r->content_encoding = hdrs[i].value;
+	}
 	return 1;
 }
 

@@ -15,6 +15,7 @@
 #include "sinew/json.h"
 #include "sinew/log.h"
 #include "mesh_internal.h"
+#include "traces.h"
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -411,6 +412,31 @@ static void on_answer(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_nod
 		mesh_push(m, px);
 }
 
+/* A batch of the proxy's spans: an OTLP ExportTraceServiceRequest with
+ * "type" added. Telemetry, not configuration: one the store cannot read
+ * is dropped and counted, and the link stays up. */
+static void on_spans(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node *root)
+{
+	struct sn_traces_result res;
+
+	if (m->traces == NULL) {
+		sn_log(SN_LOG_DEBUG, "mesh: proxy %s sent spans; this sinewd keeps no traces; dropped", px->id);
+		return;
+	}
+	if (sn_traces_ingest(m->traces, root, &res) != 0) {
+		/* the first refusal on a link is logged with its reason at info, later ones at debug */
+		sn_log(px->span_batches_refused == 0 ? SN_LOG_INFO : SN_LOG_DEBUG,
+		       "mesh: proxy %s (%s) sent spans sinewd cannot read (%s); dropped them, the link stays", px->id,
+		       px->peer, res.error);
+		px->span_batches_refused++;
+		return;
+	}
+	px->spans_stored += res.accepted;
+	px->spans_dropped += res.dropped;
+	if (res.dropped > 0)
+		sn_log(SN_LOG_DEBUG, "mesh: proxy %s: %zu spans dropped: %s", px->id, res.dropped, res.dropped_why);
+}
+
 /* ---- link callbacks --------------------------------------------------------- */
 
 static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
@@ -457,6 +483,11 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 		on_answer(m, px, root, 0);
 	} else if (tlen == 12 && !memcmp(type, "identity_ack", 12) && m->ca != NULL) {
 		mesh_ca_on_ack(m, px, root);
+	} else if (tlen == 5 && !memcmp(type, "spans", 5)) {
+		on_spans(m, px, root);
+		fy_document_destroy(doc);
+		sn_traces_trim(len);
+		return;
 	} else {
 		sn_log(SN_LOG_DEBUG, "mesh: proxy %s sent a message of unknown type %.*s; ignored", px->id,
 		       (int)SN_MIN(tlen, 32), type);
@@ -571,6 +602,7 @@ int sn_mesh_start(struct sn_mesh **out, struct sn_loop *loop, struct sn_store *s
 		return SN_ENOMEM;
 	m->loop = loop;
 	m->store = st;
+	m->traces = opts != NULL ? opts->traces : NULL;
 	m->view_stale = 1;
 	m->pod_fd = -1;
 	m->started_ms = sn_loop_now(loop);
@@ -746,9 +778,12 @@ void sn_mesh_render_proxies(struct sn_mesh *m, struct sn_out *o)
 			sn_out_cstr(o, "null");
 		sn_out_cstr(o, ",\"registryError\":");
 		sn_out_json_cstr(o, px->reg_error);
-		sn_out_printf(o, ",\"pushes\":%llu,\"acks\":%llu,\"nacks\":%llu,\"lastAckMs\":%llu}",
+		sn_out_printf(o, ",\"pushes\":%llu,\"acks\":%llu,\"nacks\":%llu,\"lastAckMs\":%llu",
 			      (unsigned long long)px->pushes, (unsigned long long)px->acks,
 			      (unsigned long long)px->nacks, (unsigned long long)px->last_ack_latency_ms);
+		sn_out_printf(o, ",\"spans\":{\"stored\":%llu,\"dropped\":%llu,\"rejectedBatches\":%llu}}",
+			      (unsigned long long)px->spans_stored, (unsigned long long)px->spans_dropped,
+			      (unsigned long long)px->span_batches_refused);
 	}
 	sn_out_cstr(o, "]");
 	free(v);

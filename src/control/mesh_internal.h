@@ -138,6 +138,10 @@ struct sn_mesh_proxy {
 	uint64_t leaf_gen;           /* … once the proxy acked it (0: unknown) */
 	uint64_t renew_sent_gen;
 
+	/* spans messages (traces.c): spans stored, spans dropped by the
+	 * store's bounds, messages refused as malformed */
+	uint64_t spans_stored, spans_dropped, span_batches_refused;
+
 	struct sn_task reclaim;
 	struct sn_mesh_proxy *next, **pprev;
 };
@@ -172,6 +176,7 @@ struct sn_mesh {
 
 	struct sn_loop *loop;
 	struct sn_store *store;
+	struct sn_traces *traces;    /* where spans messages go; may be NULL */
 	int fd;
 	struct sn_io io;
 	int pod_fd;                  /* second listener: the pods' network (sinewd --pod-mesh) */

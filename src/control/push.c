@@ -705,12 +705,13 @@ static void closure_of(struct sn_mesh_proxy *px, struct closure *c)
 	/* Security policies are about the proxy's own workload, not about
 	 * what it calls: every AuthorizationPolicy and PeerAuthentication of
 	 * its namespace and of the mesh root namespace goes to it, and its
-	 * translation keeps those whose selector picks its labels; and the
-	 * mesh config with the services of its external authorizers. */
+	 * translation keeps those whose selector picks its labels (Telemetry
+	 * too); and the mesh config with the services of its external
+	 * authorizers and tracers. */
 	for (size_t i = 0; i < v->n; i++) {
 		struct view_res *r = v->v[i];
 		if ((r->kind == SN_KIND_AUTHORIZATION_POLICY || r->kind == SN_KIND_PEER_AUTHENTICATION ||
-		     r->kind == SN_KIND_REQUEST_AUTHENTICATION) &&
+		     r->kind == SN_KIND_REQUEST_AUTHENTICATION || r->kind == SN_KIND_TELEMETRY) &&
 		    (!strcmp(r->ns, px->ns) || !strcmp(r->ns, SN_MESH_ROOT_NAMESPACE)))
 			add_res(c, i);
 		/* Linkerd's Servers and their rate limits: namespaced, no root */

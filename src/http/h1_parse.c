@@ -52,13 +52,6 @@ static int is_ws(int c)
 	return c == ' ' || c == '\t';
 }
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	return sn_tolower_ascii(c) - 'a' + 10;
-}
-
 /* Shared state of one head parse. */
 struct head {
 	const char *buf;
@@ -937,7 +930,7 @@ ssize_t sn_h1_chunked_scan(struct sn_h1_chunked *c, const char *buf, size_t len,
 				s = CS_ERROR;
 				break;
 			}
-			c->remaining = (uint64_t)hexval(ch);
+			c->remaining = (uint64_t)sn_hex_value(ch);
 			s = CS_SIZE;
 			break;
 		case CS_SIZE:
@@ -946,7 +939,7 @@ ssize_t sn_h1_chunked_scan(struct sn_h1_chunked *c, const char *buf, size_t len,
 					s = CS_ERROR;
 					break;
 				}
-				c->remaining = (c->remaining << 4) | (uint64_t)hexval(ch);
+				c->remaining = (c->remaining << 4) | (uint64_t)sn_hex_value(ch);
 			} else {
 				s = ext_sep(ch, CS_SIZE_WS);
 			}

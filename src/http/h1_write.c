@@ -108,6 +108,16 @@ void sn_h1w_header(struct sn_h1_writer *w, struct sn_str name, struct sn_str val
 	put(w, "\r\n", 2);
 }
 
+void sn_h1w_header_valid(struct sn_h1_writer *w, struct sn_str name, struct sn_str value)
+{
+	if (name.len > SIZE_MAX / 4 || value.len > SIZE_MAX / 4 || !writable(w, name.len + 2 + value.len + 2))
+		return;
+	put(w, name.p, name.len);
+	put(w, ": ", 2);
+	put(w, value.p, value.len);
+	put(w, "\r\n", 2);
+}
+
 void sn_h1w_header_cstr(struct sn_h1_writer *w, const char *name, const char *value)
 {
 	sn_h1w_header(w, sn_str_make(name, strlen(name)), sn_str_make(value, strlen(value)));

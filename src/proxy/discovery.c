@@ -10,9 +10,11 @@
  * through sn_loop_post and the mutex-guarded table of known hosts.
  * Wire format: docs/internals/control-protocol.md. */
 #include <errno.h>
+#include <inttypes.h>
 #include <libfyaml.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sinew/json.h"
@@ -74,6 +76,15 @@ struct sn_cp {
 	size_t n_subs;
 	uint64_t rng;
 	uint64_t pushes, acks, nacks;
+	/* stats messages (send_stats) */
+	struct sn_timer stats_timer;
+	uint32_t stats_interval_ms;
+	uint64_t stats_seq;           /* messages sent by this process */
+	uint64_t stats_quiet_ms;      /* loop time since which the counts may have moved */
+	uint64_t stats_requests;      /* what the last one said, to skip an unchanged one */
+	size_t stats_series;
+	int64_t stats_cx_active, stats_cx_total;
+	int stats_warned;             /* series were left out (logged once) */
 };
 
 struct sub_msg {
@@ -776,6 +787,90 @@ static void on_sweep_timer(struct sn_loop *loop, struct sn_timer *t)
 	sn_timer_start(loop, &cp->sweep_timer, SN_MAX(cp->idle_ms / 4, 100u), on_sweep_timer);
 }
 
+/* ---- stats for sinewd ------------------------------------------------------ */
+
+/* Live metrics without Prometheus (`sinew stat`, `sinew edges`): every
+ * --stats-interval the request series go to sinewd, cumulative since the
+ * proxy started, so a lost message costs nothing and sinewd takes the
+ * differences. Like spans they wait behind the configuration: a link with
+ * this much queued skips a round (the next carries the counts). */
+#define STATS_MAX_QUEUED (1u << 20)
+/* Under the link's line limit with room for the envelope. */
+#define STATS_MAX_BYTES (SN_XDS_MAX_MESSAGE - (64u << 10))
+#define STATS_INTERVAL_DEFAULT_MS 10000
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Builds the message from the workers' stores (read while they record, as
+ * /metrics does) and sends it, unless nothing moved since the last one. */
+static void send_stats(struct sn_cp *cp, uint64_t now)
+{
+	struct sn_proxy *p = cp->p;
+	struct sn_metrics *stores[256];
+	struct sn_metrics_json_info info;
+	struct sn_out b = { 0 };
+	size_t n = 0;
+
+	for (int i = 0; i < p->n_workers && n < SN_ARRAY_LEN(stores); i++)
+		stores[n++] = p->workers[i].metrics;
+	int64_t active = sn_metrics_counter_sum(stores, n, SN_CTR_DOWNSTREAM_CX_ACTIVE);
+	int64_t total = sn_metrics_counter_sum(stores, n, SN_CTR_DOWNSTREAM_CX_TOTAL);
+	/* periodMs: since when these counts may have moved -- the last
+	 * message, or the last round that found nothing new; sinewd spreads
+	 * what they add over that time. */
+	sn_out_printf(&b, "{\"type\":\"stats\",\"timeUnixMs\":%" PRId64 ",\"seq\":%" PRIu64
+			  ",\"intervalMs\":%u,\"periodMs\":%" PRIu64 ",",
+		      wall_ms(), cp->stats_seq + 1, cp->stats_interval_ms, now - cp->stats_quiet_ms);
+	if (sn_metrics_json(stores, n, STATS_MAX_BYTES, &b, &info) != 0) {
+		sn_log(SN_LOG_WARN, "control: out of memory building the stats message; trying again in %u ms",
+		       cp->stats_interval_ms);
+		sn_out_free(&b);
+		return;
+	}
+	sn_out_printf(&b, ",\"tcp\":{\"connectionsActive\":%" PRId64 ",\"connectionsTotal\":%" PRId64 "}}",
+		      active, total);
+	if (cp->stats_seq > 0 && info.requests == cp->stats_requests && info.series == cp->stats_series &&
+	    active == cp->stats_cx_active && total == cp->stats_cx_total) {
+		cp->stats_quiet_ms = now;
+		sn_out_free(&b);
+		return;
+	}
+	if (info.left_out > 0 && !cp->stats_warned) {
+		cp->stats_warned = 1;
+		sn_log(SN_LOG_WARN, "control: %zu request series left out of the stats for sinewd (the message "
+				    "would pass %u bytes); `sinew stat` misses them", info.left_out, STATS_MAX_BYTES);
+	}
+	if (b.failed || sn_xds_send(cp->conn, b.p, b.len) != 0) {
+		sn_out_free(&b);
+		return;
+	}
+	sn_out_free(&b);
+	cp->stats_seq++;
+	cp->stats_quiet_ms = now;
+	cp->stats_requests = info.requests;
+	cp->stats_series = info.series;
+	cp->stats_cx_active = active;
+	cp->stats_cx_total = total;
+}
+
+static void on_stats_timer(struct sn_loop *loop, struct sn_timer *t)
+{
+	struct sn_cp *cp = sn_container_of(t, struct sn_cp, stats_timer);
+	uint64_t now = sn_loop_now(loop);
+
+	sn_timer_start(loop, &cp->stats_timer, cp->stats_interval_ms, on_stats_timer);
+	/* No link (or one that only fetches a certificate): the counts keep
+	 * adding up and go with the next message. */
+	if (cp->conn == NULL || !cp->open || cp->bootstrap || sn_xds_queued(cp->conn) >= STATS_MAX_QUEUED)
+		return;
+	send_stats(cp, now);
+}
+
 /* ---- setup --------------------------------------------------------------- */
 
 int sn_cp_start(struct sn_proxy *p)
@@ -803,6 +898,9 @@ int sn_cp_start(struct sn_proxy *p)
 	p->proc.config_reloads_ok = 0;
 	cp->idle_ms = p->opt.discovery_idle_ms ? p->opt.discovery_idle_ms : 600000;
 	sn_timer_start(&p->loop, &cp->sweep_timer, SN_MAX(cp->idle_ms / 4, 100u), on_sweep_timer);
+	cp->stats_interval_ms = p->opt.stats_interval_ms ? p->opt.stats_interval_ms : STATS_INTERVAL_DEFAULT_MS;
+	cp->stats_quiet_ms = sn_loop_now(&p->loop);
+	sn_timer_start(&p->loop, &cp->stats_timer, cp->stats_interval_ms, on_stats_timer);
 	connect_now(cp);
 	return 0;
 }
@@ -814,6 +912,7 @@ void sn_cp_stop(struct sn_proxy *p)
 		return;
 	sn_timer_stop(&p->loop, &cp->timer);
 	sn_timer_stop(&p->loop, &cp->sweep_timer);
+	sn_timer_stop(&p->loop, &cp->stats_timer);
 	sn_ident_stop(p);
 	if (cp->conn != NULL) {
 		struct sn_xds_conn *c = cp->conn;
@@ -845,6 +944,42 @@ int sn_cp_send_raw(struct sn_proxy *p, const char *msg, size_t len)
 	if (cp == NULL || cp->conn == NULL || !cp->open)
 		return SN_ECLOSED;
 	return sn_xds_send(cp->conn, msg, len);
+}
+
+/* Spans wait behind the configuration, never in front of it: past this
+ * many bytes queued on the link, a batch is dropped. */
+#define SPANS_MAX_QUEUED (1u << 20)
+
+struct spans_msg {
+	struct sn_task task;
+	struct sn_cp *cp;
+	char *msg;
+	size_t len;
+};
+
+static void on_spans_msg(struct sn_loop *loop, struct sn_task *t)
+{
+	struct spans_msg *m = sn_container_of(t, struct spans_msg, task);
+	struct sn_cp *cp = m->cp;
+	(void)loop;
+	if (cp->conn != NULL && cp->open && !cp->bootstrap && sn_xds_queued(cp->conn) < SPANS_MAX_QUEUED)
+		(void)sn_xds_send(cp->conn, m->msg, m->len);
+	free(m->msg);
+	free(m);
+}
+
+int sn_cp_send_spans(struct sn_proxy *p, char *msg, size_t len)
+{
+	struct spans_msg *m = p->cp != NULL ? calloc(1, sizeof(*m)) : NULL;
+	if (m == NULL) {
+		free(msg);
+		return SN_ENOMEM;
+	}
+	m->cp = p->cp;
+	m->msg = msg;
+	m->len = len;
+	sn_loop_post(&p->loop, &m->task, on_spans_msg);
+	return 0;
 }
 
 int sn_cp_is_open(struct sn_proxy *p)

@@ -466,7 +466,7 @@ static void ex_local_stream(struct sn_exchange *ex, const char *body, size_t n)
 						  sn_str_make(ex->answer_hdr[i][1], strlen(ex->answer_hdr[i][1])) };
 	ex->n_answer_hdr = 0;
 	struct sn_http_head h = { .status = ex->status, .fields = f, .n_fields = nf, .content_length = (int64_t)n };
-	ex_record(ex, 0);
+	ex_record(ex, head ? 0 : n);   /* the body we send is the response body */
 	ex->resp_head_sent = 1;
 	ex->resp_classified_done = 1;
 	ex->resp_pending = 0;
@@ -553,14 +553,15 @@ static void ex_local_raw(struct sn_exchange *ex, int status, const char *flag, c
 		sn_h1w_header_cstr(&wr, ex->answer_hdr[i][0], ex->answer_hdr[i][1]);
 	ex->n_answer_hdr = 0;
 	sn_h1w_end(&wr);
-	if (!(ex->req.method.len == 4 && memcmp(ex->req.method.p, "HEAD", 4) == 0))
+	int head = ex->req.method.len == 4 && memcmp(ex->req.method.p, "HEAD", 4) == 0;
+	if (!head)
 		sn_h1w_raw(&wr, body, n);
 	if (wr.overflow) {
 		ex_abort(ex, flag);
 		return;
 	}
 	c->out.end += wr.len;
-	ex_record(ex, 0);
+	ex_record(ex, head ? 0 : n);   /* the body we send is the response body */
 	ex->resp_head_sent = 1;
 	ex->resp_classified_done = 1;
 	ex->resp_pending = 0;
@@ -1095,6 +1096,16 @@ void sn_fx_request_auth(const struct sn_exchange *ex, struct sn_str *principal, 
 const struct sn_snapshot *sn_fx_snapshot(const struct sn_exchange *ex)
 {
 	return ex->snap;
+}
+
+struct sn_trace_ctx *sn_fx_trace(struct sn_exchange *ex)
+{
+	return &ex->trace;
+}
+
+void sn_fx_trace_send(struct sn_exchange *ex)
+{
+	ex->n_trace_fields = ex->trace.active ? (unsigned)sn_trace_fields(&ex->trace, ex->trace_buf, ex->trace_fields) : 0;
 }
 
 struct sn_str sn_fx_request_id(const struct sn_exchange *ex)

@@ -79,6 +79,19 @@ static size_t ops_count(const struct sn_header_ops *ops)
 	return ops != NULL ? ops->n_set + ops->n_add : 0;
 }
 
+/* Whether the trace context replaces this field (sn_fx_trace_send). */
+static int trace_replaces(const struct sn_exchange *ex, struct sn_str name)
+{
+	/* traceparent, b3, x-b3-*: a look at the first byte spares the rest */
+	char c = name.len ? (char)(name.p[0] | 0x20) : 0;
+	if (ex->n_trace_fields == 0 || (c != 't' && c != 'x' && c != 'b'))
+		return 0;
+	for (unsigned i = 0; i < ex->n_trace_fields; i++)
+		if (sn_str_ieq_cstr(name, ex->trace_fields[i].name))
+			return 1;
+	return 0;
+}
+
 /* Headers the proxy manages itself on either side. */
 static int is_managed(struct sn_str name)
 {
@@ -115,7 +128,7 @@ int sn__ex_build_upstream_head(struct sn_exchange *ex)
 	struct sn_str host = rq->authority;
 	char pathbuf[4096];
 
-	want += headers_bytes(rq->headers, rq->num_headers);
+	want += headers_bytes(rq->headers, rq->num_headers) + SN_TRACE_FIELDS_BYTES + 128;
 	for (unsigned i = 0; i < ex->n_req_ops; i++)
 		want += ops_bytes(ex->req_ops[i]);
 	if (ex->rw_authority != NULL)
@@ -142,10 +155,19 @@ int sn__ex_build_upstream_head(struct sn_exchange *ex)
 		struct sn_str name = rq->headers[i].name;
 		if (is_managed(name) || sn_h1_is_hop_by_hop(name, rq->headers, rq->num_headers))
 			continue;
-		if (header_overridden(ex->req_ops, ex->n_req_ops, name))
+		if (header_overridden(ex->req_ops, ex->n_req_ops, name) || trace_replaces(ex, name))
 			continue;
-		sn_h1w_header(&wr, name, rq->headers[i].value);
+		/* HTTP/1.1 fields were checked as the head was parsed; an HTTP/2
+		 * stream's by nghttp2's rules, which are not HTTP/1.1's */
+		if (ex->s == NULL)
+			sn_h1w_header_valid(&wr, name, rq->headers[i].value);
+		else
+			sn_h1w_header(&wr, name, rq->headers[i].value);
 	}
+	for (unsigned i = 0; i < ex->n_trace_fields; i++)   /* hex and dashes, made here */
+		if (ex->trace_fields[i].value != NULL)
+			sn_h1w_header_valid(&wr, sn_str_make(ex->trace_fields[i].name, strlen(ex->trace_fields[i].name)),
+					    sn_str_make(ex->trace_fields[i].value, ex->trace_fields[i].len));
 	if (rq->body == SN_H1_BODY_CHUNKED)
 		sn_h1w_header_cstr(&wr, "transfer-encoding", "chunked");
 	/* Upgrade (WebSocket and the like) is hop-by-hop, so it is forwarded
@@ -196,7 +218,7 @@ int sn__ex_build_upstream_h2(struct sn_exchange *ex)
 	}
 	for (unsigned i = 0; i < ex->n_req_ops; i++)
 		nops += ops_count(ex->req_ops[i]);
-	ex->up_fields = malloc((rq->num_headers + nops + 1) * sizeof(*ex->up_fields));
+	ex->up_fields = malloc((rq->num_headers + nops + 1 + ex->n_trace_fields) * sizeof(*ex->up_fields));
 	if (ex->up_fields == NULL)
 		return SN_ENOMEM;
 	for (size_t i = 0; i < rq->num_headers; i++) {
@@ -204,10 +226,15 @@ int sn__ex_build_upstream_h2(struct sn_exchange *ex)
 		if (sn_str_ieq_cstr(name, "te") && sn_str_ieq_cstr(rq->headers[i].value, "trailers"))
 			ex->up_te = 1;
 		if (is_managed(name) || sn_h1_is_hop_by_hop(name, rq->headers, rq->num_headers) ||
-		    header_overridden(ex->req_ops, ex->n_req_ops, name))
+		    header_overridden(ex->req_ops, ex->n_req_ops, name) || trace_replaces(ex, name))
 			continue;
 		ex->up_fields[n++] = (struct sn_http_field){ name, rq->headers[i].value };
 	}
+	for (unsigned i = 0; i < ex->n_trace_fields; i++)
+		if (ex->trace_fields[i].value != NULL)
+			ex->up_fields[n++] = (struct sn_http_field){
+				sn_str_make(ex->trace_fields[i].name, strlen(ex->trace_fields[i].name)),
+				sn_str_make(ex->trace_fields[i].value, ex->trace_fields[i].len) };
 	if (ex->rid.p == ex->request_id)
 		ex->up_fields[n++] = (struct sn_http_field){ SN_STR_LIT("x-request-id"), ex->rid };
 	for (unsigned i = 0; i < ex->n_req_ops; i++)
@@ -289,7 +316,10 @@ int sn__ex_build_downstream_head(struct sn_exchange *ex)
 			continue;
 		if (header_overridden(ex->resp_ops, ex->n_resp_ops, name))
 			continue;
-		sn_h1w_header(&wr, name, rs->headers[i].value);
+		if (ex->up_h2)   /* nghttp2's rules, not HTTP/1.1's: checked here */
+			sn_h1w_header(&wr, name, rs->headers[i].value);
+		else             /* checked as sn_h1_parse_response read it */
+			sn_h1w_header_valid(&wr, name, rs->headers[i].value);
 	}
 	if (rs->body == SN_H1_BODY_CHUNKED && ex->req.minor_version == 0)
 		ex->resp_dechunk = 1;   /* close-delimited for the 1.0 client */

@@ -41,6 +41,10 @@ struct sn_exchange {
 	struct sn_h1_header req_hdrs[SN_MAX_HEADERS_ARRAY];
 	struct sn_h1_response resp;
 	struct sn_h1_header resp_hdrs[SN_MAX_HEADERS_ARRAY];
+	/* sn_fx_trace_send: the trace context's fields, replacing the
+	 * client's (valid while n_trace_fields; not zeroed per exchange) */
+	char trace_buf[SN_TRACE_FIELDS_BYTES];
+	struct sn_trace_field trace_fields[SN_TRACE_MAX_FIELDS];
 	const struct sn_http_route *route;
 	const struct sn_route_match *route_match;   /* the match of route that held; NULL: none */
 	const struct sn_route_dest *dest;
@@ -104,6 +108,8 @@ struct sn_exchange {
 	unsigned n_req_ops, n_resp_ops;
 	const char *rw_authority, *rw_uri;
 	unsigned filter_at;          /* the chain's filter whose request_head runs (or ran) */
+	struct sn_trace_ctx trace;   /* filter_trace.c's (sn_fx_trace) */
+	unsigned n_trace_fields;
 	int64_t start_wall_us;
 	uint64_t start_us;
 	uint64_t try_start_us;

@@ -1,4 +1,5 @@
-/* The filter chain's order (filter.h). RequestAuthentication first (an
+/* The filter chain's order (filter.h). Tracing first: a request any
+ * filter answers is still a span of its trace. RequestAuthentication (an
  * invalid token is 401 before anything; a valid one is what
  * AuthorizationPolicy's requestPrincipals see), then authorization: a
  * request a policy denies is never delayed or aborted by a fault. Linkerd's
@@ -10,6 +11,7 @@
 #include "filter.h"
 
 const struct sn_filter *const sn_filter_chain[] = {
+	&sn_filter_trace,
 	&sn_filter_jwt,
 	&sn_filter_authz,
 	&sn_filter_ratelimit,

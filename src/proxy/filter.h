@@ -29,6 +29,7 @@
  * authorization -- each one file. */
 
 #include "exchange.h"
+#include "trace.h"
 
 enum sn_filter_verdict {
 	SN_FILTER_NEXT = 0,     /* go on with the next filter */
@@ -91,6 +92,7 @@ extern const struct sn_filter sn_filter_headers;     /* filter_headers.c: header
 extern const struct sn_filter sn_filter_cors;        /* filter_cors.c: corsPolicy, outbound */
 extern const struct sn_filter sn_filter_mirror;      /* filter_mirror.c: mirror / mirrors, outbound */
 extern const struct sn_filter sn_filter_telemetry;   /* filter_telemetry.c: metrics and access log */
+extern const struct sn_filter sn_filter_trace;       /* filter_trace.c: trace context and spans */
 
 /* ---- what a filter may ask of its exchange (exchange.c) ---------------- */
 
@@ -160,5 +162,11 @@ int sn_fx_wait_body(struct sn_exchange *ex, size_t max, uint32_t ms);
 /* The authority and the path (the query is kept) the request goes upstream
  * with; NULL leaves one as it is. Strings as long-lived as the ops. */
 void sn_fx_rewrite(struct sn_exchange *ex, const char *authority, const char *uri);
+/* The exchange's trace context (filter_trace.c fills it; zero, inactive,
+ * until then). */
+struct sn_trace_ctx *sn_fx_trace(struct sn_exchange *ex);
+/* The request goes upstream with the context's fields (traceparent,
+ * x-b3-*, b3) in place of the client's. */
+void sn_fx_trace_send(struct sn_exchange *ex);
 
 #endif

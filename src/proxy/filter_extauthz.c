@@ -293,7 +293,7 @@ enum sn_filter_verdict sn__extauthz_start(struct sn_exchange *ex, uint64_t *st, 
 	const char *body = NULL, *why = NULL;
 	size_t body_len = 0, len;
 
-	if (p == NULL || p->cluster >= s->n_clusters) {
+	if (p == NULL || SN_EXT_IS_TRACER(p) || p->cluster >= s->n_clusters) {
 		count(ex, SN_CTR_EXT_AUTHZ_ERROR);
 		sn_fx_answer(ex, 403, "ext_authz_unavailable",
 			     "external authorization: provider %s %s, so what policy %s selects is denied (fail closed)",

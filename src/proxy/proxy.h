@@ -72,6 +72,7 @@ struct sn_proxy_options {
 	uint32_t max_connections;        /* downstream, per worker */
 	int istio_metric_names;
 	uint32_t discovery_idle_ms;      /* control-plane mode: drop a subscription unused this long */
+	uint32_t stats_interval_ms;      /* control-plane mode: a stats message this often (0: 10 s) */
 	const char *token;               /* --token / SINEW_TOKEN: a join token (a secret) */
 	struct sn_addr capture_probe;    /* --capture-probe: answer `sinew run`'s rule check */
 	int have_capture_probe;
@@ -85,6 +86,7 @@ struct sn_proxy_options {
 	const char *tls_key;
 	const char *tls_bundle;          /* trust roots PEM */
 	const char *trust_domain;        /* default cluster.local */
+	double trace_sampling;           /* --trace-sampling: percent of new traces sampled (default 1) */
 	struct sn_h1_limits limits;
 };
 
@@ -190,6 +192,7 @@ struct sn_worker {
 	struct sn_host *wake_hosts;      /* hosts whose pending requests may go on (exchange.c) */
 	struct sn_oneshot *oneshots;     /* the proxy's own calls in flight (oneshot.c) */
 	struct jwt_cache *jwt_cache;     /* RequestAuthentication keys of w->snap (filter_jwt.c) */
+	struct sn_trace_out *trace_out;  /* spans waiting for export (trace.c) */
 	uint32_t n_oneshots;
 	struct sn_task wake_task;
 	int wake_scheduled;
@@ -490,6 +493,10 @@ void sn_cp_subscribe(struct sn_proxy *p, struct sn_str host);
 const char *sn_cp_revision(struct sn_proxy *p);
 /* Sends one message on the control link if it is open. */
 int sn_cp_send_raw(struct sn_proxy *p, const char *msg, size_t len);
+/* A "spans" message (msg malloc'd, taken) from any thread: sent by the
+ * main loop if the link is up and not backed up, else dropped. 0 if it
+ * was queued to the main loop. */
+int sn_cp_send_spans(struct sn_proxy *p, char *msg, size_t len);
 int sn_cp_is_open(struct sn_proxy *p);
 /* Closes the link and reconnects at once. */
 void sn_cp_reconnect(struct sn_proxy *p, const char *why);

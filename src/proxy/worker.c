@@ -11,6 +11,7 @@
 
 #include "sinew/log.h"
 #include "exchange.h"
+#include "trace.h"
 
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80   /* linux/netfilter_ipv4.h */
@@ -502,6 +503,7 @@ void sn_worker_dispose(struct sn_worker *w)
 	}
 	sn_exchange_free_cache(w);
 	sn_jwt_cache_drop(w);
+	sn_trace_out_free(w);
 	free(w->vhost_used);
 	sn_buf_pool_dispose(&w->pool);
 	sn_loop_dispose(&w->loop);

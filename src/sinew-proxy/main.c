@@ -23,6 +23,8 @@ static void usage(FILE *f)
 		"  --config FILE                multi-document YAML; reloaded on SIGHUP and when it changes\n"
 		"  --control-plane ADDR:PORT    get config from sinewd instead (its --mesh address)\n"
 		"  --discovery-idle D           drop a destination not called for D (default 10m)\n"
+		"  --stats-interval D           send sinewd the request counts this often (default 10s),\n"
+		"                               for `sinew stat` and `sinew edges`\n"
 		"  --outbound ADDR:PORT         listener for the app's outgoing HTTP (Host or absolute-form routing)\n"
 		"  --inbound ADDR:PORT          listener for requests to the local app (needs --app)\n"
 		"  --app ADDR:PORT              where the local app listens\n"
@@ -39,6 +41,8 @@ static void usage(FILE *f)
 		"  --idle-timeout D             keep-alive idle timeout (default 60s)\n"
 		"  --max-connections N          downstream connections per worker (default 16384)\n"
 		"  --istio-metric-names         also export istio_* metric names\n"
+		"  --trace-sampling PCT         percent of new traces sampled, 0-100 (default 1, Istio's);\n"
+		"                               a Telemetry resource's randomSamplingPercentage overrides it\n"
 		"  --tls-cert FILE              mTLS: this workload's SVID, leaf first then its chain (PEM)\n"
 		"  --tls-key FILE               mTLS: its private key (PEM, EC P-256)\n"
 		"  --tls-bundle FILE            mTLS: the trust domain's roots (PEM)\n"
@@ -158,7 +162,7 @@ int main(int argc, char **argv)
 	enum {
 		O_CONFIG = 256, O_OUTBOUND, O_INBOUND, O_APP, O_ADMIN, O_SERVICE, O_NAMESPACE, O_LABELS, O_SA,
 		O_ACCESS_LOG, O_LOG_LEVEL, O_WORKERS, O_DRAIN, O_HDR_TIMEOUT, O_IDLE_TIMEOUT, O_MAX_CONNS,
-		O_ISTIO_NAMES, O_VERSION, O_HELP, O_CONTROL_PLANE, O_DISCOVERY_IDLE,
+		O_ISTIO_NAMES, O_TRACE_SAMPLING, O_VERSION, O_HELP, O_CONTROL_PLANE, O_DISCOVERY_IDLE, O_STATS_INTERVAL,
 		O_TLS_CERT, O_TLS_KEY, O_TLS_BUNDLE, O_TRUST_DOMAIN, O_CLUSTER_DOMAIN, O_TOKEN, O_CAPTURE_PROBE, O_POD, O_ADVERTISE, O_OPAQUE, O_SVC_HOSTS,
 	};
 	static const struct option opts[] = {
@@ -179,8 +183,10 @@ int main(int argc, char **argv)
 		{ "idle-timeout", required_argument, NULL, O_IDLE_TIMEOUT },
 		{ "max-connections", required_argument, NULL, O_MAX_CONNS },
 		{ "istio-metric-names", no_argument, NULL, O_ISTIO_NAMES },
+		{ "trace-sampling", required_argument, NULL, O_TRACE_SAMPLING },
 		{ "control-plane", required_argument, NULL, O_CONTROL_PLANE },
 		{ "discovery-idle", required_argument, NULL, O_DISCOVERY_IDLE },
+		{ "stats-interval", required_argument, NULL, O_STATS_INTERVAL },
 		{ "tls-cert", required_argument, NULL, O_TLS_CERT },
 		{ "token", required_argument, NULL, O_TOKEN },
 		{ "capture-probe", required_argument, NULL, O_CAPTURE_PROBE },
@@ -203,6 +209,7 @@ int main(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	o.workers = 1;
 	o.drain_ms = 5000;
+	o.trace_sampling = 1.0;
 	o.request_header_timeout_ms = 10000;
 	o.idle_timeout_ms = 60000;
 	o.max_connections = 16384;
@@ -270,9 +277,29 @@ int main(int argc, char **argv)
 			o.max_connections = (uint32_t)n;
 			break;
 		case O_ISTIO_NAMES: o.istio_metric_names = 1; break;
+		case O_TRACE_SAMPLING: {
+			char *end;
+			o.trace_sampling = strtod(optarg, &end);
+			if (end == optarg || *end != '\0' || !(o.trace_sampling >= 0 && o.trace_sampling <= 100)) {
+				fprintf(stderr, "sinew-proxy: --trace-sampling %s: want a percentage from 0 to 100, "
+					"e.g. 1 or 0.5\n", optarg);
+				return 1;
+			}
+			break;
+		}
 		case O_DISCOVERY_IDLE:
 			if (parse_dur("--discovery-idle", optarg, &o.discovery_idle_ms) != 0)
 				return 1;
+			break;
+		case O_STATS_INTERVAL:
+			if (parse_dur("--stats-interval", optarg, &o.stats_interval_ms) != 0)
+				return 1;
+			/* sinewd's slots are 1 s at the finest; an hour is its whole memory */
+			if (o.stats_interval_ms < 100 || o.stats_interval_ms > 3600000) {
+				fprintf(stderr, "sinew-proxy: --stats-interval %s: want from 100ms to 1h, e.g. 10s\n",
+					optarg);
+				return 1;
+			}
 			break;
 		case O_CONTROL_PLANE:
 			if (parse_addr("--control-plane", optarg, &o.control_plane) != 0)

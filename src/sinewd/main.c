@@ -21,6 +21,7 @@ struct sinewd {
 	struct sn_api api;
 	struct sn_mesh *mesh;
 	struct sn_ca_service *ca;
+	struct sn_traces *traces;   /* recent traces, in memory (docs/api.md "Traces") */
 	struct sn_io sig_io;
 	int sig_fd;
 };
@@ -344,7 +345,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d.api.mesh_addr = mesh_s;
+	d.traces = sn_traces_new(NULL);
+	if (d.traces == NULL) {
+		fprintf(stderr, "sinewd: out of memory\n");
+		return 1;
+	}
 	mesh_opts.ca = d.ca;
+	mesh_opts.traces = d.traces;
 	mesh_opts.no_auto_rotate = ca_opts.cert_file != NULL;   /* sinewd rotates only a CA it made */
 	if (sn_mesh_start(&d.mesh, &d.loop, &d.store, (const struct sockaddr *)&mesh_addr, mesh_len, &mesh_opts) != 0) {
 		fprintf(stderr, "sinewd: cannot listen on %s (--mesh): %s; pick a free port\n", mesh_s,
@@ -355,6 +362,7 @@ int main(int argc, char **argv)
 		return 1;
 	d.api.mesh = d.mesh;
 	d.api.ca = d.ca;
+	d.api.traces = d.traces;
 	if (sn_api_start(&d.api, &d.loop, &d.store, (const struct sockaddr *)&api_addr, api_len) != 0) {
 		fprintf(stderr, "sinewd: cannot listen on %s (--api): %s; pick a free port\n", api_s, strerror(errno));
 		return 1;
@@ -369,6 +377,7 @@ int main(int argc, char **argv)
 	close(d.sig_fd);
 	sn_loop_run_once(&d.loop, 0); /* reclaim closed connections */
 	sn_mesh_free(d.mesh);
+	sn_traces_free(d.traces);
 	sn_loop_dispose(&d.loop);
 	sn_store_close(&d.store);
 	sn_ca_service_free(d.ca);

@@ -29,6 +29,7 @@
 #include "sinew/common.h"
 #include "sinew/json.h"
 #include "sinew/metrics.h"
+#include "sinew/out.h"
 
 #define DEFAULT_MAX_SERIES 2048
 #define MAX_MAX_SERIES (1u << 20)
@@ -46,6 +47,7 @@ enum {
 	L_SOURCE_PRINCIPAL,
 	L_SOURCE_APP,
 	L_SOURCE_VERSION,
+	L_SOURCE_CLUSTER,
 	L_DESTINATION_WORKLOAD,
 	L_DESTINATION_WORKLOAD_NAMESPACE,
 	L_DESTINATION_PRINCIPAL,
@@ -62,7 +64,7 @@ enum {
 	L_CONNECTION_SECURITY_POLICY,
 	N_STR_LABELS,
 };
-#define RESPONSE_CODE_POS 16   /* position of response_code among all labels */
+#define RESPONSE_CODE_POS (L_REQUEST_PROTOCOL + 1)   /* position of response_code among all labels */
 #define N_LABELS (N_STR_LABELS + 1)
 
 static const char *const label_names[N_LABELS] = {
@@ -72,6 +74,7 @@ static const char *const label_names[N_LABELS] = {
 	"source_principal",
 	"source_app",
 	"source_version",
+	"source_cluster",
 	"destination_workload",
 	"destination_workload_namespace",
 	"destination_principal",
@@ -202,6 +205,12 @@ static const struct {
 		"Inbound requests allowed by AuthorizationPolicy evaluation.", 0 },
 	[SN_CTR_RATE_LIMITED] = { "sinew_rate_limited_total",
 		"Inbound requests refused 429 rate_limited by an HTTPLocalRateLimitPolicy.", 0 },
+	[SN_CTR_TRACE_SPANS] = { "sinew_trace_spans_total",
+		"Sampled spans recorded for export (to sinewd and the configured tracers).", 0 },
+	[SN_CTR_TRACE_SPANS_DROPPED] = { "sinew_trace_spans_dropped_total",
+		"Spans dropped: batch full, tracer busy, control link full (export never holds a request).", 0 },
+	[SN_CTR_TRACE_EXPORTS_FAILED] = { "sinew_trace_exports_failed_total",
+		"Span batches a tracer did not take (no connection, no 2xx answer in time).", 0 },
 	[SN_CTR_AUTHZ_DENY] = { "sinew_authz_deny_total",
 		"Inbound requests denied by AuthorizationPolicy (403, rbac_denied).", 0 },
 	[SN_CTR_TCP_OUTBOUND_CX] = { "sinew_tcp_outbound_connections_total",
@@ -292,6 +301,7 @@ static void labels_to_array(const struct sn_metric_labels *l, const char **val)
 	val[L_SOURCE_PRINCIPAL] = l->source_principal;
 	val[L_SOURCE_APP] = l->source_app;
 	val[L_SOURCE_VERSION] = l->source_version;
+	val[L_SOURCE_CLUSTER] = l->source_cluster;
 	val[L_DESTINATION_WORKLOAD] = l->destination_workload;
 	val[L_DESTINATION_WORKLOAD_NAMESPACE] = l->destination_workload_namespace;
 	val[L_DESTINATION_PRINCIPAL] = l->destination_principal;
@@ -841,4 +851,140 @@ void sn_metrics_render(struct sn_metrics *const *stores, size_t n_stores,
 	free(mg.index);
 	if (count != counts)
 		free(count);
+}
+
+/* ---- the control link's stats message (any thread) ---- */
+
+/* sinewd's names for the label fields, in label order: the message keeps
+ * every label, so two series never read as one there. */
+static const char *const json_names[N_LABELS] = {
+	"reporter",
+	"sourceWorkload",
+	"sourceNamespace",
+	"sourcePrincipal",
+	"sourceApp",
+	"sourceVersion",
+	"sourceCluster",
+	"destinationWorkload",
+	"destinationNamespace",
+	"destinationPrincipal",
+	"destinationApp",
+	"destinationVersion",
+	"destinationService",
+	"destinationServiceName",
+	"destinationServiceNamespace",
+	"destinationCluster",
+	"protocol",
+	"responseCode",
+	"grpcStatus",
+	"responseFlags",
+	"connectionSecurityPolicy",
+};
+
+/* One series as a JSON object. */
+static void json_series(struct sn_out *o, const struct agg *a)
+{
+	const struct series *s = a->labels;
+	uint64_t count = 0;
+
+	for (size_t pos = 0, k = 0; pos < N_LABELS; pos++) {
+		sn_out_cstr(o, pos ? ",\"" : "{\"");
+		sn_out_cstr(o, json_names[pos]);
+		sn_out_cstr(o, "\":");
+		if (pos == RESPONSE_CODE_POS) {
+			sn_out_printf(o, "%d", s->response_code);
+			continue;
+		}
+		/* The store keeps an unknown gRPC status as "unknown" (a
+		 * label must have a value); the message says null. */
+		if (k == L_GRPC_RESPONSE_STATUS && s->len[k] == 7 && !memcmp(s->val[k], "unknown", 7))
+			sn_out_cstr(o, "null");
+		else
+			sn_out_json_str(o, s->val[k], s->len[k]);
+		k++;
+	}
+	for (size_t b = 0; b <= N_DUR; b++)
+		count += a->dur[b];
+	sn_out_printf(o, ",\"count\":%" PRIu64 ",\"durationBuckets\":[", count);
+	for (size_t b = 0; b <= N_DUR; b++)
+		sn_out_printf(o, b ? ",%" PRIu64 : "%" PRIu64, a->dur[b]);
+	sn_out_printf(o, "],\"durationSumMs\":%" PRIu64 ".%03" PRIu64 "}", a->dur_sum_us / 1000,
+		      a->dur_sum_us % 1000);
+}
+
+int sn_metrics_json(struct sn_metrics *const *stores, size_t n_stores, size_t max_bytes, struct sn_out *o,
+		    struct sn_metrics_json_info *info)
+{
+	struct merge mg = { 0 };
+	size_t total = 0, index_size = 1;
+	int rc = 0;
+
+	memset(info, 0, sizeof(*info));
+	sn_out_cstr(o, "\"durationBucketsMs\":[");
+	for (size_t i = 0; i < N_DUR; i++)
+		sn_out_printf(o, i ? ",%s" : "%s", dur_le[i]);
+	sn_out_cstr(o, "],\"requests\":[");
+
+	/* As sn_metrics_render: each store's count acquired once, then the
+	 * series below it merged by labels. The overflow series is left
+	 * out: its labels say nothing sinewd could file it under. */
+	size_t *count = calloc(n_stores + 1, sizeof(*count));
+	if (count == NULL)
+		goto oom;
+	for (size_t s = 0; s < n_stores; s++) {
+		count[s] = stores[s] ? __atomic_load_n(&stores[s]->n_series, __ATOMIC_ACQUIRE) : 0;
+		total += count[s];
+	}
+	while (index_size < 2 * total)
+		index_size <<= 1;
+	mg.cap = total;
+	mg.aggs = total ? calloc(total, sizeof(*mg.aggs)) : NULL;
+	mg.index = total ? calloc(index_size, sizeof(*mg.index)) : NULL;
+	mg.index_mask = index_size - 1;
+	if (total && (!mg.aggs || !mg.index))
+		goto oom;
+	for (size_t s = 0; s < n_stores; s++)
+		for (size_t i = 0; stores[s] != NULL && i < count[s]; i++)
+			merge_series(&mg, &stores[s]->series[i]);
+
+	for (size_t i = 0; i < mg.n && !o->failed; i++) {
+		size_t mark = o->len;
+		if (info->series)
+			sn_out_raw(o, ",", 1);
+		json_series(o, &mg.aggs[i]);
+		/* Past the bound the series is taken back out: what is sent
+		 * stays whole, and the rest wait for a smaller table. */
+		if (o->len > max_bytes) {
+			o->len = mark;
+			if (o->p != NULL)
+				o->p[mark] = '\0';
+			info->left_out = mg.n - i;
+			break;
+		}
+		info->series++;
+		info->requests += snapshot_sum(mg.aggs[i].dur, N_DUR + 1);
+	}
+	sn_out_cstr(o, "]");
+	goto out;
+oom:
+	rc = SN_ENOMEM;
+out:
+	if (o->failed)
+		rc = SN_ENOMEM;
+	free(mg.aggs);
+	free(mg.index);
+	free(count);
+	return rc;
+}
+
+int64_t sn_metrics_counter_sum(struct sn_metrics *const *stores, size_t n_stores, enum sn_counter c)
+{
+	uint64_t sum = 0;
+
+	if ((unsigned)c >= SN_CTR__COUNT)
+		return 0;
+	for (size_t s = 0; s < n_stores; s++)
+		if (stores[s] != NULL)
+			sum += load_relaxed(&stores[s]->counters[c]);
+	return (int64_t)sum;
 }

@@ -6,6 +6,7 @@ like `kubectl port-forward`, and the unmodified task files from
 Results are observed through productpage as a user would: page content,
 status, and timing for the 7 s delay."""
 
+import json
 import os
 import re
 import subprocess
@@ -191,6 +192,149 @@ class BookinfoPods(unittest.TestCase):
                                    source_principal="spiffe://cluster.local/ns/default/sa/bookinfo-productpage")
             self.assertEqual(st.metric_sum(samples, "sinew_requests_total", connection_security_policy="none"), 0)
         self.assertGreater(total, 50)
+
+    def test_6_one_page_load_is_one_trace(self):
+        """Tracing through the pods: a page load from a client pod (Istio's
+        sleep) is one trace with spans from the sleep, productpage,
+        details, reviews and ratings proxies, exported as OTLP JSON to a
+        collector on the mesh network (the mesh config's opentelemetry
+        provider) and kept by sinewd (its trace API and `sinew traces`).
+        W3C-only and B3-only clients continue their own trace; a page load
+        without context starts one. (The published port reaches the app
+        past its sidecar, as kubectl port-forward does: no server span.)"""
+        col = os.path.join(self.e.tmp, "otlp.jsonl")
+        script = os.path.join(self.e.tmp, "collector.py")
+        with open(script, "w") as f:
+            f.write(COLLECTOR % (col, GATEWAY, OTLP_PORT))
+        log = open(os.path.join(self.e.tmp, "collector.log"), "w")
+        p = st.spawn(["ip", "netns", "exec", self.mesh, "/usr/bin/python3", script], stdout=log, stderr=log)
+        self.addCleanup(st.stop_process, p)
+        sleep = self.e.run_joined(self.server, "sleep", None, ["sleep", "600"])
+        self.addCleanup(st.stop_process, sleep)
+        self.e.wait_ready("sleep", sleep, timeout=40)
+        pod = self.e.pod("sleep")["name"]
+        cfg = os.path.join(self.e.tmp, "tracing.yaml")
+        with open(cfg, "w") as f:
+            f.write(TRACING % (GATEWAY, OTLP_PORT))
+        rc, out, err = self.e.sinew("apply", "-f", cfg, "--server", self.server)
+        self.assertEqual(rc, 0, err)
+        self.apply("virtual-service-reviews-v3.yaml")   # v3 calls ratings
+
+        w3c = "4bf92f3577b34da6a3ce929d0e0e4736"
+        b3 = "80f198ee56343ba864fe8b2a57d3eff7"
+        for headers in (["-H", "traceparent: 00-%s-00f067aa0ba902b7-01" % w3c],
+                        ["-H", "x-b3-traceid: " + b3, "-H", "x-b3-spanid: e457b5a2e4d86bd1", "-H", "x-b3-sampled: 1"],
+                        ["-H", "x-request-id: page-load-without-context"]):
+            r = sh(["ip", "netns", "exec", pod, "curl", "-sS", "--max-time", "20",
+                    "http://productpage:9080/productpage"] + headers, timeout=30)
+            self.assertIn('color="red"', r.stdout, r.stderr)
+
+        def spans_of(tid):
+            out = []
+            if os.path.exists(col):
+                with open(col) as f:
+                    for line in f:
+                        doc = json.loads(line)
+                        for rs in doc["resourceSpans"]:
+                            svc = [a["value"]["stringValue"] for a in rs["resource"]["attributes"]
+                                   if a["key"] == "service.name"][0]
+                            for ss in rs["scopeSpans"]:
+                                out += [(svc, sp) for sp in ss["spans"] if tid is None or sp["traceId"] == tid]
+            return out
+
+        want = {"sleep.default", "productpage.default", "details.default", "reviews.default", "ratings.default"}
+        for tid, caller in ((w3c, "00f067aa0ba902b7"), (b3, "e457b5a2e4d86bd1")):
+            deadline = time.time() + 10
+            while time.time() < deadline and len(spans_of(tid)) < 8:
+                time.sleep(0.2)
+            spans = spans_of(tid)
+            self.assertEqual({svc for svc, _ in spans}, want, spans)
+            # sleep out; productpage in, out to details and reviews; reviews
+            # in, out to ratings; details and ratings in: 8 spans, one trace
+            self.assertEqual(len(spans), 8, [(s, sp["name"], sp["kind"]) for s, sp in spans])
+            by_id = {sp["spanId"]: sp for _, sp in spans}
+            roots = [sp for sp in by_id.values() if sp.get("parentSpanId") not in by_id]
+            self.assertEqual(len(roots), 1, roots)   # sleep's client span, child of the client's
+            self.assertEqual(roots[0]["kind"], 3)
+            self.assertEqual(roots[0]["parentSpanId"], caller)
+            for sp in by_id.values():
+                self.assertRegex(sp["traceId"], r"^[0-9a-f]{32}$")
+                self.assertRegex(sp["spanId"], r"^[0-9a-f]{16}$")
+                parent = by_id.get(sp.get("parentSpanId"))
+                if parent is not None:
+                    self.assertLessEqual(int(parent["startTimeUnixNano"]), int(sp["startTimeUnixNano"]))
+                    self.assertGreaterEqual(int(parent["endTimeUnixNano"]), int(sp["endTimeUnixNano"]))
+                    if sp["kind"] == 2:   # a server span is the callee's side of a client span
+                        self.assertEqual(parent["kind"], 3)
+                        self.assertEqual(sp["name"], parent["name"])
+            # sinewd kept the same trace
+            rc, out, err = self.e.sinew("traces", tid, "--server", self.server)
+            self.assertEqual(rc, 0, err)
+            for svc in want:
+                self.assertIn(svc, out)
+            r = st.request(int(self.server.rsplit(":", 1)[1]), "GET", "/api/v1/traces/" + tid)
+            self.assertEqual(r.status, 200, r.body)
+            kept = {sp["spanId"] for rs in r.json()["resourceSpans"] for ss in rs["scopeSpans"]
+                    for sp in ss["spans"]}
+            self.assertEqual(kept, set(by_id))
+        started = [sp for _, sp in spans_of(None)
+                   if any(a["key"] == "guid:x-request-id" and a["value"]["stringValue"] == "page-load-without-context"
+                          for a in sp["attributes"])]
+        self.assertEqual(len(started), 8, started)
+        self.assertEqual(len({sp["traceId"] for sp in started}), 1, started)
+        rc, out, err = self.e.sinew("traces", "--service", "ratings.default", "--server", self.server)
+        self.assertEqual(rc, 0, err)
+        self.assertIn(w3c, out)
+
+
+GATEWAY = "10.68.0.1"
+OTLP_PORT = 14318
+COLLECTOR = """import http.server, json
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        assert self.path == "/v1/traces" and self.headers.get("content-type") == "application/json"
+        with open(%r, "a") as f:
+            f.write(json.dumps(json.loads(body)) + "\\n")
+        self.send_response(200)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+http.server.ThreadingHTTPServer((%r, %d), H).serve_forever()
+"""
+TRACING = """apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |-
+    extensionProviders:
+    - name: otel
+      opentelemetry:
+        service: otel-collector.observability.svc.cluster.local
+        port: 4318
+        http: {path: /v1/traces}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: otel-collector, namespace: observability}
+spec:
+  hosts: [otel-collector.observability.svc.cluster.local]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  ports: [{number: 4318, name: http, protocol: HTTP}]
+  endpoints: [{address: %s, ports: {http: %d}}]
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  tracing:
+  - providers: [{name: otel}]
+    randomSamplingPercentage: 100
+"""
 
 
 if __name__ == "__main__":

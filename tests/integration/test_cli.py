@@ -63,8 +63,10 @@ class Sinewd:
         self.mesh_port = st.free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.mesh = "127.0.0.1:%d" % self.mesh_port
+        # --no-pods: these tests want the control plane only, not a network
+        # namespace (as root `up` makes one by default).
         rc, out, err = run(["up", "--data-dir", self.dir, "--api", "127.0.0.1:%d" % self.port,
-                            "--mesh", self.mesh])
+                            "--mesh", self.mesh, "--no-pods"])
         if rc != 0:
             raise AssertionError("sinew up failed (%d):\n%s\n%s" % (rc, out, err))
         self.up_out = out
@@ -225,12 +227,18 @@ class TestUpDown(unittest.TestCase):
         s.bind(("127.0.0.1", taken))
         s.listen(1)
         self.addCleanup(s.close)
+        netns_before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         rc, out, err = run(["up", "--data-dir", d, "--api", "127.0.0.1:%d" % taken,
                             "--mesh", "127.0.0.1:%d" % st.free_port()])
         self.assertEqual(rc, 1, out)
         self.assertIn("exited during start-up", err)
         self.assertIn("sinewd.log", err)
         self.assertFalse(os.path.exists(os.path.join(d, "sinewd.pid")))
+        # As root it made the pod network first; a failed up takes it back.
+        if "sn-mesh" not in netns_before:
+            netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+            self.assertNotIn("sn-mesh", netns)
+            self.assertFalse(os.path.exists(os.path.join(d, "pods", "mesh")))
 
 
 class TestApplyGetDelete(unittest.TestCase):

@@ -322,11 +322,12 @@ class LocalMesh(unittest.TestCase):
         # tearDown checks: no namespace of this test, host links and rules as before
 
     def test_run_without_pod_network_fails_fast(self):
-        """sinewd started without a pod network: sinew run says so at once
-        instead of waiting out --ready-timeout."""
+        """sinewd started without a pod network (--no-pods; as root `up`
+        makes one by default): sinew run says so at once instead of
+        waiting out --ready-timeout."""
         e2 = Env(self, name="d2")
         api = "127.0.0.1:%d" % st.free_port()
-        rc, out, err = e2.sinew("up", "--api", api, "--mesh", "127.0.0.1:%d" % st.free_port())
+        rc, out, err = e2.sinew("up", "--api", api, "--mesh", "127.0.0.1:%d" % st.free_port(), "--no-pods")
         self.assertEqual(rc, 0, err)
         t0 = time.time()
         r = subprocess.run([SINEW, "run", "--service", "lonely", "--server", "http://" + api,

@@ -737,6 +737,96 @@ class RealProxyTest(unittest.TestCase):
         self.assertIn("sinewd stopped", out)
         self.assertNotIn(mesh, netns_list())
 
+    def test_plain_up_then_run_ps_logs_down_find_the_mesh(self):
+        """Issue 12: as root a plain `sinew up` makes the pod network
+        (10.88.0.0/16 in sn-mesh), so `sinew run` works without
+        --pod-cidr; and the mesh `sinew up --data-dir DIR` started is the
+        one run, ps, logs and down use, with neither --data-dir nor
+        SINEW_HOME, until its `sinew down` forgets it."""
+        if "sn-mesh" in netns_list():
+            self.skipTest("network namespace sn-mesh exists (another mesh): the default name is taken")
+        e = Env(self)   # its cleanup: `sinew down` with SINEW_HOME=e.home, whatever happens here
+        home = os.path.join(e.tmp, "home")
+        os.mkdir(home)
+        env = e.env()
+        del env["SINEW_HOME"]
+        env["HOME"] = home
+
+        def sinew(*args):
+            p = subprocess.run([SINEW] + list(args), capture_output=True, text=True, env=env, timeout=60)
+            for pat in st.SANITIZER_PATTERNS:
+                self.assertNotIn(pat, p.stderr)
+            return p.returncode, p.stdout, p.stderr
+
+        def ps():
+            rc, out, err = sinew("ps", "-o", "json")
+            self.assertEqual(rc, 0, err)
+            return json.loads(out)["pods"]
+
+        api = "127.0.0.1:%d" % st.free_port()
+        rc, out, err = sinew("up", "--no-pods", "--pod-cidr", "10.88.0.0/16")
+        self.assertEqual(rc, 2, out + err)
+        rc, out, err = sinew("up", "--data-dir", e.home, "--api", api, "--mesh", "127.0.0.1:%d" % st.free_port())
+        self.assertEqual(rc, 0, err)
+        self.assertIn("mesh network sn-mesh: bridge snbr0, pods 10.88.0.0/16, gateway 10.88.0.1", out)
+        self.assertIn("pods:  10.88.0.1:15012 (in network namespace sn-mesh", out)
+        current = os.path.join(home, ".sinew", "current.json")
+        with open(current) as f:
+            self.assertEqual(json.load(f), {"data_dir": os.path.realpath(e.home)})
+
+        svc = "plain-" + SUFFIX
+        argv = [SINEW, "run", "--service", svc, "--server", "http://" + api, "--ready-timeout", "20", "--",
+                "sleep", "60"]
+        out_path, err_path = os.path.join(e.tmp, "plain.out"), os.path.join(e.tmp, "plain.err")
+        with open(out_path, "w") as fo, open(err_path, "w") as fe:
+            p = st.spawn(argv, stdout=fo, stderr=fe, env=env)
+        p.out_path, p.err_path = out_path, err_path
+        self.addCleanup(st.stop_process, p)
+        deadline = time.time() + 25
+        pod = None
+        while time.time() < deadline and p.poll() is None:
+            pod = next((x for x in ps() if x["service"] == svc), None)
+            if pod and pod["proxy"]["state"] == "ready" and pod["app"]["running"]:
+                break
+            time.sleep(0.1)
+        self.assertTrue(pod and pod["proxy"]["state"] == "ready", "%r\n%s" % (pod, read(err_path)))
+        self.assertEqual(pod["address"], "10.88.0.2")
+        # The pod is DIR's, not ~/.sinew's
+        self.assertTrue(os.path.exists(os.path.join(e.pods_dir(), pod["name"] + ".pod")))
+        self.assertFalse(os.path.exists(os.path.join(home, ".sinew", "pods")))
+        rc, log, err = sinew("logs", svc, "--proxy")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("control: connected to 10.88.0.1:15012 (mutual TLS)", log)
+        rc, out, err = sinew("up", "--api", api)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("already running", out)
+        self.assertIn(os.path.realpath(e.home), out)
+
+        rc, out, err = sinew("down")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("pod %s removed" % pod["name"], out)
+        self.assertIn("mesh network sn-mesh removed", out)
+        self.assertIn("sinewd stopped", out)
+        self.assertIn(os.path.realpath(e.home), out)
+        wait_exit(p, 20)
+        self.assertNotIn("sn-mesh", netns_list())
+        self.assertFalse(os.path.exists(current))
+        # Forgotten: the default data directory again.
+        rc, out, err = sinew("down")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("data dir %s" % os.path.join(home, ".sinew"), out)
+
+        # --no-pods: sinewd alone, no namespace.
+        rc, out, err = sinew("up", "--data-dir", e.home, "--api", api, "--mesh", "127.0.0.1:%d" % st.free_port(),
+                             "--no-pods")
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("mesh network", out)
+        self.assertNotIn("pods:", out)
+        self.assertNotIn("sn-mesh", netns_list())
+        rc, out, err = sinew("down")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("sinewd stopped", out)
+
 
 def main():
     t = threading.Timer(st.WATCHDOG_SECONDS - 10, _watchdog)

@@ -67,6 +67,7 @@ static struct sn_metric_labels base_labels(void)
 		.source_principal = "spiffe://cluster.local/ns/default/sa/web",
 		.source_app = "web",
 		.source_version = "v1",
+		.source_cluster = "Kubernetes",
 		.destination_workload = "api",
 		.destination_workload_namespace = "default",
 		.destination_principal = "spiffe://cluster.local/ns/default/sa/api",
@@ -75,7 +76,7 @@ static struct sn_metric_labels base_labels(void)
 		.destination_service = "api.default.svc.cluster.local",
 		.destination_service_name = "api",
 		.destination_service_namespace = "default",
-		.destination_cluster = "outbound|80||api.default.svc.cluster.local",
+		.destination_cluster = "Kubernetes",
 		.request_protocol = "http",
 		.response_code = 200,
 		.grpc_response_status = NULL,
@@ -93,13 +94,13 @@ static const char *base_text(int code)
 	snprintf(buf, sizeof(buf),
 		 "reporter=\"source\",source_workload=\"web\",source_workload_namespace=\"default\","
 		 "source_principal=\"spiffe://cluster.local/ns/default/sa/web\",source_app=\"web\","
-		 "source_version=\"v1\",destination_workload=\"api\","
+		 "source_version=\"v1\",source_cluster=\"Kubernetes\",destination_workload=\"api\","
 		 "destination_workload_namespace=\"default\","
 		 "destination_principal=\"spiffe://cluster.local/ns/default/sa/api\","
 		 "destination_app=\"api\",destination_version=\"v2\","
 		 "destination_service=\"api.default.svc.cluster.local\","
 		 "destination_service_name=\"api\",destination_service_namespace=\"default\","
-		 "destination_cluster=\"outbound|80||api.default.svc.cluster.local\","
+		 "destination_cluster=\"Kubernetes\","
 		 "request_protocol=\"http\",response_code=\"%d\",grpc_response_status=\"unknown\","
 		 "response_flags=\"-\",connection_security_policy=\"mutual_tls\"",
 		 code);
@@ -217,7 +218,7 @@ static void test_null_is_unknown_and_merges(void **state)
 	struct sn_metric_labels u = {
 		.reporter = "unknown", .source_workload = "unknown",
 		.source_workload_namespace = "unknown", .source_principal = "unknown",
-		.source_app = "unknown", .source_version = "unknown",
+		.source_app = "unknown", .source_version = "unknown", .source_cluster = "unknown",
 		.destination_workload = "unknown", .destination_workload_namespace = "unknown",
 		.destination_principal = "unknown", .destination_app = "unknown",
 		.destination_version = "unknown", .destination_service = "unknown",
@@ -234,7 +235,7 @@ static void test_null_is_unknown_and_merges(void **state)
 	expect_line(out,
 		    "sinew_requests_total{reporter=\"unknown\",source_workload=\"unknown\","
 		    "source_workload_namespace=\"unknown\",source_principal=\"unknown\","
-		    "source_app=\"unknown\",source_version=\"unknown\","
+		    "source_app=\"unknown\",source_version=\"unknown\",source_cluster=\"unknown\","
 		    "destination_workload=\"unknown\",destination_workload_namespace=\"unknown\","
 		    "destination_principal=\"unknown\",destination_app=\"unknown\","
 		    "destination_version=\"unknown\",destination_service=\"unknown\","
@@ -314,7 +315,7 @@ static void test_cardinality_bound(void **state)
 	expect_line(out,
 		    "sinew_requests_total{reporter=\"overflow\",source_workload=\"overflow\","
 		    "source_workload_namespace=\"overflow\",source_principal=\"overflow\","
-		    "source_app=\"overflow\",source_version=\"overflow\","
+		    "source_app=\"overflow\",source_version=\"overflow\",source_cluster=\"overflow\","
 		    "destination_workload=\"overflow\",destination_workload_namespace=\"overflow\","
 		    "destination_principal=\"overflow\",destination_app=\"overflow\","
 		    "destination_version=\"overflow\",destination_service=\"overflow\","
@@ -379,7 +380,7 @@ static void test_reused_label_buffer(void **state)
 	assert_non_null(strstr(out, "destination_version=\"v1\",destination_service="
 				    "\"api.default.svc.cluster.local\",destination_service_name="
 				    "\"api\",destination_service_namespace=\"default\","
-				    "destination_cluster=\"outbound|80||api.default.svc.cluster.local\","
+				    "destination_cluster=\"Kubernetes\","
 				    "request_protocol=\"http\",response_code=\"200\","
 				    "grpc_response_status=\"unknown\",response_flags=\"-\","
 				    "connection_security_policy=\"mutual_tls\"} 3\n"));

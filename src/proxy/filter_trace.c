@@ -1,0 +1,166 @@
+/* Tracing, as a filter: each request's trace context is read (or a trace
+ * started, sampled at the proxy's rate) and sent upstream with this hop's
+ * span as parent; when the exchange is done, a sampled one is a span --
+ * a client span outbound, a server span inbound -- with Istio's span tags
+ * (trace.c exports it). Both directions, first in the chain: a request
+ * another filter answers is still a span of its trace.
+ *
+ * The rate: the Telemetry resource's randomSamplingPercentage, else the
+ * mesh config's defaultConfig.tracing.sampling, else --trace-sampling
+ * (default 1 %, Istio's). A decision that came with the request (W3C
+ * flags, B3 sampled) is kept. enableTracing: false in the mesh config
+ * turns all of it off: the client's fields then pass as they came. */
+#include <stdio.h>
+#include <string.h>
+
+#include "filter.h"
+
+#define MAX_ATTRS (24 + 32)
+
+static uint64_t worker_rnd(void *w)
+{
+	return sn_worker_random(w);
+}
+
+static double sampling(const struct sn_worker *w)
+{
+	const struct sn_snapshot *s = w->snap;
+	return s != NULL && s->tracing.sampling >= 0 ? s->tracing.sampling : w->proxy->opt.trace_sampling;
+}
+
+static int disabled(const struct sn_worker *w)
+{
+	return w->snap != NULL && w->snap->tracing.disabled;
+}
+
+static void begin(struct sn_exchange *ex)
+{
+	struct sn_worker *w = sn_fx_worker(ex);
+	const struct sn_h1_request *rq = sn_fx_request(ex);
+	struct sn_trace_in in;
+	sn_trace_parse(rq->headers, rq->num_headers, &in);
+	sn_trace_begin(&in, sampling(w), worker_rnd, w, sn_fx_trace(ex));
+}
+
+static enum sn_filter_verdict trace_head(struct sn_exchange *ex)
+{
+	if (disabled(sn_fx_worker(ex)))
+		return SN_FILTER_NEXT;
+	begin(ex);
+	sn_fx_trace_send(ex);
+	return SN_FILTER_NEXT;
+}
+
+static struct sn_str cstr(const char *s)
+{
+	return s != NULL ? sn_str_make(s, strlen(s)) : sn_str_make("", 0);
+}
+
+static void trace_done(struct sn_exchange *ex, const struct sn_fx_summary *s)
+{
+	struct sn_worker *w = sn_fx_worker(ex);
+	struct sn_proxy *p = w->proxy;
+	struct sn_trace_ctx *t = sn_fx_trace(ex);
+	const struct sn_h1_request *rq = s->req;
+	const struct sn_cluster *cl = s->cluster;
+	int inbound = s->dir == SN_DIR_INBOUND;
+
+	if (disabled(w))
+		return;
+	if (!t->active)
+		begin(ex);   /* answered before the chain ran (no route, ...) */
+	if (!t->sampled || !sn_trace_exporting(w))
+		return;
+
+	/* Envoy's operation name: the destination's host and port, then a wildcard path */
+	char name[320], url[512], status[8], req_size[24], resp_size[24], attempts[12], peer[64];
+	const struct sn_tracing *tc = w->snap != NULL ? &w->snap->tracing : NULL;
+	uint32_t max_tag = 256;
+	for (size_t i = 0; tc != NULL && i < tc->n_providers; i++)
+		max_tag = SN_MIN(max_tag, w->snap->ext_authz[tc->providers[i]].max_tag_length);
+	if (inbound)
+		snprintf(name, sizeof(name), "%s:%u/*",
+			 p->own_service_fqdn[0] ? p->own_service_fqdn : p->opt.service ? p->opt.service : "inbound",
+			 sn_fx_app_port(ex) ? sn_fx_app_port(ex) : cl != NULL ? cl->port : 0);
+	else if (cl != NULL)
+		snprintf(name, sizeof(name), "%s:%u/*", cl->service, cl->port);
+	else
+		snprintf(name, sizeof(name), "%.*s/*", (int)SN_MIN(rq->authority.len, 300), rq->authority.p);
+	int ul = snprintf(url, sizeof(url), "http://%.*s%.*s", (int)SN_MIN(rq->authority.len, 255), rq->authority.p,
+			  (int)SN_MIN(rq->path.len, 255), rq->path.p);
+	snprintf(status, sizeof(status), "%d", s->status);
+	snprintf(req_size, sizeof(req_size), "%llu", (unsigned long long)s->request_bytes);
+	snprintf(resp_size, sizeof(resp_size), "%llu", (unsigned long long)s->response_bytes);
+	snprintf(attempts, sizeof(attempts), "%u", s->attempts);
+	snprintf(peer, sizeof(peer), "%s", s->peer ? s->peer : "");
+	char *colon = strrchr(peer, ':');
+	if (colon != NULL && peer[0] != '[')
+		*colon = '\0';
+
+	struct sn_trace_attr a[MAX_ATTRS];
+	size_t n = 0;
+#define ATTR(k, v) (a[n++] = (struct sn_trace_attr){ (k), (v) })
+	ATTR("component", cstr("proxy"));
+	ATTR("http.method", rq->method);
+	ATTR("http.url", sn_str_make(url, SN_MIN((size_t)SN_MAX(ul, 0), (size_t)max_tag)));
+	ATTR("http.protocol", cstr(s->protocol));
+	ATTR("http.status_code", cstr(status));
+	ATTR("response_flags", cstr(s->flags));
+	ATTR("request_size", cstr(req_size));
+	ATTR("response_size", cstr(resp_size));
+	ATTR("guid:x-request-id", s->request_id);
+	ATTR("peer.address", cstr(peer));
+	ATTR("istio.canonical_service", cstr(sn_labels_get(&p->labels, "app") ? sn_labels_get(&p->labels, "app")
+									  : p->opt.service));
+	ATTR("istio.canonical_revision",
+	     cstr(sn_labels_get(&p->labels, "version") ? sn_labels_get(&p->labels, "version") : "latest"));
+	ATTR("istio.namespace", cstr(p->identity.namespace_));
+	ATTR("istio.mesh_id", cstr(p->opt.trust_domain ? p->opt.trust_domain : "cluster.local"));
+	ATTR("node_id", cstr(p->workload));
+	if (cl != NULL) {
+		ATTR("upstream_cluster", cstr(cl->name));
+		ATTR("upstream_cluster.name", cstr(cl->name));
+	}
+	if (s->ep != NULL && s->ep->address != NULL)
+		ATTR("upstream_address", cstr(s->ep->address));
+	if (s->attempts > 1)
+		ATTR("sinew.attempts", cstr(attempts));
+	if (s->grpc && s->grpc_status != NULL)
+		ATTR("grpc.status_code", cstr(s->grpc_status));
+	int ua = sn_h1_find_header(rq->headers, rq->num_headers, SN_STR_LIT("user-agent"), 0);
+	if (ua >= 0)
+		ATTR("user_agent", sn_str_make(rq->headers[ua].value.p, SN_MIN(rq->headers[ua].value.len, max_tag)));
+	if (inbound && s->peer_id != NULL)
+		ATTR("sinew.peer_principal", cstr(s->peer_id));
+	int error = s->status == 0 || s->status >= 500;
+	if (error)
+		ATTR("error", cstr("true"));
+	for (size_t i = 0; tc != NULL && i < tc->n_tags && n < MAX_ATTRS; i++) {
+		const struct sn_trace_tag *tg = &tc->tags[i];
+		if (tg->kind == SN_TRACE_TAG_LITERAL) {
+			if (tg->value != NULL)
+				ATTR(tg->name, cstr(tg->value));
+			continue;
+		}
+		int h = sn_h1_find_header(rq->headers, rq->num_headers, cstr(tg->value), 0);
+		if (h >= 0)
+			ATTR(tg->name, sn_str_make(rq->headers[h].value.p, SN_MIN(rq->headers[h].value.len, max_tag)));
+		else if (tg->default_value != NULL)
+			ATTR(tg->name, cstr(tg->default_value));
+	}
+#undef ATTR
+	int64_t end = s->start_wall_us + (int64_t)(s->duration_ms * 1000.0);
+	struct sn_trace_span sp = {
+		.name = cstr(name), .server = inbound, .start_us = s->start_wall_us,
+		.end_us = end > s->start_wall_us ? end : s->start_wall_us + 1, .attrs = a, .n_attrs = n,
+		.error = error, .message = s->flags && strcmp(s->flags, "-") ? s->flags : NULL,
+	};
+	sn_trace_record(w, t, &sp);
+}
+
+const struct sn_filter sn_filter_trace = {
+	.name = "trace",
+	.dirs = SN_FILTER_OUTBOUND | SN_FILTER_INBOUND,
+	.request_head = trace_head,
+	.done = trace_done,
+};
