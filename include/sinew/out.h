@@ -24,5 +24,10 @@ void sn_out_printf(struct sn_out *o, const char *fmt, ...) __attribute__((format
 void sn_out_json_str(struct sn_out *o, const char *s, size_t n);
 void sn_out_json_cstr(struct sn_out *o, const char *s);   /* NULL -> null */
 void sn_out_free(struct sn_out *o);
+/* Room for n more bytes at the end, for a bounded writer to fill: a
+ * pointer to it, or NULL (failed set) when it cannot grow. Then
+ * sn_out_commit(o, k) appends the k bytes written there (k <= n). */
+char *sn_out_reserve(struct sn_out *o, size_t n);
+void sn_out_commit(struct sn_out *o, size_t k);
 
 #endif

@@ -16,6 +16,13 @@
 
 static void parse_tag(struct cfg_ctx *c, const char *name, const struct yn *v, struct sn_trace_tag *t)
 {
+	/* The name goes into every span's JSON as it is (trace.c) */
+	for (const char *q = name; *q; q++)
+		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+		      strchr("._-:/", *q) != NULL)) {
+			cfg_err(c, v, "custom tag name \"%.64s\": use letters, digits and . _ - : / only", name);
+			return;
+		}
 	t->name = sn_arena_strdup(c->a, name);
 	if (cfg_want_map(c, v) != 0 || v->n != 1) {
 		if (v->type == YN_MAP)

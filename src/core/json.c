@@ -138,11 +138,17 @@ size_t sn_json_escape(char *dst, size_t cap, const char *s, size_t n, size_t *co
 		size_t out_len, in_len;
 
 		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-			/* The common case: plain printable ASCII. */
-			if (w == cap)
-				break;
-			dst[w++] = (char)c;
-			i++;
+			/* The common case: a run of plain printable ASCII, copied
+			 * at once. */
+			size_t r = i + 1;
+			while (r < n && in[r] >= 0x20 && in[r] < 0x80 && in[r] != '"' && in[r] != '\\')
+				r++;
+			size_t k = SN_MIN(r - i, cap - w);
+			memcpy(dst + w, in + i, k);
+			w += k;
+			i += k;
+			if (i < r)
+				break;   /* out of room */
 			continue;
 		}
 		in_len = 1;

@@ -37,6 +37,17 @@ void sn_out_raw(struct sn_out *o, const char *s, size_t n)
 	o->p[o->len] = '\0';
 }
 
+char *sn_out_reserve(struct sn_out *o, size_t n)
+{
+	return reserve(o, n) == 0 ? o->p + o->len : NULL;
+}
+
+void sn_out_commit(struct sn_out *o, size_t k)
+{
+	o->len += k;
+	o->p[o->len] = '\0';
+}
+
 void sn_out_cstr(struct sn_out *o, const char *s)
 {
 	sn_out_raw(o, s, strlen(s));

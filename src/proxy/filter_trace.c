@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sinew/json.h"
 #include "filter.h"
 
 #define MAX_ATTRS (24 + 32)
@@ -56,6 +57,15 @@ static struct sn_str cstr(const char *s)
 	return s != NULL ? sn_str_make(s, strlen(s)) : sn_str_make("", 0);
 }
 
+/* v in decimal, in buf. */
+static struct sn_str number(char *buf, size_t size, uint64_t v)
+{
+	struct sn_json_out j;
+	sn_json_out_init(&j, buf, size);
+	sn_json_out_u64(&j, v);
+	return sn_str_make(buf, j.len);
+}
+
 static void trace_done(struct sn_exchange *ex, const struct sn_fx_summary *s)
 {
 	struct sn_worker *w = sn_fx_worker(ex);
@@ -72,46 +82,54 @@ static void trace_done(struct sn_exchange *ex, const struct sn_fx_summary *s)
 	if (!t->sampled || !sn_trace_exporting(w))
 		return;
 
-	/* Envoy's operation name: the destination's host and port, then a wildcard path */
-	char name[320], url[512], status[8], req_size[24], resp_size[24], attempts[12], peer[64];
+	/* Envoy's operation name: the destination's host and port, then a
+	 * wildcard path. Built by hand: this runs for every sampled request. */
+	char name[320], url[512], status[8], req_size[24], resp_size[24], attempts[12];
+	struct sn_json_out nb, ub;
 	const struct sn_tracing *tc = w->snap != NULL ? &w->snap->tracing : NULL;
 	uint32_t max_tag = 256;
 	for (size_t i = 0; tc != NULL && i < tc->n_providers; i++)
 		max_tag = SN_MIN(max_tag, w->snap->ext_authz[tc->providers[i]].max_tag_length);
-	if (inbound)
-		snprintf(name, sizeof(name), "%s:%u/*",
-			 p->own_service_fqdn[0] ? p->own_service_fqdn : p->opt.service ? p->opt.service : "inbound",
-			 sn_fx_app_port(ex) ? sn_fx_app_port(ex) : cl != NULL ? cl->port : 0);
-	else if (cl != NULL)
-		snprintf(name, sizeof(name), "%s:%u/*", cl->service, cl->port);
-	else
-		snprintf(name, sizeof(name), "%.*s/*", (int)SN_MIN(rq->authority.len, 300), rq->authority.p);
-	int ul = snprintf(url, sizeof(url), "http://%.*s%.*s", (int)SN_MIN(rq->authority.len, 255), rq->authority.p,
-			  (int)SN_MIN(rq->path.len, 255), rq->path.p);
-	snprintf(status, sizeof(status), "%d", s->status);
-	snprintf(req_size, sizeof(req_size), "%llu", (unsigned long long)s->request_bytes);
-	snprintf(resp_size, sizeof(resp_size), "%llu", (unsigned long long)s->response_bytes);
-	snprintf(attempts, sizeof(attempts), "%u", s->attempts);
-	snprintf(peer, sizeof(peer), "%s", s->peer ? s->peer : "");
-	char *colon = strrchr(peer, ':');
-	if (colon != NULL && peer[0] != '[')
-		*colon = '\0';
+	sn_json_out_init(&nb, name, sizeof(name));
+	if (inbound || cl != NULL) {
+		const char *host = !inbound ? cl->service
+			: p->own_service_fqdn[0] ? p->own_service_fqdn : p->opt.service ? p->opt.service : "inbound";
+		sn_json_out_raw(&nb, host, SN_MIN(strlen(host), (size_t)253));
+		sn_json_out_raw(&nb, ":", 1);
+		sn_json_out_u64(&nb, inbound && sn_fx_app_port(ex) ? sn_fx_app_port(ex) : cl != NULL ? cl->port : 0);
+	} else {
+		sn_json_out_raw(&nb, rq->authority.p, SN_MIN(rq->authority.len, (size_t)253));
+	}
+	sn_json_out_raw(&nb, "/*", 2);
+	sn_json_out_init(&ub, url, sizeof(url));
+	sn_json_out_raw(&ub, "http://", 7);
+	sn_json_out_raw(&ub, rq->authority.p, SN_MIN(rq->authority.len, (size_t)255));
+	sn_json_out_raw(&ub, rq->path.p, SN_MIN(rq->path.len, (size_t)255));
+	struct sn_str st = number(status, sizeof(status), (uint64_t)s->status);
+	struct sn_str rqs = number(req_size, sizeof(req_size), s->request_bytes);
+	struct sn_str rss = number(resp_size, sizeof(resp_size), s->response_bytes);
+	struct sn_str att = number(attempts, sizeof(attempts), s->attempts);
+	/* the peer's address without its port */
+	struct sn_str peer = cstr(s->peer);
+	const char *colon = peer.len && peer.p[0] != '[' ? memrchr(peer.p, ':', peer.len) : NULL;
+	if (colon != NULL)
+		peer.len = (size_t)(colon - peer.p);
 
 	struct sn_trace_attr a[MAX_ATTRS];
 	size_t n = 0;
-#define ATTR(k, v) (a[n++] = (struct sn_trace_attr){ (k), (v) })
+#define ATTR(k, v) (a[n++] = (struct sn_trace_attr){ "" k, sizeof(k) - 1, (v) })   /* a literal key */
 	ATTR("component", cstr("proxy"));
 	ATTR("http.method", rq->method);
-	ATTR("http.url", sn_str_make(url, SN_MIN((size_t)SN_MAX(ul, 0), (size_t)max_tag)));
+	ATTR("http.url", sn_str_make(url, SN_MIN(ub.len, (size_t)max_tag)));
 	ATTR("http.protocol", cstr(s->protocol));
-	ATTR("http.status_code", cstr(status));
+	ATTR("http.status_code", st);
 	ATTR("response_flags", cstr(s->flags));
-	ATTR("request_size", cstr(req_size));
-	ATTR("response_size", cstr(resp_size));
+	ATTR("request_size", rqs);
+	ATTR("response_size", rss);
 	ATTR("guid:x-request-id", s->request_id);
-	ATTR("peer.address", cstr(peer));
-	ATTR("istio.canonical_service", cstr(sn_labels_get(&p->labels, "app") ? sn_labels_get(&p->labels, "app")
-									  : p->opt.service));
+	ATTR("peer.address", peer);
+	const char *app = sn_labels_get(&p->labels, "app");
+	ATTR("istio.canonical_service", cstr(app ? app : p->opt.service ? p->opt.service : "unknown"));
 	ATTR("istio.canonical_revision",
 	     cstr(sn_labels_get(&p->labels, "version") ? sn_labels_get(&p->labels, "version") : "latest"));
 	ATTR("istio.namespace", cstr(p->identity.namespace_));
@@ -124,7 +142,7 @@ static void trace_done(struct sn_exchange *ex, const struct sn_fx_summary *s)
 	if (s->ep != NULL && s->ep->address != NULL)
 		ATTR("upstream_address", cstr(s->ep->address));
 	if (s->attempts > 1)
-		ATTR("sinew.attempts", cstr(attempts));
+		ATTR("sinew.attempts", att);
 	if (s->grpc && s->grpc_status != NULL)
 		ATTR("grpc.status_code", cstr(s->grpc_status));
 	int ua = sn_h1_find_header(rq->headers, rq->num_headers, SN_STR_LIT("user-agent"), 0);
@@ -137,21 +155,24 @@ static void trace_done(struct sn_exchange *ex, const struct sn_fx_summary *s)
 		ATTR("error", cstr("true"));
 	for (size_t i = 0; tc != NULL && i < tc->n_tags && n < MAX_ATTRS; i++) {
 		const struct sn_trace_tag *tg = &tc->tags[i];
+		struct sn_str v = { NULL, 0 };
 		if (tg->kind == SN_TRACE_TAG_LITERAL) {
 			if (tg->value != NULL)
-				ATTR(tg->name, cstr(tg->value));
-			continue;
+				v = cstr(tg->value);
+		} else {
+			int h = sn_h1_find_header(rq->headers, rq->num_headers, cstr(tg->value), 0);
+			if (h >= 0)
+				v = sn_str_make(rq->headers[h].value.p, SN_MIN(rq->headers[h].value.len, max_tag));
+			else if (tg->default_value != NULL)
+				v = cstr(tg->default_value);
 		}
-		int h = sn_h1_find_header(rq->headers, rq->num_headers, cstr(tg->value), 0);
-		if (h >= 0)
-			ATTR(tg->name, sn_str_make(rq->headers[h].value.p, SN_MIN(rq->headers[h].value.len, max_tag)));
-		else if (tg->default_value != NULL)
-			ATTR(tg->name, cstr(tg->default_value));
+		if (v.p != NULL && tg->name != NULL)
+			a[n++] = (struct sn_trace_attr){ tg->name, strlen(tg->name), v };
 	}
 #undef ATTR
 	int64_t end = s->start_wall_us + (int64_t)(s->duration_ms * 1000.0);
 	struct sn_trace_span sp = {
-		.name = cstr(name), .server = inbound, .start_us = s->start_wall_us,
+		.name = sn_str_make(name, nb.len), .server = inbound, .start_us = s->start_wall_us,
 		.end_us = end > s->start_wall_us ? end : s->start_wall_us + 1, .attrs = a, .n_attrs = n,
 		.error = error, .message = s->flags && strcmp(s->flags, "-") ? s->flags : NULL,
 	};

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sinew/json.h"
 #include "sinew/log.h"
 #include "sinew/out.h"
 #include "proxy.h"
@@ -33,6 +34,55 @@
 #define TRACE_MAX_BATCH_BYTES (1u << 20)
 #define TRACE_MAX_INFLIGHT 4
 #define TRACE_EXPORT_ANSWER 512
+
+/* Spans are written into room reserved for their worst case (every byte
+ * escaped), so the appends below need no bound check of their own. */
+static inline void put_raw(struct sn_json_out *j, const char *s, size_t n)
+{
+	memcpy(j->buf + j->len, s, n);
+	j->len += n;
+}
+#define J_LIT(j, lit) put_raw((j), "" lit, sizeof(lit) - 1)   /* "" lit: a literal only */
+#define J_SEL(j, c, a, b) ((c) ? J_LIT(j, a) : J_LIT(j, b))
+
+/* Whether none of the 8 bytes in x needs escaping in JSON: none below
+ * 0x20, none from 0x80, no '"' and no '\\' (the exact "has a byte below
+ * n" test of Hacker's Delight, 6-2, for each). */
+static inline int plain8(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+	return (((x - ones * 0x20) & ~x) | x | ((q - ones) & ~q) | ((b - ones) & ~b)) & highs ? 0 : 1;
+}
+
+/* A JSON string: most span strings are plain ASCII with nothing to
+ * escape, checked 8 bytes at a time and copied as they are; any other
+ * goes through the tree's one escaping rule. */
+static void put_str(struct sn_json_out *j, const char *s, size_t n)
+{
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x;
+		memcpy(&x, s + i, 8);
+		if (!plain8(x))
+			break;
+	}
+	if (i + 8 > n && i < n) {
+		uint64_t x = 0x2020202020202020ull;   /* the tail, padded with spaces */
+		memcpy(&x, s + i, n - i);
+		if (plain8(x))
+			i = n;
+	}
+	if (i < n) {
+		sn_json_out_str(j, s, n, SIZE_MAX);
+		return;
+	}
+	char *p = j->buf + j->len;
+	p[0] = '"';
+	memcpy(p + 1, s, n);
+	p[n + 1] = '"';
+	j->len += n + 2;
+}
 
 /* ---- context ------------------------------------------------------------ */
 
@@ -189,13 +239,9 @@ void sn_trace_begin(const struct sn_trace_in *in, double pct, uint64_t (*rnd)(vo
 		out->parent_id = in->span_id;
 		out->trace64 = (uint8_t)in->trace64;
 	} else {
-		uint64_t hi = rnd(arg), lo = rnd(arg);
-		for (int i = 0; i < 8; i++) {
-			out->trace_id[i] = (uint8_t)(hi >> (56 - 8 * i));
-			out->trace_id[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
-		}
-		if (all_zero(out->trace_id, 16))
-			out->trace_id[15] = 1;
+		/* random bytes: their order does not matter */
+		uint64_t r[2] = { rnd(arg), rnd(arg) | 1 };
+		memcpy(out->trace_id, r, 16);
 	}
 	do
 		out->span_id = rnd(arg);
@@ -208,28 +254,29 @@ void sn_trace_begin(const struct sn_trace_in *in, double pct, uint64_t (*rnd)(vo
 		out->forms |= SN_TRACE_W3C | (out->sampled ? SN_TRACE_B3 : 0);
 }
 
-/* Two hex digits per byte, by table: this runs on every request. */
-static const char hex2[513] =
-	"000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-	"202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-	"404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
-	"606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
-	"808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
-	"a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
-	"c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
-	"e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+/* 16 lower-case hex digits of v, most significant first, without a
+ * loop or a table (SWAR): this runs on every request. Each nibble is
+ * spread to a byte of its own, 0-9 and a-f made by adding '0' and, where
+ * the nibble is over 9, the distance from '9' + 1 to 'a'. */
+static char *hex_u64(char *p, uint64_t v)
+{
+	for (int half = 0; half < 2; half++) {
+		uint64_t x = half ? v & 0xffffffffu : v >> 32;
+		x = ((x & 0xffff0000u) << 16) | (x & 0xffffu);
+		x = ((x & 0x0000ff000000ff00ull) << 8) | (x & 0x000000ff000000ffull);
+		x = ((x & 0x00f000f000f000f0ull) << 4) | (x & 0x000f000f000f000full);
+		uint64_t over9 = ((x + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
+		x += 0x3030303030303030ull + over9 * ('a' - '9' - 1);
+		x = __builtin_bswap64(x);
+		memcpy(p + 8 * half, &x, 8);
+	}
+	return p + 16;
+}
 
 static char *hex_bytes(char *p, const uint8_t *b, size_t n)
 {
-	for (size_t i = 0; i < n; i++, p += 2)
-		memcpy(p, hex2 + 2 * b[i], 2);
-	return p;
-}
-
-static char *hex_u64(char *p, uint64_t v)
-{
-	for (int i = 56; i >= 0; i -= 8, p += 2)
-		memcpy(p, hex2 + 2 * ((v >> i) & 0xff), 2);
+	for (size_t i = 0; i < n; i += 8)
+		p = hex_u64(p, be64(b + i));
 	return p;
 }
 
@@ -349,91 +396,97 @@ static void export_answered(void *user, enum sn_oneshot_end how, char *resp, siz
 	free(resp);
 }
 
-/* POSTs body (taken) to a tracer. */
-static void post(struct sn_trace_out *to, const struct sn_ext_authz *p, const struct sn_cluster *cl, char *body,
-		 size_t len, uint32_t spans)
+/* One message in one allocation: head, then open, the batch, close --
+ * the batch copied once per destination. NULL when out of memory. */
+static char *assemble(const char *head, size_t hl, const struct sn_out *open, const struct sn_out *batch,
+		      const char *close, size_t *len)
+{
+	size_t cl = strlen(close), n = hl + open->len + batch->len + cl;
+	char *m = open->failed ? NULL : malloc(n);
+	if (m == NULL)
+		return NULL;
+	memcpy(m, head, hl);
+	memcpy(m + hl, open->p, open->len);
+	memcpy(m + hl + open->len, batch->p, batch->len);
+	memcpy(m + hl + open->len + batch->len, close, cl);
+	*len = n;
+	return m;
+}
+
+/* POSTs open + batch + close to a tracer (its own connection). */
+static void post(struct sn_trace_out *to, const struct sn_ext_authz *p, const struct sn_cluster *cl,
+		 const struct sn_out *open, const struct sn_out *batch, const char *close)
 {
 	const char *why = NULL;
 	char head[512];
+	size_t len = 0;
 	int hl = snprintf(head, sizeof(head),
 			  "POST %s HTTP/1.1\r\nhost: %s:%u\r\ncontent-type: application/json\r\n"
 			  "content-length: %zu\r\nconnection: close\r\n\r\n",
-			  p->path_prefix, cl->service, p->port, len);
-	char *out = hl > 0 && (size_t)hl < sizeof(head) && to->inflight < TRACE_MAX_INFLIGHT ? malloc((size_t)hl + len)
-											  : NULL;
+			  p->path_prefix, cl->service, p->port, open->len + batch->len + strlen(close));
+	char *out = hl > 0 && (size_t)hl < sizeof(head) && to->inflight < TRACE_MAX_INFLIGHT
+			    ? assemble(head, (size_t)hl, open, batch, close, &len)
+			    : NULL;
 	if (out == NULL) {
-		sn_metrics_add(to->w->metrics, SN_CTR_TRACE_SPANS_DROPPED, spans);
-		free(body);
+		sn_metrics_add(to->w->metrics, SN_CTR_TRACE_SPANS_DROPPED, to->n);
 		return;
 	}
-	memcpy(out, head, (size_t)hl);
-	memcpy(out + hl, body, len);
-	free(body);
-	if (sn_oneshot_start(to->w, cl, out, (size_t)hl + len, TRACE_EXPORT_ANSWER, p->timeout_ms, export_answered, to,
-			     &why) == NULL) {
+	if (sn_oneshot_start(to->w, cl, out, len, TRACE_EXPORT_ANSWER, p->timeout_ms, export_answered, to, &why) ==
+	    NULL) {
 		sn_metrics_add(to->w->metrics, SN_CTR_TRACE_EXPORTS_FAILED, 1);
 		return;
 	}
 	to->inflight++;
 }
 
-/* The OTLP request body: the batch's spans under this proxy's resource. */
-static char *otlp_body(struct sn_trace_out *to, const char *prefix, size_t *len)
+/* What comes before an OTLP batch: this proxy's resource, and its scope. */
+static void otlp_open(struct sn_trace_out *to, const char *prefix, struct sn_out *o)
 {
 	struct sn_proxy *p = to->w->proxy;
-	struct sn_out o = { 0 };
 	char svc[300];
 	snprintf(svc, sizeof(svc), "%s.%s", p->opt.service ? p->opt.service : "unknown",
 		 p->identity.namespace_ ? p->identity.namespace_ : "default");
-	sn_out_cstr(&o, prefix);
-	sn_out_cstr(&o, "\"resourceSpans\":[{\"resource\":{\"attributes\":[");
-	kv_otlp(&o, "service.name", sn_str_make(svc, strlen(svc)), 1);
-	kv_otlp(&o, "service.instance.id", sn_str_make(p->workload, strlen(p->workload)), 0);
+	sn_out_cstr(o, prefix);
+	sn_out_cstr(o, "\"resourceSpans\":[{\"resource\":{\"attributes\":[");
+	kv_otlp(o, "service.name", sn_str_make(svc, strlen(svc)), 1);
+	kv_otlp(o, "service.instance.id", sn_str_make(p->workload, strlen(p->workload)), 0);
 	if (p->identity.namespace_ != NULL)
-		kv_otlp(&o, "k8s.namespace.name",
-			sn_str_make(p->identity.namespace_, strlen(p->identity.namespace_)), 0);
-	sn_out_cstr(&o, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"sinew-proxy\",\"version\":\"0.1.0\"},\"spans\":[");
-	sn_out_raw(&o, to->otlp.p, to->otlp.len);
-	sn_out_cstr(&o, "]}]}]}");
-	if (o.failed) {
-		sn_out_free(&o);
-		return NULL;
-	}
-	*len = o.len;
-	return o.p;
+		kv_otlp(o, "k8s.namespace.name", sn_str_make(p->identity.namespace_, strlen(p->identity.namespace_)), 0);
+	sn_out_cstr(o, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"sinew-proxy\",\"version\":\"0.1.0\"},\"spans\":[");
 }
+
+#define OTLP_CLOSE "]}]}]}"
 
 static void flush(struct sn_trace_out *to)
 {
 	struct sn_worker *w = to->w;
 	const struct sn_snapshot *s = w->snap;
+	struct sn_out open = { 0 };
 	size_t len;
 
 	if (to->n == 0)
 		return;
 	if (w->proxy->cp != NULL) {
-		char *m = otlp_body(to, "{\"type\":\"spans\",", &len);
+		otlp_open(to, "{\"type\":\"spans\",", &open);
+		char *m = assemble("", 0, &open, &to->otlp, OTLP_CLOSE, &len);
 		if (m == NULL || sn_cp_send_spans(w->proxy, m, len) != 0)
 			sn_metrics_add(w->metrics, SN_CTR_TRACE_SPANS_DROPPED, to->n);
+		open.len = 0;
 	}
 	for (size_t i = 0; s != NULL && i < s->tracing.n_providers; i++) {
 		const struct sn_ext_authz *p = &s->ext_authz[s->tracing.providers[i]];
 		if (p->cluster >= s->n_clusters)
 			continue;
-		char *body = NULL;
+		struct sn_out zopen = { .p = "[", .len = 1 };
 		if (p->proto == SN_EXT_TRACE_OTLP) {
-			body = otlp_body(to, "{", &len);
-		} else if (to->zipkin.len > 0 && (body = malloc(to->zipkin.len + 2)) != NULL) {
-			body[0] = '[';
-			memcpy(body + 1, to->zipkin.p, to->zipkin.len);
-			body[to->zipkin.len + 1] = ']';
-			len = to->zipkin.len + 2;
+			open.len = 0;
+			otlp_open(to, "{", &open);
+			post(to, p, &s->clusters[p->cluster], &open, &to->otlp, OTLP_CLOSE);
+		} else {
+			post(to, p, &s->clusters[p->cluster], &zopen, &to->zipkin, "]");
 		}
-		if (body == NULL)
-			sn_metrics_add(w->metrics, SN_CTR_TRACE_SPANS_DROPPED, to->n);
-		else
-			post(to, p, &s->clusters[p->cluster], body, len, to->n);
 	}
+	sn_out_free(&open);
 	to->otlp.len = 0;
 	to->zipkin.len = 0;
 	to->n = 0;
@@ -468,47 +521,87 @@ void sn_trace_record(struct sn_worker *w, const struct sn_trace_ctx *t, const st
 	sn_span_id_hex(t->span_id, sid);
 	sn_span_id_hex(t->parent_id, pid);
 
+	/* Room for the worst case (every byte escaped as \u00XX), reserved
+	 * once: the span is then written with the bounded writer, no call
+	 * that may grow the buffer per field. */
+	size_t want = 512 + 6 * (sp->name.len + (sp->message ? strlen(sp->message) : 0));
+	for (size_t i = 0; i < sp->n_attrs; i++)
+		want += 64 + sp->attrs[i].key_len + 6 * sp->attrs[i].value.len;
+	struct sn_json_out j;
+	char *at;
+
 	/* OTLP: https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding
 	 * (IDs in hex, 64-bit integers as strings, kind 2 server, 3 client) */
 	struct sn_out *o = &to->otlp;
-	sn_out_printf(o, "%s{\"traceId\":\"%s\",\"spanId\":\"%s\"", to->n ? "," : "", tid, sid);
-	if (t->parent_id != 0)
-		sn_out_printf(o, ",\"parentSpanId\":\"%s\"", pid);
-	sn_out_cstr(o, ",\"name\":");
-	sn_out_json_str(o, sp->name.p, sp->name.len);
-	sn_out_printf(o, ",\"kind\":%d,\"startTimeUnixNano\":\"%lld000\",\"endTimeUnixNano\":\"%lld000\",\"attributes\":[",
-		      sp->server ? 2 : 3, (long long)sp->start_us, (long long)sp->end_us);
-	for (size_t i = 0; i < sp->n_attrs; i++)
-		kv_otlp(o, sp->attrs[i].key, sp->attrs[i].value, i == 0);
-	sn_out_printf(o, "],\"status\":{\"code\":%d", sp->error ? 2 : 0);
-	if (sp->error && sp->message != NULL) {
-		sn_out_cstr(o, ",\"message\":");
-		sn_out_json_cstr(o, sp->message);
+	if ((at = sn_out_reserve(o, want)) != NULL) {
+		sn_json_out_init(&j, at, want);
+		J_SEL(&j, to->n, ",{\"traceId\":\"", "{\"traceId\":\"");
+		put_raw(&j, tid, 32);
+		J_LIT(&j, "\",\"spanId\":\"");
+		put_raw(&j, sid, 16);
+		if (t->parent_id != 0) {
+			J_LIT(&j, "\",\"parentSpanId\":\"");
+			put_raw(&j, pid, 16);
+		}
+		J_LIT(&j, "\",\"name\":");
+		put_str(&j, sp->name.p, sp->name.len);
+		J_SEL(&j, sp->server, ",\"kind\":2,\"startTimeUnixNano\":\"", ",\"kind\":3,\"startTimeUnixNano\":\"");
+		sn_json_out_i64(&j, sp->start_us);
+		J_LIT(&j, "000\",\"endTimeUnixNano\":\"");
+		sn_json_out_i64(&j, sp->end_us);
+		J_LIT(&j, "000\",\"attributes\":[");
+		for (size_t i = 0; i < sp->n_attrs; i++) {
+			J_SEL(&j, i, ",{\"key\":\"", "{\"key\":\"");
+			put_raw(&j, sp->attrs[i].key, sp->attrs[i].key_len);
+			J_LIT(&j, "\",\"value\":{\"stringValue\":");
+			put_str(&j, sp->attrs[i].value.p, sp->attrs[i].value.len);
+			J_LIT(&j, "}}");
+		}
+		J_SEL(&j, sp->error, "],\"status\":{\"code\":2", "],\"status\":{\"code\":0");
+		if (sp->error && sp->message != NULL) {
+			J_LIT(&j, ",\"message\":");
+			put_str(&j, sp->message, strlen(sp->message));
+		}
+		J_LIT(&j, "}}");
+		sn_out_commit(o, j.len);
 	}
-	sn_out_cstr(o, "}}");
 
 	/* Zipkin v2 (https://zipkin.io/zipkin-api/#/default/post_spans) */
-	if (has_tracer(w->snap, SN_EXT_TRACE_ZIPKIN)) {
+	if (has_tracer(w->snap, SN_EXT_TRACE_ZIPKIN) && (at = sn_out_reserve(&to->zipkin, want + 256)) != NULL) {
 		struct sn_proxy *p = w->proxy;
-		struct sn_out *z = &to->zipkin;
-		sn_out_printf(z, "%s{\"traceId\":\"%s\",\"id\":\"%s\"", to->n ? "," : "", tid, sid);
-		if (t->parent_id != 0)
-			sn_out_printf(z, ",\"parentId\":\"%s\"", pid);
-		sn_out_printf(z, ",\"kind\":\"%s\",\"name\":", sp->server ? "SERVER" : "CLIENT");
-		sn_out_json_str(z, sp->name.p, sp->name.len);
-		sn_out_printf(z, ",\"timestamp\":%lld,\"duration\":%lld,\"localEndpoint\":{\"serviceName\":\"%s.%s\"}",
-			      (long long)sp->start_us, (long long)SN_MAX(sp->end_us - sp->start_us, 1),
-			      p->opt.service ? p->opt.service : "unknown",
-			      p->identity.namespace_ ? p->identity.namespace_ : "default");
-		sn_out_cstr(z, ",\"tags\":{");
+		const char *svc = p->opt.service ? p->opt.service : "unknown";
+		const char *ns = p->identity.namespace_ ? p->identity.namespace_ : "default";
+		sn_json_out_init(&j, at, want + 256);
+		J_SEL(&j, to->n, ",{\"traceId\":\"", "{\"traceId\":\"");
+		put_raw(&j, tid, 32);
+		J_LIT(&j, "\",\"id\":\"");
+		put_raw(&j, sid, 16);
+		if (t->parent_id != 0) {
+			J_LIT(&j, "\",\"parentId\":\"");
+			put_raw(&j, pid, 16);
+		}
+		J_SEL(&j, sp->server, "\",\"kind\":\"SERVER\",\"name\":", "\",\"kind\":\"CLIENT\",\"name\":");
+		put_str(&j, sp->name.p, sp->name.len);
+		J_LIT(&j, ",\"timestamp\":");
+		sn_json_out_i64(&j, sp->start_us);
+		J_LIT(&j, ",\"duration\":");
+		sn_json_out_i64(&j, SN_MAX(sp->end_us - sp->start_us, 1));
+		J_LIT(&j, ",\"localEndpoint\":{\"serviceName\":\"");
+		/* service and namespace: DNS labels, nothing to escape */
+		put_raw(&j, svc, SN_MIN(strlen(svc), (size_t)63));
+		J_LIT(&j, ".");
+		put_raw(&j, ns, SN_MIN(strlen(ns), (size_t)63));
+		J_LIT(&j, "\"},\"tags\":{");
 		for (size_t i = 0; i < sp->n_attrs; i++) {
 			if (i)
-				sn_out_cstr(z, ",");
-			sn_out_json_cstr(z, sp->attrs[i].key);
-			sn_out_cstr(z, ":");
-			sn_out_json_str(z, sp->attrs[i].value.p, sp->attrs[i].value.len);
+				J_LIT(&j, ",");
+			J_LIT(&j, "\"");
+			put_raw(&j, sp->attrs[i].key, sp->attrs[i].key_len);
+			J_LIT(&j, "\":");
+			put_str(&j, sp->attrs[i].value.p, sp->attrs[i].value.len);
 		}
-		sn_out_cstr(z, "}}");
+		J_LIT(&j, "}}");
+		sn_out_commit(&to->zipkin, j.len);
 	}
 	if (o->failed || to->zipkin.failed) {
 		/* no room: the span is dropped, the batch stays whole */

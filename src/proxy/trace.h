@@ -67,7 +67,8 @@ size_t sn_trace_fields(const struct sn_trace_ctx *t, char buf[SN_TRACE_FIELDS_BY
 
 /* One finished span, for sn_trace_record (views valid for the call). */
 struct sn_trace_attr {
-	const char *key;
+	const char *key;             /* JSON-safe: Istio's tag names, or customTags names (checked at load) */
+	size_t key_len;
 	struct sn_str value;
 };
 struct sn_trace_span {

@@ -481,6 +481,9 @@ void sn_worker_dispose(struct sn_worker *w)
 {
 	close_listeners(w);
 	sn_oneshot_close_all(w);
+	/* Spans not yet sent are dropped here: the main loop that would send
+	 * them to sinewd is ending too (and nothing may post to it now). */
+	sn_trace_out_free(w);
 	/* The worker thread has exited; its loop is ours now. Close pooled
 	 * connections, then run one iteration so the reclaim phase frees them
 	 * and anything closed by on_stop. */
@@ -503,7 +506,6 @@ void sn_worker_dispose(struct sn_worker *w)
 	}
 	sn_exchange_free_cache(w);
 	sn_jwt_cache_drop(w);
-	sn_trace_out_free(w);
 	free(w->vhost_used);
 	sn_buf_pool_dispose(&w->pool);
 	sn_loop_dispose(&w->loop);
