@@ -118,7 +118,6 @@ static void trace_done(struct sn_exchange *ex, const struct sn_fx_summary *s)
 	struct sn_trace_attr a[MAX_ATTRS];
 	size_t n = 0;
 #define ATTR(k, v) (a[n++] = (struct sn_trace_attr){ "" k, sizeof(k) - 1, (v) })   /* a literal key */
-	ATTR("component", cstr("proxy"));
 	ATTR("http.method", rq->method);
 	ATTR("http.url", sn_str_make(url, SN_MIN(ub.len, (size_t)max_tag)));
 	ATTR("http.protocol", cstr(s->protocol));
@@ -128,13 +127,6 @@ static void trace_done(struct sn_exchange *ex, const struct sn_fx_summary *s)
 	ATTR("response_size", rss);
 	ATTR("guid:x-request-id", s->request_id);
 	ATTR("peer.address", peer);
-	const char *app = sn_labels_get(&p->labels, "app");
-	ATTR("istio.canonical_service", cstr(app ? app : p->opt.service ? p->opt.service : "unknown"));
-	ATTR("istio.canonical_revision",
-	     cstr(sn_labels_get(&p->labels, "version") ? sn_labels_get(&p->labels, "version") : "latest"));
-	ATTR("istio.namespace", cstr(p->identity.namespace_));
-	ATTR("istio.mesh_id", cstr(p->opt.trust_domain ? p->opt.trust_domain : "cluster.local"));
-	ATTR("node_id", cstr(p->workload));
 	if (cl != NULL) {
 		ATTR("upstream_cluster", cstr(cl->name));
 		ATTR("upstream_cluster.name", cstr(cl->name));

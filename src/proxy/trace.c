@@ -439,10 +439,34 @@ static void post(struct sn_trace_out *to, const struct sn_ext_authz *p, const st
 	to->inflight++;
 }
 
+/* Istio's span tags that are the proxy's, not the request's: in OTLP the
+ * resource's attributes (said once per batch, shown on every span), in
+ * Zipkin each span's tags. n: how many (at most PROXY_ATTRS). */
+#define PROXY_ATTRS 6
+static size_t proxy_attrs(const struct sn_proxy *p, struct sn_trace_attr *a)
+{
+	const char *app = sn_labels_get(&p->labels, "app"), *ver = sn_labels_get(&p->labels, "version");
+	const char *svc = app ? app : p->opt.service ? p->opt.service : "unknown";
+	const char *ns = p->identity.namespace_ ? p->identity.namespace_ : "default";
+	const char *mesh = p->opt.trust_domain ? p->opt.trust_domain : "cluster.local";
+	size_t n = 0;
+#define PA(k, v) (a[n++] = (struct sn_trace_attr){ "" k, sizeof(k) - 1, sn_str_make((v), strlen(v)) })
+	PA("component", "proxy");
+	PA("istio.canonical_service", svc);
+	PA("istio.canonical_revision", ver ? ver : "latest");
+	PA("istio.namespace", ns);
+	PA("istio.mesh_id", mesh);
+	PA("node_id", p->workload);
+#undef PA
+	return n;
+}
+
 /* What comes before an OTLP batch: this proxy's resource, and its scope. */
 static void otlp_open(struct sn_trace_out *to, const char *prefix, struct sn_out *o)
 {
 	struct sn_proxy *p = to->w->proxy;
+	struct sn_trace_attr pa[PROXY_ATTRS];
+	size_t n = proxy_attrs(p, pa);
 	char svc[300];
 	snprintf(svc, sizeof(svc), "%s.%s", p->opt.service ? p->opt.service : "unknown",
 		 p->identity.namespace_ ? p->identity.namespace_ : "default");
@@ -452,6 +476,8 @@ static void otlp_open(struct sn_trace_out *to, const char *prefix, struct sn_out
 	kv_otlp(o, "service.instance.id", sn_str_make(p->workload, strlen(p->workload)), 0);
 	if (p->identity.namespace_ != NULL)
 		kv_otlp(o, "k8s.namespace.name", sn_str_make(p->identity.namespace_, strlen(p->identity.namespace_)), 0);
+	for (size_t i = 0; i < n; i++)
+		kv_otlp(o, pa[i].key, pa[i].value, 0);
 	sn_out_cstr(o, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"sinew-proxy\",\"version\":\"0.1.0\"},\"spans\":[");
 }
 
@@ -567,11 +593,18 @@ void sn_trace_record(struct sn_worker *w, const struct sn_trace_ctx *t, const st
 	}
 
 	/* Zipkin v2 (https://zipkin.io/zipkin-api/#/default/post_spans) */
-	if (has_tracer(w->snap, SN_EXT_TRACE_ZIPKIN) && (at = sn_out_reserve(&to->zipkin, want + 256)) != NULL) {
+	struct sn_trace_attr pa[PROXY_ATTRS];
+	size_t npa = 0, zwant = want + 256;
+	if (has_tracer(w->snap, SN_EXT_TRACE_ZIPKIN)) {
+		npa = proxy_attrs(w->proxy, pa);
+		for (size_t i = 0; i < npa; i++)
+			zwant += 8 + pa[i].key_len + 6 * pa[i].value.len;
+	}
+	if (npa > 0 && (at = sn_out_reserve(&to->zipkin, zwant)) != NULL) {
 		struct sn_proxy *p = w->proxy;
 		const char *svc = p->opt.service ? p->opt.service : "unknown";
 		const char *ns = p->identity.namespace_ ? p->identity.namespace_ : "default";
-		sn_json_out_init(&j, at, want + 256);
+		sn_json_out_init(&j, at, zwant);
 		J_SEL(&j, to->n, ",{\"traceId\":\"", "{\"traceId\":\"");
 		put_raw(&j, tid, 32);
 		J_LIT(&j, "\",\"id\":\"");
@@ -592,9 +625,14 @@ void sn_trace_record(struct sn_worker *w, const struct sn_trace_ctx *t, const st
 		J_LIT(&j, ".");
 		put_raw(&j, ns, SN_MIN(strlen(ns), (size_t)63));
 		J_LIT(&j, "\"},\"tags\":{");
+		for (size_t i = 0; i < npa; i++) {
+			J_SEL(&j, i, ",\"", "\"");
+			put_raw(&j, pa[i].key, pa[i].key_len);
+			J_LIT(&j, "\":");
+			put_str(&j, pa[i].value.p, pa[i].value.len);
+		}
 		for (size_t i = 0; i < sp->n_attrs; i++) {
-			if (i)
-				J_LIT(&j, ",");
+			J_LIT(&j, ",");
 			J_LIT(&j, "\"");
 			put_raw(&j, sp->attrs[i].key, sp->attrs[i].key_len);
 			J_LIT(&j, "\":");

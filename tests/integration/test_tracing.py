@@ -80,6 +80,7 @@ class Collector:
                 svc = attrs["service.name"]["stringValue"]
                 for ss in rs["scopeSpans"]:
                     for sp in ss["spans"]:
+                        sp = dict(sp, _resource=rs["resource"]["attributes"])
                         out.append((svc, sp))
         return out
 
@@ -174,7 +175,10 @@ def start_pair(test, collector, a_labels="app=productpage,version=v1"):
 
 
 def attrs(span):
-    return {a["key"]: list(a["value"].values())[0] for a in span.get("attributes", [])}
+    """A span's tags: its resource's (the proxy's: Istio's canonical
+    service, revision, namespace, mesh, node) and its own."""
+    return {a["key"]: list(a["value"].values())[0]
+            for a in span.get("_resource", []) + span.get("attributes", [])}
 
 
 class Tracing(unittest.TestCase):
@@ -251,6 +255,7 @@ class Tracing(unittest.TestCase):
         self.assertEqual(zs["parentId"], zc["id"])
         self.assertEqual(zc["localEndpoint"]["serviceName"], "productpage.default")
         self.assertEqual(zc["tags"]["http.status_code"], "200")
+        self.assertEqual(zc["tags"]["istio.canonical_service"], "productpage")   # Zipkin: on every span
         self.assertIsInstance(zc["timestamp"], int)
         self.assertGreater(zc["duration"], 0)
 
