@@ -57,6 +57,30 @@ static struct sn_str cstr(const char *s)
 	return s != NULL ? sn_str_make(s, strlen(s)) : sn_str_make("", 0);
 }
 
+/* The port an inbound request came to, as a client named it: the one a
+ * capturing pod's client dialled, else the workload's service port (its
+ * first, when it has several: a non-capturing inbound listener cannot
+ * tell them apart), else the authority's; 0 when none says. */
+static unsigned inbound_port(struct sn_exchange *ex, const struct sn_worker *w)
+{
+	const struct sn_proxy *p = w->proxy;
+	const struct sn_service *sv = w->snap != NULL && p->own_service_fqdn[0]
+					      ? sn_snapshot_find_service(w->snap, p->own_service_fqdn)
+					      : NULL;
+	if (sn_fx_app_port(ex))
+		return sn_fx_app_port(ex);
+	if (sv != NULL && sv->n_ports > 0)
+		return sv->ports[0].port;
+	/* a proxy that never called its own service holds no Service of it
+	 * (lazy discovery): the port the client wrote in the authority */
+	struct sn_str a = sn_fx_request(ex)->authority;
+	const char *colon = a.len && a.p[a.len - 1] != ']' ? memrchr(a.p, ':', a.len) : NULL;
+	unsigned port = 0;
+	for (const char *q = colon ? colon + 1 : a.p + a.len; q < a.p + a.len && *q >= '0' && *q <= '9' && port < 65536; q++)
+		port = port * 10 + (unsigned)(*q - '0');
+	return port < 65536 ? port : 0;
+}
+
 /* v in decimal, in buf. */
 static struct sn_str number(char *buf, size_t size, uint64_t v)
 {
@@ -96,7 +120,7 @@ static void trace_done(struct sn_exchange *ex, const struct sn_fx_summary *s)
 			: p->own_service_fqdn[0] ? p->own_service_fqdn : p->opt.service ? p->opt.service : "inbound";
 		sn_json_out_raw(&nb, host, SN_MIN(strlen(host), (size_t)253));
 		sn_json_out_raw(&nb, ":", 1);
-		sn_json_out_u64(&nb, inbound && sn_fx_app_port(ex) ? sn_fx_app_port(ex) : cl != NULL ? cl->port : 0);
+		sn_json_out_u64(&nb, inbound ? inbound_port(ex, w) : cl->port);
 	} else {
 		sn_json_out_raw(&nb, rq->authority.p, SN_MIN(rq->authority.len, (size_t)253));
 	}

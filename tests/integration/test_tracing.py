@@ -234,6 +234,7 @@ class Tracing(unittest.TestCase):
         self.assertGreaterEqual(int(server["startTimeUnixNano"]), int(client["startTimeUnixNano"]))
         self.assertLessEqual(int(server["endTimeUnixNano"]), int(client["endTimeUnixNano"]))
         self.assertEqual(client["name"], "reviews.default.svc.cluster.local:9080/*")
+        self.assertEqual(server["name"], client["name"])   # Envoy's: both sides name the destination
         ca, sa = attrs(client), attrs(server)
         self.assertEqual(ca["http.method"], "GET")
         self.assertEqual(ca["http.status_code"], "200")
