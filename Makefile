@@ -3,7 +3,7 @@
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan test unit integration fuzz fuzz-all clean demo bench bench-control
+.PHONY: all deps build build-asan test unit integration fuzz fuzz-all clean demo bench bench-control bench-stats
 
 all: build
 
@@ -63,3 +63,10 @@ bench: build
 bench-control: build
 	@./scripts/deps.sh
 	@/usr/bin/python3 bench/control.py $(if $(filter-out 0,$(QUICK)),--quick)
+
+# sinewd's live stats (sinew stat): memory with 1,000 simulated proxies
+# reporting, at 100 workloads and at one workload per proxy.
+bench-stats: build
+	@./scripts/deps.sh
+	@/usr/bin/python3 bench/stats_memory.py --workloads 100
+	@/usr/bin/python3 bench/stats_memory.py --workloads 1000

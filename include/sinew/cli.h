@@ -55,6 +55,8 @@ int sn_cli_logs(int argc, char **argv);          /* ps.c: a pod's logs */
 int sn_cli_identity(int argc, char **argv);      /* identity.c */
 int sn_cli_check(int argc, char **argv);         /* check.c */
 int sn_cli_traces(int argc, char **argv);        /* traces.c */
+int sn_cli_stat(int argc, char **argv);          /* stat.c: golden metrics (live stats) */
+int sn_cli_edges(int argc, char **argv);         /* edges.c: who calls whom, secured or not */
 /* client.c: when set, connections are made inside this network namespace
  * (a pod's: its proxy's admin port is on the pod's loopback). */
 extern const char *sn_cli_netns;
@@ -131,6 +133,12 @@ int sn_cli_api(const char *server, const char *method, const char *path, const c
 /* For a non-2xx sinewd answer: prints "sinew: <its error message>" (or
  * the status) on stderr. */
 void sn_cli_api_error(const struct sn_cli_response *r);
+/* GET path from sinewd, for the read-only views: 1 when it failed (said on
+ * stderr: no answer, the API's error, or -- 404 -- a sinewd that predates
+ * the endpoint `feature` names); 2 when json is set and the body has been
+ * printed as it is (nothing left to do); 0 with *r to read and free. */
+int sn_cli_api_get(const char *server, const char *path, const char *feature, int json,
+		   struct sn_cli_response *r);
 
 /* JSON (read with libfyaml, as sinew-proxy reads the control link). The
  * nodes belong to the document. */

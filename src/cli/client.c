@@ -408,6 +408,33 @@ int sn_cli_api(const char *server, const char *method, const char *path, const c
 	return 0;
 }
 
+int sn_cli_api_get(const char *server, const char *path, const char *feature, int json,
+		   struct sn_cli_response *r)
+{
+	if (sn_cli_api(server, "GET", path, NULL, 0, r) != 0)
+		return 1;
+	if (r->status == 404 && feature != NULL) {
+		const char *q = strchr(path, '?');
+		fprintf(stderr, "sinew: sinewd at %s has no %.*s (it predates %s); upgrade sinewd\n", server,
+			q ? (int)(q - path) : (int)strlen(path), path, feature);
+		sn_cli_response_free(r);
+		return 1;
+	}
+	if (r->status != 200) {
+		sn_cli_api_error(r);
+		sn_cli_response_free(r);
+		return 1;
+	}
+	if (json) {
+		fwrite(r->body, 1, r->len, stdout);
+		if (r->len == 0 || r->body[r->len - 1] != '\n')
+			putchar('\n');
+		sn_cli_response_free(r);
+		return 2;
+	}
+	return 0;
+}
+
 void sn_cli_api_error(const struct sn_cli_response *r)
 {
 	struct fy_document *doc = sn_cli_json_parse(r->body, r->len);

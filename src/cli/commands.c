@@ -23,6 +23,8 @@ const struct sn_cli_cmd sn_cli_commands[] = {
 	{ "identity", "show a proxy's SPIFFE ID, certificate chain and roots", sn_cli_identity },
 	{ "check", "check certificates and mTLS across sinewd and its proxies", sn_cli_check },
 	{ "traces", "list recent traces, or show one as a waterfall: traces [TRACE_ID]", sn_cli_traces },
+	{ "stat", "success rate, requests/s and latency per workload, service or namespace: stat deploy", sn_cli_stat },
+	{ "edges", "which workloads call which, and whether mTLS secures it: edges deploy", sn_cli_edges },
 	{ "load", "generate HTTP load at a fixed rate and report latency (open loop)", sn_cli_load },
 	{ "completion", "print a shell completion script (bash)", sn_cli_completion },
 	{ "version", "print the version (and sinewd's)", sn_cli_version },

@@ -24,6 +24,8 @@ static const struct {
 	{ "identity", "--admin -o --output --pem --server --help" },
 	{ "check", "--server --help" },
 	{ "traces", "--service --limit --errors -o --server --help" },
+	{ "stat", "-n --namespace -A --all-namespaces --window -o --output -w --watch --server --help" },
+	{ "edges", "-n --namespace -A --all-namespaces --window -o --output --server --help" },
 	{ "run", "--service -n --namespace --labels --service-account --port --no-capture --outbound --inbound "
 		 "--admin --pod-cidr --mesh-netns --control-plane --no-token --proxy-cmd --ready-timeout "
 		 "--drain-timeout --data-dir --server --help" },
@@ -88,7 +90,7 @@ int sn_cli_completion(int argc, char **argv)
 	       "        -o|--output)\n"
 	       "            case \"$cmd\" in\n"
 	       "                get) COMPREPLY=( $(compgen -W \"yaml json wide\" -- \"$cur\") ) ;;\n"
-	       "                proxy-status) COMPREPLY=( $(compgen -W \"json wide\" -- \"$cur\") ) ;;\n"
+	       "                proxy-status|stat|edges) COMPREPLY=( $(compgen -W \"json wide\" -- \"$cur\") ) ;;\n"
 	       "                ca) COMPREPLY=( $(compgen -W \"json pem\" -- \"$cur\") ) ;;\n"
 	       "                *) COMPREPLY=( $(compgen -W \"json\" -- \"$cur\") ) ;;\n"
 	       "            esac\n"
@@ -99,7 +101,7 @@ int sn_cli_completion(int argc, char **argv)
 	       "        --log-level)\n"
 	       "            COMPREPLY=( $(compgen -W \"error warn info debug trace\" -- \"$cur\") )\n"
 	       "            return 0 ;;\n"
-	       "        --server|--api|--mesh|--admin|-n|--namespace|--from|-H|--header|--service-account|--ttl)\n"
+	       "        --server|--api|--mesh|--admin|-n|--namespace|--from|-H|--header|--service-account|--ttl|--window)\n"
 	       "            return 0 ;;\n"
 	       "        --service|--labels|--port|--outbound|--inbound|--pod-cidr|--mesh-netns|--control-plane"
 	       "|--proxy-cmd|--ready-timeout|--drain-timeout)\n"
@@ -131,6 +133,14 @@ int sn_cli_completion(int argc, char **argv)
 	       "        ca)\n"
 	       "            if [[ \"$prev\" == \"$cmd\" ]]; then\n"
 	       "                COMPREPLY=( $(compgen -W \"show\" -- \"$cur\") )\n"
+	       "            fi ;;\n"
+	       "        stat)\n"
+	       "            if [[ \"$prev\" == \"$cmd\" ]]; then\n"
+	       "                COMPREPLY=( $(compgen -W \"deploy deployment svc service ns namespace\" -- \"$cur\") )\n"
+	       "            fi ;;\n"
+	       "        edges)\n"
+	       "            if [[ \"$prev\" == \"$cmd\" ]]; then\n"
+	       "                COMPREPLY=( $(compgen -W \"deploy deployment\" -- \"$cur\") )\n"
 	       "            fi ;;\n"
 	       "        completion)\n"
 	       "            COMPREPLY=( $(compgen -W \"bash\" -- \"$cur\") ) ;;\n"

@@ -75,19 +75,9 @@ static int show_trace(const char *server, const char *id, int json)
 	char path[128];
 	struct sn_cli_response r;
 	snprintf(path, sizeof(path), "/api/v1/traces/%s", id);
-	if (sn_cli_api(server, "GET", path, NULL, 0, &r) != 0)
-		return 1;
-	if (r.status != 200) {
-		sn_cli_api_error(&r);
-		sn_cli_response_free(&r);
-		return 1;
-	}
-	if (json) {
-		fwrite(r.body, 1, r.len, stdout);
-		putchar('\n');
-		sn_cli_response_free(&r);
-		return 0;
-	}
+	int got = sn_cli_api_get(server, path, NULL, json, &r);
+	if (got != 0)
+		return got == 2 ? 0 : 1;
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
 	struct fy_node *rs = sn_cli_json_get(sn_cli_json_root(doc), "resourceSpans");
 	struct span *v = calloc(MAX_SPANS, sizeof(*v));
@@ -213,19 +203,9 @@ int sn_cli_traces(int argc, char **argv)
 		snprintf(path + pl, sizeof(path) - (size_t)pl, "&service=%s", service);
 	}
 	struct sn_cli_response r;
-	if (sn_cli_api(server, "GET", path, NULL, 0, &r) != 0)
-		return 1;
-	if (r.status != 200) {
-		sn_cli_api_error(&r);
-		sn_cli_response_free(&r);
-		return 1;
-	}
-	if (json) {
-		fwrite(r.body, 1, r.len, stdout);
-		putchar('\n');
-		sn_cli_response_free(&r);
-		return 0;
-	}
+	int got = sn_cli_api_get(server, path, "traces", json, &r);
+	if (got != 0)
+		return got == 2 ? 0 : 1;
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
 	struct fy_node *list = sn_cli_json_get(sn_cli_json_root(doc), "traces");
 	size_t n = sn_cli_json_len(list);

@@ -1,6 +1,6 @@
 /* sinewd's HTTP/JSON API (docs/api.md): apply, get, delete, analyze,
  * proxies, the CA (tokens, certificates), traces (and OTLP/HTTP JSON span
- * export, POST /v1/traces), version, ready, live. Served on the loop thread, one request per
+ * export, POST /v1/traces), live stats (stats, edges), version, ready, live. Served on the loop thread, one request per
  * connection (the response says connection: close). Bounded: heads up to
  * 16 KiB, bodies up to 8 MiB (Content-Length only), SN_API_MAX_CONNS
  * connections, 30 s per connection. */
@@ -18,6 +18,7 @@
 #include "sinew/h1.h"
 #include "sinew/log.h"
 #include "traces.h"
+#include "stats.h"
 
 #define API_HEAD_MAX 16384
 #define API_TIMEOUT_MS 30000
@@ -880,6 +881,46 @@ static void handle_trace_one(struct api_conn *c, struct sn_str rest)
 	respond(c, 200, &o);
 }
 
+/* GET /api/v1/stats?resource=R[&namespace=NS][&name=N][&window=D] and
+ * GET /api/v1/edges[?namespace=NS][&window=D] (docs/api.md "Stats"). */
+static void handle_stats(struct api_conn *c, const struct api_req *r, int edges)
+{
+	char resource[32] = "", ns[API_MAX_PARAM] = "", name[API_MAX_PARAM] = "", window[32] = "";
+	int hr = query_get(r->query, "resource", resource, sizeof(resource));
+	int hn = query_get(r->query, "namespace", ns, sizeof(ns));
+	int hm = query_get(r->query, "name", name, sizeof(name));
+	int hw = query_get(r->query, "window", window, sizeof(window));
+	struct sn_stats_query q = { .window_ms = SN_STATS_WINDOW_DEFAULT_MS };
+	struct sn_out o = { 0 };
+
+	if (hr < 0 || hn < 0 || hm < 0 || hw < 0) {
+		respond_error(c, 400, "a query parameter is malformed or too long (namespace and name: %d bytes at most)",
+			      API_MAX_PARAM - 1);
+		return;
+	}
+	if (hw > 0 && window[0] != '\0' &&
+	    (sn_parse_duration_ms(window, &q.window_ms) != 0 || q.window_ms < SN_STATS_WINDOW_MIN_MS ||
+	     q.window_ms > SN_STATS_WINDOW_MAX_MS)) {
+		respond_error(c, 400, "window \"%.20s\" is not a duration from 10s to 1h (e.g. 30s, 1m, 15m; default 1m)",
+			      window);
+		return;
+	}
+	if (edges) {
+		sn_stats_render_edges(c->api->stats, ns[0] ? ns : NULL, q.window_ms, sn_loop_now(c->api->loop), &o);
+		respond(c, 200, &o);
+		return;
+	}
+	if (hr <= 0 || sn_stats_parse_resource(resource, &q.resource) != 0) {
+		respond_error(c, 400, "resource \"%.20s\" is not one of deployment (deploy), service (svc) or namespace "
+				      "(ns); e.g. /api/v1/stats?resource=deploy&namespace=default", resource);
+		return;
+	}
+	q.namespace_ = ns[0] ? ns : NULL;
+	q.name = name[0] ? name : NULL;
+	sn_stats_render_stat(c->api->stats, &q, sn_loop_now(c->api->loop), &o);
+	respond(c, 200, &o);
+}
+
 static void handle_version(struct api_conn *c)
 {
 	const struct sn_api *api = c->api;
@@ -902,6 +943,7 @@ static void route(struct api_conn *c, const struct api_req *r)
 	int is_trace_one = r->route.len > trace_prefix.len && !memcmp(r->route.p, trace_prefix.p, trace_prefix.len);
 	int is_trace_list = sn_str_eq_cstr(r->route, "/api/v1/traces");
 	int is_otlp = sn_str_eq_cstr(r->route, "/v1/traces");   /* OTLP/HTTP's own path */
+	int is_stats = sn_str_eq_cstr(r->route, "/api/v1/stats"), is_edges = sn_str_eq_cstr(r->route, "/api/v1/edges");
 	int get = sn_str_eq_cstr(r->method, "GET"), post = sn_str_eq_cstr(r->method, "POST");
 	int del = sn_str_eq_cstr(r->method, "DELETE");
 	struct sn_out o = { 0 };
@@ -961,7 +1003,13 @@ static void route(struct api_conn *c, const struct api_req *r)
 			handle_trace_one(c, sn_str_make(r->route.p + trace_prefix.len, r->route.len - trace_prefix.len));
 		else
 			handle_traces_list(c, r);
-	} else if (is_otlp || is_trace_list || is_trace_one || sn_str_eq_cstr(r->route, "/api/v1/apply") ||
+	} else if ((is_stats || is_edges) && get) {
+		if (c->api->stats == NULL)
+			respond_error(c, 503, "sinewd runs without live stats");
+		else
+			handle_stats(c, r, is_edges);
+	} else if (is_otlp || is_trace_list || is_trace_one || is_stats || is_edges ||
+		   sn_str_eq_cstr(r->route, "/api/v1/apply") ||
 		   sn_str_eq_cstr(r->route, "/api/v1/analyze") || sn_str_eq_cstr(r->route, "/api/v1/resources") || sn_str_eq_cstr(r->route, "/live") ||
 		   sn_str_eq_cstr(r->route, "/api/v1/proxies") || sn_str_eq_cstr(r->route, "/api/v1/ca") ||
 		   sn_str_eq_cstr(r->route, "/api/v1/prometheus/targets") ||
@@ -973,7 +1021,7 @@ static void route(struct api_conn *c, const struct api_req *r)
 	} else {
 		respond_error(c, 404, "no such endpoint %.*s; try /api/v1/resources, /api/v1/apply, /api/v1/analyze, "
 				      "/api/v1/proxies, /api/v1/ca, /api/v1/ca/rotate, /api/v1/tokens, /api/v1/certificates, /api/v1/traces, "
-				      "/v1/traces (OTLP), /api/v1/prometheus/targets, /api/v1/version, /ready, /live", (int)SN_MIN(r->route.len, 200), r->route.p);
+				      "/v1/traces (OTLP), /api/v1/stats, /api/v1/edges, /api/v1/prometheus/targets, /api/v1/version, /ready, /live", (int)SN_MIN(r->route.len, 200), r->route.p);
 	}
 }
 

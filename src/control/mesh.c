@@ -16,6 +16,7 @@
 #include "sinew/log.h"
 #include "mesh_internal.h"
 #include "traces.h"
+#include "stats.h"
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -245,6 +246,9 @@ static void on_hello(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node
 		sn_xds_close(o->conn, "replaced by a new link");
 	}
 	px->hello = 1;
+	if (m->stats != NULL)
+		px->stats_rec = sn_stats_proxy_up(m->stats, px->id, px->ns,
+						  px->service && px->service[0] ? px->service : "unknown");
 	px->keep_have = px->held.n > 0;
 	px->force = 1;
 	px->dirty = 1;
@@ -437,6 +441,29 @@ static void on_spans(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node
 		sn_log(SN_LOG_DEBUG, "mesh: proxy %s: %zu spans dropped: %s", px->id, res.dropped, res.dropped_why);
 }
 
+/* The proxy's request counts (stats.c): telemetry like spans, so a
+ * message sinewd cannot read is dropped and counted, and the link stays. */
+static void on_stats(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node *root)
+{
+	struct sn_stats_result res;
+
+	if (m->stats == NULL || px->stats_rec == NULL) {
+		sn_log(SN_LOG_DEBUG, "mesh: proxy %s sent stats; this sinewd keeps none for it; dropped", px->id);
+		return;
+	}
+	if (sn_stats_ingest(m->stats, px->stats_rec, root, sn_loop_now(m->loop), &res) != 0) {
+		sn_log(px->stats_refused == 0 ? SN_LOG_INFO : SN_LOG_DEBUG,
+		       "mesh: proxy %s (%s) sent stats sinewd cannot read (%s); dropped them, the link stays", px->id,
+		       px->peer, res.error);
+		px->stats_refused++;
+		return;
+	}
+	px->stats_messages++;
+	if (res.untracked > 0)
+		sn_log(SN_LOG_DEBUG, "mesh: proxy %s: %zu stats series not counted (sinewd's stats bounds)", px->id,
+		       res.untracked);
+}
+
 /* ---- link callbacks --------------------------------------------------------- */
 
 static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
@@ -488,6 +515,11 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 		fy_document_destroy(doc);
 		sn_traces_trim(len);
 		return;
+	} else if (tlen == 5 && !memcmp(type, "stats", 5)) {
+		on_stats(m, px, root);
+		fy_document_destroy(doc);
+		sn_traces_trim(len);   /* a large message's parser memory goes back, as for spans */
+		return;
 	} else {
 		sn_log(SN_LOG_DEBUG, "mesh: proxy %s sent a message of unknown type %.*s; ignored", px->id,
 		       (int)SN_MIN(tlen, 32), type);
@@ -513,6 +545,8 @@ static void on_close(struct sn_xds_conn *c, const char *why)
 		sn_log(SN_LOG_WARN, "mesh: link from %s closed before its hello: %s", px->peer, why);
 	if (px->registered && m->fd >= 0)
 		mesh_changed(m);
+	sn_stats_proxy_down(m->stats, px->stats_rec, sn_loop_now(m->loop));
+	px->stats_rec = NULL;
 	sn_loop_reclaim(m->loop, &px->reclaim, reclaim_proxy);
 	if (m->ca != NULL && m->fd >= 0)
 		mesh_ca_progress(m);   /* a rotation may have waited for this proxy */
@@ -603,6 +637,7 @@ int sn_mesh_start(struct sn_mesh **out, struct sn_loop *loop, struct sn_store *s
 	m->loop = loop;
 	m->store = st;
 	m->traces = opts != NULL ? opts->traces : NULL;
+	m->stats = opts != NULL ? opts->stats : NULL;
 	m->view_stale = 1;
 	m->pod_fd = -1;
 	m->started_ms = sn_loop_now(loop);
@@ -781,9 +816,11 @@ void sn_mesh_render_proxies(struct sn_mesh *m, struct sn_out *o)
 		sn_out_printf(o, ",\"pushes\":%llu,\"acks\":%llu,\"nacks\":%llu,\"lastAckMs\":%llu",
 			      (unsigned long long)px->pushes, (unsigned long long)px->acks,
 			      (unsigned long long)px->nacks, (unsigned long long)px->last_ack_latency_ms);
-		sn_out_printf(o, ",\"spans\":{\"stored\":%llu,\"dropped\":%llu,\"rejectedBatches\":%llu}}",
+		sn_out_printf(o, ",\"spans\":{\"stored\":%llu,\"dropped\":%llu,\"rejectedBatches\":%llu}",
 			      (unsigned long long)px->spans_stored, (unsigned long long)px->spans_dropped,
 			      (unsigned long long)px->span_batches_refused);
+		sn_out_printf(o, ",\"stats\":{\"messages\":%llu,\"rejected\":%llu}}",
+			      (unsigned long long)px->stats_messages, (unsigned long long)px->stats_refused);
 	}
 	sn_out_cstr(o, "]");
 	free(v);

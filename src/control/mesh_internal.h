@@ -142,6 +142,11 @@ struct sn_mesh_proxy {
 	 * store's bounds, messages refused as malformed */
 	uint64_t spans_stored, spans_dropped, span_batches_refused;
 
+	/* stats messages (stats.c): its record there (by node id, across
+	 * links), messages taken and refused as malformed */
+	struct sn_stats_proxy *stats_rec;
+	uint64_t stats_messages, stats_refused;
+
 	struct sn_task reclaim;
 	struct sn_mesh_proxy *next, **pprev;
 };
@@ -177,6 +182,7 @@ struct sn_mesh {
 	struct sn_loop *loop;
 	struct sn_store *store;
 	struct sn_traces *traces;    /* where spans messages go; may be NULL */
+	struct sn_stats *stats;      /* where stats messages go; may be NULL */
 	int fd;
 	struct sn_io io;
 	int pod_fd;                  /* second listener: the pods' network (sinewd --pod-mesh) */

@@ -22,6 +22,7 @@ struct sinewd {
 	struct sn_mesh *mesh;
 	struct sn_ca_service *ca;
 	struct sn_traces *traces;   /* recent traces, in memory (docs/api.md "Traces") */
+	struct sn_stats *stats;     /* live request stats, in memory (docs/api.md "Stats") */
 	struct sn_io sig_io;
 	int sig_fd;
 };
@@ -51,6 +52,8 @@ static void usage(FILE *f)
 		"  --root-ttl D         lifetime of a generated root (default 365d); a rotation starts\n"
 		"                       by itself when a third of the issuing CA's life is left\n"
 		"  --renew-spread D     during a rotation, proxies renew within D (default 5s)\n"
+		"  --stats-resolution D time slot of the live stats (`sinew stat`), 1s to 10m; they\n"
+		"                       keep the last hour (default 10s)\n"
 		"  --pod-mesh NETNS=ADDR:PORT  also take proxies on ADDR:PORT inside network namespace\n"
 		"                       NETNS (the pods' network of `sinew run`, e.g. sn-mesh=10.88.0.1:15012)\n"
 		"  --log-level LEVEL    error, warn, info (default), debug, trace\n"
@@ -190,7 +193,7 @@ static int parse_duration(const char *s, uint32_t *out)
 int main(int argc, char **argv)
 {
 	enum { O_DATA = 256, O_API, O_MESH, O_LOG_LEVEL, O_VERSION, O_HELP, O_TD, O_CLUSTER_DOMAIN, O_CA_CERT, O_CA_KEY,
-	       O_MESH_PLAIN, O_LEAF_TTL, O_ROOT_TTL, O_RENEW_SPREAD, O_POD_MESH };
+	       O_MESH_PLAIN, O_LEAF_TTL, O_ROOT_TTL, O_RENEW_SPREAD, O_POD_MESH, O_STATS_RESOLUTION };
 	static const struct option opts[] = {
 		{ "data-dir", required_argument, NULL, O_DATA },
 		{ "api", required_argument, NULL, O_API },
@@ -205,6 +208,7 @@ int main(int argc, char **argv)
 		{ "root-ttl", required_argument, NULL, O_ROOT_TTL },
 		{ "renew-spread", required_argument, NULL, O_RENEW_SPREAD },
 		{ "pod-mesh", required_argument, NULL, O_POD_MESH },
+		{ "stats-resolution", required_argument, NULL, O_STATS_RESOLUTION },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -212,6 +216,7 @@ int main(int argc, char **argv)
 	const char *data_dir = NULL, *api_s = "127.0.0.1:15080", *mesh_s = "127.0.0.1:15012", *pod_mesh = NULL;
 	struct sn_ca_service_opts ca_opts = { 0 };
 	struct sn_mesh_opts mesh_opts = { 0 };
+	struct sn_stats_limits stats_lim = { 0 };
 	uint32_t ttl;
 	struct sockaddr_storage api_addr, mesh_addr;
 	socklen_t api_len = 0, mesh_len = 0;
@@ -267,6 +272,14 @@ int main(int argc, char **argv)
 				ca_opts.root_ttl = ttl;
 			else
 				mesh_opts.renew_spread_ms = ttl * 1000;
+			break;
+		case O_STATS_RESOLUTION:
+			if (sn_parse_duration_ms(optarg, &stats_lim.resolution_ms) != 0 ||
+			    stats_lim.resolution_ms < 1000 || stats_lim.resolution_ms > 600000) {
+				fprintf(stderr, "sinewd: --stats-resolution %s: want a duration from 1s to 10m, e.g. 10s\n",
+					optarg);
+				return 1;
+			}
 			break;
 		case O_LOG_LEVEL:
 			if (sn_log_set_level_name(optarg) != 0) {
@@ -350,8 +363,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sinewd: out of memory\n");
 		return 1;
 	}
+	d.stats = sn_stats_new(&stats_lim);
+	if (d.stats == NULL) {
+		fprintf(stderr, "sinewd: out of memory\n");
+		return 1;
+	}
 	mesh_opts.ca = d.ca;
 	mesh_opts.traces = d.traces;
+	mesh_opts.stats = d.stats;
 	mesh_opts.no_auto_rotate = ca_opts.cert_file != NULL;   /* sinewd rotates only a CA it made */
 	if (sn_mesh_start(&d.mesh, &d.loop, &d.store, (const struct sockaddr *)&mesh_addr, mesh_len, &mesh_opts) != 0) {
 		fprintf(stderr, "sinewd: cannot listen on %s (--mesh): %s; pick a free port\n", mesh_s,
@@ -363,6 +382,7 @@ int main(int argc, char **argv)
 	d.api.mesh = d.mesh;
 	d.api.ca = d.ca;
 	d.api.traces = d.traces;
+	d.api.stats = d.stats;
 	if (sn_api_start(&d.api, &d.loop, &d.store, (const struct sockaddr *)&api_addr, api_len) != 0) {
 		fprintf(stderr, "sinewd: cannot listen on %s (--api): %s; pick a free port\n", api_s, strerror(errno));
 		return 1;
@@ -378,6 +398,7 @@ int main(int argc, char **argv)
 	sn_loop_run_once(&d.loop, 0); /* reclaim closed connections */
 	sn_mesh_free(d.mesh);
 	sn_traces_free(d.traces);
+	sn_stats_free(d.stats);
 	sn_loop_dispose(&d.loop);
 	sn_store_close(&d.store);
 	sn_ca_service_free(d.ca);

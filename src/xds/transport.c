@@ -27,6 +27,7 @@
 #include "sinew/xds.h"
 
 #define WINDOW (4u << 20)
+#define LINE_KEEP (16u << 10)   /* an incoming line buffer larger is freed after its message */
 
 struct bytes {
 	char *p;
@@ -313,6 +314,11 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id, c
 			if (nl != NULL) {
 				c->ops->on_message(c, c->line.p, c->line.len);
 				c->line.len = 0;
+				/* A large line (a stats or spans message every few
+				 * seconds) does not keep its buffer: a thousand idle
+				 * links would hold a thousand of them. */
+				if (c->line.cap > LINE_KEEP)
+					bytes_free(&c->line);
 			}
 		}
 		if (nl == NULL)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "sinew/metrics.h"
+#include "sinew/out.h"
 
 /* ---- helpers ---- */
 
@@ -442,6 +443,60 @@ static void test_sum_across_stores(void **state)
 		sn_metrics_free(w[i]);
 }
 
+/* The control link's stats message: series summed over the stores as a
+ * scrape sums them, cumulative counts and per-bucket durations, the
+ * overflow series left out, and a byte bound that takes whole series out. */
+static void test_json_for_sinewd(void **state)
+{
+	struct sn_metrics *w[3] = { sn_metrics_new(8), sn_metrics_new(1), sn_metrics_new(8) };
+	struct sn_metric_labels l = base_labels();
+	struct sn_metrics_json_info info;
+	struct sn_out o = { 0 };
+
+	sn_metrics_record_request(w[0], &l, 2, 10, 100);
+	sn_metrics_record_request(w[1], &l, 3, 20, 200);
+	sn_metrics_record_request(w[2], &l, 4, 30, 300);
+	l.response_code = 503;
+	sn_metrics_record_request(w[2], &l, 0.25, 30, 300);
+	sn_metrics_record_request(w[1], &l, 4, 30, 300);   /* w[1] is full: overflow, not sent */
+	sn_metrics_add(w[0], SN_CTR_DOWNSTREAM_CX_TOTAL, 5);
+	sn_metrics_add(w[2], SN_CTR_DOWNSTREAM_CX_TOTAL, 7);
+	sn_metrics_add(w[2], SN_CTR_DOWNSTREAM_CX_ACTIVE, 2);
+
+	assert_int_equal(sn_metrics_json(w, 3, 1u << 20, &o, &info), 0);
+	assert_int_equal(info.series, 2);
+	assert_int_equal(info.requests, 4);
+	assert_int_equal(info.left_out, 0);
+	if (strncmp(o.p, "\"durationBucketsMs\":[0.5,1,5,10,25,50,100,250,500,1000,2500,5000,10000,30000,60000,"
+			 "300000,600000,1800000,3600000],\"requests\":[{\"reporter\":\"source\",", 130) != 0)
+		fail_msg("unexpected start: %s", o.p);
+	if (strstr(o.p, "\"destinationCluster\":\"Kubernetes\",\"protocol\":\"http\",\"responseCode\":200,"
+			"\"grpcStatus\":null,\"responseFlags\":\"-\",\"connectionSecurityPolicy\":\"mutual_tls\","
+			"\"count\":3,\"durationBuckets\":[0,0,3,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],"
+			"\"durationSumMs\":9.000}") == NULL)
+		fail_msg("the 200 series is not there whole: %s", o.p);
+	if (strstr(o.p, "\"responseCode\":503,\"grpcStatus\":null,\"responseFlags\":\"-\","
+			"\"connectionSecurityPolicy\":\"mutual_tls\",\"count\":1,\"durationBuckets\":"
+			"[1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0],\"durationSumMs\":0.250}]") == NULL)
+		fail_msg("the 503 series is not there whole: %s", o.p);
+	expect_no_substr(o.p, "overflow");
+	assert_int_equal(sn_metrics_counter_sum(w, 3, SN_CTR_DOWNSTREAM_CX_TOTAL), 12);
+	assert_int_equal(sn_metrics_counter_sum(w, 3, SN_CTR_DOWNSTREAM_CX_ACTIVE), 2);
+	sn_out_free(&o);
+
+	/* room for the buckets and one series: the second is left out whole */
+	size_t one = 160 + 800;
+	assert_int_equal(sn_metrics_json(w, 3, one, &o, &info), 0);
+	assert_int_equal(info.series, 1);
+	assert_int_equal(info.left_out, 1);
+	assert_true(o.len <= one);
+	assert_int_equal(o.p[o.len - 1], ']');
+	assert_int_equal(o.p[o.len - 2], '}');
+	sn_out_free(&o);
+	for (int i = 0; i < 3; i++)
+		sn_metrics_free(w[i]);
+}
+
 static void test_counters_and_process(void **state)
 {
 	struct sn_metrics *w[2] = { sn_metrics_new(8), sn_metrics_new(8) };
@@ -695,6 +750,7 @@ int main(void)
 		cmocka_unit_test(test_reused_label_buffer),
 		cmocka_unit_test(test_long_label_value_truncated),
 		cmocka_unit_test(test_sum_across_stores),
+		cmocka_unit_test(test_json_for_sinewd),
 		cmocka_unit_test(test_counters_and_process),
 		cmocka_unit_test(test_istio_names),
 		cmocka_unit_test(test_empty_render),

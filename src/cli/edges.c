@@ -1,0 +1,122 @@
+/* sinew edges: which workloads call which, and whether those calls are
+ * secured by mutual TLS with whose identities, as `linkerd viz edges`
+ * prints them, from sinewd's live stats (GET /api/v1/edges, docs/api.md
+ * "Stats"). */
+#include <getopt.h>
+#include <libfyaml.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sinew/cli.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sinew edges deploy [-n NS | -A] [--window D] [-o json|wide] [--server URL]\n"
+		"\n"
+		"The workload pairs with traffic in the last --window, as the callers' proxies\n"
+		"saw them: SECURED is yes when every request that reached the destination went\n"
+		"over mutual TLS; -o wide adds the identities each side proved and the rate.\n"
+		"\n"
+		"  -n, --namespace NS      edges with an end in NS (default \"default\")\n"
+		"  -A, --all-namespaces    every edge\n"
+		"  --window D              10s to 1h (default 1m)\n"
+		"  -o json|wide            the API's JSON, or more columns\n"
+		"  --server URL            sinewd's API (default $SINEW_SERVER, else " SN_CLI_DEFAULT_SERVER ")\n"
+		"\n"
+		"Exit status: 0, 1 sinewd failed, 2 usage error.\n");
+}
+
+int sn_cli_edges(int argc, char **argv)
+{
+	enum { O_SERVER = 256, O_WINDOW };
+	static const struct option opts[] = {
+		{ "namespace", required_argument, NULL, 'n' },
+		{ "all-namespaces", no_argument, NULL, 'A' },
+		{ "window", required_argument, NULL, O_WINDOW },
+		{ "output", required_argument, NULL, 'o' },
+		{ "server", required_argument, NULL, O_SERVER },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *server = NULL, *ns = "default", *window = "1m";
+	int json = 0, wide = 0, all_ns = 0, o;
+	char path[600], esc_ns[400], esc_window[64];
+
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "n:Ao:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'n': ns = optarg; break;
+		case 'A': all_ns = 1; break;
+		case O_WINDOW: window = optarg; break;
+		case 'o':
+			if (!strcmp(optarg, "json"))
+				json = 1;
+			else if (!strcmp(optarg, "wide"))
+				wide = 1;
+			else {
+				fprintf(stderr, "sinew edges: -o %s: want json or wide\n", optarg);
+				return 2;
+			}
+			break;
+		case O_SERVER: server = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "sinew edges: say what to show: deploy (e.g. sinew edges deploy)\n");
+		return 2;
+	}
+	const char *resource = argv[optind++];
+	if (strcmp(resource, "deploy") && strcmp(resource, "deployment") && strcmp(resource, "deployments") &&
+	    strcmp(resource, "workload") && strcmp(resource, "workloads")) {
+		fprintf(stderr, "sinew edges: %s: edges join workloads; use sinew edges deploy\n", resource);
+		return 2;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sinew edges: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	server = sn_cli_server(server);
+	sn_cli_url_escape(window, esc_window, sizeof(esc_window));
+	int len = snprintf(path, sizeof(path), "/api/v1/edges?window=%s", esc_window);
+	if (!all_ns) {
+		sn_cli_url_escape(ns, esc_ns, sizeof(esc_ns));
+		snprintf(path + len, sizeof(path) - (size_t)len, "&namespace=%s", esc_ns);
+	}
+
+	struct sn_cli_response r;
+	int got = sn_cli_api_get(server, path, "live stats", json, &r);
+	if (got != 0)
+		return got == 2 ? 0 : 1;
+	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
+	struct fy_node *list = sn_cli_json_root(doc);
+	size_t n = sn_cli_json_len(list);
+	static const char *const hdr[] = { "SRC", "DST", "SRC_NS", "DST_NS", "SECURED", "CLIENT_ID", "SERVER_ID",
+					   "RPS" };
+	struct sn_cli_table t;
+	sn_cli_table_init(&t, wide ? 8 : 5);
+	sn_cli_table_row(&t, hdr);
+	for (size_t i = 0; i < n; i++) {
+		struct fy_node *e = sn_cli_json_at(list, i);
+		struct fy_node *src = sn_cli_json_get(e, "src"), *dst = sn_cli_json_get(e, "dst");
+		const char *rps = sn_cli_json_str(e, "rps");
+		char rate[48];
+		snprintf(rate, sizeof(rate), "%.1frps", rps ? strtod(rps, NULL) : 0.0);
+		const char *cells[] = { sn_cli_json_str(src, "workload"), sn_cli_json_str(dst, "workload"),
+					sn_cli_json_str(src, "namespace"), sn_cli_json_str(dst, "namespace"),
+					sn_cli_json_bool(e, "mtls") ? "yes" : "no", sn_cli_json_str(e, "clientIdentity"),
+					sn_cli_json_str(e, "serverIdentity"), rate };
+		sn_cli_table_row(&t, cells);
+	}
+	if (n == 0)
+		printf("No edges found (proxies report every --stats-interval, 10 s by default).\n");
+	else
+		sn_cli_table_print(&t, stdout);
+	sn_cli_table_free(&t);
+	sn_cli_json_free(doc);
+	sn_cli_response_free(&r);
+	return 0;
+}

@@ -1,0 +1,205 @@
+/* sinew stat: the golden metrics of workloads, services or namespaces --
+ * who is meshed, success rate, requests per second, latency percentiles,
+ * open connections -- as `linkerd viz stat` prints them, from sinewd's
+ * live stats (GET /api/v1/stats, docs/api.md "Stats"): no Prometheus
+ * needed. */
+#include <getopt.h>
+#include <libfyaml.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sinew/cli.h"
+#include "sinew/loop.h"
+
+#define WATCH_MS 2000
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sinew stat deploy|svc|ns [NAME] [-n NS | -A] [--window D] [-o json|wide] [--watch]\n"
+		"                  [--server URL]\n"
+		"\n"
+		"The golden metrics of each workload (deploy, deployment, workload), service\n"
+		"(svc, service) or namespace (ns) over the last --window, from the request\n"
+		"counts every proxy sends sinewd:\n"
+		"  MESHED       its proxies connected now / connected or reporting in the window\n"
+		"  SUCCESS      responses 1xx-4xx (and gRPC OK) out of all requests\n"
+		"  RPS          requests a second\n"
+		"  LATENCY_P50, _P95, _P99   interpolated in Istio's duration buckets\n"
+		"  TCP_CONN     connections open to its proxies\n"
+		"A workload is seen by its own proxies (inbound), else by its clients'.\n"
+		"Requests a client's proxy answered itself (a fault abort, no healthy\n"
+		"endpoint) count against the workload of the service they were for.\n"
+		"\n"
+		"  -n, --namespace NS      default \"default\"\n"
+		"  -A, --all-namespaces    every namespace\n"
+		"  --window D              10s to 1h (default 1m); it ends one report interval ago\n"
+		"  -o json|wide            the API's JSON, or more columns (requests, mTLS share)\n"
+		"  -w, --watch             print again every 2 s until interrupted\n"
+		"  --server URL            sinewd's API (default $SINEW_SERVER, else " SN_CLI_DEFAULT_SERVER ")\n"
+		"\n"
+		"Exit status: 0, 1 sinewd failed, 2 usage error.\n");
+}
+
+/* "90.00%", "50.0rps", "3.2ms" / "120ms"; "-" for null. */
+static void percent(struct fy_node *row, const char *key, char *buf, size_t size)
+{
+	const char *v = sn_cli_json_str(row, key);
+	if (v == NULL)
+		snprintf(buf, size, "-");
+	else
+		snprintf(buf, size, "%.2f%%", strtod(v, NULL) * 100.0);
+}
+
+static void millis(struct fy_node *lat, const char *key, char *buf, size_t size)
+{
+	const char *v = sn_cli_json_str(lat, key);
+	double ms = v != NULL ? strtod(v, NULL) : 0;
+	if (v == NULL)
+		snprintf(buf, size, "-");
+	else if (ms < 10)
+		snprintf(buf, size, "%.1fms", ms);
+	else
+		snprintf(buf, size, "%.0fms", ms);
+}
+
+static int show(const char *server, const char *path, int json, int wide, int all_ns)
+{
+	struct sn_cli_response r;
+
+	int got = sn_cli_api_get(server, path, "live stats", json, &r);
+	if (got != 0)
+		return got == 2 ? 0 : 1;
+	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
+	struct fy_node *list = sn_cli_json_root(doc);
+	size_t n = sn_cli_json_len(list);
+	static const char *const hdr[] = { "NAMESPACE", "NAME", "MESHED", "SUCCESS", "RPS", "LATENCY_P50",
+					   "LATENCY_P95", "LATENCY_P99", "TCP_CONN", "REQUESTS", "MTLS" };
+	size_t first = all_ns ? 0 : 1, ncols = (wide ? 11 : 9) - first;
+	struct sn_cli_table t;
+	sn_cli_table_init(&t, ncols);
+	sn_cli_table_row(&t, hdr + first);
+	for (size_t i = 0; i < n; i++) {
+		struct fy_node *row = sn_cli_json_at(list, i);
+		struct fy_node *lat = sn_cli_json_get(row, "latencyMs");
+		char success[32], rps[48], p50[32], p95[32], p99[32], tcp[32], reqs[32], mtls[32];
+		const char *rv = sn_cli_json_str(row, "rps");
+		percent(row, "successRate", success, sizeof(success));
+		if (sn_cli_json_str(row, "successRate") == NULL)
+			snprintf(rps, sizeof(rps), "-");
+		else
+			snprintf(rps, sizeof(rps), "%.1frps", rv ? strtod(rv, NULL) : 0.0);
+		millis(lat, "p50", p50, sizeof(p50));
+		millis(lat, "p95", p95, sizeof(p95));
+		millis(lat, "p99", p99, sizeof(p99));
+		snprintf(tcp, sizeof(tcp), "%lld", sn_cli_json_int(row, "tcpConnections", 0));
+		snprintf(reqs, sizeof(reqs), "%lld", sn_cli_json_int(row, "requests", 0));
+		percent(row, "mtlsShare", mtls, sizeof(mtls));
+		const char *cells[] = { sn_cli_json_str(row, "namespace"), sn_cli_json_str(row, "name"),
+					sn_cli_json_str(row, "meshed"), success, rps, p50, p95, p99, tcp, reqs, mtls };
+		sn_cli_table_row(&t, cells + first);
+	}
+	if (n == 0)
+		printf("No traffic found (proxies report every --stats-interval, 10 s by default).\n");
+	else
+		sn_cli_table_print(&t, stdout);
+	sn_cli_table_free(&t);
+	sn_cli_json_free(doc);
+	sn_cli_response_free(&r);
+	return 0;
+}
+
+int sn_cli_stat(int argc, char **argv)
+{
+	enum { O_SERVER = 256, O_WINDOW };
+	static const struct option opts[] = {
+		{ "namespace", required_argument, NULL, 'n' },
+		{ "all-namespaces", no_argument, NULL, 'A' },
+		{ "window", required_argument, NULL, O_WINDOW },
+		{ "output", required_argument, NULL, 'o' },
+		{ "watch", no_argument, NULL, 'w' },
+		{ "server", required_argument, NULL, O_SERVER },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *server = NULL, *ns = "default", *window = "1m", *resource, *name = NULL;
+	int json = 0, wide = 0, all_ns = 0, watch = 0, o;
+	char path[1200], esc_ns[400], esc_name[400], esc_window[64];
+
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "n:Ao:wh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'n': ns = optarg; break;
+		case 'A': all_ns = 1; break;
+		case O_WINDOW: window = optarg; break;
+		case 'o':
+			if (!strcmp(optarg, "json"))
+				json = 1;
+			else if (!strcmp(optarg, "wide"))
+				wide = 1;
+			else {
+				fprintf(stderr, "sinew stat: -o %s: want json or wide\n", optarg);
+				return 2;
+			}
+			break;
+		case 'w': watch = 1; break;
+		case O_SERVER: server = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "sinew stat: say what to show: deploy, svc or ns (e.g. sinew stat deploy)\n");
+		return 2;
+	}
+	resource = argv[optind++];
+	if (!strcmp(resource, "po") || !strcmp(resource, "pod") || !strcmp(resource, "pods")) {
+		fprintf(stderr, "sinew stat: %s: Sinew shows workloads (deploy), services (svc) and namespaces (ns)\n",
+			resource);
+		return 2;
+	}
+	int is_ns = !strcmp(resource, "ns") || !strcmp(resource, "namespace") || !strcmp(resource, "namespaces");
+	if (!is_ns && strcmp(resource, "deploy") && strcmp(resource, "deployment") && strcmp(resource, "deployments") &&
+	    strcmp(resource, "workload") && strcmp(resource, "workloads") && strcmp(resource, "svc") &&
+	    strcmp(resource, "service") && strcmp(resource, "services")) {
+		fprintf(stderr, "sinew stat: unknown resource \"%s\"; want deploy, svc or ns\n", resource);
+		return 2;
+	}
+	if (optind < argc)
+		name = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "sinew stat: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	server = sn_cli_server(server);
+	sn_cli_url_escape(window, esc_window, sizeof(esc_window));
+	int len = snprintf(path, sizeof(path), "/api/v1/stats?resource=%s&window=%s", resource, esc_window);
+	/* a namespace row is named by its namespace; -n does not narrow it */
+	if (!is_ns && !all_ns) {
+		sn_cli_url_escape(ns, esc_ns, sizeof(esc_ns));
+		len += snprintf(path + len, sizeof(path) - (size_t)len, "&namespace=%s", esc_ns);
+	}
+	if (name != NULL) {
+		sn_cli_url_escape(name, esc_name, sizeof(esc_name));
+		snprintf(path + len, sizeof(path) - (size_t)len, "&name=%s", esc_name);
+	}
+	/* a NAMESPACE column where rows of several namespaces show */
+	int ns_column = all_ns && !is_ns;
+	if (!watch)
+		return show(server, path, json, wide, ns_column);
+	/* Until interrupted (SIGINT ends the process, as `watch` does). */
+	int tty = isatty(STDOUT_FILENO);
+	for (;;) {
+		if (tty)
+			fputs("\033[H\033[2J", stdout);
+		int rc = show(server, path, json, wide, ns_column);
+		if (rc != 0)
+			return rc;
+		if (!tty)
+			putchar('\n');
+		fflush(stdout);
+		sn_sleep_ms(WATCH_MS);
+	}
+}
