@@ -75,6 +75,7 @@ static int show(const char *server, const char *path, int json, int wide, int al
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
 	struct fy_node *list = sn_cli_json_root(doc);
 	size_t n = sn_cli_json_len(list);
+	int traffic = 0;
 	static const char *const hdr[] = { "NAMESPACE", "NAME", "MESHED", "SUCCESS", "RPS", "LATENCY_P50",
 					   "LATENCY_P95", "LATENCY_P99", "TCP_CONN", "REQUESTS", "MTLS" };
 	size_t first = all_ns ? 0 : 1, ncols = (wide ? 11 : 9) - first;
@@ -96,15 +97,22 @@ static int show(const char *server, const char *path, int json, int wide, int al
 		millis(lat, "p99", p99, sizeof(p99));
 		snprintf(tcp, sizeof(tcp), "%lld", sn_cli_json_int(row, "tcpConnections", 0));
 		snprintf(reqs, sizeof(reqs), "%lld", sn_cli_json_int(row, "requests", 0));
+		traffic |= sn_cli_json_int(row, "requests", 0) > 0;
 		percent(row, "mtlsShare", mtls, sizeof(mtls));
 		const char *cells[] = { sn_cli_json_str(row, "namespace"), sn_cli_json_str(row, "name"),
 					sn_cli_json_str(row, "meshed"), success, rps, p50, p95, p99, tcp, reqs, mtls };
 		sn_cli_table_row(&t, cells + first);
 	}
-	if (n == 0)
+	if (n == 0) {
 		printf("No traffic found (proxies report every --stats-interval, 10 s by default).\n");
-	else
+	} else {
 		sn_cli_table_print(&t, stdout);
+		/* why the columns read "-" right after traffic (docs/observability.md, "Live stats") */
+		if (!traffic)
+			fprintf(stderr, "sinew stat: no requests in the window yet; counts arrive with each proxy's next "
+					"report (every --stats-interval, 10 s by default) and show once every proxy has "
+					"reported for that slot: up to about 20 s after the traffic\n");
+	}
 	sn_cli_table_free(&t);
 	sn_cli_json_free(doc);
 	sn_cli_response_free(&r);
