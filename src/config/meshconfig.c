@@ -71,12 +71,47 @@ static void parse_body_opts(struct cfg_ctx *c, const struct yn *v, struct sn_ext
 	}
 }
 
+/* A provider's service and port, the fields every kind has: 1 when k is
+ * one of them (read into p; the node kept for provider_target_required). */
+static int provider_target(struct cfg_ctx *c, const char *k, const struct yn *x, struct sn_ext_authz *p,
+			   const struct yn **svc, const struct yn **port)
+{
+	uint64_t u;
+	if (!strcmp(k, "service")) {
+		*svc = x;
+		cfg_get_str(c, x, CFG_MAX_NAME + 64, &p->service);
+		return 1;
+	}
+	if (!strcmp(k, "port")) {
+		*port = x;
+		if (cfg_get_uint(c, x, 1, 65535, &u) == 0)
+			p->port = (uint16_t)u;
+		return 1;
+	}
+	return 0;
+}
+
+/* Both are required: errors naming what each is for this kind. */
+static void provider_target_required(struct cfg_ctx *c, const struct yn *v, const struct yn *svc,
+				     const struct yn *port, const char *host_is, const char *port_is)
+{
+	if (cfg_missing(svc, YN_SCALAR)) {
+		size_t pl = cfg_path_push(c, ".service");
+		cfg_err(c, svc ? svc : v, "service is required: %s (a Service or ServiceEntry)", host_is);
+		cfg_path_pop(c, pl);
+	}
+	if (port == NULL) {
+		size_t pl = cfg_path_push(c, ".port");
+		cfg_err(c, v, "port is required: %s", port_is);
+		cfg_path_pop(c, pl);
+	}
+}
+
 /* envoyExtAuthzHttp / envoyExtAuthzGrpc: one provider's settings. */
 static void parse_ext_authz(struct cfg_ctx *c, const struct yn *key, const struct yn *v, struct sn_ext_authz *p)
 {
 	int grpc = !strcmp(key->s, "envoyExtAuthzGrpc");
 	const struct yn *svc = NULL, *port = NULL;
-	uint64_t u;
 
 	p->proto = grpc ? SN_EXT_AUTHZ_GRPC : SN_EXT_AUTHZ_HTTP;
 	p->timeout_ms = EXT_AUTHZ_DEFAULT_TIMEOUT_MS;
@@ -87,13 +122,8 @@ static void parse_ext_authz(struct cfg_ctx *c, const struct yn *key, const struc
 		const char *k = v->keys[i]->s;
 		const struct yn *x = v->items[i];
 		size_t pl = cfg_path_push(c, ".%s", k);
-		if (!strcmp(k, "service")) {
-			svc = x;
-			cfg_get_str(c, x, CFG_MAX_NAME + 64, &p->service);
-		} else if (!strcmp(k, "port")) {
-			port = x;
-			if (cfg_get_uint(c, x, 1, 65535, &u) == 0)
-				p->port = (uint16_t)u;
+		if (provider_target(c, k, x, p, &svc, &port)) {
+			/* taken */
 		} else if (!strcmp(k, "timeout")) {
 			uint32_t ms;
 			if (cfg_get_duration(c, x, &ms) == 0) {
@@ -153,17 +183,8 @@ static void parse_ext_authz(struct cfg_ctx *c, const struct yn *key, const struc
 		}
 		cfg_path_pop(c, pl);
 	}
-	if (cfg_missing(svc, YN_SCALAR)) {
-		size_t pl = cfg_path_push(c, ".service");
-		cfg_err(c, svc ? svc : v, "service is required: the authorizer's host, e.g. "
-			"ext-authz.foo.svc.cluster.local (a Service or ServiceEntry)");
-		cfg_path_pop(c, pl);
-	}
-	if (port == NULL) {
-		size_t pl = cfg_path_push(c, ".port");
-		cfg_err(c, v, "port is required: the authorizer's service port");
-		cfg_path_pop(c, pl);
-	}
+	provider_target_required(c, v, svc, port, "the authorizer's host, e.g. ext-authz.foo.svc.cluster.local",
+				 "the authorizer's service port");
 }
 
 /* zipkin / opentelemetry: a tracer spans are POSTed to, as JSON: Zipkin
@@ -185,13 +206,8 @@ static void parse_tracer(struct cfg_ctx *c, const struct yn *key, const struct y
 		const char *k = v->keys[i]->s;
 		const struct yn *x = v->items[i];
 		size_t pl = cfg_path_push(c, ".%s", k);
-		if (!strcmp(k, "service")) {
-			svc = x;
-			cfg_get_str(c, x, CFG_MAX_NAME + 64, &p->service);
-		} else if (!strcmp(k, "port")) {
-			port = x;
-			if (cfg_get_uint(c, x, 1, 65535, &u) == 0)
-				p->port = (uint16_t)u;
+		if (provider_target(c, k, x, p, &svc, &port)) {
+			/* taken */
 		} else if (!strcmp(k, "maxTagLength")) {
 			if (cfg_get_uint(c, x, 1, 65536, &u) == 0)
 				p->max_tag_length = (uint32_t)u;
@@ -225,17 +241,8 @@ static void parse_tracer(struct cfg_ctx *c, const struct yn *key, const struct y
 		}
 		cfg_path_pop(c, pl);
 	}
-	if (cfg_missing(svc, YN_SCALAR)) {
-		size_t pl = cfg_path_push(c, ".service");
-		cfg_err(c, svc ? svc : v, "service is required: the tracer's host, e.g. "
-			"zipkin.istio-system.svc.cluster.local (a Service or ServiceEntry)");
-		cfg_path_pop(c, pl);
-	}
-	if (port == NULL) {
-		size_t pl = cfg_path_push(c, ".port");
-		cfg_err(c, v, "port is required: the tracer's service port (Zipkin 9411, OTLP/HTTP 4318)");
-		cfg_path_pop(c, pl);
-	}
+	provider_target_required(c, v, svc, port, "the tracer's host, e.g. zipkin.istio-system.svc.cluster.local",
+				 "the tracer's service port (Zipkin 9411, OTLP/HTTP 4318)");
 	if (otlp && http == NULL)
 		cfg_err(c, key, "opentelemetry without http: exports OTLP over gRPC, which Sinew does not "
 			"speak; add http: {path: /v1/traces} and point port at the collector's OTLP/HTTP port (4318)");
