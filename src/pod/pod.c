@@ -252,6 +252,16 @@ int sn_pod_remove(const char *dir, const struct sn_pod *p, int grace_ms, char *e
 	int sig = SIGTERM;
 	long long deadline = (long long)sn_clock_ms() + grace_ms;
 
+	/* The pod's `sinew run` first: it stops its app and then drains its
+	 * proxy, in that order. Signalled together, a proxy that finished
+	 * draining before its supervisor took the signal looked to it like a
+	 * proxy that died (it exited 1 instead of 143). */
+	const struct sn_pod_proc *sup = &p->supervisor;
+	if (sup->pid > 1 && sup->pid != getpid() && sn_pod_proc_alive(sup->pid, sup->start)) {
+		signal_proc(sup, SIGTERM, 0);
+		while ((long long)sn_clock_ms() < deadline && sn_pod_proc_alive(sup->pid, sup->start))
+			sn_sleep_ms(20);
+	}
 	/* SIGTERM to the recorded processes and to everything in the pod's
 	 * namespace; SIGKILL what is left after the grace period. */
 	for (int round = 0; round < 2; round++) {
