@@ -2,11 +2,12 @@
 """Sinew's benchmark suite: sinew-proxy against HAProxy and nginx, side by
 side, against a direct connection, in the same run (issue 3, "MB2" shape).
 
-    make bench            # ~12 min, results in bench/results/full.{md,json}
-    make bench QUICK=1    # < 3 min, results in bench/results/quick.{md,json}
+    make bench            # ~14 min, results in bench/results/full.{md,json}
+    make bench QUICK=1    # ~4 min, results in bench/results/quick.{md,json}
     SINEW_BIN=build/bench-rel/bin python3 bench/run.py --quick
     SCENARIOS=J1 python3 bench/run.py --quick   # some scenarios only: results
                                                 # in bench/results/quick-J1.{md,json}
+    python3 bench/run.py --quick --scenarios T --out /tmp/bench   # T alone, elsewhere
 
 Topology: two network namespaces made here, joined by a veth pair
 (10.77.0.1 client side, 10.77.0.2 server side), deleted at the end; nothing
@@ -57,6 +58,30 @@ server namespace on 127.0.0.1:8080 and 10.77.0.2:8080.
               J0 must not check tokens; otherwise J1 has no figures and
               the run exits 1. Target: J1's CPU per 1000 req/s ≤ 1.10× J0's.
 
+  T0/T1/T100  sinew-proxy only (issue 12's cost of tracing; --scenarios
+  tracing     names them T): the client-side (outbound) hop routing Host:
+              origin (a VirtualService) over the veth to the origin, in
+              three processes of their own (bench/conf/sinew-client-
+              trace.yaml): T0 with the mesh config's enableTracing: false,
+              T1 and T100 with it on and a Telemetry resource's
+              randomSamplingPercentage 1 and 100. Spans go as OTLP/HTTP
+              JSON to a collector on the client namespace's loopback
+              (COLLECTOR_CODE: a Python HTTP server, one port per
+              scenario, counting the spans it parses). Unpinned, proxy and
+              load generator sharing both cores, as a sidecar lives: a cost
+              target counts only if it holds there. 1000 req/s × 16
+              connections, then TRACE_SETTLE s for the last batch, all
+              inside the CPU window; T0, T1, T100 interleaved in each
+              repetition, the order rotating; CPU from schedstat. Before
+              measuring (verify_trace), a burst through each: T100 must
+              export at least one span per request within
+              TRACE_EXPORT_WAIT s, T0 none, T1 about 1 % (TRACE_T1_SHARE);
+              during the cells, T0 none and T100 one per request. A
+              scenario failing its checks has no figures (T1 and T100 none
+              without T0) and the run exits 1. Targets: T1's CPU per 1000
+              req/s ≤ 1.03× T0's, T100's ≤ 1.15× (medians of the
+              per-repetition ratios).
+
 P2 runs its own pair of processes per proxy (other ports), configured as
 for S2 plus TLS; the certificates are made at start with the openssl CLI.
 Before measuring, each P2 pair is checked to really speak mutual TLS 1.3
@@ -64,7 +89,8 @@ Before measuring, each P2 pair is checked to really speak mutual TLS 1.3
 
 Each proxy (sinew-proxy, HAProxy, nginx) runs one worker with upstream
 keep-alive and no logs (configs in bench/conf/). CPU placement on the
-2-core machine: proxies on CPU 1, load generator and origin on CPU 0.
+2-core machine: proxies on CPU 1, load generator and origin on CPU 0
+(T's proxies, load generator and collector: unpinned).
 
 Cells: 1000 req/s × 16 connections, 5000 req/s × 16, and saturation
 (--qps 0) × 64. Each repetition runs every cell for S0 and for every proxy
@@ -101,7 +127,10 @@ BASELINES = ("S0", "G0")     # direct: no proxy
 # sinew-proxy alone: its inbound hop without (J0) and with (J1) JWT
 # verification; --scenarios names them J1.
 JWT_SCENARIOS = ("J0", "J1")
-SELECTABLE = SCENARIOS + ("J1",)
+# sinew-proxy alone: its outbound hop with tracing off (T0), sampling 1 %
+# (T1) and 100 % (T100), unpinned; --scenarios names them T.
+TRACE_SCENARIOS = ("T0", "T1", "T100")
+SELECTABLE = SCENARIOS + ("J1", "T")
 
 
 def baseline(scen):
@@ -135,6 +164,20 @@ JWT_ISSUER = "https://issuer.bench.sinew"
 JWT_AUDIENCE = "origin"
 JWT_KID = "bench-es256"
 JWT_TARGET = 1.10            # issue 13: J1's CPU per 1000 req/s ≤ 1.10 × J0's
+# T0/T1/T100: their own sinew-proxy processes in the client namespace
+# (bench/conf/sinew-client-trace.yaml), each exporting to its own port of
+# the one OTLP collector (COLLECTOR_CODE) on the namespace's loopback.
+T_CLI_PORT = {"T0": 15040, "T1": 15041, "T100": 15042}
+T_ADMIN = {"T0": "127.0.0.1:15027", "T1": "127.0.0.1:15028", "T100": "127.0.0.1:15029"}
+T_COLLECTOR_PORT = {"T0": 4318, "T1": 4319, "T100": 4320}
+T_ENABLE = {"T0": "false", "T1": "true", "T100": "true"}   # the mesh config's enableTracing
+T_PCT = {"T0": 100, "T1": 1, "T100": 100}   # Telemetry randomSamplingPercentage (T0's is switched off)
+TRACE_TARGET = {"T1": 1.03, "T100": 1.15}   # issue 12: CPU per 1000 req/s over T0's
+TRACE_CHECK_N = {"T0": 500, "T1": 3000, "T100": 500}   # requests of each check burst
+TRACE_T1_SHARE = (0.004, 0.02)   # T1's sampled share of its check burst: "about 1 %" (expect 30 ± 5.5 of 3000)
+TRACE_EXPORT_WAIT = 5.0   # s: T100's spans must all have arrived by then
+TRACE_QUIET_WAIT = 2.5    # s after a burst before T0's and T1's counts are final (batches flush each second)
+TRACE_SETTLE = 1.2        # s after a cell's load, inside its CPU window: the last batch goes out
 GRPC_ORIGIN_PORT = 8082      # nghttpd, h2c, in the server namespace (all its addresses)
 GRPC_PATH = "/grpc.bench.Echo/Unary"
 GRPC_HEADERS = ["-m", "POST", "-b", "100", "-H", "content-type: application/grpc", "-H", "te: trailers"]
@@ -154,6 +197,15 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def log(msg):
     print(msg, flush=True)
+
+
+ALL_CPUS = set(os.sched_getaffinity(0))
+
+
+def cpus(cpu):
+    """The affinity of a process pinned to cpu; None: unpinned (every CPU
+    the bench itself may run on)."""
+    return set(ALL_CPUS) if cpu is None else {cpu}
 
 
 # --------------------------------------------------------------------------
@@ -241,6 +293,63 @@ def make_jwt():
 
 
 # --------------------------------------------------------------------------
+# T's OTLP collector
+
+# An OTLP/HTTP JSON receiver, run with python3 -c in the client namespace,
+# listening on 127.0.0.1 at each port given: a POST to /v1/traces is
+# parsed (resourceSpans → scopeSpans → spans) and its spans counted under
+# the port it came to, those whose traceId/spanId are not 32/16 hex
+# digits counted as bad; any other POST is answered 400 and counted bad.
+# A GET answers the counts as JSON, {port: {"spans", "posts", "bad"}}.
+COLLECTOR_CODE = r"""
+import http.server, json, re, sys, threading
+ports = [int(p) for p in sys.argv[1:]]
+counts = {p: {"spans": 0, "posts": 0, "bad": 0} for p in ports}
+lock = threading.Lock()
+tid, sid = re.compile("[0-9a-f]{32}"), re.compile("[0-9a-f]{16}")
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def reply(self, code, body):
+        self.send_response(code)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        with lock:
+            body = json.dumps(counts).encode()
+        self.reply(200, body)
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        n = bad = 0
+        try:
+            if self.path != "/v1/traces":
+                raise ValueError(self.path)
+            for rs in json.loads(body)["resourceSpans"]:
+                for ss in rs["scopeSpans"]:
+                    for sp in ss["spans"]:
+                        n += 1
+                        if not (tid.fullmatch(sp["traceId"]) and sid.fullmatch(sp["spanId"])):
+                            bad += 1
+        except (ValueError, KeyError, TypeError):
+            bad += 1
+        with lock:
+            c = counts[self.server.server_address[1]]
+            c["posts"] += 1
+            c["spans"] += n
+            c["bad"] += bad
+        self.reply(400 if bad else 200, b"{}")
+for p in ports:
+    s = http.server.ThreadingHTTPServer(("127.0.0.1", p), H)
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+print("listening on", ports, flush=True)
+threading.Event().wait()
+"""
+
+
+# --------------------------------------------------------------------------
 # processes and namespaces
 
 class Bench:
@@ -300,9 +409,11 @@ class Bench:
         shutil.rmtree(self.dir, True)
 
     def spawn(self, name, ns, argv, cpu, **kw):
+        """Starts argv in ns as name, pinned to cpu (None: unpinned, on
+        every CPU the bench may use)."""
         def pre():
             os.setsid()
-            os.sched_setaffinity(0, {cpu})
+            os.sched_setaffinity(0, cpus(cpu))
         kw.setdefault("stdin", subprocess.DEVNULL)
         kw.setdefault("stdout", open(os.path.join(self.dir, name + ".out"), "w"))
         kw.setdefault("stderr", subprocess.STDOUT)
@@ -313,7 +424,7 @@ class Bench:
 
     def run_in(self, ns, argv, cpu, timeout):
         def pre():
-            os.sched_setaffinity(0, {cpu})
+            os.sched_setaffinity(0, cpus(cpu))
         return subprocess.run(["ip", "netns", "exec", ns] + argv, capture_output=True, text=True,
                               timeout=timeout, preexec_fn=pre)
 
@@ -411,6 +522,20 @@ class Bench:
                             "--inbound", "%s:%d" % (SRV_ADDR, J_SRV_PORT[scen]),
                             "--app", "127.0.0.1:%d" % ORIGIN_PORT, "--admin", J_ADMIN[scen],
                             "--service", "origin"] + common, PROXY_CPU)
+        # T0/T1/T100: sinew-proxy's outbound hop with tracing off, at 1 %
+        # and at 100 %, unpinned (a cost target must hold as a sidecar
+        # lives: sharing the cores with its app and the load generator),
+        # and the OTLP collector their spans go to.
+        self.trace_down = {}
+        if self.args.trace:
+            self.spawn("collector", self.ns_cli, ["/usr/bin/python3", "-c", COLLECTOR_CODE] +
+                       [str(T_COLLECTOR_PORT[s]) for s in TRACE_SCENARIOS], None)
+            for scen in TRACE_SCENARIOS:
+                cfg = self.template("sinew-client-trace.yaml", scen.lower(), ENABLE=T_ENABLE[scen],
+                                    PCT=T_PCT[scen], COLLECTOR_PORT=T_COLLECTOR_PORT[scen])
+                self.spawn("sinew-%scli" % scen.lower(), self.ns_cli,
+                           [proxy_bin, "--config", cfg, "--outbound", "127.0.0.1:%d" % T_CLI_PORT[scen],
+                            "--admin", T_ADMIN[scen], "--service", "client"] + common, None)
         # HAProxy and nginx: (process, namespace, listener, upstream, TLS role).
         hops = {}
         for proxy in ("haproxy", "nginx"):
@@ -457,7 +582,8 @@ class Bench:
         deadline = time.time() + 15
         paths = [(b, None) for b in needed_baselines(self.args.scenarios)] + \
             [(s, p) for s in self.args.scenarios for p in PROXIES] + \
-            [(s, "sinew") for s in (JWT_SCENARIOS if self.args.jwt else ())]
+            [(s, "sinew") for s in (JWT_SCENARIOS if self.args.jwt else ())] + \
+            [(s, "sinew") for s in (TRACE_SCENARIOS if self.args.trace else ())]
         self.jwt_down = None
         for scen, proxy in paths:
             while True:
@@ -472,7 +598,8 @@ class Bench:
                     break
                 if time.time() > deadline:
                     names = [n for n in self.procs if (scen != "P2" or n.startswith(proxy + "-p2")) and
-                             (scen not in JWT_SCENARIOS or n == "sinew-%ssrv" % scen.lower())]
+                             (scen not in JWT_SCENARIOS or n == "sinew-%ssrv" % scen.lower()) and
+                             (scen not in TRACE_SCENARIOS or n in ("sinew-%scli" % scen.lower(), "collector"))]
                     for name in names:
                         p = self.procs[name]
                         if p.poll() is not None:
@@ -485,6 +612,10 @@ class Bench:
                     if scen in JWT_SCENARIOS:
                         self.jwt_down = "%s's sinew-proxy never answered: %r" % (scen, r and r.get("errors"))
                         log("bench: %s" % self.jwt_down)
+                        break
+                    if scen in TRACE_SCENARIOS:
+                        self.trace_down[scen] = "its sinew-proxy never answered: %r" % (r and r.get("errors"))
+                        log("bench: %s %s" % (scen, self.trace_down[scen]))
                         break
                     raise RuntimeError("%s %s never answered: %r" % (scen, proxy or "direct", r))
                 time.sleep(0.2)
@@ -526,6 +657,8 @@ class Bench:
             return [self.procs[proxy + "-p2cli"].pid, self.procs[proxy + "-p2srv"].pid]
         if scen in JWT_SCENARIOS:
             return [self.procs["sinew-%ssrv" % scen.lower()].pid]
+        if scen in TRACE_SCENARIOS:
+            return [self.procs["sinew-%scli" % scen.lower()].pid]
         return []
 
     # -- load -------------------------------------------------------------
@@ -547,6 +680,8 @@ class Bench:
             return "http://127.0.0.1:%d%s" % (P2_CLI_PORT[proxy], path)
         if scen in JWT_SCENARIOS:
             return "http://%s:%d%s" % (SRV_ADDR, J_SRV_PORT[scen], path)
+        if scen in TRACE_SCENARIOS:
+            return "http://127.0.0.1:%d%s" % (T_CLI_PORT[scen], path)
         return "http://127.0.0.1:%d%s" % (CLI_PORT[proxy], path)
 
     def load(self, scen, proxy, extra, timeout):
@@ -568,7 +703,9 @@ class Bench:
         argv = [os.path.join(self.args.sinew_bin, "sinew"), "load", "--json", "--quiet",
                 "-H", "Host: " + HOST] + extra + [self.url(scen, proxy, path)]
         try:
-            r = self.run_in(self.ns_cli, argv, CLIENT_CPU, timeout)
+            # T's load generator shares the cores with the proxy, as a
+            # sidecar's app does.
+            r = self.run_in(self.ns_cli, argv, None if scen in TRACE_SCENARIOS else CLIENT_CPU, timeout)
         except subprocess.TimeoutExpired:
             return None
         try:
@@ -749,6 +886,94 @@ class Bench:
         return {"ok": not bad, "checks": checks, "reason": ("failed: " + "; ".join(bad)) if bad else "",
                 "token_bytes": len(self.jwt_token)}
 
+    # -- T: are spans really exported, and only as sampled? ---------------
+
+    def collector_counts(self):
+        """What the OTLP collector has taken so far: {scen: {"spans",
+        "posts", "bad"}}."""
+        status, body = self.http_get(self.ns_cli, "http://127.0.0.1:%d/" % T_COLLECTOR_PORT["T0"])
+        if status != 200:
+            raise RuntimeError("the OTLP collector in %s: %s" % (self.ns_cli, body))
+        c = json.loads(body)
+        return {s: c[str(T_COLLECTOR_PORT[s])] for s in TRACE_SCENARIOS}
+
+    def trace_counters(self, scen):
+        """A T proxy's own tracing counters: {"recorded", "dropped",
+        "failed"} (sinew_trace_spans_total, ..._dropped_total,
+        sinew_trace_exports_failed_total)."""
+        m = self.sinew_metrics(self.ns_cli, T_ADMIN[scen])
+        return {"recorded": sum_series(m, "sinew_trace_spans_total"),
+                "dropped": sum_series(m, "sinew_trace_spans_dropped_total"),
+                "failed": sum_series(m, "sinew_trace_exports_failed_total")}
+
+    def verify_trace(self):
+        """Checks, before T is measured, with a burst of TRACE_CHECK_N
+        requests through each T proxy (as fast as 16 connections go): T100
+        exports at least one span per request, all at the collector within
+        TRACE_EXPORT_WAIT s; T0 exports none and records none; T1's share
+        is about 1 % (TRACE_T1_SHARE). Returns {scen: {"ok", "checks":
+        [[what, ok, detail]], "reason", "requests", "spans"}}; a scenario
+        that is not ok is not measured (nor are T1 and T100 without T0)."""
+        out = {s: {"ok": False, "checks": [], "reason": "", "requests": 0, "spans": 0} for s in TRACE_SCENARIOS}
+        for scen, why in self.trace_down.items():
+            out[scen]["checks"].append(["starts", False, why])
+        live = [s for s in TRACE_SCENARIOS if s not in self.trace_down]
+        try:
+            time.sleep(TRACE_SETTLE)   # the readiness probes' spans are in before counting starts
+            c0 = self.collector_counts()
+            m0 = {s: self.trace_counters(s) for s in live}
+            ends = {}
+            for scen in live:   # T100 last: its wait covers the others'
+                n = TRACE_CHECK_N[scen]
+                r = self.load(scen, "sinew", ["--qps", "0", "-c", "16", "-n", str(n), "--timeout", "5s"], 60)
+                ends[scen] = time.time()
+                ok = r is not None and r.get("completed") == n and r.get("errors_total") == 0
+                out[scen]["requests"] = r.get("completed", 0) if r else 0
+                out[scen]["checks"].append(["%d requests answered" % n, ok, "%s completed, %s errors" % (
+                    r and r.get("completed"), r and r.get("errors_total")) if r else "sinew load failed"])
+            while ends:
+                c = self.collector_counts()
+                got = {s: c[s]["spans"] - c0[s]["spans"] for s in live}
+                now = time.time()
+                quiet = all(now - ends[s] >= TRACE_QUIET_WAIT for s in ends)
+                t100 = "T100" not in ends or got["T100"] >= TRACE_CHECK_N["T100"]
+                if quiet and (t100 or now - ends["T100"] >= TRACE_EXPORT_WAIT):
+                    break
+                time.sleep(0.25)
+            waited = {s: time.time() - ends[s] for s in ends}
+            for scen in live:
+                m1 = self.trace_counters(scen)
+                d = {k: m1[k] - m0[scen][k] for k in m1}
+                n, spans = out[scen]["requests"], c[scen]["spans"] - c0[scen]["spans"]
+                bad = c[scen]["bad"] - c0[scen]["bad"]
+                out[scen]["spans"] = spans
+                detail = "%d spans at the collector from %d requests in %.1f s (the proxy recorded %d, dropped " \
+                         "%d; %d exports failed; %d bad)" % (spans, n, waited[scen], d["recorded"], d["dropped"],
+                                                            d["failed"], bad)
+                if scen == "T0":
+                    out[scen]["checks"].append(["tracing off exports no span (must be 0 at the collector and "
+                                                "0 recorded)", spans == 0 and d["recorded"] == 0 and bad == 0,
+                                                detail])
+                elif scen == "T1":
+                    lo, hi = TRACE_T1_SHARE
+                    out[scen]["checks"].append(["1 %% sampling exports about 1 %% (%.1f–%.0f %% of the requests)" % (
+                        lo * 100, hi * 100), n > 0 and lo <= spans / n <= hi and bad == 0,
+                        "%.2f %%: %s" % (spans * 100.0 / max(n, 1), detail)])
+                else:
+                    out[scen]["checks"].append(["100 %% sampling exports at least one span per request within "
+                                                "%g s, as OTLP/HTTP JSON" % TRACE_EXPORT_WAIT,
+                                                n > 0 and spans >= n and bad == 0, detail])
+        except (RuntimeError, ValueError, KeyError) as e:
+            for scen in live:
+                out[scen]["checks"].append(["the collector and the proxies' /metrics", False, str(e)])
+        for scen in TRACE_SCENARIOS:
+            bad = [k[0].split(" (")[0] + ": " + k[2] for k in out[scen]["checks"] if not k[1]]
+            if not bad and scen != "T0" and not out["T0"]["ok"]:
+                bad = ["no baseline: T0 failed its checks"]
+            out[scen]["ok"] = not bad
+            out[scen]["reason"] = ("failed: " + "; ".join(bad)) if bad else ""
+        return out
+
     def load_url(self, ns, url, extra, timeout=10):
         argv = [os.path.join(self.args.sinew_bin, "sinew"), "load", "--json", "--quiet", "-H", "Host: " + HOST] + \
             extra + [url]
@@ -867,6 +1092,10 @@ def measure_cell(b, scen, proxy, cell):
     # CPU window as for P2).
     if scen == "J1":
         j0 = b.sinew_metrics(b.ns_srv, J_ADMIN["J1"])
+    # T: the spans the collector took and the proxy's tracing counters,
+    # outside the CPU window too.
+    if scen in TRACE_SCENARIOS:
+        tr0 = (b.collector_counts()[scen], b.trace_counters(scen))
     srv_opens = tcp_opens(b.procs["origin"].pid)[1]
     before = {p: cpu_ticks(p) for p in pids}
     before_ns = {p: cpu_sched_ns(p) for p in pids}
@@ -875,6 +1104,8 @@ def measure_cell(b, scen, proxy, cell):
     t0 = time.time()
     r = b.load(scen, proxy, extra, timeout=cell["secs"] + 30)
     wall = time.time() - t0
+    if scen in TRACE_SCENARIOS:
+        time.sleep(TRACE_SETTLE)   # the last batch's export is the cell's too (all three wait alike)
     sampler.stop.set()
     sampler.join()
     if r is None:
@@ -912,6 +1143,20 @@ def measure_cell(b, scen, proxy, cell):
         out["jwt_valid"] = sum_series(j1, "sinew_jwt_valid_total") - sum_series(j0, "sinew_jwt_valid_total")
         out["jwt_invalid"] = sum_series(j1, "sinew_jwt_invalid_total") - sum_series(j0, "sinew_jwt_invalid_total")
         out["jwt_ok"] = out["jwt_valid"] >= r["completed"] and out["jwt_invalid"] == 0 and r["errors_total"] == 0
+    if scen in TRACE_SCENARIOS:
+        tr1 = (b.collector_counts()[scen], b.trace_counters(scen))
+        out["spans"] = tr1[0]["spans"] - tr0[0]["spans"]
+        out["spans_bad"] = tr1[0]["bad"] - tr0[0]["bad"]
+        for k in ("recorded", "dropped", "failed"):
+            out["spans_" + k] = tr1[1][k] - tr0[1][k]
+        # T100: every request's span reached the collector; T0: none did.
+        # T1's share is random: checked once, before measuring.
+        ok = r["errors_total"] == 0 and out["spans_bad"] == 0
+        if scen == "T0":
+            ok = ok and out["spans"] == 0 and out["spans_recorded"] == 0
+        elif scen == "T100":
+            ok = ok and out["spans"] >= r["completed"]
+        out["trace_ok"] = ok
     if pids:
         out["cpu_s"] = cpu_s
         # Cores used per 1000 req/s, in percent of one core: CPU seconds
@@ -972,7 +1217,7 @@ def spread(xs):
 def scenarios(runs, p2):
     """The proxy scenarios of a run: S1, S2, P2 if it was attempted (runs
     saved before P2 existed have none), the others if they were measured."""
-    first = next((k for k in runs[0] if k != "jwt"), None) if runs else None
+    first = next((k for k in runs[0] if k not in ("jwt", "trace")), None) if runs else None
     keys = runs[0][first] if first is not None else {}
     tried = p2 is not None or any(k.startswith("P2/") for k in keys)
     return [s for s in SCENARIOS if (s == "P2" and tried) or any(k.startswith(s + "/") for k in keys)]
@@ -1032,12 +1277,71 @@ def summarize_jwt(runs, reps, checks):
     return out
 
 
-def summarize(runs, idle, idle_rss, cells, reps, p2=None, jwt=None):
+def summarize_trace(runs, reps, checks):
+    """T0, T1 and T100 (runs[rep]["trace"]["T0/sinew"], ...): their CPU per
+    1000 req/s, service time, span counts, and T1/T0's and T100/T0's CPU
+    per repetition (all three interleaved in it) with their medians against
+    TRACE_TARGET. checks: verify_trace's findings; None when T was not
+    asked for. A scenario that failed its checks, or whose cell exported
+    what it should not (T0 a span, T100 fewer spans than requests), gets
+    {"refused": why}; T1 and T100 also when T0 did."""
+    if checks is None and not any("trace" in runs[r] for r in range(reps)):
+        return None
+    out = {}
+
+    def cpu(x):
+        return x.get("cpu_sched_pct_per_krps", x["cpu_pct_per_krps"])
+    for scen in TRACE_SCENARIOS:
+        if checks is not None and not checks[scen]["ok"]:
+            out[scen] = {"refused": "not measured, its checks " + checks[scen]["reason"]}
+            continue
+        xs = [runs[r].get("trace", {}).get(scen + "/sinew") for r in range(reps)]
+        miss = [r + 1 for r, x in enumerate(xs) if x is None]
+        if miss:
+            out[scen] = {"refused": "not measured in repetition %d" % miss[0]}
+            continue
+        bad = [(r + 1, x) for r, x in enumerate(xs) if not x.get("trace_ok")]
+        if bad:
+            r, x = bad[0]
+            out[scen] = {"refused": "repetition %d: %d spans at the collector for %d requests (%d errors, %d bad "
+                                    "spans, %d dropped by the proxy)" % (r, x["spans"], x["completed"], x["errors"],
+                                                                         x["spans_bad"], x["spans_dropped"])}
+            continue
+        cs = [cpu(x) for x in xs]
+        out[scen] = {"cpu_pct_per_krps": {"median": med(cs), "spread": spread(cs), "reps": cs},
+                     "cpu_source": "schedstat" if all("cpu_sched_pct_per_krps" in x for x in xs) else "ticks",
+                     "achieved_qps": med([x["achieved_qps"] for x in xs]),
+                     "service_us": {k: {"median": med([x["service_us"][k] for x in xs]),
+                                        "spread": spread([x["service_us"][k] for x in xs])}
+                                    for k in ("p50", "p99")},
+                     "completed": sum(x["completed"] for x in xs), "errors": sum(x["errors"] for x in xs),
+                     "spans": sum(x["spans"] for x in xs),
+                     "spans_dropped": sum(x["spans_dropped"] for x in xs),
+                     "exports_failed": sum(x["spans_failed"] for x in xs),
+                     "rss_peak_kib": max(x["rss_peak_kib"] for x in xs)}
+    if "refused" in out["T0"]:
+        for scen in ("T1", "T100"):
+            if "refused" not in out[scen]:
+                out[scen] = {"refused": "no baseline, T0 " + out["T0"]["refused"]}
+    out["cpu_ratio"] = {}
+    for scen in ("T1", "T100"):
+        if "refused" in out[scen]:
+            continue
+        per = [a / b for a, b in zip(out[scen]["cpu_pct_per_krps"]["reps"], out["T0"]["cpu_pct_per_krps"]["reps"])
+               if b > 0]
+        out["cpu_ratio"][scen] = {"median": med(per), "spread": spread(per), "reps": per,
+                                  "target": TRACE_TARGET[scen], "met": bool(per) and med(per) <= TRACE_TARGET[scen]}
+    out["refused"] = [s for s in TRACE_SCENARIOS if "refused" in out[s]]
+    return out
+
+
+def summarize(runs, idle, idle_rss, cells, reps, p2=None, jwt=None, trace=None):
     """runs[rep][cell][scen/proxy] → per-proxy figures with median and
     spread over repetitions, and sinew's ratios to HAProxy and nginx. p2:
     verify_p2's findings; a P2 pair that failed them, or a cell where not
     every request was mutual TLS, gets {"refused": why} instead of figures.
-    jwt: verify_jwt's findings (summarize_jwt)."""
+    jwt: verify_jwt's findings (summarize_jwt); trace: verify_trace's
+    (summarize_trace)."""
     keys = ("p50", "p99", "p99.9")
     scens = scenarios(runs, p2)
     summ = {"cells": {}, "proxies": {}, "scenarios": scens}
@@ -1158,6 +1462,9 @@ def summarize(runs, idle, idle_rss, cells, reps, p2=None, jwt=None):
     j = summarize_jwt(runs, reps, jwt)
     if j is not None:
         summ["jwt"] = j
+    t = summarize_trace(runs, reps, trace)
+    if t is not None:
+        summ["trace"] = t
     return summ
 
 
@@ -1392,6 +1699,8 @@ def markdown(result):
         L.append("")
     if "jwt" in summ:
         L.extend(markdown_jwt(result))
+    if "trace" in summ:
+        L.extend(markdown_trace(result))
     if result["targets"]:
         L.append("## Issue 2's targets (one hop, 1000 req/s × 16 × 1 KiB)")
         L.append("")
@@ -1512,6 +1821,66 @@ def markdown_jwt(result):
     return L
 
 
+def markdown_trace(result):
+    """T's section: tracing at 1 % and 100 % against the same hop with it off."""
+    t, tc = result["summary"]["trace"], result.get("trace_cell") or {}
+    checks = result.get("trace_checks") or {}
+    L = ["## T1, T100: tracing's cost on the outbound hop (issue 12)", ""]
+    L.append("sinew-proxy alone, the client-side (outbound) hop routing `Host: origin` (a VirtualService) over "
+             "the veth straight to the origin, in three processes of its own (`bench/conf/sinew-client-trace.yaml`): "
+             "T0 with the mesh config's `enableTracing: false`, T1 and T100 with it on and a `Telemetry` resource's "
+             "`randomSamplingPercentage` 1 and 100 (T0's says 100 too: the switch alone turns tracing off). Spans go "
+             "as OTLP/HTTP JSON to a collector on the client namespace's loopback (a Python HTTP server, one port "
+             "per scenario, counting the spans it parses). Unpinned, as a sidecar lives: the proxy and the load "
+             "generator share both cores (the origin stays on CPU %d). %s req/s × %s connections × %ss, then "
+             "%.1f s for the last batch to go out (inside the CPU window, for all three alike); T0, T1 and T100 "
+             "interleaved in each of %d repetitions (order rotating). CPU: the proxy's threads' run time from "
+             "/proc/PID/task/*/schedstat, per 1000 completed requests. Targets: T1's CPU per 1000 req/s ≤ %.2f× "
+             "T0's, T100's ≤ %.2f×, judged on the median of the per-repetition ratios. `bench/trace_cost.py` "
+             "counts the same cost in instructions and system calls per request." % (
+                 CLIENT_CPU, tc.get("qps", "?"), tc.get("conns", "?"), tc.get("secs", "?"), TRACE_SETTLE,
+                 result["reps"], TRACE_TARGET["T1"], TRACE_TARGET["T100"]))
+    L.append("")
+    if checks:
+        L.append("Checked before measuring, a burst through each (16 connections, as fast as they go): " + "; ".join(
+            "%s: %s" % (scen, ", ".join("%s%s: %s" % ("" if ok else "**FAILED** ", what, detail)
+                                        for what, ok, detail in checks[scen]["checks"]))
+            for scen in TRACE_SCENARIOS if scen in checks) + ".")
+        L.append("")
+    L.append("| scenario | tracing | CPU %/1k req/s | p50 svc µs | p99 svc µs | req/s | completed | errors | "
+             "spans at the collector | dropped by the proxy | RSS peak MiB |")
+    L.append("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for scen, what in (("T0", "off (`enableTracing: false`)"), ("T1", "1 % sampling"), ("T100", "100 % sampling")):
+        d = t[scen]
+        if "refused" in d:
+            L.append("| %s | %s | no figures: %s | | | | | | | | |" % (scen, what, d["refused"].replace("|", "/")))
+            continue
+        c, sv = d["cpu_pct_per_krps"], d["service_us"]
+        L.append("| %s | %s | %.2f (%.2f–%.2f) | %.0f (%.0f–%.0f) | %.0f (%.0f–%.0f) | %.0f | %d | %d | %d (%.3f per "
+                 "request) | %d | %.2f |" % (
+                     scen, what, c["median"], c["spread"][0], c["spread"][1],
+                     sv["p50"]["median"], sv["p50"]["spread"][0], sv["p50"]["spread"][1],
+                     sv["p99"]["median"], sv["p99"]["spread"][0], sv["p99"]["spread"][1],
+                     d["achieved_qps"], d["completed"], d["errors"], d["spans"], d["spans"] / max(d["completed"], 1),
+                     d["spans_dropped"], d["rss_peak_kib"] / 1024))
+    L.append("")
+    L.append("| target | measured | met |")
+    L.append("|---|---|---|")
+    for scen, what in (("T1", "1 %"), ("T100", "100 %")):
+        name = "CPU per 1000 req/s with tracing at %s sampling ≤ %.2f× without, at %s req/s, unpinned" % (
+            what, TRACE_TARGET[scen], tc.get("qps", "?"))
+        if "refused" in t[scen]:
+            L.append("| %s | not measured | **no** |" % name)
+            continue
+        r = t["cpu_ratio"][scen]
+        L.append("| %s | %.2f %% vs %.2f %%: %s× (%s–%s; per repetition %s) | %s |" % (
+            name, t[scen]["cpu_pct_per_krps"]["median"], t["T0"]["cpu_pct_per_krps"]["median"], fmt(r["median"], 3),
+            fmt((r["spread"] or [None])[0], 3), fmt((r["spread"] or [None, None])[1], 3), ", ".join("%.3f" % x for x in r["reps"]),
+            "yes" if r["met"] else "**no**"))
+    L.append("")
+    return L
+
+
 def markdown_p2(result, cells):
     summ, p2 = result["summary"], result.get("p2_checks") or {}
     L = ["## P2: mutual TLS between the sidecars", ""]
@@ -1579,18 +1948,20 @@ def markdown_p2(result, cells):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="short cells (< 3 min in all)")
+    ap.add_argument("--quick", action="store_true", help="short cells (~4 min in all)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--sinew-bin", default=os.environ.get("SINEW_BIN", os.path.join(SRC, "build", "release", "bin")))
     ap.add_argument("--out", default=RESULTS, help="directory for <mode>.md and <mode>.json")
     ap.add_argument("--rerender", metavar="JSON", help="recompute the summary and Markdown of a saved run")
     ap.add_argument("--scenarios", default=os.environ.get("SCENARIOS", ""),
-                    help="run only these, comma-separated, of %s (default: all; env SCENARIOS); S0 (and G0 "
-                         "for G1) come along, and the results go to <mode>-<scenarios>.{md,json}" %
+                    help="run only these, comma-separated, of %s (default: all; env SCENARIOS; J1 is J0 and "
+                         "J1, T is T0, T1 and T100); S0 (and G0 for G1) come along, and the results go to "
+                         "<mode>-<scenarios>.{md,json}" %
                     ",".join(SELECTABLE))
     args = ap.parse_args()
     args.sinew_bin = os.path.abspath(args.sinew_bin)
     chosen = [x.strip().upper() for x in re.split(r"[,\s]+", args.scenarios) if x.strip()]
+    chosen = ["T" if x in TRACE_SCENARIOS else x for x in chosen]   # T0, T1, T100: all three
     unknown = [x for x in chosen if x not in SELECTABLE]
     if unknown:
         sys.exit("bench: unknown scenario %s; choose among %s" % (", ".join(unknown), ", ".join(SELECTABLE)))
@@ -1600,12 +1971,13 @@ def main():
     chosen = [x for x in SELECTABLE if x in chosen]
     args.scenarios = [x for x in SCENARIOS if x in chosen]   # those with the three proxies
     args.jwt = "J1" in chosen
+    args.trace = "T" in chosen
     if args.rerender:
         result = json.load(open(args.rerender))
         pr = result["summary"]["proxies"]
         summ = summarize(result["runs"], {p: pr[p]["idle_conns"] for p in PROXIES},
                          {p: pr[p]["rss_idle_kib"] for p in PROXIES}, result["cells"], result["reps"],
-                         result.get("p2_checks"), result.get("jwt_checks"))
+                         result.get("p2_checks"), result.get("jwt_checks"), result.get("trace_checks"))
         for p in PROXIES:
             for k in ("idle_mem_kib", "p2_idle_mem_kib"):
                 if k in pr[p]:
@@ -1640,6 +2012,8 @@ def main():
     # J1's cell: issue 13's rate; a few seconds even when quick, since a
     # 10 % difference in CPU is what it has to see.
     jwt_cell = {"name": "jwt-1k", "qps": 1000, "conns": 16, "secs": 3 if args.quick else secs, "saturate": False}
+    # T's cell: issue 12's rate, as long as J's.
+    trace_cell = {"name": "trace-1k", "qps": 1000, "conns": 16, "secs": 3 if args.quick else secs, "saturate": False}
     # Descriptors for 10k idle connections (and the proxies' upstream side):
     # as many as allowed, up to 65536 (raising the hard limit needs
     # CAP_SYS_RESOURCE, which a container may not give).
@@ -1666,7 +2040,7 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     started = time.time()
     mode = "quick" if args.quick else "full"
-    jwt_checks = None
+    jwt_checks = trace_checks = None
     try:
         log("bench: %s run, %d repetitions, sinew from %s%s" % (
             mode, args.reps, args.sinew_bin, (", scenarios " + ",".join(chosen)) if subset else ""))
@@ -1697,10 +2071,18 @@ def main():
                 if jwt_checks["ok"] else "FAILED ITS CHECKS, no J1 figures: " + jwt_checks["reason"]))
             if jwt_checks["ok"]:
                 jwt_seq = list(JWT_SCENARIOS)
+        trace_seq = []
+        if args.trace:
+            trace_checks = b.verify_trace()
+            for scen in TRACE_SCENARIOS:
+                c = trace_checks[scen]
+                log("bench: %-4s %s" % (scen, ("checked: " + "; ".join(k[2] for k in c["checks"][1:])) if c["ok"]
+                                         else "FAILED ITS CHECKS, no %s figures: %s" % (scen, c["reason"])))
+            trace_seq = [s for s in TRACE_SCENARIOS if trace_checks[s]["ok"]]
 
         runs = []
         n_total = args.reps * (len(cells) * (len(needed_baselines(args.scenarios)) + len(
-            [s for s in args.scenarios if s != "P2"]) * len(PROXIES) + len(p2_ok)) + len(jwt_seq))
+            [s for s in args.scenarios if s != "P2"]) * len(PROXIES) + len(p2_ok)) + len(jwt_seq) + len(trace_seq))
         n_done = 0
         for rep in range(args.reps):
             runs.append({})
@@ -1711,8 +2093,13 @@ def main():
                      [(s, p) for p in order for s in args.scenarios if s != "P2" or p in p2_ok]) for cell in cells]
             if jwt_seq:
                 seqs.insert(0, (jwt_cell, [(s, "sinew") for s in (jwt_seq if rep % 2 == 0 else jwt_seq[::-1])]))
+            # T0, T1 and T100 one after the other, the order rotating,
+            # after J.
+            if trace_seq:
+                k = rep % len(trace_seq)
+                seqs.insert(1 if jwt_seq else 0, (trace_cell, [(s, "sinew") for s in trace_seq[k:] + trace_seq[:k]]))
             for cell, seq in seqs:
-                cr = runs[rep]["jwt" if cell is jwt_cell else cell["name"]] = {}
+                cr = runs[rep]["jwt" if cell is jwt_cell else "trace" if cell is trace_cell else cell["name"]] = {}
                 for scen, proxy in seq:
                     key = scen if proxy is None else "%s/%s" % (scen, proxy)
                     x = measure_cell(b, scen, proxy, cell)
@@ -1725,12 +2112,16 @@ def main():
                         extra += "  new conns %d%s" % (x["srv_ns_new_conns"], "" if x["mtls_ok"] else
                                                        "  NOT ALL mTLS: %s of %d" % (x.get("mtls_requests"),
                                                                                     x["completed"]))
-                    if "cpu_sched_pct_per_krps" in x and scen in JWT_SCENARIOS:
+                    if "cpu_sched_pct_per_krps" in x and (scen in JWT_SCENARIOS or scen in TRACE_SCENARIOS):
                         extra += "  (schedstat %.2f %%/1k)" % x["cpu_sched_pct_per_krps"]
                     if scen == "J1":
                         extra += "  JWT valid %d%s" % (x["jwt_valid"], "" if x["jwt_ok"] else
                                                        "  NOT ALL VERIFIED: %d of %d, %d invalid" % (
                                                            x["jwt_valid"], x["completed"], x["jwt_invalid"]))
+                    if scen in TRACE_SCENARIOS:
+                        extra += "  spans %d (dropped %d)%s" % (x["spans"], x["spans_dropped"], "" if x["trace_ok"]
+                                                                else "  NOT AS SAMPLED: %d spans for %d requests" % (
+                                                                    x["spans"], x["completed"]))
                     log("[%3d/%d %4.0fs] rep %d %-3s %-2s %-7s %8.1f req/s  p50 %s p99 %s p99.9 %s ms  err %d%s" % (
                         n_done, n_total, time.time() - started, rep + 1, cell["name"], scen, proxy or "direct",
                         x["achieved_qps"], fmt_ms(x["latency_us"]["p50"]), fmt_ms(x["latency_us"]["p99"]),
@@ -1746,7 +2137,7 @@ def main():
     finally:
         b.cleanup()
 
-    summ = summarize(runs, idle, idle_rss, cells, args.reps, p2, jwt_checks)
+    summ = summarize(runs, idle, idle_rss, cells, args.reps, p2, jwt_checks, trace_checks)
     for p in PROXIES:
         summ["proxies"][p]["idle_mem_kib"] = idle_mem[p]
         if p2_idle_mem is not None:
@@ -1761,14 +2152,23 @@ def main():
     if args.jwt:
         result["jwt_cell"] = jwt_cell
         result["jwt_checks"] = jwt_checks
+    if args.trace:
+        result["trace_cell"] = trace_cell
+        result["trace_checks"] = trace_checks
     result["targets"] = targets(summ)
     write_results(args.out, result)
     log("bench: done in %.0f s; results in %s/%s.{md,json}" % (time.time() - started, os.path.relpath(args.out),
                                                               result["file"]))
-    j = summ.get("jwt")
+    j, t = summ.get("jwt"), summ.get("trace")
+    why = []
     if j is not None and "refused" in j:
         # The cost of JWT verification was not measured: say so by the exit status too.
-        sys.exit("bench: J1 has no figures: %s" % j["refused"])
+        why.append("J1 has no figures: %s" % j["refused"])
+    if t is not None and t["refused"]:
+        # Nor that of tracing.
+        why += ["%s has no figures: %s" % (s, t[s]["refused"]) for s in t["refused"]]
+    if why:
+        sys.exit("bench: " + "; ".join(why))
 
 
 def write_results(out, result):
