@@ -53,11 +53,13 @@ demo: build
 	@./examples/bookinfo/demo.sh
 
 # Benchmarks (never part of make test): sinew-proxy vs HAProxy vs nginx vs a
-# direct connection, in two network namespaces. Needs root. Results in
+# direct connection, in two network namespaces, then sinewd's memory with
+# 1,000 simulated proxies reporting live stats. Needs root. Results in
 # bench/results/. make bench QUICK=1 for the short run.
 bench: build
 	@./scripts/deps.sh bench
 	@/usr/bin/python3 bench/run.py $(if $(filter-out 0,$(QUICK)),--quick)
+	@SINEW_BIN=build/release/bin /usr/bin/python3 bench/stats_memory.py --workloads 1000 $(if $(filter-out 0,$(QUICK)),--rounds 3)
 
 # Control-plane scale: 1,000 simulated proxies against a real sinewd.
 bench-control: build

@@ -329,6 +329,9 @@ def main():
         with open(os.path.join(args.out, "stats-memory-w%d-r%s.json" % (args.workloads, args.resolution)), "w") as f:
             json.dump(result, f, indent=2)
         print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
+        peak = result["sinewd_rss_mib"]["peak_sampled"]
+        print("target (issue 12): sinewd with %d proxies reporting within 200 MB: peak RSS %.1f MiB (%.0f MB), %s"
+              % (args.proxies, peak, peak * 1.048576, "met" if peak * 1.048576 <= 200 else "NOT met"), flush=True)
     finally:
         d.terminate()
         try:

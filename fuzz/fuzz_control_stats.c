@@ -6,7 +6,7 @@
  * into a store with small bounds (1 s slots, 16 keys, 600 slots, 4
  * proxies, 40 baselines), so eviction, sharing the slot bound, baselines,
  * restarts and spreading run within a few lines. After each line the
- * three stat views and the edges are rendered and must be JSON arrays,
+ * three stat views, the edges and the routes are rendered and must be JSON arrays,
  * and the bounds must hold; a refused line must say why and change
  * nothing. Every input starts from an empty store. */
 #include <stdint.h>
@@ -61,6 +61,14 @@ static void render_all(struct sn_stats *s, uint64_t now)
 	sn_stats_render_edges(s, "default", 3600000, now, &o);
 	check_array(&o);
 	sn_out_free(&o);
+	/* routes: by service and by client, filtered and not */
+	for (int i = 0; i < 2; i++) {
+		struct sn_stats_query rq = { .resource = i ? SN_STATS_DEPLOYMENT : SN_STATS_SERVICE,
+					     .namespace_ = i ? NULL : "default", .window_ms = i ? 10000 : 3600000 };
+		sn_stats_render_routes(s, &rq, now, &o);
+		check_array(&o);
+		sn_out_free(&o);
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

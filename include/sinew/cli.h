@@ -57,6 +57,9 @@ int sn_cli_check(int argc, char **argv);         /* check.c */
 int sn_cli_traces(int argc, char **argv);        /* traces.c */
 int sn_cli_stat(int argc, char **argv);          /* stat.c: golden metrics (live stats) */
 int sn_cli_edges(int argc, char **argv);         /* edges.c: who calls whom, secured or not */
+int sn_cli_routes(int argc, char **argv);        /* routes.c: per-route golden metrics (live stats) */
+int sn_cli_tap(int argc, char **argv);           /* tap.c: the live request stream */
+int sn_cli_top(int argc, char **argv);           /* tap.c: the busiest paths, live */
 /* client.c: when set, connections are made inside this network namespace
  * (a pod's: its proxy's admin port is on the pod's loopback). */
 extern const char *sn_cli_netns;
@@ -115,6 +118,15 @@ void sn_cli_response_free(struct sn_cli_response *r);
 int sn_cli_http(const char *base, const char *method, const char *path, const char *content_type,
 		const char *body, size_t body_len, int timeout_ms, const char *who, const char *hint,
 		struct sn_cli_response *out, char *err, size_t err_size);
+
+/* A stream of lines (GET path with an authorization field, NULL for none):
+ * on a 200 answer, on_line gets each line (without its newline; empty
+ * lines skipped) as it comes, until the server ends the stream or on_line
+ * returns nonzero; *out then holds what is left (usually nothing). Any
+ * other status: *out as sn_cli_http fills it. Returns as sn_cli_http. */
+typedef int (*sn_cli_line_cb)(const char *line, size_t len, void *arg);
+int sn_cli_http_lines(const char *base, const char *path, const char *authorization, int timeout_ms,
+		      sn_cli_line_cb on_line, void *arg, struct sn_cli_response *out, char *err, size_t err_size);
 
 /* The data directory (src/cli/up.c): flag if given, else $SINEW_HOME,
  * else the one the last `sinew up --data-dir` recorded in
@@ -184,6 +196,17 @@ int sn_cli_expand_files(char **args, size_t n_args, char ***out, size_t *n_out);
 void sn_cli_free_strv(char **v, size_t n);
 /* Percent-encodes s for a query value or path segment into buf. */
 void sn_cli_url_escape(const char *s, char *buf, size_t size);
+
+/* stat.c, for the live-stats views: a row's golden metrics as cells --
+ * successRate "90.00%", rps "50.0rps" ("-" without a success rate),
+ * latencyMs p50/p95/p99 "3.2ms" / "120ms", requests; "-" for null or
+ * absent. requests > 0 sets traffic. */
+struct sn_cli_golden {
+	char success[32], rps[48], p50[32], p95[32], p99[32], requests[32];
+	int traffic;
+};
+void sn_cli_fmt_golden(struct fy_node *row, struct sn_cli_golden *g);
+void sn_cli_fmt_percent(struct fy_node *row, const char *key, char *buf, size_t size);
 /* kubectl's resource name for a kind: "virtualservice.networking.istio.io",
  * "service". */
 void sn_cli_kind_resource(const char *kind, char *buf, size_t size);

@@ -66,6 +66,26 @@ static inline int sn_hex_value(int c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/* An HTTP status filter: "503" (one code) or "5xx" (a class), 100 to 599,
+ * into [*lo, *hi]; "" is any (0, 0). 0, or -1 for anything else. */
+static inline int sn_status_range(const char *s, int *lo, int *hi)
+{
+	*lo = *hi = 0;
+	if (s[0] == '\0')
+		return 0;
+	if (s[0] < '1' || s[0] > '5' || s[1] == '\0' || s[2] == '\0' || s[3] != '\0')
+		return -1;
+	if (sn_tolower_ascii(s[1]) == 'x' && sn_tolower_ascii(s[2]) == 'x') {
+		*lo = (s[0] - '0') * 100;
+		*hi = *lo + 99;
+		return 0;
+	}
+	if (s[1] < '0' || s[1] > '9' || s[2] < '0' || s[2] > '9')
+		return -1;
+	*lo = *hi = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+	return 0;
+}
+
 /* n bytes from the 2n hex digits at s, either case: 0, or -1 when one is
  * not a hex digit (out is then partly written). */
 static inline int sn_hex_decode(const char *s, size_t n, uint8_t *out)

@@ -328,6 +328,7 @@ struct sn_route_mirror {
 struct sn_http_route {
 	char *name;                  /* http[].name or "VSNAME.http[i]" */
 	char *origin;                /* "VirtualService ns/name, file:line" */
+	char *vs_namespace, *vs_name;  /* its VirtualService (route metrics); NULL: a Service's default route */
 	struct sn_route_match *matches;  /* any one must match; none = match all */
 	size_t n_matches;
 	struct sn_route_dest *dests;

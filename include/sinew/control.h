@@ -238,6 +238,25 @@ void sn_mesh_free(struct sn_mesh *m);
 /* The store changed (apply, delete): every proxy gets what changed for
  * it, from the loop's deferred phase. NULL is fine. */
 void sn_mesh_store_changed(struct sn_mesh *m);
+/* Tap (src/control/tap.c, docs/api.md "Tap"): which proxies, and what of
+ * their requests. Empty strings select everything. */
+struct sn_tap_query {
+	char ns[64], workload[254], pod[81], proxy[201];
+	char direction[16];         /* "inbound", "outbound", "" both */
+	char method[24], path[256], authority[256];
+	char status[8];             /* "503", "5xx", "" */
+	char redact[512];           /* header names, comma-separated, redacted beyond the four always redacted */
+	int bodies;
+	uint64_t max_events;        /* 0: no limit */
+	uint32_t duration_ms;       /* 0: 10 minutes; at most an hour */
+};
+/* Whether a request's authorization field (SN_STR_NULL when absent)
+ * carries the tap token: 0, or 401/403/503 with why. */
+int sn_mesh_tap_authorize(struct sn_mesh *m, struct sn_str authorization, char *why, size_t size);
+/* Starts a tap session on fd, a client connection whose request was read
+ * (its response is the stream): 0 (fd taken), or an HTTP status with err
+ * (fd left to the caller). */
+int sn_mesh_tap_start(struct sn_mesh *m, int fd, const struct sn_tap_query *q, char *err, size_t size);
 /* GET /api/v1/proxies: a JSON array, one object per connected proxy. */
 void sn_mesh_render_proxies(struct sn_mesh *m, struct sn_out *o);
 /* Every connected proxy's admin address as Prometheus HTTP SD target
@@ -486,6 +505,35 @@ struct sn_api {
 int sn_api_start(struct sn_api *api, struct sn_loop *loop, struct sn_store *st,
 		 const struct sockaddr *addr, socklen_t addr_len);
 void sn_api_stop(struct sn_api *api);
+
+/* ---- the dashboard (src/control/dashboard.c; web/dashboard/) --------- */
+
+/* Headers every dashboard response carries: the browser may load nothing
+ * from anywhere but sinewd, and the page is never framed. */
+#define SN_DASHBOARD_HEADERS                                                                           \
+	"content-security-policy: default-src 'self'; frame-ancestors 'none'; base-uri 'none'; "      \
+	"form-action 'none'\r\n"                                                                      \
+	"x-content-type-options: nosniff\r\nx-frame-options: DENY\r\nreferrer-policy: no-referrer\r\n" \
+	"cache-control: no-cache\r\n"
+
+/* One file of the dashboard, embedded into sinewd at build time. */
+struct sn_dashboard_file {
+	const char *name;           /* "index.html", "app.js" */
+	const char *content_type;   /* "text/html; charset=utf-8" ... */
+	const unsigned char *data;  /* static; NUL after the last byte */
+	size_t len;
+};
+
+/* The file served at route (the request path without its query): "/"
+ * and "/index.html" are the page, "/ui/NAME" its files. Fills *out (its
+ * pointers are static) and returns 0, or SN_ENOTFOUND (the API answers
+ * 404). */
+int sn_dashboard_find(const char *route, size_t len, struct sn_dashboard_file *out);
+/* Whether route is the dashboard's ("/", "/index.html" or under "/ui/"),
+ * known file or not: the API answers 404/405 for it, not "no endpoint". */
+int sn_dashboard_owns(const char *route, size_t len);
+/* The embedded file names, comma-separated, into buf (for a 404). */
+void sn_dashboard_list(char *buf, size_t size);
 
 
 #define SINEWD_VERSION "0.1.0-dev"

@@ -100,6 +100,30 @@ void sn_metrics_free(struct sn_metrics *m);
 void sn_metrics_record_request(struct sn_metrics *m, const struct sn_metric_labels *l,
 			       double duration_ms, uint64_t request_bytes, uint64_t response_bytes);
 
+/* Labels of one outbound request's route series (docs/observability.md,
+ * "Route metrics"). Borrowed, NUL-terminated; the store copies what it
+ * keeps. virtual_service_namespace, virtual_service and route all NULL:
+ * the request matched no VirtualService route (`[DEFAULT]`). A NULL
+ * destination field is "unknown". */
+struct sn_route_labels {
+	const char *virtual_service_namespace;
+	const char *virtual_service;
+	const char *route;                           /* http[].name, or "VSNAME.http[i]" */
+	const char *destination_service;             /* FQDN */
+	const char *destination_service_name;
+	const char *destination_service_namespace;
+};
+
+/* Route series a worker's store holds at most; requests of a route past
+ * it are counted in sinew_route_series_overflow_total only. */
+#define SN_METRICS_MAX_ROUTE_SERIES 1024
+
+/* Records one finished request in its route series: success is Linkerd's
+ * classification (1xx-4xx, gRPC OK). Allocates only for a new label set.
+ * Worker thread only. */
+void sn_metrics_record_route(struct sn_metrics *m, const struct sn_route_labels *l, int success,
+			     double duration_ms);
+
 /* Adds delta (may be negative for gauges) to a counter. Worker thread only. */
 void sn_metrics_add(struct sn_metrics *m, enum sn_counter c, int64_t delta);
 
@@ -125,15 +149,20 @@ struct sn_metrics_json_info {
 	uint64_t requests;   /* the written series' counts summed: unchanged, nothing new */
 	size_t series;       /* series written */
 	size_t left_out;     /* series not written: they would have passed max_bytes */
+	uint64_t route_requests;    /* the written route series' counts summed */
+	size_t route_series;        /* route series written ("routes") */
+	size_t routes_left_out;     /* route series not written: past max_bytes */
 };
 
 struct sn_out;
-/* Appends the members `"durationBucketsMs":[0.5,...],"requests":[...]` of
- * the control link's stats message (docs/internals/control-protocol.md):
+/* Appends the members `"durationBucketsMs":[0.5,...],"requests":[...],
+ * "routes":[...]` of the control link's stats message
+ * (docs/internals/control-protocol.md):
  * every store's series, summed by labels as sn_metrics_render sums them,
  * each with its cumulative count and duration buckets (per bucket, the
- * last +Inf). The overflow series is not written. A series that would take
- * o past max_bytes is left out, with every one after it. Safe from another
+ * last +Inf), then the route series likewise (with their successes). The
+ * overflow series is not written. A series that would take o past
+ * max_bytes is left out, with every one after it. Safe from another
  * thread while workers record. Returns 0, or SN_ENOMEM (o may be partial;
  * o->failed tells). */
 int sn_metrics_json(struct sn_metrics *const *stores, size_t n_stores, size_t max_bytes, struct sn_out *o,

@@ -124,7 +124,7 @@ static int connect_to(const struct sn_cli_url *u, long long deadline, int *err_o
 	struct addrinfo *res = NULL;
 	int rc = getaddrinfo(u->host, u->port, &hints, &res);
 	if (rc != 0) {
-		*err_out = -rc;   /* negative: a getaddrinfo code */
+		*err_out = rc;   /* negative: a getaddrinfo code (EAI_*) */
 		return -1;
 	}
 	int last = ECONNREFUSED;
@@ -228,9 +228,54 @@ static ssize_t dechunk(char *p, size_t n)
 	}
 }
 
+/* Feeds the complete lines of buf[0..*len) to on_line and keeps the rest
+ * at the front. 1 when on_line asked to stop, 0 to read on. */
+static int feed_lines(char *buf, size_t *len, sn_cli_line_cb on_line, void *arg)
+{
+	size_t off = 0;
+	int stop = 0;
+	for (;;) {
+		char *nl = memchr(buf + off, '\n', *len - off);
+		if (nl == NULL)
+			break;
+		size_t n = (size_t)(nl - (buf + off));
+		*nl = '\0';
+		if (n > 0 && on_line(buf + off, n, arg) != 0) {
+			stop = 1;
+			off = (size_t)(nl - buf) + 1;
+			break;
+		}
+		off = (size_t)(nl - buf) + 1;
+	}
+	memmove(buf, buf + off, *len - off);
+	*len -= off;
+	return stop;
+}
+
+static int exchange(const char *base, const char *method, const char *path, const char *content_type,
+		    const char *body, size_t body_len, int timeout_ms, const char *who, const char *hint,
+		    const char *authorization, sn_cli_line_cb on_line, void *arg, struct sn_cli_response *out,
+		    char *err, size_t err_size);
+
 int sn_cli_http(const char *base, const char *method, const char *path, const char *content_type,
 		const char *body, size_t body_len, int timeout_ms, const char *who, const char *hint,
 		struct sn_cli_response *out, char *err, size_t err_size)
+{
+	return exchange(base, method, path, content_type, body, body_len, timeout_ms, who, hint, NULL, NULL, NULL, out,
+			err, err_size);
+}
+
+int sn_cli_http_lines(const char *base, const char *path, const char *authorization, int timeout_ms,
+		      sn_cli_line_cb on_line, void *arg, struct sn_cli_response *out, char *err, size_t err_size)
+{
+	return exchange(base, "GET", path, NULL, NULL, 0, timeout_ms, "sinewd", "start it with `sinew up`",
+			authorization, on_line, arg, out, err, err_size);
+}
+
+static int exchange(const char *base, const char *method, const char *path, const char *content_type,
+		    const char *body, size_t body_len, int timeout_ms, const char *who, const char *hint,
+		    const char *authorization, sn_cli_line_cb on_line, void *arg, struct sn_cli_response *out,
+		    char *err, size_t err_size)
 {
 	struct sn_cli_url u;
 	char why[200];
@@ -250,6 +295,8 @@ int sn_cli_http(const char *base, const char *method, const char *path, const ch
 	sn_h1w_header_cstr(&w, "user-agent", "sinew/" SINEW_VERSION);
 	sn_h1w_header_cstr(&w, "accept", "application/json");
 	sn_h1w_header_cstr(&w, "connection", "close");
+	if (authorization != NULL)
+		sn_h1w_header_cstr(&w, "authorization", authorization);
 	if (body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
 		if (content_type != NULL)
 			sn_h1w_header_cstr(&w, "content-type", content_type);
@@ -266,7 +313,7 @@ int sn_cli_http(const char *base, const char *method, const char *path, const ch
 	fd = connect_to(&u, deadline, &cerr);
 	if (fd < 0) {
 		if (cerr < 0)
-			snprintf(why, sizeof(why), "%s", gai_strerror(-cerr));
+			snprintf(why, sizeof(why), "%s", gai_strerror(cerr));
 		else
 			reason(cerr, why, sizeof(why));
 		snprintf(err, err_size, "cannot reach %s at %s (%s)%s%s", who, u.text, why, hint ? "; " : "",
@@ -332,7 +379,17 @@ int sn_cli_http(const char *base, const char *method, const char *path, const ch
 			 u.text, want, SN_CLI_MAX_RESPONSE);
 		goto fail;
 	}
+	/* A stream of lines (a tap): each complete line as it comes, until
+	 * the server ends it or on_line says stop. */
+	int streaming = on_line != NULL && res.status == 200;
+	if (streaming && feed_lines(buf, &len, on_line, arg))
+		want = len;
 	while (len < want) {
+		if (streaming && len == cap && cap >= SN_CLI_MAX_RESPONSE) {
+			snprintf(err, err_size, "%s at %s sent a line longer than %u bytes", who, u.text,
+				 SN_CLI_MAX_RESPONSE);
+			goto fail;
+		}
 		if (len == cap) {
 			if (cap >= SN_CLI_MAX_RESPONSE) {
 				snprintf(err, err_size, "%s at %s answered with more than the %u bytes this client reads",
@@ -349,6 +406,8 @@ int sn_cli_http(const char *base, const char *method, const char *path, const ch
 		ssize_t r = recv_some(fd, buf, cap, &len, deadline);
 		if (r < 0)
 			goto io_fail;
+		if (streaming && r > 0 && feed_lines(buf, &len, on_line, arg))
+			break;
 		if (r == 0) {
 			if (want == SIZE_MAX)
 				break;

@@ -24,8 +24,13 @@ static const struct {
 	{ "identity", "--admin -o --output --pem --server --help" },
 	{ "check", "--server --help" },
 	{ "traces", "--service --limit --errors -o --server --help" },
-	{ "stat", "-n --namespace -A --all-namespaces --window -o --output -w --watch --server --help" },
-	{ "edges", "-n --namespace -A --all-namespaces --window -o --output --server --help" },
+	{ "stat", "-n --namespace -A --all-namespaces --window -o --output -w --watch --server --prometheus --help" },
+	{ "edges", "-n --namespace -A --all-namespaces --window -o --output --server --prometheus --help" },
+	{ "routes", "-n --namespace -A --all-namespaces --window -o --output -w --watch --server --help" },
+	{ "tap", "-n --namespace -A --all-namespaces --path --method --authority --status --direction --bodies --redact "
+		 "--max --duration -o --output --token-file --server --help" },
+	{ "top", "-n --namespace -A --all-namespaces --path --method --authority --status --direction --max --duration "
+		 "-o --output --token-file --server --help" },
 	{ "run", "--service -n --namespace --labels --service-account --port --no-capture --outbound --inbound "
 		 "--admin --pod-cidr --mesh-netns --control-plane --no-token --proxy-cmd --ready-timeout "
 		 "--drain-timeout --data-dir --server --help" },
@@ -90,7 +95,7 @@ int sn_cli_completion(int argc, char **argv)
 	       "        -o|--output)\n"
 	       "            case \"$cmd\" in\n"
 	       "                get) COMPREPLY=( $(compgen -W \"yaml json wide\" -- \"$cur\") ) ;;\n"
-	       "                proxy-status|stat|edges) COMPREPLY=( $(compgen -W \"json wide\" -- \"$cur\") ) ;;\n"
+	       "                proxy-status|stat|edges|routes|tap) COMPREPLY=( $(compgen -W \"json wide\" -- \"$cur\") ) ;;\n"
 	       "                ca) COMPREPLY=( $(compgen -W \"json pem\" -- \"$cur\") ) ;;\n"
 	       "                *) COMPREPLY=( $(compgen -W \"json\" -- \"$cur\") ) ;;\n"
 	       "            esac\n"
@@ -141,6 +146,14 @@ int sn_cli_completion(int argc, char **argv)
 	       "        edges)\n"
 	       "            if [[ \"$prev\" == \"$cmd\" ]]; then\n"
 	       "                COMPREPLY=( $(compgen -W \"deploy deployment\" -- \"$cur\") )\n"
+	       "            fi ;;\n"
+	       "        routes)\n"
+	       "            if [[ \"$prev\" == \"$cmd\" ]]; then\n"
+	       "                COMPREPLY=( $(compgen -W \"svc svc/ deploy deploy/\" -- \"$cur\") )\n"
+	       "            fi ;;\n"
+	       "        tap|top)\n"
+	       "            if [[ \"$prev\" == \"$cmd\" ]]; then\n"
+	       "                COMPREPLY=( $(compgen -W \"deploy/ pod/ proxy/ ns/\" -- \"$cur\") )\n"
 	       "            fi ;;\n"
 	       "        completion)\n"
 	       "            COMPREPLY=( $(compgen -W \"bash\" -- \"$cur\") ) ;;\n"

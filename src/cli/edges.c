@@ -1,7 +1,7 @@
 /* sinew edges: which workloads call which, and whether those calls are
  * secured by mutual TLS with whose identities, as `linkerd viz edges`
  * prints them, from sinewd's live stats (GET /api/v1/edges, docs/api.md
- * "Stats"). */
+ * "Stats"), or with --prometheus from a real Prometheus (prom.c). */
 #include <getopt.h>
 #include <libfyaml.h>
 #include <stdio.h>
@@ -9,11 +9,13 @@
 #include <string.h>
 
 #include "sinew/cli.h"
+#include "sinew/cli_prom.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sinew edges deploy [-n NS | -A] [--window D] [-o json|wide] [--server URL]\n"
+		"                   [--prometheus URL]\n"
 		"\n"
 		"The workload pairs with traffic in the last --window, as the callers' proxies\n"
 		"saw them: SECURED is yes when every request that reached the destination went\n"
@@ -24,23 +26,26 @@ static void usage(FILE *f)
 		"  --window D              10s to 1h (default 1m)\n"
 		"  -o json|wide            the API's JSON, or more columns\n"
 		"  --server URL            sinewd's API (default $SINEW_SERVER, else " SN_CLI_DEFAULT_SERVER ")\n"
+		"  --prometheus URL        compute the same from a Prometheus that scrapes the proxies\n"
+		"                          through sinewd's service discovery (default $SINEW_PROMETHEUS)\n"
 		"\n"
-		"Exit status: 0, 1 sinewd failed, 2 usage error.\n");
+		"Exit status: 0, 1 sinewd (or Prometheus) failed, 2 usage error.\n");
 }
 
 int sn_cli_edges(int argc, char **argv)
 {
-	enum { O_SERVER = 256, O_WINDOW };
+	enum { O_SERVER = 256, O_WINDOW, O_PROMETHEUS };
 	static const struct option opts[] = {
 		{ "namespace", required_argument, NULL, 'n' },
 		{ "all-namespaces", no_argument, NULL, 'A' },
 		{ "window", required_argument, NULL, O_WINDOW },
 		{ "output", required_argument, NULL, 'o' },
 		{ "server", required_argument, NULL, O_SERVER },
+		{ "prometheus", required_argument, NULL, O_PROMETHEUS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *server = NULL, *ns = "default", *window = "1m";
+	const char *server = NULL, *ns = "default", *window = "1m", *prom = NULL;
 	int json = 0, wide = 0, all_ns = 0, o;
 	char path[600], esc_ns[400], esc_window[64];
 
@@ -61,6 +66,7 @@ int sn_cli_edges(int argc, char **argv)
 			}
 			break;
 		case O_SERVER: server = optarg; break;
+		case O_PROMETHEUS: prom = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -80,6 +86,7 @@ int sn_cli_edges(int argc, char **argv)
 		return 2;
 	}
 	server = sn_cli_server(server);
+	prom = sn_cli_prometheus(prom);
 	sn_cli_url_escape(window, esc_window, sizeof(esc_window));
 	int len = snprintf(path, sizeof(path), "/api/v1/edges?window=%s", esc_window);
 	if (!all_ns) {
@@ -88,7 +95,8 @@ int sn_cli_edges(int argc, char **argv)
 	}
 
 	struct sn_cli_response r;
-	int got = sn_cli_api_get(server, path, "live stats", json, &r);
+	int got = prom != NULL ? sn_cli_prom_api_get(prom, path, json, &r)
+			       : sn_cli_api_get(server, path, "live stats", json, &r);
 	if (got != 0)
 		return got == 2 ? 0 : 1;
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
@@ -111,7 +119,10 @@ int sn_cli_edges(int argc, char **argv)
 					sn_cli_json_str(e, "serverIdentity"), rate };
 		sn_cli_table_row(&t, cells);
 	}
-	if (n == 0)
+	if (n == 0 && prom != NULL)
+		printf("No edges found in Prometheus at %s (is it scraping sinewd's /api/v1/prometheus/targets?).\n",
+		       prom);
+	else if (n == 0)
 		printf("No edges found (proxies report every --stats-interval, 10 s by default).\n");
 	else
 		sn_cli_table_print(&t, stdout);

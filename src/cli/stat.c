@@ -2,7 +2,7 @@
  * who is meshed, success rate, requests per second, latency percentiles,
  * open connections -- as `linkerd viz stat` prints them, from sinewd's
  * live stats (GET /api/v1/stats, docs/api.md "Stats"): no Prometheus
- * needed. */
+ * needed; with --prometheus the same rows from a real one (prom.c). */
 #include <getopt.h>
 #include <libfyaml.h>
 #include <stdio.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sinew/cli.h"
+#include "sinew/cli_prom.h"
 #include "sinew/loop.h"
 
 #define WATCH_MS 2000
@@ -19,7 +20,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sinew stat deploy|svc|ns [NAME] [-n NS | -A] [--window D] [-o json|wide] [--watch]\n"
-		"                  [--server URL]\n"
+		"                  [--server URL] [--prometheus URL]\n"
 		"\n"
 		"The golden metrics of each workload (deploy, deployment, workload), service\n"
 		"(svc, service) or namespace (ns) over the last --window, from the request\n"
@@ -39,12 +40,14 @@ static void usage(FILE *f)
 		"  -o json|wide            the API's JSON, or more columns (requests, mTLS share)\n"
 		"  -w, --watch             print again every 2 s until interrupted\n"
 		"  --server URL            sinewd's API (default $SINEW_SERVER, else " SN_CLI_DEFAULT_SERVER ")\n"
+		"  --prometheus URL        compute the same from a Prometheus that scrapes the proxies\n"
+		"                          through sinewd's service discovery (default $SINEW_PROMETHEUS)\n"
 		"\n"
-		"Exit status: 0, 1 sinewd failed, 2 usage error.\n");
+		"Exit status: 0, 1 sinewd (or Prometheus) failed, 2 usage error.\n");
 }
 
 /* "90.00%", "50.0rps", "3.2ms" / "120ms"; "-" for null. */
-static void percent(struct fy_node *row, const char *key, char *buf, size_t size)
+void sn_cli_fmt_percent(struct fy_node *row, const char *key, char *buf, size_t size)
 {
 	const char *v = sn_cli_json_str(row, key);
 	if (v == NULL)
@@ -53,7 +56,7 @@ static void percent(struct fy_node *row, const char *key, char *buf, size_t size
 		snprintf(buf, size, "%.2f%%", strtod(v, NULL) * 100.0);
 }
 
-static void millis(struct fy_node *lat, const char *key, char *buf, size_t size)
+static void fmt_millis(struct fy_node *lat, const char *key, char *buf, size_t size)
 {
 	const char *v = sn_cli_json_str(lat, key);
 	double ms = v != NULL ? strtod(v, NULL) : 0;
@@ -65,11 +68,28 @@ static void millis(struct fy_node *lat, const char *key, char *buf, size_t size)
 		snprintf(buf, size, "%.0fms", ms);
 }
 
-static int show(const char *server, const char *path, int json, int wide, int all_ns)
+void sn_cli_fmt_golden(struct fy_node *row, struct sn_cli_golden *g)
+{
+	struct fy_node *lat = sn_cli_json_get(row, "latencyMs");
+	const char *rv = sn_cli_json_str(row, "rps");
+	sn_cli_fmt_percent(row, "successRate", g->success, sizeof(g->success));
+	if (sn_cli_json_str(row, "successRate") == NULL)
+		snprintf(g->rps, sizeof(g->rps), "-");
+	else
+		snprintf(g->rps, sizeof(g->rps), "%.1frps", rv ? strtod(rv, NULL) : 0.0);
+	fmt_millis(lat, "p50", g->p50, sizeof(g->p50));
+	fmt_millis(lat, "p95", g->p95, sizeof(g->p95));
+	fmt_millis(lat, "p99", g->p99, sizeof(g->p99));
+	snprintf(g->requests, sizeof(g->requests), "%lld", sn_cli_json_int(row, "requests", 0));
+	g->traffic |= sn_cli_json_int(row, "requests", 0) > 0;
+}
+
+static int show(const char *server, const char *prom, const char *path, int json, int wide, int all_ns)
 {
 	struct sn_cli_response r;
 
-	int got = sn_cli_api_get(server, path, "live stats", json, &r);
+	int got = prom != NULL ? sn_cli_prom_api_get(prom, path, json, &r)
+			       : sn_cli_api_get(server, path, "live stats", json, &r);
 	if (got != 0)
 		return got == 2 ? 0 : 1;
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
@@ -84,31 +104,28 @@ static int show(const char *server, const char *path, int json, int wide, int al
 	sn_cli_table_row(&t, hdr + first);
 	for (size_t i = 0; i < n; i++) {
 		struct fy_node *row = sn_cli_json_at(list, i);
-		struct fy_node *lat = sn_cli_json_get(row, "latencyMs");
-		char success[32], rps[48], p50[32], p95[32], p99[32], tcp[32], reqs[32], mtls[32];
-		const char *rv = sn_cli_json_str(row, "rps");
-		percent(row, "successRate", success, sizeof(success));
-		if (sn_cli_json_str(row, "successRate") == NULL)
-			snprintf(rps, sizeof(rps), "-");
-		else
-			snprintf(rps, sizeof(rps), "%.1frps", rv ? strtod(rv, NULL) : 0.0);
-		millis(lat, "p50", p50, sizeof(p50));
-		millis(lat, "p95", p95, sizeof(p95));
-		millis(lat, "p99", p99, sizeof(p99));
+		char tcp[32], mtls[32];
+		struct sn_cli_golden g = { .traffic = traffic };
+		sn_cli_fmt_golden(row, &g);
+		traffic = g.traffic;
 		snprintf(tcp, sizeof(tcp), "%lld", sn_cli_json_int(row, "tcpConnections", 0));
-		snprintf(reqs, sizeof(reqs), "%lld", sn_cli_json_int(row, "requests", 0));
-		traffic |= sn_cli_json_int(row, "requests", 0) > 0;
-		percent(row, "mtlsShare", mtls, sizeof(mtls));
+		sn_cli_fmt_percent(row, "mtlsShare", mtls, sizeof(mtls));
 		const char *cells[] = { sn_cli_json_str(row, "namespace"), sn_cli_json_str(row, "name"),
-					sn_cli_json_str(row, "meshed"), success, rps, p50, p95, p99, tcp, reqs, mtls };
+					sn_cli_json_str(row, "meshed"), g.success, g.rps, g.p50, g.p95, g.p99, tcp, g.requests, mtls };
 		sn_cli_table_row(&t, cells + first);
 	}
-	if (n == 0) {
+	if (n == 0 && prom != NULL) {
+		printf("No traffic found in Prometheus at %s (is it scraping sinewd's /api/v1/prometheus/targets?).\n",
+		       prom);
+	} else if (n == 0) {
 		printf("No traffic found (proxies report every --stats-interval, 10 s by default).\n");
 	} else {
 		sn_cli_table_print(&t, stdout);
 		/* why the columns read "-" right after traffic (docs/observability.md, "Live stats") */
-		if (!traffic)
+		if (!traffic && prom != NULL)
+			fprintf(stderr, "sinew stat: no requests in the window in Prometheus; a rate needs two scrapes "
+					"with traffic between them inside --window\n");
+		else if (!traffic)
 			fprintf(stderr, "sinew stat: no requests in the window yet; counts arrive with each proxy's next "
 					"report (every --stats-interval, 10 s by default) and show once every proxy has "
 					"reported for that slot: up to about 20 s after the traffic\n");
@@ -121,18 +138,19 @@ static int show(const char *server, const char *path, int json, int wide, int al
 
 int sn_cli_stat(int argc, char **argv)
 {
-	enum { O_SERVER = 256, O_WINDOW };
+	enum { O_SERVER = 256, O_WINDOW, O_PROMETHEUS };
 	static const struct option opts[] = {
 		{ "namespace", required_argument, NULL, 'n' },
 		{ "all-namespaces", no_argument, NULL, 'A' },
 		{ "window", required_argument, NULL, O_WINDOW },
 		{ "output", required_argument, NULL, 'o' },
 		{ "watch", no_argument, NULL, 'w' },
+		{ "prometheus", required_argument, NULL, O_PROMETHEUS },
 		{ "server", required_argument, NULL, O_SERVER },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *server = NULL, *ns = "default", *window = "1m", *resource, *name = NULL;
+	const char *server = NULL, *ns = "default", *window = "1m", *resource, *name = NULL, *prom = NULL;
 	int json = 0, wide = 0, all_ns = 0, watch = 0, o;
 	char path[1200], esc_ns[400], esc_name[400], esc_window[64];
 
@@ -154,6 +172,7 @@ int sn_cli_stat(int argc, char **argv)
 			break;
 		case 'w': watch = 1; break;
 		case O_SERVER: server = optarg; break;
+		case O_PROMETHEUS: prom = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -182,6 +201,7 @@ int sn_cli_stat(int argc, char **argv)
 		return 2;
 	}
 	server = sn_cli_server(server);
+	prom = sn_cli_prometheus(prom);
 	sn_cli_url_escape(window, esc_window, sizeof(esc_window));
 	int len = snprintf(path, sizeof(path), "/api/v1/stats?resource=%s&window=%s", resource, esc_window);
 	/* a namespace row is named by its namespace; -n does not narrow it */
@@ -196,13 +216,13 @@ int sn_cli_stat(int argc, char **argv)
 	/* a NAMESPACE column where rows of several namespaces show */
 	int ns_column = all_ns && !is_ns;
 	if (!watch)
-		return show(server, path, json, wide, ns_column);
+		return show(server, prom, path, json, wide, ns_column);
 	/* Until interrupted (SIGINT ends the process, as `watch` does). */
 	int tty = isatty(STDOUT_FILENO);
 	for (;;) {
 		if (tty)
 			fputs("\033[H\033[2J", stdout);
-		int rc = show(server, path, json, wide, ns_column);
+		int rc = show(server, prom, path, json, wide, ns_column);
 		if (rc != 0)
 			return rc;
 		if (!tty)

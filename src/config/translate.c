@@ -646,6 +646,8 @@ static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_r
 		rt->name = h->name ? sdup(t, h->name) : sn_arena_printf(t->a, "%s.http[%zu]", r->name, i);
 		rt->origin = sn_arena_printf(t->a, "VirtualService %s/%s, %s:%d", r->namespace_, r->name,
 					     r->file, h->loc.line);
+		rt->vs_namespace = sdup(t, r->namespace_);
+		rt->vs_name = sdup(t, r->name);
 		rt->timeout_ms = h->timeout_ms;
 		rt->retry = h->retry;
 		if (h->retry.n_status_codes) {

@@ -1,6 +1,7 @@
 /* sinewd's HTTP/JSON API (docs/api.md): apply, get, delete, analyze,
  * proxies, the CA (tokens, certificates), traces (and OTLP/HTTP JSON span
- * export, POST /v1/traces), live stats (stats, edges), version, ready, live. Served on the loop thread, one request per
+ * export, POST /v1/traces), live stats (stats, edges, routes), version, ready, live,
+ * and the dashboard's files (GET /, /ui/NAME: dashboard.c). Served on the loop thread, one request per
  * connection (the response says connection: close). Bounded: heads up to
  * 16 KiB, bodies up to 8 MiB (Content-Length only), SN_API_MAX_CONNS
  * connections, 30 s per connection. */
@@ -17,6 +18,7 @@
 #include "sinew/control.h"
 #include "sinew/h1.h"
 #include "sinew/log.h"
+#include "sinew/query.h"
 #include "traces.h"
 #include "stats.h"
 
@@ -36,6 +38,7 @@ struct api_conn {
 	char *out;
 	size_t out_len, out_off;
 	int responded;
+	int fd_taken;               /* handed to a tap session: not ours to close */
 	uint64_t id;
 	struct api_conn *next, **pprev;   /* api->conn_list, for shutdown */
 	struct sn_timer timer;
@@ -51,6 +54,7 @@ struct api_req {
 	size_t body_len;
 	struct sn_str content_type;     /* SN_STR_NULL when absent */
 	struct sn_str content_encoding;
+	struct sn_str authorization;    /* SN_STR_NULL when absent */
 };
 
 /* ---- plumbing -------------------------------------------------------- */
@@ -68,8 +72,10 @@ static void conn_close(struct api_conn *c)
 	if (c->fd < 0)
 		return;
 	sn_timer_stop(c->api->loop, &c->timer);
-	sn_io_stop(c->api->loop, &c->io);
-	close(c->fd);
+	if (!c->fd_taken) {
+		sn_io_stop(c->api->loop, &c->io);
+		close(c->fd);
+	}
 	c->fd = -1;
 	c->api->conns--;
 	if (c->next != NULL)
@@ -86,9 +92,31 @@ static void on_timeout(struct sn_loop *loop, struct sn_timer *t)
 	conn_close(c);
 }
 
+/* A response of content_type (the dashboard's files; respond's JSON): the
+ * body is borrowed and copied; extra holds more header lines, each ending
+ * in CRLF. The connection closes after it. */
+static void respond_typed(struct api_conn *c, int status, const char *content_type, const char *extra,
+			  const void *body, size_t len)
+{
+	char head[1024];
+	int hl = snprintf(head, sizeof(head),
+			  "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n%sconnection: close\r\n\r\n",
+			  status, sn_h1_reason_phrase(status), content_type, len, extra);
+	free(c->out);
+	c->out = NULL;
+	c->out_len = 0;
+	if (hl > 0 && (size_t)hl < sizeof(head) && (c->out = malloc((size_t)hl + len)) != NULL) {
+		memcpy(c->out, head, (size_t)hl);
+		memcpy(c->out + hl, body, len);
+		c->out_len = (size_t)hl + len;
+	}
+	c->out_off = 0;
+	c->responded = 1;
+}
+
+/* A JSON response (body taken and freed), closing the connection. */
 static void respond(struct api_conn *c, int status, struct sn_out *body)
 {
-	char head[256];
 	if (body->failed) {
 		sn_out_free(body);
 		status = 500;
@@ -96,21 +124,7 @@ static void respond(struct api_conn *c, int status, struct sn_out *body)
 				  "narrower query\"}");
 	}
 	sn_out_raw(body, "\n", 1);
-	int hl = snprintf(head, sizeof(head),
-			  "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %zu\r\n"
-			  "connection: close\r\n\r\n",
-			  status, sn_h1_reason_phrase(status), body->len);
-	free(c->out);
-	c->out_len = (size_t)hl + body->len;
-	c->out = malloc(c->out_len);
-	if (c->out != NULL) {
-		memcpy(c->out, head, (size_t)hl);
-		memcpy(c->out + hl, body->p, body->len);
-	} else {
-		c->out_len = 0;
-	}
-	c->out_off = 0;
-	c->responded = 1;
+	respond_typed(c, status, "application/json", "", body->p, body->len);
 	sn_out_free(body);
 }
 
@@ -149,50 +163,6 @@ static void flush(struct api_conn *c)
 
 /* ---- query strings --------------------------------------------------- */
 
-/* Percent-decodes s into out (NUL-terminated). Returns 0, or -1 if it is
- * malformed, decodes to a NUL or does not fit. */
-static int url_decode(struct sn_str s, char *out, size_t size)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < s.len; i++) {
-		char ch = s.p[i];
-		if (ch == '%') {
-			if (i + 2 >= s.len)
-				return -1;
-			int h = sn_hex_value((unsigned char)s.p[i + 1]), l = sn_hex_value((unsigned char)s.p[i + 2]);
-			if (h < 0 || l < 0 || (h == 0 && l == 0))
-				return -1;
-			ch = (char)(h * 16 + l);
-			i += 2;
-		} else if (ch == '+') {
-			ch = ' ';
-		}
-		if (o + 1 >= size)
-			return -1;
-		out[o++] = ch;
-	}
-	out[o] = '\0';
-	return 0;
-}
-
-/* Finds key in the query and decodes its value into out. Returns 1 if
- * found, 0 if absent, -1 if malformed or too long. */
-static int query_get(struct sn_str q, const char *key, char *out, size_t size)
-{
-	size_t kl = strlen(key);
-	size_t i = 0;
-	while (i < q.len) {
-		const char *amp = memchr(q.p + i, '&', q.len - i);
-		size_t end = amp ? (size_t)(amp - q.p) : q.len;
-		struct sn_str part = sn_str_make(q.p + i, end - i);
-		if (part.len >= kl && !memcmp(part.p, key, kl) && (part.len == kl || part.p[kl] == '=')) {
-			struct sn_str v = part.len == kl ? SN_STR_LIT("") : sn_str_make(part.p + kl + 1, part.len - kl - 1);
-			return url_decode(v, out, size) == 0 ? 1 : -1;
-		}
-		i = end + 1;
-	}
-	return 0;
-}
 
 /* ---- rendering ------------------------------------------------------- */
 
@@ -259,7 +229,7 @@ static const char *kinds_help(void)
 static void handle_apply(struct api_conn *c, const struct api_req *r)
 {
 	char source[API_MAX_PARAM];
-	int q = query_get(r->query, "source", source, sizeof(source));
+	int q = sn_query_get(r->query, "source", source, sizeof(source));
 	if (q < 0) {
 		respond_error(c, 400, "query parameter source is malformed or longer than %d bytes; pass the file "
 				      "name, percent-encoded", API_MAX_PARAM - 1);
@@ -316,9 +286,9 @@ static int parse_kind(struct api_conn *c, const char *s, int *kind)
 static void handle_list(struct api_conn *c, const struct api_req *r)
 {
 	char kind_s[API_MAX_PARAM], ns[API_MAX_PARAM], name[API_MAX_PARAM];
-	int hk = query_get(r->query, "kind", kind_s, sizeof(kind_s));
-	int hn = query_get(r->query, "namespace", ns, sizeof(ns));
-	int hm = query_get(r->query, "name", name, sizeof(name));
+	int hk = sn_query_get(r->query, "kind", kind_s, sizeof(kind_s));
+	int hn = sn_query_get(r->query, "namespace", ns, sizeof(ns));
+	int hm = sn_query_get(r->query, "name", name, sizeof(name));
 	int kind = -1;
 	if (hk < 0 || hn < 0 || hm < 0) {
 		respond_error(c, 400, "a query parameter is malformed or longer than %d bytes", API_MAX_PARAM - 1);
@@ -374,7 +344,7 @@ static int split_path(struct sn_str rest, char *kind, char *ns, char *name, size
 		size_t end = part < 2 ? (slash ? (size_t)(slash - rest.p) : rest.len) : rest.len;
 		if (part < 2 && slash == NULL)
 			return -1;
-		if (end == i || url_decode(sn_str_make(rest.p + i, end - i), dst[part], size) != 0 ||
+		if (end == i || sn_url_decode(sn_str_make(rest.p + i, end - i), dst[part], size) != 0 ||
 		    strchr(dst[part], '/') != NULL)
 			return -1;
 		i = end + 1;
@@ -473,8 +443,8 @@ static void handle_one(struct api_conn *c, const struct api_req *r, struct sn_st
 static void handle_analyze(struct api_conn *c, const struct api_req *r)
 {
 	char source[API_MAX_PARAM], only[16];
-	int q = query_get(r->query, "source", source, sizeof(source));
-	int qo = query_get(r->query, "only", only, sizeof(only));
+	int q = sn_query_get(r->query, "source", source, sizeof(source));
+	int qo = sn_query_get(r->query, "only", only, sizeof(only));
 	if (q < 0 || qo < 0) {
 		respond_error(c, 400, "a query parameter is malformed or too long");
 		return;
@@ -819,10 +789,10 @@ static int parse_ms(const char *s, uint64_t *ns)
 static void handle_traces_list(struct api_conn *c, const struct api_req *r)
 {
 	char service[API_MAX_PARAM], limit_s[32], min_s[32], err_s[16];
-	int hs = query_get(r->query, "service", service, sizeof(service));
-	int hl = query_get(r->query, "limit", limit_s, sizeof(limit_s));
-	int hm = query_get(r->query, "minDurationMs", min_s, sizeof(min_s));
-	int he = query_get(r->query, "error", err_s, sizeof(err_s));
+	int hs = sn_query_get(r->query, "service", service, sizeof(service));
+	int hl = sn_query_get(r->query, "limit", limit_s, sizeof(limit_s));
+	int hm = sn_query_get(r->query, "minDurationMs", min_s, sizeof(min_s));
+	int he = sn_query_get(r->query, "error", err_s, sizeof(err_s));
 	struct sn_traces_query q = { .limit = SN_TRACES_DEFAULT_LIST, .error = -1 };
 
 	if (hs < 0 || hl < 0 || hm < 0 || he < 0) {
@@ -881,15 +851,17 @@ static void handle_trace_one(struct api_conn *c, struct sn_str rest)
 	respond(c, 200, &o);
 }
 
-/* GET /api/v1/stats?resource=R[&namespace=NS][&name=N][&window=D] and
- * GET /api/v1/edges[?namespace=NS][&window=D] (docs/api.md "Stats"). */
+/* GET /api/v1/stats?resource=R[&namespace=NS][&name=N][&window=D],
+ * GET /api/v1/edges[?namespace=NS][&window=D] (edges 1) and
+ * GET /api/v1/routes[?resource=svc|deploy][&namespace=NS][&name=N][&window=D]
+ * (edges 2) (docs/api.md "Stats"). */
 static void handle_stats(struct api_conn *c, const struct api_req *r, int edges)
 {
 	char resource[32] = "", ns[API_MAX_PARAM] = "", name[API_MAX_PARAM] = "", window[32] = "";
-	int hr = query_get(r->query, "resource", resource, sizeof(resource));
-	int hn = query_get(r->query, "namespace", ns, sizeof(ns));
-	int hm = query_get(r->query, "name", name, sizeof(name));
-	int hw = query_get(r->query, "window", window, sizeof(window));
+	int hr = sn_query_get(r->query, "resource", resource, sizeof(resource));
+	int hn = sn_query_get(r->query, "namespace", ns, sizeof(ns));
+	int hm = sn_query_get(r->query, "name", name, sizeof(name));
+	int hw = sn_query_get(r->query, "window", window, sizeof(window));
 	struct sn_stats_query q = { .window_ms = SN_STATS_WINDOW_DEFAULT_MS };
 	struct sn_out o = { 0 };
 
@@ -905,8 +877,22 @@ static void handle_stats(struct api_conn *c, const struct api_req *r, int edges)
 			      window);
 		return;
 	}
-	if (edges) {
+	if (edges == 1) {
 		sn_stats_render_edges(c->api->stats, ns[0] ? ns : NULL, q.window_ms, sn_loop_now(c->api->loop), &o);
+		respond(c, 200, &o);
+		return;
+	}
+	if (edges == 2) {
+		/* routes: of a service (default) or of a client workload */
+		q.resource = SN_STATS_SERVICE;
+		if (hr > 0 && (sn_stats_parse_resource(resource, &q.resource) != 0 || q.resource == SN_STATS_NAMESPACE)) {
+			respond_error(c, 400, "resource \"%.20s\" is not one of service (svc) or deployment (deploy); "
+					      "e.g. /api/v1/routes?resource=svc&namespace=default&name=reviews", resource);
+			return;
+		}
+		q.namespace_ = ns[0] ? ns : NULL;
+		q.name = name[0] ? name : NULL;
+		sn_stats_render_routes(c->api->stats, &q, sn_loop_now(c->api->loop), &o);
 		respond(c, 200, &o);
 		return;
 	}
@@ -919,6 +905,77 @@ static void handle_stats(struct api_conn *c, const struct api_req *r, int edges)
 	q.name = name[0] ? name : NULL;
 	sn_stats_render_stat(c->api->stats, &q, sn_loop_now(c->api->loop), &o);
 	respond(c, 200, &o);
+}
+
+static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events);
+
+/* GET /api/v1/tap?... (docs/api.md "Tap"): the connection becomes a tap
+ * session's stream (src/control/tap.c), once the tap token is shown. */
+static void handle_tap(struct api_conn *c, const struct api_req *r)
+{
+	struct sn_tap_query q;
+	char why[512], dur[32] = "", max[32] = "", bodies[8] = "";
+	int bad = 0, st;
+
+	memset(&q, 0, sizeof(q));
+	if ((st = sn_mesh_tap_authorize(c->api->mesh, r->authorization, why, sizeof(why))) != 0) {
+		respond_error(c, st, "%s", why);
+		return;
+	}
+	bad |= sn_query_get(r->query, "namespace", q.ns, sizeof(q.ns)) < 0;
+	bad |= sn_query_get(r->query, "workload", q.workload, sizeof(q.workload)) < 0;
+	bad |= sn_query_get(r->query, "pod", q.pod, sizeof(q.pod)) < 0;
+	bad |= sn_query_get(r->query, "proxy", q.proxy, sizeof(q.proxy)) < 0;
+	bad |= sn_query_get(r->query, "direction", q.direction, sizeof(q.direction)) < 0;
+	bad |= sn_query_get(r->query, "method", q.method, sizeof(q.method)) < 0;
+	bad |= sn_query_get(r->query, "path", q.path, sizeof(q.path)) < 0;
+	bad |= sn_query_get(r->query, "authority", q.authority, sizeof(q.authority)) < 0;
+	bad |= sn_query_get(r->query, "status", q.status, sizeof(q.status)) < 0;
+	bad |= sn_query_get(r->query, "redact", q.redact, sizeof(q.redact)) < 0;
+	bad |= sn_query_get(r->query, "bodies", bodies, sizeof(bodies)) < 0;
+	bad |= sn_query_get(r->query, "max", max, sizeof(max)) < 0;
+	bad |= sn_query_get(r->query, "duration", dur, sizeof(dur)) < 0;
+	if (bad) {
+		respond_error(c, 400, "a query parameter is malformed or too long; see docs/api.md \"Tap\"");
+		return;
+	}
+	if (q.direction[0] && strcmp(q.direction, "inbound") && strcmp(q.direction, "outbound")) {
+		respond_error(c, 400, "direction \"%.20s\" is not inbound or outbound", q.direction);
+		return;
+	}
+	int lo, hi;
+	if (sn_status_range(q.status, &lo, &hi) != 0) {
+		respond_error(c, 400, "status \"%.20s\" is not a status code (503) or class (5xx)", q.status);
+		return;
+	}
+	q.bodies = !strcmp(bodies, "1") || !strcmp(bodies, "true");
+	if (max[0]) {
+		char *end;
+		q.max_events = strtoull(max, &end, 10);
+		if (*end != '\0' || max[0] == '-') {
+			respond_error(c, 400, "max \"%.20s\" is not a count of events", max);
+			return;
+		}
+	}
+	if (dur[0] && (sn_parse_duration_ms(dur, &q.duration_ms) != 0 || q.duration_ms < 1000 ||
+		       q.duration_ms > 3600000)) {
+		respond_error(c, 400, "duration \"%.20s\" is not from 1s to 1h (e.g. 30s, 5m)", dur);
+		return;
+	}
+	/* The session watches the socket from now on: the API lets go of it
+	 * (and takes it back to answer an error). */
+	sn_io_stop(c->api->loop, &c->io);
+	st = sn_mesh_tap_start(c->api->mesh, c->fd, &q, why, sizeof(why));
+	if (st != 0) {
+		if (sn_io_start(c->api->loop, &c->io, c->fd, on_io) != 0) {
+			conn_close(c);
+			return;
+		}
+		respond_error(c, st, "%s", why);
+		return;
+	}
+	c->fd_taken = 1;
+	conn_close(c);
 }
 
 static void handle_version(struct api_conn *c)
@@ -934,6 +991,24 @@ static void handle_version(struct api_conn *c)
 	sn_out_printf(&o, ",\"uptimeSeconds\":%llu}",
 		      (unsigned long long)((sn_loop_now(api->loop) - api->started_ms) / 1000));
 	respond(c, 200, &o);
+}
+
+/* GET / and /ui/NAME: the dashboard's embedded files (dashboard.c). */
+static void handle_dashboard(struct api_conn *c, const struct api_req *r, int get)
+{
+	struct sn_dashboard_file f;
+	char names[512];
+
+	if (!get) {
+		respond_error(c, 405, "method %.*s is not allowed on %.*s: the dashboard's files are GET only",
+			      (int)SN_MIN(r->method.len, 16), r->method.p, (int)SN_MIN(r->route.len, 200), r->route.p);
+	} else if (sn_dashboard_find(r->route.p, r->route.len, &f) == 0) {
+		respond_typed(c, 200, f.content_type, SN_DASHBOARD_HEADERS, f.data, f.len);
+	} else {
+		sn_dashboard_list(names, sizeof(names));
+		respond_error(c, 404, "no dashboard file %.*s; the dashboard is / and its files are %s",
+			      (int)SN_MIN(r->route.len, 200), r->route.p, names);
+	}
 }
 
 static void route(struct api_conn *c, const struct api_req *r)
@@ -1003,12 +1078,17 @@ static void route(struct api_conn *c, const struct api_req *r)
 			handle_trace_one(c, sn_str_make(r->route.p + trace_prefix.len, r->route.len - trace_prefix.len));
 		else
 			handle_traces_list(c, r);
-	} else if ((is_stats || is_edges) && get) {
+	} else if (sn_str_eq_cstr(r->route, "/api/v1/tap") && get) {
+		handle_tap(c, r);
+	} else if ((is_stats || is_edges || sn_str_eq_cstr(r->route, "/api/v1/routes")) && get) {
 		if (c->api->stats == NULL)
 			respond_error(c, 503, "sinewd runs without live stats");
 		else
-			handle_stats(c, r, is_edges);
-	} else if (is_otlp || is_trace_list || is_trace_one || is_stats || is_edges ||
+			handle_stats(c, r, is_edges ? 1 : is_stats ? 0 : 2);
+	} else if (sn_dashboard_owns(r->route.p, r->route.len)) {
+		handle_dashboard(c, r, get);
+	} else if (is_otlp || is_trace_list || is_trace_one || is_stats || is_edges || sn_str_eq_cstr(r->route, "/api/v1/tap") ||
+		   sn_str_eq_cstr(r->route, "/api/v1/routes") ||
 		   sn_str_eq_cstr(r->route, "/api/v1/apply") ||
 		   sn_str_eq_cstr(r->route, "/api/v1/analyze") || sn_str_eq_cstr(r->route, "/api/v1/resources") || sn_str_eq_cstr(r->route, "/live") ||
 		   sn_str_eq_cstr(r->route, "/api/v1/proxies") || sn_str_eq_cstr(r->route, "/api/v1/ca") ||
@@ -1021,7 +1101,8 @@ static void route(struct api_conn *c, const struct api_req *r)
 	} else {
 		respond_error(c, 404, "no such endpoint %.*s; try /api/v1/resources, /api/v1/apply, /api/v1/analyze, "
 				      "/api/v1/proxies, /api/v1/ca, /api/v1/ca/rotate, /api/v1/tokens, /api/v1/certificates, /api/v1/traces, "
-				      "/v1/traces (OTLP), /api/v1/stats, /api/v1/edges, /api/v1/prometheus/targets, /api/v1/version, /ready, /live", (int)SN_MIN(r->route.len, 200), r->route.p);
+				      "/v1/traces (OTLP), /api/v1/stats, /api/v1/edges, /api/v1/routes, /api/v1/tap, /api/v1/prometheus/targets, /api/v1/version, /ready, /live, "
+				      "or the dashboard at /", (int)SN_MIN(r->route.len, 200), r->route.p);
 	}
 }
 
@@ -1093,12 +1174,14 @@ static int progress(struct api_conn *c, struct api_req *r)
 	r->query = qm ? sn_str_make(qm + 1, req.path.len - (size_t)(qm - req.path.p) - 1) : SN_STR_NULL;
 	r->body = c->in + c->head_len;
 	r->body_len = c->body_len;
-	r->content_type = r->content_encoding = SN_STR_NULL;
+	r->content_type = r->content_encoding = r->authorization = SN_STR_NULL;
 	for (size_t i = 0; i < req.num_headers && i < SN_ARRAY_LEN(hdrs); i++) {
 		if (sn_str_ieq_cstr(hdrs[i].name, "content-type"))
 			r->content_type = hdrs[i].value;
 		else if (sn_str_ieq_cstr(hdrs[i].name, "content-encoding"))
 			r->content_encoding = hdrs[i].value;
+		else if (sn_str_ieq_cstr(hdrs[i].name, "authorization"))
+			r->authorization = hdrs[i].value;
 	}
 	return 1;
 }

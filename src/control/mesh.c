@@ -49,6 +49,7 @@ static void proxy_free(struct sn_mesh_proxy *px)
 {
 	free(px->id);
 	free(px->service);
+	free(px->workload);
 	free(px->ns);
 	free(px->sa);
 	free(px->inbound);
@@ -186,6 +187,12 @@ static void on_hello(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node
 	}
 	px->id = field_dup(node, "id", MESH_MAX_ID);
 	px->service = field_dup(node, "service", 253);
+	px->workload = field_dup(node, "workload", 253);
+	if (px->workload == NULL || px->workload[0] == '\0') {
+		/* a proxy that predates node.workload: its service */
+		free(px->workload);
+		px->workload = strdup(px->service && px->service[0] ? px->service : "unknown");
+	}
 	px->ns = field_dup(node, "namespace", 63);
 	px->sa = field_dup(node, "service_account", 253);
 	px->inbound = field_dup(node, "inbound", 64);
@@ -247,8 +254,7 @@ static void on_hello(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node
 	}
 	px->hello = 1;
 	if (m->stats != NULL)
-		px->stats_rec = sn_stats_proxy_up(m->stats, px->id, px->ns,
-						  px->service && px->service[0] ? px->service : "unknown");
+		px->stats_rec = sn_stats_proxy_up(m->stats, px->id, px->ns, px->workload ? px->workload : "unknown");
 	px->keep_have = px->held.n > 0;
 	px->force = 1;
 	px->dirty = 1;
@@ -267,6 +273,7 @@ static void on_hello(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node
 	       px->id, px->peer, px->service && px->service[0] ? px->service : "-", px->ns,
 	       px->registered ? ", registers " : "", px->registered ? px->inbound : "", px->held.n);
 	mesh_ca_after_hello(m, px);
+	mesh_tap_hello(m, px);
 	if (px->registered)
 		mesh_changed(m);
 	else
@@ -515,6 +522,8 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 		fy_document_destroy(doc);
 		sn_traces_trim(len);
 		return;
+	} else if (tlen == 8 && !memcmp(type, "tapEvent", 8)) {
+		mesh_tap_on_event(m, px, root, msg, len);   /* relayed to a tap session, or dropped */
 	} else if (tlen == 5 && !memcmp(type, "stats", 5)) {
 		on_stats(m, px, root);
 		fy_document_destroy(doc);
@@ -654,6 +663,8 @@ int sn_mesh_start(struct sn_mesh **out, struct sn_loop *loop, struct sn_store *s
 	if (bind(m->fd, addr, addr_len) != 0 || listen(m->fd, 1024) != 0 || sn_io_start(loop, &m->io, m->fd, on_accept) != 0)
 		goto fail;
 	registry_start(m);
+	if (mesh_tap_start(m) != 0)
+		goto fail;
 	mesh_view_refresh(m);
 	*out = m;
 	return 0;
@@ -672,6 +683,7 @@ void sn_mesh_stop(struct sn_mesh *m)
 {
 	if (m == NULL || m->fd < 0)
 		return;
+	mesh_tap_stop(m);
 	registry_stop(m);
 	mesh_ca_stop(m);
 	sn_io_stop(m->loop, &m->io);
@@ -768,6 +780,8 @@ void sn_mesh_render_proxies(struct sn_mesh *m, struct sn_out *o)
 		sn_out_json_cstr(o, px->id);
 		sn_out_cstr(o, ",\"service\":");
 		sn_out_json_cstr(o, px->service && px->service[0] ? px->service : NULL);
+		sn_out_cstr(o, ",\"workload\":");
+		sn_out_json_cstr(o, px->workload);
 		sn_out_cstr(o, ",\"namespace\":");
 		sn_out_json_cstr(o, px->ns);
 		sn_out_cstr(o, ",\"serviceAccount\":");

@@ -91,6 +91,7 @@ struct sn_mesh_proxy {
 	int gone;                    /* connection closed; freed in reclaim */
 	int capture;                 /* node.capture: a pod taking every port at its address */
 	char *id, *service, *ns, *sa, *inbound, *admin, *version;
+	char *workload;              /* node.workload (service-version), else its service, else "unknown" */
 	char *pod;                   /* node.pod: the `sinew run` pod it runs in, or NULL */
 	struct sn_labels labels;     /* as the node sent them */
 	uint64_t connected_at;       /* wall clock, seconds */
@@ -183,6 +184,7 @@ struct sn_mesh {
 	struct sn_store *store;
 	struct sn_traces *traces;    /* where spans messages go; may be NULL */
 	struct sn_stats *stats;      /* where stats messages go; may be NULL */
+	struct mesh_tap *tap;        /* tap sessions and the tap token (tap.c) */
 	int fd;
 	struct sn_io io;
 	int pod_fd;                  /* second listener: the pods' network (sinewd --pod-mesh) */
@@ -235,6 +237,18 @@ void registry_start(struct sn_mesh *m);
 void registry_stop(struct sn_mesh *m);
 
 /* ---- helpers (mesh.c) ---- */
+
+/* ---- tap (tap.c) ---- */
+struct mesh_tap;
+/* The token (DATA_DIR/tap.token, made when missing); 0 or SN_ENOMEM. */
+int mesh_tap_start(struct sn_mesh *m);
+/* Ends every session (untap sent) and frees it all. */
+void mesh_tap_stop(struct sn_mesh *m);
+/* A "tapEvent" message from px: relayed to its session. */
+void mesh_tap_on_event(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node *root, const char *msg,
+		       size_t len);
+/* px said hello: tapped by the sessions it matches. */
+void mesh_tap_hello(struct sn_mesh *m, struct sn_mesh_proxy *px);
 
 /* mesh_ca.c */
 int mesh_ca_start(struct sn_mesh *m, const struct sn_mesh_opts *o);

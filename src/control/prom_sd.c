@@ -42,6 +42,7 @@ void sn_mesh_render_prom_sd(struct sn_mesh *m, struct sn_out *o)
 		label(o, &first, "__metrics_path__", "/metrics");
 		label(o, &first, "namespace", px->ns);
 		label(o, &first, "service", px->service);
+		label(o, &first, "workload", px->workload);
 		label(o, &first, "app", sn_labels_get(&px->labels, "app"));
 		label(o, &first, "version", sn_labels_get(&px->labels, "version"));
 		label(o, &first, "sinew_proxy", px->id);

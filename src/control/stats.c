@@ -39,6 +39,7 @@
 #include "sinew/json.h"
 #include "sinew/log.h"
 #include "sinew/out.h"
+#include "sinew/stats_json.h"
 #include "stats.h"
 
 #define N_BOUNDS 19
@@ -73,11 +74,15 @@ struct slot {
 	uint32_t dur[N_BUCKETS];
 };
 
-enum { REP_SOURCE = 0, REP_DESTINATION = 1 };
+/* REP_ROUTE: a client's proxy's route series ("routes" in the message),
+ * for GET /api/v1/routes. */
+enum { REP_SOURCE = 0, REP_DESTINATION = 1, REP_ROUTE = 2 };
 enum { SEC_UNKNOWN = 0, SEC_NONE, SEC_MTLS };
 
-/* A key's strings, NUL-separated in key->text in this order. */
-enum { K_SRC_WL, K_SRC_NS, K_DST_WL, K_DST_NS, K_SVC, K_SVC_NAME, K_SVC_NS, N_KSTR };
+/* A key's strings, NUL-separated in key->text in this order. A route
+ * key has no destination workload and the client's proxy as its source;
+ * the last three are a route key's own ("" elsewhere, and for [DEFAULT]). */
+enum { K_SRC_WL, K_SRC_NS, K_DST_WL, K_DST_NS, K_SVC, K_SVC_NAME, K_SVC_NS, K_VS_NS, K_VS, K_ROUTE, N_KSTR };
 
 struct key {
 	uint64_t hash;
@@ -97,12 +102,14 @@ struct key {
 	struct key *older, *newer;   /* LRU: updated longest ago first */
 };
 
-/* The last cumulative counts of one series of one proxy: 96 bytes. The
- * buckets are kept modulo 2^32 (differences are taken the same way). */
+/* The last cumulative counts of one series of one proxy: 104 bytes. The
+ * buckets and successes are kept modulo 2^32 (differences are taken the
+ * same way). */
 struct baseline {
 	uint64_t hash;               /* 0: empty */
 	uint64_t count;
 	uint32_t dur[N_BUCKETS];
+	uint32_t ok;
 };
 
 struct sn_stats_proxy {
@@ -754,10 +761,12 @@ static const char *const field_names[N_FIELDS] = {
 
 struct in_series {
 	uint64_t hash;
-	int reporter;
+	int reporter;                /* REP_ROUTE: an item of "routes" */
 	int code;
 	struct sn_str f[N_FIELDS];   /* into the document; "unknown" when absent or null */
+	struct sn_str vs_ns, vs, route;   /* a route series': "" for [DEFAULT] */
 	uint64_t count;
+	uint64_t ok;                 /* successes among count */
 	uint64_t dur[N_BUCKETS];
 };
 
@@ -844,6 +853,8 @@ static int get_number(struct fy_node *n, double *out)
 	return *end == '\0' && isfinite(*out) ? 0 : -1;
 }
 
+static int success(const struct in_series *x);
+
 static int read_series(struct reader *r, struct fy_node *it, size_t i, struct in_series *out)
 {
 	struct fy_node *n;
@@ -892,6 +903,78 @@ static int read_series(struct reader *r, struct fy_node *it, size_t i, struct in
 	for (size_t f = 0; f < N_FIELDS; f++)
 		h = hash_bytes(h, out->f[f].p, out->f[f].len);
 	out->hash = h ? h : 1;   /* 0 marks an empty baseline */
+	out->vs_ns = out->vs = out->route = SN_STR_LIT("");
+	out->ok = success(out) ? out->count : 0;
+	return 0;
+}
+
+/* A member of a route series: a string, or null (absent) for [DEFAULT]'s
+ * VirtualService and route. */
+static int route_string(struct reader *r, struct fy_node *it, size_t i, const char *name, int nullable,
+			struct sn_str *out)
+{
+	struct fy_node *n = member(it, name);
+	if (n == NULL && nullable) {
+		*out = SN_STR_LIT("");
+		return 0;
+	}
+	if (n == NULL || get_string(n, out) != 0)
+		return fail(r, "routes[%zu].%s: want a string%s", i, name, nullable ? " or null" : "");
+	if (out->len > MAX_VALUE || memchr(out->p, '\0', out->len) != NULL)
+		return fail(r, "routes[%zu].%s: longer than %d bytes, or holds a NUL", i, name, MAX_VALUE);
+	return 0;
+}
+
+/* An item of "routes" (docs/internals/control-protocol.md). */
+static int read_route(struct reader *r, struct fy_node *it, size_t i, struct in_series *out)
+{
+	struct fy_node *n;
+	uint64_t sum = 0;
+	int rc;
+
+	if (!fy_node_is_mapping(it))
+		return fail(r, "routes[%zu]: want an object", i);
+	out->reporter = REP_ROUTE;
+	for (size_t f = 0; f < N_FIELDS; f++)
+		out->f[f] = SN_STR_LIT(UNKNOWN);
+	if ((rc = route_string(r, it, i, "virtualServiceNamespace", 1, &out->vs_ns)) != 0 ||
+	    (rc = route_string(r, it, i, "virtualService", 1, &out->vs)) != 0 ||
+	    (rc = route_string(r, it, i, "route", 1, &out->route)) != 0 ||
+	    (rc = route_string(r, it, i, "destinationService", 0, &out->f[F_SVC])) != 0 ||
+	    (rc = route_string(r, it, i, "destinationServiceName", 0, &out->f[F_SVC_NAME])) != 0 ||
+	    (rc = route_string(r, it, i, "destinationServiceNamespace", 0, &out->f[F_SVC_NS])) != 0)
+		return rc;
+	/* (a route named "" shows as [DEFAULT] of its VirtualService) */
+	if ((out->vs.len == 0) != (out->vs_ns.len == 0) || (out->route.len > 0 && out->vs.len == 0))
+		return fail(r, "routes[%zu]: virtualServiceNamespace, virtualService and route: want all three, or "
+			       "all null ([DEFAULT])", i);
+	if (get_u64(member(it, "count"), &out->count) != 0)
+		return fail(r, "routes[%zu].count: want a whole number", i);
+	if (get_u64(member(it, "successes"), &out->ok) != 0 || out->ok > out->count)
+		return fail(r, "routes[%zu].successes: want a whole number, at most count", i);
+	n = member(it, "durationBuckets");
+	if (n == NULL || !fy_node_is_sequence(n) || fy_node_sequence_item_count(n) != N_BUCKETS)
+		return fail(r, "routes[%zu].durationBuckets: want %d counts, one per bucket of durationBucketsMs "
+			       "and the last for +Inf", i, N_BUCKETS);
+	for (int b = 0; b < N_BUCKETS; b++) {
+		if (get_u64(fy_node_sequence_get_by_index(n, b), &out->dur[b]) != 0)
+			return fail(r, "routes[%zu].durationBuckets[%d]: want a whole number", i, b);
+		if (sum > UINT64_MAX - out->dur[b])
+			return fail(r, "routes[%zu].durationBuckets: the counts overflow", i);
+		sum += out->dur[b];
+	}
+	if (sum != out->count)
+		return fail(r, "routes[%zu]: count %" PRIu64 " is not the sum of durationBuckets (%" PRIu64 ")", i,
+			    out->count, sum);
+
+	/* salted apart from the request series: one proxy's baselines hold both */
+	uint64_t h = hash_bytes(0x726F757465ull, &out->reporter, sizeof(out->reporter));
+	h = hash_bytes(h, out->vs_ns.p, out->vs_ns.len);
+	h = hash_bytes(h, out->vs.p, out->vs.len);
+	h = hash_bytes(h, out->route.p, out->route.len);
+	for (size_t f = F_SVC; f <= F_SVC_NS; f++)
+		h = hash_bytes(h, out->f[f].p, out->f[f].len);
+	out->hash = h ? h : 1;
 	return 0;
 }
 
@@ -984,6 +1067,7 @@ static struct key *series_key(struct sn_stats *s, const struct in_series *x, uin
 	v[K_SVC] = x->f[F_SVC];
 	v[K_SVC_NAME] = x->f[F_SVC_NAME];
 	v[K_SVC_NS] = x->f[F_SVC_NS];
+	v[K_VS_NS] = v[K_VS] = v[K_ROUTE] = SN_STR_LIT("");
 	if (x->reporter == REP_SOURCE && v[K_DST_WL].len > sizeof(REG_PREFIX) - 1 &&
 	    !memcmp(v[K_DST_WL].p, REG_PREFIX, sizeof(REG_PREFIX) - 1)) {
 		const struct sn_stats_proxy *dp = proxy_find(s, v[K_DST_WL].p + sizeof(REG_PREFIX) - 1,
@@ -994,6 +1078,25 @@ static struct key *series_key(struct sn_stats *s, const struct in_series *x, uin
 		}
 	}
 	return key_get(s, x->reporter, security_of(x), unrouted, v, now);
+}
+
+/* The key a route series files under: the client is the proxy that sent
+ * it (its workload, as its `sinew stat` row). */
+static struct key *route_key(struct sn_stats *s, const struct sn_stats_proxy *p, const struct in_series *x,
+			     uint64_t now)
+{
+	struct sn_str v[N_KSTR];
+
+	v[K_SRC_WL] = sn_str_make(p->workload, strlen(p->workload));
+	v[K_SRC_NS] = sn_str_make(p->ns, strlen(p->ns));
+	v[K_DST_WL] = v[K_DST_NS] = SN_STR_LIT("");
+	v[K_SVC] = x->f[F_SVC];
+	v[K_SVC_NAME] = x->f[F_SVC_NAME];
+	v[K_SVC_NS] = x->f[F_SVC_NS];
+	v[K_VS_NS] = x->vs_ns;
+	v[K_VS] = x->vs;
+	v[K_ROUTE] = x->route;
+	return key_get(s, REP_ROUTE, 0, 0, v, now);
 }
 
 /* Checks a whole message into *series (malloc'd, sorted by hash, equal
@@ -1039,9 +1142,18 @@ static int read_message(struct reader *r, struct fy_node *root, struct in_series
 	cnt = (size_t)fy_node_sequence_item_count(reqs);
 	if (cnt > SN_STATS_MAX_SERIES)
 		return fail(r, "requests: %zu series, more than the %u a message may hold", cnt, SN_STATS_MAX_SERIES);
-	if (cnt == 0)
+	/* routes: optional (a proxy older than route series sends none) */
+	struct fy_node *routes = member(root, "routes");
+	size_t rcnt = 0;
+	if (routes != NULL && !fy_node_is_sequence(routes))
+		return fail(r, "routes: want a list of route series");
+	if (routes != NULL)
+		rcnt = (size_t)fy_node_sequence_item_count(routes);
+	if (rcnt > SN_STATS_MAX_SERIES)
+		return fail(r, "routes: %zu series, more than the %u a message may hold", rcnt, SN_STATS_MAX_SERIES);
+	if (cnt + rcnt == 0)
 		return 0;
-	struct in_series *v = calloc(cnt, sizeof(*v));
+	struct in_series *v = calloc(cnt + rcnt, sizeof(*v));
 	if (v == NULL)
 		return SN_ENOMEM;
 	struct fy_node *it;
@@ -1055,12 +1167,22 @@ static int read_message(struct reader *r, struct fy_node *root, struct in_series
 		}
 		i++;
 	}
+	iter = NULL;
+	for (size_t j = 0; routes != NULL && (it = fy_node_sequence_iterate(routes, &iter)) != NULL && j < rcnt; j++) {
+		int rc = read_route(r, it, j, &v[i]);
+		if (rc != 0) {
+			free(v);
+			return rc;
+		}
+		i++;
+	}
 	qsort(v, i, sizeof(*v), cmp_series);
 	size_t out = 0;
 	for (size_t k = 0; k < i; k++) {
 		/* The same labels twice: one series (a proxy sums its workers'). */
 		if (out > 0 && v[out - 1].hash == v[k].hash) {
 			v[out - 1].count += v[k].count;
+			v[out - 1].ok += v[k].ok;
 			for (int b = 0; b < N_BUCKETS; b++)
 				v[out - 1].dur[b] += v[k].dur[b];
 			continue;
@@ -1119,24 +1241,27 @@ int sn_stats_ingest(struct sn_stats *s, struct sn_stats_proxy *p, struct fy_node
 		const struct in_series *x = &v[i];
 		struct baseline *b = base_find(p, x->hash);
 		int known = b != NULL && b->hash == x->hash;
-		uint64_t d = x->count, dd[N_BUCKETS];
+		uint64_t d = x->count, dd[N_BUCKETS], okd = x->ok;
 		int count = !baseline_only && (known || !p->lossy || count_all);
 
 		int fresh = 1;
 		if (known && x->count >= b->count) {
 			uint64_t sum = 0;
 			d = x->count - b->count;
+			okd = (uint32_t)((uint32_t)x->ok - b->ok);
 			for (int k = 0; k < N_BUCKETS; k++) {
 				dd[k] = (uint32_t)((uint32_t)x->dur[k] - b->dur[k]);
 				sum += dd[k];
 			}
-			/* buckets that do not add up to the count moved backwards:
-			 * as a count that went down, a restart */
-			fresh = sum != d;
+			/* buckets that do not add up to the count moved backwards
+			 * (or more successes than requests): as a count that went
+			 * down, a restart */
+			fresh = sum != d || okd > d;
 		}
 		if (fresh) {
 			/* new, or counting from zero again (a series restarted) */
 			d = x->count;
+			okd = x->ok;
 			for (int k = 0; k < N_BUCKETS; k++)
 				dd[k] = x->dur[k];
 		}
@@ -1152,11 +1277,12 @@ int sn_stats_ingest(struct sn_stats *s, struct sn_stats_proxy *p, struct fy_node
 			}
 		}
 		b->count = x->count;
+		b->ok = (uint32_t)x->ok;
 		for (int k = 0; k < N_BUCKETS; k++)
 			b->dur[k] = (uint32_t)x->dur[k];
 		if (!count || d == 0)
 			continue;
-		struct key *k = series_key(s, x, now_ms);
+		struct key *k = x->reporter == REP_ROUTE ? route_key(s, p, x, now_ms) : series_key(s, x, now_ms);
 		if (k == NULL) {
 			res->untracked++;
 			s->untracked_series++;
@@ -1168,14 +1294,14 @@ int sn_stats_ingest(struct sn_stats *s, struct sn_stats_proxy *p, struct fy_node
 			accs[k->acc].k = k;
 		}
 		struct acc *a = &accs[k->acc];
-		if (success(x))
-			a->ok += d;
-		else
-			a->failed += d;
+		a->ok += okd;
+		a->failed += d - okd;
 		for (int q = 0; q < N_BUCKETS; q++)
 			a->dur[q] += dd[q];
-		key_set_principal(s, k, &k->src_principal, x->f[F_SRC_PRINCIPAL]);
-		key_set_principal(s, k, &k->dst_principal, x->f[F_DST_PRINCIPAL]);
+		if (x->reporter != REP_ROUTE) {
+			key_set_principal(s, k, &k->src_principal, x->f[F_SRC_PRINCIPAL]);
+			key_set_principal(s, k, &k->dst_principal, x->f[F_DST_PRINCIPAL]);
+		}
 		res->counted++;
 	}
 
@@ -1323,42 +1449,19 @@ static void key_tally(const struct key *k, const struct window *w, struct tally 
 		t->mtls = t->reached;
 }
 
-/* histogram_quantile's interpolation (Prometheus): linear within the
- * bucket the rank falls in; the +Inf bucket answers its lower bound. NaN
- * without observations. */
+/* A latency quantile of a tally's buckets (sn_quantile_cumulative, as
+ * the CLI's views from Prometheus compute it). NaN without observations. */
 static double quantile(const uint64_t *dur, double q)
 {
-	uint64_t total = 0, cum = 0;
-	for (int b = 0; b < N_BUCKETS; b++)
-		total += dur[b];
-	if (total == 0)
-		return NAN;
-	double rank = q * (double)total;
-	for (int b = 0; b < N_BOUNDS; b++) {
-		if ((double)(cum + dur[b]) >= rank && dur[b] > 0) {
-			double lo = b == 0 ? 0.0 : bounds_ms[b - 1], hi = bounds_ms[b];
-			return lo + (hi - lo) * ((rank - (double)cum) / (double)dur[b]);
-		}
-		cum += dur[b];
+	double le[N_BUCKETS], cum[N_BUCKETS], c = 0;
+	for (int b = 0; b < N_BUCKETS; b++) {
+		le[b] = b < N_BOUNDS ? bounds_ms[b] : INFINITY;
+		c += (double)dur[b];
+		cum[b] = c;
 	}
-	return bounds_ms[N_BOUNDS - 1];
+	return sn_quantile_cumulative(le, cum, N_BUCKETS, q);
 }
 
-/* A number with a fixed count of decimals, without printf's locale; null
- * when there is none. */
-static void out_fixed(struct sn_out *o, double v, int decimals)
-{
-	static const uint64_t scale[] = { 1, 10, 100, 1000, 10000 };
-	if (!isfinite(v) || v < 0 || v > 1e15) {
-		sn_out_cstr(o, "null");
-		return;
-	}
-	uint64_t x = (uint64_t)(v * (double)scale[decimals] + 0.5);
-	if (decimals == 0)
-		sn_out_printf(o, "%" PRIu64, x);
-	else
-		sn_out_printf(o, "%" PRIu64 ".%0*" PRIu64, x / scale[decimals], decimals, x % scale[decimals]);
-}
 
 /* ---- rows --------------------------------------------------------------- */
 
@@ -1473,6 +1576,8 @@ static void build_rows(struct sn_stats *s, int by_service, const struct window *
 	}
 	for (const struct key *k = s->lru_old; k != NULL; k = k->newer) {
 		struct tally t;
+		if (k->reporter == REP_ROUTE)
+			continue;
 		key_tally(k, w, &t);
 		if (t.requests == 0)
 			continue;
@@ -1523,26 +1628,17 @@ static int cmp_row(const void *a, const void *b)
 static void out_row(struct sn_out *o, const char *ns, const char *name, const struct tally *t, uint32_t connected,
 		    uint32_t seen, int64_t tcp, const char *reported_by, const struct window *w)
 {
-	sn_out_cstr(o, "{\"namespace\":");
-	sn_out_json_cstr(o, ns);
-	sn_out_cstr(o, ",\"name\":");
-	sn_out_json_cstr(o, name);
-	sn_out_printf(o, ",\"meshed\":\"%u/%u\",\"successRate\":", connected, SN_MAX(connected, seen));
-	out_fixed(o, t->requests ? (double)t->ok / (double)t->requests : NAN, 4);
-	sn_out_printf(o, ",\"requests\":%" PRIu64 ",\"rps\":", t->requests);
-	out_fixed(o, (double)t->requests / w->seconds, 3);
-	sn_out_cstr(o, ",\"latencyMs\":{\"p50\":");
-	out_fixed(o, quantile(t->dur, 0.5), 3);
-	sn_out_cstr(o, ",\"p95\":");
-	out_fixed(o, quantile(t->dur, 0.95), 3);
-	sn_out_cstr(o, ",\"p99\":");
-	out_fixed(o, quantile(t->dur, 0.99), 3);
-	/* of the requests that went anywhere: a fault abort used no connection */
-	sn_out_printf(o, "},\"tcpConnections\":%" PRId64 ",\"mtlsShare\":", tcp);
-	out_fixed(o, t->reached ? (double)t->mtls / (double)t->reached : NAN, 4);
-	sn_out_cstr(o, ",\"reportedBy\":");
-	sn_out_json_cstr(o, reported_by);
-	sn_out_cstr(o, "}");
+	const struct sn_stats_row_json r = {
+		.ns = ns, .name = name, .connected = connected, .seen = seen,
+		.success = t->requests ? (double)t->ok / (double)t->requests : NAN,
+		.requests = t->requests, .rps = (double)t->requests / w->seconds,
+		.p50 = quantile(t->dur, 0.5), .p95 = quantile(t->dur, 0.95), .p99 = quantile(t->dur, 0.99),
+		.tcp = tcp,
+		/* of the requests that went anywhere: a fault abort used no connection */
+		.mtls_share = t->reached ? (double)t->mtls / (double)t->reached : NAN,
+		.reported_by = reported_by,
+	};
+	sn_stats_json_row(o, &r);
 }
 
 void sn_stats_render_stat(struct sn_stats *s, const struct sn_stats_query *q, uint64_t now_ms, struct sn_out *o)
@@ -1748,24 +1844,135 @@ void sn_stats_render_edges(struct sn_stats *s, const char *ns, uint32_t window_m
 		const struct edge *e = &v[i];
 		if (shown++)
 			sn_out_cstr(o, ",");
-		sn_out_cstr(o, "{\"src\":{\"namespace\":");
-		sn_out_json_cstr(o, e->src_ns);
-		sn_out_cstr(o, ",\"workload\":");
-		sn_out_json_cstr(o, e->src);
-		sn_out_cstr(o, "},\"dst\":{\"namespace\":");
-		sn_out_json_cstr(o, e->dst_ns);
-		sn_out_cstr(o, ",\"workload\":");
-		sn_out_json_cstr(o, e->dst);
-		sn_out_cstr(o, "},\"clientIdentity\":");
-		sn_out_json_cstr(o, e->client_id);
-		sn_out_cstr(o, ",\"serverIdentity\":");
-		sn_out_json_cstr(o, e->server_id);
-		/* secured: every request that reached the destination went over
-		 * mutual TLS */
-		sn_out_printf(o, ",\"mtls\":%s,\"requests\":%" PRIu64 ",\"rps\":",
-			      e->reached > 0 && e->reached_mtls == e->reached ? "true" : "false", e->requests);
-		out_fixed(o, (double)e->requests / w.seconds, 3);
+		const struct sn_stats_edge_json ej = {
+			.src_ns = e->src_ns, .src = e->src, .dst_ns = e->dst_ns, .dst = e->dst,
+			.client_id = e->client_id, .server_id = e->server_id,
+			/* secured: every request that reached the destination went
+			 * over mutual TLS */
+			.mtls = e->reached > 0 && e->reached_mtls == e->reached,
+			.requests = e->requests, .rps = (double)e->requests / w.seconds,
+		};
+		sn_stats_json_edge(o, &ej);
+	}
+	sn_out_cstr(o, "]");
+	free(v);
+}
+
+/* ---- routes --------------------------------------------------------------- */
+
+/* Orders route keys into rows: by client (the deployment view), then
+ * service, then VirtualService and route, [DEFAULT] last. 0: one row. */
+static int cmp_route_key(const struct key *x, const struct key *y, int by_client)
+{
+	static const int order[] = { K_SVC_NS, K_SVC_NAME, K_SVC };
+	int c = 0;
+	if (by_client && (c = strcmp(x->s[K_SRC_NS], y->s[K_SRC_NS])) == 0)
+		c = strcmp(x->s[K_SRC_WL], y->s[K_SRC_WL]);
+	for (size_t i = 0; c == 0 && i < SN_ARRAY_LEN(order); i++)
+		c = strcmp(x->s[order[i]], y->s[order[i]]);
+	if (c == 0 && (x->len[K_VS] == 0) != (y->len[K_VS] == 0))
+		return x->len[K_VS] == 0 ? 1 : -1;
+	if (c == 0 && (c = strcmp(x->s[K_VS_NS], y->s[K_VS_NS])) == 0 && (c = strcmp(x->s[K_VS], y->s[K_VS])) == 0)
+		c = strcmp(x->s[K_ROUTE], y->s[K_ROUTE]);
+	return c;
+}
+
+static int cmp_route_by_client(const void *a, const void *b)
+{
+	return cmp_route_key(*(const struct key *const *)a, *(const struct key *const *)b, 1);
+}
+
+static int cmp_route_by_service(const void *a, const void *b)
+{
+	return cmp_route_key(*(const struct key *const *)a, *(const struct key *const *)b, 0);
+}
+
+static void out_route_row(struct sn_out *o, const struct key *k, int by_client, const struct tally *t,
+			  const struct window *w)
+{
+	sn_out_cstr(o, "{\"route\":");
+	if (k->len[K_VS] == 0) {
+		sn_out_cstr(o, "\"[DEFAULT]\",\"virtualService\":null");
+	} else {
+		sn_out_json_str(o, k->s[K_ROUTE], k->len[K_ROUTE]);   /* "" only for a route named so */
+		sn_out_cstr(o, ",\"virtualService\":{\"namespace\":");
+		sn_out_json_str(o, k->s[K_VS_NS], k->len[K_VS_NS]);
+		sn_out_cstr(o, ",\"name\":");
+		sn_out_json_str(o, k->s[K_VS], k->len[K_VS]);
 		sn_out_cstr(o, "}");
+	}
+	sn_out_cstr(o, ",\"service\":{\"namespace\":");
+	sn_out_json_str(o, k->s[K_SVC_NS], k->len[K_SVC_NS]);
+	sn_out_cstr(o, ",\"name\":");
+	sn_out_json_str(o, k->s[K_SVC_NAME], k->len[K_SVC_NAME]);
+	sn_out_cstr(o, ",\"host\":");
+	sn_out_json_str(o, k->s[K_SVC], k->len[K_SVC]);
+	sn_out_cstr(o, "}");
+	if (by_client) {
+		sn_out_cstr(o, ",\"workload\":{\"namespace\":");
+		sn_out_json_str(o, k->s[K_SRC_NS], k->len[K_SRC_NS]);
+		sn_out_cstr(o, ",\"name\":");
+		sn_out_json_str(o, k->s[K_SRC_WL], k->len[K_SRC_WL]);
+		sn_out_cstr(o, "}");
+	}
+	sn_out_cstr(o, ",\"successRate\":");
+	sn_out_fixed(o, t->requests ? (double)t->ok / (double)t->requests : NAN, 4);
+	sn_out_printf(o, ",\"requests\":%" PRIu64 ",\"rps\":", t->requests);
+	sn_out_fixed(o, (double)t->requests / w->seconds, 3);
+	sn_out_cstr(o, ",\"latencyMs\":{\"p50\":");
+	sn_out_fixed(o, quantile(t->dur, 0.5), 3);
+	sn_out_cstr(o, ",\"p95\":");
+	sn_out_fixed(o, quantile(t->dur, 0.95), 3);
+	sn_out_cstr(o, ",\"p99\":");
+	sn_out_fixed(o, quantile(t->dur, 0.99), 3);
+	sn_out_cstr(o, "}}");
+}
+
+void sn_stats_render_routes(struct sn_stats *s, const struct sn_stats_query *q, uint64_t now_ms, struct sn_out *o)
+{
+	int by_client = q->resource == SN_STATS_DEPLOYMENT;
+	const struct key **v = NULL;
+	size_t n = 0, cap = 0, shown = 0;
+	struct window w;
+
+	sweep(s, now_ms);
+	window_of(s, q->window_ms ? q->window_ms : SN_STATS_WINDOW_DEFAULT_MS, now_ms, &w);
+	for (const struct key *k = s->lru_old; k != NULL; k = k->newer) {
+		if (k->reporter != REP_ROUTE)
+			continue;
+		const char *ns = by_client ? k->s[K_SRC_NS] : k->s[K_SVC_NS];
+		const char *name = by_client ? k->s[K_SRC_WL] : k->s[K_SVC_NAME];
+		if ((q->namespace_ != NULL && strcmp(ns, q->namespace_) != 0) ||
+		    (q->name != NULL && strcmp(name, q->name) != 0))
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? 2 * cap : 64;
+			const struct key **nv = realloc(v, ncap * sizeof(*nv));
+			if (nv == NULL) {
+				o->failed = 1;
+				free(v);
+				return;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		v[n++] = k;
+	}
+	if (n > 0)
+		qsort(v, n, sizeof(*v), by_client ? cmp_route_by_client : cmp_route_by_service);
+	sn_out_cstr(o, "[");
+	/* keys of one row are adjacent: they differ only by client */
+	for (size_t i = 0; i < n;) {
+		struct tally t = { 0 }, kt;
+		size_t j = i;
+		for (; j < n && cmp_route_key(v[i], v[j], by_client) == 0; j++) {
+			key_tally(v[j], &w, &kt);
+			tally_add(&t, &kt);
+		}
+		if (shown++)
+			sn_out_cstr(o, ",");
+		out_route_row(o, v[i], by_client, &t, &w);
+		i = j;
 	}
 	sn_out_cstr(o, "]");
 	free(v);

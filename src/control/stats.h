@@ -2,8 +2,8 @@
 #define SINEW_CONTROL_STATS_H
 
 /* Private to src/control (api.c, mesh.c) and its tests and fuzz target:
- * sinewd's live stats (stats.c), what `sinew stat` and `sinew edges`
- * show. Creation and the bounds are public (include/sinew/control.h);
+ * sinewd's live stats (stats.c), what `sinew stat`, `sinew edges` and
+ * `sinew routes` show. Creation and the bounds are public (include/sinew/control.h);
  * this is what reads the proxies' `stats` messages in and renders the
  * API's answers out. Loop thread only; nothing is locked; every function
  * takes the loop's time (monotonic ms), so tests can drive the clock.
@@ -81,6 +81,15 @@ void sn_stats_render_stat(struct sn_stats *s, const struct sn_stats_query *q, ui
  * window (ns: only edges with an end in it; NULL: all). */
 void sn_stats_render_edges(struct sn_stats *s, const char *ns, uint32_t window_ms, uint64_t now_ms,
 			   struct sn_out *o);
+
+/* GET /api/v1/routes: a JSON array of route rows (docs/api.md "Routes"),
+ * from the clients' proxies' route series. q->resource SERVICE: one row
+ * per destination service and route, summed over clients, namespace and
+ * name filtering the service; DEPLOYMENT: one per client workload,
+ * service and route, filtering the client. Routes seen in the hour show
+ * even without requests in the window. On allocation failure o->failed
+ * is set. */
+void sn_stats_render_routes(struct sn_stats *s, const struct sn_stats_query *q, uint64_t now_ms, struct sn_out *o);
 
 /* What the store holds and has done (tests, the benchmark). */
 struct sn_stats_counts {

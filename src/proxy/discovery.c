@@ -22,6 +22,7 @@
 #include "sinew/log.h"
 #include "sinew/xds.h"
 #include "proxy.h"
+#include "tap.h"
 
 #define HEARTBEAT_MS 3000
 #define BACKOFF_MIN_MS 250
@@ -82,6 +83,7 @@ struct sn_cp {
 	uint64_t stats_seq;           /* messages sent by this process */
 	uint64_t stats_quiet_ms;      /* loop time since which the counts may have moved */
 	uint64_t stats_requests;      /* what the last one said, to skip an unchanged one */
+	uint64_t stats_route_requests;
 	size_t stats_series;
 	int64_t stats_cx_active, stats_cx_total;
 	int stats_warned;             /* series were left out (logged once) */
@@ -400,6 +402,8 @@ static void send_hello(struct sn_cp *cp)
 	json_text(&b, cp->node_id);
 	sn_out_cstr(&b, ",\"service\":");
 	json_text(&b, p->opt.service ? p->opt.service : "");
+	sn_out_cstr(&b, ",\"workload\":");
+	json_text(&b, p->workload);
 	sn_out_cstr(&b, ",\"namespace\":");
 	json_text(&b, p->identity.namespace_);
 	sn_out_cstr(&b, ",\"service_account\":");
@@ -535,6 +539,8 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 		sn_log(SN_LOG_DEBUG, "control: ignoring a message on the bootstrap link");
 	else if (type != NULL && tlen == 9 && memcmp(type, "resources", 9) == 0)
 		on_resources(cp, fy_document_root(doc));
+	else if (type != NULL && ((tlen == 3 && memcmp(type, "tap", 3) == 0) || (tlen == 5 && memcmp(type, "untap", 5) == 0)))
+		sn_tap_on_message(cp->p, tlen == 3, fy_document_root(doc));
 	else if (type != NULL && tlen == 5 && memcmp(type, "error", 5) == 0) {
 		size_t mlen = 0;
 		const char *m = scalar(fy_document_root(doc), "message", &mlen);
@@ -551,6 +557,7 @@ static void on_close(struct sn_xds_conn *c, const char *why)
 	if (cp->conn != c)
 		return;
 	cp->conn = NULL;
+	sn_tap_clear(cp->p);   /* sinewd's taps end with the link they came on */
 	if (cp->reconnect_now) {
 		sn_log(SN_LOG_INFO, "control: %s", why);
 	} else if (cp->open && !cp->bootstrap) {
@@ -835,15 +842,17 @@ static void send_stats(struct sn_cp *cp, uint64_t now)
 	sn_out_printf(&b, ",\"tcp\":{\"connectionsActive\":%" PRId64 ",\"connectionsTotal\":%" PRId64 "}}",
 		      active, total);
 	if (cp->stats_seq > 0 && info.requests == cp->stats_requests && info.series == cp->stats_series &&
-	    active == cp->stats_cx_active && total == cp->stats_cx_total) {
+	    info.route_requests == cp->stats_route_requests && active == cp->stats_cx_active &&
+	    total == cp->stats_cx_total) {
 		cp->stats_quiet_ms = now;
 		sn_out_free(&b);
 		return;
 	}
-	if (info.left_out > 0 && !cp->stats_warned) {
+	if ((info.left_out > 0 || info.routes_left_out > 0) && !cp->stats_warned) {
 		cp->stats_warned = 1;
-		sn_log(SN_LOG_WARN, "control: %zu request series left out of the stats for sinewd (the message "
-				    "would pass %u bytes); `sinew stat` misses them", info.left_out, STATS_MAX_BYTES);
+		sn_log(SN_LOG_WARN, "control: %zu request series and %zu route series left out of the stats for sinewd "
+				    "(the message would pass %u bytes); `sinew stat` and `sinew routes` miss them",
+		       info.left_out, info.routes_left_out, STATS_MAX_BYTES);
 	}
 	if (b.failed || sn_xds_send(cp->conn, b.p, b.len) != 0) {
 		sn_out_free(&b);
@@ -853,6 +862,7 @@ static void send_stats(struct sn_cp *cp, uint64_t now)
 	cp->stats_seq++;
 	cp->stats_quiet_ms = now;
 	cp->stats_requests = info.requests;
+	cp->stats_route_requests = info.route_requests;
 	cp->stats_series = info.series;
 	cp->stats_cx_active = active;
 	cp->stats_cx_total = total;
@@ -882,6 +892,10 @@ int sn_cp_start(struct sn_proxy *p)
 	if (cp == NULL)
 		return SN_ENOMEM;
 	cp->p = p;
+	if (sn_tap_init(p) != 0) {
+		free(cp);
+		return SN_ENOMEM;
+	}
 	cp->addr = p->opt.control_plane;
 	cp->backoff_ms = BACKOFF_MIN_MS;
 	cp->rng = sn_clock_us() ^ (uint64_t)getpid();
@@ -928,6 +942,7 @@ void sn_cp_free(struct sn_proxy *p)
 		return;
 	res_table_free(cp->res, cp->n_res);
 	free(cp->subs);
+	sn_tap_free(p);
 	pthread_mutex_destroy(&cp->lock);
 	free(cp);
 	p->cp = NULL;
@@ -946,31 +961,32 @@ int sn_cp_send_raw(struct sn_proxy *p, const char *msg, size_t len)
 	return sn_xds_send(cp->conn, msg, len);
 }
 
-/* Spans wait behind the configuration, never in front of it: past this
- * many bytes queued on the link, a batch is dropped. */
-#define SPANS_MAX_QUEUED (1u << 20)
+/* Telemetry (spans, tap events) waits behind the configuration, never in
+ * front of it: past this many bytes queued on the link, a message is
+ * dropped. */
+#define TELEMETRY_MAX_QUEUED (1u << 20)
 
-struct spans_msg {
+struct telemetry_msg {
 	struct sn_task task;
 	struct sn_cp *cp;
 	char *msg;
 	size_t len;
 };
 
-static void on_spans_msg(struct sn_loop *loop, struct sn_task *t)
+static void on_telemetry_msg(struct sn_loop *loop, struct sn_task *t)
 {
-	struct spans_msg *m = sn_container_of(t, struct spans_msg, task);
+	struct telemetry_msg *m = sn_container_of(t, struct telemetry_msg, task);
 	struct sn_cp *cp = m->cp;
 	(void)loop;
-	if (cp->conn != NULL && cp->open && !cp->bootstrap && sn_xds_queued(cp->conn) < SPANS_MAX_QUEUED)
+	if (cp->conn != NULL && cp->open && !cp->bootstrap && sn_xds_queued(cp->conn) < TELEMETRY_MAX_QUEUED)
 		(void)sn_xds_send(cp->conn, m->msg, m->len);
 	free(m->msg);
 	free(m);
 }
 
-int sn_cp_send_spans(struct sn_proxy *p, char *msg, size_t len)
+int sn_cp_send_telemetry(struct sn_proxy *p, char *msg, size_t len)
 {
-	struct spans_msg *m = p->cp != NULL ? calloc(1, sizeof(*m)) : NULL;
+	struct telemetry_msg *m = p->cp != NULL ? calloc(1, sizeof(*m)) : NULL;
 	if (m == NULL) {
 		free(msg);
 		return SN_ENOMEM;
@@ -978,7 +994,7 @@ int sn_cp_send_spans(struct sn_proxy *p, char *msg, size_t len)
 	m->cp = p->cp;
 	m->msg = msg;
 	m->len = len;
-	sn_loop_post(&p->loop, &m->task, on_spans_msg);
+	sn_loop_post(&p->loop, &m->task, on_telemetry_msg);
 	return 0;
 }
 

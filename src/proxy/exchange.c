@@ -26,6 +26,7 @@
 #include "sinew/log.h"
 #include "exchange_int.h"
 #include "filter.h"
+#include "tap.h"
 
 #define MAX_FREE_EXCHANGES 64
 #define MAX_TRANSPARENT_RETRIES 3   /* stale pooled connections */
@@ -111,6 +112,10 @@ static struct sn_exchange *ex_alloc(struct sn_worker *w)
 
 static void ex_release(struct sn_worker *w, struct sn_exchange *ex)
 {
+	if (SN_UNLIKELY(ex->tap_cap != NULL)) {
+		free(ex->tap_cap);
+		ex->tap_cap = NULL;
+	}
 	if (w->n_free_exchanges < MAX_FREE_EXCHANGES) {
 		ex->next_free = w->free_exchanges;
 		w->free_exchanges = ex;
@@ -1113,6 +1118,23 @@ struct sn_str sn_fx_request_id(const struct sn_exchange *ex)
 	return ex->rid;
 }
 
+enum sn_direction sn_fx_direction(const struct sn_exchange *ex)
+{
+	return ex->c->dir;
+}
+
+struct sn_tap_capture *sn_fx_tap_capture(struct sn_exchange *ex)
+{
+	if (ex->tap_cap == NULL)
+		ex->tap_cap = calloc(1, sizeof(*ex->tap_cap));
+	return ex->tap_cap;
+}
+
+const struct sn_tap_capture *sn_fx_tap_captured(const struct sn_exchange *ex)
+{
+	return ex->tap_cap;
+}
+
 int sn_fx_request_body(struct sn_exchange *ex, const char **p, size_t *n)
 {
 	*p = NULL;
@@ -1615,6 +1637,8 @@ static int pump_request(struct sn_exchange *ex)
 				if (done)
 					ex->req_classified_done = 1;
 			}
+			if (SN_UNLIKELY(ex->tap_cap != NULL))   /* each body byte is classified once */
+				sn__tap_capture_body(ex->tap_cap, 0, sn_buf_data(in), ex->req_pending);
 		}
 		if (ex->req_pending == 0) {
 			if (ex->req_classified_done) {
@@ -1778,6 +1802,8 @@ static int accept_head(struct sn_exchange *ex)
 	}
 	ex_set_state(ex, SN_EX_STATE_RELAYING);
 	ex->status = ex->resp.status;
+	if (SN_UNLIKELY(ex->tap_cap != NULL))
+		sn__tap_capture_head(ex->tap_cap, &ex->resp);   /* the fields' views die with u->in */
 	ex->upstream_ms = elapsed_ms(ex->try_start_us);
 	sn_timer_stop(&w->loop, &ex->try_timer);
 	if (ex->host)
@@ -1915,6 +1941,8 @@ static int pump_response(struct sn_exchange *ex)
 			} else {
 				ex->resp_pending = avail;
 			}
+			if (SN_UNLIKELY(ex->tap_cap != NULL))   /* each body byte is classified once */
+				sn__tap_capture_body(ex->tap_cap, 1, sn_buf_data(&u->in), ex->resp_pending);
 		}
 		if (ex->resp_pending == 0 && ds_queued(ex) == 0)
 			break;

@@ -109,6 +109,7 @@ struct sn_exchange {
 	const char *rw_authority, *rw_uri;
 	unsigned filter_at;          /* the chain's filter whose request_head runs (or ran) */
 	struct sn_trace_ctx trace;   /* filter_trace.c's (sn_fx_trace) */
+	struct sn_tap_capture *tap_cap;   /* filter_tap.c's (sn_fx_tap_capture); freed at release */
 	unsigned n_trace_fields;
 	int64_t start_wall_us;
 	uint64_t start_us;

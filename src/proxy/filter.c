@@ -1,5 +1,6 @@
 /* The filter chain's order (filter.h). Tracing first: a request any
- * filter answers is still a span of its trace. RequestAuthentication (an
+ * filter answers is still a span of its trace. Tap next: a request any
+ * filter answers is still seen, with its trace id. RequestAuthentication (an
  * invalid token is 401 before anything; a valid one is what
  * AuthorizationPolicy's requestPrincipals see), then authorization: a
  * request a policy denies is never delayed or aborted by a fault. Linkerd's
@@ -12,6 +13,7 @@
 
 const struct sn_filter *const sn_filter_chain[] = {
 	&sn_filter_trace,
+	&sn_filter_tap,
 	&sn_filter_jwt,
 	&sn_filter_authz,
 	&sn_filter_ratelimit,
@@ -22,3 +24,6 @@ const struct sn_filter *const sn_filter_chain[] = {
 	&sn_filter_telemetry,
 	NULL,
 };
+
+/* Each filter has its own state word (sn_fx_state). */
+_Static_assert(SN_ARRAY_LEN(sn_filter_chain) - 1 <= SN_FILTER_MAX, "SN_FILTER_MAX is below the chain's length");

@@ -72,7 +72,7 @@ struct sn_filter {
 
 /* The chain (filter.c): the filters in order, NULL-terminated. */
 extern const struct sn_filter *const sn_filter_chain[];
-#define SN_FILTER_MAX 8                /* state words per exchange */
+#define SN_FILTER_MAX 12               /* state words per exchange: at least the chain's length */
 
 /* The filters of today. */
 extern const struct sn_filter sn_filter_jwt;         /* filter_jwt.c: RequestAuthentication, inbound */
@@ -93,11 +93,13 @@ extern const struct sn_filter sn_filter_cors;        /* filter_cors.c: corsPolic
 extern const struct sn_filter sn_filter_mirror;      /* filter_mirror.c: mirror / mirrors, outbound */
 extern const struct sn_filter sn_filter_telemetry;   /* filter_telemetry.c: metrics and access log */
 extern const struct sn_filter sn_filter_trace;       /* filter_trace.c: trace context and spans */
+extern const struct sn_filter sn_filter_tap;         /* filter_tap.c: sinew tap's events */
 
 /* ---- what a filter may ask of its exchange (exchange.c) ---------------- */
 
 struct sn_worker *sn_fx_worker(const struct sn_exchange *ex);
 const struct sn_h1_request *sn_fx_request(const struct sn_exchange *ex);
+enum sn_direction sn_fx_direction(const struct sn_exchange *ex);
 const struct sn_http_route *sn_fx_route(const struct sn_exchange *ex);
 /* The client: "ip:port", its SPIFFE ID over mutual TLS (else NULL), and
  * the app port it dialled (inbound with capture; 0 otherwise). */
@@ -168,5 +170,10 @@ struct sn_trace_ctx *sn_fx_trace(struct sn_exchange *ex);
 /* The request goes upstream with the context's fields (traceparent,
  * x-b3-*, b3) in place of the client's. */
 void sn_fx_trace_send(struct sn_exchange *ex);
+/* Tap (tap.h): from now on the exchange keeps its response's fields and
+ * (bodies set in the capture) the first bytes of its body, for the done
+ * hooks; freed with the exchange. NULL when out of memory. */
+struct sn_tap_capture *sn_fx_tap_capture(struct sn_exchange *ex);
+const struct sn_tap_capture *sn_fx_tap_captured(const struct sn_exchange *ex);
 
 #endif

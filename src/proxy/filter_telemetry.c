@@ -13,6 +13,43 @@ static const char *own_app(const struct sn_proxy *p)
 	return app != NULL ? app : p->opt.service;
 }
 
+/* The outbound request's route series (docs/observability.md, "Route
+ * metrics"): its VirtualService route, or [DEFAULT] when none matched. */
+static void record_route(struct sn_worker *w, const struct sn_fx_summary *s)
+{
+	const struct sn_cluster *cl = s->cluster;
+	const struct sn_http_route *rt = s->route;
+	struct sn_route_labels rl;
+	int success = s->status >= 1 && s->status <= 499 &&
+		      (!s->grpc || s->grpc_status == NULL || strcmp(s->grpc_status, "0") == 0);
+
+	memset(&rl, 0, sizeof(rl));
+	if (rt != NULL && rt->vs_name != NULL) {
+		rl.virtual_service_namespace = rt->vs_namespace;
+		rl.virtual_service = rt->vs_name;
+		rl.route = rt->name;
+	}
+	if (cl != NULL) {
+		rl.destination_service = cl->service;
+		rl.destination_service_name = cl->service_name;
+		rl.destination_service_namespace = cl->namespace_;
+	} else if (w->snap != NULL && s->req != NULL) {
+		/* no cluster picked (no rule matched, a direct response or
+		 * redirect): the service the host names, if any */
+		uint16_t port;
+		const struct sn_vhost *vh = sn_snapshot_find_vhost(w->snap, s->req->authority, &port);
+		const struct sn_service *sv = vh != NULL ? sn_snapshot_find_service(w->snap, vh->host) : NULL;
+		if (sv != NULL) {
+			rl.destination_service = sv->fqdn;
+			rl.destination_service_name = sv->name;
+			rl.destination_service_namespace = sv->namespace_;
+		} else if (vh != NULL) {
+			rl.destination_service = vh->host;
+		}
+	}
+	sn_metrics_record_route(w->metrics, &rl, success, s->duration_ms);
+}
+
 static void telemetry_done(struct sn_exchange *ex, const struct sn_fx_summary *s)
 {
 	struct sn_worker *w = sn_fx_worker(ex);
@@ -80,6 +117,8 @@ static void telemetry_done(struct sn_exchange *ex, const struct sn_fx_summary *s
 		l.source_cluster = s->peer_id != NULL ? SN_METRICS_CLUSTER_ID : NULL;
 	}
 	sn_metrics_record_request(w->metrics, &l, s->duration_ms, s->request_bytes, s->response_bytes);
+	if (s->dir == SN_DIR_OUTBOUND)
+		record_route(w, s);
 
 	if (p->access_log != NULL) {
 		const struct sn_h1_request *rq = s->req;

@@ -246,6 +246,7 @@ struct sn_proxy {
 	struct sn_io admin_io;
 	int exit_code;
 	struct sn_cp *cp;                /* control-plane mode; NULL in file mode */
+	struct sn_taps *taps;            /* control-plane mode: taps sinewd asked for (tap.h) */
 	int cp_synced;                   /* first push applied (atomic; read by workers) */
 	/* mTLS (--tls-cert...): NULL when plaintext only. Shared by workers. */
 	struct sn_trust_bundle *bundle;
@@ -493,10 +494,10 @@ void sn_cp_subscribe(struct sn_proxy *p, struct sn_str host);
 const char *sn_cp_revision(struct sn_proxy *p);
 /* Sends one message on the control link if it is open. */
 int sn_cp_send_raw(struct sn_proxy *p, const char *msg, size_t len);
-/* A "spans" message (msg malloc'd, taken) from any thread: sent by the
- * main loop if the link is up and not backed up, else dropped. 0 if it
- * was queued to the main loop. */
-int sn_cp_send_spans(struct sn_proxy *p, char *msg, size_t len);
+/* A telemetry message ("spans", "tapEvent"; msg malloc'd, taken) from any
+ * thread: sent by the main loop if the link is up and not backed up, else
+ * dropped. 0 if it was queued to the main loop. */
+int sn_cp_send_telemetry(struct sn_proxy *p, char *msg, size_t len);
 int sn_cp_is_open(struct sn_proxy *p);
 /* Closes the link and reconnects at once. */
 void sn_cp_reconnect(struct sn_proxy *p, const char *why);

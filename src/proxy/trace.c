@@ -495,7 +495,7 @@ static void flush(struct sn_trace_out *to)
 	if (w->proxy->cp != NULL) {
 		otlp_open(to, "{\"type\":\"spans\",", &open);
 		char *m = assemble("", 0, &open, &to->otlp, OTLP_CLOSE, &len);
-		if (m == NULL || sn_cp_send_spans(w->proxy, m, len) != 0)
+		if (m == NULL || sn_cp_send_telemetry(w->proxy, m, len) != 0)
 			sn_metrics_add(w->metrics, SN_CTR_TRACE_SPANS_DROPPED, to->n);
 		open.len = 0;
 	}

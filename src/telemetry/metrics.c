@@ -146,6 +146,26 @@ struct index_slot {
 
 #define PTR_CACHE_SIZE 64   /* power of two */
 
+/* Route series (sn_metrics_record_route): labels in this order, [DEFAULT]
+ * with the first three empty. */
+enum { R_VS_NS, R_VS, R_ROUTE, R_SVC, R_SVC_NAME, R_SVC_NS, N_ROUTE_LABELS };
+
+static const char *const route_label_names[N_ROUTE_LABELS] = {
+	"virtual_service_namespace", "virtual_service", "route",
+	"destination_service", "destination_service_name", "destination_service_namespace",
+};
+
+/* Published and read as struct series is; ok counts the successes. */
+struct route_series {
+	uint64_t hash;
+	uint32_t len[N_ROUTE_LABELS];
+	const char *val[N_ROUTE_LABELS];   /* into strings */
+	char *strings;                     /* owned */
+	uint64_t dur[N_DUR + 1];
+	uint64_t dur_sum_us;
+	uint64_t ok;
+};
+
 struct sn_metrics {
 	struct series *series;       /* max_series slots */
 	uint32_t ptr_cache[PTR_CACHE_SIZE];   /* writer only: series index + 1 */
@@ -156,6 +176,12 @@ struct sn_metrics {
 	struct series overflow;      /* all labels "overflow" */
 	uint64_t overflow_total;     /* records that went to overflow */
 	uint64_t counters[SN_CTR__COUNT];   /* gauges wrap; read as int64 */
+	struct route_series *routes; /* SN_METRICS_MAX_ROUTE_SERIES slots */
+	size_t n_routes;             /* published as n_series is */
+	struct index_slot *route_index;   /* writer only */
+	size_t route_index_mask;
+	uint32_t route_cache[PTR_CACHE_SIZE];   /* writer only: route series index + 1 */
+	uint64_t route_overflow_total;   /* requests of route series the table had no room for */
 };
 
 static const struct {
@@ -260,11 +286,11 @@ static inline uint64_t mix(uint64_t h, uint64_t v)
 	return h ^ (h >> 29);
 }
 
-static uint64_t hash_labels(const char *const *val, const uint32_t *len, int code)
+static uint64_t hash_values(const char *const *val, const uint32_t *len, size_t n_values)
 {
 	uint64_t h = 0x243F6A8885A308D3ull;
 
-	for (size_t k = 0; k < N_STR_LABELS; k++) {
+	for (size_t k = 0; k < n_values; k++) {
 		const char *p = val[k];
 		size_t n = len[k];
 		uint64_t w;
@@ -278,7 +304,12 @@ static uint64_t hash_labels(const char *const *val, const uint32_t *len, int cod
 		/* The length keeps ("ab","c") apart from ("a","bc"). */
 		h = mix(h, w ^ ((uint64_t)len[k] << 56));
 	}
-	h = mix(h, (uint64_t)(uint32_t)code);
+	return h;
+}
+
+static uint64_t hash_labels(const char *const *val, const uint32_t *len, int code)
+{
+	uint64_t h = mix(hash_values(val, len, N_STR_LABELS), (uint64_t)(uint32_t)code);
 	return h ^ (h >> 32);
 }
 
@@ -468,6 +499,118 @@ void sn_metrics_record_request(struct sn_metrics *m, const struct sn_metric_labe
 	observe_bytes(&s->resp, response_bytes);
 }
 
+/* ---- route series (writer side) ---- */
+
+static void route_labels_to_array(const struct sn_route_labels *l, const char **val)
+{
+	val[R_VS_NS] = l->virtual_service_namespace;
+	val[R_VS] = l->virtual_service;
+	val[R_ROUTE] = l->route;
+	val[R_SVC] = l->destination_service;
+	val[R_SVC_NAME] = l->destination_service_name;
+	val[R_SVC_NS] = l->destination_service_namespace;
+	/* [DEFAULT]: no VirtualService, no route name (an empty label) */
+	for (size_t k = R_VS_NS; k <= R_ROUTE; k++)
+		if (!val[k])
+			val[k] = "";
+	for (size_t k = R_SVC; k < N_ROUTE_LABELS; k++)
+		if (!val[k])
+			val[k] = "unknown";
+}
+
+static int route_equal(const struct route_series *s, uint64_t hash, const char *const *val, const uint32_t *len)
+{
+	if (s->hash != hash)
+		return 0;
+	for (size_t k = 0; k < N_ROUTE_LABELS; k++)
+		if (s->len[k] != len[k] || memcmp(s->val[k], val[k], len[k]) != 0)
+			return 0;
+	return 1;
+}
+
+/* As series_holds: NUL-terminated values, no strlen. */
+static int route_holds(const struct route_series *s, const char *const *val)
+{
+	for (size_t k = 0; k < N_ROUTE_LABELS; k++)
+		if (strncmp(s->val[k], val[k], s->len[k]) != 0 || val[k][s->len[k]] != '\0')
+			return 0;
+	return 1;
+}
+
+static struct route_series *route_find_or_add(struct sn_metrics *m, const char *const *val, const uint32_t *len)
+{
+	uint64_t hash = hash_values(val, len, N_ROUTE_LABELS);
+	uint32_t tag = (uint32_t)(hash >> 32);
+	size_t i = (size_t)hash & m->route_index_mask, total = 0, n = m->n_routes;
+	struct route_series *s;
+	char *p;
+
+	for (;; i = (i + 1) & m->route_index_mask) {
+		struct index_slot *slot = &m->route_index[i];
+
+		if (slot->idx == 0)
+			break;
+		if (slot->tag == tag && route_equal(&m->routes[slot->idx - 1], hash, val, len))
+			return &m->routes[slot->idx - 1];
+	}
+	if (n >= SN_METRICS_MAX_ROUTE_SERIES)
+		return NULL;
+	for (size_t k = 0; k < N_ROUTE_LABELS; k++)
+		total += len[k] + 1;
+	p = malloc(total);
+	if (!p)
+		return NULL;
+	s = &m->routes[n];
+	s->strings = p;
+	for (size_t k = 0; k < N_ROUTE_LABELS; k++) {
+		memcpy(p, val[k], len[k]);
+		p[len[k]] = '\0';
+		s->val[k] = p;
+		s->len[k] = len[k];
+		p += len[k] + 1;
+	}
+	s->hash = hash;
+	__atomic_store_n(&m->n_routes, n + 1, __ATOMIC_RELEASE);
+	m->route_index[i].idx = (uint32_t)n + 1;
+	m->route_index[i].tag = tag;
+	return s;
+}
+
+void sn_metrics_record_route(struct sn_metrics *m, const struct sn_route_labels *l, int success,
+			     double duration_ms)
+{
+	const char *val[N_ROUTE_LABELS];
+	uint32_t len[N_ROUTE_LABELS];
+	uint64_t us = ms_to_us(duration_ms), h = 0;
+	struct route_series *s;
+	uint32_t cached;
+	size_t slot;
+
+	route_labels_to_array(l, val);
+	/* the route's and the service's strings live in the snapshot: a few
+	 * distinct pointers per route, verified by content as for requests */
+	for (size_t k = R_ROUTE; k < N_ROUTE_LABELS; k++)
+		h = mix(h, (uintptr_t)val[k]);
+	slot = (size_t)(h >> 40) & (PTR_CACHE_SIZE - 1);
+	cached = m->route_cache[slot];
+	if (cached && route_holds(&m->routes[cached - 1], val)) {
+		s = &m->routes[cached - 1];
+	} else {
+		for (size_t k = 0; k < N_ROUTE_LABELS; k++)
+			len[k] = (uint32_t)strnlen(val[k], LABEL_VALUE_MAX);
+		s = route_find_or_add(m, val, len);
+		if (SN_UNLIKELY(!s)) {
+			bump(&m->route_overflow_total, 1);
+			return;
+		}
+		m->route_cache[slot] = (uint32_t)(s - m->routes) + 1;
+	}
+	bump(&s->dur[dur_bucket(us)], 1);
+	bump(&s->dur_sum_us, us);
+	if (success)
+		bump(&s->ok, 1);
+}
+
 void sn_metrics_add(struct sn_metrics *m, enum sn_counter c, int64_t delta)
 {
 	if ((unsigned)c >= SN_CTR__COUNT)
@@ -503,6 +646,13 @@ struct sn_metrics *sn_metrics_new(size_t max_series)
 	if (!m->index)
 		goto fail;
 	m->index_mask = index_size - 1;
+	m->routes = calloc(SN_METRICS_MAX_ROUTE_SERIES, sizeof(*m->routes));
+	m->route_index = calloc(2 * SN_METRICS_MAX_ROUTE_SERIES, sizeof(*m->route_index));
+	if (!m->routes || !m->route_index)
+		goto fail;
+	_Static_assert((SN_METRICS_MAX_ROUTE_SERIES & (SN_METRICS_MAX_ROUTE_SERIES - 1)) == 0,
+		       "the route index is a power of two");
+	m->route_index_mask = 2 * SN_METRICS_MAX_ROUTE_SERIES - 1;
 	for (size_t k = 0; k < N_STR_LABELS; k++) {
 		m->overflow.val[k] = overflow;
 		m->overflow.len[k] = sizeof(overflow) - 1;
@@ -512,6 +662,9 @@ struct sn_metrics *sn_metrics_new(size_t max_series)
 	return m;
 
 fail:
+	free(m->routes);
+	free(m->route_index);
+	free(m->index);
 	free(m->series);
 	free(m);
 	return NULL;
@@ -523,6 +676,10 @@ void sn_metrics_free(struct sn_metrics *m)
 		return;
 	for (size_t i = 0; i < m->n_series; i++)
 		free(m->series[i].strings);
+	for (size_t i = 0; i < m->n_routes; i++)
+		free(m->routes[i].strings);
+	free(m->routes);
+	free(m->route_index);
 	free(m->index);
 	free(m->series);
 	free(m);
@@ -732,6 +889,163 @@ static void render_request_families(FILE *f, const struct merge *mg, const char 
 	}
 }
 
+/* ---- route series, summed over stores (any thread) ---- */
+
+struct route_agg {
+	const struct route_series *labels;   /* the first store's copy */
+	char *text;                          /* escaped label pairs, no braces */
+	uint64_t dur[N_DUR + 1];
+	uint64_t dur_sum_us;
+	uint64_t ok;
+};
+
+struct route_merge {
+	struct route_agg *aggs;   /* in order of first appearance */
+	size_t n;
+	size_t *index;            /* agg index + 1; 0 = empty */
+	size_t index_mask;
+	uint64_t overflow_total;
+};
+
+/* Sums every store's published route series by labels. Returns 0, or -1
+ * without memory (rm empty). */
+static int route_merge_all(struct sn_metrics *const *stores, size_t n_stores, struct route_merge *rm)
+{
+	size_t total = 0, index_size = 1, *count;
+
+	memset(rm, 0, sizeof(*rm));
+	count = calloc(n_stores + 1, sizeof(*count));
+	if (!count)
+		return -1;
+	for (size_t s = 0; s < n_stores; s++) {
+		count[s] = stores[s] ? __atomic_load_n(&stores[s]->n_routes, __ATOMIC_ACQUIRE) : 0;
+		total += count[s];
+		if (stores[s])
+			rm->overflow_total += load_relaxed(&stores[s]->route_overflow_total);
+	}
+	while (index_size < 2 * total)
+		index_size <<= 1;
+	rm->aggs = total ? calloc(total, sizeof(*rm->aggs)) : NULL;
+	rm->index = calloc(index_size, sizeof(*rm->index));
+	rm->index_mask = index_size - 1;
+	if ((total && !rm->aggs) || !rm->index) {
+		free(rm->aggs);
+		free(rm->index);
+		free(count);
+		memset(rm, 0, sizeof(*rm));
+		return -1;
+	}
+	for (size_t st = 0; st < n_stores; st++) {
+		for (size_t j = 0; j < count[st]; j++) {
+			const struct route_series *r = &stores[st]->routes[j];
+			size_t i = (size_t)r->hash & rm->index_mask;
+			struct route_agg *a = NULL;
+
+			for (; rm->index[i] != 0; i = (i + 1) & rm->index_mask) {
+				a = &rm->aggs[rm->index[i] - 1];
+				if (route_equal(a->labels, r->hash, r->val, r->len))
+					break;
+				a = NULL;
+			}
+			if (!a) {
+				a = &rm->aggs[rm->n++];
+				a->labels = r;
+				rm->index[i] = rm->n;
+			}
+			for (size_t b = 0; b <= N_DUR; b++)
+				a->dur[b] += load_relaxed(&r->dur[b]);
+			a->dur_sum_us += load_relaxed(&r->dur_sum_us);
+			a->ok += load_relaxed(&r->ok);
+		}
+	}
+	free(count);
+	return 0;
+}
+
+static void route_merge_free(struct route_merge *rm)
+{
+	for (size_t i = 0; i < rm->n; i++)
+		free(rm->aggs[i].text);
+	free(rm->aggs);
+	free(rm->index);
+}
+
+static char *route_label_text(const struct route_series *r)
+{
+	size_t cap = 1;
+	char *text, *p;
+
+	for (size_t k = 0; k < N_ROUTE_LABELS; k++)
+		cap += strlen(route_label_names[k]) + 4 + 3 * (size_t)r->len[k];
+	text = malloc(cap);
+	if (!text)
+		return NULL;
+	p = text;
+	for (size_t k = 0; k < N_ROUTE_LABELS; k++) {
+		size_t nl = strlen(route_label_names[k]);
+
+		if (k)
+			*p++ = ',';
+		memcpy(p, route_label_names[k], nl);
+		p += nl;
+		*p++ = '=';
+		*p++ = '"';
+		p = escape_label_value(p, r->val[k], r->len[k]);
+		*p++ = '"';
+	}
+	*p = '\0';
+	return text;
+}
+
+/* The sinew_route_* families (docs/observability.md, "Route metrics"). */
+static void render_route_families(FILE *f, struct sn_metrics *const *stores, size_t n_stores)
+{
+	struct route_merge rm;
+
+	if (route_merge_all(stores, n_stores, &rm) != 0) {
+		fprintf(f, "# sinew: out of memory rendering route metrics\n");
+		return;
+	}
+	for (size_t i = 0; i < rm.n; i++)
+		rm.aggs[i].text = route_label_text(rm.aggs[i].labels);   /* NULL: row skipped */
+
+	fprintf(f, "# HELP sinew_route_requests_total Outbound requests by VirtualService route and destination "
+		   "service (virtual_service=\"\": no route of a VirtualService matched).\n"
+		   "# TYPE sinew_route_requests_total counter\n");
+	for (size_t i = 0; i < rm.n; i++)
+		if (rm.aggs[i].text)
+			fprintf(f, "sinew_route_requests_total{%s} %" PRIu64 "\n", rm.aggs[i].text,
+				snapshot_sum(rm.aggs[i].dur, N_DUR + 1));
+	fprintf(f, "# HELP sinew_route_responses_total Outbound requests by route and classification "
+		   "(success: a response 1xx-4xx, gRPC OK; failure: the rest, no response included).\n"
+		   "# TYPE sinew_route_responses_total counter\n");
+	for (size_t i = 0; i < rm.n; i++) {
+		const struct route_agg *a = &rm.aggs[i];
+		uint64_t all = snapshot_sum(a->dur, N_DUR + 1), ok = SN_MIN(a->ok, all);
+
+		if (!a->text)
+			continue;
+		fprintf(f, "sinew_route_responses_total{%s,classification=\"success\"} %" PRIu64 "\n", a->text, ok);
+		fprintf(f, "sinew_route_responses_total{%s,classification=\"failure\"} %" PRIu64 "\n", a->text,
+			all - ok);
+	}
+	fprintf(f, "# HELP sinew_route_request_duration_milliseconds Outbound request duration by route, in "
+		   "milliseconds.\n"
+		   "# TYPE sinew_route_request_duration_milliseconds histogram\n");
+	for (size_t i = 0; i < rm.n; i++)
+		if (rm.aggs[i].text)
+			render_histogram_rows(f, "sinew_route_request_duration_milliseconds", rm.aggs[i].text,
+					      rm.aggs[i].dur, dur_le, N_DUR, rm.aggs[i].dur_sum_us, 1);
+	fprintf(f, "# HELP sinew_route_series Route label sets held, over all workers.\n"
+		   "# TYPE sinew_route_series gauge\n"
+		   "sinew_route_series %zu\n", rm.n);
+	fprintf(f, "# HELP sinew_route_series_overflow_total Requests not recorded by route because the route "
+		   "series table was full.\n"
+		   "# TYPE sinew_route_series_overflow_total counter\n"
+		   "sinew_route_series_overflow_total %" PRIu64 "\n", rm.overflow_total);
+	route_merge_free(&rm);
+}
+
 static void render_scalar(FILE *f, const char *name, const char *type, const char *help,
 			  const char *value)
 {
@@ -821,6 +1135,7 @@ void sn_metrics_render(struct sn_metrics *const *stores, size_t n_stores,
 	render_request_families(f, &mg, "sinew");
 	if (istio_names)
 		render_request_families(f, &mg, "istio");
+	render_route_families(f, stores, n_stores);
 
 	for (size_t c = 0; c < SN_CTR__COUNT; c++) {
 		if (c == 0 || strcmp(counter_info[c].name, counter_info[c - 1].name) != 0)
@@ -912,6 +1227,70 @@ static void json_series(struct sn_out *o, const struct agg *a)
 		      a->dur_sum_us % 1000);
 }
 
+/* One route series as a JSON object: [DEFAULT] has null VirtualService
+ * and route. */
+static void json_route(struct sn_out *o, const struct route_agg *a)
+{
+	static const char *const names[N_ROUTE_LABELS] = {
+		"virtualServiceNamespace", "virtualService", "route",
+		"destinationService", "destinationServiceName", "destinationServiceNamespace",
+	};
+	const struct route_series *r = a->labels;
+	uint64_t count = 0;
+
+	for (size_t k = 0; k < N_ROUTE_LABELS; k++) {
+		sn_out_cstr(o, k ? ",\"" : "{\"");
+		sn_out_cstr(o, names[k]);
+		sn_out_cstr(o, "\":");
+		/* [DEFAULT]: no VirtualService (a route named "" keeps its "") */
+		if (k <= R_ROUTE && r->len[R_VS] == 0)
+			sn_out_cstr(o, "null");
+		else
+			sn_out_json_str(o, r->val[k], r->len[k]);
+	}
+	for (size_t b = 0; b <= N_DUR; b++)
+		count += a->dur[b];
+	sn_out_printf(o, ",\"count\":%" PRIu64 ",\"successes\":%" PRIu64 ",\"durationBuckets\":[", count,
+		      SN_MIN(a->ok, count));
+	for (size_t b = 0; b <= N_DUR; b++)
+		sn_out_printf(o, b ? ",%" PRIu64 : "%" PRIu64, a->dur[b]);
+	sn_out_cstr(o, "]}");
+}
+
+/* What follows the requests' last series when there are no routes. */
+#define ROUTES_TAIL (sizeof("],\"routes\":[]") - 1)
+
+/* Appends `,"routes":[...]`, each series whole, while o stays under
+ * max_bytes. Returns 0 or SN_ENOMEM. */
+static int json_routes(struct sn_metrics *const *stores, size_t n_stores, size_t max_bytes, struct sn_out *o,
+		       struct sn_metrics_json_info *info)
+{
+	struct route_merge rm;
+
+	if (route_merge_all(stores, n_stores, &rm) != 0)
+		return SN_ENOMEM;
+	sn_out_cstr(o, ",\"routes\":[");
+	for (size_t i = 0; i < rm.n && !o->failed; i++) {
+		size_t mark = o->len;
+		if (info->route_series)
+			sn_out_raw(o, ",", 1);
+		json_route(o, &rm.aggs[i]);
+		/* room for the closing bracket too */
+		if (o->len + 1 > max_bytes) {
+			o->len = mark;
+			if (o->p != NULL)
+				o->p[mark] = '\0';
+			info->routes_left_out = rm.n - i;
+			break;
+		}
+		info->route_series++;
+		info->route_requests += snapshot_sum(rm.aggs[i].dur, N_DUR + 1);
+	}
+	sn_out_cstr(o, "]");
+	route_merge_free(&rm);
+	return 0;
+}
+
 int sn_metrics_json(struct sn_metrics *const *stores, size_t n_stores, size_t max_bytes, struct sn_out *o,
 		    struct sn_metrics_json_info *info)
 {
@@ -953,8 +1332,9 @@ int sn_metrics_json(struct sn_metrics *const *stores, size_t n_stores, size_t ma
 			sn_out_raw(o, ",", 1);
 		json_series(o, &mg.aggs[i]);
 		/* Past the bound the series is taken back out: what is sent
-		 * stays whole, and the rest wait for a smaller table. */
-		if (o->len > max_bytes) {
+		 * stays whole, and the rest wait for a smaller table. (Room
+		 * is left for the routes member's brackets.) */
+		if (o->len + ROUTES_TAIL > max_bytes) {
 			o->len = mark;
 			if (o->p != NULL)
 				o->p[mark] = '\0';
@@ -965,6 +1345,8 @@ int sn_metrics_json(struct sn_metrics *const *stores, size_t n_stores, size_t ma
 		info->requests += snapshot_sum(mg.aggs[i].dur, N_DUR + 1);
 	}
 	sn_out_cstr(o, "]");
+	if (json_routes(stores, n_stores, max_bytes, o, info) != 0)
+		goto oom;
 	goto out;
 oom:
 	rc = SN_ENOMEM;

@@ -424,6 +424,68 @@ static void test_slots_shared(void **state)
 	sn_stats_free(s);
 }
 
+/* Route series: cumulative counts and successes become differences, two
+ * clients of one service sum in the service view and stay apart in the
+ * workload view, [DEFAULT] sorts last, and no stat row counts them. */
+static char *route_msg(unsigned long long seq, const char *route, unsigned long long count, unsigned long long ok)
+{
+	const char *vs = route != NULL ? "\"default\",\"virtualService\":\"reviews\",\"route\":" : "null,"
+		"\"virtualService\":null,\"route\":";
+	return fmt("{\"type\":\"stats\",\"seq\":%llu,\"intervalMs\":1000,\"periodMs\":1000,\"durationBucketsMs\":" BOUNDS
+		   ",\"requests\":[],\"routes\":[{\"virtualServiceNamespace\":%s%s%s%s,"
+		   "\"destinationService\":\"reviews.default.svc.cluster.local\",\"destinationServiceName\":\"reviews\","
+		   "\"destinationServiceNamespace\":\"default\",\"count\":%llu,\"successes\":%llu,"
+		   "\"durationBuckets\":[0,0,%llu,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}]}",
+		   seq, vs, route ? "\"" : "null", route ? route : "", route ? "\"" : "", count, ok, count);
+}
+
+static void test_routes(void **state)
+{
+	struct sn_stats_limits lim = { .resolution_ms = 1000 };
+	struct sn_stats *s = sn_stats_new(&lim);
+	struct sn_stats_proxy *a = sn_stats_proxy_up(s, "pp-1", "default", "productpage");
+	struct sn_stats_proxy *b = sn_stats_proxy_up(s, "rt-1", "default", "ratings");
+	struct sn_stats_result res;
+	struct sn_out o = { 0 };
+	uint64_t now = T0;
+
+	assert_int_equal(take(s, a, route_msg(1, "ratings", 10, 9), now, &res), 0);
+	assert_int_equal(take(s, b, route_msg(1, NULL, 4, 4), now, &res), 0);
+	now += 1000;
+	assert_int_equal(take(s, a, route_msg(2, "ratings", 30, 25), now, &res), 0);
+	assert_int_equal(take(s, b, route_msg(2, "ratings", 5, 0), now, &res), 0);
+	assert_int_equal(res.counted, 1);
+	now += 5000;
+
+	struct sn_stats_query q = { .resource = SN_STATS_SERVICE, .window_ms = 60000 };
+	sn_stats_render_routes(s, &q, now, &o);
+	assert_false(o.failed);
+	if (strstr(o.p, "[{\"route\":\"ratings\",\"virtualService\":{\"namespace\":\"default\",\"name\":\"reviews\"},"
+			"\"service\":{\"namespace\":\"default\",\"name\":\"reviews\",\"host\":"
+			"\"reviews.default.svc.cluster.local\"},\"successRate\":0.7143,\"requests\":35,") == NULL ||
+	    strstr(o.p, "},{\"route\":\"[DEFAULT]\",\"virtualService\":null,") == NULL ||
+	    strstr(o.p, "\"successRate\":1.0000,\"requests\":4,") == NULL)
+		fail_msg("routes by service: %s", o.p);
+	sn_out_free(&o);
+	q.resource = SN_STATS_DEPLOYMENT;
+	q.name = "productpage";
+	sn_stats_render_routes(s, &q, now, &o);
+	if (strstr(o.p, "\"workload\":{\"namespace\":\"default\",\"name\":\"productpage\"},\"successRate\":0.8333,"
+			"\"requests\":30,") == NULL || strstr(o.p, "[DEFAULT]") != NULL)
+		fail_msg("routes of productpage: %s", o.p);
+	sn_out_free(&o);
+	q.namespace_ = "other";
+	sn_stats_render_routes(s, &q, now, &o);
+	assert_string_equal(o.p, "[]");
+	sn_out_free(&o);
+
+	/* not requests of anyone's stat row */
+	struct fy_document *doc = stat(s, SN_STATS_SERVICE, 60000, now);
+	assert_null(find_row(doc, "reviews"));
+	done(doc);
+	sn_stats_free(s);
+}
+
 static void test_parse_resource(void **state)
 {
 	enum sn_stats_resource r;
@@ -446,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_fallback_to_source),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_slots_shared),
+		cmocka_unit_test(test_routes),
 		cmocka_unit_test(test_parse_resource),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

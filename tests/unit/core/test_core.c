@@ -11,6 +11,7 @@
 #include "sinew/json.h"
 #include "sinew/buf.h"
 #include "sinew/loop.h"
+#include "sinew/query.h"
 
 static int fired_n;
 
@@ -192,6 +193,43 @@ static void test_json_fput(void **state)
 	free(buf);
 }
 
+/* The one query reader (sinewd's API, the CLI's views from Prometheus). */
+static void test_query(void **state)
+{
+	char buf[16];
+	(void)state;
+	struct sn_str q = SN_STR_LIT("names=x&name=a%2Fb+c&flag&e=");
+	assert_int_equal(sn_query_get(q, "name", buf, sizeof(buf)), 1);
+	assert_string_equal(buf, "a/b c");
+	assert_int_equal(sn_query_get(q, "flag", buf, sizeof(buf)), 1);
+	assert_string_equal(buf, "");
+	assert_int_equal(sn_query_get(q, "e", buf, sizeof(buf)), 1);
+	assert_string_equal(buf, "");
+	assert_int_equal(sn_query_get(q, "nam", buf, sizeof(buf)), 0);
+	assert_int_equal(sn_query_get(SN_STR_LIT("a=%zz"), "a", buf, sizeof(buf)), -1);
+	assert_int_equal(sn_query_get(SN_STR_LIT("a=%4"), "a", buf, sizeof(buf)), -1);
+	assert_int_equal(sn_query_get(SN_STR_LIT("a=%00"), "a", buf, sizeof(buf)), -1);      /* no NUL */
+	assert_int_equal(sn_query_get(SN_STR_LIT("a=0123456789abcdef"), "a", buf, sizeof(buf)), -1);   /* too long */
+	assert_int_equal(sn_query_get(SN_STR_NULL, "a", buf, sizeof(buf)), 0);
+}
+
+/* "503" and "5xx" (tap's --status). */
+static void test_status_range(void **state)
+{
+	int lo, hi;
+	(void)state;
+	assert_int_equal(sn_status_range("503", &lo, &hi), 0);
+	assert_true(lo == 503 && hi == 503);
+	assert_int_equal(sn_status_range("5XX", &lo, &hi), 0);
+	assert_true(lo == 500 && hi == 599);
+	assert_int_equal(sn_status_range("", &lo, &hi), 0);
+	assert_true(lo == 0 && hi == 0);
+	assert_int_equal(sn_status_range("600", &lo, &hi), -1);
+	assert_int_equal(sn_status_range("50", &lo, &hi), -1);
+	assert_int_equal(sn_status_range("5031", &lo, &hi), -1);
+	assert_int_equal(sn_status_range("5x0", &lo, &hi), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -202,6 +240,8 @@ int main(void)
 		cmocka_unit_test(test_buf_pool),
 		cmocka_unit_test(test_arena),
 		cmocka_unit_test(test_json_fput),
+		cmocka_unit_test(test_query),
+		cmocka_unit_test(test_status_range),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

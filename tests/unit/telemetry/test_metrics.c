@@ -490,10 +490,86 @@ static void test_json_for_sinewd(void **state)
 	assert_int_equal(info.series, 1);
 	assert_int_equal(info.left_out, 1);
 	assert_true(o.len <= one);
-	assert_int_equal(o.p[o.len - 1], ']');
-	assert_int_equal(o.p[o.len - 2], '}');
+	/* no route series: an empty "routes" after the requests */
+	static const char tail[] = "}],\"routes\":[]";
+	assert_true(o.len > strlen(tail) && !strcmp(o.p + o.len - strlen(tail), tail));
 	sn_out_free(&o);
 	for (int i = 0; i < 3; i++)
+		sn_metrics_free(w[i]);
+}
+
+/* Route series: summed over stores by labels, [DEFAULT] with empty
+ * route labels (null in the message), successes counted, the table's
+ * bound counted as overflow; and the byte bound takes whole series out. */
+static void test_route_series(void **state)
+{
+	struct sn_metrics *w[2] = { sn_metrics_new(8), sn_metrics_new(8) };
+	struct sn_route_labels r = { "default", "reviews", "ratings", "reviews.default.svc.cluster.local", "reviews",
+				     "default" };
+	struct sn_route_labels d = { NULL, NULL, NULL, "details.default.svc.cluster.local", "details", "default" };
+	struct sn_metrics_json_info info;
+	struct sn_out o = { 0 };
+	char name[32], *out;
+
+	sn_metrics_record_route(w[0], &r, 1, 2);
+	sn_metrics_record_route(w[1], &r, 0, 30);
+	sn_metrics_record_route(w[1], &r, 1, 0.25);
+	sn_metrics_record_route(w[0], &d, 1, 7);
+	out = render(w, 2, NULL, 0);
+	const char *rl = "virtual_service_namespace=\"default\",virtual_service=\"reviews\",route=\"ratings\","
+			 "destination_service=\"reviews.default.svc.cluster.local\",destination_service_name=\"reviews\","
+			 "destination_service_namespace=\"default\"";
+	char line[512];
+	expect_line(out, "# TYPE sinew_route_requests_total counter");
+	snprintf(line, sizeof(line), "sinew_route_requests_total{%s} 3", rl);
+	expect_line(out, line);
+	snprintf(line, sizeof(line), "sinew_route_responses_total{%s,classification=\"success\"} 2", rl);
+	expect_line(out, line);
+	snprintf(line, sizeof(line), "sinew_route_responses_total{%s,classification=\"failure\"} 1", rl);
+	expect_line(out, line);
+	snprintf(line, sizeof(line), "sinew_route_request_duration_milliseconds_bucket{%s,le=\"0.5\"} 1", rl);
+	expect_line(out, line);
+	snprintf(line, sizeof(line), "sinew_route_request_duration_milliseconds_sum{%s} 32.250", rl);
+	expect_line(out, line);
+	expect_line(out, "sinew_route_requests_total{virtual_service_namespace=\"\",virtual_service=\"\",route=\"\","
+			 "destination_service=\"details.default.svc.cluster.local\",destination_service_name=\"details\","
+			 "destination_service_namespace=\"default\"} 1");
+	expect_line(out, "sinew_route_series 2");
+	expect_line(out, "sinew_route_series_overflow_total 0");
+	free(out);
+
+	assert_int_equal(sn_metrics_json(w, 2, 1u << 20, &o, &info), 0);
+	assert_int_equal(info.route_series, 2);
+	assert_int_equal(info.routes_left_out, 0);
+	if (strstr(o.p, ",\"routes\":[{\"virtualServiceNamespace\":\"default\",\"virtualService\":\"reviews\","
+			"\"route\":\"ratings\",\"destinationService\":\"reviews.default.svc.cluster.local\","
+			"\"destinationServiceName\":\"reviews\",\"destinationServiceNamespace\":\"default\",\"count\":3,"
+			"\"successes\":2,\"durationBuckets\":[1,0,1,0,0,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0]}") == NULL)
+		fail_msg("the ratings route is not there whole: %s", o.p);
+	if (strstr(o.p, "{\"virtualServiceNamespace\":null,\"virtualService\":null,\"route\":null,") == NULL)
+		fail_msg("[DEFAULT] is not there: %s", o.p);
+	size_t whole = o.len;
+	sn_out_free(&o);
+	/* one route series less room: the last is left out, the array closed */
+	assert_int_equal(sn_metrics_json(w, 2, whole - 10, &o, &info), 0);
+	assert_int_equal(info.route_series, 1);
+	assert_int_equal(info.routes_left_out, 1);
+	assert_true(o.len <= whole - 10);
+	assert_int_equal(o.p[o.len - 1], ']');
+	sn_out_free(&o);
+
+	/* the table's bound: past it, counted and not kept */
+	for (int i = 0; i < SN_METRICS_MAX_ROUTE_SERIES + 5; i++) {
+		snprintf(name, sizeof(name), "r%d", i);
+		r.route = name;
+		sn_metrics_record_route(w[0], &r, 1, 1);
+	}
+	out = render(w, 1, NULL, 0);
+	snprintf(line, sizeof(line), "sinew_route_series %d", SN_METRICS_MAX_ROUTE_SERIES);
+	expect_line(out, line);
+	expect_line(out, "sinew_route_series_overflow_total 7");   /* r1022 .. r1028: the table held 2 already */
+	free(out);
+	for (int i = 0; i < 2; i++)
 		sn_metrics_free(w[i]);
 }
 
@@ -751,6 +827,7 @@ int main(void)
 		cmocka_unit_test(test_long_label_value_truncated),
 		cmocka_unit_test(test_sum_across_stores),
 		cmocka_unit_test(test_json_for_sinewd),
+		cmocka_unit_test(test_route_series),
 		cmocka_unit_test(test_counters_and_process),
 		cmocka_unit_test(test_istio_names),
 		cmocka_unit_test(test_empty_render),

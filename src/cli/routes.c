@@ -1,0 +1,236 @@
+/* sinew routes: the golden metrics of each VirtualService route -- success
+ * rate, requests per second, latency percentiles -- as `linkerd viz routes`
+ * prints them per ServiceProfile route, from the route series the
+ * clients' proxies send sinewd (GET /api/v1/routes, docs/api.md "Stats");
+ * requests no route of a VirtualService matched show as [DEFAULT]. */
+#include <getopt.h>
+#include <libfyaml.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sinew/cli.h"
+#include "sinew/loop.h"
+
+#define WATCH_MS 2000
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sinew routes [svc|deploy] [NAME] [-n NS | -A] [--window D] [-o json|wide] [--watch]\n"
+		"                    [--server URL]\n"
+		"       sinew routes svc/NAME | deploy/NAME ...\n"
+		"\n"
+		"The golden metrics of each VirtualService route over the last --window,\n"
+		"from the route series the clients' proxies send sinewd:\n"
+		"  svc (the default)  the routes of each service (svc/NAME: of one), summed\n"
+		"                     over every client\n"
+		"  deploy             the routes each workload's requests took (deploy/NAME:\n"
+		"                     one workload's outbound routes)\n"
+		"Columns:\n"
+		"  ROUTE        the route's name (http[].name, else VSNAME.http[i]); [DEFAULT]:\n"
+		"               requests no VirtualService route matched (no VirtualService,\n"
+		"               or no rule for them)\n"
+		"  SERVICE      the destination service\n"
+		"  SUCCESS      responses 1xx-4xx (and gRPC OK) out of all requests\n"
+		"  RPS          requests a second\n"
+		"  LATENCY_P50, _P95, _P99   interpolated in Istio's duration buckets\n"
+		"A route with no requests in the window (seen in the last hour) shows \"-\".\n"
+		"\n"
+		"  -n, --namespace NS      the services' (deploy: the workloads') namespace;\n"
+		"                          default \"default\"\n"
+		"  -A, --all-namespaces    every namespace\n"
+		"  --window D              10s to 1h (default 1m); it ends one report interval ago\n"
+		"  -o json|wide            the API's JSON, or more columns (VirtualService, requests)\n"
+		"  -w, --watch             print again every 2 s until interrupted\n"
+		"  --server URL            sinewd's API (default $SINEW_SERVER, else " SN_CLI_DEFAULT_SERVER ")\n"
+		"\n"
+		"Exit status: 0, 1 sinewd failed, 2 usage error.\n");
+}
+
+struct view {
+	int by_client;               /* deploy: rows per client workload */
+	int client_column;           /* WORKLOAD: rows of several workloads */
+	int ns_column;               /* NAMESPACE: rows of several namespaces */
+	int wide;
+};
+
+static int show(const char *server, const char *path, int json, const struct view *v)
+{
+	struct sn_cli_response r;
+
+	int got = sn_cli_api_get(server, path, "route stats", json, &r);
+	if (got != 0)
+		return got == 2 ? 0 : 1;
+	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
+	struct fy_node *list = sn_cli_json_root(doc);
+	size_t n = sn_cli_json_len(list);
+	int traffic = 0;
+	static const char *const hdr[] = { "NAMESPACE", "WORKLOAD", "ROUTE", "SERVICE", "SUCCESS", "RPS",
+					   "LATENCY_P50", "LATENCY_P95", "LATENCY_P99", "VIRTUAL_SERVICE", "REQUESTS" };
+	/* the columns shown, in hdr's order */
+	int on[SN_ARRAY_LEN(hdr)];
+	size_t ncols = 0;
+	for (size_t c = 0; c < SN_ARRAY_LEN(hdr); c++) {
+		on[c] = c == 0 ? v->ns_column : c == 1 ? v->client_column : c >= 9 ? v->wide : 1;
+		ncols += (size_t)on[c];
+	}
+	struct sn_cli_table t;
+	const char *cells[SN_ARRAY_LEN(hdr)];
+	size_t k = 0;
+	sn_cli_table_init(&t, ncols);
+	for (size_t c = 0; c < SN_ARRAY_LEN(hdr); c++)
+		if (on[c])
+			cells[k++] = hdr[c];
+	sn_cli_table_row(&t, cells);
+	for (size_t i = 0; i < n; i++) {
+		struct fy_node *row = sn_cli_json_at(list, i);
+		struct fy_node *svc = sn_cli_json_get(row, "service");
+		struct fy_node *wl = sn_cli_json_get(row, "workload");
+		struct fy_node *vs = sn_cli_json_get(row, "virtualService");
+		char vsname[520];
+		struct sn_cli_golden g = { .traffic = traffic };
+		sn_cli_fmt_golden(row, &g);
+		traffic = g.traffic;
+		if (vs != NULL && sn_cli_json_str(vs, "name") != NULL)
+			snprintf(vsname, sizeof(vsname), "%s/%s", sn_cli_json_str_or(vs, "namespace", "?"),
+				 sn_cli_json_str(vs, "name"));
+		else
+			snprintf(vsname, sizeof(vsname), "-");
+		const char *all[] = { sn_cli_json_str_or(v->by_client ? wl : svc, "namespace", "-"),
+				      sn_cli_json_str_or(wl, "name", "-"), sn_cli_json_str_or(row, "route", "-"),
+				      sn_cli_json_str_or(svc, "name", "-"), g.success, g.rps, g.p50, g.p95, g.p99, vsname,
+				      g.requests };
+		k = 0;
+		for (size_t c = 0; c < SN_ARRAY_LEN(hdr); c++)
+			if (on[c])
+				cells[k++] = all[c];
+		sn_cli_table_row(&t, cells);
+	}
+	if (n == 0) {
+		printf("No routes found (clients' proxies report every --stats-interval, 10 s by default).\n");
+	} else {
+		sn_cli_table_print(&t, stdout);
+		if (!traffic)
+			fprintf(stderr, "sinew routes: no requests in the window yet; counts arrive with each proxy's "
+					"next report (every --stats-interval, 10 s by default) and show once every proxy "
+					"has reported for that slot: up to about 20 s after the traffic\n");
+	}
+	sn_cli_table_free(&t);
+	sn_cli_json_free(doc);
+	sn_cli_response_free(&r);
+	return 0;
+}
+
+/* "svc", "deploy" and their other names; 1 deploy, 0 svc, -1 neither. */
+static int resource_kind(const char *r)
+{
+	static const char *const svc[] = { "svc", "service", "services" };
+	static const char *const deploy[] = { "deploy", "deployment", "deployments", "workload", "workloads" };
+	for (size_t i = 0; i < SN_ARRAY_LEN(svc); i++)
+		if (!strcmp(r, svc[i]))
+			return 0;
+	for (size_t i = 0; i < SN_ARRAY_LEN(deploy); i++)
+		if (!strcmp(r, deploy[i]))
+			return 1;
+	return -1;
+}
+
+int sn_cli_routes(int argc, char **argv)
+{
+	enum { O_SERVER = 256, O_WINDOW };
+	static const struct option opts[] = {
+		{ "namespace", required_argument, NULL, 'n' },
+		{ "all-namespaces", no_argument, NULL, 'A' },
+		{ "window", required_argument, NULL, O_WINDOW },
+		{ "output", required_argument, NULL, 'o' },
+		{ "watch", no_argument, NULL, 'w' },
+		{ "server", required_argument, NULL, O_SERVER },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *server = NULL, *ns = "default", *window = "1m", *name = NULL;
+	int json = 0, all_ns = 0, watch = 0, o;
+	char path[1200], esc_ns[400], esc_name[400], esc_window[64], resource[64];
+	struct view v = { 0 };
+
+	optind = 0;
+	while ((o = getopt_long(argc, argv, "n:Ao:wh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'n': ns = optarg; break;
+		case 'A': all_ns = 1; break;
+		case O_WINDOW: window = optarg; break;
+		case 'o':
+			if (!strcmp(optarg, "json"))
+				json = 1;
+			else if (!strcmp(optarg, "wide"))
+				v.wide = 1;
+			else {
+				fprintf(stderr, "sinew routes: -o %s: want json or wide\n", optarg);
+				return 2;
+			}
+			break;
+		case 'w': watch = 1; break;
+		case O_SERVER: server = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	snprintf(resource, sizeof(resource), "svc");
+	if (optind < argc) {
+		/* "svc/NAME", or "svc [NAME]" as `sinew stat` takes it */
+		const char *arg = argv[optind++], *slash = strchr(arg, '/');
+		size_t rlen = slash != NULL ? (size_t)(slash - arg) : strlen(arg);
+		if (rlen >= sizeof(resource)) {
+			fprintf(stderr, "sinew routes: unknown resource \"%s\"; want svc or deploy\n", arg);
+			return 2;
+		}
+		memcpy(resource, arg, rlen);
+		resource[rlen] = '\0';
+		if (slash != NULL && slash[1] != '\0')
+			name = slash + 1;
+		else if (slash == NULL && optind < argc)
+			name = argv[optind++];
+	}
+	int kind = resource_kind(resource);
+	if (kind < 0) {
+		fprintf(stderr, "sinew routes: unknown resource \"%s\"; want svc (a service's routes) or deploy (a "
+				"workload's outbound routes)\n", resource);
+		return 2;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sinew routes: unexpected argument \"%s\"\n", argv[optind]);
+		return 2;
+	}
+	v.by_client = kind;
+	v.client_column = kind && name == NULL;
+	v.ns_column = all_ns;
+	server = sn_cli_server(server);
+	sn_cli_url_escape(window, esc_window, sizeof(esc_window));
+	int len = snprintf(path, sizeof(path), "/api/v1/routes?resource=%s&window=%s", kind ? "deploy" : "svc",
+			   esc_window);
+	if (!all_ns) {
+		sn_cli_url_escape(ns, esc_ns, sizeof(esc_ns));
+		len += snprintf(path + len, sizeof(path) - (size_t)len, "&namespace=%s", esc_ns);
+	}
+	if (name != NULL) {
+		sn_cli_url_escape(name, esc_name, sizeof(esc_name));
+		snprintf(path + len, sizeof(path) - (size_t)len, "&name=%s", esc_name);
+	}
+	if (!watch)
+		return show(server, path, json, &v);
+	/* Until interrupted (SIGINT ends the process, as `watch` does). */
+	int tty = isatty(STDOUT_FILENO);
+	for (;;) {
+		if (tty)
+			fputs("\033[H\033[2J", stdout);
+		int rc = show(server, path, json, &v);
+		if (rc != 0)
+			return rc;
+		if (!tty)
+			putchar('\n');
+		fflush(stdout);
+		sn_sleep_ms(WATCH_MS);
+	}
+}
