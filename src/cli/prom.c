@@ -371,7 +371,7 @@ static void tally_add(struct tally *t, const struct tally *x)
 }
 
 struct proxy {
-	const char *id, *ns, *workload;
+	const char *id, *ns, *workload, *service;
 	int connected;
 	double tcp;
 };
@@ -478,8 +478,8 @@ static int load_proxies(struct data *d, int with_tcp)
 			px->ns = sn_cli_prom_label(&v->v[i], "namespace", "default");
 			/* the proxy's workload (service-version); a sinewd that
 			 * predates the label: its service, as it named workloads */
-			px->workload = sn_cli_prom_label(&v->v[i], "workload",
-							 sn_cli_prom_label(&v->v[i], "service", UNKNOWN));
+			px->service = sn_cli_prom_label(&v->v[i], "service", UNKNOWN);
+			px->workload = sn_cli_prom_label(&v->v[i], "workload", px->service);
 			px->connected = pass == 0;
 			const char *parts[] = { px->ns, px->workload };
 			d->workload_keys[d->n_proxies] = join(parts, 2);
@@ -596,9 +596,26 @@ static void rows_free(struct rows *rs)
 	free(rs->ix.v);
 }
 
+/* As sinewd's service_workload (src/control/stats.c): the one workload
+ * whose proxies serve service ns/name, else the service's name. */
+static const char *service_workload(const struct data *d, const char *ns, const char *name)
+{
+	const char *found = NULL;
+	for (size_t i = 0; i < d->n_proxies; i++) {
+		const struct proxy *px = &d->proxies[i];
+		if (strcmp(px->ns, ns) != 0 || strcmp(px->service, name) != 0)
+			continue;
+		if (found != NULL && strcmp(found, px->workload) != 0)
+			return name;
+		found = px->workload;
+	}
+	return found != NULL ? found : name;
+}
+
 /* The row of a series and which of its tallies it feeds (sinewd's
  * build_rows): clients' proxies' unrouted requests go to the service's
- * name; else the service (svc view) or the destination workload. */
+ * workload (service_workload); else the service (svc view) or the
+ * destination workload. */
 static struct tally *series_tally(const struct data *d, struct rows *rs, int by_service, const char *rep,
 				  const char *dst_ns, const char *dst_wl, const char *svc_ns, const char *svc,
 				  int *unrouted)
@@ -611,7 +628,7 @@ static struct tally *series_tally(const struct data *d, struct rows *rs, int by_
 	dst_workload(d, rep, &ns, &name);
 	if (*unrouted || by_service) {
 		ns = svc_ns;
-		name = svc;
+		name = by_service ? svc : service_workload(d, svc_ns, svc);
 	}
 	struct row *r = row_get(rs, ns, name);
 	if (r == NULL)
@@ -635,7 +652,7 @@ static void build_rows(struct data *d, struct rows *rs, int by_service)
 {
 	for (size_t i = 0; i < d->n_proxies; i++) {
 		const struct proxy *px = &d->proxies[i];
-		struct row *r = row_get(rs, px->ns, px->workload);
+		struct row *r = row_get(rs, px->ns, by_service ? px->service : px->workload);
 		if (r == NULL)
 			return;
 		r->seen++;
@@ -905,7 +922,8 @@ static int render_edges(struct data *d, const char *ns, struct sn_out *o)
 		dst_workload(d, kv[L_REP], &dns, &dst);
 		if (unrouted) {
 			/* answered by the client's proxy: the service's workload, if it has proxies */
-			const char *parts[] = { kv[L_SVC_NS], kv[L_SVC] };
+			const char *wl = service_workload(d, kv[L_SVC_NS], kv[L_SVC]);
+			const char *parts[] = { kv[L_SVC_NS], wl };
 			char *wk = join(parts, 2);
 			if (wk == NULL)
 				goto oom;
@@ -914,7 +932,7 @@ static int render_edges(struct data *d, const char *ns, struct sn_out *o)
 			if (at < 0)
 				continue;
 			dns = kv[L_SVC_NS];
-			dst = kv[L_SVC];
+			dst = wl;
 		}
 		if (ns != NULL && strcmp(kv[L_SRC_NS], ns) != 0 && strcmp(dns, ns) != 0)
 			continue;

@@ -255,6 +255,8 @@ static void on_hello(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node
 	px->hello = 1;
 	if (m->stats != NULL)
 		px->stats_rec = sn_stats_proxy_up(m->stats, px->id, px->ns, px->workload ? px->workload : "unknown");
+	if (px->stats_rec != NULL)
+		(void)sn_stats_proxy_service(px->stats_rec, px->service);   /* out of memory: counted as its workload */
 	px->keep_have = px->held.n > 0;
 	px->force = 1;
 	px->dirty = 1;

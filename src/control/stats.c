@@ -114,6 +114,7 @@ struct baseline {
 
 struct sn_stats_proxy {
 	char *id, *ns, *workload;
+	char *service;               /* its service when not its workload's name (sn_stats_proxy_service); NULL: the workload */
 	uint64_t id_hash;
 	int links;                   /* connected links with this id */
 	uint64_t seq;                /* the last message taken (0: none) */
@@ -486,7 +487,32 @@ static void add32(uint32_t *p, uint64_t v)
 
 static size_t proxy_bytes(const struct sn_stats_proxy *p)
 {
-	return sizeof(*p) + strlen(p->id) + strlen(p->ns) + strlen(p->workload) + 3;
+	return sizeof(*p) + strlen(p->id) + strlen(p->ns) + strlen(p->workload) + 3 +
+	       (p->service ? strlen(p->service) + 1 : 0);
+}
+
+/* The service a proxy serves: its workload's name unless told otherwise
+ * (a workload named service-version). */
+static const char *proxy_service(const struct sn_stats_proxy *p)
+{
+	return p->service != NULL ? p->service : p->workload;
+}
+
+/* The workload a request for service ns/name that never reached one
+ * counts against: the one workload whose proxies serve it, else (none, or
+ * several versions) the service's name, which a workload view counts in
+ * its namespace only. */
+static const char *service_workload(const struct sn_stats *s, const char *ns, const char *name)
+{
+	const char *found = NULL;
+	for (const struct sn_stats_proxy *p = s->proxies; p != NULL; p = p->next) {
+		if (strcmp(p->ns, ns) != 0 || strcmp(proxy_service(p), name) != 0)
+			continue;
+		if (found != NULL && strcmp(found, p->workload) != 0)
+			return name;
+		found = p->workload;
+	}
+	return found != NULL ? found : name;
 }
 
 static struct sn_stats_proxy *proxy_find(const struct sn_stats *s, const char *id, size_t len)
@@ -525,6 +551,7 @@ static void proxy_free(struct sn_stats *s, struct sn_stats_proxy *p)
 	free(p->id);
 	free(p->ns);
 	free(p->workload);
+	free(p->service);
 	free(p);
 }
 
@@ -577,6 +604,18 @@ struct sn_stats_proxy *sn_stats_proxy_up(struct sn_stats *s, const char *id, con
 	}
 	p->links++;
 	return p;
+}
+
+int sn_stats_proxy_service(struct sn_stats_proxy *p, const char *service)
+{
+	if (p == NULL)
+		return 0;
+	if (service == NULL || service[0] == '\0' || strcmp(service, p->workload) == 0) {
+		free(p->service);
+		p->service = NULL;
+		return 0;
+	}
+	return set_str(&p->service, service);
 }
 
 void sn_stats_proxy_down(struct sn_stats *s, struct sn_stats_proxy *p, uint64_t now_ms)
@@ -1565,7 +1604,7 @@ static void build_rows(struct sn_stats *s, int by_service, const struct window *
 		int in_window = p->seq > 0 && p->last_report_ms >= since;
 		if (p->links == 0 && !in_window)
 			continue;
-		struct row *r = row_get(rs, p->ns, p->workload, 1);
+		struct row *r = row_get(rs, p->ns, by_service ? proxy_service(p) : p->workload, 1);
 		if (r == NULL)
 			return;
 		r->seen++;
@@ -1584,7 +1623,7 @@ static void build_rows(struct sn_stats *s, int by_service, const struct window *
 		const char *ns, *name;
 		if (k->reporter == REP_SOURCE && k->unrouted) {
 			ns = k->s[K_SVC_NS];
-			name = k->s[K_SVC_NAME];
+			name = by_service ? k->s[K_SVC_NAME] : service_workload(s, ns, k->s[K_SVC_NAME]);
 		} else if (by_service) {
 			ns = k->s[K_SVC_NS];
 			name = k->s[K_SVC_NAME];
@@ -1808,7 +1847,7 @@ void sn_stats_render_edges(struct sn_stats *s, const char *ns, uint32_t window_m
 		if (k->unrouted) {
 			/* answered by the client's proxy: the service's workload, if it has proxies */
 			dns = k->s[K_SVC_NS];
-			dst = k->s[K_SVC_NAME];
+			dst = service_workload(s, dns, k->s[K_SVC_NAME]);
 			if (row_get(&workloads, dns, dst, 0) == NULL)
 				continue;
 		}

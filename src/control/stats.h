@@ -27,6 +27,12 @@ struct sn_stats_proxy;
  * holds as many proxies as it may (its stats are then not kept). Strings
  * are copied. */
 struct sn_stats_proxy *sn_stats_proxy_up(struct sn_stats *s, const char *id, const char *ns, const char *workload);
+/* The service proxy p serves, when its workload is named otherwise
+ * (reviews-v1 of service reviews): service views count it under the
+ * service, and requests for the service its clients' proxies answered
+ * themselves count against its workload when it is the service's only
+ * one. NULL or the workload's name: the same. 0 or SN_ENOMEM. */
+int sn_stats_proxy_service(struct sn_stats_proxy *p, const char *service);
 /* That link closed. The record stays an hour (for `meshed`, and a
  * reconnect of the same process), then goes. p may be NULL. */
 void sn_stats_proxy_down(struct sn_stats *s, struct sn_stats_proxy *p, uint64_t now_ms);

@@ -337,7 +337,15 @@ static void setup_identity(struct sn_proxy *p)
 		o->namespace_ = "default";
 	if (o->service_account == NULL)
 		o->service_account = "default";
-	snprintf(p->workload, sizeof(p->workload), "%s", o->service ? o->service : "unknown");
+	/* The workload, as Kubernetes names bookinfo's deployments: the
+	 * service, with its version label when it has one (reviews-v1), so a
+	 * service's versions are the workloads that Istio's metrics and graphs
+	 * show. */
+	const char *version = sn_labels_get(&p->labels, "version");
+	if (o->service != NULL && version != NULL && version[0] != '\0')
+		snprintf(p->workload, sizeof(p->workload), "%s-%s", o->service, version);
+	else
+		snprintf(p->workload, sizeof(p->workload), "%s", o->service ? o->service : "unknown");
 	if (o->trust_domain == NULL)
 		o->trust_domain = SN_ID_DEFAULT_TRUST_DOMAIN;
 	snprintf(p->principal, sizeof(p->principal), "spiffe://%s/ns/%s/sa/%s", o->trust_domain, o->namespace_,

@@ -70,7 +70,7 @@ class AdminMetrics(unittest.TestCase):
             self.assertEqual(len(sel), 1, "one series expected for %s: %r" % (ver, sel))
             labels = sel[0][1]
             for k, want in (("reporter", "source"), ("response_code", "200"),
-                            ("response_flags", "-"), ("source_workload", "productpage"),
+                            ("response_flags", "-"), ("source_workload", "productpage-v1"),   # service-version, as Istio names bookinfo
                             ("source_workload_namespace", "default"),
                             ("destination_service_name", "reviews"),
                             ("destination_service_namespace", "default")):

@@ -126,7 +126,7 @@ class StatFromPrometheus(unittest.TestCase):
         load.start()
         # steady: a 10 s window while the traffic runs (Prometheus's ends at the last scrape)
         time.sleep(13)
-        steady = row(stat("deploy", window="10s"), "reviews")
+        steady = row(stat("deploy", window="10s"), "reviews-v1")
         load.join(90)
         self.assertIsNone(load.error, load.error)
         res = load.result
@@ -144,8 +144,8 @@ class StatFromPrometheus(unittest.TestCase):
         # the whole run, once every proxy's last counts are scraped and
         # sinewd's store has them too (its window ends a report interval ago)
         def settled():
-            p = row(stat("deploy"), "reviews")
-            s = row(stat("deploy", flag=False), "reviews")
+            p = row(stat("deploy"), "reviews-v1")
+            s = row(stat("deploy", flag=False), "reviews-v1")
             return (p, s) if abs(p["requests"] - sent) <= sent * 0.05 and s["requests"] == sent else None
         whole, own = wait_for(settled, 15, "Prometheus and sinewd to count %d requests" % sent)
         print("Prometheus: %s\nsinewd:     %s" % (json.dumps(whole), json.dumps(own)), flush=True)
@@ -171,7 +171,7 @@ class StatFromPrometheus(unittest.TestCase):
         self.assertEqual(pp["requests"], 0)
         self.assertIsNone(pp["successRate"])
         self.assertEqual(stat("deploy", "reviews", "-n", "other"), [])
-        self.assertEqual([r["name"] for r in stat("deploy", "reviews")], ["reviews"])
+        self.assertEqual([r["name"] for r in stat("deploy", "reviews-v1")], ["reviews-v1"])
         self.assertLess(abs(row(stat("svc"), "reviews")["requests"] - sent), sent * 0.05)
         self.assertLess(abs(row(stat("ns"), "default")["requests"] - sent), sent * 0.05)
 
@@ -181,7 +181,7 @@ class StatFromPrometheus(unittest.TestCase):
         lines = out.splitlines()
         self.assertEqual(lines[0].split(), ["NAME", "MESHED", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95",
                                             "LATENCY_P99", "TCP_CONN"], out)
-        rv = next(ln.split() for ln in lines if ln.startswith("reviews"))
+        rv = next(ln.split() for ln in lines if ln.startswith("reviews-v1"))
         self.assertEqual(rv[1], "1/1")
         self.assertTrue(rv[2].endswith("%") and rv[3].endswith("rps") and rv[4].endswith("ms"), rv)
 
@@ -192,12 +192,12 @@ class StatFromPrometheus(unittest.TestCase):
         self.assertEqual(set(e), set(se[0]))
         for k in ("src", "dst", "clientIdentity", "serverIdentity", "mtls"):
             self.assertEqual(e[k], se[0][k], (k, pe, se))
-        self.assertEqual(e["dst"], {"namespace": "default", "workload": "reviews"})
+        self.assertEqual(e["dst"], {"namespace": "default", "workload": "reviews-v1"})
         self.assertEqual(e["clientIdentity"], "spiffe://cluster.local/ns/default/sa/productpage")
         self.assertTrue(e["mtls"])
         self.assertLess(abs(e["requests"] - sent), sent * 0.05, e)
         out = run(mesh, ["edges", "deploy", "--window", "1m", "--prometheus", prom]).stdout
-        self.assertEqual(out.splitlines()[1].split(), ["productpage", "reviews", "default", "default", "yes"], out)
+        self.assertEqual(out.splitlines()[1].split(), ["productpage", "reviews-v1", "default", "default", "yes"], out)
 
         # $SINEW_PROMETHEUS, and the flag over it
         r = run(mesh, ["stat", "deploy", "--window", "1m", "-o", "json"], env={"SINEW_PROMETHEUS": prom})

@@ -137,7 +137,7 @@ class StatOverMutualTLS(unittest.TestCase):
         load.start()
         # steady: 10 s of traffic behind the window's end (it ends ~1.25 s ago)
         time.sleep(14)
-        steady = row(stat_json(mesh, "deploy", "--window", "10s"), "reviews")
+        steady = row(stat_json(mesh, "deploy", "--window", "10s"), "reviews-v1")
         load.join(90)
         self.assertIsNone(load.error, load.error)
         res = load.result
@@ -158,7 +158,7 @@ class StatOverMutualTLS(unittest.TestCase):
 
         # the whole run: every request once, the success rate the client saw
         def settled():
-            r = row(stat_json(mesh, "deploy", "--window", "1m"), "reviews")
+            r = row(stat_json(mesh, "deploy", "--window", "1m"), "reviews-v1")
             return r if r["requests"] == sent else None
         whole = wait_for(settled, 10, "reviews to count %d requests" % sent)
         self.assertAlmostEqual(float(whole["successRate"]), ok / sent, delta=0.0001)
@@ -183,7 +183,7 @@ class StatOverMutualTLS(unittest.TestCase):
         lines = out.splitlines()
         self.assertEqual(lines[0].split(), ["NAME", "MESHED", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95",
                                             "LATENCY_P99", "TCP_CONN"], out)
-        rv = next(l.split() for l in lines if l.startswith("reviews"))
+        rv = next(l.split() for l in lines if l.startswith("reviews-v1"))
         self.assertEqual(rv[1], "1/1")
         self.assertEqual(rv[2], "%.2f%%" % (100.0 * ok / sent))
         self.assertTrue(rv[3].endswith("rps") and rv[4].endswith("ms"), rv)
@@ -197,14 +197,14 @@ class StatOverMutualTLS(unittest.TestCase):
         edges = wait_for(edges_settled, 10, "the edge to count %d requests" % sent)
         e = edges[0]
         self.assertEqual(e["src"], {"namespace": "default", "workload": "productpage"})
-        self.assertEqual(e["dst"], {"namespace": "default", "workload": "reviews"})
+        self.assertEqual(e["dst"], {"namespace": "default", "workload": "reviews-v1"})
         self.assertEqual(e["clientIdentity"], "spiffe://cluster.local/ns/default/sa/productpage")
         self.assertEqual(e["serverIdentity"], "spiffe://cluster.local/ns/default/sa/reviews")
         self.assertTrue(e["mtls"])
         self.assertEqual(e["requests"], sent)
         out = sinew(mesh, "edges", "deploy", "--window", "1m").stdout
         self.assertEqual(out.splitlines()[0].split(), ["SRC", "DST", "SRC_NS", "DST_NS", "SECURED"], out)
-        self.assertEqual(out.splitlines()[1].split(), ["productpage", "reviews", "default", "default", "yes"], out)
+        self.assertEqual(out.splitlines()[1].split(), ["productpage", "reviews-v1", "default", "default", "yes"], out)
         wide = sinew(mesh, "edges", "deploy", "--window", "1m", "-o", "wide").stdout
         self.assertIn("spiffe://cluster.local/ns/default/sa/productpage", wide)
         self.assertIn("spiffe://cluster.local/ns/default/sa/reviews", wide)
@@ -229,19 +229,19 @@ class StatPlaintext(unittest.TestCase):
 
         def counted():
             rows = stat_json(mesh, "deploy", "--window", "1m")
-            return rows if row(rows, "reviews")["requests"] >= 20 else None
+            return rows if row(rows, "reviews-v2")["requests"] >= 20 else None
         rows = wait_for(counted, 10, "reviews to count 20 requests")
-        self.assertEqual(row(rows, "reviews")["successRate"], 1.0)
-        self.assertEqual(row(rows, "reviews")["mtlsShare"], 0.0)
+        self.assertEqual(row(rows, "reviews-v2")["successRate"], 1.0)
+        self.assertEqual(row(rows, "reviews-v2")["mtlsShare"], 0.0)
         edges = json.loads(sinew(mesh, "edges", "deploy", "-o", "json").stdout)
         self.assertEqual(len(edges), 1, edges)
         # the client's proxy reports the registered entry proxy-reviews-...; sinewd names its workload
-        self.assertEqual(edges[0]["dst"]["workload"], "reviews")
+        self.assertEqual(edges[0]["dst"]["workload"], "reviews-v2")
         self.assertFalse(edges[0]["mtls"])
         self.assertIsNone(edges[0]["clientIdentity"])
         self.assertIsNone(edges[0]["serverIdentity"])
         out = sinew(mesh, "edges", "deploy").stdout
-        self.assertEqual(out.splitlines()[1].split(), ["productpage", "reviews", "default", "default", "no"], out)
+        self.assertEqual(out.splitlines()[1].split(), ["productpage", "reviews-v2", "default", "default", "no"], out)
 
         # A stats message sinewd cannot read: logged, counted, dropped; the link stays.
         link = MeshLink(mesh.mesh_port)

@@ -242,7 +242,7 @@ class TapPlaintext(unittest.TestCase):
         _, m = tap.next_json()
         ev = m["event"]
         self.assertEqual(ev["direction"], "inbound")
-        self.assertEqual(m["proxy"]["workload"], "reviews")
+        self.assertEqual(m["proxy"]["workload"], "reviews-v1")   # its service and version label
         self.assertEqual(ev["requestBody"], "hello-body")
         self.assertIn("reviews", ev["responseBody"])   # the backend names itself
         self.assertEqual(fields(ev, "requestHeaders")["x-api-key"], "[redacted]")
@@ -298,7 +298,7 @@ class TapMutualTLS(unittest.TestCase):
         warm_up(self, client)
         tap = Tap(self, mesh, "ns/default", "-o", "json", "--max", "2", "--path", "/mtls")
         start = tap.started()
-        self.assertEqual(sorted(p["workload"] for p in start["proxies"]), ["productpage", "reviews"], start)
+        self.assertEqual(sorted(p["workload"] for p in start["proxies"]), ["productpage", "reviews-v1"], start)
         time.sleep(0.3)
         self.assertEqual(st.request(client.outbound_port, "GET", "/mtls", host="reviews:9080").status, 200)
         evs = {}
