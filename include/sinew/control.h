@@ -257,11 +257,16 @@ int sn_mesh_tap_authorize(struct sn_mesh *m, struct sn_str authorization, char *
  * (its response is the stream): 0 (fd taken), or an HTTP status with err
  * (fd left to the caller). */
 int sn_mesh_tap_start(struct sn_mesh *m, int fd, const struct sn_tap_query *q, char *err, size_t size);
+/* GET /api/v1/proxies/ID/metrics (src/control/scrape.c): the proxy's
+ * /metrics text, asked over its control link, answered on fd (a client
+ * connection whose request was read): 0 (fd taken), or an HTTP status with
+ * err (fd left to the caller). */
+int sn_mesh_scrape_start(struct sn_mesh *m, int fd, const char *proxy_id, char *err, size_t size);
 /* GET /api/v1/proxies: a JSON array, one object per connected proxy. */
 void sn_mesh_render_proxies(struct sn_mesh *m, struct sn_out *o);
 /* Every connected proxy's admin address as Prometheus HTTP SD target
  * groups (prom_sd.c; GET /api/v1/prometheus/targets). */
-void sn_mesh_render_prom_sd(struct sn_mesh *m, struct sn_out *o);
+void sn_mesh_render_prom_sd(struct sn_mesh *m, const char *api_addr, struct sn_out *o);
 /* Appends `,"proxies":{...}` for the resource kind ns/name (its
  * resourceVersion rv) to a status object being written. NULL m writes
  * nothing. */
@@ -489,6 +494,7 @@ struct sn_api {
 	struct sn_io io;
 	int conns;
 	const char *mesh_addr;      /* recorded for /api/v1/version */
+	const char *api_addr;       /* "host:port" it listens on: the scrape relay's targets in the SD */
 	struct sn_mesh *mesh;       /* may be NULL: no proxies, no push */
 	struct sn_ca_service *ca;   /* may be NULL: the CA endpoints answer 503 */
 	struct sn_traces *traces;   /* may be NULL: the trace endpoints answer 503 */

@@ -909,6 +909,53 @@ static void handle_stats(struct api_conn *c, const struct api_req *r, int edges)
 
 static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events);
 
+/* The answer is another module's to write, later (a tap's stream, a
+ * relayed scrape): start takes the connection's socket and returns 0, or
+ * an HTTP status with why, and the API answers the error itself. */
+typedef int (*handover_fn)(struct sn_mesh *m, int fd, const void *arg, char *why, size_t size);
+
+static void handover(struct api_conn *c, handover_fn start, const void *arg)
+{
+	char why[512];
+	/* It watches the socket from now on: the API lets go of it (and takes
+	 * it back to answer an error). */
+	sn_io_stop(c->api->loop, &c->io);
+	int st = start(c->api->mesh, c->fd, arg, why, sizeof(why));
+	if (st != 0) {
+		if (sn_io_start(c->api->loop, &c->io, c->fd, on_io) != 0) {
+			conn_close(c);
+			return;
+		}
+		respond_error(c, st, "%s", why);
+		return;
+	}
+	c->fd_taken = 1;
+	conn_close(c);
+}
+
+static int tap_start(struct sn_mesh *m, int fd, const void *arg, char *why, size_t size)
+{
+	return sn_mesh_tap_start(m, fd, arg, why, size);
+}
+
+static int scrape_start(struct sn_mesh *m, int fd, const void *arg, char *why, size_t size)
+{
+	return sn_mesh_scrape_start(m, fd, arg, why, size);
+}
+
+/* GET /api/v1/proxies/ID/metrics (docs/api.md): the proxy's /metrics,
+ * relayed over its control link (scrape.c). */
+static void handle_proxy_metrics(struct api_conn *c, struct sn_str id)
+{
+	char idz[256];   /* a proxy id is at most 200 bytes (the hello's bound) */
+	if (sn_url_decode(id, idz, sizeof(idz)) != 0 || idz[0] == '\0' || strchr(idz, '/') != NULL) {
+		respond_error(c, 400, "proxy id \"%.*s\" is malformed or too long; see GET /api/v1/proxies",
+			      (int)SN_MIN(id.len, 200), id.p);
+		return;
+	}
+	handover(c, scrape_start, idz);
+}
+
 /* GET /api/v1/tap?... (docs/api.md "Tap"): the connection becomes a tap
  * session's stream (src/control/tap.c), once the tap token is shown. */
 static void handle_tap(struct api_conn *c, const struct api_req *r)
@@ -962,20 +1009,7 @@ static void handle_tap(struct api_conn *c, const struct api_req *r)
 		respond_error(c, 400, "duration \"%.20s\" is not from 1s to 1h (e.g. 30s, 5m)", dur);
 		return;
 	}
-	/* The session watches the socket from now on: the API lets go of it
-	 * (and takes it back to answer an error). */
-	sn_io_stop(c->api->loop, &c->io);
-	st = sn_mesh_tap_start(c->api->mesh, c->fd, &q, why, sizeof(why));
-	if (st != 0) {
-		if (sn_io_start(c->api->loop, &c->io, c->fd, on_io) != 0) {
-			conn_close(c);
-			return;
-		}
-		respond_error(c, st, "%s", why);
-		return;
-	}
-	c->fd_taken = 1;
-	conn_close(c);
+	handover(c, tap_start, &q);
 }
 
 static void handle_version(struct api_conn *c)
@@ -1015,6 +1049,8 @@ static void route(struct api_conn *c, const struct api_req *r)
 {
 	static const struct sn_str one_prefix = SN_STR_LIT("/api/v1/resources/");
 	static const struct sn_str trace_prefix = SN_STR_LIT("/api/v1/traces/");
+	static const struct sn_str proxies_prefix = SN_STR_LIT("/api/v1/proxies/");
+	static const struct sn_str metrics_suffix = SN_STR_LIT("/metrics");
 	int is_trace_one = r->route.len > trace_prefix.len && !memcmp(r->route.p, trace_prefix.p, trace_prefix.len);
 	int is_trace_list = sn_str_eq_cstr(r->route, "/api/v1/traces");
 	int is_otlp = sn_str_eq_cstr(r->route, "/v1/traces");   /* OTLP/HTTP's own path */
@@ -1042,7 +1078,7 @@ static void route(struct api_conn *c, const struct api_req *r)
 		sn_mesh_render_proxies(c->api->mesh, &o);
 		respond(c, 200, &o);
 	} else if (sn_str_eq_cstr(r->route, "/api/v1/prometheus/targets") && get) {
-		sn_mesh_render_prom_sd(c->api->mesh, &o);
+		sn_mesh_render_prom_sd(c->api->mesh, c->api->api_addr, &o);
 		respond(c, 200, &o);
 	} else if (sn_str_eq_cstr(r->route, "/api/v1/ca/rotate") && post) {
 		char err[512] = "";
@@ -1080,6 +1116,11 @@ static void route(struct api_conn *c, const struct api_req *r)
 			handle_traces_list(c, r);
 	} else if (sn_str_eq_cstr(r->route, "/api/v1/tap") && get) {
 		handle_tap(c, r);
+	} else if (get && r->route.len > proxies_prefix.len + metrics_suffix.len &&
+		   !memcmp(r->route.p, proxies_prefix.p, proxies_prefix.len) &&
+		   !memcmp(r->route.p + r->route.len - metrics_suffix.len, metrics_suffix.p, metrics_suffix.len)) {
+		handle_proxy_metrics(c, sn_str_make(r->route.p + proxies_prefix.len,
+						    r->route.len - proxies_prefix.len - metrics_suffix.len));
 	} else if ((is_stats || is_edges || sn_str_eq_cstr(r->route, "/api/v1/routes")) && get) {
 		if (c->api->stats == NULL)
 			respond_error(c, 503, "sinewd runs without live stats");

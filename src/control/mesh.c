@@ -524,6 +524,8 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 		fy_document_destroy(doc);
 		sn_traces_trim(len);
 		return;
+	} else if (tlen == 12 && !memcmp(type, "scrapeResult", 12)) {
+		mesh_scrape_on_result(m, px, root);
 	} else if (tlen == 8 && !memcmp(type, "tapEvent", 8)) {
 		mesh_tap_on_event(m, px, root, msg, len);   /* relayed to a tap session, or dropped */
 	} else if (tlen == 5 && !memcmp(type, "stats", 5)) {
@@ -686,6 +688,7 @@ void sn_mesh_stop(struct sn_mesh *m)
 	if (m == NULL || m->fd < 0)
 		return;
 	mesh_tap_stop(m);
+	mesh_scrape_stop(m);
 	registry_stop(m);
 	mesh_ca_stop(m);
 	sn_io_stop(m->loop, &m->io);

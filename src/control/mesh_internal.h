@@ -185,6 +185,9 @@ struct sn_mesh {
 	struct sn_traces *traces;    /* where spans messages go; may be NULL */
 	struct sn_stats *stats;      /* where stats messages go; may be NULL */
 	struct mesh_tap *tap;        /* tap sessions and the tap token (tap.c) */
+	struct scrape *scrapes;      /* scrapes relayed, awaiting their proxy (scrape.c) */
+	unsigned n_scrapes;
+	uint64_t next_scrape;
 	int fd;
 	struct sn_io io;
 	int pod_fd;                  /* second listener: the pods' network (sinewd --pod-mesh) */
@@ -249,6 +252,13 @@ void mesh_tap_on_event(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_no
 		       size_t len);
 /* px said hello: tapped by the sessions it matches. */
 void mesh_tap_hello(struct sn_mesh *m, struct sn_mesh_proxy *px);
+
+/* ---- scrape relay (scrape.c) ---- */
+struct scrape;
+/* A "scrapeResult" message from px: the answer to its scrape. */
+void mesh_scrape_on_result(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node *root);
+/* Closes every scrape still waiting. */
+void mesh_scrape_stop(struct sn_mesh *m);
 
 /* mesh_ca.c */
 int mesh_ca_start(struct sn_mesh *m, const struct sn_mesh_opts *o);

@@ -7,9 +7,11 @@
  * points a real Prometheus here (docs/observability.md, "Prometheus").
  *
  * A proxy whose admin address only its own network namespace reaches (a
- * `sinew run` pod's 127.0.0.1:15020) is listed with label
- * sinew_reachable="pod-local": Prometheus outside the pod cannot scrape
- * it, and says so on its targets page rather than Sinew hiding it. */
+ * `sinew run` pod's 127.0.0.1:15020) is listed at sinewd's API instead,
+ * with __metrics_path__ /api/v1/proxies/ID/metrics (scrape.c relays the
+ * scrape over the proxy's control link) and label
+ * sinew_reachable="via-sinewd". */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +29,26 @@ static void label(struct sn_out *o, int *first, const char *k, const char *v)
 	sn_out_json_cstr(o, v);
 }
 
-void sn_mesh_render_prom_sd(struct sn_mesh *m, struct sn_out *o)
+/* s with every byte outside RFC 3986's unreserved set percent-encoded. */
+static void path_segment(char *buf, size_t size, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (; *s && o + 4 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '~') {
+			buf[o++] = (char)c;
+		} else {
+			buf[o++] = '%';
+			buf[o++] = hex[c >> 4];
+			buf[o++] = hex[c & 15];
+		}
+	}
+	buf[o] = '\0';
+}
+
+void sn_mesh_render_prom_sd(struct sn_mesh *m, const char *api_addr, struct sn_out *o)
 {
 	int any = 0;
 	sn_out_cstr(o, "[");
@@ -35,11 +56,19 @@ void sn_mesh_render_prom_sd(struct sn_mesh *m, struct sn_out *o)
 		if (!px->hello || px->gone || px->admin == NULL || px->admin[0] == '\0')
 			continue;
 		int first = 1;
+		int pod_local = px->pod != NULL && px->pod[0] != '\0' && !strncmp(px->admin, "127.", 4);
+		char path[3 * MESH_MAX_ID + 64], id[3 * MESH_MAX_ID + 1];
 		sn_out_cstr(o, any ? ",{\"targets\":[" : "{\"targets\":[");
 		any = 1;
-		sn_out_json_cstr(o, px->admin);
+		if (pod_local && api_addr != NULL) {
+			path_segment(id, sizeof(id), px->id);
+			snprintf(path, sizeof(path), "/api/v1/proxies/%s/metrics", id);
+		} else {
+			snprintf(path, sizeof(path), "/metrics");
+		}
+		sn_out_json_cstr(o, pod_local && api_addr != NULL ? api_addr : px->admin);
 		sn_out_cstr(o, "],\"labels\":{");
-		label(o, &first, "__metrics_path__", "/metrics");
+		label(o, &first, "__metrics_path__", path);
 		label(o, &first, "namespace", px->ns);
 		label(o, &first, "service", px->service);
 		label(o, &first, "workload", px->workload);
@@ -47,8 +76,8 @@ void sn_mesh_render_prom_sd(struct sn_mesh *m, struct sn_out *o)
 		label(o, &first, "version", sn_labels_get(&px->labels, "version"));
 		label(o, &first, "sinew_proxy", px->id);
 		label(o, &first, "pod", px->pod);
-		if (px->pod != NULL && px->pod[0] != '\0' && !strncmp(px->admin, "127.", 4))
-			label(o, &first, "sinew_reachable", "pod-local");
+		if (pod_local)
+			label(o, &first, "sinew_reachable", api_addr != NULL ? "via-sinewd" : "pod-local");
 		sn_out_cstr(o, "}}");
 	}
 	sn_out_cstr(o, "]");

@@ -209,6 +209,19 @@ static void render_cert_expiry(struct sn_proxy *p, FILE *f)
 	free(in);
 }
 
+/* GET /metrics: the request metrics of every worker, the proxy's own
+ * values and its certificates' expiry (also sinewd's scrape relay,
+ * sn_admin_metrics_text). */
+static void render_metrics(struct sn_proxy *p, FILE *f)
+{
+	struct sn_metrics *stores[256];
+	size_t n = 0;
+	for (int i = 0; i < p->n_workers && n < SN_ARRAY_LEN(stores); i++)
+		stores[n++] = p->workers[i].metrics;
+	sn_metrics_render(stores, n, &p->proc, p->opt.istio_metric_names, f);
+	render_cert_expiry(p, f);
+}
+
 /* The response to METHOD PATH into *out (malloc'd; NULL, *out_len 0 when
  * memory ran out). */
 static void render(struct sn_proxy *p, struct sn_str method, struct sn_str path, char **out, size_t *out_len)
@@ -243,13 +256,8 @@ static void render(struct sn_proxy *p, struct sn_str method, struct sn_str path,
 	} else if (sn_str_eq_cstr(route, "/live") || sn_str_eq_cstr(route, "/healthz")) {
 		fprintf(f, "live\n");
 	} else if (sn_str_eq_cstr(route, "/metrics") || sn_str_eq_cstr(route, "/stats/prometheus")) {
-		struct sn_metrics *stores[256];
-		size_t n = 0;
-		for (int i = 0; i < p->n_workers && n < SN_ARRAY_LEN(stores); i++)
-			stores[n++] = p->workers[i].metrics;
-		ctype = "text/plain; version=0.0.4; charset=utf-8";
-		sn_metrics_render(stores, n, &p->proc, p->opt.istio_metric_names, f);
-		render_cert_expiry(p, f);
+		ctype = SN_ADMIN_METRICS_TYPE;
+		render_metrics(p, f);
 	} else if (sn_str_eq_cstr(route, "/config_dump")) {
 		ctype = "application/json";
 		pthread_mutex_lock(&p->snap_lock);
@@ -305,6 +313,20 @@ static void render(struct sn_proxy *p, struct sn_str method, struct sn_str path,
 		*out_len = n;
 	}
 	free(body);
+}
+
+int sn_admin_metrics_text(struct sn_proxy *p, char **out, size_t *len)
+{
+	FILE *f = open_memstream(out, len);
+	if (f == NULL)
+		return SN_ENOMEM;
+	render_metrics(p, f);
+	if (fclose(f) != 0) {
+		free(*out);
+		*out = NULL;
+		return SN_ENOMEM;
+	}
+	return 0;
 }
 
 int sn_admin_respond(struct sn_proxy *p, const char *req, size_t len, char **out, size_t *out_len)

@@ -513,6 +513,36 @@ static void on_open(struct sn_xds_conn *c)
 	sn_timer_start(&cp->p->loop, &cp->timer, HEARTBEAT_MS, on_timer);
 }
 
+/* Past this, a scrape answers with an error instead of the text (the
+ * link's line limit, with room for escaping). */
+#define SCRAPE_MAX_TEXT (4u << 20)
+
+/* sinewd relays a Prometheus scrape of this proxy (a pod's admin port is
+ * not reachable from outside the pod): the /metrics text goes back as a
+ * "scrapeResult" with the same id. */
+static void on_scrape(struct sn_cp *cp, struct fy_node *root)
+{
+	size_t idl;
+	const char *id = scalar(root, "id", &idl);
+	char *text = NULL;
+	size_t tl = 0;
+	struct sn_out b = { 0 };
+
+	if (id == NULL || idl == 0 || idl > 32)
+		return;
+	sn_out_cstr(&b, "{\"type\":\"scrapeResult\",\"id\":");
+	sn_out_json_str(&b, id, idl);
+	if (sn_admin_metrics_text(cp->p, &text, &tl) != 0 || tl > SCRAPE_MAX_TEXT) {
+		sn_out_printf(&b, ",\"error\":\"%s\"}", text == NULL ? "out of memory" : "the metrics text is over 4 MiB");
+	} else {
+		sn_out_cstr(&b, ",\"text\":");
+		sn_out_json_str(&b, text, tl);
+		sn_out_raw(&b, "}", 1);
+	}
+	free(text);
+	cp_send(cp, &b);
+}
+
 static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 {
 	struct sn_cp *cp = sn_xds_arg(c);
@@ -541,6 +571,8 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 		on_resources(cp, fy_document_root(doc));
 	else if (type != NULL && ((tlen == 3 && memcmp(type, "tap", 3) == 0) || (tlen == 5 && memcmp(type, "untap", 5) == 0)))
 		sn_tap_on_message(cp->p, tlen == 3, fy_document_root(doc));
+	else if (type != NULL && tlen == 6 && memcmp(type, "scrape", 6) == 0)
+		on_scrape(cp, fy_document_root(doc));
 	else if (type != NULL && tlen == 5 && memcmp(type, "error", 5) == 0) {
 		size_t mlen = 0;
 		const char *m = scalar(fy_document_root(doc), "message", &mlen);

@@ -514,5 +514,9 @@ int sn_admin_start(struct sn_proxy *p);
  * close without an answer). Main thread: reads the snapshot under snap_lock. */
 int sn_admin_respond(struct sn_proxy *p, const char *req, size_t len, char **out, size_t *out_len);
 void sn_admin_stop(struct sn_proxy *p);
+/* GET /metrics's text (malloc'd into *out), for sinewd's scrape relay of
+ * a proxy Prometheus cannot reach (a pod's). 0 or SN_ENOMEM. Any thread. */
+#define SN_ADMIN_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+int sn_admin_metrics_text(struct sn_proxy *p, char **out, size_t *len);
 
 #endif

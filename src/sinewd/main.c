@@ -358,6 +358,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d.api.mesh_addr = mesh_s;
+	d.api.api_addr = api_s;
 	d.traces = sn_traces_new(NULL);
 	if (d.traces == NULL) {
 		fprintf(stderr, "sinewd: out of memory\n");

@@ -14,6 +14,7 @@ import sys
 import time
 import unittest
 import urllib.parse
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sinewtest as st  # noqa: E402
@@ -192,6 +193,25 @@ class BookinfoPods(unittest.TestCase):
                                    source_principal="spiffe://cluster.local/ns/default/sa/bookinfo-productpage")
             self.assertEqual(st.metric_sum(samples, "sinew_requests_total", connection_security_policy="none"), 0)
         self.assertGreater(total, 50)
+
+    def test_7_prometheus_reaches_every_pod_through_sinewd(self):
+        """The pods' admin ports are on their own loopback, and the pods'
+        network has no link to the host's: sinewd's SD lists each pod's
+        proxy at sinewd's API, which relays the scrape over the proxy's
+        control link. bookinfo's six workloads are named as their
+        Deployments (reviews-v2)."""
+        with urllib.request.urlopen(self.server + "/api/v1/prometheus/targets", timeout=10) as r:
+            targets = json.loads(r.read())
+        pods = [t for t in targets if t["labels"].get("pod") and t["labels"]["service"] != "sleep"]  # test_6's
+        self.assertEqual(sorted(t["labels"]["workload"] for t in pods),
+                         ["details-v1", "productpage-v1", "ratings-v1", "reviews-v1", "reviews-v2", "reviews-v3"],
+                         targets)
+        for t in pods:
+            self.assertEqual(t["targets"], [self.api], t)
+            self.assertEqual(t["labels"]["sinew_reachable"], "via-sinewd", t)
+            with urllib.request.urlopen(self.server + t["labels"]["__metrics_path__"], timeout=10) as r:
+                text = r.read().decode()
+            self.assertIn("# TYPE sinew_requests_total counter", text, t)
 
     def test_6_one_page_load_is_one_trace(self):
         """Tracing through the pods: a page load from a client pod (Istio's

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -40,9 +41,11 @@ class Prometheus(unittest.TestCase):
     def setUp(self):
         self.mesh = Mesh(self)
         app = st.start_backend(self, "reviews", "v1")
+        # reviews as a `sinew run` pod's proxy: its admin port on (what
+        # would be) the pod's loopback, scraped through sinewd's relay
         self.b = start_cp_proxy(self, self.mesh, outbound=False, inbound=True, app="127.0.0.1:%d" % app.port,
                                 args=["--service", "reviews", "--labels", "app=reviews,version=v1",
-                                      "--istio-metric-names"])
+                                      "--istio-metric-names", "--pod", "reviews-pod"])
         self.a = start_cp_proxy(self, self.mesh, args=["--service", "productpage", "--labels",
                                                        "app=productpage,version=v1", "--istio-metric-names"])
         self.mesh.apply(st.service_yaml("reviews"))
@@ -51,13 +54,35 @@ class Prometheus(unittest.TestCase):
     def test_sd_lists_every_proxy(self):
         status, targets = self.mesh.call("GET", "/api/v1/prometheus/targets")
         self.assertEqual(status, 200)
-        got = {t["targets"][0]: t["labels"] for t in targets}
-        self.assertEqual(set(got), {"127.0.0.1:%d" % self.a.admin_port, "127.0.0.1:%d" % self.b.admin_port})
-        labels = got["127.0.0.1:%d" % self.b.admin_port]
-        self.assertEqual(labels["service"], "reviews")
+        got = {t["labels"]["service"]: t for t in targets}
+        self.assertEqual(set(got), {"productpage", "reviews"})
+        # a proxy on the host: its own admin port
+        self.assertEqual(got["productpage"]["targets"], ["127.0.0.1:%d" % self.a.admin_port])
+        self.assertEqual(got["productpage"]["labels"]["__metrics_path__"], "/metrics")
+        self.assertNotIn("sinew_reachable", got["productpage"]["labels"])
+        # a pod's: sinewd's API relays the scrape over its control link
+        labels = got["reviews"]["labels"]
+        self.assertEqual(got["reviews"]["targets"], ["127.0.0.1:%d" % self.mesh.port])
+        self.assertEqual(labels["__metrics_path__"], "/api/v1/proxies/%s/metrics" % labels["sinew_proxy"])
+        self.assertEqual(labels["sinew_reachable"], "via-sinewd")
+        self.assertEqual(labels["pod"], "reviews-pod")
         self.assertEqual(labels["namespace"], "default")
         self.assertEqual(labels["version"], "v1")
-        self.assertEqual(labels["__metrics_path__"], "/metrics")
+        self.assertEqual(labels["workload"], "reviews-v1")
+        # the relay itself: the proxy's /metrics text, as its admin port serves it
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.mesh.port, labels["__metrics_path__"]),
+                                    timeout=10) as r:
+            self.assertEqual(r.status, 200)
+            self.assertTrue(r.headers["content-type"].startswith("text/plain; version=0.0.4"), r.headers)
+            text = r.read().decode()
+        self.assertIn("# TYPE istio_requests_total counter", text)
+        self.assertIn("sinew_downstream_connections_total", text)
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/api/v1/proxies/nosuch/metrics" % self.mesh.port, timeout=10)
+            self.fail("a scrape of an unknown proxy answered")
+        except urllib.error.HTTPError as e:
+            self.assertEqual(e.code, 404)
+            self.assertIn("no connected proxy has id nosuch", json.loads(e.read())["error"])
         for t in targets:   # Prometheus's format: strings only
             self.assertTrue(all(isinstance(v, str) for v in t["labels"].values()), t)
 
