@@ -49,4 +49,18 @@ struct sn_stats_edge_json {
 };
 void sn_stats_json_edge(struct sn_out *o, const struct sn_stats_edge_json *e);
 
+/* One row of /api/v1/routes: a VirtualService route (vs NULL or "":
+ * [DEFAULT], no rule's) to a service, with the client workload when the
+ * view is by client (client NULL: by service). */
+struct sn_stats_route_json {
+	const char *route, *vs_ns, *vs;
+	const char *svc_ns, *svc_name, *svc_host;
+	const char *client_ns, *client;
+	double success;
+	uint64_t requests;
+	double rps;
+	double p50, p95, p99;
+};
+void sn_stats_json_route(struct sn_out *o, const struct sn_stats_route_json *r);
+
 #endif

@@ -26,7 +26,7 @@ static const struct {
 	{ "traces", "--service --limit --errors -o --server --help" },
 	{ "stat", "-n --namespace -A --all-namespaces --window -o --output -w --watch --server --prometheus --help" },
 	{ "edges", "-n --namespace -A --all-namespaces --window -o --output --server --prometheus --help" },
-	{ "routes", "-n --namespace -A --all-namespaces --window -o --output -w --watch --server --help" },
+	{ "routes", "-n --namespace -A --all-namespaces --window -o --output -w --watch --server --prometheus --help" },
 	{ "tap", "-n --namespace -A --all-namespaces --path --method --authority --status --direction --bodies --redact "
 		 "--max --duration -o --output --token-file --server --help" },
 	{ "top", "-n --namespace -A --all-namespaces --path --method --authority --status --direction --max --duration "

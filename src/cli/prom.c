@@ -1021,6 +1021,139 @@ done:
 	return rc;
 }
 
+/* ---- routes ---------------------------------------------------------------- */
+
+/* The route series' labels, as sinewd keys them; by client, also the
+ * scrape target's namespace and workload (sinewd's SD labels). */
+#define ROUTE_LABELS "virtual_service_namespace,virtual_service,route,destination_service," \
+		     "destination_service_name,destination_service_namespace"
+enum { RL_VS_NS, RL_VS, RL_ROUTE, RL_SVC, RL_SVC_NAME, RL_SVC_NS, RL_CLIENT_NS, RL_CLIENT, N_RL };
+static const char *const route_labels[N_RL] = {
+	"virtual_service_namespace", "virtual_service", "route", "destination_service",
+	"destination_service_name", "destination_service_namespace", "namespace", "workload",
+};
+
+struct route_row {
+	const char *v[N_RL];
+	char *key;
+	struct tally t;
+};
+
+static int cmp_route_row(const void *a, const void *b)
+{
+	static const int order[] = { RL_CLIENT_NS, RL_CLIENT, RL_SVC_NS, RL_SVC_NAME, RL_SVC };
+	const struct route_row *x = a, *y = b;
+	int c = 0;
+	for (size_t i = 0; c == 0 && i < SN_ARRAY_LEN(order); i++)
+		c = strcmp(x->v[order[i]], y->v[order[i]]);
+	/* [DEFAULT] last, as sinewd sorts them */
+	if (c == 0 && (x->v[RL_VS][0] == '\0') != (y->v[RL_VS][0] == '\0'))
+		return x->v[RL_VS][0] == '\0' ? 1 : -1;
+	if (c == 0 && (c = strcmp(x->v[RL_VS_NS], y->v[RL_VS_NS])) == 0 && (c = strcmp(x->v[RL_VS], y->v[RL_VS])) == 0)
+		c = strcmp(x->v[RL_ROUTE], y->v[RL_ROUTE]);
+	return c;
+}
+
+/* GET /api/v1/routes from sinew_route_* (docs/observability.md, "Route
+ * metrics"), rows as sinewd's: by service (its requests from every
+ * client) or by client workload. */
+static int render_routes(struct data *d, int by_client, const char *ns, const char *name, struct sn_out *o)
+{
+	struct sn_cli_prom_vector total = { 0 }, ok = { 0 }, buckets = { 0 };
+	struct route_row *rows = NULL;
+	struct ix ix = { 0 };
+	size_t n = 0, nl = by_client ? N_RL : RL_CLIENT_NS;
+	const char *extra = by_client ? ",namespace,workload" : "";
+	int rc = -1;
+
+	if (query(d, &total, "sum by (" ROUTE_LABELS "%s) (rate(sinew_route_requests_total%s))", extra, d->range) != 0 ||
+	    query(d, &ok, "sum by (" ROUTE_LABELS "%s) (rate(sinew_route_responses_total{classification=\"success\"}%s))",
+		  extra, d->range) != 0 ||
+	    query(d, &buckets, "sum by (" ROUTE_LABELS "%s,le) (rate(sinew_route_request_duration_milliseconds_bucket%s))",
+		  extra, d->range) != 0)
+		goto done;
+	rows = calloc(total.n ? total.n : 1, sizeof(*rows));
+	if (rows == NULL)
+		goto oom;
+	for (int pass = 0; pass < 3; pass++) {
+		const struct sn_cli_prom_vector *v = pass == 0 ? &total : pass == 1 ? &ok : &buckets;
+		for (size_t i = 0; i < v->n; i++) {
+			const struct sn_cli_prom_sample *smp = &v->v[i];
+			const char *vals[N_RL];
+			if (!isfinite(smp->value) || smp->value <= 0)
+				continue;
+			for (size_t k = 0; k < N_RL; k++)
+				vals[k] = k < nl ? sn_cli_prom_label(smp, route_labels[k], "") : "";
+			const char *fns = by_client ? vals[RL_CLIENT_NS] : vals[RL_SVC_NS];
+			const char *fname = by_client ? vals[RL_CLIENT] : vals[RL_SVC_NAME];
+			if ((ns != NULL && strcmp(fns, ns) != 0) || (name != NULL && strcmp(fname, name) != 0))
+				continue;
+			char *key = join(vals, nl);
+			if (key == NULL)
+				goto oom;
+			long at = ix_find(&ix, key);
+			if (at < 0 && pass > 0) {
+				free(key);   /* no requests in the window: no row */
+				continue;
+			}
+			if (at < 0) {
+				at = (long)n;
+				rows[n].key = key;
+				memcpy(rows[n].v, vals, sizeof(vals));
+				if (ix_put(&ix, rows[n].key, n) != 0)
+					goto oom;
+				n++;
+			} else {
+				free(key);
+			}
+			struct tally *t = &rows[at].t;
+			double x = smp->value * d->seconds;
+			if (pass == 0) {
+				t->requests += x;
+			} else if (pass == 1) {
+				t->ok += x;
+			} else {
+				size_t b = le_index(d, sn_cli_prom_label(smp, "le", "+Inf"));
+				if (b < MAX_LE)
+					t->dur[b] += x;
+			}
+		}
+	}
+	/* (the index is done with: it points at the rows as they were) */
+	qsort(rows, n, sizeof(*rows), cmp_route_row);
+	sn_out_cstr(o, "[");
+	for (size_t i = 0; i < n; i++) {
+		const struct route_row *r = &rows[i];
+		uint64_t requests = count_of(r->t.requests);
+		const struct sn_stats_route_json j = {
+			.route = r->v[RL_ROUTE], .vs_ns = r->v[RL_VS_NS], .vs = r->v[RL_VS],
+			.svc_ns = r->v[RL_SVC_NS], .svc_name = r->v[RL_SVC_NAME], .svc_host = r->v[RL_SVC],
+			.client_ns = by_client ? r->v[RL_CLIENT_NS] : NULL, .client = by_client ? r->v[RL_CLIENT] : NULL,
+			.success = requests > 0 ? SN_MIN(r->t.ok / r->t.requests, 1.0) : NAN,
+			.requests = requests, .rps = r->t.requests / d->seconds,
+			.p50 = quantile(d, r->t.dur, 0.5), .p95 = quantile(d, r->t.dur, 0.95),
+			.p99 = quantile(d, r->t.dur, 0.99),
+		};
+		if (i > 0)
+			sn_out_cstr(o, ",");
+		sn_stats_json_route(o, &j);
+	}
+	sn_out_cstr(o, "]\n");
+	rc = 0;
+	goto done;
+oom:
+	fprintf(stderr, "sinew: out of memory\n");
+done:
+	for (size_t i = 0; i < n; i++)
+		free(rows[i].key);
+	free(rows);
+	free(ix.v);
+	sn_cli_prom_vector_free(&total);
+	sn_cli_prom_vector_free(&ok);
+	sn_cli_prom_vector_free(&buckets);
+	return rc;
+}
+
 /* ---- sinewd's API paths ------------------------------------------------------ */
 
 
@@ -1044,7 +1177,8 @@ int sn_cli_prom_api_get(const char *url, const char *path, int json, struct sn_c
 	size_t plen = q ? (size_t)(q++ - path) : strlen(path);
 	int stat = plen == strlen("/api/v1/stats") && !strncmp(path, "/api/v1/stats", plen);
 	int edges = plen == strlen("/api/v1/edges") && !strncmp(path, "/api/v1/edges", plen);
-	if (!stat && !edges) {
+	int routes = plen == strlen("/api/v1/routes") && !strncmp(path, "/api/v1/routes", plen);
+	if (!stat && !edges && !routes) {
 		fprintf(stderr, "sinew: %.*s cannot be read from Prometheus yet; leave --prometheus out\n", (int)plen,
 			path);
 		return 1;
@@ -1055,7 +1189,18 @@ int sn_cli_prom_api_get(const char *url, const char *path, int json, struct sn_c
 		return 1;
 	}
 	enum resource res = RES_DEPLOY;
-	if (stat) {
+	if (routes) {
+		/* routes: of a service (default) or of a client workload */
+		res = RES_SVC;
+		if (resource[0] && strcmp(resource, "svc") && strcmp(resource, "service") && strcmp(resource, "services")) {
+			if (strcmp(resource, "deploy") && strcmp(resource, "deployment") && strcmp(resource, "deployments") &&
+			    strcmp(resource, "workload") && strcmp(resource, "workloads")) {
+				fprintf(stderr, "sinew: resource \"%s\" is not one of svc, deploy\n", resource);
+				return 1;
+			}
+			res = RES_DEPLOY;
+		}
+	} else if (stat) {
 		if (!strcmp(resource, "svc") || !strcmp(resource, "service") || !strcmp(resource, "services"))
 			res = RES_SVC;
 		else if (!strcmp(resource, "ns") || !strcmp(resource, "namespace") || !strcmp(resource, "namespaces"))
@@ -1081,8 +1226,9 @@ int sn_cli_prom_api_get(const char *url, const char *path, int json, struct sn_c
 		data_free(&d);
 		return 1;
 	}
-	rc = stat ? render_stat(&d, res, ns[0] ? ns : NULL, name[0] ? name : NULL, &o)
-		  : render_edges(&d, ns[0] ? ns : NULL, &o);
+	rc = stat     ? render_stat(&d, res, ns[0] ? ns : NULL, name[0] ? name : NULL, &o)
+	     : routes ? render_routes(&d, res == RES_DEPLOY, ns[0] ? ns : NULL, name[0] ? name : NULL, &o)
+		      : render_edges(&d, ns[0] ? ns : NULL, &o);
 	data_free(&d);
 	if (rc == 0 && o.failed) {
 		fprintf(stderr, "sinew: out of memory\n");

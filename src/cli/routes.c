@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sinew/cli.h"
+#include "sinew/cli_prom.h"
 #include "sinew/loop.h"
 
 #define WATCH_MS 2000
@@ -19,7 +20,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sinew routes [svc|deploy] [NAME] [-n NS | -A] [--window D] [-o json|wide] [--watch]\n"
-		"                    [--server URL]\n"
+		"                    [--server URL] [--prometheus URL]\n"
 		"       sinew routes svc/NAME | deploy/NAME ...\n"
 		"\n"
 		"The golden metrics of each VirtualService route over the last --window,\n"
@@ -45,8 +46,10 @@ static void usage(FILE *f)
 		"  -o json|wide            the API's JSON, or more columns (VirtualService, requests)\n"
 		"  -w, --watch             print again every 2 s until interrupted\n"
 		"  --server URL            sinewd's API (default $SINEW_SERVER, else " SN_CLI_DEFAULT_SERVER ")\n"
+		"  --prometheus URL        compute the same from a Prometheus that scrapes the proxies\n"
+		"                          through sinewd's service discovery (default $SINEW_PROMETHEUS)\n"
 		"\n"
-		"Exit status: 0, 1 sinewd failed, 2 usage error.\n");
+		"Exit status: 0, 1 sinewd (or Prometheus) failed, 2 usage error.\n");
 }
 
 struct view {
@@ -56,11 +59,12 @@ struct view {
 	int wide;
 };
 
-static int show(const char *server, const char *path, int json, const struct view *v)
+static int show(const char *server, const char *prom, const char *path, int json, const struct view *v)
 {
 	struct sn_cli_response r;
 
-	int got = sn_cli_api_get(server, path, "route stats", json, &r);
+	int got = prom != NULL ? sn_cli_prom_api_get(prom, path, json, &r)
+			       : sn_cli_api_get(server, path, "route stats", json, &r);
 	if (got != 0)
 		return got == 2 ? 0 : 1;
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
@@ -139,7 +143,7 @@ static int resource_kind(const char *r)
 
 int sn_cli_routes(int argc, char **argv)
 {
-	enum { O_SERVER = 256, O_WINDOW };
+	enum { O_SERVER = 256, O_WINDOW, O_PROMETHEUS };
 	static const struct option opts[] = {
 		{ "namespace", required_argument, NULL, 'n' },
 		{ "all-namespaces", no_argument, NULL, 'A' },
@@ -147,10 +151,11 @@ int sn_cli_routes(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "watch", no_argument, NULL, 'w' },
 		{ "server", required_argument, NULL, O_SERVER },
+		{ "prometheus", required_argument, NULL, O_PROMETHEUS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *server = NULL, *ns = "default", *window = "1m", *name = NULL;
+	const char *server = NULL, *prom = NULL, *ns = "default", *window = "1m", *name = NULL;
 	int json = 0, all_ns = 0, watch = 0, o;
 	char path[1200], esc_ns[400], esc_name[400], esc_window[64], resource[64];
 	struct view v = { 0 };
@@ -173,6 +178,7 @@ int sn_cli_routes(int argc, char **argv)
 			break;
 		case 'w': watch = 1; break;
 		case O_SERVER: server = optarg; break;
+		case O_PROMETHEUS: prom = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -207,6 +213,7 @@ int sn_cli_routes(int argc, char **argv)
 	v.client_column = kind && name == NULL;
 	v.ns_column = all_ns;
 	server = sn_cli_server(server);
+	prom = sn_cli_prometheus(prom);
 	sn_cli_url_escape(window, esc_window, sizeof(esc_window));
 	int len = snprintf(path, sizeof(path), "/api/v1/routes?resource=%s&window=%s", kind ? "deploy" : "svc",
 			   esc_window);
@@ -219,13 +226,13 @@ int sn_cli_routes(int argc, char **argv)
 		snprintf(path + len, sizeof(path) - (size_t)len, "&name=%s", esc_name);
 	}
 	if (!watch)
-		return show(server, path, json, &v);
+		return show(server, prom, path, json, &v);
 	/* Until interrupted (SIGINT ends the process, as `watch` does). */
 	int tty = isatty(STDOUT_FILENO);
 	for (;;) {
 		if (tty)
 			fputs("\033[H\033[2J", stdout);
-		int rc = show(server, path, json, &v);
+		int rc = show(server, prom, path, json, &v);
 		if (rc != 0)
 			return rc;
 		if (!tty)

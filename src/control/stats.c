@@ -1929,42 +1929,15 @@ static int cmp_route_by_service(const void *a, const void *b)
 static void out_route_row(struct sn_out *o, const struct key *k, int by_client, const struct tally *t,
 			  const struct window *w)
 {
-	sn_out_cstr(o, "{\"route\":");
-	if (k->len[K_VS] == 0) {
-		sn_out_cstr(o, "\"[DEFAULT]\",\"virtualService\":null");
-	} else {
-		sn_out_json_str(o, k->s[K_ROUTE], k->len[K_ROUTE]);   /* "" only for a route named so */
-		sn_out_cstr(o, ",\"virtualService\":{\"namespace\":");
-		sn_out_json_str(o, k->s[K_VS_NS], k->len[K_VS_NS]);
-		sn_out_cstr(o, ",\"name\":");
-		sn_out_json_str(o, k->s[K_VS], k->len[K_VS]);
-		sn_out_cstr(o, "}");
-	}
-	sn_out_cstr(o, ",\"service\":{\"namespace\":");
-	sn_out_json_str(o, k->s[K_SVC_NS], k->len[K_SVC_NS]);
-	sn_out_cstr(o, ",\"name\":");
-	sn_out_json_str(o, k->s[K_SVC_NAME], k->len[K_SVC_NAME]);
-	sn_out_cstr(o, ",\"host\":");
-	sn_out_json_str(o, k->s[K_SVC], k->len[K_SVC]);
-	sn_out_cstr(o, "}");
-	if (by_client) {
-		sn_out_cstr(o, ",\"workload\":{\"namespace\":");
-		sn_out_json_str(o, k->s[K_SRC_NS], k->len[K_SRC_NS]);
-		sn_out_cstr(o, ",\"name\":");
-		sn_out_json_str(o, k->s[K_SRC_WL], k->len[K_SRC_WL]);
-		sn_out_cstr(o, "}");
-	}
-	sn_out_cstr(o, ",\"successRate\":");
-	sn_out_fixed(o, t->requests ? (double)t->ok / (double)t->requests : NAN, 4);
-	sn_out_printf(o, ",\"requests\":%" PRIu64 ",\"rps\":", t->requests);
-	sn_out_fixed(o, (double)t->requests / w->seconds, 3);
-	sn_out_cstr(o, ",\"latencyMs\":{\"p50\":");
-	sn_out_fixed(o, quantile(t->dur, 0.5), 3);
-	sn_out_cstr(o, ",\"p95\":");
-	sn_out_fixed(o, quantile(t->dur, 0.95), 3);
-	sn_out_cstr(o, ",\"p99\":");
-	sn_out_fixed(o, quantile(t->dur, 0.99), 3);
-	sn_out_cstr(o, "}}");
+	const struct sn_stats_route_json r = {
+		.route = k->s[K_ROUTE], .vs_ns = k->s[K_VS_NS], .vs = k->len[K_VS] ? k->s[K_VS] : NULL,
+		.svc_ns = k->s[K_SVC_NS], .svc_name = k->s[K_SVC_NAME], .svc_host = k->s[K_SVC],
+		.client_ns = by_client ? k->s[K_SRC_NS] : NULL, .client = by_client ? k->s[K_SRC_WL] : NULL,
+		.success = t->requests ? (double)t->ok / (double)t->requests : NAN,
+		.requests = t->requests, .rps = (double)t->requests / w->seconds,
+		.p50 = quantile(t->dur, 0.5), .p95 = quantile(t->dur, 0.95), .p99 = quantile(t->dur, 0.99),
+	};
+	sn_stats_json_route(o, &r);
 }
 
 void sn_stats_render_routes(struct sn_stats *s, const struct sn_stats_query *q, uint64_t now_ms, struct sn_out *o)

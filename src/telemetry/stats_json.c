@@ -68,6 +68,46 @@ void sn_stats_json_row(struct sn_out *o, const struct sn_stats_row_json *r)
 	sn_out_cstr(o, "}");
 }
 
+void sn_stats_json_route(struct sn_out *o, const struct sn_stats_route_json *r)
+{
+	sn_out_cstr(o, "{\"route\":");
+	if (r->vs == NULL || r->vs[0] == '\0') {
+		sn_out_cstr(o, "\"[DEFAULT]\",\"virtualService\":null");
+	} else {
+		sn_out_json_cstr(o, r->route ? r->route : "");   /* "" only for a route named so */
+		sn_out_cstr(o, ",\"virtualService\":{\"namespace\":");
+		sn_out_json_cstr(o, r->vs_ns);
+		sn_out_cstr(o, ",\"name\":");
+		sn_out_json_cstr(o, r->vs);
+		sn_out_cstr(o, "}");
+	}
+	sn_out_cstr(o, ",\"service\":{\"namespace\":");
+	sn_out_json_cstr(o, r->svc_ns);
+	sn_out_cstr(o, ",\"name\":");
+	sn_out_json_cstr(o, r->svc_name);
+	sn_out_cstr(o, ",\"host\":");
+	sn_out_json_cstr(o, r->svc_host);
+	sn_out_cstr(o, "}");
+	if (r->client != NULL) {
+		sn_out_cstr(o, ",\"workload\":{\"namespace\":");
+		sn_out_json_cstr(o, r->client_ns);
+		sn_out_cstr(o, ",\"name\":");
+		sn_out_json_cstr(o, r->client);
+		sn_out_cstr(o, "}");
+	}
+	sn_out_cstr(o, ",\"successRate\":");
+	sn_out_fixed(o, r->success, 4);
+	sn_out_printf(o, ",\"requests\":%" PRIu64 ",\"rps\":", r->requests);
+	sn_out_fixed(o, r->rps, 3);
+	sn_out_cstr(o, ",\"latencyMs\":{\"p50\":");
+	sn_out_fixed(o, r->p50, 3);
+	sn_out_cstr(o, ",\"p95\":");
+	sn_out_fixed(o, r->p95, 3);
+	sn_out_cstr(o, ",\"p99\":");
+	sn_out_fixed(o, r->p99, 3);
+	sn_out_cstr(o, "}}");
+}
+
 void sn_stats_json_edge(struct sn_out *o, const struct sn_stats_edge_json *e)
 {
 	sn_out_cstr(o, "{\"src\":{\"namespace\":");

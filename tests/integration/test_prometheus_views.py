@@ -199,6 +199,21 @@ class StatFromPrometheus(unittest.TestCase):
         out = run(mesh, ["edges", "deploy", "--window", "1m", "--prometheus", prom]).stdout
         self.assertEqual(out.splitlines()[1].split(), ["productpage", "reviews-v1", "default", "default", "yes"], out)
 
+        # routes: the VirtualService's route and the same counts, from
+        # sinew_route_* in Prometheus and from sinewd
+        pr = json.loads(run(mesh, ["routes", "svc", "--window", "1m", "-o", "json", "--prometheus", prom]).stdout)
+        sr = json.loads(run(mesh, ["routes", "svc", "--window", "1m", "-o", "json"]).stdout)
+        key = lambda r: (r["route"], r["service"]["name"])  # noqa: E731
+        self.assertEqual([key(r) for r in pr], [key(r) for r in sr], (pr, sr))
+        self.assertEqual([key(r) for r in pr], [("reviews.http[0]", "reviews")], pr)
+        self.assertEqual(set(pr[0]), set(sr[0]))
+        self.assertLess(abs(pr[0]["requests"] - sent), sent * 0.05, pr)
+        self.assertLess(abs(float(pr[0]["successRate"]) - ok / sent), 0.02, pr)
+        pd = json.loads(run(mesh, ["routes", "deploy", "--window", "1m", "-o", "json", "--prometheus", prom]).stdout)
+        self.assertEqual([r["workload"] for r in pd], [{"namespace": "default", "name": "productpage"}], pd)
+        out = run(mesh, ["routes", "--window", "1m", "--prometheus", prom]).stdout
+        self.assertEqual(out.splitlines()[1].split()[:2], ["reviews.http[0]", "reviews"], out)
+
         # $SINEW_PROMETHEUS, and the flag over it
         r = run(mesh, ["stat", "deploy", "--window", "1m", "-o", "json"], env={"SINEW_PROMETHEUS": prom})
         self.assertEqual(names(json.loads(r.stdout)), names(stat("deploy")))
@@ -207,7 +222,7 @@ class StatFromPrometheus(unittest.TestCase):
         self.assertEqual(names(json.loads(r.stdout)), names(stat("deploy")))
 
         # Prometheus unreachable, or not Prometheus: said, exit 1
-        for args in (["stat", "deploy"], ["edges", "deploy"]):
+        for args in (["stat", "deploy"], ["edges", "deploy"], ["routes", "svc"]):
             r = run(mesh, args + ["--prometheus", dead], check=False)
             self.assertEqual(r.returncode, 1, (r.stdout, r.stderr))
             self.assertIn("cannot reach Prometheus at %s (connection refused)" % dead, r.stderr)
