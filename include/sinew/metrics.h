@@ -112,6 +112,12 @@ struct sn_route_labels {
 	const char *destination_service;             /* FQDN */
 	const char *destination_service_name;
 	const char *destination_service_namespace;
+	/* The snapshot the strings live in (its version), or 0: the same
+	 * generation and the same pointers are the same series without
+	 * comparing the strings. A generation is never reused, and strings
+	 * given with one must not change while it lives (a buffer rewritten
+	 * between calls goes with 0). */
+	uint64_t gen;
 };
 
 /* Route series a worker's store holds at most; requests of a route past

@@ -15,7 +15,7 @@ static const char *own_app(const struct sn_proxy *p)
 
 /* The outbound request's route series (docs/observability.md, "Route
  * metrics"): its VirtualService route, or [DEFAULT] when none matched. */
-static void record_route(struct sn_worker *w, const struct sn_fx_summary *s)
+static void record_route(struct sn_exchange *ex, struct sn_worker *w, const struct sn_fx_summary *s)
 {
 	const struct sn_cluster *cl = s->cluster;
 	const struct sn_http_route *rt = s->route;
@@ -47,6 +47,9 @@ static void record_route(struct sn_worker *w, const struct sn_fx_summary *s)
 			rl.destination_service = vh->host;
 		}
 	}
+	/* the labels are the exchange's snapshot's strings (or static) */
+	const struct sn_snapshot *snap = sn_fx_snapshot(ex);
+	rl.gen = snap != NULL && snap == w->snap ? snap->version : 0;
 	sn_metrics_record_route(w->metrics, &rl, success, s->duration_ms);
 }
 
@@ -118,7 +121,7 @@ static void telemetry_done(struct sn_exchange *ex, const struct sn_fx_summary *s
 	}
 	sn_metrics_record_request(w->metrics, &l, s->duration_ms, s->request_bytes, s->response_bytes);
 	if (s->dir == SN_DIR_OUTBOUND)
-		record_route(w, s);
+		record_route(ex, w, s);
 
 	if (p->access_log != NULL) {
 		const struct sn_h1_request *rq = s->req;

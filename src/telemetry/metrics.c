@@ -180,7 +180,11 @@ struct sn_metrics {
 	size_t n_routes;             /* published as n_series is */
 	struct index_slot *route_index;   /* writer only */
 	size_t route_index_mask;
-	uint32_t route_cache[PTR_CACHE_SIZE];   /* writer only: route series index + 1 */
+	struct route_cache {         /* writer only: by the labels' pointers */
+		uint32_t series;     /* route series index + 1; 0: empty */
+		uint64_t gen;        /* the snapshot the pointers were seen in (sn_route_labels.gen) */
+		const char *ptr[N_ROUTE_LABELS];
+	} route_cache[PTR_CACHE_SIZE];
 	uint64_t route_overflow_total;   /* requests of route series the table had no room for */
 };
 
@@ -583,27 +587,34 @@ void sn_metrics_record_route(struct sn_metrics *m, const struct sn_route_labels 
 	uint32_t len[N_ROUTE_LABELS];
 	uint64_t us = ms_to_us(duration_ms), h = 0;
 	struct route_series *s;
-	uint32_t cached;
 	size_t slot;
 
 	route_labels_to_array(l, val);
 	/* the route's and the service's strings live in the snapshot: a few
-	 * distinct pointers per route, verified by content as for requests */
+	 * distinct pointers per route. Seen in the same snapshot (l->gen, which
+	 * is never reused while it lives), the same pointers are the same
+	 * strings; else they are verified by content, as for requests. */
 	for (size_t k = R_ROUTE; k < N_ROUTE_LABELS; k++)
 		h = mix(h, (uintptr_t)val[k]);
 	slot = (size_t)(h >> 40) & (PTR_CACHE_SIZE - 1);
-	cached = m->route_cache[slot];
-	if (cached && route_holds(&m->routes[cached - 1], val)) {
-		s = &m->routes[cached - 1];
+	struct route_cache *c = &m->route_cache[slot];
+	if (c->series && l->gen != 0 && c->gen == l->gen && memcmp(c->ptr, val, sizeof(val)) == 0) {
+		s = &m->routes[c->series - 1];
 	} else {
-		for (size_t k = 0; k < N_ROUTE_LABELS; k++)
-			len[k] = (uint32_t)strnlen(val[k], LABEL_VALUE_MAX);
-		s = route_find_or_add(m, val, len);
-		if (SN_UNLIKELY(!s)) {
-			bump(&m->route_overflow_total, 1);
-			return;
+		if (c->series && route_holds(&m->routes[c->series - 1], val)) {
+			s = &m->routes[c->series - 1];
+		} else {
+			for (size_t k = 0; k < N_ROUTE_LABELS; k++)
+				len[k] = (uint32_t)strnlen(val[k], LABEL_VALUE_MAX);
+			s = route_find_or_add(m, val, len);
+			if (SN_UNLIKELY(!s)) {
+				bump(&m->route_overflow_total, 1);
+				return;
+			}
+			c->series = (uint32_t)(s - m->routes) + 1;
 		}
-		m->route_cache[slot] = (uint32_t)(s - m->routes) + 1;
+		c->gen = l->gen;
+		memcpy(c->ptr, val, sizeof(val));
 	}
 	bump(&s->dur[dur_bucket(us)], 1);
 	bump(&s->dur_sum_us, us);

@@ -504,16 +504,23 @@ static void test_json_for_sinewd(void **state)
 static void test_route_series(void **state)
 {
 	struct sn_metrics *w[2] = { sn_metrics_new(8), sn_metrics_new(8) };
+	/* r as from snapshot 7 (its pointers name its series), d without one */
 	struct sn_route_labels r = { "default", "reviews", "ratings", "reviews.default.svc.cluster.local", "reviews",
-				     "default" };
-	struct sn_route_labels d = { NULL, NULL, NULL, "details.default.svc.cluster.local", "details", "default" };
+				     "default", 7 };
+	struct sn_route_labels d = { NULL, NULL, NULL, "details.default.svc.cluster.local", "details", "default", 0 };
 	struct sn_metrics_json_info info;
 	struct sn_out o = { 0 };
 	char name[32], *out;
 
 	sn_metrics_record_route(w[0], &r, 1, 2);
 	sn_metrics_record_route(w[1], &r, 0, 30);
-	sn_metrics_record_route(w[1], &r, 1, 0.25);
+	/* the same strings at other addresses (another snapshot): the same series */
+	char route[] = "ratings", svc[] = "reviews.default.svc.cluster.local";
+	struct sn_route_labels r2 = r;
+	r2.route = route;
+	r2.destination_service = svc;
+	r2.gen = 8;
+	sn_metrics_record_route(w[1], &r2, 1, 0.25);
 	sn_metrics_record_route(w[0], &d, 1, 7);
 	out = render(w, 2, NULL, 0);
 	const char *rl = "virtual_service_namespace=\"default\",virtual_service=\"reviews\",route=\"ratings\","
@@ -558,7 +565,9 @@ static void test_route_series(void **state)
 	assert_int_equal(o.p[o.len - 1], ']');
 	sn_out_free(&o);
 
-	/* the table's bound: past it, counted and not kept */
+	/* the table's bound: past it, counted and not kept (one buffer
+	 * rewritten each time: no snapshot's strings, so no generation) */
+	r.gen = 0;
 	for (int i = 0; i < SN_METRICS_MAX_ROUTE_SERIES + 5; i++) {
 		snprintf(name, sizeof(name), "r%d", i);
 		r.route = name;
