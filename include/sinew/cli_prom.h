@@ -77,4 +77,10 @@ int sn_cli_prom_detect(struct sn_cli_prom *p);
  * been printed, 0 with *r to read and free. */
 int sn_cli_prom_api_get(const char *url, const char *path, int json, struct sn_cli_response *r);
 
+/* This thread's Prometheus errors go to errors (appended, "; "-separated)
+ * instead of stderr; NULL: stderr again. sinewd --prometheus answers its
+ * API's stats with sn_cli_prom_api_get on a thread of its own. */
+struct sn_out;
+void sn_cli_prom_capture(struct sn_out *errors);
+
 #endif

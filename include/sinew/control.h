@@ -495,6 +495,11 @@ struct sn_api {
 	int conns;
 	const char *mesh_addr;      /* recorded for /api/v1/version */
 	const char *api_addr;       /* "host:port" it listens on: the scrape relay's targets in the SD */
+	/* sinewd --prometheus: GET /api/v1/stats, /edges and /routes answered
+	 * elsewhere (src/sinewd/prom_views.c): takes fd, a client connection
+	 * whose request (path with its query) was read, and returns 0, or an
+	 * HTTP status with err (fd left to the API). NULL: the built-in store. */
+	int (*stats_from)(int fd, const char *path, char *err, size_t size);
 	struct sn_mesh *mesh;       /* may be NULL: no proxies, no push */
 	struct sn_ca_service *ca;   /* may be NULL: the CA endpoints answer 503 */
 	struct sn_traces *traces;   /* may be NULL: the trace endpoints answer 503 */

@@ -66,6 +66,36 @@ static const char *const key_labels[N_KEY] = {
 
 /* ---- the client ----------------------------------------------------------- */
 
+/* Where this thread's errors go: stderr ("sinew: ..."), or a buffer
+ * (sn_cli_prom_capture: sinewd answering its API from Prometheus). */
+static __thread struct sn_out *prom_errors;
+
+static void prom_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void prom_say(const char *fmt, ...)
+{
+	char msg[3000];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	size_t n = strlen(msg);
+	while (n > 0 && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	if (prom_errors == NULL) {
+		fprintf(stderr, "sinew: %s\n", msg);
+		return;
+	}
+	if (prom_errors->len > 0)
+		sn_out_cstr(prom_errors, "; ");
+	sn_out_cstr(prom_errors, msg);
+}
+
+void sn_cli_prom_capture(struct sn_out *errors)
+{
+	prom_errors = errors;
+}
+
 const char *sn_cli_prometheus(const char *flag)
 {
 	if (flag != NULL && flag[0])
@@ -83,7 +113,7 @@ int sn_cli_prom_open(const char *url, struct sn_cli_prom *p)
 	memset(p, 0, sizeof(*p));
 	p->names = "sinew";
 	if (strncmp(url, "http://", 7) != 0) {
-		fprintf(stderr, "sinew: --prometheus %.300s: want an http:// URL, e.g. http://127.0.0.1:9090%s\n", url,
+		prom_say("--prometheus %.300s: want an http:// URL, e.g. http://127.0.0.1:9090%s\n", url,
 			strncmp(url, "https://", 8) == 0 ? " (https is not supported yet)" : "");
 		return -1;
 	}
@@ -94,14 +124,14 @@ int sn_cli_prom_open(const char *url, struct sn_cli_prom *p)
 	while (plen > 0 && prefix[plen - 1] == '/')
 		plen--;
 	if (blen >= sizeof(p->base) || plen >= sizeof(p->prefix) || strcspn(url, "?# \t\r\n") != strlen(url)) {
-		fprintf(stderr, "sinew: --prometheus %.300s: want http://HOST:PORT[/PATH], e.g. http://127.0.0.1:9090\n",
+		prom_say("--prometheus %.300s: want http://HOST:PORT[/PATH], e.g. http://127.0.0.1:9090\n",
 			url);
 		return -1;
 	}
 	for (size_t i = 0; i < plen; i++) {
 		unsigned char c = (unsigned char)prefix[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("/-._~%", c))) {
-			fprintf(stderr, "sinew: --prometheus %.300s: the path has a character a URL path cannot hold\n",
+			prom_say("--prometheus %.300s: the path has a character a URL path cannot hold\n",
 				url);
 			return -1;
 		}
@@ -109,7 +139,7 @@ int sn_cli_prom_open(const char *url, struct sn_cli_prom *p)
 	memcpy(p->base, url, blen);
 	memcpy(p->prefix, prefix, plen);
 	if (sn_cli_url_parse(p->base, &u, err, sizeof(err)) != 0) {
-		fprintf(stderr, "sinew: --prometheus %s\n", err);
+		prom_say("--prometheus %s\n", err);
 		return -1;
 	}
 	snprintf(p->text, sizeof(p->text), "%s%s", u.text, p->prefix);
@@ -158,7 +188,7 @@ int sn_cli_prom_query(const struct sn_cli_prom *p, const char *promql, struct sn
 
 	memset(out, 0, sizeof(*out));
 	if (esc == NULL) {
-		fprintf(stderr, "sinew: out of memory\n");
+		prom_say("out of memory\n");
 		return -1;
 	}
 	/* every byte but the unreserved ones percent-encoded: '+', '&', '=',
@@ -167,13 +197,13 @@ int sn_cli_prom_query(const struct sn_cli_prom *p, const char *promql, struct sn
 	sn_out_printf(&path, "%s/api/v1/query?query=%s&time=%s", p->prefix, esc, p->time);
 	free(esc);
 	if (path.failed) {
-		fprintf(stderr, "sinew: out of memory\n");
+		prom_say("out of memory\n");
 		sn_out_free(&path);
 		return -1;
 	}
 	if (sn_cli_http(p->base, "GET", path.p, NULL, NULL, 0, SN_CLI_TIMEOUT_MS, "Prometheus", HINT, &r, err,
 			sizeof(err)) != 0) {
-		fprintf(stderr, "sinew: %s\n", err);
+		prom_say("%s\n", err);
 		sn_out_free(&path);
 		return -1;
 	}
@@ -186,10 +216,10 @@ int sn_cli_prom_query(const struct sn_cli_prom *p, const char *promql, struct sn
 	if (status == NULL || (strcmp(status, "success") != 0 && (strcmp(status, "error") != 0 || etype == NULL))) {
 		excerpt(r.body, r.len, ex, sizeof(ex));
 		if (r.status == 503)
-			fprintf(stderr, "sinew: Prometheus at %s is not ready (503: %s); try again once it has started\n",
+			prom_say("Prometheus at %s is not ready (503: %s); try again once it has started\n",
 				p->text, ex);
 		else
-			fprintf(stderr, "sinew: %s does not answer as Prometheus's HTTP API (GET %s/api/v1/query: %d %s); "
+			prom_say("%s does not answer as Prometheus's HTTP API (GET %s/api/v1/query: %d %s); "
 					"--prometheus wants Prometheus's base URL, e.g. http://127.0.0.1:9090\n",
 				p->text, p->prefix, r.status, ex);
 		goto done;
@@ -197,7 +227,7 @@ int sn_cli_prom_query(const struct sn_cli_prom *p, const char *promql, struct sn
 	if (strcmp(status, "success") != 0) {
 		const char *type = etype;
 		const char *msg = sn_cli_json_str_or(root, "error", "(no message)");
-		fprintf(stderr, "sinew: Prometheus at %s refused a query (%d %s: %.500s)%s; the query was: %.2000s\n",
+		prom_say("Prometheus at %s refused a query (%d %s: %.500s)%s; the query was: %.2000s\n",
 			p->text, r.status, type, msg,
 			!strcmp(type, "timeout") || !strcmp(type, "execution")
 				? "; a shorter --window or a narrower view asks it for less"
@@ -209,19 +239,19 @@ int sn_cli_prom_query(const struct sn_cli_prom *p, const char *promql, struct sn
 	const char *type = sn_cli_json_str(data, "resultType");
 	struct fy_node *result = sn_cli_json_get(data, "result");
 	if (type == NULL || strcmp(type, "vector") != 0 || (result != NULL && !fy_node_is_sequence(result))) {
-		fprintf(stderr, "sinew: Prometheus at %s answered a %s, not an instant vector, for: %.2000s\n", p->text,
+		prom_say("Prometheus at %s answered a %s, not an instant vector, for: %.2000s\n", p->text,
 			type ? type : "malformed result", promql);
 		goto done;
 	}
 	size_t n = sn_cli_json_len(result);
 	if (n > SN_CLI_PROM_MAX_SERIES) {
-		fprintf(stderr, "sinew: Prometheus at %s answered %zu series, more than the %d this client reads, "
+		prom_say("Prometheus at %s answered %zu series, more than the %d this client reads, "
 				"for: %.2000s\n", p->text, n, SN_CLI_PROM_MAX_SERIES, promql);
 		goto done;
 	}
 	out->v = calloc(n ? n : 1, sizeof(*out->v));
 	if (out->v == NULL) {
-		fprintf(stderr, "sinew: out of memory\n");
+		prom_say("out of memory\n");
 		goto done;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -230,7 +260,7 @@ int sn_cli_prom_query(const struct sn_cli_prom *p, const char *promql, struct sn
 		struct fy_node *v = sn_cli_json_len(value) == 2 ? sn_cli_json_at(value, 1) : NULL;
 		const char *s = v != NULL && fy_node_is_scalar(v) ? fy_node_get_scalar0(v) : NULL;
 		if (s == NULL) {
-			fprintf(stderr, "sinew: Prometheus at %s answered a sample without a value, for: %.2000s\n",
+			prom_say("Prometheus at %s answered a sample without a value, for: %.2000s\n",
 				p->text, promql);
 			goto done;
 		}
@@ -436,7 +466,7 @@ static int query(struct data *d, struct sn_cli_prom_vector *v, const char *fmt, 
 	va_end(ap);
 	p = n >= 0 ? sn_out_reserve(&q, (size_t)n + 1) : NULL;
 	if (p == NULL) {
-		fprintf(stderr, "sinew: out of memory\n");
+		prom_say("out of memory\n");
 		sn_out_free(&q);
 		return -1;
 	}
@@ -498,7 +528,7 @@ static int load_proxies(struct data *d, int with_tcp)
 	}
 	return 0;
 oom:
-	fprintf(stderr, "sinew: out of memory\n");
+	prom_say("out of memory\n");
 	return -1;
 }
 
@@ -869,7 +899,7 @@ static int render_stat(struct data *d, enum resource res, const char *ns, const 
 	rc = 0;
 	goto done;
 oom:
-	fprintf(stderr, "sinew: out of memory\n");
+	prom_say("out of memory\n");
 done:
 	free(v);
 	rows_free(&rs);
@@ -1011,7 +1041,7 @@ static int render_edges(struct data *d, const char *ns, struct sn_out *o)
 	rc = 0;
 	goto done;
 oom:
-	fprintf(stderr, "sinew: out of memory\n");
+	prom_say("out of memory\n");
 done:
 	for (size_t i = 0; i < n; i++)
 		free(es[i].key);
@@ -1142,7 +1172,7 @@ static int render_routes(struct data *d, int by_client, const char *ns, const ch
 	rc = 0;
 	goto done;
 oom:
-	fprintf(stderr, "sinew: out of memory\n");
+	prom_say("out of memory\n");
 done:
 	for (size_t i = 0; i < n; i++)
 		free(rows[i].key);
@@ -1179,13 +1209,13 @@ int sn_cli_prom_api_get(const char *url, const char *path, int json, struct sn_c
 	int edges = plen == strlen("/api/v1/edges") && !strncmp(path, "/api/v1/edges", plen);
 	int routes = plen == strlen("/api/v1/routes") && !strncmp(path, "/api/v1/routes", plen);
 	if (!stat && !edges && !routes) {
-		fprintf(stderr, "sinew: %.*s cannot be read from Prometheus yet; leave --prometheus out\n", (int)plen,
+		prom_say("%.*s cannot be read from Prometheus yet; leave --prometheus out\n", (int)plen,
 			path);
 		return 1;
 	}
 	if (param(q, "resource", resource, sizeof(resource)) < 0 || param(q, "namespace", ns, sizeof(ns)) < 0 ||
 	    param(q, "name", name, sizeof(name)) < 0 || param(q, "window", window, sizeof(window)) < 0) {
-		fprintf(stderr, "sinew: a parameter of %s is too long\n", path);
+		prom_say("a parameter of %s is too long\n", path);
 		return 1;
 	}
 	enum resource res = RES_DEPLOY;
@@ -1195,7 +1225,7 @@ int sn_cli_prom_api_get(const char *url, const char *path, int json, struct sn_c
 		if (resource[0] && strcmp(resource, "svc") && strcmp(resource, "service") && strcmp(resource, "services")) {
 			if (strcmp(resource, "deploy") && strcmp(resource, "deployment") && strcmp(resource, "deployments") &&
 			    strcmp(resource, "workload") && strcmp(resource, "workloads")) {
-				fprintf(stderr, "sinew: resource \"%s\" is not one of svc, deploy\n", resource);
+				prom_say("resource \"%s\" is not one of svc, deploy\n", resource);
 				return 1;
 			}
 			res = RES_DEPLOY;
@@ -1207,13 +1237,13 @@ int sn_cli_prom_api_get(const char *url, const char *path, int json, struct sn_c
 			res = RES_NS;
 		else if (strcmp(resource, "deploy") && strcmp(resource, "deployment") && strcmp(resource, "deployments") &&
 			 strcmp(resource, "workload") && strcmp(resource, "workloads")) {
-			fprintf(stderr, "sinew: resource \"%s\" is not one of deploy, svc, ns\n", resource);
+			prom_say("resource \"%s\" is not one of deploy, svc, ns\n", resource);
 			return 1;
 		}
 	}
 	if (sn_parse_duration_ms(window, &window_ms) != 0 || window_ms < SN_CLI_PROM_WINDOW_MIN_MS ||
 	    window_ms > SN_CLI_PROM_WINDOW_MAX_MS) {
-		fprintf(stderr, "sinew: window \"%.20s\" is not a duration from 10s to 720h (e.g. 30s, 1m, 15m; "
+		prom_say("window \"%.20s\" is not a duration from 10s to 720h (e.g. 30s, 1m, 15m; "
 				"default 1m); Prometheus needs two scrapes in it\n", window);
 		return 1;
 	}
@@ -1231,7 +1261,7 @@ int sn_cli_prom_api_get(const char *url, const char *path, int json, struct sn_c
 		      : render_edges(&d, ns[0] ? ns : NULL, &o);
 	data_free(&d);
 	if (rc == 0 && o.failed) {
-		fprintf(stderr, "sinew: out of memory\n");
+		prom_say("out of memory\n");
 		rc = -1;
 	}
 	if (rc != 0) {
@@ -1250,7 +1280,7 @@ int sn_cli_prom_api_get(const char *url, const char *path, int json, struct sn_c
 	if (sn_out_reserve(&o, 1) == NULL) {
 		sn_out_free(&o);
 		memset(r, 0, sizeof(*r));
-		fprintf(stderr, "sinew: out of memory\n");
+		prom_say("out of memory\n");
 		return 1;
 	}
 	r->body = o.p;

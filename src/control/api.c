@@ -938,6 +938,18 @@ static int tap_start(struct sn_mesh *m, int fd, const void *arg, char *why, size
 	return sn_mesh_tap_start(m, fd, arg, why, size);
 }
 
+struct stats_from {
+	const struct sn_api *api;
+	const char *path;
+};
+
+static int stats_from_start(struct sn_mesh *m, int fd, const void *arg, char *why, size_t size)
+{
+	const struct stats_from *sf = arg;
+	(void)m;
+	return sf->api->stats_from(fd, sf->path, why, size);
+}
+
 static int scrape_start(struct sn_mesh *m, int fd, const void *arg, char *why, size_t size)
 {
 	return sn_mesh_scrape_start(m, fd, arg, why, size);
@@ -1121,6 +1133,17 @@ static void route(struct api_conn *c, const struct api_req *r)
 		   !memcmp(r->route.p + r->route.len - metrics_suffix.len, metrics_suffix.p, metrics_suffix.len)) {
 		handle_proxy_metrics(c, sn_str_make(r->route.p + proxies_prefix.len,
 						    r->route.len - proxies_prefix.len - metrics_suffix.len));
+	} else if ((is_stats || is_edges || sn_str_eq_cstr(r->route, "/api/v1/routes")) && get &&
+		   c->api->stats_from != NULL) {
+		/* sinewd --prometheus: answered from Prometheus, on a thread */
+		char path[2048];
+		int n = snprintf(path, sizeof(path), "%.*s%s%.*s", (int)r->route.len, r->route.p, r->query.p ? "?" : "",
+				 (int)r->query.len, r->query.p ? r->query.p : "");
+		struct stats_from sf = { c->api, path };
+		if (n < 0 || (size_t)n >= sizeof(path))
+			respond_error(c, 414, "the query is too long");
+		else
+			handover(c, stats_from_start, &sf);
 	} else if ((is_stats || is_edges || sn_str_eq_cstr(r->route, "/api/v1/routes")) && get) {
 		if (c->api->stats == NULL)
 			respond_error(c, 503, "sinewd runs without live stats");

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "sinew/control.h"
+#include "prom_views.h"
 #include "sinew/log.h"
 #include "sinew/pod.h"
 
@@ -54,6 +55,9 @@ static void usage(FILE *f)
 		"  --renew-spread D     during a rotation, proxies renew within D (default 5s)\n"
 		"  --stats-resolution D time slot of the live stats (`sinew stat`), 1s to 10m; they\n"
 		"                       keep the last hour (default 10s)\n"
+		"  --prometheus URL     answer the live views (stats, edges, routes: the CLI's and the\n"
+		"                       dashboard's) from a Prometheus that scrapes the proxies through\n"
+		"                       this sinewd's service discovery, instead of the built-in store\n"
 		"  --pod-mesh NETNS=ADDR:PORT  also take proxies on ADDR:PORT inside network namespace\n"
 		"                       NETNS (the pods' network of `sinew run`, e.g. sn-mesh=10.88.0.1:15012)\n"
 		"  --log-level LEVEL    error, warn, info (default), debug, trace\n"
@@ -193,7 +197,7 @@ static int parse_duration(const char *s, uint32_t *out)
 int main(int argc, char **argv)
 {
 	enum { O_DATA = 256, O_API, O_MESH, O_LOG_LEVEL, O_VERSION, O_HELP, O_TD, O_CLUSTER_DOMAIN, O_CA_CERT, O_CA_KEY,
-	       O_MESH_PLAIN, O_LEAF_TTL, O_ROOT_TTL, O_RENEW_SPREAD, O_POD_MESH, O_STATS_RESOLUTION };
+	       O_MESH_PLAIN, O_LEAF_TTL, O_ROOT_TTL, O_RENEW_SPREAD, O_POD_MESH, O_STATS_RESOLUTION, O_PROMETHEUS };
 	static const struct option opts[] = {
 		{ "data-dir", required_argument, NULL, O_DATA },
 		{ "api", required_argument, NULL, O_API },
@@ -209,10 +213,12 @@ int main(int argc, char **argv)
 		{ "renew-spread", required_argument, NULL, O_RENEW_SPREAD },
 		{ "pod-mesh", required_argument, NULL, O_POD_MESH },
 		{ "stats-resolution", required_argument, NULL, O_STATS_RESOLUTION },
+		{ "prometheus", required_argument, NULL, O_PROMETHEUS },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *prometheus = NULL;
 	const char *data_dir = NULL, *api_s = "127.0.0.1:15080", *mesh_s = "127.0.0.1:15012", *pod_mesh = NULL;
 	struct sn_ca_service_opts ca_opts = { 0 };
 	struct sn_mesh_opts mesh_opts = { 0 };
@@ -272,6 +278,9 @@ int main(int argc, char **argv)
 				ca_opts.root_ttl = ttl;
 			else
 				mesh_opts.renew_spread_ms = ttl * 1000;
+			break;
+		case O_PROMETHEUS:
+			prometheus = optarg;
 			break;
 		case O_STATS_RESOLUTION:
 			if (sn_parse_duration_ms(optarg, &stats_lim.resolution_ms) != 0 ||
@@ -359,6 +368,13 @@ int main(int argc, char **argv)
 	}
 	d.api.mesh_addr = mesh_s;
 	d.api.api_addr = api_s;
+	if (prometheus != NULL) {
+		char err[600];
+		if (sinewd_prom_views(&d.api, prometheus, err, sizeof(err)) != 0) {
+			fprintf(stderr, "sinewd: %s\n", err);
+			return 2;
+		}
+	}
 	d.traces = sn_traces_new(NULL);
 	if (d.traces == NULL) {
 		fprintf(stderr, "sinewd: out of memory\n");

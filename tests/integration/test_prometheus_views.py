@@ -214,6 +214,29 @@ class StatFromPrometheus(unittest.TestCase):
         out = run(mesh, ["routes", "--window", "1m", "--prometheus", prom]).stdout
         self.assertEqual(out.splitlines()[1].split()[:2], ["reviews.http[0]", "reviews"], out)
 
+        # sinewd --prometheus: its API's views (the dashboard's, a CLI's
+        # without the flag) answer from Prometheus: a second sinewd, with
+        # no proxies of its own, shows the first one's mesh
+        other = Mesh(self, extra=["--prometheus", prom])
+        via = json.loads(run(other, ["stat", "deploy", "--window", "1m", "-o", "json"]).stdout)
+        direct = stat("deploy")
+        self.assertEqual(names(via), names(direct))
+        for a, b in zip(via, direct):   # asked a moment apart: Prometheus extrapolates each window
+            self.assertLessEqual(abs(a["requests"] - b["requests"]), max(b["requests"] * 0.05, 1), (via, direct))
+        status, body = other.call("GET", "/api/v1/edges?window=1m")
+        self.assertEqual(status, 200, body)
+        self.assertEqual([(e["src"]["workload"], e["dst"]["workload"]) for e in body], [("productpage", "reviews-v1")])
+        status, body = other.call("GET", "/api/v1/routes?window=1m")
+        self.assertEqual(status, 200, body)
+        self.assertEqual([r["route"] for r in body], ["reviews.http[0]"])
+        status, body = other.call("GET", "/api/v1/stats?resource=nope")
+        self.assertEqual(status, 502, body)
+        self.assertIn('resource "nope"', body["error"])
+        down = Mesh(self, extra=["--prometheus", "http://127.0.0.1:%d" % st.free_port()])
+        status, body = down.call("GET", "/api/v1/stats?resource=deploy")
+        self.assertEqual(status, 502, body)
+        self.assertIn("cannot reach Prometheus", body["error"])
+
         # $SINEW_PROMETHEUS, and the flag over it
         r = run(mesh, ["stat", "deploy", "--window", "1m", "-o", "json"], env={"SINEW_PROMETHEUS": prom})
         self.assertEqual(names(json.loads(r.stdout)), names(stat("deploy")))
