@@ -13,6 +13,12 @@
  * decodes to a NUL, or it does not fit. */
 int sn_url_decode(struct sn_str s, char *out, size_t size);
 
+/* s percent-encoded into buf (size bytes, NUL-terminated, cut before an
+ * escape that would not fit): every byte outside RFC 3986's unreserved
+ * set, and '/' unless keep_slash (a query value keeps it; a path segment
+ * must not). */
+void sn_url_escape(const char *s, int keep_slash, char *buf, size_t size);
+
 /* Finds key in q (the query, without its '?') and decodes its value
  * (%XX and '+' as a space) into out (size bytes, NUL-terminated).
  * Returns 1 if found ("key" alone is found and empty), 0 if absent, -1

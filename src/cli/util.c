@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "sinew/cli.h"
+#include "sinew/query.h"
 #include "sinew/common.h"
 #include "sinew/config.h"
 
@@ -290,22 +291,7 @@ void sn_cli_free_strv(char **v, size_t n)
 
 void sn_cli_url_escape(const char *s, char *buf, size_t size)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-	if (size == 0)
-		return;
-	for (; *s && o + 4 <= size; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-		    c == '_' || c == '.' || c == '~' || c == '/') {
-			buf[o++] = (char)c;
-		} else {
-			buf[o++] = '%';
-			buf[o++] = hex[c >> 4];
-			buf[o++] = hex[c & 15];
-		}
-	}
-	buf[o] = '\0';
+	sn_url_escape(s, 1, buf, size);
 }
 
 void sn_cli_kind_resource(const char *kind, char *buf, size_t size)

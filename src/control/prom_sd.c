@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "sinew/json.h"
+#include "sinew/query.h"
 #include "mesh_internal.h"
 
 static void label(struct sn_out *o, int *first, const char *k, const char *v)
@@ -29,24 +30,6 @@ static void label(struct sn_out *o, int *first, const char *k, const char *v)
 	sn_out_json_cstr(o, v);
 }
 
-/* s with every byte outside RFC 3986's unreserved set percent-encoded. */
-static void path_segment(char *buf, size_t size, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-	for (; *s && o + 4 < size; s++) {
-		unsigned char c = (unsigned char)*s;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '~') {
-			buf[o++] = (char)c;
-		} else {
-			buf[o++] = '%';
-			buf[o++] = hex[c >> 4];
-			buf[o++] = hex[c & 15];
-		}
-	}
-	buf[o] = '\0';
-}
 
 void sn_mesh_render_prom_sd(struct sn_mesh *m, const char *api_addr, struct sn_out *o)
 {
@@ -61,7 +44,7 @@ void sn_mesh_render_prom_sd(struct sn_mesh *m, const char *api_addr, struct sn_o
 		sn_out_cstr(o, any ? ",{\"targets\":[" : "{\"targets\":[");
 		any = 1;
 		if (pod_local && api_addr != NULL) {
-			path_segment(id, sizeof(id), px->id);
+			sn_url_escape(px->id, 0, id, sizeof(id));
 			snprintf(path, sizeof(path), "/api/v1/proxies/%s/metrics", id);
 		} else {
 			snprintf(path, sizeof(path), "/metrics");

@@ -27,6 +27,26 @@ int sn_url_decode(struct sn_str s, char *out, size_t size)
 	return 0;
 }
 
+void sn_url_escape(const char *s, int keep_slash, char *buf, size_t size)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	if (size == 0)
+		return;
+	for (; *s && o + 4 <= size; s++) {
+		unsigned char c = (unsigned char)*s;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+		    c == '_' || c == '.' || c == '~' || (c == '/' && keep_slash)) {
+			buf[o++] = (char)c;
+		} else {
+			buf[o++] = '%';
+			buf[o++] = hex[c >> 4];
+			buf[o++] = hex[c & 15];
+		}
+	}
+	buf[o] = '\0';
+}
+
 int sn_query_get(struct sn_str q, const char *key, char *out, size_t size)
 {
 	size_t kl = strlen(key);
