@@ -565,6 +565,11 @@ void mesh_ca_render_proxy(const struct sn_mesh *m, const struct sn_mesh_proxy *p
 	sn_out_cstr(o, has_identity(px) ? "true" : "false");
 	sn_out_cstr(o, ",\"spiffeId\":");
 	sn_out_json_cstr(o, px->peer_id);
+	/* the certificate the proxy presents on its link now: its leaf */
+	int64_t na = has_identity(px) && px->conn != NULL ? sn_xds_peer_not_after(px->conn) : 0;
+	if (na > 0)
+		sn_out_printf(o, ",\"leafNotAfter\":%lld,\"leafExpiresInSeconds\":%lld", (long long)na,
+			      (long long)(na - now_s()));
 	if (m->ca != NULL && has_identity(px) && sn_ca_service_phase(m->ca) != SN_CA_STABLE)
 		sn_out_printf(o, ",\"rotation\":{\"phase\":\"%s\",\"bundleAcked\":%s,\"leafFromNewIssuer\":%s}",
 			      phase_name(m), px->bundle_acked >= sn_ca_service_bundle_version(m->ca) ? "true" : "false",

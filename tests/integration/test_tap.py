@@ -312,6 +312,10 @@ class TapMutualTLS(unittest.TestCase):
         self.assertEqual(inn["source"]["principal"], "spiffe://cluster.local/ns/default/sa/productpage")
         self.assertEqual(inn["destination"]["principal"], "spiffe://cluster.local/ns/default/sa/reviews")
         self.assertEqual(out["requestId"], inn["requestId"])   # one request, seen from both sides
+        # the leaves the proxies present, with their expiry (the dashboard's certificates view)
+        for p in mesh.proxies():
+            self.assertTrue(0 < p["leafExpiresInSeconds"] <= 24 * 3600, p)
+            self.assertAlmostEqual(p["leafNotAfter"] - time.time(), p["leafExpiresInSeconds"], delta=60)
 
 
 if __name__ == "__main__":

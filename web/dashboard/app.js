@@ -819,7 +819,7 @@ function renderProxies() {
   pt.append(h('tr', null, ['proxy', 'workload', 'state', 'revision', 'last heard', 'mTLS', 'subscriptions', 'pushes / acks / nacks'].map((c) => h('th', null, c))));
   for (const p of state.proxies || []) {
     pt.append(h('tr', { dataset: { proxy: p.id } },
-      h('td', null, p.id), h('td', null, `${p.namespace}/${p.service}`),
+      h('td', null, p.id), h('td', null, `${p.namespace}/${p.workload || p.service}`),
       h('td', { class: 'wrap' }, h('span', { class: 'pill ' + (p.state === 'SYNCED' ? 'ok' : p.state === 'NACK' ? 'bad' : 'warn') }, p.state),
         (p.errors || []).map((e) => h('div', { class: 'note err' }, `${e.resource}: ${e.text}`))),
       h('td', null, `${p.revision.acked} / ${p.revision.current}`),
@@ -860,15 +860,17 @@ async function loadCertificates() {
   certRows($('ca-roots'), ca.roots);
   certRows($('ca-issuer'), ca.issuer ? [ca.issuer] : []);
   const pt = clear($('ca-proxies'));
-  pt.append(h('tr', null, ['proxy', 'workload', 'identity (SPIFFE ID)', 'link', 'rotation'].map((c) => h('th', null, c))));
+  pt.append(h('tr', null, ['proxy', 'workload', 'identity (SPIFFE ID)', 'leaf expires in', 'link', 'rotation'].map((c) => h('th', null, c))));
   for (const p of state.proxies || []) {
-    pt.append(h('tr', null, h('td', null, p.id), h('td', null, `${p.namespace}/${p.service}`),
+    pt.append(h('tr', null, h('td', null, p.id), h('td', null, `${p.namespace}/${p.workload || p.service}`),
       h('td', { class: 'mono' }, p.spiffeId || '-'),
+      h('td', null, p.leafExpiresInSeconds === undefined ? '-'
+        : h('span', { class: 'pill ' + (p.leafExpiresInSeconds < ca.leafTtlSeconds / 4 ? 'warn' : 'ok') }, fmtDur(p.leafExpiresInSeconds))),
       h('td', null, h('span', { class: 'pill ' + (p.mtls ? 'ok' : 'warn') }, p.mtls ? 'mutual TLS' : 'plaintext')),
       h('td', null, p.rotation ? `${p.rotation.phase}: bundle ${p.rotation.bundleAcked ? 'acked' : 'pending'}, leaf ${p.rotation.leafFromNewIssuer ? 'new' : 'old'} issuer` : '-')));
   }
-  pt.append(h('tr', null, h('td', { colspan: 5, class: 'muted' },
-    `Leaves last ${fmtDur(ca.leafTtlSeconds)} and are renewed at half-life; each proxy's own expiry is its admin /metrics sinew_certificate_expiry_timestamp_seconds.`)));
+  pt.append(h('tr', null, h('td', { colspan: 6, class: 'muted' },
+    `Leaves last ${fmtDur(ca.leafTtlSeconds)} and are renewed at half-life (a leaf with less than a quarter left is flagged); the expiry is of the certificate each proxy presents on its link to sinewd.`)));
 }
 
 /* ---- tap --------------------------------------------------------------- */
