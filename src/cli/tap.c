@@ -55,9 +55,10 @@ static void tap_usage(FILE *f, int top)
 			   "  end id=... ... duration=1300us response-length=512B\n"
 			   "-o wide adds the headers (and bodies with --bodies); -o json prints sinewd's\n"
 			   "stream, one JSON object a line (docs/api.md \"Tap\").\n\n");
-	fprintf(f, "  deploy/NAME       the proxies of workload NAME (deploy, deployment, workload, svc:\n"
-		   "                    a workload's proxies are named by its service); pod/NAME a pod's;\n"
-		   "                    proxy/ID one proxy; ns/NS or a bare kind: every proxy of the namespace\n"
+	fprintf(f, "  deploy/NAME       the proxies of workload NAME (reviews-v2), or of every workload of\n"
+		   "                    service NAME (reviews) (also deployment/, workload/, svc/); pod/NAME\n"
+		   "                    a pod's; proxy/ID one proxy; ns/NS or a bare kind: every proxy of the\n"
+		   "                    namespace\n"
 		   "  -n, --namespace NS     default \"default\"\n"
 		   "  -A, --all-namespaces   every namespace\n"
 		   "  --path P          requests whose path starts with P\n"
