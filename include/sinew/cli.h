@@ -206,6 +206,31 @@ struct sn_cli_golden {
 	int traffic;
 };
 void sn_cli_fmt_golden(struct fy_node *row, struct sn_cli_golden *g);
+
+/* stat.c: what the live views (stat, edges, routes) share -- their
+ * options (-n, -A, --window, -o json|wide, --watch, --server,
+ * --prometheus), the API path, and the watch loop. */
+struct sn_cli_live {
+	const char *cmd;             /* "stat", for messages */
+	const char *server, *prom;   /* resolved: flag, else environment, else default (prom: NULL) */
+	const char *ns, *window;
+	int json, wide, all_ns, watch;
+};
+/* Parses the options (--watch only when watch_ok); the positional
+ * arguments are left from optind. -1 to go on, else the exit status (0
+ * after --help, 2 on a usage error). */
+int sn_cli_live_parse(struct sn_cli_live *lv, const char *cmd, int argc, char **argv, int watch_ok,
+		      void (*say_usage)(FILE *));
+/* base?window=W[&resource=R][&namespace=NS][&name=N]: the namespace
+ * unless -A or !with_ns; resource and name when not NULL. 0, or -1 when it
+ * does not fit. */
+int sn_cli_live_path(const struct sn_cli_live *lv, const char *base, const char *resource, int with_ns,
+		     const char *name, char *buf, size_t size);
+/* GET path from Prometheus (--prometheus) or sinewd: as sn_cli_api_get. */
+int sn_cli_live_get(const struct sn_cli_live *lv, const char *path, const char *feature, struct sn_cli_response *r);
+/* show(lv, arg) once, or with --watch every 2 s until interrupted (the
+ * screen cleared on a terminal). Its status. */
+int sn_cli_live_run(const struct sn_cli_live *lv, int (*render)(const struct sn_cli_live *lv, void *arg), void *arg);
 void sn_cli_fmt_percent(struct fy_node *row, const char *key, char *buf, size_t size);
 /* kubectl's resource name for a kind: "virtualservice.networking.istio.io",
  * "service". */

@@ -2,7 +2,6 @@
  * secured by mutual TLS with whose identities, as `linkerd viz edges`
  * prints them, from sinewd's live stats (GET /api/v1/edges, docs/api.md
  * "Stats"), or with --prometheus from a real Prometheus (prom.c). */
-#include <getopt.h>
 #include <libfyaml.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,43 +33,12 @@ static void usage(FILE *f)
 
 int sn_cli_edges(int argc, char **argv)
 {
-	enum { O_SERVER = 256, O_WINDOW, O_PROMETHEUS };
-	static const struct option opts[] = {
-		{ "namespace", required_argument, NULL, 'n' },
-		{ "all-namespaces", no_argument, NULL, 'A' },
-		{ "window", required_argument, NULL, O_WINDOW },
-		{ "output", required_argument, NULL, 'o' },
-		{ "server", required_argument, NULL, O_SERVER },
-		{ "prometheus", required_argument, NULL, O_PROMETHEUS },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *server = NULL, *ns = "default", *window = "1m", *prom = NULL;
-	int json = 0, wide = 0, all_ns = 0, o;
-	char path[600], esc_ns[400], esc_window[64];
+	struct sn_cli_live lv;
+	char path[600];
+	int rc = sn_cli_live_parse(&lv, "edges", argc, argv, 0, usage);
 
-	optind = 0;
-	while ((o = getopt_long(argc, argv, "n:Ao:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'n': ns = optarg; break;
-		case 'A': all_ns = 1; break;
-		case O_WINDOW: window = optarg; break;
-		case 'o':
-			if (!strcmp(optarg, "json"))
-				json = 1;
-			else if (!strcmp(optarg, "wide"))
-				wide = 1;
-			else {
-				fprintf(stderr, "sinew edges: -o %s: want json or wide\n", optarg);
-				return 2;
-			}
-			break;
-		case O_SERVER: server = optarg; break;
-		case O_PROMETHEUS: prom = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
+	if (rc >= 0)
+		return rc;
 	if (optind >= argc) {
 		fprintf(stderr, "sinew edges: say what to show: deploy (e.g. sinew edges deploy)\n");
 		return 2;
@@ -85,18 +53,15 @@ int sn_cli_edges(int argc, char **argv)
 		fprintf(stderr, "sinew edges: unexpected argument \"%s\"\n", argv[optind]);
 		return 2;
 	}
-	server = sn_cli_server(server);
-	prom = sn_cli_prometheus(prom);
-	sn_cli_url_escape(window, esc_window, sizeof(esc_window));
-	int len = snprintf(path, sizeof(path), "/api/v1/edges?window=%s", esc_window);
-	if (!all_ns) {
-		sn_cli_url_escape(ns, esc_ns, sizeof(esc_ns));
-		snprintf(path + len, sizeof(path) - (size_t)len, "&namespace=%s", esc_ns);
+	if (sn_cli_live_path(&lv, "/api/v1/edges", NULL, 1, NULL, path, sizeof(path)) != 0) {
+		fprintf(stderr, "sinew edges: the namespace is too long\n");
+		return 2;
 	}
+	const char *prom = lv.prom;
+	int wide = lv.wide;
 
 	struct sn_cli_response r;
-	int got = prom != NULL ? sn_cli_prom_api_get(prom, path, json, &r)
-			       : sn_cli_api_get(server, path, "live stats", json, &r);
+	int got = sn_cli_live_get(&lv, path, "live stats", &r);
 	if (got != 0)
 		return got == 2 ? 0 : 1;
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);

@@ -3,7 +3,6 @@
  * prints them per ServiceProfile route, from the route series the
  * clients' proxies send sinewd (GET /api/v1/routes, docs/api.md "Stats");
  * requests no route of a VirtualService matched show as [DEFAULT]. */
-#include <getopt.h>
 #include <libfyaml.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +13,6 @@
 #include "sinew/cli_prom.h"
 #include "sinew/loop.h"
 
-#define WATCH_MS 2000
 
 static void usage(FILE *f)
 {
@@ -57,14 +55,15 @@ struct view {
 	int client_column;           /* WORKLOAD: rows of several workloads */
 	int ns_column;               /* NAMESPACE: rows of several namespaces */
 	int wide;
+	const char *path;
 };
 
-static int show(const char *server, const char *prom, const char *path, int json, const struct view *v)
+static int show(const struct sn_cli_live *lv, void *arg)
 {
+	const struct view *v = arg;
 	struct sn_cli_response r;
 
-	int got = prom != NULL ? sn_cli_prom_api_get(prom, path, json, &r)
-			       : sn_cli_api_get(server, path, "route stats", json, &r);
+	int got = sn_cli_live_get(lv, v->path, "route stats", &r);
 	if (got != 0)
 		return got == 2 ? 0 : 1;
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
@@ -143,46 +142,15 @@ static int resource_kind(const char *r)
 
 int sn_cli_routes(int argc, char **argv)
 {
-	enum { O_SERVER = 256, O_WINDOW, O_PROMETHEUS };
-	static const struct option opts[] = {
-		{ "namespace", required_argument, NULL, 'n' },
-		{ "all-namespaces", no_argument, NULL, 'A' },
-		{ "window", required_argument, NULL, O_WINDOW },
-		{ "output", required_argument, NULL, 'o' },
-		{ "watch", no_argument, NULL, 'w' },
-		{ "server", required_argument, NULL, O_SERVER },
-		{ "prometheus", required_argument, NULL, O_PROMETHEUS },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *server = NULL, *prom = NULL, *ns = "default", *window = "1m", *name = NULL;
-	int json = 0, all_ns = 0, watch = 0, o;
-	char path[1200], esc_ns[400], esc_name[400], esc_window[64], resource[64];
+	struct sn_cli_live lv;
+	const char *name = NULL;
+	char path[1200], resource[64];
 	struct view v = { 0 };
+	int rc = sn_cli_live_parse(&lv, "routes", argc, argv, 1, usage);
 
-	optind = 0;
-	while ((o = getopt_long(argc, argv, "n:Ao:wh", opts, NULL)) != -1) {
-		switch (o) {
-		case 'n': ns = optarg; break;
-		case 'A': all_ns = 1; break;
-		case O_WINDOW: window = optarg; break;
-		case 'o':
-			if (!strcmp(optarg, "json"))
-				json = 1;
-			else if (!strcmp(optarg, "wide"))
-				v.wide = 1;
-			else {
-				fprintf(stderr, "sinew routes: -o %s: want json or wide\n", optarg);
-				return 2;
-			}
-			break;
-		case 'w': watch = 1; break;
-		case O_SERVER: server = optarg; break;
-		case O_PROMETHEUS: prom = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
-		}
-	}
+	if (rc >= 0)
+		return rc;
+	v.wide = lv.wide;
 	snprintf(resource, sizeof(resource), "svc");
 	if (optind < argc) {
 		/* "svc/NAME", or "svc [NAME]" as `sinew stat` takes it */
@@ -211,33 +179,11 @@ int sn_cli_routes(int argc, char **argv)
 	}
 	v.by_client = kind;
 	v.client_column = kind && name == NULL;
-	v.ns_column = all_ns;
-	server = sn_cli_server(server);
-	prom = sn_cli_prometheus(prom);
-	sn_cli_url_escape(window, esc_window, sizeof(esc_window));
-	int len = snprintf(path, sizeof(path), "/api/v1/routes?resource=%s&window=%s", kind ? "deploy" : "svc",
-			   esc_window);
-	if (!all_ns) {
-		sn_cli_url_escape(ns, esc_ns, sizeof(esc_ns));
-		len += snprintf(path + len, sizeof(path) - (size_t)len, "&namespace=%s", esc_ns);
+	v.ns_column = lv.all_ns;
+	if (sn_cli_live_path(&lv, "/api/v1/routes", kind ? "deploy" : "svc", 1, name, path, sizeof(path)) != 0) {
+		fprintf(stderr, "sinew routes: the name or namespace is too long\n");
+		return 2;
 	}
-	if (name != NULL) {
-		sn_cli_url_escape(name, esc_name, sizeof(esc_name));
-		snprintf(path + len, sizeof(path) - (size_t)len, "&name=%s", esc_name);
-	}
-	if (!watch)
-		return show(server, prom, path, json, &v);
-	/* Until interrupted (SIGINT ends the process, as `watch` does). */
-	int tty = isatty(STDOUT_FILENO);
-	for (;;) {
-		if (tty)
-			fputs("\033[H\033[2J", stdout);
-		int rc = show(server, prom, path, json, &v);
-		if (rc != 0)
-			return rc;
-		if (!tty)
-			putchar('\n');
-		fflush(stdout);
-		sn_sleep_ms(WATCH_MS);
-	}
+	v.path = path;
+	return sn_cli_live_run(&lv, show, &v);
 }

@@ -84,12 +84,19 @@ void sn_cli_fmt_golden(struct fy_node *row, struct sn_cli_golden *g)
 	g->traffic |= sn_cli_json_int(row, "requests", 0) > 0;
 }
 
-static int show(const char *server, const char *prom, const char *path, int json, int wide, int all_ns)
+struct stat_view {
+	const char *path;
+	int all_ns;                  /* a NAMESPACE column: rows of several namespaces */
+};
+
+static int show(const struct sn_cli_live *lv, void *arg)
 {
+	const struct stat_view *v = arg;
+	const char *prom = lv->prom;
+	int wide = lv->wide, all_ns = v->all_ns;
 	struct sn_cli_response r;
 
-	int got = prom != NULL ? sn_cli_prom_api_get(prom, path, json, &r)
-			       : sn_cli_api_get(server, path, "live stats", json, &r);
+	int got = sn_cli_live_get(lv, v->path, "live stats", &r);
 	if (got != 0)
 		return got == 2 ? 0 : 1;
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
@@ -136,7 +143,10 @@ static int show(const char *server, const char *prom, const char *path, int json
 	return 0;
 }
 
-int sn_cli_stat(int argc, char **argv)
+/* ---- the live views' common parts (cli.h) -------------------------------- */
+
+int sn_cli_live_parse(struct sn_cli_live *lv, const char *cmd, int argc, char **argv, int watch_ok,
+		      void (*say_usage)(FILE *))
 {
 	enum { O_SERVER = 256, O_WINDOW, O_PROMETHEUS };
 	static const struct option opts[] = {
@@ -150,33 +160,95 @@ int sn_cli_stat(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *server = NULL, *ns = "default", *window = "1m", *resource, *name = NULL, *prom = NULL;
-	int json = 0, wide = 0, all_ns = 0, watch = 0, o;
-	char path[1200], esc_ns[400], esc_name[400], esc_window[64];
+	const char *server = NULL, *prom = NULL;
+	int o;
 
+	memset(lv, 0, sizeof(*lv));
+	lv->cmd = cmd;
+	lv->ns = "default";
+	lv->window = "1m";
 	optind = 0;
-	while ((o = getopt_long(argc, argv, "n:Ao:wh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, watch_ok ? "n:Ao:wh" : "n:Ao:h", opts, NULL)) != -1) {
 		switch (o) {
-		case 'n': ns = optarg; break;
-		case 'A': all_ns = 1; break;
-		case O_WINDOW: window = optarg; break;
+		case 'n': lv->ns = optarg; break;
+		case 'A': lv->all_ns = 1; break;
+		case O_WINDOW: lv->window = optarg; break;
 		case 'o':
 			if (!strcmp(optarg, "json"))
-				json = 1;
+				lv->json = 1;
 			else if (!strcmp(optarg, "wide"))
-				wide = 1;
+				lv->wide = 1;
 			else {
-				fprintf(stderr, "sinew stat: -o %s: want json or wide\n", optarg);
+				fprintf(stderr, "sinew %s: -o %s: want json or wide\n", cmd, optarg);
 				return 2;
 			}
 			break;
-		case 'w': watch = 1; break;
+		case 'w':
+			if (!watch_ok) {
+				say_usage(stderr);
+				return 2;
+			}
+			lv->watch = 1;
+			break;
 		case O_SERVER: server = optarg; break;
 		case O_PROMETHEUS: prom = optarg; break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'h': say_usage(stdout); return 0;
+		default: say_usage(stderr); return 2;
 		}
 	}
+	lv->server = sn_cli_server(server);
+	lv->prom = sn_cli_prometheus(prom);
+	return -1;
+}
+
+int sn_cli_live_path(const struct sn_cli_live *lv, const char *base, const char *resource, int with_ns,
+		     const char *name, char *buf, size_t size)
+{
+	char esc_ns[400], esc_name[400], esc_window[64];
+	sn_cli_url_escape(lv->window, esc_window, sizeof(esc_window));
+	sn_cli_url_escape(lv->ns, esc_ns, sizeof(esc_ns));
+	if (name != NULL)
+		sn_cli_url_escape(name, esc_name, sizeof(esc_name));
+	int n = snprintf(buf, size, "%s?window=%s%s%s%s%s%s%s", base, esc_window, resource ? "&resource=" : "",
+			 resource ? resource : "", with_ns && !lv->all_ns ? "&namespace=" : "",
+			 with_ns && !lv->all_ns ? esc_ns : "", name ? "&name=" : "", name ? esc_name : "");
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+int sn_cli_live_get(const struct sn_cli_live *lv, const char *path, const char *feature, struct sn_cli_response *r)
+{
+	return lv->prom != NULL ? sn_cli_prom_api_get(lv->prom, path, lv->json, r)
+				: sn_cli_api_get(lv->server, path, feature, lv->json, r);
+}
+
+int sn_cli_live_run(const struct sn_cli_live *lv, int (*render)(const struct sn_cli_live *lv, void *arg), void *arg)
+{
+	if (!lv->watch)
+		return render(lv, arg);
+	/* Until interrupted (SIGINT ends the process, as `watch` does). */
+	int tty = isatty(STDOUT_FILENO);
+	for (;;) {
+		if (tty)
+			fputs("\033[H\033[2J", stdout);
+		int rc = render(lv, arg);
+		if (rc != 0)
+			return rc;
+		if (!tty)
+			putchar('\n');
+		fflush(stdout);
+		sn_sleep_ms(WATCH_MS);
+	}
+}
+
+int sn_cli_stat(int argc, char **argv)
+{
+	struct sn_cli_live lv;
+	const char *resource, *name = NULL;
+	char path[1200];
+	int rc = sn_cli_live_parse(&lv, "stat", argc, argv, 1, usage);
+
+	if (rc >= 0)
+		return rc;
 	if (optind >= argc) {
 		fprintf(stderr, "sinew stat: say what to show: deploy, svc or ns (e.g. sinew stat deploy)\n");
 		return 2;
@@ -200,34 +272,12 @@ int sn_cli_stat(int argc, char **argv)
 		fprintf(stderr, "sinew stat: unexpected argument \"%s\"\n", argv[optind]);
 		return 2;
 	}
-	server = sn_cli_server(server);
-	prom = sn_cli_prometheus(prom);
-	sn_cli_url_escape(window, esc_window, sizeof(esc_window));
-	int len = snprintf(path, sizeof(path), "/api/v1/stats?resource=%s&window=%s", resource, esc_window);
 	/* a namespace row is named by its namespace; -n does not narrow it */
-	if (!is_ns && !all_ns) {
-		sn_cli_url_escape(ns, esc_ns, sizeof(esc_ns));
-		len += snprintf(path + len, sizeof(path) - (size_t)len, "&namespace=%s", esc_ns);
-	}
-	if (name != NULL) {
-		sn_cli_url_escape(name, esc_name, sizeof(esc_name));
-		snprintf(path + len, sizeof(path) - (size_t)len, "&name=%s", esc_name);
+	if (sn_cli_live_path(&lv, "/api/v1/stats", resource, !is_ns, name, path, sizeof(path)) != 0) {
+		fprintf(stderr, "sinew stat: the name or namespace is too long\n");
+		return 2;
 	}
 	/* a NAMESPACE column where rows of several namespaces show */
-	int ns_column = all_ns && !is_ns;
-	if (!watch)
-		return show(server, prom, path, json, wide, ns_column);
-	/* Until interrupted (SIGINT ends the process, as `watch` does). */
-	int tty = isatty(STDOUT_FILENO);
-	for (;;) {
-		if (tty)
-			fputs("\033[H\033[2J", stdout);
-		int rc = show(server, prom, path, json, wide, ns_column);
-		if (rc != 0)
-			return rc;
-		if (!tty)
-			putchar('\n');
-		fflush(stdout);
-		sn_sleep_ms(WATCH_MS);
-	}
+	struct stat_view v = { path, lv.all_ns && !is_ns };
+	return sn_cli_live_run(&lv, show, &v);
 }

@@ -356,6 +356,28 @@ static void labels_to_array(const struct sn_metric_labels *l, const char **val)
 			val[k] = "unknown";
 }
 
+/* The n label values copied into one allocation (returned; NULL without
+ * memory): out_val[k] points at value k, NUL-terminated, out_len[k] its
+ * length. */
+static char *copy_labels(const char *const *val, const uint32_t *len, size_t n, const char **out_val,
+			 uint32_t *out_len)
+{
+	size_t total = 0;
+	for (size_t k = 0; k < n; k++)
+		total += len[k] + 1;
+	char *strings = malloc(total), *p = strings;
+	if (strings == NULL)
+		return NULL;
+	for (size_t k = 0; k < n; k++) {
+		memcpy(p, val[k], len[k]);
+		p[len[k]] = '\0';
+		out_val[k] = p;
+		out_len[k] = len[k];
+		p += len[k] + 1;
+	}
+	return strings;
+}
+
 /* Builds the series in slot n_series and publishes it. Returns NULL when
  * the table is full or the copy cannot be allocated. */
 static struct series *series_add(struct sn_metrics *m, uint64_t hash, const char *const *val,
@@ -363,25 +385,12 @@ static struct series *series_add(struct sn_metrics *m, uint64_t hash, const char
 {
 	size_t n = m->n_series;   /* only this thread writes it */
 	struct series *s;
-	size_t total = 0;
-	char *p;
 
 	if (n >= m->max_series)
 		return NULL;
-	for (size_t k = 0; k < N_STR_LABELS; k++)
-		total += len[k] + 1;
-	p = malloc(total);
-	if (!p)
-		return NULL;
 	s = &m->series[n];
-	s->strings = p;
-	for (size_t k = 0; k < N_STR_LABELS; k++) {
-		memcpy(p, val[k], len[k]);
-		p[len[k]] = '\0';
-		s->val[k] = p;
-		s->len[k] = len[k];
-		p += len[k] + 1;
-	}
+	if ((s->strings = copy_labels(val, len, N_STR_LABELS, s->val, s->len)) == NULL)
+		return NULL;
 	s->hash = hash;
 	s->response_code = code;
 	__atomic_store_n(&m->n_series, n + 1, __ATOMIC_RELEASE);
@@ -545,9 +554,8 @@ static struct route_series *route_find_or_add(struct sn_metrics *m, const char *
 {
 	uint64_t hash = hash_values(val, len, N_ROUTE_LABELS);
 	uint32_t tag = (uint32_t)(hash >> 32);
-	size_t i = (size_t)hash & m->route_index_mask, total = 0, n = m->n_routes;
+	size_t i = (size_t)hash & m->route_index_mask, n = m->n_routes;
 	struct route_series *s;
-	char *p;
 
 	for (;; i = (i + 1) & m->route_index_mask) {
 		struct index_slot *slot = &m->route_index[i];
@@ -559,20 +567,9 @@ static struct route_series *route_find_or_add(struct sn_metrics *m, const char *
 	}
 	if (n >= SN_METRICS_MAX_ROUTE_SERIES)
 		return NULL;
-	for (size_t k = 0; k < N_ROUTE_LABELS; k++)
-		total += len[k] + 1;
-	p = malloc(total);
-	if (!p)
-		return NULL;
 	s = &m->routes[n];
-	s->strings = p;
-	for (size_t k = 0; k < N_ROUTE_LABELS; k++) {
-		memcpy(p, val[k], len[k]);
-		p[len[k]] = '\0';
-		s->val[k] = p;
-		s->len[k] = len[k];
-		p += len[k] + 1;
-	}
+	if ((s->strings = copy_labels(val, len, N_ROUTE_LABELS, s->val, s->len)) == NULL)
+		return NULL;
 	s->hash = hash;
 	__atomic_store_n(&m->n_routes, n + 1, __ATOMIC_RELEASE);
 	m->route_index[i].idx = (uint32_t)n + 1;
