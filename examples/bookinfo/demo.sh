@@ -2,9 +2,10 @@
 # make demo: Istio's bookinfo -- the C version in examples/bookinfo -- on
 # the local mesh. sinewd starts (sinew up) with a pod network; each
 # service runs in its own pod behind a sinew-proxy with transparent
-# capture and a certificate from sinewd (sinew run); productpage is
-# published on the host like `kubectl port-forward`; Istio's
-# destination-rule-all.yaml is applied; light traffic flows. Runs until
+# capture and a certificate from sinewd (sinew run); an ingress gateway
+# (sinew gateway run) serves productpage on the host through Istio's
+# bookinfo-gateway.yaml, applied unchanged, as in Istio's getting-started;
+# Istio's destination-rule-all.yaml is applied; light traffic flows. Runs until
 # Ctrl-C, then removes every pod, namespace, rule and process it made.
 #
 # Needs root (network namespaces and iptables). Without root it falls back
@@ -75,10 +76,15 @@ pod ratings v1
 pod reviews v1
 pod reviews v2
 pod reviews v3
-pod productpage v1 --publish "$PAGE_PORT:9080"
+pod productpage v1
+# The ingress gateway, Istio's istio-ingressgateway: it opens the ports of
+# the Gateways that select it (istio=ingressgateway) as they are applied.
+sinew gateway run --publish "$PAGE_PORT:8080" --ready-timeout 30 \
+	>"$SINEW_HOME/ingressgateway.out" 2>"$SINEW_HOME/ingressgateway.err" &
+PIDS="$PIDS $!"
 
 i=0
-until [ "$(sinew ps 2>/dev/null | grep -c ' ready ')" -ge 6 ]; do
+until [ "$(sinew ps 2>/dev/null | grep -c ' ready ')" -ge 7 ]; do
 	i=$((i + 1))
 	if [ $i -gt 600 ]; then
 		echo "demo: pods not ready after 60 s:" >&2
@@ -89,6 +95,10 @@ until [ "$(sinew ps 2>/dev/null | grep -c ' ready ')" -ge 6 ]; do
 	sleep 0.1
 done
 sinew apply -f "$NET/destination-rule-all.yaml" >/dev/null
+# Istio's Gateway (port 8080, hosts "*") and the VirtualService bound to it
+# (/productpage, /static, /login, /logout, /api/v1/products), unchanged; after
+# the Services exist, which its route names.
+sinew apply -f "$NET/bookinfo-gateway.yaml" >/dev/null
 sinew apply -f "$ROOT/examples/bookinfo/telemetry.yaml" >/dev/null
 until curl -sf -o /dev/null --max-time 5 "$PAGE"; do sleep 0.1; done
 NOW=$(date +%s.%N)
@@ -107,7 +117,9 @@ fi
 PIDS="$PIDS $!"
 
 cat <<EOF
-Open $PAGE (sign in as jason to see the header-based routes).
+Open $PAGE (sign in as jason to see the header-based routes): it comes
+through the ingress gateway (sinew gateway run), routed by Istio's
+bookinfo-gateway.yaml.
 Light traffic is flowing (one page a second). Try Istio's task files, unchanged:
 
   export SINEW_HOME=$SINEW_HOME SINEW_SERVER=$SINEW_SERVER

@@ -50,6 +50,7 @@ int sn_cli_completion(int argc, char **argv);    /* completion.c */
 int sn_cli_token(int argc, char **argv);         /* token.c: token create */
 int sn_cli_ca(int argc, char **argv);            /* ca.c: ca [show] */
 int sn_cli_run(int argc, char **argv);           /* run.c: a workload in a pod */
+int sn_cli_gateway(int argc, char **argv);       /* gateway.c: an ingress gateway pod */
 int sn_cli_ps(int argc, char **argv);            /* ps.c: the pods */
 int sn_cli_logs(int argc, char **argv);          /* ps.c: a pod's logs */
 int sn_cli_identity(int argc, char **argv);      /* identity.c */

@@ -79,6 +79,8 @@ enum sn_resource_kind {
 	SN_KIND_SERVER,                 /* (added) policy.linkerd.io Server: a workload port (ratelimit.c) */
 	SN_KIND_RATE_LIMIT,             /* (added) policy.linkerd.io HTTPLocalRateLimitPolicy */
 	SN_KIND_TELEMETRY,              /* (added) telemetry.istio.io Telemetry: tracing (telemetry.c) */
+	SN_KIND_GATEWAY,                /* (added) networking.istio.io Gateway: a gateway proxy's
+					 * listeners (gateway.c) */
 	SN_KIND__COUNT,
 };
 
@@ -178,7 +180,13 @@ struct sn_proxy_identity {
 	const char *service_account;  /* default "default" */
 	const char *workload;         /* workload name; default service or "unknown" */
 	const char *trust_domain;     /* default "cluster.local" */
+	int gateway;                  /* 1: a gateway proxy (sinew-proxy --gateway): it gets the
+				       * listeners of the Gateways that select its labels;
+				       * SN_GATEWAY_ANY: of every Gateway (admission and analysis
+				       * check what any gateway would run) */
 };
+
+#define SN_GATEWAY_ANY 2
 
 /* ---- host names (src/config/hostname.c) ---------------------------------- */
 
@@ -781,6 +789,20 @@ struct sn_tracing {
 	char *origin;                /* "Telemetry ns/name" that decided, or NULL */
 };
 
+/* A port a gateway proxy listens on: the Istio Gateway servers that
+ * select the proxy, merged by port, with the VirtualServices bound to them
+ * (spec.gateways) whose hosts meet the servers' hosts. */
+struct sn_gw_listener {
+	uint16_t port;               /* servers[].port.number */
+	char *protocol;              /* servers[].port.protocol, upper case: HTTP, HTTP2 or GRPC */
+	char *origin;                /* "Gateway ns/name servers[i], file:line" (the first) */
+	struct sn_vhost *vhosts;     /* hosts as the servers and VirtualServices meet; "*" matches any */
+	size_t n_vhosts;
+	int https_redirect;          /* tls.httpsRedirect: every request answered 301 to https:// */
+};
+
+#define SN_GW_LISTENERS_MAX 32
+
 struct sn_snapshot {
 	long refs;                   /* atomic; use sn_snapshot_ref/unref */
 	uint64_t version;            /* set by the caller (reload counter) */
@@ -809,6 +831,9 @@ struct sn_snapshot {
 	struct sn_server *servers;   /* Linkerd Servers that select this workload */
 	size_t n_servers;
 	struct sn_tracing tracing;   /* Telemetry and the mesh config's tracing, for this proxy */
+	int gateway;                 /* translated for a gateway proxy */
+	struct sn_gw_listener *gw_listeners;  /* gateway proxies only; sorted by port */
+	size_t n_gw_listeners;
 };
 
 /* The extension provider named name, or NULL. */
@@ -837,6 +862,13 @@ void sn_snapshot_unref(struct sn_snapshot *s);
  * over wildcards, longer wildcards over shorter. NULL if none. */
 const struct sn_vhost *sn_snapshot_find_vhost(const struct sn_snapshot *s, struct sn_str authority,
 					       uint16_t *port_out);
+
+/* The gateway listener on port, or NULL. */
+const struct sn_gw_listener *sn_snapshot_find_gw_listener(const struct sn_snapshot *s, uint16_t port);
+/* The vhost of gateway listener l for an authority, by the rules of
+ * sn_snapshot_find_vhost (short names in the snapshot's namespace). */
+const struct sn_vhost *sn_snapshot_find_gw_vhost(const struct sn_snapshot *s, const struct sn_gw_listener *l,
+						  struct sn_str authority);
 
 /* Finds the Service by FQDN; NULL if none. */
 const struct sn_service *sn_snapshot_find_service(const struct sn_snapshot *s, const char *fqdn);

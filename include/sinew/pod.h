@@ -164,7 +164,8 @@ struct sn_pod {
 	char service_account[SN_POD_FIELD_MAX];
 	char labels[SN_POD_FIELD_MAX];     /* "k=v,k=v" */
 	char ports[SN_POD_FIELD_MAX];      /* "9080/http,9090" */
-	int capture;                       /* 1: netns and capture rules */
+	int capture;                       /* 1: netns and capture rules (none for a gateway) */
+	int gateway;                       /* sinew gateway run: the proxy is the workload, no capture rules */
 	enum sn_pod_state state;
 	struct sn_pod_proc supervisor;     /* the `sinew run` process */
 	struct sn_pod_proc proxy;

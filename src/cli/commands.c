@@ -18,6 +18,7 @@ const struct sn_cli_cmd sn_cli_commands[] = {
 	{ "token", "mint a join token for a proxy: token create --service-account SA", sn_cli_token },
 	{ "ca", "show the CA: roots, fingerprints, expiry", sn_cli_ca },
 	{ "run", "run a workload in a pod behind its sidecar: run --service NAME -- CMD", sn_cli_run },
+	{ "gateway", "run an ingress gateway for Istio Gateways: gateway run --publish 8080:8080", sn_cli_gateway },
 	{ "ps", "list the pods `sinew run` made and their proxies' state", sn_cli_ps },
 	{ "logs", "print a pod's app or proxy log: logs NAME [--proxy]", sn_cli_logs },
 	{ "identity", "show a proxy's SPIFFE ID, certificate chain and roots", sn_cli_identity },

@@ -34,6 +34,9 @@ static const struct {
 	{ "run", "--service -n --namespace --labels --service-account --port --no-capture --outbound --inbound "
 		 "--admin --pod-cidr --mesh-netns --control-plane --no-token --proxy-cmd --ready-timeout "
 		 "--drain-timeout --data-dir --server --help" },
+	{ "gateway", "run --service -n --namespace --labels --service-account --publish --no-capture --admin "
+		     "--pod-cidr --mesh-netns --control-plane --no-token --ready-timeout --drain-timeout --data-dir "
+		     "--server --help" },
 	{ "ps", "-o --output --data-dir --help" },
 	{ "logs", "--proxy --data-dir --help" },
 	{ "load", "-q --qps -c --connections -d --duration -n --requests -m --method -H --header -b --body-size -t --timeout --queue --json --quiet --help" },

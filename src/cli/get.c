@@ -102,6 +102,18 @@ static void detail(const char *kind, const char *yaml, char *a, char *b, size_t 
 		join_seq(at(doc, "/spec/hosts"), NULL, a, size);
 		struct fy_node *r = at(doc, "/spec/resolution");
 		snprintf(b, size, "%s", r && fy_node_is_scalar(r) ? fy_node_get_scalar0(r) : "NONE");
+	} else if (!strcmp(kind, "Gateway")) {
+		struct fy_node *servers = at(doc, "/spec/servers");
+		for (size_t i = 0; i < sn_cli_json_len(servers); i++) {
+			struct fy_node *sv = sn_cli_json_at(servers, i);
+			struct fy_node *port = sn_cli_json_get(sv, "port");
+			char one[160], hosts[300] = "";
+			join_seq(sn_cli_json_get(sv, "hosts"), NULL, hosts, sizeof(hosts));
+			snprintf(one, sizeof(one), "%s/%s %s", sn_cli_json_str_or(port, "number", "?"),
+				 sn_cli_json_str_or(port, "protocol", "?"), hosts);
+			append(a, size, ",", one);
+		}
+		join_map(at(doc, "/spec/selector"), b, size);
 	} else if (!strcmp(kind, "WorkloadEntry")) {
 		struct fy_node *ad = at(doc, "/spec/address");
 		if (ad && fy_node_is_scalar(ad))
@@ -124,6 +136,8 @@ static const char *detail_header(const char *kind, int second)
 		return second ? "LABELS" : "ADDRESS";
 	if (!strcmp(kind, "ServiceEntry"))
 		return second ? "RESOLUTION" : "HOSTS";
+	if (!strcmp(kind, "Gateway"))
+		return second ? "SELECTOR" : "SERVERS";
 	return second ? "DETAIL2" : "DETAIL";
 }
 

@@ -19,7 +19,8 @@ static void usage(FILE *f)
 		"\n"
 		"Shows the configuration one proxy runs, read from its admin port's /config_dump:\n"
 		"  routes      per virtual host: each rule, its matches, destinations (subset and\n"
-		"              weight), timeout, retries, fault\n"
+		"              weight), timeout, retries, fault; a gateway's ports first, as\n"
+		"              gateway:PORT HOST (with -o json: in all's gateway_listeners)\n"
 		"  clusters    each cluster: service, port, subset, load-balancing policy, endpoints\n"
 		"  endpoints   each endpoint: cluster, address, workload, version\n"
 		"  all         the whole dump (JSON)\n"
@@ -124,20 +125,17 @@ static struct fy_node *cluster_by_name(struct fy_node *clusters, const char *nam
 	return NULL;
 }
 
-static void print_routes(struct fy_node *root)
+/* One row per rule of each vhost; a gateway listener's (gw_port != 0) are
+ * named "gateway:PORT HOST". */
+static void route_rows(struct sn_cli_table *t, struct fy_node *vhosts, struct fy_node *clusters, long long gw_port)
 {
-	struct fy_node *vhosts = sn_cli_json_get(root, "vhosts");
-	struct fy_node *clusters = sn_cli_json_get(root, "clusters");
-	struct sn_cli_table t;
-	static const char *const hdr[] = { "HOST", "RULE", "MATCH", "DESTINATIONS", "TIMEOUT", "RETRIES", "FAULT",
-					   "ORIGIN" };
-	sn_cli_table_init(&t, 8);
-	sn_cli_table_row(&t, hdr);
 	for (size_t i = 0; i < sn_cli_json_len(vhosts); i++) {
 		struct fy_node *vh = sn_cli_json_at(vhosts, i);
 		char host[400];
 		long long port = sn_cli_json_int(vh, "port", 0);
-		if (port)
+		if (gw_port)
+			snprintf(host, sizeof(host), "gateway:%lld %s", gw_port, sn_cli_json_str_or(vh, "host", "?"));
+		else if (port)
 			snprintf(host, sizeof(host), "%s:%lld", sn_cli_json_str_or(vh, "host", "?"), port);
 		else
 			snprintf(host, sizeof(host), "%s", sn_cli_json_str_or(vh, "host", "?"));
@@ -201,11 +199,33 @@ static void print_routes(struct fy_node *root)
 			}
 			const char *cells[] = { host, sn_cli_json_str(rt, "name"), match, dests, timeout, retries, fault,
 						sn_cli_json_str(rt, "origin") };
-			sn_cli_table_row(&t, cells);
+			sn_cli_table_row(t, cells);
 		}
 	}
+}
+
+static void print_routes(struct fy_node *root)
+{
+	struct fy_node *clusters = sn_cli_json_get(root, "clusters");
+	struct fy_node *gw = sn_cli_json_get(root, "gateway_listeners");
+	struct sn_cli_table t;
+	static const char *const hdr[] = { "HOST", "RULE", "MATCH", "DESTINATIONS", "TIMEOUT", "RETRIES", "FAULT",
+					   "ORIGIN" };
+	sn_cli_table_init(&t, 8);
+	sn_cli_table_row(&t, hdr);
+	for (size_t i = 0; i < sn_cli_json_len(gw); i++) {
+		struct fy_node *l = sn_cli_json_at(gw, i);
+		route_rows(&t, sn_cli_json_get(l, "vhosts"), clusters, sn_cli_json_int(l, "port", 0));
+	}
+	route_rows(&t, sn_cli_json_get(root, "vhosts"), clusters, 0);
 	sn_cli_table_print(&t, stdout);
 	sn_cli_table_free(&t);
+	for (size_t i = 0; i < sn_cli_json_len(gw); i++) {
+		struct fy_node *l = sn_cli_json_at(gw, i);
+		if (!strcmp(sn_cli_json_str_or(l, "https_redirect", ""), "true"))
+			printf("gateway:%lld redirects every request to https (%s)\n", sn_cli_json_int(l, "port", 0),
+			       sn_cli_json_str_or(l, "origin", "?"));
+	}
 }
 
 static void print_clusters(struct fy_node *root)

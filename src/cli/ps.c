@@ -74,7 +74,7 @@ static void look(const struct sn_pod *p, struct pod_view *v)
 		snprintf(v->reason, sizeof(v->reason), "/ready %d: %.200s", status, body);
 		return;
 	}
-	if (p->capture) {
+	if (p->capture && !p->gateway) {
 		int present = sn_pod_capture_present(netns, sn_pod_capture_default(), err, sizeof(err));
 		if (present != 1) {
 			snprintf(v->reason, sizeof(v->reason), "%.390s", err);
@@ -89,7 +89,7 @@ static void look(const struct sn_pod *p, struct pod_view *v)
 static void probe(const struct sn_pod *p, const struct sn_pod_mesh *m, struct pod_view *v)
 {
 	char err[600];
-	if (!p->capture || strcmp(v->proxy, "ready") != 0)
+	if (!p->capture || p->gateway || strcmp(v->proxy, "ready") != 0)
 		return;
 	if (m == NULL) {
 		v->proxy = "not-ready";

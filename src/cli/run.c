@@ -49,6 +49,7 @@ struct run_opts {
 	const char *service_account;
 	char ports[SN_POD_FIELD_MAX];
 	int capture;
+	int gateway;                 /* sinew gateway run: the proxy is the workload (--gateway), no app */
 	int token;                   /* mint a join token (--no-token: skip) */
 	const char *data_dir;
 	const char *server;
@@ -267,6 +268,16 @@ static int build_proxy_argv(const struct run_opts *o, const struct sn_pod *p, co
 	ARG(p->admin);
 	ARG("--pod");
 	ARG(p->name);
+	if (o->gateway) {
+		/* no app, no capture: its ports come from the Gateways */
+		ARG("--gateway");
+		if (!p->capture) {
+			ARG("--gateway-address");
+			ARG("127.0.0.1");
+		}
+		argv[n] = NULL;
+		return (int)n;
+	}
 	ARG("--outbound");
 	ARG(p->capture ? "127.0.0.1:15001" : o->outbound);
 	if (port > 0) {
@@ -538,6 +549,7 @@ static int reserve(struct run *r)
 		snprintf(p->admin, sizeof(p->admin), "%s", r->o->admin);
 	}
 	p->capture = r->o->capture;
+	p->gateway = r->o->gateway;
 	p->state = SN_POD_STATE_CREATING;
 	snprintf(p->service, sizeof(p->service), "%s", r->o->service);
 	snprintf(p->namespace_, sizeof(p->namespace_), "%s", r->o->namespace_);
@@ -703,7 +715,7 @@ static int wait_ready(struct run *r)
 			if (nl != NULL)
 				*nl = '\0';
 			snprintf(why, sizeof(why), "the proxy's /ready says %d: %.200s", status, body);
-		} else if (!r->o->capture) {
+		} else if (!r->o->capture || r->o->gateway) {
 			return 0;
 		} else {
 			int present = sn_pod_capture_present(netns, sn_pod_capture_default(), err, sizeof(err));
@@ -930,6 +942,35 @@ static int teardown(struct run *r)
 	return 0;
 }
 
+/* sinew gateway run, once its proxy is ready: publish, then serve until a
+ * stop signal (0) or the proxy's death (1). */
+static int run_gateway(struct run *r)
+{
+	char err[700];
+	r->pod.state = SN_POD_STATE_RUNNING;
+	record(r);
+	fprintf(stderr, "sinew gateway run: gateway %s (%s) ready: it listens on the ports of the Gateways whose "
+		"selector matches %s\n", r->pod.name, r->pod.address, r->pod.labels);
+	if (r->o->n_publish > 0) {
+		if (sn_cli_publish_go(err, sizeof(err)) != 0)
+			fprintf(stderr, "sinew gateway run: %s\n", err);
+		for (size_t i = 0; i < r->o->n_publish; i++)
+			fprintf(stderr, "sinew gateway run: gateway %s: port published: %s\n", r->pod.name,
+				r->o->publish[i]);
+	}
+	while (!stop_signal) {
+		nap(500);
+		reap(r);
+		if (r->proxy_exited) {
+			char st[40];
+			status_str(r->proxy_status, st, sizeof(st));
+			fprintf(stderr, "sinew gateway run: the proxy of gateway %s exited (%s)\n", r->pod.name, st);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* ---- sinew run ---------------------------------------------------------------- */
 
 static void usage(FILE *f)
@@ -990,7 +1031,7 @@ static int seconds_arg(const char *flag, const char *v, int *out)
 int sn_cli_run(int argc, char **argv)
 {
 	enum { O_SERVICE = 256, O_LABELS, O_SA, O_PORT, O_NO_CAPTURE, O_NO_TOKEN, O_DATA, O_SERVER, O_CIDR, O_MESH,
-	       O_PROXY_CMD, O_CP, O_OUT, O_IN, O_ADMIN, O_READY, O_DRAIN, O_PUBLISH };
+	       O_PROXY_CMD, O_CP, O_OUT, O_IN, O_ADMIN, O_READY, O_DRAIN, O_PUBLISH, O_GATEWAY };
 	static const struct option opts[] = {
 		{ "service", required_argument, NULL, O_SERVICE },
 		{ "namespace", required_argument, NULL, 'n' },
@@ -1011,6 +1052,7 @@ int sn_cli_run(int argc, char **argv)
 		{ "ready-timeout", required_argument, NULL, O_READY },
 		{ "drain-timeout", required_argument, NULL, O_DRAIN },
 		{ "publish", required_argument, NULL, O_PUBLISH },
+		{ "gateway", no_argument, NULL, O_GATEWAY },   /* from `sinew gateway run` (gateway.c) */
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1042,6 +1084,7 @@ int sn_cli_run(int argc, char **argv)
 			}
 			break;
 		case O_NO_CAPTURE: o.capture = 0; break;
+		case O_GATEWAY: o.gateway = 1; break;
 		case O_NO_TOKEN: o.token = 0; break;
 		case O_DATA: o.data_dir = optarg; break;
 		case O_SERVER: o.server = optarg; break;
@@ -1098,11 +1141,16 @@ int sn_cli_run(int argc, char **argv)
 			o.labels);
 		return 2;
 	}
-	if (optind >= argc) {
+	if (o.gateway && optind < argc) {
+		fprintf(stderr, "sinew gateway run: a gateway runs no command (\"%s\"): its proxy is the workload\n",
+			argv[optind]);
+		return 2;
+	}
+	if (!o.gateway && optind >= argc) {
 		fprintf(stderr, "sinew run: no command; usage: sinew run --service NAME [options] -- CMD [ARGS...]\n");
 		return 2;
 	}
-	o.cmd = argv + optind;
+	o.cmd = o.gateway ? NULL : argv + optind;
 	if (o.capture && capture_listeners) {
 		fprintf(stderr, "sinew run: --outbound, --inbound and --admin go with --no-capture (in a pod the "
 				"proxy uses 15001, 15006 and 15020)\n");
@@ -1174,7 +1222,7 @@ int sn_cli_run(int argc, char **argv)
 		}
 		if (stop_signal)
 			goto out;
-		if (sn_pod_capture_install(r.pod.name, sn_pod_capture_default(), err, sizeof(err)) != 0) {
+		if (!o.gateway && sn_pod_capture_install(r.pod.name, sn_pod_capture_default(), err, sizeof(err)) != 0) {
 			fprintf(stderr, "sinew run: pod %s: cannot install the capture rules: %s\n", r.pod.name, err);
 			goto out;
 		}
@@ -1193,6 +1241,14 @@ int sn_cli_run(int argc, char **argv)
 	}
 	if (stop_signal)
 		goto out;
+	if (o.gateway) {
+		rc = run_gateway(&r);
+		close(out_pipe[0]);
+		close(out_pipe[1]);
+		close(err_pipe[0]);
+		close(err_pipe[1]);
+		goto out;
+	}
 	fprintf(stderr, "sinew run: pod %s (%s) ready; starting %s\n", r.pod.name, r.pod.address, o.cmd[0]);
 	if (start_app(&r, out_pipe, err_pipe) != 0) {
 		close(out_pipe[0]);

@@ -212,6 +212,9 @@ struct cfg_vs {
 	struct cfg_loc *host_locs;
 	size_t n_hosts;
 	int for_mesh;                /* gateways absent or includes "mesh" */
+	char **gateways;             /* spec.gateways as written ("mesh", "name", "ns/name") */
+	struct cfg_loc *gateway_locs;
+	size_t n_gateways;
 	struct cfg_http *http;
 	size_t n_http;
 };
@@ -358,6 +361,38 @@ int cfg_parse_workload_body(struct cfg_ctx *c, const struct yn *spec, const stru
 			    int names_ok, struct cfg_workload *w);
 struct cfg_service_entry *cfg_parse_service_entry(struct cfg_ctx *c, const struct yn *spec);
 struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spec);
+
+/* gateway.c: Istio's Gateway */
+struct cfg_gw_host {
+	char *ns;                    /* VirtualServices of this namespace only ("." the Gateway's); NULL: any */
+	char *host;                  /* "*", "*.suffix" or a name; lower case */
+};
+
+struct cfg_gw_server {
+	char *name;
+	uint16_t port;
+	char *protocol;              /* upper case */
+	char *port_name;
+	struct cfg_gw_host *hosts;
+	size_t n_hosts;
+	struct cfg_loc loc;
+	int https_redirect;
+	int has_tls_settings;        /* TLS fields Sinew does not use on this server (warned) */
+	const struct yn *tls_at;     /* at load only */
+	int served;                  /* a protocol Sinew's gateways serve (else warned, not opened) */
+};
+
+struct cfg_gateway {
+	struct sn_labels selector;
+	int has_selector;
+	struct cfg_gw_server *servers;
+	size_t n_servers;
+};
+
+struct cfg_gateway *cfg_parse_gateway(struct cfg_ctx *c, const struct yn *spec);
+/* 1 if ref, a name in the spec.gateways of a VirtualService of namespace
+ * vs_ns ("name" or "ns/name"), names Gateway gw_ns/gw_name. */
+int cfg_gateway_ref_names(const char *ref, const char *vs_ns, const char *gw_ns, const char *gw_name);
 struct cfg_dr *cfg_parse_destination_rule(struct cfg_ctx *c, const struct yn *spec);
 struct cfg_authz *cfg_parse_authorization_policy(struct cfg_ctx *c, const struct yn *spec);
 struct cfg_peer_auth *cfg_parse_peer_authentication(struct cfg_ctx *c, const struct yn *spec);

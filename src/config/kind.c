@@ -24,6 +24,7 @@ static const struct kind_alias aliases[SN_KIND__COUNT] = {
 	{ SN_KIND_SERVER, "server", "servers", "srv" },
 	{ SN_KIND_RATE_LIMIT, "httplocalratelimitpolicy", "httplocalratelimitpolicies", "rl" },
 	{ SN_KIND_TELEMETRY, "telemetry", "telemetries", "telemetry" },
+	{ SN_KIND_GATEWAY, "gateway", "gateways", "gw" },
 };
 
 int sn_kind_lookup(const char *name)

@@ -19,6 +19,7 @@ static const char *const kind_names[SN_KIND__COUNT] = {
 	[SN_KIND_SERVER] = "Server",
 	[SN_KIND_RATE_LIMIT] = "HTTPLocalRateLimitPolicy",
 	[SN_KIND_TELEMETRY] = "Telemetry",
+	[SN_KIND_GATEWAY] = "Gateway",
 };
 
 const char *sn_resource_kind_str(enum sn_resource_kind k)
@@ -29,7 +30,7 @@ const char *sn_resource_kind_str(enum sn_resource_kind k)
 /* Kinds an Istio or Kubernetes user applies that Sinew does not implement
  * yet: a warning, so that whole sample files load. */
 static const char *const later_kinds[] = {
-	"Gateway", "Sidecar", "EnvoyFilter", "WorkloadGroup", "ProxyConfig",
+	"Sidecar", "EnvoyFilter", "WorkloadGroup", "ProxyConfig",
 	"WasmPlugin", "HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute", "ReferenceGrant",
 	"GatewayClass", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job",
 	"CronJob", "ServiceAccount", "Secret", "Namespace", "Endpoints",
@@ -380,7 +381,9 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 	for (int i = 0; i < SN_KIND__COUNT; i++)
 		if (!strcmp(kind, kind_names[i]))
 			k = i;
-	if (k < 0) {
+	/* The Gateway API's Gateway shares the name: not implemented yet */
+	int gateway_api = k == SN_KIND_GATEWAY && !strncmp(api, "gateway.networking.k8s.io/", 26);
+	if (k < 0 || gateway_api) {
 		int later = 0;
 		for (size_t i = 0; i < SN_ARRAY_LEN(later_kinds); i++)
 			if (!strcmp(kind, later_kinds[i]))
@@ -395,14 +398,17 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 		snprintf(nsname, sizeof(nsname), "%s/%s", m.namespace_, m.name ? m.name : "?");
 		c.name = nsname;
 		pl = cfg_path_push(&c, ".kind");
-		if (later) {
+		if (gateway_api) {
+			cfg_warn(&c, kind_node, "kind %s of the Gateway API (%s) is not implemented yet; ignored (Istio's "
+				 "networking.istio.io Gateway is)", kind, api);
+		} else if (later) {
 			cfg_warn(&c, kind_node, "kind %s is not implemented yet; ignored", kind);
 		} else {
 			c.name = NULL;
 			cfg_err(&c, kind_node,
 				"unknown kind \"%.64s\"; Sinew supports Service, WorkloadEntry, VirtualService, "
 				"DestinationRule, ServiceEntry, AuthorizationPolicy, PeerAuthentication, RequestAuthentication, "
-				"ConfigMap istio-system/istio, Telemetry, and Linkerd's Server and HTTPLocalRateLimitPolicy (other Istio and "
+				"ConfigMap istio-system/istio, Telemetry, Gateway, and Linkerd's Server and HTTPLocalRateLimitPolicy (other Istio and "
 				"Kubernetes kinds load with a warning)", kind);
 		}
 		cfg_path_pop(&c, pl);
@@ -512,6 +518,9 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			break;
 		case SN_KIND_TELEMETRY:
 			body = cfg_parse_telemetry(&c, spec);
+			break;
+		case SN_KIND_GATEWAY:
+			body = cfg_parse_gateway(&c, spec);
 			break;
 		default:
 			break;

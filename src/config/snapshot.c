@@ -63,11 +63,12 @@ static uint16_t default_port(const struct sn_snapshot *s, const char *host)
 	return svc && svc->n_ports ? svc->ports[0].port : 80;
 }
 
-static const struct sn_vhost *find_exact(const struct sn_snapshot *s, const char *host, uint16_t port)
+static const struct sn_vhost *find_exact(const struct sn_vhost *vhosts, size_t n_vhosts, const char *host,
+					 uint16_t port)
 {
 	const struct sn_vhost *any = NULL;
-	for (size_t i = 0; i < s->n_vhosts; i++) {
-		const struct sn_vhost *v = &s->vhosts[i];
+	for (size_t i = 0; i < n_vhosts; i++) {
+		const struct sn_vhost *v = &vhosts[i];
 		if (strcmp(v->host, host) != 0)
 			continue;
 		if (v->port == port)
@@ -78,8 +79,9 @@ static const struct sn_vhost *find_exact(const struct sn_snapshot *s, const char
 	return any;
 }
 
-const struct sn_vhost *sn_snapshot_find_vhost(const struct sn_snapshot *s, struct sn_str authority,
-					       uint16_t *port_out)
+/* sn_snapshot_find_vhost over vhosts[0..n_vhosts). */
+static const struct sn_vhost *find_vhost_in(const struct sn_snapshot *s, const struct sn_vhost *vhosts,
+					    size_t n_vhosts, struct sn_str authority, uint16_t *port_out)
 {
 	char host[256];
 	uint16_t port = 0;
@@ -128,7 +130,7 @@ const struct sn_vhost *sn_snapshot_find_vhost(const struct sn_snapshot *s, struc
 
 	for (int i = 0; i < nc; i++) {
 		uint16_t p = has_port ? port : default_port(s, cand[i]);
-		const struct sn_vhost *v = find_exact(s, cand[i], p);
+		const struct sn_vhost *v = find_exact(vhosts, n_vhosts, cand[i], p);
 		if (v != NULL) {
 			if (port_out)
 				*port_out = p;
@@ -142,8 +144,8 @@ const struct sn_vhost *sn_snapshot_find_vhost(const struct sn_snapshot *s, struc
 	for (int i = 0; i < nc; i++) {
 		size_t cl = strlen(cand[i]);
 		uint16_t p = has_port ? port : default_port(s, cand[i]);
-		for (size_t j = 0; j < s->n_vhosts; j++) {
-			const struct sn_vhost *v = &s->vhosts[j];
+		for (size_t j = 0; j < n_vhosts; j++) {
+			const struct sn_vhost *v = &vhosts[j];
 			if (v->host[0] != '*' || (v->port != 0 && v->port != p))
 				continue;
 			size_t vl = strlen(v->host);
@@ -158,6 +160,34 @@ const struct sn_vhost *sn_snapshot_find_vhost(const struct sn_snapshot *s, struc
 	if (best && port_out)
 		*port_out = best_port;
 	return best;
+}
+
+const struct sn_vhost *sn_snapshot_find_vhost(const struct sn_snapshot *s, struct sn_str authority,
+					       uint16_t *port_out)
+{
+	return s == NULL ? NULL : find_vhost_in(s, s->vhosts, s->n_vhosts, authority, port_out);
+}
+
+const struct sn_gw_listener *sn_snapshot_find_gw_listener(const struct sn_snapshot *s, uint16_t port)
+{
+	for (size_t i = 0; s != NULL && i < s->n_gw_listeners; i++)
+		if (s->gw_listeners[i].port == port)
+			return &s->gw_listeners[i];
+	return NULL;
+}
+
+const struct sn_vhost *sn_snapshot_find_gw_vhost(const struct sn_snapshot *s, const struct sn_gw_listener *l,
+						  struct sn_str authority)
+{
+	uint16_t port;
+	if (s == NULL || l == NULL)
+		return NULL;
+	const struct sn_vhost *v = find_vhost_in(s, l->vhosts, l->n_vhosts, authority, &port);
+	/* "*" takes what no name can match too: an IP address, no Host */
+	for (size_t i = 0; v == NULL && i < l->n_vhosts; i++)
+		if (!strcmp(l->vhosts[i].host, "*"))
+			v = &l->vhosts[i];
+	return v;
 }
 
 /* ---- JSON dump ------------------------------------------------------ */
@@ -521,6 +551,24 @@ static void dump_security(const struct sn_snapshot *s, FILE *f)
 	fputc(']', f);
 }
 
+static void dump_vhosts(FILE *f, const struct sn_snapshot *s, const struct sn_vhost *vhosts, size_t n)
+{
+	fputc('[', f);
+	for (size_t i = 0; i < n; i++) {
+		const struct sn_vhost *v = &vhosts[i];
+		fputs(i ? ",{\"host\":" : "{\"host\":", f);
+		sn_json_fput_cstr(f, v->host);
+		fprintf(f, ",\"port\":%u,\"routes\":[", v->port);
+		for (size_t r = 0; r < v->n_routes; r++) {
+			if (r)
+				fputc(',', f);
+			dump_route(f, s, &v->routes[r]);
+		}
+		fputs("]}", f);
+	}
+	fputc(']', f);
+}
+
 void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 {
 	fprintf(f, "{\"version\":%llu,\"source\":", (unsigned long long)s->version);
@@ -593,20 +641,22 @@ void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 		}
 		fputs("]}", f);
 	}
-	fputs("],\"vhosts\":[", f);
-	for (size_t i = 0; i < s->n_vhosts; i++) {
-		const struct sn_vhost *v = &s->vhosts[i];
-		fputs(i ? ",{\"host\":" : "{\"host\":", f);
-		sn_json_fput_cstr(f, v->host);
-		fprintf(f, ",\"port\":%u,\"routes\":[", v->port);
-		for (size_t r = 0; r < v->n_routes; r++) {
-			if (r)
-				fputc(',', f);
-			dump_route(f, s, &v->routes[r]);
+	fputs("],\"vhosts\":", f);
+	dump_vhosts(f, s, s->vhosts, s->n_vhosts);
+	if (s->gateway) {
+		fputs(",\"gateway_listeners\":[", f);
+		for (size_t i = 0; i < s->n_gw_listeners; i++) {
+			const struct sn_gw_listener *l = &s->gw_listeners[i];
+			fprintf(f, "%s{\"port\":%u,\"protocol\":", i ? "," : "", l->port);
+			sn_json_fput_cstr(f, l->protocol);
+			fputs(",\"origin\":", f);
+			sn_json_fput_cstr(f, l->origin);
+			fprintf(f, ",\"https_redirect\":%s,\"vhosts\":", l->https_redirect ? "true" : "false");
+			dump_vhosts(f, s, l->vhosts, l->n_vhosts);
+			fputc('}', f);
 		}
-		fputs("]}", f);
+		fputc(']', f);
 	}
-	fputc(']', f);
 	dump_security(s, f);
 	fputs("}\n", f);
 }

@@ -58,6 +58,7 @@ struct tr {
 	size_t n_clusters, cap_clusters;
 	struct sn_vhost *vhosts;
 	size_t n_vhosts, cap_vhosts;
+	const struct sn_resource *gw_cur;  /* building routes for this Gateway; NULL: for the mesh */
 };
 
 static char *sdup(struct tr *t, const char *s)
@@ -475,6 +476,18 @@ static int gateways_include_mesh(const struct cfg_match *m)
 	return 0;
 }
 
+/* A match's gateways (when set) replace the VirtualService's: does the
+ * match apply where routes are being built (the mesh, or t->gw_cur)? */
+static int match_applies(const struct tr *t, const struct sn_resource *vs, const struct cfg_match *m)
+{
+	if (t->gw_cur == NULL)
+		return gateways_include_mesh(m);
+	for (size_t i = 0; i < m->n_gateways; i++)
+		if (cfg_gateway_ref_names(m->gateways[i], vs->namespace_, t->gw_cur->namespace_, t->gw_cur->name))
+			return 1;
+	return m->n_gateways == 0;
+}
+
 static void ports_list(const struct tr_svc *sv, char *buf, size_t size)
 {
 	size_t off = 0;
@@ -601,7 +614,7 @@ static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_r
 		}
 		for (size_t j = 0; j < h->n_matches; j++) {
 			const struct cfg_match *cm = &h->matches[j];
-			if (!gateways_include_mesh(cm))
+			if (!match_applies(t, r, cm))
 				continue;
 			if (cm->has_source_labels && !sn_labels_match(&cm->source_labels, proxy_labels))
 				continue;
@@ -954,6 +967,168 @@ static void build(struct tr *t)
 		if (vh == NULL)
 			return;
 		build_vs_routes(t, vh, vsh->res, vsh->vs, NULL, 0, 1);
+	}
+}
+
+/* ---- gateways (added): a gateway proxy's listeners -------------------- */
+
+struct tr_gwl {
+	struct sn_gw_listener l;
+	const struct sn_resource **vs_of;    /* the VirtualService of each vhost */
+	struct sn_vhost *vh;                 /* malloc'd while building */
+	size_t n, cap;
+};
+
+/* The hosts both patterns admit when one holds the other: the narrower. */
+static const char *host_meet(const char *a, const char *b)
+{
+	if (!strcmp(a, b) || wildcard_match(b, a))
+		return a;
+	if (wildcard_match(a, b))
+		return b;
+	return NULL;
+}
+
+static struct sn_vhost *gwl_vhost(struct tr *t, struct tr_gwl *g, const char *host, const struct sn_resource *vs)
+{
+	for (size_t i = 0; i < g->n; i++)
+		if (!strcmp(g->vh[i].host, host)) {
+			/* (every Gateway at once merges ports of gateways that may
+			 * never share a proxy: no warning then) */
+			if (g->vs_of[i] != vs && t->id->gateway != SN_GATEWAY_ANY)
+				tr_diag(t, SN_DIAG_WARNING, vs, (struct cfg_loc){ 0, 0 }, "spec.hosts",
+					"VirtualService %s/%s (%s:%d) also routes %s on gateway port %u and comes first; "
+					"this one is ignored there (merge them into one)", g->vs_of[i]->namespace_,
+					g->vs_of[i]->name, g->vs_of[i]->file, g->vs_of[i]->line, host, g->l.port);
+			return NULL;
+		}
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 8;
+		struct sn_vhost *nv = realloc(g->vh, cap * sizeof(*nv));
+		const struct sn_resource **no = nv ? realloc(g->vs_of, cap * sizeof(*no)) : NULL;
+		if (nv != NULL)
+			g->vh = nv;
+		if (no == NULL) {
+			t->oom = 1;
+			return NULL;
+		}
+		g->vs_of = no;
+		g->cap = cap;
+	}
+	struct sn_vhost *vh = &g->vh[g->n];
+	memset(vh, 0, sizeof(*vh));
+	vh->host = sdup(t, host);
+	g->vs_of[g->n++] = vs;
+	return vh;
+}
+
+/* The VirtualServices bound to server s of Gateway gw, into listener g. */
+static void gateway_routes(struct tr *t, const struct sn_resource *gw, const struct cfg_gw_server *s,
+			   struct tr_gwl *g)
+{
+	for (const struct sn_resource *r = t->set->head; r && !t->oom; r = r->next) {
+		if (r->kind != SN_KIND_VIRTUAL_SERVICE || r->invalid)
+			continue;
+		const struct cfg_vs *vs = r->spec;
+		int bound = 0;
+		for (size_t i = 0; i < vs->n_gateways && !bound; i++)
+			bound = cfg_gateway_ref_names(vs->gateways[i], r->namespace_, gw->namespace_, gw->name);
+		if (!bound)
+			continue;
+		t->gw_cur = gw;
+		for (size_t h = 0; h < vs->n_hosts && !t->oom; h++) {
+			char *host = resolve_host(t, vs->hosts[h], r->namespace_);
+			if (host == NULL) {
+				t->oom = 1;
+				break;
+			}
+			for (size_t k = 0; k < s->n_hosts; k++) {
+				const struct cfg_gw_host *sh = &s->hosts[k];
+				/* "ns/host": that namespace's VirtualServices only; "./host": the Gateway's */
+				if (sh->ns != NULL && strcmp(!strcmp(sh->ns, ".") ? gw->namespace_ : sh->ns, r->namespace_))
+					continue;
+				const char *meet = host_meet(host, sh->host);
+				if (meet == NULL)
+					continue;
+				struct sn_vhost *vh = gwl_vhost(t, g, meet, r);
+				if (vh != NULL)
+					build_vs_routes(t, vh, r, vs, find_svc(t, meet), 0, 1);
+				break;
+			}
+		}
+		t->gw_cur = NULL;
+	}
+}
+
+static int gwl_cmp(const void *a, const void *b)
+{
+	const struct tr_gwl *x = a, *y = b;
+	return (int)x->l.port - (int)y->l.port;
+}
+
+static void build_gateways(struct tr *t)
+{
+	if (t->id == NULL || !t->id->gateway)
+		return;
+	t->s->gateway = 1;
+	static const struct sn_labels no_labels;
+	const struct sn_labels *labels = t->id->labels ? t->id->labels : &no_labels;
+	struct tr_gwl gl[SN_GW_LISTENERS_MAX];
+	size_t ngl = 0;
+
+	memset(gl, 0, sizeof(gl));
+	for (const struct sn_resource *r = t->set->head; r && !t->oom; r = r->next) {
+		if (r->kind != SN_KIND_GATEWAY || r->invalid)
+			continue;
+		const struct cfg_gateway *gw = r->spec;
+		if (t->id->gateway != SN_GATEWAY_ANY && !sn_labels_match(&gw->selector, labels))
+			continue;
+		for (size_t i = 0; i < gw->n_servers && !t->oom; i++) {
+			const struct cfg_gw_server *s = &gw->servers[i];
+			if (!s->served)
+				continue;
+			struct tr_gwl *g = NULL;
+			for (size_t k = 0; k < ngl && g == NULL; k++)
+				if (gl[k].l.port == s->port)
+					g = &gl[k];
+			if (g == NULL && ngl == SN_ARRAY_LEN(gl)) {
+				char field[64];
+				snprintf(field, sizeof(field), "spec.servers[%zu].port", i);
+				tr_diag(t, SN_DIAG_WARNING, r, s->loc, field,
+					"a gateway proxy listens on at most %d ports; port %u is not opened",
+					SN_GW_LISTENERS_MAX, s->port);
+				continue;
+			}
+			if (g == NULL) {
+				g = &gl[ngl++];
+				g->l.port = s->port;
+				g->l.protocol = sdup(t, s->protocol);
+				g->l.origin = sn_arena_printf(t->a, "Gateway %s/%s servers[%zu], %s:%d", r->namespace_,
+							      r->name, i, r->file, s->loc.line);
+			}
+			if (s->https_redirect)
+				g->l.https_redirect = 1;
+			gateway_routes(t, r, s, g);
+		}
+	}
+	qsort(gl, ngl, sizeof(gl[0]), gwl_cmp);
+	t->s->gw_listeners = sn_arena_new_array(t->a, struct sn_gw_listener, ngl ? ngl : 1);
+	if (t->s->gw_listeners == NULL)
+		t->oom = 1;
+	for (size_t k = 0; k < ngl; k++) {
+		struct tr_gwl *g = &gl[k];
+		if (!t->oom && g->n) {
+			g->l.vhosts = sn_arena_new_array(t->a, struct sn_vhost, g->n);
+			if (g->l.vhosts == NULL)
+				t->oom = 1;
+			else
+				memcpy(g->l.vhosts, g->vh, g->n * sizeof(*g->vh));
+			g->l.n_vhosts = g->n;
+		}
+		if (!t->oom)
+			t->s->gw_listeners[t->s->n_gw_listeners++] = g->l;
+		free(g->vh);
+		free(g->vs_of);
 	}
 }
 
@@ -1432,6 +1607,8 @@ int sn_config_translate(const struct sn_config_set *set, const struct sn_proxy_i
 		build_servers(&t);
 	if (!t.oom)
 		build_tracing(&t);
+	if (!t.oom)
+		build_gateways(&t);
 
 	if (!t.oom) {
 		t.s->clusters = sn_arena_new_array(t.a, struct sn_cluster, t.n_clusters ? t.n_clusters : 1);

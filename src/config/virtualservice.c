@@ -853,22 +853,19 @@ struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spe
 			}
 		} else if (!strcmp(k, "gateways")) {
 			char **gw = NULL;
+			struct cfg_loc *locs = NULL;
 			size_t n = 0;
-			if (cfg_get_str_list(c, v, CFG_MAX_NAME, &gw, &n, NULL) == 0 && n > 0) {
-				int mesh = 0, other = 0;
-				for (size_t j = 0; j < n; j++) {
+			if (cfg_get_str_list(c, v, CFG_MAX_NAME, &gw, &n, &locs) == 0 && n > 0) {
+				int mesh = 0;
+				for (size_t j = 0; j < n; j++)
 					if (!strcmp(gw[j], "mesh"))
 						mesh = 1;
-					else
-						other = 1;
-				}
+				/* bound to gateways only: the gateways' proxies route it
+				 * (translate.c), sidecars do not */
 				vs->for_mesh = mesh;
-				if (!mesh)
-					cfg_warn(c, v, "bound only to gateways (e.g. \"%.64s\"); Sinew has no gateways yet, "
-						 "so sidecars ignore this VirtualService", gw[0]);
-				else if (other)
-					cfg_warn(c, v, "gateways other than \"mesh\" are not implemented yet; this "
-						 "VirtualService applies to sidecars only");
+				vs->gateways = gw;
+				vs->gateway_locs = locs;
+				vs->n_gateways = n;
 			}
 		} else if (!strcmp(k, "http")) {
 			if (cfg_want_seq(c, v, CFG_MAX_LIST) == 0) {

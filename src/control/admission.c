@@ -148,7 +148,8 @@ static int evaluate(const struct cand *c, size_t n, struct sn_diags *out)
 
 	for (size_t k = 0; k < n_ns; k++) {
 		/* A neutral proxy: no service, no labels, in the namespace. */
-		struct sn_proxy_identity id = { .service = NULL, .namespace_ = nss[k], .workload = "sinewd-admission" };
+		struct sn_proxy_identity id = { .service = NULL, .namespace_ = nss[k], .workload = "sinewd-admission",
+						.gateway = SN_GATEWAY_ANY };
 		struct sn_diags d;
 		struct sn_snapshot *snap = NULL;
 		sn_diags_init(&d);

@@ -35,6 +35,7 @@ static const struct code C_DR_HOST = { "SN0108", "DestinationRuleHostNotFound", 
 static const struct code C_DR_DUP = { "SN0109", "MultipleDestinationRulesForHost", SN_ANALYSIS_WARNING };
 static const struct code C_UNENFORCEABLE = { "SN0110", "SecurityPolicyUnenforceable", SN_ANALYSIS_ERROR };
 static const struct code C_RL_TARGET = { "SN0111", "RateLimitServerNotFound", SN_ANALYSIS_WARNING };
+static const struct code C_GATEWAY = { "SN0112", "GatewayNotFound", SN_ANALYSIS_ERROR };
 
 const char *sn_analysis_level_str(enum sn_analysis_level l)
 {
@@ -276,6 +277,40 @@ static void check_destinations(struct an *an, const struct sn_resource *r)
 			}
 		}
 	}
+}
+
+/* spec.gateways (and a match's gateways) name Gateways that exist:
+ * otherwise the rule routes nowhere (Istio's IST0101). */
+static void check_gateway_ref(struct an *an, const struct sn_resource *r, const char *ref, int line,
+			      const char *field)
+{
+	if (!strcmp(ref, "mesh"))
+		return;
+	for (const struct sn_resource *g = an->set->head; g; g = g->next)
+		if (g->kind == SN_KIND_GATEWAY && cfg_gateway_ref_names(ref, r->namespace_, g->namespace_, g->name))
+			return;
+	const char *slash = strchr(ref, '/');
+	emit(an, &C_GATEWAY, r, NULL, r->file, line, field,
+	     "gateway \"%s\" is not a Gateway (looked for %s%s%s); apply it, or fix the name (NAME for a Gateway "
+	     "of namespace %s, NAMESPACE/NAME otherwise)", ref, slash ? "" : r->namespace_, slash ? "" : "/", ref,
+	     r->namespace_);
+}
+
+static void check_gateways(struct an *an, const struct sn_resource *r)
+{
+	const struct cfg_vs *vs = r->spec;
+	char field[96];
+	for (size_t i = 0; i < vs->n_gateways; i++) {
+		snprintf(field, sizeof(field), "spec.gateways[%zu]", i);
+		check_gateway_ref(an, r, vs->gateways[i], vs->gateway_locs ? vs->gateway_locs[i].line : r->line, field);
+	}
+	for (size_t i = 0; i < vs->n_http; i++)
+		for (size_t j = 0; j < vs->http[i].n_matches; j++) {
+			const struct cfg_match *m = &vs->http[i].matches[j];
+			snprintf(field, sizeof(field), "spec.http[%zu].match[%zu].gateways", i, j);
+			for (size_t k = 0; k < m->n_gateways; k++)
+				check_gateway_ref(an, r, m->gateways[k], vs->http[i].loc.line, field);
+		}
 }
 
 static int str_match_all(const struct sn_str_match *m)
@@ -544,6 +579,7 @@ int sn_analyze(const struct sn_store *st, const char *body_source, const char *b
 		case SN_KIND_VIRTUAL_SERVICE:
 			check_destinations(&an, r);
 			check_unreachable(&an, r);
+			check_gateways(&an, r);
 			break;
 		case SN_KIND_DESTINATION_RULE:
 			check_destination_rules(&an, r);
@@ -563,7 +599,8 @@ int sn_analyze(const struct sn_store *st, const char *body_source, const char *b
 	/* What else translation refuses (ports, ...), as the proxy would. */
 	sn_diags_free(&td);
 	sn_diags_init(&td);
-	struct sn_proxy_identity id = { .namespace_ = "default", .workload = "sinewd-analyze" };
+	struct sn_proxy_identity id = { .namespace_ = "default", .workload = "sinewd-analyze",
+					.gateway = SN_GATEWAY_ANY };
 	struct sn_snapshot *snap = NULL;
 	if (set.count > 0) {
 		sn_config_translate(&set, &id, &td, &snap);

@@ -201,6 +201,8 @@ static void on_hello(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node
 	px->version = field_dup(node, "version", 64);
 	struct fy_node *cap = fy_node_mapping_lookup_by_string(node, "capture", FY_NT);
 	px->capture = cap != NULL && fy_node_is_scalar(cap) && !strcmp(fy_node_get_scalar0(cap), "true");
+	struct fy_node *gw = fy_node_mapping_lookup_by_string(node, "gateway", FY_NT);
+	px->gateway = gw != NULL && fy_node_is_scalar(gw) && !strcmp(fy_node_get_scalar0(gw), "true");
 	if (px->id == NULL || px->id[0] == '\0') {
 		protocol_error(px, "hello: node.id is missing, empty or longer than 200 bytes");
 		return;

@@ -90,6 +90,7 @@ struct sn_mesh_proxy {
 	int hello;
 	int gone;                    /* connection closed; freed in reclaim */
 	int capture;                 /* node.capture: a pod taking every port at its address */
+	int gateway;                 /* node.gateway: a gateway proxy (push.c sends it Gateways) */
 	char *id, *service, *ns, *sa, *inbound, *admin, *version;
 	char *workload;              /* node.workload (service-version), else its service, else "unknown" */
 	char *pod;                   /* node.pod: the `sinew run` pod it runs in, or NULL */

@@ -421,9 +421,9 @@ static int derive(struct view *v)
 			continue;
 		if (r->kind == SN_KIND_VIRTUAL_SERVICE) {
 			const struct cfg_vs *vs = res->spec;
-			if (!vs->for_mesh)
-				continue;
-			for (size_t k = 0; k < vs->n_hosts; k++)
+			/* bound to gateways only: no host for sidecars, but its
+			 * destinations for the gateway proxies (closure_of) */
+			for (size_t k = 0; vs->for_mesh && k < vs->n_hosts; k++)
 				oom |= push_host(r, resolve(vs->hosts[k], r->ns, svcs, n_svcs)) != 0;
 			cap_refs += r->n_hosts;
 			/* destinations and mirrors */
@@ -720,6 +720,19 @@ static void closure_of(struct sn_mesh_proxy *px, struct closure *c)
 		/* the mesh config (istio-system/istio) is every proxy's */
 		if (r->kind == SN_KIND_CONFIG_MAP)
 			add_res(c, i);
+		/* a gateway proxy: every Gateway (its translation keeps those
+		 * whose selector picks its labels) and every VirtualService bound
+		 * to a gateway, which bring the Services they route to */
+		if (px->gateway && r->kind == SN_KIND_GATEWAY)
+			add_res(c, i);
+		if (px->gateway && r->kind == SN_KIND_VIRTUAL_SERVICE && r->set.head != NULL) {
+			const struct cfg_vs *vs = r->set.head->spec;
+			for (size_t k = 0; k < vs->n_gateways; k++)
+				if (strcmp(vs->gateways[k], "mesh") != 0) {
+					add_res(c, i);
+					break;
+				}
+		}
 	}
 	/* breadth first: what is added brings what it needs */
 	for (size_t i = 0; i < c->n; i++) {

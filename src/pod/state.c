@@ -129,6 +129,8 @@ int sn_pod_record_render(const struct sn_pod *p, char *buf, size_t size)
 	put_str(&t, "name", p->name);
 	put_str(&t, "state", sn_pod_state_str(p->state));
 	put(&t, "capture=%d\n", p->capture ? 1 : 0);
+	if (p->gateway)
+		put(&t, "gateway=1\n");
 	put_str(&t, "netns", p->netns);
 	put_str(&t, "mesh", p->mesh_netns);
 	put_str(&t, "veth_mesh", p->veth_mesh);
@@ -186,6 +188,8 @@ int sn_pod_record_parse(const char *text, size_t len, struct sn_pod *p)
 						p->state = (enum sn_pod_state)i;
 			} else if (KEY("capture"))
 				p->capture = val[0] == '1';
+			else if (KEY("gateway"))
+				p->gateway = val[0] == '1';
 			else if (KEY("netns"))
 				copy(p->netns, sizeof(p->netns), v, vl);
 			else if (KEY("mesh"))

@@ -430,6 +430,8 @@ static void send_hello(struct sn_cp *cp)
 		sn_out_cstr(&b, "null");
 	if (p->opt.have_capture_probe)
 		sn_out_cstr(&b, ",\"capture\":true");
+	if (p->opt.gateway)
+		sn_out_cstr(&b, ",\"gateway\":true");
 	if (p->opt.pod_name != NULL) {
 		sn_out_cstr(&b, ",\"pod\":");
 		json_text(&b, p->opt.pod_name);

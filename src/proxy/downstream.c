@@ -480,8 +480,8 @@ static void on_dconn_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 	sn__dconn_process(c);
 }
 
-void sn_dconn_accept(struct sn_worker *w, int fd, enum sn_direction dir, const struct sockaddr *peer,
-		     socklen_t peer_len)
+void sn_dconn_accept(struct sn_worker *w, int fd, enum sn_direction dir, uint16_t gw_port,
+		     const struct sockaddr *peer, socklen_t peer_len)
 {
 	struct sn_dconn *c = calloc(1, sizeof(*c));
 	int one = 1;
@@ -494,6 +494,7 @@ void sn_dconn_accept(struct sn_worker *w, int fd, enum sn_direction dir, const s
 	sn_xprt_init(&c->x, fd);
 	c->w = w;
 	c->dir = dir;
+	c->gw_port = gw_port;
 	c->id = ++w->next_conn_id;
 	sn_addr_format(peer, c->peer, sizeof(c->peer));
 	c->next = w->conns;

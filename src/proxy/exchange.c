@@ -1436,7 +1436,32 @@ static void ex_route(struct sn_exchange *ex)
 		ex_local(ex, 400, "bad_request", "sinew: the request names no host (no Host header or absolute URI)");
 		return;
 	}
-	const struct sn_vhost *vh = sn_snapshot_find_vhost(ex->snap, rq->authority, &port);
+	const struct sn_vhost *vh;
+	if (ex->c->gw_port != 0) {
+		/* a gateway's port: the VirtualServices bound to its servers */
+		const struct sn_gw_listener *gl = sn_snapshot_find_gw_listener(ex->snap, ex->c->gw_port);
+		if (gl == NULL) {
+			ex_local(ex, 404, "no_route", "sinew: no Gateway server selects port %u now (config version %llu)",
+				 ex->c->gw_port, (unsigned long long)ex->snap->version);
+			return;
+		}
+		if (gl->https_redirect) {
+			static const struct sn_redirect to_https = { .code = 301, .scheme = "https", .derive_port = 1 };
+			ex_redirect(ex, &to_https);
+			return;
+		}
+		vh = sn_snapshot_find_gw_vhost(ex->snap, gl, rq->authority);
+		port = gl->port;
+		if (vh == NULL) {
+			ex_local(ex, 404, "no_route",
+				 "sinew: no VirtualService bound to the Gateway on port %u routes host \"%.*s\" (%s; config "
+				 "version %llu)", gl->port, (int)SN_MIN(rq->authority.len, 256), rq->authority.p, gl->origin,
+				 (unsigned long long)ex->snap->version);
+			return;
+		}
+	} else {
+		vh = sn_snapshot_find_vhost(ex->snap, rq->authority, &port);
+	}
 	if (vh == NULL && w->proxy->cp != NULL && park_for_discovery(ex))
 		return;
 	if (vh == NULL) {
@@ -1446,7 +1471,7 @@ static void ex_route(struct sn_exchange *ex)
 		return;
 	}
 	ex->port = port;
-	if (w->vhost_used != NULL && ex->snap == w->snap)
+	if (w->vhost_used != NULL && ex->snap == w->snap && ex->c->gw_port == 0)
 		w->vhost_used[vh - ex->snap->vhosts] = 1;
 	memset(&rr, 0, sizeof(rr));
 	rr.method = rq->method;

@@ -43,6 +43,7 @@ struct sn_dconn {
 	unsigned mesh_h2 : 1;        /* inbound mTLS with ALPN sinew/h2: the app speaks HTTP/2 */
 	const char *peer_id;         /* mTLS: the client's SPIFFE ID (borrowed from x) */
 	uint16_t app_port;           /* inbound with capture: the original destination port */
+	uint16_t gw_port;            /* accepted on this gateway port (--gateway); 0: not a gateway's */
 	size_t lingered;
 	size_t scanned;              /* bytes of c->in already seen to hold no complete line */
 	struct sn_task resume;

@@ -87,6 +87,9 @@ struct sn_proxy_options {
 	const char *tls_bundle;          /* trust roots PEM */
 	const char *trust_domain;        /* default cluster.local */
 	double trace_sampling;           /* --trace-sampling: percent of new traces sampled (default 1) */
+	int gateway;                     /* --gateway: listeners from the Gateways that select us */
+	struct sn_addr gateway_address;  /* --gateway-address (port 0), default 0.0.0.0 */
+	int have_gateway_address;
 	struct sn_h1_limits limits;
 };
 
@@ -141,6 +144,7 @@ struct sn_listener {
 	int fd;
 	enum sn_direction dir;
 	struct sn_worker *worker;
+	uint16_t gw_port;                /* a gateway listener's port (worker.c); 0: not one */
 };
 
 /* Token bucket for retries: 10 per second plus 20 % of requests. */
@@ -180,6 +184,7 @@ struct sn_worker {
 	struct sn_buf_pool pool;
 	struct sn_listener listeners[2];
 	int n_listeners;
+	struct sn_listener gw_listeners[SN_GW_LISTENERS_MAX];   /* --gateway: fd -1 when free */
 	/* host table: open addressing by key */
 	struct sn_host **hosts;
 	size_t hosts_cap, n_hosts;
@@ -345,7 +350,7 @@ void sn_worker_conn_closed(struct sn_worker *w);
 struct sn_cluster_state *sn_worker_cluster_state(struct sn_worker *w, const struct sn_cluster *c);
 
 /* exchange.c: downstream connections and the request/response exchange. */
-void sn_dconn_accept(struct sn_worker *w, int fd, enum sn_direction dir,
+void sn_dconn_accept(struct sn_worker *w, int fd, enum sn_direction dir, uint16_t gw_port,
 		     const struct sockaddr *peer, socklen_t peer_len);
 /* Starts draining a connection: close now if idle, else after the
  * current response. */

@@ -359,6 +359,7 @@ static void setup_identity(struct sn_proxy *p)
 	p->identity.service_account = o->service_account;
 	p->identity.workload = p->workload;
 	p->identity.trust_domain = o->trust_domain;
+	p->identity.gateway = o->gateway;
 }
 
 static int slurp(const char *path, char **out, size_t *len)
@@ -537,8 +538,9 @@ int sn_proxy_run(struct sn_proxy_options *opt)
 	/* In control-plane mode, ready comes with the first sync. */
 	if (!opt->have_control_plane)
 		p->ready = 1;
-	sn_log(SN_LOG_INFO, "sinew-proxy %s: outbound %s, inbound %s -> app %s, admin %s, %d worker(s)%s%s",
-	       p->ready ? "ready" : "started", opt->have_outbound ? opt->outbound.text : "off",
+	sn_log(SN_LOG_INFO, "sinew-proxy %s: %soutbound %s, inbound %s -> app %s, admin %s, %d worker(s)%s%s",
+	       p->ready ? "ready" : "started", opt->gateway ? "gateway (ports from its Gateways), " : "",
+	       opt->have_outbound ? opt->outbound.text : "off",
 	       opt->have_inbound ? opt->inbound.text : "off", opt->have_inbound ? opt->app.text : "-",
 	       opt->have_admin ? opt->admin.text : "off", p->n_workers,
 	       opt->have_control_plane ? ", control plane " : "", opt->have_control_plane ? opt->control_plane.text : "");

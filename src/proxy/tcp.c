@@ -563,7 +563,7 @@ static void sniff_decide(struct sniff *s, int http)
 	sn_timer_stop(&w->loop, &s->timer);
 	sn_io_stop(&w->loop, &s->io);
 	if (http)
-		sn_dconn_accept(w, s->fd, SN_DIR_OUTBOUND, (struct sockaddr *)&s->peer, s->peer_len);
+		sn_dconn_accept(w, s->fd, SN_DIR_OUTBOUND, 0, (struct sockaddr *)&s->peer, s->peer_len);
 	else
 		tcp_outbound(w, s->fd, &s->orig);
 	sn_loop_reclaim(&w->loop, &s->reclaim, reclaim_sniff);

@@ -2,6 +2,7 @@
  * buffer pool and metrics store. Nothing here is touched by another
  * thread except through sn_loop_post. */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
@@ -130,6 +131,8 @@ static void release_cluster_state(struct sn_worker *w)
 	w->cstate = NULL;
 }
 
+static void sync_gw_listeners(struct sn_worker *w, const struct sn_snapshot *s);
+
 /* Adopts a snapshot: builds per-cluster state (host pointers are looked up
  * once here, not per request), then drops the old reference. In-flight
  * exchanges hold their own reference to the snapshot they started on. */
@@ -179,6 +182,7 @@ static int adopt(struct sn_worker *w, struct sn_snapshot *s)
 	w->app_proto_snap = NULL;   /* exchange.c looks the app's protocol up again */
 	sn_jwt_cache_drop(w);       /* keys are built again for the new snapshot */
 	sn_jwks_watch(s);           /* and the jwksUri sets it needs are fetched */
+	sync_gw_listeners(w, s);
 	return 0;
 
 fail:
@@ -317,7 +321,7 @@ static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		if (l->dir == SN_DIR_OUTBOUND && w->proxy->opt.have_capture_probe &&
 		    (capture_probe(w, fd) || sn_tcp_outbound_accept(w, fd, (struct sockaddr *)&peer, plen)))
 			continue;
-		sn_dconn_accept(w, fd, l->dir, (struct sockaddr *)&peer, plen);
+		sn_dconn_accept(w, fd, l->dir, l->gw_port, (struct sockaddr *)&peer, plen);
 	}
 }
 
@@ -357,6 +361,16 @@ static int add_listener(struct sn_worker *w, const struct sn_addr *a, enum sn_di
 	return 0;
 }
 
+static void close_gw_listener(struct sn_worker *w, struct sn_listener *l)
+{
+	if (l->fd < 0)
+		return;
+	sn_io_stop(&w->loop, &l->io);
+	close(l->fd);
+	l->fd = -1;
+	l->gw_port = 0;
+}
+
 static void close_listeners(struct sn_worker *w)
 {
 	for (int i = 0; i < w->n_listeners; i++) {
@@ -364,6 +378,62 @@ static void close_listeners(struct sn_worker *w)
 		close(w->listeners[i].fd);
 	}
 	w->n_listeners = 0;
+	for (size_t i = 0; i < SN_ARRAY_LEN(w->gw_listeners); i++)
+		close_gw_listener(w, &w->gw_listeners[i]);
+}
+
+/* --gateway: listen on the ports of s's gateway listeners and no others.
+ * A port that cannot be opened is logged and tried again with the next
+ * snapshot; connections accepted on a port that goes away finish. */
+static void sync_gw_listeners(struct sn_worker *w, const struct sn_snapshot *s)
+{
+	if (!w->proxy->opt.gateway || w->draining)
+		return;
+	for (size_t i = 0; i < SN_ARRAY_LEN(w->gw_listeners); i++) {
+		struct sn_listener *l = &w->gw_listeners[i];
+		if (l->fd >= 0 && sn_snapshot_find_gw_listener(s, l->gw_port) == NULL) {
+			sn_log(SN_LOG_INFO, "gateway: port %u closed (no Gateway server selects it now)", l->gw_port);
+			close_gw_listener(w, l);
+		}
+	}
+	for (size_t k = 0; s != NULL && k < s->n_gw_listeners; k++) {
+		uint16_t port = s->gw_listeners[k].port;
+		struct sn_listener *free_slot = NULL;
+		int open = 0;
+		for (size_t i = 0; i < SN_ARRAY_LEN(w->gw_listeners); i++) {
+			struct sn_listener *l = &w->gw_listeners[i];
+			if (l->fd >= 0 && l->gw_port == port)
+				open = 1;
+			else if (l->fd < 0 && free_slot == NULL)
+				free_slot = l;
+		}
+		if (open || free_slot == NULL)
+			continue;
+		struct sn_addr a = w->proxy->opt.gateway_address;
+		if (a.ss.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&a.ss)->sin6_port = htons(port);
+		else
+			((struct sockaddr_in *)&a.ss)->sin_port = htons(port);
+		sn_addr_format((struct sockaddr *)&a.ss, a.text, sizeof(a.text));
+		int fd = listen_on(&a);
+		if (fd < 0) {
+			sn_log(SN_LOG_ERROR, "gateway: cannot listen on %s (%s): %s; free the port or change the "
+			       "Gateway's server port", a.text, s->gw_listeners[k].origin, strerror(errno));
+			continue;
+		}
+		free_slot->fd = fd;
+		free_slot->dir = SN_DIR_OUTBOUND;
+		free_slot->worker = w;
+		free_slot->gw_port = port;
+		if (sn_io_start(&w->loop, &free_slot->io, fd, on_accept) != 0) {
+			close(fd);
+			free_slot->fd = -1;
+			free_slot->gw_port = 0;
+			continue;
+		}
+		if (w->id == 0)
+			sn_log(SN_LOG_INFO, "gateway: listening on %s (%s)", a.text, s->gw_listeners[k].origin);
+	}
 }
 
 int sn_worker_init(struct sn_worker *w, struct sn_proxy *p, int id)
@@ -376,6 +446,8 @@ int sn_worker_init(struct sn_worker *w, struct sn_proxy *p, int id)
 	if (sn_loop_init(&w->loop) != 0)
 		return SN_EIO;
 	w->budget.stamp_ms = sn_loop_now(&w->loop);
+	for (size_t i = 0; i < SN_ARRAY_LEN(w->gw_listeners); i++)
+		w->gw_listeners[i].fd = -1;
 	sn_buf_pool_init(&w->pool, SN_BUF_DEFAULT_SIZE, BUF_POOL_CACHE);
 	w->metrics = sn_metrics_new(0);
 	if (w->metrics == NULL)

@@ -27,6 +27,10 @@ static void usage(FILE *f)
 		"                               for `sinew stat` and `sinew edges`\n"
 		"  --outbound ADDR:PORT         listener for the app's outgoing HTTP (Host or absolute-form routing)\n"
 		"  --inbound ADDR:PORT          listener for requests to the local app (needs --app)\n"
+		"  --gateway                    an ingress gateway: listen on the ports of the Istio Gateways\n"
+		"                               whose selector matches --labels (e.g. istio=ingressgateway)\n"
+		"                               and route by the VirtualServices bound to them\n"
+		"  --gateway-address IP         where the gateway's ports listen (default 0.0.0.0)\n"
 		"  --app ADDR:PORT              where the local app listens\n"
 		"  --admin ADDR:PORT            /metrics, /ready, /live, /config_dump\n"
 		"  --service NAME               this workload's service (metrics, source matching)\n"
@@ -163,7 +167,7 @@ int main(int argc, char **argv)
 		O_CONFIG = 256, O_OUTBOUND, O_INBOUND, O_APP, O_ADMIN, O_SERVICE, O_NAMESPACE, O_LABELS, O_SA,
 		O_ACCESS_LOG, O_LOG_LEVEL, O_WORKERS, O_DRAIN, O_HDR_TIMEOUT, O_IDLE_TIMEOUT, O_MAX_CONNS,
 		O_ISTIO_NAMES, O_TRACE_SAMPLING, O_VERSION, O_HELP, O_CONTROL_PLANE, O_DISCOVERY_IDLE, O_STATS_INTERVAL,
-		O_TLS_CERT, O_TLS_KEY, O_TLS_BUNDLE, O_TRUST_DOMAIN, O_CLUSTER_DOMAIN, O_TOKEN, O_CAPTURE_PROBE, O_POD, O_ADVERTISE, O_OPAQUE, O_SVC_HOSTS,
+		O_TLS_CERT, O_TLS_KEY, O_TLS_BUNDLE, O_TRUST_DOMAIN, O_CLUSTER_DOMAIN, O_TOKEN, O_CAPTURE_PROBE, O_POD, O_ADVERTISE, O_OPAQUE, O_SVC_HOSTS, O_GATEWAY, O_GATEWAY_ADDR,
 	};
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
@@ -198,6 +202,8 @@ int main(int argc, char **argv)
 		{ "tls-bundle", required_argument, NULL, O_TLS_BUNDLE },
 		{ "trust-domain", required_argument, NULL, O_TRUST_DOMAIN },
 		{ "cluster-domain", required_argument, NULL, O_CLUSTER_DOMAIN },
+		{ "gateway", no_argument, NULL, O_GATEWAY },
+		{ "gateway-address", required_argument, NULL, O_GATEWAY_ADDR },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -334,6 +340,18 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			break;
+		case O_GATEWAY: o.gateway = 1; break;
+		case O_GATEWAY_ADDR: {
+			char a[80];
+			snprintf(a, sizeof(a), strchr(optarg, ':') ? "[%s]:0" : "%s:0", optarg);
+			if (strlen(optarg) > 64 || sn_addr_parse(a, &o.gateway_address) != 0) {
+				fprintf(stderr, "sinew-proxy: --gateway-address %s: want an IP address, e.g. 0.0.0.0 or "
+					"127.0.0.1\n", optarg);
+				return 1;
+			}
+			o.have_gateway_address = 1;
+			break;
+		}
 		case O_VERSION: printf("sinew-proxy %s\n", SINEW_VERSION); return 0;
 		case O_HELP: usage(stdout); return 0;
 		default: usage(stderr); return 1;
@@ -371,8 +389,19 @@ int main(int argc, char **argv)
 		o.token = getenv("SINEW_TOKEN");
 	if (o.token != NULL && check_token(&o) != 0)
 		return 1;
-	if (!o.have_outbound && !o.have_inbound) {
-		fprintf(stderr, "sinew-proxy: nothing to do: give --outbound and/or --inbound\n");
+	if (o.have_gateway_address && !o.gateway) {
+		fprintf(stderr, "sinew-proxy: --gateway-address goes with --gateway\n");
+		return 1;
+	}
+	if (o.gateway && (o.have_inbound || o.have_capture_probe)) {
+		fprintf(stderr, "sinew-proxy: a --gateway takes no --inbound or --capture-probe: it is the workload "
+			"(its ports come from the Gateways that select its --labels)\n");
+		return 1;
+	}
+	if (o.gateway && !o.have_gateway_address)
+		sn_addr_parse("0.0.0.0:0", &o.gateway_address);
+	if (!o.have_outbound && !o.have_inbound && !o.gateway) {
+		fprintf(stderr, "sinew-proxy: nothing to do: give --outbound and/or --inbound, or --gateway\n");
 		return 1;
 	}
 	if (o.request_header_timeout_ms == 0)

@@ -132,7 +132,7 @@ spec:
 
 class TestUsage(unittest.TestCase):
     COMMANDS = ["up", "down", "apply", "get", "delete", "analyze", "explain", "proxy-status",
-                "proxy-config", "completion", "version"]
+                "proxy-config", "completion", "version", "gateway"]
 
     def test_help_everywhere_and_exit_codes(self):
         for c in self.COMMANDS:
@@ -143,7 +143,8 @@ class TestUsage(unittest.TestCase):
             rc, out, err = run(["help", c])
             self.assertEqual(rc, 0, (c, err))
         for args in (["get"], ["get", "nokind"], ["apply"], ["delete", "vs"], ["explain"],
-                     ["proxy-config", "bogus", "x"], ["get", "vs", "--bogus"], ["completion", "zsh"]):
+                     ["proxy-config", "bogus", "x"], ["get", "vs", "--bogus"], ["completion", "zsh"],
+                     ["gateway"], ["gateway", "walk"]):
             rc, out, err = run(args)
             self.assertEqual(rc, 2, (args, out, err))
             self.assertTrue(err.strip(), args)

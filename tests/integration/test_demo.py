@@ -37,11 +37,11 @@ class Demo(unittest.TestCase):
         self.assertIn("productpage answered", r.stdout)
         self.assertIn("removed", r.stdout)
         self.assertLess(took, 60, out)
-        for svc in ("details", "ratings", "reviews", "productpage"):
+        for svc in ("details", "ratings", "reviews", "productpage", "istio-ingressgateway"):
             self.assertIn(svc, r.stdout)   # the sinew ps table
         # what it made (other tests may run pods at the same time)
         made = [ln.split()[0] for ln in r.stdout.splitlines() if ln.startswith("sn-")]
-        self.assertEqual(len(made), 6, r.stdout)
+        self.assertEqual(len(made), 7, r.stdout)   # six workloads and the ingress gateway
         left = netns_list()
         self.assertEqual([n for n in made + [env["DEMO_NETNS"]] if n in left], [])
         self.assertEqual(host_links(), links0)

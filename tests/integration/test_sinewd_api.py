@@ -161,7 +161,7 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(len(svcs), 4)
         status, we = d.get(kind="we")
         self.assertEqual(len(we), 10)
-        status, err = d.get(kind="gateway")
+        status, err = d.get(kind="sidecar")   # a kind Sinew does not implement
         self.assertEqual(status, 400)
         self.assertIn("virtualservice", err["error"])
         status, v = d.call("GET", "/api/v1/version")
@@ -303,12 +303,12 @@ spec:
         d = Sinewd(self)
         status, items = d.apply("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {ports: [{port: 80}]}\n"
                                 "---\nkind: Frobnicator\napiVersion: x/v1\nmetadata: {name: f}\n"
-                                "---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\n"
+                                "---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: sc}\n"
                                 "spec: {}\n", "kinds.yaml")
         self.assertEqual(status, 422, items)
         results = [(i["kind"], i["name"], i["result"]) for i in items]
         self.assertEqual(results, [("Service", "a", "created"), ("Frobnicator", "", "refused"),
-                                   ("Gateway", "gw", "ignored")], items)
+                                   ("Sidecar", "sc", "ignored")], items)
         self.assertIn("kinds.yaml:6:", items[1]["diagnostics"][0]["text"])
         status, items = d.apply("a: [\n", "broken.yaml")
         self.assertEqual(status, 422)

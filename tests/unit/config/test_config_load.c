@@ -65,8 +65,15 @@ static void test_warned_kinds(void **state)
 	sn_diags_init(&d);
 	shared_path(p, sizeof(p), "conformance/istio-bookinfo/networking/bookinfo-gateway.yaml");
 	assert_int_equal(sn_config_load_file(&set, p, &d), 0);
-	assert_diag(&d, SN_DIAG_WARNING, "bookinfo-gateway.yaml:2:", "kind Gateway is not implemented yet; ignored");
-	assert_diag(&d, SN_DIAG_WARNING, "VirtualService default/bookinfo: spec.gateways", "sidecars ignore");
+	/* Istio's Gateway is implemented (gateway.c): the file loads clean */
+	if (d.warnings != 0)
+		print_diags(&d);
+	assert_int_equal(d.warnings, 0);
+	/* the Gateway API's Gateway shares the kind name: warned, ignored */
+	shared_path(p, sizeof(p), "conformance/istio-bookinfo/gateway-api/bookinfo-gateway.yaml");
+	assert_int_equal(sn_config_load_file(&set, p, &d), 0);
+	assert_diag(&d, SN_DIAG_WARNING, "gateway-api/bookinfo-gateway.yaml:2:", "kind Gateway of the Gateway API",
+		    "not implemented yet; ignored");
 	shared_path(p, sizeof(p), "conformance/istio-bookinfo/networking/destination-rule-all-mtls.yaml");
 	assert_int_equal(sn_config_load_file(&set, p, &d), 0);
 	/* ISTIO_MUTUAL is implemented: whether a proxy can do it is the

@@ -205,7 +205,8 @@ static void test_kind_aliases(void **state)
 		{ "dr", SN_KIND_DESTINATION_RULE },            { "service", SN_KIND_SERVICE },
 		{ "Services", SN_KIND_SERVICE },               { "svc", SN_KIND_SERVICE },
 		{ "workloadentry", SN_KIND_WORKLOAD_ENTRY },   { "workloadentries", SN_KIND_WORKLOAD_ENTRY },
-		{ "we", SN_KIND_WORKLOAD_ENTRY },              { "gateway", -1 },
+		{ "we", SN_KIND_WORKLOAD_ENTRY },              { "sidecar", -1 },
+		{ "gw", SN_KIND_GATEWAY },                     { "Gateways", SN_KIND_GATEWAY },
 		{ "", -1 },                                    { "virtualservicex", -1 },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -1,0 +1,306 @@
+"""The ingress gateway (`sinew gateway run`) in front of bookinfo, as
+examples/bookinfo/demo.sh runs it and as Istio's getting-started does:
+the C bookinfo services each in a pod behind a real sinew-proxy, Istio's
+destination-rule-all.yaml and bookinfo-gateway.yaml applied unchanged, and
+a gateway pod (sn-istio-ingressgateway-XXXXXX in istio-system, labels
+istio=ingressgateway) whose port 8080 is published on the host. Everything
+is observed from the host through the published port, as a browser would:
+the Gateway's VirtualService routes, Istio's request-routing task through
+the ingress, mutual TLS from the gateway to productpage (sinew edges), and
+the command's usage. Needs root; leaves no namespace, link or rule."""
+
+import json
+import os
+import re
+import sys
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sinewtest as st  # noqa: E402
+from test_pods import Env, SUFFIX, SINEW, netns_list, host_links, host_rules  # noqa: E402
+
+NET = st.BOOKINFO   # .../istio-bookinfo/networking
+BOOKINFO = os.path.join(st.BIN, "bookinfo")
+CIDR = "10.71.0.0/24"   # no other test uses it
+TITLE = "The Comedy of Errors"
+GATEWAY_SA = "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
+PRODUCTPAGE_SA = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"
+WORKLOADS = (("details", "v1"), ("ratings", "v1"), ("reviews", "v1"), ("reviews", "v2"),
+             ("reviews", "v3"), ("productpage", "v1"))
+
+
+def stars(page):
+    """The color of the stars on productpage: None (reviews v1 shows no
+    ratings), 'black' (v2) or 'red' (v3)."""
+    colors = set(re.findall(r'<font class="stars" color="(\w+)"', page))
+    if not colors:
+        return None
+    assert len(colors) == 1, colors
+    return colors.pop()
+
+
+def tail(path, n=2000):
+    try:
+        with open(path) as f:
+            return f.read()[-n:]
+    except OSError:
+        return ""
+
+
+class GatewayPods(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise AssertionError("needs root: network namespaces and iptables (CI runs as root)")
+        cls.links0, cls.rules0 = host_links(), host_rules()
+        cls.t = unittest.TestCase()   # Env and make_tempdir want a test for cleanups
+        cls.procs = []
+        cls.pod_names = []
+        cls.e = Env(cls.t)
+        cls.addClassCleanup(cls.teardown)   # also when setUpClass fails
+        cls.mesh = "sn-gw-" + SUFFIX
+        cls.api = "127.0.0.1:%d" % st.free_port()
+        cls.server = "http://" + cls.api
+        cls.port = st.free_port()   # the gateway's 8080 on the host
+        t0 = time.time()
+        rc, out, err = cls.e.sinew("up", "--api", cls.api, "--mesh", "127.0.0.1:%d" % st.free_port(),
+                                   "--mesh-netns", cls.mesh, "--pod-cidr", CIDR)
+        assert rc == 0, (out, err)
+        for svc, version in WORKLOADS:
+            cls.spawn("%s-%s" % (svc, version),
+                      ["run", "--service", svc, "--labels", "app=%s,version=%s" % (svc, version),
+                       "--service-account", "bookinfo-" + svc, "--port", "9080"],
+                      [BOOKINFO, svc, "--listen", "0.0.0.0:9080", "--version", version])
+        # The gateway starts with no Gateway: no port until one selects it
+        cls.spawn("ingressgateway", ["gateway", "run", "--publish", "%d:8080" % cls.port], None)
+
+        deadline = time.time() + 45
+        while time.time() < deadline:
+            pods = cls.e.ps()
+            ready = [p for p in pods if p["proxy"]["state"] == "ready"
+                     and (p["app"]["running"] or p["service"] == "istio-ingressgateway")]
+            if len(ready) == 7:
+                break
+            dead = [name for name, p in cls.procs if p.poll() is not None]
+            assert not dead, "exited: %s\n%s" % (dead, "\n".join(tail(p.err_path) for _, p in cls.procs))
+            time.sleep(0.2)
+        else:
+            raise AssertionError("not all 7 pods ready: %s\n%s" % (
+                json.dumps(cls.e.ps(), indent=1), "\n".join(tail(p.err_path) for _, p in cls.procs)))
+        t_ready = time.time() - t0
+        cls.pod_names = [p["name"] for p in pods]
+        rc, out, err = cls.e.sinew("ps")
+        assert rc == 0 and out.count(" ready ") == 7, (out, err)
+        # Istio's files, unchanged, once the Services they route to exist
+        # (sinewd refuses a route to an unknown host): the Gateway selects
+        # istio=ingressgateway and opens its port 8080
+        cls.apply("destination-rule-all.yaml", "bookinfo-gateway.yaml", sync=False)
+        cls.wait_synced()
+        t_synced = time.time() - t0
+        # the first page through the gateway
+        deadline = time.time() + 20
+        last = None
+        while time.time() < deadline:
+            try:
+                last = st.request(cls.port, "GET", "/productpage", timeout=10)
+                if last.status == 200:
+                    break
+            except OSError as e:
+                last = e
+            time.sleep(0.1)
+        assert isinstance(last, st.Resp) and last.status == 200, (last, tail(cls.err_of("ingressgateway")))
+        cls.setup_seconds = time.time() - t0
+        sys.stderr.write("setUpClass: 7 pods ready in %.1f s, synced in %.1f s, a page through the gateway in "
+                         "%.1f s\n" % (t_ready, t_synced, cls.setup_seconds))
+
+    @classmethod
+    def spawn(cls, name, args, cmd):
+        out = os.path.join(cls.e.tmp, name + ".out")
+        err = os.path.join(cls.e.tmp, name + ".err")
+        argv = [SINEW] + args + ["--server", cls.server, "--ready-timeout", "30", "--drain-timeout", "3"]
+        if cmd:
+            argv += ["--"] + cmd
+        with open(out, "w") as fo, open(err, "w") as fe:
+            p = st.spawn(argv, stdout=fo, stderr=fe, env=cls.e.env())
+        p.out_path, p.err_path = out, err
+        cls.procs.append((name, p))
+
+    @classmethod
+    def err_of(cls, name):
+        return [p for n, p in cls.procs if n == name][0].err_path
+
+    @classmethod
+    def teardown(cls):
+        try:
+            for _, p in cls.procs:
+                st.stop_process(p)
+            errs = "".join(tail(p.err_path, 100000) for _, p in cls.procs)
+            rc, out, err = cls.e.sinew("down")
+            assert rc == 0, (out, err)
+            left = netns_list()
+            assert [n for n in cls.pod_names + [cls.mesh] if n in left] == [], left
+            assert not [n for n in left if SUFFIX in n], left
+            assert host_links() == cls.links0, host_links() ^ cls.links0
+            assert host_rules() == cls.rules0, set(host_rules()) ^ set(cls.rules0)
+            for pat in st.SANITIZER_PATTERNS:
+                assert pat not in errs, errs
+        finally:
+            cls.t.doCleanups()   # Env's sinew down again, the temp dir
+
+    @classmethod
+    def wait_synced(cls):
+        """Every proxy -- six sidecars and the gateway -- runs sinewd's
+        latest revision."""
+        deadline = time.time() + 15
+        out = ""
+        while time.time() < deadline:
+            rc, out, err = cls.e.sinew("proxy-status", "--server", cls.server)
+            if rc == 0 and "STALE" not in out and "NACK" not in out and out.count("SYNCED") >= 7:
+                return
+            time.sleep(0.1)
+        raise AssertionError("proxies did not sync: %s" % out)
+
+    @classmethod
+    def apply(cls, *files, sync=True):
+        for f in files:
+            rc, out, err = cls.e.sinew("apply", "-f", os.path.join(NET, f), "--server", cls.server)
+            assert rc == 0, (f, out, err)
+        if sync:
+            cls.wait_synced()
+
+    # -- through the published port, as a browser ----------------------------
+
+    def get(self, path, headers=None):
+        r = st.request(self.port, "GET", path, host="127.0.0.1:%d" % self.port, headers=headers, timeout=15)
+        return r
+
+    def login(self, user):
+        """POST /login through the gateway (the VirtualService routes
+        /login); productpage answers with the "user" cookie."""
+        body = urllib.parse.urlencode({"username": user, "passwd": "x"}).encode()
+        r = st.request(self.port, "POST", "/login", host="127.0.0.1:%d" % self.port,
+                       headers={"content-type": "application/x-www-form-urlencoded"}, body=body)
+        self.assertEqual(r.status, 302, r)
+        cookie = r.header("set-cookie")
+        self.assertTrue(cookie and cookie.startswith("user="), r)
+        return cookie.split(";")[0]
+
+    def page(self, cookie=None):
+        r = self.get("/productpage", {"cookie": cookie} if cookie else None)
+        html = r.body.decode("utf-8", "replace")
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(TITLE, html)
+        return html
+
+    # -- tests -------------------------------------------------------------------
+
+    def test_1_gateway_routes_by_its_virtual_service(self):
+        """bookinfo-gateway.yaml's VirtualService: /productpage and
+        /api/v1/products reach productpage; a path it does not match is
+        the gateway's own 404."""
+        r = self.get("/productpage")
+        self.assertEqual(r.status, 200, r)
+        html = r.body.decode("utf-8", "replace")
+        self.assertIn(TITLE, html)
+        r = self.get("/api/v1/products")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()[0]["title"], TITLE, r)
+        for path in ("/nosuch", "/productpage/x", "/"):
+            r = self.get(path)
+            self.assertEqual(r.status, 404, (path, r))
+            self.assertEqual(r.header("sinew-error"), "no_route", (path, r))
+        # the gateway pod is Istio's istio-ingressgateway
+        gw = [p for p in self.e.ps() if p["service"] == "istio-ingressgateway"]
+        self.assertEqual(len(gw), 1, gw)
+        self.assertRegex(gw[0]["name"], r"^sn-istio-ingressgateway-[0-9a-f]{6}$")
+        self.assertEqual(gw[0]["namespace"], "istio-system")
+        self.assertEqual(gw[0]["serviceAccount"], "istio-ingressgateway-service-account")
+        self.assertEqual(gw[0]["labels"], {"app": "istio-ingressgateway", "istio": "ingressgateway"})
+
+    def test_2_request_routing_through_the_ingress(self):
+        """Istio's request-routing task with the user at the ingress:
+        virtual-service-all-v1.yaml, then virtual-service-reviews-test-v2.yaml
+        for jason. productpage turns its "user" cookie (set by POST /login,
+        which the gateway routes) into the end-user header the task's
+        VirtualService matches."""
+        # before: destination-rule-all.yaml alone, reviews round-robins v1, v2, v3
+        self.assertNotEqual({stars(self.page()) for _ in range(9)}, {None}, "no stars before the task")
+        self.apply("virtual-service-all-v1.yaml")
+        deadline = time.time() + 10
+        run = 0
+        seen = []
+        while run < 20 and time.time() < deadline:
+            s = stars(self.page())
+            seen.append(s)
+            run = run + 1 if s is None else 0
+        self.assertEqual(run, 20, "not 20 pages of reviews v1 in a row within 10 s: %s" % seen)
+
+        self.apply("virtual-service-reviews-test-v2.yaml")
+        jason, bob = self.login("jason"), self.login("bob")
+        deadline = time.time() + 10
+        while time.time() < deadline and stars(self.page(jason)) != "black":
+            time.sleep(0.1)
+        for _ in range(8):
+            self.assertEqual(stars(self.page(jason)), "black", "jason sees reviews v2")
+            self.assertIsNone(stars(self.page()), "anonymous sees reviews v1")
+            self.assertIsNone(stars(self.page(bob)), "bob sees reviews v1")
+        # the header itself, from outside: productpage passes end-user on too
+        self.assertEqual(stars(self.page_with_header("jason")), "black")
+        self.assertIsNone(stars(self.page_with_header("bob")))
+
+    def page_with_header(self, user):
+        r = self.get("/productpage", {"end-user": user})
+        self.assertEqual(r.status, 200, r)
+        return r.body.decode("utf-8", "replace")
+
+    def test_3_gateway_calls_productpage_over_mutual_tls(self):
+        """sinew edges: the gateway's proxy reports its calls to
+        productpage as secured, with the identities both sides proved.
+        Proxies report every 10 s (--stats-interval), sinewd files a
+        report in its 10 s slot (--stats-resolution), and the window ends
+        at a slot boundary one interval (and 250 ms) ago: a request shows
+        10 to 30 s after it was made. In a run of the whole file the pages
+        of the tests before are old enough; alone, this test waits up to
+        35 s, loading pages meanwhile."""
+        t0 = time.time()
+        deadline = t0 + 35
+        edges, last = [], ""
+        while time.time() < deadline:
+            self.page()
+            rc, out, err = self.e.sinew("edges", "deploy", "-A", "-o", "json", "--server", self.server)
+            self.assertEqual(rc, 0, err)
+            last = out
+            edges = [e for e in json.loads(out)
+                     if e["src"]["workload"] == "istio-ingressgateway" and e["src"]["namespace"] == "istio-system"
+                     and e["dst"]["workload"].startswith("productpage") and e["dst"]["namespace"] == "default"]
+            if edges:
+                break
+            time.sleep(1)
+        sys.stderr.write("(edge in %.1f s) " % (time.time() - t0))
+        self.assertEqual(len(edges), 1, last)
+        e = edges[0]
+        self.assertEqual(e["dst"]["workload"], "productpage-v1", e)
+        self.assertIs(e["mtls"], True, e)
+        self.assertEqual(e["clientIdentity"], GATEWAY_SA, e)
+        self.assertEqual(e["serverIdentity"], PRODUCTPAGE_SA, e)
+        self.assertGreater(e["requests"], 0, e)
+        # and in the table
+        rc, out, err = self.e.sinew("edges", "deploy", "-n", "istio-system", "--server", self.server)
+        self.assertEqual(rc, 0, err)
+        row = [ln.split() for ln in out.splitlines() if ln.startswith("istio-ingressgateway")]
+        self.assertEqual([r[:5] for r in row], [["istio-ingressgateway", "productpage-v1", "istio-system",
+                                                 "default", "yes"]], out)
+
+    def test_4_usage(self):
+        rc, out, err = self.e.sinew("gateway", "run", "--help")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("--publish", out)
+        rc, out, err = self.e.sinew("gateway", "run", "--", "true")
+        self.assertEqual(rc, 2, (out, err))
+        self.assertIn("runs no command", err)
+
+
+if __name__ == "__main__":
+    st.main()

@@ -1,0 +1,217 @@
+/* Istio's Gateway: loading (servers, hosts with namespaces, protocols
+ * served or warned), and translation for a gateway proxy: listeners by
+ * port with the VirtualServices bound to them, hosts as server and
+ * VirtualService meet, per-match gateways, and nothing for sidecars. */
+#include "cfg_test_util.h"
+
+static const struct sn_label ingress_labels[] = { { "istio", "ingressgateway" } };
+static const struct sn_labels ingress = { (struct sn_label *)ingress_labels, 1 };
+
+static struct sn_snapshot *build(const char *text, const struct sn_proxy_identity *id, struct sn_diags *d)
+{
+	struct sn_config_set set;
+	sn_config_set_init(&set);
+	sn_diags_init(d);
+	if (sn_config_load_text(&set, "t.yaml", text, strlen(text), d) != 0) {
+		print_diags(d);
+		fail_msg("load");
+	}
+	struct sn_snapshot *s = NULL;
+	if (sn_config_translate(&set, id, d, &s) != 0) {
+		print_diags(d);
+		fail_msg("translate");
+	}
+	sn_config_set_free(&set);
+	return s;
+}
+
+#define SVCS                                                        \
+	"apiVersion: v1\nkind: Service\nmetadata: {name: productpage}\n" \
+	"spec: {selector: {app: productpage}, ports: [{name: http, port: 9080}]}\n" \
+	"---\n"                                                     \
+	"apiVersion: v1\nkind: Service\nmetadata: {name: reviews, namespace: shop}\n" \
+	"spec: {selector: {app: reviews}, ports: [{name: http, port: 9080}]}\n" \
+	"---\n"
+
+#define GW                                                          \
+	"apiVersion: networking.istio.io/v1\nkind: Gateway\n"       \
+	"metadata: {name: gw, namespace: istio-system}\n"           \
+	"spec:\n"                                                   \
+	"  selector: {istio: ingressgateway}\n"                     \
+	"  servers:\n"                                              \
+	"  - port: {number: 8080, name: http, protocol: HTTP}\n"    \
+	"    hosts: [\"*/*.example.com\", \"shop/reviews.shop.svc.cluster.local\"]\n" \
+	"  - port: {number: 8443, name: https, protocol: HTTPS}\n"  \
+	"    hosts: [\"*\"]\n"                                      \
+	"    tls: {mode: SIMPLE, credentialName: x}\n"              \
+	"  - port: {number: 8081, name: grpc, protocol: grpc}\n"    \
+	"    hosts: [\"./*\"]\n"                                    \
+	"---\n"
+
+#define VS_BOOK                                                     \
+	"apiVersion: networking.istio.io/v1\nkind: VirtualService\n" \
+	"metadata: {name: book}\n"                                  \
+	"spec:\n"                                                   \
+	"  hosts: [book.example.com, other.org]\n"                  \
+	"  gateways: [istio-system/gw]\n"                           \
+	"  http:\n"                                                 \
+	"  - match: [{uri: {prefix: /a}, gateways: [mesh]}]\n"      \
+	"    route: [{destination: {host: reviews.shop}}]\n"        \
+	"  - route: [{destination: {host: productpage}}]\n"         \
+	"---\n"                                                     \
+	"apiVersion: networking.istio.io/v1\nkind: VirtualService\n" \
+	"metadata: {name: rv, namespace: shop}\n"                   \
+	"spec:\n"                                                   \
+	"  hosts: [reviews]\n"                                      \
+	"  gateways: [istio-system/gw, mesh]\n"                     \
+	"  http: [{route: [{destination: {host: reviews}}]}]\n"
+
+static void test_load_warns_what_is_not_served(void **state)
+{
+	(void)state;
+	struct sn_config_set set;
+	struct sn_diags d;
+	sn_config_set_init(&set);
+	sn_diags_init(&d);
+	static const char text[] = GW;
+	assert_int_equal(sn_config_load_text(&set, "t.yaml", text, strlen(text), &d), 0);
+	assert_diag(&d, SN_DIAG_WARNING, "t.yaml:", "spec.servers[1].port.protocol", "HTTPS is not served",
+		    "not opened");
+	assert_int_equal(d.errors, 0);
+	sn_diags_free(&d);
+	sn_config_set_free(&set);
+}
+
+static void test_load_errors(void **state)
+{
+	(void)state;
+	static const char *const bad[][2] = {
+		{ "spec: {servers: [{port: {number: 80, protocol: HTTP}, hosts: [\"a b\"]}]}\n", "is not a host" },
+		{ "spec: {servers: [{port: {number: 80, protocol: HTTP}, hosts: [\"Bad_ns/x\"]}]}\n", "not a namespace" },
+		{ "spec: {servers: [{port: {number: 80, protocol: SPDY}, hosts: [\"*\"]}]}\n", "unknown protocol" },
+		{ "spec: {servers: [{port: {protocol: HTTP}, hosts: [\"*\"]}]}\n", "number is required" },
+		{ "spec: {servers: [{port: {number: 80, protocol: HTTP}}]}\n", "hosts is required" },
+		{ "spec: {selector: {istio: x}}\n", "servers is required" },
+	};
+	for (size_t i = 0; i < SN_ARRAY_LEN(bad); i++) {
+		char text[600];
+		snprintf(text, sizeof(text), "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: g}\n%s",
+			 bad[i][0]);
+		struct sn_config_set set;
+		struct sn_diags d;
+		sn_config_set_init(&set);
+		sn_diags_init(&d);
+		assert_int_not_equal(sn_config_load_text(&set, "t.yaml", text, strlen(text), &d), 0);
+		assert_diag(&d, SN_DIAG_ERROR, "t.yaml:", bad[i][1]);
+		sn_diags_free(&d);
+		sn_config_set_free(&set);
+	}
+}
+
+static const struct sn_vhost *gw_host(const struct sn_gw_listener *l, const char *host)
+{
+	for (size_t i = 0; i < l->n_vhosts; i++)
+		if (!strcmp(l->vhosts[i].host, host))
+			return &l->vhosts[i];
+	return NULL;
+}
+
+static void test_translate_for_gateway(void **state)
+{
+	(void)state;
+	static const struct sn_proxy_identity id = { .service = "istio-ingressgateway", .namespace_ = "istio-system",
+						     .labels = &ingress, .gateway = 1 };
+	struct sn_diags d;
+	struct sn_snapshot *s = build(SVCS GW VS_BOOK, &id, &d);
+	assert_true(s->gateway);
+	/* HTTPS is not opened; 8080 and 8081, sorted */
+	assert_int_equal(s->n_gw_listeners, 2);
+	assert_int_equal(s->gw_listeners[0].port, 8080);
+	assert_int_equal(s->gw_listeners[1].port, 8081);
+	assert_string_equal(s->gw_listeners[1].protocol, "GRPC");
+	const struct sn_gw_listener *l = sn_snapshot_find_gw_listener(s, 8080);
+	assert_non_null(l);
+	/* book.example.com meets "*.example.com"; other.org meets nothing;
+	 * reviews (shop) is admitted for shop's VirtualServices only */
+	const struct sn_vhost *book = gw_host(l, "book.example.com");
+	assert_non_null(book);
+	assert_null(gw_host(l, "other.org"));
+	assert_non_null(gw_host(l, "reviews.shop.svc.cluster.local"));
+	/* the /a rule is for the mesh only: one rule at the gateway */
+	assert_int_equal(book->n_routes, 1);
+	assert_string_equal(s->clusters[book->routes[0].dests[0].cluster].service,
+			    "productpage.default.svc.cluster.local");
+	/* lookups by authority, and "*" only where a server admits it */
+	assert_ptr_equal(sn_snapshot_find_gw_vhost(s, l, sn_str_make("BOOK.example.com:8080", 21)), book);
+	assert_null(sn_snapshot_find_gw_vhost(s, l, sn_str_make("10.0.0.1", 8)));
+	/* 8081 admits the Gateway's own namespace only: none bound there */
+	assert_int_equal(s->gw_listeners[1].n_vhosts, 0);
+	sn_snapshot_unref(s);
+	sn_diags_free(&d);
+
+	/* a gateway proxy the selector does not pick: no listeners */
+	static const struct sn_label other_labels[] = { { "istio", "egressgateway" } };
+	static const struct sn_labels other = { (struct sn_label *)other_labels, 1 };
+	static const struct sn_proxy_identity id2 = { .namespace_ = "istio-system", .labels = &other, .gateway = 1 };
+	s = build(SVCS GW VS_BOOK, &id2, &d);
+	assert_int_equal(s->n_gw_listeners, 0);
+	sn_snapshot_unref(s);
+	sn_diags_free(&d);
+}
+
+static void test_sidecars_get_no_gateway_routes(void **state)
+{
+	(void)state;
+	static const struct sn_proxy_identity id = { .service = "productpage", .namespace_ = "default",
+						     .labels = &ingress };
+	struct sn_diags d;
+	struct sn_snapshot *s = build(SVCS GW VS_BOOK, &id, &d);
+	assert_false(s->gateway);
+	assert_int_equal(s->n_gw_listeners, 0);
+	/* book is bound to the gateway only; rv to the mesh too */
+	uint16_t port;
+	assert_null(sn_snapshot_find_vhost(s, sn_str_make("book.example.com", 16), &port));
+	const struct sn_vhost *rv = sn_snapshot_find_vhost(s, sn_str_make("reviews.shop", 12), &port);
+	assert_non_null(rv);
+	assert_string_equal(rv->routes[0].vs_name, "rv");
+	sn_snapshot_unref(s);
+	sn_diags_free(&d);
+}
+
+static void test_star_takes_any_authority(void **state)
+{
+	(void)state;
+	char p[1024];
+	shared_path(p, sizeof(p), "conformance/istio-bookinfo/networking/bookinfo-gateway.yaml");
+	FILE *f = fopen(p, "r");
+	assert_non_null(f);
+	static char text[8192];
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	char all[10000];
+	snprintf(all, sizeof(all), SVCS "%.*s", (int)n, text);
+	static const struct sn_proxy_identity id = { .namespace_ = "istio-system", .labels = &ingress, .gateway = 1 };
+	struct sn_diags d;
+	struct sn_snapshot *s = build(all, &id, &d);
+	const struct sn_gw_listener *l = sn_snapshot_find_gw_listener(s, 8080);
+	assert_non_null(l);
+	const struct sn_vhost *v = sn_snapshot_find_gw_vhost(s, l, sn_str_make("127.0.0.1:9080", 14));
+	assert_non_null(v);
+	assert_string_equal(v->host, "*");
+	assert_ptr_equal(sn_snapshot_find_gw_vhost(s, l, sn_str_make("anything.example", 16)), v);
+	sn_snapshot_unref(s);
+	sn_diags_free(&d);
+}
+
+int main(void)
+{
+	(void)load_registry;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_load_warns_what_is_not_served),
+		cmocka_unit_test(test_load_errors),
+		cmocka_unit_test(test_translate_for_gateway),
+		cmocka_unit_test(test_sidecars_get_no_gateway_routes),
+		cmocka_unit_test(test_star_takes_any_authority),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
