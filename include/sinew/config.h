@@ -799,6 +799,12 @@ struct sn_gw_listener {
 	struct sn_vhost *vhosts;     /* hosts as the servers and VirtualServices meet; "*" matches any */
 	size_t n_vhosts;
 	int https_redirect;          /* tls.httpsRedirect: every request answered 301 to https:// */
+	/* HTTPS servers (tls.mode SIMPLE or MUTUAL): the proxy terminates TLS
+	 * with these files; credentialName is looked up by the proxy in its
+	 * --credentials-dir (NAME/tls.crt, tls.key, ca.crt). */
+	int tls;                     /* 0 plain text, 1 SIMPLE, 2 MUTUAL */
+	char *cert_file, *key_file, *ca_file;
+	char *credential;
 };
 
 #define SN_GW_LISTENERS_MAX 32

@@ -139,6 +139,25 @@ int sn_tls_ctx_new(const struct sn_tls_ctx_opts *o, const struct sn_tls_identity
 int sn_tls_ctx_update(struct sn_tls_ctx *ctx, const struct sn_tls_identity *id,
 		      struct sn_id_error *err);
 
+/* A gateway's server context (Istio Gateway tls.mode SIMPLE or MUTUAL):
+ * a web certificate from PEM files, not a SPIFFE identity. TLS 1.2 (ECDHE,
+ * AEAD) or 1.3; the chain and key may be RSA or ECDSA. With client_ca_file
+ * (MUTUAL) a client must present a certificate that file verifies. ALPN
+ * as sn_tls_ctx_opts's (a server's list). sn_tls_stream_peer_id stays NULL
+ * (a client certificate is no SVID). Returns 0, SN_EINVAL (err names the
+ * file and OpenSSL's reason) or SN_ENOMEM. */
+struct sn_tls_web_opts {
+	const char *cert_file;         /* chain PEM, leaf first */
+	const char *key_file;
+	const char *client_ca_file;    /* NULL: no client certificate asked */
+	const char *const *alpn;
+	size_t n_alpn;
+};
+
+int sn_tls_ctx_new_web(const struct sn_tls_web_opts *o, struct sn_tls_ctx **out, struct sn_id_error *err);
+/* New files for a web context (its ALPN list stays): as sn_tls_ctx_update. */
+int sn_tls_ctx_update_web(struct sn_tls_ctx *ctx, const struct sn_tls_web_opts *o, struct sn_id_error *err);
+
 /* Frees the context. Streams made from it must be freed first. */
 void sn_tls_ctx_free(struct sn_tls_ctx *ctx);
 

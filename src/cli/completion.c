@@ -34,7 +34,7 @@ static const struct {
 	{ "run", "--service -n --namespace --labels --service-account --port --no-capture --outbound --inbound "
 		 "--admin --pod-cidr --mesh-netns --control-plane --no-token --proxy-cmd --ready-timeout "
 		 "--drain-timeout --data-dir --server --help" },
-	{ "gateway", "run --service -n --namespace --labels --service-account --publish --no-capture --admin "
+	{ "gateway", "run --service -n --namespace --labels --service-account --publish --credentials-dir --no-capture --admin "
 		     "--pod-cidr --mesh-netns --control-plane --no-token --ready-timeout --drain-timeout --data-dir "
 		     "--server --help" },
 	{ "ps", "-o --output --data-dir --help" },

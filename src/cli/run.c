@@ -50,6 +50,7 @@ struct run_opts {
 	char ports[SN_POD_FIELD_MAX];
 	int capture;
 	int gateway;                 /* sinew gateway run: the proxy is the workload (--gateway), no app */
+	const char *credentials;     /* the gateway's --credentials-dir */
 	int token;                   /* mint a join token (--no-token: skip) */
 	const char *data_dir;
 	const char *server;
@@ -271,6 +272,10 @@ static int build_proxy_argv(const struct run_opts *o, const struct sn_pod *p, co
 	if (o->gateway) {
 		/* no app, no capture: its ports come from the Gateways */
 		ARG("--gateway");
+		if (o->credentials != NULL) {
+			ARG("--credentials-dir");
+			ARG(o->credentials);
+		}
 		if (!p->capture) {
 			ARG("--gateway-address");
 			ARG("127.0.0.1");
@@ -1031,7 +1036,7 @@ static int seconds_arg(const char *flag, const char *v, int *out)
 int sn_cli_run(int argc, char **argv)
 {
 	enum { O_SERVICE = 256, O_LABELS, O_SA, O_PORT, O_NO_CAPTURE, O_NO_TOKEN, O_DATA, O_SERVER, O_CIDR, O_MESH,
-	       O_PROXY_CMD, O_CP, O_OUT, O_IN, O_ADMIN, O_READY, O_DRAIN, O_PUBLISH, O_GATEWAY };
+	       O_PROXY_CMD, O_CP, O_OUT, O_IN, O_ADMIN, O_READY, O_DRAIN, O_PUBLISH, O_GATEWAY, O_CREDS };
 	static const struct option opts[] = {
 		{ "service", required_argument, NULL, O_SERVICE },
 		{ "namespace", required_argument, NULL, 'n' },
@@ -1053,6 +1058,7 @@ int sn_cli_run(int argc, char **argv)
 		{ "drain-timeout", required_argument, NULL, O_DRAIN },
 		{ "publish", required_argument, NULL, O_PUBLISH },
 		{ "gateway", no_argument, NULL, O_GATEWAY },   /* from `sinew gateway run` (gateway.c) */
+		{ "credentials-dir", required_argument, NULL, O_CREDS },   /* sinew gateway run */
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1085,6 +1091,7 @@ int sn_cli_run(int argc, char **argv)
 			break;
 		case O_NO_CAPTURE: o.capture = 0; break;
 		case O_GATEWAY: o.gateway = 1; break;
+		case O_CREDS: o.credentials = optarg; break;
 		case O_NO_TOKEN: o.token = 0; break;
 		case O_DATA: o.data_dir = optarg; break;
 		case O_SERVER: o.server = optarg; break;
@@ -1139,6 +1146,10 @@ int sn_cli_run(int argc, char **argv)
 	if (o.labels != NULL && (!labels_ok(o.labels) || strlen(o.labels) >= SN_POD_FIELD_MAX)) {
 		fprintf(stderr, "sinew run: --labels %s: want k=v,k=v (letters, digits, '.', '_', '-', '/')\n",
 			o.labels);
+		return 2;
+	}
+	if (o.credentials != NULL && !o.gateway) {
+		fprintf(stderr, "sinew run: --credentials-dir is for `sinew gateway run`\n");
 		return 2;
 	}
 	if (o.gateway && optind < argc) {

@@ -379,6 +379,11 @@ struct cfg_gw_server {
 	int https_redirect;
 	int has_tls_settings;        /* TLS fields Sinew does not use on this server (warned) */
 	const struct yn *tls_at;     /* at load only */
+	const struct yn *mode_at;    /* at load only */
+	char *tls_mode;              /* tls.mode as written, upper case; NULL: none */
+	char *cert_file, *key_file, *ca_file;   /* serverCertificate, privateKey, caCertificates */
+	char *credential;            /* credentialName */
+	int tls_unenforceable;       /* MUTUAL with checks Sinew does not make (subjectAltNames...) */
 	int served;                  /* a protocol Sinew's gateways serve (else warned, not opened) */
 };
 

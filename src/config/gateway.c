@@ -7,9 +7,12 @@
  * spec.gateways and route what the servers' hosts admit (translate.c).
  *
  * Served: HTTP, HTTP2 and GRPC servers in plain text (a client may speak
- * HTTP/1.1 or HTTP/2 on any of them), and tls.httpsRedirect. Warned and not
- * opened: HTTPS, TLS, TCP and the other protocols, until Sinew terminates
- * and passes through TLS at gateways (docs/configuration.md). */
+ * HTTP/1.1 or HTTP/2 on any of them), tls.httpsRedirect, and HTTPS servers
+ * with tls.mode SIMPLE or MUTUAL (the proxy terminates TLS with PEM files,
+ * or credentialName's files in its --credentials-dir). Warned and not
+ * opened: PASSTHROUGH and the other modes, TLS, TCP and the other
+ * protocols, and a MUTUAL server with client checks Sinew does not make
+ * (docs/configuration.md). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,7 +99,7 @@ static void parse_port(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_serv
 		cfg_path_pop(c, pl);
 	}
 	cfg_require(c, v, "number", YN_SCALAR, "the port the gateway listens on, e.g. 8080");
-	cfg_require(c, v, "protocol", YN_SCALAR, "HTTP, HTTP2, GRPC (HTTPS, TLS and TCP are not served yet)");
+	cfg_require(c, v, "protocol", YN_SCALAR, "HTTP, HTTP2, GRPC or HTTPS (TLS and TCP are not served yet)");
 }
 
 static void parse_tls(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_server *s)
@@ -105,23 +108,80 @@ static void parse_tls(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_serve
 		return;
 	for (size_t i = 0; i < v->n; i++) {
 		const char *k = v->keys[i]->s;
+		const struct yn *x = v->items[i];
 		size_t pl = cfg_path_push(c, ".%s", k);
 		if (!strcmp(k, "httpsRedirect")) {
-			cfg_get_bool(c, v->items[i], &s->https_redirect);
-		} else if (!strcmp(k, "mode") || !strcmp(k, "serverCertificate") || !strcmp(k, "privateKey") ||
-			   !strcmp(k, "caCertificates") || !strcmp(k, "credentialName") ||
-			   !strcmp(k, "credentialNames") || !strcmp(k, "tlsCertificates") ||
-			   !strcmp(k, "subjectAltNames") || !strcmp(k, "verifyCertificateSpki") ||
-			   !strcmp(k, "verifyCertificateHash") || !strcmp(k, "minProtocolVersion") ||
-			   !strcmp(k, "maxProtocolVersion") || !strcmp(k, "cipherSuites") || !strcmp(k, "caCrl")) {
-			s->has_tls_settings = 1;
-			if (s->tls_at == NULL)
-				s->tls_at = v->keys[i];
+			cfg_get_bool(c, x, &s->https_redirect);
+			cfg_path_pop(c, pl);
+			continue;
+		}
+		s->has_tls_settings = 1;
+		if (s->tls_at == NULL)
+			s->tls_at = v->keys[i];
+		if (!strcmp(k, "mode")) {
+			s->mode_at = x;
+			if (cfg_get_str(c, x, 32, &s->tls_mode) == 0)
+				for (char *q = s->tls_mode; *q; q++)
+					if (*q >= 'a' && *q <= 'z')
+						*q = (char)(*q - 'a' + 'A');
+		} else if (!strcmp(k, "serverCertificate")) {
+			cfg_get_str(c, x, CFG_MAX_STR, &s->cert_file);
+		} else if (!strcmp(k, "privateKey")) {
+			cfg_get_str(c, x, CFG_MAX_STR, &s->key_file);
+		} else if (!strcmp(k, "caCertificates")) {
+			cfg_get_str(c, x, CFG_MAX_STR, &s->ca_file);
+		} else if (!strcmp(k, "credentialName")) {
+			if (cfg_get_str(c, x, CFG_MAX_NAME, &s->credential) == 0 &&
+			    (s->credential[0] == '.' || strchr(s->credential, '/') != NULL)) {
+				cfg_err(c, x, "credentialName \"%.64s\" must be a plain name (it names a directory "
+					"of the proxy's --credentials-dir)", s->credential);
+			}
+		} else if (!strcmp(k, "subjectAltNames") || !strcmp(k, "verifyCertificateSpki") ||
+			   !strcmp(k, "verifyCertificateHash") || !strcmp(k, "caCrl")) {
+			/* a check on the client's certificate Sinew does not make:
+			 * the server is not opened rather than let more in */
+			s->tls_unenforceable = 1;
+			cfg_warn(c, v->keys[i], "%s is not implemented by Sinew's gateways; this server is not "
+				 "opened (fail closed: it would admit clients the check refuses)", k);
+		} else if (!strcmp(k, "minProtocolVersion") || !strcmp(k, "maxProtocolVersion") ||
+			   !strcmp(k, "cipherSuites") || !strcmp(k, "credentialNames") || !strcmp(k, "tlsCertificates")) {
+			cfg_warn_unimplemented(c, v->keys[i], !strcmp(k, "cipherSuites") || !strcmp(k, "minProtocolVersion") ||
+						       !strcmp(k, "maxProtocolVersion")
+					       ? "this TLS setting (Sinew's gateways take TLS 1.2 with ECDHE and AEAD "
+						 "ciphers, and TLS 1.3)"
+					       : "several certificates per server (one serverCertificate or credentialName)");
 		} else {
 			cfg_warn_unknown(c, v->keys[i]);
 		}
 		cfg_path_pop(c, pl);
 	}
+}
+
+/* An HTTPS server: served when its TLS is SIMPLE or MUTUAL with a
+ * certificate (files, or credentialName) Sinew can check. Returns 1 when
+ * served; else warns why it is not opened. */
+static int https_served(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_server *s)
+{
+	const struct yn *at = s->mode_at ? s->mode_at : v;
+	size_t pl = cfg_path_push(c, ".tls");
+	int ok = 0;
+	if (s->tls_mode == NULL) {
+		cfg_warn(c, v, "an HTTPS server needs tls.mode SIMPLE or MUTUAL and a certificate; this server "
+			 "(port %u) is not opened", s->port);
+	} else if (strcmp(s->tls_mode, "SIMPLE") && strcmp(s->tls_mode, "MUTUAL")) {
+		cfg_warn(c, at, "tls.mode %s is not served by Sinew's gateways yet (SIMPLE and MUTUAL are); this "
+			 "server (port %u) is not opened", s->tls_mode, s->port);
+	} else if (s->credential == NULL && (s->cert_file == NULL || s->key_file == NULL)) {
+		cfg_err(c, at, "tls.mode %s needs credentialName, or serverCertificate and privateKey (PEM files)",
+			s->tls_mode);
+	} else if (!strcmp(s->tls_mode, "MUTUAL") && s->credential == NULL && s->ca_file == NULL) {
+		cfg_err(c, at, "tls.mode MUTUAL needs caCertificates (the PEM file that verifies clients), or "
+			"credentialName");
+	} else if (!s->tls_unenforceable) {
+		ok = 1;
+	}
+	cfg_path_pop(c, pl);
+	return ok;
 }
 
 static void parse_server(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_server *s)
@@ -172,8 +232,12 @@ static void parse_server(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_se
 	for (size_t i = 0; i < SN_ARRAY_LEN(served); i++)
 		if (!strcmp(s->protocol, served[i]))
 			ok = 1;
+	if (!strcmp(s->protocol, "HTTPS")) {
+		s->served = https_served(c, v, s);
+		return;
+	}
 	if (!ok) {
-		static const char *const known[] = { "HTTPS", "TLS", "TCP", "MONGO", "REDIS", "MYSQL", "UDP" };
+		static const char *const known[] = { "TLS", "TCP", "MONGO", "REDIS", "MYSQL", "UDP" };
 		int is_known = 0;
 		for (size_t i = 0; i < SN_ARRAY_LEN(known); i++)
 			if (!strcmp(s->protocol, known[i]))
@@ -181,7 +245,7 @@ static void parse_server(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_se
 		size_t pl = cfg_path_push(c, ".port.protocol");
 		if (is_known)
 			cfg_warn(c, v, "protocol %s is not served by Sinew's gateways yet; this server (port %u) is "
-				 "not opened (HTTP, HTTP2 and GRPC are)", s->protocol, s->port);
+				 "not opened (HTTP, HTTP2, GRPC and HTTPS are)", s->protocol, s->port);
 		else
 			cfg_err(c, v, "unknown protocol \"%.32s\"; use HTTP, HTTP2, GRPC, HTTPS, TLS or TCP", s->protocol);
 		cfg_path_pop(c, pl);
@@ -192,7 +256,7 @@ static void parse_server(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_se
 		 * HTTPS/TLS servers; say so rather than drop them unseen. */
 		size_t pl = cfg_path_push(c, ".tls");
 		cfg_warn(c, s->tls_at ? s->tls_at : tls, "TLS settings on a %s server are not used (only "
-			 "httpsRedirect is); terminating TLS at gateways is not implemented yet", s->protocol);
+			 "httpsRedirect is); to terminate TLS, make it protocol HTTPS", s->protocol);
 		cfg_path_pop(c, pl);
 	}
 	s->served = 1;

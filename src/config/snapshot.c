@@ -651,7 +651,19 @@ void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 			sn_json_fput_cstr(f, l->protocol);
 			fputs(",\"origin\":", f);
 			sn_json_fput_cstr(f, l->origin);
-			fprintf(f, ",\"https_redirect\":%s,\"vhosts\":", l->https_redirect ? "true" : "false");
+			fprintf(f, ",\"https_redirect\":%s", l->https_redirect ? "true" : "false");
+			if (l->tls) {
+				fprintf(f, ",\"tls\":{\"mode\":\"%s\",\"server_certificate\":", l->tls == 2 ? "MUTUAL" : "SIMPLE");
+				sn_json_fput_cstr(f, l->cert_file);
+				fputs(",\"private_key\":", f);
+				sn_json_fput_cstr(f, l->key_file);
+				fputs(",\"ca_certificates\":", f);
+				sn_json_fput_cstr(f, l->ca_file);
+				fputs(",\"credential_name\":", f);
+				sn_json_fput_cstr(f, l->credential);
+				fputc('}', f);
+			}
+			fputs(",\"vhosts\":", f);
 			dump_vhosts(f, s, l->vhosts, l->n_vhosts);
 			fputc('}', f);
 		}

@@ -1060,6 +1060,11 @@ static void gateway_routes(struct tr *t, const struct sn_resource *gw, const str
 	}
 }
 
+static int same_str(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && !strcmp(a, b));
+}
+
 static int gwl_cmp(const void *a, const void *b)
 {
 	const struct tr_gwl *x = a, *y = b;
@@ -1099,12 +1104,30 @@ static void build_gateways(struct tr *t)
 					SN_GW_LISTENERS_MAX, s->port);
 				continue;
 			}
+			int tls = !strcmp(s->protocol, "HTTPS") ? (!strcmp(s->tls_mode, "MUTUAL") ? 2 : 1) : 0;
+			if (g != NULL && (g->l.tls != tls || !same_str(g->l.cert_file, s->cert_file) ||
+					  !same_str(g->l.key_file, s->key_file) || !same_str(g->l.ca_file, s->ca_file) ||
+					  !same_str(g->l.credential, s->credential))) {
+				char field[64];
+				snprintf(field, sizeof(field), "spec.servers[%zu]", i);
+				tr_diag(t, SN_DIAG_WARNING, r, s->loc, field,
+					"port %u is already %s with other TLS settings (%s); one port takes one TLS "
+					"setting and one certificate (choosing a certificate by SNI is not implemented "
+					"yet), so this server is not opened", s->port, g->l.tls ? "HTTPS" : "plain text",
+					g->l.origin);
+				continue;
+			}
 			if (g == NULL) {
 				g = &gl[ngl++];
 				g->l.port = s->port;
 				g->l.protocol = sdup(t, s->protocol);
 				g->l.origin = sn_arena_printf(t->a, "Gateway %s/%s servers[%zu], %s:%d", r->namespace_,
 							      r->name, i, r->file, s->loc.line);
+				g->l.tls = tls;
+				g->l.cert_file = sdup(t, s->cert_file);
+				g->l.key_file = sdup(t, s->key_file);
+				g->l.ca_file = sdup(t, s->ca_file);
+				g->l.credential = sdup(t, s->credential);
 			}
 			if (s->https_redirect)
 				g->l.https_redirect = 1;

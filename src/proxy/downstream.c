@@ -404,12 +404,19 @@ static int dconn_secure(struct sn_dconn *c)
 		return 1;
 	}
 	if (r != 0) {
-		sn_log(SN_LOG_INFO, "conn=%llu inbound %s", (unsigned long long)c->id, sn_xprt_error(&c->x));
+		sn_log(SN_LOG_INFO, "conn=%llu %s %s", (unsigned long long)c->id, c->gw_port ? "gateway" : "inbound",
+		       sn_xprt_error(&c->x));
 		c->eof = 1;  /* no close_notify on a failed stream */
 		sn__dconn_close(c);
 		return 1;
 	}
 	c->handshaking = 0;
+	if (c->gw_port != 0) {
+		/* a gateway's client: no SPIFFE identity, no mesh protocols */
+		c->can_read = 1;   /* OpenSSL may already hold the first request */
+		c->can_write = 1;
+		return 0;
+	}
 	c->peer_id = sn_xprt_peer_id(&c->x);
 	struct sn_str alpn = sn_xprt_alpn(&c->x);
 	if (sn_str_eq_cstr(alpn, SN_TLS_ALPN_TCP)) {
@@ -517,6 +524,23 @@ void sn_dconn_accept(struct sn_worker *w, int fd, enum sn_direction dir, uint16_
 		socklen_t ol = sizeof(orig);
 		if (getsockopt(fd, SOL_IP, 80 /* SO_ORIGINAL_DST */, &orig, &ol) == 0 && orig.sin_family == AF_INET)
 			c->app_port = ntohs(orig.sin_port);
+	}
+	if (gw_port != 0) {
+		/* an HTTPS gateway port: the client's TLS, then HTTP/1.1 or
+		 * HTTP/2 as ALPN says (the preface tells, as in plain text) */
+		const struct sn_gw_listener *gl = sn_snapshot_find_gw_listener(w->snap, gw_port);
+		if (gl != NULL && gl->tls) {
+			struct sn_tls_ctx *ctx = sn_gw_tls_get(w->proxy, gw_port);
+			if (ctx == NULL || sn_xprt_tls(&c->x, ctx, NULL) != 0) {
+				sn__dconn_close(c);
+				return;
+			}
+			c->handshaking = 1;
+			c->gw_tls = 1;
+			c->header_timer = 1;
+			sn_timer_start(&w->loop, &c->timer, w->proxy->opt.request_header_timeout_ms, on_dconn_timer);
+			return;
+		}
 	}
 	if (dir == SN_DIR_INBOUND && w->proxy->opt.token != NULL &&
 	    __atomic_load_n(&w->proxy->tls_server, __ATOMIC_ACQUIRE) == NULL) {

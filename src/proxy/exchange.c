@@ -1329,7 +1329,8 @@ static void ex_redirect(struct sn_exchange *ex, const struct sn_redirect *r)
 	size_t pl = q ? (size_t)(q - rq->path.p) : rq->path.len;
 	int keep_query = q != NULL && (r->uri == NULL || strchr(r->uri, '?') == NULL);
 	char location[2048];
-	int n = snprintf(location, sizeof(location), "%s://%.*s%s%s%.*s", r->scheme ? r->scheme : "http", (int)hl, auth.p,
+	int n = snprintf(location, sizeof(location), "%s://%.*s%s%s%.*s",
+			 r->scheme ? r->scheme : ex->c->gw_tls ? "https" : "http", (int)hl, auth.p,
 			 port, r->uri ? r->uri : "", r->uri ? 0 : (int)pl, rq->path.p);
 	if (n > 0 && keep_query && (size_t)n < sizeof(location))
 		snprintf(location + n, sizeof(location) - (size_t)n, "%.*s", (int)(rq->path.len - pl), q);
@@ -1476,6 +1477,8 @@ static void ex_route(struct sn_exchange *ex)
 	memset(&rr, 0, sizeof(rr));
 	rr.method = rq->method;
 	rr.authority = rq->authority;
+	if (ex->c->gw_tls)
+		rr.scheme = SN_STR_LIT("https");
 	rr.port = port;
 	rr.headers = rq->headers;
 	rr.n_headers = rq->num_headers;

@@ -93,6 +93,18 @@ static int trace_replaces(const struct sn_exchange *ex, struct sn_str name)
 }
 
 /* Headers the proxy manages itself on either side. */
+/* At a gateway (the mesh's edge, as Envoy with use_remote_address) the
+ * client's x-forwarded-proto is replaced by the scheme it used. */
+static int gateway_sets(const struct sn_exchange *ex, struct sn_str name)
+{
+	return ex->c->gw_port != 0 && sn_str_ieq_cstr(name, "x-forwarded-proto");
+}
+
+static struct sn_str forwarded_proto(const struct sn_exchange *ex)
+{
+	return ex->c->gw_tls ? SN_STR_LIT("https") : SN_STR_LIT("http");
+}
+
 static int is_managed(struct sn_str name)
 {
 	return sn_str_ieq_cstr(name, "connection") || sn_str_ieq_cstr(name, "keep-alive") ||
@@ -155,7 +167,8 @@ int sn__ex_build_upstream_head(struct sn_exchange *ex)
 		struct sn_str name = rq->headers[i].name;
 		if (is_managed(name) || sn_h1_is_hop_by_hop(name, rq->headers, rq->num_headers))
 			continue;
-		if (header_overridden(ex->req_ops, ex->n_req_ops, name) || trace_replaces(ex, name))
+		if (header_overridden(ex->req_ops, ex->n_req_ops, name) || trace_replaces(ex, name) ||
+		    gateway_sets(ex, name))
 			continue;
 		/* HTTP/1.1 fields were checked as the head was parsed; an HTTP/2
 		 * stream's by nghttp2's rules, which are not HTTP/1.1's */
@@ -184,6 +197,8 @@ int sn__ex_build_upstream_head(struct sn_exchange *ex)
 	}
 	if (ex->rid.p == ex->request_id)
 		sn_h1w_header(&wr, SN_STR_LIT("x-request-id"), ex->rid);
+	if (ex->c->gw_port != 0)
+		sn_h1w_header(&wr, SN_STR_LIT("x-forwarded-proto"), forwarded_proto(ex));
 	for (unsigned i = 0; i < ex->n_req_ops; i++)
 		write_ops(&wr, ex->req_ops[i]);
 	sn_h1w_end(&wr);
@@ -218,7 +233,7 @@ int sn__ex_build_upstream_h2(struct sn_exchange *ex)
 	}
 	for (unsigned i = 0; i < ex->n_req_ops; i++)
 		nops += ops_count(ex->req_ops[i]);
-	ex->up_fields = malloc((rq->num_headers + nops + 1 + ex->n_trace_fields) * sizeof(*ex->up_fields));
+	ex->up_fields = malloc((rq->num_headers + nops + 2 + ex->n_trace_fields) * sizeof(*ex->up_fields));
 	if (ex->up_fields == NULL)
 		return SN_ENOMEM;
 	for (size_t i = 0; i < rq->num_headers; i++) {
@@ -226,7 +241,8 @@ int sn__ex_build_upstream_h2(struct sn_exchange *ex)
 		if (sn_str_ieq_cstr(name, "te") && sn_str_ieq_cstr(rq->headers[i].value, "trailers"))
 			ex->up_te = 1;
 		if (is_managed(name) || sn_h1_is_hop_by_hop(name, rq->headers, rq->num_headers) ||
-		    header_overridden(ex->req_ops, ex->n_req_ops, name) || trace_replaces(ex, name))
+		    header_overridden(ex->req_ops, ex->n_req_ops, name) || trace_replaces(ex, name) ||
+		    gateway_sets(ex, name))
 			continue;
 		ex->up_fields[n++] = (struct sn_http_field){ name, rq->headers[i].value };
 	}
@@ -237,6 +253,8 @@ int sn__ex_build_upstream_h2(struct sn_exchange *ex)
 				sn_str_make(ex->trace_fields[i].value, ex->trace_fields[i].len) };
 	if (ex->rid.p == ex->request_id)
 		ex->up_fields[n++] = (struct sn_http_field){ SN_STR_LIT("x-request-id"), ex->rid };
+	if (ex->c->gw_port != 0)
+		ex->up_fields[n++] = (struct sn_http_field){ SN_STR_LIT("x-forwarded-proto"), forwarded_proto(ex) };
 	for (unsigned i = 0; i < ex->n_req_ops; i++)
 		n = ops_fields(ex->req_ops[i], ex->up_fields, n);
 	ex->up_head = (struct sn_http_head){ .method = rq->method, .scheme = SN_STR_LIT("http"), .authority = host,

@@ -90,6 +90,7 @@ struct sn_proxy_options {
 	int gateway;                     /* --gateway: listeners from the Gateways that select us */
 	struct sn_addr gateway_address;  /* --gateway-address (port 0), default 0.0.0.0 */
 	int have_gateway_address;
+	const char *credentials_dir;     /* --credentials-dir: Gateway credentialName NAME is DIR/NAME/tls.crt... */
 	struct sn_h1_limits limits;
 };
 
@@ -259,7 +260,24 @@ struct sn_proxy {
 	struct sn_tls_ctx *tls_client;   /* outbound: ISTIO_MUTUAL clusters */
 	struct sn_ident *ident;          /* --token: identity from sinewd (identity.c) */
 	uint64_t plaintext_mtls_warned;  /* ISTIO_MUTUAL clusters warned about (identity.c) */
+	/* --gateway: the TLS contexts of HTTPS ports (gateway_tls.c). Made
+	 * and updated by the main thread before a snapshot is posted; a
+	 * context lives as long as the proxy (streams hold it), a slot is
+	 * reused for another port by updating its context. */
+	struct sn_gw_tls {
+		uint16_t port;               /* atomic */
+		int ok;                      /* atomic: ctx holds this port's certificate */
+		struct sn_tls_ctx *ctx;
+	} gw_tls[SN_GW_LISTENERS_MAX];
 };
+
+/* gateway_tls.c: (re)loads the certificates of s's HTTPS gateway ports
+ * into p->gw_tls; a port whose files do not load is logged and stays
+ * closed (fail closed). Main thread, before s is posted. */
+void sn_gw_tls_sync(struct sn_proxy *p, const struct sn_snapshot *s);
+/* The TLS context of HTTPS gateway port, or NULL (plain text, or its
+ * certificate did not load). Any thread. */
+struct sn_tls_ctx *sn_gw_tls_get(struct sn_proxy *p, uint16_t port);
 
 /* tcp.c: opaque TCP and protocol detection for captured traffic. Returns
  * 1 when it took fd (a captured outbound connection), 0 to go on as HTTP. */
@@ -471,6 +489,7 @@ struct sn_route_request {
 	struct sn_str path;           /* path only, without the query */
 	struct sn_str query;          /* after '?', may be empty */
 	struct sn_str authority;
+	struct sn_str scheme;         /* "https" at a gateway's HTTPS port; empty: "http" */
 	uint16_t port;
 	const struct sn_h1_header *headers;
 	size_t n_headers;

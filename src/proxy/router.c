@@ -52,7 +52,8 @@ static int match_holds(const struct sn_route_match *m, const struct sn_route_req
 		return 0;
 	if (m->authority.kind != SN_MATCH_ANY && !sn_str_match_test(&m->authority, r->authority))
 		return 0;
-	if (m->scheme.kind != SN_MATCH_ANY && !sn_str_match_test(&m->scheme, SN_STR_LIT("http")))
+	if (m->scheme.kind != SN_MATCH_ANY &&
+	    !sn_str_match_test(&m->scheme, r->scheme.len ? r->scheme : SN_STR_LIT("http")))
 		return 0;
 	for (size_t i = 0; i < m->n_headers; i++)
 		if (!header_matches(r, &m->headers[i]))

@@ -45,6 +45,7 @@ struct sess_slot {
 
 struct sn_tls_ctx {
 	enum sn_tls_role role;
+	int web;                       /* a gateway's server context (sn_tls_ctx_new_web): no SPIFFE */
 	int require_client_cert;
 	int no_resumption;
 	int pinned;                    /* bootstrap client: pin, pin_td */
@@ -423,7 +424,9 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 
 	if (SSL_select_next_proto(&sel, outlen, ctx->alpn, (unsigned)ctx->alpn_len, in, inlen) !=
 	    OPENSSL_NPN_NEGOTIATED)
-		return SSL_TLSEXT_ERR_ALERT_FATAL;
+		/* a browser offering only protocols we lack still gets
+		 * HTTP/1.1 from a gateway; a peer proxy must agree */
+		return ctx->web ? SSL_TLSEXT_ERR_NOACK : SSL_TLSEXT_ERR_ALERT_FATAL;
 	*out = sel;
 	return SSL_TLSEXT_ERR_OK;
 }
@@ -774,6 +777,143 @@ void sn_tls_ctx_free(struct sn_tls_ctx *ctx)
 	free(ctx);
 }
 
+/* ---- a gateway's server context: a web certificate ---- */
+
+#define WEB_CIPHERS "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
+		    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
+static int web_fail(struct sn_id_error *err, const char *what, const char *path)
+{
+	unsigned long e = ERR_peek_last_error();
+	char reason[200];
+	ERR_error_string_n(e, reason, sizeof(reason));
+	ERR_clear_error();
+	return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED, "%s %s: %s", what, path, e ? reason : "unusable");
+}
+
+static int build_web(struct sn_tls_ctx *ctx, const struct sn_tls_web_opts *o, SSL_CTX **out,
+		     struct sn_id_error *err)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+	struct tls_gen *g = OPENSSL_zalloc(sizeof(*g));
+	int rc;
+
+	if (c == NULL || g == NULL || !SSL_CTX_set_ex_data(c, gen_idx, g)) {
+		OPENSSL_free(g);
+		SSL_CTX_free(c);
+		return sn_id_fail(err, SN_ENOMEM, SN_ID_E_NOMEM, "out of memory building the TLS context");
+	}
+	/* TLS 1.2 with ECDHE and AEAD only, or 1.3 (Istio's gateway default
+	 * minimum is 1.2); no compression, renegotiation or early data */
+	if (!SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) || !SSL_CTX_set_cipher_list(c, WEB_CIPHERS) ||
+	    !SSL_CTX_set1_groups_list(c, "X25519:P-256:P-384")) {
+		rc = web_fail(err, "TLS settings", "");
+		goto fail;
+	}
+	SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+			    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_clear_mode(c, SSL_MODE_AUTO_RETRY);
+	SSL_CTX_set_read_ahead(c, 1);
+	SSL_CTX_set_max_early_data(c, 0);
+	if (SSL_CTX_use_certificate_chain_file(c, o->cert_file) != 1) {
+		rc = web_fail(err, "serverCertificate", o->cert_file);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(c, o->key_file, SSL_FILETYPE_PEM) != 1) {
+		rc = web_fail(err, "privateKey", o->key_file);
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(c) != 1) {
+		rc = web_fail(err, "privateKey does not match serverCertificate:", o->key_file);
+		goto fail;
+	}
+	if (o->client_ca_file != NULL) {
+		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->client_ca_file);
+		if (names == NULL || SSL_CTX_load_verify_locations(c, o->client_ca_file, NULL) != 1) {
+			sk_X509_NAME_pop_free(names, X509_NAME_free);
+			rc = web_fail(err, "caCertificates", o->client_ca_file);
+			goto fail;
+		}
+		SSL_CTX_set_client_CA_list(c, names);
+		SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		SSL_CTX_set_verify_depth(c, VERIFY_DEPTH);
+	}
+	if (ctx->alpn_len)
+		SSL_CTX_set_alpn_select_cb(c, alpn_select, ctx);
+	SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+	if (!SSL_CTX_set_session_id_context(c, (const unsigned char *)SESSION_ID_CTX, sizeof(SESSION_ID_CTX) - 1) ||
+	    !SSL_CTX_set_num_tickets(c, 1)) {
+		rc = sn_id_fail(err, SN_ENOMEM, SN_ID_E_NOMEM, "out of memory building the TLS context");
+		goto fail;
+	}
+	SSL_CTX_set_timeout(c, SN_TLS_TICKET_LIFETIME);
+	ERR_clear_error();
+	*out = c;
+	return 0;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(c);
+	return rc;
+}
+
+static int set_alpn(struct sn_tls_ctx *ctx, const char *const *alpn, size_t n, struct sn_id_error *err)
+{
+	if (n > SN_TLS_ALPN_MAX)
+		return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED, "more than %d ALPN protocols", SN_TLS_ALPN_MAX);
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(alpn[i]);
+		if (l == 0 || l > 255 || ctx->alpn_len + 1 + l > sizeof(ctx->alpn))
+			return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED, "ALPN protocol %zu is empty or too long", i);
+		ctx->alpn[ctx->alpn_len++] = (unsigned char)l;
+		memcpy(ctx->alpn + ctx->alpn_len, alpn[i], l);
+		ctx->alpn_len += l;
+	}
+	return 0;
+}
+
+int sn_tls_ctx_new_web(const struct sn_tls_web_opts *o, struct sn_tls_ctx **out, struct sn_id_error *err)
+{
+	if (init() != 0)
+		return sn_id_fail(err, SN_ENOMEM, SN_ID_E_NOMEM, "out of memory initialising TLS");
+	if (o->cert_file == NULL || o->key_file == NULL)
+		return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED, "a certificate and a key are required");
+	struct sn_tls_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (ctx == NULL)
+		return sn_id_fail(err, SN_ENOMEM, SN_ID_E_NOMEM, "out of memory");
+	ctx->role = SN_TLS_SERVER;
+	ctx->web = 1;
+	ctx->require_client_cert = o->client_ca_file != NULL;
+	pthread_mutex_init(&ctx->lock, NULL);
+	int rc = set_alpn(ctx, o->alpn, o->n_alpn, err);
+	if (rc == 0)
+		rc = build_web(ctx, o, &ctx->cur, err);
+	if (rc != 0) {
+		sn_tls_ctx_free(ctx);
+		return rc;
+	}
+	*out = ctx;
+	return 0;
+}
+
+int sn_tls_ctx_update_web(struct sn_tls_ctx *ctx, const struct sn_tls_web_opts *o, struct sn_id_error *err)
+{
+	SSL_CTX *c = NULL, *old;
+	if (!ctx->web)
+		return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED, "not a gateway's TLS context");
+	int rc = build_web(ctx, o, &c, err);
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&ctx->lock);
+	old = ctx->cur;
+	ctx->cur = c;
+	ctx->require_client_cert = o->client_ca_file != NULL;
+	__atomic_store_n(&ctx->generation, ctx->generation + 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&ctx->lock);
+	SSL_CTX_free(old);
+	return 0;
+}
+
 uint64_t sn_tls_ctx_generation(const struct sn_tls_ctx *ctx)
 {
 	return __atomic_load_n(&ctx->generation, __ATOMIC_RELAXED);
@@ -992,7 +1132,7 @@ static int handshake_done(struct sn_tls_stream *s)
 	X509 *peer = SSL_get0_peer_certificate(s->ssl);
 	const char *what = "TLS handshake with";
 
-	if (peer != NULL && s->peer_id == NULL) {
+	if (peer != NULL && s->peer_id == NULL && !s->ctx->web) {
 		struct sn_spiffe_id id;
 		struct sn_id_error e;
 		if (sn_svid_check_leaf(peer, s->td, &id, &e) != 0) {

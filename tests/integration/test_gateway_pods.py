@@ -20,6 +20,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sinewtest as st  # noqa: E402
 from test_pods import Env, SUFFIX, SINEW, netns_list, host_links, host_rules  # noqa: E402
+from test_gateway import make_pki  # noqa: E402
 
 NET = st.BOOKINFO   # .../istio-bookinfo/networking
 BOOKINFO = os.path.join(st.BIN, "bookinfo")
@@ -74,7 +75,12 @@ class GatewayPods(unittest.TestCase):
                        "--service-account", "bookinfo-" + svc, "--port", "9080"],
                       [BOOKINFO, svc, "--listen", "0.0.0.0:9080", "--version", version])
         # The gateway starts with no Gateway: no port until one selects it
-        cls.spawn("ingressgateway", ["gateway", "run", "--publish", "%d:8080" % cls.port], None)
+        cls.https_port = st.free_port()   # its 8443 (test 5's HTTPS server)
+        cls.creds = os.path.join(cls.e.tmp, "creds")   # readable by the proxy's uid 1337
+        os.mkdir(cls.creds)
+        os.chmod(cls.creds, 0o755)
+        cls.spawn("ingressgateway", ["gateway", "run", "--publish", "%d:8080" % cls.port,
+                                     "--publish", "%d:8443" % cls.https_port, "--credentials-dir", cls.creds], None)
 
         deadline = time.time() + 45
         while time.time() < deadline:
@@ -292,6 +298,52 @@ class GatewayPods(unittest.TestCase):
         row = [ln.split() for ln in out.splitlines() if ln.startswith("istio-ingressgateway")]
         self.assertEqual([r[:5] for r in row], [["istio-ingressgateway", "productpage-v1", "istio-system",
                                                  "default", "yes"]], out)
+
+    def test_5_https_with_credential_name(self):
+        """An HTTPS server (tls.mode SIMPLE, credentialName) applied to the
+        running gateway: its port 8443 opens with the certificate from
+        --credentials-dir/NAME, and productpage answers over TLS with
+        HTTP/2 by ALPN."""
+        d = os.path.join(self.creds, "bookinfo-cert")
+        os.mkdir(d)
+        pki = make_pki(d)
+        for f in os.listdir(d):
+            os.chmod(os.path.join(d, f), 0o644)
+        os.chmod(d, 0o755)
+        gw = """apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: bookinfo-https}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 8443, name: https, protocol: HTTPS}
+    hosts: [bookinfo.example.com]
+    tls: {mode: SIMPLE, credentialName: bookinfo-cert}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: bookinfo-https}
+spec:
+  hosts: [bookinfo.example.com]
+  gateways: [bookinfo-https]
+  http: [{match: [{uri: {exact: /productpage}}], route: [{destination: {host: productpage, port: {number: 9080}}}]}]
+"""
+        rc, out, err = self.e.sinew("apply", "-f", "-", "--server", self.server, stdin=gw)
+        self.assertEqual(rc, 0, (out, err))
+        self.wait_synced()
+        url = "https://bookinfo.example.com:%d/productpage" % self.https_port
+        resolve = "bookinfo.example.com:%d:127.0.0.1" % self.https_port
+        deadline, r = time.time() + 10, None
+        while time.time() < deadline:
+            r = st.curl(["--max-time", "10", "--cacert", pki["ca.crt"], "--resolve", resolve, "-w",
+                         "\n%{http_code} %{http_version}", url])
+            if r.returncode == 0 and r.stdout.endswith("200 2"):
+                break
+            time.sleep(0.2)
+        self.assertTrue(r.stdout.endswith("200 2"), (r, tail(self.err_of("ingressgateway"))))
+        self.assertIn(TITLE, r.stdout)
+        # the plain-text port still serves bookinfo-gateway.yaml's routes
+        self.assertEqual(self.get("/productpage").status, 200)
 
     def test_4_usage(self):
         rc, out, err = self.e.sinew("gateway", "run", "--help")

@@ -46,6 +46,12 @@ static struct sn_snapshot *build(const char *text, const struct sn_proxy_identit
 	"    tls: {mode: SIMPLE, credentialName: x}\n"              \
 	"  - port: {number: 8081, name: grpc, protocol: grpc}\n"    \
 	"    hosts: [\"./*\"]\n"                                    \
+	"  - port: {number: 8444, name: tls, protocol: HTTPS}\n"   \
+	"    hosts: [\"*\"]\n"                                      \
+	"    tls: {mode: PASSTHROUGH}\n"                           \
+	"  - port: {number: 8080, name: again, protocol: HTTPS}\n"  \
+	"    hosts: [\"*\"]\n"                                      \
+	"    tls: {mode: SIMPLE, credentialName: y}\n"             \
 	"---\n"
 
 #define VS_BOOK                                                     \
@@ -75,7 +81,7 @@ static void test_load_warns_what_is_not_served(void **state)
 	sn_diags_init(&d);
 	static const char text[] = GW;
 	assert_int_equal(sn_config_load_text(&set, "t.yaml", text, strlen(text), &d), 0);
-	assert_diag(&d, SN_DIAG_WARNING, "t.yaml:", "spec.servers[1].port.protocol", "HTTPS is not served",
+	assert_diag(&d, SN_DIAG_WARNING, "t.yaml:", "spec.servers[3].tls", "tls.mode PASSTHROUGH is not served",
 		    "not opened");
 	assert_int_equal(d.errors, 0);
 	sn_diags_free(&d);
@@ -86,6 +92,12 @@ static void test_load_errors(void **state)
 {
 	(void)state;
 	static const char *const bad[][2] = {
+		{ "spec: {servers: [{port: {number: 80, protocol: HTTPS}, hosts: [\"*\"], tls: {mode: SIMPLE}}]}\n",
+		  "needs credentialName, or serverCertificate and privateKey" },
+		{ "spec: {servers: [{port: {number: 80, protocol: HTTPS}, hosts: [\"*\"], tls: {mode: MUTUAL, "
+		  "serverCertificate: a, privateKey: b}}]}\n", "MUTUAL needs caCertificates" },
+		{ "spec: {servers: [{port: {number: 80, protocol: HTTPS}, hosts: [\"*\"], tls: {mode: SIMPLE, "
+		  "credentialName: ../x}}]}\n", "must be a plain name" },
 		{ "spec: {servers: [{port: {number: 80, protocol: HTTP}, hosts: [\"a b\"]}]}\n", "is not a host" },
 		{ "spec: {servers: [{port: {number: 80, protocol: HTTP}, hosts: [\"Bad_ns/x\"]}]}\n", "not a namespace" },
 		{ "spec: {servers: [{port: {number: 80, protocol: SPDY}, hosts: [\"*\"]}]}\n", "unknown protocol" },
@@ -124,11 +136,17 @@ static void test_translate_for_gateway(void **state)
 	struct sn_diags d;
 	struct sn_snapshot *s = build(SVCS GW VS_BOOK, &id, &d);
 	assert_true(s->gateway);
-	/* HTTPS is not opened; 8080 and 8081, sorted */
-	assert_int_equal(s->n_gw_listeners, 2);
+	/* 8080, 8081 and 8443 (SIMPLE), sorted; PASSTHROUGH is not opened,
+	 * nor HTTPS on 8080, which is plain text already (warned) */
+	assert_int_equal(s->n_gw_listeners, 3);
 	assert_int_equal(s->gw_listeners[0].port, 8080);
+	assert_int_equal(s->gw_listeners[0].tls, 0);
 	assert_int_equal(s->gw_listeners[1].port, 8081);
 	assert_string_equal(s->gw_listeners[1].protocol, "GRPC");
+	assert_int_equal(s->gw_listeners[2].port, 8443);
+	assert_int_equal(s->gw_listeners[2].tls, 1);
+	assert_string_equal(s->gw_listeners[2].credential, "x");
+	assert_diag(&d, SN_DIAG_WARNING, "spec.servers[4]", "port 8080 is already plain text", "not opened");
 	const struct sn_gw_listener *l = sn_snapshot_find_gw_listener(s, 8080);
 	assert_non_null(l);
 	/* book.example.com meets "*.example.com"; other.org meets nothing;

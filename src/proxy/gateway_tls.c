@@ -1,0 +1,113 @@
+/* A gateway's HTTPS ports (Istio Gateway servers with tls.mode SIMPLE or
+ * MUTUAL): one TLS context per port, from the PEM files the Gateway names
+ * (serverCertificate, privateKey, caCertificates) or from credentialName
+ * in --credentials-dir (NAME/tls.crt, NAME/tls.key, and for MUTUAL
+ * NAME/ca.crt or NAME-cacert/ca.crt, as Kubernetes secrets hold them).
+ *
+ * The files are read again with every new configuration, so a renewed
+ * certificate is picked up at the next reload or push. A port whose files
+ * do not load is never opened (worker.c asks sn_gw_tls_get), and the
+ * error names the file and OpenSSL's reason. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sinew/log.h"
+#include "sinew/tls_stream.h"
+#include "proxy.h"
+
+#define DEFAULT_CREDENTIALS_DIR "/etc/sinew/credentials"
+
+static const char *const gw_alpn[] = { "h2", "http/1.1" };
+
+static struct sn_gw_tls *slot_for(struct sn_proxy *p, const struct sn_snapshot *s, uint16_t port)
+{
+	struct sn_gw_tls *reuse = NULL;
+	for (size_t i = 0; i < SN_ARRAY_LEN(p->gw_tls); i++) {
+		struct sn_gw_tls *g = &p->gw_tls[i];
+		if (g->port == port)
+			return g;
+		/* free: never used, or its port is no HTTPS port of s */
+		const struct sn_gw_listener *l = g->port ? sn_snapshot_find_gw_listener(s, g->port) : NULL;
+		if (reuse == NULL && (l == NULL || !l->tls))
+			reuse = g;
+	}
+	return reuse;
+}
+
+static void load_one(struct sn_proxy *p, const struct sn_snapshot *s, const struct sn_gw_listener *l)
+{
+	char cert[600], key[600], ca[600];
+	struct sn_tls_web_opts o = { .alpn = gw_alpn, .n_alpn = SN_ARRAY_LEN(gw_alpn) };
+	struct sn_id_error e = { 0 };
+
+	if (l->credential != NULL) {
+		const char *dir = p->opt.credentials_dir ? p->opt.credentials_dir : DEFAULT_CREDENTIALS_DIR;
+		snprintf(cert, sizeof(cert), "%s/%s/tls.crt", dir, l->credential);
+		snprintf(key, sizeof(key), "%s/%s/tls.key", dir, l->credential);
+		snprintf(ca, sizeof(ca), "%s/%s/ca.crt", dir, l->credential);
+		if (access(ca, R_OK) != 0)
+			snprintf(ca, sizeof(ca), "%s/%s-cacert/ca.crt", dir, l->credential);
+		o.cert_file = cert;
+		o.key_file = key;
+		o.client_ca_file = l->tls == 2 ? ca : NULL;
+	} else {
+		o.cert_file = l->cert_file;
+		o.key_file = l->key_file;
+		o.client_ca_file = l->tls == 2 ? l->ca_file : NULL;
+	}
+	const char *files[3] = { o.cert_file, o.key_file, o.client_ca_file };
+	for (size_t i = 0; i < 3; i++)
+		if (files[i] != NULL && access(files[i], R_OK) != 0) {
+			sn_log(SN_LOG_ERROR, "gateway: port %u (%s) stays closed: cannot read %s: %s%s", l->port, l->origin,
+			       files[i], strerror(errno),
+			       l->credential ? "; credentialName NAME is looked up in --credentials-dir as NAME/tls.crt, "
+					       "NAME/tls.key (and NAME/ca.crt or NAME-cacert/ca.crt for MUTUAL)" : "");
+			struct sn_gw_tls *old = slot_for(p, s, l->port);
+			if (old != NULL && old->port == l->port)
+				__atomic_store_n(&old->ok, 0, __ATOMIC_RELEASE);
+			return;
+		}
+	struct sn_gw_tls *g = slot_for(p, s, l->port);
+	if (g == NULL) {
+		sn_log(SN_LOG_ERROR, "gateway: port %u (%s): no TLS slot left; it stays closed", l->port, l->origin);
+		return;
+	}
+	if (g->port != l->port) {
+		/* another port's slot: its connections keep their own SSL_CTX */
+		__atomic_store_n(&g->ok, 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&g->port, l->port, __ATOMIC_RELEASE);
+	}
+	int rc = g->ctx == NULL ? sn_tls_ctx_new_web(&o, &g->ctx, &e) : sn_tls_ctx_update_web(g->ctx, &o, &e);
+	if (rc != 0) {
+		__atomic_store_n(&g->ok, 0, __ATOMIC_RELEASE);
+		sn_log(SN_LOG_ERROR, "gateway: port %u (%s) stays closed: %s%s%s", l->port, l->origin, e.msg,
+		       l->credential ? "; credentialName is looked up in --credentials-dir as NAME/tls.crt and "
+				       "NAME/tls.key" : "",
+		       l->credential && l->tls == 2 ? " (and NAME/ca.crt or NAME-cacert/ca.crt for MUTUAL)" : "");
+		return;
+	}
+	__atomic_store_n(&g->ok, 1, __ATOMIC_RELEASE);
+	sn_log(SN_LOG_INFO, "gateway: port %u: TLS %s with %s", l->port, l->tls == 2 ? "MUTUAL" : "SIMPLE",
+	       o.cert_file);
+}
+
+void sn_gw_tls_sync(struct sn_proxy *p, const struct sn_snapshot *s)
+{
+	if (!p->opt.gateway || s == NULL)
+		return;
+	for (size_t i = 0; i < s->n_gw_listeners; i++)
+		if (s->gw_listeners[i].tls)
+			load_one(p, s, &s->gw_listeners[i]);
+}
+
+struct sn_tls_ctx *sn_gw_tls_get(struct sn_proxy *p, uint16_t port)
+{
+	for (size_t i = 0; i < SN_ARRAY_LEN(p->gw_tls); i++) {
+		struct sn_gw_tls *g = &p->gw_tls[i];
+		if (__atomic_load_n(&g->port, __ATOMIC_ACQUIRE) == port)
+			return __atomic_load_n(&g->ok, __ATOMIC_ACQUIRE) ? g->ctx : NULL;
+	}
+	return NULL;
+}
