@@ -431,6 +431,19 @@ struct sn_outlier_policy {
 	uint32_t min_health_pct;     /* default 0: below it, ejections are ignored */
 };
 
+/* TLS the proxy originates to a cluster's endpoints (DestinationRule
+ * tls.mode SIMPLE or MUTUAL; Istio's egress TLS origination). Files are
+ * PEM; credentialName is looked up by the proxy (--credentials-dir). */
+struct sn_origin_tls {
+	char *ca_file;               /* caCertificates; NULL: the system's roots */
+	char *cert_file, *key_file;  /* clientCertificate, privateKey (MUTUAL) */
+	char *credential;            /* credentialName: NAME/tls.crt, tls.key, ca.crt */
+	char *sni;                   /* NULL: the service's host */
+	char **sans;                 /* subjectAltNames: names the server's certificate may have */
+	size_t n_sans;
+	int insecure;                /* insecureSkipVerify */
+};
+
 struct sn_cluster {
 	char *name;                  /* Istio style: "outbound|9080|v1|reviews.default.svc.cluster.local" */
 	char *service;               /* FQDN */
@@ -446,6 +459,7 @@ struct sn_cluster {
 	uint32_t idle_timeout_ms;    /* connectionPool.http.idleTimeout; default 60000 */
 	enum sn_cluster_tls tls_mode; /* trafficPolicy.tls.mode (subset's wins) */
 	int tls_set;                 /* a DestinationRule set tls.mode; else auto mTLS by endpoint label */
+	struct sn_origin_tls origin; /* tls_mode SIMPLE or MUTUAL */
 	int http2;                   /* endpoints speak HTTP/2: the port is http2, grpc or grpc-web */
 	struct sn_outlier_policy outlier;
 	struct sn_hash_policy hash;  /* lb RING_HASH or MAGLEV */

@@ -109,6 +109,10 @@ struct sn_tls_conn_opts {
 	/* Client: offer only this ALPN protocol (e.g. SN_TLS_ALPN_TCP) instead
 	 * of the context's list; NULL: the context's. */
 	const char *alpn;
+	/* Client of a web context (sn_tls_ctx_new_web_client): the names the
+	 * server's certificate may carry (DNS SAN or CN); none: not checked. */
+	const char *const *verify_hosts;
+	size_t n_verify_hosts;
 };
 
 /* The TLS transport (sinew/xprt.h): turns the plain transport x (its fd
@@ -157,6 +161,22 @@ struct sn_tls_web_opts {
 int sn_tls_ctx_new_web(const struct sn_tls_web_opts *o, struct sn_tls_ctx **out, struct sn_id_error *err);
 /* New files for a web context (its ALPN list stays): as sn_tls_ctx_update. */
 int sn_tls_ctx_update_web(struct sn_tls_ctx *ctx, const struct sn_tls_web_opts *o, struct sn_id_error *err);
+
+/* A client context for TLS origination (DestinationRule tls.mode SIMPLE
+ * or MUTUAL): the server verified against verify_ca_file (NULL: the
+ * system's roots) unless insecure; a client certificate for MUTUAL. No
+ * SPIFFE checks; the server's name is checked per connection
+ * (sn_tls_conn_opts.verify_hosts). TLS 1.2 or 1.3, no resumption. */
+struct sn_tls_web_client_opts {
+	const char *verify_ca_file;
+	int insecure;
+	const char *cert_file, *key_file;   /* NULL: no client certificate */
+};
+
+int sn_tls_ctx_new_web_client(const struct sn_tls_web_client_opts *o, struct sn_tls_ctx **out,
+			      struct sn_id_error *err);
+int sn_tls_ctx_update_web_client(struct sn_tls_ctx *ctx, const struct sn_tls_web_client_opts *o,
+				 struct sn_id_error *err);
 
 /* Frees the context. Streams made from it must be freed first. */
 void sn_tls_ctx_free(struct sn_tls_ctx *ctx);

@@ -233,6 +233,7 @@ struct cfg_policy {
 	int h2_upgrade;              /* connectionPool.http.h2UpgradePolicy: 1 UPGRADE, -1 DO_NOT_UPGRADE, 0 DEFAULT */
 	int has_tls;
 	enum sn_cluster_tls tls_mode;
+	struct sn_origin_tls origin;        /* SIMPLE, MUTUAL */
 	struct sn_outlier_policy outlier;   /* enabled: the policy has outlierDetection */
 	struct sn_hash_policy hash;         /* with lb RING_HASH / MAGLEV */
 };

@@ -201,32 +201,67 @@ static void parse_pool(struct cfg_ctx *c, const struct yn *v, struct cfg_policy 
 	}
 }
 
+/* ClientTLSSettings. SIMPLE and MUTUAL: the proxy originates TLS to the
+ * endpoints (src/proxy/origin_tls.c), verifying the server against
+ * caCertificates (else the system's roots) and its name (sni, else the
+ * service's host, or subjectAltNames) unless insecureSkipVerify. */
 static void parse_tls(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *p)
 {
+	const struct yn *mode_at = NULL;
 	if (cfg_want_map(c, v) != 0)
 		return;
 	for (size_t i = 0; i < v->n; i++) {
 		const char *k = v->keys[i]->s;
+		const struct yn *x = v->items[i];
+		struct sn_origin_tls *o = &p->origin;
 		size_t pl = cfg_path_push(c, ".%s", k);
 		if (!strcmp(k, "mode")) {
 			char *m = NULL;
-			if (cfg_get_str(c, v->items[i], 32, &m) == 0) {
+			mode_at = x;
+			if (cfg_get_str(c, x, 32, &m) == 0) {
 				p->has_tls = 1;
 				p->tls_mode = SN_CLUSTER_TLS_DISABLE;
 				if (!strcmp(m, "ISTIO_MUTUAL"))
 					/* Whether this proxy can do it (it holds an identity)
 					 * is the proxy's to say: sn_ident_check_snapshot. */
 					p->tls_mode = SN_CLUSTER_TLS_ISTIO_MUTUAL;
-				else if (!strcmp(m, "MUTUAL") || !strcmp(m, "SIMPLE"))
-					cfg_warn(c, v->items[i], "tls mode %s is not implemented yet (only ISTIO_MUTUAL "
-						 "is); connections are plaintext for now", m);
+				else if (!strcmp(m, "SIMPLE"))
+					p->tls_mode = SN_CLUSTER_TLS_SIMPLE;
+				else if (!strcmp(m, "MUTUAL"))
+					p->tls_mode = SN_CLUSTER_TLS_MUTUAL;
 				else if (strcmp(m, "DISABLE") != 0)
-					cfg_err(c, v->items[i], "unknown tls mode \"%.32s\"; use DISABLE, SIMPLE, MUTUAL "
+					cfg_err(c, x, "unknown tls mode \"%.32s\"; use DISABLE, SIMPLE, MUTUAL "
 						"or ISTIO_MUTUAL", m);
 			}
+		} else if (!strcmp(k, "caCertificates")) {
+			cfg_get_str(c, x, CFG_MAX_STR, &o->ca_file);
+		} else if (!strcmp(k, "clientCertificate")) {
+			cfg_get_str(c, x, CFG_MAX_STR, &o->cert_file);
+		} else if (!strcmp(k, "privateKey")) {
+			cfg_get_str(c, x, CFG_MAX_STR, &o->key_file);
+		} else if (!strcmp(k, "credentialName")) {
+			if (cfg_get_str(c, x, CFG_MAX_NAME, &o->credential) == 0 &&
+			    (o->credential[0] == '.' || strchr(o->credential, '/') != NULL))
+				cfg_err(c, x, "credentialName \"%.64s\" must be a plain name (a directory of the "
+					"proxy's --credentials-dir)", o->credential);
+		} else if (!strcmp(k, "sni")) {
+			cfg_get_str(c, x, CFG_MAX_NAME, &o->sni);
+		} else if (!strcmp(k, "subjectAltNames")) {
+			cfg_get_str_list(c, x, CFG_MAX_NAME, &o->sans, &o->n_sans, NULL);
+		} else if (!strcmp(k, "insecureSkipVerify")) {
+			int b = 0;
+			if (cfg_get_bool(c, x, &b) == 0)
+				o->insecure = b;
 		} else {
 			cfg_warn_unimplemented(c, v->keys[i], k);
 		}
+		cfg_path_pop(c, pl);
+	}
+	if (p->tls_mode == SN_CLUSTER_TLS_MUTUAL && p->origin.credential == NULL &&
+	    (p->origin.cert_file == NULL || p->origin.key_file == NULL)) {
+		size_t pl = cfg_path_push(c, ".mode");
+		cfg_err(c, mode_at, "tls.mode MUTUAL needs clientCertificate and privateKey (PEM files), or "
+			"credentialName");
 		cfg_path_pop(c, pl);
 	}
 }

@@ -363,11 +363,13 @@ static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, 
 			c->outlier = p->outlier;
 		if (p->has_tls) {
 			c->tls_mode = p->tls_mode;
+			c->origin = p->origin;
 			c->tls_set = 1;
 		}
 		if (subset != NULL) {
 			if (subset->policy.has_tls) {
 				c->tls_mode = subset->policy.tls_mode;
+				c->origin = subset->policy.origin;
 				c->tls_set = 1;
 			}
 			if (subset->policy.has_lb) {
@@ -380,7 +382,20 @@ static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, 
 				c->outlier = subset->policy.outlier;
 		}
 	}
-	/* the hash policy's strings live in the set's arena: the snapshot's own */
+	/* the policies' strings live in the set's arena: the snapshot's own */
+	c->origin.ca_file = sdup(t, c->origin.ca_file);
+	c->origin.cert_file = sdup(t, c->origin.cert_file);
+	c->origin.key_file = sdup(t, c->origin.key_file);
+	c->origin.credential = sdup(t, c->origin.credential);
+	c->origin.sni = sdup(t, c->origin.sni);
+	if (c->origin.n_sans) {
+		char **sans = sn_arena_new_array(t->a, char *, c->origin.n_sans);
+		for (size_t i = 0; sans != NULL && i < c->origin.n_sans; i++)
+			sans[i] = sdup(t, c->origin.sans[i]);
+		if (sans == NULL)
+			t->oom = 1;
+		c->origin.sans = sans;
+	}
 	c->hash.name = sdup(t, c->hash.name);
 	c->hash.cookie_path = sdup(t, c->hash.cookie_path);
 	if (c->name == NULL)

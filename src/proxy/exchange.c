@@ -846,7 +846,13 @@ static void ex_connect(struct sn_exchange *ex)
 			 "to %s is not possible", ex->ep->address);
 		return;
 	}
-	const char *want_id = mtls == 1 ? tls_id : NULL;
+	int origin = mtls == 0 ? sn_upstream_origin(w, cl, tls_id, sizeof(tls_id)) : 0;
+	if (origin < 0) {
+		ex_local(ex, 503, "tls_unavailable", "sinew: the TLS settings of %s (DestinationRule tls.mode %s) did "
+			 "not load; see the proxy's log", cl->name, cl->tls_mode == SN_CLUSTER_TLS_MUTUAL ? "MUTUAL" : "SIMPLE");
+		return;
+	}
+	const char *want_id = mtls == 1 || origin == 1 ? tls_id : NULL;
 	int r;
 	if (ex->up_h2) {
 		struct sn_h2u_request rq = {

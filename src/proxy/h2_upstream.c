@@ -650,7 +650,9 @@ static struct sn_h2u *h2u_new(struct sn_worker *w, struct sn_host *host, const s
 					       .alpn = SN_TLS_ALPN_H2 };
 		h->tls_id = strdup(tls_id);
 		if (h->tls_id == NULL ||
-		    sn_xprt_tls(&h->x, __atomic_load_n(&w->proxy->tls_client, __ATOMIC_ACQUIRE), &co) != 0)
+		    (!strncmp(tls_id, "tls:", 4) ? sn_upstream_origin_start(w, c, tls_id, 1, &h->x)
+						 : sn_xprt_tls(&h->x, __atomic_load_n(&w->proxy->tls_client,
+										      __ATOMIC_ACQUIRE), &co)) != 0)
 			h->eof = 1;
 		else
 			h->handshaking = 1;

@@ -298,6 +298,11 @@ static struct sn_oneshot *oneshot_open(struct sn_worker *w, const struct sn_clus
 		free(out);
 		return NULL;
 	}
+	if (mtls == 0 && (cl->tls_mode == SN_CLUSTER_TLS_SIMPLE || cl->tls_mode == SN_CLUSTER_TLS_MUTUAL)) {
+		*why = "its DestinationRule asks for TLS origination, which the proxy's own calls do not make";
+		free(out);
+		return NULL;
+	}
 	struct sn_oneshot *o = calloc(1, sizeof(*o));
 	char *in = max_response ? malloc(max_response) : NULL;
 	int fd = o != NULL && (in != NULL || max_response == 0)

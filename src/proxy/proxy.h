@@ -25,6 +25,9 @@
 #include "sinew/metrics.h"
 #include "sinew/tls_stream.h"
 
+#define SN_ORIGIN_KEY_MAX 1900
+#define SN_ORIGIN_SANS_MAX 16
+
 struct sn_proxy;
 struct sn_worker;
 struct sn_dconn;
@@ -269,7 +272,27 @@ struct sn_proxy {
 		int ok;                      /* atomic: ctx holds this port's certificate */
 		struct sn_tls_ctx *ctx;
 	} gw_tls[SN_GW_LISTENERS_MAX];
+	/* TLS origination (origin_tls.c): client contexts by their files,
+	 * append-only (n_origin_tls is atomic), made by the main thread. */
+	struct sn_origin_slot {
+		char key[SN_ORIGIN_KEY_MAX];
+		int ok;                      /* atomic: the files loaded */
+		struct sn_tls_ctx *ctx;
+	} origin_tls[64];
+	size_t n_origin_tls;
 };
+
+/* origin_tls.c: loads the client contexts of s's clusters with tls.mode
+ * SIMPLE or MUTUAL (main thread, before s is posted). */
+void sn_origin_tls_sync(struct sn_proxy *p, const struct sn_snapshot *s);
+/* 1 and the pool key in id ("tls:SLOT:SNI") when connections to c's
+ * endpoints originate TLS; 0 when they do not; SN_EINVAL when they
+ * should but the context is not usable (fail the request). */
+int sn_upstream_origin(struct sn_worker *w, const struct sn_cluster *c, char *id, size_t size);
+/* Turns x into the TLS client of id (sn_upstream_origin's), offering h2
+ * or http/1.1 by ALPN. 0, or an error with x still plain. */
+int sn_upstream_origin_start(struct sn_worker *w, const struct sn_cluster *c, const char *id, int h2,
+			     struct sn_xprt *x);
 
 /* gateway_tls.c: (re)loads the certificates of s's HTTPS gateway ports
  * into p->gw_tls; a port whose files do not load is logged and stays

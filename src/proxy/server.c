@@ -168,6 +168,7 @@ void sn_proxy_publish(struct sn_proxy *p, struct sn_snapshot *s)
 	s->version = ++p->version;
 	sn_ident_check_snapshot(p, s);
 	sn_gw_tls_sync(p, s);
+	sn_origin_tls_sync(p, s);
 	for (int i = 0; i < p->n_workers; i++) {
 		sn_snapshot_ref(s);
 		sn_worker_post_snapshot(&p->workers[i], s);
@@ -462,6 +463,8 @@ static void free_tls(struct sn_proxy *p)
 		sn_trust_bundle_free(p->bundle);
 	for (size_t i = 0; i < SN_ARRAY_LEN(p->gw_tls); i++)
 		sn_tls_ctx_free(p->gw_tls[i].ctx);   /* the workers and their streams are gone */
+	for (size_t i = 0; i < p->n_origin_tls; i++)
+		sn_tls_ctx_free(p->origin_tls[i].ctx);
 }
 
 int sn_proxy_run(struct sn_proxy_options *opt)

@@ -442,6 +442,14 @@ static void outbound_route(struct sn_tcp *t)
 		tcp_close(t, NULL);
 		return;
 	}
+	if (mtls == 0 && (cl->tls_mode == SN_CLUSTER_TLS_SIMPLE || cl->tls_mode == SN_CLUSTER_TLS_MUTUAL)) {
+		/* never plaintext where a DestinationRule asked for TLS */
+		sn_log(SN_LOG_INFO, "tcp=%llu to %s: TLS origination (tls.mode %s) is not implemented for opaque TCP; "
+		       "closing", (unsigned long long)t->id, t->fqdn,
+		       cl->tls_mode == SN_CLUSTER_TLS_MUTUAL ? "MUTUAL" : "SIMPLE");
+		tcp_close(t, NULL);
+		return;
+	}
 	snprintf(t->what, sizeof(t->what), "%s:%u -> %s %s%s", ip, port, t->fqdn, ep->address,
 		 mtls == 1 ? " (mTLS)" : "");
 	sn_metrics_add(w->metrics, SN_CTR_TCP_OUTBOUND_CX, 1);

@@ -179,7 +179,9 @@ int sn_uconn_acquire(struct sn_worker *w, struct sn_host *host, const struct sn_
 		struct sn_tls_conn_opts co = { .expected_ids = ids, .n_expected = 1, .session_key = host->key };
 		u->tls_id = strdup(tls_id);
 		if (u->tls_id == NULL ||
-		    sn_xprt_tls(&u->x, __atomic_load_n(&w->proxy->tls_client, __ATOMIC_ACQUIRE), &co) != 0) {
+		    (!strncmp(tls_id, "tls:", 4) ? sn_upstream_origin_start(w, c, tls_id, 0, &u->x)
+						 : sn_xprt_tls(&u->x, __atomic_load_n(&w->proxy->tls_client,
+										      __ATOMIC_ACQUIRE), &co)) != 0) {
 			free(u->tls_id);
 			u->tls_id = NULL;
 			u->eof = 1;  /* fails the attempt as a connect failure */

@@ -872,6 +872,100 @@ static int set_alpn(struct sn_tls_ctx *ctx, const char *const *alpn, size_t n, s
 	return 0;
 }
 
+/* A client context for TLS origination: the server verified against
+ * verify_ca_file (else the system's roots) unless insecure; the name is
+ * checked per connection (sn_tls_conn_opts.verify_hosts). */
+static int build_web_client(const struct sn_tls_web_client_opts *o, SSL_CTX **out, struct sn_id_error *err)
+{
+	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
+	struct tls_gen *g = OPENSSL_zalloc(sizeof(*g));
+	int rc;
+
+	if (c == NULL || g == NULL || !SSL_CTX_set_ex_data(c, gen_idx, g)) {
+		OPENSSL_free(g);
+		SSL_CTX_free(c);
+		return sn_id_fail(err, SN_ENOMEM, SN_ID_E_NOMEM, "out of memory building the TLS context");
+	}
+	if (!SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) || !SSL_CTX_set_cipher_list(c, WEB_CIPHERS)) {
+		rc = web_fail(err, "TLS settings", "");
+		goto fail;
+	}
+	SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+			    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_clear_mode(c, SSL_MODE_AUTO_RETRY);
+	SSL_CTX_set_read_ahead(c, 1);
+	SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+	if (o->insecure) {
+		SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
+	} else {
+		if ((o->verify_ca_file != NULL ? SSL_CTX_load_verify_locations(c, o->verify_ca_file, NULL)
+					       : SSL_CTX_set_default_verify_paths(c)) != 1) {
+			rc = web_fail(err, "caCertificates", o->verify_ca_file ? o->verify_ca_file : "(system roots)");
+			goto fail;
+		}
+		SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+		SSL_CTX_set_verify_depth(c, VERIFY_DEPTH);
+	}
+	if (o->cert_file != NULL) {
+		if (SSL_CTX_use_certificate_chain_file(c, o->cert_file) != 1) {
+			rc = web_fail(err, "clientCertificate", o->cert_file);
+			goto fail;
+		}
+		if (o->key_file == NULL || SSL_CTX_use_PrivateKey_file(c, o->key_file, SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_check_private_key(c) != 1) {
+			rc = web_fail(err, "privateKey", o->key_file ? o->key_file : "(none)");
+			goto fail;
+		}
+	}
+	ERR_clear_error();
+	*out = c;
+	return 0;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(c);
+	return rc;
+}
+
+int sn_tls_ctx_new_web_client(const struct sn_tls_web_client_opts *o, struct sn_tls_ctx **out,
+			      struct sn_id_error *err)
+{
+	if (init() != 0)
+		return sn_id_fail(err, SN_ENOMEM, SN_ID_E_NOMEM, "out of memory initialising TLS");
+	struct sn_tls_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (ctx == NULL)
+		return sn_id_fail(err, SN_ENOMEM, SN_ID_E_NOMEM, "out of memory");
+	ctx->role = SN_TLS_CLIENT;
+	ctx->web = 1;
+	ctx->no_resumption = 1;
+	pthread_mutex_init(&ctx->lock, NULL);
+	int rc = build_web_client(o, &ctx->cur, err);
+	if (rc != 0) {
+		sn_tls_ctx_free(ctx);
+		return rc;
+	}
+	*out = ctx;
+	return 0;
+}
+
+int sn_tls_ctx_update_web_client(struct sn_tls_ctx *ctx, const struct sn_tls_web_client_opts *o,
+				 struct sn_id_error *err)
+{
+	SSL_CTX *c = NULL, *old;
+	if (!ctx->web || ctx->role != SN_TLS_CLIENT)
+		return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED, "not a TLS origination context");
+	int rc = build_web_client(o, &c, err);
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&ctx->lock);
+	old = ctx->cur;
+	ctx->cur = c;
+	__atomic_store_n(&ctx->generation, ctx->generation + 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&ctx->lock);
+	SSL_CTX_free(old);
+	return 0;
+}
+
 int sn_tls_ctx_new_web(const struct sn_tls_web_opts *o, struct sn_tls_ctx **out, struct sn_id_error *err)
 {
 	if (init() != 0)
@@ -992,6 +1086,13 @@ int sn_tls_stream_new(struct sn_tls_ctx *ctx, int fd, const struct sn_tls_conn_o
 				rc = SN_EINVAL;
 				goto fail;
 			}
+			/* a web server's certificate must name one of these */
+			for (size_t i = 0; ctx->web && i < conn->n_verify_hosts; i++)
+				if (!(i == 0 ? SSL_set1_host(s->ssl, conn->verify_hosts[i])
+					     : SSL_add1_host(s->ssl, conn->verify_hosts[i]))) {
+					rc = SN_EINVAL;
+					goto fail;
+				}
 			if (conn->alpn != NULL) {
 				/* This connection's inner protocol instead of the ctx's list. */
 				unsigned char wire[256];
@@ -1115,7 +1216,11 @@ static int ssl_fail(struct sn_tls_stream *s, int r, const char *what)
 		return failed(s, SN_EIO);
 	}
 	le = ERR_peek_last_error();
-	if (le != 0) {
+	long vr = s->ctx->web && s->role == SN_TLS_CLIENT ? SSL_get_verify_result(s->ssl) : X509_V_OK;
+	if (vr != X509_V_OK) {
+		/* a web server's certificate: say why OpenSSL refused it */
+		set_err(s, what, "server certificate refused: %s", X509_verify_cert_error_string(vr));
+	} else if (le != 0) {
 		const char *reason = ERR_reason_error_string(le);
 		set_err(s, what, "%s", reason != NULL ? reason : "TLS protocol error");
 	} else {
@@ -1149,7 +1254,7 @@ static int handshake_done(struct sn_tls_stream *s)
 		set_err(s, what, "resumed session's peer certificate has expired");
 		return failed(s, SN_EINVAL);
 	}
-	if (s->role == SN_TLS_CLIENT) {
+	if (s->role == SN_TLS_CLIENT && !s->ctx->web) {
 		if (s->peer_id == NULL) {
 			set_err(s, what, "server presented no certificate");
 			return failed(s, SN_EINVAL);
