@@ -851,6 +851,8 @@ struct sn_snapshot {
 	struct sn_server *servers;   /* Linkerd Servers that select this workload */
 	size_t n_servers;
 	struct sn_tracing tracing;   /* Telemetry and the mesh config's tracing, for this proxy */
+	char *registry_only;         /* the mesh config's outboundTrafficPolicy REGISTRY_ONLY ("ConfigMap
+				      * istio-system/istio, FILE:LINE"); NULL: ALLOW_ANY */
 	int gateway;                 /* translated for a gateway proxy */
 	struct sn_gw_listener *gw_listeners;  /* gateway proxies only; sorted by port */
 	size_t n_gw_listeners;

@@ -310,6 +310,8 @@ struct cfg_mesh {
 	char **default_tracers;      /* defaultProviders.tracing */
 	size_t n_default_tracers;
 	double sampling;             /* defaultConfig.tracing.sampling; < 0: not given */
+	int registry_only;           /* outboundTrafficPolicy.mode REGISTRY_ONLY (default ALLOW_ANY) */
+	int registry_only_line;
 };
 
 /* Telemetry (telemetry.c): its first tracing entry. */

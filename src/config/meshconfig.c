@@ -334,6 +334,35 @@ static void parse_default_config(struct cfg_ctx *c, const struct yn *v, struct c
 	}
 }
 
+/* outboundTrafficPolicy.mode: ALLOW_ANY (Istio's default) or
+ * REGISTRY_ONLY: traffic to what no Service or ServiceEntry declares is
+ * refused (502 blocked_egress; opaque TCP closed). */
+static void parse_outbound_policy(struct cfg_ctx *c, const struct yn *v, struct cfg_mesh *m)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		size_t pl = cfg_path_push(c, ".%s", k);
+		char *mode = NULL;
+		if (!strcmp(k, "mode")) {
+			if (cfg_get_str(c, v->items[i], 32, &mode) == 0) {
+				if (!strcmp(mode, "REGISTRY_ONLY")) {
+					m->registry_only = 1;
+					m->registry_only_line = v->items[i]->line;
+				} else if (strcmp(mode, "ALLOW_ANY") != 0) {
+					cfg_err(c, v->items[i], "unknown mode \"%.32s\"; use ALLOW_ANY or REGISTRY_ONLY", mode);
+				}
+			}
+		} else if (!strcmp(k, "egressProxy")) {
+			cfg_warn_unimplemented(c, v->keys[i], "egressProxy");
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+}
+
 static void on_mesh_doc(void *user, struct yn *root, struct sn_arena *tmp)
 {
 	struct mesh_parse *mp = user;
@@ -382,10 +411,12 @@ static void on_mesh_doc(void *user, struct yn *root, struct sn_arena *tmp)
 			parse_default_providers(c, v, mp->m);
 		} else if (!strcmp(k, "defaultConfig")) {
 			parse_default_config(c, v, mp->m);
+		} else if (!strcmp(k, "outboundTrafficPolicy")) {
+			parse_outbound_policy(c, v, mp->m);
 		} else {
 			cfg_warn(c, root->keys[i], "MeshConfig field %s is not implemented by Sinew; ignored "
-				 "(Sinew reads extensionProviders, defaultProviders.tracing, enableTracing and "
-				 "defaultConfig.tracing.sampling from the mesh config)", k);
+				 "(Sinew reads extensionProviders, defaultProviders.tracing, enableTracing, "
+				 "defaultConfig.tracing.sampling and outboundTrafficPolicy from the mesh config)", k);
 		}
 		cfg_path_pop(c, pl);
 	}

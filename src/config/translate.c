@@ -1376,6 +1376,9 @@ static void build_ext_authz(struct tr *t)
 		if (r->kind == SN_KIND_CONFIG_MAP && !r->invalid && mr == NULL)
 			mr = r;
 	const struct cfg_mesh *m = mr ? mr->spec : NULL;
+	if (m != NULL && m->registry_only)
+		t->s->registry_only = sn_arena_printf(t->a, "ConfigMap %s/%s, %s:%d", mr->namespace_, mr->name, mr->file,
+						      m->registry_only_line);
 	if (m != NULL && m->n_providers > 0) {
 		t->s->ext_authz = sn_arena_new_array(t->a, struct sn_ext_authz, m->n_providers);
 		if (t->s->ext_authz == NULL) {

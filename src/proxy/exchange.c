@@ -1471,6 +1471,14 @@ static void ex_route(struct sn_exchange *ex)
 	}
 	if (vh == NULL && w->proxy->cp != NULL && park_for_discovery(ex))
 		return;
+	if (vh == NULL && ex->snap->registry_only != NULL) {
+		sn_metrics_add(w->metrics, SN_CTR_BLOCKED_EGRESS, 1);
+		ex_local(ex, 502, "blocked_egress",
+			 "sinew: host \"%.*s\" is outside the mesh's registry (no Service or ServiceEntry declares it) and "
+			 "outboundTrafficPolicy is REGISTRY_ONLY (%s); add a ServiceEntry for it",
+			 (int)SN_MIN(rq->authority.len, 256), rq->authority.p, ex->snap->registry_only);
+		return;
+	}
 	if (vh == NULL) {
 		ex_local(ex, 404, "no_route",
 			 "sinew: no route for host \"%.*s\": no Service or VirtualService host matches it (config version %llu)",

@@ -414,6 +414,14 @@ static void outbound_route(struct sn_tcp *t)
 	char ip[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &t->orig.sin_addr, ip, sizeof(ip));
 
+	if (t->fqdn[0] == '\0' && w->snap != NULL && w->snap->registry_only != NULL) {
+		sn_log(SN_LOG_INFO, "tcp=%llu to %s:%u: blocked: no Service or ServiceEntry declares it and the mesh's "
+		       "outboundTrafficPolicy is REGISTRY_ONLY (%s)", (unsigned long long)t->id, ip, port,
+		       w->snap->registry_only);
+		sn_metrics_add(w->metrics, SN_CTR_BLOCKED_EGRESS, 1);
+		tcp_close(t, NULL);
+		return;
+	}
 	if (t->fqdn[0] == '\0') {
 		snprintf(t->what, sizeof(t->what), "%s:%u (passthrough)", ip, port);
 		if (tcp_connect(t, (struct sockaddr *)&t->orig, sizeof(t->orig), NULL, 1000) != 0)

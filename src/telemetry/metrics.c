@@ -241,6 +241,8 @@ static const struct {
 		"Spans dropped: batch full, tracer busy, control link full (export never holds a request).", 0 },
 	[SN_CTR_TRACE_EXPORTS_FAILED] = { "sinew_trace_exports_failed_total",
 		"Span batches a tracer did not take (no connection, no 2xx answer in time).", 0 },
+	[SN_CTR_BLOCKED_EGRESS] = { "sinew_blocked_egress_total",
+		"Requests and connections to hosts outside the registry refused (outboundTrafficPolicy REGISTRY_ONLY).", 0 },
 	[SN_CTR_AUTHZ_DENY] = { "sinew_authz_deny_total",
 		"Inbound requests denied by AuthorizationPolicy (403, rbac_denied).", 0 },
 	[SN_CTR_TCP_OUTBOUND_CX] = { "sinew_tcp_outbound_connections_total",
