@@ -414,8 +414,14 @@ struct sn_endpoint {
 	char *version;               /* labels["version"] or NULL */
 	char *service_account;
 	struct sn_labels labels;
-	uint32_t weight;             /* 1 unless WorkloadEntry.weight */
+	uint32_t weight;             /* 1 unless WorkloadEntry.weight (times a distribute share) */
+	char *locality;              /* "region/zone/subzone" (WorkloadEntry locality, else its
+				      * topology labels); NULL: unknown */
+	uint8_t priority;            /* locality level, 0 first (cluster locality_lb);
+				      * SN_PRIORITY_NONE: never picked (distribute gives it 0 %) */
 };
+
+#define SN_PRIORITY_NONE 255
 
 /* DestinationRule trafficPolicy.outlierDetection (Istio's fields and
  * defaults, Envoy's meaning): src/proxy/outlier.c. */
@@ -460,6 +466,10 @@ struct sn_cluster {
 	enum sn_cluster_tls tls_mode; /* trafficPolicy.tls.mode (subset's wins) */
 	int tls_set;                 /* a DestinationRule set tls.mode; else auto mTLS by endpoint label */
 	struct sn_origin_tls origin; /* tls_mode SIMPLE or MUTUAL */
+	int locality_lb;             /* endpoints have locality priorities (lb.c picks by level) */
+	int locality_shares;         /* distribute: weights are the localities' shares (picked by
+				      * weight alone, so the shares hold) */
+	uint8_t n_priorities;
 	int http2;                   /* endpoints speak HTTP/2: the port is http2, grpc or grpc-web */
 	struct sn_outlier_policy outlier;
 	struct sn_hash_policy hash;  /* lb RING_HASH or MAGLEV */

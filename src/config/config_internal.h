@@ -159,6 +159,7 @@ struct cfg_workload {
 	size_t n_ports;
 	char *service_account;
 	uint32_t weight;
+	char *locality;              /* "region/zone/subzone"; NULL: from the topology labels */
 };
 
 /* A match as loaded; string matches have no compiled regex yet. */
@@ -221,7 +222,28 @@ struct cfg_vs {
 
 /* TrafficPolicy fields Sinew implements, with "set" flags for Istio's
  * merge (a subset's loadBalancer / connectionPool replace the rule's). */
+/* loadBalancer.localityLbSetting (Istio's; translate.c gives each
+ * endpoint its priority and weight). */
+struct cfg_locality_dist {
+	char *from;                  /* "region/zone/subzone", '*' allowed */
+	char **to;                   /* localities */
+	uint32_t *weights;           /* percent, summing to 100 */
+	size_t n_to;
+};
+
+struct cfg_locality {
+	int set;                     /* localityLbSetting given */
+	int disabled;                /* enabled: false */
+	struct cfg_locality_dist *distribute;
+	size_t n_distribute;
+	char **failover_from, **failover_to;   /* regions */
+	size_t n_failover;
+	char **failover_priority;    /* labels, most significant first */
+	size_t n_failover_priority;
+};
+
 struct cfg_policy {
+	struct cfg_locality locality;
 	int has_lb;
 	enum sn_lb_policy lb;
 	int has_pool;

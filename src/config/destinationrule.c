@@ -97,6 +97,90 @@ static void parse_hash(struct cfg_ctx *c, const struct yn *v, struct cfg_policy 
 			"httpQueryParameterName (it has %d)", keys);
 }
 
+/* localityLbSetting: enabled, distribute, failover, failoverPriority
+ * (Istio's LocalityLoadBalancerSetting). distribute and failover are
+ * exclusive, as Istio validates. */
+static void parse_locality(struct cfg_ctx *c, const struct yn *v, struct cfg_locality *l)
+{
+	if (cfg_want_map(c, v) != 0)
+		return;
+	l->set = 1;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *x = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "enabled")) {
+			int on = 1;
+			if (cfg_get_bool(c, x, &on) == 0)
+				l->disabled = !on;
+		} else if (!strcmp(k, "distribute") && cfg_want_seq(c, x, CFG_MAX_MATCHES) == 0) {
+			l->distribute = sn_arena_new_array(c->a, struct cfg_locality_dist, x->n ? x->n : 1);
+			for (size_t j = 0; l->distribute != NULL && j < x->n; j++) {
+				struct cfg_locality_dist *d = &l->distribute[l->n_distribute];
+				const struct yn *it = x->items[j];
+				size_t ql = cfg_path_push(c, "[%zu]", j);
+				if (cfg_want_map(c, it) == 0) {
+					const struct yn *from = yn_get(it, "from"), *to = yn_get(it, "to");
+					size_t rl = cfg_path_push(c, ".from");
+					cfg_get_str(c, from, CFG_MAX_NAME, &d->from);
+					cfg_path_pop(c, rl);
+					rl = cfg_path_push(c, ".to");
+					uint64_t sum = 0;
+					if (cfg_want_map(c, to) == 0) {
+						d->to = sn_arena_new_array(c->a, char *, to->n ? to->n : 1);
+						d->weights = sn_arena_new_array(c->a, uint32_t, to->n ? to->n : 1);
+						for (size_t q = 0; d->to && d->weights && q < to->n; q++) {
+							uint64_t w;
+							size_t sl = cfg_path_push(c, ".%s", to->keys[q]->s);
+							if (cfg_get_uint(c, to->items[q], 0, 100, &w) == 0) {
+								d->to[d->n_to] = sn_arena_strdup(c->a, to->keys[q]->s);
+								d->weights[d->n_to++] = (uint32_t)w;
+								sum += w;
+							}
+							cfg_path_pop(c, sl);
+						}
+					}
+					if (d->from == NULL || d->n_to == 0)
+						cfg_err(c, it, "a distribute entry needs from and to (locality: percent)");
+					else if (sum != 100)
+						cfg_err(c, to, "the weights of to sum to %llu; they must sum to 100",
+							(unsigned long long)sum);
+					else
+						l->n_distribute++;
+					cfg_path_pop(c, rl);
+				}
+				cfg_path_pop(c, ql);
+			}
+		} else if (!strcmp(k, "failover") && cfg_want_seq(c, x, CFG_MAX_MATCHES) == 0) {
+			l->failover_from = sn_arena_new_array(c->a, char *, x->n ? x->n : 1);
+			l->failover_to = sn_arena_new_array(c->a, char *, x->n ? x->n : 1);
+			for (size_t j = 0; l->failover_from && l->failover_to && j < x->n; j++) {
+				const struct yn *it = x->items[j];
+				size_t ql = cfg_path_push(c, "[%zu]", j);
+				char *from = NULL, *to = NULL;
+				if (cfg_want_map(c, it) == 0) {
+					cfg_get_str(c, yn_get(it, "from"), CFG_MAX_NAME, &from);
+					cfg_get_str(c, yn_get(it, "to"), CFG_MAX_NAME, &to);
+					if (from == NULL || to == NULL || !strcmp(from, to)) {
+						cfg_err(c, it, "a failover entry needs from and to, two different regions");
+					} else {
+						l->failover_from[l->n_failover] = from;
+						l->failover_to[l->n_failover++] = to;
+					}
+				}
+				cfg_path_pop(c, ql);
+			}
+		} else if (!strcmp(k, "failoverPriority")) {
+			cfg_get_str_list(c, x, CFG_MAX_NAME, &l->failover_priority, &l->n_failover_priority, NULL);
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+	if (l->n_distribute && l->n_failover)
+		cfg_err(c, v, "localityLbSetting takes distribute or failover, not both (as Istio)");
+}
+
 static void parse_lb(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *p)
 {
 	if (cfg_want_map(c, v) != 0)
@@ -129,8 +213,9 @@ static void parse_lb(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *p
 			}
 		} else if (!strcmp(k, "consistentHash")) {
 			parse_hash(c, x, p);
-		} else if (!strcmp(k, "localityLbSetting") ||
-			   !strcmp(k, "warmupDurationSecs") || !strcmp(k, "warmup")) {
+		} else if (!strcmp(k, "localityLbSetting")) {
+			parse_locality(c, x, &p->locality);
+		} else if (!strcmp(k, "warmupDurationSecs") || !strcmp(k, "warmup")) {
 			cfg_warn_unimplemented(c, v->keys[i], k);
 		} else {
 			cfg_warn_unknown(c, v->keys[i]);

@@ -157,7 +157,9 @@ int cfg_parse_workload_body(struct cfg_ctx *c, const struct yn *spec, const stru
 		} else if (!strcmp(k, "weight")) {
 			if (cfg_get_uint(c, v, 0, 1000000, &x) == 0)
 				w->weight = (uint32_t)x;
-		} else if (!strcmp(k, "network") || !strcmp(k, "locality")) {
+		} else if (!strcmp(k, "locality")) {
+			cfg_get_str(c, v, CFG_MAX_NAME, &w->locality);
+		} else if (!strcmp(k, "network")) {
 			cfg_warn_unimplemented(c, spec->keys[i], k);
 		} else {
 			cfg_warn_unknown(c, spec->keys[i]);

@@ -132,9 +132,9 @@ static void parse_port(struct cfg_ctx *c, const struct yn *v, struct cfg_svc_por
 					p->app_protocol = proto;
 					if (strcmp(proto, "http") && strcmp(proto, "http2") && strcmp(proto, "grpc") &&
 					    strcmp(proto, "grpc-web"))
-						cfg_warn(c, xn, "protocol %s: Sinew's proxy speaks plain HTTP only (no TLS "
-							 "origination or passthrough, no raw TCP yet); requests on this "
-							 "port are routed as HTTP", v->items[i]->s);
+						cfg_warn(c, xn, "protocol %s: captured traffic (sinew run) on this port is "
+							 "relayed as opaque TCP; requests through the proxy's --outbound "
+							 "listener are routed as HTTP", v->items[i]->s);
 				}
 			}
 		} else {
@@ -275,8 +275,9 @@ static void check(struct cfg_ctx *c, const struct yn *spec, struct cfg_service_e
 	}
 	if (se->n_addresses && c->errors == 0) {
 		size_t pl = cfg_path_push(c, ".addresses");
-		cfg_warn(c, addr_node, "addresses are kept (see the proxy's config_dump) but traffic sent to them "
-			 "is not captured yet (that arrives with `sinew run`); call the service by host name");
+		cfg_warn(c, addr_node, "addresses: captured opaque TCP (sinew run) sent to them goes to this "
+			 "ServiceEntry's endpoints; HTTP is routed by its Host header, so call the service by "
+			 "host name");
 		cfg_path_pop(c, pl);
 	}
 	if (se->svc.has_selector && se->n_endpoints) {

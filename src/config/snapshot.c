@@ -637,6 +637,10 @@ void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 			sn_json_fput_cstr(f, ep->version);
 			fputs(",\"service_account\":", f);
 			sn_json_fput_cstr(f, ep->service_account);
+			fputs(",\"locality\":", f);
+			sn_json_fput_cstr(f, ep->locality);
+			if (c->locality_lb)
+				fprintf(f, ",\"priority\":%u", ep->priority);
 			fprintf(f, ",\"weight\":%u}", ep->weight);
 		}
 		fputs("]}", f);

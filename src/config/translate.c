@@ -178,8 +178,23 @@ static void apply_pool(struct sn_cluster *c, const struct cfg_policy *p)
 }
 
 /* Appends one endpoint at ip:port (ip validated at load). */
+/* "region/zone/subzone" of a WorkloadEntry's locality field, else of the
+ * topology labels (Kubernetes' and Istio's); NULL when no region is known. */
+static char *locality_of(struct tr *t, const char *field, const struct sn_labels *labels)
+{
+	if (field != NULL && field[0] != '\0')
+		return sdup(t, field);
+	const char *r = sn_labels_get(labels, "topology.kubernetes.io/region");
+	const char *z = sn_labels_get(labels, "topology.kubernetes.io/zone");
+	const char *s = sn_labels_get(labels, "topology.istio.io/subzone");
+	if (r == NULL)
+		return NULL;
+	return sn_arena_printf(t->a, "%s/%s/%s", r, z ? z : "", s ? s : "");
+}
+
 static void add_endpoint(struct tr *t, struct sn_cluster *cl, const char *ip, uint16_t port, const char *workload,
-			 const struct sn_labels *labels, const char *service_account, uint32_t weight)
+			 const struct sn_labels *labels, const char *service_account, uint32_t weight,
+			 const char *locality)
 {
 	/* loaded resources hold every required value (cfg_require) */
 	assert(ip != NULL && ip[0] != '\0' && workload != NULL);
@@ -206,6 +221,7 @@ static void add_endpoint(struct tr *t, struct sn_cluster *cl, const char *ip, ui
 	if (sn_labels_arena_dup(t->a, &e->labels, labels) != 0)
 		t->oom = 1;
 	e->weight = weight ? weight : 1;
+	e->locality = locality_of(t, locality, labels);
 	if (e->address == NULL)
 		t->oom = 1;
 	cl->n_endpoints++;
@@ -241,7 +257,8 @@ static void add_se_endpoints(struct tr *t, struct sn_cluster *cl, const struct t
 			t->oom = 1;
 			return;
 		}
-		add_endpoint(t, cl, ip, sp->target_port ? sp->target_port : sp->port, sv->res->name, &no_labels, NULL, 1);
+		add_endpoint(t, cl, ip, sp->target_port ? sp->target_port : sp->port, sv->res->name, &no_labels, NULL, 1,
+			     NULL);
 		return;
 	}
 	cl->endpoints = sn_arena_new_array(t->a, struct sn_endpoint, se->n_endpoints);
@@ -254,7 +271,7 @@ static void add_se_endpoints(struct tr *t, struct sn_cluster *cl, const struct t
 		if (ep->ip == NULL || !sn_labels_match(subset_labels, &ep->w.labels))
 			continue;
 		add_endpoint(t, cl, ep->ip, endpoint_port(sp, &ep->w), sv->res->name, &ep->w.labels,
-			     ep->w.service_account, ep->w.weight);
+			     ep->w.service_account, ep->w.weight, ep->w.locality);
 	}
 }
 
@@ -286,7 +303,7 @@ static void add_endpoints(struct tr *t, struct sn_cluster *cl, const struct tr_s
 		if (!sn_labels_match(&cs->selector, &w->labels) || !sn_labels_match(subset_labels, &w->labels))
 			continue;
 		add_endpoint(t, cl, w->address, endpoint_port(sp, w), r->name, &w->labels, w->service_account,
-			     w->weight);
+			     w->weight, w->locality);
 	}
 }
 
@@ -314,6 +331,134 @@ static const char *port_protocol(const struct cfg_svc_port *sp)
 static int protocol_is_h2(const char *p)
 {
 	return !strcmp(p, "http2") || !strcmp(p, "grpc") || !strcmp(p, "grpc-web") || !strcmp(p, "kubernetes.io/h2c");
+}
+
+/* Component k (0 region, 1 zone, 2 subzone) of "r/z/s" into out. */
+static void loc_part(const char *loc, int k, char *out, size_t size)
+{
+	out[0] = '\0';
+	for (int i = 0; loc != NULL && i < k; i++) {
+		loc = strchr(loc, '/');
+		if (loc != NULL)
+			loc++;
+	}
+	if (loc != NULL)
+		snprintf(out, size, "%.*s", (int)strcspn(loc, "/"), loc);
+}
+
+/* A distribute pattern ("us-west/zone1/\*", "us-west/\*", "\*") holds loc. */
+static int loc_match(const char *pattern, const char *loc)
+{
+	char p[128], l[128];
+	for (int k = 0; k < 3; k++) {
+		loc_part(pattern, k, p, sizeof(p));
+		if (!strcmp(p, "*") || (p[0] == '\0' && k > 0))
+			return 1;
+		loc_part(loc, k, l, sizeof(l));
+		if (strcmp(p, l) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* Locality-aware balancing (Istio's localityLbSetting): each endpoint's
+ * priority against the proxy's own locality (its topology labels), or
+ * its share under distribute. lb.c sends traffic to the first priority
+ * with healthy endpoints, spilling over as Envoy does. */
+static void apply_locality(struct tr *t, struct sn_cluster *c, const struct cfg_locality *loc)
+{
+	static const struct sn_labels none;
+	const struct sn_labels *pl = t->id != NULL && t->id->labels != NULL ? t->id->labels : &none;
+	char *mine = locality_of(t, NULL, pl);
+	uint8_t used[256] = { 0 };
+
+	if (loc != NULL && loc->n_failover_priority > 0) {
+		/* failoverPriority: the more leading labels an endpoint shares
+		 * with the proxy, the earlier */
+		for (size_t i = 0; i < c->n_endpoints; i++) {
+			struct sn_endpoint *e = &c->endpoints[i];
+			size_t k = 0;
+			while (k < loc->n_failover_priority) {
+				const char *a = sn_labels_get(pl, loc->failover_priority[k]);
+				const char *b = sn_labels_get(&e->labels, loc->failover_priority[k]);
+				if (a == NULL || b == NULL || strcmp(a, b) != 0)
+					break;
+				k++;
+			}
+			e->priority = (uint8_t)SN_MIN(loc->n_failover_priority - k, (size_t)200);
+		}
+	} else if (mine == NULL) {
+		return;   /* the proxy's own locality is unknown: plain balancing */
+	} else if (loc != NULL && loc->n_distribute > 0) {
+		const struct cfg_locality_dist *d = NULL;
+		for (size_t i = 0; i < loc->n_distribute && d == NULL; i++)
+			if (loc_match(loc->distribute[i].from, mine))
+				d = &loc->distribute[i];
+		if (d == NULL)
+			return;
+		/* a rule that leaves no endpoint gets none excluded (as if absent) */
+		int any = 0;
+		for (size_t i = 0; i < c->n_endpoints && !any; i++)
+			for (size_t k = 0; k < d->n_to && !any; k++)
+				any = c->endpoints[i].locality != NULL && d->weights[k] > 0 &&
+				      loc_match(d->to[k], c->endpoints[i].locality);
+		if (!any)
+			return;
+		for (size_t i = 0; i < c->n_endpoints; i++) {
+			struct sn_endpoint *e = &c->endpoints[i];
+			uint32_t share = 0;
+			int found = 0;
+			for (size_t k = 0; k < d->n_to && !found; k++)
+				if (e->locality != NULL && loc_match(d->to[k], e->locality)) {
+					share = d->weights[k];
+					found = 1;
+				}
+			/* the share of a locality is split among its endpoints by
+			 * their own weights: weight x share */
+			e->weight = e->weight * share;
+			e->priority = share ? 0 : SN_PRIORITY_NONE;
+		}
+		c->locality_lb = 1;
+		c->locality_shares = 1;
+		c->n_priorities = 1;
+		return;
+	} else {
+		char mr[128], mz[128], ms[128], er[128], ez[128], es[128];
+		loc_part(mine, 0, mr, sizeof(mr));
+		loc_part(mine, 1, mz, sizeof(mz));
+		loc_part(mine, 2, ms, sizeof(ms));
+		const char *failover_to = NULL;
+		for (size_t i = 0; loc != NULL && i < loc->n_failover; i++)
+			if (!strcmp(loc->failover_from[i], mr))
+				failover_to = loc->failover_to[i];
+		for (size_t i = 0; i < c->n_endpoints; i++) {
+			struct sn_endpoint *e = &c->endpoints[i];
+			loc_part(e->locality, 0, er, sizeof(er));
+			loc_part(e->locality, 1, ez, sizeof(ez));
+			loc_part(e->locality, 2, es, sizeof(es));
+			if (e->locality != NULL && !strcmp(er, mr) && !strcmp(ez, mz) && !strcmp(es, ms))
+				e->priority = 0;
+			else if (e->locality != NULL && !strcmp(er, mr) && !strcmp(ez, mz))
+				e->priority = 1;
+			else if (e->locality != NULL && !strcmp(er, mr))
+				e->priority = 2;
+			else if (failover_to == NULL || (e->locality != NULL && !strcmp(er, failover_to)))
+				e->priority = 3;
+			else
+				e->priority = 4;
+		}
+	}
+	/* levels as ranks 0..n-1 */
+	for (size_t i = 0; i < c->n_endpoints; i++)
+		used[c->endpoints[i].priority] = 1;
+	uint8_t rank[256];
+	unsigned n = 0;
+	for (unsigned p = 0; p < 255; p++)
+		rank[p] = used[p] ? (uint8_t)n++ : 0;
+	for (size_t i = 0; i < c->n_endpoints; i++)
+		c->endpoints[i].priority = rank[c->endpoints[i].priority];
+	c->locality_lb = n > 1;
+	c->n_priorities = (uint8_t)n;
 }
 
 static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, const struct cfg_subset *subset,
@@ -401,7 +546,15 @@ static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, 
 	if (c->name == NULL)
 		t->oom = 1;
 	add_endpoints(t, c, sv, sp, subset ? &subset->labels : NULL);
+	/* locality: with outlierDetection only, as Istio (it needs ejection
+	 * to fail over); a subset's localityLbSetting replaces the rule's */
+	const struct cfg_locality *loc = subset != NULL && subset->policy.locality.set ? &subset->policy.locality
+					 : dr != NULL ? &dr->dr->policy.locality : NULL;
+	if (c->outlier.enabled && !(loc != NULL && loc->disabled))
+		apply_locality(t, c, loc);
 	for (size_t i = 0; i < c->n_endpoints; i++) {
+		if (c->endpoints[i].priority == SN_PRIORITY_NONE)
+			continue;
 		c->weight_total += c->endpoints[i].weight;
 		if (c->endpoints[i].weight != c->endpoints[0].weight)
 			c->weighted = 1;

@@ -717,8 +717,13 @@ static void closure_of(struct sn_mesh_proxy *px, struct closure *c)
 		/* Linkerd's Servers and their rate limits: namespaced, no root */
 		if ((r->kind == SN_KIND_SERVER || r->kind == SN_KIND_RATE_LIMIT) && !strcmp(r->ns, px->ns))
 			add_res(c, i);
-		/* the mesh config (istio-system/istio) is every proxy's */
+		/* the mesh config (istio-system/istio) is every proxy's; and a
+		 * ServiceEntry with addresses, which captured traffic reaches by
+		 * address rather than by a host the proxy would subscribe to */
 		if (r->kind == SN_KIND_CONFIG_MAP)
+			add_res(c, i);
+		if (r->kind == SN_KIND_SERVICE_ENTRY && r->set.head != NULL &&
+		    ((const struct cfg_service_entry *)r->set.head->spec)->n_addresses > 0)
 			add_res(c, i);
 		/* a gateway proxy: every Gateway (its translation keeps those
 		 * whose selector picks its labels) and every VirtualService bound

@@ -96,9 +96,74 @@ static int weighted_rr(const struct sn_cluster *c, struct sn_cluster_state *cs)
 	return best;
 }
 
+/* Locality priorities (DestinationRule localityLbSetting, translate.c):
+ * Envoy's priority load. A level's health is its share of endpoints not
+ * ejected, times the overprovisioning factor 1.4, at most 100 %; level 0
+ * takes its health's worth of the traffic, level 1 what is left up to its
+ * own, and so on (normalised when all levels together fall short). Within
+ * the level: two healthy candidates at random, the cheaper by the
+ * cluster's measure (round robin: the next in turn). */
+#define OVERPROVISION_PCT 140
+
+static int healthy(const struct sn_cluster_state *cs, size_t i)
+{
+	return cs->od == NULL || cs->od[i].ejected_until_ms == 0;
+}
+
+static int pick_by_priority(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs)
+{
+	uint32_t load[256] = { 0 }, left = 100, sum = 0;
+	unsigned np = c->n_priorities;
+
+	for (unsigned p = 0; p < np && left > 0; p++) {
+		uint32_t total = 0, ok = 0;
+		for (size_t i = 0; i < c->n_endpoints; i++)
+			if (c->endpoints[i].priority == p) {
+				total++;
+				ok += (uint32_t)healthy(cs, i);
+			}
+		uint32_t health = total ? SN_MIN(100u, ok * OVERPROVISION_PCT / total) : 0;
+		load[p] = SN_MIN(left, health);
+		left -= load[p];
+		sum += load[p];
+	}
+	if (sum == 0)
+		return pick(w, c, cs);   /* nothing healthy anywhere: as without locality */
+	uint32_t r = (uint32_t)(sn_worker_random(w) % sum);
+	unsigned level = 0;
+	while (level + 1 < np && r >= load[level]) {
+		r -= load[level];
+		level++;
+	}
+	/* the level's healthy endpoints */
+	size_t cand[64], n = 0;
+	for (size_t i = 0; i < c->n_endpoints && n < SN_ARRAY_LEN(cand); i++)
+		if (c->endpoints[i].priority == level && healthy(cs, i))
+			cand[n++] = i;
+	if (n == 0)
+		return pick(w, c, cs);
+	if (c->lb == SN_LB_ROUND_ROBIN)
+		return (int)cand[cs->rr_next++ % n];
+	size_t a = cand[sn_worker_random(w) % n], b = cand[sn_worker_random(w) % n];
+	if (c->lb == SN_LB_RANDOM || a == b || cs->hosts[a] == NULL || cs->hosts[b] == NULL)
+		return (int)a;
+	if (c->lb == SN_LB_LEAST_REQUEST)
+		return (int)(cs->hosts[a]->active <= cs->hosts[b]->active ? a : b);
+	uint64_t now = sn_clock_us();
+	return (int)(ewma_cost(cs->hosts[a], now) <= ewma_cost(cs->hosts[b], now) ? a : b);
+}
+
 int sn_lb_pick(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs)
 {
-	int idx = pick(w, c, cs);
+	if (c->locality_lb && c->n_priorities > 1 && c->lb != SN_LB_RING_HASH && c->lb != SN_LB_MAGLEV) {
+		if (cs->od != NULL)
+			sn_outlier_active(w, c, cs);   /* ends ejections that are over */
+		return pick_by_priority(w, c, cs);
+	}
+	/* distribute's shares are traffic shares: by weight alone (a
+	 * cheaper endpoint must not take another locality's share) */
+	int idx = c->locality_shares && c->n_endpoints > 0 && c->weight_total > 0 ? (int)weighted_random(w, c, SIZE_MAX)
+										    : pick(w, c, cs);
 	return sn_outlier_active(w, c, cs) ? sn_outlier_pick_in(w, c, cs, idx) : idx;
 }
 

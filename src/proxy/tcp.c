@@ -398,6 +398,39 @@ static const struct sn_cluster *find_cluster(const struct sn_snapshot *s, const 
 
 static void outbound_route(struct sn_tcp *t);
 
+/* A ServiceEntry whose addresses (an IP or a CIDR) hold ip and whose
+ * ports hold port: its host into out. Captured traffic to a ServiceEntry's
+ * address goes to its endpoints (and is declared, for REGISTRY_ONLY). */
+static int entry_lookup(const struct sn_snapshot *s, uint32_t ip_be, uint16_t port, char *out, size_t size)
+{
+	uint32_t ip = ntohl(ip_be);
+	for (size_t i = 0; s != NULL && i < s->n_services; i++) {
+		const struct sn_service *svc = &s->services[i];
+		int port_ok = 0;
+		for (size_t k = 0; k < svc->n_ports && !port_ok; k++)
+			port_ok = svc->ports[k].port == port;
+		for (size_t k = 0; port_ok && k < svc->n_addresses; k++) {
+			char a[64];
+			snprintf(a, sizeof(a), "%s", svc->addresses[k]);
+			char *slash = strchr(a, '/');
+			long bits = 32;
+			if (slash != NULL) {
+				*slash = '\0';
+				bits = strtol(slash + 1, NULL, 10);
+			}
+			struct in_addr net;
+			if (inet_pton(AF_INET, a, &net) != 1 || bits < 0 || bits > 32)
+				continue;
+			uint32_t mask = bits == 0 ? 0 : 0xffffffffu << (32 - bits);
+			if ((ip & mask) == (ntohl(net.s_addr) & mask)) {
+				snprintf(out, size, "%s", svc->fqdn);
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
 static void on_discovery_wait(struct sn_loop *loop, struct sn_timer *tm)
 {
 	struct sn_tcp *t = sn_container_of(tm, struct sn_tcp, timer);
@@ -414,6 +447,8 @@ static void outbound_route(struct sn_tcp *t)
 	char ip[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &t->orig.sin_addr, ip, sizeof(ip));
 
+	if (t->fqdn[0] == '\0')
+		entry_lookup(w->snap, t->orig.sin_addr.s_addr, port, t->fqdn, sizeof(t->fqdn));
 	if (t->fqdn[0] == '\0' && w->snap != NULL && w->snap->registry_only != NULL) {
 		sn_log(SN_LOG_INFO, "tcp=%llu to %s:%u: blocked: no Service or ServiceEntry declares it and the mesh's "
 		       "outboundTrafficPolicy is REGISTRY_ONLY (%s)", (unsigned long long)t->id, ip, port,
@@ -636,7 +671,8 @@ static int declared_opaque(struct sn_worker *w, const struct sockaddr_in *orig)
 	static const char *const opaque[] = { "tcp", "tls", "https", "mongo", "mysql", "redis" };
 	char fqdn[254];
 
-	if (!vip_lookup(w->proxy->opt.services_hosts, orig->sin_addr.s_addr, fqdn, sizeof(fqdn)))
+	if (!vip_lookup(w->proxy->opt.services_hosts, orig->sin_addr.s_addr, fqdn, sizeof(fqdn)) &&
+	    !entry_lookup(w->snap, orig->sin_addr.s_addr, ntohs(orig->sin_port), fqdn, sizeof(fqdn)))
 		return 0;
 	const struct sn_service *svc = sn_snapshot_find_service(w->snap, fqdn);
 	for (size_t i = 0; svc != NULL && i < svc->n_ports; i++) {

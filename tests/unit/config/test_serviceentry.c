@@ -97,7 +97,7 @@ static void test_parse_static(void **state)
 	assert_int_equal(se->endpoints[1].w.weight, 3);
 	assert_int_equal(d.errors, 0);
 	/* VIPs are kept but not captured: said so */
-	assert_diag(&d, SN_DIAG_WARNING, "t.yaml:6:", "spec.addresses", "not captured yet");
+	assert_diag(&d, SN_DIAG_WARNING, "t.yaml:6:", "spec.addresses", "goes to this ServiceEntry's endpoints");
 	sn_diags_free(&d);
 	sn_config_set_free(&set);
 
@@ -224,9 +224,10 @@ static void test_unimplemented_fields_warn(void **state)
 	assert_int_equal(load(&set, &d, text), 0);
 	assert_diag(&d, SN_DIAG_WARNING, "t.yaml:6:3:", "spec.exportTo", "not implemented");
 	assert_diag(&d, SN_DIAG_WARNING, "t.yaml:7:3:", "spec.subjectAltNames", "mTLS");
-	assert_diag(&d, SN_DIAG_WARNING, "t.yaml:8:", "spec.ports[0].protocol", "plain HTTP only");
+	assert_diag(&d, SN_DIAG_WARNING, "t.yaml:8:", "spec.ports[0].protocol", "relayed as opaque TCP");
 	assert_diag(&d, SN_DIAG_WARNING, "t.yaml:11:", "spec.endpoints[0].network", "not implemented");
-	assert_diag(&d, SN_DIAG_WARNING, "t.yaml:11:", "spec.endpoints[0].locality", "not implemented");
+	/* locality is read (DestinationRule localityLbSetting) */
+	assert_false(has_diag(&d, SN_DIAG_WARNING, "spec.endpoints[0].locality", (const char *)NULL));
 	sn_diags_free(&d);
 	sn_config_set_free(&set);
 }

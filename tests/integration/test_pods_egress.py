@@ -1,0 +1,406 @@
+#!/usr/bin/python3
+"""The mesh config's outboundTrafficPolicy in pods (root): `sinew up` with
+a pod network, a client pod and a web pod behind real sinew-proxies with
+transparent capture, and an "external" TCP server that no Service or
+ServiceEntry declares -- a server-first protocol (a banner, then an echo)
+on port 3306, one of sinew-proxy's default --opaque-ports, so the client's
+connection is opaque TCP at once, without sniffing. It listens on the mesh
+network's gateway address (the first host of the pod range, on the bridge
+in the mesh namespace, where sinewd's 15012 is too): pods reach it through
+their default route, and the proxy's own connection (uid 1337) is not
+captured, so it is the proxy's "passthrough" (src/proxy/tcp.c,
+outbound_route).
+
+1. ALLOW_ANY (no mesh config): the captured connection goes straight to
+   its original destination: the client reads the banner and its echo,
+   the server sees the pod's address; an HTTP request for an undeclared
+   host is Sinew's 404 no_route (docs/configuration.md).
+2. ConfigMap istio-system/istio with REGISTRY_ONLY applied, proxies
+   SYNCED: the same connection is closed without reaching the server,
+   the client proxy's log says it was blocked under REGISTRY_ONLY, and
+   its sinew_blocked_egress_total counts it.
+3. Under REGISTRY_ONLY an HTTP request for an undeclared host is 502
+   blocked_egress, naming the host and the ConfigMap, and counted, while
+   the declared Service (the web pod, HTTP on 8000 and a banner on 6379
+   as opaque TCP) still answers.
+4. ALLOW_ANY applied again: passthrough works again.
+
+Needs root (fails, not skips, without it); leaves no namespace, link or
+rule."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sinewtest as st  # noqa: E402
+from test_pods import Env, SUFFIX, netns_list, host_links, host_rules, read, sh  # noqa: E402
+
+CIDR = "10.75.0.0/24"   # no other test uses it
+GATEWAY = "10.75.0.1"   # the mesh network's gateway: the bridge's address in the mesh namespace
+EXT_PORT = 3306         # in sinew-proxy's default --opaque-ports (server-first): TCP without sniffing
+HTTP_PORT = 8080        # not opaque: sniffed, HTTP
+UNDECLARED = "undeclared.example.com"
+
+# The "external" server: a banner first (as MySQL's greeting), then each line
+# echoed in upper case; every accepted peer on stdout.
+EXT_SERVER = r'''
+import socket, sys, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(16)
+print("listening", flush=True)
+def one(c):
+    try:
+        f = c.makefile("rwb")
+        f.write(sys.argv[3].encode() + b"\n")
+        f.flush()
+        for line in f:
+            f.write(line.upper())
+            f.flush()
+    except OSError:
+        pass
+    c.close()
+while True:
+    c, peer = s.accept()
+    print("accepted", peer[0], flush=True)
+    threading.Thread(target=one, args=(c,), daemon=True).start()
+'''
+
+# The client, run in a pod as root (not the proxy's uid 1337: captured):
+# prints BANNER ... ECHO ..., CLOSED (end of stream before a byte), RESET,
+# TIMEOUT or CONNECT-FAILED.
+TCP_CLIENT = r'''
+import socket, sys
+try:
+    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+except OSError as e:
+    print("CONNECT-FAILED", e)
+    sys.exit()
+c.settimeout(5)
+def line():
+    b = b""
+    while not b.endswith(b"\n"):
+        d = c.recv(200)
+        if not d:
+            break
+        b += d
+    return b
+try:
+    banner = line()
+    if not banner:
+        print("CLOSED")
+    else:
+        c.sendall(b"ping\n")
+        print("BANNER", banner.decode().strip(), "ECHO", line().decode().strip())
+except ConnectionResetError:
+    print("RESET")
+except socket.timeout:
+    print("TIMEOUT")
+c.close()
+'''
+
+WEB_BANNER = r'''
+import socket, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 6379))
+s.listen(16)
+def one(c):
+    try:
+        c.sendall(b"+HELLO web\n")
+        c.makefile("rb").readline()
+        c.sendall(b"+PONG\n")
+    except OSError:
+        pass
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=one, args=(c,), daemon=True).start()
+'''
+
+
+def mesh_config(mode):
+    return """apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |
+    outboundTrafficPolicy:
+      mode: %s
+""" % mode
+
+
+class PodsEgress(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if os.geteuid() != 0:
+            raise AssertionError("needs root: network namespaces and iptables (CI runs as root)")
+        cls.links0, cls.rules0 = host_links(), host_rules()
+        cls.t = unittest.TestCase()   # Env and make_tempdir want a test for cleanups
+        cls.procs = []
+        cls.pods = {}
+        cls.ext = None
+        cls.mode = None
+        cls.e = Env(cls.t)
+        cls.addClassCleanup(cls.teardown)   # also when setUpClass fails
+        cls.mesh = "sn-eg-" + SUFFIX
+        api = "127.0.0.1:%d" % st.free_port()
+        cls.server = "http://" + api
+        t0 = time.time()
+        rc, out, err = cls.e.sinew("up", "--api", api, "--mesh", "127.0.0.1:%d" % st.free_port(),
+                                   "--mesh-netns", cls.mesh, "--pod-cidr", CIDR)
+        assert rc == 0, (out, err)
+        assert "gateway %s" % GATEWAY in out, out
+        for name, code in (("ext.py", EXT_SERVER), ("web_banner.py", WEB_BANNER)):
+            path = os.path.join(cls.e.tmp, name)
+            with open(path, "w") as f:
+                f.write(code)
+            os.chmod(path, 0o644)
+
+        # the external server, in the mesh namespace on the gateway address
+        cls.ext_out = os.path.join(cls.e.tmp, "ext.out")
+        with open(cls.ext_out, "w") as fo:
+            cls.ext = st.spawn(["ip", "netns", "exec", cls.mesh, "/usr/bin/python3",
+                                os.path.join(cls.e.tmp, "ext.py"), GATEWAY, str(EXT_PORT), "+BANNER external"],
+                               stdout=fo, stderr=fo, env=cls.e.env())
+        deadline = time.time() + 10
+        while "listening" not in read(cls.ext_out):
+            assert time.time() < deadline and cls.ext.poll() is None, read(cls.ext_out)
+            time.sleep(0.05)
+
+        # the declared Service: web (HTTP on 8000, a server-first banner on 6379/tcp)
+        cls.procs.append(("web", cls.e.run_joined(cls.server, "web", "8000,6379/tcp", [
+            "/bin/sh", "-c", "/usr/bin/python3 %s & exec /usr/bin/python3 -m http.server 8000 --bind 127.0.0.1 "
+            "--directory %s" % (os.path.join(cls.e.tmp, "web_banner.py"), cls.e.www)])))
+        cls.procs.append(("client", cls.e.run_joined(cls.server, "client", None, ["sleep", "600"])))
+        for svc, p in cls.procs:
+            cls.pods[svc] = cls.e.wait_ready(svc, p, timeout=40)["name"]
+        cls.wait_synced()
+        sys.stderr.write("setUpClass: 2 pods ready and synced in %.1f s\n" % (time.time() - t0))
+
+    @classmethod
+    def teardown(cls):
+        try:
+            # SIGTERM: each `sinew run` stops its app, drains its proxy (which
+            # exits, a sanitizer's report in its log) and removes its pod
+            for _, p in cls.procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            for _, p in cls.procs:
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    pass
+                st.stop_process(p)
+            if cls.ext is not None:
+                st.stop_process(cls.ext)
+            errs = "".join(read(p.err_path) for _, p in cls.procs)
+            for name in cls.pods.values():   # the logs stay until `sinew down`
+                log = cls.e.sinew("logs", name, "--proxy")[1]
+                assert "drain: done" in log, log[-3000:]
+                errs += log
+            rc, out, err = cls.e.sinew("down")
+            assert rc == 0, (out, err)
+            errs += read(os.path.join(cls.e.home, "sinewd.log"))   # sinewd has exited: a leak report is in
+            left = netns_list()
+            assert [n for n in list(cls.pods.values()) + [cls.mesh] if n in left] == [], left
+            assert not [n for n in left if SUFFIX in n], left
+            assert host_links() == cls.links0, host_links() ^ cls.links0
+            assert host_rules() == cls.rules0, set(host_rules()) ^ set(cls.rules0)
+            for pat in st.SANITIZER_PATTERNS:
+                assert pat not in errs, errs
+        finally:
+            cls.t.doCleanups()   # Env's sinew down again, the temp dir
+
+    @classmethod
+    def wait_synced(cls, timeout=15):
+        """Both proxies run sinewd's latest revision."""
+        deadline = time.time() + timeout
+        out = ""
+        while time.time() < deadline:
+            rc, out, err = cls.e.sinew("proxy-status", "--server", cls.server)
+            if rc == 0 and "STALE" not in out and "NACK" not in out and out.count("SYNCED") >= 2:
+                return
+            time.sleep(0.1)
+        raise AssertionError("proxies did not sync: %s" % out)
+
+    @classmethod
+    def set_mode(cls, mode):
+        rc, out, err = cls.e.sinew("apply", "-f", "-", "--server", cls.server, stdin=mesh_config(mode))
+        assert rc == 0, (out, err)
+        assert "configmap/istio" in out.lower(), out
+        cls.wait_synced()
+        cls.mode = mode
+
+    # -- helpers -----------------------------------------------------------------
+
+    def in_pod(self, svc, argv, timeout=30):
+        return sh(["ip", "netns", "exec", self.pods[svc]] + argv, timeout=timeout)
+
+    def tcp(self, host, port):
+        r = self.in_pod("client", ["/usr/bin/python3", "-c", TCP_CLIENT, host, str(port)])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r.stdout.strip()
+
+    def accepted(self):
+        return [ln for ln in read(self.ext_out).splitlines() if ln.startswith("accepted ")]
+
+    def metrics(self, svc):
+        r = self.in_pod(svc, ["curl", "-sS", "--max-time", "5", "http://127.0.0.1:15020/metrics"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return st.parse_metrics(r.stdout)
+
+    def blocked(self):
+        return st.metric_sum(self.metrics("client"), "sinew_blocked_egress_total")
+
+    def proxy_log(self, svc):
+        rc, out, err = self.e.sinew("logs", self.pods[svc], "--proxy")
+        self.assertEqual(rc, 0, err)
+        return out
+
+    def curl_undeclared(self):
+        """curl from the client pod for a host nothing declares, at the
+        gateway's address on a sniffed (HTTP) port: -i, status last."""
+        return self.in_pod("client", ["curl", "-sS", "-i", "--max-time", "10", "--resolve",
+                                      "%s:%d:%s" % (UNDECLARED, HTTP_PORT, GATEWAY),
+                                      "-w", "\nSTATUS %{http_code}",
+                                      "http://%s:%d/some/path" % (UNDECLARED, HTTP_PORT)])
+
+    def assert_passthrough(self):
+        n = len(self.accepted())
+        self.assertEqual(self.tcp(GATEWAY, EXT_PORT), "BANNER +BANNER external ECHO PING")
+        acc = self.accepted()
+        self.assertEqual(len(acc), n + 1, acc)
+        # from the pod's own address: through the pod's network, not from the host
+        client_ip = [p for p in self.e.ps() if p["name"] == self.pods["client"]][0]["address"]
+        self.assertEqual(acc[-1], "accepted " + client_ip, acc)
+
+    # -- tests -------------------------------------------------------------------
+
+    def test_1_allow_any_passes_through(self):
+        """No mesh config (ALLOW_ANY): opaque TCP to an address no Service
+        declares goes to its original destination."""
+        if self.mode not in (None, "ALLOW_ANY"):
+            self.set_mode("ALLOW_ANY")
+        self.assert_passthrough()
+        self.assertEqual(self.blocked(), 0)
+        log = self.proxy_log("client")
+        self.assertNotIn("blocked", log)
+        # HTTP for an undeclared host: Sinew's 404 no_route (not passed through, docs/configuration.md)
+        r = self.curl_undeclared()
+        self.assertTrue(r.stdout.endswith("STATUS 404"), r.stdout + r.stderr)
+        self.assertIn("sinew-error: no_route", r.stdout.lower())
+        self.assertEqual(self.blocked(), 0)
+
+    def test_2_registry_only_blocks_opaque_tcp(self):
+        """REGISTRY_ONLY: the same connection is closed before it reaches
+        the server, logged and counted."""
+        if self.mode != "REGISTRY_ONLY":
+            self.set_mode("REGISTRY_ONLY")
+        before = self.blocked()
+        n = len(self.accepted())
+        self.assertIn(self.tcp(GATEWAY, EXT_PORT), ("CLOSED", "RESET"))
+        time.sleep(0.3)   # a passthrough connect would have reached the server by now
+        self.assertEqual(len(self.accepted()), n, "the server saw a connection: %s" % self.accepted())
+        self.assertEqual(self.blocked(), before + 1)
+        log = self.proxy_log("client")
+        lines = [ln for ln in log.splitlines() if "blocked" in ln]
+        self.assertTrue(lines, log[-3000:])
+        self.assertIn("to %s:%d: blocked: no Service or ServiceEntry declares it" % (GATEWAY, EXT_PORT), lines[-1])
+        self.assertIn("REGISTRY_ONLY", lines[-1])
+        self.assertRegex(lines[-1], r"\(ConfigMap istio-system/istio, \S+:7\)")
+        # and again: every connection
+        self.assertIn(self.tcp(GATEWAY, EXT_PORT), ("CLOSED", "RESET"))
+        self.assertEqual(self.blocked(), before + 2)
+        self.assertEqual(len(self.accepted()), n)
+
+    def test_3_registry_only_http_and_declared_services(self):
+        """REGISTRY_ONLY: HTTP for an undeclared host is 502 blocked_egress;
+        the declared Service answers, over HTTP and opaque TCP."""
+        if self.mode != "REGISTRY_ONLY":
+            self.set_mode("REGISTRY_ONLY")
+        before = self.blocked()
+        r = self.curl_undeclared()
+        out = r.stdout
+        self.assertTrue(out.endswith("STATUS 502"), out + r.stderr)
+        self.assertIn("sinew-error: blocked_egress", out.lower())
+        self.assertIn(UNDECLARED, out)
+        self.assertIn("REGISTRY_ONLY", out)
+        self.assertRegex(out, r"\(ConfigMap istio-system/istio, \S+:7\)")   # the line of its mode
+        self.assertEqual(self.blocked(), before + 1)
+        # the declared Service: HTTP by name (the app may still be starting its listener)
+        deadline = time.time() + 10
+        while True:
+            r = self.in_pod("client", ["curl", "-sS", "--max-time", "10", "-w", "\nSTATUS %{http_code}",
+                                       "http://web:8000/index.txt"])
+            if r.stdout.endswith("STATUS 200") or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(r.stdout, "hello from pod A\n\nSTATUS 200", r.stderr)
+        r = self.in_pod("client", ["curl", "-sS", "--max-time", "10", "-w", "\nSTATUS %{http_code}",
+                                   "http://web.default.svc.cluster.local:8000/index.txt"])
+        self.assertEqual(r.stdout, "hello from pod A\n\nSTATUS 200", r.stderr)
+        # and opaque TCP to its VIP (6379: server-first, in the opaque list)
+        self.assertEqual(self.tcp("web", 6379), "BANNER +HELLO web ECHO +PONG")
+        self.assertEqual(self.blocked(), before + 1)
+        m = self.metrics("client")
+        self.assertGreaterEqual(st.metric_sum(m, "sinew_requests_total",
+                                              destination_service="web.default.svc.cluster.local"), 2)
+        self.assertGreaterEqual(st.metric_sum(m, "sinew_tcp_outbound_mtls_connections_total"), 1)
+
+    def test_4_allow_any_again(self):
+        """Back to ALLOW_ANY: the proxies reload and pass through again."""
+        if self.mode != "REGISTRY_ONLY":
+            self.set_mode("REGISTRY_ONLY")
+        self.assertIn(self.tcp(GATEWAY, EXT_PORT), ("CLOSED", "RESET"))
+        self.set_mode("ALLOW_ANY")
+        before = self.blocked()
+        self.assert_passthrough()
+        r = self.curl_undeclared()
+        self.assertTrue(r.stdout.endswith("STATUS 404"), r.stdout + r.stderr)
+        self.assertEqual(self.blocked(), before)
+        rc, out, err = self.e.sinew("proxy-status", "-o", "json", "--server", self.server)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(json.loads(out)), 2, out)
+
+    def test_5_service_entry_addresses_declare_tcp(self):
+        """REGISTRY_ONLY with a ServiceEntry whose addresses hold the
+        external address: opaque TCP to it is declared, and goes to the
+        entry's endpoint (here the same server)."""
+        if self.mode != "REGISTRY_ONLY":
+            self.set_mode("REGISTRY_ONLY")
+        self.assertIn(self.tcp(GATEWAY, EXT_PORT), ("CLOSED", "RESET"))
+        se = """apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext-db}
+spec:
+  hosts: [db.external.example]
+  addresses: [%s/32]
+  ports: [{number: %d, name: tcp-db, protocol: TCP}]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  endpoints: [{address: %s}]
+""" % (GATEWAY, EXT_PORT, GATEWAY)
+        rc, out, err = self.e.sinew("apply", "-f", "-", "--server", self.server, stdin=se)
+        self.assertEqual(rc, 0, (out, err))
+        try:
+            self.wait_synced()
+            before = self.blocked()
+            n = len(self.accepted())
+            self.assertEqual(self.tcp(GATEWAY, EXT_PORT), "BANNER +BANNER external ECHO PING")
+            self.assertEqual(len(self.accepted()), n + 1)
+            self.assertEqual(self.blocked(), before)
+        finally:
+            rc, out, err = self.e.sinew("delete", "serviceentry", "ext-db", "--server", self.server)
+            self.assertEqual(rc, 0, (out, err))
+            self.wait_synced()
+
+
+if __name__ == "__main__":
+    st.main()
