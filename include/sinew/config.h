@@ -466,6 +466,9 @@ struct sn_cluster {
 	enum sn_cluster_tls tls_mode; /* trafficPolicy.tls.mode (subset's wins) */
 	int tls_set;                 /* a DestinationRule set tls.mode; else auto mTLS by endpoint label */
 	struct sn_origin_tls origin; /* tls_mode SIMPLE or MUTUAL */
+	uint32_t warmup_ms;          /* loadBalancer.warmupDurationSecs / warmup.duration; 0: none */
+	uint32_t warmup_min_pct;     /* warmup.minimumPercent (default 10) */
+	double warmup_aggression;    /* warmup.aggression (default 1.0) */
 	int locality_lb;             /* endpoints have locality priorities (lb.c picks by level) */
 	int locality_shares;         /* distribute: weights are the localities' shares (picked by
 				      * weight alone, so the shares hold) */

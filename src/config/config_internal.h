@@ -244,6 +244,9 @@ struct cfg_locality {
 
 struct cfg_policy {
 	struct cfg_locality locality;
+	uint32_t warmup_ms;                 /* 0: none */
+	uint32_t warmup_min_pct;
+	double warmup_aggression;
 	int has_lb;
 	enum sn_lb_policy lb;
 	int has_pool;

@@ -215,8 +215,32 @@ static void parse_lb(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *p
 			parse_hash(c, x, p);
 		} else if (!strcmp(k, "localityLbSetting")) {
 			parse_locality(c, x, &p->locality);
-		} else if (!strcmp(k, "warmupDurationSecs") || !strcmp(k, "warmup")) {
-			cfg_warn_unimplemented(c, v->keys[i], k);
+		} else if (!strcmp(k, "warmupDurationSecs")) {
+			p->warmup_min_pct = 10;       /* Envoy's slow start defaults */
+			p->warmup_aggression = 1.0;
+			cfg_get_duration(c, x, &p->warmup_ms);
+		} else if (!strcmp(k, "warmup") && cfg_want_map(c, x) == 0) {
+			p->warmup_min_pct = 10;
+			p->warmup_aggression = 1.0;
+			/* Istio's newer form: duration, minimumPercent, aggression */
+			for (size_t j = 0; j < x->n; j++) {
+				const char *wk = x->keys[j]->s;
+				size_t ql = cfg_path_push(c, ".%s", wk);
+				uint64_t u;
+				double d;
+				if (!strcmp(wk, "duration")) {
+					cfg_get_duration(c, x->items[j], &p->warmup_ms);
+				} else if (!strcmp(wk, "minimumPercent")) {
+					if (cfg_get_uint(c, x->items[j], 0, 100, &u) == 0)
+						p->warmup_min_pct = (uint32_t)u;
+				} else if (!strcmp(wk, "aggression")) {
+					if (cfg_get_double(c, x->items[j], 1.0, 100.0, &d) == 0)
+						p->warmup_aggression = d;
+				} else {
+					cfg_warn_unknown(c, x->keys[j]);
+				}
+				cfg_path_pop(c, ql);
+			}
 		} else {
 			cfg_warn_unknown(c, v->keys[i]);
 		}

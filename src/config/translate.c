@@ -502,6 +502,11 @@ static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, 
 			c->lb = p->lb;
 			c->hash = p->hash;
 		}
+		if (p->warmup_ms) {
+			c->warmup_ms = p->warmup_ms;
+			c->warmup_min_pct = p->warmup_min_pct;
+			c->warmup_aggression = p->warmup_aggression;
+		}
 		if (p->has_pool)
 			apply_pool(c, p);
 		if (p->outlier.enabled)
@@ -520,6 +525,11 @@ static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, 
 			if (subset->policy.has_lb) {
 				c->lb = subset->policy.lb;
 				c->hash = subset->policy.hash;
+			}
+			if (subset->policy.warmup_ms) {
+				c->warmup_ms = subset->policy.warmup_ms;
+				c->warmup_min_pct = subset->policy.warmup_min_pct;
+				c->warmup_aggression = subset->policy.warmup_aggression;
 			}
 			if (subset->policy.has_pool)
 				apply_pool(c, &subset->policy);

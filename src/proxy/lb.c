@@ -7,6 +7,7 @@
  * (time constant TAU_MS), so a degrading endpoint loses traffic within one
  * request. LEAST_REQUEST is P2C on requests in flight (Envoy's default
  * choice count of two); RANDOM and ROUND_ROBIN are what they say. */
+#include <math.h>
 #include "proxy.h"
 
 #define TAU_MS 10000.0
@@ -153,8 +154,51 @@ static int pick_by_priority(struct sn_worker *w, const struct sn_cluster *c, str
 	return (int)(ewma_cost(cs->hosts[a], now) <= ewma_cost(cs->hosts[b], now) ? a : b);
 }
 
+/* Slow start (DestinationRule warmupDurationSecs, Envoy's): an endpoint
+ * this worker has known for less than the window takes a share that grows
+ * from minimumPercent to its full weight as (age / window)^(1/aggression).
+ * While any endpoint of the cluster warms, endpoints are drawn by these
+ * effective weights. Returns -1 when none warms. */
+static int pick_warming(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs)
+{
+	uint64_t now = sn_loop_now(&w->loop);
+	double eff[256], total = 0;
+	int warming = 0;
+	size_t n = SN_MIN(c->n_endpoints, SN_ARRAY_LEN(eff));
+	double min = (c->warmup_min_pct ? c->warmup_min_pct : 10) / 100.0;
+	double aggr = c->warmup_aggression >= 1.0 ? c->warmup_aggression : 1.0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct sn_host *h = cs->hosts[i];
+		double f = 1.0;
+		if (h != NULL && now - h->added_ms < c->warmup_ms) {
+			f = pow((double)(now - h->added_ms) / (double)c->warmup_ms, 1.0 / aggr);
+			f = f < min ? min : f;
+			warming = 1;
+		}
+		eff[i] = (c->weighted ? c->endpoints[i].weight : 1.0) * f *
+			 (c->endpoints[i].priority == SN_PRIORITY_NONE ? 0.0 : 1.0);
+		total += eff[i];
+	}
+	if (!warming || total <= 0)
+		return -1;
+	double r = (double)(sn_worker_random(w) % 1000000) / 1000000.0 * total;
+	for (size_t i = 0; i < n; i++) {
+		if (r < eff[i])
+			return (int)i;
+		r -= eff[i];
+	}
+	return (int)(n - 1);
+}
+
 int sn_lb_pick(struct sn_worker *w, const struct sn_cluster *c, struct sn_cluster_state *cs)
 {
+	if (c->warmup_ms && c->n_endpoints > 1 && c->lb != SN_LB_RING_HASH && c->lb != SN_LB_MAGLEV &&
+	    !(c->locality_lb && c->n_priorities > 1)) {
+		int idx = pick_warming(w, c, cs);
+		if (idx >= 0)
+			return sn_outlier_active(w, c, cs) ? sn_outlier_pick_in(w, c, cs, idx) : idx;
+	}
 	if (c->locality_lb && c->n_priorities > 1 && c->lb != SN_LB_RING_HASH && c->lb != SN_LB_MAGLEV) {
 		if (cs->od != NULL)
 			sn_outlier_active(w, c, cs);   /* ends ejections that are over */

@@ -119,6 +119,7 @@ struct sn_host {
 	uint32_t freed;                  /* connections freed since the last wake-up pass */
 	struct sn_host *next_wake;       /* in the worker's wake list */
 	unsigned on_wake_list : 1;
+	uint64_t added_ms;               /* when this worker first saw the endpoint (warmup) */
 };
 
 /* An endpoint's outlier detection state (outlier.c). */

@@ -87,6 +87,7 @@ struct sn_host *sn_worker_host(struct sn_worker *w, const struct sockaddr *addr,
 	if (h == NULL)
 		return NULL;
 	snprintf(h->key, sizeof(h->key), "%s", key);
+	h->added_ms = sn_loop_now(&w->loop);   /* warmup (lb.c) counts from here */
 	memcpy(&h->addr, addr, len);
 	h->addr_len = len;
 	hosts_insert(w->hosts, w->hosts_cap, h);

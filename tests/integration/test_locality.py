@@ -118,5 +118,42 @@ spec:
         self.assertGreater(c["v1"] + c["v2"] + c["v4"], 25, c)
 
 
+class Warmup(unittest.TestCase):
+    """warmupDurationSecs (Envoy's slow start): an endpoint that joins
+    takes a small share at first (minimumPercent, 10 %), growing to its
+    full share over the window."""
+
+    def test_new_endpoint_ramps_up(self):
+        b = {v: st.start_backend(self, "reviews", v) for v in ("v1", "v2", "v3")}
+        rule = """apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN, warmupDurationSecs: 6s}
+"""
+        def config(versions):
+            return st.join_docs(st.registry_yaml({("reviews", v): b[v].port for v in versions}), rule)
+        p = st.start_proxy(self, config_text=config(("v1", "v2")))
+        # v1 and v2 were there from the start: their window passes first
+        time.sleep(6.2)
+        st.write_file(p.config_path, config(("v1", "v2", "v3")))
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            if st.request(p.outbound_port, "GET", "/", host="reviews").header("x-backend-version") == "v3":
+                break
+            time.sleep(0.02)
+        c = collections.Counter()
+        for _ in range(300):
+            c[st.request(p.outbound_port, "GET", "/", host="reviews").header("x-backend-version")] += 1
+        self.assertLess(c["v3"] / 300.0, 0.2, c)    # a third once warm
+        time.sleep(6.5)
+        c = collections.Counter()
+        for _ in range(300):
+            c[st.request(p.outbound_port, "GET", "/", host="reviews").header("x-backend-version")] += 1
+        self.assertAlmostEqual(c["v3"] / 300.0, 1 / 3.0, delta=0.1)
+
+
 if __name__ == "__main__":
     st.main()
