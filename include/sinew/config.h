@@ -180,6 +180,12 @@ struct sn_proxy_identity {
 	const char *service_account;  /* default "default" */
 	const char *workload;         /* workload name; default service or "unknown" */
 	const char *trust_domain;     /* default "cluster.local" */
+	/* Names of ServiceEntries with resolution DNS (src/proxy/dns.c):
+	 * translation asks, and a name not resolved yet gives no endpoint
+	 * (and is queued for resolution). Fills out with IP literals; returns
+	 * how many. Thread-safe. NULL: no resolver (sinewd): no endpoint. */
+	size_t (*dns_lookup)(void *ctx, const char *name, char out[][48], size_t max);
+	void *dns_ctx;
 	int gateway;                  /* 1: a gateway proxy (sinew-proxy --gateway): it gets the
 				       * listeners of the Gateways that select its labels;
 				       * SN_GATEWAY_ANY: of every Gateway (admission and analysis

@@ -3,10 +3,10 @@
  * WorkloadEntries picked by workloadSelector). Checked here with Istio's
  * validation rules; translate.c then builds every host like a Service.
  *
- * DNS is never queried: translation runs inside a proxy's loop and must
- * not block. An endpoint written as an IP literal or "localhost" is used
- * as is; any other name is a warning and no endpoint (503
- * no_healthy_upstream) until asynchronous resolution exists. */
+ * DNS is never queried here: translation runs inside a proxy's loop and
+ * must not block. An endpoint written as an IP literal or "localhost" is
+ * used as is; another name is resolved by the proxy's resolver thread
+ * (src/proxy/dns.c) and gives endpoints once it has answered. */
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -237,8 +237,6 @@ static const char *idx_path(char *buf, size_t size, const char *field, size_t i,
 	return buf;
 }
 
-#define DNS_TODO "DNS resolution of %.200s is not implemented yet; requests get 503 no_healthy_upstream"
-
 /* Istio's cross-field rules, once every field is read. */
 static void check(struct cfg_ctx *c, const struct yn *spec, struct cfg_service_entry *se, const struct yn *res_node,
 		  const struct yn *addr_node, const struct yn *sel_node)
@@ -350,21 +348,11 @@ static void check(struct cfg_ctx *c, const struct yn *spec, struct cfg_service_e
 				"DNS_ROUND_ROBIN; use resolution DNS for several");
 			cfg_path_pop(c, pl);
 		}
+		/* a name (not an IP literal) is the proxy resolver's: ip NULL */
 		for (size_t i = 0; i < se->n_endpoints; i++) {
 			struct cfg_se_endpoint *ep = &se->endpoints[i];
-			if (ep->w.address == NULL)
-				continue;
-			ep->ip = (char *)cfg_literal_ip(ep->w.address);
-			if (ep->ip == NULL)
-				at_loc(c, 0, ep->w.address_loc, idx_path(path, sizeof(path), "endpoints", i, ".address"),
-				       DNS_TODO, ep->w.address);
-		}
-		if (se->n_endpoints == 0 && !se->svc.has_selector && c->errors == 0) {
-			/* the hosts themselves are the endpoints */
-			for (size_t i = 0; i < se->n_hosts; i++)
-				if (cfg_literal_ip(se->hosts[i]) == NULL)
-					at_loc(c, 0, se->host_locs[i], idx_path(path, sizeof(path), "hosts", i, ""),
-					       DNS_TODO, se->hosts[i]);
+			if (ep->w.address != NULL)
+				ep->ip = (char *)cfg_literal_ip(ep->w.address);
 		}
 		break;
 	}

@@ -241,37 +241,65 @@ static uint16_t endpoint_port(const struct cfg_svc_port *sp, const struct cfg_wo
 /* A ServiceEntry's endpoints (its workloadSelector goes the Service way):
  * the listed ones with an address known without DNS, or for DNS with no
  * endpoints the host itself when it is an IP literal or "localhost". */
+#define SN_DNS_ADDRS_MAX 16
+
+/* A DNS name's addresses from the proxy's resolver (none: not resolved
+ * yet, or no resolver). DNS_ROUND_ROBIN takes the first only (Envoy's
+ * LOGICAL_DNS); DNS all of them (STRICT_DNS). */
+static size_t dns_addrs(struct tr *t, const struct cfg_service_entry *se, const char *name,
+			char out[SN_DNS_ADDRS_MAX][48])
+{
+	if (t->id == NULL || t->id->dns_lookup == NULL || name == NULL)
+		return 0;
+	size_t n = t->id->dns_lookup(t->id->dns_ctx, name, out, SN_DNS_ADDRS_MAX);
+	return se->resolution == CFG_SE_DNS_ROUND_ROBIN ? SN_MIN(n, (size_t)1) : n;
+}
+
 static void add_se_endpoints(struct tr *t, struct sn_cluster *cl, const struct tr_svc *sv, const struct cfg_svc_port *sp,
 			     const struct sn_labels *subset_labels)
 {
 	const struct cfg_service_entry *se = sv->se;
 	static const struct sn_labels no_labels;
+	char addrs[SN_DNS_ADDRS_MAX][48];
+	int dns = se->resolution == CFG_SE_DNS || se->resolution == CFG_SE_DNS_ROUND_ROBIN;
 	if (se->resolution == CFG_SE_NONE)
 		return; /* original destination: needs capture */
 	if (se->n_endpoints == 0) {
+		/* the host itself is the endpoint: an IP, or a name to resolve */
 		const char *ip = cfg_literal_ip(sv->fqdn);
-		if (se->resolution == CFG_SE_STATIC || ip == NULL || !sn_labels_match(subset_labels, &no_labels))
+		if (se->resolution == CFG_SE_STATIC || !sn_labels_match(subset_labels, &no_labels))
 			return;
-		cl->endpoints = sn_arena_new_array(t->a, struct sn_endpoint, 1);
+		size_t n = ip != NULL ? 1 : dns_addrs(t, se, sv->fqdn, addrs);
+		if (n == 0)
+			return;
+		cl->endpoints = sn_arena_new_array(t->a, struct sn_endpoint, n);
 		if (cl->endpoints == NULL) {
 			t->oom = 1;
 			return;
 		}
-		add_endpoint(t, cl, ip, sp->target_port ? sp->target_port : sp->port, sv->res->name, &no_labels, NULL, 1,
-			     NULL);
+		for (size_t k = 0; k < n; k++)
+			add_endpoint(t, cl, ip != NULL ? ip : addrs[k], sp->target_port ? sp->target_port : sp->port,
+				     sv->res->name, &no_labels, NULL, 1, NULL);
 		return;
 	}
-	cl->endpoints = sn_arena_new_array(t->a, struct sn_endpoint, se->n_endpoints);
+	cl->endpoints = sn_arena_new_array(t->a, struct sn_endpoint, se->n_endpoints * (dns ? SN_DNS_ADDRS_MAX : 1));
 	if (cl->endpoints == NULL) {
 		t->oom = 1;
 		return;
 	}
 	for (size_t i = 0; i < se->n_endpoints; i++) {
 		const struct cfg_se_endpoint *ep = &se->endpoints[i];
-		if (ep->ip == NULL || !sn_labels_match(subset_labels, &ep->w.labels))
+		if (!sn_labels_match(subset_labels, &ep->w.labels))
 			continue;
-		add_endpoint(t, cl, ep->ip, endpoint_port(sp, &ep->w), sv->res->name, &ep->w.labels,
-			     ep->w.service_account, ep->w.weight, ep->w.locality);
+		if (ep->ip != NULL) {
+			add_endpoint(t, cl, ep->ip, endpoint_port(sp, &ep->w), sv->res->name, &ep->w.labels,
+				     ep->w.service_account, ep->w.weight, ep->w.locality);
+			continue;
+		}
+		size_t n = dns ? dns_addrs(t, se, ep->w.address, addrs) : 0;
+		for (size_t k = 0; k < n; k++)
+			add_endpoint(t, cl, addrs[k], endpoint_port(sp, &ep->w), sv->res->name, &ep->w.labels,
+				     ep->w.service_account, ep->w.weight, ep->w.locality);
 	}
 }
 

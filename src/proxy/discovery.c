@@ -211,6 +211,22 @@ static int build(struct sn_cp *cp, struct cp_resource *v, size_t n, struct sn_di
 	return r;
 }
 
+void sn_cp_retranslate(struct sn_proxy *p)
+{
+	struct sn_cp *cp = p->cp;
+	struct sn_diags d;
+	struct sn_snapshot *snap = NULL;
+	if (cp == NULL || cp->res == NULL)
+		return;   /* nothing held yet: the first push translates */
+	sn_diags_init(&d);
+	if (build(cp, cp->res, cp->n_res, &d, &snap) == 0 && snap != NULL)
+		sn_proxy_publish(p, snap);
+	else
+		sn_log(SN_LOG_WARN, "control: translating the held resources again failed; still serving version %llu",
+		       (unsigned long long)p->version);
+	sn_diags_free(&d);
+}
+
 static void send_ack(struct sn_cp *cp, const char *nonce)
 {
 	struct sn_out b = { 0 };

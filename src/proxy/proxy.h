@@ -29,6 +29,7 @@
 #define SN_ORIGIN_SANS_MAX 16
 
 struct sn_proxy;
+struct sn_dns;
 struct sn_worker;
 struct sn_dconn;
 struct sn_uconn;
@@ -94,6 +95,7 @@ struct sn_proxy_options {
 	struct sn_addr gateway_address;  /* --gateway-address (port 0), default 0.0.0.0 */
 	int have_gateway_address;
 	const char *credentials_dir;     /* --credentials-dir: Gateway credentialName NAME is DIR/NAME/tls.crt... */
+	uint32_t dns_refresh_ms;         /* --dns-refresh: ServiceEntry DNS names resolved again (0: 5 s) */
 	struct sn_h1_limits limits;
 };
 
@@ -281,7 +283,19 @@ struct sn_proxy {
 		struct sn_tls_ctx *ctx;
 	} origin_tls[64];
 	size_t n_origin_tls;
+	struct sn_dns *dns;              /* dns.c: ServiceEntry names, resolved on a thread */
 };
+
+/* dns.c: the resolver thread; sn_dns_start sets identity.dns_lookup. */
+int sn_dns_start(struct sn_proxy *p);
+void sn_dns_stop(struct sn_proxy *p);
+size_t sn_dns_lookup(void *ctx, const char *name, char out[][48], size_t max);
+/* Translates the configuration held again (file mode: reads the file;
+ * control-plane mode: the resources held) and publishes it if it changed
+ * anything; why goes to the log. Main thread. */
+void sn_proxy_retranslate(struct sn_proxy *p, const char *why);
+/* discovery.c: the same for control-plane mode. */
+void sn_cp_retranslate(struct sn_proxy *p);
 
 /* origin_tls.c: loads the client contexts of s's clusters with tls.mode
  * SIMPLE or MUTUAL (main thread, before s is posted). */

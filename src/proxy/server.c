@@ -184,6 +184,17 @@ void sn_proxy_publish(struct sn_proxy *p, struct sn_snapshot *s)
 	p->proc.config_last_reload_seconds = (double)time(NULL);
 }
 
+void sn_proxy_retranslate(struct sn_proxy *p, const char *why)
+{
+	if (p->draining)
+		return;
+	sn_log(SN_LOG_INFO, "config: translating again: %s", why);
+	if (p->cp != NULL)
+		sn_cp_retranslate(p);
+	else
+		load_config(p, 0);
+}
+
 void sn_proxy_republish(struct sn_proxy *p)
 {
 	pthread_mutex_lock(&p->snap_lock);
@@ -514,6 +525,8 @@ int sn_proxy_run(struct sn_proxy_options *opt)
 			goto out_workers;
 		started = i + 1;
 	}
+	if (sn_dns_start(p) != 0)
+		goto out_workers;
 	if (opt->have_control_plane) {
 		if (sn_cp_start(p) != 0)
 			goto out_workers;
@@ -564,6 +577,7 @@ int sn_proxy_run(struct sn_proxy_options *opt)
 out_admin:
 	sn_admin_stop(p);
 out_workers:
+	sn_dns_stop(p);
 	for (int i = 0; i < started; i++)
 		sn_worker_dispose(&p->workers[i]);
 	for (int i = 0; i < started; i++)

@@ -31,8 +31,11 @@ static void usage(FILE *f)
 		"                               whose selector matches --labels (e.g. istio=ingressgateway)\n"
 		"                               and route by the VirtualServices bound to them\n"
 		"  --gateway-address IP         where the gateway's ports listen (default 0.0.0.0)\n"
-		"  --credentials-dir DIR        HTTPS Gateway servers' credentialName NAME: DIR/NAME/tls.crt,\n"
-		"                               tls.key (and ca.crt for MUTUAL); default /etc/sinew/credentials\n"
+		"  --dns-refresh D              ServiceEntry names (resolution DNS) are resolved again this\n"
+		"                               often (default 5s)\n"
+		"  --credentials-dir DIR        credentialName NAME (HTTPS Gateway servers, DestinationRule\n"
+		"                               tls): DIR/NAME/tls.crt, tls.key, ca.crt; default\n"
+		"                               /etc/sinew/credentials\n"
 		"  --app ADDR:PORT              where the local app listens\n"
 		"  --admin ADDR:PORT            /metrics, /ready, /live, /config_dump\n"
 		"  --service NAME               this workload's service (metrics, source matching)\n"
@@ -169,7 +172,7 @@ int main(int argc, char **argv)
 		O_CONFIG = 256, O_OUTBOUND, O_INBOUND, O_APP, O_ADMIN, O_SERVICE, O_NAMESPACE, O_LABELS, O_SA,
 		O_ACCESS_LOG, O_LOG_LEVEL, O_WORKERS, O_DRAIN, O_HDR_TIMEOUT, O_IDLE_TIMEOUT, O_MAX_CONNS,
 		O_ISTIO_NAMES, O_TRACE_SAMPLING, O_VERSION, O_HELP, O_CONTROL_PLANE, O_DISCOVERY_IDLE, O_STATS_INTERVAL,
-		O_TLS_CERT, O_TLS_KEY, O_TLS_BUNDLE, O_TRUST_DOMAIN, O_CLUSTER_DOMAIN, O_TOKEN, O_CAPTURE_PROBE, O_POD, O_ADVERTISE, O_OPAQUE, O_SVC_HOSTS, O_GATEWAY, O_GATEWAY_ADDR, O_CREDENTIALS,
+		O_TLS_CERT, O_TLS_KEY, O_TLS_BUNDLE, O_TRUST_DOMAIN, O_CLUSTER_DOMAIN, O_TOKEN, O_CAPTURE_PROBE, O_POD, O_ADVERTISE, O_OPAQUE, O_SVC_HOSTS, O_GATEWAY, O_GATEWAY_ADDR, O_CREDENTIALS, O_DNS_REFRESH,
 	};
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, O_CONFIG },
@@ -207,6 +210,7 @@ int main(int argc, char **argv)
 		{ "gateway", no_argument, NULL, O_GATEWAY },
 		{ "gateway-address", required_argument, NULL, O_GATEWAY_ADDR },
 		{ "credentials-dir", required_argument, NULL, O_CREDENTIALS },
+		{ "dns-refresh", required_argument, NULL, O_DNS_REFRESH },
 		{ "version", no_argument, NULL, O_VERSION },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -345,6 +349,14 @@ int main(int argc, char **argv)
 			break;
 		case O_GATEWAY: o.gateway = 1; break;
 		case O_CREDENTIALS: o.credentials_dir = optarg; break;
+		case O_DNS_REFRESH:
+			if (parse_dur("--dns-refresh", optarg, &o.dns_refresh_ms) != 0)
+				return 1;
+			if (o.dns_refresh_ms < 100) {
+				fprintf(stderr, "sinew-proxy: --dns-refresh %s: at least 100ms\n", optarg);
+				return 1;
+			}
+			break;
 		case O_GATEWAY_ADDR: {
 			char a[80];
 			snprintf(a, sizeof(a), strchr(optarg, ':') ? "[%s]:0" : "%s:0", optarg);
@@ -393,8 +405,8 @@ int main(int argc, char **argv)
 		o.token = getenv("SINEW_TOKEN");
 	if (o.token != NULL && check_token(&o) != 0)
 		return 1;
-	if ((o.have_gateway_address || o.credentials_dir != NULL) && !o.gateway) {
-		fprintf(stderr, "sinew-proxy: --gateway-address and --credentials-dir go with --gateway\n");
+	if (o.have_gateway_address && !o.gateway) {
+		fprintf(stderr, "sinew-proxy: --gateway-address goes with --gateway\n");
 		return 1;
 	}
 	if (o.gateway && (o.have_inbound || o.have_capture_probe)) {

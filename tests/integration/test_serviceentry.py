@@ -101,8 +101,9 @@ class FileMode(unittest.TestCase):
         self.assertIn(b"outbound|80|v2|api.internal.example", body)
 
     def test_dns_entry_answers_503_without_connecting(self):
+        # the name goes to the proxy's resolver (no answer here: this
+        # machine has no DNS); until it answers, no endpoint
         p = st.start_proxy(self, config_text=DNS_ENTRY)
-        self.assertIn("DNS resolution of gateway.partner.example.com is not implemented yet", p.stderr())
         before = p.metrics()
         t0 = time.time()
         r = get(p.outbound_port, "partner.example.com")
