@@ -689,6 +689,21 @@ fail:
 	return rc;
 }
 
+static int set_alpn(struct sn_tls_ctx *ctx, const char *const *alpn, size_t n, struct sn_id_error *err)
+{
+	if (n > SN_TLS_ALPN_MAX)
+		return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED, "more than %d ALPN protocols", SN_TLS_ALPN_MAX);
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(alpn[i]);
+		if (l == 0 || l > 255 || ctx->alpn_len + 1 + l > sizeof(ctx->alpn))
+			return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED, "ALPN protocol %zu is empty or too long", i);
+		ctx->alpn[ctx->alpn_len++] = (unsigned char)l;
+		memcpy(ctx->alpn + ctx->alpn_len, alpn[i], l);
+		ctx->alpn_len += l;
+	}
+	return 0;
+}
+
 int sn_tls_ctx_new(const struct sn_tls_ctx_opts *o, const struct sn_tls_identity *id,
 		   struct sn_tls_ctx **out, struct sn_id_error *err)
 {
@@ -718,16 +733,9 @@ int sn_tls_ctx_new(const struct sn_tls_ctx_opts *o, const struct sn_tls_identity
 		memcpy(ctx->pin, o->pinned_root, 32);
 		snprintf(ctx->pin_td, sizeof(ctx->pin_td), "%s", o->pinned_td);
 	}
-	for (size_t i = 0; i < o->n_alpn; i++) {
-		size_t l = strlen(o->alpn[i]);
-		if (l == 0 || l > 255 || ctx->alpn_len + 1 + l > sizeof(ctx->alpn)) {
-			free(ctx);
-			return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED,
-					  "ALPN protocol %zu is empty or too long", i);
-		}
-		ctx->alpn[ctx->alpn_len++] = (unsigned char)l;
-		memcpy(ctx->alpn + ctx->alpn_len, o->alpn[i], l);
-		ctx->alpn_len += l;
+	if ((rc = set_alpn(ctx, o->alpn, o->n_alpn, err)) != 0) {
+		free(ctx);
+		return rc;
 	}
 	if (o->role == SN_TLS_CLIENT && !o->no_resumption) {
 		ctx->cache_n = o->session_cache ? o->session_cache : SN_TLS_SESSION_CACHE_DEFAULT;
@@ -747,22 +755,30 @@ int sn_tls_ctx_new(const struct sn_tls_ctx_opts *o, const struct sn_tls_identity
 	return 0;
 }
 
+/* Handshakes from now on use c; streams made from the old SSL_CTX hold
+ * their own references (SSL_new), so it is freed when they are. The
+ * client's session cache is emptied (nothing verified under the old
+ * material resumes). */
+static void swap_cur(struct sn_tls_ctx *ctx, SSL_CTX *c)
+{
+	pthread_mutex_lock(&ctx->lock);
+	SSL_CTX *old = ctx->cur;
+	ctx->cur = c;
+	__atomic_store_n(&ctx->generation, ctx->generation + 1, __ATOMIC_RELAXED);
+	cache_clear_locked(ctx);
+	pthread_mutex_unlock(&ctx->lock);
+	SSL_CTX_free(old);
+}
+
 int sn_tls_ctx_update(struct sn_tls_ctx *ctx, const struct sn_tls_identity *id, struct sn_id_error *err)
 {
-	SSL_CTX *c = NULL, *old;
+	SSL_CTX *c = NULL;
 	int rc;
 
 	rc = build(ctx, id, &c, err);
 	if (rc != 0)
 		return rc;
-	pthread_mutex_lock(&ctx->lock);
-	old = ctx->cur;
-	ctx->cur = c;
-	__atomic_store_n(&ctx->generation, ctx->generation + 1, __ATOMIC_RELAXED);
-	cache_clear_locked(ctx);
-	pthread_mutex_unlock(&ctx->lock);
-	/* Streams made from old hold their own references (SSL_new). */
-	SSL_CTX_free(old);
+	swap_cur(ctx, c);
 	return 0;
 }
 
@@ -857,20 +873,6 @@ fail:
 	return rc;
 }
 
-static int set_alpn(struct sn_tls_ctx *ctx, const char *const *alpn, size_t n, struct sn_id_error *err)
-{
-	if (n > SN_TLS_ALPN_MAX)
-		return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED, "more than %d ALPN protocols", SN_TLS_ALPN_MAX);
-	for (size_t i = 0; i < n; i++) {
-		size_t l = strlen(alpn[i]);
-		if (l == 0 || l > 255 || ctx->alpn_len + 1 + l > sizeof(ctx->alpn))
-			return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED, "ALPN protocol %zu is empty or too long", i);
-		ctx->alpn[ctx->alpn_len++] = (unsigned char)l;
-		memcpy(ctx->alpn + ctx->alpn_len, alpn[i], l);
-		ctx->alpn_len += l;
-	}
-	return 0;
-}
 
 /* A client context for TLS origination: the server verified against
  * verify_ca_file (else the system's roots) unless insecure; the name is
@@ -951,18 +953,13 @@ int sn_tls_ctx_new_web_client(const struct sn_tls_web_client_opts *o, struct sn_
 int sn_tls_ctx_update_web_client(struct sn_tls_ctx *ctx, const struct sn_tls_web_client_opts *o,
 				 struct sn_id_error *err)
 {
-	SSL_CTX *c = NULL, *old;
+	SSL_CTX *c = NULL;
 	if (!ctx->web || ctx->role != SN_TLS_CLIENT)
 		return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED, "not a TLS origination context");
 	int rc = build_web_client(o, &c, err);
 	if (rc != 0)
 		return rc;
-	pthread_mutex_lock(&ctx->lock);
-	old = ctx->cur;
-	ctx->cur = c;
-	__atomic_store_n(&ctx->generation, ctx->generation + 1, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&ctx->lock);
-	SSL_CTX_free(old);
+	swap_cur(ctx, c);
 	return 0;
 }
 
@@ -992,19 +989,14 @@ int sn_tls_ctx_new_web(const struct sn_tls_web_opts *o, struct sn_tls_ctx **out,
 
 int sn_tls_ctx_update_web(struct sn_tls_ctx *ctx, const struct sn_tls_web_opts *o, struct sn_id_error *err)
 {
-	SSL_CTX *c = NULL, *old;
+	SSL_CTX *c = NULL;
 	if (!ctx->web)
 		return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED, "not a gateway's TLS context");
 	int rc = build_web(ctx, o, &c, err);
 	if (rc != 0)
 		return rc;
-	pthread_mutex_lock(&ctx->lock);
-	old = ctx->cur;
-	ctx->cur = c;
 	ctx->require_client_cert = o->client_ca_file != NULL;
-	__atomic_store_n(&ctx->generation, ctx->generation + 1, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&ctx->lock);
-	SSL_CTX_free(old);
+	swap_cur(ctx, c);
 	return 0;
 }
 
