@@ -5,9 +5,10 @@ destination-rule-all.yaml and bookinfo-gateway.yaml applied unchanged, and
 a gateway pod (sn-istio-ingressgateway-XXXXXX in istio-system, labels
 istio=ingressgateway) whose port 8080 is published on the host. Everything
 is observed from the host through the published port, as a browser would:
-the Gateway's VirtualService routes, Istio's request-routing task through
-the ingress, mutual TLS from the gateway to productpage (sinew edges), and
-the command's usage. Needs root; leaves no namespace, link or rule."""
+the Gateway's VirtualService routes, Istio's request-routing,
+fault-injection and traffic-shifting tasks through the ingress, mutual TLS
+from the gateway to productpage (sinew edges), HTTPS with credentialName,
+and the command's usage. Needs root; leaves no namespace, link or rule."""
 
 import json
 import os
@@ -344,6 +345,39 @@ spec:
         self.assertIn(TITLE, r.stdout)
         # the plain-text port still serves bookinfo-gateway.yaml's routes
         self.assertEqual(self.get("/productpage").status, 200)
+
+    def test_6_fault_injection_through_the_ingress(self):
+        """Istio's fault-injection task (abort) with the user at the
+        ingress: jason's page shows the ratings error, others are fine."""
+        self.apply("virtual-service-all-v1.yaml", "virtual-service-reviews-test-v2.yaml",
+                   "virtual-service-ratings-test-abort.yaml")
+        jason = self.login("jason")
+        deadline = time.time() + 10
+        html = ""
+        while time.time() < deadline:
+            html = self.page(jason)
+            if "Ratings service is currently unavailable" in html:
+                break
+            time.sleep(0.1)
+        self.assertIn("Ratings service is currently unavailable", html)
+        self.assertIsNone(stars(self.page()))
+        rc, out, err = self.e.sinew("delete", "vs", "ratings", "--server", self.server)
+        self.assertEqual(rc, 0, (out, err))
+
+    def test_7_traffic_shifting_through_the_ingress(self):
+        """Istio's traffic-shifting task: reviews 50 % v1, 50 % v3, then all v3."""
+        self.apply("virtual-service-all-v1.yaml", "virtual-service-reviews-50-v3.yaml")
+        seen = {None: 0, "red": 0, "black": 0}
+        for _ in range(40):
+            seen[stars(self.page())] += 1
+        self.assertEqual(seen["black"], 0, seen)
+        self.assertTrue(10 <= seen["red"] <= 30, seen)
+        self.apply("virtual-service-reviews-v3.yaml")
+        deadline = time.time() + 10
+        run = 0
+        while time.time() < deadline and run < 10:
+            run = run + 1 if stars(self.page()) == "red" else 0
+        self.assertEqual(run, 10)
 
     def test_4_usage(self):
         rc, out, err = self.e.sinew("gateway", "run", "--help")
