@@ -8,9 +8,10 @@
  * TTL); when a name's addresses change it asks the main thread to
  * translate again (file mode: the file; control-plane mode: the resources
  * held), so endpoints follow DNS without a push. A failed lookup keeps the
- * last addresses (Envoy's behaviour) and is logged once per change. Names
- * no translation asked for in 10 minutes are dropped. Bounded: DNS_NAMES
- * names, DNS_ADDRS addresses each. */
+ * last addresses (Envoy's behaviour) and is logged once per change. When a
+ * configuration is published, names its translation did not ask for are
+ * dropped (sn_dns_published). Bounded: DNS_NAMES names, DNS_ADDRS
+ * addresses each. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
@@ -26,7 +27,6 @@
 
 #define DNS_NAMES 256
 #define DNS_ADDRS 16
-#define DNS_IDLE_MS (10u * 60u * 1000u)
 
 struct dns_name {
 	char name[SN_HOST_NAME_MAX + 1];
@@ -35,7 +35,7 @@ struct dns_name {
 	int resolved;                /* at least one answer (or failure) came */
 	int failing;                 /* the last lookup failed (logged once) */
 	uint64_t next_ms;            /* resolve again at (monotonic ms) */
-	uint64_t asked_ms;           /* last translation that asked */
+	uint64_t asked_gen;          /* the translation that last asked (sn_dns.gen) */
 };
 
 struct sn_dns {
@@ -45,6 +45,7 @@ struct sn_dns {
 	pthread_cond_t cond;
 	int stop;
 	int started;                 /* the thread runs (made at the first name: most proxies have none) */
+	uint64_t gen;                /* translations since start: one per published configuration */
 	uint32_t refresh_ms;
 	struct dns_name names[DNS_NAMES];
 	size_t n_names;
@@ -89,7 +90,7 @@ size_t sn_dns_lookup(void *ctx, const char *name, char out[][48], size_t max)
 		sn_log(SN_LOG_WARN, "dns: more than %d names to resolve; %s is not resolved", DNS_NAMES, name);
 	}
 	if (e != NULL) {
-		e->asked_ms = mono_ms();
+		e->asked_gen = d->gen;
 		for (; n < e->n && n < max; n++)
 			memcpy(out[n], e->addrs[n], sizeof(out[n]));
 	}
@@ -150,10 +151,6 @@ static void *dns_main(void *arg)
 		struct dns_name *due = NULL;
 		for (size_t i = 0; i < d->n_names; i++) {
 			struct dns_name *e = &d->names[i];
-			if (now - e->asked_ms > DNS_IDLE_MS) {   /* unused: drop */
-				d->names[i--] = d->names[--d->n_names];
-				continue;
-			}
 			if (e->next_ms <= now && due == NULL)
 				due = e;
 			else if (e->next_ms < wake)
@@ -212,6 +209,21 @@ static void *dns_main(void *arg)
 	}
 	pthread_mutex_unlock(&d->lock);
 	return NULL;
+}
+
+void sn_dns_published(struct sn_proxy *p)
+{
+	struct sn_dns *d = p->dns;
+	if (d == NULL)
+		return;
+	pthread_mutex_lock(&d->lock);
+	/* the published configuration's translation asked in generation gen:
+	 * names it did not ask for are no one's now */
+	for (size_t i = 0; i < d->n_names; i++)
+		if (d->names[i].asked_gen != d->gen)
+			d->names[i--] = d->names[--d->n_names];
+	d->gen++;
+	pthread_mutex_unlock(&d->lock);
 }
 
 int sn_dns_start(struct sn_proxy *p)

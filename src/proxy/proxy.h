@@ -289,6 +289,9 @@ struct sn_proxy {
 /* dns.c: the resolver thread; sn_dns_start sets identity.dns_lookup. */
 int sn_dns_start(struct sn_proxy *p);
 void sn_dns_stop(struct sn_proxy *p);
+/* A configuration was published: forget the names its translation did
+ * not ask for (a refused one changes nothing). Main thread. */
+void sn_dns_published(struct sn_proxy *p);
 size_t sn_dns_lookup(void *ctx, const char *name, char out[][48], size_t max);
 /* Translates the configuration held again (file mode: reads the file;
  * control-plane mode: the resources held) and publishes it if it changed

@@ -169,6 +169,7 @@ void sn_proxy_publish(struct sn_proxy *p, struct sn_snapshot *s)
 	sn_ident_check_snapshot(p, s);
 	sn_gw_tls_sync(p, s);
 	sn_origin_tls_sync(p, s);
+	sn_dns_published(p);
 	for (int i = 0; i < p->n_workers; i++) {
 		sn_snapshot_ref(s);
 		sn_worker_post_snapshot(&p->workers[i], s);
