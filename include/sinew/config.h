@@ -472,6 +472,9 @@ struct sn_cluster {
 	enum sn_cluster_tls tls_mode; /* trafficPolicy.tls.mode (subset's wins) */
 	int tls_set;                 /* a DestinationRule set tls.mode; else auto mTLS by endpoint label */
 	struct sn_origin_tls origin; /* tls_mode SIMPLE or MUTUAL */
+	int origin_slot;             /* the proxy's client context for origin: 1 + its slot, 0 none;
+				      * written by the proxy (origin_tls.c) before it publishes the
+				      * snapshot, read-only after */
 	uint32_t warmup_ms;          /* loadBalancer.warmupDurationSecs / warmup.duration; 0: none */
 	uint32_t warmup_min_pct;     /* warmup.minimumPercent (default 10) */
 	double warmup_aggression;    /* warmup.aggression (default 1.0) */

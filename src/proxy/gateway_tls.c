@@ -21,6 +21,27 @@
 
 static const char *const gw_alpn[] = { "h2", "http/1.1" };
 
+void sn_credential_files(const struct sn_proxy *p, const char *name, struct sn_credential_files *f)
+{
+	const char *dir = p->opt.credentials_dir ? p->opt.credentials_dir : DEFAULT_CREDENTIALS_DIR;
+	snprintf(f->cert, sizeof(f->cert), "%s/%s/tls.crt", dir, name);
+	snprintf(f->key, sizeof(f->key), "%s/%s/tls.key", dir, name);
+	snprintf(f->ca, sizeof(f->ca), "%s/%s/ca.crt", dir, name);
+	if (access(f->ca, R_OK) != 0)   /* Istio's separate CA secret */
+		snprintf(f->ca, sizeof(f->ca), "%s/%s-cacert/ca.crt", dir, name);
+	f->has_ca = access(f->ca, R_OK) == 0;
+}
+
+int sn_files_readable(const char *const *files, size_t n, char *err, size_t size)
+{
+	for (size_t i = 0; i < n; i++)
+		if (files[i] != NULL && access(files[i], R_OK) != 0) {
+			snprintf(err, size, "cannot read %s: %s", files[i], strerror(errno));
+			return -1;
+		}
+	return 0;
+}
+
 static struct sn_gw_tls *slot_for(struct sn_proxy *p, const struct sn_snapshot *s, uint16_t port)
 {
 	struct sn_gw_tls *reuse = NULL;
@@ -38,37 +59,30 @@ static struct sn_gw_tls *slot_for(struct sn_proxy *p, const struct sn_snapshot *
 
 static void load_one(struct sn_proxy *p, const struct sn_snapshot *s, const struct sn_gw_listener *l)
 {
-	char cert[600], key[600], ca[600];
+	struct sn_credential_files cf;
 	struct sn_tls_web_opts o = { .alpn = gw_alpn, .n_alpn = SN_ARRAY_LEN(gw_alpn) };
 	struct sn_id_error e = { 0 };
 
 	if (l->credential != NULL) {
-		const char *dir = p->opt.credentials_dir ? p->opt.credentials_dir : DEFAULT_CREDENTIALS_DIR;
-		snprintf(cert, sizeof(cert), "%s/%s/tls.crt", dir, l->credential);
-		snprintf(key, sizeof(key), "%s/%s/tls.key", dir, l->credential);
-		snprintf(ca, sizeof(ca), "%s/%s/ca.crt", dir, l->credential);
-		if (access(ca, R_OK) != 0)
-			snprintf(ca, sizeof(ca), "%s/%s-cacert/ca.crt", dir, l->credential);
-		o.cert_file = cert;
-		o.key_file = key;
-		o.client_ca_file = l->tls == 2 ? ca : NULL;
+		sn_credential_files(p, l->credential, &cf);
+		o.cert_file = cf.cert;
+		o.key_file = cf.key;
+		o.client_ca_file = l->tls == 2 ? cf.ca : NULL;
 	} else {
 		o.cert_file = l->cert_file;
 		o.key_file = l->key_file;
 		o.client_ca_file = l->tls == 2 ? l->ca_file : NULL;
 	}
 	const char *files[3] = { o.cert_file, o.key_file, o.client_ca_file };
-	for (size_t i = 0; i < 3; i++)
-		if (files[i] != NULL && access(files[i], R_OK) != 0) {
-			sn_log(SN_LOG_ERROR, "gateway: port %u (%s) stays closed: cannot read %s: %s%s", l->port, l->origin,
-			       files[i], strerror(errno),
-			       l->credential ? "; credentialName NAME is looked up in --credentials-dir as NAME/tls.crt, "
-					       "NAME/tls.key (and NAME/ca.crt or NAME-cacert/ca.crt for MUTUAL)" : "");
-			struct sn_gw_tls *old = slot_for(p, s, l->port);
-			if (old != NULL && old->port == l->port)
-				__atomic_store_n(&old->ok, 0, __ATOMIC_RELEASE);
-			return;
-		}
+	if (sn_files_readable(files, 3, e.msg, sizeof(e.msg)) != 0) {
+		sn_log(SN_LOG_ERROR, "gateway: port %u (%s) stays closed: %s%s", l->port, l->origin, e.msg,
+		       l->credential ? "; credentialName NAME is looked up in --credentials-dir as NAME/tls.crt, "
+				       "NAME/tls.key (and NAME/ca.crt or NAME-cacert/ca.crt for MUTUAL)" : "");
+		struct sn_gw_tls *old = slot_for(p, s, l->port);
+		if (old != NULL && old->port == l->port)
+			__atomic_store_n(&old->ok, 0, __ATOMIC_RELEASE);
+		return;
+	}
 	struct sn_gw_tls *g = slot_for(p, s, l->port);
 	if (g == NULL) {
 		sn_log(SN_LOG_ERROR, "gateway: port %u (%s): no TLS slot left; it stays closed", l->port, l->origin);

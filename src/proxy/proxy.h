@@ -302,7 +302,7 @@ void sn_cp_retranslate(struct sn_proxy *p);
 
 /* origin_tls.c: loads the client contexts of s's clusters with tls.mode
  * SIMPLE or MUTUAL (main thread, before s is posted). */
-void sn_origin_tls_sync(struct sn_proxy *p, const struct sn_snapshot *s);
+void sn_origin_tls_sync(struct sn_proxy *p, struct sn_snapshot *s);
 /* 1 and the pool key in id ("tls:SLOT:SNI") when connections to c's
  * endpoints originate TLS; 0 when they do not; SN_EINVAL when they
  * should but the context is not usable (fail the request). */
@@ -310,12 +310,24 @@ int sn_upstream_origin(struct sn_worker *w, const struct sn_cluster *c, char *id
 /* Turns x into the TLS client of id (sn_upstream_origin's), offering h2
  * or http/1.1 by ALPN. 0, or an error with x still plain. */
 int sn_upstream_origin_start(struct sn_worker *w, const struct sn_cluster *c, const char *id, int h2,
-			     struct sn_xprt *x);
+			     struct sn_xprt *x);   /* id: sn_upstream_origin's, for the caller's pool only */
 
 /* gateway_tls.c: (re)loads the certificates of s's HTTPS gateway ports
  * into p->gw_tls; a port whose files do not load is logged and stays
  * closed (fail closed). Main thread, before s is posted. */
 void sn_gw_tls_sync(struct sn_proxy *p, const struct sn_snapshot *s);
+/* credentialName NAME's files in --credentials-dir (default
+ * /etc/sinew/credentials): NAME/tls.crt, NAME/tls.key, and NAME/ca.crt,
+ * else NAME-cacert/ca.crt (has_ca: one of them is readable). Shared by the
+ * gateway's servers and TLS origination (gateway_tls.c). */
+struct sn_credential_files {
+	char cert[600], key[600], ca[600];
+	int has_ca;
+};
+void sn_credential_files(const struct sn_proxy *p, const char *name, struct sn_credential_files *f);
+/* 0 if every non-NULL file of files[0..n) can be read, else -1 and a
+ * sentence naming the first that cannot into err. */
+int sn_files_readable(const char *const *files, size_t n, char *err, size_t size);
 /* The TLS context of HTTPS gateway port, or NULL (plain text, or its
  * certificate did not load). Any thread. */
 struct sn_tls_ctx *sn_gw_tls_get(struct sn_proxy *p, uint16_t port);

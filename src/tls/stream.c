@@ -807,31 +807,48 @@ static int web_fail(struct sn_id_error *err, const char *what, const char *path)
 	return sn_id_fail(err, SN_EINVAL, SN_ID_E_MALFORMED, "%s %s: %s", what, path, e ? reason : "unusable");
 }
 
-static int build_web(struct sn_tls_ctx *ctx, const struct sn_tls_web_opts *o, SSL_CTX **out,
-		     struct sn_id_error *err)
+/* What every web context (not the mesh's) shares: TLS 1.2 with ECDHE and
+ * AEAD only, or 1.3 (Istio's gateway default minimum is 1.2); no
+ * compression, renegotiation or early data; the stream's modes. NULL and
+ * err set on failure. */
+static SSL_CTX *web_ssl_ctx(const SSL_METHOD *method, struct sn_id_error *err)
 {
-	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *c = SSL_CTX_new(method);
 	struct tls_gen *g = OPENSSL_zalloc(sizeof(*g));
-	int rc;
 
 	if (c == NULL || g == NULL || !SSL_CTX_set_ex_data(c, gen_idx, g)) {
 		OPENSSL_free(g);
 		SSL_CTX_free(c);
-		return sn_id_fail(err, SN_ENOMEM, SN_ID_E_NOMEM, "out of memory building the TLS context");
+		sn_id_fail(err, SN_ENOMEM, SN_ID_E_NOMEM, "out of memory building the TLS context");
+		return NULL;
 	}
-	/* TLS 1.2 with ECDHE and AEAD only, or 1.3 (Istio's gateway default
-	 * minimum is 1.2); no compression, renegotiation or early data */
-	if (!SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) || !SSL_CTX_set_cipher_list(c, WEB_CIPHERS) ||
-	    !SSL_CTX_set1_groups_list(c, "X25519:P-256:P-384")) {
-		rc = web_fail(err, "TLS settings", "");
-		goto fail;
+	if (!SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) || !SSL_CTX_set_cipher_list(c, WEB_CIPHERS)) {
+		web_fail(err, "TLS settings", "");
+		SSL_CTX_free(c);
+		return NULL;
 	}
-	SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 			    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_clear_mode(c, SSL_MODE_AUTO_RETRY);
 	SSL_CTX_set_read_ahead(c, 1);
 	SSL_CTX_set_max_early_data(c, 0);
+	return c;
+}
+
+static int build_web(struct sn_tls_ctx *ctx, const struct sn_tls_web_opts *o, SSL_CTX **out,
+		     struct sn_id_error *err)
+{
+	SSL_CTX *c = web_ssl_ctx(TLS_server_method(), err);
+	int rc;
+
+	if (c == NULL)
+		return err->code == SN_ID_E_NOMEM ? SN_ENOMEM : SN_EINVAL;
+	SSL_CTX_set_options(c, SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (!SSL_CTX_set1_groups_list(c, "X25519:P-256:P-384")) {
+		rc = web_fail(err, "TLS settings", "");
+		goto fail;
+	}
 	if (SSL_CTX_use_certificate_chain_file(c, o->cert_file) != 1) {
 		rc = web_fail(err, "serverCertificate", o->cert_file);
 		goto fail;
@@ -879,24 +896,11 @@ fail:
  * checked per connection (sn_tls_conn_opts.verify_hosts). */
 static int build_web_client(const struct sn_tls_web_client_opts *o, SSL_CTX **out, struct sn_id_error *err)
 {
-	SSL_CTX *c = SSL_CTX_new(TLS_client_method());
-	struct tls_gen *g = OPENSSL_zalloc(sizeof(*g));
+	SSL_CTX *c = web_ssl_ctx(TLS_client_method(), err);
 	int rc;
 
-	if (c == NULL || g == NULL || !SSL_CTX_set_ex_data(c, gen_idx, g)) {
-		OPENSSL_free(g);
-		SSL_CTX_free(c);
-		return sn_id_fail(err, SN_ENOMEM, SN_ID_E_NOMEM, "out of memory building the TLS context");
-	}
-	if (!SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) || !SSL_CTX_set_cipher_list(c, WEB_CIPHERS)) {
-		rc = web_fail(err, "TLS settings", "");
-		goto fail;
-	}
-	SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
-			    SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	SSL_CTX_clear_mode(c, SSL_MODE_AUTO_RETRY);
-	SSL_CTX_set_read_ahead(c, 1);
+	if (c == NULL)
+		return err->code == SN_ID_E_NOMEM ? SN_ENOMEM : SN_EINVAL;
 	SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
 	if (o->insecure) {
 		SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
