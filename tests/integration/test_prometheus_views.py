@@ -208,7 +208,10 @@ class StatFromPrometheus(unittest.TestCase):
         self.assertEqual([key(r) for r in pr], [("reviews.http[0]", "reviews")], pr)
         self.assertEqual(set(pr[0]), set(sr[0]))
         self.assertLess(abs(pr[0]["requests"] - sent), sent * 0.05, pr)
-        self.assertLess(abs(float(pr[0]["successRate"]) - ok / sent), 0.02, pr)
+        # the window may miss or add a few requests at its edges: each one
+        # moves the rate by at most 1/requests, whatever its outcome
+        slack = abs(pr[0]["requests"] - sent) / pr[0]["requests"]
+        self.assertLess(abs(float(pr[0]["successRate"]) - ok / sent), 0.02 + slack, pr)
         pd = json.loads(run(mesh, ["routes", "deploy", "--window", "1m", "-o", "json", "--prometheus", prom]).stdout)
         self.assertEqual([r["workload"] for r in pd], [{"namespace": "default", "name": "productpage"}], pd)
         out = run(mesh, ["routes", "--window", "1m", "--prometheus", prom]).stdout
