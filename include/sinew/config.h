@@ -81,10 +81,17 @@ enum sn_resource_kind {
 	SN_KIND_TELEMETRY,              /* (added) telemetry.istio.io Telemetry: tracing (telemetry.c) */
 	SN_KIND_GATEWAY,                /* (added) networking.istio.io Gateway: a gateway proxy's
 					 * listeners (gateway.c) */
+	SN_KIND_HTTP_ROUTE,             /* (added) gateway.networking.k8s.io HTTPRoute (gateway_api.c) */
+	SN_KIND_K8S_GATEWAY,            /* (added) gateway.networking.k8s.io Gateway: named
+					 * "Gateway.gateway.networking.k8s.io" (kubectl's kind.group)
+					 * apart from Istio's Gateway (gateway_api.c) */
 	SN_KIND__COUNT,
 };
 
 const char *sn_resource_kind_str(enum sn_resource_kind k);
+/* The kind a document's kind and apiVersion name (kind as written, or as
+ * sn_resource_kind_str gives it), or -1. */
+int sn_kind_of(const char *kind, const char *api_version);
 
 struct sn_label {
 	char *key;
@@ -225,6 +232,8 @@ enum sn_str_match_kind {
 	SN_MATCH_PREFIX,
 	SN_MATCH_REGEX,     /* whole-value match (RE2 semantics approximated by POSIX ERE) */
 	SN_MATCH_PRESENT,   /* header/query present with any value ("{}" in Istio) */
+	SN_MATCH_PATH_PREFIX, /* the Gateway API's PathPrefix: value (no trailing '/') is the
+			       * path or its leading whole segments ("/a" takes /a, /a/b, not /ab) */
 };
 
 struct sn_str_match {
@@ -354,6 +363,7 @@ struct sn_http_route {
 	struct sn_header_ops request_ops;
 	struct sn_header_ops response_ops;
 	char *rewrite_uri;           /* replaces the matched prefix (or whole path for exact); NULL: none */
+	int rewrite_full;            /* rewrite_uri replaces the whole path (HTTPRoute ReplaceFullPath) */
 	char *rewrite_authority;     /* NULL: none */
 	int direct_status;           /* directResponse.status; 0: none */
 	char *direct_body;

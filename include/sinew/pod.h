@@ -259,7 +259,8 @@ int sn_pod_used_addrs(const char *dir, uint32_t **out, size_t *n);
 /* Creates p's namespace (p->name), the veth pair (p->veth_mesh on the
  * mesh bridge, p->veth_pod renamed eth0 in the pod) with p->address, lo
  * up, the default route via the gateway, and IPv6 off on eth0 (capture is
- * IPv4). The caller has written p's record first, so that a failure or a
+ * IPv4); for a gateway pod, every port open to unprivileged users (its
+ * proxy, uid 1337, listens on its Gateways' ports, 80 included). The caller has written p's record first, so that a failure or a
  * crash half way leaves nothing `sinew down` does not know of. */
 int sn_pod_create(const struct sn_pod_mesh *m, const struct sn_pod *p, char *err, size_t err_size);
 

@@ -321,7 +321,7 @@ static int add_header(struct explain *x, const char *h)
 
 static void describe_str_match(char *buf, size_t size, const char *what, const struct sn_str_match *m)
 {
-	static const char *const kinds[] = { "any", "exact", "prefix", "regex", "present" };
+	static const char *const kinds[] = { "any", "exact", "prefix", "regex", "present", "path prefix" };
 	size_t l = strlen(buf);
 	if (m->kind == SN_MATCH_ANY || l + 1 >= size)
 		return;

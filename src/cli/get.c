@@ -114,6 +114,30 @@ static void detail(const char *kind, const char *yaml, char *a, char *b, size_t 
 			append(a, size, ",", one);
 		}
 		join_map(at(doc, "/spec/selector"), b, size);
+	} else if (!strcmp(kind, "Gateway.gateway.networking.k8s.io")) {
+		struct fy_node *ls = at(doc, "/spec/listeners");
+		for (size_t i = 0; i < sn_cli_json_len(ls); i++) {
+			struct fy_node *l = sn_cli_json_at(ls, i);
+			char one[360];
+			snprintf(one, sizeof(one), "%s:%s/%s %s", sn_cli_json_str_or(l, "name", "?"),
+				 sn_cli_json_str_or(l, "port", "?"), sn_cli_json_str_or(l, "protocol", "?"),
+				 sn_cli_json_str_or(l, "hostname", "*"));
+			append(a, size, ",", one);
+		}
+		struct fy_node *cls = at(doc, "/spec/gatewayClassName");
+		snprintf(b, size, "%s", cls && fy_node_is_scalar(cls) ? fy_node_get_scalar0(cls) : "?");
+	} else if (!strcmp(kind, "HTTPRoute")) {
+		struct fy_node *ps = at(doc, "/spec/parentRefs");
+		for (size_t i = 0; i < sn_cli_json_len(ps); i++) {
+			struct fy_node *p = sn_cli_json_at(ps, i);
+			const char *sec = sn_cli_json_str(p, "sectionName"), *port = sn_cli_json_str(p, "port");
+			char one[360];
+			snprintf(one, sizeof(one), "%s/%s%s%s%s%s", sn_cli_json_str_or(p, "kind", "Gateway"),
+				 sn_cli_json_str_or(p, "name", "?"), sec ? "#" : "", sec ? sec : "", port ? ":" : "",
+				 port ? port : "");
+			append(a, size, ",", one);
+		}
+		join_seq(at(doc, "/spec/hostnames"), NULL, b, size);
 	} else if (!strcmp(kind, "WorkloadEntry")) {
 		struct fy_node *ad = at(doc, "/spec/address");
 		if (ad && fy_node_is_scalar(ad))
@@ -138,6 +162,10 @@ static const char *detail_header(const char *kind, int second)
 		return second ? "RESOLUTION" : "HOSTS";
 	if (!strcmp(kind, "Gateway"))
 		return second ? "SELECTOR" : "SERVERS";
+	if (!strcmp(kind, "Gateway.gateway.networking.k8s.io"))
+		return second ? "CLASS" : "LISTENERS";
+	if (!strcmp(kind, "HTTPRoute"))
+		return second ? "HOSTNAMES" : "PARENTS";
 	return second ? "DETAIL2" : "DETAIL";
 }
 

@@ -954,8 +954,14 @@ static int run_gateway(struct run *r)
 	char err[700];
 	r->pod.state = SN_POD_STATE_RUNNING;
 	record(r);
-	fprintf(stderr, "sinew gateway run: gateway %s (%s) ready: it listens on the ports of the Gateways whose "
-		"selector matches %s\n", r->pod.name, r->pod.address, r->pod.labels);
+	const char *api = strstr(r->pod.labels, "gateway.networking.k8s.io/gateway-name=");
+	if (api != NULL)
+		fprintf(stderr, "sinew gateway run: gateway %s (%s) ready: it listens on the ports of the Gateway API "
+			"Gateway %s/%.*s\n", r->pod.name, r->pod.address, r->pod.namespace_,
+			(int)strcspn(api + 39, ","), api + 39);
+	else
+		fprintf(stderr, "sinew gateway run: gateway %s (%s) ready: it listens on the ports of the Gateways "
+			"whose selector matches %s\n", r->pod.name, r->pod.address, r->pod.labels);
 	if (r->o->n_publish > 0) {
 		if (sn_cli_publish_go(err, sizeof(err)) != 0)
 			fprintf(stderr, "sinew gateway run: %s\n", err);

@@ -206,6 +206,19 @@ struct cfg_http {
 	struct sn_cors *cors;
 	struct cfg_dest *mirrors;    /* mirror (one) or mirrors[] */
 	size_t n_mirrors;
+	int rewrite_full;            /* (HTTPRoute) rewrite_uri replaces the whole path */
+	int no_backend;              /* (HTTPRoute) no backendRef can be used: answers 500 */
+};
+
+/* (HTTPRoute) a parentRef: a Gateway API Gateway, or a Service (GAMMA:
+ * the mesh's calls to it). */
+struct cfg_parent_ref {
+	int service;                 /* kind Service; else kind Gateway */
+	char *ns;                    /* NULL: the route's */
+	char *name;
+	char *section;               /* sectionName: a listener's name; NULL: any */
+	uint16_t port;               /* 0: any */
+	struct cfg_loc loc;
 };
 
 struct cfg_vs {
@@ -218,6 +231,11 @@ struct cfg_vs {
 	size_t n_gateways;
 	struct cfg_http *http;
 	size_t n_http;
+	/* (HTTPRoute, converted by gateway_api.c: hosts are its hostnames,
+	 * for_mesh is 0, each http[] is one match of one rule) */
+	int gateway_api;
+	struct cfg_parent_ref *parents;
+	size_t n_parents;
 };
 
 /* TrafficPolicy fields Sinew implements, with "set" flags for Istio's
@@ -420,9 +438,28 @@ struct cfg_gateway {
 	int has_selector;
 	struct cfg_gw_server *servers;
 	size_t n_servers;
+	/* (the Gateway API's Gateway, gateway_api.c) listeners as servers;
+	 * served by gateway proxies of its namespace labelled
+	 * gateway.networking.k8s.io/gateway-name: NAME (the selector);
+	 * HTTPRoutes bind to it, VirtualServices do not */
+	int gateway_api;
 };
 
 struct cfg_gateway *cfg_parse_gateway(struct cfg_ctx *c, const struct yn *spec);
+/* gateway_api.c: the Gateway API's Gateway and HTTPRoute (name: the
+ * resource's own name). */
+struct cfg_gateway *cfg_parse_k8s_gateway(struct cfg_ctx *c, const struct yn *spec, const char *name);
+struct cfg_vs *cfg_parse_http_route(struct cfg_ctx *c, const struct yn *spec, const char *name);
+/* 1 if parent ref p of an HTTPRoute of namespace route_ns names the
+ * Gateway API Gateway gw_ns/gw_name. */
+int cfg_parent_names_gateway(const struct cfg_parent_ref *p, const char *route_ns, const char *gw_ns,
+			     const char *gw_name);
+/* The label a gateway proxy carries to serve a Gateway API Gateway (Istio's). */
+#define CFG_GATEWAY_NAME_LABEL "gateway.networking.k8s.io/gateway-name"
+/* virtualservice.c: a host as VirtualServices write it ("*", "*.suffix", a name). */
+int cfg_vs_host_ok(const char *h);
+/* headers.remove (a list of names, lower-cased) into ops. */
+void cfg_parse_header_remove(struct cfg_ctx *c, const struct yn *v, struct sn_header_ops *ops);
 /* 1 if ref, a name in the spec.gateways of a VirtualService of namespace
  * vs_ns ("name" or "ns/name"), names Gateway gw_ns/gw_name. */
 int cfg_gateway_ref_names(const char *ref, const char *vs_ns, const char *gw_ns, const char *gw_name);

@@ -25,6 +25,8 @@ static const struct kind_alias aliases[SN_KIND__COUNT] = {
 	{ SN_KIND_RATE_LIMIT, "httplocalratelimitpolicy", "httplocalratelimitpolicies", "rl" },
 	{ SN_KIND_TELEMETRY, "telemetry", "telemetries", "telemetry" },
 	{ SN_KIND_GATEWAY, "gateway", "gateways", "gw" },
+	{ SN_KIND_HTTP_ROUTE, "httproute", "httproutes", "httproute" },
+	{ SN_KIND_K8S_GATEWAY, "gateway.gateway.networking.k8s.io", "gateways.gateway.networking.k8s.io", "gtw" },
 };
 
 int sn_kind_lookup(const char *name)

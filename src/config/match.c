@@ -321,6 +321,12 @@ int sn_str_match_test(const struct sn_str_match *m, struct sn_str s)
 		return m->ignore_case ? sn_str_ieq(sn_str_make(p, n), sn_str_make(m->value, n))
 				      : (n == 0 || memcmp(p, m->value, n) == 0);
 	}
+	case SN_MATCH_PATH_PREFIX: {
+		size_t n = strlen(m->value);
+		if (n > s.len || (n > 1 && n < s.len && p[n] != '/'))
+			return 0;
+		return n == 0 || memcmp(p, m->value, n) == 0;
+	}
 	case SN_MATCH_REGEX: {
 		if (m->re == NULL)
 			return 0;

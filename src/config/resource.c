@@ -20,6 +20,8 @@ static const char *const kind_names[SN_KIND__COUNT] = {
 	[SN_KIND_RATE_LIMIT] = "HTTPLocalRateLimitPolicy",
 	[SN_KIND_TELEMETRY] = "Telemetry",
 	[SN_KIND_GATEWAY] = "Gateway",
+	[SN_KIND_HTTP_ROUTE] = "HTTPRoute",
+	[SN_KIND_K8S_GATEWAY] = "Gateway.gateway.networking.k8s.io",
 };
 
 const char *sn_resource_kind_str(enum sn_resource_kind k)
@@ -27,11 +29,24 @@ const char *sn_resource_kind_str(enum sn_resource_kind k)
 	return (unsigned)k < SN_KIND__COUNT ? kind_names[k] : "unknown";
 }
 
+int sn_kind_of(const char *kind, const char *api_version)
+{
+	if (kind == NULL)
+		return -1;
+	if (!strcmp(kind, "Gateway") && api_version != NULL &&
+	    !strncmp(api_version, "gateway.networking.k8s.io/", 26))
+		return SN_KIND_K8S_GATEWAY;
+	for (int i = 0; i < SN_KIND__COUNT; i++)
+		if (!strcmp(kind, kind_names[i]))
+			return i;
+	return -1;
+}
+
 /* Kinds an Istio or Kubernetes user applies that Sinew does not implement
  * yet: a warning, so that whole sample files load. */
 static const char *const later_kinds[] = {
 	"Sidecar", "EnvoyFilter", "WorkloadGroup", "ProxyConfig",
-	"WasmPlugin", "HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute", "ReferenceGrant",
+	"WasmPlugin", "GRPCRoute", "TCPRoute", "TLSRoute", "ReferenceGrant",
 	"GatewayClass", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job",
 	"CronJob", "ServiceAccount", "Secret", "Namespace", "Endpoints",
 	"EndpointSlice", "Ingress", "NetworkPolicy", "HorizontalPodAutoscaler",
@@ -50,6 +65,10 @@ static const char *const security_versions[] = {
 /* Linkerd's policy resources Sinew reads (ratelimit.c) */
 static const char *const linkerd_server_versions[] = {
 	"policy.linkerd.io/v1beta3", "policy.linkerd.io/v1beta2", "policy.linkerd.io/v1beta1",
+};
+
+static const char *const gateway_api_versions[] = {
+	"gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1",
 };
 
 static int is_security_kind(int k)
@@ -377,13 +396,11 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 		return;
 	}
 
-	int k = -1;
-	for (int i = 0; i < SN_KIND__COUNT; i++)
-		if (!strcmp(kind, kind_names[i]))
-			k = i;
-	/* The Gateway API's Gateway shares the name: not implemented yet */
-	int gateway_api = k == SN_KIND_GATEWAY && !strncmp(api, "gateway.networking.k8s.io/", 26);
-	if (k < 0 || gateway_api) {
+	/* the Gateway API's Gateway shares Istio's kind name: its group tells */
+	int k = sn_kind_of(kind, api);
+	if (k == SN_KIND_K8S_GATEWAY)
+		c.kind = sn_resource_kind_str(SN_KIND_K8S_GATEWAY);
+	if (k < 0) {
 		int later = 0;
 		for (size_t i = 0; i < SN_ARRAY_LEN(later_kinds); i++)
 			if (!strcmp(kind, later_kinds[i]))
@@ -398,17 +415,14 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 		snprintf(nsname, sizeof(nsname), "%s/%s", m.namespace_, m.name ? m.name : "?");
 		c.name = nsname;
 		pl = cfg_path_push(&c, ".kind");
-		if (gateway_api) {
-			cfg_warn(&c, kind_node, "kind %s of the Gateway API (%s) is not implemented yet; ignored (Istio's "
-				 "networking.istio.io Gateway is)", kind, api);
-		} else if (later) {
+		if (later) {
 			cfg_warn(&c, kind_node, "kind %s is not implemented yet; ignored", kind);
 		} else {
 			c.name = NULL;
 			cfg_err(&c, kind_node,
 				"unknown kind \"%.64s\"; Sinew supports Service, WorkloadEntry, VirtualService, "
 				"DestinationRule, ServiceEntry, AuthorizationPolicy, PeerAuthentication, RequestAuthentication, "
-				"ConfigMap istio-system/istio, Telemetry, Gateway, and Linkerd's Server and HTTPLocalRateLimitPolicy (other Istio and "
+				"ConfigMap istio-system/istio, Telemetry, Gateway, the Gateway API's Gateway and HTTPRoute, and Linkerd's Server and HTTPLocalRateLimitPolicy (other Istio and "
 				"Kubernetes kinds load with a warning)", kind);
 		}
 		cfg_path_pop(&c, pl);
@@ -430,6 +444,10 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 		api_ok = !strcmp(api, "policy.linkerd.io/v1alpha1");
 	} else if (k == SN_KIND_TELEMETRY) {
 		api_ok = !strcmp(api, "telemetry.istio.io/v1") || !strcmp(api, "telemetry.istio.io/v1alpha1");
+	} else if (k == SN_KIND_HTTP_ROUTE || k == SN_KIND_K8S_GATEWAY) {
+		for (size_t i = 0; i < SN_ARRAY_LEN(gateway_api_versions); i++)
+			if (!strcmp(api, gateway_api_versions[i]))
+				api_ok = 1;
 	} else {
 		for (size_t i = 0; i < SN_ARRAY_LEN(istio_versions); i++)
 			if (!strcmp(api, istio_versions[i]))
@@ -443,6 +461,7 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			: k == SN_KIND_SERVER ? "policy.linkerd.io/v1beta3 (or v1beta2, v1beta1)"
 			: k == SN_KIND_RATE_LIMIT ? "policy.linkerd.io/v1alpha1"
 			: k == SN_KIND_TELEMETRY ? "telemetry.istio.io/v1 (or v1alpha1)"
+			: k == SN_KIND_HTTP_ROUTE || k == SN_KIND_K8S_GATEWAY ? "gateway.networking.k8s.io/v1 (or v1beta1)"
 					     : "networking.istio.io/v1 (or v1beta1, v1alpha3)");
 		cfg_path_pop(&c, pl);
 		return;
@@ -521,6 +540,12 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			break;
 		case SN_KIND_GATEWAY:
 			body = cfg_parse_gateway(&c, spec);
+			break;
+		case SN_KIND_HTTP_ROUTE:
+			body = cfg_parse_http_route(&c, spec, m.name);
+			break;
+		case SN_KIND_K8S_GATEWAY:
+			body = cfg_parse_k8s_gateway(&c, spec, m.name);
 			break;
 		default:
 			break;

@@ -200,6 +200,7 @@ static const char *match_kind_str(enum sn_str_match_kind k)
 	case SN_MATCH_PREFIX: return "prefix";
 	case SN_MATCH_REGEX: return "regex";
 	case SN_MATCH_PRESENT: return "present";
+	case SN_MATCH_PATH_PREFIX: return "pathPrefix";
 	}
 	return "?";
 }

@@ -708,6 +708,9 @@ static long resolve_dest(struct tr *t, const struct sn_resource *r, const struct
 			 const struct tr_svc *vh_svc, uint16_t vh_port, int report)
 {
 	char field[600];
+	/* an HTTPRoute's backendRef says name and port */
+	const char *host_f = r->kind == SN_KIND_HTTP_ROUTE ? "name" : "host";
+	const char *port_f = r->kind == SN_KIND_HTTP_ROUTE ? "port" : "port.number";
 	assert(d->host != NULL);  /* required at load: a route without one was refused */
 	if (d->host == NULL)
 		return -1; /* refused at load; defensive */
@@ -718,7 +721,7 @@ static long resolve_dest(struct tr *t, const struct sn_resource *r, const struct
 	}
 	struct tr_svc *sv = find_svc(t, fqdn);
 	if (sv == NULL) {
-		snprintf(field, sizeof(field), "%s.host", d->path);
+		snprintf(field, sizeof(field), "%s.%s", d->path, host_f);
 		if (report)
 			tr_diag(t, SN_DIAG_ERROR, r, d->host_loc, field,
 				"destination host \"%s\" (%s) is not a known Service nor a ServiceEntry host; define a "
@@ -734,7 +737,7 @@ static long resolve_dest(struct tr *t, const struct sn_resource *r, const struct
 		if (pi == (size_t)-1) {
 			char pl[200];
 			ports_list(sv, pl, sizeof(pl));
-			snprintf(field, sizeof(field), "%s.port.number", d->path);
+			snprintf(field, sizeof(field), "%s.%s", d->path, port_f);
 			if (report)
 				tr_diag(t, SN_DIAG_ERROR, r, d->host_loc, field,
 					"port %u is not a port of Service %s (its ports: %s); use one of them",
@@ -742,7 +745,7 @@ static long resolve_dest(struct tr *t, const struct sn_resource *r, const struct
 			return -1;
 		}
 	} else if (sv->cs->n_ports == 0) {
-		snprintf(field, sizeof(field), "%s.host", d->path);
+		snprintf(field, sizeof(field), "%s.%s", d->path, host_f);
 		if (report)
 			tr_diag(t, SN_DIAG_ERROR, r, d->host_loc, field,
 				"Service %s has no ports; add spec.ports to the Service", sv->fqdn);
@@ -788,22 +791,18 @@ static long resolve_dest(struct tr *t, const struct sn_resource *r, const struct
 	return get_cluster(t, sv, pi, subset, dr);
 }
 
-/* Builds vh->routes from a VirtualService. vh_svc/vh_port: the Service and
- * port this vhost is for (NULL/0 for hosts that are not Services). */
-static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_resource *r, const struct cfg_vs *vs,
-			    const struct tr_svc *vh_svc, uint16_t vh_port, int report)
+/* Appends rule i of VirtualService (or HTTPRoute) r to vh->routes, which
+ * has room. vh_svc/vh_port: the Service and port this vhost is for
+ * (NULL/0 for hosts that are not Services). */
+static void build_rule(struct tr *t, struct sn_vhost *vh, const struct sn_resource *r, const struct cfg_vs *vs,
+		       size_t i, const struct tr_svc *vh_svc, uint16_t vh_port, int report)
 {
-	vh->routes = sn_arena_new_array(t->a, struct sn_http_route, vs->n_http ? vs->n_http : 1);
-	if (vh->routes == NULL) {
-		t->oom = 1;
-		return;
-	}
 	const struct sn_labels *proxy_labels = t->id ? t->id->labels : NULL;
 	static const struct sn_labels no_labels;
 	if (proxy_labels == NULL)
 		proxy_labels = &no_labels;
 
-	for (size_t i = 0; i < vs->n_http; i++) {
+	{
 		const struct cfg_http *h = &vs->http[i];
 		struct sn_http_route *rt = &vh->routes[vh->n_routes];
 		memset(rt, 0, sizeof(*rt));
@@ -841,7 +840,7 @@ static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_r
 			m->port = cm->m.port;
 		}
 		if (h->n_matches && keep == 0)
-			continue;
+			return;
 		rt->n_matches = keep;
 
 		if (h->n_dests) {
@@ -863,8 +862,8 @@ static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_r
 			copy_ops(t, &h->dests[j].resp, &d->response_ops);
 		}
 		rt->name = h->name ? sdup(t, h->name) : sn_arena_printf(t->a, "%s.http[%zu]", r->name, i);
-		rt->origin = sn_arena_printf(t->a, "VirtualService %s/%s, %s:%d", r->namespace_, r->name,
-					     r->file, h->loc.line);
+		rt->origin = sn_arena_printf(t->a, "%s %s/%s, %s:%d", sn_resource_kind_str(r->kind), r->namespace_,
+					     r->name, r->file, h->loc.line);
 		rt->vs_namespace = sdup(t, r->namespace_);
 		rt->vs_name = sdup(t, r->name);
 		rt->timeout_ms = h->timeout_ms;
@@ -881,6 +880,7 @@ static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_r
 		copy_ops(t, &h->req, &rt->request_ops);
 		copy_ops(t, &h->resp, &rt->response_ops);
 		rt->rewrite_uri = sdup(t, h->rewrite_uri);
+		rt->rewrite_full = h->rewrite_full;
 		rt->rewrite_authority = sdup(t, h->rewrite_authority);
 		rt->direct_status = h->direct_status;
 		rt->direct_body = sdup(t, h->direct_body);
@@ -918,7 +918,133 @@ static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_r
 			rt->mirrors[rt->n_mirrors].cluster = (uint32_t)ci;
 			rt->mirrors[rt->n_mirrors++].percent = h->mirrors[j].mirror_pct;
 		}
+		/* an HTTPRoute rule none of whose backends resolves answers 500 */
+		if (vs->gateway_api && h->n_dests && rt->n_dests == 0)
+			rt->direct_status = 500;
 		vh->n_routes++;
+	}
+}
+
+/* Builds vh->routes from a VirtualService. */
+static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_resource *r, const struct cfg_vs *vs,
+			    const struct tr_svc *vh_svc, uint16_t vh_port, int report)
+{
+	vh->routes = sn_arena_new_array(t->a, struct sn_http_route, vs->n_http ? vs->n_http : 1);
+	if (vh->routes == NULL) {
+		t->oom = 1;
+		return;
+	}
+	for (size_t i = 0; i < vs->n_http && !t->oom; i++)
+		build_rule(t, vh, r, vs, i, vh_svc, vh_port, report);
+}
+
+/* ---- the Gateway API's HTTPRoutes (added) ------------------------------ */
+
+/* One match of one HTTPRoute rule (http[i]), bound where routes are built. */
+struct tr_rule {
+	const struct sn_resource *r;
+	const struct cfg_vs *vs;
+	size_t i;
+};
+
+struct tr_rules {
+	struct tr_rule *v;
+	size_t n, cap;
+};
+
+static void rules_add(struct tr *t, struct tr_rules *rs, const struct sn_resource *r, const struct cfg_vs *vs)
+{
+	if (rs->n + vs->n_http > rs->cap) {
+		size_t cap = SN_MAX(rs->cap * 2, rs->n + vs->n_http + 8);
+		struct tr_rule *nv = realloc(rs->v, cap * sizeof(*nv));
+		if (nv == NULL) {
+			t->oom = 1;
+			return;
+		}
+		rs->v = nv;
+		rs->cap = cap;
+	}
+	for (size_t i = 0; i < vs->n_http; i++)
+		rs->v[rs->n++] = (struct tr_rule){ r, vs, i };
+}
+
+static int uri_rank(const struct sn_str_match *m)
+{
+	switch (m->kind) {
+	case SN_MATCH_EXACT: return 3;
+	case SN_MATCH_PREFIX:
+	case SN_MATCH_PATH_PREFIX: return 2;
+	case SN_MATCH_REGEX: return 1;
+	default: return 0;
+	}
+}
+
+/* The Gateway API's precedence among the matches of every route bound to
+ * one host: an exact path, then the longest prefix, then a method, more
+ * header matches, more query matches; then (instead of the oldest route,
+ * a time Sinew's files do not carry) namespace/name, then order. */
+static int rule_cmp(const void *a, const void *b)
+{
+	const struct tr_rule *x = a, *y = b;
+	const struct sn_route_match *mx = &x->vs->http[x->i].matches[0].m, *my = &y->vs->http[y->i].matches[0].m;
+	int rx = uri_rank(&mx->uri), ry = uri_rank(&my->uri);
+	if (rx != ry)
+		return ry - rx;
+	size_t lx = mx->uri.value ? strlen(mx->uri.value) : 0, ly = my->uri.value ? strlen(my->uri.value) : 0;
+	if (lx != ly)
+		return lx < ly ? 1 : -1;
+	if ((mx->method.kind != SN_MATCH_ANY) != (my->method.kind != SN_MATCH_ANY))
+		return mx->method.kind != SN_MATCH_ANY ? -1 : 1;
+	if (mx->n_headers != my->n_headers)
+		return mx->n_headers < my->n_headers ? 1 : -1;
+	if (mx->n_query_params != my->n_query_params)
+		return mx->n_query_params < my->n_query_params ? 1 : -1;
+	int c = strcmp(x->r->namespace_, y->r->namespace_);
+	if (c == 0)
+		c = strcmp(x->r->name, y->r->name);
+	if (c == 0)
+		c = x->i < y->i ? -1 : x->i > y->i;
+	return c;
+}
+
+/* Builds vh->routes from the rules of every HTTPRoute bound to it, in
+ * precedence order; frees rs. */
+static void build_route_rules(struct tr *t, struct sn_vhost *vh, struct tr_rules *rs, const struct tr_svc *vh_svc,
+			      uint16_t vh_port, int report)
+{
+	if (rs->n > 1)
+		qsort(rs->v, rs->n, sizeof(*rs->v), rule_cmp);
+	vh->routes = sn_arena_new_array(t->a, struct sn_http_route, rs->n ? rs->n : 1);
+	if (vh->routes == NULL)
+		t->oom = 1;
+	for (size_t k = 0; k < rs->n && !t->oom; k++)
+		build_rule(t, vh, rs->v[k].r, rs->v[k].vs, rs->v[k].i, vh_svc, vh_port, report);
+	free(rs->v);
+	memset(rs, 0, sizeof(*rs));
+}
+
+/* GAMMA: the HTTPRoutes whose parentRefs name Service sv (at port, or at
+ * every port), into rs. */
+static void mesh_route_rules(struct tr *t, const struct tr_svc *sv, uint16_t port, struct tr_rules *rs)
+{
+	for (const struct sn_resource *r = t->set->head; r && !t->oom; r = r->next) {
+		if (r->kind != SN_KIND_HTTP_ROUTE || r->invalid)
+			continue;
+		const struct cfg_vs *vs = r->spec;
+		for (size_t p = 0; p < vs->n_parents; p++) {
+			const struct cfg_parent_ref *pr = &vs->parents[p];
+			if (!pr->service || (pr->port && pr->port != port))
+				continue;
+			char *fq = resolve_host(t, pr->name, pr->ns ? pr->ns : r->namespace_);
+			if (fq == NULL) {
+				t->oom = 1;
+				return;
+			}
+			if (!strcmp(fq, sv->fqdn)) {
+				rules_add(t, rs, r, vs);
+				break;
+			}
+		}
 	}
 }
 
@@ -1135,11 +1261,26 @@ static void build(struct tr *t)
 		const struct tr_vs_host *vsh = find_vs_for(t, sv->fqdn);
 		for (size_t p = 0; p < sv->cs->n_ports; p++) {
 			uint16_t port = sv->cs->ports[p].port;
+			struct tr_rules rs = { 0 };
+			mesh_route_rules(t, sv, port, &rs);
 			struct sn_vhost *vh = new_vhost(t, sv->fqdn, port);
-			if (vh == NULL)
+			if (vh == NULL) {
+				free(rs.v);
 				return;
+			}
 			if (vsh != NULL) {
+				if (rs.n)
+					tr_diag(t, SN_DIAG_WARNING, rs.v[0].r, (struct cfg_loc){ 0, 0 }, "spec.parentRefs",
+						"VirtualService %s/%s (%s:%d) also routes %s; the VirtualService wins and "
+						"this HTTPRoute is ignored there (use one or the other)",
+						vsh->res->namespace_, vsh->res->name, vsh->res->file, vsh->res->line,
+						sv->fqdn);
+				free(rs.v);
 				build_vs_routes(t, vh, vsh->res, vsh->vs, sv, port, 1);
+				continue;
+			}
+			if (rs.n) {
+				build_route_rules(t, vh, &rs, sv, port, 1);
 				continue;
 			}
 			vh->routes = sn_arena_new(t->a, struct sn_http_route);
@@ -1203,8 +1344,9 @@ static struct sn_vhost *gwl_vhost(struct tr *t, struct tr_gwl *g, const char *ho
 			 * never share a proxy: no warning then) */
 			if (g->vs_of[i] != vs && t->id->gateway != SN_GATEWAY_ANY)
 				tr_diag(t, SN_DIAG_WARNING, vs, (struct cfg_loc){ 0, 0 }, "spec.hosts",
-					"VirtualService %s/%s (%s:%d) also routes %s on gateway port %u and comes first; "
-					"this one is ignored there (merge them into one)", g->vs_of[i]->namespace_,
+					"%s %s/%s (%s:%d) also routes %s on gateway port %u and comes first; "
+					"this one is ignored there (merge them into one)",
+					sn_resource_kind_str(g->vs_of[i]->kind), g->vs_of[i]->namespace_,
 					g->vs_of[i]->name, g->vs_of[i]->file, g->vs_of[i]->line, host, g->l.port);
 			return NULL;
 		}
@@ -1266,6 +1408,70 @@ static void gateway_routes(struct tr *t, const struct sn_resource *gw, const str
 	}
 }
 
+/* The HTTPRoutes attached to listener s of the Gateway API's Gateway gw,
+ * into g: per host where a route's hostnames (every host when it has
+ * none) meet the listener's hostname, the rules of every such route in
+ * precedence order. */
+static void gateway_api_routes(struct tr *t, const struct sn_resource *gw, const struct cfg_gw_server *s,
+			       struct tr_gwl *g)
+{
+	struct gh {
+		const char *host;
+		const struct sn_resource *first;
+		struct tr_rules rs;
+	} *hv = NULL;
+	size_t nh = 0, caph = 0;
+	if (s->n_hosts == 0)
+		return;
+	const struct cfg_gw_host *lh = &s->hosts[0];
+	for (const struct sn_resource *r = t->set->head; r && !t->oom; r = r->next) {
+		if (r->kind != SN_KIND_HTTP_ROUTE || r->invalid)
+			continue;
+		const struct cfg_vs *vs = r->spec;
+		int bound = 0;
+		for (size_t p = 0; p < vs->n_parents && !bound; p++) {
+			const struct cfg_parent_ref *pr = &vs->parents[p];
+			bound = cfg_parent_names_gateway(pr, r->namespace_, gw->namespace_, gw->name) &&
+				(pr->section == NULL || (s->name != NULL && !strcmp(pr->section, s->name))) &&
+				(pr->port == 0 || pr->port == s->port);
+		}
+		/* allowedRoutes from: Same ("."), or All (NULL) */
+		if (!bound || (lh->ns != NULL && strcmp(r->namespace_, gw->namespace_) != 0))
+			continue;
+		for (size_t k = 0; k < (vs->n_hosts ? vs->n_hosts : 1) && !t->oom; k++) {
+			const char *meet = host_meet(vs->n_hosts ? vs->hosts[k] : "*", lh->host);
+			if (meet == NULL)
+				continue;
+			size_t j = 0;
+			while (j < nh && strcmp(hv[j].host, meet) != 0)
+				j++;
+			if (j == nh) {
+				if (nh == caph) {
+					size_t cap = caph ? caph * 2 : 4;
+					struct gh *nv = realloc(hv, cap * sizeof(*nv));
+					if (nv == NULL) {
+						t->oom = 1;
+						break;
+					}
+					hv = nv;
+					caph = cap;
+				}
+				hv[nh++] = (struct gh){ meet, r, { 0 } };
+			}
+			rules_add(t, &hv[j].rs, r, vs);
+		}
+	}
+	t->gw_cur = gw;
+	for (size_t j = 0; j < nh; j++) {
+		struct sn_vhost *vh = t->oom ? NULL : gwl_vhost(t, g, hv[j].host, hv[j].first);
+		if (vh != NULL)
+			build_route_rules(t, vh, &hv[j].rs, find_svc(t, hv[j].host), 0, 1);
+		free(hv[j].rs.v);
+	}
+	t->gw_cur = NULL;
+	free(hv);
+}
+
 static int same_str(const char *a, const char *b)
 {
 	return a == b || (a != NULL && b != NULL && !strcmp(a, b));
@@ -1289,11 +1495,15 @@ static void build_gateways(struct tr *t)
 
 	memset(gl, 0, sizeof(gl));
 	for (const struct sn_resource *r = t->set->head; r && !t->oom; r = r->next) {
-		if (r->kind != SN_KIND_GATEWAY || r->invalid)
+		if ((r->kind != SN_KIND_GATEWAY && r->kind != SN_KIND_K8S_GATEWAY) || r->invalid)
 			continue;
 		const struct cfg_gateway *gw = r->spec;
 		if (t->id->gateway != SN_GATEWAY_ANY && !sn_labels_match(&gw->selector, labels))
 			continue;
+		/* the Gateway API's: served by gateway proxies of its namespace */
+		if (gw->gateway_api && t->id->gateway != SN_GATEWAY_ANY && strcmp(r->namespace_, t->ns) != 0)
+			continue;
+		const char *servers = gw->gateway_api ? "listeners" : "servers";
 		for (size_t i = 0; i < gw->n_servers && !t->oom; i++) {
 			const struct cfg_gw_server *s = &gw->servers[i];
 			if (!s->served)
@@ -1304,7 +1514,7 @@ static void build_gateways(struct tr *t)
 					g = &gl[k];
 			if (g == NULL && ngl == SN_ARRAY_LEN(gl)) {
 				char field[64];
-				snprintf(field, sizeof(field), "spec.servers[%zu].port", i);
+				snprintf(field, sizeof(field), "spec.%s[%zu].port", servers, i);
 				tr_diag(t, SN_DIAG_WARNING, r, s->loc, field,
 					"a gateway proxy listens on at most %d ports; port %u is not opened",
 					SN_GW_LISTENERS_MAX, s->port);
@@ -1315,7 +1525,7 @@ static void build_gateways(struct tr *t)
 					  !same_str(g->l.key_file, s->key_file) || !same_str(g->l.ca_file, s->ca_file) ||
 					  !same_str(g->l.credential, s->credential))) {
 				char field[64];
-				snprintf(field, sizeof(field), "spec.servers[%zu]", i);
+				snprintf(field, sizeof(field), "spec.%s[%zu]", servers, i);
 				tr_diag(t, SN_DIAG_WARNING, r, s->loc, field,
 					"port %u is already %s with other TLS settings (%s); one port takes one TLS "
 					"setting and one certificate (choosing a certificate by SNI is not implemented "
@@ -1327,8 +1537,8 @@ static void build_gateways(struct tr *t)
 				g = &gl[ngl++];
 				g->l.port = s->port;
 				g->l.protocol = sdup(t, s->protocol);
-				g->l.origin = sn_arena_printf(t->a, "Gateway %s/%s servers[%zu], %s:%d", r->namespace_,
-							      r->name, i, r->file, s->loc.line);
+				g->l.origin = sn_arena_printf(t->a, "%s %s/%s %s[%zu], %s:%d", sn_resource_kind_str(r->kind),
+							      r->namespace_, r->name, servers, i, r->file, s->loc.line);
 				g->l.tls = tls;
 				g->l.cert_file = sdup(t, s->cert_file);
 				g->l.key_file = sdup(t, s->key_file);
@@ -1337,7 +1547,10 @@ static void build_gateways(struct tr *t)
 			}
 			if (s->https_redirect)
 				g->l.https_redirect = 1;
-			gateway_routes(t, r, s, g);
+			if (gw->gateway_api)
+				gateway_api_routes(t, r, s, g);
+			else
+				gateway_routes(t, r, s, g);
 		}
 	}
 	qsort(gl, ngl, sizeof(gl[0]), gwl_cmp);

@@ -6,7 +6,7 @@
 
 #include "config_internal.h"
 
-static int host_ok(const char *h)
+int cfg_vs_host_ok(const char *h)
 {
 	size_t n = strlen(h);
 	if (n == 0 || n > CFG_MAX_NAME)
@@ -138,6 +138,26 @@ static int parse_header_kv(struct cfg_ctx *c, const struct yn *v, struct sn_head
 	return 0;
 }
 
+void cfg_parse_header_remove(struct cfg_ctx *c, const struct yn *v, struct sn_header_ops *ops)
+{
+	char **names = NULL;
+	size_t n = 0;
+	if (cfg_get_str_list(c, v, 256, &names, &n, NULL) != 0 || n == 0)
+		return;
+	if (n > CFG_MAX_KV) {
+		cfg_err(c, v, "more than %d headers", CFG_MAX_KV);
+		return;
+	}
+	ops->remove = sn_arena_new_array(c->a, struct sn_header_op, n);
+	if (ops->remove == NULL)
+		return;
+	for (size_t j = 0; j < n; j++) {
+		sn_ascii_lower(names[j]);
+		ops->remove[j].name = names[j];
+	}
+	ops->n_remove = n;
+}
+
 static void parse_header_ops(struct cfg_ctx *c, const struct yn *v, struct sn_header_ops *ops)
 {
 	if (cfg_want_map(c, v) != 0)
@@ -150,22 +170,7 @@ static void parse_header_ops(struct cfg_ctx *c, const struct yn *v, struct sn_he
 		} else if (!strcmp(k, "add")) {
 			parse_header_kv(c, v->items[i], &ops->add, &ops->n_add);
 		} else if (!strcmp(k, "remove")) {
-			char **names = NULL;
-			size_t n = 0;
-			if (cfg_get_str_list(c, v->items[i], 256, &names, &n, NULL) == 0 && n) {
-				if (n > CFG_MAX_KV) {
-					cfg_err(c, v->items[i], "more than %d headers", CFG_MAX_KV);
-				} else {
-					ops->remove = sn_arena_new_array(c->a, struct sn_header_op, n);
-					if (ops->remove) {
-						for (size_t j = 0; j < n; j++) {
-							sn_ascii_lower(names[j]);
-							ops->remove[j].name = names[j];
-						}
-						ops->n_remove = n;
-					}
-				}
-			}
+			cfg_parse_header_remove(c, v->items[i], ops);
 		} else {
 			cfg_warn_unknown(c, v->keys[i]);
 		}
@@ -205,7 +210,7 @@ static void parse_destination(struct cfg_ctx *c, const struct yn *v, struct cfg_
 				if (n && d->host[n - 1] == '.')
 					d->host[n - 1] = '\0';
 				d->host_loc = cfg_loc_of(x_node);
-				if (!host_ok(d->host) || d->host[0] == '*') {
+				if (!cfg_vs_host_ok(d->host) || d->host[0] == '*') {
 					cfg_err(c, x_node, "\"%.64s\" is not a valid destination host; write a "
 						"service name like \"reviews\" or \"reviews.default.svc.cluster.local\"",
 						d->host);
@@ -841,7 +846,7 @@ struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spe
 					size_t n = strlen(h);
 					if (n > 1 && h[n - 1] == '.')
 						h[n - 1] = '\0';
-					if (!host_ok(h)) {
+					if (!cfg_vs_host_ok(h)) {
 						size_t ql = cfg_path_push(c, "[%zu]", j);
 						struct yn at = { .line = vs->host_locs[j].line, .col = vs->host_locs[j].col };
 						cfg_err(c, &at, "\"%.64s\" is not a valid host; write a name like "

@@ -247,7 +247,7 @@ static void check_destinations(struct an *an, const struct sn_resource *r)
 			if (svc == NULL) {
 				if (is_service_entry_host(an, fqdn))
 					continue;
-				snprintf(field, sizeof(field), "%s.host", d->path);
+				snprintf(field, sizeof(field), "%s.%s", d->path, r->kind == SN_KIND_HTTP_ROUTE ? "name" : "host");
 				emit(an, &C_HOST_NOT_FOUND, r, NULL, r->file, d->host_loc.line, field,
 				     "destination host \"%s\" (%s) is not a known Service; apply a Service named "
 				     "\"%s\" in namespace %s, or fix the host",
@@ -281,6 +281,14 @@ static void check_destinations(struct an *an, const struct sn_resource *r)
 
 /* spec.gateways (and a match's gateways) name Gateways that exist:
  * otherwise the rule routes nowhere (Istio's IST0101). */
+static int find_gateway_named(struct an *an, const char *ns, const char *name)
+{
+	for (const struct sn_resource *g = an->set->head; g; g = g->next)
+		if (g->kind == SN_KIND_GATEWAY && !strcmp(g->namespace_, ns) && !strcmp(g->name, name))
+			return 1;
+	return 0;
+}
+
 static void check_gateway_ref(struct an *an, const struct sn_resource *r, const char *ref, int line,
 			      const char *field)
 {
@@ -311,6 +319,47 @@ static void check_gateways(struct an *an, const struct sn_resource *r)
 			for (size_t k = 0; k < m->n_gateways; k++)
 				check_gateway_ref(an, r, m->gateways[k], vs->http[i].loc.line, field);
 		}
+}
+
+/* An HTTPRoute's parentRefs name a Gateway API Gateway (and one of its
+ * listeners, by sectionName) or a Service that exist. */
+static void check_parents(struct an *an, const struct sn_resource *r)
+{
+	const struct cfg_vs *vs = r->spec;
+	char field[96];
+	for (size_t i = 0; i < vs->n_parents; i++) {
+		const struct cfg_parent_ref *p = &vs->parents[i];
+		const char *ns = p->ns ? p->ns : r->namespace_;
+		snprintf(field, sizeof(field), "spec.parentRefs[%zu]", i);
+		if (p->service) {
+			if (find_service(an, resolve(an, p->name, ns)) == NULL)
+				emit(an, &C_HOST_NOT_FOUND, r, NULL, r->file, p->loc.line, field,
+				     "parent Service %s/%s does not exist; apply it, or fix the name", ns, p->name);
+			continue;
+		}
+		const struct sn_resource *gw = NULL;
+		for (const struct sn_resource *g = an->set->head; g && gw == NULL; g = g->next)
+			if (g->kind == SN_KIND_K8S_GATEWAY && cfg_parent_names_gateway(p, r->namespace_, g->namespace_, g->name))
+				gw = g;
+		if (gw == NULL) {
+			emit(an, &C_GATEWAY, r, NULL, r->file, p->loc.line, field,
+			     "parent Gateway %s/%s (gateway.networking.k8s.io) does not exist; apply it, or fix the name%s",
+			     ns, p->name, find_gateway_named(an, ns, p->name) ? " (an Istio Gateway of that name exists: "
+										"HTTPRoutes attach to the Gateway API's Gateways, "
+										"VirtualServices to Istio's)" : "");
+			continue;
+		}
+		const struct cfg_gateway *g = gw->spec;
+		int found = p->section == NULL && p->port == 0;
+		for (size_t k = 0; k < g->n_servers && !found; k++)
+			found = (p->section == NULL || (g->servers[k].name && !strcmp(g->servers[k].name, p->section))) &&
+				(p->port == 0 || g->servers[k].port == p->port);
+		if (!found)
+			emit(an, &C_GATEWAY, r, NULL, r->file, p->loc.line, field,
+			     "Gateway %s/%s has no listener %s%s%s%u; the route attaches to nothing there",
+			     ns, p->name, p->section ? "named " : "", p->section ? p->section : "",
+			     p->section && p->port ? " on port " : p->port ? "on port " : "", p->port);
+	}
 }
 
 static int str_match_all(const struct sn_str_match *m)
@@ -567,7 +616,7 @@ int sn_analyze(const struct sn_store *st, const char *body_source, const char *b
 			pp = &r->next;
 			continue;
 		}
-		if (r->kind == SN_KIND_VIRTUAL_SERVICE)
+		if (r->kind == SN_KIND_VIRTUAL_SERVICE || r->kind == SN_KIND_HTTP_ROUTE)
 			check_destinations(&an, r);
 		*pp = r->next;
 		set.count--;
@@ -580,6 +629,10 @@ int sn_analyze(const struct sn_store *st, const char *body_source, const char *b
 			check_destinations(&an, r);
 			check_unreachable(&an, r);
 			check_gateways(&an, r);
+			break;
+		case SN_KIND_HTTP_ROUTE:
+			check_destinations(&an, r);
+			check_parents(&an, r);
 			break;
 		case SN_KIND_DESTINATION_RULE:
 			check_destination_rules(&an, r);

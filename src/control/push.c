@@ -419,12 +419,18 @@ static int derive(struct view *v)
 		const struct sn_resource *res = r->set.head;
 		if (res == NULL)
 			continue;
-		if (r->kind == SN_KIND_VIRTUAL_SERVICE) {
+		if (r->kind == SN_KIND_VIRTUAL_SERVICE || r->kind == SN_KIND_HTTP_ROUTE) {
 			const struct cfg_vs *vs = res->spec;
 			/* bound to gateways only: no host for sidecars, but its
 			 * destinations for the gateway proxies (closure_of) */
 			for (size_t k = 0; vs->for_mesh && k < vs->n_hosts; k++)
 				oom |= push_host(r, resolve(vs->hosts[k], r->ns, svcs, n_svcs)) != 0;
+			/* an HTTPRoute's hosts for sidecars: the Services it is attached to */
+			for (size_t k = 0; vs->gateway_api && k < vs->n_parents; k++)
+				if (vs->parents[k].service)
+					oom |= push_host(r, resolve(vs->parents[k].name,
+								    vs->parents[k].ns ? vs->parents[k].ns : r->ns,
+								    svcs, n_svcs)) != 0;
 			cap_refs += r->n_hosts;
 			/* destinations and mirrors */
 			for (size_t h = 0; h < vs->n_http; h++)
@@ -470,7 +476,8 @@ static int derive(struct view *v)
 	n_refs = n_svcs;
 	for (size_t i = 0; i < v->n; i++) {
 		struct view_res *r = v->v[i];
-		if (r->kind != SN_KIND_VIRTUAL_SERVICE && r->kind != SN_KIND_SERVICE_ENTRY)
+		if (r->kind != SN_KIND_VIRTUAL_SERVICE && r->kind != SN_KIND_SERVICE_ENTRY &&
+		    r->kind != SN_KIND_HTTP_ROUTE)
 			continue;
 		int wild = 0;
 		for (size_t k = 0; k < r->n_hosts; k++) {
@@ -478,7 +485,7 @@ static int derive(struct view *v)
 				wild = 1;
 				continue;
 			}
-			if (r->kind != SN_KIND_VIRTUAL_SERVICE)
+			if (r->kind == SN_KIND_SERVICE_ENTRY)
 				continue; /* a ServiceEntry's are in svcs */
 			v->by_host[n_refs].host = r->hosts[k];
 			v->by_host[n_refs++].res = i;
@@ -525,7 +532,8 @@ static int derive(struct view *v)
 		}
 		for (size_t i = host_lower_bound(v->by_host, v->n_by_host, fqdn);
 		     i < v->n_by_host && !strcmp(v->by_host[i].host, fqdn); i++)
-			if (v->v[v->by_host[i].res]->kind == SN_KIND_VIRTUAL_SERVICE)
+			if (v->v[v->by_host[i].res]->kind == SN_KIND_VIRTUAL_SERVICE ||
+			    v->v[v->by_host[i].res]->kind == SN_KIND_HTTP_ROUTE)
 				oom |= push_dep(sv, v->by_host[i].res) != 0;
 		for (size_t i = 0; i < v->n_wild_vs; i++) {
 			struct view_res *vs = v->v[v->wild_vs[i]];
@@ -728,8 +736,17 @@ static void closure_of(struct sn_mesh_proxy *px, struct closure *c)
 		/* a gateway proxy: every Gateway (its translation keeps those
 		 * whose selector picks its labels) and every VirtualService bound
 		 * to a gateway, which bring the Services they route to */
-		if (px->gateway && r->kind == SN_KIND_GATEWAY)
+		if (px->gateway && (r->kind == SN_KIND_GATEWAY || r->kind == SN_KIND_K8S_GATEWAY))
 			add_res(c, i);
+		/* and every HTTPRoute attached to a Gateway */
+		if (px->gateway && r->kind == SN_KIND_HTTP_ROUTE && r->set.head != NULL) {
+			const struct cfg_vs *vs = r->set.head->spec;
+			for (size_t k = 0; k < vs->n_parents; k++)
+				if (!vs->parents[k].service) {
+					add_res(c, i);
+					break;
+				}
+		}
 		if (px->gateway && r->kind == SN_KIND_VIRTUAL_SERVICE && r->set.head != NULL) {
 			const struct cfg_vs *vs = r->set.head->spec;
 			for (size_t k = 0; k < vs->n_gateways; k++)

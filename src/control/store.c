@@ -303,10 +303,7 @@ static struct sn_stored *parse_file(char *buf, size_t len, char *err, size_t err
 			goto fail;
 		}
 	}
-	int k = -1;
-	for (int i = 0; i < SN_KIND__COUNT; i++)
-		if (!strcmp(kind, sn_resource_kind_str((enum sn_resource_kind)i)))
-			k = i;
+	int k = sn_kind_of(kind, e->api_version);
 	if (!ended || k < 0 || e->api_version == NULL || e->namespace_ == NULL || e->name == NULL ||
 	    e->source == NULL || length == UINT64_MAX || crc == UINT64_MAX) {
 		snprintf(err, errlen, "incomplete header");

@@ -146,15 +146,16 @@ int sn_pod_used_addrs(const char *dir, uint32_t **out, size_t *n)
 
 /* ---- pods ------------------------------------------------------------------ */
 
-/* Turns IPv6 off on one interface of a pod, from a child process that
- * entered the pod's namespace (so /proc/sys/net is the pod's). Capture is
- * IPv4; an IPv6 path out of the pod would not be captured. */
-static int ipv6_off(const char *netns, const char *ifname, char *err, size_t err_size)
+/* Writes value to /proc/sys/RELPATH in a pod's network namespace, from a
+ * child process that entered it (so /proc/sys/net is the pod's). A
+ * missing IPv6 (optional) is no error. */
+static int netns_sysctl(const char *netns, const char *relpath, const char *value, int optional_ipv6, char *err,
+			size_t err_size)
 {
 	char nspath[PATH_MAX], path[PATH_MAX];
 	if (sn_pod_netns_path(netns, nspath, sizeof(nspath)) != 0)
 		return SN_EINVAL;
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+	snprintf(path, sizeof(path), "/proc/sys/%s", relpath);
 	pid_t pid = fork();
 	if (pid < 0) {
 		snprintf(err, err_size, "fork: %s", strerror(errno));
@@ -164,10 +165,11 @@ static int ipv6_off(const char *netns, const char *ifname, char *err, size_t err
 		int nsfd = open(nspath, O_RDONLY | O_CLOEXEC);
 		if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) != 0)
 			_exit(2);
-		if (access("/proc/sys/net/ipv6", F_OK) != 0)
+		if (optional_ipv6 && access("/proc/sys/net/ipv6", F_OK) != 0)
 			_exit(0);   /* no IPv6 in this kernel */
+		size_t vl = strlen(value);
 		int fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, "1\n", 2) != 2)
+		if (fd < 0 || write(fd, value, vl) != (ssize_t)vl)
 			_exit(3);
 		_exit(0);
 	}
@@ -176,7 +178,7 @@ static int ipv6_off(const char *netns, const char *ifname, char *err, size_t err
 		if (errno != EINTR)
 			return SN_EIO;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		snprintf(err, err_size, "cannot turn IPv6 off on %s in %s (%s)", ifname, netns, path);
+		snprintf(err, err_size, "cannot write %s in %s", path, netns);
 		return SN_EIO;
 	}
 	return 0;
@@ -203,7 +205,16 @@ int sn_pod_create(const struct sn_pod_mesh *m, const struct sn_pod *p, char *err
 		return rc;
 	if ((rc = IP(err, err_size, "-n", p->name, "link", "set", tmpif, "name", p->veth_pod)) != 0)
 		return rc;
-	if ((rc = ipv6_off(p->name, p->veth_pod, err, err_size)) != 0)
+	/* IPv6 off on eth0: capture is IPv4, and an IPv6 path out of the pod
+	 * would not be captured */
+	char rel[128];
+	snprintf(rel, sizeof(rel), "net/ipv6/conf/%s/disable_ipv6", p->veth_pod);
+	if ((rc = netns_sysctl(p->name, rel, "1\n", 1, err, err_size)) != 0)
+		return rc;
+	/* a gateway's proxy (uid 1337) listens on its Gateways' ports, 80 and
+	 * 443 included: as Istio's gateways, the pod opens every port to it */
+	if (p->gateway &&
+	    (rc = netns_sysctl(p->name, "net/ipv4/ip_unprivileged_port_start", "0\n", 0, err, err_size)) != 0)
 		return rc;
 	snprintf(addr, sizeof(addr), "%s/%u", p->address, m->cidr.prefix);
 	sn_pod_addr_str(sn_pod_cidr_gateway(&m->cidr), gw, sizeof(gw));

@@ -117,17 +117,43 @@ static int is_managed(struct sn_str name)
 
 /* ---- building the upstream request head -------------------------------- */
 
-/* How many bytes at the front of the path a rewrite.uri replaces, as
- * Istio does: the prefix the rule matched on (the match that held), or,
- * after an exact, regex or no uri match, the whole path. The query stays. */
-static size_t rewrite_cut(const struct sn_exchange *ex, struct sn_str path)
+/* The path a rewrite.uri makes, into out (at most cap bytes): as Istio
+ * does, the uri replaces the prefix the rule matched on (the match that
+ * held), or, after an exact, regex or no uri match, the whole path; the
+ * Gateway API's ReplacePrefixMatch replaces whole segments (a PathPrefix
+ * match: "/foo" -> "/xyz" makes /foo/bar /xyz/bar, and "/" makes it /bar)
+ * and ReplaceFullPath (rewrite_full) the whole path. The query stays.
+ * Returns the length, or -1 when it does not fit. */
+static int rewritten_path(const struct sn_exchange *ex, struct sn_str path, char *out, size_t cap)
 {
 	const char *q = memchr(path.p, '?', path.len);
-	size_t plen = q ? (size_t)(q - path.p) : path.len;
+	size_t plen = q ? (size_t)(q - path.p) : path.len, cut = plen;
 	const struct sn_route_match *m = ex->route_match;
-	if (m != NULL && m->uri.kind == SN_MATCH_PREFIX && m->uri.value != NULL)
-		return SN_MIN(strlen(m->uri.value), plen);
-	return plen;
+	const char *rw = ex->rw_uri;
+	size_t rwl = strlen(rw);
+	int segments = 0;
+	if (ex->route != NULL && ex->route->rewrite_full) {
+		cut = plen;
+	} else if (m != NULL && m->uri.value != NULL && m->uri.kind == SN_MATCH_PREFIX) {
+		cut = SN_MIN(strlen(m->uri.value), plen);
+	} else if (m != NULL && m->uri.value != NULL && m->uri.kind == SN_MATCH_PATH_PREFIX) {
+		cut = SN_MIN(strlen(m->uri.value), plen);
+		if (cut == 1)
+			cut = 0;   /* "/" matched no segment: the whole path follows */
+		while (rwl > 0 && rw[rwl - 1] == '/')
+			rwl--;
+		segments = 1;
+	}
+	size_t rest = path.len - cut;
+	/* a segment rewrite to "" of "/foo": the path is "/" */
+	int slash = segments && rwl == 0 && (rest == 0 || path.p[cut] != '/');
+	if (rwl + (size_t)slash + rest >= cap)
+		return -1;
+	memcpy(out, rw, rwl);
+	if (slash)
+		out[rwl] = '/';
+	memcpy(out + rwl + (size_t)slash, path.p + cut, rest);
+	return (int)(rwl + (size_t)slash + rest);
 }
 
 int sn__ex_build_upstream_head(struct sn_exchange *ex)
@@ -146,10 +172,8 @@ int sn__ex_build_upstream_head(struct sn_exchange *ex)
 	if (ex->rw_authority != NULL)
 		host = sn_str_make(ex->rw_authority, strlen(ex->rw_authority));
 	if (ex->rw_uri != NULL) {
-		size_t cut = rewrite_cut(ex, rq->path);
-		int n = snprintf(pathbuf, sizeof(pathbuf), "%s%.*s", ex->rw_uri, (int)(rq->path.len - cut),
-				 rq->path.p + cut);
-		if (n < 0 || (size_t)n >= sizeof(pathbuf))
+		int n = rewritten_path(ex, rq->path, pathbuf, sizeof(pathbuf));
+		if (n < 0)
 			return SN_ELIMIT;
 		path = sn_str_make(pathbuf, (size_t)n);
 	}
@@ -223,12 +247,13 @@ int sn__ex_build_upstream_h2(struct sn_exchange *ex)
 	if (ex->rw_authority != NULL)
 		host = sn_str_make(ex->rw_authority, strlen(ex->rw_authority));
 	if (ex->rw_uri != NULL) {
-		size_t cut = rewrite_cut(ex, rq->path);
-		size_t want = strlen(ex->rw_uri) + rq->path.len - cut;
-		if (sn_buf_reserve(&w->pool, &ex->up, want, SN_MAX(want, (size_t)SN_BUF_DEFAULT_SIZE)) != 0)
+		char pathbuf[4096];
+		int np = rewritten_path(ex, rq->path, pathbuf, sizeof(pathbuf));
+		if (np < 0)
+			return SN_ELIMIT;
+		if (sn_buf_reserve(&w->pool, &ex->up, (size_t)np, SN_MAX((size_t)np, (size_t)SN_BUF_DEFAULT_SIZE)) != 0)
 			return SN_ENOMEM;
-		sn_buf_append(&ex->up, ex->rw_uri, strlen(ex->rw_uri));
-		sn_buf_append(&ex->up, rq->path.p + cut, rq->path.len - cut);
+		sn_buf_append(&ex->up, pathbuf, (size_t)np);
 		path = sn_str_make(sn_buf_data(&ex->up), sn_buf_len(&ex->up));
 	}
 	for (unsigned i = 0; i < ex->n_req_ops; i++)

@@ -8,7 +8,8 @@ is observed from the host through the published port, as a browser would:
 the Gateway's VirtualService routes, Istio's request-routing,
 fault-injection and traffic-shifting tasks through the ingress, mutual TLS
 from the gateway to productpage (sinew edges), HTTPS with credentialName,
-and the command's usage. Needs root; leaves no namespace, link or rule."""
+the Gateway API's bookinfo files (a Gateway, HTTPRoutes to the gateway and
+to a Service), and the command's usage. Needs root; leaves no namespace, link or rule."""
 
 import json
 import os
@@ -377,6 +378,62 @@ spec:
         run = 0
         while time.time() < deadline and run < 10:
             run = run + 1 if stars(self.page()) == "red" else 0
+        self.assertEqual(run, 10)
+
+    def test_8_gateway_api_task(self):
+        """Istio's Gateway API flavour of bookinfo, its files unchanged:
+        `sinew gateway run --gateway-name bookinfo-gateway` starts the pod
+        Istio's automated deployment would (bookinfo-gateway-istio in
+        default, labelled gateway.networking.k8s.io/gateway-name), the
+        Gateway API's bookinfo-gateway.yaml opens its port 80 with the
+        HTTPRoute to productpage, and the mesh routes reviews by
+        route-reviews-v1.yaml (GAMMA: an HTTPRoute whose parent is the
+        Service) once no VirtualService routes reviews."""
+        api = os.path.join(os.path.dirname(NET), "gateway-api")
+        kube = os.path.join(os.path.dirname(NET), "kube")
+        port = st.free_port()
+        self.spawn("gateway-api", ["gateway", "run", "--gateway-name", "bookinfo-gateway",
+                                   "--publish", "%d:80" % port], None)
+        deadline = time.time() + 30
+        pod = None
+        while time.time() < deadline and pod is None:
+            pod = next((p for p in self.e.ps() if p["service"] == "bookinfo-gateway-istio"
+                        and p["proxy"]["state"] == "ready"), None)
+            time.sleep(0.2)
+        self.assertIsNotNone(pod, (self.e.ps(), tail(self.err_of("gateway-api"))))
+        self.assertEqual(pod["namespace"], "default")
+        type(self).pod_names.append(pod["name"])
+        for f in (os.path.join(kube, "bookinfo-versions.yaml"), os.path.join(api, "bookinfo-gateway.yaml")):
+            rc, out, err = self.e.sinew("apply", "-f", f, "--server", self.server)
+            self.assertEqual(rc, 0, (f, out, err))
+        rc, out, err = self.e.sinew("get", "httproutes", "--server", self.server)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("Gateway/bookinfo-gateway", out)
+        deadline, r = time.time() + 20, None
+        while time.time() < deadline:
+            try:
+                r = st.request(port, "GET", "/productpage", host="127.0.0.1:%d" % port, timeout=10)
+                if r.status == 200:
+                    break
+            except OSError as e:
+                r = e
+            time.sleep(0.2)
+        self.assertTrue(isinstance(r, st.Resp) and r.status == 200, (r, tail(self.err_of("gateway-api"))))
+        self.assertIn(TITLE, r.body.decode("utf-8", "replace"))
+        r = st.request(port, "GET", "/productpagex", host="127.0.0.1:%d" % port)
+        self.assertEqual((r.status, r.header("sinew-error")), (404, "no_route"), r)
+        # the mesh: the VirtualService for reviews goes, the HTTPRoute routes
+        rc, out, err = self.e.sinew("delete", "vs", "reviews", "--server", self.server)
+        self.assertTrue(rc == 0 or "not found" in err, (out, err))   # (test 7 applies one)
+        rc, out, err = self.e.sinew("apply", "-f", os.path.join(api, "route-reviews-v1.yaml"), "--server",
+                                    self.server)
+        self.assertEqual(rc, 0, (out, err))
+        # reviews-v1 shows no stars; without the route, 10 in a row would
+        # be a 1 in 59,049 chance (three versions)
+        deadline, run = time.time() + 15, 0
+        while time.time() < deadline and run < 10:
+            html = st.request(port, "GET", "/productpage", host="127.0.0.1:%d" % port, timeout=10)
+            run = run + 1 if html.status == 200 and stars(html.body.decode("utf-8", "replace")) is None else 0
         self.assertEqual(run, 10)
 
     def test_4_usage(self):
