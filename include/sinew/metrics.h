@@ -87,6 +87,7 @@ enum sn_counter {
 	SN_CTR_TRACE_SPANS_DROPPED,       /* sinew_trace_spans_dropped_total (batch full, tracer busy, link full) */
 	SN_CTR_TRACE_EXPORTS_FAILED,      /* sinew_trace_exports_failed_total (a tracer did not answer 2xx) */
 	SN_CTR_BLOCKED_EGRESS,            /* sinew_blocked_egress_total (outboundTrafficPolicy REGISTRY_ONLY) */
+	SN_CTR_PASSTHROUGH,               /* sinew_passthrough_total (ALLOW_ANY: to the original destination) */
 	SN_CTR__COUNT,
 };
 

@@ -14,6 +14,8 @@
  * response_flags metric label. */
 #include <assert.h>
 #include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1427,6 +1429,43 @@ void sn_exchange_retry_parked(struct sn_worker *w)
 	}
 }
 
+/* outboundTrafficPolicy ALLOW_ANY (Istio's default), for a request whose
+ * host the mesh does not know on a captured HTTP/1 connection to an
+ * address outside the mesh: the connection goes on to its original
+ * destination as opaque TCP, this request's bytes first, as Istio's
+ * PassthroughCluster. Returns 1 if it took the connection. */
+static int ex_passthrough(struct sn_exchange *ex)
+{
+	struct sn_dconn *c = ex->c;
+	struct sn_worker *w = ex->w;
+	struct sockaddr_in orig;
+	struct sn_xprt dx;
+	char what[600], ip[INET_ADDRSTRLEN];
+
+	if (ex->s != NULL || c->dir != SN_DIR_OUTBOUND || c->gw_port != 0 ||
+	    sn_tcp_passthrough_dest(w, c->x.fd, &orig) != 0)
+		return 0;
+	inet_ntop(AF_INET, &orig.sin_addr, ip, sizeof(ip));
+	snprintf(what, sizeof(what), "conn=%llu %s host %.*s -> %s:%u (passthrough)", (unsigned long long)c->id,
+		 c->peer, (int)SN_MIN(ex->req.authority.len, 256), ex->req.authority.p, ip, ntohs(orig.sin_port));
+	struct iovec to_up[2] = { { sn_buf_data(&ex->head), ex->head_len },
+				  { sn_buf_data(&c->in), sn_buf_len(&c->in) } };
+	ex->recorded = 1;   /* no HTTP answer of ours: the relay logs it, sinew_passthrough_total counts it */
+	ex->held = 0;
+	sn_io_stop(&w->loop, &c->io);
+	dx = c->x;
+	sn_xprt_init(&c->x, -1);
+	c->peer_id = NULL;
+	if (sn_tcp_passthrough(w, &dx, &orig, to_up, 2, what) != 0)
+		sn_log(SN_LOG_INFO, "%s: cannot start the relay", what);
+	sn_buf_consume(&c->in, sn_buf_len(&c->in));
+	ex->close_after = 1;
+	ex->req_done = 1;
+	ex->resp_classified_done = 1;
+	ex_finish(ex);
+	return 1;
+}
+
 /* Chooses route, destination and cluster for an outbound request. */
 static void ex_route(struct sn_exchange *ex)
 {
@@ -1479,6 +1518,8 @@ static void ex_route(struct sn_exchange *ex)
 			 (int)SN_MIN(rq->authority.len, 256), rq->authority.p, ex->snap->registry_only);
 		return;
 	}
+	if (vh == NULL && ex_passthrough(ex))
+		return;
 	if (vh == NULL) {
 		ex_local(ex, 404, "no_route",
 			 "sinew: no route for host \"%.*s\": no Service or VirtualService host matches it (config version %llu)",
@@ -2241,6 +2282,7 @@ void sn__ex_start(struct sn_exchange *ex, size_t hlen, const struct sn_h1_reques
 	 * above, so the append does not move the copy) */
 	const char *src = sn_buf_data(&c->in);
 	sn_buf_append(&ex->head, src, hlen);
+	ex->head_len = hlen;
 	ex->req = *req;
 	sn_h1_request_move(&ex->req, src, hlen, ex->head.base + ex->head.end - hlen, ex->req_hdrs);
 	sn_buf_consume(&c->in, hlen);

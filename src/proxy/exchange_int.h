@@ -45,6 +45,7 @@ struct sn_exchange {
 	 * client's (valid while n_trace_fields; not zeroed per exchange) */
 	char trace_buf[SN_TRACE_FIELDS_BYTES];
 	struct sn_trace_field trace_fields[SN_TRACE_MAX_FIELDS];
+	size_t head_len;             /* the request head as read, at the front of head (HTTP/1) */
 	const struct sn_http_route *route;
 	const struct sn_route_match *route_match;   /* the match of route that held; NULL: none */
 	const struct sn_route_dest *dest;

@@ -345,6 +345,15 @@ void sn_tcp_inbound(struct sn_worker *w, struct sn_xprt *x, const char *peer_id,
  * has not had yet (copied). Both transports are closed on failure. */
 int sn_tcp_tunnel(struct sn_worker *w, struct sn_xprt *d, struct sn_xprt *u, const struct iovec *to_up, int n_up,
 		  const struct iovec *to_down, int n_down, const char *what);
+/* ALLOW_ANY's passthrough for HTTP: 0 and the original destination in
+ * *orig when fd is a captured outbound connection to an address that is
+ * not the mesh's (no Service VIP, no ServiceEntry address), else
+ * SN_ENOTFOUND. */
+int sn_tcp_passthrough_dest(struct sn_worker *w, int fd, struct sockaddr_in *orig);
+/* Takes d and relays it to orig as opaque TCP, to_up sent first (the
+ * bytes of the client already read). d is closed on failure. */
+int sn_tcp_passthrough(struct sn_worker *w, struct sn_xprt *d, const struct sockaddr_in *orig,
+		       const struct iovec *to_up, int n_up, const char *what);
 /* Protocol detection on the first bytes b[0..n) of a captured outbound
  * connection (peeked, not consumed): 1 HTTP/1 ("METHOD " with METHOD
  * [A-Z]{1,7}), 0 anything else, -1 not known until more bytes arrive. */

@@ -459,6 +459,7 @@ static void outbound_route(struct sn_tcp *t)
 	}
 	if (t->fqdn[0] == '\0') {
 		snprintf(t->what, sizeof(t->what), "%s:%u (passthrough)", ip, port);
+		sn_metrics_add(w->metrics, SN_CTR_PASSTHROUGH, 1);
 		if (tcp_connect(t, (struct sockaddr *)&t->orig, sizeof(t->orig), NULL, 1000) != 0)
 			tcp_close(t, "cannot connect");
 		return;
@@ -571,6 +572,39 @@ int sn_tcp_tunnel(struct sn_worker *w, struct sn_xprt *d, struct sn_xprt *u, con
 	sn_metrics_add(w->metrics, SN_CTR_TUNNEL_CX, 1);
 	sn_timer_start(&w->loop, &t->timer, TCP_IDLE_MS, on_tcp_timer);
 	relay_pump(t);   /* TLS may already hold bytes, and the first ones wait */
+	return 0;
+}
+
+int sn_tcp_passthrough_dest(struct sn_worker *w, int fd, struct sockaddr_in *orig)
+{
+	socklen_t ol = sizeof(*orig);
+	char fqdn[254];
+	if (!w->proxy->opt.have_capture_probe || getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, orig, &ol) != 0 ||
+	    orig->sin_family != AF_INET)
+		return SN_ENOTFOUND;
+	/* a Service's VIP or a ServiceEntry's address is the mesh's to route */
+	if (vip_lookup(w->proxy->opt.services_hosts, orig->sin_addr.s_addr, fqdn, sizeof(fqdn)) ||
+	    entry_lookup(w->snap, orig->sin_addr.s_addr, ntohs(orig->sin_port), fqdn, sizeof(fqdn)))
+		return SN_ENOTFOUND;
+	return 0;
+}
+
+int sn_tcp_passthrough(struct sn_worker *w, struct sn_xprt *d, const struct sockaddr_in *orig,
+		       const struct iovec *to_up, int n_up, const char *what)
+{
+	size_t up = iov_total(to_up, n_up);
+	struct sn_tcp *t = tcp_new(w, d, up, 0);
+	if (t == NULL)
+		return SN_ENOMEM;
+	iov_copy(t->d2u, to_up, n_up);
+	t->d2u_len = up;
+	t->orig = *orig;
+	snprintf(t->what, sizeof(t->what), "%s", what);
+	sn_metrics_add(w->metrics, SN_CTR_PASSTHROUGH, 1);
+	if (tcp_connect(t, (const struct sockaddr *)orig, sizeof(*orig), NULL, 1000) != 0) {
+		tcp_close(t, "cannot connect");
+		return SN_EIO;
+	}
 	return 0;
 }
 

@@ -243,6 +243,9 @@ static const struct {
 		"Span batches a tracer did not take (no connection, no 2xx answer in time).", 0 },
 	[SN_CTR_BLOCKED_EGRESS] = { "sinew_blocked_egress_total",
 		"Requests and connections to hosts outside the registry refused (outboundTrafficPolicy REGISTRY_ONLY).", 0 },
+	[SN_CTR_PASSTHROUGH] = { "sinew_passthrough_total",
+		"Captured connections to destinations outside the registry sent on to their original destination "
+		"(outboundTrafficPolicy ALLOW_ANY): opaque TCP, and HTTP for a host no Service declares.", 0 },
 	[SN_CTR_AUTHZ_DENY] = { "sinew_authz_deny_total",
 		"Inbound requests denied by AuthorizationPolicy (403, rbac_denied).", 0 },
 	[SN_CTR_TCP_OUTBOUND_CX] = { "sinew_tcp_outbound_connections_total",

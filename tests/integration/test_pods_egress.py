@@ -14,7 +14,8 @@ outbound_route).
 1. ALLOW_ANY (no mesh config): the captured connection goes straight to
    its original destination: the client reads the banner and its echo,
    the server sees the pod's address; an HTTP request for an undeclared
-   host is Sinew's 404 no_route (docs/configuration.md).
+   host goes there too (Istio's PassthroughCluster), its Host and path as
+   sent, counted by sinew_passthrough_total.
 2. ConfigMap istio-system/istio with REGISTRY_ONLY applied, proxies
    SYNCED: the same connection is closed without reaching the server,
    the client proxy's log says it was blocked under REGISTRY_ONLY, and
@@ -105,6 +106,25 @@ except socket.timeout:
 c.close()
 '''
 
+# The "external" web server: answers every GET with the Host it was sent,
+# the path and the peer's address (what passthrough must deliver as is).
+EXT_HTTP = r'''
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("EXTERNAL host=%s path=%s peer=%s\n" % (self.headers.get("host"), self.path,
+                                                       self.client_address[0])).encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H)
+print("listening", flush=True)
+s.serve_forever()
+'''
+
 WEB_BANNER = r'''
 import socket, threading
 s = socket.socket()
@@ -146,6 +166,7 @@ class PodsEgress(unittest.TestCase):
         cls.procs = []
         cls.pods = {}
         cls.ext = None
+        cls.ext_http = None
         cls.mode = None
         cls.e = Env(cls.t)
         cls.addClassCleanup(cls.teardown)   # also when setUpClass fails
@@ -157,7 +178,7 @@ class PodsEgress(unittest.TestCase):
                                    "--mesh-netns", cls.mesh, "--pod-cidr", CIDR)
         assert rc == 0, (out, err)
         assert "gateway %s" % GATEWAY in out, out
-        for name, code in (("ext.py", EXT_SERVER), ("web_banner.py", WEB_BANNER)):
+        for name, code in (("ext.py", EXT_SERVER), ("web_banner.py", WEB_BANNER), ("ext_http.py", EXT_HTTP)):
             path = os.path.join(cls.e.tmp, name)
             with open(path, "w") as f:
                 f.write(code)
@@ -172,6 +193,15 @@ class PodsEgress(unittest.TestCase):
         deadline = time.time() + 10
         while "listening" not in read(cls.ext_out):
             assert time.time() < deadline and cls.ext.poll() is None, read(cls.ext_out)
+            time.sleep(0.05)
+        # and an external web server beside it (HTTP_PORT, sniffed)
+        cls.ext_http_out = os.path.join(cls.e.tmp, "ext_http.out")
+        with open(cls.ext_http_out, "w") as fo:
+            cls.ext_http = st.spawn(["ip", "netns", "exec", cls.mesh, "/usr/bin/python3",
+                                     os.path.join(cls.e.tmp, "ext_http.py"), GATEWAY, str(HTTP_PORT)],
+                                    stdout=fo, stderr=fo, env=cls.e.env())
+        while "listening" not in read(cls.ext_http_out):
+            assert time.time() < deadline and cls.ext_http.poll() is None, read(cls.ext_http_out)
             time.sleep(0.05)
 
         # the declared Service: web (HTTP on 8000, a server-first banner on 6379/tcp)
@@ -200,6 +230,8 @@ class PodsEgress(unittest.TestCase):
                 st.stop_process(p)
             if cls.ext is not None:
                 st.stop_process(cls.ext)
+            if cls.ext_http is not None:
+                st.stop_process(cls.ext_http)
             errs = "".join(read(p.err_path) for _, p in cls.procs)
             for name in cls.pods.values():   # the logs stay until `sinew down`
                 log = cls.e.sinew("logs", name, "--proxy")[1]
@@ -272,6 +304,15 @@ class PodsEgress(unittest.TestCase):
                                       "-w", "\nSTATUS %{http_code}",
                                       "http://%s:%d/some/path" % (UNDECLARED, HTTP_PORT)])
 
+    def assert_http_passthrough(self):
+        before = st.metric_sum(self.metrics("client"), "sinew_passthrough_total")
+        r = self.curl_undeclared()
+        self.assertTrue(r.stdout.endswith("STATUS 200"), r.stdout + r.stderr)
+        client_ip = [p for p in self.e.ps() if p["name"] == self.pods["client"]][0]["address"]
+        self.assertIn("EXTERNAL host=%s:%d path=/some/path peer=%s" % (UNDECLARED, HTTP_PORT, client_ip), r.stdout)
+        self.assertNotIn("sinew-error", r.stdout.lower())
+        self.assertGreater(st.metric_sum(self.metrics("client"), "sinew_passthrough_total"), before)
+
     def assert_passthrough(self):
         n = len(self.accepted())
         self.assertEqual(self.tcp(GATEWAY, EXT_PORT), "BANNER +BANNER external ECHO PING")
@@ -292,10 +333,9 @@ class PodsEgress(unittest.TestCase):
         self.assertEqual(self.blocked(), 0)
         log = self.proxy_log("client")
         self.assertNotIn("blocked", log)
-        # HTTP for an undeclared host: Sinew's 404 no_route (not passed through, docs/configuration.md)
-        r = self.curl_undeclared()
-        self.assertTrue(r.stdout.endswith("STATUS 404"), r.stdout + r.stderr)
-        self.assertIn("sinew-error: no_route", r.stdout.lower())
+        # HTTP for an undeclared host: passed through to its original
+        # destination as Istio's PassthroughCluster, Host and path as sent
+        self.assert_http_passthrough()
         self.assertEqual(self.blocked(), 0)
 
     def test_2_registry_only_blocks_opaque_tcp(self):
@@ -362,8 +402,7 @@ class PodsEgress(unittest.TestCase):
         self.set_mode("ALLOW_ANY")
         before = self.blocked()
         self.assert_passthrough()
-        r = self.curl_undeclared()
-        self.assertTrue(r.stdout.endswith("STATUS 404"), r.stdout + r.stderr)
+        self.assert_http_passthrough()
         self.assertEqual(self.blocked(), before)
         rc, out, err = self.e.sinew("proxy-status", "-o", "json", "--server", self.server)
         self.assertEqual(rc, 0, err)
