@@ -838,6 +838,16 @@ struct sn_tracing {
 /* A port a gateway proxy listens on: the Istio Gateway servers that
  * select the proxy, merged by port, with the VirtualServices bound to them
  * (spec.gateways) whose hosts meet the servers' hosts. */
+/* A TLS passthrough route at a gateway (a VirtualService's tls[]): the
+ * connections whose ClientHello names sni go to dests as they are. */
+struct sn_sni_route {
+	char *sni;                   /* a name, "*.suffix" or "*" */
+	char *origin;                /* "VirtualService ns/name spec.tls[i], file:line" */
+	struct sn_route_dest *dests;
+	size_t n_dests;
+	uint32_t total_weight;
+};
+
 struct sn_gw_listener {
 	uint16_t port;               /* servers[].port.number */
 	char *protocol;              /* servers[].port.protocol, upper case: HTTP, HTTP2 or GRPC */
@@ -851,6 +861,11 @@ struct sn_gw_listener {
 	int tls;                     /* 0 plain text, 1 SIMPLE, 2 MUTUAL */
 	char *cert_file, *key_file, *ca_file;
 	char *credential;
+	/* tls.mode PASSTHROUGH: no HTTP; each connection goes, TLS and all,
+	 * where the route for its ClientHello's server name says */
+	int passthrough;
+	struct sn_sni_route *sni_routes;
+	size_t n_sni_routes;
 };
 
 #define SN_GW_LISTENERS_MAX 32
@@ -921,6 +936,10 @@ const struct sn_vhost *sn_snapshot_find_vhost(const struct sn_snapshot *s, struc
 const struct sn_gw_listener *sn_snapshot_find_gw_listener(const struct sn_snapshot *s, uint16_t port);
 /* The vhost of gateway listener l for an authority, by the rules of
  * sn_snapshot_find_vhost (short names in the snapshot's namespace). */
+/* The passthrough route of l for server name sni (lower case; NULL or ""
+ * when the client sent none): the route for that name, else the one whose
+ * "*.suffix" holds it with the longest suffix, else "*"; NULL if none. */
+const struct sn_sni_route *sn_snapshot_find_sni_route(const struct sn_gw_listener *l, const char *sni);
 const struct sn_vhost *sn_snapshot_find_gw_vhost(const struct sn_snapshot *s, const struct sn_gw_listener *l,
 						  struct sn_str authority);
 

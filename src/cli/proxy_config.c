@@ -20,7 +20,8 @@ static void usage(FILE *f)
 		"Shows the configuration one proxy runs, read from its admin port's /config_dump:\n"
 		"  routes      per virtual host: each rule, its matches, destinations (subset and\n"
 		"              weight), timeout, retries, fault; a gateway's ports first, as\n"
-		"              gateway:PORT HOST (with -o json: in all's gateway_listeners)\n"
+		"              gateway:PORT HOST, and gateway:PORT sni NAME for TLS passthrough\n"
+		"              (with -o json: in all's gateway_listeners)\n"
 		"  clusters    each cluster: service, port, subset, load-balancing policy, endpoints\n"
 		"  endpoints   each endpoint: cluster, address, workload, version\n"
 		"  all         the whole dump (JSON)\n"
@@ -216,6 +217,24 @@ static void print_routes(struct fy_node *root)
 	for (size_t i = 0; i < sn_cli_json_len(gw); i++) {
 		struct fy_node *l = sn_cli_json_at(gw, i);
 		route_rows(&t, sn_cli_json_get(l, "vhosts"), clusters, sn_cli_json_int(l, "port", 0));
+		/* TLS passthrough: one row per server name */
+		struct fy_node *sni = sn_cli_json_get(l, "sni_routes");
+		for (size_t k = 0; k < sn_cli_json_len(sni); k++) {
+			struct fy_node *r = sn_cli_json_at(sni, k), *ds = sn_cli_json_get(r, "destinations");
+			char host[400], dests[600] = "";
+			snprintf(host, sizeof(host), "gateway:%lld sni %s", sn_cli_json_int(l, "port", 0),
+				 sn_cli_json_str_or(r, "sni", "?"));
+			for (size_t j = 0; j < sn_cli_json_len(ds); j++) {
+				struct fy_node *d = sn_cli_json_at(ds, j);
+				char one[300];
+				snprintf(one, sizeof(one), "%s (%lld)", sn_cli_json_str_or(d, "cluster", "?"),
+					 sn_cli_json_int(d, "weight", 0));
+				append(dests, sizeof(dests), ", ", one);
+			}
+			const char *row[8] = { host, "tls passthrough", "-", dests, "-", "-", "-",
+					       sn_cli_json_str_or(r, "origin", "?") };
+			sn_cli_table_row(&t, row);
+		}
 	}
 	route_rows(&t, sn_cli_json_get(root, "vhosts"), clusters, 0);
 	sn_cli_table_print(&t, stdout);

@@ -221,6 +221,25 @@ struct cfg_parent_ref {
 	struct cfg_loc loc;
 };
 
+/* A VirtualService's tls[] route: TLS passed through at a gateway, by
+ * the ClientHello's server name. */
+struct cfg_tls_match {
+	char **sni_hosts;            /* lower case; "*.suffix" allowed */
+	size_t n_sni;
+	uint16_t port;               /* 0: any */
+	char **gateways;             /* replaces the VirtualService's for this match */
+	size_t n_gateways;
+};
+
+struct cfg_tls_route {
+	char *path;                  /* "spec.tls[0]" */
+	struct cfg_loc loc;
+	struct cfg_tls_match *matches;
+	size_t n_matches;
+	struct cfg_dest *dests;
+	size_t n_dests;
+};
+
 struct cfg_vs {
 	char **hosts;
 	struct cfg_loc *host_locs;
@@ -231,6 +250,8 @@ struct cfg_vs {
 	size_t n_gateways;
 	struct cfg_http *http;
 	size_t n_http;
+	struct cfg_tls_route *tls;
+	size_t n_tls;
 	/* (HTTPRoute, converted by gateway_api.c: hosts are its hostnames,
 	 * for_mesh is 0, each http[] is one match of one rule) */
 	int gateway_api;
@@ -431,6 +452,7 @@ struct cfg_gw_server {
 	char *credential;            /* credentialName */
 	int tls_unenforceable;       /* MUTUAL with checks Sinew does not make (subjectAltNames...) */
 	int served;                  /* a protocol Sinew's gateways serve (else warned, not opened) */
+	int passthrough;             /* TLS or HTTPS with tls.mode PASSTHROUGH: routed by SNI */
 };
 
 struct cfg_gateway {

@@ -9,10 +9,11 @@
  * Served: HTTP, HTTP2 and GRPC servers in plain text (a client may speak
  * HTTP/1.1 or HTTP/2 on any of them), tls.httpsRedirect, and HTTPS servers
  * with tls.mode SIMPLE or MUTUAL (the proxy terminates TLS with PEM files,
- * or credentialName's files in its --credentials-dir). Warned and not
- * opened: PASSTHROUGH and the other modes, TLS, TCP and the other
- * protocols, and a MUTUAL server with client checks Sinew does not make
- * (docs/configuration.md). */
+ * or credentialName's files in its --credentials-dir), and TLS or HTTPS
+ * servers with tls.mode PASSTHROUGH (routed by the ClientHello's server
+ * name, VirtualService tls[] routes). Warned and not opened: the other
+ * modes, TCP and the other protocols, and a MUTUAL server with client
+ * checks Sinew does not make (docs/configuration.md). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,6 +169,13 @@ static int https_served(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_ser
 	if (s->tls_mode == NULL) {
 		cfg_warn(c, v, "an HTTPS server needs tls.mode SIMPLE or MUTUAL and a certificate; this server "
 			 "(port %u) is not opened", s->port);
+	} else if (!strcmp(s->tls_mode, "PASSTHROUGH")) {
+		/* the client's TLS goes through whole, routed by its server name */
+		s->passthrough = 1;
+		ok = 1;
+		if (s->credential != NULL || s->cert_file != NULL || s->key_file != NULL || s->ca_file != NULL)
+			cfg_warn(c, at, "certificates are not used with tls.mode PASSTHROUGH (the gateway does not "
+				 "terminate TLS there)");
 	} else if (strcmp(s->tls_mode, "SIMPLE") && strcmp(s->tls_mode, "MUTUAL")) {
 		cfg_warn(c, at, "tls.mode %s is not served by Sinew's gateways yet (SIMPLE and MUTUAL are); this "
 			 "server (port %u) is not opened", s->tls_mode, s->port);
@@ -236,6 +244,11 @@ static void parse_server(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_se
 		s->served = https_served(c, v, s);
 		return;
 	}
+	if (!strcmp(s->protocol, "TLS") && s->tls_mode != NULL && !strcmp(s->tls_mode, "PASSTHROUGH")) {
+		s->passthrough = 1;
+		s->served = 1;
+		return;
+	}
 	if (!ok) {
 		static const char *const known[] = { "TLS", "TCP", "MONGO", "REDIS", "MYSQL", "UDP" };
 		int is_known = 0;
@@ -245,7 +258,8 @@ static void parse_server(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_se
 		size_t pl = cfg_path_push(c, ".port.protocol");
 		if (is_known)
 			cfg_warn(c, v, "protocol %s is not served by Sinew's gateways yet; this server (port %u) is "
-				 "not opened (HTTP, HTTP2, GRPC and HTTPS are)", s->protocol, s->port);
+				 "not opened (HTTP, HTTP2, GRPC, HTTPS, and TLS with tls.mode PASSTHROUGH are)",
+				 s->protocol, s->port);
 		else
 			cfg_err(c, v, "unknown protocol \"%.32s\"; use HTTP, HTTP2, GRPC, HTTPS, TLS or TCP", s->protocol);
 		cfg_path_pop(c, pl);

@@ -190,6 +190,31 @@ const struct sn_vhost *sn_snapshot_find_gw_vhost(const struct sn_snapshot *s, co
 	return v;
 }
 
+const struct sn_sni_route *sn_snapshot_find_sni_route(const struct sn_gw_listener *l, const char *sni)
+{
+	const struct sn_sni_route *best = NULL, *star = NULL;
+	size_t best_len = 0, n = sni ? strlen(sni) : 0;
+	for (size_t i = 0; l != NULL && i < l->n_sni_routes; i++) {
+		const struct sn_sni_route *r = &l->sni_routes[i];
+		if (!strcmp(r->sni, "*")) {
+			if (star == NULL)
+				star = r;
+			continue;
+		}
+		if (n == 0)
+			continue;
+		if (!strcmp(r->sni, sni))
+			return r;
+		/* "*.example.com" holds a.example.com (and a.b.example.com) */
+		size_t sl = strlen(r->sni) - 1;   /* ".example.com" */
+		if (r->sni[0] == '*' && n > sl && !strcmp(sni + n - sl, r->sni + 1) && sl > best_len) {
+			best = r;
+			best_len = sl;
+		}
+	}
+	return best ? best : star;
+}
+
 /* ---- JSON dump ------------------------------------------------------ */
 
 static const char *match_kind_str(enum sn_str_match_kind k)
@@ -667,6 +692,24 @@ void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 				fputs(",\"credential_name\":", f);
 				sn_json_fput_cstr(f, l->credential);
 				fputc('}', f);
+			}
+			if (l->passthrough) {
+				fputs(",\"tls\":{\"mode\":\"PASSTHROUGH\"},\"sni_routes\":[", f);
+				for (size_t k = 0; k < l->n_sni_routes; k++) {
+					const struct sn_sni_route *r = &l->sni_routes[k];
+					fputs(k ? ",{\"sni\":" : "{\"sni\":", f);
+					sn_json_fput_cstr(f, r->sni);
+					fputs(",\"origin\":", f);
+					sn_json_fput_cstr(f, r->origin);
+					fputs(",\"destinations\":[", f);
+					for (size_t d = 0; d < r->n_dests; d++) {
+						fputs(d ? ",{\"cluster\":" : "{\"cluster\":", f);
+						sn_json_fput_cstr(f, s->clusters[r->dests[d].cluster].name);
+						fprintf(f, ",\"weight\":%u}", r->dests[d].weight);
+					}
+					fputs("]}", f);
+				}
+				fputc(']', f);
 			}
 			fputs(",\"vhosts\":", f);
 			dump_vhosts(f, s, l->vhosts, l->n_vhosts);

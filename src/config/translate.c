@@ -1324,6 +1324,8 @@ struct tr_gwl {
 	const struct sn_resource **vs_of;    /* the VirtualService of each vhost */
 	struct sn_vhost *vh;                 /* malloc'd while building */
 	size_t n, cap;
+	struct sn_sni_route *sni;            /* passthrough: malloc'd while building */
+	size_t n_sni, cap_sni;
 };
 
 /* The hosts both patterns admit when one holds the other: the narrower. */
@@ -1472,6 +1474,87 @@ static void gateway_api_routes(struct tr *t, const struct sn_resource *gw, const
 	free(hv);
 }
 
+/* The tls[] routes of the VirtualServices bound to passthrough server s
+ * of Gateway gw, into g: one route per server name where a match's
+ * sniHosts meet the server's hosts, the first VirtualService to name it
+ * winning it. */
+static void gateway_tls_routes(struct tr *t, const struct sn_resource *gw, const struct cfg_gw_server *s,
+			       struct tr_gwl *g)
+{
+	for (const struct sn_resource *r = t->set->head; r && !t->oom; r = r->next) {
+		if (r->kind != SN_KIND_VIRTUAL_SERVICE || r->invalid)
+			continue;
+		const struct cfg_vs *vs = r->spec;
+		int bound = 0;
+		for (size_t i = 0; i < vs->n_gateways && !bound; i++)
+			bound = cfg_gateway_ref_names(vs->gateways[i], r->namespace_, gw->namespace_, gw->name);
+		for (size_t i = 0; i < vs->n_tls && !t->oom; i++) {
+			const struct cfg_tls_route *tr = &vs->tls[i];
+			for (size_t m = 0; m < tr->n_matches; m++) {
+				const struct cfg_tls_match *tm = &tr->matches[m];
+				int here = tm->n_gateways == 0 ? bound : 0;
+				for (size_t k = 0; k < tm->n_gateways && !here; k++)
+					here = cfg_gateway_ref_names(tm->gateways[k], r->namespace_, gw->namespace_, gw->name);
+				if (!here || (tm->port && tm->port != s->port))
+					continue;
+				for (size_t n = 0; n < tm->n_sni && !t->oom; n++) {
+					const char *meet = NULL;
+					for (size_t h = 0; h < s->n_hosts && meet == NULL; h++) {
+						const struct cfg_gw_host *sh = &s->hosts[h];
+						if (sh->ns != NULL &&
+						    strcmp(!strcmp(sh->ns, ".") ? gw->namespace_ : sh->ns, r->namespace_))
+							continue;
+						meet = host_meet(tm->sni_hosts[n], sh->host);
+					}
+					if (meet == NULL)
+						continue;
+					int dup = 0;
+					for (size_t k = 0; k < g->n_sni && !dup; k++)
+						dup = !strcmp(g->sni[k].sni, meet);
+					if (dup) {
+						if (t->id->gateway != SN_GATEWAY_ANY)
+							tr_diag(t, SN_DIAG_WARNING, r, tr->loc, tr->path,
+								"server name %s on gateway port %u is routed by an earlier tls "
+								"route; this one is ignored there", meet, s->port);
+						continue;
+					}
+					if (g->n_sni == g->cap_sni) {
+						size_t cap = g->cap_sni ? g->cap_sni * 2 : 4;
+						struct sn_sni_route *nv = realloc(g->sni, cap * sizeof(*nv));
+						if (nv == NULL) {
+							t->oom = 1;
+							return;
+						}
+						g->sni = nv;
+						g->cap_sni = cap;
+					}
+					struct sn_sni_route *out = &g->sni[g->n_sni];
+					memset(out, 0, sizeof(*out));
+					out->sni = sdup(t, meet);
+					out->origin = sn_arena_printf(t->a, "VirtualService %s/%s %s, %s:%d", r->namespace_,
+								      r->name, tr->path, r->file, tr->loc.line);
+					out->dests = sn_arena_new_array(t->a, struct sn_route_dest,
+									tr->n_dests ? tr->n_dests : 1);
+					if (out->dests == NULL || out->origin == NULL) {
+						t->oom = 1;
+						return;
+					}
+					for (size_t d = 0; d < tr->n_dests; d++) {
+						long ci = resolve_dest(t, r, &tr->dests[d], NULL, 0, 1);
+						if (ci < 0)
+							continue;
+						out->dests[out->n_dests].cluster = (uint32_t)ci;
+						out->dests[out->n_dests].weight = tr->dests[d].weight;
+						out->total_weight += tr->dests[d].weight;
+						out->n_dests++;
+					}
+					g->n_sni++;
+				}
+			}
+		}
+	}
+}
+
 static int same_str(const char *a, const char *b)
 {
 	return a == b || (a != NULL && b != NULL && !strcmp(a, b));
@@ -1520,7 +1603,17 @@ static void build_gateways(struct tr *t)
 					SN_GW_LISTENERS_MAX, s->port);
 				continue;
 			}
-			int tls = !strcmp(s->protocol, "HTTPS") ? (!strcmp(s->tls_mode, "MUTUAL") ? 2 : 1) : 0;
+			int tls = s->passthrough ? 0
+				  : !strcmp(s->protocol, "HTTPS") ? (!strcmp(s->tls_mode, "MUTUAL") ? 2 : 1) : 0;
+			if (g != NULL && g->l.passthrough != s->passthrough) {
+				char field[64];
+				snprintf(field, sizeof(field), "spec.%s[%zu]", servers, i);
+				tr_diag(t, SN_DIAG_WARNING, r, s->loc, field,
+					"port %u is already %s; a port either passes TLS through (tls.mode PASSTHROUGH) "
+					"or serves HTTP, so this server is not opened", s->port,
+					g->l.passthrough ? "a TLS passthrough port" : "an HTTP port");
+				continue;
+			}
 			if (g != NULL && (g->l.tls != tls || !same_str(g->l.cert_file, s->cert_file) ||
 					  !same_str(g->l.key_file, s->key_file) || !same_str(g->l.ca_file, s->ca_file) ||
 					  !same_str(g->l.credential, s->credential))) {
@@ -1544,10 +1637,13 @@ static void build_gateways(struct tr *t)
 				g->l.key_file = sdup(t, s->key_file);
 				g->l.ca_file = sdup(t, s->ca_file);
 				g->l.credential = sdup(t, s->credential);
+				g->l.passthrough = s->passthrough;
 			}
 			if (s->https_redirect)
 				g->l.https_redirect = 1;
-			if (gw->gateway_api)
+			if (s->passthrough)
+				gateway_tls_routes(t, r, s, g);
+			else if (gw->gateway_api)
 				gateway_api_routes(t, r, s, g);
 			else
 				gateway_routes(t, r, s, g);
@@ -1567,6 +1663,15 @@ static void build_gateways(struct tr *t)
 				memcpy(g->l.vhosts, g->vh, g->n * sizeof(*g->vh));
 			g->l.n_vhosts = g->n;
 		}
+		if (!t->oom && g->n_sni) {
+			g->l.sni_routes = sn_arena_new_array(t->a, struct sn_sni_route, g->n_sni);
+			if (g->l.sni_routes == NULL)
+				t->oom = 1;
+			else
+				memcpy(g->l.sni_routes, g->sni, g->n_sni * sizeof(*g->sni));
+			g->l.n_sni_routes = g->n_sni;
+		}
+		free(g->sni);
 		if (!t->oom)
 			t->s->gw_listeners[t->s->n_gw_listeners++] = g->l;
 		free(g->vh);

@@ -705,6 +705,25 @@ static void parse_direct(struct cfg_ctx *c, const struct yn *v, struct cfg_http 
 	cfg_require(c, v, "status", YN_SCALAR, "the HTTP status to answer (200-599)");
 }
 
+/* Weights: a lone destination gets 100; several must sum to 100 (Istio's
+ * validation). */
+static void check_weights(struct cfg_ctx *c, const struct yn *route, struct cfg_dest *d, size_t n)
+{
+	if (n == 1 && (!d[0].has_weight || d[0].weight == 0)) {
+		d[0].weight = 100;
+	} else if (n >= 1) {
+		uint32_t sum = 0;
+		for (size_t i = 0; i < n; i++)
+			sum += d[i].weight;
+		if (sum != 100) {
+			size_t pl = cfg_path_push(c, ".route");
+			cfg_err(c, route, "weights sum to %u, want 100; give every destination a weight so they add up to 100",
+				sum);
+			cfg_path_pop(c, pl);
+		}
+	}
+}
+
 static void parse_http(struct cfg_ctx *c, const struct yn *v, struct cfg_http *h)
 {
 	const struct yn *route = NULL, *direct = NULL, *redirect = NULL, *mirror = NULL, *mirrors = NULL;
@@ -811,25 +830,91 @@ static void parse_http(struct cfg_ctx *c, const struct yn *v, struct cfg_http *h
 		cfg_path_pop(c, pl);
 	}
 
-	/* Weights: a lone destination gets 100; several must sum to 100
-	 * (Istio's validation). */
-	if (h->n_dests == 1 && (!h->dests[0].has_weight || h->dests[0].weight == 0)) {
-		h->dests[0].weight = 100;
-	} else if (h->n_dests >= 1) {
-		uint32_t sum = 0;
-		for (size_t i = 0; i < h->n_dests; i++)
-			sum += h->dests[i].weight;
-		if (sum != 100) {
-			size_t pl = cfg_path_push(c, ".route");
-			cfg_err(c, route, "weights sum to %u, want 100; give every destination a weight so they add up to 100",
-				sum);
-			cfg_path_pop(c, pl);
+	check_weights(c, route, h->dests, h->n_dests);
+}
+
+/* tls[].match[]: {sniHosts (required), port, gateways}. */
+static void parse_tls_match(struct cfg_ctx *c, const struct yn *v, struct cfg_tls_match *m)
+{
+	uint64_t x;
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *y = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "sniHosts")) {
+			struct cfg_loc *locs = NULL;
+			if (cfg_get_str_list(c, y, CFG_MAX_NAME, &m->sni_hosts, &m->n_sni, &locs) == 0) {
+				for (size_t j = 0; j < m->n_sni; j++) {
+					sn_ascii_lower(m->sni_hosts[j]);
+					if (!cfg_vs_host_ok(m->sni_hosts[j])) {
+						size_t ql = cfg_path_push(c, "[%zu]", j);
+						struct yn at = { .line = locs[j].line, .col = locs[j].col };
+						cfg_err(c, &at, "\"%.64s\" is not a server name; write a name like "
+							"\"bookinfo.example.com\", \"*.example.com\" or \"*\"", m->sni_hosts[j]);
+						cfg_path_pop(c, ql);
+					}
+				}
+			}
+		} else if (!strcmp(k, "port")) {
+			if (cfg_get_uint(c, y, 1, 65535, &x) == 0)
+				m->port = (uint16_t)x;
+		} else if (!strcmp(k, "gateways")) {
+			cfg_get_str_list(c, y, CFG_MAX_NAME, &m->gateways, &m->n_gateways, NULL);
+		} else if (!strcmp(k, "destinationSubnets") || !strcmp(k, "sourceLabels") ||
+			   !strcmp(k, "sourceNamespace")) {
+			cfg_warn_unimplemented(c, v->keys[i], k);
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
 		}
+		cfg_path_pop(c, pl);
 	}
+	cfg_require(c, v, "sniHosts", YN_SEQ, "the server names this route takes, e.g. [bookinfo.example.com]");
+}
+
+/* tls[]: {match (required), route}. */
+static void parse_tls_route(struct cfg_ctx *c, const struct yn *v, struct cfg_tls_route *r)
+{
+	const struct yn *route = NULL;
+	r->path = cfg_path_dup(c, NULL);
+	r->loc = cfg_loc_of(v);
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *y = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "match")) {
+			if (cfg_want_seq(c, y, CFG_MAX_MATCHES) == 0 && y->n > 0 &&
+			    (r->matches = sn_arena_new_array(c->a, struct cfg_tls_match, y->n)) != NULL) {
+				for (size_t j = 0; j < y->n; j++) {
+					size_t ql = cfg_path_push(c, "[%zu]", j);
+					if (cfg_want_map(c, y->items[j]) == 0)
+						parse_tls_match(c, y->items[j], &r->matches[r->n_matches++]);
+					cfg_path_pop(c, ql);
+				}
+			}
+		} else if (!strcmp(k, "route")) {
+			route = y;
+			if (cfg_want_seq(c, y, CFG_MAX_MATCHES) == 0 && y->n > 0 &&
+			    (r->dests = sn_arena_new_array(c->a, struct cfg_dest, y->n)) != NULL) {
+				for (size_t j = 0; j < y->n; j++) {
+					size_t ql = cfg_path_push(c, "[%zu]", j);
+					if (cfg_want_map(c, y->items[j]) == 0)
+						parse_route(c, y->items[j], &r->dests[r->n_dests++]);
+					cfg_path_pop(c, ql);
+				}
+			}
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+	cfg_require(c, v, "match", YN_SEQ, "the server names it takes: [{sniHosts: [NAME]}]");
+	cfg_require(c, v, "route", YN_SEQ, "where the connections go: [{destination: {host: NAME, port: {number: N}}}]");
+	check_weights(c, route, r->dests, r->n_dests);
 }
 
 struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spec)
 {
+	const struct yn *tls_at = spec;
 	struct cfg_vs *vs = sn_arena_new(c->a, struct cfg_vs);
 	if (vs == NULL)
 		return NULL;
@@ -884,7 +969,20 @@ struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spe
 					cfg_path_pop(c, ql);
 				}
 			}
-		} else if (!strcmp(k, "tcp") || !strcmp(k, "tls")) {
+		} else if (!strcmp(k, "tls")) {
+			tls_at = spec->keys[i];
+			if (cfg_want_seq(c, v, CFG_MAX_LIST) == 0 && v->n > 0) {
+				vs->tls = sn_arena_new_array(c->a, struct cfg_tls_route, v->n);
+				if (vs->tls == NULL)
+					return NULL;
+				for (size_t j = 0; j < v->n; j++) {
+					size_t ql = cfg_path_push(c, "[%zu]", j);
+					if (cfg_want_map(c, v->items[j]) == 0)
+						parse_tls_route(c, v->items[j], &vs->tls[vs->n_tls++]);
+					cfg_path_pop(c, ql);
+				}
+			}
+		} else if (!strcmp(k, "tcp")) {
 			cfg_warn(c, spec->keys[i], "%s routes are not implemented by Sinew yet; ignored "
 				 "(such traffic goes straight to the Service)", k);
 		} else if (!strcmp(k, "exportTo")) {
@@ -895,5 +993,11 @@ struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spe
 		cfg_path_pop(c, pl);
 	}
 	cfg_require(c, spec, "hosts", YN_SEQ, "list the hosts this VirtualService routes, e.g. [reviews]");
+	if (vs->n_tls > 0 && vs->for_mesh) {
+		size_t pl = cfg_path_push(c, ".tls");
+		cfg_warn(c, tls_at, "tls routes are served at gateways (TLS passthrough by server name); for sidecars "
+			 "(gateways: mesh, or none) they are not implemented yet, and TLS goes straight to the Service");
+		cfg_path_pop(c, pl);
+	}
 	return vs;
 }

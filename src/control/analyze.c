@@ -234,11 +234,15 @@ static const struct sn_resource *find_dr(struct an *an, const char *fqdn)
 static void check_destinations(struct an *an, const struct sn_resource *r)
 {
 	const struct cfg_vs *vs = r->spec;
-	for (size_t i = 0; i < vs->n_http; i++) {
-		const struct cfg_http *h = &vs->http[i];
-		/* route destinations, then mirrors: both must exist */
-		for (size_t j = 0; j < h->n_dests + h->n_mirrors; j++) {
-			const struct cfg_dest *d = j < h->n_dests ? &h->dests[j] : &h->mirrors[j - h->n_dests];
+	for (size_t i = 0; i < vs->n_http + vs->n_tls; i++) {
+		/* http[]'s route destinations, then mirrors, and tls[]'s: all must exist */
+		static const struct cfg_http none;
+		const struct cfg_http *h = i < vs->n_http ? &vs->http[i] : &none;
+		const struct cfg_tls_route *tr = i < vs->n_http ? NULL : &vs->tls[i - vs->n_http];
+		size_t n = tr ? tr->n_dests : h->n_dests + h->n_mirrors;
+		for (size_t j = 0; j < n; j++) {
+			const struct cfg_dest *d = tr ? &tr->dests[j]
+					       : j < h->n_dests ? &h->dests[j] : &h->mirrors[j - h->n_dests];
 			char field[600];
 			if (d->host == NULL)
 				continue;

@@ -446,6 +446,16 @@ static int derive(struct view *v)
 					if (s >= 0)
 						oom |= push_dep(r, (size_t)s) != 0;
 				}
+			/* and a gateway's TLS passthrough routes (tls[]) */
+			for (size_t h = 0; h < vs->n_tls; h++)
+				for (size_t d = 0; d < vs->tls[h].n_dests; d++) {
+					const char *host = vs->tls[h].dests[d].host;
+					char *fq = host ? resolve(host, r->ns, svcs, n_svcs) : NULL;
+					ssize_t s = fq ? find_service(svcs, n_svcs, fq) : -1;
+					free(fq);
+					if (s >= 0)
+						oom |= push_dep(r, (size_t)s) != 0;
+				}
 		} else if (r->kind == SN_KIND_DESTINATION_RULE) {
 			const struct cfg_dr *dr = res->spec;
 			if (dr->host != NULL)

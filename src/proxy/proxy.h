@@ -345,6 +345,13 @@ void sn_tcp_inbound(struct sn_worker *w, struct sn_xprt *x, const char *peer_id,
  * has not had yet (copied). Both transports are closed on failure. */
 int sn_tcp_tunnel(struct sn_worker *w, struct sn_xprt *d, struct sn_xprt *u, const struct iovec *to_up, int n_up,
 		  const struct iovec *to_down, int n_down, const char *what);
+/* Takes fd and relays it, as opaque TCP, to an endpoint of cl (mTLS to a
+ * meshed one); from names the client in logs. fd is closed on failure. */
+int sn_tcp_to_cluster(struct sn_worker *w, int fd, const struct sn_cluster *cl, const char *from);
+/* gateway_sni.c: a connection to a TLS passthrough port of a gateway
+ * (tls.mode PASSTHROUGH): routed by its ClientHello's server name. Takes fd. */
+void sn_gw_passthrough_accept(struct sn_worker *w, int fd, uint16_t port, const struct sockaddr *peer,
+			      socklen_t peer_len);
 /* ALLOW_ANY's passthrough for HTTP: 0 and the original destination in
  * *orig when fd is a captured outbound connection to an address that is
  * not the mesh's (no Service VIP, no ServiceEntry address), else

@@ -397,6 +397,7 @@ static const struct sn_cluster *find_cluster(const struct sn_snapshot *s, const 
 }
 
 static void outbound_route(struct sn_tcp *t);
+static void tcp_to_cluster(struct sn_tcp *t, const struct sn_cluster *cl, const char *from, const char *name);
 
 /* A ServiceEntry whose addresses (an IP or a CIDR) hold ip and whose
  * ports hold port: its host into out. Captured traffic to a ServiceEntry's
@@ -478,24 +479,34 @@ static void outbound_route(struct sn_tcp *t)
 		tcp_close(t, NULL);
 		return;
 	}
+	char from[64];
+	snprintf(from, sizeof(from), "%s:%u", ip, port);
+	tcp_to_cluster(t, cl, from, t->fqdn);
+}
+
+/* Connects t to an endpoint of cl (which has some): in mTLS (ALPN
+ * sinew/tcp) when the endpoint's proxy holds an identity, never in plain
+ * text where a DestinationRule asked for TLS. from and name: for logs. */
+static void tcp_to_cluster(struct sn_tcp *t, const struct sn_cluster *cl, const char *from, const char *name)
+{
+	struct sn_worker *w = t->w;
 	const struct sn_endpoint *ep = &cl->endpoints[(size_t)(sn_worker_random(w) % cl->n_endpoints)];
 	char want[SN_SPIFFE_ID_MAX];
 	int mtls = sn_upstream_mtls(w, cl, ep, want, sizeof(want));
 	if (mtls == SN_EAGAIN) {
-		sn_log(SN_LOG_INFO, "tcp=%llu to %s: no certificate yet; closing", (unsigned long long)t->id, t->fqdn);
+		sn_log(SN_LOG_INFO, "tcp=%llu to %s: no certificate yet; closing", (unsigned long long)t->id, name);
 		tcp_close(t, NULL);
 		return;
 	}
 	if (mtls == 0 && (cl->tls_mode == SN_CLUSTER_TLS_SIMPLE || cl->tls_mode == SN_CLUSTER_TLS_MUTUAL)) {
 		/* never plaintext where a DestinationRule asked for TLS */
 		sn_log(SN_LOG_INFO, "tcp=%llu to %s: TLS origination (tls.mode %s) is not implemented for opaque TCP; "
-		       "closing", (unsigned long long)t->id, t->fqdn,
+		       "closing", (unsigned long long)t->id, name,
 		       cl->tls_mode == SN_CLUSTER_TLS_MUTUAL ? "MUTUAL" : "SIMPLE");
 		tcp_close(t, NULL);
 		return;
 	}
-	snprintf(t->what, sizeof(t->what), "%s:%u -> %s %s%s", ip, port, t->fqdn, ep->address,
-		 mtls == 1 ? " (mTLS)" : "");
+	snprintf(t->what, sizeof(t->what), "%s -> %s %s%s", from, name, ep->address, mtls == 1 ? " (mTLS)" : "");
 	sn_metrics_add(w->metrics, SN_CTR_TCP_OUTBOUND_CX, 1);
 	if (mtls == 1)
 		sn_metrics_add(w->metrics, SN_CTR_TCP_OUTBOUND_MTLS_CX, 1);
@@ -572,6 +583,23 @@ int sn_tcp_tunnel(struct sn_worker *w, struct sn_xprt *d, struct sn_xprt *u, con
 	sn_metrics_add(w->metrics, SN_CTR_TUNNEL_CX, 1);
 	sn_timer_start(&w->loop, &t->timer, TCP_IDLE_MS, on_tcp_timer);
 	relay_pump(t);   /* TLS may already hold bytes, and the first ones wait */
+	return 0;
+}
+
+int sn_tcp_to_cluster(struct sn_worker *w, int fd, const struct sn_cluster *cl, const char *from)
+{
+	struct sn_xprt d;
+	sn_xprt_init(&d, fd);
+	struct sn_tcp *t = tcp_new(w, &d, 0, 0);
+	if (t == NULL)
+		return SN_ENOMEM;
+	if (cl->n_endpoints == 0) {
+		sn_log(SN_LOG_INFO, "tcp=%llu %s -> %s: no endpoint; closing", (unsigned long long)t->id, from,
+		       cl->service);
+		tcp_close(t, NULL);
+		return SN_ENOTFOUND;
+	}
+	tcp_to_cluster(t, cl, from, cl->service);
 	return 0;
 }
 

@@ -322,6 +322,13 @@ static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		if (l->dir == SN_DIR_OUTBOUND && w->proxy->opt.have_capture_probe &&
 		    (capture_probe(w, fd) || sn_tcp_outbound_accept(w, fd, (struct sockaddr *)&peer, plen)))
 			continue;
+		if (l->gw_port != 0) {
+			const struct sn_gw_listener *gl = sn_snapshot_find_gw_listener(w->snap, l->gw_port);
+			if (gl != NULL && gl->passthrough) {
+				sn_gw_passthrough_accept(w, fd, l->gw_port, (struct sockaddr *)&peer, plen);
+				continue;
+			}
+		}
 		sn_dconn_accept(w, fd, l->dir, l->gw_port, (struct sockaddr *)&peer, plen);
 	}
 }

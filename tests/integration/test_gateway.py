@@ -325,5 +325,100 @@ class GatewayTLS(unittest.TestCase):
         self.assertIn("subjectAltNames is not implemented", p.stderr())
 
 
+class GatewayPassthrough(unittest.TestCase):
+    """tls.mode PASSTHROUGH: the gateway reads the ClientHello's server
+    name and sends the connection, its TLS untouched, where the bound
+    VirtualService's tls[] route for that name says; curl verifies the
+    backend's own certificate end to end."""
+
+    def setUp(self):
+        self.dir = st.make_tempdir(self)
+        self.pki = make_pki(self.dir)
+        self.backends = {}
+        for who in ("a", "b"):
+            d = os.path.join(self.dir, who)
+            os.mkdir(d)
+            st.write_file(os.path.join(d, "who"), "backend %s\n" % who)
+            port = st.free_port()
+            p = st.spawn(["openssl", "s_server", "-quiet", "-accept", "%s:%d" % (st.LOOPBACK, port), "-cert",
+                          self.pki["tls.crt"], "-key", self.pki["tls.key"], "-WWW"], cwd=d,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.addCleanup(st.stop_process, p)
+            st.wait_port(port)
+            self.backends[who] = port
+        self.registry = st.registry_yaml({("secure-a", "v1"): self.backends["a"],
+                                          ("secure-b", "v1"): self.backends["b"]})
+        self.port = st.free_port()
+
+    def config(self):
+        return st.join_docs(self.registry, """apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: %d, name: tls, protocol: TLS}
+    hosts: ["*.example.com"]
+    tls: {mode: PASSTHROUGH}
+""" % self.port, """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: sni}
+spec:
+  hosts: ["*.example.com"]
+  gateways: [istio-system/edge]
+  tls:
+  - match: [{sniHosts: [a.example.com]}]
+    route: [{destination: {host: secure-a, port: {number: 9080}}}]
+  - match: [{sniHosts: ["*.example.com"]}]
+    route: [{destination: {host: secure-b, port: {number: 9080}}}]
+""")
+
+    def get(self, name, *extra):
+        return st.curl(["--max-time", "10", "--cacert", self.pki["ca.crt"], "--resolve",
+                        "%s:%d:%s" % (name, self.port, st.LOOPBACK)] + list(extra) +
+                       ["https://%s:%d/who" % (name, self.port)])
+
+    def test_routes_by_server_name(self):
+        path = os.path.join(self.dir, "sinew.yaml")
+        st.write_file(path, self.config())
+        p = st.start_proxy(self, config_path=path, workdir=self.dir, outbound=False, args=GW_ARGS)
+        st.wait_port(self.port)
+        r = self.get("a.example.com")
+        self.assertEqual((r.returncode, r.stdout), (0, "backend a\n"), (r, p.stderr()[-2000:]))
+        # "*.example.com" takes any other name under it, the longest first
+        r = self.get("b.example.com")
+        self.assertEqual((r.returncode, r.stdout), (0, "backend b\n"), r)
+        # two labels deep: routed there too, and the backend's own
+        # certificate (*.example.com, one label) is what curl refuses --
+        # the gateway did not terminate the TLS
+        r = self.get("x.y.example.com")
+        self.assertEqual(r.returncode, 60, r)
+        self.assertIn("x.y.example.com", r.stderr)
+        r = self.get("x.y.example.com", "-k")
+        self.assertEqual((r.returncode, r.stdout), (0, "backend b\n"), r)
+        # a name no route takes, and plain HTTP on the port: closed
+        r = st.curl(["--max-time", "5", "-k", "--resolve", "c.example.org:%d:%s" % (self.port, st.LOOPBACK),
+                     "https://c.example.org:%d/who" % self.port])
+        self.assertNotEqual(r.returncode, 0, r)
+        self.assertEqual(st.raw_exchange(self.port, b"GET / HTTP/1.1\r\nHost: a.example.com\r\n\r\n"),
+                         (None, True))
+        deadline = time.time() + 5
+        while time.time() < deadline and "other than a TLS ClientHello" not in p.stderr():
+            time.sleep(0.05)
+        err = p.stderr()
+        self.assertIn("asked for server name c.example.org, which no tls route", err)
+        self.assertIn("something other than a TLS ClientHello", err)
+        self.assertNotIn("warning", err.lower())
+        # proxy-config routes shows the server names and where they go
+        r = subprocess.run([os.path.join(st.BIN, "sinew"), "proxy-config", "routes", "--admin",
+                            "%s:%d" % (st.LOOPBACK, p.admin_port)], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = [line.split() for line in r.stdout.splitlines() if "sni" in line]
+        self.assertEqual([row[:5] for row in rows],
+                         [["gateway:%d" % self.port, "sni", "a.example.com", "tls", "passthrough"],
+                          ["gateway:%d" % self.port, "sni", "*.example.com", "tls", "passthrough"]], r.stdout)
+        self.assertIn("outbound|9080||secure-a.default.svc.cluster.local (100)", r.stdout)
+
+
 if __name__ == "__main__":
     st.main()

@@ -21,7 +21,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sinewtest as st  # noqa: E402
-from test_pods import Env, SUFFIX, SINEW, netns_list, host_links, host_rules  # noqa: E402
+from test_pods import Env, SUFFIX, SINEW, netns_list, host_links, host_rules, sh  # noqa: E402
 from test_gateway import make_pki  # noqa: E402
 
 NET = st.BOOKINFO   # .../istio-bookinfo/networking
@@ -81,8 +81,10 @@ class GatewayPods(unittest.TestCase):
         cls.creds = os.path.join(cls.e.tmp, "creds")   # readable by the proxy's uid 1337
         os.mkdir(cls.creds)
         os.chmod(cls.creds, 0o755)
+        cls.tls_port = st.free_port()     # its 9443 (test 9's TLS passthrough server)
         cls.spawn("ingressgateway", ["gateway", "run", "--publish", "%d:8080" % cls.port,
-                                     "--publish", "%d:8443" % cls.https_port, "--credentials-dir", cls.creds], None)
+                                     "--publish", "%d:8443" % cls.https_port, "--publish", "%d:9443" % cls.tls_port,
+                                     "--credentials-dir", cls.creds], None)
 
         deadline = time.time() + 45
         while time.time() < deadline:
@@ -435,6 +437,62 @@ spec:
             html = st.request(port, "GET", "/productpage", host="127.0.0.1:%d" % port, timeout=10)
             run = run + 1 if html.status == 200 and stars(html.body.decode("utf-8", "replace")) is None else 0
         self.assertEqual(run, 10)
+
+    def test_9_tls_passthrough_to_a_meshed_pod(self):
+        """Istio's ingress SNI passthrough task: a pod serving its own TLS
+        (openssl s_server, a certificate for *.example.com), a Gateway
+        server TLS/PASSTHROUGH on 9443 and a VirtualService tls route for
+        secure.example.com. curl on the host verifies the pod's own
+        certificate through the gateway, and the gateway reached the pod's
+        sidecar over mTLS (its opaque-TCP mTLS counter)."""
+        d = os.path.join(self.e.tmp, "secure")
+        os.mkdir(d)
+        pki = make_pki(d)
+        st.write_file(os.path.join(d, "who"), "secure pod\n")
+        for f in os.listdir(d):
+            os.chmod(os.path.join(d, f), 0o644)
+        os.chmod(d, 0o755)
+        p = self.e.run_joined(self.server, "secure", "9443", [
+            "/bin/sh", "-c", "cd %s && exec openssl s_server -quiet -accept 9443 -cert tls.crt -key tls.key -WWW" % d])
+        type(self).procs.append(("secure", p))
+        pod = self.e.wait_ready("secure", p, timeout=40)
+        type(self).pod_names.append(pod["name"])
+        cfg = """apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: secure-passthrough}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 9443, name: tls, protocol: TLS}
+    hosts: [secure.example.com]
+    tls: {mode: PASSTHROUGH}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: secure}
+spec:
+  hosts: [secure.example.com]
+  gateways: [secure-passthrough]
+  tls:
+  - match: [{sniHosts: [secure.example.com]}]
+    route: [{destination: {host: secure, port: {number: 9443}}}]
+"""
+        rc, out, err = self.e.sinew("apply", "-f", "-", "--server", self.server, stdin=cfg)
+        self.assertEqual(rc, 0, (out, err))
+        self.wait_synced()
+        url = "https://secure.example.com:%d/who" % self.tls_port
+        resolve = "secure.example.com:%d:127.0.0.1" % self.tls_port
+        deadline, r = time.time() + 15, None
+        while time.time() < deadline:
+            r = st.curl(["--max-time", "10", "--cacert", pki["ca.crt"], "--resolve", resolve, url])
+            if r.returncode == 0:
+                break
+            time.sleep(0.2)
+        self.assertEqual((r.returncode, r.stdout), (0, "secure pod\n"), (r, tail(self.err_of("ingressgateway"))))
+        gw = [q for q in self.e.ps() if q["service"] == "istio-ingressgateway"][0]["name"]
+        m = sh(["ip", "netns", "exec", gw, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:15020/metrics"])
+        self.assertGreaterEqual(st.metric_sum(st.parse_metrics(m.stdout),
+                                              "sinew_tcp_outbound_mtls_connections_total"), 1, m.stdout[-2000:])
 
     def test_4_usage(self):
         rc, out, err = self.e.sinew("gateway", "run", "--help")

@@ -48,7 +48,7 @@ static struct sn_snapshot *build(const char *text, const struct sn_proxy_identit
 	"    hosts: [\"./*\"]\n"                                    \
 	"  - port: {number: 8444, name: tls, protocol: HTTPS}\n"   \
 	"    hosts: [\"*\"]\n"                                      \
-	"    tls: {mode: PASSTHROUGH}\n"                           \
+	"    tls: {mode: AUTO_PASSTHROUGH}\n"                      \
 	"  - port: {number: 8080, name: again, protocol: HTTPS}\n"  \
 	"    hosts: [\"*\"]\n"                                      \
 	"    tls: {mode: SIMPLE, credentialName: y}\n"             \
@@ -81,7 +81,7 @@ static void test_load_warns_what_is_not_served(void **state)
 	sn_diags_init(&d);
 	static const char text[] = GW;
 	assert_int_equal(sn_config_load_text(&set, "t.yaml", text, strlen(text), &d), 0);
-	assert_diag(&d, SN_DIAG_WARNING, "t.yaml:", "spec.servers[3].tls", "tls.mode PASSTHROUGH is not served",
+	assert_diag(&d, SN_DIAG_WARNING, "t.yaml:", "spec.servers[3].tls", "tls.mode AUTO_PASSTHROUGH is not served",
 		    "not opened");
 	assert_int_equal(d.errors, 0);
 	sn_diags_free(&d);
@@ -136,7 +136,7 @@ static void test_translate_for_gateway(void **state)
 	struct sn_diags d;
 	struct sn_snapshot *s = build(SVCS GW VS_BOOK, &id, &d);
 	assert_true(s->gateway);
-	/* 8080, 8081 and 8443 (SIMPLE), sorted; PASSTHROUGH is not opened,
+	/* 8080, 8081 and 8443 (SIMPLE), sorted; AUTO_PASSTHROUGH is not opened,
 	 * nor HTTPS on 8080, which is plain text already (warned) */
 	assert_int_equal(s->n_gw_listeners, 3);
 	assert_int_equal(s->gw_listeners[0].port, 8080);
@@ -221,6 +221,79 @@ static void test_star_takes_any_authority(void **state)
 	sn_diags_free(&d);
 }
 
+#define GW_TLS                                                      \
+	"apiVersion: networking.istio.io/v1\nkind: Gateway\n"       \
+	"metadata: {name: tls, namespace: istio-system}\n"          \
+	"spec:\n"                                                   \
+	"  selector: {istio: ingressgateway}\n"                     \
+	"  servers:\n"                                              \
+	"  - port: {number: 9443, name: tls, protocol: TLS}\n"      \
+	"    hosts: [\"*.example.com\"]\n"                          \
+	"    tls: {mode: PASSTHROUGH}\n"                            \
+	"  - port: {number: 9443, name: web, protocol: HTTP}\n"     \
+	"    hosts: [\"*\"]\n"                                      \
+	"---\n"                                                     \
+	"apiVersion: networking.istio.io/v1\nkind: VirtualService\n" \
+	"metadata: {name: sni}\n"                                   \
+	"spec:\n"                                                   \
+	"  hosts: [\"*.example.com\"]\n"                             \
+	"  gateways: [istio-system/tls]\n"                          \
+	"  tls:\n"                                                  \
+	"  - match: [{sniHosts: [book.example.com], port: 9443}]\n" \
+	"    route: [{destination: {host: productpage, port: {number: 9080}}}]\n" \
+	"  - match: [{sniHosts: [\"*.example.com\", other.org]}]\n"  \
+	"    route: [{destination: {host: reviews.shop}, weight: 30}, {destination: {host: productpage}, weight: 70}]\n" \
+	"  - match: [{sniHosts: [book.example.com]}]\n"             \
+	"    route: [{destination: {host: reviews.shop}}]\n"
+
+static void test_tls_passthrough_routes(void **state)
+{
+	(void)state;
+	static const struct sn_proxy_identity id = { .namespace_ = "istio-system", .labels = &ingress, .gateway = 1 };
+	struct sn_diags d;
+	struct sn_snapshot *s = build(SVCS GW_TLS, &id, &d);
+	/* one port, passthrough; the HTTP server on it is warned, not opened */
+	assert_int_equal(s->n_gw_listeners, 1);
+	const struct sn_gw_listener *l = sn_snapshot_find_gw_listener(s, 9443);
+	assert_non_null(l);
+	assert_true(l->passthrough);
+	assert_int_equal(l->n_vhosts, 0);
+	assert_diag(&d, SN_DIAG_WARNING, "spec.servers[1]", "a TLS passthrough port", "not opened");
+	/* book.example.com; *.example.com (other.org meets no server host);
+	 * the third rule's book.example.com is taken: warned */
+	assert_int_equal(l->n_sni_routes, 2);
+	assert_diag(&d, SN_DIAG_WARNING, "spec.tls[2]", "server name book.example.com", "earlier tls route");
+	const struct sn_sni_route *r = sn_snapshot_find_sni_route(l, "book.example.com");
+	assert_non_null(r);
+	assert_string_equal(r->sni, "book.example.com");
+	assert_int_equal(r->n_dests, 1);
+	assert_string_equal(s->clusters[r->dests[0].cluster].service, "productpage.default.svc.cluster.local");
+	r = sn_snapshot_find_sni_route(l, "a.b.example.com");
+	assert_non_null(r);
+	assert_string_equal(r->sni, "*.example.com");
+	assert_int_equal(r->n_dests, 2);
+	assert_int_equal(r->total_weight, 100);
+	assert_string_equal(s->clusters[r->dests[0].cluster].service, "reviews.shop.svc.cluster.local");
+	assert_int_equal(r->dests[0].weight, 30);
+	assert_null(sn_snapshot_find_sni_route(l, "example.com"));
+	assert_null(sn_snapshot_find_sni_route(l, "other.org"));
+	assert_null(sn_snapshot_find_sni_route(l, NULL));
+	sn_snapshot_unref(s);
+	sn_diags_free(&d);
+
+	/* for sidecars, tls routes are not served: said at load */
+	static const char mesh_vs[] =
+		"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: m}\n"
+		"spec: {hosts: [a], tls: [{match: [{sniHosts: [a]}], route: [{destination: {host: a}}]}]}\n";
+	struct sn_config_set set;
+	sn_config_set_init(&set);
+	sn_diags_init(&d);
+	assert_int_equal(sn_config_load_text(&set, "t.yaml", mesh_vs, strlen(mesh_vs), &d), 0);
+	assert_diag(&d, SN_DIAG_WARNING, "spec.tls", "for sidecars", "not implemented");
+	sn_diags_free(&d);
+	sn_config_set_free(&set);
+}
+
 int main(void)
 {
 	(void)load_registry;
@@ -230,6 +303,7 @@ int main(void)
 		cmocka_unit_test(test_translate_for_gateway),
 		cmocka_unit_test(test_sidecars_get_no_gateway_routes),
 		cmocka_unit_test(test_star_takes_any_authority),
+		cmocka_unit_test(test_tls_passthrough_routes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
