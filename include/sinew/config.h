@@ -848,6 +848,14 @@ struct sn_sni_route {
 	uint32_t total_weight;
 };
 
+/* A certificate of an HTTPS gateway port for one server host (chosen by
+ * the ClientHello's server name); files all NULL: the listener's own. */
+struct sn_gw_cert {
+	char *host;                  /* a server host: a name, "*.suffix" or "*" */
+	char *cert_file, *key_file, *ca_file;
+	char *credential;
+};
+
 struct sn_gw_listener {
 	uint16_t port;               /* servers[].port.number */
 	char *protocol;              /* servers[].port.protocol, upper case: HTTP, HTTP2 or GRPC */
@@ -859,8 +867,12 @@ struct sn_gw_listener {
 	 * with these files; credentialName is looked up by the proxy in its
 	 * --credentials-dir (NAME/tls.crt, tls.key, ca.crt). */
 	int tls;                     /* 0 plain text, 1 SIMPLE, 2 MUTUAL */
-	char *cert_file, *key_file, *ca_file;
+	char *cert_file, *key_file, *ca_file;   /* the first server's: the default */
 	char *credential;
+	/* several servers with other certificates on the port: each server
+	 * host's (empty when the port has one certificate) */
+	struct sn_gw_cert *certs;
+	size_t n_certs;
 	/* tls.mode PASSTHROUGH: no HTTP; each connection goes, TLS and all,
 	 * where the route for its ClientHello's server name says */
 	int passthrough;

@@ -150,12 +150,25 @@ int sn_tls_ctx_update(struct sn_tls_ctx *ctx, const struct sn_tls_identity *id,
  * as sn_tls_ctx_opts's (a server's list). sn_tls_stream_peer_id stays NULL
  * (a client certificate is no SVID). Returns 0, SN_EINVAL (err names the
  * file and OpenSSL's reason) or SN_ENOMEM. */
+/* Another certificate of a gateway port, for clients whose server name
+ * (SNI) host matches: a name (any case), "*.suffix" or "*". cert_file
+ * NULL: the context's own (so that a more specific host can keep it). */
+struct sn_tls_web_sni {
+	const char *host;
+	const char *cert_file, *key_file;
+	const char *client_ca_file;    /* as the context's: NULL only if its is */
+};
+
 struct sn_tls_web_opts {
 	const char *cert_file;         /* chain PEM, leaf first */
 	const char *key_file;
 	const char *client_ca_file;    /* NULL: no client certificate asked */
 	const char *const *alpn;
 	size_t n_alpn;
+	/* certificates chosen by the ClientHello's server name: the exact
+	 * host, else the longest "*.suffix", else "*", else the context's own */
+	const struct sn_tls_web_sni *sni;
+	size_t n_sni;
 };
 
 int sn_tls_ctx_new_web(const struct sn_tls_web_opts *o, struct sn_tls_ctx **out, struct sn_id_error *err);

@@ -1326,6 +1326,9 @@ struct tr_gwl {
 	size_t n, cap;
 	struct sn_sni_route *sni;            /* passthrough: malloc'd while building */
 	size_t n_sni, cap_sni;
+	struct sn_gw_cert *certs;            /* HTTPS: each server host's certificate */
+	size_t n_certs, cap_certs;
+	int other_certs;                     /* a server with another certificate than the first's */
 };
 
 /* The hosts both patterns admit when one holds the other: the narrower. */
@@ -1560,6 +1563,45 @@ static int same_str(const char *a, const char *b)
 	return a == b || (a != NULL && b != NULL && !strcmp(a, b));
 }
 
+/* An HTTPS server's certificate, for each of its hosts (a server host
+ * already given keeps its first): the listener's own (files NULL) or,
+ * for a server with other files, its own, chosen by SNI. Returns 1 on
+ * out of memory. */
+static int gw_certs_add(struct tr *t, struct tr_gwl *g, const struct cfg_gw_server *s)
+{
+	int own = same_str(g->l.cert_file, s->cert_file) && same_str(g->l.key_file, s->key_file) &&
+		  same_str(g->l.ca_file, s->ca_file) && same_str(g->l.credential, s->credential);
+	if (!own)
+		g->other_certs = 1;
+	for (size_t h = 0; h < s->n_hosts; h++) {
+		int dup = 0;
+		for (size_t k = 0; k < g->n_certs && !dup; k++)
+			dup = !strcmp(g->certs[k].host, s->hosts[h].host);
+		if (dup)
+			continue;
+		if (g->n_certs == g->cap_certs) {
+			size_t cap = g->cap_certs ? g->cap_certs * 2 : 4;
+			struct sn_gw_cert *nv = realloc(g->certs, cap * sizeof(*nv));
+			if (nv == NULL) {
+				t->oom = 1;
+				return 1;
+			}
+			g->certs = nv;
+			g->cap_certs = cap;
+		}
+		struct sn_gw_cert *c = &g->certs[g->n_certs++];
+		memset(c, 0, sizeof(*c));
+		c->host = sdup(t, s->hosts[h].host);
+		if (!own) {
+			c->cert_file = sdup(t, s->cert_file);
+			c->key_file = sdup(t, s->key_file);
+			c->ca_file = sdup(t, s->ca_file);
+			c->credential = sdup(t, s->credential);
+		}
+	}
+	return 0;
+}
+
 static int gwl_cmp(const void *a, const void *b)
 {
 	const struct tr_gwl *x = a, *y = b;
@@ -1614,15 +1656,13 @@ static void build_gateways(struct tr *t)
 					g->l.passthrough ? "a TLS passthrough port" : "an HTTP port");
 				continue;
 			}
-			if (g != NULL && (g->l.tls != tls || !same_str(g->l.cert_file, s->cert_file) ||
-					  !same_str(g->l.key_file, s->key_file) || !same_str(g->l.ca_file, s->ca_file) ||
-					  !same_str(g->l.credential, s->credential))) {
+			if (g != NULL && g->l.tls != tls) {
 				char field[64];
 				snprintf(field, sizeof(field), "spec.%s[%zu]", servers, i);
 				tr_diag(t, SN_DIAG_WARNING, r, s->loc, field,
-					"port %u is already %s with other TLS settings (%s); one port takes one TLS "
-					"setting and one certificate (choosing a certificate by SNI is not implemented "
-					"yet), so this server is not opened", s->port, g->l.tls ? "HTTPS" : "plain text",
+					"port %u is already %s (%s); the servers of one port share plain text, "
+					"tls.mode SIMPLE or tls.mode MUTUAL, so this server is not opened", s->port,
+					!g->l.tls ? "plain text" : g->l.tls == 2 ? "HTTPS MUTUAL" : "HTTPS SIMPLE",
 					g->l.origin);
 				continue;
 			}
@@ -1639,6 +1679,8 @@ static void build_gateways(struct tr *t)
 				g->l.credential = sdup(t, s->credential);
 				g->l.passthrough = s->passthrough;
 			}
+			if (tls && gw_certs_add(t, g, s))
+				continue;
 			if (s->https_redirect)
 				g->l.https_redirect = 1;
 			if (s->passthrough)
@@ -1672,6 +1714,15 @@ static void build_gateways(struct tr *t)
 			g->l.n_sni_routes = g->n_sni;
 		}
 		free(g->sni);
+		if (!t->oom && g->other_certs && g->n_certs) {
+			g->l.certs = sn_arena_new_array(t->a, struct sn_gw_cert, g->n_certs);
+			if (g->l.certs == NULL)
+				t->oom = 1;
+			else
+				memcpy(g->l.certs, g->certs, g->n_certs * sizeof(*g->certs));
+			g->l.n_certs = g->n_certs;
+		}
+		free(g->certs);
 		if (!t->oom)
 			t->s->gw_listeners[t->s->n_gw_listeners++] = g->l;
 		free(g->vh);

@@ -73,8 +73,35 @@ static void load_one(struct sn_proxy *p, const struct sn_snapshot *s, const stru
 		o.key_file = l->key_file;
 		o.client_ca_file = l->tls == 2 ? l->ca_file : NULL;
 	}
-	const char *files[3] = { o.cert_file, o.key_file, o.client_ca_file };
-	if (sn_files_readable(files, 3, e.msg, sizeof(e.msg)) != 0) {
+	/* other servers' certificates on the port, by server name */
+	struct sn_tls_web_sni sni[SN_GW_CERTS_MAX];
+	static struct sn_credential_files sni_cf[SN_GW_CERTS_MAX];   /* main thread only */
+	size_t n_sni = SN_MIN(l->n_certs, SN_ARRAY_LEN(sni));
+	if (l->n_certs > n_sni)
+		sn_log(SN_LOG_WARN, "gateway: port %u (%s): %zu server hosts with certificates; the first %zu are "
+		       "chosen by server name, the others get the port's first certificate", l->port, l->origin,
+		       l->n_certs, n_sni);
+	int readable = sn_files_readable((const char *const[]){ o.cert_file, o.key_file, o.client_ca_file }, 3,
+					 e.msg, sizeof(e.msg)) == 0;
+	for (size_t i = 0; i < n_sni && readable; i++) {
+		const struct sn_gw_cert *c = &l->certs[i];
+		sni[i] = (struct sn_tls_web_sni){ .host = c->host };
+		if (c->credential != NULL) {
+			sn_credential_files(p, c->credential, &sni_cf[i]);
+			sni[i].cert_file = sni_cf[i].cert;
+			sni[i].key_file = sni_cf[i].key;
+			sni[i].client_ca_file = l->tls == 2 ? sni_cf[i].ca : NULL;
+		} else if (c->cert_file != NULL) {
+			sni[i].cert_file = c->cert_file;
+			sni[i].key_file = c->key_file;
+			sni[i].client_ca_file = l->tls == 2 ? c->ca_file : NULL;
+		}
+		readable = sn_files_readable((const char *const[]){ sni[i].cert_file, sni[i].key_file,
+								    sni[i].client_ca_file }, 3, e.msg, sizeof(e.msg)) == 0;
+	}
+	o.sni = sni;
+	o.n_sni = n_sni;
+	if (!readable) {
 		sn_log(SN_LOG_ERROR, "gateway: port %u (%s) stays closed: %s%s", l->port, l->origin, e.msg,
 		       l->credential ? "; credentialName NAME is looked up in --credentials-dir as NAME/tls.crt, "
 				       "NAME/tls.key (and NAME/ca.crt or NAME-cacert/ca.crt for MUTUAL)" : "");

@@ -328,6 +328,7 @@ void sn_credential_files(const struct sn_proxy *p, const char *name, struct sn_c
 /* 0 if every non-NULL file of files[0..n) can be read, else -1 and a
  * sentence naming the first that cannot into err. */
 int sn_files_readable(const char *const *files, size_t n, char *err, size_t size);
+#define SN_GW_CERTS_MAX 32   /* certificates chosen by server name, per HTTPS gateway port */
 /* The TLS context of HTTPS gateway port, or NULL (plain text, or its
  * certificate did not load). Any thread. */
 struct sn_tls_ctx *sn_gw_tls_get(struct sn_proxy *p, uint16_t port);

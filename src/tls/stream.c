@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -190,6 +191,39 @@ static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 	}
 }
 
+/* A gateway port's certificates by server name (sn_tls_web_opts.sni),
+ * hung on its default SSL_CTX, which frees it; ctx[i] NULL: the default. */
+struct sni_table {
+	size_t n;
+	char **host;
+	SSL_CTX **ctx;
+};
+
+static int sni_idx = -1;
+
+static void sni_table_drop(struct sni_table *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->host[i]);
+		SSL_CTX_free(t->ctx[i]);
+	}
+	free(t->host);
+	free(t->ctx);
+	free(t);
+}
+
+static void sni_table_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	sni_table_drop(ptr);
+}
+
 static void init_once(void)
 {
 	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "sinew fd");
@@ -201,12 +235,13 @@ static void init_once(void)
 	else
 		BIO_meth_free(m);
 	gen_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, gen_free);
+	sni_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, sni_table_free);
 }
 
 static int init(void)
 {
 	pthread_once(&once, init_once);
-	return fd_method != NULL && gen_idx >= 0 ? 0 : SN_ENOMEM;
+	return fd_method != NULL && gen_idx >= 0 && sni_idx >= 0 ? 0 : SN_ENOMEM;
 }
 
 /* ---- error text ---- */
@@ -836,8 +871,91 @@ static SSL_CTX *web_ssl_ctx(const SSL_METHOD *method, struct sn_id_error *err)
 	return c;
 }
 
+/* The ClientHello's server name picks the port's certificate (its
+ * SSL_CTX: verification and ALPN go with it): the exact host, else the
+ * longest "*.suffix", else "*", else the default it came with. */
+static int on_servername(SSL *ssl, int *alert, void *arg)
+{
+	(void)alert;
+	(void)arg;
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	const struct sni_table *t = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), sni_idx);
+	if (t == NULL)
+		return SSL_TLSEXT_ERR_OK;
+	size_t n = name ? strlen(name) : 0, best_len = 0;
+	ssize_t best = -1, star = -1;
+	for (size_t i = 0; i < t->n; i++) {
+		const char *h = t->host[i];
+		if (!strcmp(h, "*")) {
+			if (star < 0)
+				star = (ssize_t)i;
+			continue;
+		}
+		if (n == 0)
+			continue;
+		if (!strcasecmp(h, name)) {
+			best = (ssize_t)i;
+			break;
+		}
+		size_t sl = strlen(h) - 1;   /* "*.example.com": ".example.com" */
+		if (h[0] == '*' && n > sl && !strcasecmp(name + n - sl, h + 1) && sl > best_len) {
+			best = (ssize_t)i;
+			best_len = sl;
+		}
+	}
+	if (best < 0)
+		best = star;
+	if (best >= 0 && t->ctx[best] != NULL) {
+		SSL_CTX *c = t->ctx[best];
+		if (SSL_set_SSL_CTX(ssl, c) == NULL)
+			return SSL_TLSEXT_ERR_ALERT_FATAL;
+		SSL_set_verify(ssl, SSL_CTX_get_verify_mode(c), NULL);
+		SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(c));
+	}
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static int build_web_one(struct sn_tls_ctx *ctx, const char *cert_file, const char *key_file,
+			 const char *client_ca_file, SSL_CTX **out, struct sn_id_error *err);
+
 static int build_web(struct sn_tls_ctx *ctx, const struct sn_tls_web_opts *o, SSL_CTX **out,
 		     struct sn_id_error *err)
+{
+	SSL_CTX *c = NULL;
+	int rc = build_web_one(ctx, o->cert_file, o->key_file, o->client_ca_file, &c, err);
+	if (rc != 0 || o->n_sni == 0) {
+		*out = c;
+		return rc;
+	}
+	struct sni_table *t = calloc(1, sizeof(*t));
+	if (t == NULL || (t->host = calloc(o->n_sni, sizeof(*t->host))) == NULL ||
+	    (t->ctx = calloc(o->n_sni, sizeof(*t->ctx))) == NULL) {
+		sni_table_drop(t);
+		SSL_CTX_free(c);
+		return sn_id_fail(err, SN_ENOMEM, SN_ID_E_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < o->n_sni; i++, t->n++) {
+		const struct sn_tls_web_sni *e = &o->sni[i];
+		if ((t->host[i] = strdup(e->host)) == NULL) {
+			rc = sn_id_fail(err, SN_ENOMEM, SN_ID_E_NOMEM, "out of memory");
+			break;
+		}
+		if (e->cert_file != NULL &&
+		    (rc = build_web_one(ctx, e->cert_file, e->key_file, e->client_ca_file, &t->ctx[i], err)) != 0)
+			break;
+	}
+	if (rc != 0 || !SSL_CTX_set_ex_data(c, sni_idx, t)) {
+		sni_table_drop(t);
+		SSL_CTX_free(c);
+		return rc != 0 ? rc : sn_id_fail(err, SN_ENOMEM, SN_ID_E_NOMEM, "out of memory");
+	}
+	SSL_CTX_set_tlsext_servername_callback(c, on_servername);
+	*out = c;
+	return 0;
+}
+
+static int build_web_one(struct sn_tls_ctx *ctx, const char *cert_file, const char *key_file,
+			 const char *client_ca_file, SSL_CTX **out, struct sn_id_error *err)
 {
 	SSL_CTX *c = web_ssl_ctx(TLS_server_method(), err);
 	int rc;
@@ -849,23 +967,23 @@ static int build_web(struct sn_tls_ctx *ctx, const struct sn_tls_web_opts *o, SS
 		rc = web_fail(err, "TLS settings", "");
 		goto fail;
 	}
-	if (SSL_CTX_use_certificate_chain_file(c, o->cert_file) != 1) {
-		rc = web_fail(err, "serverCertificate", o->cert_file);
+	if (SSL_CTX_use_certificate_chain_file(c, cert_file) != 1) {
+		rc = web_fail(err, "serverCertificate", cert_file);
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(c, o->key_file, SSL_FILETYPE_PEM) != 1) {
-		rc = web_fail(err, "privateKey", o->key_file);
+	if (SSL_CTX_use_PrivateKey_file(c, key_file, SSL_FILETYPE_PEM) != 1) {
+		rc = web_fail(err, "privateKey", key_file);
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(c) != 1) {
-		rc = web_fail(err, "privateKey does not match serverCertificate:", o->key_file);
+		rc = web_fail(err, "privateKey does not match serverCertificate:", key_file);
 		goto fail;
 	}
-	if (o->client_ca_file != NULL) {
-		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->client_ca_file);
-		if (names == NULL || SSL_CTX_load_verify_locations(c, o->client_ca_file, NULL) != 1) {
+	if (client_ca_file != NULL) {
+		STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(client_ca_file);
+		if (names == NULL || SSL_CTX_load_verify_locations(c, client_ca_file, NULL) != 1) {
 			sk_X509_NAME_pop_free(names, X509_NAME_free);
-			rc = web_fail(err, "caCertificates", o->client_ca_file);
+			rc = web_fail(err, "caCertificates", client_ca_file);
 			goto fail;
 		}
 		SSL_CTX_set_client_CA_list(c, names);

@@ -325,6 +325,88 @@ class GatewayTLS(unittest.TestCase):
         self.assertIn("subjectAltNames is not implemented", p.stderr())
 
 
+    def test_certificate_by_server_name(self):
+        """Istio's "TLS ingress gateway for multiple hosts": two HTTPS
+        servers on one port, each host with its own credentialName; the
+        ClientHello's server name picks the certificate (each from its own
+        CA here, so a wrong pick fails verification), and a name neither
+        server has gets the first server's."""
+        creds = os.path.join(self.dir, "creds")
+        pkis = {}
+        for name in ("a", "b"):
+            d = os.path.join(self.dir, "pki-" + name)
+            os.mkdir(d)
+            pkis[name] = make_pki(d)
+            os.makedirs(os.path.join(creds, name + "-cert"))
+            for k in ("tls.crt", "tls.key", "ca.crt"):
+                shutil.copy(pkis[name][k], os.path.join(creds, name + "-cert", k))
+        gw = """apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: %d, name: https-a, protocol: HTTPS}
+    hosts: ["*/a.example.com"]
+    tls: {mode: SIMPLE, credentialName: a-cert}
+  - port: {number: %d, name: https-b, protocol: HTTPS}
+    hosts: ["*/b.example.com", "*/*.b.example.com"]
+    tls: {mode: SIMPLE, credentialName: b-cert}
+""" % (self.port, self.port)
+        self.port_a = self.port
+        vs = """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ab}
+spec:
+  hosts: [a.example.com, b.example.com, c.example.com]
+  gateways: [istio-system/edge]
+  http: [{route: [{destination: {host: productpage}}]}]
+"""
+        path = os.path.join(self.dir, "sinew.yaml")
+        st.write_file(path, st.join_docs(self.registry, gw, vs))
+        p = st.start_proxy(self, config_path=path, workdir=self.dir, outbound=False,
+                           args=GW_ARGS + ["--credentials-dir", creds])
+        self.assertTrue(self.wait_listening(), p.stderr()[-2000:])
+
+        def get(host, ca):
+            return st.curl(["--max-time", "10", "--cacert", ca, "--resolve", "%s:%d:%s" % (host, self.port, st.LOOPBACK),
+                            "-o", "/dev/null", "-w", "%{http_code}", "https://%s:%d/x" % (host, self.port)])
+        self.assertEqual(get("a.example.com", pkis["a"]["ca.crt"]).stdout, "200")
+        self.assertEqual(get("b.example.com", pkis["b"]["ca.crt"]).stdout, "200")
+        r = get("b.example.com", pkis["a"]["ca.crt"])
+        self.assertEqual(r.returncode, 60, r)   # b's certificate is not a's CA's
+        # x.b.example.com: the "*.b.example.com" host's; c.example.com: no
+        # server host of its own, the first server's certificate (and then
+        # 404, as no server admits that host)
+        # (b's certificate names *.example.com, one label: curl refuses the
+        # name, having verified the chain with b's CA -- so it was b's)
+        r = get("x.b.example.com", pkis["b"]["ca.crt"])
+        self.assertEqual(r.returncode, 60, r)
+        self.assertIn("subject name", r.stderr)
+        r = get("c.example.com", pkis["a"]["ca.crt"])
+        self.assertEqual((r.returncode, r.stdout), (0, "404"), r)
+        self.assertNotIn("warning", p.stderr().lower())
+        p.stop()
+
+        # MUTUAL: each host verifies clients with its own credential's CA
+        self.port = st.free_port()
+        st.write_file(path, st.join_docs(self.registry, gw.replace("SIMPLE", "MUTUAL").replace(
+            "number: %d" % (self.port_a), "number: %d" % self.port), vs))
+        p = st.start_proxy(self, config_path=path, workdir=self.dir, outbound=False,
+                           args=GW_ARGS + ["--credentials-dir", creds])
+        self.assertTrue(self.wait_listening(), p.stderr()[-2000:])
+
+        def mget(host, who):
+            return st.curl(["--max-time", "10", "--cacert", pkis[host]["ca.crt"], "--cert", pkis[who]["client.crt"],
+                            "--key", pkis[who]["client.key"], "--resolve",
+                            "%s.example.com:%d:%s" % (host, self.port, st.LOOPBACK), "-o", "/dev/null", "-w",
+                            "%{http_code}", "https://%s.example.com:%d/x" % (host, self.port)])
+        self.assertEqual(mget("a", "a").stdout, "200")
+        self.assertEqual(mget("b", "b").stdout, "200")
+        self.assertNotEqual(mget("b", "a").returncode, 0)   # a's client at b: b's CA refuses it
+        self.assertNotEqual(mget("a", "b").returncode, 0)
+
+
 class GatewayPassthrough(unittest.TestCase):
     """tls.mode PASSTHROUGH: the gateway reads the ClientHello's server
     name and sends the connection, its TLS untouched, where the bound
