@@ -866,7 +866,8 @@ struct sn_gw_listener {
 	/* HTTPS servers (tls.mode SIMPLE or MUTUAL): the proxy terminates TLS
 	 * with these files; credentialName is looked up by the proxy in its
 	 * --credentials-dir (NAME/tls.crt, tls.key, ca.crt). */
-	int tls;                     /* 0 plain text, 1 SIMPLE, 2 MUTUAL */
+	int tls;                     /* 0 plain text, 1 SIMPLE, 2 MUTUAL, 3 ISTIO_MUTUAL (the
+				      * proxy's mesh certificate; mesh clients only) */
 	char *cert_file, *key_file, *ca_file;   /* the first server's: the default */
 	char *credential;
 	/* several servers with other certificates on the port: each server

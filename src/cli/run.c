@@ -280,6 +280,12 @@ static int build_proxy_argv(const struct run_opts *o, const struct sn_pod *p, co
 			ARG("--gateway-address");
 			ARG("127.0.0.1");
 		}
+		/* registered with sinewd, so that a Service selecting the
+		 * gateway's labels (an egress gateway's) reaches its ports;
+		 * the port is no listener's (each Service port is its own) */
+		snprintf(advertise, 32, "%s:%d", p->address, SN_POD_PORT_HEALTH);
+		ARG("--advertise");
+		ARG(advertise);
 		argv[n] = NULL;
 		return (int)n;
 	}

@@ -281,7 +281,13 @@ struct cfg_locality {
 	size_t n_failover_priority;
 };
 
+struct cfg_port_policy;
+
 struct cfg_policy {
+	/* portLevelSettings (the rule's or a subset's): a port's fields
+	 * replace these for that port, as Istio merges them */
+	struct cfg_port_policy *ports;
+	size_t n_ports;
 	struct cfg_locality locality;
 	uint32_t warmup_ms;                 /* 0: none */
 	uint32_t warmup_min_pct;
@@ -300,6 +306,11 @@ struct cfg_policy {
 	struct sn_origin_tls origin;        /* SIMPLE, MUTUAL */
 	struct sn_outlier_policy outlier;   /* enabled: the policy has outlierDetection */
 	struct sn_hash_policy hash;         /* with lb RING_HASH / MAGLEV */
+};
+
+struct cfg_port_policy {
+	uint16_t port;               /* the Service port */
+	struct cfg_policy p;         /* its own ports: none */
 };
 
 struct cfg_subset {

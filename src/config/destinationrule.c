@@ -425,6 +425,78 @@ static void parse_outlier(struct cfg_ctx *c, const struct yn *v, struct sn_outli
 	}
 }
 
+static void parse_policy(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *p);
+
+/* portLevelSettings[]: {port: {number}, loadBalancer, connectionPool,
+ * outlierDetection, tls}, each port once. */
+static void parse_port_level(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *p)
+{
+	uint64_t x;
+	if (cfg_want_seq(c, v, CFG_MAX_LIST) != 0 || v->n == 0)
+		return;
+	p->ports = sn_arena_new_array(c->a, struct cfg_port_policy, v->n);
+	if (p->ports == NULL)
+		return;
+	for (size_t j = 0; j < v->n; j++) {
+		const struct yn *e = v->items[j];
+		size_t ql = cfg_path_push(c, "[%zu]", j);
+		if (cfg_want_map(c, e) != 0) {
+			cfg_path_pop(c, ql);
+			continue;
+		}
+		struct cfg_port_policy *pp = &p->ports[p->n_ports];
+		memset(pp, 0, sizeof(*pp));
+		const struct yn *port = yn_get(e, "port"), *num = port != NULL && port->type == YN_MAP ? yn_get(port, "number") : NULL;
+		if (cfg_require(c, e, "port", YN_MAP, "the Service port these settings are for: {number: 443}") != NULL) {
+			size_t pl = cfg_path_push(c, ".port.number");
+			if (num == NULL)
+				cfg_err(c, port, "number is required: the Service port, e.g. 443");
+			else if (cfg_get_uint(c, num, 1, 65535, &x) == 0)
+				pp->port = (uint16_t)x;
+			cfg_path_pop(c, pl);
+			for (size_t k = 0; port->type == YN_MAP && k < port->n; k++)
+				if (strcmp(port->keys[k]->s, "number") != 0) {
+					size_t pl2 = cfg_path_push(c, ".port.%s", port->keys[k]->s);
+					cfg_warn_unknown(c, port->keys[k]);
+					cfg_path_pop(c, pl2);
+				}
+		}
+		for (size_t k = 0; pp->port && k < p->n_ports; k++)
+			if (p->ports[k].port == pp->port) {
+				size_t pl = cfg_path_push(c, ".port.number");
+				cfg_err(c, num, "port %u has settings already (portLevelSettings[%zu]); give each port one entry",
+					pp->port, k);
+				cfg_path_pop(c, pl);
+				pp->port = 0;
+			}
+		/* the entry is a TrafficPolicy without its own portLevelSettings */
+		for (size_t i = 0; i < e->n; i++) {
+			const char *k = e->keys[i]->s;
+			if (!strcmp(k, "port"))
+				continue;
+			size_t pl = cfg_path_push(c, ".%s", k);
+			if (!strcmp(k, "loadBalancer")) {
+				parse_lb(c, e->items[i], &pp->p);
+				if (pp->p.locality.set)
+					cfg_warn(c, e->keys[i], "localityLbSetting in portLevelSettings is not implemented; "
+						 "the rule's (or the subset's) applies to every port");
+			} else if (!strcmp(k, "connectionPool")) {
+				parse_pool(c, e->items[i], &pp->p);
+			}
+			else if (!strcmp(k, "tls"))
+				parse_tls(c, e->items[i], &pp->p);
+			else if (!strcmp(k, "outlierDetection"))
+				parse_outlier(c, e->items[i], &pp->p.outlier);
+			else
+				cfg_warn_unknown(c, e->keys[i]);
+			cfg_path_pop(c, pl);
+		}
+		if (pp->port)
+			p->n_ports++;
+		cfg_path_pop(c, ql);
+	}
+}
+
 static void parse_policy(struct cfg_ctx *c, const struct yn *v, struct cfg_policy *p)
 {
 	if (cfg_want_map(c, v) != 0)
@@ -441,7 +513,9 @@ static void parse_policy(struct cfg_ctx *c, const struct yn *v, struct cfg_polic
 			parse_tls(c, x, p);
 		else if (!strcmp(k, "outlierDetection"))
 			parse_outlier(c, x, &p->outlier);
-		else if (!strcmp(k, "portLevelSettings") || !strcmp(k, "tunnel") || !strcmp(k, "proxyProtocol"))
+		else if (!strcmp(k, "portLevelSettings"))
+			parse_port_level(c, x, p);
+		else if (!strcmp(k, "tunnel") || !strcmp(k, "proxyProtocol"))
 			cfg_warn_unimplemented(c, v->keys[i], k);
 		else
 			cfg_warn_unknown(c, v->keys[i]);

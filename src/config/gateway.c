@@ -176,8 +176,16 @@ static int https_served(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_ser
 		if (s->credential != NULL || s->cert_file != NULL || s->key_file != NULL || s->ca_file != NULL)
 			cfg_warn(c, at, "certificates are not used with tls.mode PASSTHROUGH (the gateway does not "
 				 "terminate TLS there)");
+	} else if (!strcmp(s->tls_mode, "ISTIO_MUTUAL")) {
+		/* the mesh's mTLS, with the gateway's own SPIFFE certificate
+		 * (an egress gateway's sidecars call it so) */
+		ok = 1;
+		if (s->credential != NULL || s->cert_file != NULL || s->key_file != NULL || s->ca_file != NULL)
+			cfg_warn(c, at, "certificates are not used with tls.mode ISTIO_MUTUAL (the gateway uses its "
+				 "mesh identity)");
 	} else if (strcmp(s->tls_mode, "SIMPLE") && strcmp(s->tls_mode, "MUTUAL")) {
-		cfg_warn(c, at, "tls.mode %s is not served by Sinew's gateways yet (SIMPLE and MUTUAL are); this "
+		cfg_warn(c, at, "tls.mode %s is not served by Sinew's gateways yet (SIMPLE, MUTUAL, ISTIO_MUTUAL and "
+			 "PASSTHROUGH are); this "
 			 "server (port %u) is not opened", s->tls_mode, s->port);
 	} else if (s->credential == NULL && (s->cert_file == NULL || s->key_file == NULL)) {
 		cfg_err(c, at, "tls.mode %s needs credentialName, or serverCertificate and privateKey (PEM files)",

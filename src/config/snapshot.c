@@ -683,7 +683,8 @@ void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 			sn_json_fput_cstr(f, l->origin);
 			fprintf(f, ",\"https_redirect\":%s", l->https_redirect ? "true" : "false");
 			if (l->tls) {
-				fprintf(f, ",\"tls\":{\"mode\":\"%s\",\"server_certificate\":", l->tls == 2 ? "MUTUAL" : "SIMPLE");
+				fprintf(f, ",\"tls\":{\"mode\":\"%s\",\"server_certificate\":",
+					l->tls == 3 ? "ISTIO_MUTUAL" : l->tls == 2 ? "MUTUAL" : "SIMPLE");
 				sn_json_fput_cstr(f, l->cert_file);
 				fputs(",\"private_key\":", f);
 				sn_json_fput_cstr(f, l->key_file);

@@ -489,6 +489,37 @@ static void apply_locality(struct tr *t, struct sn_cluster *c, const struct cfg_
 	c->n_priorities = (uint8_t)n;
 }
 
+static void merge_one(struct sn_cluster *c, const struct cfg_policy *p)
+{
+	if (p->has_lb) {
+		c->lb = p->lb;
+		c->hash = p->hash;
+	}
+	if (p->warmup_ms) {
+		c->warmup_ms = p->warmup_ms;
+		c->warmup_min_pct = p->warmup_min_pct;
+		c->warmup_aggression = p->warmup_aggression;
+	}
+	if (p->has_pool)
+		apply_pool(c, p);
+	if (p->outlier.enabled)
+		c->outlier = p->outlier;
+	if (p->has_tls) {
+		c->tls_mode = p->tls_mode;
+		c->origin = p->origin;
+		c->tls_set = 1;
+	}
+}
+
+/* A policy, then its portLevelSettings for port. */
+static void merge_policy(struct sn_cluster *c, const struct cfg_policy *p, uint16_t port)
+{
+	merge_one(c, p);
+	for (size_t i = 0; i < p->n_ports; i++)
+		if (p->ports[i].port == port)
+			merge_one(c, &p->ports[i].p);
+}
+
 static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, const struct cfg_subset *subset,
 			const struct tr_dr *dr)
 {
@@ -523,47 +554,13 @@ static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, 
 	static const struct cfg_policy none;
 	apply_pool(c, &none);
 	if (dr != NULL) {
-		/* Istio merge: the subset's loadBalancer / connectionPool replace
-		 * the rule's as a whole. */
-		const struct cfg_policy *p = &dr->dr->policy;
-		if (p->has_lb) {
-			c->lb = p->lb;
-			c->hash = p->hash;
-		}
-		if (p->warmup_ms) {
-			c->warmup_ms = p->warmup_ms;
-			c->warmup_min_pct = p->warmup_min_pct;
-			c->warmup_aggression = p->warmup_aggression;
-		}
-		if (p->has_pool)
-			apply_pool(c, p);
-		if (p->outlier.enabled)
-			c->outlier = p->outlier;
-		if (p->has_tls) {
-			c->tls_mode = p->tls_mode;
-			c->origin = p->origin;
-			c->tls_set = 1;
-		}
-		if (subset != NULL) {
-			if (subset->policy.has_tls) {
-				c->tls_mode = subset->policy.tls_mode;
-				c->origin = subset->policy.origin;
-				c->tls_set = 1;
-			}
-			if (subset->policy.has_lb) {
-				c->lb = subset->policy.lb;
-				c->hash = subset->policy.hash;
-			}
-			if (subset->policy.warmup_ms) {
-				c->warmup_ms = subset->policy.warmup_ms;
-				c->warmup_min_pct = subset->policy.warmup_min_pct;
-				c->warmup_aggression = subset->policy.warmup_aggression;
-			}
-			if (subset->policy.has_pool)
-				apply_pool(c, &subset->policy);
-			if (subset->policy.outlier.enabled)
-				c->outlier = subset->policy.outlier;
-		}
+		/* Istio's merge: the rule's policy, its settings for this port,
+		 * the subset's, the subset's for this port -- each
+		 * loadBalancer / connectionPool / outlierDetection / tls given
+		 * replacing the one before as a whole. */
+		merge_policy(c, &dr->dr->policy, sp->port);
+		if (subset != NULL)
+			merge_policy(c, &subset->policy, sp->port);
 	}
 	/* the policies' strings live in the set's arena: the snapshot's own */
 	c->origin.ca_file = sdup(t, c->origin.ca_file);
@@ -1645,8 +1642,10 @@ static void build_gateways(struct tr *t)
 					SN_GW_LISTENERS_MAX, s->port);
 				continue;
 			}
-			int tls = s->passthrough ? 0
-				  : !strcmp(s->protocol, "HTTPS") ? (!strcmp(s->tls_mode, "MUTUAL") ? 2 : 1) : 0;
+			int tls = s->passthrough || strcmp(s->protocol, "HTTPS") ? 0
+				  : !strcmp(s->tls_mode, "MUTUAL")       ? 2
+				  : !strcmp(s->tls_mode, "ISTIO_MUTUAL") ? 3
+									 : 1;
 			if (g != NULL && g->l.passthrough != s->passthrough) {
 				char field[64];
 				snprintf(field, sizeof(field), "spec.%s[%zu]", servers, i);
@@ -1662,7 +1661,9 @@ static void build_gateways(struct tr *t)
 				tr_diag(t, SN_DIAG_WARNING, r, s->loc, field,
 					"port %u is already %s (%s); the servers of one port share plain text, "
 					"tls.mode SIMPLE or tls.mode MUTUAL, so this server is not opened", s->port,
-					!g->l.tls ? "plain text" : g->l.tls == 2 ? "HTTPS MUTUAL" : "HTTPS SIMPLE",
+					!g->l.tls ? "plain text" : g->l.tls == 2 ? "HTTPS MUTUAL"
+					: g->l.tls == 3			  ? "HTTPS ISTIO_MUTUAL"
+									  : "HTTPS SIMPLE",
 					g->l.origin);
 				continue;
 			}
@@ -1679,7 +1680,7 @@ static void build_gateways(struct tr *t)
 				g->l.credential = sdup(t, s->credential);
 				g->l.passthrough = s->passthrough;
 			}
-			if (tls && gw_certs_add(t, g, s))
+			if ((tls == 1 || tls == 2) && gw_certs_add(t, g, s))
 				continue;
 			if (s->https_redirect)
 				g->l.https_redirect = 1;

@@ -113,8 +113,10 @@ const char *registry_prepare(struct sn_mesh_proxy *px)
 	}
 	/* A workload whose proxy holds our certificate takes mutual TLS:
 	 * clients use it without a DestinationRule saying so (Istio's auto
-	 * mTLS keys on the same label). */
-	if (px->peer_id != NULL && sn_labels_get(&px->reg_labels, SN_TLS_MODE_LABEL) == NULL) {
+	 * mTLS keys on the same label). Not a gateway: its ports are the
+	 * Gateways' (plain text unless a server says ISTIO_MUTUAL), as
+	 * Istio's gateways carry no such label. */
+	if (px->peer_id != NULL && !px->gateway && sn_labels_get(&px->reg_labels, SN_TLS_MODE_LABEL) == NULL) {
 		struct sn_label *v = realloc(px->reg_labels.v, (px->reg_labels.n + 1) * sizeof(*v));
 		if (v == NULL)
 			return "out of memory";
@@ -176,10 +178,11 @@ void registry_render(struct sn_mesh *m, struct sn_mesh_proxy *px, const struct v
 			sn_out_cstr(&o, "\n    ");
 			sn_out_json_cstr(&o, pn);
 			/* A pod with capture takes every port at its address (the
-			 * REDIRECT rule): each Service port reaches its targetPort.
+			 * REDIRECT rule), and a gateway listens on its Gateways'
+			 * ports: each Service port reaches its targetPort.
 			 * Otherwise every port reaches the proxy's one inbound. */
 			uint16_t tp = cs->ports[p].target_port ? cs->ports[p].target_port : cs->ports[p].port;
-			sn_out_printf(&o, ": %u", px->capture && tp ? tp : px->reg_port);
+			sn_out_printf(&o, ": %u", (px->capture || px->gateway) && tp ? tp : px->reg_port);
 		}
 	}
 	if (n_names == 0)

@@ -411,8 +411,21 @@ static int dconn_secure(struct sn_dconn *c)
 		return 1;
 	}
 	c->handshaking = 0;
+	if (c->gw_port != 0 && c->gw_mesh) {
+		/* ISTIO_MUTUAL: a mesh client (its SPIFFE identity checked in
+		 * the handshake) speaking HTTP; opaque TCP has no route here */
+		c->peer_id = sn_xprt_peer_id(&c->x);
+		if (sn_str_eq_cstr(sn_xprt_alpn(&c->x), SN_TLS_ALPN_TCP)) {
+			sn_log(SN_LOG_INFO, "conn=%llu gateway port %u: %s asked for opaque TCP (%s), which a gateway's "
+			       "ISTIO_MUTUAL port does not take; closing", (unsigned long long)c->id, c->gw_port, c->peer,
+			       c->peer_id ? c->peer_id : "?");
+			sn__dconn_close(c);
+			return 1;
+		}
+	}
 	if (c->gw_port != 0) {
-		/* a gateway's client: no SPIFFE identity, no mesh protocols */
+		/* a gateway's client: no mesh protocols (ALPN h2 or none: the
+		 * preface tells HTTP/2, as in plain text) */
 		c->can_read = 1;   /* OpenSSL may already hold the first request */
 		c->can_write = 1;
 		return 0;
@@ -530,13 +543,18 @@ void sn_dconn_accept(struct sn_worker *w, int fd, enum sn_direction dir, uint16_
 		 * HTTP/2 as ALPN says (the preface tells, as in plain text) */
 		const struct sn_gw_listener *gl = sn_snapshot_find_gw_listener(w->snap, gw_port);
 		if (gl != NULL && gl->tls) {
-			struct sn_tls_ctx *ctx = sn_gw_tls_get(w->proxy, gw_port);
+			/* ISTIO_MUTUAL: the mesh's server context (the proxy's SVID) */
+			struct sn_tls_ctx *ctx = sn_gw_listener_tls(w->proxy, gl);
+			if (ctx == NULL && gl->tls == 3)
+				sn_log(SN_LOG_INFO, "conn=%llu from %s: gateway port %u (ISTIO_MUTUAL): refused: this proxy "
+				       "has no mesh certificate yet", (unsigned long long)c->id, c->peer, gw_port);
 			if (ctx == NULL || sn_xprt_tls(&c->x, ctx, NULL) != 0) {
 				sn__dconn_close(c);
 				return;
 			}
 			c->handshaking = 1;
 			c->gw_tls = 1;
+			c->gw_mesh = gl->tls == 3;
 			c->header_timer = 1;
 			sn_timer_start(&w->loop, &c->timer, w->proxy->opt.request_header_timeout_ms, on_dconn_timer);
 			return;

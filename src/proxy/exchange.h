@@ -42,6 +42,7 @@ struct sn_dconn {
 	unsigned spoke_h1 : 1;       /* an HTTP/1.1 request came: no HTTP/2 preface now */
 	unsigned mesh_h2 : 1;        /* inbound mTLS with ALPN sinew/h2: the app speaks HTTP/2 */
 	unsigned gw_tls : 1;         /* a gateway's HTTPS port: the client's scheme is https */
+	unsigned gw_mesh : 1;        /* ...with tls.mode ISTIO_MUTUAL: a mesh client's mTLS */
 	const char *peer_id;         /* mTLS: the client's SPIFFE ID (borrowed from x) */
 	uint16_t app_port;           /* inbound with capture: the original destination port */
 	uint16_t gw_port;            /* accepted on this gateway port (--gateway); 0: not a gateway's */

@@ -51,7 +51,7 @@ static struct sn_gw_tls *slot_for(struct sn_proxy *p, const struct sn_snapshot *
 			return g;
 		/* free: never used, or its port is no HTTPS port of s */
 		const struct sn_gw_listener *l = g->port ? sn_snapshot_find_gw_listener(s, g->port) : NULL;
-		if (reuse == NULL && (l == NULL || !l->tls))
+		if (reuse == NULL && (l == NULL || l->tls == 0 || l->tls == 3))
 			reuse = g;
 	}
 	return reuse;
@@ -139,8 +139,15 @@ void sn_gw_tls_sync(struct sn_proxy *p, const struct sn_snapshot *s)
 	if (!p->opt.gateway || s == NULL)
 		return;
 	for (size_t i = 0; i < s->n_gw_listeners; i++)
-		if (s->gw_listeners[i].tls)
+		if (s->gw_listeners[i].tls == 1 || s->gw_listeners[i].tls == 2)   /* 3: the mesh's context */
 			load_one(p, s, &s->gw_listeners[i]);
+}
+
+struct sn_tls_ctx *sn_gw_listener_tls(struct sn_proxy *p, const struct sn_gw_listener *l)
+{
+	if (l->tls == 3)   /* ISTIO_MUTUAL: the mesh's server context, once sinewd signed ours */
+		return __atomic_load_n(&p->tls_server, __ATOMIC_ACQUIRE);
+	return sn_gw_tls_get(p, l->port);
 }
 
 struct sn_tls_ctx *sn_gw_tls_get(struct sn_proxy *p, uint16_t port)

@@ -332,6 +332,9 @@ int sn_files_readable(const char *const *files, size_t n, char *err, size_t size
 /* The TLS context of HTTPS gateway port, or NULL (plain text, or its
  * certificate did not load). Any thread. */
 struct sn_tls_ctx *sn_gw_tls_get(struct sn_proxy *p, uint16_t port);
+/* The server context of HTTPS gateway listener l: its files' (as
+ * sn_gw_tls_get), or for ISTIO_MUTUAL the mesh's; NULL: not ready. */
+struct sn_tls_ctx *sn_gw_listener_tls(struct sn_proxy *p, const struct sn_gw_listener *l);
 
 /* tcp.c: opaque TCP and protocol detection for captured traffic. Returns
  * 1 when it took fd (a captured outbound connection), 0 to go on as HTTP. */

@@ -400,7 +400,7 @@ static void sync_gw_listeners(struct sn_worker *w, const struct sn_snapshot *s)
 	for (size_t i = 0; i < SN_ARRAY_LEN(w->gw_listeners); i++) {
 		struct sn_listener *l = &w->gw_listeners[i];
 		const struct sn_gw_listener *gl = l->fd >= 0 ? sn_snapshot_find_gw_listener(s, l->gw_port) : NULL;
-		if (l->fd >= 0 && (gl == NULL || (gl->tls && sn_gw_tls_get(w->proxy, gl->port) == NULL))) {
+		if (l->fd >= 0 && (gl == NULL || (gl->tls && sn_gw_listener_tls(w->proxy, gl) == NULL))) {
 			if (w->id == 0)
 				sn_log(SN_LOG_INFO, "gateway: port %u closed (%s)", l->gw_port,
 				       gl == NULL ? "no Gateway server selects it now" : "its certificate did not load");
@@ -409,7 +409,7 @@ static void sync_gw_listeners(struct sn_worker *w, const struct sn_snapshot *s)
 	}
 	for (size_t k = 0; s != NULL && k < s->n_gw_listeners; k++) {
 		uint16_t port = s->gw_listeners[k].port;
-		if (s->gw_listeners[k].tls && sn_gw_tls_get(w->proxy, port) == NULL)
+		if (s->gw_listeners[k].tls && sn_gw_listener_tls(w->proxy, &s->gw_listeners[k]) == NULL)
 			continue;   /* fail closed: gateway_tls.c said why */
 		struct sn_listener *free_slot = NULL;
 		int open = 0;

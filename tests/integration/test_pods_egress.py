@@ -39,7 +39,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sinewtest as st  # noqa: E402
-from test_pods import Env, SUFFIX, netns_list, host_links, host_rules, read, sh  # noqa: E402
+from test_pods import Env, SUFFIX, SINEW, netns_list, host_links, host_rules, read, sh  # noqa: E402
 
 CIDR = "10.75.0.0/24"   # no other test uses it
 GATEWAY = "10.75.0.1"   # the mesh network's gateway: the bridge's address in the mesh namespace
@@ -439,6 +439,163 @@ spec:
             rc, out, err = self.e.sinew("delete", "serviceentry", "ext-db", "--server", self.server)
             self.assertEqual(rc, 0, (out, err))
             self.wait_synced()
+
+    def test_6_egress_gateway(self):
+        """Istio's egress gateway task (HTTP): an egress gateway pod
+        (`sinew gateway run` as istio-egressgateway, labels
+        istio=egressgateway) behind its Service, a ServiceEntry for the
+        external host, a Gateway and the task's VirtualService -- the
+        mesh's requests for the host go to the egress gateway, which calls
+        out: the external server sees the gateway's address, not the
+        client pod's."""
+        out = os.path.join(self.e.tmp, "egress.out")
+        err = os.path.join(self.e.tmp, "egress.err")
+        with open(out, "w") as fo, open(err, "w") as fe:
+            p = st.spawn([SINEW, "gateway", "run", "--service", "istio-egressgateway", "--labels",
+                          "app=istio-egressgateway,istio=egressgateway", "--service-account",
+                          "istio-egressgateway-service-account", "--server", self.server, "--ready-timeout", "30",
+                          "--drain-timeout", "3"], stdout=fo, stderr=fe, env=self.e.env())
+        p.err_path = err
+        type(self).procs.append(("egress", p))
+        deadline, gw = time.time() + 30, None
+        while time.time() < deadline and gw is None:
+            gw = next((q for q in self.e.ps() if q["service"] == "istio-egressgateway"
+                       and q["proxy"]["state"] == "ready"), None)
+            time.sleep(0.2)
+        self.assertIsNotNone(gw, read(err))
+        type(self).pods["egress"] = gw["name"]
+        cfg = """apiVersion: v1
+kind: Service
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  ports: [{name: http2, port: 80}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: external}
+spec:
+  hosts: [%(host)s]
+  ports: [{number: %(port)d, name: http, protocol: HTTP}]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  endpoints: [{address: %(gw)s}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 80, name: http, protocol: HTTP}
+    hosts: [%(host)s]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: egressgateway-for-external}
+spec:
+  host: istio-egressgateway.istio-system.svc.cluster.local
+  subsets: [{name: external}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: direct-external-through-egress-gateway}
+spec:
+  hosts: [%(host)s]
+  gateways: [istio-system/istio-egressgateway, mesh]
+  http:
+  - match: [{gateways: [mesh], port: %(port)d}]
+    route:
+    - destination: {host: istio-egressgateway.istio-system.svc.cluster.local, subset: external, port: {number: 80}}
+  - match: [{gateways: [istio-system/istio-egressgateway], port: 80}]
+    route:
+    - destination: {host: %(host)s, port: {number: %(port)d}}
+""" % {"host": UNDECLARED, "port": HTTP_PORT, "gw": GATEWAY}
+        rc, o, e = self.e.sinew("apply", "-f", "-", "--server", self.server, stdin=cfg)
+        self.assertEqual(rc, 0, (o, e))
+        deadline, r = time.time() + 15, None
+        while time.time() < deadline:
+            r = self.curl_undeclared()
+            if r.stdout.endswith("STATUS 200"):
+                break
+            time.sleep(0.2)
+        self.assertTrue(r.stdout.endswith("STATUS 200"), (r.stdout, r.stderr, read(err)[-2000:]))
+        # from the egress gateway's address: it went out through the gateway
+        self.assertIn("EXTERNAL host=%s:%d path=/some/path peer=%s" % (UNDECLARED, HTTP_PORT, gw["address"]),
+                      r.stdout)
+        # the client's sidecar routed it to the gateway (route metrics name the VirtualService)
+        m = self.metrics("client")
+        self.assertGreaterEqual(st.metric_sum(m, "sinew_route_requests_total",
+                                              virtual_service="direct-external-through-egress-gateway"), 1,
+                                [x for x in m if "route" in x[0]][:20])
+
+    def test_7_egress_gateway_mutual_tls(self):
+        """Istio's egress gateway with mutual TLS between the sidecar and
+        the gateway: a Gateway server HTTPS on 443 with tls.mode
+        ISTIO_MUTUAL and a DestinationRule for the gateway with
+        ISTIO_MUTUAL on 443. The request still leaves through the gateway;
+        the gateway's 443 takes only the mesh's mTLS (plain text from the
+        mesh network is refused), so the sidecar's call was mTLS."""
+        if "egress" not in self.pods:
+            self.test_6_egress_gateway()
+        gw = [q for q in self.e.ps() if q["name"] == self.pods["egress"]][0]
+        cfg = """apiVersion: v1
+kind: Service
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  ports: [{name: http2, port: 80}, {name: https, port: 443}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 443, name: https, protocol: HTTPS}
+    hosts: [%(host)s]
+    tls: {mode: ISTIO_MUTUAL}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: egressgateway-for-external}
+spec:
+  host: istio-egressgateway.istio-system.svc.cluster.local
+  subsets:
+  - name: external
+    trafficPolicy:
+      portLevelSettings:
+      - port: {number: 443}
+        tls: {mode: ISTIO_MUTUAL, sni: %(host)s}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: direct-external-through-egress-gateway}
+spec:
+  hosts: [%(host)s]
+  gateways: [istio-system/istio-egressgateway, mesh]
+  http:
+  - match: [{gateways: [mesh], port: %(port)d}]
+    route:
+    - destination: {host: istio-egressgateway.istio-system.svc.cluster.local, subset: external, port: {number: 443}}
+  - match: [{gateways: [istio-system/istio-egressgateway], port: 443}]
+    route:
+    - destination: {host: %(host)s, port: {number: %(port)d}}
+""" % {"host": UNDECLARED, "port": HTTP_PORT}
+        rc, o, e = self.e.sinew("apply", "-f", "-", "--server", self.server, stdin=cfg)
+        self.assertEqual(rc, 0, (o, e))
+        deadline, r = time.time() + 15, None
+        while time.time() < deadline:
+            r = self.curl_undeclared()
+            if r.stdout.endswith("STATUS 200") and "peer=%s" % gw["address"] in r.stdout:
+                break
+            time.sleep(0.2)
+        self.assertIn("EXTERNAL host=%s:%d path=/some/path peer=%s" % (UNDECLARED, HTTP_PORT, gw["address"]),
+                      r.stdout, (r.stderr, self.proxy_log("egress")[-3000:], self.proxy_log("client")[-2000:]))
+        # the gateway's 443 in plain text, from the mesh network: refused
+        plain = sh(["ip", "netns", "exec", self.mesh, "curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w",
+                    "%{http_code}", "-H", "Host: %s" % UNDECLARED, "http://%s:443/x" % gw["address"]])
+        self.assertNotEqual(plain.stdout, "200", plain)
 
 
 if __name__ == "__main__":

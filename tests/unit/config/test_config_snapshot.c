@@ -484,6 +484,69 @@ static void test_duration(void **state)
 			fail_msg("accepted \"%s\"", bad[i]);
 }
 
+/* portLevelSettings: Istio's egress-rule-google-apis.yaml originates TLS
+ * on 443 only; a subset's port settings come last. */
+static void test_port_level_settings(void **state)
+{
+	(void)state;
+	static const char *const files[] = { "egress-rule-google-apis.yaml", NULL };
+	struct sn_snapshot *s = build(files, &pp_id);
+	const struct sn_cluster *c443 = cluster_named(s, "outbound|443||www.googleapis.com");
+	const struct sn_cluster *c80 = cluster_named(s, "outbound|80||www.googleapis.com");
+	assert_non_null(c443);
+	assert_non_null(c80);
+	assert_int_equal(c443->tls_mode, SN_CLUSTER_TLS_SIMPLE);
+	assert_true(c443->tls_set);
+	assert_int_equal(c80->tls_mode, SN_CLUSTER_TLS_DISABLE);
+	assert_false(c80->tls_set);
+	assert_int_equal(c80->lb, SN_LB_ROUND_ROBIN);   /* the rule's loadBalancer on every port */
+	sn_snapshot_unref(s);
+
+	static const char text[] =
+		"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\n"
+		"spec:\n  host: reviews\n"
+		"  trafficPolicy:\n    loadBalancer: {simple: RANDOM}\n"
+		"    portLevelSettings:\n    - port: {number: 9080}\n      loadBalancer: {simple: LEAST_REQUEST}\n"
+		"      connectionPool: {tcp: {maxConnections: 7}}\n"
+		"  subsets:\n  - name: v1\n    labels: {version: v1}\n    trafficPolicy:\n"
+		"      portLevelSettings:\n      - port: {number: 9080}\n        tls: {mode: ISTIO_MUTUAL}\n";
+	struct sn_diags d;
+	s = build_text(text, &pp_id, &d);
+	const struct sn_cluster *all = cluster_named(s, "outbound|9080||reviews.default.svc.cluster.local");
+	assert_non_null(all);
+	assert_int_equal(all->lb, SN_LB_LEAST_REQUEST);
+	assert_int_equal(all->max_connections, 7);
+	assert_false(all->tls_set);
+	sn_snapshot_unref(s);
+	sn_diags_free(&d);
+
+	static const char vs[] =
+		"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+		"spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v1}}]}]}\n---\n";
+	char both[2048];
+	snprintf(both, sizeof(both), "%s%s", vs, text);
+	s = build_text(both, &pp_id, &d);
+	const struct sn_cluster *v1 = cluster_named(s, "outbound|9080|v1|reviews.default.svc.cluster.local");
+	assert_non_null(v1);
+	assert_int_equal(v1->lb, SN_LB_LEAST_REQUEST);
+	assert_int_equal(v1->tls_mode, SN_CLUSTER_TLS_ISTIO_MUTUAL);
+	sn_snapshot_unref(s);
+	sn_diags_free(&d);
+
+	/* a port twice: an error at its line */
+	static const char dup[] =
+		"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\n"
+		"spec:\n  host: reviews\n  trafficPolicy:\n    portLevelSettings:\n"
+		"    - port: {number: 80}\n    - port: {number: 80}\n";
+	struct sn_config_set set;
+	sn_config_set_init(&set);
+	sn_diags_init(&d);
+	assert_int_not_equal(sn_config_load_text(&set, "t.yaml", dup, strlen(dup), &d), 0);
+	assert_diag(&d, SN_DIAG_ERROR, "t.yaml:9:", "portLevelSettings[1].port.number", "has settings already");
+	sn_diags_free(&d);
+	sn_config_set_free(&set);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -495,6 +558,7 @@ int main(void)
 		cmocka_unit_test(test_outlier_detection),
 		cmocka_unit_test(test_source_labels_match_proxy),
 		cmocka_unit_test(test_duration),
+		cmocka_unit_test(test_port_level_settings),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
