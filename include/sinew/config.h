@@ -374,11 +374,16 @@ struct sn_http_route {
 };
 
 /* A virtual host: the routes for requests whose authority names host. */
+struct sn_sni_route;
+
 struct sn_vhost {
 	char *host;                  /* FQDN ("reviews.default.svc.cluster.local") or "*.suffix" */
 	uint16_t port;               /* 0: every port of the host */
 	struct sn_http_route *routes;
 	size_t n_routes;
+	/* a VirtualService's tcp[] route for this host and port (its sni is
+	 * "*"): where a sidecar sends opaque TCP for it; NULL: the Service */
+	struct sn_sni_route *tcp_route;
 };
 
 enum sn_lb_policy {

@@ -205,6 +205,22 @@ static void route_rows(struct sn_cli_table *t, struct fy_node *vhosts, struct fy
 	}
 }
 
+/* A route of bytes (a gateway's TLS passthrough, a sidecar's tcp[]):
+ * its weighted clusters. */
+static void l4_row(struct sn_cli_table *t, const char *host, const char *rule, struct fy_node *r)
+{
+	struct fy_node *ds = sn_cli_json_get(r, "destinations");
+	char dests[600] = "";
+	for (size_t j = 0; j < sn_cli_json_len(ds); j++) {
+		struct fy_node *d = sn_cli_json_at(ds, j);
+		char one[300];
+		snprintf(one, sizeof(one), "%s (%lld)", sn_cli_json_str_or(d, "cluster", "?"), sn_cli_json_int(d, "weight", 0));
+		append(dests, sizeof(dests), ", ", one);
+	}
+	const char *row[8] = { host, rule, "-", dests, "-", "-", "-", sn_cli_json_str_or(r, "origin", "?") };
+	sn_cli_table_row(t, row);
+}
+
 static void print_routes(struct fy_node *root)
 {
 	struct fy_node *clusters = sn_cli_json_get(root, "clusters");
@@ -220,23 +236,24 @@ static void print_routes(struct fy_node *root)
 		/* TLS passthrough: one row per server name */
 		struct fy_node *sni = sn_cli_json_get(l, "sni_routes");
 		for (size_t k = 0; k < sn_cli_json_len(sni); k++) {
-			struct fy_node *r = sn_cli_json_at(sni, k), *ds = sn_cli_json_get(r, "destinations");
-			char host[400], dests[600] = "";
+			struct fy_node *r = sn_cli_json_at(sni, k);
+			char host[400];
 			snprintf(host, sizeof(host), "gateway:%lld sni %s", sn_cli_json_int(l, "port", 0),
 				 sn_cli_json_str_or(r, "sni", "?"));
-			for (size_t j = 0; j < sn_cli_json_len(ds); j++) {
-				struct fy_node *d = sn_cli_json_at(ds, j);
-				char one[300];
-				snprintf(one, sizeof(one), "%s (%lld)", sn_cli_json_str_or(d, "cluster", "?"),
-					 sn_cli_json_int(d, "weight", 0));
-				append(dests, sizeof(dests), ", ", one);
-			}
-			const char *row[8] = { host, "tls passthrough", "-", dests, "-", "-", "-",
-					       sn_cli_json_str_or(r, "origin", "?") };
-			sn_cli_table_row(&t, row);
+			l4_row(&t, host, "tls passthrough", r);
 		}
 	}
 	route_rows(&t, sn_cli_json_get(root, "vhosts"), clusters, 0);
+	/* opaque TCP routed by a VirtualService's tcp[] */
+	struct fy_node *vhs = sn_cli_json_get(root, "vhosts");
+	for (size_t i = 0; i < sn_cli_json_len(vhs); i++) {
+		struct fy_node *vh = sn_cli_json_at(vhs, i), *r = sn_cli_json_get(vh, "tcp_route");
+		if (r == NULL)
+			continue;
+		char host[400];
+		snprintf(host, sizeof(host), "%s:%lld", sn_cli_json_str_or(vh, "host", "?"), sn_cli_json_int(vh, "port", 0));
+		l4_row(&t, host, "tcp", r);
+	}
 	sn_cli_table_print(&t, stdout);
 	sn_cli_table_free(&t);
 	for (size_t i = 0; i < sn_cli_json_len(gw); i++) {

@@ -221,8 +221,9 @@ struct cfg_parent_ref {
 	struct cfg_loc loc;
 };
 
-/* A VirtualService's tls[] route: TLS passed through at a gateway, by
- * the ClientHello's server name. */
+/* A VirtualService's tls[] route (TLS passed through at a gateway, by
+ * the ClientHello's server name) or tcp[] route (a sidecar's opaque TCP,
+ * by port; no sniHosts). */
 struct cfg_tls_match {
 	char **sni_hosts;            /* lower case; "*.suffix" allowed */
 	size_t n_sni;
@@ -252,6 +253,8 @@ struct cfg_vs {
 	size_t n_http;
 	struct cfg_tls_route *tls;
 	size_t n_tls;
+	struct cfg_tls_route *tcp;
+	size_t n_tcp;
 	/* (HTTPRoute, converted by gateway_api.c: hosts are its hostnames,
 	 * for_mesh is 0, each http[] is one match of one rule) */
 	int gateway_api;

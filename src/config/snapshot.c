@@ -577,6 +577,22 @@ static void dump_security(const struct sn_snapshot *s, FILE *f)
 	fputc(']', f);
 }
 
+/* {"sni":..,"origin":..,"destinations":[{"cluster":..,"weight":..}]} */
+static void dump_sni_route(FILE *f, const struct sn_snapshot *s, const struct sn_sni_route *r)
+{
+	fputs("{\"sni\":", f);
+	sn_json_fput_cstr(f, r->sni);
+	fputs(",\"origin\":", f);
+	sn_json_fput_cstr(f, r->origin);
+	fputs(",\"destinations\":[", f);
+	for (size_t d = 0; d < r->n_dests; d++) {
+		fputs(d ? ",{\"cluster\":" : "{\"cluster\":", f);
+		sn_json_fput_cstr(f, s->clusters[r->dests[d].cluster].name);
+		fprintf(f, ",\"weight\":%u}", r->dests[d].weight);
+	}
+	fputs("]}", f);
+}
+
 static void dump_vhosts(FILE *f, const struct sn_snapshot *s, const struct sn_vhost *vhosts, size_t n)
 {
 	fputc('[', f);
@@ -590,7 +606,12 @@ static void dump_vhosts(FILE *f, const struct sn_snapshot *s, const struct sn_vh
 				fputc(',', f);
 			dump_route(f, s, &v->routes[r]);
 		}
-		fputs("]}", f);
+		fputc(']', f);
+		if (v->tcp_route != NULL) {
+			fputs(",\"tcp_route\":", f);
+			dump_sni_route(f, s, v->tcp_route);
+		}
+		fputc('}', f);
 	}
 	fputc(']', f);
 }
@@ -697,18 +718,9 @@ void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 			if (l->passthrough) {
 				fputs(",\"tls\":{\"mode\":\"PASSTHROUGH\"},\"sni_routes\":[", f);
 				for (size_t k = 0; k < l->n_sni_routes; k++) {
-					const struct sn_sni_route *r = &l->sni_routes[k];
-					fputs(k ? ",{\"sni\":" : "{\"sni\":", f);
-					sn_json_fput_cstr(f, r->sni);
-					fputs(",\"origin\":", f);
-					sn_json_fput_cstr(f, r->origin);
-					fputs(",\"destinations\":[", f);
-					for (size_t d = 0; d < r->n_dests; d++) {
-						fputs(d ? ",{\"cluster\":" : "{\"cluster\":", f);
-						sn_json_fput_cstr(f, s->clusters[r->dests[d].cluster].name);
-						fprintf(f, ",\"weight\":%u}", r->dests[d].weight);
-					}
-					fputs("]}", f);
+					if (k)
+						fputc(',', f);
+					dump_sni_route(f, s, &l->sni_routes[k]);
 				}
 				fputc(']', f);
 			}

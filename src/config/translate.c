@@ -922,6 +922,46 @@ static void build_rule(struct tr *t, struct sn_vhost *vh, const struct sn_resour
 	}
 }
 
+/* The first tcp[] route of a VirtualService that applies to a sidecar at
+ * vh's port, into vh->tcp_route (Istio: first match wins; a match is a
+ * port and, for sidecars, the mesh). */
+static void build_tcp_route(struct tr *t, struct sn_vhost *vh, const struct sn_resource *r, const struct cfg_vs *vs,
+			    const struct tr_svc *vh_svc, uint16_t vh_port)
+{
+	for (size_t i = 0; i < vs->n_tcp && vh->tcp_route == NULL; i++) {
+		const struct cfg_tls_route *tr = &vs->tcp[i];
+		int hit = tr->n_matches == 0;
+		for (size_t m = 0; m < tr->n_matches && !hit; m++) {
+			const struct cfg_tls_match *tm = &tr->matches[m];
+			int mesh = tm->n_gateways == 0;
+			for (size_t k = 0; k < tm->n_gateways; k++)
+				mesh |= !strcmp(tm->gateways[k], "mesh");
+			hit = mesh && (tm->port == 0 || tm->port == vh_port);
+		}
+		if (!hit)
+			continue;
+		struct sn_sni_route *out = sn_arena_new(t->a, struct sn_sni_route);
+		if (out == NULL || (out->dests = sn_arena_new_array(t->a, struct sn_route_dest,
+								      tr->n_dests ? tr->n_dests : 1)) == NULL) {
+			t->oom = 1;
+			return;
+		}
+		out->sni = sdup(t, "*");
+		out->origin = sn_arena_printf(t->a, "VirtualService %s/%s %s, %s:%d", r->namespace_, r->name, tr->path,
+					      r->file, tr->loc.line);
+		for (size_t d = 0; d < tr->n_dests; d++) {
+			long ci = resolve_dest(t, r, &tr->dests[d], vh_svc, vh_port, 1);
+			if (ci < 0)
+				continue;
+			out->dests[out->n_dests].cluster = (uint32_t)ci;
+			out->dests[out->n_dests].weight = tr->dests[d].weight;
+			out->total_weight += tr->dests[d].weight;
+			out->n_dests++;
+		}
+		vh->tcp_route = out;
+	}
+}
+
 /* Builds vh->routes from a VirtualService. */
 static void build_vs_routes(struct tr *t, struct sn_vhost *vh, const struct sn_resource *r, const struct cfg_vs *vs,
 			    const struct tr_svc *vh_svc, uint16_t vh_port, int report)
@@ -1274,6 +1314,7 @@ static void build(struct tr *t)
 						sv->fqdn);
 				free(rs.v);
 				build_vs_routes(t, vh, vsh->res, vsh->vs, sv, port, 1);
+				build_tcp_route(t, vh, vsh->res, vsh->vs, sv, port);
 				continue;
 			}
 			if (rs.n) {

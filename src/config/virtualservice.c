@@ -833,15 +833,16 @@ static void parse_http(struct cfg_ctx *c, const struct yn *v, struct cfg_http *h
 	check_weights(c, route, h->dests, h->n_dests);
 }
 
-/* tls[].match[]: {sniHosts (required), port, gateways}. */
-static void parse_tls_match(struct cfg_ctx *c, const struct yn *v, struct cfg_tls_match *m)
+/* tls[].match[]: {sniHosts (required), port, gateways}; tcp[].match[]:
+ * {port, gateways} (tls 0). */
+static void parse_tls_match(struct cfg_ctx *c, const struct yn *v, struct cfg_tls_match *m, int tls)
 {
 	uint64_t x;
 	for (size_t i = 0; i < v->n; i++) {
 		const char *k = v->keys[i]->s;
 		const struct yn *y = v->items[i];
 		size_t pl = cfg_path_push(c, ".%s", k);
-		if (!strcmp(k, "sniHosts")) {
+		if (!strcmp(k, "sniHosts") && tls) {
 			struct cfg_loc *locs = NULL;
 			if (cfg_get_str_list(c, y, CFG_MAX_NAME, &m->sni_hosts, &m->n_sni, &locs) == 0) {
 				for (size_t j = 0; j < m->n_sni; j++) {
@@ -868,11 +869,12 @@ static void parse_tls_match(struct cfg_ctx *c, const struct yn *v, struct cfg_tl
 		}
 		cfg_path_pop(c, pl);
 	}
-	cfg_require(c, v, "sniHosts", YN_SEQ, "the server names this route takes, e.g. [bookinfo.example.com]");
+	if (tls)
+		cfg_require(c, v, "sniHosts", YN_SEQ, "the server names this route takes, e.g. [bookinfo.example.com]");
 }
 
-/* tls[]: {match (required), route}. */
-static void parse_tls_route(struct cfg_ctx *c, const struct yn *v, struct cfg_tls_route *r)
+/* tls[]: {match (required), route}; tcp[] (tls 0): {match, route}. */
+static void parse_tls_route(struct cfg_ctx *c, const struct yn *v, struct cfg_tls_route *r, int tls)
 {
 	const struct yn *route = NULL;
 	r->path = cfg_path_dup(c, NULL);
@@ -887,7 +889,7 @@ static void parse_tls_route(struct cfg_ctx *c, const struct yn *v, struct cfg_tl
 				for (size_t j = 0; j < y->n; j++) {
 					size_t ql = cfg_path_push(c, "[%zu]", j);
 					if (cfg_want_map(c, y->items[j]) == 0)
-						parse_tls_match(c, y->items[j], &r->matches[r->n_matches++]);
+						parse_tls_match(c, y->items[j], &r->matches[r->n_matches++], tls);
 					cfg_path_pop(c, ql);
 				}
 			}
@@ -907,7 +909,8 @@ static void parse_tls_route(struct cfg_ctx *c, const struct yn *v, struct cfg_tl
 		}
 		cfg_path_pop(c, pl);
 	}
-	cfg_require(c, v, "match", YN_SEQ, "the server names it takes: [{sniHosts: [NAME]}]");
+	if (tls)
+		cfg_require(c, v, "match", YN_SEQ, "the server names it takes: [{sniHosts: [NAME]}]");
 	cfg_require(c, v, "route", YN_SEQ, "where the connections go: [{destination: {host: NAME, port: {number: N}}}]");
 	check_weights(c, route, r->dests, r->n_dests);
 }
@@ -969,22 +972,23 @@ struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spe
 					cfg_path_pop(c, ql);
 				}
 			}
-		} else if (!strcmp(k, "tls")) {
-			tls_at = spec->keys[i];
+		} else if (!strcmp(k, "tls") || !strcmp(k, "tcp")) {
+			int tls = !strcmp(k, "tls");
+			struct cfg_tls_route **out = tls ? &vs->tls : &vs->tcp;
+			size_t *n_out = tls ? &vs->n_tls : &vs->n_tcp;
+			if (tls)
+				tls_at = spec->keys[i];
 			if (cfg_want_seq(c, v, CFG_MAX_LIST) == 0 && v->n > 0) {
-				vs->tls = sn_arena_new_array(c->a, struct cfg_tls_route, v->n);
-				if (vs->tls == NULL)
+				*out = sn_arena_new_array(c->a, struct cfg_tls_route, v->n);
+				if (*out == NULL)
 					return NULL;
 				for (size_t j = 0; j < v->n; j++) {
 					size_t ql = cfg_path_push(c, "[%zu]", j);
 					if (cfg_want_map(c, v->items[j]) == 0)
-						parse_tls_route(c, v->items[j], &vs->tls[vs->n_tls++]);
+						parse_tls_route(c, v->items[j], &(*out)[(*n_out)++], tls);
 					cfg_path_pop(c, ql);
 				}
 			}
-		} else if (!strcmp(k, "tcp")) {
-			cfg_warn(c, spec->keys[i], "%s routes are not implemented by Sinew yet; ignored "
-				 "(such traffic goes straight to the Service)", k);
 		} else if (!strcmp(k, "exportTo")) {
 			cfg_warn_unimplemented(c, spec->keys[i], "exportTo (every VirtualService is visible to every proxy)");
 		} else {
@@ -993,6 +997,12 @@ struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spe
 		cfg_path_pop(c, pl);
 	}
 	cfg_require(c, spec, "hosts", YN_SEQ, "list the hosts this VirtualService routes, e.g. [reviews]");
+	if (vs->n_tcp > 0 && !vs->for_mesh) {
+		size_t pl = cfg_path_push(c, ".tcp");
+		cfg_warn(c, spec, "tcp routes are served by sidecars (gateways: mesh, or none); at gateways they are "
+			 "not implemented yet (TCP servers are not opened)");
+		cfg_path_pop(c, pl);
+	}
 	if (vs->n_tls > 0 && vs->for_mesh) {
 		size_t pl = cfg_path_push(c, ".tls");
 		cfg_warn(c, tls_at, "tls routes are served at gateways (TLS passthrough by server name); for sidecars "

@@ -234,11 +234,13 @@ static const struct sn_resource *find_dr(struct an *an, const char *fqdn)
 static void check_destinations(struct an *an, const struct sn_resource *r)
 {
 	const struct cfg_vs *vs = r->spec;
-	for (size_t i = 0; i < vs->n_http + vs->n_tls; i++) {
-		/* http[]'s route destinations, then mirrors, and tls[]'s: all must exist */
+	for (size_t i = 0; i < vs->n_http + vs->n_tls + vs->n_tcp; i++) {
+		/* http[]'s route destinations, then mirrors, and tls[]'s and tcp[]'s: all must exist */
 		static const struct cfg_http none;
 		const struct cfg_http *h = i < vs->n_http ? &vs->http[i] : &none;
-		const struct cfg_tls_route *tr = i < vs->n_http ? NULL : &vs->tls[i - vs->n_http];
+		const struct cfg_tls_route *tr = i < vs->n_http		   ? NULL
+						 : i < vs->n_http + vs->n_tls ? &vs->tls[i - vs->n_http]
+									     : &vs->tcp[i - vs->n_http - vs->n_tls];
 		size_t n = tr ? tr->n_dests : h->n_dests + h->n_mirrors;
 		for (size_t j = 0; j < n; j++) {
 			const struct cfg_dest *d = tr ? &tr->dests[j]

@@ -446,10 +446,10 @@ static int derive(struct view *v)
 					if (s >= 0)
 						oom |= push_dep(r, (size_t)s) != 0;
 				}
-			/* and a gateway's TLS passthrough routes (tls[]) */
-			for (size_t h = 0; h < vs->n_tls; h++)
-				for (size_t d = 0; d < vs->tls[h].n_dests; d++) {
-					const char *host = vs->tls[h].dests[d].host;
+			/* and tls[] (a gateway's passthrough) and tcp[] routes */
+			for (size_t h = 0; h < vs->n_tls + vs->n_tcp; h++)
+				for (size_t d = 0; d < (h < vs->n_tls ? vs->tls[h] : vs->tcp[h - vs->n_tls]).n_dests; d++) {
+					const char *host = (h < vs->n_tls ? vs->tls[h] : vs->tcp[h - vs->n_tls]).dests[d].host;
 					char *fq = host ? resolve(host, r->ns, svcs, n_svcs) : NULL;
 					ssize_t s = fq ? find_service(svcs, n_svcs, fq) : -1;
 					free(fq);

@@ -64,15 +64,8 @@ static void route(struct sni_peek *p, const char *sni)
 		peek_end(p, 1);
 		return;
 	}
-	uint64_t x = sn_worker_random(w) % r->total_weight;
-	const struct sn_route_dest *d = &r->dests[r->n_dests - 1];
-	for (size_t i = 0; i < r->n_dests; i++) {
-		if (x < r->dests[i].weight) {
-			d = &r->dests[i];
-			break;
-		}
-		x -= r->dests[i].weight;
-	}
+	const struct sn_route_dest *d = sn_route_pick_weighted(r->dests, r->n_dests, r->total_weight,
+							       sn_worker_random(w));
 	char from[400];
 	snprintf(from, sizeof(from), "gateway port %u %s sni %s", p->port, p->peer, sni ? sni : "(none)");
 	int fd = p->fd;

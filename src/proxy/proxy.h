@@ -574,6 +574,9 @@ struct sn_route_request {
  * decides what a rewrite.uri replaces. NULL: no rule. */
 const struct sn_http_route *sn_router_match(const struct sn_vhost *vh, const struct sn_route_request *r,
 					    const struct sn_route_match **hit);
+/* One of n destinations by weight (total their sum; 0: the first), rnd random. */
+const struct sn_route_dest *sn_route_pick_weighted(const struct sn_route_dest *d, size_t n, uint32_t total,
+						   uint64_t rnd);
 /* Chooses a destination of a route by weight. */
 const struct sn_route_dest *sn_router_pick_dest(const struct sn_http_route *route, uint64_t rnd);
 

@@ -86,17 +86,23 @@ const struct sn_http_route *sn_router_match(const struct sn_vhost *vh, const str
 	return NULL;
 }
 
+const struct sn_route_dest *sn_route_pick_weighted(const struct sn_route_dest *d, size_t n, uint32_t total,
+						   uint64_t rnd)
+{
+	if (n == 0)
+		return NULL;
+	if (n == 1 || total == 0)
+		return &d[0];
+	uint64_t x = rnd % total;
+	for (size_t i = 0; i < n; i++) {
+		if (x < d[i].weight)
+			return &d[i];
+		x -= d[i].weight;
+	}
+	return &d[n - 1];
+}
+
 const struct sn_route_dest *sn_router_pick_dest(const struct sn_http_route *route, uint64_t rnd)
 {
-	if (route->n_dests == 0)
-		return NULL;
-	if (route->n_dests == 1 || route->total_weight == 0)
-		return &route->dests[0];
-	uint64_t x = rnd % route->total_weight;
-	for (size_t i = 0; i < route->n_dests; i++) {
-		if (x < route->dests[i].weight)
-			return &route->dests[i];
-		x -= route->dests[i].weight;
-	}
-	return &route->dests[route->n_dests - 1];
+	return sn_route_pick_weighted(route->dests, route->n_dests, route->total_weight, rnd);
 }

@@ -466,6 +466,19 @@ static void outbound_route(struct sn_tcp *t)
 		return;
 	}
 	const struct sn_cluster *cl = find_cluster(w->snap, t->fqdn, port);
+	/* a VirtualService's tcp route for the Service and port: its weighted
+	 * destinations (Istio's TCP traffic shifting) */
+	char auth[300];
+	uint16_t vport = 0;
+	int al = snprintf(auth, sizeof(auth), "%s:%u", t->fqdn, port);
+	const struct sn_vhost *vh = w->snap != NULL && al > 0 && (size_t)al < sizeof(auth)
+					    ? sn_snapshot_find_vhost(w->snap, sn_str_make(auth, (size_t)al), &vport)
+					    : NULL;
+	if (vh != NULL && vh->tcp_route != NULL && vh->tcp_route->n_dests > 0 && vh->tcp_route->total_weight > 0) {
+		const struct sn_sni_route *r = vh->tcp_route;
+		cl = &w->snap->clusters[sn_route_pick_weighted(r->dests, r->n_dests, r->total_weight,
+							       sn_worker_random(w))->cluster];
+	}
 	if (cl == NULL || cl->n_endpoints == 0) {
 		struct sn_str h = sn_str_make(t->fqdn, strlen(t->fqdn));   /* discovery is per host */
 		if (w->proxy->cp != NULL && t->waited_ms < DISCOVERY_WAIT_MS) {

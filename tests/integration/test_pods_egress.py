@@ -25,6 +25,11 @@ outbound_route).
    the declared Service (the web pod, HTTP on 8000 and a banner on 6379
    as opaque TCP) still answers.
 4. ALLOW_ANY applied again: passthrough works again.
+5. A ServiceEntry's addresses declare opaque TCP (REGISTRY_ONLY).
+6-7. Istio's egress gateway tasks: HTTP through an egress gateway pod, in
+   plain text and in the mesh's mutual TLS (ISTIO_MUTUAL).
+8. Istio's TCP traffic shifting task: a VirtualService tcp route splits
+   connections 80/20, then 0/100.
 
 Needs root (fails, not skips, without it); leaves no namespace, link or
 rule."""
@@ -596,6 +601,98 @@ spec:
         plain = sh(["ip", "netns", "exec", self.mesh, "curl", "-sS", "--max-time", "5", "-o", "/dev/null", "-w",
                     "%{http_code}", "-H", "Host: %s" % UNDECLARED, "http://%s:443/x" % gw["address"]])
         self.assertNotEqual(plain.stdout, "200", plain)
+
+    def test_8_tcp_traffic_shifting(self):
+        """Istio's TCP traffic shifting task: tcp-echo v1 and v2 (a declared
+        TCP port), a DestinationRule with their subsets and a VirtualService
+        tcp route, 80/20 then 0/100: the client pod's connections to
+        tcp-echo:9000 split as the weights say."""
+        code = ("import socket, sys, threading\n"
+                "s = socket.socket()\n"
+                "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                "s.bind(('0.0.0.0', 9000))\n"
+                "s.listen(64)\n"
+                "def one(c):\n"
+                "    f = c.makefile('rwb')\n"
+                "    f.write(sys.argv[1].encode() + b' ' + f.readline())\n"
+                "    f.flush()\n"
+                "    c.close()\n"
+                "while True:\n"
+                "    c, _ = s.accept()\n"
+                "    threading.Thread(target=one, args=(c,), daemon=True).start()\n")
+        path = os.path.join(self.e.tmp, "tcp_echo.py")
+        st.write_file(path, code)
+        os.chmod(path, 0o644)
+        for v in ("v1", "v2"):
+            err = os.path.join(self.e.tmp, "tcp-echo-%s.err" % v)
+            with open(err, "w") as fe:
+                p = st.spawn([SINEW, "run", "--service", "tcp-echo", "--labels", "app=tcp-echo,version=" + v,
+                              "--service-account", "tcp-echo", "--port", "9000/tcp", "--server", self.server,
+                              "--ready-timeout", "30", "--drain-timeout", "3", "--", "/usr/bin/python3", path, v],
+                             stdout=subprocess.DEVNULL, stderr=fe, env=self.e.env())
+            p.err_path = err
+            type(self).procs.append(("tcp-echo-" + v, p))
+        deadline, ready = time.time() + 40, []
+        while time.time() < deadline and len(ready) < 2:
+            ready = [q for q in self.e.ps() if q["service"] == "tcp-echo" and q["proxy"]["state"] == "ready"
+                     and q["app"]["running"]]
+            time.sleep(0.2)
+        self.assertEqual(len(ready), 2, self.e.ps())
+        for q in ready:
+            type(self).pods["tcp-echo-" + q["name"]] = q["name"]
+        time.sleep(0.5)   # the apps' own listeners
+
+        def shift(w1, w2):
+            cfg = """apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tcp-echo-destination}
+spec:
+  host: tcp-echo
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp-echo}
+spec:
+  hosts: [tcp-echo]
+  tcp:
+  - match: [{port: 9000}]
+    route:
+    - destination: {host: tcp-echo, port: {number: 9000}, subset: v1}
+      weight: %d
+    - destination: {host: tcp-echo, port: {number: 9000}, subset: v2}
+      weight: %d
+""" % (w1, w2)
+            rc, o, e = self.e.sinew("apply", "-f", "-", "--server", self.server, stdin=cfg)
+            self.assertEqual(rc, 0, (o, e))
+            self.wait_synced()
+
+        def count(n):
+            client = ("import socket\nseen = {}\n"
+                      "for i in range(%d):\n"
+                      "    c = socket.create_connection(('tcp-echo', 9000), timeout=5)\n"
+                      "    c.sendall(b'hello\\n')\n"
+                      "    b = b''\n"
+                      "    while not b.endswith(b'\\n'):\n"
+                      "        d = c.recv(100)\n"
+                      "        if not d: break\n"
+                      "        b += d\n"
+                      "    c.close()\n"
+                      "    k = b.split(b' ')[0].decode() or 'none'\n"
+                      "    seen[k] = seen.get(k, 0) + 1\n"
+                      "print(seen)\n" % n)
+            r = self.in_pod("client", ["/usr/bin/python3", "-c", client], timeout=120)
+            self.assertEqual(r.returncode, 0, (r.stdout + r.stderr, self.proxy_log("client")[-3000:]))
+            return eval(r.stdout.strip())
+
+        shift(80, 20)
+        seen = count(100)
+        self.assertEqual(seen.get("v1", 0) + seen.get("v2", 0), 100, seen)
+        self.assertTrue(8 <= seen.get("v2", 0) <= 35, seen)
+        shift(0, 100)
+        self.assertEqual(count(20), {"v2": 20})
 
 
 if __name__ == "__main__":

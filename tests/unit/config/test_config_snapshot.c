@@ -547,6 +547,34 @@ static void test_port_level_settings(void **state)
 	sn_config_set_free(&set);
 }
 
+/* tcp[] routes: a sidecar's opaque TCP for the host and port, by weight. */
+static void test_tcp_routes(void **state)
+{
+	(void)state;
+	static const char text[] =
+		"apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\n"
+		"spec: {host: reviews, subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]}\n"
+		"---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+		"spec:\n  hosts: [reviews]\n  tcp:\n"
+		"  - match: [{port: 1234}]\n    route: [{destination: {host: reviews, subset: v2}}]\n"
+		"  - match: [{port: 9080}]\n    route: [{destination: {host: reviews, subset: v1}, weight: 80},"
+		" {destination: {host: reviews, subset: v2}, weight: 20}]\n"
+		"  - route: [{destination: {host: reviews, subset: v2}}]\n";
+	struct sn_diags d;
+	struct sn_snapshot *s = build_text(text, &pp_id, &d);
+	uint16_t port;
+	const struct sn_vhost *v = sn_snapshot_find_vhost(s, sn_str_make("reviews:9080", 12), &port);
+	assert_non_null(v);
+	assert_non_null(v->tcp_route);
+	assert_int_equal(v->tcp_route->n_dests, 2);
+	assert_int_equal(v->tcp_route->total_weight, 100);
+	assert_string_equal(s->clusters[v->tcp_route->dests[0].cluster].name,
+			    "outbound|9080|v1|reviews.default.svc.cluster.local");
+	assert_int_equal(v->tcp_route->dests[1].weight, 20);
+	sn_snapshot_unref(s);
+	sn_diags_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -559,6 +587,7 @@ int main(void)
 		cmocka_unit_test(test_source_labels_match_proxy),
 		cmocka_unit_test(test_duration),
 		cmocka_unit_test(test_port_level_settings),
+		cmocka_unit_test(test_tcp_routes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
