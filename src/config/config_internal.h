@@ -496,6 +496,10 @@ int cfg_parent_names_gateway(const struct cfg_parent_ref *p, const char *route_n
 int cfg_vs_host_ok(const char *h);
 /* headers.remove (a list of names, lower-cased) into ops. */
 void cfg_parse_header_remove(struct cfg_ctx *c, const struct yn *v, struct sn_header_ops *ops);
+/* {set, add, remove} into ops, set's and add's values read by values (a
+ * VirtualService's map, an HTTPRoute's list of {name, value}). */
+void cfg_parse_header_ops(struct cfg_ctx *c, const struct yn *v, struct sn_header_ops *ops,
+			  int (*values)(struct cfg_ctx *, const struct yn *, struct sn_header_op **, size_t *));
 /* 1 if ref, a name in the spec.gateways of a VirtualService of namespace
  * vs_ns ("name" or "ns/name"), names Gateway gw_ns/gw_name. */
 int cfg_gateway_ref_names(const char *ref, const char *vs_ns, const char *gw_ns, const char *gw_name);

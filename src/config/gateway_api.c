@@ -252,13 +252,14 @@ static void parse_match(struct cfg_ctx *c, const struct yn *v, struct cfg_match 
 /* ---- HTTPRoute: filters ------------------------------------------------ */
 
 /* [{name, value}] */
-static void parse_header_values(struct cfg_ctx *c, const struct yn *v, struct sn_header_op **out, size_t *n_out)
+static int parse_header_values(struct cfg_ctx *c, const struct yn *v, struct sn_header_op **out, size_t *n_out)
 {
-	if (cfg_want_seq(c, v, CFG_MAX_KV) != 0 || v->n == 0)
-		return;
+	int r = cfg_want_seq(c, v, CFG_MAX_KV);
+	if (r != 0 || v->n == 0)
+		return r;
 	struct sn_header_op *ops = sn_arena_new_array(c->a, struct sn_header_op, v->n);
 	if (ops == NULL)
-		return;
+		return -1;
 	size_t n = 0;
 	for (size_t j = 0; j < v->n; j++) {
 		const struct yn *e = v->items[j];
@@ -286,27 +287,13 @@ static void parse_header_values(struct cfg_ctx *c, const struct yn *v, struct sn
 	}
 	*out = ops;
 	*n_out = n;
+	return 0;
 }
 
 /* requestHeaderModifier / responseHeaderModifier: {set, add, remove} */
 static void parse_header_modifier(struct cfg_ctx *c, const struct yn *v, struct sn_header_ops *ops)
 {
-	if (cfg_want_map(c, v) != 0)
-		return;
-	for (size_t i = 0; i < v->n; i++) {
-		const char *k = v->keys[i]->s;
-		size_t pl = cfg_path_push(c, ".%s", k);
-		if (!strcmp(k, "set")) {
-			parse_header_values(c, v->items[i], &ops->set, &ops->n_set);
-		} else if (!strcmp(k, "add")) {
-			parse_header_values(c, v->items[i], &ops->add, &ops->n_add);
-		} else if (!strcmp(k, "remove")) {
-			cfg_parse_header_remove(c, v->items[i], ops);
-		} else {
-			cfg_warn_unknown(c, v->keys[i]);
-		}
-		cfg_path_pop(c, pl);
-	}
+	cfg_parse_header_ops(c, v, ops, parse_header_values);
 }
 
 /* path: {type: ReplaceFullPath | ReplacePrefixMatch, replaceFullPath | replacePrefixMatch}.

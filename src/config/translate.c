@@ -1413,6 +1413,16 @@ static struct sn_vhost *gwl_vhost(struct tr *t, struct tr_gwl *g, const char *ho
 	return vh;
 }
 
+/* 1 if VirtualService r names Gateway gw in spec.gateways. */
+static int vs_bound_to(const struct sn_resource *r, const struct sn_resource *gw)
+{
+	const struct cfg_vs *vs = r->spec;
+	for (size_t i = 0; i < vs->n_gateways; i++)
+		if (cfg_gateway_ref_names(vs->gateways[i], r->namespace_, gw->namespace_, gw->name))
+			return 1;
+	return 0;
+}
+
 /* The VirtualServices bound to server s of Gateway gw, into listener g. */
 static void gateway_routes(struct tr *t, const struct sn_resource *gw, const struct cfg_gw_server *s,
 			   struct tr_gwl *g)
@@ -1421,10 +1431,7 @@ static void gateway_routes(struct tr *t, const struct sn_resource *gw, const str
 		if (r->kind != SN_KIND_VIRTUAL_SERVICE || r->invalid)
 			continue;
 		const struct cfg_vs *vs = r->spec;
-		int bound = 0;
-		for (size_t i = 0; i < vs->n_gateways && !bound; i++)
-			bound = cfg_gateway_ref_names(vs->gateways[i], r->namespace_, gw->namespace_, gw->name);
-		if (!bound)
+		if (!vs_bound_to(r, gw))
 			continue;
 		t->gw_cur = gw;
 		for (size_t h = 0; h < vs->n_hosts && !t->oom; h++) {
@@ -1526,9 +1533,7 @@ static void gateway_tls_routes(struct tr *t, const struct sn_resource *gw, const
 		if (r->kind != SN_KIND_VIRTUAL_SERVICE || r->invalid)
 			continue;
 		const struct cfg_vs *vs = r->spec;
-		int bound = 0;
-		for (size_t i = 0; i < vs->n_gateways && !bound; i++)
-			bound = cfg_gateway_ref_names(vs->gateways[i], r->namespace_, gw->namespace_, gw->name);
+		int bound = vs_bound_to(r, gw);
 		for (size_t i = 0; i < vs->n_tls && !t->oom; i++) {
 			const struct cfg_tls_route *tr = &vs->tls[i];
 			for (size_t m = 0; m < tr->n_matches; m++) {

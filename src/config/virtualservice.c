@@ -158,7 +158,8 @@ void cfg_parse_header_remove(struct cfg_ctx *c, const struct yn *v, struct sn_he
 	ops->n_remove = n;
 }
 
-static void parse_header_ops(struct cfg_ctx *c, const struct yn *v, struct sn_header_ops *ops)
+void cfg_parse_header_ops(struct cfg_ctx *c, const struct yn *v, struct sn_header_ops *ops,
+			  int (*values)(struct cfg_ctx *, const struct yn *, struct sn_header_op **, size_t *))
 {
 	if (cfg_want_map(c, v) != 0)
 		return;
@@ -166,9 +167,9 @@ static void parse_header_ops(struct cfg_ctx *c, const struct yn *v, struct sn_he
 		const char *k = v->keys[i]->s;
 		size_t pl = cfg_path_push(c, ".%s", k);
 		if (!strcmp(k, "set")) {
-			parse_header_kv(c, v->items[i], &ops->set, &ops->n_set);
+			values(c, v->items[i], &ops->set, &ops->n_set);
 		} else if (!strcmp(k, "add")) {
-			parse_header_kv(c, v->items[i], &ops->add, &ops->n_add);
+			values(c, v->items[i], &ops->add, &ops->n_add);
 		} else if (!strcmp(k, "remove")) {
 			cfg_parse_header_remove(c, v->items[i], ops);
 		} else {
@@ -176,6 +177,11 @@ static void parse_header_ops(struct cfg_ctx *c, const struct yn *v, struct sn_he
 		}
 		cfg_path_pop(c, pl);
 	}
+}
+
+static void parse_header_ops(struct cfg_ctx *c, const struct yn *v, struct sn_header_ops *ops)
+{
+	cfg_parse_header_ops(c, v, ops, parse_header_kv);
 }
 
 static void parse_headers(struct cfg_ctx *c, const struct yn *v, struct sn_header_ops *req, struct sn_header_ops *resp)

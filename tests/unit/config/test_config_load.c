@@ -324,12 +324,12 @@ static void test_unknown_fields_warn(void **state)
 		"    - destination: {host: reviews}\n"
 		"    delegate: {name: other}\n"          /* 9 */
 		"    frobnicate: true\n"                    /* 10 */
-		"  tcp: []\n";                                /* 11 */
+		"  exportTo: [\".\"]\n";                       /* 11 */
 	assert_int_equal(load_bad(text, 0, &d), 0);
 	assert_int_equal(d.errors, 0);
 	assert_diag(&d, SN_DIAG_WARNING, "bad.yaml:10:5:", "spec.http[0].frobnicate", "unknown field");
 	assert_diag(&d, SN_DIAG_WARNING, "bad.yaml:9:5:", "spec.http[0].delegate", "not implemented");
-	assert_diag(&d, SN_DIAG_WARNING, "bad.yaml:11:3:", "spec.tcp", "not implemented");
+	assert_diag(&d, SN_DIAG_WARNING, "bad.yaml:11:3:", "spec.exportTo", "not implemented");
 	sn_diags_free(&d);
 
 	text = "apiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec:\n  type: ClusterIP\n"
