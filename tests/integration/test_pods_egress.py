@@ -640,7 +640,14 @@ spec:
         self.assertEqual(len(ready), 2, self.e.ps())
         for q in ready:
             type(self).pods["tcp-echo-" + q["name"]] = q["name"]
-        time.sleep(0.5)   # the apps' own listeners
+            # the app's own listener (a slow machine starts python late)
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                r = sh(["ip", "netns", "exec", q["name"], "ss", "-ltnH", "sport = :9000"])
+                if r.stdout.strip():
+                    break
+                time.sleep(0.1)
+            self.assertTrue(r.stdout.strip(), "tcp-echo in %s does not listen on 9000" % q["name"])
 
         def shift(w1, w2):
             cfg = """apiVersion: networking.istio.io/v1
