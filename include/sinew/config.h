@@ -384,6 +384,9 @@ struct sn_vhost {
 	/* a VirtualService's tcp[] route for this host and port (its sni is
 	 * "*"): where a sidecar sends opaque TCP for it; NULL: the Service */
 	struct sn_sni_route *tcp_route;
+	/* its tls[] routes: TLS by the ClientHello's server name */
+	struct sn_sni_route *tls_routes;
+	size_t n_tls_routes;
 };
 
 enum sn_lb_policy {
@@ -954,9 +957,11 @@ const struct sn_vhost *sn_snapshot_find_vhost(const struct sn_snapshot *s, struc
 const struct sn_gw_listener *sn_snapshot_find_gw_listener(const struct sn_snapshot *s, uint16_t port);
 /* The vhost of gateway listener l for an authority, by the rules of
  * sn_snapshot_find_vhost (short names in the snapshot's namespace). */
-/* The passthrough route of l for server name sni (lower case; NULL or ""
+/* The route of routes[0..n) for server name sni (lower case; NULL or ""
  * when the client sent none): the route for that name, else the one whose
  * "*.suffix" holds it with the longest suffix, else "*"; NULL if none. */
+const struct sn_sni_route *sn_sni_route_find(const struct sn_sni_route *routes, size_t n, const char *sni);
+/* sn_sni_route_find over a gateway listener's passthrough routes. */
 const struct sn_sni_route *sn_snapshot_find_sni_route(const struct sn_gw_listener *l, const char *sni);
 const struct sn_vhost *sn_snapshot_find_gw_vhost(const struct sn_snapshot *s, const struct sn_gw_listener *l,
 						  struct sn_str authority);

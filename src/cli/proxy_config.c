@@ -244,15 +244,21 @@ static void print_routes(struct fy_node *root)
 		}
 	}
 	route_rows(&t, sn_cli_json_get(root, "vhosts"), clusters, 0);
-	/* opaque TCP routed by a VirtualService's tcp[] */
+	/* opaque TCP routed by a VirtualService's tcp[] and tls[] */
 	struct fy_node *vhs = sn_cli_json_get(root, "vhosts");
 	for (size_t i = 0; i < sn_cli_json_len(vhs); i++) {
 		struct fy_node *vh = sn_cli_json_at(vhs, i), *r = sn_cli_json_get(vh, "tcp_route");
-		if (r == NULL)
-			continue;
+		struct fy_node *tls = sn_cli_json_get(vh, "tls_routes");
 		char host[400];
 		snprintf(host, sizeof(host), "%s:%lld", sn_cli_json_str_or(vh, "host", "?"), sn_cli_json_int(vh, "port", 0));
-		l4_row(&t, host, "tcp", r);
+		if (r != NULL)
+			l4_row(&t, host, "tcp", r);
+		for (size_t k = 0; k < sn_cli_json_len(tls); k++) {
+			struct fy_node *tr = sn_cli_json_at(tls, k);
+			char rule[300];
+			snprintf(rule, sizeof(rule), "tls sni %s", sn_cli_json_str_or(tr, "sni", "?"));
+			l4_row(&t, host, rule, tr);
+		}
 	}
 	sn_cli_table_print(&t, stdout);
 	sn_cli_table_free(&t);

@@ -192,10 +192,15 @@ const struct sn_vhost *sn_snapshot_find_gw_vhost(const struct sn_snapshot *s, co
 
 const struct sn_sni_route *sn_snapshot_find_sni_route(const struct sn_gw_listener *l, const char *sni)
 {
+	return l != NULL ? sn_sni_route_find(l->sni_routes, l->n_sni_routes, sni) : NULL;
+}
+
+const struct sn_sni_route *sn_sni_route_find(const struct sn_sni_route *routes, size_t nr, const char *sni)
+{
 	const struct sn_sni_route *best = NULL, *star = NULL;
 	size_t best_len = 0, n = sni ? strlen(sni) : 0;
-	for (size_t i = 0; l != NULL && i < l->n_sni_routes; i++) {
-		const struct sn_sni_route *r = &l->sni_routes[i];
+	for (size_t i = 0; i < nr; i++) {
+		const struct sn_sni_route *r = &routes[i];
 		if (!strcmp(r->sni, "*")) {
 			if (star == NULL)
 				star = r;
@@ -610,6 +615,15 @@ static void dump_vhosts(FILE *f, const struct sn_snapshot *s, const struct sn_vh
 		if (v->tcp_route != NULL) {
 			fputs(",\"tcp_route\":", f);
 			dump_sni_route(f, s, v->tcp_route);
+		}
+		if (v->n_tls_routes) {
+			fputs(",\"tls_routes\":[", f);
+			for (size_t k = 0; k < v->n_tls_routes; k++) {
+				if (k)
+					fputc(',', f);
+				dump_sni_route(f, s, &v->tls_routes[k]);
+			}
+			fputc(']', f);
 		}
 		fputc('}', f);
 	}

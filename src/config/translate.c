@@ -922,43 +922,89 @@ static void build_rule(struct tr *t, struct sn_vhost *vh, const struct sn_resour
 	}
 }
 
-/* The first tcp[] route of a VirtualService that applies to a sidecar at
- * vh's port, into vh->tcp_route (Istio: first match wins; a match is a
- * port and, for sidecars, the mesh). */
-static void build_tcp_route(struct tr *t, struct sn_vhost *vh, const struct sn_resource *r, const struct cfg_vs *vs,
+/* One route of bytes (a tls[] or tcp[] route) for server name sni into
+ * out: its destinations' clusters and weights. Returns -1 out of memory. */
+static int l4_route(struct tr *t, struct sn_sni_route *out, const struct sn_resource *r,
+		    const struct cfg_tls_route *tr, const char *sni, const struct tr_svc *vh_svc, uint16_t vh_port)
+{
+	memset(out, 0, sizeof(*out));
+	out->sni = sdup(t, sni);
+	out->origin = sn_arena_printf(t->a, "VirtualService %s/%s %s, %s:%d", r->namespace_, r->name, tr->path,
+				      r->file, tr->loc.line);
+	out->dests = sn_arena_new_array(t->a, struct sn_route_dest, tr->n_dests ? tr->n_dests : 1);
+	if (out->dests == NULL || out->origin == NULL) {
+		t->oom = 1;
+		return -1;
+	}
+	for (size_t d = 0; d < tr->n_dests; d++) {
+		long ci = resolve_dest(t, r, &tr->dests[d], vh_svc, vh_port, 1);
+		if (ci < 0)
+			continue;
+		out->dests[out->n_dests].cluster = (uint32_t)ci;
+		out->dests[out->n_dests].weight = tr->dests[d].weight;
+		out->total_weight += tr->dests[d].weight;
+		out->n_dests++;
+	}
+	return 0;
+}
+
+/* A tcp[] or tls[] match for sidecars at port: the mesh's (gateways
+ * absent or naming mesh) and the port's (or any). */
+static int l4_match_for_mesh(const struct cfg_tls_match *tm, uint16_t port)
+{
+	int mesh = tm->n_gateways == 0;
+	for (size_t k = 0; k < tm->n_gateways; k++)
+		mesh |= !strcmp(tm->gateways[k], "mesh");
+	return mesh && (tm->port == 0 || tm->port == port);
+}
+
+/* A VirtualService's tcp[] and tls[] routes for sidecars at vh's port:
+ * the first tcp[] route that applies (Istio: first match wins) into
+ * vh->tcp_route; each sniHost of the tls[] routes that apply, the first
+ * naming it winning it, into vh->tls_routes. */
+static void build_l4_routes(struct tr *t, struct sn_vhost *vh, const struct sn_resource *r, const struct cfg_vs *vs,
 			    const struct tr_svc *vh_svc, uint16_t vh_port)
 {
 	for (size_t i = 0; i < vs->n_tcp && vh->tcp_route == NULL; i++) {
 		const struct cfg_tls_route *tr = &vs->tcp[i];
 		int hit = tr->n_matches == 0;
-		for (size_t m = 0; m < tr->n_matches && !hit; m++) {
-			const struct cfg_tls_match *tm = &tr->matches[m];
-			int mesh = tm->n_gateways == 0;
-			for (size_t k = 0; k < tm->n_gateways; k++)
-				mesh |= !strcmp(tm->gateways[k], "mesh");
-			hit = mesh && (tm->port == 0 || tm->port == vh_port);
-		}
+		for (size_t m = 0; m < tr->n_matches && !hit; m++)
+			hit = l4_match_for_mesh(&tr->matches[m], vh_port);
 		if (!hit)
 			continue;
 		struct sn_sni_route *out = sn_arena_new(t->a, struct sn_sni_route);
-		if (out == NULL || (out->dests = sn_arena_new_array(t->a, struct sn_route_dest,
-								      tr->n_dests ? tr->n_dests : 1)) == NULL) {
+		if (out == NULL || l4_route(t, out, r, tr, "*", vh_svc, vh_port) != 0) {
 			t->oom = 1;
 			return;
 		}
-		out->sni = sdup(t, "*");
-		out->origin = sn_arena_printf(t->a, "VirtualService %s/%s %s, %s:%d", r->namespace_, r->name, tr->path,
-					      r->file, tr->loc.line);
-		for (size_t d = 0; d < tr->n_dests; d++) {
-			long ci = resolve_dest(t, r, &tr->dests[d], vh_svc, vh_port, 1);
-			if (ci < 0)
-				continue;
-			out->dests[out->n_dests].cluster = (uint32_t)ci;
-			out->dests[out->n_dests].weight = tr->dests[d].weight;
-			out->total_weight += tr->dests[d].weight;
-			out->n_dests++;
-		}
 		vh->tcp_route = out;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < vs->n_tls; i++)
+		for (size_t m = 0; m < vs->tls[i].n_matches; m++)
+			n += vs->tls[i].matches[m].n_sni;
+	if (n == 0)
+		return;
+	vh->tls_routes = sn_arena_new_array(t->a, struct sn_sni_route, n);
+	if (vh->tls_routes == NULL) {
+		t->oom = 1;
+		return;
+	}
+	for (size_t i = 0; i < vs->n_tls && !t->oom; i++) {
+		const struct cfg_tls_route *tr = &vs->tls[i];
+		for (size_t m = 0; m < tr->n_matches; m++) {
+			const struct cfg_tls_match *tm = &tr->matches[m];
+			if (!l4_match_for_mesh(tm, vh_port))
+				continue;
+			for (size_t k = 0; k < tm->n_sni; k++) {
+				int dup = 0;
+				for (size_t j = 0; j < vh->n_tls_routes && !dup; j++)
+					dup = !strcmp(vh->tls_routes[j].sni, tm->sni_hosts[k]);
+				if (!dup && l4_route(t, &vh->tls_routes[vh->n_tls_routes], r, tr, tm->sni_hosts[k], vh_svc,
+						     vh_port) == 0)
+					vh->n_tls_routes++;
+			}
+		}
 	}
 }
 
@@ -1314,7 +1360,7 @@ static void build(struct tr *t)
 						sv->fqdn);
 				free(rs.v);
 				build_vs_routes(t, vh, vsh->res, vsh->vs, sv, port, 1);
-				build_tcp_route(t, vh, vsh->res, vsh->vs, sv, port);
+				build_l4_routes(t, vh, vsh->res, vsh->vs, sv, port);
 				continue;
 			}
 			if (rs.n) {
@@ -1574,26 +1620,8 @@ static void gateway_tls_routes(struct tr *t, const struct sn_resource *gw, const
 						g->sni = nv;
 						g->cap_sni = cap;
 					}
-					struct sn_sni_route *out = &g->sni[g->n_sni];
-					memset(out, 0, sizeof(*out));
-					out->sni = sdup(t, meet);
-					out->origin = sn_arena_printf(t->a, "VirtualService %s/%s %s, %s:%d", r->namespace_,
-								      r->name, tr->path, r->file, tr->loc.line);
-					out->dests = sn_arena_new_array(t->a, struct sn_route_dest,
-									tr->n_dests ? tr->n_dests : 1);
-					if (out->dests == NULL || out->origin == NULL) {
-						t->oom = 1;
+					if (l4_route(t, &g->sni[g->n_sni], r, tr, meet, NULL, 0) != 0)
 						return;
-					}
-					for (size_t d = 0; d < tr->n_dests; d++) {
-						long ci = resolve_dest(t, r, &tr->dests[d], NULL, 0, 1);
-						if (ci < 0)
-							continue;
-						out->dests[out->n_dests].cluster = (uint32_t)ci;
-						out->dests[out->n_dests].weight = tr->dests[d].weight;
-						out->total_weight += tr->dests[d].weight;
-						out->n_dests++;
-					}
 					g->n_sni++;
 				}
 			}

@@ -923,7 +923,6 @@ static void parse_tls_route(struct cfg_ctx *c, const struct yn *v, struct cfg_tl
 
 struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spec)
 {
-	const struct yn *tls_at = spec;
 	struct cfg_vs *vs = sn_arena_new(c->a, struct cfg_vs);
 	if (vs == NULL)
 		return NULL;
@@ -982,8 +981,6 @@ struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spe
 			int tls = !strcmp(k, "tls");
 			struct cfg_tls_route **out = tls ? &vs->tls : &vs->tcp;
 			size_t *n_out = tls ? &vs->n_tls : &vs->n_tcp;
-			if (tls)
-				tls_at = spec->keys[i];
 			if (cfg_want_seq(c, v, CFG_MAX_LIST) == 0 && v->n > 0) {
 				*out = sn_arena_new_array(c->a, struct cfg_tls_route, v->n);
 				if (*out == NULL)
@@ -1007,12 +1004,6 @@ struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spe
 		size_t pl = cfg_path_push(c, ".tcp");
 		cfg_warn(c, spec, "tcp routes are served by sidecars (gateways: mesh, or none); at gateways they are "
 			 "not implemented yet (TCP servers are not opened)");
-		cfg_path_pop(c, pl);
-	}
-	if (vs->n_tls > 0 && vs->for_mesh) {
-		size_t pl = cfg_path_push(c, ".tls");
-		cfg_warn(c, tls_at, "tls routes are served at gateways (TLS passthrough by server name); for sidecars "
-			 "(gateways: mesh, or none) they are not implemented yet, and TLS goes straight to the Service");
 		cfg_path_pop(c, pl);
 	}
 	return vs;

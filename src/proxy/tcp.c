@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sinew/client_hello.h"
 #include "sinew/log.h"
 #include "sinew/tls_stream.h"
 #include "proxy.h"
@@ -47,6 +48,7 @@
 #define TCP_IDLE_MS (60u * 60 * 1000)   /* Istio's TCP idle timeout: 1 h */
 #define DISCOVERY_WAIT_MS 1000
 #define DISCOVERY_STEP_MS 50
+#define SNI_WAIT_MS 5000   /* for the rest of a ClientHello */
 
 /* ---- VIP -> service, from the pod's hosts file ---------------------------- */
 
@@ -188,6 +190,12 @@ struct sn_tcp {
 	struct sockaddr_in orig;
 	char fqdn[254];
 	uint64_t waited_ms;
+	/* the ClientHello's server name (TLS to a host known by name only,
+	 * or a host with tls routes): peeked before the upstream is chosen */
+	char sni[256];
+	unsigned client_spoke : 1;  /* sniffed: the client sends first, a peek cannot stall */
+	unsigned sni_wait : 1;      /* waiting for the rest of the ClientHello */
+	unsigned sni_done : 1;
 	struct sn_task reclaim;
 };
 
@@ -313,9 +321,15 @@ static void relay_pump(struct sn_tcp *t)
 		tcp_close(t, "both sides done");
 }
 
+static void outbound_route(struct sn_tcp *t);
+
 static void on_d_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 {
 	struct sn_tcp *t = sn_container_of(io, struct sn_tcp, d.io);
+	if (t->sni_wait) {
+		outbound_route(t);   /* more of the ClientHello */
+		return;
+	}
 	relay_pump(t);
 }
 
@@ -396,7 +410,6 @@ static const struct sn_cluster *find_cluster(const struct sn_snapshot *s, const 
 	return NULL;
 }
 
-static void outbound_route(struct sn_tcp *t);
 static void tcp_to_cluster(struct sn_tcp *t, const struct sn_cluster *cl, const char *from, const char *name);
 
 /* A ServiceEntry whose addresses (an IP or a CIDR) hold ip and whose
@@ -432,6 +445,61 @@ static int entry_lookup(const struct sn_snapshot *s, uint32_t ip_be, uint16_t po
 	return 0;
 }
 
+/* Peeks at the client's first bytes for a ClientHello's server name.
+ * Returns 1 when decided (t->sni set, or empty: not TLS, no name, the
+ * client went quiet for SNI_WAIT_MS), 0 to wait for more bytes. */
+static void on_sni_timer(struct sn_loop *loop, struct sn_timer *tm);
+
+static int peek_sni(struct sn_tcp *t)
+{
+	unsigned char b[SN_CLIENT_HELLO_MAX];
+	if (t->sni_done)
+		return 1;
+	ssize_t n = recv(t->d.x.fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		n = 0, errno = EAGAIN;
+	int r = n > 0 ? sn_client_hello_sni(b, (size_t)n, t->sni, sizeof(t->sni)) : SN_EAGAIN;
+	if (r == SN_EAGAIN && (size_t)n < sizeof(b) && (n > 0 || errno == EAGAIN)) {
+		if (!t->sni_wait) {
+			t->sni_wait = 1;
+			sn_timer_start(&t->w->loop, &t->timer, SNI_WAIT_MS, on_sni_timer);
+		}
+		return 0;
+	}
+	if (r != 1)
+		t->sni[0] = '\0';
+	if (t->sni_wait)
+		sn_timer_stop(&t->w->loop, &t->timer);
+	t->sni_wait = 0;
+	t->sni_done = 1;
+	return 1;
+}
+
+static void on_sni_timer(struct sn_loop *loop, struct sn_timer *tm)
+{
+	(void)loop;
+	struct sn_tcp *t = sn_container_of(tm, struct sn_tcp, timer);
+	t->sni_wait = 0;
+	t->sni_done = 1;   /* no name in time: routed as without one */
+	t->sni[0] = '\0';
+	outbound_route(t);
+}
+
+/* A Service or ServiceEntry port of this number speaks TLS (tls, https):
+ * its captured connections carry a ClientHello, which may name a host
+ * the mesh knows by name only (a ServiceEntry without addresses). */
+static int port_declared_tls(const struct sn_snapshot *s, uint16_t port)
+{
+	for (size_t i = 0; s != NULL && i < s->n_services; i++)
+		for (size_t k = 0; k < s->services[i].n_ports; k++) {
+			const struct sn_service_port *sp = &s->services[i].ports[k];
+			if (sp->port == port && sp->protocol != NULL &&
+			    (!strcmp(sp->protocol, "tls") || !strcmp(sp->protocol, "https")))
+				return 1;
+		}
+	return 0;
+}
+
 static void on_discovery_wait(struct sn_loop *loop, struct sn_timer *tm)
 {
 	struct sn_tcp *t = sn_container_of(tm, struct sn_tcp, timer);
@@ -450,6 +518,24 @@ static void outbound_route(struct sn_tcp *t)
 
 	if (t->fqdn[0] == '\0')
 		entry_lookup(w->snap, t->orig.sin_addr.s_addr, port, t->fqdn, sizeof(t->fqdn));
+	/* An address the mesh does not know, TLS on it: the ClientHello's
+	 * server name may be a host it knows (Istio's listeners match TLS by
+	 * SNI). Only where the client speaks first: a peek must not stall a
+	 * server-first protocol. */
+	if (t->fqdn[0] == '\0' && (t->client_spoke || port_declared_tls(w->snap, port))) {
+		if (!peek_sni(t))
+			return;
+		struct sn_str h = sn_str_make(t->sni, strlen(t->sni));
+		if (t->sni[0] && find_cluster(w->snap, t->sni, port) != NULL) {
+			snprintf(t->fqdn, sizeof(t->fqdn), "%s", t->sni);
+		} else if (t->sni[0] && w->proxy->cp != NULL && t->waited_ms < DISCOVERY_WAIT_MS &&
+			   sn_cp_host_known(w->proxy, h) != 1) {
+			if (t->waited_ms == 0 && sn_cp_host_known(w->proxy, h) == 0)
+				sn_cp_subscribe(w->proxy, h);
+			sn_timer_start(&w->loop, &t->timer, DISCOVERY_STEP_MS, on_discovery_wait);
+			return;
+		}
+	}
 	if (t->fqdn[0] == '\0' && w->snap != NULL && w->snap->registry_only != NULL) {
 		sn_log(SN_LOG_INFO, "tcp=%llu to %s:%u: blocked: no Service or ServiceEntry declares it and the mesh's "
 		       "outboundTrafficPolicy is REGISTRY_ONLY (%s)", (unsigned long long)t->id, ip, port,
@@ -474,7 +560,18 @@ static void outbound_route(struct sn_tcp *t)
 	const struct sn_vhost *vh = w->snap != NULL && al > 0 && (size_t)al < sizeof(auth)
 					    ? sn_snapshot_find_vhost(w->snap, sn_str_make(auth, (size_t)al), &vport)
 					    : NULL;
-	if (vh != NULL && vh->tcp_route != NULL && vh->tcp_route->n_dests > 0 && vh->tcp_route->total_weight > 0) {
+	/* tls routes: by the ClientHello's server name (a name no route
+	 * takes: the Service) */
+	if (vh != NULL && vh->n_tls_routes > 0) {
+		if (!peek_sni(t))
+			return;
+		const struct sn_sni_route *r = sn_sni_route_find(vh->tls_routes, vh->n_tls_routes,
+								 t->sni[0] ? t->sni : NULL);
+		if (r != NULL && r->n_dests > 0 && r->total_weight > 0)
+			cl = &w->snap->clusters[sn_route_pick_weighted(r->dests, r->n_dests, r->total_weight,
+								       sn_worker_random(w))->cluster];
+	} else if (vh != NULL && vh->tcp_route != NULL && vh->tcp_route->n_dests > 0 &&
+		   vh->tcp_route->total_weight > 0) {
 		const struct sn_sni_route *r = vh->tcp_route;
 		cl = &w->snap->clusters[sn_route_pick_weighted(r->dests, r->n_dests, r->total_weight,
 							       sn_worker_random(w))->cluster];
@@ -528,7 +625,7 @@ static void tcp_to_cluster(struct sn_tcp *t, const struct sn_cluster *cl, const 
 		tcp_close(t, "cannot connect");
 }
 
-static void tcp_outbound(struct sn_worker *w, int fd, const struct sockaddr_in *orig)
+static void tcp_outbound(struct sn_worker *w, int fd, const struct sockaddr_in *orig, int client_spoke)
 {
 	struct sn_xprt d;
 	sn_xprt_init(&d, fd);
@@ -536,6 +633,7 @@ static void tcp_outbound(struct sn_worker *w, int fd, const struct sockaddr_in *
 	if (t == NULL)
 		return;
 	t->orig = *orig;
+	t->client_spoke = client_spoke != 0;
 	vip_lookup(w->proxy->opt.services_hosts, orig->sin_addr.s_addr, t->fqdn, sizeof(t->fqdn));
 	outbound_route(t);
 }
@@ -660,6 +758,7 @@ struct sniff {
 	socklen_t peer_len;
 	struct sockaddr_in orig;
 	int done;
+	int spoke;                  /* the client sent bytes before the decision */
 	struct sn_task reclaim;
 };
 
@@ -691,7 +790,7 @@ static void sniff_decide(struct sniff *s, int http)
 	if (http)
 		sn_dconn_accept(w, s->fd, SN_DIR_OUTBOUND, 0, (struct sockaddr *)&s->peer, s->peer_len);
 	else
-		tcp_outbound(w, s->fd, &s->orig);
+		tcp_outbound(w, s->fd, &s->orig, s->spoke);
 	sn_loop_reclaim(&w->loop, &s->reclaim, reclaim_sniff);
 }
 
@@ -715,6 +814,7 @@ static void on_sniff_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		return;
 	}
 	int h = sn_tcp_looks_http(b, (size_t)n);
+	s->spoke = 1;
 	if (h >= 0)
 		sniff_decide(s, h);
 }
@@ -726,6 +826,7 @@ static void on_sniff_timer(struct sn_loop *loop, struct sn_timer *tm)
 	ssize_t n = recv(s->fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
 	if (n <= 0)
 		sn_metrics_add(s->w->metrics, SN_CTR_SNIFF_TIMEOUT, 1);
+	s->spoke = n > 0;
 	sniff_decide(s, n > 0 && sn_tcp_looks_http(b, (size_t)n) == 1);
 }
 
@@ -769,7 +870,7 @@ int sn_tcp_outbound_accept(struct sn_worker *w, int fd, const struct sockaddr *p
 	    orig.sin_family != AF_INET)
 		return 0;   /* not captured: HTTP as always */
 	if (port_opaque(&w->proxy->opt, ntohs(orig.sin_port)) || declared_opaque(w, &orig)) {
-		tcp_outbound(w, fd, &orig);
+		tcp_outbound(w, fd, &orig, 0);
 		return 1;
 	}
 	struct sniff *s = calloc(1, sizeof(*s));

@@ -30,6 +30,8 @@ outbound_route).
    plain text and in the mesh's mutual TLS (ISTIO_MUTUAL).
 8. Istio's TCP traffic shifting task: a VirtualService tcp route splits
    connections 80/20, then 0/100.
+9. TLS to an undeclared address, declared by a ServiceEntry's name (the
+   ClientHello's SNI), then through an egress gateway's PASSTHROUGH port.
 
 Needs root (fails, not skips, without it); leaves no namespace, link or
 rule."""
@@ -44,12 +46,14 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sinewtest as st  # noqa: E402
+from test_gateway import make_pki  # noqa: E402
 from test_pods import Env, SUFFIX, SINEW, netns_list, host_links, host_rules, read, sh  # noqa: E402
 
 CIDR = "10.75.0.0/24"   # no other test uses it
 GATEWAY = "10.75.0.1"   # the mesh network's gateway: the bridge's address in the mesh namespace
 EXT_PORT = 3306         # in sinew-proxy's default --opaque-ports (server-first): TCP without sniffing
 HTTP_PORT = 8080        # not opaque: sniffed, HTTP
+TLS_PORT = 8443         # not opaque: sniffed, TLS (its ClientHello names the host)
 UNDECLARED = "undeclared.example.com"
 
 # The "external" server: a banner first (as MySQL's greeting), then each line
@@ -700,6 +704,119 @@ spec:
         self.assertTrue(8 <= seen.get("v2", 0) <= 35, seen)
         shift(0, 100)
         self.assertEqual(count(20), {"v2": 20})
+
+    def test_9_tls_by_server_name(self):
+        """TLS to an address the mesh does not know: the sidecar reads the
+        ClientHello's server name (as Istio's listeners match by SNI).
+        Under REGISTRY_ONLY, https to an undeclared name is refused; a
+        ServiceEntry for the name (no addresses) declares it, and the
+        client's TLS goes through whole (curl verifies the server's
+        certificate). Then Istio's "egress gateway for HTTPS traffic":
+        tls routes send the mesh's TLS for the name to the egress gateway's
+        PASSTHROUGH port, and the gateway on to the server, which sees the
+        gateway's address."""
+        if "egress" not in self.pods:
+            self.test_6_egress_gateway()
+        gw = [q for q in self.e.ps() if q["name"] == self.pods["egress"]][0]
+        client_ip = [q for q in self.e.ps() if q["name"] == self.pods["client"]][0]["address"]
+        d = os.path.join(self.e.tmp, "tls-ext")
+        os.mkdir(d)
+        pki = make_pki(d)
+        path = os.path.join(self.e.tmp, "ext_tls.py")
+        st.write_file(path, EXT_HTTP.replace("print(\"listening\", flush=True)",
+                                             "import ssl\nc = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+                                             "c.load_cert_chain(sys.argv[3], sys.argv[4])\n"
+                                             "s.socket = c.wrap_socket(s.socket, server_side=True)\n"
+                                             "print(\"listening\", flush=True)"))
+        out = os.path.join(self.e.tmp, "ext_tls.out")
+        with open(out, "w") as fo:
+            srv = st.spawn(["ip", "netns", "exec", self.mesh, "/usr/bin/python3", path, GATEWAY, str(TLS_PORT),
+                            pki["tls.crt"], pki["tls.key"]], stdout=fo, stderr=fo, env=self.e.env())
+        self.addCleanup(st.stop_process, srv)
+        deadline = time.time() + 10
+        while "listening" not in read(out):
+            self.assertTrue(time.time() < deadline and srv.poll() is None, read(out))
+            time.sleep(0.05)
+
+        def get():
+            r = self.in_pod("client", ["curl", "-sS", "--max-time", "10", "--cacert", pki["ca.crt"], "--resolve",
+                                       "%s:%d:%s" % (UNDECLARED, TLS_PORT, GATEWAY),
+                                       "https://%s:%d/tls" % (UNDECLARED, TLS_PORT)])
+            return r
+
+        if self.mode != "REGISTRY_ONLY":
+            self.set_mode("REGISTRY_ONLY")
+        before = self.blocked()
+        r = get()
+        self.assertNotEqual(r.returncode, 0, r)
+        self.assertGreater(self.blocked(), before)
+        se = """apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: external}
+spec:
+  hosts: [%(host)s]
+  ports: [{number: %(http)d, name: http, protocol: HTTP}, {number: %(tls)d, name: tls, protocol: TLS}]
+  location: MESH_EXTERNAL
+  resolution: STATIC
+  endpoints: [{address: %(gw)s}]
+""" % {"host": UNDECLARED, "http": HTTP_PORT, "tls": TLS_PORT, "gw": GATEWAY}
+        rc, o, e = self.e.sinew("apply", "-f", "-", "--server", self.server, stdin=se)
+        self.assertEqual(rc, 0, (o, e))
+        self.wait_synced()
+        r = get()
+        self.assertEqual(r.returncode, 0, (r, self.proxy_log("client")[-2000:]))
+        self.assertIn("EXTERNAL host=%s:%d path=/tls peer=%s" % (UNDECLARED, TLS_PORT, client_ip), r.stdout)
+
+        # through the egress gateway, the TLS passed through at both hops
+        cfg = """apiVersion: v1
+kind: Service
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  ports: [{name: http2, port: 80}, {name: tls, port: 443}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: istio-egressgateway, namespace: istio-system}
+spec:
+  selector: {istio: egressgateway}
+  servers:
+  - port: {number: 443, name: tls, protocol: TLS}
+    hosts: [%(host)s]
+    tls: {mode: PASSTHROUGH}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: egressgateway-for-external}
+spec:
+  host: istio-egressgateway.istio-system.svc.cluster.local
+  subsets: [{name: external}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: direct-external-through-egress-gateway}
+spec:
+  hosts: [%(host)s]
+  gateways: [istio-system/istio-egressgateway, mesh]
+  tls:
+  - match: [{gateways: [mesh], port: %(tls)d, sniHosts: [%(host)s]}]
+    route:
+    - destination: {host: istio-egressgateway.istio-system.svc.cluster.local, subset: external, port: {number: 443}}
+  - match: [{gateways: [istio-system/istio-egressgateway], port: 443, sniHosts: [%(host)s]}]
+    route:
+    - destination: {host: %(host)s, port: {number: %(tls)d}}
+""" % {"host": UNDECLARED, "tls": TLS_PORT}
+        rc, o, e = self.e.sinew("apply", "-f", "-", "--server", self.server, stdin=cfg)
+        self.assertEqual(rc, 0, (o, e))
+        self.wait_synced()
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            r = get()
+            if r.returncode == 0 and "peer=%s" % gw["address"] in r.stdout:
+                break
+            time.sleep(0.2)
+        self.assertIn("EXTERNAL host=%s:%d path=/tls peer=%s" % (UNDECLARED, TLS_PORT, gw["address"]), r.stdout,
+                      (r, self.proxy_log("egress")[-2000:], self.proxy_log("client")[-2000:]))
 
 
 if __name__ == "__main__":

@@ -281,17 +281,31 @@ static void test_tls_passthrough_routes(void **state)
 	sn_snapshot_unref(s);
 	sn_diags_free(&d);
 
-	/* for sidecars, tls routes are not served: said at load */
-	static const char mesh_vs[] =
-		"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: m}\n"
-		"spec: {hosts: [a], tls: [{match: [{sniHosts: [a]}], route: [{destination: {host: a}}]}]}\n";
-	struct sn_config_set set;
-	sn_config_set_init(&set);
-	sn_diags_init(&d);
-	assert_int_equal(sn_config_load_text(&set, "t.yaml", mesh_vs, strlen(mesh_vs), &d), 0);
-	assert_diag(&d, SN_DIAG_WARNING, "spec.tls", "for sidecars", "not implemented");
+	/* for sidecars: the mesh's matches at the host's port, by server name */
+#define MESH_VS                                                                                         \
+		"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: m}\n"            \
+		"spec:\n  hosts: [productpage]\n  tls:\n"                                                    \
+		"  - match: [{sniHosts: [a.example.com], port: 9080}]\n"                                     \
+		"    route: [{destination: {host: reviews.shop}}]\n"                                          \
+		"  - match: [{sniHosts: [b.example.com], port: 1}, {sniHosts: [\"*.example.com\"], gateways: [mesh]}]\n" \
+		"    route: [{destination: {host: productpage}}]\n"                                           \
+		"  - match: [{sniHosts: [c.example.com], gateways: [istio-system/tls]}]\n"                    \
+		"    route: [{destination: {host: productpage}}]\n"
+	static const struct sn_proxy_identity side = { .service = "x", .namespace_ = "default" };
+	s = build(SVCS MESH_VS, &side, &d);
+	uint16_t port;
+	const struct sn_vhost *v = sn_snapshot_find_vhost(s, sn_str_make("productpage:9080", 16), &port);
+	assert_non_null(v);
+	/* a.example.com and *.example.com; b (port 1) and c (a gateway's) not */
+	assert_int_equal(v->n_tls_routes, 2);
+	r = sn_sni_route_find(v->tls_routes, v->n_tls_routes, "a.example.com");
+	assert_string_equal(s->clusters[r->dests[0].cluster].service, "reviews.shop.svc.cluster.local");
+	r = sn_sni_route_find(v->tls_routes, v->n_tls_routes, "c.example.com");
+	assert_string_equal(r->sni, "*.example.com");
+	assert_null(sn_sni_route_find(v->tls_routes, v->n_tls_routes, NULL));
+	assert_int_equal(d.warnings, 0);
+	sn_snapshot_unref(s);
 	sn_diags_free(&d);
-	sn_config_set_free(&set);
 }
 
 int main(void)

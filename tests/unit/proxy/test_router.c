@@ -33,7 +33,7 @@ static void test_first_match_wins(void **state)
 	struct sn_kv_match qp = { "v", { SN_MATCH_PRESENT, NULL, NULL, 0 } };
 	struct sn_route_match m_hdr = { 0 }, m_q = { 0 }, m_prefix = { 0 };
 	struct sn_http_route routes[3];
-	struct sn_vhost vh = { "reviews.default.svc.cluster.local", 0, routes, 3, NULL };
+	struct sn_vhost vh = { .host = "reviews.default.svc.cluster.local", .routes = routes, .n_routes = 3 };
 
 	m_hdr.headers = &hdr;
 	m_hdr.n_headers = 1;
