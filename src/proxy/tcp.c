@@ -456,10 +456,13 @@ static int peek_sni(struct sn_tcp *t)
 	if (t->sni_done)
 		return 1;
 	ssize_t n = recv(t->d.x.fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		n = 0, errno = EAGAIN;
+	int again = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+	if (n < 0)
+		n = 0;
 	int r = n > 0 ? sn_client_hello_sni(b, (size_t)n, t->sni, sizeof(t->sni)) : SN_EAGAIN;
-	if (r == SN_EAGAIN && (size_t)n < sizeof(b) && (n > 0 || errno == EAGAIN)) {
+	/* more to come: nothing yet, or part of a record; decided at the end
+	 * of the stream (0 bytes, not again) or of the buffer */
+	if (r == SN_EAGAIN && (again || (n > 0 && (size_t)n < sizeof(b)))) {
 		if (!t->sni_wait) {
 			t->sni_wait = 1;
 			sn_timer_start(&t->w->loop, &t->timer, SNI_WAIT_MS, on_sni_timer);
