@@ -367,6 +367,25 @@ spec:
         rc, out, err = self.e.sinew("delete", "vs", "ratings", "--server", self.server)
         self.assertEqual(rc, 0, (out, err))
 
+    def test_6a_fault_delay_through_the_ingress(self):
+        """Istio's fault-injection task (delay) with the user at the
+        ingress: ratings is 7 s late for jason, productpage gives reviews
+        two tries of 3 s, so jason's page says the reviews are unavailable
+        after about 6 s; others are served at once."""
+        self.apply("virtual-service-all-v1.yaml", "virtual-service-reviews-test-v2.yaml",
+                   "virtual-service-ratings-test-delay.yaml")
+        jason = self.login("jason")
+        t0 = time.time()
+        html = self.page(jason)
+        took = time.time() - t0
+        self.assertIn("Sorry, product reviews are currently unavailable for this book.", html)
+        self.assertTrue(5.5 <= took <= 8.5, "jason's page took %.2f s" % took)
+        t0 = time.time()
+        self.assertIsNone(stars(self.page()))
+        self.assertLess(time.time() - t0, 2.0)
+        rc, out, err = self.e.sinew("delete", "vs", "ratings", "--server", self.server)
+        self.assertEqual(rc, 0, (out, err))
+
     def test_7_traffic_shifting_through_the_ingress(self):
         """Istio's traffic-shifting task: reviews 50 % v1, 50 % v3, then all v3."""
         self.apply("virtual-service-all-v1.yaml", "virtual-service-reviews-50-v3.yaml")
