@@ -22,9 +22,16 @@
 #define GWAPI_MAX_FILTERS 16
 #define GWAPI_MAX_LISTENERS 64
 
-static int is_upper_word(const char *s, const char *w)
+static int str_is(const char *s, const char *w)
 {
 	return s != NULL && !strcmp(s, w);
+}
+
+/* The namespace of the resource being loaded (c->name is "ns/name"). */
+static void resource_ns(const struct cfg_ctx *c, char *out, size_t size)
+{
+	const char *slash = c->name ? strchr(c->name, '/') : NULL;
+	snprintf(out, size, "%.*s", slash ? (int)(slash - c->name) : 7, slash ? c->name : "default");
 }
 
 int cfg_parent_names_gateway(const struct cfg_parent_ref *p, const char *route_ns, const char *gw_ns,
@@ -317,10 +324,10 @@ static char *parse_path_modifier(struct cfg_ctx *c, const struct yn *v, int *ful
 		cfg_path_pop(c, pl);
 	}
 	char *out = NULL;
-	if (is_upper_word(type, "ReplaceFullPath") && full_p != NULL) {
+	if (str_is(type, "ReplaceFullPath") && full_p != NULL) {
 		*full = 1;
 		out = full_p;
-	} else if (is_upper_word(type, "ReplacePrefixMatch") && prefix_p != NULL) {
+	} else if (str_is(type, "ReplacePrefixMatch") && prefix_p != NULL) {
 		*full = 0;
 		out = prefix_p;
 	} else {
@@ -729,11 +736,10 @@ static void parse_rule(struct cfg_ctx *c, const struct yn *v, const char *route_
 struct cfg_vs *cfg_parse_http_route(struct cfg_ctx *c, const struct yn *spec, const char *name)
 {
 	struct cfg_vs *vs = sn_arena_new(c->a, struct cfg_vs);
-	const char *slash = c->name ? strchr(c->name, '/') : NULL;
 	char route_ns[64];
 	if (vs == NULL)
 		return NULL;
-	snprintf(route_ns, sizeof(route_ns), "%.*s", slash ? (int)(slash - c->name) : 7, slash ? c->name : "default");
+	resource_ns(c, route_ns, sizeof(route_ns));
 	vs->gateway_api = 1;
 	vs->for_mesh = 0;
 	const struct yn *rules = NULL;
@@ -1053,11 +1059,10 @@ static void parse_listener(struct cfg_ctx *c, const struct yn *v, const char *gw
 struct cfg_gateway *cfg_parse_k8s_gateway(struct cfg_ctx *c, const struct yn *spec, const char *name)
 {
 	struct cfg_gateway *g = sn_arena_new(c->a, struct cfg_gateway);
-	const char *slash = c->name ? strchr(c->name, '/') : NULL;
 	char gw_ns[64];
 	if (g == NULL)
 		return NULL;
-	snprintf(gw_ns, sizeof(gw_ns), "%.*s", slash ? (int)(slash - c->name) : 7, slash ? c->name : "default");
+	resource_ns(c, gw_ns, sizeof(gw_ns));
 	g->gateway_api = 1;
 	g->has_selector = 1;
 	g->selector.v = sn_arena_new(c->a, struct sn_label);

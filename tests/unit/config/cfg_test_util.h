@@ -56,6 +56,27 @@ static int has_diag(const struct sn_diags *d, enum sn_diag_severity sev, ...)
 	return 0;
 }
 
+/* Loads text as t.yaml and translates it for id; fails the test on an
+ * error (diagnostics printed). d is initialised here; the caller frees it. */
+__attribute__((unused)) static struct sn_snapshot *build_snapshot(const char *text, const struct sn_proxy_identity *id,
+							     struct sn_diags *d)
+{
+	struct sn_config_set set;
+	sn_config_set_init(&set);
+	sn_diags_init(d);
+	if (sn_config_load_text(&set, "t.yaml", text, strlen(text), d) != 0) {
+		print_diags(d);
+		fail_msg("load");
+	}
+	struct sn_snapshot *s = NULL;
+	if (sn_config_translate(&set, id, d, &s) != 0) {
+		print_diags(d);
+		fail_msg("translate");
+	}
+	sn_config_set_free(&set);
+	return s;
+}
+
 #define assert_diag(d, sev, ...)                                                 \
 	do {                                                                     \
 		if (!has_diag((d), (sev), __VA_ARGS__, (const char *)NULL)) {    \

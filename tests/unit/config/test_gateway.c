@@ -9,20 +9,7 @@ static const struct sn_labels ingress = { (struct sn_label *)ingress_labels, 1 }
 
 static struct sn_snapshot *build(const char *text, const struct sn_proxy_identity *id, struct sn_diags *d)
 {
-	struct sn_config_set set;
-	sn_config_set_init(&set);
-	sn_diags_init(d);
-	if (sn_config_load_text(&set, "t.yaml", text, strlen(text), d) != 0) {
-		print_diags(d);
-		fail_msg("load");
-	}
-	struct sn_snapshot *s = NULL;
-	if (sn_config_translate(&set, id, d, &s) != 0) {
-		print_diags(d);
-		fail_msg("translate");
-	}
-	sn_config_set_free(&set);
-	return s;
+	return build_snapshot(text, id, d);
 }
 
 #define SVCS                                                        \
