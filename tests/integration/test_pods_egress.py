@@ -679,6 +679,20 @@ spec:
             rc, o, e = self.e.sinew("apply", "-f", "-", "--server", self.server, stdin=cfg)
             self.assertEqual(rc, 0, (o, e))
             self.wait_synced()
+            # both subsets' endpoints in the client's configuration (the
+            # pods' registrations may reach it after the route does)
+            deadline, dump = time.time() + 15, {}
+            while time.time() < deadline:
+                r = self.in_pod("client", ["curl", "-sS", "--max-time", "5", "http://127.0.0.1:15020/config_dump"])
+                try:
+                    dump = json.loads(r.stdout)
+                except ValueError:
+                    dump = {}
+                eps = {c["name"]: len(c.get("endpoints", [])) for c in dump.get("clusters", [])}
+                if all(eps.get("outbound|9000|%s|tcp-echo.default.svc.cluster.local" % v, 0) > 0
+                       for v in ("v1", "v2")):
+                    break
+                time.sleep(0.2)
 
         def count(n):
             client = ("import socket\nseen = {}\n"
