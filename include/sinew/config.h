@@ -887,6 +887,11 @@ struct sn_gw_listener {
 	int passthrough;
 	struct sn_sni_route *sni_routes;
 	size_t n_sni_routes;
+	/* protocol TCP: no HTTP; each connection goes, as opaque bytes, where
+	 * the first tcp[] route of a VirtualService bound there says (NULL:
+	 * none, the connection is closed) */
+	int tcp;
+	struct sn_sni_route *tcp_route;
 };
 
 #define SN_GW_LISTENERS_MAX 32

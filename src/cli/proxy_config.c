@@ -242,6 +242,12 @@ static void print_routes(struct fy_node *root)
 				 sn_cli_json_str_or(r, "sni", "?"));
 			l4_row(&t, host, "tls passthrough", r);
 		}
+		struct fy_node *tcp = sn_cli_json_get(l, "tcp_route");
+		if (tcp != NULL) {
+			char host[64];
+			snprintf(host, sizeof(host), "gateway:%lld", sn_cli_json_int(l, "port", 0));
+			l4_row(&t, host, "tcp", tcp);
+		}
 	}
 	route_rows(&t, sn_cli_json_get(root, "vhosts"), clusters, 0);
 	/* opaque TCP routed by a VirtualService's tcp[] and tls[] */

@@ -467,6 +467,7 @@ struct cfg_gw_server {
 	int tls_unenforceable;       /* MUTUAL with checks Sinew does not make (subjectAltNames...) */
 	int served;                  /* a protocol Sinew's gateways serve (else warned, not opened) */
 	int passthrough;             /* TLS or HTTPS with tls.mode PASSTHROUGH: routed by SNI */
+	int tcp;                     /* TCP (or MONGO, MYSQL, REDIS): opaque bytes, tcp[] routes */
 };
 
 struct cfg_gateway {

@@ -11,8 +11,10 @@
  * with tls.mode SIMPLE or MUTUAL (the proxy terminates TLS with PEM files,
  * or credentialName's files in its --credentials-dir), and TLS or HTTPS
  * servers with tls.mode PASSTHROUGH (routed by the ClientHello's server
- * name, VirtualService tls[] routes). Warned and not opened: the other
- * modes, TCP and the other protocols, and a MUTUAL server with client
+ * name, VirtualService tls[] routes), and TCP servers (MONGO, MYSQL and
+ * REDIS as TCP, as Istio does: VirtualService tcp[] routes, the first
+ * that applies taking every connection). Warned and not opened: TLS
+ * terminated at the gateway, UDP, and a MUTUAL server with client
  * checks Sinew does not make (docs/configuration.md). */
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +102,7 @@ static void parse_port(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_serv
 		cfg_path_pop(c, pl);
 	}
 	cfg_require(c, v, "number", YN_SCALAR, "the port the gateway listens on, e.g. 8080");
-	cfg_require(c, v, "protocol", YN_SCALAR, "HTTP, HTTP2, GRPC or HTTPS (TLS and TCP are not served yet)");
+	cfg_require(c, v, "protocol", YN_SCALAR, "HTTP, HTTP2, GRPC, HTTPS, TLS or TCP");
 }
 
 static void parse_tls(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_server *s)
@@ -257,17 +259,23 @@ static void parse_server(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_se
 		s->served = 1;
 		return;
 	}
+	/* opaque bytes, routed by tcp[]; Istio proxies MONGO, MYSQL and REDIS
+	 * ports as TCP too (their protocol filters only add statistics) */
+	static const char *const bytes[] = { "TCP", "MONGO", "MYSQL", "REDIS" };
+	for (size_t i = 0; i < SN_ARRAY_LEN(bytes) && !ok; i++)
+		if (!strcmp(s->protocol, bytes[i]))
+			ok = s->tcp = 1;
 	if (!ok) {
-		static const char *const known[] = { "TLS", "TCP", "MONGO", "REDIS", "MYSQL", "UDP" };
+		static const char *const known[] = { "TLS", "UDP" };
 		int is_known = 0;
 		for (size_t i = 0; i < SN_ARRAY_LEN(known); i++)
 			if (!strcmp(s->protocol, known[i]))
 				is_known = 1;
 		size_t pl = cfg_path_push(c, ".port.protocol");
 		if (is_known)
-			cfg_warn(c, v, "protocol %s is not served by Sinew's gateways yet; this server (port %u) is "
-				 "not opened (HTTP, HTTP2, GRPC, HTTPS, and TLS with tls.mode PASSTHROUGH are)",
-				 s->protocol, s->port);
+			cfg_warn(c, v, "protocol %s%s is not served by Sinew's gateways yet; this server (port %u) is "
+				 "not opened (HTTP, HTTP2, GRPC, HTTPS, TCP, and TLS with tls.mode PASSTHROUGH are)",
+				 s->protocol, !strcmp(s->protocol, "TLS") ? " terminated at the gateway" : "", s->port);
 		else
 			cfg_err(c, v, "unknown protocol \"%.32s\"; use HTTP, HTTP2, GRPC, HTTPS, TLS or TCP", s->protocol);
 		cfg_path_pop(c, pl);
@@ -277,8 +285,14 @@ static void parse_server(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_se
 		/* TLS fields on a plain-text server: Istio uses them only for
 		 * HTTPS/TLS servers; say so rather than drop them unseen. */
 		size_t pl = cfg_path_push(c, ".tls");
-		cfg_warn(c, s->tls_at ? s->tls_at : tls, "TLS settings on a %s server are not used (only "
-			 "httpsRedirect is); to terminate TLS, make it protocol HTTPS", s->protocol);
+		if (s->tcp)
+			cfg_warn(c, s->tls_at ? s->tls_at : tls, "TLS settings on a %s server are not used: its "
+				 "bytes go through as they come (for TLS routed by server name, make it protocol TLS "
+				 "with tls.mode PASSTHROUGH)", s->protocol);
+		else
+			cfg_warn(c, s->tls_at ? s->tls_at : tls, "TLS settings on a %s server are not used (only "
+				 "httpsRedirect is); to terminate TLS, make it protocol HTTPS", s->protocol);
+		s->https_redirect = s->https_redirect && !s->tcp;
 		cfg_path_pop(c, pl);
 	}
 	s->served = 1;

@@ -738,6 +738,13 @@ void sn_snapshot_dump_json(const struct sn_snapshot *s, FILE *f)
 				}
 				fputc(']', f);
 			}
+			if (l->tcp) {
+				fputs(",\"tcp\":true", f);
+				if (l->tcp_route != NULL) {
+					fputs(",\"tcp_route\":", f);
+					dump_sni_route(f, s, l->tcp_route);
+				}
+			}
 			fputs(",\"vhosts\":", f);
 			dump_vhosts(f, s, l->vhosts, l->n_vhosts);
 			fputc('}', f);

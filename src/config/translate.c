@@ -1629,6 +1629,57 @@ static void gateway_tls_routes(struct tr *t, const struct sn_resource *gw, const
 	}
 }
 
+/* The tcp[] route of the VirtualServices bound to TCP server s of
+ * Gateway gw, into g: the first that applies at its port (Istio: the
+ * first match wins) takes every connection. */
+static void gateway_tcp_route(struct tr *t, const struct sn_resource *gw, const struct cfg_gw_server *s,
+			      struct tr_gwl *g)
+{
+	for (const struct sn_resource *r = t->set->head; r && !t->oom; r = r->next) {
+		if (r->kind != SN_KIND_VIRTUAL_SERVICE || r->invalid)
+			continue;
+		const struct cfg_vs *vs = r->spec;
+		int bound = vs_bound_to(r, gw), hosts_meet = 0;
+		for (size_t h = 0; h < s->n_hosts && !hosts_meet; h++) {
+			const struct cfg_gw_host *sh = &s->hosts[h];
+			if (sh->ns != NULL && strcmp(!strcmp(sh->ns, ".") ? gw->namespace_ : sh->ns, r->namespace_))
+				continue;
+			for (size_t k = 0; k < vs->n_hosts && !hosts_meet; k++)
+				hosts_meet = host_meet(vs->hosts[k], sh->host) != NULL;
+		}
+		if (!hosts_meet)
+			continue;
+		for (size_t i = 0; i < vs->n_tcp && !t->oom; i++) {
+			const struct cfg_tls_route *tr = &vs->tcp[i];
+			int hit = tr->n_matches == 0 && bound;
+			for (size_t m = 0; m < tr->n_matches && !hit; m++) {
+				const struct cfg_tls_match *tm = &tr->matches[m];
+				int here = tm->n_gateways == 0 ? bound : 0;
+				for (size_t k = 0; k < tm->n_gateways && !here; k++)
+					here = cfg_gateway_ref_names(tm->gateways[k], r->namespace_, gw->namespace_, gw->name);
+				hit = here && (tm->port == 0 || tm->port == s->port);
+			}
+			if (!hit)
+				continue;
+			if (g->l.tcp_route != NULL) {
+				if (t->id->gateway != SN_GATEWAY_ANY)
+					tr_diag(t, SN_DIAG_WARNING, r, tr->loc, tr->path,
+						"gateway port %u is routed by an earlier tcp route (%s); this one is "
+						"ignored there", s->port, g->l.tcp_route->origin);
+				return;
+			}
+			struct sn_sni_route *out = sn_arena_new(t->a, struct sn_sni_route);
+			if (out == NULL) {
+				t->oom = 1;
+				return;
+			}
+			if (l4_route(t, out, r, tr, "*", NULL, 0) != 0)
+				return;
+			g->l.tcp_route = out;
+		}
+	}
+}
+
 static int same_str(const char *a, const char *b)
 {
 	return a == b || (a != NULL && b != NULL && !strcmp(a, b));
@@ -1720,13 +1771,13 @@ static void build_gateways(struct tr *t)
 				  : !strcmp(s->tls_mode, "MUTUAL")       ? 2
 				  : !strcmp(s->tls_mode, "ISTIO_MUTUAL") ? 3
 									 : 1;
-			if (g != NULL && g->l.passthrough != s->passthrough) {
+			if (g != NULL && (g->l.passthrough != s->passthrough || g->l.tcp != s->tcp)) {
 				char field[64];
 				snprintf(field, sizeof(field), "spec.%s[%zu]", servers, i);
 				tr_diag(t, SN_DIAG_WARNING, r, s->loc, field,
-					"port %u is already %s; a port either passes TLS through (tls.mode PASSTHROUGH) "
-					"or serves HTTP, so this server is not opened", s->port,
-					g->l.passthrough ? "a TLS passthrough port" : "an HTTP port");
+					"port %u is already %s; a port either passes TLS through (tls.mode PASSTHROUGH), "
+					"relays TCP or serves HTTP, so this server is not opened", s->port,
+					g->l.passthrough ? "a TLS passthrough port" : g->l.tcp ? "a TCP port" : "an HTTP port");
 				continue;
 			}
 			if (g != NULL && g->l.tls != tls) {
@@ -1753,6 +1804,7 @@ static void build_gateways(struct tr *t)
 				g->l.ca_file = sdup(t, s->ca_file);
 				g->l.credential = sdup(t, s->credential);
 				g->l.passthrough = s->passthrough;
+				g->l.tcp = s->tcp;
 			}
 			if ((tls == 1 || tls == 2) && gw_certs_add(t, g, s))
 				continue;
@@ -1760,6 +1812,8 @@ static void build_gateways(struct tr *t)
 				g->l.https_redirect = 1;
 			if (s->passthrough)
 				gateway_tls_routes(t, r, s, g);
+			else if (s->tcp)
+				gateway_tcp_route(t, r, s, g);
 			else if (gw->gateway_api)
 				gateway_api_routes(t, r, s, g);
 			else

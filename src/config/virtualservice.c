@@ -1000,11 +1000,5 @@ struct cfg_vs *cfg_parse_virtual_service(struct cfg_ctx *c, const struct yn *spe
 		cfg_path_pop(c, pl);
 	}
 	cfg_require(c, spec, "hosts", YN_SEQ, "list the hosts this VirtualService routes, e.g. [reviews]");
-	if (vs->n_tcp > 0 && !vs->for_mesh) {
-		size_t pl = cfg_path_push(c, ".tcp");
-		cfg_warn(c, spec, "tcp routes are served by sidecars (gateways: mesh, or none); at gateways they are "
-			 "not implemented yet (TCP servers are not opened)");
-		cfg_path_pop(c, pl);
-	}
 	return vs;
 }

@@ -1,12 +1,16 @@
-/* TLS passthrough at a gateway: a Gateway server with tls.mode
- * PASSTHROUGH. The first bytes of each connection are peeked, not read,
- * until the ClientHello's server name is known (src/tls/client_hello.c);
- * the route for that name (a VirtualService's tls[], translate.c) picks a
- * destination, and the connection goes there as opaque TCP (tcp.c), the
- * client's TLS untouched end to end -- inside mTLS to a meshed workload,
- * as Istio's gateway does. A connection that sends no ClientHello within
- * PEEK_MS, something else than one, or a name no route takes is closed and
- * logged. */
+/* The gateway's ports that carry bytes, not HTTP.
+ *
+ * TLS passthrough (a Gateway server with tls.mode PASSTHROUGH): the first
+ * bytes of each connection are peeked, not read, until the ClientHello's
+ * server name is known (src/tls/client_hello.c); the route for that name
+ * (a VirtualService's tls[], translate.c) picks a destination, and the
+ * connection goes there as opaque TCP (tcp.c), the client's TLS untouched
+ * end to end -- inside mTLS to a meshed workload, as Istio's gateway does.
+ * A connection that sends no ClientHello within PEEK_MS, something else
+ * than one, or a name no route takes is closed and logged.
+ *
+ * TCP (a server of protocol TCP): the port's one tcp[] route picks a
+ * destination per connection, at once. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -111,17 +115,8 @@ static void on_peek_timer(struct sn_loop *loop, struct sn_timer *tm)
 	peek_end(p, 1);
 }
 
-void sn_gw_passthrough_accept(struct sn_worker *w, int fd, uint16_t port, const struct sockaddr *peer,
-			      socklen_t peer_len)
+static void peer_str(const struct sockaddr *peer, socklen_t peer_len, char *out, size_t size)
 {
-	struct sni_peek *p = calloc(1, sizeof(*p));
-	if (p == NULL) {
-		close(fd);
-		return;
-	}
-	p->w = w;
-	p->fd = fd;
-	p->port = port;
 	char ip[INET6_ADDRSTRLEN] = "?";
 	unsigned pp = 0;
 	if (peer->sa_family == AF_INET && peer_len >= (socklen_t)sizeof(struct sockaddr_in)) {
@@ -133,11 +128,44 @@ void sn_gw_passthrough_accept(struct sn_worker *w, int fd, uint16_t port, const 
 		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
 		pp = ntohs(a->sin6_port);
 	}
-	snprintf(p->peer, sizeof(p->peer), "%s:%u", ip, pp);
+	snprintf(out, size, "%s:%u", ip, pp);
+}
+
+void sn_gw_passthrough_accept(struct sn_worker *w, int fd, uint16_t port, const struct sockaddr *peer,
+			      socklen_t peer_len)
+{
+	struct sni_peek *p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		close(fd);
+		return;
+	}
+	p->w = w;
+	p->fd = fd;
+	p->port = port;
+	peer_str(peer, peer_len, p->peer, sizeof(p->peer));
 	if (sn_io_start(&w->loop, &p->io, fd, on_peek_io) != 0) {
 		close(fd);
 		free(p);
 		return;
 	}
 	sn_timer_start(&w->loop, &p->timer, PEEK_MS, on_peek_timer);
+}
+
+void sn_gw_tcp_accept(struct sn_worker *w, int fd, const struct sn_gw_listener *gl, const struct sockaddr *peer,
+		      socklen_t peer_len)
+{
+	char from[128];
+	char who[64];
+	peer_str(peer, peer_len, who, sizeof(who));
+	const struct sn_sni_route *r = gl->tcp_route;
+	if (r == NULL || r->n_dests == 0 || r->total_weight == 0) {
+		sn_log(SN_LOG_INFO, "gateway: port %u: %s: no tcp route of a VirtualService bound there takes this "
+		       "port%s; closing", gl->port, who, r != NULL ? " (its destinations are unknown)" : "");
+		close(fd);
+		return;
+	}
+	const struct sn_route_dest *d = sn_route_pick_weighted(r->dests, r->n_dests, r->total_weight,
+							       sn_worker_random(w));
+	snprintf(from, sizeof(from), "gateway port %u %s", gl->port, who);
+	sn_tcp_to_cluster(w, fd, &w->snap->clusters[d->cluster], from);
 }

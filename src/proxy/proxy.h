@@ -356,6 +356,10 @@ int sn_tcp_to_cluster(struct sn_worker *w, int fd, const struct sn_cluster *cl, 
  * (tls.mode PASSTHROUGH): routed by its ClientHello's server name. Takes fd. */
 void sn_gw_passthrough_accept(struct sn_worker *w, int fd, uint16_t port, const struct sockaddr *peer,
 			      socklen_t peer_len);
+/* A connection to a TCP port of a gateway: relayed where the port's tcp
+ * route says (a weighted pick per connection). Takes fd. */
+void sn_gw_tcp_accept(struct sn_worker *w, int fd, const struct sn_gw_listener *gl, const struct sockaddr *peer,
+		      socklen_t peer_len);
 /* ALLOW_ANY's passthrough for HTTP: 0 and the original destination in
  * *orig when fd is a captured outbound connection to an address that is
  * not the mesh's (no Service VIP, no ServiceEntry address), else

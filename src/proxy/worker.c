@@ -328,6 +328,10 @@ static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
 				sn_gw_passthrough_accept(w, fd, l->gw_port, (struct sockaddr *)&peer, plen);
 				continue;
 			}
+			if (gl != NULL && gl->tcp) {
+				sn_gw_tcp_accept(w, fd, gl, (struct sockaddr *)&peer, plen);
+				continue;
+			}
 		}
 		sn_dconn_accept(w, fd, l->dir, l->gw_port, (struct sockaddr *)&peer, plen);
 	}

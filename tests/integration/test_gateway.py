@@ -20,14 +20,18 @@ Gateway and VirtualServices bound to it (spec.gateways), real clients.
   made;
 - a reload moves the port: the old one closes, the new one opens;
 - Istio's bookinfo-gateway.yaml, unchanged, serves /productpage at any
-  authority, an IP address included."""
+  authority, an IP address included;
+- TLS passthrough by server name, and a TCP server whose tcp[] route
+  shifts connections by weight (Istio's TCP traffic shifting task)."""
 
 import json
 import os
 import shutil
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -500,6 +504,124 @@ spec:
                          [["gateway:%d" % self.port, "sni", "a.example.com", "tls", "passthrough"],
                           ["gateway:%d" % self.port, "sni", "*.example.com", "tls", "passthrough"]], r.stdout)
         self.assertIn("outbound|9080||secure-a.default.svc.cluster.local (100)", r.stdout)
+
+
+class TagEcho(socketserver.ThreadingTCPServer):
+    """A TCP server answering each line it reads with "TAG line"."""
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, tag):
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                for line in self.rfile:
+                    self.wfile.write(b"%s %s" % (tag.encode(), line))
+        super().__init__((st.LOOPBACK, 0), Handler)
+        self.port = self.server_address[1]
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def tcp_say(port, line, timeout=5):
+    """One connection: sends line, returns the line answered ("" if none)."""
+    with socket.create_connection((st.LOOPBACK, port), timeout=timeout) as s:
+        s.sendall(line.encode() + b"\n")
+        f = s.makefile("rb")
+        try:
+            return f.readline().decode()
+        except OSError:
+            return ""
+
+
+class GatewayTCP(unittest.TestCase):
+    """A Gateway server of protocol TCP with a VirtualService's tcp[]
+    route bound to it: Istio's TCP traffic shifting task through the
+    ingress gateway (tcp-echo v1, then 80/20 between v1 and v2), each
+    connection relayed whole to the destination its weight picked."""
+
+    def setUp(self):
+        self.echo = {}
+        for v in ("v1", "v2"):
+            srv = TagEcho(v)
+            self.addCleanup(srv.server_close)
+            self.addCleanup(srv.shutdown)
+            self.echo[v] = srv.port
+        self.port = st.free_port()
+
+    def config(self, w1, w2):
+        gw = """apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: tcp-echo-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: %d, name: tcp, protocol: TCP}
+    hosts: ["*"]
+""" % self.port
+        dr = """apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tcp-echo-destination}
+spec:
+  host: tcp-echo
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+"""
+        vs = """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp-echo}
+spec:
+  hosts: ["*"]
+  gateways: [tcp-echo-gateway]
+  tcp:
+  - match: [{port: %d}]
+    route:
+    - destination: {host: tcp-echo, port: {number: 9000}, subset: v1}
+      weight: %d
+    - destination: {host: tcp-echo, port: {number: 9000}, subset: v2}
+      weight: %d
+""" % (self.port, w1, w2)
+        reg = ("apiVersion: v1\nkind: Service\nmetadata: {name: tcp-echo}\nspec:\n  selector: {app: tcp-echo}\n"
+               "  ports: [{name: tcp, port: 9000}]\n---\n")
+        for v in ("v1", "v2"):
+            reg += ("apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: tcp-echo-%s}\n"
+                    "spec:\n  address: %s\n  ports: {tcp: %d}\n  labels: {app: tcp-echo, version: %s}\n---\n"
+                    % (v, st.LOOPBACK, self.echo[v], v))
+        return st.join_docs(reg, gw, dr, vs)
+
+    def test_tcp_traffic_shifting(self):
+        d = st.make_tempdir(self)
+        path = os.path.join(d, "sinew.yaml")
+        st.write_file(path, self.config(100, 0))
+        p = st.start_proxy(self, config_path=path, workdir=d, outbound=False, args=GW_ARGS)
+        st.wait_port(self.port)
+        got = [tcp_say(self.port, "hello %d" % i) for i in range(20)]
+        self.assertEqual(got, ["v1 hello %d\n" % i for i in range(20)], p.stderr()[-2000:])
+        self.assertNotIn("warning", p.stderr().lower())
+        # 80/20: each connection picks; wait for the reload to show v2
+        st.write_file(path, self.config(80, 20))
+        deadline = time.time() + 10
+        while time.time() < deadline and not tcp_say(self.port, "x").startswith("v2"):
+            time.sleep(0.02)
+        got = [tcp_say(self.port, "n") for _ in range(200)]
+        v2 = sum(1 for g in got if g == "v2 n\n")
+        self.assertEqual(sum(1 for g in got if g == "v1 n\n") + v2, 200, got)
+        self.assertTrue(20 <= v2 <= 65, "v2 took %d of 200 (20 %% is 40)" % v2)
+        # proxy-config routes names the port's route and its weights
+        r = subprocess.run([os.path.join(st.BIN, "sinew"), "proxy-config", "routes", "--admin",
+                            "%s:%d" % (st.LOOPBACK, p.admin_port)], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        row = [line.split() for line in r.stdout.splitlines() if line.startswith("gateway:%d " % self.port)]
+        self.assertEqual([x[:2] for x in row], [["gateway:%d" % self.port, "tcp"]], r.stdout)
+        self.assertIn("outbound|9000|v1|tcp-echo.default.svc.cluster.local (80)", r.stdout)
+        self.assertIn("outbound|9000|v2|tcp-echo.default.svc.cluster.local (20)", r.stdout)
+        # no route at the port: each connection is closed, and the log says why
+        st.write_file(path, self.config(100, 0).replace("match: [{port: %d}]" % self.port,
+                                                        "match: [{port: %d}]" % (self.port + 1)))
+        deadline = time.time() + 10
+        while time.time() < deadline and tcp_say(self.port, "x") != "":
+            time.sleep(0.05)
+        self.assertEqual(tcp_say(self.port, "x"), "")
+        self.assertIn("no tcp route of a VirtualService bound there takes this port", p.stderr())
 
 
 if __name__ == "__main__":

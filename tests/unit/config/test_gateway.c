@@ -295,6 +295,53 @@ static void test_tls_passthrough_routes(void **state)
 	sn_diags_free(&d);
 }
 
+/* A TCP server: the first tcp[] route bound there at its port takes every
+ * connection; a later one is warned; a TCP server on an HTTP port is not
+ * opened; MONGO is TCP. */
+static void test_tcp_servers(void **state)
+{
+	(void)state;
+	static const struct sn_proxy_identity id = { .namespace_ = "istio-system", .labels = &ingress, .gateway = 1 };
+	struct sn_diags d;
+	struct sn_snapshot *s = build(SVCS
+		"apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: tcp, namespace: istio-system}\n"
+		"spec:\n  selector: {istio: ingressgateway}\n  servers:\n"
+		"  - port: {number: 31400, name: tcp, protocol: TCP}\n    hosts: [\"*\"]\n"
+		"  - port: {number: 31400, name: web, protocol: HTTP}\n    hosts: [\"*\"]\n"
+		"  - port: {number: 27017, name: mongo, protocol: MONGO}\n    hosts: [\"*\"]\n"
+		"  - port: {number: 31401, name: none, protocol: TCP}\n    hosts: [\"*\"]\n"
+		"---\n"
+		"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: a}\n"
+		"spec:\n  hosts: [\"*\"]\n  gateways: [istio-system/tcp]\n  tcp:\n"
+		"  - match: [{port: 27017}]\n    route: [{destination: {host: reviews.shop}}]\n"
+		"  - match: [{port: 31400}]\n"
+		"    route: [{destination: {host: productpage}, weight: 80}, {destination: {host: reviews.shop}, weight: 20}]\n"
+		"---\n"
+		"apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: b}\n"
+		"spec:\n  hosts: [\"*\"]\n  gateways: [istio-system/tcp]\n  tcp:\n"
+		"  - route: [{destination: {host: productpage}}]\n",
+		&id, &d);
+	assert_int_equal(s->n_gw_listeners, 3);
+	assert_diag(&d, SN_DIAG_WARNING, "spec.servers[1]", "a TCP port", "not opened");
+	const struct sn_gw_listener *l = sn_snapshot_find_gw_listener(s, 31400);
+	assert_true(l->tcp && !l->passthrough);
+	assert_non_null(l->tcp_route);
+	assert_int_equal(l->tcp_route->n_dests, 2);
+	assert_int_equal(l->tcp_route->total_weight, 100);
+	assert_string_equal(s->clusters[l->tcp_route->dests[1].cluster].service, "reviews.shop.svc.cluster.local");
+	/* b's route, without a port, also matches 31400: a's came first */
+	assert_diag(&d, SN_DIAG_WARNING, "spec.tcp[0]", "gateway port 31400", "earlier tcp route");
+	l = sn_snapshot_find_gw_listener(s, 27017);
+	assert_true(l->tcp);
+	assert_int_equal(l->tcp_route->n_dests, 1);
+	/* b's portless route takes 31401 */
+	l = sn_snapshot_find_gw_listener(s, 31401);
+	assert_non_null(l->tcp_route);
+	assert_string_equal(s->clusters[l->tcp_route->dests[0].cluster].service, "productpage.default.svc.cluster.local");
+	sn_snapshot_unref(s);
+	sn_diags_free(&d);
+}
+
 int main(void)
 {
 	(void)load_registry;
@@ -305,6 +352,7 @@ int main(void)
 		cmocka_unit_test(test_sidecars_get_no_gateway_routes),
 		cmocka_unit_test(test_star_takes_any_authority),
 		cmocka_unit_test(test_tls_passthrough_routes),
+		cmocka_unit_test(test_tcp_servers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
