@@ -102,6 +102,15 @@ void sn_metrics_free(struct sn_metrics *m);
 void sn_metrics_record_request(struct sn_metrics *m, const struct sn_metric_labels *l,
 			       double duration_ms, uint64_t request_bytes, uint64_t response_bytes);
 
+/* Records TCP connection events in the series of labels l (its
+ * request_protocol taken as "tcp", response_code and grpc_response_status
+ * not used): connections opened and closed, bytes sent to the client and
+ * received from it since the last call. Rendered as Istio's
+ * tcp_connections_opened_total, _closed_total, tcp_sent_bytes_total and
+ * tcp_received_bytes_total. Writer thread only, as record_request. */
+void sn_metrics_record_tcp(struct sn_metrics *m, const struct sn_metric_labels *l, unsigned opened, unsigned closed,
+			   uint64_t sent, uint64_t received);
+
 /* Labels of one outbound request's route series (docs/observability.md,
  * "Route metrics"). Borrowed, NUL-terminated; the store copies what it
  * keeps. virtual_service_namespace, virtual_service and route all NULL:

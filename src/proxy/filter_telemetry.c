@@ -53,6 +53,57 @@ static void record_route(struct sn_exchange *ex, struct sn_worker *w, const stru
 	sn_metrics_record_route(w->metrics, &rl, success, s->duration_ms);
 }
 
+void sn_metric_labels_outbound(struct sn_metric_labels *l, const struct sn_proxy *p, const struct sn_cluster *cl,
+			       const struct sn_endpoint *ep, const char *upstream_id)
+{
+	memset(l, 0, sizeof(*l));
+	l->connection_security_policy = "unknown";
+	l->reporter = "source";
+	l->source_workload = p->workload;
+	l->source_workload_namespace = p->identity.namespace_;
+	l->source_principal = upstream_id != NULL ? p->principal : NULL;
+	l->source_app = own_app(p);
+	l->source_version = sn_labels_get(&p->labels, "version");
+	l->source_cluster = SN_METRICS_CLUSTER_ID;
+	if (cl != NULL) {
+		l->destination_service = cl->service;
+		l->destination_service_name = cl->service_name;
+		l->destination_service_namespace = cl->namespace_;
+	}
+	if (ep != NULL) {
+		l->destination_workload = ep->workload;
+		l->destination_workload_namespace = cl ? cl->namespace_ : NULL;
+		l->destination_principal = upstream_id;
+		/* The endpoint's own labels (its WorkloadEntry's), as Istio
+		 * takes the destination pod's: a workload without an app label
+		 * is "unknown", whatever its service is called. */
+		l->destination_app = sn_labels_get(&ep->labels, "app");
+		l->destination_version = ep->version;
+		/* Endpoints come from this mesh's registry: its cluster. */
+		l->destination_cluster = SN_METRICS_CLUSTER_ID;
+	}
+}
+
+void sn_metric_labels_inbound(struct sn_metric_labels *l, const struct sn_proxy *p, const char *peer_id, int secure)
+{
+	memset(l, 0, sizeof(*l));
+	l->connection_security_policy = secure ? "mutual_tls" : "none";
+	l->reporter = "destination";
+	l->destination_workload = p->workload;
+	l->destination_workload_namespace = p->identity.namespace_;
+	l->destination_principal = secure ? p->principal : NULL;
+	l->destination_app = own_app(p);
+	l->destination_version = sn_labels_get(&p->labels, "version");
+	l->destination_service = p->own_service_fqdn[0] ? p->own_service_fqdn : NULL;
+	l->destination_service_name = p->opt.service;
+	l->destination_service_namespace = p->identity.namespace_;
+	l->destination_cluster = SN_METRICS_CLUSTER_ID;
+	l->source_principal = peer_id;
+	/* A client with a certificate of this mesh's trust is a workload of
+	 * this (single-cluster) mesh; anyone else may be from anywhere. */
+	l->source_cluster = peer_id != NULL ? SN_METRICS_CLUSTER_ID : NULL;
+}
+
 static void telemetry_done(struct sn_exchange *ex, const struct sn_fx_summary *s)
 {
 	struct sn_worker *w = sn_fx_worker(ex);
@@ -61,12 +112,6 @@ static void telemetry_done(struct sn_exchange *ex, const struct sn_fx_summary *s
 	struct sn_metric_labels l;
 	char upstream_id[256];
 
-	memset(&l, 0, sizeof(l));
-	l.request_protocol = s->grpc ? "grpc" : "http";
-	l.grpc_response_status = s->grpc ? s->grpc_status : NULL;
-	l.response_code = s->status;
-	l.response_flags = s->flags;
-	l.connection_security_policy = s->dir != SN_DIR_INBOUND ? "unknown" : s->secure ? "mutual_tls" : "none";
 	/* Principals are Istio's: known only where mutual TLS proved them. A
 	 * proxy without a certificate, or a request that went in plaintext,
 	 * has proven no identity, its own included; NULL renders "unknown". */
@@ -78,47 +123,14 @@ static void telemetry_done(struct sn_exchange *ex, const struct sn_fx_summary *s
 		 * nothing. */
 		int mtls = cl != NULL && s->ep != NULL && s->upstream_ms >= 0 &&
 			   sn_upstream_mtls(w, cl, s->ep, upstream_id, sizeof(upstream_id)) == 1;
-		l.reporter = "source";
-		l.source_workload = p->workload;
-		l.source_workload_namespace = p->identity.namespace_;
-		l.source_principal = mtls ? p->principal : NULL;
-		l.source_app = own_app(p);
-		l.source_version = sn_labels_get(&p->labels, "version");
-		l.source_cluster = SN_METRICS_CLUSTER_ID;
-		if (cl != NULL) {
-			l.destination_service = cl->service;
-			l.destination_service_name = cl->service_name;
-			l.destination_service_namespace = cl->namespace_;
-		}
-		if (s->ep != NULL) {
-			l.destination_workload = s->ep->workload;
-			l.destination_workload_namespace = cl ? cl->namespace_ : NULL;
-			l.destination_principal = mtls ? upstream_id : NULL;
-			/* The endpoint's own labels (its WorkloadEntry's), as
-			 * Istio takes the destination pod's: a workload without an
-			 * app label is "unknown", whatever its service is called. */
-			l.destination_app = sn_labels_get(&s->ep->labels, "app");
-			l.destination_version = s->ep->version;
-			/* Endpoints come from this mesh's registry: its cluster. */
-			l.destination_cluster = SN_METRICS_CLUSTER_ID;
-		}
+		sn_metric_labels_outbound(&l, p, cl, s->ep, mtls ? upstream_id : NULL);
 	} else {
-		l.reporter = "destination";
-		l.destination_workload = p->workload;
-		l.destination_workload_namespace = p->identity.namespace_;
-		l.destination_principal = s->secure ? p->principal : NULL;
-		l.destination_app = own_app(p);
-		l.destination_version = sn_labels_get(&p->labels, "version");
-		l.destination_service = p->own_service_fqdn[0] ? p->own_service_fqdn : NULL;
-		l.destination_service_name = p->opt.service;
-		l.destination_service_namespace = p->identity.namespace_;
-		l.destination_cluster = SN_METRICS_CLUSTER_ID;
-		l.source_principal = s->peer_id;
-		/* A client with a certificate of this mesh's trust is a
-		 * workload of this (single-cluster) mesh; anyone else may be
-		 * from anywhere. */
-		l.source_cluster = s->peer_id != NULL ? SN_METRICS_CLUSTER_ID : NULL;
+		sn_metric_labels_inbound(&l, p, s->peer_id, s->secure);
 	}
+	l.request_protocol = s->grpc ? "grpc" : "http";
+	l.grpc_response_status = s->grpc ? s->grpc_status : NULL;
+	l.response_code = s->status;
+	l.response_flags = s->flags;
 	sn_metrics_record_request(w->metrics, &l, s->duration_ms, s->request_bytes, s->response_bytes);
 	if (s->dir == SN_DIR_OUTBOUND)
 		record_route(ex, w, s);

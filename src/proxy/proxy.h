@@ -336,6 +336,16 @@ struct sn_tls_ctx *sn_gw_tls_get(struct sn_proxy *p, uint16_t port);
  * sn_gw_tls_get), or for ISTIO_MUTUAL the mesh's; NULL: not ready. */
 struct sn_tls_ctx *sn_gw_listener_tls(struct sn_proxy *p, const struct sn_gw_listener *l);
 
+/* filter_telemetry.c: Istio's standard labels of this proxy's traffic
+ * into l (zeroed first; the request's own fields -- protocol, code, flags
+ * -- are the caller's): an outbound call to endpoint ep of cl (either may
+ * be NULL), upstream_id the SPIFFE ID mutual TLS proved (NULL: none); an
+ * inbound call from peer_id (NULL: none proved), secure when it came in
+ * mutual TLS. The strings are borrowed from p, cl and ep. */
+void sn_metric_labels_outbound(struct sn_metric_labels *l, const struct sn_proxy *p, const struct sn_cluster *cl,
+			       const struct sn_endpoint *ep, const char *upstream_id);
+void sn_metric_labels_inbound(struct sn_metric_labels *l, const struct sn_proxy *p, const char *peer_id, int secure);
+
 /* tcp.c: opaque TCP and protocol detection for captured traffic. Returns
  * 1 when it took fd (a captured outbound connection), 0 to go on as HTTP. */
 int sn_tcp_outbound_accept(struct sn_worker *w, int fd, const struct sockaddr *peer, socklen_t peer_len);

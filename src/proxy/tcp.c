@@ -196,15 +196,29 @@ struct sn_tcp {
 	unsigned client_spoke : 1;  /* sniffed: the client sends first, a peek cannot stall */
 	unsigned sni_wait : 1;      /* waiting for the rest of the ClientHello */
 	unsigned sni_done : 1;
+	unsigned metered : 1;       /* counted in Istio's tcp metrics (ml) */
+	/* the connection's series: labels borrowed from ml_snap (held) and the
+	 * proxy, the principal from ml_id (owned); bytes not yet recorded */
+	struct sn_metric_labels ml;
+	struct sn_snapshot *ml_snap;
+	char *ml_id;
+	char ml_dest[INET_ADDRSTRLEN + 6];   /* passthrough: "IP:PORT" */
+	uint64_t rx, tx;            /* from the client, to the client */
+	uint64_t ml_flushed_ms;
 	struct sn_task reclaim;
 };
 
 static void relay_pump(struct sn_tcp *t);
 static void on_tcp_timer(struct sn_loop *loop, struct sn_timer *tm);
 
+#define METER_FLUSH_MS 5000u   /* a long connection's bytes show this often (Istio: 15 s) */
+
 static void reclaim_tcp(struct sn_loop *loop, struct sn_task *task)
 {
 	struct sn_tcp *t = sn_container_of(task, struct sn_tcp, reclaim);
+	if (t->ml_snap != NULL)
+		sn_snapshot_unref(t->ml_snap);
+	free(t->ml_id);
 	free(t->d2u);
 	free(t->u2d);
 	free(t);
@@ -223,12 +237,43 @@ static void tcp_close(struct sn_tcp *t, const char *why)
 	if (t->closing)
 		return;
 	t->closing = 1;
+	if (t->metered)
+		sn_metrics_record_tcp(t->w->metrics, &t->ml, 0, 1, t->tx, t->rx);
 	if (why != NULL)
 		sn_log(SN_LOG_DEBUG, "tcp=%llu %s: closed: %s", (unsigned long long)t->id, t->what, why);
 	sn_timer_stop(&t->w->loop, &t->timer);
 	side_close(t->w, &t->d);
 	side_close(t->w, &t->u);
 	sn_loop_reclaim(&t->w->loop, &t->reclaim, reclaim_tcp);
+}
+
+/* Counts t in Istio's tcp metrics from now on, with labels ml (its
+ * strings borrowed from the worker's snapshot, held until t goes, or
+ * the proxy; id copied). */
+static void tcp_meter(struct sn_tcp *t, const struct sn_metric_labels *ml, const char *id)
+{
+	t->ml = *ml;
+	t->ml.request_protocol = "tcp";
+	t->ml.response_flags = "-";
+	if (id != NULL && (t->ml_id = strdup(id)) != NULL) {
+		if (t->ml.destination_principal == id)
+			t->ml.destination_principal = t->ml_id;
+		if (t->ml.source_principal == id)
+			t->ml.source_principal = t->ml_id;
+	} else if (id != NULL) {
+		/* no memory for the principal: unknown rather than dangling */
+		if (t->ml.destination_principal == id)
+			t->ml.destination_principal = NULL;
+		if (t->ml.source_principal == id)
+			t->ml.source_principal = NULL;
+	}
+	if (t->w->snap != NULL && t->ml_snap == NULL) {
+		t->ml_snap = t->w->snap;
+		sn_snapshot_ref(t->ml_snap);
+	}
+	t->metered = 1;
+	t->ml_flushed_ms = sn_loop_now(&t->w->loop);
+	sn_metrics_record_tcp(t->w->metrics, &t->ml, 1, 0, 0, 0);
 }
 
 /* Passes the other side's EOF on: a FIN, or over TLS close_notify and
@@ -245,7 +290,8 @@ static void side_shut(struct side *s)
 /* One direction: read from `from` into buf while there is room, write to
  * `to` while there are bytes. Returns 1 if anything moved, 0 if not, -1
  * on error. */
-static int move(struct side *from, struct side *to, unsigned char *buf, size_t cap, size_t *off, size_t *len)
+static int move(struct side *from, struct side *to, unsigned char *buf, size_t cap, size_t *off, size_t *len,
+		uint64_t *count)
 {
 	int moved = 0;
 	for (;;) {
@@ -256,6 +302,7 @@ static int move(struct side *from, struct side *to, unsigned char *buf, size_t c
 			ssize_t n = sn_xprt_read(&from->x, buf + *off + *len, cap - *off - *len);
 			if (n > 0) {
 				*len += (size_t)n;
+				*count += (uint64_t)n;
 				step = 1;
 			} else if (n == SN_ECLOSED) {
 				from->eof = 1;
@@ -305,8 +352,8 @@ static void relay_pump(struct sn_tcp *t)
 		t->u.connecting = 0;
 		sn_timer_start(&t->w->loop, &t->timer, TCP_IDLE_MS, on_tcp_timer);
 	}
-	int a = move(&t->d, &t->u, t->d2u, t->d2u_cap, &t->d2u_off, &t->d2u_len);
-	int b = a < 0 ? 0 : move(&t->u, &t->d, t->u2d, t->u2d_cap, &t->u2d_off, &t->u2d_len);
+	int a = move(&t->d, &t->u, t->d2u, t->d2u_cap, &t->d2u_off, &t->d2u_len, &t->rx);
+	int b = a < 0 ? 0 : move(&t->u, &t->d, t->u2d, t->u2d_cap, &t->u2d_off, &t->u2d_len, &t->tx);
 	if (a < 0 || b < 0) {
 		const char *e = sn_xprt_error(&t->d.x);
 		if (e[0] == '\0')
@@ -317,6 +364,11 @@ static void relay_pump(struct sn_tcp *t)
 	}
 	if (a || b)
 		sn_timer_start(&t->w->loop, &t->timer, TCP_IDLE_MS, on_tcp_timer);
+	if (t->metered && (t->rx | t->tx) && sn_loop_now(&t->w->loop) - t->ml_flushed_ms >= METER_FLUSH_MS) {
+		sn_metrics_record_tcp(t->w->metrics, &t->ml, 0, 0, t->tx, t->rx);
+		t->rx = t->tx = 0;
+		t->ml_flushed_ms = sn_loop_now(&t->w->loop);
+	}
 	if (t->d.eof && t->u.eof && t->d2u_len == 0 && t->u2d_len == 0)
 		tcp_close(t, "both sides done");
 }
@@ -512,6 +564,20 @@ static void on_discovery_wait(struct sn_loop *loop, struct sn_timer *tm)
 
 /* Picks the upstream: the VIP's Service (cluster outbound|PORT||FQDN), or
  * the original destination itself. */
+/* Istio's labels for a connection to an address outside the registry:
+ * destination_service_name PassthroughCluster, the service its address. */
+static void meter_passthrough(struct sn_tcp *t)
+{
+	struct sn_metric_labels ml;
+	char ip[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &t->orig.sin_addr, ip, sizeof(ip));
+	snprintf(t->ml_dest, sizeof(t->ml_dest), "%s:%u", ip, ntohs(t->orig.sin_port));
+	sn_metric_labels_outbound(&ml, t->w->proxy, NULL, NULL, NULL);
+	ml.destination_service = t->ml_dest;
+	ml.destination_service_name = "PassthroughCluster";
+	tcp_meter(t, &ml, NULL);
+}
+
 static void outbound_route(struct sn_tcp *t)
 {
 	struct sn_worker *w = t->w;
@@ -550,6 +616,7 @@ static void outbound_route(struct sn_tcp *t)
 	if (t->fqdn[0] == '\0') {
 		snprintf(t->what, sizeof(t->what), "%s:%u (passthrough)", ip, port);
 		sn_metrics_add(w->metrics, SN_CTR_PASSTHROUGH, 1);
+		meter_passthrough(t);
 		if (tcp_connect(t, (struct sockaddr *)&t->orig, sizeof(t->orig), NULL, 1000) != 0)
 			tcp_close(t, "cannot connect");
 		return;
@@ -623,6 +690,9 @@ static void tcp_to_cluster(struct sn_tcp *t, const struct sn_cluster *cl, const 
 	sn_metrics_add(w->metrics, SN_CTR_TCP_OUTBOUND_CX, 1);
 	if (mtls == 1)
 		sn_metrics_add(w->metrics, SN_CTR_TCP_OUTBOUND_MTLS_CX, 1);
+	struct sn_metric_labels ml;
+	sn_metric_labels_outbound(&ml, w->proxy, cl, ep, mtls == 1 ? want : NULL);
+	tcp_meter(t, &ml, mtls == 1 ? want : NULL);
 	if (tcp_connect(t, (const struct sockaddr *)&ep->addr, ep->addr_len, mtls == 1 ? want : NULL,
 			cl->connect_timeout_ms) != 0)
 		tcp_close(t, "cannot connect");
@@ -651,6 +721,10 @@ void sn_tcp_inbound(struct sn_worker *w, struct sn_xprt *x, const char *peer_id,
 	app.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	snprintf(t->what, sizeof(t->what), "inbound from %s -> 127.0.0.1:%u", peer_id ? peer_id : "?", port);
 	sn_metrics_add(w->metrics, SN_CTR_TCP_INBOUND_MTLS_CX, 1);
+	const char *id = peer_id != NULL && strcmp(peer_id, "?") != 0 ? peer_id : NULL;
+	struct sn_metric_labels ml;
+	sn_metric_labels_inbound(&ml, w->proxy, id, 1);
+	tcp_meter(t, &ml, id);
 	if (tcp_connect(t, (struct sockaddr *)&app, sizeof(app), NULL, 1000) != 0) {
 		tcp_close(t, "cannot connect to the app");
 		return;
@@ -743,6 +817,7 @@ int sn_tcp_passthrough(struct sn_worker *w, struct sn_xprt *d, const struct sock
 	t->orig = *orig;
 	snprintf(t->what, sizeof(t->what), "%s", what);
 	sn_metrics_add(w->metrics, SN_CTR_PASSTHROUGH, 1);
+	meter_passthrough(t);
 	if (tcp_connect(t, (const struct sockaddr *)orig, sizeof(*orig), NULL, 1000) != 0) {
 		tcp_close(t, "cannot connect");
 		return SN_EIO;

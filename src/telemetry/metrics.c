@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,9 @@ static const char *const label_names[N_LABELS] = {
 
 /* The overflow series renders response_code="overflow". */
 #define CODE_OVERFLOW INT_MIN
+/* A TCP connections series (sn_metrics_record_tcp): rendered as Istio's
+ * tcp families, without response_code and grpc_response_status. */
+#define CODE_TCP (INT_MIN + 1)
 
 /* Istio's duration buckets, in milliseconds; kept in microseconds so that
  * observations, bounds and the sum are exact integers. */
@@ -137,6 +141,8 @@ struct series {
 	uint64_t dur_sum_us;
 	struct histo_bytes req;
 	struct histo_bytes resp;
+	/* CODE_TCP series only */
+	uint64_t tcp_opened, tcp_closed, tcp_sent, tcp_received;
 };
 
 struct index_slot {
@@ -517,6 +523,37 @@ void sn_metrics_record_request(struct sn_metrics *m, const struct sn_metric_labe
 	observe_bytes(&s->resp, response_bytes);
 }
 
+void sn_metrics_record_tcp(struct sn_metrics *m, const struct sn_metric_labels *l, unsigned opened, unsigned closed,
+			   uint64_t sent, uint64_t received)
+{
+	const char *val[N_STR_LABELS];
+	uint32_t len[N_STR_LABELS];
+	struct series *s;
+
+	labels_to_array(l, val);
+	val[L_REQUEST_PROTOCOL] = "tcp";
+	val[L_GRPC_RESPONSE_STATUS] = "";
+	size_t slot = ptr_cache_slot(val, CODE_TCP);
+	uint32_t cached = m->ptr_cache[slot];
+	if (cached && series_holds(&m->series[cached - 1], val, CODE_TCP)) {
+		s = &m->series[cached - 1];
+	} else {
+		for (size_t k = 0; k < N_STR_LABELS; k++)
+			len[k] = (uint32_t)strnlen(val[k], LABEL_VALUE_MAX);
+		s = series_find_or_add(m, val, len, CODE_TCP);
+		if (s)
+			m->ptr_cache[slot] = (uint32_t)(s - m->series) + 1;
+	}
+	if (SN_UNLIKELY(!s)) {
+		bump(&m->overflow_total, 1);   /* no room: counted, not rendered as a request */
+		return;
+	}
+	bump(&s->tcp_opened, opened);
+	bump(&s->tcp_closed, closed);
+	bump(&s->tcp_sent, sent);
+	bump(&s->tcp_received, received);
+}
+
 /* ---- route series (writer side) ---- */
 
 static void route_labels_to_array(const struct sn_route_labels *l, const char **val)
@@ -708,6 +745,7 @@ struct agg {
 	uint64_t dur_sum_us;
 	struct histo_bytes req;
 	struct histo_bytes resp;
+	uint64_t tcp_opened, tcp_closed, tcp_sent, tcp_received;
 };
 
 struct merge {
@@ -758,6 +796,10 @@ static void merge_series(struct merge *mg, const struct series *s)
 	a->dur_sum_us += load_relaxed(&s->dur_sum_us);
 	add_histo(&a->req, &s->req);
 	add_histo(&a->resp, &s->resp);
+	a->tcp_opened += load_relaxed(&s->tcp_opened);
+	a->tcp_closed += load_relaxed(&s->tcp_closed);
+	a->tcp_sent += load_relaxed(&s->tcp_sent);
+	a->tcp_received += load_relaxed(&s->tcp_received);
 }
 
 /* Appends a label value escaped per the text format (\\, \", \n), with
@@ -809,10 +851,18 @@ static char *label_text(const struct series *s)
 	if (!text)
 		return NULL;
 	p = text;
+	int tcp = s->response_code == CODE_TCP;
 	for (size_t pos = 0, k = 0; pos < N_LABELS; pos++) {
 		size_t nl = strlen(label_names[pos]);
 
-		if (pos)
+		/* Istio's tcp metrics carry neither */
+		if (tcp && pos == RESPONSE_CODE_POS)
+			continue;
+		if (tcp && k == L_GRPC_RESPONSE_STATUS) {
+			k++;
+			continue;
+		}
+		if (p != text)
 			*p++ = ',';
 		memcpy(p, label_names[pos], nl);
 		p += nl;
@@ -853,6 +903,34 @@ static void render_histogram_rows(FILE *f, const char *name, const char *labels,
 	fprintf(f, "%s_count{%s} %" PRIu64 "\n", name, labels, cum);
 }
 
+/* Istio's TCP families (istio_tcp_*), from the CODE_TCP series. */
+static void render_tcp_families(FILE *f, const struct merge *mg, const char *prefix)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} fam[] = {
+		{ "tcp_connections_opened_total", "TCP connections opened, by source and destination.",
+		  offsetof(struct agg, tcp_opened) },
+		{ "tcp_connections_closed_total", "TCP connections closed, by source and destination.",
+		  offsetof(struct agg, tcp_closed) },
+		{ "tcp_sent_bytes_total", "Bytes sent to the client on TCP connections (the response side).",
+		  offsetof(struct agg, tcp_sent) },
+		{ "tcp_received_bytes_total", "Bytes received from the client on TCP connections (the request side).",
+		  offsetof(struct agg, tcp_received) },
+	};
+	for (size_t k = 0; k < SN_ARRAY_LEN(fam); k++) {
+		fprintf(f, "# HELP %s_%s %s\n# TYPE %s_%s counter\n", prefix, fam[k].name, fam[k].help, prefix,
+			fam[k].name);
+		for (size_t i = 0; i < mg->n; i++) {
+			const struct agg *a = &mg->aggs[i];
+			if (a->text && a->labels->response_code == CODE_TCP)
+				fprintf(f, "%s_%s{%s} %" PRIu64 "\n", prefix, fam[k].name, a->text,
+					*(const uint64_t *)(const void *)((const char *)a + fam[k].off));
+		}
+	}
+}
+
 static void render_request_families(FILE *f, const struct merge *mg, const char *prefix)
 {
 	char name[64];
@@ -863,7 +941,7 @@ static void render_request_families(FILE *f, const struct merge *mg, const char 
 	for (size_t i = 0; i < mg->n; i++) {
 		const struct agg *a = &mg->aggs[i];
 
-		if (a->text)
+		if (a->text && a->labels->response_code != CODE_TCP)
 			fprintf(f, "%s{%s} %" PRIu64 "\n", name, a->text,
 				snapshot_sum(a->dur, N_DUR + 1));
 	}
@@ -874,7 +952,7 @@ static void render_request_families(FILE *f, const struct merge *mg, const char 
 	for (size_t i = 0; i < mg->n; i++) {
 		const struct agg *a = &mg->aggs[i];
 
-		if (a->text)
+		if (a->text && a->labels->response_code != CODE_TCP)
 			render_histogram_rows(f, name, a->text, a->dur, dur_le, N_DUR,
 					      a->dur_sum_us, 1);
 	}
@@ -885,7 +963,7 @@ static void render_request_families(FILE *f, const struct merge *mg, const char 
 	for (size_t i = 0; i < mg->n; i++) {
 		const struct agg *a = &mg->aggs[i];
 
-		if (a->text)
+		if (a->text && a->labels->response_code != CODE_TCP)
 			render_histogram_rows(f, name, a->text, a->req.bucket, byte_le, N_BYTES,
 					      a->req.sum, 0);
 	}
@@ -896,7 +974,7 @@ static void render_request_families(FILE *f, const struct merge *mg, const char 
 	for (size_t i = 0; i < mg->n; i++) {
 		const struct agg *a = &mg->aggs[i];
 
-		if (a->text)
+		if (a->text && a->labels->response_code != CODE_TCP)
 			render_histogram_rows(f, name, a->text, a->resp.bucket, byte_le, N_BYTES,
 					      a->resp.sum, 0);
 	}
@@ -1146,8 +1224,11 @@ void sn_metrics_render(struct sn_metrics *const *stores, size_t n_stores,
 		mg.aggs[i].text = label_text(mg.aggs[i].labels);   /* NULL: row skipped */
 
 	render_request_families(f, &mg, "sinew");
-	if (istio_names)
+	render_tcp_families(f, &mg, "sinew");
+	if (istio_names) {
 		render_request_families(f, &mg, "istio");
+		render_tcp_families(f, &mg, "istio");
+	}
 	render_route_families(f, stores, n_stores);
 
 	for (size_t c = 0; c < SN_CTR__COUNT; c++) {
@@ -1341,6 +1422,8 @@ int sn_metrics_json(struct sn_metrics *const *stores, size_t n_stores, size_t ma
 
 	for (size_t i = 0; i < mg.n && !o->failed; i++) {
 		size_t mark = o->len;
+		if (mg.aggs[i].labels->response_code == CODE_TCP)
+			continue;   /* sinewd's views count requests */
 		if (info->series)
 			sn_out_raw(o, ",", 1);
 		json_series(o, &mg.aggs[i]);

@@ -614,6 +614,41 @@ spec:
         self.assertEqual([x[:2] for x in row], [["gateway:%d" % self.port, "tcp"]], r.stdout)
         self.assertIn("outbound|9000|v1|tcp-echo.default.svc.cluster.local (80)", r.stdout)
         self.assertIn("outbound|9000|v2|tcp-echo.default.svc.cluster.local (20)", r.stdout)
+        # Istio's tcp metrics: every connection opened and closed, bytes
+        # each way, by destination (the gateway reports as the source)
+        m = p.metrics()
+        sel = dict(reporter="source", request_protocol="tcp",
+                   destination_service="tcp-echo.default.svc.cluster.local")
+        deadline = time.time() + 5
+        while time.time() < deadline and st.metric_sum(m, "sinew_tcp_connections_closed_total", **sel) < 222:
+            time.sleep(0.05)
+            m = p.metrics()
+        opened = st.metric_sum(m, "sinew_tcp_connections_opened_total", **sel)
+        closed = st.metric_sum(m, "sinew_tcp_connections_closed_total", **sel)
+        self.assertGreaterEqual(opened, 222)   # wait_port's, 20, at least one probe, 200
+        self.assertEqual(closed, opened)
+        self.assertEqual(st.metric_sum(m, "sinew_tcp_connections_opened_total", destination_version="v2", **sel),
+                         st.metric_sum(m, "sinew_tcp_connections_closed_total", destination_version="v2", **sel))
+        self.assertGreaterEqual(st.metric_sum(m, "sinew_tcp_connections_opened_total", destination_version="v2",
+                                              **sel), v2)
+        # "hello I\n" (8 or 9 bytes) answered "v1 hello I\n" (11 or 12), then
+        # "n\n" (2) answered "vX n\n" (5), and the probes' "x\n" (2) and "vX x\n"
+        # (5); wait_port's connection sent nothing
+        hello = sum(len("hello %d\n" % i) for i in range(20))
+        probes = (opened - 221) * 2
+        self.assertEqual(st.metric_sum(m, "sinew_tcp_received_bytes_total", **sel), hello + 200 * 2 + probes)
+        self.assertEqual(st.metric_sum(m, "sinew_tcp_sent_bytes_total", **sel),
+                         hello + 20 * 3 + 200 * 5 + probes // 2 * 5)
+        self.assertEqual(st.metric_sum(m, "sinew_tcp_connections_opened_total", response_code="0"), 0)
+        # and no request series came of them
+        self.assertEqual(st.metric_sum(m, "sinew_requests_total"), 0)
+        if shutil.which("promtool"):
+            _, _, body = p.admin_get("/metrics")
+            cp = subprocess.run(["promtool", "check", "metrics"], input=body.decode(), capture_output=True,
+                                text=True, timeout=30)
+            bad = [ln for ln in (cp.stdout + cp.stderr).splitlines()
+                   if ln.strip() and "milliseconds" not in ln]
+            self.assertEqual(bad, [], cp.stdout + cp.stderr)
         # no route at the port: each connection is closed, and the log says why
         st.write_file(path, self.config(100, 0).replace("match: [{port: %d}]" % self.port,
                                                         "match: [{port: %d}]" % (self.port + 1)))

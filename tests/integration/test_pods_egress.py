@@ -346,6 +346,10 @@ class PodsEgress(unittest.TestCase):
         # destination as Istio's PassthroughCluster, Host and path as sent
         self.assert_http_passthrough()
         self.assertEqual(self.blocked(), 0)
+        # both counted in Istio's tcp metrics, as Istio's PassthroughCluster
+        m = self.metrics("client")
+        self.assertGreaterEqual(st.metric_sum(m, "sinew_tcp_connections_opened_total", reporter="source",
+                                              destination_service_name="PassthroughCluster"), 2, m)
 
     def test_2_registry_only_blocks_opaque_tcp(self):
         """REGISTRY_ONLY: the same connection is closed before it reaches
@@ -718,6 +722,34 @@ spec:
         self.assertTrue(8 <= seen.get("v2", 0) <= 35, seen)
         shift(0, 100)
         self.assertEqual(count(20), {"v2": 20})
+        # Istio's tcp metrics on both sides: the client's proxy reports as
+        # the source, each tcp-echo proxy as the destination, with the
+        # principals mutual TLS proved
+        fqdn = "tcp-echo.default.svc.cluster.local"
+        m = self.metrics("client")
+        src = [(lab, v) for (name, lab, v) in m if name == "sinew_tcp_connections_opened_total"
+               and lab.get("destination_service") == fqdn]
+        self.assertTrue(src, [x for x in m if x[0].startswith("sinew_tcp")])
+        self.assertEqual({lab["reporter"] for lab, _ in src}, {"source"})
+        self.assertGreaterEqual(sum(v for lab, v in src if lab["destination_version"] == "v2"),
+                                20 + seen.get("v2", 0))
+        self.assertTrue(all(lab["destination_principal"].startswith("spiffe://") for lab, _ in src), src)
+        deadline, got = time.time() + 10, []
+        while time.time() < deadline:
+            got = []
+            for key in [k for k in self.pods if k.startswith("tcp-echo-")]:
+                for (name, lab, v) in self.metrics(key):
+                    if name.startswith("sinew_tcp_connections_") and lab.get("reporter") == "destination":
+                        got.append((name, lab, v))
+            opened = sum(v for (n, _, v) in got if n.endswith("opened_total"))
+            closed = sum(v for (n, _, v) in got if n.endswith("closed_total"))
+            if opened >= 120 and closed == opened:
+                break
+            time.sleep(0.2)
+        self.assertGreaterEqual(opened, 120, got)
+        self.assertEqual(closed, opened, got)
+        self.assertEqual({lab["connection_security_policy"] for (_, lab, _) in got}, {"mutual_tls"}, got)
+        self.assertTrue(all(lab["source_principal"].startswith("spiffe://") for (_, lab, _) in got), got)
 
     def test_9_tls_by_server_name(self):
         """TLS to an address the mesh does not know: the sidecar reads the

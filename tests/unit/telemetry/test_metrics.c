@@ -582,6 +582,52 @@ static void test_route_series(void **state)
 		sn_metrics_free(w[i]);
 }
 
+/* TCP series: Istio's tcp families, summed over stores, without
+ * response_code and grpc_response_status; never a request, and not in
+ * sinewd's JSON. */
+static void test_tcp_series(void **state)
+{
+	struct sn_metrics *w[2] = { sn_metrics_new(8), sn_metrics_new(8) };
+	struct sn_metric_labels l = base_labels();
+	struct sn_metrics_json_info info;
+	struct sn_out o = { 0 };
+	static const char t[] =
+		"reporter=\"source\",source_workload=\"web\",source_workload_namespace=\"default\","
+		"source_principal=\"spiffe://cluster.local/ns/default/sa/web\",source_app=\"web\","
+		"source_version=\"v1\",source_cluster=\"Kubernetes\",destination_workload=\"api\","
+		"destination_workload_namespace=\"default\","
+		"destination_principal=\"spiffe://cluster.local/ns/default/sa/api\","
+		"destination_app=\"api\",destination_version=\"v2\","
+		"destination_service=\"api.default.svc.cluster.local\","
+		"destination_service_name=\"api\",destination_service_namespace=\"default\","
+		"destination_cluster=\"Kubernetes\",request_protocol=\"tcp\","
+		"response_flags=\"-\",connection_security_policy=\"mutual_tls\"";
+
+	sn_metrics_record_tcp(w[0], &l, 1, 0, 0, 0);
+	sn_metrics_record_tcp(w[0], &l, 0, 0, 100, 7);
+	sn_metrics_record_tcp(w[0], &l, 0, 1, 5, 3);
+	sn_metrics_record_tcp(w[1], &l, 1, 0, 0, 0);   /* another worker: summed */
+	sn_metrics_record_request(w[1], &l, 2, 10, 100);
+	char *out = render(w, 2, NULL, 1);
+	expect_line(out, "# TYPE sinew_tcp_connections_opened_total counter");
+	expect_metric(out, "sinew_tcp_connections_opened_total", t, "", "2");
+	expect_metric(out, "sinew_tcp_connections_closed_total", t, "", "1");
+	expect_metric(out, "sinew_tcp_sent_bytes_total", t, "", "105");
+	expect_metric(out, "sinew_tcp_received_bytes_total", t, "", "10");
+	expect_metric(out, "istio_tcp_received_bytes_total", t, "", "10");
+	/* the one request is the only request series */
+	assert_int_equal(count_lines_with(out, "sinew_requests_total{"), 1);
+	expect_metric(out, "sinew_requests_total", base_text(200), "", "1");
+	assert_int_equal(count_lines_with(out, "sinew_tcp_connections_opened_total{"), 1);
+	free(out);
+	assert_int_equal(sn_metrics_json(w, 2, 1u << 20, &o, &info), 0);
+	assert_int_equal(info.series, 1);
+	expect_no_substr(o.p, "\"tcp\"");
+	sn_out_free(&o);
+	for (int i = 0; i < 2; i++)
+		sn_metrics_free(w[i]);
+}
+
 static void test_counters_and_process(void **state)
 {
 	struct sn_metrics *w[2] = { sn_metrics_new(8), sn_metrics_new(8) };
@@ -837,6 +883,7 @@ int main(void)
 		cmocka_unit_test(test_sum_across_stores),
 		cmocka_unit_test(test_json_for_sinewd),
 		cmocka_unit_test(test_route_series),
+		cmocka_unit_test(test_tcp_series),
 		cmocka_unit_test(test_counters_and_process),
 		cmocka_unit_test(test_istio_names),
 		cmocka_unit_test(test_empty_render),
