@@ -85,8 +85,19 @@ enum sn_resource_kind {
 	SN_KIND_K8S_GATEWAY,            /* (added) gateway.networking.k8s.io Gateway: named
 					 * "Gateway.gateway.networking.k8s.io" (kubectl's kind.group)
 					 * apart from Istio's Gateway (gateway_api.c) */
+	SN_KIND_GRPC_ROUTE,             /* (added) gateway.networking.k8s.io GRPCRoute (gateway_api.c) */
+	SN_KIND_TCP_ROUTE,              /* (added) gateway.networking.k8s.io TCPRoute */
+	SN_KIND_TLS_ROUTE,              /* (added) gateway.networking.k8s.io TLSRoute */
+	SN_KIND_REFERENCE_GRANT,        /* (added) gateway.networking.k8s.io ReferenceGrant */
 	SN_KIND__COUNT,
 };
+
+/* The Gateway API's route kinds: loaded as a cfg_vs (gateway_api.c). */
+static inline int sn_kind_is_gwapi_route(int k)
+{
+	return k == SN_KIND_HTTP_ROUTE || k == SN_KIND_GRPC_ROUTE || k == SN_KIND_TCP_ROUTE ||
+	       k == SN_KIND_TLS_ROUTE;
+}
 
 const char *sn_resource_kind_str(enum sn_resource_kind k);
 /* The kind a document's kind and apiVersion name (kind as written, or as

@@ -184,11 +184,13 @@ struct sn_analysis {
 
 void sn_analysis_free(struct sn_analysis *a);
 
-/* Analyzes a set of resources given as YAML texts: store (may be NULL)
- * plus body (may be NULL, named body_source). Messages are sorted by
- * code, then resource. Returns 0 or SN_ENOMEM. */
-int sn_analyze(const struct sn_store *st, const char *body_source, const char *body, size_t body_len,
-	       struct sn_analysis *out);
+/* Analyzes a set of resources given as YAML texts: store (may be NULL),
+ * the n_registered WorkloadEntries connected proxies registered (texts,
+ * source "sinewd-registry"; they are endpoints as stored ones are), plus
+ * body (may be NULL, named body_source). Messages are sorted by code,
+ * then resource. Returns 0 or SN_ENOMEM. */
+int sn_analyze(const struct sn_store *st, const char *const *registered, size_t n_registered,
+	       const char *body_source, const char *body, size_t body_len, struct sn_analysis *out);
 
 /* ---- the mesh: proxies, registry, push --------------------------------
  * (src/control/mesh.c, registry.c, push.c; docs/internals/control-protocol.md)
@@ -278,6 +280,8 @@ void sn_mesh_render_resource_status(struct sn_mesh *m, struct sn_out *o, enum sn
 size_t sn_mesh_registered(struct sn_mesh *m, struct sn_mesh_proxy ***out);
 const char *sn_mesh_registered_ns(const struct sn_mesh_proxy *p);
 const char *sn_mesh_registered_name(const struct sn_mesh_proxy *p);
+/* Its WorkloadEntry as YAML. */
+const char *sn_mesh_registered_text(const struct sn_mesh_proxy *p);
 /* One registered WorkloadEntry as a GET /api/v1/resources element. */
 void sn_mesh_render_registered(struct sn_mesh *m, const struct sn_mesh_proxy *p, struct sn_out *o);
 

@@ -180,7 +180,7 @@ static void print_summary(size_t n, size_t errors, size_t warnings, size_t infos
 static int analyze_local(struct mem_store *m, int json)
 {
 	struct sn_analysis an;
-	int rc = sn_analyze(&m->st, NULL, NULL, 0, &an);
+	int rc = sn_analyze(&m->st, NULL, 0, NULL, NULL, 0, &an);
 	if (rc != 0) {
 		fprintf(stderr, "sinew: out of memory analyzing; analyze fewer files at once\n");
 		sn_analysis_free(&an);

@@ -126,7 +126,8 @@ static void detail(const char *kind, const char *yaml, char *a, char *b, size_t 
 		}
 		struct fy_node *cls = at(doc, "/spec/gatewayClassName");
 		snprintf(b, size, "%s", cls && fy_node_is_scalar(cls) ? fy_node_get_scalar0(cls) : "?");
-	} else if (!strcmp(kind, "HTTPRoute")) {
+	} else if (!strcmp(kind, "HTTPRoute") || !strcmp(kind, "GRPCRoute") || !strcmp(kind, "TCPRoute") ||
+		   !strcmp(kind, "TLSRoute")) {
 		struct fy_node *ps = at(doc, "/spec/parentRefs");
 		for (size_t i = 0; i < sn_cli_json_len(ps); i++) {
 			struct fy_node *p = sn_cli_json_at(ps, i);
@@ -164,7 +165,8 @@ static const char *detail_header(const char *kind, int second)
 		return second ? "SELECTOR" : "SERVERS";
 	if (!strcmp(kind, "Gateway.gateway.networking.k8s.io"))
 		return second ? "CLASS" : "LISTENERS";
-	if (!strcmp(kind, "HTTPRoute"))
+	if (!strcmp(kind, "HTTPRoute") || !strcmp(kind, "GRPCRoute") || !strcmp(kind, "TCPRoute") ||
+	    !strcmp(kind, "TLSRoute"))
 		return second ? "HOSTNAMES" : "PARENTS";
 	return second ? "DETAIL2" : "DETAIL";
 }

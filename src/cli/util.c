@@ -316,6 +316,9 @@ void sn_cli_kind_resource(const char *kind, char *buf, size_t size)
 		{ "Telemetry", "telemetry.istio.io" },
 		{ "HTTPRoute", "gateway.networking.k8s.io" },
 		{ "GRPCRoute", "gateway.networking.k8s.io" },
+		{ "TCPRoute", "gateway.networking.k8s.io" },
+		{ "TLSRoute", "gateway.networking.k8s.io" },
+		{ "ReferenceGrant", "gateway.networking.k8s.io" },
 	};
 	char lower[128];
 	size_t i;

@@ -183,6 +183,8 @@ struct cfg_dest {
 	char *path;                  /* "spec.http[0].route[1].destination" */
 	struct sn_header_ops req, resp;
 	double mirror_pct;           /* mirrors[]: percentage.value (default 100) */
+	char *ref_ns;                /* a Gateway API backendRef to another namespace: the Service
+				      * is host there, if a ReferenceGrant of ref_ns allows it */
 };
 
 struct cfg_http {
@@ -468,6 +470,27 @@ struct cfg_gw_server {
 	int served;                  /* a protocol Sinew's gateways serve (else warned, not opened) */
 	int passthrough;             /* TLS or HTTPS with tls.mode PASSTHROUGH: routed by SNI */
 	int tcp;                     /* TCP (or MONGO, MYSQL, REDIS): opaque bytes, tcp[] routes */
+	unsigned route_kinds;        /* a Gateway API listener: the route kinds that attach
+				      * (1u << SN_KIND_...) */
+};
+
+/* The Gateway API's ReferenceGrant: routes (or Gateways) of other
+ * namespaces may name the Services (or Secrets) of its own. */
+struct cfg_grant_from {
+	int kind;                    /* SN_KIND_HTTP_ROUTE..., SN_KIND_K8S_GATEWAY */
+	char *ns;
+};
+
+struct cfg_grant_to {
+	char *kind;                  /* "Service" or "Secret" */
+	char *name;                  /* NULL: any */
+};
+
+struct cfg_reference_grant {
+	struct cfg_grant_from *from;
+	size_t n_from;
+	struct cfg_grant_to *to;
+	size_t n_to;
 };
 
 struct cfg_gateway {
@@ -486,7 +509,17 @@ struct cfg_gateway *cfg_parse_gateway(struct cfg_ctx *c, const struct yn *spec);
 /* gateway_api.c: the Gateway API's Gateway and HTTPRoute (name: the
  * resource's own name). */
 struct cfg_gateway *cfg_parse_k8s_gateway(struct cfg_ctx *c, const struct yn *spec, const char *name);
-struct cfg_vs *cfg_parse_http_route(struct cfg_ctx *c, const struct yn *spec, const char *name);
+/* An HTTPRoute, or with grpc a GRPCRoute (its method matches as paths). */
+struct cfg_vs *cfg_parse_http_route(struct cfg_ctx *c, const struct yn *spec, const char *name, int grpc);
+/* A TCPRoute (tcp[]), or with tls a TLSRoute (tls[], its hostnames the
+ * server names). */
+struct cfg_vs *cfg_parse_l4_route(struct cfg_ctx *c, const struct yn *spec, const char *name, int tls);
+struct cfg_reference_grant *cfg_parse_reference_grant(struct cfg_ctx *c, const struct yn *spec);
+/* Whether a ReferenceGrant of set in namespace to_ns lets a resource of
+ * from_kind in from_ns name the to_kind ("Service", "Secret") called
+ * name there. */
+int cfg_reference_granted(const struct sn_resource *set_head, int from_kind, const char *from_ns, const char *to_ns,
+			  const char *to_kind, const char *name);
 /* 1 if parent ref p of an HTTPRoute of namespace route_ns names the
  * Gateway API Gateway gw_ns/gw_name. */
 int cfg_parent_names_gateway(const struct cfg_parent_ref *p, const char *route_ns, const char *gw_ns,

@@ -1,4 +1,5 @@
-/* The Gateway API (gateway.networking.k8s.io v1): Gateway and HTTPRoute.
+/* The Gateway API (gateway.networking.k8s.io): Gateway, HTTPRoute,
+ * GRPCRoute, TCPRoute, TLSRoute and ReferenceGrant.
  *
  * Both load into the shapes Istio's resources load into, as Istio itself
  * converts them: a Gateway into a cfg_gateway (its listeners as servers)
@@ -9,7 +10,12 @@
  * by the Gateway API's precedence (translate.c) and build each with the
  * VirtualService's code. An HTTPRoute binds by parentRefs: to a Gateway's
  * listeners, or (GAMMA) to a Service, where it routes the mesh's calls to
- * that Service the way a VirtualService for it would. */
+ * that Service the way a VirtualService for it would. A GRPCRoute is an
+ * HTTPRoute whose matches are gRPC methods (paths /SERVICE/METHOD); a
+ * TCPRoute loads as a VirtualService's tcp[], a TLSRoute as its tls[] (its
+ * hostnames the server names), both for Gateway listeners of protocol TCP
+ * and TLS (Passthrough). A backendRef to another namespace needs a
+ * ReferenceGrant there, checked when translating (translate.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +223,78 @@ static void parse_kv_list(struct cfg_ctx *c, const struct yn *v, int lower, stru
 	*n_out = n;
 }
 
+/* A GRPCRoute match: method {type: Exact (default) | RegularExpression,
+ * service, method} as a path match on /SERVICE/METHOD, and headers. */
+static void parse_grpc_match(struct cfg_ctx *c, const struct yn *v, struct cfg_match *cm)
+{
+	cm->m.uri.kind = SN_MATCH_PATH_PREFIX;   /* no method: every call */
+	cm->m.uri.value = sn_arena_strdup(c->a, "/");
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *y = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "headers")) {
+			parse_kv_list(c, y, 1, &cm->m.headers, &cm->m.n_headers);
+		} else if (!strcmp(k, "method")) {
+			char *type = NULL, *svc = NULL, *method = NULL;
+			if (cfg_want_map(c, y) == 0) {
+				for (size_t j = 0; j < y->n; j++) {
+					const char *mk = y->keys[j]->s;
+					size_t ql = cfg_path_push(c, ".%s", mk);
+					if (!strcmp(mk, "type"))
+						cfg_get_str(c, y->items[j], 32, &type);
+					else if (!strcmp(mk, "service"))
+						cfg_get_str(c, y->items[j], 1024, &svc);
+					else if (!strcmp(mk, "method"))
+						cfg_get_str(c, y->items[j], 1024, &method);
+					else
+						cfg_warn_unknown(c, y->keys[j]);
+					cfg_path_pop(c, ql);
+				}
+			}
+			int regex = type != NULL && !strcmp(type, "RegularExpression");
+			if (type != NULL && !regex && strcmp(type, "Exact") != 0) {
+				cfg_err(c, y, "method type \"%.32s\": use Exact or RegularExpression", type);
+			} else if (svc == NULL && method == NULL) {
+				cfg_err(c, y, "a method match needs service, method, or both (e.g. service: "
+					"helloworld.Greeter, method: SayHello)");
+			} else if (!regex && ((svc && strpbrk(svc, "/ ")) || (method && strpbrk(method, "/ ")))) {
+				cfg_err(c, y, "service and method are names without '/' or spaces (e.g. service: "
+					"helloworld.Greeter, method: SayHello)");
+			} else if (regex) {
+				/* each part a regex of its own, anchored within its segment */
+				char *re = sn_arena_printf(c->a, "/(%s)/(%s)", svc ? svc : "[^/]+", method ? method : "[^/]+");
+				if (re != NULL && regex_ok(c, y, re)) {
+					cm->m.uri.kind = SN_MATCH_REGEX;
+					cm->m.uri.value = re;
+				}
+			} else if (svc != NULL && method != NULL) {
+				cm->m.uri.kind = SN_MATCH_EXACT;
+				cm->m.uri.value = sn_arena_printf(c->a, "/%s/%s", svc, method);
+			} else if (svc != NULL) {
+				cm->m.uri.kind = SN_MATCH_PATH_PREFIX;
+				cm->m.uri.value = sn_arena_printf(c->a, "/%s", svc);
+			} else {
+				char *re = sn_arena_printf(c->a, "/[^/]+/%s", method);
+				for (const char *q = method; re != NULL && *q; q++)
+					if (strchr(".^$*+?()[]{}|\\", *q) != NULL) {
+						re = NULL;   /* a method name is plain: letters, digits, '_' */
+						cfg_err(c, y, "method \"%.64s\" is not a plain name (for a pattern, type: "
+							"RegularExpression)", method);
+						break;
+					}
+				if (re != NULL) {
+					cm->m.uri.kind = SN_MATCH_REGEX;
+					cm->m.uri.value = re;
+				}
+			}
+		} else {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+}
+
 static void parse_match(struct cfg_ctx *c, const struct yn *v, struct cfg_match *cm)
 {
 	/* no path: the default, PathPrefix "/" */
@@ -390,7 +468,7 @@ static void parse_redirect(struct cfg_ctx *c, const struct yn *v, struct cfg_htt
  * namespace and its port. Returns 0 if usable (d filled), -1 if not
  * (warned or an error). */
 static int parse_backend(struct cfg_ctx *c, const struct yn *v, const char *route_ns, struct cfg_dest *d,
-			 struct cfg_http *h_for_filters)
+			 struct cfg_http *h_for_filters, int weighted)
 {
 	char *group = NULL, *kind = NULL, *name = NULL, *ns = NULL;
 	const struct yn *name_at = v, *filters = NULL;
@@ -414,7 +492,7 @@ static int parse_backend(struct cfg_ctx *c, const struct yn *v, const char *rout
 		} else if (!strcmp(k, "port")) {
 			if (cfg_get_uint(c, y, 1, 65535, &x) == 0)
 				d->port = (uint16_t)x;
-		} else if (!strcmp(k, "weight") && h_for_filters != NULL) {
+		} else if (!strcmp(k, "weight") && weighted) {
 			if (cfg_get_uint(c, y, 0, 1000000, &x) == 0)
 				d->weight = (uint32_t)x;
 		} else if (!strcmp(k, "filters") && h_for_filters != NULL) {
@@ -431,11 +509,8 @@ static int parse_backend(struct cfg_ctx *c, const struct yn *v, const char *rout
 			 "Services); requests for this backend answer 500", kind ? kind : "Service", group ? group : "");
 		return -1;
 	}
-	if (ns != NULL && strcmp(ns, route_ns) != 0) {
-		cfg_warn(c, v, "backendRef to namespace %s needs a ReferenceGrant there, which Sinew does not "
-			 "implement yet; requests for this backend answer 500", ns);
-		return -1;
-	}
+	if (ns != NULL && strcmp(ns, route_ns) != 0)
+		d->ref_ns = ns;   /* allowed only by a ReferenceGrant there (translate.c) */
 	if (d->port == 0) {
 		cfg_err(c, v, "port is required for a Service backendRef (the Service's port, e.g. 9080)");
 		return -1;
@@ -507,7 +582,7 @@ static void parse_mirror(struct cfg_ctx *c, const struct yn *v, const char *rout
 		return;
 	size_t pl = cfg_path_push(c, ".backendRef");
 	double pct = d->mirror_pct;
-	if (cfg_want_map(c, ref) == 0 && parse_backend(c, ref, route_ns, d, NULL) == 0) {
+	if (cfg_want_map(c, ref) == 0 && parse_backend(c, ref, route_ns, d, NULL, 0) == 0) {
 		d->mirror_pct = pct;
 		h->n_mirrors++;
 	}
@@ -515,7 +590,7 @@ static void parse_mirror(struct cfg_ctx *c, const struct yn *v, const char *rout
 }
 
 static void parse_filters(struct cfg_ctx *c, const struct yn *v, const char *route_ns, struct cfg_http *h,
-			  const struct yn **rewrite_prefix_at)
+			  const struct yn **rewrite_prefix_at, int grpc)
 {
 	if (cfg_want_seq(c, v, GWAPI_MAX_FILTERS) != 0 || v->n == 0)
 		return;
@@ -567,6 +642,10 @@ static void parse_filters(struct cfg_ctx *c, const struct yn *v, const char *rou
 		} else if (field == NULL) {
 			cfg_err(c, tn, "unknown filter type \"%.64s\"; use RequestHeaderModifier, ResponseHeaderModifier, "
 				"RequestRedirect, URLRewrite or RequestMirror", type);
+		} else if (grpc && (!strcmp(type, "RequestRedirect") || !strcmp(type, "URLRewrite") ||
+				    !strcmp(type, "CORS"))) {
+			cfg_err(c, tn, "filter type %s is not valid in a GRPCRoute (RequestHeaderModifier, "
+				"ResponseHeaderModifier and RequestMirror are)", type);
 		} else if (!strcmp(type, "CORS") || !strcmp(type, "ExtensionRef")) {
 			cfg_warn(c, tn, "filter type %s is not implemented by Sinew; ignored (a VirtualService's "
 				 "corsPolicy is)", type);
@@ -612,7 +691,7 @@ static void parse_filters(struct cfg_ctx *c, const struct yn *v, const char *rou
 
 /* One rule into h (everything but its matches) and its matches. */
 static void parse_rule(struct cfg_ctx *c, const struct yn *v, const char *route_ns, const char *route_name,
-		       size_t index, struct cfg_http *h, struct cfg_match **matches, size_t *n_matches)
+		       size_t index, struct cfg_http *h, struct cfg_match **matches, size_t *n_matches, int grpc)
 {
 	const struct yn *backends = NULL, *rewrite_prefix_at = NULL;
 	h->path = cfg_path_dup(c, NULL);
@@ -635,13 +714,16 @@ static void parse_rule(struct cfg_ctx *c, const struct yn *v, const char *route_
 						cm->m.uri.kind = SN_MATCH_PATH_PREFIX;
 						cm->m.uri.value = sn_arena_strdup(c->a, "/");
 					} else if (cfg_want_map(c, y->items[j]) == 0) {
-						parse_match(c, y->items[j], cm);
+						if (grpc)
+							parse_grpc_match(c, y->items[j], cm);
+						else
+							parse_match(c, y->items[j], cm);
 					}
 					cfg_path_pop(c, ql);
 				}
 			}
 		} else if (!strcmp(k, "filters")) {
-			parse_filters(c, y, route_ns, h, &rewrite_prefix_at);
+			parse_filters(c, y, route_ns, h, &rewrite_prefix_at, grpc);
 		} else if (!strcmp(k, "backendRefs")) {
 			backends = y;
 			if (cfg_want_seq(c, y, GWAPI_MAX_REFS) == 0 && y->n > 0) {
@@ -650,7 +732,7 @@ static void parse_rule(struct cfg_ctx *c, const struct yn *v, const char *route_
 					size_t ql = cfg_path_push(c, "[%zu]", j);
 					if (cfg_want_map(c, y->items[j]) == 0) {
 						struct cfg_dest *d = &h->dests[h->n_dests];
-						if (parse_backend(c, y->items[j], route_ns, d, h) == 0 && d->weight > 0)
+						if (parse_backend(c, y->items[j], route_ns, d, h, 1) == 0 && d->weight > 0)
 							h->n_dests++;
 						else
 							memset(d, 0, sizeof(*d));
@@ -658,6 +740,9 @@ static void parse_rule(struct cfg_ctx *c, const struct yn *v, const char *route_
 					cfg_path_pop(c, ql);
 				}
 			}
+		} else if (grpc && (!strcmp(k, "timeouts") || !strcmp(k, "retry"))) {
+			cfg_warn(c, v->keys[i], "%s is not a field of a GRPCRoute rule (an HTTPRoute's); ignored (a "
+				 "VirtualService for the Service sets timeouts and retries of gRPC calls)", k);
 		} else if (!strcmp(k, "timeouts")) {
 			if (cfg_want_map(c, y) == 0) {
 				for (size_t j = 0; j < y->n; j++) {
@@ -733,7 +818,25 @@ static void parse_rule(struct cfg_ctx *c, const struct yn *v, const char *route_
 	}
 }
 
-struct cfg_vs *cfg_parse_http_route(struct cfg_ctx *c, const struct yn *spec, const char *name)
+static void parse_parents(struct cfg_ctx *c, const struct yn *v, struct cfg_vs *vs)
+{
+	if (cfg_want_seq(c, v, GWAPI_MAX_REFS) != 0 || v->n == 0)
+		return;
+	vs->parents = sn_arena_new_array(c->a, struct cfg_parent_ref, v->n);
+	for (size_t j = 0; vs->parents != NULL && j < v->n; j++) {
+		size_t ql = cfg_path_push(c, "[%zu]", j);
+		int ok = 0;
+		if (cfg_want_map(c, v->items[j]) == 0)
+			parse_parent(c, v->items[j], &vs->parents[vs->n_parents], &ok);
+		if (ok)
+			vs->n_parents++;
+		else
+			memset(&vs->parents[vs->n_parents], 0, sizeof(vs->parents[0]));
+		cfg_path_pop(c, ql);
+	}
+}
+
+struct cfg_vs *cfg_parse_http_route(struct cfg_ctx *c, const struct yn *spec, const char *name, int grpc)
 {
 	struct cfg_vs *vs = sn_arena_new(c->a, struct cfg_vs);
 	char route_ns[64];
@@ -748,20 +851,7 @@ struct cfg_vs *cfg_parse_http_route(struct cfg_ctx *c, const struct yn *spec, co
 		const struct yn *v = spec->items[i];
 		size_t pl = cfg_path_push(c, ".%s", k);
 		if (!strcmp(k, "parentRefs")) {
-			if (cfg_want_seq(c, v, GWAPI_MAX_REFS) == 0 && v->n > 0) {
-				vs->parents = sn_arena_new_array(c->a, struct cfg_parent_ref, v->n);
-				for (size_t j = 0; vs->parents != NULL && j < v->n; j++) {
-					size_t ql = cfg_path_push(c, "[%zu]", j);
-					int ok = 0;
-					if (cfg_want_map(c, v->items[j]) == 0)
-						parse_parent(c, v->items[j], &vs->parents[vs->n_parents], &ok);
-					if (ok)
-						vs->n_parents++;
-					else
-						memset(&vs->parents[vs->n_parents], 0, sizeof(vs->parents[0]));
-					cfg_path_pop(c, ql);
-				}
-			}
+			parse_parents(c, v, vs);
 		} else if (!strcmp(k, "hostnames")) {
 			if (cfg_get_str_list(c, v, CFG_MAX_NAME, &vs->hosts, &vs->n_hosts, &vs->host_locs) == 0) {
 				for (size_t j = 0; j < vs->n_hosts; j++) {
@@ -786,7 +876,8 @@ struct cfg_vs *cfg_parse_http_route(struct cfg_ctx *c, const struct yn *spec, co
 	}
 	if (vs->n_parents == 0) {
 		size_t pl = cfg_path_push(c, ".parentRefs");
-		cfg_warn(c, spec, "this HTTPRoute attaches to no Gateway and no Service (parentRefs); it routes nothing");
+		cfg_warn(c, spec, "this %s attaches to no Gateway and no Service (parentRefs); it routes nothing",
+			 grpc ? "GRPCRoute" : "HTTPRoute");
 		cfg_path_pop(c, pl);
 	}
 	size_t pl = cfg_path_push(c, ".rules");
@@ -806,7 +897,7 @@ struct cfg_vs *cfg_parse_http_route(struct cfg_ctx *c, const struct yn *spec, co
 		size_t ql = cfg_path_push(c, "[%zu]", j);
 		is_rule[j] = cfg_want_map(c, rules->items[j]) == 0;
 		if (is_rule[j]) {
-			parse_rule(c, rules->items[j], route_ns, name, j, &base[j], &ms[j], &nms[j]);
+			parse_rule(c, rules->items[j], route_ns, name, j, &base[j], &ms[j], &nms[j], grpc);
 			total += nms[j] ? nms[j] : 1;
 		}
 		cfg_path_pop(c, ql);
@@ -844,6 +935,230 @@ struct cfg_vs *cfg_parse_http_route(struct cfg_ctx *c, const struct yn *spec, co
 	return vs;
 }
 
+/* ---- TCPRoute, TLSRoute ---------------------------------------------------- */
+
+/* One rule's backendRefs into out (its destinations, weights relative). */
+static void parse_l4_rule(struct cfg_ctx *c, const struct yn *v, const char *route_ns, struct cfg_tls_route *out)
+{
+	out->path = cfg_path_dup(c, NULL);
+	out->loc = cfg_loc_of(v);
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i]->s;
+		const struct yn *y = v->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "backendRefs")) {
+			if (cfg_want_seq(c, y, GWAPI_MAX_REFS) == 0 && y->n > 0 &&
+			    (out->dests = sn_arena_new_array(c->a, struct cfg_dest, y->n)) != NULL) {
+				for (size_t j = 0; j < y->n; j++) {
+					size_t ql = cfg_path_push(c, "[%zu]", j);
+					struct cfg_dest *d = &out->dests[out->n_dests];
+					if (cfg_want_map(c, y->items[j]) == 0 &&
+					    parse_backend(c, y->items[j], route_ns, d, NULL, 1) == 0 && d->weight > 0)
+						out->n_dests++;
+					else
+						memset(d, 0, sizeof(*d));
+					cfg_path_pop(c, ql);
+				}
+			}
+		} else if (strcmp(k, "name") != 0) {
+			cfg_warn_unknown(c, v->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+}
+
+struct cfg_vs *cfg_parse_l4_route(struct cfg_ctx *c, const struct yn *spec, const char *name, int tls)
+{
+	struct cfg_vs *vs = sn_arena_new(c->a, struct cfg_vs);
+	struct cfg_tls_route *r = sn_arena_new(c->a, struct cfg_tls_route);
+	struct cfg_tls_match *m = sn_arena_new(c->a, struct cfg_tls_match);
+	const char *kind = tls ? "TLSRoute" : "TCPRoute";
+	char route_ns[64];
+	(void)name;
+	if (vs == NULL || r == NULL || m == NULL)
+		return NULL;
+	resource_ns(c, route_ns, sizeof(route_ns));
+	vs->gateway_api = 1;
+	const struct yn *rules = NULL;
+	char **hosts = NULL;
+	size_t n_hosts = 0;
+	for (size_t i = 0; i < spec->n; i++) {
+		const char *k = spec->keys[i]->s;
+		const struct yn *v = spec->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		if (!strcmp(k, "parentRefs")) {
+			parse_parents(c, v, vs);
+		} else if (!strcmp(k, "hostnames") && tls) {
+			struct cfg_loc *locs = NULL;
+			if (cfg_get_str_list(c, v, CFG_MAX_NAME, &hosts, &n_hosts, &locs) == 0) {
+				for (size_t j = 0; j < n_hosts; j++) {
+					sn_ascii_lower(hosts[j]);
+					if (!cfg_vs_host_ok(hosts[j]) || !strcmp(hosts[j], "*")) {
+						size_t ql = cfg_path_push(c, "[%zu]", j);
+						struct yn at = { .line = locs[j].line, .col = locs[j].col };
+						cfg_err(c, &at, "\"%.64s\" is not a server name; write a name like "
+							"\"db.example.com\" or \"*.example.com\"", hosts[j]);
+						cfg_path_pop(c, ql);
+					}
+				}
+			}
+		} else if (!strcmp(k, "rules")) {
+			rules = v;
+		} else {
+			cfg_warn_unknown(c, spec->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+	/* Gateways only: a Service parent (GAMMA for TCP) is not routed */
+	size_t kept = 0;
+	for (size_t j = 0; j < vs->n_parents; j++) {
+		if (vs->parents[j].service) {
+			struct yn at = { .line = vs->parents[j].loc.line, .col = vs->parents[j].loc.col };
+			size_t pl = cfg_path_push(c, ".parentRefs[%zu]", j);
+			cfg_warn(c, &at, "a %s attached to a Service is not implemented (a VirtualService's %s[] routes "
+				 "the mesh's connections); this parent is ignored", kind, tls ? "tls" : "tcp");
+			cfg_path_pop(c, pl);
+			continue;
+		}
+		vs->parents[kept++] = vs->parents[j];
+	}
+	vs->n_parents = kept;
+	if (vs->n_parents == 0) {
+		size_t pl = cfg_path_push(c, ".parentRefs");
+		cfg_warn(c, spec, "this %s attaches to no Gateway (parentRefs); it routes nothing", kind);
+		cfg_path_pop(c, pl);
+	}
+	size_t pl = cfg_path_push(c, ".rules");
+	if (cfg_require(c, spec, "rules", YN_SEQ, "the backends, e.g. [{backendRefs: [{name: tcp-echo, port: 9000}]}]")
+	    != NULL && cfg_want_seq(c, rules, GWAPI_MAX_RULES) == 0 && rules->n > 0) {
+		/* one rule: the Gateway API gives a TCPRoute or TLSRoute rule no
+		 * match, so a second could never be picked */
+		if (rules->n > 1) {
+			size_t ql = cfg_path_push(c, "[1]");
+			cfg_warn(c, rules->items[1], "a %s takes its first rule; the other %zu are ignored (rules have no "
+				 "matches to tell them apart)", kind, rules->n - 1);
+			cfg_path_pop(c, ql);
+		}
+		size_t ql = cfg_path_push(c, "[0]");
+		if (cfg_want_map(c, rules->items[0]) == 0)
+			parse_l4_rule(c, rules->items[0], route_ns, r);
+		cfg_path_pop(c, ql);
+	}
+	cfg_path_pop(c, pl);
+	if (r->path == NULL) {
+		r->path = sn_arena_strdup(c->a, "spec.rules");
+		r->loc = cfg_loc_of(spec);
+	}
+	if (tls) {
+		static char star[] = "*";
+		static char *any[] = { star };
+		m->sni_hosts = n_hosts ? hosts : any;   /* no hostnames: every name the listener takes */
+		m->n_sni = n_hosts ? n_hosts : 1;
+		r->matches = m;
+		r->n_matches = 1;
+		vs->tls = r;
+		vs->n_tls = 1;
+	} else {
+		vs->tcp = r;
+		vs->n_tcp = 1;
+	}
+	return vs;
+}
+
+/* ---- ReferenceGrant ---------------------------------------------------- */
+
+struct cfg_reference_grant *cfg_parse_reference_grant(struct cfg_ctx *c, const struct yn *spec)
+{
+	struct cfg_reference_grant *g = sn_arena_new(c->a, struct cfg_reference_grant);
+	if (g == NULL)
+		return NULL;
+	for (size_t i = 0; i < spec->n; i++) {
+		const char *k = spec->keys[i]->s;
+		const struct yn *v = spec->items[i];
+		size_t pl = cfg_path_push(c, ".%s", k);
+		int from = !strcmp(k, "from");
+		if ((from || !strcmp(k, "to")) && cfg_want_seq(c, v, 16) == 0 && v->n > 0) {
+			if (from && (g->from = sn_arena_new_array(c->a, struct cfg_grant_from, v->n)) == NULL)
+				return NULL;
+			if (!from && (g->to = sn_arena_new_array(c->a, struct cfg_grant_to, v->n)) == NULL)
+				return NULL;
+			for (size_t j = 0; j < v->n; j++) {
+				const struct yn *e = v->items[j];
+				size_t ql = cfg_path_push(c, "[%zu]", j);
+				char *group = NULL, *kind = NULL, *ns = NULL, *name = NULL;
+				if (cfg_want_map(c, e) == 0) {
+					for (size_t q = 0; q < e->n; q++) {
+						const char *ek = e->keys[q]->s;
+						size_t el = cfg_path_push(c, ".%s", ek);
+						if (!strcmp(ek, "group"))
+							cfg_get_str(c, e->items[q], CFG_MAX_NAME, &group);
+						else if (!strcmp(ek, "kind"))
+							cfg_get_str(c, e->items[q], 64, &kind);
+						else if (!strcmp(ek, "namespace") && from)
+							cfg_get_str(c, e->items[q], 63, &ns);
+						else if (!strcmp(ek, "name") && !from)
+							cfg_get_str(c, e->items[q], CFG_MAX_NAME, &name);
+						else
+							cfg_warn_unknown(c, e->keys[q]);
+						cfg_path_pop(c, el);
+					}
+					if (yn_get(e, "group") == NULL)   /* "" (core) is a value, so no cfg_require */
+						cfg_err(c, e, "group is required: %s", from ? "gateway.networking.k8s.io"
+											    : "\"\" (core, for a Service)");
+					else if (group == NULL)
+						group = sn_arena_strdup(c->a, "");
+					cfg_require(c, e, "kind", YN_SCALAR, from ? "HTTPRoute, GRPCRoute, TCPRoute, TLSRoute or Gateway"
+										 : "Service or Secret");
+					if (from)
+						cfg_require(c, e, "namespace", YN_SCALAR, "the namespace the references come from");
+				}
+				if (from && kind != NULL && ns != NULL && group != NULL) {
+					int fk = sn_kind_of(kind, "gateway.networking.k8s.io/v1");
+					if (!group_is(group, "gateway.networking.k8s.io") ||
+					    (!sn_kind_is_gwapi_route(fk) && fk != SN_KIND_K8S_GATEWAY))
+						cfg_warn(c, e, "from %s (group \"%.64s\") names nothing that refers across "
+							 "namespaces in Sinew (HTTPRoute, GRPCRoute, TCPRoute, TLSRoute, Gateway); "
+							 "this entry grants nothing", kind, group);
+					else
+						g->from[g->n_from++] = (struct cfg_grant_from){ fk, ns };
+				} else if (!from && kind != NULL && group != NULL) {
+					if (!group_is(group, "") || (strcmp(kind, "Service") && strcmp(kind, "Secret")))
+						cfg_warn(c, e, "to %s (group \"%.64s\") is nothing a route or Gateway refers "
+							 "to in Sinew (Service, Secret); this entry grants nothing", kind, group);
+					else
+						g->to[g->n_to++] = (struct cfg_grant_to){ kind, name };
+				}
+				cfg_path_pop(c, ql);
+			}
+		} else if (!from && strcmp(k, "to") != 0) {
+			cfg_warn_unknown(c, spec->keys[i]);
+		}
+		cfg_path_pop(c, pl);
+	}
+	cfg_require(c, spec, "from", YN_SEQ, "who may refer here, e.g. [{group: gateway.networking.k8s.io, "
+		    "kind: HTTPRoute, namespace: frontend}]");
+	cfg_require(c, spec, "to", YN_SEQ, "what they may name, e.g. [{group: \"\", kind: Service}]");
+	return g;
+}
+
+int cfg_reference_granted(const struct sn_resource *head, int from_kind, const char *from_ns, const char *to_ns,
+			  const char *to_kind, const char *name)
+{
+	for (const struct sn_resource *r = head; r != NULL; r = r->next) {
+		if (r->kind != SN_KIND_REFERENCE_GRANT || r->invalid || strcmp(r->namespace_, to_ns) != 0)
+			continue;
+		const struct cfg_reference_grant *g = r->spec;
+		int from = 0, to = 0;
+		for (size_t i = 0; i < g->n_from && !from; i++)
+			from = g->from[i].kind == from_kind && !strcmp(g->from[i].ns, from_ns);
+		for (size_t i = 0; i < g->n_to && !to; i++)
+			to = !strcmp(g->to[i].kind, to_kind) && (g->to[i].name == NULL || !strcmp(g->to[i].name, name));
+		if (from && to)
+			return 1;
+	}
+	return 0;
+}
+
 /* ---- Gateway ----------------------------------------------------------- */
 
 static void parse_listener_tls(struct cfg_ctx *c, const struct yn *v, const char *gw_ns, struct cfg_gw_server *s,
@@ -878,8 +1193,8 @@ static void parse_listener_tls(struct cfg_ctx *c, const struct yn *v, const char
 	if (mode != NULL && strcmp(mode, "Terminate") != 0) {
 		size_t pl = cfg_path_push(c, ".mode");
 		if (!strcmp(mode, "Passthrough"))
-			cfg_warn(c, v, "tls.mode Passthrough is not served by Sinew's gateways yet; this listener (port "
-				 "%u) is not opened", s->port);
+			cfg_warn(c, v, "tls.mode Passthrough takes protocol TLS (with TLSRoutes), not HTTPS; this "
+				 "listener (port %u) is not opened", s->port);
 		else
 			cfg_err(c, v, "tls.mode \"%.32s\": use Terminate or Passthrough", mode);
 		cfg_path_pop(c, pl);
@@ -907,8 +1222,9 @@ static void parse_listener_tls(struct cfg_ctx *c, const struct yn *v, const char
 			cfg_warn(c, r0, "certificateRefs of kind other than Secret are not implemented; this listener "
 				 "(port %u) is not opened", s->port);
 		} else if (ns && ns->type == YN_SCALAR && strcmp(ns->s, gw_ns)) {
-			cfg_warn(c, r0, "a certificate of namespace %s needs a ReferenceGrant, which Sinew does not "
-				 "implement yet; this listener (port %u) is not opened", ns->s, s->port);
+			cfg_warn(c, r0, "a certificate of namespace %s is not served (a Secret is the files of "
+				 "--credentials-dir/NAME, one namespace's; a ReferenceGrant cannot change that); this "
+				 "listener (port %u) is not opened", ns->s, s->port);
 		} else if (name[0] == '.' || strchr(name, '/') != NULL) {
 			cfg_err(c, r0, "certificate name \"%.64s\" must be a plain name (a directory of the proxy's "
 				"--credentials-dir)", name);
@@ -925,7 +1241,21 @@ static void parse_listener_tls(struct cfg_ctx *c, const struct yn *v, const char
 	cfg_path_pop(c, pl);
 }
 
-static void parse_allowed_routes(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_host *h, int *http_ok)
+#define KIND_BIT(k) (1u << (k))
+
+/* The route kinds a listener of protocol takes by default. */
+static unsigned default_route_kinds(const char *protocol)
+{
+	if (str_is(protocol, "HTTP") || str_is(protocol, "HTTPS"))
+		return KIND_BIT(SN_KIND_HTTP_ROUTE) | KIND_BIT(SN_KIND_GRPC_ROUTE);
+	if (str_is(protocol, "TLS"))
+		return KIND_BIT(SN_KIND_TLS_ROUTE);
+	if (str_is(protocol, "TCP"))
+		return KIND_BIT(SN_KIND_TCP_ROUTE);
+	return 0;
+}
+
+static void parse_allowed_routes(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_host *h, unsigned *kinds)
 {
 	if (cfg_want_map(c, v) != 0)
 		return;
@@ -955,15 +1285,26 @@ static void parse_allowed_routes(struct cfg_ctx *c, const struct yn *v, struct c
 			cfg_path_pop(c, ql);
 		} else if (!strcmp(k, "kinds")) {
 			if (cfg_want_seq(c, y, 8) == 0) {
-				*http_ok = 0;
+				unsigned want = 0, fit = *kinds;
 				for (size_t j = 0; j < y->n; j++) {
 					const struct yn *kn = y->items[j]->type == YN_MAP ? yn_get(y->items[j], "kind") : NULL;
-					if (kn != NULL && kn->type == YN_SCALAR && !strcmp(kn->s, "HTTPRoute"))
-						*http_ok = 1;
+					int rk = kn != NULL && kn->type == YN_SCALAR
+							 ? sn_kind_of(kn->s, "gateway.networking.k8s.io/v1") : -1;
+					size_t ql = cfg_path_push(c, "[%zu].kind", j);
+					if (!sn_kind_is_gwapi_route(rk) || !(fit & KIND_BIT(rk)))
+						cfg_warn(c, y->items[j], "kind %s cannot attach to this listener (its protocol "
+							 "takes %s); ignored", kn && kn->type == YN_SCALAR ? kn->s : "?",
+							 fit & KIND_BIT(SN_KIND_HTTP_ROUTE) ? "HTTPRoute and GRPCRoute"
+							 : fit & KIND_BIT(SN_KIND_TLS_ROUTE) ? "TLSRoute"
+							 : fit & KIND_BIT(SN_KIND_TCP_ROUTE) ? "TCPRoute" : "nothing Sinew serves");
+					else
+						want |= KIND_BIT(rk);
+					cfg_path_pop(c, ql);
 				}
-				if (!*http_ok)
-					cfg_warn(c, y, "this listener takes no HTTPRoute (the only route kind Sinew "
-						 "implements); no route attaches to it");
+				*kinds = want;
+				if (want == 0)
+					cfg_warn(c, y, "this listener takes no route kind Sinew implements; no route "
+						 "attaches to it");
 			}
 		} else {
 			cfg_warn_unknown(c, v->keys[i]);
@@ -1011,25 +1352,61 @@ static void parse_listener(struct cfg_ctx *c, const struct yn *v, const char *gw
 	}
 	cfg_require(c, v, "name", YN_SCALAR, "the listener's name (what a route's sectionName names)");
 	cfg_require(c, v, "port", YN_SCALAR, "the port the gateway listens on, e.g. 80");
-	cfg_require(c, v, "protocol", YN_SCALAR, "HTTP or HTTPS");
+	cfg_require(c, v, "protocol", YN_SCALAR, "HTTP, HTTPS, TLS or TCP");
 	(void)host_at;
 	struct cfg_gw_host *h = sn_arena_new(c->a, struct cfg_gw_host);
 	if (h == NULL)
 		return;
 	h->ns = sn_arena_strdup(c->a, ".");   /* from: Same, the default */
 	h->host = hostname ? hostname : sn_arena_strdup(c->a, "*");
-	int http_ok = 1;
+	s->route_kinds = default_route_kinds(s->protocol);
 	if (allowed != NULL) {
 		size_t pl = cfg_path_push(c, ".allowedRoutes");
-		parse_allowed_routes(c, allowed, h, &http_ok);
+		parse_allowed_routes(c, allowed, h, &s->route_kinds);
 		cfg_path_pop(c, pl);
 	}
-	if (http_ok) {
-		s->hosts = h;
-		s->n_hosts = 1;
-	}
+	s->hosts = h;
+	s->n_hosts = 1;
 	if (s->protocol == NULL || s->port == 0)
 		return;
+	if (!strcmp(s->protocol, "TCP")) {
+		if (tls != NULL) {
+			size_t pl = cfg_path_push(c, ".tls");
+			cfg_warn(c, tls, "tls on a TCP listener is not used (its bytes go through as they come)");
+			cfg_path_pop(c, pl);
+		}
+		if (hostname != NULL) {
+			size_t pl = cfg_path_push(c, ".hostname");
+			cfg_warn(c, host_at, "hostname on a TCP listener is not used (TCP carries no name)");
+			cfg_path_pop(c, pl);
+			h->host = sn_arena_strdup(c->a, "*");
+		}
+		s->tcp = 1;
+		s->served = 1;
+		return;
+	}
+	if (!strcmp(s->protocol, "TLS")) {
+		/* Passthrough: routed by the ClientHello's server name */
+		const struct yn *mode = tls != NULL && tls->type == YN_MAP ? yn_get(tls, "mode") : NULL;
+		size_t pl = cfg_path_push(c, ".tls.mode");
+		if (mode == NULL || mode->type != YN_SCALAR || strcmp(mode->s, "Passthrough") != 0) {
+			cfg_warn(c, mode ? mode : v, "a TLS listener is served with tls.mode Passthrough (TLSRoutes by "
+				 "server name); terminating TLS for TCPRoutes is not implemented, so this listener "
+				 "(port %u) is not opened", s->port);
+		} else {
+			for (size_t i = 0; i < tls->n; i++)
+				if (strcmp(tls->keys[i]->s, "mode") != 0) {
+					size_t ql = cfg_path_push(c, ".%s", tls->keys[i]->s);
+					cfg_warn(c, tls->keys[i], "tls.%s is not used with Passthrough (the gateway does "
+						 "not terminate TLS there)", tls->keys[i]->s);
+					cfg_path_pop(c, ql);
+				}
+			s->passthrough = 1;
+			s->served = 1;
+		}
+		cfg_path_pop(c, pl);
+		return;
+	}
 	if (!strcmp(s->protocol, "HTTPS")) {
 		int ok = 0;
 		size_t pl = cfg_path_push(c, ".tls");
@@ -1044,7 +1421,7 @@ static void parse_listener(struct cfg_ctx *c, const struct yn *v, const char *gw
 	if (strcmp(s->protocol, "HTTP") != 0) {
 		size_t pl = cfg_path_push(c, ".protocol");
 		cfg_warn(c, v, "protocol %s is not served by Sinew's gateways yet; this listener (port %u) is not opened "
-			 "(HTTP and HTTPS are)", s->protocol, s->port);
+			 "(HTTP, HTTPS, TLS and TCP are)", s->protocol, s->port);
 		cfg_path_pop(c, pl);
 		return;
 	}

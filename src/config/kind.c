@@ -27,6 +27,10 @@ static const struct kind_alias aliases[SN_KIND__COUNT] = {
 	{ SN_KIND_GATEWAY, "gateway", "gateways", "gw" },
 	{ SN_KIND_HTTP_ROUTE, "httproute", "httproutes", "httproute" },
 	{ SN_KIND_K8S_GATEWAY, "gateway.gateway.networking.k8s.io", "gateways.gateway.networking.k8s.io", "gtw" },
+	{ SN_KIND_GRPC_ROUTE, "grpcroute", "grpcroutes", "grpcroute" },
+	{ SN_KIND_TCP_ROUTE, "tcproute", "tcproutes", "tcproute" },
+	{ SN_KIND_TLS_ROUTE, "tlsroute", "tlsroutes", "tlsroute" },
+	{ SN_KIND_REFERENCE_GRANT, "referencegrant", "referencegrants", "refgrant" },
 };
 
 int sn_kind_lookup(const char *name)

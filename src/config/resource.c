@@ -22,6 +22,10 @@ static const char *const kind_names[SN_KIND__COUNT] = {
 	[SN_KIND_GATEWAY] = "Gateway",
 	[SN_KIND_HTTP_ROUTE] = "HTTPRoute",
 	[SN_KIND_K8S_GATEWAY] = "Gateway.gateway.networking.k8s.io",
+	[SN_KIND_GRPC_ROUTE] = "GRPCRoute",
+	[SN_KIND_TCP_ROUTE] = "TCPRoute",
+	[SN_KIND_TLS_ROUTE] = "TLSRoute",
+	[SN_KIND_REFERENCE_GRANT] = "ReferenceGrant",
 };
 
 const char *sn_resource_kind_str(enum sn_resource_kind k)
@@ -46,8 +50,7 @@ int sn_kind_of(const char *kind, const char *api_version)
  * yet: a warning, so that whole sample files load. */
 static const char *const later_kinds[] = {
 	"Sidecar", "EnvoyFilter", "WorkloadGroup", "ProxyConfig",
-	"WasmPlugin", "GRPCRoute", "TCPRoute", "TLSRoute", "ReferenceGrant",
-	"GatewayClass", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job",
+	"WasmPlugin", "GatewayClass", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod", "Job",
 	"CronJob", "ServiceAccount", "Secret", "Namespace", "Endpoints",
 	"EndpointSlice", "Ingress", "NetworkPolicy", "HorizontalPodAutoscaler",
 	"PodDisruptionBudget", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
@@ -70,6 +73,50 @@ static const char *const linkerd_server_versions[] = {
 static const char *const gateway_api_versions[] = {
 	"gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1",
 };
+/* the kinds still experimental in the Gateway API's releases */
+static const char *const gateway_api_alpha_versions[] = {
+	"gateway.networking.k8s.io/v1alpha2", "gateway.networking.k8s.io/v1alpha3",
+};
+
+/* The apiVersions kind k (a Gateway API kind) takes, as said in errors. */
+static const char *gateway_api_versions_for(int k)
+{
+	switch (k) {
+	case SN_KIND_TCP_ROUTE:
+		return "gateway.networking.k8s.io/v1alpha2";
+	case SN_KIND_TLS_ROUTE:
+		return "gateway.networking.k8s.io/v1alpha2 (or v1alpha3)";
+	case SN_KIND_GRPC_ROUTE:
+		return "gateway.networking.k8s.io/v1 (or v1alpha2)";
+	case SN_KIND_REFERENCE_GRANT:
+		return "gateway.networking.k8s.io/v1beta1 (or v1alpha2)";
+	default:
+		return "gateway.networking.k8s.io/v1 (or v1beta1)";
+	}
+}
+
+static int gateway_api_version_ok(int k, const char *api)
+{
+	int alpha = 0;
+	for (size_t i = 0; i < SN_ARRAY_LEN(gateway_api_alpha_versions); i++)
+		alpha |= !strcmp(api, gateway_api_alpha_versions[i]);
+	switch (k) {
+	case SN_KIND_TCP_ROUTE:
+		return !strcmp(api, "gateway.networking.k8s.io/v1alpha2");
+	case SN_KIND_TLS_ROUTE:
+		return alpha;
+	case SN_KIND_GRPC_ROUTE:
+		return !strcmp(api, "gateway.networking.k8s.io/v1") || !strcmp(api, "gateway.networking.k8s.io/v1alpha2");
+	case SN_KIND_REFERENCE_GRANT:
+		return !strcmp(api, "gateway.networking.k8s.io/v1beta1") ||
+		       !strcmp(api, "gateway.networking.k8s.io/v1alpha2");
+	default:
+		for (size_t i = 0; i < SN_ARRAY_LEN(gateway_api_versions); i++)
+			if (!strcmp(api, gateway_api_versions[i]))
+				return 1;
+		return 0;
+	}
+}
 
 static int is_security_kind(int k)
 {
@@ -422,7 +469,7 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			cfg_err(&c, kind_node,
 				"unknown kind \"%.64s\"; Sinew supports Service, WorkloadEntry, VirtualService, "
 				"DestinationRule, ServiceEntry, AuthorizationPolicy, PeerAuthentication, RequestAuthentication, "
-				"ConfigMap istio-system/istio, Telemetry, Gateway, the Gateway API's Gateway and HTTPRoute, and Linkerd's Server and HTTPLocalRateLimitPolicy (other Istio and "
+				"ConfigMap istio-system/istio, Telemetry, Gateway, the Gateway API's Gateway, HTTPRoute, GRPCRoute, TCPRoute, TLSRoute and ReferenceGrant, and Linkerd's Server and HTTPLocalRateLimitPolicy (other Istio and "
 				"Kubernetes kinds load with a warning)", kind);
 		}
 		cfg_path_pop(&c, pl);
@@ -444,10 +491,8 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 		api_ok = !strcmp(api, "policy.linkerd.io/v1alpha1");
 	} else if (k == SN_KIND_TELEMETRY) {
 		api_ok = !strcmp(api, "telemetry.istio.io/v1") || !strcmp(api, "telemetry.istio.io/v1alpha1");
-	} else if (k == SN_KIND_HTTP_ROUTE || k == SN_KIND_K8S_GATEWAY) {
-		for (size_t i = 0; i < SN_ARRAY_LEN(gateway_api_versions); i++)
-			if (!strcmp(api, gateway_api_versions[i]))
-				api_ok = 1;
+	} else if (sn_kind_is_gwapi_route(k) || k == SN_KIND_K8S_GATEWAY || k == SN_KIND_REFERENCE_GRANT) {
+		api_ok = gateway_api_version_ok(k, api);
 	} else {
 		for (size_t i = 0; i < SN_ARRAY_LEN(istio_versions); i++)
 			if (!strcmp(api, istio_versions[i]))
@@ -461,8 +506,9 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			: k == SN_KIND_SERVER ? "policy.linkerd.io/v1beta3 (or v1beta2, v1beta1)"
 			: k == SN_KIND_RATE_LIMIT ? "policy.linkerd.io/v1alpha1"
 			: k == SN_KIND_TELEMETRY ? "telemetry.istio.io/v1 (or v1alpha1)"
-			: k == SN_KIND_HTTP_ROUTE || k == SN_KIND_K8S_GATEWAY ? "gateway.networking.k8s.io/v1 (or v1beta1)"
-					     : "networking.istio.io/v1 (or v1beta1, v1alpha3)");
+			: sn_kind_is_gwapi_route(k) || k == SN_KIND_K8S_GATEWAY || k == SN_KIND_REFERENCE_GRANT
+				? gateway_api_versions_for(k)
+				: "networking.istio.io/v1 (or v1beta1, v1alpha3)");
 		cfg_path_pop(&c, pl);
 		return;
 	}
@@ -542,7 +588,15 @@ static void load_object(struct load_state *ls, const struct yn *root, const char
 			body = cfg_parse_gateway(&c, spec);
 			break;
 		case SN_KIND_HTTP_ROUTE:
-			body = cfg_parse_http_route(&c, spec, m.name);
+		case SN_KIND_GRPC_ROUTE:
+			body = cfg_parse_http_route(&c, spec, m.name, k == SN_KIND_GRPC_ROUTE);
+			break;
+		case SN_KIND_TCP_ROUTE:
+		case SN_KIND_TLS_ROUTE:
+			body = cfg_parse_l4_route(&c, spec, m.name, k == SN_KIND_TLS_ROUTE);
+			break;
+		case SN_KIND_REFERENCE_GRANT:
+			body = cfg_parse_reference_grant(&c, spec);
 			break;
 		case SN_KIND_K8S_GATEWAY:
 			body = cfg_parse_k8s_gateway(&c, spec, m.name);

@@ -705,13 +705,29 @@ static long resolve_dest(struct tr *t, const struct sn_resource *r, const struct
 			 const struct tr_svc *vh_svc, uint16_t vh_port, int report)
 {
 	char field[600];
-	/* an HTTPRoute's backendRef says name and port */
-	const char *host_f = r->kind == SN_KIND_HTTP_ROUTE ? "name" : "host";
-	const char *port_f = r->kind == SN_KIND_HTTP_ROUTE ? "port" : "port.number";
+	/* a Gateway API route's backendRef says name and port */
+	const char *host_f = sn_kind_is_gwapi_route(r->kind) ? "name" : "host";
+	const char *port_f = sn_kind_is_gwapi_route(r->kind) ? "port" : "port.number";
 	assert(d->host != NULL);  /* required at load: a route without one was refused */
 	if (d->host == NULL)
 		return -1; /* refused at load; defensive */
-	char *fqdn = resolve_host(t, d->host, r->namespace_);
+	if (d->ref_ns != NULL &&
+	    !cfg_reference_granted(t->set->head, r->kind, r->namespace_, d->ref_ns, "Service", d->host)) {
+		/* the Gateway API's rule: no grant there, no reference */
+		snprintf(field, sizeof(field), "%s.namespace", d->path);
+		if (report)
+			tr_diag(t, SN_DIAG_WARNING, r, d->host_loc, field,
+				"backendRef to Service %s in namespace %s is not allowed: no ReferenceGrant in %s lets "
+				"%ss of namespace %s refer to it (%s; add one with from: [{group: "
+				"gateway.networking.k8s.io, kind: %s, namespace: %s}], to: [{group: \"\", kind: Service}])",
+				d->host, d->ref_ns, d->ref_ns, sn_resource_kind_str(r->kind), r->namespace_,
+				r->kind == SN_KIND_TCP_ROUTE || r->kind == SN_KIND_TLS_ROUTE
+					? "connections are not sent to this backend"
+					: "requests for this backend answer 500",
+				sn_resource_kind_str(r->kind), r->namespace_);
+		return -1;
+	}
+	char *fqdn = resolve_host(t, d->host, d->ref_ns != NULL ? d->ref_ns : r->namespace_);
 	if (fqdn == NULL) {
 		t->oom = 1;
 		return -1;
@@ -929,8 +945,8 @@ static int l4_route(struct tr *t, struct sn_sni_route *out, const struct sn_reso
 {
 	memset(out, 0, sizeof(*out));
 	out->sni = sdup(t, sni);
-	out->origin = sn_arena_printf(t->a, "VirtualService %s/%s %s, %s:%d", r->namespace_, r->name, tr->path,
-				      r->file, tr->loc.line);
+	out->origin = sn_arena_printf(t->a, "%s %s/%s %s, %s:%d", sn_resource_kind_str(r->kind), r->namespace_,
+				      r->name, tr->path, r->file, tr->loc.line);
 	out->dests = sn_arena_new_array(t->a, struct sn_route_dest, tr->n_dests ? tr->n_dests : 1);
 	if (out->dests == NULL || out->origin == NULL) {
 		t->oom = 1;
@@ -1111,7 +1127,7 @@ static void build_route_rules(struct tr *t, struct sn_vhost *vh, struct tr_rules
 static void mesh_route_rules(struct tr *t, const struct tr_svc *sv, uint16_t port, struct tr_rules *rs)
 {
 	for (const struct sn_resource *r = t->set->head; r && !t->oom; r = r->next) {
-		if (r->kind != SN_KIND_HTTP_ROUTE || r->invalid)
+		if ((r->kind != SN_KIND_HTTP_ROUTE && r->kind != SN_KIND_GRPC_ROUTE) || r->invalid)
 			continue;
 		const struct cfg_vs *vs = r->spec;
 		for (size_t p = 0; p < vs->n_parents; p++) {
@@ -1504,7 +1520,26 @@ static void gateway_routes(struct tr *t, const struct sn_resource *gw, const str
 	}
 }
 
-/* The HTTPRoutes attached to listener s of the Gateway API's Gateway gw,
+/* Whether route r (a Gateway API kind) attaches to listener s of the
+ * Gateway API's Gateway gw: a parentRef names the Gateway (and the
+ * listener, or its port, when given), the listener takes r's kind, and
+ * r's namespace (allowedRoutes from: Same, ".", or All, NULL). */
+static int gwapi_attached(const struct sn_resource *r, const struct sn_resource *gw, const struct cfg_gw_server *s)
+{
+	if (r->invalid || s->n_hosts == 0 || !(s->route_kinds & (1u << r->kind)))
+		return 0;
+	const struct cfg_vs *vs = r->spec;
+	int bound = 0;
+	for (size_t p = 0; p < vs->n_parents && !bound; p++) {
+		const struct cfg_parent_ref *pr = &vs->parents[p];
+		bound = cfg_parent_names_gateway(pr, r->namespace_, gw->namespace_, gw->name) &&
+			(pr->section == NULL || (s->name != NULL && !strcmp(pr->section, s->name))) &&
+			(pr->port == 0 || pr->port == s->port);
+	}
+	return bound && (s->hosts[0].ns == NULL || !strcmp(r->namespace_, gw->namespace_));
+}
+
+/* The HTTPRoutes (and GRPCRoutes) attached to listener s of the Gateway API's Gateway gw,
  * into g: per host where a route's hostnames (every host when it has
  * none) meet the listener's hostname, the rules of every such route in
  * precedence order. */
@@ -1521,19 +1556,9 @@ static void gateway_api_routes(struct tr *t, const struct sn_resource *gw, const
 		return;
 	const struct cfg_gw_host *lh = &s->hosts[0];
 	for (const struct sn_resource *r = t->set->head; r && !t->oom; r = r->next) {
-		if (r->kind != SN_KIND_HTTP_ROUTE || r->invalid)
+		if ((r->kind != SN_KIND_HTTP_ROUTE && r->kind != SN_KIND_GRPC_ROUTE) || !gwapi_attached(r, gw, s))
 			continue;
 		const struct cfg_vs *vs = r->spec;
-		int bound = 0;
-		for (size_t p = 0; p < vs->n_parents && !bound; p++) {
-			const struct cfg_parent_ref *pr = &vs->parents[p];
-			bound = cfg_parent_names_gateway(pr, r->namespace_, gw->namespace_, gw->name) &&
-				(pr->section == NULL || (s->name != NULL && !strcmp(pr->section, s->name))) &&
-				(pr->port == 0 || pr->port == s->port);
-		}
-		/* allowedRoutes from: Same ("."), or All (NULL) */
-		if (!bound || (lh->ns != NULL && strcmp(r->namespace_, gw->namespace_) != 0))
-			continue;
 		for (size_t k = 0; k < (vs->n_hosts ? vs->n_hosts : 1) && !t->oom; k++) {
 			const char *meet = host_meet(vs->n_hosts ? vs->hosts[k] : "*", lh->host);
 			if (meet == NULL)
@@ -1575,11 +1600,13 @@ static void gateway_api_routes(struct tr *t, const struct sn_resource *gw, const
 static void gateway_tls_routes(struct tr *t, const struct sn_resource *gw, const struct cfg_gw_server *s,
 			       struct tr_gwl *g)
 {
+	const struct cfg_gateway *g_spec = gw->spec;
+	enum sn_resource_kind kind = g_spec->gateway_api ? SN_KIND_TLS_ROUTE : SN_KIND_VIRTUAL_SERVICE;
 	for (const struct sn_resource *r = t->set->head; r && !t->oom; r = r->next) {
-		if (r->kind != SN_KIND_VIRTUAL_SERVICE || r->invalid)
+		if (r->kind != kind || r->invalid)
 			continue;
 		const struct cfg_vs *vs = r->spec;
-		int bound = vs_bound_to(r, gw);
+		int bound = kind == SN_KIND_TLS_ROUTE ? gwapi_attached(r, gw, s) : vs_bound_to(r, gw);
 		for (size_t i = 0; i < vs->n_tls && !t->oom; i++) {
 			const struct cfg_tls_route *tr = &vs->tls[i];
 			for (size_t m = 0; m < tr->n_matches; m++) {
@@ -1635,11 +1662,15 @@ static void gateway_tls_routes(struct tr *t, const struct sn_resource *gw, const
 static void gateway_tcp_route(struct tr *t, const struct sn_resource *gw, const struct cfg_gw_server *s,
 			      struct tr_gwl *g)
 {
+	const struct cfg_gateway *g_spec = gw->spec;
+	enum sn_resource_kind kind = g_spec->gateway_api ? SN_KIND_TCP_ROUTE : SN_KIND_VIRTUAL_SERVICE;
 	for (const struct sn_resource *r = t->set->head; r && !t->oom; r = r->next) {
-		if (r->kind != SN_KIND_VIRTUAL_SERVICE || r->invalid)
+		if (r->kind != kind || r->invalid)
 			continue;
 		const struct cfg_vs *vs = r->spec;
-		int bound = vs_bound_to(r, gw), hosts_meet = 0;
+		int bound = kind == SN_KIND_TCP_ROUTE ? gwapi_attached(r, gw, s) : vs_bound_to(r, gw);
+		/* a TCPRoute has no hosts: attached is enough */
+		int hosts_meet = kind == SN_KIND_TCP_ROUTE;
 		for (size_t h = 0; h < s->n_hosts && !hosts_meet; h++) {
 			const struct cfg_gw_host *sh = &s->hosts[h];
 			if (sh->ns != NULL && strcmp(!strcmp(sh->ns, ".") ? gw->namespace_ : sh->ns, r->namespace_))

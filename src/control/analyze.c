@@ -36,6 +36,7 @@ static const struct code C_DR_DUP = { "SN0109", "MultipleDestinationRulesForHost
 static const struct code C_UNENFORCEABLE = { "SN0110", "SecurityPolicyUnenforceable", SN_ANALYSIS_ERROR };
 static const struct code C_RL_TARGET = { "SN0111", "RateLimitServerNotFound", SN_ANALYSIS_WARNING };
 static const struct code C_GATEWAY = { "SN0112", "GatewayNotFound", SN_ANALYSIS_ERROR };
+static const struct code C_REF_GRANT = { "SN0113", "ReferenceNotPermitted", SN_ANALYSIS_ERROR };
 
 const char *sn_analysis_level_str(enum sn_analysis_level l)
 {
@@ -248,12 +249,26 @@ static void check_destinations(struct an *an, const struct sn_resource *r)
 			char field[600];
 			if (d->host == NULL)
 				continue;
-			const char *fqdn = resolve(an, d->host, r->namespace_);
+			if (d->ref_ns != NULL && !cfg_reference_granted(an->set->head, r->kind, r->namespace_, d->ref_ns,
+									"Service", d->host)) {
+				snprintf(field, sizeof(field), "%s.namespace", d->path);
+				emit(an, &C_REF_GRANT, r, NULL, r->file, d->host_loc.line, field,
+				     "backendRef to Service %s/%s is not permitted: no ReferenceGrant in namespace %s lets "
+				     "%ss of %s refer to it; %s (apply one there with from: [{group: "
+				     "gateway.networking.k8s.io, kind: %s, namespace: %s}], to: [{group: \"\", kind: "
+				     "Service}])", d->ref_ns, d->host, d->ref_ns, sn_resource_kind_str(r->kind), r->namespace_,
+				     r->kind == SN_KIND_TCP_ROUTE || r->kind == SN_KIND_TLS_ROUTE
+					     ? "connections are not sent to it"
+					     : "requests for it answer 500",
+				     sn_resource_kind_str(r->kind), r->namespace_);
+				continue;
+			}
+			const char *fqdn = resolve(an, d->host, d->ref_ns ? d->ref_ns : r->namespace_);
 			const struct sn_resource *svc = find_service(an, fqdn);
 			if (svc == NULL) {
 				if (is_service_entry_host(an, fqdn))
 					continue;
-				snprintf(field, sizeof(field), "%s.%s", d->path, r->kind == SN_KIND_HTTP_ROUTE ? "name" : "host");
+				snprintf(field, sizeof(field), "%s.%s", d->path, sn_kind_is_gwapi_route(r->kind) ? "name" : "host");
 				emit(an, &C_HOST_NOT_FOUND, r, NULL, r->file, d->host_loc.line, field,
 				     "destination host \"%s\" (%s) is not a known Service; apply a Service named "
 				     "\"%s\" in namespace %s, or fix the host",
@@ -575,8 +590,8 @@ static int cmp_msg(const void *a, const void *b)
 	return c ? c : (x->line > y->line) - (x->line < y->line);
 }
 
-int sn_analyze(const struct sn_store *st, const char *body_source, const char *body, size_t body_len,
-	       struct sn_analysis *out)
+int sn_analyze(const struct sn_store *st, const char *const *registered, size_t n_registered,
+	       const char *body_source, const char *body, size_t body_len, struct sn_analysis *out)
 {
 	struct sn_config_set set, over;
 	struct sn_diags d, td;
@@ -606,6 +621,10 @@ int sn_analyze(const struct sn_store *st, const char *body_source, const char *b
 		if (!replaced)
 			sn_config_load_text_at(&set, e->source, e->text, e->text_len, e->line, &d);
 	}
+	/* what the pods registered: their Services' endpoints */
+	for (size_t i = 0; i < n_registered; i++)
+		if (registered[i] != NULL)
+			sn_config_load_text_at(&set, "sinewd-registry", registered[i], strlen(registered[i]), 1, &d);
 	struct sn_resource **body_start = set.tail;
 	if (body != NULL)
 		sn_config_load_text(&set, src, body, body_len, &d);
@@ -622,7 +641,7 @@ int sn_analyze(const struct sn_store *st, const char *body_source, const char *b
 			pp = &r->next;
 			continue;
 		}
-		if (r->kind == SN_KIND_VIRTUAL_SERVICE || r->kind == SN_KIND_HTTP_ROUTE)
+		if (r->kind == SN_KIND_VIRTUAL_SERVICE || sn_kind_is_gwapi_route(r->kind))
 			check_destinations(&an, r);
 		*pp = r->next;
 		set.count--;
@@ -637,6 +656,9 @@ int sn_analyze(const struct sn_store *st, const char *body_source, const char *b
 			check_gateways(&an, r);
 			break;
 		case SN_KIND_HTTP_ROUTE:
+		case SN_KIND_GRPC_ROUTE:
+		case SN_KIND_TCP_ROUTE:
+		case SN_KIND_TLS_ROUTE:
 			check_destinations(&an, r);
 			check_parents(&an, r);
 			break;

@@ -458,8 +458,15 @@ static void handle_analyze(struct api_conn *c, const struct api_req *r)
 		return;
 	}
 	struct sn_analysis an;
-	int rc = sn_analyze(body_only ? NULL : c->api->store, source, r->body_len ? r->body : NULL, r->body_len,
-			    &an);
+	struct sn_mesh_proxy **reg = NULL;
+	size_t n_reg = body_only || c->api->mesh == NULL ? 0 : sn_mesh_registered(c->api->mesh, &reg);
+	const char **texts = n_reg ? calloc(n_reg, sizeof(*texts)) : NULL;
+	for (size_t i = 0; texts != NULL && i < n_reg; i++)
+		texts[i] = sn_mesh_registered_text(reg[i]);
+	int rc = sn_analyze(body_only ? NULL : c->api->store, texts, texts ? n_reg : 0, source,
+			    r->body_len ? r->body : NULL, r->body_len, &an);
+	free(texts);
+	free(reg);
 	struct sn_out o = { 0 };
 	sn_out_printf(&o, "{\"errors\":%zu,\"warnings\":%zu,\"infos\":%zu,\"messages\":[", an.errors, an.warnings,
 		      an.infos);

@@ -924,6 +924,11 @@ const char *sn_mesh_registered_name(const struct sn_mesh_proxy *p)
 	return p->reg_name;
 }
 
+const char *sn_mesh_registered_text(const struct sn_mesh_proxy *p)
+{
+	return p->reg_text;
+}
+
 void sn_mesh_render_registered(struct sn_mesh *m, const struct sn_mesh_proxy *p, struct sn_out *o)
 {
 	sn_out_cstr(o, "{\"kind\":\"WorkloadEntry\",\"apiVersion\":\"networking.istio.io/v1\",\"namespace\":");

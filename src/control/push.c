@@ -419,7 +419,7 @@ static int derive(struct view *v)
 		const struct sn_resource *res = r->set.head;
 		if (res == NULL)
 			continue;
-		if (r->kind == SN_KIND_VIRTUAL_SERVICE || r->kind == SN_KIND_HTTP_ROUTE) {
+		if (r->kind == SN_KIND_VIRTUAL_SERVICE || sn_kind_is_gwapi_route(r->kind)) {
 			const struct cfg_vs *vs = res->spec;
 			/* bound to gateways only: no host for sidecars, but its
 			 * destinations for the gateway proxies (closure_of) */
@@ -436,11 +436,10 @@ static int derive(struct view *v)
 			for (size_t h = 0; h < vs->n_http; h++)
 				for (size_t d = 0; d < vs->http[h].n_dests + vs->http[h].n_mirrors; d++) {
 					const struct cfg_http *ht = &vs->http[h];
-					const char *host = d < ht->n_dests ? ht->dests[d].host
-									   : ht->mirrors[d - ht->n_dests].host;
-					if (host == NULL)
+					const struct cfg_dest *cd = d < ht->n_dests ? &ht->dests[d] : &ht->mirrors[d - ht->n_dests];
+					if (cd->host == NULL)
 						continue;
-					char *fq = resolve(host, r->ns, svcs, n_svcs);
+					char *fq = resolve(cd->host, cd->ref_ns ? cd->ref_ns : r->ns, svcs, n_svcs);
 					ssize_t s = fq ? find_service(svcs, n_svcs, fq) : -1;
 					free(fq);
 					if (s >= 0)
@@ -449,8 +448,8 @@ static int derive(struct view *v)
 			/* and tls[] (a gateway's passthrough) and tcp[] routes */
 			for (size_t h = 0; h < vs->n_tls + vs->n_tcp; h++)
 				for (size_t d = 0; d < (h < vs->n_tls ? vs->tls[h] : vs->tcp[h - vs->n_tls]).n_dests; d++) {
-					const char *host = (h < vs->n_tls ? vs->tls[h] : vs->tcp[h - vs->n_tls]).dests[d].host;
-					char *fq = host ? resolve(host, r->ns, svcs, n_svcs) : NULL;
+					const struct cfg_dest *cd = &(h < vs->n_tls ? vs->tls[h] : vs->tcp[h - vs->n_tls]).dests[d];
+					char *fq = cd->host ? resolve(cd->host, cd->ref_ns ? cd->ref_ns : r->ns, svcs, n_svcs) : NULL;
 					ssize_t s = fq ? find_service(svcs, n_svcs, fq) : -1;
 					free(fq);
 					if (s >= 0)
@@ -487,7 +486,7 @@ static int derive(struct view *v)
 	for (size_t i = 0; i < v->n; i++) {
 		struct view_res *r = v->v[i];
 		if (r->kind != SN_KIND_VIRTUAL_SERVICE && r->kind != SN_KIND_SERVICE_ENTRY &&
-		    r->kind != SN_KIND_HTTP_ROUTE)
+		    r->kind != SN_KIND_HTTP_ROUTE && r->kind != SN_KIND_GRPC_ROUTE)
 			continue;
 		int wild = 0;
 		for (size_t k = 0; k < r->n_hosts; k++) {
@@ -543,7 +542,8 @@ static int derive(struct view *v)
 		for (size_t i = host_lower_bound(v->by_host, v->n_by_host, fqdn);
 		     i < v->n_by_host && !strcmp(v->by_host[i].host, fqdn); i++)
 			if (v->v[v->by_host[i].res]->kind == SN_KIND_VIRTUAL_SERVICE ||
-			    v->v[v->by_host[i].res]->kind == SN_KIND_HTTP_ROUTE)
+			    v->v[v->by_host[i].res]->kind == SN_KIND_HTTP_ROUTE ||
+			    v->v[v->by_host[i].res]->kind == SN_KIND_GRPC_ROUTE)
 				oom |= push_dep(sv, v->by_host[i].res) != 0;
 		for (size_t i = 0; i < v->n_wild_vs; i++) {
 			struct view_res *vs = v->v[v->wild_vs[i]];
@@ -738,8 +738,8 @@ static void closure_of(struct sn_mesh_proxy *px, struct closure *c)
 		/* the mesh config (istio-system/istio) is every proxy's; and a
 		 * ServiceEntry with addresses, which captured traffic reaches by
 		 * address rather than by a host the proxy would subscribe to */
-		if (r->kind == SN_KIND_CONFIG_MAP)
-			add_res(c, i);
+		if (r->kind == SN_KIND_CONFIG_MAP || r->kind == SN_KIND_REFERENCE_GRANT)
+			add_res(c, i);   /* (a ReferenceGrant: what routes may name across namespaces) */
 		if (r->kind == SN_KIND_SERVICE_ENTRY && r->set.head != NULL &&
 		    ((const struct cfg_service_entry *)r->set.head->spec)->n_addresses > 0)
 			add_res(c, i);
@@ -748,8 +748,8 @@ static void closure_of(struct sn_mesh_proxy *px, struct closure *c)
 		 * to a gateway, which bring the Services they route to */
 		if (px->gateway && (r->kind == SN_KIND_GATEWAY || r->kind == SN_KIND_K8S_GATEWAY))
 			add_res(c, i);
-		/* and every HTTPRoute attached to a Gateway */
-		if (px->gateway && r->kind == SN_KIND_HTTP_ROUTE && r->set.head != NULL) {
+		/* and every Gateway API route attached to a Gateway */
+		if (px->gateway && sn_kind_is_gwapi_route(r->kind) && r->set.head != NULL) {
 			const struct cfg_vs *vs = r->set.head->spec;
 			for (size_t k = 0; k < vs->n_parents; k++)
 				if (!vs->parents[k].service) {

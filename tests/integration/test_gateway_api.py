@@ -21,16 +21,26 @@ HTTPRoute) in file mode, through real proxies and real backends:
   hostname; a weight 0 backend takes nothing; a rule with no backendRefs
   answers 500; timeouts.request is honoured;
 - allowedRoutes.namespaces.from: Same refuses a route of another namespace
-  that from: All takes."""
+  that from: All takes;
+- GRPCRoute: gRPC calls (python3-grpcio) routed by service, method and
+  header to two gRPC servers, a method no rule takes answered UNIMPLEMENTED
+  by the proxy;
+- TCPRoute on a TCP listener: connections split by weight; TLSRoute on a
+  TLS Passthrough listener: routed by server name, the backend's own
+  certificate verified by curl end to end;
+- ReferenceGrant: a backendRef to a Service of another namespace answers
+  500 until a ReferenceGrant there allows HTTPRoutes of the route's
+  namespace, then reaches it (the proxy reloads the file)."""
 
 import os
+import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sinewtest as st  # noqa: E402
-from test_gateway import refused  # noqa: E402
+from test_gateway import TagEcho, make_pki, refused, tcp_say  # noqa: E402
 
 GWAPI = os.path.join(st.SHARED, "conformance", "istio-bookinfo", "gateway-api")
 KUBE = os.path.join(st.SHARED, "conformance", "istio-bookinfo", "kube")
@@ -333,6 +343,176 @@ class GatewayAPIRoutes(unittest.TestCase):
         r = self.get("/x", "foreign.example.com")
         self.assertEqual((r.status, r.header("sinew-error")), (404, "no_route"), r)
         self.assertEqual(echo.requests(), 1)
+
+
+class GatewayAPIOtherRoutes(unittest.TestCase):
+    """GRPCRoute, TCPRoute, TLSRoute and ReferenceGrant through a gateway
+    proxy of the Gateway API."""
+
+    def start(self, text, ports):
+        d = st.make_tempdir(self)
+        self.path = os.path.join(d, "sinew.yaml")
+        st.write_file(self.path, text)
+        p = st.start_proxy(self, config_path=self.path, workdir=d, outbound=False, args=gw_args("edge"))
+        for port in ports:
+            deadline = time.time() + 5
+            while time.time() < deadline and refused(port):
+                time.sleep(0.05)
+            self.assertFalse(refused(port), p.stderr()[-3000:])
+        return p
+
+    def listeners(self, ls):
+        return ("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: edge}\n"
+                "spec:\n  gatewayClassName: istio\n  listeners:\n" + ls)
+
+    def test_grpc_route(self):
+        import grpc  # python3-grpcio
+        from test_grpc import EchoServer, SVC, grpc_config, channel
+        a, b = EchoServer("a"), EchoServer("b")
+        self.addCleanup(a.stop)
+        self.addCleanup(b.stop)
+        port = st.free_port()
+        text = st.join_docs(grpc_config([a.port], name="echo-a"), grpc_config([b.port], name="echo-b"),
+                            self.listeners("  - {name: web, port: %d, protocol: HTTP}\n" % port), """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: echo}
+spec:
+  parentRefs: [{name: edge}]
+  hostnames: [grpc.example.com]
+  rules:
+  - matches:
+    - method: {service: %s, method: Unary}
+      headers: [{name: x-tier, value: gold}]
+    backendRefs: [{name: echo-b, port: 50051}]
+  - matches: [{method: {service: %s}}]
+    backendRefs: [{name: echo-a, port: 50051}]
+""" % (SVC, SVC))
+        p = self.start(text, [port])
+        self.assertNotIn("warning", p.stderr().lower())
+        ch = channel(port, authority="grpc.example.com")
+        self.addCleanup(ch.close)
+        unary = ch.unary_unary("/%s/Unary" % SVC)
+        self.assertEqual(unary(b"who", timeout=10), b"a")
+        self.assertEqual(unary(b"who", timeout=10, metadata=(("x-tier", "gold"),)), b"b")
+        self.assertEqual(unary(b"who", timeout=10, metadata=(("x-tier", "silver"),)), b"a")
+        stream = ch.unary_stream("/%s/ServerStream" % SVC)
+        self.assertEqual(list(stream(b"3", timeout=10)), [b"msg-0", b"msg-1", b"msg-2"])
+        # a service no rule takes: the proxy's 404 no_route, as a gRPC status
+        with self.assertRaises(grpc.RpcError) as cm:
+            ch.unary_unary("/other.Service/Unary")(b"who", timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        self.assertEqual((a.calls, b.calls), (2, 1))
+
+    def test_tcp_route(self):
+        echo = {}
+        for v in ("v1", "v2"):
+            srv = TagEcho(v)
+            self.addCleanup(srv.server_close)
+            self.addCleanup(srv.shutdown)
+            echo[v] = srv.port
+        port = st.free_port()
+        reg = ""
+        for v in ("v1", "v2"):
+            reg += ("apiVersion: v1\nkind: Service\nmetadata: {name: tcp-echo-%s}\nspec:\n  selector: {app: tcp-echo, "
+                    "version: %s}\n  ports: [{name: tcp, port: 9000}]\n---\n" % (v, v))
+            reg += ("apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: tcp-echo-%s}\n"
+                    "spec:\n  address: %s\n  ports: {tcp: %d}\n  labels: {app: tcp-echo, version: %s}\n---\n"
+                    % (v, st.LOOPBACK, echo[v], v))
+        text = st.join_docs(reg, self.listeners("  - {name: tcp-31400, port: %d, protocol: TCP}\n" % port), """\
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: tcp-echo}
+spec:
+  parentRefs: [{name: edge, sectionName: tcp-31400}]
+  rules:
+  - backendRefs:
+    - {name: tcp-echo-v1, port: 9000, weight: 80}
+    - {name: tcp-echo-v2, port: 9000, weight: 20}
+""")
+        p = self.start(text, [port])
+        self.assertNotIn("warning", p.stderr().lower())
+        got = [tcp_say(port, "n") for _ in range(200)]
+        v2 = got.count("v2 n\n")
+        self.assertEqual(got.count("v1 n\n") + v2, 200, got)
+        self.assertTrue(20 <= v2 <= 65, "v2 took %d of 200 (20 %% is 40)" % v2)
+
+    def test_tls_route(self):
+        d = st.make_tempdir(self)
+        pki = make_pki(d)
+        backend = {}
+        for who in ("a", "b"):
+            wd = os.path.join(d, who)
+            os.mkdir(wd)
+            st.write_file(os.path.join(wd, "who"), "backend %s\n" % who)
+            bport = st.free_port()
+            bp = st.spawn(["openssl", "s_server", "-quiet", "-accept", "%s:%d" % (st.LOOPBACK, bport), "-cert",
+                           pki["tls.crt"], "-key", pki["tls.key"], "-WWW"], cwd=wd,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.addCleanup(st.stop_process, bp)
+            st.wait_port(bport)
+            backend[who] = bport
+        reg = st.registry_yaml({("secure-a", "v1"): backend["a"], ("secure-b", "v1"): backend["b"]})
+        port = st.free_port()
+        text = st.join_docs(reg, self.listeners(
+            "  - {name: tls, port: %d, protocol: TLS, hostname: \"*.example.com\", tls: {mode: Passthrough}}\n"
+            % port), """\
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TLSRoute
+metadata: {name: a}
+spec:
+  parentRefs: [{name: edge}]
+  hostnames: [a.example.com]
+  rules: [{backendRefs: [{name: secure-a, port: 9080}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TLSRoute
+metadata: {name: b}
+spec:
+  parentRefs: [{name: edge}]
+  rules: [{backendRefs: [{name: secure-b, port: 9080}]}]
+""")
+        p = self.start(text, [port])
+
+        def get(name):
+            return st.curl(["--max-time", "10", "--cacert", pki["ca.crt"], "--resolve",
+                            "%s:%d:%s" % (name, port, st.LOOPBACK), "https://%s:%d/who" % (name, port)])
+        r = get("a.example.com")
+        self.assertEqual((r.returncode, r.stdout), (0, "backend a\n"), (r, p.stderr()[-2000:]))
+        # route b has no hostnames: every name the listener takes
+        r = get("z.example.com")
+        self.assertEqual((r.returncode, r.stdout), (0, "backend b\n"), r)
+        self.assertNotIn("warning", p.stderr().lower())
+
+    def test_reference_grant(self):
+        api = st.start_backend(self, "api")
+        port = st.free_port()
+        base = st.join_docs(st.service_yaml("api", namespace="backend"),
+                            st.workload_yaml("api-v1", api.port, {"app": "api"}, namespace="backend"),
+                            self.listeners("  - {name: web, port: %d, protocol: HTTP}\n" % port),
+                            route("to-api", "api.example.com",
+                                  "  - backendRefs: [{name: api, namespace: backend, port: 9080}]\n"))
+        p = self.start(base, [port])
+        r = st.request(port, "GET", "/x", host="api.example.com")
+        self.assertEqual(r.status, 500, r)
+        self.assertEqual(api.requests(), 0)
+        self.assertIn("no ReferenceGrant in backend lets HTTPRoutes of namespace default refer to it", p.stderr())
+        grant = """\
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: from-default, namespace: backend}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: default}]
+  to: [{group: "", kind: Service}]
+"""
+        st.write_file(self.path, st.join_docs(base, grant))
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            r = st.request(port, "GET", "/x", host="api.example.com")
+            if r.status == 200:
+                break
+            time.sleep(0.05)
+        self.assertEqual((r.status, r.header("x-backend-service")), (200, "api"), r)
 
 
 if __name__ == "__main__":

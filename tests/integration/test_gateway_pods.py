@@ -52,6 +52,19 @@ def tail(path, n=2000):
         return ""
 
 
+def refused_or_closed(port):
+    """'refused', 'closed' (accepted, then closed without a byte) or 'open'."""
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
+            c.sendall(b"x\n")
+            return "closed" if c.recv(10) == b"" else "open"
+    except ConnectionRefusedError:
+        return "refused"
+    except OSError:
+        return "closed"
+
+
 class GatewayPods(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -512,6 +525,131 @@ spec:
         m = sh(["ip", "netns", "exec", gw, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:15020/metrics"])
         self.assertGreaterEqual(st.metric_sum(st.parse_metrics(m.stdout),
                                               "sinew_tcp_outbound_mtls_connections_total"), 1, m.stdout[-2000:])
+
+    def test_10_gateway_api_tcp_route_across_namespaces(self):
+        """Istio's TCP traffic shifting task in its Gateway API flavour:
+        tcp-echo v1 and v2 pods in namespace echo (Services tcp-echo-v1
+        and tcp-echo-v2), `sinew gateway run --gateway-name
+        tcp-echo-gateway` publishing its TCP listener 31400, and a TCPRoute
+        in default splitting 80/20 across the namespace boundary: refused
+        (each connection closed) until a ReferenceGrant in echo allows
+        TCPRoutes of default, then split by weight, over mTLS to the pods,
+        counted in Istio's tcp metrics at the gateway."""
+        code = ("import socket, sys, threading\n"
+                "s = socket.socket()\n"
+                "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                "s.bind(('0.0.0.0', 9000))\n"
+                "s.listen(64)\n"
+                "def one(c):\n"
+                "    f = c.makefile('rwb')\n"
+                "    f.write(sys.argv[1].encode() + b' ' + f.readline())\n"
+                "    f.flush()\n"
+                "    c.close()\n"
+                "while True:\n"
+                "    c, _ = s.accept()\n"
+                "    threading.Thread(target=one, args=(c,), daemon=True).start()\n")
+        path = os.path.join(self.e.tmp, "tcp_echo.py")
+        st.write_file(path, code)
+        os.chmod(path, 0o644)
+        for v in ("v1", "v2"):
+            self.spawn("tcp-echo-" + v, ["run", "--service", "tcp-echo", "--namespace", "echo", "--labels",
+                                         "app=tcp-echo,version=" + v, "--service-account", "tcp-echo",
+                                         "--port", "9000/tcp"], ["/usr/bin/python3", path, v])
+        port = st.free_port()
+        self.spawn("tcp-gateway", ["gateway", "run", "--gateway-name", "tcp-echo-gateway",
+                                   "--publish", "%d:31400" % port], None)
+        deadline, ready = time.time() + 40, []
+        while time.time() < deadline and len(ready) < 3:
+            ready = [q for q in self.e.ps() if q["proxy"]["state"] == "ready" and
+                     ((q["service"] == "tcp-echo" and q["app"]["running"]) or
+                      q["service"] == "tcp-echo-gateway-istio")]
+            time.sleep(0.2)
+        self.assertEqual(len(ready), 3, (self.e.ps(), tail(self.err_of("tcp-gateway"))))
+        type(self).pod_names.extend(q["name"] for q in ready)
+        for q in ready:
+            if q["service"] != "tcp-echo":
+                continue
+            deadline = time.time() + 20   # the app's own listener (python starts late on a slow machine)
+            while time.time() < deadline and not sh(["ip", "netns", "exec", q["name"], "ss", "-ltnH",
+                                                     "sport = :9000"]).stdout.strip():
+                time.sleep(0.1)
+        cfg = """apiVersion: v1
+kind: Service
+metadata: {name: tcp-echo-v1, namespace: echo}
+spec:
+  selector: {app: tcp-echo, version: v1}
+  ports: [{name: tcp, port: 9000}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: tcp-echo-v2, namespace: echo}
+spec:
+  selector: {app: tcp-echo, version: v2}
+  ports: [{name: tcp, port: 9000}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: tcp-echo-gateway}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - {name: tcp-31400, protocol: TCP, port: 31400}
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: tcp-echo}
+spec:
+  parentRefs: [{name: tcp-echo-gateway, sectionName: tcp-31400}]
+  rules:
+  - backendRefs:
+    - {name: tcp-echo-v1, namespace: echo, port: 9000, weight: 80}
+    - {name: tcp-echo-v2, namespace: echo, port: 9000, weight: 20}
+"""
+        rc, out, err = self.e.sinew("apply", "-f", "-", "--server", self.server, stdin=cfg)
+        self.assertEqual(rc, 0, (out, err))
+        self.assertIn("ReferenceGrant", out + err)   # the warning names what is missing
+
+        def say(line, timeout=5):
+            import socket
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
+                    c.sendall(line.encode() + b"\n")
+                    return c.makefile("rb").readline().decode()
+            except OSError:
+                return ""
+        # no grant: the listener is open, every connection is closed unanswered
+        deadline = time.time() + 15
+        while time.time() < deadline and refused_or_closed(port) != "closed":
+            time.sleep(0.2)
+        self.assertEqual(say("x"), "")
+        grant = """apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: tcp-from-default, namespace: echo}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: TCPRoute, namespace: default}]
+  to: [{group: "", kind: Service}]
+"""
+        rc, out, err = self.e.sinew("apply", "-f", "-", "--server", self.server, stdin=grant)
+        self.assertEqual(rc, 0, (out, err))
+        deadline = time.time() + 15
+        while time.time() < deadline and say("x") == "":
+            time.sleep(0.2)
+        got = [say("n") for _ in range(100)]
+        v2 = got.count("v2 n\n")
+        self.assertEqual(got.count("v1 n\n") + v2, 100, (got, tail(self.err_of("tcp-gateway"))))
+        self.assertTrue(8 <= v2 <= 35, got)
+        gw = [q["name"] for q in ready if q["service"] == "tcp-echo-gateway-istio"][0]
+        m = st.parse_metrics(sh(["ip", "netns", "exec", gw, "curl", "-sS", "--max-time", "5",
+                                 "http://127.0.0.1:15020/metrics"]).stdout)
+        opened = [(lab, v) for (n, lab, v) in m if n == "sinew_tcp_connections_opened_total"]
+        self.assertGreaterEqual(sum(v for _, v in opened), 100, opened)
+        self.assertEqual({lab["destination_service_namespace"] for lab, _ in opened}, {"echo"}, opened)
+        self.assertTrue(all(lab["destination_principal"] == "spiffe://cluster.local/ns/echo/sa/tcp-echo"
+                            for lab, _ in opened), opened)
+        # sinew analyze counts the pods' registered endpoints: the
+        # Services selecting them are not "empty" (SN0107)
+        rc, out, err = self.e.sinew("analyze", "--server", self.server)
+        self.assertNotIn("echo/tcp-echo", out + err)
 
     def test_4_usage(self):
         rc, out, err = self.e.sinew("gateway", "run", "--help")

@@ -303,8 +303,6 @@ static void test_refused_and_warned(void **state)
 		    SN_DIAG_ERROR, "ReplacePrefixMatch needs every match");
 	load_expect(ROUTE "  hostnames: [\"*\"]\n  rules: [{backendRefs: [{name: a, port: 1}]}]\n", SN_DIAG_ERROR,
 		    "is not a hostname");
-	load_expect(ROUTE "  rules: [{backendRefs: [{name: a, port: 1, namespace: other}]}]\n", SN_DIAG_WARNING,
-		    "needs a ReferenceGrant");
 	load_expect(ROUTE "  rules: [{filters: [{type: CORS, cors: {}}], backendRefs: [{name: a, port: 1}]}]\n",
 		    SN_DIAG_WARNING, "filter type CORS is not implemented");
 	load_expect(ROUTE "  rules: [{backendRefs: [{name: a, port: 1, kind: ServiceImport}]}]\n", SN_DIAG_WARNING,
@@ -312,13 +310,49 @@ static void test_refused_and_warned(void **state)
 	load_expect(GW "  gatewayClassName: istio\n  listeners: [{name: h, port: 443, protocol: HTTPS}]\n",
 		    SN_DIAG_ERROR, "needs tls");
 	load_expect(GW "  gatewayClassName: istio\n  listeners: [{name: h, port: 443, protocol: HTTPS, tls: {mode: "
-		    "Passthrough}}]\n", SN_DIAG_WARNING, "Passthrough is not served");
+		    "Passthrough}}]\n", SN_DIAG_WARNING, "Passthrough takes protocol TLS");
 	load_expect(GW "  gatewayClassName: istio\n  listeners: [{name: h, port: 443, protocol: HTTPS, tls: "
-		    "{certificateRefs: [{name: c, namespace: other}]}}]\n", SN_DIAG_WARNING, "needs a ReferenceGrant");
+		    "{certificateRefs: [{name: c, namespace: other}]}}]\n", SN_DIAG_WARNING, "is not served");
 	load_expect(GW "  gatewayClassName: nginx\n  listeners: [{name: h, port: 80, protocol: HTTP}]\n",
 		    SN_DIAG_WARNING, "is not served by Sinew");
-	load_expect(GW "  gatewayClassName: istio\n  listeners: [{name: h, port: 80, protocol: TCP}]\n",
-		    SN_DIAG_WARNING, "protocol TCP is not served");
+	load_expect(GW "  gatewayClassName: istio\n  listeners: [{name: h, port: 80, protocol: UDP}]\n",
+		    SN_DIAG_WARNING, "protocol UDP is not served");
+	load_expect(GW "  gatewayClassName: istio\n  listeners: [{name: h, port: 80, protocol: TLS, tls: {mode: Terminate, "
+		    "certificateRefs: [{name: c}]}}]\n", SN_DIAG_WARNING, "terminating TLS for TCPRoutes is not implemented");
+	load_expect(GW "  gatewayClassName: istio\n  listeners: [{name: h, port: 80, protocol: TCP, allowedRoutes: "
+		    "{kinds: [{kind: HTTPRoute}]}}]\n", SN_DIAG_WARNING, "kind HTTPRoute cannot attach to this listener");
+	/* GRPCRoute */
+#define GRPC "apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: r}\nspec:\n" \
+	     "  parentRefs: [{name: g}]\n"
+	load_expect(GRPC "  rules: [{matches: [{method: {type: Prefix, service: a.B}}], backendRefs: [{name: a, port: 1}]}]\n",
+		    SN_DIAG_ERROR, "method type \"Prefix\"");
+	load_expect(GRPC "  rules: [{matches: [{method: {}}], backendRefs: [{name: a, port: 1}]}]\n", SN_DIAG_ERROR,
+		    "needs service, method, or both");
+	load_expect(GRPC "  rules: [{matches: [{method: {service: a/B}}], backendRefs: [{name: a, port: 1}]}]\n",
+		    SN_DIAG_ERROR, "without '/'");
+	load_expect(GRPC "  rules: [{filters: [{type: URLRewrite, urlRewrite: {}}], backendRefs: [{name: a, port: 1}]}]\n",
+		    SN_DIAG_ERROR, "not valid in a GRPCRoute");
+	load_expect(GRPC "  rules: [{timeouts: {request: 1s}, backendRefs: [{name: a, port: 1}]}]\n", SN_DIAG_WARNING,
+		    "timeouts is not a field of a GRPCRoute rule");
+	/* TCPRoute, TLSRoute, ReferenceGrant */
+	load_expect("apiVersion: gateway.networking.k8s.io/v1\nkind: TCPRoute\nmetadata: {name: r}\nspec:\n"
+		    "  parentRefs: [{name: g}]\n  rules: [{backendRefs: [{name: a, port: 1}]}]\n", SN_DIAG_ERROR,
+		    "use gateway.networking.k8s.io/v1alpha2");
+	load_expect("apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: r}\nspec:\n"
+		    "  parentRefs: [{name: g}]\n  rules: [{backendRefs: [{name: a, port: 1}]}, {backendRefs: [{name: b, "
+		    "port: 1}]}]\n", SN_DIAG_WARNING, "takes its first rule");
+	load_expect("apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: r}\nspec:\n"
+		    "  parentRefs: [{kind: Service, name: a}]\n  rules: [{backendRefs: [{name: a, port: 1}]}]\n",
+		    SN_DIAG_WARNING, "attached to a Service is not implemented");
+	load_expect("apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TLSRoute\nmetadata: {name: r}\nspec:\n"
+		    "  parentRefs: [{name: g}]\n  hostnames: [\"*\"]\n  rules: [{backendRefs: [{name: a, port: 1}]}]\n",
+		    SN_DIAG_ERROR, "is not a server name");
+	load_expect("apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: g}\nspec:\n"
+		    "  from: [{group: gateway.networking.k8s.io, kind: Deployment, namespace: a}]\n"
+		    "  to: [{group: \"\", kind: Service}]\n", SN_DIAG_WARNING, "grants nothing");
+	load_expect("apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: g}\nspec:\n"
+		    "  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute}]\n  to: [{group: \"\", kind: Service}]\n",
+		    SN_DIAG_ERROR, "namespace is required");
 	load_expect(GW "  gatewayClassName: istio\n  listeners: [{name: h, port: 80, protocol: HTTP}, "
 		    "{name: h, port: 81, protocol: HTTP}]\n", SN_DIAG_ERROR, "is used twice");
 	load_expect(GW "  listeners: [{name: h, port: 80, protocol: HTTP}]\n", SN_DIAG_ERROR,
@@ -343,6 +377,148 @@ static void test_https_listener_uses_the_secret(void **state)
 	sn_diags_free(&d);
 }
 
+#define GW_LABELS(name)                                                                  \
+	static const struct sn_label name##_l[] = { { "gateway.networking.k8s.io/gateway-name", "g" } }; \
+	static const struct sn_labels name = { (struct sn_label *)name##_l, 1 }
+
+/* GRPCRoute: its method matches become paths, exact for service and
+ * method, a segment prefix for a service alone, a pattern for a method
+ * alone; header matches kept; on an HTTP listener beside HTTPRoutes. */
+static void test_grpc_route(void **state)
+{
+	(void)state;
+	GW_LABELS(g);
+	static const char text[] =
+		SVC("echo", "echo") SVC("other", "other")
+		GW "  gatewayClassName: istio\n  listeners: [{name: web, port: 8080, protocol: HTTP}]\n---\n"
+		"apiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: r}\nspec:\n"
+		"  parentRefs: [{name: g}]\n  hostnames: [grpc.example.com]\n  rules:\n"
+		"  - matches: [{method: {service: echo.Echo, method: Unary}, headers: [{name: X-Tier, value: gold}]}]\n"
+		"    backendRefs: [{name: other, port: 9080}]\n"
+		"  - matches: [{method: {service: echo.Echo}}, {method: {method: Stream}}]\n"
+		"    backendRefs: [{name: echo, port: 9080}]\n";
+	static const struct sn_proxy_identity id = { .namespace_ = "default", .labels = &g, .gateway = 1 };
+	struct sn_diags d;
+	struct sn_snapshot *s = build(text, &id, &d);
+	const struct sn_gw_listener *l = sn_snapshot_find_gw_listener(s, 8080);
+	assert_non_null(l);
+	assert_int_equal(l->n_vhosts, 1);
+	const struct sn_vhost *vh = &l->vhosts[0];
+	assert_string_equal(vh->host, "grpc.example.com");
+	assert_int_equal(vh->n_routes, 3);
+	/* precedence: the exact path first, then the prefix, then the pattern */
+	assert_int_equal(vh->routes[0].matches[0].uri.kind, SN_MATCH_EXACT);
+	assert_string_equal(vh->routes[0].matches[0].uri.value, "/echo.Echo/Unary");
+	assert_int_equal(vh->routes[0].matches[0].n_headers, 1);
+	assert_string_equal(vh->routes[0].matches[0].headers[0].name, "x-tier");
+	assert_string_equal(cluster_service(s, &vh->routes[0], 0), "other.default.svc.cluster.local");
+	assert_int_equal(vh->routes[1].matches[0].uri.kind, SN_MATCH_PATH_PREFIX);
+	assert_string_equal(vh->routes[1].matches[0].uri.value, "/echo.Echo");
+	assert_int_equal(vh->routes[2].matches[0].uri.kind, SN_MATCH_REGEX);
+	assert_true(sn_str_match_test(&vh->routes[2].matches[0].uri, sn_str_make("/any.Svc/Stream", 15)));
+	assert_false(sn_str_match_test(&vh->routes[2].matches[0].uri, sn_str_make("/any.Svc/Streams", 16)));
+	assert_false(sn_str_match_test(&vh->routes[1].matches[0].uri, sn_str_make("/echo.EchoX/Unary", 17)));
+	assert_int_equal(d.warnings, 0);
+	sn_snapshot_unref(s);
+	sn_diags_free(&d);
+}
+
+/* TCPRoute on a TCP listener, TLSRoute on a TLS Passthrough listener
+ * (hostnames as server names), each to its listener by sectionName; a
+ * route of the other kind does not attach. */
+static void test_tcp_and_tls_routes(void **state)
+{
+	(void)state;
+	GW_LABELS(g);
+	static const char text[] =
+		SVC("echo", "echo") SVC("secure", "secure")
+		GW "  gatewayClassName: istio\n  listeners:\n"
+		"  - {name: tcp, port: 31400, protocol: TCP}\n"
+		"  - {name: tls, port: 8443, protocol: TLS, hostname: \"*.example.com\", tls: {mode: Passthrough}}\n---\n"
+		"apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: t}\nspec:\n"
+		"  parentRefs: [{name: g, sectionName: tcp}]\n"
+		"  rules: [{backendRefs: [{name: echo, port: 9080, weight: 80}, {name: secure, port: 9080, weight: 20}]}]\n---\n"
+		"apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TLSRoute\nmetadata: {name: s}\nspec:\n"
+		"  parentRefs: [{name: g}]\n  hostnames: [a.example.com, b.other.org]\n"
+		"  rules: [{backendRefs: [{name: secure, port: 9080}]}]\n---\n"
+		"apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: wrong}\nspec:\n"
+		"  parentRefs: [{name: g, sectionName: tls}]\n  rules: [{backendRefs: [{name: echo, port: 9080}]}]\n";
+	static const struct sn_proxy_identity id = { .namespace_ = "default", .labels = &g, .gateway = 1 };
+	struct sn_diags d;
+	struct sn_snapshot *s = build(text, &id, &d);
+	const struct sn_gw_listener *l = sn_snapshot_find_gw_listener(s, 31400);
+	assert_true(l->tcp);
+	assert_non_null(l->tcp_route);
+	assert_int_equal(l->tcp_route->n_dests, 2);
+	assert_int_equal(l->tcp_route->total_weight, 100);
+	assert_string_equal(s->clusters[l->tcp_route->dests[1].cluster].service, "secure.default.svc.cluster.local");
+	l = sn_snapshot_find_gw_listener(s, 8443);
+	assert_true(l->passthrough);
+	/* a.example.com meets the listener's *.example.com; b.other.org does not */
+	assert_int_equal(l->n_sni_routes, 1);
+	assert_non_null(sn_snapshot_find_sni_route(l, "a.example.com"));
+	assert_null(sn_snapshot_find_sni_route(l, "c.example.com"));
+	sn_snapshot_unref(s);
+	sn_diags_free(&d);
+}
+
+/* A backendRef to another namespace: 500 (a rule with no usable backend)
+ * and a warning until a ReferenceGrant there allows the route's kind
+ * and namespace; then routed. A grant for another kind, namespace or
+ * Service name allows nothing. */
+static void test_reference_grant(void **state)
+{
+	(void)state;
+	GW_LABELS(g);
+#define XNS_BASE                                                                                      \
+	"apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: backend}\n"                  \
+	"spec: {selector: {app: api}, ports: [{name: http, port: 9080}]}\n---\n"                      \
+	GW "  gatewayClassName: istio\n  listeners: [{name: web, port: 8080, protocol: HTTP}]\n---\n" \
+	"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n"     \
+	"  parentRefs: [{name: g}]\n  rules: [{backendRefs: [{name: api, namespace: backend, port: 9080}]}]\n---\n"
+#define GRANT(from_kind, from_ns, to_name)                                                              \
+	"apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\n"                        \
+	"metadata: {name: allow, namespace: backend}\nspec:\n"                                          \
+	"  from: [{group: gateway.networking.k8s.io, kind: " from_kind ", namespace: " from_ns "}]\n" \
+	"  to: [{group: \"\", kind: Service" to_name "}]\n"
+	static const struct sn_proxy_identity id = { .namespace_ = "default", .labels = &g, .gateway = 1 };
+	static const char *const denied[] = {
+		XNS_BASE,
+		XNS_BASE GRANT("GRPCRoute", "default", ""),
+		XNS_BASE GRANT("HTTPRoute", "elsewhere", ""),
+		XNS_BASE GRANT("HTTPRoute", "default", ", name: other"),
+	};
+	for (size_t i = 0; i < SN_ARRAY_LEN(denied); i++) {
+		struct sn_diags d;
+		struct sn_snapshot *s = build(denied[i], &id, &d);
+		const struct sn_gw_listener *l = sn_snapshot_find_gw_listener(s, 8080);
+		assert_int_equal(l->n_vhosts, 1);
+		assert_int_equal(l->vhosts[0].routes[0].n_dests, 0);
+		assert_int_equal(l->vhosts[0].routes[0].direct_status, 500);
+		if (!has_diag(&d, SN_DIAG_WARNING, "no ReferenceGrant in backend", "HTTPRoutes of namespace default",
+			      (const char *)NULL)) {
+			print_diags(&d);
+			fail_msg("case %zu: no warning", i);
+		}
+		sn_snapshot_unref(s);
+		sn_diags_free(&d);
+	}
+	static const char *const allowed[] = {
+		XNS_BASE GRANT("HTTPRoute", "default", ""),
+		XNS_BASE GRANT("HTTPRoute", "default", ", name: api"),
+	};
+	for (size_t i = 0; i < SN_ARRAY_LEN(allowed); i++) {
+		struct sn_diags d;
+		struct sn_snapshot *s = build(allowed[i], &id, &d);
+		const struct sn_gw_listener *l = sn_snapshot_find_gw_listener(s, 8080);
+		assert_int_equal(l->vhosts[0].routes[0].n_dests, 1);
+		assert_string_equal(cluster_service(s, &l->vhosts[0].routes[0], 0), "api.backend.svc.cluster.local");
+		assert_int_equal(d.warnings, 0);
+		sn_snapshot_unref(s);
+		sn_diags_free(&d);
+	}
+}
+
 int main(void)
 {
 	(void)load_registry;
@@ -355,6 +531,9 @@ int main(void)
 		cmocka_unit_test(test_path_prefix_is_segment_wise),
 		cmocka_unit_test(test_refused_and_warned),
 		cmocka_unit_test(test_https_listener_uses_the_secret),
+		cmocka_unit_test(test_grpc_route),
+		cmocka_unit_test(test_tcp_and_tls_routes),
+		cmocka_unit_test(test_reference_grant),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
