@@ -7,9 +7,11 @@ waiting keeps its route timeout, and a client that leaves while its
 request waits takes it out of the queue. One worker: the limits are per
 worker and endpoint."""
 
+import json
 import os
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -100,6 +102,67 @@ class ConnectionPool(unittest.TestCase):
         r = st.request(p.outbound_port, "GET", "/after", host="reviews")
         self.assertEqual(r.status, 200, r)
         self.assertNotIn("/gone", [q["path"] for q in self.app.log()])
+
+
+# Istio's circuit-breaking task's DestinationRule, as its page gives it
+# (host httpbin; the conformance files do not carry the task).
+ISTIO_CB_DR = """apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: httpbin
+spec:
+  host: httpbin
+  trafficPolicy:
+    connectionPool:
+      tcp:
+        maxConnections: 1
+      http:
+        http1MaxPendingRequests: 1
+        maxRequestsPerConnection: 1
+    outlierDetection:
+      consecutive5xxErrors: 1
+      interval: 1s
+      baseEjectionTime: 3m
+      maxEjectionPercent: 100
+"""
+
+
+class CircuitBreakingTask(unittest.TestCase):
+    """Istio's circuit-breaking task with its DestinationRule: one client
+    connection at a time goes through; three concurrent ones trip the
+    breaker (one connection, one waiting: the third is 503 overflow), and
+    the overflow counter says how many -- Envoy's
+    upstream_rq_pending_overflow, which the task reads."""
+
+    def load(self, port, conns, n):
+        r = subprocess.run([os.path.join(st.BIN, "sinew"), "load", "-q", "0", "-c", str(conns), "-n", str(n),
+                            "-H", "Host: httpbin", "--json", "--quiet",
+                            "http://127.0.0.1:%d/get?delay_ms=30" % port],
+                           capture_output=True, text=True, timeout=60)
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        return json.loads(r.stdout)
+
+    def test_task(self):
+        app = st.start_backend(self, "httpbin", "v1")
+        cfg = st.join_docs(st.registry_yaml({("httpbin", "v1"): app.port}), ISTIO_CB_DR)
+        p = st.start_proxy(self, cfg, args=["--workers", "1"])
+        self.assertNotIn("warning", p.stderr().lower())
+        one = self.load(p.outbound_port, 1, 20)
+        self.assertEqual(one["completed"], 20, one)
+        self.assertEqual(one["errors_total"], 0, one)
+        three = self.load(p.outbound_port, 3, 60)
+        m = p.metrics()
+        overflow = st.metric_sum(m, "sinew_overflow_total")
+        ok = st.metric_sum(m, "sinew_requests_total", response_code="200")
+        self.assertGreater(overflow, 0, three)
+        self.assertGreater(ok, 20, three)
+        self.assertEqual(three["errors"]["status"], overflow, three)
+        self.assertEqual(three["status"].get("503", 0), overflow, three)
+        self.assertEqual(st.metric_sum(m, "sinew_requests_total", response_code="503",
+                                       response_flags="overflow"), overflow)
+        # the breaker's 503s are the proxy's own: the endpoint is not
+        # ejected by outlier detection (consecutive5xxErrors: 1)
+        self.assertEqual(st.metric_sum(m, "sinew_outlier_ejections_total"), 0)
 
 
 if __name__ == "__main__":
