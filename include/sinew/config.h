@@ -375,6 +375,11 @@ struct sn_http_route {
 	struct sn_header_ops response_ops;
 	char *rewrite_uri;           /* replaces the matched prefix (or whole path for exact); NULL: none */
 	int rewrite_full;            /* rewrite_uri replaces the whole path (HTTPRoute ReplaceFullPath) */
+	/* rewrite.uriRegexRewrite: every match of rewrite_re in the path
+	 * becomes rewrite_uri, its \N the source's group N (regmatch_t index
+	 * rewrite_groups[N]); NULL: none */
+	regex_t *rewrite_re;
+	unsigned char rewrite_groups[10];
 	char *rewrite_authority;     /* NULL: none */
 	int direct_status;           /* directResponse.status; 0: none */
 	char *direct_body;

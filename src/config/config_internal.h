@@ -200,6 +200,7 @@ struct cfg_http {
 	struct sn_fault fault;
 	struct sn_header_ops req, resp;
 	char *rewrite_uri;
+	char *rewrite_regex, *rewrite_sub;   /* rewrite.uriRegexRewrite: match, rewrite */
 	char *rewrite_authority;
 	int direct_status;
 	char *direct_body;
@@ -580,6 +581,12 @@ int cfg_parse_string_match(struct cfg_ctx *c, const struct yn *v, int allow_pres
  * 0, or SN_EINVAL with a message in err. re is malloc'd: free with
  * regfree + free. */
 int cfg_regex_compile(const char *src, int icase, regex_t **out, char *err, size_t errlen);
+/* A rewrite's pattern (VirtualService rewrite.uriRegexRewrite.match),
+ * unanchored with submatches, and its substitution sub checked (\0 to \9
+ * of groups the pattern has, and \\): groups[k] is the regmatch_t index of the
+ * source's group k (groups[0] = 0, the whole match). */
+int cfg_regex_compile_rewrite(const char *src, const char *sub, regex_t **out, unsigned char groups[10], char *err,
+			      size_t errlen);
 
 /* The snapshot as allocated: the public part plus what unref must
  * release besides the arena (compiled regexes). */

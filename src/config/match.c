@@ -162,19 +162,27 @@ check:
 	return 0;
 }
 
-static int re2_to_posix(const char *src, char *out, size_t cap, int *icase, char *err, size_t errlen)
+/* RE2 syntax into POSIX ERE, anchored as a whole-value match; or, with
+ * groups (a rewrite's pattern), unanchored, and groups[k] the POSIX group
+ * that is the source's capture group k (1..*n_groups: a (?:...) becomes a
+ * POSIX group too, which shifts the numbers). */
+static int re2_to_posix(const char *src, char *out, size_t cap, int *icase, char *err, size_t errlen,
+			unsigned char *groups, size_t *n_groups)
 {
 	size_t o = 0;
 	int in_bracket = 0;
 	const char *p = src;
+	unsigned posix_groups = 0;
 
 	out[0] = '\0';
 	if (!strncmp(p, "(?i)", 4)) {
 		*icase = 1;
 		p += 4;
 	}
-	if (append(out, cap, &o, "^(") < 0)
+	if (groups == NULL && append(out, cap, &o, "^(") < 0)
 		goto toolong;
+	if (groups != NULL)
+		*n_groups = 0;
 	for (; *p; p++) {
 		char tmp[2] = { *p, 0 };
 		if (in_bracket) {
@@ -229,6 +237,10 @@ static int re2_to_posix(const char *src, char *out, size_t cap, int *icase, char
 			case 'A': case 'z': case 'p': case 'P': case 'Q': case 'E': case 'C':
 				snprintf(err, errlen, "\\%c is not supported", *p);
 				return -1;
+			case '1': case '2': case '3': case '4': case '5': case '6': case '7': case '8': case '9':
+				/* POSIX would take it as a backreference: slow, and not RE2 */
+				snprintf(err, errlen, "\\%c (a backreference) is not RE2 syntax", *p);
+				return -1;
 			default: rep = esc; break;
 			}
 			if (append(out, cap, &o, rep) < 0)
@@ -238,6 +250,7 @@ static int re2_to_posix(const char *src, char *out, size_t cap, int *icase, char
 		if (*p == '(' && p[1] == '?') {
 			if (p[2] == ':') {
 				p += 2;
+				posix_groups++;
 				if (append(out, cap, &o, "(") < 0)
 					goto toolong;
 				continue;
@@ -246,9 +259,25 @@ static int re2_to_posix(const char *src, char *out, size_t cap, int *icase, char
 			return -1;
 		}
 		/* Lazy quantifiers: whole-value matching does not depend on
-		 * greediness, so "*?" is "*". */
-		if (*p == '?' && p > src && (p[-1] == '*' || p[-1] == '+' || p[-1] == '?' || p[-1] == '}'))
+		 * greediness, so "*?" is "*"; what a rewrite captures does. */
+		if (*p == '?' && p > src && (p[-1] == '*' || p[-1] == '+' || p[-1] == '?' || p[-1] == '}')) {
+			if (groups != NULL) {
+				snprintf(err, errlen, "lazy quantifiers (*?, +?, ?\?) are not supported in a rewrite's "
+					 "pattern (POSIX matching is greedy)");
+				return -1;
+			}
 			continue;
+		}
+		if (*p == '(') {
+			posix_groups++;
+			if (groups != NULL) {
+				if (*n_groups == 9) {
+					snprintf(err, errlen, "more than 9 capture groups");
+					return -1;
+				}
+				groups[++*n_groups] = (unsigned char)posix_groups;
+			}
+		}
 		if (append(out, cap, &o, tmp) < 0)
 			goto toolong;
 	}
@@ -256,7 +285,7 @@ static int re2_to_posix(const char *src, char *out, size_t cap, int *icase, char
 		snprintf(err, errlen, "unterminated [ ]");
 		return -1;
 	}
-	if (append(out, cap, &o, ")$") < 0)
+	if (groups == NULL && append(out, cap, &o, ")$") < 0)
 		goto toolong;
 	return 0;
 toolong:
@@ -264,7 +293,10 @@ toolong:
 	return -1;
 }
 
-int cfg_regex_compile(const char *src, int icase, regex_t **out, char *err, size_t errlen)
+/* cfg_regex_compile, or with groups a rewrite's pattern (unanchored,
+ * with submatches: re2_to_posix). */
+static int regex_compile(const char *src, int icase, regex_t **out, unsigned char *groups, size_t *n_groups,
+			 char *err, size_t errlen)
 {
 	size_t len = strlen(src);
 	if (len > CFG_MAX_REGEX) {
@@ -280,12 +312,13 @@ int cfg_regex_compile(const char *src, int icase, regex_t **out, char *err, size
 		snprintf(err, errlen, "out of memory");
 		return SN_ENOMEM;
 	}
-	if (repetition_ok(src, err, errlen) < 0 || re2_to_posix(src, posix, cap, &icase, err, errlen) < 0) {
+	if (repetition_ok(src, err, errlen) < 0 ||
+	    re2_to_posix(src, posix, cap, &icase, err, errlen, groups, n_groups) < 0) {
 		free(posix);
 		free(re);
 		return SN_EINVAL;
 	}
-	int rc = regcomp(re, posix, REG_EXTENDED | REG_NOSUB | (icase ? REG_ICASE : 0));
+	int rc = regcomp(re, posix, REG_EXTENDED | (groups ? 0 : REG_NOSUB) | (icase ? REG_ICASE : 0));
 	free(posix);
 	if (rc != 0) {
 		char buf[200];
@@ -296,6 +329,42 @@ int cfg_regex_compile(const char *src, int icase, regex_t **out, char *err, size
 		return SN_EINVAL;
 	}
 	*out = re;
+	return 0;
+}
+
+int cfg_regex_compile(const char *src, int icase, regex_t **out, char *err, size_t errlen)
+{
+	return regex_compile(src, icase, out, NULL, NULL, err, errlen);
+}
+
+int cfg_regex_compile_rewrite(const char *src, const char *sub, regex_t **out, unsigned char groups[10], char *err,
+			      size_t errlen)
+{
+	size_t n = 0;
+	groups[0] = 0;
+	char why[160];
+	int rc = regex_compile(src, 0, out, groups, &n, why, sizeof(why));
+	if (rc != 0) {
+		snprintf(err, errlen, "match does not compile: %s", why);
+		return rc;
+	}
+	for (const char *p = sub; *p; p++) {
+		if (*p != '\\')
+			continue;
+		p++;
+		if (*p >= '0' && *p <= '9' && (size_t)(*p - '0') > n) {
+			snprintf(err, errlen, "rewrite: \\%c names a capture group the pattern does not have (it has %zu)",
+				 *p, n);
+		} else if (*p == '\\' || (*p >= '0' && *p <= '9')) {
+			continue;
+		} else {
+			snprintf(err, errlen, "rewrite: '\\' is \\0 to \\9 (a capture group) or \\\\ (a backslash)");
+		}
+		regfree(*out);
+		free(*out);
+		*out = NULL;
+		return SN_EINVAL;
+	}
 	return 0;
 }
 

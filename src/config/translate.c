@@ -597,15 +597,10 @@ static long get_cluster(struct tr *t, const struct tr_svc *sv, size_t port_idx, 
 	return (long)t->n_clusters++;
 }
 
-/* ---- routes --------------------------------------------------------- */
-
-static int copy_str_match(struct tr *t, const struct sn_str_match *in, struct sn_str_match *out)
+/* Room for one more compiled regex in the snapshot's list (freed with
+ * it). Returns -1 out of memory. */
+static int regex_keep(struct tr *t)
 {
-	*out = *in;
-	out->re = NULL;
-	out->value = sdup(t, in->value);
-	if (in->kind != SN_MATCH_REGEX)
-		return 0;
 	if (t->cs->n_regexes == t->cs->cap_regexes) {
 		size_t cap = t->cs->cap_regexes ? t->cs->cap_regexes * 2 : 8;
 		regex_t **nr = realloc(t->cs->regexes, cap * sizeof(*nr));
@@ -616,6 +611,20 @@ static int copy_str_match(struct tr *t, const struct sn_str_match *in, struct sn
 		t->cs->regexes = nr;
 		t->cs->cap_regexes = cap;
 	}
+	return 0;
+}
+
+/* ---- routes --------------------------------------------------------- */
+
+static int copy_str_match(struct tr *t, const struct sn_str_match *in, struct sn_str_match *out)
+{
+	*out = *in;
+	out->re = NULL;
+	out->value = sdup(t, in->value);
+	if (in->kind != SN_MATCH_REGEX)
+		return 0;
+	if (regex_keep(t) != 0)
+		return -1;
 	char err[128];
 	if (cfg_regex_compile(in->value, in->ignore_case, &out->re, err, sizeof(err)) != 0) {
 		t->oom = 1; /* validated at load: only memory can fail here */
@@ -893,6 +902,16 @@ static void build_rule(struct tr *t, struct sn_vhost *vh, const struct sn_resour
 		copy_ops(t, &h->req, &rt->request_ops);
 		copy_ops(t, &h->resp, &rt->response_ops);
 		rt->rewrite_uri = sdup(t, h->rewrite_uri);
+		if (h->rewrite_regex != NULL && h->rewrite_sub != NULL && regex_keep(t) == 0) {
+			char err[160];
+			if (cfg_regex_compile_rewrite(h->rewrite_regex, h->rewrite_sub, &rt->rewrite_re, rt->rewrite_groups,
+						      err, sizeof(err)) != 0) {
+				t->oom = 1;   /* validated at load: only memory can fail here */
+				return;
+			}
+			t->cs->regexes[t->cs->n_regexes++] = rt->rewrite_re;
+			rt->rewrite_uri = sdup(t, h->rewrite_sub);
+		}
 		rt->rewrite_full = h->rewrite_full;
 		rt->rewrite_authority = sdup(t, h->rewrite_authority);
 		rt->direct_status = h->direct_status;

@@ -530,12 +530,42 @@ static void parse_rewrite(struct cfg_ctx *c, const struct yn *v, struct cfg_http
 		} else if (!strcmp(k, "authority")) {
 			cfg_get_str(c, v->items[i], CFG_MAX_NAME + 6, &h->rewrite_authority);
 		} else if (!strcmp(k, "uriRegexRewrite")) {
-			cfg_warn_unimplemented(c, v->keys[i], "uriRegexRewrite");
+			const struct yn *r = v->items[i];
+			if (cfg_want_map(c, r) == 0) {
+				for (size_t j = 0; j < r->n; j++) {
+					const char *rk = r->keys[j]->s;
+					size_t ql = cfg_path_push(c, ".%s", rk);
+					if (!strcmp(rk, "match"))
+						cfg_get_str(c, r->items[j], CFG_MAX_REGEX, &h->rewrite_regex);
+					else if (!strcmp(rk, "rewrite"))
+						cfg_get_str(c, r->items[j], CFG_MAX_STR, &h->rewrite_sub);
+					else
+						cfg_warn_unknown(c, r->keys[j]);
+					cfg_path_pop(c, ql);
+				}
+				cfg_require(c, r, "match", YN_SCALAR, "the pattern (RE2), e.g. \"^/service/([^/]+)(/.*)$\"");
+				cfg_require(c, r, "rewrite", YN_SCALAR, "what each match becomes, e.g. \"\\\\2/instance/\\\\1\"");
+				if (h->rewrite_regex != NULL && h->rewrite_sub != NULL) {
+					regex_t *re = NULL;
+					unsigned char groups[10];
+					char err[160];
+					if (cfg_regex_compile_rewrite(h->rewrite_regex, h->rewrite_sub, &re, groups, err,
+								      sizeof(err)) != 0) {
+						cfg_err(c, r, "%s", err);
+						h->rewrite_regex = NULL;
+					} else {
+						regfree(re);
+						free(re);
+					}
+				}
+			}
 		} else {
 			cfg_warn_unknown(c, v->keys[i]);
 		}
 		cfg_path_pop(c, pl);
 	}
+	if (h->rewrite_uri != NULL && h->rewrite_regex != NULL)
+		cfg_err(c, v, "rewrite takes uri or uriRegexRewrite, not both");
 }
 
 /* A list of strings joined by ", " (allowMethods, allowHeaders...). */

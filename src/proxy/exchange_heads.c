@@ -7,6 +7,7 @@
  * from exchange.c, which runs the exchange. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <regex.h>
 #include <string.h>
 
 #include "exchange_int.h"
@@ -124,8 +125,66 @@ static int is_managed(struct sn_str name)
  * match: "/foo" -> "/xyz" makes /foo/bar /xyz/bar, and "/" makes it /bar)
  * and ReplaceFullPath (rewrite_full) the whole path. The query stays.
  * Returns the length, or -1 when it does not fit. */
+/* rewrite.uriRegexRewrite: every non-overlapping match of the route's
+ * pattern in the path (not the query) replaced by its substitution, \N
+ * the match's group N, as Envoy's regex_rewrite. Returns the length, or
+ * -1 when it does not fit. */
+static int regex_rewritten_path(const struct sn_http_route *rt, struct sn_str path, char *out, size_t cap)
+{
+	const char *q = memchr(path.p, '?', path.len);
+	size_t plen = q ? (size_t)(q - path.p) : path.len, o = 0, at = 0;
+	regmatch_t m[10];
+	char subject[4096];   /* the path NUL-terminated: regexec reads C strings */
+#define PUT(src, n)                                     \
+	do {                                            \
+		if (o + (n) >= cap)                     \
+			return -1;                      \
+		memcpy(out + o, (src), (n));            \
+		o += (n);                               \
+	} while (0)
+	if (plen >= sizeof(subject) || memchr(path.p, '\0', plen) != NULL)
+		return -1;
+	memcpy(subject, path.p, plen);
+	subject[plen] = '\0';
+	while (at <= plen) {
+		if (regexec(rt->rewrite_re, subject + at, SN_ARRAY_LEN(m), m, at ? REG_NOTBOL : 0) != 0)
+			break;
+		size_t so = at + (size_t)m[0].rm_so, eo = at + (size_t)m[0].rm_eo;
+		PUT(subject + at, so - at);
+		for (const char *s = rt->rewrite_uri; *s; s++) {
+			if (s[0] == '\\' && s[1] >= '0' && s[1] <= '9') {
+				const regmatch_t *g = &m[rt->rewrite_groups[s[1] - '0']];
+				if (g->rm_so >= 0)
+					PUT(subject + at + g->rm_so, (size_t)(g->rm_eo - g->rm_so));
+				s++;
+			} else {
+				if (s[0] == '\\' && s[1] == '\\')
+					s++;
+				PUT(s, 1);
+			}
+		}
+		if (eo == so) {
+			/* an empty match: the next byte goes through as it is */
+			if (eo >= plen) {
+				at = plen;
+				break;
+			}
+			PUT(subject + eo, 1);
+			at = eo + 1;
+		} else {
+			at = eo;
+		}
+	}
+	if (at < path.len)
+		PUT(path.p + at, path.len - at);   /* what no match took, and the query */
+#undef PUT
+	return (int)o;
+}
+
 static int rewritten_path(const struct sn_exchange *ex, struct sn_str path, char *out, size_t cap)
 {
+	if (ex->route != NULL && ex->route->rewrite_re != NULL)
+		return regex_rewritten_path(ex->route, path, out, cap);
 	const char *q = memchr(path.p, '?', path.len);
 	size_t plen = q ? (size_t)(q - path.p) : path.len, cut = plen;
 	const struct sn_route_match *m = ex->route_match;

@@ -152,6 +152,21 @@ spec:
     match: [{headers: {x-all: {exact: "1"}}}]
     rewrite: {uri: /all}
     route: [{destination: {host: reviews}}]
+  - name: regex-rewrite
+    match: [{uri: {prefix: /service/}}]
+    rewrite:
+      uriRegexRewrite: {match: "^/service/([^/]+)(/.*)$", rewrite: '\\2/instance/\\1'}
+    route: [{destination: {host: reviews}}]
+  - name: every-match
+    match: [{uri: {prefix: /dash/}}]
+    rewrite:
+      uriRegexRewrite: {match: "-+", rewrite: "_"}
+    route: [{destination: {host: reviews}}]
+  - name: non-capturing
+    match: [{uri: {prefix: /v}}]
+    rewrite:
+      uriRegexRewrite: {match: "^/v(?:[0-9]+)/(.*)$", rewrite: '/latest/\\1'}
+    route: [{destination: {host: reviews}}]
   - route: [{destination: {host: reviews}}]
 """
 
@@ -167,14 +182,19 @@ REWRITES = [
     ("/re/42?y", {}, "/r?y"),                               # regex: the whole path
     ("/any/thing?z=1", {"x-all": "1"}, "/all?z=1"),         # no uri match: the whole path
     ("/untouched?x", {}, "/untouched?x"),
+    # uriRegexRewrite (Istio's example): the path rewritten, the query kept
+    ("/service/foo/v1/api?q=1", {}, "/v1/api/instance/foo?q=1"),
+    ("/dash/a--b-c?x=-", {}, "/dash/a_b_c?x=-"),                  # every match, not in the query
+    ("/v2/items", {}, "/latest/items"),                           # (?:...) is no group of its own
 ]
 
 
 class Rewrite(unittest.TestCase):
     """rewrite.uri replaces what the rule matched: the prefix of a prefix
     match (the match that held, of several), else the whole path; the
-    query always stays (Istio's HTTPRewrite). HTTP/1.1 and HTTP/2 clients
-    alike."""
+    query always stays (Istio's HTTPRewrite). uriRegexRewrite replaces
+    every match of its pattern in the path with its substitution (\\1 and
+    on: the groups). HTTP/1.1 and HTTP/2 clients alike."""
 
     def test_rewrite_uri(self):
         app = st.start_backend(self, "reviews", "v1")

@@ -309,6 +309,43 @@ static void test_bad_duration_and_regex(void **state)
 	sn_diags_free(&d);
 }
 
+/* rewrite.uriRegexRewrite: a pattern that does not compile, a group the
+ * pattern lacks, a lazy quantifier (greediness matters to a rewrite), a
+ * stray backslash, and uri with it: each an error at its line. */
+static void test_uri_regex_rewrite_errors(void **state)
+{
+	(void)state;
+	static const char *const cases[][2] = {
+		{ "{match: \"/a/([a-z\", rewrite: \"/b\"}", "does not compile" },
+		{ "{match: \"/a/(x)\", rewrite: \"/b/\\\\2\"}", "\\2 names a capture group the pattern does not have" },
+		{ "{match: \"/a/(.*?)\", rewrite: \"/b\"}", "lazy quantifiers" },
+		{ "{match: \"/a\", rewrite: \"/b\\\\q\"}", "is \\0 to \\9" },
+		{ "{match: \"/a\"}", "rewrite is required" },
+		{ "{match: \"/(a)\\\\1\", rewrite: \"/b\"}", "a backreference" },
+	};
+	for (size_t i = 0; i < SN_ARRAY_LEN(cases); i++) {
+		char text[600];
+		struct sn_diags d;
+		snprintf(text, sizeof(text),
+			 "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n"
+			 "  hosts: [reviews]\n  http:\n  - rewrite:\n      uriRegexRewrite: %s\n"
+			 "    route: [{destination: {host: reviews}}]\n", cases[i][0]);
+		assert_int_equal(load_bad(text, 0, &d), SN_EINVAL);
+		if (!has_diag(&d, SN_DIAG_ERROR, "bad.yaml:8:", "spec.http[0].rewrite.uriRegexRewrite", cases[i][1],
+			      (const char *)NULL)) {
+			print_diags(&d);
+			fail_msg("case %zu: no error with \"%s\"", i, cases[i][1]);
+		}
+		sn_diags_free(&d);
+	}
+	struct sn_diags d;
+	assert_int_equal(load_bad("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\n"
+				  "spec:\n  hosts: [reviews]\n  http:\n  - rewrite: {uri: /x, uriRegexRewrite: {match: a, "
+				  "rewrite: b}}\n    route: [{destination: {host: reviews}}]\n", 0, &d), SN_EINVAL);
+	assert_true(has_diag(&d, SN_DIAG_ERROR, "uri or uriRegexRewrite, not both", (const char *)NULL));
+	sn_diags_free(&d);
+}
+
 static void test_unknown_fields_warn(void **state)
 {
 	(void)state;
@@ -425,6 +462,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_host),
 		cmocka_unit_test(test_weights),
 		cmocka_unit_test(test_bad_duration_and_regex),
+		cmocka_unit_test(test_uri_regex_rewrite_errors),
 		cmocka_unit_test(test_unknown_fields_warn),
 		cmocka_unit_test(test_misc_errors),
 		cmocka_unit_test(test_list_kind),
