@@ -529,27 +529,17 @@ spec:
     def test_10_gateway_api_tcp_route_across_namespaces(self):
         """Istio's TCP traffic shifting task in its Gateway API flavour:
         tcp-echo v1 and v2 pods in namespace echo (Services tcp-echo-v1
-        and tcp-echo-v2), `sinew gateway run --gateway-name
-        tcp-echo-gateway` publishing its TCP listener 31400, and a TCPRoute
-        in default splitting 80/20 across the namespace boundary: refused
+        and tcp-echo-v2), examples/tcp-echo's files, `sinew gateway run
+        --gateway-name tcp-echo-gateway` publishing its TCP listener 31400,
+        and a TCPRoute in default splitting 80/20 across the namespace
+        boundary: refused
         (each connection closed) until a ReferenceGrant in echo allows
         TCPRoutes of default, then split by weight, over mTLS to the pods,
         counted in Istio's tcp metrics at the gateway."""
-        code = ("import socket, sys, threading\n"
-                "s = socket.socket()\n"
-                "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-                "s.bind(('0.0.0.0', 9000))\n"
-                "s.listen(64)\n"
-                "def one(c):\n"
-                "    f = c.makefile('rwb')\n"
-                "    f.write(sys.argv[1].encode() + b' ' + f.readline())\n"
-                "    f.flush()\n"
-                "    c.close()\n"
-                "while True:\n"
-                "    c, _ = s.accept()\n"
-                "    threading.Thread(target=one, args=(c,), daemon=True).start()\n")
-        path = os.path.join(self.e.tmp, "tcp_echo.py")
-        st.write_file(path, code)
+        ex = os.path.join(st.SRC, "examples", "tcp-echo")   # the files examples/tcp-echo/README.md runs
+        path = os.path.join(self.e.tmp, "tcp_echo.py")   # a copy the pods' uid can read
+        with open(os.path.join(ex, "tcp_echo.py")) as f:
+            st.write_file(path, f.read())
         os.chmod(path, 0o644)
         for v in ("v1", "v2"):
             self.spawn("tcp-echo-" + v, ["run", "--service", "tcp-echo", "--namespace", "echo", "--labels",
@@ -573,38 +563,8 @@ spec:
             while time.time() < deadline and not sh(["ip", "netns", "exec", q["name"], "ss", "-ltnH",
                                                      "sport = :9000"]).stdout.strip():
                 time.sleep(0.1)
-        cfg = """apiVersion: v1
-kind: Service
-metadata: {name: tcp-echo-v1, namespace: echo}
-spec:
-  selector: {app: tcp-echo, version: v1}
-  ports: [{name: tcp, port: 9000}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: tcp-echo-v2, namespace: echo}
-spec:
-  selector: {app: tcp-echo, version: v2}
-  ports: [{name: tcp, port: 9000}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: tcp-echo-gateway}
-spec:
-  gatewayClassName: istio
-  listeners:
-  - {name: tcp-31400, protocol: TCP, port: 31400}
----
-apiVersion: gateway.networking.k8s.io/v1alpha2
-kind: TCPRoute
-metadata: {name: tcp-echo}
-spec:
-  parentRefs: [{name: tcp-echo-gateway, sectionName: tcp-31400}]
-  rules:
-  - backendRefs:
-    - {name: tcp-echo-v1, namespace: echo, port: 9000, weight: 80}
-    - {name: tcp-echo-v2, namespace: echo, port: 9000, weight: 20}
-"""
+        with open(os.path.join(ex, "tcp.yaml")) as f:
+            cfg = f.read()
         rc, out, err = self.e.sinew("apply", "-f", "-", "--server", self.server, stdin=cfg)
         self.assertEqual(rc, 0, (out, err))
         self.assertIn("ReferenceGrant", out + err)   # the warning names what is missing
@@ -622,13 +582,8 @@ spec:
         while time.time() < deadline and refused_or_closed(port) != "closed":
             time.sleep(0.2)
         self.assertEqual(say("x"), "")
-        grant = """apiVersion: gateway.networking.k8s.io/v1beta1
-kind: ReferenceGrant
-metadata: {name: tcp-from-default, namespace: echo}
-spec:
-  from: [{group: gateway.networking.k8s.io, kind: TCPRoute, namespace: default}]
-  to: [{group: "", kind: Service}]
-"""
+        with open(os.path.join(ex, "grant.yaml")) as f:
+            grant = f.read()
         rc, out, err = self.e.sinew("apply", "-f", "-", "--server", self.server, stdin=grant)
         self.assertEqual(rc, 0, (out, err))
         deadline = time.time() + 15
