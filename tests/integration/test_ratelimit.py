@@ -10,6 +10,7 @@ a real client proxy) its own limit; a Server's accessPolicy (Linkerd's
 default deny) is enforced; a Server for another workload changes nothing;
 bad limits are refused with file:line:field."""
 
+import json
 import os
 import subprocess
 import sys
@@ -91,6 +92,23 @@ class Total(unittest.TestCase):
         _, _, body = p.admin_get("/config_dump")
         self.assertIn(b'"access_policy":"all-unauthenticated","rate_limit":{"name":"default/reviews-rl",'
                       b'"total":5,"identity":0', body)
+
+    def test_sustained_100_against_10(self):
+        """100 req/s for 3 s against a 10 req/s limit (sinew load, open
+        loop): about 10 req/s of 200s -- the burst of 10, then 10 a
+        second -- and the rest 429."""
+        app, p = start(self, lambda port: server(port) + rate_limit(total=10))
+        r = subprocess.run([os.path.join(st.BIN, "sinew"), "load", "-q", "100", "-c", "4", "-d", "3s", "--json",
+                            "--quiet", "-H", "Host: reviews", "http://127.0.0.1:%d/r" % p.inbound_port],
+                           capture_output=True, text=True, timeout=60)
+        self.assertIn(r.returncode, (0, 1), r.stderr)
+        res = json.loads(r.stdout)
+        ok, limited = res["status"].get("200", 0), res["status"].get("429", 0)
+        self.assertEqual(ok + limited, res["completed"], res)
+        self.assertGreaterEqual(res["completed"], 250, res)
+        # 10 in the burst + 10 a second for the ~3 s of sending
+        self.assertTrue(30 <= ok <= 10 + 10 * (res["elapsed_s"] + 0.5), (ok, res["elapsed_s"], res["status"]))
+        self.assertEqual(app.requests(), ok)
 
     def test_port_by_name(self):
         """port: http, Linkerd's usual form: the name of the workload's port,
