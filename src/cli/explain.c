@@ -44,6 +44,9 @@ struct explain {
 	struct sn_diags loaded;       /* the load's warnings */
 	struct sn_h1_header *all;     /* the request's headers, Host first */
 	size_t n_all;
+	/* --gateway: the request arrives at a gateway proxy's port */
+	int gateway;
+	const struct sn_gw_listener *gw;   /* the listener that took it */
 };
 
 /* What an endpoint's own proxy would decide on the request. */
@@ -62,8 +65,8 @@ struct inbound {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sinew explain [--from WORKLOAD] [-n NS] URL [-H 'name: value'...] [-X METHOD]\n"
-		"                     [-f FILE...] [-o json] [--server URL]\n"
+		"usage: sinew explain [--from WORKLOAD] [--gateway] [-n NS] URL [-H 'name: value'...]\n"
+		"                     [-X METHOD] [-f FILE...] [-o json] [--server URL]\n"
 		"\n"
 		"Shows what the mesh would do with a request that WORKLOAD's app sends to URL:\n"
 		"the virtual host and the rule that match (with the VirtualService file:line they\n"
@@ -75,6 +78,11 @@ static void usage(FILE *f)
 		"  --from WORKLOAD       the calling workload: a WorkloadEntry name, a connected\n"
 		"                        proxy's id, or a Service name; its labels select\n"
 		"                        sourceLabels rules. Default: an unlabeled client in NS\n"
+		"  --gateway             the request arrives at a gateway proxy (WORKLOAD, whose\n"
+		"                        labels select Gateways; without --from, every Gateway's)\n"
+		"                        on URL's port (default 80): the Gateway server that opens\n"
+		"                        it and the routes bound there; a TCP or TLS passthrough\n"
+		"                        port shows where its connections go\n"
 		"  -n, --namespace NS    the caller's namespace (default \"default\"); short host\n"
 		"                        names resolve in it\n"
 		"  -H, --header 'N: V'   a request header; repeatable (-H 'host: x' overrides URL's host)\n"
@@ -421,8 +429,11 @@ static void print_no_route(const struct explain *x, int status, const char *flag
 		sn_out_free(&o);
 		return;
 	}
-	printf("no route: %s\n", reason);
-	printf("  a proxy answers %d with `sinew-error: %s`\n", status, flag);
+	printf("%s: %s\n", status == 0 || status >= 400 ? "no route" : "answered", reason);
+	if (status >= 400)
+		printf("  a proxy answers %d with `sinew-error: %s`\n", status, flag);
+	else if (status > 0)
+		printf("  a proxy answers %d\n", status);
 }
 
 static void print_identity(const struct explain *x)
@@ -654,6 +665,8 @@ static void print_route_text(const struct explain *x, const struct sn_snapshot *
 {
 	char buf[2000];
 	print_identity(x);
+	if (x->gw != NULL)
+		printf("Gateway:     port %u, %s\n", x->gw->port, x->gw->origin ? x->gw->origin : "-");
 	printf("Request:     %s http://%s%s%s%s\n", x->method, x->authority, x->path, x->query[0] ? "?" : "", x->query);
 	printf("Host:        %s -> virtual host %s (port %u)\n", x->authority, vh->host, port);
 	printf("Rule:        %s (rule %zu of %zu)\n", route->name, route_idx + 1, vh->n_routes);
@@ -737,7 +750,13 @@ static void print_route_json(const struct explain *x, const struct sn_snapshot *
 			     uint16_t port, const struct sn_http_route *route, int match_idx)
 {
 	struct sn_out o = { 0 };
-	sn_out_cstr(&o, "{\"routed\":true,\"from\":{\"workload\":");
+	sn_out_cstr(&o, "{\"routed\":true,");
+	if (x->gw != NULL) {
+		sn_out_printf(&o, "\"gateway\":{\"port\":%u,\"origin\":", x->gw->port);
+		sn_out_json_cstr(&o, x->gw->origin);
+		sn_out_cstr(&o, "},");
+	}
+	sn_out_cstr(&o, "\"from\":{\"workload\":");
 	sn_out_json_cstr(&o, x->workload);
 	sn_out_cstr(&o, ",\"namespace\":");
 	sn_out_json_cstr(&o, x->ns);
@@ -816,12 +835,95 @@ static void print_route_json(const struct explain *x, const struct sn_snapshot *
 }
 
 /* ex_route's decisions, in its order. Returns the exit status. */
+/* A gateway's TCP or TLS passthrough port: where its connections go. */
+static void print_l4_listener(const struct explain *x, const struct sn_snapshot *s, const struct sn_gw_listener *gl)
+{
+	const struct sn_sni_route *one = gl->tcp ? gl->tcp_route : NULL;
+	size_t n = gl->tcp ? (one != NULL) : gl->n_sni_routes;
+	if (x->json) {
+		struct sn_out o = { 0 };
+		sn_out_printf(&o, "{\"routed\":%s,\"gateway\":{\"port\":%u,\"origin\":", n ? "true" : "false", gl->port);
+		sn_out_json_cstr(&o, gl->origin);
+		sn_out_printf(&o, ",\"kind\":\"%s\"},\"routes\":[", gl->tcp ? "tcp" : "tls_passthrough");
+		for (size_t i = 0; i < n; i++) {
+			const struct sn_sni_route *r = gl->tcp ? one : &gl->sni_routes[i];
+			sn_out_cstr(&o, i ? ",{\"sni\":" : "{\"sni\":");
+			sn_out_json_cstr(&o, gl->tcp ? NULL : r->sni);
+			sn_out_cstr(&o, ",\"origin\":");
+			sn_out_json_cstr(&o, r->origin);
+			sn_out_cstr(&o, ",\"destinations\":[");
+			for (size_t k = 0; k < r->n_dests; k++) {
+				sn_out_cstr(&o, k ? ",{\"cluster\":" : "{\"cluster\":");
+				sn_out_json_cstr(&o, s->clusters[r->dests[k].cluster].name);
+				sn_out_printf(&o, ",\"weight\":%u}", r->dests[k].weight);
+			}
+			sn_out_cstr(&o, "]}");
+		}
+		sn_out_cstr(&o, "]}\n");
+		if (!o.failed)
+			fwrite(o.p, 1, o.len, stdout);
+		sn_out_free(&o);
+		return;
+	}
+	print_identity(x);
+	printf("Gateway:     port %u, %s\n", gl->port, gl->origin ? gl->origin : "-");
+	printf("Port:        %s: connections are not HTTP; %s\n", gl->tcp ? "TCP" : "TLS passthrough",
+	       gl->tcp ? "each goes, as bytes, where the port's tcp route says"
+		       : "each goes, TLS untouched, where the route for its ClientHello's server name says");
+	if (n == 0)
+		printf("Routes:      none: each connection is closed\n");
+	for (size_t i = 0; i < n; i++) {
+		const struct sn_sni_route *r = gl->tcp ? one : &gl->sni_routes[i];
+		printf("Route:       %s%s, from %s\n", gl->tcp ? "every connection" : "server name ",
+		       gl->tcp ? "" : r->sni, r->origin ? r->origin : "-");
+		for (size_t k = 0; k < r->n_dests; k++) {
+			const struct sn_cluster *c = &s->clusters[r->dests[k].cluster];
+			printf("  %5.1f%%  %s -> cluster %s (%zu endpoint%s)\n",
+			       r->total_weight ? 100.0 * r->dests[k].weight / r->total_weight : 100.0, c->service, c->name,
+			       c->n_endpoints, c->n_endpoints == 1 ? "" : "s");
+		}
+	}
+}
+
 static int explain_request(struct explain *x, const struct sn_snapshot *s)
 {
 	char reason[1400];
 	uint16_t port = 0;
 	struct sn_str authority = sn_str_make(x->authority, strlen(x->authority));
-	const struct sn_vhost *vh = sn_snapshot_find_vhost(s, authority, &port);
+	const struct sn_vhost *vh;
+	if (x->gateway) {
+		/* the URL's port is the gateway's (the proxy's own lookup) */
+		const char *colon = strrchr(x->authority, ':');
+		unsigned long p = colon != NULL && strchr(x->authority, ']') < colon ? strtoul(colon + 1, NULL, 10) : 80;
+		const struct sn_gw_listener *gl = p > 0 && p < 65536 ? sn_snapshot_find_gw_listener(s, (uint16_t)p) : NULL;
+		if (gl == NULL) {
+			snprintf(reason, sizeof(reason), "no Gateway server %s%s opens port %lu: a connection there is "
+				 "refused", x->from ? "selecting " : "of any gateway", x->from ? x->workload : "", p);
+			print_no_route(x, 0, "-", reason);
+			return 1;
+		}
+		x->gw = gl;
+		if (gl->tcp || gl->passthrough) {
+			print_l4_listener(x, s, gl);
+			return (gl->tcp ? gl->tcp_route != NULL : gl->n_sni_routes > 0) ? 0 : 1;
+		}
+		if (gl->https_redirect) {
+			snprintf(reason, sizeof(reason), "port %u redirects every request to https:// (tls.httpsRedirect, "
+				 "%s)", gl->port, gl->origin ? gl->origin : "-");
+			print_no_route(x, 301, "-", reason);
+			return 0;
+		}
+		port = gl->port;
+		vh = sn_snapshot_find_gw_vhost(s, gl, authority);
+		if (vh == NULL) {
+			snprintf(reason, sizeof(reason), "no VirtualService (or route) bound to the Gateway on port %u "
+				 "routes host \"%s\" (%s)", gl->port, x->authority, gl->origin ? gl->origin : "-");
+			print_no_route(x, 404, "no_route", reason);
+			return 1;
+		}
+	} else {
+		vh = sn_snapshot_find_vhost(s, authority, &port);
+	}
 	if (vh == NULL) {
 		snprintf(reason, sizeof(reason),
 			 "no route for host \"%s\": no Service or VirtualService host matches it (in namespace %s)",
@@ -869,9 +971,10 @@ static int explain_request(struct explain *x, const struct sn_snapshot *s)
 
 int sn_cli_explain(int argc, char **argv)
 {
-	enum { O_SERVER = 256, O_FROM };
+	enum { O_SERVER = 256, O_FROM, O_GATEWAY };
 	static const struct option opts[] = {
 		{ "from", required_argument, NULL, O_FROM },
+		{ "gateway", no_argument, NULL, O_GATEWAY },
 		{ "namespace", required_argument, NULL, 'n' },
 		{ "header", required_argument, NULL, 'H' },
 		{ "request", required_argument, NULL, 'X' },
@@ -905,6 +1008,7 @@ int sn_cli_explain(int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "n:H:X:f:o:h", opts, NULL)) != -1) {
 		switch (o) {
 		case O_FROM: x.from = optarg; break;
+		case O_GATEWAY: x.gateway = 1; break;
 		case 'n': ns_given = optarg; break;
 		case 'H': hdr_args[n_hdr++] = optarg; break;
 		case 'X': x.method = optarg; break;
@@ -961,6 +1065,8 @@ int sn_cli_explain(int argc, char **argv)
 		.service_account = x.sa,
 		.workload = x.workload,
 		.trust_domain = "cluster.local",
+		/* a named gateway: the Gateways its labels select; else all */
+		.gateway = x.gateway ? (x.from != NULL ? 1 : SN_GATEWAY_ANY) : 0,
 	};
 	x.loaded = d;                /* its warnings, for the resources that take part */
 	sn_diags_init(&d);

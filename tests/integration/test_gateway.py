@@ -150,6 +150,41 @@ class Gateway(unittest.TestCase):
         n = st.metric_sum(m, "sinew_route_requests_total", virtual_service="book")
         self.assertGreaterEqual(n, 3, [s for s in m if "route" in s[0]][:10])
 
+    def test_explain_agrees_with_the_gateway(self):
+        """`sinew explain --gateway` on the same file says what the gateway
+        does: the backend of a routed request, the 404 of a host nothing
+        routes on the port, the redirect port, a port nothing opens."""
+        p = self.start(st.join_docs(self.registry, gateway_yaml(self.http, self.redir, self.https), VS))
+        self.assertTrue(self.wait_listening(self.http), p.stderr()[-3000:])
+        cases = [("book.example.com", "/page"), ("book.example.com", "/reviews/1"),
+                 ("book.example.com", "/mesh-only"), ("other.example.com", "/"), ("productpage", "/")]
+        for host, path in cases:
+            with self.subTest(host=host, path=path):
+                out = subprocess.run([os.path.join(st.BIN, "sinew"), "explain", "--gateway", "-f", self.path,
+                                      "-o", "json", "http://%s:%d%s" % (host, self.http, path)],
+                                     capture_output=True, text=True, timeout=10)
+                doc = json.loads(out.stdout)
+                r = st.request(self.http, "GET", path, host=host)
+                if doc["routed"]:
+                    self.assertEqual(out.returncode, 0, out)
+                    self.assertEqual(doc["gateway"]["port"], self.http)
+                    self.assertEqual(r.status, 200, r)
+                    self.assertEqual([d["cluster"] for d in doc["destinations"]],
+                                     ["outbound|9080||%s.default.svc.cluster.local" % r.header("x-backend-service")])
+                else:
+                    self.assertEqual(out.returncode, 1, out)
+                    self.assertEqual((r.status, r.header("sinew-error")), (doc["status"], doc["error"]), doc)
+        out = subprocess.run([os.path.join(st.BIN, "sinew"), "explain", "--gateway", "-f", self.path,
+                              "http://book.example.com:%d/a" % self.redir], capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 0, out)
+        self.assertIn("redirects every request to https://", out.stdout)
+        closed = st.closed_port()
+        out = subprocess.run([os.path.join(st.BIN, "sinew"), "explain", "--gateway", "-f", self.path,
+                              "http://book.example.com:%d/" % closed], capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 1, out)
+        self.assertIn("opens port %d: a connection there is refused" % closed, out.stdout)
+        self.assertTrue(refused(closed))
+
     def test_sidecar_ignores_gateway_bound_rules(self):
         """The same file in a sidecar (no --gateway): no gateway port, and
         book.example.com is not a host it routes."""
@@ -649,6 +684,12 @@ spec:
             bad = [ln for ln in (cp.stdout + cp.stderr).splitlines()
                    if ln.strip() and "milliseconds" not in ln]
             self.assertEqual(bad, [], cp.stdout + cp.stderr)
+        # sinew explain --gateway shows the port's route and weights
+        out = subprocess.run([os.path.join(st.BIN, "sinew"), "explain", "--gateway", "-f", path,
+                              "http://x:%d/" % self.port], capture_output=True, text=True, timeout=10)
+        self.assertEqual(out.returncode, 0, out)
+        self.assertIn("TCP: connections are not HTTP", out.stdout)
+        self.assertIn(" 80.0%  tcp-echo.default.svc.cluster.local -> cluster outbound|9000|v1|", out.stdout)
         # no route at the port: each connection is closed, and the log says why
         st.write_file(path, self.config(100, 0).replace("match: [{port: %d}]" % self.port,
                                                         "match: [{port: %d}]" % (self.port + 1)))
