@@ -206,7 +206,7 @@ int sn__h2_prepare(nghttp2_session_callbacks **cb, nghttp2_option **opt)
 int sn__h2_settings(nghttp2_session *s, uint32_t max_streams, uint32_t stream_window, uint32_t max_header_list,
 		    uint32_t conn_window)
 {
-	nghttp2_settings_entry iv[4];
+	nghttp2_settings_entry iv[5];
 	size_t n = 0;
 
 	iv[n++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 };
@@ -214,6 +214,12 @@ int sn__h2_settings(nghttp2_session *s, uint32_t max_streams, uint32_t stream_wi
 	iv[n++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, max_header_list };
 	if (max_streams)
 		iv[n++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams };
+	/* A server takes extended CONNECT (RFC 8441: WebSocket over HTTP/2);
+	 * with it on, nghttp2 lets :protocol through and checks that such a
+	 * request carries :scheme, :path and :authority. The setting means
+	 * nothing from a client. */
+	if (nghttp2_session_check_server_session(s))
+		iv[n++] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1 };
 	if (nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, iv, n) != 0 ||
 	    nghttp2_session_set_local_window_size(s, NGHTTP2_FLAG_NONE, 0, (int32_t)conn_window) != 0)
 		return -1;

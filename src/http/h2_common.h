@@ -91,8 +91,9 @@ void sn__h2_limit_defaults(uint32_t *max_header_list, uint32_t *max_fields, uint
  * are the caller's to add to and delete. Returns 0 or -1. */
 int sn__h2_prepare(nghttp2_session_callbacks **cb, nghttp2_option **opt);
 
-/* Our SETTINGS (max_streams 0: not sent) and the connection's receive
- * window. Returns 0 or -1. */
+/* Our SETTINGS (max_streams 0: not sent; a server's also say
+ * ENABLE_CONNECT_PROTOCOL, RFC 8441) and the connection's receive window.
+ * Returns 0 or -1. */
 int sn__h2_settings(nghttp2_session *s, uint32_t max_streams, uint32_t stream_window, uint32_t max_header_list,
 		    uint32_t conn_window);
 

@@ -2,7 +2,9 @@
  *
  * nghttp2 does the framing, HPACK, flow-control bookkeeping and the
  * message checks of RFC 9113 8 (pseudo-headers, lower-case names, no
- * connection-specific fields, content-length against DATA); this file
+ * connection-specific fields, content-length against DATA) and, since our
+ * SETTINGS enable it, of RFC 8441's extended CONNECT (:protocol, its
+ * value in head.protocol, for WebSocket over HTTP/2); this file
  * bounds what it keeps per stream, turns heads into struct sn_http_head,
  * queues response bytes per stream with a bound, and adds the flood
  * checks nghttp2 leaves to its user. Windows are given back by the owner

@@ -980,6 +980,11 @@ static void ex_dispatch(struct sn_exchange *ex)
 	/* HTTP/2 to the endpoint when its port says so (http2, grpc,
 	 * grpc-web); inbound, as inbound_app_h2 says. */
 	ex->up_h2 = ex->c->dir == SN_DIR_INBOUND ? inbound_app_h2(ex) : ex->cluster->http2;
+	if (ex->up_h2 && ex->s != NULL && ex->req.upgrade) {   /* extended CONNECT onwards: docs/internals/http2.md */
+		ex_local(ex, 501, "not_implemented", "sinew: WebSocket over HTTP/2 to %s, spoken to in HTTP/2, is not "
+			 "supported yet", ex->cluster->name);
+		return;
+	}
 	if ((ex->up_h2 ? sn__ex_build_upstream_h2(ex) : sn__ex_build_upstream_head(ex)) != 0) {
 		ex_local(ex, 431, "header_too_large", "sinew: request head too large to forward");
 		return;
@@ -1907,6 +1912,14 @@ static int accept_head(struct sn_exchange *ex)
 		ex->resp_until_close = 1;
 		break;
 	}
+	if (ex->resp.status == 101 && ex->s != NULL) {   /* RFC 8441: the stream's tunnel answers 200 */
+		const char *why = sn__h2t_open(ex);
+		if (why != NULL)
+			ex_local(ex, 502, "upstream_protocol_error", "sinew: %s", why);
+		else
+			ex_finish(ex);
+		return -1;
+	}
 	if (sn__ex_build_downstream_head(ex) != 0) {
 		ex_local(ex, 502, "upstream_protocol_error", "sinew: upstream response head too large");
 		return -1;
@@ -2363,6 +2376,7 @@ void sn__ex_start_stream(struct sn_exchange *ex, const struct sn_http_head *h, e
 	rq->authority = h->authority;
 	rq->minor_version = 1;
 	rq->keep_alive = 1;
+	rq->upgrade = h->protocol.len > 0;   /* h2_tunnel.c made a WebSocket CONNECT a GET to upgrade */
 	rq->headers = ex->req_hdrs;
 	size_t cookies = 0, cookie_bytes = 0;
 	for (size_t i = 0; i < h->n_fields; i++) {
@@ -2402,7 +2416,10 @@ void sn__ex_start_stream(struct sn_exchange *ex, const struct sn_http_head *h, e
 	rq->content_length = content_length;
 	if (sn_str_eq_cstr(h->method, "CONNECT")) {
 		ex->req_done = body == SN_H1_BODY_NONE;
-		ex_local(ex, 501, "not_implemented", "sinew: CONNECT over HTTP/2 is not supported");
+		/* No forward proxy: 501 as for HTTP/1.1, the method is what is not
+		 * implemented (Envoy's 404 blames the host; docs/internals/http2.md). */
+		ex_local(ex, 501, "not_implemented", "sinew: CONNECT over HTTP/2 is not supported, only extended "
+			 "CONNECT with :protocol websocket (RFC 8441)");
 		return;
 	}
 	ex_begin(ex);

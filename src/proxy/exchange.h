@@ -115,8 +115,40 @@ int sn__h2d_end(struct sn_h2d_stream *s, const struct sn_http_field *trailers, s
  * length: from now on the stream's body is framed in chunks. 0 or -1. */
 int sn__h2d_frame_chunks(struct sn_h2d_stream *s);
 /* The exchange is over; the stream is reset unless its response was
- * complete (and, if the client is still sending, told to stop). */
+ * complete (and, if the client is still sending, told to stop) or it
+ * became a tunnel (h2_tunnel.c). */
 void sn__h2d_ex_done(struct sn_h2d_stream *s);
+/* For h2_tunnel.c: the stream's tunnel (NULL unless it is an extended
+ * CONNECT), its ID (for logs), and a reset with an HTTP/2 error code
+ * (on_close, then sn__h2t_free, follow from the codec). */
+struct sn_h2t *sn__h2d_tunnel(const struct sn_h2d_stream *s);
+int32_t sn__h2d_stream_id(const struct sn_h2d_stream *s);
+void sn__h2d_reset(struct sn_h2d_stream *s, uint32_t error);
+
+/* h2_tunnel.c: WebSocket over HTTP/2 (RFC 8441) to an HTTP/1.1 endpoint. */
+struct sn_h2t;
+/* Whether h is an extended CONNECT for WebSocket (:method CONNECT,
+ * :protocol websocket). */
+int sn__h2t_websocket(const struct sn_http_head *h);
+/* The tunnel-to-be of stream s, whose head h asked for WebSocket; *out is
+ * the head the exchange routes and sends instead (GET, Upgrade: websocket,
+ * a fresh Sec-WebSocket-Key, Sec-WebSocket-Version; :protocol kept), owned
+ * by the tunnel, valid until sn__h2t_free. NULL on ENOMEM. */
+struct sn_h2t *sn__h2t_new(struct sn_worker *w, struct sn_h2d_stream *s, const struct sn_http_head *h,
+			   const struct sn_http_head **out);
+/* exchange.c, on the endpoint's 101 for a stream (ex->s): checks its
+ * Sec-WebSocket-Accept, answers the stream 200 and takes ex->u for the
+ * relay. NULL when done (ex->status is 200: record and finish the
+ * exchange); else why not, with ex->u untouched: the exchange answers 502. */
+const char *sn__h2t_open(struct sn_exchange *ex);
+/* Whether t relays bytes (the 101 came). */
+int sn__h2t_active(const struct sn_h2t *t);
+/* h2_downstream.c: the stream's body, room in its queue or end moved. */
+void sn__h2t_on_stream(struct sn_h2t *t);
+/* The stream is gone (answered and closed, reset, or its connection
+ * ends): the endpoint's connection closes and t is freed. t may be NULL.
+ * Never calls into the codec. */
+void sn__h2t_free(struct sn_h2t *t);
 
 /* exchange.c, for the downstream connection */
 /* A new exchange on c (c->ex), its clock started; NULL on ENOMEM. */

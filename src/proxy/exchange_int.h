@@ -2,10 +2,11 @@
 #define SINEW_EXCHANGE_INT_H
 
 /* One exchange's state, private to the files that make up the exchange:
- * exchange.c (route, attempt, retry, relay, record) and exchange_heads.c
+ * exchange.c (route, attempt, retry, relay, record), exchange_heads.c
  * (the heads it writes: upstream requests in HTTP/1.1 and HTTP/2, and the
- * client's response head). Everyone else sees struct sn_exchange only
- * through exchange.h and filter.h. */
+ * client's response head) and h2_tunnel.c (an HTTP/2 stream's WebSocket
+ * handshake, taken over on the 101). Everyone else sees struct
+ * sn_exchange only through exchange.h and filter.h. */
 
 #include "exchange.h"
 #include "filter.h"

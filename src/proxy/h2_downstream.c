@@ -15,7 +15,12 @@
  * the client only when the exchange sent them upstream
  * (sn__h2d_consumed). Towards an HTTP/1.1 upstream a body of unknown
  * length is framed in chunks as it arrives; a body complete before its
- * exchange starts goes with a Content-Length instead. */
+ * exchange starts goes with a Content-Length instead.
+ *
+ * An extended CONNECT for WebSocket (RFC 8441) goes to its exchange as
+ * the HTTP/1.1 handshake h2_tunnel.c makes of it; on the endpoint's 101
+ * the stream becomes that file's tunnel: its DATA, room and end go there
+ * instead of to an exchange. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +37,7 @@ struct sn_h2d_stream {
 	struct sn_dconn *c;
 	struct sn_h2s_stream *st;
 	struct sn_exchange *ex;
+	struct sn_h2t *tunnel;            /* an extended CONNECT's (h2_tunnel.c); NULL for other requests */
 	struct sn_h2d_stream *next_run;   /* the connection's run list */
 	const struct sn_http_head *head;  /* the codec's, valid until on_close */
 	struct sn_buf body;               /* request body not yet sent upstream */
@@ -217,6 +223,13 @@ void sn__h2d_ex_done(struct sn_h2d_stream *s)
 	s->ex = NULL;
 	if (s->closing || c->h2 == NULL)
 		return;
+	if (sn__h2t_active(s->tunnel)) {
+		/* The stream lives on as a tunnel: the bytes either side sent
+		 * early move on its first run. */
+		enqueue(c->h2, s);
+		kick(c);
+		return;
+	}
 	/* A response cut short: the client must not take it for complete. */
 	if (!s->out_ended)
 		sn_h2s_reset(c->h2->s, s->st, 2 /* INTERNAL_ERROR */);
@@ -229,6 +242,24 @@ void sn__h2d_ex_done(struct sn_h2d_stream *s)
 	kick(c);
 }
 
+struct sn_h2t *sn__h2d_tunnel(const struct sn_h2d_stream *s)
+{
+	return s->tunnel;
+}
+
+int32_t sn__h2d_stream_id(const struct sn_h2d_stream *s)
+{
+	return sn_h2s_stream_id(s->st);
+}
+
+void sn__h2d_reset(struct sn_h2d_stream *s, uint32_t error)
+{
+	if (s->closing || s->c->h2 == NULL)
+		return;
+	sn_h2s_reset(s->c->h2->s, s->st, error);
+	kick(s->c);
+}
+
 /* ---- codec callbacks (bookkeeping only) ------------------------------------ */
 
 static void stream_free(struct sn_dconn *c, struct sn_h2d_stream *s)
@@ -236,6 +267,7 @@ static void stream_free(struct sn_dconn *c, struct sn_h2d_stream *s)
 	*s->pprev = s->next;
 	if (s->next != NULL)
 		s->next->pprev = s->pprev;
+	sn__h2t_free(s->tunnel);
 	sn_buf_release(&c->w->pool, &s->body);
 	free(s);
 }
@@ -268,7 +300,7 @@ static int on_data(void *arg, struct sn_h2s_stream *st, const void *p, size_t n)
 	if (s == NULL)
 		return -1;
 	s->received += n;
-	if (s->started && s->ex == NULL) {
+	if (s->started && s->ex == NULL && !sn__h2t_active(s->tunnel)) {
 		sn__h2d_consumed(s, n);   /* nobody wants it any more: dropped */
 		return 0;
 	}
@@ -300,7 +332,7 @@ static void on_writable(void *arg, struct sn_h2s_stream *st)
 	struct sn_dconn *c = arg;
 	struct sn_h2d_stream *s = sn_h2s_user(st);
 
-	if (s != NULL && s->ex != NULL)
+	if (s != NULL && (s->ex != NULL || sn__h2t_active(s->tunnel)))
 		enqueue(c->h2, s);
 }
 
@@ -339,11 +371,21 @@ static const struct sn_h2s_cbs h2d_cbs = {
  * exchange. */
 static void start_stream(struct sn_dconn *c, struct sn_h2d_stream *s)
 {
+	const struct sn_http_head *head = s->head;
 	enum sn_h1_body_kind body;
 	uint64_t cl = 0;
 
 	s->started = 1;
-	if (s->head->content_length >= 0) {
+	if (sn__h2t_websocket(s->head)) {
+		/* RFC 8441: routed and sent as the HTTP/1.1 handshake, without
+		 * a body -- the stream's DATA waits for the tunnel. */
+		s->tunnel = sn__h2t_new(c->w, s, s->head, &head);
+		if (s->tunnel == NULL) {
+			sn_h2s_reset(c->h2->s, s->st, 7 /* REFUSED_STREAM */);
+			return;
+		}
+		body = SN_H1_BODY_NONE;
+	} else if (s->head->content_length >= 0) {
 		body = s->head->content_length == 0 && s->ended ? SN_H1_BODY_NONE : SN_H1_BODY_LENGTH;
 		cl = (uint64_t)s->head->content_length;
 	} else if (s->ended) {
@@ -361,7 +403,7 @@ static void start_stream(struct sn_dconn *c, struct sn_h2d_stream *s)
 		return;
 	}
 	s->ex = ex;
-	sn__ex_start_stream(ex, s->head, body, cl);
+	sn__ex_start_stream(ex, head, body, cl);
 }
 
 static void run_streams(struct sn_dconn *c)
@@ -378,6 +420,8 @@ static void run_streams(struct sn_dconn *c)
 			start_stream(c, s);
 		else if (s->ex != NULL)
 			sn__ex_on_stream(s->ex);
+		else if (s->tunnel != NULL)
+			sn__h2t_on_stream(s->tunnel);
 	}
 }
 

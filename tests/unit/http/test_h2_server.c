@@ -3,7 +3,8 @@
  * Requests in the codec-neutral model, bodies both ways with flow control
  * as backpressure, the per-stream response bound, trailers, many streams,
  * and the limits: concurrent streams, the header-list size, floods of
- * empty DATA frames and of resets, a client that does not speak HTTP/2. */
+ * empty DATA frames and of resets, a client that does not speak HTTP/2;
+ * extended CONNECT (RFC 8441) announced and taken. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -22,7 +23,7 @@
 /* ---- the server application: records what the codec delivers ---- */
 
 struct req_rec {
-	char method[16], path[256], authority[64], scheme[8], ua[64];
+	char method[16], path[256], authority[64], scheme[8], ua[64], protocol[16];
 	int64_t content_length;
 	size_t body;
 	int ended;
@@ -65,6 +66,7 @@ static int on_request(void *arg, struct sn_h2s_stream *st, const struct sn_http_
 	copy(r->path, sizeof(r->path), h->path);
 	copy(r->authority, sizeof(r->authority), h->authority);
 	copy(r->scheme, sizeof(r->scheme), h->scheme);
+	copy(r->protocol, sizeof(r->protocol), h->protocol);
 	for (size_t i = 0; i < h->n_fields; i++)
 		if (sn_str_eq_cstr(h->fields[i].name, "user-agent"))
 			copy(r->ua, sizeof(r->ua), h->fields[i].value);
@@ -563,6 +565,55 @@ static void test_goaway_drain(void **state)
 	teardown(&a, &cl);
 }
 
+/* RFC 8441: our SETTINGS say ENABLE_CONNECT_PROTOCOL, so an extended
+ * CONNECT comes through with its :protocol and stays open both ways; a
+ * :protocol on any other method is still refused by nghttp2. */
+static void test_extended_connect(void **state)
+{
+	(void)state;
+	static struct app a;
+	static struct client cl;
+	setup(&a, &cl, NULL);
+	a.auto_answer = 0;
+	pump(&cl, &a);
+	assert_int_equal(nghttp2_session_get_remote_settings(cl.s, NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL), 1);
+	nghttp2_nv nv[] = {
+		{ (uint8_t *)":method", (uint8_t *)"CONNECT", 7, 7, 0 },
+		{ (uint8_t *)":protocol", (uint8_t *)"websocket", 9, 9, 0 },
+		{ (uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0 },
+		{ (uint8_t *)":authority", (uint8_t *)"reviews:9080", 10, 12, 0 },
+		{ (uint8_t *)":path", (uint8_t *)"/chat", 5, 5, 0 },
+		{ (uint8_t *)"sec-websocket-version", (uint8_t *)"13", 21, 2, 0 },
+	};
+	nghttp2_data_provider dp = { .read_callback = c_read_body };
+	cl.body_len = 5;   /* DATA on the tunnel's stream, not ended by us below */
+	int32_t id = nghttp2_submit_request(cl.s, NULL, nv, SN_ARRAY_LEN(nv), &dp, NULL);
+	assert_true(id > 0);
+	assert_int_equal(pump(&cl, &a), 0);
+	struct req_rec *r = &a.rec[id / 2];
+	assert_string_equal(r->method, "CONNECT");
+	assert_string_equal(r->protocol, "websocket");
+	assert_string_equal(r->path, "/chat");
+	assert_string_equal(r->scheme, "http");
+	assert_int_equal(r->body, 5);
+	struct sn_http_head h = { .status = 200, .content_length = -1 };
+	assert_int_equal(sn_h2s_respond(a.c, r->st, &h, 0), 0);
+	assert_int_equal(sn_h2s_write(a.c, r->st, "frame", 5), 5);
+	pump(&cl, &a);
+	assert_int_equal(cl.r[id / 2].status, 200);
+	assert_int_equal(cl.r[id / 2].body, 5);
+	assert_false(cl.r[id / 2].closed);
+	/* :protocol with GET: malformed (RFC 8441 4), reset before the owner sees it */
+	nv[0] = (nghttp2_nv){ (uint8_t *)":method", (uint8_t *)"GET", 7, 3, 0 };
+	int32_t bad = nghttp2_submit_request(cl.s, NULL, nv, SN_ARRAY_LEN(nv), NULL, NULL);
+	assert_true(bad > 0);
+	pump(&cl, &a);
+	assert_string_equal(a.rec[bad / 2].method, "");
+	assert_true(cl.r[bad / 2].closed);
+	assert_int_equal(cl.r[bad / 2].error, NGHTTP2_PROTOCOL_ERROR);
+	teardown(&a, &cl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -576,6 +627,7 @@ int main(void)
 		cmocka_unit_test(test_rapid_reset),
 		cmocka_unit_test(test_not_http2),
 		cmocka_unit_test(test_goaway_drain),
+		cmocka_unit_test(test_extended_connect),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
