@@ -380,9 +380,14 @@ static void h2u_close(struct sn_h2u *h, const char *why)
 		if (s->released) {
 			stream_free(s);
 		} else {
-			if (!s->u.connected)
-				s->u.eof = 1;   /* never opened: a connect failure */
-			else if (!s->ended)
+			if (!s->u.connected) {
+				/* never opened: a connect failure, which its exchange
+				 * must hear (it retries or answers 503) */
+				s->u.eof = 1;
+				s->u.can_read = 1;
+				s->u.can_write = 1;
+				enqueue(s);
+			} else if (!s->ended)
 				stream_fail(s, 2);
 			else
 				s->u.eof = 1;

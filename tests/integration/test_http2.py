@@ -324,6 +324,24 @@ class ToAnHTTP2App(unittest.TestCase):
         self.assertEqual((r.status, r.body), (200, b"hello from nghttpd\n"))
         self.assertNotIn("h2UpgradePolicy", self.proxy.stderr())   # no "not implemented" warning
 
+    def test_endpoint_not_listening(self):
+        """An HTTP/2 endpoint whose port refuses the connection: 503
+        upstream_connect_failure at once (after the default retries), to
+        HTTP/1.1 and HTTP/2 clients alike -- once the request hung until the
+        client gave up."""
+        dead = st.closed_port()
+        cfg = ("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n"
+               "  ports:\n  - {name: http2-web, port: 8080}\n---\n"
+               "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: web-1}\nspec:\n"
+               "  address: 127.0.0.1\n  ports: {http2-web: %d}\n  labels: {app: web}\n" % dead)
+        p = st.start_proxy(self, cfg)
+        t0 = time.time()
+        r = st.request(p.outbound_port, "GET", "/hello.txt", host="web:8080", timeout=10)
+        self.assertEqual((r.status, r.header("sinew-error")), (503, "upstream_connect_failure"), r)
+        status, hdrs, _, _ = curl(p.outbound_port, "http://web:8080/hello.txt", timeout=10)
+        self.assertEqual(status, 503)
+        self.assertLess(time.time() - t0, 3.0)
+
     def test_rewrite_to_an_http2_app(self):
         status, _, body, _ = curl(self.proxy.outbound_port, "http://web:8080/old")
         self.assertEqual((status, body), (200, b"hello from nghttpd\n"))
