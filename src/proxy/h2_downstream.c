@@ -15,7 +15,10 @@
  * the client only when the exchange sent them upstream
  * (sn__h2d_consumed). Towards an HTTP/1.1 upstream a body of unknown
  * length is framed in chunks as it arrives; a body complete before its
- * exchange starts goes with a Content-Length instead.
+ * exchange starts goes with a Content-Length instead, unless it ended with
+ * trailer fields: they go in the last chunk (a Content-Length body
+ * carries none, so a request with one loses them, as RFC 9110 lets a
+ * proxy do).
  *
  * An extended CONNECT for WebSocket (RFC 8441) goes to its exchange as
  * the HTTP/1.1 handshake h2_tunnel.c makes of it; on the endpoint's 101
@@ -45,6 +48,8 @@ struct sn_h2d_stream {
 	uint64_t credited;                /* body bytes given back to its windows */
 	uint64_t framing;                 /* chunk framing added to s->body */
 	uint64_t consumed;                /* bytes of s->body (data and framing) passed on */
+	char *trailers;                   /* the request's trailer fields as HTTP/1.1 lines ("n: v\r\n"...) */
+	size_t trailers_len;
 	unsigned ended : 1;               /* the request is complete */
 	unsigned started : 1;             /* the exchange has the head */
 	unsigned chunked : 1;             /* body bytes are framed in chunks as they arrive */
@@ -133,6 +138,62 @@ static int body_add(struct sn_h2d_stream *s, const void *p, size_t n)
 	return 0;
 }
 
+/* The last chunk: "0", the request's trailer fields, the empty line. */
+static int last_chunk(struct sn_h2d_stream *s)
+{
+	struct sn_worker *w = s->c->w;
+	size_t n = 5 + s->trailers_len;
+	if (sn_buf_reserve(&w->pool, &s->body, n, SN_H2S_DEFAULT_STREAM_WINDOW + SN_BUF_DEFAULT_SIZE + n) != 0)
+		return -1;
+	sn_buf_append(&s->body, "0\r\n", 3);
+	if (s->trailers_len)
+		sn_buf_append(&s->body, s->trailers, s->trailers_len);
+	sn_buf_append(&s->body, "\r\n", 2);
+	s->framing += n;
+	return 0;
+}
+
+/* Keeps the request's trailer fields for an HTTP/1.1 endpoint's last
+ * chunk (RFC 9112 7.1.2), less those a trailer must not carry (framing,
+ * routing, connection-specific: RFC 9110 6.5.1). Returns -1 on ENOMEM. */
+static int keep_trailers(struct sn_h2d_stream *s, const struct sn_http_field *f, size_t n)
+{
+	static const char *const banned[] = { "content-length", "transfer-encoding", "host", "connection",
+					      "keep-alive", "proxy-connection", "te", "trailer", "upgrade",
+					      "content-type", "content-encoding", "content-range", "authorization",
+					      "cookie", "set-cookie", "expect", "max-forwards", "cache-control" };
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += f[i].name.len + f[i].value.len + 4;
+	if (len == 0)
+		return 0;
+	char *out = malloc(len);
+	if (out == NULL)
+		return -1;
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		int skip = f[i].name.len == 0 || f[i].name.p[0] == ':';
+		for (size_t b = 0; b < SN_ARRAY_LEN(banned) && !skip; b++)
+			skip = sn_str_ieq_cstr(f[i].name, banned[b]);
+		if (skip)
+			continue;
+		memcpy(out + o, f[i].name.p, f[i].name.len);
+		o += f[i].name.len;
+		memcpy(out + o, ": ", 2);
+		o += 2;
+		memcpy(out + o, f[i].value.p, f[i].value.len);
+		o += f[i].value.len;
+		memcpy(out + o, "\r\n", 2);
+		o += 2;
+	}
+	free(s->trailers);
+	s->trailers = o ? out : NULL;
+	s->trailers_len = o;
+	if (o == 0)
+		free(out);
+	return 0;
+}
+
 struct sn_buf *sn__h2d_body(struct sn_h2d_stream *s)
 {
 	return &s->body;
@@ -176,7 +237,7 @@ int sn__h2d_frame_chunks(struct sn_h2d_stream *s)
 			return -1;
 	}
 	if (s->ended)
-		return body_add(s, "", 0);   /* the last chunk */
+		return last_chunk(s);
 	return 0;
 }
 
@@ -269,6 +330,7 @@ static void stream_free(struct sn_dconn *c, struct sn_h2d_stream *s)
 		s->next->pprev = s->pprev;
 	sn__h2t_free(s->tunnel);
 	sn_buf_release(&c->w->pool, &s->body);
+	free(s->trailers);
 	free(s);
 }
 
@@ -316,12 +378,12 @@ static void on_end(void *arg, struct sn_h2s_stream *st, const struct sn_http_fie
 	struct sn_dconn *c = arg;
 	struct sn_h2d_stream *s = sn_h2s_user(st);
 
-	(void)trailers;   /* request trailers are not forwarded to HTTP/1.1 */
-	(void)n;
 	if (s == NULL)
 		return;
 	s->ended = 1;
-	if (s->chunked && s->ex != NULL && body_add(s, "", 0) != 0)
+	/* trailers: in the last chunk to an HTTP/1.1 endpoint (not to an
+	 * HTTP/2 one, whose request ends with its last DATA) */
+	if ((n > 0 && keep_trailers(s, trailers, n) != 0) || (s->chunked && s->ex != NULL && last_chunk(s) != 0))
 		sn_h2s_reset(c->h2->s, st, 2 /* INTERNAL_ERROR */);
 	if (s->started)
 		enqueue(c->h2, s);
@@ -388,6 +450,9 @@ static void start_stream(struct sn_dconn *c, struct sn_h2d_stream *s)
 	} else if (s->head->content_length >= 0) {
 		body = s->head->content_length == 0 && s->ended ? SN_H1_BODY_NONE : SN_H1_BODY_LENGTH;
 		cl = (uint64_t)s->head->content_length;
+	} else if (s->ended && s->trailers != NULL) {
+		/* only chunks carry trailers to an HTTP/1.1 endpoint */
+		body = SN_H1_BODY_CHUNKED;
 	} else if (s->ended) {
 		/* The whole body is here (or there is none): its length is known. */
 		body = s->received == 0 ? SN_H1_BODY_NONE : SN_H1_BODY_LENGTH;

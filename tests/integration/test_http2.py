@@ -14,10 +14,12 @@ the access log saying HTTP/2. Floods and limits: test_http2_attacks.py."""
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import tempfile
 import time
 import unittest
@@ -631,6 +633,88 @@ class InboundToAnHTTP2App(unittest.TestCase):
         p = self.start("http2-web")
         r = st.request(p.inbound_port, "GET", "/hello.txt", host="web:8080")
         self.assertEqual((r.status, r.body), (200, b"hello from nghttpd\n"))
+
+
+class RawH1Upstream:
+    """An HTTP/1.1 endpoint that keeps each request's raw bytes (head,
+    chunks, trailers) and answers 200 once the request is whole."""
+
+    def __init__(self):
+        self.requests = []
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.one, args=(c,), daemon=True).start()
+
+    def one(self, c):
+        buf = b""
+        with c:
+            c.settimeout(10)
+            while True:
+                try:
+                    d = c.recv(65536)
+                except OSError:
+                    return
+                if not d:
+                    return
+                buf += d
+                head, sep, rest = buf.partition(b"\r\n\r\n")
+                if not sep:
+                    continue
+                chunked = b"transfer-encoding: chunked" in head.lower()
+                if (chunked and (rest.startswith(b"0\r\n") or b"\r\n0\r\n" in rest) and rest.endswith(b"\r\n\r\n")) or \
+                        (not chunked and len(rest) >= int((re.search(rb"(?i)content-length: *(\d+)", head) or
+                                                          re.match(rb"()", b"")).group(1) or 0)):
+                    self.requests.append(buf)
+                    c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    buf = b""
+
+    def close(self):
+        self.srv.close()
+
+
+class RequestTrailers(unittest.TestCase):
+    """An HTTP/2 client's request trailers reach an HTTP/1.1 endpoint in the
+    last chunk (RFC 9112 7.1.2), the body chunked even when it was whole
+    before the request went; fields a trailer must not carry (here
+    authorization) are dropped. (nghttp2 itself refuses a content-length
+    trailer: PROTOCOL_ERROR.)"""
+
+    def test_trailers_in_the_last_chunk(self):
+        up = RawH1Upstream()
+        self.addCleanup(up.close)
+        cfg = st.registry_yaml({("reviews", "v1"): up.port})
+        p = st.start_proxy(self, cfg)
+        c = H2Client(p.outbound_port)
+        self.addCleanup(c.close)
+        for body in (b"hello body", b""):
+            sid = c.conn.get_next_available_stream_id()
+            c.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "reviews:9080"),
+                                      (":path", "/t"), ("x-head", "1")])
+            if body:
+                c.conn.send_data(sid, body)
+            c.conn.send_headers(sid, [("x-checksum", "abc123"), ("authorization", "late"), ("x-second", "two")],
+                                end_stream=True)
+            c.responses[sid] = {"headers": None, "data": b"", "ended": False, "reset": None}
+            c.flush()
+            c.pump(lambda: c.responses[sid]["ended"] or c.responses[sid]["reset"] is not None)
+            self.assertEqual((c.responses[sid]["headers"][":status"], c.responses[sid]["data"]), ("200", b"ok"))
+            raw = up.requests[-1]
+            head, _, rest = raw.partition(b"\r\n\r\n")
+            self.assertIn(b"transfer-encoding: chunked", head.lower(), raw)
+            want = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + \
+                b"0\r\nx-checksum: abc123\r\nx-second: two\r\n\r\n"
+            self.assertEqual(rest, want, raw)
 
 
 if __name__ == "__main__":
