@@ -3,7 +3,7 @@
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build build-asan test unit integration fuzz fuzz-all clean demo bench bench-control bench-stats
+.PHONY: all deps build build-asan test lint unit integration fuzz fuzz-all clean demo bench bench-control bench-stats
 
 all: build
 
@@ -19,11 +19,16 @@ build-asan: deps
 	@cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DSN_SANITIZE=ON -DSN_FUZZ=ON -DSN_TEST_HOOKS=ON $(CMAKE_FLAGS) >/dev/null
 	@cmake --build build/asan -j$(JOBS)
 
-# make test: gcc -Werror release build, then every test under clang with
-# ASan and UBSan: unit, fuzz-corpus replay and integration.
-test: build build-asan
+# make test: gcc -Werror release build, clang-tidy (make lint), then every
+# test under clang with ASan and UBSan: unit, fuzz-corpus replay and
+# integration.
+test: build build-asan lint
 	@cd build/asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure -j2 --timeout 300
+
+# clang-tidy with the tree's profile (.clang-tidy), warnings as errors.
+lint: build
+	@./scripts/lint.sh
 
 unit: build-asan
 	@cd build/asan && ctest --output-on-failure -L unit

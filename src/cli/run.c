@@ -614,7 +614,11 @@ static int control_reachable(struct run *r, const char *control_plane)
 		return 0;
 	memcpy(host, control_plane, (size_t)(colon - control_plane));
 	host[colon - control_plane] = '\0';
-	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	char *end;
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || port == 0 || port > 65535)
+		return 0;
+	sa.sin_port = htons((uint16_t)port);
 	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
 		return 0;
 	/* From the mesh namespace, where sinewd's pod listener is: from the

@@ -163,7 +163,9 @@ static pid_t running_pid(const char *pidfile)
 	long pid = 0;
 	if (f == NULL)
 		return 0;
-	if (fscanf(f, "%ld", &pid) != 1)
+	char line[32], *end;
+	if (fgets(line, sizeof(line), f) == NULL || (pid = strtol(line, &end, 10), end == line) ||
+	    (*end != '\0' && *end != '\n'))
 		pid = 0;
 	fclose(f);
 	if (pid <= 1 || !alive((pid_t)pid))

@@ -91,13 +91,13 @@ void sn_diag_format(const struct sn_diag *g, char *buf, size_t size)
 	if (g->kind) {
 		int k = snprintf(buf + off, size - (size_t)off, "%s%s%s: ", g->kind, g->name ? " " : "",
 				 g->name ? g->name : "");
-		if (k < 0 || (size_t)(off + k) >= size)
+		if (k < 0 || (size_t)off + (size_t)k >= size)
 			return;
 		off += k;
 	}
 	if (g->field) {
 		int k = snprintf(buf + off, size - (size_t)off, "%s: ", g->field);
-		if (k < 0 || (size_t)(off + k) >= size)
+		if (k < 0 || (size_t)off + (size_t)k >= size)
 			return;
 		off += k;
 	}

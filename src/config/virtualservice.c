@@ -330,7 +330,7 @@ static int grpc_status_code(const char *s)
 		if (!strcmp(s, names[i]))
 			return i;
 	if (s[0] >= '0' && s[0] <= '9' && (s[1] == '\0' || (s[1] >= '0' && s[1] <= '9' && s[2] == '\0'))) {
-		int n = atoi(s);
+		int n = s[1] ? (s[0] - '0') * 10 + (s[1] - '0') : s[0] - '0';   /* one or two digits */
 		return n <= 16 ? n : -1;
 	}
 	return -1;

@@ -116,7 +116,8 @@ static void limit_child(void)
 	FILE *f = fopen("/proc/self/statm", "r");
 	unsigned long long pages = 0;
 	if (f != NULL) {
-		if (fscanf(f, "%llu", &pages) != 1)
+		char line[128], *end;
+		if (fgets(line, sizeof(line), f) == NULL || (pages = strtoull(line, &end, 10), end == line))
 			pages = 0;
 		fclose(f);
 	}

@@ -874,7 +874,7 @@ void mesh_push(struct sn_mesh *m, struct sn_mesh_proxy *px)
 	}
 
 	sn_out_printf(&o, "{\"type\":\"resources\",\"nonce\":\"%llu\",\"version\":\"%llu\",\"resources\":[",
-		      (unsigned long long)(px->nonce + 1), (unsigned long long)m->view.revision);
+		      (unsigned long long)px->nonce + 1, (unsigned long long)m->view.revision);
 	for (size_t i = 0; i < n_send; i++) {
 		const struct view_res *r = m->view.v[send[i]];
 		if (i)

@@ -243,6 +243,18 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* Eight hex digits at most: 1 if v is not one. */
+static int parse_crc(const char *v, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 16);
+	if (v[0] == '\0' || v[0] == '-' || *end != '\0' || errno != 0 || x > 0xffffffffull)
+		return 1;
+	*out = x;
+	return 0;
+}
+
 /* Parses one stored file's bytes into a new entry. On failure returns
  * NULL with why in err. */
 static struct sn_stored *parse_file(char *buf, size_t len, char *err, size_t errlen)
@@ -297,7 +309,7 @@ static struct sn_stored *parse_file(char *buf, size_t len, char *err, size_t err
 		else if (!strcmp(k, "length"))
 			bad = parse_u64(v, &length);
 		else if (!strcmp(k, "crc32"))
-			bad = sscanf(v, "%8" SCNx64, &crc) != 1;
+			bad = parse_crc(v, &crc);
 		if (bad) {
 			snprintf(err, errlen, "bad header field \"%s\"", k);
 			goto fail;

@@ -91,8 +91,11 @@ int sn_pod_http_get(const char *netns, const char *addr_port, const char *path, 
 		got += (size_t)r;
 	}
 	resp[got] = '\0';
-	int major, minor, st;
-	if (sscanf(resp, "HTTP/%d.%d %d", &major, &minor, &st) != 3) {
+	int st = 0;
+	/* "HTTP/1.x NNN": three digits after the version */
+	if (strncmp(resp, "HTTP/", 5) != 0 || strlen(resp) < 12 || resp[8] != ' ' || resp[9] < '1' || resp[9] > '5' ||
+	    resp[10] < '0' || resp[10] > '9' || resp[11] < '0' || resp[11] > '9' ||
+	    (st = (resp[9] - '0') * 100 + (resp[10] - '0') * 10 + (resp[11] - '0')) == 0) {
 		snprintf(err, err_size, "%s%s: no HTTP answer within %d ms", addr_port, path, timeout_ms);
 		goto done;
 	}

@@ -127,7 +127,7 @@ static int unhex(const char *s, uint8_t *out, size_t n)
 	if (strlen(s) != 2 * n)
 		return -1;
 	for (size_t i = 0; i < 2 * n; i++) {
-		int c = s[i], v;
+		int c = (unsigned char)s[i], v;
 		if (c >= '0' && c <= '9')
 			v = c - '0';
 		else if (c >= 'a' && c <= 'f')
