@@ -13,8 +13,9 @@
  * servers with tls.mode PASSTHROUGH (routed by the ClientHello's server
  * name, VirtualService tls[] routes), and TCP servers (MONGO, MYSQL and
  * REDIS as TCP, as Istio does: VirtualService tcp[] routes, the first
- * that applies taking every connection). Warned and not opened: TLS
- * terminated at the gateway, UDP, and a MUTUAL server with client
+ * that applies taking every connection), and TLS servers with tls.mode
+ * SIMPLE, MUTUAL or ISTIO_MUTUAL (TLS terminated, then the tcp[] routes).
+ * Warned and not opened: UDP, and a MUTUAL server with client
  * checks Sinew does not make (docs/configuration.md). */
 #include <stdlib.h>
 #include <string.h>
@@ -169,8 +170,8 @@ static int https_served(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_ser
 	size_t pl = cfg_path_push(c, ".tls");
 	int ok = 0;
 	if (s->tls_mode == NULL) {
-		cfg_warn(c, v, "an HTTPS server needs tls.mode SIMPLE or MUTUAL and a certificate; this server "
-			 "(port %u) is not opened", s->port);
+		cfg_warn(c, v, "a%s %s server needs tls.mode SIMPLE or MUTUAL and a certificate; this server "
+			 "(port %u) is not opened", strcmp(s->protocol, "TLS") ? "n" : "", s->protocol, s->port);
 	} else if (!strcmp(s->tls_mode, "PASSTHROUGH")) {
 		/* the client's TLS goes through whole, routed by its server name */
 		s->passthrough = 1;
@@ -259,6 +260,13 @@ static void parse_server(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_se
 		s->served = 1;
 		return;
 	}
+	if (!strcmp(s->protocol, "TLS")) {
+		/* TLS terminated at the gateway, then bytes: tcp[] routes (Istio's
+		 * TLS server with SIMPLE, MUTUAL or ISTIO_MUTUAL) */
+		s->served = https_served(c, v, s);
+		s->tcp = !s->passthrough;
+		return;
+	}
 	/* opaque bytes, routed by tcp[]; Istio proxies MONGO, MYSQL and REDIS
 	 * ports as TCP too (their protocol filters only add statistics) */
 	static const char *const bytes[] = { "TCP", "MONGO", "MYSQL", "REDIS" };
@@ -266,16 +274,15 @@ static void parse_server(struct cfg_ctx *c, const struct yn *v, struct cfg_gw_se
 		if (!strcmp(s->protocol, bytes[i]))
 			ok = s->tcp = 1;
 	if (!ok) {
-		static const char *const known[] = { "TLS", "UDP" };
+		static const char *const known[] = { "UDP" };
 		int is_known = 0;
 		for (size_t i = 0; i < SN_ARRAY_LEN(known); i++)
 			if (!strcmp(s->protocol, known[i]))
 				is_known = 1;
 		size_t pl = cfg_path_push(c, ".port.protocol");
 		if (is_known)
-			cfg_warn(c, v, "protocol %s%s is not served by Sinew's gateways yet; this server (port %u) is "
-				 "not opened (HTTP, HTTP2, GRPC, HTTPS, TCP, and TLS with tls.mode PASSTHROUGH are)",
-				 s->protocol, !strcmp(s->protocol, "TLS") ? " terminated at the gateway" : "", s->port);
+			cfg_warn(c, v, "protocol %s is not served by Sinew's gateways yet; this server (port %u) is "
+				 "not opened (HTTP, HTTP2, GRPC, HTTPS, TLS and TCP are)", s->protocol, s->port);
 		else
 			cfg_err(c, v, "unknown protocol \"%.32s\"; use HTTP, HTTP2, GRPC, HTTPS, TLS or TCP", s->protocol);
 		cfg_path_pop(c, pl);

@@ -1817,7 +1817,7 @@ static void build_gateways(struct tr *t)
 					SN_GW_LISTENERS_MAX, s->port);
 				continue;
 			}
-			int tls = s->passthrough || strcmp(s->protocol, "HTTPS") ? 0
+			int tls = s->passthrough || (strcmp(s->protocol, "HTTPS") && strcmp(s->protocol, "TLS")) ? 0
 				  : !strcmp(s->tls_mode, "MUTUAL")       ? 2
 				  : !strcmp(s->tls_mode, "ISTIO_MUTUAL") ? 3
 									 : 1;

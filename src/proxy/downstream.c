@@ -411,6 +411,27 @@ static int dconn_secure(struct sn_dconn *c)
 		return 1;
 	}
 	c->handshaking = 0;
+	const struct sn_gw_listener *gl = c->gw_port ? sn_snapshot_find_gw_listener(w->snap, c->gw_port) : NULL;
+	if (gl != NULL && gl->tcp) {
+		/* TLS terminated at a TCP port: the bytes go where its tcp
+		 * route says (Istio's TLS server with SIMPLE or MUTUAL, or
+		 * ISTIO_MUTUAL for the mesh's opaque TCP) */
+		char who[160];
+		snprintf(who, sizeof(who), "%s (TLS)", c->peer);
+		const struct sn_cluster *cl = sn_gw_tcp_pick(w, gl, who);
+		if (cl == NULL) {
+			sn__dconn_close(c);
+			return 1;
+		}
+		char from[200];
+		snprintf(from, sizeof(from), "gateway port %u %s", gl->port, who);
+		struct sn_xprt x = c->x;   /* handed to the relay */
+		sn_io_stop(&w->loop, &c->io);
+		sn_xprt_init(&c->x, -1);
+		sn__dconn_close(c);
+		sn_tcp_xprt_to_cluster(w, &x, cl, from);
+		return 1;
+	}
 	if (c->gw_port != 0 && c->gw_mesh) {
 		/* ISTIO_MUTUAL: a mesh client (its SPIFFE identity checked in
 		 * the handshake) speaking HTTP; opaque TCP has no route here */

@@ -151,21 +151,30 @@ void sn_gw_passthrough_accept(struct sn_worker *w, int fd, uint16_t port, const 
 	sn_timer_start(&w->loop, &p->timer, PEEK_MS, on_peek_timer);
 }
 
+const struct sn_cluster *sn_gw_tcp_pick(struct sn_worker *w, const struct sn_gw_listener *gl, const char *who)
+{
+	const struct sn_sni_route *r = gl->tcp_route;
+	if (r == NULL || r->n_dests == 0 || r->total_weight == 0) {
+		sn_log(SN_LOG_INFO, "gateway: port %u: %s: no tcp route of a VirtualService bound there takes this "
+		       "port%s; closing", gl->port, who, r != NULL ? " (its destinations are unknown)" : "");
+		return NULL;
+	}
+	const struct sn_route_dest *d = sn_route_pick_weighted(r->dests, r->n_dests, r->total_weight,
+							       sn_worker_random(w));
+	return &w->snap->clusters[d->cluster];
+}
+
 void sn_gw_tcp_accept(struct sn_worker *w, int fd, const struct sn_gw_listener *gl, const struct sockaddr *peer,
 		      socklen_t peer_len)
 {
 	char from[128];
 	char who[64];
 	peer_str(peer, peer_len, who, sizeof(who));
-	const struct sn_sni_route *r = gl->tcp_route;
-	if (r == NULL || r->n_dests == 0 || r->total_weight == 0) {
-		sn_log(SN_LOG_INFO, "gateway: port %u: %s: no tcp route of a VirtualService bound there takes this "
-		       "port%s; closing", gl->port, who, r != NULL ? " (its destinations are unknown)" : "");
+	const struct sn_cluster *cl = sn_gw_tcp_pick(w, gl, who);
+	if (cl == NULL) {
 		close(fd);
 		return;
 	}
-	const struct sn_route_dest *d = sn_route_pick_weighted(r->dests, r->n_dests, r->total_weight,
-							       sn_worker_random(w));
 	snprintf(from, sizeof(from), "gateway port %u %s", gl->port, who);
-	sn_tcp_to_cluster(w, fd, &w->snap->clusters[d->cluster], from);
+	sn_tcp_to_cluster(w, fd, cl, from);
 }

@@ -60,7 +60,8 @@ static struct sn_gw_tls *slot_for(struct sn_proxy *p, const struct sn_snapshot *
 static void load_one(struct sn_proxy *p, const struct sn_snapshot *s, const struct sn_gw_listener *l)
 {
 	struct sn_credential_files cf;
-	struct sn_tls_web_opts o = { .alpn = gw_alpn, .n_alpn = SN_ARRAY_LEN(gw_alpn) };
+	/* a TCP port carries bytes, not HTTP: no protocol to agree on */
+	struct sn_tls_web_opts o = { .alpn = l->tcp ? NULL : gw_alpn, .n_alpn = l->tcp ? 0 : SN_ARRAY_LEN(gw_alpn) };
 	struct sn_id_error e = { 0 };
 
 	if (l->credential != NULL) {

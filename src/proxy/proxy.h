@@ -362,6 +362,9 @@ int sn_tcp_tunnel(struct sn_worker *w, struct sn_xprt *d, struct sn_xprt *u, con
 /* Takes fd and relays it, as opaque TCP, to an endpoint of cl (mTLS to a
  * meshed one); from names the client in logs. fd is closed on failure. */
 int sn_tcp_to_cluster(struct sn_worker *w, int fd, const struct sn_cluster *cl, const char *from);
+/* The same for a client's transport x whose TLS the gateway terminated
+ * (taken; closed on failure). */
+int sn_tcp_xprt_to_cluster(struct sn_worker *w, struct sn_xprt *x, const struct sn_cluster *cl, const char *from);
 /* gateway_sni.c: a connection to a TLS passthrough port of a gateway
  * (tls.mode PASSTHROUGH): routed by its ClientHello's server name. Takes fd. */
 void sn_gw_passthrough_accept(struct sn_worker *w, int fd, uint16_t port, const struct sockaddr *peer,
@@ -370,6 +373,9 @@ void sn_gw_passthrough_accept(struct sn_worker *w, int fd, uint16_t port, const 
  * route says (a weighted pick per connection). Takes fd. */
 void sn_gw_tcp_accept(struct sn_worker *w, int fd, const struct sn_gw_listener *gl, const struct sockaddr *peer,
 		      socklen_t peer_len);
+/* The cluster a connection to TCP port gl goes to (its route's weighted
+ * pick), or NULL (logged, naming who): none. */
+const struct sn_cluster *sn_gw_tcp_pick(struct sn_worker *w, const struct sn_gw_listener *gl, const char *who);
 /* ALLOW_ANY's passthrough for HTTP: 0 and the original destination in
  * *orig when fd is a captured outbound connection to an address that is
  * not the mesh's (no Service VIP, no ServiceEntry address), else

@@ -778,7 +778,12 @@ int sn_tcp_to_cluster(struct sn_worker *w, int fd, const struct sn_cluster *cl, 
 {
 	struct sn_xprt d;
 	sn_xprt_init(&d, fd);
-	struct sn_tcp *t = tcp_new(w, &d, 0, 0);
+	return sn_tcp_xprt_to_cluster(w, &d, cl, from);
+}
+
+int sn_tcp_xprt_to_cluster(struct sn_worker *w, struct sn_xprt *d, const struct sn_cluster *cl, const char *from)
+{
+	struct sn_tcp *t = tcp_new(w, d, 0, 0);
 	if (t == NULL)
 		return SN_ENOMEM;
 	if (cl->n_endpoints == 0) {

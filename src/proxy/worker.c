@@ -328,7 +328,7 @@ static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
 				sn_gw_passthrough_accept(w, fd, l->gw_port, (struct sockaddr *)&peer, plen);
 				continue;
 			}
-			if (gl != NULL && gl->tcp) {
+			if (gl != NULL && gl->tcp && !gl->tls) {   /* (TLS first: downstream.c hands it on) */
 				sn_gw_tcp_accept(w, fd, gl, (struct sockaddr *)&peer, plen);
 				continue;
 			}

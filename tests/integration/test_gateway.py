@@ -699,6 +699,35 @@ spec:
         self.assertEqual(tcp_say(self.port, "x"), "")
         self.assertIn("no tcp route of a VirtualService bound there takes this port", p.stderr())
 
+    def test_tls_terminated_then_tcp(self):
+        """A TLS server with tls.mode SIMPLE (files) whose VirtualService
+        routes tcp[]: the gateway terminates the client's TLS (offering no
+        ALPN: the port carries bytes, not HTTP) and relays the plain bytes
+        to the endpoint."""
+        d = st.make_tempdir(self)
+        pki = make_pki(d)
+        tls_port = st.free_port()
+        cfg = self.config(100, 0).replace(
+            "    hosts: [\"*\"]\n",
+            "    hosts: [\"*\"]\n  - port: {number: %d, name: tls, protocol: TLS}\n    hosts: [\"*\"]\n"
+            "    tls: {mode: SIMPLE, serverCertificate: %s, privateKey: %s}\n" % (tls_port, pki["tls.crt"], pki["tls.key"]),
+            1).replace("  - match: [{port: %d}]" % self.port, "  - match: [{port: %d}, {port: %d}]" % (self.port, tls_port))
+        path = os.path.join(d, "sinew.yaml")
+        st.write_file(path, cfg)
+        p = st.start_proxy(self, config_path=path, workdir=d, outbound=False, args=GW_ARGS)
+        st.wait_port(tls_port)
+        import ssl
+        ctx = ssl.create_default_context(cafile=pki["ca.crt"])
+        ctx.set_alpn_protocols(["h2", "http/1.1"])
+        with socket.create_connection((st.LOOPBACK, tls_port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname="db.example.com") as tls:
+                self.assertIsNone(tls.selected_alpn_protocol())
+                tls.sendall(b"over tls\n")
+                self.assertEqual(tls.makefile("rb").readline(), b"v1 over tls\n")
+        # the plain port still relays as before; no warning for either
+        self.assertEqual(tcp_say(self.port, "plain"), "v1 plain\n")
+        self.assertNotIn("warning", p.stderr().lower())
+
 
 if __name__ == "__main__":
     st.main()
