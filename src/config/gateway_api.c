@@ -1202,8 +1202,8 @@ static void parse_listener_tls(struct cfg_ctx *c, const struct yn *v, const char
 	}
 	size_t pl = cfg_path_push(c, ".certificateRefs");
 	if (refs == NULL || cfg_want_seq(c, refs, 64) != 0 || refs->n == 0) {
-		cfg_err(c, v, "an HTTPS listener needs tls.certificateRefs: [{name: SECRET}] (the files of "
-			"--credentials-dir/SECRET)");
+		cfg_err(c, v, "a%s %s listener needs tls.certificateRefs: [{name: SECRET}] (the files of "
+			"--credentials-dir/SECRET)", str_is(s->protocol, "TLS") ? "" : "n", s->protocol);
 	} else {
 		const struct yn *r0 = refs->items[0];
 		size_t ql = cfg_path_push(c, "[0]");
@@ -1248,8 +1248,8 @@ static unsigned default_route_kinds(const char *protocol)
 {
 	if (str_is(protocol, "HTTP") || str_is(protocol, "HTTPS"))
 		return KIND_BIT(SN_KIND_HTTP_ROUTE) | KIND_BIT(SN_KIND_GRPC_ROUTE);
-	if (str_is(protocol, "TLS"))
-		return KIND_BIT(SN_KIND_TLS_ROUTE);
+	if (str_is(protocol, "TLS"))   /* TLSRoute when passed through, TCPRoute when terminated */
+		return KIND_BIT(SN_KIND_TLS_ROUTE) | KIND_BIT(SN_KIND_TCP_ROUTE);
 	if (str_is(protocol, "TCP"))
 		return KIND_BIT(SN_KIND_TCP_ROUTE);
 	return 0;
@@ -1386,13 +1386,28 @@ static void parse_listener(struct cfg_ctx *c, const struct yn *v, const char *gw
 		return;
 	}
 	if (!strcmp(s->protocol, "TLS")) {
-		/* Passthrough: routed by the ClientHello's server name */
+		/* Passthrough: routed by the ClientHello's server name
+		 * (TLSRoutes); Terminate, the default: TLS ends here and the
+		 * bytes go where a TCPRoute says */
 		const struct yn *mode = tls != NULL && tls->type == YN_MAP ? yn_get(tls, "mode") : NULL;
+		if (mode == NULL || (mode->type == YN_SCALAR && !strcmp(mode->s, "Terminate"))) {
+			int ok = 0;
+			size_t pl = cfg_path_push(c, ".tls");
+			if (tls == NULL)
+				cfg_err(c, v, "a TLS listener needs tls: {mode: Passthrough} or {certificateRefs: "
+					"[{name: SECRET}]} (Terminate)");
+			else
+				parse_listener_tls(c, tls, gw_ns, s, &ok);
+			cfg_path_pop(c, pl);
+			s->route_kinds &= KIND_BIT(SN_KIND_TCP_ROUTE);
+			s->tcp = 1;
+			s->served = ok;
+			return;
+		}
+		s->route_kinds &= KIND_BIT(SN_KIND_TLS_ROUTE);
 		size_t pl = cfg_path_push(c, ".tls.mode");
-		if (mode == NULL || mode->type != YN_SCALAR || strcmp(mode->s, "Passthrough") != 0) {
-			cfg_warn(c, mode ? mode : v, "a TLS listener is served with tls.mode Passthrough (TLSRoutes by "
-				 "server name); terminating TLS for TCPRoutes is not implemented, so this listener "
-				 "(port %u) is not opened", s->port);
+		if (mode->type != YN_SCALAR || strcmp(mode->s, "Passthrough") != 0) {
+			cfg_err(c, mode, "tls.mode: use Terminate or Passthrough");
 		} else {
 			for (size_t i = 0; i < tls->n; i++)
 				if (strcmp(tls->keys[i]->s, "mode") != 0) {

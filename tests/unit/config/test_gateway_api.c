@@ -317,8 +317,10 @@ static void test_refused_and_warned(void **state)
 		    SN_DIAG_WARNING, "is not served by Sinew");
 	load_expect(GW "  gatewayClassName: istio\n  listeners: [{name: h, port: 80, protocol: UDP}]\n",
 		    SN_DIAG_WARNING, "protocol UDP is not served");
-	load_expect(GW "  gatewayClassName: istio\n  listeners: [{name: h, port: 80, protocol: TLS, tls: {mode: Terminate, "
-		    "certificateRefs: [{name: c}]}}]\n", SN_DIAG_WARNING, "terminating TLS for TCPRoutes is not implemented");
+	load_expect(GW "  gatewayClassName: istio\n  listeners: [{name: h, port: 80, protocol: TLS, tls: {mode: Bogus}}]\n",
+		    SN_DIAG_ERROR, "use Terminate or Passthrough");
+	load_expect(GW "  gatewayClassName: istio\n  listeners: [{name: h, port: 80, protocol: TLS, tls: {}}]\n",
+		    SN_DIAG_ERROR, "a TLS listener needs tls.certificateRefs");
 	load_expect(GW "  gatewayClassName: istio\n  listeners: [{name: h, port: 80, protocol: TCP, allowedRoutes: "
 		    "{kinds: [{kind: HTTPRoute}]}}]\n", SN_DIAG_WARNING, "kind HTTPRoute cannot attach to this listener");
 	/* GRPCRoute */
@@ -434,13 +436,16 @@ static void test_tcp_and_tls_routes(void **state)
 		SVC("echo", "echo") SVC("secure", "secure")
 		GW "  gatewayClassName: istio\n  listeners:\n"
 		"  - {name: tcp, port: 31400, protocol: TCP}\n"
-		"  - {name: tls, port: 8443, protocol: TLS, hostname: \"*.example.com\", tls: {mode: Passthrough}}\n---\n"
+		"  - {name: tls, port: 8443, protocol: TLS, hostname: \"*.example.com\", tls: {mode: Passthrough}}\n"
+		"  - {name: tls-term, port: 9443, protocol: TLS, tls: {certificateRefs: [{name: db-cert}]}}\n---\n"
 		"apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: t}\nspec:\n"
 		"  parentRefs: [{name: g, sectionName: tcp}]\n"
 		"  rules: [{backendRefs: [{name: echo, port: 9080, weight: 80}, {name: secure, port: 9080, weight: 20}]}]\n---\n"
 		"apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TLSRoute\nmetadata: {name: s}\nspec:\n"
 		"  parentRefs: [{name: g}]\n  hostnames: [a.example.com, b.other.org]\n"
 		"  rules: [{backendRefs: [{name: secure, port: 9080}]}]\n---\n"
+		"apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: term}\nspec:\n"
+		"  parentRefs: [{name: g, sectionName: tls-term}]\n  rules: [{backendRefs: [{name: echo, port: 9080}]}]\n---\n"
 		"apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: TCPRoute\nmetadata: {name: wrong}\nspec:\n"
 		"  parentRefs: [{name: g, sectionName: tls}]\n  rules: [{backendRefs: [{name: echo, port: 9080}]}]\n";
 	static const struct sn_proxy_identity id = { .namespace_ = "default", .labels = &g, .gateway = 1 };
@@ -458,6 +463,13 @@ static void test_tcp_and_tls_routes(void **state)
 	assert_int_equal(l->n_sni_routes, 1);
 	assert_non_null(sn_snapshot_find_sni_route(l, "a.example.com"));
 	assert_null(sn_snapshot_find_sni_route(l, "c.example.com"));
+	/* a TLS listener that terminates (the default mode) takes a TCPRoute */
+	l = sn_snapshot_find_gw_listener(s, 9443);
+	assert_true(l->tcp);
+	assert_int_equal(l->tls, 1);
+	assert_string_equal(l->credential, "db-cert");
+	assert_non_null(l->tcp_route);
+	assert_string_equal(s->clusters[l->tcp_route->dests[0].cluster].service, "echo.default.svc.cluster.local");
 	sn_snapshot_unref(s);
 	sn_diags_free(&d);
 }
