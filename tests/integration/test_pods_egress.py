@@ -615,21 +615,9 @@ spec:
         TCP port), a DestinationRule with their subsets and a VirtualService
         tcp route, 80/20 then 0/100: the client pod's connections to
         tcp-echo:9000 split as the weights say."""
-        code = ("import socket, sys, threading\n"
-                "s = socket.socket()\n"
-                "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-                "s.bind(('0.0.0.0', 9000))\n"
-                "s.listen(64)\n"
-                "def one(c):\n"
-                "    f = c.makefile('rwb')\n"
-                "    f.write(sys.argv[1].encode() + b' ' + f.readline())\n"
-                "    f.flush()\n"
-                "    c.close()\n"
-                "while True:\n"
-                "    c, _ = s.accept()\n"
-                "    threading.Thread(target=one, args=(c,), daemon=True).start()\n")
-        path = os.path.join(self.e.tmp, "tcp_echo.py")
-        st.write_file(path, code)
+        path = os.path.join(self.e.tmp, "tcp_echo.py")   # examples/tcp-echo's, where the pods' uid reads it
+        with open(os.path.join(st.SRC, "examples", "tcp-echo", "tcp_echo.py")) as f:
+            st.write_file(path, f.read())
         os.chmod(path, 0o644)
         for v in ("v1", "v2"):
             err = os.path.join(self.e.tmp, "tcp-echo-%s.err" % v)
