@@ -562,8 +562,6 @@ static void on_discovery_wait(struct sn_loop *loop, struct sn_timer *tm)
 	outbound_route(t);
 }
 
-/* Picks the upstream: the VIP's Service (cluster outbound|PORT||FQDN), or
- * the original destination itself. */
 /* Istio's labels for a connection to an address outside the registry:
  * destination_service_name PassthroughCluster, the service its address. */
 static void meter_passthrough(struct sn_tcp *t)
@@ -578,6 +576,8 @@ static void meter_passthrough(struct sn_tcp *t)
 	tcp_meter(t, &ml, NULL);
 }
 
+/* Picks the upstream: the VIP's Service (cluster outbound|PORT||FQDN), or
+ * the original destination itself. */
 static void outbound_route(struct sn_tcp *t)
 {
 	struct sn_worker *w = t->w;
