@@ -37,6 +37,7 @@ static const struct code C_UNENFORCEABLE = { "SN0110", "SecurityPolicyUnenforcea
 static const struct code C_RL_TARGET = { "SN0111", "RateLimitServerNotFound", SN_ANALYSIS_WARNING };
 static const struct code C_GATEWAY = { "SN0112", "GatewayNotFound", SN_ANALYSIS_ERROR };
 static const struct code C_REF_GRANT = { "SN0113", "ReferenceNotPermitted", SN_ANALYSIS_ERROR };
+static const struct code C_ROUTE_KIND = { "SN0114", "RouteKindNotAllowed", SN_ANALYSIS_WARNING };
 
 const char *sn_analysis_level_str(enum sn_analysis_level l)
 {
@@ -371,15 +372,26 @@ static void check_parents(struct an *an, const struct sn_resource *r)
 			continue;
 		}
 		const struct cfg_gateway *g = gw->spec;
-		int found = p->section == NULL && p->port == 0;
-		for (size_t k = 0; k < g->n_servers && !found; k++)
-			found = (p->section == NULL || (g->servers[k].name && !strcmp(g->servers[k].name, p->section))) &&
-				(p->port == 0 || g->servers[k].port == p->port);
+		int found = p->section == NULL && p->port == 0, takes = 0;
+		for (size_t k = 0; k < g->n_servers; k++) {
+			const struct cfg_gw_server *sv = &g->servers[k];
+			if ((p->section == NULL || (sv->name && !strcmp(sv->name, p->section))) &&
+			    (p->port == 0 || sv->port == p->port)) {
+				found = 1;
+				takes |= (sv->route_kinds & (1u << r->kind)) != 0;
+			}
+		}
 		if (!found)
 			emit(an, &C_GATEWAY, r, NULL, r->file, p->loc.line, field,
 			     "Gateway %s/%s has no listener %s%s%s%u; the route attaches to nothing there",
 			     ns, p->name, p->section ? "named " : "", p->section ? p->section : "",
 			     p->section && p->port ? " on port " : p->port ? "on port " : "", p->port);
+		else if (!takes && g->n_servers > 0)
+			emit(an, &C_ROUTE_KIND, r, NULL, r->file, p->loc.line, field,
+			     "no listener of Gateway %s/%s%s%s takes a %s (their protocols and allowedRoutes.kinds say "
+			     "which kinds attach: HTTP and HTTPS take HTTPRoute and GRPCRoute, TLS Passthrough TLSRoute, "
+			     "TLS Terminate and TCP TCPRoute); the route attaches to nothing there", ns, p->name,
+			     p->section ? " named " : "", p->section ? p->section : "", sn_resource_kind_str(r->kind));
 	}
 }
 

@@ -448,6 +448,27 @@ spec:
   - name: v1
     labels: {version: v1}
 """,
+    "SN0113": """apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: across}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: reviews, namespace: other, port: 9080}]}]
+""",
+    "SN0114": """apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: web, port: 80, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: t}
+spec:
+  parentRefs: [{name: gw, sectionName: web}]
+  rules: [{backendRefs: [{name: reviews, port: 9080}]}]
+"""
 }
 
 
