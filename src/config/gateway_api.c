@@ -1,7 +1,7 @@
 /* The Gateway API (gateway.networking.k8s.io): Gateway, HTTPRoute,
  * GRPCRoute, TCPRoute, TLSRoute and ReferenceGrant.
  *
- * Both load into the shapes Istio's resources load into, as Istio itself
+ * Each loads into the shape Istio's resources load into, as Istio itself
  * converts them: a Gateway into a cfg_gateway (its listeners as servers)
  * that a gateway proxy of its namespace labelled
  * gateway.networking.k8s.io/gateway-name: NAME serves, and an HTTPRoute
@@ -12,9 +12,10 @@
  * listeners, or (GAMMA) to a Service, where it routes the mesh's calls to
  * that Service the way a VirtualService for it would. A GRPCRoute is an
  * HTTPRoute whose matches are gRPC methods (paths /SERVICE/METHOD); a
- * TCPRoute loads as a VirtualService's tcp[], a TLSRoute as its tls[] (its
- * hostnames the server names), both for Gateway listeners of protocol TCP
- * and TLS (Passthrough). A backendRef to another namespace needs a
+ * TCPRoute loads as a VirtualService's tcp[] (for listeners of protocol
+ * TCP, or TLS that terminates), a TLSRoute as its tls[] (its hostnames the
+ * server names; for TLS listeners that pass TLS through). A backendRef to
+ * another namespace needs a
  * ReferenceGrant there, checked when translating (translate.c). */
 #include <stdio.h>
 #include <stdlib.h>
