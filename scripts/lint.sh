@@ -16,7 +16,7 @@ fi
 FILES=${LINT_FILES:-$(ls src/*/*.c)}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-# two at a time, a few files per run: the output stays whole per file
+# one clang-tidy per core, six files per run
 if printf '%s\n' $FILES | xargs -P "$(nproc)" -n 6 "$TIDY" -p build/release --quiet >"$out" 2>/dev/null; then
 	n=$(printf '%s\n' $FILES | wc -l)
 	echo "lint: clang-tidy clean on $n files"

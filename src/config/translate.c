@@ -1616,16 +1616,27 @@ static void gateway_api_routes(struct tr *t, const struct sn_resource *gw, const
  * of Gateway gw, into g: one route per server name where a match's
  * sniHosts meet the server's hosts, the first VirtualService to name it
  * winning it. */
+/* Whether r routes bytes at server s of Gateway gw: -1 not a route of the
+ * kind that binds there (a VirtualService to Istio's Gateway, the Gateway
+ * API's gwapi_kind to its own), else whether r is bound to it (a
+ * VirtualService match's gateways may still bind it when 0). */
+static int l4_bound(const struct sn_resource *r, const struct sn_resource *gw, const struct cfg_gw_server *s,
+		    enum sn_resource_kind gwapi_kind)
+{
+	const struct cfg_gateway *g = gw->spec;
+	if (r->invalid || r->kind != (g->gateway_api ? gwapi_kind : SN_KIND_VIRTUAL_SERVICE))
+		return -1;
+	return g->gateway_api ? gwapi_attached(r, gw, s) : vs_bound_to(r, gw);
+}
+
 static void gateway_tls_routes(struct tr *t, const struct sn_resource *gw, const struct cfg_gw_server *s,
 			       struct tr_gwl *g)
 {
-	const struct cfg_gateway *g_spec = gw->spec;
-	enum sn_resource_kind kind = g_spec->gateway_api ? SN_KIND_TLS_ROUTE : SN_KIND_VIRTUAL_SERVICE;
 	for (const struct sn_resource *r = t->set->head; r && !t->oom; r = r->next) {
-		if (r->kind != kind || r->invalid)
+		int bound = l4_bound(r, gw, s, SN_KIND_TLS_ROUTE);
+		if (bound < 0)
 			continue;
 		const struct cfg_vs *vs = r->spec;
-		int bound = kind == SN_KIND_TLS_ROUTE ? gwapi_attached(r, gw, s) : vs_bound_to(r, gw);
 		for (size_t i = 0; i < vs->n_tls && !t->oom; i++) {
 			const struct cfg_tls_route *tr = &vs->tls[i];
 			for (size_t m = 0; m < tr->n_matches; m++) {
@@ -1681,15 +1692,13 @@ static void gateway_tls_routes(struct tr *t, const struct sn_resource *gw, const
 static void gateway_tcp_route(struct tr *t, const struct sn_resource *gw, const struct cfg_gw_server *s,
 			      struct tr_gwl *g)
 {
-	const struct cfg_gateway *g_spec = gw->spec;
-	enum sn_resource_kind kind = g_spec->gateway_api ? SN_KIND_TCP_ROUTE : SN_KIND_VIRTUAL_SERVICE;
 	for (const struct sn_resource *r = t->set->head; r && !t->oom; r = r->next) {
-		if (r->kind != kind || r->invalid)
+		int bound = l4_bound(r, gw, s, SN_KIND_TCP_ROUTE);
+		if (bound < 0)
 			continue;
 		const struct cfg_vs *vs = r->spec;
-		int bound = kind == SN_KIND_TCP_ROUTE ? gwapi_attached(r, gw, s) : vs_bound_to(r, gw);
 		/* a TCPRoute has no hosts: attached is enough */
-		int hosts_meet = kind == SN_KIND_TCP_ROUTE;
+		int hosts_meet = r->kind == SN_KIND_TCP_ROUTE;
 		for (size_t h = 0; h < s->n_hosts && !hosts_meet; h++) {
 			const struct cfg_gw_host *sh = &s->hosts[h];
 			if (sh->ns != NULL && strcmp(!strcmp(sh->ns, ".") ? gw->namespace_ : sh->ns, r->namespace_))

@@ -115,22 +115,6 @@ static void on_peek_timer(struct sn_loop *loop, struct sn_timer *tm)
 	peek_end(p, 1);
 }
 
-static void peer_str(const struct sockaddr *peer, socklen_t peer_len, char *out, size_t size)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-	unsigned pp = 0;
-	if (peer->sa_family == AF_INET && peer_len >= (socklen_t)sizeof(struct sockaddr_in)) {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)peer;
-		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-		pp = ntohs(a->sin_port);
-	} else if (peer->sa_family == AF_INET6 && peer_len >= (socklen_t)sizeof(struct sockaddr_in6)) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)peer;
-		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-		pp = ntohs(a->sin6_port);
-	}
-	snprintf(out, size, "%s:%u", ip, pp);
-}
-
 void sn_gw_passthrough_accept(struct sn_worker *w, int fd, uint16_t port, const struct sockaddr *peer,
 			      socklen_t peer_len)
 {
@@ -142,7 +126,8 @@ void sn_gw_passthrough_accept(struct sn_worker *w, int fd, uint16_t port, const 
 	p->w = w;
 	p->fd = fd;
 	p->port = port;
-	peer_str(peer, peer_len, p->peer, sizeof(p->peer));
+	(void)peer_len;
+	sn_addr_format(peer, p->peer, sizeof(p->peer));
 	if (sn_io_start(&w->loop, &p->io, fd, on_peek_io) != 0) {
 		close(fd);
 		free(p);
@@ -169,7 +154,8 @@ void sn_gw_tcp_accept(struct sn_worker *w, int fd, const struct sn_gw_listener *
 {
 	char from[128];
 	char who[64];
-	peer_str(peer, peer_len, who, sizeof(who));
+	(void)peer_len;
+	sn_addr_format(peer, who, sizeof(who));
 	const struct sn_cluster *cl = sn_gw_tcp_pick(w, gl, who);
 	if (cl == NULL) {
 		close(fd);

@@ -158,10 +158,10 @@ static int last_chunk(struct sn_h2d_stream *s)
  * routing, connection-specific: RFC 9110 6.5.1). Returns -1 on ENOMEM. */
 static int keep_trailers(struct sn_h2d_stream *s, const struct sn_http_field *f, size_t n)
 {
-	static const char *const banned[] = { "content-length", "transfer-encoding", "host", "connection",
-					      "keep-alive", "proxy-connection", "te", "trailer", "upgrade",
-					      "content-type", "content-encoding", "content-range", "authorization",
-					      "cookie", "set-cookie", "expect", "max-forwards", "cache-control" };
+	/* besides the hop-by-hop fields (sn_h1_is_hop_by_hop) */
+	static const char *const banned[] = { "content-length", "host", "content-type", "content-encoding",
+					      "content-range", "authorization", "cookie", "set-cookie", "expect",
+					      "max-forwards", "cache-control" };
 	size_t len = 0;
 	for (size_t i = 0; i < n; i++)
 		len += f[i].name.len + f[i].value.len + 4;
@@ -172,7 +172,7 @@ static int keep_trailers(struct sn_h2d_stream *s, const struct sn_http_field *f,
 		return -1;
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
-		int skip = f[i].name.len == 0 || f[i].name.p[0] == ':';
+		int skip = f[i].name.len == 0 || f[i].name.p[0] == ':' || sn_h1_is_hop_by_hop(f[i].name, NULL, 0);
 		for (size_t b = 0; b < SN_ARRAY_LEN(banned) && !skip; b++)
 			skip = sn_str_ieq_cstr(f[i].name, banned[b]);
 		if (skip)

@@ -56,6 +56,26 @@ static int has_diag(const struct sn_diags *d, enum sn_diag_severity sev, ...)
 	return 0;
 }
 
+/* Loads text as t.yaml into set (initialised, maybe holding more) and
+ * translates it for id; fails the test on an error (diagnostics
+ * printed). set is freed. */
+__attribute__((unused)) static struct sn_snapshot *build_snapshot_in(struct sn_config_set *set, const char *text,
+								const struct sn_proxy_identity *id,
+								struct sn_diags *d)
+{
+	if (sn_config_load_text(set, "t.yaml", text, strlen(text), d) != 0) {
+		print_diags(d);
+		fail_msg("load");
+	}
+	struct sn_snapshot *s = NULL;
+	if (sn_config_translate(set, id, d, &s) != 0) {
+		print_diags(d);
+		fail_msg("translate");
+	}
+	sn_config_set_free(set);
+	return s;
+}
+
 /* Loads text as t.yaml and translates it for id; fails the test on an
  * error (diagnostics printed). d is initialised here; the caller frees it. */
 __attribute__((unused)) static struct sn_snapshot *build_snapshot(const char *text, const struct sn_proxy_identity *id,
@@ -64,17 +84,7 @@ __attribute__((unused)) static struct sn_snapshot *build_snapshot(const char *te
 	struct sn_config_set set;
 	sn_config_set_init(&set);
 	sn_diags_init(d);
-	if (sn_config_load_text(&set, "t.yaml", text, strlen(text), d) != 0) {
-		print_diags(d);
-		fail_msg("load");
-	}
-	struct sn_snapshot *s = NULL;
-	if (sn_config_translate(&set, id, d, &s) != 0) {
-		print_diags(d);
-		fail_msg("translate");
-	}
-	sn_config_set_free(&set);
-	return s;
+	return build_snapshot_in(&set, text, id, d);
 }
 
 #define assert_diag(d, sev, ...)                                                 \

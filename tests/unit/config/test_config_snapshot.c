@@ -183,17 +183,7 @@ static struct sn_snapshot *build_text(const char *text, const struct sn_proxy_id
 	sn_config_set_init(&set);
 	sn_diags_init(d);
 	load_registry(&set, d);
-	if (sn_config_load_text(&set, "t.yaml", text, strlen(text), d) != 0) {
-		print_diags(d);
-		fail_msg("load");
-	}
-	struct sn_snapshot *s = NULL;
-	if (sn_config_translate(&set, id, d, &s) != 0) {
-		print_diags(d);
-		fail_msg("translate");
-	}
-	sn_config_set_free(&set);
-	return s;
+	return build_snapshot_in(&set, text, id, d);
 }
 
 static const struct sn_cluster *cluster_named(const struct sn_snapshot *s, const char *name)
