@@ -10,7 +10,7 @@ set -eu
 PKGS="build-essential cmake clang pkg-config libssl-dev libnghttp2-dev \
 libyaml-dev libfyaml-dev libcmocka-dev libclang-rt-14-dev libfuzzer-14-dev clang-tidy-14 curl \
 python3 python3-h2 python3-websockets python3-grpcio python3-grpc-tools python3-jwt python3-cryptography nghttp2-client nghttp2-server iproute2 iptables prometheus openssl \
-testssl.sh sslscan chromium chromium-driver python3-selenium"
+testssl.sh sslscan chromium chromium-driver python3-selenium etcd-server"
 if [ "${1:-}" = "bench" ]; then
 	PKGS="$PKGS haproxy nginx"
 fi

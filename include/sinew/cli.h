@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "sinew/http_client.h"
+
 #ifndef SINEW_VERSION
 #define SINEW_VERSION "0.1.0-dev"
 #endif
@@ -84,50 +86,28 @@ int sn_cli_vips_refresh(const char *server, const char *dir, const struct sn_pod
 /* ---- shared by the commands: src/cli/client.c, src/cli/util.c ---------- */
 
 #define SN_CLI_DEFAULT_SERVER "http://127.0.0.1:15080"
-#define SN_CLI_MAX_RESPONSE (64u << 20)   /* bytes of one response body */
+#define SN_CLI_MAX_RESPONSE SN_HTTP_CLIENT_MAX_RESPONSE
 #define SN_CLI_MAX_INPUT (8u << 20)       /* bytes of one input file (sinewd's body bound) */
-#define SN_CLI_CONNECT_TIMEOUT_MS 3000
 #define SN_CLI_TIMEOUT_MS 30000           /* whole exchange */
-
-/* An http:// base URL: "http://127.0.0.1:15080", "http://[::1]:15080/". */
-struct sn_cli_url {
-	char host[256];     /* without brackets */
-	char port[8];
-	char authority[272];/* host[:port] as for a Host header */
-	char text[300];     /* normalized "http://authority", for messages */
-};
-
-/* Parses an http:// URL with an empty path (or "/"). Returns 0, or
- * SN_EINVAL with why in err. */
-int sn_cli_url_parse(const char *s, struct sn_cli_url *u, char *err, size_t err_size);
-
-struct sn_cli_response {
-	int status;
-	char *body;         /* malloc'd, NUL-terminated (not counted in len) */
-	size_t len;
-};
-
-void sn_cli_response_free(struct sn_cli_response *r);
 
 /* One blocking HTTP/1.1 exchange with base (an http:// URL): METHOD path,
  * an optional body (content_type may be NULL), connect timeout
- * SN_CLI_CONNECT_TIMEOUT_MS and timeout_ms for the whole exchange. who
+ * SN_HTTP_CLIENT_CONNECT_TIMEOUT_MS and timeout_ms for the whole exchange. who
  * names the peer in messages ("sinewd"), hint says what to do when it
  * cannot be reached (may be NULL). Returns 0 with *out filled (any
  * status), or -1 with a one-line message in err ("cannot reach sinewd at
  * http://127.0.0.1:15080 (connection refused); start it with `sinew up`"). */
 int sn_cli_http(const char *base, const char *method, const char *path, const char *content_type,
 		const char *body, size_t body_len, int timeout_ms, const char *who, const char *hint,
-		struct sn_cli_response *out, char *err, size_t err_size);
+		struct sn_http_response *out, char *err, size_t err_size);
 
 /* A stream of lines (GET path with an authorization field, NULL for none):
  * on a 200 answer, on_line gets each line (without its newline; empty
  * lines skipped) as it comes, until the server ends the stream or on_line
  * returns nonzero; *out then holds what is left (usually nothing). Any
  * other status: *out as sn_cli_http fills it. Returns as sn_cli_http. */
-typedef int (*sn_cli_line_cb)(const char *line, size_t len, void *arg);
 int sn_cli_http_lines(const char *base, const char *path, const char *authorization, int timeout_ms,
-		      sn_cli_line_cb on_line, void *arg, struct sn_cli_response *out, char *err, size_t err_size);
+		      sn_http_line_cb on_line, void *arg, struct sn_http_response *out, char *err, size_t err_size);
 
 /* The data directory (src/cli/up.c): flag if given, else $SINEW_HOME,
  * else the one the last `sinew up --data-dir` recorded in
@@ -141,17 +121,17 @@ const char *sn_cli_server(const char *flag);
 /* sn_cli_http against sinewd; prints "sinew: ..." on stderr and returns
  * -1 when it cannot be reached. */
 int sn_cli_api(const char *server, const char *method, const char *path, const char *body, size_t body_len,
-	       struct sn_cli_response *out);
+	       struct sn_http_response *out);
 
 /* For a non-2xx sinewd answer: prints "sinew: <its error message>" (or
  * the status) on stderr. */
-void sn_cli_api_error(const struct sn_cli_response *r);
+void sn_cli_api_error(const struct sn_http_response *r);
 /* GET path from sinewd, for the read-only views: 1 when it failed (said on
  * stderr: no answer, the API's error, or -- 404 -- a sinewd that predates
  * the endpoint `feature` names); 2 when json is set and the body has been
  * printed as it is (nothing left to do); 0 with *r to read and free. */
 int sn_cli_api_get(const char *server, const char *path, const char *feature, int json,
-		   struct sn_cli_response *r);
+		   struct sn_http_response *r);
 
 /* JSON (read with libfyaml, as sinew-proxy reads the control link). The
  * nodes belong to the document. */
@@ -228,7 +208,7 @@ int sn_cli_live_parse(struct sn_cli_live *lv, const char *cmd, int argc, char **
 int sn_cli_live_path(const struct sn_cli_live *lv, const char *base, const char *resource, int with_ns,
 		     const char *name, char *buf, size_t size);
 /* GET path from Prometheus (--prometheus) or sinewd: as sn_cli_api_get. */
-int sn_cli_live_get(const struct sn_cli_live *lv, const char *path, const char *feature, struct sn_cli_response *r);
+int sn_cli_live_get(const struct sn_cli_live *lv, const char *path, const char *feature, struct sn_http_response *r);
 /* show(lv, arg) once, or with --watch every 2 s until interrupted (the
  * screen cleared on a terminal). Its status. */
 int sn_cli_live_run(const struct sn_cli_live *lv, int (*render)(const struct sn_cli_live *lv, void *arg), void *arg);

@@ -75,7 +75,7 @@ int sn_cli_prom_detect(struct sn_cli_prom *p);
  * the JSON sinewd would send for it. Same contract as sn_cli_api_get: 1
  * when it failed (said on stderr), 2 when json is set and the body has
  * been printed, 0 with *r to read and free. */
-int sn_cli_prom_api_get(const char *url, const char *path, int json, struct sn_cli_response *r);
+int sn_cli_prom_api_get(const char *url, const char *path, int json, struct sn_http_response *r);
 
 /* This thread's Prometheus errors go to errors (appended, "; "-separated)
  * instead of stderr; NULL: stderr again. sinewd --prometheus answers its

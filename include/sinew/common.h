@@ -18,6 +18,7 @@
 #define SN_ECLOSED -32  /* peer closed */
 #define SN_ETIMEDOUT -110
 #define SN_ENOTFOUND -2
+#define SN_ECONFLICT -16 /* changed by someone else since it was read: read again, retry */
 
 #define SN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define SN_MIN(a, b) ((a) < (b) ? (a) : (b))

@@ -50,13 +50,23 @@ struct sn_stored {
 	size_t n_errors;
 };
 
+/* Where resources are kept: a directory of files (store.c, the default)
+ * or an etcd cluster shared by sinewd replicas (store_etcd.c). Either
+ * way the store below is the loop thread's in-memory index of them. */
+struct sn_store_ops;
+struct sn_etcd;
+
 struct sn_store {
-	char *dir;                  /* data directory */
-	uint64_t revision;          /* persisted, never goes back */
+	char *dir;                  /* data directory (CA, keys; resources too unless etcd) */
+	uint64_t revision;          /* persisted, never goes back (with etcd: its revision) */
 	struct sn_stored **v;       /* sorted by kind, namespace, name */
 	size_t n;
 	size_t cap;
 	int no_sync;                /* tests only: skip fsync (never in sinewd) */
+	const struct sn_store_ops *ops;
+	struct sn_etcd *etcd;       /* the etcd backend's state; NULL for a directory */
+	char where[320];            /* for messages: the directory, or "etcd at URL,..." */
+	char error[400];            /* why the last write failed, when the backend knows */
 };
 
 /* Opens (creating if needed) the store in dir and loads every resource.
@@ -65,6 +75,27 @@ struct sn_store {
  * fatal. Stale temp files from a crash are removed. Returns 0, or SN_EIO
  * if dir cannot be created or read (errno set). */
 int sn_store_open(struct sn_store *st, const char *dir, struct sn_diags *report);
+
+/* Opens a store whose resources live in etcd (docs/internals/store.md,
+ * "etcd"): url is "etcd://HOST:PORT[,HOST:PORT...]" (etcd's v3 JSON
+ * gateway, plain HTTP); dir still holds what is this replica's own (its
+ * CA files unless given, keys). Loads every resource as the directory
+ * store does (bad ones reported, skipped). Returns 0, SN_EINVAL (a bad
+ * URL) or SN_EIO (no member answered), with why in err. */
+int sn_store_open_etcd(struct sn_store *st, const char *dir, const char *url, struct sn_diags *report, char *err,
+		       size_t err_size);
+
+/* Called on the loop thread after changes made by another replica (or
+ * found on a resync) are in the index. */
+typedef void (*sn_store_changed_cb)(struct sn_store *st, void *arg);
+
+/* etcd only (a no-op returning 0 for a directory): watches etcd from a
+ * thread of its own and applies every change to the index on loop's
+ * thread, then calls cb. Returns 0 or SN_ENOMEM / SN_EIO. */
+int sn_store_watch_start(struct sn_store *st, struct sn_loop *loop, sn_store_changed_cb cb, void *arg);
+/* Stops the watch (joins its thread); changes still on their way are
+ * dropped. Call before the loop and what cb uses go away. */
+void sn_store_watch_stop(struct sn_store *st);
 void sn_store_close(struct sn_store *st);
 
 /* Finds a resource; NULL if absent. The pointer is valid until the next
@@ -72,10 +103,31 @@ void sn_store_close(struct sn_store *st);
 struct sn_stored *sn_store_get(const struct sn_store *st, enum sn_resource_kind kind, const char *ns,
 			       const char *name);
 
-/* Creates or replaces a resource, durably: when it returns 0 the resource
- * survives a crash. Strings are copied. The new revision is st->revision
- * + 1; *out (may be NULL) gets the entry. Returns 0, SN_ELIMIT (too large,
- * too many), SN_EINVAL (a name that can't be a file name) or SN_EIO. */
+/* One resource to write. Strings are copied. */
+struct sn_store_put {
+	enum sn_resource_kind kind;
+	const char *api_version, *ns, *name;
+	const char *source;         /* file it came from (diagnostics) */
+	int line;
+	const char *text;
+	size_t text_len;
+};
+
+/* At most this many resources go into one etcd transaction. */
+#define SN_STORE_TXN_MAX 64
+
+/* Creates or replaces resources, durably: once it returns 0 they survive
+ * a crash. out[i] (out may be NULL) gets each entry. In etcd a batch of
+ * up to SN_STORE_TXN_MAX resources (and 1 MiB) is one transaction, and
+ * each write is conditional on the version this store last saw: when
+ * another replica changed one of them since, nothing of that transaction
+ * is stored, the index is brought up to date, and SN_ECONFLICT is
+ * returned (decide again, then retry). Otherwise returns 0, SN_ELIMIT
+ * (too large, too many), SN_EINVAL (a name that can't be stored) or
+ * SN_EIO (why in st->error). */
+int sn_store_put_many(struct sn_store *st, const struct sn_store_put *v, size_t n, struct sn_stored **out);
+
+/* sn_store_put_many of one resource. */
 int sn_store_put(struct sn_store *st, enum sn_resource_kind kind, const char *api_version, const char *ns,
 		 const char *name, const char *source, int line, const char *text, size_t text_len,
 		 struct sn_stored **out);
@@ -83,10 +135,12 @@ int sn_store_put(struct sn_store *st, enum sn_resource_kind kind, const char *ap
 /* Writes st->revision to DIR/revision (durably). Puts do not need it to
  * be crash-safe (each file carries its resourceVersion); it keeps the
  * revision from going back when the newest file is later lost or
- * skipped. Returns 0 or SN_EIO. */
+ * skipped. etcd keeps its own. Returns 0 or SN_EIO. */
 int sn_store_save_revision(struct sn_store *st);
 
-/* Deletes a resource durably. Returns 0, SN_ENOTFOUND or SN_EIO. */
+/* Deletes a resource durably. Returns 0, SN_ENOTFOUND, SN_ECONFLICT (etcd:
+ * another replica changed it since; the index now has its version) or
+ * SN_EIO. */
 int sn_store_delete(struct sn_store *st, enum sn_resource_kind kind, const char *ns, const char *name);
 
 /* Replaces e's status with what d says about it (kind and ns/name). */

@@ -202,7 +202,7 @@ static int analyze_local(struct mem_store *m, int json)
 }
 
 /* Prints sinewd's analyze answer. */
-static int print_remote(const struct sn_cli_response *r, int json)
+static int print_remote(const struct sn_http_response *r, int json)
 {
 	if (r->status != 200) {
 		sn_cli_api_error(r);
@@ -232,12 +232,12 @@ static int print_remote(const struct sn_cli_response *r, int json)
  * WorkloadEntries are left out, as sinewd's own analysis leaves them). */
 static int fetch_store(const char *server, struct mem_store *m)
 {
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	if (sn_cli_api(server, "GET", "/api/v1/resources", NULL, 0, &r) != 0)
 		return -1;
 	if (r.status != 200) {
 		sn_cli_api_error(&r);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return -1;
 	}
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
@@ -255,7 +255,7 @@ static int fetch_store(const char *server, struct mem_store *m)
 	if (list == NULL)
 		fprintf(stderr, "sinew: sinewd's resource list is not JSON\n");
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return rc;
 }
 
@@ -307,11 +307,11 @@ int sn_cli_analyze(int argc, char **argv)
 			fprintf(stderr, "sinew analyze: --live goes with -f FILE (without -f the live store is analyzed)\n");
 			return 2;
 		}
-		struct sn_cli_response r;
+		struct sn_http_response r;
 		if (sn_cli_api(server, "POST", "/api/v1/analyze", NULL, 0, &r) != 0)
 			return 1;
 		rc = print_remote(&r, json);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return rc;
 	}
 
@@ -324,7 +324,7 @@ int sn_cli_analyze(int argc, char **argv)
 	if (live && n_files == 1) {
 		char *text, esc[3 * 1024 + 1], path[3 * 1024 + 64];
 		size_t len;
-		struct sn_cli_response r;
+		struct sn_http_response r;
 		if (sn_cli_read_file(files[0], &text, &len) != 0) {
 			sn_cli_free_strv(files, n_files);
 			return 1;
@@ -337,7 +337,7 @@ int sn_cli_analyze(int argc, char **argv)
 		if (rc != 0)
 			return 1;
 		rc = print_remote(&r, json);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return rc;
 	}
 

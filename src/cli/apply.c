@@ -30,7 +30,7 @@ static void usage(FILE *f)
 
 /* Prints the answer for one file. Returns the number of refused resources,
  * or -1 if the answer is not what docs/api.md describes. */
-static int report(const char *path, const struct sn_cli_response *r)
+static int report(const char *path, const struct sn_http_response *r)
 {
 	struct fy_document *doc = sn_cli_json_parse(r->body, r->len);
 	struct fy_node *list = sn_cli_json_root(doc);
@@ -128,7 +128,7 @@ int sn_cli_apply(int argc, char **argv)
 		char esc[3 * 1024 + 1], path[3 * 1024 + 64];
 		sn_cli_url_escape(files[i], esc, sizeof(esc));
 		snprintf(path, sizeof(path), "/api/v1/apply?source=%s", esc);
-		struct sn_cli_response r;
+		struct sn_http_response r;
 		if (sn_cli_api(server, "POST", path, text, len, &r) != 0) {
 			free(text);
 			rc = 1;
@@ -145,7 +145,7 @@ int sn_cli_apply(int argc, char **argv)
 			sn_cli_api_error(&r);
 			rc = 1;
 		}
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 	}
 	sn_cli_free_strv(files, n_files);
 	return rc;

@@ -79,12 +79,12 @@ static int rotate(int argc, char **argv)
 		fprintf(stderr, "sinew ca rotate: unexpected argument \"%s\"\n", argv[optind]);
 		return 2;
 	}
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	if (sn_cli_api(sn_cli_server(server), "POST", "/api/v1/ca/rotate", "", 0, &r) != 0)
 		return 1;
 	if (r.status != 200) {
 		sn_cli_api_error(&r);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 1;
 	}
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
@@ -96,7 +96,7 @@ static int rotate(int argc, char **argv)
 	printf("Rotation started: new root %s is being added to every proxy's trust bundle.\n",
 	       next ? sn_cli_json_str_or(next, "sha256", "?") : "?");
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	if (!wait) {
 		printf("Follow it with `sinew ca` (phase distributing -> migrating -> stable).\n");
 		return 0;
@@ -121,7 +121,7 @@ static int rotate(int argc, char **argv)
 			last = !strcmp(ph, "migrating") ? "migrating" : done ? "stable" : "distributing";
 		}
 		sn_cli_json_free(doc);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		if (done)
 			return 0;
 	}
@@ -168,30 +168,30 @@ int sn_cli_ca(int argc, char **argv)
 			argv[optind]);
 		return 2;
 	}
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	if (sn_cli_api(sn_cli_server(server), "GET", "/api/v1/ca", NULL, 0, &r) != 0)
 		return 1;
 	if (r.status != 200) {
 		sn_cli_api_error(&r);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 1;
 	}
 	if (output != NULL && !strcmp(output, "json")) {
 		fwrite(r.body, 1, r.len, stdout);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 0;
 	}
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
 	struct fy_node *root = sn_cli_json_root(doc);
 	if (root == NULL) {
 		fprintf(stderr, "sinew: sinewd's answer to /api/v1/ca is not JSON\n");
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 1;
 	}
 	if (output != NULL) {   /* pem */
 		fputs(sn_cli_json_str_or(root, "bundle", ""), stdout);
 		sn_cli_json_free(doc);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 0;
 	}
 	time_t now = time(NULL);
@@ -235,6 +235,6 @@ int sn_cli_ca(int argc, char **argv)
 	struct fy_node *rot = sn_cli_json_get(root, "rotation");
 	printf("Rotation:      %s\n", sn_cli_json_str_or(rot, "phase", "?"));
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return 0;
 }

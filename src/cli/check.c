@@ -115,7 +115,7 @@ static void check_expiry(struct checker *c, const char *what, long long not_afte
  * per line) for the proxies' trust check. */
 static void check_ca(struct checker *c, const char *server, char *ca_roots, size_t size)
 {
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	char err[700];
 
 	ca_roots[0] = '\0';
@@ -158,7 +158,7 @@ static void check_ca(struct checker *c, const char *server, char *ca_roots, size
 	}
 out:
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 }
 
 /* "127.0.0.1:15020" as a base URL; an unspecified host (0.0.0.0, [::])
@@ -181,7 +181,7 @@ static void check_proxy(struct checker *c, struct fy_node *px, const char *ca_ro
 	const char *id = sn_cli_json_str_or(px, "id", "?");
 	const char *admin = sn_cli_json_str(px, "admin");
 	char base[320], err[700], what[400];
-	struct sn_cli_response r;
+	struct sn_http_response r;
 
 	if (admin == NULL || !admin[0]) {
 		result(c, WARN, "proxy %s has no admin port; its certificates cannot be checked", id);
@@ -264,12 +264,12 @@ static void check_proxy(struct checker *c, struct fy_node *px, const char *ca_ro
 	}
 out:
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 }
 
 static void check_proxies(struct checker *c, const char *server, const char *ca_roots)
 {
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	char err[700];
 
 	section(c, "proxies");
@@ -291,7 +291,7 @@ static void check_proxies(struct checker *c, const char *server, const char *ca_
 			check_proxy(c, sn_cli_json_at(list, i), ca_roots);
 	}
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 }
 
 static void summary(const struct checker *c)
@@ -338,7 +338,7 @@ int sn_cli_check(int argc, char **argv)
 	snprintf(server, sizeof(server), "%s%s", strstr(s, "://") ? "" : "http://", s);
 
 	struct checker c = { .tty = isatty(STDOUT_FILENO), .now = (long long)time(NULL) };
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	section(&c, "sinewd");
 	if (sn_cli_http(server, "GET", "/ready", NULL, NULL, 0, SN_CLI_TIMEOUT_MS, "sinewd", "start it with `sinew up`",
 			&r, err, sizeof(err)) != 0) {
@@ -351,7 +351,7 @@ int sn_cli_check(int argc, char **argv)
 		result(&c, OK, "sinewd is reachable at %s and ready", server);
 	else
 		result(&c, WARN, "sinewd at %s is not ready (/ready answered %d)", server, r.status);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 
 	check_ca(&c, server, ca_roots, sizeof(ca_roots));
 	check_proxies(&c, server, ca_roots);

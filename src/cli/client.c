@@ -1,450 +1,49 @@
-/* The CLI's HTTP/1.1 client: one blocking request per connection to
- * sinewd's API or a proxy's admin port. Bounded in time (a connect
- * timeout and a deadline for the whole exchange, both with poll) and in
- * size (heads up to 64 KiB, bodies up to SN_CLI_MAX_RESPONSE). Responses
- * are parsed with the project's own parser (include/sinew/h1.h). */
-#include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
+/* The CLI's use of the shared HTTP client (include/sinew/http_client.h):
+ * sinewd's API, a proxy's admin port (inside its pod's network namespace
+ * when sn_cli_netns is set), Prometheus. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "sinew/cli.h"
-#include "sinew/loop.h"
+#include "sinew/http_client.h"
 #include "sinew/pod.h"
 
 const char *sn_cli_netns;
-#include "sinew/h1.h"
 
-#define HEAD_MAX 65536
-#define REQ_HEAD_MAX 16384
-#define MAX_HEADERS 100
-
-/* strerror with a lower-case first letter, to sit inside a sentence. */
-static void reason(int e, char *buf, size_t size)
+/* A pod's proxy: its admin port is on the pod's loopback. */
+static int open_socket(int family, int type, int protocol, void *arg)
 {
-	snprintf(buf, size, "%s", e == ETIMEDOUT ? "timed out" : strerror(e));
-	if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
-		buf[0] = (char)(buf[0] - 'A' + 'a');
-}
-
-int sn_cli_url_parse(const char *s, struct sn_cli_url *u, char *err, size_t err_size)
-{
-	memset(u, 0, sizeof(*u));
-	if (strncmp(s, "https://", 8) == 0) {
-		snprintf(err, err_size, "%s: https is not supported yet (sinewd's API is plain HTTP on loopback)", s);
-		return SN_EINVAL;
-	}
-	if (strncmp(s, "http://", 7) != 0) {
-		snprintf(err, err_size, "%s: want an http:// URL, e.g. http://127.0.0.1:15080", s);
-		return SN_EINVAL;
-	}
-	const char *a = s + 7;
-	const char *end = a + strcspn(a, "/?#");
-	if (*end != '\0' && strcmp(end, "/") != 0) {
-		snprintf(err, err_size, "%s: want scheme, host and port only, e.g. http://127.0.0.1:15080", s);
-		return SN_EINVAL;
-	}
-	const char *host = a, *host_end, *port = NULL;
-	if (*a == '[') {
-		const char *rb = memchr(a, ']', (size_t)(end - a));
-		if (rb == NULL)
-			goto bad;
-		host = a + 1;
-		host_end = rb;
-		if (rb + 1 < end) {
-			if (rb[1] != ':')
-				goto bad;
-			port = rb + 2;
-		}
-	} else {
-		const char *colon = memchr(a, ':', (size_t)(end - a));
-		host_end = colon ? colon : end;
-		port = colon ? colon + 1 : NULL;
-	}
-	size_t hl = (size_t)(host_end - host);
-	if (hl == 0 || hl >= sizeof(u->host))
-		goto bad;
-	memcpy(u->host, host, hl);
-	if (port != NULL) {
-		size_t pl = (size_t)(end - port);
-		if (pl == 0 || pl >= sizeof(u->port))
-			goto bad;
-		memcpy(u->port, port, pl);
-		for (size_t i = 0; i < pl; i++)
-			if (u->port[i] < '0' || u->port[i] > '9')
-				goto bad;
-		long p = strtol(u->port, NULL, 10);
-		if (p <= 0 || p > 65535)
-			goto bad;
-	} else {
-		snprintf(u->port, sizeof(u->port), "80");
-	}
-	snprintf(u->authority, sizeof(u->authority), "%.*s", (int)(end - a), a);
-	snprintf(u->text, sizeof(u->text), "http://%s", u->authority);
-	return 0;
-bad:
-	snprintf(err, err_size, "%s: not a valid URL; want http://HOST:PORT, e.g. http://127.0.0.1:15080", s);
-	return SN_EINVAL;
-}
-
-void sn_cli_response_free(struct sn_cli_response *r)
-{
-	free(r->body);
-	memset(r, 0, sizeof(*r));
-}
-
-/* Waits for events on fd until deadline. Returns 0 or -1 with errno
- * (ETIMEDOUT). */
-static int wait_fd(int fd, short events, long long deadline)
-{
-	for (;;) {
-		long long left = deadline - (long long)sn_clock_ms();
-		if (left <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		struct pollfd pfd = { .fd = fd, .events = events };
-		int n = poll(&pfd, 1, (int)SN_MIN(left, 1000000LL));
-		if (n > 0)
-			return 0;
-		if (n < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
-static int connect_to(const struct sn_cli_url *u, long long deadline, int *err_out)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
-	struct addrinfo *res = NULL;
-	int rc = getaddrinfo(u->host, u->port, &hints, &res);
-	if (rc != 0) {
-		*err_out = rc;   /* negative: a getaddrinfo code (EAI_*) */
-		return -1;
-	}
-	int last = ECONNREFUSED;
-	long long connect_deadline = SN_MIN(deadline, (long long)sn_clock_ms() + SN_CLI_CONNECT_TIMEOUT_MS);
-	for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-		/* A pod's proxy: its admin port is on the pod's loopback. */
-		int fd = sn_cli_netns != NULL
-				 ? sn_pod_socket_in_netns(sn_cli_netns, ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK,
-							  ai->ai_protocol)
-				 : socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd < 0) {
-			last = errno;
-			continue;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-			freeaddrinfo(res);
-			return fd;
-		}
-		if (errno == EINPROGRESS) {
-			if (wait_fd(fd, POLLOUT, connect_deadline) == 0) {
-				int soerr = 0;
-				socklen_t sl = sizeof(soerr);
-				if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0) {
-					freeaddrinfo(res);
-					return fd;
-				}
-				last = soerr ? soerr : errno;
-			} else {
-				last = errno;
-			}
-		} else {
-			last = errno;
-		}
-		close(fd);
-	}
-	freeaddrinfo(res);
-	*err_out = last;
-	return -1;
-}
-
-static int send_all(int fd, const char *p, size_t n, long long deadline)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w > 0) {
-			p += w;
-			n -= (size_t)w;
-			continue;
-		}
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (wait_fd(fd, POLLOUT, deadline) != 0)
-				return -1;
-			continue;
-		}
-		return -1;
-	}
-	return 0;
-}
-
-/* Reads what is available (waiting until deadline) into buf[*len..cap).
- * Returns bytes read, 0 at EOF, -1 with errno. */
-static ssize_t recv_some(int fd, char *buf, size_t cap, size_t *len, long long deadline)
-{
-	for (;;) {
-		ssize_t r = recv(fd, buf + *len, cap - *len, 0);
-		if (r >= 0) {
-			*len += (size_t)r;
-			return r;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return -1;
-		if (wait_fd(fd, POLLIN, deadline) != 0)
-			return -1;
-	}
-}
-
-/* Decodes a chunked body in place. Returns the decoded length, or -1. */
-static ssize_t dechunk(char *p, size_t n)
-{
-	size_t in = 0, out = 0;
-	for (;;) {
-		char *nl = memchr(p + in, '\n', n - in);
-		if (nl == NULL)
-			return -1;
-		char *end;
-		unsigned long long sz = strtoull(p + in, &end, 16);
-		if (end == p + in || sz > n)
-			return -1;
-		in = (size_t)(nl - p) + 1;
-		if (sz == 0)
-			return (ssize_t)out;
-		if (in + sz + 2 > n)
-			return -1;
-		memmove(p + out, p + in, sz);
-		out += sz;
-		in += sz + 2;
-	}
-}
-
-/* Feeds the complete lines of buf[0..*len) to on_line and keeps the rest
- * at the front. 1 when on_line asked to stop, 0 to read on. */
-static int feed_lines(char *buf, size_t *len, sn_cli_line_cb on_line, void *arg)
-{
-	size_t off = 0;
-	int stop = 0;
-	for (;;) {
-		char *nl = memchr(buf + off, '\n', *len - off);
-		if (nl == NULL)
-			break;
-		size_t n = (size_t)(nl - (buf + off));
-		*nl = '\0';
-		if (n > 0 && on_line(buf + off, n, arg) != 0) {
-			stop = 1;
-			off = (size_t)(nl - buf) + 1;
-			break;
-		}
-		off = (size_t)(nl - buf) + 1;
-	}
-	memmove(buf, buf + off, *len - off);
-	*len -= off;
-	return stop;
+	return sn_pod_socket_in_netns((const char *)arg, family, type, protocol);
 }
 
 static int exchange(const char *base, const char *method, const char *path, const char *content_type,
 		    const char *body, size_t body_len, int timeout_ms, const char *who, const char *hint,
-		    const char *authorization, sn_cli_line_cb on_line, void *arg, struct sn_cli_response *out,
-		    char *err, size_t err_size);
+		    const char *authorization, sn_http_line_cb on_line, void *arg, struct sn_http_response *out,
+		    char *err, size_t err_size)
+{
+	struct sn_http_request rq = {
+		.method = method, .path = path, .content_type = content_type, .body = body, .body_len = body_len,
+		.authorization = authorization, .timeout_ms = timeout_ms, .who = who, .hint = hint,
+		.on_line = on_line, .line_arg = arg,
+		.open_socket = sn_cli_netns != NULL ? open_socket : NULL, .socket_arg = (void *)sn_cli_netns,
+	};
+	return sn_http_exchange(base, &rq, out, err, err_size);
+}
 
 int sn_cli_http(const char *base, const char *method, const char *path, const char *content_type,
 		const char *body, size_t body_len, int timeout_ms, const char *who, const char *hint,
-		struct sn_cli_response *out, char *err, size_t err_size)
+		struct sn_http_response *out, char *err, size_t err_size)
 {
 	return exchange(base, method, path, content_type, body, body_len, timeout_ms, who, hint, NULL, NULL, NULL, out,
 			err, err_size);
 }
 
 int sn_cli_http_lines(const char *base, const char *path, const char *authorization, int timeout_ms,
-		      sn_cli_line_cb on_line, void *arg, struct sn_cli_response *out, char *err, size_t err_size)
+		      sn_http_line_cb on_line, void *arg, struct sn_http_response *out, char *err, size_t err_size)
 {
 	return exchange(base, "GET", path, NULL, NULL, 0, timeout_ms, "sinewd", "start it with `sinew up`",
 			authorization, on_line, arg, out, err, err_size);
-}
-
-static int exchange(const char *base, const char *method, const char *path, const char *content_type,
-		    const char *body, size_t body_len, int timeout_ms, const char *who, const char *hint,
-		    const char *authorization, sn_cli_line_cb on_line, void *arg, struct sn_cli_response *out,
-		    char *err, size_t err_size)
-{
-	struct sn_cli_url u;
-	char why[200];
-	char *buf = NULL;
-	int fd = -1;
-	long long deadline = (long long)sn_clock_ms() + (timeout_ms > 0 ? timeout_ms : SN_CLI_TIMEOUT_MS);
-
-	memset(out, 0, sizeof(*out));
-	if (sn_cli_url_parse(base, &u, err, err_size) != 0)
-		return -1;
-
-	char head[REQ_HEAD_MAX];
-	struct sn_h1_writer w;
-	sn_h1w_init(&w, head, sizeof(head));
-	sn_h1w_request_line(&w, sn_str_make(method, strlen(method)), sn_str_make(path, strlen(path)));
-	sn_h1w_header_cstr(&w, "host", u.authority);
-	sn_h1w_header_cstr(&w, "user-agent", "sinew/" SINEW_VERSION);
-	sn_h1w_header_cstr(&w, "accept", "application/json");
-	sn_h1w_header_cstr(&w, "connection", "close");
-	if (authorization != NULL)
-		sn_h1w_header_cstr(&w, "authorization", authorization);
-	if (body != NULL || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
-		if (content_type != NULL)
-			sn_h1w_header_cstr(&w, "content-type", content_type);
-		sn_h1w_header_u64(&w, "content-length", body_len);
-	}
-	sn_h1w_end(&w);
-	if (w.overflow) {
-		snprintf(err, err_size, "the request to %s %s is too long or has a character a URL cannot hold", who,
-			 u.text);
-		return -1;
-	}
-
-	int cerr = 0;
-	fd = connect_to(&u, deadline, &cerr);
-	if (fd < 0) {
-		if (cerr < 0)
-			snprintf(why, sizeof(why), "%s", gai_strerror(cerr));
-		else
-			reason(cerr, why, sizeof(why));
-		snprintf(err, err_size, "cannot reach %s at %s (%s)%s%s", who, u.text, why, hint ? "; " : "",
-			 hint ? hint : "");
-		return -1;
-	}
-	if (send_all(fd, head, w.len, deadline) != 0 || (body_len && send_all(fd, body, body_len, deadline) != 0))
-		goto io_fail;
-
-	size_t cap = 16384, len = 0;
-	buf = malloc(cap + 1);
-	if (buf == NULL)
-		goto oom;
-	struct sn_h1_header hdrs[MAX_HEADERS];
-	struct sn_h1_response res;
-	int hl;
-	for (;;) {
-		memset(&res, 0, sizeof(res));
-		hl = sn_h1_parse_response(buf, len, &res, hdrs, MAX_HEADERS, NULL, sn_str_make(method, strlen(method)));
-		if (hl > 0 && res.status >= 100 && res.status < 200 && res.status != 101) {
-			memmove(buf, buf + hl, len - (size_t)hl);   /* skip 1xx */
-			len -= (size_t)hl;
-			continue;
-		}
-		if (hl > 0)
-			break;
-		if (hl == SN_H1_ERROR) {
-			snprintf(err, err_size, "%s at %s sent a malformed response (%s)", who, u.text,
-				 res.err_reason ? res.err_reason : "bad head");
-			goto fail;
-		}
-		if (len == cap) {
-			if (cap >= HEAD_MAX) {
-				snprintf(err, err_size, "%s at %s sent a response head over %d bytes", who, u.text, HEAD_MAX);
-				goto fail;
-			}
-			cap *= 2;
-			char *nb = realloc(buf, cap + 1);
-			if (nb == NULL)
-				goto oom;
-			buf = nb;
-		}
-		ssize_t r = recv_some(fd, buf, cap, &len, deadline);
-		if (r < 0)
-			goto io_fail;
-		if (r == 0) {
-			snprintf(err, err_size, "%s at %s closed the connection before answering", who, u.text);
-			goto fail;
-		}
-	}
-
-	/* the body */
-	size_t have = len - (size_t)hl;
-	memmove(buf, buf + hl, have);
-	len = have;
-	size_t want = SIZE_MAX;
-	if (res.body == SN_H1_BODY_NONE)
-		want = 0;
-	else if (res.body == SN_H1_BODY_LENGTH)
-		want = (size_t)res.content_length;
-	if (want != SIZE_MAX && want > SN_CLI_MAX_RESPONSE) {
-		snprintf(err, err_size, "%s at %s answered with %zu bytes, more than the %u this client reads", who,
-			 u.text, want, SN_CLI_MAX_RESPONSE);
-		goto fail;
-	}
-	/* A stream of lines (a tap): each complete line as it comes, until
-	 * the server ends it or on_line says stop. */
-	int streaming = on_line != NULL && res.status == 200;
-	if (streaming && feed_lines(buf, &len, on_line, arg))
-		want = len;
-	while (len < want) {
-		if (streaming && len == cap && cap >= SN_CLI_MAX_RESPONSE) {
-			snprintf(err, err_size, "%s at %s sent a line longer than %u bytes", who, u.text,
-				 SN_CLI_MAX_RESPONSE);
-			goto fail;
-		}
-		if (len == cap) {
-			if (cap >= SN_CLI_MAX_RESPONSE) {
-				snprintf(err, err_size, "%s at %s answered with more than the %u bytes this client reads",
-					 who, u.text, SN_CLI_MAX_RESPONSE);
-				goto fail;
-			}
-			size_t ncap = want != SIZE_MAX ? want : SN_MIN((size_t)SN_CLI_MAX_RESPONSE, cap * 2);
-			char *nb = realloc(buf, ncap + 1);
-			if (nb == NULL)
-				goto oom;
-			buf = nb;
-			cap = ncap;
-		}
-		ssize_t r = recv_some(fd, buf, cap, &len, deadline);
-		if (r < 0)
-			goto io_fail;
-		if (streaming && r > 0 && feed_lines(buf, &len, on_line, arg))
-			break;
-		if (r == 0) {
-			if (want == SIZE_MAX)
-				break;
-			snprintf(err, err_size, "%s at %s closed the connection after %zu of %zu body bytes", who, u.text,
-				 len, want);
-			goto fail;
-		}
-	}
-	if (want != SIZE_MAX && len > want)
-		len = want;
-	if (res.body == SN_H1_BODY_CHUNKED) {
-		ssize_t d = dechunk(buf, len);
-		if (d < 0) {
-			snprintf(err, err_size, "%s at %s sent a malformed chunked body", who, u.text);
-			goto fail;
-		}
-		len = (size_t)d;
-	}
-	buf[len] = '\0';
-	close(fd);
-	out->status = res.status;
-	out->body = buf;
-	out->len = len;
-	return 0;
-
-io_fail:
-	reason(errno, why, sizeof(why));
-	snprintf(err, err_size, "talking to %s at %s: %s%s", who, u.text, why,
-		 errno == ETIMEDOUT ? " (is it overloaded or stuck?)" : "");
-	goto fail;
-oom:
-	snprintf(err, err_size, "out of memory reading the answer of %s at %s", who, u.text);
-fail:
-	free(buf);
-	if (fd >= 0)
-		close(fd);
-	return -1;
 }
 
 const char *sn_cli_server(const char *flag)
@@ -456,7 +55,7 @@ const char *sn_cli_server(const char *flag)
 }
 
 int sn_cli_api(const char *server, const char *method, const char *path, const char *body, size_t body_len,
-	       struct sn_cli_response *out)
+	       struct sn_http_response *out)
 {
 	char err[700];
 	if (sn_cli_http(server, method, path, body ? "application/yaml" : NULL, body, body_len, SN_CLI_TIMEOUT_MS,
@@ -468,7 +67,7 @@ int sn_cli_api(const char *server, const char *method, const char *path, const c
 }
 
 int sn_cli_api_get(const char *server, const char *path, const char *feature, int json,
-		   struct sn_cli_response *r)
+		   struct sn_http_response *r)
 {
 	if (sn_cli_api(server, "GET", path, NULL, 0, r) != 0)
 		return 1;
@@ -476,25 +75,25 @@ int sn_cli_api_get(const char *server, const char *path, const char *feature, in
 		const char *q = strchr(path, '?');
 		fprintf(stderr, "sinew: sinewd at %s has no %.*s (it predates %s); upgrade sinewd\n", server,
 			q ? (int)(q - path) : (int)strlen(path), path, feature);
-		sn_cli_response_free(r);
+		sn_http_response_free(r);
 		return 1;
 	}
 	if (r->status != 200) {
 		sn_cli_api_error(r);
-		sn_cli_response_free(r);
+		sn_http_response_free(r);
 		return 1;
 	}
 	if (json) {
 		fwrite(r->body, 1, r->len, stdout);
 		if (r->len == 0 || r->body[r->len - 1] != '\n')
 			putchar('\n');
-		sn_cli_response_free(r);
+		sn_http_response_free(r);
 		return 2;
 	}
 	return 0;
 }
 
-void sn_cli_api_error(const struct sn_cli_response *r)
+void sn_cli_api_error(const struct sn_http_response *r)
 {
 	struct fy_document *doc = sn_cli_json_parse(r->body, r->len);
 	const char *msg = doc ? sn_cli_json_str(sn_cli_json_root(doc), "error") : NULL;

@@ -34,7 +34,7 @@ static void usage(FILE *f)
 static int delete_one(const char *server, int kind, const char *ns, const char *name, int ignore_missing)
 {
 	char path[1400], e_ns[400], e_name[800], res[160];
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	sn_cli_url_escape(ns, e_ns, sizeof(e_ns));
 	sn_cli_url_escape(name, e_name, sizeof(e_name));
 	snprintf(path, sizeof(path), "/api/v1/resources/%s/%s/%s", sn_kind_plural((enum sn_resource_kind)kind), e_ns,
@@ -53,7 +53,7 @@ static int delete_one(const char *server, int kind, const char *ns, const char *
 		rc = 1;
 	}
 	fflush(stdout);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return rc;
 }
 

@@ -60,7 +60,7 @@ int sn_cli_edges(int argc, char **argv)
 	const char *prom = lv.prom;
 	int wide = lv.wide;
 
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	int got = sn_cli_live_get(&lv, path, "live stats", &r);
 	if (got != 0)
 		return got == 2 ? 0 : 1;
@@ -93,6 +93,6 @@ int sn_cli_edges(int argc, char **argv)
 		sn_cli_table_print(&t, stdout);
 	sn_cli_table_free(&t);
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return 0;
 }

@@ -115,12 +115,12 @@ static int load_files(struct sn_config_set *set, char **files, size_t n, struct 
 
 static int load_server(struct sn_config_set *set, const char *server, struct sn_diags *d)
 {
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	if (sn_cli_api(server, "GET", "/api/v1/resources", NULL, 0, &r) != 0)
 		return -1;
 	if (r.status != 200) {
 		sn_cli_api_error(&r);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return -1;
 	}
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
@@ -135,7 +135,7 @@ static int load_server(struct sn_config_set *set, const char *server, struct sn_
 					       (int)sn_cli_json_int(it, "line", 1), d);
 	}
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return list ? 0 : -1;
 }
 
@@ -167,7 +167,7 @@ static const struct sn_resource *service_of(const struct sn_config_set *set, con
 /* Labels of a proxy from GET /api/v1/proxies, kept in the document. */
 static int from_proxy(struct explain *x, const char *server, struct fy_document **keep)
 {
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	char err[600];
 	if (sn_cli_http(server, "GET", "/api/v1/proxies", NULL, NULL, 0, 5000, "sinewd", NULL, &r, err, sizeof(err)) !=
 	    0)
@@ -201,7 +201,7 @@ static int from_proxy(struct explain *x, const char *server, struct fy_document 
 		}
 		x->identity_note = "a connected proxy";
 	}
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	if (found)
 		*keep = doc;
 	else

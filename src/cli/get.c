@@ -337,26 +337,26 @@ int sn_cli_get(int argc, char **argv)
 			 all_kinds ? "" : sn_kind_plural((enum sn_resource_kind)kind),
 			 all_ns ? "" : (all_kinds ? "?namespace=" : "&namespace="), all_ns ? "" : e_ns, "");
 	}
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	if (sn_cli_api(server, "GET", path, NULL, 0, &r) != 0)
 		return 1;
 	if (r.status != 200) {
 		sn_cli_api_error(&r);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 1;
 	}
 	if (out == OUT_JSON) {
 		fwrite(r.body, 1, r.len, stdout);
 		if (r.len && r.body[r.len - 1] != '\n')
 			putchar('\n');
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 0;
 	}
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
 	struct fy_node *root = sn_cli_json_root(doc);
 	if (root == NULL) {
 		fprintf(stderr, "sinew: sinewd's answer to GET %s is not JSON\n", path);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 1;
 	}
 	/* one resource: make it a list of one, so both print the same way */
@@ -401,6 +401,6 @@ done:
 	if (wrap != NULL)
 		fy_document_destroy(wrap);
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return rc;
 }

@@ -43,7 +43,7 @@ static void usage(FILE *f)
  * Shared with proxy-config (include/sinew/cli.h). */
 int sn_cli_find_admin(const char *server, const char *name, char *admin, size_t size, char *id, size_t id_size)
 {
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	if (sn_cli_api(server, "GET", "/api/v1/proxies", NULL, 0, &r) != 0)
 		return -1;
 	if (r.status != 200) {
@@ -52,7 +52,7 @@ int sn_cli_find_admin(const char *server, const char *name, char *admin, size_t 
 					"ADDR:PORT\n", server);
 		else
 			sn_cli_api_error(&r);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return -1;
 	}
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
@@ -102,7 +102,7 @@ int sn_cli_find_admin(const char *server, const char *name, char *admin, size_t 
 		rc = 0;
 	}
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return rc;
 }
 
@@ -212,7 +212,7 @@ int sn_cli_identity(int argc, char **argv)
 	snprintf(base, sizeof(base), "%s%s", strncmp(admin, "http://", 7) ? "http://" : "", admin);
 	const char *who = id[0] ? id : base + 7;
 
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	if (sn_cli_http(base, "GET", "/identity", NULL, NULL, 0, 10000, "the proxy's admin port",
 			"is the proxy running, and is this its --admin address?", &r, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sinew: %s\n", err);
@@ -221,7 +221,7 @@ int sn_cli_identity(int argc, char **argv)
 	if (r.status == 404) {
 		fprintf(stderr, "sinew: the admin port at %s has no /identity (a sinew-proxy older than this CLI, or not "
 				"a proxy's admin port)\n", base);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 1;
 	}
 	struct fy_document *doc = r.status == 200 ? sn_cli_json_parse(r.body, r.len) : NULL;
@@ -229,7 +229,7 @@ int sn_cli_identity(int argc, char **argv)
 	if (root == NULL || sn_cli_json_get(root, "mtls") == NULL) {
 		fprintf(stderr, "sinew: %s/identity answered %d: %.200s\n", base, r.status, r.body ? r.body : "");
 		sn_cli_json_free(doc);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 1;
 	}
 	int rc = 0;
@@ -283,6 +283,6 @@ int sn_cli_identity(int argc, char **argv)
 	}
 out:
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return rc;
 }

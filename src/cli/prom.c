@@ -107,7 +107,7 @@ const char *sn_cli_prometheus(const char *flag)
 int sn_cli_prom_open(const char *url, struct sn_cli_prom *p)
 {
 	char err[600];
-	struct sn_cli_url u;
+	struct sn_http_url u;
 	struct timespec ts;
 
 	memset(p, 0, sizeof(*p));
@@ -138,7 +138,7 @@ int sn_cli_prom_open(const char *url, struct sn_cli_prom *p)
 	}
 	memcpy(p->base, url, blen);
 	memcpy(p->prefix, prefix, plen);
-	if (sn_cli_url_parse(p->base, &u, err, sizeof(err)) != 0) {
+	if (sn_http_url_parse(p->base, &u, err, sizeof(err)) != 0) {
 		prom_say("--prometheus %s\n", err);
 		return -1;
 	}
@@ -179,7 +179,7 @@ static void excerpt(const char *body, size_t len, char *buf, size_t size)
 
 int sn_cli_prom_query(const struct sn_cli_prom *p, const char *promql, struct sn_cli_prom_vector *out)
 {
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	struct sn_out path = { 0 };
 	char err[800], ex[240];
 	size_t ql = strlen(promql);
@@ -279,7 +279,7 @@ done:
 		memset(out, 0, sizeof(*out));
 	}
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return rc;
 }
 
@@ -1193,7 +1193,7 @@ static int param(const char *q, const char *name, char *buf, size_t size)
 	return q != NULL ? sn_query_get(sn_str_make(q, strlen(q)), name, buf, size) : 0;
 }
 
-int sn_cli_prom_api_get(const char *url, const char *path, int json, struct sn_cli_response *r)
+int sn_cli_prom_api_get(const char *url, const char *path, int json, struct sn_http_response *r)
 {
 	struct data d;
 	struct sn_out o = { 0 };

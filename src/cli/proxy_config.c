@@ -394,7 +394,7 @@ int sn_cli_proxy_config(int argc, char **argv)
 	else if (sn_cli_find_admin(sn_cli_server(server), proxy, admin, sizeof(admin), NULL, 0) != 0)
 		return 1;
 	snprintf(base, sizeof(base), "%s%s", strncmp(admin, "http://", 7) ? "http://" : "", admin);
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	if (sn_cli_http(base, "GET", "/config_dump", NULL, NULL, 0, 10000, "the proxy's admin port",
 			"is the proxy running, and is this its --admin address?", &r, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sinew: %s\n", err);
@@ -402,14 +402,14 @@ int sn_cli_proxy_config(int argc, char **argv)
 	}
 	if (r.status != 200) {
 		fprintf(stderr, "sinew: %s/config_dump answered %d: %.200s\n", base, r.status, r.body);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 1;
 	}
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
 	struct fy_node *root = sn_cli_json_root(doc);
 	if (root == NULL) {
 		fprintf(stderr, "sinew: %s/config_dump is not JSON\n", base);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 1;
 	}
 	if (sn_cli_json_get(root, "clusters") == NULL && !json && what != W_ALL)
@@ -425,6 +425,6 @@ int sn_cli_proxy_config(int argc, char **argv)
 	else
 		print_endpoints(root);
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return 0;
 }

@@ -66,25 +66,25 @@ int sn_cli_proxy_status(int argc, char **argv)
 		return 2;
 	}
 	server = sn_cli_server(server);
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	if (sn_cli_api(server, "GET", "/api/v1/proxies", NULL, 0, &r) != 0)
 		return 1;
 	if (r.status == 404) {
 		fprintf(stderr, "sinew: sinewd at %s has no /api/v1/proxies (it predates the push protocol); "
 				"upgrade sinewd to see proxies\n", server);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 1;
 	}
 	if (r.status != 200) {
 		sn_cli_api_error(&r);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 1;
 	}
 	if (json && only == NULL) {
 		fwrite(r.body, 1, r.len, stdout);
 		if (r.len && r.body[r.len - 1] != '\n')
 			putchar('\n');
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 0;
 	}
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
@@ -156,6 +156,6 @@ int sn_cli_proxy_status(int argc, char **argv)
 	}
 	sn_cli_table_free(&t);
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return rc;
 }

@@ -61,7 +61,7 @@ struct view {
 static int show(const struct sn_cli_live *lv, void *arg)
 {
 	const struct view *v = arg;
-	struct sn_cli_response r;
+	struct sn_http_response r;
 
 	int got = sn_cli_live_get(lv, v->path, "route stats", &r);
 	if (got != 0)
@@ -122,7 +122,7 @@ static int show(const struct sn_cli_live *lv, void *arg)
 	}
 	sn_cli_table_free(&t);
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return 0;
 }
 

@@ -465,7 +465,7 @@ static int mint_token(struct run *r)
 		fprintf(stderr, "sinew: out of memory\n");
 		return -1;
 	}
-	struct sn_cli_response resp;
+	struct sn_http_response resp;
 	int rc = sn_cli_api(sn_cli_server(r->o->server), "POST", "/api/v1/tokens", body.p, body.len, &resp);
 	sn_out_free(&body);
 	if (rc != 0) {
@@ -475,7 +475,7 @@ static int mint_token(struct run *r)
 	}
 	if (resp.status != 200) {
 		sn_cli_api_error(&resp);
-		sn_cli_response_free(&resp);
+		sn_http_response_free(&resp);
 		return -1;
 	}
 	struct fy_document *doc = sn_cli_json_parse(resp.body, resp.len);
@@ -485,7 +485,7 @@ static int mint_token(struct run *r)
 	sn_cli_json_free(doc);
 	if (resp.body != NULL)
 		memset(resp.body, 0, resp.len);
-	sn_cli_response_free(&resp);
+	sn_http_response_free(&resp);
 	if (r->token == NULL) {
 		fprintf(stderr, "sinew run: sinewd's answer to POST /api/v1/tokens has no token\n");
 		return -1;

@@ -94,7 +94,7 @@ static int show(const struct sn_cli_live *lv, void *arg)
 	const struct stat_view *v = arg;
 	const char *prom = lv->prom;
 	int wide = lv->wide, all_ns = v->all_ns;
-	struct sn_cli_response r;
+	struct sn_http_response r;
 
 	int got = sn_cli_live_get(lv, v->path, "live stats", &r);
 	if (got != 0)
@@ -139,7 +139,7 @@ static int show(const struct sn_cli_live *lv, void *arg)
 	}
 	sn_cli_table_free(&t);
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return 0;
 }
 
@@ -215,7 +215,7 @@ int sn_cli_live_path(const struct sn_cli_live *lv, const char *base, const char 
 	return n < 0 || (size_t)n >= size ? -1 : 0;
 }
 
-int sn_cli_live_get(const struct sn_cli_live *lv, const char *path, const char *feature, struct sn_cli_response *r)
+int sn_cli_live_get(const struct sn_cli_live *lv, const char *path, const char *feature, struct sn_http_response *r)
 {
 	return lv->prom != NULL ? sn_cli_prom_api_get(lv->prom, path, lv->json, r)
 				: sn_cli_api_get(lv->server, path, feature, lv->json, r);

@@ -119,7 +119,7 @@ static int read_token(const struct tap_opts *o, char *out, size_t size)
 	if (o->token_file != NULL) {
 		snprintf(path, sizeof(path), "%s", o->token_file);
 	} else {
-		struct sn_cli_response r;
+		struct sn_http_response r;
 		if (sn_cli_api_get(o->server, "/api/v1/version", NULL, 0, &r) != 0)
 			return -1;
 		struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
@@ -128,12 +128,12 @@ static int read_token(const struct tap_opts *o, char *out, size_t size)
 			fprintf(stderr, "sinew: sinewd at %s does not say its data directory; give --token-file\n",
 				o->server);
 			sn_cli_json_free(doc);
-			sn_cli_response_free(&r);
+			sn_http_response_free(&r);
 			return -1;
 		}
 		snprintf(path, sizeof(path), "%s/tap.token", dir);
 		sn_cli_json_free(doc);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 	}
 	FILE *f = fopen(path, "re");
 	if (f == NULL) {
@@ -529,7 +529,7 @@ static int run(int argc, char **argv, int top)
 	snprintf(authz, sizeof(authz), "Bearer %s", token);
 	int timeout = (int)(o.duration_ms ? o.duration_ms : 600000) + 15000;
 
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	struct tap_state ts = { .o = &o };
 	struct top_state tops = { .o = &o, .tty = isatty(STDOUT_FILENO) };
 	int rc;
@@ -556,11 +556,11 @@ static int run(int argc, char **argv, int top)
 				o.server);
 		else
 			sn_cli_api_error(&r);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		free(tops.rows);
 		return 1;
 	}
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	if (top) {
 		top_draw(&tops);
 		free(tops.rows);

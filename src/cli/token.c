@@ -95,14 +95,14 @@ int sn_cli_token(int argc, char **argv)
 		fprintf(stderr, "sinew: out of memory\n");
 		return 1;
 	}
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	int rc = sn_cli_api(sn_cli_server(server), "POST", "/api/v1/tokens", body.p, body.len, &r);
 	sn_out_free(&body);
 	if (rc != 0)
 		return 1;
 	if (r.status != 200) {
 		sn_cli_api_error(&r);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return 1;
 	}
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
@@ -122,6 +122,6 @@ int sn_cli_token(int argc, char **argv)
 	sn_cli_json_free(doc);
 	if (r.body != NULL)
 		memset(r.body, 0, r.len);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return rc;
 }

@@ -73,7 +73,7 @@ static void print_tree(struct span *v, size_t n, size_t at, int depth, unsigned 
 static int show_trace(const char *server, const char *id, int json)
 {
 	char path[128];
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	snprintf(path, sizeof(path), "/api/v1/traces/%s", id);
 	int got = sn_cli_api_get(server, path, NULL, json, &r);
 	if (got != 0)
@@ -134,7 +134,7 @@ static int show_trace(const char *server, const char *id, int json)
 	}
 	free(v);
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return 0;
 }
 
@@ -202,7 +202,7 @@ int sn_cli_traces(int argc, char **argv)
 			}
 		snprintf(path + pl, sizeof(path) - (size_t)pl, "&service=%s", service);
 	}
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	int got = sn_cli_api_get(server, path, "traces", json, &r);
 	if (got != 0)
 		return got == 2 ? 0 : 1;
@@ -242,6 +242,6 @@ int sn_cli_traces(int argc, char **argv)
 		sn_cli_table_print(&t, stdout);
 	sn_cli_table_free(&t);
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return 0;
 }

@@ -369,9 +369,9 @@ int sn_cli_up(int argc, char **argv)
 	if (sn_cli_data_dir(dir_flag, dir, sizeof(dir)) != 0)
 		return 2;
 	snprintf(url, sizeof(url), "http://%s", api);
-	struct sn_cli_url u;
+	struct sn_http_url u;
 	char err[600];
-	if (!addr_port(api) || sn_cli_url_parse(url, &u, err, sizeof(err)) != 0) {
+	if (!addr_port(api) || sn_http_url_parse(url, &u, err, sizeof(err)) != 0) {
 		fprintf(stderr, "sinew up: --api %s: want ADDR:PORT, e.g. 127.0.0.1:15080\n", api);
 		return 2;
 	}
@@ -488,11 +488,11 @@ int sn_cli_up(int argc, char **argv)
 			sn_cli_print_log_tail(log);
 			goto fail;
 		}
-		struct sn_cli_response r;
+		struct sn_http_response r;
 		if (sn_cli_http(u.text, "GET", "/ready", NULL, NULL, 0, 1000, "sinewd", NULL, &r, err, sizeof(err)) ==
 		    0) {
 			int st = r.status;
-			sn_cli_response_free(&r);
+			sn_http_response_free(&r);
 			if (st == 200)
 				break;
 		}

@@ -47,7 +47,7 @@ int sn_cli_version(int argc, char **argv)
 	printf("sinew %s\n", SINEW_VERSION);
 	if (client_only)
 		return 0;
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	char err[600];
 	server = sn_cli_server(server);
 	if (sn_cli_http(server, "GET", "/api/v1/version", NULL, NULL, 0, 3000, "sinewd", NULL, &r, err,
@@ -64,6 +64,6 @@ int sn_cli_version(int argc, char **argv)
 	else
 		printf("sinewd: %s answered %d to /api/v1/version\n", server, r.status);
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return 0;
 }

@@ -105,7 +105,7 @@ static int ensure_service(const char *server, const char *name, const char *ns, 
 		p += w;
 		left -= (size_t)w;
 	}
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	if (sn_cli_api(server, "POST", "/api/v1/apply?source=sinew-run", yaml, strlen(yaml), &r) != 0) {
 		snprintf(err, es, "cannot reach sinewd to create Service %s/%s", ns, name);
 		return -1;
@@ -113,7 +113,7 @@ static int ensure_service(const char *server, const char *name, const char *ns, 
 	int ok = r.status == 200;
 	if (!ok)
 		snprintf(err, es, "sinewd refused Service %s/%s (%d): %.300s", ns, name, r.status, r.body ? r.body : "");
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return ok ? 0 : -1;
 }
 
@@ -139,7 +139,7 @@ int sn_cli_vips_refresh(const char *server, const char *dir, const struct sn_pod
 	static struct vip v[MAX_SERVICES];
 	char path[PATH_MAX];
 	size_t n = 0;
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	int rc = -1;
 
 	snprintf(path, sizeof(path), "%s/vips", dir);
@@ -151,7 +151,7 @@ int sn_cli_vips_refresh(const char *server, const char *dir, const struct sn_pod
 		return snprintf(err, es, "cannot list Services from sinewd at %s", server), -1;
 	if (r.status != 200) {
 		snprintf(err, es, "cannot list Services from sinewd at %s (%d)", server, r.status);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 		return -1;
 	}
 	struct fy_document *doc = sn_cli_json_parse(r.body, r.len);
@@ -235,6 +235,6 @@ int sn_cli_vips_refresh(const char *server, const char *dir, const struct sn_pod
 	rc = 0;
 out:
 	sn_cli_json_free(doc);
-	sn_cli_response_free(&r);
+	sn_http_response_free(&r);
 	return rc;
 }

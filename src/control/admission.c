@@ -229,7 +229,7 @@ void sn_admit_refresh_status(struct sn_store *st)
 int sn_admit_delete(struct sn_store *st, enum sn_resource_kind kind, const char *ns, const char *name)
 {
 	int rc = sn_store_delete(st, kind, ns, name);
-	if (rc == 0)
+	if (rc == 0 || rc == SN_ECONFLICT)
 		sn_admit_refresh_status(st);
 	return rc;
 }
@@ -548,6 +548,13 @@ int sn__admit_commit(struct sn_store *st, struct sn__admit_decision *dec, struct
 	int rc = dec->rc;
 	uint64_t rev_before = st->revision;
 
+	/* What changed goes to the store in one batch (one etcd transaction). */
+	struct sn_store_put *w = rc == 0 && dec->n_puts ? calloc(dec->n_puts, sizeof(*w)) : NULL;
+	size_t *wi = rc == 0 && dec->n_puts ? calloc(dec->n_puts, sizeof(*wi)) : NULL;
+	struct sn_stored **we = rc == 0 && dec->n_puts ? calloc(dec->n_puts, sizeof(*we)) : NULL;
+	size_t nw = 0;
+	if (dec->n_puts && (w == NULL || wi == NULL || we == NULL))
+		rc = SN_ENOMEM;
 	for (size_t i = 0; rc == 0 && i < dec->n_puts; i++) {
 		const struct sn__admit_put *p = &dec->puts[i];
 		if (p->item < 0 || (size_t)p->item >= rep->n)
@@ -560,27 +567,46 @@ int sn__admit_commit(struct sn_store *st, struct sn__admit_decision *dec, struct
 			it->resource_version = old->resource_version;
 			continue;
 		}
-		struct sn_stored *e = NULL;
-		int prc = sn_store_put(st, p->kind, p->api_version, p->ns, p->name, p->source, p->line, p->text,
-				       p->len, &e);
-		if (prc != 0) {
-			sn_diags_add(&it->diags, SN_DIAG_ERROR, p->source, p->line, 1, sn_resource_kind_str(p->kind),
-				     NULL, NULL,
-				     "sinewd could not store this resource (%s); see sinewd's log, check the data "
-				     "directory's disk, and apply again",
-				     prc == SN_EIO ? "I/O error" : prc == SN_ELIMIT ? "limit" : "out of memory");
-			it->result = SN_APPLY_REFUSED;
-			rc = prc == SN_EIO ? SN_EIO : rc;
-			continue;
-		}
 		it->result = old != NULL ? SN_APPLY_CONFIGURED : SN_APPLY_CREATED;
-		it->resource_version = e->resource_version;
+		w[nw] = (struct sn_store_put){ p->kind, p->api_version, p->ns, p->name, p->source, p->line, p->text,
+					       p->len };
+		wi[nw++] = (size_t)p->item;
 	}
-	if (dec->rc == 0) {
+	int prc = rc == 0 && nw ? sn_store_put_many(st, w, nw, we) : 0;
+	for (size_t k = 0; prc != 0 && k < nw; k++) {
+		struct sn_apply_item *it = &rep->v[wi[k]];
+		if (we[k] != NULL)
+			continue;   /* stored before a later one failed (directory store) */
+		if (prc == SN_ECONFLICT)
+			sn_diags_add(&it->diags, SN_DIAG_ERROR, w[k].source, w[k].line, 1, sn_resource_kind_str(w[k].kind),
+				     NULL, NULL,
+				     "another sinewd replica changed resources of this apply while it was being admitted; "
+				     "nothing of it was stored; apply again");
+		else
+			sn_diags_add(&it->diags, SN_DIAG_ERROR, w[k].source, w[k].line, 1, sn_resource_kind_str(w[k].kind),
+				     NULL, NULL, "sinewd could not store this resource (%s%s%s); see sinewd's log and apply again",
+				     prc == SN_EIO ? "I/O error" : prc == SN_ELIMIT ? "limit" : "out of memory",
+				     st->error[0] ? ": " : "", st->error);
+		it->result = SN_APPLY_REFUSED;
+	}
+	for (size_t k = 0; k < nw; k++)
+		if (we[k] != NULL) {
+			/* as stored: another replica may have made or removed it meanwhile */
+			rep->v[wi[k]].result = we[k]->generation == 1 ? SN_APPLY_CREATED : SN_APPLY_CONFIGURED;
+			rep->v[wi[k]].resource_version = we[k]->resource_version;
+		}
+	if (prc == SN_EIO || prc == SN_ECONFLICT || prc == SN_ENOMEM)
+		rc = prc;
+	free(w);
+	free(wi);
+	free(we);
+	if (rc == SN_ECONFLICT) {
+		sn_admit_refresh_status(st);   /* the index holds another replica's versions now */
+	} else if (dec->rc == 0) {
 		set_statuses(st, &dec->eval);
 		if (st->revision != rev_before && sn_store_save_revision(st) != 0)
 			sn_log(SN_LOG_WARN, "store: cannot write %s/revision; resources are stored, the revision is "
-					    "recovered from them on start", st->dir);
+					    "recovered from them on start", st->where);
 	}
 	if (rc == SN_ENOMEM) {
 		struct sn_apply_item *it = new_item(rep, "", "", "", SN_APPLY_REFUSED);

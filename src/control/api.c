@@ -25,6 +25,7 @@
 #define API_HEAD_MAX 16384
 #define API_TIMEOUT_MS 30000
 #define API_MAX_PARAM 256
+#define API_APPLY_ATTEMPTS 16    /* decide + store again after an etcd conflict */
 
 struct api_conn {
 	struct sn_io io;
@@ -226,6 +227,19 @@ static const char *kinds_help(void)
 
 /* ---- handlers -------------------------------------------------------- */
 
+/* Between attempts after a conflict with another replica: a random pause
+ * of up to 1, 2, 4 ... 32 ms, so that two replicas writing the same
+ * resource in step stop colliding. It holds the loop, as the etcd call
+ * itself does. */
+static void conflict_pause(int attempt)
+{
+	static uint64_t rng = 0x9e3779b97f4a7c15ull;
+	rng ^= sn_clock_ms();
+	rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+	unsigned max_us = 1000u << (attempt < 6 ? attempt - 1 : 5);
+	usleep((useconds_t)((rng >> 33) % max_us));
+}
+
 static void handle_apply(struct api_conn *c, const struct api_req *r)
 {
 	char source[API_MAX_PARAM];
@@ -239,8 +253,20 @@ static void handle_apply(struct api_conn *c, const struct api_req *r)
 		snprintf(source, sizeof(source), "-");
 	struct sn_apply_report rep;
 	uint64_t rev_before = c->api->store->revision;
-	int rc = c->api->admit_in_process ? sn_admit_apply(c->api->store, source, r->body, r->body_len, &rep)
-					  : sn_admit_apply_isolated(c->api->store, source, r->body, r->body_len, &rep);
+	/* A conflict (another replica wrote one of these resources since this
+	 * one last saw it) stored nothing and refreshed the index: decide
+	 * again against the newer versions. */
+	int rc;
+	for (int attempt = 1;; attempt++) {
+		rc = c->api->admit_in_process ? sn_admit_apply(c->api->store, source, r->body, r->body_len, &rep)
+					      : sn_admit_apply_isolated(c->api->store, source, r->body, r->body_len, &rep);
+		if (rc != SN_ECONFLICT || attempt == API_APPLY_ATTEMPTS)
+			break;
+		sn_log(SN_LOG_DEBUG, "api conn=%llu: apply conflicted with another replica's write; deciding again",
+		       (unsigned long long)c->id);
+		sn_apply_report_free(&rep);
+		conflict_pause(attempt);
+	}
 	if (c->api->store->revision != rev_before)
 		sn_mesh_store_changed(c->api->mesh);
 	struct sn_out o = { 0 };
@@ -421,10 +447,25 @@ static void handle_one(struct api_conn *c, const struct api_req *r, struct sn_st
 		respond(c, 200, &o);
 		return;
 	}
-	int rc = sn_admit_delete(st, (enum sn_resource_kind)kind, ns, name);
+	int rc;
+	for (int attempt = 1;; attempt++) {
+		rc = sn_admit_delete(st, (enum sn_resource_kind)kind, ns, name);
+		if (rc != SN_ECONFLICT || attempt == API_APPLY_ATTEMPTS)
+			break;
+		conflict_pause(attempt);
+	}
+	if (rc == SN_ENOTFOUND) {
+		respond_error(c, 404, "%s %s/%s not found (another sinewd replica deleted it just now)", kname, ns, name);
+		sn_mesh_store_changed(c->api->mesh);
+		return;
+	}
 	if (rc != 0) {
-		respond_error(c, 500, "could not delete %s %s/%s from the store in %s: %s; see sinewd's log and "
-				      "check the disk, then retry", kname, ns, name, st->dir, strerror(errno));
+		respond_error(c, rc == SN_ECONFLICT ? 409 : 500,
+			      "could not delete %s %s/%s from the store (%s): %s; see sinewd's log, then retry", kname,
+			      ns, name, st->where,
+			      rc == SN_ECONFLICT ? "other sinewd replicas kept changing it"
+			      : st->error[0]	 ? st->error
+						 : strerror(errno));
 		return;
 	}
 	sn_log(SN_LOG_INFO, "api conn=%llu: deleted %s %s/%s, revision %llu", (unsigned long long)c->id, kname, ns,
@@ -1039,6 +1080,8 @@ static void handle_version(struct api_conn *c)
 	sn_out_printf(&o, "\"%llu\",\"resources\":%zu,\"dataDir\":", (unsigned long long)api->store->revision,
 		      api->store->n);
 	sn_out_json_cstr(&o, api->store->dir);
+	sn_out_cstr(&o, ",\"store\":");
+	sn_out_json_cstr(&o, api->store->where);
 	sn_out_cstr(&o, ",\"mesh\":");
 	sn_out_json_cstr(&o, api->mesh_addr);
 	sn_out_printf(&o, ",\"uptimeSeconds\":%llu}",

@@ -15,10 +15,12 @@
 #include "sinew/control.h"
 #include "sinew/file.h"
 #include "sinew/log.h"
+#include "store_internal.h"
 
 #define STORE_MAGIC "# sinew-store 1\n"
-#define STORE_MAX_HEADER 4096
+#define STORE_MAX_HEADER SN__STORE_MAX_HEADER
 #define STORE_MAX_PATH 1024
+#define STORE_CONFLICT_RETRIES 8   /* writes again after another replica's (etcd) */
 
 /* ---- small helpers --------------------------------------------------- */
 
@@ -125,7 +127,7 @@ static void free_strv(char **v, size_t n)
 	free(v);
 }
 
-static void stored_free(struct sn_stored *e)
+void sn__stored_free(struct sn_stored *e)
 {
 	if (e == NULL)
 		return;
@@ -139,15 +141,14 @@ static void stored_free(struct sn_stored *e)
 	free(e);
 }
 
-/* Inserts or replaces e in the index (takes e). */
-static int index_put(struct sn_store *st, struct sn_stored *e)
+int sn__store_index_put(struct sn_store *st, struct sn_stored *e)
 {
 	int found;
 	size_t i = find_pos(st, e->kind, e->namespace_, e->name, &found);
 	if (found) {
 		/* keep the status until it is recomputed */
 		e->accepted = st->v[i]->accepted;
-		stored_free(st->v[i]);
+		sn__stored_free(st->v[i]);
 		st->v[i] = e;
 		return 0;
 	}
@@ -162,6 +163,18 @@ static int index_put(struct sn_store *st, struct sn_stored *e)
 	memmove(&st->v[i + 1], &st->v[i], (st->n - i) * sizeof(*st->v));
 	st->v[i] = e;
 	st->n++;
+	return 0;
+}
+
+int sn__store_index_remove(struct sn_store *st, enum sn_resource_kind kind, const char *ns, const char *name)
+{
+	int found;
+	size_t i = find_pos(st, kind, ns, name, &found);
+	if (!found)
+		return SN_ENOTFOUND;
+	sn__stored_free(st->v[i]);
+	memmove(&st->v[i], &st->v[i + 1], (st->n - i - 1) * sizeof(*st->v));
+	st->n--;
 	return 0;
 }
 
@@ -211,15 +224,18 @@ static int resource_dir(const struct sn_store *st, enum sn_resource_kind kind, c
 	return n > 0 && (size_t)n < size ? 0 : -1;
 }
 
-static int format_header(const struct sn_stored *e, char *buf, size_t size)
+int sn__stored_header(const struct sn_stored *e, int with_rv, char *buf, size_t size)
 {
+	char rv[48] = "";
+	if (with_rv)
+		snprintf(rv, sizeof(rv), "# resourceVersion: %" PRIu64 "\n", e->resource_version);
 	int n = snprintf(buf, size,
 			 STORE_MAGIC
 			 "# kind: %s\n# apiVersion: %s\n# namespace: %s\n# name: %s\n"
-			 "# resourceVersion: %" PRIu64 "\n# generation: %" PRIu64 "\n"
+			 "%s# generation: %" PRIu64 "\n"
 			 "# source: %s\n# line: %d\n# length: %zu\n# crc32: %08" PRIx32 "\n#\n",
-			 sn_resource_kind_str(e->kind), e->api_version, e->namespace_, e->name, e->resource_version,
-			 e->generation, e->source, e->line, e->text_len, crc32_ieee(e->text, e->text_len));
+			 sn_resource_kind_str(e->kind), e->api_version, e->namespace_, e->name, rv, e->generation,
+			 e->source, e->line, e->text_len, crc32_ieee(e->text, e->text_len));
 	return n > 0 && (size_t)n < size ? n : -1;
 }
 
@@ -255,9 +271,7 @@ static int parse_crc(const char *v, uint64_t *out)
 	return 0;
 }
 
-/* Parses one stored file's bytes into a new entry. On failure returns
- * NULL with why in err. */
-static struct sn_stored *parse_file(char *buf, size_t len, char *err, size_t errlen)
+struct sn_stored *sn__stored_parse(char *buf, size_t len, char *err, size_t errlen)
 {
 	size_t ml = strlen(STORE_MAGIC);
 	if (len < ml || memcmp(buf, STORE_MAGIC, ml) != 0) {
@@ -343,13 +357,12 @@ static struct sn_stored *parse_file(char *buf, size_t len, char *err, size_t err
 	e->accepted = 1;
 	return e;
 fail:
-	stored_free(e);
+	sn__stored_free(e);
 	return NULL;
 }
 
-/* Checks that the stored text still loads as the resource its header and
- * path name (a newer Sinew may be stricter). */
-static int verify_loads(const struct sn_stored *e, char *err, size_t errlen)
+/* A newer Sinew may be stricter than the one that stored it. */
+int sn__stored_verify(const struct sn_stored *e, char *err, size_t errlen)
 {
 	struct sn_config_set set;
 	struct sn_diags d;
@@ -419,7 +432,7 @@ static void load_one(struct sn_store *st, const char *path, const char *kind_dir
 			     "cannot read stored resource: %s; skipped (re-apply it)", strerror(errno));
 		return;
 	}
-	struct sn_stored *e = parse_file(buf, len, err, sizeof(err));
+	struct sn_stored *e = sn__stored_parse(buf, len, err, sizeof(err));
 	free(buf);
 	if (e == NULL) {
 		sn_diags_add(report, SN_DIAG_WARNING, path, 0, 0, NULL, NULL, NULL,
@@ -432,19 +445,19 @@ static void load_one(struct sn_store *st, const char *path, const char *kind_dir
 		sn_diags_add(report, SN_DIAG_WARNING, path, 0, 0, NULL, NULL, NULL,
 			     "stored resource says it is %s %s/%s, which does not match its path; skipped",
 			     sn_resource_kind_str(e->kind), e->namespace_, e->name);
-		stored_free(e);
+		sn__stored_free(e);
 		return;
 	}
-	if (verify_loads(e, err, sizeof(err)) != 0) {
+	if (sn__stored_verify(e, err, sizeof(err)) != 0) {
 		sn_diags_add(report, SN_DIAG_WARNING, path, 0, 0, NULL, NULL, NULL,
 			     "stored resource no longer loads: %s; skipped (fix and re-apply it)", err);
-		stored_free(e);
+		sn__stored_free(e);
 		return;
 	}
-	if (st->n >= SN_STORE_MAX_RESOURCES || index_put(st, e) != 0) {
+	if (st->n >= SN_STORE_MAX_RESOURCES || sn__store_index_put(st, e) != 0) {
 		sn_diags_add(report, SN_DIAG_WARNING, path, 0, 0, NULL, NULL, NULL,
 			     "more than %u resources or out of memory; skipped", SN_STORE_MAX_RESOURCES);
-		stored_free(e);
+		sn__stored_free(e);
 		return;
 	}
 	if (e->resource_version > st->revision)
@@ -509,9 +522,79 @@ static void load_tree(struct sn_store *st, struct sn_diags *report)
 	closedir(kd);
 }
 
-int sn_store_open(struct sn_store *st, const char *dir, struct sn_diags *report)
+/* ---- the directory backend ------------------------------------------- */
+
+static int dir_write_one(struct sn_store *st, struct sn_stored *e)
 {
-	char path[STORE_MAX_PATH], parent[STORE_MAX_PATH];
+	char dir[STORE_MAX_PATH], kdir[STORE_MAX_PATH], rdir[STORE_MAX_PATH], fname[300], header[STORE_MAX_HEADER];
+	e->resource_version = st->revision + 1;
+	snprintf(kdir, sizeof(kdir), "%s/resources/%s", st->dir, sn_resource_kind_str(e->kind));
+	snprintf(rdir, sizeof(rdir), "%s/resources", st->dir);
+	int hl = sn__stored_header(e, 1, header, sizeof(header));
+	if (hl < 0 || resource_dir(st, e->kind, e->namespace_, dir, sizeof(dir)) != 0 ||
+	    (size_t)snprintf(fname, sizeof(fname), "%s.yaml", e->name) >= sizeof(fname))
+		return SN_EINVAL;
+	if (make_dir(kdir, rdir, st->no_sync) != 0 || make_dir(dir, kdir, st->no_sync) != 0 ||
+	    write_atomic(dir, fname, header, (size_t)hl, e->text, e->text_len, st->no_sync) != 0) {
+		int err = errno;
+		sn_log(SN_LOG_ERROR, "store: cannot write %s/%s: %s", dir, fname, strerror(err));
+		snprintf(st->error, sizeof(st->error), "cannot write %.200s/%.100s: %s", dir, fname, strerror(err));
+		errno = err;
+		return SN_EIO;
+	}
+	st->revision = e->resource_version;
+	return 0;
+}
+
+static int dir_write(struct sn_store *st, struct sn_stored *const *e, struct sn_stored *const *old, size_t n,
+		     int *rcs)
+{
+	(void)old;
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		rcs[i] = dir_write_one(st, e[i]);
+		if (rcs[i] != 0 && rc == 0)
+			rc = rcs[i];
+	}
+	return rc;
+}
+
+static int dir_remove(struct sn_store *st, const struct sn_stored *old)
+{
+	char dir[STORE_MAX_PATH], path[STORE_MAX_PATH];
+	if (resource_dir(st, old->kind, old->namespace_, dir, sizeof(dir)) != 0 ||
+	    (size_t)snprintf(path, sizeof(path), "%s/%s.yaml", dir, old->name) >= sizeof(path))
+		return SN_EIO;
+	/* The revision goes to disk first: after a crash the store may still
+	 * hold the resource, but its revision never goes back. */
+	uint64_t rev = st->revision + 1;
+	if (write_revision(st, rev) != 0 || (unlink(path) != 0 && errno != ENOENT) ||
+	    fsync_path(dir, st->no_sync) != 0) {
+		sn_log(SN_LOG_ERROR, "store: cannot delete %s: %s", path, strerror(errno));
+		snprintf(st->error, sizeof(st->error), "cannot delete %.300s: %s", path, strerror(errno));
+		return SN_EIO;
+	}
+	st->revision = rev;
+	return 0;
+}
+
+static int dir_save_revision(struct sn_store *st)
+{
+	return write_revision(st, st->revision) == 0 ? 0 : SN_EIO;
+}
+
+static const struct sn_store_ops dir_ops = {
+	.name = "directory",
+	.write = dir_write,
+	.remove = dir_remove,
+	.save_revision = dir_save_revision,
+	.close = NULL,
+};
+
+/* The data directory, made if missing (durably in its parent). */
+static int open_data_dir(struct sn_store *st, const char *dir)
+{
+	char parent[STORE_MAX_PATH];
 	memset(st, 0, sizeof(*st));
 	if (strlen(dir) > 512) {
 		errno = ENAMETOOLONG;
@@ -521,8 +604,25 @@ int sn_store_open(struct sn_store *st, const char *dir, struct sn_diags *report)
 	if (st->dir == NULL)
 		return SN_ENOMEM;
 	snprintf(parent, sizeof(parent), "%s/..", dir);
+	if (make_dir(dir, parent, 0) != 0) {
+		int e = errno;
+		sn_store_close(st);
+		errno = e;
+		return SN_EIO;
+	}
+	return 0;
+}
+
+int sn_store_open(struct sn_store *st, const char *dir, struct sn_diags *report)
+{
+	char path[STORE_MAX_PATH];
+	int rc = open_data_dir(st, dir);
+	if (rc != 0)
+		return rc;
+	st->ops = &dir_ops;
+	snprintf(st->where, sizeof(st->where), "%s", dir);
 	snprintf(path, sizeof(path), "%s/resources", dir);
-	if (make_dir(dir, parent, 0) != 0 || make_dir(path, dir, 0) != 0) {
+	if (make_dir(path, dir, 0) != 0) {
 		int e = errno;
 		sn_store_close(st);
 		errno = e;
@@ -551,10 +651,17 @@ int sn_store_open(struct sn_store *st, const char *dir, struct sn_diags *report)
 	return 0;
 }
 
+int sn__store_open_data_dir(struct sn_store *st, const char *dir)
+{
+	return open_data_dir(st, dir);
+}
+
 void sn_store_close(struct sn_store *st)
 {
+	if (st->ops != NULL && st->ops->close != NULL)
+		st->ops->close(st);
 	for (size_t i = 0; i < st->n; i++)
-		stored_free(st->v[i]);
+		sn__stored_free(st->v[i]);
 	free(st->v);
 	free(st->dir);
 	memset(st, 0, sizeof(*st));
@@ -562,99 +669,128 @@ void sn_store_close(struct sn_store *st)
 
 /* ---- changes --------------------------------------------------------- */
 
+static struct sn_stored *new_entry(const struct sn_store_put *p, const struct sn_stored *old)
+{
+	struct sn_stored *e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return NULL;
+	e->kind = p->kind;
+	e->api_version = strdup(p->api_version);
+	e->namespace_ = strdup(p->ns);
+	e->name = strdup(p->name);
+	e->source = strdup(p->source && p->source[0] ? p->source : "-");
+	e->line = p->line > 0 ? p->line : 1;
+	e->text = malloc(p->text_len + 1);
+	if (e->api_version == NULL || e->namespace_ == NULL || e->name == NULL || e->source == NULL ||
+	    e->text == NULL) {
+		sn__stored_free(e);
+		return NULL;
+	}
+	memcpy(e->text, p->text, p->text_len);
+	e->text[p->text_len] = '\0';
+	e->text_len = p->text_len;
+	e->generation = old == NULL ? 1
+		: (old->text_len == p->text_len && !memcmp(old->text, p->text, p->text_len)) ? old->generation
+											      : old->generation + 1;
+	e->accepted = 1;
+	return e;
+}
+
+int sn_store_put_many(struct sn_store *st, const struct sn_store_put *v, size_t n, struct sn_stored **out)
+{
+	if (n == 0)
+		return 0;
+	size_t adds = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct sn_store_put *p = &v[i];
+		if ((unsigned)p->kind >= SN_KIND__COUNT || !component_ok(p->ns) || !component_ok(p->name))
+			return SN_EINVAL;
+		if (p->text_len > SN_STORE_MAX_RESOURCE_BYTES)
+			return SN_ELIMIT;
+		adds += sn_store_get(st, p->kind, p->ns, p->name) == NULL;
+	}
+	if (st->n + adds > SN_STORE_MAX_RESOURCES)
+		return SN_ELIMIT;
+	struct sn_stored **e = calloc(n, sizeof(*e)), **old = calloc(n, sizeof(*old));
+	int *rcs = calloc(n, sizeof(*rcs));
+	int rc = e == NULL || old == NULL || rcs == NULL ? SN_ENOMEM : 0;
+	/* A conflict means another replica wrote one of these since this one
+	 * last saw it; the index now holds that version. What is written here
+	 * replaces it whatever it was (the last write wins, as with one
+	 * replica), so write again against it; only the generation and the
+	 * "created" or "configured" of the report depend on it. */
+	for (int attempt = 0; rc == 0; attempt++) {
+		for (size_t i = 0; rc == 0 && i < n; i++) {
+			old[i] = sn_store_get(st, v[i].kind, v[i].ns, v[i].name);
+			if ((e[i] = new_entry(&v[i], old[i])) == NULL)
+				rc = SN_ENOMEM;
+		}
+		st->error[0] = '\0';
+		if (rc == 0)
+			rc = st->ops->write(st, e, old, n, rcs);
+		if (rc != SN_ECONFLICT || attempt == STORE_CONFLICT_RETRIES)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			sn__stored_free(e[i]);
+			e[i] = NULL;
+		}
+		rc = 0;
+	}
+	/* old[] may be gone now (a conflict refreshes the index): not read again. */
+	for (size_t i = 0; e != NULL && i < n; i++) {
+		if (e[i] == NULL)
+			continue;
+		if (rc == SN_ENOMEM || rc == SN_ECONFLICT || rcs[i] != 0) {
+			sn__stored_free(e[i]);
+			continue;
+		}
+		struct sn_stored *keep = e[i];
+		if (keep->resource_version > st->revision)
+			st->revision = keep->resource_version;
+		if (sn__store_index_put(st, keep) != 0) {
+			/* stored but not indexed: it loads on the next start */
+			sn__stored_free(keep);
+			rc = rc ? rc : SN_ENOMEM;
+			continue;
+		}
+		if (out != NULL)
+			out[i] = keep;
+	}
+	free(e);
+	free(old);
+	free(rcs);
+	return rc;
+}
+
 int sn_store_put(struct sn_store *st, enum sn_resource_kind kind, const char *api_version, const char *ns,
 		 const char *name, const char *source, int line, const char *text, size_t text_len,
 		 struct sn_stored **out)
 {
-	char dir[STORE_MAX_PATH], kdir[STORE_MAX_PATH], fname[300], header[STORE_MAX_HEADER];
-	if ((unsigned)kind >= SN_KIND__COUNT || !component_ok(ns) || !component_ok(name))
-		return SN_EINVAL;
-	if (text_len > SN_STORE_MAX_RESOURCE_BYTES)
-		return SN_ELIMIT;
-	struct sn_stored *old = sn_store_get(st, kind, ns, name);
-	if (old == NULL && st->n >= SN_STORE_MAX_RESOURCES)
-		return SN_ELIMIT;
-
-	struct sn_stored *e = calloc(1, sizeof(*e));
-	if (e == NULL)
-		return SN_ENOMEM;
-	e->kind = kind;
-	e->api_version = strdup(api_version);
-	e->namespace_ = strdup(ns);
-	e->name = strdup(name);
-	e->source = strdup(source && source[0] ? source : "-");
-	e->line = line > 0 ? line : 1;
-	e->text = malloc(text_len + 1);
-	if (e->api_version == NULL || e->namespace_ == NULL || e->name == NULL || e->source == NULL ||
-	    e->text == NULL) {
-		stored_free(e);
-		return SN_ENOMEM;
-	}
-	memcpy(e->text, text, text_len);
-	e->text[text_len] = '\0';
-	e->text_len = text_len;
-	e->resource_version = st->revision + 1;
-	e->generation = old == NULL ? 1
-		: (old->text_len == text_len && !memcmp(old->text, text, text_len)) ? old->generation
-										   : old->generation + 1;
-	e->accepted = 1;
-
-	snprintf(kdir, sizeof(kdir), "%s/resources/%s", st->dir, sn_resource_kind_str(kind));
-	char rdir[STORE_MAX_PATH];
-	snprintf(rdir, sizeof(rdir), "%s/resources", st->dir);
-	int hl = format_header(e, header, sizeof(header));
-	if (hl < 0 || resource_dir(st, kind, ns, dir, sizeof(dir)) != 0 ||
-	    (size_t)snprintf(fname, sizeof(fname), "%s.yaml", name) >= sizeof(fname)) {
-		stored_free(e);
-		return SN_EINVAL;
-	}
-	if (make_dir(kdir, rdir, st->no_sync) != 0 || make_dir(dir, kdir, st->no_sync) != 0 ||
-	    write_atomic(dir, fname, header, (size_t)hl, e->text, e->text_len, st->no_sync) != 0) {
-		int err = errno;
-		sn_log(SN_LOG_ERROR, "store: cannot write %s/%s: %s", dir, fname, strerror(err));
-		stored_free(e);
-		errno = err;
-		return SN_EIO;
-	}
-	if (index_put(st, e) != 0) {
-		/* on disk but not indexed: it loads on the next start */
-		stored_free(e);
-		return SN_ENOMEM;
-	}
-	st->revision = e->resource_version;
-	if (out != NULL)
-		*out = e;
-	return 0;
+	struct sn_store_put p = { kind, api_version, ns, name, source, line, text, text_len };
+	return sn_store_put_many(st, &p, 1, out);
 }
 
 int sn_store_save_revision(struct sn_store *st)
 {
-	return write_revision(st, st->revision) == 0 ? 0 : SN_EIO;
+	return st->ops->save_revision(st);
 }
 
 int sn_store_delete(struct sn_store *st, enum sn_resource_kind kind, const char *ns, const char *name)
 {
-	char dir[STORE_MAX_PATH], path[STORE_MAX_PATH];
-	int found;
 	if ((unsigned)kind >= SN_KIND__COUNT)
 		return SN_ENOTFOUND;
-	size_t i = find_pos(st, kind, ns, name, &found);
-	if (!found)
-		return SN_ENOTFOUND;
-	if (resource_dir(st, kind, ns, dir, sizeof(dir)) != 0 ||
-	    (size_t)snprintf(path, sizeof(path), "%s/%s.yaml", dir, name) >= sizeof(path))
-		return SN_EIO;
-	/* The revision goes to disk first: after a crash the store may still
-	 * hold the resource, but its revision never goes back. */
-	uint64_t rev = st->revision + 1;
-	if (write_revision(st, rev) != 0 || (unlink(path) != 0 && errno != ENOENT) ||
-	    fsync_path(dir, st->no_sync) != 0) {
-		sn_log(SN_LOG_ERROR, "store: cannot delete %s: %s", path, strerror(errno));
-		return SN_EIO;
+	int rc = SN_ECONFLICT;
+	/* After a conflict the index holds the other replica's version: the
+	 * delete is meant whatever it was, so try again against that. */
+	for (int attempt = 0; rc == SN_ECONFLICT && attempt <= STORE_CONFLICT_RETRIES; attempt++) {
+		struct sn_stored *old = sn_store_get(st, kind, ns, name);
+		if (old == NULL)
+			return SN_ENOTFOUND;
+		st->error[0] = '\0';
+		rc = st->ops->remove(st, old);
 	}
-	st->revision = rev;
-	stored_free(st->v[i]);
-	memmove(&st->v[i], &st->v[i + 1], (st->n - i - 1) * sizeof(*st->v));
-	st->n--;
+	if (rc != 0)
+		return rc;
+	sn__store_index_remove(st, kind, ns, name);
 	return 0;
 }

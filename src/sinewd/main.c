@@ -28,6 +28,15 @@ struct sinewd {
 	int sig_fd;
 };
 
+/* Another replica changed the shared store: statuses, then the proxies. */
+static void on_store_changed(struct sn_store *st, void *arg)
+{
+	struct sinewd *d = arg;
+	sn_admit_refresh_status(st);
+	if (d->mesh != NULL)
+		sn_mesh_store_changed(d->mesh);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -38,7 +47,10 @@ static void usage(FILE *f)
 		"connect to --mesh for their configuration and register their workloads\n"
 		"(docs/internals/control-protocol.md).\n"
 		"\n"
-		"  --data-dir DIR       where resources are stored (created if missing)\n"
+		"  --data-dir DIR       where resources are stored (created if missing); with --store\n"
+		"                       etcd, what is this replica's own (its CA unless given, keys)\n"
+		"  --store etcd://HOST:PORT[,HOST:PORT...]  keep resources in etcd instead, shared by\n"
+		"                       several sinewd replicas (etcd's client URLs, plain HTTP)\n"
 		"  --api ADDR:PORT      HTTP API, loopback only (default 127.0.0.1:15080)\n"
 		"  --mesh ADDR:PORT     proxy connections (default 127.0.0.1:15012), loopback only\n"
 		"  --trust-domain TD    SPIFFE trust domain of issued identities (default cluster.local)\n"
@@ -197,9 +209,11 @@ static int parse_duration(const char *s, uint32_t *out)
 int main(int argc, char **argv)
 {
 	enum { O_DATA = 256, O_API, O_MESH, O_LOG_LEVEL, O_VERSION, O_HELP, O_TD, O_CLUSTER_DOMAIN, O_CA_CERT, O_CA_KEY,
-	       O_MESH_PLAIN, O_LEAF_TTL, O_ROOT_TTL, O_RENEW_SPREAD, O_POD_MESH, O_STATS_RESOLUTION, O_PROMETHEUS };
+	       O_MESH_PLAIN, O_LEAF_TTL, O_ROOT_TTL, O_RENEW_SPREAD, O_POD_MESH, O_STATS_RESOLUTION, O_PROMETHEUS,
+	       O_STORE };
 	static const struct option opts[] = {
 		{ "data-dir", required_argument, NULL, O_DATA },
+		{ "store", required_argument, NULL, O_STORE },
 		{ "api", required_argument, NULL, O_API },
 		{ "mesh", required_argument, NULL, O_MESH },
 		{ "log-level", required_argument, NULL, O_LOG_LEVEL },
@@ -218,7 +232,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *prometheus = NULL;
+	const char *prometheus = NULL, *store_url = NULL;
 	const char *data_dir = NULL, *api_s = "127.0.0.1:15080", *mesh_s = "127.0.0.1:15012", *pod_mesh = NULL;
 	struct sn_ca_service_opts ca_opts = { 0 };
 	struct sn_mesh_opts mesh_opts = { 0 };
@@ -233,6 +247,9 @@ int main(int argc, char **argv)
 		switch (o) {
 		case O_DATA:
 			data_dir = optarg;
+			break;
+		case O_STORE:
+			store_url = optarg;
 			break;
 		case O_API:
 			api_s = optarg;
@@ -323,7 +340,14 @@ int main(int argc, char **argv)
 	struct sn_diags report;
 	sn_diags_init(&report);
 	uint64_t t0 = sn_clock_ms();
-	if (sn_store_open(&d.store, data_dir, &report) != 0) {
+	if (store_url != NULL) {
+		char err[700];
+		if (sn_store_open_etcd(&d.store, data_dir, store_url, &report, err, sizeof(err)) != 0) {
+			fprintf(stderr, "sinewd: cannot open the store: %s\n", err);
+			sn_diags_free(&report);
+			return 1;
+		}
+	} else if (sn_store_open(&d.store, data_dir, &report) != 0) {
 		fprintf(stderr, "sinewd: cannot open the store in %s: %s; check the path and its permissions\n",
 			data_dir, strerror(errno));
 		sn_diags_free(&report);
@@ -337,7 +361,7 @@ int main(int argc, char **argv)
 	sn_diags_free(&report);
 	sn_admit_refresh_status(&d.store);
 	sn_log(SN_LOG_INFO, "store: %zu resources at revision %llu loaded from %s in %llu ms", d.store.n,
-	       (unsigned long long)d.store.revision, data_dir, (unsigned long long)(sn_clock_ms() - t0));
+	       (unsigned long long)d.store.revision, d.store.where, (unsigned long long)(sn_clock_ms() - t0));
 
 	char ca_err[1024];
 	ca_opts.data_dir = data_dir;
@@ -404,10 +428,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sinewd: cannot listen on %s (--api): %s; pick a free port\n", api_s, strerror(errno));
 		return 1;
 	}
-	sn_log(SN_LOG_INFO, "sinewd %s: API on http://%s, mesh on %s, data in %s", SINEWD_VERSION, api_s, mesh_s,
-	       data_dir);
+	if (sn_store_watch_start(&d.store, &d.loop, on_store_changed, &d) != 0) {
+		fprintf(stderr, "sinewd: cannot start watching etcd: %s\n", strerror(errno));
+		return 1;
+	}
+	sn_log(SN_LOG_INFO, "sinewd %s: API on http://%s, mesh on %s, data in %s, resources in %s", SINEWD_VERSION,
+	       api_s, mesh_s, data_dir, d.store.where);
 
 	int rc = sn_loop_run(&d.loop);
+	sn_store_watch_stop(&d.store);
 	sn_api_stop(&d.api);
 	sn_mesh_stop(d.mesh);
 	sn_io_stop(&d.loop, &d.sig_io);

@@ -44,7 +44,7 @@ static void answer(int fd, int status, const char *body, size_t len)
 static void *run(void *arg)
 {
 	struct job *j = arg;
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	struct sn_out errors = { 0 };
 
 	sn_cli_prom_capture(&errors);
@@ -52,7 +52,7 @@ static void *run(void *arg)
 	sn_cli_prom_capture(NULL);
 	if (rc == 0) {
 		answer(j->fd, 200, r.body, r.len);
-		sn_cli_response_free(&r);
+		sn_http_response_free(&r);
 	} else {
 		struct sn_out o = { 0 };
 		sn_out_cstr(&o, "{\"error\":");

@@ -14,27 +14,27 @@
 
 static void test_url_parse(void **state)
 {
-	struct sn_cli_url u;
+	struct sn_http_url u;
 	char err[300];
 	(void)state;
-	assert_int_equal(sn_cli_url_parse("http://127.0.0.1:15080", &u, err, sizeof(err)), 0);
+	assert_int_equal(sn_http_url_parse("http://127.0.0.1:15080", &u, err, sizeof(err)), 0);
 	assert_string_equal(u.host, "127.0.0.1");
 	assert_string_equal(u.port, "15080");
 	assert_string_equal(u.text, "http://127.0.0.1:15080");
-	assert_int_equal(sn_cli_url_parse("http://[::1]:9/", &u, err, sizeof(err)), 0);
+	assert_int_equal(sn_http_url_parse("http://[::1]:9/", &u, err, sizeof(err)), 0);
 	assert_string_equal(u.host, "::1");
 	assert_string_equal(u.port, "9");
 	assert_string_equal(u.authority, "[::1]:9");
-	assert_int_equal(sn_cli_url_parse("http://localhost", &u, err, sizeof(err)), 0);
+	assert_int_equal(sn_http_url_parse("http://localhost", &u, err, sizeof(err)), 0);
 	assert_string_equal(u.port, "80");
-	assert_int_not_equal(sn_cli_url_parse("https://x:1", &u, err, sizeof(err)), 0);
+	assert_int_not_equal(sn_http_url_parse("https://x:1", &u, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "https is not supported"));
-	assert_int_not_equal(sn_cli_url_parse("127.0.0.1:15080", &u, err, sizeof(err)), 0);
-	assert_int_not_equal(sn_cli_url_parse("http://h:0", &u, err, sizeof(err)), 0);
-	assert_int_not_equal(sn_cli_url_parse("http://h:99999", &u, err, sizeof(err)), 0);
-	assert_int_not_equal(sn_cli_url_parse("http://h:1/api", &u, err, sizeof(err)), 0);
-	assert_int_not_equal(sn_cli_url_parse("http://:1", &u, err, sizeof(err)), 0);
-	assert_int_not_equal(sn_cli_url_parse("http://[::1:1", &u, err, sizeof(err)), 0);
+	assert_int_not_equal(sn_http_url_parse("127.0.0.1:15080", &u, err, sizeof(err)), 0);
+	assert_int_not_equal(sn_http_url_parse("http://h:0", &u, err, sizeof(err)), 0);
+	assert_int_not_equal(sn_http_url_parse("http://h:99999", &u, err, sizeof(err)), 0);
+	assert_int_not_equal(sn_http_url_parse("http://h:1/api", &u, err, sizeof(err)), 0);
+	assert_int_not_equal(sn_http_url_parse("http://:1", &u, err, sizeof(err)), 0);
+	assert_int_not_equal(sn_http_url_parse("http://[::1:1", &u, err, sizeof(err)), 0);
 }
 
 static void test_server_choice(void **state)
@@ -206,7 +206,7 @@ static void test_unreachable_is_exit_1(void **state)
 	(void)state;
 	/* port 1 on loopback: nothing listens, connect is refused at once */
 	assert_int_equal(run_cmd(sn_cli_get, 4, "get", "vs", "--server", "http://127.0.0.1:1"), 1);
-	struct sn_cli_response r;
+	struct sn_http_response r;
 	char err[400];
 	assert_int_equal(sn_cli_http("http://127.0.0.1:1", "GET", "/", NULL, NULL, 0, 2000, "sinewd",
 				     "start it with `sinew up`", &r, err, sizeof(err)),

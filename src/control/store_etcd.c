@@ -1,0 +1,891 @@
+/* The etcd store backend: sinewd replicas that share one etcd cluster
+ * (docs/internals/store.md, "etcd").
+ *
+ * Each resource is one key, /sinew/resources/<Kind>/<namespace>/<name>,
+ * whose value is the directory store's file format without its
+ * resourceVersion line: etcd's mod_revision is the resourceVersion, and
+ * etcd's revision the store's, the same on every replica. The index in
+ * struct sn_store is this replica's copy:
+ *
+ * - writes are transactions conditional on the version the index holds
+ *   (mod_revision equal, or absent): two replicas writing the same
+ *   resource never lose either write; the later one gets SN_ECONFLICT with
+ *   the index refreshed from the transaction's failure branch, and
+ *   admission decides again;
+ * - a thread of its own watches the prefix from the revision loaded and
+ *   posts what changed to the loop thread, which applies it (newer
+ *   mod_revision wins; its own writes come back and are skipped) and calls
+ *   the store's changed callback, which pushes to this replica's proxies.
+ *   If etcd compacted past where the watch stood, the loop thread reloads
+ *   everything.
+ *
+ * Talks to etcd's v3 JSON gateway (keys and values base64) with the
+ * blocking HTTP client, trying each member in turn: a write blocks the
+ * loop for at most ETCD_TIMEOUT_MS per member. Plain HTTP only for now. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libfyaml.h>
+#include <openssl/evp.h>
+
+#include "sinew/config.h"
+#include "sinew/http_client.h"
+#include "sinew/log.h"
+#include "sinew/out.h"
+#include "store_internal.h"
+
+#define ETCD_MAX_MEMBERS 8
+#define ETCD_PREFIX "/sinew/resources/"
+#define ETCD_PREFIX_END "/sinew/resources0"   /* the prefix with its last byte + 1 */
+#define ETCD_TIMEOUT_MS 3000
+#define ETCD_CONNECT_TIMEOUT_MS 500
+#define ETCD_PAGE 256
+#define ETCD_WATCH_WINDOW_MS 2000     /* a watch is re-made this often: bounds a stop */
+#define ETCD_TXN_BYTES (1u << 20)     /* under etcd's default 1.5 MiB request limit */
+#define ETCD_MAX_KEY 700
+
+/* One change seen by the watch. */
+struct etcd_kv {
+	int deleted;
+	char *key;
+	char *value;
+	size_t value_len;
+	uint64_t mod_revision;
+};
+
+/* What one watch line brought, posted to the loop thread. */
+struct etcd_batch {
+	struct sn_task task;
+	struct sn_etcd *et;
+	int resync;                 /* history compacted past the watch: reload */
+	uint64_t revision;
+	struct etcd_kv *v;
+	size_t n;
+	struct etcd_batch *next, **pprev;   /* et->inflight, under et->lock */
+};
+
+struct sn_etcd {
+	char members[ETCD_MAX_MEMBERS][64];  /* "http://HOST:PORT" */
+	size_t n_members;
+	size_t cur;                 /* the loop thread's member */
+	struct sn_store *st;
+	/* the watch */
+	struct sn_loop *loop;
+	sn_store_changed_cb cb;
+	void *cb_arg;
+	pthread_t thread;
+	int started;
+	atomic_int stop;
+	uint64_t watch_from;        /* thread: the next revision to see */
+	size_t wcur;                /* thread: its member */
+	pthread_mutex_t lock;
+	struct etcd_batch *inflight;
+	int stopped;                /* loop thread: batches arriving now are dropped */
+};
+
+/* ---- base64 and JSON ---------------------------------------------------- */
+
+/* Decodes standard base64 (with padding) into a new NUL-terminated
+ * buffer; NULL if it is not base64. */
+static char *b64_decode(const char *s, size_t n, size_t *len_out)
+{
+	if (n % 4 != 0 || n > (64u << 20))
+		return NULL;
+	char *out = malloc(n / 4 * 3 + 1);
+	if (out == NULL)
+		return NULL;
+	int got = n ? EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)s, (int)n) : 0;
+	if (got < 0) {
+		free(out);
+		return NULL;
+	}
+	size_t pad = n >= 2 && s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
+	*len_out = (size_t)got - pad;
+	out[*len_out] = '\0';
+	return out;
+}
+
+static const char *jstr(struct fy_node *map, const char *key, size_t *len)
+{
+	struct fy_node *n = map ? fy_node_mapping_lookup_by_string(map, key, FY_NT) : NULL;
+	size_t l = 0;
+	const char *s = n != NULL && fy_node_is_scalar(n) ? fy_node_get_scalar(n, &l) : NULL;
+	if (len != NULL)
+		*len = s ? l : 0;
+	return s;
+}
+
+/* etcd's int64s come as JSON strings; absent is 0. */
+static uint64_t ju64(struct fy_node *map, const char *key)
+{
+	size_t l;
+	const char *s = jstr(map, key, &l);
+	char buf[24];
+	if (s == NULL || l == 0 || l >= sizeof(buf))
+		return 0;
+	memcpy(buf, s, l);
+	buf[l] = '\0';
+	return strtoull(buf, NULL, 10);
+}
+
+static int jtrue(struct fy_node *map, const char *key)
+{
+	size_t l;
+	const char *s = jstr(map, key, &l);
+	return s != NULL && l == 4 && !memcmp(s, "true", 4);
+}
+
+/* Appends p[0..n) as a quoted base64 JSON string. */
+static void out_b64(struct sn_out *o, const char *p, size_t n)
+{
+	size_t m = 4 * ((n + 2) / 3);
+	char *w = sn_out_reserve(o, m + 3);
+	if (w == NULL)
+		return;
+	w[0] = '"';
+	EVP_EncodeBlock((unsigned char *)w + 1, (const unsigned char *)p, (int)n);
+	w[m + 1] = '"';
+	sn_out_commit(o, m + 2);
+}
+
+static int key_of(const struct sn_stored *e, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, ETCD_PREFIX "%s/%s/%s", sn_resource_kind_str(e->kind), e->namespace_, e->name);
+	return n > 0 && (size_t)n < size ? n : -1;
+}
+
+/* "<Kind>/<ns>/<name>" after the prefix into its parts; -1 if the key is
+ * not one this store writes. */
+static int parse_key(const char *key, enum sn_resource_kind *kind, char *ns, size_t ns_size, char *name,
+		     size_t name_size)
+{
+	size_t pl = strlen(ETCD_PREFIX);
+	if (strncmp(key, ETCD_PREFIX, pl) != 0)
+		return -1;
+	const char *k = key + pl, *s1 = strchr(k, '/'), *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
+	if (s2 == NULL || strchr(s2 + 1, '/') != NULL || (size_t)(s2 - s1 - 1) >= ns_size ||
+	    strlen(s2 + 1) >= name_size)
+		return -1;
+	for (int i = 0; i < SN_KIND__COUNT; i++) {
+		const char *ks = sn_resource_kind_str((enum sn_resource_kind)i);
+		if (strlen(ks) == (size_t)(s1 - k) && !memcmp(ks, k, (size_t)(s1 - k))) {
+			*kind = (enum sn_resource_kind)i;
+			memcpy(ns, s1 + 1, (size_t)(s2 - s1 - 1));
+			ns[s2 - s1 - 1] = '\0';
+			snprintf(name, name_size, "%s", s2 + 1);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* ---- calls --------------------------------------------------------------- */
+
+/* An answer: the parsed document reads from body, which must outlive it. */
+struct answer {
+	struct fy_document *doc;
+	char *body;
+};
+
+static void answer_free(struct answer *a)
+{
+	if (a->doc != NULL)
+		fy_document_destroy(a->doc);
+	free(a->body);
+	memset(a, 0, sizeof(*a));
+}
+
+/* POSTs body to path at one member. 0 with the parsed answer in *a, or -1
+ * with why in err (etcd's own error when it answered one). */
+static int call_member(const char *member, const char *path, const char *body, size_t body_len, int timeout_ms,
+		       struct answer *a, char *err, size_t err_size)
+{
+	struct sn_http_request rq = {
+		.method = "POST", .path = path, .content_type = "application/json", .body = body,
+		.body_len = body_len, .timeout_ms = timeout_ms, .connect_timeout_ms = ETCD_CONNECT_TIMEOUT_MS,
+		.who = "etcd",
+	};
+	struct sn_http_response r;
+	memset(a, 0, sizeof(*a));
+	if (sn_http_exchange(member, &rq, &r, err, err_size) != 0)
+		return -1;
+	a->body = r.body;
+	a->doc = r.len ? sn_json_parse(r.body, r.len) : NULL;
+	struct fy_node *root = a->doc ? fy_document_root(a->doc) : NULL;
+	if (r.status != 200 || root == NULL) {
+		size_t ml = 0;
+		const char *m = root ? jstr(root, "error", &ml) : NULL;
+		if (m == NULL)
+			m = root ? jstr(root, "message", &ml) : NULL;
+		snprintf(err, err_size, "etcd at %s answered %d: %.*s", member, r.status, m ? (int)SN_MIN(ml, 200) : 60,
+			 m ? m : r.body ? r.body : "");
+		answer_free(a);
+		return -1;
+	}
+	return 0;
+}
+
+/* Tries each member once, from the one that answered last. */
+static int call(struct sn_etcd *et, const char *path, const struct sn_out *body, struct answer *a, char *err,
+		size_t err_size)
+{
+	char last[300] = "";
+	if (body->failed) {
+		snprintf(err, err_size, "out of memory building the request to etcd");
+		return -1;
+	}
+	for (size_t i = 0; i < et->n_members; i++) {
+		size_t m = (et->cur + i) % et->n_members;
+		if (call_member(et->members[m], path, body->p, body->len, ETCD_TIMEOUT_MS, a, last, sizeof(last)) == 0) {
+			if (m != et->cur)
+				sn_log(SN_LOG_INFO, "store: etcd member %s answers (was %s)", et->members[m],
+				       et->members[et->cur]);
+			et->cur = m;
+			return 0;
+		}
+		sn_log(SN_LOG_WARN, "store: %s", last);
+	}
+	snprintf(err, err_size, "no etcd member could do it (no quorum, or all down?); last: %s", last);
+	return -1;
+}
+
+/* A kv of a range or watch answer into a new entry; NULL with why. */
+static struct sn_stored *entry_of(const char *key, const char *value, size_t value_len, uint64_t mod_revision,
+				  char *err, size_t err_size)
+{
+	enum sn_resource_kind kind;
+	char ns[256], name[256];
+	char *buf = malloc(value_len + 1);
+	if (buf == NULL) {
+		snprintf(err, err_size, "out of memory");
+		return NULL;
+	}
+	memcpy(buf, value, value_len);
+	buf[value_len] = '\0';
+	struct sn_stored *e = sn__stored_parse(buf, value_len, err, err_size);
+	free(buf);
+	if (e == NULL)
+		return NULL;
+	if (parse_key(key, &kind, ns, sizeof(ns), name, sizeof(name)) != 0 || kind != e->kind ||
+	    strcmp(ns, e->namespace_) || strcmp(name, e->name)) {
+		snprintf(err, err_size, "the value says it is %s %s/%s, which does not match its key",
+			 sn_resource_kind_str(e->kind), e->namespace_, e->name);
+		sn__stored_free(e);
+		return NULL;
+	}
+	if (sn__stored_verify(e, err, err_size) != 0) {
+		sn__stored_free(e);
+		return NULL;
+	}
+	e->resource_version = mod_revision;
+	return e;
+}
+
+/* Puts what a kvs array holds into the index (newer versions only);
+ * returns how many entries changed. */
+static size_t index_kvs(struct sn_store *st, struct fy_node *kvs, struct sn_diags *report)
+{
+	size_t changed = 0;
+	void *it = NULL;
+	struct fy_node *kv;
+	while (kvs != NULL && (kv = fy_node_sequence_iterate(kvs, &it)) != NULL) {
+		size_t kl, vl, dl = 0;
+		const char *k64 = jstr(kv, "key", &kl), *v64 = jstr(kv, "value", &vl);
+		char *key = k64 ? b64_decode(k64, kl, &dl) : NULL;
+		char *val = key && v64 ? b64_decode(v64, vl, &dl) : NULL;
+		char err[1200];
+		struct sn_stored *e = val ? entry_of(key, val, dl, ju64(kv, "mod_revision"), err, sizeof(err)) : NULL;
+		if (e == NULL && val == NULL)
+			snprintf(err, sizeof(err), "not base64");
+		if (e == NULL) {
+			if (report != NULL)
+				sn_diags_add(report, SN_DIAG_WARNING, key ? key : "etcd", 0, 0, NULL, NULL, NULL,
+					     "stored resource skipped: %s (re-apply it)", err);
+			else
+				sn_log(SN_LOG_WARN, "store: etcd key %s skipped: %s (re-apply it)", key ? key : "?", err);
+		} else {
+			struct sn_stored *have = sn_store_get(st, e->kind, e->namespace_, e->name);
+			if (have != NULL && have->resource_version >= e->resource_version) {
+				sn__stored_free(e);
+			} else if ((have == NULL && st->n >= SN_STORE_MAX_RESOURCES) || sn__store_index_put(st, e) != 0) {
+				sn_log(SN_LOG_WARN, "store: %s skipped: more than %u resources or out of memory", key,
+				       SN_STORE_MAX_RESOURCES);
+				sn__stored_free(e);
+			} else {
+				changed++;
+			}
+		}
+		free(key);
+		free(val);
+	}
+	return changed;
+}
+
+/* Loads every resource at one revision, a page at a time. Entries not
+ * seen are removed when prune (a resync). */
+static int load_all(struct sn_store *st, struct sn_diags *report, int prune, char *err, size_t err_size)
+{
+	struct sn_etcd *et = st->etcd;
+	uint64_t rev = 0;
+	char from[ETCD_MAX_KEY + 2];
+	size_t from_len = strlen(ETCD_PREFIX);
+	memcpy(from, ETCD_PREFIX, from_len);
+	char **seen = NULL;
+	size_t n_seen = 0;
+	int rc = 0;
+	for (;;) {
+		struct sn_out b = { 0 };
+		sn_out_cstr(&b, "{\"key\":");
+		out_b64(&b, from, from_len);
+		sn_out_cstr(&b, ",\"range_end\":");
+		out_b64(&b, ETCD_PREFIX_END, strlen(ETCD_PREFIX_END));
+		sn_out_printf(&b, ",\"limit\":\"%d\"", ETCD_PAGE);
+		if (rev)
+			sn_out_printf(&b, ",\"revision\":\"%" PRIu64 "\"", rev);
+		sn_out_cstr(&b, "}");
+		struct answer a;
+		int c = call(et, "/v3/kv/range", &b, &a, err, err_size);
+		sn_out_free(&b);
+		if (c != 0) {
+			rc = SN_EIO;
+			break;
+		}
+		struct fy_node *root = fy_document_root(a.doc);
+		if (rev == 0)
+			rev = ju64(fy_node_mapping_lookup_by_string(root, "header", FY_NT), "revision");
+		struct fy_node *kvs = fy_node_mapping_lookup_by_string(root, "kvs", FY_NT);
+		index_kvs(st, kvs, report);
+		/* the next page starts after the last key of this one */
+		int more = jtrue(root, "more");
+		struct fy_node *last = kvs && fy_node_sequence_item_count(kvs) > 0 ? fy_node_sequence_get_by_index(kvs, -1)
+										    : NULL;
+		size_t kl, dl = 0;
+		const char *k64 = last ? jstr(last, "key", &kl) : NULL;
+		char *key = k64 ? b64_decode(k64, kl, &dl) : NULL;
+		for (void *it = NULL; prune && kvs != NULL;) {
+			struct fy_node *kv = fy_node_sequence_iterate(kvs, &it);
+			if (kv == NULL)
+				break;
+			size_t l, d2 = 0;
+			const char *s = jstr(kv, "key", &l);
+			char *k = s ? b64_decode(s, l, &d2) : NULL;
+			char **ns = k ? realloc(seen, (n_seen + 1) * sizeof(*seen)) : NULL;
+			if (ns == NULL) {
+				free(k);
+				continue;
+			}
+			seen = ns;
+			seen[n_seen++] = k;
+		}
+		answer_free(&a);
+		if (!more || key == NULL || dl > ETCD_MAX_KEY) {
+			free(key);
+			break;
+		}
+		memcpy(from, key, dl);
+		from[dl] = '\0';
+		from_len = dl + 1;   /* the key followed by a NUL byte: the next one up */
+		free(key);
+	}
+	if (rc == 0 && rev > st->revision)
+		st->revision = rev;
+	if (rc == 0 && prune) {
+		char key[ETCD_MAX_KEY + 1];
+		for (size_t i = st->n; i-- > 0;) {
+			int found = 0;
+			if (key_of(st->v[i], key, sizeof(key)) < 0)
+				continue;
+			for (size_t k = 0; k < n_seen && !found; k++)
+				found = !strcmp(seen[k], key);
+			if (!found)
+				sn__store_index_remove(st, st->v[i]->kind, st->v[i]->namespace_, st->v[i]->name);
+		}
+	}
+	for (size_t k = 0; k < n_seen; k++)
+		free(seen[k]);
+	free(seen);
+	return rc;
+}
+
+/* ---- the backend --------------------------------------------------------- */
+
+/* One transaction: e[0..n) each conditional on old[i]'s version. */
+static int txn_write(struct sn_store *st, struct sn_stored *const *e, struct sn_stored *const *old, size_t n)
+{
+	struct sn_etcd *et = st->etcd;
+	char key[ETCD_MAX_KEY + 1], header[SN__STORE_MAX_HEADER];
+	struct sn_out b = { 0 };
+	for (int part = 0; part < 3; part++) {
+		sn_out_cstr(&b, part == 0 ? "{\"compare\":[" : part == 1 ? "],\"success\":[" : "],\"failure\":[");
+		for (size_t i = 0; i < n; i++) {
+			int kl = key_of(e[i], key, sizeof(key));
+			if (kl < 0) {
+				sn_out_free(&b);
+				return SN_EINVAL;
+			}
+			if (i)
+				sn_out_cstr(&b, ",");
+			if (part == 0) {
+				sn_out_cstr(&b, "{\"key\":");
+				out_b64(&b, key, (size_t)kl);
+				if (old[i] != NULL)
+					sn_out_printf(&b, ",\"target\":\"MOD\",\"result\":\"EQUAL\",\"mod_revision\":\"%" PRIu64
+						      "\"}", old[i]->resource_version);
+				else
+					sn_out_cstr(&b, ",\"target\":\"VERSION\",\"result\":\"EQUAL\",\"version\":\"0\"}");
+			} else if (part == 1) {
+				int hl = sn__stored_header(e[i], 0, header, sizeof(header));
+				char *v = hl < 0 ? NULL : malloc((size_t)hl + e[i]->text_len);
+				if (v == NULL) {
+					sn_out_free(&b);
+					return hl < 0 ? SN_EINVAL : SN_ENOMEM;
+				}
+				memcpy(v, header, (size_t)hl);
+				memcpy(v + hl, e[i]->text, e[i]->text_len);
+				sn_out_cstr(&b, "{\"request_put\":{\"key\":");
+				out_b64(&b, key, (size_t)kl);
+				sn_out_cstr(&b, ",\"value\":");
+				out_b64(&b, v, (size_t)hl + e[i]->text_len);
+				sn_out_cstr(&b, "}}");
+				free(v);
+			} else {
+				sn_out_cstr(&b, "{\"request_range\":{\"key\":");
+				out_b64(&b, key, (size_t)kl);
+				sn_out_cstr(&b, "}}");
+			}
+		}
+	}
+	sn_out_cstr(&b, "]}");
+	struct answer a;
+	int c = call(et, "/v3/kv/txn", &b, &a, st->error, sizeof(st->error));
+	sn_out_free(&b);
+	if (c != 0)
+		return SN_EIO;
+	struct fy_node *root = fy_document_root(a.doc);
+	uint64_t rev = ju64(fy_node_mapping_lookup_by_string(root, "header", FY_NT), "revision");
+	int rc = 0;
+	if (jtrue(root, "succeeded")) {
+		for (size_t i = 0; i < n; i++)
+			e[i]->resource_version = rev;
+	} else {
+		/* Someone else wrote one of them: take what etcd holds now. A key
+		 * deleted meanwhile has no kvs; it leaves the index. */
+		struct fy_node *resp = fy_node_mapping_lookup_by_string(root, "responses", FY_NT), *r;
+		size_t i = 0;
+		for (void *it = NULL; resp != NULL && (r = fy_node_sequence_iterate(resp, &it)) != NULL && i < n; i++) {
+			struct fy_node *rr = fy_node_mapping_lookup_by_string(r, "response_range", FY_NT);
+			struct fy_node *kvs = rr ? fy_node_mapping_lookup_by_string(rr, "kvs", FY_NT) : NULL;
+			if (kvs == NULL || fy_node_sequence_item_count(kvs) == 0) {
+				if (old[i] != NULL)
+					sn__store_index_remove(st, e[i]->kind, e[i]->namespace_, e[i]->name);
+			} else {
+				index_kvs(st, kvs, NULL);
+			}
+		}
+		rc = SN_ECONFLICT;
+	}
+	if (rev > st->revision)
+		st->revision = rev;
+	answer_free(&a);
+	return rc;
+}
+
+static int etcd_write(struct sn_store *st, struct sn_stored *const *e, struct sn_stored *const *old, size_t n,
+		      int *rcs)
+{
+	/* Transactions of at most SN_STORE_TXN_MAX resources and about
+	 * ETCD_TXN_BYTES; a conflict stops at the transaction it hit (the ones
+	 * before are stored: deciding again finds them unchanged). */
+	size_t i = 0;
+	while (i < n) {
+		size_t j = i, bytes = 0;
+		while (j < n && j - i < SN_STORE_TXN_MAX && (j == i || bytes + e[j]->text_len <= ETCD_TXN_BYTES))
+			bytes += e[j++]->text_len;
+		int rc = txn_write(st, e + i, old + i, j - i);
+		for (size_t k = i; k < (rc ? n : j); k++)
+			rcs[k] = rc;
+		if (rc != 0)
+			return rc;
+		i = j;
+	}
+	return 0;
+}
+
+static int etcd_remove(struct sn_store *st, const struct sn_stored *old)
+{
+	char key[ETCD_MAX_KEY + 1];
+	int kl = key_of(old, key, sizeof(key));
+	if (kl < 0)
+		return SN_EIO;
+	struct sn_out b = { 0 };
+	sn_out_cstr(&b, "{\"compare\":[{\"key\":");
+	out_b64(&b, key, (size_t)kl);
+	sn_out_printf(&b, ",\"target\":\"MOD\",\"result\":\"EQUAL\",\"mod_revision\":\"%" PRIu64 "\"}],",
+		      old->resource_version);
+	sn_out_cstr(&b, "\"success\":[{\"request_delete_range\":{\"key\":");
+	out_b64(&b, key, (size_t)kl);
+	sn_out_cstr(&b, "}}],\"failure\":[{\"request_range\":{\"key\":");
+	out_b64(&b, key, (size_t)kl);
+	sn_out_cstr(&b, "}}]}");
+	struct answer a;
+	int c = call(st->etcd, "/v3/kv/txn", &b, &a, st->error, sizeof(st->error));
+	sn_out_free(&b);
+	if (c != 0)
+		return SN_EIO;
+	struct fy_node *root = fy_document_root(a.doc);
+	uint64_t rev = ju64(fy_node_mapping_lookup_by_string(root, "header", FY_NT), "revision");
+	int rc = 0;
+	if (!jtrue(root, "succeeded")) {
+		struct fy_node *resp = fy_node_mapping_lookup_by_string(root, "responses", FY_NT);
+		struct fy_node *r = resp ? fy_node_sequence_get_by_index(resp, 0) : NULL;
+		struct fy_node *rr = r ? fy_node_mapping_lookup_by_string(r, "response_range", FY_NT) : NULL;
+		struct fy_node *kvs = rr ? fy_node_mapping_lookup_by_string(rr, "kvs", FY_NT) : NULL;
+		if (kvs == NULL || fy_node_sequence_item_count(kvs) == 0) {
+			sn__store_index_remove(st, old->kind, old->namespace_, old->name);
+			rc = SN_ENOTFOUND;
+		} else {
+			index_kvs(st, kvs, NULL);
+			rc = SN_ECONFLICT;
+		}
+	}
+	if (rev > st->revision)
+		st->revision = rev;
+	answer_free(&a);
+	return rc;
+}
+
+static int etcd_save_revision(struct sn_store *st)
+{
+	(void)st;
+	return 0;   /* etcd's revision never goes back */
+}
+
+static void batch_free(struct etcd_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		free(b->v[i].key);
+		free(b->v[i].value);
+	}
+	free(b->v);
+	free(b);
+}
+
+static void etcd_close(struct sn_store *st)
+{
+	struct sn_etcd *et = st->etcd;
+	if (et == NULL)
+		return;
+	if (et->started) {
+		atomic_store(&et->stop, 1);
+		pthread_join(et->thread, NULL);
+	}
+	/* Batches the loop never ran (it stopped first). */
+	while (et->inflight != NULL) {
+		struct etcd_batch *b = et->inflight;
+		et->inflight = b->next;
+		batch_free(b);
+	}
+	pthread_mutex_destroy(&et->lock);
+	free(et);
+	st->etcd = NULL;
+}
+
+const struct sn_store_ops sn__store_etcd_ops = {
+	.name = "etcd",
+	.write = etcd_write,
+	.remove = etcd_remove,
+	.save_revision = etcd_save_revision,
+	.close = etcd_close,
+};
+
+/* ---- the watch ----------------------------------------------------------- */
+
+/* Loop thread: applies one batch, then tells the owner. */
+static void on_batch(struct sn_loop *loop, struct sn_task *task)
+{
+	(void)loop;
+	struct etcd_batch *b = (struct etcd_batch *)task;
+	struct sn_etcd *et = b->et;
+	pthread_mutex_lock(&et->lock);
+	if (b->next != NULL)
+		b->next->pprev = b->pprev;
+	*b->pprev = b->next;
+	pthread_mutex_unlock(&et->lock);
+	if (et->stopped) {
+		batch_free(b);
+		return;
+	}
+	struct sn_store *st = et->st;
+	size_t changed = 0;
+	if (b->resync) {
+		char err[400];
+		size_t before = st->n;
+		uint64_t rev = st->revision;
+		sn_log(SN_LOG_WARN, "store: etcd compacted past revision %" PRIu64 " before this replica saw it; "
+				    "reloading every resource", b->revision);
+		if (load_all(st, NULL, 1, err, sizeof(err)) != 0)
+			sn_log(SN_LOG_ERROR, "store: reload from etcd failed: %s; serving what was loaded", err);
+		changed = st->n != before || st->revision != rev;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		struct etcd_kv *kv = &b->v[i];
+		enum sn_resource_kind kind;
+		char ns[256], name[256], err[1200];
+		if (parse_key(kv->key, &kind, ns, sizeof(ns), name, sizeof(name)) != 0)
+			continue;
+		struct sn_stored *have = sn_store_get(st, kind, ns, name);
+		if (have != NULL && have->resource_version >= kv->mod_revision)
+			continue;   /* this replica's own write, or older news */
+		if (kv->deleted) {
+			if (have != NULL) {
+				sn__store_index_remove(st, kind, ns, name);
+				changed++;
+			}
+			continue;
+		}
+		struct sn_stored *e = entry_of(kv->key, kv->value, kv->value_len, kv->mod_revision, err, sizeof(err));
+		if (e == NULL) {
+			sn_log(SN_LOG_WARN, "store: etcd key %s skipped: %s (re-apply it)", kv->key, err);
+			continue;
+		}
+		if ((have == NULL && st->n >= SN_STORE_MAX_RESOURCES) || sn__store_index_put(st, e) != 0) {
+			sn__stored_free(e);
+			continue;
+		}
+		changed++;
+	}
+	if (b->revision > st->revision)
+		st->revision = b->revision;
+	batch_free(b);
+	if (changed && et->cb != NULL)
+		et->cb(st, et->cb_arg);
+}
+
+struct watch_ctx {
+	struct sn_etcd *et;
+	int canceled;
+};
+
+/* Watch thread: one line of the stream, {"result":{...}}. */
+static int on_watch_line(const char *line, size_t len, void *arg)
+{
+	struct watch_ctx *w = arg;
+	struct sn_etcd *et = w->et;
+	struct fy_document *doc = sn_json_parse(line, len);
+	struct fy_node *root = doc ? fy_document_root(doc) : NULL;
+	struct fy_node *res = root ? fy_node_mapping_lookup_by_string(root, "result", FY_NT) : NULL;
+	if (res == NULL) {
+		if (doc)
+			fy_document_destroy(doc);
+		w->canceled = 1;
+		return 1;
+	}
+	uint64_t rev = ju64(fy_node_mapping_lookup_by_string(res, "header", FY_NT), "revision");
+	uint64_t compact = ju64(res, "compact_revision");
+	struct fy_node *events = fy_node_mapping_lookup_by_string(res, "events", FY_NT);
+	int n_ev = events ? fy_node_sequence_item_count(events) : 0;
+	struct etcd_batch *b = NULL;
+	if (compact > 0 || n_ev > 0) {
+		b = calloc(1, sizeof(*b));
+		if (b != NULL && n_ev > 0 && (b->v = calloc((size_t)n_ev, sizeof(*b->v))) == NULL) {
+			free(b);
+			b = NULL;
+		}
+		if (b == NULL) {
+			/* cannot hold the news: start over from a full reload */
+			fy_document_destroy(doc);
+			w->canceled = 1;
+			return 1;
+		}
+		b->et = et;
+		b->resync = compact > 0;
+		b->revision = rev;
+	}
+	struct fy_node *ev;
+	for (void *it = NULL; b != NULL && events != NULL && (ev = fy_node_sequence_iterate(events, &it)) != NULL;) {
+		struct fy_node *kv = fy_node_mapping_lookup_by_string(ev, "kv", FY_NT);
+		size_t tl, kl, vl, dl = 0, vdl = 0;
+		const char *type = jstr(ev, "type", &tl);
+		const char *k64 = jstr(kv, "key", &kl), *v64 = jstr(kv, "value", &vl);
+		struct etcd_kv *x = &b->v[b->n];
+		x->deleted = type != NULL && tl == 6 && !memcmp(type, "DELETE", 6);
+		x->mod_revision = ju64(kv, "mod_revision");
+		x->key = k64 ? b64_decode(k64, kl, &dl) : NULL;
+		x->value = !x->deleted && v64 ? b64_decode(v64, vl, &vdl) : NULL;
+		x->value_len = vdl;
+		if (x->key == NULL || (!x->deleted && x->value == NULL)) {
+			free(x->key);
+			free(x->value);
+			continue;
+		}
+		b->n++;
+	}
+	if (compact > 0)
+		et->watch_from = compact;   /* resync: the reload reads the current state */
+	if (rev + 1 > et->watch_from && compact == 0)
+		et->watch_from = rev + 1;
+	if (jtrue(res, "canceled"))
+		w->canceled = 1;
+	fy_document_destroy(doc);
+	if (b != NULL) {
+		pthread_mutex_lock(&et->lock);
+		b->next = et->inflight;
+		if (et->inflight != NULL)
+			et->inflight->pprev = &b->next;
+		b->pprev = &et->inflight;
+		et->inflight = b;
+		pthread_mutex_unlock(&et->lock);
+		sn_loop_post(et->loop, &b->task, on_batch);
+	}
+	return w->canceled;
+}
+
+static void *watch_main(void *arg)
+{
+	struct sn_etcd *et = arg;
+	unsigned fails = 0;
+	while (!atomic_load(&et->stop)) {
+		char body[400], k64[64], e64[64], err[400];
+		EVP_EncodeBlock((unsigned char *)k64, (const unsigned char *)ETCD_PREFIX, (int)strlen(ETCD_PREFIX));
+		EVP_EncodeBlock((unsigned char *)e64, (const unsigned char *)ETCD_PREFIX_END,
+				(int)strlen(ETCD_PREFIX_END));
+		snprintf(body, sizeof(body),
+			 "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\",\"start_revision\":\"%" PRIu64 "\"}}",
+			 k64, e64, et->watch_from);
+		struct watch_ctx w = { et, 0 };
+		struct sn_http_request rq = {
+			.method = "POST", .path = "/v3/watch", .content_type = "application/json", .body = body,
+			.body_len = strlen(body), .timeout_ms = ETCD_WATCH_WINDOW_MS,
+			.connect_timeout_ms = ETCD_CONNECT_TIMEOUT_MS, .who = "etcd", .on_line = on_watch_line,
+			.line_arg = &w,
+		};
+		struct sn_http_response r;
+		const char *member = et->members[et->wcur];
+		int rc = sn_http_exchange(member, &rq, &r, err, sizeof(err));
+		/* The window ending is the normal way out (timed out). */
+		int ok = rc == 0 ? r.status == 200 && !w.canceled : strstr(err, "timed out") != NULL;
+		if (rc == 0)
+			sn_http_response_free(&r);
+		if (ok) {
+			fails = 0;
+			continue;
+		}
+		if (rc != 0 && fails == 0)
+			sn_log(SN_LOG_WARN, "store: watching etcd at %s: %s; trying the next member", member, err);
+		et->wcur = (et->wcur + 1) % et->n_members;
+		fails++;
+		/* A round of members all failing: wait a little (bounded by stop). */
+		for (unsigned t = 0; fails % et->n_members == 0 && t < 5 && !atomic_load(&et->stop); t++)
+			usleep(100 * 1000);
+	}
+	return NULL;
+}
+
+int sn_store_watch_start(struct sn_store *st, struct sn_loop *loop, sn_store_changed_cb cb, void *arg)
+{
+	struct sn_etcd *et = st->etcd;
+	if (et == NULL)
+		return 0;
+	et->loop = loop;
+	et->cb = cb;
+	et->cb_arg = arg;
+	et->watch_from = st->revision + 1;
+	et->wcur = et->cur;
+	if (pthread_create(&et->thread, NULL, watch_main, et) != 0)
+		return SN_EIO;
+	et->started = 1;
+	return 0;
+}
+
+void sn_store_watch_stop(struct sn_store *st)
+{
+	struct sn_etcd *et = st->etcd;
+	if (et == NULL)
+		return;
+	et->stopped = 1;
+	et->cb = NULL;
+	if (et->started) {
+		atomic_store(&et->stop, 1);
+		pthread_join(et->thread, NULL);
+		et->started = 0;
+	}
+}
+
+/* ---- open ---------------------------------------------------------------- */
+
+/* "etcd://HOST:PORT[,HOST:PORT...]" into members. */
+static int parse_url(struct sn_etcd *et, const char *url, char *err, size_t err_size)
+{
+	const char *scheme = "etcd://";
+	if (strncmp(url, scheme, strlen(scheme)) != 0) {
+		snprintf(err, err_size, "--store %s: want etcd://HOST:PORT[,HOST:PORT...] (etcd's client URLs, "
+					"plain HTTP), e.g. etcd://127.0.0.1:2379", url);
+		return SN_EINVAL;
+	}
+	const char *p = url + strlen(scheme);
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		char one[64], why[200];
+		struct sn_http_url u;
+		if (et->n_members == ETCD_MAX_MEMBERS) {
+			snprintf(err, err_size, "--store: at most %d etcd members", ETCD_MAX_MEMBERS);
+			return SN_EINVAL;
+		}
+		if (n == 0 || n + 8 >= sizeof(one) || memchr(p, '/', n) != NULL || memchr(p, ':', n) == NULL) {
+			snprintf(err, err_size, "--store %s: member \"%.*s\" is not HOST:PORT, e.g. 127.0.0.1:2379", url,
+				 (int)SN_MIN(n, 80), p);
+			return SN_EINVAL;
+		}
+		snprintf(one, sizeof(one), "http://%.*s", (int)n, p);
+		if (sn_http_url_parse(one, &u, why, sizeof(why)) != 0) {
+			snprintf(err, err_size, "--store %s: member \"%.*s\" is not HOST:PORT, e.g. 127.0.0.1:2379", url,
+				 (int)n, p);
+			return SN_EINVAL;
+		}
+		snprintf(et->members[et->n_members++], sizeof(et->members[0]), "%s", one);
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	if (et->n_members == 0) {
+		snprintf(err, err_size, "--store %s: no etcd member given; e.g. etcd://127.0.0.1:2379", url);
+		return SN_EINVAL;
+	}
+	return 0;
+}
+
+int sn_store_open_etcd(struct sn_store *st, const char *dir, const char *url, struct sn_diags *report, char *err,
+		       size_t err_size)
+{
+	int rc = sn__store_open_data_dir(st, dir);
+	if (rc != 0) {
+		snprintf(err, err_size, "cannot make the data directory %s: %s", dir, strerror(errno));
+		return rc;
+	}
+	struct sn_etcd *et = calloc(1, sizeof(*et));
+	if (et == NULL) {
+		sn_store_close(st);
+		snprintf(err, err_size, "out of memory");
+		return SN_ENOMEM;
+	}
+	pthread_mutex_init(&et->lock, NULL);
+	et->st = st;
+	st->etcd = et;
+	st->ops = &sn__store_etcd_ops;
+	if ((rc = parse_url(et, url, err, err_size)) != 0) {
+		sn_store_close(st);
+		return rc;
+	}
+	snprintf(st->where, sizeof(st->where), "etcd at %s", url + strlen("etcd://"));
+	if (load_all(st, report, 0, err, err_size) != 0) {
+		sn_store_close(st);
+		return SN_EIO;
+	}
+	return 0;
+}

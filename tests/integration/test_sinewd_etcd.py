@@ -1,0 +1,253 @@
+#!/usr/bin/python3
+"""sinewd replicas sharing a three-member etcd cluster (--store etcd://...),
+all on loopback ports this test picks, with etcd's data in a temporary
+directory it removes: an apply through any replica is seen by every
+other; 200 applies racing through two replicas are all stored, each at
+its own revision, in order; etcd losing one member changes nothing, losing
+quorum makes applies fail with a clear error while reads keep being
+served; a replica started later loads what the others wrote."""
+
+import base64
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sinewtest as st  # noqa: E402
+from test_sinewd_push import Mesh, SINEWD  # noqa: E402
+
+ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+
+
+class Etcd:
+    """A cluster of n etcd members on loopback, killed when the test ends."""
+
+    def __init__(self, test, n=3):
+        self.test = test
+        self.dir = st.make_tempdir(test, "etcd-")
+        self.client = [st.free_port() for _ in range(n)]
+        self.peer = [st.free_port() for _ in range(n)]
+        self.procs = [None] * n
+        self.cluster = ",".join("m%d=http://127.0.0.1:%d" % (i, p) for i, p in enumerate(self.peer))
+        test.addCleanup(self.stop_all)
+        for i in range(n):
+            self.start(i)
+        self.wait_healthy()
+
+    @property
+    def url(self):
+        return "etcd://" + ",".join("127.0.0.1:%d" % p for p in self.client)
+
+    def start(self, i):
+        log = open(os.path.join(self.dir, "m%d.log" % i), "ab")
+        self.procs[i] = st.spawn([
+            ETCD, "--name", "m%d" % i, "--data-dir", os.path.join(self.dir, "m%d" % i),
+            "--listen-client-urls", "http://127.0.0.1:%d" % self.client[i],
+            "--advertise-client-urls", "http://127.0.0.1:%d" % self.client[i],
+            "--listen-peer-urls", "http://127.0.0.1:%d" % self.peer[i],
+            "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % self.peer[i],
+            "--initial-cluster", self.cluster, "--initial-cluster-state", "new",
+            "--initial-cluster-token", os.path.basename(self.dir),
+            "--heartbeat-interval", "50", "--election-timeout", "500"],
+            stdout=log, stderr=log)
+        log.close()
+
+    def kill(self, i):
+        self.procs[i].send_signal(signal.SIGKILL)
+        self.procs[i].wait(5)
+        self.procs[i] = None
+
+    def healthy(self, i):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/health" % self.client[i], timeout=2) as r:
+                return json.loads(r.read()).get("health") == "true"
+        except (OSError, ValueError):
+            return False
+
+    def wait_healthy(self, timeout=20.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if all(self.procs[i] is None or self.healthy(i) for i in range(len(self.procs))):
+                return
+            time.sleep(0.1)
+        raise AssertionError("etcd not healthy in %.0f s" % timeout)
+
+    def history(self, key, revision):
+        """The value of key at revision (etcd keeps history until compacted)."""
+        body = json.dumps({"key": base64.b64encode(key.encode()).decode(), "revision": str(revision)}).encode()
+        for port in self.client:
+            try:
+                req = urllib.request.Request("http://127.0.0.1:%d/v3/kv/range" % port, data=body, method="POST")
+                with urllib.request.urlopen(req, timeout=5) as r:
+                    kvs = json.loads(r.read()).get("kvs", [])
+                    return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
+            except OSError:
+                continue
+        raise AssertionError("no etcd member answered")
+
+    def stop_all(self):
+        for p in self.procs:
+            if p is not None:
+                st.stop_process(p)
+
+
+def replicas(test, etcd, n):
+    return [Mesh(test, extra=["--store", etcd.url]) for _ in range(n)]
+
+
+def vs_yaml(name, who):
+    return """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: %s, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - headers: {response: {set: {x-who: "%s"}}}
+    route:
+    - destination: {host: reviews}
+""" % (name, who)
+
+
+def resource(mesh, kind, name):
+    status, body = mesh.call("GET", "/api/v1/resources/%s/default/%s" % (kind, name))
+    return body if status == 200 else None
+
+
+def wait_for(fn, timeout, what):
+    deadline = time.time() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError("%s: not within %.1f s" % (what, timeout))
+        time.sleep(0.02)
+
+
+def apply(mesh, text, source="t.yaml"):
+    status, body = mesh.call("POST", "/api/v1/apply?source=" + source, text.encode())
+    return status, body
+
+
+class EtcdStoreTest(unittest.TestCase):
+    def setUp(self):
+        if not os.path.exists(ETCD):
+            self.fail("etcd is not installed (make test installs etcd-server)")
+        self.etcd = Etcd(self)
+
+    def test_apply_through_any_replica_reaches_every_replica(self):
+        ms = replicas(self, self.etcd, 3)
+        status, body = apply(ms[0], st.service_yaml("reviews"))
+        self.assertEqual(status, 200, body)
+        for i, m in enumerate(ms):
+            # every replica learns it from etcd's watch (or had written it)
+            t0 = time.time()
+            got = wait_for(lambda: resource(m, "Service", "reviews"), 1.0, "replica %d sees the Service" % i)
+            self.assertEqual(got["resourceVersion"], body[0]["resourceVersion"])
+            self.assertLess(time.time() - t0, 1.0)
+        for writer in range(3):
+            status, body = apply(ms[writer], vs_yaml("reviews", "w%d" % writer))
+            self.assertEqual(status, 200, body)
+            rv = body[0]["resourceVersion"]
+            for m in ms:
+                wait_for(lambda: (resource(m, "VirtualService", "reviews") or {}).get("resourceVersion") == rv,
+                         1.0, "every replica at %s" % rv)
+        # the revision is etcd's: the same on every replica
+        revs = {m.call("GET", "/api/v1/version")[1]["revision"] for m in ms}
+        self.assertEqual(len(revs), 1, revs)
+        self.assertIn("etcd at", ms[1].call("GET", "/api/v1/version")[1]["store"])
+        # a delete through another replica reaches the rest
+        status, body = ms[2].call("DELETE", "/api/v1/resources/VirtualService/default/reviews")
+        self.assertEqual(status, 200, body)
+        for m in ms:
+            wait_for(lambda: resource(m, "VirtualService", "reviews") is None, 1.0, "deleted everywhere")
+        # a replica started now loads what the others wrote
+        late = Mesh(self, extra=["--store", self.etcd.url])
+        self.assertIsNotNone(resource(late, "Service", "reviews"))
+        self.assertIsNone(resource(late, "VirtualService", "reviews"))
+
+    def test_racing_applies_none_lost(self):
+        ms = replicas(self, self.etcd, 2)
+        self.assertEqual(apply(ms[0], st.service_yaml("reviews"))[0], 200)
+        results, errors, lock = [], [], threading.Lock()
+
+        def writer(m, tag):
+            for i in range(100):
+                who = "%s-%d" % (tag, i)
+                status, body = apply(m, vs_yaml("race", who))
+                with lock:
+                    if status == 200:
+                        results.append((int(body[0]["resourceVersion"]), who))
+                    else:
+                        errors.append((who, status, body))
+
+        ts = [threading.Thread(target=writer, args=(m, tag)) for m, tag in ((ms[0], "a"), (ms[1], "b"))]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(results), 200)
+        revs = [r for r, _ in results]
+        self.assertEqual(len(set(revs)), 200, "two applies reported the same revision")
+        # none lost: etcd's history holds each apply's text at its revision
+        key = "/sinew/resources/VirtualService/default/race"
+        for rev, who in results:
+            self.assertIn('x-who: "%s"' % who, self.etcd.history(key, rev) or "", "apply %s at %d" % (who, rev))
+        # in order: each writer's own applies got increasing revisions
+        for tag in ("a", "b"):
+            mine = [r for r, w in sorted(results, key=lambda x: int(x[1].split("-")[1])) if w.startswith(tag)]
+            self.assertEqual(mine, sorted(mine))
+        # both replicas end at the last one
+        last_rev, last_who = max(results)
+        for m in ms:
+            wait_for(lambda: (resource(m, "VirtualService", "race") or {}).get("resourceVersion") == str(last_rev),
+                     2.0, "replica at the last apply")
+            self.assertIn('x-who: "%s"' % last_who, resource(m, "VirtualService", "race")["yaml"])
+
+    def test_member_loss_then_quorum_loss(self):
+        ms = replicas(self, self.etcd, 2)
+        self.etcd.kill(0)   # the member listed first: replicas move on
+        status, body = apply(ms[0], st.service_yaml("reviews"))
+        self.assertEqual(status, 200, body)
+        wait_for(lambda: resource(ms[1], "Service", "reviews"), 3.0, "the other replica sees it")
+        self.etcd.kill(1)   # two of three gone: no quorum
+        t0 = time.time()
+        status, body = apply(ms[0], st.service_yaml("ratings"))
+        took = time.time() - t0
+        self.assertEqual(status, 500, body)
+        msg = body[0]["diagnostics"][0]["message"]
+        self.assertIn("no quorum", msg)
+        self.assertLess(took, 15.0)
+        # reads keep being served from what the replica holds
+        self.assertIsNotNone(resource(ms[1], "Service", "reviews"))
+        self.assertIsNone(resource(ms[0], "Service", "ratings"))
+        # quorum back: applies work again, and both replicas see them
+        self.etcd.start(1)
+        self.etcd.start(0)
+        self.etcd.wait_healthy()
+        wait_for(lambda: apply(ms[0], st.service_yaml("ratings"))[0] == 200, 15.0, "apply after quorum is back")
+        wait_for(lambda: resource(ms[1], "Service", "ratings"), 5.0, "the other replica sees it")
+
+    def test_bad_store_flag(self):
+        d = st.make_tempdir(self, "sinewd-bad-")
+        for url, want in (("etcd://", "no etcd member"), ("http://127.0.0.1:2379", "want etcd://"),
+                          ("etcd://127.0.0.1", "not HOST:PORT"),
+                          ("etcd://127.0.0.1:%d" % st.closed_port(), "no etcd member could")):
+            p = subprocess.run([SINEWD, "--data-dir", d, "--store", url, "--api", "127.0.0.1:%d" % st.free_port(),
+                                "--mesh", "127.0.0.1:%d" % st.free_port()],
+                               capture_output=True, text=True, timeout=30, env=st.proxy_env())
+            self.assertEqual(p.returncode, 1, url)
+            self.assertIn(want, p.stderr, url)
+
+
+if __name__ == "__main__":
+    st.main()
