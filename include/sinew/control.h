@@ -98,6 +98,28 @@ int sn_store_watch_start(struct sn_store *st, struct sn_loop *loop, sn_store_cha
 void sn_store_watch_stop(struct sn_store *st);
 void sn_store_close(struct sn_store *st);
 
+/* ---- registered workloads shared between replicas (etcd only) --------- */
+
+/* A WorkloadEntry another sinewd replica generated for one of its proxies
+ * (src/control/registry.c): under /sinew/registry/ in etcd, on that
+ * replica's lease, so it goes when the replica does (10 s). */
+struct sn_shared_reg {
+	char *ns, *name;
+	char *rv;                   /* "reg-..." as the owner rendered it */
+	char *text;
+	size_t text_len;
+	uint64_t mod_revision;
+};
+
+/* The other replicas' registrations, sorted by namespace and name; none
+ * with a directory store. Valid until the loop next runs the watch. */
+size_t sn_store_shared_regs(const struct sn_store *st, const struct sn_shared_reg **out);
+
+/* Publishes one of this replica's registrations (text NULL: withdraws it;
+ * a withdrawal never removes what another replica wrote since). A no-op
+ * returning 0 with a directory store. Returns 0 or SN_EIO (logged). */
+int sn_store_publish_reg(struct sn_store *st, const char *ns, const char *name, const char *rv, const char *text);
+
 /* Finds a resource; NULL if absent. The pointer is valid until the next
  * change to the store. */
 struct sn_stored *sn_store_get(const struct sn_store *st, enum sn_resource_kind kind, const char *ns,

@@ -718,6 +718,7 @@ void sn_mesh_free(struct sn_mesh *m)
 	}
 	mesh_view_free(&m->view);
 	kvmap_free(&m->seen_regs);
+	kvmap_free(&m->published);
 	mesh_ca_free(m);
 	free(m);
 }

@@ -207,6 +207,7 @@ struct sn_mesh {
 				      * sinewd waits for proxies to re-register) */
 	int grace_over;
 	struct kvmap seen_regs;      /* registered during the grace: not waited for */
+	struct kvmap published;      /* registrations shared with other replicas (etcd): key -> rv */
 	uint64_t pushes, acks, nacks;
 };
 

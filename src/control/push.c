@@ -562,6 +562,36 @@ static int derive(struct view *v)
 
 /* ---- building the view ----------------------------------------------- */
 
+/* Shares this replica's registrations with the others (etcd; a no-op
+ * for a directory store): what changed since the last view. */
+static void publish_regs(struct sn_mesh *m, const struct view *nv)
+{
+	for (size_t i = 0; i < nv->n; i++) {
+		const struct view_res *r = nv->v[i];
+		const struct kv *had = r->reg != NULL ? kvmap_get(&m->published, r->key) : NULL;
+		if (r->reg == NULL || (had != NULL && !strcmp(had->rv, r->rv)))
+			continue;
+		if (sn_store_publish_reg(m->store, r->ns, r->name, r->rv, r->text) == 0 &&
+		    kvmap_put(&m->published, r->key, r->rv) != 0)
+			sn_log(SN_LOG_WARN, "mesh: out of memory noting %s as published", r->key);
+	}
+	for (size_t i = m->published.n; i-- > 0;) {
+		const char *key = m->published.v[i].key;
+		int still = 0;
+		for (size_t k = 0; k < nv->n && !still; k++)
+			still = nv->v[k]->reg != NULL && !strcmp(nv->v[k]->key, key);
+		if (still)
+			continue;
+		const char *ns = strchr(key, '/'), *name = ns ? strchr(ns + 1, '/') : NULL;
+		if (name != NULL) {
+			char nsb[256];
+			snprintf(nsb, sizeof(nsb), "%.*s", (int)(name - ns - 1), ns + 1);
+			sn_store_publish_reg(m->store, nsb, name + 1, NULL, NULL);
+		}
+		kvmap_del(&m->published, key);
+	}
+}
+
 int mesh_view_refresh(struct sn_mesh *m)
 {
 	struct sn_store *st = m->store;
@@ -638,6 +668,39 @@ int mesh_view_refresh(struct sn_mesh *m)
 		if (!m->grace_over && kvmap_put(&m->seen_regs, r->key, r->rv) != 0)
 			rc = SN_ENOMEM;
 	}
+	/* The other replicas' registrations (etcd): after this replica's own,
+	 * which win, as an applied WorkloadEntry does. */
+	const struct sn_shared_reg *sr;
+	size_t n_sr = sn_store_shared_regs(st, &sr);
+	struct view_res **grown = n_sr ? realloc(nv.v, (cap + n_sr) * sizeof(*nv.v)) : nv.v;
+	if (grown == NULL) {
+		rc = SN_ENOMEM;
+		n_sr = 0;
+	} else {
+		nv.v = grown;
+	}
+	for (size_t i = 0; i < n_sr; i++) {
+		if (sn_store_get(st, SN_KIND_WORKLOAD_ENTRY, sr[i].ns, sr[i].name) != NULL)
+			continue;
+		char *key = make_key(SN_KIND_WORKLOAD_ENTRY, sr[i].ns, sr[i].name);
+		int dup = 0;
+		for (size_t k = 0; key != NULL && k < nv.n && !dup; k++)
+			dup = !strcmp(nv.v[k]->key, key);
+		struct view_res *r = key == NULL || dup ? NULL : take_old(&old, key, sr[i].rv);
+		free(key);
+		if (dup)
+			continue;
+		if (r == NULL)
+			r = res_new(SN_KIND_WORKLOAD_ENTRY, "networking.istio.io/v1", sr[i].ns, sr[i].name, sr[i].rv,
+				    "sinewd-registry", 1, sr[i].text, sr[i].text_len);
+		if (r == NULL) {
+			rc = SN_ENOMEM;
+			continue;
+		}
+		r->reg = NULL;
+		nv.v[nv.n++] = r;
+	}
+	publish_regs(m, &nv);
 	free(svcs);
 	qsort(nv.v, nv.n, sizeof(*nv.v), cmp_res_key);
 	for (size_t i = 0; i < old.n; i++)

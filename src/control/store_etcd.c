@@ -49,6 +49,13 @@
 #define ETCD_WATCH_WINDOW_MS 2000     /* a watch is re-made this often: bounds a stop */
 #define ETCD_TXN_BYTES (1u << 20)     /* under etcd's default 1.5 MiB request limit */
 #define ETCD_MAX_KEY 700
+#define ETCD_WATCHED "/sinew/"         /* resources and registry */
+#define ETCD_WATCHED_END "/sinew0"
+#define ETCD_REG_PREFIX "/sinew/registry/"
+#define ETCD_REG_PREFIX_END "/sinew/registry0"
+#define ETCD_REG_MAGIC "# sinew-reg 1 "   /* then: owner rv, a newline, the text */
+#define ETCD_LEASE_TTL_S 10
+#define ETCD_KEEPALIVE_MS 3000
 
 /* One change seen by the watch. */
 struct etcd_kv {
@@ -64,6 +71,7 @@ struct etcd_batch {
 	struct sn_task task;
 	struct sn_etcd *et;
 	int resync;                 /* history compacted past the watch: reload */
+	int lease_lost;             /* the registry lease expired: grant, publish again */
 	uint64_t revision;
 	struct etcd_kv *v;
 	size_t n;
@@ -87,6 +95,19 @@ struct sn_etcd {
 	pthread_mutex_t lock;
 	struct etcd_batch *inflight;
 	int stopped;                /* loop thread: batches arriving now are dropped */
+	/* the shared registry */
+	char self[20];              /* this replica's id, the owner of what it publishes */
+	atomic_llong lease;         /* granted by the loop thread, kept alive by the watch */
+	atomic_int lease_pending;   /* a lease_lost batch is on its way */
+	struct pub {                /* loop thread: what this replica published */
+		char *key;
+		char *value;
+		size_t len;
+		uint64_t mod_revision;
+	} *pubs;
+	size_t n_pubs;
+	struct sn_shared_reg *regs; /* loop thread: the other replicas' */
+	size_t n_regs;
 };
 
 /* ---- base64 and JSON ---------------------------------------------------- */
@@ -327,24 +348,22 @@ static size_t index_kvs(struct sn_store *st, struct fy_node *kvs, struct sn_diag
 	return changed;
 }
 
-/* Loads every resource at one revision, a page at a time. Entries not
- * seen are removed when prune (a resync). */
-static int load_all(struct sn_store *st, struct sn_diags *report, int prune, char *err, size_t err_size)
+/* Reads every key in [prefix, end) at one revision, a page at a time:
+ * on_kvs gets each page's kvs array. *rev_out: the revision read at. */
+static int range_all(struct sn_etcd *et, const char *prefix, const char *end,
+		     void (*on_kvs)(void *arg, struct fy_node *kvs), void *arg, uint64_t *rev_out, char *err,
+		     size_t err_size)
 {
-	struct sn_etcd *et = st->etcd;
 	uint64_t rev = 0;
 	char from[ETCD_MAX_KEY + 2];
-	size_t from_len = strlen(ETCD_PREFIX);
-	memcpy(from, ETCD_PREFIX, from_len);
-	char **seen = NULL;
-	size_t n_seen = 0;
-	int rc = 0;
+	size_t from_len = strlen(prefix);
+	memcpy(from, prefix, from_len);
 	for (;;) {
 		struct sn_out b = { 0 };
 		sn_out_cstr(&b, "{\"key\":");
 		out_b64(&b, from, from_len);
 		sn_out_cstr(&b, ",\"range_end\":");
-		out_b64(&b, ETCD_PREFIX_END, strlen(ETCD_PREFIX_END));
+		out_b64(&b, end, strlen(end));
 		sn_out_printf(&b, ",\"limit\":\"%d\"", ETCD_PAGE);
 		if (rev)
 			sn_out_printf(&b, ",\"revision\":\"%" PRIu64 "\"", rev);
@@ -352,37 +371,21 @@ static int load_all(struct sn_store *st, struct sn_diags *report, int prune, cha
 		struct answer a;
 		int c = call(et, "/v3/kv/range", &b, &a, err, err_size);
 		sn_out_free(&b);
-		if (c != 0) {
-			rc = SN_EIO;
-			break;
-		}
+		if (c != 0)
+			return SN_EIO;
 		struct fy_node *root = fy_document_root(a.doc);
 		if (rev == 0)
 			rev = ju64(fy_node_mapping_lookup_by_string(root, "header", FY_NT), "revision");
 		struct fy_node *kvs = fy_node_mapping_lookup_by_string(root, "kvs", FY_NT);
-		index_kvs(st, kvs, report);
-		/* the next page starts after the last key of this one */
+		if (kvs != NULL)
+			on_kvs(arg, kvs);
+		/* the next page starts just after the last key of this one */
 		int more = jtrue(root, "more");
-		struct fy_node *last = kvs && fy_node_sequence_item_count(kvs) > 0 ? fy_node_sequence_get_by_index(kvs, -1)
-										    : NULL;
+		int n = kvs ? fy_node_sequence_item_count(kvs) : 0;
+		struct fy_node *last = n > 0 ? fy_node_sequence_get_by_index(kvs, n - 1) : NULL;
 		size_t kl, dl = 0;
 		const char *k64 = last ? jstr(last, "key", &kl) : NULL;
 		char *key = k64 ? b64_decode(k64, kl, &dl) : NULL;
-		for (void *it = NULL; prune && kvs != NULL;) {
-			struct fy_node *kv = fy_node_sequence_iterate(kvs, &it);
-			if (kv == NULL)
-				break;
-			size_t l, d2 = 0;
-			const char *s = jstr(kv, "key", &l);
-			char *k = s ? b64_decode(s, l, &d2) : NULL;
-			char **ns = k ? realloc(seen, (n_seen + 1) * sizeof(*seen)) : NULL;
-			if (ns == NULL) {
-				free(k);
-				continue;
-			}
-			seen = ns;
-			seen[n_seen++] = k;
-		}
 		answer_free(&a);
 		if (!more || key == NULL || dl > ETCD_MAX_KEY) {
 			free(key);
@@ -393,6 +396,44 @@ static int load_all(struct sn_store *st, struct sn_diags *report, int prune, cha
 		from_len = dl + 1;   /* the key followed by a NUL byte: the next one up */
 		free(key);
 	}
+	*rev_out = rev;
+	return 0;
+}
+
+struct load_ctx {
+	struct sn_store *st;
+	struct sn_diags *report;
+	int prune;
+	char **seen;            /* keys read, when pruning */
+	size_t n_seen;
+};
+
+static void load_page(void *arg, struct fy_node *kvs)
+{
+	struct load_ctx *l = arg;
+	index_kvs(l->st, kvs, l->report);
+	struct fy_node *kv;
+	for (void *it = NULL; l->prune && (kv = fy_node_sequence_iterate(kvs, &it)) != NULL;) {
+		size_t kl, dl = 0;
+		const char *s = jstr(kv, "key", &kl);
+		char *k = s ? b64_decode(s, kl, &dl) : NULL;
+		char **ns = k ? realloc(l->seen, (l->n_seen + 1) * sizeof(*ns)) : NULL;
+		if (ns == NULL) {
+			free(k);
+			continue;
+		}
+		l->seen = ns;
+		l->seen[l->n_seen++] = k;
+	}
+}
+
+/* Loads every resource at one revision. Entries not seen are removed
+ * when prune (a resync). */
+static int load_all(struct sn_store *st, struct sn_diags *report, int prune, char *err, size_t err_size)
+{
+	struct load_ctx l = { st, report, prune, NULL, 0 };
+	uint64_t rev = 0;
+	int rc = range_all(st->etcd, ETCD_PREFIX, ETCD_PREFIX_END, load_page, &l, &rev, err, err_size);
 	if (rc == 0 && rev > st->revision)
 		st->revision = rev;
 	if (rc == 0 && prune) {
@@ -401,16 +442,259 @@ static int load_all(struct sn_store *st, struct sn_diags *report, int prune, cha
 			int found = 0;
 			if (key_of(st->v[i], key, sizeof(key)) < 0)
 				continue;
-			for (size_t k = 0; k < n_seen && !found; k++)
-				found = !strcmp(seen[k], key);
+			for (size_t k = 0; k < l.n_seen && !found; k++)
+				found = !strcmp(l.seen[k], key);
 			if (!found)
 				sn__store_index_remove(st, st->v[i]->kind, st->v[i]->namespace_, st->v[i]->name);
 		}
 	}
-	for (size_t k = 0; k < n_seen; k++)
-		free(seen[k]);
-	free(seen);
+	for (size_t k = 0; k < l.n_seen; k++)
+		free(l.seen[k]);
+	free(l.seen);
 	return rc;
+}
+
+/* ---- the shared registry ------------------------------------------------- */
+
+static void shared_reg_free(struct sn_shared_reg *r)
+{
+	free(r->ns);
+	free(r->name);
+	free(r->rv);
+	free(r->text);
+}
+
+static size_t reg_pos(const struct sn_etcd *et, const char *ns, const char *name, int *found)
+{
+	size_t lo = 0, hi = et->n_regs;
+	*found = 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(ns, et->regs[mid].ns);
+		if (c == 0)
+			c = strcmp(name, et->regs[mid].name);
+		if (c == 0) {
+			*found = 1;
+			return mid;
+		}
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+static void reg_remove_at(struct sn_etcd *et, size_t i)
+{
+	shared_reg_free(&et->regs[i]);
+	memmove(&et->regs[i], &et->regs[i + 1], (et->n_regs - i - 1) * sizeof(*et->regs));
+	et->n_regs--;
+}
+
+/* Applies a registry key seen at mod_revision (value NULL: deleted).
+ * Returns 1 when the other replicas' set changed. */
+static int reg_apply(struct sn_etcd *et, const char *key, const char *value, size_t len, uint64_t mod_revision)
+{
+	char ns[256], name[256], owner[sizeof(et->self)], rv[80];
+	size_t pl = strlen(ETCD_REG_PREFIX);
+	const char *k = key + pl, *slash = strncmp(key, ETCD_REG_PREFIX, pl) ? NULL : strchr(k, '/');
+	if (slash == NULL || (size_t)(slash - k) >= sizeof(ns) || strlen(slash + 1) >= sizeof(name))
+		return 0;
+	memcpy(ns, k, (size_t)(slash - k));
+	ns[slash - k] = '\0';
+	snprintf(name, sizeof(name), "%s", slash + 1);
+	int found;
+	size_t i = reg_pos(et, ns, name, &found);
+	if (value == NULL) {
+		if (!found || et->regs[i].mod_revision >= mod_revision)
+			return 0;
+		reg_remove_at(et, i);
+		return 1;
+	}
+	size_t ml = strlen(ETCD_REG_MAGIC);
+	const char *nl = memchr(value, '\n', len);
+	if (len < ml || memcmp(value, ETCD_REG_MAGIC, ml) || nl == NULL ||
+	    sscanf(value + ml, "%19s %79s", owner, rv) != 2)
+		return 0;
+	if (!strcmp(owner, et->self)) {
+		/* this replica's own: it renders it from its proxy */
+		if (!found)
+			return 0;
+		reg_remove_at(et, i);
+		return 1;
+	}
+	if (found && et->regs[i].mod_revision >= mod_revision)
+		return 0;
+	struct sn_shared_reg r = { strdup(ns), strdup(name), strdup(rv), NULL, 0, mod_revision };
+	r.text_len = len - (size_t)(nl + 1 - value);
+	r.text = malloc(r.text_len + 1);
+	if (r.ns == NULL || r.name == NULL || r.rv == NULL || r.text == NULL) {
+		shared_reg_free(&r);
+		return 0;
+	}
+	memcpy(r.text, nl + 1, r.text_len);
+	r.text[r.text_len] = '\0';
+	if (found) {
+		shared_reg_free(&et->regs[i]);
+		et->regs[i] = r;
+		return 1;
+	}
+	struct sn_shared_reg *nv = realloc(et->regs, (et->n_regs + 1) * sizeof(*nv));
+	if (nv == NULL) {
+		shared_reg_free(&r);
+		return 0;
+	}
+	et->regs = nv;
+	memmove(&et->regs[i + 1], &et->regs[i], (et->n_regs - i) * sizeof(*et->regs));
+	et->regs[i] = r;
+	et->n_regs++;
+	return 1;
+}
+
+static void regs_page(void *arg, struct fy_node *kvs)
+{
+	struct sn_etcd *et = arg;
+	struct fy_node *kv;
+	for (void *it = NULL; (kv = fy_node_sequence_iterate(kvs, &it)) != NULL;) {
+		size_t kl, vl, dl = 0, vdl = 0;
+		const char *k64 = jstr(kv, "key", &kl), *v64 = jstr(kv, "value", &vl);
+		char *key = k64 ? b64_decode(k64, kl, &dl) : NULL;
+		char *val = key && v64 ? b64_decode(v64, vl, &vdl) : NULL;
+		if (val != NULL)
+			reg_apply(et, key, val, vdl, ju64(kv, "mod_revision"));
+		free(key);
+		free(val);
+	}
+}
+
+static int load_regs(struct sn_etcd *et, uint64_t *rev, char *err, size_t err_size)
+{
+	while (et->n_regs > 0)
+		reg_remove_at(et, et->n_regs - 1);
+	return range_all(et, ETCD_REG_PREFIX, ETCD_REG_PREFIX_END, regs_page, et, rev, err, err_size);
+}
+
+static int lease_grant(struct sn_etcd *et, char *err, size_t err_size)
+{
+	struct sn_out b = { 0 };
+	struct answer a;
+	sn_out_printf(&b, "{\"TTL\":\"%d\"}", ETCD_LEASE_TTL_S);
+	int c = call(et, "/v3/lease/grant", &b, &a, err, err_size);
+	sn_out_free(&b);
+	if (c != 0)
+		return SN_EIO;
+	size_t l;
+	const char *id = jstr(fy_document_root(a.doc), "ID", &l);
+	long long v = id && l < 24 ? strtoll(id, NULL, 10) : 0;
+	answer_free(&a);
+	if (v == 0) {
+		snprintf(err, err_size, "etcd granted no lease");
+		return SN_EIO;
+	}
+	atomic_store(&et->lease, v);
+	return 0;
+}
+
+/* Puts one published value on the current lease; compare-and-delete when
+ * value is NULL (only what this replica wrote last). */
+static int pub_write(struct sn_etcd *et, struct pub *p, int del, char *err, size_t err_size)
+{
+	struct sn_out b = { 0 };
+	struct answer a;
+	if (del) {
+		sn_out_cstr(&b, "{\"compare\":[{\"key\":");
+		out_b64(&b, p->key, strlen(p->key));
+		sn_out_printf(&b, ",\"target\":\"MOD\",\"result\":\"EQUAL\",\"mod_revision\":\"%" PRIu64 "\"}],"
+				  "\"success\":[{\"request_delete_range\":{\"key\":", p->mod_revision);
+		out_b64(&b, p->key, strlen(p->key));
+		sn_out_cstr(&b, "}}]}");
+	} else {
+		sn_out_cstr(&b, "{\"compare\":[],\"success\":[{\"request_put\":{\"key\":");
+		out_b64(&b, p->key, strlen(p->key));
+		sn_out_cstr(&b, ",\"value\":");
+		out_b64(&b, p->value, p->len);
+		sn_out_printf(&b, ",\"lease\":\"%lld\"}}]}", (long long)atomic_load(&et->lease));
+	}
+	int c = call(et, "/v3/kv/txn", &b, &a, err, err_size);
+	sn_out_free(&b);
+	if (c != 0)
+		return SN_EIO;
+	p->mod_revision = ju64(fy_node_mapping_lookup_by_string(fy_document_root(a.doc), "header", FY_NT), "revision");
+	answer_free(&a);
+	return 0;
+}
+
+size_t sn_store_shared_regs(const struct sn_store *st, const struct sn_shared_reg **out)
+{
+	*out = st->etcd ? st->etcd->regs : NULL;
+	return st->etcd ? st->etcd->n_regs : 0;
+}
+
+int sn_store_publish_reg(struct sn_store *st, const char *ns, const char *name, const char *rv, const char *text)
+{
+	struct sn_etcd *et = st->etcd;
+	char key[ETCD_MAX_KEY + 1], err[400];
+	if (et == NULL)
+		return 0;
+	if ((size_t)snprintf(key, sizeof(key), ETCD_REG_PREFIX "%s/%s", ns, name) >= sizeof(key))
+		return SN_EINVAL;
+	size_t i = 0;
+	while (i < et->n_pubs && strcmp(et->pubs[i].key, key) != 0)
+		i++;
+	if (text == NULL) {
+		if (i == et->n_pubs)
+			return 0;
+		int rc = pub_write(et, &et->pubs[i], 1, err, sizeof(err));
+		free(et->pubs[i].key);
+		free(et->pubs[i].value);
+		et->pubs[i] = et->pubs[--et->n_pubs];
+		if (rc != 0)
+			sn_log(SN_LOG_WARN, "store: withdrawing %s from etcd: %s (its lease removes it)", key, err);
+		return rc;
+	}
+	if (i == et->n_pubs) {
+		struct pub *np = realloc(et->pubs, (et->n_pubs + 1) * sizeof(*np));
+		if (np == NULL || (np[i].key = strdup(key)) == NULL) {
+			if (np != NULL)
+				et->pubs = np;
+			return SN_ENOMEM;
+		}
+		et->pubs = np;
+		np[i].value = NULL;
+		np[i].mod_revision = 0;
+		et->n_pubs++;
+	}
+	struct pub *p = &et->pubs[i];
+	struct sn_out v = { 0 };
+	sn_out_printf(&v, ETCD_REG_MAGIC "%s %s\n", et->self, rv);
+	sn_out_cstr(&v, text);
+	if (v.failed) {
+		sn_out_free(&v);
+		return SN_ENOMEM;
+	}
+	free(p->value);
+	p->value = v.p;
+	p->len = v.len;
+	int rc = pub_write(et, p, 0, err, sizeof(err));
+	if (rc != 0)
+		sn_log(SN_LOG_WARN, "store: publishing %s to etcd: %s; other replicas do not see it yet", key, err);
+	return rc;
+}
+
+/* The lease expired (this replica was cut off longer than its TTL): a
+ * new one, and everything published again on it. */
+static void lease_renew(struct sn_etcd *et)
+{
+	char err[400];
+	if (lease_grant(et, err, sizeof(err)) != 0) {
+		sn_log(SN_LOG_WARN, "store: cannot get a new etcd lease: %s; trying again", err);
+		return;
+	}
+	for (size_t i = 0; i < et->n_pubs; i++)
+		if (pub_write(et, &et->pubs[i], 0, err, sizeof(err)) != 0)
+			sn_log(SN_LOG_WARN, "store: publishing %s again: %s", et->pubs[i].key, err);
+	sn_log(SN_LOG_INFO, "store: new etcd lease; %zu registrations published again", et->n_pubs);
 }
 
 /* ---- the backend --------------------------------------------------------- */
@@ -591,6 +875,14 @@ static void etcd_close(struct sn_store *st)
 		et->inflight = b->next;
 		batch_free(b);
 	}
+	for (size_t i = 0; i < et->n_pubs; i++) {
+		free(et->pubs[i].key);
+		free(et->pubs[i].value);
+	}
+	free(et->pubs);
+	for (size_t i = 0; i < et->n_regs; i++)
+		shared_reg_free(&et->regs[i]);
+	free(et->regs);
 	pthread_mutex_destroy(&et->lock);
 	free(et);
 	st->etcd = NULL;
@@ -623,20 +915,30 @@ static void on_batch(struct sn_loop *loop, struct sn_task *task)
 	}
 	struct sn_store *st = et->st;
 	size_t changed = 0;
+	if (b->lease_lost) {
+		lease_renew(et);
+		atomic_store(&et->lease_pending, 0);
+	}
 	if (b->resync) {
 		char err[400];
 		size_t before = st->n;
 		uint64_t rev = st->revision;
 		sn_log(SN_LOG_WARN, "store: etcd compacted past revision %" PRIu64 " before this replica saw it; "
 				    "reloading every resource", b->revision);
-		if (load_all(st, NULL, 1, err, sizeof(err)) != 0)
+		uint64_t rrev;
+		if (load_all(st, NULL, 1, err, sizeof(err)) != 0 || load_regs(et, &rrev, err, sizeof(err)) != 0)
 			sn_log(SN_LOG_ERROR, "store: reload from etcd failed: %s; serving what was loaded", err);
-		changed = st->n != before || st->revision != rev;
+		changed = 1 + (st->n != before || st->revision != rev);
 	}
 	for (size_t i = 0; i < b->n; i++) {
 		struct etcd_kv *kv = &b->v[i];
 		enum sn_resource_kind kind;
 		char ns[256], name[256], err[1200];
+		if (!strncmp(kv->key, ETCD_REG_PREFIX, strlen(ETCD_REG_PREFIX))) {
+			changed += (size_t)reg_apply(et, kv->key, kv->deleted ? NULL : kv->value, kv->value_len,
+						     kv->mod_revision);
+			continue;
+		}
 		if (parse_key(kv->key, &kind, ns, sizeof(ns), name, sizeof(name)) != 0)
 			continue;
 		struct sn_stored *have = sn_store_get(st, kind, ns, name);
@@ -746,15 +1048,55 @@ static int on_watch_line(const char *line, size_t len, void *arg)
 	return w->canceled;
 }
 
+/* Watch thread: keeps the registry lease alive; when etcd says it is
+ * gone, asks the loop thread for a new one. */
+static void keepalive(struct sn_etcd *et)
+{
+	char body[64], err[300];
+	snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}", (long long)atomic_load(&et->lease));
+	struct sn_http_request rq = {
+		.method = "POST", .path = "/v3/lease/keepalive", .content_type = "application/json", .body = body,
+		.body_len = strlen(body), .timeout_ms = ETCD_TIMEOUT_MS, .connect_timeout_ms = ETCD_CONNECT_TIMEOUT_MS,
+		.who = "etcd",
+	};
+	struct sn_http_response r;
+	if (sn_http_exchange(et->members[et->wcur], &rq, &r, err, sizeof(err)) != 0)
+		return;   /* the watch finds the member down and moves on */
+	int lost = r.status == 200 && strstr(r.body, "\"TTL\"") == NULL;   /* etcd omits a TTL of 0 */
+	sn_http_response_free(&r);
+	if (lost && !atomic_exchange(&et->lease_pending, 1)) {
+		struct etcd_batch *b = calloc(1, sizeof(*b));
+		if (b == NULL) {
+			atomic_store(&et->lease_pending, 0);
+			return;
+		}
+		b->et = et;
+		b->lease_lost = 1;
+		pthread_mutex_lock(&et->lock);
+		b->next = et->inflight;
+		if (et->inflight != NULL)
+			et->inflight->pprev = &b->next;
+		b->pprev = &et->inflight;
+		et->inflight = b;
+		pthread_mutex_unlock(&et->lock);
+		sn_loop_post(et->loop, &b->task, on_batch);
+	}
+}
+
 static void *watch_main(void *arg)
 {
 	struct sn_etcd *et = arg;
 	unsigned fails = 0;
+	uint64_t last_keepalive = sn_clock_ms();
 	while (!atomic_load(&et->stop)) {
 		char body[400], k64[64], e64[64], err[400];
-		EVP_EncodeBlock((unsigned char *)k64, (const unsigned char *)ETCD_PREFIX, (int)strlen(ETCD_PREFIX));
-		EVP_EncodeBlock((unsigned char *)e64, (const unsigned char *)ETCD_PREFIX_END,
-				(int)strlen(ETCD_PREFIX_END));
+		if (sn_clock_ms() - last_keepalive >= ETCD_KEEPALIVE_MS) {
+			keepalive(et);
+			last_keepalive = sn_clock_ms();
+		}
+		EVP_EncodeBlock((unsigned char *)k64, (const unsigned char *)ETCD_WATCHED, (int)strlen(ETCD_WATCHED));
+		EVP_EncodeBlock((unsigned char *)e64, (const unsigned char *)ETCD_WATCHED_END,
+				(int)strlen(ETCD_WATCHED_END));
 		snprintf(body, sizeof(body),
 			 "{\"create_request\":{\"key\":\"%s\",\"range_end\":\"%s\",\"start_revision\":\"%" PRIu64 "\"}}",
 			 k64, e64, et->watch_from);
@@ -792,10 +1134,19 @@ int sn_store_watch_start(struct sn_store *st, struct sn_loop *loop, sn_store_cha
 	struct sn_etcd *et = st->etcd;
 	if (et == NULL)
 		return 0;
+	char err[400];
+	uint64_t rrev = 0;
 	et->loop = loop;
 	et->cb = cb;
 	et->cb_arg = arg;
-	et->watch_from = st->revision + 1;
+	/* The registry: a lease for what this replica publishes, and what the
+	 * others did. The watch starts after the older of the two reads
+	 * (what it replays again is applied once: newer versions only). */
+	if (lease_grant(et, err, sizeof(err)) != 0 || load_regs(et, &rrev, err, sizeof(err)) != 0) {
+		sn_log(SN_LOG_ERROR, "store: etcd registry: %s", err);
+		return SN_EIO;
+	}
+	et->watch_from = SN_MIN(st->revision, rrev) + 1;
 	et->wcur = et->cur;
 	if (pthread_create(&et->thread, NULL, watch_main, et) != 0)
 		return SN_EIO;
@@ -875,6 +1226,7 @@ int sn_store_open_etcd(struct sn_store *st, const char *dir, const char *url, st
 		return SN_ENOMEM;
 	}
 	pthread_mutex_init(&et->lock, NULL);
+	snprintf(et->self, sizeof(et->self), "%08x%08x", (unsigned)getpid(), (unsigned)(sn_clock_us() & 0xffffffffu));
 	et->st = st;
 	st->etcd = et;
 	st->ops = &sn__store_etcd_ops;

@@ -22,7 +22,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sinewtest as st  # noqa: E402
-from test_sinewd_push import Mesh, SINEWD  # noqa: E402
+from test_sinewd_push import Mesh, SINEWD, start_cp_proxy, get  # noqa: E402
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 
@@ -236,6 +236,28 @@ class EtcdStoreTest(unittest.TestCase):
         self.etcd.wait_healthy()
         wait_for(lambda: apply(ms[0], st.service_yaml("ratings"))[0] == 200, 15.0, "apply after quorum is back")
         wait_for(lambda: resource(ms[1], "Service", "ratings"), 5.0, "the other replica sees it")
+
+    def test_registered_workload_shared_on_a_lease(self):
+        """A proxy registered at replica A is an endpoint for a client
+        whose proxy talks only to replica B; when A dies, its registration
+        leaves with A's etcd lease (10 s), not later."""
+        a, b = replicas(self, self.etcd, 2)
+        a.apply(st.service_yaml("ratings"))
+        wait_for(lambda: resource(b, "Service", "ratings"), 2.0, "B sees the Service")
+        app = st.start_backend(self, "ratings", "v1")
+        start_cp_proxy(self, a, outbound=False, inbound=True, app="127.0.0.1:%d" % app.port,
+                       args=["--service", "ratings", "--labels", "version=v1"])
+        client = start_cp_proxy(self, b, args=["--service", "productpage"])
+        r = wait_for(lambda: (lambda r: r if r.status == 200 else None)(get(client.outbound_port, "ratings:9080")),
+                     5.0, "the client reaches the workload registered at the other replica")
+        self.assertEqual(r.json()["service"], "ratings")
+        a.p.send_signal(signal.SIGKILL)
+        a.p.wait(5)
+        t0 = time.time()
+        wait_for(lambda: get(client.outbound_port, "ratings:9080").status == 503, 16.0,
+                 "the dead replica's registration expires with its lease")
+        self.assertGreater(time.time() - t0, 3.0)   # not before the lease could run out
+        a.p = None
 
     def test_bad_store_flag(self):
         d = st.make_tempdir(self, "sinewd-bad-")
