@@ -120,6 +120,18 @@ size_t sn_store_shared_regs(const struct sn_store *st, const struct sn_shared_re
  * returning 0 with a directory store. Returns 0 or SN_EIO (logged). */
 int sn_store_publish_reg(struct sn_store *st, const char *ns, const char *name, const char *rv, const char *text);
 
+/* ---- what the CA shares between replicas (etcd only) -------------------- */
+
+/* The join-token secret every replica uses: made once (the first replica
+ * to start draws it), read by the others. SN_EINVAL with a directory
+ * store (each keeps its own); 0 or SN_EIO with why in err. */
+int sn_store_token_secret(struct sn_store *st, uint8_t out[32], char *err, size_t err_size);
+
+/* Spends a join token's nonce for every replica until `until` (an etcd
+ * key on a lease that long): 0 spent now, 1 spent before, -1 on error. A
+ * sn_ca_service_opts.spend (arg: the store). */
+int sn_store_spend_nonce(void *store, const char *nonce_hex, time_t until, char *err, size_t err_size);
+
 /* Finds a resource; NULL if absent. The pointer is valid until the next
  * change to the store. */
 struct sn_stored *sn_store_get(const struct sn_store *st, enum sn_resource_kind kind, const char *ns,
@@ -390,6 +402,14 @@ struct sn_ca_service_opts {
 	uint32_t root_ttl;          /* generated roots, seconds; 0: 1 year */
 	int intermediate;           /* generated CAs issue from an intermediate */
 	uint32_t leaf_ttl;          /* seconds; 0: 24 h */
+	/* Several replicas (etcd): the join-token secret they share (32
+	 * bytes; NULL: DATA_DIR/ca/token.key), and where a token's nonce is
+	 * spent so that it is spent for every replica: spend returns 0 when
+	 * it was free and is now spent until `until`, 1 when it was spent
+	 * already, -1 with why in err (NULL: DATA_DIR/ca/used-nonces). */
+	const uint8_t *token_secret;
+	int (*spend)(void *arg, const char *nonce_hex, time_t until, char *err, size_t err_size);
+	void *spend_arg;
 };
 
 /* Root rotation (docs/internals/identity.md, "Root rotation"). */

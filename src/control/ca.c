@@ -52,6 +52,9 @@ struct spent {
 
 struct sn_ca_service {
 	char dir[CA_PATH_MAX];              /* DATA_DIR/ca */
+	/* set: nonces are spent there (shared by replicas), not in used-nonces */
+	int (*spend)(void *arg, const char *nonce_hex, time_t until, char *err, size_t err_size);
+	void *spend_arg;
 	struct sn_ca *ca;
 	struct sn_trust_bundle *bundle;
 	char *chain_pem;                    /* intermediates, "" without */
@@ -1044,8 +1047,12 @@ int sn_ca_service_open(const struct sn_ca_service_opts *o, struct sn_ca_service 
 	rc = o->cert_file ? load_user_ca(s, &oo, err, es) : load_dir_ca(s, &oo, err, es);
 	if (rc != 0)
 		goto fail;
-	if ((rc = load_secret(s, err, es)) != 0)
+	if (o->token_secret != NULL)
+		memcpy(s->secret, o->token_secret, CA_SECRET_LEN);
+	else if ((rc = load_secret(s, err, es)) != 0)
 		goto fail;
+	s->spend = o->spend;
+	s->spend_arg = o->spend_arg;
 	if ((rc = spent_load(s, (int64_t)(o->now ? o->now : time(NULL)), err, es)) != 0)
 		goto fail;
 	*out = s;
@@ -1329,6 +1336,19 @@ int sn_ca_service_issue(struct sn_ca_service *s, const char *token, size_t token
 	if (rc != 0)
 		return rc;
 	/* the leaf leaves only once its token is durably spent */
+	if (s->spend != NULL) {
+		char hexn[33], serr[300];
+		sn_join_token_nonce_hex(&t, hexn);
+		int sp = s->spend(s->spend_arg, hexn, (time_t)(t.expires_at + SN_CA_SPENT_GRACE), serr, sizeof(serr));
+		if (sp != 0) {
+			sn_ca_issued_free(out);
+			return sp == 1 ? refuse(why, 401, "token already used (single use, at another sinewd replica); "
+						      "mint a new one with `sinew token create`")
+				       : refuse(why, 503, "could not record the token as used (%s); the certificate "
+							  "was not issued, retry", serr);
+		}
+		return 0;
+	}
 	if (spent_record(s, t.nonce, t.expires_at + SN_CA_SPENT_GRACE) != 0) {
 		sn_ca_issued_free(out);
 		return refuse(why, 500, "could not record the token as used in %s/used-nonces (%s); the certificate "

@@ -29,13 +29,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libfyaml.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "sinew/config.h"
 #include "sinew/http_client.h"
+#include "sinew/join_token.h"
 #include "sinew/log.h"
 #include "sinew/out.h"
 #include "store_internal.h"
@@ -695,6 +698,121 @@ static void lease_renew(struct sn_etcd *et)
 		if (pub_write(et, &et->pubs[i], 0, err, sizeof(err)) != 0)
 			sn_log(SN_LOG_WARN, "store: publishing %s again: %s", et->pubs[i].key, err);
 	sn_log(SN_LOG_INFO, "store: new etcd lease; %zu registrations published again", et->n_pubs);
+}
+
+/* ---- what the CA shares --------------------------------------------------- */
+
+#define ETCD_TOKEN_KEY "/sinew/ca/token-key"
+#define ETCD_SPENT_PREFIX "/sinew/ca/spent/"
+
+/* A txn: put key=value (on lease, 0: none) when the key does not exist;
+ * otherwise read it. *existing gets the value found (malloc'd; NULL when
+ * the put happened). 0 or -1 with why in err. */
+static int put_if_absent(struct sn_etcd *et, const char *key, const void *value, size_t len, long long lease,
+			 char **existing, size_t *existing_len, char *err, size_t err_size)
+{
+	struct sn_out b = { 0 };
+	struct answer a;
+	*existing = NULL;
+	sn_out_cstr(&b, "{\"compare\":[{\"key\":");
+	out_b64(&b, key, strlen(key));
+	sn_out_cstr(&b, ",\"target\":\"VERSION\",\"result\":\"EQUAL\",\"version\":\"0\"}],\"success\":[{\"request_put\":{\"key\":");
+	out_b64(&b, key, strlen(key));
+	sn_out_cstr(&b, ",\"value\":");
+	out_b64(&b, value, len);
+	if (lease)
+		sn_out_printf(&b, ",\"lease\":\"%lld\"", lease);
+	sn_out_cstr(&b, "}}],\"failure\":[{\"request_range\":{\"key\":");
+	out_b64(&b, key, strlen(key));
+	sn_out_cstr(&b, "}}]}");
+	int c = call(et, "/v3/kv/txn", &b, &a, err, err_size);
+	sn_out_free(&b);
+	if (c != 0)
+		return -1;
+	struct fy_node *root = fy_document_root(a.doc);
+	int rc = 0;
+	if (!jtrue(root, "succeeded")) {
+		struct fy_node *resp = fy_node_mapping_lookup_by_string(root, "responses", FY_NT);
+		struct fy_node *r = resp ? fy_node_sequence_get_by_index(resp, 0) : NULL;
+		struct fy_node *rr = r ? fy_node_mapping_lookup_by_string(r, "response_range", FY_NT) : NULL;
+		struct fy_node *kvs = rr ? fy_node_mapping_lookup_by_string(rr, "kvs", FY_NT) : NULL;
+		struct fy_node *kv = kvs ? fy_node_sequence_get_by_index(kvs, 0) : NULL;
+		size_t vl = 0;
+		const char *v64 = kv ? jstr(kv, "value", &vl) : NULL;
+		*existing = v64 ? b64_decode(v64, vl, existing_len) : NULL;
+		if (*existing == NULL) {
+			snprintf(err, err_size, "etcd said %s exists but did not return it", key);
+			rc = -1;
+		}
+	}
+	answer_free(&a);
+	return rc;
+}
+
+int sn_store_token_secret(struct sn_store *st, uint8_t out[32], char *err, size_t err_size)
+{
+	struct sn_etcd *et = st->etcd;
+	uint8_t mine[32];
+	char *have = NULL;
+	size_t have_len = 0;
+	if (et == NULL)
+		return SN_EINVAL;
+	if (sn_join_token_secret_generate(mine, sizeof(mine)) != 0) {
+		snprintf(err, err_size, "cannot draw random bytes for the token secret");
+		return SN_EIO;
+	}
+	if (put_if_absent(et, ETCD_TOKEN_KEY, mine, sizeof(mine), 0, &have, &have_len, err, err_size) != 0) {
+		OPENSSL_cleanse(mine, sizeof(mine));
+		return SN_EIO;
+	}
+	if (have != NULL && have_len != 32) {
+		snprintf(err, err_size, "etcd's %s is %zu bytes, not 32; delete the key to draw a new secret (tokens "
+					"minted before stop working)", ETCD_TOKEN_KEY, have_len);
+		OPENSSL_cleanse(have, have_len);
+		free(have);
+		OPENSSL_cleanse(mine, sizeof(mine));
+		return SN_EIO;
+	}
+	memcpy(out, have != NULL ? (const uint8_t *)have : mine, 32);
+	if (have != NULL) {
+		OPENSSL_cleanse(have, have_len);
+		free(have);
+	}
+	OPENSSL_cleanse(mine, sizeof(mine));
+	return 0;
+}
+
+int sn_store_spend_nonce(void *store, const char *nonce_hex, time_t until, char *err, size_t err_size)
+{
+	struct sn_store *st = store;
+	struct sn_etcd *et = st->etcd;
+	char key[80];
+	if (et == NULL || strlen(nonce_hex) != 32) {
+		snprintf(err, err_size, "no shared store");
+		return -1;
+	}
+	snprintf(key, sizeof(key), ETCD_SPENT_PREFIX "%s", nonce_hex);
+	/* on a lease as long as the token can be presented, so spent nonces
+	 * do not pile up */
+	time_t now = time(NULL);
+	long long ttl = until > now ? (long long)(until - now) : 1;
+	struct sn_out b = { 0 };
+	struct answer a;
+	sn_out_printf(&b, "{\"TTL\":\"%lld\"}", ttl);
+	int c = call(et, "/v3/lease/grant", &b, &a, err, err_size);
+	sn_out_free(&b);
+	if (c != 0)
+		return -1;
+	size_t l;
+	const char *id = jstr(fy_document_root(a.doc), "ID", &l);
+	long long lease = id && l < 24 ? strtoll(id, NULL, 10) : 0;
+	answer_free(&a);
+	char *have = NULL;
+	size_t have_len = 0;
+	if (put_if_absent(et, key, "1", 1, lease, &have, &have_len, err, err_size) != 0)
+		return -1;
+	free(have);
+	return have != NULL ? 1 : 0;
 }
 
 /* ---- the backend --------------------------------------------------------- */

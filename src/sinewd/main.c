@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -364,12 +366,26 @@ int main(int argc, char **argv)
 	       (unsigned long long)d.store.revision, d.store.where, (unsigned long long)(sn_clock_ms() - t0));
 
 	char ca_err[1024];
+	uint8_t token_secret[32];
 	ca_opts.data_dir = data_dir;
+	if (store_url != NULL) {
+		/* Replicas share the join-token secret and spend tokens once for
+		 * all, through etcd (docs/internals/store.md, "etcd"). */
+		if (sn_store_token_secret(&d.store, token_secret, ca_err, sizeof(ca_err)) != 0) {
+			fprintf(stderr, "sinewd: the join-token secret in etcd: %s\n", ca_err);
+			sn_store_close(&d.store);
+			return 1;
+		}
+		ca_opts.token_secret = token_secret;
+		ca_opts.spend = sn_store_spend_nonce;
+		ca_opts.spend_arg = &d.store;
+	}
 	if (sn_ca_service_open(&ca_opts, &d.ca, ca_err, sizeof(ca_err)) != 0) {
 		fprintf(stderr, "sinewd: CA: %s\n", ca_err);
 		sn_store_close(&d.store);
 		return 1;
 	}
+	OPENSSL_cleanse(token_secret, sizeof(token_secret));
 	char root_fp[65];
 	sn_ca_service_root_sha256_hex(d.ca, root_fp);
 	sn_log(SN_LOG_INFO, "ca: trust domain %s, root sha256 %s (%s)", sn_ca_service_trust_domain(d.ca), root_fp,

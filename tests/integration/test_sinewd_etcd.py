@@ -99,8 +99,43 @@ class Etcd:
                 st.stop_process(p)
 
 
-def replicas(test, etcd, n):
-    return [Mesh(test, extra=["--store", etcd.url]) for _ in range(n)]
+def replicas(test, etcd, n, extra=()):
+    return [Mesh(test, extra=["--store", etcd.url] + list(extra[i] if extra else [])) for i in range(n)]
+
+
+def openssl(*args):
+    p = subprocess.run(["openssl"] + list(args), capture_output=True, timeout=30)
+    if p.returncode != 0:
+        raise AssertionError("openssl %s: %s" % (" ".join(args), p.stderr.decode()))
+    return p.stdout.decode()
+
+
+def per_replica_intermediates(d, n):
+    """One root; an intermediate of its own for each replica (the
+    --ca-cert chain and --ca-key of each), as docs/security.md says."""
+    def key(name):
+        path = os.path.join(d, name)
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path)
+        return path
+    rk, root = key("root-key.pem"), os.path.join(d, "root.pem")
+    openssl("req", "-x509", "-new", "-key", rk, "-subj", "/O=sinew test/CN=mesh root", "-days", "3",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-out", root)
+    ext = os.path.join(d, "int.ext")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    out = []
+    for i in range(n):
+        ik, csr, pem = key("int%d-key.pem" % i), os.path.join(d, "int%d.csr" % i), os.path.join(d, "int%d.pem" % i)
+        openssl("req", "-new", "-key", ik, "-subj", "/O=sinew test/CN=replica %d" % i, "-out", csr)
+        openssl("x509", "-req", "-in", csr, "-CA", root, "-CAkey", rk, "-CAcreateserial", "-days", "2",
+                "-extfile", ext, "-out", pem)
+        chain = os.path.join(d, "chain%d.pem" % i)
+        with open(chain, "w") as f, open(pem) as a, open(root) as b:
+            f.write(a.read() + b.read())
+        out.append(["--ca-cert", chain, "--ca-key", ik])
+    return root, out
 
 
 def vs_yaml(name, who):
@@ -258,6 +293,40 @@ class EtcdStoreTest(unittest.TestCase):
                  "the dead replica's registration expires with its lease")
         self.assertGreater(time.time() - t0, 3.0)   # not before the lease could run out
         a.p = None
+
+    def test_certificates_and_tokens_through_any_replica(self):
+        """Each replica signs with an intermediate of its own under one root:
+        a token minted at one replica is good at another, once only, across
+        all of them; every replica's leaves verify against the one root."""
+        d = st.make_tempdir(self, "ca-")
+        root, flags = per_replica_intermediates(d, 3)
+        ms = replicas(self, self.etcd, 3, extra=flags)
+        roots = {m.call("GET", "/api/v1/ca")[1]["roots"][0]["sha256"] for m in ms}
+        self.assertEqual(len(roots), 1, roots)
+        csr_key = os.path.join(d, "leaf-key.pem")
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", csr_key)
+        csr = openssl("req", "-new", "-key", csr_key, "-subj", "/CN=workload")
+        for minted_at in range(3):
+            status, r = ms[minted_at].call("POST", "/api/v1/tokens", json.dumps({"serviceAccount": "reviews"}))
+            self.assertEqual(status, 200, r)
+            token = r["token"]
+            used_at = (minted_at + 1) % 3
+            status, r = ms[used_at].call("POST", "/api/v1/certificates", json.dumps({"token": token, "csr": csr}))
+            self.assertEqual(status, 200, r)
+            leaf = os.path.join(d, "leaf%d.pem" % minted_at)
+            chain = os.path.join(d, "leafchain%d.pem" % minted_at)
+            with open(leaf, "w") as f:
+                f.write(r["certificate"])
+            with open(chain, "w") as f:
+                f.write(r["chain"])
+            # the one root verifies it, through the replica's own intermediate
+            openssl("verify", "-CAfile", root, "-untrusted", chain, leaf)
+            self.assertIn("replica %d" % used_at, openssl("x509", "-in", leaf, "-noout", "-issuer"))
+            # spent for every replica, including the one that minted it
+            for again in range(3):
+                status, r = ms[again].call("POST", "/api/v1/certificates", json.dumps({"token": token, "csr": csr}))
+                self.assertEqual(status, 401, r)
+                self.assertIn("already used", r["error"])
 
     def test_bad_store_flag(self):
         d = st.make_tempdir(self, "sinewd-bad-")
