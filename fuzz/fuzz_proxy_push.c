@@ -88,9 +88,10 @@ static void setup(void)
 	snprintf(p->principal, sizeof(p->principal), "spiffe://cluster.local/ns/default/sa/bookinfo-productpage");
 	p->opt.service = "productpage";
 	p->opt.have_control_plane = 1;
-	memcpy(&p->opt.control_plane.ss, &a, sizeof(a));
-	p->opt.control_plane.len = al;
-	snprintf(p->opt.control_plane.text, sizeof(p->opt.control_plane.text), "fuzz-sinewd");
+	memcpy(&p->opt.control_plane[0].ss, &a, sizeof(a));
+	p->opt.control_plane[0].len = al;
+	snprintf(p->opt.control_plane[0].text, sizeof(p->opt.control_plane[0].text), "fuzz-sinewd");
+	p->opt.n_control_plane = 1;
 
 	/* A join token for the identity mode: its claims are all the proxy
 	 * reads (the MAC is sinewd's business). */

@@ -66,6 +66,12 @@ const char *sn_xds_peer_id(const struct sn_xds_conn *c);
 int64_t sn_xds_peer_not_after(const struct sn_xds_conn *c);
 /* Whether the link runs over TLS. */
 int sn_xds_secure(const struct sn_xds_conn *c);
+/* Sends an HTTP/2 PING, which the peer's HTTP/2 layer answers by itself
+ * as long as its loop runs, whether or not it has anything to say.
+ * Returns 0, SN_ENOMEM or SN_ECLOSED. */
+int sn_xds_ping(struct sn_xds_conn *c);
+/* How many PINGs of ours the peer has answered on this link (in order). */
+uint64_t sn_xds_pings_answered(const struct sn_xds_conn *c);
 
 /* Queues one message (a '\n' is appended). Returns 0, SN_EINVAL if msg
  * holds a newline or is too long, SN_ELIMIT if the queue is full, SN_ECLOSED

@@ -37,6 +37,8 @@
 
 #define MAX_PORTS 32
 #define MAX_PROXY_ARGS 64
+#define MAX_CONTROL_PLANES 8          /* sinew-proxy's --control-plane limit (sinewd replicas) */
+#define REACH_TIMEOUT_MS 2000
 #define DEFAULT_READY_S 30
 #define DEFAULT_DRAIN_S 30
 #define APP_STOP_GRACE_MS 10000
@@ -194,6 +196,58 @@ static int addr_port_ok(const char *s)
 	host[colon - s] = '\0';
 	long port = strtol(colon + 1, &end, 10);
 	return sn_pod_addr_parse(host, &a) == 0 && *end == '\0' && port > 0 && port < 65536;
+}
+
+/* One IPV4:PORT (port 1-65535) of s[0..len) into *sa. Returns 0 or -1. */
+static int ipv4_port(const char *s, size_t len, struct sockaddr_in *sa)
+{
+	char text[32], *end;
+	if (len == 0 || len >= sizeof(text))
+		return -1;
+	memcpy(text, s, len);
+	text[len] = '\0';
+	char *colon = strrchr(text, ':');
+	if (colon == NULL || colon[1] < '0' || colon[1] > '9')
+		return -1;
+	*colon = '\0';
+	unsigned long port = strtoul(colon + 1, &end, 10);
+	if (*end != '\0' || port == 0 || port > 65535)
+		return -1;
+	memset(sa, 0, sizeof(*sa));
+	sa->sin_family = AF_INET;
+	sa->sin_port = htons((uint16_t)port);
+	return inet_pton(AF_INET, text, &sa->sin_addr) == 1 ? 0 : -1;
+}
+
+/* --control-plane A[,B...]: sinewd replicas, passed to the proxy as
+ * written. Fills sa[0..*n) (at most MAX_CONTROL_PLANES); returns 0, or -1
+ * with err naming the entry and what is wrong. */
+static int control_plane_list(const char *s, struct sockaddr_in *sa, size_t *n, char *err, size_t es)
+{
+	*n = 0;
+	for (const char *entry = s;;) {
+		const char *comma = strchr(entry, ',');
+		size_t len = comma ? (size_t)(comma - entry) : strlen(entry);
+		if (*n == MAX_CONTROL_PLANES) {
+			snprintf(err, es, "more than %d addresses", MAX_CONTROL_PLANES);
+			return -1;
+		}
+		if (ipv4_port(entry, len, &sa[*n]) != 0) {
+			snprintf(err, es, "entry %zu (\"%.*s\"): want IPV4:PORT[,IPV4:PORT...], e.g. 10.88.0.1:15012",
+				 *n + 1, (int)SN_MIN(len, (size_t)64), entry);
+			return -1;
+		}
+		for (size_t j = 0; j < *n; j++) {
+			if (sa[j].sin_addr.s_addr == sa[*n].sin_addr.s_addr && sa[j].sin_port == sa[*n].sin_port) {
+				snprintf(err, es, "entry %zu (\"%.*s\") repeats entry %zu", *n + 1, (int)len, entry, j + 1);
+				return -1;
+			}
+		}
+		(*n)++;
+		if (comma == NULL)
+			return 0;
+		entry = comma + 1;
+	}
 }
 
 /* sinew-proxy next to this executable, else from PATH. */
@@ -602,40 +656,91 @@ static int open_logs(struct run *r)
 	return 0;
 }
 
-/* Fail fast, with the fix, when sinewd does not listen on the pods'
- * network (a `sinew up` without a pod network, or before this mesh was
- * made): otherwise the proxy would wait out --ready-timeout. */
+/* Fail fast, with the fix, when no sinewd of the list listens on the
+ * pods' network (a `sinew up` without a pod network, or before this mesh
+ * was made): otherwise the proxy would wait out --ready-timeout. One
+ * replica that answers is enough (the proxy moves between them by
+ * itself), so all are tried at once, for REACH_TIMEOUT_MS at most. */
 static int control_reachable(struct run *r, const char *control_plane)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	char host[32];
-	const char *colon = strrchr(control_plane, ':');
-	if (colon == NULL || (size_t)(colon - control_plane) >= sizeof(host))
-		return 0;
-	memcpy(host, control_plane, (size_t)(colon - control_plane));
-	host[colon - control_plane] = '\0';
-	char *end;
-	unsigned long port = strtoul(colon + 1, &end, 10);
-	if (colon[1] == '\0' || *end != '\0' || port == 0 || port > 65535)
-		return 0;
-	sa.sin_port = htons((uint16_t)port);
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-		return 0;
-	/* From the mesh namespace, where sinewd's pod listener is: from the
-	 * pod the capture rules would send this to the (not yet started) proxy. */
-	int fd = sn_pod_socket_in_netns(r->mesh.netns, AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return 0;   /* cannot tell: let the proxy try */
-	struct timeval tv = { 2, 0 };
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	int ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	int e = errno;
-	close(fd);
+	struct sockaddr_in sa[MAX_CONTROL_PLANES];
+	int fd[MAX_CONTROL_PLANES], err[MAX_CONTROL_PLANES];
+	size_t n = 0, pending = 0;
+	char why[160];
+	int ok = 0;
+
+	if (control_plane_list(control_plane, sa, &n, why, sizeof(why)) != 0)
+		return 0;   /* checked with the flags; cannot tell: let the proxy try */
+	for (size_t i = 0; i < n; i++) {
+		err[i] = ETIMEDOUT;
+		/* From the mesh namespace, where sinewd's pod listener is: from
+		 * the pod the capture rules would send this to the (not yet
+		 * started) proxy. */
+		fd[i] = sn_pod_socket_in_netns(r->mesh.netns, AF_INET, SOCK_STREAM, 0);
+		if (fd[i] < 0) {
+			ok = 1;   /* cannot tell: let the proxy try */
+			continue;
+		}
+		int fl = fcntl(fd[i], F_GETFL);
+		if (fl < 0 || fcntl(fd[i], F_SETFL, fl | O_NONBLOCK) != 0 ||
+		    connect(fd[i], (struct sockaddr *)&sa[i], sizeof(sa[i])) == 0) {
+			ok = 1;
+		} else if (errno == EINPROGRESS) {
+			pending++;
+			continue;
+		} else {
+			err[i] = errno;
+		}
+		close(fd[i]);
+		fd[i] = -1;
+	}
+	uint64_t deadline = sn_clock_ms() + REACH_TIMEOUT_MS;
+	while (!ok && pending > 0) {
+		struct pollfd pf[MAX_CONTROL_PLANES];
+		size_t at[MAX_CONTROL_PLANES], np = 0;
+		uint64_t now = sn_clock_ms();
+		if (now >= deadline)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			if (fd[i] >= 0) {
+				pf[np] = (struct pollfd){ .fd = fd[i], .events = POLLOUT };
+				at[np++] = i;
+			}
+		}
+		int k = poll(pf, np, (int)(deadline - now));
+		if (k < 0 && errno != EINTR)
+			break;
+		for (size_t j = 0; k > 0 && j < np; j++) {
+			size_t i = at[j];
+			int e = 0;
+			socklen_t el = sizeof(e);
+			if (pf[j].revents == 0)
+				continue;
+			if (getsockopt(fd[i], SOL_SOCKET, SO_ERROR, &e, &el) != 0)
+				e = errno;
+			if (e == 0)
+				ok = 1;
+			err[i] = e;
+			close(fd[i]);
+			fd[i] = -1;
+			pending--;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (fd[i] >= 0)
+			close(fd[i]);
 	if (ok)
 		return 0;
-	fprintf(stderr, "sinew run: sinewd does not answer on %s in the pods' network (%s): it listens there "
-			"only when started with it; run `sinew down` then `sinew up` (as root, without --no-pods), "
-			"or give --control-plane\n", control_plane, strerror(e));
+	char tried[MAX_CONTROL_PLANES * 64] = "";
+	for (size_t i = 0, off = 0; i < n && off < sizeof(tried); i++) {
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &sa[i].sin_addr, ip, sizeof(ip));
+		off += (size_t)snprintf(tried + off, sizeof(tried) - off, "%s%s:%u (%s)", i ? ", " : "", ip,
+					ntohs(sa[i].sin_port), strerror(err[i]));
+	}
+	fprintf(stderr, "sinew run: sinewd does not answer in the pods' network on %s: it listens there only when "
+			"started with it; run `sinew down` then `sinew up` (as root, without --no-pods), or give "
+			"--control-plane\n", tried);
 	return -1;
 }
 
@@ -1022,8 +1127,10 @@ static void usage(FILE *f)
 		"  --pod-cidr CIDR           the pod range when the mesh network is created\n"
 		"                            (default " SN_POD_DEFAULT_CIDR "; recorded in the data directory)\n"
 		"  --mesh-netns NAME         the mesh network namespace (default " SN_POD_MESH_NETNS ")\n"
-		"  --control-plane ADDR:PORT what the proxy connects to (default the gateway:15012;\n"
-		"                            127.0.0.1:15012 with --no-capture)\n"
+		"  --control-plane ADDR:PORT[,ADDR:PORT...]\n"
+		"                            what the proxy connects to (default the gateway:15012;\n"
+		"                            127.0.0.1:15012 with --no-capture); several sinewd replicas\n"
+		"                            (at most %d): the proxy fails over between them\n"
 		"  --no-token                do not mint a join token (no sinewd needed)\n"
 		"  --proxy-cmd 'CMD ARGS'    run this instead of sinew-proxy, with the same flags\n"
 		"  --ready-timeout SECONDS   how long to wait for the proxy (default %d)\n"
@@ -1034,7 +1141,7 @@ static void usage(FILE *f)
 		"\n"
 		"Exit status: CMD's (128+N when a signal N ended it); 1 when the pod or its proxy\n"
 		"could not be made ready (the app was not started); 2 usage error.\n",
-		DEFAULT_READY_S, DEFAULT_DRAIN_S);
+		MAX_CONTROL_PLANES, DEFAULT_READY_S, DEFAULT_DRAIN_S);
 }
 
 static int seconds_arg(const char *flag, const char *v, int *out)
@@ -1187,9 +1294,14 @@ int sn_cli_run(int argc, char **argv)
 		fprintf(stderr, "sinew run: --outbound, --inbound and --admin want IPV4:PORT, e.g. 127.0.0.1:15001\n");
 		return 2;
 	}
-	if (o.control_plane != NULL && !addr_port_ok(o.control_plane)) {
-		fprintf(stderr, "sinew run: --control-plane %s: want IPV4:PORT\n", o.control_plane);
-		return 2;
+	if (o.control_plane != NULL) {
+		struct sockaddr_in cps[MAX_CONTROL_PLANES];
+		size_t ncp;
+		char err[200];
+		if (control_plane_list(o.control_plane, cps, &ncp, err, sizeof(err)) != 0) {
+			fprintf(stderr, "sinew run: --control-plane %s: %s\n", o.control_plane, err);
+			return 2;
+		}
 	}
 	if (o.capture && geteuid() != 0) {
 		fprintf(stderr, "sinew run: a pod needs root (a network namespace and capture rules); run it as "

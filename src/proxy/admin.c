@@ -280,14 +280,19 @@ static void render(struct sn_proxy *p, struct sn_str method, struct sn_str path,
 				fwrite(dump, 1, dl - 1, f);
 				fputs(",\"outlier_ejections\":", f);
 				sn_outlier_dump_json(p, f);
+				sn_cp_dump_json(p, f);
 				fputc('}', f);
 			} else {
-				fprintf(f, "{\"version\":0}");
+				fprintf(f, "{\"version\":0");
+				sn_cp_dump_json(p, f);
+				fputc('}', f);
 			}
 			free(dump);
 			sn_snapshot_unref(s);
 		} else {
-			fprintf(f, "{\"version\":0}");
+			fprintf(f, "{\"version\":0");
+			sn_cp_dump_json(p, f);
+			fputc('}', f);
 		}
 		fputc('\n', f);
 	} else if (sn_str_eq_cstr(route, "/identity")) {

@@ -1,4 +1,4 @@
-/* Control-plane mode: `sinew-proxy --control-plane ADDR:PORT`.
+/* Control-plane mode: `sinew-proxy --control-plane ADDR:PORT[,ADDR:PORT...]`.
  *
  * The proxy holds no config file. It keeps the resources sinewd sent it
  * (their YAML text, keyed by Kind/namespace/name) and, on every delta,
@@ -8,12 +8,17 @@
  * the proxy knows nothing about parks (at most 1 s) while the proxy
  * subscribes to it. Runs on the main thread's loop; workers reach it only
  * through sn_loop_post and the mutex-guarded table of known hosts.
+ * With several sinewd replicas the link moves to the next one whenever
+ * it ends or cannot be made (move_on); what it holds -- resources and
+ * their versions, subscriptions, identity -- belongs to the proxy, not to
+ * a link, and the next hello carries it to whichever replica answers.
  * Wire format: docs/internals/control-protocol.md. */
 #include <errno.h>
 #include <inttypes.h>
 #include <libfyaml.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +30,9 @@
 #include "tap.h"
 
 #define HEARTBEAT_MS 3000
+/* A PING unanswered for three heartbeats ends the link (on_timer); about
+ * sinewd's own 10 s lease on us. */
+#define LIVENESS_MS (3 * HEARTBEAT_MS)
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 10000
 #define CONNECT_TIMEOUT_MS 2000
@@ -59,8 +67,17 @@ struct sweep_msg {
 
 struct sn_cp {
 	struct sn_proxy *p;
-	struct sn_addr addr;
+	/* sinewd replicas, in --control-plane order; cur is the one in use or
+	 * being tried. A round tries each once, back to back; only a round
+	 * in which none answered waits out the backoff (move_on). */
+	struct sn_addr replicas[SN_CP_MAX_REPLICAS];
+	size_t n_replicas;
+	size_t cur;
+	size_t tried;                 /* replicas that failed in this round */
+	char left[200];               /* why the last link or try ended, for the next "connected" line */
 	struct sn_xds_conn *conn;
+	uint64_t pings;               /* PINGs sent on this link (at most one unanswered) */
+	uint64_t ping_ms;             /* when the last one went */
 	struct sn_timer timer;        /* reconnect backoff, then heartbeat */
 	struct sn_timer sweep_timer;  /* idle subscriptions */
 	uint32_t idle_ms;
@@ -94,6 +111,12 @@ struct sub_msg {
 	struct sn_cp *cp;
 	char host[MAX_HOST + 1];
 };
+
+/* The replica in use or being tried, "ip:port". */
+static const char *replica(const struct sn_cp *cp)
+{
+	return cp->replicas[cp->cur].text;
+}
 
 /* A JSON string; NULL as "" (the protocol's fields are strings). */
 static void json_text(struct sn_out *o, const char *s)
@@ -395,7 +418,7 @@ static void on_resources(struct sn_cp *cp, struct fy_node *root)
 			__atomic_store_n(&p->cp_synced, 1, __ATOMIC_RELEASE);
 			p->ready = 1;
 			sn_log(SN_LOG_INFO, "control: synced with %s at revision %s (%zu resources); ready",
-			       cp->addr.text, cp->revision, n);
+			       replica(cp), cp->revision, n);
 		} else {
 			sn_log(SN_LOG_DEBUG, "control: revision %s applied as config version %llu (%zu resources)",
 			       cp->revision, (unsigned long long)p->version, n);
@@ -481,6 +504,12 @@ static void send_subscribe(struct sn_cp *cp, const char *const *hosts, size_t n)
 
 static void connect_now(struct sn_cp *cp);
 
+static uint32_t jitter(struct sn_cp *cp, uint32_t below)
+{
+	cp->rng = cp->rng * 6364136223846793005ull + 1442695040888963407ull;
+	return below ? (uint32_t)((cp->rng >> 33) % below) : 0;
+}
+
 static void on_timer(struct sn_loop *loop, struct sn_timer *t)
 {
 	struct sn_cp *cp = sn_container_of(t, struct sn_cp, timer);
@@ -492,6 +521,19 @@ static void on_timer(struct sn_loop *loop, struct sn_timer *t)
 	if (cp->open && cp->bootstrap) {
 		sn_xds_close(cp->conn, "no certificate from sinewd in time");
 	} else if (cp->open) {
+		/* A replica whose machine vanished, or whose loop hangs, closes
+		 * nothing: an unanswered PING is how we learn it is gone. One is
+		 * out at a time, and its answer counts however late our loop
+		 * reads it, so a stall of ours is not taken for one of sinewd's. */
+		if (cp->pings > sn_xds_pings_answered(cp->conn)) {
+			if (sn_loop_now(loop) - cp->ping_ms >= LIVENESS_MS) {
+				sn_xds_close(cp->conn, "heartbeat missing: sinewd answered no PING in 9 s");
+				return;
+			}
+		} else if (sn_xds_ping(cp->conn) == 0) {
+			cp->pings++;
+			cp->ping_ms = sn_loop_now(loop);
+		}
 		struct sn_out b = { 0 };
 		sn_out_cstr(&b, "{\"type\":\"heartbeat\"}");
 		cp_send(cp, &b);
@@ -506,11 +548,18 @@ static void on_open(struct sn_xds_conn *c)
 {
 	struct sn_cp *cp = sn_xds_arg(c);
 	const char **hosts;
+	const char *how = sn_xds_secure(c) ? (cp->bootstrap ? " (TLS, to get a certificate)" : " (mutual TLS)") : "";
 
 	cp->open = 1;
 	cp->backoff_ms = BACKOFF_MIN_MS;
-	sn_log(SN_LOG_INFO, "control: connected to %s%s", cp->addr.text,
-	       sn_xds_secure(c) ? (cp->bootstrap ? " (TLS, to get a certificate)" : " (mutual TLS)") : "");
+	cp->tried = 0;
+	cp->pings = 0;
+	if (cp->n_replicas > 1)
+		sn_log(SN_LOG_INFO, "control: connected to %s%s, replica %zu of %zu%s%s", replica(cp), how,
+		       cp->cur + 1, cp->n_replicas, cp->left[0] ? "; " : "", cp->left);
+	else
+		sn_log(SN_LOG_INFO, "control: connected to %s%s", replica(cp), how);
+	cp->left[0] = '\0';
 	if (sn_ident_on_open(cp->p)) {
 		/* Bootstrap: no hello; the certificate comes back, or the link
 		 * times out and we try again. */
@@ -576,7 +625,7 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 	if (doc == NULL || fy_document_root(doc) == NULL || !fy_node_is_mapping(fy_document_root(doc))) {
 		if (doc != NULL)
 			fy_document_destroy(doc);
-		sn_log(SN_LOG_WARN, "control: unparsable message from %s; reconnecting", cp->addr.text);
+		sn_log(SN_LOG_WARN, "control: unparsable message from %s; reconnecting", replica(cp));
 		sn_xds_close(c, "bad message");
 		return;
 	}
@@ -594,15 +643,43 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 	else if (type != NULL && tlen == 5 && memcmp(type, "error", 5) == 0) {
 		size_t mlen = 0;
 		const char *m = scalar(fy_document_root(doc), "message", &mlen);
-		sn_log(SN_LOG_ERROR, "control: %s says: %.*s", cp->addr.text, (int)mlen, m ? m : "");
+		sn_log(SN_LOG_ERROR, "control: %s says: %.*s", replica(cp), (int)mlen, m ? m : "");
 	}
 	fy_document_destroy(doc);
+}
+
+/* The link to the current replica ended (was_up: it had opened) or could
+ * not be made, for why: go on with the next one. The replicas of a round
+ * are tried back to back, so a dead one costs at most CONNECT_TIMEOUT_MS
+ * and a refusing one nothing; the jittered exponential backoff (+-50 %)
+ * runs only after a whole round in which none answered. A lost link
+ * starts a new round at the next replica (the lost one counts as tried:
+ * with one replica this is the plain backoff), after a pause of up to
+ * BACKOFF_MIN_MS, because every proxy of a replica that died sees it at
+ * the same moment and should not reach the next one in the same instant. */
+static void move_on(struct sn_cp *cp, const char *why, int was_up)
+{
+	uint32_t delay = 0;
+
+	snprintf(cp->left, sizeof(cp->left), "left %s: %s", replica(cp), why);
+	if (was_up)
+		cp->tried = 0;
+	cp->tried++;
+	cp->cur = (cp->cur + 1) % cp->n_replicas;
+	if (cp->tried >= cp->n_replicas) {
+		cp->tried = 0;
+		delay = cp->backoff_ms / 2 + jitter(cp, cp->backoff_ms + 1);
+		cp->backoff_ms = SN_MIN(cp->backoff_ms * 2, BACKOFF_MAX_MS);
+	} else if (was_up) {
+		delay = jitter(cp, BACKOFF_MIN_MS + 1);
+	}
+	sn_timer_start(&cp->p->loop, &cp->timer, delay, on_timer);
 }
 
 static void on_close(struct sn_xds_conn *c, const char *why)
 {
 	struct sn_cp *cp = sn_xds_arg(c);
-	uint32_t jitter;
+	int was_up = cp->open && !cp->bootstrap;
 
 	if (cp->conn != c)
 		return;
@@ -610,12 +687,13 @@ static void on_close(struct sn_xds_conn *c, const char *why)
 	sn_tap_clear(cp->p);   /* sinewd's taps end with the link they came on */
 	if (cp->reconnect_now) {
 		sn_log(SN_LOG_INFO, "control: %s", why);
-	} else if (cp->open && !cp->bootstrap) {
-		sn_log(SN_LOG_WARN, "control: lost %s (%s); serving config version %llu meanwhile",
-		       cp->addr.text, why, (unsigned long long)cp->p->version);
+	} else if (was_up) {
+		sn_log(SN_LOG_WARN, "control: lost %s (%s); serving config version %llu meanwhile%s%s",
+		       replica(cp), why, (unsigned long long)cp->p->version, cp->n_replicas > 1 ? "; next: " : "",
+		       cp->n_replicas > 1 ? cp->replicas[(cp->cur + 1) % cp->n_replicas].text : "");
 	} else {
 		/* Unreachable, or refused: TLS failures say why once per try. */
-		sn_log(sn_xds_secure(c) ? SN_LOG_WARN : SN_LOG_DEBUG, "control: %s: %s", cp->addr.text, why);
+		sn_log(sn_xds_secure(c) ? SN_LOG_WARN : SN_LOG_DEBUG, "control: %s: %s", replica(cp), why);
 		if (cp->bootstrap)
 			sn_ident_set_error(cp->p, why);
 	}
@@ -623,16 +701,14 @@ static void on_close(struct sn_xds_conn *c, const char *why)
 	if (cp->p->draining)
 		return;
 	if (cp->reconnect_now) {
+		/* The same replica, at once: it just gave us our certificate. */
 		cp->reconnect_now = 0;
 		cp->backoff_ms = BACKOFF_MIN_MS;
+		cp->left[0] = '\0';
 		sn_timer_start(&cp->p->loop, &cp->timer, 0, on_timer);
 		return;
 	}
-	/* Jittered exponential backoff: +-50 %. */
-	cp->rng = cp->rng * 6364136223846793005ull + 1442695040888963407ull;
-	jitter = (uint32_t)((cp->rng >> 33) % (cp->backoff_ms + 1));
-	sn_timer_start(&cp->p->loop, &cp->timer, cp->backoff_ms / 2 + jitter, on_timer);
-	cp->backoff_ms = SN_MIN(cp->backoff_ms * 2, BACKOFF_MAX_MS);
+	move_on(cp, why, was_up);
 }
 
 static const struct sn_xds_ops cp_ops = {
@@ -643,19 +719,24 @@ static const struct sn_xds_ops cp_ops = {
 
 static void connect_now(struct sn_cp *cp)
 {
-	int fd = socket(cp->addr.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	const struct sn_addr *a = &cp->replicas[cp->cur];
+	int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
-	if (fd < 0 || (connect(fd, (struct sockaddr *)&cp->addr.ss, cp->addr.len) != 0 && errno != EINPROGRESS)) {
+	/* Loopback refuses at once, here rather than in on_close. */
+	if (fd < 0 || (connect(fd, (const struct sockaddr *)&a->ss, a->len) != 0 && errno != EINPROGRESS)) {
+		char why[160];
+		snprintf(why, sizeof(why), "connect failed: %s", strerror(errno));
 		if (fd >= 0)
 			close(fd);
-		sn_timer_start(&cp->p->loop, &cp->timer, cp->backoff_ms, on_timer);
-		cp->backoff_ms = SN_MIN(cp->backoff_ms * 2, BACKOFF_MAX_MS);
+		sn_log(SN_LOG_DEBUG, "control: %s: %s", a->text, why);
+		move_on(cp, why, 0);
 		return;
 	}
 	struct sn_xds_tls tls;
 	cp->bootstrap = sn_ident_cp_tls(cp->p, &tls);
-	cp->conn = sn_xds_client(&cp->p->loop, fd, cp->addr.text, tls.ctx != NULL ? &tls : NULL, &cp_ops, cp);
+	cp->conn = sn_xds_client(&cp->p->loop, fd, a->text, tls.ctx != NULL ? &tls : NULL, &cp_ops, cp);
 	if (cp->conn == NULL) {
+		/* Out of memory: no replica's fault; the same one, later. */
 		sn_timer_start(&cp->p->loop, &cp->timer, cp->backoff_ms, on_timer);
 		return;
 	}
@@ -942,11 +1023,13 @@ int sn_cp_start(struct sn_proxy *p)
 	if (cp == NULL)
 		return SN_ENOMEM;
 	cp->p = p;
-	if (sn_tap_init(p) != 0) {
+	cp->n_replicas = SN_MIN(p->opt.n_control_plane, SN_ARRAY_LEN(cp->replicas));
+	int rc = cp->n_replicas == 0 ? SN_EINVAL : sn_tap_init(p);
+	if (rc != 0) {
 		free(cp);
-		return SN_ENOMEM;
+		return rc;
 	}
-	cp->addr = p->opt.control_plane;
+	memcpy(cp->replicas, p->opt.control_plane, cp->n_replicas * sizeof(cp->replicas[0]));
 	cp->backoff_ms = BACKOFF_MIN_MS;
 	cp->rng = sn_clock_us() ^ (uint64_t)getpid();
 	pthread_mutex_init(&cp->lock, NULL);
@@ -1001,6 +1084,24 @@ void sn_cp_free(struct sn_proxy *p)
 const char *sn_cp_revision(struct sn_proxy *p)
 {
 	return p->cp ? p->cp->revision : NULL;
+}
+
+void sn_cp_dump_json(struct sn_proxy *p, FILE *f)
+{
+	struct sn_cp *cp = p->cp;
+	if (cp == NULL)
+		return;
+	fputs(",\"control_plane\":{\"replica\":", f);
+	sn_json_fput_cstr(f, replica(cp));
+	fprintf(f, ",\"connected\":%s,\"replicas\":[", cp->conn != NULL && cp->open && !cp->bootstrap ? "true" : "false");
+	for (size_t i = 0; i < cp->n_replicas; i++) {
+		if (i)
+			fputc(',', f);
+		sn_json_fput_cstr(f, cp->replicas[i].text);
+	}
+	fputs("],\"revision\":", f);
+	sn_json_fput_cstr(f, cp->revision);
+	fputc('}', f);
 }
 
 int sn_cp_send_raw(struct sn_proxy *p, const char *msg, size_t len)

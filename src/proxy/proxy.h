@@ -44,6 +44,9 @@ struct sn_h2u;
 extern const char *const sn__mesh_alpn[SN_MESH_ALPN_SERVER];
 struct sn_cp;
 
+/* Addresses one --control-plane list may name (sinewd replicas). */
+#define SN_CP_MAX_REPLICAS 8
+
 enum sn_direction {
 	SN_DIR_OUTBOUND = 0,
 	SN_DIR_INBOUND = 1,
@@ -57,13 +60,22 @@ struct sn_addr {
 
 /* Parses "HOST:PORT" or "[V6]:PORT" (HOST numeric). Returns 0 or SN_EINVAL. */
 int sn_addr_parse(const char *s, struct sn_addr *out);
+/* Parses a comma-separated list of at most max addresses, each as
+ * sn_addr_parse takes it (port 0 and repeats refused), into out[0..*n).
+ * Returns 0, or SN_EINVAL with err naming the entry (1-based) and what
+ * is wrong. */
+int sn_addr_list_parse(const char *s, struct sn_addr *out, size_t max, size_t *n, char *err, size_t err_size);
 /* Formats a socket address as "ip:port" into buf. */
 void sn_addr_format(const struct sockaddr *sa, char *buf, size_t size);
 
 struct sn_proxy_options {
 	const char *config_path;
 	int have_outbound, have_inbound, have_admin, have_control_plane;
-	struct sn_addr outbound, inbound, app, admin, control_plane;
+	struct sn_addr outbound, inbound, app, admin;
+	/* --control-plane A,B,...: sinewd replicas, tried in this order and
+	 * then round robin (discovery.c) */
+	struct sn_addr control_plane[SN_CP_MAX_REPLICAS];
+	size_t n_control_plane;
 	const char *service;
 	const char *namespace_;
 	const char *labels_text;
@@ -619,8 +631,12 @@ int sn_cp_send_raw(struct sn_proxy *p, const char *msg, size_t len);
  * dropped. 0 if it was queued to the main loop. */
 int sn_cp_send_telemetry(struct sn_proxy *p, char *msg, size_t len);
 int sn_cp_is_open(struct sn_proxy *p);
-/* Closes the link and reconnects at once. */
+/* Closes the link and reconnects at once, to the same replica. */
 void sn_cp_reconnect(struct sn_proxy *p, const char *why);
+/* Writes ,"control_plane":{...} for /config_dump: the replica in use, whether
+ * the link is up, the list and the store revision run. Nothing in file mode.
+ * Main thread. */
+void sn_cp_dump_json(struct sn_proxy *p, FILE *f);
 
 /* Re-routes requests parked waiting for discovery (after a new snapshot). */
 void sn_exchange_retry_parked(struct sn_worker *w);

@@ -76,6 +76,52 @@ int sn_addr_parse(const char *s, struct sn_addr *out)
 	return 0;
 }
 
+int sn_addr_list_parse(const char *s, struct sn_addr *out, size_t max, size_t *n, char *err, size_t err_size)
+{
+	const char *entry = s ? s : "";
+	size_t k = 0;
+
+	*n = 0;
+	for (;;) {
+		const char *comma = strchr(entry, ',');
+		size_t len = comma ? (size_t)(comma - entry) : strlen(entry);
+		char one[128];
+
+		if (k == max) {
+			snprintf(err, err_size, "more than %zu addresses", max);
+			return SN_EINVAL;
+		}
+		if (len == 0) {
+			snprintf(err, err_size, "entry %zu is empty: want IP:PORT[,IP:PORT...]", k + 1);
+			return SN_EINVAL;
+		}
+		if (len < sizeof(one)) {
+			memcpy(one, entry, len);
+			one[len] = '\0';
+		}
+		/* Port 0 parses (a listener's "any port") but reaches nothing. */
+		if (len >= sizeof(one) || sn_addr_parse(one, &out[k]) != 0 ||
+		    (out[k].ss.ss_family == AF_INET ? ((struct sockaddr_in *)&out[k].ss)->sin_port
+						     : ((struct sockaddr_in6 *)&out[k].ss)->sin6_port) == 0) {
+			snprintf(err, err_size, "entry %zu (\"%.*s\"): want IP:PORT, e.g. 127.0.0.1:15012 or [::1]:15012",
+				 k + 1, (int)SN_MIN(len, (size_t)64), entry);
+			return SN_EINVAL;
+		}
+		for (size_t j = 0; j < k; j++) {
+			if (strcmp(out[j].text, out[k].text) == 0) {
+				snprintf(err, err_size, "entry %zu (%s) repeats entry %zu", k + 1, out[k].text, j + 1);
+				return SN_EINVAL;
+			}
+		}
+		k++;
+		if (comma == NULL)
+			break;
+		entry = comma + 1;
+	}
+	*n = k;
+	return 0;
+}
+
 void sn_addr_format(const struct sockaddr *sa, char *buf, size_t size)
 {
 	char ip[INET6_ADDRSTRLEN];
@@ -558,12 +604,18 @@ int sn_proxy_run(struct sn_proxy_options *opt)
 	/* In control-plane mode, ready comes with the first sync. */
 	if (!opt->have_control_plane)
 		p->ready = 1;
+	char replicas[SN_CP_MAX_REPLICAS * sizeof(opt->control_plane[0].text)] = "";
+	for (size_t i = 0, off = 0; i < opt->n_control_plane && off < sizeof(replicas); i++)
+		off += (size_t)snprintf(replicas + off, sizeof(replicas) - off, "%s%s", i ? "," : "",
+					opt->control_plane[i].text);
 	sn_log(SN_LOG_INFO, "sinew-proxy %s: %soutbound %s, inbound %s -> app %s, admin %s, %d worker(s)%s%s",
 	       p->ready ? "ready" : "started", opt->gateway ? "gateway (ports from its Gateways), " : "",
 	       opt->have_outbound ? opt->outbound.text : "off",
 	       opt->have_inbound ? opt->inbound.text : "off", opt->have_inbound ? opt->app.text : "-",
 	       opt->have_admin ? opt->admin.text : "off", p->n_workers,
-	       opt->have_control_plane ? ", control plane " : "", opt->have_control_plane ? opt->control_plane.text : "");
+	       opt->have_control_plane ? (opt->n_control_plane > 1 ? ", control plane replicas " : ", control plane ")
+				       : "",
+	       replicas);
 
 	sn_loop_run(&p->loop);
 

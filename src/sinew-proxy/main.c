@@ -15,13 +15,17 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: sinew-proxy --config FILE | --control-plane ADDR:PORT [options]\n"
+		"usage: sinew-proxy --config FILE | --control-plane ADDR:PORT[,ADDR:PORT...] [options]\n"
 		"\n"
 		"Sinew's data plane: an HTTP/1.1 sidecar proxy configured with Kubernetes-style\n"
 		"resources (Service, WorkloadEntry, Istio VirtualService and DestinationRule).\n"
 		"\n"
 		"  --config FILE                multi-document YAML; reloaded on SIGHUP and when it changes\n"
-		"  --control-plane ADDR:PORT    get config from sinewd instead (its --mesh address)\n"
+		"  --control-plane ADDR:PORT[,ADDR:PORT...]\n"
+		"                               get config from sinewd instead (its --mesh address), or from\n"
+		"                               one of up to 8 replicas: the first, then the next whenever a\n"
+		"                               link is refused, times out (2s), goes silent (9s) or is lost;\n"
+		"                               backoff (250ms doubling to 10s) only once all have failed\n"
 		"  --discovery-idle D           drop a destination not called for D (default 10m)\n"
 		"  --stats-interval D           send sinewd the request counts this often (default 10s),\n"
 		"                               for `sinew stat` and `sinew edges`\n"
@@ -135,7 +139,8 @@ static int check_token(struct sn_proxy_options *o)
 	struct sn_id_error e = { 0 };
 
 	if (!o->have_control_plane) {
-		fprintf(stderr, "sinew-proxy: --token needs --control-plane ADDR:PORT (the sinewd that minted it)\n");
+		fprintf(stderr, "sinew-proxy: --token needs --control-plane ADDR:PORT[,ADDR:PORT...] (the sinewd that "
+				"minted it, or replicas sharing its CA and token secret)\n");
 		return -1;
 	}
 	if (o->tls_cert != NULL) {
@@ -314,11 +319,17 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			break;
-		case O_CONTROL_PLANE:
-			if (parse_addr("--control-plane", optarg, &o.control_plane) != 0)
+		case O_CONTROL_PLANE: {
+			char err[160];
+			if (sn_addr_list_parse(optarg, o.control_plane, SN_ARRAY_LEN(o.control_plane),
+					       &o.n_control_plane, err, sizeof(err)) != 0) {
+				fprintf(stderr, "sinew-proxy: --control-plane %s: %s (sinewd's --mesh address, or its "
+					"replicas', comma-separated, at most %zu)\n", optarg, err, SN_ARRAY_LEN(o.control_plane));
 				return 1;
+			}
 			o.have_control_plane = 1;
 			break;
+		}
 		case O_TLS_CERT: o.tls_cert = optarg; break;
 		case O_TOKEN: o.token = optarg; break;
 		case O_POD: o.pod_name = optarg; break;
@@ -379,7 +390,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if ((o.config_path == NULL) == !o.have_control_plane) {
-		fprintf(stderr, "sinew-proxy: give exactly one of --config FILE (file mode) or --control-plane ADDR:PORT (sinewd)\n");
+		fprintf(stderr, "sinew-proxy: give exactly one of --config FILE (file mode) or --control-plane "
+				"ADDR:PORT[,ADDR:PORT...] (sinewd)\n");
 		return 1;
 	}
 	if (o.have_inbound != (o.app.len != 0)) {

@@ -64,6 +64,7 @@ struct sn_xds_conn {
 	int allow_plaintext;
 	int tls_done;          /* handshake complete (or plaintext) */
 	int secure;            /* the link is TLS (kept after close, for on_close) */
+	uint64_t pongs;        /* PINGs of ours the peer answered (sn_xds_pings_answered) */
 	char why_buf[320];
 	struct sn_task close_task;
 	struct sn_task reclaim_task;
@@ -372,6 +373,8 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
 {
 	struct sn_xds_conn *c = user;
 
+	if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK))
+		c->pongs++;
 	if (frame->hd.type != NGHTTP2_HEADERS || frame->hd.stream_id != c->stream_id || c->opened)
 		return 0;
 	if (c->server) {
@@ -414,7 +417,10 @@ static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
 		if (!(events & (SN_IO_WRITE | SN_IO_HUP)))
 			return;
 		if (getsockopt(c->x.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
-			sn_xds_close(c, "connect failed");
+			/* the errno says which: refused, unreachable, timed out */
+			snprintf(c->why_buf, sizeof(c->why_buf), "connect failed: %s",
+				 err != 0 ? strerror(err) : "cannot read the socket's error");
+			sn_xds_close(c, c->why_buf);
 			return;
 		}
 		c->connected = 1;
@@ -588,4 +594,18 @@ int64_t sn_xds_peer_not_after(const struct sn_xds_conn *c)
 int sn_xds_secure(const struct sn_xds_conn *c)
 {
 	return c->secure;
+}
+
+int sn_xds_ping(struct sn_xds_conn *c)
+{
+	if (c->closing)
+		return SN_ECLOSED;
+	if (nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, NULL) != 0)
+		return SN_ENOMEM;
+	return flush(c) == 0 ? 0 : SN_ECLOSED;
+}
+
+uint64_t sn_xds_pings_answered(const struct sn_xds_conn *c)
+{
+	return c->pongs;
 }
