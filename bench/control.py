@@ -13,6 +13,13 @@ should not grow).
 
     python3 bench/control.py [--proxies 1000] [--services 50] [--rounds 10]
     SINEW_BIN=build/release/bin python3 bench/control.py --quick
+    python3 bench/control.py --replicas 3    # sinewd replicas on a 3-member etcd
+
+With --replicas N, a three-member etcd cluster is started on loopback (its
+data in the run's temporary directory) and N sinewd replicas share it
+(--store etcd://...); the simulated proxies are spread over the replicas
+and the VirtualService is applied through the first, so the time measured
+includes etcd's watch reaching the other replicas.
 
 Everything runs on 127.0.0.1; every load is bounded in count and time.
 """
@@ -178,7 +185,7 @@ class SimProxy:
         writer.close()
 
 
-async def scale_run(args, api, mesh_port, sinewd_pid):
+async def scale_run(args, api, mesh_ports, sinewd_pid):
     stats = {"pushes": 0}
     stop = asyncio.Event()
     sims = []
@@ -186,7 +193,7 @@ async def scale_run(args, api, mesh_port, sinewd_pid):
         # each proxy calls 3 destinations of the mesh; one of them is svc0,
         # the one whose VirtualService the rounds change
         hosts = ["svc0", "svc%d" % (1 + i % (args.services - 1)), "svc%d" % (1 + (i * 7) % (args.services - 1))]
-        sims.append(SimProxy(i, mesh_port, hosts, stats))
+        sims.append(SimProxy(i, mesh_ports[i % len(mesh_ports)], hosts, stats))
     tasks = []
     t0 = time.monotonic()
     for i, s in enumerate(sims):
@@ -227,7 +234,7 @@ async def scale_run(args, api, mesh_port, sinewd_pid):
     await asyncio.gather(*tasks, return_exceptions=True)
     lat.sort()
     return {
-        "proxies": len(sims), "services": args.services, "rounds": len(lat),
+        "proxies": len(sims), "services": args.services, "rounds": len(lat), "replicas": len(mesh_ports),
         "connect_and_sync_s": round(connect_s, 2),
         "apply_to_all_acked_ms": {
             "p50": round(statistics.median(lat), 1) if lat else None,
@@ -276,12 +283,38 @@ def sidecar_growth(args, api, mesh_port, tmp):
     return rows
 
 
+def start_etcd(tmp, procs):
+    """A three-member etcd cluster on loopback; its client URL for --store."""
+    client = [free_port() for _ in range(3)]
+    peer = [free_port() for _ in range(3)]
+    cluster = ",".join("m%d=http://127.0.0.1:%d" % (i, p) for i, p in enumerate(peer))
+    for i in range(3):
+        procs.append(subprocess.Popen(
+            ["etcd", "--name", "m%d" % i, "--data-dir", os.path.join(tmp, "etcd%d" % i),
+             "--listen-client-urls", "http://127.0.0.1:%d" % client[i],
+             "--advertise-client-urls", "http://127.0.0.1:%d" % client[i],
+             "--listen-peer-urls", "http://127.0.0.1:%d" % peer[i],
+             "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer[i],
+             "--initial-cluster", cluster, "--initial-cluster-state", "new"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "etcd%d.log" % i), "w")))
+    for _ in range(200):
+        try:
+            if all(json.loads(http("GET", "http://127.0.0.1:%d/health" % c, timeout=1)[1]).get("health") == "true"
+                   for c in client):
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    return "etcd://" + ",".join("127.0.0.1:%d" % c for c in client)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--proxies", type=int, default=1000)
     ap.add_argument("--services", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="100 proxies, 5 rounds")
+    ap.add_argument("--replicas", type=int, default=1, help="sinewd replicas on a 3-member etcd (1: no etcd)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
     args = ap.parse_args()
     if args.quick:
@@ -290,40 +323,52 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     tmp = tempfile.mkdtemp(prefix="sinew-bench-control-")
-    api_port, mesh_port = free_port(), free_port()
-    api = "http://127.0.0.1:%d" % api_port
-    d = subprocess.Popen([os.path.join(BIN, "sinewd"), "--data-dir", os.path.join(tmp, "data"),
-                          "--api", "127.0.0.1:%d" % api_port, "--mesh", "127.0.0.1:%d" % mesh_port,
-                          "--log-level", "warn", "--mesh-plaintext"],  # simulated proxies speak plaintext h2
-                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "sinewd.log"), "w"))
+    procs = []
+    store = []
+    if args.replicas > 1:
+        store = ["--store", start_etcd(tmp, procs)]
+    apis, mesh_ports, ds = [], [], []
+    for i in range(args.replicas):
+        api_port, mesh_port = free_port(), free_port()
+        apis.append("http://127.0.0.1:%d" % api_port)
+        mesh_ports.append(mesh_port)
+        ds.append(subprocess.Popen([os.path.join(BIN, "sinewd"), "--data-dir", os.path.join(tmp, "data%d" % i),
+                                    "--api", "127.0.0.1:%d" % api_port, "--mesh", "127.0.0.1:%d" % mesh_port,
+                                    "--log-level", "warn", "--mesh-plaintext"] + store,  # simulated proxies: plaintext h2
+                                   stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "sinewd%d.log" % i), "w")))
+    procs.extend(ds)
+    d, api, mesh_port = ds[0], apis[0], mesh_ports[0]
     try:
-        for _ in range(100):
-            try:
-                if http("GET", api + "/ready", timeout=1)[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
+        for a in apis:
+            for _ in range(100):
+                try:
+                    if http("GET", a + "/ready", timeout=1)[0] == 200:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.1)
         st, body = http("POST", api + "/api/v1/apply?source=mesh.yaml", services_yaml(args.services).encode(), 120)
         if st != 200:
             sys.exit("bench-control: applying the mesh failed: %d %s" % (st, body[:500]))
         print("== %d simulated proxies, %d services, %d rounds of a VirtualService change"
               % (args.proxies, args.services, args.rounds))
-        result = asyncio.run(scale_run(args, api, mesh_port, d.pid))
+        result = asyncio.run(scale_run(args, api, mesh_ports, d.pid))
         print("== one real sidecar as the mesh grows with services it does not call")
         result["sidecar_rss"] = sidecar_growth(args, api, mesh_port, tmp)
         result["machine"] = {"cpus": os.cpu_count(), "kernel": os.uname().release}
         os.makedirs(args.out, exist_ok=True)
-        name = "control-quick" if args.quick else "control"
+        name = ("control-quick" if args.quick else "control") + (
+            "-replicas%d" % args.replicas if args.replicas > 1 else "")
         with open(os.path.join(args.out, name + ".json"), "w") as f:
             json.dump(result, f, indent=2)
         print(json.dumps(result, indent=2))
     finally:
-        d.terminate()
-        try:
-            d.wait(10)
-        except subprocess.TimeoutExpired:
-            d.kill()
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 if __name__ == "__main__":
