@@ -1080,8 +1080,12 @@ static void on_batch(struct sn_loop *loop, struct sn_task *task)
 		}
 		changed++;
 	}
-	if (b->revision > st->revision)
-		st->revision = b->revision;
+	/* The store's revision moves with its resources only (etcd's also
+	 * counts registrations and spent tokens): a proxy is up to date when
+	 * it has acked the last resource change. */
+	for (size_t i = 0; i < b->n; i++)
+		if (strncmp(b->v[i].key, ETCD_PREFIX, strlen(ETCD_PREFIX)) == 0 && b->v[i].mod_revision > st->revision)
+			st->revision = b->v[i].mod_revision;
 	batch_free(b);
 	if (changed && et->cb != NULL)
 		et->cb(st, et->cb_arg);

@@ -328,6 +328,82 @@ class EtcdStoreTest(unittest.TestCase):
                 self.assertEqual(status, 401, r)
                 self.assertIn("already used", r["error"])
 
+    def test_mesh_on_three_replicas_survives_one(self):
+        """Issue 15's acceptance: three replicas on the three-member etcd,
+        each with its own intermediate; a client proxy on each replica and
+        a registered workload's proxy, all over mutual TLS. An apply
+        through any replica reaches every proxy within 1 s; SIGKILL a
+        replica under 200 req/s of meshed traffic through its own proxy:
+        nothing fails, the proxy is listed by another replica within 5 s,
+        applies keep working; then SIGKILL an etcd member: applies keep
+        working."""
+        from test_control_failover import Load, listed, token
+        d = st.make_tempdir(self, "ca-")
+        _, flags = per_replica_intermediates(d, 3)
+        ms = [Mesh(self, plaintext=False, extra=["--store", self.etcd.url] + flags[i]) for i in range(3)]
+        addrs = [m.mesh_addr for m in ms]
+
+        def starting_at(i):
+            return ",".join(addrs[i:] + addrs[:i])
+
+        ms[0].apply(st.service_yaml("ratings"))
+        app = st.start_backend(self, "ratings", "v1")
+        server = start_cp_proxy(self, starting_at(1), outbound=False, inbound=True,
+                                app="127.0.0.1:%d" % app.port, ready=True,
+                                args=["--token", token(self, ms[2], "ratings"), "--service", "ratings",
+                                      "--labels", "version=v1"])
+        clients = [start_cp_proxy(self, starting_at(i), args=["--token", token(self, ms[i], "productpage%d" % i),
+                                                              "--service", "productpage%d" % i])
+                   for i in range(3)]
+        for i, c in enumerate(clients):
+            wait_for(lambda: get(c.outbound_port, "ratings:9080").status == 200, 10.0,
+                     "client %d reaches ratings, registered at another replica, over mTLS" % i)
+            wait_for(lambda: [p for p in (listed(ms[i]) or []) if p["service"] == "productpage%d" % i], 5.0,
+                     "replica %d lists its client, synced over mTLS: %r" % (i, ms[i].proxies()))
+
+        def route(tag):
+            return """apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings]
+  http:
+  - headers: {response: {set: {x-tag: "%s"}}}
+    route:
+    - destination: {host: ratings}
+""" % tag
+
+        def everyone_sees(tag, who):
+            t0 = time.time()
+            for c in who:
+                wait_for(lambda: get(c.outbound_port, "ratings:9080").header("x-tag") == tag, 1.0,
+                         "%s at every proxy" % tag)
+            return time.time() - t0
+
+        for via in range(3):
+            ms[via].apply(route("via%d" % via))
+            self.assertLess(everyone_sees("via%d" % via, clients), 1.0)
+
+        load = Load(clients[0].outbound_port, "ratings:9080", rate=200, total=1600, seconds=10.0).start()
+        time.sleep(2.0)
+        ms[0].p.send_signal(signal.SIGKILL)
+        ms[0].p.wait(5)
+        ms[0].p = None
+        t_kill = time.time()
+        node = wait_for(lambda: [p for r in ms[1:] for p in (listed(r) or []) if p["service"] == "productpage0"],
+                        5.0, "client 0 listed by another replica")
+        self.assertLess(time.time() - t_kill, 5.0)
+        self.assertTrue(node[0]["mtls"])
+        load.join()
+        self.assertEqual(load.bad, [], "requests failed across the replica's death")
+        self.assertGreater(len(load.ok_times), 1000)
+        ms[1].apply(route("after-kill"))
+        everyone_sees("after-kill", clients)
+
+        self.etcd.kill(2)
+        ms[2].apply(route("member-gone"))
+        everyone_sees("member-gone", clients)
+
     def test_bad_store_flag(self):
         d = st.make_tempdir(self, "sinewd-bad-")
         for url, want in (("etcd://", "no etcd member"), ("http://127.0.0.1:2379", "want etcd://"),
