@@ -322,6 +322,26 @@ class EtcdStoreTest(unittest.TestCase):
             # the one root verifies it, through the replica's own intermediate
             openssl("verify", "-CAfile", root, "-untrusted", chain, leaf)
             self.assertIn("replica %d" % used_at, openssl("x509", "-in", leaf, "-noout", "-issuer"))
+            # renewed at yet another replica (a proxy that moved): the
+            # current leaf with its chain, and a signature by its key
+            renew_at = (minted_at + 2) % 3
+            csr2 = openssl("req", "-new", "-key", csr_key, "-subj", "/CN=workload")
+            der = base64.b64decode("".join(l for l in csr2.splitlines() if l and not l.startswith("-----")))
+            msg = os.path.join(d, "renew-msg.bin")
+            with open(msg, "wb") as f:
+                f.write(b"sinew SVID renewal v1\0" + der)
+            sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", csr_key, msg], capture_output=True,
+                                 timeout=30, check=True).stdout
+            status, r2 = ms[renew_at].call("POST", "/api/v1/certificates", json.dumps(
+                {"certificate": r["certificate"] + r["chain"], "csr": csr2,
+                 "signature": base64.b64encode(sig).decode()}))
+            self.assertEqual(status, 200, r2)
+            with open(leaf, "w") as f:
+                f.write(r2["certificate"])
+            with open(chain, "w") as f:
+                f.write(r2["chain"])
+            openssl("verify", "-CAfile", root, "-untrusted", chain, leaf)
+            self.assertIn("replica %d" % renew_at, openssl("x509", "-in", leaf, "-noout", "-issuer"))
             # spent for every replica, including the one that minted it
             for again in range(3):
                 status, r = ms[again].call("POST", "/api/v1/certificates", json.dumps({"token": token, "csr": csr}))
@@ -403,6 +423,16 @@ spec:
         self.etcd.kill(2)
         ms[2].apply(route("member-gone"))
         everyone_sees("member-gone", clients)
+
+        # two of three members gone: no quorum; writes are refused with a
+        # reason, and the mesh keeps serving what it has
+        self.etcd.kill(1)
+        status, body = apply(ms[1], route("no-quorum"))
+        self.assertEqual(status, 500, body)
+        self.assertIn("no quorum", body[0]["diagnostics"][0]["message"])
+        for c in clients:
+            r = get(c.outbound_port, "ratings:9080")
+            self.assertEqual((r.status, r.header("x-tag")), (200, "member-gone"))
 
     def test_bad_store_flag(self):
         d = st.make_tempdir(self, "sinewd-bad-")
