@@ -278,6 +278,41 @@ int sn_pod_remove(const char *dir, const struct sn_pod *p, int grace_ms, char *e
  * removed: the mesh is kept too). */
 int sn_pod_down(const char *dir, int grace_ms, FILE *out, char *err, size_t err_size);
 
+/* ---- simulated hosts (src/pod/host.c) ----------------------------------- */
+
+/* A "host" of a mesh spread over machines, simulated on this one: a
+ * network namespace sn-h-NAME with its own bridge and pod range, joined to
+ * the mesh namespace by a routed veth link (a /30 in 169.254.77.0/24). The
+ * mesh namespace is the hub: it routes each host's range over that host's
+ * link, and every host routes the rest through it, so pods on any two
+ * hosts reach each other and sinewd's gateway address. Records are
+ * DIR/NAME.host. docs/internals/pods.md, "Hosts". */
+#define SN_POD_HOST_MAX 32        /* hosts per data directory */
+#define SN_POD_HOST_NAME_MAX 10   /* "snh-NAME" is the link's end in the mesh: IFNAMSIZ */
+
+struct sn_pod_hostnet {
+	char name[SN_POD_HOST_NAME_MAX + 1];
+	unsigned index;                   /* 1..SN_POD_HOST_MAX: its link, its default range */
+	struct sn_pod_mesh net;           /* its namespace, bridge and pod range */
+};
+
+/* Reads DIR/NAME.host. 0, SN_ENOTFOUND or SN_EINVAL. */
+int sn_pod_host_read(const char *dir, const char *name, struct sn_pod_hostnet *h);
+/* Every host recorded in DIR, sorted by name; *out malloc'd. */
+int sn_pod_host_list(const char *dir, struct sn_pod_hostnet **out, size_t *n);
+/* Makes host NAME beside the mesh network m (which must exist), or checks
+ * the one recorded: its range is cidr, or by default the index-th block
+ * of m's size after m's (10.89.0.0/16 for the first with the default
+ * 10.88.0.0/16). Records it first. Call with the state lock held. */
+int sn_pod_host_ensure(const char *dir, const struct sn_pod_mesh *m, const char *name, const char *cidr,
+		       struct sn_pod_hostnet *out, char *err, size_t err_size);
+/* The network pod p is on: the mesh network's record, or that of the
+ * host whose namespace p->mesh_netns names. 0 or SN_ENOTFOUND. */
+int sn_pod_network_of(const char *dir, const struct sn_pod *p, struct sn_pod_mesh *out);
+/* Removes every host's namespace (its bridge and link go with it) and
+ * record; one line per host on out. Call with the state lock held. */
+int sn_pod_hosts_down(const char *dir, FILE *out, char *err, size_t err_size);
+
 /* ---- talking to a pod's proxy (src/pod/probe.c) ------------------------- */
 
 /* GET path from ADDR:PORT (IPv4) through a socket made in netns (NULL: here).

@@ -84,13 +84,15 @@ static void look(const struct sn_pod *p, struct pod_view *v)
 	v->proxy = "ready";
 }
 
-/* The capture probe needs the mesh's range (its last host); pods of one
- * data directory share it. */
-static void probe(const struct sn_pod *p, const struct sn_pod_mesh *m, struct pod_view *v)
+/* The capture probe needs the range of the pod's network (its last
+ * host): the mesh network's, or its simulated host's. */
+static void probe(const char *dir, const struct sn_pod *p, struct pod_view *v)
 {
 	char err[600];
+	struct sn_pod_mesh net;
 	if (!p->capture || p->gateway || strcmp(v->proxy, "ready") != 0)
 		return;
+	const struct sn_pod_mesh *m = sn_pod_network_of(dir, p, &net) == 0 ? &net : NULL;
 	if (m == NULL) {
 		v->proxy = "not-ready";
 		snprintf(v->reason, sizeof(v->reason), "no mesh network record: cannot probe capture");
@@ -155,8 +157,6 @@ int sn_cli_ps(int argc, char **argv)
 		fprintf(stderr, "sinew ps: cannot read %s: %s\n", dir, strerror(errno));
 		return 1;
 	}
-	struct sn_pod_mesh mesh;
-	int have_mesh = sn_pod_mesh_read(dir, &mesh) == 0;
 	long long now = (long long)time(NULL);
 	struct sn_out out = { 0 };
 	struct sn_cli_table t;
@@ -168,7 +168,7 @@ int sn_cli_ps(int argc, char **argv)
 		const struct sn_pod *p = &pods[i];
 		struct pod_view v;
 		look(p, &v);
-		probe(p, have_mesh ? &mesh : NULL, &v);
+		probe(dir, p, &v);
 		char age[32];
 		if (p->created > 0)
 			sn_cli_age(now - p->created, age, sizeof(age));

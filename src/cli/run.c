@@ -58,6 +58,7 @@ struct run_opts {
 	const char *server;
 	const char *pod_cidr;
 	const char *mesh_netns;
+	const char *host;            /* --host NAME: a simulated host of `sinew up --host` */
 	const char *proxy_cmd;       /* instead of sinew-proxy, split on blanks */
 	const char *control_plane;   /* default: gateway:15012, or 127.0.0.1:15012 */
 	const char *outbound, *inbound, *admin;   /* --no-capture listeners */
@@ -463,7 +464,8 @@ struct run {
 	struct run_opts *o;
 	char dir[PATH_MAX - 128];    /* the pod state directory */
 	struct sn_pod pod;
-	struct sn_pod_mesh mesh;
+	struct sn_pod_mesh mesh;     /* where the pod is: the mesh network, or its --host's */
+	struct sn_pod_mesh hub;      /* the mesh network, where sinewd listens */
 	int recorded;                /* a record exists: remove the pod on the way out */
 	pid_t proxy, app;
 	int proxy_status, app_status;   /* valid once proxy/app are 0 after running */
@@ -577,6 +579,16 @@ static int reserve(struct run *r)
 		if (sn_pod_mesh_ensure(r->dir, &r->mesh, err, sizeof(err)) != 0) {
 			fprintf(stderr, "sinew run: the mesh network: %s\n", err);
 			goto done;
+		}
+		r->hub = r->mesh;
+		if (r->o->host != NULL) {
+			struct sn_pod_hostnet h;
+			if (sn_pod_host_read(r->dir, r->o->host, &h) != 0 || !sn_pod_netns_exists(h.net.netns)) {
+				fprintf(stderr, "sinew run: --host %s: no such host in %s; make it with `sudo sinew up "
+						"--host %s`\n", r->o->host, r->dir, r->o->host);
+				goto done;
+			}
+			r->mesh = h.net;
 		}
 	}
 	if (sn_pod_name_new(r->dir, r->o->service, p->name, sizeof(p->name)) != 0) {
@@ -751,7 +763,9 @@ static int start_proxy(struct run *r)
 	const char *control_plane = r->o->control_plane;
 	if (control_plane == NULL) {
 		if (r->o->capture) {
-			sn_pod_addr_str(sn_pod_cidr_gateway(&r->mesh.cidr), gw, sizeof(gw));
+			/* sinewd's pod listener is on the mesh network's gateway,
+			 * routed from every host */
+			sn_pod_addr_str(sn_pod_cidr_gateway(&r->hub.cidr), gw, sizeof(gw));
 			snprintf(cp, sizeof(cp), "%s:%d", gw, SN_POD_PORT_CONTROL);
 		} else {
 			snprintf(cp, sizeof(cp), "127.0.0.1:%d", SN_POD_PORT_CONTROL);
@@ -1127,6 +1141,8 @@ static void usage(FILE *f)
 		"  --pod-cidr CIDR           the pod range when the mesh network is created\n"
 		"                            (default " SN_POD_DEFAULT_CIDR "; recorded in the data directory)\n"
 		"  --mesh-netns NAME         the mesh network namespace (default " SN_POD_MESH_NETNS ")\n"
+		"  --host NAME               run the pod on simulated host NAME (`sudo sinew up --host\n"
+		"                            NAME` makes it): its bridge and range, routed to the others\n"
 		"  --control-plane ADDR:PORT[,ADDR:PORT...]\n"
 		"                            what the proxy connects to (default the gateway:15012;\n"
 		"                            127.0.0.1:15012 with --no-capture); several sinewd replicas\n"
@@ -1159,7 +1175,7 @@ static int seconds_arg(const char *flag, const char *v, int *out)
 int sn_cli_run(int argc, char **argv)
 {
 	enum { O_SERVICE = 256, O_LABELS, O_SA, O_PORT, O_NO_CAPTURE, O_NO_TOKEN, O_DATA, O_SERVER, O_CIDR, O_MESH,
-	       O_PROXY_CMD, O_CP, O_OUT, O_IN, O_ADMIN, O_READY, O_DRAIN, O_PUBLISH, O_GATEWAY, O_CREDS };
+	       O_PROXY_CMD, O_CP, O_OUT, O_IN, O_ADMIN, O_READY, O_DRAIN, O_PUBLISH, O_GATEWAY, O_CREDS, O_HOST };
 	static const struct option opts[] = {
 		{ "service", required_argument, NULL, O_SERVICE },
 		{ "namespace", required_argument, NULL, 'n' },
@@ -1174,6 +1190,7 @@ int sn_cli_run(int argc, char **argv)
 		{ "mesh-netns", required_argument, NULL, O_MESH },
 		{ "proxy-cmd", required_argument, NULL, O_PROXY_CMD },
 		{ "control-plane", required_argument, NULL, O_CP },
+		{ "host", required_argument, NULL, O_HOST },
 		{ "outbound", required_argument, NULL, O_OUT },
 		{ "inbound", required_argument, NULL, O_IN },
 		{ "admin", required_argument, NULL, O_ADMIN },
@@ -1222,6 +1239,7 @@ int sn_cli_run(int argc, char **argv)
 		case O_MESH: o.mesh_netns = optarg; break;
 		case O_PROXY_CMD: o.proxy_cmd = optarg; break;
 		case O_CP: o.control_plane = optarg; break;
+		case O_HOST: o.host = optarg; break;
 		case O_OUT: o.outbound = optarg; capture_listeners = 1; break;
 		case O_IN: o.inbound = optarg; capture_listeners = 1; break;
 		case O_ADMIN: o.admin = optarg; capture_listeners = 1; break;
@@ -1248,6 +1266,10 @@ int sn_cli_run(int argc, char **argv)
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (o.host != NULL && !o.capture) {
+		fprintf(stderr, "sinew run: --host puts the pod on a simulated host's network: not with --no-capture\n");
+		return 2;
 	}
 	if (o.n_publish > 0 && !o.capture) {
 		fprintf(stderr, "sinew run: --publish is for pods; with --no-capture the app already listens on the "

@@ -280,6 +280,30 @@ fail:
 	return -1;
 }
 
+/* sinew up --host NAME: the simulated host beside the mesh network. */
+static int host_up(const char *dir, const char *name, const char *cidr)
+{
+	char pods[PATH_MAX], err[700], c[32], gw[16];
+	struct sn_pod_mesh m;
+	struct sn_pod_hostnet h;
+	if (sn_pod_state_dir(dir, pods, sizeof(pods)) != 0 || sn_pod_mesh_read(pods, &m) != 0) {
+		fprintf(stderr, "sinew up: --host %s: no mesh network recorded in %s\n", name, dir);
+		return -1;
+	}
+	int lock = sn_pod_state_lock(pods, err, sizeof(err));
+	int rc = lock < 0 ? lock : sn_pod_host_ensure(pods, &m, name, cidr, &h, err, sizeof(err));
+	sn_pod_state_unlock(lock);
+	if (rc != 0) {
+		fprintf(stderr, "sinew up: --host %s: %s\n", name, err);
+		return -1;
+	}
+	sn_pod_cidr_str(&h.net.cidr, c, sizeof(c));
+	sn_pod_addr_str(sn_pod_cidr_gateway(&h.net.cidr), gw, sizeof(gw));
+	printf("host %s: namespace %s, bridge %s, pods %s, gateway %s, routed to %s\n", h.name, h.net.netns,
+	       h.net.bridge, c, gw, m.netns);
+	return 0;
+}
+
 /* Takes back the mesh network this `up` made by default when sinewd then
  * does not start: a failed `up` leaves no namespace of its own behind
  * (one made on request stays, as the user asked for it). */
@@ -301,6 +325,7 @@ static void up_usage(FILE *f)
 	fprintf(f,
 		"usage: sinew up [--data-dir DIR] [--api ADDR:PORT] [--mesh ADDR:PORT]\n"
 		"                [--pod-cidr CIDR] [--mesh-netns NAME] [--no-pods]\n"
+		"                [--host NAME [--host-cidr CIDR]]\n"
 		"\n"
 		"Starts sinewd, the control plane, in the background and waits until it is ready.\n"
 		"It stores resources in DIR, logs to DIR/sinewd.log and records its pid in\n"
@@ -319,13 +344,19 @@ static void up_usage(FILE *f)
 		"                       " SN_POD_DEFAULT_CIDR ", or what DIR recorded)\n"
 		"  --mesh-netns NAME    ... in this network namespace (default " SN_POD_MESH_NETNS ")\n"
 		"  --no-pods            no mesh network (root makes one by default)\n"
+		"  --host NAME          also a simulated host NAME (root): a network namespace\n"
+		"                       sn-h-NAME with a pod bridge and range of its own, routed to\n"
+		"                       the mesh network, for `sinew run --host NAME`; with sinewd\n"
+		"                       already running, adds the host only\n"
+		"  --host-cidr CIDR     the host's pod range (default: the block after the mesh's,\n"
+		"                       10.89.0.0/16 for the first host)\n"
 		"\n"
 		"Exit status: 0 running (started or already), 1 it did not start, 2 usage error.\n");
 }
 
 int sn_cli_up(int argc, char **argv)
 {
-	enum { O_DATA = 256, O_API, O_MESH, O_LOG, O_POD_CIDR, O_MESH_NETNS, O_NO_PODS };
+	enum { O_DATA = 256, O_API, O_MESH, O_LOG, O_POD_CIDR, O_MESH_NETNS, O_NO_PODS, O_HOST, O_HOST_CIDR };
 	static const struct option opts[] = {
 		{ "data-dir", required_argument, NULL, O_DATA },
 		{ "api", required_argument, NULL, O_API },
@@ -334,11 +365,13 @@ int sn_cli_up(int argc, char **argv)
 		{ "pod-cidr", required_argument, NULL, O_POD_CIDR },
 		{ "mesh-netns", required_argument, NULL, O_MESH_NETNS },
 		{ "no-pods", no_argument, NULL, O_NO_PODS },
+		{ "host", required_argument, NULL, O_HOST },
+		{ "host-cidr", required_argument, NULL, O_HOST_CIDR },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *dir_flag = NULL, *api = "127.0.0.1:15080", *mesh = "127.0.0.1:15012", *level = "info";
-	const char *pod_cidr = NULL, *mesh_netns = NULL;
+	const char *pod_cidr = NULL, *mesh_netns = NULL, *host = NULL, *host_cidr = NULL;
 	int no_pods = 0;
 	char dir[PATH_MAX - 32], pidfile[PATH_MAX], log[PATH_MAX], exe[PATH_MAX], url[300];
 	int o;
@@ -353,6 +386,8 @@ int sn_cli_up(int argc, char **argv)
 		case O_POD_CIDR: pod_cidr = optarg; break;
 		case O_MESH_NETNS: mesh_netns = optarg; break;
 		case O_NO_PODS: no_pods = 1; break;
+		case O_HOST: host = optarg; break;
+		case O_HOST_CIDR: host_cidr = optarg; break;
 		case 'h': up_usage(stdout); return 0;
 		default: up_usage(stderr); return 2;
 		}
@@ -364,6 +399,11 @@ int sn_cli_up(int argc, char **argv)
 	int pods_asked = pod_cidr != NULL || mesh_netns != NULL;
 	if (pods_asked && no_pods) {
 		fprintf(stderr, "sinew up: --no-pods with --pod-cidr or --mesh-netns: choose one\n");
+		return 2;
+	}
+	if ((host != NULL && no_pods) || (host_cidr != NULL && host == NULL)) {
+		fprintf(stderr, "sinew up: %s\n", no_pods ? "--host makes pods' network: not with --no-pods"
+							  : "--host-cidr goes with --host NAME");
 		return 2;
 	}
 	if (sn_cli_data_dir(dir_flag, dir, sizeof(dir)) != 0)
@@ -388,7 +428,9 @@ int sn_cli_up(int argc, char **argv)
 		memcpy(dir, abs, strlen(abs) + 1);
 	snprintf(pidfile, sizeof(pidfile), "%s/sinewd.pid", dir);
 	snprintf(log, sizeof(log), "%s/sinewd.log", dir);
-	if (pods_asked && mesh_up(dir, pod_cidr, mesh_netns, 1) != 0)
+	if ((pods_asked || host != NULL) && mesh_up(dir, pod_cidr, mesh_netns, 1) != 0)
+		return 1;
+	if (host != NULL && host_up(dir, host, host_cidr) != 0)
 		return 1;
 
 	pid_t old = running_pid(pidfile);

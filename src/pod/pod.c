@@ -358,6 +358,11 @@ int sn_pod_down(const char *dir, int grace_ms, FILE *out, char *err, size_t err_
 		return SN_EIO;
 	}
 	remove_logs(dir);
+	/* the hosts before the hub they hang on */
+	if ((rc = sn_pod_hosts_down(dir, out, err, err_size)) != 0) {
+		sn_pod_state_unlock(lock);
+		return rc;
+	}
 	struct sn_pod_mesh m;
 	int had_mesh = sn_pod_mesh_read(dir, &m) == 0, removed = 0;
 	rc = sn_pod_mesh_remove(dir, &removed, err, err_size);

@@ -14,4 +14,10 @@ int sn_pod_in_netns(const char *netns, int (*fn)(void *arg), void *arg);
  * naming the command and its output. */
 int sn_pod_exec_checked(char *const argv[], const char *input, size_t input_len, char *err, size_t err_size);
 
+/* DIR/NAME replaced by text, atomically (state.c). */
+int sn__pod_write_atomic(const char *dir, const char *name, const char *text, size_t len, char *err,
+			 size_t err_size);
+/* A small file into buf (NUL-terminated). 0, SN_ENOTFOUND or SN_EIO. */
+int sn__pod_read_small(const char *path, char *buf, size_t size, size_t *len);
+
 #endif

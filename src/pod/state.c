@@ -22,6 +22,7 @@
 #include "sinew/common.h"
 #include "sinew/file.h"
 #include "sinew/pod.h"
+#include "pod_internal.h"
 
 #define RECORD_MAX 8192
 
@@ -238,8 +239,8 @@ static int name_ok(const char *name)
 	return 1;
 }
 
-static int write_atomic(const char *dir, const char *name, const char *text, size_t len, char *err,
-			size_t err_size)
+int sn__pod_write_atomic(const char *dir, const char *name, const char *text, size_t len, char *err,
+			 size_t err_size)
 {
 	struct iovec part = { (void *)text, len };
 	if (sn_write_atomic(dir, name, &part, 1, 0600, 0) != 0) {
@@ -249,7 +250,7 @@ static int write_atomic(const char *dir, const char *name, const char *text, siz
 	return 0;
 }
 
-static int read_small(const char *path, char *buf, size_t size, size_t *len)
+int sn__pod_read_small(const char *path, char *buf, size_t size, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -284,7 +285,7 @@ int sn_pod_record_write(const char *dir, const struct sn_pod *p, char *err, size
 		return n;
 	}
 	snprintf(file, sizeof(file), "%s.pod", p->name);
-	return write_atomic(dir, file, text, (size_t)n, err, err_size);
+	return sn__pod_write_atomic(dir, file, text, (size_t)n, err, err_size);
 }
 
 int sn_pod_record_read(const char *dir, const char *name, struct sn_pod *p)
@@ -294,7 +295,7 @@ int sn_pod_record_read(const char *dir, const char *name, struct sn_pod *p)
 	if (!name_ok(name))
 		return SN_EINVAL;
 	snprintf(path, sizeof(path), "%s/%s.pod", dir, name);
-	int rc = read_small(path, text, sizeof(text), &len);
+	int rc = sn__pod_read_small(path, text, sizeof(text), &len);
 	if (rc != 0)
 		return rc;
 	rc = sn_pod_record_parse(text, len, p);
@@ -373,7 +374,7 @@ int sn_pod_record_list(const char *dir, struct sn_pod **out, size_t *n)
 			char path[PATH_MAX], text[RECORD_MAX];
 			size_t len;
 			snprintf(path, sizeof(path), "%s/.%s.pod.tmp", dir, name);
-			if (read_small(path, text, sizeof(text), &len) != 0 ||
+			if (sn__pod_read_small(path, text, sizeof(text), &len) != 0 ||
 			    sn_pod_record_parse(text, len, &v[cnt]) != 0 || strcmp(v[cnt].name, name) != 0) {
 				memset(&v[cnt], 0, sizeof(v[cnt]));
 				snprintf(v[cnt].name, sizeof(v[cnt].name), "%s", name);
@@ -399,7 +400,7 @@ int sn_pod_mesh_read(const char *dir, struct sn_pod_mesh *m)
 	char path[PATH_MAX], text[1024], err[200];
 	size_t len;
 	snprintf(path, sizeof(path), "%s/mesh", dir);
-	int rc = read_small(path, text, sizeof(text), &len);
+	int rc = sn__pod_read_small(path, text, sizeof(text), &len);
 	if (rc != 0)
 		return rc;
 	memset(m, 0, sizeof(*m));
@@ -439,7 +440,7 @@ int sn_pod_mesh_write(const char *dir, const struct sn_pod_mesh *m, char *err, s
 	sn_pod_addr_str(sn_pod_cidr_gateway(&m->cidr), gw, sizeof(gw));
 	int n = snprintf(text, sizeof(text), "netns=%s\nbridge=%s\ncidr=%s\ngateway=%s\n", m->netns, m->bridge,
 			 cidr, gw);
-	return write_atomic(dir, "mesh", text, (size_t)n, err, err_size);
+	return sn__pod_write_atomic(dir, "mesh", text, (size_t)n, err, err_size);
 }
 
 void sn_pod_mesh_forget(const char *dir)

@@ -334,7 +334,7 @@ class LocalMesh(unittest.TestCase):
                             "--mesh-netns", "sn-lm2-" + SUFFIX, "--pod-cidr", "10.72.0.0/24", "--", "true"],
                            capture_output=True, text=True, timeout=60, env=e2.env())
         self.assertEqual(r.returncode, 1, r.stderr)
-        self.assertIn("sinewd does not answer on 10.72.0.1:15012 in the pods' network", r.stderr)
+        self.assertIn("sinewd does not answer in the pods' network on 10.72.0.1:15012", r.stderr)
         self.assertLess(time.time() - t0, 10)
         rc, out, err = e2.sinew("down")
         self.assertEqual(rc, 0, err)
