@@ -78,12 +78,22 @@ int sn_store_open(struct sn_store *st, const char *dir, struct sn_diags *report)
 
 /* Opens a store whose resources live in etcd (docs/internals/store.md,
  * "etcd"): url is "etcd://HOST:PORT[,HOST:PORT...]" (etcd's v3 JSON
- * gateway, plain HTTP); dir still holds what is this replica's own (its
+ * gateway; HTTPS when tls->ca_file is set, tls may be NULL); dir still holds what is this replica's own (its
  * CA files unless given, keys). Loads every resource as the directory
  * store does (bad ones reported, skipped). Returns 0, SN_EINVAL (a bad
  * URL) or SN_EIO (no member answered), with why in err. */
-int sn_store_open_etcd(struct sn_store *st, const char *dir, const char *url, struct sn_diags *report, char *err,
-		       size_t err_size);
+/* TLS to etcd's members, as etcdctl's --cacert, --cert and --key: with
+ * ca_file set every call is HTTPS, the member's certificate checked
+ * against it (and its address or name); cert_file and key_file, when set,
+ * are the client certificate etcd's --client-cert-auth asks for. */
+struct sn_etcd_tls {
+	const char *ca_file;
+	const char *cert_file;
+	const char *key_file;
+};
+
+int sn_store_open_etcd(struct sn_store *st, const char *dir, const char *url, const struct sn_etcd_tls *tls,
+		       struct sn_diags *report, char *err, size_t err_size);
 
 /* Called on the loop thread after changes made by another replica (or
  * found on a resync) are in the index. */

@@ -58,6 +58,15 @@ struct sn_http_request {
 	 * to connect inside a pod's network namespace. */
 	int (*open_socket)(int family, int type, int protocol, void *arg);
 	void *socket_arg;
+	/* TLS: an SSL_CTX * (OpenSSL) that verifies the server, NULL for plain
+	 * HTTP; the URL's host (a name or an IP address) must be in the
+	 * server's certificate. A client certificate is the context's. */
+	void *tls_ctx;
+	/* Called with 1 just before the client blocks in poll, with 0 right
+	 * after; NULL: none. sinewd's etcd watch thread lets fork() happen
+	 * only then (src/control/store_etcd.c, "fork gate"). */
+	void (*on_block)(void *arg, int blocking);
+	void *block_arg;
 };
 
 /* One exchange with base (an http:// URL). Returns 0 with *out filled

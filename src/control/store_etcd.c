@@ -34,7 +34,9 @@
 
 #include <libfyaml.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include "sinew/config.h"
 #include "sinew/http_client.h"
@@ -82,7 +84,7 @@ struct etcd_batch {
 };
 
 struct sn_etcd {
-	char members[ETCD_MAX_MEMBERS][64];  /* "http://HOST:PORT" */
+	char members[ETCD_MAX_MEMBERS][64];  /* "http://HOST:PORT" (the client speaks TLS with tls) */
 	size_t n_members;
 	size_t cur;                 /* the loop thread's member */
 	struct sn_store *st;
@@ -111,6 +113,8 @@ struct sn_etcd {
 	size_t n_pubs;
 	struct sn_shared_reg *regs; /* loop thread: the other replicas' */
 	size_t n_regs;
+	SSL_CTX *tls;               /* HTTPS to the members; NULL: plain HTTP */
+	int client_cert;            /* tls has a client certificate */
 };
 
 /* ---- base64 and JSON ---------------------------------------------------- */
@@ -227,13 +231,13 @@ static void answer_free(struct answer *a)
 
 /* POSTs body to path at one member. 0 with the parsed answer in *a, or -1
  * with why in err (etcd's own error when it answered one). */
-static int call_member(const char *member, const char *path, const char *body, size_t body_len, int timeout_ms,
-		       struct answer *a, char *err, size_t err_size)
+static int call_member(SSL_CTX *tls, const char *member, const char *path, const char *body, size_t body_len,
+		       int timeout_ms, struct answer *a, char *err, size_t err_size)
 {
 	struct sn_http_request rq = {
 		.method = "POST", .path = path, .content_type = "application/json", .body = body,
 		.body_len = body_len, .timeout_ms = timeout_ms, .connect_timeout_ms = ETCD_CONNECT_TIMEOUT_MS,
-		.who = "etcd",
+		.who = "etcd", .tls_ctx = tls,
 	};
 	struct sn_http_response r;
 	memset(a, 0, sizeof(*a));
@@ -247,8 +251,8 @@ static int call_member(const char *member, const char *path, const char *body, s
 		const char *m = root ? jstr(root, "error", &ml) : NULL;
 		if (m == NULL)
 			m = root ? jstr(root, "message", &ml) : NULL;
-		snprintf(err, err_size, "etcd at %s answered %d: %.*s", member, r.status, m ? (int)SN_MIN(ml, 200) : 60,
-			 m ? m : r.body ? r.body : "");
+		snprintf(err, err_size, "etcd at %s%s answered %d: %.*s", tls ? "https" : "http", member + 4, r.status,
+			 m ? (int)SN_MIN(ml, 200) : 60, m ? m : r.body ? r.body : "");
 		answer_free(a);
 		return -1;
 	}
@@ -266,7 +270,8 @@ static int call(struct sn_etcd *et, const char *path, const struct sn_out *body,
 	}
 	for (size_t i = 0; i < et->n_members; i++) {
 		size_t m = (et->cur + i) % et->n_members;
-		if (call_member(et->members[m], path, body->p, body->len, ETCD_TIMEOUT_MS, a, last, sizeof(last)) == 0) {
+		if (call_member(et->tls, et->members[m], path, body->p, body->len, ETCD_TIMEOUT_MS, a, last,
+				sizeof(last)) == 0) {
 			if (m != et->cur)
 				sn_log(SN_LOG_INFO, "store: etcd member %s answers (was %s)", et->members[m],
 				       et->members[et->cur]);
@@ -275,7 +280,12 @@ static int call(struct sn_etcd *et, const char *path, const struct sn_out *body,
 		}
 		sn_log(SN_LOG_WARN, "store: %s", last);
 	}
-	snprintf(err, err_size, "no etcd member could do it (no quorum, or all down?); last: %s", last);
+	snprintf(err, err_size, "no etcd member could do it (no quorum, or all down?); last: %s%s", last,
+		 et->tls != NULL && !et->client_cert
+			 ? " (if etcd runs with --client-cert-auth, give --etcd-cert and --etcd-key)"
+			 : strstr(last, "bad certificate") != NULL
+			 ? " (etcd does not trust this replica's --etcd-cert)"
+			 : "");
 	return -1;
 }
 
@@ -1001,6 +1011,7 @@ static void etcd_close(struct sn_store *st)
 	for (size_t i = 0; i < et->n_regs; i++)
 		shared_reg_free(&et->regs[i]);
 	free(et->regs);
+	SSL_CTX_free(et->tls);
 	pthread_mutex_destroy(&et->lock);
 	free(et);
 	st->etcd = NULL;
@@ -1170,6 +1181,41 @@ static int on_watch_line(const char *line, size_t len, void *arg)
 	return w->canceled;
 }
 
+/* ---- the fork gate --------------------------------------------------------
+ * sinewd forks a child for each admission (admit_isolate.c). A fork copies
+ * only the forking thread: had the watch thread held a lock at that moment
+ * (the allocator's, the log's, a parser's, OpenSSL's), the child would wait
+ * for it forever. So the watch thread holds the gate whenever it runs and
+ * lets go only while it sleeps (in poll, or between tries), and a fork
+ * takes the gate first (pthread_atfork). */
+static pthread_mutex_t fork_gate = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t gate_once = PTHREAD_ONCE_INIT;
+
+static void gate_lock(void)
+{
+	pthread_mutex_lock(&fork_gate);
+}
+
+static void gate_unlock(void)
+{
+	pthread_mutex_unlock(&fork_gate);
+}
+
+static void gate_install(void)
+{
+	/* the child is the forking thread alone, which took the gate */
+	pthread_atfork(gate_lock, gate_unlock, gate_unlock);
+}
+
+static void gate_block(void *arg, int blocking)
+{
+	(void)arg;
+	if (blocking)
+		gate_unlock();
+	else
+		gate_lock();
+}
+
 /* Watch thread: keeps the registry lease alive; when etcd says it is
  * gone, asks the loop thread for a new one. */
 static void keepalive(struct sn_etcd *et)
@@ -1179,7 +1225,7 @@ static void keepalive(struct sn_etcd *et)
 	struct sn_http_request rq = {
 		.method = "POST", .path = "/v3/lease/keepalive", .content_type = "application/json", .body = body,
 		.body_len = strlen(body), .timeout_ms = ETCD_TIMEOUT_MS, .connect_timeout_ms = ETCD_CONNECT_TIMEOUT_MS,
-		.who = "etcd",
+		.who = "etcd", .tls_ctx = et->tls, .on_block = gate_block,
 	};
 	struct sn_http_response r;
 	if (sn_http_exchange(et->members[et->wcur], &rq, &r, err, sizeof(err)) != 0)
@@ -1210,6 +1256,7 @@ static void *watch_main(void *arg)
 	struct sn_etcd *et = arg;
 	unsigned fails = 0;
 	uint64_t last_keepalive = sn_clock_ms();
+	gate_lock();
 	while (!atomic_load(&et->stop)) {
 		char body[400], k64[64], e64[64], err[400];
 		if (sn_clock_ms() - last_keepalive >= ETCD_KEEPALIVE_MS) {
@@ -1227,7 +1274,7 @@ static void *watch_main(void *arg)
 			.method = "POST", .path = "/v3/watch", .content_type = "application/json", .body = body,
 			.body_len = strlen(body), .timeout_ms = ETCD_WATCH_WINDOW_MS,
 			.connect_timeout_ms = ETCD_CONNECT_TIMEOUT_MS, .who = "etcd", .on_line = on_watch_line,
-			.line_arg = &w,
+			.line_arg = &w, .tls_ctx = et->tls, .on_block = gate_block,
 		};
 		struct sn_http_response r;
 		const char *member = et->members[et->wcur];
@@ -1245,9 +1292,13 @@ static void *watch_main(void *arg)
 		et->wcur = (et->wcur + 1) % et->n_members;
 		fails++;
 		/* A round of members all failing: wait a little (bounded by stop). */
-		for (unsigned t = 0; fails % et->n_members == 0 && t < 5 && !atomic_load(&et->stop); t++)
+		for (unsigned t = 0; fails % et->n_members == 0 && t < 5 && !atomic_load(&et->stop); t++) {
+			gate_unlock();
 			usleep(100 * 1000);
+			gate_lock();
+		}
 	}
+	gate_unlock();
 	return NULL;
 }
 
@@ -1270,6 +1321,7 @@ int sn_store_watch_start(struct sn_store *st, struct sn_loop *loop, sn_store_cha
 	}
 	et->watch_from = SN_MIN(st->revision, rrev) + 1;
 	et->wcur = et->cur;
+	pthread_once(&gate_once, gate_install);
 	if (pthread_create(&et->thread, NULL, watch_main, et) != 0)
 		return SN_EIO;
 	et->started = 1;
@@ -1333,8 +1385,47 @@ static int parse_url(struct sn_etcd *et, const char *url, char *err, size_t err_
 	return 0;
 }
 
-int sn_store_open_etcd(struct sn_store *st, const char *dir, const char *url, struct sn_diags *report, char *err,
-		       size_t err_size)
+/* The TLS context for the members: their CA, our client certificate. */
+static int tls_setup(struct sn_etcd *et, const struct sn_etcd_tls *t, char *err, size_t err_size)
+{
+	if (t == NULL || t->ca_file == NULL) {
+		if (t != NULL && (t->cert_file != NULL || t->key_file != NULL)) {
+			snprintf(err, err_size, "--etcd-cert and --etcd-key need --etcd-cacert (the CA etcd's "
+						"certificates are checked against)");
+			return SN_EINVAL;
+		}
+		return 0;
+	}
+	if ((t->cert_file == NULL) != (t->key_file == NULL)) {
+		snprintf(err, err_size, "--etcd-cert and --etcd-key go together");
+		return SN_EINVAL;
+	}
+	et->tls = SSL_CTX_new(TLS_client_method());
+	const char *what = "out of memory";
+	if (et->tls == NULL || SSL_CTX_set_min_proto_version(et->tls, TLS1_2_VERSION) != 1)
+		goto fail;
+	SSL_CTX_set_verify(et->tls, SSL_VERIFY_PEER, NULL);
+	what = t->ca_file;
+	if (SSL_CTX_load_verify_locations(et->tls, t->ca_file, NULL) != 1)
+		goto fail;
+	what = t->cert_file;
+	if (t->cert_file != NULL && (SSL_CTX_use_certificate_chain_file(et->tls, t->cert_file) != 1 ||
+				     (what = t->key_file, SSL_CTX_use_PrivateKey_file(et->tls, t->key_file,
+										     SSL_FILETYPE_PEM) != 1) ||
+				     SSL_CTX_check_private_key(et->tls) != 1))
+		goto fail;
+	et->client_cert = t->cert_file != NULL;
+	return 0;
+fail:;
+	unsigned long e = ERR_peek_last_error();
+	snprintf(err, err_size, "TLS to etcd: %s: %s", what,
+		 e && ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "cannot load it");
+	ERR_clear_error();
+	return SN_EINVAL;
+}
+
+int sn_store_open_etcd(struct sn_store *st, const char *dir, const char *url, const struct sn_etcd_tls *tls,
+		       struct sn_diags *report, char *err, size_t err_size)
 {
 	int rc = sn__store_open_data_dir(st, dir);
 	if (rc != 0) {
@@ -1352,11 +1443,11 @@ int sn_store_open_etcd(struct sn_store *st, const char *dir, const char *url, st
 	et->st = st;
 	st->etcd = et;
 	st->ops = &sn__store_etcd_ops;
-	if ((rc = parse_url(et, url, err, err_size)) != 0) {
+	if ((rc = parse_url(et, url, err, err_size)) != 0 || (rc = tls_setup(et, tls, err, err_size)) != 0) {
 		sn_store_close(st);
 		return rc;
 	}
-	snprintf(st->where, sizeof(st->where), "etcd at %s", url + strlen("etcd://"));
+	snprintf(st->where, sizeof(st->where), "etcd at %s%s", url + strlen("etcd://"), et->tls ? " (TLS)" : "");
 	if (load_all(st, report, 0, err, err_size) != 0) {
 		sn_store_close(st);
 		return SN_EIO;

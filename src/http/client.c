@@ -1,6 +1,7 @@
 /* The blocking HTTP/1.1 client (include/sinew/http_client.h): one
  * request per connection, bounded in time and size, responses parsed with
  * the project's own parser. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -12,6 +13,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "sinew/common.h"
 #include "sinew/h1.h"
@@ -102,6 +107,9 @@ void sn_http_response_free(struct sn_http_response *r)
 
 /* Waits for events on fd until deadline. Returns 0 or -1 with errno
  * (ETIMEDOUT). */
+/* The exchange this thread runs, for its on_block hook. */
+static __thread const struct sn_http_request *cur_rq;
+
 static int wait_fd(int fd, short events, long long deadline)
 {
 	for (;;) {
@@ -111,7 +119,13 @@ static int wait_fd(int fd, short events, long long deadline)
 			return -1;
 		}
 		struct pollfd pfd = { .fd = fd, .events = events };
+		if (cur_rq != NULL && cur_rq->on_block != NULL)
+			cur_rq->on_block(cur_rq->block_arg, 1);
 		int n = poll(&pfd, 1, (int)SN_MIN(left, 1000000LL));
+		int e = errno;
+		if (cur_rq != NULL && cur_rq->on_block != NULL)
+			cur_rq->on_block(cur_rq->block_arg, 0);
+		errno = e;
 		if (n > 0)
 			return 0;
 		if (n < 0 && errno != EINTR)
@@ -167,10 +181,44 @@ static int connect_to(const struct sn_http_url *u, const struct sn_http_request 
 	return -1;
 }
 
-static int send_all(int fd, const char *p, size_t n, long long deadline)
+/* A connection: a socket, and the TLS session on it when there is one. */
+struct conn {
+	int fd;
+	SSL *ssl;
+	char tls_err[120];   /* why the TLS session failed, when it did */
+};
+
+/* What an SSL_* call that did not finish wants: 0 after waiting for it
+ * (retry), -1 with errno (EIO for a TLS failure). */
+static int tls_wait(struct conn *c, int r, long long deadline)
+{
+	int e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+		return wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline);
+	unsigned long q = ERR_peek_last_error();
+	if (e == SSL_ERROR_SSL && q != 0 && ERR_reason_error_string(q) != NULL)
+		snprintf(c->tls_err, sizeof(c->tls_err), "TLS: %s", ERR_reason_error_string(q));
+	ERR_clear_error();
+	if (e != SSL_ERROR_SYSCALL || errno == 0)
+		errno = EIO;
+	return -1;
+}
+
+static int send_all(struct conn *c, const char *p, size_t n, long long deadline)
 {
 	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (c->ssl != NULL) {
+			size_t w = 0;
+			int r = SSL_write_ex(c->ssl, p, n, &w);
+			if (r == 1) {
+				p += w;
+				n -= w;
+			} else if (tls_wait(c, r, deadline) != 0) {
+				return -1;
+			}
+			continue;
+		}
+		ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
 		if (w > 0) {
 			p += w;
 			n -= (size_t)w;
@@ -179,7 +227,7 @@ static int send_all(int fd, const char *p, size_t n, long long deadline)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (wait_fd(fd, POLLOUT, deadline) != 0)
+			if (wait_fd(c->fd, POLLOUT, deadline) != 0)
 				return -1;
 			continue;
 		}
@@ -190,10 +238,24 @@ static int send_all(int fd, const char *p, size_t n, long long deadline)
 
 /* Reads what is available (waiting until deadline) into buf[*len..cap).
  * Returns bytes read, 0 at EOF, -1 with errno. */
-static ssize_t recv_some(int fd, char *buf, size_t cap, size_t *len, long long deadline)
+static ssize_t recv_some(struct conn *c, char *buf, size_t cap, size_t *len, long long deadline)
 {
 	for (;;) {
-		ssize_t r = recv(fd, buf + *len, cap - *len, 0);
+		if (c->ssl != NULL) {
+			size_t got = 0;
+			int r = SSL_read_ex(c->ssl, buf + *len, cap - *len, &got);
+			if (r == 1) {
+				*len += got;
+				return (ssize_t)got;
+			}
+			int e = SSL_get_error(c->ssl, r);
+			if (e == SSL_ERROR_ZERO_RETURN)
+				return 0;   /* close_notify */
+			if (tls_wait(c, r, deadline) != 0)
+				return -1;
+			continue;
+		}
+		ssize_t r = recv(c->fd, buf + *len, cap - *len, 0);
 		if (r >= 0) {
 			*len += (size_t)r;
 			return r;
@@ -202,9 +264,61 @@ static ssize_t recv_some(int fd, char *buf, size_t cap, size_t *len, long long d
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -1;
-		if (wait_fd(fd, POLLIN, deadline) != 0)
+		if (wait_fd(c->fd, POLLIN, deadline) != 0)
 			return -1;
 	}
+}
+
+/* TLS on c->fd with ctx, the server checked against host (a name, or an
+ * IP address). 0, or -1 with why in err. */
+static int tls_start(struct conn *c, SSL_CTX *ctx, const char *host, long long deadline, char *err, size_t err_size)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	int is_ip = inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+	c->ssl = SSL_new(ctx);
+	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 ||
+	    (is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host) != 1
+		   : (SSL_set_tlsext_host_name(c->ssl, host) != 1 || SSL_set1_host(c->ssl, host) != 1))) {
+		snprintf(err, err_size, "cannot set up TLS (out of memory?)");
+		return -1;
+	}
+	for (;;) {
+		int r = SSL_connect(c->ssl);
+		if (r == 1)
+			return 0;
+		int e = SSL_get_error(c->ssl, r);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			if (wait_fd(c->fd, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline) != 0) {
+				snprintf(err, err_size, "TLS handshake timed out");
+				return -1;
+			}
+			continue;
+		}
+		long v = SSL_get_verify_result(c->ssl);
+		unsigned long q = ERR_peek_last_error();
+		if (v != X509_V_OK)
+			snprintf(err, err_size, "TLS: the server's certificate does not verify: %s",
+				 X509_verify_cert_error_string(v));
+		else
+			snprintf(err, err_size, "TLS handshake failed: %s",
+				 q ? ERR_reason_error_string(q) ? ERR_reason_error_string(q) : "error"
+				   : "the server closed the connection (does it want a client certificate?)");
+		ERR_clear_error();
+		return -1;
+	}
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->ssl != NULL) {
+		SSL_shutdown(c->ssl);
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
 }
 
 /* Removes the chunked framing from buf[from..*len) in place (the decoded
@@ -264,12 +378,15 @@ int sn_http_exchange(const char *base, const struct sn_http_request *rq, struct 
 	struct sn_http_url u;
 	char why[200];
 	char *buf = NULL;
-	int fd = -1;
+	struct conn c = { -1, NULL, "" };
 	long long deadline = (long long)sn_clock_ms() + (timeout_ms > 0 ? timeout_ms : SN_HTTP_CLIENT_TIMEOUT_MS);
 
 	memset(out, 0, sizeof(*out));
+	cur_rq = rq;
 	if (sn_http_url_parse(base, &u, err, err_size) != 0)
 		return -1;
+	if (rq->tls_ctx != NULL)
+		snprintf(u.text, sizeof(u.text), "https://%s", u.authority);
 
 	char head[REQ_HEAD_MAX];
 	struct sn_h1_writer w;
@@ -294,8 +411,8 @@ int sn_http_exchange(const char *base, const struct sn_http_request *rq, struct 
 	}
 
 	int cerr = 0;
-	fd = connect_to(&u, rq, deadline, &cerr);
-	if (fd < 0) {
+	c.fd = connect_to(&u, rq, deadline, &cerr);
+	if (c.fd < 0) {
 		if (cerr < 0)
 			snprintf(why, sizeof(why), "%s", gai_strerror(cerr));
 		else
@@ -304,7 +421,12 @@ int sn_http_exchange(const char *base, const struct sn_http_request *rq, struct 
 			 hint ? hint : "");
 		return -1;
 	}
-	if (send_all(fd, head, w.len, deadline) != 0 || (body_len && send_all(fd, body, body_len, deadline) != 0))
+	if (rq->tls_ctx != NULL && tls_start(&c, rq->tls_ctx, u.host, deadline, why, sizeof(why)) != 0) {
+		snprintf(err, err_size, "cannot reach %s at %s (%s)%s%s", who, u.text, why, hint ? "; " : "",
+			 hint ? hint : "");
+		goto fail;
+	}
+	if (send_all(&c, head, w.len, deadline) != 0 || (body_len && send_all(&c, body, body_len, deadline) != 0))
 		goto io_fail;
 
 	size_t cap = 16384, len = 0;
@@ -340,7 +462,7 @@ int sn_http_exchange(const char *base, const struct sn_http_request *rq, struct 
 				goto oom;
 			buf = nb;
 		}
-		ssize_t r = recv_some(fd, buf, cap, &len, deadline);
+		ssize_t r = recv_some(&c, buf, cap, &len, deadline);
 		if (r < 0)
 			goto io_fail;
 		if (r == 0) {
@@ -395,7 +517,7 @@ int sn_http_exchange(const char *base, const struct sn_http_request *rq, struct 
 			cap = ncap;
 		}
 		size_t before = len;
-		ssize_t r = recv_some(fd, buf, cap, &len, deadline);
+		ssize_t r = recv_some(&c, buf, cap, &len, deadline);
 		if (r < 0)
 			goto io_fail;
 		if (chunked && r > 0 && unchunk(&ck, buf, &len, before, &ck_done) != 0)
@@ -417,7 +539,7 @@ int sn_http_exchange(const char *base, const struct sn_http_request *rq, struct 
 	if (want != SIZE_MAX && len > want)
 		len = want;
 	buf[len] = '\0';
-	close(fd);
+	conn_close(&c);
 	out->status = res.status;
 	out->body = buf;
 	out->len = len;
@@ -427,7 +549,10 @@ bad_chunks:
 	snprintf(err, err_size, "%s at %s sent a malformed chunked body", who, u.text);
 	goto fail;
 io_fail:
-	reason(errno, why, sizeof(why));
+	if (c.tls_err[0])
+		snprintf(why, sizeof(why), "%s", c.tls_err);
+	else
+		reason(errno, why, sizeof(why));
 	snprintf(err, err_size, "talking to %s at %s: %s%s", who, u.text, why,
 		 errno == ETIMEDOUT ? " (is it overloaded or stuck?)" : "");
 	goto fail;
@@ -435,7 +560,6 @@ oom:
 	snprintf(err, err_size, "out of memory reading the answer of %s at %s", who, u.text);
 fail:
 	free(buf);
-	if (fd >= 0)
-		close(fd);
+	conn_close(&c);
 	return -1;
 }

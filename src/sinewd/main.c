@@ -52,7 +52,9 @@ static void usage(FILE *f)
 		"  --data-dir DIR       where resources are stored (created if missing); with --store\n"
 		"                       etcd, what is this replica's own (its CA unless given, keys)\n"
 		"  --store etcd://HOST:PORT[,HOST:PORT...]  keep resources in etcd instead, shared by\n"
-		"                       several sinewd replicas (etcd's client URLs, plain HTTP)\n"
+		"                       several sinewd replicas (etcd's client URLs)\n"
+		"  --etcd-cacert FILE   talk TLS to etcd, its certificates checked against FILE\n"
+		"  --etcd-cert FILE, --etcd-key FILE  the client certificate etcd asks for\n"
 		"  --api ADDR:PORT      HTTP API, loopback only (default 127.0.0.1:15080)\n"
 		"  --mesh ADDR:PORT     proxy connections (default 127.0.0.1:15012), loopback only\n"
 		"  --trust-domain TD    SPIFFE trust domain of issued identities (default cluster.local)\n"
@@ -212,10 +214,13 @@ int main(int argc, char **argv)
 {
 	enum { O_DATA = 256, O_API, O_MESH, O_LOG_LEVEL, O_VERSION, O_HELP, O_TD, O_CLUSTER_DOMAIN, O_CA_CERT, O_CA_KEY,
 	       O_MESH_PLAIN, O_LEAF_TTL, O_ROOT_TTL, O_RENEW_SPREAD, O_POD_MESH, O_STATS_RESOLUTION, O_PROMETHEUS,
-	       O_STORE };
+	       O_STORE, O_ETCD_CA, O_ETCD_CERT, O_ETCD_KEY };
 	static const struct option opts[] = {
 		{ "data-dir", required_argument, NULL, O_DATA },
 		{ "store", required_argument, NULL, O_STORE },
+		{ "etcd-cacert", required_argument, NULL, O_ETCD_CA },
+		{ "etcd-cert", required_argument, NULL, O_ETCD_CERT },
+		{ "etcd-key", required_argument, NULL, O_ETCD_KEY },
 		{ "api", required_argument, NULL, O_API },
 		{ "mesh", required_argument, NULL, O_MESH },
 		{ "log-level", required_argument, NULL, O_LOG_LEVEL },
@@ -235,6 +240,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *prometheus = NULL, *store_url = NULL;
+	struct sn_etcd_tls etcd_tls = { 0 };
 	const char *data_dir = NULL, *api_s = "127.0.0.1:15080", *mesh_s = "127.0.0.1:15012", *pod_mesh = NULL;
 	struct sn_ca_service_opts ca_opts = { 0 };
 	struct sn_mesh_opts mesh_opts = { 0 };
@@ -252,6 +258,15 @@ int main(int argc, char **argv)
 			break;
 		case O_STORE:
 			store_url = optarg;
+			break;
+		case O_ETCD_CA:
+			etcd_tls.ca_file = optarg;
+			break;
+		case O_ETCD_CERT:
+			etcd_tls.cert_file = optarg;
+			break;
+		case O_ETCD_KEY:
+			etcd_tls.key_file = optarg;
 			break;
 		case O_API:
 			api_s = optarg;
@@ -331,6 +346,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sinewd: unexpected argument \"%s\"; see sinewd --help\n", argv[optind]);
 		return 1;
 	}
+	if (store_url == NULL && (etcd_tls.ca_file || etcd_tls.cert_file || etcd_tls.key_file)) {
+		fprintf(stderr, "sinewd: --etcd-cacert, --etcd-cert and --etcd-key go with --store etcd://...\n");
+		return 1;
+	}
 	if (data_dir == NULL) {
 		fprintf(stderr, "sinewd: --data-dir DIR is required: where the store keeps resources\n");
 		return 1;
@@ -344,7 +363,7 @@ int main(int argc, char **argv)
 	uint64_t t0 = sn_clock_ms();
 	if (store_url != NULL) {
 		char err[700];
-		if (sn_store_open_etcd(&d.store, data_dir, store_url, &report, err, sizeof(err)) != 0) {
+		if (sn_store_open_etcd(&d.store, data_dir, store_url, &etcd_tls, &report, err, sizeof(err)) != 0) {
 			fprintf(stderr, "sinewd: cannot open the store: %s\n", err);
 			sn_diags_free(&report);
 			return 1;
