@@ -60,7 +60,8 @@ struct sn_http_request {
 	void *socket_arg;
 	/* TLS: an SSL_CTX * (OpenSSL) that verifies the server, NULL for plain
 	 * HTTP; the URL's host (a name or an IP address) must be in the
-	 * server's certificate. A client certificate is the context's. */
+	 * server's certificate. A client certificate is the context's. TLS
+	 * writes cannot ask for MSG_NOSIGNAL: the process ignores SIGPIPE. */
 	void *tls_ctx;
 	/* Called with 1 just before the client blocks in poll, with 0 right
 	 * after; NULL: none. sinewd's etcd watch thread lets fork() happen

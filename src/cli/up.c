@@ -401,6 +401,11 @@ int sn_cli_up(int argc, char **argv)
 		fprintf(stderr, "sinew up: --no-pods with --pod-cidr or --mesh-netns: choose one\n");
 		return 2;
 	}
+	if (host != NULL && geteuid() != 0) {
+		fprintf(stderr, "sinew up: --host %s makes network namespaces: run as root (sudo sinew up --host %s)\n",
+			host, host);
+		return 1;
+	}
 	if ((host != NULL && no_pods) || (host_cidr != NULL && host == NULL)) {
 		fprintf(stderr, "sinew up: %s\n", no_pods ? "--host makes pods' network: not with --no-pods"
 							  : "--host-cidr goes with --host NAME");

@@ -591,8 +591,9 @@ int sn__admit_commit(struct sn_store *st, struct sn__admit_decision *dec, struct
 	}
 	for (size_t k = 0; k < nw; k++)
 		if (we[k] != NULL) {
-			/* as stored: another replica may have made or removed it meanwhile */
-			rep->v[wi[k]].result = we[k]->generation == 1 ? SN_APPLY_CREATED : SN_APPLY_CONFIGURED;
+			/* another replica may have made it meanwhile (etcd) */
+			if (rep->v[wi[k]].result == SN_APPLY_CREATED && we[k]->generation > 1)
+				rep->v[wi[k]].result = SN_APPLY_CONFIGURED;
 			rep->v[wi[k]].resource_version = we[k]->resource_version;
 		}
 	if (prc == SN_EIO || prc == SN_ECONFLICT || prc == SN_ENOMEM)

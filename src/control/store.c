@@ -271,6 +271,16 @@ static int parse_crc(const char *v, uint64_t *out)
 	return 0;
 }
 
+/* A header's string field: given once (a second one is a damaged or
+ * forged header, not something to guess about). 1 when bad. */
+static int set_once(char **field, const char *v)
+{
+	if (*field != NULL)
+		return 1;
+	*field = xstrdup(v);
+	return *field == NULL;
+}
+
 struct sn_stored *sn__stored_parse(char *buf, size_t len, char *err, size_t errlen)
 {
 	size_t ml = strlen(STORE_MAGIC);
@@ -307,13 +317,13 @@ struct sn_stored *sn__stored_parse(char *buf, size_t len, char *err, size_t errl
 		if (!strcmp(k, "kind"))
 			snprintf(kind, sizeof(kind), "%s", v);
 		else if (!strcmp(k, "apiVersion"))
-			bad = (e->api_version = xstrdup(v)) == NULL;
+			bad = set_once(&e->api_version, v);
 		else if (!strcmp(k, "namespace"))
-			bad = (e->namespace_ = xstrdup(v)) == NULL;
+			bad = set_once(&e->namespace_, v);
 		else if (!strcmp(k, "name"))
-			bad = (e->name = xstrdup(v)) == NULL;
+			bad = set_once(&e->name, v);
 		else if (!strcmp(k, "source"))
-			bad = (e->source = xstrdup(v)) == NULL;
+			bad = set_once(&e->source, v);
 		else if (!strcmp(k, "resourceVersion"))
 			bad = parse_u64(v, &e->resource_version);
 		else if (!strcmp(k, "generation"))

@@ -182,6 +182,43 @@ static void out_b64(struct sn_out *o, const char *p, size_t n)
 	sn_out_commit(o, m + 2);
 }
 
+/* Pieces of a transaction's JSON: a compare on a key's mod_revision
+ * (rev) or on its absence (rev 0), and a request on a key ("request_range",
+ * "request_delete_range"). */
+static void out_compare(struct sn_out *b, const char *key, size_t kl, uint64_t rev)
+{
+	sn_out_cstr(b, "{\"key\":");
+	out_b64(b, key, kl);
+	if (rev != 0)
+		sn_out_printf(b, ",\"target\":\"MOD\",\"result\":\"EQUAL\",\"mod_revision\":\"%" PRIu64 "\"}", rev);
+	else
+		sn_out_cstr(b, ",\"target\":\"VERSION\",\"result\":\"EQUAL\",\"version\":\"0\"}");
+}
+
+static void out_key_request(struct sn_out *b, const char *request, const char *key, size_t kl)
+{
+	sn_out_printf(b, "{\"%s\":{\"key\":", request);
+	out_b64(b, key, kl);
+	sn_out_cstr(b, "}}");
+}
+
+/* The revision in an answer's header. */
+static uint64_t header_revision(struct fy_node *root)
+{
+	return ju64(root ? fy_node_mapping_lookup_by_string(root, "header", FY_NT) : NULL, "revision");
+}
+
+/* The kvs a transaction's i-th response read (a failure branch's
+ * request_range); NULL when it found nothing. */
+static struct fy_node *txn_read(struct fy_node *root, int i)
+{
+	struct fy_node *resp = fy_node_mapping_lookup_by_string(root, "responses", FY_NT);
+	struct fy_node *r = resp ? fy_node_sequence_get_by_index(resp, i) : NULL;
+	struct fy_node *rr = r ? fy_node_mapping_lookup_by_string(r, "response_range", FY_NT) : NULL;
+	struct fy_node *kvs = rr ? fy_node_mapping_lookup_by_string(rr, "kvs", FY_NT) : NULL;
+	return kvs != NULL && fy_node_sequence_item_count(kvs) > 0 ? kvs : NULL;
+}
+
 static int key_of(const struct sn_stored *e, char *buf, size_t size)
 {
 	int n = snprintf(buf, size, ETCD_PREFIX "%s/%s/%s", sn_resource_kind_str(e->kind), e->namespace_, e->name);
@@ -388,7 +425,7 @@ static int range_all(struct sn_etcd *et, const char *prefix, const char *end,
 			return SN_EIO;
 		struct fy_node *root = fy_document_root(a.doc);
 		if (rev == 0)
-			rev = ju64(fy_node_mapping_lookup_by_string(root, "header", FY_NT), "revision");
+			rev = header_revision(root);
 		struct fy_node *kvs = fy_node_mapping_lookup_by_string(root, "kvs", FY_NT);
 		if (kvs != NULL)
 			on_kvs(arg, kvs);
@@ -616,12 +653,11 @@ static int pub_write(struct sn_etcd *et, struct pub *p, int del, char *err, size
 	struct sn_out b = { 0 };
 	struct answer a;
 	if (del) {
-		sn_out_cstr(&b, "{\"compare\":[{\"key\":");
-		out_b64(&b, p->key, strlen(p->key));
-		sn_out_printf(&b, ",\"target\":\"MOD\",\"result\":\"EQUAL\",\"mod_revision\":\"%" PRIu64 "\"}],"
-				  "\"success\":[{\"request_delete_range\":{\"key\":", p->mod_revision);
-		out_b64(&b, p->key, strlen(p->key));
-		sn_out_cstr(&b, "}}]}");
+		sn_out_cstr(&b, "{\"compare\":[");
+		out_compare(&b, p->key, strlen(p->key), p->mod_revision);
+		sn_out_cstr(&b, "],\"success\":[");
+		out_key_request(&b, "request_delete_range", p->key, strlen(p->key));
+		sn_out_cstr(&b, "]}");
 	} else {
 		sn_out_cstr(&b, "{\"compare\":[],\"success\":[{\"request_put\":{\"key\":");
 		out_b64(&b, p->key, strlen(p->key));
@@ -633,7 +669,7 @@ static int pub_write(struct sn_etcd *et, struct pub *p, int del, char *err, size
 	sn_out_free(&b);
 	if (c != 0)
 		return SN_EIO;
-	p->mod_revision = ju64(fy_node_mapping_lookup_by_string(fy_document_root(a.doc), "header", FY_NT), "revision");
+	p->mod_revision = header_revision(fy_document_root(a.doc));
 	answer_free(&a);
 	return 0;
 }
@@ -724,17 +760,17 @@ static int put_if_absent(struct sn_etcd *et, const char *key, const void *value,
 	struct sn_out b = { 0 };
 	struct answer a;
 	*existing = NULL;
-	sn_out_cstr(&b, "{\"compare\":[{\"key\":");
-	out_b64(&b, key, strlen(key));
-	sn_out_cstr(&b, ",\"target\":\"VERSION\",\"result\":\"EQUAL\",\"version\":\"0\"}],\"success\":[{\"request_put\":{\"key\":");
+	sn_out_cstr(&b, "{\"compare\":[");
+	out_compare(&b, key, strlen(key), 0);
+	sn_out_cstr(&b, "],\"success\":[{\"request_put\":{\"key\":");
 	out_b64(&b, key, strlen(key));
 	sn_out_cstr(&b, ",\"value\":");
 	out_b64(&b, value, len);
 	if (lease)
 		sn_out_printf(&b, ",\"lease\":\"%lld\"", lease);
-	sn_out_cstr(&b, "}}],\"failure\":[{\"request_range\":{\"key\":");
-	out_b64(&b, key, strlen(key));
-	sn_out_cstr(&b, "}}]}");
+	sn_out_cstr(&b, "}}],\"failure\":[");
+	out_key_request(&b, "request_range", key, strlen(key));
+	sn_out_cstr(&b, "]}");
 	int c = call(et, "/v3/kv/txn", &b, &a, err, err_size);
 	sn_out_free(&b);
 	if (c != 0)
@@ -742,10 +778,7 @@ static int put_if_absent(struct sn_etcd *et, const char *key, const void *value,
 	struct fy_node *root = fy_document_root(a.doc);
 	int rc = 0;
 	if (!jtrue(root, "succeeded")) {
-		struct fy_node *resp = fy_node_mapping_lookup_by_string(root, "responses", FY_NT);
-		struct fy_node *r = resp ? fy_node_sequence_get_by_index(resp, 0) : NULL;
-		struct fy_node *rr = r ? fy_node_mapping_lookup_by_string(r, "response_range", FY_NT) : NULL;
-		struct fy_node *kvs = rr ? fy_node_mapping_lookup_by_string(rr, "kvs", FY_NT) : NULL;
+		struct fy_node *kvs = txn_read(root, 0);
 		struct fy_node *kv = kvs ? fy_node_sequence_get_by_index(kvs, 0) : NULL;
 		size_t vl = 0;
 		const char *v64 = kv ? jstr(kv, "value", &vl) : NULL;
@@ -844,13 +877,7 @@ static int txn_write(struct sn_store *st, struct sn_stored *const *e, struct sn_
 			if (i)
 				sn_out_cstr(&b, ",");
 			if (part == 0) {
-				sn_out_cstr(&b, "{\"key\":");
-				out_b64(&b, key, (size_t)kl);
-				if (old[i] != NULL)
-					sn_out_printf(&b, ",\"target\":\"MOD\",\"result\":\"EQUAL\",\"mod_revision\":\"%" PRIu64
-						      "\"}", old[i]->resource_version);
-				else
-					sn_out_cstr(&b, ",\"target\":\"VERSION\",\"result\":\"EQUAL\",\"version\":\"0\"}");
+				out_compare(&b, key, (size_t)kl, old[i] != NULL ? old[i]->resource_version : 0);
 			} else if (part == 1) {
 				int hl = sn__stored_header(e[i], 0, header, sizeof(header));
 				char *v = hl < 0 ? NULL : malloc((size_t)hl + e[i]->text_len);
@@ -867,9 +894,7 @@ static int txn_write(struct sn_store *st, struct sn_stored *const *e, struct sn_
 				sn_out_cstr(&b, "}}");
 				free(v);
 			} else {
-				sn_out_cstr(&b, "{\"request_range\":{\"key\":");
-				out_b64(&b, key, (size_t)kl);
-				sn_out_cstr(&b, "}}");
+				out_key_request(&b, "request_range", key, (size_t)kl);
 			}
 		}
 	}
@@ -880,7 +905,7 @@ static int txn_write(struct sn_store *st, struct sn_stored *const *e, struct sn_
 	if (c != 0)
 		return SN_EIO;
 	struct fy_node *root = fy_document_root(a.doc);
-	uint64_t rev = ju64(fy_node_mapping_lookup_by_string(root, "header", FY_NT), "revision");
+	uint64_t rev = header_revision(root);
 	int rc = 0;
 	if (jtrue(root, "succeeded")) {
 		for (size_t i = 0; i < n; i++)
@@ -888,17 +913,12 @@ static int txn_write(struct sn_store *st, struct sn_stored *const *e, struct sn_
 	} else {
 		/* Someone else wrote one of them: take what etcd holds now. A key
 		 * deleted meanwhile has no kvs; it leaves the index. */
-		struct fy_node *resp = fy_node_mapping_lookup_by_string(root, "responses", FY_NT), *r;
-		size_t i = 0;
-		for (void *it = NULL; resp != NULL && (r = fy_node_sequence_iterate(resp, &it)) != NULL && i < n; i++) {
-			struct fy_node *rr = fy_node_mapping_lookup_by_string(r, "response_range", FY_NT);
-			struct fy_node *kvs = rr ? fy_node_mapping_lookup_by_string(rr, "kvs", FY_NT) : NULL;
-			if (kvs == NULL || fy_node_sequence_item_count(kvs) == 0) {
-				if (old[i] != NULL)
-					sn__store_index_remove(st, e[i]->kind, e[i]->namespace_, e[i]->name);
-			} else {
+		for (size_t i = 0; i < n; i++) {
+			struct fy_node *kvs = txn_read(root, (int)i);
+			if (kvs != NULL)
 				index_kvs(st, kvs, NULL);
-			}
+			else if (old[i] != NULL)
+				sn__store_index_remove(st, e[i]->kind, e[i]->namespace_, e[i]->name);
 		}
 		rc = SN_ECONFLICT;
 	}
@@ -936,29 +956,24 @@ static int etcd_remove(struct sn_store *st, const struct sn_stored *old)
 	if (kl < 0)
 		return SN_EIO;
 	struct sn_out b = { 0 };
-	sn_out_cstr(&b, "{\"compare\":[{\"key\":");
-	out_b64(&b, key, (size_t)kl);
-	sn_out_printf(&b, ",\"target\":\"MOD\",\"result\":\"EQUAL\",\"mod_revision\":\"%" PRIu64 "\"}],",
-		      old->resource_version);
-	sn_out_cstr(&b, "\"success\":[{\"request_delete_range\":{\"key\":");
-	out_b64(&b, key, (size_t)kl);
-	sn_out_cstr(&b, "}}],\"failure\":[{\"request_range\":{\"key\":");
-	out_b64(&b, key, (size_t)kl);
-	sn_out_cstr(&b, "}}]}");
+	sn_out_cstr(&b, "{\"compare\":[");
+	out_compare(&b, key, (size_t)kl, old->resource_version);
+	sn_out_cstr(&b, "],\"success\":[");
+	out_key_request(&b, "request_delete_range", key, (size_t)kl);
+	sn_out_cstr(&b, "],\"failure\":[");
+	out_key_request(&b, "request_range", key, (size_t)kl);
+	sn_out_cstr(&b, "]}");
 	struct answer a;
 	int c = call(st->etcd, "/v3/kv/txn", &b, &a, st->error, sizeof(st->error));
 	sn_out_free(&b);
 	if (c != 0)
 		return SN_EIO;
 	struct fy_node *root = fy_document_root(a.doc);
-	uint64_t rev = ju64(fy_node_mapping_lookup_by_string(root, "header", FY_NT), "revision");
+	uint64_t rev = header_revision(root);
 	int rc = 0;
 	if (!jtrue(root, "succeeded")) {
-		struct fy_node *resp = fy_node_mapping_lookup_by_string(root, "responses", FY_NT);
-		struct fy_node *r = resp ? fy_node_sequence_get_by_index(resp, 0) : NULL;
-		struct fy_node *rr = r ? fy_node_mapping_lookup_by_string(r, "response_range", FY_NT) : NULL;
-		struct fy_node *kvs = rr ? fy_node_mapping_lookup_by_string(rr, "kvs", FY_NT) : NULL;
-		if (kvs == NULL || fy_node_sequence_item_count(kvs) == 0) {
+		struct fy_node *kvs = txn_read(root, 0);
+		if (kvs == NULL) {
 			sn__store_index_remove(st, old->kind, old->namespace_, old->name);
 			rc = SN_ENOTFOUND;
 		} else {
@@ -1028,6 +1043,8 @@ const struct sn_store_ops sn__store_etcd_ops = {
 /* ---- the watch ----------------------------------------------------------- */
 
 /* Loop thread: applies one batch, then tells the owner. */
+static void batch_apply(struct sn_etcd *et, struct etcd_batch *b);
+
 static void on_batch(struct sn_loop *loop, struct sn_task *task)
 {
 	(void)loop;
@@ -1042,6 +1059,13 @@ static void on_batch(struct sn_loop *loop, struct sn_task *task)
 		batch_free(b);
 		return;
 	}
+	batch_apply(et, b);
+}
+
+/* Applies what one watch line brought to the index (loop thread), frees
+ * it, and tells the owner when anything changed. */
+static void batch_apply(struct sn_etcd *et, struct etcd_batch *b)
+{
 	struct sn_store *st = et->st;
 	size_t changed = 0;
 	if (b->lease_lost) {
@@ -1108,23 +1132,25 @@ struct watch_ctx {
 };
 
 /* Watch thread: one line of the stream, {"result":{...}}. */
-static int on_watch_line(const char *line, size_t len, void *arg)
+/* One watch line, {"result":{...}}, into a batch (NULL: nothing to apply);
+ * moves et->watch_from. *canceled: the watch ended, or the line could not
+ * be read or held (the next watch starts over). */
+static struct etcd_batch *batch_of_line(struct sn_etcd *et, const char *line, size_t len, int *canceled)
 {
-	struct watch_ctx *w = arg;
-	struct sn_etcd *et = w->et;
 	struct fy_document *doc = sn_json_parse(line, len);
 	struct fy_node *root = doc ? fy_document_root(doc) : NULL;
-	struct fy_node *res = root ? fy_node_mapping_lookup_by_string(root, "result", FY_NT) : NULL;
-	if (res == NULL) {
+	struct fy_node *res = root && fy_node_is_mapping(root) ? fy_node_mapping_lookup_by_string(root, "result", FY_NT)
+							       : NULL;
+	if (res == NULL || !fy_node_is_mapping(res)) {
 		if (doc)
 			fy_document_destroy(doc);
-		w->canceled = 1;
-		return 1;
+		*canceled = 1;
+		return NULL;
 	}
-	uint64_t rev = ju64(fy_node_mapping_lookup_by_string(res, "header", FY_NT), "revision");
+	uint64_t rev = header_revision(res);
 	uint64_t compact = ju64(res, "compact_revision");
 	struct fy_node *events = fy_node_mapping_lookup_by_string(res, "events", FY_NT);
-	int n_ev = events ? fy_node_sequence_item_count(events) : 0;
+	int n_ev = events && fy_node_is_sequence(events) ? fy_node_sequence_item_count(events) : 0;
 	struct etcd_batch *b = NULL;
 	if (compact > 0 || n_ev > 0) {
 		b = calloc(1, sizeof(*b));
@@ -1135,16 +1161,18 @@ static int on_watch_line(const char *line, size_t len, void *arg)
 		if (b == NULL) {
 			/* cannot hold the news: start over from a full reload */
 			fy_document_destroy(doc);
-			w->canceled = 1;
-			return 1;
+			*canceled = 1;
+			return NULL;
 		}
 		b->et = et;
 		b->resync = compact > 0;
 		b->revision = rev;
 	}
 	struct fy_node *ev;
-	for (void *it = NULL; b != NULL && events != NULL && (ev = fy_node_sequence_iterate(events, &it)) != NULL;) {
-		struct fy_node *kv = fy_node_mapping_lookup_by_string(ev, "kv", FY_NT);
+	for (void *it = NULL; b != NULL && n_ev > 0 && (ev = fy_node_sequence_iterate(events, &it)) != NULL;) {
+		struct fy_node *kv = fy_node_is_mapping(ev) ? fy_node_mapping_lookup_by_string(ev, "kv", FY_NT) : NULL;
+		if (kv == NULL || !fy_node_is_mapping(kv))
+			continue;
 		size_t tl, kl, vl, dl = 0, vdl = 0;
 		const char *type = jstr(ev, "type", &tl);
 		const char *k64 = jstr(kv, "key", &kl), *v64 = jstr(kv, "value", &vl);
@@ -1166,8 +1194,17 @@ static int on_watch_line(const char *line, size_t len, void *arg)
 	if (rev + 1 > et->watch_from && compact == 0)
 		et->watch_from = rev + 1;
 	if (jtrue(res, "canceled"))
-		w->canceled = 1;
+		*canceled = 1;
 	fy_document_destroy(doc);
+	return b;
+}
+
+/* Watch thread: one line of the stream, handed to the loop thread. */
+static int on_watch_line(const char *line, size_t len, void *arg)
+{
+	struct watch_ctx *w = arg;
+	struct sn_etcd *et = w->et;
+	struct etcd_batch *b = batch_of_line(et, line, len, &w->canceled);
 	if (b != NULL) {
 		pthread_mutex_lock(&et->lock);
 		b->next = et->inflight;
@@ -1179,6 +1216,30 @@ static int on_watch_line(const char *line, size_t len, void *arg)
 		sn_loop_post(et->loop, &b->task, on_batch);
 	}
 	return w->canceled;
+}
+
+int sn__etcd_feed_line(struct sn_store *st, const char *line, size_t len)
+{
+	int canceled = 0;
+	struct etcd_batch *b = batch_of_line(st->etcd, line, len, &canceled);
+	if (b != NULL)
+		batch_apply(st->etcd, b);
+	return canceled;
+}
+
+int sn__etcd_open_offline(struct sn_store *st)
+{
+	memset(st, 0, sizeof(*st));
+	struct sn_etcd *et = calloc(1, sizeof(*et));
+	if (et == NULL)
+		return SN_ENOMEM;
+	pthread_mutex_init(&et->lock, NULL);
+	snprintf(et->self, sizeof(et->self), "offline");
+	et->st = st;
+	st->etcd = et;
+	st->ops = &sn__store_etcd_ops;
+	snprintf(st->where, sizeof(st->where), "etcd (offline)");
+	return 0;
 }
 
 /* ---- the fork gate --------------------------------------------------------

@@ -44,4 +44,11 @@ int sn__store_open_data_dir(struct sn_store *st, const char *dir);
 int sn__store_index_put(struct sn_store *st, struct sn_stored *e);
 int sn__store_index_remove(struct sn_store *st, enum sn_resource_kind kind, const char *ns, const char *name);
 
+/* For the fuzz target and tests (store_etcd.c): an etcd store with no
+ * member and no thread, and one watch line applied to it as the loop
+ * thread would (a resync or lease renewal finds no member and logs it).
+ * Returns 1 when the line ends the watch. */
+int sn__etcd_open_offline(struct sn_store *st);
+int sn__etcd_feed_line(struct sn_store *st, const char *line, size_t len);
+
 #endif

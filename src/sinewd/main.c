@@ -251,6 +251,10 @@ int main(int argc, char **argv)
 	static struct sinewd d;
 	int o;
 
+	/* Before anything talks to a peer: a write to a closed connection is an
+	 * error to handle (EPIPE), not a reason to die; TLS writes (etcd)
+	 * cannot ask for MSG_NOSIGNAL. */
+	signal(SIGPIPE, SIG_IGN);
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case O_DATA:
@@ -419,7 +423,6 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	d.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (d.sig_fd < 0 || sn_io_start(&d.loop, &d.sig_io, d.sig_fd, on_signal) != 0) {
 		fprintf(stderr, "sinewd: cannot watch signals: %s\n", strerror(errno));

@@ -128,6 +128,19 @@ def closed_port():
     return free_port()
 
 
+def wait_for(pred, timeout, what, interval=0.05):
+    """Polls pred() until it returns something true and returns that; fails
+    naming what, and pred's last value, when timeout passes first."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1f s waiting for %s; last: %r" % (timeout, what, last))
+
+
 def wait_port(port, timeout=10.0, host=LOOPBACK):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -94,19 +94,6 @@ def control_plane_of(p):
     return json.loads(body)["control_plane"]
 
 
-def wait_for(what, pred, timeout, interval=0.05):
-    """Polls pred() until it returns something true; returns it, or fails
-    with what and the last value."""
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out after %.1f s waiting for %s; last: %r" % (timeout, what, last))
-
-
 def listed(mesh, node_id=None):
     """The proxies mesh lists (SYNCED, over mTLS), or None while there are
     none (or sinewd is not there)."""
@@ -189,7 +176,7 @@ class Failover(unittest.TestCase):
         p, _ = start_proxy(self, "%s,%s" % (a.mesh_addr, b.mesh_addr), tok)
 
         # (a) on A, the first of the list; traffic flows
-        on_a = wait_for("A to list the proxy", lambda: listed(a), 5)
+        on_a = st.wait_for(lambda: listed(a), 5, "A to list the proxy")
         node_id = on_a[0]["id"]
         self.assertEqual(on_a[0]["spiffeId"], "spiffe://cluster.local/ns/default/sa/productpage")
         self.assertIsNone(listed(b))
@@ -197,14 +184,14 @@ class Failover(unittest.TestCase):
         self.assertEqual((cp["replica"], cp["connected"], cp["replicas"]),
                          (a.mesh_addr, True, [a.mesh_addr, b.mesh_addr]))
         self.assertRegex(cp["revision"], r"^\d+$")
-        wait_for("v1 through the proxy", lambda: version_of(get(p.outbound_port, "reviews:9080")) == "v1", 5)
+        st.wait_for(lambda: version_of(get(p.outbound_port, "reviews:9080")) == "v1", 5, "v1 through the proxy")
 
         # (b) SIGKILL A under ~200 req/s: nothing fails, B has the proxy in 5 s
         load = Load(p.outbound_port, "reviews:9080").start()
-        wait_for("load to run", lambda: len(load.ok_times) >= 200, 5)
+        st.wait_for(lambda: len(load.ok_times) >= 200, 5, "load to run")
         t_kill = time.time()
         a.kill9()
-        on_b = wait_for("B to list the proxy", lambda: listed(b, node_id), 5)
+        on_b = st.wait_for(lambda: listed(b, node_id), 5, "B to list the proxy")
         t_moved = time.time() - t_kill
         self.assertEqual(on_b[0]["spiffeId"], "spiffe://cluster.local/ns/default/sa/productpage")
         load.join()
@@ -222,10 +209,10 @@ class Failover(unittest.TestCase):
 
         # (c) an apply to B reaches the proxy and shows in traffic
         b.apply(reviews_vs("v2"), "reviews-v2.yaml")
-        wait_for("v2 through the proxy", lambda: version_of(get(p.outbound_port, "reviews:9080")) == "v2", 3)
+        st.wait_for(lambda: version_of(get(p.outbound_port, "reviews:9080")) == "v2", 3, "v2 through the proxy")
         for _ in range(20):
             self.assertEqual(version_of(get(p.outbound_port, "reviews:9080")), "v2")
-        wait_for("B to see the proxy synced", lambda: listed(b, node_id), 5)
+        st.wait_for(lambda: listed(b, node_id), 5, "B to see the proxy synced")
 
     def test_dead_replicas_first(self):
         """(d) REFUSED and HUNG come before B: the proxy bootstraps with its
@@ -243,7 +230,7 @@ class Failover(unittest.TestCase):
         # the hung replica costs the 2 s connect timeout; the refused one nothing
         self.assertLess(took, 6.0, p.stderr()[-3000:])
         self.assertEqual(version_of(get(p.outbound_port, "reviews:9080")), "v1")
-        wait_for("B to list the proxy", lambda: listed(b), 5)
+        st.wait_for(lambda: listed(b), 5, "B to list the proxy")
         cp = control_plane_of(p)
         self.assertEqual((cp["replica"], cp["connected"]), (b.mesh_addr, True))
         log = p.stderr()
@@ -258,11 +245,11 @@ class Failover(unittest.TestCase):
         a, b = replicas(self, 2)
         self.config([a, b])
         p, _ = start_proxy(self, "%s,%s" % (a.mesh_addr, b.mesh_addr), token(self, a, "productpage"))
-        node_id = wait_for("A to list the proxy", lambda: listed(a), 5)[0]["id"]
+        node_id = st.wait_for(lambda: listed(a), 5, "A to list the proxy")[0]["id"]
         a.p.send_signal(signal.SIGSTOP)
         self.addCleanup(a.kill9)
         t0 = time.time()
-        wait_for("B to list the proxy", lambda: listed(b, node_id), 20, interval=0.2)
+        st.wait_for(lambda: listed(b, node_id), 20, "B to list the proxy", interval=0.2)
         self.assertLess(time.time() - t0, 15.0)
         self.assertIn("control: lost %s (heartbeat missing: sinewd answered no PING in 9 s)" % a.mesh_addr,
                       p.stderr())

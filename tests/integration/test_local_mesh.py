@@ -104,6 +104,20 @@ def in_pod_sh(pod, argv, timeout=15):
     return sh(["ip", "netns", "exec", pod] + argv, timeout=timeout)
 
 
+def run_pod(test, env, api, service, *args, cmd):
+    """`sinew run` of a real sidecar in the background, talking to sinewd at
+    api; its stdout and stderr in files (p.out_path, p.err_path)."""
+    out = os.path.join(env.tmp, "%s.out" % service)
+    errp = os.path.join(env.tmp, "%s.err" % service)
+    argv = [SINEW, "run", "--service", service, "--server", "http://" + api, "--ready-timeout", "30",
+            "--drain-timeout", "5"] + list(args) + ["--"] + cmd
+    with open(out, "w") as fo, open(errp, "w") as fe:
+        p = st.spawn(argv, stdout=fo, stderr=fe, env=env.env())
+    p.out_path, p.err_path = out, errp
+    test.addCleanup(st.stop_process, p)
+    return p
+
+
 class LocalMesh(unittest.TestCase):
     def setUp(self):
         if os.geteuid() != 0:
@@ -117,15 +131,7 @@ class LocalMesh(unittest.TestCase):
         self.assertEqual(rc, 0, err)
 
     def run_pod(self, service, *args, cmd):
-        out = os.path.join(self.e.tmp, "%s.out" % service)
-        errp = os.path.join(self.e.tmp, "%s.err" % service)
-        argv = [SINEW, "run", "--service", service, "--server", "http://" + self.api, "--ready-timeout", "30",
-                "--drain-timeout", "5"] + list(args) + ["--"] + cmd
-        with open(out, "w") as fo, open(errp, "w") as fe:
-            p = st.spawn(argv, stdout=fo, stderr=fe, env=self.e.env())
-        p.out_path, p.err_path = out, errp
-        self.addCleanup(st.stop_process, p)
-        return p
+        return run_pod(self, self.e, self.api, service, *args, cmd=cmd)
 
     def test_unmodified_programs_talk_mtls_by_name(self):
         e = self.e

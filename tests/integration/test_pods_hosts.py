@@ -17,11 +17,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sinewtest as st  # noqa: E402
-from test_pods import Env, SUFFIX, SINEW, netns_list, host_links, host_rules, read, sh  # noqa: E402
-
-
-def in_pod_sh(pod, argv, timeout=15):
-    return sh(["ip", "netns", "exec", pod] + argv, timeout=timeout)
+from test_pods import Env, SUFFIX, netns_list, host_links, host_rules, read  # noqa: E402
+from test_local_mesh import run_pod, in_pod_sh  # noqa: E402
 
 
 class Hosts(unittest.TestCase):
@@ -40,15 +37,7 @@ class Hosts(unittest.TestCase):
                       "routed to %s" % (self.host, self.host, self.mesh), out)
 
     def run_pod(self, service, *args, cmd):
-        out = os.path.join(self.e.tmp, "%s.out" % service)
-        errp = os.path.join(self.e.tmp, "%s.err" % service)
-        argv = [SINEW, "run", "--service", service, "--server", "http://" + self.api, "--ready-timeout", "30",
-                "--drain-timeout", "5"] + list(args) + ["--"] + cmd
-        with open(out, "w") as fo, open(errp, "w") as fe:
-            p = st.spawn(argv, stdout=fo, stderr=fe, env=self.e.env())
-        p.out_path, p.err_path = out, errp
-        self.addCleanup(st.stop_process, p)
-        return p
+        return run_pod(self, self.e, self.api, service, *args, cmd=cmd)
 
     def test_pods_on_two_hosts_talk_by_name_over_mtls(self):
         e = self.e

@@ -26,7 +26,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -95,14 +94,7 @@ def routes_json(mesh, *args):
 
 
 def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError("timed out waiting for %s (last: %r)" % (what, last))
+    return st.wait_for(pred, timeout, what, interval=0.3)
 
 
 def key_of(row):

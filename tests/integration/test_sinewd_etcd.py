@@ -119,13 +119,17 @@ def openssl(*args):
     return p.stdout.decode()
 
 
+def ec_key(d, name):
+    path = os.path.join(d, name)
+    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path)
+    return path
+
+
 def per_replica_intermediates(d, n):
     """One root; an intermediate of its own for each replica (the
     --ca-cert chain and --ca-key of each), as docs/security.md says."""
     def key(name):
-        path = os.path.join(d, name)
-        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path)
-        return path
+        return ec_key(d, name)
     rk, root = key("root-key.pem"), os.path.join(d, "root.pem")
     openssl("req", "-x509", "-new", "-key", rk, "-subj", "/O=sinew test/CN=mesh root", "-days", "3",
             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
@@ -165,15 +169,7 @@ def resource(mesh, kind, name):
     return body if status == 200 else None
 
 
-def wait_for(fn, timeout, what):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise AssertionError("%s: not within %.1f s" % (what, timeout))
-        time.sleep(0.02)
+wait_for = st.wait_for
 
 
 def apply(mesh, text, source="t.yaml"):
@@ -184,9 +180,7 @@ def apply(mesh, text, source="t.yaml"):
 def etcd_tls_files(d):
     """A CA, a server certificate for 127.0.0.1 and a client certificate."""
     def key(name):
-        path = os.path.join(d, name)
-        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path)
-        return path
+        return ec_key(d, name)
     ca_key, ca = key("etcd-ca-key.pem"), os.path.join(d, "etcd-ca.pem")
     openssl("req", "-x509", "-new", "-key", ca_key, "-subj", "/CN=etcd test ca", "-days", "2",
             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign", "-out", ca)
@@ -369,8 +363,7 @@ class EtcdStoreTest(unittest.TestCase):
         ms = replicas(self, self.etcd, 3, extra=flags)
         roots = {m.call("GET", "/api/v1/ca")[1]["roots"][0]["sha256"] for m in ms}
         self.assertEqual(len(roots), 1, roots)
-        csr_key = os.path.join(d, "leaf-key.pem")
-        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", csr_key)
+        csr_key = ec_key(d, "leaf-key.pem")
         csr = openssl("req", "-new", "-key", csr_key, "-subj", "/CN=workload")
         for minted_at in range(3):
             status, r = ms[minted_at].call("POST", "/api/v1/tokens", json.dumps({"serviceAccount": "reviews"}))
@@ -434,7 +427,7 @@ class EtcdStoreTest(unittest.TestCase):
 
         ms[0].apply(st.service_yaml("ratings"))
         app = st.start_backend(self, "ratings", "v1")
-        server = start_cp_proxy(self, starting_at(1), outbound=False, inbound=True,
+        start_cp_proxy(self, starting_at(1), outbound=False, inbound=True,
                                 app="127.0.0.1:%d" % app.port, ready=True,
                                 args=["--token", token(self, ms[2], "ratings"), "--service", "ratings",
                                       "--labels", "version=v1"])

@@ -90,14 +90,7 @@ def row(rows, name):
 
 
 def wait_for(pred, timeout, what):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
+    return st.wait_for(pred, timeout, what, interval=0.2)
 
 
 def warm_up(test, client, host="reviews:9080"):
