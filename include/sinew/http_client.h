@@ -7,7 +7,9 @@
  * SN_HTTP_CLIENT_MAX_RESPONSE). Responses are parsed with the project's
  * own parser (sinew/h1.h). Used by the CLI (sinewd's API, proxies' admin
  * ports, Prometheus) and by sinewd's etcd store; never on a proxy's
- * request path, which is non-blocking (src/proxy). */
+ * request path, which is non-blocking (src/proxy). Every wait is a fork
+ * gate pause (sinew/fork_gate.h), so a helper thread that entered the gate
+ * lets a fork happen while it waits here. */
 
 #include <stddef.h>
 
@@ -63,11 +65,6 @@ struct sn_http_request {
 	 * server's certificate. A client certificate is the context's. TLS
 	 * writes cannot ask for MSG_NOSIGNAL: the process ignores SIGPIPE. */
 	void *tls_ctx;
-	/* Called with 1 just before the client blocks in poll, with 0 right
-	 * after; NULL: none. sinewd's etcd watch thread lets fork() happen
-	 * only then (src/control/store_etcd.c, "fork gate"). */
-	void (*on_block)(void *arg, int blocking);
-	void *block_arg;
 };
 
 /* One exchange with base (an http:// URL). Returns 0 with *out filled

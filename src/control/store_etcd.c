@@ -39,6 +39,7 @@
 #include <openssl/ssl.h>
 
 #include "sinew/config.h"
+#include "sinew/fork_gate.h"
 #include "sinew/http_client.h"
 #include "sinew/join_token.h"
 #include "sinew/log.h"
@@ -1242,41 +1243,6 @@ int sn__etcd_open_offline(struct sn_store *st)
 	return 0;
 }
 
-/* ---- the fork gate --------------------------------------------------------
- * sinewd forks a child for each admission (admit_isolate.c). A fork copies
- * only the forking thread: had the watch thread held a lock at that moment
- * (the allocator's, the log's, a parser's, OpenSSL's), the child would wait
- * for it forever. So the watch thread holds the gate whenever it runs and
- * lets go only while it sleeps (in poll, or between tries), and a fork
- * takes the gate first (pthread_atfork). */
-static pthread_mutex_t fork_gate = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t gate_once = PTHREAD_ONCE_INIT;
-
-static void gate_lock(void)
-{
-	pthread_mutex_lock(&fork_gate);
-}
-
-static void gate_unlock(void)
-{
-	pthread_mutex_unlock(&fork_gate);
-}
-
-static void gate_install(void)
-{
-	/* the child is the forking thread alone, which took the gate */
-	pthread_atfork(gate_lock, gate_unlock, gate_unlock);
-}
-
-static void gate_block(void *arg, int blocking)
-{
-	(void)arg;
-	if (blocking)
-		gate_unlock();
-	else
-		gate_lock();
-}
-
 /* Watch thread: keeps the registry lease alive; when etcd says it is
  * gone, asks the loop thread for a new one. */
 static void keepalive(struct sn_etcd *et)
@@ -1286,7 +1252,7 @@ static void keepalive(struct sn_etcd *et)
 	struct sn_http_request rq = {
 		.method = "POST", .path = "/v3/lease/keepalive", .content_type = "application/json", .body = body,
 		.body_len = strlen(body), .timeout_ms = ETCD_TIMEOUT_MS, .connect_timeout_ms = ETCD_CONNECT_TIMEOUT_MS,
-		.who = "etcd", .tls_ctx = et->tls, .on_block = gate_block,
+		.who = "etcd", .tls_ctx = et->tls,
 	};
 	struct sn_http_response r;
 	if (sn_http_exchange(et->members[et->wcur], &rq, &r, err, sizeof(err)) != 0)
@@ -1317,7 +1283,7 @@ static void *watch_main(void *arg)
 	struct sn_etcd *et = arg;
 	unsigned fails = 0;
 	uint64_t last_keepalive = sn_clock_ms();
-	gate_lock();
+	sn_fork_gate_enter();   /* admission forks: sinew/fork_gate.h */
 	while (!atomic_load(&et->stop)) {
 		char body[400], k64[64], e64[64], err[400];
 		if (sn_clock_ms() - last_keepalive >= ETCD_KEEPALIVE_MS) {
@@ -1335,7 +1301,7 @@ static void *watch_main(void *arg)
 			.method = "POST", .path = "/v3/watch", .content_type = "application/json", .body = body,
 			.body_len = strlen(body), .timeout_ms = ETCD_WATCH_WINDOW_MS,
 			.connect_timeout_ms = ETCD_CONNECT_TIMEOUT_MS, .who = "etcd", .on_line = on_watch_line,
-			.line_arg = &w, .tls_ctx = et->tls, .on_block = gate_block,
+			.line_arg = &w, .tls_ctx = et->tls,
 		};
 		struct sn_http_response r;
 		const char *member = et->members[et->wcur];
@@ -1354,12 +1320,12 @@ static void *watch_main(void *arg)
 		fails++;
 		/* A round of members all failing: wait a little (bounded by stop). */
 		for (unsigned t = 0; fails % et->n_members == 0 && t < 5 && !atomic_load(&et->stop); t++) {
-			gate_unlock();
+			sn_fork_gate_pause();
 			usleep(100 * 1000);
-			gate_lock();
+			sn_fork_gate_resume();
 		}
 	}
-	gate_unlock();
+	sn_fork_gate_leave();
 	return NULL;
 }
 
@@ -1382,7 +1348,6 @@ int sn_store_watch_start(struct sn_store *st, struct sn_loop *loop, sn_store_cha
 	}
 	et->watch_from = SN_MIN(st->revision, rrev) + 1;
 	et->wcur = et->cur;
-	pthread_once(&gate_once, gate_install);
 	if (pthread_create(&et->thread, NULL, watch_main, et) != 0)
 		return SN_EIO;
 	et->started = 1;

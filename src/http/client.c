@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "sinew/common.h"
+#include "sinew/fork_gate.h"
 #include "sinew/h1.h"
 #include "sinew/http_client.h"
 #include "sinew/loop.h"
@@ -107,9 +108,6 @@ void sn_http_response_free(struct sn_http_response *r)
 
 /* Waits for events on fd until deadline. Returns 0 or -1 with errno
  * (ETIMEDOUT). */
-/* The exchange this thread runs, for its on_block hook. */
-static __thread const struct sn_http_request *cur_rq;
-
 static int wait_fd(int fd, short events, long long deadline)
 {
 	for (;;) {
@@ -119,12 +117,10 @@ static int wait_fd(int fd, short events, long long deadline)
 			return -1;
 		}
 		struct pollfd pfd = { .fd = fd, .events = events };
-		if (cur_rq != NULL && cur_rq->on_block != NULL)
-			cur_rq->on_block(cur_rq->block_arg, 1);
+		sn_fork_gate_pause();   /* a helper thread lets a fork happen only here */
 		int n = poll(&pfd, 1, (int)SN_MIN(left, 1000000LL));
 		int e = errno;
-		if (cur_rq != NULL && cur_rq->on_block != NULL)
-			cur_rq->on_block(cur_rq->block_arg, 0);
+		sn_fork_gate_resume();
 		errno = e;
 		if (n > 0)
 			return 0;
@@ -382,7 +378,6 @@ int sn_http_exchange(const char *base, const struct sn_http_request *rq, struct 
 	long long deadline = (long long)sn_clock_ms() + (timeout_ms > 0 ? timeout_ms : SN_HTTP_CLIENT_TIMEOUT_MS);
 
 	memset(out, 0, sizeof(*out));
-	cur_rq = rq;
 	if (sn_http_url_parse(base, &u, err, err_size) != 0)
 		return -1;
 	if (rq->tls_ctx != NULL)

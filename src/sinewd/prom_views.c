@@ -16,6 +16,7 @@
 #include "sinew/cli.h"
 #include "sinew/cli_prom.h"
 #include "sinew/file.h"
+#include "sinew/fork_gate.h"
 #include "sinew/h1.h"
 #include "sinew/log.h"
 #include "sinew/out.h"
@@ -37,8 +38,10 @@ static void answer(int fd, int status, const char *body, size_t len)
 			  "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %zu\r\n"
 			  "connection: close\r\n\r\n",
 			  status, sn_h1_reason_phrase(status), len);
+	sn_fork_gate_pause();   /* the socket blocks: a fork may go meanwhile */
 	if (sn_write_all(fd, head, (size_t)hl) == 0)
 		(void)sn_write_all(fd, body, len);
+	sn_fork_gate_resume();
 }
 
 static void *run(void *arg)
@@ -47,6 +50,7 @@ static void *run(void *arg)
 	struct sn_http_response r;
 	struct sn_out errors = { 0 };
 
+	sn_fork_gate_enter();   /* sinewd forks for admission: sinew/fork_gate.h */
 	sn_cli_prom_capture(&errors);
 	int rc = sn_cli_prom_api_get(prom_url, j->path, 0, &r);
 	sn_cli_prom_capture(NULL);
@@ -65,6 +69,7 @@ static void *run(void *arg)
 	sn_out_free(&errors);
 	close(j->fd);
 	free(j);
+	sn_fork_gate_leave();
 	__atomic_sub_fetch(&running, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
