@@ -130,6 +130,24 @@ size_t sn_store_shared_regs(const struct sn_store *st, const struct sn_shared_re
  * returning 0 with a directory store. Returns 0 or SN_EIO (logged). */
 int sn_store_publish_reg(struct sn_store *st, const char *ns, const char *name, const char *rv, const char *text);
 
+/* ---- the replicas of a shared store (etcd only) ------------------------- */
+
+/* A sinewd replica as it announced itself in etcd (/sinew/replicas/ID, on
+ * its lease: gone within 10 s of its death). */
+struct sn_store_replica {
+	char *id;
+	char *api;                  /* its HTTP API, ADDR:PORT */
+	char *mesh;                 /* where its proxies connect */
+	int self;                   /* this replica */
+};
+
+/* Announces this replica (a no-op returning 0 with a directory store),
+ * and reads the others. After sn_store_watch_start. */
+int sn_store_announce(struct sn_store *st, const char *api, const char *mesh);
+/* Every replica announced, this one included; none with a directory
+ * store. Valid until the loop next runs the watch. */
+size_t sn_store_replicas(const struct sn_store *st, const struct sn_store_replica **out);
+
 /* ---- what the CA shares between replicas (etcd only) -------------------- */
 
 /* The join-token secret every replica uses: made once (the first replica
@@ -320,6 +338,8 @@ struct sn_mesh_opts {
 	uint32_t phase_timeout_ms;  /* a rotation phase waits this long for a silent proxy (0: 10 min) */
 	struct sn_traces *traces;   /* where `spans` messages go (borrowed); NULL: they are dropped */
 	struct sn_stats *stats;     /* where `stats` messages go (borrowed); NULL: they are dropped */
+	const char *replica;        /* this sinewd's --mesh address, each proxy's "replica" in the
+				     * API (borrowed); NULL: not said */
 };
 /* opts may be NULL (no CA). */
 int sn_mesh_start(struct sn_mesh **out, struct sn_loop *loop, struct sn_store *st, const struct sockaddr *addr,

@@ -20,7 +20,9 @@ static void usage(FILE *f)
 		"  STALE    a push is not acknowledged yet\n"
 		"  NACK     it refused a push (the error says which resource and why);\n"
 		"           it keeps running its previous configuration\n"
-		"PROXY (an id, or a prefix of one) shows only the matching proxies.\n"
+		"PROXY (an id, or a prefix of one) shows only the matching proxies. With several\n"
+		"sinewd replicas on etcd, every replica's proxies, and a REPLICA column (each\n"
+		"proxy's sinewd).\n"
 		"\n"
 		"  -o json|wide    the API's JSON, or more columns (admin address, labels,\n"
 		"                  subscriptions, last heard)\n"
@@ -67,7 +69,8 @@ int sn_cli_proxy_status(int argc, char **argv)
 	}
 	server = sn_cli_server(server);
 	struct sn_http_response r;
-	if (sn_cli_api(server, "GET", "/api/v1/proxies", NULL, 0, &r) != 0)
+	/* all=1: every sinewd replica's proxies, when there are several (etcd) */
+	if (sn_cli_api(server, "GET", "/api/v1/proxies?all=1", NULL, 0, &r) != 0)
 		return 1;
 	if (r.status == 404) {
 		fprintf(stderr, "sinew: sinewd at %s has no /api/v1/proxies (it predates the push protocol); "
@@ -93,8 +96,24 @@ int sn_cli_proxy_status(int argc, char **argv)
 	struct sn_cli_table t;
 	static const char *const hdr[] = { "NAME", "SERVICE", "NAMESPACE", "ADDRESS", "VERSION", "STATE", "ERROR",
 					   "ADMIN", "LABELS", "SUBSCRIPTIONS", "LAST HEARD" };
-	sn_cli_table_init(&t, wide ? 11 : 7);
-	sn_cli_table_row(&t, hdr);
+	/* Several sinewd replicas (istioctl's ISTIOD column): which one each
+	 * proxy talks to. */
+	int replicas = 0;
+	for (size_t i = 1; i < n && !replicas; i++) {
+		const char *a = sn_cli_json_str(sn_cli_json_at(list, 0), "replica");
+		const char *b = sn_cli_json_str(sn_cli_json_at(list, i), "replica");
+		replicas = a != NULL && b != NULL && strcmp(a, b) != 0;
+	}
+	const char *head[12];
+	size_t nc = 0;
+	for (size_t k = 0; k < 7; k++)
+		head[nc++] = hdr[k];
+	if (replicas)
+		head[nc++] = "REPLICA";
+	for (size_t k = 7; wide && k < 11; k++)
+		head[nc++] = hdr[k];
+	sn_cli_table_init(&t, nc);
+	sn_cli_table_row(&t, head);
 	for (size_t i = 0; i < n; i++) {
 		struct fy_node *p = sn_cli_json_at(list, i);
 		const char *id = sn_cli_json_str_or(p, "id", "?");
@@ -138,9 +157,17 @@ int sn_cli_proxy_status(int argc, char **argv)
 				snprintf(subs + l, sizeof(subs) - l, "%s%s", l ? "," : "", hs);
 		}
 		snprintf(heard, sizeof(heard), "%.1fs ago", (double)sn_cli_json_int(p, "lastHeardMs", 0) / 1000.0);
-		const char *cells[] = { id, sn_cli_json_str(p, "service"), sn_cli_json_str(p, "namespace"),
-					sn_cli_json_str(p, "address"), version, sn_cli_json_str(p, "state"), err,
-					sn_cli_json_str(p, "admin"), labels, subs, heard };
+		const char *all[] = { id, sn_cli_json_str(p, "service"), sn_cli_json_str(p, "namespace"),
+				      sn_cli_json_str(p, "address"), version, sn_cli_json_str(p, "state"), err,
+				      sn_cli_json_str(p, "admin"), labels, subs, heard };
+		const char *cells[12];
+		size_t k = 0;
+		for (size_t j = 0; j < 7; j++)
+			cells[k++] = all[j];
+		if (replicas)
+			cells[k++] = sn_cli_json_str(p, "replica");
+		for (size_t j = 7; wide && j < 11; j++)
+			cells[k++] = all[j];
 		sn_cli_table_row(&t, cells);
 	}
 	int rc = 0;

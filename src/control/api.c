@@ -17,6 +17,7 @@
 
 #include "sinew/control.h"
 #include "sinew/h1.h"
+#include "sinew/http_client.h"
 #include "sinew/log.h"
 #include "sinew/query.h"
 #include "traces.h"
@@ -226,6 +227,75 @@ static const char *kinds_help(void)
 }
 
 /* ---- handlers -------------------------------------------------------- */
+
+/* ?all=1 */
+static int want_all(const struct api_req *r)
+{
+	char v[8];
+	return sn_query_get(r->query, "all", v, sizeof(v)) > 0 && (!strcmp(v, "1") || !strcmp(v, "true"));
+}
+
+/* The other replicas' proxies (etcd: every replica announces its API),
+ * appended to the array in o: what `istioctl proxy-status` shows across
+ * istiod pods. Each is asked with a short timeout, on the loop (an
+ * operator's command, not a hot path); one that does not answer is
+ * logged and left out. */
+static void add_other_replicas(const struct sn_api *api, struct sn_out *o)
+{
+	const struct sn_store_replica *v;
+	size_t n = sn_store_replicas(api->store, &v);
+	for (size_t i = 0; i < n && !o->failed; i++) {
+		char base[160], err[400];
+		struct sn_http_response r;
+		if (v[i].self || (size_t)snprintf(base, sizeof(base), "http://%s", v[i].api) >= sizeof(base))
+			continue;
+		struct sn_http_request rq = { .method = "GET", .path = "/api/v1/proxies", .timeout_ms = 2000,
+					      .connect_timeout_ms = 500, .who = "sinewd replica" };
+		int got = sn_http_exchange(base, &rq, &r, err, sizeof(err)) == 0;
+		while (got && r.len > 0 && (r.body[r.len - 1] == '\n' || r.body[r.len - 1] == ' '))
+			r.len--;
+		if (!got || r.status != 200 || r.len < 2 || r.body[0] != '[' || r.body[r.len - 1] != ']') {
+			sn_log(SN_LOG_WARN, "api: proxies of replica %s (%s) left out: %s", v[i].id, v[i].api,
+			       got ? "not a list" : err);
+			sn_http_response_free(&r);
+			continue;
+		}
+		/* both are arrays of objects that sinewd wrote: join them */
+		if (r.len > 2 && o->len >= 2 && o->p[o->len - 1] == ']') {
+			o->len--;
+			sn_out_cstr(o, o->len > 1 ? "," : "");
+			sn_out_raw(o, r.body + 1, r.len - 1);
+		}
+		sn_http_response_free(&r);
+	}
+}
+
+static void render_replicas(const struct sn_api *api, struct sn_out *o)
+{
+	const struct sn_store_replica *v;
+	size_t n = sn_store_replicas(api->store, &v);
+	sn_out_cstr(o, "{\"store\":");
+	sn_out_json_cstr(o, api->store->where);
+	sn_out_cstr(o, ",\"replicas\":[");
+	if (n == 0) {
+		/* one sinewd, no shared store: itself */
+		sn_out_cstr(o, "{\"id\":null,\"api\":");
+		sn_out_json_cstr(o, api->api_addr);
+		sn_out_cstr(o, ",\"mesh\":");
+		sn_out_json_cstr(o, api->mesh_addr);
+		sn_out_cstr(o, ",\"self\":true}");
+	}
+	for (size_t i = 0; i < n; i++) {
+		sn_out_cstr(o, i ? ",{\"id\":" : "{\"id\":");
+		sn_out_json_cstr(o, v[i].id);
+		sn_out_cstr(o, ",\"api\":");
+		sn_out_json_cstr(o, v[i].api);
+		sn_out_cstr(o, ",\"mesh\":");
+		sn_out_json_cstr(o, v[i].mesh);
+		sn_out_printf(o, ",\"self\":%s}", v[i].self ? "true" : "false");
+	}
+	sn_out_cstr(o, "]}");
+}
 
 /* Between attempts after a conflict with another replica: a random pause
  * of up to 1, 2, 4 ... 32 ms, so that two replicas writing the same
@@ -1138,6 +1208,11 @@ static void route(struct api_conn *c, const struct api_req *r)
 		handle_list(c, r);
 	} else if (sn_str_eq_cstr(r->route, "/api/v1/proxies") && get) {
 		sn_mesh_render_proxies(c->api->mesh, &o);
+		if (want_all(r))
+			add_other_replicas(c->api, &o);
+		respond(c, 200, &o);
+	} else if (sn_str_eq_cstr(r->route, "/api/v1/replicas") && get) {
+		render_replicas(c->api, &o);
 		respond(c, 200, &o);
 	} else if (sn_str_eq_cstr(r->route, "/api/v1/prometheus/targets") && get) {
 		sn_mesh_render_prom_sd(c->api->mesh, c->api->api_addr, &o);

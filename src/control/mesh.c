@@ -652,6 +652,7 @@ int sn_mesh_start(struct sn_mesh **out, struct sn_loop *loop, struct sn_store *s
 	m->loop = loop;
 	m->store = st;
 	m->traces = opts != NULL ? opts->traces : NULL;
+	m->replica = opts != NULL ? opts->replica : NULL;
 	m->stats = opts != NULL ? opts->stats : NULL;
 	m->view_stale = 1;
 	m->pod_fd = -1;
@@ -786,6 +787,10 @@ void sn_mesh_render_proxies(struct sn_mesh *m, struct sn_out *o)
 			sn_out_cstr(o, ",");
 		sn_out_cstr(o, "{\"id\":");
 		sn_out_json_cstr(o, px->id);
+		if (m->replica != NULL) {
+			sn_out_cstr(o, ",\"replica\":");
+			sn_out_json_cstr(o, m->replica);
+		}
 		sn_out_cstr(o, ",\"service\":");
 		sn_out_json_cstr(o, px->service && px->service[0] ? px->service : NULL);
 		sn_out_cstr(o, ",\"workload\":");

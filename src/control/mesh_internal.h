@@ -164,6 +164,7 @@ struct ca_member {
 };
 
 struct sn_mesh {
+	const char *replica;         /* sn_mesh_opts.replica */
 	/* identity (mesh_ca.c) */
 	struct sn_ca_service *ca;
 	struct sn_tls_ctx *tls;      /* the mesh port's server context */

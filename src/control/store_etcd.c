@@ -59,6 +59,9 @@
 #define ETCD_WATCHED_END "/sinew0"
 #define ETCD_REG_PREFIX "/sinew/registry/"
 #define ETCD_REG_PREFIX_END "/sinew/registry0"
+#define ETCD_REPLICA_PREFIX "/sinew/replicas/"   /* ID = "API MESH" on its lease */
+#define ETCD_REPLICA_PREFIX_END "/sinew/replicas0"
+#define ETCD_MAX_REPLICAS 16
 #define ETCD_REG_MAGIC "# sinew-reg 1 "   /* then: owner rv, a newline, the text */
 #define ETCD_LEASE_TTL_S 10
 #define ETCD_KEEPALIVE_MS 3000
@@ -114,6 +117,8 @@ struct sn_etcd {
 	size_t n_pubs;
 	struct sn_shared_reg *regs; /* loop thread: the other replicas' */
 	size_t n_regs;
+	struct sn_store_replica replicas[ETCD_MAX_REPLICAS];   /* loop thread: every replica announced */
+	size_t n_replicas;
 	SSL_CTX *tls;               /* HTTPS to the members; NULL: plain HTTP */
 	int client_cert;            /* tls has a client certificate */
 };
@@ -681,18 +686,15 @@ size_t sn_store_shared_regs(const struct sn_store *st, const struct sn_shared_re
 	return st->etcd ? st->etcd->n_regs : 0;
 }
 
-int sn_store_publish_reg(struct sn_store *st, const char *ns, const char *name, const char *rv, const char *text)
+/* Puts key=value (value NULL: withdraws it) among what this replica
+ * publishes on its lease. 0, SN_ENOMEM or SN_EIO (logged). */
+static int pub_set(struct sn_etcd *et, const char *key, char *value, size_t len)
 {
-	struct sn_etcd *et = st->etcd;
-	char key[ETCD_MAX_KEY + 1], err[400];
-	if (et == NULL)
-		return 0;
-	if ((size_t)snprintf(key, sizeof(key), ETCD_REG_PREFIX "%s/%s", ns, name) >= sizeof(key))
-		return SN_EINVAL;
+	char err[400];
 	size_t i = 0;
 	while (i < et->n_pubs && strcmp(et->pubs[i].key, key) != 0)
 		i++;
-	if (text == NULL) {
+	if (value == NULL) {
 		if (i == et->n_pubs)
 			return 0;
 		int rc = pub_write(et, &et->pubs[i], 1, err, sizeof(err));
@@ -708,6 +710,7 @@ int sn_store_publish_reg(struct sn_store *st, const char *ns, const char *name, 
 		if (np == NULL || (np[i].key = strdup(key)) == NULL) {
 			if (np != NULL)
 				et->pubs = np;
+			free(value);
 			return SN_ENOMEM;
 		}
 		et->pubs = np;
@@ -716,6 +719,25 @@ int sn_store_publish_reg(struct sn_store *st, const char *ns, const char *name, 
 		et->n_pubs++;
 	}
 	struct pub *p = &et->pubs[i];
+	free(p->value);
+	p->value = value;
+	p->len = len;
+	int rc = pub_write(et, p, 0, err, sizeof(err));
+	if (rc != 0)
+		sn_log(SN_LOG_WARN, "store: publishing %s to etcd: %s; other replicas do not see it yet", key, err);
+	return rc;
+}
+
+int sn_store_publish_reg(struct sn_store *st, const char *ns, const char *name, const char *rv, const char *text)
+{
+	struct sn_etcd *et = st->etcd;
+	char key[ETCD_MAX_KEY + 1];
+	if (et == NULL)
+		return 0;
+	if ((size_t)snprintf(key, sizeof(key), ETCD_REG_PREFIX "%s/%s", ns, name) >= sizeof(key))
+		return SN_EINVAL;
+	if (text == NULL)
+		return pub_set(et, key, NULL, 0);
 	struct sn_out v = { 0 };
 	sn_out_printf(&v, ETCD_REG_MAGIC "%s %s\n", et->self, rv);
 	sn_out_cstr(&v, text);
@@ -723,13 +745,95 @@ int sn_store_publish_reg(struct sn_store *st, const char *ns, const char *name, 
 		sn_out_free(&v);
 		return SN_ENOMEM;
 	}
-	free(p->value);
-	p->value = v.p;
-	p->len = v.len;
-	int rc = pub_write(et, p, 0, err, sizeof(err));
-	if (rc != 0)
-		sn_log(SN_LOG_WARN, "store: publishing %s to etcd: %s; other replicas do not see it yet", key, err);
+	return pub_set(et, key, v.p, v.len);
+}
+
+/* ---- the replicas ---------------------------------------------------------- */
+
+static void replica_free(struct sn_store_replica *r)
+{
+	free(r->id);
+	free(r->api);
+	free(r->mesh);
+}
+
+/* A /sinew/replicas/ID key seen (value NULL: gone). 1 when the list changed. */
+static int replica_apply(struct sn_etcd *et, const char *key, const char *value, size_t len)
+{
+	const char *id = key + strlen(ETCD_REPLICA_PREFIX);
+	char api[128], mesh[128];
+	size_t i = 0;
+	if (strlen(id) == 0 || strlen(id) >= sizeof(et->self))
+		return 0;
+	while (i < et->n_replicas && strcmp(et->replicas[i].id, id) != 0)
+		i++;
+	if (value == NULL || len >= 300 || sscanf(value, "%127s %127s", api, mesh) != 2) {
+		if (i == et->n_replicas)
+			return 0;
+		replica_free(&et->replicas[i]);
+		et->replicas[i] = et->replicas[--et->n_replicas];
+		return 1;
+	}
+	if (i == et->n_replicas) {
+		if (et->n_replicas == ETCD_MAX_REPLICAS)
+			return 0;
+		memset(&et->replicas[i], 0, sizeof(et->replicas[i]));
+		et->n_replicas++;
+	}
+	struct sn_store_replica *r = &et->replicas[i];
+	replica_free(r);
+	r->id = strdup(id);
+	r->api = strdup(api);
+	r->mesh = strdup(mesh);
+	r->self = !strcmp(id, et->self);
+	if (r->id == NULL || r->api == NULL || r->mesh == NULL) {
+		replica_free(r);
+		et->replicas[i] = et->replicas[--et->n_replicas];
+	}
+	return 1;
+}
+
+static void replicas_page(void *arg, struct fy_node *kvs)
+{
+	struct sn_etcd *et = arg;
+	struct fy_node *kv;
+	for (void *it = NULL; (kv = fy_node_sequence_iterate(kvs, &it)) != NULL;) {
+		size_t kl, vl, dl = 0, vdl = 0;
+		const char *k64 = jstr(kv, "key", &kl), *v64 = jstr(kv, "value", &vl);
+		char *key = k64 ? b64_decode(k64, kl, &dl) : NULL;
+		char *val = key && v64 ? b64_decode(v64, vl, &vdl) : NULL;
+		if (val != NULL)
+			replica_apply(et, key, val, vdl);
+		free(key);
+		free(val);
+	}
+}
+
+int sn_store_announce(struct sn_store *st, const char *api, const char *mesh)
+{
+	struct sn_etcd *et = st->etcd;
+	char key[ETCD_MAX_KEY + 1];
+	uint64_t rev;
+	if (et == NULL)
+		return 0;
+	snprintf(key, sizeof(key), ETCD_REPLICA_PREFIX "%s", et->self);
+	struct sn_out v = { 0 };
+	sn_out_printf(&v, "%s %s\n", api, mesh);
+	if (v.failed) {
+		sn_out_free(&v);
+		return SN_ENOMEM;
+	}
+	int rc = pub_set(et, key, v.p, v.len);
+	char err[400];
+	if (range_all(et, ETCD_REPLICA_PREFIX, ETCD_REPLICA_PREFIX_END, replicas_page, et, &rev, err, sizeof(err)) != 0)
+		sn_log(SN_LOG_WARN, "store: reading the other replicas from etcd: %s", err);
 	return rc;
+}
+
+size_t sn_store_replicas(const struct sn_store *st, const struct sn_store_replica **out)
+{
+	*out = st->etcd ? st->etcd->replicas : NULL;
+	return st->etcd ? st->etcd->n_replicas : 0;
 }
 
 /* The lease expired (this replica was cut off longer than its TTL): a
@@ -1027,6 +1131,8 @@ static void etcd_close(struct sn_store *st)
 	for (size_t i = 0; i < et->n_regs; i++)
 		shared_reg_free(&et->regs[i]);
 	free(et->regs);
+	for (size_t i = 0; i < et->n_replicas; i++)
+		replica_free(&et->replicas[i]);
 	SSL_CTX_free(et->tls);
 	pthread_mutex_destroy(&et->lock);
 	free(et);
@@ -1088,6 +1194,10 @@ static void batch_apply(struct sn_etcd *et, struct etcd_batch *b)
 		struct etcd_kv *kv = &b->v[i];
 		enum sn_resource_kind kind;
 		char ns[256], name[256], err[1200];
+		if (!strncmp(kv->key, ETCD_REPLICA_PREFIX, strlen(ETCD_REPLICA_PREFIX))) {
+			replica_apply(et, kv->key, kv->deleted ? NULL : kv->value, kv->value_len);
+			continue;
+		}
 		if (!strncmp(kv->key, ETCD_REG_PREFIX, strlen(ETCD_REG_PREFIX))) {
 			changed += (size_t)reg_apply(et, kv->key, kv->deleted ? NULL : kv->value, kv->value_len,
 						     kv->mod_revision);

@@ -448,6 +448,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	mesh_opts.ca = d.ca;
+	mesh_opts.replica = mesh_s;
 	mesh_opts.traces = d.traces;
 	mesh_opts.stats = d.stats;
 	mesh_opts.no_auto_rotate = ca_opts.cert_file != NULL;   /* sinewd rotates only a CA it made */
@@ -470,6 +471,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sinewd: cannot start watching etcd: %s\n", strerror(errno));
 		return 1;
 	}
+	sn_store_announce(&d.store, api_s, mesh_s);   /* sinew proxy-status asks every replica */
 	sn_log(SN_LOG_INFO, "sinewd %s: API on http://%s, mesh on %s, data in %s, resources in %s", SINEWD_VERSION,
 	       api_s, mesh_s, data_dir, d.store.where);
 

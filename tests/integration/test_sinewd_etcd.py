@@ -463,6 +463,24 @@ spec:
             ms[via].apply(route("via%d" % via))
             self.assertLess(everyone_sees("via%d" % via, clients), 1.0)
 
+        # every replica knows the others; proxy-status through any one shows
+        # all proxies with the replica each talks to (istioctl's ISTIOD column)
+        status, body = ms[0].call("GET", "/api/v1/replicas")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(sorted(r["mesh"] for r in body["replicas"]), sorted(addrs))
+        self.assertEqual([r["mesh"] for r in body["replicas"] if r["self"]], [addrs[0]])
+        status, every = ms[1].call("GET", "/api/v1/proxies?all=1")
+        self.assertEqual(status, 200, every)
+        self.assertEqual(sorted((p["service"], p["replica"]) for p in every),
+                         sorted([("productpage%d" % i, addrs[i]) for i in range(3)] + [("ratings", addrs[1])]))
+        p = subprocess.run([os.path.join(st.BIN, "sinew"), "proxy-status", "--server",
+                            "http://127.0.0.1:%d" % ms[2].port],
+                           capture_output=True, text=True, timeout=30, env=st.proxy_env())
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("REPLICA", p.stdout.splitlines()[0])
+        for i in range(3):
+            self.assertRegex(p.stdout, r"productpage%d-\S+ .*%s" % (i, addrs[i].replace(".", r"\.")))
+
         load = Load(clients[0].outbound_port, "ratings:9080", rate=200, total=1600, seconds=10.0).start()
         time.sleep(2.0)
         ms[0].p.send_signal(signal.SIGKILL)
