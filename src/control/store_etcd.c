@@ -608,7 +608,22 @@ static int reg_apply(struct sn_etcd *et, const char *key, const char *value, siz
 	return 1;
 }
 
-static void regs_page(void *arg, struct fy_node *kvs)
+static int replica_apply(struct sn_etcd *et, const char *key, const char *value, size_t len);
+
+/* What a replica publishes on its lease, seen in a read or the watch
+ * (value NULL: gone): a registration or a replica's announcement. 1 when
+ * what this replica knows of the others changed. */
+static int published_apply(struct sn_etcd *et, const char *key, const char *value, size_t len,
+			   uint64_t mod_revision)
+{
+	if (!strncmp(key, ETCD_REPLICA_PREFIX, strlen(ETCD_REPLICA_PREFIX)))
+		return replica_apply(et, key, value, len);
+	if (!strncmp(key, ETCD_REG_PREFIX, strlen(ETCD_REG_PREFIX)))
+		return reg_apply(et, key, value, len, mod_revision);
+	return 0;
+}
+
+static void published_page(void *arg, struct fy_node *kvs)
 {
 	struct sn_etcd *et = arg;
 	struct fy_node *kv;
@@ -618,7 +633,7 @@ static void regs_page(void *arg, struct fy_node *kvs)
 		char *key = k64 ? b64_decode(k64, kl, &dl) : NULL;
 		char *val = key && v64 ? b64_decode(v64, vl, &vdl) : NULL;
 		if (val != NULL)
-			reg_apply(et, key, val, vdl, ju64(kv, "mod_revision"));
+			published_apply(et, key, val, vdl, ju64(kv, "mod_revision"));
 		free(key);
 		free(val);
 	}
@@ -628,7 +643,7 @@ static int load_regs(struct sn_etcd *et, uint64_t *rev, char *err, size_t err_si
 {
 	while (et->n_regs > 0)
 		reg_remove_at(et, et->n_regs - 1);
-	return range_all(et, ETCD_REG_PREFIX, ETCD_REG_PREFIX_END, regs_page, et, rev, err, err_size);
+	return range_all(et, ETCD_REG_PREFIX, ETCD_REG_PREFIX_END, published_page, et, rev, err, err_size);
 }
 
 static int lease_grant(struct sn_etcd *et, char *err, size_t err_size)
@@ -793,22 +808,6 @@ static int replica_apply(struct sn_etcd *et, const char *key, const char *value,
 	return 1;
 }
 
-static void replicas_page(void *arg, struct fy_node *kvs)
-{
-	struct sn_etcd *et = arg;
-	struct fy_node *kv;
-	for (void *it = NULL; (kv = fy_node_sequence_iterate(kvs, &it)) != NULL;) {
-		size_t kl, vl, dl = 0, vdl = 0;
-		const char *k64 = jstr(kv, "key", &kl), *v64 = jstr(kv, "value", &vl);
-		char *key = k64 ? b64_decode(k64, kl, &dl) : NULL;
-		char *val = key && v64 ? b64_decode(v64, vl, &vdl) : NULL;
-		if (val != NULL)
-			replica_apply(et, key, val, vdl);
-		free(key);
-		free(val);
-	}
-}
-
 int sn_store_announce(struct sn_store *st, const char *api, const char *mesh)
 {
 	struct sn_etcd *et = st->etcd;
@@ -825,7 +824,8 @@ int sn_store_announce(struct sn_store *st, const char *api, const char *mesh)
 	}
 	int rc = pub_set(et, key, v.p, v.len);
 	char err[400];
-	if (range_all(et, ETCD_REPLICA_PREFIX, ETCD_REPLICA_PREFIX_END, replicas_page, et, &rev, err, sizeof(err)) != 0)
+	if (range_all(et, ETCD_REPLICA_PREFIX, ETCD_REPLICA_PREFIX_END, published_page, et, &rev, err, sizeof(err)) !=
+	    0)
 		sn_log(SN_LOG_WARN, "store: reading the other replicas from etcd: %s", err);
 	return rc;
 }
@@ -1194,13 +1194,9 @@ static void batch_apply(struct sn_etcd *et, struct etcd_batch *b)
 		struct etcd_kv *kv = &b->v[i];
 		enum sn_resource_kind kind;
 		char ns[256], name[256], err[1200];
-		if (!strncmp(kv->key, ETCD_REPLICA_PREFIX, strlen(ETCD_REPLICA_PREFIX))) {
-			replica_apply(et, kv->key, kv->deleted ? NULL : kv->value, kv->value_len);
-			continue;
-		}
-		if (!strncmp(kv->key, ETCD_REG_PREFIX, strlen(ETCD_REG_PREFIX))) {
-			changed += (size_t)reg_apply(et, kv->key, kv->deleted ? NULL : kv->value, kv->value_len,
-						     kv->mod_revision);
+		if (strncmp(kv->key, ETCD_PREFIX, strlen(ETCD_PREFIX)) != 0) {
+			changed += (size_t)published_apply(et, kv->key, kv->deleted ? NULL : kv->value, kv->value_len,
+							   kv->mod_revision);
 			continue;
 		}
 		if (parse_key(kv->key, &kind, ns, sizeof(ns), name, sizeof(name)) != 0)
