@@ -269,6 +269,8 @@ class EtcdStoreTest(unittest.TestCase):
     def test_racing_applies_none_lost(self):
         ms = replicas(self, self.etcd, 2)
         self.assertEqual(apply(ms[0], st.service_yaml("reviews"))[0], 200)
+        # the second replica admits against what it has seen: wait for the Service
+        wait_for(lambda: resource(ms[1], "Service", "reviews"), 2.0, "the other replica sees the Service")
         results, errors, lock = [], [], threading.Lock()
 
         def writer(m, tag):
