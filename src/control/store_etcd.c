@@ -1306,22 +1306,28 @@ static struct etcd_batch *batch_of_line(struct sn_etcd *et, const char *line, si
 	return b;
 }
 
+/* Watch thread: hands b to the loop thread, noted in et->inflight until
+ * it runs (a stop frees what never ran). */
+static void post_batch(struct sn_etcd *et, struct etcd_batch *b)
+{
+	pthread_mutex_lock(&et->lock);
+	b->next = et->inflight;
+	if (et->inflight != NULL)
+		et->inflight->pprev = &b->next;
+	b->pprev = &et->inflight;
+	et->inflight = b;
+	pthread_mutex_unlock(&et->lock);
+	sn_loop_post(et->loop, &b->task, on_batch);
+}
+
 /* Watch thread: one line of the stream, handed to the loop thread. */
 static int on_watch_line(const char *line, size_t len, void *arg)
 {
 	struct watch_ctx *w = arg;
 	struct sn_etcd *et = w->et;
 	struct etcd_batch *b = batch_of_line(et, line, len, &w->canceled);
-	if (b != NULL) {
-		pthread_mutex_lock(&et->lock);
-		b->next = et->inflight;
-		if (et->inflight != NULL)
-			et->inflight->pprev = &b->next;
-		b->pprev = &et->inflight;
-		et->inflight = b;
-		pthread_mutex_unlock(&et->lock);
-		sn_loop_post(et->loop, &b->task, on_batch);
-	}
+	if (b != NULL)
+		post_batch(et, b);
 	return w->canceled;
 }
 
@@ -1373,14 +1379,7 @@ static void keepalive(struct sn_etcd *et)
 		}
 		b->et = et;
 		b->lease_lost = 1;
-		pthread_mutex_lock(&et->lock);
-		b->next = et->inflight;
-		if (et->inflight != NULL)
-			et->inflight->pprev = &b->next;
-		b->pprev = &et->inflight;
-		et->inflight = b;
-		pthread_mutex_unlock(&et->lock);
-		sn_loop_post(et->loop, &b->task, on_batch);
+		post_batch(et, b);
 	}
 }
 

@@ -125,25 +125,37 @@ def ec_key(d, name):
     return path
 
 
+def self_signed_ca(d, name, subject):
+    """A CA key and its self-signed certificate in d: (cert, key)."""
+    key, cert = ec_key(d, name + "-key.pem"), os.path.join(d, name + ".pem")
+    openssl("req", "-x509", "-new", "-key", key, "-subj", subject, "-days", "3",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-out", cert)
+    return cert, key
+
+
+def issue_cert(d, name, subject, ca, ca_key, extensions):
+    """A key and a certificate for it signed by ca, with extensions (an
+    openssl extfile's lines): (cert, key)."""
+    key, csr, cert, ext = (ec_key(d, name + "-key.pem"), os.path.join(d, name + ".csr"),
+                           os.path.join(d, name + ".pem"), os.path.join(d, name + ".ext"))
+    with open(ext, "w") as f:
+        f.write(extensions)
+    openssl("req", "-new", "-key", key, "-subj", subject, "-out", csr)
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
+            "-extfile", ext, "-out", cert)
+    return cert, key
+
+
 def per_replica_intermediates(d, n):
     """One root; an intermediate of its own for each replica (the
     --ca-cert chain and --ca-key of each), as docs/security.md says."""
-    def key(name):
-        return ec_key(d, name)
-    rk, root = key("root-key.pem"), os.path.join(d, "root.pem")
-    openssl("req", "-x509", "-new", "-key", rk, "-subj", "/O=sinew test/CN=mesh root", "-days", "3",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-out", root)
-    ext = os.path.join(d, "int.ext")
-    with open(ext, "w") as f:
-        f.write("basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
-                "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+    root, rk = self_signed_ca(d, "root", "/O=sinew test/CN=mesh root")
     out = []
     for i in range(n):
-        ik, csr, pem = key("int%d-key.pem" % i), os.path.join(d, "int%d.csr" % i), os.path.join(d, "int%d.pem" % i)
-        openssl("req", "-new", "-key", ik, "-subj", "/O=sinew test/CN=replica %d" % i, "-out", csr)
-        openssl("x509", "-req", "-in", csr, "-CA", root, "-CAkey", rk, "-CAcreateserial", "-days", "2",
-                "-extfile", ext, "-out", pem)
+        pem, ik = issue_cert(d, "int%d" % i, "/O=sinew test/CN=replica %d" % i, root, rk,
+                             "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n"
+                             "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
         chain = os.path.join(d, "chain%d.pem" % i)
         with open(chain, "w") as f, open(pem) as a, open(root) as b:
             f.write(a.read() + b.read())
@@ -179,26 +191,14 @@ def apply(mesh, text, source="t.yaml"):
 
 def etcd_tls_files(d):
     """A CA, a server certificate for 127.0.0.1 and a client certificate."""
-    def key(name):
-        return ec_key(d, name)
-    ca_key, ca = key("etcd-ca-key.pem"), os.path.join(d, "etcd-ca.pem")
-    openssl("req", "-x509", "-new", "-key", ca_key, "-subj", "/CN=etcd test ca", "-days", "2",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign", "-out", ca)
-    out = {"ca": ca}
+    ca, ca_key = self_signed_ca(d, "etcd-ca", "/CN=etcd test ca")
     # etcd's own JSON gateway dials its gRPC port with the server certificate:
     # it needs clientAuth too
-    for who, ext in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"),
-                     ("client", "extendedKeyUsage=clientAuth\n")):
-        k, csr, pem, extf = (key("%s-key.pem" % who), os.path.join(d, who + ".csr"), os.path.join(d, who + ".pem"),
-                             os.path.join(d, who + ".ext"))
-        with open(extf, "w") as f:
-            f.write(ext)
-        openssl("req", "-new", "-key", k, "-subj", "/CN=sinew " + who, "-out", csr)
-        openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
-                "-extfile", extf, "-out", pem)
-        out[who] = (pem, k)
-    return {"ca": ca, "cert": out["server"][0], "key": out["server"][1], "client_cert": out["client"][0],
-            "client_key": out["client"][1]}
+    cert, key = issue_cert(d, "server", "/CN=sinew server", ca, ca_key,
+                           "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
+    client_cert, client_key = issue_cert(d, "client", "/CN=sinew client", ca, ca_key,
+                                         "extendedKeyUsage=clientAuth\n")
+    return {"ca": ca, "cert": cert, "key": key, "client_cert": client_cert, "client_key": client_key}
 
 
 class EtcdTlsTest(unittest.TestCase):
