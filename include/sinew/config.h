@@ -1065,4 +1065,91 @@ int sn_parse_duration_ms(const char *s, uint32_t *ms_out);
 struct fy_document;
 struct fy_document *sn_json_parse(const char *text, size_t len);
 
+/* ---- what other modules read of loaded resources (src/config/service.c) --
+ * The typed bodies (sn_resource.spec) are the config library's own; these
+ * are the questions sinewd and the CLI ask of them. */
+
+/* The selector of a Service, or a ServiceEntry's workloadSelector; NULL
+ * when it selects no workload (none, or empty). */
+const struct sn_labels *sn_service_selector(const struct sn_resource *r);
+
+struct sn_port_info {
+	const char *name;            /* NULL: unnamed */
+	uint16_t port;
+	uint16_t target_port;        /* 0: the port itself */
+};
+/* A loaded Service's i-th port in out. Returns 0, or -1 past the last. */
+int sn_service_port_at(const struct sn_resource *r, size_t i, struct sn_port_info *out);
+
+struct sn_workload_info {
+	const struct sn_labels *labels;
+	const char *address;
+	const char *service_account; /* NULL: default */
+};
+/* A WorkloadEntry's labels, address and service account (borrowed from
+ * r). Returns 0, or -1 when r is not a loaded WorkloadEntry. */
+int sn_workload_of(const struct sn_resource *r, struct sn_workload_info *out);
+
+/* What a resource names (src/config/refs.c), for sinewd's push: which
+ * proxies need a resource follows from these. */
+enum sn_ref_type {
+	SN_REF_HOST,         /* a host it configures, to resolve in ns: a VirtualService's mesh
+			      * hosts, a route's parent Service, a DestinationRule's host */
+	SN_REF_ENTRY_HOST,   /* a ServiceEntry's host (as written; never qualified) */
+	SN_REF_DEST,         /* a host it sends traffic to, to resolve in ns: route destinations
+			      * and mirrors, the mesh config's external authorizers */
+};
+typedef void (*sn_ref_fn)(void *user, enum sn_ref_type type, const char *host, const char *ns);
+/* Calls fn for each host r names, in order. */
+void sn_resource_refs(const struct sn_resource *r, sn_ref_fn fn, void *user);
+/* A VirtualService bound to a gateway (not only "mesh"), or a Gateway API
+ * route attached to a Gateway. */
+int sn_resource_for_gateways(const struct sn_resource *r);
+/* A ServiceEntry with addresses (captured traffic reaches it by address). */
+int sn_service_entry_has_addresses(const struct sn_resource *r);
+
+/* ---- analysis (src/config/analyze.c) --------------------------------- */
+
+enum sn_analysis_level {
+	SN_ANALYSIS_ERROR = 0,
+	SN_ANALYSIS_WARNING,
+	SN_ANALYSIS_INFO,
+};
+
+const char *sn_analysis_level_str(enum sn_analysis_level l);
+struct sn_analysis_msg;
+/* One message as one line, istioctl's shape plus the field:
+ * "Error [SN0101] (VirtualService ns/x f.yaml:12) spec.http[0].route: message". */
+void sn_analysis_msg_text(const struct sn_analysis_msg *m, char *text, size_t size);
+
+/* One istioctl-analyze-style message. Strings owned by the list. */
+struct sn_analysis_msg {
+	const char *code;           /* "SN0101", static */
+	const char *type;           /* "ReferencedResourceNotFound", static */
+	enum sn_analysis_level level;
+	char *resource;             /* "VirtualService default/reviews" or NULL */
+	char *file;                 /* NULL if unknown */
+	int line;
+	char *field;                /* may be NULL */
+	char *message;
+};
+
+struct sn_analysis {
+	struct sn_analysis_msg *v;
+	size_t n;
+	size_t cap;
+	size_t errors, warnings, infos;
+};
+
+void sn_analysis_free(struct sn_analysis *a);
+
+/* Analyzes set, loaded with keep_invalid set (load: the diagnostics of
+ * loading it): istioctl-analyze-style messages for problems legal one
+ * resource at a time but wrong together, and what translation refuses.
+ * Resources from *body_start on (NULL: none) replace earlier ones of the
+ * same kind and name. Resources with load errors leave the set. Messages
+ * are sorted by code, then resource. Returns 0 or SN_ENOMEM. */
+int sn_config_analyze(struct sn_config_set *set, struct sn_resource **body_start, const struct sn_diags *load,
+		      struct sn_analysis *out);
+
 #endif

@@ -265,40 +265,7 @@ int sn_admit_delete(struct sn_store *st, enum sn_resource_kind kind, const char 
  * store (on start and after changes). */
 void sn_admit_refresh_status(struct sn_store *st);
 
-/* ---- analysis -------------------------------------------------------- */
-
-enum sn_analysis_level {
-	SN_ANALYSIS_ERROR = 0,
-	SN_ANALYSIS_WARNING,
-	SN_ANALYSIS_INFO,
-};
-
-const char *sn_analysis_level_str(enum sn_analysis_level l);
-struct sn_analysis_msg;
-/* One message as one line, istioctl's shape plus the field:
- * "Error [SN0101] (VirtualService ns/x f.yaml:12) spec.http[0].route: message". */
-void sn_analysis_msg_text(const struct sn_analysis_msg *m, char *text, size_t size);
-
-/* One istioctl-analyze-style message. Strings owned by the list. */
-struct sn_analysis_msg {
-	const char *code;           /* "SN0101", static */
-	const char *type;           /* "ReferencedResourceNotFound", static */
-	enum sn_analysis_level level;
-	char *resource;             /* "VirtualService default/reviews" or NULL */
-	char *file;                 /* NULL if unknown */
-	int line;
-	char *field;                /* may be NULL */
-	char *message;
-};
-
-struct sn_analysis {
-	struct sn_analysis_msg *v;
-	size_t n;
-	size_t cap;
-	size_t errors, warnings, infos;
-};
-
-void sn_analysis_free(struct sn_analysis *a);
+/* ---- analysis (the checks: sn_config_analyze, sinew/config.h) -------- */
 
 /* Analyzes a set of resources given as YAML texts: store (may be NULL),
  * the n_registered WorkloadEntries connected proxies registered (texts,

@@ -14,7 +14,6 @@
 #include "sinew/cli.h"
 #include "sinew/config.h"
 #include "sinew/control.h"
-#include "../config/config_internal.h"
 #include "../proxy/proxy.h"
 #include "../proxy/exchange.h"
 
@@ -157,8 +156,8 @@ static const struct sn_resource *service_of(const struct sn_config_set *set, con
 	for (const struct sn_resource *r = set->head; r != NULL; r = r->next) {
 		if (r->kind != SN_KIND_SERVICE || strcmp(r->namespace_, ns) != 0)
 			continue;
-		const struct cfg_service *cs = r->spec;
-		if (cs != NULL && cs->has_selector && cs->selector.n > 0 && sn_labels_match(&cs->selector, labels))
+		const struct sn_labels *sel = sn_service_selector(r);
+		if (sel != NULL && sn_labels_match(sel, labels))
 			return r;
 	}
 	return NULL;
@@ -230,15 +229,15 @@ static int resolve_identity(struct explain *x, const struct sn_config_set *set, 
 			if (r->kind != SN_KIND_WORKLOAD_ENTRY || strcmp(r->namespace_, x->ns) != 0 ||
 			    strcmp(r->name, pass ? proxy_name : x->from) != 0)
 				continue;
-			const struct cfg_workload *w = r->spec;
-			if (w != NULL) {
-				copy_labels(x, &w->labels);
-				if (w->service_account != NULL)
-					snprintf(x->sa, sizeof(x->sa), "%s", w->service_account);
+			struct sn_workload_info w;
+			if (sn_workload_of(r, &w) == 0) {
+				copy_labels(x, w.labels);
+				if (w.service_account != NULL)
+					snprintf(x->sa, sizeof(x->sa), "%s", w.service_account);
 				char a[80];   /* an address, for Linkerd's cluster-* access */
-				snprintf(a, sizeof(a), w->address && strchr(w->address, ':') ? "[%s]:1" : "%s:1",
-					 w->address ? w->address : "");
-				if (w->address == NULL || sn_addr_parse(a, &x->source) != 0)
+				snprintf(a, sizeof(a), w.address && strchr(w.address, ':') ? "[%s]:1" : "%s:1",
+					 w.address ? w.address : "");
+				if (w.address == NULL || sn_addr_parse(a, &x->source) != 0)
 					memset(&x->source, 0, sizeof(x->source));
 			}
 			const struct sn_resource *svc = service_of(set, x->ns, &x->labels);
@@ -249,9 +248,9 @@ static int resolve_identity(struct explain *x, const struct sn_config_set *set, 
 		}
 	for (const struct sn_resource *r = set->head; r != NULL; r = r->next)
 		if (r->kind == SN_KIND_SERVICE && !strcmp(r->namespace_, x->ns) && !strcmp(r->name, x->from)) {
-			const struct cfg_service *cs = r->spec;
-			if (cs != NULL && cs->has_selector)
-				copy_labels(x, &cs->selector);
+			const struct sn_labels *sel = sn_service_selector(r);
+			if (sel != NULL)
+				copy_labels(x, sel);
 			snprintf(x->service, sizeof(x->service), "%s", r->name);
 			snprintf(x->workload, sizeof(x->workload), "%s", r->name);
 			x->identity_note = "a Service (its selector's labels)";

@@ -179,3 +179,37 @@ struct cfg_workload *cfg_parse_workload(struct cfg_ctx *c, const struct yn *spec
 		return NULL;
 	return w;
 }
+
+/* ---- what the control plane and the CLI read of them ------------------ */
+
+const struct sn_labels *sn_service_selector(const struct sn_resource *r)
+{
+	const struct cfg_service *cs = NULL;
+	if (r == NULL || r->spec == NULL)
+		return NULL;
+	if (r->kind == SN_KIND_SERVICE)
+		cs = r->spec;
+	else if (r->kind == SN_KIND_SERVICE_ENTRY)
+		cs = &((const struct cfg_service_entry *)r->spec)->svc;
+	return cs != NULL && cs->has_selector && cs->selector.n > 0 ? &cs->selector : NULL;
+}
+
+int sn_service_port_at(const struct sn_resource *r, size_t i, struct sn_port_info *out)
+{
+	if (r == NULL || r->spec == NULL || r->kind != SN_KIND_SERVICE)
+		return -1;
+	const struct cfg_service *cs = r->spec;
+	if (i >= cs->n_ports)
+		return -1;
+	*out = (struct sn_port_info){ cs->ports[i].name, cs->ports[i].port, cs->ports[i].target_port };
+	return 0;
+}
+
+int sn_workload_of(const struct sn_resource *r, struct sn_workload_info *out)
+{
+	if (r == NULL || r->spec == NULL || r->kind != SN_KIND_WORKLOAD_ENTRY)
+		return -1;
+	const struct cfg_workload *w = r->spec;
+	*out = (struct sn_workload_info){ &w->labels, w->address, w->service_account };
+	return 0;
+}

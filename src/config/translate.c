@@ -314,24 +314,30 @@ static void add_endpoints(struct tr *t, struct sn_cluster *cl, const struct tr_s
 	}
 	if (!cs->has_selector || cs->selector.n == 0)
 		return;
-	for (const struct sn_resource *r = t->set->head; r; r = r->next)
-		if (r->kind == SN_KIND_WORKLOAD_ENTRY && !strcmp(r->namespace_, sv->res->namespace_))
-			n++;
-	if (n == 0)
-		return;
-	cl->endpoints = sn_arena_new_array(t->a, struct sn_endpoint, n);
-	if (cl->endpoints == NULL) {
-		t->oom = 1;
-		return;
-	}
-	for (const struct sn_resource *r = t->set->head; r; r = r->next) {
-		if (r->kind != SN_KIND_WORKLOAD_ENTRY || strcmp(r->namespace_, sv->res->namespace_) != 0)
-			continue;
-		const struct cfg_workload *w = r->spec;
-		if (!sn_labels_match(&cs->selector, &w->labels) || !sn_labels_match(subset_labels, &w->labels))
-			continue;
-		add_endpoint(t, cl, w->address, endpoint_port(sp, w), r->name, &w->labels, w->service_account,
-			     w->weight, w->locality);
+	/* Sized by the endpoints that match, not by every WorkloadEntry of
+	 * the namespace: sinewd's admission translates the whole store, where
+	 * each of thousands of registered proxies is an entry and a Service
+	 * has many clusters (a subset each). */
+	for (int fill = 0; fill < 2; fill++) {
+		for (const struct sn_resource *r = t->set->head; r; r = r->next) {
+			if (r->kind != SN_KIND_WORKLOAD_ENTRY || strcmp(r->namespace_, sv->res->namespace_) != 0)
+				continue;
+			const struct cfg_workload *w = r->spec;
+			if (!sn_labels_match(&cs->selector, &w->labels) || !sn_labels_match(subset_labels, &w->labels))
+				continue;
+			if (!fill)
+				n++;
+			else
+				add_endpoint(t, cl, w->address, endpoint_port(sp, w), r->name, &w->labels,
+					     w->service_account, w->weight, w->locality);
+		}
+		if (fill || n == 0)
+			return;
+		cl->endpoints = sn_arena_new_array(t->a, struct sn_endpoint, n);
+		if (cl->endpoints == NULL) {
+			t->oom = 1;
+			return;
+		}
 	}
 }
 

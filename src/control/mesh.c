@@ -126,6 +126,11 @@ void mesh_schedule(struct sn_mesh *m)
 void mesh_changed(struct sn_mesh *m)
 {
 	m->view_stale = 1;
+	mesh_schedule(m);
+}
+
+void mesh_changed_all(struct sn_mesh *m)
+{
 	for (struct sn_mesh_proxy *px = m->proxies; px != NULL; px = px->next)
 		px->dirty = 1;
 	mesh_schedule(m);
@@ -379,8 +384,10 @@ static void on_answer(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_nod
 			if (kvmap_put(&px->held, px->inflight_set.v[i].key, px->inflight_set.v[i].rv) != 0)
 				px->dirty = 1; /* out of memory: resend from what we know */
 		px->acked_revision = px->inflight_revision;
+		/* Not dirty: every change since the push passed it by
+		 * (mark_affected), so it is current with the view. */
 		if (!px->dirty)
-			px->synced_revision = px->inflight_revision;
+			px->synced_revision = m->view.revision;
 		px->nacked = 0;
 		clear_nack(px);
 		px->acks++;
@@ -840,9 +847,10 @@ void sn_mesh_render_proxies(struct sn_mesh *m, struct sn_out *o)
 			sn_out_cstr(o, "null");
 		sn_out_cstr(o, ",\"registryError\":");
 		sn_out_json_cstr(o, px->reg_error);
-		sn_out_printf(o, ",\"pushes\":%llu,\"acks\":%llu,\"nacks\":%llu,\"lastAckMs\":%llu",
+		sn_out_printf(o, ",\"pushes\":%llu,\"acks\":%llu,\"nacks\":%llu,\"recomputes\":%llu,\"lastAckMs\":%llu",
 			      (unsigned long long)px->pushes, (unsigned long long)px->acks,
-			      (unsigned long long)px->nacks, (unsigned long long)px->last_ack_latency_ms);
+			      (unsigned long long)px->nacks, (unsigned long long)px->recomputes,
+			      (unsigned long long)px->last_ack_latency_ms);
 		sn_out_printf(o, ",\"spans\":{\"stored\":%llu,\"dropped\":%llu,\"rejectedBatches\":%llu}",
 			      (unsigned long long)px->spans_stored, (unsigned long long)px->spans_dropped,
 			      (unsigned long long)px->span_batches_refused);

@@ -53,6 +53,10 @@ struct view_res {
 	size_t n_hosts;
 	uint32_t mark;               /* closure epoch */
 	int taken;                   /* moved to the next view during a rebuild */
+	int fresh;                   /* parsed for this view (new, or a new resourceVersion) */
+	unsigned order;              /* while building: the earlier of two entries for a key wins */
+	uint64_t sig;                /* digest of rv, derived hosts and deps (with their rvs):
+				      * a change here is a change for whoever holds it */
 };
 
 struct view {
@@ -63,6 +67,9 @@ struct view {
 	size_t n_by_host;
 	size_t *wild_vs;             /* VirtualServices and ServiceEntries with a wildcard host */
 	size_t n_wild_vs;
+	size_t *roots;               /* what may reach a proxy other than by its hosts (root_for) */
+	size_t n_roots;
+	size_t n_services;           /* Services (parsed): registrations render from them */
 	uint32_t epoch;
 };
 
@@ -119,6 +126,7 @@ struct sn_mesh_proxy {
 	struct nack_error *nack;
 	size_t n_nack;
 	uint64_t pushes, acks, nacks;
+	uint64_t recomputes;         /* relevant set computed (a change concerned it, or its own did) */
 	uint64_t last_ack_latency_ms;
 
 	/* registry (registry.c): set when the hello has `inbound` */
@@ -127,6 +135,7 @@ struct sn_mesh_proxy {
 	char *reg_text;
 	char *reg_rv;
 	char *reg_error;             /* why the registration was refused */
+	uint64_t reg_svc_gen;        /* the mesh's svc_gen reg_text was rendered at */
 	char reg_address[64];
 	uint16_t reg_port;
 	struct sn_labels reg_labels; /* node labels plus app=<service> when absent */
@@ -199,6 +208,7 @@ struct sn_mesh {
 	uint64_t serial;
 	struct view view;
 	int view_stale;              /* store or registry changed since the view was built */
+	uint64_t svc_gen;            /* moves when the view's Services change (registrations render from them) */
 	struct sn_task push_task;    /* deferred recompute */
 	struct sn_timer lease_timer;
 	struct sn_timer grace_timer;
@@ -223,8 +233,11 @@ void kvmap_del(struct kvmap *m, const char *key);
 int mesh_view_refresh(struct sn_mesh *m);
 void mesh_view_free(struct view *v);
 const struct view_res *mesh_view_find(const struct view *v, const char *key);
-/* Marks every proxy dirty and schedules a recompute. */
+/* The store or the registry changed: the view is rebuilt, and the proxies
+ * it changes for are recomputed (scheduled). */
 void mesh_changed(struct sn_mesh *m);
+/* Marks every proxy dirty and schedules a recompute. */
+void mesh_changed_all(struct sn_mesh *m);
 /* Schedules a recompute of dirty proxies (deferred task). */
 void mesh_schedule(struct sn_mesh *m);
 /* Computes and sends this proxy's delta if nothing is in flight. */

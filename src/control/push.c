@@ -13,16 +13,18 @@
  * hosts, and its workloadSelector a Service's selector. The delta against what the proxy acked is
  * sent when nothing is in flight; changes meanwhile coalesce.
  *
- * Cost per change: O(proxies x relevant set); the view is rebuilt only
- * when the store or the registry changed, re-parsing only changed
- * resources. */
+ * Cost per change: the view is rebuilt (sorting, not scanning per pair:
+ * O(resources log resources)), re-parsing only changed resources; then
+ * each proxy is checked against what changed (a few lookups in what it
+ * holds), and only the proxies it concerns are recomputed, each
+ * O(relevant set). What a resource names is the config library's answer
+ * (sn_resource_refs); its typed bodies stay private to it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sinew/log.h"
 #include "mesh_internal.h"
-#include "../config/config_internal.h"
 
 /* ---- kvmap: sorted (key -> rv) --------------------------------------- */
 
@@ -152,6 +154,7 @@ void mesh_view_free(struct view *v)
 	free(v->v);
 	free(v->by_host);
 	free(v->wild_vs);
+	free(v->roots);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -203,12 +206,6 @@ static struct view_res *res_new(enum sn_resource_kind kind, const char *api_vers
 		sn_config_set_init(&r->set);
 	}
 	return r;
-}
-
-static int cmp_res_key(const void *a, const void *b)
-{
-	const struct view_res *x = *(const struct view_res *const *)a, *y = *(const struct view_res *const *)b;
-	return strcmp(x->key, y->key);
 }
 
 static ssize_t view_index(const struct view *v, const char *key)
@@ -329,6 +326,14 @@ static int wildcard_match(const char *pattern, const char *host)
 	return hl > pl && !strcmp(host + hl - pl, pattern + 1);
 }
 
+/* The candidate names a proxy in ns tries for host (the snapshot's
+ * sn_snapshot_find_vhost), most specific first. Returns how many. */
+static int candidates(const char *host, const char *ns, char cand[2][SN_HOST_CAND_MAX])
+{
+	size_t fb;
+	return (int)sn_host_candidates(host, strlen(host), ns, cand, &fb);
+}
+
 static int push_dep(struct view_res *r, size_t dep)
 {
 	size_t *nd = realloc(r->deps, (r->n_deps + 1) * sizeof(*nd));
@@ -353,6 +358,172 @@ static int push_host(struct view_res *r, char *h)
 	return 0;
 }
 
+/* ---- what reaches a proxy other than by the hosts it calls ----------- */
+
+/* Security policies are about the proxy's own workload, not about what it
+ * calls: every AuthorizationPolicy and PeerAuthentication of its namespace
+ * and of the mesh root namespace goes to it, and its translation keeps
+ * those whose selector picks its labels (Telemetry too); Linkerd's Servers
+ * and their rate limits: namespaced, no root. The mesh config
+ * (istio-system/istio) is every proxy's, with the services of its external
+ * authorizers and tracers; so are ReferenceGrants (what routes may name
+ * across namespaces) and a ServiceEntry with addresses, which captured
+ * traffic reaches by address rather than by a host the proxy would
+ * subscribe to. A gateway proxy gets every Gateway (its translation keeps
+ * those whose selector picks its labels), every VirtualService bound to a
+ * gateway and every Gateway API route attached to a Gateway, which bring
+ * the Services they route to. */
+static int root_for(const struct sn_mesh_proxy *px, const struct view_res *r)
+{
+	switch (r->kind) {
+	case SN_KIND_AUTHORIZATION_POLICY:
+	case SN_KIND_PEER_AUTHENTICATION:
+	case SN_KIND_REQUEST_AUTHENTICATION:
+	case SN_KIND_TELEMETRY:
+		return !strcmp(r->ns, px->ns) || !strcmp(r->ns, SN_MESH_ROOT_NAMESPACE);
+	case SN_KIND_SERVER:
+	case SN_KIND_RATE_LIMIT:
+		return !strcmp(r->ns, px->ns);
+	case SN_KIND_CONFIG_MAP:
+	case SN_KIND_REFERENCE_GRANT:
+		return 1;
+	case SN_KIND_SERVICE_ENTRY:
+		return sn_service_entry_has_addresses(r->set.head);
+	case SN_KIND_GATEWAY:
+	case SN_KIND_K8S_GATEWAY:
+		return px->gateway;
+	default:
+		return px->gateway && (r->kind == SN_KIND_VIRTUAL_SERVICE || sn_kind_is_gwapi_route(r->kind)) &&
+		       sn_resource_for_gateways(r->set.head);
+	}
+}
+
+/* Whether root_for can hold for some proxy: derive lists these. */
+static int may_be_root(const struct view_res *r)
+{
+	static const struct sn_mesh_proxy gw = { .gateway = 1 };
+	if (r->kind == SN_KIND_AUTHORIZATION_POLICY || r->kind == SN_KIND_PEER_AUTHENTICATION ||
+	    r->kind == SN_KIND_REQUEST_AUTHENTICATION || r->kind == SN_KIND_TELEMETRY || r->kind == SN_KIND_SERVER ||
+	    r->kind == SN_KIND_RATE_LIMIT)
+		return 1;
+	return root_for(&gw, r);
+}
+
+/* One label of one WorkloadEntry, for finding what a selector picks. */
+struct we_label {
+	const char *ns, *key, *value;
+	size_t res;
+};
+
+static int cmp_we_label(const void *a, const void *b)
+{
+	const struct we_label *x = a, *y = b;
+	int c = strcmp(x->ns, y->ns);
+	if (c == 0)
+		c = strcmp(x->key, y->key);
+	if (c == 0)
+		c = strcmp(x->value, y->value);
+	return c;
+}
+
+static int cmp_we_label_res(const void *a, const void *b)
+{
+	int c = cmp_we_label(a, b);
+	const struct we_label *x = a, *y = b;
+	return c != 0 ? c : (x->res > y->res) - (x->res < y->res);
+}
+
+static size_t we_label_lower_bound(const struct we_label *v, size_t n, const struct we_label *want)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (cmp_we_label(&v[mid], want) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Every label of every parsed WorkloadEntry of the view, sorted by
+ * (namespace, key, value, entry): an entry's dependants stay in view
+ * order. NULL without memory. */
+static struct we_label *we_label_index(const struct view *v, size_t *n)
+{
+	struct sn_workload_info w;
+	size_t cap = 0;
+	*n = 0;
+	for (size_t i = 0; i < v->n; i++)
+		if (sn_workload_of(v->v[i]->set.head, &w) == 0)
+			cap += w.labels->n;
+	struct we_label *wl = calloc(cap + 1, sizeof(*wl));
+	if (wl == NULL)
+		return NULL;
+	for (size_t i = 0; i < v->n; i++) {
+		if (sn_workload_of(v->v[i]->set.head, &w) != 0)
+			continue;
+		for (size_t k = 0; k < w.labels->n; k++)
+			wl[(*n)++] = (struct we_label){ v->v[i]->ns, w.labels->v[k].key, w.labels->v[k].value, i };
+	}
+	qsort(wl, *n, sizeof(*wl), cmp_we_label_res);
+	return wl;
+}
+
+/* Deriving hosts and dependencies from what each resource names
+ * (sn_resource_refs), in three passes over the view. */
+enum refs_pass {
+	REFS_COUNT,          /* ServiceEntry hosts, to size the host list */
+	REFS_ENTRY_HOSTS,    /* ServiceEntry hosts: looked up like Service FQDNs (the exact
+			      * ones) or like wildcard VirtualService hosts */
+	REFS_RESOLVE,        /* the rest, resolved against Services and ServiceEntries */
+};
+
+struct derive_refs {
+	enum refs_pass pass;
+	struct view_res *r;
+	size_t i;                    /* r's index */
+	struct host_ref *svcs;       /* REFS_ENTRY_HOSTS appends to it */
+	size_t n_svcs;
+	size_t count;
+	int oom;
+};
+
+static void on_ref(void *user, enum sn_ref_type type, const char *host, const char *ns)
+{
+	struct derive_refs *x = user;
+	struct view_res *r = x->r;
+
+	switch (x->pass) {
+	case REFS_COUNT:
+		x->count += type == SN_REF_ENTRY_HOST;
+		return;
+	case REFS_ENTRY_HOSTS:
+		if (type != SN_REF_ENTRY_HOST)
+			return;
+		if (push_host(r, entry_host(host)) != 0) {
+			x->oom = 1;
+			return;
+		}
+		if (r->hosts[r->n_hosts - 1][0] != '*') {
+			x->svcs[x->n_svcs].host = r->hosts[r->n_hosts - 1];
+			x->svcs[x->n_svcs++].res = x->i;
+		}
+		return;
+	case REFS_RESOLVE:
+		if (type == SN_REF_HOST) {
+			x->oom |= push_host(r, resolve(host, ns, x->svcs, x->n_svcs)) != 0;
+		} else if (type == SN_REF_DEST) {
+			char *fq = resolve(host, ns, x->svcs, x->n_svcs);
+			ssize_t s = fq ? find_service(x->svcs, x->n_svcs, fq) : -1;
+			free(fq);
+			if (s >= 0)
+				x->oom |= push_dep(r, (size_t)s) != 0;
+		}
+		return;
+	}
+}
+
 static int derive(struct view *v)
 {
 	struct host_ref *svcs = NULL;
@@ -364,10 +535,11 @@ static int derive(struct view *v)
 	v->by_host = NULL;
 	v->wild_vs = NULL;
 	v->n_by_host = v->n_wild_vs = 0;
-	size_t n_se_hosts = 0;
+	struct derive_refs x = { .pass = REFS_COUNT };
 	for (size_t i = 0; i < v->n; i++)
-		if (v->v[i]->kind == SN_KIND_SERVICE_ENTRY && v->v[i]->set.head != NULL)
-			n_se_hosts += ((const struct cfg_service_entry *)v->v[i]->set.head->spec)->n_hosts;
+		if (v->v[i]->kind == SN_KIND_SERVICE_ENTRY)
+			sn_resource_refs(v->v[i]->set.head, on_ref, &x);
+	size_t n_se_hosts = x.count;
 	svcs = calloc(v->n + n_se_hosts + 1, sizeof(*svcs));
 	if (svcs == NULL)
 		return SN_ENOMEM;
@@ -394,87 +566,32 @@ static int derive(struct view *v)
 
 	/* ServiceEntry hosts (as written, never qualified) are looked up
 	 * like Service FQDNs; wildcard ones like wildcard VS hosts. */
+	x = (struct derive_refs){ .pass = REFS_ENTRY_HOSTS, .svcs = svcs, .n_svcs = n_svcs };
 	for (size_t i = 0; i < v->n; i++) {
-		struct view_res *r = v->v[i];
-		if (r->kind != SN_KIND_SERVICE_ENTRY || r->set.head == NULL)
+		if (v->v[i]->kind != SN_KIND_SERVICE_ENTRY)
 			continue;
-		const struct cfg_service_entry *se = r->set.head->spec;
-		for (size_t k = 0; k < se->n_hosts; k++) {
-			if (push_host(r, entry_host(se->hosts[k])) != 0) {
-				oom = 1;
-				continue;
-			}
-			if (r->hosts[r->n_hosts - 1][0] == '*')
-				continue;
-			svcs[n_svcs].host = r->hosts[r->n_hosts - 1];
-			svcs[n_svcs++].res = i;
-		}
+		x.r = v->v[i];
+		x.i = i;
+		sn_resource_refs(x.r->set.head, on_ref, &x);
 	}
+	n_svcs = x.n_svcs;
+	oom |= x.oom;
 	qsort(svcs, n_svcs, sizeof(*svcs), cmp_host_ref);
 
-	/* hosts of VirtualServices and DestinationRules, resolved */
+	/* hosts of VirtualServices, routes and DestinationRules, resolved;
+	 * the Services they (and the mesh config) send traffic to */
 	size_t cap_refs = n_svcs;
+	x = (struct derive_refs){ .pass = REFS_RESOLVE, .svcs = svcs, .n_svcs = n_svcs };
 	for (size_t i = 0; i < v->n; i++) {
 		struct view_res *r = v->v[i];
-		const struct sn_resource *res = r->set.head;
-		if (res == NULL)
+		if (r->kind == SN_KIND_SERVICE_ENTRY)
 			continue;
-		if (r->kind == SN_KIND_VIRTUAL_SERVICE || sn_kind_is_gwapi_route(r->kind)) {
-			const struct cfg_vs *vs = res->spec;
-			/* bound to gateways only: no host for sidecars, but its
-			 * destinations for the gateway proxies (closure_of) */
-			for (size_t k = 0; vs->for_mesh && k < vs->n_hosts; k++)
-				oom |= push_host(r, resolve(vs->hosts[k], r->ns, svcs, n_svcs)) != 0;
-			/* an HTTPRoute's hosts for sidecars: the Services it is attached to */
-			for (size_t k = 0; vs->gateway_api && k < vs->n_parents; k++)
-				if (vs->parents[k].service)
-					oom |= push_host(r, resolve(vs->parents[k].name,
-								    vs->parents[k].ns ? vs->parents[k].ns : r->ns,
-								    svcs, n_svcs)) != 0;
+		x.r = r;
+		sn_resource_refs(r->set.head, on_ref, &x);
+		if (r->kind == SN_KIND_VIRTUAL_SERVICE || sn_kind_is_gwapi_route(r->kind))
 			cap_refs += r->n_hosts;
-			/* destinations and mirrors */
-			for (size_t h = 0; h < vs->n_http; h++)
-				for (size_t d = 0; d < vs->http[h].n_dests + vs->http[h].n_mirrors; d++) {
-					const struct cfg_http *ht = &vs->http[h];
-					const struct cfg_dest *cd = d < ht->n_dests ? &ht->dests[d] : &ht->mirrors[d - ht->n_dests];
-					if (cd->host == NULL)
-						continue;
-					char *fq = resolve(cd->host, cd->ref_ns ? cd->ref_ns : r->ns, svcs, n_svcs);
-					ssize_t s = fq ? find_service(svcs, n_svcs, fq) : -1;
-					free(fq);
-					if (s >= 0)
-						oom |= push_dep(r, (size_t)s) != 0;
-				}
-			/* and tls[] (a gateway's passthrough) and tcp[] routes */
-			for (size_t h = 0; h < vs->n_tls + vs->n_tcp; h++)
-				for (size_t d = 0; d < (h < vs->n_tls ? vs->tls[h] : vs->tcp[h - vs->n_tls]).n_dests; d++) {
-					const struct cfg_dest *cd = &(h < vs->n_tls ? vs->tls[h] : vs->tcp[h - vs->n_tls]).dests[d];
-					char *fq = cd->host ? resolve(cd->host, cd->ref_ns ? cd->ref_ns : r->ns, svcs, n_svcs) : NULL;
-					ssize_t s = fq ? find_service(svcs, n_svcs, fq) : -1;
-					free(fq);
-					if (s >= 0)
-						oom |= push_dep(r, (size_t)s) != 0;
-				}
-		} else if (r->kind == SN_KIND_DESTINATION_RULE) {
-			const struct cfg_dr *dr = res->spec;
-			if (dr->host != NULL)
-				oom |= push_host(r, resolve(dr->host, r->ns, svcs, n_svcs)) != 0;
-		} else if (r->kind == SN_KIND_CONFIG_MAP) {
-			/* the mesh config brings its authorizers' services */
-			const struct cfg_mesh *m = res->spec;
-			for (size_t k = 0; m != NULL && k < m->n_providers; k++) {
-				const char *svc = m->providers[k].service, *slash = strchr(svc, '/');
-				char ns[256];
-				snprintf(ns, sizeof(ns), "%.*s", slash ? (int)(slash - svc) : (int)strlen(r->ns),
-					 slash ? svc : r->ns);
-				char *fq = resolve(slash ? slash + 1 : svc, ns, svcs, n_svcs);
-				ssize_t si = fq ? find_service(svcs, n_svcs, fq) : -1;
-				free(fq);
-				if (si >= 0)
-					oom |= push_dep(r, (size_t)si) != 0;
-			}
-		}
 	}
+	oom |= x.oom;
 	v->by_host = calloc(cap_refs + 1, sizeof(*v->by_host));
 	v->wild_vs = calloc(v->n + 1, sizeof(*v->wild_vs));
 	if (v->by_host == NULL || v->wild_vs == NULL) {
@@ -508,36 +625,44 @@ static int derive(struct view *v)
 
 	/* what each Service (or ServiceEntry) needs: the WorkloadEntries its
 	 * selector (workloadSelector) picks, and per host its DestinationRules
-	 * and VirtualServices */
+	 * and VirtualServices. The WorkloadEntries by an index of their
+	 * labels: a selector's first label narrows the candidates, so
+	 * thousands of registered proxies cost a sort, not a scan per
+	 * Service. */
+	size_t n_wl = 0, n_drs = 0;
+	struct we_label *wl = we_label_index(v, &n_wl);
+	size_t *drs = calloc(v->n + 1, sizeof(*drs));
+	if (wl == NULL || drs == NULL) {
+		free(wl);
+		free(drs);
+		free(svcs);
+		return SN_ENOMEM;
+	}
+	for (size_t i = 0; i < v->n; i++)
+		if (v->v[i]->kind == SN_KIND_DESTINATION_RULE && v->v[i]->n_hosts > 0)
+			drs[n_drs++] = i;
 	for (size_t s = 0; s < v->n; s++) {
 		struct view_res *sv = v->v[s];
-		const struct cfg_service *cs = NULL;
-		if (sv->set.head == NULL)
+		const struct sn_labels *sel = sv->kind == SN_KIND_SERVICE || sv->kind == SN_KIND_SERVICE_ENTRY
+						      ? sn_service_selector(sv->set.head)
+						      : NULL;
+		if (sel == NULL)
 			continue;
-		if (sv->kind == SN_KIND_SERVICE)
-			cs = sv->set.head->spec;
-		else if (sv->kind == SN_KIND_SERVICE_ENTRY)
-			cs = &((const struct cfg_service_entry *)sv->set.head->spec)->svc;
-		if (cs == NULL || !cs->has_selector || cs->selector.n == 0)
-			continue;
-		for (size_t i = 0; i < v->n; i++) {
-			struct view_res *w = v->v[i];
-			if (w->kind != SN_KIND_WORKLOAD_ENTRY || w->set.head == NULL || strcmp(w->ns, sv->ns))
-				continue;
-			const struct cfg_workload *cw = w->set.head->spec;
-			if (sn_labels_match(&cs->selector, &cw->labels))
-				oom |= push_dep(sv, i) != 0;
+		struct we_label want = { sv->ns, sel->v[0].key, sel->v[0].value, 0 };
+		for (size_t i = we_label_lower_bound(wl, n_wl, &want); i < n_wl && !cmp_we_label(&wl[i], &want); i++) {
+			struct sn_workload_info w;
+			if (sn_workload_of(v->v[wl[i].res]->set.head, &w) == 0 && sn_labels_match(sel, w.labels))
+				oom |= push_dep(sv, wl[i].res) != 0;
 		}
 	}
+	free(wl);
 	for (size_t s = 0; s < n_svcs; s++) {
 		struct view_res *sv = v->v[svcs[s].res];
 		const char *fqdn = svcs[s].host;
-		for (size_t i = 0; i < v->n; i++) {
-			struct view_res *d = v->v[i];
-			if (d->kind != SN_KIND_DESTINATION_RULE || d->n_hosts == 0)
-				continue;
+		for (size_t k = 0; k < n_drs; k++) {
+			struct view_res *d = v->v[drs[k]];
 			if (!strcmp(d->hosts[0], fqdn) || wildcard_match(d->hosts[0], fqdn))
-				oom |= push_dep(sv, i) != 0;
+				oom |= push_dep(sv, drs[k]) != 0;
 		}
 		for (size_t i = host_lower_bound(v->by_host, v->n_by_host, fqdn);
 		     i < v->n_by_host && !strcmp(v->by_host[i].host, fqdn); i++)
@@ -556,7 +681,17 @@ static int derive(struct view *v)
 				}
 		}
 	}
+	free(drs);
 	free(svcs);
+	/* the resources that reach a proxy other than by the hosts it calls */
+	free(v->roots);
+	v->n_roots = 0;
+	v->roots = calloc(v->n + 1, sizeof(*v->roots));
+	if (v->roots == NULL)
+		return SN_ENOMEM;
+	for (size_t i = 0; i < v->n; i++)
+		if (may_be_root(v->v[i]))
+			v->roots[v->n_roots++] = i;
 	return oom ? SN_ENOMEM : 0;
 }
 
@@ -577,10 +712,8 @@ static void publish_regs(struct sn_mesh *m, const struct view *nv)
 	}
 	for (size_t i = m->published.n; i-- > 0;) {
 		const char *key = m->published.v[i].key;
-		int still = 0;
-		for (size_t k = 0; k < nv->n && !still; k++)
-			still = nv->v[k]->reg != NULL && !strcmp(nv->v[k]->key, key);
-		if (still)
+		ssize_t at = view_index(nv, key);
+		if (at >= 0 && nv->v[at]->reg != NULL)
 			continue;
 		const char *ns = strchr(key, '/'), *name = ns ? strchr(ns + 1, '/') : NULL;
 		if (name != NULL) {
@@ -592,14 +725,123 @@ static void publish_regs(struct sn_mesh *m, const struct view *nv)
 	}
 }
 
+static uint64_t sig_add(uint64_t h, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	h ^= 0xff; /* the end of a field: "ab","c" is not "a","bc" */
+	return h * 1099511628211ULL;
+}
+
+/* What a proxy holding r would see change (FNV-1a): its version, the
+ * hosts it was derived to, and what it brings along, with their versions.
+ * A WorkloadEntry or DestinationRule reaches a proxy only through a
+ * Service that depends on it, so its change is that Service's. */
+static uint64_t res_sig(const struct view *v, const struct view_res *r)
+{
+	uint64_t h = sig_add(14695981039346656037ULL, r->rv);
+	h = sig_add(h, r->fqdn != NULL ? r->fqdn : "");
+	for (size_t i = 0; i < r->n_hosts; i++)
+		h = sig_add(h, r->hosts[i]);
+	for (size_t i = 0; i < r->n_deps; i++)
+		h = sig_add(sig_add(h, v->v[r->deps[i]]->key), v->v[r->deps[i]]->rv);
+	return h;
+}
+
+/* Whether r is one of the hosts px calls, as closure_of finds them: a
+ * Service's FQDN, a ServiceEntry's or route's host (exact or wildcard). */
+static int reached_by_hosts(const struct sn_mesh_proxy *px, const struct view_res *r)
+{
+	if (r->kind != SN_KIND_SERVICE && r->kind != SN_KIND_SERVICE_ENTRY && r->kind != SN_KIND_VIRTUAL_SERVICE &&
+	    r->kind != SN_KIND_HTTP_ROUTE && r->kind != SN_KIND_GRPC_ROUTE)
+		return 0;
+	for (size_t s = 0; s < px->n_subs; s++) {
+		char cand[2][SN_HOST_CAND_MAX];
+		int nc = candidates(px->subs[s].host, px->ns, cand);
+		for (int k = 0; k < nc; k++) {
+			if (r->fqdn != NULL && !strcmp(r->fqdn, cand[k]))
+				return 1;
+			for (size_t h = 0; h < r->n_hosts; h++)
+				if (r->hosts[h][0] == '*' ? wildcard_match(r->hosts[h], cand[k]) : !strcmp(r->hosts[h], cand[k]))
+					return 1;
+		}
+	}
+	return 0;
+}
+
+static int holds(const struct sn_mesh_proxy *px, const char *key)
+{
+	return kvmap_get(&px->held, key) != NULL || kvmap_get(&px->inflight_set, key) != NULL;
+}
+
+/* The index from resources to proxies: of what changed between two views
+ * (fresh entries, entries whose sig moved, keys gone), a proxy is
+ * recomputed only when it holds one of them or one would now reach it.
+ * The others are as current at the new revision as they were at the
+ * old. */
+static void mark_affected(struct sn_mesh *m, const struct view *nv, const size_t *changed, size_t n_changed,
+			  char *const *removed, size_t n_removed, uint64_t old_revision)
+{
+	int any = 0;
+	for (struct sn_mesh_proxy *px = m->proxies; px != NULL; px = px->next) {
+		if (px->gone || !px->hello)
+			continue;
+		for (size_t i = 0; i < n_removed && !px->dirty; i++)
+			px->dirty = holds(px, removed[i]);
+		for (size_t i = 0; i < n_changed && !px->dirty; i++) {
+			const struct view_res *r = nv->v[changed[i]];
+			px->dirty = holds(px, r->key) || reached_by_hosts(px, r) || root_for(px, r);
+		}
+		any |= px->dirty;
+		if (!px->dirty && !px->inflight && !px->force && px->synced_revision == old_revision)
+			px->synced_revision = nv->revision;
+	}
+	if (any)
+		mesh_schedule(m);
+}
+
+/* Sorted by key, the earlier entry first: the store's, then this
+ * replica's registrations, then the other replicas'. */
+static int cmp_res_key_order(const void *a, const void *b)
+{
+	const struct view_res *x = *(const struct view_res *const *)a, *y = *(const struct view_res *const *)b;
+	int c = strcmp(x->key, y->key);
+	return c != 0 ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+/* The view's next entry: kept from old when key is there at rv, else
+ * parsed from text. NULL without memory. */
+static struct view_res *view_take(struct view *old, struct view *nv, enum sn_resource_kind kind,
+				  const char *api_version, const char *ns, const char *name, const char *rv,
+				  const char *source, int line, const char *text, size_t text_len)
+{
+	char *key = make_key(kind, ns, name);
+	struct view_res *r = key != NULL ? take_old(old, key, rv) : NULL;
+	free(key);
+	if (key == NULL)
+		return NULL;
+	if (r == NULL && (r = res_new(kind, api_version, ns, name, rv, source, line, text, text_len)) != NULL)
+		r->fresh = 1;
+	if (r != NULL) {
+		r->reg = NULL;
+		r->order = (unsigned)nv->n;
+		nv->v[nv->n++] = r;
+	}
+	return r;
+}
+
 int mesh_view_refresh(struct sn_mesh *m)
 {
 	struct sn_store *st = m->store;
 	struct view old = m->view, nv;
 	char rv[32];
-	size_t cap = st->n + m->n_proxies + 1, n_svcs = 0;
+	const struct sn_shared_reg *sr;
+	size_t n_sr = sn_store_shared_regs(st, &sr);
+	size_t cap = st->n + m->n_proxies + n_sr + 1, n_svcs = 0, n_taken_svcs = 0;
 	const struct view_res **svcs = NULL;
-	int rc = 0;
+	int rc = 0, svcs_new = 0;
 
 	if (!m->view_stale)
 		return 0;
@@ -613,110 +855,119 @@ int mesh_view_refresh(struct sn_mesh *m)
 	}
 	for (size_t i = 0; i < st->n; i++) {
 		const struct sn_stored *e = st->v[i];
-		char *key = make_key(e->kind, e->namespace_, e->name);
-		struct view_res *r;
-		if (key == NULL) {
-			rc = SN_ENOMEM;
-			continue;
-		}
 		snprintf(rv, sizeof(rv), "%llu", (unsigned long long)e->resource_version);
-		r = take_old(&old, key, rv);
-		free(key);
-		if (r == NULL)
-			r = res_new(e->kind, e->api_version, e->namespace_, e->name, rv, e->source, e->line, e->text,
-				    e->text_len);
+		struct view_res *r = view_take(&old, &nv, e->kind, e->api_version, e->namespace_, e->name, rv, e->source,
+					       e->line, e->text, e->text_len);
 		if (r == NULL) {
 			rc = SN_ENOMEM;
 			continue;
 		}
-		r->reg = NULL;
-		nv.v[nv.n++] = r;
-		if (r->kind == SN_KIND_SERVICE && r->set.head != NULL)
+		if (r->kind == SN_KIND_SERVICE && r->set.head != NULL) {
 			svcs[n_svcs++] = r;
+			svcs_new |= r->fresh;
+			n_taken_svcs += !r->fresh;
+		}
 	}
+	/* Registrations render from the Services: again only when those
+	 * changed (or the proxy is new), not on every registration. */
+	if (svcs_new || n_taken_svcs != old.n_services)
+		m->svc_gen++;
+	nv.n_services = n_svcs;
 	for (struct sn_mesh_proxy *px = m->proxies; px != NULL; px = px->next) {
 		if (!px->registered || px->gone)
 			continue;
-		registry_render(m, px, svcs, n_svcs);
+		if (px->reg_text == NULL || px->reg_svc_gen != m->svc_gen) {
+			registry_render(m, px, svcs, n_svcs);
+			px->reg_svc_gen = m->svc_gen;
+		}
 		if (px->reg_text == NULL || px->reg_error != NULL)
 			continue;
-		if (sn_store_get(st, SN_KIND_WORKLOAD_ENTRY, px->ns, px->reg_name) != NULL) {
-			/* an applied WorkloadEntry of that name wins */
-			continue;
-		}
-		char *key = make_key(SN_KIND_WORKLOAD_ENTRY, px->ns, px->reg_name);
-		if (key == NULL) {
-			rc = SN_ENOMEM;
-			continue;
-		}
-		int dup = 0;
-		for (size_t i = 0; i < nv.n && !dup; i++)
-			dup = nv.v[i]->reg != NULL && !strcmp(nv.v[i]->key, key);
-		struct view_res *r = dup ? NULL : take_old(&old, key, px->reg_rv);
-		free(key);
-		if (dup)
-			continue;
-		if (r == NULL)
-			r = res_new(SN_KIND_WORKLOAD_ENTRY, "networking.istio.io/v1", px->ns, px->reg_name, px->reg_rv,
-				    "sinewd-registry", 1, px->reg_text, strlen(px->reg_text));
+		if (sn_store_get(st, SN_KIND_WORKLOAD_ENTRY, px->ns, px->reg_name) != NULL)
+			continue; /* an applied WorkloadEntry of that name wins */
+		struct view_res *r = view_take(&old, &nv, SN_KIND_WORKLOAD_ENTRY, "networking.istio.io/v1", px->ns,
+					       px->reg_name, px->reg_rv, "sinewd-registry", 1, px->reg_text,
+					       strlen(px->reg_text));
 		if (r == NULL) {
 			rc = SN_ENOMEM;
 			continue;
 		}
 		r->reg = px;
-		nv.v[nv.n++] = r;
 		if (!m->grace_over && kvmap_put(&m->seen_regs, r->key, r->rv) != 0)
 			rc = SN_ENOMEM;
 	}
 	/* The other replicas' registrations (etcd): after this replica's own,
 	 * which win, as an applied WorkloadEntry does. */
-	const struct sn_shared_reg *sr;
-	size_t n_sr = sn_store_shared_regs(st, &sr);
-	struct view_res **grown = n_sr ? realloc(nv.v, (cap + n_sr) * sizeof(*nv.v)) : nv.v;
-	if (grown == NULL) {
-		rc = SN_ENOMEM;
-		n_sr = 0;
-	} else {
-		nv.v = grown;
-	}
 	for (size_t i = 0; i < n_sr; i++) {
 		if (sn_store_get(st, SN_KIND_WORKLOAD_ENTRY, sr[i].ns, sr[i].name) != NULL)
 			continue;
-		char *key = make_key(SN_KIND_WORKLOAD_ENTRY, sr[i].ns, sr[i].name);
-		int dup = 0;
-		for (size_t k = 0; key != NULL && k < nv.n && !dup; k++)
-			dup = !strcmp(nv.v[k]->key, key);
-		struct view_res *r = key == NULL || dup ? NULL : take_old(&old, key, sr[i].rv);
-		free(key);
-		if (dup)
-			continue;
-		if (r == NULL)
-			r = res_new(SN_KIND_WORKLOAD_ENTRY, "networking.istio.io/v1", sr[i].ns, sr[i].name, sr[i].rv,
-				    "sinewd-registry", 1, sr[i].text, sr[i].text_len);
-		if (r == NULL) {
+		if (view_take(&old, &nv, SN_KIND_WORKLOAD_ENTRY, "networking.istio.io/v1", sr[i].ns, sr[i].name,
+			      sr[i].rv, "sinewd-registry", 1, sr[i].text, sr[i].text_len) == NULL)
 			rc = SN_ENOMEM;
+	}
+	free(svcs);
+	/* One entry per key, the earliest: two links of one proxy id
+	 * register the same name until the older closes. */
+	qsort(nv.v, nv.n, sizeof(*nv.v), cmp_res_key_order);
+	size_t kept = 0;
+	for (size_t i = 0; i < nv.n; i++) {
+		if (kept > 0 && !strcmp(nv.v[kept - 1]->key, nv.v[i]->key)) {
+			if (nv.v[i]->fresh)
+				res_free(nv.v[i]);
+			else
+				nv.v[i]->taken = 0;   /* still old's: freed with it below */
 			continue;
 		}
-		r->reg = NULL;
-		nv.v[nv.n++] = r;
+		nv.v[kept++] = nv.v[i];
 	}
+	nv.n = kept;
 	publish_regs(m, &nv);
-	free(svcs);
-	qsort(nv.v, nv.n, sizeof(*nv.v), cmp_res_key);
-	for (size_t i = 0; i < old.n; i++)
-		if (!old.v[i]->taken)
-			res_free(old.v[i]);
+
+	/* What left the view: its keys, for the proxies holding them. */
+	char **removed = calloc(old.n + 1, sizeof(*removed));
+	size_t n_removed = 0;
+	for (size_t i = 0; i < old.n; i++) {
+		struct view_res *r = old.v[i];
+		if (r->taken)
+			continue;
+		if (removed != NULL && r->kind != SN_KIND_WORKLOAD_ENTRY && r->kind != SN_KIND_DESTINATION_RULE &&
+		    view_index(&nv, r->key) < 0) {
+			removed[n_removed++] = r->key;
+			r->key = NULL;
+		}
+		res_free(r);
+	}
 	for (size_t i = 0; i < nv.n; i++)
 		nv.v[i]->taken = 0;
 	free(old.v);
 	free(old.by_host);
 	free(old.wild_vs);
+	free(old.roots);
 	nv.revision = st->revision;
 	nv.epoch = old.epoch;
 	if (derive(&nv) != 0)
 		rc = SN_ENOMEM;
+
+	/* What changed for those holding it (see res_sig). */
+	size_t *changed = calloc(nv.n + 1, sizeof(*changed)), n_changed = 0;
+	for (size_t i = 0; i < nv.n; i++) {
+		struct view_res *r = nv.v[i];
+		uint64_t sig = res_sig(&nv, r);
+		if ((r->fresh || sig != r->sig) && changed != NULL && r->kind != SN_KIND_WORKLOAD_ENTRY &&
+		    r->kind != SN_KIND_DESTINATION_RULE)
+			changed[n_changed++] = i;
+		r->sig = sig;
+		r->fresh = 0;
+	}
 	m->view = nv;
 	m->view_stale = 0;
+	if (changed == NULL || removed == NULL || rc != 0)
+		mesh_changed_all(m);   /* not knowing what changed: everyone */
+	else
+		mark_affected(m, &m->view, changed, n_changed, removed, n_removed, old.revision);
+	for (size_t i = 0; i < n_removed; i++)
+		free(removed[i]);
+	free(removed);
+	free(changed);
 	if (rc != 0)
 		sn_log(SN_LOG_ERROR, "mesh: out of memory building the view of %zu resources; pushes may be incomplete",
 		       nv.n);
@@ -751,13 +1002,6 @@ static void add_res(struct closure *c, size_t i)
 	c->list[c->n++] = i;
 }
 
-/* The candidate names a proxy in ns tries for host (the snapshot's
- * sn_snapshot_find_vhost), most specific first. Returns how many. */
-static int candidates(const char *host, const char *ns, char cand[2][SN_HOST_CAND_MAX])
-{
-	size_t fb;
-	return (int)sn_host_candidates(host, strlen(host), ns, cand, &fb);
-}
 
 static void closure_of(struct sn_mesh_proxy *px, struct closure *c)
 {
@@ -783,52 +1027,9 @@ static void closure_of(struct sn_mesh_proxy *px, struct closure *c)
 			}
 		}
 	}
-	/* Security policies are about the proxy's own workload, not about
-	 * what it calls: every AuthorizationPolicy and PeerAuthentication of
-	 * its namespace and of the mesh root namespace goes to it, and its
-	 * translation keeps those whose selector picks its labels (Telemetry
-	 * too); and the mesh config with the services of its external
-	 * authorizers and tracers. */
-	for (size_t i = 0; i < v->n; i++) {
-		struct view_res *r = v->v[i];
-		if ((r->kind == SN_KIND_AUTHORIZATION_POLICY || r->kind == SN_KIND_PEER_AUTHENTICATION ||
-		     r->kind == SN_KIND_REQUEST_AUTHENTICATION || r->kind == SN_KIND_TELEMETRY) &&
-		    (!strcmp(r->ns, px->ns) || !strcmp(r->ns, SN_MESH_ROOT_NAMESPACE)))
-			add_res(c, i);
-		/* Linkerd's Servers and their rate limits: namespaced, no root */
-		if ((r->kind == SN_KIND_SERVER || r->kind == SN_KIND_RATE_LIMIT) && !strcmp(r->ns, px->ns))
-			add_res(c, i);
-		/* the mesh config (istio-system/istio) is every proxy's; and a
-		 * ServiceEntry with addresses, which captured traffic reaches by
-		 * address rather than by a host the proxy would subscribe to */
-		if (r->kind == SN_KIND_CONFIG_MAP || r->kind == SN_KIND_REFERENCE_GRANT)
-			add_res(c, i);   /* (a ReferenceGrant: what routes may name across namespaces) */
-		if (r->kind == SN_KIND_SERVICE_ENTRY && r->set.head != NULL &&
-		    ((const struct cfg_service_entry *)r->set.head->spec)->n_addresses > 0)
-			add_res(c, i);
-		/* a gateway proxy: every Gateway (its translation keeps those
-		 * whose selector picks its labels) and every VirtualService bound
-		 * to a gateway, which bring the Services they route to */
-		if (px->gateway && (r->kind == SN_KIND_GATEWAY || r->kind == SN_KIND_K8S_GATEWAY))
-			add_res(c, i);
-		/* and every Gateway API route attached to a Gateway */
-		if (px->gateway && sn_kind_is_gwapi_route(r->kind) && r->set.head != NULL) {
-			const struct cfg_vs *vs = r->set.head->spec;
-			for (size_t k = 0; k < vs->n_parents; k++)
-				if (!vs->parents[k].service) {
-					add_res(c, i);
-					break;
-				}
-		}
-		if (px->gateway && r->kind == SN_KIND_VIRTUAL_SERVICE && r->set.head != NULL) {
-			const struct cfg_vs *vs = r->set.head->spec;
-			for (size_t k = 0; k < vs->n_gateways; k++)
-				if (strcmp(vs->gateways[k], "mesh") != 0) {
-					add_res(c, i);
-					break;
-				}
-		}
-	}
+	for (size_t i = 0; i < v->n_roots; i++)
+		if (root_for(px, v->v[v->roots[i]]))
+			add_res(c, v->roots[i]);
 	/* breadth first: what is added brings what it needs */
 	for (size_t i = 0; i < c->n; i++) {
 		struct view_res *r = v->v[c->list[i]];
@@ -890,6 +1091,7 @@ void mesh_push(struct sn_mesh *m, struct sn_mesh_proxy *px)
 	mesh_view_refresh(m);
 	c.v = &m->view;
 	closure_of(px, &c);
+	px->recomputes++;
 	send = calloc(c.n + px->held.n + 1, sizeof(*send));
 	if (c.oom || send == NULL)
 		goto oom;

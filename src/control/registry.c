@@ -19,7 +19,6 @@
 
 #include "sinew/log.h"
 #include "mesh_internal.h"
-#include "../config/config_internal.h"
 
 static int name_char_ok(char ch)
 {
@@ -161,12 +160,12 @@ void registry_render(struct sn_mesh *m, struct sn_mesh_proxy *px, const struct v
 	sn_out_cstr(&o, "\n  ports:");
 	for (size_t s = 0; s < n_svcs; s++) {
 		const struct view_res *sv = svcs[s];
-		const struct cfg_service *cs = sv->set.head->spec;
-		if (strcmp(sv->ns, px->ns) || !cs->has_selector || cs->selector.n == 0 ||
-		    !sn_labels_match(&cs->selector, &px->reg_labels))
+		const struct sn_labels *sel = sn_service_selector(sv->set.head);
+		struct sn_port_info sp;
+		if (strcmp(sv->ns, px->ns) || sel == NULL || !sn_labels_match(sel, &px->reg_labels))
 			continue;
-		for (size_t p = 0; p < cs->n_ports; p++) {
-			const char *pn = cs->ports[p].name;
+		for (size_t p = 0; sn_service_port_at(sv->set.head, p, &sp) == 0; p++) {
+			const char *pn = sp.name;
 			int seen = 0;
 			if (pn == NULL || pn[0] == '\0')
 				continue; /* an unnamed port reaches the Service's targetPort */
@@ -181,7 +180,7 @@ void registry_render(struct sn_mesh *m, struct sn_mesh_proxy *px, const struct v
 			 * REDIRECT rule), and a gateway listens on its Gateways'
 			 * ports: each Service port reaches its targetPort.
 			 * Otherwise every port reaches the proxy's one inbound. */
-			uint16_t tp = cs->ports[p].target_port ? cs->ports[p].target_port : cs->ports[p].port;
+			uint16_t tp = sp.target_port ? sp.target_port : sp.port;
 			sn_out_printf(&o, ": %u", (px->capture || px->gateway) && tp ? tp : px->reg_port);
 		}
 	}
@@ -254,7 +253,7 @@ static void on_grace_timer(struct sn_loop *loop, struct sn_timer *t)
 	struct sn_mesh *m = sn_container_of(t, struct sn_mesh, grace_timer);
 	m->grace_over = 1;
 	kvmap_free(&m->seen_regs);
-	mesh_changed(m);
+	mesh_changed_all(m);   /* what proxies kept for the grace goes now */
 }
 
 void registry_start(struct sn_mesh *m)
