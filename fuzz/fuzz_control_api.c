@@ -125,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	close(fd);
 	sn_loop_run_once(&F.loop, 0);   /* reclaim the connection */
-	if (!eof || F.api.conns != 0) {
+	if (!eof || F.api.srv.conns != 0) {
 		fprintf(stderr, "fuzz: sinewd did not answer and close the connection\n");
 		abort();
 	}

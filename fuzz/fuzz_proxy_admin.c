@@ -96,7 +96,6 @@ static void setup(void)
 	p->opt.namespace_ = "default";
 	p->opt.service_account = "productpage";
 	p->opt.trust_domain = "cluster.local";
-	p->admin_fd = -1;
 	pthread_mutex_init(&p->snap_lock, NULL);
 	p->n_workers = 1;
 	p->workers = calloc(1, sizeof(*p->workers));

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "sinew/config.h"
+#include "sinew/http_server.h"
 #include "sinew/loop.h"
 #include "sinew/out.h"
 
@@ -587,9 +588,7 @@ void sn_stats_free(struct sn_stats *s);
 struct sn_api {
 	struct sn_loop *loop;
 	struct sn_store *store;
-	int fd;
-	struct sn_io io;
-	int conns;
+	struct sn_hsrv srv;         /* the HTTP server (src/http/server.c); srv.conns: open connections */
 	const char *mesh_addr;      /* recorded for /api/v1/version */
 	const char *api_addr;       /* "host:port" it listens on: the scrape relay's targets in the SD */
 	/* sinewd --prometheus: GET /api/v1/stats, /edges and /routes answered
@@ -602,8 +601,6 @@ struct sn_api {
 	struct sn_traces *traces;   /* may be NULL: the trace endpoints answer 503 */
 	struct sn_stats *stats;     /* may be NULL: /api/v1/stats and /api/v1/edges answer 503 */
 	uint64_t started_ms;
-	uint64_t next_conn_id;      /* for log lines */
-	void *conn_list;            /* open connections (private to api.c) */
 	int admit_in_process;       /* fuzzing only: admission in this process, so the
 				     * fuzzer sees it (sinewd always isolates it) */
 };

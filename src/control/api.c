@@ -1,10 +1,10 @@
 /* sinewd's HTTP/JSON API (docs/api.md): apply, get, delete, analyze,
  * proxies, the CA (tokens, certificates), traces (and OTLP/HTTP JSON span
  * export, POST /v1/traces), live stats (stats, edges, routes), version, ready, live,
- * and the dashboard's files (GET /, /ui/NAME: dashboard.c). Served on the loop thread, one request per
- * connection (the response says connection: close). Bounded: heads up to
- * 16 KiB, bodies up to 8 MiB (Content-Length only), SN_API_MAX_CONNS
- * connections, 30 s per connection. */
+ * and the dashboard's files (GET /, /ui/NAME: dashboard.c). Served on the loop thread by the small
+ * HTTP server (src/http/server.c), one request per connection (the response
+ * says connection: close). Bounded: heads up to 16 KiB, bodies up to 8 MiB
+ * (Content-Length only), SN_API_MAX_CONNS connections, 30 s per connection. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +18,7 @@
 #include "sinew/control.h"
 #include "sinew/h1.h"
 #include "sinew/http_client.h"
+#include "sinew/http_server.h"
 #include "sinew/log.h"
 #include "sinew/query.h"
 #include "traces.h"
@@ -28,93 +29,15 @@
 #define API_MAX_PARAM 256
 #define API_APPLY_ATTEMPTS 16    /* decide + store again after an etcd conflict */
 
+/* One request being answered: the API, the server's connection (valid
+ * for the handler's call) and its id for log lines. */
 struct api_conn {
-	struct sn_io io;
-	int fd;
 	struct sn_api *api;
-	char *in;
-	size_t in_len, in_cap;
-	size_t head_len;            /* 0 until the head is parsed */
-	size_t body_len;
-	int sent_continue;
-	char *out;
-	size_t out_len, out_off;
-	int responded;
-	int fd_taken;               /* handed to a tap session: not ours to close */
+	struct sn_hsrv_conn *hc;
 	uint64_t id;
-	struct api_conn *next, **pprev;   /* api->conn_list, for shutdown */
-	struct sn_timer timer;
-	struct sn_task reclaim;
 };
 
-/* A parsed request, borrowed from the connection's buffer. */
-struct api_req {
-	struct sn_str method;
-	struct sn_str route;        /* path without the query */
-	struct sn_str query;
-	const char *body;
-	size_t body_len;
-	struct sn_str content_type;     /* SN_STR_NULL when absent */
-	struct sn_str content_encoding;
-	struct sn_str authorization;    /* SN_STR_NULL when absent */
-};
-
-/* ---- plumbing -------------------------------------------------------- */
-
-static void reclaim_conn(struct sn_loop *loop, struct sn_task *t)
-{
-	struct api_conn *c = sn_container_of(t, struct api_conn, reclaim);
-	free(c->in);
-	free(c->out);
-	free(c);
-}
-
-static void conn_close(struct api_conn *c)
-{
-	if (c->fd < 0)
-		return;
-	sn_timer_stop(c->api->loop, &c->timer);
-	if (!c->fd_taken) {
-		sn_io_stop(c->api->loop, &c->io);
-		close(c->fd);
-	}
-	c->fd = -1;
-	c->api->conns--;
-	if (c->next != NULL)
-		c->next->pprev = c->pprev;
-	*c->pprev = c->next;
-	sn_loop_reclaim(c->api->loop, &c->reclaim, reclaim_conn);
-}
-
-static void on_timeout(struct sn_loop *loop, struct sn_timer *t)
-{
-	struct api_conn *c = sn_container_of(t, struct api_conn, timer);
-	sn_log(SN_LOG_DEBUG, "api conn=%llu: timed out after %d ms; closing", (unsigned long long)c->id,
-	       API_TIMEOUT_MS);
-	conn_close(c);
-}
-
-/* A response of content_type (the dashboard's files; respond's JSON): the
- * body is borrowed and copied; extra holds more header lines, each ending
- * in CRLF. The connection closes after it. */
-static void respond_typed(struct api_conn *c, int status, const char *content_type, const char *extra,
-			  const void *body, size_t len)
-{
-	char head[1024];
-	int hl = snprintf(head, sizeof(head),
-			  "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\n%sconnection: close\r\n\r\n",
-			  status, sn_h1_reason_phrase(status), content_type, len, extra);
-	free(c->out);
-	c->out = NULL;
-	c->out_len = 0;
-	if (hl > 0 && (size_t)hl < sizeof(head) && (c->out = malloc((size_t)hl + len)) != NULL) {
-		memcpy(c->out, head, (size_t)hl);
-		memcpy(c->out + hl, body, len);
-		c->out_len = (size_t)hl + len;
-	}
-	c->out_off = 0;
-	c->responded = 1;
-}
+/* ---- answers --------------------------------------------------------- */
 
 /* A JSON response (body taken and freed), closing the connection. */
 static void respond(struct api_conn *c, int status, struct sn_out *body)
@@ -126,7 +49,7 @@ static void respond(struct api_conn *c, int status, struct sn_out *body)
 				  "narrower query\"}");
 	}
 	sn_out_raw(body, "\n", 1);
-	respond_typed(c, status, "application/json", "", body->p, body->len);
+	sn_hsrv_respond(c->hc, status, "application/json", "", body->p, body->len);
 	sn_out_free(body);
 }
 
@@ -145,22 +68,6 @@ static void respond_error(struct api_conn *c, int status, const char *fmt, ...)
 	sn_out_json_cstr(&o, msg);
 	sn_out_printf(&o, ",\"status\":%d}", status);
 	respond(c, status, &o);
-}
-
-static void flush(struct api_conn *c)
-{
-	while (c->out_off < c->out_len) {
-		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		c->out_off += (size_t)n;
-	}
-	conn_close(c);
 }
 
 /* ---- query strings --------------------------------------------------- */
@@ -229,7 +136,7 @@ static const char *kinds_help(void)
 /* ---- handlers -------------------------------------------------------- */
 
 /* ?all=1 */
-static int want_all(const struct api_req *r)
+static int want_all(const struct sn_hsrv_req *r)
 {
 	char v[8];
 	return sn_query_get(r->query, "all", v, sizeof(v)) > 0 && (!strcmp(v, "1") || !strcmp(v, "true"));
@@ -310,7 +217,7 @@ static void conflict_pause(int attempt)
 	usleep((useconds_t)((rng >> 33) % max_us));
 }
 
-static void handle_apply(struct api_conn *c, const struct api_req *r)
+static void handle_apply(struct api_conn *c, const struct sn_hsrv_req *r)
 {
 	char source[API_MAX_PARAM];
 	int q = sn_query_get(r->query, "source", source, sizeof(source));
@@ -379,7 +286,7 @@ static int parse_kind(struct api_conn *c, const char *s, int *kind)
 	return 0;
 }
 
-static void handle_list(struct api_conn *c, const struct api_req *r)
+static void handle_list(struct api_conn *c, const struct sn_hsrv_req *r)
 {
 	char kind_s[API_MAX_PARAM], ns[API_MAX_PARAM], name[API_MAX_PARAM];
 	int hk = sn_query_get(r->query, "kind", kind_s, sizeof(kind_s));
@@ -467,7 +374,7 @@ static void existing_names(const struct sn_store *st, int kind, const char *ns, 
 		snprintf(buf + off, size - off, " and %zu more", total - shown);
 }
 
-static void handle_one(struct api_conn *c, const struct api_req *r, struct sn_str rest, int del)
+static void handle_one(struct api_conn *c, const struct sn_hsrv_req *r, struct sn_str rest, int del)
 {
 	char kind_s[API_MAX_PARAM], ns[API_MAX_PARAM], name[API_MAX_PARAM], have[900];
 	int kind;
@@ -551,7 +458,7 @@ static void handle_one(struct api_conn *c, const struct api_req *r, struct sn_st
 	respond(c, 200, &o);
 }
 
-static void handle_analyze(struct api_conn *c, const struct api_req *r)
+static void handle_analyze(struct api_conn *c, const struct sn_hsrv_req *r)
 {
 	char source[API_MAX_PARAM], only[16];
 	int q = sn_query_get(r->query, "source", source, sizeof(source));
@@ -614,7 +521,7 @@ static void handle_analyze(struct api_conn *c, const struct api_req *r)
 
 /* Parses the body as a JSON object whose members are all among known
  * (NULL-terminated). Returns the document, or NULL after responding 400. */
-static struct fy_document *json_object(struct api_conn *c, const struct api_req *r, const char *const *known,
+static struct fy_document *json_object(struct api_conn *c, const struct sn_hsrv_req *r, const char *const *known,
 				       struct fy_node **root)
 {
 	struct fy_document *doc = r->body_len ? sn_json_parse(r->body, r->body_len) : NULL;
@@ -670,7 +577,7 @@ static int json_string(struct api_conn *c, struct fy_node *root, const char *key
 	return 1;
 }
 
-static void handle_tokens(struct api_conn *c, const struct api_req *r)
+static void handle_tokens(struct api_conn *c, const struct sn_hsrv_req *r)
 {
 	static const char *const known[] = { "namespace", "serviceAccount", "ttl", NULL };
 	struct sn_ca_service *ca = c->api->ca;
@@ -732,7 +639,7 @@ out:
 	fy_document_destroy(doc);
 }
 
-static void handle_certificates(struct api_conn *c, const struct api_req *r)
+static void handle_certificates(struct api_conn *c, const struct sn_hsrv_req *r)
 {
 	static const char *const known[] = { "token", "csr", "certificate", "signature", "spiffeId", NULL };
 	struct sn_ca_service *ca = c->api->ca;
@@ -824,29 +731,28 @@ static int media_type_is(struct sn_str v, const char *want)
 
 /* POST /v1/traces: OTLP/HTTP, JSON encoding. Same access as the rest of
  * the API (loopback, docs/api.md). */
-static void handle_otlp_traces(struct api_conn *c, const struct api_req *r)
+static void handle_otlp_traces(struct api_conn *c, const struct sn_hsrv_req *r)
 {
+	struct sn_str ctype = sn_hsrv_header(r, "content-type"), cenc = sn_hsrv_header(r, "content-encoding");
 	struct sn_traces_result res;
 	char msg[600];
 
-	if (r->content_type.p != NULL && !media_type_is(r->content_type, "application/json")) {
-		if (media_type_is(r->content_type, "application/x-protobuf") ||
-		    media_type_is(r->content_type, "application/protobuf"))
+	if (ctype.p != NULL && !media_type_is(ctype, "application/json")) {
+		if (media_type_is(ctype, "application/x-protobuf") || media_type_is(ctype, "application/protobuf"))
 			respond_otlp_error(c, 415, 3, "sinewd takes OTLP/HTTP in its JSON encoding only (content-type: "
 						      "application/json), not protobuf; set the exporter's protocol to "
 						      "http/json (OTEL_EXPORTER_OTLP_PROTOCOL=http/json)");
 		else {
 			snprintf(msg, sizeof(msg), "content-type %.*s is not taken; send an OTLP "
 				 "ExportTraceServiceRequest as JSON with content-type: application/json",
-				 (int)SN_MIN(r->content_type.len, 100), r->content_type.p);
+				 (int)SN_MIN(ctype.len, 100), ctype.p);
 			respond_otlp_error(c, 415, 3, msg);
 		}
 		return;
 	}
-	if (r->content_encoding.p != NULL && r->content_encoding.len > 0 &&
-	    !sn_str_ieq_cstr(r->content_encoding, "identity")) {
+	if (cenc.p != NULL && cenc.len > 0 && !sn_str_ieq_cstr(cenc, "identity")) {
 		snprintf(msg, sizeof(msg), "content-encoding %.*s is not taken; send the JSON uncompressed (the "
-			 "exporter's compression: none)", (int)SN_MIN(r->content_encoding.len, 40), r->content_encoding.p);
+			 "exporter's compression: none)", (int)SN_MIN(cenc.len, 40), cenc.p);
 		respond_otlp_error(c, 415, 3, msg);
 		return;
 	}
@@ -904,7 +810,7 @@ static int parse_ms(const char *s, uint64_t *ns)
 	return 0;
 }
 
-static void handle_traces_list(struct api_conn *c, const struct api_req *r)
+static void handle_traces_list(struct api_conn *c, const struct sn_hsrv_req *r)
 {
 	char service[API_MAX_PARAM], limit_s[32], min_s[32], err_s[16];
 	int hs = sn_query_get(r->query, "service", service, sizeof(service));
@@ -973,7 +879,7 @@ static void handle_trace_one(struct api_conn *c, struct sn_str rest)
  * GET /api/v1/edges[?namespace=NS][&window=D] (edges 1) and
  * GET /api/v1/routes[?resource=svc|deploy][&namespace=NS][&name=N][&window=D]
  * (edges 2) (docs/api.md "Stats"). */
-static void handle_stats(struct api_conn *c, const struct api_req *r, int edges)
+static void handle_stats(struct api_conn *c, const struct sn_hsrv_req *r, int edges)
 {
 	char resource[32] = "", ns[API_MAX_PARAM] = "", name[API_MAX_PARAM] = "", window[32] = "";
 	int hr = sn_query_get(r->query, "resource", resource, sizeof(resource));
@@ -1025,30 +931,29 @@ static void handle_stats(struct api_conn *c, const struct api_req *r, int edges)
 	respond(c, 200, &o);
 }
 
-static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events);
-
 /* The answer is another module's to write, later (a tap's stream, a
  * relayed scrape): start takes the connection's socket and returns 0, or
  * an HTTP status with why, and the API answers the error itself. */
 typedef int (*handover_fn)(struct sn_mesh *m, int fd, const void *arg, char *why, size_t size);
 
+struct handover_to {
+	handover_fn start;
+	struct sn_mesh *mesh;
+	const void *arg;
+};
+
+static int take_socket(int fd, const void *arg, char *why, size_t size)
+{
+	const struct handover_to *to = arg;
+	return to->start(to->mesh, fd, to->arg, why, size);
+}
+
+/* The server lets go of the socket when start takes it, and answers a
+ * refusal through on_error (respond_error). */
 static void handover(struct api_conn *c, handover_fn start, const void *arg)
 {
-	char why[512];
-	/* It watches the socket from now on: the API lets go of it (and takes
-	 * it back to answer an error). */
-	sn_io_stop(c->api->loop, &c->io);
-	int st = start(c->api->mesh, c->fd, arg, why, sizeof(why));
-	if (st != 0) {
-		if (sn_io_start(c->api->loop, &c->io, c->fd, on_io) != 0) {
-			conn_close(c);
-			return;
-		}
-		respond_error(c, st, "%s", why);
-		return;
-	}
-	c->fd_taken = 1;
-	conn_close(c);
+	struct handover_to to = { start, c->api->mesh, arg };
+	sn_hsrv_handover(c->hc, take_socket, &to);
 }
 
 static int tap_start(struct sn_mesh *m, int fd, const void *arg, char *why, size_t size)
@@ -1088,14 +993,14 @@ static void handle_proxy_metrics(struct api_conn *c, struct sn_str id)
 
 /* GET /api/v1/tap?... (docs/api.md "Tap"): the connection becomes a tap
  * session's stream (src/control/tap.c), once the tap token is shown. */
-static void handle_tap(struct api_conn *c, const struct api_req *r)
+static void handle_tap(struct api_conn *c, const struct sn_hsrv_req *r)
 {
 	struct sn_tap_query q;
 	char why[512], dur[32] = "", max[32] = "", bodies[8] = "";
 	int bad = 0, st;
 
 	memset(&q, 0, sizeof(q));
-	if ((st = sn_mesh_tap_authorize(c->api->mesh, r->authorization, why, sizeof(why))) != 0) {
+	if ((st = sn_mesh_tap_authorize(c->api->mesh, sn_hsrv_header(r, "authorization"), why, sizeof(why))) != 0) {
 		respond_error(c, st, "%s", why);
 		return;
 	}
@@ -1160,64 +1065,64 @@ static void handle_version(struct api_conn *c)
 }
 
 /* GET / and /ui/NAME: the dashboard's embedded files (dashboard.c). */
-static void handle_dashboard(struct api_conn *c, const struct api_req *r, int get)
+static void handle_dashboard(struct api_conn *c, const struct sn_hsrv_req *r, int get)
 {
 	struct sn_dashboard_file f;
 	char names[512];
 
 	if (!get) {
 		respond_error(c, 405, "method %.*s is not allowed on %.*s: the dashboard's files are GET only",
-			      (int)SN_MIN(r->method.len, 16), r->method.p, (int)SN_MIN(r->route.len, 200), r->route.p);
-	} else if (sn_dashboard_find(r->route.p, r->route.len, &f) == 0) {
-		respond_typed(c, 200, f.content_type, SN_DASHBOARD_HEADERS, f.data, f.len);
+			      (int)SN_MIN(r->method.len, 16), r->method.p, (int)SN_MIN(r->path.len, 200), r->path.p);
+	} else if (sn_dashboard_find(r->path.p, r->path.len, &f) == 0) {
+		sn_hsrv_respond(c->hc, 200, f.content_type, SN_DASHBOARD_HEADERS, f.data, f.len);
 	} else {
 		sn_dashboard_list(names, sizeof(names));
 		respond_error(c, 404, "no dashboard file %.*s; the dashboard is / and its files are %s",
-			      (int)SN_MIN(r->route.len, 200), r->route.p, names);
+			      (int)SN_MIN(r->path.len, 200), r->path.p, names);
 	}
 }
 
-static void route(struct api_conn *c, const struct api_req *r)
+static void route(struct api_conn *c, const struct sn_hsrv_req *r)
 {
 	static const struct sn_str one_prefix = SN_STR_LIT("/api/v1/resources/");
 	static const struct sn_str trace_prefix = SN_STR_LIT("/api/v1/traces/");
 	static const struct sn_str proxies_prefix = SN_STR_LIT("/api/v1/proxies/");
 	static const struct sn_str metrics_suffix = SN_STR_LIT("/metrics");
-	int is_trace_one = r->route.len > trace_prefix.len && !memcmp(r->route.p, trace_prefix.p, trace_prefix.len);
-	int is_trace_list = sn_str_eq_cstr(r->route, "/api/v1/traces");
-	int is_otlp = sn_str_eq_cstr(r->route, "/v1/traces");   /* OTLP/HTTP's own path */
-	int is_stats = sn_str_eq_cstr(r->route, "/api/v1/stats"), is_edges = sn_str_eq_cstr(r->route, "/api/v1/edges");
+	int is_trace_one = r->path.len > trace_prefix.len && !memcmp(r->path.p, trace_prefix.p, trace_prefix.len);
+	int is_trace_list = sn_str_eq_cstr(r->path, "/api/v1/traces");
+	int is_otlp = sn_str_eq_cstr(r->path, "/v1/traces");   /* OTLP/HTTP's own path */
+	int is_stats = sn_str_eq_cstr(r->path, "/api/v1/stats"), is_edges = sn_str_eq_cstr(r->path, "/api/v1/edges");
 	int get = sn_str_eq_cstr(r->method, "GET"), post = sn_str_eq_cstr(r->method, "POST");
 	int del = sn_str_eq_cstr(r->method, "DELETE");
 	struct sn_out o = { 0 };
 
-	if (sn_str_eq_cstr(r->route, "/live") && get) {
+	if (sn_str_eq_cstr(r->path, "/live") && get) {
 		sn_out_cstr(&o, "{\"status\":\"live\"}");
 		respond(c, 200, &o);
-	} else if (sn_str_eq_cstr(r->route, "/ready") && get) {
+	} else if (sn_str_eq_cstr(r->path, "/ready") && get) {
 		sn_out_printf(&o, "{\"status\":\"ready\",\"revision\":\"%llu\"}",
 			      (unsigned long long)c->api->store->revision);
 		respond(c, 200, &o);
-	} else if (sn_str_eq_cstr(r->route, "/api/v1/version") && get) {
+	} else if (sn_str_eq_cstr(r->path, "/api/v1/version") && get) {
 		handle_version(c);
-	} else if (sn_str_eq_cstr(r->route, "/api/v1/apply") && post) {
+	} else if (sn_str_eq_cstr(r->path, "/api/v1/apply") && post) {
 		handle_apply(c, r);
-	} else if (sn_str_eq_cstr(r->route, "/api/v1/analyze") && post) {
+	} else if (sn_str_eq_cstr(r->path, "/api/v1/analyze") && post) {
 		handle_analyze(c, r);
-	} else if (sn_str_eq_cstr(r->route, "/api/v1/resources") && get) {
+	} else if (sn_str_eq_cstr(r->path, "/api/v1/resources") && get) {
 		handle_list(c, r);
-	} else if (sn_str_eq_cstr(r->route, "/api/v1/proxies") && get) {
+	} else if (sn_str_eq_cstr(r->path, "/api/v1/proxies") && get) {
 		sn_mesh_render_proxies(c->api->mesh, &o);
 		if (want_all(r))
 			add_other_replicas(c->api, &o);
 		respond(c, 200, &o);
-	} else if (sn_str_eq_cstr(r->route, "/api/v1/replicas") && get) {
+	} else if (sn_str_eq_cstr(r->path, "/api/v1/replicas") && get) {
 		render_replicas(c->api, &o);
 		respond(c, 200, &o);
-	} else if (sn_str_eq_cstr(r->route, "/api/v1/prometheus/targets") && get) {
+	} else if (sn_str_eq_cstr(r->path, "/api/v1/prometheus/targets") && get) {
 		sn_mesh_render_prom_sd(c->api->mesh, c->api->api_addr, &o);
 		respond(c, 200, &o);
-	} else if (sn_str_eq_cstr(r->route, "/api/v1/ca/rotate") && post) {
+	} else if (sn_str_eq_cstr(r->path, "/api/v1/ca/rotate") && post) {
 		char err[512] = "";
 		int rc;
 		if (c->api->ca == NULL || c->api->mesh == NULL) {
@@ -1228,270 +1133,112 @@ static void route(struct api_conn *c, const struct api_req *r)
 		} else {
 			handle_ca(c);
 		}
-	} else if ((sn_str_eq_cstr(r->route, "/api/v1/ca") && get) ||
-		   ((sn_str_eq_cstr(r->route, "/api/v1/tokens") || sn_str_eq_cstr(r->route, "/api/v1/certificates")) &&
+	} else if ((sn_str_eq_cstr(r->path, "/api/v1/ca") && get) ||
+		   ((sn_str_eq_cstr(r->path, "/api/v1/tokens") || sn_str_eq_cstr(r->path, "/api/v1/certificates")) &&
 		    post)) {
 		if (c->api->ca == NULL)
 			respond_error(c, 503, "sinewd runs without a CA");
 		else if (get)
 			handle_ca(c);
-		else if (sn_str_eq_cstr(r->route, "/api/v1/tokens"))
+		else if (sn_str_eq_cstr(r->path, "/api/v1/tokens"))
 			handle_tokens(c, r);
 		else
 			handle_certificates(c, r);
-	} else if (r->route.len > one_prefix.len && !memcmp(r->route.p, one_prefix.p, one_prefix.len) &&
+	} else if (r->path.len > one_prefix.len && !memcmp(r->path.p, one_prefix.p, one_prefix.len) &&
 		   (get || del)) {
-		handle_one(c, r, sn_str_make(r->route.p + one_prefix.len, r->route.len - one_prefix.len), del);
+		handle_one(c, r, sn_str_make(r->path.p + one_prefix.len, r->path.len - one_prefix.len), del);
 	} else if ((is_otlp && post) || ((is_trace_list || is_trace_one) && get)) {
 		if (c->api->traces == NULL)
 			respond_error(c, 503, "sinewd runs without a trace store");
 		else if (post)
 			handle_otlp_traces(c, r);
 		else if (is_trace_one)
-			handle_trace_one(c, sn_str_make(r->route.p + trace_prefix.len, r->route.len - trace_prefix.len));
+			handle_trace_one(c, sn_str_make(r->path.p + trace_prefix.len, r->path.len - trace_prefix.len));
 		else
 			handle_traces_list(c, r);
-	} else if (sn_str_eq_cstr(r->route, "/api/v1/tap") && get) {
+	} else if (sn_str_eq_cstr(r->path, "/api/v1/tap") && get) {
 		handle_tap(c, r);
-	} else if (get && r->route.len > proxies_prefix.len + metrics_suffix.len &&
-		   !memcmp(r->route.p, proxies_prefix.p, proxies_prefix.len) &&
-		   !memcmp(r->route.p + r->route.len - metrics_suffix.len, metrics_suffix.p, metrics_suffix.len)) {
-		handle_proxy_metrics(c, sn_str_make(r->route.p + proxies_prefix.len,
-						    r->route.len - proxies_prefix.len - metrics_suffix.len));
-	} else if ((is_stats || is_edges || sn_str_eq_cstr(r->route, "/api/v1/routes")) && get &&
+	} else if (get && r->path.len > proxies_prefix.len + metrics_suffix.len &&
+		   !memcmp(r->path.p, proxies_prefix.p, proxies_prefix.len) &&
+		   !memcmp(r->path.p + r->path.len - metrics_suffix.len, metrics_suffix.p, metrics_suffix.len)) {
+		handle_proxy_metrics(c, sn_str_make(r->path.p + proxies_prefix.len,
+						    r->path.len - proxies_prefix.len - metrics_suffix.len));
+	} else if ((is_stats || is_edges || sn_str_eq_cstr(r->path, "/api/v1/routes")) && get &&
 		   c->api->stats_from != NULL) {
 		/* sinewd --prometheus: answered from Prometheus, on a thread */
 		char path[2048];
-		int n = snprintf(path, sizeof(path), "%.*s%s%.*s", (int)r->route.len, r->route.p, r->query.p ? "?" : "",
+		int n = snprintf(path, sizeof(path), "%.*s%s%.*s", (int)r->path.len, r->path.p, r->query.p ? "?" : "",
 				 (int)r->query.len, r->query.p ? r->query.p : "");
 		struct stats_from sf = { c->api, path };
 		if (n < 0 || (size_t)n >= sizeof(path))
 			respond_error(c, 414, "the query is too long");
 		else
 			handover(c, stats_from_start, &sf);
-	} else if ((is_stats || is_edges || sn_str_eq_cstr(r->route, "/api/v1/routes")) && get) {
+	} else if ((is_stats || is_edges || sn_str_eq_cstr(r->path, "/api/v1/routes")) && get) {
 		if (c->api->stats == NULL)
 			respond_error(c, 503, "sinewd runs without live stats");
 		else
 			handle_stats(c, r, is_edges ? 1 : is_stats ? 0 : 2);
-	} else if (sn_dashboard_owns(r->route.p, r->route.len)) {
+	} else if (sn_dashboard_owns(r->path.p, r->path.len)) {
 		handle_dashboard(c, r, get);
-	} else if (is_otlp || is_trace_list || is_trace_one || is_stats || is_edges || sn_str_eq_cstr(r->route, "/api/v1/tap") ||
-		   sn_str_eq_cstr(r->route, "/api/v1/routes") ||
-		   sn_str_eq_cstr(r->route, "/api/v1/apply") ||
-		   sn_str_eq_cstr(r->route, "/api/v1/analyze") || sn_str_eq_cstr(r->route, "/api/v1/resources") || sn_str_eq_cstr(r->route, "/live") ||
-		   sn_str_eq_cstr(r->route, "/api/v1/proxies") || sn_str_eq_cstr(r->route, "/api/v1/ca") ||
-		   sn_str_eq_cstr(r->route, "/api/v1/prometheus/targets") ||
-		   sn_str_eq_cstr(r->route, "/api/v1/ca/rotate") || sn_str_eq_cstr(r->route, "/api/v1/tokens") || sn_str_eq_cstr(r->route, "/api/v1/certificates") ||
-		   sn_str_eq_cstr(r->route, "/ready") || sn_str_eq_cstr(r->route, "/api/v1/version") ||
-		   (r->route.len > one_prefix.len && !memcmp(r->route.p, one_prefix.p, one_prefix.len))) {
+	} else if (is_otlp || is_trace_list || is_trace_one || is_stats || is_edges || sn_str_eq_cstr(r->path, "/api/v1/tap") ||
+		   sn_str_eq_cstr(r->path, "/api/v1/routes") ||
+		   sn_str_eq_cstr(r->path, "/api/v1/apply") ||
+		   sn_str_eq_cstr(r->path, "/api/v1/analyze") || sn_str_eq_cstr(r->path, "/api/v1/resources") || sn_str_eq_cstr(r->path, "/live") ||
+		   sn_str_eq_cstr(r->path, "/api/v1/proxies") || sn_str_eq_cstr(r->path, "/api/v1/ca") ||
+		   sn_str_eq_cstr(r->path, "/api/v1/prometheus/targets") ||
+		   sn_str_eq_cstr(r->path, "/api/v1/ca/rotate") || sn_str_eq_cstr(r->path, "/api/v1/tokens") || sn_str_eq_cstr(r->path, "/api/v1/certificates") ||
+		   sn_str_eq_cstr(r->path, "/ready") || sn_str_eq_cstr(r->path, "/api/v1/version") ||
+		   (r->path.len > one_prefix.len && !memcmp(r->path.p, one_prefix.p, one_prefix.len))) {
 		respond_error(c, 405, "method %.*s is not allowed on %.*s; see docs/api.md", (int)SN_MIN(r->method.len, 16),
-			      r->method.p, (int)SN_MIN(r->route.len, 200), r->route.p);
+			      r->method.p, (int)SN_MIN(r->path.len, 200), r->path.p);
 	} else {
 		respond_error(c, 404, "no such endpoint %.*s; try /api/v1/resources, /api/v1/apply, /api/v1/analyze, "
 				      "/api/v1/proxies, /api/v1/ca, /api/v1/ca/rotate, /api/v1/tokens, /api/v1/certificates, /api/v1/traces, "
 				      "/v1/traces (OTLP), /api/v1/stats, /api/v1/edges, /api/v1/routes, /api/v1/tap, /api/v1/prometheus/targets, /api/v1/version, /ready, /live, "
-				      "or the dashboard at /", (int)SN_MIN(r->route.len, 200), r->route.p);
+				      "or the dashboard at /", (int)SN_MIN(r->path.len, 200), r->path.p);
 	}
 }
 
-/* ---- reading --------------------------------------------------------- */
+/* ---- serving --------------------------------------------------------- */
 
-static int grow_in(struct api_conn *c, size_t want)
+static void on_request(void *data, struct sn_hsrv_conn *hc, const struct sn_hsrv_req *r)
 {
-	if (want <= c->in_cap)
-		return 0;
-	char *p = realloc(c->in, want);
-	if (p == NULL)
-		return -1;
-	c->in = p;
-	c->in_cap = want;
-	return 0;
+	struct api_conn c = { data, hc, sn_hsrv_conn_id(hc) };
+	route(&c, r);
 }
 
-/* Parses the head once it is complete; sets head_len/body_len or
- * responds with an error. Returns 1 when a request is ready to route,
- * 0 to read more, -1 when a response (error) is queued. */
-static int progress(struct api_conn *c, struct api_req *r)
+/* What the server refused (a malformed or too large request, a refused
+ * handover), in the API's JSON error shape. */
+static void on_error(void *data, struct sn_hsrv_conn *hc, int status, const char *msg)
 {
-	struct sn_h1_request req;
-	struct sn_h1_header hdrs[64];
-	struct sn_h1_limits lim = { 8192, API_HEAD_MAX, 64 };
-	int hl = sn_h1_parse_request(c->in, c->in_len, &req, hdrs, SN_ARRAY_LEN(hdrs), &lim);
-	if (hl == SN_H1_INCOMPLETE) {
-		if (c->in_len >= API_HEAD_MAX) {
-			respond_error(c, 431, "request head larger than %d bytes", API_HEAD_MAX);
-			return -1;
-		}
-		return 0;
-	}
-	if (hl < 0) {
-		respond_error(c, req.err_status ? req.err_status : 400, "malformed request: %s",
-			      req.err_reason ? req.err_reason : "bad HTTP/1.1");
-		return -1;
-	}
-	if (c->head_len == 0) {
-		if (req.body == SN_H1_BODY_CHUNKED) {
-			respond_error(c, 411, "chunked request bodies are not accepted; send Content-Length");
-			return -1;
-		}
-		if (req.body == SN_H1_BODY_LENGTH && req.content_length > SN_API_MAX_BODY) {
-			respond_error(c, 413, "request body is %llu bytes, more than the 8 MiB limit; split the apply",
-				      (unsigned long long)req.content_length);
-			return -1;
-		}
-		c->head_len = (size_t)hl;
-		c->body_len = req.body == SN_H1_BODY_LENGTH ? (size_t)req.content_length : 0;
-		if (grow_in(c, c->head_len + c->body_len + 1) != 0) {
-			respond_error(c, 503, "sinewd is out of memory; retry later");
-			return -1;
-		}
-		if (req.expect_continue && c->in_len < c->head_len + c->body_len && !c->sent_continue) {
-			static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-			c->sent_continue = 1;
-			if (write(c->fd, cont, sizeof(cont) - 1) != (ssize_t)(sizeof(cont) - 1)) {
-				conn_close(c);
-				return -1;
-			}
-		}
-	}
-	if (c->in_len < c->head_len + c->body_len)
-		return 0;
-	const char *qm = memchr(req.path.p, '?', req.path.len);
-	r->method = req.method;
-	r->route = qm ? sn_str_make(req.path.p, (size_t)(qm - req.path.p)) : req.path;
-	r->query = qm ? sn_str_make(qm + 1, req.path.len - (size_t)(qm - req.path.p) - 1) : SN_STR_NULL;
-	r->body = c->in + c->head_len;
-	r->body_len = c->body_len;
-	r->content_type = r->content_encoding = r->authorization = SN_STR_NULL;
-	for (size_t i = 0; i < req.num_headers && i < SN_ARRAY_LEN(hdrs); i++) {
-		if (sn_str_ieq_cstr(hdrs[i].name, "content-type"))
-			r->content_type = hdrs[i].value;
-		else if (sn_str_ieq_cstr(hdrs[i].name, "content-encoding"))
-			r->content_encoding = hdrs[i].value;
-		else if (sn_str_ieq_cstr(hdrs[i].name, "authorization"))
-			r->authorization = hdrs[i].value;
-	}
-	return 1;
-}
-
-static void on_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
-{
-	struct api_conn *c = sn_container_of(io, struct api_conn, io);
-	if (c->responded) {
-		flush(c);
-		return;
-	}
-	for (;;) {
-		size_t want = c->head_len ? c->head_len + c->body_len : API_HEAD_MAX;
-		if (c->in_len >= want) {
-			/* more than the request: pipelining is not supported; the
-			 * extra bytes are ignored (connection: close) */
-			break;
-		}
-		if (grow_in(c, want + 1) != 0) {
-			conn_close(c);
-			return;
-		}
-		ssize_t n = read(c->fd, c->in + c->in_len, want - c->in_len);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			conn_close(c);
-			return;
-		}
-		c->in_len += (size_t)n;
-		struct api_req r;
-		int p = progress(c, &r);
-		if (c->fd < 0)
-			return;
-		if (p < 0)
-			break;
-		if (p > 0) {
-			route(c, &r);
-			break;
-		}
-	}
-	if (c->responded)
-		flush(c);
-}
-
-static void on_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
-{
-	struct sn_api *api = sn_container_of(io, struct sn_api, io);
-	for (;;) {
-		int fd = accept4(api->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				sn_log(SN_LOG_WARN, "api: accept: %s", strerror(errno));
-			return;
-		}
-		if (api->conns >= SN_API_MAX_CONNS) {
-			sn_log(SN_LOG_WARN, "api: %d connections open, the limit; refusing one", SN_API_MAX_CONNS);
-			close(fd);
-			continue;
-		}
-		struct api_conn *c = calloc(1, sizeof(*c));
-		if (c == NULL) {
-			close(fd);
-			continue;
-		}
-		c->fd = fd;
-		c->api = api;
-		c->id = ++api->next_conn_id;
-		if (sn_io_start(loop, &c->io, fd, on_io) != 0) {
-			close(fd);
-			free(c);
-			continue;
-		}
-		api->conns++;
-		c->next = api->conn_list;
-		if (c->next != NULL)
-			c->next->pprev = &c->next;
-		c->pprev = (struct api_conn **)&api->conn_list;
-		api->conn_list = c;
-		sn_timer_start(loop, &c->timer, API_TIMEOUT_MS, on_timeout);
-	}
+	struct api_conn c = { data, hc, sn_hsrv_conn_id(hc) };
+	respond_error(&c, status, "%s", msg);
 }
 
 int sn_api_start(struct sn_api *api, struct sn_loop *loop, struct sn_store *st, const struct sockaddr *addr,
 		 socklen_t addr_len)
 {
-	int one = 1;
+	struct sn_hsrv_opts opt = {
+		.name = "api",
+		.request_line_max = 8192,
+		.head_max = API_HEAD_MAX,
+		.body_max = SN_API_MAX_BODY,
+		.body_hint = "split the apply",
+		.max_conns = SN_API_MAX_CONNS,
+		.timeout_ms = API_TIMEOUT_MS,
+		.backlog = 128,
+		.on_request = on_request,
+		.on_error = on_error,
+		.data = api,
+	};
 	api->loop = loop;
 	api->store = st;
-	api->conns = 0;
 	api->started_ms = sn_loop_now(loop);
-	api->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (api->fd < 0)
-		return SN_EIO;
-	setsockopt(api->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(api->fd, addr, addr_len) != 0 || listen(api->fd, 128) != 0) {
-		int e = errno;
-		close(api->fd);
-		api->fd = -1;
-		errno = e;
-		return SN_EIO;
-	}
-	if (sn_io_start(loop, &api->io, api->fd, on_accept) != 0) {
-		close(api->fd);
-		api->fd = -1;
-		return SN_EIO;
-	}
-	return 0;
+	return sn_hsrv_start(&api->srv, loop, addr, addr_len, &opt);
 }
 
 void sn_api_stop(struct sn_api *api)
 {
-	if (api->fd < 0)
-		return;
-	sn_io_stop(api->loop, &api->io);
-	close(api->fd);
-	api->fd = -1;
-	while (api->conn_list != NULL)
-		conn_close(api->conn_list);
+	sn_hsrv_stop(&api->srv);
 }

@@ -1,13 +1,14 @@
 /* The admin port (15020 by convention): /metrics, /ready, /live,
- * /config_dump, /identity. Served on the main thread's loop, one request
- * per connection, so a slow scrape never touches a worker. Bounded: request
- * heads up to 8 KiB, 64 concurrent admin connections, 5 s per connection. */
+ * /config_dump, /identity. Served on the main thread's loop by the small
+ * HTTP server (src/http/server.c), one request per connection, so a slow
+ * scrape never touches a worker. Bounded: request heads up to 8 KiB (bodies
+ * are not read), 64 concurrent admin connections, 5 s per connection. A
+ * malformed or oversized request is closed without an answer. */
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "sinew/json.h"
 #include "sinew/log.h"
@@ -15,46 +16,8 @@
 
 #define ADMIN_MAX_CONNS 64
 #define ADMIN_HEAD_MAX 8192
+#define ADMIN_REQUEST_LINE_MAX 4096
 #define ADMIN_TIMEOUT_MS 5000
-
-struct admin_conn {
-	struct sn_io io;
-	int fd;
-	struct sn_proxy *p;
-	char in[ADMIN_HEAD_MAX];
-	size_t in_len;
-	char *out;
-	size_t out_len, out_off;
-	int responded;
-	struct sn_timer timer;
-	struct sn_task reclaim;
-};
-
-static int admin_conns;
-
-static void reclaim_admin(struct sn_loop *loop, struct sn_task *t)
-{
-	struct admin_conn *a = sn_container_of(t, struct admin_conn, reclaim);
-	free(a->out);
-	free(a);
-}
-
-static void admin_close(struct admin_conn *a)
-{
-	if (a->fd < 0)
-		return;
-	sn_timer_stop(&a->p->loop, &a->timer);
-	sn_io_stop(&a->p->loop, &a->io);
-	close(a->fd);
-	a->fd = -1;
-	admin_conns--;
-	sn_loop_reclaim(&a->p->loop, &a->reclaim, reclaim_admin);
-}
-
-static void on_admin_timeout(struct sn_loop *loop, struct sn_timer *t)
-{
-	admin_close(sn_container_of(t, struct admin_conn, timer));
-}
 
 /* ---- identity: GET /identity and the certificate-expiry gauge ---- */
 
@@ -222,22 +185,21 @@ static void render_metrics(struct sn_proxy *p, FILE *f)
 	render_cert_expiry(p, f);
 }
 
-/* The response to METHOD PATH into *out (malloc'd; NULL, *out_len 0 when
- * memory ran out). */
-static void render(struct sn_proxy *p, struct sn_str method, struct sn_str path, char **out, size_t *out_len)
+/* The answer to METHOD ROUTE (the path without its query): its body into
+ * *body (malloc'd, the caller's) and its content type into *ctype. Returns
+ * the status, or -1 when memory ran out (nothing to free). */
+static int render(struct sn_proxy *p, struct sn_str method, struct sn_str route, char **body, size_t *body_len,
+		  const char **ctype)
 {
-	char *body = NULL;
-	size_t body_len = 0;
-	FILE *f = open_memstream(&body, &body_len);
 	int status = 200;
-	const char *ctype = "text/plain; charset=utf-8";
-	const char *q = memchr(path.p, '?', path.len);
-	struct sn_str route = q ? sn_str_make(path.p, (size_t)(q - path.p)) : path;
+	FILE *f;
 
-	*out = NULL;
-	*out_len = 0;
+	*body = NULL;
+	*body_len = 0;
+	*ctype = "text/plain; charset=utf-8";
+	f = open_memstream(body, body_len);
 	if (f == NULL)
-		return;
+		return -1;
 	if (!sn_str_eq_cstr(method, "GET") && !sn_str_eq_cstr(method, "HEAD")) {
 		status = 405;
 		fprintf(f, "admin: only GET and HEAD\n");
@@ -256,10 +218,10 @@ static void render(struct sn_proxy *p, struct sn_str method, struct sn_str path,
 	} else if (sn_str_eq_cstr(route, "/live") || sn_str_eq_cstr(route, "/healthz")) {
 		fprintf(f, "live\n");
 	} else if (sn_str_eq_cstr(route, "/metrics") || sn_str_eq_cstr(route, "/stats/prometheus")) {
-		ctype = SN_ADMIN_METRICS_TYPE;
+		*ctype = SN_ADMIN_METRICS_TYPE;
 		render_metrics(p, f);
 	} else if (sn_str_eq_cstr(route, "/config_dump")) {
-		ctype = "application/json";
+		*ctype = "application/json";
 		pthread_mutex_lock(&p->snap_lock);
 		struct sn_snapshot *s = p->snap;
 		if (s != NULL)
@@ -296,28 +258,19 @@ static void render(struct sn_proxy *p, struct sn_str method, struct sn_str path,
 		}
 		fputc('\n', f);
 	} else if (sn_str_eq_cstr(route, "/identity")) {
-		ctype = "application/json";
+		*ctype = "application/json";
 		status = render_identity(p, f);
 	} else {
 		status = 404;
 		fprintf(f, "admin: unknown path; try /metrics, /ready, /live, /config_dump, /identity\n");
 	}
-	fclose(f);
-
-	char head[256];
-	int hl = snprintf(head, sizeof(head),
-			  "HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %zu\r\nconnection: close\r\n\r\n",
-			  status, sn_h1_reason_phrase(status), ctype, body_len);
-	int is_head = sn_str_eq_cstr(method, "HEAD");
-	size_t n = (size_t)hl + (is_head ? 0 : body_len);
-	*out = malloc(n);
-	if (*out != NULL) {
-		memcpy(*out, head, (size_t)hl);
-		if (!is_head)
-			memcpy(*out + hl, body, body_len);
-		*out_len = n;
+	if (fclose(f) != 0) {
+		free(*body);
+		*body = NULL;
+		*body_len = 0;
+		return -1;
 	}
-	free(body);
+	return status;
 }
 
 int sn_admin_metrics_text(struct sn_proxy *p, char **out, size_t *len)
@@ -337,122 +290,67 @@ int sn_admin_metrics_text(struct sn_proxy *p, char **out, size_t *len)
 int sn_admin_respond(struct sn_proxy *p, const char *req, size_t len, char **out, size_t *out_len)
 {
 	struct sn_h1_request r;
-	struct sn_h1_header hdrs[64];
-	struct sn_h1_limits lim = { 4096, ADMIN_HEAD_MAX, 64 };
+	struct sn_h1_header hdrs[SN_HSRV_MAX_HEADERS];
+	struct sn_h1_limits lim = { ADMIN_REQUEST_LINE_MAX, ADMIN_HEAD_MAX, SN_HSRV_MAX_HEADERS };
 	int n = sn_h1_parse_request(req, len, &r, hdrs, SN_ARRAY_LEN(hdrs), &lim);
+	const char *q, *ctype;
+	char *body;
+	size_t body_len;
+	int status;
 
-	if (n > 0)
-		render(p, r.method, r.path, out, out_len);
+	if (n <= 0)
+		return n;
+	q = memchr(r.path.p, '?', r.path.len);
+	status = render(p, r.method, q ? sn_str_make(r.path.p, (size_t)(q - r.path.p)) : r.path, &body, &body_len,
+			&ctype);
+	*out = NULL;
+	*out_len = 0;
+	if (status > 0)
+		sn_hsrv_format(status, ctype, "", body, body_len, sn_str_eq_cstr(r.method, "HEAD"), out, out_len);
+	free(body);
 	return n;
 }
 
-static void admin_flush(struct admin_conn *a)
+/* The server read the head (bodies are not read); HEAD's body is left out
+ * there. Out of memory: no answer, and the server closes. */
+static void on_admin_request(void *data, struct sn_hsrv_conn *c, const struct sn_hsrv_req *r)
 {
-	while (a->out_off < a->out_len) {
-		ssize_t n = write(a->fd, a->out + a->out_off, a->out_len - a->out_off);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		a->out_off += (size_t)n;
-	}
-	admin_close(a);
-}
+	const char *ctype;
+	char *body;
+	size_t body_len;
+	int status = render(data, r->method, r->path, &body, &body_len, &ctype);
 
-static void on_admin_io(struct sn_loop *loop, struct sn_io *io, unsigned events)
-{
-	struct admin_conn *a = sn_container_of(io, struct admin_conn, io);
-
-	if (a->responded) {
-		admin_flush(a);
-		return;
-	}
-	for (;;) {
-		if (a->in_len == sizeof(a->in)) {
-			admin_close(a);
-			return;
-		}
-		ssize_t n = read(a->fd, a->in + a->in_len, sizeof(a->in) - a->in_len);
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			admin_close(a);
-			return;
-		}
-		a->in_len += (size_t)n;
-	}
-	int r = sn_admin_respond(a->p, a->in, a->in_len, &a->out, &a->out_len);
-	if (r == SN_H1_INCOMPLETE)
-		return;
-	if (r < 0) {
-		admin_close(a);
-		return;
-	}
-	a->responded = 1;
-	admin_flush(a);
-}
-
-static void on_admin_accept(struct sn_loop *loop, struct sn_io *io, unsigned events)
-{
-	struct sn_proxy *p = sn_container_of(io, struct sn_proxy, admin_io);
-
-	for (;;) {
-		int fd = accept4(p->admin_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR)
-				continue;
-			return;
-		}
-		if (admin_conns >= ADMIN_MAX_CONNS) {
-			close(fd);
-			continue;
-		}
-		struct admin_conn *a = calloc(1, sizeof(*a));
-		if (a == NULL) {
-			close(fd);
-			continue;
-		}
-		a->fd = fd;
-		a->p = p;
-		admin_conns++;
-		if (sn_io_start(loop, &a->io, fd, on_admin_io) != 0) {
-			close(fd);
-			admin_conns--;
-			free(a);
-			continue;
-		}
-		sn_timer_start(loop, &a->timer, ADMIN_TIMEOUT_MS, on_admin_timeout);
-	}
+	if (status > 0)
+		sn_hsrv_respond(c, status, ctype, "", body, body_len);
+	free(body);
 }
 
 int sn_admin_start(struct sn_proxy *p)
 {
-	int one = 1;
+	/* No on_error: a request the server refuses is closed unanswered, as
+	 * the admin port always did (scrapers and probes send good heads). */
+	struct sn_hsrv_opts opt = {
+		.name = "admin",
+		.request_line_max = ADMIN_REQUEST_LINE_MAX,
+		.head_max = ADMIN_HEAD_MAX,
+		.body_max = 0,
+		.max_conns = ADMIN_MAX_CONNS,
+		.timeout_ms = ADMIN_TIMEOUT_MS,
+		.backlog = 64,
+		.on_request = on_admin_request,
+		.data = p,
+	};
 	const struct sn_addr *addr = &p->opt.admin;
 
-	p->admin_fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (p->admin_fd < 0)
-		return SN_EIO;
-	setsockopt(p->admin_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(p->admin_fd, (const struct sockaddr *)&addr->ss, addr->len) != 0 || listen(p->admin_fd, 64) != 0) {
-		sn_log(SN_LOG_ERROR, "cannot listen on %s (--admin): %s; pick a free port", addr->text, strerror(errno));
-		close(p->admin_fd);
-		p->admin_fd = -1;
+	if (sn_hsrv_start(&p->admin, &p->loop, (const struct sockaddr *)&addr->ss, addr->len, &opt) != 0) {
+		sn_log(SN_LOG_ERROR, "cannot listen on %s (--admin): %s; pick a free port", addr->text,
+		       strerror(errno));
 		return SN_EIO;
 	}
-	return sn_io_start(&p->loop, &p->admin_io, p->admin_fd, on_admin_accept);
+	return 0;
 }
 
 void sn_admin_stop(struct sn_proxy *p)
 {
-	if (p->admin_fd < 0)
-		return;
-	sn_io_stop(&p->loop, &p->admin_io);
-	close(p->admin_fd);
-	p->admin_fd = -1;
+	sn_hsrv_stop(&p->admin);
 }

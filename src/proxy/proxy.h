@@ -21,6 +21,7 @@
 #include "sinew/buf.h"
 #include "sinew/config.h"
 #include "sinew/h1.h"
+#include "sinew/http_server.h"
 #include "sinew/loop.h"
 #include "sinew/metrics.h"
 #include "sinew/tls_stream.h"
@@ -266,8 +267,7 @@ struct sn_proxy {
 	struct sn_timer reload_timer;
 	struct sn_timer drain_timer;
 	struct sn_timer exit_check_timer;
-	int admin_fd;
-	struct sn_io admin_io;
+	struct sn_hsrv admin;            /* the admin port's server (admin.c) */
 	int exit_code;
 	struct sn_cp *cp;                /* control-plane mode; NULL in file mode */
 	struct sn_taps *taps;            /* control-plane mode: taps sinewd asked for (tap.h) */
@@ -643,9 +643,11 @@ void sn_exchange_retry_parked(struct sn_worker *w);
 
 /* admin.c */
 int sn_admin_start(struct sn_proxy *p);
-/* Answers one admin request: parses the head in req[0..len) and renders
- * the whole response (no body for HEAD) into *out, for the caller to free
- * (NULL and *out_len 0 when memory ran out: close). Returns the head's
+/* Answers one admin request as the admin port does, without a connection
+ * (fuzz/fuzz_proxy_admin.c): parses the head in req[0..len) with the
+ * port's limits and renders the whole response (no body for HEAD) into
+ * *out, for the caller to free (NULL and *out_len 0 when memory ran out:
+ * close). Returns the head's
  * length, SN_H1_INCOMPLETE (*out untouched), or SN_H1_ERROR (malformed:
  * close without an answer). Main thread: reads the snapshot under snap_lock. */
 int sn_admin_respond(struct sn_proxy *p, const char *req, size_t len, char **out, size_t *out_len);

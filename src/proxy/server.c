@@ -535,7 +535,7 @@ int sn_proxy_run(struct sn_proxy_options *opt)
 	if (p == NULL)
 		return 1;
 	p->opt = *opt;
-	p->sigfd = p->inofd = p->admin_fd = -1;
+	p->sigfd = p->inofd = -1;
 	pthread_mutex_init(&p->snap_lock, NULL);
 	pthread_mutex_init(&p->outlier_lock, NULL);
 	if (parse_labels(p, opt->labels_text) != 0)
