@@ -61,8 +61,8 @@ static void proxy_free(struct sn_mesh_proxy *px)
 	for (size_t i = 0; i < px->n_subs; i++)
 		free(px->subs[i].host);
 	free(px->subs);
-	kvmap_free(&px->held);
-	kvmap_free(&px->inflight_set);
+	sn_strmap_free(&px->held);
+	sn_strmap_free(&px->inflight_set);
 	for (size_t i = 0; i < px->n_inflight_removed; i++)
 		free(px->inflight_removed[i]);
 	free(px->inflight_removed);
@@ -239,7 +239,7 @@ static void on_hello(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node
 			key[kl] = '\0';
 			memcpy(rv, vs, vl);
 			rv[vl] = '\0';
-			if (kvmap_put(&px->held, key, rv) != 0) {
+			if (sn_strmap_put(&px->held, key, rv) != 0) {
 				protocol_error(px, "out of memory");
 				return;
 			}
@@ -379,9 +379,9 @@ static void on_answer(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_nod
 	uint64_t latency = sn_loop_now(m->loop) - px->sent_ms;
 	if (ack) {
 		for (size_t i = 0; i < px->n_inflight_removed; i++)
-			kvmap_del(&px->held, px->inflight_removed[i]);
+			sn_strmap_del(&px->held, px->inflight_removed[i]);
 		for (size_t i = 0; i < px->inflight_set.n; i++)
-			if (kvmap_put(&px->held, px->inflight_set.v[i].key, px->inflight_set.v[i].rv) != 0)
+			if (sn_strmap_put(&px->held, px->inflight_set.v[i].key, px->inflight_set.v[i].value) != 0)
 				px->dirty = 1; /* out of memory: resend from what we know */
 		px->acked_revision = px->inflight_revision;
 		/* Not dirty: every change since the push passed it by
@@ -421,7 +421,7 @@ static void on_answer(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_nod
 		       (unsigned long long)px->inflight_revision,
 		       px->n_nack ? px->nack[0].text : "no error given");
 	}
-	kvmap_free(&px->inflight_set);
+	sn_strmap_free(&px->inflight_set);
 	for (size_t i = 0; i < px->n_inflight_removed; i++)
 		free(px->inflight_removed[i]);
 	free(px->inflight_removed);
@@ -725,8 +725,8 @@ void sn_mesh_free(struct sn_mesh *m)
 		proxy_free(px);
 	}
 	mesh_view_free(&m->view);
-	kvmap_free(&m->seen_regs);
-	kvmap_free(&m->published);
+	sn_strmap_free(&m->seen_regs);
+	sn_strmap_free(&m->published);
 	mesh_ca_free(m);
 	free(m);
 }
@@ -873,10 +873,10 @@ void sn_mesh_render_resource_status(struct sn_mesh *m, struct sn_out *o, enum sn
 	for (const struct sn_mesh_proxy *px = m->proxies; px != NULL; px = px->next) {
 		if (px->gone || !px->hello)
 			continue;
-		const struct kv *h = kvmap_get(&px->held, key);
-		if (h != NULL && !strcmp(h->rv, rv))
+		const struct sn_strmap_kv *h = sn_strmap_get(&px->held, key);
+		if (h != NULL && !strcmp(h->value, rv))
 			synced++;
-		if (px->inflight && kvmap_get(&px->inflight_set, key) != NULL)
+		if (px->inflight && sn_strmap_get(&px->inflight_set, key) != NULL)
 			pending++;
 	}
 	sn_out_printf(o, ",\"proxies\":{\"synced\":%zu,\"pending\":%zu,\"nack\":[", synced, pending);

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "sinew/control.h"
+#include "sinew/sorted.h"
 #include "sinew/xds.h"
 
 #define MESH_LEASE_MS 10000
@@ -19,17 +20,6 @@
 #define MESH_MAX_NACK_ERRORS 64
 #define MESH_MAX_TEXT 2048           /* one NACK error text kept */
 #define MESH_REG_PREFIX "proxy-"
-
-/* (key -> resourceVersion), sorted by key: what a proxy holds. */
-struct kv {
-	char *key;
-	char *rv;
-};
-
-struct kvmap {
-	struct kv *v;
-	size_t n, cap;
-};
 
 /* One resource of the view. Owns its strings and its parsed form; kept
  * across rebuilds while its resourceVersion does not change. */
@@ -109,8 +99,8 @@ struct sn_mesh_proxy {
 	size_t n_subs;
 	int keep_have;               /* no subscribe yet since a hello with `have` */
 
-	struct kvmap held;           /* acked: what the proxy runs */
-	struct kvmap inflight_set;   /* the push in flight: added/changed */
+	struct sn_strmap held;       /* acked: what the proxy runs (key -> resourceVersion) */
+	struct sn_strmap inflight_set; /* the push in flight: added/changed */
 	char **inflight_removed;
 	size_t n_inflight_removed;
 	int inflight;
@@ -217,16 +207,10 @@ struct sn_mesh {
 				      * proxy holds are not removed (a restarted
 				      * sinewd waits for proxies to re-register) */
 	int grace_over;
-	struct kvmap seen_regs;      /* registered during the grace: not waited for */
-	struct kvmap published;      /* registrations shared with other replicas (etcd): key -> rv */
+	struct sn_strmap seen_regs;  /* registered during the grace: not waited for */
+	struct sn_strmap published;  /* registrations shared with other replicas (etcd): key -> rv */
 	uint64_t pushes, acks, nacks;
 };
-
-/* ---- kvmap (push.c) ---- */
-void kvmap_free(struct kvmap *m);
-struct kv *kvmap_get(const struct kvmap *m, const char *key);
-int kvmap_put(struct kvmap *m, const char *key, const char *rv);
-void kvmap_del(struct kvmap *m, const char *key);
 
 /* ---- view and push (push.c) ---- */
 /* Rebuilds the view from the store and the registry when stale. */

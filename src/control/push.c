@@ -26,90 +26,6 @@
 #include "sinew/log.h"
 #include "mesh_internal.h"
 
-/* ---- kvmap: sorted (key -> rv) --------------------------------------- */
-
-void kvmap_free(struct kvmap *m)
-{
-	for (size_t i = 0; i < m->n; i++) {
-		free(m->v[i].key);
-		free(m->v[i].rv);
-	}
-	free(m->v);
-	memset(m, 0, sizeof(*m));
-}
-
-static size_t kvmap_pos(const struct kvmap *m, const char *key, int *found)
-{
-	size_t lo = 0, hi = m->n;
-	*found = 0;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(key, m->v[mid].key);
-		if (c == 0) {
-			*found = 1;
-			return mid;
-		}
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
-}
-
-struct kv *kvmap_get(const struct kvmap *m, const char *key)
-{
-	int found;
-	size_t i = kvmap_pos(m, key, &found);
-	return found ? &m->v[i] : NULL;
-}
-
-int kvmap_put(struct kvmap *m, const char *key, const char *rv)
-{
-	int found;
-	size_t i = kvmap_pos(m, key, &found);
-	char *nrv = strdup(rv ? rv : "");
-	if (nrv == NULL)
-		return SN_ENOMEM;
-	if (found) {
-		free(m->v[i].rv);
-		m->v[i].rv = nrv;
-		return 0;
-	}
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 16;
-		struct kv *nv = realloc(m->v, cap * sizeof(*nv));
-		if (nv == NULL) {
-			free(nrv);
-			return SN_ENOMEM;
-		}
-		m->v = nv;
-		m->cap = cap;
-	}
-	char *nk = strdup(key);
-	if (nk == NULL) {
-		free(nrv);
-		return SN_ENOMEM;
-	}
-	memmove(&m->v[i + 1], &m->v[i], (m->n - i) * sizeof(*m->v));
-	m->v[i].key = nk;
-	m->v[i].rv = nrv;
-	m->n++;
-	return 0;
-}
-
-void kvmap_del(struct kvmap *m, const char *key)
-{
-	int found;
-	size_t i = kvmap_pos(m, key, &found);
-	if (!found)
-		return;
-	free(m->v[i].key);
-	free(m->v[i].rv);
-	memmove(&m->v[i], &m->v[i + 1], (m->n - i - 1) * sizeof(*m->v));
-	m->n--;
-}
-
 /* ---- view entries ---------------------------------------------------- */
 
 static void res_free(struct view_res *r)
@@ -208,20 +124,16 @@ static struct view_res *res_new(enum sn_resource_kind kind, const char *api_vers
 	return r;
 }
 
+static int cmp_key_res(const void *key, const void *elem)
+{
+	return strcmp(key, (*(const struct view_res *const *)elem)->key);
+}
+
 static ssize_t view_index(const struct view *v, const char *key)
 {
-	size_t lo = 0, hi = v->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(key, v->v[mid]->key);
-		if (c == 0)
-			return (ssize_t)mid;
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return -1;
+	int found;
+	size_t i = sn_lower_bound(v->v, v->n, sizeof(*v->v), key, cmp_key_res, &found);
+	return found ? (ssize_t)i : -1;
 }
 
 const struct view_res *mesh_view_find(const struct view *v, const char *key)
@@ -263,17 +175,14 @@ static int cmp_host_ref(const void *a, const void *b)
 }
 
 /* First index in refs (sorted) whose host is host; n if none. */
+static int cmp_key_host_ref(const void *key, const void *elem)
+{
+	return strcmp(key, ((const struct host_ref *)elem)->host);
+}
+
 static size_t host_lower_bound(const struct host_ref *refs, size_t n, const char *host)
 {
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (strcmp(refs[mid].host, host) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return sn_lower_bound(refs, n, sizeof(*refs), host, cmp_key_host_ref, NULL);
 }
 
 static ssize_t find_service(const struct host_ref *svcs, size_t n, const char *fqdn)
@@ -435,15 +344,7 @@ static int cmp_we_label_res(const void *a, const void *b)
 
 static size_t we_label_lower_bound(const struct we_label *v, size_t n, const struct we_label *want)
 {
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (cmp_we_label(&v[mid], want) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return sn_lower_bound(v, n, sizeof(*v), want, cmp_we_label, NULL);
 }
 
 /* Every label of every parsed WorkloadEntry of the view, sorted by
@@ -703,11 +604,11 @@ static void publish_regs(struct sn_mesh *m, const struct view *nv)
 {
 	for (size_t i = 0; i < nv->n; i++) {
 		const struct view_res *r = nv->v[i];
-		const struct kv *had = r->reg != NULL ? kvmap_get(&m->published, r->key) : NULL;
-		if (r->reg == NULL || (had != NULL && !strcmp(had->rv, r->rv)))
+		const struct sn_strmap_kv *had = r->reg != NULL ? sn_strmap_get(&m->published, r->key) : NULL;
+		if (r->reg == NULL || (had != NULL && !strcmp(had->value, r->rv)))
 			continue;
 		if (sn_store_publish_reg(m->store, r->ns, r->name, r->rv, r->text) == 0 &&
-		    kvmap_put(&m->published, r->key, r->rv) != 0)
+		    sn_strmap_put(&m->published, r->key, r->rv) != 0)
 			sn_log(SN_LOG_WARN, "mesh: out of memory noting %s as published", r->key);
 	}
 	for (size_t i = m->published.n; i-- > 0;) {
@@ -721,7 +622,7 @@ static void publish_regs(struct sn_mesh *m, const struct view *nv)
 			snprintf(nsb, sizeof(nsb), "%.*s", (int)(name - ns - 1), ns + 1);
 			sn_store_publish_reg(m->store, nsb, name + 1, NULL, NULL);
 		}
-		kvmap_del(&m->published, key);
+		sn_strmap_del(&m->published, key);
 	}
 }
 
@@ -773,7 +674,7 @@ static int reached_by_hosts(const struct sn_mesh_proxy *px, const struct view_re
 
 static int holds(const struct sn_mesh_proxy *px, const char *key)
 {
-	return kvmap_get(&px->held, key) != NULL || kvmap_get(&px->inflight_set, key) != NULL;
+	return sn_strmap_get(&px->held, key) != NULL || sn_strmap_get(&px->inflight_set, key) != NULL;
 }
 
 /* The index from resources to proxies: of what changed between two views
@@ -892,7 +793,7 @@ int mesh_view_refresh(struct sn_mesh *m)
 			continue;
 		}
 		r->reg = px;
-		if (!m->grace_over && kvmap_put(&m->seen_regs, r->key, r->rv) != 0)
+		if (!m->grace_over && sn_strmap_put(&m->seen_regs, r->key, r->rv) != 0)
 			rc = SN_ENOMEM;
 	}
 	/* The other replicas' registrations (etcd): after this replica's own,
@@ -1068,7 +969,7 @@ static void out_res(struct sn_out *o, const struct view_res *r)
 
 static void inflight_clear(struct sn_mesh_proxy *px)
 {
-	kvmap_free(&px->inflight_set);
+	sn_strmap_free(&px->inflight_set);
 	for (size_t i = 0; i < px->n_inflight_removed; i++)
 		free(px->inflight_removed[i]);
 	free(px->inflight_removed);
@@ -1100,13 +1001,13 @@ void mesh_push(struct sn_mesh *m, struct sn_mesh_proxy *px)
 	/* added or changed */
 	for (size_t i = 0; i < c.n; i++) {
 		const struct view_res *r = m->view.v[c.list[i]];
-		const struct kv *h = kvmap_get(&px->held, r->key);
-		if (h == NULL || strcmp(h->rv, r->rv) != 0)
+		const struct sn_strmap_kv *h = sn_strmap_get(&px->held, r->key);
+		if (h == NULL || strcmp(h->value, r->rv) != 0)
 			send[n_send++] = c.list[i];
 	}
 	/* held and no longer needed */
 	for (size_t i = 0; i < px->held.n; i++) {
-		const struct kv *h = &px->held.v[i];
+		const struct sn_strmap_kv *h = &px->held.v[i];
 		ssize_t at = view_index(&m->view, h->key);
 		const struct view_res *r = at >= 0 ? m->view.v[at] : NULL;
 		if (r != NULL && r->mark == m->view.epoch)
@@ -1114,11 +1015,11 @@ void mesh_push(struct sn_mesh *m, struct sn_mesh_proxy *px)
 		if (r != NULL && px->keep_have) {
 			/* Reconnected, subscriptions not in yet: keep what it
 			 * holds, newer if there is newer. */
-			if (strcmp(h->rv, r->rv) != 0)
+			if (strcmp(h->value, r->rv) != 0)
 				send[n_send++] = (size_t)at;
 			continue;
 		}
-		if (r == NULL && grace && is_registered_key(h->key) && kvmap_get(&m->seen_regs, h->key) == NULL)
+		if (r == NULL && grace && is_registered_key(h->key) && sn_strmap_get(&m->seen_regs, h->key) == NULL)
 			continue; /* its proxy may not have reconnected yet */
 		char **nr = realloc(px->inflight_removed, (px->n_inflight_removed + 1) * sizeof(*nr));
 		if (nr == NULL)
@@ -1145,7 +1046,7 @@ void mesh_push(struct sn_mesh *m, struct sn_mesh_proxy *px)
 		if (i)
 			sn_out_cstr(&o, ",");
 		out_res(&o, r);
-		oom |= kvmap_put(&px->inflight_set, r->key, r->rv) != 0;
+		oom |= sn_strmap_put(&px->inflight_set, r->key, r->rv) != 0;
 	}
 	sn_out_cstr(&o, "],\"removed\":[");
 	for (size_t i = 0; i < px->n_inflight_removed; i++) {

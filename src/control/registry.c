@@ -252,7 +252,7 @@ static void on_grace_timer(struct sn_loop *loop, struct sn_timer *t)
 {
 	struct sn_mesh *m = sn_container_of(t, struct sn_mesh, grace_timer);
 	m->grace_over = 1;
-	kvmap_free(&m->seen_regs);
+	sn_strmap_free(&m->seen_regs);
 	mesh_changed_all(m);   /* what proxies kept for the grace goes now */
 }
 

@@ -39,6 +39,7 @@
 #include "sinew/json.h"
 #include "sinew/log.h"
 #include "sinew/out.h"
+#include "sinew/sorted.h"
 #include "sinew/stats_json.h"
 #include "stats.h"
 
@@ -1463,18 +1464,17 @@ static void window_of(const struct sn_stats *s, uint32_t window_ms, uint64_t now
 	w->seconds = (double)n * s->lim.resolution_ms / 1000.0;
 }
 
+static int cmp_slot_t(const void *key, const void *elem)
+{
+	uint32_t t = *(const uint32_t *)key, e = ((const struct slot *)elem)->t;
+	return (t > e) - (t < e);
+}
+
 static void key_tally(const struct key *k, const struct window *w, struct tally *t)
 {
 	memset(t, 0, sizeof(*t));
 	/* slots are sorted: find the first in the window */
-	size_t lo = 0, hi = k->n;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (k->slots[k->start + mid].t < w->t0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	size_t lo = sn_lower_bound(&k->slots[k->start], k->n, sizeof(*k->slots), &w->t0, cmp_slot_t, NULL);
 	for (size_t i = lo; i < k->n && k->slots[k->start + i].t < w->t1; i++) {
 		const struct slot *sl = &k->slots[k->start + i];
 		t->ok += sl->ok;

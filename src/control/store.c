@@ -15,6 +15,7 @@
 #include "sinew/control.h"
 #include "sinew/file.h"
 #include "sinew/log.h"
+#include "sinew/sorted.h"
 #include "store_internal.h"
 
 #define STORE_MAGIC "# sinew-store 1\n"
@@ -91,25 +92,23 @@ static int cmp_key(enum sn_resource_kind ka, const char *nsa, const char *na, co
 	return c ? c : strcmp(na, b->name);
 }
 
+struct store_key {
+	enum sn_resource_kind kind;
+	const char *ns, *name;
+};
+
+static int cmp_store_key(const void *key, const void *elem)
+{
+	const struct store_key *k = key;
+	return cmp_key(k->kind, k->ns, k->name, *(const struct sn_stored *const *)elem);
+}
+
 /* Index of the entry, or of where it would go (*found = 0). */
 static size_t find_pos(const struct sn_store *st, enum sn_resource_kind kind, const char *ns, const char *name,
 		       int *found)
 {
-	size_t lo = 0, hi = st->n;
-	*found = 0;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = cmp_key(kind, ns, name, st->v[mid]);
-		if (c == 0) {
-			*found = 1;
-			return mid;
-		}
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
+	struct store_key k = { kind, ns, name };
+	return sn_lower_bound(st->v, st->n, sizeof(*st->v), &k, cmp_store_key, found);
 }
 
 struct sn_stored *sn_store_get(const struct sn_store *st, enum sn_resource_kind kind, const char *ns,

@@ -44,6 +44,7 @@
 #include "sinew/join_token.h"
 #include "sinew/log.h"
 #include "sinew/out.h"
+#include "sinew/sorted.h"
 #include "store_internal.h"
 
 #define ETCD_MAX_MEMBERS 8
@@ -520,25 +521,22 @@ static void shared_reg_free(struct sn_shared_reg *r)
 	free(r->text);
 }
 
+struct reg_key {
+	const char *ns, *name;
+};
+
+static int cmp_reg_key(const void *key, const void *elem)
+{
+	const struct reg_key *k = key;
+	const struct sn_shared_reg *r = elem;
+	int c = strcmp(k->ns, r->ns);
+	return c != 0 ? c : strcmp(k->name, r->name);
+}
+
 static size_t reg_pos(const struct sn_etcd *et, const char *ns, const char *name, int *found)
 {
-	size_t lo = 0, hi = et->n_regs;
-	*found = 0;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(ns, et->regs[mid].ns);
-		if (c == 0)
-			c = strcmp(name, et->regs[mid].name);
-		if (c == 0) {
-			*found = 1;
-			return mid;
-		}
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo;
+	struct reg_key k = { ns, name };
+	return sn_lower_bound(et->regs, et->n_regs, sizeof(*et->regs), &k, cmp_reg_key, found);
 }
 
 static void reg_remove_at(struct sn_etcd *et, size_t i)

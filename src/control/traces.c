@@ -25,6 +25,7 @@
 #include "sinew/config.h"
 #include "sinew/json.h"
 #include "sinew/out.h"
+#include "sinew/sorted.h"
 #include "traces.h"
 
 #define UNKNOWN_SERVICE "unknown_service"   /* OTel's name for a resource without service.name */
@@ -142,18 +143,15 @@ void sn_traces_free(struct sn_traces *t)
 	free(t);
 }
 
+static int cmp_trace_id(const void *key, const void *elem)
+{
+	return memcmp(key, (*(struct trace *const *)elem)->id, 16);
+}
+
 /* Index of the first trace whose id is >= id. */
 static size_t lower_bound(const struct sn_traces *t, const uint8_t id[16])
 {
-	size_t lo = 0, hi = t->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (memcmp(t->by_id[mid]->id, id, 16) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return sn_lower_bound(t->by_id, t->n, sizeof(*t->by_id), id, cmp_trace_id, NULL);
 }
 
 static struct trace *find(const struct sn_traces *t, const uint8_t id[16])

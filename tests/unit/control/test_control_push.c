@@ -280,7 +280,7 @@ static void test_registry_and_reconnect(void **state)
 			continue;
 		for (size_t i = 0; i < px->held.n; i++) {
 			off += (size_t)snprintf(hello + off, sizeof(hello) - off, "%s\"%s\":\"%s\"", first ? "" : ",",
-						px->held.v[i].key, px->held.v[i].rv);
+						px->held.v[i].key, px->held.v[i].value);
 			first = 0;
 		}
 	}
