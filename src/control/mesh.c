@@ -364,6 +364,39 @@ static void clear_nack(struct sn_mesh_proxy *px)
 	px->n_nack = 0;
 }
 
+/* The errors of a nack, or the resources an ack refused: {resource, text}
+ * each, kept for GET /api/v1/proxies and the resources' status. */
+static void take_errors(struct sn_mesh_proxy *px, struct fy_node *errs)
+{
+	struct fy_node *it;
+	void *iter = NULL;
+	while (errs != NULL && fy_node_is_sequence(errs) && (it = fy_node_sequence_iterate(errs, &iter)) != NULL &&
+	       px->n_nack < MESH_MAX_NACK_ERRORS) {
+		size_t rl = 0, tl = 0;
+		const char *r = scalar(it, "resource", &rl), *t = scalar(it, "text", &tl);
+		struct nack_error *nv = realloc(px->nack, (px->n_nack + 1) * sizeof(*nv));
+		if (nv == NULL)
+			break;
+		px->nack = nv;
+		nv[px->n_nack].resource = strndup(r ? r : "", SN_MIN(rl, 600));
+		nv[px->n_nack].text = strndup(t ? t : "", SN_MIN(tl, MESH_MAX_TEXT));
+		if (nv[px->n_nack].resource == NULL || nv[px->n_nack].text == NULL) {
+			free(nv[px->n_nack].resource);
+			free(nv[px->n_nack].text);
+			break;
+		}
+		px->n_nack++;
+	}
+}
+
+static int was_refused(const struct sn_mesh_proxy *px, const char *key)
+{
+	for (size_t i = 0; i < px->n_nack; i++)
+		if (!strcmp(px->nack[i].resource, key))
+			return 1;
+	return 0;
+}
+
 static void on_answer(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node *root, int ack)
 {
 	size_t len;
@@ -377,43 +410,39 @@ static void on_answer(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_nod
 		return;
 	}
 	uint64_t latency = sn_loop_now(m->loop) - px->sent_ms;
+	/* An ack may refuse some resources by name (the proxy runs the rest
+	 * of the push): those keep what the proxy held before. */
+	struct fy_node *refused = ack ? fy_node_mapping_lookup_by_string(root, "refused", FY_NT) : NULL;
+	if (refused != NULL && (!fy_node_is_sequence(refused) || fy_node_sequence_item_count(refused) == 0))
+		refused = NULL;
+	clear_nack(px);
+	if (!ack || refused != NULL)
+		take_errors(px, ack ? refused : fy_node_mapping_lookup_by_string(root, "errors", FY_NT));
 	if (ack) {
 		for (size_t i = 0; i < px->n_inflight_removed; i++)
-			sn_strmap_del(&px->held, px->inflight_removed[i]);
+			if (!was_refused(px, px->inflight_removed[i]))
+				sn_strmap_del(&px->held, px->inflight_removed[i]);
 		for (size_t i = 0; i < px->inflight_set.n; i++)
-			if (sn_strmap_put(&px->held, px->inflight_set.v[i].key, px->inflight_set.v[i].value) != 0)
+			if (!was_refused(px, px->inflight_set.v[i].key) &&
+			    sn_strmap_put(&px->held, px->inflight_set.v[i].key, px->inflight_set.v[i].value) != 0)
 				px->dirty = 1; /* out of memory: resend from what we know */
 		px->acked_revision = px->inflight_revision;
 		/* Not dirty: every change since the push passed it by
 		 * (mark_affected), so it is current with the view. */
-		if (!px->dirty)
+		if (!px->dirty && refused == NULL)
 			px->synced_revision = m->view.revision;
-		px->nacked = 0;
-		clear_nack(px);
+		px->nacked = refused != NULL;
 		px->acks++;
 		m->acks++;
 		px->last_ack_latency_ms = latency;
-	} else {
-		struct fy_node *errs = fy_node_mapping_lookup_by_string(root, "errors", FY_NT), *it;
-		void *iter = NULL;
-		clear_nack(px);
-		while (errs != NULL && fy_node_is_sequence(errs) && (it = fy_node_sequence_iterate(errs, &iter)) != NULL &&
-		       px->n_nack < MESH_MAX_NACK_ERRORS) {
-			size_t rl = 0, tl = 0;
-			const char *r = scalar(it, "resource", &rl), *t = scalar(it, "text", &tl);
-			struct nack_error *nv = realloc(px->nack, (px->n_nack + 1) * sizeof(*nv));
-			if (nv == NULL)
-				break;
-			px->nack = nv;
-			nv[px->n_nack].resource = strndup(r ? r : "", SN_MIN(rl, 600));
-			nv[px->n_nack].text = strndup(t ? t : "", SN_MIN(tl, MESH_MAX_TEXT));
-			if (nv[px->n_nack].resource == NULL || nv[px->n_nack].text == NULL) {
-				free(nv[px->n_nack].resource);
-				free(nv[px->n_nack].text);
-				break;
-			}
-			px->n_nack++;
-		}
+	}
+	if (refused != NULL) {
+		px->nacks++;
+		m->nacks++;
+		sn_log(SN_LOG_WARN, "mesh: proxy %s runs push %s (revision %llu) without %zu of its resources: %s", px->id,
+		       want, (unsigned long long)px->inflight_revision, px->n_nack,
+		       px->n_nack ? px->nack[0].text : "no error given");
+	} else if (!ack) {
 		px->nacked = 1;
 		px->nacks++;
 		m->nacks++;

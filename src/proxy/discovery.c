@@ -3,8 +3,10 @@
  * The proxy holds no config file. It keeps the resources sinewd sent it
  * (their YAML text, keyed by Kind/namespace/name) and, on every delta,
  * loads and translates the whole set with the same config library sinewd
- * ran at admission; a delta that does not translate is NACKed with the
- * diagnostics and changes nothing. Discovery is lazy: a request for a host
+ * ran at admission. A delta that does not translate runs in part when it
+ * can (accept_partly: the changes that still translate, the others refused
+ * by name in the ack); otherwise it is NACKed with the diagnostics and
+ * changes nothing. Discovery is lazy: a request for a host
  * the proxy knows nothing about parks (at most 1 s) while the proxy
  * subscribes to it. Runs on the main thread's loop; workers reach it only
  * through sn_loop_post and the mutex-guarded table of known hosts.
@@ -312,6 +314,203 @@ static int mark_known(struct sn_cp *cp, struct fy_node *list)
 	return changed;
 }
 
+/* ---- a push accepted in part ------------------------------------------ */
+
+/* One change of a push: a resource put (index in the new table) or a
+ * held one removed (index in the old). */
+struct change {
+	const char *key;
+	size_t at;
+	int put;
+	int accepted;
+	char *error;    /* the first error of the last try */
+};
+
+/* What accept_partly keeps. */
+struct partial {
+	struct cp_resource *table;   /* deep copy: the set now run */
+	size_t n;
+	struct sn_snapshot *snap;
+	struct change *changes;
+	size_t n_changes;
+};
+
+static void partial_free(struct partial *pa)
+{
+	for (size_t i = 0; i < pa->n_changes; i++)
+		free(pa->changes[i].error);
+	free(pa->changes);
+	if (pa->table != NULL)
+		res_table_free(pa->table, pa->n);
+	if (pa->snap != NULL)
+		sn_snapshot_unref(pa->snap);
+	memset(pa, 0, sizeof(*pa));
+}
+
+static int res_dup(struct cp_resource *dst, const struct cp_resource *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->key = strdup(src->key);
+	dst->rv = src->rv ? strdup(src->rv) : NULL;
+	dst->source = src->source ? strdup(src->source) : NULL;
+	dst->yaml = malloc(src->yaml_len + 1);
+	dst->yaml_len = src->yaml_len;
+	dst->line = src->line;
+	if (dst->yaml != NULL)
+		memcpy(dst->yaml, src->yaml, src->yaml_len + 1);
+	if (dst->key == NULL || dst->yaml == NULL || (src->rv && dst->rv == NULL) || (src->source && dst->source == NULL)) {
+		res_free(dst);
+		return SN_ENOMEM;
+	}
+	return 0;
+}
+
+/* The push (the held table old, the table it asked for v) did not
+ * translate as a whole. Takes its changes one at a time onto what is held,
+ * keeping each that still translates, until none more does (a change may
+ * need another: a route and the rule defining its subset): one resource
+ * that cannot run no longer holds back the others. Returns 0 with *pa
+ * filled when some changes run and some do not; -1 when there is nothing
+ * to separate (one change, none runs, more than PARTIAL_MAX_CHANGES, or
+ * out of memory): the whole push is refused. */
+#define PARTIAL_MAX_CHANGES 64
+#define PARTIAL_MAX_ROUNDS 3
+
+static int accept_partly(struct sn_cp *cp, const struct cp_resource *old, size_t n_old, const struct cp_resource *v,
+			 size_t n, struct partial *pa)
+{
+	struct cp_resource *cur = NULL, *cand = NULL;
+	size_t n_cur = n_old, accepted = 0;
+
+	memset(pa, 0, sizeof(*pa));
+	pa->changes = calloc(PARTIAL_MAX_CHANGES, sizeof(*pa->changes));
+	if (pa->changes == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		ssize_t at = res_find((struct cp_resource *)old, n_old, v[i].key);
+		if (at >= 0 && old[at].rv != NULL && v[i].rv != NULL && !strcmp(old[at].rv, v[i].rv))
+			continue;
+		if (pa->n_changes == PARTIAL_MAX_CHANGES)
+			goto whole;
+		pa->changes[pa->n_changes++] = (struct change){ .key = v[i].key, .at = i, .put = 1 };
+	}
+	for (size_t i = 0; i < n_old; i++) {
+		if (res_find((struct cp_resource *)v, n, old[i].key) >= 0)
+			continue;
+		if (pa->n_changes == PARTIAL_MAX_CHANGES)
+			goto whole;
+		pa->changes[pa->n_changes++] = (struct change){ .key = old[i].key, .at = i, .put = 0 };
+	}
+	if (pa->n_changes < 2)
+		goto whole;
+	/* tables of borrowed entries (from old and v); copied once at the end */
+	cur = calloc(n_old + pa->n_changes + 1, sizeof(*cur));
+	cand = calloc(n_old + pa->n_changes + 1, sizeof(*cand));
+	if (cur == NULL || cand == NULL)
+		goto whole;
+	if (n_old > 0)
+		memcpy(cur, old, n_old * sizeof(*cur));
+	for (int round = 0, progress = 1; round < PARTIAL_MAX_ROUNDS && progress; round++) {
+		progress = 0;
+		for (size_t c = 0; c < pa->n_changes; c++) {
+			struct change *ch = &pa->changes[c];
+			if (ch->accepted)
+				continue;
+			size_t n_cand = n_cur;
+			memcpy(cand, cur, n_cur * sizeof(*cand));
+			ssize_t at = res_find(cand, n_cand, ch->key);
+			if (ch->put && at >= 0)
+				cand[at] = v[ch->at];
+			else if (ch->put)
+				cand[n_cand++] = v[ch->at];
+			else if (at >= 0)
+				cand[at] = cand[--n_cand];
+			qsort(cand, n_cand, sizeof(*cand), cmp_res);
+			struct sn_diags d;
+			struct sn_snapshot *snap = NULL;
+			sn_diags_init(&d);
+			if (build(cp, cand, n_cand, &d, &snap) == 0 && snap != NULL) {
+				struct cp_resource *t = cur;
+				cur = cand;
+				cand = t;
+				n_cur = n_cand;
+				if (pa->snap != NULL)
+					sn_snapshot_unref(pa->snap);
+				pa->snap = snap;
+				ch->accepted = 1;
+				accepted++;
+				progress = 1;
+			} else {
+				if (snap != NULL)
+					sn_snapshot_unref(snap);
+				for (size_t i = 0; i < d.n; i++)
+					if (d.v[i].severity == SN_DIAG_ERROR) {
+						char line[2048];
+						sn_diag_format(&d.v[i], line, sizeof(line));
+						free(ch->error);
+						ch->error = strdup(line);
+						break;
+					}
+			}
+			sn_diags_free(&d);
+		}
+	}
+	if (accepted == 0)
+		goto whole;
+	pa->table = calloc(n_cur + 1, sizeof(*pa->table));
+	if (pa->table == NULL)
+		goto whole;
+	for (size_t i = 0; i < n_cur; i++, pa->n++)
+		if (res_dup(&pa->table[i], &cur[i]) != 0)
+			goto whole;
+	free(cur);
+	free(cand);
+	return 0;
+whole:
+	free(cur);
+	free(cand);
+	partial_free(pa);
+	return -1;
+}
+
+static void send_ack_refusing(struct sn_cp *cp, const char *nonce, const struct partial *pa)
+{
+	struct sn_out b = { 0 };
+	int first = 1;
+	sn_out_cstr(&b, "{\"type\":\"ack\",\"nonce\":");
+	json_text(&b, nonce);
+	sn_out_cstr(&b, ",\"refused\":[");
+	for (size_t i = 0; i < pa->n_changes; i++) {
+		const struct change *ch = &pa->changes[i];
+		if (ch->accepted)
+			continue;
+		if (!first)
+			sn_out_cstr(&b, ",");
+		first = 0;
+		sn_out_cstr(&b, "{\"resource\":");
+		json_text(&b, ch->key);
+		sn_out_cstr(&b, ",\"text\":");
+		json_text(&b, ch->error ? ch->error : "did not translate with the rest of the push");
+		sn_out_cstr(&b, "}");
+	}
+	sn_out_cstr(&b, "]}");
+	cp_send(cp, &b);
+}
+
+/* The first push that runs makes the proxy ready. Returns whether this
+ * one did. */
+static int became_ready(struct sn_cp *cp)
+{
+	struct sn_proxy *p = cp->p;
+	if (p->ready)
+		return 0;
+	__atomic_store_n(&p->cp_synced, 1, __ATOMIC_RELEASE);
+	p->ready = 1;
+	sn_log(SN_LOG_INFO, "control: synced with %s at revision %s (%zu resources); ready", replica(cp),
+	       cp->revision, cp->n_res);
+	return 1;
+}
+
 static void on_resources(struct sn_cp *cp, struct fy_node *root)
 {
 	struct sn_proxy *p = cp->p;
@@ -388,7 +587,34 @@ static void on_resources(struct sn_cp *cp, struct fy_node *root)
 	}
 	qsort(v, n, sizeof(*v), cmp_res);
 	sn_diags_init(&d);
-	if (build(cp, v, n, &d, &snap) != 0 || snap == NULL) {
+	struct partial pa;
+	int built = build(cp, v, n, &d, &snap) == 0 && snap != NULL;
+	if (!built && snap != NULL) {
+		sn_snapshot_unref(snap);
+		snap = NULL;
+	}
+	if (!built && accept_partly(cp, cp->res, cp->n_res, v, n, &pa) == 0) {
+		/* Part of it runs: the rest is refused by name, the link goes
+		 * on with what runs (sinewd keeps the refused ones as before). */
+		cp->nacks++;
+		for (size_t i = 0; i < pa.n_changes; i++)
+			if (!pa.changes[i].accepted)
+				sn_log(SN_LOG_ERROR, "control: push %s: refused %s%s: %s", nonce ? nonce : "?",
+				       pa.changes[i].put ? "" : "the removal of ", pa.changes[i].key,
+				       pa.changes[i].error ? pa.changes[i].error : "it does not translate with the rest");
+		send_ack_refusing(cp, nonce ? nonce : "", &pa);
+		res_table_free(v, n);
+		res_table_free(cp->res, cp->n_res);
+		cp->res = pa.table;
+		cp->n_res = pa.n;
+		pa.table = NULL;
+		p->proc.config_reloads_failed++;
+		mark_known(cp, fy_node_mapping_lookup_by_string(root, "subscribed", FY_NT));
+		sn_proxy_publish(p, pa.snap);
+		pa.snap = NULL;
+		partial_free(&pa);
+		became_ready(cp);
+	} else if (!built) {
 		cp->nacks++;
 		for (size_t i = 0; i < d.n; i++) {
 			char line[2048];
@@ -414,12 +640,7 @@ static void on_resources(struct sn_cp *cp, struct fy_node *root)
 		sn_proxy_publish(p, snap);
 		cp->acks++;
 		send_ack(cp, nonce ? nonce : "");
-		if (!p->ready) {
-			__atomic_store_n(&p->cp_synced, 1, __ATOMIC_RELEASE);
-			p->ready = 1;
-			sn_log(SN_LOG_INFO, "control: synced with %s at revision %s (%zu resources); ready",
-			       replica(cp), cp->revision, n);
-		} else {
+		if (!became_ready(cp)) {
 			sn_log(SN_LOG_DEBUG, "control: revision %s applied as config version %llu (%zu resources)",
 			       cp->revision, (unsigned long long)p->version, n);
 		}

@@ -5,7 +5,9 @@ that route that host refuse the push. GET /api/v1/proxies shows NACK with
 the error (file:line of the VirtualService), the VirtualService's status
 names the proxy, the refusing proxy keeps routing on its last good config,
 and other resources keep flowing to other proxies. Fixing the store
-clears the NACK."""
+clears the NACK. One push that carries a resource the proxy cannot run
+and one it can: the proxy runs the second and refuses the first by name
+(it keeps its previous version), instead of refusing the whole push."""
 
 import os
 import sys
@@ -97,6 +99,41 @@ class NackTest(unittest.TestCase):
         self.assertEqual(vs["status"]["proxies"]["synced"], 1)
         self.assertEqual(version_of(get(a.outbound_port, "reviews:9080")), "v1")
 
+
+    def test_one_refused_resource_does_not_hold_back_the_rest(self):
+        mesh = Mesh(self)
+        ports = {}
+        for svc, ver in (("reviews", "v1"), ("reviews", "v2"), ("ratings", "v1"), ("ratings", "v2")):
+            ports[(svc, ver)] = st.start_backend(self, svc, ver).port
+        mesh.apply(st.registry_yaml(ports) + REVIEWS_DR + "---\n" + RATINGS_DR, "registry.yaml")
+        mesh.apply(reviews_vs("v1"), "reviews-vs.yaml")
+        mesh.apply(ratings_vs("v1"), "ratings-vs.yaml")
+        a = start_cp_proxy(self, mesh, args=["--service", "productpage"])
+        self.assertEqual(version_of(get(a.outbound_port, "reviews:9080")), "v1")
+        self.assertEqual(version_of(get(a.outbound_port, "ratings:9080")), "v1")
+        mesh.all_synced(1)
+
+        # One apply, one push to the proxy: a DestinationRule without the
+        # subset its reviews route needs, and a ratings route it can run.
+        reviews_dr_v2_only = REVIEWS_DR.replace("  - name: v1\n    labels: {version: v1}\n", "")
+        self.assertNotIn("name: v1", reviews_dr_v2_only)
+        mesh.apply(reviews_dr_v2_only + "---\n" + ratings_vs("v2"), "both.yaml")
+        ps = mesh.wait_proxies(lambda ps: ps[0]["state"] == "NACK", 5, "a NACK")
+        errors = ps[0]["errors"]
+        self.assertEqual([e["resource"] for e in errors], ["DestinationRule/default/reviews"], errors)
+        self.assertIn("subset", errors[0]["text"])
+        # the ratings route runs; reviews runs on the DestinationRule it had
+        self.assertEqual(version_of(get(a.outbound_port, "ratings:9080")), "v2")
+        for _ in range(5):
+            self.assertEqual(version_of(get(a.outbound_port, "reviews:9080")), "v1")
+        status, dr = mesh.call("GET", "/api/v1/resources/dr/default/reviews")
+        self.assertEqual([n["proxy"] for n in dr["status"]["proxies"]["nack"]], [ps[0]["id"]])
+        self.assertIn("refused DestinationRule/default/reviews", a.stderr())
+
+        # the route moves to v2: the DestinationRule now runs too
+        mesh.apply(reviews_vs("v2"), "reviews-vs.yaml")
+        mesh.all_synced(1)
+        self.assertEqual(version_of(get(a.outbound_port, "reviews:9080")), "v2")
 
 if __name__ == "__main__":
     st.main()
