@@ -155,9 +155,10 @@ static void set_identity(struct sn_mesh_proxy *px, int bootstrap)
 		px->bootstrap = 1;
 		return;
 	}
-	px->peer_id = strdup("spiffe://cluster.local/ns/default/sa/bookinfo-productpage");
-	px->peer_ns = strdup("default");
-	px->peer_sa = strdup("bookinfo-productpage");
+	/* in the link's pool, as mesh_ca.c puts what the handshake proved */
+	px->peer_id = sn_arena_strdup(&px->pool, "spiffe://cluster.local/ns/default/sa/bookinfo-productpage");
+	px->peer_ns = sn_arena_strdup(&px->pool, "default");
+	px->peer_sa = sn_arena_strdup(&px->pool, "bookinfo-productpage");
 	if (px->peer_id == NULL || px->peer_ns == NULL || px->peer_sa == NULL)
 		abort();
 }

@@ -10,17 +10,24 @@
 #include "sinew/common.h"
 
 struct sn_arena_block;
+struct sn_arena_cleanup;
 
 struct sn_arena {
 	struct sn_arena_block *head;
 	size_t block_size;
 	size_t total;  /* bytes handed out, for config_dump and limits */
+	struct sn_arena_cleanup *cleanups;  /* run by sn_arena_free, the last added first */
 };
 
 /* Initializes an empty arena; blocks of block_size (0 = 16 KiB default). */
 void sn_arena_init(struct sn_arena *a, size_t block_size);
-/* Frees every block. The arena may be reused after sn_arena_init. */
+/* Runs the cleanups, then frees every block. The arena may be reused
+ * after sn_arena_init. */
 void sn_arena_free(struct sn_arena *a);
+/* Has sn_arena_free call fn(arg) (before any block goes, the last added
+ * first), as nginx's pool cleanups: for what an object owns outside its
+ * arena (a heap table, a file). 0, or SN_ENOMEM (nothing added). */
+int sn_arena_on_free(struct sn_arena *a, void (*fn)(void *arg), void *arg);
 
 /* Returns zeroed memory aligned to 16, owned by the arena; NULL on ENOMEM. */
 void *sn_arena_alloc(struct sn_arena *a, size_t size);

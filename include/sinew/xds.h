@@ -66,6 +66,9 @@ const char *sn_xds_peer_id(const struct sn_xds_conn *c);
 int64_t sn_xds_peer_not_after(const struct sn_xds_conn *c);
 /* Whether the link runs over TLS. */
 int sn_xds_secure(const struct sn_xds_conn *c);
+/* Whether bytes from the peer wait in the socket, not yet read (a busy
+ * loop has not come to them): the peer is not silent. */
+int sn_xds_has_unread(const struct sn_xds_conn *c);
 /* Sends an HTTP/2 PING, which the peer's HTTP/2 layer answers by itself
  * as long as its loop runs, whether or not it has anything to say.
  * Returns 0, SN_ENOMEM or SN_ECLOSED. */

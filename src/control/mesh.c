@@ -28,9 +28,9 @@ static const char *scalar(struct fy_node *map, const char *key, size_t *len)
 	return fy_node_get_scalar(n, len);
 }
 
-/* A string field, copied, at most max bytes and without control bytes;
- * NULL if absent, JSON null, or not acceptable. */
-static char *field_dup(struct fy_node *map, const char *key, size_t max)
+/* A string field, copied into the link's pool, at most max bytes and
+ * without control bytes; NULL if absent, JSON null, or not acceptable. */
+static char *field_dup(struct sn_mesh_proxy *px, struct fy_node *map, const char *key, size_t max)
 {
 	size_t len;
 	struct fy_node *n = map ? fy_node_mapping_lookup_by_string(map, key, FY_NT) : NULL;
@@ -42,22 +42,14 @@ static char *field_dup(struct fy_node *map, const char *key, size_t max)
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)s[i] < 0x20)
 			return NULL;
-	return strndup(s, len);
+	return sn_arena_strndup(&px->pool, s, len);
 }
 
-static void proxy_free(struct sn_mesh_proxy *px)
+/* What a link owns that changes while it lives (heap): its pool's
+ * cleanup. The hello's strings and the link's identity are in the pool. */
+static void link_tables_free(void *arg)
 {
-	free(px->id);
-	free(px->service);
-	free(px->workload);
-	free(px->ns);
-	free(px->sa);
-	free(px->inbound);
-	free(px->admin);
-	free(px->pod);
-	free(px->version);
-	sn_labels_free(&px->labels);
-	mesh_ca_proxy_free(px);
+	struct sn_mesh_proxy *px = arg;
 	for (size_t i = 0; i < px->n_subs; i++)
 		free(px->subs[i].host);
 	free(px->subs);
@@ -72,6 +64,11 @@ static void proxy_free(struct sn_mesh_proxy *px)
 	}
 	free(px->nack);
 	registry_clear(px);
+}
+
+static void proxy_free(struct sn_mesh_proxy *px)
+{
+	sn_arena_free(&px->pool);
 	free(px);
 }
 
@@ -144,15 +141,18 @@ void sn_mesh_store_changed(struct sn_mesh *m)
 
 /* ---- messages ------------------------------------------------------------ */
 
-static int parse_labels(struct fy_node *map, struct sn_labels *out)
+/* The hello's labels, into the link's pool. */
+static int parse_labels(struct sn_mesh_proxy *px, struct fy_node *map, struct sn_labels *out)
 {
 	struct fy_node_pair *pair;
 	void *iter = NULL;
-	size_t cap = 0;
 
 	if (map == NULL || fy_node_is_null(map))
 		return 0;
-	if (!fy_node_is_mapping(map))
+	if (!fy_node_is_mapping(map) || fy_node_mapping_item_count(map) > 64)
+		return -1;
+	out->v = sn_arena_new_array(&px->pool, struct sn_label, (size_t)fy_node_mapping_item_count(map) + 1);
+	if (out->v == NULL)
 		return -1;
 	while ((pair = fy_node_mapping_iterate(map, &iter)) != NULL) {
 		struct fy_node *k = fy_node_pair_key(pair), *v = fy_node_pair_value(pair);
@@ -161,15 +161,8 @@ static int parse_labels(struct fy_node *map, struct sn_labels *out)
 		const char *vs = v && fy_node_is_scalar(v) ? fy_node_get_scalar(v, &vl) : NULL;
 		if (ks == NULL || vs == NULL || kl == 0 || kl > 317 || vl > 63 || out->n >= 64)
 			return -1;
-		if (out->n == cap) {
-			cap = cap ? cap * 2 : 8;
-			struct sn_label *nv = realloc(out->v, cap * sizeof(*nv));
-			if (nv == NULL)
-				return -1;
-			out->v = nv;
-		}
-		out->v[out->n].key = strndup(ks, kl);
-		out->v[out->n].value = strndup(vs, vl);
+		out->v[out->n].key = sn_arena_strndup(&px->pool, ks, kl);
+		out->v[out->n].value = sn_arena_strndup(&px->pool, vs, vl);
 		out->n++;
 		if (out->v[out->n - 1].key == NULL || out->v[out->n - 1].value == NULL)
 			return -1;
@@ -190,20 +183,19 @@ static void on_hello(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node
 		protocol_error(px, "hello without a node object");
 		return;
 	}
-	px->id = field_dup(node, "id", MESH_MAX_ID);
-	px->service = field_dup(node, "service", 253);
-	px->workload = field_dup(node, "workload", 253);
+	px->id = field_dup(px, node, "id", MESH_MAX_ID);
+	px->service = field_dup(px, node, "service", 253);
+	px->workload = field_dup(px, node, "workload", 253);
 	if (px->workload == NULL || px->workload[0] == '\0') {
 		/* a proxy that predates node.workload: its service */
-		free(px->workload);
-		px->workload = strdup(px->service && px->service[0] ? px->service : "unknown");
+		px->workload = sn_arena_strdup(&px->pool, px->service && px->service[0] ? px->service : "unknown");
 	}
-	px->ns = field_dup(node, "namespace", 63);
-	px->sa = field_dup(node, "service_account", 253);
-	px->inbound = field_dup(node, "inbound", 64);
-	px->admin = field_dup(node, "admin", 64);
-	px->pod = field_dup(node, "pod", 80);
-	px->version = field_dup(node, "version", 64);
+	px->ns = field_dup(px, node, "namespace", 63);
+	px->sa = field_dup(px, node, "service_account", 253);
+	px->inbound = field_dup(px, node, "inbound", 64);
+	px->admin = field_dup(px, node, "admin", 64);
+	px->pod = field_dup(px, node, "pod", 80);
+	px->version = field_dup(px, node, "version", 64);
 	struct fy_node *cap = fy_node_mapping_lookup_by_string(node, "capture", FY_NT);
 	px->capture = cap != NULL && fy_node_is_scalar(cap) && !strcmp(fy_node_get_scalar0(cap), "true");
 	struct fy_node *gw = fy_node_mapping_lookup_by_string(node, "gateway", FY_NT);
@@ -213,14 +205,13 @@ static void on_hello(struct sn_mesh *m, struct sn_mesh_proxy *px, struct fy_node
 		return;
 	}
 	if (px->ns == NULL || px->ns[0] == '\0') {
-		free(px->ns);
-		px->ns = strdup("default");
+		px->ns = sn_arena_strdup(&px->pool, "default");
 		if (px->ns == NULL) {
 			protocol_error(px, "out of memory");
 			return;
 		}
 	}
-	if (parse_labels(fy_node_mapping_lookup_by_string(node, "labels", FY_NT), &px->labels) != 0) {
+	if (parse_labels(px, fy_node_mapping_lookup_by_string(node, "labels", FY_NT), &px->labels) != 0) {
 		protocol_error(px, "hello: node.labels must be a map of at most 64 string labels");
 		return;
 	}
@@ -636,13 +627,21 @@ static void accept_from(struct sn_loop *loop, struct sn_mesh *m, int lfd)
 			continue;
 		}
 		px->mesh = m;
+		/* the link's pool: the hello's strings, its identity; the
+		 * tables that change while it lives go with it (cleanup) */
+		sn_arena_init(&px->pool, 1024);
+		if (sn_arena_on_free(&px->pool, link_tables_free, px) != 0) {
+			close(fd);
+			free(px);
+			continue;
+		}
 		px->serial = ++m->serial;
 		px->last_heard_ms = sn_loop_now(loop);
 		px->connected_at = (uint64_t)time(NULL);
 		struct sn_xds_tls tls = { .ctx = m->tls, .allow_plaintext = m->allow_plaintext };
 		px->conn = sn_xds_server(loop, fd, m->tls != NULL ? &tls : NULL, &mesh_ops, px);
 		if (px->conn == NULL) {
-			free(px);
+			proxy_free(px);
 			continue;
 		}
 		snprintf(px->peer, sizeof(px->peer), "%s", sn_xds_peer(px->conn));
@@ -669,7 +668,7 @@ static void on_accept_pods(struct sn_loop *loop, struct sn_io *io, unsigned even
 
 int sn_mesh_add_listener(struct sn_mesh *m, int fd)
 {
-	if (m->pod_fd >= 0 || listen(fd, 1024) != 0 || sn_io_start(m->loop, &m->pod_io, fd, on_accept_pods) != 0)
+	if (m->pod_fd >= 0 || listen(fd, MESH_BACKLOG) != 0 || sn_io_start(m->loop, &m->pod_io, fd, on_accept_pods) != 0)
 		return SN_EIO;
 	m->pod_fd = fd;
 	return 0;
@@ -703,7 +702,7 @@ int sn_mesh_start(struct sn_mesh **out, struct sn_loop *loop, struct sn_store *s
 	if (m->fd < 0)
 		goto fail;
 	setsockopt(m->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(m->fd, addr, addr_len) != 0 || listen(m->fd, 1024) != 0 || sn_io_start(loop, &m->io, m->fd, on_accept) != 0)
+	if (bind(m->fd, addr, addr_len) != 0 || listen(m->fd, MESH_BACKLOG) != 0 || sn_io_start(loop, &m->io, m->fd, on_accept) != 0)
 		goto fail;
 	registry_start(m);
 	if (mesh_tap_start(m) != 0)

@@ -233,9 +233,9 @@ int mesh_ca_on_secure(struct sn_mesh_proxy *px)
 		       id);
 		return -1;
 	}
-	px->peer_id = strdup(id);
-	px->peer_ns = strndup(ns.p, ns.len);
-	px->peer_sa = strndup(sa.p, sa.len);
+	px->peer_id = sn_arena_strdup(&px->pool, id);
+	px->peer_ns = sn_arena_strndup(&px->pool, ns.p, ns.len);
+	px->peer_sa = sn_arena_strndup(&px->pool, sa.p, sa.len);
 	if (px->peer_id == NULL || px->peer_ns == NULL || px->peer_sa == NULL)
 		return -1;
 	return 0;
@@ -254,8 +254,7 @@ const char *mesh_ca_check_hello(struct sn_mesh *m, struct sn_mesh_proxy *px)
 	if (strcmp(px->ns, px->peer_ns) != 0)
 		return "hello namespace differs from the namespace of the client certificate";
 	if (px->sa == NULL || px->sa[0] == '\0') {
-		free(px->sa);
-		px->sa = strdup(px->peer_sa);
+		px->sa = sn_arena_strdup(&px->pool, px->peer_sa);
 	} else if (strcmp(px->sa, px->peer_sa) != 0) {
 		return "hello service_account differs from the service account of the client certificate";
 	}
@@ -550,13 +549,6 @@ void mesh_ca_free(struct sn_mesh *m)
 	m->tls = NULL;
 	EVP_PKEY_free(m->self_key);
 	m->self_key = NULL;
-}
-
-void mesh_ca_proxy_free(struct sn_mesh_proxy *px)
-{
-	free(px->peer_id);
-	free(px->peer_ns);
-	free(px->peer_sa);
 }
 
 void mesh_ca_render_proxy(const struct sn_mesh *m, const struct sn_mesh_proxy *px, struct sn_out *o)

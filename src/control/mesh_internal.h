@@ -20,6 +20,8 @@
 #define MESH_MAX_NACK_ERRORS 64
 #define MESH_MAX_TEXT 2048           /* one NACK error text kept */
 #define MESH_REG_PREFIX "proxy-"
+#define MESH_BACKLOG 4096            /* listen(2): a mesh's proxies reconnecting at once (the kernel caps
+				      * it at net.core.somaxconn) */
 
 /* One resource of the view. Owns its strings and its parsed form; kept
  * across rebuilds while its resourceVersion does not change. */
@@ -81,6 +83,8 @@ struct nack_error {
 /* One connected proxy. */
 struct sn_mesh_proxy {
 	struct sn_mesh *mesh;
+	struct sn_arena pool;        /* lives with the link: the hello's strings and labels, the link's
+				      * identity; its cleanup frees the tables below (link_tables_free) */
 	struct sn_xds_conn *conn;
 	uint64_t serial;             /* connection number, for logs */
 	char peer[64];
@@ -264,7 +268,6 @@ void mesh_scrape_stop(struct sn_mesh *m);
 int mesh_ca_start(struct sn_mesh *m, const struct sn_mesh_opts *o);
 void mesh_ca_stop(struct sn_mesh *m);
 void mesh_ca_free(struct sn_mesh *m);
-void mesh_ca_proxy_free(struct sn_mesh_proxy *px);
 int mesh_ca_on_secure(struct sn_mesh_proxy *px);
 const char *mesh_ca_check_hello(struct sn_mesh *m, struct sn_mesh_proxy *px);
 void mesh_ca_after_hello(struct sn_mesh *m, struct sn_mesh_proxy *px);

@@ -95,7 +95,7 @@ static struct view_res *res_new(enum sn_resource_kind kind, const char *api_vers
 	if (r == NULL)
 		return NULL;
 	sn_config_set_init(&r->set);
-	sn_arena_init(&r->set.arena, 4096);
+	sn_arena_init(&r->set.arena, 1024);   /* most are one small resource: a registered proxy's entry */
 	r->kind = kind;
 	r->key = make_key(kind, ns, name);
 	r->rv = strdup(rv);

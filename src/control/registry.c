@@ -239,6 +239,10 @@ static void on_lease_timer(struct sn_loop *loop, struct sn_timer *t)
 	for (struct sn_mesh_proxy *px = m->proxies; px != NULL; px = px->next) {
 		if (px->gone || px->conn == NULL || now - px->last_heard_ms <= MESH_LEASE_MS)
 			continue;
+		/* What it sent waits in the socket: the loop was busy (thousands
+		 * of proxies reconnecting at once), the proxy was not silent. */
+		if (sn_xds_has_unread(px->conn))
+			continue;
 		sn_log(SN_LOG_WARN, "registry: proxy %s (%s) silent for %llu ms, past the %d ms lease; dropping it",
 		       px->id ? px->id : "?", px->peer, (unsigned long long)(now - px->last_heard_ms), MESH_LEASE_MS);
 		sn_xds_close(px->conn, "lease expired");

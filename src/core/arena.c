@@ -5,6 +5,12 @@
 
 #include "sinew/arena.h"
 
+struct sn_arena_cleanup {
+	struct sn_arena_cleanup *next;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
 struct sn_arena_block {
 	struct sn_arena_block *next;
 	size_t size;
@@ -17,10 +23,16 @@ void sn_arena_init(struct sn_arena *a, size_t block_size)
 	a->head = NULL;
 	a->block_size = block_size ? block_size : 16384;
 	a->total = 0;
+	a->cleanups = NULL;
 }
 
 void sn_arena_free(struct sn_arena *a)
 {
+	while (a->cleanups != NULL) {
+		struct sn_arena_cleanup *c = a->cleanups;
+		a->cleanups = c->next;
+		c->fn(c->arg);
+	}
 	struct sn_arena_block *b = a->head;
 	while (b != NULL) {
 		struct sn_arena_block *next = b->next;
@@ -95,4 +107,16 @@ char *sn_arena_printf(struct sn_arena *a, const char *fmt, ...)
 	vsnprintf(p, (size_t)n + 1, fmt, ap);
 	va_end(ap);
 	return p;
+}
+
+int sn_arena_on_free(struct sn_arena *a, void (*fn)(void *arg), void *arg)
+{
+	struct sn_arena_cleanup *c = sn_arena_alloc(a, sizeof(*c));
+	if (c == NULL)
+		return SN_ENOMEM;
+	c->fn = fn;
+	c->arg = arg;
+	c->next = a->cleanups;
+	a->cleanups = c;
+	return 0;
 }

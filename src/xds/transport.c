@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <sys/ioctl.h>
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -233,8 +234,12 @@ static int flush(struct sn_xds_conn *c)
 			sn_xds_close(c, "http/2 send error");
 			return -1;
 		}
-		if (n == 0)
+		if (n == 0) {
+			/* all written: an idle link keeps no buffer (sinewd holds
+			 * thousands of links, idle most of the time) */
+			bytes_free(&c->out);
 			break;
+		}
 		if (bytes_reserve(&c->out, (size_t)n, SN_XDS_MAX_QUEUE) != 0) {
 			sn_xds_close(c, "out of memory");
 			return -1;
@@ -284,7 +289,7 @@ static ssize_t read_queue(nghttp2_session *s, int32_t stream_id, uint8_t *buf, s
 	memcpy(buf, c->q.p + c->q.off, n);
 	c->q.off += n;
 	if (c->q.off == c->q.len)
-		c->q.off = c->q.len = 0;
+		bytes_free(&c->q);   /* drained: idle links keep no queue */
 	return (ssize_t)n;
 }
 
@@ -589,6 +594,12 @@ int64_t sn_xds_peer_not_after(const struct sn_xds_conn *c)
 	if (cert == NULL || ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) != 1)
 		return 0;
 	return (int64_t)timegm(&tm);
+}
+
+int sn_xds_has_unread(const struct sn_xds_conn *c)
+{
+	int n = 0;
+	return c->x.fd >= 0 && ioctl(c->x.fd, FIONREAD, &n) == 0 && n > 0;
 }
 
 int sn_xds_secure(const struct sn_xds_conn *c)

@@ -168,6 +168,40 @@ static void test_arena(void **state)
 	sn_arena_free(&a);
 }
 
+/* Cleanups run once, the last added first, before the blocks go; the
+ * arena is reusable after. */
+static char cleanup_order[8];
+static size_t n_cleanups;
+
+static void note_cleanup(void *arg)
+{
+	const char *tag = arg;
+	assert_true(n_cleanups < sizeof(cleanup_order) - 1);
+	cleanup_order[n_cleanups++] = tag[0];
+	cleanup_order[n_cleanups] = '\0';
+}
+
+static void test_arena_cleanups(void **state)
+{
+	struct sn_arena a;
+	(void)state;
+	sn_arena_init(&a, 64);
+	char *owned = sn_arena_strdup(&a, "a");
+	assert_int_equal(sn_arena_on_free(&a, note_cleanup, owned), 0);
+	assert_int_equal(sn_arena_on_free(&a, note_cleanup, "b"), 0);
+	(void)sn_arena_alloc(&a, 1000);   /* a block of its own between them */
+	assert_int_equal(sn_arena_on_free(&a, note_cleanup, "c"), 0);
+	n_cleanups = 0;
+	sn_arena_free(&a);
+	assert_string_equal(cleanup_order, "cba");
+	sn_arena_free(&a);
+	assert_int_equal(n_cleanups, 3);
+	sn_arena_init(&a, 64);
+	assert_int_equal(sn_arena_on_free(&a, note_cleanup, "d"), 0);
+	sn_arena_free(&a);
+	assert_string_equal(cleanup_order, "cbad");
+}
+
 /* The one JSON string writer (sinew/json.h) on a FILE: escapes, strict
  * UTF-8 (a bad byte becomes U+FFFD), a sequence longer than one chunk of
  * its buffer kept whole, NULL as null. */
@@ -239,6 +273,7 @@ int main(void)
 		cmocka_unit_test(test_loop_phase_order),
 		cmocka_unit_test(test_buf_pool),
 		cmocka_unit_test(test_arena),
+		cmocka_unit_test(test_arena_cleanups),
 		cmocka_unit_test(test_json_fput),
 		cmocka_unit_test(test_query),
 		cmocka_unit_test(test_status_range),
