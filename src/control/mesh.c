@@ -515,6 +515,12 @@ static void on_message(struct sn_xds_conn *c, const char *msg, size_t len)
 	if (px->gone)
 		return;
 	px->last_heard_ms = sn_loop_now(m->loop);
+	/* The heartbeat as proxies write it, every 3 s from each: not worth a
+	 * parse (10,000 proxies' heartbeats were a fifth of a core). Any
+	 * other spelling takes the general path below. */
+	static const char heartbeat[] = "{\"type\":\"heartbeat\"}";
+	if (px->hello && len == sizeof(heartbeat) - 1 && !memcmp(msg, heartbeat, len))
+		return;
 	if (!sn_utf8_valid(msg, len)) {
 		protocol_error(px, "a message is not UTF-8");
 		return;
