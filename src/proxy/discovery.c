@@ -261,6 +261,19 @@ static void send_ack(struct sn_cp *cp, const char *nonce)
 	cp_send(cp, &b);
 }
 
+/* One {"resource", "text"} of a nack's errors or an ack's refusals. */
+static void out_refusal(struct sn_out *b, int *first, const char *key, const char *text)
+{
+	if (!*first)
+		sn_out_cstr(b, ",");
+	*first = 0;
+	sn_out_cstr(b, "{\"resource\":");
+	json_text(b, key);
+	sn_out_cstr(b, ",\"text\":");
+	json_text(b, text);
+	sn_out_cstr(b, "}");
+}
+
 static void send_nack(struct sn_cp *cp, const char *nonce, const struct sn_diags *d)
 {
 	struct sn_out b = { 0 };
@@ -275,14 +288,7 @@ static void send_nack(struct sn_cp *cp, const char *nonce, const struct sn_diags
 			continue;
 		sn_diag_format(&d->v[i], line, sizeof(line));
 		snprintf(key, sizeof(key), "%s/%s", d->v[i].kind ? d->v[i].kind : "", d->v[i].name ? d->v[i].name : "");
-		if (!first)
-			sn_out_cstr(&b, ",");
-		first = 0;
-		sn_out_cstr(&b, "{\"resource\":");
-		json_text(&b, key);
-		sn_out_cstr(&b, ",\"text\":");
-		json_text(&b, line);
-		sn_out_cstr(&b, "}");
+		out_refusal(&b, &first, key, line);
 	}
 	sn_out_cstr(&b, "]}");
 	cp_send(cp, &b);
@@ -482,16 +488,8 @@ static void send_ack_refusing(struct sn_cp *cp, const char *nonce, const struct 
 	sn_out_cstr(&b, ",\"refused\":[");
 	for (size_t i = 0; i < pa->n_changes; i++) {
 		const struct change *ch = &pa->changes[i];
-		if (ch->accepted)
-			continue;
-		if (!first)
-			sn_out_cstr(&b, ",");
-		first = 0;
-		sn_out_cstr(&b, "{\"resource\":");
-		json_text(&b, ch->key);
-		sn_out_cstr(&b, ",\"text\":");
-		json_text(&b, ch->error ? ch->error : "did not translate with the rest of the push");
-		sn_out_cstr(&b, "}");
+		if (!ch->accepted)
+			out_refusal(&b, &first, ch->key, ch->error ? ch->error : "did not translate with the rest of the push");
 	}
 	sn_out_cstr(&b, "]}");
 	cp_send(cp, &b);

@@ -44,7 +44,9 @@ spec:
 
 
 class NackTest(unittest.TestCase):
-    def test_nack_reaches_proxy_status_and_resource_status(self):
+    def mesh_with_routes(self):
+        """sinewd with reviews and ratings (v1, v2 each), their rules, and a
+        route to v1 for each."""
         mesh = Mesh(self)
         ports = {}
         for svc, ver in (("reviews", "v1"), ("reviews", "v2"), ("ratings", "v1"), ("ratings", "v2")):
@@ -52,6 +54,10 @@ class NackTest(unittest.TestCase):
         mesh.apply(st.registry_yaml(ports) + REVIEWS_DR + "---\n" + RATINGS_DR, "registry.yaml")
         mesh.apply(reviews_vs("v1"), "reviews-vs.yaml")
         mesh.apply(ratings_vs("v1"), "ratings-vs.yaml")
+        return mesh
+
+    def test_nack_reaches_proxy_status_and_resource_status(self):
+        mesh = self.mesh_with_routes()
         a = start_cp_proxy(self, mesh, args=["--service", "productpage"])
         c = start_cp_proxy(self, mesh, args=["--service", "details"])
         self.assertEqual(version_of(get(a.outbound_port, "reviews:9080")), "v1")
@@ -101,13 +107,7 @@ class NackTest(unittest.TestCase):
 
 
     def test_one_refused_resource_does_not_hold_back_the_rest(self):
-        mesh = Mesh(self)
-        ports = {}
-        for svc, ver in (("reviews", "v1"), ("reviews", "v2"), ("ratings", "v1"), ("ratings", "v2")):
-            ports[(svc, ver)] = st.start_backend(self, svc, ver).port
-        mesh.apply(st.registry_yaml(ports) + REVIEWS_DR + "---\n" + RATINGS_DR, "registry.yaml")
-        mesh.apply(reviews_vs("v1"), "reviews-vs.yaml")
-        mesh.apply(ratings_vs("v1"), "ratings-vs.yaml")
+        mesh = self.mesh_with_routes()
         a = start_cp_proxy(self, mesh, args=["--service", "productpage"])
         self.assertEqual(version_of(get(a.outbound_port, "reviews:9080")), "v1")
         self.assertEqual(version_of(get(a.outbound_port, "ratings:9080")), "v1")
