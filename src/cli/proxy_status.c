@@ -130,8 +130,10 @@ int sn_cli_proxy_status(int argc, char **argv)
 		struct fy_node *rev = sn_cli_json_get(p, "revision");
 		char version[80], err[1200] = "", labels[600] = "", subs[800] = "", heard[32];
 		const char *acked = sn_cli_json_str_or(rev, "acked", "?"), *cur = sn_cli_json_str_or(rev, "current", "?");
-		if (strcmp(acked, cur) == 0)
-			snprintf(version, sizeof(version), "%s", acked);
+		/* SYNCED: current at the store's revision, though a change that
+		 * did not concern it sent it nothing to acknowledge */
+		if (strcmp(acked, cur) == 0 || !strcmp(sn_cli_json_str_or(p, "state", ""), "SYNCED"))
+			snprintf(version, sizeof(version), "%s", cur);
 		else
 			snprintf(version, sizeof(version), "%s/%s", acked, cur);
 		struct fy_node *errs = sn_cli_json_get(p, "errors");

@@ -9,6 +9,7 @@ WorkloadEntry, a new DestinationRule, a proxy registering as that
 Service's endpoint), a policy of its namespace, a resource removed."""
 
 import os
+import subprocess
 import sys
 import unittest
 
@@ -118,6 +119,16 @@ class IncrementalPushTest(unittest.TestCase):
         # a policy of both proxies' namespace concerns both; of another, neither
         self.assertEqual(self.change(apply=DENY_POLICY % "default"), (1, 1))
         self.assertEqual(self.change(apply=DENY_POLICY % "elsewhere"), (0, 0))
+        # neither acked that revision, and both run it: proxy-status says so
+        _, ver = self.mesh.call("GET", "/api/v1/version")
+        self.assertTrue(all(p["revision"]["acked"] != ver["revision"] for p in self.mesh.proxies()))
+        env = st.proxy_env()
+        env["SINEW_SERVER"] = "http://127.0.0.1:%d" % self.mesh.port
+        out = subprocess.run([os.path.join(st.BIN, "sinew"), "proxy-status"], capture_output=True, text=True,
+                             env=env, timeout=30).stdout
+        rows = [line.split() for line in out.splitlines()[1:]]
+        self.assertEqual(sorted((r[1], r[4], r[5]) for r in rows),
+                         [("app-a", ver["revision"], "SYNCED"), ("app-b", ver["revision"], "SYNCED")], out)
         # removing what one holds
         self.assertEqual(self.change(delete="/api/v1/resources/virtualservices/default/ratings"), (0, 1))
         self.assertEqual(version_of(get(self.b.outbound_port, "ratings:9080")), "v1")
