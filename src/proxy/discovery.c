@@ -26,6 +26,7 @@
 
 #include "sinew/json.h"
 #include "sinew/out.h"
+#include "sinew/sorted.h"
 #include "sinew/log.h"
 #include "sinew/xds.h"
 #include "proxy.h"
@@ -218,6 +219,23 @@ static int cmp_res(const void *a, const void *b)
 	return 0;
 }
 
+static int cmp_key_res(const void *key, const void *elem)
+{
+	const struct cp_resource k = { .key = (char *)key };
+	return cmp_res(&k, elem);
+}
+
+/* The index of key in a table sorted by cmp_res, or -1: by its order,
+ * then by name among the keys it ranks alike (kinds past the four it
+ * names rank alike). */
+static ssize_t sorted_find(const struct cp_resource *v, size_t n, const char *key)
+{
+	for (size_t i = sn_lower_bound(v, n, sizeof(*v), key, cmp_key_res, NULL); i < n && !cmp_key_res(key, &v[i]); i++)
+		if (!strcmp(v[i].key, key))
+			return (ssize_t)i;
+	return -1;
+}
+
 /* Loads every resource of the table and translates the set. On success
  * *out gets the snapshot; diagnostics go to d either way. */
 static int build(struct sn_cp *cp, struct cp_resource *v, size_t n, struct sn_diags *d, struct sn_snapshot **out)
@@ -378,7 +396,9 @@ static int res_dup(struct cp_resource *dst, const struct cp_resource *src)
  * that cannot run no longer holds back the others. Returns 0 with *pa
  * filled when some changes run and some do not; -1 when there is nothing
  * to separate (one change, none runs, more than PARTIAL_MAX_CHANGES, or
- * out of memory): the whole push is refused. */
+ * out of memory): the whole push is refused. old and v are sorted by
+ * cmp_res (cp->res always is), so a proxy holding thousands of endpoints
+ * finds each key by a binary search. */
 #define PARTIAL_MAX_CHANGES 64
 #define PARTIAL_MAX_ROUNDS 3
 
@@ -393,7 +413,7 @@ static int accept_partly(struct sn_cp *cp, const struct cp_resource *old, size_t
 	if (pa->changes == NULL)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		ssize_t at = res_find((struct cp_resource *)old, n_old, v[i].key);
+		ssize_t at = sorted_find(old, n_old, v[i].key);
 		if (at >= 0 && old[at].rv != NULL && v[i].rv != NULL && !strcmp(old[at].rv, v[i].rv))
 			continue;
 		if (pa->n_changes == PARTIAL_MAX_CHANGES)
@@ -401,7 +421,7 @@ static int accept_partly(struct sn_cp *cp, const struct cp_resource *old, size_t
 		pa->changes[pa->n_changes++] = (struct change){ .key = v[i].key, .at = i, .put = 1 };
 	}
 	for (size_t i = 0; i < n_old; i++) {
-		if (res_find((struct cp_resource *)v, n, old[i].key) >= 0)
+		if (sorted_find(v, n, old[i].key) >= 0)
 			continue;
 		if (pa->n_changes == PARTIAL_MAX_CHANGES)
 			goto whole;
@@ -424,7 +444,7 @@ static int accept_partly(struct sn_cp *cp, const struct cp_resource *old, size_t
 				continue;
 			size_t n_cand = n_cur;
 			memcpy(cand, cur, n_cur * sizeof(*cand));
-			ssize_t at = res_find(cand, n_cand, ch->key);
+			ssize_t at = sorted_find(cand, n_cand, ch->key);
 			if (ch->put && at >= 0)
 				cand[at] = v[ch->at];
 			else if (ch->put)

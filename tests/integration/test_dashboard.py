@@ -132,16 +132,11 @@ class Page:
         return self.d.execute_script(script, *args)
 
     def wait(self, pred, timeout, what):
-        deadline = time.time() + timeout
-        last = None
-        while time.time() < deadline:
-            last = pred()
-            if last:
-                return last
-            time.sleep(0.2)
-        self.shot("timeout")
-        raise AssertionError("timed out after %.0f s waiting for %s; last: %r\nconsole: %s"
-                             % (timeout, what, last, self.logs()))
+        try:
+            return st.wait_for(pred, timeout, what, interval=0.2)
+        except AssertionError as e:
+            self.shot("timeout")
+            raise AssertionError("%s\nconsole: %s" % (e, self.logs())) from None
 
     def shot(self, name):
         path = os.path.join(ARTIFACTS, name + ".png")

@@ -376,13 +376,17 @@ class EtcdStoreTest(unittest.TestCase):
             self.assertEqual(status, 200, r)
             leaf = os.path.join(d, "leaf%d.pem" % minted_at)
             chain = os.path.join(d, "leafchain%d.pem" % minted_at)
-            with open(leaf, "w") as f:
-                f.write(r["certificate"])
-            with open(chain, "w") as f:
-                f.write(r["chain"])
-            # the one root verifies it, through the replica's own intermediate
-            openssl("verify", "-CAfile", root, "-untrusted", chain, leaf)
-            self.assertIn("replica %d" % used_at, openssl("x509", "-in", leaf, "-noout", "-issuer"))
+
+            def verify_issued(answer, replica):
+                """The one root verifies the leaf through the replica's own intermediate."""
+                with open(leaf, "w") as f:
+                    f.write(answer["certificate"])
+                with open(chain, "w") as f:
+                    f.write(answer["chain"])
+                openssl("verify", "-CAfile", root, "-untrusted", chain, leaf)
+                self.assertIn("replica %d" % replica, openssl("x509", "-in", leaf, "-noout", "-issuer"))
+
+            verify_issued(r, used_at)
             # renewed at yet another replica (a proxy that moved): the
             # current leaf with its chain, and a signature by its key
             renew_at = (minted_at + 2) % 3
@@ -397,12 +401,7 @@ class EtcdStoreTest(unittest.TestCase):
                 {"certificate": r["certificate"] + r["chain"], "csr": csr2,
                  "signature": base64.b64encode(sig).decode()}))
             self.assertEqual(status, 200, r2)
-            with open(leaf, "w") as f:
-                f.write(r2["certificate"])
-            with open(chain, "w") as f:
-                f.write(r2["chain"])
-            openssl("verify", "-CAfile", root, "-untrusted", chain, leaf)
-            self.assertIn("replica %d" % renew_at, openssl("x509", "-in", leaf, "-noout", "-issuer"))
+            verify_issued(r2, renew_at)
             # spent for every replica, including the one that minted it
             for again in range(3):
                 status, r = ms[again].call("POST", "/api/v1/certificates", json.dumps({"token": token, "csr": csr}))
